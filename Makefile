@@ -1,0 +1,49 @@
+# Two commands matter (see README): `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+NODE_STAMP := node_modules/.package-lock.json
+
+.PHONY: run test install install-dev lint worker beat clean
+
+# torch first, pinned, so it comes from the CPU wheel and nothing later pulls a CUDA build.
+$(RUN_STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+install: $(RUN_STAMP) $(NODE_STAMP)
+
+install-dev: $(DEV_STAMP) $(NODE_STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+test: lint
+	$(BIN)/python -m pytest
+
+worker: install
+	$(BIN)/celery -A hivemind_web worker --loglevel=INFO
+
+beat: install
+	$(BIN)/celery -A hivemind_web beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles

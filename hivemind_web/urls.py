@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from workspaces import views as workspace_views
+
+from .api import api
+from .views import healthz
+
+urlpatterns = [
+    path("", workspace_views.home, name="home"),
+    path("healthz", healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("w/<slug:slug>/", include("metrics.urls")),
+    path("w/<slug:slug>/", include("workspaces.urls")),
+]

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests.factories import add_member, make_key, make_user, make_workspace
+from workspaces.models import Role, Workspace
+
+
+@dataclass
+class Tenant:
+    """A workspace with an admin, a lead, a viewer and an API key with every scope."""
+
+    workspace: Workspace
+    admin: Any
+    lead: Any
+    viewer: Any
+    key: str
+
+    def client_for(self, user: Any) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    def api_headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+
+def _tenant(name: str) -> Tenant:
+    admin = make_user(f"{name}-admin")
+    workspace = make_workspace(name=name.title(), owner=admin)
+    return Tenant(
+        workspace=workspace,
+        admin=admin,
+        lead=add_member(workspace, Role.LEAD, make_user(f"{name}-lead")),
+        viewer=add_member(workspace, Role.VIEWER, make_user(f"{name}-viewer")),
+        key=make_key(workspace),
+    )
+
+
+@pytest.fixture
+def tenant(db: None) -> Tenant:
+    return _tenant("acme")
+
+
+@pytest.fixture
+def other_tenant(db: None) -> Tenant:
+    """A second workspace: nothing of `tenant` may be visible to it."""
+    return _tenant("globex")
+
+
+@pytest.fixture
+def anon() -> Client:
+    return Client()

@@ -1,0 +1,36 @@
+"""Plain factory functions: each makes one valid object with overridable fields."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from workspaces.models import Role, Scope, Workspace
+from workspaces.services import api_key_create, membership_set, workspace_create
+
+_seq = itertools.count(1)
+
+
+def make_user(username: str = "", password: str = "pw-for-tests-1", **extra: Any) -> Any:
+    username = username or f"user{next(_seq)}"
+    return get_user_model().objects.create_user(
+        username=username, password=password, email=f"{username}@example.com", **extra
+    )
+
+
+def make_workspace(name: str = "", owner: Any = None) -> Workspace:
+    name = name or f"Workspace {next(_seq)}"
+    return workspace_create(name=name, owner=owner or make_user())
+
+
+def add_member(workspace: Workspace, role: str = Role.VIEWER, user: Any = None) -> Any:
+    user = user or make_user()
+    membership_set(workspace=workspace, user=user, role=role, actor=None)
+    return user
+
+
+def make_key(workspace: Workspace, scopes: list[str] | None = None, name: str = "test") -> str:
+    scopes = scopes if scopes is not None else [Scope.INGEST, Scope.SKILLS_READ]
+    return api_key_create(workspace=workspace, name=name, scopes=scopes, actor=None).secret

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Router
+
+from .auth import ApiKeyAuth
+from .schemas import ErrorOut, WhoAmIOut
+
+router = Router(tags=["workspace"])
+
+
+@router.get(
+    "/whoami",
+    auth=ApiKeyAuth(),
+    response={200: WhoAmIOut, 401: ErrorOut},
+    summary="Which workspace and scopes this API key has",
+)
+def whoami(request: HttpRequest) -> WhoAmIOut:
+    """Lets an agent check its key before sending anything."""
+    key = request.auth  # type: ignore[attr-defined]
+    return WhoAmIOut(
+        workspace=key.workspace.slug,
+        workspace_name=key.workspace.name,
+        key_name=key.name,
+        key_prefix=key.display_prefix,
+        scopes=key.scopes,
+        created_at=key.created_at,
+    )

@@ -1,0 +1,47 @@
+"""API-key authentication for django-ninja. The key decides the workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer
+
+from .errors import AuthenticationFailed
+from .models import ApiKey
+from .services import api_key_authenticate
+
+ALT_HEADER = "X-Hivemind-Api-Key"
+
+
+class ApiKeyAuth(HttpBearer):
+    """`Authorization: Bearer hm_…` (or `X-Hivemind-Api-Key: hm_…`) with a required scope.
+
+    Sets `request.auth` to the ApiKey and `request.workspace` to its workspace.
+    Failures raise with a reason (missing, malformed, unknown, revoked, or
+    lacking the scope) instead of ninja's bare "Unauthorized".
+    """
+
+    def __init__(self, scope: str | None = None) -> None:
+        super().__init__()
+        self.scope = scope
+
+    def __call__(self, request: HttpRequest) -> Any:
+        header = request.headers.get(self.header, "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationFailed("Authorization header must be 'Bearer <API key>'.")
+            return self.authenticate(request, token.strip())
+        alt = request.headers.get(ALT_HEADER, "")
+        if alt:
+            return self.authenticate(request, alt.strip())
+        raise AuthenticationFailed(
+            "Missing API key: send 'Authorization: Bearer <API key>'. "
+            "Create a key under Settings → API keys."
+        )
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
+        api_key = api_key_authenticate(raw_key=token, scope=self.scope)
+        request.workspace = api_key.workspace  # type: ignore[attr-defined]
+        return api_key

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .errors import NotFound
+from .models import Role
+from .selectors import membership_get
+
+View = Callable[..., HttpResponse]
+
+
+def workspace_view(min_role: str = Role.VIEWER) -> Callable[[View], View]:
+    """Resolve `/w/<slug>/…` to the user's membership, or 404.
+
+    Non-members get 404, not 403, so URLs do not reveal which workspaces exist.
+    Members below `min_role` get a 403 page that says which role is needed.
+    """
+
+    def decorator(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                membership = membership_get(user=request.user, slug=slug)
+            except NotFound:
+                raise Http404("No such workspace.") from None
+            request.workspace = membership.workspace  # type: ignore[attr-defined]
+            request.membership = membership  # type: ignore[attr-defined]
+            request.session["workspace_slug"] = slug
+            if not membership.has_role(min_role):
+                return render(
+                    request,
+                    "workspaces/forbidden.html",
+                    {"needed_role": Role(min_role).label},
+                    status=403,
+                )
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,76 @@
+"""Create (or refresh) the demo workspace, its admin and an API key, and print them.
+
+Idempotent: running it again reuses the same workspace, user and key. The demo
+password and key are kept in HIVEMIND_DATA_DIR/demo_credentials.json (mode 600)
+because the database only holds their hashes and a second run must still be
+able to print them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from workspaces.models import ApiKey, Role, Scope, Workspace
+from workspaces.services import api_key_create, hash_secret, membership_set, workspace_create
+
+DEMO_SLUG = "demo"
+DEMO_USERNAME = "admin"
+
+
+class Command(BaseCommand):
+    help = "Create the demo workspace, an admin user and an API key; print their credentials."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = Path(settings.DATA_DIR) / "demo_credentials.json"
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        with transaction.atomic():
+            user, password = self._admin(stored.get("password"))
+            workspace = self._workspace(user)
+            api_key = self._api_key(workspace, user, stored.get("api_key"))
+        path.write_text(json.dumps({"password": password, "api_key": api_key}))
+        path.chmod(0o600)
+        url = settings.HIVEMIND_PUBLIC_URL.rstrip("/")
+        self.stdout.write(
+            self.style.SUCCESS("Demo workspace ready.")
+            + f"\n  Open      {url}/login/"
+            + f"\n  Username  {DEMO_USERNAME}"
+            + f"\n  Password  {password}"
+            + f"\n  API key   {api_key}   (scopes: ingest, skills:read)\n"
+        )
+
+    def _admin(self, password: str | None) -> tuple[Any, str]:
+        User = get_user_model()
+        user, _ = User.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"email": "admin@example.com"}
+        )
+        if not password or not user.check_password(password):
+            password = password or secrets.token_urlsafe(12)
+            user.set_password(password)
+        user.is_staff = user.is_superuser = True
+        user.save()
+        return user, password
+
+    def _workspace(self, user: Any) -> Workspace:
+        workspace = Workspace.objects.filter(slug=DEMO_SLUG).first()
+        if workspace is None:
+            return workspace_create(name="Demo", slug=DEMO_SLUG, owner=user)
+        membership_set(workspace=workspace, user=user, role=Role.ADMIN, actor=None)
+        return workspace
+
+    def _api_key(self, workspace: Workspace, user: Any, secret: str | None) -> str:
+        if secret:
+            live = ApiKey.objects.filter(
+                workspace=workspace, secret_hash=hash_secret(secret), revoked_at=None
+            ).exists()
+            if live:
+                return secret
+        scopes = [Scope.INGEST, Scope.SKILLS_READ]
+        return api_key_create(workspace=workspace, name="demo", scopes=scopes, actor=user).secret

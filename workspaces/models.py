@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+
+class Workspace(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    LEAD = "lead", "Lead"
+    VIEWER = "viewer", "Viewer"
+
+
+# Higher rank can do everything a lower rank can.
+ROLE_RANK = {Role.VIEWER: 0, Role.LEAD: 1, Role.ADMIN: 2}
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    def has_role(self, role: str) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+
+class Scope(models.TextChoices):
+    INGEST = "ingest", "Send traces (ingest)"
+    SKILLS_READ = "skills:read", "Read published skills (skills:read)"
+
+
+class ApiKey(models.Model):
+    """A workspace's API key. Only a SHA-256 of the secret is stored.
+
+    The full key is `hm_<prefix>_<secret>`; the prefix is stored in clear so a key
+    can be found by it and recognised in lists. Keys are 256-bit random values, so
+    a fast hash is enough: there is nothing to brute-force as with passwords.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = ArrayField(models.CharField(max_length=20, choices=Scope.choices), default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix})"
+
+    @property
+    def display_prefix(self) -> str:
+        return f"hm_{self.prefix}_…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class PiiPolicy(models.Model):
+    """What the redaction engine removes before a workspace's traces are stored."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="pii_policy")
+    capture_enabled = models.BooleanField(
+        default=True, help_text="When off, the ingest endpoints refuse traces (403)."
+    )
+    redact_emails = models.BooleanField(default=True)
+    redact_phone_numbers = models.BooleanField(default=True)
+    redact_credit_cards = models.BooleanField(default=True)
+    redact_ip_addresses = models.BooleanField(default=True)
+    redact_secrets = models.BooleanField(
+        default=True, help_text="API keys, tokens, JWTs, Bearer values, private keys."
+    )
+    custom_patterns = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Extra rules: a list of {"name": "ORDER_ID", "pattern": "ORD-\\\\d+"}.',
+    )
+    retention_days = models.PositiveIntegerField(
+        default=90, help_text="Traces older than this are purged; rollups are kept."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "PII policy"
+        verbose_name_plural = "PII policies"
+
+    def __str__(self) -> str:
+        return f"PII policy of {self.workspace}"
+
+
+class AuditEvent(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Kept as text too, so the log still says who acted after a user is deleted.
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64)
+    object_label = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        # Serves the audit-log page: newest events of one workspace first.
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_ws_created")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.object_type}:{self.object_id}"

@@ -1,0 +1,163 @@
+"""Writes for workspaces, members, API keys, PII policy and the audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .errors import AuthenticationFailed, InvalidInput, PermissionDenied
+from .models import ApiKey, AuditEvent, Membership, PiiPolicy, Role, Scope, Workspace
+
+KEY_PREFIX_BYTES = 6
+KEY_SECRET_BYTES = 32
+# last_used_at is informational; writing it on every request would turn every
+# API read into a write, so it is refreshed at most this often.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def hash_secret(full_key: str) -> str:
+    return hashlib.sha256(full_key.encode()).hexdigest()
+
+
+def audit_record(
+    *,
+    workspace: Workspace,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: Any,
+    before: dict | None = None,
+    after: dict | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Append one event to the workspace's audit log."""
+    return AuditEvent.objects.create(
+        workspace=workspace,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label=actor_label or (actor.get_username() if actor is not None else "system"),
+        action=action,
+        object_type=type(obj).__name__,
+        object_id=str(obj.pk),
+        object_label=str(obj)[:200],
+        before=before,
+        after=after,
+    )
+
+
+@transaction.atomic
+def workspace_create(*, name: str, owner: AbstractBaseUser, slug: str = "") -> Workspace:
+    """Create a workspace with its default PII policy; the owner becomes admin."""
+    workspace = Workspace.objects.create(name=name, slug=slug or slugify(name)[:50])
+    PiiPolicy.objects.create(workspace=workspace)
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
+    audit_record(workspace=workspace, actor=owner, action="workspace.create", obj=workspace)
+    return workspace
+
+
+@transaction.atomic
+def membership_set(
+    *, workspace: Workspace, user: AbstractBaseUser, role: str, actor: AbstractBaseUser | None
+) -> Membership:
+    """Add a user to a workspace, or change their role."""
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+    membership, created = Membership.objects.get_or_create(
+        workspace=workspace, user=user, defaults={"role": role}
+    )
+    before = None if created else {"role": membership.role}
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="membership.add" if created else "membership.change",
+        obj=membership,
+        before=before,
+        after={"role": role},
+    )
+    return membership
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    api_key: ApiKey
+    secret: str  # the full key; shown once, never stored
+
+
+@transaction.atomic
+def api_key_create(
+    *, workspace: Workspace, name: str, scopes: list[str], actor: AbstractBaseUser | None
+) -> NewApiKey:
+    """Create a key and return its full secret, which is never stored."""
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise InvalidInput(f"Unknown scope(s): {', '.join(unknown)}.")
+    if not scopes:
+        raise InvalidInput("Choose at least one scope.")
+    if not name.strip():
+        raise InvalidInput("Give the key a name, e.g. the agent that will use it.")
+    prefix = secrets.token_hex(KEY_PREFIX_BYTES)
+    full_key = f"hm_{prefix}_{secrets.token_urlsafe(KEY_SECRET_BYTES)}"
+    api_key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name.strip()[:100],
+        prefix=prefix,
+        secret_hash=hash_secret(full_key),
+        scopes=sorted(set(scopes)),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="api_key.create",
+        obj=api_key,
+        after={"name": api_key.name, "scopes": api_key.scopes, "prefix": prefix},
+    )
+    return NewApiKey(api_key=api_key, secret=full_key)
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_record(workspace=api_key.workspace, actor=actor, action="api_key.revoke", obj=api_key)
+    return api_key
+
+
+def api_key_authenticate(*, raw_key: str, scope: str | None) -> ApiKey:
+    """Resolve a presented key to its ApiKey, or raise with a reason a client can act on."""
+    parts = raw_key.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != "hm" or not parts[1]:
+        raise AuthenticationFailed(
+            "Malformed API key: expected 'Authorization: Bearer hm_<prefix>_<secret>'."
+        )
+    api_key = ApiKey.objects.select_related("workspace").filter(prefix=parts[1]).first()
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_secret(raw_key)):
+        raise AuthenticationFailed("Unknown API key. Check the key, or create one in Settings.")
+    if api_key.revoked_at is not None:
+        raise AuthenticationFailed(
+            f"This API key was revoked on {api_key.revoked_at:%Y-%m-%d %H:%M} UTC; create a new one."
+        )
+    if scope is not None and scope not in api_key.scopes:
+        raise PermissionDenied(
+            f"This API key lacks the '{scope}' scope (it has: {', '.join(api_key.scopes) or 'none'})."
+        )
+    _touch_last_used(api_key)
+    return api_key
+
+
+def _touch_last_used(api_key: ApiKey) -> None:
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
