@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from pydantic import BaseModel
 
 from workspaces.errors import DomainError, RateLimited
 
-api = NinjaAPI(
+
+class HivemindAPI(NinjaAPI):
+    """NinjaAPI that can document request bodies an operation parses itself.
+
+    The ingest endpoints read the raw body (to cap its size, gunzip it, and judge
+    each trace on its own), so ninja cannot see their body schema; they name it in
+    `openapi_extra` and register the model here so the reference resolves.
+    """
+
+    extra_schemas: ClassVar[list[type[BaseModel]]] = []
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in self.extra_schemas:
+            generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(generated.pop("$defs", {}))
+            components[model.__name__] = generated
+        return schema
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting `model` as the JSON request body."""
+    HivemindAPI.extra_schemas.append(model)
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+api = HivemindAPI(
     title="Hivemind Web API",
     version="1",
     description=(
@@ -44,9 +75,11 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def _add_routers() -> None:
+    from traces.api import router as traces_router
     from workspaces.api import router as workspaces_router
 
     api.add_router("/v1", workspaces_router)
+    api.add_router("/v1", traces_router)
 
 
 _add_routers()

@@ -159,3 +159,12 @@ LOGGING = {
     # pgserver logs every start, stop and pg_ctl call at INFO.
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+# --- Ingest limits ------------------------------------------------------------
+# Bodies above this get 413 before they are parsed.
+HIVEMIND_MAX_BODY_BYTES = env.int("HIVEMIND_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+HIVEMIND_MAX_TRACES_PER_BATCH = env.int("HIVEMIND_MAX_TRACES_PER_BATCH", default=1000)
+HIVEMIND_MAX_STEPS_PER_TRACE = env.int("HIVEMIND_MAX_STEPS_PER_TRACE", default=5000)
+# Django refuses request.body above this; keep it just above our own cap so our
+# 413 (with a useful message) is what a client sees.
+DATA_UPLOAD_MAX_MEMORY_SIZE = HIVEMIND_MAX_BODY_BYTES + 1

@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/", api.urls),
     path("w/<slug:slug>/", include("metrics.urls")),
     path("w/<slug:slug>/", include("workspaces.urls")),
+    path("w/<slug:slug>/", include("traces.urls")),
 ]

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 from workspaces.decorators import workspace_view
 from workspaces.forms import ApiKeyForm
 
-from .selectors import overview_get
+from .selectors import overview_get, recent_failed_traces
 
 
 @require_GET
@@ -17,5 +17,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "metrics/overview.html",
-        {"overview": overview_get(workspace=workspace), "form": ApiKeyForm()},
+        {
+            "overview": overview_get(workspace=workspace),
+            "recent_failures": recent_failed_traces(workspace=workspace),
+            "form": ApiKeyForm(),
+        },
     )

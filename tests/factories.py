@@ -34,3 +34,26 @@ def add_member(workspace: Workspace, role: str = Role.VIEWER, user: Any = None) 
 def make_key(workspace: Workspace, scopes: list[str] | None = None, name: str = "test") -> str:
     scopes = scopes if scopes is not None else [Scope.INGEST, Scope.SKILLS_READ]
     return api_key_create(workspace=workspace, name=name, scopes=scopes, actor=None).secret
+
+
+def trace_payload(external_id: str = "", **overrides: Any) -> dict[str, Any]:
+    """A valid native trace (two steps, the second failing)."""
+    payload: dict[str, Any] = {
+        "external_id": external_id or f"trace-{next(_seq)}",
+        "agent": "checkout-agent",
+        "session_id": "s-1",
+        "task": "Refund order 8812",
+        "status": "failed",
+        "started_at": "2026-11-20T10:00:00Z",
+        "steps": [
+            {"kind": "user_prompt", "input": "Refund order 8812"},
+            {
+                "kind": "tool_call",
+                "name": "payments.refund",
+                "input": {"order": "8812"},
+                "error": "429 Too Many Requests: retry after 2s",
+            },
+        ],
+    }
+    payload.update(overrides)
+    return payload

@@ -23,6 +23,7 @@ from workspaces.services import api_key_create, hash_secret, membership_set, wor
 
 DEMO_SLUG = "demo"
 DEMO_USERNAME = "admin"
+DEMO_TRACES = 360
 
 
 class Command(BaseCommand):
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             user, password = self._admin(stored.get("password"))
             workspace = self._workspace(user)
             api_key = self._api_key(workspace, user, stored.get("api_key"))
+        self._traces(workspace)
         path.write_text(json.dumps({"password": password, "api_key": api_key}))
         path.chmod(0o600)
         url = settings.HIVEMIND_PUBLIC_URL.rstrip("/")
@@ -64,6 +66,20 @@ class Command(BaseCommand):
             return workspace_create(name="Demo", slug=DEMO_SLUG, owner=user)
         membership_set(workspace=workspace, user=user, role=Role.ADMIN, actor=None)
         return workspace
+
+    def _traces(self, workspace: Workspace) -> None:
+        """Demo traces, sent through the same ingest service agents use.
+
+        External ids are fixed, so a second run updates the same traces.
+        Timestamps are anchored to the first seed, so the demo stays put.
+        """
+        from traces.demo import demo_traces
+        from traces.services import trace_ingest_batch
+
+        anchor = workspace.created_at.replace(microsecond=0)
+        items = demo_traces(count=DEMO_TRACES, now=anchor)
+        for start in range(0, len(items), 200):
+            trace_ingest_batch(workspace=workspace, items=items[start : start + 200])
 
     def _api_key(self, workspace: Workspace, user: Any, secret: str | None) -> str:
         if secret:

@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from tests.factories import make_key, trace_payload
+from traces.models import TRACE_LEVEL_INDEX, Incident, Outcome, Step, Trace
+from workspaces.models import PiiPolicy, Scope
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/traces"
+
+
+def post(client, tenant, body, key=None, **headers):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(
+        URL, data, content_type="application/json", headers={**tenant.api_headers(key), **headers}
+    )
+
+
+def counts():
+    return (Trace.objects.count(), Step.objects.count(), Incident.objects.count())
+
+
+def test_batch_creates_traces_steps_and_incidents(client, tenant):
+    response = post(client, tenant, {"traces": [trace_payload("a"), trace_payload("b")]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["created"] == 2 and body["rejected"] == 0
+    assert [r["status"] for r in body["results"]] == ["created", "created"]
+    trace = Trace.objects.get(external_id="a")
+    assert trace.workspace == tenant.workspace
+    assert trace.step_count == 2 and trace.error_count == 1 and trace.status == "failed"
+    incident = Incident.objects.get(trace=trace)
+    assert incident.step_index == 1 and incident.tool == "payments.refund"
+    assert "429 too many requests" in incident.signature
+
+
+def test_retried_batch_leaves_row_counts_unchanged(client, tenant):
+    batch = {"traces": [trace_payload("a"), trace_payload("b")]}
+    post(client, tenant, batch)
+    before = counts()
+    response = post(client, tenant, batch)
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json()["results"]] == ["updated", "updated"]
+    assert counts() == before == (2, 4, 2)
+
+
+def test_resent_trace_updates_steps_by_index_and_adds_new_ones(client, tenant):
+    post(client, tenant, {"traces": [trace_payload("a", status="running")]})
+    more = trace_payload(
+        "a",
+        status="succeeded",
+        task="",
+        steps=[
+            {"index": 1, "kind": "tool_call", "name": "payments.refund", "output": {"ok": True}},
+            {"index": 2, "kind": "assistant_message", "output": "Refunded."},
+        ],
+    )
+    post(client, tenant, {"traces": [more]})
+    trace = Trace.objects.get(external_id="a")
+    assert trace.status == "succeeded"
+    assert trace.task == "Refund order 8812"  # empty field in the update keeps the stored one
+    assert list(trace.steps.values_list("index", "error")) == [(0, ""), (1, ""), (2, "")]
+    assert trace.step_count == 3 and trace.error_count == 0
+    assert not Incident.objects.filter(trace=trace).exists()
+
+
+def test_mixed_batch_stores_good_traces_and_reports_bad_ones(client, tenant):
+    bad_step = trace_payload("bad", steps=[{"kind": "teleport"}])
+    response = post(client, tenant, {"traces": [trace_payload("good"), bad_step, "nope"]})
+    assert response.status_code == 207
+    body = response.json()
+    assert [r["status"] for r in body["results"]] == ["created", "rejected", "rejected"]
+    rejected = body["results"][1]
+    assert rejected["external_id"] == "bad"
+    assert "traces[1] (external_id 'bad')" in rejected["detail"]
+    assert rejected["errors"][0]["field"] == "steps.0.kind"
+    assert "JSON object" in body["results"][2]["detail"]
+    assert list(Trace.objects.values_list("external_id", flat=True)) == ["good"]
+    assert not Step.objects.filter(trace__external_id="bad").exists()
+
+
+def test_all_rejected_is_422_and_writes_nothing(client, tenant):
+    response = post(client, tenant, {"traces": [trace_payload("x", status="exploded")]})
+    assert response.status_code == 422
+    assert "status" in response.json()["results"][0]["detail"]
+    assert counts() == (0, 0, 0)
+
+
+def test_unknown_field_is_named(client, tenant):
+    response = post(client, tenant, {"traces": [trace_payload("x", stpes=[])]})
+    assert response.status_code == 422
+    assert response.json()["results"][0]["errors"][0]["field"] == "stpes"
+
+
+def test_duplicate_external_id_in_batch_rejects_the_second(client, tenant):
+    response = post(client, tenant, {"traces": [trace_payload("x"), trace_payload("x")]})
+    assert response.status_code == 207
+    assert "earlier in the same batch" in response.json()["results"][1]["detail"]
+    assert Trace.objects.count() == 1
+
+
+def test_duplicate_step_index_is_rejected(client, tenant):
+    steps = [{"index": 0, "kind": "user_prompt"}, {"index": 0, "kind": "error", "error": "x"}]
+    response = post(client, tenant, {"traces": [trace_payload("x", steps=steps)]})
+    assert response.status_code == 422
+    assert "share an index" in response.json()["results"][0]["detail"]
+
+
+def test_too_many_steps_is_422(client, tenant, settings):
+    settings.HIVEMIND_MAX_STEPS_PER_TRACE = 3
+    steps = [{"kind": "user_prompt"}] * 4
+    response = post(client, tenant, {"traces": [trace_payload("x", steps=steps)]})
+    assert response.status_code == 422
+    assert "4 steps; the limit is 3" in response.json()["results"][0]["detail"]
+
+
+def test_too_many_traces_is_422(client, tenant, settings):
+    settings.HIVEMIND_MAX_TRACES_PER_BATCH = 1
+    response = post(client, tenant, {"traces": [trace_payload(), trace_payload()]})
+    assert response.status_code == 422
+    assert "limit is 1" in response.json()["detail"]
+
+
+def test_undecodable_json_is_400(client, tenant):
+    response = post(client, tenant, b'{"traces": [')
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["detail"]
+
+
+def test_wrong_envelope_is_422(client, tenant):
+    response = post(client, tenant, {"trace": []})
+    assert response.status_code == 422
+    assert '{"traces": [ ... ]}' in response.json()["detail"]
+
+
+def test_body_over_the_cap_is_413(client, tenant, settings):
+    settings.HIVEMIND_MAX_BODY_BYTES = 200
+    response = post(client, tenant, {"traces": [trace_payload(task="x" * 500)]})
+    assert response.status_code == 413
+    assert "limit is 200" in response.json()["detail"]
+    assert Trace.objects.count() == 0
+
+
+def test_gzip_body_is_accepted_and_bomb_is_413(client, tenant, settings):
+    body = gzip.compress(json.dumps({"traces": [trace_payload("gz")]}).encode())
+    response = post(client, tenant, body, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 200 and Trace.objects.filter(external_id="gz").exists()
+    settings.HIVEMIND_MAX_BODY_BYTES = 10_000
+    bomb = gzip.compress(b'{"traces": ["' + b"a" * 1_000_000 + b'"]}')
+    assert post(client, tenant, bomb, **{"Content-Encoding": "gzip"}).status_code == 413
+    assert post(client, tenant, b"not gzip", **{"Content-Encoding": "gzip"}).status_code == 400
+
+
+def test_key_without_ingest_scope_is_403(client, tenant):
+    key = make_key(tenant.workspace, scopes=[Scope.SKILLS_READ])
+    response = post(client, tenant, {"traces": [trace_payload()]}, key=key)
+    assert response.status_code == 403
+    assert "lacks the 'ingest' scope" in response.json()["detail"]
+
+
+def test_anonymous_is_401(client, db):
+    response = client.post(URL, json.dumps({"traces": []}), content_type="application/json")
+    assert response.status_code == 401
+    assert "Missing API key" in response.json()["detail"]
+
+
+def test_capture_switched_off_for_workspace_is_403(client, tenant):
+    PiiPolicy.objects.filter(workspace=tenant.workspace).update(capture_enabled=False)
+    response = post(client, tenant, {"traces": [trace_payload()]})
+    assert response.status_code == 403
+    assert "Capture is switched off" in response.json()["detail"]
+    assert Trace.objects.count() == 0
+
+
+def test_capture_off_header_stores_nothing(client, tenant):
+    response = post(
+        client, tenant, {"traces": [trace_payload("x")]}, **{"X-Hivemind-Capture": "off"}
+    )
+    assert response.status_code == 202
+    assert response.json()["results"][0]["status"] == "skipped"
+    assert Trace.objects.count() == 0
+
+
+def test_same_external_id_in_two_workspaces_stays_separate(client, tenant, other_tenant):
+    post(client, tenant, {"traces": [trace_payload("shared", task="Acme task")]})
+    response = post(client, other_tenant, {"traces": [trace_payload("shared", task="Globex task")]})
+    assert response.json()["results"][0]["status"] == "created"
+    assert Trace.objects.get(workspace=tenant.workspace).task == "Acme task"
+    assert Trace.objects.get(workspace=other_tenant.workspace).task == "Globex task"
+
+
+def test_failed_trace_without_error_step_gets_one_trace_level_incident(client, tenant):
+    quiet = trace_payload("q", steps=[{"kind": "assistant_message", "output": "Gave up."}])
+    post(client, tenant, {"traces": [quiet]})
+    incident = Incident.objects.get(trace__external_id="q")
+    assert incident.step_index == TRACE_LEVEL_INDEX and incident.kind == "trace_failure"
+    assert "gave up" in incident.signature
+    # A later payload that names the failing step replaces the trace-level incident.
+    post(client, tenant, {"traces": [trace_payload("q")]})
+    assert list(
+        Incident.objects.filter(trace__external_id="q").values_list("step_index", flat=True)
+    ) == [1]
+
+
+# --- outcomes -------------------------------------------------------------------
+
+
+def outcome(client, tenant, external_id, body, key=None):
+    return client.post(
+        f"{URL}/{external_id}/outcome",
+        json.dumps(body),
+        content_type="application/json",
+        headers=tenant.api_headers(key),
+    )
+
+
+def test_outcome_after_trace_updates_status_and_reward(client, tenant):
+    post(client, tenant, {"traces": [trace_payload("a", status="running")]})
+    response = outcome(
+        client, tenant, "a",
+        {"status": "succeeded", "reward": 0.9, "scores": [{"name": "csat", "value": 4, "comment": "ok"}]},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.json() == {
+        "external_id": "a", "applied": True, "trace_status": "succeeded", "detail": "Outcome applied."
+    }  # fmt: skip
+    trace = Trace.objects.get(external_id="a")
+    assert (trace.status, trace.reward) == ("succeeded", 0.9)
+    assert trace.outcomes.get().scores == [{"name": "csat", "value": 4.0, "comment": "ok"}]
+
+
+def test_outcome_before_trace_is_kept_and_applied_on_arrival(client, tenant):
+    response = outcome(
+        client, tenant, "later", {"status": "failed", "reward": 0, "comment": "wrong refund"}
+    )
+    assert response.status_code == 202 and response.json()["applied"] is False
+    assert Outcome.objects.get(external_id="later").trace is None
+    ok_steps = [{"kind": "assistant_message", "output": "Refunded twice"}]
+    post(client, tenant, {"traces": [trace_payload("later", status="succeeded", steps=ok_steps)]})
+    trace = Trace.objects.get(external_id="later")
+    assert (trace.status, trace.reward) == ("failed", 0.0)
+    assert Outcome.objects.get(external_id="later").trace == trace
+    # The failure came from the outcome, and no step names it: a trace-level incident.
+    assert "wrong refund" in Incident.objects.get(trace=trace).signature
+
+
+def test_outcome_validation_errors_are_422(client, tenant):
+    response = outcome(client, tenant, "a", {"status": "great"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "status"
+
+
+def test_outcome_from_another_workspace_does_not_touch_the_trace(client, tenant, other_tenant):
+    post(client, tenant, {"traces": [trace_payload("a", status="running")]})
+    response = outcome(client, other_tenant, "a", {"status": "failed"})
+    assert response.status_code == 202  # kept for globex's own future trace "a"
+    assert Trace.objects.get(workspace=tenant.workspace).status == "running"
+
+
+def test_outcome_access_anonymous_and_wrong_scope(client, tenant):
+    assert client.post(f"{URL}/a/outcome", "{}", content_type="application/json").status_code == 401
+    key = make_key(tenant.workspace, scopes=[Scope.SKILLS_READ])
+    assert outcome(client, tenant, "a", {"status": "failed"}, key=key).status_code == 403
+
+
+def test_openapi_documents_the_batch_body_with_an_example(client, db):
+    schema = client.get("/api/openapi.json").json()
+    op = schema["paths"]["/api/v1/traces"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/TraceBatchIn"
+    trace_schema = schema["components"]["schemas"]["TraceIn"]
+    assert trace_schema["example"]["external_id"]
+    assert "StepIn" in schema["components"]["schemas"]

@@ -1,0 +1,164 @@
+"""The agents' ingest API: batches of traces, and late outcomes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Path, Router, Status
+
+from hivemind_web.api import body_schema
+from workspaces.auth import ApiKeyAuth
+from workspaces.errors import DomainError, InvalidInput, PayloadTooLarge
+from workspaces.models import Scope
+from workspaces.schemas import ErrorOut
+
+from .schemas import OutcomeIn, OutcomeOut, TraceBatchIn, TraceBatchOut
+from .services import capture_policy_get, outcome_record, trace_ingest_batch
+
+router = Router(tags=["traces"])
+
+CAPTURE_HEADER = "X-Hivemind-Capture"
+
+
+class BadRequest(DomainError):
+    status_code = 400
+
+
+def read_json_body(request: HttpRequest) -> Any:
+    """The request body as JSON, size-capped and gunzipped; clear errors otherwise."""
+    limit = settings.HIVEMIND_MAX_BODY_BYTES
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"Body is {declared} bytes; the limit is {limit}. Send smaller batches."
+        )
+    raw = request.body
+    if len(raw) > limit:
+        raise PayloadTooLarge(
+            f"Body is {len(raw)} bytes; the limit is {limit}. Send smaller batches."
+        )
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        raw = _gunzip(raw, limit)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"Body is not valid JSON: {exc}.") from None
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    # Decompress in bounded steps: a small gzip bomb must not exhaust memory.
+    try:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data = inflater.decompress(raw, limit + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise BadRequest(f"Body says gzip but does not decompress: {exc}.") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"Decompressed body exceeds the limit of {limit} bytes.")
+    return data
+
+
+def _batch_items(body: Any) -> list[Any]:
+    if isinstance(body, dict) and isinstance(body.get("traces"), list):
+        return body["traces"]
+    if isinstance(body, list):
+        return body
+    raise InvalidInput('Body must be {"traces": [ ... ]}: a JSON object with a list of traces.')
+
+
+@router.post(
+    "/traces",
+    auth=ApiKeyAuth(scope=Scope.INGEST),
+    response={
+        200: TraceBatchOut,
+        202: TraceBatchOut,
+        207: TraceBatchOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        413: ErrorOut,
+        422: TraceBatchOut | ErrorOut,
+    },
+    summary="Send a batch of traces (create or update)",
+    openapi_extra=body_schema(TraceBatchIn),
+)
+def traces_ingest(request: HttpRequest) -> Status:
+    """Create or update traces by `external_id` (re-sending is safe: it never duplicates).
+
+    Every trace is judged on its own: the response lists, in order, `created`,
+    `updated` or `rejected` with the reason and the offending fields. 200 when all
+    were stored, 207 when some were rejected, 422 when none could be stored.
+    Header `X-Hivemind-Capture: off` asks that nothing from this request be stored
+    (202, every trace `skipped`). PII is redacted before anything is stored.
+    """
+    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    items = _batch_items(read_json_body(request))
+    if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
+        capture_policy_get(workspace=workspace)
+        return Status(202, _skipped(items))
+    batch = trace_ingest_batch(workspace=workspace, items=items)
+    rejected = batch.count("rejected")
+    status = 200 if not rejected else (422 if rejected == len(batch.results) else 207)
+    return Status(
+        status,
+        {
+            "created": batch.count("created"),
+            "updated": batch.count("updated"),
+            "rejected": rejected,
+            "results": [r.__dict__ for r in batch.results],
+        },
+    )
+
+
+def _skipped(items: list[Any]) -> dict[str, Any]:
+    detail = f"{CAPTURE_HEADER}: off; nothing from this request was stored."
+    results = [
+        {
+            "index": i,
+            "external_id": item.get("external_id") if isinstance(item, dict) else None,
+            "status": "skipped",
+            "detail": detail,
+        }
+        for i, item in enumerate(items)
+    ]
+    return {"created": 0, "updated": 0, "rejected": 0, "results": results}
+
+
+@router.post(
+    "/traces/{external_id}/outcome",
+    auth=ApiKeyAuth(scope=Scope.INGEST),
+    response={200: OutcomeOut, 202: OutcomeOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    summary="Record a trace's outcome (status, reward, scores), now or before it arrives",
+)
+def trace_outcome(
+    request: HttpRequest,
+    data: OutcomeIn,
+    external_id: str = Path(..., max_length=200),
+) -> Status:
+    """The latest outcome decides the trace's status and reward. An outcome for a
+    trace not received yet is kept (202) and applied when the trace arrives."""
+    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    outcome = outcome_record(workspace=workspace, external_id=external_id, data=data)
+    if outcome.trace_id is None:
+        return Status(
+            202,
+            OutcomeOut(
+                external_id=external_id,
+                applied=False,
+                trace_status=None,
+                detail="Trace not received yet; the outcome will be applied when it arrives.",
+            ),
+        )
+    return Status(
+        200,
+        OutcomeOut(
+            external_id=external_id,
+            applied=True,
+            trace_status=outcome.trace.status,
+            detail="Outcome applied.",
+        ),
+    )

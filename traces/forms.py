@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from .models import TraceStatus
+from .selectors import TraceFilters
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+class TraceFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *TraceStatus.choices])
+    agent = forms.ChoiceField(required=False, choices=[("", "Any agent")])
+    period = forms.ChoiceField(
+        required=False,
+        label="Started",
+        choices=[("", "Any time"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"),
+                 ("30d", "Last 30 days"), ("custom", "Between dates…")],
+    )  # fmt: skip
+    start = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    incidents = forms.ChoiceField(
+        required=False,
+        label="Incidents",
+        choices=[("", "With or without"), ("yes", "Has incidents"), ("no", "No incidents")],
+    )
+
+    def __init__(self, *args, agents: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["agent"].choices = [("", "Any agent")] + [(a, a) for a in agents]
+
+    def filters(self) -> TraceFilters:
+        if not self.is_valid():
+            return TraceFilters()
+        data = self.cleaned_data
+        since = until = None
+        if data["period"] in PERIODS:
+            since = timezone.now() - PERIODS[data["period"]]
+        elif data["period"] == "custom":
+            tz = timezone.get_current_timezone()
+            if data["start"]:
+                since = datetime.combine(data["start"], time.min, tzinfo=tz)
+            if data["end"]:
+                until = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=tz)
+        return TraceFilters(
+            status=data["status"],
+            agent=data["agent"],
+            since=since,
+            until=until,
+            has_incidents={"yes": True, "no": False}.get(data["incidents"]),
+            q=data["q"].strip(),
+        )

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from workspaces.models import Workspace
+
+# all-MiniLM-L6-v2 produces 384-dimensional vectors (traces/embeddings.py).
+EMBEDDING_DIMENSIONS = 384
+
+
+class TraceStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class StepKind(models.TextChoices):
+    USER_PROMPT = "user_prompt", "User prompt"
+    LLM_CALL = "llm_call", "LLM call"
+    TOOL_CALL = "tool_call", "Tool call"
+    TOOL_RESULT = "tool_result", "Tool result"
+    ASSISTANT_MESSAGE = "assistant_message", "Assistant message"
+    ERROR = "error", "Error"
+
+
+class Trace(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="traces")
+    external_id = models.CharField(max_length=200)
+    agent = models.CharField(max_length=200, blank=True)
+    session_id = models.CharField(max_length=200, blank=True)
+    task = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=10, choices=TraceStatus.choices, default=TraceStatus.UNKNOWN
+    )
+    reward = models.FloatField(null=True, blank=True)
+    # When the agent started the trace; the receive time when it did not say.
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    # As the agent reported them: "name@version" or "name". The skills and
+    # metrics apps resolve these; traces never imports skills.
+    skills_in_scope = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    step_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.FloatField(null=True, blank=True)
+    redaction_counts = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Retries upsert on this instead of duplicating a trace.
+            models.UniqueConstraint(
+                fields=["workspace", "external_id"], name="trace_unique_external_id"
+            )
+        ]
+        indexes = [
+            # The traces list: a workspace's newest traces, optionally by agent.
+            models.Index(fields=["workspace", "-started_at"], name="trace_ws_started"),
+            models.Index(fields=["workspace", "agent", "-started_at"], name="trace_ws_agent"),
+            # Skill-cohort queries: "traces that had skill X in scope".
+            GinIndex(fields=["skills_in_scope"], name="trace_skills_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    @property
+    def redaction_total(self) -> int:
+        return sum(self.redaction_counts.values())
+
+
+class Step(models.Model):
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=StepKind.choices)
+    name = models.CharField(max_length=200, blank=True)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    tokens = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["trace", "index"]
+        constraints = [
+            # Steps are matched by index on re-ingest, never duplicated.
+            models.UniqueConstraint(fields=["trace", "index"], name="step_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}#{self.index} {self.kind}"
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.error) or self.kind == StepKind.ERROR
+
+
+class Outcome(models.Model):
+    """A verdict on a trace (status, reward, scores), possibly before the trace exists.
+
+    Joined to traces by external_id; applied when the trace arrives if it is not
+    there yet. The latest outcome decides the trace's status and reward.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="outcomes")
+    external_id = models.CharField(max_length=200)
+    trace = models.ForeignKey(
+        Trace, null=True, blank=True, on_delete=models.CASCADE, related_name="outcomes"
+    )
+    status = models.CharField(max_length=10, choices=TraceStatus.choices, blank=True)
+    reward = models.FloatField(null=True, blank=True)
+    scores = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            # Pending outcomes are looked up by external_id when a trace arrives.
+            models.Index(fields=["workspace", "external_id"], name="outcome_ws_external"),
+        ]
+
+    def __str__(self) -> str:
+        return f"outcome of {self.external_id}: {self.status or '-'}"
+
+
+class IncidentKind(models.TextChoices):
+    STEP_ERROR = "step_error", "Step error"
+    TRACE_FAILURE = "trace_failure", "Trace failed"
+
+
+# step_index of the incident that stands for a whole failed trace.
+TRACE_LEVEL_INDEX = -1
+
+
+class Incident(models.Model):
+    """One failure inside a trace, with the signature text that gets embedded."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="incidents")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="incidents")
+    step_index = models.IntegerField(help_text="-1: the trace's final failure")
+    kind = models.CharField(max_length=20, choices=IncidentKind.choices)
+    tool = models.CharField(max_length=200, blank=True)
+    error_text = models.TextField(blank=True)
+    signature = models.TextField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedded_at = models.DateTimeField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "step_index"], name="incident_unique_step")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-occurred_at"], name="incident_ws_occurred"),
+            # The embedding sweep: incidents still waiting for a vector.
+            models.Index(
+                fields=["workspace"],
+                name="incident_unembedded",
+                condition=models.Q(embedded_at=None),
+            ),
+            # Nearest-neighbour search over signatures (incident_search uses
+            # CosineDistance, so the opclass is vector_cosine_ops).
+            HnswIndex(
+                name="incident_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in {self.trace_id} at {self.step_index}"

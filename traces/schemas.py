@@ -1,0 +1,155 @@
+"""Request and response schemas for the traces API."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, field_validator
+
+StepKindIn = Literal[
+    "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error"
+]
+TraceStatusIn = Literal["running", "succeeded", "failed", "unknown"]
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+class StepIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int | None = Field(
+        None, ge=0, le=1_000_000, description="Position in the trace; defaults to list order."
+    )
+    kind: StepKindIn
+    name: str = Field("", max_length=200, description="Tool or model name.")
+    input: Any = None
+    output: Any = None
+    error: str = Field("", max_length=100_000)
+    started_at: datetime | None = None
+    duration_ms: float | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0, le=100_000_000)
+
+    _finite_duration = field_validator("duration_ms")(classmethod(lambda cls, v: _finite(v)))
+
+
+class TraceIn(Schema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "external_id": "run-2026-11-21-0001",
+                "agent": "checkout-agent",
+                "session_id": "sess-42",
+                "task": "Refund order 8812",
+                "status": "failed",
+                "reward": 0.0,
+                "started_at": "2026-11-21T10:00:00Z",
+                "ended_at": "2026-11-21T10:00:09Z",
+                "model": "claude-haiku-4-5",
+                "skills_in_scope": ["refund-policy@3"],
+                "metadata": {"env": "prod"},
+                "steps": [
+                    {"kind": "user_prompt", "input": "Refund order 8812"},
+                    {
+                        "kind": "tool_call",
+                        "name": "payments.refund",
+                        "input": {"order_id": "8812", "amount": 25.0},
+                        "error": "429 Too Many Requests: retry after 2s",
+                        "duration_ms": 412,
+                    },
+                ],
+            }
+        },
+    )
+
+    external_id: str = Field(
+        ..., min_length=1, max_length=200, description="Your id; re-sending it updates the trace."
+    )
+    agent: str = Field("", max_length=200)
+    session_id: str = Field("", max_length=200)
+    task: str = Field("", max_length=100_000, description="What the agent was asked to do.")
+    status: TraceStatusIn | None = Field(None, description="Omitted: keep the current status.")
+    reward: float | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    model: str = Field("", max_length=200)
+    skills_in_scope: list[str] = Field(
+        default_factory=list, max_length=200, description='"name@version" or "name".'
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    cost_usd: float | None = Field(None, ge=0)
+    steps: list[StepIn] = Field(default_factory=list)
+
+    _finite_reward = field_validator("reward", "cost_usd")(classmethod(lambda cls, v: _finite(v)))
+
+    @field_validator("skills_in_scope")
+    @classmethod
+    def _skill_refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not ref or len(ref) > 200:
+                raise ValueError("each skill must be 1-200 characters, 'name' or 'name@version'")
+        return value
+
+
+class TraceBatchIn(Schema):
+    traces: list[TraceIn] = Field(..., description="Traces to create or update (upsert).")
+
+
+class TraceResultOut(Schema):
+    index: int = Field(..., description="Position of the trace in the request.")
+    external_id: str | None
+    status: Literal["created", "updated", "rejected", "skipped"]
+    detail: str = ""
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TraceBatchOut(Schema):
+    created: int
+    updated: int
+    rejected: int
+    results: list[TraceResultOut]
+
+
+class ScoreIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=100)
+    value: float
+    comment: str = Field("", max_length=5000)
+
+    _finite_value = field_validator("value")(classmethod(lambda cls, v: _finite(v)))
+
+
+class OutcomeIn(Schema):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "status": "failed",
+                "reward": 0.0,
+                "scores": [{"name": "helpfulness", "value": 0.2, "comment": "refund never issued"}],
+                "comment": "customer escalated",
+            }
+        },
+    )
+
+    status: Literal["succeeded", "failed", "unknown"] | None = None
+    reward: float | None = None
+    scores: list[ScoreIn] = Field(default_factory=list, max_length=100)
+    comment: str = Field("", max_length=10_000)
+
+    _finite_reward = field_validator("reward")(classmethod(lambda cls, v: _finite(v)))
+
+
+class OutcomeOut(Schema):
+    external_id: str
+    applied: bool = Field(..., description="False: kept until the trace arrives.")
+    trace_status: str | None
+    detail: str

@@ -1,0 +1,69 @@
+"""Reads for traces and incidents. Every query here is scoped to one workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from workspaces.errors import NotFound
+from workspaces.models import Workspace
+
+from .models import Incident, Step, Trace
+
+
+@dataclass(frozen=True)
+class TraceFilters:
+    status: str = ""
+    agent: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    has_incidents: bool | None = None
+    q: str = ""
+
+
+def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> QuerySet[Trace]:
+    """A workspace's traces, newest first, narrowed by `filters`."""
+    f = filters or TraceFilters()
+    qs = Trace.objects.filter(workspace=workspace)
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.agent:
+        qs = qs.filter(agent=f.agent)
+    if f.since:
+        qs = qs.filter(started_at__gte=f.since)
+    if f.until:
+        qs = qs.filter(started_at__lt=f.until)
+    if f.has_incidents is True:
+        qs = qs.filter(Q(error_count__gt=0) | Q(incidents__isnull=False)).distinct()
+    elif f.has_incidents is False:
+        qs = qs.filter(error_count=0, incidents__isnull=True)
+    if f.q:
+        qs = qs.filter(Q(task__icontains=f.q) | Q(external_id__icontains=f.q) | Q(session_id=f.q))
+    return qs.order_by("-started_at", "-id")
+
+
+def trace_agent_list(*, workspace: Workspace) -> list[str]:
+    return list(
+        Trace.objects.filter(workspace=workspace)
+        .exclude(agent="")
+        .values_list("agent", flat=True)
+        .distinct()
+        .order_by("agent")
+    )
+
+
+def trace_get(*, workspace: Workspace, pk: int) -> Trace:
+    trace = Trace.objects.filter(workspace=workspace, pk=pk).first()
+    if trace is None:
+        raise NotFound("No such trace in this workspace.")
+    return trace
+
+
+def step_list(*, trace: Trace) -> QuerySet[Step]:
+    return trace.steps.order_by("index")
+
+
+def incident_list_for_trace(*, trace: Trace) -> QuerySet[Incident]:
+    return trace.incidents.order_by("step_index")

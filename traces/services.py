@@ -1,0 +1,196 @@
+"""Writes for traces: batch ingest, late outcomes."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from pydantic import ValidationError
+
+from workspaces.errors import InvalidInput, NotFound, PermissionDenied
+from workspaces.models import PiiPolicy, Workspace
+from workspaces.redaction import redactor_for_policy
+
+from .ingest import (
+    PreparedTrace,
+    apply_pending_outcomes,
+    prepare_trace,
+    sync_trace_level_incidents,
+    write_traces,
+)
+from .models import Outcome, Trace
+from .schemas import OutcomeIn, TraceIn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemResult:
+    index: int
+    external_id: str | None
+    status: str  # created / updated / rejected / skipped
+    detail: str = ""
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    results: list[ItemResult]
+    trace_ids: list[int] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+def capture_policy_get(*, workspace: Workspace) -> PiiPolicy:
+    """The workspace's policy; raises PermissionDenied when capture is off."""
+    policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
+    if not policy.capture_enabled:
+        raise PermissionDenied(
+            f"Capture is switched off for workspace '{workspace.slug}': nothing is stored. "
+            "An admin can switch it on under Settings → PII policy."
+        )
+    return policy
+
+
+def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult:
+    """Validate, redact and upsert a batch of traces.
+
+    Each trace is accepted or rejected on its own, and a rejected trace writes
+    nothing. Re-sending a trace (same external_id) updates it; steps are matched
+    by index, so a retried batch creates nothing new.
+    """
+    policy = capture_policy_get(workspace=workspace)
+    if len(items) > settings.HIVEMIND_MAX_TRACES_PER_BATCH:
+        raise InvalidInput(
+            f"Batch has {len(items)} traces; the limit is "
+            f"{settings.HIVEMIND_MAX_TRACES_PER_BATCH}. Split it into smaller batches."
+        )
+    redactor = redactor_for_policy(policy)
+    results: list[ItemResult | None] = [None] * len(items)
+    prepared: list[PreparedTrace] = []
+    seen: set[str] = set()
+    for position, item in enumerate(items):
+        outcome = _validate_item(position, item, seen)
+        if isinstance(outcome, ItemResult):
+            results[position] = outcome
+            continue
+        seen.add(outcome.external_id)
+        prepared.append(prepare_trace(position, outcome, redactor))
+    trace_ids = _write(workspace, prepared, results)
+    return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
+
+
+def _validate_item(position: int, item: Any, seen: set[str]) -> TraceIn | ItemResult:
+    external_id = item.get("external_id") if isinstance(item, dict) else None
+    external_id = external_id if isinstance(external_id, str) else None
+    where = f"traces[{position}]" + (f" (external_id {external_id!r})" if external_id else "")
+    if not isinstance(item, dict):
+        return ItemResult(position, None, "rejected", f"{where}: a trace must be a JSON object.")
+    steps = item.get("steps")
+    limit = settings.HIVEMIND_MAX_STEPS_PER_TRACE
+    if isinstance(steps, list) and len(steps) > limit:
+        return ItemResult(
+            position, external_id, "rejected",
+            f"{where}: {len(steps)} steps; the limit is {limit} per trace. "
+            "Send long traces in parts with explicit step indexes.",
+        )  # fmt: skip
+    try:
+        trace = TraceIn.model_validate(item)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return ItemResult(position, external_id, "rejected", f"{where}: {summary}", errors)
+    indexes = [s.index if s.index is not None else i for i, s in enumerate(trace.steps)]
+    if len(indexes) != len(set(indexes)):
+        return ItemResult(position, external_id, "rejected", f"{where}: two steps share an index.")
+    if trace.external_id in seen:
+        return ItemResult(
+            position, external_id, "rejected",
+            f"{where}: this external_id appears earlier in the same batch.",
+        )  # fmt: skip
+    return trace
+
+
+def _write(
+    workspace: Workspace, prepared: list[PreparedTrace], results: list[ItemResult | None]
+) -> list[int]:
+    """Write all valid traces at once; if the database refuses the batch, write
+    them one by one so that only the offending trace is rejected."""
+    if not prepared:
+        return []
+    try:
+        with transaction.atomic():
+            ids = write_traces(workspace.pk, prepared)
+        return _record(prepared, ids, results)
+    except DatabaseError:
+        logger.exception("bulk ingest failed; retrying trace by trace")
+    trace_ids = []
+    for trace in prepared:
+        try:
+            with transaction.atomic():
+                ids = write_traces(workspace.pk, [trace])
+            trace_ids += _record([trace], ids, results)
+        except DatabaseError as exc:
+            logger.exception("trace %s could not be stored", trace.external_id)
+            results[trace.position] = ItemResult(
+                trace.position, trace.external_id, "rejected",
+                f"traces[{trace.position}]: the database refused this trace "
+                f"({type(exc).__name__}); nothing of it was stored.",
+            )  # fmt: skip
+    return trace_ids
+
+
+def _record(
+    prepared: list[PreparedTrace],
+    ids: dict[str, tuple[int, bool]],
+    results: list[ItemResult | None],
+) -> list[int]:
+    for trace in prepared:
+        created = ids[trace.external_id][1]
+        results[trace.position] = ItemResult(
+            trace.position, trace.external_id, "created" if created else "updated"
+        )
+    return [ids[t.external_id][0] for t in prepared]
+
+
+@transaction.atomic
+def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -> Outcome:
+    """Store a verdict on a trace; apply it now if the trace exists, else on arrival."""
+    capture_policy_get(workspace=workspace)
+    policy = workspace.pii_policy
+    redactor = redactor_for_policy(policy)
+
+    counts: Counter[str] = Counter()
+    outcome = Outcome.objects.create(
+        workspace=workspace,
+        external_id=external_id,
+        status=data.status or "",
+        reward=data.reward,
+        scores=[
+            {"name": s.name, "value": s.value, "comment": redactor.text(s.comment, counts)}
+            for s in data.scores
+        ],
+        comment=redactor.text(data.comment, counts),
+    )
+    trace = Trace.objects.filter(workspace=workspace, external_id=external_id).first()
+    if trace is not None:
+        with connection.cursor() as cursor:
+            apply_pending_outcomes(cursor, workspace.pk, [external_id])
+            sync_trace_level_incidents(cursor, workspace.pk, [trace.pk])
+        outcome.refresh_from_db()
+    return outcome
+
+
+def trace_get_for_outcome(*, workspace: Workspace, external_id: str) -> Trace:
+    trace = Trace.objects.filter(workspace=workspace, external_id=external_id).first()
+    if trace is None:
+        raise NotFound(f"No trace {external_id!r} in this workspace.")
+    return trace

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("traces/", views.trace_list_view, name="trace_list"),
+    path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),
+]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from workspaces.decorators import workspace_view
+from workspaces.errors import NotFound
+
+from .forms import TraceFilterForm
+from .selectors import incident_list_for_trace, step_list, trace_agent_list, trace_get, trace_list
+
+PAGE_SIZE = 50
+
+
+@require_GET
+@workspace_view()
+def trace_list_view(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    form = TraceFilterForm(request.GET, agents=trace_agent_list(workspace=workspace))
+    traces = trace_list(workspace=workspace, filters=form.filters())
+    page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    if request.htmx and request.htmx.target == "trace-results":
+        return render(request, "traces/_trace_results.html", context)
+    return render(request, "traces/list.html", context)
+
+
+@require_GET
+@workspace_view()
+def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        trace = trace_get(workspace=request.workspace, pk=pk)  # type: ignore[attr-defined]
+    except NotFound:
+        raise Http404("No such trace.") from None
+    return render(
+        request,
+        "traces/detail.html",
+        {
+            "trace": trace,
+            "steps": step_list(trace=trace),
+            "incidents": incident_list_for_trace(trace=trace),
+            "outcomes": trace.outcomes.order_by("-received_at"),
+        },
+    )

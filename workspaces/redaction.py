@@ -1,0 +1,196 @@
+"""The PII redaction engine: removes personal data and secrets from text before
+anything is stored.
+
+One compiled alternation scans each string once; the first alternative that
+matches at a position wins, so the order below goes from most to least specific
+(a JWT is also a long high-entropy string; a card number also looks like a
+phone number). Some kinds are confirmed after matching (Luhn for cards, entropy
+for opaque strings); a match that fails its check is left as it was.
+
+Each match becomes a typed placeholder (`[EMAIL]`, `[CREDIT_CARD]`, …) and is
+counted, so a trace records how much was removed and of which kind.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# kind -> (placeholder, policy field that switches it, regex)
+_SECRET = "redact_secrets"
+_RULES: list[tuple[str, str, str, str]] = [
+    (
+        "PRIVATE_KEY",
+        "[PRIVATE_KEY]",
+        _SECRET,
+        r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----",
+    ),
+    (
+        "AUTH_HEADER",
+        "[AUTH_HEADER]",
+        _SECRET,
+        # The value after "Authorization:" / "Bearer" (keeps the word itself).
+        r"(?i:(?<=authorization: )|(?<=authorization=)|(?<=bearer ))[A-Za-z0-9._~+/=-]{8,}",
+    ),
+    ("JWT", "[JWT]", _SECRET, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    (
+        "API_KEY",
+        "[API_KEY]",
+        _SECRET,
+        r"\b(?:sk-ant-[A-Za-z0-9_-]{16,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|"
+        r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|"
+        r"xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|"
+        r"glpat-[A-Za-z0-9_-]{20,}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|"
+        r"hm_[0-9a-f]{12}_[A-Za-z0-9_-]{20,})",
+    ),
+    ("EMAIL", "[EMAIL]", "redact_emails", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    (
+        "CREDIT_CARD",
+        "[CREDIT_CARD]",
+        "redact_credit_cards",
+        r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])",
+    ),
+    (
+        "IP_ADDRESS",
+        "[IP_ADDRESS]",
+        "redact_ip_addresses",
+        r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
+        r"|(?<![:\w])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![:\w])"
+        r"|(?<![:\w])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?(?![:\w])",
+    ),
+    (
+        "PHONE",
+        "[PHONE]",
+        "redact_phone_numbers",
+        r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?!\w)",
+    ),
+    # No "/" in the class: file paths are common in traces and never secrets.
+    ("SECRET", "[SECRET]", _SECRET, r"(?<![A-Za-z0-9+_-])[A-Za-z0-9+_-]{32,}={0,2}"),
+]
+
+KINDS = [rule[0] for rule in _RULES]
+# Policy field -> human label, for the policy editor.
+POLICY_SWITCHES = {
+    "redact_emails": "Email addresses",
+    "redact_phone_numbers": "Phone numbers",
+    "redact_credit_cards": "Credit-card numbers (Luhn-checked)",
+    "redact_ip_addresses": "IP addresses (v4 and v6)",
+    "redact_secrets": "API keys, tokens, JWTs, Bearer values, private keys, high-entropy strings",
+}
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def shannon_entropy(text: str) -> float:
+    counts = Counter(text)
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _looks_random(text: str) -> bool:
+    """True for opaque tokens, false for identifiers, hashes and repeated characters.
+
+    Needs upper case, lower case and digits mixed, and at least 4.2 bits per
+    character: snake_case identifiers and hex digests fail the first test, a
+    random base62/base64 token of 32+ characters sits near 5 bits.
+    """
+    stripped = text.rstrip("=")
+    mixed = (
+        any(c.isdigit() for c in stripped)
+        and any(c.isupper() for c in stripped)
+        and any(c.islower() for c in stripped)
+    )
+    return mixed and shannon_entropy(stripped) >= 4.2
+
+
+_CHECKS = {
+    "CREDIT_CARD": lambda m: (
+        luhn_valid(re.sub(r"\D", "", m)) and 13 <= len(re.sub(r"\D", "", m)) <= 19
+    ),
+    "SECRET": _looks_random,
+}
+
+
+@dataclass
+class Redactor:
+    """Redacts text according to one workspace's policy; counts what it removed."""
+
+    pattern: re.Pattern[str] | None
+    kinds: list[tuple[str, str]]  # group index -> (kind, placeholder), in group order
+    custom: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+
+    def text(self, value: str, counts: Counter[str]) -> str:
+        if "\x00" in value:
+            # PostgreSQL text and jsonb cannot hold NUL; it is never meaningful here.
+            value = value.replace("\x00", "")
+        if self.pattern is not None:
+            value = self.pattern.sub(lambda m: self._replace(m, counts), value)
+        for name, regex in self.custom:
+            value, n = regex.subn(f"[{name}]", value)
+            if n:
+                counts[name] += n
+        return value
+
+    def _replace(self, match: re.Match[str], counts: Counter[str]) -> str:
+        index = match.lastindex or 0
+        kind, placeholder = self.kinds[index - 1]
+        check = _CHECKS.get(kind)
+        if check is not None and not check(match.group(0)):
+            return match.group(0)
+        counts[kind] += 1
+        return placeholder
+
+    def value(self, value: Any, counts: Counter[str]) -> Any:
+        """Redact every string inside a JSON value (dict keys are kept)."""
+        if isinstance(value, str):
+            return self.text(value, counts)
+        if isinstance(value, dict):
+            return {k: self.value(v, counts) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, counts) for v in value]
+        return value
+
+
+def build_redactor(
+    *, enabled: dict[str, bool], custom_patterns: list[dict[str, str]] | None = None
+) -> Redactor:
+    """A Redactor for the kinds switched on in `enabled` (policy field -> bool)."""
+    active = [rule for rule in _RULES if enabled.get(rule[2], True)]
+    pattern = re.compile("|".join(f"({regex})" for _, _, _, regex in active)) if active else None
+    custom = [
+        (_placeholder_name(p["name"]), re.compile(p["pattern"]))
+        for p in (custom_patterns or [])
+        if p.get("pattern")
+    ]
+    return Redactor(pattern=pattern, kinds=[(k, ph) for k, ph, _, _ in active], custom=custom)
+
+
+def _placeholder_name(name: str) -> str:
+    return re.sub(r"[^A-Z0-9_]", "_", name.strip().upper()) or "CUSTOM"
+
+
+def validate_custom_pattern(pattern: str) -> str | None:
+    """An error message for a policy regex that does not compile, else None."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"Invalid regular expression: {exc}"
+    return None
+
+
+def redactor_for_policy(policy: Any) -> Redactor:
+    return build_redactor(
+        enabled={name: getattr(policy, name) for name in POLICY_SWITCHES},
+        custom_patterns=policy.custom_patterns,
+    )
