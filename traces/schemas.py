@@ -1,4 +1,9 @@
-"""Request and response schemas for the traces API."""
+"""Request and response schemas for the traces API.
+
+StepIn and TraceIn are plain pydantic models, not ninja Schemas: ninja's Schema
+runs a Django-aware root validator on every nested object, which tripled the
+cost of validating a large batch; nothing here reads from Django models.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 StepKindIn = Literal[
     "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error"
@@ -21,7 +26,7 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-class StepIn(Schema):
+class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int | None = Field(
@@ -39,7 +44,7 @@ class StepIn(Schema):
     _finite_duration = field_validator("duration_ms")(classmethod(lambda cls, v: _finite(v)))
 
 
-class TraceIn(Schema):
+class TraceIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -98,7 +103,7 @@ class TraceIn(Schema):
         return value
 
 
-class TraceBatchIn(Schema):
+class TraceBatchIn(BaseModel):
     traces: list[TraceIn] = Field(..., description="Traces to create or update (upsert).")
 
 

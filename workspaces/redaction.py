@@ -32,8 +32,10 @@ _RULES: list[tuple[str, str, str, str]] = [
         "AUTH_HEADER",
         "[AUTH_HEADER]",
         _SECRET,
-        # The value after "Authorization:" / "Bearer" (keeps the word itself).
-        r"(?i:(?<=authorization: )|(?<=authorization=)|(?<=bearer ))[A-Za-z0-9._~+/=-]{8,}",
+        # The value after "Authorization:" / "Bearer"; the word itself is kept
+        # (group AUTH_PREFIX goes back into the text). A leading \b plus a literal
+        # makes this alternative fail fast at almost every position.
+        r"\b(?P<AUTH_PREFIX>(?i:authorization[:=] ?(?:bearer )?|bearer ))[A-Za-z0-9._~+/=-]{8,}",
     ),
     ("JWT", "[JWT]", _SECRET, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
@@ -51,15 +53,21 @@ _RULES: list[tuple[str, str, str, str]] = [
         "CREDIT_CARD",
         "[CREDIT_CARD]",
         "redact_credit_cards",
-        r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])",
+        # Card layouts (4-4-4-4, Amex 4-6-5, Diners 4-6-4, one separator kind) or a
+        # bare 13-19 digit run. Fixed layouts stop a match from running on into
+        # the next number in the text, which would then fail Luhn and hide both.
+        r"(?<![\d-])(?:\d{4}(?P<s1>[ -]?)\d{4}(?P=s1)\d{4}(?P=s1)\d{4}"
+        r"|\d{4}(?P<s2>[ -]?)\d{6}(?P=s2)\d{4,5}|\d{13,19})(?![\d-])",
     ),
     (
         "IP_ADDRESS",
         "[IP_ADDRESS]",
         "redact_ip_addresses",
         r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
-        r"|(?<![:\w])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![:\w])"
-        r"|(?<![:\w])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?(?![:\w])",
+        # IPv6: the lookahead rejects ordinary words starting with a-f at once.
+        r"|(?<![:\w])(?=[0-9a-fA-F]{1,4}:[0-9a-fA-F:])"
+        r"(?:(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}"
+        r"|(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?)(?![:\w])",
     ),
     (
         "PHONE",
@@ -72,6 +80,15 @@ _RULES: list[tuple[str, str, str, str]] = [
 ]
 
 KINDS = [rule[0] for rule in _RULES]
+
+# Something every built-in kind needs somewhere in the text (an "@", a run of
+# digits, a long token, a keyword…). Most strings in a trace have none of these,
+# and this one cheap search spares them the full scan; tests check that every
+# kind's samples pass it.
+_MAYBE_SENSITIVE = re.compile(
+    r"@|\d{3}|\d\.\d|eyJ|-----BEGIN|[Bb][Ee][Aa][Rr][Ee][Rr]|[Aa]uthorization|AUTHORIZATION"
+    r"|[A-Za-z0-9+_-]{16}|[0-9a-fA-F]:[0-9a-fA-F:]"
+)
 # Policy field -> human label, for the policy editor.
 POLICY_SWITCHES = {
     "redact_emails": "Email addresses",
@@ -127,14 +144,14 @@ class Redactor:
     """Redacts text according to one workspace's policy; counts what it removed."""
 
     pattern: re.Pattern[str] | None
-    kinds: list[tuple[str, str]]  # group index -> (kind, placeholder), in group order
+    placeholders: dict[str, str]  # kind -> placeholder
     custom: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
 
     def text(self, value: str, counts: Counter[str]) -> str:
         if "\x00" in value:
             # PostgreSQL text and jsonb cannot hold NUL; it is never meaningful here.
             value = value.replace("\x00", "")
-        if self.pattern is not None:
+        if self.pattern is not None and _MAYBE_SENSITIVE.search(value):
             value = self.pattern.sub(lambda m: self._replace(m, counts), value)
         for name, regex in self.custom:
             value, n = regex.subn(f"[{name}]", value)
@@ -143,12 +160,14 @@ class Redactor:
         return value
 
     def _replace(self, match: re.Match[str], counts: Counter[str]) -> str:
-        index = match.lastindex or 0
-        kind, placeholder = self.kinds[index - 1]
+        kind = match.lastgroup or ""
+        placeholder = self.placeholders[kind]
         check = _CHECKS.get(kind)
         if check is not None and not check(match.group(0)):
             return match.group(0)
         counts[kind] += 1
+        if kind == "AUTH_HEADER":
+            return match.group("AUTH_PREFIX") + placeholder
         return placeholder
 
     def value(self, value: Any, counts: Counter[str]) -> Any:
@@ -167,13 +186,16 @@ def build_redactor(
 ) -> Redactor:
     """A Redactor for the kinds switched on in `enabled` (policy field -> bool)."""
     active = [rule for rule in _RULES if enabled.get(rule[2], True)]
-    pattern = re.compile("|".join(f"({regex})" for _, _, _, regex in active)) if active else None
+    # Named outer groups: match.lastgroup says which kind matched, whatever
+    # groups the kinds' own patterns contain.
+    alternatives = "|".join(f"(?P<{kind}>{regex})" for kind, _, _, regex in active)
+    pattern = re.compile(alternatives) if active else None
     custom = [
         (_placeholder_name(p["name"]), re.compile(p["pattern"]))
         for p in (custom_patterns or [])
         if p.get("pattern")
     ]
-    return Redactor(pattern=pattern, kinds=[(k, ph) for k, ph, _, _ in active], custom=custom)
+    return Redactor(pattern=pattern, placeholders={k: ph for k, ph, _, _ in active}, custom=custom)
 
 
 def _placeholder_name(name: str) -> str:

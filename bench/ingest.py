@@ -1,0 +1,207 @@
+"""Ingest throughput: traces over HTTP (with redaction) vs raw COPY of the same rows.
+
+    python bench/ingest.py            # full: 2,000 traces x 20 steps
+    python bench/ingest.py --quick    # 200 traces x 20 steps
+    python bench/ingest.py --url http://host:8000 --key hm_...   # against a server you run
+
+Without --url it starts gunicorn (2 workers) on a free loopback port, against the
+same database the app uses, and creates a throw-away workspace and key. Request
+bodies are serialised before the clock starts, so the figure is the server's.
+Baseline: COPY of the same step rows into a table shaped like traces_step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
+
+
+def make_traces(count: int, steps: int, run: str) -> list[dict]:
+    """Realistic steps with some PII in them, so redaction has work to do."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    traces = []
+    for i in range(count):
+        trace_steps = []
+        for s in range(steps):
+            step = {
+                "index": s,
+                "kind": "tool_call" if s % 2 else "tool_result",
+                "name": f"tool.{s % 5}",
+                "input": {"query": f"customer{i}@example.com order {i * 31 + s}", "page": s},
+                "output": {"rows": s, "text": "ok, fetched the records for the refund request"},
+                "duration_ms": 12.5,
+                "tokens": 120,
+            }
+            if s == steps - 1 and i % 10 == 0:
+                step["error"] = f"429 Too Many Requests: retry after {s}s from 10.0.{s}.{i % 250}"
+            trace_steps.append(step)
+        traces.append({
+            "external_id": f"bench-{run}-{i}",
+            "agent": f"bench-agent-{i % 3}",
+            "task": f"Refund order {i} for customer{i}@example.com",
+            "status": "failed" if i % 10 == 0 else "succeeded",
+            "started_at": (start + timedelta(seconds=i)).isoformat(),
+            "steps": trace_steps,
+        })  # fmt: skip
+    return traces
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "hivemind_web.wsgi", "--workers", "2",
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("gunicorn did not come up within 60 s")
+
+
+def bench_workspace() -> tuple[object, str]:
+    from django.contrib.auth import get_user_model
+
+    from workspaces.models import Scope
+    from workspaces.services import api_key_create, workspace_create
+
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    suffix = uuid.uuid4().hex[:8]
+    ws = workspace_create(name=f"Bench {suffix}", slug=f"bench-{suffix}", owner=user)
+    key = api_key_create(workspace=ws, name="bench", scopes=[Scope.INGEST], actor=None).secret
+    return ws, key
+
+
+def send_all(url: str, key: str, bodies: list[bytes], concurrency: int) -> float:
+    target = urlparse(url)
+
+    def worker(chunk: list[bytes]) -> None:
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=300)
+        for body in chunk:
+            conn.request("POST", "/api/v1/traces", body=body, headers={
+                "Authorization": f"Bearer {key}", "Content-Type": "application/json"})  # fmt: skip
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                raise SystemExit(f"ingest answered {response.status}: {payload[:300]!r}")
+
+    chunks = [bodies[i::concurrency] for i in range(concurrency)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, chunks))
+    return time.perf_counter() - started
+
+
+def copy_baseline(traces: list[dict]) -> float:
+    """COPY the same step rows (already serialised) into a traces_step-shaped table."""
+    import psycopg
+    from django.db import connection
+
+    rows = [
+        (i, s["index"], s["kind"], s["name"], json.dumps(s["input"]), json.dumps(s["output"]),
+         s.get("error", ""), None, s["duration_ms"], s["tokens"])
+        for i, t in enumerate(traces) for s in t["steps"]
+    ]  # fmt: skip
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy_step")
+        conn.execute(
+            "CREATE TABLE bench_copy_step (LIKE traces_step INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)"
+        )
+        started = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY bench_copy_step (trace_id, index, kind, name, input, output, error,"
+                " started_at, duration_ms, tokens) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_copy_step")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--traces", type=int)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=100, help="traces per request")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--url")
+    parser.add_argument("--key")
+    args = parser.parse_args()
+    count = args.traces or (200 if args.quick else 2000)
+
+    import django
+
+    django.setup()
+    proc = None
+    workspace = None
+    if args.url:
+        url, key = args.url, args.key
+    else:
+        workspace, key = bench_workspace()
+        proc, url = start_server()
+    try:
+        traces = make_traces(count, args.steps, uuid.uuid4().hex[:6])
+        bodies = [
+            json.dumps({"traces": traces[i : i + args.batch]}).encode()
+            for i in range(0, count, args.batch)
+        ]
+        http_seconds = send_all(url, key, bodies, args.concurrency)
+        copy_seconds = copy_baseline(traces)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        if workspace is not None:
+            workspace.delete()
+    total_steps = count * args.steps
+    rate = total_steps / http_seconds
+    baseline = total_steps / copy_seconds
+    print(f"traces={count} steps={total_steps} batch={args.batch} concurrency={args.concurrency}")
+    print(f"http ingest (validate + redact + upsert + incidents): {http_seconds:.2f} s")
+    print(f"raw COPY of the same step rows:                      {copy_seconds:.2f} s")
+    print(
+        f"RESULT ingest_steps_per_s={rate:.0f} steps/s baseline={baseline:.0f} "
+        f"ratio={rate / baseline:.3f} traces={count} steps={total_steps}"
+    )
+
+
+if __name__ == "__main__":
+    main()

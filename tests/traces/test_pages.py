@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import trace_payload
+from traces.models import Trace
+from traces.services import trace_ingest_batch
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest(tenant, *payloads):
+    return trace_ingest_batch(workspace=tenant.workspace, items=list(payloads))
+
+
+def test_trace_list_access_owner_other_anonymous(tenant, other_tenant, anon):
+    ingest(tenant, trace_payload("acme-secret-trace"))
+    url = reverse("trace_list", args=[tenant.workspace.slug])
+    response = tenant.client_for(tenant.viewer).get(url)
+    assert response.status_code == 200 and b"acme-secret-trace" in response.content
+    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    assert anon.get(url).status_code == 302
+    own = other_tenant.client_for(other_tenant.admin).get(
+        reverse("trace_list", args=[other_tenant.workspace.slug])
+    )
+    assert b"acme-secret-trace" not in own.content
+
+
+def test_trace_detail_access_owner_other_anonymous(tenant, other_tenant, anon):
+    ingest(tenant, trace_payload("t1"))
+    trace = Trace.objects.get(external_id="t1")
+    url = reverse("trace_detail", args=[tenant.workspace.slug, trace.pk])
+    assert tenant.client_for(tenant.viewer).get(url).status_code == 200
+    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    cross = reverse("trace_detail", args=[other_tenant.workspace.slug, trace.pk])
+    assert other_tenant.client_for(other_tenant.admin).get(cross).status_code == 404
+    assert anon.get(url).status_code == 302
+
+
+def test_trace_list_filters_by_status_agent_text_and_incidents(tenant):
+    ingest(
+        tenant,
+        trace_payload("f1", agent="alpha", task="Refund order"),
+        trace_payload("ok1", agent="beta", status="succeeded", task="Ship parcel", steps=[]),
+    )
+    client = tenant.client_for(tenant.viewer)
+    url = reverse("trace_list", args=[tenant.workspace.slug])
+
+    def ids(**params):
+        html = client.get(url, params).content.decode()
+        return {x for x in ("f1", "ok1") if f">{x}<" in html}
+
+    assert ids() == {"f1", "ok1"}
+    assert ids(status="failed") == {"f1"}
+    assert ids(agent="beta") == {"ok1"}
+    assert ids(q="parcel") == {"ok1"}
+    assert ids(incidents="yes") == {"f1"}
+    assert ids(incidents="no") == {"ok1"}
+    assert ids(period="custom", start="2026-11-21") == set()
+    assert ids(period="custom", start="2026-11-20", end="2026-11-20") == {"f1", "ok1"}
+
+
+def test_htmx_filter_request_gets_only_the_results_partial(tenant):
+    ingest(tenant, trace_payload("f1"))
+    response = tenant.client_for(tenant.viewer).get(
+        reverse("trace_list", args=[tenant.workspace.slug]),
+        {"status": "failed"},
+        headers={"HX-Request": "true", "HX-Target": "trace-results"},
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="trace-results"') and ">f1<" in html
+    assert "<html" not in html
+
+
+def test_trace_detail_shows_timeline_error_outcome_skills_and_redactions(tenant):
+    from traces.schemas import OutcomeIn
+    from traces.services import outcome_record
+
+    ingest(
+        tenant,
+        trace_payload(
+            "t1",
+            task="Refund for jane@example.com",
+            skills_in_scope=["refund-policy@2"],
+            steps=[
+                {"kind": "user_prompt", "input": "x" * 2000},
+                {"kind": "tool_call", "name": "payments.refund", "error": "429 Too Many Requests"},
+            ],
+        ),
+    )
+    outcome_record(
+        workspace=tenant.workspace,
+        external_id="t1",
+        data=OutcomeIn(
+            status="failed", comment="customer angry", scores=[{"name": "csat", "value": 1}]
+        ),
+    )
+    trace = Trace.objects.get(external_id="t1")
+    html = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_detail", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    assert "Refund for [EMAIL]" in html and "jane@example.com" not in html
+    assert "EMAIL × 1" in html
+    assert "refund-policy@2" in html
+    assert 'class="step step-error"' in html and "429 Too Many Requests" in html
+    assert "<details><summary>Input (2000 characters)" in html
+    assert "customer angry" in html and "csat" in html
+
+
+def test_trace_content_is_escaped(tenant):
+    ingest(tenant, trace_payload("xss", task="<script>alert(1)</script>"))
+    trace = Trace.objects.get(external_id="xss")
+    html = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_detail", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
