@@ -21,9 +21,12 @@ from hivemind_web.embedded_db import database_settings
 s = database_settings(Path(sys.argv[1]))
 uri = f"postgresql://postgres@/{s['NAME']}?host={s['HOST']}&port={s['PORT']}"
 with psycopg.connect(uri, autocommit=True) as c:
+    # IF NOT EXISTS DDL races between sessions in PostgreSQL; serialise it.
+    c.execute("SELECT pg_advisory_lock(1)")
     c.execute("CREATE TABLE IF NOT EXISTS t (who text)")
     c.execute("INSERT INTO t VALUES (%s)", [sys.argv[2]])
     c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    c.execute("SELECT pg_advisory_unlock(1)")
     print(c.execute("SELECT count(*) FROM t").fetchone()[0], flush=True)
 time.sleep(float(sys.argv[3]))
 """
@@ -92,3 +95,24 @@ def test_a_killed_process_does_not_block_or_pin_the_next_start(data_dir):
     assert survivor.returncode == 0, err[-2000:]
     assert out.strip() == "2"
     assert _wait_stopped(data_dir), "a dead process's handle must not keep the server up"
+
+
+def test_two_migrates_at_once_on_a_fresh_data_dir_both_succeed(data_dir):
+    env = {**os.environ, "HIVEMIND_DATA_DIR": str(data_dir)}
+    env.pop("DATABASE_URL", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    applied = [o[0].count("... OK") for o in outs]
+    assert sorted(applied)[0] == 0 and sorted(applied)[1] > 10  # one did the work, once
+    assert _wait_stopped(data_dir)
