@@ -168,3 +168,15 @@ HIVEMIND_MAX_STEPS_PER_TRACE = env.int("HIVEMIND_MAX_STEPS_PER_TRACE", default=5
 # Django refuses request.body above this; keep it just above our own cap so our
 # 413 (with a useful message) is what a client sees.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HIVEMIND_MAX_BODY_BYTES + 1
+
+# --- Failure modes ------------------------------------------------------------
+HIVEMIND_EMBEDDER = env.str("HIVEMIND_EMBEDDER", default="traces.embeddings:MiniLMEmbedder")
+# A new incident joins an existing mode at once when its cosine similarity to the
+# mode's centroid is at least this.
+HIVEMIND_ASSIGN_SIMILARITY = env.float("HIVEMIND_ASSIGN_SIMILARITY", default=0.80)
+# Re-cluster a workspace once this many incidents are waiting without a mode.
+HIVEMIND_RECLUSTER_AFTER = env.int("HIVEMIND_RECLUSTER_AFTER", default=50)
+# HDBSCAN's smallest group that counts as a failure mode.
+HIVEMIND_MIN_MODE_SIZE = env.int("HIVEMIND_MIN_MODE_SIZE", default=5)
+# pgvector HNSW search breadth: higher is more exact and slower (bench/search.py).
+HIVEMIND_HNSW_EF_SEARCH = env.int("HIVEMIND_HNSW_EF_SEARCH", default=100)

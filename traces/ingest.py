@@ -297,8 +297,8 @@ def upsert_incidents(cursor: Any, rows: list[tuple]) -> None:
     cursor.executemany(
         """
         INSERT INTO traces_incident (workspace_id, trace_id, step_index, kind, tool, error_text,
-                                     signature, occurred_at, created_at)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
+                                     signature, occurred_at, created_at, assigned_by)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), '')
         ON CONFLICT (trace_id, step_index) DO UPDATE SET
             kind = EXCLUDED.kind, tool = EXCLUDED.tool, error_text = EXCLUDED.error_text,
             occurred_at = EXCLUDED.occurred_at,

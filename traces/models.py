@@ -134,6 +134,68 @@ class Outcome(models.Model):
         return f"outcome of {self.external_id}: {self.status or '-'}"
 
 
+class ModeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ADDRESSED = "addressed", "Addressed by a skill"
+    IGNORED = "ignored", "Ignored"
+    MERGED = "merged", "Merged"
+
+
+class FailureMode(models.Model):
+    """A recurring kind of failure: a cluster of incidents with similar signatures.
+
+    Ids are kept across re-clustering (traces/clustering.py matches new clusters
+    to existing modes), so skills, links and history stay attached.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="failure_modes")
+    label = models.CharField(max_length=200)
+    # Set when a lead renames the mode: re-labelling then leaves the label alone.
+    label_locked = models.BooleanField(default=False)
+    keywords = ArrayField(models.CharField(max_length=80), default=list, blank=True)
+    centroid = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    incident_count = models.PositiveIntegerField(default=0)
+    trace_count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=ModeStatus.choices, default=ModeStatus.OPEN)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-incident_count", "id"]
+        indexes = [models.Index(fields=["workspace", "status"], name="mode_ws_status")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class ClusterRun(models.Model):
+    """One re-clustering of a workspace: when, how long, what it found."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="cluster_runs")
+    started_at = models.DateTimeField()
+    seconds = models.FloatField()
+    incidents = models.PositiveIntegerField()
+    modes = models.PositiveIntegerField()
+    noise = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"clustering of {self.workspace_id} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Assignment(models.TextChoices):
+    CLUSTER = "cluster", "Clustering"
+    NEAREST = "nearest", "Nearest mode on arrival"
+    MANUAL = "manual", "A lead"
+
+
 class IncidentKind(models.TextChoices):
     STEP_ERROR = "step_error", "Step error"
     TRACE_FAILURE = "trace_failure", "Trace failed"
@@ -155,6 +217,11 @@ class Incident(models.Model):
     signature = models.TextField()
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     embedded_at = models.DateTimeField(null=True, blank=True)
+    failure_mode = models.ForeignKey(
+        FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    # How it got its mode; "manual" assignments are never undone by re-clustering.
+    assigned_by = models.CharField(max_length=10, choices=Assignment.choices, blank=True)
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -165,6 +232,7 @@ class Incident(models.Model):
         ]
         indexes = [
             models.Index(fields=["workspace", "-occurred_at"], name="incident_ws_occurred"),
+            models.Index(fields=["failure_mode", "-occurred_at"], name="incident_mode_occurred"),
             # The embedding sweep: incidents still waiting for a vector.
             models.Index(
                 fields=["workspace"],

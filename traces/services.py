@@ -82,7 +82,16 @@ def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult
         seen.add(outcome.external_id)
         prepared.append(prepare_trace(position, outcome, redactor))
     trace_ids = _write(workspace, prepared, results)
+    if trace_ids:
+        _after_commit_embed(workspace.pk)
     return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
+
+
+def _after_commit_embed(workspace_id: int) -> None:
+    from .tasks import embed_incidents
+
+    # The task loads incidents by workspace, so it must not run before they exist.
+    transaction.on_commit(lambda: embed_incidents.delay(workspace_id))
 
 
 def _validate_item(position: int, item: Any, seen: set[str]) -> TraceIn | ItemResult:
@@ -139,7 +148,7 @@ def _write(
                 ids = write_traces(workspace.pk, [trace])
             trace_ids += _record([trace], ids, results)
         except DatabaseError as exc:
-            logger.exception("trace %s could not be stored", trace.external_id)
+            logger.warning("trace %s could not be stored: %s", trace.external_id, exc)
             results[trace.position] = ItemResult(
                 trace.position, trace.external_id, "rejected",
                 f"traces[{trace.position}]: the database refused this trace "
@@ -186,6 +195,7 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
             apply_pending_outcomes(cursor, workspace.pk, [external_id])
             sync_trace_level_incidents(cursor, workspace.pk, [trace.pk])
         outcome.refresh_from_db()
+        _after_commit_embed(workspace.pk)
     return outcome
 
 

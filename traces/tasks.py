@@ -1,0 +1,49 @@
+"""Thin Celery tasks: take ids, call a service, own the retry policy.
+
+All are idempotent: embedding only touches incidents without a vector, and
+re-clustering the same incidents gives the same modes.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from workspaces.models import Workspace
+
+from . import failure_modes
+
+RETRY = {
+    "autoretry_for": (OperationalError, ConnectionError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 8,
+    "acks_late": True,
+}
+
+
+@shared_task(**RETRY, soft_time_limit=600, time_limit=660)
+def embed_incidents(workspace_id: int) -> int:
+    """Embed new incidents of one workspace; re-cluster if enough wait without a mode."""
+    embedded = failure_modes.incidents_embed(workspace_id=workspace_id)
+    if failure_modes.recluster_due(workspace_id=workspace_id):
+        recluster_workspace.delay(workspace_id)
+    return len(embedded)
+
+
+@shared_task(**RETRY, soft_time_limit=1800, time_limit=1900)
+def recluster_workspace(workspace_id: int) -> int:
+    return failure_modes.failure_modes_recluster(workspace_id=workspace_id).modes
+
+
+@shared_task(acks_late=True, soft_time_limit=3000, time_limit=3300)
+def sweep_unfinished() -> None:
+    """Catch up on work a lost task or a down broker left behind."""
+    for workspace_id in Workspace.objects.values_list("id", flat=True):
+        embed_incidents.delay(workspace_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=3000, time_limit=3300)
+def recluster_all() -> None:
+    for workspace_id in Workspace.objects.values_list("id", flat=True):
+        recluster_workspace.delay(workspace_id)
