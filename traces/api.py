@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Path, Router, Status
+from ninja import Path, Query, Router, Status
 
 from hivemind_web.api import body_schema
 from workspaces.auth import ApiKeyAuth
@@ -17,7 +18,18 @@ from workspaces.errors import DomainError, InvalidInput, PayloadTooLarge
 from workspaces.models import Scope
 from workspaces.schemas import ErrorOut
 
-from .schemas import OutcomeIn, OutcomeOut, TraceBatchIn, TraceBatchOut
+from .models import FailureMode
+from .schemas import (
+    IncidentHitOut,
+    IncidentSearchOut,
+    ModeHitOut,
+    ModeRefOut,
+    OutcomeIn,
+    OutcomeOut,
+    TraceBatchIn,
+    TraceBatchOut,
+)
+from .search import SearchFilters, SearchHit, incident_search
 from .services import capture_policy_get, outcome_record, trace_ingest_batch
 
 router = Router(tags=["traces"])
@@ -161,4 +173,57 @@ def trace_outcome(
             trace_status=outcome.trace.status,
             detail="Outcome applied.",
         ),
+    )
+
+
+@router.get(
+    "/incidents/search",
+    auth=ApiKeyAuth(),
+    response={200: IncidentSearchOut, 401: ErrorOut, 422: ErrorOut},
+    summary="Search incidents in plain words",
+)
+def incidents_search(
+    request: HttpRequest,
+    q: str = Query(
+        ...,
+        min_length=1,
+        max_length=500,
+        description="e.g. rate-limit errors in checkout this week",
+    ),
+    agent: str = Query("", max_length=200),
+    tool: str = Query("", max_length=200),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    k: int = Query(20, ge=1, le=100),
+) -> IncidentSearchOut:
+    """Vector similarity and keyword match over incident signatures, within the key's
+    workspace. Time phrases ("this week") and agent names in `q` become filters;
+    `understood` says which."""
+    filters = SearchFilters(agent=agent, tool=tool, since=since, until=until)
+    result = incident_search(workspace=request.auth.workspace, query=q, filters=filters, k=k)  # type: ignore[attr-defined]
+    return IncidentSearchOut(
+        query=result.query,
+        understood=result.understood,
+        incidents=[_hit_out(hit) for hit in result.hits],
+        modes=[ModeHitOut(failure_mode=_mode_ref(m["mode"]), hits=m["hits"]) for m in result.modes],
+    )
+
+
+def _mode_ref(mode: FailureMode | None) -> ModeRefOut | None:
+    return ModeRefOut(id=mode.pk, label=mode.label, status=mode.status) if mode else None
+
+
+def _hit_out(hit: SearchHit) -> IncidentHitOut:
+    incident = hit.incident
+    return IncidentHitOut(
+        id=incident.pk,
+        trace_external_id=incident.trace.external_id,
+        agent=incident.trace.agent,
+        tool=incident.tool,
+        error=incident.error_text,
+        signature=incident.signature,
+        occurred_at=incident.occurred_at,
+        score=hit.score,
+        similarity=hit.similarity,
+        failure_mode=_mode_ref(incident.failure_mode),
     )

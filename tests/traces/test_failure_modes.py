@@ -1,0 +1,220 @@
+"""Failure modes with the real embedding model and real pgvector."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import trace_payload
+from traces import failure_modes
+from traces.models import FailureMode, Incident, ModeStatus
+from traces.services import trace_ingest_batch
+from workspaces.errors import PermissionDenied
+from workspaces.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+ERRORS = {
+    "payments.refund": "429 Too Many Requests: rate limit exceeded, retry after {n}s",
+    "crm.search": "ReadTimeout: CRM did not answer within {n} ms",
+    "sql.query": 'UndefinedColumn: column "created" does not exist, line {n}',
+}
+
+
+def ingest_failures(tenant, tool: str, count: int, start: int = 0) -> None:
+    items = [
+        trace_payload(
+            f"{tool}-{start + i}",
+            agent=f"{tool.split('.')[0]}-agent",
+            steps=[
+                {
+                    "kind": "tool_call",
+                    "name": tool,
+                    "input": {"id": i},
+                    "error": ERRORS[tool].format(n=1000 + i * 7),
+                }
+            ],  # fmt: skip
+        )
+        for i in range(count)
+    ]
+    trace_ingest_batch(workspace=tenant.workspace, items=items)
+
+
+@pytest.fixture
+def clustered(tenant):
+    for tool in ERRORS:
+        ingest_failures(tenant, tool, 8)
+    failure_modes.incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes.failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    return tenant
+
+
+def mode_of(tool: str) -> FailureMode:
+    return (
+        FailureMode.objects.exclude(status=ModeStatus.MERGED)
+        .filter(incidents__tool=tool)
+        .distinct()
+        .get()
+    )
+
+
+def test_reclustering_finds_one_labelled_mode_per_failure(clustered):
+    modes = FailureMode.objects.filter(workspace=clustered.workspace, incident_count__gt=0)
+    assert modes.count() == 3
+    refund = mode_of("payments.refund")
+    assert refund.incident_count == 8 and refund.label.startswith("payments.refund: 429")
+    assert refund.keywords and refund.centroid is not None
+
+
+def test_mode_ids_are_stable_across_reclustering(clustered):
+    before = {tool: mode_of(tool).pk for tool in ERRORS}
+    ingest_failures(clustered, "crm.search", 4, start=100)
+    failure_modes.incidents_embed(workspace_id=clustered.workspace.pk)
+    failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk)
+    assert {tool: mode_of(tool).pk for tool in ERRORS} == before
+    assert mode_of("crm.search").incident_count == 12
+
+
+def test_new_incident_close_to_a_mode_joins_it_at_once(clustered):
+    ingest_failures(clustered, "payments.refund", 1, start=500)
+    embedded = failure_modes.incidents_embed(workspace_id=clustered.workspace.pk)
+    incident = Incident.objects.get(pk=embedded[0])
+    assert incident.failure_mode == mode_of("payments.refund")
+    assert incident.assigned_by == "nearest"
+    assert mode_of("payments.refund").incident_count == 9
+
+
+def test_unlike_incident_stays_unclustered(clustered):
+    trace_ingest_batch(
+        workspace=clustered.workspace,
+        items=[trace_payload("odd", steps=[{"kind": "error", "name": "gpu.render",
+                                             "error": "CUDA out of memory in shader compiler"}])],
+    )  # fmt: skip
+    failure_modes.incidents_embed(workspace_id=clustered.workspace.pk)
+    assert Incident.objects.get(trace__external_id="odd").failure_mode is None
+
+
+def test_merge_moves_incidents_and_survives_reclustering(clustered):
+    source, target = mode_of("crm.search"), mode_of("sql.query")
+    failure_modes.failure_mode_merge(
+        workspace=clustered.workspace,
+        source_id=source.pk,
+        target_id=target.pk,
+        actor=clustered.lead,
+    )
+    source.refresh_from_db()
+    target.refresh_from_db()
+    assert source.status == ModeStatus.MERGED and source.merged_into == target
+    assert target.incident_count == 16 and source.incident_count == 0
+    assert AuditEvent.objects.filter(action="failure_mode.merge").exists()
+
+
+def test_split_creates_a_mode_that_reclustering_keeps(clustered):
+    mode = mode_of("payments.refund")
+    chosen = list(mode.incidents.values_list("pk", flat=True)[:3])
+    new = failure_modes.failure_mode_split(
+        workspace=clustered.workspace, mode_id=mode.pk, incident_ids=chosen,
+        label="Refunds over the limit", actor=clustered.lead,
+    )  # fmt: skip
+    failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk)
+    new.refresh_from_db()
+    assert set(new.incidents.values_list("pk", flat=True)) == set(chosen)
+    assert new.label == "Refunds over the limit" and new.incident_count == 3
+
+
+def test_ignore_and_rename(clustered):
+    mode = mode_of("sql.query")
+    failure_modes.failure_mode_set_status(
+        workspace=clustered.workspace, mode_id=mode.pk, status="ignored", actor=clustered.lead
+    )
+    failure_modes.failure_mode_rename(
+        workspace=clustered.workspace,
+        mode_id=mode.pk,
+        label="Stale column names",
+        actor=clustered.lead,
+    )
+    failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk)
+    mode.refresh_from_db()
+    assert mode.status == ModeStatus.IGNORED and mode.label == "Stale column names"
+
+
+def test_viewer_cannot_change_modes(clustered):
+    with pytest.raises(PermissionDenied):
+        failure_modes.failure_mode_set_status(
+            workspace=clustered.workspace, mode_id=mode_of("sql.query").pk,
+            status="ignored", actor=clustered.viewer,
+        )  # fmt: skip
+
+
+def test_search_finds_the_right_mode_and_never_another_workspace(client, clustered, other_tenant):
+    ingest_failures(other_tenant, "payments.refund", 6)
+    failure_modes.incidents_embed(workspace_id=other_tenant.workspace.pk)
+    response = client.get(
+        "/api/v1/incidents/search",
+        {"q": "rate-limit errors in payments"},
+        headers=clustered.api_headers(),
+    )
+    assert response.status_code == 200
+    body = response.json()
+    own = set(Incident.objects.filter(workspace=clustered.workspace).values_list("pk", flat=True))
+    assert body["incidents"] and {i["id"] for i in body["incidents"]} <= own
+    assert body["modes"][0]["failure_mode"]["id"] == mode_of("payments.refund").pk
+    assert body["incidents"][0]["tool"] == "payments.refund"
+
+
+def test_search_reads_agent_and_time_from_the_question(client, clustered):
+    response = client.get(
+        "/api/v1/incidents/search",
+        {"q": "timeouts in crm this week"},
+        headers=clustered.api_headers(),
+    )
+    body = response.json()
+    assert any("agent crm-agent" in u for u in body["understood"])
+    assert {i["agent"] for i in body["incidents"]} <= {"crm-agent"}
+
+
+def test_search_api_access(client, db):
+    assert client.get("/api/v1/incidents/search", {"q": "x"}).status_code == 401
+
+
+def test_mode_pages_access_owner_other_anonymous(clustered, other_tenant, anon):
+    mode = mode_of("payments.refund")
+    urls = [
+        reverse("mode_list", args=[clustered.workspace.slug]),
+        reverse("mode_detail", args=[clustered.workspace.slug, mode.pk]),
+    ]
+    for url in urls:
+        response = clustered.client_for(clustered.viewer).get(url)
+        assert response.status_code == 200 and b"payments.refund" in response.content
+        assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+        assert anon.get(url).status_code == 302
+    cross = reverse("mode_detail", args=[other_tenant.workspace.slug, mode.pk])
+    assert other_tenant.client_for(other_tenant.admin).get(cross).status_code == 404
+
+
+def test_mode_actions_access(clustered, other_tenant, anon):
+    mode = mode_of("sql.query")
+    url = reverse("mode_status", args=[clustered.workspace.slug, mode.pk])
+    assert anon.post(url, {"status": "ignored"}).status_code == 302
+    assert (
+        other_tenant.client_for(other_tenant.admin).post(url, {"status": "ignored"}).status_code
+        == 404
+    )
+    assert (
+        clustered.client_for(clustered.viewer).post(url, {"status": "ignored"}).status_code == 403
+    )
+    mode.refresh_from_db()
+    assert mode.status == "open"
+    assert clustered.client_for(clustered.lead).post(url, {"status": "ignored"}).status_code == 302
+    mode.refresh_from_db()
+    assert mode.status == "ignored"
+
+
+def test_mode_list_search_box_renders_results(clustered):
+    response = clustered.client_for(clustered.viewer).get(
+        reverse("mode_list", args=[clustered.workspace.slug]),
+        {"q": "database column missing"},
+        headers={"HX-Request": "true", "HX-Target": "search-results"},
+    )
+    html = response.content.decode()
+    assert html.startswith('<div id="search-results">') and "sql.query" in html

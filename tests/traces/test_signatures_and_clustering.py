@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+
+from traces import clustering
+from traces.signatures import embedding_text, normalise, step_signature
+
+
+def test_incidents_differing_only_in_ids_numbers_and_timestamps_share_a_signature():
+    a = step_signature(
+        tool="http_get",
+        error="Timeout after 30000 ms fetching https://api.x.com/orders/8812 "
+        "(request 550e8400-e29b-41d4-a716-446655440000 at 2026-11-21T10:00:00Z, trace 9f86d081884c)",
+        step_input={"order_id": 8812, "retry": True},
+        task="Refund order 8812",
+    )
+    b = step_signature(
+        tool="http_get",
+        error="Timeout after 5000 ms fetching https://api.x.com/orders/17 "
+        "(request 123e4567-e89b-12d3-a456-426614174000 at 2026-10-01T23:59:59Z, trace 0a1b2c3d4e5f)",
+        step_input={"order_id": 17, "retry": False},
+        task="Refund order 17776",
+    )
+    assert a == b
+    assert "tool: http_get" in a and "input: {order_id: number, retry: boolean}" in a
+
+
+def test_signature_keeps_short_codes_that_tell_failures_apart():
+    assert normalise("HTTP 429 Too Many Requests") != normalise("HTTP 503 Service Unavailable")
+    assert normalise("retry after 17s") == normalise("retry after 2400s")
+    assert normalise("/var/data/run_1.csv denied") == normalise("/tmp/x/y.txt denied")
+
+
+def test_embedding_text_drops_the_task():
+    signature = step_signature(tool="t", error="boom", step_input=None, task="do things")
+    assert embedding_text(signature) == "tool: t | error: boom"
+
+
+def _blobs(rng, centers, per, noise=0.05):
+    vectors, labels = [], []
+    for label, center in enumerate(centers):
+        points = center + rng.normal(0, noise, (per, len(center)))
+        vectors.append(points / np.linalg.norm(points, axis=1, keepdims=True))
+        labels += [label] * per
+    return np.vstack(vectors).astype(np.float32), labels
+
+
+def test_hdbscan_finds_known_modes_and_leaves_outliers_as_noise():
+    rng = np.random.default_rng(1)
+    centers = np.eye(32)[:4]
+    vectors, truth = _blobs(rng, centers, 30)
+    outliers = np.eye(32, dtype=np.float32)[10:15]  # five lone directions
+    labels = clustering.cluster_vectors(np.vstack([vectors, outliers]), min_cluster_size=5)
+    nmi, ari = clustering.nmi_ari(truth, list(labels[: len(truth)]))
+    assert nmi > 0.95 and ari > 0.95
+    assert (labels[len(truth) :] == clustering.NOISE).all()
+
+
+def test_match_clusters_keeps_ids_by_overlap_and_by_centroid():
+    new = {0: {1, 2, 3, 4}, 1: {10, 11}, 2: {20, 21}}
+    old = {100: {1, 2, 3}, 200: {99}}
+    new_c = {0: np.array([1.0, 0]), 1: np.array([0.0, 1.0]), 2: np.array([0.7, 0.7])}
+    old_c = {100: np.array([1.0, 0]), 200: np.array([0.0, 1.0])}
+    assert clustering.match_clusters(new, old, new_c, old_c) == {0: 100, 1: 200, 2: None}
+
+
+def test_ctfidf_keywords_pick_words_specific_to_each_cluster():
+    docs = {
+        0: ["tool: pay | error: rate limit exceeded"] * 3,
+        1: ["tool: crm | error: read timeout waiting"] * 3,
+    }
+    keywords = clustering.ctfidf_keywords(docs)
+    assert any("rate" in k or "limit" in k for k in keywords[0])
+    assert any("timeout" in k for k in keywords[1])
+    assert not any(k == "error" or k == "tool" for k in keywords[0] + keywords[1])
+
+
+def test_mode_label_reads_tool_and_error():
+    label = clustering.mode_label(
+        ["tool: pay | error: 429 rate limit | task: x"] * 2, ["pay", "pay"]
+    )
+    assert label == "pay: 429 rate limit"
