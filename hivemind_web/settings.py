@@ -180,3 +180,14 @@ HIVEMIND_RECLUSTER_AFTER = env.int("HIVEMIND_RECLUSTER_AFTER", default=50)
 HIVEMIND_MIN_MODE_SIZE = env.int("HIVEMIND_MIN_MODE_SIZE", default=5)
 # pgvector HNSW search breadth: higher is more exact and slower (bench/search.py).
 HIVEMIND_HNSW_EF_SEARCH = env.int("HIVEMIND_HNSW_EF_SEARCH", default=100)
+
+# --- Distillation ----------------------------------------------------------------
+# A mode is drafted once it has at least this many incidents.
+HIVEMIND_DISTILL_MIN_INCIDENTS = env.int("HIVEMIND_DISTILL_MIN_INCIDENTS", default=5)
+HIVEMIND_LLM_MAX_TOKENS = env.int("HIVEMIND_LLM_MAX_TOKENS", default=2000)
+HIVEMIND_LLM_TIMEOUT = env.float("HIVEMIND_LLM_TIMEOUT", default=60.0)
+# Retries on 429, 5xx and timeouts (exponential backoff, honouring retry-after).
+HIVEMIND_LLM_MAX_RETRIES = env.int("HIVEMIND_LLM_MAX_RETRIES", default=3)
+# USD per million tokens (input, output) of the configured model, for cost records.
+HIVEMIND_LLM_PRICE_IN = env.float("HIVEMIND_LLM_PRICE_IN", default=1.0)
+HIVEMIND_LLM_PRICE_OUT = env.float("HIVEMIND_LLM_PRICE_OUT", default=5.0)

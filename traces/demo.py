@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 # agent -> (tasks, tools, failure modes). A failure mode: (tool, error template,
-# probability per trace). Templates take {n} (a number) and {id} (an order id).
+# probability per trace, the tool that agents which recovered called next). Templates take {n} (a number) and {id} (an order id).
 DEMO_AGENTS: dict[str, dict[str, Any]] = {
     "checkout-agent": {
         "tasks": [
@@ -24,8 +24,14 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
                 "payments.refund",
                 "429 Too Many Requests: rate limit exceeded, retry after {n}s",
                 0.18,
+                "payments.refund",
             ),
-            ("inventory.lookup", "SKU not found: 'sku-{n}' (SKUs are upper case)", 0.12),
+            (
+                "inventory.lookup",
+                "SKU not found: 'sku-{n}' (SKUs are upper case)",
+                0.12,
+                "inventory.normalize_sku",
+            ),
         ],
     },
     "support-agent": {
@@ -36,8 +42,13 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
         ],
         "tools": ["crm.search", "crm.update", "kb.search", "email.send"],
         "modes": [
-            ("crm.search", "ReadTimeout: CRM did not answer within {n} ms", 0.16),
-            ("email.send", "550 5.1.1 Recipient address rejected: mailbox {id} unavailable", 0.08),
+            ("crm.search", "ReadTimeout: CRM did not answer within {n} ms", 0.16, "crm.search_by_email"),
+            (
+                "email.send",
+                "550 5.1.1 Recipient address rejected: mailbox {id} unavailable",
+                0.08,
+                "crm.get_contact",
+            ),
         ],
     },
     "data-agent": {
@@ -52,11 +63,13 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
                 "sql.query",
                 'psycopg.errors.UndefinedColumn: column "created" does not exist (did you mean "created_at"?) line {n}',
                 0.2,
+                "sql.describe_table",
             ),
             (
                 "fs.write",
                 "PermissionError: [Errno 13] Permission denied: '/data/exports/run_{n}.csv'",
                 0.07,
+                "fs.write_tmp",
             ),
         ],
     },
@@ -87,14 +100,23 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
                 "duration_ms": rng.randint(20, 900), "tokens": rng.randint(50, 400)}  # fmt: skip
         steps.append(call)
         steps.append({"kind": "tool_result", "name": tool, "output": {"ok": True}})
+    recovered = False
     if failed_mode is not None:
-        tool, template, _ = failed_mode
+        tool, template, _, recovery = failed_mode
         steps.append({
             "kind": "tool_call", "name": tool, "input": {"id": order, "amount": rng.randint(5, 500)},
             "error": template.format(n=rng.randint(1, 30000), id=order),
             "duration_ms": rng.randint(100, 30000),
         })  # fmt: skip
-        steps.append({"kind": "assistant_message", "output": "I could not finish the task."})
+        # Some agents find their way around the failure; the offline distiller
+        # learns its "Do" section from what they did next.
+        recovered = rng.random() < 0.3
+        if recovered:
+            steps.append({"kind": "tool_call", "name": recovery, "input": {"id": order},
+                          "output": {"ok": True}, "duration_ms": rng.randint(20, 900)})  # fmt: skip
+            steps.append({"kind": "assistant_message", "output": "Done, after a workaround."})
+        else:
+            steps.append({"kind": "assistant_message", "output": "I could not finish the task."})
     else:
         steps.append({"kind": "assistant_message", "output": "Done."})
     for index, step in enumerate(steps):
@@ -105,8 +127,8 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         "agent": agent,
         "session_id": f"demo-session-{i // 5:05d}",
         "task": task,
-        "status": "failed" if failed_mode else "succeeded",
-        "reward": 0.0 if failed_mode else 1.0,
+        "status": "failed" if failed_mode and not recovered else "succeeded",
+        "reward": 0.0 if failed_mode and not recovered else 1.0,
         "started_at": started.isoformat(),
         "ended_at": (started + timedelta(seconds=len(steps) * 2)).isoformat(),
         "model": "claude-haiku-4-5",

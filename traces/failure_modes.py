@@ -42,6 +42,8 @@ def incidents_embed(*, workspace_id: int, limit: int = 5000) -> list[int]:
         .order_by("id")
         .values_list("id", "signature")[:limit]
     )
+    if not pending:
+        return []  # spares loading the model when there is nothing to do
     embedder = get_embedder()
     done: list[int] = []
     for start in range(0, len(pending), EMBED_BATCH):

@@ -6,7 +6,7 @@ re-clustering the same incidents gives the same modes.
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.db import OperationalError
 
 from workspaces.models import Workspace
@@ -28,12 +28,24 @@ def embed_incidents(workspace_id: int) -> int:
     embedded = failure_modes.incidents_embed(workspace_id=workspace_id)
     if failure_modes.recluster_due(workspace_id=workspace_id):
         recluster_workspace.delay(workspace_id)
+    elif embedded:
+        _trigger_distillation(workspace_id)  # nearest-mode joins may cross the threshold
     return len(embedded)
 
 
 @shared_task(**RETRY, soft_time_limit=1800, time_limit=1900)
 def recluster_workspace(workspace_id: int) -> int:
-    return failure_modes.failure_modes_recluster(workspace_id=workspace_id).modes
+    modes = failure_modes.failure_modes_recluster(workspace_id=workspace_id).modes
+    _trigger_distillation(workspace_id)
+    return modes
+
+
+def _trigger_distillation(workspace_id: int) -> None:
+    # By name: traces must not import skills (apps import downward only). Looked
+    # up in the registry rather than send_task so eager mode runs it inline too.
+    task = current_app.tasks.get("skills.tasks.distill_due")
+    if task is not None:
+        task.delay(workspace_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=3000, time_limit=3300)

@@ -80,6 +80,16 @@ class Command(BaseCommand):
         items = demo_traces(count=DEMO_TRACES, now=anchor)
         for start in range(0, len(items), 200):
             trace_ingest_batch(workspace=workspace, items=items[start : start + 200])
+        # Whatever the broker, the newcomer sees failure modes at once.
+        from traces.failure_modes import failure_modes_recluster, incidents_embed
+
+        incidents_embed(workspace_id=workspace.pk)
+        failure_modes_recluster(workspace_id=workspace.pk)  # cheap; no model needed
+        # One proposed skill per recurring mode (offline unless Claude is set up).
+        from skills.services import distill_due, distillation_run
+
+        for job in distill_due(workspace_id=workspace.pk):
+            distillation_run(job_id=job.pk)
 
     def _api_key(self, workspace: Workspace, user: Any, secret: str | None) -> str:
         if secret:

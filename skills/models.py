@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from traces.models import FailureMode, Incident
+from workspaces.models import Workspace
+
+
+class SkillStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    PUBLISHED = "published", "Published"
+    REJECTED = "rejected", "Rejected"
+    RETIRED = "retired", "Retired"
+
+
+class Skill(models.Model):
+    """A named skill in a workspace. Agents only ever get `published_version`."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="skills")
+    name = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=10, choices=SkillStatus.choices, default=SkillStatus.PROPOSED
+    )
+    source_mode = models.ForeignKey(
+        FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="skills"
+    )
+    published_version = models.ForeignKey(
+        "SkillVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The mode's incident count when the skill was rejected: the mode is drafted
+    # again only once new incidents arrive.
+    rejected_at_incidents = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="skill_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def latest_version(self) -> SkillVersion | None:
+        return self.versions.order_by("-number").first()
+
+
+class Authorship(models.TextChoices):
+    USER = "user", "A person"
+    LLM = "llm", "Claude"
+    OFFLINE = "offline", "Drafted offline"
+
+
+class SkillVersion(models.Model):
+    """One immutable text of a skill."""
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    description = models.CharField(max_length=1024)
+    body = models.TextField()
+    source_mode = models.ForeignKey(
+        FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evidence = models.ManyToManyField(Incident, blank=True, related_name="skill_versions")
+    authorship = models.CharField(max_length=10, choices=Authorship.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    # Reviewer warnings: URLs, commands or credentials the incidents do not contain.
+    flags = models.JSONField(default=list, blank=True)
+    rationale = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["skill", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["skill", "number"], name="skillversion_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.skill.name}@{self.number}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DRAFTING = "drafting", "Drafting"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class DistillationJob(models.Model):
+    """One request to draft a skill from a failure mode, and how it went."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    failure_mode = models.ForeignKey(
+        FailureMode, on_delete=models.CASCADE, related_name="distillation_jobs"
+    )
+    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.QUEUED)
+    verdict = models.CharField(max_length=10, blank=True)  # new / revise / skip
+    detail = models.TextField(blank=True)
+    version = models.ForeignKey(
+        SkillVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one job in flight per mode: a second click reuses it.
+            models.UniqueConstraint(
+                fields=["failure_mode"],
+                condition=models.Q(state__in=["queued", "drafting"]),
+                name="distill_one_active_per_mode",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"distill mode {self.failure_mode_id}: {self.state}"

@@ -1,0 +1,207 @@
+"""Writes for skills: distillation jobs and proposed versions."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+
+from traces.embeddings import get_embedder
+from traces.models import FailureMode, ModeStatus
+from traces.selectors import mode_incidents_nearest
+from workspaces.errors import InvalidInput, PermissionDenied
+from workspaces.models import Membership, Role, Workspace
+from workspaces.services import audit_record
+
+from . import distill
+from .guard import flags_for
+from .models import Authorship, DistillationJob, JobState, Skill, SkillStatus, SkillVersion
+
+logger = logging.getLogger(__name__)
+
+# Descriptions this similar (cosine) are the same skill: revise, don't duplicate.
+DUPLICATE_SIMILARITY = 0.92
+
+
+def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
+    """Open modes with enough incidents and no proposed or published skill.
+
+    A mode whose skill was rejected is due again only once new incidents arrived.
+    """
+    modes = FailureMode.objects.filter(
+        workspace_id=workspace_id,
+        status=ModeStatus.OPEN,
+        incident_count__gte=settings.HIVEMIND_DISTILL_MIN_INCIDENTS,
+    ).exclude(skills__status__in=[SkillStatus.PROPOSED, SkillStatus.PUBLISHED])
+    due = []
+    for mode in modes.distinct():
+        rejected = mode.skills.filter(status=SkillStatus.REJECTED).order_by("-updated_at").first()
+        if rejected and rejected.rejected_at_incidents is not None:
+            if mode.incident_count <= rejected.rejected_at_incidents:
+                continue
+        due.append(mode)
+    return due
+
+
+def distillation_request(
+    *, mode: FailureMode, actor: AbstractBaseUser | None = None
+) -> tuple[DistillationJob, bool]:
+    """Queue drafting for `mode`; reuses a job already queued or drafting."""
+    if actor is not None:
+        membership = Membership.objects.filter(workspace=mode.workspace, user=actor).first()
+        if membership is None or not membership.has_role(Role.LEAD):
+            raise PermissionDenied("Only leads and admins can request a skill draft.")
+    active = DistillationJob.objects.filter(
+        failure_mode=mode, state__in=[JobState.QUEUED, JobState.DRAFTING]
+    ).first()
+    if active:
+        return active, False
+    try:
+        with transaction.atomic():
+            job = DistillationJob.objects.create(
+                workspace=mode.workspace, failure_mode=mode, requested_by=actor
+            )
+    except IntegrityError:  # another request won the race; use its job
+        return DistillationJob.objects.get(
+            failure_mode=mode, state__in=[JobState.QUEUED, JobState.DRAFTING]
+        ), False
+    from .tasks import distill_mode
+
+    transaction.on_commit(lambda: distill_mode.delay(job.pk))
+    return job, True
+
+
+def distillation_run(*, job_id: int) -> DistillationJob:
+    """Draft, validate and store a skill for the job's mode. Idempotent: a job
+    that already finished is returned as it is."""
+    claimed = DistillationJob.objects.filter(
+        pk=job_id, state__in=[JobState.QUEUED, JobState.DRAFTING]
+    ).update(state=JobState.DRAFTING)
+    job = DistillationJob.objects.select_related("failure_mode").get(pk=job_id)
+    if not claimed:
+        return job
+    try:
+        version, draft = _draft_and_store(job)
+    except distill.DistillError as exc:
+        return _finish(job, JobState.FAILED, detail=str(exc))
+    except Exception as exc:  # a bug must still end the job visibly, not leave it "drafting"
+        logger.exception("distillation job %s failed", job_id)
+        return _finish(job, JobState.FAILED, detail=f"Internal error: {type(exc).__name__}")
+    if version is None:
+        return _finish(job, JobState.DONE, verdict=draft.verdict, detail=draft.reason)
+    return _finish(job, JobState.DONE, verdict=draft.verdict, detail=draft.reason, version=version)
+
+
+def _finish(job: DistillationJob, state: str, **fields) -> DistillationJob:  # type: ignore[no-untyped-def]
+    for key, value in fields.items():
+        setattr(job, key, value)
+    job.state = state
+    job.save()
+    return job
+
+
+def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill.Draft]:
+    mode = job.failure_mode
+    existing = mode.skills.filter(status__in=[SkillStatus.PROPOSED, SkillStatus.PUBLISHED]).first()
+    if existing:
+        skip = distill.Draft("skip", f"Mode already has skill '{existing.name}' ({existing.status}).")
+        return None, skip
+    incidents = mode_incidents_nearest(mode=mode, limit=distill.MAX_EVIDENCE)
+    if not incidents:
+        raise distill.DistillError("This mode has no incidents to learn from.")
+    context = distill.Context(mode, incidents, _similar_skills(mode))
+    drafter = distill.draft_with_claude if settings.ANTHROPIC_API_KEY else distill.draft_offline
+    draft = drafter(context)
+    if draft.verdict == "skip" or draft.doc is None:
+        return None, draft
+    with transaction.atomic():
+        return _store(job, draft, context), draft
+
+
+def _similar_skills(mode: FailureMode, limit: int = 3) -> list[dict[str, str]]:
+    skills = list(
+        Skill.objects.filter(workspace=mode.workspace)
+        .exclude(status=SkillStatus.REJECTED)
+        .select_related("published_version")
+    )
+    if not skills or mode.centroid is None:
+        return []
+    texts = [(s.latest_version.description if s.latest_version else s.name) for s in skills]
+    vectors = get_embedder().embed(texts)
+    # The mode centroid lives in the signature space; the label is comparable text.
+    query = get_embedder().embed([mode.label])[0]
+    order = np.argsort(-(vectors @ query))[:limit]
+    return [{"name": skills[i].name, "description": texts[i]} for i in order]
+
+
+def _duplicate_of(workspace: Workspace, description: str) -> Skill | None:
+    skills = list(Skill.objects.filter(workspace=workspace).exclude(status=SkillStatus.REJECTED))
+    descriptions = [(s, s.latest_version.description) for s in skills if s.latest_version]
+    if not descriptions:
+        return None
+    vectors = get_embedder().embed([d for _, d in descriptions] + [description])
+    sims = vectors[:-1] @ vectors[-1]
+    best = int(np.argmax(sims))
+    return descriptions[best][0] if sims[best] >= DUPLICATE_SIMILARITY else None
+
+
+def _store(job: DistillationJob, draft: distill.Draft, context: distill.Context) -> SkillVersion:
+    workspace, mode, doc = job.workspace, job.failure_mode, draft.doc
+    assert doc is not None
+    skill = None
+    if draft.verdict == "revise":
+        skill = Skill.objects.filter(workspace=workspace, name=draft.revise_skill).first()
+    skill = skill or _duplicate_of(workspace, doc.description)
+    if skill is None:
+        skill = Skill.objects.filter(workspace=workspace, name=doc.name).first()
+        if skill is not None and skill.source_mode_id != mode.pk:
+            doc = distill.SkillDoc(_free_name(workspace, doc.name), doc.description, doc.body)
+            skill = None
+    if skill is None:
+        skill = Skill.objects.create(workspace=workspace, name=doc.name, source_mode=mode)
+    elif skill.status in (SkillStatus.REJECTED, SkillStatus.RETIRED):
+        skill.status = SkillStatus.PROPOSED
+        skill.save(update_fields=["status", "updated_at"])
+    evidence = [i for i in context.incidents if i.pk in set(draft.incident_ids)] or context.incidents
+    version = SkillVersion.objects.create(
+        skill=skill,
+        number=(skill.versions.count() + 1),
+        description=doc.description,
+        body=doc.body,
+        source_mode=mode,
+        authorship=Authorship.LLM if draft.model else Authorship.OFFLINE,
+        model=draft.model,
+        input_tokens=draft.input_tokens,
+        output_tokens=draft.output_tokens,
+        cost_usd=(draft.input_tokens * settings.HIVEMIND_LLM_PRICE_IN
+                  + draft.output_tokens * settings.HIVEMIND_LLM_PRICE_OUT) / 1_000_000,
+        flags=flags_for(doc.body + "\n" + doc.description,
+                        [i.error_text + "\n" + i.trace.task for i in context.incidents]),
+        rationale=draft.reason,
+    )  # fmt: skip
+    version.evidence.set(evidence)
+    audit_record(
+        workspace=workspace, actor=job.requested_by, action="skill.propose", obj=skill,
+        after={"version": version.number, "authorship": version.authorship, "mode": mode.pk},
+        actor_label="" if job.requested_by else "distiller",
+    )  # fmt: skip
+    return version
+
+
+def _free_name(workspace: Workspace, name: str) -> str:
+    for n in range(2, 100):
+        candidate = f"{name[:60]}-{n}"
+        if not Skill.objects.filter(workspace=workspace, name=candidate).exists():
+            return candidate
+    raise InvalidInput("Could not find a free skill name.")
+
+
+def distill_due(*, workspace_id: int) -> list[DistillationJob]:
+    """Queue drafting for every mode that crossed the threshold."""
+    return [distillation_request(mode=mode)[0] for mode in modes_due_for_distillation(workspace_id=workspace_id)]
+
+

@@ -1,0 +1,22 @@
+"""Thin Celery tasks for distillation."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
+    soft_time_limit=600, time_limit=660,
+)  # fmt: skip
+def distill_mode(job_id: int) -> str:
+    return services.distillation_run(job_id=job_id).state
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+def distill_due(workspace_id: int) -> int:
+    """Named so traces can trigger it without importing skills (apps import downward)."""
+    return len(services.distill_due(workspace_id=workspace_id))
