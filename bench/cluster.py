@@ -62,7 +62,9 @@ def quality_set(per_mode: int, seed: int = 5) -> tuple[list[str], list[int]]:
                 ts=f"2026-11-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",
             )  # fmt: skip
             task = rng.choice(TASKS).format(id=rng.randint(1, 9999))
-            signatures.append(step_signature(tool=tool, error=error, step_input={"id": 1}, task=task))
+            signatures.append(
+                step_signature(tool=tool, error=error, step_input={"id": 1}, task=task)
+            )
             truth.append(label)
     return signatures, truth
 
@@ -94,7 +96,9 @@ def main() -> None:
     nmi, ari = clustering.nmi_ari(truth, list(labels))
     found = len(set(labels) - {clustering.NOISE})
     noise = int((labels == clustering.NOISE).sum())
-    print(f"quality: incidents={len(truth)} true_modes={len(TEMPLATES)} found={found} noise={noise} NMI={nmi:.3f} ARI={ari:.3f}")
+    print(
+        f"quality: incidents={len(truth)} true_modes={len(TEMPLATES)} found={found} noise={noise} NMI={nmi:.3f} ARI={ari:.3f}"
+    )
 
     sizes = [10_000] if args.quick else [10_000, 100_000]
     for n in sizes:

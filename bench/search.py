@@ -53,9 +53,10 @@ def connect():
 def load(conn, n: int, rng, centres) -> float:
     conn.execute("DROP TABLE IF EXISTS bench_search")
     conn.execute(f"CREATE TABLE bench_search (id bigint PRIMARY KEY, embedding vector({DIMS}))")
-    with conn.cursor() as cur, cur.copy(
-        "COPY bench_search (id, embedding) FROM STDIN WITH (FORMAT BINARY)"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY bench_search (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
+    ):
         copy.set_types(["int8", "vector"])
         for start in range(0, n, 50_000):
             for i, v in enumerate(vectors(min(50_000, n - start), rng, centres)):
@@ -73,7 +74,9 @@ def load(conn, n: int, rng, centres) -> float:
 QUERY = "SELECT id FROM bench_search ORDER BY embedding <=> %s LIMIT 10"
 
 
-def run(conn, queries: np.ndarray, *, exact: bool, ef: int = 40) -> tuple[list[set[int]], list[float]]:
+def run(
+    conn, queries: np.ndarray, *, exact: bool, ef: int = 40
+) -> tuple[list[set[int]], list[float]]:
     conn.execute(f"SET enable_indexscan = {'off' if exact else 'on'}")
     conn.execute(f"SET hnsw.ef_search = {ef}")
     results, times = [], []
@@ -99,7 +102,9 @@ def bench(n: int, n_queries: int, efs: list[int], seed: int = 3) -> None:
     queries = vectors(n_queries, rng, centres)
     truth, exact_times = run(conn, queries[: max(20, n_queries // 5)], exact=True)
     exact_p50 = pct(exact_times, 50)
-    print(f"n={n} index_build_s={build:.1f} exact_p50_ms={exact_p50:.1f} exact_p95_ms={pct(exact_times, 95):.1f}")
+    print(
+        f"n={n} index_build_s={build:.1f} exact_p50_ms={exact_p50:.1f} exact_p95_ms={pct(exact_times, 95):.1f}"
+    )
     for ef in efs:
         run(conn, queries[:20], exact=False, ef=ef)  # warm the cache
         found, times = run(conn, queries, exact=False, ef=ef)
@@ -120,13 +125,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="*")
+    parser.add_argument("--efs", type=int, nargs="*", default=[40, 100, 200, 400, 800])
     args = parser.parse_args()
     import django
 
     django.setup()
     sizes = args.sizes or ([20_000] if args.quick else [100_000, 1_000_000])
     for n in sizes:
-        bench(n, 200 if args.quick else 500, [40, 100, 200])
+        bench(n, 200 if args.quick else 500, args.efs)
 
 
 if __name__ == "__main__":

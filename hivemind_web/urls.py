@@ -17,4 +17,5 @@ urlpatterns = [
     path("w/<slug:slug>/", include("metrics.urls")),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/", include("traces.urls")),
+    path("w/<slug:slug>/", include("skills.urls")),
 ]

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-
 from traces.embeddings import get_embedder
 from traces.models import FailureMode, ModeStatus
 from traces.selectors import mode_incidents_nearest
@@ -40,9 +39,12 @@ def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
     due = []
     for mode in modes.distinct():
         rejected = mode.skills.filter(status=SkillStatus.REJECTED).order_by("-updated_at").first()
-        if rejected and rejected.rejected_at_incidents is not None:
-            if mode.incident_count <= rejected.rejected_at_incidents:
-                continue
+        if (
+            rejected
+            and rejected.rejected_at_incidents is not None
+            and mode.incident_count <= rejected.rejected_at_incidents
+        ):
+            continue
         due.append(mode)
     return due
 
@@ -108,7 +110,9 @@ def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill
     mode = job.failure_mode
     existing = mode.skills.filter(status__in=[SkillStatus.PROPOSED, SkillStatus.PUBLISHED]).first()
     if existing:
-        skip = distill.Draft("skip", f"Mode already has skill '{existing.name}' ({existing.status}).")
+        skip = distill.Draft(
+            "skip", f"Mode already has skill '{existing.name}' ({existing.status})."
+        )
         return None, skip
     incidents = mode_incidents_nearest(mode=mode, limit=distill.MAX_EVIDENCE)
     if not incidents:
@@ -166,7 +170,9 @@ def _store(job: DistillationJob, draft: distill.Draft, context: distill.Context)
     elif skill.status in (SkillStatus.REJECTED, SkillStatus.RETIRED):
         skill.status = SkillStatus.PROPOSED
         skill.save(update_fields=["status", "updated_at"])
-    evidence = [i for i in context.incidents if i.pk in set(draft.incident_ids)] or context.incidents
+    evidence = [
+        i for i in context.incidents if i.pk in set(draft.incident_ids)
+    ] or context.incidents
     version = SkillVersion.objects.create(
         skill=skill,
         number=(skill.versions.count() + 1),
@@ -202,6 +208,7 @@ def _free_name(workspace: Workspace, name: str) -> str:
 
 def distill_due(*, workspace_id: int) -> list[DistillationJob]:
     """Queue drafting for every mode that crossed the threshold."""
-    return [distillation_request(mode=mode)[0] for mode in modes_due_for_distillation(workspace_id=workspace_id)]
-
-
+    return [
+        distillation_request(mode=mode)[0]
+        for mode in modes_due_for_distillation(workspace_id=workspace_id)
+    ]

@@ -73,7 +73,9 @@ def parse(text: str) -> SkillDoc:
         raise ValueError("front matter must be a mapping")
     extra = set(front) - ALLOWED_KEYS
     if extra:
-        raise ValueError(f"front matter has keys the spec does not allow: {', '.join(sorted(extra))}")
+        raise ValueError(
+            f"front matter has keys the spec does not allow: {', '.join(sorted(extra))}"
+        )
     return SkillDoc(
         name=str(front.get("name", "")),
         description=str(front.get("description", "")),

@@ -49,6 +49,8 @@ def cluster_vectors(
         min_cluster_size=min_cluster_size,
         min_samples=min(min_cluster_size, 5),
         cluster_selection_method="eom",
+        # A workspace may have just one failure kind so far; that is a mode too.
+        allow_single_cluster=True,
         # Sub-clusters closer than this (in the reduced, unit-normalised space)
         # are one mode: the same error met during different tasks should not
         # become two modes; different errors sit much further apart.

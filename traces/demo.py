@@ -42,7 +42,12 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
         ],
         "tools": ["crm.search", "crm.update", "kb.search", "email.send"],
         "modes": [
-            ("crm.search", "ReadTimeout: CRM did not answer within {n} ms", 0.16, "crm.search_by_email"),
+            (
+                "crm.search",
+                "ReadTimeout: CRM did not answer within {n} ms",
+                0.16,
+                "crm.search_by_email",
+            ),
             (
                 "email.send",
                 "550 5.1.1 Recipient address rejected: mailbox {id} unavailable",

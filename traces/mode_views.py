@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -100,6 +101,11 @@ def mode_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "merge_targets": selectors.mode_merge_targets(mode=mode),
             "figure": figure,
             "can_act": request.membership.has_role(Role.LEAD),  # type: ignore[attr-defined]
+            # Reverse accessor: traces never imports skills.
+            "latest_job": mode.distillation_jobs.order_by("-created_at").first()
+            if hasattr(mode, "distillation_jobs")
+            else None,
+            "drafter_offline": not settings.ANTHROPIC_API_KEY,
         },
     )
 

@@ -1,0 +1,56 @@
+"""Reads for skills. Every query is scoped to one workspace."""
+
+from __future__ import annotations
+
+import markdown as md
+import nh3
+from django.db.models import QuerySet
+
+from traces.models import FailureMode
+from workspaces.errors import NotFound
+from workspaces.models import Workspace
+
+from .models import DistillationJob, Skill, SkillVersion
+from .skillmd import SkillDoc, render
+
+
+def skill_list(*, workspace: Workspace, status: str = "") -> QuerySet[Skill]:
+    qs = Skill.objects.filter(workspace=workspace).select_related(
+        "source_mode", "published_version"
+    )
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("status", "name")
+
+
+def skill_get(*, workspace: Workspace, pk: int) -> Skill:
+    skill = Skill.objects.filter(workspace=workspace, pk=pk).first()
+    if skill is None:
+        raise NotFound("No such skill in this workspace.")
+    return skill
+
+
+def skill_versions(*, skill: Skill) -> QuerySet[SkillVersion]:
+    return skill.versions.select_related("author").order_by("-number")
+
+
+def skill_md(version: SkillVersion) -> str:
+    """The SKILL.md file of a version, as agents receive it."""
+    return render(SkillDoc(version.skill.name, version.description, version.body))
+
+
+def render_markdown(text: str) -> str:
+    """Markdown to HTML, sanitised: drafts come from LLMs fed with agent output."""
+    html = md.markdown(text, extensions=["fenced_code", "tables", "sane_lists"])
+    return nh3.clean(html, link_rel="noopener noreferrer nofollow")
+
+
+def latest_job(*, mode: FailureMode) -> DistillationJob | None:
+    return mode.distillation_jobs.select_related("version__skill").order_by("-created_at").first()
+
+
+def job_get(*, workspace: Workspace, pk: int) -> DistillationJob:
+    job = DistillationJob.objects.filter(workspace=workspace, pk=pk).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
