@@ -75,11 +75,13 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def _add_routers() -> None:
+    from skills.api import router as skills_router
     from traces.api import router as traces_router
     from workspaces.api import router as workspaces_router
 
     api.add_router("/v1", workspaces_router)
     api.add_router("/v1", traces_router)
+    api.add_router("/v1", skills_router)
 
 
 _add_routers()

@@ -127,3 +127,60 @@ class DistillationJob(models.Model):
 
     def __str__(self) -> str:
         return f"distill mode {self.failure_mode_id}: {self.state}"
+
+
+class FetchLog(models.Model):
+    """Which skills an agent fetched, so metrics can attribute its traces."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(
+        "workspaces.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.CharField(max_length=200, blank=True)
+    session_id = models.CharField(max_length=200, blank=True)
+    endpoint = models.CharField(max_length=20)
+    skills = models.JSONField(default=list)  # ["name@version", ...]
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Attribution: "which skills did this session fetch?"
+            models.Index(fields=["workspace", "session_id"], name="fetchlog_ws_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent or 'agent'} fetched {len(self.skills)} skills"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a workspace wants to hear about publications."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="webhook")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, default="pending")  # pending / delivered / failed
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.endpoint_id}: {self.state}"

@@ -54,3 +54,25 @@ def job_get(*, workspace: Workspace, pk: int) -> DistillationJob:
     if job is None:
         raise NotFound("No such job.")
     return job
+
+
+def skill_audit(*, skill: Skill) -> QuerySet:
+    from workspaces.models import AuditEvent
+
+    return AuditEvent.objects.filter(
+        workspace=skill.workspace, object_type="Skill", object_id=str(skill.pk)
+    ).order_by("-created_at")
+
+
+def traces_with_skill(*, skill: Skill, limit: int = 20) -> QuerySet:
+    """Traces that reported this skill in scope (by name or name@version)."""
+    from django.db.models import Q
+
+    from traces.models import Trace
+
+    refs = [skill.name] + [f"{skill.name}@{v.number}" for v in skill.versions.all()]
+    return (
+        Trace.objects.filter(workspace=skill.workspace)
+        .filter(Q(skills_in_scope__overlap=refs))
+        .order_by("-started_at")[:limit]
+    )

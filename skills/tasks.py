@@ -20,3 +20,16 @@ def distill_mode(job_id: int) -> str:
 def distill_due(workspace_id: int) -> int:
     """Named so traces can trigger it without importing skills (apps import downward)."""
     return len(services.distill_due(workspace_id=workspace_id))
+
+
+@shared_task(
+    bind=True, acks_late=True, max_retries=6, soft_time_limit=60, time_limit=90,
+)  # fmt: skip
+def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-def]
+    from .webhooks import DeliveryFailed, webhook_deliver
+
+    try:
+        return webhook_deliver(delivery_id=delivery_id).state
+    except DeliveryFailed as exc:
+        # Backoff 30 s, 60 s, … up to ~30 min; the delivery row shows each attempt.
+        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc

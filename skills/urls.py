@@ -7,4 +7,9 @@ urlpatterns = [
     path("skills/<int:pk>/", views.skill_detail, name="skill_detail"),
     path("failure-modes/<int:mode_pk>/draft/", views.draft_request, name="draft_request"),
     path("distillation/<int:pk>/", views.job_status, name="job_status"),
+    path("skills/<int:pk>/approve/", views.skill_approve_view, name="skill_approve"),
+    path("skills/<int:pk>/edit/", views.skill_edit_view, name="skill_edit"),
+    path("skills/<int:pk>/reject/", views.skill_reject_view, name="skill_reject"),
+    path("skills/<int:pk>/retire/", views.skill_retire_view, name="skill_retire"),
+    path("skills/<int:pk>/rollback/", views.skill_rollback_view, name="skill_rollback"),
 ]

@@ -7,10 +7,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from traces.selectors import failure_mode_get
 from workspaces.decorators import workspace_view
-from workspaces.errors import DomainError, NotFound
+from workspaces.errors import DomainError, NotFound, PermissionDenied
 from workspaces.models import Role
 
-from . import selectors
+from . import review, selectors
 from .models import SkillStatus
 from .services import distillation_request
 
@@ -51,8 +51,19 @@ def skill_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "html": selectors.render_markdown(shown.body) if shown else "",
             "raw": selectors.skill_md(shown) if shown else "",
             "evidence": shown.evidence.select_related("trace")[:20] if shown else [],
+            "diff": _diff(versions, shown),
+            "audit": selectors.skill_audit(skill=skill),
+            "in_scope": selectors.traces_with_skill(skill=skill),
+            "can_act": request.membership.has_role(Role.LEAD),  # type: ignore[attr-defined]
         },
     )
+
+
+def _diff(versions, shown):  # type: ignore[no-untyped-def]
+    if shown is None:
+        return ""
+    older = next((v for v in versions if v.number == shown.number - 1), None)
+    return review.version_diff(older, shown) if older else ""
 
 
 @require_POST
@@ -83,3 +94,78 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     except NotFound:
         raise Http404("No such job.") from None
     return render(request, "skills/_job.html", {"job": job, "mode": job.failure_mode})
+
+
+def _review_action(request: HttpRequest, pk: int, action) -> HttpResponse:  # type: ignore[no-untyped-def]
+    workspace = request.workspace  # type: ignore[attr-defined]
+    try:
+        skill = selectors.skill_get(workspace=workspace, pk=pk)
+        message = action(skill)
+    except NotFound:
+        raise Http404("No such skill.") from None
+    except PermissionDenied as exc:
+        return render(request, "workspaces/forbidden.html", {"needed_role": "Lead",
+                                                              "detail": exc.detail}, status=403)  # fmt: skip
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, message)
+    return redirect("skill_detail", slug=workspace.slug, pk=pk)
+
+
+def _number(request: HttpRequest) -> int:
+    value = request.POST.get("version", "")
+    return int(value) if value.isdigit() else 0
+
+
+@require_POST
+@workspace_view()
+def skill_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(skill):  # type: ignore[no-untyped-def]
+        review.skill_approve(skill=skill, number=_number(request), actor=request.user)
+        return f"Published v{_number(request)}: agents receive it on their next fetch."
+
+    return _review_action(request, pk, act)
+
+
+@require_POST
+@workspace_view()
+def skill_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(skill):  # type: ignore[no-untyped-def]
+        version = review.skill_edit(
+            skill=skill, description=request.POST.get("description", ""),
+            body=request.POST.get("body", ""), actor=request.user,
+        )  # fmt: skip
+        return f"Saved as v{version.number}. Review the diff below, then approve it."
+
+    return _review_action(request, pk, act)
+
+
+@require_POST
+@workspace_view()
+def skill_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(skill):  # type: ignore[no-untyped-def]
+        review.skill_reject(skill=skill, reason=request.POST.get("reason", ""), actor=request.user)
+        return "Rejected. The mode is not drafted again until new incidents arrive."
+
+    return _review_action(request, pk, act)
+
+
+@require_POST
+@workspace_view()
+def skill_retire_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(skill):  # type: ignore[no-untyped-def]
+        review.skill_retire(skill=skill, reason=request.POST.get("reason", ""), actor=request.user)
+        return "Retired: agents stop receiving it on their next fetch."
+
+    return _review_action(request, pk, act)
+
+
+@require_POST
+@workspace_view()
+def skill_rollback_view(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(skill):  # type: ignore[no-untyped-def]
+        review.skill_rollback(skill=skill, number=_number(request), actor=request.user)
+        return f"Rolled back: agents now receive v{_number(request)}."
+
+    return _review_action(request, pk, act)

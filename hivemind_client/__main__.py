@@ -1,0 +1,42 @@
+"""python -m hivemind_client skills pull --dir .claude/skills"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .skills import PullError, pull
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hivemind_client")
+    commands = parser.add_subparsers(dest="group", required=True)
+    skills = commands.add_parser("skills").add_subparsers(dest="command", required=True)
+    pull_cmd = skills.add_parser("pull", help="write published skills into a folder")
+    pull_cmd.add_argument("--dir", default=".claude/skills", type=Path)
+    pull_cmd.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
+    pull_cmd.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
+    args = parser.parse_args(argv)
+    if not args.url or not args.key:
+        print("Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr)
+        return 2
+    try:
+        result = pull(url=args.url, key=args.key, directory=args.dir)
+    except PullError as exc:
+        print(f"hivemind: {exc}", file=sys.stderr)
+        return 1
+    if not result.changed:
+        print("Skills are up to date.")
+        return 0
+    print(f"Wrote {len(result.written)} skill(s), removed {len(result.removed)}.")
+    for name in result.skipped:
+        print(
+            f"Skipped {name}: the folder exists and was not written by hivemind.", file=sys.stderr
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

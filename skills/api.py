@@ -1,0 +1,143 @@
+"""The agents' skills API: read-only, published skills only."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router, Schema
+from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import Field
+
+from traces.embeddings import get_embedder
+from workspaces.auth import ApiKeyAuth
+from workspaces.errors import NotFound
+from workspaces.models import Scope
+from workspaces.schemas import ErrorOut
+
+from .models import FetchLog, Skill, SkillStatus
+from .selectors import skill_md
+
+router = Router(tags=["skills"])
+AUTH = ApiKeyAuth(scope=Scope.SKILLS_READ)
+
+
+class SkillOut(Schema):
+    name: str
+    version: int
+    description: str
+    updated_at: datetime
+    url: str = Field(..., description="GET this for the SKILL.md text.")
+    score: float | None = Field(None, description="Relevance to ?task= (cosine), when given.")
+
+
+def published(workspace) -> list[Skill]:  # type: ignore[no-untyped-def]
+    return list(
+        Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
+        .exclude(published_version=None)
+        .select_related("published_version")
+        .order_by("name")
+    )
+
+
+def etag_for(skills: list[Skill]) -> str:
+    """Strong ETag over the published set: names, versions and update times."""
+    digest = hashlib.sha256()
+    for skill in skills:
+        digest.update(
+            f"{skill.name}@{skill.published_version.number}@{skill.updated_at.isoformat()}\n".encode()
+        )
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+_vectors: dict[int, np.ndarray] = {}  # description vectors by version id (versions are immutable)
+
+
+def rank(skills: list[Skill], task: str) -> list[tuple[Skill, float]]:
+    missing = [s for s in skills if s.published_version_id not in _vectors]
+    if missing:
+        texts = [f"{s.name}: {s.published_version.description}" for s in missing]
+        for skill, vector in zip(missing, get_embedder().embed(texts), strict=True):
+            _vectors[skill.published_version_id] = vector
+    query = get_embedder().embed([task])[0]
+    scored = [(s, float(_vectors[s.published_version_id] @ query)) for s in skills]
+    return sorted(scored, key=lambda pair: -pair[1])
+
+
+def log_fetch(request: HttpRequest, endpoint: str, skills: list[Skill]) -> None:
+    FetchLog.objects.create(
+        workspace=request.auth.workspace,  # type: ignore[attr-defined]
+        api_key=request.auth,  # type: ignore[attr-defined]
+        agent=request.headers.get("X-Hivemind-Agent", "")[:200],
+        session_id=request.headers.get("X-Hivemind-Session", "")[:200],
+        endpoint=endpoint,
+        skills=[f"{s.name}@{s.published_version.number}" for s in skills],
+    )
+
+
+@router.get(
+    "/skills",
+    auth=AUTH,
+    response={200: list[SkillOut], 401: ErrorOut, 403: ErrorOut},
+    summary="Published skills (ETag / If-None-Match supported)",
+)
+@paginate(LimitOffsetPagination)
+def skills_list(
+    request: HttpRequest,
+    task: str = Query("", max_length=2000, description="Rank by relevance to this task."),
+    k: int = Query(5, ge=1, le=100, description="With ?task=, how many to return."),
+) -> list[SkillOut]:
+    """Only published skills, never proposals. Send `X-Hivemind-Agent` and
+    `X-Hivemind-Session` so success rates can be attributed to what you fetched."""
+    skills = published(request.auth.workspace)  # type: ignore[attr-defined]
+    base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
+    scored = rank(skills, task)[:k] if task.strip() and skills else [(s, None) for s in skills]
+    log_fetch(request, "list", [s for s, _ in scored])
+    return [
+        SkillOut(name=s.name, version=s.published_version.number,
+                 description=s.published_version.description, updated_at=s.updated_at,
+                 url=base + s.name, score=score)
+        for s, score in scored
+    ]  # fmt: skip
+
+
+@router.get(
+    "/skills.zip",
+    auth=AUTH,
+    response={200: None, 401: ErrorOut, 403: ErrorOut},
+    summary="Every published skill as <name>/SKILL.md in a zip (a .claude/skills/ tree)",
+)
+def skills_zip(request: HttpRequest) -> HttpResponse:
+    skills = published(request.auth.workspace)  # type: ignore[attr-defined]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for skill in skills:
+            archive.writestr(f"{skill.name}/SKILL.md", skill_md(skill.published_version))
+    log_fetch(request, "zip", skills)
+    response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+    response["Content-Disposition"] = 'attachment; filename="skills.zip"'
+    response["ETag"] = etag_for(skills)
+    return response
+
+
+@router.get(
+    "/skills/{name}",
+    auth=AUTH,
+    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="One published skill's SKILL.md (text/markdown)",
+)
+def skill_file(request: HttpRequest, name: str) -> HttpResponse:
+    skill = next((s for s in published(request.auth.workspace) if s.name == name), None)  # type: ignore[attr-defined]
+    if skill is None:
+        raise NotFound(f"No published skill named {name!r} in this workspace.")
+    log_fetch(request, "file", [skill])
+    response = HttpResponse(
+        skill_md(skill.published_version), content_type="text/markdown; charset=utf-8"
+    )
+    response["ETag"] = etag_for([skill])
+    return response

@@ -1,0 +1,167 @@
+"""Review decisions: approve, edit, reject, retire, roll back (services).
+
+Roles are enforced here, not in templates: leads and admins act, viewers read,
+API keys never reach these functions. Every transition is an AuditEvent with
+who, from, to, version and reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from traces.models import ModeStatus
+from workspaces.errors import Conflict, InvalidInput, PermissionDenied
+from workspaces.models import Membership, Role
+from workspaces.services import audit_record
+
+from .models import Authorship, Skill, SkillStatus, SkillVersion
+from .skillmd import SkillDoc, validate
+
+# action -> statuses it may start from
+ALLOWED_FROM = {
+    "approve": {SkillStatus.PROPOSED, SkillStatus.PUBLISHED, SkillStatus.RETIRED},
+    "edit": {
+        SkillStatus.PROPOSED,
+        SkillStatus.PUBLISHED,
+        SkillStatus.REJECTED,
+        SkillStatus.RETIRED,
+    },
+    "reject": {SkillStatus.PROPOSED},
+    "retire": {SkillStatus.PUBLISHED},
+    "rollback": {SkillStatus.PUBLISHED},
+}
+
+
+def _check(skill: Skill, actor: AbstractBaseUser, action: str) -> None:
+    membership = Membership.objects.filter(workspace=skill.workspace, user=actor).first()
+    if membership is None or not membership.has_role(Role.LEAD):
+        raise PermissionDenied(f"Only leads and admins can {action} skills.")
+    if skill.status not in ALLOWED_FROM[action]:
+        raise Conflict(f"A {skill.status} skill cannot be {action}d here.".replace("ed here", "ed"))
+
+
+def _version(skill: Skill, number: int) -> SkillVersion:
+    version = skill.versions.filter(number=number).first()
+    if version is None:
+        raise InvalidInput(f"{skill.name} has no version {number}.")
+    return version
+
+
+def _audit(skill: Skill, actor: AbstractBaseUser, action: str, before: str, **after) -> None:  # type: ignore[no-untyped-def]
+    audit_record(
+        workspace=skill.workspace, actor=actor, action=f"skill.{action}", obj=skill,
+        before={"status": before}, after={"status": skill.status, **after},
+    )  # fmt: skip
+
+
+def _published(skill: Skill, version: SkillVersion) -> None:
+    from .webhooks import webhook_enqueue
+
+    transaction.on_commit(lambda: webhook_enqueue(skill_id=skill.pk, version_id=version.pk))
+
+
+@transaction.atomic
+def skill_approve(*, skill: Skill, number: int, actor: AbstractBaseUser) -> Skill:
+    """Publish version `number`: agents get it on their next fetch."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "approve")
+    version = _version(skill, number)
+    before = skill.status
+    skill.status, skill.published_version = SkillStatus.PUBLISHED, version
+    skill.save(update_fields=["status", "published_version", "updated_at"])
+    if skill.source_mode_id:
+        type(skill.source_mode).objects.filter(
+            pk=skill.source_mode_id, status=ModeStatus.OPEN
+        ).update(status=ModeStatus.ADDRESSED)
+    _audit(skill, actor, "approve", before, version=version.number)
+    _published(skill, version)
+    return skill
+
+
+@transaction.atomic
+def skill_edit(
+    *, skill: Skill, description: str, body: str, actor: AbstractBaseUser
+) -> SkillVersion:
+    """Save an edited text as a new version (never changes an old one)."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "edit")
+    errors = validate(SkillDoc(skill.name, description, body), require_sections=False)
+    if errors:
+        raise InvalidInput("; ".join(errors))
+    previous = skill.latest_version
+    version = SkillVersion.objects.create(
+        skill=skill, number=(previous.number + 1) if previous else 1,
+        description=description.strip(), body=body.strip(),
+        source_mode=previous.source_mode if previous else skill.source_mode,
+        authorship=Authorship.USER, author=actor, rationale="Edited by a reviewer.",
+    )  # fmt: skip
+    if previous:
+        version.evidence.set(previous.evidence.all())
+    before = skill.status
+    if skill.status in (SkillStatus.REJECTED, SkillStatus.RETIRED):
+        skill.status = SkillStatus.PROPOSED
+    skill.save(update_fields=["status", "updated_at"])
+    _audit(skill, actor, "edit", before, version=version.number)
+    return version
+
+
+@transaction.atomic
+def skill_reject(*, skill: Skill, reason: str, actor: AbstractBaseUser) -> Skill:
+    """Reject a proposal; its mode is not drafted again until new incidents arrive."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "reject")
+    if not reason.strip():
+        raise InvalidInput("Say why the skill is rejected; the reason is kept in the audit log.")
+    before = skill.status
+    skill.status = SkillStatus.REJECTED
+    skill.rejected_at_incidents = skill.source_mode.incident_count if skill.source_mode else None
+    skill.save(update_fields=["status", "rejected_at_incidents", "updated_at"])
+    _audit(skill, actor, "reject", before, reason=reason.strip(),
+           version=skill.latest_version.number if skill.latest_version else None)  # fmt: skip
+    return skill
+
+
+@transaction.atomic
+def skill_retire(*, skill: Skill, reason: str, actor: AbstractBaseUser) -> Skill:
+    """Stop serving a published skill to agents."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "retire")
+    before = skill.status
+    skill.status = SkillStatus.RETIRED
+    skill.save(update_fields=["status", "updated_at"])
+    _audit(skill, actor, "retire", before, reason=reason.strip(),
+           version=skill.published_version.number if skill.published_version else None)  # fmt: skip
+    return skill
+
+
+@transaction.atomic
+def skill_rollback(*, skill: Skill, number: int, actor: AbstractBaseUser) -> Skill:
+    """Serve an earlier version again."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "rollback")
+    version = _version(skill, number)
+    if skill.published_version and version.number >= skill.published_version.number:
+        raise InvalidInput("Roll back to a version older than the published one.")
+    previous = skill.published_version.number if skill.published_version else None
+    skill.published_version = version
+    skill.save(update_fields=["published_version", "updated_at"])
+    _audit(skill, actor, "rollback", skill.status, version=version.number, from_version=previous)
+    _published(skill, version)
+    return skill
+
+
+def version_diff(old: SkillVersion | None, new: SkillVersion) -> str:
+    """Side-by-side HTML diff of two versions' texts (content is escaped)."""
+    before = (f"{old.description}\n\n{old.body}" if old else "").splitlines()
+    after = f"{new.description}\n\n{new.body}".splitlines()
+    return difflib.HtmlDiff(wrapcolumn=70).make_table(
+        before,
+        after,
+        f"v{old.number}" if old else "(none)",
+        f"v{new.number}",
+        context=True,
+        numlines=2,
+    )

@@ -1,0 +1,78 @@
+"""Publish webhooks: a signed POST to the workspace's URL on every publication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Skill, SkillVersion, WebhookDelivery
+
+SIGNATURE_HEADER = "X-Hivemind-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_enqueue(*, skill_id: int, version_id: int) -> WebhookDelivery | None:
+    """Record a delivery for the publication and hand it to the delivery task."""
+    skill = Skill.objects.select_related("workspace").get(pk=skill_id)
+    endpoint = getattr(skill.workspace, "webhook", None)
+    if endpoint is None or not endpoint.active:
+        return None
+    version = SkillVersion.objects.get(pk=version_id)
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event="skill.published",
+        payload={
+            "event": "skill.published",
+            "workspace": skill.workspace.slug,
+            "skill": skill.name,
+            "version": version.number,
+            "description": version.description,
+            "published_at": timezone.now().isoformat(),
+        },
+    )
+    from .tasks import deliver_webhook
+
+    transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
+    return delivery
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+def webhook_deliver(*, delivery_id: int, timeout: float = 10.0) -> WebhookDelivery:
+    """POST the payload, signed with HMAC-SHA256. Raises DeliveryFailed to be retried."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    if delivery.state == "delivered":
+        return delivery  # idempotent: a retried task does not send twice
+    body = json.dumps(delivery.payload, sort_keys=True).encode()
+    request = urllib.request.Request(
+        delivery.endpoint.url, data=body, method="POST",
+        headers={"Content-Type": "application/json",
+                 SIGNATURE_HEADER: sign(delivery.endpoint.secret, body),
+                 "X-Hivemind-Event": delivery.event,
+                 "X-Hivemind-Delivery": str(delivery.pk)},
+    )  # fmt: skip
+    delivery.attempts += 1
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            delivery.response_code = response.status
+        delivery.state, delivery.delivered_at, delivery.error = "delivered", timezone.now(), ""
+        delivery.save()
+        return delivery
+    except urllib.error.HTTPError as exc:
+        delivery.response_code, delivery.error = exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        delivery.error = str(exc)[:500]
+    delivery.state = "failed"
+    delivery.save()
+    raise DeliveryFailed(delivery.error)
