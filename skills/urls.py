@@ -7,6 +7,7 @@ urlpatterns = [
     path("skills/<int:pk>/", views.skill_detail, name="skill_detail"),
     path("failure-modes/<int:mode_pk>/draft/", views.draft_request, name="draft_request"),
     path("distillation/<int:pk>/", views.job_status, name="job_status"),
+    path("settings/webhook/", views.webhook_settings, name="webhook_settings"),
     path("skills/<int:pk>/approve/", views.skill_approve_view, name="skill_approve"),
     path("skills/<int:pk>/edit/", views.skill_edit_view, name="skill_edit"),
     path("skills/<int:pk>/reject/", views.skill_reject_view, name="skill_reject"),

@@ -169,3 +169,33 @@ def skill_rollback_view(request: HttpRequest, pk: int) -> HttpResponse:
         return f"Rolled back: agents now receive v{_number(request)}."
 
     return _review_action(request, pk, act)
+
+
+@workspace_view(Role.ADMIN)
+def webhook_settings(request: HttpRequest) -> HttpResponse:
+    """The workspace's publish webhook (URL and secret) and its recent deliveries."""
+    from django import forms
+
+    from .models import WebhookEndpoint
+
+    class WebhookForm(forms.ModelForm):
+        class Meta:
+            model = WebhookEndpoint
+            fields = ["url", "secret", "active"]
+            widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+    workspace = request.workspace  # type: ignore[attr-defined]
+    endpoint = WebhookEndpoint.objects.filter(workspace=workspace).first()
+    form = WebhookForm(request.POST or None, instance=endpoint)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save(commit=False)
+        saved.workspace = workspace
+        saved.save()
+        from workspaces.services import audit_record
+
+        audit_record(workspace=workspace, actor=request.user, action="webhook.save", obj=saved,
+                     after={"url": saved.url, "active": saved.active})  # fmt: skip
+        messages.success(request, "Webhook saved. Each publication is POSTed there, signed.")
+        return redirect("webhook_settings", slug=workspace.slug)
+    deliveries = endpoint.deliveries.all()[:50] if endpoint else []
+    return render(request, "skills/webhook.html", {"form": form, "deliveries": deliveries})

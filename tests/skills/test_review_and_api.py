@@ -328,3 +328,18 @@ def test_pull_cli_needs_url_and_key(capsys, monkeypatch):
     monkeypatch.delenv("HIVEMIND_API_KEY", raising=False)
     assert main(["skills", "pull"]) == 2
     assert "HIVEMIND_API_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_webhook_settings_page_access(tenant, other_tenant, anon):
+    url = reverse("webhook_settings", args=[tenant.workspace.slug])
+    assert anon.get(url).status_code == 302
+    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    assert tenant.client_for(tenant.lead).get(url).status_code == 403
+    response = tenant.client_for(tenant.admin).post(
+        url, {"url": "https://hooks.example.com/hivemind", "secret": "abc", "active": "on"}
+    )
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get(workspace=tenant.workspace).url.endswith("/hivemind")
+    page = tenant.client_for(tenant.admin).get(reverse("settings", args=[tenant.workspace.slug]))
+    assert b"hooks.example.com" in page.content
