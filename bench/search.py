@@ -50,7 +50,7 @@ def connect():
     return conn
 
 
-def load(conn, n: int, rng, centres) -> float:
+def load(conn, n: int, rng, centres, m: int = 16, ef_construction: int = 64) -> float:
     conn.execute("DROP TABLE IF EXISTS bench_search")
     conn.execute(f"CREATE TABLE bench_search (id bigint PRIMARY KEY, embedding vector({DIMS}))")
     with (
@@ -66,7 +66,7 @@ def load(conn, n: int, rng, centres) -> float:
     started = time.perf_counter()
     conn.execute(
         "CREATE INDEX bench_search_hnsw ON bench_search USING hnsw (embedding vector_cosine_ops)"
-        " WITH (m = 16, ef_construction = 64)"
+        f" WITH (m = {m}, ef_construction = {ef_construction})"
     )
     return time.perf_counter() - started
 
@@ -93,12 +93,14 @@ def pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100)[int(p) - 1]
 
 
-def bench(n: int, n_queries: int, efs: list[int], seed: int = 3) -> None:
+def bench(
+    n: int, n_queries: int, efs: list[int], seed: int = 3, m: int = 16, efc: int = 64
+) -> None:
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 1, (CENTRES, DIMS)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     conn = connect()
-    build = load(conn, n, rng, centres)
+    build = load(conn, n, rng, centres, m, efc)
     queries = vectors(n_queries, rng, centres)
     truth, exact_times = run(conn, queries[: max(20, n_queries // 5)], exact=True)
     exact_p50 = pct(exact_times, 50)
@@ -115,7 +117,7 @@ def bench(n: int, n_queries: int, efs: list[int], seed: int = 3) -> None:
         print(
             f"RESULT search_p95_ms={p95:.2f} ms baseline={pct(exact_times, 95):.1f} "
             f"ratio={p95 / pct(exact_times, 95):.4f} n={n} ef_search={ef} "
-            f"recall_at_10={recall:.3f} p50_ms={p50:.2f} exact_p50_ms={exact_p50:.1f}"
+            f"recall_at_10={recall:.3f} p50_ms={p50:.2f} exact_p50_ms={exact_p50:.1f} m={m} ef_construction={efc}"
         )
     conn.execute("DROP TABLE bench_search")
     conn.close()
@@ -126,13 +128,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--efs", type=int, nargs="*", default=[40, 100, 200, 400, 800])
+    parser.add_argument("--m", type=int, default=16, help="HNSW m (the app's index: 16)")
+    parser.add_argument("--ef-construction", type=int, default=64, help="the app's index: 64")
     args = parser.parse_args()
     import django
 
     django.setup()
     sizes = args.sizes or ([20_000] if args.quick else [100_000, 1_000_000])
     for n in sizes:
-        bench(n, 200 if args.quick else 500, args.efs)
+        bench(n, 200 if args.quick else 500, args.efs, m=args.m, efc=args.ef_construction)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def workspace_with_skills(count: int):  # type: ignore[no-untyped-def]
     return ws, key
 
 
-def measure(url: str, path: str, headers: dict, total: int, threads: int = 4) -> tuple[list[float], float, int]:
+def measure(
+    url: str, path: str, headers: dict, total: int, threads: int = 4
+) -> tuple[list[float], float, int]:
     host, port = url.split("//")[1].split(":")
     per_thread = total // threads
     statuses: set[int] = set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -56,3 +56,205 @@ def recent_failed_traces(*, workspace: Workspace, limit: int = 8) -> list[Trace]
     return list(
         Trace.objects.filter(workspace=workspace, status="failed").order_by("-started_at")[:limit]
     )
+
+
+# --- metrics page --------------------------------------------------------------------
+
+from collections import defaultdict  # noqa: E402
+
+from django.db import connection  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+from django.db.models.functions import TruncWeek  # noqa: E402
+
+from skills.models import FetchLog, Skill, SkillStatus  # noqa: E402
+
+from .models import DailyRollup  # noqa: E402
+from .stats import Rate, verdict  # noqa: E402
+
+
+def success_by_period(
+    *, workspace: Workspace, days: int = 60, week: bool = False
+) -> dict[str, list[dict]]:
+    """Per agent: [{period, succeeded, decided, traces}] from the rollups."""
+    since = timezone.now().date() - timedelta(days=days - 1)
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since)
+    period = TruncWeek("day") if week else models_day()
+    rows = (
+        qs.annotate(period=period)
+        .values("agent", "period")
+        .annotate(ok=Sum("succeeded"), bad=Sum("failed"), n=Sum("traces"))
+        .order_by("agent", "period")
+    )
+    series: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        series[row["agent"] or "(no agent)"].append({
+            "period": row["period"], "succeeded": row["ok"], "decided": row["ok"] + row["bad"],
+            "traces": row["n"],
+        })  # fmt: skip
+    return dict(series)
+
+
+def models_day():  # type: ignore[no-untyped-def]
+    from django.db.models import F
+
+    return F("day")
+
+
+def compound_by_agent(*, workspace: Workspace, days: int = 30) -> list[dict]:
+    """Per-step success beside end-to-end success, and what the first predicts."""
+    since = timezone.now().date() - timedelta(days=days - 1)
+    rows = (
+        DailyRollup.objects.filter(workspace=workspace, day__gte=since)
+        .values("agent")
+        .annotate(
+            steps=Sum("steps"),
+            errors=Sum("step_errors"),
+            n=Sum("traces"),
+            ok=Sum("succeeded"),
+            bad=Sum("failed"),
+        )  # fmt: skip
+        .order_by("agent")
+    )
+    result = []
+    for row in rows:
+        if not row["steps"] or not row["n"]:
+            continue
+        per_step = 1 - row["errors"] / row["steps"]
+        typical = row["steps"] / row["n"]
+        end_to_end = Rate(row["ok"], row["ok"] + row["bad"])
+        result.append({
+            "agent": row["agent"], "per_step": per_step, "typical_steps": typical,
+            "predicted": per_step ** typical, "end_to_end": end_to_end,
+        })  # fmt: skip
+    return result
+
+
+def _cohort_rates(
+    workspace_id: int, agents: list[str], refs: list[str], name: str, since, until
+) -> tuple[Rate, Rate]:  # type: ignore[no-untyped-def]
+    """(with skill, without) among these agents' decided traces in [since, until)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH t AS (
+                SELECT t.status, (t.skills_in_scope && %s::varchar[] OR EXISTS (
+                    SELECT 1 FROM skills_fetchlog f
+                    WHERE f.workspace_id = t.workspace_id AND t.session_id <> ''
+                      AND f.session_id = t.session_id AND f.created_at <= t.started_at + interval '1 day'
+                      AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(f.skills) s
+                                  WHERE s LIKE %s))) AS has_skill
+                FROM traces_trace t
+                WHERE t.workspace_id = %s AND t.agent = ANY(%s) AND t.started_at >= %s
+                  AND t.started_at < %s AND t.status IN ('succeeded', 'failed')
+            )
+            SELECT has_skill, count(*) FILTER (WHERE status = 'succeeded'), count(*)
+            FROM t GROUP BY has_skill
+            """,
+            [refs, f"{name}@%", workspace_id, agents, since, until],
+        )
+        counts = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    with_skill = counts.get(True, (0, 0))
+    without = counts.get(False, (0, 0))
+    return Rate(*with_skill), Rate(*without)
+
+
+def _recurrence(workspace_id: int, mode_id: int | None, agents: list[str], since, until) -> Rate:  # type: ignore[no-untyped-def]
+    """Traces hitting the mode, out of all these agents' traces in the window."""
+    if mode_id is None:
+        return Rate(0, 0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM traces_incident i
+                                    WHERE i.trace_id = t.id AND i.failure_mode_id = %s)), count(*)
+            FROM traces_trace t
+            WHERE t.workspace_id = %s AND t.agent = ANY(%s) AND t.started_at >= %s AND t.started_at < %s
+            """,
+            [mode_id, workspace_id, agents, since, until],
+        )
+        hits, n = cursor.fetchone()
+    return Rate(hits, n)
+
+
+def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -> dict | None:
+    """With vs without the skill (same agents, since publication) and before vs after."""
+    published_at = (
+        skill.versions.filter(pk=skill.published_version_id)
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    from workspaces.models import AuditEvent
+
+    event = (
+        AuditEvent.objects.filter(
+            workspace=workspace,
+            object_type="Skill",
+            object_id=str(skill.pk),
+            action="skill.approve",
+        )
+        .order_by("created_at")
+        .first()  # fmt: skip
+    )
+    published_at = event.created_at if event else published_at
+    if published_at is None:
+        return None
+    refs = [skill.name] + [
+        f"{skill.name}@{v}" for v in skill.versions.values_list("number", flat=True)
+    ]
+    agents = _agents_using(workspace, skill, refs)
+    if not agents:
+        return {"skill": skill, "agents": [], "published_at": published_at}
+    window = timedelta(days=window_days)
+    # "After" runs to the latest trace, whatever clock skew agents have.
+    now = datetime.max.replace(tzinfo=UTC)
+    with_skill, without = _cohort_rates(workspace.pk, agents, refs, skill.name, published_at, now)
+    before_all = _cohort_rates(
+        workspace.pk, agents, refs, skill.name, published_at - window, published_at
+    )
+    before = Rate(
+        before_all[0].successes + before_all[1].successes, before_all[0].n + before_all[1].n
+    )
+    after_all = _cohort_rates(workspace.pk, agents, refs, skill.name, published_at, now)
+    after = Rate(after_all[0].successes + after_all[1].successes, after_all[0].n + after_all[1].n)
+    mode_before = _recurrence(
+        workspace.pk, skill.source_mode_id, agents, published_at - window, published_at
+    )
+    mode_after = _recurrence(workspace.pk, skill.source_mode_id, agents, published_at, now)
+    return {
+        "skill": skill, "agents": agents, "published_at": published_at,
+        "with": with_skill, "without": without,
+        "cohort_verdict": verdict(without, with_skill),
+        "before": before, "after": after, "time_verdict": verdict(before, after),
+        "mode_before": mode_before, "mode_after": mode_after,
+        "mode_verdict": verdict(mode_before, mode_after, what="recurrence of its failure mode",
+                                higher_is_better=False),
+    }  # fmt: skip
+
+
+def _agents_using(workspace: Workspace, skill: Skill, refs: list[str]) -> list[str]:
+    agents = set(
+        Trace.objects.filter(workspace=workspace, skills_in_scope__overlap=refs)
+        .order_by()
+        .values_list("agent", flat=True)
+        .distinct()  # fmt: skip
+    )
+    sessions = [
+        log.session_id
+        for log in FetchLog.objects.filter(workspace=workspace).exclude(session_id="")
+        if any(s.startswith(f"{skill.name}@") for s in log.skills)
+    ][:5000]
+    if sessions:
+        agents |= set(
+            Trace.objects.filter(workspace=workspace, session_id__in=sessions)
+            .order_by()
+            .values_list("agent", flat=True)
+            .distinct()  # fmt: skip
+        )
+    return sorted(agents)
+
+
+def impact_table(*, workspace: Workspace) -> list[dict]:
+    skills = Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED).exclude(
+        published_version=None
+    )
+    return [row for row in (skill_impact(workspace=workspace, skill=s) for s in skills) if row]

@@ -4,4 +4,7 @@ from . import views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("metrics/", views.metrics_page, name="metrics"),
+    path("metrics/skill-impact.csv", views.impact_csv, name="impact_csv"),
+    path("metrics/compound.csv", views.compound_csv, name="compound_csv"),
 ]

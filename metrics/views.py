@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -7,7 +9,14 @@ from django.views.decorators.http import require_GET
 from workspaces.decorators import workspace_view
 from workspaces.forms import ApiKeyForm
 
-from .selectors import overview_get, recent_failed_traces
+from . import charts
+from .selectors import (
+    compound_by_agent,
+    impact_table,
+    overview_get,
+    recent_failed_traces,
+    success_by_period,
+)
 
 
 @require_GET
@@ -23,3 +32,63 @@ def overview(request: HttpRequest) -> HttpResponse:
             "form": ApiKeyForm(),
         },
     )
+
+
+@require_GET
+@workspace_view()
+def metrics_page(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    # Weekly by default: daily counts are small and their intervals wide.
+    week = request.GET.get("by") != "day"
+    unit = "week" if week else "day"
+    series = success_by_period(workspace=workspace, days=90 if week else 45, week=week)
+    return render(
+        request,
+        "metrics/metrics.html",
+        {
+            "unit": unit,
+            "success_figure": charts.success_rate_figure(series, unit=unit),
+            "volume_figure": charts.volume_figure(series, unit=unit),
+            "compound": compound_by_agent(workspace=workspace),
+            "impact": impact_table(workspace=workspace),
+        },
+    )
+
+
+def _pct(rate) -> str:  # type: ignore[no-untyped-def]
+    return "" if rate.value is None else f"{rate.value * 100:.1f}"
+
+
+@require_GET
+@workspace_view()
+def impact_csv(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="skill-impact.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["skill", "published_at", "agents", "with_rate_pct", "with_n", "without_rate_pct",
+                     "without_n", "before_rate_pct", "before_n", "after_rate_pct", "after_n",
+                     "mode_per_100_before", "mode_per_100_after", "verdict"])  # fmt: skip
+    for row in impact_table(workspace=request.workspace):  # type: ignore[attr-defined]
+        if not row.get("agents"):
+            continue
+        writer.writerow([
+            row["skill"].name, row["published_at"].isoformat(), " ".join(row["agents"]),
+            _pct(row["with"]), row["with"].n, _pct(row["without"]), row["without"].n,
+            _pct(row["before"]), row["before"].n, _pct(row["after"]), row["after"].n,
+            _pct(row["mode_before"]), _pct(row["mode_after"]), row["cohort_verdict"],
+        ])  # fmt: skip
+    return response
+
+
+@require_GET
+@workspace_view()
+def compound_csv(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="compound-error.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["agent", "per_step_success", "typical_steps", "predicted_end_to_end",
+                     "observed_end_to_end", "n"])  # fmt: skip
+    for row in compound_by_agent(workspace=request.workspace):  # type: ignore[attr-defined]
+        writer.writerow([row["agent"], f"{row['per_step']:.4f}", f"{row['typical_steps']:.1f}",
+                         f"{row['predicted']:.4f}", _pct(row["end_to_end"]), row["end_to_end"].n])  # fmt: skip
+    return response

@@ -84,6 +84,7 @@ def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult
     trace_ids = _write(workspace, prepared, results)
     if trace_ids:
         _after_commit_embed(workspace.pk)
+        _after_commit_rollups(trace_ids)
     return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
 
 
@@ -92,6 +93,15 @@ def _after_commit_embed(workspace_id: int) -> None:
 
     # The task loads incidents by workspace, so it must not run before they exist.
     transaction.on_commit(lambda: embed_incidents.delay(workspace_id))
+
+
+def _after_commit_rollups(trace_ids: list[int]) -> None:
+    from celery import current_app
+
+    # By name: nothing imports metrics (apps import downward only).
+    task = current_app.tasks.get("metrics.tasks.refresh_rollups")
+    if task is not None and trace_ids:
+        transaction.on_commit(lambda: task.delay(list(trace_ids)))
 
 
 def _validate_item(position: int, item: Any, seen: set[str]) -> TraceIn | ItemResult:
@@ -196,6 +206,7 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
             sync_trace_level_incidents(cursor, workspace.pk, [trace.pk])
         outcome.refresh_from_db()
         _after_commit_embed(workspace.pk)
+        _after_commit_rollups([trace.pk])
     return outcome
 
 

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from .services import rollups_refresh_for_traces
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8, acks_late=True)
+def refresh_rollups(trace_ids: list[int]) -> int:
+    """Named so ingest can trigger it without importing metrics."""
+    rollups_refresh_for_traces(trace_ids=trace_ids)
+    return len(trace_ids)

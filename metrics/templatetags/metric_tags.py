@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+@register.filter
+def pct1(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"

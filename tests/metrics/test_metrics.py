@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from metrics import charts
+from metrics.models import DailyRollup
+from metrics.selectors import skill_impact
+from metrics.services import rollups_rebuild, rollups_refresh_for_traces
+from metrics.stats import Rate, verdict, wilson
+from skills.models import FetchLog, Skill, SkillVersion
+from skills.review import skill_approve
+from traces.services import trace_ingest_batch
+
+
+def test_wilson_matches_known_values():
+    # Reference values (Wilson 1927; as computed by statsmodels proportion_confint(method="wilson")).
+    low, high = wilson(81, 263)
+    assert low == pytest.approx(0.2553, abs=1e-4) and high == pytest.approx(0.3662, abs=1e-4)
+    low, high = wilson(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = wilson(10, 10)
+    assert low == pytest.approx(0.7225, abs=1e-4) and high == pytest.approx(1.0)
+    assert wilson(0, 0) is None
+
+
+def test_verdict_says_no_measurable_change_when_intervals_overlap():
+    assert verdict(Rate(50, 100), Rate(55, 100)).startswith("No measurable change")
+    assert "rose by 30 points" in verdict(Rate(50, 100), Rate(80, 100))
+    assert verdict(Rate(0, 0), Rate(1, 2)).startswith("Not enough data")
+
+
+def test_success_figure_has_title_axes_legend_and_intervals():
+    series = {
+        "a": [{"period": "2026-11-01", "succeeded": 8, "decided": 10, "traces": 12}],
+        "b": [{"period": "2026-11-01", "succeeded": 1, "decided": 2, "traces": 2}],
+    }
+    figure = charts.success_rate_figure(series, unit="week")
+    assert figure["layout"]["title"]["text"].startswith("Success rate per week")
+    assert figure["layout"]["yaxis"]["title"]["text"] == "success rate (%)"
+    assert [t["name"] for t in figure["data"]] == ["a", "b"]
+    first = figure["data"][0]
+    assert first["y"] == [80.0] and first["error_y"]["array"][0] > 0 and "n=10" in first["text"][0]
+    volume = charts.volume_figure(series)
+    assert volume["layout"]["yaxis"]["title"]["text"] == "traces"
+
+
+def _traces(tenant, prefix, n, ok, *, skill=None, when=None, session=""):
+    when = when or timezone.now() - timedelta(days=1)
+    items = [
+        {"external_id": f"{prefix}-{i}", "agent": "bot", "status": "succeeded" if i < ok else "failed",
+         "started_at": (when + timedelta(minutes=i)).isoformat(), "session_id": session,
+         "skills_in_scope": [skill] if skill else [],
+         "steps": [{"kind": "tool_call", "name": "t", "error": "" if i < ok else "boom"}]}
+        for i in range(n)
+    ]  # fmt: skip
+    return trace_ingest_batch(workspace=tenant.workspace, items=items).trace_ids
+
+
+@pytest.mark.django_db
+def test_rollup_rebuilt_from_scratch_equals_the_incremental_one(tenant):
+    ids = _traces(tenant, "a", 10, 7) + _traces(
+        tenant, "b", 6, 2, when=timezone.now() - timedelta(days=3)
+    )
+    rollups_refresh_for_traces(trace_ids=ids)
+    fields = ("day", "agent", "traces", "succeeded", "failed", "unknown", "steps", "step_errors")
+    incremental = sorted(DailyRollup.objects.values_list(*fields))
+    rollups_rebuild(workspace_id=tenant.workspace.pk)
+    assert sorted(DailyRollup.objects.values_list(*fields)) == incremental
+    assert sum(r[2] for r in incremental) == 16 and sum(r[3] for r in incremental) == 9
+
+
+def _published(tenant, name="use-the-retry"):
+    skill = Skill.objects.create(workspace=tenant.workspace, name=name)
+    SkillVersion.objects.create(skill=skill, number=1, description="d", body="b", authorship="user")
+    return skill_approve(skill=skill, number=1, actor=tenant.lead)
+
+
+@pytest.mark.django_db
+def test_impact_says_no_measurable_change_without_an_effect(tenant):
+    skill = _published(tenant)
+    later = timezone.now() + timedelta(hours=1)
+    _traces(tenant, "with", 40, 20, skill="use-the-retry@1", when=later)
+    _traces(tenant, "without", 40, 20, when=later)
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert (row["with"].n, row["without"].n) == (40, 40)
+    assert row["cohort_verdict"].startswith("No measurable change")
+
+
+@pytest.mark.django_db
+def test_impact_names_the_lift_with_an_effect_and_uses_the_fetch_log(tenant):
+    skill = _published(tenant)
+    later = timezone.now() + timedelta(hours=1)
+    # These traces do not report the skill; the fetch log of their session does.
+    FetchLog.objects.create(workspace=tenant.workspace, session_id="s1", endpoint="list",
+                            skills=["use-the-retry@1"], agent="bot")  # fmt: skip
+    _traces(tenant, "with", 60, 57, when=later, session="s1")
+    _traces(tenant, "reported", 1, 1, skill="use-the-retry", when=later)
+    _traces(tenant, "without", 60, 24, when=later)
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert row["with"].n == 61 and row["without"].n == 60
+    assert "rose by" in row["cohort_verdict"]
+
+
+@pytest.mark.django_db
+def test_before_and_after_windows_are_split_at_publication(tenant):
+    _traces(tenant, "old", 30, 10, skill="use-the-retry", when=timezone.now() - timedelta(days=5))
+    skill = _published(tenant)
+    _traces(tenant, "new", 30, 28, skill="use-the-retry", when=timezone.now() + timedelta(hours=1))
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert (row["before"].n, row["after"].n) == (30, 30)
+    assert (row["before"].successes, row["after"].successes) == (10, 28)
+    assert "rose by" in row["time_verdict"]
+
+
+@pytest.mark.django_db
+def test_metrics_page_and_csv_access(tenant, other_tenant, anon):
+    rollups_refresh_for_traces(trace_ids=_traces(tenant, "a", 5, 3))
+    for name in ("metrics", "impact_csv", "compound_csv"):
+        url = reverse(name, args=[tenant.workspace.slug])
+        response = tenant.client_for(tenant.viewer).get(url)
+        assert response.status_code == 200
+        assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+        assert anon.get(url).status_code == 302
+    csv_text = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("compound_csv", args=[tenant.workspace.slug]))
+        .content.decode()
+    )
+    assert csv_text.splitlines()[1].startswith("bot,")
+    page = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("metrics", args=[tenant.workspace.slug]))
+        .content.decode()
+    )
+    assert "success-figure" in page and "Compound error" in page
