@@ -169,6 +169,8 @@ HIVEMIND_MAX_STEPS_PER_TRACE = env.int("HIVEMIND_MAX_STEPS_PER_TRACE", default=5
 # Django refuses request.body above this; keep it just above our own cap so our
 # 413 (with a useful message) is what a client sees.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HIVEMIND_MAX_BODY_BYTES + 1
+# Concurrent OTLP exports one process accepts before answering 503 + Retry-After.
+HIVEMIND_OTLP_MAX_CONCURRENT = env.int("HIVEMIND_OTLP_MAX_CONCURRENT", default=8)
 
 # --- Failure modes ------------------------------------------------------------
 HIVEMIND_EMBEDDER = env.str("HIVEMIND_EMBEDDER", default="traces.embeddings:MiniLMEmbedder")

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from traces.otlp_views import otlp_traces
 from workspaces import views as workspace_views
 
 from .api import api
@@ -14,6 +15,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    # OTLP/HTTP's standard path, so exporters need only the base URL.
+    path("v1/traces", otlp_traces, name="otlp_traces"),
     path("w/<slug:slug>/", include("metrics.urls")),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/", include("traces.urls")),

@@ -30,7 +30,7 @@ class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int | None = Field(
-        None, ge=0, le=1_000_000, description="Position in the trace; defaults to list order."
+        None, ge=0, le=2_147_483_647, description="Position in the trace; defaults to list order."
     )
     kind: StepKindIn
     name: str = Field("", max_length=200, description="Tool or model name.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from pgvector.django import CosineDistance
@@ -65,7 +65,8 @@ def trace_get(*, workspace: Workspace, pk: int) -> Trace:
 
 
 def step_list(*, trace: Trace) -> QuerySet[Step]:
-    return trace.steps.order_by("index")
+    # By time first: OTLP steps have indexes derived from span ids, not positions.
+    return trace.steps.order_by(F("started_at").asc(nulls_last=True), "index")
 
 
 def incident_list_for_trace(*, trace: Trace) -> QuerySet[Incident]:

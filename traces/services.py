@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from pydantic import ValidationError
 
+from hivemind_web.celery import app as celery_app
 from workspaces.errors import InvalidInput, NotFound, PermissionDenied
 from workspaces.models import PiiPolicy, Workspace
 from workspaces.redaction import redactor_for_policy
@@ -96,10 +97,8 @@ def _after_commit_embed(workspace_id: int) -> None:
 
 
 def _after_commit_rollups(trace_ids: list[int]) -> None:
-    from celery import current_app
-
     # By name: nothing imports metrics (apps import downward only).
-    task = current_app.tasks.get("metrics.tasks.refresh_rollups")
+    task = celery_app.tasks.get("metrics.tasks.refresh_rollups")
     if task is not None and trace_ids:
         transaction.on_commit(lambda: task.delay(list(trace_ids)))
 

@@ -6,9 +6,10 @@ re-clustering the same incidents gives the same modes.
 
 from __future__ import annotations
 
-from celery import current_app, shared_task
+from celery import shared_task
 from django.db import OperationalError
 
+from hivemind_web.celery import app as celery_app
 from workspaces.models import Workspace
 
 from . import failure_modes
@@ -43,7 +44,7 @@ def recluster_workspace(workspace_id: int) -> int:
 def _trigger_distillation(workspace_id: int) -> None:
     # By name: traces must not import skills (apps import downward only). Looked
     # up in the registry rather than send_task so eager mode runs it inline too.
-    task = current_app.tasks.get("skills.tasks.distill_due")
+    task = celery_app.tasks.get("skills.tasks.distill_due")
     if task is not None:
         task.delay(workspace_id)
 

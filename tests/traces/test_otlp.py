@@ -1,0 +1,142 @@
+"""The OTLP/HTTP receiver, fed by the real OpenTelemetry SDK exporter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from traces import otlp
+from traces.models import Incident, Step, Trace
+
+
+def record_agent_run() -> list:
+    """An agent run as a GenAI-instrumented app would emit it; returns finished spans."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("invoke_agent") as root:
+        root.set_attribute("gen_ai.operation.name", "invoke_agent")
+        root.set_attribute("gen_ai.conversation.id", "conv-7")
+        root.set_attribute("gen_ai.skill.name", "respect-rate-limits")
+        root.set_attribute("input.value", "Refund order 8812")
+        with tracer.start_as_current_span("chat") as llm:
+            llm.set_attribute("gen_ai.operation.name", "chat")
+            llm.set_attribute("gen_ai.request.model", "claude-haiku-4-5")
+            llm.set_attribute("gen_ai.usage.input_tokens", 120)
+            llm.set_attribute("gen_ai.usage.output_tokens", 30)
+        with tracer.start_as_current_span("execute_tool payments.refund") as tool:
+            tool.set_attribute("gen_ai.operation.name", "execute_tool")
+            tool.set_attribute("gen_ai.tool.name", "payments.refund")
+            tool.set_attribute("gen_ai.tool.call.arguments", '{"order": "8812"}')
+            tool.record_exception(RuntimeError("429 Too Many Requests"))
+            tool.set_status(Status(StatusCode.ERROR, "rate limited"))
+        root.set_status(Status(StatusCode.ERROR))
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_real_exporter_protobuf_gzip_is_stored_and_retries_are_idempotent(live_server, tenant):
+    spans = record_agent_run()
+    exporter = OTLPSpanExporter(
+        endpoint=f"{live_server.url}/v1/traces",
+        headers={"Authorization": f"Bearer {tenant.key}"},
+        compression=Compression.Gzip,
+    )
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.external_id == format(spans[0].context.trace_id, "032x")
+    assert (trace.agent, trace.session_id, trace.model) == (
+        "otel-agent",
+        "conv-7",
+        "claude-haiku-4-5",
+    )
+    assert trace.skills_in_scope == ["respect-rate-limits"] and trace.status == "failed"
+    assert trace.task == "Refund order 8812"
+    kinds = sorted(Step.objects.filter(trace=trace).values_list("kind", "name"))
+    assert ("llm_call", "claude-haiku-4-5") in kinds and ("tool_call", "payments.refund") in kinds
+    tool = Step.objects.get(trace=trace, name="payments.refund")
+    assert "429 Too Many Requests" in tool.error and tool.input == {"order": "8812"}
+    assert Incident.objects.filter(trace=trace, tool="payments.refund").count() == 1
+    counts = (Trace.objects.count(), Step.objects.count(), Incident.objects.count())
+    assert exporter.export(spans) == SpanExportResult.SUCCESS  # an exporter retry
+    assert (Trace.objects.count(), Step.objects.count(), Incident.objects.count()) == counts
+    exporter.shutdown()
+
+
+def _json_body(trace_id="5b8efff798038103d269b633813fc60c", span_id="eee19b7ec3c1b174"):
+    return {
+        "resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-agent"}}]},
+            "scopeSpans": [{"scope": {"name": "x"}, "spans": [{
+                "traceId": trace_id, "spanId": span_id, "name": "tool",
+                "startTimeUnixNano": "1763719200000000000", "endTimeUnixNano": 1763719201000000000,
+                "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": "TOOL"}},
+                               {"key": "tool.name", "value": {"stringValue": "crm.search"}},
+                               {"key": "llm.token_count.total", "value": {"intValue": "42"}}],
+                "status": {"code": 2, "message": "ReadTimeout"},
+                "someFutureField": {"ignored": True},
+            }]}],
+        }]
+    }  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_json_with_hex_ids_string_int64_and_unknown_fields(client, tenant):
+    response = client.post("/v1/traces", json.dumps(_json_body()), content_type="application/json",
+                           headers={"x-hivemind-api-key": tenant.key})  # fmt: skip
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json() == {}
+    step = Step.objects.get(trace__external_id="5b8efff798038103d269b633813fc60c")
+    assert (step.name, step.tokens, step.error) == ("crm.search", 42, "ReadTimeout")
+    assert step.trace.agent == "json-agent"
+
+
+@pytest.mark.django_db
+def test_undecodable_input_gets_400_with_a_status_body(client, tenant):
+    response = client.post("/v1/traces", b"\xff\x00garbage", content_type="application/x-protobuf",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 400 and response.content.startswith(b"\x08\x03")
+    response = client.post("/v1/traces", "{nope", content_type="application/json",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 400 and response.json()["code"] == 3
+
+
+@pytest.mark.django_db
+def test_size_cap_auth_and_isolation(client, tenant, other_tenant, settings):
+    body = json.dumps(_json_body())
+    assert client.post("/v1/traces", body, content_type="application/json").status_code == 401
+    settings.HIVEMIND_MAX_BODY_BYTES = 50
+    response = client.post("/v1/traces", body, content_type="application/json",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 413
+    settings.HIVEMIND_MAX_BODY_BYTES = 10_000_000
+    client.post("/v1/traces", body, content_type="application/json",
+                headers={"Authorization": f"Bearer {other_tenant.key}"})  # fmt: skip
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+    assert Trace.objects.filter(workspace=other_tenant.workspace).count() == 1
+
+
+@pytest.mark.django_db
+def test_rejected_spans_are_counted_in_partial_success(client, tenant, settings):
+    settings.HIVEMIND_MAX_STEPS_PER_TRACE = 0
+    response = client.post("/v1/traces", json.dumps(_json_body()), content_type="application/json",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 200
+    assert response.json()["partialSuccess"]["rejectedSpans"] == "1"
+
+
+def test_status_body_is_valid_protobuf():
+    from google.protobuf import descriptor_pb2  # noqa: F401  (protobuf is importable)
+
+    body = otlp.encode_status(3, "bad input", otlp.PROTOBUF)
+    assert body == b"\x08\x03\x12\x09bad input"

@@ -1,0 +1,246 @@
+"""OTLP/HTTP trace receiver: decoding, and mapping spans to Hivemind traces.
+
+Spans are grouped into traces by trace id (the trace's external_id is the hex
+trace id). Each span becomes a step whose index is derived from its span id, so
+an exporter's retry, or spans of one trace arriving in several exports, upsert
+the same steps instead of adding new ones. GenAI semantic conventions
+(`gen_ai.*`) and OpenInference attributes decide the step's kind, name, input,
+output and tokens; span status ERROR and exception events become step errors
+(and so incidents); `gen_ai.skill.name` marks skills in scope; the resource's
+`service.name` is the agent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+MAX_TEXT = 100_000
+
+
+class UndecodableOTLP(ValueError):
+    pass
+
+
+def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    if content_type.startswith(PROTOBUF):
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise UndecodableOTLP(
+                f"body is not an OTLP protobuf ExportTraceServiceRequest: {exc}"
+            ) from None
+        return request
+    try:
+        data = json.loads(body)
+        _hex_ids_to_base64(data)
+        json_format.ParseDict(data, request, ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
+        raise UndecodableOTLP(f"body is not OTLP JSON: {exc}") from None
+    return request
+
+
+def _hex_ids_to_base64(data: Any) -> None:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64."""
+    for resource_spans in data.get("resourceSpans", []) if isinstance(data, dict) else []:
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+                for link in span.get("links", []):
+                    for key in ("traceId", "spanId"):
+                        if link.get(key):
+                            link[key] = base64.b64encode(bytes.fromhex(link[key])).decode()
+
+
+def encode_response(rejected_spans: int, message: str, content_type: str) -> bytes:
+    response = ExportTraceServiceResponse()
+    if rejected_spans:
+        response.partial_success.CopyFrom(
+            ExportTracePartialSuccess(rejected_spans=rejected_spans, error_message=message[:2000])
+        )
+    if content_type.startswith(PROTOBUF):
+        return response.SerializeToString()
+    return json.dumps(json_format.MessageToDict(response)).encode()
+
+
+def encode_status(code: int, message: str, content_type: str) -> bytes:
+    """A google.rpc.Status body, as OTLP/HTTP asks for on errors."""
+    if content_type.startswith(PROTOBUF):
+        text = message.encode()[:4000]
+        return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+    return json.dumps({"code": code, "message": message}).encode()
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def any_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind) if kind else None
+
+
+def _attrs(items: Any) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in items}
+
+
+def _time(nanos: int) -> str | None:
+    return datetime.fromtimestamp(nanos / 1e9, tz=UTC).isoformat() if nanos else None
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value[:MAX_TEXT]
+    return value[:MAX_TEXT] if isinstance(value, str) else value
+
+
+def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
+    """One span as a native step."""
+    operation = str(attrs.get("gen_ai.operation.name", ""))
+    oi_kind = str(attrs.get("openinference.span.kind", "")).upper()
+    if operation == "execute_tool" or oi_kind == "TOOL" or "gen_ai.tool.name" in attrs:
+        kind = "tool_call"
+        name = attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or span.name
+        step_input = attrs.get("gen_ai.tool.call.arguments", attrs.get("input.value"))
+        output = attrs.get("gen_ai.tool.call.result", attrs.get("output.value"))
+    elif operation in ("chat", "text_completion", "generate_content") or oi_kind == "LLM":
+        kind = "llm_call"
+        name = (attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+                or attrs.get("llm.model_name") or span.name)  # fmt: skip
+        step_input = attrs.get("gen_ai.input.messages", attrs.get("input.value"))
+        output = attrs.get("gen_ai.output.messages", attrs.get("output.value"))
+    else:
+        kind = "tool_call"
+        name, step_input, output = span.name, attrs.get("input.value"), attrs.get("output.value")
+    tokens = attrs.get("llm.token_count.total") or (
+        int(attrs.get("gen_ai.usage.input_tokens", 0) or 0)
+        + int(attrs.get("gen_ai.usage.output_tokens", 0) or 0)
+    )
+    return {
+        "index": int(span.span_id.hex()[:7], 16),  # stable across retries and batches
+        "kind": kind,
+        "name": str(name)[:200],
+        "input": _maybe_json(step_input),
+        "output": _maybe_json(output),
+        "error": span_error(span)[:MAX_TEXT],
+        "started_at": _time(span.start_time_unix_nano),
+        "duration_ms": max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+        if span.end_time_unix_nano
+        else None,
+        "tokens": int(tokens) or None,
+    }
+
+
+def span_error(span: Span) -> str:
+    messages = []
+    for event in span.events:
+        if event.name == "exception":
+            a = _attrs(event.attributes)
+            text = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
+            messages.append(text or "exception")
+    if span.status.code == Status.STATUS_CODE_ERROR and not messages:
+        messages.append(span.status.message or "span status ERROR")
+    return "\n".join(messages)
+
+
+def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Native trace payloads, and the number of spans behind each external id."""
+    traces: dict[str, dict[str, Any]] = {}
+    span_counts: dict[str, int] = {}
+    for resource_spans in request.resource_spans:
+        resource = _attrs(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                trace_id = span.trace_id.hex()
+                attrs = _attrs(span.attributes)
+                trace = traces.setdefault(trace_id, _new_trace(trace_id, resource))
+                span_counts[trace_id] = span_counts.get(trace_id, 0) + 1
+                _merge(trace, span, attrs)
+    return list(traces.values()), span_counts
+
+
+def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "external_id": trace_id, "agent": str(resource.get("service.name", ""))[:200],
+        "steps": [], "skills_in_scope": [], "metadata": {"source": "otlp"},
+    }  # fmt: skip
+
+
+def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
+    trace["steps"].append(span_step(span, attrs))
+    for key, field, limit in (("gen_ai.agent.name", "agent", 200), ("gen_ai.conversation.id", "session_id", 200),
+                              ("session.id", "session_id", 200)):  # fmt: skip
+        if attrs.get(key) and not trace.get(field):
+            trace[field] = str(attrs[key])[:limit]
+    model = (
+        attrs.get("gen_ai.response.model")
+        or attrs.get("gen_ai.request.model")
+        or attrs.get("llm.model_name")
+    )
+    if model and not trace.get("model"):
+        trace["model"] = str(model)[:200]
+    skill = attrs.get("gen_ai.skill.name")
+    for name in skill if isinstance(skill, list) else [skill] if skill else []:
+        if str(name) not in trace["skills_in_scope"]:
+            trace["skills_in_scope"].append(str(name)[:200])
+    start, end = _time(span.start_time_unix_nano), _time(span.end_time_unix_nano)
+    if start and (not trace.get("started_at") or start < trace["started_at"]):
+        trace["started_at"] = start
+    if end and (not trace.get("ended_at") or end > trace["ended_at"]):
+        trace["ended_at"] = end
+    if not span.parent_span_id:  # the root span speaks for the whole trace
+        if span.status.code == Status.STATUS_CODE_ERROR:
+            trace["status"] = "failed"
+        elif span.status.code == Status.STATUS_CODE_OK:
+            trace["status"] = "succeeded"
+        task = attrs.get("input.value") or _first_user_message(attrs.get("gen_ai.input.messages"))
+        if task and not trace.get("task"):
+            trace["task"] = str(task)[:MAX_TEXT]
+
+
+def _first_user_message(messages: Any) -> str:
+    messages = _maybe_json(messages)
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "user":
+                parts = message.get("parts") or message.get("content")
+                if isinstance(parts, list):
+                    return " ".join(
+                        str(p.get("content", p.get("text", "")))
+                        for p in parts
+                        if isinstance(p, dict)
+                    )
+                return str(parts or "")
+    return ""

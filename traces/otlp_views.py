@@ -1,0 +1,115 @@
+"""POST /v1/traces: the OTLP/HTTP endpoint OpenTelemetry exporters send to."""
+
+from __future__ import annotations
+
+import threading
+import zlib
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from workspaces.errors import DomainError
+from workspaces.models import Scope
+from workspaces.services import api_key_authenticate
+
+from . import otlp
+from .services import trace_ingest_batch
+
+# Exporters retry on 429/503 after Retry-After; refusing beyond this many
+# concurrent exports per process keeps a burst from starving the dashboard.
+_slots = threading.BoundedSemaphore(settings.HIVEMIND_OTLP_MAX_CONCURRENT)
+RETRY_AFTER_SECONDS = 2
+
+# google.rpc.Code values used in Status bodies.
+INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAVAILABLE = (
+    3,
+    16,
+    7,
+    8,
+    14,
+)
+
+
+def _reply(status: int, body: bytes, content_type: str) -> HttpResponse:
+    response = HttpResponse(body, status=status, content_type=content_type)
+    if status in (429, 503):
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+@csrf_exempt
+@require_POST
+def otlp_traces(request: HttpRequest) -> HttpResponse:
+    content_type = request.headers.get("Content-Type", otlp.PROTOBUF).split(";")[0].strip()
+    if content_type not in (otlp.PROTOBUF, otlp.JSON):
+        return _reply(415, otlp.encode_status(INVALID_ARGUMENT,
+                      "Content-Type must be application/x-protobuf or application/json.", otlp.JSON), otlp.JSON)  # fmt: skip
+    if not _slots.acquire(blocking=False):
+        return _reply(
+            503, otlp.encode_status(UNAVAILABLE, "Busy; retry shortly.", content_type), content_type
+        )
+    try:
+        return _export(request, content_type)
+    finally:
+        _slots.release()
+
+
+def _export(request: HttpRequest, content_type: str) -> HttpResponse:
+    def status(code: int, rpc: int, message: str) -> HttpResponse:
+        return _reply(code, otlp.encode_status(rpc, message, content_type), content_type)
+
+    try:
+        key = _key(request)
+        api_key = api_key_authenticate(raw_key=key, scope=Scope.INGEST)
+    except DomainError as exc:
+        rpc = UNAUTHENTICATED if exc.status_code == 401 else PERMISSION_DENIED
+        return status(exc.status_code, rpc, exc.detail)
+    limit = settings.HIVEMIND_MAX_BODY_BYTES
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return status(413, RESOURCE_EXHAUSTED, f"Body is {declared} bytes; the limit is {limit}.")
+    body = request.body
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        try:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            return status(400, INVALID_ARGUMENT, f"Body says gzip but does not decompress: {exc}")
+        if len(body) > limit or inflater.unconsumed_tail:
+            return status(413, RESOURCE_EXHAUSTED, f"Decompressed body exceeds {limit} bytes.")
+    if len(body) > limit:
+        return status(413, RESOURCE_EXHAUSTED, f"Body exceeds {limit} bytes.")
+    try:
+        decoded = otlp.decode(body, content_type)
+    except otlp.UndecodableOTLP as exc:
+        return status(400, INVALID_ARGUMENT, str(exc))
+    traces, span_counts = otlp.to_traces(decoded)
+    try:
+        batch = trace_ingest_batch(workspace=api_key.workspace, items=traces) if traces else None
+    except DomainError as exc:
+        rpc = PERMISSION_DENIED if exc.status_code == 403 else INVALID_ARGUMENT
+        return status(exc.status_code, rpc, exc.detail)
+    rejected = [r for r in batch.results if r.status == "rejected"] if batch else []
+    rejected_spans = sum(span_counts.get(r.external_id or "", 0) for r in rejected)
+    message = "; ".join(r.detail for r in rejected[:5])
+    return _reply(200, otlp.encode_response(rejected_spans, message, content_type), content_type)
+
+
+def _key(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    if request.headers.get("X-Hivemind-Api-Key"):
+        return request.headers["X-Hivemind-Api-Key"].strip()
+    raise _missing()
+
+
+def _missing() -> DomainError:
+    from workspaces.errors import AuthenticationFailed
+
+    return AuthenticationFailed(
+        "Missing API key: set the exporter header 'Authorization: Bearer <key>' "
+        "(OTEL_EXPORTER_OTLP_HEADERS) or 'x-hivemind-api-key'."
+    )
