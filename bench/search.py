@@ -6,7 +6,7 @@
 Vectors are 384-d and unit length like the incident embeddings, drawn around
 2,000 "failure" centres (real incidents cluster; uniform noise would be an
 unrealistically hard case). They go into a table with the same column type and
-the same HNSW index as traces_incident.embedding (m=16, ef_construction=64,
+the same HNSW index as traces_incident.embedding (m=24, ef_construction=128,
 vector_cosine_ops), queried with the same ORDER BY <=> LIMIT shape as
 traces/search.py. Baseline: exact search, the same query with index scans off,
 in the same run; recall@10 is measured against it.
@@ -128,8 +128,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--efs", type=int, nargs="*", default=[40, 100, 200, 400, 800])
-    parser.add_argument("--m", type=int, default=16, help="HNSW m (the app's index: 16)")
-    parser.add_argument("--ef-construction", type=int, default=64, help="the app's index: 64")
+    parser.add_argument("--m", type=int, default=24, help="HNSW m (the app's index: 24)")
+    parser.add_argument("--ef-construction", type=int, default=128, help="the app's index: 128")
     args = parser.parse_args()
     import django
 

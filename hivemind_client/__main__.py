@@ -1,4 +1,4 @@
-"""python -m hivemind_client skills pull --dir .claude/skills"""
+"""python -m hivemind_client {skills pull | capture | install-claude-hooks}"""
 
 from __future__ import annotations
 
@@ -18,7 +18,26 @@ def main(argv: list | None = None) -> int:
     pull_cmd.add_argument("--dir", default=".claude/skills", type=Path)
     pull_cmd.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
     pull_cmd.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
+    commands.add_parser(
+        "capture", help="post a Claude Code hook payload from stdin (always exits 0)"
+    )
+    install = commands.add_parser(
+        "install-claude-hooks", help="add the capture hook to .claude/settings.json"
+    )
+    install.add_argument("--project", default=".", type=Path)
     args = parser.parse_args(argv)
+    if args.group == "capture":
+        from .capture import main as capture_main
+
+        return capture_main()
+    if args.group == "install-claude-hooks":
+        from .capture import install_hooks
+
+        added = install_hooks(args.project)
+        print(
+            f"Added the Hivemind capture hook for: {', '.join(added) or 'nothing (already there)'}."
+        )
+        return 0
     if not args.url or not args.key:
         print("Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr)
         return 2

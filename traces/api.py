@@ -18,6 +18,7 @@ from workspaces.errors import DomainError, InvalidInput, PayloadTooLarge
 from workspaces.models import Scope
 from workspaces.schemas import ErrorOut
 
+from .claude_code import hook_ingest
 from .models import FailureMode
 from .schemas import (
     IncidentHitOut,
@@ -227,3 +228,32 @@ def _hit_out(hit: SearchHit) -> IncidentHitOut:
         similarity=hit.similarity,
         failure_mode=_mode_ref(incident.failure_mode),
     )
+
+
+@router.post(
+    "/hooks/claude-code",
+    auth=ApiKeyAuth(scope=Scope.INGEST),
+    response={200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
+              413: ErrorOut, 422: TraceBatchOut | ErrorOut},
+    summary="Receive one raw Claude Code hook payload",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["session_id", "hook_event_name"],
+        "properties": {"session_id": {"type": "string"}, "hook_event_name": {"type": "string"}},
+        "additionalProperties": True}}}}},
+)  # fmt: skip
+def claude_code_hook(request: HttpRequest) -> Status:
+    """One trace per `session_id`. Send the hook's stdin as the body (the
+    `hivemind_client capture` command does this). Unknown events and fields are kept."""
+    payload = read_json_body(request)
+    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
+        capture_policy_get(workspace=workspace)
+        return Status(202, _skipped([payload]))
+    batch = hook_ingest(workspace=workspace, payload=payload,
+                        event_id=request.headers.get("X-Hivemind-Event-Id", "")[:100])  # fmt: skip
+    rejected = batch.count("rejected")
+    return Status(
+        422 if rejected else 200,
+        {"created": batch.count("created"), "updated": batch.count("updated"), "rejected": rejected,
+         "results": [r.__dict__ for r in batch.results]},
+    )  # fmt: skip

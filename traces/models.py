@@ -241,11 +241,13 @@ class Incident(models.Model):
             ),
             # Nearest-neighbour search over signatures (incident_search uses
             # CosineDistance, so the opclass is vector_cosine_ops).
+            # m=24/ef_construction=128: at 1M vectors, m=16/64 could not reach
+            # recall@10 0.95 under 20 ms p95 at any ef_search (bench/RESULTS.md).
             HnswIndex(
                 name="incident_embedding_hnsw",
                 fields=["embedding"],
-                m=16,
-                ef_construction=64,
+                m=24,
+                ef_construction=128,
                 opclasses=["vector_cosine_ops"],
             ),
         ]

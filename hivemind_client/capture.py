@@ -1,0 +1,136 @@
+"""The command a Claude Code hook runs: `python -m hivemind_client capture`.
+
+Reads the hook payload on stdin and posts it to Hivemind. It never blocks the
+agent: the whole run is bounded by `DEADLINE` seconds and it always exits 0.
+When the server cannot be reached the payload goes to a local spool file
+(JSON lines) and is sent, oldest first, on a later call. Each payload gets an
+event id when first captured, so a payload that is sent twice (a spool flush
+interrupted after the server stored it) still becomes one step, not two.
+`HIVEMIND_CAPTURE=false` turns capture off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+DEADLINE = 0.9  # seconds: Claude Code waits for hooks; stay well under 1 s
+MAX_PAYLOAD = 5 * 1024 * 1024
+
+
+def spool_path() -> Path:
+    default = Path.home() / ".hivemind" / "spool.jsonl"
+    return Path(os.environ.get("HIVEMIND_SPOOL", str(default)))
+
+
+def _post(url: str, key: str, item: dict, timeout: float) -> bool:
+    request = urllib.request.Request(
+        url.rstrip("/") + "/api/v1/hooks/claude-code",
+        data=json.dumps(item["payload"]).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                 "X-Hivemind-Event-Id": item["event_id"]},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=max(timeout, 0.05)) as response:
+            return 200 <= response.status < 300
+    except urllib.error.HTTPError as exc:
+        # 4xx will not get better by retrying: drop it rather than spool forever.
+        return 400 <= exc.code < 500 and exc.code not in (408, 429)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _append(path: Path, items: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as spool:
+        for item in items:
+            spool.write(json.dumps(item) + "\n")
+
+
+def _take_spool(path: Path) -> list[dict]:
+    """Claim the spool: rename first so a concurrent hook does not send it twice."""
+    if not path.exists():
+        return []
+    claimed = path.with_suffix(f".{os.getpid()}.sending")
+    try:
+        path.rename(claimed)
+    except OSError:
+        return []
+    items = []
+    for line in claimed.read_text().splitlines():
+        try:
+            items.append(json.loads(line))
+        except ValueError:
+            continue
+    claimed.unlink(missing_ok=True)
+    return items
+
+
+def capture(stdin_text: str, *, started: float | None = None) -> str:
+    """Returns what happened: disabled / sent / spooled / ignored."""
+    started = started if started is not None else time.monotonic()
+    if os.environ.get("HIVEMIND_CAPTURE", "true").lower() in ("false", "0", "no", "off"):
+        return "disabled"
+    try:
+        payload = json.loads(stdin_text[:MAX_PAYLOAD])
+    except ValueError:
+        return "ignored"
+    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+    item = {"event_id": uuid.uuid4().hex, "payload": payload}
+    path = spool_path()
+    if not url or not key:
+        _append(path, [item])
+        return "spooled"
+    pending = _take_spool(path) + [item]
+    unsent = []
+    for position, queued in enumerate(pending):
+        remaining = DEADLINE - (time.monotonic() - started)
+        if remaining <= 0.05 or not _post(url, key, queued, remaining):
+            unsent = pending[position:]
+            break
+    if unsent:
+        _append(path, unsent)
+        return "spooled"
+    return "sent"
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        text = sys.stdin.read(MAX_PAYLOAD) if not sys.stdin.isatty() else ""
+        capture(text, started=started)
+    except Exception:  # never break the agent over telemetry
+        pass
+    return 0
+
+
+HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Notification",
+               "Stop", "SubagentStop", "SessionEnd"]  # fmt: skip
+COMMAND = "python3 -m hivemind_client capture"
+
+
+def install_hooks(project: Path) -> list[str]:
+    """Add the capture hook to <project>/.claude/settings.json, keeping existing hooks."""
+    settings_path = project / ".claude" / "settings.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    hooks = settings.setdefault("hooks", {})
+    added = []
+    for event in HOOK_EVENTS:
+        entries = hooks.setdefault(event, [])
+        present = any(h.get("command") == COMMAND for e in entries for h in e.get("hooks", []))
+        if not present:
+            entry = {"hooks": [{"type": "command", "command": COMMAND, "timeout": 5}]}
+            if event in ("PreToolUse", "PostToolUse"):
+                entry["matcher"] = "*"
+            entries.append(entry)
+            added.append(event)
+    settings_path.parent.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    return added

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from traces.claude_code import UNFINISHED
+from traces.models import Incident, Step, Trace
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {"session_id": "abc-123", "transcript_path": "/home/u/.claude/projects/x/abc-123.jsonl",
+        "cwd": "/home/u/shop", "permission_mode": "default"}  # fmt: skip
+
+SESSION = [
+    {"hook_event_name": "SessionStart", "source": "startup", "model": "claude-sonnet-4-5"},
+    {"hook_event_name": "UserPromptSubmit", "prompt": "Fix the failing checkout test"},
+    {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "toolu_1",
+     "tool_input": {"command": "pytest tests/test_checkout.py"}},
+    {"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_use_id": "toolu_1",
+     "tool_input": {"command": "pytest tests/test_checkout.py"}, "duration_ms": 5120,
+     "tool_response": {"stdout": "1 failed", "stderr": "", "is_error": True, "content": "1 failed"}},
+    {"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": "toolu_2",
+     "tool_input": {"file_path": "/home/u/shop/checkout.py"}, "agent_id": "a1", "agent_type": "Explore"},
+    {"hook_event_name": "PostToolUse", "tool_name": "Read", "tool_use_id": "toolu_2",
+     "tool_input": {"file_path": "/home/u/shop/checkout.py"}, "agent_id": "a1", "agent_type": "Explore",
+     "tool_response": {"content": "def checkout(): ..."}},
+    {"hook_event_name": "SubagentStop", "stop_hook_active": False, "agent_id": "a1", "agent_type": "Explore",
+     "agent_transcript_path": "/x/a1.jsonl", "last_assistant_message": "checkout() rounds wrongly"},
+    {"hook_event_name": "PreToolUse", "tool_name": "Edit", "tool_use_id": "toolu_3",
+     "tool_input": {"file_path": "/home/u/shop/checkout.py"}},
+    {"hook_event_name": "Notification", "message": "Claude needs permission", "notification_type": "permission_prompt"},
+    {"hook_event_name": "FutureEvent", "shiny": 1},
+    {"hook_event_name": "Stop", "stop_hook_active": False, "last_assistant_message": "Could not fix it."},
+    {"hook_event_name": "SessionEnd", "reason": "prompt_input_exit"},
+]  # fmt: skip
+
+
+def post(client, tenant, payload, **headers):
+    return client.post("/api/v1/hooks/claude-code", json.dumps({**BASE, **payload}),
+                       content_type="application/json", headers={**tenant.api_headers(), **headers})  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_session_of_hook_payloads_becomes_one_trace(client, tenant):
+    for payload in SESSION:
+        assert post(client, tenant, payload).status_code == 200, payload
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.external_id == "claude-code-abc-123" and trace.session_id == "abc-123"
+    assert trace.task == "Fix the failing checkout test" and trace.model == "claude-sonnet-4-5"
+    steps = {(s.kind, s.name): s for s in Step.objects.filter(trace=trace)}
+    assert steps[("tool_call", "Bash")].error == "1 failed"  # error inside tool_response
+    assert steps[("tool_call", "Explore/Read")].output == {"content": "def checkout(): ..."}
+    assert steps[("tool_call", "Edit")].error == UNFINISHED  # PreToolUse without PostToolUse
+    assert steps[("assistant_message", "subagent:Explore")].output == "checkout() rounds wrongly"
+    assert ("assistant_message", "FutureEvent") in steps and (
+        "assistant_message",
+        "Notification",
+    ) in steps
+    assert len([s for s in steps if s[0] == "tool_call"]) == 3  # Pre and Post share one step
+    assert trace.metadata["extra:FutureEvent"] == {"shiny": 1}
+    assert set(Incident.objects.filter(trace=trace).values_list("tool", flat=True)) == {
+        "Bash",
+        "Edit",
+    }
+
+
+@pytest.mark.django_db
+def test_retried_payload_with_the_same_event_id_is_one_step(client, tenant):
+    payload = {"hook_event_name": "UserPromptSubmit", "prompt": "hi"}
+    post(client, tenant, payload, **{"X-Hivemind-Event-Id": "e1"})
+    post(client, tenant, payload, **{"X-Hivemind-Event-Id": "e1"})
+    assert Step.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_bad_hook_payloads_get_clear_errors(client, tenant, other_tenant):
+    response = client.post("/api/v1/hooks/claude-code", json.dumps({"hook_event_name": "Stop"}),
+                           content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code == 422 and "session_id" in response.json()["detail"]
+    assert client.post("/api/v1/hooks/claude-code", "[1]", content_type="application/json",
+                       headers=tenant.api_headers()).status_code == 422  # fmt: skip
+    assert (
+        client.post("/api/v1/hooks/claude-code", "{}", content_type="application/json").status_code
+        == 401
+    )
+    post(client, other_tenant, SESSION[1])
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+def run_capture(payload: dict, env: dict, spool: Path) -> tuple[int, float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "hivemind_client", "capture"], input=json.dumps(payload), text=True,
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "HIVEMIND_SPOOL": str(spool), **env}, timeout=10,
+    )  # fmt: skip
+    return result.returncode, time.monotonic() - started
+
+
+@pytest.mark.django_db(transaction=True)
+def test_capture_command_live_dead_and_disabled(live_server, tenant, tmp_path):
+    spool = tmp_path / "spool.jsonl"
+    live = {"HIVEMIND_URL": live_server.url, "HIVEMIND_API_KEY": tenant.key}
+    dead = {"HIVEMIND_URL": "http://127.0.0.1:9", "HIVEMIND_API_KEY": tenant.key}
+    code, _ = run_capture({**BASE, **SESSION[1]}, live, spool)
+    assert code == 0 and Step.objects.count() == 1
+    code, seconds = run_capture(
+        {**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "two"}, dead, spool
+    )
+    assert code == 0 and seconds < 3 and len(spool.read_text().splitlines()) == 1
+    assert Step.objects.count() == 1
+    code, _ = run_capture(
+        {**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "three"}, live, spool
+    )
+    assert (
+        code == 0 and Step.objects.count() == 3
+    )  # the spooled one, delivered once, and the new one
+    assert not spool.exists() or spool.read_text() == ""
+    run_capture({**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "four"}, live, spool)
+    assert Step.objects.count() == 4  # the spool was not sent twice
+    code, _ = run_capture({**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "off"},
+                          {**live, "HIVEMIND_CAPTURE": "false"}, spool)  # fmt: skip
+    assert code == 0 and Step.objects.count() == 4 and not spool.exists()
+
+
+def test_capture_exits_0_on_garbage_input(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "hivemind_client", "capture"], input="not json",
+                            text=True, cwd=ROOT, timeout=10, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert result.returncode == 0
+
+
+def test_install_hooks_keeps_existing_hooks(tmp_path):
+    from hivemind_client.capture import COMMAND, install_hooks
+
+    settings = tmp_path / ".claude" / "settings.json"
+    settings.parent.mkdir()
+    mine = {"matcher": "Bash", "hooks": [{"type": "command", "command": "./my-guard.sh"}]}
+    settings.write_text(json.dumps({"model": "x", "hooks": {"PreToolUse": [mine]}}))
+    added = install_hooks(tmp_path)
+    data = json.loads(settings.read_text())
+    assert data["model"] == "x" and data["hooks"]["PreToolUse"][0] == mine
+    assert any(h["command"] == COMMAND for e in data["hooks"]["PreToolUse"] for h in e["hooks"])
+    assert "SessionEnd" in added and install_hooks(tmp_path) == []
