@@ -58,6 +58,22 @@ def _ensure_database(uri: str) -> None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
 
+def _start(pgserver: Any, pgdata: Path, attempts: int = 3) -> Any:
+    """pgserver gives pg_ctl 10 s; on a loaded machine start-up can take longer.
+    The postmaster keeps starting after the timeout, so asking again joins it."""
+    import subprocess
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return pgserver.get_server(pgdata, cleanup_mode="stop")
+        except (subprocess.TimeoutExpired, AssertionError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
+    raise RuntimeError("unreachable")
+
+
 def database_settings(data_dir: Path) -> dict[str, Any]:
     """Start or join the embedded server and return a Django DATABASES entry."""
     # pgserver keeps its inter-process start-up lock under XDG_RUNTIME_DIR, read
@@ -82,7 +98,7 @@ def database_settings(data_dir: Path) -> dict[str, Any]:
     with PostgresServer._lock:
         if pgdata.exists():
             _prune_dead_handles(pgdata)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = _start(pgserver, pgdata)
     info = server.get_postmaster_info()
     _ensure_database(server.get_uri())
     return {

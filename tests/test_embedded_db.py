@@ -87,7 +87,10 @@ def test_processes_started_together_share_one_server_and_it_stops_after_the_last
 
 def test_a_killed_process_does_not_block_or_pin_the_next_start(data_dir):
     victim = _spawn(data_dir, "victim", 60)
-    assert victim.stdout.readline().strip() == "1"
+    first_line = victim.stdout.readline().strip()
+    assert first_line == "1", (
+        victim.stderr.read()[-2000:] if victim.poll() is not None else "no output"
+    )
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     survivor = _spawn(data_dir, "next", 0)
