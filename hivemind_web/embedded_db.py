@@ -68,6 +68,8 @@ def _start(pgserver: Any, pgdata: Path, attempts: int = 3) -> Any:
         try:
             return pgserver.get_server(pgdata, cleanup_mode="stop")
         except (subprocess.TimeoutExpired, AssertionError):
+            # pgserver caches the half-made handle; drop it so the retry starts afresh.
+            pgserver.postgres_server.PostgresServer._instances.pop(pgdata, None)
             if attempt == attempts - 1:
                 raise
             time.sleep(2)
