@@ -194,3 +194,19 @@ HIVEMIND_LLM_MAX_RETRIES = env.int("HIVEMIND_LLM_MAX_RETRIES", default=3)
 # USD per million tokens (input, output) of the configured model, for cost records.
 HIVEMIND_LLM_PRICE_IN = env.float("HIVEMIND_LLM_PRICE_IN", default=1.0)
 HIVEMIND_LLM_PRICE_OUT = env.float("HIVEMIND_LLM_PRICE_OUT", default=5.0)
+
+# --- Production security ------------------------------------------------------------
+# Behind HTTPS set HIVEMIND_HTTPS=true: secure cookies, HSTS, redirect to https,
+# and trust the proxy's X-Forwarded-Proto.
+HIVEMIND_HTTPS = env.bool("HIVEMIND_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HIVEMIND_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = HIVEMIND_HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HIVEMIND_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HIVEMIND_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HIVEMIND_HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The OTLP receiver and health check are reachable without a session.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
