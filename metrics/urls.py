@@ -7,4 +7,5 @@ urlpatterns = [
     path("metrics/", views.metrics_page, name="metrics"),
     path("metrics/skill-impact.csv", views.impact_csv, name="impact_csv"),
     path("metrics/compound.csv", views.compound_csv, name="compound_csv"),
+    path("metrics/skills/<int:pk>/impact/", views.skill_impact_partial, name="skill_impact"),
 ]

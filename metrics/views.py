@@ -92,3 +92,23 @@ def compound_csv(request: HttpRequest) -> HttpResponse:
         writer.writerow([row["agent"], f"{row['per_step']:.4f}", f"{row['typical_steps']:.1f}",
                          f"{row['predicted']:.4f}", _pct(row["end_to_end"]), row["end_to_end"].n])  # fmt: skip
     return response
+
+
+@require_GET
+@workspace_view()
+def skill_impact_partial(request: HttpRequest, pk: int) -> HttpResponse:
+    """The skill page's impact section (served here: skills never imports metrics)."""
+    from django.http import Http404
+
+    from skills.selectors import skill_get
+    from workspaces.errors import NotFound
+
+    from .selectors import skill_impact
+
+    try:
+        skill = skill_get(workspace=request.workspace, pk=pk)  # type: ignore[attr-defined]
+    except NotFound:
+        raise Http404("No such skill.") from None
+    row = skill_impact(workspace=request.workspace, skill=skill)  # type: ignore[attr-defined]
+    template = "metrics/_skill_impact.html" if request.htmx else "metrics/skill_impact.html"
+    return render(request, template, {"row": row, "skill": skill})

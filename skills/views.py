@@ -55,8 +55,35 @@ def skill_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "audit": selectors.skill_audit(skill=skill),
             "in_scope": selectors.traces_with_skill(skill=skill),
             "can_act": request.membership.has_role(Role.LEAD),  # type: ignore[attr-defined]
+            "mode_figure": _mode_figure(skill),
         },
     )
+
+
+def _mode_figure(skill):  # type: ignore[no-untyped-def]
+    """The source mode's incidents per day, so a reviewer sees how much it matters."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from traces.selectors import daily_incident_counts
+
+    if skill.source_mode_id is None:
+        return None
+    days = 60
+    counts = daily_incident_counts(
+        workspace=skill.workspace, mode_ids=[skill.source_mode_id], days=days
+    )
+    start = timezone.now().date() - timedelta(days=days - 1)
+    return {
+        "data": [{"type": "bar", "name": "incidents", "marker": {"color": "#c0322b"},
+                  "x": [(start + timedelta(days=i)).isoformat() for i in range(days)],
+                  "y": counts[skill.source_mode_id]}],
+        "layout": {"title": {"text": "Source failure mode: incidents per day, last 60 days"},
+                   "xaxis": {"title": {"text": "day (UTC)"}},
+                   "yaxis": {"title": {"text": "incidents"}, "rangemode": "tozero"},
+                   "margin": {"l": 50, "r": 20, "t": 40, "b": 50}, "height": 240},
+    }  # fmt: skip
 
 
 def _diff(versions, shown):  # type: ignore[no-untyped-def]

@@ -137,3 +137,20 @@ def test_metrics_page_and_csv_access(tenant, other_tenant, anon):
         .content.decode()
     )
     assert "success-figure" in page and "Compound error" in page
+
+
+@pytest.mark.django_db
+def test_skill_page_impact_section_access(tenant, other_tenant, anon):
+    skill = _published(tenant)
+    _traces(tenant, "w", 5, 4, skill="use-the-retry", when=timezone.now() + timedelta(hours=1))
+    url = reverse("skill_impact", args=[tenant.workspace.slug, skill.pk])
+    html = (
+        tenant.client_for(tenant.viewer).get(url, headers={"HX-Request": "true"}).content.decode()
+    )
+    assert "<h2>Impact</h2>" in html and "Success, same agents" in html
+    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    assert anon.get(url).status_code == 302
+    page = tenant.client_for(tenant.viewer).get(
+        reverse("skill_detail", args=[tenant.workspace.slug, skill.pk])
+    )
+    assert url.encode() in page.content

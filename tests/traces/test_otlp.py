@@ -140,3 +140,10 @@ def test_status_body_is_valid_protobuf():
 
     body = otlp.encode_status(3, "bad input", otlp.PROTOBUF)
     assert body == b"\x08\x03\x12\x09bad input"
+
+
+@pytest.mark.django_db
+def test_wrong_content_type_is_415(client, tenant):
+    response = client.post("/v1/traces", "x", content_type="text/plain",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 415 and "application/x-protobuf" in response.json()["message"]
