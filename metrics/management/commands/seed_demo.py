@@ -74,12 +74,15 @@ class Command(BaseCommand):
         Timestamps are anchored to the first seed, so the demo stays put.
         """
         from traces.demo import demo_traces
+        from traces.models import Trace
         from traces.services import trace_ingest_batch
 
-        anchor = workspace.created_at.replace(microsecond=0)
-        items = demo_traces(count=DEMO_TRACES, now=anchor)
-        for start in range(0, len(items), 200):
-            trace_ingest_batch(workspace=workspace, items=items[start : start + 200])
+        seeded = Trace.objects.filter(workspace=workspace, external_id__startswith="demo-").count()
+        if seeded < DEMO_TRACES:  # re-sending would change nothing (ingest upserts), only cost time
+            anchor = workspace.created_at.replace(microsecond=0)
+            items = demo_traces(count=DEMO_TRACES, now=anchor)
+            for start in range(0, len(items), 200):
+                trace_ingest_batch(workspace=workspace, items=items[start : start + 200])
         # Whatever the broker, the newcomer sees failure modes at once.
         from traces.failure_modes import failure_modes_recluster, incidents_embed
 
