@@ -94,6 +94,10 @@ else:
     from hivemind_web.embedded_db import database_settings
 
     DATABASES = {"default": database_settings(DATA_DIR)}
+# Persistent connections: a new connection per request costs more than most
+# API requests themselves (bench/skills_api.py).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("HIVEMIND_DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -26,7 +26,9 @@ class SkillsETagMiddleware:
             and response.status_code == 200
             and not request.GET.get("task")
         ):
-            etag = response.get("ETag") or self._etag(request)
+            etag = (
+                response.get("ETag") or getattr(request, "skills_etag", "") or self._etag(request)
+            )
             if etag:
                 response["ETag"] = etag
                 if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
