@@ -53,12 +53,27 @@ def published(workspace, *, with_body: bool = True) -> list[Skill]:  # type: ign
 
 def etag_for(skills: list[Skill]) -> str:
     """Strong ETag over the published set: names, versions and update times."""
+    return etag_from_rows([(s.name, s.published_version.number, s.updated_at) for s in skills])
+
+
+def etag_from_rows(rows: list[tuple]) -> str:
     digest = hashlib.sha256()
-    for skill in skills:
-        digest.update(
-            f"{skill.name}@{skill.published_version.number}@{skill.updated_at.isoformat()}\n".encode()
-        )
+    for name, number, updated_at, *_ in rows:
+        digest.update(f"{name}@{number}@{updated_at.isoformat()}\n".encode())
     return f'"{digest.hexdigest()[:32]}"'
+
+
+def published_rows(workspace) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """(name, version, updated_at, description) of published skills, without ORM
+    objects: every agent polls the skill list on every run."""
+    return list(
+        Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
+        .exclude(published_version=None)
+        .order_by("name")
+        .values_list(
+            "name", "published_version__number", "updated_at", "published_version__description"
+        )
+    )
 
 
 _vectors: dict[int, np.ndarray] = {}  # description vectors by version id (versions are immutable)
@@ -76,22 +91,26 @@ def rank(skills: list[Skill], task: str) -> list[tuple[Skill, float]]:
 
 
 def log_fetch(request: HttpRequest, endpoint: str, skills: list[Skill]) -> None:
+    log_fetch_refs(request, endpoint, [f"{s.name}@{s.published_version.number}" for s in skills])
+
+
+def log_fetch_refs(request: HttpRequest, endpoint: str, refs: list[str]) -> None:
     """Record the fetch without waiting for its WAL flush: agents poll this on every
     run, and losing the last fraction of a second of fetch logs in a crash is an
     acceptable price for not paying an fsync per poll."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
-        _insert_fetch(request, endpoint, skills)
+        _insert_fetch(request, endpoint, refs)
 
 
-def _insert_fetch(request: HttpRequest, endpoint: str, skills: list[Skill]) -> None:
+def _insert_fetch(request: HttpRequest, endpoint: str, refs: list[str]) -> None:
     FetchLog.objects.create(
         workspace=request.auth.workspace,  # type: ignore[attr-defined]
         api_key=request.auth,  # type: ignore[attr-defined]
         agent=request.headers.get("X-Hivemind-Agent", "")[:200],
         session_id=request.headers.get("X-Hivemind-Session", "")[:200],
         endpoint=endpoint,
-        skills=[f"{s.name}@{s.published_version.number}" for s in skills],
+        skills=refs,
     )
 
 
@@ -109,10 +128,25 @@ def skills_list(
 ) -> list[SkillOut]:
     """Only published skills, never proposals. Send `X-Hivemind-Agent` and
     `X-Hivemind-Session` so success rates can be attributed to what you fetched."""
-    skills = published(request.auth.workspace, with_body=False)  # type: ignore[attr-defined]
-    request.skills_etag = etag_for(skills)  # type: ignore[attr-defined]  # read by the ETag middleware
+    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    if task.strip():
+        return _ranked(request, workspace, task, k)
+    rows = published_rows(workspace)
+    request.skills_etag = etag_from_rows(rows)  # type: ignore[attr-defined]  # for the ETag middleware
+    log_fetch_refs(request, "list", [f"{r[0]}@{r[1]}" for r in rows])
     base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
-    scored = rank(skills, task)[:k] if task.strip() and skills else [(s, None) for s in skills]
+    return [
+        SkillOut(
+            name=name, version=number, description=description, updated_at=updated, url=base + name
+        )
+        for name, number, updated, description in rows
+    ]
+
+
+def _ranked(request: HttpRequest, workspace, task: str, k: int) -> list[SkillOut]:  # type: ignore[no-untyped-def]
+    skills = published(workspace, with_body=False)
+    base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
+    scored = rank(skills, task)[:k] if skills else []
     log_fetch(request, "list", [s for s, _ in scored])
     return [
         SkillOut(name=s.name, version=s.published_version.number,
