@@ -32,12 +32,14 @@ def mode_list(request: HttpRequest) -> HttpResponse:
         workspace=workspace, mode_ids=[m.pk for m in modes], days=SPARK_DAYS
     )
     failed = selectors.failed_trace_count(workspace=workspace)
+    failed_by_mode = selectors.failed_traces_by_mode(workspace=workspace)
     rows = [
         {
             "mode": m,
             "spark": sparkline(series.get(m.pk, [])),
             "recent": sum(series.get(m.pk, [])),
-            "share": (m.trace_count / failed) if failed else None,
+            # Only failed traces count: agents that recovered from the error did not fail.
+            "share": (failed_by_mode.get(m.pk, 0) / failed) if failed else None,
             "skills": list(m.skills.all()) if hasattr(m, "skills") else [],
         }
         for m in modes

@@ -96,6 +96,18 @@ def failed_trace_count(*, workspace: Workspace) -> int:
     return Trace.objects.filter(workspace=workspace, status="failed").count()
 
 
+def failed_traces_by_mode(*, workspace: Workspace) -> dict[int, int]:
+    """Failed traces that hit each mode (a trace that recovered is not a failure)."""
+    rows = (
+        Incident.objects.filter(
+            workspace=workspace, trace__status="failed", failure_mode__isnull=False
+        )
+        .values("failure_mode")
+        .annotate(n=Count("trace", distinct=True))
+    )
+    return {row["failure_mode"]: row["n"] for row in rows}
+
+
 def daily_incident_counts(
     *, workspace: Workspace, mode_ids: list[int], days: int = 30
 ) -> dict[int, list[int]]:
