@@ -21,7 +21,7 @@ DATABASE_NAME = "hivemind"
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
-    """Drop pids of processes that died without cleaning up.
+    """Drop pids of processes that died without cleaning up; repair a torn file.
 
     pgserver stops the server when the last registered process exits. A pid left
     behind by a killed process would keep the server alive forever; removing it
@@ -34,13 +34,19 @@ def _prune_dead_handles(pgdata: Path) -> None:
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():
         return
+    # pgserver rewrites this file in place; a process killed mid-write leaves it
+    # empty or cut short, and pgserver then fails on every start. Rewrite it whole.
     try:
-        pids = json.loads(handles.read_text() or "[]")
+        pids = json.loads(handles.read_text())
+        valid = isinstance(pids, list) and all(isinstance(p, int) for p in pids)
     except ValueError:
-        pids = []
+        pids, valid = [], False
+    pids = pids if valid else []
     alive = [pid for pid in pids if psutil.pid_exists(pid)]
-    if alive != pids:
-        handles.write_text(json.dumps(alive))
+    if not valid or alive != pids:
+        tmp = handles.with_suffix(".tmp")
+        tmp.write_text(json.dumps(alive))
+        tmp.replace(handles)
 
 
 def _ensure_database(uri: str) -> None:

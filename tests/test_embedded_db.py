@@ -119,3 +119,14 @@ def test_two_migrates_at_once_on_a_fresh_data_dir_both_succeed(data_dir):
     applied = [o[0].count("... OK") for o in outs]
     assert sorted(applied)[0] == 0 and sorted(applied)[1] > 10  # one did the work, once
     assert _wait_stopped(data_dir)
+
+
+def test_a_torn_handle_file_does_not_block_the_next_start(data_dir):
+    first = _spawn(data_dir, "a", 0)
+    assert first.communicate(timeout=120)[0].strip() == "1"
+    assert _wait_stopped(data_dir)
+    (data_dir / "pg" / ".handle_pids.json").write_text("")  # a writer killed mid-write
+    again = _spawn(data_dir, "b", 0)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err[-2000:]
+    assert out.strip() == "2"
