@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
+from skills.models import Skill, SkillStatus
 from traces.models import Incident, Trace
-from workspaces.models import ApiKey, Workspace
+from workspaces.models import ApiKey, AuditEvent, Workspace
+
+from .models import DailyRollup
+from .stats import Rate, verdict
 
 
 @dataclass(frozen=True)
@@ -60,17 +67,6 @@ def recent_failed_traces(*, workspace: Workspace, limit: int = 8) -> list[Trace]
 
 # --- metrics page --------------------------------------------------------------------
 
-from collections import defaultdict  # noqa: E402
-
-from django.db import connection  # noqa: E402
-from django.db.models import Sum  # noqa: E402
-from django.db.models.functions import TruncWeek  # noqa: E402
-
-from skills.models import FetchLog, Skill, SkillStatus  # noqa: E402
-
-from .models import DailyRollup  # noqa: E402
-from .stats import Rate, verdict  # noqa: E402
-
 
 def success_by_period(
     *, workspace: Workspace, days: int = 60, week: bool = False
@@ -78,7 +74,7 @@ def success_by_period(
     """Per agent: [{period, succeeded, decided, traces}] from the rollups."""
     since = timezone.now().date() - timedelta(days=days - 1)
     qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since)
-    period = TruncWeek("day") if week else models_day()
+    period = TruncWeek("day") if week else F("day")
     rows = (
         qs.annotate(period=period)
         .values("agent", "period")
@@ -92,12 +88,6 @@ def success_by_period(
             "traces": row["n"],
         })  # fmt: skip
     return dict(series)
-
-
-def models_day():  # type: ignore[no-untyped-def]
-    from django.db.models import F
-
-    return F("day")
 
 
 def compound_by_agent(*, workspace: Workspace, days: int = 30) -> list[dict]:
@@ -179,23 +169,16 @@ def _recurrence(workspace_id: int, mode_id: int | None, agents: list[str], since
 def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -> dict | None:
     """With vs without the skill (same agents, since publication) and before vs after."""
     published_at = (
-        skill.versions.filter(pk=skill.published_version_id)
-        .values_list("created_at", flat=True)
-        .first()
-    )
-    from workspaces.models import AuditEvent
-
-    event = (
         AuditEvent.objects.filter(
             workspace=workspace,
             object_type="Skill",
             object_id=str(skill.pk),
             action="skill.approve",
-        )
+        )  # fmt: skip
         .order_by("created_at")
-        .first()  # fmt: skip
+        .values_list("created_at", flat=True)
+        .first()
     )
-    published_at = event.created_at if event else published_at
     if published_at is None:
         return None
     refs = [skill.name] + [
@@ -232,25 +215,23 @@ def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -
 
 
 def _agents_using(workspace: Workspace, skill: Skill, refs: list[str]) -> list[str]:
-    agents = set(
-        Trace.objects.filter(workspace=workspace, skills_in_scope__overlap=refs)
-        .order_by()
-        .values_list("agent", flat=True)
-        .distinct()  # fmt: skip
-    )
-    sessions = [
-        log.session_id
-        for log in FetchLog.objects.filter(workspace=workspace).exclude(session_id="")
-        if any(s.startswith(f"{skill.name}@") for s in log.skills)
-    ][:5000]
-    if sessions:
-        agents |= set(
-            Trace.objects.filter(workspace=workspace, session_id__in=sessions)
-            .order_by()
-            .values_list("agent", flat=True)
-            .distinct()  # fmt: skip
+    """Agents whose traces reported the skill, or whose sessions fetched it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT t.agent FROM traces_trace t
+            WHERE t.workspace_id = %s AND (
+                t.skills_in_scope && %s::varchar[]
+                OR (t.session_id <> '' AND EXISTS (
+                    SELECT 1 FROM skills_fetchlog f
+                    WHERE f.workspace_id = t.workspace_id AND f.session_id = t.session_id
+                      AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(f.skills) s
+                                  WHERE s LIKE %s))))
+            ORDER BY t.agent
+            """,
+            [workspace.pk, refs, f"{skill.name}@%"],
         )
-    return sorted(agents)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def impact_table(*, workspace: Workspace) -> list[dict]:

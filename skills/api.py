@@ -37,13 +37,15 @@ class SkillOut(BaseModel):
     score: float | None = Field(None, description="Relevance to ?task= (cosine), when given.")
 
 
-def published(workspace, *, with_body: bool = True) -> list[Skill]:  # type: ignore[no-untyped-def]
+def published(workspace, *, with_body: bool = True, name: str = "") -> list[Skill]:  # type: ignore[no-untyped-def]
     qs = (
         Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
         .exclude(published_version=None)
         .select_related("published_version")
         .order_by("name")
     )
+    if name:
+        qs = qs.filter(name=name)
     if not with_body:
         # The list never shows bodies; not loading them keeps a 50-skill poll cheap.
         qs = qs.only("name", "updated_at", "published_version__number",
@@ -182,7 +184,7 @@ def skills_zip(request: HttpRequest) -> HttpResponse:
     summary="One published skill's SKILL.md (text/markdown)",
 )
 def skill_file(request: HttpRequest, name: str) -> HttpResponse:
-    skill = next((s for s in published(request.auth.workspace) if s.name == name), None)  # type: ignore[attr-defined]
+    skill = next(iter(published(request.auth.workspace, name=name)), None)  # type: ignore[attr-defined]
     if skill is None:
         raise NotFound(f"No published skill named {name!r} in this workspace.")
     log_fetch(request, "file", [skill])

@@ -45,6 +45,10 @@ class Skill(models.Model):
 
     @property
     def latest_version(self) -> SkillVersion | None:
+        # Uses prefetched versions when the query prefetched them (list pages do).
+        cached = getattr(self, "_prefetched_objects_cache", {}).get("versions")
+        if cached is not None:
+            return max(cached, key=lambda v: v.number, default=None)
         return self.versions.order_by("-number").first()
 
 

@@ -35,12 +35,16 @@ ALLOWED_FROM = {
 }
 
 
+PAST = {"approve": "approved", "edit": "edited", "reject": "rejected", "retire": "retired",
+        "rollback": "rolled back"}  # fmt: skip
+
+
 def _check(skill: Skill, actor: AbstractBaseUser, action: str) -> None:
     membership = Membership.objects.filter(workspace=skill.workspace, user=actor).first()
     if membership is None or not membership.has_role(Role.LEAD):
         raise PermissionDenied(f"Only leads and admins can {action} skills.")
     if skill.status not in ALLOWED_FROM[action]:
-        raise Conflict(f"A {skill.status} skill cannot be {action}d here.".replace("ed here", "ed"))
+        raise Conflict(f"A {skill.status} skill cannot be {PAST[action]}.")
 
 
 def _version(skill: Skill, number: int) -> SkillVersion:

@@ -15,8 +15,10 @@ from .skillmd import SkillDoc, render
 
 
 def skill_list(*, workspace: Workspace, status: str = "") -> QuerySet[Skill]:
-    qs = Skill.objects.filter(workspace=workspace).select_related(
-        "source_mode", "published_version"
+    qs = (
+        Skill.objects.filter(workspace=workspace)
+        .select_related("source_mode", "published_version")
+        .prefetch_related("versions")
     )
     if status:
         qs = qs.filter(status=status)

@@ -130,7 +130,7 @@ def _similar_skills(mode: FailureMode, limit: int = 3) -> list[dict[str, str]]:
     skills = list(
         Skill.objects.filter(workspace=mode.workspace)
         .exclude(status=SkillStatus.REJECTED)
-        .select_related("published_version")
+        .prefetch_related("versions")
     )
     if not skills or mode.centroid is None:
         return []
@@ -143,7 +143,11 @@ def _similar_skills(mode: FailureMode, limit: int = 3) -> list[dict[str, str]]:
 
 
 def _duplicate_of(workspace: Workspace, description: str) -> Skill | None:
-    skills = list(Skill.objects.filter(workspace=workspace).exclude(status=SkillStatus.REJECTED))
+    skills = list(
+        Skill.objects.filter(workspace=workspace)
+        .exclude(status=SkillStatus.REJECTED)
+        .prefetch_related("versions")
+    )
     descriptions = [(s, s.latest_version.description) for s in skills if s.latest_version]
     if not descriptions:
         return None

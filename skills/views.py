@@ -3,16 +3,20 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from traces.selectors import failure_mode_get
+from traces.charts import incidents_per_day_figure
+from traces.selectors import daily_incident_counts, failure_mode_get
 from workspaces.decorators import workspace_view
 from workspaces.errors import DomainError, NotFound, PermissionDenied
 from workspaces.models import Role
 
 from . import review, selectors
+from .forms import WebhookForm
 from .models import SkillStatus
 from .services import distillation_request
+from .webhooks import webhook_get, webhook_save
 
 
 @require_GET
@@ -62,28 +66,16 @@ def skill_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _mode_figure(skill):  # type: ignore[no-untyped-def]
     """The source mode's incidents per day, so a reviewer sees how much it matters."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from traces.selectors import daily_incident_counts
-
     if skill.source_mode_id is None:
         return None
-    days = 60
     counts = daily_incident_counts(
-        workspace=skill.workspace, mode_ids=[skill.source_mode_id], days=days
+        workspace=skill.workspace, mode_ids=[skill.source_mode_id], days=60
     )
-    start = timezone.now().date() - timedelta(days=days - 1)
-    return {
-        "data": [{"type": "bar", "name": "incidents", "marker": {"color": "#c0322b"},
-                  "x": [(start + timedelta(days=i)).isoformat() for i in range(days)],
-                  "y": counts[skill.source_mode_id]}],
-        "layout": {"title": {"text": "Source failure mode: incidents per day, last 60 days"},
-                   "xaxis": {"title": {"text": "day (UTC)"}},
-                   "yaxis": {"title": {"text": "incidents"}, "rangemode": "tozero"},
-                   "margin": {"l": 50, "r": 20, "t": 40, "b": 50}, "height": 240},
-    }  # fmt: skip
+    return incidents_per_day_figure(
+        counts[skill.source_mode_id],
+        last_day=timezone.now().date(),
+        title="Source failure mode: incidents per day, last 60 days",
+    )
 
 
 def _diff(versions, shown):  # type: ignore[no-untyped-def]
@@ -201,27 +193,11 @@ def skill_rollback_view(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_view(Role.ADMIN)
 def webhook_settings(request: HttpRequest) -> HttpResponse:
     """The workspace's publish webhook (URL and secret) and its recent deliveries."""
-    from django import forms
-
-    from .models import WebhookEndpoint
-
-    class WebhookForm(forms.ModelForm):
-        class Meta:
-            model = WebhookEndpoint
-            fields = ["url", "secret", "active"]
-            widgets = {"secret": forms.PasswordInput(render_value=True)}
-
     workspace = request.workspace  # type: ignore[attr-defined]
-    endpoint = WebhookEndpoint.objects.filter(workspace=workspace).first()
+    endpoint = webhook_get(workspace=workspace)
     form = WebhookForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
-        saved = form.save(commit=False)
-        saved.workspace = workspace
-        saved.save()
-        from workspaces.services import audit_record
-
-        audit_record(workspace=workspace, actor=request.user, action="webhook.save", obj=saved,
-                     after={"url": saved.url, "active": saved.active})  # fmt: skip
+        webhook_save(workspace=workspace, form=form, actor=request.user)
         messages.success(request, "Webhook saved. Each publication is POSTed there, signed.")
         return redirect("webhook_settings", slug=workspace.slug)
     deliveries = endpoint.deliveries.all()[:50] if endpoint else []

@@ -7,13 +7,33 @@ import hmac
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Skill, SkillVersion, WebhookDelivery
+from workspaces.models import Workspace
+from workspaces.services import audit_record
+
+from .models import Skill, SkillVersion, WebhookDelivery, WebhookEndpoint
 
 SIGNATURE_HEADER = "X-Hivemind-Signature"
+
+
+def webhook_get(*, workspace: Workspace) -> WebhookEndpoint | None:
+    return WebhookEndpoint.objects.filter(workspace=workspace).first()
+
+
+@transaction.atomic
+def webhook_save(*, workspace: Workspace, form: Any, actor: AbstractBaseUser) -> WebhookEndpoint:
+    """Save the workspace's webhook from a valid WebhookForm; audited."""
+    endpoint = form.save(commit=False)
+    endpoint.workspace = workspace
+    endpoint.save()
+    audit_record(workspace=workspace, actor=actor, action="webhook.save", obj=endpoint,
+                 after={"url": endpoint.url, "active": endpoint.active})  # fmt: skip
+    return endpoint
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import zlib
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 
 from hivemind_web.api import body_schema
 from workspaces.auth import ApiKeyAuth
-from workspaces.errors import DomainError, InvalidInput, PayloadTooLarge
+from workspaces.errors import BadRequest, InvalidInput
 from workspaces.models import Scope
 from workspaces.schemas import ErrorOut
 
+from .body import read_body
 from .claude_code import hook_ingest
 from .models import FailureMode
 from .schemas import (
@@ -38,41 +36,12 @@ router = Router(tags=["traces"])
 CAPTURE_HEADER = "X-Hivemind-Capture"
 
 
-class BadRequest(DomainError):
-    status_code = 400
-
-
 def read_json_body(request: HttpRequest) -> Any:
     """The request body as JSON, size-capped and gunzipped; clear errors otherwise."""
-    limit = settings.HIVEMIND_MAX_BODY_BYTES
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"Body is {declared} bytes; the limit is {limit}. Send smaller batches."
-        )
-    raw = request.body
-    if len(raw) > limit:
-        raise PayloadTooLarge(
-            f"Body is {len(raw)} bytes; the limit is {limit}. Send smaller batches."
-        )
-    if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        raw = _gunzip(raw, limit)
     try:
-        return json.loads(raw)
+        return json.loads(read_body(request))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"Body is not valid JSON: {exc}.") from None
-
-
-def _gunzip(raw: bytes, limit: int) -> bytes:
-    # Decompress in bounded steps: a small gzip bomb must not exhaust memory.
-    try:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        data = inflater.decompress(raw, limit + 1)
-    except (zlib.error, gzip.BadGzipFile) as exc:
-        raise BadRequest(f"Body says gzip but does not decompress: {exc}.") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"Decompressed body exceeds the limit of {limit} bytes.")
-    return data
 
 
 def _batch_items(body: Any) -> list[Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +14,7 @@ from workspaces.errors import DomainError, NotFound
 from workspaces.models import Role
 
 from . import failure_modes, selectors
+from .charts import incidents_per_day_figure
 from .clustering import sparkline
 from .search import SearchFilters, incident_search
 from .tasks import recluster_workspace
@@ -40,7 +39,7 @@ def mode_list(request: HttpRequest) -> HttpResponse:
             "recent": sum(series.get(m.pk, [])),
             # Only failed traces count: agents that recovered from the error did not fail.
             "share": (failed_by_mode.get(m.pk, 0) / failed) if failed else None,
-            "skills": list(m.skills.all()) if hasattr(m, "skills") else [],
+            "skills": list(m.skills.all()),
         }
         for m in modes
     ]
@@ -77,20 +76,11 @@ def mode_detail(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such failure mode.") from None
     days = 60
     counts = selectors.daily_incident_counts(workspace=workspace, mode_ids=[mode.pk], days=days)
-    start = timezone.now().date() - timedelta(days=days - 1)
-    figure = {
-        "data": [{
-            "type": "bar", "name": "incidents",
-            "x": [(start + timedelta(days=i)).isoformat() for i in range(days)],
-            "y": counts[mode.pk], "marker": {"color": "#c0322b"},
-        }],
-        "layout": {
-            "title": {"text": f"Incidents per day, last {days} days"},
-            "xaxis": {"title": {"text": "day (UTC)"}},
-            "yaxis": {"title": {"text": "incidents"}, "rangemode": "tozero"},
-            "margin": {"l": 50, "r": 20, "t": 40, "b": 50}, "height": 260,
-        },
-    }  # fmt: skip
+    figure = incidents_per_day_figure(
+        counts[mode.pk],
+        last_day=timezone.now().date(),
+        title=f"Incidents per day, last {days} days",
+    )
     return render(
         request,
         "traces/mode_detail.html",
@@ -104,9 +94,7 @@ def mode_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "figure": figure,
             "can_act": request.membership.has_role(Role.LEAD),  # type: ignore[attr-defined]
             # Reverse accessor: traces never imports skills.
-            "latest_job": mode.distillation_jobs.order_by("-created_at").first()
-            if hasattr(mode, "distillation_jobs")
-            else None,
+            "latest_job": mode.distillation_jobs.order_by("-created_at").first(),
             "drafter_offline": not settings.ANTHROPIC_API_KEY,
         },
     )

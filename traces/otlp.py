@@ -13,6 +13,7 @@ output and tokens; span status ERROR and exception events become step errors
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -144,12 +145,12 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
     else:
         kind = "tool_call"
         name, step_input, output = span.name, attrs.get("input.value"), attrs.get("output.value")
-    tokens = attrs.get("llm.token_count.total") or (
-        int(attrs.get("gen_ai.usage.input_tokens", 0) or 0)
-        + int(attrs.get("gen_ai.usage.output_tokens", 0) or 0)
+    tokens = _count(attrs.get("llm.token_count.total")) or (
+        _count(attrs.get("gen_ai.usage.input_tokens"))
+        + _count(attrs.get("gen_ai.usage.output_tokens"))
     )
     return {
-        "index": int(span.span_id.hex()[:7], 16),  # stable across retries and batches
+        "index": _span_index(span),
         "kind": kind,
         "name": str(name)[:200],
         "input": _maybe_json(step_input),
@@ -159,8 +160,26 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
         "duration_ms": max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
         if span.end_time_unix_nano
         else None,
-        "tokens": int(tokens) or None,
+        "tokens": tokens or None,
     }
+
+
+def _count(value: Any) -> int:
+    """A token count from an attribute; anything that is not a count is 0, not an error."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _span_index(span: Span) -> int:
+    """Stable across retries and batches: derived from the span id (or, for a span
+    without one, from its name and start time)."""
+    key = (
+        span.span_id.hex()
+        or hashlib.sha256(f"{span.name}{span.start_time_unix_nano}".encode()).hexdigest()
+    )
+    return int(key[:7], 16)
 
 
 def span_error(span: Span) -> str:

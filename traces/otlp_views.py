@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import zlib
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +14,7 @@ from workspaces.models import Scope
 from workspaces.services import api_key_authenticate
 
 from . import otlp
+from .body import read_body
 from .services import trace_ingest_batch
 
 # Exporters retry on 429/503 after Retry-After; refusing beyond this many
@@ -66,21 +66,11 @@ def _export(request: HttpRequest, content_type: str) -> HttpResponse:
     except DomainError as exc:
         rpc = UNAUTHENTICATED if exc.status_code == 401 else PERMISSION_DENIED
         return status(exc.status_code, rpc, exc.detail)
-    limit = settings.HIVEMIND_MAX_BODY_BYTES
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return status(413, RESOURCE_EXHAUSTED, f"Body is {declared} bytes; the limit is {limit}.")
-    body = request.body
-    if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        try:
-            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            body = inflater.decompress(body, limit + 1)
-        except zlib.error as exc:
-            return status(400, INVALID_ARGUMENT, f"Body says gzip but does not decompress: {exc}")
-        if len(body) > limit or inflater.unconsumed_tail:
-            return status(413, RESOURCE_EXHAUSTED, f"Decompressed body exceeds {limit} bytes.")
-    if len(body) > limit:
-        return status(413, RESOURCE_EXHAUSTED, f"Body exceeds {limit} bytes.")
+    try:
+        body = read_body(request)
+    except DomainError as exc:
+        rpc = RESOURCE_EXHAUSTED if exc.status_code == 413 else INVALID_ARGUMENT
+        return status(exc.status_code, rpc, exc.detail)
     try:
         decoded = otlp.decode(body, content_type)
     except otlp.UndecodableOTLP as exc:

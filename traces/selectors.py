@@ -79,7 +79,10 @@ def incident_list_for_trace(*, trace: Trace) -> QuerySet[Incident]:
 def failure_mode_list(
     *, workspace: Workspace, include_merged: bool = False
 ) -> QuerySet[FailureMode]:
-    qs = FailureMode.objects.filter(workspace=workspace, incident_count__gt=0)
+    # skills: the reverse relation from the skills app, shown in the list's last column.
+    qs = FailureMode.objects.filter(workspace=workspace, incident_count__gt=0).prefetch_related(
+        "skills"
+    )
     if not include_merged:
         qs = qs.exclude(status=ModeStatus.MERGED)
     return qs.order_by("-incident_count", "id")

@@ -10,6 +10,10 @@ class DomainError(Exception):
         self.detail = detail
 
 
+class BadRequest(DomainError):
+    status_code = 400
+
+
 class AuthenticationFailed(DomainError):
     status_code = 401
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -29,8 +30,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def first_trace_curl(*, secret: str) -> str:
     """A shell command that sends one small trace with `secret`."""
-    from django.conf import settings
-
     url = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/traces"
     body = (
         '{"traces": [{"external_id": "hello-1", "agent": "my-agent", '

@@ -343,3 +343,34 @@ def test_webhook_settings_page_access(tenant, other_tenant, anon):
     assert WebhookEndpoint.objects.get(workspace=tenant.workspace).url.endswith("/hivemind")
     page = tenant.client_for(tenant.admin).get(reverse("settings", args=[tenant.workspace.slug]))
     assert b"hooks.example.com" in page.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "view, data, published_first",
+    [("skill_edit", {"description": "New text.", "body": BODY}, False),
+     ("skill_reject", {"reason": "vague"}, False),
+     ("skill_retire", {"reason": ""}, True),
+     ("skill_rollback", {"version": "1"}, True)],
+)  # fmt: skip
+def test_every_review_action_access(tenant, other_tenant, anon, view, data, published_first):
+    skill = make_skill(tenant.workspace)
+    if published_first:
+        skill = published_skill_from(tenant, skill)
+    url = reverse(view, args=[tenant.workspace.slug, skill.pk])
+    before = (skill.status, skill.versions.count(), skill.published_version_id)
+    assert anon.post(url, data).status_code == 302
+    assert other_tenant.client_for(other_tenant.admin).post(url, data).status_code == 404
+    assert tenant.client_for(tenant.viewer).post(url, data).status_code == 403
+    skill.refresh_from_db()
+    assert (skill.status, skill.versions.count(), skill.published_version_id) == before
+    assert tenant.client_for(tenant.lead).post(url, data).status_code == 302
+    skill.refresh_from_db()
+    assert (skill.status, skill.versions.count(), skill.published_version_id) != before
+
+
+def published_skill_from(tenant, skill):
+    """Published at v2 (so there is something to roll back to)."""
+    review.skill_approve(skill=skill, number=1, actor=tenant.lead)
+    review.skill_edit(skill=skill, description="Second.", body=BODY, actor=tenant.lead)
+    return review.skill_approve(skill=skill, number=2, actor=tenant.lead)

@@ -147,3 +147,18 @@ def test_wrong_content_type_is_415(client, tenant):
     response = client.post("/v1/traces", "x", content_type="text/plain",
                            headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
     assert response.status_code == 415 and "application/x-protobuf" in response.json()["message"]
+
+
+@pytest.mark.django_db
+def test_odd_attribute_values_and_missing_span_id_do_not_fail(client, tenant):
+    body = _json_body(span_id="")
+    span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"].append(
+        {"key": "gen_ai.usage.input_tokens", "value": {"stringValue": "many"}}
+    )
+    span["attributes"][2] = {"key": "llm.token_count.total", "value": {"stringValue": "n/a"}}
+    response = client.post("/v1/traces", json.dumps(body), content_type="application/json",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 200
+    step = Step.objects.get(trace__external_id="5b8efff798038103d269b633813fc60c")
+    assert step.name == "crm.search" and step.tokens is None

@@ -45,7 +45,9 @@ def test_switcher_lists_every_workspace_of_the_user(tenant, other_tenant):
 @pytest.mark.parametrize("url_name", ["overview", "settings"])
 def test_page_access_owner_other_anonymous(url_name, tenant, other_tenant, anon):
     url = reverse(url_name, args=[tenant.workspace.slug])
-    assert tenant.client_for(tenant.admin).get(url).status_code == 200
+    response = tenant.client_for(tenant.admin).get(url)
+    assert response.status_code == 200 and b"Acme" in response.content
+    assert b"Globex" not in response.content
     assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
     response = anon.get(url)
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
