@@ -4,7 +4,8 @@
     python bench/skills_api.py             # 3,000 requests each
 
 Creates a throw-away workspace with 50 published skills, starts gunicorn
-(2 workers) on loopback, and measures from 4 client threads with keep-alive:
+(2 workers) on loopback, and measures from --threads keep-alive clients (default
+2, one per worker; 4 shows queueing):
 full responses (200) and conditional ones (If-None-Match → 304). Baseline in the
 same run: GET /healthz (one trivial query), the floor of this server stack.
 """
@@ -30,6 +31,7 @@ def workspace_with_skills(count: int):  # type: ignore[no-untyped-def]
     from django.contrib.auth import get_user_model
 
     from skills.models import Skill, SkillVersion
+    from skills.publication import published_set_refresh
     from workspaces.models import Scope
     from workspaces.services import api_key_create, workspace_create
 
@@ -44,6 +46,7 @@ def workspace_with_skills(count: int):  # type: ignore[no-untyped-def]
         )  # fmt: skip
         skill.published_version = version
         skill.save()
+    published_set_refresh(workspace_id=ws.pk)  # what the review service does on approval
     key = api_key_create(workspace=ws, name="bench", scopes=[Scope.SKILLS_READ], actor=None).secret
     return ws, key
 
@@ -82,6 +85,7 @@ def pct(values: list[float], p: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="concurrent keep-alive clients")
     args = parser.parse_args()
     import django
 
@@ -98,9 +102,10 @@ def main() -> None:
         response.read()
         etag = response.headers["ETag"]
         results = {
-            "200": measure(url, "/api/v1/skills", auth, total),
-            "304": measure(url, "/api/v1/skills", {**auth, "If-None-Match": etag}, total),
-            "healthz": measure(url, "/healthz", {}, total),
+            "200": measure(url, "/api/v1/skills", auth, total, args.threads),
+            "304": measure(url, "/api/v1/skills", {**auth, "If-None-Match": etag}, total,
+                           args.threads),  # fmt: skip
+            "healthz": measure(url, "/healthz", {}, total, args.threads),
         }
     finally:
         proc.terminate()
@@ -113,7 +118,8 @@ def main() -> None:
         print(
             f"RESULT skills_{name}_p95_ms={pct(times, 95):.2f} ms baseline={pct(base, 95):.2f} "
             f"ratio={pct(times, 95) / pct(base, 95):.2f} p50_ms={pct(times, 50):.2f} "
-            f"rps={rps:.0f} baseline_rps={results['healthz'][1]:.0f} skills=50 requests={len(times)}"
+            f"rps={rps:.0f} baseline_rps={results['healthz'][1]:.0f} skills=50 requests={len(times)} "
+            f"threads={args.threads}"
         )
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
+import json
 import zipfile
-from datetime import datetime
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 from ninja.pagination import LimitOffsetPagination, paginate
-from pydantic import BaseModel, Field
 
 from traces.embeddings import get_embedder
 from workspaces.auth import ApiKeyAuth
@@ -21,20 +18,13 @@ from workspaces.errors import NotFound
 from workspaces.models import Scope
 from workspaces.schemas import ErrorOut
 
-from .models import FetchLog, Skill, SkillStatus
+from .models import Skill, SkillStatus
+from .publication import etag_from_rows, fetch_log_record, published_set_get
+from .schemas import SkillOut
 from .selectors import skill_md
 
 router = Router(tags=["skills"])
 AUTH = ApiKeyAuth(scope=Scope.SKILLS_READ)
-
-
-class SkillOut(BaseModel):
-    name: str
-    version: int
-    description: str
-    updated_at: datetime
-    url: str = Field(..., description="GET this for the SKILL.md text.")
-    score: float | None = Field(None, description="Relevance to ?task= (cosine), when given.")
 
 
 def published(workspace, *, with_body: bool = True, name: str = "") -> list[Skill]:  # type: ignore[no-untyped-def]
@@ -47,35 +37,13 @@ def published(workspace, *, with_body: bool = True, name: str = "") -> list[Skil
     if name:
         qs = qs.filter(name=name)
     if not with_body:
-        # The list never shows bodies; not loading them keeps a 50-skill poll cheap.
         qs = qs.only("name", "updated_at", "published_version__number",
                      "published_version__description", "published_version__skill_id")  # fmt: skip
     return list(qs)
 
 
 def etag_for(skills: list[Skill]) -> str:
-    """Strong ETag over the published set: names, versions and update times."""
     return etag_from_rows([(s.name, s.published_version.number, s.updated_at) for s in skills])
-
-
-def etag_from_rows(rows: list[tuple]) -> str:
-    digest = hashlib.sha256()
-    for name, number, updated_at, *_ in rows:
-        digest.update(f"{name}@{number}@{updated_at.isoformat()}\n".encode())
-    return f'"{digest.hexdigest()[:32]}"'
-
-
-def published_rows(workspace) -> list[tuple]:  # type: ignore[no-untyped-def]
-    """(name, version, updated_at, description) of published skills, without ORM
-    objects: every agent polls the skill list on every run."""
-    return list(
-        Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
-        .exclude(published_version=None)
-        .order_by("name")
-        .values_list(
-            "name", "published_version__number", "updated_at", "published_version__description"
-        )
-    )
 
 
 _vectors: dict[int, np.ndarray] = {}  # description vectors by version id (versions are immutable)
@@ -97,22 +65,12 @@ def log_fetch(request: HttpRequest, endpoint: str, skills: list[Skill]) -> None:
 
 
 def log_fetch_refs(request: HttpRequest, endpoint: str, refs: list[str]) -> None:
-    """Record the fetch without waiting for its WAL flush: agents poll this on every
-    run, and losing the last fraction of a second of fetch logs in a crash is an
-    acceptable price for not paying an fsync per poll."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit = off")
-        _insert_fetch(request, endpoint, refs)
-
-
-def _insert_fetch(request: HttpRequest, endpoint: str, refs: list[str]) -> None:
-    FetchLog.objects.create(
-        workspace=request.auth.workspace,  # type: ignore[attr-defined]
+    fetch_log_record(
         api_key=request.auth,  # type: ignore[attr-defined]
-        agent=request.headers.get("X-Hivemind-Agent", "")[:200],
-        session_id=request.headers.get("X-Hivemind-Session", "")[:200],
+        agent=request.headers.get("X-Hivemind-Agent", ""),
+        session_id=request.headers.get("X-Hivemind-Session", ""),
         endpoint=endpoint,
-        skills=refs,
+        refs_json=json.dumps(refs),
     )
 
 
@@ -133,16 +91,11 @@ def skills_list(
     workspace = request.auth.workspace  # type: ignore[attr-defined]
     if task.strip():
         return _ranked(request, workspace, task, k)
-    rows = published_rows(workspace)
-    request.skills_etag = etag_from_rows(rows)  # type: ignore[attr-defined]  # for the ETag middleware
-    log_fetch_refs(request, "list", [f"{r[0]}@{r[1]}" for r in rows])
-    base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
-    return [
-        SkillOut(
-            name=name, version=number, description=description, updated_at=updated, url=base + name
-        )
-        for name, number, updated, description in rows
-    ]
+    # The unparameterised list is answered by SkillsETagMiddleware from the same set.
+    published_set = published_set_get(workspace_id=workspace.pk)
+    request.skills_etag = published_set.etag  # type: ignore[attr-defined]  # for the middleware
+    log_fetch_refs(request, "list", published_set.refs)
+    return [SkillOut(**item) for item in published_set.items]
 
 
 def _ranked(request: HttpRequest, workspace, task: str, k: int) -> list[SkillOut]:  # type: ignore[no-untyped-def]
@@ -173,7 +126,7 @@ def skills_zip(request: HttpRequest) -> HttpResponse:
     log_fetch(request, "zip", skills)
     response = HttpResponse(buffer.getvalue(), content_type="application/zip")
     response["Content-Disposition"] = 'attachment; filename="skills.zip"'
-    response["ETag"] = etag_for(skills)
+    response["ETag"] = published_set_get(workspace_id=request.auth.workspace_id).etag  # type: ignore[attr-defined]
     return response
 
 

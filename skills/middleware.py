@@ -1,14 +1,17 @@
-"""Conditional GET for the agents' skills API.
+"""The agents' skill-list poll, answered before the view layer.
 
-Agents poll the skill list on every run; nearly always nothing changed. When a
-request carries If-None-Match, the key is checked and the ETag computed from one
-light query before any view runs, and a match answers 304 at once (the fetch is
-still logged, for attribution). Otherwise the view runs and the ETag is added to
-its response.
+Agents fetch the skill list on every run; nearly always nothing changed. For a
+plain `GET /api/v1/skills` (no query string) the key is checked and the
+workspace's published set loaded in one query, and the stored ETag and
+serialised first page answer it: 304 when `If-None-Match` matches, else 200
+(the fetch is logged either way, for attribution). Anything else, including
+every failure (missing or bad key, scope), falls through to the ninja view,
+which answers with its reasons. `skills.zip` gets the same early 304.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from workspaces.errors import DomainError
 from workspaces.models import Scope
 
-CONDITIONAL_PATHS = ("/api/v1/skills", "/api/v1/skills.zip")
+LIST_PATH = "/api/v1/skills"
+ZIP_PATH = "/api/v1/skills.zip"
 
 
 class SkillsETagMiddleware:
@@ -24,39 +28,54 @@ class SkillsETagMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        conditional = (
-            request.method == "GET"
-            and request.path in CONDITIONAL_PATHS
-            and not request.GET.get("task")
-        )
-        if conditional and request.headers.get("If-None-Match"):
-            early = self._not_modified(request)
+        path = request.path
+        if request.method != "GET" or path not in (LIST_PATH, ZIP_PATH):
+            return self.get_response(request)
+        plain = not request.META.get("QUERY_STRING")
+        if (plain and path == LIST_PATH) or request.headers.get("If-None-Match"):
+            early = self._answer(request, full=plain and path == LIST_PATH)
             if early is not None:
                 return early
         response = self.get_response(request)
-        if conditional and response.status_code == 200:
+        if response.status_code == 200 and not request.GET.get("task"):
             etag = response.get("ETag") or getattr(request, "skills_etag", "")
             if etag:
                 response["ETag"] = etag
         return response
 
-    def _not_modified(self, request: HttpRequest) -> HttpResponse | None:
-        from workspaces.auth import ApiKeyAuth
+    def _answer(self, request: HttpRequest, *, full: bool) -> HttpResponse | None:
+        from workspaces.auth import presented_key
+        from workspaces.services import api_key_prefix, api_key_verify
 
-        from .api import etag_from_rows, log_fetch_refs, published_rows
+        from .publication import fetch_log_record, poll_lookup, published_set_refresh
 
+        if request.GET.get("task"):
+            return None  # ranked lists depend on the task: never cached
         try:
-            api_key = ApiKeyAuth(scope=Scope.SKILLS_READ)(request)
+            raw_key = presented_key(request)
+            poll = poll_lookup(prefix=api_key_prefix(raw_key))
+            api_key = api_key_verify(api_key=poll.api_key, raw_key=raw_key, scope=Scope.SKILLS_READ)
         except DomainError:
-            return None  # let the view answer with the reason
-        rows = published_rows(api_key.workspace)
-        etag = etag_from_rows(rows)
+            return None  # the view answers with the reason
+        etag, first_page, refs_json = poll.etag, poll.first_page, poll.refs_json
+        if etag is None:  # no set kept yet for this workspace
+            published = published_set_refresh(workspace_id=api_key.workspace_id)
+            etag, first_page = published.etag, published.first_page
+            refs_json = json.dumps(published.refs)
         wanted = {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}
-        if etag not in wanted and "*" not in wanted:
+        matched = etag in wanted or "*" in wanted
+        if not matched and not full:
             return None
-        request.auth = api_key  # type: ignore[attr-defined]
-        log_fetch_refs(request, "list" if request.path.endswith("skills") else "zip",
-                       [f"{r[0]}@{r[1]}" for r in rows])  # fmt: skip
-        response = HttpResponse(status=304)
+        fetch_log_record(
+            api_key=api_key,
+            agent=request.headers.get("X-Hivemind-Agent", ""),
+            session_id=request.headers.get("X-Hivemind-Session", ""),
+            endpoint="list" if request.path == LIST_PATH else "zip",
+            refs_json=refs_json,
+        )
+        if matched:
+            response = HttpResponse(status=304)
+        else:
+            response = HttpResponse(first_page, content_type="application/json")
         response["ETag"] = etag
         return response

@@ -188,3 +188,21 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.endpoint_id}: {self.state}"
+
+
+class PublishedSet(models.Model):
+    """What `GET /api/v1/skills` answers for a workspace, kept by every review
+    transition (skills.publication). Agents poll the list on every run: the key
+    check, this row and the response come from one query."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="published_skills"
+    )
+    etag = models.CharField(max_length=34)
+    items = models.JSONField(default=list)  # the API's SkillOut objects, by name
+    first_page = models.TextField()  # the JSON body of the unparameterised list, as served
+    refs = models.JSONField(default=list)  # ["name@version", ...] for the fetch log
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.etag}"

@@ -18,6 +18,7 @@ from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
 from .models import Authorship, Skill, SkillStatus, SkillVersion
+from .publication import published_set_refresh
 from .skillmd import SkillDoc, validate
 
 # action -> statuses it may start from
@@ -55,6 +56,8 @@ def _version(skill: Skill, number: int) -> SkillVersion:
 
 
 def _audit(skill: Skill, actor: AbstractBaseUser, action: str, before: str, **after) -> None:  # type: ignore[no-untyped-def]
+    # Every transition passes here: keep what agents are served in step with it.
+    published_set_refresh(workspace_id=skill.workspace_id)
     audit_record(
         workspace=skill.workspace, actor=actor, action=f"skill.{action}", obj=skill,
         before={"status": before}, after={"status": skill.status, **after},

@@ -14,6 +14,23 @@ from .services import api_key_authenticate
 ALT_HEADER = "X-Hivemind-Api-Key"
 
 
+def presented_key(request: HttpRequest) -> str:
+    """The key a request carries, or raise saying what is wrong with how it was sent."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationFailed("Authorization header must be 'Bearer <API key>'.")
+        return token.strip()
+    alt = request.headers.get(ALT_HEADER, "")
+    if alt:
+        return alt.strip()
+    raise AuthenticationFailed(
+        "Missing API key: send 'Authorization: Bearer <API key>'. "
+        "Create a key under Settings → API keys."
+    )
+
+
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer hm_…` (or `X-Hivemind-Api-Key: hm_…`) with a required scope.
 
@@ -27,19 +44,7 @@ class ApiKeyAuth(HttpBearer):
         self.scope = scope
 
     def __call__(self, request: HttpRequest) -> Any:
-        header = request.headers.get(self.header, "")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise AuthenticationFailed("Authorization header must be 'Bearer <API key>'.")
-            return self.authenticate(request, token.strip())
-        alt = request.headers.get(ALT_HEADER, "")
-        if alt:
-            return self.authenticate(request, alt.strip())
-        raise AuthenticationFailed(
-            "Missing API key: send 'Authorization: Bearer <API key>'. "
-            "Create a key under Settings → API keys."
-        )
+        return self.authenticate(request, presented_key(request))
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
         api_key = api_key_authenticate(raw_key=token, scope=self.scope)

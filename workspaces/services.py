@@ -134,14 +134,29 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey
     return api_key
 
 
-def api_key_authenticate(*, raw_key: str, scope: str | None) -> ApiKey:
-    """Resolve a presented key to its ApiKey, or raise with a reason a client can act on."""
+def api_key_prefix(raw_key: str) -> str:
+    """The lookup prefix of a presented key, or raise if it cannot be one of ours."""
     parts = raw_key.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != "hm" or not parts[1]:
         raise AuthenticationFailed(
             "Malformed API key: expected 'Authorization: Bearer hm_<prefix>_<secret>'."
         )
-    api_key = ApiKey.objects.select_related("workspace").filter(prefix=parts[1]).first()
+    return parts[1]
+
+
+def api_key_authenticate(*, raw_key: str, scope: str | None) -> ApiKey:
+    """Resolve a presented key to its ApiKey, or raise with a reason a client can act on."""
+    prefix = api_key_prefix(raw_key)
+    api_key = ApiKey.objects.select_related("workspace").filter(prefix=prefix).first()
+    return api_key_verify(api_key=api_key, raw_key=raw_key, scope=scope)
+
+
+def api_key_verify(*, api_key: ApiKey | None, raw_key: str, scope: str | None) -> ApiKey:
+    """Check a looked-up key row against the presented secret, revocation and scope.
+
+    Split from the lookup so a hot path can load the key together with what it
+    serves in one query (the skills list does) and still apply these rules.
+    """
     if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_secret(raw_key)):
         raise AuthenticationFailed("Unknown API key. Check the key, or create one in Settings.")
     if api_key.revoked_at is not None:

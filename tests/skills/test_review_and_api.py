@@ -11,7 +11,8 @@ from skills.models import FetchLog, Skill, SkillVersion, WebhookEndpoint
 from skills.skillmd import parse, validate
 from skills.webhooks import sign, webhook_deliver
 from workspaces.errors import Conflict, PermissionDenied
-from workspaces.models import AuditEvent, Scope
+from workspaces.models import ApiKey, AuditEvent, Scope
+from workspaces.services import api_key_revoke
 
 BODY = "## When this applies\nx\n\n## Do\ny\n\n## Don't\nz\n\n## How to check\nw"
 
@@ -172,6 +173,45 @@ def test_etag_and_304(client, tenant):
     assert other.status == "published"
     changed = client.get("/api/v1/skills", headers={**tenant.api_headers(), "If-None-Match": etag})
     assert changed.status_code == 200 and changed["ETag"] != etag
+
+
+@pytest.mark.django_db
+def test_fast_list_answers_exactly_what_the_view_answers(client, tenant):
+    """The plain poll is served from the published set before the view; a query
+    string sends it through the ninja view. Both must say the same."""
+    published_skill(tenant)
+    published_skill(tenant, name="check-sql-columns", description="Inspect columns first.")
+    fast = client.get("/api/v1/skills", headers=tenant.api_headers())
+    view = client.get("/api/v1/skills", {"offset": 0}, headers=tenant.api_headers())
+    assert fast.status_code == view.status_code == 200
+    assert fast["Content-Type"] == "application/json"
+    assert fast.json() == view.json() and fast["ETag"] == view["ETag"]
+    assert [i["name"] for i in fast.json()["items"]] == ["check-sql-columns", "respect-rate-limits"]
+    assert FetchLog.objects.count() == 2  # both polls logged
+
+
+@pytest.mark.django_db
+def test_fast_list_follows_every_transition_and_refuses_bad_keys(client, tenant):
+    skill = published_skill(tenant)
+
+    def names():
+        return [
+            i["name"]
+            for i in client.get("/api/v1/skills", headers=tenant.api_headers()).json()["items"]
+        ]
+
+    assert names() == ["respect-rate-limits"]
+    review.skill_retire(skill=skill, reason="obsolete", actor=tenant.lead)
+    assert names() == []
+    review.skill_approve(skill=skill, number=1, actor=tenant.lead)
+    assert names() == ["respect-rate-limits"]
+    api_key = ApiKey.objects.get(workspace=tenant.workspace, revoked_at=None,
+                                 scopes__contains=[Scope.SKILLS_READ])  # fmt: skip
+    revoked = client.get("/api/v1/skills", headers={"Authorization": "Bearer hm_nope_x"})
+    assert revoked.status_code == 401 and "Unknown API key" in revoked.json()["detail"]
+    api_key_revoke(api_key=api_key, actor=None)
+    gone = client.get("/api/v1/skills", headers=tenant.api_headers())
+    assert gone.status_code == 401 and "revoked" in gone.json()["detail"]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,136 @@
+"""The published set: what agents get from `GET /api/v1/skills`.
+
+Every review transition that can change which skill versions are published
+calls `published_set_refresh` inside its transaction, so the set, its strong
+ETag and the serialised first page change atomically with the decision. The
+list endpoint then answers from one row loaded with the API key (no per-poll
+scan of skills), and `If-None-Match` compares against the stored ETag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from ninja.responses import NinjaJSONEncoder
+
+from workspaces.models import ApiKey
+
+from .models import PublishedSet, Skill, SkillStatus
+from .schemas import SkillOut
+
+
+def page_size() -> int:
+    from ninja.conf import settings as ninja_settings
+
+    return int(ninja_settings.PAGINATION_PER_PAGE)
+
+
+def _rows(workspace_id: int) -> list[tuple]:
+    return list(
+        Skill.objects.filter(workspace_id=workspace_id, status=SkillStatus.PUBLISHED)
+        .exclude(published_version=None)
+        .order_by("name")
+        .values_list(
+            "name", "published_version__number", "updated_at", "published_version__description"
+        )
+    )
+
+
+def etag_from_rows(rows: list[tuple]) -> str:
+    """Strong ETag over the published set: names, versions and update times."""
+    digest = hashlib.sha256()
+    for name, number, updated_at, *_ in rows:
+        digest.update(f"{name}@{number}@{updated_at.isoformat()}\n".encode())
+    return f'"{digest.hexdigest()[:32]}"'
+
+
+@transaction.atomic
+def published_set_refresh(*, workspace_id: int) -> PublishedSet:
+    """Recompute the set from the skills table (idempotent)."""
+    rows = _rows(workspace_id)
+    base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
+    items = [
+        SkillOut(name=name, version=number, description=description, updated_at=updated,
+                 url=base + name).model_dump()
+        for name, number, updated, description in rows
+    ]  # fmt: skip
+    # Serialised by ninja's own encoder, so the stored page is byte-for-byte what
+    # the view would render (e.g. datetimes to the millisecond).
+    first_page = json.dumps({"items": items[: page_size()], "count": len(items)},
+                            cls=NinjaJSONEncoder)  # fmt: skip
+    items = json.loads(json.dumps(items, cls=NinjaJSONEncoder))
+    published, _ = PublishedSet.objects.update_or_create(
+        workspace_id=workspace_id,
+        defaults={
+            "etag": etag_from_rows(rows),
+            "items": items,
+            "first_page": first_page,
+            "refs": [f"{name}@{number}" for name, number, *_ in rows],
+        },
+    )
+    return published
+
+
+def published_set_get(*, workspace_id: int) -> PublishedSet:
+    published = PublishedSet.objects.filter(workspace_id=workspace_id).first()
+    return published or published_set_refresh(workspace_id=workspace_id)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What one skill-list poll needs: the key (to verify) and the set it would get."""
+
+    api_key: ApiKey | None
+    etag: str | None
+    first_page: str
+    refs_json: str
+
+
+_POLL_SQL = """
+    SELECT k.id, k.workspace_id, k.prefix, k.secret_hash, k.scopes, k.last_used_at, k.revoked_at,
+           p.etag, p.first_page, p.refs::text
+    FROM workspaces_apikey k
+    LEFT JOIN skills_publishedset p ON p.workspace_id = k.workspace_id
+    WHERE k.prefix = %s
+"""
+
+
+def poll_lookup(*, prefix: str) -> Poll:
+    """The key with this prefix and its workspace's published set, in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_POLL_SQL, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return Poll(None, None, "", "[]")
+    key_id, workspace_id, prefix, secret_hash, scopes, last_used_at, revoked_at = row[:7]
+    api_key = ApiKey(
+        id=key_id, workspace_id=workspace_id, prefix=prefix, secret_hash=secret_hash,
+        scopes=scopes, last_used_at=last_used_at, revoked_at=revoked_at,
+    )  # fmt: skip
+    return Poll(api_key, row[7], row[8] or "", row[9] or "[]")
+
+
+def fetch_log_record(
+    *, api_key: ApiKey, agent: str, session_id: str, endpoint: str, refs_json: str
+) -> None:
+    """Record which skills a key fetched, without waiting for the WAL flush.
+
+    Agents poll on every run; losing the last fraction of a second of fetch logs
+    in a crash is an acceptable price for not paying an fsync per poll. Outside
+    a transaction the whole write is one round trip.
+    """
+    params = [api_key.workspace_id, api_key.pk, agent[:200], session_id[:200], endpoint,
+              refs_json]  # fmt: skip
+    insert = (
+        "INSERT INTO skills_fetchlog (workspace_id, api_key_id, agent, session_id, endpoint,"
+        " skills, created_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, now())"
+    )
+    with connection.cursor() as cursor:
+        if connection.get_autocommit() and not connection.in_atomic_block:
+            cursor.execute(f"BEGIN; SET LOCAL synchronous_commit = off; {insert}; COMMIT", params)
+        else:
+            cursor.execute(insert, params)
