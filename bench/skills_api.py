@@ -103,8 +103,9 @@ def main() -> None:
         etag = response.headers["ETag"]
         results = {
             "200": measure(url, "/api/v1/skills", auth, total, args.threads),
-            "304": measure(url, "/api/v1/skills", {**auth, "If-None-Match": etag}, total,
-                           args.threads),  # fmt: skip
+            "304": measure(
+                url, "/api/v1/skills", {**auth, "If-None-Match": etag}, total, args.threads
+            ),  # fmt: skip
             "healthz": measure(url, "/healthz", {}, total, args.threads),
         }
     finally:

@@ -22,6 +22,7 @@ class DailyRollup(models.Model):
     unknown = models.PositiveIntegerField(default=0)
     steps = models.PositiveIntegerField(default=0)
     step_errors = models.PositiveIntegerField(default=0)
+    incidents = models.PositiveIntegerField(default=0)
     tokens = models.BigIntegerField(default=0)
     cost_usd = models.FloatField(default=0.0)
 
@@ -33,3 +34,32 @@ class DailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_id} {self.day} {self.agent}"
+
+
+class SkillDailyRollup(models.Model):
+    """Per workspace × day × agent × skill: the traces that had the skill in scope.
+
+    A trace's skills are the ones it reported (`skills_in_scope`), else the ones
+    its session fetched from the skills API (the fetch log). Kept with DailyRollup
+    (same keys, same refresh), so skill impact is read from rollups only; the
+    "without" cohort is the DailyRollup total minus this.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent = models.CharField(max_length=200)
+    skill = models.CharField(max_length=64)
+    traces = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day", "agent", "skill"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "skill", "day", "agent"], name="skill_rollup_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.day} {self.agent} {self.skill}"

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from skills.models import Skill, SkillStatus
-from traces.models import Incident, Trace
+from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Workspace
 
-from .models import DailyRollup
+from .models import DailyRollup, SkillDailyRollup
 from .stats import Rate, verdict
 
 
@@ -36,25 +36,25 @@ class Overview:
 
 
 def overview_get(*, workspace: Workspace) -> Overview:
-    """Headline counts for the workspace's overview page."""
-    week_ago = timezone.now() - timedelta(days=7)
-    traces = Trace.objects.filter(workspace=workspace)
-    counts = traces.aggregate(
-        total=Count("id"),
-        recent=Count("id", filter=Q(started_at__gte=week_ago)),
-        ok=Count("id", filter=Q(started_at__gte=week_ago, status="succeeded")),
-        bad=Count("id", filter=Q(started_at__gte=week_ago, status="failed")),
+    """Headline counts for the workspace's overview page (from the rollups; "last 7
+    days" is today and the six days before, in UTC)."""
+    week_ago = timezone.now().date() - timedelta(days=6)
+    recent = Q(day__gte=week_ago)
+    counts = DailyRollup.objects.filter(workspace=workspace).aggregate(
+        total=Sum("traces"),
+        recent=Sum("traces", filter=recent),
+        ok=Sum("succeeded", filter=recent),
+        bad=Sum("failed", filter=recent),
+        incidents=Sum("incidents", filter=recent),
         agents=Count("agent", distinct=True),
     )
     return Overview(
         api_keys=ApiKey.objects.filter(workspace=workspace, revoked_at=None).count(),
-        traces=counts["total"],
-        traces_7d=counts["recent"],
-        succeeded_7d=counts["ok"],
-        failed_7d=counts["bad"],
-        incidents_7d=Incident.objects.filter(
-            workspace=workspace, occurred_at__gte=week_ago
-        ).count(),
+        traces=counts["total"] or 0,
+        traces_7d=counts["recent"] or 0,
+        succeeded_7d=counts["ok"] or 0,
+        failed_7d=counts["bad"] or 0,
+        incidents_7d=counts["incidents"] or 0,
         agents=counts["agents"],
     )
 
@@ -119,123 +119,120 @@ def compound_by_agent(*, workspace: Workspace, days: int = 30) -> list[dict]:
     return result
 
 
-def _cohort_rates(
-    workspace_id: int, agents: list[str], refs: list[str], name: str, since, until
-) -> tuple[Rate, Rate]:  # type: ignore[no-untyped-def]
-    """(with skill, without) among these agents' decided traces in [since, until)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH t AS (
-                SELECT t.status, (t.skills_in_scope && %s::varchar[] OR EXISTS (
-                    SELECT 1 FROM skills_fetchlog f
-                    WHERE f.workspace_id = t.workspace_id AND t.session_id <> ''
-                      AND f.session_id = t.session_id AND f.created_at <= t.started_at + interval '1 day'
-                      AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(f.skills) s
-                                  WHERE s LIKE %s))) AS has_skill
-                FROM traces_trace t
-                WHERE t.workspace_id = %s AND t.agent = ANY(%s) AND t.started_at >= %s
-                  AND t.started_at < %s AND t.status IN ('succeeded', 'failed')
-            )
-            SELECT has_skill, count(*) FILTER (WHERE status = 'succeeded'), count(*)
-            FROM t GROUP BY has_skill
-            """,
-            [refs, f"{name}@%", workspace_id, agents, since, until],
-        )
-        counts = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
-    with_skill = counts.get(True, (0, 0))
-    without = counts.get(False, (0, 0))
-    return Rate(*with_skill), Rate(*without)
+_IMPACT_SQL = """
+    WITH p(skill, day, mode_id) AS (SELECT * FROM unnest(%(names)s::text[], %(days)s::date[],
+                                                           %(modes)s::bigint[])),
+    a AS (SELECT DISTINCT skill, agent FROM metrics_skilldailyrollup
+          WHERE workspace_id = %(ws)s AND skill = ANY(%(names)s)),
+    totals AS (
+        SELECT p.skill, d.day >= p.day AS after, sum(d.succeeded) AS ok, sum(d.failed) AS bad,
+               sum(d.traces) AS n
+        FROM p JOIN a ON a.skill = p.skill
+        JOIN metrics_dailyrollup d ON d.workspace_id = %(ws)s AND d.agent = a.agent
+             AND d.day >= p.day - %(window)s
+        GROUP BY 1, 2
+    ), cohort AS (
+        SELECT p.skill, sum(s.succeeded) AS ok, sum(s.failed) AS bad
+        FROM p JOIN metrics_skilldailyrollup s ON s.workspace_id = %(ws)s AND s.skill = p.skill
+             AND s.day >= p.day
+        GROUP BY 1
+    ), hits AS (
+        SELECT p.skill, m.day >= p.day AS after, sum(m.traces) AS n
+        FROM p JOIN a ON a.skill = p.skill
+        JOIN traces_modedailycount m ON m.failure_mode_id = p.mode_id AND m.agent = a.agent
+             AND m.day >= p.day - %(window)s
+        GROUP BY 1, 2
+    )
+    SELECT 'total', skill, after, ok, bad, n FROM totals
+    UNION ALL SELECT 'cohort', skill, TRUE, ok, bad, 0 FROM cohort
+    UNION ALL SELECT 'hits', skill, after, 0, 0, n FROM hits
+"""
 
 
-def _recurrence(workspace_id: int, mode_id: int | None, agents: list[str], since, until) -> Rate:  # type: ignore[no-untyped-def]
-    """Traces hitting the mode, out of all these agents' traces in the window."""
-    if mode_id is None:
-        return Rate(0, 0)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM traces_incident i
-                                    WHERE i.trace_id = t.id AND i.failure_mode_id = %s)), count(*)
-            FROM traces_trace t
-            WHERE t.workspace_id = %s AND t.agent = ANY(%s) AND t.started_at >= %s AND t.started_at < %s
-            """,
-            [mode_id, workspace_id, agents, since, until],
-        )
-        hits, n = cursor.fetchone()
-    return Rate(hits, n)
-
-
-def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -> dict | None:
-    """With vs without the skill (same agents, since publication) and before vs after."""
-    published_at = (
+def skill_impacts(
+    *, workspace: Workspace, skills: list[Skill], window_days: int = 30
+) -> dict[int, dict]:
+    """Per skill: with vs without it (same agents, since publication) and before vs
+    after publication, from the rollups in one query for all skills. Days are UTC
+    days; the publication day counts as "after". Skills never published are left out."""
+    first_approval = dict(
         AuditEvent.objects.filter(
             workspace=workspace,
             object_type="Skill",
-            object_id=str(skill.pk),
             action="skill.approve",
+            object_id__in=[str(s.pk) for s in skills],
         )  # fmt: skip
-        .order_by("created_at")
-        .values_list("created_at", flat=True)
-        .first()
+        .values("object_id")
+        .annotate(at=Min("created_at"))
+        .values_list("object_id", "at")
     )
-    if published_at is None:
-        return None
-    refs = [skill.name] + [
-        f"{skill.name}@{v}" for v in skill.versions.values_list("number", flat=True)
-    ]
-    agents = _agents_using(workspace, skill, refs)
-    if not agents:
-        return {"skill": skill, "agents": [], "published_at": published_at}
-    window = timedelta(days=window_days)
-    # "After" runs to the latest trace, whatever clock skew agents have.
-    now = datetime.max.replace(tzinfo=UTC)
-    with_skill, without = _cohort_rates(workspace.pk, agents, refs, skill.name, published_at, now)
-    before_all = _cohort_rates(
-        workspace.pk, agents, refs, skill.name, published_at - window, published_at
-    )
-    before = Rate(
-        before_all[0].successes + before_all[1].successes, before_all[0].n + before_all[1].n
-    )
-    after_all = _cohort_rates(workspace.pk, agents, refs, skill.name, published_at, now)
-    after = Rate(after_all[0].successes + after_all[1].successes, after_all[0].n + after_all[1].n)
-    mode_before = _recurrence(
-        workspace.pk, skill.source_mode_id, agents, published_at - window, published_at
-    )
-    mode_after = _recurrence(workspace.pk, skill.source_mode_id, agents, published_at, now)
-    return {
-        "skill": skill, "agents": agents, "published_at": published_at,
-        "with": with_skill, "without": without,
-        "cohort_verdict": verdict(without, with_skill),
-        "before": before, "after": after, "time_verdict": verdict(before, after),
-        "mode_before": mode_before, "mode_after": mode_after,
-        "mode_verdict": verdict(mode_before, mode_after, what="recurrence of its failure mode",
-                                higher_is_better=False),
-    }  # fmt: skip
-
-
-def _agents_using(workspace: Workspace, skill: Skill, refs: list[str]) -> list[str]:
-    """Agents whose traces reported the skill, or whose sessions fetched it."""
+    published = [(s, first_approval[str(s.pk)]) for s in skills if str(s.pk) in first_approval]
+    if not published:
+        return {}
+    agents: dict[str, list[str]] = defaultdict(list)
+    for name, agent in (
+        SkillDailyRollup.objects.filter(
+            workspace=workspace, skill__in=[s.name for s, _ in published]
+        )
+        .values_list("skill", "agent")
+        .distinct()
+        .order_by("skill", "agent")
+    ):
+        agents[name].append(agent)
+    sums: dict[tuple[str, str, bool], tuple[int, int, int]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT DISTINCT t.agent FROM traces_trace t
-            WHERE t.workspace_id = %s AND (
-                t.skills_in_scope && %s::varchar[]
-                OR (t.session_id <> '' AND EXISTS (
-                    SELECT 1 FROM skills_fetchlog f
-                    WHERE f.workspace_id = t.workspace_id AND f.session_id = t.session_id
-                      AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(f.skills) s
-                                  WHERE s LIKE %s))))
-            ORDER BY t.agent
-            """,
-            [workspace.pk, refs, f"{skill.name}@%"],
+            _IMPACT_SQL,
+            {
+                "ws": workspace.pk, "window": window_days,
+                "names": [s.name for s, _ in published],
+                "days": [at.astimezone(UTC).date() for _, at in published],
+                "modes": [s.source_mode_id for s, _ in published],
+            },
+        )  # fmt: skip
+        for kind, name, after, ok, bad, n in cursor.fetchall():
+            sums[(kind, name, after)] = (int(ok or 0), int(bad or 0), int(n or 0))
+    zero = (0, 0, 0)
+    result = {}
+    for skill, published_at in published:
+        if not agents.get(skill.name):
+            result[skill.pk] = {"skill": skill, "agents": [], "published_at": published_at}
+            continue
+        after_ok, after_bad, after_n = sums.get(("total", skill.name, True), zero)
+        before_ok, before_bad, before_n = sums.get(("total", skill.name, False), zero)
+        with_ok, with_bad, _ = sums.get(("cohort", skill.name, True), zero)
+        with_skill = Rate(with_ok, with_ok + with_bad)
+        without = Rate(after_ok - with_ok, after_ok + after_bad - with_ok - with_bad)
+        before, after = (
+            Rate(before_ok, before_ok + before_bad),
+            Rate(after_ok, after_ok + after_bad),
         )
-        return [row[0] for row in cursor.fetchall()]
+        if skill.source_mode_id is None:
+            mode_before = mode_after = Rate(0, 0)
+        else:
+            mode_before = Rate(sums.get(("hits", skill.name, False), zero)[2], before_n)
+            mode_after = Rate(sums.get(("hits", skill.name, True), zero)[2], after_n)
+        result[skill.pk] = {
+            "skill": skill, "agents": agents[skill.name], "published_at": published_at,
+            "with": with_skill, "without": without,
+            "cohort_verdict": verdict(without, with_skill),
+            "before": before, "after": after, "time_verdict": verdict(before, after),
+            "mode_before": mode_before, "mode_after": mode_after,
+            "mode_verdict": verdict(mode_before, mode_after, what="recurrence of its failure mode",
+                                    higher_is_better=False),
+        }  # fmt: skip
+    return result
+
+
+def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -> dict | None:
+    return skill_impacts(workspace=workspace, skills=[skill], window_days=window_days).get(skill.pk)
 
 
 def impact_table(*, workspace: Workspace) -> list[dict]:
-    skills = Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED).exclude(
-        published_version=None
+    skills = list(
+        Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
+        .exclude(published_version=None)
+        .order_by("name")
     )
-    return [row for row in (skill_impact(workspace=workspace, skill=s) for s in skills) if row]
+    impacts = skill_impacts(workspace=workspace, skills=skills)
+    return [impacts[s.pk] for s in skills if s.pk in impacts]

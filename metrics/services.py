@@ -6,23 +6,56 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
+from traces.failure_modes import mode_daily_counts_refresh
+
 _REFRESH_SQL = """
     INSERT INTO metrics_dailyrollup (workspace_id, day, agent, traces, succeeded, failed,
-                                     unknown, steps, step_errors, tokens, cost_usd)
+                                     unknown, steps, step_errors, incidents, tokens, cost_usd)
     SELECT t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent, count(*),
            count(*) FILTER (WHERE t.status = 'succeeded'),
            count(*) FILTER (WHERE t.status = 'failed'),
            count(*) FILTER (WHERE t.status NOT IN ('succeeded', 'failed')),
            COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0),
-           COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
+           COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
     FROM traces_trace t
+    LEFT JOIN LATERAL (SELECT count(*) AS n FROM traces_incident i WHERE i.trace_id = t.id) i
+           ON TRUE
     WHERE {where}
     GROUP BY 1, 2, 3
     ON CONFLICT (workspace_id, day, agent) DO UPDATE SET
         traces = EXCLUDED.traces, succeeded = EXCLUDED.succeeded, failed = EXCLUDED.failed,
         unknown = EXCLUDED.unknown, steps = EXCLUDED.steps, step_errors = EXCLUDED.step_errors,
-        tokens = EXCLUDED.tokens, cost_usd = EXCLUDED.cost_usd
+        incidents = EXCLUDED.incidents, tokens = EXCLUDED.tokens, cost_usd = EXCLUDED.cost_usd
 """
+
+
+# Skills in scope per trace: reported ones, else what the trace's session fetched
+# (up to a day after the trace started: agents fetch at start, clocks drift).
+_SKILL_SQL = """
+    WITH t AS (
+        SELECT t.id, t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date AS day, t.agent,
+               t.status, t.skills_in_scope, t.session_id, t.started_at
+        FROM traces_trace t WHERE {where}
+    ), s AS (
+        SELECT t.id, split_part(x, '@', 1) AS skill FROM t, unnest(t.skills_in_scope) x
+        UNION
+        SELECT t.id, split_part(x, '@', 1)
+        FROM t
+        JOIN skills_fetchlog f ON f.workspace_id = t.workspace_id AND f.session_id = t.session_id
+        CROSS JOIN LATERAL jsonb_array_elements_text(f.skills) x
+        WHERE cardinality(t.skills_in_scope) = 0 AND t.session_id <> ''
+          AND f.created_at <= t.started_at + interval '1 day'
+    )
+    INSERT INTO metrics_skilldailyrollup (workspace_id, day, agent, skill, traces, succeeded,
+                                          failed)
+    SELECT t.workspace_id, t.day, t.agent, left(s.skill, 64), count(*),
+           count(*) FILTER (WHERE t.status = 'succeeded'),
+           count(*) FILTER (WHERE t.status = 'failed')
+    FROM t JOIN s ON s.id = t.id
+    GROUP BY 1, 2, 3, 4
+"""
+
+_KEYS = "(SELECT * FROM unnest(%s::bigint[], %s::date[], %s::text[]))"
 
 
 def rollups_refresh_for_traces(*, trace_ids: Iterable[int]) -> None:
@@ -42,25 +75,30 @@ def rollups_refresh_for_traces(*, trace_ids: Iterable[int]) -> None:
         if not keys:
             return
         # Per-key recompute is idempotent: the same write twice gives the same rows.
-        where = (
-            "(t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent) IN "
-            "(SELECT * FROM unnest(%s::bigint[], %s::date[], %s::text[]))"
-        )
+        where = f"(t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent) IN {_KEYS}"
+        params = [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]]
+        cursor.execute(_REFRESH_SQL.format(where=where), params)
         cursor.execute(
-            _REFRESH_SQL.format(where=where),
-            [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+            f"DELETE FROM metrics_skilldailyrollup WHERE (workspace_id, day, agent) IN {_KEYS}",
+            params,
         )
+        cursor.execute(_SKILL_SQL.format(where=where), params)
 
 
 def rollups_rebuild(*, workspace_id: int | None = None) -> int:
-    """Recompute every rollup (of one workspace, or all) from the traces."""
+    """Recompute every rollup (of one workspace, or all) from traces, incidents and
+    fetch logs: daily, skill-cohort and per-failure-mode counts."""
     with transaction.atomic(), connection.cursor() as cursor:
         if workspace_id is None:
+            where, params = "TRUE", []
             cursor.execute("DELETE FROM metrics_dailyrollup")
-            cursor.execute(_REFRESH_SQL.format(where="TRUE"))
+            cursor.execute("DELETE FROM metrics_skilldailyrollup")
         else:
-            cursor.execute(
-                "DELETE FROM metrics_dailyrollup WHERE workspace_id = %s", [workspace_id]
-            )
-            cursor.execute(_REFRESH_SQL.format(where="t.workspace_id = %s"), [workspace_id])
-        return cursor.rowcount
+            where, params = "t.workspace_id = %s", [workspace_id]
+            for table in ("metrics_dailyrollup", "metrics_skilldailyrollup"):
+                cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", params)
+        cursor.execute(_REFRESH_SQL.format(where=where), params)
+        rows = cursor.rowcount
+        cursor.execute(_SKILL_SQL.format(where=where), params)
+        mode_daily_counts_refresh(workspace_id=workspace_id)
+        return rows

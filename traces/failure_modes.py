@@ -205,10 +205,47 @@ def _apply_labels(
         )
 
 
+_MODE_DAILY_SQL = """
+    INSERT INTO traces_modedailycount (workspace_id, failure_mode_id, day, agent, incidents, traces)
+    SELECT i.workspace_id, i.failure_mode_id, (i.occurred_at AT TIME ZONE 'UTC')::date, t.agent,
+           count(*), count(DISTINCT i.trace_id)
+    FROM traces_incident i JOIN traces_trace t ON t.id = i.trace_id
+    WHERE {where}
+    GROUP BY 1, 2, 3, 4
+"""
+
+
+def mode_daily_counts_refresh(
+    *, mode_ids: list[int] | None = None, workspace_id: int | None = None
+) -> None:
+    """Rewrite the per-day incident counts of these modes (or of a workspace, or all)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if mode_ids is not None:
+            cursor.execute(
+                "DELETE FROM traces_modedailycount WHERE failure_mode_id = ANY(%s)", [mode_ids]
+            )
+            cursor.execute(_MODE_DAILY_SQL.format(where="i.failure_mode_id = ANY(%s)"), [mode_ids])
+        elif workspace_id is not None:
+            cursor.execute(
+                "DELETE FROM traces_modedailycount WHERE workspace_id = %s", [workspace_id]
+            )
+            cursor.execute(
+                _MODE_DAILY_SQL.format(
+                    where="i.workspace_id = %s AND i.failure_mode_id IS NOT NULL"
+                ),
+                [workspace_id],
+            )
+        else:  # every workspace
+            cursor.execute("DELETE FROM traces_modedailycount")
+            cursor.execute(_MODE_DAILY_SQL.format(where="i.failure_mode_id IS NOT NULL"))
+
+
 def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
-    """Recompute counts, first/last seen, centroid, and (unless locked) label and keywords."""
+    """Recompute counts, daily counts, first/last seen, centroid, and (unless locked)
+    label and keywords."""
     if not mode_ids:
         return
+    mode_daily_counts_refresh(mode_ids=mode_ids)
     modes = {m.pk: m for m in FailureMode.objects.filter(pk__in=mode_ids)}
     stats = {
         row["failure_mode"]: row

@@ -254,3 +254,32 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} in {self.trace_id} at {self.step_index}"
+
+
+class ModeDailyCount(models.Model):
+    """Incidents of a failure mode per day × agent (and the traces they hit): the
+    rollup behind every per-mode trend, so charts never scan incidents.
+
+    Lives beside FailureMode (not in metrics) because every change of incident
+    assignments already goes through `failure_modes_refresh`, which rewrites the
+    rows of the modes it touched in the same transaction; metrics reads it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    failure_mode = models.ForeignKey(FailureMode, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent = models.CharField(max_length=200)
+    incidents = models.PositiveIntegerField(default=0)
+    traces = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["failure_mode", "day", "agent"], name="mode_daily_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="mode_daily_ws_day")]
+
+    def __str__(self) -> str:
+        return f"{self.failure_mode_id} {self.day} {self.agent}: {self.incidents}"

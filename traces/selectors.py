@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
-from .models import FailureMode, Incident, ModeStatus, Step, Trace
+from .models import FailureMode, Incident, ModeDailyCount, ModeStatus, Step, Trace
 
 
 @dataclass(frozen=True)
@@ -114,16 +113,16 @@ def failed_traces_by_mode(*, workspace: Workspace) -> dict[int, int]:
 def daily_incident_counts(
     *, workspace: Workspace, mode_ids: list[int], days: int = 30
 ) -> dict[int, list[int]]:
-    """Incidents per day over the last `days` days, per mode (oldest day first)."""
+    """Incidents per day over the last `days` days, per mode (oldest day first), from
+    the ModeDailyCount rollup."""
     today = timezone.now().date()
     start = today - timedelta(days=days - 1)
     rows = (
-        Incident.objects.filter(
-            workspace=workspace, failure_mode__in=mode_ids, occurred_at__date__gte=start
+        ModeDailyCount.objects.filter(
+            workspace=workspace, failure_mode__in=mode_ids, day__gte=start
         )
-        .annotate(day=TruncDate("occurred_at"))
         .values("failure_mode", "day")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("incidents"))
     )
     series = {mode_id: [0] * days for mode_id in mode_ids}
     for row in rows:

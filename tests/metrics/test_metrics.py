@@ -7,12 +7,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from metrics import charts
-from metrics.models import DailyRollup
+from metrics.models import DailyRollup, SkillDailyRollup
 from metrics.selectors import skill_impact
 from metrics.services import rollups_rebuild, rollups_refresh_for_traces
 from metrics.stats import Rate, verdict, wilson
 from skills.models import FetchLog, Skill, SkillVersion
 from skills.review import skill_approve
+from traces.failure_modes import failure_modes_refresh
+from traces.models import FailureMode, Incident, ModeDailyCount
 from traces.services import trace_ingest_batch
 
 
@@ -57,20 +59,46 @@ def _traces(tenant, prefix, n, ok, *, skill=None, when=None, session=""):
          "steps": [{"kind": "tool_call", "name": "t", "error": "" if i < ok else "boom"}]}
         for i in range(n)
     ]  # fmt: skip
-    return trace_ingest_batch(workspace=tenant.workspace, items=items).trace_ids
+    ids = trace_ingest_batch(workspace=tenant.workspace, items=items).trace_ids
+    rollups_refresh_for_traces(trace_ids=ids)  # the task ingest queues after commit
+    return ids
 
 
 @pytest.mark.django_db
 def test_rollup_rebuilt_from_scratch_equals_the_incremental_one(tenant):
-    ids = _traces(tenant, "a", 10, 7) + _traces(
-        tenant, "b", 6, 2, when=timezone.now() - timedelta(days=3)
+    FetchLog.objects.create(workspace=tenant.workspace, session_id="s9", endpoint="list",
+                            skills=["fetched-skill@2"], agent="bot")  # fmt: skip
+    ids = (
+        _traces(tenant, "a", 10, 7, skill="reported-skill@1")
+        + _traces(tenant, "b", 6, 2, when=timezone.now(), session="s9")
+        + _traces(tenant, "c", 4, 1, when=timezone.now() - timedelta(days=2))
     )
     rollups_refresh_for_traces(trace_ids=ids)
-    fields = ("day", "agent", "traces", "succeeded", "failed", "unknown", "steps", "step_errors")
-    incremental = sorted(DailyRollup.objects.values_list(*fields))
+    # Half the incidents join a mode through the same path clustering uses.
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="boom")
+    chosen = list(Incident.objects.filter(workspace=tenant.workspace).values_list("id", flat=True))
+    Incident.objects.filter(pk__in=chosen[::2]).update(failure_mode=mode)
+    failure_modes_refresh(mode_ids=[mode.pk], relabel=False)
+
+    def snapshot():
+        return (
+            sorted(DailyRollup.objects.values_list(
+                "day", "agent", "traces", "succeeded", "failed", "unknown", "steps",
+                "step_errors", "incidents")),
+            sorted(SkillDailyRollup.objects.values_list(
+                "day", "agent", "skill", "traces", "succeeded", "failed")),
+            sorted(ModeDailyCount.objects.values_list(
+                "failure_mode", "day", "agent", "incidents", "traces")),
+        )  # fmt: skip
+
+    incremental = snapshot()
     rollups_rebuild(workspace_id=tenant.workspace.pk)
-    assert sorted(DailyRollup.objects.values_list(*fields)) == incremental
-    assert sum(r[2] for r in incremental) == 16 and sum(r[3] for r in incremental) == 9
+    assert snapshot() == incremental
+    daily, skills, modes = incremental
+    assert sum(r[2] for r in daily) == 20 and sum(r[3] for r in daily) == 10
+    assert sum(r[8] for r in daily) == 10  # one incident per failed trace
+    assert {(r[2], r[3]) for r in skills} == {("reported-skill", 10), ("fetched-skill", 6)}
+    assert sum(r[3] for r in modes) == len(chosen[::2]) == 5
 
 
 def _published(tenant, name="use-the-retry"):
