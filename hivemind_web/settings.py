@@ -173,6 +173,12 @@ HIVEMIND_MAX_STEPS_PER_TRACE = env.int("HIVEMIND_MAX_STEPS_PER_TRACE", default=5
 # Django refuses request.body above this; keep it just above our own cap so our
 # 413 (with a useful message) is what a client sees.
 DATA_UPLOAD_MAX_MEMORY_SIZE = HIVEMIND_MAX_BODY_BYTES + 1
+# Ingest requests (native, OTLP, hooks) one API key may send per minute; beyond it
+# 429 + Retry-After. 0 turns the limit off.
+HIVEMIND_INGEST_RATE_LIMIT = env.int("HIVEMIND_INGEST_RATE_LIMIT", default=1200)
+# Failed logins per username and per address within 15 minutes before 429.
+HIVEMIND_LOGIN_ATTEMPTS = env.int("HIVEMIND_LOGIN_ATTEMPTS", default=10)
+
 # Concurrent OTLP exports one process accepts before answering 503 + Retry-After.
 HIVEMIND_OTLP_MAX_CONCURRENT = env.int("HIVEMIND_OTLP_MAX_CONCURRENT", default=8)
 

@@ -63,3 +63,13 @@ class SkillDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_id} {self.day} {self.agent} {self.skill}"
+
+
+class SweepMark(models.Model):
+    """How far the rollup sweep has read `traces_trace.updated_at`."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    watermark = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.watermark}"

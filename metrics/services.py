@@ -87,18 +87,56 @@ def rollups_refresh_for_traces(*, trace_ids: Iterable[int]) -> None:
 
 def rollups_rebuild(*, workspace_id: int | None = None) -> int:
     """Recompute every rollup (of one workspace, or all) from traces, incidents and
-    fetch logs: daily, skill-cohort and per-failure-mode counts."""
+    fetch logs: daily, skill-cohort and per-failure-mode counts. Days before a
+    workspace's retention cutoff are left alone: their traces may be purged, and
+    the rollups are what remains of them."""
+    from traces.services import retention_cutoff
+    from workspaces.models import Workspace
+
+    scopes = [workspace_id] if workspace_id is not None else list(
+        Workspace.objects.values_list("pk", flat=True)
+    )  # fmt: skip
+    rows = 0
     with transaction.atomic(), connection.cursor() as cursor:
-        if workspace_id is None:
-            where, params = "TRUE", []
-            cursor.execute("DELETE FROM metrics_dailyrollup")
-            cursor.execute("DELETE FROM metrics_skilldailyrollup")
-        else:
-            where, params = "t.workspace_id = %s", [workspace_id]
+        for ws in scopes:
+            day = retention_cutoff(workspace_id=ws).date()
             for table in ("metrics_dailyrollup", "metrics_skilldailyrollup"):
-                cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", params)
-        cursor.execute(_REFRESH_SQL.format(where=where), params)
-        rows = cursor.rowcount
-        cursor.execute(_SKILL_SQL.format(where=where), params)
-        mode_daily_counts_refresh(workspace_id=workspace_id)
-        return rows
+                cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s AND day >= %s",
+                               [ws, day])  # fmt: skip
+            where = "t.workspace_id = %s AND (t.started_at AT TIME ZONE 'UTC')::date >= %s"
+            cursor.execute(_REFRESH_SQL.format(where=where), [ws, day])
+            rows += cursor.rowcount
+            cursor.execute(_SKILL_SQL.format(where=where), [ws, day])
+            mode_daily_counts_refresh(workspace_id=ws)
+    return rows
+
+
+def rollups_sweep(*, overlap_seconds: int = 600, batch: int = 20_000) -> int:
+    """Refresh the rollups of traces changed since the last sweep (minus an overlap,
+    for transactions that committed late). Catches refreshes whose task message was
+    lost while the broker was down; refreshing twice is harmless (idempotent)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import SweepMark
+
+    mark = SweepMark.objects.filter(name="rollups").first()
+    since = (mark.watermark if mark else timezone.now() - timedelta(days=2)) - timedelta(
+        seconds=overlap_seconds
+    )
+    refreshed, newest = 0, None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, updated_at FROM traces_trace WHERE updated_at >= %s ORDER BY updated_at",
+            [since],
+        )
+        rows = cursor.fetchall()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        rollups_refresh_for_traces(trace_ids=[r[0] for r in chunk])
+        refreshed += len(chunk)
+        newest = chunk[-1][1]
+    if newest is not None:
+        SweepMark.objects.update_or_create(name="rollups", defaults={"watermark": newest})
+    return refreshed

@@ -11,3 +11,11 @@ def refresh_rollups(trace_ids: list[int]) -> int:
     """Named so ingest can trigger it without importing metrics."""
     rollups_refresh_for_traces(trace_ids=trace_ids)
     return len(trace_ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=1200, time_limit=1300)
+def sweep_rollups() -> int:
+    """Periodic: rollups of traces whose refresh message was lost."""
+    from .services import rollups_sweep
+
+    return rollups_sweep()

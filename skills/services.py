@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from hivemind_web.celery import enqueue
 from traces.embeddings import get_embedder
 from traces.models import FailureMode, ModeStatus
 from traces.selectors import mode_incidents_nearest
@@ -71,9 +72,8 @@ def distillation_request(
         return DistillationJob.objects.get(
             failure_mode=mode, state__in=[JobState.QUEUED, JobState.DRAFTING]
         ), False
-    from .tasks import distill_mode
-
-    transaction.on_commit(lambda: distill_mode.delay(job.pk))
+    # With the broker down the job stays queued; the sweep resends queued jobs.
+    transaction.on_commit(lambda: enqueue("skills.tasks.distill_mode", job.pk))
     return job, True
 
 

@@ -33,3 +33,30 @@ def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-d
     except DeliveryFailed as exc:
         # Backoff 30 s, 60 s, … up to ~30 min; the delivery row shows each attempt.
         raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+def sweep_jobs() -> int:
+    """Resend distillation jobs and webhook deliveries whose message was lost (the
+    broker was down when they were queued). Both tasks are idempotent."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import DistillationJob, JobState, WebhookDelivery
+
+    stale = timezone.now() - timedelta(minutes=5)
+    jobs = list(
+        DistillationJob.objects.filter(state=JobState.QUEUED, created_at__lt=stale).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk in jobs:
+        distill_mode.delay(pk)
+    deliveries = list(
+        WebhookDelivery.objects.filter(state="pending", attempts=0, created_at__lt=stale)
+        .values_list("pk", flat=True)
+    )  # fmt: skip
+    for pk in deliveries:
+        deliver_webhook.delay(pk)
+    return len(jobs) + len(deliveries)

@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from hivemind_web.celery import enqueue
 from workspaces.models import Workspace
 from workspaces.services import audit_record
 
@@ -59,9 +60,7 @@ def webhook_enqueue(*, skill_id: int, version_id: int) -> WebhookDelivery | None
             "published_at": timezone.now().isoformat(),
         },
     )
-    from .tasks import deliver_webhook
-
-    transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
+    transaction.on_commit(lambda: enqueue("skills.tasks.deliver_webhook", delivery.pk))
     return delivery
 
 

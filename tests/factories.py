@@ -15,9 +15,8 @@ _seq = itertools.count(1)
 
 def make_user(username: str = "", password: str = "pw-for-tests-1", **extra: Any) -> Any:
     username = username or f"user{next(_seq)}"
-    return get_user_model().objects.create_user(
-        username=username, password=password, email=f"{username}@example.com", **extra
-    )
+    extra.setdefault("email", f"{username}@example.com")
+    return get_user_model().objects.create_user(username=username, password=password, **extra)
 
 
 def make_workspace(name: str = "", owner: Any = None) -> Workspace:

@@ -218,26 +218,36 @@ _MODE_DAILY_SQL = """
 def mode_daily_counts_refresh(
     *, mode_ids: list[int] | None = None, workspace_id: int | None = None
 ) -> None:
-    """Rewrite the per-day incident counts of these modes (or of a workspace, or all)."""
+    """Rewrite the per-day incident counts of these modes (or of a workspace, or of
+    all), from each workspace's retention cutoff on: days before it may hold counts
+    of purged incidents, which rollups keep."""
+    from .services import retention_cutoff
+
+    if mode_ids is not None:
+        scopes = list(
+            FailureMode.objects.filter(pk__in=mode_ids)
+            .values_list("workspace_id", flat=True)
+            .distinct()
+        )
+    elif workspace_id is not None:
+        scopes = [workspace_id]
+    else:
+        scopes = list(Workspace.objects.values_list("pk", flat=True))
     with transaction.atomic(), connection.cursor() as cursor:
-        if mode_ids is not None:
-            cursor.execute(
-                "DELETE FROM traces_modedailycount WHERE failure_mode_id = ANY(%s)", [mode_ids]
+        for ws in scopes:
+            day = retention_cutoff(workspace_id=ws).date()
+            where, params = "workspace_id = %s AND day >= %s", [ws, day]
+            insert_where = (
+                "i.workspace_id = %s AND i.occurred_at >= %s AND i.failure_mode_id IS NOT NULL"
             )
-            cursor.execute(_MODE_DAILY_SQL.format(where="i.failure_mode_id = ANY(%s)"), [mode_ids])
-        elif workspace_id is not None:
-            cursor.execute(
-                "DELETE FROM traces_modedailycount WHERE workspace_id = %s", [workspace_id]
-            )
-            cursor.execute(
-                _MODE_DAILY_SQL.format(
-                    where="i.workspace_id = %s AND i.failure_mode_id IS NOT NULL"
-                ),
-                [workspace_id],
-            )
-        else:  # every workspace
-            cursor.execute("DELETE FROM traces_modedailycount")
-            cursor.execute(_MODE_DAILY_SQL.format(where="i.failure_mode_id IS NOT NULL"))
+            insert_params: list = [ws, day]
+            if mode_ids is not None:
+                where += " AND failure_mode_id = ANY(%s)"
+                params.append(mode_ids)
+                insert_where += " AND i.failure_mode_id = ANY(%s)"
+                insert_params.append(mode_ids)
+            cursor.execute(f"DELETE FROM traces_modedailycount WHERE {where}", params)
+            cursor.execute(_MODE_DAILY_SQL.format(where=insert_where), insert_params)
 
 
 def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:

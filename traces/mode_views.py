@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from hivemind_web.celery import enqueue
 from workspaces.decorators import workspace_view
 from workspaces.errors import DomainError, NotFound
 from workspaces.models import Role
@@ -17,7 +18,6 @@ from . import failure_modes, selectors
 from .charts import incidents_per_day_figure
 from .clustering import sparkline
 from .search import SearchFilters, incident_search
-from .tasks import recluster_workspace
 
 SPARK_DAYS = 30
 
@@ -150,6 +150,8 @@ def mode_status(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_view(Role.LEAD)
 def recluster(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    recluster_workspace.delay(workspace.pk)
-    messages.success(request, "Re-clustering started; modes update when it finishes.")
+    if enqueue("traces.tasks.recluster_workspace", workspace.pk):
+        messages.success(request, "Re-clustering started; modes update when it finishes.")
+    else:
+        messages.error(request, "The task queue is unreachable; the hourly re-cluster will run it.")
     return redirect("mode_list", slug=workspace.slug)

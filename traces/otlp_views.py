@@ -9,8 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from workspaces.errors import DomainError
+from workspaces.errors import DomainError, RateLimited
 from workspaces.models import Scope
+from workspaces.ratelimit import ingest_check
 from workspaces.services import api_key_authenticate
 
 from . import otlp
@@ -66,6 +67,12 @@ def _export(request: HttpRequest, content_type: str) -> HttpResponse:
     except DomainError as exc:
         rpc = UNAUTHENTICATED if exc.status_code == 401 else PERMISSION_DENIED
         return status(exc.status_code, rpc, exc.detail)
+    try:
+        ingest_check(api_key, limit=settings.HIVEMIND_INGEST_RATE_LIMIT)
+    except RateLimited as exc:
+        response = status(429, RESOURCE_EXHAUSTED, exc.detail)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     try:
         body = read_body(request)
     except DomainError as exc:

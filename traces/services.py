@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 from pydantic import ValidationError
 
-from hivemind_web.celery import app as celery_app
+from hivemind_web.celery import enqueue
 from workspaces.errors import InvalidInput, NotFound, PermissionDenied
 from workspaces.models import PiiPolicy, Workspace
 from workspaces.redaction import redactor_for_policy
+from workspaces.services import audit_record
 
 from .ingest import (
     PreparedTrace,
@@ -90,17 +93,14 @@ def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult
 
 
 def _after_commit_embed(workspace_id: int) -> None:
-    from .tasks import embed_incidents
-
     # The task loads incidents by workspace, so it must not run before they exist.
-    transaction.on_commit(lambda: embed_incidents.delay(workspace_id))
+    transaction.on_commit(lambda: enqueue("traces.tasks.embed_incidents", workspace_id))
 
 
 def _after_commit_rollups(trace_ids: list[int]) -> None:
     # By name: nothing imports metrics (apps import downward only).
-    task = celery_app.tasks.get("metrics.tasks.refresh_rollups")
-    if task is not None and trace_ids:
-        transaction.on_commit(lambda: task.delay(list(trace_ids)))
+    if trace_ids:
+        transaction.on_commit(lambda: enqueue("metrics.tasks.refresh_rollups", list(trace_ids)))
 
 
 def _validate_item(position: int, item: Any, seen: set[str]) -> TraceIn | ItemResult:
@@ -214,3 +214,51 @@ def trace_get_for_outcome(*, workspace: Workspace, external_id: str) -> Trace:
     if trace is None:
         raise NotFound(f"No trace {external_id!r} in this workspace.")
     return trace
+
+
+def retention_cutoff(*, workspace_id: int) -> datetime:
+    """Traces that started before this are past the workspace's retention."""
+    days = (
+        PiiPolicy.objects.filter(workspace_id=workspace_id)
+        .values_list("retention_days", flat=True)
+        .first()
+    )
+    return timezone.now() - timedelta(
+        days=days or PiiPolicy._meta.get_field("retention_days").default
+    )
+
+
+@transaction.atomic
+def traces_purge_expired(*, workspace_id: int) -> int:
+    """Delete traces past retention with their steps, incidents (and vectors) and
+    outcomes. Rollups (daily, skill-cohort, per-mode) are kept: refreshes never
+    rewrite days before the retention cutoff."""
+    from .failure_modes import failure_modes_refresh
+
+    cutoff = retention_cutoff(workspace_id=workspace_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE TEMP TABLE expired ON COMMIT DROP AS
+            SELECT id FROM traces_trace WHERE workspace_id = %s AND started_at < %s
+            """,
+            [workspace_id, cutoff],
+        )
+        cursor.execute(
+            "SELECT DISTINCT failure_mode_id FROM traces_incident WHERE trace_id IN "
+            "(SELECT id FROM expired) AND failure_mode_id IS NOT NULL"
+        )
+        modes = [row[0] for row in cursor.fetchall()]
+        for table in ("traces_step", "traces_incident", "traces_outcome"):
+            cursor.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT id FROM expired)")
+        cursor.execute("DELETE FROM traces_trace WHERE id IN (SELECT id FROM expired)")
+        purged = cursor.rowcount
+    if modes:
+        failure_modes_refresh(mode_ids=modes, relabel=False)
+    if purged:
+        audit_record(
+            workspace=Workspace.objects.get(pk=workspace_id), actor=None, action="retention.purge",
+            obj=Workspace.objects.get(pk=workspace_id),
+            after={"traces": purged, "before": cutoff.isoformat()},
+        )  # fmt: skip
+    return purged

@@ -52,6 +52,9 @@ def _trigger_distillation(workspace_id: int) -> None:
 @shared_task(acks_late=True, soft_time_limit=3000, time_limit=3300)
 def sweep_unfinished() -> None:
     """Catch up on work a lost task or a down broker left behind."""
+    from workspaces.ratelimit import sweep as sweep_rate_windows
+
+    sweep_rate_windows()
     for workspace_id in Workspace.objects.values_list("id", flat=True):
         embed_incidents.delay(workspace_id)
 
@@ -60,3 +63,14 @@ def sweep_unfinished() -> None:
 def recluster_all() -> None:
     for workspace_id in Workspace.objects.values_list("id", flat=True):
         recluster_workspace.delay(workspace_id)
+
+
+@shared_task(**RETRY, soft_time_limit=3000, time_limit=3300)
+def purge_expired() -> int:
+    """Periodic: drop traces past each workspace's retention (rollups stay)."""
+    from .services import traces_purge_expired
+
+    return sum(
+        traces_purge_expired(workspace_id=pk)
+        for pk in Workspace.objects.values_list("id", flat=True)
+    )

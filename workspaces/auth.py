@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from .errors import AuthenticationFailed
-from .models import ApiKey
+from .models import ApiKey, Scope
+from .ratelimit import ingest_check
 from .services import api_key_authenticate
 
 ALT_HEADER = "X-Hivemind-Api-Key"
@@ -48,5 +50,7 @@ class ApiKeyAuth(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey:
         api_key = api_key_authenticate(raw_key=token, scope=self.scope)
+        if self.scope == Scope.INGEST:
+            ingest_check(api_key, limit=settings.HIVEMIND_INGEST_RATE_LIMIT)
         request.workspace = api_key.workspace  # type: ignore[attr-defined]
         return api_key

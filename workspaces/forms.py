@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Scope
+from .models import Role, Scope
+from .redaction import POLICY_SWITCHES, validate_custom_pattern
 
 
 class ApiKeyForm(forms.Form):
@@ -15,3 +16,86 @@ class ApiKeyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         initial=[Scope.INGEST, Scope.SKILLS_READ],
     )
+
+
+class MemberAddForm(forms.Form):
+    identifier = forms.CharField(
+        label="Username or email", max_length=254,
+        help_text="The person needs an account on this server already.",
+    )  # fmt: skip
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+def _parse_patterns(text: str) -> list[dict[str, str]]:
+    """One rule per line: `NAME: regex`."""
+    rules = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, pattern = line.partition(":")
+        if not sep or not name.strip() or not pattern.strip():
+            raise forms.ValidationError(
+                f"Line {number}: write each rule as NAME: regex, e.g. ORDER_ID: ORD-\\d+"
+            )
+        error = validate_custom_pattern(pattern.strip())
+        if error:
+            raise forms.ValidationError(f"Line {number} ({name.strip()}): {error}")
+        rules.append({"name": name.strip(), "pattern": pattern.strip()})
+    return rules
+
+
+class PiiPolicyForm(forms.Form):
+    capture_enabled = forms.BooleanField(
+        required=False, label="Accept traces",
+        help_text="Off: the ingest endpoints refuse traces with 403.",
+    )  # fmt: skip
+    redact_emails = forms.BooleanField(required=False, label=POLICY_SWITCHES["redact_emails"])
+    redact_phone_numbers = forms.BooleanField(
+        required=False, label=POLICY_SWITCHES["redact_phone_numbers"]
+    )
+    redact_credit_cards = forms.BooleanField(
+        required=False, label=POLICY_SWITCHES["redact_credit_cards"]
+    )
+    redact_ip_addresses = forms.BooleanField(
+        required=False, label=POLICY_SWITCHES["redact_ip_addresses"]
+    )
+    redact_secrets = forms.BooleanField(required=False, label=POLICY_SWITCHES["redact_secrets"])
+    custom_patterns = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        label="Custom patterns", help_text="One per line: NAME: regex (e.g. ORDER_ID: ORD-\\d+).",
+    )  # fmt: skip
+    retention_days = forms.IntegerField(
+        min_value=1, max_value=3650, label="Keep traces for (days)",
+        help_text="Older traces, steps and incidents are purged daily; charts keep their rollups.",
+    )  # fmt: skip
+    sample = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
+
+    @classmethod
+    def for_policy(cls, policy):  # type: ignore[no-untyped-def]
+        initial = {name: getattr(policy, name) for name in POLICY_FIELDS}
+        initial["custom_patterns"] = "\n".join(
+            f"{r['name']}: {r['pattern']}" for r in policy.custom_patterns
+        )
+        return cls(initial=initial)
+
+    def clean_custom_patterns(self) -> list[dict[str, str]]:
+        return _parse_patterns(self.cleaned_data.get("custom_patterns") or "")
+
+    def changes(self) -> dict:
+        return {name: self.cleaned_data[name] for name in POLICY_FIELDS}
+
+
+POLICY_FIELDS = ("capture_enabled", *POLICY_SWITCHES, "custom_patterns", "retention_days")
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=60)
+    object_type = forms.CharField(required=False, max_length=60, label="Object")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))

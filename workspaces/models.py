@@ -141,3 +141,22 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type}:{self.object_id}"
+
+
+class RateWindow(models.Model):
+    """A fixed-window request counter shared by every process (PostgreSQL is the one
+    store all web workers see; no broker or cache is needed). Keys look like
+    `ingest:key:<id>` or `login:<username>:<ip>`; old windows are swept."""
+
+    key = models.CharField(max_length=300)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "window_start"], name="rate_window_unique")
+        ]
+        indexes = [models.Index(fields=["window_start"], name="rate_window_start")]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start}: {self.count}"

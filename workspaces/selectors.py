@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from .errors import NotFound
-from .models import ApiKey, AuditEvent, Membership, Workspace
+from .models import ApiKey, AuditEvent, Membership, PiiPolicy, Workspace
 
 
 def workspace_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Workspace]:
@@ -50,3 +52,50 @@ def api_key_get(*, workspace: Workspace, pk: int) -> ApiKey:
 
 def audit_event_list(*, workspace: Workspace) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(workspace=workspace).select_related("actor")
+
+
+def membership_get_by_pk(*, workspace: Workspace, pk: int) -> Membership:
+    membership = (
+        Membership.objects.filter(workspace=workspace, pk=pk).select_related("user").first()
+    )
+    if membership is None:
+        raise NotFound("No such member in this workspace.")
+    return membership
+
+
+def pii_policy_get(*, workspace: Workspace) -> PiiPolicy:
+    return PiiPolicy.objects.get_or_create(workspace=workspace)[0]
+
+
+def audit_event_search(
+    *,
+    workspace: Workspace,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[AuditEvent]:
+    """The workspace's audit log, newest first, narrowed by the filters given."""
+    events = audit_event_list(workspace=workspace)
+    if actor:
+        events = events.filter(actor_label__icontains=actor)
+    if action:
+        events = events.filter(action__icontains=action)
+    if object_type:
+        events = events.filter(object_type__iexact=object_type)
+    if since:
+        events = events.filter(created_at__date__gte=since)
+    if until:
+        events = events.filter(created_at__date__lte=until)
+    return events.order_by("-created_at", "-id")
+
+
+def audit_facets(*, workspace: Workspace) -> dict[str, list[str]]:
+    events = AuditEvent.objects.filter(workspace=workspace)
+    return {
+        "actions": list(events.values_list("action", flat=True).distinct().order_by("action")),
+        "object_types": list(
+            events.values_list("object_type", flat=True).distinct().order_by("object_type")
+        ),
+    }

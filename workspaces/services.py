@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .errors import AuthenticationFailed, InvalidInput, PermissionDenied
+from .errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
 from .models import ApiKey, AuditEvent, Membership, PiiPolicy, Role, Scope, Workspace
 
 KEY_PREFIX_BYTES = 6
@@ -176,3 +176,88 @@ def _touch_last_used(api_key: ApiKey) -> None:
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+
+
+@transaction.atomic
+def membership_add(
+    *, workspace: Workspace, identifier: str, role: str, actor: AbstractBaseUser
+) -> Membership:
+    """Add an existing user, found by username or email, with a role."""
+    from django.contrib.auth import get_user_model
+
+    identifier = identifier.strip()
+    if not identifier:
+        raise InvalidInput("Enter the username or email address of an existing user.")
+    users = get_user_model().objects.filter(is_active=True)
+    matches = list(users.filter(username__iexact=identifier)[:2]) or list(
+        users.filter(email__iexact=identifier)[:2]
+    )
+    if not matches:
+        raise NotFound(
+            f"No user {identifier!r}. Ask a site administrator to create the account first "
+            "(Django admin or `manage.py createsuperuser`)."
+        )
+    if len(matches) > 1:
+        raise InvalidInput(f"Several users have the email {identifier!r}; use the username.")
+    if Membership.objects.filter(workspace=workspace, user=matches[0]).exists():
+        raise Conflict(f"{matches[0].get_username()} is already a member; change the role instead.")
+    return membership_set(workspace=workspace, user=matches[0], role=role, actor=actor)
+
+
+def _admins_left(workspace: Workspace, excluding: Membership) -> int:
+    return (
+        Membership.objects.filter(workspace=workspace, role=Role.ADMIN)
+        .exclude(pk=excluding.pk)
+        .count()
+    )
+
+
+@transaction.atomic
+def membership_change_role(
+    *, membership: Membership, role: str, actor: AbstractBaseUser
+) -> Membership:
+    if (
+        membership.role == Role.ADMIN
+        and role != Role.ADMIN
+        and not _admins_left(membership.workspace, membership)
+    ):
+        raise Conflict("A workspace needs at least one admin; make someone else admin first.")
+    return membership_set(workspace=membership.workspace, user=membership.user, role=role,
+                          actor=actor)  # fmt: skip
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: AbstractBaseUser) -> None:
+    if membership.role == Role.ADMIN and not _admins_left(membership.workspace, membership):
+        raise Conflict("A workspace needs at least one admin; make someone else admin first.")
+    audit_record(
+        workspace=membership.workspace, actor=actor, action="membership.remove", obj=membership,
+        before={"user": membership.user.get_username(), "role": membership.role},
+    )  # fmt: skip
+    membership.delete()
+
+
+@transaction.atomic
+def pii_policy_update(*, workspace: Workspace, changes: dict[str, Any], actor: AbstractBaseUser):  # type: ignore[no-untyped-def]
+    """Change the workspace's PII policy (switches, custom patterns, retention, capture)."""
+    from .redaction import validate_custom_pattern
+
+    for rule in changes.get("custom_patterns", []):
+        error = validate_custom_pattern(rule.get("pattern", ""))
+        if error:
+            raise InvalidInput(f"Pattern {rule.get('name', '')!r}: {error}")
+    if "retention_days" in changes and not 1 <= int(changes["retention_days"]) <= 3650:
+        raise InvalidInput("Retention must be between 1 and 3650 days.")
+    policy, _ = PiiPolicy.objects.select_for_update().get_or_create(workspace=workspace)
+    before = {name: getattr(policy, name) for name in changes}
+    for name, value in changes.items():
+        setattr(policy, name, value)
+    policy.save()
+    after = {name: getattr(policy, name) for name in changes}
+    changed = {k: v for k, v in after.items() if before[k] != v}
+    if changed:
+        audit_record(
+            workspace=workspace, actor=actor, action="pii_policy.change", obj=policy,
+            before={k: before[k] for k in changed}, after=changed,
+        )  # fmt: skip
+    return policy

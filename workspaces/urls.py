@@ -6,4 +6,10 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/api-keys/", views.api_key_new, name="api_key_new"),
     path("settings/api-keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    path("settings/members/", views.member_add, name="member_add"),
+    path("settings/members/<int:pk>/role/", views.member_role, name="member_role"),
+    path("settings/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("settings/pii/", views.pii_policy_save, name="pii_policy_save"),
+    path("settings/pii/try/", views.pii_policy_try, name="pii_policy_try"),
+    path("settings/audit/", views.audit_log, name="audit_log"),
 ]

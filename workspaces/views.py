@@ -1,19 +1,41 @@
 from __future__ import annotations
 
+from collections import Counter
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from . import ratelimit
 from .decorators import workspace_view
 from .errors import DomainError, NotFound
-from .forms import ApiKeyForm
+from .forms import ApiKeyForm, AuditFilterForm, MemberAddForm, PiiPolicyForm, RoleForm
 from .models import Role
-from .selectors import api_key_get, api_key_list, membership_list, workspace_list_for_user
-from .services import api_key_create, api_key_revoke
+from .redaction import POLICY_SWITCHES, build_redactor
+from .selectors import (
+    api_key_get,
+    api_key_list,
+    audit_event_search,
+    audit_facets,
+    membership_get_by_pk,
+    membership_list,
+    pii_policy_get,
+    workspace_list_for_user,
+)
+from .services import (
+    api_key_create,
+    api_key_revoke,
+    membership_add,
+    membership_change_role,
+    membership_remove,
+    pii_policy_update,
+)
 
 
 @require_GET
@@ -49,15 +71,7 @@ def first_trace_curl(*, secret: str) -> str:
 @workspace_view(Role.ADMIN)
 def settings_page(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    return render(
-        request,
-        "workspaces/settings.html",
-        {
-            "members": membership_list(workspace=workspace),
-            "api_keys": api_key_list(workspace=workspace),
-            "form": ApiKeyForm(),
-        },
-    )
+    return render(request, "workspaces/settings.html", _settings_context(workspace))
 
 
 @require_POST
@@ -83,10 +97,7 @@ def api_key_new(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx:
         return render(request, "workspaces/_new_key.html", context, status=200 if new_key else 422)
-    context |= {
-        "members": membership_list(workspace=workspace),
-        "api_keys": api_key_list(workspace=workspace),
-    }
+    context = _settings_context(workspace, **context)
     return render(request, "workspaces/settings.html", context, status=200 if new_key else 422)
 
 
@@ -101,3 +112,175 @@ def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, f"Revoked {api_key.name}. Agents using it now get 401.")
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + "#api-keys")
+
+
+def _settings_context(workspace, **extra):  # type: ignore[no-untyped-def]
+    policy = pii_policy_get(workspace=workspace)
+    return {
+        "members": membership_list(workspace=workspace),
+        "api_keys": api_key_list(workspace=workspace),
+        "form": ApiKeyForm(),
+        "member_form": MemberAddForm(),
+        "roles": Role.choices,
+        "policy": policy,
+        "policy_form": PiiPolicyForm.for_policy(policy),
+        **extra,
+    }
+
+
+def _back(workspace, anchor: str) -> HttpResponse:  # type: ignore[no-untyped-def]
+    return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + anchor)
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def member_add(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = membership_add(
+                workspace=workspace, identifier=form.cleaned_data["identifier"],
+                role=form.cleaned_data["role"], actor=request.user,
+            )  # fmt: skip
+        except DomainError as exc:
+            form.add_error("identifier", exc.detail)
+        else:
+            messages.success(
+                request,
+                f"Added {membership.user.get_username()} as {membership.get_role_display()}.",
+            )
+            return _back(workspace, "#members")
+    context = _settings_context(workspace, member_form=form)
+    return render(request, "workspaces/settings.html", context, status=422)
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def member_role(request: HttpRequest, pk: int) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    try:
+        membership = membership_get_by_pk(workspace=workspace, pk=pk)
+    except NotFound:
+        raise Http404("No such member.") from None
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose admin, lead or viewer.")
+        return _back(workspace, "#members")
+    try:
+        membership_change_role(membership=membership, role=form.cleaned_data["role"],
+                               actor=request.user)  # fmt: skip
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+        )
+    return _back(workspace, "#members")
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    try:
+        membership = membership_get_by_pk(workspace=workspace, pk=pk)
+    except NotFound:
+        raise Http404("No such member.") from None
+    try:
+        membership_remove(membership=membership, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(
+            request, f"Removed {membership.user.get_username()} from {workspace.name}."
+        )
+    return _back(workspace, "#members")
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def pii_policy_save(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    form = PiiPolicyForm(request.POST)
+    if form.is_valid():
+        try:
+            pii_policy_update(workspace=workspace, changes=form.changes(), actor=request.user)
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(
+                request, "PII policy saved. It applies to traces received from now on."
+            )
+            return _back(workspace, "#pii")
+    context = _settings_context(workspace, policy_form=form)
+    return render(request, "workspaces/settings.html", context, status=422)
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def pii_policy_try(request: HttpRequest) -> HttpResponse:
+    """Live preview: what the sample text becomes under the policy as edited (not saved)."""
+    form = PiiPolicyForm(request.POST)
+    sample = request.POST.get("sample", "")[:5000]
+    error, redacted, counts = "", "", Counter()
+    form.is_valid()
+    if "custom_patterns" in form.errors:
+        error = " ".join(form.errors["custom_patterns"])
+    else:
+        redactor = build_redactor(
+            enabled={name: bool(form.cleaned_data.get(name)) for name in POLICY_SWITCHES},
+            custom_patterns=form.cleaned_data.get("custom_patterns") or [],
+        )
+        redacted = redactor.text(sample, counts)
+    return render(request, "workspaces/_pii_try.html",
+                  {"sample": sample, "redacted": redacted, "counts": dict(counts), "error": error})  # fmt: skip
+
+
+@require_GET
+@workspace_view(Role.ADMIN)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    events = audit_event_search(workspace=workspace, **{k: v for k, v in filters.items() if v})
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode(),
+               **audit_facets(workspace=workspace)}  # fmt: skip
+    template = "workspaces/_audit_rows.html" if request.htmx else "workspaces/audit.html"
+    return render(request, template, context)
+
+
+LOGIN_WINDOW = 15 * 60
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, with failed attempts limited per username and per address
+    (HIVEMIND_LOGIN_ATTEMPTS in 15 minutes; the address gets five times that, so
+    one office behind a NAT is not locked out by one person)."""
+
+    redirect_authenticated_user = True
+
+    def _keys(self) -> list[tuple[str, int]]:
+        limit = settings.HIVEMIND_LOGIN_ATTEMPTS
+        username = self.request.POST.get("username", "").strip().lower()[:150]
+        address = self.request.META.get("REMOTE_ADDR", "")
+        return [(f"login:user:{username}", limit), (f"login:ip:{address}", limit * 5)]
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
+        if any(ratelimit.peek(key, window=LOGIN_WINDOW) >= limit for key, limit in self._keys()):
+            wait = ratelimit.retry_after(LOGIN_WINDOW)
+            response = render(request, "registration/login.html", {
+                "form": self.get_form(), "locked_minutes": max(1, (wait + 59) // 60),
+                "next": request.POST.get("next", ""),
+            }, status=429)  # fmt: skip
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):  # type: ignore[no-untyped-def]
+        for key, limit in self._keys():
+            ratelimit.hit(key, limit=limit, window=LOGIN_WINDOW)
+        return super().form_invalid(form)

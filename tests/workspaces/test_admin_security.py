@@ -1,0 +1,207 @@
+"""8/9: settings pages (members, PII policy with live preview, audit log), login and
+ingest rate limits, retention purge that keeps rollups, enqueue with the broker down."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from metrics.models import DailyRollup
+from metrics.services import rollups_refresh_for_traces, rollups_sweep
+from tests.factories import make_user, trace_payload
+from traces.models import Incident, Step, Trace
+from traces.services import trace_ingest_batch, traces_purge_expired
+from workspaces.models import AuditEvent, Membership, PiiPolicy, Role
+
+
+def _url(tenant, name, **kwargs):
+    return reverse(name, kwargs={"slug": tenant.workspace.slug, **kwargs})
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_admin_adds_member_by_email_changes_role_and_removes(tenant):
+    newcomer = make_user("newcomer", email="new@example.com")
+    admin = tenant.client_for(tenant.admin)
+    response = admin.post(_url(tenant, "member_add"), {"identifier": "NEW@example.com",
+                                                       "role": "lead"})  # fmt: skip
+    assert response.status_code == 302
+    membership = Membership.objects.get(workspace=tenant.workspace, user=newcomer)
+    assert membership.role == Role.LEAD
+    admin.post(_url(tenant, "member_role", pk=membership.pk), {"role": "viewer"})
+    membership.refresh_from_db()
+    assert membership.role == Role.VIEWER
+    admin.post(_url(tenant, "member_remove", pk=membership.pk))
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    actions = set(AuditEvent.objects.filter(workspace=tenant.workspace).values_list("action",
+                                                                                   flat=True))  # fmt: skip
+    assert {"membership.add", "membership.change", "membership.remove"} <= actions
+
+
+@pytest.mark.django_db
+def test_member_add_explains_unknown_users_and_last_admin_is_kept(tenant):
+    admin = tenant.client_for(tenant.admin)
+    response = admin.post(_url(tenant, "member_add"), {"identifier": "nobody", "role": "lead"})
+    assert response.status_code == 422 and b"No user" in response.content
+    own = Membership.objects.get(workspace=tenant.workspace, user=tenant.admin)
+    response = admin.post(_url(tenant, "member_role", pk=own.pk), {"role": "viewer"}, follow=True)
+    assert b"at least one admin" in response.content
+    assert Membership.objects.get(pk=own.pk).role == Role.ADMIN
+
+
+@pytest.mark.django_db
+def test_member_pages_refuse_non_admins_other_workspaces_and_anonymous(tenant, other_tenant, anon):
+    target = Membership.objects.get(workspace=tenant.workspace, user=tenant.viewer)
+    posts = [
+        (_url(tenant, "member_add"), {"identifier": tenant.lead.username, "role": "admin"}),
+        (_url(tenant, "member_role", pk=target.pk), {"role": "admin"}),
+        (_url(tenant, "member_remove", pk=target.pk), {}),
+        (_url(tenant, "pii_policy_save"), {"retention_days": 5}),
+        (_url(tenant, "pii_policy_try"), {"sample": "a@b.co"}),
+    ]
+    for url, data in posts:
+        assert tenant.client_for(tenant.lead).post(url, data).status_code == 403, url
+        assert other_tenant.client_for(other_tenant.admin).post(url, data).status_code == 404, url
+        assert anon.post(url, data).status_code == 302, url  # to the login page
+    target.refresh_from_db()
+    assert target.role == Role.VIEWER
+
+
+# --- PII policy ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_pii_try_it_shows_the_sample_as_it_would_be_stored(tenant):
+    admin = tenant.client_for(tenant.admin)
+    data = {"redact_emails": "on", "redact_secrets": "on", "retention_days": 90,
+            "custom_patterns": "ORDER_ID: ORD-\\d+",
+            "sample": "mail jane@example.com about ORD-123 from 10.0.0.1"}  # fmt: skip
+    response = admin.post(_url(tenant, "pii_policy_try"), data, HTTP_HX_REQUEST="true")
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "jane@example.com" not in text and "ORD-123" not in text
+    assert "10.0.0.1" in text  # IP redaction is switched off in this form
+    bad = admin.post(_url(tenant, "pii_policy_try"), {**data, "custom_patterns": "X: ("})
+    assert b"Invalid regular expression" in bad.content
+
+
+@pytest.mark.django_db
+def test_pii_policy_save_validates_audits_and_applies_to_ingest(tenant):
+    admin = tenant.client_for(tenant.admin)
+    bad = admin.post(_url(tenant, "pii_policy_save"), {"retention_days": 0})
+    assert bad.status_code == 422
+    response = admin.post(_url(tenant, "pii_policy_save"), {
+        "capture_enabled": "on", "redact_emails": "on", "retention_days": 30,
+        "custom_patterns": "ORDER_ID: ORD-\\d+",
+    })  # fmt: skip
+    assert response.status_code == 302
+    policy = PiiPolicy.objects.get(workspace=tenant.workspace)
+    assert policy.retention_days == 30 and not policy.redact_ip_addresses
+    assert policy.custom_patterns == [{"name": "ORDER_ID", "pattern": "ORD-\\d+"}]
+    assert AuditEvent.objects.filter(action="pii_policy.change").exists()
+    trace_ingest_batch(workspace=tenant.workspace,
+                       items=[trace_payload("p1", task="refund ORD-991 for 10.0.0.1")])  # fmt: skip
+    assert Trace.objects.get(external_id="p1").task == "refund [ORDER_ID] for 10.0.0.1"
+
+
+# --- audit log -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_audit_log_filters_and_access(tenant, other_tenant, anon):
+    admin = tenant.client_for(tenant.admin)
+    admin.post(_url(tenant, "pii_policy_save"), {"retention_days": 45, "redact_emails": "on"})
+    url = _url(tenant, "audit_log")
+    page = admin.get(url)
+    assert page.status_code == 200 and b"<code>pii_policy.change</code>" in page.content
+    filtered = admin.get(url, {"action": "api_key"})
+    assert b"<code>pii_policy.change</code>" not in filtered.content
+    assert admin.get(url, {"since": "not-a-date"}).status_code == 200  # explained, not 500
+    assert tenant.client_for(tenant.viewer).get(url).status_code == 403
+    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    assert anon.get(url).status_code == 302
+
+
+# --- rate limits -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_login_attempts_are_limited(client, settings):
+    settings.HIVEMIND_LOGIN_ATTEMPTS = 3
+    make_user("victim", password="right-password-1")
+    for _ in range(3):
+        assert (
+            client.post("/login/", {"username": "victim", "password": "wrong"}).status_code == 200
+        )
+    locked = client.post("/login/", {"username": "victim", "password": "right-password-1"})
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    assert b"Too many failed attempts" in locked.content
+
+
+@pytest.mark.django_db
+def test_ingest_is_rate_limited_per_key_with_retry_after(client, tenant, other_tenant, settings):
+    settings.HIVEMIND_INGEST_RATE_LIMIT = 2
+    body = json.dumps({"traces": [trace_payload()]})
+    for _ in range(2):
+        ok = client.post("/api/v1/traces", body, content_type="application/json",
+                         headers=tenant.api_headers())  # fmt: skip
+        assert ok.status_code == 200
+    limited = client.post("/api/v1/traces", body, content_type="application/json",
+                          headers=tenant.api_headers())  # fmt: skip
+    assert limited.status_code == 429 and int(limited["Retry-After"]) >= 1
+    assert "retry after" in limited.json()["detail"]
+    # Another key (another workspace) has its own budget.
+    other = client.post("/api/v1/traces", body, content_type="application/json",
+                        headers=other_tenant.api_headers())  # fmt: skip
+    assert other.status_code == 200
+
+
+# --- retention and catch-up ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_purge_removes_old_traces_and_keeps_rollups(tenant):
+    PiiPolicy.objects.update_or_create(workspace=tenant.workspace, defaults={"retention_days": 30})
+    old = (timezone.now() - timedelta(days=40)).isoformat()
+    new = (timezone.now() - timedelta(days=1)).isoformat()
+    ids = trace_ingest_batch(workspace=tenant.workspace, items=[
+        trace_payload("old-1", started_at=old), trace_payload("new-1", started_at=new),
+    ]).trace_ids  # fmt: skip
+    rollups_refresh_for_traces(trace_ids=ids)
+    before = sorted(DailyRollup.objects.values_list("day", "traces", "failed"))
+    assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 1
+    assert list(Trace.objects.values_list("external_id", flat=True)) == ["new-1"]
+    assert not Step.objects.filter(trace__external_id="old-1").exists()
+    assert Incident.objects.filter(workspace=tenant.workspace).count() == 1
+    from metrics.services import rollups_rebuild
+
+    rollups_rebuild(workspace_id=tenant.workspace.pk)
+    assert sorted(DailyRollup.objects.values_list("day", "traces", "failed")) == before
+    assert AuditEvent.objects.filter(action="retention.purge").exists()
+
+
+@pytest.mark.django_db
+def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
+    tenant, settings, django_capture_on_commit_callbacks
+):
+    from hivemind_web.celery import app
+
+    # A broker nobody listens on: enqueueing fails fast, the request does not.
+    app.conf.task_always_eager = False
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            batch = trace_ingest_batch(workspace=tenant.workspace, items=[trace_payload("bd-1")])
+    finally:
+        app.conf.task_always_eager = True
+        app.conf.broker_url = settings.CELERY_BROKER_URL
+    assert Trace.objects.filter(external_id="bd-1").exists() and batch.trace_ids
+    assert not DailyRollup.objects.exists()  # the refresh message was lost
+    assert rollups_sweep() >= 1
+    assert DailyRollup.objects.get().traces == 1
