@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+from pydantic import BaseModel, ConfigDict, Field
 
 from hivemind_web.api import body_schema
 from workspaces.auth import ApiKeyAuth
@@ -17,7 +20,7 @@ from workspaces.schemas import ErrorOut
 
 from .body import read_body
 from .claude_code import hook_ingest
-from .models import FailureMode
+from .models import FailureMode, Snapshot
 from .schemas import (
     IncidentHitOut,
     IncidentSearchOut,
@@ -30,6 +33,7 @@ from .schemas import (
 )
 from .search import SearchFilters, SearchHit, incident_search
 from .services import capture_policy_get, outcome_record, trace_ingest_batch
+from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
 
 router = Router(tags=["traces"])
 
@@ -64,6 +68,7 @@ def _batch_items(body: Any) -> list[Any]:
         403: ErrorOut,
         413: ErrorOut,
         422: TraceBatchOut | ErrorOut,
+        429: ErrorOut,
     },
     summary="Send a batch of traces (create or update)",
     openapi_extra=body_schema(TraceBatchIn),
@@ -113,7 +118,14 @@ def _skipped(items: list[Any]) -> dict[str, Any]:
 @router.post(
     "/traces/{external_id}/outcome",
     auth=ApiKeyAuth(scope=Scope.INGEST),
-    response={200: OutcomeOut, 202: OutcomeOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    response={
+        200: OutcomeOut,
+        202: OutcomeOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        422: ErrorOut,
+        429: ErrorOut,
+    },  # fmt: skip
     summary="Record a trace's outcome (status, reward, scores), now or before it arrives",
 )
 def trace_outcome(
@@ -202,7 +214,7 @@ def _hit_out(hit: SearchHit) -> IncidentHitOut:
 @router.post(
     "/hooks/claude-code",
     auth=ApiKeyAuth(scope=Scope.INGEST),
-    response={200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
+    response={200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut,
               413: ErrorOut, 422: TraceBatchOut | ErrorOut},
     summary="Receive one raw Claude Code hook payload",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -226,3 +238,79 @@ def claude_code_hook(request: HttpRequest) -> Status:
         {"created": batch.count("created"), "updated": batch.count("updated"), "rejected": rejected,
          "results": [r.__dict__ for r in batch.results]},
     )  # fmt: skip
+
+
+# --- training snapshots -----------------------------------------------------------------
+
+
+class SnapshotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=100)
+    min_reward: float | None = Field(None, description="Keep traces with reward above this.")
+    agent: str = Field("", max_length=200)
+    since: date | None = None
+    until: date | None = None
+    failure_mode: int | None = Field(None, description="Only traces with an incident in this mode.")
+    skill: str = Field("", max_length=200, description="Only traces with this skill in scope.")
+    heldout_percent: int = Field(10, ge=0, le=50)
+
+
+class SnapshotOut(BaseModel):
+    version: int
+    name: str
+    filters: dict[str, Any]
+    counts: dict[str, int]
+    created_at: datetime
+    created_by: str
+    files: dict[str, str]
+
+
+def snapshot_out(snapshot: Snapshot) -> SnapshotOut:
+    base = f"{settings.HIVEMIND_PUBLIC_URL.rstrip('/')}/api/v1/snapshots/{snapshot.version}/"
+    return SnapshotOut(
+        version=snapshot.version, name=snapshot.name, filters=snapshot.filters,
+        counts=snapshot.counts, created_at=snapshot.created_at,
+        created_by=snapshot.created_by_label, files={f: base + f for f in Snapshot.FILES},
+    )  # fmt: skip
+
+
+@router.post(
+    "/snapshots",
+    auth=ApiKeyAuth(scope=Scope.EXPORT),
+    response={201: SnapshotOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    summary="Make a training snapshot (SFT JSONL + DPO pairs) from a filter",
+)
+def snapshot_make(request: HttpRequest, payload: SnapshotIn) -> Status:
+    """Immutable once made: the filter and the counts are recorded with it."""
+    api_key = request.auth  # type: ignore[attr-defined]
+    snapshot = snapshot_create(
+        workspace=api_key.workspace, name=payload.name, actor=None,
+        actor_label=f"API key {api_key.name}",
+        filters=SnapshotFilter(**payload.model_dump(exclude={"name"})),
+    )  # fmt: skip
+    return Status(201, snapshot_out(snapshot))
+
+
+@router.get(
+    "/snapshots",
+    auth=ApiKeyAuth(scope=Scope.EXPORT),
+    response={200: list[SnapshotOut], 401: ErrorOut, 403: ErrorOut},
+    summary="Training snapshots of this workspace, newest first",
+)
+@paginate(LimitOffsetPagination)
+def snapshot_list_api(request: HttpRequest) -> list[SnapshotOut]:
+    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    return [snapshot_out(s) for s in Snapshot.objects.filter(workspace=workspace).defer(
+        "sft_train", "sft_heldout", "dpo_pairs")]  # fmt: skip
+
+
+@router.get(
+    "/snapshots/{version}/{filename}",
+    auth=ApiKeyAuth(scope=Scope.EXPORT),
+    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="Download one file of a snapshot (JSONL)",
+)
+def snapshot_file_api(request: HttpRequest, version: int, filename: str) -> HttpResponse:
+    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    return snapshot_file_response(workspace=workspace, version=version, filename=filename)

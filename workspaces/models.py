@@ -50,6 +50,7 @@ class Membership(models.Model):
 class Scope(models.TextChoices):
     INGEST = "ingest", "Send traces (ingest)"
     SKILLS_READ = "skills:read", "Read published skills (skills:read)"
+    EXPORT = "export", "Make and download training snapshots (export)"
 
 
 class ApiKey(models.Model):

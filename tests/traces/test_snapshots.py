@@ -1,0 +1,147 @@
+"""Training snapshots: filter, de-duplication, split, SFT chat JSONL, DPO pairs,
+immutability, the API, the page and the command, and who may do what."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from tests.factories import make_key
+from traces.models import FailureMode, Incident, Snapshot
+from traces.services import trace_ingest_batch
+from traces.snapshots import SnapshotFilter, snapshot_create
+from workspaces.models import AuditEvent, Scope
+
+
+def _trace(external_id, *, task="Refund order 12", status="succeeded", reward=None,
+           agent="bot", skills=(), tool_error=""):  # fmt: skip
+    steps = [
+        {"kind": "user_prompt", "input": task},
+        {"kind": "tool_call", "name": "stripe.refund", "input": {"order": 12},
+         "output": None if tool_error else {"ok": True}, "error": tool_error},
+        {"kind": "assistant_message", "output": "Done." if status == "succeeded" else "Failed."},
+    ]  # fmt: skip
+    return {"external_id": external_id, "agent": agent, "task": task, "status": status,
+            "reward": reward, "skills_in_scope": list(skills), "steps": steps}  # fmt: skip
+
+
+@pytest.fixture
+def corpus(tenant):
+    items = [
+        _trace("ok-1"),
+        _trace("ok-dup"),  # same task, same steps as ok-1: dropped as a duplicate
+        _trace("ok-2", task="Refund order 99", skills=["retry-refunds@2"]),
+        _trace("bad-1", task="Refund order 77", status="failed", tool_error="429 rate limited"),
+        _trace("bad-lonely", task="Close the account", status="failed", tool_error="boom"),
+        _trace("rewarded", task="Write a summary", reward=0.9, agent="writer"),
+        _trace("low-reward", task="Write a summary", reward=-0.5, agent="writer"),
+    ]
+    trace_ingest_batch(workspace=tenant.workspace, items=items)
+    return tenant
+
+
+def _lines(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.django_db
+def test_snapshot_dedups_splits_and_writes_sft_and_dpo(corpus):
+    snapshot = snapshot_create(workspace=corpus.workspace, filters=SnapshotFilter(min_reward=0),
+                               actor=corpus.lead)  # fmt: skip
+    counts = snapshot.counts
+    assert counts["matched"] == 7 and counts["duplicates_removed"] == 1
+    sft = _lines(snapshot.sft_train) + _lines(snapshot.sft_heldout)
+    assert counts["sft_train"] + counts["sft_heldout"] == len(sft) == 3  # ok-1, ok-2, rewarded
+    example = next(e for e in sft if e["metadata"]["trace"] == "ok-1")
+    roles = [m["role"] for m in example["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert example["messages"][1]["tool_calls"][0]["function"]["name"] == "stripe.refund"
+    pairs = _lines(snapshot.dpo_pairs)
+    # "Refund order 77" normalises to the same task as "Refund order 12"; the
+    # writer's low reward pairs with its good one; "Close the account" has no partner.
+    assert {(p["metadata"]["rejected_trace"], p["metadata"]["chosen_trace"]) for p in pairs} == {
+        ("bad-1", "ok-1"), ("low-reward", "rewarded")}  # fmt: skip
+    assert pairs[0]["prompt"][0]["role"] == "user" and counts["failed_unpaired"] == 1
+    assert AuditEvent.objects.filter(action="snapshot.create").exists()
+    again = snapshot_create(workspace=corpus.workspace, filters=SnapshotFilter(), actor=corpus.lead)
+    assert again.version == snapshot.version + 1
+
+
+@pytest.mark.django_db
+def test_snapshot_filters_by_agent_skill_and_failure_mode(corpus):
+    ws = corpus.workspace
+    by_agent = snapshot_create(workspace=ws, filters=SnapshotFilter(agent="writer"), actor=None)
+    assert by_agent.counts["matched"] == 2
+    by_skill = snapshot_create(workspace=ws, filters=SnapshotFilter(skill="retry-refunds"),
+                               actor=None)  # fmt: skip
+    assert by_skill.counts["matched"] == 1
+    assert snapshot_create(workspace=ws, filters=SnapshotFilter(skill="retry-refunds@1"),
+                           actor=None).counts["matched"] == 0  # fmt: skip
+    mode = FailureMode.objects.create(workspace=ws, label="rate limits")
+    Incident.objects.filter(trace__external_id="bad-1").update(failure_mode=mode)
+    by_mode = snapshot_create(
+        workspace=ws, filters=SnapshotFilter(failure_mode=mode.pk), actor=None
+    )
+    assert by_mode.counts["matched"] == 1 and by_mode.filters == {"failure_mode": mode.pk,
+                                                                   "heldout_percent": 10}  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_snapshot_api_makes_lists_downloads_and_validates(client, corpus, other_tenant):
+    key = make_key(corpus.workspace, scopes=[Scope.EXPORT])
+    headers = {"Authorization": f"Bearer {key}"}
+    made = client.post("/api/v1/snapshots", {"name": "nov", "min_reward": 0},
+                       content_type="application/json", headers=headers)  # fmt: skip
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert body["version"] == 1 and body["counts"]["matched"] == 7
+    listed = client.get("/api/v1/snapshots", headers=headers).json()
+    assert [s["version"] for s in listed["items"]] == [1]
+    download = client.get("/api/v1/snapshots/1/sft-train.jsonl", headers=headers)
+    assert download.status_code == 200 and download["Content-Type"] == "application/x-ndjson"
+    assert client.get("/api/v1/snapshots/1/nope.txt", headers=headers).status_code == 404
+    bad = client.post("/api/v1/snapshots", {"heldout_percent": 90, "surprise": 1},
+                      content_type="application/json", headers=headers)  # fmt: skip
+    assert bad.status_code == 422
+    # Keys without the scope, other workspaces' keys, and no key.
+    assert client.post("/api/v1/snapshots", {}, content_type="application/json",
+                       headers=corpus.api_headers()).status_code == 403  # fmt: skip
+    other_key = make_key(other_tenant.workspace, scopes=[Scope.EXPORT])
+    other = client.get("/api/v1/snapshots/1/sft-train.jsonl",
+                       headers={"Authorization": f"Bearer {other_key}"})  # fmt: skip
+    assert other.status_code == 404
+    assert client.get("/api/v1/snapshots").status_code == 401
+
+
+@pytest.mark.django_db
+def test_snapshot_page_roles_and_isolation(corpus, other_tenant, anon):
+    url = reverse("snapshot_list", kwargs={"slug": corpus.workspace.slug})
+    lead = corpus.client_for(corpus.lead)
+    response = lead.post(url, {"name": "from the page", "heldout_percent": 20})
+    assert response.status_code == 302
+    snapshot = Snapshot.objects.get(workspace=corpus.workspace)
+    assert snapshot.filters["heldout_percent"] == 20
+    viewer = corpus.client_for(corpus.viewer)
+    assert viewer.get(url).status_code == 200 and b"from the page" in viewer.get(url).content
+    assert viewer.post(url, {"heldout_percent": 10}).status_code == 403
+    download = reverse("snapshot_download", kwargs={"slug": corpus.workspace.slug,
+                                                    "version": 1, "filename": "dpo-pairs.jsonl"})  # fmt: skip
+    assert viewer.get(download).status_code == 200
+    outsider = other_tenant.client_for(other_tenant.admin)
+    assert outsider.get(url).status_code == 404 and outsider.get(download).status_code == 404
+    assert anon.get(url).status_code == 302 and anon.get(download).status_code == 302
+    assert lead.post(url, {"heldout_percent": 99}).status_code == 422
+    assert Snapshot.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_snapshot_command_writes_files(corpus, tmp_path, capsys):
+    call_command("snapshot", "--workspace", corpus.workspace.slug, "--min-reward", "0",
+                 "--out", str(tmp_path))  # fmt: skip
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["snapshot-v1-dpo-pairs.jsonl", "snapshot-v1-sft-heldout.jsonl",
+                     "snapshot-v1-sft-train.jsonl"]  # fmt: skip
+    assert "matched" in capsys.readouterr().out

@@ -1,0 +1,212 @@
+"""Training snapshots, the flywheel's third loop: reviewed traces become data.
+
+`snapshot_create` selects traces by a filter (minimum reward, agent, date range,
+failure mode, skill in scope), drops duplicates (same task and same steps),
+splits train / held-out deterministically by a hash of each example, and writes:
+
+- SFT: one chat per succeeded trace, OpenAI-style messages (user task, assistant
+  tool calls with their arguments, tool results, assistant replies);
+- DPO: preference pairs, a failed and a succeeded attempt at the same task (task
+  text compared after normalising ids and numbers), the succeeded one "chosen".
+
+A snapshot is immutable once made: there is no update path, and its version
+number, filter and counts are stored with the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Prefetch
+from django.http import HttpResponse
+
+from workspaces.errors import InvalidInput, NotFound
+from workspaces.models import Workspace
+from workspaces.services import audit_record
+
+from .models import FailureMode, Snapshot, Step, StepKind, Trace
+from .signatures import normalise
+
+MAX_TRACES = 50_000
+
+
+@dataclass(frozen=True)
+class SnapshotFilter:
+    min_reward: float | None = None  # reward strictly above this; traces without one need status
+    agent: str = ""
+    since: date | None = None
+    until: date | None = None
+    failure_mode: int | None = None
+    skill: str = ""  # a name (any version) or name@version in skills_in_scope
+    heldout_percent: int = 10
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("since", "until"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+def _selected(workspace: Workspace, f: SnapshotFilter):  # type: ignore[no-untyped-def]
+    qs = Trace.objects.filter(workspace=workspace, status__in=["succeeded", "failed"])
+    if f.agent:
+        qs = qs.filter(agent=f.agent)
+    if f.since:
+        qs = qs.filter(started_at__date__gte=f.since)
+    if f.until:
+        qs = qs.filter(started_at__date__lte=f.until)
+    if f.failure_mode is not None:
+        if not FailureMode.objects.filter(workspace=workspace, pk=f.failure_mode).exists():
+            raise InvalidInput(f"No failure mode {f.failure_mode} in this workspace.")
+        qs = qs.filter(incidents__failure_mode_id=f.failure_mode).distinct()
+    if f.skill:
+        # A name matches every version of it (name or name@N); name@N only that one.
+        like = f.skill if "@" in f.skill else f"{f.skill}@%"
+        qs = qs.extra(
+            where=["EXISTS (SELECT 1 FROM unnest(traces_trace.skills_in_scope) s "
+                   "WHERE s = %s OR s LIKE %s)"],
+            params=[f.skill, like],
+        )  # fmt: skip
+    return qs.order_by("started_at", "id").prefetch_related(
+        Prefetch("steps", queryset=Step.objects.order_by("index"))
+    )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    )
+
+
+def chat_messages(trace: Trace) -> list[dict[str, Any]]:
+    """The trace as chat messages: the task, then what the agent did and saw."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": trace.task}]
+    for step in trace.steps.all():
+        if step.kind == StepKind.USER_PROMPT:
+            if _text(step.input) and _text(step.input) != trace.task:
+                messages.append({"role": "user", "content": _text(step.input)})
+        elif step.kind == StepKind.TOOL_CALL:
+            call_id = f"call_{step.index}"
+            messages.append({"role": "assistant", "content": None, "tool_calls": [{
+                "id": call_id, "type": "function",
+                "function": {"name": step.name or "tool", "arguments": _text(step.input) or "{}"},
+            }]})  # fmt: skip
+            result = step.error or _text(step.output)
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+        elif step.kind in (StepKind.LLM_CALL, StepKind.ASSISTANT_MESSAGE):
+            if _text(step.output):
+                messages.append({"role": "assistant", "content": _text(step.output)})
+        elif step.kind == StepKind.TOOL_RESULT and _text(step.output):
+            messages.append({"role": "tool", "tool_call_id": f"call_{step.index}",
+                             "content": _text(step.output)})  # fmt: skip
+        elif step.kind == StepKind.ERROR and step.error:
+            messages.append({"role": "tool", "tool_call_id": f"error_{step.index}",
+                             "content": step.error})  # fmt: skip
+    return messages
+
+
+def _digest(messages: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+
+
+def _is_good(trace: Trace, f: SnapshotFilter) -> bool:
+    if f.min_reward is not None and trace.reward is not None:
+        return trace.reward > f.min_reward
+    return trace.status == "succeeded"
+
+
+def task_key(task: str) -> str:
+    """Tasks that differ only in ids, numbers, paths or times are the same task."""
+    return re.sub(r"\d+", "<n>", normalise(task))
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def snapshot_create(
+    *, workspace: Workspace, filters: SnapshotFilter, name: str = "",
+    actor: AbstractBaseUser | None, actor_label: str = "",
+) -> Snapshot:  # fmt: skip
+    if not 0 <= filters.heldout_percent <= 50:
+        raise InvalidInput("heldout_percent must be between 0 and 50.")
+    if filters.since and filters.until and filters.since > filters.until:
+        raise InvalidInput("'since' is after 'until'.")
+    traces = list(_selected(workspace, filters)[: MAX_TRACES + 1])
+    if len(traces) > MAX_TRACES:
+        raise InvalidInput(f"The filter matches more than {MAX_TRACES:,} traces; narrow it.")
+    seen: set[tuple[str, bool]] = set()
+    good: list[tuple[Trace, list[dict[str, Any]], str]] = []
+    bad: list[tuple[Trace, list[dict[str, Any]], str]] = []
+    duplicates = 0
+    for trace in traces:
+        messages = chat_messages(trace)
+        digest = _digest(messages)
+        is_good = _is_good(trace, filters)
+        # The same trajectory once good and once bad is kept on both sides (it can pair).
+        if (digest, is_good) in seen:
+            duplicates += 1
+            continue
+        seen.add((digest, is_good))
+        (good if is_good else bad).append((trace, messages, digest))
+    train, heldout = [], []
+    for trace, messages, digest in good:
+        row = {"messages": messages, "metadata": {"trace": trace.external_id, "agent": trace.agent,
+               "reward": trace.reward, "skills_in_scope": trace.skills_in_scope}}  # fmt: skip
+        (heldout if int(digest[:8], 16) % 100 < filters.heldout_percent else train).append(row)
+    pairs = []
+    chosen_by_task: dict[str, tuple[Trace, list[dict[str, Any]]]] = {}
+    for trace, messages, _ in good:
+        chosen_by_task.setdefault(task_key(trace.task), (trace, messages))
+    for trace, messages, _ in bad:
+        match = chosen_by_task.get(task_key(trace.task))
+        if match is None:
+            continue
+        chosen_trace, chosen = match
+        pairs.append({
+            "prompt": messages[:1], "chosen": chosen[1:], "rejected": messages[1:],
+            "metadata": {"chosen_trace": chosen_trace.external_id, "rejected_trace": trace.external_id},
+        })  # fmt: skip
+    counts = {"matched": len(traces), "duplicates_removed": duplicates, "sft_train": len(train),
+              "sft_heldout": len(heldout), "dpo_pairs": len(pairs), "failed_unpaired": len(bad) - len(pairs)}  # fmt: skip
+    for _ in range(3):  # two snapshots made at once race for the next version number
+        try:
+            with transaction.atomic():
+                latest = Snapshot.objects.filter(workspace=workspace).aggregate(v=Max("version"))[
+                    "v"
+                ]
+                snapshot = Snapshot.objects.create(
+                    workspace=workspace, version=(latest or 0) + 1, name=name.strip()[:100],
+                    filters=filters.as_json(), counts=counts,
+                    sft_train=_jsonl(train), sft_heldout=_jsonl(heldout), dpo_pairs=_jsonl(pairs),
+                    created_by_label=actor_label or (actor.get_username() if actor else "system"),
+                )  # fmt: skip
+                audit_record(workspace=workspace, actor=actor, action="snapshot.create",
+                             obj=snapshot, after={"filters": snapshot.filters, "counts": counts},
+                             actor_label=actor_label)  # fmt: skip
+                return snapshot
+        except IntegrityError:
+            continue
+    raise InvalidInput("Another snapshot was being made at the same time; try again.")
+
+
+def snapshot_file_response(*, workspace: Workspace, version: int, filename: str) -> HttpResponse:
+    """One file of a snapshot as a download (JSONL)."""
+    field = Snapshot.FILES.get(filename)
+    if field is None:
+        raise NotFound(f"No file {filename!r}; a snapshot has {', '.join(Snapshot.FILES)}.")
+    snapshot = Snapshot.objects.filter(workspace=workspace, version=version).only(field).first()
+    if snapshot is None:
+        raise NotFound(f"No snapshot version {version} in this workspace.")
+    response = HttpResponse(getattr(snapshot, field), content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="snapshot-v{version}-{filename}"'
+    return response
