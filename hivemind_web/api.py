@@ -29,6 +29,18 @@ class HivemindAPI(NinjaAPI):
             generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(generated.pop("$defs", {}))
             components[model.__name__] = generated
+        # Any operation answers 422 when its path or query parameters do not parse.
+        invalid = {"description": "Invalid parameters or body; `detail` says which.",
+                   "content": {"application/json": {"schema": {
+                       "type": "object", "required": ["detail"],
+                       "properties": {"detail": {}}}}}}  # fmt: skip
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    operation["responses"].setdefault(422, invalid)
+                    if "requestBody" in operation:  # a body that is not JSON at all
+                        operation["responses"].setdefault(400, {**invalid, "description":
+                                                                "The body is not valid JSON."})  # fmt: skip
         return schema
 
 

@@ -5,6 +5,7 @@ With CELERY_BROKER_URL set, tasks go to that broker (Redis or RabbitMQ) and
 eager mode: tasks run inline, so the default run needs no other service.
 """
 
+import importlib
 import logging
 import os
 
@@ -43,8 +44,9 @@ def enqueue(name: str, *args: object) -> bool:
     the caller: with the broker down the data is already committed, and the
     periodic sweeps (embedding, rollups) pick the work up when it returns."""
     task = app.tasks.get(name)
-    if task is None:
-        return False
+    if task is None:  # registered when its module is imported; import it by name
+        importlib.import_module(name.rsplit(".", 1)[0])
+        task = app.tasks[name]
     try:
         task.delay(*args)
     except (BrokerError, ConnectionError, OSError) as exc:

@@ -30,6 +30,7 @@ from .schemas import (
     OutcomeOut,
     TraceBatchIn,
     TraceBatchOut,
+    utc,
 )
 from .search import SearchFilters, SearchHit, incident_search
 from .services import capture_policy_get, outcome_record, trace_ingest_batch
@@ -181,6 +182,10 @@ def incidents_search(
     """Vector similarity and keyword match over incident signatures, within the key's
     workspace. Time phrases ("this week") and agent names in `q` become filters;
     `understood` says which."""
+    try:
+        since, until = utc(since), utc(until)
+    except ValueError as exc:
+        raise InvalidInput(f"since/until: {exc}.") from None
     filters = SearchFilters(agent=agent, tool=tool, since=since, until=until)
     result = incident_search(workspace=request.auth.workspace, query=q, filters=filters, k=k)  # type: ignore[attr-defined]
     return IncidentSearchOut(
@@ -219,7 +224,8 @@ def _hit_out(hit: SearchHit) -> IncidentHitOut:
     summary="Receive one raw Claude Code hook payload",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["session_id", "hook_event_name"],
-        "properties": {"session_id": {"type": "string"}, "hook_event_name": {"type": "string"}},
+        "properties": {"session_id": {"type": "string", "minLength": 1},
+                       "hook_event_name": {"type": "string", "minLength": 1}},
         "additionalProperties": True}}}}},
 )  # fmt: skip
 def claude_code_hook(request: HttpRequest) -> Status:
@@ -278,7 +284,7 @@ def snapshot_out(snapshot: Snapshot) -> SnapshotOut:
 @router.post(
     "/snapshots",
     auth=ApiKeyAuth(scope=Scope.EXPORT),
-    response={201: SnapshotOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    response={201: SnapshotOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
     summary="Make a training snapshot (SFT JSONL + DPO pairs) from a filter",
 )
 def snapshot_make(request: HttpRequest, payload: SnapshotIn) -> Status:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from workspaces.errors import BadRequest, PayloadTooLarge
+from workspaces.textsafety import clean_json_bytes
 
 
 def read_body(request: HttpRequest) -> bytes:
@@ -25,7 +26,7 @@ def read_body(request: HttpRequest) -> bytes:
             f"Body is {len(raw)} bytes; the limit is {limit}. Send smaller batches."
         )
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        raw = _gunzip(raw, limit)
+        raw = clean_json_bytes(_gunzip(raw, limit))
     return raw
 
 

@@ -8,7 +8,7 @@ cost of validating a large batch; nothing here reads from Django models.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ninja import Schema
@@ -18,6 +18,19 @@ StepKindIn = Literal[
     "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error"
 ]
 TraceStatusIn = Literal["running", "succeeded", "failed", "unknown"]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Times are stored in UTC. Naive times are taken as UTC; an offset PostgreSQL
+    cannot represent (beyond ±15:59) is converted away here, not refused later."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time is out of range once converted to UTC") from None
 
 
 def _finite(value: float | None) -> float | None:
@@ -42,6 +55,7 @@ class StepIn(BaseModel):
     tokens: int | None = Field(None, ge=0, le=100_000_000)
 
     _finite_duration = field_validator("duration_ms")(classmethod(lambda cls, v: _finite(v)))
+    _utc_started = field_validator("started_at")(classmethod(lambda cls, v: utc(v)))
 
 
 class TraceIn(BaseModel):
@@ -93,6 +107,7 @@ class TraceIn(BaseModel):
     steps: list[StepIn] = Field(default_factory=list)
 
     _finite_reward = field_validator("reward", "cost_usd")(classmethod(lambda cls, v: _finite(v)))
+    _utc_times = field_validator("started_at", "ended_at")(classmethod(lambda cls, v: utc(v)))
 
     @field_validator("skills_in_scope")
     @classmethod

@@ -18,6 +18,7 @@ from workspaces.errors import InvalidInput, NotFound, PermissionDenied
 from workspaces.models import PiiPolicy, Workspace
 from workspaces.redaction import redactor_for_policy
 from workspaces.services import audit_record
+from workspaces.textsafety import clean_text
 
 from .ingest import (
     PreparedTrace,
@@ -182,6 +183,9 @@ def _record(
 @transaction.atomic
 def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -> Outcome:
     """Store a verdict on a trace; apply it now if the trace exists, else on arrival."""
+    if "\x00" in external_id:
+        raise InvalidInput("external_id cannot contain NUL characters.")
+    external_id = clean_text(external_id)
     capture_policy_get(workspace=workspace)
     policy = workspace.pii_policy
     redactor = redactor_for_policy(policy)

@@ -64,7 +64,7 @@ def _selected(workspace: Workspace, f: SnapshotFilter):  # type: ignore[no-untyp
         qs = qs.filter(started_at__date__lte=f.until)
     if f.failure_mode is not None:
         if not FailureMode.objects.filter(workspace=workspace, pk=f.failure_mode).exists():
-            raise InvalidInput(f"No failure mode {f.failure_mode} in this workspace.")
+            raise NotFound(f"No failure mode {f.failure_mode} in this workspace.")
         qs = qs.filter(incidents__failure_mode_id=f.failure_mode).distinct()
     if f.skill:
         # A name matches every version of it (name or name@N); name@N only that one.

@@ -188,7 +188,7 @@ def test_purge_removes_old_traces_and_keeps_rollups(tenant):
 
 @pytest.mark.django_db
 def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
-    tenant, settings, django_capture_on_commit_callbacks
+    tenant, settings, django_capture_on_commit_callbacks, caplog
 ):
     from hivemind_web.celery import app
 
@@ -202,6 +202,7 @@ def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
         app.conf.task_always_eager = True
         app.conf.broker_url = settings.CELERY_BROKER_URL
     assert Trace.objects.filter(external_id="bd-1").exists() and batch.trace_ids
+    assert "could not enqueue metrics.tasks.refresh_rollups" in caplog.text
     assert not DailyRollup.objects.exists()  # the refresh message was lost
     assert rollups_sweep() >= 1
     assert DailyRollup.objects.get().traces == 1
