@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .stats import wilson
 
 PALETTE = ["#4b5bdc", "#c0322b", "#1a7f4b", "#b25e09", "#7b3fb5", "#177e89"]
+DAY_MS = 86_400_000
+
+
+def _time_axis(unit: str, periods: list[Any]) -> dict[str, Any]:
+    """A calendar x axis: dates as "Nov 22", one tick per day or week, and half a
+    period of room either side (a single day must not zoom into milliseconds)."""
+    step = DAY_MS * (7 if unit == "week" else 1)
+    axis: dict[str, Any] = {
+        "title": {"text": "week starting (UTC)" if unit == "week" else "day (UTC)"},
+        "type": "date", "tickformat": "%b %d",
+    }  # fmt: skip
+    dates = sorted({date.fromisoformat(str(p)[:10]) for p in periods})
+    if dates:
+        half = timedelta(days=3.5 if unit == "week" else 0.5)
+        start = datetime.combine(dates[0], datetime.min.time()) - half
+        end = datetime.combine(dates[-1], datetime.min.time()) + half
+        axis["range"] = [start.isoformat(), end.isoformat()]
+        if len(dates) <= 14:
+            axis["dtick"] = step
+    return axis
 
 
 def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[str, Any]:
@@ -34,7 +55,7 @@ def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> 
         "data": data,
         "layout": {
             "title": {"text": f"Success rate per {unit} (95% Wilson intervals)"},
-            "xaxis": {"title": {"text": unit}},
+            "xaxis": _time_axis(unit, [p["period"] for ps in series.values() for p in ps]),
             "yaxis": {"title": {"text": "success rate (%)"}, "range": [0, 105]},
             "legend": {"orientation": "h", "y": -0.25},
             "margin": {"l": 60, "r": 20, "t": 50, "b": 80}, "height": 380,
@@ -45,14 +66,17 @@ def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> 
 def volume_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[str, Any]:
     data = [
         {"type": "bar", "name": agent, "x": [str(p["period"]) for p in points],
-         "y": [p["traces"] for p in points], "marker": {"color": PALETTE[i % len(PALETTE)]}}
+         "y": [p["traces"] for p in points], "marker": {"color": PALETTE[i % len(PALETTE)]},
+         # On a date axis bar widths are in milliseconds: most of a day (or week).
+         "width": int(DAY_MS * (7 if unit == "week" else 1) * 0.8)}
         for i, (agent, points) in enumerate(sorted(series.items()))
     ]  # fmt: skip
     return {
         "data": data,
         "layout": {
             "title": {"text": f"Traces per {unit}"}, "barmode": "stack",
-            "xaxis": {"title": {"text": unit}}, "yaxis": {"title": {"text": "traces"}},
+            "xaxis": _time_axis(unit, [p["period"] for ps in series.values() for p in ps]),
+            "yaxis": {"title": {"text": "traces"}},
             "legend": {"orientation": "h", "y": -0.25},
             "margin": {"l": 60, "r": 20, "t": 50, "b": 80}, "height": 320,
         },
