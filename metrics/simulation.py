@@ -1,0 +1,277 @@
+"""A closed-loop simulation of the whole product (`manage.py simulate_loop`).
+
+Simulated agents have latent failure modes: each task type calls one risky tool
+three times, and each call fails with that mode's per-step error probability
+(a failed call is retried successfully with probability RECOVERY, else the task
+fails). A published skill whose SKILL.md names the risky tool lowers that mode's
+error probability for agents that fetched it (through the real skills API).
+
+Every round: agents fetch skills (`GET /api/v1/skills` + each SKILL.md) and post
+their traces (`POST /api/v1/traces`, with the skills they had in scope) through
+the full Django stack → incidents are embedded and clustered → modes past the
+threshold are distilled (offline distiller, or Claude with ANTHROPIC_API_KEY) →
+a simulated lead approves each proposal through the review service (audited),
+except for the control modes, whose proposals are rejected so they never get a
+skill → next round.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from skills import review
+from skills.models import JobState, Skill, SkillStatus
+from skills.services import distill_due, distillation_run
+from traces import clustering
+from traces.failure_modes import failure_modes_recluster, incidents_embed
+from traces.models import FailureMode, Incident, ModeStatus
+from workspaces.models import Role, Scope, Workspace
+from workspaces.services import api_key_create, membership_set, workspace_create
+
+from .stats import Rate
+
+RECOVERY = 0.3
+SKILL_EFFECT = 0.15  # a relevant skill multiplies the mode's error probability by this
+RISKY_CALLS = 3
+
+
+@dataclass(frozen=True)
+class TrueMode:
+    key: str
+    tool: str
+    error: Callable[[random.Random], str]
+    p_error: float
+    control: bool = False
+
+
+MODES = [
+    TrueMode("rate-limit", "stripe.refund",
+             lambda r: f"429 Too Many Requests: rate limit exceeded, retry after {r.randint(1, 9)}s",
+             0.26),
+    TrueMode("missing-column", "sql.query",
+             lambda r: f'column "total_{r.choice(["usd", "eur", "net"])}" does not exist',
+             0.24),
+    TrueMode("stale-selector", "browser.click",
+             lambda r: f"element #btn-{r.randint(100, 999)} not found after 5000 ms",
+             0.25),
+    TrueMode("permission", "fs.write",
+             lambda r: f"PermissionError: [Errno 13] Permission denied: '/etc/app/{r.randint(1, 99)}.conf'",
+             0.25, control=True),
+    TrueMode("timeout", "http.get",
+             lambda r: f"ReadTimeout: GET https://api.example.com/v{r.randint(1, 3)}/items timed out after 30 s",
+             0.24, control=True),
+]  # fmt: skip
+
+
+@dataclass
+class Round:
+    number: int
+    overall: Rate
+    treated: Rate
+    control: Rate
+    modes_found: int
+    nmi: float | None
+    published: int
+    seconds: float
+
+
+@dataclass
+class Simulation:
+    rounds: int = 6
+    agents: int = 4
+    traces_per_agent: int = 40
+    seed: int = 7
+    name: str = ""
+    workspace: Workspace | None = None
+    history: list[Round] = field(default_factory=list)
+    first_failure: dict[str, float] = field(default_factory=dict)
+    cycle: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def setup(self) -> None:
+        user_model = get_user_model()
+        self.lead, _ = user_model.objects.get_or_create(username="simulated-lead")
+        suffix = timezone.now().strftime("%Y%m%d%H%M%S")
+        self.workspace = workspace_create(name=self.name or f"Simulation {suffix}",
+                                          slug=f"sim-{suffix}", owner=self.lead)  # fmt: skip
+        membership_set(workspace=self.workspace, user=self.lead, role=Role.LEAD, actor=None)
+        self.key = api_key_create(workspace=self.workspace, name="simulated agents",
+                                  scopes=[Scope.INGEST, Scope.SKILLS_READ], actor=None).secret  # fmt: skip
+        self.client = Client(HTTP_HOST="127.0.0.1")
+        self.rng = random.Random(self.seed)
+
+    # --- agents -------------------------------------------------------------------
+
+    def _fetch_skills(self, agent: str, session: str) -> tuple[list[str], set[str]]:
+        """(name@version in scope, tools the fetched SKILL.md texts address)."""
+        headers = {"Authorization": f"Bearer {self.key}", "X-Hivemind-Agent": agent,
+                   "X-Hivemind-Session": session}  # fmt: skip
+        listing = self.client.get("/api/v1/skills", headers=headers).json()["items"]
+        refs, tools = [], set()
+        for item in listing:
+            text = self.client.get(f"/api/v1/skills/{item['name']}", headers=headers).content
+            refs.append(f"{item['name']}@{item['version']}")
+            tools |= {m.tool for m in MODES if m.tool.encode() in text}
+        return refs, tools
+
+    def _run_task(self, agent: str, index: int, round_no: int, mode: TrueMode,
+                  tools_with_skill: set[str], refs: list[str], session: str) -> dict:  # fmt: skip
+        rng = self.rng
+        p_error = mode.p_error * (SKILL_EFFECT if mode.tool in tools_with_skill else 1.0)
+        steps = [{"kind": "user_prompt", "input": f"{mode.key} task #{index}"}]
+        failed = False
+        for call in range(RISKY_CALLS):
+            steps.append({"kind": "tool_call", "name": "notes.read", "output": "ok"})
+            if rng.random() < p_error:
+                steps.append({"kind": "tool_call", "name": mode.tool,
+                              "input": {"call": call}, "error": mode.error(rng)})  # fmt: skip
+                if rng.random() >= RECOVERY:
+                    failed = True
+                    break
+            steps.append({"kind": "tool_call", "name": mode.tool, "input": {"call": call},
+                          "output": "ok"})  # fmt: skip
+        started = timezone.now() - timedelta(minutes=(self.rounds - round_no) * 60 - index % 50)
+        return {
+            "external_id": f"r{round_no}-{agent}-{index}", "agent": agent, "session_id": session,
+            "task": f"{mode.key}: job {index}", "status": "failed" if failed else "succeeded",
+            "started_at": started.isoformat(), "skills_in_scope": refs, "steps": steps,
+            "metadata": {"true_mode": mode.key},
+        }  # fmt: skip
+
+    def _agents_run(self, round_no: int) -> dict[str, list[bool]]:
+        outcomes: dict[str, list[bool]] = defaultdict(list)
+        for a in range(self.agents):
+            agent = f"sim-agent-{a}"
+            session = f"r{round_no}-{agent}"
+            refs, tools = self._fetch_skills(agent, session)
+            batch = []
+            for i in range(self.traces_per_agent):
+                mode = MODES[self.rng.randrange(len(MODES))]
+                trace = self._run_task(agent, i, round_no, mode, tools, refs, session)
+                outcomes[mode.key].append(trace["status"] == "succeeded")
+                if any(s.get("error") for s in trace["steps"]):
+                    self.first_failure.setdefault(mode.key, time.time())
+                batch.append(trace)
+            response = self.client.post(
+                "/api/v1/traces", json.dumps({"traces": batch}), content_type="application/json",
+                headers={"Authorization": f"Bearer {self.key}"},
+            )  # fmt: skip
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"ingest refused the batch: {response.status_code} {response.content[:300]!r}"
+                )
+        return outcomes
+
+    # --- the loop after ingest ------------------------------------------------------
+
+    def _true_mode_of(self, failure_mode: FailureMode) -> str | None:
+        tools = Counter(
+            Incident.objects.filter(failure_mode=failure_mode).values_list("tool", flat=True)
+        )
+        if not tools:
+            return None
+        tool = tools.most_common(1)[0][0]
+        return next((m.key for m in MODES if m.tool == tool), None)
+
+    def _cluster_and_distill(self) -> None:
+        incidents_embed(workspace_id=self.workspace.pk, limit=100_000)
+        failure_modes_recluster(workspace_id=self.workspace.pk)
+        for job in distill_due(workspace_id=self.workspace.pk):
+            job.refresh_from_db()
+            if job.state == JobState.QUEUED:  # no worker picked it up (inside a transaction)
+                distillation_run(job_id=job.pk)
+
+    def _review(self) -> None:
+        for skill in Skill.objects.filter(workspace=self.workspace, status=SkillStatus.PROPOSED):
+            version = skill.latest_version
+            mode_key = self._true_mode_of(skill.source_mode) if skill.source_mode else None
+            true_mode = next((m for m in MODES if m.key == mode_key), None)
+            if mode_key:
+                self.cycle.setdefault(mode_key, {})["proposed"] = version.created_at.timestamp()
+            if true_mode is None or true_mode.control:
+                review.skill_reject(skill=skill, actor=self.lead,
+                                    reason="Control group: this mode is left without a skill.")  # fmt: skip
+                continue
+            review.skill_approve(skill=skill, number=version.number, actor=self.lead)
+            self.cycle[mode_key]["published"] = time.time()
+
+    def _quality(self) -> tuple[int, float | None]:
+        rows = list(
+            Incident.objects.filter(workspace=self.workspace).values_list("tool", "failure_mode_id")
+        )
+        modes = FailureMode.objects.filter(workspace=self.workspace).exclude(
+            status=ModeStatus.MERGED
+        )
+        labelled = [(t, m) for t, m in rows if m is not None]
+        if not labelled:
+            return modes.count(), None
+        nmi, _ = clustering.nmi_ari([t for t, _ in labelled], [m for _, m in labelled])
+        return modes.count(), nmi
+
+    def run(self, report: Callable[[str], None] = print) -> list[Round]:
+        self.setup()
+        report(f"workspace {self.workspace.slug}: {len(MODES)} true modes "
+               f"({sum(m.control for m in MODES)} control), {self.agents} agents × "
+               f"{self.traces_per_agent} traces per round")  # fmt: skip
+        for round_no in range(1, self.rounds + 1):
+            started = time.perf_counter()
+            outcomes = self._agents_run(round_no)
+            self._cluster_and_distill()
+            self._review()
+            found, nmi = self._quality()
+            treated = [ok for m in MODES if not m.control for ok in outcomes[m.key]]
+            control = [ok for m in MODES if m.control for ok in outcomes[m.key]]
+            every = treated + control
+            result = Round(
+                number=round_no, overall=Rate(sum(every), len(every)),
+                treated=Rate(sum(treated), len(treated)), control=Rate(sum(control), len(control)),
+                modes_found=found, nmi=nmi,
+                published=Skill.objects.filter(workspace=self.workspace,
+                                               status=SkillStatus.PUBLISHED).count(),
+                seconds=time.perf_counter() - started,
+            )  # fmt: skip
+            self.history.append(result)
+            report(format_round(result, len(MODES)))
+        report(self.cycle_report())
+        return self.history
+
+    def cycle_report(self) -> str:
+        lines = ["cycle time per mode (first failure → proposed skill → published):"]
+        for mode in MODES:
+            first = self.first_failure.get(mode.key)
+            marks = self.cycle.get(mode.key, {})
+            if first is None:
+                lines.append(f"  {mode.key:15s} no failure seen")
+            elif mode.control:
+                lines.append(f"  {mode.key:15s} control: proposal rejected, no skill published")
+            elif "published" in marks:
+                lines.append(f"  {mode.key:15s} proposed after {marks['proposed'] - first:6.1f} s, "
+                             f"published after {marks['published'] - first:6.1f} s")  # fmt: skip
+            else:
+                lines.append(f"  {mode.key:15s} not yet published")
+        return "\n".join(lines)
+
+
+def _rate(rate: Rate) -> str:
+    if not rate.n:
+        return "   –  (n=0)"
+    low, high = rate.interval  # type: ignore[misc]
+    return f"{rate.value:5.1%} [{low:5.1%}, {high:5.1%}] n={rate.n:<4d}"
+
+
+def format_round(r: Round, true_modes: int) -> str:
+    nmi = f"{r.nmi:.2f}" if r.nmi is not None else "–"
+    return (
+        f"round {r.number}: success {_rate(r.overall)} | modes with skills {_rate(r.treated)} | "
+        f"control modes {_rate(r.control)} | modes found {r.modes_found}/{true_modes} "
+        f"(NMI {nmi}) | skills published {r.published} | {r.seconds:.1f} s"
+    )
