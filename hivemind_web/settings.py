@@ -95,6 +95,9 @@ else:
     from hivemind_web.embedded_db import database_settings
 
     DATABASES = {"default": database_settings(DATA_DIR)}
+    # Another database in the same embedded server (the broker load test points
+    # its Celery worker at the test database this way).
+    DATABASES["default"]["NAME"] = env.str("HIVEMIND_DB_NAME", default="hivemind")
 # Persistent connections: a new connection per request costs more than most
 # API requests themselves (bench/skills_api.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("HIVEMIND_DB_CONN_MAX_AGE", default=60)
@@ -150,6 +153,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Redis: a message taken by a worker that dies unacknowledged goes back to the
+# queue after this many seconds (acks_late + reject_on_worker_lost).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("HIVEMIND_BROKER_VISIBILITY_TIMEOUT", default=3600)
+}
 
 # --- Product settings -------------------------------------------------------
 HIVEMIND_PUBLIC_URL = env.str("HIVEMIND_PUBLIC_URL", default="http://127.0.0.1:8000")
