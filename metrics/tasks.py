@@ -13,7 +13,10 @@ def refresh_rollups(trace_ids: list[int]) -> int:
     return len(trace_ids)
 
 
-@shared_task(acks_late=True, soft_time_limit=1200, time_limit=1300)
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8, acks_late=True,
+    soft_time_limit=1200, time_limit=1300,
+)  # fmt: skip
 def sweep_rollups() -> int:
     """Periodic: rollups of traces whose refresh message was lost."""
     from .services import rollups_sweep

@@ -16,7 +16,10 @@ def distill_mode(job_id: int) -> str:
     return services.distillation_run(job_id=job_id).state
 
 
-@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
+    soft_time_limit=300, time_limit=330,
+)  # fmt: skip
 def distill_due(workspace_id: int) -> int:
     """Named so traces can trigger it without importing skills (apps import downward)."""
     return len(services.distill_due(workspace_id=workspace_id))
@@ -35,7 +38,10 @@ def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-d
         raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
 
 
-@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
+    soft_time_limit=300, time_limit=330,
+)  # fmt: skip
 def sweep_jobs() -> int:
     """Resend distillation jobs and webhook deliveries whose message was lost (the
     broker was down when they were queued). Both tasks are idempotent."""

@@ -49,7 +49,7 @@ def _trigger_distillation(workspace_id: int) -> None:
         task.delay(workspace_id)
 
 
-@shared_task(acks_late=True, soft_time_limit=3000, time_limit=3300)
+@shared_task(**RETRY, soft_time_limit=3000, time_limit=3300)
 def sweep_unfinished() -> None:
     """Catch up on work a lost task or a down broker left behind."""
     from workspaces.ratelimit import sweep as sweep_rate_windows
@@ -59,7 +59,7 @@ def sweep_unfinished() -> None:
         embed_incidents.delay(workspace_id)
 
 
-@shared_task(acks_late=True, soft_time_limit=3000, time_limit=3300)
+@shared_task(**RETRY, soft_time_limit=3000, time_limit=3300)
 def recluster_all() -> None:
     for workspace_id in Workspace.objects.values_list("id", flat=True):
         recluster_workspace.delay(workspace_id)
