@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -56,3 +58,29 @@ def trace_payload(external_id: str = "", **overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+@contextmanager
+def celery_broker(url: str, **transport_options: Any) -> Iterator[Any]:
+    """Send tasks to a real broker for the duration (the suite runs them eagerly).
+
+    Celery caches its connection and producer pools per app; they are dropped on
+    the way in and out, so no test publishes through another test's broker.
+    """
+    from hivemind_web.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options)
+
+    def reset() -> None:
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.task_always_eager = False
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = transport_options
+    reset()
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
+        reset()

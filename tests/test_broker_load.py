@@ -24,7 +24,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.factories import make_key, make_user, make_workspace
+from tests.factories import celery_broker, make_key, make_user, make_workspace
 from traces.models import Incident, Trace
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -99,14 +99,12 @@ def _send(url: str, key: str, batches: list[list[dict]], errors: list[str]) -> N
 def test_worker_killed_mid_load_loses_nothing(live_server):
     import redis
 
-    from hivemind_web.celery import app
-
     redis.Redis.from_url(REDIS_URL).flushdb()
-    previous = (app.conf.task_always_eager, app.conf.broker_url)
-    app.conf.task_always_eager = False
-    app.conf.broker_url = REDIS_URL
-    app.conf.broker_transport_options = {"visibility_timeout": 5}
-    app._pool = None  # connections for the new broker
+    with celery_broker(REDIS_URL, visibility_timeout=5) as app:
+        _run_load(live_server, app)
+
+
+def _run_load(live_server, app) -> None:  # type: ignore[no-untyped-def]
     user = make_user("load-admin")
     workspace = make_workspace(name="Load", owner=user)
     key = make_key(workspace)
@@ -151,5 +149,3 @@ def test_worker_killed_mid_load_loses_nothing(live_server):
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
-        app.conf.task_always_eager, app.conf.broker_url = previous
-        app._pool = None

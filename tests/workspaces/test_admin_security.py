@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from metrics.models import DailyRollup
 from metrics.services import rollups_refresh_for_traces, rollups_sweep
-from tests.factories import make_user, trace_payload
+from tests.factories import celery_broker, make_user, trace_payload
 from traces.models import Incident, Step, Trace
 from traces.services import trace_ingest_batch, traces_purge_expired
 from workspaces.models import AuditEvent, Membership, PiiPolicy, Role
@@ -190,17 +190,12 @@ def test_purge_removes_old_traces_and_keeps_rollups(tenant):
 def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
     tenant, settings, django_capture_on_commit_callbacks, caplog
 ):
-    from hivemind_web.celery import app
-
     # A broker nobody listens on: enqueueing fails fast, the request does not.
-    app.conf.task_always_eager = False
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            batch = trace_ingest_batch(workspace=tenant.workspace, items=[trace_payload("bd-1")])
-    finally:
-        app.conf.task_always_eager = True
-        app.conf.broker_url = settings.CELERY_BROKER_URL
+    with (
+        celery_broker("redis://127.0.0.1:1/0"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        batch = trace_ingest_batch(workspace=tenant.workspace, items=[trace_payload("bd-1")])
     assert Trace.objects.filter(external_id="bd-1").exists() and batch.trace_ids
     assert "could not enqueue metrics.tasks.refresh_rollups" in caplog.text
     assert not DailyRollup.objects.exists()  # the refresh message was lost
