@@ -44,7 +44,7 @@ $(CHROMIUM):
 	  ($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 
 test: lint $(CHROMIUM)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 worker: install
 	$(BIN)/celery -A hivemind_web worker --loglevel=INFO
