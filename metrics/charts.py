@@ -27,6 +27,7 @@ def _time_axis(unit: str, periods: list[Any]) -> dict[str, Any]:
         axis["range"] = [start.isoformat(), end.isoformat()]
         if len(dates) <= 14:
             axis["dtick"] = step
+            axis["tick0"] = dates[0].isoformat()  # ticks on the periods themselves
     return axis
 
 
