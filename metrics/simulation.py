@@ -83,6 +83,9 @@ class Round:
     nmi: float | None
     published: int
     seconds: float
+    # Modes whose skill was published this round: (to proposed, to published) in
+    # seconds from the mode's first failure.
+    cycles: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -224,6 +227,7 @@ class Simulation:
                f"{self.traces_per_agent} traces per round")  # fmt: skip
         for round_no in range(1, self.rounds + 1):
             started = time.perf_counter()
+            already = {k for k, v in self.cycle.items() if "published" in v}
             outcomes = self._agents_run(round_no)
             self._cluster_and_distill()
             self._review()
@@ -238,6 +242,8 @@ class Simulation:
                 published=Skill.objects.filter(workspace=self.workspace,
                                                status=SkillStatus.PUBLISHED).count(),
                 seconds=time.perf_counter() - started,
+                cycles={k: (v["proposed"] - self.first_failure[k], v["published"] - self.first_failure[k])
+                        for k, v in self.cycle.items() if "published" in v and k not in already},
             )  # fmt: skip
             self.history.append(result)
             report(format_round(result, len(MODES)))
@@ -270,8 +276,10 @@ def _rate(rate: Rate) -> str:
 
 def format_round(r: Round, true_modes: int) -> str:
     nmi = f"{r.nmi:.2f}" if r.nmi is not None else "–"
+    cycles = ", ".join(f"{k} {p:.1f}/{q:.1f} s" for k, (p, q) in sorted(r.cycles.items()))
     return (
         f"round {r.number}: success {_rate(r.overall)} | modes with skills {_rate(r.treated)} | "
         f"control modes {_rate(r.control)} | modes found {r.modes_found}/{true_modes} "
-        f"(NMI {nmi}) | skills published {r.published} | {r.seconds:.1f} s"
+        f"(NMI {nmi}) | skills published {r.published} | "
+        f"cycle (first failure → proposed/published) {cycles or '–'} | {r.seconds:.1f} s"
     )
