@@ -12,7 +12,7 @@ from pgvector.django import CosineDistance
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
-from .models import FailureMode, Incident, ModeDailyCount, ModeStatus, Step, Trace
+from .models import FailureMode, Incident, ModeDailyCount, ModeStatus, Snapshot, Step, Trace
 
 
 @dataclass(frozen=True)
@@ -194,3 +194,8 @@ def mode_example_traces(*, mode: FailureMode, limit: int = 10) -> list[Trace]:
 
 def mode_merge_targets(*, mode: FailureMode) -> QuerySet[FailureMode]:
     return failure_mode_list(workspace=mode.workspace).exclude(pk=mode.pk)
+
+
+def snapshot_list(*, workspace: Workspace) -> QuerySet[Snapshot]:
+    """A workspace's snapshots, newest first, without their (large) files."""
+    return Snapshot.objects.filter(workspace=workspace).defer(*Snapshot.FILES.values())

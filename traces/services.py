@@ -260,9 +260,7 @@ def traces_purge_expired(*, workspace_id: int) -> int:
     if modes:
         failure_modes_refresh(mode_ids=modes, relabel=False)
     if purged:
-        audit_record(
-            workspace=Workspace.objects.get(pk=workspace_id), actor=None, action="retention.purge",
-            obj=Workspace.objects.get(pk=workspace_id),
-            after={"traces": purged, "before": cutoff.isoformat()},
-        )  # fmt: skip
+        workspace = Workspace.objects.get(pk=workspace_id)
+        audit_record(workspace=workspace, actor=None, action="retention.purge", obj=workspace,
+                     after={"traces": purged, "before": cutoff.isoformat()})  # fmt: skip
     return purged

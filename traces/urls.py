@@ -5,7 +5,7 @@ from . import views
 urlpatterns = [
     path("traces/", views.trace_list_view, name="trace_list"),
     path("traces/<int:pk>/", views.trace_detail, name="trace_detail"),
-    path("training-data/", views.snapshot_list, name="snapshot_list"),
+    path("training-data/", views.snapshot_page, name="snapshot_list"),
     path(
         "training-data/<int:version>/<str:filename>",
         views.snapshot_download,

@@ -15,6 +15,7 @@ from .models import Snapshot
 from .selectors import (
     failure_mode_list,
     incident_list_for_trace,
+    snapshot_list,
     step_list,
     trace_agent_list,
     trace_get,
@@ -60,7 +61,7 @@ def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view()
-def snapshot_list(request: HttpRequest) -> HttpResponse:
+def snapshot_page(request: HttpRequest) -> HttpResponse:
     """Training snapshots: the list, and (leads) a form to make one."""
     workspace = request.workspace  # type: ignore[attr-defined]
     form_kwargs = {"agents": trace_agent_list(workspace=workspace),
@@ -89,11 +90,8 @@ def snapshot_list(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405)
     else:
         form = SnapshotForm(**form_kwargs)
-    snapshots = Snapshot.objects.filter(workspace=workspace).defer(
-        "sft_train", "sft_heldout", "dpo_pairs"
-    )
     return render(request, "traces/snapshots.html", {
-        "form": form, "snapshots": snapshots, "can_make": can_make, "files": list(Snapshot.FILES),
+        "form": form, "snapshots": snapshot_list(workspace=workspace), "can_make": can_make, "files": list(Snapshot.FILES),
     }, status=status)  # fmt: skip
 
 
@@ -101,10 +99,7 @@ def snapshot_list(request: HttpRequest) -> HttpResponse:
 @workspace_view()
 def snapshot_download(request: HttpRequest, version: int, filename: str) -> HttpResponse:
     try:
-        return snapshot_file_response(
-            workspace=request.workspace,
-            version=version,
-            filename=filename,  # type: ignore[attr-defined]
-        )
+        workspace = request.workspace  # type: ignore[attr-defined]
+        return snapshot_file_response(workspace=workspace, version=version, filename=filename)
     except NotFound as exc:
         raise Http404(exc.detail) from None

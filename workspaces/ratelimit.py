@@ -19,7 +19,6 @@ from .errors import RateLimited
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
-    count: int
     retry_after: int  # seconds until the window ends
 
 
@@ -29,21 +28,20 @@ def _window(window: int) -> tuple[datetime, int]:
     return datetime.fromtimestamp(start, tz=UTC), max(1, int(start + window - now + 0.999))
 
 
-def hit(key: str, *, limit: int, window: int, cost: int = 1) -> Verdict:
-    """Count `cost` against `key` in the current window; allowed while within `limit`."""
+def hit(key: str, *, limit: int, window: int) -> Verdict:
+    """Count one request against `key` in the current window; allowed while within `limit`."""
     start, retry_after = _window(window)
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO workspaces_ratewindow (key, window_start, count) VALUES (%s, %s, %s)
-            ON CONFLICT (key, window_start) DO UPDATE
-                SET count = workspaces_ratewindow.count + EXCLUDED.count
+            INSERT INTO workspaces_ratewindow (key, window_start, count) VALUES (%s, %s, 1)
+            ON CONFLICT (key, window_start) DO UPDATE SET count = workspaces_ratewindow.count + 1
             RETURNING count
             """,
-            [key[:300], start, cost],
+            [key[:300], start],
         )
         count = cursor.fetchone()[0]
-    return Verdict(count <= limit, count, retry_after)
+    return Verdict(count <= limit, retry_after)
 
 
 def peek(key: str, *, window: int) -> int:

@@ -211,6 +211,15 @@ def validate_custom_pattern(pattern: str) -> str | None:
     return None
 
 
+def redaction_preview(
+    sample: str, *, enabled: dict[str, bool], custom_patterns: list[dict[str, str]]
+) -> tuple[str, dict[str, int]]:
+    """What `sample` would be stored as under these settings, and counts per kind."""
+    counts: Counter[str] = Counter()
+    text = build_redactor(enabled=enabled, custom_patterns=custom_patterns).text(sample, counts)
+    return text, dict(counts)
+
+
 def redactor_for_policy(policy: Any) -> Redactor:
     return build_redactor(
         enabled={name: getattr(policy, name) for name in POLICY_SWITCHES},

@@ -205,11 +205,9 @@ def membership_add(
 
 
 def _admins_left(workspace: Workspace, excluding: Membership) -> int:
-    return (
-        Membership.objects.filter(workspace=workspace, role=Role.ADMIN)
-        .exclude(pk=excluding.pk)
-        .count()
-    )
+    # Locked: two admins demoting each other at once must not leave none.
+    admins = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.ADMIN)
+    return len(admins.exclude(pk=excluding.pk).values_list("pk", flat=True))
 
 
 @transaction.atomic

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections import Counter
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -17,7 +15,7 @@ from .decorators import workspace_view
 from .errors import DomainError, NotFound
 from .forms import ApiKeyForm, AuditFilterForm, MemberAddForm, PiiPolicyForm, RoleForm
 from .models import Role
-from .redaction import POLICY_SWITCHES, build_redactor
+from .redaction import POLICY_SWITCHES, redaction_preview
 from .selectors import (
     api_key_get,
     api_key_list,
@@ -132,6 +130,13 @@ def _back(workspace, anchor: str) -> HttpResponse:  # type: ignore[no-untyped-de
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + anchor)
 
 
+def _member_or_404(workspace, pk: int):  # type: ignore[no-untyped-def]
+    try:
+        return membership_get_by_pk(workspace=workspace, pk=pk)
+    except NotFound:
+        raise Http404("No such member.") from None
+
+
 @require_POST
 @workspace_view(Role.ADMIN)
 def member_add(request: HttpRequest) -> HttpResponse:
@@ -159,10 +164,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
 @workspace_view(Role.ADMIN)
 def member_role(request: HttpRequest, pk: int) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    try:
-        membership = membership_get_by_pk(workspace=workspace, pk=pk)
-    except NotFound:
-        raise Http404("No such member.") from None
+    membership = _member_or_404(workspace, pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose admin, lead or viewer.")
@@ -183,10 +185,7 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_view(Role.ADMIN)
 def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    try:
-        membership = membership_get_by_pk(workspace=workspace, pk=pk)
-    except NotFound:
-        raise Http404("No such member.") from None
+    membership = _member_or_404(workspace, pk)
     try:
         membership_remove(membership=membership, actor=request.user)
     except DomainError as exc:
@@ -223,18 +222,17 @@ def pii_policy_try(request: HttpRequest) -> HttpResponse:
     """Live preview: what the sample text becomes under the policy as edited (not saved)."""
     form = PiiPolicyForm(request.POST)
     sample = request.POST.get("sample", "")[:5000]
-    error, redacted, counts = "", "", Counter()
+    context = {"sample": sample, "redacted": "", "counts": {}, "error": ""}
     form.is_valid()
     if "custom_patterns" in form.errors:
-        error = " ".join(form.errors["custom_patterns"])
+        context["error"] = " ".join(form.errors["custom_patterns"])
     else:
-        redactor = build_redactor(
+        context["redacted"], context["counts"] = redaction_preview(
+            sample,
             enabled={name: bool(form.cleaned_data.get(name)) for name in POLICY_SWITCHES},
             custom_patterns=form.cleaned_data.get("custom_patterns") or [],
         )
-        redacted = redactor.text(sample, counts)
-    return render(request, "workspaces/_pii_try.html",
-                  {"sample": sample, "redacted": redacted, "counts": dict(counts), "error": error})  # fmt: skip
+    return render(request, "workspaces/_pii_try.html", context)
 
 
 @require_GET
