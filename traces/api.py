@@ -24,6 +24,7 @@ from .models import FailureMode, Snapshot
 from .schemas import (
     IncidentHitOut,
     IncidentSearchOut,
+    IsoDatetime,
     ModeHitOut,
     ModeRefOut,
     OutcomeIn,
@@ -33,6 +34,7 @@ from .schemas import (
     utc,
 )
 from .search import SearchFilters, SearchHit, incident_search
+from .selectors import snapshot_list
 from .services import capture_policy_get, outcome_record, trace_ingest_batch
 from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
 
@@ -175,8 +177,8 @@ def incidents_search(
     ),
     agent: str = Query("", max_length=200),
     tool: str = Query("", max_length=200),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDatetime | None = None,
+    until: IsoDatetime | None = None,
     k: int = Query(20, ge=1, le=100),
 ) -> IncidentSearchOut:
     """Vector similarity and keyword match over incident signatures, within the key's
@@ -219,8 +221,8 @@ def _hit_out(hit: SearchHit) -> IncidentHitOut:
 @router.post(
     "/hooks/claude-code",
     auth=ApiKeyAuth(scope=Scope.INGEST),
-    response={200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 429: ErrorOut,
-              413: ErrorOut, 422: TraceBatchOut | ErrorOut},
+    response={200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
+              413: ErrorOut, 422: TraceBatchOut | ErrorOut, 429: ErrorOut},
     summary="Receive one raw Claude Code hook payload",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["session_id", "hook_event_name"],
@@ -307,8 +309,7 @@ def snapshot_make(request: HttpRequest, payload: SnapshotIn) -> Status:
 @paginate(LimitOffsetPagination)
 def snapshot_list_api(request: HttpRequest) -> list[SnapshotOut]:
     workspace = request.auth.workspace  # type: ignore[attr-defined]
-    return [snapshot_out(s) for s in Snapshot.objects.filter(workspace=workspace).defer(
-        "sft_train", "sft_heldout", "dpo_pairs")]  # fmt: skip
+    return [snapshot_out(s) for s in snapshot_list(workspace=workspace)]
 
 
 @router.get(

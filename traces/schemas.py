@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 StepKindIn = Literal[
     "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error"
@@ -31,6 +31,19 @@ def utc(value: datetime | None) -> datetime | None:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("time is out of range once converted to UTC") from None
+
+
+def _iso_only(value: Any) -> Any:
+    """Times are ISO 8601 strings, as the schema says; a bare number (which pydantic
+    would read as Unix seconds) is refused rather than guessed."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-11-22T10:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _finite(value: float | None) -> float | None:

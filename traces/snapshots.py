@@ -68,7 +68,8 @@ def _selected(workspace: Workspace, f: SnapshotFilter):  # type: ignore[no-untyp
         qs = qs.filter(incidents__failure_mode_id=f.failure_mode).distinct()
     if f.skill:
         # A name matches every version of it (name or name@N); name@N only that one.
-        like = f.skill if "@" in f.skill else f"{f.skill}@%"
+        escaped = f.skill.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = escaped if "@" in f.skill else f"{escaped}@%"
         qs = qs.extra(
             where=["EXISTS (SELECT 1 FROM unnest(traces_trace.skills_in_scope) s "
                    "WHERE s = %s OR s LIKE %s)"],

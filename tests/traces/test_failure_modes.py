@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -171,6 +173,16 @@ def test_search_reads_agent_and_time_from_the_question(client, clustered):
     body = response.json()
     assert any("agent crm-agent" in u for u in body["understood"])
     assert {i["agent"] for i in body["incidents"]} <= {"crm-agent"}
+
+
+def test_search_times_must_be_iso_8601(client, clustered):
+    url, headers = "/api/v1/incidents/search", clustered.api_headers()
+    bare = client.get(url, {"q": "timeouts", "since": "132"}, headers=headers)
+    assert bare.status_code == 422 and "ISO 8601" in json.dumps(bare.json()["detail"])
+    far = client.get(url, {"q": "timeouts", "since": "2026-11-01T00:00:00+17:45"}, headers=headers)
+    assert far.status_code == 200  # an offset PostgreSQL cannot hold is converted to UTC
+    assert client.get(url, {"q": "timeouts", "since": "2026-11-01T00:00:00Z"},
+                      headers=headers).status_code == 200  # fmt: skip
 
 
 def test_search_api_access(client, db):
