@@ -29,10 +29,12 @@ install: $(RUN_STAMP) $(NODE_STAMP)
 
 install-dev: $(DEV_STAMP) $(NODE_STAMP)
 
+PORT ?= 8000
+
+# Embedded PostgreSQL and Redis, migrations, the demo, a Celery worker and beat,
+# and the web server on $(PORT); Ctrl-C stops all of it (hivemind_web/run.py).
 run: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python -m hivemind_web.run --port $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check .

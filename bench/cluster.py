@@ -51,7 +51,7 @@ TASKS = ["Refund order {id}", "Export signups", "Answer ticket #{id}", "Fix the 
 
 
 def quality_set(per_mode: int, seed: int = 5) -> tuple[list[str], list[int]]:
-    from traces.signatures import step_signature
+    from failures.signatures import step_signature
 
     rng = random.Random(seed)
     signatures, truth = [], []
@@ -86,9 +86,9 @@ def main() -> None:
     django.setup()
     from sklearn.cluster import HDBSCAN
 
-    from traces import clustering
-    from traces.embeddings import get_embedder
-    from traces.signatures import embedding_text
+    from failures import clustering
+    from failures.embedding import get_embedder
+    from failures.signatures import embedding_text
 
     signatures, truth = quality_set(100 if args.quick else 300)
     vectors = get_embedder().embed([embedding_text(s) for s in signatures])

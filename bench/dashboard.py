@@ -59,7 +59,7 @@ STEPS_SQL = """
 """
 
 INCIDENTS_SQL = """
-    INSERT INTO traces_incident (workspace_id, trace_id, step_index, kind, tool, error_text,
+    INSERT INTO failures_incident (workspace_id, trace_id, step_index, kind, tool, error_text,
         signature, embedding, embedded_at, failure_mode_id, assigned_by, occurred_at, created_at)
     SELECT t.workspace_id, t.id, %(last)s, 'step_error', 'tool-' || (t.id %% 7),
         'tool failed: timeout', 'tool-' || (t.id %% 7) || ' failed: timeout', NULL, NULL,
@@ -73,10 +73,11 @@ def build(n_traces: int):  # type: ignore[no-untyped-def]
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from failures.models import FailureMode
     from metrics.services import rollups_rebuild
     from skills.models import Skill, SkillVersion
     from skills.review import skill_approve
-    from traces.models import FailureMode, Trace
+    from traces.models import Trace
     from workspaces.models import AuditEvent, Role
     from workspaces.services import membership_set, workspace_create
 
@@ -111,7 +112,7 @@ def build(n_traces: int):  # type: ignore[no-untyped-def]
             "UPDATE traces_trace SET error_count = 1 WHERE workspace_id = %s AND status = 'failed'",
             [ws.pk],
         )
-        cursor.execute("ANALYZE traces_trace; ANALYZE traces_step; ANALYZE traces_incident")
+        cursor.execute("ANALYZE traces_trace; ANALYZE traces_step; ANALYZE failures_incident")
     skills = []
     for i in range(SKILLS):
         skill = Skill.objects.create(workspace=ws, name=f"bench-skill-{i}", source_mode=modes[i])
@@ -138,7 +139,7 @@ def drop(ws) -> None:  # type: ignore[no-untyped-def]
             "DELETE FROM traces_step WHERE trace_id IN "
             "(SELECT id FROM traces_trace WHERE workspace_id = %s)", [ws.pk],
         )  # fmt: skip
-        for table in ("traces_incident", "traces_modedailycount", "metrics_dailyrollup",
+        for table in ("failures_incident", "failures_modedailycount", "metrics_dailyrollup",
                       "metrics_skilldailyrollup", "skills_fetchlog"):  # fmt: skip
             cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [ws.pk])
         cursor.execute("DELETE FROM traces_trace WHERE workspace_id = %s", [ws.pk])

@@ -6,7 +6,7 @@
 Vectors are 384-d and unit length like the incident embeddings, drawn around
 2,000 "failure" centres (real incidents cluster; uniform noise would be an
 unrealistically hard case). They go into a table with the same column type and
-the same HNSW index as traces_incident.embedding (m=24, ef_construction=128,
+the same HNSW index as failures_incident.embedding (m=24, ef_construction=128,
 vector_cosine_ops), queried with the same ORDER BY <=> LIMIT shape as
 traces/search.py. Baseline: exact search, the same query with index scans off,
 in the same run; recall@10 is measured against it.

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from pydantic import BaseModel
 
 from workspaces.errors import DomainError, RateLimited
+from workspaces.openapi import EXTRA_SCHEMAS
 
 
 class HivemindAPI(NinjaAPI):
-    """NinjaAPI that can document request bodies an operation parses itself.
-
-    The ingest endpoints read the raw body (to cap its size, gunzip it, and judge
-    each trace on its own), so ninja cannot see their body schema; they name it in
-    `openapi_extra` and register the model here so the reference resolves.
-    """
-
-    extra_schemas: ClassVar[list[type[BaseModel]]] = []
+    """NinjaAPI that documents request bodies an operation parses itself
+    (registered with `workspaces.openapi.body_schema`)."""
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:
         schema = super().get_openapi_schema(**kwargs)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in self.extra_schemas:
+        for model in EXTRA_SCHEMAS:
             generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(generated.pop("$defs", {}))
             components[model.__name__] = generated
@@ -42,13 +36,6 @@ class HivemindAPI(NinjaAPI):
                         operation["responses"].setdefault(400, {**invalid, "description":
                                                                 "The body is not valid JSON."})  # fmt: skip
         return schema
-
-
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` documenting `model` as the JSON request body."""
-    HivemindAPI.extra_schemas.append(model)
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
 api = HivemindAPI(
@@ -87,13 +74,17 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def _add_routers() -> None:
+    from failures.api import router as failures_router
+    from metrics.api import router as metrics_router
     from skills.api import router as skills_router
     from traces.api import router as traces_router
     from workspaces.api import router as workspaces_router
 
     api.add_router("/v1", workspaces_router)
     api.add_router("/v1", traces_router)
+    api.add_router("/v1", failures_router)
     api.add_router("/v1", skills_router)
+    api.add_router("/v1", metrics_router)
 
 
 _add_routers()

@@ -1,9 +1,17 @@
 """The Celery app.
 
-With CELERY_BROKER_URL set, tasks go to that broker (Redis or RabbitMQ) and
-`celery -A hivemind_web worker` / `beat` run them. Without one, settings turn on
-eager mode: tasks run inline, so the default run needs no other service.
+Broker: `CELERY_BROKER_URL` (Redis or RabbitMQ) in production; without it, the
+embedded Redis that `make run` starts in the data dir (hivemind_web/embedded_broker.py).
+`celery -A hivemind_web worker` / `beat` run the tasks.
+
+Tasks are registered at start-up in every process (web, worker, beat,
+management commands): `TASK_MODULES` is imported by `register_tasks`, which the
+`hivemind_web` app config calls once Django's apps are ready. Apps trigger the
+tasks of apps above them by name through `enqueue`, the one path for that; an
+unknown name raises instead of silently doing nothing.
 """
+
+from __future__ import annotations
 
 import importlib
 import logging
@@ -14,21 +22,31 @@ from kombu.exceptions import OperationalError as BrokerError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
 
+TASK_MODULES = (
+    "workspaces.tasks",
+    "traces.tasks",
+    "failures.tasks",
+    "skills.tasks",
+    "metrics.tasks",
+)
+
 app = Celery("hivemind_web")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+app.conf.imports = TASK_MODULES
 
 # Periodic work, all in one place.
 app.conf.beat_schedule = {
-    # Ingest enqueues embedding after each commit; this sweep only catches what a
-    # lost message or a broker outage left behind, so every few minutes is enough.
-    "sweep-unfinished": {"task": "traces.tasks.sweep_unfinished", "schedule": 300.0},
+    # Ingest queues analysis after each commit; this sweep only catches what a lost
+    # message or a broker outage left behind, so every few minutes is enough.
+    "sweep-unfinished": {"task": "failures.tasks.sweep_unfinished", "schedule": 300.0},
     # New incidents join existing modes at once; a full re-cluster finds new
     # modes and merges drift. Hourly keeps modes fresh without hogging workers.
-    "recluster-all": {"task": "traces.tasks.recluster_all", "schedule": 3600.0},
+    "recluster-all": {"task": "failures.tasks.recluster_all", "schedule": 3600.0},
     # Rollups of traces whose refresh message was lost (broker down at ingest).
     "sweep-rollups": {"task": "metrics.tasks.sweep_rollups", "schedule": 300.0},
     "sweep-jobs": {"task": "skills.tasks.sweep_jobs", "schedule": 300.0},
+    # Rate-limit windows are per minute; old ones only take space.
+    "sweep-rate-windows": {"task": "workspaces.tasks.sweep_rate_windows", "schedule": 3600.0},
     # Retention: traces older than each workspace's policy go; rollups stay.
     "purge-expired": {"task": "traces.tasks.purge_expired", "schedule": 24 * 3600.0},
 }
@@ -39,14 +57,24 @@ app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0.2}
 logger = logging.getLogger(__name__)
 
 
+class UnknownTask(LookupError):
+    """`enqueue` was given a name no task module registers."""
+
+
+def register_tasks() -> None:
+    """Import every task module so each process knows every task by name."""
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+
+
 def enqueue(name: str, *args: object) -> bool:
     """Send a task by name (apps trigger higher apps' tasks this way), never failing
-    the caller: with the broker down the data is already committed, and the
-    periodic sweeps (embedding, rollups) pick the work up when it returns."""
+    the caller on a broker outage: the data is already committed, and the periodic
+    sweeps (analysis, embedding, rollups, jobs) pick the work up when it returns.
+    An unknown name is a programming error and raises."""
     task = app.tasks.get(name)
-    if task is None:  # registered when its module is imported; import it by name
-        importlib.import_module(name.rsplit(".", 1)[0])
-        task = app.tasks[name]
+    if task is None:
+        raise UnknownTask(f"No task named {name!r}; is its module in TASK_MODULES?")
     try:
         task.delay(*args)
     except (BrokerError, ConnectionError, OSError) as exc:

@@ -49,8 +49,11 @@ INSTALLED_APPS = [
     "ninja",
     "workspaces",
     "traces",
+    "failures",
     "skills",
     "metrics",
+    # Last: its ready() registers the tasks of every app above.
+    "hivemind_web",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "workspaces.middleware.DomainErrorMiddleware",
     "workspaces.textsafety.JsonTextMiddleware",
     "skills.middleware.SkillsETagMiddleware",
 ]
@@ -143,16 +147,23 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = env.bool("HIVEMIND_STATIC_FROM_FINDERS", default=True)
 
 # --- Celery -----------------------------------------------------------------
-# With no broker, tasks run inline in the process that enqueues them, so the
-# default run still embeds, clusters and distills.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Without CELERY_BROKER_URL, the embedded Redis that `make run` starts in the
+# data dir (a unix socket, no port, no service to install; see
+# hivemind_web/embedded_broker.py). Work is never run inline in a web request
+# unless HIVEMIND_TASKS_EAGER is set (the test suite sets it).
+EMBEDDED_BROKER_SOCKET = DATA_DIR / "redis" / "redis.sock"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or (
+    f"redis+socket://{EMBEDDED_BROKER_SOCKET}"
+)
+CELERY_TASK_ALWAYS_EAGER = env.bool("HIVEMIND_TASKS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = env.bool("HIVEMIND_EAGER_PROPAGATES", default=False)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis: a message taken by a worker that dies unacknowledged goes back to the
 # queue after this many seconds (acks_late + reject_on_worker_lost).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -192,7 +203,7 @@ HIVEMIND_LOGIN_ATTEMPTS = env.int("HIVEMIND_LOGIN_ATTEMPTS", default=10)
 HIVEMIND_OTLP_MAX_CONCURRENT = env.int("HIVEMIND_OTLP_MAX_CONCURRENT", default=8)
 
 # --- Failure modes ------------------------------------------------------------
-HIVEMIND_EMBEDDER = env.str("HIVEMIND_EMBEDDER", default="traces.embeddings:MiniLMEmbedder")
+HIVEMIND_EMBEDDER = env.str("HIVEMIND_EMBEDDER", default="failures.embedding:MiniLMEmbedder")
 # A new incident joins an existing mode at once when its cosine similarity to the
 # mode's centroid is at least this.
 HIVEMIND_ASSIGN_SIMILARITY = env.float("HIVEMIND_ASSIGN_SIMILARITY", default=0.80)

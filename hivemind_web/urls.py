@@ -20,5 +20,6 @@ urlpatterns = [
     path("w/<slug:slug>/", include("metrics.urls")),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/", include("traces.urls")),
+    path("w/<slug:slug>/", include("failures.urls")),
     path("w/<slug:slug>/", include("skills.urls")),
 ]

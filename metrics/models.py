@@ -73,3 +73,33 @@ class SweepMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.watermark}"
+
+
+class Snapshot(models.Model):
+    """An immutable training export: chosen traces as chat-format JSONL (SFT, with a
+    train / held-out split) and preference pairs (DPO: a failed and a succeeded
+    attempt at the same task). The filter and the counts are recorded with it;
+    nothing ever updates a snapshot (traces.snapshots makes them)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="snapshots")
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=100, blank=True)
+    filters = models.JSONField(default=dict)
+    counts = models.JSONField(default=dict)
+    sft_train = models.TextField(blank=True)
+    sft_heldout = models.TextField(blank=True)
+    dpo_pairs = models.TextField(blank=True)
+    created_by_label = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "version"], name="snapshot_unique_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"snapshot v{self.version}"
+
+    FILES = {"sft-train.jsonl": "sft_train", "sft-heldout.jsonl": "sft_heldout",
+             "dpo-pairs.jsonl": "dpo_pairs"}  # fmt: skip

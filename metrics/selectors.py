@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -15,7 +15,7 @@ from skills.models import Skill, SkillStatus
 from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Workspace
 
-from .models import DailyRollup, SkillDailyRollup
+from .models import DailyRollup, SkillDailyRollup, Snapshot
 from .stats import Rate, verdict
 
 
@@ -139,7 +139,7 @@ _IMPACT_SQL = """
     ), hits AS (
         SELECT p.skill, m.day >= p.day AS after, sum(m.traces) AS n
         FROM p JOIN a ON a.skill = p.skill
-        JOIN traces_modedailycount m ON m.failure_mode_id = p.mode_id AND m.agent = a.agent
+        JOIN failures_modedailycount m ON m.failure_mode_id = p.mode_id AND m.agent = a.agent
              AND m.day >= p.day - %(window)s
         GROUP BY 1, 2
     )
@@ -236,3 +236,8 @@ def impact_table(*, workspace: Workspace) -> list[dict]:
     )
     impacts = skill_impacts(workspace=workspace, skills=skills)
     return [impacts[s.pk] for s in skills if s.pk in impacts]
+
+
+def snapshot_list(*, workspace: Workspace) -> QuerySet[Snapshot]:
+    """A workspace's snapshots, newest first, without their (large) files."""
+    return Snapshot.objects.filter(workspace=workspace).defer(*Snapshot.FILES.values())

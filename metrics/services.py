@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from traces.failure_modes import mode_daily_counts_refresh
+from failures.services import mode_daily_counts_refresh
 
 _REFRESH_SQL = """
     INSERT INTO metrics_dailyrollup (workspace_id, day, agent, traces, succeeded, failed,
@@ -18,7 +18,7 @@ _REFRESH_SQL = """
            COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0),
            COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
     FROM traces_trace t
-    LEFT JOIN LATERAL (SELECT count(*) AS n FROM traces_incident i WHERE i.trace_id = t.id) i
+    LEFT JOIN LATERAL (SELECT count(*) AS n FROM failures_incident i WHERE i.trace_id = t.id) i
            ON TRUE
     WHERE {where}
     GROUP BY 1, 2, 3

@@ -29,12 +29,15 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from failures import clustering
+from failures.embedding import incidents_embed
+from failures.mining import incidents_mine
+from failures.models import FailureMode, Incident, ModeStatus
+from failures.services import failure_modes_recluster
 from skills import review
 from skills.models import JobState, Skill, SkillStatus
 from skills.services import distill_due, distillation_run
-from traces import clustering
-from traces.failure_modes import failure_modes_recluster, incidents_embed
-from traces.models import FailureMode, Incident, ModeStatus
+from traces.models import Trace
 from workspaces.models import Role, Scope, Workspace
 from workspaces.services import api_key_create, membership_set, workspace_create
 
@@ -186,6 +189,12 @@ class Simulation:
         return next((m.key for m in MODES if m.tool == tool), None)
 
     def _cluster_and_distill(self) -> None:
+        # The stages the worker runs after ingest, run here in order (a simulation
+        # inside one process); each is idempotent if the worker runs it too.
+        trace_ids = list(
+            Trace.objects.filter(workspace=self.workspace).values_list("pk", flat=True)
+        )
+        incidents_mine(workspace_id=self.workspace.pk, trace_ids=trace_ids)
         incidents_embed(workspace_id=self.workspace.pk, limit=100_000)
         failure_modes_recluster(workspace_id=self.workspace.pk)
         for job in distill_due(workspace_id=self.workspace.pk):

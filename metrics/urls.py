@@ -8,4 +8,10 @@ urlpatterns = [
     path("metrics/skill-impact.csv", views.impact_csv, name="impact_csv"),
     path("metrics/compound.csv", views.compound_csv, name="compound_csv"),
     path("metrics/skills/<int:pk>/impact/", views.skill_impact_partial, name="skill_impact"),
+    path("training-data/", views.snapshot_page, name="snapshot_list"),
+    path(
+        "training-data/<int:version>/<str:filename>",
+        views.snapshot_download,
+        name="snapshot_download",
+    ),  # fmt: skip
 ]

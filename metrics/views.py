@@ -2,27 +2,37 @@ from __future__ import annotations
 
 import csv
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from failures.selectors import failure_mode_list
+from traces.selectors import trace_agent_list
 from workspaces.decorators import workspace_view
+from workspaces.errors import DomainError
 from workspaces.forms import ApiKeyForm
+from workspaces.models import Role
+from workspaces.requests import WorkspaceRequest
 
 from . import charts
+from .forms import SnapshotForm
+from .models import Snapshot
 from .selectors import (
     compound_by_agent,
     impact_table,
     overview_get,
     recent_failed_traces,
+    snapshot_list,
     success_by_period,
 )
+from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
 
 
 @require_GET
 @workspace_view()
-def overview(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def overview(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     return render(
         request,
         "metrics/overview.html",
@@ -36,8 +46,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def metrics_page(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def metrics_page(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     # Weekly by default: daily counts are small and their intervals wide.
     week = request.GET.get("by") != "day"
     unit = "week" if week else "day"
@@ -61,14 +71,14 @@ def _pct(rate) -> str:  # type: ignore[no-untyped-def]
 
 @require_GET
 @workspace_view()
-def impact_csv(request: HttpRequest) -> HttpResponse:
+def impact_csv(request: WorkspaceRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="skill-impact.csv"'
     writer = csv.writer(response)
     writer.writerow(["skill", "published_at", "agents", "with_rate_pct", "with_n", "without_rate_pct",
                      "without_n", "before_rate_pct", "before_n", "after_rate_pct", "after_n",
                      "mode_per_100_before", "mode_per_100_after", "verdict"])  # fmt: skip
-    for row in impact_table(workspace=request.workspace):  # type: ignore[attr-defined]
+    for row in impact_table(workspace=request.workspace):
         if not row.get("agents"):
             continue
         writer.writerow([
@@ -82,13 +92,13 @@ def impact_csv(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def compound_csv(request: HttpRequest) -> HttpResponse:
+def compound_csv(request: WorkspaceRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="compound-error.csv"'
     writer = csv.writer(response)
     writer.writerow(["agent", "per_step_success", "typical_steps", "predicted_end_to_end",
                      "observed_end_to_end", "n"])  # fmt: skip
-    for row in compound_by_agent(workspace=request.workspace):  # type: ignore[attr-defined]
+    for row in compound_by_agent(workspace=request.workspace):
         writer.writerow([row["agent"], f"{row['per_step']:.4f}", f"{row['typical_steps']:.1f}",
                          f"{row['predicted']:.4f}", _pct(row["end_to_end"]), row["end_to_end"].n])  # fmt: skip
     return response
@@ -96,7 +106,7 @@ def compound_csv(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def skill_impact_partial(request: HttpRequest, pk: int) -> HttpResponse:
+def skill_impact_partial(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The skill page's impact section (served here: skills never imports metrics)."""
     from django.http import Http404
 
@@ -106,9 +116,50 @@ def skill_impact_partial(request: HttpRequest, pk: int) -> HttpResponse:
     from .selectors import skill_impact
 
     try:
-        skill = skill_get(workspace=request.workspace, pk=pk)  # type: ignore[attr-defined]
+        skill = skill_get(workspace=request.workspace, pk=pk)
     except NotFound:
         raise Http404("No such skill.") from None
-    row = skill_impact(workspace=request.workspace, skill=skill)  # type: ignore[attr-defined]
+    row = skill_impact(workspace=request.workspace, skill=skill)
     template = "metrics/_skill_impact.html" if request.htmx else "metrics/skill_impact.html"
     return render(request, template, {"row": row, "skill": skill})
+
+
+@workspace_view()
+def snapshot_page(request: WorkspaceRequest) -> HttpResponse:
+    """Training snapshots: the list, and (leads) a form to make one."""
+    workspace = request.workspace
+    form_kwargs = {"agents": trace_agent_list(workspace=workspace),
+                   "modes": failure_mode_list(workspace=workspace)}  # fmt: skip
+    can_make = request.membership.has_role(Role.LEAD)
+    status = 200
+    if request.method == "POST":
+        if not can_make:
+            return render(request, "workspaces/forbidden.html", status=403)
+        form = SnapshotForm(request.POST, **form_kwargs)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                snapshot = snapshot_create(
+                    workspace=workspace, name=data.pop("name"), actor=request.user,
+                    filters=SnapshotFilter(**{k: v for k, v in data.items()
+                                              if v not in (None, "")}),
+                )  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"Snapshot v{snapshot.version} made.")
+                return redirect("snapshot_list", slug=workspace.slug)
+        status = 422
+    elif request.method != "GET":
+        return HttpResponse(status=405)
+    else:
+        form = SnapshotForm(**form_kwargs)
+    return render(request, "metrics/snapshots.html", {
+        "form": form, "snapshots": snapshot_list(workspace=workspace), "can_make": can_make, "files": list(Snapshot.FILES),
+    }, status=status)  # fmt: skip
+
+
+@require_GET
+@workspace_view()
+def snapshot_download(request: WorkspaceRequest, version: int, filename: str) -> HttpResponse:
+    return snapshot_file_response(workspace=request.workspace, version=version, filename=filename)

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 from ninja.pagination import LimitOffsetPagination, paginate
 
-from traces.embeddings import get_embedder
+from failures.embedding import get_embedder
 from workspaces.auth import ApiKeyAuth
 from workspaces.errors import NotFound
 from workspaces.models import Scope

@@ -20,8 +20,9 @@ from typing import Any
 
 from django.conf import settings
 
-from traces.clustering import parse_signature
-from traces.models import FailureMode, Incident, Step
+from failures.clustering import parse_signature
+from failures.models import FailureMode, Incident
+from traces.models import Step
 
 from .skillmd import SkillDoc, slugify_name, validate
 

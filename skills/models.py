@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from traces.models import FailureMode, Incident
+from failures.models import FailureMode, Incident
 from workspaces.models import Workspace
 
 

@@ -12,9 +12,10 @@ import difflib
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from traces.models import ModeStatus
-from workspaces.errors import Conflict, InvalidInput, PermissionDenied
-from workspaces.models import Membership, Role
+from failures.services import failure_mode_mark_addressed
+from workspaces.errors import Conflict, InvalidInput
+from workspaces.models import Role
+from workspaces.selectors import membership_require
 from workspaces.services import audit_record
 
 from .models import Authorship, Skill, SkillStatus, SkillVersion
@@ -41,9 +42,8 @@ PAST = {"approve": "approved", "edit": "edited", "reject": "rejected", "retire":
 
 
 def _check(skill: Skill, actor: AbstractBaseUser, action: str) -> None:
-    membership = Membership.objects.filter(workspace=skill.workspace, user=actor).first()
-    if membership is None or not membership.has_role(Role.LEAD):
-        raise PermissionDenied(f"Only leads and admins can {action} skills.")
+    membership_require(workspace=skill.workspace, user=actor, role=Role.LEAD,
+                       action=f"{action} skills")  # fmt: skip
     if skill.status not in ALLOWED_FROM[action]:
         raise Conflict(f"A {skill.status} skill cannot be {PAST[action]}.")
 
@@ -55,7 +55,9 @@ def _version(skill: Skill, number: int) -> SkillVersion:
     return version
 
 
-def _audit(skill: Skill, actor: AbstractBaseUser, action: str, before: str, **after) -> None:  # type: ignore[no-untyped-def]
+def _audit(
+    skill: Skill, actor: AbstractBaseUser, action: str, before: str, **after: object
+) -> None:
     # Every transition passes here: keep what agents are served in step with it.
     published_set_refresh(workspace_id=skill.workspace_id)
     audit_record(
@@ -80,9 +82,7 @@ def skill_approve(*, skill: Skill, number: int, actor: AbstractBaseUser) -> Skil
     skill.status, skill.published_version = SkillStatus.PUBLISHED, version
     skill.save(update_fields=["status", "published_version", "updated_at"])
     if skill.source_mode_id:
-        type(skill.source_mode).objects.filter(
-            pk=skill.source_mode_id, status=ModeStatus.OPEN
-        ).update(status=ModeStatus.ADDRESSED)
+        failure_mode_mark_addressed(mode_id=skill.source_mode_id)
     _audit(skill, actor, "approve", before, version=version.number)
     _published(skill, version)
     return skill

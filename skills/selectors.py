@@ -6,7 +6,7 @@ import markdown as md
 import nh3
 from django.db.models import QuerySet
 
-from traces.models import FailureMode
+from failures.models import FailureMode
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
@@ -45,6 +45,22 @@ def render_markdown(text: str) -> str:
     """Markdown to HTML, sanitised: drafts come from LLMs fed with agent output."""
     html = md.markdown(text, extensions=["fenced_code", "tables", "sane_lists"])
     return nh3.clean(html, link_rel="noopener noreferrer nofollow")
+
+
+def skill_list_for_mode(*, mode: FailureMode) -> QuerySet[Skill]:
+    """Skills drafted from this failure mode."""
+    return Skill.objects.filter(workspace=mode.workspace, source_mode=mode).order_by("name")
+
+
+def skill_names_by_mode(*, workspace: Workspace) -> dict[int, list[Skill]]:
+    """Failure mode id -> the skills drafted from it (the mode list's Skill column)."""
+    by_mode: dict[int, list[Skill]] = {}
+    for skill in Skill.objects.filter(workspace=workspace, source_mode__isnull=False).order_by(
+        "name"
+    ):
+        assert skill.source_mode_id is not None
+        by_mode.setdefault(skill.source_mode_id, []).append(skill)
+    return by_mode
 
 
 def latest_job(*, mode: FailureMode) -> DistillationJob | None:

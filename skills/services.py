@@ -8,13 +8,15 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Q, Subquery
 
+from failures.embedding import get_embedder
+from failures.models import FailureMode, ModeStatus
+from failures.selectors import mode_incidents_nearest
 from hivemind_web.celery import enqueue
-from traces.embeddings import get_embedder
-from traces.models import FailureMode, ModeStatus
-from traces.selectors import mode_incidents_nearest
-from workspaces.errors import InvalidInput, PermissionDenied
-from workspaces.models import Membership, Role, Workspace
+from workspaces.errors import InvalidInput
+from workspaces.models import Role, Workspace
+from workspaces.selectors import membership_require
 from workspaces.services import audit_record
 
 from . import distill
@@ -30,24 +32,27 @@ DUPLICATE_SIMILARITY = 0.92
 def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
     """Open modes with enough incidents and no proposed or published skill.
 
-    A mode whose skill was rejected is due again only once new incidents arrived.
+    A mode whose skill was rejected is due again only once new incidents arrived
+    (more than when it was rejected). One query: the last rejection's incident
+    count comes in as an annotation.
     """
-    modes = FailureMode.objects.filter(
-        workspace_id=workspace_id,
-        status=ModeStatus.OPEN,
-        incident_count__gte=settings.HIVEMIND_DISTILL_MIN_INCIDENTS,
-    ).exclude(skills__status__in=[SkillStatus.PROPOSED, SkillStatus.PUBLISHED])
-    due = []
-    for mode in modes.distinct():
-        rejected = mode.skills.filter(status=SkillStatus.REJECTED).order_by("-updated_at").first()
-        if (
-            rejected
-            and rejected.rejected_at_incidents is not None
-            and mode.incident_count <= rejected.rejected_at_incidents
-        ):
-            continue
-        due.append(mode)
-    return due
+    last_rejected = (
+        Skill.objects.filter(source_mode=OuterRef("pk"), status=SkillStatus.REJECTED)
+        .order_by("-updated_at")
+        .values("rejected_at_incidents")[:1]
+    )
+    return list(
+        FailureMode.objects.filter(
+            workspace_id=workspace_id,
+            status=ModeStatus.OPEN,
+            incident_count__gte=settings.HIVEMIND_DISTILL_MIN_INCIDENTS,
+        )
+        .exclude(skills__status__in=[SkillStatus.PROPOSED, SkillStatus.PUBLISHED])
+        .annotate(rejected_at=Subquery(last_rejected))
+        .filter(Q(rejected_at__isnull=True) | Q(incident_count__gt=F("rejected_at")))
+        .distinct()
+        .order_by("-incident_count", "pk")
+    )
 
 
 def distillation_request(
@@ -55,9 +60,8 @@ def distillation_request(
 ) -> tuple[DistillationJob, bool]:
     """Queue drafting for `mode`; reuses a job already queued or drafting."""
     if actor is not None:
-        membership = Membership.objects.filter(workspace=mode.workspace, user=actor).first()
-        if membership is None or not membership.has_role(Role.LEAD):
-            raise PermissionDenied("Only leads and admins can request a skill draft.")
+        membership_require(workspace=mode.workspace, user=actor, role=Role.LEAD,
+                           action="request a skill draft")  # fmt: skip
     active = DistillationJob.objects.filter(
         failure_mode=mode, state__in=[JobState.QUEUED, JobState.DRAFTING]
     ).first()

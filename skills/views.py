@@ -1,31 +1,35 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from traces.charts import incidents_per_day_figure
-from traces.selectors import daily_incident_counts, failure_mode_get
+from failures.charts import incidents_per_day_figure
+from failures.selectors import daily_incident_counts, failure_mode_get
 from workspaces.decorators import workspace_view
-from workspaces.errors import DomainError, NotFound, PermissionDenied
 from workspaces.models import Role
+from workspaces.requests import WorkspaceRequest
 
 from . import review, selectors
 from .forms import WebhookForm
-from .models import SkillStatus
+from .models import Skill, SkillStatus, SkillVersion
 from .services import distillation_request
 from .webhooks import webhook_get, webhook_save
 
 
 @require_GET
 @workspace_view()
-def skill_list(request: HttpRequest) -> HttpResponse:
+def skill_list(request: WorkspaceRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in SkillStatus.values:
         status = ""
-    skills = selectors.skill_list(workspace=request.workspace, status=status)  # type: ignore[attr-defined]
+    skills = selectors.skill_list(workspace=request.workspace, status=status)
     return render(
         request,
         "skills/list.html",
@@ -35,11 +39,8 @@ def skill_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def skill_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        skill = selectors.skill_get(workspace=request.workspace, pk=pk)  # type: ignore[attr-defined]
-    except NotFound:
-        raise Http404("No such skill.") from None
+def skill_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    skill = selectors.skill_get(workspace=request.workspace, pk=pk)
     versions = list(selectors.skill_versions(skill=skill))
     shown = versions[0] if versions else None
     wanted = request.GET.get("version", "")
@@ -58,13 +59,13 @@ def skill_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "diff": _diff(versions, shown),
             "audit": selectors.skill_audit(skill=skill),
             "in_scope": selectors.traces_with_skill(skill=skill),
-            "can_act": request.membership.has_role(Role.LEAD),  # type: ignore[attr-defined]
+            "can_act": request.membership.has_role(Role.LEAD),
             "mode_figure": _mode_figure(skill),
         },
     )
 
 
-def _mode_figure(skill):  # type: ignore[no-untyped-def]
+def _mode_figure(skill: Skill) -> dict[str, Any] | None:
     """The source mode's incidents per day, so a reviewer sees how much it matters."""
     if skill.source_mode_id is None:
         return None
@@ -78,7 +79,7 @@ def _mode_figure(skill):  # type: ignore[no-untyped-def]
     )
 
 
-def _diff(versions, shown):  # type: ignore[no-untyped-def]
+def _diff(versions: list[SkillVersion], shown: SkillVersion | None) -> str:
     if shown is None:
         return ""
     older = next((v for v in versions if v.number == shown.number - 1), None)
@@ -87,16 +88,10 @@ def _diff(versions, shown):  # type: ignore[no-untyped-def]
 
 @require_POST
 @workspace_view(Role.LEAD)
-def draft_request(request: HttpRequest, mode_pk: int) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    try:
-        mode = failure_mode_get(workspace=workspace, pk=mode_pk)
-        job, created = distillation_request(mode=mode, actor=request.user)
-    except NotFound:
-        raise Http404("No such failure mode.") from None
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-        return redirect("mode_detail", slug=workspace.slug, pk=mode_pk)
+def draft_request(request: WorkspaceRequest, mode_pk: int) -> HttpResponse:
+    workspace = request.workspace
+    mode = failure_mode_get(workspace=workspace, pk=mode_pk)
+    job, created = distillation_request(mode=mode, actor=request.user)
     if request.htmx:
         return render(request, "skills/_job.html", {"job": job, "mode": mode})
     if not created:
@@ -106,41 +101,31 @@ def draft_request(request: HttpRequest, mode_pk: int) -> HttpResponse:
 
 @require_GET
 @workspace_view()
-def job_status(request: HttpRequest, pk: int) -> HttpResponse:
+def job_status(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The job's state, polled by htmx while it is queued or drafting."""
-    try:
-        job = selectors.job_get(workspace=request.workspace, pk=pk)  # type: ignore[attr-defined]
-    except NotFound:
-        raise Http404("No such job.") from None
+    job = selectors.job_get(workspace=request.workspace, pk=pk)
     return render(request, "skills/_job.html", {"job": job, "mode": job.failure_mode})
 
 
-def _review_action(request: HttpRequest, pk: int, action) -> HttpResponse:  # type: ignore[no-untyped-def]
-    workspace = request.workspace  # type: ignore[attr-defined]
-    try:
-        skill = selectors.skill_get(workspace=workspace, pk=pk)
-        message = action(skill)
-    except NotFound:
-        raise Http404("No such skill.") from None
-    except PermissionDenied as exc:
-        return render(request, "workspaces/forbidden.html", {"needed_role": "Lead",
-                                                              "detail": exc.detail}, status=403)  # fmt: skip
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, message)
-    return redirect("skill_detail", slug=workspace.slug, pk=pk)
+def _review_action(
+    request: WorkspaceRequest, pk: int, action: Callable[[Skill], str]
+) -> HttpResponse:
+    """Run one review decision; a refused one (role, state) is shown by the
+    DomainErrorMiddleware on the skill's page."""
+    skill = selectors.skill_get(workspace=request.workspace, pk=pk)
+    messages.success(request, action(skill))
+    return redirect("skill_detail", slug=request.workspace.slug, pk=pk)
 
 
-def _number(request: HttpRequest) -> int:
+def _number(request: WorkspaceRequest) -> int:
     value = request.POST.get("version", "")
     return int(value) if value.isdigit() else 0
 
 
 @require_POST
 @workspace_view()
-def skill_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    def act(skill):  # type: ignore[no-untyped-def]
+def skill_approve_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    def act(skill: Skill) -> str:
         review.skill_approve(skill=skill, number=_number(request), actor=request.user)
         return f"Published v{_number(request)}: agents receive it on their next fetch."
 
@@ -149,8 +134,8 @@ def skill_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view()
-def skill_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
-    def act(skill):  # type: ignore[no-untyped-def]
+def skill_edit_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    def act(skill: Skill) -> str:
         version = review.skill_edit(
             skill=skill, description=request.POST.get("description", ""),
             body=request.POST.get("body", ""), actor=request.user,
@@ -162,8 +147,8 @@ def skill_edit_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view()
-def skill_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
-    def act(skill):  # type: ignore[no-untyped-def]
+def skill_reject_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    def act(skill: Skill) -> str:
         review.skill_reject(skill=skill, reason=request.POST.get("reason", ""), actor=request.user)
         return "Rejected. The mode is not drafted again until new incidents arrive."
 
@@ -172,8 +157,8 @@ def skill_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view()
-def skill_retire_view(request: HttpRequest, pk: int) -> HttpResponse:
-    def act(skill):  # type: ignore[no-untyped-def]
+def skill_retire_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    def act(skill: Skill) -> str:
         review.skill_retire(skill=skill, reason=request.POST.get("reason", ""), actor=request.user)
         return "Retired: agents stop receiving it on their next fetch."
 
@@ -182,8 +167,8 @@ def skill_retire_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view()
-def skill_rollback_view(request: HttpRequest, pk: int) -> HttpResponse:
-    def act(skill):  # type: ignore[no-untyped-def]
+def skill_rollback_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    def act(skill: Skill) -> str:
         review.skill_rollback(skill=skill, number=_number(request), actor=request.user)
         return f"Rolled back: agents now receive v{_number(request)}."
 
@@ -191,9 +176,9 @@ def skill_rollback_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @workspace_view(Role.ADMIN)
-def webhook_settings(request: HttpRequest) -> HttpResponse:
+def webhook_settings(request: WorkspaceRequest) -> HttpResponse:
     """The workspace's publish webhook (URL and secret) and its recent deliveries."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     endpoint = webhook_get(workspace=workspace)
     form = WebhookForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
@@ -202,3 +187,30 @@ def webhook_settings(request: HttpRequest) -> HttpResponse:
         return redirect("webhook_settings", slug=workspace.slug)
     deliveries = endpoint.deliveries.all()[:50] if endpoint else []
     return render(request, "skills/webhook.html", {"form": form, "deliveries": deliveries})
+
+
+@require_GET
+@workspace_view()
+def mode_skill_panel(request: WorkspaceRequest, mode_pk: int) -> HttpResponse:
+    """The skills of one failure mode, its latest drafting job and (for leads) the
+    Draft button: the partial the mode page loads, since modes live below skills."""
+    mode = failure_mode_get(workspace=request.workspace, pk=mode_pk)
+    return render(
+        request,
+        "skills/_mode_panel.html",
+        {
+            "mode": mode,
+            "skills": selectors.skill_list_for_mode(mode=mode),
+            "latest_job": selectors.latest_job(mode=mode),
+            "can_act": request.membership.has_role(Role.LEAD),
+            "drafter_offline": not settings.ANTHROPIC_API_KEY,
+        },
+    )
+
+
+@require_GET
+@workspace_view()
+def mode_skill_cells(request: WorkspaceRequest) -> HttpResponse:
+    """The Skill column of the failure-mode list, as out-of-band swaps (one per mode)."""
+    by_mode = selectors.skill_names_by_mode(workspace=request.workspace)
+    return render(request, "skills/_mode_cells.html", {"by_mode": by_mode})

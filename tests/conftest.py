@@ -6,8 +6,13 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from hivemind_web.celery import app as celery_app
 from tests.factories import add_member, make_key, make_user, make_workspace
 from workspaces.models import Role, Workspace
+
+# The suite runs tasks inline where it enqueues them (tests about the broker and
+# the worker switch to a real one with tests.factories.celery_broker).
+celery_app.conf.task_always_eager = True
 
 
 @dataclass

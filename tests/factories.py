@@ -84,3 +84,22 @@ def celery_broker(url: str, **transport_options: Any) -> Iterator[Any]:
     finally:
         app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
         reset()
+
+
+def analyse(workspace: Workspace) -> None:
+    """Run the failures stage on every trace of the workspace, as the worker does
+    after ingest commits (the suite's transactions never commit)."""
+    from failures.mining import incidents_mine
+    from traces.models import Trace
+
+    trace_ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
+    incidents_mine(workspace_id=workspace.pk, trace_ids=trace_ids)
+
+
+def ingest(workspace: Workspace, items: list[Any]) -> Any:
+    """Store traces through the ingest service, then find their incidents."""
+    from traces.services import trace_ingest_batch
+
+    batch = trace_ingest_batch(workspace=workspace, items=items)
+    analyse(workspace)
+    return batch

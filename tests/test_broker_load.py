@@ -24,8 +24,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from failures.models import Incident
 from tests.factories import celery_broker, make_key, make_user, make_workspace
-from traces.models import Incident, Trace
+from traces.models import Trace
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,10 +131,12 @@ def _run_load(live_server, app) -> None:  # type: ignore[no-untyped-def]
         run(second)  # sent while no worker runs: queued in Redis
         worker = _worker()
         # The periodic sweep (beat runs it every 5 minutes) picks up anything lost.
-        app.tasks["traces.tasks.sweep_unfinished"].delay()
+        app.tasks["failures.tasks.sweep_unfinished"].delay()
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            if not Incident.objects.filter(workspace=workspace, embedded_at=None).exists():
+            # Incidents are found by the worker after ingest: all there, all embedded.
+            incidents = Incident.objects.filter(workspace=workspace)
+            if incidents.count() == 2 * TRACES and not incidents.filter(embedded_at=None).exists():
                 break
             time.sleep(2)
         assert not errors, errors

@@ -14,13 +14,13 @@ import re
 import pytest
 from django.urls import get_resolver
 
+from failures.models import ClusterRun, FailureMode, Incident
 from hivemind_web.api import api
+from metrics.snapshots import SnapshotFilter, snapshot_create
 from skills import review
 from skills.models import DistillationJob, Skill, SkillVersion
-from tests.factories import make_key, trace_payload
-from traces.models import FailureMode, Incident, Trace
-from traces.services import trace_ingest_batch
-from traces.snapshots import SnapshotFilter, snapshot_create
+from tests.factories import ingest, make_key, trace_payload
+from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Membership, Scope
 
 SECRET_TASK = "Refund order for ACME-ONLY-CUSTOMER"
@@ -41,7 +41,7 @@ def _routes():
 def victim(tenant):
     """A workspace with one of everything."""
     ws = tenant.workspace
-    trace_ingest_batch(workspace=ws, items=[trace_payload("acme-secret-trace", task=SECRET_TASK)])
+    ingest(workspace=ws, items=[trace_payload("acme-secret-trace", task=SECRET_TASK)])
     trace = Trace.objects.get(workspace=ws)
     mode = FailureMode.objects.create(workspace=ws, label="acme-only failure mode",
                                       incident_count=1)  # fmt: skip
@@ -51,9 +51,10 @@ def victim(tenant):
                                 body="## Do\nx", authorship="user")  # fmt: skip
     review.skill_approve(skill=skill, number=1, actor=tenant.lead)
     job = DistillationJob.objects.create(workspace=ws, failure_mode=mode)
+    run = ClusterRun.objects.create(workspace=ws)
     snapshot_create(workspace=ws, filters=SnapshotFilter(), actor=tenant.lead)
     return {
-        "tenant": tenant, "trace": trace, "mode": mode, "skill": skill, "job": job,
+        "tenant": tenant, "trace": trace, "mode": mode, "skill": skill, "job": job, "run": run,
         "key": ApiKey.objects.filter(workspace=ws).first(),
         "member": Membership.objects.get(workspace=ws, user=tenant.viewer),
     }  # fmt: skip
@@ -66,6 +67,8 @@ def _page_params(name: str, v: dict) -> dict:
         return {"pk": v["skill"].pk}
     return {
         "trace_detail": {"pk": v["trace"].pk},
+        "trace_incidents": {"pk": v["trace"].pk},
+        "cluster_run": {"pk": v["run"].pk},
         "api_key_revoke": {"pk": v["key"].pk},
         "member_role": {"pk": v["member"].pk},
         "member_remove": {"pk": v["member"].pk},

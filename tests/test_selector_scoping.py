@@ -14,19 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from failures import selectors as failure_selectors
+from failures.models import ClusterRun, FailureMode
 from skills import selectors as skill_selectors
 from skills.models import DistillationJob, Skill
-from tests.factories import trace_payload
+from tests.factories import ingest, trace_payload
 from traces import selectors as trace_selectors
-from traces.models import FailureMode, Trace
-from traces.services import trace_ingest_batch
+from traces.models import Trace
 from workspaces import selectors as workspace_selectors
 from workspaces.errors import NotFound
 from workspaces.models import ApiKey, Membership
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["workspaces/selectors.py", "traces/selectors.py", "skills/selectors.py",
-           "metrics/selectors.py", "traces/search.py"]  # fmt: skip
+MODULES = ["workspaces/selectors.py", "traces/selectors.py", "failures/selectors.py",
+           "failures/search.py", "skills/selectors.py", "metrics/selectors.py"]  # fmt: skip
 # Parameters that carry the workspace with them (loaded through a scoped selector first).
 SCOPED_OBJECTS = {"workspace", "workspace_id", "trace", "mode", "skill", "user"}
 # Pure functions: no database access.
@@ -59,16 +60,19 @@ def test_every_selector_takes_and_uses_a_workspace_scope():
 
 @pytest.mark.django_db
 def test_get_by_id_selectors_refuse_another_workspaces_ids(tenant, other_tenant):
-    trace_ingest_batch(workspace=tenant.workspace, items=[trace_payload("scoped-1")])
+    ingest(workspace=tenant.workspace, items=[trace_payload("scoped-1")])
     trace = Trace.objects.get(external_id="scoped-1")
-    mode = FailureMode.objects.create(workspace=tenant.workspace, label="m")
+    # incident_count > 0: the list selector shows only modes that hold incidents.
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="m", incident_count=1)
+    run = ClusterRun.objects.create(workspace=tenant.workspace)
     skill = Skill.objects.create(workspace=tenant.workspace, name="scoped-skill")
     job = DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=mode)
     key = ApiKey.objects.filter(workspace=tenant.workspace).first()
     member = Membership.objects.filter(workspace=tenant.workspace).first()
     cases = [
         (trace_selectors.trace_get, trace.pk),
-        (trace_selectors.failure_mode_get, mode.pk),
+        (failure_selectors.failure_mode_get, mode.pk),
+        (failure_selectors.cluster_run_get, run.pk),
         (skill_selectors.skill_get, skill.pk),
         (skill_selectors.job_get, job.pk),
         (workspace_selectors.api_key_get, key.pk),
@@ -79,10 +83,11 @@ def test_get_by_id_selectors_refuse_another_workspaces_ids(tenant, other_tenant)
         with pytest.raises(NotFound):
             selector(workspace=other_tenant.workspace, pk=pk)
     lists = [
-        trace_selectors.trace_list, trace_selectors.failure_mode_list, skill_selectors.skill_list,
+        trace_selectors.trace_list, failure_selectors.failure_mode_list, skill_selectors.skill_list,
         workspace_selectors.api_key_list, workspace_selectors.audit_event_list,
     ]  # fmt: skip
     for selector in lists:
         mine = {o.pk for o in selector(workspace=tenant.workspace)}
         theirs = {o.pk for o in selector(workspace=other_tenant.workspace)}
+        assert mine, f"{selector.__name__} shows the owner nothing: the check would be vacuous"
         assert not mine & theirs, selector.__name__

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from ninja import Path, Query, Router, Status
-from ninja.pagination import LimitOffsetPagination, paginate
-from pydantic import BaseModel, ConfigDict, Field
+from django.http import HttpRequest
+from ninja import Path, Router, Status
 
-from hivemind_web.api import body_schema
 from workspaces.auth import ApiKeyAuth
 from workspaces.errors import BadRequest, InvalidInput
 from workspaces.models import Scope
+from workspaces.openapi import body_schema
 from workspaces.schemas import ErrorOut
 
 from .body import read_body
 from .claude_code import hook_ingest
-from .models import FailureMode, Snapshot
-from .schemas import (
-    IncidentHitOut,
-    IncidentSearchOut,
-    IsoDatetime,
-    ModeHitOut,
-    ModeRefOut,
-    OutcomeIn,
-    OutcomeOut,
-    TraceBatchIn,
-    TraceBatchOut,
-    utc,
-)
-from .search import SearchFilters, SearchHit, incident_search
-from .selectors import snapshot_list
+from .schemas import OutcomeIn, OutcomeOut, TraceBatchIn, TraceBatchOut
 from .services import capture_policy_get, outcome_record, trace_ingest_batch
-from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
 
 router = Router(tags=["traces"])
 
@@ -161,63 +142,6 @@ def trace_outcome(
     )
 
 
-@router.get(
-    "/incidents/search",
-    auth=ApiKeyAuth(),
-    response={200: IncidentSearchOut, 401: ErrorOut, 422: ErrorOut},
-    summary="Search incidents in plain words",
-)
-def incidents_search(
-    request: HttpRequest,
-    q: str = Query(
-        ...,
-        min_length=1,
-        max_length=500,
-        description="e.g. rate-limit errors in checkout this week",
-    ),
-    agent: str = Query("", max_length=200),
-    tool: str = Query("", max_length=200),
-    since: IsoDatetime | None = None,
-    until: IsoDatetime | None = None,
-    k: int = Query(20, ge=1, le=100),
-) -> IncidentSearchOut:
-    """Vector similarity and keyword match over incident signatures, within the key's
-    workspace. Time phrases ("this week") and agent names in `q` become filters;
-    `understood` says which."""
-    try:
-        since, until = utc(since), utc(until)
-    except ValueError as exc:
-        raise InvalidInput(f"since/until: {exc}.") from None
-    filters = SearchFilters(agent=agent, tool=tool, since=since, until=until)
-    result = incident_search(workspace=request.auth.workspace, query=q, filters=filters, k=k)  # type: ignore[attr-defined]
-    return IncidentSearchOut(
-        query=result.query,
-        understood=result.understood,
-        incidents=[_hit_out(hit) for hit in result.hits],
-        modes=[ModeHitOut(failure_mode=_mode_ref(m["mode"]), hits=m["hits"]) for m in result.modes],
-    )
-
-
-def _mode_ref(mode: FailureMode | None) -> ModeRefOut | None:
-    return ModeRefOut(id=mode.pk, label=mode.label, status=mode.status) if mode else None
-
-
-def _hit_out(hit: SearchHit) -> IncidentHitOut:
-    incident = hit.incident
-    return IncidentHitOut(
-        id=incident.pk,
-        trace_external_id=incident.trace.external_id,
-        agent=incident.trace.agent,
-        tool=incident.tool,
-        error=incident.error_text,
-        signature=incident.signature,
-        occurred_at=incident.occurred_at,
-        score=hit.score,
-        similarity=hit.similarity,
-        failure_mode=_mode_ref(incident.failure_mode),
-    )
-
-
 @router.post(
     "/hooks/claude-code",
     auth=ApiKeyAuth(scope=Scope.INGEST),
@@ -246,78 +170,3 @@ def claude_code_hook(request: HttpRequest) -> Status:
         {"created": batch.count("created"), "updated": batch.count("updated"), "rejected": rejected,
          "results": [r.__dict__ for r in batch.results]},
     )  # fmt: skip
-
-
-# --- training snapshots -----------------------------------------------------------------
-
-
-class SnapshotIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field("", max_length=100)
-    min_reward: float | None = Field(None, description="Keep traces with reward above this.")
-    agent: str = Field("", max_length=200)
-    since: date | None = None
-    until: date | None = None
-    failure_mode: int | None = Field(None, description="Only traces with an incident in this mode.")
-    skill: str = Field("", max_length=200, description="Only traces with this skill in scope.")
-    heldout_percent: int = Field(10, ge=0, le=50)
-
-
-class SnapshotOut(BaseModel):
-    version: int
-    name: str
-    filters: dict[str, Any]
-    counts: dict[str, int]
-    created_at: datetime
-    created_by: str
-    files: dict[str, str]
-
-
-def snapshot_out(snapshot: Snapshot) -> SnapshotOut:
-    base = f"{settings.HIVEMIND_PUBLIC_URL.rstrip('/')}/api/v1/snapshots/{snapshot.version}/"
-    return SnapshotOut(
-        version=snapshot.version, name=snapshot.name, filters=snapshot.filters,
-        counts=snapshot.counts, created_at=snapshot.created_at,
-        created_by=snapshot.created_by_label, files={f: base + f for f in Snapshot.FILES},
-    )  # fmt: skip
-
-
-@router.post(
-    "/snapshots",
-    auth=ApiKeyAuth(scope=Scope.EXPORT),
-    response={201: SnapshotOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
-    summary="Make a training snapshot (SFT JSONL + DPO pairs) from a filter",
-)
-def snapshot_make(request: HttpRequest, payload: SnapshotIn) -> Status:
-    """Immutable once made: the filter and the counts are recorded with it."""
-    api_key = request.auth  # type: ignore[attr-defined]
-    snapshot = snapshot_create(
-        workspace=api_key.workspace, name=payload.name, actor=None,
-        actor_label=f"API key {api_key.name}",
-        filters=SnapshotFilter(**payload.model_dump(exclude={"name"})),
-    )  # fmt: skip
-    return Status(201, snapshot_out(snapshot))
-
-
-@router.get(
-    "/snapshots",
-    auth=ApiKeyAuth(scope=Scope.EXPORT),
-    response={200: list[SnapshotOut], 401: ErrorOut, 403: ErrorOut},
-    summary="Training snapshots of this workspace, newest first",
-)
-@paginate(LimitOffsetPagination)
-def snapshot_list_api(request: HttpRequest) -> list[SnapshotOut]:
-    workspace = request.auth.workspace  # type: ignore[attr-defined]
-    return [snapshot_out(s) for s in snapshot_list(workspace=workspace)]
-
-
-@router.get(
-    "/snapshots/{version}/{filename}",
-    auth=ApiKeyAuth(scope=Scope.EXPORT),
-    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
-    summary="Download one file of a snapshot (JSONL)",
-)
-def snapshot_file_api(request: HttpRequest, version: int, filename: str) -> HttpResponse:
-    workspace = request.auth.workspace  # type: ignore[attr-defined]
-    return snapshot_file_response(workspace=workspace, version=version, filename=filename)

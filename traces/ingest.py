@@ -4,8 +4,9 @@ A batch is validated and redacted in Python first, trace by trace, so a bad
 trace is rejected before anything is written. The valid ones are then written
 with set-based SQL: COPY into temporary tables, one INSERT … ON CONFLICT for
 traces and one for steps (the upsert on external_id / step index is what makes
-retries harmless), aggregate and outcome updates, then incidents. That keeps a
-batch at a handful of round trips whatever its size.
+retries harmless), then aggregate and outcome updates. That keeps a batch at a
+handful of round trips whatever its size. Finding incidents in the stored steps
+is the failures app's job, queued after the commit.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.utils import timezone
 
 from workspaces.redaction import Redactor
 
-from .models import TRACE_LEVEL_INDEX, IncidentKind
 from .schemas import StepIn, TraceIn
-from .signatures import step_signature, trace_failure_signature
 
 
 @dataclass
@@ -118,7 +116,6 @@ def write_traces(workspace_id: int, traces: list[PreparedTrace]) -> dict[str, tu
         _upsert_steps(cursor, workspace_id)
         _refresh_aggregates(cursor, trace_ids)
         apply_pending_outcomes(cursor, workspace_id, list(ids))
-        _sync_incidents(cursor, workspace_id, traces, ids)
         cursor.execute("DROP TABLE tmp_trace, tmp_step")
     return ids
 
@@ -235,7 +232,8 @@ def apply_pending_outcomes(cursor: Any, workspace_id: int, external_ids: list[st
         )
         UPDATE traces_trace t SET
             status = COALESCE(NULLIF(latest.status, ''), t.status),
-            reward = COALESCE(latest.reward, t.reward)
+            reward = COALESCE(latest.reward, t.reward),
+            updated_at = now()
         FROM latest
         WHERE t.workspace_id = %s AND t.external_id = latest.external_id
         """,
@@ -250,107 +248,3 @@ def apply_pending_outcomes(cursor: Any, workspace_id: int, external_ids: list[st
         """,
         [workspace_id, external_ids],
     )
-
-
-def _sync_incidents(
-    cursor: Any,
-    workspace_id: int,
-    traces: list[PreparedTrace],
-    ids: dict[str, tuple[int, bool]],
-) -> None:
-    now = timezone.now()
-    rows, cleared = [], []
-    for t in traces:
-        trace_id = ids[t.external_id][0]
-        for s in t.steps:
-            if not s.is_error:
-                cleared.append((trace_id, s.index))
-                continue
-            signature = step_signature(
-                tool=s.name,
-                error=s.error or "error step",
-                step_input=s.input,
-                task=t.fields["task"],
-            )
-            occurred = s.started_at or t.fields["ended_at"] or t.fields["started_at"] or now
-            rows.append(
-                (workspace_id, trace_id, s.index, IncidentKind.STEP_ERROR, s.name,
-                 s.error or _text_of(s.output), signature, occurred)
-            )  # fmt: skip
-    upsert_incidents(cursor, rows)
-    if cleared:
-        # A re-sent step that no longer carries an error is no longer an incident.
-        cursor.execute(
-            """
-            DELETE FROM traces_incident i USING unnest(%s::bigint[], %s::int[]) AS c(trace_id, idx)
-            WHERE i.trace_id = c.trace_id AND i.step_index = c.idx
-            """,
-            [[c[0] for c in cleared], [c[1] for c in cleared]],
-        )
-    sync_trace_level_incidents(cursor, workspace_id, [ids[t.external_id][0] for t in traces])
-
-
-def upsert_incidents(cursor: Any, rows: list[tuple]) -> None:
-    """Insert or refresh incidents; a changed signature drops the stale embedding."""
-    if not rows:
-        return
-    cursor.executemany(
-        """
-        INSERT INTO traces_incident (workspace_id, trace_id, step_index, kind, tool, error_text,
-                                     signature, occurred_at, created_at, assigned_by)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), '')
-        ON CONFLICT (trace_id, step_index) DO UPDATE SET
-            kind = EXCLUDED.kind, tool = EXCLUDED.tool, error_text = EXCLUDED.error_text,
-            occurred_at = EXCLUDED.occurred_at,
-            embedding = CASE WHEN traces_incident.signature = EXCLUDED.signature
-                             THEN traces_incident.embedding END,
-            embedded_at = CASE WHEN traces_incident.signature = EXCLUDED.signature
-                               THEN traces_incident.embedded_at END,
-            signature = EXCLUDED.signature
-        """,
-        rows,
-    )
-
-
-def sync_trace_level_incidents(cursor: Any, workspace_id: int, trace_ids: list[int]) -> None:
-    """A failed trace with no failing step gets one incident for the whole trace;
-    any other trace has none."""
-    cursor.execute(
-        """
-        DELETE FROM traces_incident i USING traces_trace t
-        WHERE i.trace_id = t.id AND t.id = ANY(%s) AND i.step_index = %s
-          AND (t.status <> 'failed' OR EXISTS (
-                SELECT 1 FROM traces_incident j WHERE j.trace_id = t.id AND j.step_index >= 0))
-        """,
-        [trace_ids, TRACE_LEVEL_INDEX],
-    )
-    cursor.execute(
-        """
-        SELECT t.id, t.task, COALESCE(t.ended_at, t.started_at),
-            (SELECT s.output #>> '{}' FROM traces_step s WHERE s.trace_id = t.id
-             ORDER BY s.index DESC LIMIT 1),
-            (SELECT o.comment FROM traces_outcome o WHERE o.trace_id = t.id
-             ORDER BY o.received_at DESC, o.id DESC LIMIT 1)
-        FROM traces_trace t
-        WHERE t.id = ANY(%s) AND t.status = 'failed'
-          AND NOT EXISTS (SELECT 1 FROM traces_incident j WHERE j.trace_id = t.id AND j.step_index >= 0)
-        """,
-        [trace_ids],
-    )
-    rows = []
-    for trace_id, task, occurred, last_output, comment in cursor.fetchall():
-        last = _text_of(last_output)
-        signature = trace_failure_signature(task=task, last_output=last, comment=comment or "")
-        rows.append(
-            (workspace_id, trace_id, TRACE_LEVEL_INDEX, IncidentKind.TRACE_FAILURE, "",
-             comment or last, signature, occurred)
-        )  # fmt: skip
-    upsert_incidents(cursor, rows)
-
-
-def _text_of(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value[:2000]
-    return json.dumps(value, ensure_ascii=False)[:2000]

@@ -186,34 +186,3 @@ class OutcomeOut(Schema):
     applied: bool = Field(..., description="False: kept until the trace arrives.")
     trace_status: str | None
     detail: str
-
-
-class ModeRefOut(Schema):
-    id: int
-    label: str
-    status: str
-
-
-class IncidentHitOut(Schema):
-    id: int
-    trace_external_id: str
-    agent: str
-    tool: str
-    error: str
-    signature: str
-    occurred_at: datetime
-    score: float = Field(..., description="Fused rank score (higher is better).")
-    similarity: float | None = Field(None, description="Cosine similarity to the query.")
-    failure_mode: ModeRefOut | None = Field(None, description="None: noise, not in any mode.")
-
-
-class ModeHitOut(Schema):
-    failure_mode: ModeRefOut | None
-    hits: int
-
-
-class IncidentSearchOut(Schema):
-    query: str
-    understood: list[str] = Field(..., description="Filters read out of the question.")
-    incidents: list[IncidentHitOut]
-    modes: list[ModeHitOut]

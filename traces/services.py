@@ -20,13 +20,7 @@ from workspaces.redaction import redactor_for_policy
 from workspaces.services import audit_record
 from workspaces.textsafety import clean_text
 
-from .ingest import (
-    PreparedTrace,
-    apply_pending_outcomes,
-    prepare_trace,
-    sync_trace_level_incidents,
-    write_traces,
-)
+from .ingest import PreparedTrace, apply_pending_outcomes, prepare_trace, write_traces
 from .models import Outcome, Trace
 from .schemas import OutcomeIn, TraceIn
 
@@ -87,21 +81,21 @@ def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult
         seen.add(outcome.external_id)
         prepared.append(prepare_trace(position, outcome, redactor))
     trace_ids = _write(workspace, prepared, results)
-    if trace_ids:
-        _after_commit_embed(workspace.pk)
-        _after_commit_rollups(trace_ids)
+    _after_commit_analyse(workspace.pk, trace_ids)
     return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
 
 
-def _after_commit_embed(workspace_id: int) -> None:
-    # The task loads incidents by workspace, so it must not run before they exist.
-    transaction.on_commit(lambda: enqueue("traces.tasks.embed_incidents", workspace_id))
+def _after_commit_analyse(workspace_id: int, trace_ids: list[int]) -> None:
+    """Queue the next stages for stored traces: failure analysis and rollups.
 
-
-def _after_commit_rollups(trace_ids: list[int]) -> None:
-    # By name: nothing imports metrics (apps import downward only).
-    if trace_ids:
-        transaction.on_commit(lambda: enqueue("metrics.tasks.refresh_rollups", list(trace_ids)))
+    By task name, since apps import downward only (traces never imports failures
+    or metrics); after the commit, since the tasks load what this one wrote.
+    """
+    if not trace_ids:
+        return
+    ids = list(trace_ids)
+    transaction.on_commit(lambda: enqueue("failures.tasks.analyse_traces", workspace_id, ids))
+    transaction.on_commit(lambda: enqueue("metrics.tasks.refresh_rollups", ids))
 
 
 def _validate_item(position: int, item: Any, seen: set[str]) -> TraceIn | ItemResult:
@@ -206,10 +200,8 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
     if trace is not None:
         with connection.cursor() as cursor:
             apply_pending_outcomes(cursor, workspace.pk, [external_id])
-            sync_trace_level_incidents(cursor, workspace.pk, [trace.pk])
         outcome.refresh_from_db()
-        _after_commit_embed(workspace.pk)
-        _after_commit_rollups([trace.pk])
+        _after_commit_analyse(workspace.pk, [trace.pk])
     return outcome
 
 
@@ -234,33 +226,17 @@ def retention_cutoff(*, workspace_id: int) -> datetime:
 
 @transaction.atomic
 def traces_purge_expired(*, workspace_id: int) -> int:
-    """Delete traces past retention with their steps, incidents (and vectors) and
-    outcomes. Rollups (daily, skill-cohort, per-mode) are kept: refreshes never
+    """Delete traces past retention with their steps and outcomes, and (through the
+    ORM's cascade, so traces needs no knowledge of them) what other apps keep about
+    a trace: incidents with their vectors. Failure modes are refreshed after the
+    commit. Rollups (daily, skill-cohort, per-mode) are kept: refreshes never
     rewrite days before the retention cutoff."""
-    from .failure_modes import failure_modes_refresh
-
     cutoff = retention_cutoff(workspace_id=workspace_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE TEMP TABLE expired ON COMMIT DROP AS
-            SELECT id FROM traces_trace WHERE workspace_id = %s AND started_at < %s
-            """,
-            [workspace_id, cutoff],
-        )
-        cursor.execute(
-            "SELECT DISTINCT failure_mode_id FROM traces_incident WHERE trace_id IN "
-            "(SELECT id FROM expired) AND failure_mode_id IS NOT NULL"
-        )
-        modes = [row[0] for row in cursor.fetchall()]
-        for table in ("traces_step", "traces_incident", "traces_outcome"):
-            cursor.execute(f"DELETE FROM {table} WHERE trace_id IN (SELECT id FROM expired)")
-        cursor.execute("DELETE FROM traces_trace WHERE id IN (SELECT id FROM expired)")
-        purged = cursor.rowcount
-    if modes:
-        failure_modes_refresh(mode_ids=modes, relabel=False)
+    _, deleted = Trace.objects.filter(workspace_id=workspace_id, started_at__lt=cutoff).delete()
+    purged = deleted.get(Trace._meta.label, 0)
     if purged:
         workspace = Workspace.objects.get(pk=workspace_id)
         audit_record(workspace=workspace, actor=None, action="retention.purge", obj=workspace,
                      after={"traces": purged, "before": cutoff.isoformat()})  # fmt: skip
+        transaction.on_commit(lambda: enqueue("failures.tasks.refresh_modes", workspace_id))
     return purged

@@ -7,8 +7,8 @@ from datetime import date
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from .errors import NotFound
-from .models import ApiKey, AuditEvent, Membership, PiiPolicy, Workspace
+from .errors import NotFound, PermissionDenied
+from .models import ROLE_RANK, ApiKey, AuditEvent, Membership, PiiPolicy, Role, Workspace
 
 
 def workspace_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Workspace]:
@@ -32,6 +32,27 @@ def membership_get(*, user: AbstractBaseUser, slug: str) -> Membership:
     )
     if membership is None:
         raise NotFound("No such workspace.")
+    return membership
+
+
+def membership_require(
+    *, workspace: Workspace, user: AbstractBaseUser, role: str, action: str
+) -> Membership:
+    """The user's membership if its role is at least `role`; else PermissionDenied
+    saying who may `action` (e.g. "approve skills"). The one role check that
+    services run, whatever the caller (page, API, command) already checked."""
+    membership = (
+        Membership.objects.filter(workspace=workspace, user=user).first()
+        if user.is_authenticated
+        else None
+    )
+    if membership is None or not membership.has_role(role):
+        who = " and ".join(
+            f"{r.label.lower()}s"
+            for r in sorted(Role, key=ROLE_RANK.__getitem__)
+            if ROLE_RANK[r] >= ROLE_RANK[Role(role)]
+        )
+        raise PermissionDenied(f"Only {who} can {action}.")
     return membership
 
 

@@ -6,6 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from failures.models import FailureMode, Incident, ModeDailyCount
+from failures.services import failure_modes_refresh
 from metrics import charts
 from metrics.models import DailyRollup, SkillDailyRollup
 from metrics.selectors import skill_impact
@@ -13,9 +15,7 @@ from metrics.services import rollups_rebuild, rollups_refresh_for_traces
 from metrics.stats import Rate, verdict, wilson
 from skills.models import FetchLog, Skill, SkillVersion
 from skills.review import skill_approve
-from traces.failure_modes import failure_modes_refresh
-from traces.models import FailureMode, Incident, ModeDailyCount
-from traces.services import trace_ingest_batch
+from tests.factories import ingest
 
 
 def test_wilson_matches_known_values():
@@ -59,7 +59,7 @@ def _traces(tenant, prefix, n, ok, *, skill=None, when=None, session=""):
          "steps": [{"kind": "tool_call", "name": "t", "error": "" if i < ok else "boom"}]}
         for i in range(n)
     ]  # fmt: skip
-    ids = trace_ingest_batch(workspace=tenant.workspace, items=items).trace_ids
+    ids = ingest(workspace=tenant.workspace, items=items).trace_ids
     rollups_refresh_for_traces(trace_ids=ids)  # the task ingest queues after commit
     return ids
 

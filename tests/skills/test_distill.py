@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from failures import services as failure_modes
+from failures.embedding import incidents_embed
+from failures.models import FailureMode
 from skills import services
 from skills.models import Authorship, DistillationJob, JobState, Skill, SkillVersion
 from skills.skillmd import SkillDoc, parse, render, validate
-from tests.factories import trace_payload
+from tests.factories import ingest, trace_payload
 from tests.skills.fake_anthropic import FakeAnthropic, tool_answer
-from traces import failure_modes
-from traces.models import FailureMode
-from traces.services import trace_ingest_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -56,8 +56,8 @@ def mode(tenant):
         )
         for i in range(12)
     ]
-    trace_ingest_batch(workspace=tenant.workspace, items=items)
-    failure_modes.incidents_embed(workspace_id=tenant.workspace.pk)
+    ingest(workspace=tenant.workspace, items=items)
+    incidents_embed(workspace_id=tenant.workspace.pk)
     failure_modes.failure_modes_recluster(workspace_id=tenant.workspace.pk)
     return FailureMode.objects.get(workspace=tenant.workspace, incident_count__gt=0)
 

@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from django.test import TestCase
 
+from failures.models import Incident
 from traces.claude_code import UNFINISHED
-from traces.models import Incident, Step, Trace
+from traces.models import Step, Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"session_id": "abc-123", "transcript_path": "/home/u/.claude/projects/x/abc-123.jsonl",
@@ -40,7 +42,8 @@ SESSION = [
 
 
 def post(client, tenant, payload, **headers):
-    return client.post("/api/v1/hooks/claude-code", json.dumps({**BASE, **payload}),
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post("/api/v1/hooks/claude-code", json.dumps({**BASE, **payload}),
                        content_type="application/json", headers={**tenant.api_headers(), **headers})  # fmt: skip
 
 

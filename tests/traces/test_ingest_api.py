@@ -4,9 +4,11 @@ import gzip
 import json
 
 import pytest
+from django.test import TestCase
 
+from failures.models import TRACE_LEVEL_INDEX, Incident
 from tests.factories import make_key, trace_payload
-from traces.models import TRACE_LEVEL_INDEX, Incident, Outcome, Step, Trace
+from traces.models import Outcome, Step, Trace
 from workspaces.models import PiiPolicy, Scope
 
 pytestmark = pytest.mark.django_db
@@ -15,10 +17,14 @@ URL = "/api/v1/traces"
 
 
 def post(client, tenant, body, key=None, **headers):
+    """POST as an agent; what ingest queues after its commit (finding incidents,
+    rollups) runs before this returns, as a worker would run it."""
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    return client.post(
-        URL, data, content_type="application/json", headers={**tenant.api_headers(key), **headers}
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            URL, data, content_type="application/json",
+            headers={**tenant.api_headers(key), **headers},
+        )  # fmt: skip
 
 
 def counts():
@@ -211,12 +217,13 @@ def test_failed_trace_without_error_step_gets_one_trace_level_incident(client, t
 
 
 def outcome(client, tenant, external_id, body, key=None):
-    return client.post(
-        f"{URL}/{external_id}/outcome",
-        json.dumps(body),
-        content_type="application/json",
-        headers=tenant.api_headers(key),
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(
+            f"{URL}/{external_id}/outcome",
+            json.dumps(body),
+            content_type="application/json",
+            headers=tenant.api_headers(key),
+        )
 
 
 def test_outcome_after_trace_updates_status_and_reward(client, tenant):

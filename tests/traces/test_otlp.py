@@ -13,8 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
+from failures.models import Incident
 from traces import otlp
-from traces.models import Incident, Step, Trace
+from traces.models import Step, Trace
 
 
 def record_agent_run() -> list:

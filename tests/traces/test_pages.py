@@ -3,15 +3,15 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from tests import factories
 from tests.factories import trace_payload
 from traces.models import Trace
-from traces.services import trace_ingest_batch
 
 pytestmark = pytest.mark.django_db
 
 
 def ingest(tenant, *payloads):
-    return trace_ingest_batch(workspace=tenant.workspace, items=list(payloads))
+    return factories.ingest(workspace=tenant.workspace, items=list(payloads))
 
 
 def test_trace_list_access_owner_other_anonymous(tenant, other_tenant, anon):

@@ -10,11 +10,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from failures.models import Incident
 from metrics.models import DailyRollup
 from metrics.services import rollups_refresh_for_traces, rollups_sweep
-from tests.factories import celery_broker, make_user, trace_payload
-from traces.models import Incident, Step, Trace
-from traces.services import trace_ingest_batch, traces_purge_expired
+from tests.factories import celery_broker, ingest, make_user, trace_payload
+from traces.models import Step, Trace
+from traces.services import traces_purge_expired
 from workspaces.models import AuditEvent, Membership, PiiPolicy, Role
 
 
@@ -105,7 +106,7 @@ def test_pii_policy_save_validates_audits_and_applies_to_ingest(tenant):
     assert policy.retention_days == 30 and not policy.redact_ip_addresses
     assert policy.custom_patterns == [{"name": "ORDER_ID", "pattern": "ORD-\\d+"}]
     assert AuditEvent.objects.filter(action="pii_policy.change").exists()
-    trace_ingest_batch(workspace=tenant.workspace,
+    ingest(workspace=tenant.workspace,
                        items=[trace_payload("p1", task="refund ORD-991 for 10.0.0.1")])  # fmt: skip
     assert Trace.objects.get(external_id="p1").task == "refund [ORDER_ID] for 10.0.0.1"
 
@@ -170,7 +171,7 @@ def test_purge_removes_old_traces_and_keeps_rollups(tenant):
     PiiPolicy.objects.update_or_create(workspace=tenant.workspace, defaults={"retention_days": 30})
     old = (timezone.now() - timedelta(days=40)).isoformat()
     new = (timezone.now() - timedelta(days=1)).isoformat()
-    ids = trace_ingest_batch(workspace=tenant.workspace, items=[
+    ids = ingest(workspace=tenant.workspace, items=[
         trace_payload("old-1", started_at=old), trace_payload("new-1", started_at=new),
     ]).trace_ids  # fmt: skip
     rollups_refresh_for_traces(trace_ids=ids)
@@ -195,7 +196,7 @@ def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
         celery_broker("redis://127.0.0.1:1/0"),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        batch = trace_ingest_batch(workspace=tenant.workspace, items=[trace_payload("bd-1")])
+        batch = ingest(workspace=tenant.workspace, items=[trace_payload("bd-1")])
     assert Trace.objects.filter(external_id="bd-1").exists() and batch.trace_ids
     assert "could not enqueue metrics.tasks.refresh_rollups" in caplog.text
     assert not DailyRollup.objects.exists()  # the refresh message was lost

@@ -83,9 +83,14 @@ class Command(BaseCommand):
             items = demo_traces(count=DEMO_TRACES, now=anchor)
             for start in range(0, len(items), 200):
                 trace_ingest_batch(workspace=workspace, items=items[start : start + 200])
-        # Whatever the broker, the newcomer sees failure modes at once.
-        from traces.failure_modes import failure_modes_recluster, incidents_embed
+        # The newcomer sees failure modes at once: the stages the worker would run
+        # after ingest, run here directly (idempotent if the worker runs them too).
+        from failures.embedding import incidents_embed
+        from failures.mining import incidents_mine
+        from failures.services import failure_modes_recluster
 
+        trace_ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
+        incidents_mine(workspace_id=workspace.pk, trace_ids=trace_ids)
         incidents_embed(workspace_id=workspace.pk)
         failure_modes_recluster(workspace_id=workspace.pk)  # cheap; no model needed
         # One proposed skill per recurring mode (offline unless Claude is set up).

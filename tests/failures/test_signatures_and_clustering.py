@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from traces import clustering
-from traces.signatures import embedding_text, normalise, step_signature
+from failures import clustering
+from failures.signatures import embedding_text, normalise, step_signature
 
 
 def test_incidents_differing_only_in_ids_numbers_and_timestamps_share_a_signature():

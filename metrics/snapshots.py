@@ -27,12 +27,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Prefetch
 from django.http import HttpResponse
 
+from failures.models import FailureMode
+from failures.signatures import normalise
+from traces.models import Step, StepKind, Trace
 from workspaces.errors import InvalidInput, NotFound
 from workspaces.models import Workspace
 from workspaces.services import audit_record
 
-from .models import FailureMode, Snapshot, Step, StepKind, Trace
-from .signatures import normalise
+from .models import Snapshot
 
 MAX_TRACES = 50_000
 

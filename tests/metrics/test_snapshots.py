@@ -9,10 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.factories import make_key
-from traces.models import FailureMode, Incident, Snapshot
-from traces.services import trace_ingest_batch
-from traces.snapshots import SnapshotFilter, snapshot_create
+from failures.models import FailureMode, Incident
+from metrics.models import Snapshot
+from metrics.snapshots import SnapshotFilter, snapshot_create
+from tests.factories import ingest, make_key
 from workspaces.models import AuditEvent, Scope
 
 
@@ -39,7 +39,7 @@ def corpus(tenant):
         _trace("rewarded", task="Write a summary", reward=0.9, agent="writer"),
         _trace("low-reward", task="Write a summary", reward=-0.5, agent="writer"),
     ]
-    trace_ingest_batch(workspace=tenant.workspace, items=items)
+    ingest(workspace=tenant.workspace, items=items)
     return tenant
 
 

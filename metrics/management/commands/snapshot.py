@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from traces.models import Snapshot
-from traces.snapshots import SnapshotFilter, snapshot_create
+from metrics.models import Snapshot
+from metrics.snapshots import SnapshotFilter, snapshot_create
 from workspaces.errors import DomainError
 from workspaces.models import Workspace
 

@@ -7,10 +7,11 @@ import json
 import pytest
 from django.urls import reverse
 
-from tests.factories import trace_payload
-from traces import failure_modes
-from traces.models import FailureMode, Incident, ModeStatus
-from traces.services import trace_ingest_batch
+from failures import modes
+from failures import services as failure_modes
+from failures.embedding import incidents_embed
+from failures.models import FailureMode, Incident, ModeStatus
+from tests.factories import ingest, trace_payload
 from workspaces.errors import PermissionDenied
 from workspaces.models import AuditEvent
 
@@ -39,14 +40,14 @@ def ingest_failures(tenant, tool: str, count: int, start: int = 0) -> None:
         )
         for i in range(count)
     ]
-    trace_ingest_batch(workspace=tenant.workspace, items=items)
+    ingest(workspace=tenant.workspace, items=items)
 
 
 @pytest.fixture
 def clustered(tenant):
     for tool in ERRORS:
         ingest_failures(tenant, tool, 8)
-    failure_modes.incidents_embed(workspace_id=tenant.workspace.pk)
+    incidents_embed(workspace_id=tenant.workspace.pk)
     failure_modes.failure_modes_recluster(workspace_id=tenant.workspace.pk)
     return tenant
 
@@ -71,7 +72,7 @@ def test_reclustering_finds_one_labelled_mode_per_failure(clustered):
 def test_mode_ids_are_stable_across_reclustering(clustered):
     before = {tool: mode_of(tool).pk for tool in ERRORS}
     ingest_failures(clustered, "crm.search", 4, start=100)
-    failure_modes.incidents_embed(workspace_id=clustered.workspace.pk)
+    incidents_embed(workspace_id=clustered.workspace.pk)
     failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk)
     assert {tool: mode_of(tool).pk for tool in ERRORS} == before
     assert mode_of("crm.search").incident_count == 12
@@ -79,7 +80,7 @@ def test_mode_ids_are_stable_across_reclustering(clustered):
 
 def test_new_incident_close_to_a_mode_joins_it_at_once(clustered):
     ingest_failures(clustered, "payments.refund", 1, start=500)
-    embedded = failure_modes.incidents_embed(workspace_id=clustered.workspace.pk)
+    embedded = incidents_embed(workspace_id=clustered.workspace.pk)
     incident = Incident.objects.get(pk=embedded[0])
     assert incident.failure_mode == mode_of("payments.refund")
     assert incident.assigned_by == "nearest"
@@ -87,18 +88,18 @@ def test_new_incident_close_to_a_mode_joins_it_at_once(clustered):
 
 
 def test_unlike_incident_stays_unclustered(clustered):
-    trace_ingest_batch(
+    ingest(
         workspace=clustered.workspace,
         items=[trace_payload("odd", steps=[{"kind": "error", "name": "gpu.render",
                                              "error": "CUDA out of memory in shader compiler"}])],
     )  # fmt: skip
-    failure_modes.incidents_embed(workspace_id=clustered.workspace.pk)
+    incidents_embed(workspace_id=clustered.workspace.pk)
     assert Incident.objects.get(trace__external_id="odd").failure_mode is None
 
 
 def test_merge_moves_incidents_and_survives_reclustering(clustered):
     source, target = mode_of("crm.search"), mode_of("sql.query")
-    failure_modes.failure_mode_merge(
+    modes.failure_mode_merge(
         workspace=clustered.workspace,
         source_id=source.pk,
         target_id=target.pk,
@@ -114,7 +115,7 @@ def test_merge_moves_incidents_and_survives_reclustering(clustered):
 def test_split_creates_a_mode_that_reclustering_keeps(clustered):
     mode = mode_of("payments.refund")
     chosen = list(mode.incidents.values_list("pk", flat=True)[:3])
-    new = failure_modes.failure_mode_split(
+    new = modes.failure_mode_split(
         workspace=clustered.workspace, mode_id=mode.pk, incident_ids=chosen,
         label="Refunds over the limit", actor=clustered.lead,
     )  # fmt: skip
@@ -126,10 +127,10 @@ def test_split_creates_a_mode_that_reclustering_keeps(clustered):
 
 def test_ignore_and_rename(clustered):
     mode = mode_of("sql.query")
-    failure_modes.failure_mode_set_status(
+    modes.failure_mode_set_status(
         workspace=clustered.workspace, mode_id=mode.pk, status="ignored", actor=clustered.lead
     )
-    failure_modes.failure_mode_rename(
+    modes.failure_mode_rename(
         workspace=clustered.workspace,
         mode_id=mode.pk,
         label="Stale column names",
@@ -142,7 +143,7 @@ def test_ignore_and_rename(clustered):
 
 def test_viewer_cannot_change_modes(clustered):
     with pytest.raises(PermissionDenied):
-        failure_modes.failure_mode_set_status(
+        modes.failure_mode_set_status(
             workspace=clustered.workspace, mode_id=mode_of("sql.query").pk,
             status="ignored", actor=clustered.viewer,
         )  # fmt: skip
@@ -150,7 +151,7 @@ def test_viewer_cannot_change_modes(clustered):
 
 def test_search_finds_the_right_mode_and_never_another_workspace(client, clustered, other_tenant):
     ingest_failures(other_tenant, "payments.refund", 6)
-    failure_modes.incidents_embed(workspace_id=other_tenant.workspace.pk)
+    incidents_embed(workspace_id=other_tenant.workspace.pk)
     response = client.get(
         "/api/v1/incidents/search",
         {"q": "rate-limit errors in payments"},
@@ -256,7 +257,7 @@ def test_every_mode_action_access(clustered, other_tenant, anon, view, data):
 
 
 def test_recluster_button_access(clustered, other_tenant, anon):
-    from traces.models import ClusterRun
+    from failures.models import ClusterRun
 
     url = reverse("mode_recluster", args=[clustered.workspace.slug])
     runs = ClusterRun.objects.count()

@@ -20,10 +20,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
+from traces.models import Trace
 from workspaces.models import Workspace
 
-from .embeddings import get_embedder
-from .models import Incident, Trace
+from .embedding import get_embedder
+from .models import Incident
 
 CANDIDATES = 50
 RRF_K = 60

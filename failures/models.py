@@ -1,0 +1,198 @@
+"""Failures: incidents found in traces, and the failure modes they cluster into."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from traces.models import Trace
+from workspaces.models import Workspace
+
+# all-MiniLM-L6-v2 produces 384-dimensional vectors (failures/embedding.py).
+EMBEDDING_DIMENSIONS = 384
+
+
+class ModeStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ADDRESSED = "addressed", "Addressed by a skill"
+    IGNORED = "ignored", "Ignored"
+    MERGED = "merged", "Merged"
+
+
+class FailureMode(models.Model):
+    """A recurring kind of failure: a cluster of incidents with similar signatures.
+
+    Ids are kept across re-clustering (traces/clustering.py matches new clusters
+    to existing modes), so skills, links and history stay attached.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="failure_modes")
+    label = models.CharField(max_length=200)
+    # Set when a lead renames the mode: re-labelling then leaves the label alone.
+    label_locked = models.BooleanField(default=False)
+    keywords = ArrayField(models.CharField(max_length=80), default=list, blank=True)
+    centroid = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    incident_count = models.PositiveIntegerField(default=0)
+    trace_count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=ModeStatus.choices, default=ModeStatus.OPEN)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-incident_count", "id"]
+        indexes = [models.Index(fields=["workspace", "status"], name="mode_ws_status")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ClusterRun(models.Model):
+    """One re-clustering of a workspace: asked for, running, or what it found."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="cluster_runs")
+    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(default=0)
+    incidents = models.PositiveIntegerField(default=0)
+    modes = models.PositiveIntegerField(default=0)
+    noise = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"clustering of {self.workspace_id} ({self.state})"
+
+
+class Assignment(models.TextChoices):
+    CLUSTER = "cluster", "Clustering"
+    NEAREST = "nearest", "Nearest mode on arrival"
+    MANUAL = "manual", "A lead"
+
+
+class IncidentKind(models.TextChoices):
+    STEP_ERROR = "step_error", "Step error"
+    TRACE_FAILURE = "trace_failure", "Trace failed"
+
+
+# step_index of the incident that stands for a whole failed trace.
+TRACE_LEVEL_INDEX = -1
+
+
+class Incident(models.Model):
+    """One failure inside a trace, with the signature text that gets embedded."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="incidents")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="incidents")
+    step_index = models.IntegerField(help_text="-1: the trace's final failure")
+    kind = models.CharField(max_length=20, choices=IncidentKind.choices)
+    tool = models.CharField(max_length=200, blank=True)
+    error_text = models.TextField(blank=True)
+    signature = models.TextField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedded_at = models.DateTimeField(null=True, blank=True)
+    failure_mode = models.ForeignKey(
+        FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    # How it got its mode; "manual" assignments are never undone by re-clustering.
+    assigned_by = models.CharField(max_length=10, choices=Assignment.choices, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "step_index"], name="incident_unique_step")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-occurred_at"], name="incident_ws_occurred"),
+            models.Index(fields=["failure_mode", "-occurred_at"], name="incident_mode_occurred"),
+            # The embedding sweep: incidents still waiting for a vector.
+            models.Index(
+                fields=["workspace"],
+                name="incident_unembedded",
+                condition=models.Q(embedded_at=None),
+            ),
+            # Nearest-neighbour search over signatures (incident_search uses
+            # CosineDistance, so the opclass is vector_cosine_ops).
+            # m=24/ef_construction=128: at 1M vectors, m=16/64 could not reach
+            # recall@10 0.95 under 20 ms p95 at any ef_search (bench/RESULTS.md).
+            HnswIndex(
+                name="incident_embedding_hnsw",
+                fields=["embedding"],
+                m=24,
+                ef_construction=128,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in {self.trace_id} at {self.step_index}"
+
+
+class ModeDailyCount(models.Model):
+    """Incidents of a failure mode per day × agent (and the traces they hit): the
+    rollup behind every per-mode trend, so charts never scan incidents.
+
+    Lives beside FailureMode (not in metrics) because every change of incident
+    assignments already goes through `failure_modes_refresh`, which rewrites the
+    rows of the modes it touched in the same transaction; metrics reads it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    failure_mode = models.ForeignKey(FailureMode, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent = models.CharField(max_length=200)
+    incidents = models.PositiveIntegerField(default=0)
+    traces = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["failure_mode", "day", "agent"], name="mode_daily_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "day"], name="mode_daily_ws_day")]
+
+    def __str__(self) -> str:
+        return f"{self.failure_mode_id} {self.day} {self.agent}: {self.incidents}"
+
+
+class TraceAnalysis(models.Model):
+    """When a trace's failures were last worked out, and from which version of it.
+
+    A trace whose `updated_at` moved past `trace_updated_at` (re-sent steps, a late
+    outcome) is analysed again; the periodic sweep finds traces whose analysis
+    message was lost this way.
+    """
+
+    trace = models.OneToOneField(
+        Trace, on_delete=models.CASCADE, primary_key=True, related_name="analysis"
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    trace_updated_at = models.DateTimeField()
+    analysed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"analysis of {self.trace_id} at {self.analysed_at:%Y-%m-%d %H:%M}"

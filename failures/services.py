@@ -1,0 +1,365 @@
+"""Writes for failure modes (services): nearest-mode joins, re-clustering, and
+the per-mode counts every page reads.
+
+Flow: `failures.tasks.analyse_traces` mines incidents (mining.py) and embeds
+them (embedding.py); each new incident joins the nearest mode at once if it is
+close enough (`incidents_assign_nearest`). When enough are left without a mode
+(or hourly, or when a lead asks) `failure_modes_recluster` re-runs HDBSCAN over
+the workspace and matches the new clusters to existing modes, so mode ids (and
+the skills and links attached to them) survive. Lead actions are in modes.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min
+from django.utils import timezone
+
+from traces.models import Trace
+from traces.services import retention_cutoff
+from workspaces.models import Workspace
+
+from . import clustering
+from .models import (
+    EMBEDDING_DIMENSIONS,
+    Assignment,
+    ClusterRun,
+    FailureMode,
+    Incident,
+    ModeDailyCount,
+    ModeStatus,
+    RunState,
+)
+
+logger = logging.getLogger(__name__)
+
+# Two runs of one workspace never interleave their writes (pg_advisory_xact_lock key).
+CLUSTER_LOCK = 0x434C55
+_INCIDENTS = Incident._meta.db_table
+_DAILY = ModeDailyCount._meta.db_table
+
+
+def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> int:
+    """Let new incidents join an existing mode whose centroid is close enough."""
+    modes = list(
+        FailureMode.objects.filter(workspace_id=workspace_id, centroid__isnull=False)
+        .exclude(status=ModeStatus.MERGED)
+        .values_list("id", "centroid")
+    )
+    if not modes:
+        return 0
+    rows = list(
+        Incident.objects.filter(pk__in=incident_ids, failure_mode=None)
+        .exclude(embedding=None)
+        .values_list("id", "embedding")
+    )
+    if not rows:
+        return 0
+    centroid_map = {mode_id: np.asarray(c, dtype=np.float32) for mode_id, c in modes}
+    vectors = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
+    labels = clustering.assign_nearest(vectors, centroid_map, settings.HIVEMIND_ASSIGN_SIMILARITY)
+    joined: dict[int, list[int]] = {}
+    for (incident_id, _), label in zip(rows, labels, strict=True):
+        if label != clustering.NOISE:
+            joined.setdefault(int(label), []).append(incident_id)
+    with transaction.atomic():
+        for mode_id, ids in joined.items():
+            Incident.objects.filter(pk__in=ids, failure_mode=None).update(
+                failure_mode_id=mode_id, assigned_by=Assignment.NEAREST
+            )
+        failure_modes_refresh(mode_ids=list(joined), relabel=False)
+    return sum(len(ids) for ids in joined.values())
+
+
+def recluster_due(*, workspace_id: int) -> bool:
+    """Enough embedded incidents are waiting without a mode to re-cluster."""
+    waiting = Incident.objects.filter(
+        workspace_id=workspace_id, failure_mode=None, embedded_at__isnull=False
+    )
+    last = (
+        ClusterRun.objects.filter(workspace_id=workspace_id, state=RunState.DONE)
+        .order_by("-started_at")
+        .first()
+    )
+    if last is not None:
+        waiting = waiting.filter(created_at__gt=last.started_at)
+    return waiting.count() >= settings.HIVEMIND_RECLUSTER_AFTER or (
+        last is None and waiting.count() >= 2 * settings.HIVEMIND_MIN_MODE_SIZE
+    )
+
+
+def cluster_run_request(
+    *, workspace: Workspace, actor: AbstractBaseUser | None
+) -> tuple[ClusterRun, bool]:
+    """Queue a re-clustering of the workspace; reuses a run already queued or running."""
+    active = ClusterRun.objects.filter(
+        workspace=workspace, state__in=[RunState.QUEUED, RunState.RUNNING]
+    ).first()
+    if active is not None:
+        return active, False
+    run = ClusterRun.objects.create(workspace=workspace, requested_by=actor)
+    from hivemind_web.celery import enqueue
+
+    transaction.on_commit(
+        lambda: enqueue("failures.tasks.recluster_workspace", workspace.pk, run.pk)
+    )
+    return run, True
+
+
+def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> ClusterRun:
+    """Re-cluster every embedded incident of a workspace, keeping mode ids.
+
+    Incidents a lead placed by hand stay where they are. Runs under a
+    per-workspace advisory lock, so two runs never interleave their writes.
+    `run_id` names a queued run (a lead's request) to fill in; without it a new
+    run is recorded. A run that ends in an error is marked failed.
+    """
+    run = _run_start(workspace_id, run_id)
+    clock = time.perf_counter()
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLUSTER_LOCK, workspace_id])
+            rows = list(
+                Incident.objects.filter(workspace_id=workspace_id, embedded_at__isnull=False)
+                .exclude(assigned_by=Assignment.MANUAL)
+                .values_list("id", "embedding", "failure_mode_id")
+            )
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = (
+                np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+                if rows
+                else np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
+            )
+            labels = clustering.cluster_vectors(
+                vectors,
+                min_cluster_size=settings.HIVEMIND_MIN_MODE_SIZE,
+                join_similarity=settings.HIVEMIND_ASSIGN_SIMILARITY,
+            )
+            mapping = _match_to_modes(workspace_id, rows, ids, vectors, labels)
+            _apply_labels(workspace_id, ids, labels, mapping)
+            touched = set(mapping.values()) | {r[2] for r in rows if r[2] is not None}
+            failure_modes_refresh(mode_ids=[m for m in touched if m is not None], relabel=True)
+    except Exception:
+        ClusterRun.objects.filter(pk=run.pk).update(
+            state=RunState.FAILED, finished_at=timezone.now(),
+            seconds=time.perf_counter() - clock,
+        )  # fmt: skip
+        raise
+    run.state, run.finished_at = RunState.DONE, timezone.now()
+    run.seconds = time.perf_counter() - clock
+    run.incidents, run.modes = len(rows), len(set(mapping.values()))
+    run.noise = int((labels == clustering.NOISE).sum())
+    run.save()
+    return run
+
+
+def _run_start(workspace_id: int, run_id: int | None) -> ClusterRun:
+    run = None
+    if run_id is not None:
+        run = ClusterRun.objects.filter(pk=run_id, workspace_id=workspace_id).first()
+    if run is None:
+        run = ClusterRun(workspace_id=workspace_id)
+    run.state, run.started_at = RunState.RUNNING, timezone.now()
+    run.save()
+    return run
+
+
+def _match_to_modes(
+    workspace_id: int, rows: list, ids: np.ndarray, vectors: np.ndarray, labels: np.ndarray
+) -> dict[int, int]:
+    """New cluster label -> FailureMode id (existing where it continues one)."""
+    new_members = {
+        int(label): set(ids[labels == label].tolist())
+        for label in np.unique(labels)
+        if label != clustering.NOISE
+    }
+    live_modes = FailureMode.objects.filter(workspace_id=workspace_id).exclude(
+        status=ModeStatus.MERGED
+    )
+    live = {m.pk: m for m in live_modes}
+    old_members: dict[int, set[int]] = {}
+    for incident_id, _, mode_id in rows:
+        if mode_id in live:
+            old_members.setdefault(mode_id, set()).add(incident_id)
+    old_centroids = {
+        pk: np.asarray(m.centroid, dtype=np.float32)
+        for pk, m in live.items()
+        if m.centroid is not None
+    }
+    matched = clustering.match_clusters(
+        new_members, old_members, clustering.centroids(vectors, labels), old_centroids
+    )
+    result = {}
+    for label, mode_id in matched.items():
+        if mode_id is None:
+            mode_id = FailureMode.objects.create(workspace_id=workspace_id, label="(new mode)").pk
+        result[label] = mode_id
+    return result
+
+
+def _apply_labels(
+    workspace_id: int, ids: np.ndarray, labels: np.ndarray, mapping: dict[int, int]
+) -> None:
+    mode_ids = [mapping.get(int(label)) if label != clustering.NOISE else None for label in labels]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {_INCIDENTS} i SET failure_mode_id = u.mode_id,
+                assigned_by = CASE WHEN u.mode_id IS NULL THEN '' ELSE 'cluster' END
+            FROM unnest(%s::bigint[], %s::bigint[]) AS u(id, mode_id)
+            WHERE i.id = u.id AND i.workspace_id = %s
+              AND i.failure_mode_id IS DISTINCT FROM u.mode_id
+            """,
+            [ids.tolist(), mode_ids, workspace_id],
+        )
+        cursor.execute(
+            f"""
+            UPDATE {_INCIDENTS} SET assigned_by = 'cluster'
+            WHERE id = ANY(%s) AND failure_mode_id IS NOT NULL AND assigned_by = ''
+            """,
+            [ids.tolist()],
+        )
+
+
+_MODE_DAILY_SQL = f"""
+    INSERT INTO {_DAILY} (workspace_id, failure_mode_id, day, agent, incidents, traces)
+    SELECT i.workspace_id, i.failure_mode_id, (i.occurred_at AT TIME ZONE 'UTC')::date, t.agent,
+           count(*), count(DISTINCT i.trace_id)
+    FROM {_INCIDENTS} i JOIN {Trace._meta.db_table} t ON t.id = i.trace_id
+    WHERE {{where}}
+    GROUP BY 1, 2, 3, 4
+"""
+
+
+def mode_daily_counts_refresh(
+    *, mode_ids: list[int] | None = None, workspace_id: int | None = None
+) -> None:
+    """Rewrite the per-day incident counts of these modes (or of a workspace, or of
+    all), from each workspace's retention cutoff on: days before it may hold counts
+    of purged incidents, which rollups keep."""
+    if mode_ids is not None:
+        scopes = list(
+            FailureMode.objects.filter(pk__in=mode_ids)
+            .values_list("workspace_id", flat=True)
+            .distinct()
+        )
+    elif workspace_id is not None:
+        scopes = [workspace_id]
+    else:
+        scopes = list(Workspace.objects.values_list("pk", flat=True))
+    with transaction.atomic(), connection.cursor() as cursor:
+        for ws in scopes:
+            day = retention_cutoff(workspace_id=ws).date()
+            where, params = "workspace_id = %s AND day >= %s", [ws, day]
+            insert_where = (
+                "i.workspace_id = %s AND i.occurred_at >= %s AND i.failure_mode_id IS NOT NULL"
+            )
+            insert_params: list = [ws, day]
+            if mode_ids is not None:
+                where += " AND failure_mode_id = ANY(%s)"
+                params.append(mode_ids)
+                insert_where += " AND i.failure_mode_id = ANY(%s)"
+                insert_params.append(mode_ids)
+            cursor.execute(f"DELETE FROM {_DAILY} WHERE {where}", params)
+            cursor.execute(_MODE_DAILY_SQL.format(where=insert_where), insert_params)
+
+
+def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
+    """Recompute counts, daily counts, first/last seen, centroid, and (unless locked)
+    label and keywords."""
+    if not mode_ids:
+        return
+    mode_daily_counts_refresh(mode_ids=mode_ids)
+    modes = {m.pk: m for m in FailureMode.objects.filter(pk__in=mode_ids)}
+    stats = {
+        row["failure_mode"]: row
+        for row in Incident.objects.filter(failure_mode__in=mode_ids)
+        .values("failure_mode")
+        .annotate(
+            n=Count("id"),
+            traces=Count("trace", distinct=True),
+            first=Min("occurred_at"),
+            last=Max("occurred_at"),
+        )  # fmt: skip
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT failure_mode_id, avg(embedding) FROM {_INCIDENTS}
+            WHERE failure_mode_id = ANY(%s) AND embedding IS NOT NULL GROUP BY failure_mode_id
+            """,
+            [mode_ids],
+        )
+        centroid_rows = dict(cursor.fetchall())
+    docs = _mode_docs(mode_ids) if relabel else {}
+    keywords = clustering.ctfidf_keywords({k: v[0] for k, v in docs.items()}) if docs else {}
+    now = timezone.now()
+    for pk, mode in modes.items():
+        mode.updated_at = now
+        row = stats.get(pk)
+        mode.incident_count = row["n"] if row else 0
+        mode.trace_count = row["traces"] if row else 0
+        mode.first_seen = row["first"] if row else None
+        mode.last_seen = row["last"] if row else None
+        centroid = centroid_rows.get(pk)
+        if centroid is not None:
+            vector = np.asarray(_vector(centroid), dtype=np.float32)
+            mode.centroid = vector / max(float(np.linalg.norm(vector)), 1e-9)
+        if relabel and pk in docs:
+            signatures, tools = docs[pk]
+            mode.keywords = keywords.get(pk, [])
+            if not mode.label_locked:
+                mode.label = clustering.mode_label(signatures, tools)[:200]
+    FailureMode.objects.bulk_update(list(modes.values()), REFRESHED_FIELDS)
+
+
+REFRESHED_FIELDS = [
+    "incident_count", "trace_count", "first_seen", "last_seen", "centroid", "keywords", "label",
+    "updated_at",
+]  # fmt: skip
+
+
+def _vector(value: object) -> list[float]:
+    if isinstance(value, str):  # pgvector text form "[0.1,0.2,…]"
+        return [float(x) for x in value.strip("[]").split(",")]
+    return list(value)  # type: ignore[call-overload]
+
+
+def _mode_docs(mode_ids: list[int]) -> dict[int, tuple[list[str], list[str]]]:
+    docs: dict[int, tuple[list[str], list[str]]] = {}
+    rows = Incident.objects.filter(failure_mode__in=mode_ids).values_list(
+        "failure_mode", "signature", "tool"
+    )
+    for mode_id, signature, tool in rows:
+        signatures, tools = docs.setdefault(mode_id, ([], []))
+        if len(signatures) < 2000:
+            signatures.append(signature)
+            tools.append(tool)
+    return docs
+
+
+@transaction.atomic
+def modes_refresh_workspace(*, workspace_id: int) -> int:
+    """Recompute every mode of a workspace (after incidents went away in bulk)."""
+    mode_ids = list(
+        FailureMode.objects.filter(workspace_id=workspace_id).values_list("pk", flat=True)
+    )
+    failure_modes_refresh(mode_ids=mode_ids, relabel=False)
+    return len(mode_ids)
+
+
+def failure_mode_mark_addressed(*, mode_id: int) -> bool:
+    """A published skill now addresses this mode (an open mode only: ignored and
+    merged modes keep their status). Called by the skills app on approval."""
+    return bool(
+        FailureMode.objects.filter(pk=mode_id, status=ModeStatus.OPEN).update(
+            status=ModeStatus.ADDRESSED, updated_at=timezone.now()
+        )
+    )

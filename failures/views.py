@@ -1,0 +1,166 @@
+"""Failure-mode pages: the list with search, a mode with lead actions, re-clustering
+progress, and the incidents partial shown on a trace's page."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from traces.selectors import failed_trace_count, trace_get
+from workspaces.decorators import workspace_view
+from workspaces.errors import InvalidInput
+from workspaces.models import Role
+from workspaces.requests import WorkspaceRequest
+
+from . import modes, selectors, services
+from .charts import incidents_per_day_figure
+from .clustering import sparkline
+from .search import SearchFilters, SearchResult, incident_search
+
+SPARK_DAYS = 30
+CHART_DAYS = 60
+
+
+@require_GET
+@workspace_view()
+def mode_list(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    context = {"search": _search(request), "q": request.GET.get("q", "")}
+    if request.htmx and request.htmx.target == "search-results":
+        return render(request, "failures/_search_results.html", context)
+    mode_rows = list(selectors.failure_mode_list(workspace=workspace))
+    series = selectors.daily_incident_counts(
+        workspace=workspace, mode_ids=[m.pk for m in mode_rows], days=SPARK_DAYS
+    )
+    failed = failed_trace_count(workspace=workspace)
+    failed_by_mode = selectors.failed_traces_by_mode(workspace=workspace)
+    rows = [
+        {
+            "mode": m,
+            "spark": sparkline(series.get(m.pk, [])),
+            "recent": sum(series.get(m.pk, [])),
+            # Only failed traces count: agents that recovered from the error did not fail.
+            "share": (failed_by_mode.get(m.pk, 0) / failed) if failed else None,
+        }
+        for m in mode_rows
+    ]
+    context |= {
+        "rows": rows,
+        "noise": selectors.noise_incident_list(workspace=workspace, limit=20),
+        "noise_count": selectors.noise_incident_count(workspace=workspace),
+        "pending": selectors.pending_embedding_count(workspace=workspace),
+        "last_run": selectors.cluster_run_latest(workspace=workspace),
+        "active_run": selectors.cluster_run_active(workspace=workspace),
+        "can_act": request.membership.has_role(Role.LEAD),
+    }
+    return render(request, "failures/modes.html", context)
+
+
+def _search(request: WorkspaceRequest) -> SearchResult | None:
+    q = request.GET.get("q", "").strip()[:500]
+    if not q:
+        return None
+    return incident_search(workspace=request.workspace, query=q, filters=SearchFilters(), k=15)
+
+
+@require_GET
+@workspace_view()
+def mode_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    mode = selectors.failure_mode_get(workspace=request.workspace, pk=pk)
+    counts = selectors.daily_incident_counts(
+        workspace=request.workspace, mode_ids=[mode.pk], days=CHART_DAYS
+    )
+    figure = incidents_per_day_figure(
+        counts[mode.pk],
+        last_day=timezone.now().date(),
+        title=f"Incidents per day, last {CHART_DAYS} days",
+    )
+    return render(
+        request,
+        "failures/mode_detail.html",
+        {
+            "mode": mode,
+            "incidents": selectors.mode_incidents_nearest(mode=mode),
+            "tools": selectors.mode_tools(mode=mode),
+            "tasks": selectors.mode_tasks(mode=mode),
+            "traces": selectors.mode_example_traces(mode=mode),
+            "merge_targets": selectors.mode_merge_targets(mode=mode),
+            "figure": figure,
+            "can_act": request.membership.has_role(Role.LEAD),
+            "drafter_offline": not settings.ANTHROPIC_API_KEY,
+        },
+    )
+
+
+@require_POST
+@workspace_view(Role.LEAD)
+def mode_rename(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    mode = modes.failure_mode_rename(
+        workspace=request.workspace, mode_id=pk, label=request.POST.get("label", ""),
+        actor=request.user,
+    )  # fmt: skip
+    return redirect("mode_detail", slug=request.workspace.slug, pk=mode.pk)
+
+
+@require_POST
+@workspace_view(Role.LEAD)
+def mode_merge(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    target = request.POST.get("target", "")
+    if not target.isdigit():
+        raise InvalidInput("Choose the mode to merge this one into.")
+    mode = modes.failure_mode_merge(
+        workspace=request.workspace, source_id=pk, target_id=int(target), actor=request.user
+    )
+    return redirect("mode_detail", slug=request.workspace.slug, pk=mode.pk)
+
+
+@require_POST
+@workspace_view(Role.LEAD)
+def mode_split(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    ids = [int(i) for i in request.POST.getlist("incident") if i.isdigit()]
+    mode = modes.failure_mode_split(
+        workspace=request.workspace, mode_id=pk, incident_ids=ids,
+        label=request.POST.get("label", ""), actor=request.user,
+    )  # fmt: skip
+    return redirect("mode_detail", slug=request.workspace.slug, pk=mode.pk)
+
+
+@require_POST
+@workspace_view(Role.LEAD)
+def mode_status(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    mode = modes.failure_mode_set_status(
+        workspace=request.workspace, mode_id=pk, status=request.POST.get("status", ""),
+        actor=request.user,
+    )  # fmt: skip
+    return redirect("mode_detail", slug=request.workspace.slug, pk=mode.pk)
+
+
+@require_POST
+@workspace_view(Role.LEAD)
+def recluster(request: WorkspaceRequest) -> HttpResponse:
+    """Queue a re-clustering; the page polls its progress (htmx) until it is done."""
+    run, _ = services.cluster_run_request(workspace=request.workspace, actor=request.user)
+    if request.htmx:
+        return render(request, "failures/_cluster_run.html", {"run": run})
+    return redirect("mode_list", slug=request.workspace.slug)
+
+
+@require_GET
+@workspace_view()
+def cluster_run_status(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    run = selectors.cluster_run_get(workspace=request.workspace, pk=pk)
+    return render(request, "failures/_cluster_run.html", {"run": run})
+
+
+@require_GET
+@workspace_view()
+def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    """The incidents found in one trace (a partial the trace page loads)."""
+    trace = trace_get(workspace=request.workspace, pk=pk)
+    incidents = selectors.incident_list_for_trace(trace=trace)
+    return render(
+        request, "failures/_trace_incidents.html", {"trace": trace, "incidents": incidents}
+    )
