@@ -195,12 +195,17 @@ def mode_skill_panel(request: WorkspaceRequest, mode_pk: int) -> HttpResponse:
     """The skills of one failure mode, its latest drafting job and (for leads) the
     Draft button: the partial the mode page loads, since modes live below skills."""
     mode = failure_mode_get(workspace=request.workspace, pk=mode_pk)
+    skills = list(selectors.skill_list_for_mode(mode=mode))
     return render(
         request,
         "skills/_mode_panel.html",
         {
             "mode": mode,
-            "skills": selectors.skill_list_for_mode(mode=mode),
+            "skills": skills,
+            # A proposal or a published skill already answers the mode: no second draft.
+            "can_draft": not any(
+                s.status in (SkillStatus.PROPOSED, SkillStatus.PUBLISHED) for s in skills
+            ),
             "latest_job": selectors.latest_job(mode=mode),
             "can_act": request.membership.has_role(Role.LEAD),
             "drafter_offline": not settings.ANTHROPIC_API_KEY,

@@ -103,3 +103,48 @@ def ingest(workspace: Workspace, items: list[Any]) -> Any:
     batch = trace_ingest_batch(workspace=workspace, items=items)
     analyse(workspace)
     return batch
+
+
+@contextmanager
+def running_worker(**env: str) -> Iterator[str]:
+    """The default runtime for one test: an embedded Redis (as `make run` starts it)
+    on a private socket and a real `celery worker` process on the test database.
+    Tasks this process enqueues go to that broker for the duration; `env` sets
+    the worker's settings (e.g. HIVEMIND_MIN_MODE_SIZE). Yields the broker URL."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.db import connection
+
+    from hivemind_web import embedded_broker
+
+    directory = Path(tempfile.mkdtemp(prefix="hm-", dir="/tmp"))  # short: socket paths cap at 107
+    broker = embedded_broker.start(directory / "redis.sock")
+    url = f"redis+socket://{directory / 'redis.sock'}"
+    worker_env = {
+        **os.environ, "CELERY_BROKER_URL": url, "HIVEMIND_DATA_DIR": str(settings.DATA_DIR),
+        "HIVEMIND_DB_NAME": connection.settings_dict["NAME"], "HIVEMIND_TASKS_EAGER": "0",
+        "DJANGO_SETTINGS_MODULE": "hivemind_web.settings", **env,
+    }  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "hivemind_web", "worker", "--pool", "solo",
+         "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+        cwd=settings.BASE_DIR, env=worker_env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with celery_broker(url):
+            yield url
+    finally:
+        for process in (worker, broker):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(directory, ignore_errors=True)
