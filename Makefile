@@ -36,9 +36,11 @@ PORT ?= 8000
 run: install
 	$(BIN)/python -m hivemind_web.run --port $(PORT)
 
+# mypy loads Django settings; a DATABASE_URL keeps it from starting the embedded server.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DATABASE_URL=postgres://mypy@127.0.0.1:1/unused $(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 $(CHROMIUM):

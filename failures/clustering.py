@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import HDBSCAN
@@ -233,7 +234,7 @@ def sparkline(counts: list[int], width: int = 120, height: int = 24) -> str:
     )
 
 
-def nmi_ari(true: list[int], predicted: list[int]) -> tuple[float, float]:
+def nmi_ari(true: list[Any], predicted: list[Any]) -> tuple[float, float]:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     return (

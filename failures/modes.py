@@ -5,7 +5,7 @@ Each is audited, and only leads and admins may act (`membership_require`).
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from workspaces.errors import InvalidInput
@@ -18,14 +18,14 @@ from .selectors import failure_mode_get
 from .services import failure_modes_refresh
 
 
-def _require_lead(workspace: Workspace, user: AbstractBaseUser) -> None:
+def _require_lead(workspace: Workspace, user: User) -> None:
     membership_require(workspace=workspace, user=user, role=Role.LEAD,
                        action="change failure modes")  # fmt: skip
 
 
 @transaction.atomic
 def failure_mode_rename(
-    *, workspace: Workspace, mode_id: int, label: str, actor: AbstractBaseUser
+    *, workspace: Workspace, mode_id: int, label: str, actor: User
 ) -> FailureMode:
     _require_lead(workspace, actor)
     mode = failure_mode_get(workspace=workspace, pk=mode_id)
@@ -44,7 +44,7 @@ def failure_mode_rename(
 
 @transaction.atomic
 def failure_mode_merge(
-    *, workspace: Workspace, source_id: int, target_id: int, actor: AbstractBaseUser
+    *, workspace: Workspace, source_id: int, target_id: int, actor: User
 ) -> FailureMode:
     """Move every incident of `source` into `target`; `source` is kept as merged."""
     _require_lead(workspace, actor)
@@ -74,7 +74,7 @@ def failure_mode_split(
     mode_id: int,
     incident_ids: list[int],
     label: str,
-    actor: AbstractBaseUser,
+    actor: User,
 ) -> FailureMode:
     """Move chosen incidents of a mode into a new mode; re-clustering keeps them there."""
     _require_lead(workspace, actor)
@@ -97,7 +97,7 @@ def failure_mode_split(
 
 @transaction.atomic
 def failure_mode_set_status(
-    *, workspace: Workspace, mode_id: int, status: str, actor: AbstractBaseUser
+    *, workspace: Workspace, mode_id: int, status: str, actor: User
 ) -> FailureMode:
     """Ignore a mode (no skill will be drafted for it) or open it again."""
     _require_lead(workspace, actor)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -123,7 +124,7 @@ def incident_search(
     return SearchResult(query, text, filters, understood, hits, _modes_of(hits))
 
 
-def _filtered(workspace: Workspace, filters: SearchFilters):  # type: ignore[no-untyped-def]
+def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident]:
     qs = Incident.objects.filter(workspace=workspace)
     if filters.agent:
         qs = qs.filter(trace__agent=filters.agent)
@@ -136,7 +137,7 @@ def _filtered(workspace: Workspace, filters: SearchFilters):  # type: ignore[no-
     return qs
 
 
-def _vector_candidates(base, text: str) -> tuple[list[int], dict[int, float]]:  # type: ignore[no-untyped-def]
+def _vector_candidates(base: QuerySet[Incident], text: str) -> tuple[list[int], dict[int, float]]:
     vector = get_embedder().embed([text])[0]
     with transaction.atomic(), connection.cursor() as cursor:
         # Wider HNSW search than pgvector's default 40: measured recall in bench/search.py.
@@ -150,7 +151,7 @@ def _vector_candidates(base, text: str) -> tuple[list[int], dict[int, float]]:  
     return [r[0] for r in rows], {r[0]: 1.0 - float(r[1]) for r in rows}
 
 
-def _keyword_candidates(base, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+def _keyword_candidates(base: QuerySet[Incident], text: str) -> list[int]:
     query = SearchQuery(text, search_type="websearch", config="english")
     # Keyword match is an OR over the words: websearch syntax ANDs them, which
     # misses "rate-limit errors" against "rate limit exceeded".

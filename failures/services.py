@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
@@ -94,9 +95,7 @@ def recluster_due(*, workspace_id: int) -> bool:
     )
 
 
-def cluster_run_request(
-    *, workspace: Workspace, actor: AbstractBaseUser | None
-) -> tuple[ClusterRun, bool]:
+def cluster_run_request(*, workspace: Workspace, actor: User | None) -> tuple[ClusterRun, bool]:
     """Queue a re-clustering of the workspace; reuses a run already queued or running."""
     active = ClusterRun.objects.filter(
         workspace=workspace, state__in=[RunState.QUEUED, RunState.RUNNING]
@@ -257,11 +256,12 @@ def mode_daily_counts_refresh(
     with transaction.atomic(), connection.cursor() as cursor:
         for ws in scopes:
             day = retention_cutoff(workspace_id=ws).date()
-            where, params = "workspace_id = %s AND day >= %s", [ws, day]
+            where = "workspace_id = %s AND day >= %s"
+            params: list[Any] = [ws, day]
             insert_where = (
                 "i.workspace_id = %s AND i.occurred_at >= %s AND i.failure_mode_id IS NOT NULL"
             )
-            insert_params: list = [ws, day]
+            insert_params: list[Any] = [ws, day]
             if mode_ids is not None:
                 where += " AND failure_mode_id = ANY(%s)"
                 params.append(mode_ids)

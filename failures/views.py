@@ -3,6 +3,8 @@ progress, and the incidents partial shown on a trace's page."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -28,7 +30,7 @@ CHART_DAYS = 60
 @workspace_view()
 def mode_list(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
-    context = {"search": _search(request), "q": request.GET.get("q", "")}
+    context: dict[str, Any] = {"search": _search(request), "q": request.GET.get("q", "")}
     if request.htmx and request.htmx.target == "search-results":
         return render(request, "failures/_search_results.html", context)
     mode_rows = list(selectors.failure_mode_list(workspace=workspace))

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 STOP_TIMEOUT = 20.0
@@ -90,7 +91,9 @@ def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]], stopping) -> int:  # type: ignore[no-untyped-def]
+def _supervise(
+    children: list[tuple[str, subprocess.Popen[bytes]]], stopping: Callable[[], bool]
+) -> int:
     while not stopping():
         for name, process in children:
             if process.poll() is not None:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers: does the database answer, and has it pgvector?"""
-    status = {"database": False, "pgvector": None}
+    status: dict[str, object] = {"database": False, "pgvector": None}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

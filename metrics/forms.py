@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -22,5 +22,9 @@ class SnapshotForm(forms.Form):
 
     def __init__(self, *args: Any, agents: Any = (), modes: Any = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["agent"].choices = [("", "any agent")] + [(a, a) for a in agents]
-        self.fields["failure_mode"].choices = [("", "any")] + [(m.pk, m.label[:80]) for m in modes]
+        cast(forms.ChoiceField, self.fields["agent"]).choices = [("", "any agent")] + [
+            (a, a) for a in agents
+        ]
+        cast(forms.ChoiceField, self.fields["failure_mode"]).choices = [("", "any")] + [
+            (m.pk, m.label[:80]) for m in modes
+        ]

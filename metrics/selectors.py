@@ -11,7 +11,8 @@ from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from skills.models import Skill, SkillStatus
+from skills.models import Skill
+from skills.selectors import published_skill_list
 from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Workspace
 
@@ -229,11 +230,7 @@ def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -
 
 
 def impact_table(*, workspace: Workspace) -> list[dict]:
-    skills = list(
-        Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
-        .exclude(published_version=None)
-        .order_by("name")
-    )
+    skills = [p.skill for p in published_skill_list(workspace_id=workspace.pk, with_body=False)]
     impacts = skill_impacts(workspace=workspace, skills=skills)
     return [impacts[s.pk] for s in skills if s.pk in impacts]
 

@@ -98,16 +98,22 @@ class Simulation:
     traces_per_agent: int = 40
     seed: int = 7
     name: str = ""
-    workspace: Workspace | None = None
+    _workspace: Workspace | None = None
     history: list[Round] = field(default_factory=list)
     first_failure: dict[str, float] = field(default_factory=dict)
     cycle: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            raise RuntimeError("call setup() first")
+        return self._workspace
 
     def setup(self) -> None:
         user_model = get_user_model()
         self.lead, _ = user_model.objects.get_or_create(username="simulated-lead")
         suffix = timezone.now().strftime("%Y%m%d%H%M%S")
-        self.workspace = workspace_create(name=self.name or f"Simulation {suffix}",
+        self._workspace = workspace_create(name=self.name or f"Simulation {suffix}",
                                           slug=f"sim-{suffix}", owner=self.lead)  # fmt: skip
         membership_set(workspace=self.workspace, user=self.lead, role=Role.LEAD, actor=None)
         self.key = api_key_create(workspace=self.workspace, name="simulated agents",
@@ -133,7 +139,9 @@ class Simulation:
                   tools_with_skill: set[str], refs: list[str], session: str) -> dict:  # fmt: skip
         rng = self.rng
         p_error = mode.p_error * (SKILL_EFFECT if mode.tool in tools_with_skill else 1.0)
-        steps = [{"kind": "user_prompt", "input": f"{mode.key} task #{index}"}]
+        steps: list[dict[str, object]] = [
+            {"kind": "user_prompt", "input": f"{mode.key} task #{index}"}
+        ]
         failed = False
         for call in range(RISKY_CALLS):
             steps.append({"kind": "tool_call", "name": "notes.read", "output": "ok"})
@@ -205,6 +213,8 @@ class Simulation:
     def _review(self) -> None:
         for skill in Skill.objects.filter(workspace=self.workspace, status=SkillStatus.PROPOSED):
             version = skill.latest_version
+            if version is None:
+                continue
             mode_key = self._true_mode_of(skill.source_mode) if skill.source_mode else None
             true_mode = next((m for m in MODES if m.key == mode_key), None)
             if mode_key:
@@ -214,7 +224,7 @@ class Simulation:
                                     reason="Control group: this mode is left without a skill.")  # fmt: skip
                 continue
             review.skill_approve(skill=skill, number=version.number, actor=self.lead)
-            self.cycle[mode_key]["published"] = time.time()
+            self.cycle.setdefault(true_mode.key, {})["published"] = time.time()
 
     def _quality(self) -> tuple[int, float | None]:
         rows = list(

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Prefetch
+from django.db.models import Max, Prefetch, QuerySet
 from django.http import HttpResponse
 
 from failures.models import FailureMode
@@ -56,7 +56,7 @@ class SnapshotFilter:
         return {k: v for k, v in data.items() if v not in (None, "")}
 
 
-def _selected(workspace: Workspace, f: SnapshotFilter):  # type: ignore[no-untyped-def]
+def _selected(workspace: Workspace, f: SnapshotFilter) -> QuerySet[Trace]:
     qs = Trace.objects.filter(workspace=workspace, status__in=["succeeded", "failed"])
     if f.agent:
         qs = qs.filter(agent=f.agent)
@@ -138,7 +138,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
 
 def snapshot_create(
     *, workspace: Workspace, filters: SnapshotFilter, name: str = "",
-    actor: AbstractBaseUser | None, actor_label: str = "",
+    actor: User | None, actor_label: str = "",
 ) -> Snapshot:  # fmt: skip
     if not 0 <= filters.heldout_percent <= 50:
         raise InvalidInput("heldout_percent must be between 0 and 50.")
@@ -161,7 +161,8 @@ def snapshot_create(
             continue
         seen.add((digest, is_good))
         (good if is_good else bad).append((trace, messages, digest))
-    train, heldout = [], []
+    train: list[dict[str, Any]] = []
+    heldout: list[dict[str, Any]] = []
     for trace, messages, digest in good:
         row = {"messages": messages, "metadata": {"trace": trace.external_id, "agent": trace.agent,
                "reward": trace.reward, "skills_in_scope": trace.skills_in_scope}}  # fmt: skip

@@ -42,7 +42,8 @@ def verdict(
         return f"Not enough data to compare the {what}."
     if a[1] >= b[0] and b[1] >= a[0]:
         return f"No measurable change in {what} (the 95% intervals overlap)."
-    up = after.value > before.value  # type: ignore[operator]
-    change = abs(after.value - before.value) * 100  # type: ignore[operator]
+    assert after.value is not None and before.value is not None  # both have intervals
+    up = after.value > before.value
+    change = abs(after.value - before.value) * 100
     better = up == higher_is_better
     return f"{what.capitalize()} {'rose' if up else 'fell'} by {change:.0f} points ({'better' if better else 'worse'})."

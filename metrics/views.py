@@ -27,6 +27,7 @@ from .selectors import (
     success_by_period,
 )
 from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
+from .stats import Rate
 
 
 @require_GET
@@ -65,7 +66,7 @@ def metrics_page(request: WorkspaceRequest) -> HttpResponse:
     )
 
 
-def _pct(rate) -> str:  # type: ignore[no-untyped-def]
+def _pct(rate: Rate) -> str:
     return "" if rate.value is None else f"{rate.value * 100:.1f}"
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,8 +21,9 @@ from ninja.responses import NinjaJSONEncoder
 
 from workspaces.models import ApiKey
 
-from .models import PublishedSet, Skill, SkillStatus
+from .models import PublishedSet
 from .schemas import SkillOut
+from .selectors import published_skill_list
 
 
 def page_size() -> int:
@@ -29,18 +32,14 @@ def page_size() -> int:
     return int(ninja_settings.PAGINATION_PER_PAGE)
 
 
-def _rows(workspace_id: int) -> list[tuple]:
-    return list(
-        Skill.objects.filter(workspace_id=workspace_id, status=SkillStatus.PUBLISHED)
-        .exclude(published_version=None)
-        .order_by("name")
-        .values_list(
-            "name", "published_version__number", "updated_at", "published_version__description"
-        )
-    )
+def _rows(workspace_id: int) -> list[tuple[str, int, datetime, str]]:
+    return [
+        (p.skill.name, p.version.number, p.skill.updated_at, p.version.description)
+        for p in published_skill_list(workspace_id=workspace_id, with_body=False)
+    ]
 
 
-def etag_from_rows(rows: list[tuple]) -> str:
+def etag_from_rows(rows: list[tuple[Any, ...]]) -> str:
     """Strong ETag over the published set: names, versions and update times."""
     digest = hashlib.sha256()
     for name, number, updated_at, *_ in rows:
@@ -55,7 +54,7 @@ def published_set_refresh(*, workspace_id: int) -> PublishedSet:
     base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
     items = [
         SkillOut(name=name, version=number, description=description, updated_at=updated,
-                 url=base + name).model_dump()
+                 url=base + name, score=None).model_dump()
         for name, number, updated, description in rows
     ]  # fmt: skip
     # Serialised by ninja's own encoder, so the stored page is byte-for-byte what
@@ -123,7 +122,7 @@ def fetch_log_record(
     in a crash is an acceptable price for not paying an fsync per poll. Outside
     a transaction the whole write is one round trip.
     """
-    params = [api_key.workspace_id, api_key.pk, agent[:200], session_id[:200], endpoint,
+    params: list[Any] = [api_key.workspace_id, api_key.pk, agent[:200], session_id[:200], endpoint,
               refs_json]  # fmt: skip
     insert = (
         "INSERT INTO skills_fetchlog (workspace_id, api_key_id, agent, session_id, endpoint,"

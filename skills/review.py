@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from failures.services import failure_mode_mark_addressed
@@ -41,7 +41,7 @@ PAST = {"approve": "approved", "edit": "edited", "reject": "rejected", "retire":
         "rollback": "rolled back"}  # fmt: skip
 
 
-def _check(skill: Skill, actor: AbstractBaseUser, action: str) -> None:
+def _check(skill: Skill, actor: User, action: str) -> None:
     membership_require(workspace=skill.workspace, user=actor, role=Role.LEAD,
                        action=f"{action} skills")  # fmt: skip
     if skill.status not in ALLOWED_FROM[action]:
@@ -55,9 +55,7 @@ def _version(skill: Skill, number: int) -> SkillVersion:
     return version
 
 
-def _audit(
-    skill: Skill, actor: AbstractBaseUser, action: str, before: str, **after: object
-) -> None:
+def _audit(skill: Skill, actor: User, action: str, before: str, **after: object) -> None:
     # Every transition passes here: keep what agents are served in step with it.
     published_set_refresh(workspace_id=skill.workspace_id)
     audit_record(
@@ -73,7 +71,7 @@ def _published(skill: Skill, version: SkillVersion) -> None:
 
 
 @transaction.atomic
-def skill_approve(*, skill: Skill, number: int, actor: AbstractBaseUser) -> Skill:
+def skill_approve(*, skill: Skill, number: int, actor: User) -> Skill:
     """Publish version `number`: agents get it on their next fetch."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "approve")
@@ -89,9 +87,7 @@ def skill_approve(*, skill: Skill, number: int, actor: AbstractBaseUser) -> Skil
 
 
 @transaction.atomic
-def skill_edit(
-    *, skill: Skill, description: str, body: str, actor: AbstractBaseUser
-) -> SkillVersion:
+def skill_edit(*, skill: Skill, description: str, body: str, actor: User) -> SkillVersion:
     """Save an edited text as a new version (never changes an old one)."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "edit")
@@ -116,7 +112,7 @@ def skill_edit(
 
 
 @transaction.atomic
-def skill_reject(*, skill: Skill, reason: str, actor: AbstractBaseUser) -> Skill:
+def skill_reject(*, skill: Skill, reason: str, actor: User) -> Skill:
     """Reject a proposal; its mode is not drafted again until new incidents arrive."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "reject")
@@ -132,7 +128,7 @@ def skill_reject(*, skill: Skill, reason: str, actor: AbstractBaseUser) -> Skill
 
 
 @transaction.atomic
-def skill_retire(*, skill: Skill, reason: str, actor: AbstractBaseUser) -> Skill:
+def skill_retire(*, skill: Skill, reason: str, actor: User) -> Skill:
     """Stop serving a published skill to agents."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "retire")
@@ -145,7 +141,7 @@ def skill_retire(*, skill: Skill, reason: str, actor: AbstractBaseUser) -> Skill
 
 
 @transaction.atomic
-def skill_rollback(*, skill: Skill, number: int, actor: AbstractBaseUser) -> Skill:
+def skill_rollback(*, skill: Skill, number: int, actor: User) -> Skill:
     """Serve an earlier version again."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "rollback")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import markdown as md
 import nh3
 from django.db.models import QuerySet
@@ -10,8 +12,40 @@ from failures.models import FailureMode
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
-from .models import DistillationJob, Skill, SkillVersion
+from .models import DistillationJob, Skill, SkillStatus, SkillVersion
 from .skillmd import SkillDoc, render
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published skill and the version agents get."""
+
+    skill: Skill
+    version: SkillVersion
+
+    @property
+    def ref(self) -> str:
+        return f"{self.skill.name}@{self.version.number}"
+
+
+def published_skill_list(
+    *, workspace_id: int, name: str = "", with_body: bool = True
+) -> list[Published]:
+    """What agents are served: published skills with their published version, by
+    name. The one query behind the skills API, the published set the poll is
+    answered from, and the metrics' impact table."""
+    qs = (
+        Skill.objects.filter(workspace_id=workspace_id, status=SkillStatus.PUBLISHED)
+        .exclude(published_version=None)
+        .select_related("published_version")
+        .order_by("name")
+    )
+    if name:
+        qs = qs.filter(name=name)
+    if not with_body:
+        # Lists never show bodies; not loading them keeps a 50-skill request cheap.
+        qs = qs.defer("published_version__body")
+    return [Published(s, s.published_version) for s in qs if s.published_version is not None]
 
 
 def skill_list(*, workspace: Workspace, status: str = "") -> QuerySet[Skill]:

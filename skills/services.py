@@ -6,11 +6,10 @@ import logging
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 
-from failures.embedding import get_embedder
 from failures.models import FailureMode, ModeStatus
 from failures.selectors import mode_incidents_nearest
 from hivemind_web.celery import enqueue
@@ -22,6 +21,7 @@ from workspaces.services import audit_record
 from . import distill
 from .guard import flags_for
 from .models import Authorship, DistillationJob, JobState, Skill, SkillStatus, SkillVersion
+from .vectors import description_vectors, text_vector
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
 
 
 def distillation_request(
-    *, mode: FailureMode, actor: AbstractBaseUser | None = None
+    *, mode: FailureMode, actor: User | None = None
 ) -> tuple[DistillationJob, bool]:
     """Queue drafting for `mode`; reuses a job already queued or drafting."""
     if actor is not None:
@@ -102,7 +102,7 @@ def distillation_run(*, job_id: int) -> DistillationJob:
     return _finish(job, JobState.DONE, verdict=draft.verdict, detail=draft.reason, version=version)
 
 
-def _finish(job: DistillationJob, state: str, **fields) -> DistillationJob:  # type: ignore[no-untyped-def]
+def _finish(job: DistillationJob, state: str, **fields: object) -> DistillationJob:
     for key, value in fields.items():
         setattr(job, key, value)
     job.state = state
@@ -131,34 +131,32 @@ def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill
 
 
 def _similar_skills(mode: FailureMode, limit: int = 3) -> list[dict[str, str]]:
-    skills = list(
-        Skill.objects.filter(workspace=mode.workspace)
-        .exclude(status=SkillStatus.REJECTED)
-        .prefetch_related("versions")
-    )
-    if not skills or mode.centroid is None:
+    versions = _latest_versions(mode.workspace)
+    if not versions or mode.centroid is None:
         return []
-    texts = [(s.latest_version.description if s.latest_version else s.name) for s in skills]
-    vectors = get_embedder().embed(texts)
+    vectors = description_vectors([(v.pk, v.description) for v in versions])
     # The mode centroid lives in the signature space; the label is comparable text.
-    query = get_embedder().embed([mode.label])[0]
-    order = np.argsort(-(vectors @ query))[:limit]
-    return [{"name": skills[i].name, "description": texts[i]} for i in order]
+    order = np.argsort(-(vectors @ text_vector(mode.label)))[:limit]
+    return [{"name": versions[i].skill.name, "description": versions[i].description} for i in order]
 
 
 def _duplicate_of(workspace: Workspace, description: str) -> Skill | None:
-    skills = list(
+    versions = _latest_versions(workspace)
+    if not versions:
+        return None
+    sims = description_vectors([(v.pk, v.description) for v in versions]) @ text_vector(description)
+    best = int(np.argmax(sims))
+    return versions[best].skill if sims[best] >= DUPLICATE_SIMILARITY else None
+
+
+def _latest_versions(workspace: Workspace) -> list[SkillVersion]:
+    """The newest version of every skill not rejected (what a new draft is compared to)."""
+    skills = (
         Skill.objects.filter(workspace=workspace)
         .exclude(status=SkillStatus.REJECTED)
         .prefetch_related("versions")
     )
-    descriptions = [(s, s.latest_version.description) for s in skills if s.latest_version]
-    if not descriptions:
-        return None
-    vectors = get_embedder().embed([d for _, d in descriptions] + [description])
-    sims = vectors[:-1] @ vectors[-1]
-    best = int(np.argmax(sims))
-    return descriptions[best][0] if sims[best] >= DUPLICATE_SIMILARITY else None
+    return [s.latest_version for s in skills if s.latest_version is not None]
 
 
 def _store(job: DistillationJob, draft: distill.Draft, context: distill.Context) -> SkillVersion:

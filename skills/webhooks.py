@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ def webhook_get(*, workspace: Workspace) -> WebhookEndpoint | None:
 
 
 @transaction.atomic
-def webhook_save(*, workspace: Workspace, form: Any, actor: AbstractBaseUser) -> WebhookEndpoint:
+def webhook_save(*, workspace: Workspace, form: Any, actor: User) -> WebhookEndpoint:
     """Save the workspace's webhook from a valid WebhookForm; audited."""
     endpoint = form.save(commit=False)
     endpoint.workspace = workspace

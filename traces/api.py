@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Path, Router, Status
 
 from workspaces.auth import ApiKeyAuth
 from workspaces.errors import BadRequest, InvalidInput
 from workspaces.models import Scope
 from workspaces.openapi import body_schema
+from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
 
 from .body import read_body
@@ -24,7 +24,7 @@ router = Router(tags=["traces"])
 CAPTURE_HEADER = "X-Hivemind-Capture"
 
 
-def read_json_body(request: HttpRequest) -> Any:
+def read_json_body(request: ApiRequest) -> Any:
     """The request body as JSON, size-capped and gunzipped; clear errors otherwise."""
     try:
         return json.loads(read_body(request))
@@ -57,7 +57,7 @@ def _batch_items(body: Any) -> list[Any]:
     summary="Send a batch of traces (create or update)",
     openapi_extra=body_schema(TraceBatchIn),
 )
-def traces_ingest(request: HttpRequest) -> Status:
+def traces_ingest(request: ApiRequest) -> Status:
     """Create or update traces by `external_id` (re-sending is safe: it never duplicates).
 
     Every trace is judged on its own: the response lists, in order, `created`,
@@ -66,7 +66,7 @@ def traces_ingest(request: HttpRequest) -> Status:
     Header `X-Hivemind-Capture: off` asks that nothing from this request be stored
     (202, every trace `skipped`). PII is redacted before anything is stored.
     """
-    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    workspace = request.auth.workspace
     items = _batch_items(read_json_body(request))
     if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
         capture_policy_get(workspace=workspace)
@@ -113,13 +113,13 @@ def _skipped(items: list[Any]) -> dict[str, Any]:
     summary="Record a trace's outcome (status, reward, scores), now or before it arrives",
 )
 def trace_outcome(
-    request: HttpRequest,
+    request: ApiRequest,
     data: OutcomeIn,
     external_id: str = Path(..., max_length=200),
 ) -> Status:
     """The latest outcome decides the trace's status and reward. An outcome for a
     trace not received yet is kept (202) and applied when the trace arrives."""
-    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    workspace = request.auth.workspace
     outcome = outcome_record(workspace=workspace, external_id=external_id, data=data)
     if outcome.trace_id is None:
         return Status(
@@ -136,7 +136,7 @@ def trace_outcome(
         OutcomeOut(
             external_id=external_id,
             applied=True,
-            trace_status=outcome.trace.status,
+            trace_status=outcome.trace.status if outcome.trace else None,
             detail="Outcome applied.",
         ),
     )
@@ -154,11 +154,11 @@ def trace_outcome(
                        "hook_event_name": {"type": "string", "minLength": 1}},
         "additionalProperties": True}}}}},
 )  # fmt: skip
-def claude_code_hook(request: HttpRequest) -> Status:
+def claude_code_hook(request: ApiRequest) -> Status:
     """One trace per `session_id`. Send the hook's stdin as the body (the
     `hivemind_client capture` command does this). Unknown events and fields are kept."""
     payload = read_json_body(request)
-    workspace = request.auth.workspace  # type: ignore[attr-defined]
+    workspace = request.auth.workspace
     if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
         capture_policy_get(workspace=workspace)
         return Status(202, _skipped([payload]))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -33,9 +34,10 @@ class TraceFilterForm(forms.Form):
         choices=[("", "With or without"), ("yes", "Has incidents"), ("no", "No incidents")],
     )
 
-    def __init__(self, *args, agents: list[str], **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, agents: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["agent"].choices = [("", "Any agent")] + [(a, a) for a in agents]
+        choices = [("", "Any agent")] + [(a, a) for a in agents]
+        cast(forms.ChoiceField, self.fields["agent"]).choices = choices
 
     def filters(self) -> TraceFilters:
         if not self.is_valid():

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from workspaces.auth import presented_key
 from workspaces.errors import DomainError, RateLimited
 from workspaces.models import Scope
 from workspaces.ratelimit import ingest_check
@@ -62,7 +63,7 @@ def _export(request: HttpRequest, content_type: str) -> HttpResponse:
         return _reply(code, otlp.encode_status(rpc, message, content_type), content_type)
 
     try:
-        key = _key(request)
+        key = presented_key(request)
         api_key = api_key_authenticate(raw_key=key, scope=Scope.INGEST)
     except DomainError as exc:
         rpc = UNAUTHENTICATED if exc.status_code == 401 else PERMISSION_DENIED
@@ -92,21 +93,3 @@ def _export(request: HttpRequest, content_type: str) -> HttpResponse:
     rejected_spans = sum(span_counts.get(r.external_id or "", 0) for r in rejected)
     message = "; ".join(r.detail for r in rejected[:5])
     return _reply(200, otlp.encode_response(rejected_spans, message, content_type), content_type)
-
-
-def _key(request: HttpRequest) -> str:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    if request.headers.get("X-Hivemind-Api-Key"):
-        return request.headers["X-Hivemind-Api-Key"].strip()
-    raise _missing()
-
-
-def _missing() -> DomainError:
-    from workspaces.errors import AuthenticationFailed
-
-    return AuthenticationFailed(
-        "Missing API key: set the exporter header 'Authorization: Bearer <key>' "
-        "(OTEL_EXPORTER_OTLP_HEADERS) or 'x-hivemind-api-key'."
-    )

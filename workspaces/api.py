@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from django.http import HttpRequest
 from ninja import Router
 
 from .auth import ApiKeyAuth
+from .requests import ApiRequest
 from .schemas import ErrorOut, WhoAmIOut
 
 router = Router(tags=["workspace"])
@@ -15,9 +15,9 @@ router = Router(tags=["workspace"])
     response={200: WhoAmIOut, 401: ErrorOut},
     summary="Which workspace and scopes this API key has",
 )
-def whoami(request: HttpRequest) -> WhoAmIOut:
+def whoami(request: ApiRequest) -> WhoAmIOut:
     """Lets an agent check its key before sending anything."""
-    key = request.auth  # type: ignore[attr-defined]
+    key = request.auth
     return WhoAmIOut(
         workspace=key.workspace.slug,
         workspace_name=key.workspace.name,

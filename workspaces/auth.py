@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -11,13 +11,16 @@ from ninja.security import HttpBearer
 from .errors import AuthenticationFailed
 from .models import ApiKey, Scope
 from .ratelimit import ingest_check
+from .requests import ApiRequest
 from .services import api_key_authenticate
 
 ALT_HEADER = "X-Hivemind-Api-Key"
 
 
 def presented_key(request: HttpRequest) -> str:
-    """The key a request carries, or raise saying what is wrong with how it was sent."""
+    """The key a request carries, or raise saying what is wrong with how it was sent.
+
+    The one rule for every way in (the API, the skills poll answered early, OTLP)."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
@@ -28,8 +31,9 @@ def presented_key(request: HttpRequest) -> str:
     if alt:
         return alt.strip()
     raise AuthenticationFailed(
-        "Missing API key: send 'Authorization: Bearer <API key>'. "
-        "Create a key under Settings → API keys."
+        "Missing API key: send 'Authorization: Bearer <API key>' (or 'X-Hivemind-Api-Key: "
+        "<API key>'; OpenTelemetry exporters: OTEL_EXPORTER_OTLP_HEADERS="
+        "'Authorization=Bearer <API key>'). Create a key under Settings → API keys."
     )
 
 
@@ -52,5 +56,5 @@ class ApiKeyAuth(HttpBearer):
         api_key = api_key_authenticate(raw_key=token, scope=self.scope)
         if self.scope == Scope.INGEST:
             ingest_check(api_key, limit=settings.HIVEMIND_INGEST_RATE_LIMIT)
-        request.workspace = api_key.workspace  # type: ignore[attr-defined]
+        cast(ApiRequest, request).workspace = api_key.workspace
         return api_key

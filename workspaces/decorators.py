@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .errors import NotFound
 from .models import Role
+from .requests import WorkspaceRequest
 from .selectors import membership_get
 
 View = Callable[..., HttpResponse]
@@ -26,12 +26,11 @@ def workspace_view(min_role: str = Role.VIEWER) -> Callable[[View], View]:
         @login_required
         @wraps(view)
         def wrapper(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
-            try:
-                membership = membership_get(user=request.user, slug=slug)
-            except NotFound:
-                raise Http404("No such workspace.") from None
-            request.workspace = membership.workspace  # type: ignore[attr-defined]
-            request.membership = membership  # type: ignore[attr-defined]
+            # login_required has run: the user is a real account from here on.
+            request = cast(WorkspaceRequest, request)
+            membership = membership_get(user=request.user, slug=slug)  # NotFound → 404
+            request.workspace = membership.workspace
+            request.membership = membership
             request.session["workspace_slug"] = slug
             if not membership.has_role(min_role):
                 return render(

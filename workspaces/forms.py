@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Role, Scope
+from .models import PiiPolicy, Role, Scope
 from .redaction import POLICY_SWITCHES, validate_custom_pattern
 
 
@@ -76,7 +76,7 @@ class PiiPolicyForm(forms.Form):
     sample = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
 
     @classmethod
-    def for_policy(cls, policy):  # type: ignore[no-untyped-def]
+    def for_policy(cls, policy: PiiPolicy) -> PiiPolicyForm:
         initial = {name: getattr(policy, name) for name in POLICY_FIELDS}
         initial["custom_patterns"] = "\n".join(
             f"{r['name']}: {r['pattern']}" for r in policy.custom_patterns

@@ -10,10 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import connection
 
 from .errors import RateLimited
+
+if TYPE_CHECKING:
+    from .models import ApiKey
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def retry_after(window: int) -> int:
     return _window(window)[1]
 
 
-def ingest_check(api_key, *, limit: int, window: int = 60) -> None:  # type: ignore[no-untyped-def]
+def ingest_check(api_key: ApiKey, *, limit: int, window: int = 60) -> None:
     """Raise RateLimited (429 + Retry-After) when a key sends more requests than allowed."""
     if limit <= 0:
         return

@@ -31,3 +31,5 @@ class ApiRequest(HttpRequest):
 
     auth: ApiKey
     workspace: Workspace
+    # Set by the skills list view for SkillsETagMiddleware (the set's ETag).
+    skills_etag: str

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from .errors import NotFound, PermissionDenied
 from .models import ROLE_RANK, ApiKey, AuditEvent, Membership, PiiPolicy, Role, Workspace
 
 
-def workspace_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Workspace]:
+def workspace_list_for_user(*, user: User | AnonymousUser) -> QuerySet[Workspace]:
     if not user.is_authenticated:
         return Workspace.objects.none()
     return Workspace.objects.filter(memberships__user=user).order_by("name")
 
 
-def membership_get(*, user: AbstractBaseUser, slug: str) -> Membership:
+def membership_get(*, user: User, slug: str) -> Membership:
     """The user's membership in the workspace `slug`.
 
     Raises NotFound (never PermissionDenied) for a workspace the user is not in,
@@ -35,9 +35,7 @@ def membership_get(*, user: AbstractBaseUser, slug: str) -> Membership:
     return membership
 
 
-def membership_require(
-    *, workspace: Workspace, user: AbstractBaseUser, role: str, action: str
-) -> Membership:
+def membership_require(*, workspace: Workspace, user: User, role: str, action: str) -> Membership:
     """The user's membership if its role is at least `role`; else PermissionDenied
     saying who may `action` (e.g. "approve skills"). The one role check that
     services run, whatever the caller (page, API, command) already checked."""

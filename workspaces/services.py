@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -31,7 +31,7 @@ def hash_secret(full_key: str) -> str:
 def audit_record(
     *,
     workspace: Workspace,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     action: str,
     obj: Any,
     before: dict | None = None,
@@ -53,7 +53,7 @@ def audit_record(
 
 
 @transaction.atomic
-def workspace_create(*, name: str, owner: AbstractBaseUser, slug: str = "") -> Workspace:
+def workspace_create(*, name: str, owner: User, slug: str = "") -> Workspace:
     """Create a workspace with its default PII policy; the owner becomes admin."""
     workspace = Workspace.objects.create(name=name, slug=slug or slugify(name)[:50])
     PiiPolicy.objects.create(workspace=workspace)
@@ -64,7 +64,7 @@ def workspace_create(*, name: str, owner: AbstractBaseUser, slug: str = "") -> W
 
 @transaction.atomic
 def membership_set(
-    *, workspace: Workspace, user: AbstractBaseUser, role: str, actor: AbstractBaseUser | None
+    *, workspace: Workspace, user: User, role: str, actor: User | None
 ) -> Membership:
     """Add a user to a workspace, or change their role."""
     if role not in Role.values:
@@ -95,7 +95,7 @@ class NewApiKey:
 
 @transaction.atomic
 def api_key_create(
-    *, workspace: Workspace, name: str, scopes: list[str], actor: AbstractBaseUser | None
+    *, workspace: Workspace, name: str, scopes: list[str], actor: User | None
 ) -> NewApiKey:
     """Create a key and return its full secret, which is never stored."""
     unknown = sorted(set(scopes) - set(Scope.values))
@@ -126,7 +126,7 @@ def api_key_create(
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: User | None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
@@ -179,9 +179,7 @@ def _touch_last_used(api_key: ApiKey) -> None:
 
 
 @transaction.atomic
-def membership_add(
-    *, workspace: Workspace, identifier: str, role: str, actor: AbstractBaseUser
-) -> Membership:
+def membership_add(*, workspace: Workspace, identifier: str, role: str, actor: User) -> Membership:
     """Add an existing user, found by username or email, with a role."""
     from django.contrib.auth import get_user_model
 
@@ -211,9 +209,7 @@ def _admins_left(workspace: Workspace, excluding: Membership) -> int:
 
 
 @transaction.atomic
-def membership_change_role(
-    *, membership: Membership, role: str, actor: AbstractBaseUser
-) -> Membership:
+def membership_change_role(*, membership: Membership, role: str, actor: User) -> Membership:
     if (
         membership.role == Role.ADMIN
         and role != Role.ADMIN
@@ -225,7 +221,7 @@ def membership_change_role(
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor: AbstractBaseUser) -> None:
+def membership_remove(*, membership: Membership, actor: User) -> None:
     if membership.role == Role.ADMIN and not _admins_left(membership.workspace, membership):
         raise Conflict("A workspace needs at least one admin; make someone else admin first.")
     audit_record(
@@ -236,7 +232,7 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser) -> Non
 
 
 @transaction.atomic
-def pii_policy_update(*, workspace: Workspace, changes: dict[str, Any], actor: AbstractBaseUser):  # type: ignore[no-untyped-def]
+def pii_policy_update(*, workspace: Workspace, changes: dict[str, Any], actor: User) -> PiiPolicy:
     """Change the workspace's PII policy (switches, custom patterns, retention, capture)."""
     from .redaction import validate_custom_pattern
 

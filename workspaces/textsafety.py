@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
 
 # A NUL escape, or any surrogate escape (valid pairs are rare enough to re-check).
 _SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -49,10 +51,10 @@ def clean_json_bytes(data: bytes) -> bytes:
 class JsonTextMiddleware:
     """Applies clean_json_bytes to uncompressed JSON API bodies before any view."""
 
-    def __init__(self, get_response):  # type: ignore[no-untyped-def]
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):  # type: ignore[no-untyped-def]
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if (
             request.method in ("POST", "PUT", "PATCH")
             and request.path.startswith(("/api/", "/v1/"))

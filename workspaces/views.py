@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -14,8 +16,9 @@ from . import ratelimit
 from .decorators import workspace_view
 from .errors import DomainError, NotFound
 from .forms import ApiKeyForm, AuditFilterForm, MemberAddForm, PiiPolicyForm, RoleForm
-from .models import Role
+from .models import Membership, Role, Workspace
 from .redaction import POLICY_SWITCHES, redaction_preview
+from .requests import WorkspaceRequest
 from .selectors import (
     api_key_get,
     api_key_list,
@@ -67,15 +70,15 @@ def first_trace_curl(*, secret: str) -> str:
 
 @require_GET
 @workspace_view(Role.ADMIN)
-def settings_page(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def settings_page(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     return render(request, "workspaces/settings.html", _settings_context(workspace))
 
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def api_key_new(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def api_key_new(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = ApiKeyForm(request.POST)
     new_key = None
     if form.is_valid():
@@ -101,8 +104,8 @@ def api_key_new(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def api_key_revoke_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    workspace = request.workspace
     try:
         api_key = api_key_get(workspace=workspace, pk=pk)
     except NotFound:
@@ -112,7 +115,7 @@ def api_key_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + "#api-keys")
 
 
-def _settings_context(workspace, **extra):  # type: ignore[no-untyped-def]
+def _settings_context(workspace: Workspace, **extra: Any) -> dict[str, Any]:
     policy = pii_policy_get(workspace=workspace)
     return {
         "members": membership_list(workspace=workspace),
@@ -126,11 +129,11 @@ def _settings_context(workspace, **extra):  # type: ignore[no-untyped-def]
     }
 
 
-def _back(workspace, anchor: str) -> HttpResponse:  # type: ignore[no-untyped-def]
+def _back(workspace: Workspace, anchor: str) -> HttpResponse:
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + anchor)
 
 
-def _member_or_404(workspace, pk: int):  # type: ignore[no-untyped-def]
+def _member_or_404(workspace: Workspace, pk: int) -> Membership:
     try:
         return membership_get_by_pk(workspace=workspace, pk=pk)
     except NotFound:
@@ -139,8 +142,8 @@ def _member_or_404(workspace, pk: int):  # type: ignore[no-untyped-def]
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def member_add(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def member_add(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
@@ -162,8 +165,8 @@ def member_add(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def member_role(request: HttpRequest, pk: int) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def member_role(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    workspace = request.workspace
     membership = _member_or_404(workspace, pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -183,8 +186,8 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def member_remove(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    workspace = request.workspace
     membership = _member_or_404(workspace, pk)
     try:
         membership_remove(membership=membership, actor=request.user)
@@ -199,8 +202,8 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def pii_policy_save(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def pii_policy_save(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = PiiPolicyForm(request.POST)
     if form.is_valid():
         try:
@@ -218,14 +221,14 @@ def pii_policy_save(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @workspace_view(Role.ADMIN)
-def pii_policy_try(request: HttpRequest) -> HttpResponse:
+def pii_policy_try(request: WorkspaceRequest) -> HttpResponse:
     """Live preview: what the sample text becomes under the policy as edited (not saved)."""
     form = PiiPolicyForm(request.POST)
     sample = request.POST.get("sample", "")[:5000]
     context = {"sample": sample, "redacted": "", "counts": {}, "error": ""}
     form.is_valid()
     if "custom_patterns" in form.errors:
-        context["error"] = " ".join(form.errors["custom_patterns"])
+        context["error"] = " ".join(str(e) for e in form.errors["custom_patterns"])
     else:
         context["redacted"], context["counts"] = redaction_preview(
             sample,
@@ -237,8 +240,8 @@ def pii_policy_try(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @workspace_view(Role.ADMIN)
-def audit_log(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def audit_log(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = AuditFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     events = audit_event_search(workspace=workspace, **{k: v for k, v in filters.items() if v})
@@ -267,7 +270,7 @@ class LoginView(auth_views.LoginView):
         address = self.request.META.get("REMOTE_ADDR", "")
         return [(f"login:user:{username}", limit), (f"login:ip:{address}", limit * 5)]
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if any(ratelimit.peek(key, window=LOGIN_WINDOW) >= limit for key, limit in self._keys()):
             wait = ratelimit.retry_after(LOGIN_WINDOW)
             response = render(request, "registration/login.html", {
@@ -278,7 +281,7 @@ class LoginView(auth_views.LoginView):
             return response
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):  # type: ignore[no-untyped-def]
+    def form_invalid(self, form: Any) -> HttpResponse:
         for key, limit in self._keys():
             ratelimit.hit(key, limit=limit, window=LOGIN_WINDOW)
         return super().form_invalid(form)

@@ -106,5 +106,5 @@ class Command(BaseCommand):
             ).exists()
             if live:
                 return secret
-        scopes = [Scope.INGEST, Scope.SKILLS_READ]
+        scopes: list[str] = [Scope.INGEST, Scope.SKILLS_READ]
         return api_key_create(workspace=workspace, name="demo", scopes=scopes, actor=user).secret
