@@ -22,6 +22,7 @@ from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from traces.models import Trace
+from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
 from .embedding import get_embedder
@@ -125,16 +126,11 @@ def incident_search(
 
 
 def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident]:
-    qs = Incident.objects.filter(workspace=workspace)
-    if filters.agent:
-        qs = qs.filter(trace__agent=filters.agent)
-    if filters.tool:
-        qs = qs.filter(tool=filters.tool)
-    if filters.since:
-        qs = qs.filter(occurred_at__gte=filters.since)
-    if filters.until:
-        qs = qs.filter(occurred_at__lt=filters.until)
-    return qs
+    return filter_given(
+        Incident.objects.filter(workspace=workspace),
+        trace__agent=filters.agent, tool=filters.tool,
+        occurred_at__gte=filters.since, occurred_at__lt=filters.until,
+    )  # fmt: skip
 
 
 def _vector_candidates(base: QuerySet[Incident], text: str) -> tuple[list[int], dict[int, float]]:

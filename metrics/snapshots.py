@@ -31,6 +31,7 @@ from failures.models import FailureMode
 from failures.signatures import normalise
 from traces.models import Step, StepKind, Trace
 from workspaces.errors import InvalidInput, NotFound
+from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 from workspaces.services import audit_record
 
@@ -57,13 +58,10 @@ class SnapshotFilter:
 
 
 def _selected(workspace: Workspace, f: SnapshotFilter) -> QuerySet[Trace]:
-    qs = Trace.objects.filter(workspace=workspace, status__in=["succeeded", "failed"])
-    if f.agent:
-        qs = qs.filter(agent=f.agent)
-    if f.since:
-        qs = qs.filter(started_at__date__gte=f.since)
-    if f.until:
-        qs = qs.filter(started_at__date__lte=f.until)
+    qs = filter_given(
+        Trace.objects.filter(workspace=workspace, status__in=["succeeded", "failed"]),
+        agent=f.agent, started_at__date__gte=f.since, started_at__date__lte=f.until,
+    )  # fmt: skip
     if f.failure_mode is not None:
         if not FailureMode.objects.filter(workspace=workspace, pk=f.failure_mode).exists():
             raise NotFound(f"No failure mode {f.failure_mode} in this workspace.")

@@ -18,7 +18,7 @@ from workspaces.models import Scope
 from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
 
-from .publication import etag_from_rows, fetch_log_record, published_set_get
+from .publication import etag_from_rows, fetch_log_for_request, published_set_get
 from .schemas import SkillOut
 from .selectors import Published, published_skill_list, skill_md
 from .vectors import description_vectors, text_vector
@@ -39,12 +39,8 @@ def rank(published: list[Published], task: str) -> list[tuple[Published, float]]
 
 def log_fetch(request: ApiRequest, endpoint: str, refs: list[str]) -> None:
     """Which skills this key (agent, session) fetched: metrics attribute traces by it."""
-    fetch_log_record(
-        api_key=request.auth,
-        agent=request.headers.get("X-Hivemind-Agent", ""),
-        session_id=request.headers.get("X-Hivemind-Session", ""),
-        endpoint=endpoint,
-        refs_json=json.dumps(refs),
+    fetch_log_for_request(
+        request=request, api_key=request.auth, endpoint=endpoint, refs_json=json.dumps(refs)
     )
 
 

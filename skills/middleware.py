@@ -47,7 +47,7 @@ class SkillsETagMiddleware:
         from workspaces.auth import presented_key
         from workspaces.services import api_key_prefix, api_key_verify
 
-        from .publication import fetch_log_record, poll_lookup, published_set_refresh
+        from .publication import fetch_log_for_request, poll_lookup, published_set_refresh
 
         if request.GET.get("task"):
             return None  # ranked lists depend on the task: never cached
@@ -66,13 +66,10 @@ class SkillsETagMiddleware:
         matched = etag in wanted or "*" in wanted
         if not matched and not full:
             return None
-        fetch_log_record(
-            api_key=api_key,
-            agent=request.headers.get("X-Hivemind-Agent", ""),
-            session_id=request.headers.get("X-Hivemind-Session", ""),
-            endpoint="list" if request.path == LIST_PATH else "zip",
-            refs_json=refs_json,
-        )
+        fetch_log_for_request(
+            request=request, api_key=api_key,
+            endpoint="list" if request.path == LIST_PATH else "zip", refs_json=refs_json,
+        )  # fmt: skip
         if matched:
             response = HttpResponse(status=304)
         else:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.http import HttpRequest
 from ninja.responses import NinjaJSONEncoder
 
 from workspaces.models import ApiKey
@@ -111,6 +112,20 @@ def poll_lookup(*, prefix: str) -> Poll:
         scopes=scopes, last_used_at=last_used_at, revoked_at=revoked_at,
     )  # fmt: skip
     return Poll(api_key, row[7], row[8] or "", row[9] or "[]")
+
+
+def fetch_log_for_request(
+    *, request: HttpRequest, api_key: ApiKey, endpoint: str, refs_json: str
+) -> None:
+    """Log a fetch with the agent and session the request names (headers
+    X-Hivemind-Agent / X-Hivemind-Session): the one way fetches are logged."""
+    fetch_log_record(
+        api_key=api_key,
+        agent=request.headers.get("X-Hivemind-Agent", ""),
+        session_id=request.headers.get("X-Hivemind-Session", ""),
+        endpoint=endpoint,
+        refs_json=refs_json,
+    )
 
 
 def fetch_log_record(

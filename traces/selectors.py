@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db.models import F, Q, QuerySet
 
 from workspaces.errors import NotFound
+from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
 from .models import Step, Trace, TraceStatus
@@ -26,15 +27,10 @@ class TraceFilters:
 def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> QuerySet[Trace]:
     """A workspace's traces, newest first, narrowed by `filters`."""
     f = filters or TraceFilters()
-    qs = Trace.objects.filter(workspace=workspace)
-    if f.status:
-        qs = qs.filter(status=f.status)
-    if f.agent:
-        qs = qs.filter(agent=f.agent)
-    if f.since:
-        qs = qs.filter(started_at__gte=f.since)
-    if f.until:
-        qs = qs.filter(started_at__lt=f.until)
+    qs = filter_given(
+        Trace.objects.filter(workspace=workspace),
+        status=f.status, agent=f.agent, started_at__gte=f.since, started_at__lt=f.until,
+    )  # fmt: skip
     if f.has_incidents is True:
         qs = qs.filter(Q(error_count__gt=0) | Q(incidents__isnull=False)).distinct()
     elif f.has_incidents is False:

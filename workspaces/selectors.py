@@ -8,6 +8,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from .errors import NotFound, PermissionDenied
+from .filtering import filter_given
 from .models import ROLE_RANK, ApiKey, AuditEvent, Membership, PiiPolicy, Role, Workspace
 
 
@@ -96,17 +97,11 @@ def audit_event_search(
     until: date | None = None,
 ) -> QuerySet[AuditEvent]:
     """The workspace's audit log, newest first, narrowed by the filters given."""
-    events = audit_event_list(workspace=workspace)
-    if actor:
-        events = events.filter(actor_label__icontains=actor)
-    if action:
-        events = events.filter(action__icontains=action)
-    if object_type:
-        events = events.filter(object_type__iexact=object_type)
-    if since:
-        events = events.filter(created_at__date__gte=since)
-    if until:
-        events = events.filter(created_at__date__lte=until)
+    events = filter_given(
+        audit_event_list(workspace=workspace),
+        actor_label__icontains=actor, action__icontains=action, object_type__iexact=object_type,
+        created_at__date__gte=since, created_at__date__lte=until,
+    )  # fmt: skip
     return events.order_by("-created_at", "-id")
 
 

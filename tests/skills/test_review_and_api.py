@@ -279,14 +279,14 @@ def test_api_keys_cannot_write_and_need_the_scope(client, tenant):
 def test_skills_api_is_isolated_per_workspace(client, tenant, other_tenant):
     published_skill(tenant)
     for url in ("/api/v1/skills", "/api/v1/skills.zip"):
+        own = client.get(url, headers=tenant.api_headers())
+        assert own.status_code == 200 and b"respect-rate-limits" in own.content  # not vacuous
         response = client.get(url, headers=other_tenant.api_headers())
         assert response.status_code == 200 and b"respect-rate-limits" not in response.content
-    assert (
-        client.get(
-            "/api/v1/skills/respect-rate-limits", headers=other_tenant.api_headers()
-        ).status_code
-        == 404
-    )
+    own = client.get("/api/v1/skills/respect-rate-limits", headers=tenant.api_headers())
+    assert own.status_code == 200 and b"name: respect-rate-limits" in own.content
+    theirs = client.get("/api/v1/skills/respect-rate-limits", headers=other_tenant.api_headers())
+    assert theirs.status_code == 404 and "respect-rate-limits" in theirs.json()["detail"]
 
 
 # --- webhooks ------------------------------------------------------------------------

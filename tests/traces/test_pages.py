@@ -28,14 +28,24 @@ def test_trace_list_access_owner_other_anonymous(tenant, other_tenant, anon):
 
 
 def test_trace_detail_access_owner_other_anonymous(tenant, other_tenant, anon):
-    ingest(tenant, trace_payload("t1"))
+    ingest(tenant, trace_payload("t1", task="Refund the acme-only order"))
     trace = Trace.objects.get(external_id="t1")
     url = reverse("trace_detail", args=[tenant.workspace.slug, trace.pk])
-    assert tenant.client_for(tenant.viewer).get(url).status_code == 200
-    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    own = tenant.client_for(tenant.viewer).get(url)
+    assert own.status_code == 200
+    assert b"Refund the acme-only order" in own.content and b"429 Too Many Requests" in own.content
+    theirs = other_tenant.client_for(other_tenant.admin).get(url)
+    assert theirs.status_code == 404 and b"acme-only" not in theirs.content
     cross = reverse("trace_detail", args=[other_tenant.workspace.slug, trace.pk])
-    assert other_tenant.client_for(other_tenant.admin).get(cross).status_code == 404
-    assert anon.get(url).status_code == 302
+    theirs = other_tenant.client_for(other_tenant.admin).get(cross)
+    assert theirs.status_code == 404 and b"acme-only" not in theirs.content
+    anonymous = anon.get(url)
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
+    # The incidents partial (owned by failures) follows the same rules.
+    partial = reverse("trace_incidents", args=[tenant.workspace.slug, trace.pk])
+    own = tenant.client_for(tenant.viewer).get(partial)
+    assert own.status_code == 200 and b"payments.refund" in own.content
+    assert other_tenant.client_for(other_tenant.admin).get(partial).status_code == 404
 
 
 def test_trace_list_filters_by_status_agent_text_and_incidents(tenant):

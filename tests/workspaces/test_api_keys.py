@@ -35,6 +35,9 @@ def test_whoami_names_the_keys_own_workspace(client, tenant, other_tenant):
 def test_alternative_header_is_accepted(client, tenant):
     response = client.get("/api/v1/whoami", headers={"X-Hivemind-Api-Key": tenant.key})
     assert response.status_code == 200
+    body = response.json()
+    prefix = tenant.key.split("_")[1]
+    assert body["workspace"] == tenant.workspace.slug and prefix in body["key_prefix"]
 
 
 def test_missing_key_gets_401_with_reason(client):
