@@ -5,8 +5,11 @@
     python bench/ingest.py --url http://host:8000 --key hm_...   # against a server you run
 
 Without --url it starts gunicorn (2 workers) on a free loopback port, against the
-same database the app uses, and creates a throw-away workspace and key. Request
-bodies are serialised before the clock starts, so the figure is the server's.
+same database the app uses, with an embedded Redis broker on a private socket
+(as `make run` does; no worker, so the analysis each batch queues waits there
+and is dropped with the broker), and creates a throw-away workspace and key.
+Request bodies are serialised before the clock starts, so the figure is the
+server's: validate, redact, upsert, and queue the analysis.
 Baseline: COPY of the same step rows into a table shaped like traces_step.
 """
 
@@ -67,12 +70,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(broker_url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "hivemind_web.wsgi", "--workers", "2",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT,
+        cwd=ROOT, env={**os.environ, "CELERY_BROKER_URL": broker_url},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -170,13 +173,19 @@ def main() -> None:
     import django
 
     django.setup()
-    proc = None
+    proc = broker = None
     workspace = None
     if args.url:
         url, key = args.url, args.key
     else:
+        import tempfile
+
+        from hivemind_web import embedded_broker
+
         workspace, key = bench_workspace()
-        proc, url = start_server()
+        socket_path = Path(tempfile.mkdtemp(prefix="hm-bench-", dir="/tmp")) / "redis.sock"
+        broker = embedded_broker.start(socket_path)
+        proc, url = start_server(f"redis+socket://{socket_path}")
     try:
         traces = make_traces(count, args.steps, uuid.uuid4().hex[:6])
         bodies = [
@@ -186,16 +195,17 @@ def main() -> None:
         http_seconds = send_all(url, key, bodies, args.concurrency)
         copy_seconds = copy_baseline(traces)
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        for process in (proc, broker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         if workspace is not None:
             workspace.delete()
     total_steps = count * args.steps
     rate = total_steps / http_seconds
     baseline = total_steps / copy_seconds
     print(f"traces={count} steps={total_steps} batch={args.batch} concurrency={args.concurrency}")
-    print(f"http ingest (validate + redact + upsert + incidents): {http_seconds:.2f} s")
+    print(f"http ingest (validate + redact + upsert + queue):     {http_seconds:.2f} s")
     print(f"raw COPY of the same step rows:                      {copy_seconds:.2f} s")
     print(
         f"RESULT ingest_steps_per_s={rate:.0f} steps/s baseline={baseline:.0f} "
