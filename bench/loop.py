@@ -57,7 +57,9 @@ def intercode_traces(count: int, run: str) -> list[dict]:
         if all(valid):
             continue
         steps: list[dict] = [{"kind": "user_prompt", "input": episode["query"]}]
-        for action, observation, ok in zip(history["actions"], history["observations"], valid):
+        # The README says these lists are parallel (same length) in the multi-turn files.
+        parts = zip(history["actions"], history["observations"], valid, strict=True)
+        for action, observation, ok in parts:
             step = {"kind": "tool_call", "name": "sql", "input": {"query": action},
                     "output": str(observation)[:2000]}  # fmt: skip
             if ok is False:
