@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
+from hivemind_web.celery import enqueue
 from traces.models import Trace
 from traces.services import retention_cutoff
 from workspaces.models import Workspace
@@ -103,8 +104,6 @@ def cluster_run_request(*, workspace: Workspace, actor: User | None) -> tuple[Cl
     if active is not None:
         return active, False
     run = ClusterRun.objects.create(workspace=workspace, requested_by=actor)
-    from hivemind_web.celery import enqueue
-
     transaction.on_commit(
         lambda: enqueue("failures.tasks.recluster_workspace", workspace.pk, run.pk)
     )

@@ -32,7 +32,8 @@ TASK_MODULES = (
 
 app = Celery("hivemind_web")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = TASK_MODULES
+# The worker also imports its start-up hooks (hivemind_web/worker.py).
+app.conf.imports = (*TASK_MODULES, "hivemind_web.worker")
 
 # Periodic work, all in one place.
 app.conf.beat_schedule = {

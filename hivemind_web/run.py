@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         children.append(("beat", _spawn([*celery, "beat", "--loglevel=INFO",
                                          f"--schedule={beat_file}", "--pidfile="])))  # fmt: skip
         children.append(("web", _spawn([
-            python, "-m", "gunicorn", "hivemind_web.wsgi", f"--bind={args.host}:{args.port}",
+            python, "-m", "gunicorn", "hivemind_web.wsgi", "--config=python:hivemind_web.gunicorn_conf",
+            f"--bind={args.host}:{args.port}",
             f"--workers={args.web_workers}", "--threads=4", "--timeout=120",
             "--access-logfile=-", "--graceful-timeout=10",
         ])))  # fmt: skip

@@ -109,17 +109,11 @@ def compound_csv(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view()
 def skill_impact_partial(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The skill page's impact section (served here: skills never imports metrics)."""
-    from django.http import Http404
-
     from skills.selectors import skill_get
-    from workspaces.errors import NotFound
 
     from .selectors import skill_impact
 
-    try:
-        skill = skill_get(workspace=request.workspace, pk=pk)
-    except NotFound:
-        raise Http404("No such skill.") from None
+    skill = skill_get(workspace=request.workspace, pk=pk)
     row = skill_impact(workspace=request.workspace, skill=skill)
     template = "metrics/_skill_impact.html" if request.htmx else "metrics/skill_impact.html"
     return render(request, template, {"row": row, "skill": skill})

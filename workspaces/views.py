@@ -7,16 +7,16 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import ratelimit
 from .decorators import workspace_view
-from .errors import DomainError, NotFound
+from .errors import DomainError
 from .forms import ApiKeyForm, AuditFilterForm, MemberAddForm, PiiPolicyForm, RoleForm
-from .models import Membership, Role, Workspace
+from .models import Role, Workspace
 from .redaction import POLICY_SWITCHES, redaction_preview
 from .requests import WorkspaceRequest
 from .selectors import (
@@ -106,10 +106,7 @@ def api_key_new(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Role.ADMIN)
 def api_key_revoke_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     workspace = request.workspace
-    try:
-        api_key = api_key_get(workspace=workspace, pk=pk)
-    except NotFound:
-        raise Http404("No such API key.") from None
+    api_key = api_key_get(workspace=workspace, pk=pk)
     api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, f"Revoked {api_key.name}. Agents using it now get 401.")
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + "#api-keys")
@@ -131,13 +128,6 @@ def _settings_context(workspace: Workspace, **extra: Any) -> dict[str, Any]:
 
 def _back(workspace: Workspace, anchor: str) -> HttpResponse:
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + anchor)
-
-
-def _member_or_404(workspace: Workspace, pk: int) -> Membership:
-    try:
-        return membership_get_by_pk(workspace=workspace, pk=pk)
-    except NotFound:
-        raise Http404("No such member.") from None
 
 
 @require_POST
@@ -167,20 +157,18 @@ def member_add(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(Role.ADMIN)
 def member_role(request: WorkspaceRequest, pk: int) -> HttpResponse:
     workspace = request.workspace
-    membership = _member_or_404(workspace, pk)
+    membership = membership_get_by_pk(workspace=workspace, pk=pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose admin, lead or viewer.")
         return _back(workspace, "#members")
-    try:
-        membership_change_role(membership=membership, role=form.cleaned_data["role"],
-                               actor=request.user)  # fmt: skip
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(
-            request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
-        )
+    # A refused change (the last admin) comes back as a message on the members list
+    # (DomainErrorMiddleware, via the form's `next`).
+    membership_change_role(membership=membership, role=form.cleaned_data["role"],
+                           actor=request.user)  # fmt: skip
+    messages.success(
+        request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+    )
     return _back(workspace, "#members")
 
 
@@ -188,15 +176,9 @@ def member_role(request: WorkspaceRequest, pk: int) -> HttpResponse:
 @workspace_view(Role.ADMIN)
 def member_remove(request: WorkspaceRequest, pk: int) -> HttpResponse:
     workspace = request.workspace
-    membership = _member_or_404(workspace, pk)
-    try:
-        membership_remove(membership=membership, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(
-            request, f"Removed {membership.user.get_username()} from {workspace.name}."
-        )
+    membership = membership_get_by_pk(workspace=workspace, pk=pk)
+    membership_remove(membership=membership, actor=request.user)
+    messages.success(request, f"Removed {membership.user.get_username()} from {workspace.name}.")
     return _back(workspace, "#members")
 
 
