@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 # Two runs of one workspace never interleave their writes (pg_advisory_xact_lock key).
 CLUSTER_LOCK = 0x434C55
+# A queued or running re-cluster older than this lost its message or its worker
+# (the task's hard time limit is 1,900 s).
+RUN_LOST_AFTER = timedelta(minutes=40)
 _INCIDENTS = Incident._meta.db_table
 _DAILY = ModeDailyCount._meta.db_table
 
@@ -96,16 +100,25 @@ def recluster_due(*, workspace_id: int) -> bool:
     )
 
 
-def cluster_run_request(*, workspace: Workspace, actor: User | None) -> tuple[ClusterRun, bool]:
-    """Queue a re-clustering of the workspace; reuses a run already queued or running."""
-    active = ClusterRun.objects.filter(
-        workspace=workspace, state__in=[RunState.QUEUED, RunState.RUNNING]
-    ).first()
+@transaction.atomic
+def cluster_run_request(*, workspace_id: int, actor: User | None) -> tuple[ClusterRun, bool]:
+    """Queue a re-clustering of the workspace, unless one is already queued or
+    running: then that one is returned (one pending re-cluster per workspace,
+    however many ingests or clicks ask). A run whose message was lost (queued or
+    running for longer than a run may take) is marked failed and replaced."""
+    # Serialise requests of one workspace so two cannot both see "none pending".
+    Workspace.objects.select_for_update().filter(pk=workspace_id).first()
+    stale = timezone.now() - RUN_LOST_AFTER
+    pending = ClusterRun.objects.filter(
+        workspace_id=workspace_id, state__in=[RunState.QUEUED, RunState.RUNNING]
+    )
+    pending.filter(created_at__lt=stale).update(state=RunState.FAILED, finished_at=timezone.now())
+    active = pending.filter(created_at__gte=stale).order_by("-created_at").first()
     if active is not None:
         return active, False
-    run = ClusterRun.objects.create(workspace=workspace, requested_by=actor)
+    run = ClusterRun.objects.create(workspace_id=workspace_id, requested_by=actor)
     transaction.on_commit(
-        lambda: enqueue("failures.tasks.recluster_workspace", workspace.pk, run.pk)
+        lambda: enqueue("failures.tasks.recluster_workspace", workspace_id, run.pk)
     )
     return run, True
 

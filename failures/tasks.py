@@ -36,7 +36,8 @@ def embed_incidents(workspace_id: int) -> int:
     """Embed new incidents of one workspace; re-cluster if enough wait without a mode."""
     embedded = embedding.incidents_embed(workspace_id=workspace_id)
     if services.recluster_due(workspace_id=workspace_id):
-        recluster_workspace.delay(workspace_id)
+        # Reuses a pending run: 1,000 ingests ask once, not 1,000 times.
+        services.cluster_run_request(workspace_id=workspace_id, actor=None)
     elif embedded:
         # Nearest-mode joins may have taken a mode over the drafting threshold.
         enqueue("skills.tasks.distill_due", workspace_id)
@@ -67,7 +68,7 @@ def sweep_unfinished() -> int:
 @shared_task(**RETRY, soft_time_limit=3000, time_limit=3300)
 def recluster_all() -> None:
     for workspace_id in Workspace.objects.values_list("id", flat=True):
-        recluster_workspace.delay(workspace_id)
+        services.cluster_run_request(workspace_id=workspace_id, actor=None)
 
 
 @shared_task(**RETRY, soft_time_limit=600, time_limit=660)

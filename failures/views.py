@@ -144,7 +144,7 @@ def mode_status(request: WorkspaceRequest, pk: int) -> HttpResponse:
 @workspace_view(Role.LEAD)
 def recluster(request: WorkspaceRequest) -> HttpResponse:
     """Queue a re-clustering; the page polls its progress (htmx) until it is done."""
-    run, _ = services.cluster_run_request(workspace=request.workspace, actor=request.user)
+    run, _ = services.cluster_run_request(workspace_id=request.workspace.pk, actor=request.user)
     if request.htmx:
         return render(request, "failures/_cluster_run.html", {"run": run})
     return redirect("mode_list", slug=request.workspace.slug)

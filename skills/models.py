@@ -115,6 +115,9 @@ class DistillationJob(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # The mode's incident count when the job was queued: the loop drafts a mode
+    # again only once its evidence grew past this.
+    mode_incidents = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

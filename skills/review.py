@@ -20,6 +20,7 @@ from workspaces.services import audit_record
 
 from .models import Authorship, Skill, SkillStatus, SkillVersion
 from .publication import published_set_refresh
+from .selectors import skill_source_modes
 from .skillmd import SkillDoc, validate
 
 # action -> statuses it may start from
@@ -79,8 +80,9 @@ def skill_approve(*, skill: Skill, number: int, actor: User) -> Skill:
     before = skill.status
     skill.status, skill.published_version = SkillStatus.PUBLISHED, version
     skill.save(update_fields=["status", "published_version", "updated_at"])
-    if skill.source_mode_id:
-        failure_mode_mark_addressed(mode_id=skill.source_mode_id)
+    # Every mode a version of this skill was drafted from is addressed by it.
+    for mode_id in skill_source_modes(skill=skill):
+        failure_mode_mark_addressed(mode_id=mode_id)
     _audit(skill, actor, "approve", before, version=version.number)
     _published(skill, version)
     return skill

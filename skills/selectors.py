@@ -66,6 +66,15 @@ def skill_get(*, workspace: Workspace, pk: int) -> Skill:
     return skill
 
 
+def skill_source_modes(*, skill: Skill) -> list[int]:
+    """The failure modes this skill answers: where it came from, and every mode a
+    version of it was drafted from (drafts de-duplicated onto it included)."""
+    ids = set(skill.versions.exclude(source_mode=None).values_list("source_mode_id", flat=True))
+    if skill.source_mode_id is not None:
+        ids.add(skill.source_mode_id)
+    return sorted(i for i in ids if i is not None)
+
+
 def skill_versions(*, skill: Skill) -> QuerySet[SkillVersion]:
     return skill.versions.select_related("author").order_by("-number")
 

@@ -8,7 +8,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from failures.models import FailureMode, ModeStatus
 from failures.selectors import mode_incidents_nearest
@@ -30,12 +30,24 @@ DUPLICATE_SIMILARITY = 0.92
 
 
 def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
-    """Open modes with enough incidents and no proposed or published skill.
+    """Open modes with enough incidents that no live skill covers yet and whose
+    evidence changed since they were last drafted. One query.
 
-    A mode whose skill was rejected is due again only once new incidents arrived
-    (more than when it was rejected). One query: the last rejection's incident
-    count comes in as an annotation.
+    - Covered: a proposed or published skill has a version drafted from this
+      mode, whichever mode the skill first came from (a draft that was
+      de-duplicated onto another mode's skill covers this mode too).
+    - Evidence changed: the mode holds more incidents than when its last
+      drafting job was queued (or it was never drafted), and more than when its
+      last skill was rejected.
     """
+    live = [SkillStatus.PROPOSED, SkillStatus.PUBLISHED]
+    covered = SkillVersion.objects.filter(source_mode=OuterRef("pk"), skill__status__in=live)
+    last_drafted = (
+        DistillationJob.objects.filter(failure_mode=OuterRef("pk"))
+        .exclude(state=JobState.FAILED)
+        .order_by("-created_at")
+        .values("mode_incidents")[:1]
+    )
     last_rejected = (
         Skill.objects.filter(source_mode=OuterRef("pk"), status=SkillStatus.REJECTED)
         .order_by("-updated_at")
@@ -47,9 +59,11 @@ def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
             status=ModeStatus.OPEN,
             incident_count__gte=settings.HIVEMIND_DISTILL_MIN_INCIDENTS,
         )
-        .exclude(skills__status__in=[SkillStatus.PROPOSED, SkillStatus.PUBLISHED])
-        .annotate(rejected_at=Subquery(last_rejected))
+        .exclude(skills__status__in=live)
+        .exclude(Exists(covered))
+        .annotate(rejected_at=Subquery(last_rejected), drafted_at=Subquery(last_drafted))
         .filter(Q(rejected_at__isnull=True) | Q(incident_count__gt=F("rejected_at")))
+        .filter(Q(drafted_at__isnull=True) | Q(incident_count__gt=F("drafted_at")))
         .distinct()
         .order_by("-incident_count", "pk")
     )
@@ -70,8 +84,9 @@ def distillation_request(
     try:
         with transaction.atomic():
             job = DistillationJob.objects.create(
-                workspace=mode.workspace, failure_mode=mode, requested_by=actor
-            )
+                workspace=mode.workspace, failure_mode=mode, requested_by=actor,
+                mode_incidents=mode.incident_count,
+            )  # fmt: skip
     except IntegrityError:  # another request won the race; use its job
         return DistillationJob.objects.get(
             failure_mode=mode, state__in=[JobState.QUEUED, JobState.DRAFTING]
