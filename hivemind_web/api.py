@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from hivemind_web.views import DB_RETRY_AFTER
 from workspaces.errors import DomainError, RateLimited
 from workspaces.openapi import EXTRA_SCHEMAS
 
@@ -56,6 +58,26 @@ def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
     if isinstance(exc, RateLimited):
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_down(request: HttpRequest, exc: Exception) -> HttpResponse:
+    response = api.create_response(
+        request,
+        {"detail": "The database is not answering; retry shortly. Nothing from this request "
+                   "was stored."},
+        status=503,
+    )  # fmt: skip
+    response["Retry-After"] = str(DB_RETRY_AFTER)
+    return response
+
+
+@api.exception_handler(RecursionError)
+def _too_deep(request: HttpRequest, exc: RecursionError) -> HttpResponse:
+    return api.create_response(
+        request, {"detail": "The body is nested too deeply to be read."}, status=422
+    )
 
 
 @api.exception_handler(AuthenticationError)

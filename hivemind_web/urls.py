@@ -8,6 +8,10 @@ from workspaces import views as workspace_views
 from .api import api
 from .views import healthz
 
+# Errors outside any view's own handling: JSON for API clients, 503 when the
+# database is down (hivemind_web/views.py).
+handler500 = "hivemind_web.views.server_error"
+
 urlpatterns = [
     path("", workspace_views.home, name="home"),
     path("healthz", healthz, name="healthz"),

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
+import sys
+
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 
@@ -20,3 +23,35 @@ def healthz(request: HttpRequest) -> JsonResponse:
         status["error"] = type(exc).__name__
     healthy = status["database"] and status["pgvector"] is not None
     return JsonResponse({"ok": healthy, **status}, status=200 if healthy else 503)
+
+
+# Retry-After for "the database is not answering": long enough for a restart or
+# a failover, short enough that exporters and agents do not give up.
+DB_RETRY_AFTER = 30
+API_PREFIXES = ("/api/", "/v1/")
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Is this the database (or the connection to it) being down, not a bug?"""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: whatever failed, an API client gets JSON, never an HTML page; a
+    database that does not answer is a 503 with Retry-After, not a 500."""
+    exc = sys.exc_info()[1]
+    is_api = request.path.startswith(API_PREFIXES)
+    if database_unavailable(exc):
+        detail = (
+            "The database is not answering; retry shortly. Nothing from this request was stored."
+        )
+        response: HttpResponse = (
+            JsonResponse({"detail": detail}, status=503)
+            if is_api
+            else HttpResponse(render_to_string("503.html", {"detail": detail}), status=503)
+        )
+        response["Retry-After"] = str(DB_RETRY_AFTER)
+        return response
+    if is_api:
+        return JsonResponse({"detail": "Internal error; it was logged."}, status=500)
+    return HttpResponse(render_to_string("500.html"), status=500)

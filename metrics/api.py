@@ -24,7 +24,7 @@ router = Router(tags=["training data"])
 
 
 class SnapshotIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field("", max_length=100)
     min_reward: float | None = Field(None, description="Keep traces with reward above this.")

@@ -13,6 +13,7 @@ from workspaces.models import Scope
 from workspaces.openapi import body_schema
 from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
+from workspaces.textsafety import MAX_JSON_DEPTH, json_too_deep
 
 from .body import read_body
 from .claude_code import hook_ingest
@@ -27,9 +28,18 @@ CAPTURE_HEADER = "X-Hivemind-Capture"
 def read_json_body(request: ApiRequest) -> Any:
     """The request body as JSON, size-capped and gunzipped; clear errors otherwise."""
     try:
-        return json.loads(read_body(request))
+        body = json.loads(read_body(request))
+        too_deep = json_too_deep(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"Body is not valid JSON: {exc}.") from None
+    except RecursionError:  # deeper than the parser goes
+        too_deep = True
+    if too_deep:
+        raise InvalidInput(
+            f"Body is nested more than {MAX_JSON_DEPTH} levels deep; flatten step inputs "
+            "and outputs (or send them as strings)."
+        )
+    return body
 
 
 def _batch_items(body: Any) -> list[Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection
 
 from workspaces.redaction import Redactor
+from workspaces.textsafety import clean_text
 
 from .schemas import StepIn, TraceIn
 
@@ -56,19 +57,19 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
     counts: Counter[str] = Counter()
     steps = [_prepare_step(i, step, redactor, counts) for i, step in enumerate(trace.steps)]
     fields = {
-        "agent": trace.agent,
-        "session_id": trace.session_id,
+        "agent": clean_text(trace.agent),
+        "session_id": clean_text(trace.session_id),
         "task": redactor.text(trace.task, counts),
         "status": trace.status or "",
         "reward": trace.reward,
         "started_at": trace.started_at,
         "ended_at": trace.ended_at,
-        "model": trace.model,
-        "skills_in_scope": trace.skills_in_scope,
+        "model": clean_text(trace.model),
+        "skills_in_scope": [clean_text(s) for s in trace.skills_in_scope],
         "metadata": redactor.value(trace.metadata, counts),
         "cost_usd": trace.cost_usd,
     }
-    return PreparedTrace(position, trace.external_id, fields, steps, counts)
+    return PreparedTrace(position, clean_text(trace.external_id), fields, steps, counts)
 
 
 def _prepare_step(
@@ -77,7 +78,7 @@ def _prepare_step(
     return PreparedStep(
         index=step.index if step.index is not None else position,
         kind=step.kind,
-        name=step.name,
+        name=clean_text(step.name),
         input=redactor.value(step.input, counts),
         output=redactor.value(step.output, counts),
         error=redactor.text(step.error, counts),

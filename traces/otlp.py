@@ -28,6 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from workspaces.textsafety import json_too_deep
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 MAX_TEXT = 100_000
@@ -53,6 +55,8 @@ def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except (ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
         raise UndecodableOTLP(f"body is not OTLP JSON: {exc}") from None
+    except RecursionError:
+        raise UndecodableOTLP("body is nested too deeply to be an OTLP export") from None
     return request
 
 
@@ -121,9 +125,11 @@ def _time(nanos: int) -> str | None:
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
-        except ValueError:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
             return value[:MAX_TEXT]
+        # Too deep to walk safely: keep it as the text it arrived as.
+        return value[:MAX_TEXT] if json_too_deep(parsed) else parsed
     return value[:MAX_TEXT] if isinstance(value, str) else value
 
 
@@ -164,11 +170,15 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Token counts beyond this are not token counts (and overflow the column).
+MAX_COUNT = 2_147_483_647
+
+
 def _count(value: Any) -> int:
     """A token count from an attribute; anything that is not a count is 0, not an error."""
     try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
+        return min(max(0, int(value or 0)), MAX_COUNT)
+    except (TypeError, ValueError, OverflowError):  # "abc", None, Infinity, NaN
         return 0
 
 

@@ -53,7 +53,7 @@ def _finite(value: float | None) -> float | None:
 
 
 class StepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     index: int | None = Field(
         None, ge=0, le=2_147_483_647, description="Position in the trace; defaults to list order."
@@ -74,6 +74,7 @@ class StepIn(BaseModel):
 class TraceIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "example": {
                 "external_id": "run-2026-11-21-0001",
@@ -151,7 +152,7 @@ class TraceBatchOut(Schema):
 
 
 class ScoreIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(..., min_length=1, max_length=100)
     value: float
@@ -163,6 +164,7 @@ class ScoreIn(Schema):
 class OutcomeIn(Schema):
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "example": {
                 "status": "failed",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -143,7 +144,8 @@ def _write(
         with transaction.atomic():
             ids = write_traces(workspace.pk, prepared)
         return _record(prepared, ids, results)
-    except DatabaseError:
+    except (DatabaseError, psycopg.Error):
+        # psycopg raises its own errors from inside COPY, not Django's DatabaseError.
         logger.exception("bulk ingest failed; retrying trace by trace")
     trace_ids = []
     for trace in prepared:
@@ -151,7 +153,7 @@ def _write(
             with transaction.atomic():
                 ids = write_traces(workspace.pk, [trace])
             trace_ids += _record([trace], ids, results)
-        except DatabaseError as exc:
+        except (DatabaseError, psycopg.Error) as exc:
             logger.warning("trace %s could not be stored: %s", trace.external_id, exc)
             results[trace.position] = ItemResult(
                 trace.position, trace.external_id, "rejected",

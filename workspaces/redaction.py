@@ -171,11 +171,19 @@ class Redactor:
         return placeholder
 
     def value(self, value: Any, counts: Counter[str]) -> Any:
-        """Redact every string inside a JSON value (dict keys are kept)."""
+        """Redact every string inside a JSON value, object keys included (a key
+        that redacts to one already present gets a #n suffix, so no value is lost)."""
         if isinstance(value, str):
             return self.text(value, counts)
         if isinstance(value, dict):
-            return {k: self.value(v, counts) for k, v in value.items()}
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                new_key = self.text(key, counts) if isinstance(key, str) else key
+                n = 2
+                while new_key in out:
+                    new_key, n = f"{new_key.split('#')[0]}#{n}", n + 1
+                out[new_key] = self.value(item, counts)
+            return out
         if isinstance(value, list):
             return [self.value(v, counts) for v in value]
         return value

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 
 # A NUL escape, or any surrogate escape (valid pairs are rare enough to re-check).
 _SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -37,24 +37,52 @@ def _clean(value: Any) -> Any:
     return value
 
 
+# JSON nested deeper than this is refused (422) before anything walks it: no real
+# trace needs it, and recursive code (validation, redaction) would overflow.
+MAX_JSON_DEPTH = 64
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Is `value` nested deeper than `limit`? Iterative, so it cannot overflow itself."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def clean_json_bytes(data: bytes) -> bytes:
     """`data` unchanged unless it holds NUL or surrogate escapes; then cleaned JSON."""
     if not _SUSPECT.search(data):
         return data
     try:
         parsed = json.loads(data)
-    except ValueError:
-        return data  # not JSON: the reader reports that
+    except (ValueError, RecursionError):
+        return data  # not JSON (or absurdly deep): the reader reports that
     return json.dumps(_clean(parsed), ensure_ascii=False).encode("utf-8")
 
 
 class JsonTextMiddleware:
-    """Applies clean_json_bytes to uncompressed JSON API bodies before any view."""
+    """Before any view: cleans uncompressed JSON API bodies (clean_json_bytes), and
+    removes NUL characters from query strings and form fields on every route, and
+    refuses a path holding one: NUL can reach PostgreSQL by any of these."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            return _refuse_nul(request)
+        if "%00" in request.META.get("QUERY_STRING", ""):
+            request.GET = _clean_querydict(request.GET)
+        if _is_form_post(request) and any(
+            "\x00" in v for _, values in request.POST.lists() for v in values
+        ):
+            request.POST = _clean_querydict(request.POST)
         if (
             request.method in ("POST", "PUT", "PATCH")
             and request.path.startswith(("/api/", "/v1/"))
@@ -69,3 +97,24 @@ class JsonTextMiddleware:
             if cleaned is not body:
                 request._body = cleaned
         return self.get_response(request)
+
+
+def _clean_querydict(data: QueryDict) -> Any:  # an immutable QueryDict, as Django's
+    cleaned = QueryDict(mutable=True)
+    for key, values in data.lists():
+        cleaned.setlist(clean_text(key), [clean_text(v) for v in values])
+    cleaned._mutable = False
+    return cleaned
+
+
+def _refuse_nul(request: HttpRequest) -> HttpResponse:
+    detail = "The URL contains a NUL character; nothing here has such a name."
+    if request.path.startswith(("/api/", "/v1/")):
+        return JsonResponse({"detail": detail}, status=400)
+    return HttpResponse(detail, status=400, content_type="text/plain; charset=utf-8")
+
+
+def _is_form_post(request: HttpRequest) -> bool:
+    return request.method == "POST" and request.headers.get("Content-Type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    )
