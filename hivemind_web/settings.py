@@ -214,6 +214,10 @@ HIVEMIND_MIN_MODE_SIZE = env.int("HIVEMIND_MIN_MODE_SIZE", default=5)
 # pgvector HNSW search breadth: higher is more exact and slower (bench/search.py).
 HIVEMIND_HNSW_EF_SEARCH = env.int("HIVEMIND_HNSW_EF_SEARCH", default=100)
 
+# Internal hosts the publish webhook may reach (comma-separated names or
+# addresses); every other private, loopback or link-local target is refused.
+HIVEMIND_WEBHOOK_ALLOWED_HOSTS = env.list("HIVEMIND_WEBHOOK_ALLOWED_HOSTS", default=[])
+
 # --- Distillation ----------------------------------------------------------------
 # A mode is drafted once it has at least this many incidents.
 HIVEMIND_DISTILL_MIN_INCIDENTS = env.int("HIVEMIND_DISTILL_MIN_INCIDENTS", default=5)

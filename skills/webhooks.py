@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -17,6 +15,7 @@ from hivemind_web.celery import enqueue
 from workspaces.models import Workspace
 from workspaces.services import audit_record
 
+from . import outbound
 from .models import Skill, SkillVersion, WebhookDelivery, WebhookEndpoint
 
 SIGNATURE_HEADER = "X-Hivemind-Signature"
@@ -74,24 +73,31 @@ def webhook_deliver(*, delivery_id: int, timeout: float = 10.0) -> WebhookDelive
     if delivery.state == "delivered":
         return delivery  # idempotent: a retried task does not send twice
     body = json.dumps(delivery.payload, sort_keys=True).encode()
-    request = urllib.request.Request(
-        delivery.endpoint.url, data=body, method="POST",
-        headers={"Content-Type": "application/json",
-                 SIGNATURE_HEADER: sign(delivery.endpoint.secret, body),
-                 "X-Hivemind-Event": delivery.event,
-                 "X-Hivemind-Delivery": str(delivery.pk)},
-    )  # fmt: skip
+    headers = {"Content-Type": "application/json",
+               SIGNATURE_HEADER: sign(delivery.endpoint.secret, body),
+               "X-Hivemind-Event": delivery.event, "X-Hivemind-Delivery": str(delivery.pk)}  # fmt: skip
     delivery.attempts += 1
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            delivery.response_code = response.status
-        delivery.state, delivery.delivered_at, delivery.error = "delivered", timezone.now(), ""
+        status = outbound.post(delivery.endpoint.url, body, headers, timeout=timeout)
+    except outbound.Refused as exc:
+        # Not retried: the address will not become public by waiting.
+        delivery.state, delivery.error = "failed", f"Refused: {exc.detail}"[:500]
         delivery.save()
         return delivery
-    except urllib.error.HTTPError as exc:
-        delivery.response_code, delivery.error = exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        delivery.error = str(exc)[:500]
+    except OSError:
+        # One generic reason: the page must not tell "refused" from "timed out"
+        # from "no route" (that would map the network behind the URL).
+        status, delivery.error = None, "Could not connect or no answer in time."
+    if status is not None and 200 <= status < 300:
+        delivery.response_code, delivery.state = status, "delivered"
+        delivery.delivered_at, delivery.error = timezone.now(), ""
+        delivery.save()
+        return delivery
+    if status is not None:
+        delivery.response_code = status
+        delivery.error = f"HTTP {status}" + (
+            " (redirects are not followed)" if 300 <= status < 400 else ""
+        )
     delivery.state = "failed"
     delivery.save()
     raise DeliveryFailed(delivery.error)

@@ -293,7 +293,9 @@ def test_skills_api_is_isolated_per_workspace(client, tenant, other_tenant):
 
 
 @pytest.mark.django_db
-def test_publish_webhook_is_signed_and_recorded(tenant, django_capture_on_commit_callbacks):
+def test_publish_webhook_is_signed_and_recorded(
+    tenant, django_capture_on_commit_callbacks, settings
+):
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -312,6 +314,7 @@ def test_publish_webhook_is_signed_and_recorded(tenant, django_capture_on_commit
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.handle_request, daemon=True).start()
+    settings.HIVEMIND_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the test's own listener
     endpoint = WebhookEndpoint.objects.create(
         workspace=tenant.workspace,
         url=f"http://127.0.0.1:{server.server_address[1]}/hook",
@@ -371,7 +374,12 @@ def test_pull_cli_needs_url_and_key(capsys, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_webhook_settings_page_access(tenant, other_tenant, anon):
+def test_webhook_settings_page_access(tenant, other_tenant, anon, monkeypatch):
+    import socket
+
+    # hooks.example.com stands for a public host (no DNS in tests).
+    monkeypatch.setattr("skills.outbound.resolve", lambda host, port, **kw: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))])  # fmt: skip
     url = reverse("webhook_settings", args=[tenant.workspace.slug])
     assert anon.get(url).status_code == 302
     assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
