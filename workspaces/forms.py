@@ -64,10 +64,14 @@ class PiiPolicyForm(forms.Form):
     redact_ip_addresses = forms.BooleanField(
         required=False, label=POLICY_SWITCHES["redact_ip_addresses"]
     )
+    redact_national_ids = forms.BooleanField(
+        required=False, label=POLICY_SWITCHES["redact_national_ids"]
+    )
     redact_secrets = forms.BooleanField(required=False, label=POLICY_SWITCHES["redact_secrets"])
     custom_patterns = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}),
-        label="Custom patterns", help_text="One per line: NAME: regex (e.g. ORDER_ID: ORD-\\d+).",
+        label="Custom patterns", help_text="One per line: NAME: regex (e.g. ORDER_ID: ORD-\\d+). RE2 syntax: no "
+                  "look-around or back-references, so no pattern can stall ingest.",
     )  # fmt: skip
     retention_days = forms.IntegerField(
         min_value=1, max_value=3650, label="Keep traces for (days)",

@@ -99,6 +99,7 @@ class PiiPolicy(models.Model):
     redact_phone_numbers = models.BooleanField(default=True)
     redact_credit_cards = models.BooleanField(default=True)
     redact_ip_addresses = models.BooleanField(default=True)
+    redact_national_ids = models.BooleanField(default=True)
     redact_secrets = models.BooleanField(
         default=True, help_text="API keys, tokens, JWTs, Bearer values, private keys."
     )

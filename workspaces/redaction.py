@@ -1,14 +1,22 @@
 """The PII redaction engine: removes personal data and secrets from text before
 anything is stored.
 
+Every pattern runs on RE2 (`google-re2`), whose matching time is linear in the
+input whatever the pattern: no text an agent sends, and no custom pattern an
+admin saves, can make a worker spend quadratic or exponential time. RE2 has no
+look-around and no back-references, so the boundaries the patterns need ("not
+preceded by a digit") are checked on the match afterwards (`_BOUNDARY`), and a
+match that fails its check is left as it was.
+
 One compiled alternation scans each string once; the first alternative that
 matches at a position wins, so the order below goes from most to least specific
-(a JWT is also a long high-entropy string; a card number also looks like a
-phone number). Some kinds are confirmed after matching (Luhn for cards, entropy
-for opaque strings); a match that fails its check is left as it was.
+(a JWT is also a long high-entropy string; a card number also looks like a phone
+number). Some kinds are confirmed after matching (Luhn for cards, mod-97 for
+IBANs, entropy for opaque strings, the SSA's rules for SSNs).
 
 Each match becomes a typed placeholder (`[EMAIL]`, `[CREDIT_CARD]`, …) and is
-counted, so a trace records how much was removed and of which kind.
+counted, so a trace records how much was removed and of which kind. Strings
+longer than `MAX_FIELD_CHARS` are cut before any pattern runs.
 """
 
 from __future__ import annotations
@@ -16,26 +24,46 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# kind -> (placeholder, policy field that switches it, regex)
+import re2
+
+# The longest string stored from one field; longer ones are cut (and say so)
+# before any pattern runs. 1 MB of text is more than any real tool output needs.
+MAX_FIELD_CHARS = 1_000_000
+
+_OPTIONS = re2.Options()
+_OPTIONS.max_mem = 64 << 20  # a bound on one pattern's automaton, custom ones included
+_OPTIONS.log_errors = False
+
+# kind -> (placeholder, policy field that switches it, RE2 pattern)
 _SECRET = "redact_secrets"
 _RULES: list[tuple[str, str, str, str]] = [
     (
         "PRIVATE_KEY",
         "[PRIVATE_KEY]",
         _SECRET,
-        r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----",
+        # PEM keys and PGP key blocks; a block cut off before its END line is
+        # removed to the end of the text rather than left half there.
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*"
+        r"PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)",
     ),
     (
         "AUTH_HEADER",
         "[AUTH_HEADER]",
         _SECRET,
-        # The value after "Authorization:" / "Bearer"; the word itself is kept
-        # (group AUTH_PREFIX goes back into the text). A leading \b plus a literal
-        # makes this alternative fail fast at almost every position.
-        r"\b(?P<AUTH_PREFIX>(?i:authorization[:=] ?(?:bearer )?|bearer ))[A-Za-z0-9._~+/=-]{8,}",
+        # The value after "Authorization:" / "Bearer"; the word itself is kept.
+        r"\b(?P<AUTH_PREFIX>(?i:authorization[:=] ?(?:bearer )?|bearer ))[A-Za-z0-9._~+/=-]{8,1000}",
+    ),
+    (
+        "PASSWORD",
+        "[PASSWORD]",
+        _SECRET,
+        # user:password@ in a URL of any scheme and host, and password=… parameters.
+        r"(?P<URL_PREFIX>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^/\s:@]{1,128}:)[^@\s/]{1,128}@"
+        r"|(?P<PARAM_PREFIX>(?i:\b(?:password|passwd|pwd|pass|secret)=))[^&\s#\"']{1,256}",
     ),
     ("JWT", "[JWT]", _SECRET, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
@@ -48,54 +76,97 @@ _RULES: list[tuple[str, str, str, str]] = [
         r"glpat-[A-Za-z0-9_-]{20,}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|"
         r"hm_[0-9a-f]{12}_[A-Za-z0-9_-]{20,})",
     ),
-    ("EMAIL", "[EMAIL]", "redact_emails", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    # AWS secret access keys: 40 base64 characters, with / or + among them.
+    ("AWS_SECRET", "[AWS_SECRET]", _SECRET, r"[A-Za-z0-9/+]{40}"),
+    # Local part and domain as runs RE2 matches in one pass (the old backtracking
+    # form was quadratic on "1.1.1.1…").
+    # Every part bounded (local part 64, labels 63, as in RFC 5321): an unbounded
+    # run would let each search scan to the end of a long "1.1.1.1…" text, which
+    # makes many matches quadratic even on RE2.
+    (
+        "EMAIL",
+        "[EMAIL]",
+        "redact_emails",
+        r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}",
+    ),
+    (
+        "IBAN",
+        "[IBAN]",
+        "redact_credit_cards",
+        r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+    ),
     (
         "CREDIT_CARD",
         "[CREDIT_CARD]",
         "redact_credit_cards",
-        # Card layouts (4-4-4-4, Amex 4-6-5, Diners 4-6-4, one separator kind) or a
-        # bare 13-19 digit run. Fixed layouts stop a match from running on into
-        # the next number in the text, which would then fail Luhn and hide both.
-        r"(?<![\d-])(?:\d{4}(?P<s1>[ -]?)\d{4}(?P=s1)\d{4}(?P=s1)\d{4}"
-        r"|\d{4}(?P<s2>[ -]?)\d{6}(?P=s2)\d{4,5}|\d{13,19})(?![\d-])",
+        # Card layouts with any mix of up to two spaces or dashes between groups
+        # (4-4-4-4, Amex 4-6-5, Diners 4-6-4), or a bare 13-19 digit run. A first
+        # group of four digits keeps SVG paths ("M100 200 300") out; no optional
+        # trailing group, which would run on into the next number ("… 1111 203.0.…")
+        # and, failing Luhn, hide both.
+        r"[0-9]{4}(?:[ -]{1,2}[0-9]{4}){3}"
+        r"|[0-9]{4}[ -]{1,2}[0-9]{6}[ -]{1,2}[0-9]{4,5}|[0-9]{13,19}",
     ),
+    ("SSN", "[SSN]", "redact_national_ids", r"[0-9]{3}-[0-9]{2}-[0-9]{4}"),
     (
         "IP_ADDRESS",
         "[IP_ADDRESS]",
         "redact_ip_addresses",
-        r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
-        # IPv6: the lookahead rejects ordinary words starting with a-f at once.
-        r"|(?<![:\w])(?=[0-9a-fA-F]{1,4}:[0-9a-fA-F:])"
-        r"(?:(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}"
-        r"|(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?)(?![:\w])",
+        # The character before the address is part of the match (IP_LEAD, put back
+        # as it was): the boundary in the pattern keeps a run like "1.1.1.1.1…"
+        # from matching at every dot.
+        r"(?P<IP_LEAD>^|[^0-9.:A-Za-z_])(?:"
+        r"(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+        r"|(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}"
+        r"|(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?)",
     ),
     (
         "PHONE",
         "[PHONE]",
         "redact_phone_numbers",
-        r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]\d{3,4}(?!\w)",
+        # E.164 written without separators, or a grouped national/international form.
+        r"\+[1-9][0-9]{7,14}"
+        r"|(?:\+[0-9]{1,3}[\s.-]?)?(?:\([0-9]{2,4}\)[\s.-]?|[0-9]{2,4}[\s.-])[0-9]{3,4}[\s.-][0-9]{3,4}",
     ),
     # No "/" in the class: file paths are common in traces and never secrets.
-    ("SECRET", "[SECRET]", _SECRET, r"(?<![A-Za-z0-9+_-])[A-Za-z0-9+_-]{32,}={0,2}"),
+    ("SECRET", "[SECRET]", _SECRET, r"[A-Za-z0-9+_-]{32,}={0,2}"),
 ]
 
 KINDS = [rule[0] for rule in _RULES]
+
+# Characters that may not touch a match on either side, per kind (what the old
+# look-arounds said). Checked after matching.
+_DIGIT_OR_DASH = set("0123456789-")
+_BOUNDARY: dict[str, tuple[set[str], set[str]]] = {
+    "AWS_SECRET": (set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+="),) * 2,
+    "CREDIT_CARD": (_DIGIT_OR_DASH, _DIGIT_OR_DASH),
+    "SSN": (_DIGIT_OR_DASH, _DIGIT_OR_DASH),
+    "IP_ADDRESS": (set(), set("0123456789.:abcdefABCDEF")),
+    "PHONE": (
+        set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+"),
+        set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"),
+    ),  # fmt: skip
+    "SECRET": (set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+_-"), set()),
+}
 
 # Something every built-in kind needs somewhere in the text (an "@", a run of
 # digits, a long token, a keyword…). Most strings in a trace have none of these,
 # and this one cheap search spares them the full scan; tests check that every
 # kind's samples pass it.
-_MAYBE_SENSITIVE = re.compile(
-    r"@|\d{3}|\d\.\d|eyJ|-----BEGIN|[Bb][Ee][Aa][Rr][Ee][Rr]|[Aa]uthorization|AUTHORIZATION"
-    r"|[A-Za-z0-9+_-]{16}|[0-9a-fA-F]:[0-9a-fA-F:]"
+_MAYBE_SENSITIVE = re2.compile(
+    r"@|[0-9]{3}|[0-9]\.[0-9]|eyJ|-----BEGIN|(?i:bearer|authorization|pass|pwd|secret)|://"
+    r"|[A-Za-z0-9+_/-]{16}|[0-9a-fA-F]:[0-9a-fA-F:]|\+[0-9]",
+    _OPTIONS,
 )
 # Policy field -> human label, for the policy editor.
 POLICY_SWITCHES = {
     "redact_emails": "Email addresses",
     "redact_phone_numbers": "Phone numbers",
-    "redact_credit_cards": "Credit-card numbers (Luhn-checked)",
+    "redact_credit_cards": "Credit-card numbers (Luhn-checked) and IBANs (checksum-checked)",
     "redact_ip_addresses": "IP addresses (v4 and v6)",
-    "redact_secrets": "API keys, tokens, JWTs, Bearer values, private keys, high-entropy strings",
+    "redact_national_ids": "US social security numbers",
+    "redact_secrets": "API keys, tokens, JWTs, passwords in URLs, private keys, "
+    "high-entropy strings",
 }
 
 
@@ -131,26 +202,71 @@ def _looks_random(text: str) -> bool:
     return mixed and shannon_entropy(stripped) >= 4.2
 
 
-_CHECKS = {
-    "CREDIT_CARD": lambda m: (
-        luhn_valid(re.sub(r"\D", "", m)) and 13 <= len(re.sub(r"\D", "", m)) <= 19
-    ),
+def iban_valid(text: str) -> bool:
+    """ISO 13616 mod-97 check (what banks check before a transfer)."""
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    digits = "".join(str(int(c, 36)) for c in moved)
+    return int(digits) % 97 == 1
+
+
+def ssn_valid(text: str) -> bool:
+    """The SSA's rules: no 000, 666 or 9xx area, no 00 group, no 0000 serial."""
+    area, group, serial = text.split("-")
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _aws_secret(text: str) -> bool:
+    # Base64 of 30 random bytes: "/" or "+" somewhere, all three character classes.
+    return ("/" in text or "+" in text) and _looks_random(text)
+
+
+_CHECKS: dict[str, Callable[[str], bool]] = {
+    "CREDIT_CARD": lambda m: 13 <= len(_digits(m)) <= 19 and luhn_valid(_digits(m)),
+    "IBAN": iban_valid,
+    "SSN": ssn_valid,
+    "AWS_SECRET": _aws_secret,
     "SECRET": _looks_random,
 }
+_PREFIXES = ("AUTH_PREFIX", "URL_PREFIX", "PARAM_PREFIX")
+
+
+def _after_version_word(whole: str, start: int) -> bool:
+    """ "1.2.3.4" after "v" or "version" is a version number, not an address."""
+    before = whole[max(0, start - 9) : start].lower()
+    return before.endswith(("v", "version ", "version", "ver ", "release "))
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def _cut(value: str) -> str:
+    if len(value) <= MAX_FIELD_CHARS:
+        return value
+    return value[:MAX_FIELD_CHARS] + f"… [{len(value) - MAX_FIELD_CHARS} characters cut]"
 
 
 @dataclass
 class Redactor:
     """Redacts text according to one workspace's policy; counts what it removed."""
 
-    pattern: re.Pattern[str] | None
+    pattern: Any  # a compiled RE2 alternation, or None when every kind is off
     placeholders: dict[str, str]  # kind -> placeholder
-    custom: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    custom: list[tuple[str, Any]] = field(default_factory=list)
+    # Group numbers, looked up once: RE2's Python wrapper rebuilds its name table
+    # on every lookup by name, which cost more than the matching itself.
+    kind_of_group: dict[int, str] = field(default_factory=dict)
+    prefix_groups: list[int] = field(default_factory=list)
+    lead_group: int | None = None
 
     def text(self, value: str, counts: Counter[str]) -> str:
         if "\x00" in value:
             # PostgreSQL text and jsonb cannot hold NUL; it is never meaningful here.
             value = value.replace("\x00", "")
+        value = _cut(value)
         if self.pattern is not None and _MAYBE_SENSITIVE.search(value):
             value = self.pattern.sub(lambda m: self._replace(m, counts), value)
         for name, regex in self.custom:
@@ -159,16 +275,42 @@ class Redactor:
                 counts[name] += n
         return value
 
-    def _replace(self, match: re.Match[str], counts: Counter[str]) -> str:
-        kind = match.lastgroup or ""
-        placeholder = self.placeholders[kind]
+    def _replace(self, match: Any, counts: Counter[str]) -> str:
+        text = match.group(0)
+        # The outer named group that matched (RE2, like re, reports the outer one).
+        kind = self.kind_of_group[match.lastindex]
+        bounds = _BOUNDARY.get(kind)
+        if bounds is not None:
+            start, end = match.span()
+            whole = match.string
+            if (start > 0 and whole[start - 1] in bounds[0]) or (
+                end < len(whole) and whole[end] in bounds[1]
+            ):
+                return text
         check = _CHECKS.get(kind)
-        if check is not None and not check(match.group(0)):
-            return match.group(0)
+        if check is not None and not check(text):
+            return text
+        placeholder = self.placeholders[kind]
+        if kind == "IP_ADDRESS":
+            lead = match.group(self.lead_group) or ""
+            if _after_version_word(match.string, match.start() + len(lead)):
+                return text
+            counts[kind] += 1
+            return lead + placeholder
         counts[kind] += 1
-        if kind == "AUTH_HEADER":
-            return match.group("AUTH_PREFIX") + placeholder
+        prefix = self._prefix(match) if kind in ("AUTH_HEADER", "PASSWORD") else None
+        if prefix:
+            return prefix + placeholder + ("@" if text.endswith("@") and kind == "PASSWORD" else "")
         return placeholder
+
+    def _prefix(self, match: Any) -> str | None:
+        """What stays of a match: the "Bearer " of a header, the "user:" of a URL,
+        the character before an address."""
+        for group in self.prefix_groups:
+            value = match.group(group)
+            if value is not None:
+                return str(value)
+        return None
 
     def value(self, value: Any, counts: Counter[str]) -> Any:
         """Redact every string inside a JSON value, object keys included (a key
@@ -194,16 +336,22 @@ def build_redactor(
 ) -> Redactor:
     """A Redactor for the kinds switched on in `enabled` (policy field -> bool)."""
     active = [rule for rule in _RULES if enabled.get(rule[2], True)]
-    # Named outer groups: match.lastgroup says which kind matched, whatever
-    # groups the kinds' own patterns contain.
+    # Named outer groups: which one matched says the kind, whatever groups the
+    # kinds' own patterns contain.
     alternatives = "|".join(f"(?P<{kind}>{regex})" for kind, _, _, regex in active)
-    pattern = re.compile(alternatives) if active else None
+    pattern = re2.compile(alternatives, _OPTIONS) if active else None
     custom = [
-        (_placeholder_name(p["name"]), re.compile(p["pattern"]))
+        (_placeholder_name(p["name"]), re2.compile(p["pattern"], _OPTIONS))
         for p in (custom_patterns or [])
-        if p.get("pattern")
+        if p.get("pattern") and validate_custom_pattern(p["pattern"]) is None
     ]
-    return Redactor(pattern=pattern, placeholders={k: ph for k, ph, _, _ in active}, custom=custom)
+    index = dict(pattern.groupindex) if pattern is not None else {}
+    return Redactor(
+        pattern=pattern, placeholders={k: ph for k, ph, _, _ in active}, custom=custom,
+        kind_of_group={index[k]: k for k, _, _, _ in active},
+        prefix_groups=[index[p] for p in _PREFIXES if p in index],
+        lead_group=index.get("IP_LEAD"),
+    )  # fmt: skip
 
 
 def _placeholder_name(name: str) -> str:
@@ -211,11 +359,25 @@ def _placeholder_name(name: str) -> str:
 
 
 def validate_custom_pattern(pattern: str) -> str | None:
-    """An error message for a policy regex that does not compile, else None."""
+    """An error message for a policy pattern RE2 cannot run, else None.
+
+    RE2 refuses what has no linear-time match (back-references, look-around)
+    and patterns whose automaton would need more than `_OPTIONS.max_mem`.
+    """
+    if len(pattern) > 1000:
+        return "A pattern may be at most 1,000 characters."
     try:
-        re.compile(pattern)
+        re.compile(pattern)  # syntax only: it is never matched with Python's engine
     except re.error as exc:
         return f"Invalid regular expression: {exc}"
+    try:
+        re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        detail = str(exc).strip("b'\"")
+        return (
+            f"This pattern cannot run in linear time here ({detail}). Look-ahead, look-behind "
+            "and back-references are not supported; rewrite it without them."
+        )
     return None
 
 

@@ -80,3 +80,77 @@ def test_json_values_are_redacted_recursively_and_keys_kept():
 def test_nul_characters_are_dropped():
     out, _ = redact("a\x00b")
     assert out == "ab"
+
+
+# --- kinds added for issue 2/7, each with values that must and must not match ---
+
+NEW_POSITIVE = {
+    "IBAN": ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR1420041010050500013M02606"],
+    "AWS_SECRET": ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+    "PHONE": ["+14155550142", "+442071838750"],
+    "CREDIT_CARD": ["4111  1111  1111  1111", "4111-1111 1111-1111", "378282246310005"],
+    "PASSWORD": ["postgres://app:hunter2@localhost:5432/db", "https://u:p4ss@10.0.0.1/x",
+                 "GET /login?user=jo&password=hunter2"],
+    "SSN": ["123-45-6789"],
+    "PRIVATE_KEY": ["-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0\n=abcd\n-----END PGP PRIVATE KEY BLOCK-----",
+                    "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF0 cut off here"],
+}  # fmt: skip
+NEW_NEGATIVE = {
+    "IBAN": ["DE89 3704 0044 0532 0130 01"],  # checksum off by one
+    "CREDIT_CARD": ["M100 200 L300 400 500 600 700", "4111 1111 1111 1112"],
+    "SSN": ["000-12-3456", "666-12-3456", "900-12-3456", "2026-11-22"],
+    "IP_ADDRESS": ["version 1.2.3.4", "v10.0.19041.1"],
+    "AWS_SECRET": ["src/components/forms/inputs/TextInput.tsx"],
+}
+
+
+@pytest.mark.parametrize("kind,raw", [(k, v) for k, vs in NEW_POSITIVE.items() for v in vs])
+def test_new_kinds_are_redacted(kind, raw):
+    out, counts = redact(f"value: {raw} (end)")
+    secret = {"PASSWORD": ["hunter2", "p4ss"]}.get(
+        kind, [raw.split("\n")[1] if "\n" in raw else raw]
+    )
+    assert not any(s in out for s in secret), out
+    assert counts[kind] == 1, (out, counts)
+
+
+@pytest.mark.parametrize("kind,raw", [(k, v) for k, vs in NEW_NEGATIVE.items() for v in vs])
+def test_lookalikes_are_kept(kind, raw):
+    out, counts = redact(f"value: {raw} (end)")
+    assert raw in out and counts[kind] == 0, (out, counts)
+
+
+def test_url_password_keeps_the_rest_of_the_url():
+    out, _ = redact("db: postgres://app:hunter2@localhost:5432/db")
+    assert out == "db: postgres://app:[PASSWORD]@localhost:5432/db"
+
+
+def test_adversarial_megabyte_is_redacted_in_under_a_second():
+    import time
+
+    for text in ("1." * 500_000, "a" * 1_000_000, "-" * 1_000_000, "a@" * 500_000,
+                 "4111 " * 200_000, "1:" * 500_000):  # fmt: skip
+        started = time.perf_counter()
+        redact(text)
+        assert time.perf_counter() - started < 1.0, text[:10]
+
+
+def test_a_catastrophic_custom_pattern_cannot_stall():
+    import time
+
+    from workspaces.redaction import validate_custom_pattern
+
+    redactor = build_redactor(enabled={}, custom_patterns=[{"name": "EVIL", "pattern": "(a+)+$"}])
+    started = time.perf_counter()
+    redactor.text("a" * 100_000 + "!", Counter())
+    assert time.perf_counter() - started < 1.0
+    assert "linear time" in validate_custom_pattern(r"(\w+)\1")
+    assert "linear time" in validate_custom_pattern(r"(?<!x)y")
+    assert validate_custom_pattern(r"ORD-\d+") is None
+
+
+def test_fields_longer_than_the_cap_are_cut_before_matching():
+    from workspaces.redaction import MAX_FIELD_CHARS
+
+    out, _ = redact("x" * (MAX_FIELD_CHARS + 10))
+    assert len(out) < MAX_FIELD_CHARS + 40 and out.endswith("[10 characters cut]")
