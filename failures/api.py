@@ -7,6 +7,7 @@ from ninja import Query, Router
 from traces.schemas import IsoDatetime, utc
 from workspaces.auth import ApiKeyAuth
 from workspaces.errors import InvalidInput
+from workspaces.models import Scope
 from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
 
@@ -19,8 +20,8 @@ router = Router(tags=["failures"])
 
 @router.get(
     "/incidents/search",
-    auth=ApiKeyAuth(),
-    response={200: IncidentSearchOut, 401: ErrorOut, 422: ErrorOut},
+    auth=ApiKeyAuth(scope=Scope.FAILURES_READ),
+    response={200: IncidentSearchOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut},
     summary="Search incidents in plain words",
 )
 def incidents_search(

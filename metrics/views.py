@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -66,6 +67,27 @@ def metrics_page(request: WorkspaceRequest) -> HttpResponse:
     )
 
 
+class SafeCsvWriter:
+    """csv.writer that keeps spreadsheets from running cells as formulas: a text
+    cell starting with = + - @ tab or CR (an agent or skill name can) gets a
+    leading apostrophe, as OWASP recommends; numbers are written as they are."""
+
+    def __init__(self, stream: Any) -> None:
+        self._writer = csv.writer(stream)
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(v) for v in row])
+
+
+def csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)  # "-12.5" is a number, not a formula
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def _pct(rate: Rate) -> str:
     return "" if rate.value is None else f"{rate.value * 100:.1f}"
 
@@ -75,7 +97,7 @@ def _pct(rate: Rate) -> str:
 def impact_csv(request: WorkspaceRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="skill-impact.csv"'
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)
     writer.writerow(["skill", "published_at", "agents", "with_rate_pct", "with_n", "without_rate_pct",
                      "without_n", "before_rate_pct", "before_n", "after_rate_pct", "after_n",
                      "mode_per_100_before", "mode_per_100_after", "verdict"])  # fmt: skip
@@ -96,7 +118,7 @@ def impact_csv(request: WorkspaceRequest) -> HttpResponse:
 def compound_csv(request: WorkspaceRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="compound-error.csv"'
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)
     writer.writerow(["agent", "per_step_success", "typical_steps", "predicted_end_to_end",
                      "observed_end_to_end", "n"])  # fmt: skip
     for row in compound_by_agent(workspace=request.workspace):

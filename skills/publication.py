@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,9 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from ninja.responses import NinjaJSONEncoder
 
-from workspaces.models import ApiKey
+from workspaces.models import ApiKey, PiiPolicy
+from workspaces.redaction import may_hold_pii, redactor_for_policy
+from workspaces.textsafety import clean_text
 
 from .models import PublishedSet
 from .schemas import SkillOut
@@ -119,12 +122,14 @@ def fetch_log_for_request(
 ) -> None:
     """Log a fetch with the agent and session the request names (headers
     X-Hivemind-Agent / X-Hivemind-Session): the one way fetches are logged."""
+    agent = clean_text(request.headers.get("X-Hivemind-Agent", ""))
+    session = clean_text(request.headers.get("X-Hivemind-Session", ""))
+    if may_hold_pii(agent + " " + session):  # rare: then the policy is loaded
+        policy, _ = PiiPolicy.objects.get_or_create(workspace_id=api_key.workspace_id)
+        redactor, counts = redactor_for_policy(policy), Counter[str]()
+        agent, session = redactor.identifier(agent, counts), redactor.identifier(session, counts)
     fetch_log_record(
-        api_key=api_key,
-        agent=request.headers.get("X-Hivemind-Agent", ""),
-        session_id=request.headers.get("X-Hivemind-Session", ""),
-        endpoint=endpoint,
-        refs_json=refs_json,
+        api_key=api_key, agent=agent, session_id=session, endpoint=endpoint, refs_json=refs_json
     )
 
 

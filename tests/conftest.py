@@ -8,7 +8,7 @@ from django.test import Client
 
 from hivemind_web.celery import app as celery_app
 from tests.factories import add_member, make_key, make_user, make_workspace
-from workspaces.models import Role, Workspace
+from workspaces.models import Role, Scope, Workspace
 
 # The suite runs tasks inline where it enqueues them (tests about the broker and
 # the worker switch to a real one with tests.factories.celery_broker).
@@ -17,7 +17,8 @@ celery_app.conf.task_always_eager = True
 
 @dataclass
 class Tenant:
-    """A workspace with an admin, a lead, a viewer and an API key with every scope."""
+    """A workspace with an admin, a lead, a viewer and an agent key (ingest, skills:read,
+    failures:read; not export)."""
 
     workspace: Workspace
     admin: Any
@@ -42,7 +43,7 @@ def _tenant(name: str) -> Tenant:
         admin=admin,
         lead=add_member(workspace, Role.LEAD, make_user(f"{name}-lead")),
         viewer=add_member(workspace, Role.VIEWER, make_user(f"{name}-viewer")),
-        key=make_key(workspace),
+        key=make_key(workspace, scopes=[Scope.INGEST, Scope.SKILLS_READ, Scope.FAILURES_READ]),
     )
 
 

@@ -21,7 +21,7 @@ from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
 from .models import Step, Trace
-from .services import BatchResult, trace_ingest_batch
+from .services import BatchResult, stored_external_id, trace_ingest_batch
 
 KNOWN_FIELDS = {
     "session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode", "source",
@@ -62,7 +62,8 @@ def hook_ingest(*, workspace: Workspace, payload: Any, event_id: str = "") -> Ba
     event = payload.get("hook_event_name")
     if not isinstance(session, str) or not session or not isinstance(event, str) or not event:
         raise InvalidInput("Hook payloads need string fields 'session_id' and 'hook_event_name'.")
-    trace_id = external_id(session)
+    # Looked up below as ingest will store it (pseudonymised if it holds PII).
+    trace_id = stored_external_id(workspace=workspace, external_id=external_id(session))
     trace: dict[str, Any] = {
         "external_id": trace_id,
         "session_id": session[:200],

@@ -56,20 +56,24 @@ class PreparedTrace:
 def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> PreparedTrace:
     counts: Counter[str] = Counter()
     steps = [_prepare_step(i, step, redactor, counts) for i, step in enumerate(trace.steps)]
+    # Identifiers keep their identity (a stable pseudonym per value); free text
+    # gets typed placeholders.
+    ident = redactor.identifier
     fields = {
-        "agent": clean_text(trace.agent),
-        "session_id": clean_text(trace.session_id),
+        "agent": ident(clean_text(trace.agent), counts),
+        "session_id": ident(clean_text(trace.session_id), counts),
         "task": redactor.text(trace.task, counts),
         "status": trace.status or "",
         "reward": trace.reward,
         "started_at": trace.started_at,
         "ended_at": trace.ended_at,
-        "model": clean_text(trace.model),
-        "skills_in_scope": [clean_text(s) for s in trace.skills_in_scope],
+        "model": ident(clean_text(trace.model), counts),
+        "skills_in_scope": [ident(clean_text(s), counts) for s in trace.skills_in_scope],
         "metadata": redactor.value(trace.metadata, counts),
         "cost_usd": trace.cost_usd,
     }
-    return PreparedTrace(position, clean_text(trace.external_id), fields, steps, counts)
+    external_id = ident(clean_text(trace.external_id), counts)
+    return PreparedTrace(position, external_id, fields, steps, counts)
 
 
 def _prepare_step(
@@ -78,7 +82,7 @@ def _prepare_step(
     return PreparedStep(
         index=step.index if step.index is not None else position,
         kind=step.kind,
-        name=clean_text(step.name),
+        name=redactor.identifier(clean_text(step.name), counts),
         input=redactor.value(step.input, counts),
         output=redactor.value(step.output, counts),
         error=redactor.text(step.error, counts),

@@ -181,19 +181,21 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
     """Store a verdict on a trace; apply it now if the trace exists, else on arrival."""
     if "\x00" in external_id:
         raise InvalidInput("external_id cannot contain NUL characters.")
-    external_id = clean_text(external_id)
-    capture_policy_get(workspace=workspace)
-    policy = workspace.pii_policy
-    redactor = redactor_for_policy(policy)
-
+    redactor = redactor_for_policy(capture_policy_get(workspace=workspace))
     counts: Counter[str] = Counter()
+    # The same pseudonym the trace's own external_id got, so the two still meet.
+    external_id = redactor.identifier(clean_text(external_id), counts)
     outcome = Outcome.objects.create(
         workspace=workspace,
         external_id=external_id,
         status=data.status or "",
         reward=data.reward,
         scores=[
-            {"name": s.name, "value": s.value, "comment": redactor.text(s.comment, counts)}
+            {
+                "name": redactor.identifier(clean_text(s.name), counts),
+                "value": s.value,
+                "comment": redactor.text(s.comment, counts),
+            }
             for s in data.scores
         ],
         comment=redactor.text(data.comment, counts),
@@ -205,6 +207,13 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
         outcome.refresh_from_db()
         _after_commit_analyse(workspace.pk, [trace.pk])
     return outcome
+
+
+def stored_external_id(*, workspace: Workspace, external_id: str) -> str:
+    """The external_id as ingest stores it (identifiers holding PII are pseudonymised),
+    for code that looks a trace up by the id an agent sent."""
+    policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
+    return redactor_for_policy(policy).identifier(clean_text(external_id), Counter())
 
 
 def trace_get_for_outcome(*, workspace: Workspace, external_id: str) -> Trace:

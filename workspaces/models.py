@@ -51,6 +51,7 @@ class Scope(models.TextChoices):
     INGEST = "ingest", "Send traces (ingest)"
     SKILLS_READ = "skills:read", "Read published skills (skills:read)"
     EXPORT = "export", "Make and download training snapshots (export)"
+    FAILURES_READ = "failures:read", "Search incidents and failure modes (failures:read)"
 
 
 class ApiKey(models.Model):

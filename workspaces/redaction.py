@@ -21,6 +21,8 @@ longer than `MAX_FIELD_CHARS` are cut before any pattern runs.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import re
 from collections import Counter
@@ -170,6 +172,11 @@ POLICY_SWITCHES = {
 }
 
 
+def may_hold_pii(text: str) -> bool:
+    """False when no built-in kind can be in `text` (the cheap pre-check)."""
+    return _MAYBE_SENSITIVE.search(text) is not None
+
+
 def luhn_valid(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -239,6 +246,28 @@ def _after_version_word(whole: str, start: int) -> bool:
     return before.endswith(("v", "version ", "version", "ver ", "release "))
 
 
+# Kinds whose boundary is "no digit or dash next to it", so that one number inside
+# a longer dash-separated run is not taken out of it. A dash with a letter beyond
+# it ("ctx-4980062434389439-end", a tool name) is a separator, not part of a run.
+_DIGIT_KINDS = {"CREDIT_CARD", "SSN"}
+
+
+def _dash_before_word(whole: str, start: int, end: int) -> bool:
+    """The only neighbours are dashes that lead to letters (or to the text's ends)."""
+
+    def ok_before() -> bool:
+        if start == 0 or whole[start - 1] not in "-":
+            return start == 0 or not whole[start - 1].isdigit()
+        return start < 2 or whole[start - 2].isalpha()
+
+    def ok_after() -> bool:
+        if end >= len(whole) or whole[end] not in "-":
+            return end >= len(whole) or not whole[end].isdigit()
+        return end + 1 >= len(whole) or whole[end + 1].isalpha()
+
+    return ok_before() and ok_after()
+
+
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
@@ -261,21 +290,42 @@ class Redactor:
     kind_of_group: dict[int, str] = field(default_factory=dict)
     prefix_groups: list[int] = field(default_factory=list)
     lead_group: int | None = None
+    # Per-workspace key for pseudonyms: the same value always becomes the same
+    # pseudonym in one workspace, and a different one in another.
+    pseudonym_key: bytes = b""
+
+    def identifier(self, value: str, counts: Counter[str]) -> str:
+        """An identifier (agent, session, external id, tool, model, skill name) with
+        what the policy removes replaced by a stable pseudonym, `[EMAIL:3f9a0c1d]`,
+        so traces still group and re-sends still upsert onto the same row."""
+        return self._scan(value, counts, pseudonymise=True)
 
     def text(self, value: str, counts: Counter[str]) -> str:
+        """Free text with what the policy removes replaced by typed placeholders."""
+        return self._scan(value, counts, pseudonymise=False)
+
+    def _scan(self, value: str, counts: Counter[str], *, pseudonymise: bool) -> str:
         if "\x00" in value:
             # PostgreSQL text and jsonb cannot hold NUL; it is never meaningful here.
             value = value.replace("\x00", "")
         value = _cut(value)
         if self.pattern is not None and _MAYBE_SENSITIVE.search(value):
-            value = self.pattern.sub(lambda m: self._replace(m, counts), value)
+            value = self.pattern.sub(lambda m: self._replace(m, counts, pseudonymise), value)
         for name, regex in self.custom:
-            value, n = regex.subn(f"[{name}]", value)
+            value, n = regex.subn(
+                (lambda m, name=name: self._placeholder(f"[{name}]", m.group(0)))
+                if pseudonymise else f"[{name}]",
+                value,
+            )  # fmt: skip
             if n:
                 counts[name] += n
         return value
 
-    def _replace(self, match: Any, counts: Counter[str]) -> str:
+    def _placeholder(self, placeholder: str, raw: str) -> str:
+        digest = hmac.new(self.pseudonym_key, raw.encode("utf-8", "replace"), hashlib.sha256)
+        return f"{placeholder[:-1]}:{digest.hexdigest()[:8]}]"
+
+    def _replace(self, match: Any, counts: Counter[str], pseudonymise: bool = False) -> str:
         text = match.group(0)
         # The outer named group that matched (RE2, like re, reports the outer one).
         kind = self.kind_of_group[match.lastindex]
@@ -283,9 +333,10 @@ class Redactor:
         if bounds is not None:
             start, end = match.span()
             whole = match.string
-            if (start > 0 and whole[start - 1] in bounds[0]) or (
+            touches = (start > 0 and whole[start - 1] in bounds[0]) or (
                 end < len(whole) and whole[end] in bounds[1]
-            ):
+            )
+            if touches and not (kind in _DIGIT_KINDS and _dash_before_word(whole, start, end)):
                 return text
         check = _CHECKS.get(kind)
         if check is not None and not check(text):
@@ -296,7 +347,11 @@ class Redactor:
             if _after_version_word(match.string, match.start() + len(lead)):
                 return text
             counts[kind] += 1
-            return lead + placeholder
+            return lead + (
+                self._placeholder(placeholder, text[len(lead) :]) if pseudonymise else placeholder
+            )
+        if pseudonymise:
+            placeholder = self._placeholder(placeholder, text)
         counts[kind] += 1
         prefix = self._prefix(match) if kind in ("AUTH_HEADER", "PASSWORD") else None
         if prefix:
@@ -391,7 +446,17 @@ def redaction_preview(
 
 
 def redactor_for_policy(policy: Any) -> Redactor:
-    return build_redactor(
+    redactor = build_redactor(
         enabled={name: getattr(policy, name) for name in POLICY_SWITCHES},
         custom_patterns=policy.custom_patterns,
     )
+    redactor.pseudonym_key = pseudonym_key(workspace_id=policy.workspace_id)
+    return redactor
+
+
+def pseudonym_key(*, workspace_id: int) -> bytes:
+    """The workspace's pseudonym key, derived from the server's secret key."""
+    from django.conf import settings
+
+    material = f"hivemind-pseudonym:{workspace_id}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), material, hashlib.sha256).digest()

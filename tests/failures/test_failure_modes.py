@@ -186,8 +186,17 @@ def test_search_times_must_be_iso_8601(client, clustered):
                       headers=headers).status_code == 200  # fmt: skip
 
 
-def test_search_api_access(client, db):
+def test_search_api_access(client, tenant):
     assert client.get("/api/v1/incidents/search", {"q": "x"}).status_code == 401
+    from tests.factories import make_key
+    from workspaces.models import Scope
+
+    skills_only = make_key(tenant.workspace, scopes=[Scope.SKILLS_READ])
+    response = client.get("/api/v1/incidents/search", {"q": "x"},
+                          headers={"Authorization": f"Bearer {skills_only}"})  # fmt: skip
+    assert response.status_code == 403 and "failures:read" in response.json()["detail"]
+    ok = client.get("/api/v1/incidents/search", {"q": "x"}, headers=tenant.api_headers())
+    assert ok.status_code == 200 and ok.json()["incidents"] == []
 
 
 def test_mode_pages_access_owner_other_anonymous(clustered, other_tenant, anon):

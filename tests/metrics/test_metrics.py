@@ -182,3 +182,13 @@ def test_skill_page_impact_section_access(tenant, other_tenant, anon):
         reverse("skill_detail", args=[tenant.workspace.slug, skill.pk])
     )
     assert url.encode() in page.content
+
+
+def test_csv_cells_cannot_become_formulas():
+    from metrics.views import csv_cell
+
+    assert csv_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert [csv_cell(v) for v in ("+1+1", "-cmd", "@SUM(A1)", "\tx")] == [
+        "'+1+1", "'-cmd", "'@SUM(A1)", "'\tx"]  # fmt: skip
+    assert csv_cell("-12.5") == "-12.5" and csv_cell("checkout") == "checkout"
+    assert csv_cell(3) == 3

@@ -27,7 +27,7 @@ def test_whoami_names_the_keys_own_workspace(client, tenant, other_tenant):
     assert response.status_code == 200
     body = response.json()
     assert body["workspace"] == tenant.workspace.slug
-    assert sorted(body["scopes"]) == ["ingest", "skills:read"]
+    assert sorted(body["scopes"]) == ["failures:read", "ingest", "skills:read"]
     other = client.get("/api/v1/whoami", headers=other_tenant.api_headers())
     assert other.json()["workspace"] == other_tenant.workspace.slug
 

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             + f"\n  Open      {url}/login/"
             + f"\n  Username  {DEMO_USERNAME}"
             + f"\n  Password  {password}"
-            + f"\n  API key   {api_key}   (scopes: ingest, skills:read)\n"
+            + f"\n  API key   {api_key}   (scopes: ingest, skills:read, failures:read)\n"
         )
 
     def _admin(self, password: str | None) -> tuple[Any, str]:
@@ -106,5 +106,5 @@ class Command(BaseCommand):
             ).exists()
             if live:
                 return secret
-        scopes: list[str] = [Scope.INGEST, Scope.SKILLS_READ]
+        scopes: list[str] = [Scope.INGEST, Scope.SKILLS_READ, Scope.FAILURES_READ]
         return api_key_create(workspace=workspace, name="demo", scopes=scopes, actor=user).secret

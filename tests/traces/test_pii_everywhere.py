@@ -1,0 +1,234 @@
+"""PII seeded in every field of every ingest route never reaches storage.
+
+Values of every kind the policy knows (distinct ones, generated) go into every
+field an agent controls: trace identifiers, names and free text, JSON keys and
+values, step names, outcomes, OTLP (JSON and protobuf) resource and span
+attributes, Claude Code hook payloads, and the skills API's agent/session
+headers. The loop then runs on them (incidents, embedding, clustering, drafting,
+approval, rollups), so derived data (signatures, mode labels, skill names, audit,
+fetch log) is in the database too. A `pg_dump` of the whole database must hold
+none of the raw values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import string
+
+import pytest
+from django.test import TestCase
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.traces.test_pii_storage import _dump
+
+_n = itertools.count(1)
+_rng = random.Random(7)
+
+
+def _luhn_complete(prefix: str) -> str:
+    from workspaces.redaction import luhn_valid
+
+    return next(prefix + str(d) for d in range(10) if luhn_valid(prefix + str(d)))
+
+
+def _iban(i: int) -> str:
+    bban = f"37040044{i:010d}"
+    digits = "".join(str(int(c, 36)) for c in bban + "DE00")
+    return f"DE{98 - int(digits) % 97:02d}{bban}"
+
+
+def _token(length: int, extra: str = "") -> str:
+    alphabet = string.ascii_letters + string.digits + extra
+    while True:
+        value = "".join(_rng.choice(alphabet) for _ in range(length))
+        if (any(c.isdigit() for c in value) and any(c.isupper() for c in value)
+                and any(c.islower() for c in value) and (not extra or any(c in extra for c in value))):  # fmt: skip
+            return value
+
+
+GENERATORS = {
+    "EMAIL": lambda i: f"probe{i}.person@example.org",
+    "PHONE": lambda i: f"+1415{5550000 + i:07d}",
+    "CREDIT_CARD": lambda i: _luhn_complete(f"4{i:014d}"),
+    "IP_ADDRESS": lambda i: f"198.51.{100 + i // 250}.{i % 250 + 1}",
+    "IBAN": _iban,
+    "SSN": lambda i: f"{123 + i % 500:03d}-{45 + i % 50:02d}-{1000 + i:04d}",
+    "API_KEY": lambda i: f"sk-ant-api03-{_token(28)}",
+    "AWS_SECRET": lambda i: _token(40, "/+"),
+    "SECRET": lambda i: _token(36),
+    "JWT": lambda i: f"eyJ{_token(12)}.eyJ{_token(16)}.{_token(20)}",
+}
+# Free-text fields only: kinds whose raw form cannot sit inside an identifier-like
+# token without changing meaning are seeded where agents write text.
+TEXT_ONLY = {"JWT", "API_KEY", "AWS_SECRET", "SECRET"}
+
+
+class Seeds:
+    """Hands out a fresh value of each kind in turn and remembers every one."""
+
+    def __init__(self) -> None:
+        self.values: list[tuple[str, str]] = []
+        self._kinds = itertools.cycle(GENERATORS)
+
+    def one(self, *, identifier: bool = False) -> str:
+        kind = next(self._kinds)
+        while identifier and kind in TEXT_ONLY:
+            kind = next(self._kinds)
+        value = GENERATORS[kind](next(_n))
+        self.values.append((kind, value))
+        return value
+
+    def text(self, count: int = 3) -> str:
+        return " and ".join(self.one() for _ in range(count))
+
+
+def _native(seeds: Seeds, i: int) -> dict:
+    return {
+        "external_id": f"run-{seeds.one(identifier=True)}",
+        "agent": f"agent-{seeds.one(identifier=True)}",
+        "session_id": f"session-{seeds.one(identifier=True)}",
+        "model": f"model-{seeds.one(identifier=True)}",
+        "skills_in_scope": [f"skill-{seeds.one(identifier=True)}"],
+        "task": f"Help {seeds.text()}",
+        "status": "failed",
+        "metadata": {f"key-{seeds.one(identifier=True)}": seeds.text(2),
+                     "nested": {"list": [seeds.text(2)]}},  # fmt: skip
+        "steps": [
+            {"kind": "user_prompt", "input": {"message": seeds.text()}},
+            {"kind": "tool_call", "name": f"ctx-{seeds.one(identifier=True)}-end",
+             "input": {f"arg-{seeds.one(identifier=True)}": seeds.text(2)},
+             "output": seeds.text(), "error": f"probe error {seeds.text(2)}"},
+            {"kind": "tool_call", "name": "payments.refund", "input": {"order": i},
+             "error": f"429 for {seeds.one()}"},
+        ],
+    }  # fmt: skip
+
+
+def _otlp_spans(seeds: Seeds) -> dict:
+    def attr(key: str, value: str) -> dict:
+        return {"key": key, "value": {"stringValue": value}}
+
+    return {"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", f"svc-{seeds.one(identifier=True)}")]},
+        "scopeSpans": [{"spans": [{
+            "traceId": f"{next(_n):032x}", "spanId": f"{next(_n):016x}",
+            "name": f"span-{seeds.one(identifier=True)}",
+            "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000001000000000",
+            "status": {"code": 2, "message": seeds.text(2)},
+            "attributes": [
+                attr("gen_ai.tool.name", f"tool-{seeds.one(identifier=True)}"),
+                attr("gen_ai.conversation.id", f"conv-{seeds.one(identifier=True)}"),
+                attr("input.value", seeds.text(2)), attr("output.value", seeds.text(2)),
+                attr(f"custom.{seeds.one(identifier=True)}", seeds.text(2)),
+            ],
+        }]}],
+    }]}  # fmt: skip
+
+
+def _protobuf(seeds: Seeds) -> bytes:
+    from google.protobuf import json_format
+
+    message = ExportTraceServiceRequest()
+    data = _otlp_spans(seeds)
+    for rs in data["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                span["traceId"] = bytes.fromhex(span["traceId"]).hex()
+    json_format.ParseDict(_to_base64_ids(data), message)
+    return message.SerializeToString()
+
+
+def _to_base64_ids(data: dict) -> dict:
+    import base64
+
+    for rs in data["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId"):
+                    span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    return data
+
+
+def _hooks(seeds: Seeds) -> list[dict]:
+    session = f"sess-{seeds.one(identifier=True)}"
+    return [
+        {"session_id": session, "hook_event_name": "SessionStart",
+         "model": f"model-{seeds.one(identifier=True)}"},
+        {"session_id": session, "hook_event_name": "UserPromptSubmit", "prompt": seeds.text()},
+        {"session_id": session, "hook_event_name": "PreToolUse",
+         "tool_name": f"tool-{seeds.one(identifier=True)}",
+         "agent_type": f"agent-{seeds.one(identifier=True)}",
+         "tool_input": {"command": seeds.text(2)}},
+        {"session_id": session, "hook_event_name": "PostToolUseFailure",
+         "tool_name": "Bash", "tool_input": {"command": seeds.text(2)},
+         "error": seeds.text(2)},
+        {"session_id": session, "hook_event_name": "Stop"},
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)  # committed rows, so pg_dump sees them
+def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings):
+    settings.HIVEMIND_MIN_MODE_SIZE = 3
+    settings.HIVEMIND_DISTILL_MIN_INCIDENTS = 3
+    seeds = Seeds()
+    headers = tenant.api_headers()
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the worker's stages, inline
+        for batch in range(5):
+            traces = [_native(seeds, batch * 10 + i) for i in range(10)]
+            response = client.post("/api/v1/traces", json.dumps({"traces": traces}),
+                                   content_type="application/json", headers=headers)  # fmt: skip
+            assert response.status_code == 200, response.content[:500]
+            for trace in traces[:3]:
+                response = client.post(
+                    f"/api/v1/traces/{trace['external_id']}/outcome",
+                    json.dumps({"status": "failed", "comment": seeds.text(),
+                                "scores": [{"name": f"score-{seeds.one(identifier=True)}",
+                                            "value": 0, "comment": seeds.text(2)}]}),
+                    content_type="application/json", headers=headers,
+                )  # fmt: skip
+                assert response.status_code == 200, response.content[:300]
+        for _ in range(6):
+            response = client.post("/v1/traces", json.dumps(_otlp_spans(seeds)),
+                                   content_type="application/json", headers=headers)  # fmt: skip
+            assert response.status_code == 200, response.content[:300]
+            response = client.post("/v1/traces", _protobuf(seeds),
+                                   content_type="application/x-protobuf", headers=headers)  # fmt: skip
+            assert response.status_code == 200
+        for _ in range(6):
+            for payload in _hooks(seeds):
+                response = client.post("/api/v1/hooks/claude-code", json.dumps(payload),
+                                       content_type="application/json", headers=headers)  # fmt: skip
+                assert response.status_code == 200, response.content[:300]
+    _close_the_loop(tenant)
+    from failures.models import FailureMode
+    from skills.models import Skill
+
+    assert FailureMode.objects.filter(workspace=tenant.workspace).exists()
+    assert Skill.objects.filter(workspace=tenant.workspace, status="published").exists()
+    for _ in range(10):
+        client.get("/api/v1/skills", headers={**headers,
+                   "X-Hivemind-Agent": f"agent-{seeds.one(identifier=True)}",
+                   "X-Hivemind-Session": f"s-{seeds.one(identifier=True)}"})  # fmt: skip
+    dump = _dump()
+    assert "payments.refund" in dump and "[EMAIL" in dump  # the dump holds the data
+    survivors = [(kind, value) for kind, value in seeds.values if value in dump]
+    assert len(seeds.values) >= 1500, len(seeds.values)
+    assert survivors == [], f"{len(survivors)} of {len(seeds.values)} survived: {survivors[:20]}"
+
+
+def _close_the_loop(tenant) -> None:  # type: ignore[no-untyped-def]
+    from failures.embedding import incidents_embed
+    from failures.services import failure_modes_recluster
+    from skills import review
+    from skills.models import Skill
+    from skills.services import distill_due, distillation_run
+
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    for job in distill_due(workspace_id=tenant.workspace.pk):
+        distillation_run(job_id=job.pk)
+    for skill in Skill.objects.filter(workspace=tenant.workspace):
+        if skill.latest_version is not None:
+            review.skill_approve(skill=skill, number=skill.latest_version.number, actor=tenant.lead)
