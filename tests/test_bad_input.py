@@ -169,3 +169,18 @@ def test_copy_error_rejects_only_the_bad_trace(tenant, monkeypatch):
                                    items=[trace_payload("good"), trace_payload("bad")])  # fmt: skip
     assert [r.status for r in batch.results] == ["created", "rejected"]
     assert list(Trace.objects.values_list("external_id", flat=True)) == ["good"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"started_at": "0001-01-01T00:00:00Z"}, {"started_at": "9999-12-31T00:00:00Z"},
+     {"started_at": "2026-11-20T10:00:00Z", "ended_at": "2026-11-20T09:00:00Z"},
+     {"steps": [{"kind": "tool_call", "started_at": "2554-01-01T00:00:00Z"}]}],
+)  # fmt: skip
+def test_implausible_times_are_refused_with_a_reason(client, tenant, fields):
+    body = json.dumps({"traces": [trace_payload("t", **fields)]})
+    response = client.post("/api/v1/traces", body, content_type="application/json",
+                           headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code == 422 and not Trace.objects.exists()
+    detail = response.json()["results"][0]["detail"]
+    assert "plausible time" in detail or "before started_at" in detail

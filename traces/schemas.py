@@ -8,11 +8,11 @@ cost of validating a large batch; nothing here reads from Django models.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 StepKindIn = Literal[
     "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error"
@@ -46,6 +46,23 @@ def _iso_only(value: Any) -> Any:
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
+# Times outside this window are mistakes (a zero timestamp, nanoseconds read as
+# seconds), not runs: they are refused with 422 rather than stored, because every
+# chart and retention rule reads them. The future is allowed a day of clock skew.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+SKEW = timedelta(days=1)
+
+
+def plausible(value: datetime | None) -> datetime | None:
+    value = utc(value)
+    if value is not None and not EARLIEST <= value <= datetime.now(UTC) + SKEW:
+        raise ValueError(
+            f"{value.isoformat()} is not a plausible time for a run (expected between "
+            f"{EARLIEST.year} and now, in UTC or with an offset)"
+        )
+    return value
+
+
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -68,7 +85,7 @@ class StepIn(BaseModel):
     tokens: int | None = Field(None, ge=0, le=100_000_000)
 
     _finite_duration = field_validator("duration_ms")(classmethod(lambda cls, v: _finite(v)))
-    _utc_started = field_validator("started_at")(classmethod(lambda cls, v: utc(v)))
+    _utc_started = field_validator("started_at")(classmethod(lambda cls, v: plausible(v)))
 
 
 class TraceIn(BaseModel):
@@ -121,7 +138,13 @@ class TraceIn(BaseModel):
     steps: list[StepIn] = Field(default_factory=list)
 
     _finite_reward = field_validator("reward", "cost_usd")(classmethod(lambda cls, v: _finite(v)))
-    _utc_times = field_validator("started_at", "ended_at")(classmethod(lambda cls, v: utc(v)))
+    _utc_times = field_validator("started_at", "ended_at")(classmethod(lambda cls, v: plausible(v)))
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> TraceIn:
+        if self.started_at and self.ended_at and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
 
     @field_validator("skills_in_scope")
     @classmethod
