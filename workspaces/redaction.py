@@ -428,7 +428,8 @@ def validate_custom_pattern(pattern: str) -> str | None:
     try:
         re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
-        detail = str(exc).strip("b'\"")
+        raw = exc.args[0] if exc.args else ""
+        detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return (
             f"This pattern cannot run in linear time here ({detail}). Look-ahead, look-behind "
             "and back-references are not supported; rewrite it without them."
