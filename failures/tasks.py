@@ -7,23 +7,14 @@ modes.
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
 
-from hivemind_web.celery import enqueue
+from hivemind_web.celery import TASK_RETRY, enqueue
 from workspaces.models import Workspace
 
 from . import embedding, mining, services
 
-RETRY = {
-    "autoretry_for": (OperationalError, ConnectionError),
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "max_retries": 8,
-    "acks_late": True,
-}
 
-
-@shared_task(**RETRY, soft_time_limit=600, time_limit=660)
+@shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def analyse_traces(workspace_id: int, trace_ids: list[int]) -> int:
     """Find the incidents of newly stored (or changed) traces, then embed them."""
     found = mining.incidents_mine(workspace_id=workspace_id, trace_ids=trace_ids)
@@ -31,7 +22,7 @@ def analyse_traces(workspace_id: int, trace_ids: list[int]) -> int:
     return found
 
 
-@shared_task(**RETRY, soft_time_limit=600, time_limit=660)
+@shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def embed_incidents(workspace_id: int) -> int:
     """Embed new incidents of one workspace; re-cluster if enough wait without a mode."""
     embedded = embedding.incidents_embed(workspace_id=workspace_id)
@@ -44,7 +35,7 @@ def embed_incidents(workspace_id: int) -> int:
     return len(embedded)
 
 
-@shared_task(**RETRY, soft_time_limit=1800, time_limit=1900)
+@shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)
 def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
     modes = services.failure_modes_recluster(workspace_id=workspace_id, run_id=run_id).modes
     # Drafting is the skills app's stage: by name, since failures never imports skills.
@@ -52,7 +43,7 @@ def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
     return modes
 
 
-@shared_task(**RETRY, soft_time_limit=3000, time_limit=3300)
+@shared_task(**TASK_RETRY, soft_time_limit=3000, time_limit=3300)
 def sweep_unfinished() -> int:
     """Catch up on work a lost message or a down broker left behind: traces not
     analysed since they last changed, and incidents still without a vector."""
@@ -65,13 +56,13 @@ def sweep_unfinished() -> int:
     return sum(len(ids) for ids in due.values())
 
 
-@shared_task(**RETRY, soft_time_limit=3000, time_limit=3300)
+@shared_task(**TASK_RETRY, soft_time_limit=3000, time_limit=3300)
 def recluster_all() -> None:
     for workspace_id in Workspace.objects.values_list("id", flat=True):
         services.cluster_run_request(workspace_id=workspace_id, actor=None)
 
 
-@shared_task(**RETRY, soft_time_limit=600, time_limit=660)
+@shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def refresh_modes(workspace_id: int) -> int:
     """Recount a workspace's modes after incidents went away in bulk (retention)."""
     return services.modes_refresh_workspace(workspace_id=workspace_id)

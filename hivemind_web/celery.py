@@ -18,6 +18,7 @@ import logging
 import os
 
 from celery import Celery
+from django.db import OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
@@ -56,6 +57,17 @@ app.conf.broker_connection_timeout = 2
 app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0.2}
 
 logger = logging.getLogger(__name__)
+
+# The retry policy of the apps' tasks: a transient database or connection error
+# is retried with backoff (up to 5 minutes apart), and a task is acknowledged
+# only after it ran, so a worker killed mid-task leaves it to be redelivered.
+TASK_RETRY = {
+    "autoretry_for": (OperationalError, ConnectionError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 8,
+    "acks_late": True,
+}
 
 
 class UnknownTask(LookupError):
