@@ -47,8 +47,10 @@ IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 # Times outside this window are mistakes (a zero timestamp, nanoseconds read as
-# seconds), not runs: they are refused with 422 rather than stored, because every
-# chart and retention rule reads them. The future is allowed a day of clock skew.
+# seconds), not runs. They are dropped, never stored: a trace without a start
+# time gets the time it was received, and every chart and retention rule reads
+# these fields. (Dropped rather than refused, so the rest of the trace is kept.)
+# The future is allowed a day of clock skew.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 SKEW = timedelta(days=1)
 
@@ -56,10 +58,7 @@ SKEW = timedelta(days=1)
 def plausible(value: datetime | None) -> datetime | None:
     value = utc(value)
     if value is not None and not EARLIEST <= value <= datetime.now(UTC) + SKEW:
-        raise ValueError(
-            f"{value.isoformat()} is not a plausible time for a run (expected between "
-            f"{EARLIEST.year} and now, in UTC or with an offset)"
-        )
+        return None
     return value
 
 
@@ -142,8 +141,9 @@ class TraceIn(BaseModel):
 
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> TraceIn:
+        # An end before the start says one of them is wrong; the start is kept.
         if self.started_at and self.ended_at and self.ended_at < self.started_at:
-            raise ValueError("ended_at is before started_at")
+            self.ended_at = None
         return self
 
     @field_validator("skills_in_scope")
