@@ -39,8 +39,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-DEVDATA = ROOT.parent / "shared" / "devdata" / "intercode" / "data" / "results"
-SOURCE = DEVDATA / "sql" / "gpt-4" / "ic_sql_multiturn_gpt-4_10_turns.json"
+# The development data sits beside the checkout (../shared/devdata); elsewhere,
+# point HIVEMIND_DEVDATA at it.
+DEVDATA = Path(os.environ.get("HIVEMIND_DEVDATA", ROOT.parent / "shared" / "devdata"))
+SOURCE = DEVDATA / "intercode/data/results/sql/gpt-4/ic_sql_multiturn_gpt-4_10_turns.json"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
 BATCH = 20
@@ -49,6 +51,8 @@ PAGES = ("/w/{slug}/", "/w/{slug}/traces/", "/w/{slug}/failure-modes/", "/w/{slu
 
 def intercode_traces(count: int, run: str) -> list[dict]:
     """The first `count` episodes that contain at least one failed action."""
+    if not SOURCE.exists():
+        raise SystemExit(f"{SOURCE} not found: set HIVEMIND_DEVDATA to the devdata folder")
     episodes = json.loads(SOURCE.read_text())
     traces = []
     for key, episode in episodes.items():
