@@ -163,3 +163,20 @@ class RateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start}: {self.count}"
+
+
+class KnownAddress(models.Model):
+    """An address a user logged in from successfully (hashed). Failed attempts from
+    elsewhere cannot lock the user out of logging in from here."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    address_hash = models.CharField(max_length=64)
+    last_login_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "address_hash"], name="known_address_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} from {self.address_hash[:8]}…"

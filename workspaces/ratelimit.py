@@ -48,6 +48,16 @@ def hit(key: str, *, limit: int, window: int) -> Verdict:
     return Verdict(count <= limit, retry_after)
 
 
+def forget(key: str, *, window: int) -> None:
+    """Clear the current window of `key` (a successful login clears its failures)."""
+    start, _ = _window(window)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM workspaces_ratewindow WHERE key = %s AND window_start = %s",
+            [key[:300], start],
+        )
+
+
 def peek(key: str, *, window: int) -> int:
     start, _ = _window(window)
     with connection.cursor() as cursor:

@@ -9,7 +9,15 @@ from django.db.models import QuerySet
 
 from .errors import NotFound, PermissionDenied
 from .filtering import filter_given
-from .models import ROLE_RANK, ApiKey, AuditEvent, Membership, PiiPolicy, Role, Workspace
+from .models import (
+    ROLE_RANK,
+    ApiKey,
+    AuditEvent,
+    Membership,
+    PiiPolicy,
+    Role,
+    Workspace,
+)
 
 
 def workspace_list_for_user(*, user: User | AnonymousUser) -> QuerySet[Workspace]:

@@ -15,7 +15,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from .errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
-from .models import ApiKey, AuditEvent, Membership, PiiPolicy, Role, Scope, Workspace
+from .models import (
+    ApiKey,
+    AuditEvent,
+    Membership,
+    PiiPolicy,
+    Role,
+    Scope,
+    Workspace,
+)
 
 KEY_PREFIX_BYTES = 6
 KEY_SECRET_BYTES = 32

@@ -16,6 +16,7 @@ from . import ratelimit
 from .decorators import workspace_view
 from .errors import DomainError
 from .forms import ApiKeyForm, AuditFilterForm, MemberAddForm, PiiPolicyForm, RoleForm
+from .logins import login_address_known, login_address_remember
 from .models import Role, Workspace
 from .redaction import POLICY_SWITCHES, redaction_preview
 from .requests import WorkspaceRequest
@@ -240,21 +241,38 @@ LOGIN_WINDOW = 15 * 60
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login, with failed attempts limited per username and per address
-    (HIVEMIND_LOGIN_ATTEMPTS in 15 minutes; the address gets five times that, so
-    one office behind a NAT is not locked out by one person)."""
+    """Django's login, with attempts limited per username and per address
+    (HIVEMIND_LOGIN_ATTEMPTS in 15 minutes; an address gets five times that, so
+    one office behind a NAT is not locked out by one person).
+
+    Each attempt is counted *before* the password is checked, with one atomic
+    upsert per key, so concurrent attempts cannot get past the limit; a success
+    clears its counters. From an address the user already logged in from, only
+    that user-and-address pair is limited: someone guessing elsewhere cannot lock
+    the owner out of their own machine.
+    """
 
     redirect_authenticated_user = True
 
+    def _username(self) -> str:
+        return self.request.POST.get("username", "").strip().lower()[:150]
+
+    def _address(self) -> str:
+        return self.request.META.get("REMOTE_ADDR", "")
+
     def _keys(self) -> list[tuple[str, int]]:
         limit = settings.HIVEMIND_LOGIN_ATTEMPTS
-        username = self.request.POST.get("username", "").strip().lower()[:150]
-        address = self.request.META.get("REMOTE_ADDR", "")
-        return [(f"login:user:{username}", limit), (f"login:ip:{address}", limit * 5)]
+        username, address = self._username(), self._address()
+        pair = (f"login:pair:{username}:{address}", limit)
+        if login_address_known(username=username, address=address):
+            return [pair]
+        return [pair, (f"login:user:{username}", limit), (f"login:ip:{address}", limit * 5)]
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if any(ratelimit.peek(key, window=LOGIN_WINDOW) >= limit for key, limit in self._keys()):
-            wait = ratelimit.retry_after(LOGIN_WINDOW)
+        verdicts = [ratelimit.hit(key, limit=limit, window=LOGIN_WINDOW)
+                    for key, limit in self._keys()]  # fmt: skip
+        if not all(v.allowed for v in verdicts):
+            wait = max(v.retry_after for v in verdicts)
             response = render(request, "registration/login.html", {
                 "form": self.get_form(), "locked_minutes": max(1, (wait + 59) // 60),
                 "next": request.POST.get("next", ""),
@@ -263,7 +281,9 @@ class LoginView(auth_views.LoginView):
             return response
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form: Any) -> HttpResponse:
-        for key, limit in self._keys():
-            ratelimit.hit(key, limit=limit, window=LOGIN_WINDOW)
-        return super().form_invalid(form)
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        for key, _ in self._keys():
+            ratelimit.forget(key, window=LOGIN_WINDOW)
+        login_address_remember(user=form.get_user(), address=self._address())
+        return response

@@ -204,3 +204,55 @@ def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
     assert not DailyRollup.objects.exists()  # the refresh message was lost
     assert rollups_sweep() >= 1
     assert DailyRollup.objects.get().traces == 1
+
+
+@pytest.mark.django_db
+def test_guessing_elsewhere_does_not_lock_the_owner_out_of_a_known_address(settings):
+    from django.test import Client
+
+    settings.HIVEMIND_LOGIN_ATTEMPTS = 3
+    make_user("owner", password="right-password-1")
+    home = Client(REMOTE_ADDR="10.0.0.2")
+    assert (
+        home.post("/login/", {"username": "owner", "password": "right-password-1"}).status_code
+        == 302
+    )
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    codes = [attacker.post("/login/", {"username": "owner", "password": "guess"}).status_code
+             for _ in range(5)]  # fmt: skip
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    # Still locked for the attacker, even with the right password...
+    assert attacker.post("/login/", {"username": "owner",
+                                     "password": "right-password-1"}).status_code == 429  # fmt: skip
+    # ...but not for the owner at home.
+    home = Client(REMOTE_ADDR="10.0.0.2")
+    assert (
+        home.post("/login/", {"username": "owner", "password": "right-password-1"}).status_code
+        == 302
+    )
+
+
+@pytest.mark.django_db
+def test_an_attempt_is_counted_before_the_password_is_checked(settings, monkeypatch):
+    """Counting first (one atomic upsert) is what keeps concurrent attempts under
+    the limit: no attempt reaches the password check without having been counted."""
+    from django.contrib.auth import backends
+
+    from workspaces import ratelimit
+
+    settings.HIVEMIND_LOGIN_ATTEMPTS = 3
+    make_user("counted", password="right-password-1")
+    seen: list[int] = []
+    real = backends.ModelBackend.authenticate
+
+    def spy(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(ratelimit.peek("login:user:counted", window=15 * 60))
+        return real(self, request, **kwargs)
+
+    monkeypatch.setattr(backends.ModelBackend, "authenticate", spy)
+    from django.test import Client
+
+    client = Client(REMOTE_ADDR="198.51.100.1")
+    for _ in range(5):
+        client.post("/login/", {"username": "counted", "password": "wrong"})
+    assert seen == [1, 2, 3]  # the 4th and 5th never reached the password check
