@@ -95,7 +95,7 @@ class Poll:
 
 _POLL_SQL = """
     SELECT k.id, k.workspace_id, k.prefix, k.secret_hash, k.scopes, k.last_used_at, k.revoked_at,
-           p.etag, p.first_page, p.refs::text
+           k.expires_at, p.etag, p.first_page, p.refs::text
     FROM workspaces_apikey k
     LEFT JOIN skills_publishedset p ON p.workspace_id = k.workspace_id
     WHERE k.prefix = %s
@@ -112,9 +112,9 @@ def poll_lookup(*, prefix: str) -> Poll:
     key_id, workspace_id, prefix, secret_hash, scopes, last_used_at, revoked_at = row[:7]
     api_key = ApiKey(
         id=key_id, workspace_id=workspace_id, prefix=prefix, secret_hash=secret_hash,
-        scopes=scopes, last_used_at=last_used_at, revoked_at=revoked_at,
+        scopes=scopes, last_used_at=last_used_at, revoked_at=revoked_at, expires_at=row[7],
     )  # fmt: skip
-    return Poll(api_key, row[7], row[8] or "", row[9] or "[]")
+    return Poll(api_key, row[8], row[9] or "", row[10] or "[]")
 
 
 def fetch_log_for_request(

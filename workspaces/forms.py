@@ -16,6 +16,10 @@ class ApiKeyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         initial=[Scope.INGEST, Scope.SKILLS_READ],
     )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires", required=False, coerce=int, empty_value=None,
+        choices=[("", "Never"), (30, "In 30 days"), (90, "In 90 days"), (365, "In a year")],
+    )  # fmt: skip
 
 
 class MemberAddForm(forms.Form):

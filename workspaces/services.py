@@ -103,9 +103,15 @@ class NewApiKey:
 
 @transaction.atomic
 def api_key_create(
-    *, workspace: Workspace, name: str, scopes: list[str], actor: User | None
+    *,
+    workspace: Workspace,
+    name: str,
+    scopes: list[str],
+    actor: User | None,
+    expires_in_days: int | None = None,
 ) -> NewApiKey:
-    """Create a key and return its full secret, which is never stored."""
+    """Create a key and return its full secret, which is never stored. With
+    `expires_in_days` the key is refused from then on."""
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown:
         raise InvalidInput(f"Unknown scope(s): {', '.join(unknown)}.")
@@ -122,6 +128,7 @@ def api_key_create(
         secret_hash=hash_secret(full_key),
         scopes=sorted(set(scopes)),
         created_by=actor if actor is not None and actor.is_authenticated else None,
+        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     audit_record(
         workspace=workspace,
@@ -170,6 +177,11 @@ def api_key_verify(*, api_key: ApiKey | None, raw_key: str, scope: str | None) -
     if api_key.revoked_at is not None:
         raise AuthenticationFailed(
             f"This API key was revoked on {api_key.revoked_at:%Y-%m-%d %H:%M} UTC; create a new one."
+        )
+    if api_key.is_expired:
+        assert api_key.expires_at is not None
+        raise AuthenticationFailed(
+            f"This API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC; create a new one."
         )
     if scope is not None and scope not in api_key.scopes:
         raise PermissionDenied(

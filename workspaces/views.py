@@ -89,6 +89,7 @@ def api_key_new(request: WorkspaceRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 actor=request.user,
+                expires_in_days=form.cleaned_data["expires_in_days"],
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)

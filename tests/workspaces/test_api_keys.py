@@ -90,3 +90,37 @@ def test_last_used_is_recorded(client, tenant):
     api_key = ApiKey.objects.get(workspace=tenant.workspace)
     assert api_key.last_used_at is not None
     assert (timezone.now() - api_key.last_used_at).total_seconds() < 60
+
+
+def test_an_expired_key_is_refused_like_a_revoked_one(client, tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspaces.models import ApiKey, Scope
+    from workspaces.services import api_key_create
+
+    new = api_key_create(workspace=tenant.workspace, name="short-lived", actor=None,
+                         scopes=[Scope.SKILLS_READ], expires_in_days=30)  # fmt: skip
+    headers = {"Authorization": f"Bearer {new.secret}"}
+    assert client.get("/api/v1/skills", headers=headers).status_code == 200
+    assert client.get("/api/v1/skills?task=x", headers=headers).status_code == 200
+    ApiKey.objects.filter(pk=new.api_key.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    for url in ("/api/v1/skills", "/api/v1/skills?task=x", "/api/v1/skills.zip"):
+        response = client.get(url, headers=headers)  # the early poll path too
+        assert response.status_code == 401 and "expired" in response.json()["detail"], url
+
+
+def test_a_key_can_be_made_with_an_expiry_on_the_settings_page(tenant):
+    from django.urls import reverse
+
+    from workspaces.models import ApiKey
+
+    admin = tenant.client_for(tenant.admin)
+    response = admin.post(reverse("api_key_new", args=[tenant.workspace.slug]),
+                          {"name": "ci-bot", "scopes": ["ingest"], "expires_in_days": "90"})  # fmt: skip
+    assert response.status_code == 200
+    key = ApiKey.objects.get(name="ci-bot")
+    assert key.expires_at is not None and 89 <= (key.expires_at - key.created_at).days <= 90
+    page = admin.get(reverse("settings", args=[tenant.workspace.slug]))
+    assert b"until " + key.expires_at.strftime("%Y-%m-%d").encode() in page.content
