@@ -69,6 +69,10 @@ def _drive_the_loop(live_server) -> None:  # type: ignore[no-untyped-def]
         )  # fmt: skip
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(60_000)
+        # Anything the Content-Security-Policy blocks shows up as a console error.
+        blocked: list[str] = []
+        page.on("console", lambda message: blocked.append(message.text)
+                if "Content Security Policy" in message.text else None)  # fmt: skip
 
         # Log in.
         page.goto(f"{base}/login/")
@@ -123,4 +127,11 @@ def _drive_the_loop(live_server) -> None:  # type: ignore[no-untyped-def]
         expect(page.locator("#success-chart .main-svg").first).to_be_visible()
         expect(page.locator("#success-chart")).to_contain_text("Success rate")
         page.screenshot(path=SHOTS / "5-metrics.png", full_page=True)
+
+        # Settings: the confirm-before-revoke handler works without inline script.
+        page.goto(f"{w}/settings/")
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.get_by_role("button", name="Revoke").first.click()
+        expect(page.get_by_role("button", name="Revoke").first).to_be_visible()  # not revoked
+        assert blocked == [], blocked
         browser.close()

@@ -128,3 +128,14 @@ def test_healthz_reports_database_and_pgvector(client, db):
     body = response.json()
     assert body["ok"] is True and body["database"] is True
     assert body["pgvector"].count(".") == 2
+
+
+def test_pages_carry_a_content_security_policy(tenant):
+    from django.urls import reverse
+
+    response = tenant.client_for(tenant.viewer).get(
+        reverse("overview", args=[tenant.workspace.slug])
+    )
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "object-src 'none'" in policy
+    assert b"onclick=" not in response.content and b"onsubmit=" not in response.content
