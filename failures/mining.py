@@ -1,102 +1,356 @@
-"""Incident mining: the failures found in stored traces (a service).
+"""Incident mining: the diagnosis of stored traces (a service).
 
-Runs after ingest commits (`failures.tasks.analyse_traces`), over the steps the
-traces app stored. Two kinds of incident for now:
+Runs after ingest commits (`failures.tasks.analyse_traces`). For each trace:
 
-- a step that carries an error (or is an error step) is a `step_error`;
-- a failed trace with no failing step gets one `trace_failure` incident for the
-  whole trace, so every failure can be clustered;
+1. its verdict: failed when the status says so, when its reward is below the
+   workspace's threshold for that agent, or when an outcome gave it a negative
+   score; succeeded; or unknown;
+2. a content hash over what a diagnosis reads (steps, verdict, reward, task,
+   scores): an unchanged trace (a re-sent batch, an outcome that changed
+   nothing) is not diagnosed again;
+3. its facts (`diagnosis/facts.py`) and task embedding, kept on TraceAnalysis:
+   the agent's baseline is built from these rows, never by re-reading steps;
+4. the diagnosis: Claude when a key is set (`diagnosis/claude.py`), else (and
+   when Claude fails) the offline diagnoser (`diagnosis/offline.py`). Failed
+   traces get zero or more incidents; a failed trace where nothing is found is
+   *undiagnosed*; traces of unknown outcome get incidents for their errors only
+   (weighed against the agent's successes when it has a baseline); a trace
+   that succeeded has none, and loses any it had.
 
-Re-mining the same traces changes nothing (upsert on trace × step index); a step
-that no longer carries an error, or a trace that is no longer failed, loses its
-incident.
+Incidents are upserted on trace × step index, so re-mining changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from traces.models import Step, StepKind, Trace, TraceStatus
+from traces.models import Outcome, Step, Trace, TraceStatus
 
-from .models import TRACE_LEVEL_INDEX, Incident, IncidentKind, TraceAnalysis
-from .signatures import step_signature, trace_failure_signature
+from .diagnosis import offline
+from .diagnosis.facts import StepView, TraceFacts, trace_facts
+from .models import DiagnosisSettings, DiagnosisState, Incident, IncidentKind, TraceAnalysis
+from .signatures import MAX_TASK_CHARS, normalise
+
+logger = logging.getLogger(__name__)
 
 TABLE = Incident._meta.db_table
+# Bumped when the offline diagnoser changes what it concludes: every trace is
+# then diagnosed again by the sweep.
+DIAGNOSER_VERSION = "offline-1"
+# A failed trace is diagnosed again when its agent's baseline has grown this much.
+BASELINE_GROWTH = 2
+TASK_CHARS = 1000
 
 
-@transaction.atomic
-def incidents_mine(*, workspace_id: int, trace_ids: list[int]) -> int:
-    """Create, refresh or drop the incidents of these traces; return how many exist now."""
-    trace_ids = list(
-        Trace.objects.filter(workspace_id=workspace_id, pk__in=trace_ids).values_list(
-            "pk", flat=True
+@dataclass
+class TraceRow:
+    id: int
+    agent: str
+    status: str
+    reward: float | None
+    task: str
+    occurred: Any
+    scores: list[Any] = field(default_factory=list)
+    steps: list[StepView] = field(default_factory=list)
+    verdict: str = ""
+    content_hash: str = ""
+    facts: TraceFacts | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class MineResult:
+    diagnosed: int = 0
+    unchanged: int = 0
+    undiagnosed: int = 0
+    incidents: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+def incidents_mine(*, workspace_id: int, trace_ids: list[int], force: bool = False) -> int:
+    """Diagnose these traces (those that changed); return how many incidents they have now."""
+    traces_diagnose(workspace_id=workspace_id, trace_ids=trace_ids, force=force)
+    return Incident.objects.filter(workspace_id=workspace_id, trace_id__in=trace_ids).count()
+
+
+def traces_diagnose(*, workspace_id: int, trace_ids: list[int], force: bool = False) -> MineResult:
+    result = MineResult()
+    rows = _load(workspace_id, trace_ids)
+    if not rows:
+        return result
+    known = dict(
+        TraceAnalysis.objects.filter(trace_id__in=[r.id for r in rows]).values_list(
+            "trace_id", "content_hash"
         )
     )
-    if not trace_ids:
-        return 0
-    rows = _step_error_rows(workspace_id, trace_ids)
-    with connection.cursor() as cursor:
-        _upsert(cursor, rows)
-        _drop_stale_step_incidents(trace_ids, {(r[1], r[2]) for r in rows})
-        _sync_trace_level(cursor, workspace_id, trace_ids)
-        _mark_analysed(cursor, trace_ids)
-    return Incident.objects.filter(trace_id__in=trace_ids).count()
-
-
-def traces_due_for_analysis(*, limit: int = 2000) -> dict[int, list[int]]:
-    """Traces never analysed, or changed since: workspace id -> trace ids (the sweep)."""
-    rows = (
-        Trace.objects.filter(
-            Q(analysis__isnull=True) | Q(updated_at__gt=F("analysis__trace_updated_at"))
+    changed = [r for r in rows if force or known.get(r.id) != r.content_hash]
+    result.unchanged = len(rows) - len(changed)
+    with transaction.atomic():
+        _mark_seen([r.id for r in rows if r not in changed])
+        if not changed:
+            return result
+        for row in changed:
+            row.facts = trace_facts(row.steps)
+        _embed_tasks(changed)
+        _store_facts(workspace_id, changed)
+    profiles = {agent: _profile(workspace_id, agent) for agent in {r.agent for r in changed}}
+    needs_pool = any(r.verdict == "failed" for r in changed)
+    pool = _success_pool(workspace_id) if needs_pool else []
+    findings: dict[int, list[offline.Finding]] = {}
+    notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
+    claude = _claude_diagnoser()
+    for row in changed:
+        assert row.facts is not None
+        profile = profiles[row.agent]
+        if row.verdict == "succeeded":
+            findings[row.id] = []
+            notes[row.id] = ("", "", (0, 0, 0.0))
+            continue
+        failed = row.verdict == "failed"
+        own = (
+            (failed, profile.signals_of(row.facts))
+            if row.verdict in {"failed", "succeeded"}
+            else None
         )
-        .order_by("updated_at")
-        .values_list("workspace_id", "pk")[:limit]
-    )
-    due: dict[int, list[int]] = {}
-    for workspace_id, trace_id in rows:
-        due.setdefault(workspace_id, []).append(trace_id)
-    return due
-
-
-def _mark_analysed(cursor: Any, trace_ids: list[int]) -> None:
-    cursor.execute(
-        f"""
-        INSERT INTO {TraceAnalysis._meta.db_table} (trace_id, workspace_id, trace_updated_at,
-                                                   analysed_at)
-        SELECT id, workspace_id, updated_at, now() FROM {Trace._meta.db_table}
-        WHERE id = ANY(%s)
-        ON CONFLICT (trace_id) DO UPDATE SET
-            trace_updated_at = EXCLUDED.trace_updated_at, analysed_at = EXCLUDED.analysed_at
-        """,
-        [trace_ids],
-    )
-
-
-def _step_error_rows(workspace_id: int, trace_ids: list[int]) -> list[tuple]:
-    steps = (
-        Step.objects.filter(trace_id__in=trace_ids)
-        .filter(~Q(error="") | Q(kind=StepKind.ERROR))
-        .values_list(
-            "trace_id", "index", "name", "error", "input", "output", "started_at",
-            "trace__task", "trace__ended_at", "trace__started_at",
+        neighbours = (
+            offline.nearest_successes(row.vector, set(row.facts.tools), pool, row.id)
+            if failed
+            else []
         )
-    )  # fmt: skip
-    now = timezone.now()
-    rows = []
-    for trace_id, index, name, error, step_input, output, started, task, ended, begun in steps:
-        signature = step_signature(
-            tool=name, error=error or "error step", step_input=step_input, task=task
-        )
-        rows.append(
-            (workspace_id, trace_id, index, IncidentKind.STEP_ERROR, name,
-             error or _text_of(output), signature, started or ended or begun or now)
+        found = offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
+        diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
+        if failed and claude is not None:
+            try:
+                answer = claude(workspace_id, row)
+                found, usage, diagnoser = answer.findings, answer.usage, "claude"
+            except Exception as exc:  # DiagnosisError and anything the SDK raises
+                detail = f"Claude diagnosis failed, offline result kept: {exc}"[:2000]
+                logger.warning("diagnosis of trace %s: %s", row.id, detail)
+        findings[row.id] = found
+        notes[row.id] = (diagnoser, detail, usage)
+    with transaction.atomic():
+        _write(workspace_id, changed, findings, notes, profiles, result)
+    return result
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def _load(workspace_id: int, trace_ids: list[int]) -> list[TraceRow]:
+    rows = {
+        t["id"]: TraceRow(
+            id=t["id"],
+            agent=t["agent"],
+            status=t["status"],
+            reward=t["reward"],
+            task=t["task"],
+            occurred=t["ended_at"] or t["started_at"],
         )  # fmt: skip
-    return rows
+        for t in Trace.objects.filter(workspace_id=workspace_id, pk__in=trace_ids).values(
+            "id", "agent", "status", "reward", "task", "ended_at", "started_at"
+        )
+    }
+    if not rows:
+        return []
+    for trace_id, scores in (
+        Outcome.objects.filter(trace_id__in=list(rows))
+        .order_by("received_at", "id")
+        .values_list("trace_id", "scores")
+    ):
+        rows[trace_id].scores = scores or []  # the latest outcome's scores win
+    steps = Step.objects.filter(trace_id__in=list(rows)).order_by("trace_id", "index")
+    for trace_id, index, kind, name, step_input, output, error in steps.values_list(
+        "trace_id", "index", "kind", "name", "input", "output", "error"
+    ):
+        rows[trace_id].steps.append(StepView(index, kind, name, step_input, output, error))
+    thresholds = _thresholds(workspace_id)
+    for row in rows.values():
+        row.verdict = _verdict(row, thresholds)
+        row.content_hash = _content_hash(row)
+    return list(rows.values())
+
+
+def _thresholds(workspace_id: int) -> tuple[float | None, dict[str, float]]:
+    found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
+    if found is None:
+        return None, {}
+    return found.default_reward_threshold, dict(found.reward_thresholds or {})
+
+
+def _verdict(row: TraceRow, thresholds: tuple[float | None, dict[str, float]]) -> str:
+    if row.status == TraceStatus.FAILED:
+        return "failed"
+    if any(
+        isinstance(s, dict) and isinstance(s.get("value"), int | float) and s["value"] < 0
+        for s in row.scores
+    ):
+        return "failed"
+    default, per_agent = thresholds
+    threshold = per_agent.get(row.agent, default)
+    if row.reward is not None and threshold is not None and row.reward < threshold:
+        return "failed"
+    if row.status == TraceStatus.SUCCEEDED:
+        return "succeeded"
+    return "unknown"
+
+
+def _content_hash(row: TraceRow) -> str:
+    digest = hashlib.sha256(DIAGNOSER_VERSION.encode())
+    head = [row.verdict, row.reward, row.task, row.scores, row.agent]
+    digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for s in row.steps:
+        part = [s.index, s.kind, s.name, s.input, s.output, s.error]
+        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _embed_tasks(rows: list[TraceRow]) -> None:
+    """Task embeddings for divergence; identical tasks are embedded once."""
+    from .embedding import get_embedder
+
+    texts = sorted({r.task[:TASK_CHARS] for r in rows if r.task.strip()})
+    if not texts:
+        return
+    vectors = dict(zip(texts, get_embedder().embed(texts), strict=True))
+    for row in rows:
+        if row.task.strip():
+            row.vector = vectors[row.task[:TASK_CHARS]]
+
+
+def _profile(workspace_id: int, agent: str) -> offline.Profile:
+    runs = [
+        offline.RunRecord(verdict == "failed", frozenset(signals), len(tools), tuple(tools))
+        for verdict, signals, tools in TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
+        ).values_list("verdict", "signals", "tools")
+    ]
+    return offline.Profile(runs)
+
+
+def _success_pool(workspace_id: int) -> list[offline.Neighbour]:
+    return [
+        offline.Neighbour(trace_id, list(tools), np.asarray(vector, dtype=np.float32))
+        for trace_id, tools, vector in TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, verdict="succeeded", task_embedding__isnull=False
+        ).values_list("trace_id", "tools", "task_embedding")
+    ]
+
+
+def _claude_diagnoser() -> Any:
+    if not settings.ANTHROPIC_API_KEY:
+        return None
+    from .diagnosis.claude import diagnose_with_claude
+
+    return diagnose_with_claude
+
+
+# --- writing ------------------------------------------------------------------
+
+
+def _mark_seen(trace_ids: list[int]) -> None:
+    if not trace_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {TraceAnalysis._meta.db_table} a SET trace_updated_at = t.updated_at
+            FROM {Trace._meta.db_table} t WHERE t.id = a.trace_id AND a.trace_id = ANY(%s)
+            """,
+            [trace_ids],
+        )
+
+
+def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
+    now = timezone.now()
+    updated = dict(
+        Trace.objects.filter(pk__in=[r.id for r in rows]).values_list("pk", "updated_at")
+    )
+    objects = []
+    for row in rows:
+        assert row.facts is not None
+        objects.append(TraceAnalysis(
+            trace_id=row.id, workspace_id=workspace_id, trace_updated_at=updated[row.id],
+            analysed_at=now, content_hash=row.content_hash, agent=row.agent, verdict=row.verdict,
+            signals=sorted(row.facts.signals), tools=[t[:200] for t in row.facts.tools[:2000]],
+            task_embedding=row.vector.tolist() if row.vector is not None else None,
+        ))  # fmt: skip
+    TraceAnalysis.objects.bulk_create(
+        objects,
+        update_conflicts=True,
+        unique_fields=["trace"],
+        update_fields=[
+            "trace_updated_at", "analysed_at", "content_hash", "agent", "verdict", "signals",
+            "tools", "task_embedding",
+        ],
+    )  # fmt: skip
+
+
+def signature_of(finding: offline.Finding, task: str) -> str:
+    description = finding.description.replace("|", "/")
+    parts = [
+        f"tool: {finding.tool or 'none'}",
+        f"error: {normalise(description)[:600]}",
+        f"category: {finding.category}",
+    ]
+    if task:
+        parts.append(f"task: {normalise(task)[:MAX_TASK_CHARS]}")
+    return " | ".join(parts)
+
+
+def _write(
+    workspace_id: int,
+    rows: list[TraceRow],
+    findings: dict[int, list[offline.Finding]],
+    notes: dict[int, tuple[str, str, tuple[int, int, float]]],
+    profiles: dict[str, offline.Profile],
+    result: MineResult,
+) -> None:
+    now = timezone.now()
+    incident_rows: list[tuple] = []
+    live: set[tuple[int, int]] = set()
+    for row in rows:
+        for f in findings[row.id]:
+            kind = IncidentKind.STEP_ERROR if f.source == "error" else IncidentKind.DIAGNOSIS
+            incident_rows.append((
+                workspace_id, row.id, f.step, kind, f.tool[:200], f.error_text[:10_000],
+                f.description[:2000], f.category[:80], f.evidence[:50], f.source,
+                float(f.confidence), json.dumps(f.stats, default=str),
+                signature_of(f, row.task), row.occurred or now,
+            ))  # fmt: skip
+            live.add((row.id, f.step))
+            result.by_source[f.source] = result.by_source.get(f.source, 0) + 1
+    with connection.cursor() as cursor:
+        _upsert(cursor, incident_rows)
+    stale = Incident.objects.filter(trace_id__in=[r.id for r in rows])
+    _delete(
+        [i for i, t, s in stale.values_list("pk", "trace_id", "step_index") if (t, s) not in live]
+    )
+    for row in rows:
+        found = findings[row.id]
+        if row.verdict == "succeeded" or (row.verdict == "unknown" and not found):
+            state = DiagnosisState.NOT_FAILED
+        elif found:
+            state = DiagnosisState.DIAGNOSED
+        else:
+            state = DiagnosisState.UNDIAGNOSED
+        diagnoser, detail, (tokens_in, tokens_out, cost) = notes[row.id]
+        TraceAnalysis.objects.filter(trace_id=row.id).update(
+            state=state, diagnoser=diagnoser, detail=detail, input_tokens=tokens_in,
+            output_tokens=tokens_out, cost_usd=cost, baseline_runs=len(profiles[row.agent].runs),
+        )  # fmt: skip
+        result.diagnosed += 1
+        result.undiagnosed += state == DiagnosisState.UNDIAGNOSED
+    result.incidents = len(incident_rows)
 
 
 def _upsert(cursor: Any, rows: list[tuple]) -> None:
@@ -106,10 +360,14 @@ def _upsert(cursor: Any, rows: list[tuple]) -> None:
     cursor.executemany(
         f"""
         INSERT INTO {TABLE} (workspace_id, trace_id, step_index, kind, tool, error_text,
+                             description, category, evidence_steps, source, confidence, stats,
                              signature, occurred_at, created_at, assigned_by)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), '')
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, now(), '')
         ON CONFLICT (trace_id, step_index) DO UPDATE SET
             kind = EXCLUDED.kind, tool = EXCLUDED.tool, error_text = EXCLUDED.error_text,
+            description = EXCLUDED.description, category = EXCLUDED.category,
+            evidence_steps = EXCLUDED.evidence_steps, source = EXCLUDED.source,
+            confidence = EXCLUDED.confidence, stats = EXCLUDED.stats,
             occurred_at = EXCLUDED.occurred_at,
             embedding = CASE WHEN {TABLE}.signature = EXCLUDED.signature
                              THEN {TABLE}.embedding END,
@@ -121,61 +379,51 @@ def _upsert(cursor: Any, rows: list[tuple]) -> None:
     )
 
 
-def _drop_stale_step_incidents(trace_ids: list[int], live: set[tuple]) -> None:
-    # A re-sent step that no longer carries an error is no longer an incident.
-    stale = Incident.objects.filter(trace_id__in=trace_ids, kind=IncidentKind.STEP_ERROR)
-    _delete(
-        [i for i, t, s in stale.values_list("pk", "trace_id", "step_index") if (t, s) not in live]
-    )
-
-
-def _sync_trace_level(cursor: Any, workspace_id: int, trace_ids: list[int]) -> None:
-    """A failed trace with no failing step gets one incident for the whole trace;
-    any other trace has none."""
-    trace_table, step_table = Trace._meta.db_table, Step._meta.db_table
-    cursor.execute(
-        f"""
-        SELECT i.id FROM {TABLE} i JOIN {trace_table} t ON t.id = i.trace_id
-        WHERE t.id = ANY(%s) AND i.step_index = %s
-          AND (t.status <> %s OR EXISTS (
-                SELECT 1 FROM {TABLE} j WHERE j.trace_id = t.id AND j.step_index >= 0))
-        """,
-        [trace_ids, TRACE_LEVEL_INDEX, TraceStatus.FAILED],
-    )
-    _delete([row[0] for row in cursor.fetchall()])
-    cursor.execute(
-        f"""
-        SELECT t.id, t.task, COALESCE(t.ended_at, t.started_at),
-            (SELECT s.output #>> '{{}}' FROM {step_table} s WHERE s.trace_id = t.id
-             ORDER BY s.index DESC LIMIT 1),
-            (SELECT o.comment FROM traces_outcome o WHERE o.trace_id = t.id
-             ORDER BY o.received_at DESC, o.id DESC LIMIT 1)
-        FROM {trace_table} t
-        WHERE t.id = ANY(%s) AND t.status = %s
-          AND NOT EXISTS (SELECT 1 FROM {TABLE} j WHERE j.trace_id = t.id AND j.step_index >= 0)
-        """,
-        [trace_ids, TraceStatus.FAILED],
-    )
-    rows = []
-    for trace_id, task, occurred, last_output, comment in cursor.fetchall():
-        last = _text_of(last_output)
-        signature = trace_failure_signature(task=task, last_output=last, comment=comment or "")
-        rows.append(
-            (workspace_id, trace_id, TRACE_LEVEL_INDEX, IncidentKind.TRACE_FAILURE, "",
-             comment or last, signature, occurred)
-        )  # fmt: skip
-    _upsert(cursor, rows)
-
-
 def _delete(incident_ids: list[int]) -> None:
     # Through the ORM: skill versions cite incidents as evidence, and those links go too.
     if incident_ids:
         Incident.objects.filter(pk__in=incident_ids).delete()
 
 
-def _text_of(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value[:2000]
-    return json.dumps(value, ensure_ascii=False)[:2000]
+# --- the sweep ----------------------------------------------------------------
+
+
+def traces_due_for_analysis(*, limit: int = 2000) -> dict[int, list[int]]:
+    """Traces never analysed, changed since, or failed traces whose diagnosis was
+    made against a baseline the agent has since outgrown: workspace id -> trace ids."""
+    rows = list(
+        Trace.objects.filter(
+            Q(analysis__isnull=True) | Q(updated_at__gt=F("analysis__trace_updated_at"))
+        )
+        .order_by("updated_at")
+        .values_list("workspace_id", "pk")[:limit]
+    )
+    rows += _outgrown_baselines(limit - len(rows))
+    due: dict[int, list[int]] = {}
+    for workspace_id, trace_id in rows:
+        due.setdefault(workspace_id, []).append(trace_id)
+    return due
+
+
+def _outgrown_baselines(limit: int) -> list[tuple[int, int]]:
+    if limit <= 0:
+        return []
+    table = TraceAnalysis._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH sizes AS (
+                SELECT workspace_id, agent, count(*) AS runs FROM {table}
+                WHERE verdict IN ('failed', 'succeeded') GROUP BY workspace_id, agent)
+            SELECT a.workspace_id, a.trace_id FROM {table} a
+            JOIN sizes s ON s.workspace_id = a.workspace_id AND s.agent = a.agent
+            WHERE a.verdict = 'failed' AND a.diagnoser = 'offline'
+              AND s.runs >= %s * GREATEST(a.baseline_runs, 10)
+            ORDER BY a.analysed_at LIMIT %s
+            """,
+            [BASELINE_GROWTH, limit],
+        )
+        found = cursor.fetchall()
+    # Force a new diagnosis: the content is the same, the baseline is not.
+    TraceAnalysis.objects.filter(trace_id__in=[t for _, t in found]).update(content_hash="")
+    return found

@@ -92,7 +92,17 @@ class Assignment(models.TextChoices):
 
 class IncidentKind(models.TextChoices):
     STEP_ERROR = "step_error", "Step error"
+    # Older rows only: a failed trace with no failing step used to get one
+    # catch-all incident; the diagnosis replaced it (a failed run where nothing
+    # is found is counted as undiagnosed instead).
     TRACE_FAILURE = "trace_failure", "Trace failed"
+    DIAGNOSIS = "diagnosis", "Diagnosis"
+
+
+class IncidentSource(models.TextChoices):
+    ERROR = "error", "A recorded error"
+    OFFLINE = "offline", "Offline diagnosis"
+    CLAUDE = "claude", "Claude"
 
 
 # step_index of the incident that stands for a whole failed trace.
@@ -108,6 +118,17 @@ class Incident(models.Model):
     kind = models.CharField(max_length=20, choices=IncidentKind.choices)
     tool = models.CharField(max_length=200, blank=True)
     error_text = models.TextField(blank=True)
+    # What went wrong, in one sentence (the diagnosis): what gets embedded.
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=80, blank=True)
+    evidence_steps = ArrayField(models.IntegerField(), default=list, blank=True)
+    source = models.CharField(
+        max_length=10, choices=IncidentSource.choices, default=IncidentSource.ERROR
+    )
+    confidence = models.FloatField(default=1.0)
+    # How the diagnosis weighed it: failure rate with/without the signal, the
+    # share of successful runs that also show it, neighbours that agreed...
+    stats = models.JSONField(default=dict, blank=True)
     signature = models.TextField()
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     embedded_at = models.DateTimeField(null=True, blank=True)
@@ -179,12 +200,21 @@ class ModeDailyCount(models.Model):
         return f"{self.failure_mode_id} {self.day} {self.agent}: {self.incidents}"
 
 
+class DiagnosisState(models.TextChoices):
+    DIAGNOSED = "diagnosed", "Diagnosed"
+    UNDIAGNOSED = "undiagnosed", "Failed, nothing specific found"
+    NOT_FAILED = "not_failed", "Did not fail"
+    ERROR = "error", "Diagnosis failed"
+
+
 class TraceAnalysis(models.Model):
-    """When a trace's failures were last worked out, and from which version of it.
+    """A trace's diagnosis: the facts read from it, and what was concluded.
 
     A trace whose `updated_at` moved past `trace_updated_at` (re-sent steps, a late
-    outcome) is analysed again; the periodic sweep finds traces whose analysis
-    message was lost this way.
+    outcome) is looked at again; only a changed `content_hash` (steps, status,
+    reward, task, scores) is diagnosed again. The periodic sweep finds traces
+    whose analysis message was lost, and failed traces diagnosed against a much
+    smaller baseline than their agent has now.
     """
 
     trace = models.OneToOneField(
@@ -193,6 +223,45 @@ class TraceAnalysis(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     trace_updated_at = models.DateTimeField()
     analysed_at = models.DateTimeField()
+    content_hash = models.CharField(max_length=64, blank=True)
+    agent = models.CharField(max_length=200, blank=True)
+    # succeeded / failed (as the diagnosis judged it: status, reward threshold,
+    # negative score) / unknown: what the agent's baseline counts.
+    verdict = models.CharField(max_length=10, blank=True)
+    signals = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    tools = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    task_embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    state = models.CharField(max_length=12, choices=DiagnosisState.choices, blank=True)
+    diagnoser = models.CharField(max_length=10, blank=True)
+    detail = models.TextField(blank=True)
+    baseline_runs = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "agent", "verdict"], name="analysis_ws_agent"),
+            models.Index(fields=["workspace", "state"], name="analysis_ws_state"),
+        ]
 
     def __str__(self) -> str:
         return f"analysis of {self.trace_id} at {self.analysed_at:%Y-%m-%d %H:%M}"
+
+
+class DiagnosisSettings(models.Model):
+    """A workspace's diagnosis settings: its failure categories and when a
+    reward counts as a failure (per agent, else the default)."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="diagnosis_settings"
+    )
+    # [{"key", "label", "description"}]; empty means the shipped default (taxonomy.py).
+    categories = models.JSONField(default=list, blank=True)
+    # A trace whose reward is below the threshold failed, whatever its status says.
+    default_reward_threshold = models.FloatField(null=True, blank=True)
+    reward_thresholds = models.JSONField(default=dict, blank=True)  # {agent: threshold}
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"diagnosis settings of {self.workspace_id}"

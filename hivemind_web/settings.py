@@ -224,6 +224,8 @@ HIVEMIND_WEBHOOK_ALLOWED_HOSTS = env.list("HIVEMIND_WEBHOOK_ALLOWED_HOSTS", defa
 # A mode is drafted once it has at least this many incidents.
 HIVEMIND_DISTILL_MIN_INCIDENTS = env.int("HIVEMIND_DISTILL_MIN_INCIDENTS", default=5)
 HIVEMIND_LLM_MAX_TOKENS = env.int("HIVEMIND_LLM_MAX_TOKENS", default=2000)
+# How much of a long trace the Claude diagnoser sends (failures/diagnosis/claude.py).
+HIVEMIND_DIAGNOSIS_TOKEN_BUDGET = env.int("HIVEMIND_DIAGNOSIS_TOKEN_BUDGET", default=24_000)
 HIVEMIND_LLM_TIMEOUT = env.float("HIVEMIND_LLM_TIMEOUT", default=60.0)
 # Retries on 429, 5xx and timeouts (exponential backoff, honouring retry-after).
 HIVEMIND_LLM_MAX_RETRIES = env.int("HIVEMIND_LLM_MAX_RETRIES", default=3)

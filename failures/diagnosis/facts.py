@@ -1,0 +1,281 @@
+"""What a trace did, read from its stored steps: the facts a diagnosis weighs.
+
+Format-independent: every ingest path (native, OTLP, Claude Code hooks, the
+importers) stores the same Step rows, so the detectors here see them all.
+
+- **Errors**: steps flagged with an error (`explicit`), and **silent errors**:
+  tool outputs that report failure without being flagged: a non-zero return or
+  exit code, a Python traceback, an HTTP 4xx/5xx status, or a line that opens
+  with `Error:`/`fatal:`, says "not found", "not allowed", "permission denied",
+  "command not found", "No such file or directory", "does not exist", "syntax
+  error", "did not pass"... Message patterns are read only on the first and
+  last lines of an output, so a file's contents that mention errors (a source
+  file, a log being read) do not count.
+- **Signals**: the named facts that the offline diagnoser weighs against
+  successful runs (`offline.py`): `tool:T` (T was called), `error:T:K` (T failed
+  with error kind K), `repeat:T` (the same T call, same input, made again),
+  `handoff:T` (a hand-off to a human), `user_negative` (a user turn objecting
+  right after an action), `ended_on_error` (the last tool call failed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..signatures import normalise
+
+_RETURN_CODE = re.compile(
+    r"<returncode>\s*(-?\d+)\s*</returncode>|\breturn ?code[\"']?\s*[:=]\s*(-?\d+)"
+    r"|\bexit(?:ed)?(?: with)?(?: code| status)[\s:=]+(-?\d+)|\bError (\d+)\s*$"
+    r"|\bexit_code[\"']?\s*[:=]\s*(-?\d+)",
+    re.I | re.M,
+)
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
+_EXCEPTION = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b", re.M)
+_HTTP = re.compile(
+    r"\bHTTP/\d(?:\.\d)?\s+([45]\d\d)\b|\bstatus(?:_code|Code)?[\"']?\s*[:=]\s*([45]\d\d)\b"
+    r"|\b([45]\d\d)\s+(?:Bad Request|Unauthorized|Forbidden|Not Found|Method Not Allowed|Conflict"
+    r"|Unprocessable|Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable"
+    r"|Gateway Time-?out)\b",
+    re.I,
+)
+_MESSAGE = re.compile(
+    r"^\s*(?:error|fatal|exception|failed|failure)\b\s*[:\-!]"
+    r"|\b(?:not found|not allowed|permission denied|access denied|command not found"
+    r"|no such file or directory|does not exist|syntax error|did not pass|is not defined"
+    r"|no module named|cannot find|could not find|unable to|not permitted|unknown column"
+    r"|no such (?:column|table)|invalid (?:argument|value|input|syntax|request))\b",
+    re.I,
+)
+_HANDOFF = re.compile(r"transfer|escalat|human|handoff|hand_off", re.I)
+_NEGATIVE = re.compile(
+    r"\b(?:no[,.!]|nope|wrong|incorrect|that's not|that is not|not what i|didn't|did not|"
+    r"doesn't work|does not work|still (?:not|doesn't|isn't|broken|failing)|isn't working|"
+    r"not working|undo|revert|stop\b|why did you|i said|i asked|frustrat|mistake)",
+    re.I,
+)
+_CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"timed? ?out|timeout|deadline exceeded", re.I), "environment.timeout"),
+    (
+        re.compile(
+            r"\b40[13]\b|unauthori[sz]ed|forbidden|permission denied|access denied|credential"
+            r"|authenticat|api[ _-]?key|not permitted|token (?:expired|invalid)",
+            re.I,
+        ),
+        "environment.auth",
+    ),
+    (
+        re.compile(
+            r"command not found|no module named|modulenotfound|cannot find module|not installed"
+            r"|importerror|no such file or directory|enoent",
+            re.I,
+        ),
+        "environment.missing_dependency",
+    ),
+    (
+        re.compile(
+            r"\b5\d\d\b|connection (?:refused|reset|aborted)|econnrefused|unavailable"
+            r"|too many requests|\b429\b|rate.?limit|internal server error|bad gateway",
+            re.I,
+        ),
+        "environment.service_error",
+    ),
+    (
+        re.compile(
+            r"invalid|missing required|required (?:field|argument|parameter)|unknown (?:column|field|"
+            r"argument|option|table|parameter)|no such (?:column|table)|syntax error|does not exist"
+            r"|not found|validation|malformed|typeerror|valueerror|keyerror|\b4\d\d\b|not allowed"
+            r"|is not defined|nameerror|attributeerror|ambiguous",
+            re.I,
+        ),
+        "tool_use.wrong_arguments",
+    ),
+]
+_WORDS = re.compile(r"[a-z<>][a-z0-9_<>.\-]*")
+
+
+@dataclass(frozen=True)
+class StepView:
+    index: int
+    kind: str
+    name: str
+    input: Any
+    output: Any
+    error: str
+
+
+@dataclass
+class ErrorEvent:
+    step: int
+    tool: str
+    kind: str  # short, masked: "exit 2", "http 404", "traceback keyerror", "unknown column <str>"
+    text: str  # the error as the step showed it (first lines)
+    explicit: bool
+
+    @property
+    def category(self) -> str:
+        return error_category(self.text)
+
+
+@dataclass
+class ToolCall:
+    step: int
+    name: str
+    key: str  # name + input digest: the same call made again has the same key
+    command: str  # the input, short and masked, for descriptions
+
+
+@dataclass
+class TraceFacts:
+    calls: list[ToolCall] = field(default_factory=list)
+    errors: list[ErrorEvent] = field(default_factory=list)
+    repeats: list[tuple[ToolCall, int]] = field(default_factory=list)  # first call, times made
+    handoffs: list[ToolCall] = field(default_factory=list)
+    objections: list[tuple[int, str, ToolCall]] = field(default_factory=list)  # step, text, after
+    user_turns: int = 0
+    signals: set[str] = field(default_factory=set)
+
+    @property
+    def tools(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+
+def text_of(value: Any, limit: int = 20_000) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value[:limit]
+    return json.dumps(value, ensure_ascii=False, default=str)[:limit]
+
+
+def _edge_lines(text: str) -> list[str]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    edge = lines[:2] + lines[-2:] if len(lines) > 4 else lines
+    return [line for line in edge if len(line) <= 400]
+
+
+def silent_error(output: Any) -> tuple[str, str] | None:
+    """(kind, text) when a tool's output reports a failure it was not flagged with."""
+    if isinstance(output, dict):
+        for key in ("returncode", "exit_code", "exitCode", "return_code"):
+            code = output.get(key)
+            if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+                stderr = text_of(output.get("stderr") or output.get("output") or "", 2000)
+                return f"exit {code}", stderr or f"{key} {code}"
+        if output.get("is_error") is True or output.get("isError") is True:
+            text = text_of(output.get("content") or output.get("error") or output, 2000)
+            return _message_kind(text), text
+        if isinstance(output.get("error"), str) and output["error"].strip():
+            return _message_kind(output["error"]), output["error"][:2000]
+    text = text_of(output)
+    if not text:
+        return None
+    head = text[:8000]
+    if _TRACEBACK.search(head) or _TRACEBACK.search(text[-8000:]):
+        names = _EXCEPTION.findall(text[-8000:])
+        name = names[-1].rsplit(".", 1)[-1] if names else "exception"
+        return f"traceback {name.lower()}", _gist(text[-1500:])
+    match = _RETURN_CODE.search(head) or _RETURN_CODE.search(text[-2000:])
+    if match:
+        code = next(g for g in match.groups() if g is not None)
+        if code not in {"0", "-0"}:
+            return f"exit {code}", _gist(text)
+    for line in _edge_lines(text):
+        http = _HTTP.search(line)
+        if http:
+            return f"http {next(g for g in http.groups() if g)}", line.strip()[:500]
+    for line in _edge_lines(text):
+        if _MESSAGE.search(line):
+            return _message_kind(line), line.strip()[:500]
+    return None
+
+
+def _gist(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-3:])[:1500] if lines else ""
+
+
+def _message_kind(text: str) -> str:
+    """The first words of a masked error line: what stays the same between occurrences."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    words = _WORDS.findall(normalise(first)[:200])
+    return " ".join(words[:6]) or "error"
+
+
+def error_category(text: str) -> str:
+    for pattern, category in _CATEGORY_RULES:
+        if pattern.search(text[:3000]):
+            return category
+    return "tool_use.error_not_handled"
+
+
+def _digest(value: Any) -> str:
+    raw = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def _command(value: Any) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    text = normalise(text_of(value, 400))
+    return text[:80] + ("…" if len(text) > 80 else "")
+
+
+def trace_facts(steps: list[StepView]) -> TraceFacts:
+    facts = TraceFacts()
+    seen: dict[str, ToolCall] = {}
+    repeated: dict[str, int] = {}
+    last_call: ToolCall | None = None
+    for step in steps:
+        if step.kind == "user_prompt":
+            facts.user_turns += 1
+            text = text_of(step.input, 1000)
+            if last_call is not None and facts.user_turns > 1 and _NEGATIVE.search(text[:300]):
+                facts.objections.append((step.index, text[:300], last_call))
+            continue
+        if step.kind == "error" and step.error:
+            tool = last_call.name if last_call else "agent"
+            facts.errors.append(
+                ErrorEvent(step.index, tool, _message_kind(step.error), step.error[:1500], True)
+            )
+            continue
+        if step.kind not in {"tool_call", "tool_result"} or not step.name:
+            continue
+        call = ToolCall(
+            step.index, step.name, f"{step.name}:{_digest(step.input)}", _command(step.input)
+        )
+        facts.calls.append(call)
+        last_call = call
+        if call.key in seen:
+            repeated[call.key] = repeated.get(call.key, 1) + 1
+        else:
+            seen[call.key] = call
+        if _HANDOFF.search(step.name):
+            facts.handoffs.append(call)
+        if step.error:
+            facts.errors.append(
+                ErrorEvent(
+                    step.index, step.name, _message_kind(step.error), step.error[:1500], True
+                )
+            )
+        else:
+            found = silent_error(step.output)
+            if found is not None:
+                facts.errors.append(ErrorEvent(step.index, step.name, found[0], found[1], False))
+    facts.repeats = [(seen[key], times) for key, times in repeated.items()]
+    signals = {f"tool:{c.name}" for c in facts.calls}
+    signals |= {f"error:{e.tool}:{e.kind}" for e in facts.errors}
+    signals |= {f"repeat:{first.name}" for first, _ in facts.repeats}
+    signals |= {f"handoff:{c.name}" for c in facts.handoffs}
+    if facts.objections:
+        signals.add("user_negative")
+    if facts.user_turns > 1:
+        signals.add("site:conversation")
+    if facts.calls and facts.errors and facts.errors[-1].step >= facts.calls[-1].step:
+        signals.add("ended_on_error")
+    facts.signals = {s[:200] for s in signals}
+    return facts

@@ -1,0 +1,439 @@
+"""The offline diagnoser: which step of a failed run went wrong, without a model.
+
+Three methods, each weighed against the agent's successful runs:
+
+1. **Errors, flagged or silent** (`facts.py`), kept only when the error kind
+   makes failure more likely for this agent (below).
+2. **Signals weighed against successes** (statistical debugging, after Liblit
+   et al., "Scalable Statistical Bug Isolation", PLDI 2005): for a signal P,
+   Failure(P) is the share of the agent's runs with P that failed, Context(P)
+   the share that failed among runs where P *could* have held (the tool was
+   called, the run had a conversation). P is evidence only when the 95% Wilson
+   lower bound of Failure(P) is above Context(P). A signal as common in
+   successes as in failures therefore never becomes an incident; the share of
+   successful runs that have it is kept beside every incident.
+3. **Divergence from successful runs of similar tasks**: the nearest successful
+   runs by task embedding that use the same tools; the incident points at the
+   first call made without a tool that most of them called first, at a tool
+   none of them called, or at where the run stopped without a tool most of
+   them called.
+
+Settings (module constants, chosen once for all data sets and not tuned to one;
+bench/RESULTS.md shows them on each): Wilson z = 1.645 (one-sided 95%); a
+baseline needs 3 successful runs; divergence needs 3 neighbours (of up to 10,
+task similarity ≥ 0.3) and 70% of them agreeing; at most 3 incidents a trace.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .facts import ErrorEvent, ToolCall, TraceFacts
+
+Z = 1.645
+MIN_SUCCESSES = 3
+NEIGHBOURS = 10
+MIN_NEIGHBOURS = 3
+MIN_SIMILARITY = 0.3
+AGREEMENT = 0.7
+MAX_FINDINGS = 3
+_READ_LIKE = re.compile(
+    r"get|find|list|search|check|read|lookup|look_up|view|show|fetch|describe|status|verify|"
+    r"query|grep|glob|^ls$|^cat$|calculate|info",
+    re.I,
+)
+
+
+@dataclass
+class Finding:
+    step: int
+    description: str
+    category: str
+    evidence: list[int]
+    confidence: float
+    tool: str = ""
+    error_text: str = ""
+    source: str = "offline"
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def wilson_lower(successes: int, n: int, z: float = Z) -> float:
+    if n == 0:
+        return 0.0
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n))
+
+
+@dataclass
+class RunRecord:
+    """What a profile keeps of one labelled run."""
+
+    failed: bool
+    signals: frozenset[str]
+    calls: int
+    tools: tuple[str, ...] = ()
+
+
+@dataclass
+class Weight:
+    signal: str
+    failure_rate: float
+    context_rate: float
+    lower_bound: float
+    runs_with: int
+    also_in_successes: float
+    successes: int
+
+    @property
+    def significant(self) -> bool:
+        return self.runs_with > 0 and self.lower_bound > self.context_rate
+
+    def as_stats(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "failure_rate": round(self.failure_rate, 3),
+            "context_rate": round(self.context_rate, 3),
+            "lower_bound": round(self.lower_bound, 3),
+            "runs_with": self.runs_with,
+            "also_in_successes": round(self.also_in_successes, 3),
+            "successes": self.successes,
+        }
+
+
+class Profile:
+    """An agent's labelled runs, for weighing a signal against its successes."""
+
+    def __init__(self, runs: list[RunRecord]) -> None:
+        self.runs = runs
+        self.failed = sum(r.failed for r in runs)
+        self.succeeded = len(runs) - self.failed
+        self.fail_with: Counter[str] = Counter()
+        self.succeed_with: Counter[str] = Counter()
+        for run in runs:
+            (self.fail_with if run.failed else self.succeed_with).update(run.signals)
+        lengths = sorted(r.calls for r in runs if not r.failed)
+        self.success_lengths = lengths
+        self.long_after = self.short_before = None
+        if len(lengths) >= MIN_SUCCESSES:
+            median = lengths[len(lengths) // 2]
+            p90 = lengths[min(len(lengths) - 1, math.ceil(0.9 * len(lengths)) - 1)]
+            p10 = lengths[max(0, math.floor(0.1 * len(lengths)))]
+            self.median, self.p90 = median, p90
+            self.long_after = max(p90, median + 2)
+            self.short_before = min(p10, median // 2) if median >= 4 else None
+        for run in runs:
+            extra = self._length_signals(run.calls)
+            (self.fail_with if run.failed else self.succeed_with).update(extra)
+
+    def pattern_rate(
+        self, holds: Any, site: Any, own: tuple[bool, list[str]] | None
+    ) -> tuple[float, float]:
+        """Failure rate of the runs where a tool pattern holds, and where it could have."""
+        counts = [0, 0, 0, 0]  # failed with, runs with, failed at site, runs at site
+        for run in self.runs:
+            if own is not None and run.tools == tuple(own[1]) and run.failed == own[0]:
+                own = None  # leave the judged run out once
+                continue
+            if site(run.tools):
+                counts[2] += run.failed
+                counts[3] += 1
+                if holds(run.tools):
+                    counts[0] += run.failed
+                    counts[1] += 1
+        # The judged run, as a failure where the pattern holds.
+        return (counts[0] + 1) / (counts[1] + 1), (counts[2] + 1) / (counts[3] + 1)
+
+    def _length_signals(self, calls: int) -> set[str]:
+        found = set()
+        if self.long_after is not None and calls > self.long_after:
+            found.add("long_run")
+        if self.short_before is not None and calls < self.short_before:
+            found.add("short_run")
+        return found
+
+    def signals_of(self, facts: TraceFacts) -> set[str]:
+        return facts.signals | self._length_signals(len(facts.calls))
+
+    @property
+    def has_baseline(self) -> bool:
+        return self.succeeded >= MIN_SUCCESSES and self.failed >= 1
+
+    def weigh(self, signal: str, site: str | None, own: tuple[bool, set[str]] | None) -> Weight:
+        """Failure(P) against Context(P); `own` is left out (the run being judged)."""
+        fail_p, succ_p = self.fail_with[signal], self.succeed_with[signal]
+        if site is None:
+            fail_s, succ_s = self.failed, self.succeeded
+        else:
+            fail_s, succ_s = self.fail_with[site], self.succeed_with[site]
+        succeeded = self.succeeded
+        if own is not None:
+            own_failed, own_signals = own
+            if own_failed:
+                fail_p -= signal in own_signals
+                fail_s -= site is None or site in own_signals
+            else:
+                succ_p -= signal in own_signals
+                succ_s -= site is None or site in own_signals
+                succeeded -= 1
+            # Judged as a failure: the run itself counts as one failed run with P.
+            fail_p += 1
+            fail_s += 1
+        n_p, n_s = fail_p + succ_p, fail_s + succ_s
+        return Weight(
+            signal=signal,
+            failure_rate=fail_p / n_p if n_p else 0.0,
+            context_rate=fail_s / n_s if n_s else 0.0,
+            lower_bound=wilson_lower(fail_p, n_p),
+            runs_with=n_p,
+            also_in_successes=succ_p / succeeded if succeeded > 0 else 0.0,
+            successes=succeeded,
+        )
+
+
+def _site(signal: str) -> str | None:
+    if signal.startswith(("error:", "repeat:")):
+        return "tool:" + signal.split(":", 2)[1]
+    if signal == "user_negative":
+        return "site:conversation"
+    return None
+
+
+def _first_line(text: str, limit: int = 140) -> str:
+    line = next((x.strip() for x in text.splitlines() if x.strip()), "")
+    return line[:limit] + ("…" if len(line) > limit else "")
+
+
+@dataclass
+class Neighbour:
+    trace_id: int
+    tools: list[str]
+    vector: np.ndarray
+
+
+def nearest_successes(
+    vector: np.ndarray | None, tools: set[str], pool: list[Neighbour], exclude: int
+) -> list[Neighbour]:
+    if vector is None or not pool or not tools:
+        return []
+    candidates = [n for n in pool if n.trace_id != exclude and tools & set(n.tools)]
+    if not candidates:
+        return []
+    matrix = np.stack([n.vector for n in candidates])
+    scores = matrix @ vector
+    order = np.argsort(-scores)[:NEIGHBOURS]
+    return [candidates[i] for i in order if scores[i] >= MIN_SIMILARITY]
+
+
+def divergence(
+    calls: list[ToolCall],
+    neighbours: list[Neighbour],
+    profile: Profile,
+    own: tuple[bool, list[str]] | None,
+) -> list[Finding]:
+    """Where the failed run left the path its nearest successful runs took.
+
+    Each candidate is kept only if runs of this agent that show the same pattern
+    fail more often than runs where it could have shown (the pattern is not as
+    common in successes as in failures).
+    """
+    if len(neighbours) < MIN_NEIGHBOURS or not calls:
+        return []
+
+    def fails_more(holds: Any, site: Any) -> bool:
+        rate, context = profile.pattern_rate(holds, site, own)
+        return rate > context
+
+    n = len(neighbours)
+    found: list[Finding] = []
+    called: set[str] = set()
+    for call in calls:
+        users = [nb for nb in neighbours if call.name in nb.tools]
+        if len(users) >= MIN_NEIGHBOURS:
+            before: Counter[str] = Counter()
+            for nb in users:
+                before.update(set(nb.tools[: nb.tools.index(call.name)]) - {call.name})
+            for tool, count in before.most_common():
+                if tool in called or count / len(users) < AGREEMENT:
+                    continue
+                name = call.name
+                if not fails_more(
+                    lambda ts, a=tool, t=name: t in ts and a not in ts[: ts.index(t)],
+                    lambda ts, t=name: t in ts,
+                ):
+                    continue
+                category = (
+                    "process.acted_before_gathering"
+                    if _READ_LIKE.search(tool)
+                    else "process.skipped_check"
+                )
+                found.append(Finding(
+                    step=call.step, category=category, confidence=round(count / len(users), 3),
+                    description=(f"called `{call.name}` without `{tool}` first; {count} of "
+                                 f"{len(users)} similar successful runs called `{tool}` before it"),
+                    evidence=[call.step], tool=call.name,
+                    stats={"method": "divergence", "agree": count, "neighbours": len(users)},
+                ))  # fmt: skip
+                break
+            if found:
+                break
+        if (
+            not users
+            and call.name not in called
+            and fails_more(lambda ts, t=call.name: t in ts, lambda ts: True)
+        ):
+            found.append(Finding(
+                step=call.step, category="tool_use.wrong_tool", confidence=0.6,
+                description=(f"called `{call.name}`, which none of the {n} most similar successful "
+                             "runs called"),
+                evidence=[call.step], tool=call.name,
+                stats={"method": "divergence", "agree": 0, "neighbours": n},
+            ))  # fmt: skip
+            break
+        called.add(call.name)
+    share = Counter(t for nb in neighbours for t in set(nb.tools))
+    missing = [
+        (t, c) for t, c in share.most_common()
+        if t not in called and c / n >= AGREEMENT
+        and fails_more(lambda ts, x=t: x not in ts, lambda ts: True)
+    ]  # fmt: skip
+    if missing and not found:
+        tool, count = missing[0]
+        step = _where_missing(tool, calls, neighbours)
+        category = "process.skipped_check" if _READ_LIKE.search(tool) else "process.gave_up"
+        found.append(Finding(
+            step=step, category=category, confidence=round(count / n, 3),
+            description=f"never called `{tool}`; {count} of {n} similar successful runs did",
+            evidence=[c.step for c in calls[-2:]], tool=tool,
+            stats={"method": "divergence", "agree": count, "neighbours": n},
+        ))  # fmt: skip
+    return found
+
+
+def _where_missing(tool: str, calls: list[ToolCall], neighbours: list[Neighbour]) -> int:
+    """The step after the call that usually comes just before `tool`, else the last call."""
+    before: Counter[str] = Counter()
+    for nb in neighbours:
+        if tool in nb.tools and nb.tools.index(tool) > 0:
+            before[nb.tools[nb.tools.index(tool) - 1]] += 1
+    for previous, _ in before.most_common(1):
+        for position, call in enumerate(calls):
+            if call.name == previous:
+                following = calls[position + 1] if position + 1 < len(calls) else call
+                return following.step
+    return calls[-1].step
+
+
+def diagnose(
+    facts: TraceFacts,
+    profile: Profile,
+    *,
+    failed: bool,
+    neighbours: list[Neighbour],
+    own: tuple[bool, set[str]] | None = None,
+) -> list[Finding]:
+    """Findings for one run. A run that did not fail is judged only on its errors."""
+    findings: list[Finding] = []
+    baseline = profile.has_baseline
+    signals = profile.signals_of(facts)
+    weights: dict[str, Weight] = {}
+
+    def weighed(signal: str) -> Weight | None:
+        if signal not in weights:
+            weights[signal] = profile.weigh(signal, _site(signal), own)
+        weight = weights[signal]
+        return weight if weight.significant else None
+
+    by_kind: dict[str, list[ErrorEvent]] = {}
+    for error in facts.errors:
+        by_kind.setdefault(f"error:{error.tool}:{error.kind}", []).append(error)
+    for signal, events in by_kind.items():
+        first = events[0]
+        weight = weighed(signal) if baseline else None
+        if baseline and weight is None:
+            continue
+        if not baseline and not first.explicit:
+            continue  # nothing to weigh a silent error against
+        ended = facts.calls and events[-1].step >= facts.calls[-1].step
+        category = first.category
+        if category == "tool_use.error_not_handled" and not ended and len(events) == 1:
+            category = "reasoning.misread_output"
+        flagged = "failed" if first.explicit else "reported a failure it was not flagged with"
+        findings.append(Finding(
+            step=first.step, category=category,
+            confidence=round(weight.lower_bound, 3) if weight else 0.5,
+            description=f"`{first.tool}` {flagged}: {_first_line(first.text)}",
+            evidence=[e.step for e in events][:10], tool=first.tool, error_text=first.text,
+            source="error" if first.explicit else "offline",
+            stats={"method": "error", **(weight.as_stats() if weight else {"baseline": False})},
+        ))  # fmt: skip
+    if not failed or not baseline:
+        return _best(findings)
+
+    for first, times in facts.repeats:
+        weight = weighed(f"repeat:{first.name}")
+        if weight:
+            findings.append(Finding(
+                step=first.step, category="process.looped", confidence=round(weight.lower_bound, 3),
+                description=f"made the same `{first.name}` call {times} times: {first.command}",
+                evidence=[c.step for c in facts.calls if c.key == first.key][:10], tool=first.name,
+                stats={"method": "signal", **weight.as_stats()},
+            ))  # fmt: skip
+    for call in facts.handoffs[:1]:
+        weight = weighed(f"handoff:{call.name}")
+        if weight:
+            findings.append(Finding(
+                step=call.step, category="process.gave_up", confidence=round(weight.lower_bound, 3),
+                description=(f"handed the task over with `{call.name}` after "
+                             f"{facts.calls.index(call)} tool calls"),
+                evidence=[call.step], tool=call.name, stats={"method": "signal", **weight.as_stats()},
+            ))  # fmt: skip
+    for step, text, after in facts.objections[:1]:
+        weight = weighed("user_negative")
+        if weight:
+            findings.append(Finding(
+                step=after.step, category="communication.misunderstood_request",
+                confidence=round(weight.lower_bound, 3),
+                description=f"the user objected after `{after.name}`: \"{_first_line(text, 100)}\"",
+                evidence=[after.step, step], tool=after.name,
+                stats={"method": "signal", **weight.as_stats()},
+            ))  # fmt: skip
+    if "long_run" in signals and (weight := weighed("long_run")) and profile.long_after is not None:
+        over = facts.calls[min(profile.long_after, len(facts.calls) - 1)]
+        last = facts.calls[-1]
+        findings.append(Finding(
+            step=over.step, category="process.looped", confidence=round(weight.lower_bound, 3),
+            description=(f"kept going for {len(facts.calls)} tool calls (successful runs of this agent "
+                         f"use {profile.median}, 9 in 10 at most {profile.p90}); last: "
+                         f"`{last.name}` {last.command}"),
+            evidence=[c.step for c in facts.calls[profile.long_after:]][:10], tool=last.name,
+            stats={"method": "signal", **weight.as_stats()},
+        ))  # fmt: skip
+    if "short_run" in signals and (weight := weighed("short_run")):
+        last = facts.calls[-1] if facts.calls else None
+        findings.append(Finding(
+            step=last.step if last else 0, category="process.gave_up",
+            confidence=round(weight.lower_bound, 3),
+            description=(f"stopped after {len(facts.calls)} tool calls (successful runs of this agent "
+                         f"use {profile.median})" + (f"; last: `{last.name}` {last.command}" if last else "")),
+            evidence=[last.step] if last else [], tool=last.name if last else "",
+            stats={"method": "signal", **weight.as_stats()},
+        ))  # fmt: skip
+    findings += divergence(facts.calls, neighbours, profile, (own[0], facts.tools) if own else None)
+    return _best(findings)
+
+
+def _best(findings: list[Finding]) -> list[Finding]:
+    """One finding a step (the most confident), at most MAX_FINDINGS, earliest first."""
+    by_step: dict[int, Finding] = {}
+    for finding in sorted(findings, key=lambda f: -f.confidence):
+        by_step.setdefault(finding.step, finding)
+    best = sorted(by_step.values(), key=lambda f: -f.confidence)[:MAX_FINDINGS]
+    return sorted(best, key=lambda f: f.step)

@@ -1,0 +1,572 @@
+"""Real agent logs → Hivemind traces (the JSON that POST /api/traces takes).
+
+Standard library only: the same parsers run on the server (`manage.py
+import_traces`) and on an agent's machine (`python -m hivemind_client import`).
+
+Formats (`FORMATS`):
+
+- `native`: Hivemind's own trace JSON: `{"traces": [...]}`, a list, or JSONL.
+- `chat-jsonl`: one conversation per line, OpenAI chat messages (`tool_calls`,
+  role `tool`) or Anthropic messages (`tool_use` / `tool_result` blocks with
+  `is_error`): `{"messages": [...], "id"?, "status"?, "reward"?, "agent"?, ...}`
+  or a bare list of messages.
+- `tau-bench`: tau-bench result files (a list of `{task_id, reward, info, traj}`,
+  `traj` in OpenAI chat format); reward 1 is success.
+- `tau2-bench`: tau2-bench result files (`{info, tasks, simulations}`), success
+  when `reward_info.reward` is 1; user-side tool calls (telecom) are named
+  `user.<tool>`.
+- `intercode`: InterCode result files (`{task_id: episode}`), one tool call per
+  action, `valid_action: false` as the step error; success when `max_reward` is 1.
+- `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
+  mini-swe-agent `.traj.json` files (`messages`); no outcome inside, so the
+  status is failed only when the agent stopped without submitting
+  (`info.exit_status` other than "submitted"), else unknown.
+- `claude-transcript`: Claude Code session transcripts (`~/.claude/projects/
+  **/*.jsonl`, or the same entries as one JSON array); `is_error` tool results
+  are errors, API error turns are error steps, no outcome (status unknown).
+- `claude-hooks`: hook-log files (a JSON array or JSONL of hook payloads); these
+  are replayed through the hook endpoint, not converted here.
+
+Every parser raises `FormatError` naming the file and the line (or the element)
+that is wrong; a caller imports a file whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_TEXT = 20_000
+
+
+class FormatError(ValueError):
+    def __init__(self, path: Path | str, where: str, message: str) -> None:
+        self.path, self.where, self.message = str(path), where, message
+        super().__init__(f"{path}: {where}: {message}")
+
+
+@dataclass
+class Parsed:
+    """What one file holds: traces (native JSON dicts) or raw hook payloads."""
+
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    hook_payloads: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, f"byte {exc.start}", "not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(path, f"line {exc.lineno}", f"not valid JSON ({exc.msg})") from None
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, f"byte {exc.start}", "not UTF-8 text") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FormatError(path, f"line {number}", f"not valid JSON ({exc.msg})") from None
+
+
+def _json_or_jsonl(path: Path) -> list[tuple[str, Any]]:
+    """A JSON array (elements named `[i]`) or JSON lines (named `line N`)."""
+    text_start = path.read_bytes()[:4096].lstrip()
+    if text_start.startswith(b"[") or (text_start.startswith(b"{") and _single_json(path)):
+        data = _read_json(path)
+        items = data if isinstance(data, list) else [data]
+        return [(f"element [{i}]", item) for i, item in enumerate(items)]
+    return [(f"line {n}", item) for n, item in _read_jsonl(path)]
+
+
+def _single_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, list):  # content blocks
+        parts = []
+        for block in value:
+            if isinstance(block, dict):
+                parts.append(str(block.get("text") or block.get("content") or ""))
+            else:
+                parts.append(str(block))
+        return "\n".join(p for p in parts if p)[:limit]
+    return json.dumps(value, ensure_ascii=False, default=str)[:limit]
+
+
+def _args(value: Any) -> Any:
+    """Tool arguments: OpenAI sends a JSON string, others an object."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _digest(*parts: Any) -> str:
+    raw = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _status(reward: Any) -> str:
+    if isinstance(reward, int | float) and not isinstance(reward, bool):
+        return "succeeded" if reward >= 1.0 else "failed"
+    return "unknown"
+
+
+def _need(path: Path, where: str, value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise FormatError(path, where, f"expected {what}, found {type(value).__name__}")
+    return value
+
+
+# --- chat messages (OpenAI and Anthropic shapes) ------------------------------
+
+
+def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str, Any]]:
+    """Steps from a list of chat messages; tool results join their call by id."""
+    steps: list[dict[str, Any]] = []
+    by_call: dict[str, dict[str, Any]] = {}
+    for position, message in enumerate(messages):
+        here = f"{where}, message {position}"
+        _need(path, here, message, dict, "a message object")
+        role = message.get("role")
+        content = message.get("content")
+        if role == "system":
+            continue
+        if role == "tool":  # OpenAI tool result
+            call = by_call.get(str(message.get("tool_call_id") or message.get("id") or ""))
+            output = _text(content)
+            failed = message.get("error") is True or message.get("is_error") is True
+            if call is None:
+                call = {"kind": "tool_result", "name": str(message.get("name") or "")[:200]}
+                steps.append(call)
+            call["output"] = output
+            if failed:
+                call["error"] = output or "tool reported an error"
+            continue
+        blocks = content if isinstance(content, list) else None
+        if role == "user":
+            results = [
+                b for b in blocks or [] if isinstance(b, dict) and b.get("type") == "tool_result"
+            ]
+            for block in results:  # Anthropic tool results ride on user turns
+                call = by_call.get(str(block.get("tool_use_id") or ""))
+                output = _text(block.get("content"))
+                if call is None:
+                    call = {"kind": "tool_result", "name": ""}
+                    steps.append(call)
+                call["output"] = output
+                if block.get("is_error"):
+                    call["error"] = output or "tool reported an error"
+            text = (
+                _text([b for b in blocks if b not in results])
+                if blocks is not None
+                else _text(content)
+            )
+            if text:
+                steps.append({"kind": "user_prompt", "input": text})
+            # A simulated user's own tool calls (tau2 telecom: the phone) are user.<tool>.
+            for call in message.get("tool_calls") or []:
+                _need(path, here, call, dict, "a tool call object")
+                step = {"kind": "tool_call", "name": f"user.{call.get('name') or ''}"[:200],
+                        "input": _args(call.get("arguments"))}  # fmt: skip
+                steps.append(step)
+                if call.get("id"):
+                    by_call[str(call["id"])] = step
+            continue
+        if role != "assistant":
+            raise FormatError(path, here, f"unknown role {role!r}")
+        text = (
+            _text([b for b in blocks if isinstance(b, dict) and b.get("type") == "text"])
+            if blocks is not None
+            else _text(content)
+        )
+        if text:
+            steps.append({"kind": "assistant_message", "output": text})
+        calls = [
+            (b.get("id"), b.get("name"), b.get("input"))
+            for b in blocks or []
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        ]
+        for call in message.get("tool_calls") or []:
+            _need(path, here, call, dict, "a tool call object")
+            function = call.get("function") if isinstance(call.get("function"), dict) else call
+            calls.append((call.get("id"), function.get("name"), _args(function.get("arguments"))))
+        for call_id, name, arguments in calls:
+            step = {"kind": "tool_call", "name": str(name or "")[:200], "input": arguments}
+            steps.append(step)
+            if call_id:
+                by_call[str(call_id)] = step
+        for error in message.get("errors") or []:
+            steps.append({"kind": "error", "error": _text(error, 10_000)})
+    return steps
+
+
+def _chat_jsonl(path: Path) -> Parsed:
+    parsed = Parsed()
+    for where, item in _json_or_jsonl(path):
+        record = {"messages": item} if isinstance(item, list) else item
+        _need(path, where, record, dict, "a conversation object or a list of messages")
+        messages = _need(path, where, record.get("messages"), list, '"messages", a list')
+        steps = chat_steps(messages, path=path, where=where)
+        task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
+        reward = record.get("reward")
+        status = record.get("status") or _status(reward)
+        if status not in {"succeeded", "failed", "unknown", "running"}:
+            raise FormatError(path, where, f"unknown status {status!r}")
+        parsed.traces.append({
+            "external_id": str(record.get("id") or f"chat-{_digest(messages)}")[:200],
+            "agent": str(record.get("agent") or record.get("model") or "chat")[:200],
+            "model": str(record.get("model") or "")[:200],
+            "task": str(record.get("task") or task)[:100_000],
+            "status": status, "reward": reward if isinstance(reward, int | float) else None,
+            "steps": steps,
+        })  # fmt: skip
+    return parsed
+
+
+# --- tau-bench and tau2-bench -------------------------------------------------
+
+
+def _tau_bench(path: Path) -> Parsed:
+    data = _need(path, "top level", _read_json(path), list, "a list of results")
+    parsed = Parsed()
+    for position, result in enumerate(data):
+        where = f"result [{position}]"
+        _need(path, where, result, dict, "a result object")
+        traj = _need(path, where, result.get("traj"), list, '"traj", a list of messages')
+        steps = chat_steps(traj, path=path, where=where)
+        info = result.get("info") if isinstance(result.get("info"), dict) else {}
+        task = info.get("task") if isinstance(info.get("task"), dict) else {}
+        reward = result.get("reward")
+        parsed.traces.append({
+            "external_id": f"tau-bench-{path.stem}-{result.get('task_id')}-{result.get('trial', 0)}"[:200],
+            "agent": f"tau-bench {path.stem}"[:200],
+            "task": _text(task.get("instruction")) or next(
+                (s["input"] for s in steps if s["kind"] == "user_prompt"), ""),
+            "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
+            "metadata": {"task_id": str(result.get("task_id")), "trial": result.get("trial", 0)},
+            "steps": steps,
+        })  # fmt: skip
+    return parsed
+
+
+def _tau2_bench(path: Path) -> Parsed:
+    data = _need(path, "top level", _read_json(path), dict, "an object with simulations")
+    sims = _need(path, "simulations", data.get("simulations"), list, '"simulations", a list')
+    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    agent_llm = (info.get("agent_info") or {}).get("llm") or "agent"
+    domain = (info.get("environment_info") or {}).get("domain_name") or "tau2"
+    tasks = {str(t.get("id")): t for t in data.get("tasks") or [] if isinstance(t, dict)}
+    parsed = Parsed()
+    for position, sim in enumerate(sims):
+        where = f"simulations[{position}]"
+        _need(path, where, sim, dict, "a simulation object")
+        messages = _need(path, where, sim.get("messages"), list, '"messages", a list')
+        steps = chat_steps(messages, path=path, where=where)
+        reward_info = sim.get("reward_info") if isinstance(sim.get("reward_info"), dict) else {}
+        reward = reward_info.get("reward")
+        task = tasks.get(str(sim.get("task_id")), {})
+        scenario = (task.get("user_scenario") or {}).get("instructions") or {}
+        goal = scenario.get("reason_for_call") if isinstance(scenario, dict) else ""
+        parsed.traces.append({
+            "external_id": f"tau2-{sim.get('id') or _digest(messages)}"[:200],
+            "agent": f"{agent_llm} ({domain})"[:200], "model": str(agent_llm)[:200],
+            "session_id": str(sim.get("task_id") or "")[:200],
+            "task": _text(goal or scenario or sim.get("task_id"), 100_000),
+            "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
+            "started_at": sim.get("start_time"), "ended_at": sim.get("end_time"),
+            "cost_usd": sim.get("agent_cost") if isinstance(sim.get("agent_cost"), int | float) else None,
+            "metadata": {"task_id": str(sim.get("task_id")), "domain": domain,
+                         "termination_reason": sim.get("termination_reason"),
+                         "trial": sim.get("trial")},
+            "steps": steps,
+        })  # fmt: skip
+    return parsed
+
+
+# --- InterCode ----------------------------------------------------------------
+
+_TURNS = re.compile(r"_\d+_turns(?:_fs_\d+)?$")
+
+
+def _intercode(path: Path) -> Parsed:
+    data = _need(path, "top level", _read_json(path), dict, "an object keyed by task id")
+    agent = _TURNS.sub("", path.stem) or path.stem
+    parsed = Parsed()
+    for key, episode in data.items():
+        where = f"episode {key!r}"
+        _need(path, where, episode, dict, "an episode object")
+        history = _need(path, where, episode.get("turn_history"), dict, '"turn_history"')
+        actions = _need(path, where, history.get("actions"), list, '"turn_history.actions"')
+        observations = history.get("observations") or []
+        valid = history.get("valid_action") or []
+        thoughts = history.get("thoughts") or []
+        tool = str(episode.get("environment") or "ic").removeprefix("ic_")
+        steps: list[dict[str, Any]] = [
+            {"kind": "user_prompt", "input": _text(episode.get("query"))}
+        ]
+        for i, action in enumerate(actions):
+            if i < len(thoughts) and thoughts[i]:
+                steps.append({"kind": "assistant_message", "output": _text(thoughts[i])})
+            text = _text(action)
+            name = "submit" if text.strip().startswith("submit") else tool
+            step: dict[str, Any] = {"kind": "tool_call", "name": name, "input": {"command": text}}
+            if i < len(observations):
+                step["output"] = _text(observations[i])
+            if i < len(valid) and valid[i] is False:
+                step["error"] = step.get("output") or "invalid action"
+            steps.append(step)
+        summary = episode.get("summary") if isinstance(episode.get("summary"), dict) else {}
+        reward = summary.get("max_reward")
+        parsed.traces.append({
+            "external_id": f"intercode-{path.stem}-{key}"[:200], "agent": agent[:200],
+            "task": _text(episode.get("query"), 100_000),
+            "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
+            "metadata": {"task_id": str(key), "environment": episode.get("environment"),
+                         "hardness": episode.get("hardness")},
+            "steps": steps,
+        })  # fmt: skip
+    return parsed
+
+
+# --- SWE-agent and mini-swe-agent ---------------------------------------------
+
+
+def _swe_agent(path: Path) -> Parsed:
+    data = _need(path, "top level", _read_json(path), dict, "a trajectory object")
+    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
+    instance = path.name.removesuffix(".json").removesuffix(".traj")
+    steps: list[dict[str, Any]] = []
+    if isinstance(data.get("trajectory"), list):  # SWE-agent
+        history = data.get("history") or []
+        task = next(
+            (_text(m.get("content")) for m in history
+             if isinstance(m, dict) and m.get("role") == "user"), "")  # fmt: skip
+        for i, entry in enumerate(data["trajectory"]):
+            _need(path, f"trajectory[{i}]", entry, dict, "an object")
+            if entry.get("thought"):
+                steps.append({"kind": "assistant_message", "output": _text(entry["thought"])})
+            action = _text(entry.get("action")).strip()
+            steps.append({"kind": "tool_call", "name": (action.split() or ["action"])[0][:200],
+                          "input": {"command": action}, "output": _text(entry.get("observation")),
+                          "duration_ms": _ms(entry.get("execution_time"))})  # fmt: skip
+    elif isinstance(data.get("messages"), list):  # mini-swe-agent
+        steps = _mini_steps(data["messages"], path)
+        task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
+    else:
+        raise FormatError(
+            path, "top level", 'neither "trajectory" (SWE-agent) nor "messages" (mini-swe-agent)'
+        )
+    exit_status = str(info.get("exit_status") or "")
+    submitted = exit_status.lower() in {"submitted", ""} or exit_status.lower().startswith(
+        "submitted"
+    )
+    resolved = info.get("resolved")
+    status = ("succeeded" if resolved else "failed") if isinstance(resolved, bool) else (
+        "unknown" if submitted else "failed")  # fmt: skip
+    return Parsed(traces=[{
+        "external_id": f"swe-{instance}-{_digest(steps)[:8]}"[:200],
+        "agent": str(info.get("agent") or "swe-agent")[:200],
+        "task": task[:100_000], "status": status,
+        "cost_usd": stats.get("instance_cost") if isinstance(stats.get("instance_cost"), int | float) else None,
+        "metadata": {"instance_id": instance, "exit_status": exit_status},
+        "steps": steps,
+    }])  # fmt: skip
+
+
+def _ms(seconds: Any) -> float | None:
+    return seconds * 1000 if isinstance(seconds, int | float) and seconds >= 0 else None
+
+
+_BASH_BLOCK = re.compile(r"```(?:bash|sh)?\s*\n(.*?)```", re.S)
+
+
+def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
+    """mini-swe-agent: assistant turns hold one bash block; the next user turn is its output."""
+    steps: list[dict[str, Any]] = []
+    pending: dict[str, Any] | None = None
+    for i, message in enumerate(messages):
+        _need(path, f"messages[{i}]", message, dict, "a message object")
+        role, text = message.get("role"), _text(message.get("content"))
+        if role == "system":
+            continue
+        if role == "assistant":
+            if message.get("tool_calls"):
+                steps += chat_steps([message], path=path, where=f"messages[{i}]")
+                pending = steps[-1] if steps and steps[-1]["kind"] == "tool_call" else None
+                continue
+            block = _BASH_BLOCK.search(text)
+            steps.append({"kind": "assistant_message", "output": text})
+            if block:
+                command = block.group(1).strip()
+                pending = {"kind": "tool_call", "name": (command.split() or ["bash"])[0][:200],
+                           "input": {"command": command}}  # fmt: skip
+                steps.append(pending)
+            continue
+        if pending is not None and role in {"user", "tool"}:
+            pending["output"] = text
+            code = re.search(r"<returncode>(-?\d+)</returncode>", text)
+            if code and code.group(1) != "0":
+                pending["error"] = text
+            pending = None
+            continue
+        steps.append({"kind": "user_prompt", "input": text})
+    return steps
+
+
+# --- Claude Code transcripts --------------------------------------------------
+
+
+def _claude_transcript(path: Path) -> Parsed:
+    sessions: dict[str, dict[str, Any]] = {}
+    calls: dict[str, dict[str, Any]] = {}
+    for where, entry in _json_or_jsonl(path):
+        _need(path, where, entry, dict, "a transcript entry")
+        kind = entry.get("type")
+        if kind not in {"user", "assistant"}:
+            continue  # hook notices, snapshots, summaries
+        session_id = str(entry.get("sessionId") or path.stem)
+        trace = sessions.setdefault(session_id, {
+            "external_id": f"claude-code-{session_id}"[:200], "agent": "claude-code",
+            "session_id": session_id[:200], "task": "", "status": "unknown", "steps": [],
+            "started_at": entry.get("timestamp"), "model": "",
+        })  # fmt: skip
+        trace["ended_at"] = entry.get("timestamp")
+        message = entry.get("message") if isinstance(entry.get("message"), dict) else {}
+        content = message.get("content")
+        stamp = entry.get("timestamp")
+        if kind == "assistant":
+            if entry.get("isApiErrorMessage"):
+                trace["steps"].append(
+                    {
+                        "kind": "error",
+                        "error": _text(content, 10_000) or "API error",
+                        "started_at": stamp,
+                    }
+                )
+                continue
+            if message.get("model") and message.get("model") != "<synthetic>":
+                trace["model"] = str(message["model"])[:200]
+            usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+            for block in content if isinstance(content, list) else []:
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "text" and block.get("text"):
+                    trace["steps"].append(
+                        {
+                            "kind": "assistant_message",
+                            "output": _text(block["text"]),
+                            "started_at": stamp,
+                        }
+                    )
+                elif block.get("type") == "tool_use":
+                    step = {"kind": "tool_call", "name": str(block.get("name") or "")[:200],
+                            "input": block.get("input"), "started_at": stamp}  # fmt: skip
+                    if usage.get("output_tokens"):
+                        step["tokens"] = int(usage["output_tokens"])
+                    trace["steps"].append(step)
+                    calls[str(block.get("id"))] = step
+            continue
+        if entry.get("isCompactSummary") or entry.get("isMeta"):
+            continue
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                step = calls.get(str(block.get("tool_use_id")))
+                output = _text(block.get("content"))
+                if step is None:
+                    continue
+                step["output"] = output
+                if block.get("is_error"):
+                    step["error"] = output or "tool reported an error"
+        text = _text(content) if isinstance(content, str) else _text(
+            [b for b in content or [] if isinstance(b, dict) and b.get("type") == "text"])  # fmt: skip
+        if text:
+            trace["steps"].append({"kind": "user_prompt", "input": text, "started_at": stamp})
+            if not trace["task"] and not text.startswith(("<", "[Request interrupted")):
+                trace["task"] = text[:100_000]
+    return Parsed(traces=list(sessions.values()))
+
+
+def _claude_hooks(path: Path) -> Parsed:
+    parsed = Parsed()
+    for where, payload in _json_or_jsonl(path):
+        _need(path, where, payload, dict, "a hook payload object")
+        if not payload.get("session_id") or not payload.get("hook_event_name"):
+            raise FormatError(
+                path, where, 'a hook payload needs "session_id" and "hook_event_name"'
+            )
+        parsed.hook_payloads.append(payload)
+    return parsed
+
+
+def _native(path: Path) -> Parsed:
+    items = _json_or_jsonl(path)
+    if len(items) == 1 and isinstance(items[0][1], dict) and "traces" in items[0][1]:
+        traces = _need(path, "traces", items[0][1]["traces"], list, '"traces", a list')
+        return Parsed(traces=traces)
+    return Parsed(traces=[item for _, item in items])
+
+
+FORMATS: dict[str, Callable[[Path], Parsed]] = {
+    "native": _native,
+    "chat-jsonl": _chat_jsonl,
+    "tau-bench": _tau_bench,
+    "tau2-bench": _tau2_bench,
+    "intercode": _intercode,
+    "swe-agent": _swe_agent,
+    "claude-transcript": _claude_transcript,
+    "claude-hooks": _claude_hooks,
+}
+
+
+def parse(fmt: str, path: Path) -> Parsed:
+    """Read one file in a named format; FormatError names what is wrong and where."""
+    if fmt not in FORMATS:
+        raise FormatError(path, "format", f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise FormatError(path, "file", "no such file")
+    try:
+        return FORMATS[fmt](path)
+    except RecursionError:
+        raise FormatError(path, "top level", "JSON nested too deeply") from None
+
+
+def files_under(paths: list[Path], fmt: str) -> list[Path]:
+    """The files to import: given files, and for folders the files of that format."""
+    patterns = {"claude-transcript": ["*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
+                "chat-jsonl": ["*.jsonl"]}.get(fmt, ["*.json", "*.jsonl"])  # fmt: skip
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for pattern in patterns:
+                found += sorted(p for p in path.rglob(pattern) if p.is_file())
+        else:
+            found.append(path)
+    return found

@@ -1,0 +1,138 @@
+"""Importing agent log files into a workspace (a service; `manage.py import_traces`).
+
+The parsers are `hivemind_client.formats` (standard library only, so an agent
+machine runs the same code). A file is imported whole or not at all: every
+trace goes through the normal ingest service (validation, redaction, upsert)
+inside one transaction, and one rejected trace rolls the file back with a
+message naming the file and the trace. Re-importing a file changes nothing:
+each trace carries a digest of what the file said (`metadata.import_digest`),
+and a trace already stored with the same digest is left alone (its
+`updated_at` does not move, so it is not analysed again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from hivemind_client.formats import FormatError, parse
+from workspaces.errors import InvalidInput
+from workspaces.models import Workspace
+
+from .models import Trace
+from .services import retention_cutoff, stored_external_id, trace_ingest_batch
+
+CHUNK = 500
+
+
+@dataclass
+class FileResult:
+    path: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    older_than_retention: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class _Rejected(Exception):
+    pass
+
+
+def _digest(trace: dict[str, Any]) -> str:
+    raw = json.dumps(trace, sort_keys=True, default=str, ensure_ascii=False).encode()
+    return "d" + hashlib.sha256(raw).hexdigest()[:24]
+
+
+def traces_import_file(*, workspace: Workspace, fmt: str, path: Path) -> FileResult:
+    """Import one file; FileResult.error says what was wrong (and nothing was stored)."""
+    result = FileResult(path=str(path))
+    try:
+        parsed = parse(fmt, path)
+    except FormatError as exc:
+        result.error = str(exc)
+        return result
+    except OSError as exc:
+        result.error = f"{path}: cannot read the file ({exc.strerror or exc})"
+        return result
+    try:
+        with transaction.atomic():
+            if parsed.hook_payloads:
+                _replay_hooks(workspace, path, parsed.hook_payloads, result)
+            else:
+                _import_traces(workspace, path, fmt, parsed.traces, result)
+    except _Rejected as exc:
+        return FileResult(path=str(path), error=str(exc))
+    except InvalidInput as exc:
+        return FileResult(path=str(path), error=f"{path}: {exc}")
+    return result
+
+
+def _import_traces(
+    workspace: Workspace, path: Path, fmt: str, traces: list[Any], result: FileResult
+) -> None:
+    for position, trace in enumerate(traces):
+        if not isinstance(trace, dict):
+            raise _Rejected(f"{path}: trace {position}: a trace must be a JSON object")
+        metadata = trace.get("metadata") if isinstance(trace.get("metadata"), dict) else {}
+        trace["metadata"] = {**metadata, "import_format": fmt, "import_digest": _digest(trace)}
+    stored = {
+        stored_external_id(workspace=workspace, external_id=str(t.get("external_id") or "")): t
+        for t in traces
+    }
+    existing = dict(
+        Trace.objects.filter(workspace=workspace, external_id__in=list(stored)).values_list(
+            "external_id", "metadata__import_digest"
+        )
+    )
+    todo = []
+    for external_id, trace in stored.items():
+        if existing.get(external_id) == trace["metadata"]["import_digest"]:
+            result.unchanged += 1
+        else:
+            todo.append(trace)
+    cutoff = retention_cutoff(workspace_id=workspace.pk)
+    for start in range(0, len(todo), CHUNK):
+        batch = trace_ingest_batch(workspace=workspace, items=todo[start : start + CHUNK])
+        for item in batch.results:
+            if item.status == "rejected":
+                detail = item.detail or "; ".join(str(e) for e in item.errors)[:500]
+                raise _Rejected(
+                    f"{path}: trace {start + item.index} (external_id {item.external_id!r}): "
+                    f"{detail} Nothing from this file was stored."
+                )
+            if item.status == "created":
+                result.created += 1
+            elif item.status == "updated":
+                result.updated += 1
+    result.older_than_retention = Trace.objects.filter(
+        workspace=workspace, external_id__in=list(stored), started_at__lt=cutoff
+    ).count()
+
+
+def _replay_hooks(
+    workspace: Workspace, path: Path, payloads: list[dict[str, Any]], result: FileResult
+) -> None:
+    from .claude_code import hook_ingest
+
+    for position, payload in enumerate(payloads):
+        event_id = (
+            "import-"
+            + hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
+                :24
+            ]
+        )
+        batch = hook_ingest(workspace=workspace, payload=payload, event_id=event_id)
+        for item in batch.results:
+            if item.status == "rejected":
+                raise _Rejected(f"{path}: payload {position}: {item.detail} Nothing was stored.")
+        result.updated += 1

@@ -1,0 +1,60 @@
+"""manage.py import_traces --workspace SLUG --format FORMAT PATH [PATH ...]"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from hivemind_client.formats import FORMATS, files_under
+from traces.importing import traces_import_file
+from workspaces.models import Workspace
+
+
+class Command(BaseCommand):
+    help = (
+        "Import agent log files (folders are searched for files of the format). Each file is "
+        "imported whole or not at all; re-importing changes nothing. Formats: " + ", ".join(FORMATS)
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--workspace", required=True, help="The workspace's slug.")
+        parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workspace = Workspace.objects.filter(slug=options["workspace"]).first()
+        if workspace is None:
+            raise CommandError(f"No workspace with the slug {options['workspace']!r}.")
+        files = files_under(options["paths"], options["fmt"])
+        if not files:
+            raise CommandError("No files to import under the paths given.")
+        failed = 0
+        totals = [0, 0, 0, 0]
+        for number, path in enumerate(files, start=1):
+            result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path)
+            bar = "#" * (20 * number // len(files))
+            prefix = f"[{bar:<20}] {number}/{len(files)} {path.name}"
+            if not result.ok:
+                failed += 1
+                self.stderr.write(f"{prefix}: not imported: {result.error}")
+                continue
+            totals = [a + b for a, b in zip(totals, [result.created, result.updated,
+                      result.unchanged, result.older_than_retention], strict=True)]  # fmt: skip
+            self.stdout.write(
+                f"{prefix}: {result.created} created, {result.updated} updated, "
+                f"{result.unchanged} unchanged"
+            )
+        self.stdout.write(
+            f"Imported {len(files) - failed} of {len(files)} files: {totals[0]} traces created, "
+            f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
+        )
+        if totals[3]:
+            self.stdout.write(
+                f"Note: {totals[3]} imported traces started before this workspace's retention "
+                "window; the next retention sweep deletes them (Settings → PII policy → retention)."
+            )
+        if failed:
+            sys.exit(1)
