@@ -296,10 +296,14 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
 
 
 def signature_of(finding: offline.Finding, task: str) -> str:
-    description = finding.description.replace("|", "/")
+    # An error's own words say what it is (the label shows the tool beside them);
+    # other findings are their description.
+    what = finding.description
+    if finding.stats.get("method") == "error" and finding.error_text.strip():
+        what = next(line for line in finding.error_text.splitlines() if line.strip())
     parts = [
         f"tool: {finding.tool or 'none'}",
-        f"error: {normalise(description)[:600]}",
+        f"error: {normalise(what.replace('|', '/'))[:600]}",
         f"category: {finding.category}",
     ]
     if task:

@@ -346,8 +346,14 @@ def diagnose(
     weights: dict[str, Weight] = {}
 
     def weighed(signal: str) -> Weight | None:
+        """The signal's weight if it makes failure more likely: against the runs where
+        it could have held, or (when reaching that point already predicts failure,
+        e.g. a tool only failing runs call) against all of the agent's runs."""
         if signal not in weights:
-            weights[signal] = profile.weigh(signal, _site(signal), own)
+            weight = profile.weigh(signal, _site(signal), own)
+            if not weight.significant and _site(signal) is not None:
+                weight = profile.weigh(signal, None, own)
+            weights[signal] = weight
         weight = weights[signal]
         return weight if weight.significant else None
 

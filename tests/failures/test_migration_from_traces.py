@@ -88,8 +88,12 @@ def _check_new_schema(ids: dict[str, int]) -> None:
     version = SkillVersion.objects.get(pk=ids["version"])
     assert list(version.evidence.values_list("pk", flat=True)) == [ids["incident"]]
     assert version.source_mode_id == ids["mode"]
-    # Traces stored before the move were analysed at ingest: the sweep leaves them be.
-    assert TraceAnalysis.objects.filter(trace_id=ids["trace"]).exists()
+    # Analyses from before the diagnosis (0003) are dropped, so the sweep diagnoses
+    # every stored trace again.
+    assert not TraceAnalysis.objects.filter(trace_id=ids["trace"]).exists()
+    from failures.mining import traces_due_for_analysis
+
+    assert ids["trace"] in traces_due_for_analysis().get(incident.workspace_id, [])
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('traces_incident'), to_regclass('failures_incident')")
         assert cursor.fetchone() == (None, "failures_incident")

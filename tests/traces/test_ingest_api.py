@@ -6,7 +6,7 @@ import json
 import pytest
 from django.test import TestCase
 
-from failures.models import TRACE_LEVEL_INDEX, Incident
+from failures.models import DiagnosisState, Incident, TraceAnalysis
 from tests.factories import make_key, trace_payload
 from traces.models import Outcome, Step, Trace
 from workspaces.models import PiiPolicy, Scope
@@ -200,17 +200,16 @@ def test_same_external_id_in_two_workspaces_stays_separate(client, tenant, other
     assert Trace.objects.get(workspace=other_tenant.workspace).task == "Globex task"
 
 
-def test_failed_trace_without_error_step_gets_one_trace_level_incident(client, tenant):
+def test_failed_trace_where_nothing_is_found_is_undiagnosed_not_a_catch_all(client, tenant):
     quiet = trace_payload("q", steps=[{"kind": "assistant_message", "output": "Gave up."}])
     post(client, tenant, {"traces": [quiet]})
-    incident = Incident.objects.get(trace__external_id="q")
-    assert incident.step_index == TRACE_LEVEL_INDEX and incident.kind == "trace_failure"
-    assert "gave up" in incident.signature
-    # A later payload that names the failing step replaces the trace-level incident.
+    assert not Incident.objects.filter(trace__external_id="q").exists()
+    assert TraceAnalysis.objects.get(trace__external_id="q").state == DiagnosisState.UNDIAGNOSED
+    # A later payload that names the failing step: that step is the incident.
     post(client, tenant, {"traces": [trace_payload("q")]})
-    assert list(
-        Incident.objects.filter(trace__external_id="q").values_list("step_index", flat=True)
-    ) == [1]
+    incident = Incident.objects.get(trace__external_id="q")
+    assert (incident.step_index, incident.source) == (1, "error")
+    assert TraceAnalysis.objects.get(trace__external_id="q").state == DiagnosisState.DIAGNOSED
 
 
 # --- outcomes -------------------------------------------------------------------
@@ -252,8 +251,9 @@ def test_outcome_before_trace_is_kept_and_applied_on_arrival(client, tenant):
     trace = Trace.objects.get(external_id="later")
     assert (trace.status, trace.reward) == ("failed", 0.0)
     assert Outcome.objects.get(external_id="later").trace == trace
-    # The failure came from the outcome, and no step names it: a trace-level incident.
-    assert "wrong refund" in Incident.objects.get(trace=trace).signature
+    # The failure came from the outcome, and no step names it: counted as undiagnosed.
+    analysis = TraceAnalysis.objects.get(trace=trace)
+    assert (analysis.verdict, analysis.state) == ("failed", DiagnosisState.UNDIAGNOSED)
 
 
 def test_outcome_validation_errors_are_422(client, tenant):
