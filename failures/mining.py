@@ -8,7 +8,7 @@ Runs after ingest commits (`failures.tasks.analyse_traces`). For each trace:
 2. a content hash over what a diagnosis reads (steps, verdict, reward, task,
    scores): an unchanged trace (a re-sent batch, an outcome that changed
    nothing) is not diagnosed again;
-3. its facts (`diagnosis/facts.py`) and task embedding, kept on TraceAnalysis:
+3. its facts (`diagnosis/facts.py`), kept on TraceAnalysis:
    the agent's baseline is built from these rows, never by re-reading steps;
 4. the diagnosis: Claude when a key is set (`diagnosis/claude.py`), else (and
    when Claude fails) the offline diagnoser (`diagnosis/offline.py`). Failed
@@ -28,7 +28,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -49,7 +48,6 @@ TABLE = Incident._meta.db_table
 DIAGNOSER_VERSION = "offline-1"
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
-TASK_CHARS = 1000
 
 
 @dataclass
@@ -65,7 +63,6 @@ class TraceRow:
     verdict: str = ""
     content_hash: str = ""
     facts: TraceFacts | None = None
-    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -101,11 +98,10 @@ def traces_diagnose(*, workspace_id: int, trace_ids: list[int], force: bool = Fa
             return result
         for row in changed:
             row.facts = trace_facts(row.steps)
-        _embed_tasks(changed)
         _store_facts(workspace_id, changed)
     profiles = {agent: _profile(workspace_id, agent) for agent in {r.agent for r in changed}}
     needs_pool = any(r.verdict == "failed" for r in changed)
-    pool = _success_pool(workspace_id) if needs_pool else []
+    index = offline.TaskIndex(_success_pool(workspace_id) if needs_pool else [])
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
     claude = _claude_diagnoser()
@@ -122,11 +118,7 @@ def traces_diagnose(*, workspace_id: int, trace_ids: list[int], force: bool = Fa
             if row.verdict in {"failed", "succeeded"}
             else None
         )
-        neighbours = (
-            offline.nearest_successes(row.vector, set(row.facts.tools), pool, row.id)
-            if failed
-            else []
-        )
+        neighbours = index.nearest(row.task, set(row.facts.tools), row.id) if failed else []
         found = offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
         diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
         if failed and claude is not None:
@@ -214,19 +206,6 @@ def _content_hash(row: TraceRow) -> str:
     return digest.hexdigest()
 
 
-def _embed_tasks(rows: list[TraceRow]) -> None:
-    """Task embeddings for divergence; identical tasks are embedded once."""
-    from .embedding import get_embedder
-
-    texts = sorted({r.task[:TASK_CHARS] for r in rows if r.task.strip()})
-    if not texts:
-        return
-    vectors = dict(zip(texts, get_embedder().embed(texts), strict=True))
-    for row in rows:
-        if row.task.strip():
-            row.vector = vectors[row.task[:TASK_CHARS]]
-
-
 def _profile(workspace_id: int, agent: str) -> offline.Profile:
     runs = [
         offline.RunRecord(verdict == "failed", frozenset(signals), len(tools), tuple(tools))
@@ -239,10 +218,12 @@ def _profile(workspace_id: int, agent: str) -> offline.Profile:
 
 def _success_pool(workspace_id: int) -> list[offline.Neighbour]:
     return [
-        offline.Neighbour(trace_id, list(tools), np.asarray(vector, dtype=np.float32))
-        for trace_id, tools, vector in TraceAnalysis.objects.filter(
-            workspace_id=workspace_id, verdict="succeeded", task_embedding__isnull=False
-        ).values_list("trace_id", "tools", "task_embedding")
+        offline.Neighbour(trace_id, list(tools), task)
+        for trace_id, tools, task in TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, verdict="succeeded"
+        )
+        .exclude(trace__task="")
+        .values_list("trace_id", "tools", "trace__task")
     ]
 
 
@@ -282,7 +263,6 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
             trace_id=row.id, workspace_id=workspace_id, trace_updated_at=updated[row.id],
             analysed_at=now, content_hash=row.content_hash, agent=row.agent, verdict=row.verdict,
             signals=sorted(row.facts.signals), tools=[t[:200] for t in row.facts.tools[:2000]],
-            task_embedding=row.vector.tolist() if row.vector is not None else None,
         ))  # fmt: skip
     TraceAnalysis.objects.bulk_create(
         objects,
@@ -290,7 +270,7 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
         unique_fields=["trace"],
         update_fields=[
             "trace_updated_at", "analysed_at", "content_hash", "agent", "verdict", "signals",
-            "tools", "task_embedding",
+            "tools",
         ],
     )  # fmt: skip
 

@@ -230,7 +230,6 @@ class TraceAnalysis(models.Model):
     verdict = models.CharField(max_length=10, blank=True)
     signals = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     tools = ArrayField(models.CharField(max_length=200), default=list, blank=True)
-    task_embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     state = models.CharField(max_length=12, choices=DiagnosisState.choices, blank=True)
     diagnoser = models.CharField(max_length=10, blank=True)
     detail = models.TextField(blank=True)

@@ -126,7 +126,12 @@ class ToolCall:
     step: int
     name: str
     key: str  # name + input digest: the same call made again has the same key
-    command: str  # the input, short and masked, for descriptions
+    input: Any = None
+
+    @property
+    def command(self) -> str:
+        """The input, short and masked, for descriptions."""
+        return _command(self.input)
 
 
 @dataclass
@@ -153,8 +158,14 @@ def text_of(value: Any, limit: int = 20_000) -> str:
 
 
 def _edge_lines(text: str) -> list[str]:
-    lines = [line for line in text.splitlines() if line.strip()]
-    edge = lines[:2] + lines[-2:] if len(lines) > 4 else lines
+    """The first two and last two non-empty lines (only the ends are split)."""
+    if len(text) > 2000:
+        head = [line for line in text[:1000].splitlines() if line.strip()][:2]
+        tail = [line for line in text[-1000:].splitlines() if line.strip()][-2:]
+        edge = head + tail
+    else:
+        lines = [line for line in text.splitlines() if line.strip()]
+        edge = lines[:2] + lines[-2:] if len(lines) > 4 else lines
     return [line for line in edge if len(line) <= 400]
 
 
@@ -174,21 +185,22 @@ def silent_error(output: Any) -> tuple[str, str] | None:
     text = text_of(output)
     if not text:
         return None
-    head = text[:8000]
-    if _TRACEBACK.search(head) or _TRACEBACK.search(text[-8000:]):
+    head = text[:4000]
+    if "Traceback" in text and (_TRACEBACK.search(head) or _TRACEBACK.search(text[-8000:])):
         names = _EXCEPTION.findall(text[-8000:])
         name = names[-1].rsplit(".", 1)[-1] if names else "exception"
         return f"traceback {name.lower()}", _gist(text[-1500:])
-    match = _RETURN_CODE.search(head) or _RETURN_CODE.search(text[-2000:])
+    match = _RETURN_CODE.search(head) or (len(text) > 4000 and _RETURN_CODE.search(text[-2000:]))
     if match:
         code = next(g for g in match.groups() if g is not None)
         if code not in {"0", "-0"}:
             return f"exit {code}", _gist(text)
-    for line in _edge_lines(text):
+    edges = _edge_lines(text)
+    for line in edges:
         http = _HTTP.search(line)
         if http:
             return f"http {next(g for g in http.groups() if g)}", line.strip()[:500]
-    for line in _edge_lines(text):
+    for line in edges:
         if _MESSAGE.search(line):
             return _message_kind(line), line.strip()[:500]
     return None
@@ -245,9 +257,7 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
             continue
         if step.kind not in {"tool_call", "tool_result"} or not step.name:
             continue
-        call = ToolCall(
-            step.index, step.name, f"{step.name}:{_digest(step.input)}", _command(step.input)
-        )
+        call = ToolCall(step.index, step.name, f"{step.name}:{_digest(step.input)}", step.input)
         facts.calls.append(call)
         last_call = call
         if call.key in seen:

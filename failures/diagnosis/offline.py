@@ -21,7 +21,7 @@ Three methods, each weighed against the agent's successful runs:
 Settings (module constants, chosen once for all data sets and not tuned to one;
 bench/RESULTS.md shows them on each): Wilson z = 1.645 (one-sided 95%); a
 baseline needs 3 successful runs; divergence needs 3 neighbours (of up to 10,
-task similarity ≥ 0.3) and 70% of them agreeing; at most 3 incidents a trace.
+TF-IDF task similarity ≥ 0.2) and 70% of them agreeing; at most 3 incidents a trace.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ Z = 1.645
 MIN_SUCCESSES = 3
 NEIGHBOURS = 10
 MIN_NEIGHBOURS = 3
-MIN_SIMILARITY = 0.3
+MIN_SIMILARITY = 0.2
 AGREEMENT = 0.7
 MAX_FINDINGS = 3
 _READ_LIKE = re.compile(
@@ -215,21 +215,51 @@ def _first_line(text: str, limit: int = 140) -> str:
 class Neighbour:
     trace_id: int
     tools: list[str]
-    vector: np.ndarray
+    task: str
 
 
-def nearest_successes(
-    vector: np.ndarray | None, tools: set[str], pool: list[Neighbour], exclude: int
-) -> list[Neighbour]:
-    if vector is None or not pool or not tools:
-        return []
-    candidates = [n for n in pool if n.trace_id != exclude and tools & set(n.tools)]
-    if not candidates:
-        return []
-    matrix = np.stack([n.vector for n in candidates])
-    scores = matrix @ vector
-    order = np.argsort(-scores)[:NEIGHBOURS]
-    return [candidates[i] for i in order if scores[i] >= MIN_SIMILARITY]
+class TaskIndex:
+    """Successful runs, searchable by how similar their task is to another's.
+
+    Task vectors are TF-IDF over word unigrams and bigrams (hashed, sublinear tf,
+    l2-normalised), fitted on the successful runs' tasks. Not the neural model
+    used for incidents: it embeds 50–90 task texts a second on 2 cores
+    (measured, bench/RESULTS.md), which alone would spend the 10,000-trace
+    budget; these vectors take well under a second for 10,000 tasks and rank
+    the runs of the same task template first, which is what divergence needs.
+    """
+
+    def __init__(self, pool: list[Neighbour]) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+        self.pool = pool
+        self.tool_sets = [set(n.tools) for n in pool]
+        self.vectorizer = HashingVectorizer(
+            n_features=2**20, ngram_range=(1, 2), alternate_sign=False, norm=None
+        )
+        self.tfidf = TfidfTransformer(sublinear_tf=True)
+        self.matrix = None
+        if pool:
+            counts = self.vectorizer.transform([n.task[:2000] for n in pool])
+            self.matrix = self.tfidf.fit_transform(counts).tocsr()
+
+    def nearest(self, task: str, tools: set[str], exclude: int) -> list[Neighbour]:
+        if self.matrix is None or not task.strip() or not tools:
+            return []
+        query = self.tfidf.transform(self.vectorizer.transform([task[:2000]]))
+        scores = (self.matrix @ query.T).toarray().ravel()
+        top = min(len(scores), 20 * NEIGHBOURS)
+        candidates = np.argpartition(-scores, top - 1)[:top]
+        found: list[Neighbour] = []
+        for i in candidates[np.argsort(-scores[candidates])]:
+            if scores[i] < MIN_SIMILARITY:
+                break
+            if self.pool[i].trace_id == exclude or not tools & self.tool_sets[i]:
+                continue
+            found.append(self.pool[i])
+            if len(found) == NEIGHBOURS:
+                break
+        return found
 
 
 def divergence(

@@ -2,7 +2,6 @@
 
 import django.contrib.postgres.fields
 import django.db.models.deletion
-import pgvector.django.vector
 from django.db import migrations, models
 
 
@@ -140,11 +139,6 @@ class Migration(migrations.Migration):
                 ],
                 max_length=12,
             ),
-        ),
-        migrations.AddField(
-            model_name="traceanalysis",
-            name="task_embedding",
-            field=pgvector.django.vector.VectorField(blank=True, dimensions=384, null=True),
         ),
         migrations.AddField(
             model_name="traceanalysis",

@@ -1,0 +1,284 @@
+"""Diagnosis on real, labelled agent runs: does a failed run get a specific incident?
+
+    python bench/diagnosis.py            # every run in ../shared/devdata, 10,000-trace throughput
+    python bench/diagnosis.py --quick    # a sample of each data set, 1,000-trace throughput (< 60 s)
+
+The data is ../shared/devdata (set HIVEMIND_DEVDATA elsewhere; its README says
+what each set is): tau2-bench (customer service, gpt-4.1 and a fine-tune),
+InterCode (Bash, Python, SQL, CTF; gpt-3.5 and gpt-4) and three Claude Code
+session transcripts (no outcome labels). Each set is imported through the
+product's importers (`traces.importing`, the code behind `manage.py
+import_traces`) into a throw-away workspace of the configured database, then
+diagnosed by the offline diagnoser (`failures.mining.traces_diagnose`, the
+service the worker runs), timed.
+
+Printed per data set:
+- failed_with_incident: share of failed runs with at least one incident (every
+  incident is specific: a step, a description, a category; there is no
+  catch-all);
+- success_with_incident: share of successful runs that get incidents (stored);
+- flagged_if_diagnosed: the stricter check: share of successful runs that would
+  get an incident if the diagnoser judged them as failures (leave-one-out: the
+  run is taken out of its agent's baseline and neighbours first);
+- incidents_also_in_successes: share of incidents whose signal also occurs in at
+  least one successful run of the agent (shown beside each incident);
+- the description most shared between runs with different tasks, and how many;
+- traces_per_s: diagnosis throughput (facts, task embeddings, baseline,
+  divergence, writes) over the whole set;
+- critical-step accuracy: none of these sets labels the failing step, so it is
+  reported as n/a.
+
+Baseline, in the same run: the method it replaces (an incident for each step
+flagged with an error, plus one catch-all "trace failed" incident for a failed
+run without one): its share of failed runs with a *specific* (step-error)
+incident, and of successful runs with any incident.
+
+Throughput: N synthetic traces of 50 steps built from the real runs' tool calls
+and outputs (tasks made unique, so every task is embedded), diagnosed in one
+call. Target: 10,000 in ≤ 120 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVDATA = Path(os.environ.get("HIVEMIND_DEVDATA", ROOT.parent / "shared" / "devdata"))
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
+
+SETS = {
+    "tau2-bench": ("tau2-bench", "tau2-bench_sierra_gpt-4.1"),
+    "intercode": ("intercode", "intercode"),
+    "claude_code": ("claude-transcript", "claude_code"),
+}
+QUICK_PER_FILE = {"tau2-bench": 20, "intercode": 30, "claude_code": None}
+
+
+def load(name: str, quick: bool) -> list[Path]:
+    from hivemind_client.formats import files_under
+
+    fmt, folder = SETS[name]
+    root = DEVDATA / folder
+    if not root.exists():
+        raise SystemExit(f"{root} not found: set HIVEMIND_DEVDATA to the devdata folder")
+    if fmt == "claude-transcript":
+        return sorted(root.rglob("chat.json"))
+    return files_under([root], fmt)
+
+
+def sample(path: Path, fmt: str, per_file: int | None, tmp: Path) -> Path:
+    """A quick-mode copy of a file holding its first `per_file` runs (same format)."""
+    import json
+
+    if per_file is None:
+        return path
+    data = json.loads(path.read_text())
+    if fmt == "tau2-bench":
+        data["simulations"] = data["simulations"][:per_file]
+    elif fmt == "intercode":
+        data = dict(list(data.items())[:per_file])
+    out = tmp / path.name
+    out.write_text(json.dumps(data))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    import django
+
+    django.setup()
+    import tempfile
+
+    from django.db import connection
+
+    from traces import services as trace_services
+    from workspaces.models import Workspace
+
+    # Time the diagnosis alone: the import's after-commit analysis is not queued.
+    trace_services._after_commit_analyse = lambda workspace_id, trace_ids: None  # type: ignore[assignment]
+    connection.ensure_connection()
+    from failures.embedding import get_embedder
+
+    get_embedder().embed(["warm up"])
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in SETS:
+            workspace = Workspace.objects.create(
+                name=f"bench {name}", slug=f"bench-diag-{name}-{os.getpid()}"
+            )
+            try:
+                results.append(run_set(name, workspace, args.quick, Path(tmp)))
+            finally:
+                workspace.delete()
+        workspace = Workspace.objects.create(
+            name="bench throughput", slug=f"bench-diag-tp-{os.getpid()}"
+        )
+        try:
+            throughput = run_throughput(workspace, 1000 if args.quick else 10_000)
+        finally:
+            workspace.delete()
+    print()
+    print(f"throughput: {throughput[0]:,} traces × 50 steps diagnosed in {throughput[1]:.1f} s "
+          f"({throughput[0] / throughput[1]:.0f} traces/s; target 10,000 in ≤ 120 s)")  # fmt: skip
+    for line in results:
+        print(line)
+    print(f"RESULT dataset=synthetic-50-steps diagnoser=offline traces={throughput[0]} "
+          f"seconds={throughput[1]:.1f} traces_per_s={throughput[0] / throughput[1]:.0f}")  # fmt: skip
+
+
+def run_set(name: str, workspace, quick: bool, tmp: Path) -> str:  # type: ignore[no-untyped-def]
+    from failures.mining import traces_diagnose
+    from traces.importing import traces_import_file
+    from traces.models import Trace
+
+    fmt = SETS[name][0]
+    started = time.perf_counter()
+    files = load(name, quick)
+    for path in files:
+        source = sample(path, fmt, QUICK_PER_FILE[name] if quick else None, tmp)
+        result = traces_import_file(workspace=workspace, fmt=fmt, path=source)
+        if not result.ok:
+            raise SystemExit(f"import failed: {result.error}")
+    imported = time.perf_counter() - started
+    ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
+    started = time.perf_counter()
+    traces_diagnose(workspace_id=workspace.pk, trace_ids=ids, force=True)
+    seconds = time.perf_counter() - started
+    figures = measure(workspace.pk)
+    figures["traces_per_s"] = len(ids) / seconds
+    print(f"\n== {name}: {len(files)} files, {len(ids)} runs imported in {imported:.1f} s, "
+          f"diagnosed in {seconds:.1f} s")  # fmt: skip
+    for key, value in figures.items():
+        if key != "categories":
+            print(f"  {key}: {value}")
+    print(f"  categories: {figures['categories']}")
+    share = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    return (
+        f"RESULT dataset={name} diagnoser=offline failed_with_incident={share(figures['failed_with_incident'])} "
+        f"success_with_incident={share(figures['success_with_incident'])} "
+        f"incidents_also_in_successes={share(figures['incidents_also_in_successes'])} "
+        f"traces_per_s={figures['traces_per_s']:.0f} "
+        f"flagged_if_diagnosed={share(figures['flagged_if_diagnosed'])} "
+        f"baseline_failed_with_specific={share(figures['baseline_failed_with_specific'])} "
+        f"baseline_success_with_incident={share(figures['baseline_success_with_incident'])} "
+        f"critical_step_accuracy=n/a"
+    )
+
+
+def measure(workspace_id: int) -> dict:
+    from django.db.models import Q
+
+    from failures.diagnosis import offline
+    from failures.diagnosis.facts import StepView, trace_facts
+    from failures.mining import _profile, _success_pool
+    from failures.models import Incident, TraceAnalysis
+    from traces.models import Step
+
+    verdicts = dict(
+        TraceAnalysis.objects.filter(workspace_id=workspace_id).values_list("trace_id", "verdict")
+    )
+    incidents = list(
+        Incident.objects.filter(workspace_id=workspace_id).values_list(
+            "trace_id", "description", "category", "stats", "trace__task"
+        )
+    )
+    with_incident = {t for t, *_ in incidents}
+    failed = [t for t, v in verdicts.items() if v == "failed"]
+    succeeded = [t for t, v in verdicts.items() if v == "succeeded"]
+    ratio = lambda part, whole: (len(part) / len(whole)) if whole else None  # noqa: E731
+    also = [s["also_in_successes"] > 0 for _, _, _, s, _ in incidents if "also_in_successes" in s]
+    shared: dict[str, set[str]] = defaultdict(set)
+    for _, description, _, _, task in incidents:
+        shared[description].add(task)
+    top = max(shared.items(), key=lambda kv: len(kv[1]), default=("", set()))
+    # Baseline: step-error incidents, and a catch-all for failed runs without one.
+    errored = set(
+        Step.objects.filter(trace__workspace_id=workspace_id)
+        .filter(~Q(error="") | Q(kind="error"))
+        .values_list("trace_id", flat=True)
+    )
+    # The stricter check: judge each successful run as if it had failed.
+    flagged = []
+    if succeeded and failed:
+        agents = dict(
+            TraceAnalysis.objects.filter(trace_id__in=succeeded).values_list("trace_id", "agent")
+        )
+        tasks = dict(
+            TraceAnalysis.objects.filter(trace_id__in=succeeded).values_list(
+                "trace_id", "trace__task"
+            )
+        )
+        profiles = {a: _profile(workspace_id, a) for a in set(agents.values())}
+        index = offline.TaskIndex(_success_pool(workspace_id))
+        steps: dict[int, list[StepView]] = defaultdict(list)
+        for row in (
+            Step.objects.filter(trace_id__in=succeeded)
+            .order_by("trace_id", "index")
+            .values_list("trace_id", "index", "kind", "name", "input", "output", "error")
+        ):
+            steps[row[0]].append(StepView(*row[1:]))
+        for trace_id in succeeded:
+            facts = trace_facts(steps[trace_id])
+            profile = profiles[agents[trace_id]]
+            neighbours = index.nearest(tasks[trace_id], set(facts.tools), trace_id)
+            found = offline.diagnose(facts, profile, failed=True, neighbours=neighbours,
+                                     own=(False, profile.signals_of(facts)))  # fmt: skip
+            flagged.append(bool(found))
+    return {
+        "runs": len(verdicts),
+        "failed": len(failed),
+        "succeeded": len(succeeded),
+        "unknown outcome": len(verdicts) - len(failed) - len(succeeded),
+        "incidents": len(incidents),
+        "failed_with_incident": ratio([t for t in failed if t in with_incident], failed),
+        "success_with_incident": ratio([t for t in succeeded if t in with_incident], succeeded),
+        "flagged_if_diagnosed": (sum(flagged) / len(flagged)) if flagged else None,
+        "incidents_also_in_successes": (sum(also) / len(also)) if also else None,
+        "most shared description": f"{len(top[1])} tasks: {top[0][:120]!r}",
+        "baseline_failed_with_specific": ratio([t for t in failed if t in errored], failed),
+        "baseline_success_with_incident": ratio([t for t in succeeded if t in errored], succeeded),
+        "categories": Counter(c for _, _, c, _, _ in incidents).most_common(),
+    }
+
+
+def run_throughput(workspace, count: int) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """`count` traces of 50 steps made from real tool calls; returns (count, seconds)."""
+    from failures.mining import traces_diagnose
+    from hivemind_client.formats import parse
+    from traces.models import Trace
+    from traces.services import trace_ingest_batch
+
+    source = parse("tau2-bench", load("tau2-bench", False)[0]).traces
+    source += parse("intercode", load("intercode", False)[-1]).traces
+    calls = [s for t in source for s in t["steps"] if s["kind"] == "tool_call"]
+    rng = random.Random(7)
+    batch = []
+    for i in range(count):
+        base = source[i % len(source)]
+        steps = [{"kind": "user_prompt", "input": base["task"]}] + [
+            dict(rng.choice(calls)) for _ in range(49)
+        ]
+        batch.append({"external_id": f"tp-{i}", "agent": f"agent-{i % 4}", "task": f"{base['task']} (case {i})",
+                      "status": "failed" if rng.random() < 0.35 else "succeeded", "steps": steps})  # fmt: skip
+        if len(batch) == 500:
+            trace_ingest_batch(workspace=workspace, items=batch)
+            batch = []
+    if batch:
+        trace_ingest_batch(workspace=workspace, items=batch)
+    ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
+    started = time.perf_counter()
+    traces_diagnose(workspace_id=workspace.pk, trace_ids=ids, force=True)
+    return len(ids), time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
