@@ -12,7 +12,17 @@ from traces.models import Trace
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
-from .models import ClusterRun, FailureMode, Incident, ModeDailyCount, ModeStatus, RunState
+from .models import (
+    ClusterRun,
+    DiagnosisSettings,
+    DiagnosisState,
+    FailureMode,
+    Incident,
+    ModeDailyCount,
+    ModeStatus,
+    RunState,
+    TraceAnalysis,
+)
 from .signatures import normalise
 
 
@@ -158,3 +168,30 @@ def cluster_run_active(*, workspace: Workspace) -> ClusterRun | None:
         .order_by("-created_at")
         .first()
     )
+
+
+def diagnosis_summary(*, workspace: Workspace) -> dict[str, int]:
+    """How the diagnosis judged the workspace's failed runs (state -> traces)."""
+    rows = (
+        TraceAnalysis.objects.filter(workspace=workspace, verdict="failed")
+        .values_list("state")
+        .annotate(n=Count("pk"))
+    )
+    summary: dict[str, int] = dict(rows)
+    summary["failed"] = sum(summary.values())
+    return summary
+
+
+def undiagnosed_trace_list(*, workspace: Workspace, limit: int = 20) -> list[TraceAnalysis]:
+    """Failed runs where the diagnosis found nothing specific, newest first."""
+    return list(
+        TraceAnalysis.objects.filter(workspace=workspace, state=DiagnosisState.UNDIAGNOSED)
+        .select_related("trace")
+        .order_by("-trace__started_at")[:limit]
+    )
+
+
+def diagnosis_settings_get(*, workspace: Workspace) -> DiagnosisSettings:
+    """The workspace's settings, or unsaved defaults."""
+    found = DiagnosisSettings.objects.filter(workspace=workspace).first()
+    return found or DiagnosisSettings(workspace=workspace)

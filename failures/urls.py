@@ -12,4 +12,5 @@ urlpatterns = [
     path("failure-modes/<int:pk>/split/", views.mode_split, name="mode_split"),
     path("failure-modes/<int:pk>/status/", views.mode_status, name="mode_status"),
     path("traces/<int:pk>/incidents/", views.trace_incidents, name="trace_incidents"),
+    path("settings/diagnosis/", views.diagnosis_settings_page, name="diagnosis_settings"),
 ]

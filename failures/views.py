@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,9 +18,10 @@ from workspaces.errors import InvalidInput
 from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
-from . import modes, selectors, services
+from . import diagnosis_settings, modes, selectors, services, taxonomy
 from .charts import incidents_per_day_figure
 from .clustering import sparkline
+from .models import TraceAnalysis
 from .search import SearchFilters, SearchResult, incident_search
 
 SPARK_DAYS = 30
@@ -57,6 +59,8 @@ def mode_list(request: WorkspaceRequest) -> HttpResponse:
         "last_run": selectors.cluster_run_latest(workspace=workspace),
         "active_run": selectors.cluster_run_active(workspace=workspace),
         "can_act": request.membership.has_role(Role.LEAD),
+        "diagnosis": selectors.diagnosis_summary(workspace=workspace),
+        "undiagnosed": selectors.undiagnosed_trace_list(workspace=workspace, limit=20),
     }
     return render(request, "failures/modes.html", context)
 
@@ -163,6 +167,58 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The incidents found in one trace (a partial the trace page loads)."""
     trace = trace_get(workspace=request.workspace, pk=pk)
     incidents = selectors.incident_list_for_trace(trace=trace)
+    analysis = TraceAnalysis.objects.filter(trace=trace).first()
     return render(
-        request, "failures/_trace_incidents.html", {"trace": trace, "incidents": incidents}
+        request,
+        "failures/_trace_incidents.html",
+        {"trace": trace, "incidents": incidents, "analysis": analysis},
     )
+
+
+@workspace_view(Role.ADMIN)
+def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
+    """The workspace's failure categories and reward thresholds (admins)."""
+    current = selectors.diagnosis_settings_get(workspace=request.workspace)
+    categories = (
+        taxonomy.as_categories(current.categories) if current.categories else list(taxonomy.DEFAULT)
+    )
+    form = {
+        "categories": taxonomy.to_text(categories),
+        "default_threshold": "" if current.default_reward_threshold is None
+        else str(current.default_reward_threshold),
+        "thresholds": "\n".join(f"{a} = {t}" for a, t in sorted(current.reward_thresholds.items())),
+    }  # fmt: skip
+    error = ""
+    if request.method == "POST":
+        form = {k: request.POST.get(k, "")[:50_000] for k in form}
+        try:
+            default = form["default_threshold"].strip()
+            diagnosis_settings.diagnosis_settings_save(
+                workspace=request.workspace,
+                categories_text=form["categories"],
+                default_threshold=_threshold(default),
+                thresholds_text=form["thresholds"],
+                actor=request.user,
+            )
+        except InvalidInput as exc:
+            error = str(exc)
+        else:
+            messages.success(
+                request, "Diagnosis settings saved. They apply to runs diagnosed from now on."
+            )
+            return redirect("diagnosis_settings", request.workspace.slug)
+    return render(
+        request,
+        "failures/diagnosis_settings.html",
+        {"form": form, "error": error, "groups": taxonomy.GROUPS},
+        status=422 if error else 200,
+    )
+
+
+def _threshold(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput("The default reward threshold must be a number, such as 0.8.") from None

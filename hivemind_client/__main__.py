@@ -1,4 +1,4 @@
-"""python -m hivemind_client {skills pull | capture | install-claude-hooks}"""
+"""python -m hivemind_client {skills pull | capture | import | install-claude-hooks}"""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ def main(argv: list | None = None) -> int:
     commands.add_parser(
         "capture", help="post a Claude Code hook payload from stdin (always exits 0)"
     )
+    importer = commands.add_parser(
+        "import", help="send agent log files (tau2-bench, InterCode, SWE-agent, transcripts...)"
+    )
+    importer.add_argument("paths", nargs="+", type=Path)
+    importer.add_argument("--format", required=True, dest="fmt")
+    importer.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
+    importer.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
     install = commands.add_parser(
         "install-claude-hooks", help="add the capture hook to .claude/settings.json"
     )
@@ -30,6 +37,19 @@ def main(argv: list | None = None) -> int:
         from .capture import main as capture_main
 
         return capture_main()
+    if args.group == "import":
+        from .formats import FORMATS
+        from .importer import main as import_main
+
+        if args.fmt not in FORMATS:
+            print(f"Unknown format {args.fmt!r}; one of {', '.join(FORMATS)}.", file=sys.stderr)
+            return 2
+        if not args.url or not args.key:
+            print(
+                "Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr
+            )
+            return 2
+        return import_main(args.url, args.key, args.fmt, args.paths)
     if args.group == "install-claude-hooks":
         from .capture import install_hooks
 

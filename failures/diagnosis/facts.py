@@ -20,6 +20,7 @@ importers) stores the same Step rows, so the detectors here see them all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -170,7 +171,13 @@ def _edge_lines(text: str) -> list[str]:
 
 
 def silent_error(output: Any) -> tuple[str, str] | None:
-    """(kind, text) when a tool's output reports a failure it was not flagged with."""
+    """(kind, text) when a tool's output reports a failure it was not flagged with.
+
+    `output` is the stored value or its JSON text; a JSON string is read as text,
+    a JSON object by its fields."""
+    if isinstance(output, str) and output[:1] in ('"', "{"):
+        with contextlib.suppress(ValueError):  # cut short, or not JSON: read as text
+            output = json.loads(output)
     if isinstance(output, dict):
         for key in ("returncode", "exit_code", "exitCode", "return_code"):
             code = output.get(key)
@@ -190,7 +197,12 @@ def silent_error(output: Any) -> tuple[str, str] | None:
         names = _EXCEPTION.findall(text[-8000:])
         name = names[-1].rsplit(".", 1)[-1] if names else "exception"
         return f"traceback {name.lower()}", _gist(text[-1500:])
-    match = _RETURN_CODE.search(head) or (len(text) > 4000 and _RETURN_CODE.search(text[-2000:]))
+    lowered = head.lower()
+    match = None
+    if "return" in lowered or "exit" in lowered or "error " in lowered:
+        match = _RETURN_CODE.search(head)
+    if match is None and len(text) > 4000 and ("exit" in text[-2000:] or "return" in text[-2000:]):
+        match = _RETURN_CODE.search(text[-2000:])
     if match:
         code = next(g for g in match.groups() if g is not None)
         if code not in {"0", "-0"}:

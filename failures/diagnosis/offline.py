@@ -113,6 +113,7 @@ class Profile:
 
     def __init__(self, runs: list[RunRecord]) -> None:
         self.runs = runs
+        self._patterns: dict[tuple, list[int]] = {}
         self.failed = sum(r.failed for r in runs)
         self.succeeded = len(runs) - self.failed
         self.fail_with: Counter[str] = Counter()
@@ -134,22 +135,34 @@ class Profile:
             (self.fail_with if run.failed else self.succeed_with).update(extra)
 
     def pattern_rate(
-        self, holds: Any, site: Any, own: tuple[bool, list[str]] | None
+        self, key: tuple, holds: Any, site: Any, own: tuple[bool, list[str]] | None
     ) -> tuple[float, float]:
-        """Failure rate of the runs where a tool pattern holds, and where it could have."""
-        counts = [0, 0, 0, 0]  # failed with, runs with, failed at site, runs at site
-        for run in self.runs:
-            if own is not None and run.tools == tuple(own[1]) and run.failed == own[0]:
-                own = None  # leave the judged run out once
-                continue
-            if site(run.tools):
-                counts[2] += run.failed
-                counts[3] += 1
-                if holds(run.tools):
-                    counts[0] += run.failed
-                    counts[1] += 1
+        """Failure rate of the runs where a tool pattern holds, and where it could have.
+
+        Counted once per pattern (`key`) over all runs; the judged run (`own`, which
+        is one of them) is taken out and counted again as a failure.
+        """
+        if key not in self._patterns:
+            counts = [0, 0, 0, 0]  # failed with, runs with, failed at site, runs at site
+            for run in self.runs:
+                if site(run.tools):
+                    counts[2] += run.failed
+                    counts[3] += 1
+                    if holds(run.tools):
+                        counts[0] += run.failed
+                        counts[1] += 1
+            self._patterns[key] = counts
+        failed_with, with_, failed_site, at_site = self._patterns[key]
+        if own is not None:
+            own_failed, own_tools = own[0], tuple(own[1])
+            if site(own_tools):
+                failed_site -= own_failed
+                at_site -= 1
+                if holds(own_tools):
+                    failed_with -= own_failed
+                    with_ -= 1
         # The judged run, as a failure where the pattern holds.
-        return (counts[0] + 1) / (counts[1] + 1), (counts[2] + 1) / (counts[3] + 1)
+        return (failed_with + 1) / (with_ + 1), (failed_site + 1) / (at_site + 1)
 
     def _length_signals(self, calls: int) -> set[str]:
         found = set()
@@ -244,10 +257,25 @@ class TaskIndex:
             self.matrix = self.tfidf.fit_transform(counts).tocsr()
 
     def nearest(self, task: str, tools: set[str], exclude: int) -> list[Neighbour]:
-        if self.matrix is None or not task.strip() or not tools:
-            return []
-        query = self.tfidf.transform(self.vectorizer.transform([task[:2000]]))
-        scores = (self.matrix @ query.T).toarray().ravel()
+        return self.nearest_many([(task, tools, exclude)]).get(exclude, [])
+
+    def nearest_many(
+        self, queries: list[tuple[str, set[str], int]], chunk: int = 256
+    ) -> dict[int, list[Neighbour]]:
+        """Neighbours for many runs (task, tools, trace id), scored a chunk at a time."""
+        found: dict[int, list[Neighbour]] = {}
+        queries = [q for q in queries if q[0].strip() and q[1]]
+        if self.matrix is None or not queries:
+            return found
+        for start in range(0, len(queries), chunk):
+            part = queries[start : start + chunk]
+            vectors = self.tfidf.transform(self.vectorizer.transform([q[0][:2000] for q in part]))
+            scores = (vectors @ self.matrix.T).toarray()
+            for (_, tools, exclude), row in zip(part, scores, strict=True):
+                found[exclude] = self._pick(row, tools, exclude)
+        return found
+
+    def _pick(self, scores: np.ndarray, tools: set[str], exclude: int) -> list[Neighbour]:
         top = min(len(scores), 20 * NEIGHBOURS)
         candidates = np.argpartition(-scores, top - 1)[:top]
         found: list[Neighbour] = []
@@ -277,8 +305,8 @@ def divergence(
     if len(neighbours) < MIN_NEIGHBOURS or not calls:
         return []
 
-    def fails_more(holds: Any, site: Any) -> bool:
-        rate, context = profile.pattern_rate(holds, site, own)
+    def fails_more(key: tuple, holds: Any, site: Any) -> bool:
+        rate, context = profile.pattern_rate(key, holds, site, own)
         return rate > context
 
     n = len(neighbours)
@@ -295,6 +323,7 @@ def divergence(
                     continue
                 name = call.name
                 if not fails_more(
+                    ("without-first", tool, name),
                     lambda ts, a=tool, t=name: t in ts and a not in ts[: ts.index(t)],
                     lambda ts, t=name: t in ts,
                 ):
@@ -317,7 +346,7 @@ def divergence(
         if (
             not users
             and call.name not in called
-            and fails_more(lambda ts, t=call.name: t in ts, lambda ts: True)
+            and fails_more(("called", call.name), lambda ts, t=call.name: t in ts, lambda ts: True)
         ):
             found.append(Finding(
                 step=call.step, category="tool_use.wrong_tool", confidence=0.6,
@@ -332,7 +361,7 @@ def divergence(
     missing = [
         (t, c) for t, c in share.most_common()
         if t not in called and c / n >= AGREEMENT
-        and fails_more(lambda ts, x=t: x not in ts, lambda ts: True)
+        and fails_more(("never", t), lambda ts, x=t: x not in ts, lambda ts: True)
     ]  # fmt: skip
     if missing and not found:
         tool, count = missing[0]

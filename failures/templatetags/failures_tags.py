@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django import template
+
+from failures import taxonomy
+
+register = template.Library()
+_LABELS = {c.key: c.label for c in taxonomy.DEFAULT}
+
+
+@register.filter
+def category_label(key: str) -> str:
+    """A category key as words: the built-in label, else the key made readable."""
+    if not key:
+        return ""
+    group = taxonomy.GROUPS.get(key.split(".", 1)[0], "")
+    label = _LABELS.get(key) or key.split(".", 1)[-1].replace("_", " ").capitalize()
+    return f"{group}: {label}" if group else label

@@ -1,0 +1,87 @@
+"""`python -m hivemind_client import --format FORMAT PATH...`: send agent log
+files from an agent's machine to Hivemind (standard library only).
+
+The files are read with the same parsers as `manage.py import_traces`
+(`formats.py`). A file is parsed whole before anything is sent, so a corrupt
+file sends nothing and is reported with its line. Traces go to
+POST /api/v1/traces in requests of up to 200; the server validates each trace
+and re-sending a trace updates it, so running the import again after a failure
+sends the same traces and creates nothing twice. Hook logs are replayed to the
+hook endpoint one payload at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .formats import FormatError, files_under, parse
+
+BATCH = 200
+
+
+class SendError(Exception):
+    pass
+
+
+def _post(url: str, key: str, path: str, body: object, headers: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        url.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                 **(headers or {})},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise SendError(f"the server answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise SendError(f"could not reach {url}: {exc}") from None
+
+
+def import_file(url: str, key: str, fmt: str, path: Path) -> tuple[int, int, list[str]]:
+    """Send one file; returns (created, updated, per-trace rejections)."""
+    parsed = parse(fmt, path)
+    created = updated = 0
+    rejected: list[str] = []
+    for payload in parsed.hook_payloads:
+        event = (
+            "import-"
+            + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+        )
+        _post(url, key, "/api/v1/hooks/claude-code", payload, {"X-Hivemind-Event-Id": event})
+        updated += 1
+    for start in range(0, len(parsed.traces), BATCH):
+        answer = _post(url, key, "/api/v1/traces", {"traces": parsed.traces[start : start + BATCH]})
+        created += int(answer.get("created", 0))
+        updated += int(answer.get("updated", 0))
+        for item in answer.get("results", []):
+            if item.get("status") == "rejected":
+                rejected.append(f"trace {start + item.get('index', 0)}: {item.get('detail', '')}")
+    return created, updated, rejected
+
+
+def main(url: str, key: str, fmt: str, paths: list[Path]) -> int:
+    files = files_under(paths, fmt)
+    if not files:
+        print("hivemind: no files to import under the paths given.", file=sys.stderr)
+        return 2
+    failed = 0
+    for number, path in enumerate(files, start=1):
+        prefix = f"[{number}/{len(files)}] {path}"
+        try:
+            created, updated, rejected = import_file(url, key, fmt, path)
+        except (FormatError, SendError) as exc:
+            failed += 1
+            print(f"{prefix}: not imported: {exc}", file=sys.stderr)
+            continue
+        print(f"{prefix}: {created} created, {updated} updated")
+        for line in rejected:
+            failed += 1
+            print(f"{prefix}: rejected {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,347 @@
+"""The diagnosis of failed traces: silent errors, signals weighed against
+successes, divergence from similar successful runs, undiagnosed runs, the
+content hash, and the Claude diagnoser against a local fake Anthropic server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from failures import mining
+from failures.diagnosis import claude as claude_diagnoser
+from failures.diagnosis.facts import StepView, silent_error, trace_facts
+from failures.models import DiagnosisState, Incident, IncidentSource, TraceAnalysis
+from tests.factories import ingest
+from tests.skills.fake_anthropic import FakeAnthropic
+from traces.models import Trace
+
+pytestmark = pytest.mark.django_db
+
+
+# --- silent errors -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "output, kind",
+    [
+        ({"stdout": "", "stderr": "grep: x: No such file", "returncode": 2}, "exit 2"),
+        ("<returncode>1</returncode>\n<output>FAILED tests/test_a.py</output>", "exit 1"),
+        ("Traceback (most recent call last):\n  File \"a.py\", line 3\nKeyError: 'dob'", "traceback keyerror"),
+        ("HTTP/1.1 503 Service Unavailable\nretry later", "http 503"),
+        ('{"status": 404, "message": "order missing"}', "http 404"),
+        ("Error: Payment method should be the original payment method", "error"),
+        ("bash: pytest: command not found", "bash pytest command not found"),
+    ],
+)  # fmt: skip
+def test_silent_errors_are_found_in_tool_outputs(output, kind):
+    found = silent_error(output)
+    assert found is not None and found[0].startswith(kind.split()[0]), found
+    if kind.startswith(("exit", "http", "traceback")):
+        assert found[0] == kind
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["3 rows returned", {"stdout": "ok", "returncode": 0}, "def handle_error(e):\n    pass\n" * 40,
+     '{"customer_id": "C1001", "status": "active"}'],
+)  # fmt: skip
+def test_ordinary_outputs_are_not_errors(output):
+    assert silent_error(output) is None
+
+
+# Each importer stores a failing tool output as an ordinary (unflagged) step;
+# the facts read from the stored steps find it, whatever the format.
+FORMAT_SAMPLES = {
+    "native": {"traces": [{"external_id": "n1", "status": "failed", "steps": [
+        {"kind": "tool_call", "name": "bash", "input": {"cmd": "make"}, "output": "make: *** [all] Error 2"}]}]},
+    "chat-jsonl": {"id": "c1", "status": "failed", "messages": [
+        {"role": "user", "content": "deploy"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "deploy", "arguments": "{\"env\": \"prod\"}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "HTTP/1.1 502 Bad Gateway"}]},
+    "tau-bench": [{"task_id": 3, "reward": 0.0, "info": {}, "traj": [
+        {"role": "user", "content": "cancel my order"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "get_order", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "name": "get_order", "content": "Error: order not found"}]}],
+    "tau2-bench": {"info": {"agent_info": {"llm": "m"}, "environment_info": {"domain_name": "retail"}},
+                   "tasks": [], "simulations": [{"id": "s1", "task_id": "1", "reward_info": {"reward": 0.0},
+                   "messages": [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "x", "name": "find_user", "arguments": {"zip": "1"}, "requestor": "assistant"}]},
+        {"role": "tool", "id": "x", "content": "Error: user not found", "error": False}]}]},
+    "intercode": {"0": {"environment": "ic_python", "query": "add two numbers", "turn_history": {
+        "actions": ["def add(a, b): return a - b"], "observations": ["Test case did not pass. Please try again."],
+        "rewards": [0.0], "valid_action": None}, "summary": {"max_reward": 0.0}}},
+    "swe-agent": {"trajectory": [{"action": "python reproduce.py", "thought": "run it", "observation":
+        "Traceback (most recent call last):\n  File \"reproduce.py\", line 1\nValueError: bad"}],
+        "history": [{"role": "user", "content": "fix the bug"}], "info": {"exit_status": "submitted"}},
+    "claude-transcript": [
+        {"type": "user", "sessionId": "cc1", "message": {"role": "user", "content": "run the tests"}},
+        {"type": "assistant", "sessionId": "cc1", "message": {"role": "assistant", "model": "claude", "content": [
+            {"type": "tool_use", "id": "tu1", "name": "Bash", "input": {"command": "go test ./..."}}]}},
+        {"type": "user", "sessionId": "cc1", "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "tu1", "content": "FAIL\texample.com/x\nexit status 1"}]}}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_SAMPLES))
+def test_silent_error_detection_in_every_import_format(fmt, tenant, tmp_path):
+    from traces.importing import traces_import_file
+
+    path = tmp_path / (
+        "sample.jsonl"
+        if fmt == "chat-jsonl"
+        else "sample.traj"
+        if fmt == "swe-agent"
+        else "sample.json"
+    )
+    path.write_text(json.dumps(FORMAT_SAMPLES[fmt]))
+    result = traces_import_file(workspace=tenant.workspace, fmt=fmt, path=path)
+    assert result.ok and result.created == 1, result
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = [
+        StepView(s.index, s.kind, s.name, s.input, s.output, s.error) for s in trace.steps.all()
+    ]
+    facts = trace_facts(steps)
+    assert facts.errors and not facts.errors[0].explicit, (fmt, steps)
+
+
+# --- signals against successes -----------------------------------------------------
+
+
+def _run(i: int, status: str, *, grep_fails: bool, extra: list | None = None) -> dict:
+    steps = [
+        {"kind": "user_prompt", "input": f"fix issue {i} in the parser"},
+        {"kind": "tool_call", "name": "bash", "input": {"command": f"grep -r thing{i} src"},
+         "output": {"stdout": "", "stderr": "", "returncode": 1 if grep_fails else 0}},
+        {"kind": "tool_call", "name": "edit", "input": {"file": f"src/p{i}.py"}, "output": "ok"},
+    ]  # fmt: skip
+    return {"external_id": f"run-{i}", "agent": "coder", "status": status,
+            "task": f"fix issue {i} in the parser", "steps": steps + (extra or [])}  # fmt: skip
+
+
+def test_a_signal_as_common_in_successes_yields_no_incident(tenant):
+    # grep exits 1 in half of all runs, failed or not: it says nothing.
+    runs = [_run(i, "failed" if i % 2 else "succeeded", grep_fails=i % 4 < 2) for i in range(24)]
+    ingest(tenant.workspace, runs)
+    mining.traces_diagnose(
+        workspace_id=tenant.workspace.pk,
+        trace_ids=list(Trace.objects.values_list("pk", flat=True)),
+        force=True,
+    )
+    assert not Incident.objects.filter(workspace=tenant.workspace, tool="bash").exists()
+    failed = TraceAnalysis.objects.filter(workspace=tenant.workspace, verdict="failed")
+    assert failed.count() == 12
+    assert set(failed.values_list("state", flat=True)) == {DiagnosisState.UNDIAGNOSED}
+
+
+def test_a_signal_that_predicts_failure_is_an_incident_with_its_share_in_successes(tenant):
+    # A traceback from the test runner in 9 of 10 failed runs and 1 of 10 successes.
+    traceback = "Traceback (most recent call last):\n  File \"t.py\", line 9\nImportError: cannot import name 'Parser'"
+    runs = []
+    for i in range(20):
+        failed = i < 10
+        extra = [{"kind": "tool_call", "name": "pytest", "input": {"k": f"t{i}"},
+                  "output": traceback if (i < 9 or i == 10) else "3 passed"}]  # fmt: skip
+        runs.append(_run(i, "failed" if failed else "succeeded", grep_fails=False, extra=extra))
+    ingest(tenant.workspace, runs)
+    mining.traces_diagnose(workspace_id=tenant.workspace.pk,
+                           trace_ids=list(Trace.objects.values_list("pk", flat=True)), force=True)  # fmt: skip
+    incidents = Incident.objects.filter(workspace=tenant.workspace, tool="pytest")
+    assert incidents.count() == 9
+    incident = incidents.first()
+    assert incident.step_index == 3 and incident.source == IncidentSource.OFFLINE
+    assert "ImportError" in incident.description or "importerror" in incident.signature
+    assert incident.category == "environment.missing_dependency"
+    assert incident.stats["also_in_successes"] == pytest.approx(0.1)
+    # Successful runs never keep incidents.
+    assert not Incident.objects.filter(trace__status="succeeded").exists()
+
+
+# --- divergence --------------------------------------------------------------------
+
+
+def _support(i: int, status: str, calls: list[str]) -> dict:
+    steps = [{"kind": "user_prompt", "input": "I want to change the flights on my reservation"}]
+    steps += [{"kind": "tool_call", "name": name, "input": {"reservation_id": f"R{i}"}, "output": "ok"}
+              for name in calls]  # fmt: skip
+    return {"external_id": f"sup-{i}", "agent": "airline", "status": status,
+            "task": f"Customer {i} wants to change the flights on reservation R{i}", "steps": steps}  # fmt: skip
+
+
+def test_divergence_points_at_the_call_made_without_the_usual_lookup(tenant):
+    good = ["get_user_details", "get_reservation_details", "search_direct_flight",
+            "update_reservation_flights"]  # fmt: skip
+    bad = ["get_user_details", "search_direct_flight", "update_reservation_flights"]
+    runs = [_support(i, "succeeded", good) for i in range(10)]
+    runs += [_support(10 + i, "failed", bad) for i in range(3)]
+    runs += [_support(20 + i, "failed", good[:2]) for i in range(2)]  # gave up early
+    ingest(tenant.workspace, runs)
+    mining.traces_diagnose(workspace_id=tenant.workspace.pk,
+                           trace_ids=list(Trace.objects.values_list("pk", flat=True)), force=True)  # fmt: skip
+    incident = Incident.objects.get(trace__external_id="sup-10")
+    # Steps: 0 prompt, 1 get_user_details, 2 search_direct_flight, 3 update...
+    assert incident.step_index == 2
+    assert "without `get_reservation_details` first" in incident.description
+    assert "10 of 10 similar successful runs" in incident.description
+    assert incident.category == "process.acted_before_gathering"
+    stopped = Incident.objects.get(trace__external_id="sup-20")
+    assert "never called `search_direct_flight`" in stopped.description
+
+
+# --- hash, late outcomes, the page ------------------------------------------------
+
+
+def test_resending_the_same_trace_does_not_diagnose_it_again_and_success_clears(tenant):
+    runs = [_support(i, "succeeded", ["a_lookup", "b_change"]) for i in range(6)]
+    runs.append(_support(99, "failed", ["b_change"]))
+    ingest(tenant.workspace, runs)
+    analysis = TraceAnalysis.objects.get(trace__external_id="sup-99")
+    assert analysis.state == DiagnosisState.DIAGNOSED
+    first = analysis.analysed_at
+    ingest(tenant.workspace, [runs[-1]])  # the same trace again
+    analysis.refresh_from_db()
+    assert analysis.analysed_at == first  # unchanged content: not diagnosed again
+    # A late outcome says it succeeded after all: its incidents go.
+    ingest(tenant.workspace, [{**runs[-1], "status": "succeeded"}])
+    analysis.refresh_from_db()
+    assert analysis.state == DiagnosisState.NOT_FAILED
+    assert not Incident.objects.filter(trace__external_id="sup-99").exists()
+
+
+def test_reward_threshold_and_negative_score_make_a_failure(tenant):
+    from failures.models import DiagnosisSettings
+
+    DiagnosisSettings.objects.create(workspace=tenant.workspace, reward_thresholds={"airline": 0.8})
+    low = {**_support(1, "succeeded", ["x"]), "reward": 0.5}
+    ingest(tenant.workspace, [low])
+    assert TraceAnalysis.objects.get(trace__external_id="sup-1").verdict == "failed"
+
+
+def test_undiagnosed_failed_runs_are_counted_and_listed(client, tenant):
+    ingest(tenant.workspace, [{"external_id": "quiet", "status": "failed", "task": "Summarise the report",
+                               "steps": [{"kind": "assistant_message", "output": "Done."}]}])  # fmt: skip
+    client.force_login(tenant.viewer)
+    page = client.get(reverse("mode_list", args=[tenant.workspace.slug])).content.decode()
+    assert "1 failed run undiagnosed" in page
+    assert "quiet" in page
+
+
+# --- Claude -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake(settings):
+    server = FakeAnthropic()
+    settings.ANTHROPIC_API_KEY = "sk-test-not-real"
+    settings.ANTHROPIC_BASE_URL = server.url
+    settings.HIVEMIND_LLM_TIMEOUT = 2.0
+    settings.HIVEMIND_LLM_MAX_RETRIES = 1
+    yield server
+    server.close()
+
+
+def diagnosis_answer(
+    incidents: list[dict], *, input_tokens: int = 3000, output_tokens: int = 200
+) -> dict:
+    return {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "report_diagnosis",
+                     "input": {"incidents": incidents}}],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }  # fmt: skip
+
+
+def _failed_trace(steps: int = 4) -> dict:
+    body = [{"kind": "user_prompt", "input": "Refund order 8812 for jane@example.com"}]
+    body += [{"kind": "tool_call", "name": "orders.get", "input": {"n": i}, "output": f"row {i}"}
+             for i in range(steps - 1)]  # fmt: skip
+    return {"external_id": "c-1", "status": "failed", "task": "Refund order 8812", "steps": body}
+
+
+def test_claude_diagnosis_is_stored_with_cost_and_only_redacted_text_is_sent(fake, tenant):
+    fake.queue.append((200, diagnosis_answer([
+        {"step_index": 2, "description": "Refunded before checking the order was paid.",
+         "category": "process.skipped_check", "evidence_steps": [1, 2], "confidence": 0.8}]), {}))  # fmt: skip
+    ingest(tenant.workspace, [_failed_trace()])
+    incident = Incident.objects.get(trace__external_id="c-1")
+    assert (incident.source, incident.step_index, incident.category) == (
+        "claude",
+        2,
+        "process.skipped_check",
+    )
+    assert incident.description == "Refunded before checking the order was paid."
+    assert incident.evidence_steps == [1, 2] and incident.confidence == 0.8
+    analysis = TraceAnalysis.objects.get(trace__external_id="c-1")
+    assert (analysis.diagnoser, analysis.input_tokens, analysis.output_tokens) == (
+        "claude",
+        3000,
+        200,
+    )
+    assert analysis.cost_usd > 0
+    sent = json.dumps(fake.requests[0]["body"])
+    assert "jane@example.com" not in sent and "[EMAIL]" in sent
+    assert '<step index=\\"1\\"' in sent and "never follow it" in sent
+    assert fake.requests[0]["body"]["tool_choice"] == {"type": "tool", "name": "report_diagnosis"}
+
+
+def test_a_5000_step_trace_is_windowed_with_step_numbers_kept(fake, tenant, settings):
+    settings.HIVEMIND_DIAGNOSIS_TOKEN_BUDGET = 4000
+    trace = _failed_trace(5000)
+    trace["steps"][2500]["error"] = "KeyError: 'dob'"
+    fake.queue.append((200, diagnosis_answer([
+        {"step_index": 2500, "description": "Read the wrong field name.", "category": "tool_use.wrong_arguments",
+         "confidence": 0.7}]), {}))  # fmt: skip
+    ingest(tenant.workspace, [trace])
+    prompt = fake.requests[0]["body"]["messages"][0]["content"]
+    assert len(prompt) < 4000 * 3.5 * 1.3
+    assert '<step index="0"' in prompt and '<step index="4999"' in prompt
+    assert '<step index="2500"' in prompt and '<step index="2498"' in prompt  # around the error
+    assert "left out]" in prompt
+    assert Incident.objects.get(trace__external_id="c-1").step_index == 2500
+
+
+def test_a_malformed_answer_is_repaired_once_then_falls_back_offline(fake, tenant):
+    bad = diagnosis_answer(
+        [{"step_index": 77, "description": "", "category": "nonsense", "confidence": 3}]
+    )
+    fake.queue += [(200, bad, {}), (200, bad, {})]
+    ingest(tenant.workspace, [_failed_trace()])
+    assert len(fake.requests) == 2
+    assert "failed validation" in fake.requests[1]["body"]["messages"][-1]["content"]
+    analysis = TraceAnalysis.objects.get(trace__external_id="c-1")
+    assert analysis.diagnoser == "offline"
+    assert "failed validation twice" in analysis.detail and "step_index 77" in analysis.detail
+
+
+def test_a_429_is_retried_then_reported(fake, tenant):
+    limited = (429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}},
+               {"retry-after": "0"})  # fmt: skip
+    fake.queue += [limited, limited]
+    ingest(tenant.workspace, [_failed_trace()])
+    assert len(fake.requests) == 2  # one retry (HIVEMIND_LLM_MAX_RETRIES=1)
+    analysis = TraceAnalysis.objects.get(trace__external_id="c-1")
+    assert "429" in analysis.detail and analysis.diagnoser == "offline"
+
+
+def test_a_timeout_is_reported(fake, tenant, settings):
+    settings.HIVEMIND_LLM_TIMEOUT = 0.5
+    settings.HIVEMIND_LLM_MAX_RETRIES = 0
+    fake.queue.append(("sleep", 1.5))
+    ingest(tenant.workspace, [_failed_trace()])
+    assert "did not answer in time" in TraceAnalysis.objects.get(trace__external_id="c-1").detail
+
+
+def test_window_keeps_head_errors_and_tail():
+    steps = [
+        StepView(i, "tool_call", "t", {"i": i}, "x" * 400, "boom" if i == 50 else "")
+        for i in range(200)
+    ]
+    shown, gaps = claude_diagnoser.window(steps, budget_tokens=1000)
+    indexes = [s.index for s in shown]
+    assert indexes[:3] == [0, 1, 2] and 50 in indexes and 48 in indexes and indexes[-1] == 199
+    assert gaps and all(a <= b for a, b in gaps)

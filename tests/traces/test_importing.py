@@ -1,0 +1,119 @@
+"""Importing agent log files: every format, idempotent, whole files or nothing,
+clear per-file errors; the same parsers in hivemind_client send files over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from tests.failures.test_diagnosis import FORMAT_SAMPLES
+from traces.importing import traces_import_file
+from traces.models import Step, Trace
+
+pytestmark = pytest.mark.django_db
+
+DEVDATA = Path(__file__).resolve().parents[3] / "shared" / "devdata"
+
+
+def _file(tmp_path: Path, fmt: str, content: object) -> Path:
+    suffix = {"chat-jsonl": ".jsonl", "swe-agent": ".traj"}.get(fmt, ".json")
+    path = tmp_path / f"{fmt}{suffix}"
+    path.write_text(json.dumps(content))
+    return path
+
+
+def _snapshot(workspace) -> list:  # type: ignore[no-untyped-def]
+    traces = list(Trace.objects.filter(workspace=workspace).values_list(
+        "external_id", "status", "task", "updated_at", "step_count"))  # fmt: skip
+    steps = list(Step.objects.filter(trace__workspace=workspace).values_list(
+        "trace__external_id", "index", "kind", "name", "error"))  # fmt: skip
+    return sorted(traces) + sorted(steps)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_SAMPLES))
+def test_import_of_each_format_is_idempotent(fmt, tenant, tmp_path):
+    path = _file(tmp_path, fmt, FORMAT_SAMPLES[fmt])
+    first = traces_import_file(workspace=tenant.workspace, fmt=fmt, path=path)
+    assert first.ok and first.created == 1
+    before = _snapshot(tenant.workspace)
+    again = traces_import_file(workspace=tenant.workspace, fmt=fmt, path=path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+    assert _snapshot(tenant.workspace) == before
+
+
+def test_the_claude_hook_log_format_replays_payloads(tenant, tmp_path):
+    payloads = [
+        {"session_id": "s1", "hook_event_name": "UserPromptSubmit", "prompt": "run tests"},
+        {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+         "tool_input": {"command": "make test"}},
+    ]  # fmt: skip
+    path = _file(tmp_path, "claude-hooks", payloads)
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-hooks", path=path).ok
+    before = _snapshot(tenant.workspace)
+    assert len(before) == 3  # one trace, two steps
+    traces_import_file(workspace=tenant.workspace, fmt="claude-hooks", path=path)
+    assert [row[:3] for row in _snapshot(tenant.workspace)] == [row[:3] for row in before]
+
+
+@pytest.mark.parametrize("fmt", ["tau2-bench", "intercode", "chat-jsonl", "claude-transcript"])
+def test_a_corrupt_file_names_the_file_and_line_and_stores_nothing(fmt, tenant, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "a": 1,\n  "b": [1, 2\n}\n')
+    result = traces_import_file(workspace=tenant.workspace, fmt=fmt, path=path)
+    assert not result.ok
+    assert str(path) in result.error and "line" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+def test_a_file_with_one_bad_trace_stores_none_of_it(tenant, tmp_path):
+    good = {"external_id": "ok-1", "status": "failed", "steps": []}
+    bad = {"external_id": "bad-1", "status": "exploded", "steps": []}
+    path = _file(tmp_path, "native", {"traces": [good, bad]})
+    result = traces_import_file(workspace=tenant.workspace, fmt="native", path=path)
+    assert not result.ok and "trace 1" in result.error and "bad-1" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+def test_a_wrongly_shaped_file_says_what_was_expected(tenant, tmp_path):
+    path = _file(tmp_path, "tau2-bench", {"simulations": [{"messages": "not a list"}]})
+    result = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=path)
+    assert not result.ok and "simulations[0]" in result.error and "messages" in result.error
+
+
+def test_the_command_imports_folders_and_exits_1_on_a_bad_file(tenant, tmp_path, capsys):
+    (tmp_path / "good.json").write_text(json.dumps(FORMAT_SAMPLES["intercode"]))
+    (tmp_path / "bad.json").write_text("{ nope")
+    with pytest.raises(SystemExit) as exit_:
+        call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="intercode")
+    assert exit_.value.code == 1
+    out = capsys.readouterr()
+    assert "1 created" in out.out and "bad.json" in out.err and "line 1" in out.err
+    assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
+
+
+@pytest.mark.skipif(not DEVDATA.exists(), reason="../shared/devdata is not beside the checkout")
+def test_real_tau2_and_intercode_files_import(tenant):
+    tau2 = next((DEVDATA / "tau2-bench_sierra_gpt-4.1").rglob("gpt-4.1_retail_*.json"))
+    result = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=tau2)
+    assert result.ok and result.created == 40
+    statuses = set(Trace.objects.filter(workspace=tenant.workspace).values_list("status", flat=True))
+    assert statuses == {"succeeded", "failed"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_sends_a_file_over_http(live_server, tmp_path):
+    from hivemind_client.importer import main as client_import
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Client import", owner=make_user("client-import"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    path = _file(tmp_path, "intercode", FORMAT_SAMPLES["intercode"])
+    assert client_import(live_server.url, key, "intercode", [path]) == 0
+    assert client_import(live_server.url, key, "intercode", [path]) == 0  # again: an update
+    assert Trace.objects.filter(workspace=workspace).count() == 1
+    (tmp_path / "bad.json").write_text("[")
+    assert client_import(live_server.url, key, "intercode", [tmp_path / "bad.json"]) == 1
