@@ -83,7 +83,17 @@ def incidents_mine(*, workspace_id: int, trace_ids: list[int], force: bool = Fal
     return Incident.objects.filter(workspace_id=workspace_id, trace_id__in=trace_ids).count()
 
 
-def traces_diagnose(*, workspace_id: int, trace_ids: list[int], force: bool = False) -> MineResult:
+def traces_diagnose(
+    *,
+    workspace_id: int,
+    trace_ids: list[int],
+    force: bool = False,
+    use_batches: bool = False,
+    poll_seconds: float = 30.0,
+) -> MineResult:
+    """Diagnose the traces that changed (all of them with `force`). With a Claude key,
+    failed traces go to Claude one request each, or all in one Message Batch
+    (`use_batches`, half price, for backfills: blocks until the batch ends)."""
     result = MineResult()
     rows = _load(workspace_id, trace_ids)
     if not rows:
@@ -128,7 +138,7 @@ def traces_diagnose(*, workspace_id: int, trace_ids: list[int], force: bool = Fa
         neighbours = nearest.get(row.id, []) if failed else []
         found = offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
         diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
-        if failed and claude is not None:
+        if failed and claude is not None and not use_batches:
             try:
                 answer = claude(workspace_id, row)
                 found, usage, diagnoser = answer.findings, answer.usage, "claude"
@@ -137,9 +147,39 @@ def traces_diagnose(*, workspace_id: int, trace_ids: list[int], force: bool = Fa
                 logger.warning("diagnosis of trace %s: %s", row.id, detail)
         findings[row.id] = found
         notes[row.id] = (diagnoser, detail, usage)
+    if use_batches and claude is not None and failed_rows:
+        _apply_batch(workspace_id, failed_rows, findings, notes, poll_seconds)
     with transaction.atomic():
         _write(workspace_id, changed, findings, notes, profiles, result)
     return result
+
+
+def _apply_batch(
+    workspace_id: int,
+    rows: list[TraceRow],
+    findings: dict[int, list[offline.Finding]],
+    notes: dict[int, tuple[str, str, tuple[int, int, float]]],
+    poll_seconds: float,
+) -> None:
+    """Claude's answers from one Message Batch replace the offline findings; a
+    trace whose request failed keeps them, with the reason."""
+    from .diagnosis.claude import Answer, backfill_with_batches
+
+    try:
+        answers = backfill_with_batches(workspace_id, rows, poll_seconds=poll_seconds)
+    except Exception as exc:  # the whole batch failed: every trace keeps its offline result
+        for row in rows:
+            notes[row.id] = ("offline", f"Claude batch failed, offline result kept: {exc}"[:2000],
+                             (0, 0, 0.0))  # fmt: skip
+        return
+    for row in rows:
+        answer = answers.get(row.id, "no answer in the batch")
+        if isinstance(answer, Answer):
+            findings[row.id] = answer.findings
+            notes[row.id] = ("claude", "", answer.usage)
+        else:
+            notes[row.id] = ("offline", f"Claude batch: {answer}; offline result kept"[:2000],
+                             (0, 0, 0.0))  # fmt: skip
 
 
 # --- reading ------------------------------------------------------------------

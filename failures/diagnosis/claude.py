@@ -100,35 +100,36 @@ def tool_schema(categories: list[taxonomy.Category]) -> dict[str, Any]:
 def window(
     steps: list[StepView], budget_tokens: int
 ) -> tuple[list[StepView], list[tuple[int, int]]]:
-    """The steps to show: head, around errors, tail; and the gaps left out."""
+    """The steps to show within the budget, and the gaps left out.
+
+    In order of priority: the first steps (the request) and the last three
+    (how it ended) always; then each error with the steps around it, earliest
+    error first (where the run first went wrong); then the rest of the last
+    steps; then earlier steps, filling backwards from the end.
+    """
     if not steps:
         return [], []
-    chosen: set[int] = set(range(min(HEAD_STEPS, len(steps))))
-    chosen |= set(range(max(0, len(steps) - TAIL_STEPS), len(steps)))
+    count = len(steps)
+    required = list(range(min(HEAD_STEPS, count))) + list(range(max(0, count - 3), count))
+    wanted: list[int] = []
     for position, step in enumerate(steps):
         if step.error or step.kind == "error":
-            chosen |= set(
-                range(
-                    max(0, position - AROUND_ERRORS), min(len(steps), position + AROUND_ERRORS + 1)
-                )
-            )
-    # Then fill from the end backwards while the budget allows.
+            for offset in range(AROUND_ERRORS + 1):  # the error first, then outwards
+                wanted += [p for p in (position - offset, position + offset) if 0 <= p < count]
+    wanted += range(max(0, count - TAIL_STEPS), count)
+    wanted += range(count - 1, -1, -1)
     budget = budget_tokens * CHARS_PER_TOKEN
+    chosen = set(required)
     used = sum(_size(steps[i]) for i in chosen)
-    for position in range(len(steps) - 1, -1, -1):
+    for position in wanted:
         if position in chosen:
             continue
         size = _size(steps[position])
         if used + size > budget:
-            break
+            continue
         chosen.add(position)
         used += size
-    # Over budget with the required steps alone: keep the head, tail and the latest errors.
     ordered = sorted(chosen)
-    while used > budget and len(ordered) > HEAD_STEPS + TAIL_STEPS:
-        drop = ordered[HEAD_STEPS]
-        ordered.remove(drop)
-        used -= _size(steps[drop])
     shown = [steps[i] for i in ordered]
     gaps = []
     previous = -1

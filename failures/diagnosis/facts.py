@@ -194,9 +194,14 @@ def silent_error(output: Any) -> tuple[str, str] | None:
         return None
     head = text[:4000]
     if "Traceback" in text and (_TRACEBACK.search(head) or _TRACEBACK.search(text[-8000:])):
-        names = _EXCEPTION.findall(text[-8000:])
+        tail = text[-8000:]
+        names = _EXCEPTION.findall(tail)
         name = names[-1].rsplit(".", 1)[-1] if names else "exception"
-        return f"traceback {name.lower()}", _gist(text[-1500:])
+        raised = next(
+            (line.strip() for line in reversed(tail.splitlines()) if line.strip().startswith(names[-1])),
+            "",
+        ) if names else ""  # fmt: skip
+        return f"traceback {name.lower()}", (raised + "\n" + _gist(text[-1500:])).strip()
     lowered = head.lower()
     match = None
     if "return" in lowered or "exit" in lowered or "error " in lowered:

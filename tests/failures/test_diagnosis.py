@@ -341,7 +341,49 @@ def test_window_keeps_head_errors_and_tail():
         StepView(i, "tool_call", "t", {"i": i}, "x" * 400, "boom" if i == 50 else "")
         for i in range(200)
     ]
-    shown, gaps = claude_diagnoser.window(steps, budget_tokens=1000)
+    shown, gaps = claude_diagnoser.window(steps, budget_tokens=1500)
     indexes = [s.index for s in shown]
     assert indexes[:3] == [0, 1, 2] and 50 in indexes and 48 in indexes and indexes[-1] == 199
     assert gaps and all(a <= b for a, b in gaps)
+
+
+def test_a_backfill_goes_through_the_message_batches_api(fake, tenant, settings):
+    from django.core.management import call_command
+
+    settings.ANTHROPIC_API_KEY = ""  # ingest offline first
+    ingest(tenant.workspace, [_failed_trace(), {**_failed_trace(), "external_id": "c-2"}])
+    settings.ANTHROPIC_API_KEY = "sk-test-not-real"
+
+    # Answered from the fake server's thread, which must not touch the database.
+    second_id = f"trace-{Trace.objects.get(external_id='c-2').pk}"
+
+    def answer(custom_id: str) -> dict:
+        if custom_id == second_id:
+            return {
+                "type": "errored",
+                "error": {
+                    "type": "error",
+                    "error": {"type": "overloaded_error", "message": "busy"},
+                },
+            }
+        return {"type": "succeeded", "message": diagnosis_answer([
+            {"step_index": 1, "description": "Looked up the wrong order.", "category": "reasoning.misread_output",
+             "confidence": 0.6}], input_tokens=1000, output_tokens=100)}  # fmt: skip
+
+    fake.batch_answer = answer
+    call_command(
+        "diagnose_traces", workspace=tenant.workspace.slug, all=True, batch=True, poll_seconds=0.01
+    )
+    assert [r["path"] for r in fake.requests] == ["/v1/messages/batches"]
+    assert len(fake.requests[0]["body"]["requests"]) == 2
+    done = Incident.objects.get(trace__external_id="c-1")
+    assert (done.source, done.step_index) == ("claude", 1)
+    first = TraceAnalysis.objects.get(trace__external_id="c-1")
+    assert first.diagnoser == "claude" and first.input_tokens == 1000
+    # Half price: (1000 × in + 100 × out) / 1e6 × 0.5.
+    expected = (
+        0.5 * (1000 * settings.HIVEMIND_LLM_PRICE_IN + 100 * settings.HIVEMIND_LLM_PRICE_OUT) / 1e6
+    )
+    assert first.cost_usd == pytest.approx(expected)
+    second = TraceAnalysis.objects.get(trace__external_id="c-2")
+    assert second.diagnoser == "offline" and "errored" in second.detail

@@ -87,7 +87,9 @@ def test_the_command_imports_folders_and_exits_1_on_a_bad_file(tenant, tmp_path,
     (tmp_path / "good.json").write_text(json.dumps(FORMAT_SAMPLES["intercode"]))
     (tmp_path / "bad.json").write_text("{ nope")
     with pytest.raises(SystemExit) as exit_:
-        call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="intercode")
+        call_command(
+            "import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="intercode"
+        )
     assert exit_.value.code == 1
     out = capsys.readouterr()
     assert "1 created" in out.out and "bad.json" in out.err and "line 1" in out.err
@@ -99,7 +101,9 @@ def test_real_tau2_and_intercode_files_import(tenant):
     tau2 = next((DEVDATA / "tau2-bench_sierra_gpt-4.1").rglob("gpt-4.1_retail_*.json"))
     result = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=tau2)
     assert result.ok and result.created == 40
-    statuses = set(Trace.objects.filter(workspace=tenant.workspace).values_list("status", flat=True))
+    statuses = set(
+        Trace.objects.filter(workspace=tenant.workspace).values_list("status", flat=True)
+    )
     assert statuses == {"succeeded", "failed"}
 
 
