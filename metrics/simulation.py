@@ -202,7 +202,9 @@ class Simulation:
         trace_ids = list(
             Trace.objects.filter(workspace=self.workspace).values_list("pk", flat=True)
         )
-        incidents_mine(workspace_id=self.workspace.pk, trace_ids=trace_ids)
+        # force: earlier rounds are judged again against the grown baseline, as the
+        # worker's sweep does once an agent's labelled runs have doubled.
+        incidents_mine(workspace_id=self.workspace.pk, trace_ids=trace_ids, force=True)
         incidents_embed(workspace_id=self.workspace.pk, limit=100_000)
         failure_modes_recluster(workspace_id=self.workspace.pk)
         for job in distill_due(workspace_id=self.workspace.pk):

@@ -129,7 +129,7 @@ class TraceIn(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     model: str = Field("", max_length=200)
-    skills_in_scope: list[str] = Field(
+    skills_in_scope: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=200, description='"name@version" or "name".'
     )
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -358,8 +358,11 @@ def divergence(
             break
         called.add(call.name)
     share = Counter(t for nb in neighbours for t in set(nb.tools))
+    # Ties go to the tool the neighbours call earliest (the first thing skipped).
+    first_at = {t: min(nb.tools.index(t) for nb in neighbours if t in nb.tools) for t in share}
+    ordered = sorted(share.items(), key=lambda kv: (-kv[1], first_at[kv[0]], kv[0]))
     missing = [
-        (t, c) for t, c in share.most_common()
+        (t, c) for t, c in ordered
         if t not in called and c / n >= AGREEMENT
         and fails_more(("never", t), lambda ts, x=t: x not in ts, lambda ts: True)
     ]  # fmt: skip
@@ -423,7 +426,13 @@ def diagnose(
         first = events[0]
         weight = weighed(signal) if baseline else None
         if baseline and weight is None:
-            continue
+            # Not more likely to fail than runs without it, as far as a 95% bound
+            # can tell; still kept when a tool flagged it and no successful run of
+            # the agent ever had it (one occurrence cannot beat the bound).
+            raw = weights[signal]
+            if not (first.explicit and raw.also_in_successes == 0):
+                continue
+            weight = raw
         if not baseline and not first.explicit:
             continue  # nothing to weigh a silent error against
         ended = facts.calls and events[-1].step >= facts.calls[-1].step
@@ -481,7 +490,12 @@ def diagnose(
             evidence=[c.step for c in facts.calls[profile.long_after:]][:10], tool=last.name,
             stats={"method": "signal", **weight.as_stats()},
         ))  # fmt: skip
-    if "short_run" in signals and (weight := weighed("short_run")):
+    # A run that stopped on a failing call is explained by that error, not its length.
+    if (
+        "short_run" in signals
+        and "ended_on_error" not in signals
+        and (weight := weighed("short_run"))
+    ):
         last = facts.calls[-1] if facts.calls else None
         findings.append(Finding(
             step=last.step if last else 0, category="process.gave_up",
@@ -496,9 +510,11 @@ def diagnose(
 
 
 def _best(findings: list[Finding]) -> list[Finding]:
-    """One finding a step (the most confident), at most MAX_FINDINGS, earliest first."""
+    """One finding a step (an error there first, else the most confident), at most
+    MAX_FINDINGS, earliest first."""
     by_step: dict[int, Finding] = {}
-    for finding in sorted(findings, key=lambda f: -f.confidence):
+    ranked = sorted(findings, key=lambda f: (f.stats.get("method") != "error", -f.confidence))
+    for finding in ranked:
         by_step.setdefault(finding.step, finding)
     best = sorted(by_step.values(), key=lambda f: -f.confidence)[:MAX_FINDINGS]
     return sorted(best, key=lambda f: f.step)

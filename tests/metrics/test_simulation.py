@@ -24,7 +24,11 @@ def test_simulated_loop_publishes_skills_and_only_treated_modes_improve():
     rejected = AuditEvent.objects.filter(workspace=sim.workspace, action="skill.reject")
     # The control group, audited: re-proposed as new incidents arrive, rejected each time.
     assert rejected.values("object_id").distinct().count() == sum(m.control for m in MODES)
-    assert first.modes_found == len(MODES) and first.nmi > 0.9
+    # An error that 30% of runs recover from is not yet conclusive evidence after
+    # one round (40 runs an agent; the diagnosis keeps only errors that make
+    # failure more likely at 95%); once the baseline grows, every mode is found.
+    assert first.modes_found >= len(MODES) - 1 and first.nmi > 0.9
+    assert last.modes_found == len(MODES) and last.nmi > 0.9
     assert "published after" in sim.cycle_report()
 
 
