@@ -15,6 +15,13 @@ from workspaces.models import Role, Scope, Workspace
 celery_app.conf.task_always_eager = True
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # PBKDF2 at Django's default cost takes ~0.5 s a hash on 2 cores; six users a
+    # test made fixtures the slowest part of the suite. Production keeps PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Tenant:
     """A workspace with an admin, a lead, a viewer and an agent key (ingest, skills:read,
