@@ -16,3 +16,14 @@ def category_label(key: str) -> str:
     group = taxonomy.GROUPS.get(key.split(".", 1)[0], "")
     label = _LABELS.get(key) or key.split(".", 1)[-1].replace("_", " ").capitalize()
     return f"{group}: {label}" if group else label
+
+
+@register.filter
+def codespans(text: str) -> str:
+    """Escape the text, then show `backticked` names as code."""
+    import re
+
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    return mark_safe(re.sub(r"`([^`\n]{1,200})`", r"<code>\1</code>", escape(text)))  # noqa: S308

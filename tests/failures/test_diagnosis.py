@@ -387,3 +387,59 @@ def test_a_backfill_goes_through_the_message_batches_api(fake, tenant, settings)
     assert first.cost_usd == pytest.approx(expected)
     second = TraceAnalysis.objects.get(trace__external_id="c-2")
     assert second.diagnoser == "offline" and "errored" in second.detail
+
+
+# --- the settings page --------------------------------------------------------------
+
+
+def test_diagnosis_settings_page_access(client, tenant, other_tenant):
+    url = reverse("diagnosis_settings", args=[tenant.workspace.slug])
+    assert client.get(url).status_code == 302  # anonymous: to the login page
+    for user, status in ((tenant.admin, 200), (tenant.lead, 403), (tenant.viewer, 403),
+                         (other_tenant.admin, 404)):  # fmt: skip
+        client.force_login(user)
+        assert client.get(url).status_code == status, user
+        assert client.post(url, {"categories": "x"}).status_code in {
+            status,
+            422 if status == 200 else status,
+        }
+
+
+def test_diagnosis_settings_validate_and_save(client, tenant):
+    from failures import taxonomy
+    from failures.models import DiagnosisSettings
+    from workspaces.models import AuditEvent
+
+    client.force_login(tenant.admin)
+    url = reverse("diagnosis_settings", args=[tenant.workspace.slug])
+    text = taxonomy.to_text(list(taxonomy.DEFAULT))
+    bad = client.post(
+        url, {"categories": text + "\nNot a key | x", "default_threshold": "", "thresholds": ""}
+    )
+    assert bad.status_code == 422 and "must be group.name" in bad.content.decode()
+    bad = client.post(url, {"categories": text, "default_threshold": "high", "thresholds": ""})
+    assert bad.status_code == 422 and "must be a number" in bad.content.decode()
+    bad = client.post(
+        url, {"categories": text, "default_threshold": "", "thresholds": "writer 0.5"}
+    )
+    assert bad.status_code == 422 and "line 1" in bad.content.decode()
+    assert not DiagnosisSettings.objects.exists()
+    extra = text + "\nprocess.no_refund_check | Refunded without checking | Our refund rule."
+    ok = client.post(
+        url, {"categories": extra, "default_threshold": "1", "thresholds": "writer = 0.5"}
+    )
+    assert ok.status_code == 302
+    saved = DiagnosisSettings.objects.get(workspace=tenant.workspace)
+    assert saved.default_reward_threshold == 1.0 and saved.reward_thresholds == {"writer": 0.5}
+    assert saved.categories[-1]["key"] == "process.no_refund_check"
+    assert AuditEvent.objects.filter(action="diagnosis.settings_changed").count() == 1
+    # Claude is offered the workspace's own categories.
+    assert "process.no_refund_check" in [
+        c.key for c in claude_diagnoser.categories_for(tenant.workspace.pk)
+    ]
+
+
+def test_descriptions_show_backticked_names_as_code_and_escape_the_rest():
+    from failures.templatetags.failures_tags import codespans
+
+    assert codespans("called `get_order` <b>") == "called <code>get_order</code> &lt;b&gt;"
