@@ -101,6 +101,14 @@ def _single_json(path: Path) -> bool:
     return True
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """The value if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+_obj = obj
+
+
 def _text(value: Any, limit: int = MAX_TEXT) -> str:
     if value is None:
         return ""
@@ -261,8 +269,8 @@ def _tau_bench(path: Path) -> Parsed:
         _need(path, where, result, dict, "a result object")
         traj = _need(path, where, result.get("traj"), list, '"traj", a list of messages')
         steps = chat_steps(traj, path=path, where=where)
-        info = result.get("info") if isinstance(result.get("info"), dict) else {}
-        task = info.get("task") if isinstance(info.get("task"), dict) else {}
+        info = _obj(result.get("info"))
+        task = _obj(info.get("task"))
         reward = result.get("reward")
         parsed.traces.append({
             "external_id": f"tau-bench-{path.stem}-{result.get('task_id')}-{result.get('trial', 0)}"[:200],
@@ -279,7 +287,7 @@ def _tau_bench(path: Path) -> Parsed:
 def _tau2_bench(path: Path) -> Parsed:
     data = _need(path, "top level", _read_json(path), dict, "an object with simulations")
     sims = _need(path, "simulations", data.get("simulations"), list, '"simulations", a list')
-    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    info = _obj(data.get("info"))
     agent_llm = (info.get("agent_info") or {}).get("llm") or "agent"
     domain = (info.get("environment_info") or {}).get("domain_name") or "tau2"
     tasks = {str(t.get("id")): t for t in data.get("tasks") or [] if isinstance(t, dict)}
@@ -289,7 +297,7 @@ def _tau2_bench(path: Path) -> Parsed:
         _need(path, where, sim, dict, "a simulation object")
         messages = _need(path, where, sim.get("messages"), list, '"messages", a list')
         steps = chat_steps(messages, path=path, where=where)
-        reward_info = sim.get("reward_info") if isinstance(sim.get("reward_info"), dict) else {}
+        reward_info = _obj(sim.get("reward_info"))
         reward = reward_info.get("reward")
         task = tasks.get(str(sim.get("task_id")), {})
         scenario = (task.get("user_scenario") or {}).get("instructions") or {}
@@ -342,7 +350,7 @@ def _intercode(path: Path) -> Parsed:
             if i < len(valid) and valid[i] is False:
                 step["error"] = step.get("output") or "invalid action"
             steps.append(step)
-        summary = episode.get("summary") if isinstance(episode.get("summary"), dict) else {}
+        summary = _obj(episode.get("summary"))
         reward = summary.get("max_reward")
         parsed.traces.append({
             "external_id": f"intercode-{path.stem}-{key}"[:200], "agent": agent[:200],
@@ -360,8 +368,8 @@ def _intercode(path: Path) -> Parsed:
 
 def _swe_agent(path: Path) -> Parsed:
     data = _need(path, "top level", _read_json(path), dict, "a trajectory object")
-    info = data.get("info") if isinstance(data.get("info"), dict) else {}
-    stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
+    info = _obj(data.get("info"))
+    stats = _obj(info.get("model_stats"))
     instance = path.name.removesuffix(".json").removesuffix(".traj")
     steps: list[dict[str, Any]] = []
     if isinstance(data.get("trajectory"), list):  # SWE-agent
@@ -459,7 +467,7 @@ def _claude_transcript(path: Path) -> Parsed:
             "started_at": entry.get("timestamp"), "model": "",
         })  # fmt: skip
         trace["ended_at"] = entry.get("timestamp")
-        message = entry.get("message") if isinstance(entry.get("message"), dict) else {}
+        message = _obj(entry.get("message"))
         content = message.get("content")
         stamp = entry.get("timestamp")
         if kind == "assistant":
@@ -474,7 +482,7 @@ def _claude_transcript(path: Path) -> Parsed:
                 continue
             if message.get("model") and message.get("model") != "<synthetic>":
                 trace["model"] = str(message["model"])[:200]
-            usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+            usage = _obj(message.get("usage"))
             for block in content if isinstance(content, list) else []:
                 if not isinstance(block, dict):
                     continue
@@ -498,13 +506,13 @@ def _claude_transcript(path: Path) -> Parsed:
             continue
         for block in content if isinstance(content, list) else []:
             if isinstance(block, dict) and block.get("type") == "tool_result":
-                step = calls.get(str(block.get("tool_use_id")))
+                result_of = calls.get(str(block.get("tool_use_id")))
                 output = _text(block.get("content"))
-                if step is None:
+                if result_of is None:
                     continue
-                step["output"] = output
+                result_of["output"] = output
                 if block.get("is_error"):
-                    step["error"] = output or "tool reported an error"
+                    result_of["error"] = output or "tool reported an error"
         text = _text(content) if isinstance(content, str) else _text(
             [b for b in content or [] if isinstance(b, dict) and b.get("type") == "text"])  # fmt: skip
         if text:

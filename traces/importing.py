@@ -21,6 +21,7 @@ from typing import Any
 from django.db import transaction
 
 from hivemind_client.formats import FormatError, parse
+from hivemind_client.formats import obj as _obj
 from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
@@ -83,7 +84,7 @@ def _import_traces(
     for position, trace in enumerate(traces):
         if not isinstance(trace, dict):
             raise _Rejected(f"{path}: trace {position}: a trace must be a JSON object")
-        metadata = trace.get("metadata") if isinstance(trace.get("metadata"), dict) else {}
+        metadata = _obj(trace.get("metadata"))
         trace["metadata"] = {**metadata, "import_format": fmt, "import_digest": _digest(trace)}
     stored = {
         stored_external_id(workspace=workspace, external_id=str(t.get("external_id") or "")): t

@@ -451,13 +451,15 @@ def diagnose(
     if not failed or not baseline:
         return _best(findings)
 
-    for first, times in facts.repeats:
-        weight = weighed(f"repeat:{first.name}")
+    for repeated, times in facts.repeats:
+        weight = weighed(f"repeat:{repeated.name}")
         if weight:
             findings.append(Finding(
-                step=first.step, category="process.looped", confidence=round(weight.lower_bound, 3),
-                description=f"made the same `{first.name}` call {times} times: {first.command}",
-                evidence=[c.step for c in facts.calls if c.key == first.key][:10], tool=first.name,
+                step=repeated.step, category="process.looped",
+                confidence=round(weight.lower_bound, 3),
+                description=f"made the same `{repeated.name}` call {times} times: {repeated.command}",
+                evidence=[c.step for c in facts.calls if c.key == repeated.key][:10],
+                tool=repeated.name,
                 stats={"method": "signal", **weight.as_stats()},
             ))  # fmt: skip
     for call in facts.handoffs[:1]:
@@ -496,13 +498,14 @@ def diagnose(
         and "ended_on_error" not in signals
         and (weight := weighed("short_run"))
     ):
-        last = facts.calls[-1] if facts.calls else None
+        final = facts.calls[-1] if facts.calls else None
         findings.append(Finding(
-            step=last.step if last else 0, category="process.gave_up",
+            step=final.step if final else 0, category="process.gave_up",
             confidence=round(weight.lower_bound, 3),
             description=(f"stopped after {len(facts.calls)} tool calls (successful runs of this agent "
-                         f"use {profile.median})" + (f"; last: `{last.name}` {last.command}" if last else "")),
-            evidence=[last.step] if last else [], tool=last.name if last else "",
+                         f"use {profile.median})"
+                         + (f"; last: `{final.name}` {final.command}" if final else "")),
+            evidence=[final.step] if final else [], tool=final.name if final else "",
             stats={"method": "signal", **weight.as_stats()},
         ))  # fmt: skip
     findings += divergence(facts.calls, neighbours, profile, (own[0], facts.tools) if own else None)
