@@ -49,6 +49,9 @@ TABLE = Incident._meta.db_table
 DIAGNOSER_VERSION = "offline-1"
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
+# Claude requests one analysis task makes (each is one request of up to a minute);
+# more failed traces than this in one batch are diagnosed offline and say so.
+CLAUDE_PER_CALL = 50
 # How much of each step output the diagnosis reads (as JSON text).
 OUTPUT_CHARS = 20_000
 
@@ -122,6 +125,7 @@ def traces_diagnose(
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
     claude = _claude_diagnoser()
+    sent = 0
     for row in changed:
         assert row.facts is not None
         profile = profiles[row.agent]
@@ -138,7 +142,13 @@ def traces_diagnose(
         neighbours = nearest.get(row.id, []) if failed else []
         found = offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
         diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
-        if failed and claude is not None and not use_batches:
+        if failed and claude is not None and not use_batches and sent >= CLAUDE_PER_CALL:
+            detail = (
+                f"Offline: more than {CLAUDE_PER_CALL} failed traces arrived at once. "
+                "`manage.py diagnose_traces --all --batch` sends them to Claude at half price."
+            )
+        elif failed and claude is not None and not use_batches:
+            sent += 1
             try:
                 answer = claude(workspace_id, row)
                 found, usage, diagnoser = answer.findings, answer.usage, "claude"

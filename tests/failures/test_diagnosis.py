@@ -443,3 +443,14 @@ def test_descriptions_show_backticked_names_as_code_and_escape_the_rest():
     from failures.templatetags.failures_tags import codespans
 
     assert codespans("called `get_order` <b>") == "called <code>get_order</code> &lt;b&gt;"
+
+
+def test_a_burst_of_failed_traces_sends_only_so_many_to_claude(fake, tenant, monkeypatch):
+    monkeypatch.setattr(mining, "CLAUDE_PER_CALL", 1)
+    fake.queue.append((200, diagnosis_answer([
+        {"step_index": 1, "description": "Looked up the wrong order.", "category": "reasoning.misread_output",
+         "confidence": 0.6}]), {}))  # fmt: skip
+    ingest(tenant.workspace, [_failed_trace(), {**_failed_trace(), "external_id": "c-2"}])
+    assert len(fake.requests) == 1
+    details = dict(TraceAnalysis.objects.values_list("diagnoser", "detail"))
+    assert "claude" in details and "--batch" in details["offline"]
