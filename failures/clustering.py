@@ -46,24 +46,29 @@ def cluster_vectors(
     # PCA only pays on large sets; on small ones it blurs modes apart (measured:
     # demo data NMI 0.86 reduced vs 1.0 in full 384 dimensions).
     reduced = _reduce(vectors[sample], seed) if len(sample) > REDUCE_ABOVE else vectors[sample]
-    model = HDBSCAN(
-        min_cluster_size=min_cluster_size,
-        min_samples=min(min_cluster_size, 5),
-        cluster_selection_method="eom",
+    sample_labels = _hdbscan(reduced, min_cluster_size, single=False)
+    if not (sample_labels != NOISE).any():
         # A workspace may have just one failure kind so far; that is a mode too.
-        allow_single_cluster=True,
-        # Sub-clusters closer than this (in the reduced, unit-normalised space)
-        # are one mode: the same error met during different tasks should not
-        # become two modes; different errors sit much further apart.
-        copy=True,
-    )
-    sample_labels = model.fit_predict(reduced)
+        # Only as a fallback: allowed from the start, it let one catch-all cluster
+        # swallow everything on small real sets (issue 4/7).
+        sample_labels = _hdbscan(reduced, min_cluster_size, single=True)
     labels = np.full(n, NOISE)
     labels[sample] = sample_labels
     if len(sample) < n:
         rest = np.setdiff1d(np.arange(n), sample)
         labels[rest] = assign_nearest(vectors[rest], centroids(vectors, labels), join_similarity)
     return labels
+
+
+def _hdbscan(vectors: np.ndarray, min_cluster_size: int, *, single: bool) -> np.ndarray:
+    model = HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min(min_cluster_size, 5),
+        cluster_selection_method="eom",
+        allow_single_cluster=single,
+        copy=True,
+    )
+    return np.asarray(model.fit_predict(vectors))
 
 
 def _reduce(vectors: np.ndarray, seed: int) -> np.ndarray:

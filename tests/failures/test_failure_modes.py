@@ -276,3 +276,23 @@ def test_recluster_button_access(clustered, other_tenant, anon):
     assert ClusterRun.objects.count() == runs
     assert clustered.client_for(clustered.lead).post(url).status_code == 302
     assert ClusterRun.objects.count() == runs + 1  # no broker in tests: the task ran inline
+
+
+def test_a_single_cluster_only_when_nothing_else_is_found():
+    import numpy as np
+
+    from failures import clustering
+
+    rng = np.random.default_rng(1)
+
+    def group(centre: int, n: int) -> np.ndarray:
+        base = np.zeros(384, dtype=np.float32)
+        base[centre] = 1.0
+        points = base + rng.normal(0, 0.01, (n, 384)).astype(np.float32)
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+    one = clustering.cluster_vectors(group(0, 12), min_cluster_size=5)
+    # One kind of failure so far: still a mode (the fallback).
+    assert set(one) - {clustering.NOISE} == {0}
+    two = clustering.cluster_vectors(np.vstack([group(0, 12), group(1, 12)]), min_cluster_size=5)
+    assert len(set(two) - {clustering.NOISE}) == 2
