@@ -11,6 +11,7 @@ from .views import healthz
 # Errors outside any view's own handling: JSON for API clients, 503 when the
 # database is down (hivemind_web/views.py).
 handler500 = "hivemind_web.views.server_error"
+handler404 = "hivemind_web.views.not_found"
 
 urlpatterns = [
     path("", workspace_views.home, name="home"),

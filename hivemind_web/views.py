@@ -36,6 +36,15 @@ def database_unavailable(exc: BaseException | None) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: JSON for API clients (a path no route matches), a page for people."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse(
+            {"detail": "No such API route; see /api/docs for the routes."}, status=404
+        )
+    return HttpResponse(render_to_string("404.html", request=request), status=404)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: whatever failed, an API client gets JSON, never an HTML page; a
     database that does not answer is a 503 with Retry-After, not a 500."""

@@ -6,6 +6,7 @@ import zlib
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.http.request import RawPostDataException
 
 from workspaces.errors import BadRequest, PayloadTooLarge
 from workspaces.textsafety import clean_json_bytes
@@ -20,7 +21,14 @@ def read_body(request: HttpRequest) -> bytes:
         raise PayloadTooLarge(
             f"Body is {declared} bytes; the limit is {limit}. Send smaller batches."
         )
-    raw = request.body
+    try:
+        raw = request.body
+    except RawPostDataException:
+        # A form or multipart body was already parsed as a form (request.POST).
+        raise BadRequest(
+            "Send the body as JSON (Content-Type: application/json), or protobuf for "
+            "OTLP; form and multipart bodies are not accepted."
+        ) from None
     if len(raw) > limit:
         raise PayloadTooLarge(
             f"Body is {len(raw)} bytes; the limit is {limit}. Send smaller batches."

@@ -79,6 +79,13 @@ class JsonTextMiddleware:
             return _refuse_nul(request)
         if "%00" in request.META.get("QUERY_STRING", ""):
             request.GET = _clean_querydict(request.GET)
+        if request.path.startswith(("/api/", "/v1/")) and _is_form_post(request):
+            # No API route takes a form; parsed as one, its body could not be read.
+            return JsonResponse(
+                {"detail": "Send the body as JSON (Content-Type: application/json), or "
+                 "protobuf for OTLP; form and multipart bodies are not accepted."},
+                status=415,
+            )  # fmt: skip
         if _is_form_post(request) and any(
             "\x00" in v for _, values in request.POST.lists() for v in values
         ):
