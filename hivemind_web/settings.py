@@ -264,3 +264,19 @@ CONTENT_SECURITY_POLICY = {
 }
 # The OTLP receiver and health check are reachable without a session.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Email (invitations): printed to the server's console unless SMTP is configured
+# (HIVEMIND_EMAIL_HOST, _PORT, _USER, _PASSWORD, _TLS; HIVEMIND_EMAIL_FROM).
+EMAIL_HOST = env.str("HIVEMIND_EMAIL_HOST", default="")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env.int("HIVEMIND_EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("HIVEMIND_EMAIL_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("HIVEMIND_EMAIL_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("HIVEMIND_EMAIL_TLS", default=True)
+DEFAULT_FROM_EMAIL = env.str("HIVEMIND_EMAIL_FROM", default="hivemind@localhost")
+# An invitation link works this many days, once.
+HIVEMIND_INVITE_DAYS = env.int("HIVEMIND_INVITE_DAYS", default=7)

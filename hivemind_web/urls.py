@@ -17,6 +17,7 @@ urlpatterns = [
     path("", workspace_views.home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("login/", workspace_views.LoginView.as_view(), name="login"),
+    path("invite/<str:secret>/", workspace_views.invitation_page, name="invitation"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -22,6 +22,7 @@ from skills.models import DistillationJob, Skill, SkillVersion
 from tests.factories import ingest, make_key, trace_payload
 from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Membership, Scope
+from workspaces.services import invitation_create
 
 SECRET_TASK = "Refund order for ACME-ONLY-CUSTOMER"
 
@@ -57,6 +58,8 @@ def victim(tenant):
         "tenant": tenant, "trace": trace, "mode": mode, "skill": skill, "job": job, "run": run,
         "key": ApiKey.objects.filter(workspace=ws).first(),
         "member": Membership.objects.get(workspace=ws, user=tenant.viewer),
+        "invitation": invitation_create(workspace=ws, email="acme-invitee@example.com",
+                                        role="viewer", actor=tenant.admin).invitation,
     }  # fmt: skip
 
 
@@ -72,6 +75,7 @@ def _page_params(name: str, v: dict) -> dict:
         "api_key_revoke": {"pk": v["key"].pk},
         "member_role": {"pk": v["member"].pk},
         "member_remove": {"pk": v["member"].pk},
+        "invitation_revoke": {"pk": v["invitation"].pk},
         "job_status": {"pk": v["job"].pk},
         "snapshot_download": {"version": 1, "filename": "sft-train.jsonl"},
     }.get(name, {})

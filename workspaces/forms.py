@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import UserCreationForm
 
 from .models import PiiPolicy, Role, Scope
 from .redaction import POLICY_SWITCHES, validate_custom_pattern
@@ -23,9 +24,9 @@ class ApiKeyForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    identifier = forms.CharField(
-        label="Username or email", max_length=254,
-        help_text="The person needs an account on this server already.",
+    email = forms.EmailField(
+        label="Email", max_length=254,
+        help_text="They get a link to join (signing in, or creating an account).",
     )  # fmt: skip
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
@@ -107,3 +108,7 @@ class AuditFilterForm(forms.Form):
     object_type = forms.CharField(required=False, max_length=60, label="Object")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class InviteSignupForm(UserCreationForm):
+    """A new account for someone accepting an invitation (email comes from it)."""

@@ -188,3 +188,41 @@ class KnownAddress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} from {self.address_hash[:8]}…"
+
+
+class Invitation(models.Model):
+    """An invitation to join a workspace, sent by email. Only a SHA-256 of the
+    link's secret is stored; the person who opens the link accepts it (signing in,
+    or creating an account), so nobody is added to a workspace without consent and
+    the admin who invites learns nothing about which accounts exist."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.workspace}"
+
+    @property
+    def is_open(self) -> bool:
+        from django.utils import timezone
+
+        return (
+            self.accepted_at is None and self.revoked_at is None
+            and self.expires_at > timezone.now()
+        )  # fmt: skip

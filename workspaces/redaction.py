@@ -292,10 +292,10 @@ class _AsciiMatch:
         return None if value is None else value.decode("ascii")
 
     def span(self) -> tuple[int, int]:
-        return self._match.span()  # type: ignore[no-any-return]
+        return self._match.span()
 
     def start(self) -> int:
-        return self._match.start()  # type: ignore[no-any-return]
+        return self._match.start()
 
 
 @dataclass

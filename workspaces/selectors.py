@@ -13,6 +13,7 @@ from .models import (
     ROLE_RANK,
     ApiKey,
     AuditEvent,
+    Invitation,
     Membership,
     PiiPolicy,
     Role,
@@ -65,6 +66,15 @@ def membership_require(*, workspace: Workspace, user: User, role: str, action: s
 
 def membership_list(*, workspace: Workspace) -> QuerySet[Membership]:
     return workspace.memberships.select_related("user").order_by("user__username")
+
+
+def invitation_list_open(*, workspace: Workspace) -> QuerySet[Invitation]:
+    """Invitations not yet accepted, withdrawn or expired."""
+    from django.utils import timezone
+
+    return Invitation.objects.filter(
+        workspace=workspace, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now()
+    ).select_related("invited_by")
 
 
 def api_key_list(*, workspace: Workspace) -> QuerySet[ApiKey]:

@@ -18,6 +18,7 @@ from .errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, Perm
 from .models import (
     ApiKey,
     AuditEvent,
+    Invitation,
     Membership,
     PiiPolicy,
     Role,
@@ -198,28 +199,116 @@ def _touch_last_used(api_key: ApiKey) -> None:
         api_key.last_used_at = now
 
 
-@transaction.atomic
-def membership_add(*, workspace: Workspace, identifier: str, role: str, actor: User) -> Membership:
-    """Add an existing user, found by username or email, with a role."""
-    from django.contrib.auth import get_user_model
+@dataclass(frozen=True)
+class NewInvitation:
+    invitation: Invitation
+    link: str  # shown once to the admin and sent by email; only its hash is stored
 
-    identifier = identifier.strip()
-    if not identifier:
-        raise InvalidInput("Enter the username or email address of an existing user.")
-    users = get_user_model().objects.filter(is_active=True)
-    matches = list(users.filter(username__iexact=identifier)[:2]) or list(
-        users.filter(email__iexact=identifier)[:2]
+
+INVITE_PREFIX = "inv_"
+
+
+@transaction.atomic
+def invitation_create(*, workspace: Workspace, email: str, role: str, actor: User) -> NewInvitation:
+    """Invite someone by email. Nothing says whether an account with that email
+    exists: the person accepts from the link, signing in or creating an account.
+    A second invitation to the same address replaces the open one."""
+    from django.conf import settings
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+    from django.urls import reverse
+
+    email = email.strip()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise InvalidInput(f"{email!r} is not an email address.") from None
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+    now = timezone.now()
+    Invitation.objects.filter(
+        workspace=workspace, email__iexact=email, accepted_at=None, revoked_at=None
+    ).update(revoked_at=now)
+    secret = INVITE_PREFIX + secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        workspace=workspace, email=email, role=role, secret_hash=hash_secret(secret),
+        invited_by=actor, expires_at=now + timedelta(days=settings.HIVEMIND_INVITE_DAYS),
+    )  # fmt: skip
+    audit_record(workspace=workspace, actor=actor, action="invitation.create", obj=invitation,
+                 after={"email": email, "role": role})  # fmt: skip
+    link = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + reverse("invitation", args=[secret])
+    return NewInvitation(invitation=invitation, link=link)
+
+
+def invitation_send(*, new: NewInvitation) -> None:
+    """Email the link (Django's configured backend: the console unless SMTP is set)."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    invitation = new.invitation
+    inviter = invitation.invited_by.get_username() if invitation.invited_by else "An admin"
+    send_mail(
+        subject=f"You are invited to {invitation.workspace.name} on Hivemind",
+        message=(
+            f"{inviter} invites you to the workspace {invitation.workspace.name} on Hivemind "
+            f"as {invitation.get_role_display().lower()}.\n\n"
+            f"Open this link to accept (it works once, for "
+            f"{settings.HIVEMIND_INVITE_DAYS} days):\n{new.link}\n\n"
+            "If you did not expect this, ignore it: nothing happens until the link is used."
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
     )
-    if not matches:
+
+
+def invitation_by_secret(*, secret: str) -> Invitation:
+    """The open invitation this link names; NotFound for a wrong, used, revoked or
+    expired link (one message for all, so a link reveals nothing)."""
+    invitation = (
+        Invitation.objects.select_related("workspace", "invited_by")
+        .filter(secret_hash=hash_secret(secret))
+        .first()
+    )
+    if invitation is None or not invitation.is_open:
         raise NotFound(
-            f"No user {identifier!r}. Ask a site administrator to create the account first "
-            "(Django admin or `manage.py createsuperuser`)."
+            "This invitation link is not valid: it was already used, withdrawn, or it "
+            "expired. Ask the workspace admin for a new one."
         )
-    if len(matches) > 1:
-        raise InvalidInput(f"Several users have the email {identifier!r}; use the username.")
-    if Membership.objects.filter(workspace=workspace, user=matches[0]).exists():
-        raise Conflict(f"{matches[0].get_username()} is already a member; change the role instead.")
-    return membership_set(workspace=workspace, user=matches[0], role=role, actor=actor)
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, secret: str, user: User) -> Membership:
+    """The signed-in `user` accepts: they become a member with the invited role (a
+    member already keeps the higher of the two roles)."""
+    invitation = invitation_by_secret(secret=secret)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if not invitation.is_open:  # accepted by a concurrent request
+        raise NotFound("This invitation link was already used.")
+    existing = Membership.objects.filter(workspace=invitation.workspace, user=user).first()
+    role = invitation.role
+    if existing is not None and existing.has_role(role):
+        role = existing.role
+    membership = membership_set(workspace=invitation.workspace, user=user, role=role,
+                                actor=user)  # fmt: skip
+    invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(workspace=invitation.workspace, actor=user, action="invitation.accept",
+                 obj=invitation, after={"email": invitation.email, "role": role})  # fmt: skip
+    return membership
+
+
+@transaction.atomic
+def invitation_revoke(*, workspace: Workspace, pk: int, actor: User) -> Invitation:
+    invitation = Invitation.objects.filter(workspace=workspace, pk=pk).first()
+    if invitation is None:
+        raise NotFound("No such invitation in this workspace.")
+    if invitation.accepted_at is None and invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(workspace=workspace, actor=actor, action="invitation.revoke",
+                     obj=invitation, before={"email": invitation.email})  # fmt: skip
+    return invitation
 
 
 def _admins_left(workspace: Workspace, excluding: Membership) -> int:

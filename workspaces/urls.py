@@ -7,6 +7,11 @@ urlpatterns = [
     path("settings/api-keys/", views.api_key_new, name="api_key_new"),
     path("settings/api-keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("settings/members/", views.member_add, name="member_add"),
+    path(
+        "settings/invitations/<int:pk>/revoke/",
+        views.invitation_revoke_view,
+        name="invitation_revoke",
+    ),
     path("settings/members/<int:pk>/role/", views.member_role, name="member_role"),
     path("settings/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
     path("settings/pii/", views.pii_policy_save, name="pii_policy_save"),

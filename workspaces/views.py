@@ -4,9 +4,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,7 +17,14 @@ from django.views.decorators.http import require_GET, require_POST
 from . import ratelimit
 from .decorators import workspace_view
 from .errors import DomainError
-from .forms import ApiKeyForm, AuditFilterForm, MemberAddForm, PiiPolicyForm, RoleForm
+from .forms import (
+    ApiKeyForm,
+    AuditFilterForm,
+    InviteSignupForm,
+    MemberAddForm,
+    PiiPolicyForm,
+    RoleForm,
+)
 from .logins import login_address_known, login_address_remember
 from .models import Role, Workspace
 from .redaction import POLICY_SWITCHES, redaction_preview
@@ -25,6 +34,7 @@ from .selectors import (
     api_key_list,
     audit_event_search,
     audit_facets,
+    invitation_list_open,
     membership_get_by_pk,
     membership_list,
     pii_policy_get,
@@ -33,7 +43,11 @@ from .selectors import (
 from .services import (
     api_key_create,
     api_key_revoke,
-    membership_add,
+    invitation_accept,
+    invitation_by_secret,
+    invitation_create,
+    invitation_revoke,
+    invitation_send,
     membership_change_role,
     membership_remove,
     pii_policy_update,
@@ -118,6 +132,8 @@ def _settings_context(workspace: Workspace, **extra: Any) -> dict[str, Any]:
     policy = pii_policy_get(workspace=workspace)
     return {
         "members": membership_list(workspace=workspace),
+        "invitations": invitation_list_open(workspace=workspace),
+        "email_is_console": "console" in settings.EMAIL_BACKEND,
         "api_keys": api_key_list(workspace=workspace),
         "form": ApiKeyForm(),
         "member_form": MemberAddForm(),
@@ -135,24 +151,66 @@ def _back(workspace: Workspace, anchor: str) -> HttpResponse:
 @require_POST
 @workspace_view(Role.ADMIN)
 def member_add(request: WorkspaceRequest) -> HttpResponse:
+    """Invite by email. The answer is the same whether or not the address has an
+    account here: the person joins by accepting the emailed link."""
     workspace = request.workspace
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
-            membership = membership_add(
-                workspace=workspace, identifier=form.cleaned_data["identifier"],
+            new = invitation_create(
+                workspace=workspace, email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"], actor=request.user,
             )  # fmt: skip
         except DomainError as exc:
-            form.add_error("identifier", exc.detail)
+            form.add_error("email", exc.detail)
         else:
+            invitation_send(new=new)
             messages.success(
                 request,
-                f"Added {membership.user.get_username()} as {membership.get_role_display()}.",
+                f"Invitation sent to {new.invitation.email} as "
+                f"{new.invitation.get_role_display().lower()}. They join when they open the "
+                f"link (valid {settings.HIVEMIND_INVITE_DAYS} days); until then they are listed "
+                "under pending invitations.",
             )
             return _back(workspace, "#members")
     context = _settings_context(workspace, member_form=form)
     return render(request, "workspaces/settings.html", context, status=422)
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def invitation_revoke_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    invitation = invitation_revoke(workspace=request.workspace, pk=pk, actor=request.user)
+    messages.success(request, f"Withdrew the invitation to {invitation.email}.")
+    return _back(request.workspace, "#members")
+
+
+def invitation_page(request: HttpRequest, secret: str) -> HttpResponse:
+    """The emailed link: shows who invites to what; a signed-in person accepts, a
+    newcomer creates an account (the invited address becomes its email)."""
+    try:
+        invitation = invitation_by_secret(secret=secret)
+    except DomainError as exc:
+        return render(request, "workspaces/invitation.html", {"invalid": exc.detail}, status=404)
+    signup = InviteSignupForm()
+    if request.method == "POST":
+        if request.user.is_authenticated:
+            membership = invitation_accept(secret=secret, user=request.user)
+            messages.success(request, f"You joined {invitation.workspace.name}.")
+            return redirect("overview", slug=membership.workspace.slug)
+        signup = InviteSignupForm(request.POST)
+        if signup.is_valid():
+            with transaction.atomic():
+                user = signup.save(commit=False)
+                user.email = invitation.email
+                user.save()
+                membership = invitation_accept(secret=secret, user=user)
+            auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome. You joined {invitation.workspace.name}.")
+            return redirect("overview", slug=membership.workspace.slug)
+    context = {"invitation": invitation, "signup": signup}
+    return render(request, "workspaces/invitation.html", context,
+                  status=422 if signup.errors else 200)  # fmt: skip
 
 
 @require_POST

@@ -26,15 +26,35 @@ def _url(tenant, name, **kwargs):
 # --- members ---------------------------------------------------------------------------
 
 
+def _invite(admin, tenant, email, role="lead"):
+    from django.core import mail
+
+    before = len(mail.outbox)
+    response = admin.post(_url(tenant, "member_add"), {"email": email, "role": role}, follow=True)
+    assert len(mail.outbox) == before + 1
+    message = mail.outbox[-1]
+    link = next(line for line in message.body.splitlines() if "/invite/" in line)
+    return response, message, link.split("://", 1)[1].split("/", 1)[1]
+
+
 @pytest.mark.django_db
-def test_admin_adds_member_by_email_changes_role_and_removes(tenant):
+def test_inviting_does_not_add_anyone_until_they_accept_then_role_and_removal(tenant):
     newcomer = make_user("newcomer", email="new@example.com")
     admin = tenant.client_for(tenant.admin)
-    response = admin.post(_url(tenant, "member_add"), {"identifier": "NEW@example.com",
-                                                       "role": "lead"})  # fmt: skip
-    assert response.status_code == 302
+    response, message, path = _invite(admin, tenant, "NEW@example.com")
+    assert message.to == ["NEW@example.com"] and "as lead" in message.body
+    assert b"Invitation sent to NEW@example.com" in response.content
+    assert not Membership.objects.filter(workspace=tenant.workspace, user=newcomer).exists()
+    assert b"Pending invitations" in response.content
+
+    person = tenant.client_for(newcomer)
+    page = person.get("/" + path)
+    assert page.status_code == 200 and b"Join as newcomer" in page.content
+    assert person.post("/" + path).status_code == 302
     membership = Membership.objects.get(workspace=tenant.workspace, user=newcomer)
     assert membership.role == Role.LEAD
+    assert person.get("/" + path).status_code == 404  # used once
+
     admin.post(_url(tenant, "member_role", pk=membership.pk), {"role": "viewer"})
     membership.refresh_from_db()
     assert membership.role == Role.VIEWER
@@ -42,14 +62,63 @@ def test_admin_adds_member_by_email_changes_role_and_removes(tenant):
     assert not Membership.objects.filter(pk=membership.pk).exists()
     actions = set(AuditEvent.objects.filter(workspace=tenant.workspace).values_list("action",
                                                                                    flat=True))  # fmt: skip
-    assert {"membership.add", "membership.change", "membership.remove"} <= actions
+    assert {"invitation.create", "invitation.accept", "membership.add", "membership.change",
+            "membership.remove"} <= actions  # fmt: skip
 
 
 @pytest.mark.django_db
-def test_member_add_explains_unknown_users_and_last_admin_is_kept(tenant):
+def test_the_admin_cannot_tell_whether_an_account_exists(tenant):
+    make_user("known", email="known@example.com")
     admin = tenant.client_for(tenant.admin)
-    response = admin.post(_url(tenant, "member_add"), {"identifier": "nobody", "role": "lead"})
-    assert response.status_code == 422 and b"No user" in response.content
+    known, _, _ = _invite(admin, tenant, "known@example.com")
+    unknown, _, _ = _invite(admin, tenant, "unknown@example.com")
+    assert known.status_code == unknown.status_code == 200
+    text = [m.message for m in known.context["messages"]][0]
+    other = [m.message for m in unknown.context["messages"]][0]
+    assert text.replace("known@", "unknown@") == other
+
+
+@pytest.mark.django_db
+def test_a_newcomer_creates_an_account_from_the_link(tenant, anon):
+    admin = tenant.client_for(tenant.admin)
+    _, _, path = _invite(admin, tenant, "fresh@example.com", role="viewer")
+    page = anon.get("/" + path)
+    assert b"Create account and join" in page.content
+    bad = anon.post("/" + path, {"username": "fresh", "password1": "x", "password2": "y"})
+    assert bad.status_code == 422
+    response = anon.post("/" + path, {"username": "fresh", "password1": "a-long-pass-9",
+                                      "password2": "a-long-pass-9"})  # fmt: skip
+    assert response.status_code == 302
+    membership = Membership.objects.get(workspace=tenant.workspace, user__username="fresh")
+    assert membership.role == Role.VIEWER and membership.user.email == "fresh@example.com"
+    assert anon.get(response["Location"]).status_code == 200  # signed in
+
+
+@pytest.mark.django_db
+def test_expired_withdrawn_and_wrong_links_are_refused_the_same_way(tenant, anon):
+    from workspaces.models import Invitation
+
+    admin = tenant.client_for(tenant.admin)
+    _, _, expired = _invite(admin, tenant, "a@example.com")
+    Invitation.objects.filter(email="a@example.com").update(expires_at=timezone.now())
+    _, _, withdrawn = _invite(admin, tenant, "b@example.com")
+    pending = Invitation.objects.get(email="b@example.com")
+    admin.post(_url(tenant, "invitation_revoke", pk=pending.pk))
+    _, _, replaced = _invite(admin, tenant, "c@example.com")
+    _invite(admin, tenant, "c@example.com")  # a new invitation replaces the open one
+    for path in (expired, withdrawn, replaced, "invite/inv_wrong/"):
+        response = anon.get("/" + path)
+        assert response.status_code == 404 and b"not valid" in response.content, path
+        assert anon.post("/" + path, {"username": "z", "password1": "a-long-pass-9",
+                                      "password2": "a-long-pass-9"}).status_code == 404  # fmt: skip
+    assert not Membership.objects.filter(user__username="z").exists()
+
+
+@pytest.mark.django_db
+def test_member_add_refuses_a_non_email_and_last_admin_is_kept(tenant):
+    admin = tenant.client_for(tenant.admin)
+    response = admin.post(_url(tenant, "member_add"), {"email": "nobody", "role": "lead"})
+    assert response.status_code == 422 and b"valid email" in response.content
     own = Membership.objects.get(workspace=tenant.workspace, user=tenant.admin)
     back = _url(tenant, "settings") + "#members"  # the form's `next`, as the page sends it
     response = admin.post(_url(tenant, "member_role", pk=own.pk), {"role": "viewer", "next": back},
@@ -62,7 +131,8 @@ def test_member_add_explains_unknown_users_and_last_admin_is_kept(tenant):
 def test_member_pages_refuse_non_admins_other_workspaces_and_anonymous(tenant, other_tenant, anon):
     target = Membership.objects.get(workspace=tenant.workspace, user=tenant.viewer)
     posts = [
-        (_url(tenant, "member_add"), {"identifier": tenant.lead.username, "role": "admin"}),
+        (_url(tenant, "member_add"), {"email": "x@example.com", "role": "admin"}),
+        (_url(tenant, "invitation_revoke", pk=1), {}),
         (_url(tenant, "member_role", pk=target.pk), {"role": "admin"}),
         (_url(tenant, "member_remove", pk=target.pk), {}),
         (_url(tenant, "pii_policy_save"), {"retention_days": 5}),
