@@ -6,9 +6,8 @@ import zlib
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.http.request import RawPostDataException
 
-from workspaces.errors import BadRequest, PayloadTooLarge
+from workspaces.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from workspaces.textsafety import clean_json_bytes
 
 
@@ -21,14 +20,13 @@ def read_body(request: HttpRequest) -> bytes:
         raise PayloadTooLarge(
             f"Body is {declared} bytes; the limit is {limit}. Send smaller batches."
         )
-    try:
-        raw = request.body
-    except RawPostDataException:
-        # A form or multipart body was already parsed as a form (request.POST).
-        raise BadRequest(
+    content_type = request.headers.get("Content-Type", "")
+    if content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        raise UnsupportedMediaType(
             "Send the body as JSON (Content-Type: application/json), or protobuf for "
             "OTLP; form and multipart bodies are not accepted."
-        ) from None
+        )
+    raw = request.body
     if len(raw) > limit:
         raise PayloadTooLarge(
             f"Body is {len(raw)} bytes; the limit is {limit}. Send smaller batches."

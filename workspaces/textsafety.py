@@ -80,12 +80,12 @@ class JsonTextMiddleware:
         if "%00" in request.META.get("QUERY_STRING", ""):
             request.GET = _clean_querydict(request.GET)
         if request.path.startswith(("/api/", "/v1/")) and _is_form_post(request):
-            # No API route takes a form; parsed as one, its body could not be read.
-            return JsonResponse(
-                {"detail": "Send the body as JSON (Content-Type: application/json), or "
-                 "protobuf for OTLP; form and multipart bodies are not accepted."},
-                status=415,
-            )  # fmt: skip
+            try:
+                # Read it first, so that parsing it as a form below cannot make it
+                # unreadable for the API view (which refuses it with a 4xx).
+                request.body  # noqa: B018
+            except RequestDataTooBig:  # the view answers with the size limit
+                return self.get_response(request)
         if _is_form_post(request) and any(
             "\x00" in v for _, values in request.POST.lists() for v in values
         ):
