@@ -36,8 +36,48 @@ def cluster_vectors(
     min_cluster_size: int,
     join_similarity: float = 0.8,
     seed: int = 0,
+    keys: list[str] | None = None,
 ) -> np.ndarray:
-    """A cluster label per row (-1 for noise)."""
+    """A cluster label per row (-1 for noise).
+
+    With `keys` (one per row; equal keys mean the same embedded text), identical
+    texts are clustered once, weighted by how often they occur (copies up to
+    `min_cluster_size`, so a text seen that often is a mode on its own), and every
+    row with that key gets the same label: two occurrences of one failure can
+    never land in different modes.
+    """
+    if keys is None:
+        return _cluster_rows(vectors, min_cluster_size, join_similarity, seed)
+    first: dict[str, int] = {}
+    counts: Counter[str] = Counter(keys)
+    for row, key in enumerate(keys):
+        first.setdefault(key, row)
+    unique = list(first)
+    if not unique:
+        return np.full(0, NOISE)
+    copies = [min(counts[k], min_cluster_size) for k in unique]
+    expanded = np.repeat(np.arange(len(unique)), copies)
+    points = vectors[[first[k] for k in unique]][expanded]
+    expanded_labels = _cluster_rows(points, min_cluster_size, join_similarity, seed)
+    unique_labels = np.full(len(unique), NOISE)
+    # The copies of one text are identical points: they share a label; take the
+    # commonest among them all the same.
+    for position in range(len(unique)):
+        found = expanded_labels[expanded == position]
+        values, tally = np.unique(found, return_counts=True)
+        unique_labels[position] = values[np.argmax(tally)]
+    index = {k: i for i, k in enumerate(unique)}
+    return np.array([unique_labels[index[k]] for k in keys])
+
+
+def cluster_vectors_baseline(vectors: np.ndarray, *, min_cluster_size: int) -> np.ndarray:
+    """Every row clustered as it is (before issue 4/7); bench/modes.py compares."""
+    return _cluster_rows(vectors, min_cluster_size, 0.8, 0)
+
+
+def _cluster_rows(
+    vectors: np.ndarray, min_cluster_size: int, join_similarity: float, seed: int
+) -> np.ndarray:
     n = len(vectors)
     if n < max(2 * min_cluster_size, 4):
         return np.full(n, NOISE)
@@ -57,6 +97,24 @@ def cluster_vectors(
     if len(sample) < n:
         rest = np.setdiff1d(np.arange(n), sample)
         labels[rest] = assign_nearest(vectors[rest], centroids(vectors, labels), join_similarity)
+    return labels
+
+
+def merge_same_text(labels: np.ndarray, texts: list[str]) -> np.ndarray:
+    """Clusters whose commonest text is the same are one mode: relabel them to the
+    first of them; and noise rows with exactly that text join it."""
+    labels = labels.copy()
+    dominant: dict[str, int] = {}
+    for label in sorted(set(labels.tolist()) - {NOISE}):
+        members = [texts[i] for i in np.flatnonzero(labels == label)]
+        text = Counter(members).most_common(1)[0][0]
+        if text in dominant:
+            labels[labels == label] = dominant[text]
+        else:
+            dominant[text] = label
+    for row, text in enumerate(texts):
+        if labels[row] == NOISE and text in dominant:
+            labels[row] = dominant[text]
     return labels
 
 
@@ -212,20 +270,42 @@ def parse_signature(signature: str) -> ParsedSignature:
     )
 
 
+def mode_text(signature: str) -> str:
+    """What a mode is about, from one incident's signature: its (normalised) error
+    or finding. Two clusters with the same commonest text are one mode."""
+    return parse_signature(signature).error.strip()
+
+
+# Mask tokens, said in words (a label is read by people, not matched).
+_MASK_WORDS = {
+    "<url>": "a URL", "<uuid>": "an id", "<hex>": "an id", "<ts>": "a time",
+    "<path>": "a file path", "<n>": "a number", "<str>": "a value",
+}  # fmt: skip
+
+
+def in_words(text: str) -> str:
+    for token, words in _MASK_WORDS.items():
+        text = text.replace(token, words)
+    return text
+
+
 def mode_label(signatures: list[str], tools: list[str]) -> str:
-    """A readable label: the commonest tool and the commonest normalised error."""
-    parsed = [parse_signature(s) for s in signatures]
-    tool = Counter(t for t in tools if t).most_common(1)
-    error = Counter(p.error for p in parsed if p.error and p.error != "trace failed").most_common(1)
-    if error:
-        text = error[0][0]
+    """A readable label: the mode's commonest finding (masks said in words), with
+    the tool it concerns when the text does not name it already."""
+    texts = Counter(t for t in (mode_text(s) for s in signatures) if t and t != "trace failed")
+    if texts:
+        text = in_words(texts.most_common(1)[0][0])
     else:
+        parsed = [parse_signature(s) for s in signatures]
         task = Counter(p.task for p in parsed if p.task).most_common(1)
-        text = "failed while trying to " + (task[0][0] if task else "finish the task")
+        text = "failed while trying to " + in_words(task[0][0] if task else "finish the task")
     text = re.sub(r"\s+", " ", text).strip()
-    if len(text) > 110:
-        text = text[:107].rstrip() + "…"
-    return f"{tool[0][0]}: {text}" if tool else text
+    if len(text) > 150:
+        text = text[:150].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+    tool = Counter(t for t in tools if t).most_common(1)
+    if tool and f"`{tool[0][0].lower()}`" not in text and not text.startswith(tool[0][0].lower()):
+        return f"{tool[0][0]}: {text}"
+    return text
 
 
 def sparkline(counts: list[int], width: int = 120, height: int = 24) -> str:

@@ -9,6 +9,7 @@ the same small interface; its dimensions must match the pgvector column.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from functools import lru_cache
@@ -85,28 +86,59 @@ def incidents_embed(*, workspace_id: int, limit: int = 5000) -> list[int]:
     )
     if not pending:
         return []  # spares loading the model when there is nothing to do
-    embedder = get_embedder()
     done: list[int] = []
     for start in range(0, len(pending), EMBED_BATCH):
         chunk = pending[start : start + EMBED_BATCH]
-        vectors = embedder.embed([embedding_text(signature) for _, signature in chunk])
-        done += _store_vectors([pk for pk, _ in chunk], vectors)
+        texts = [embedding_text(signature) for _, signature in chunk]
+        keys = [embedding_key(text) for text in texts]
+        known = _known_vectors(workspace_id, set(keys))
+        # Each distinct text is embedded once; a text seen before keeps its vector.
+        fresh = sorted({(k, t) for k, t in zip(keys, texts, strict=True) if k not in known})
+        if fresh:
+            vectors = get_embedder().embed([t for _, t in fresh])
+            known |= {k: _vector_text(v) for (k, _), v in zip(fresh, vectors.tolist(), strict=True)}
+        done += _store_vectors([pk for pk, _ in chunk], keys, [known[k] for k in keys])
     if done:
         incidents_assign_nearest(workspace_id=workspace_id, incident_ids=done)
     return done
 
 
-def _store_vectors(ids: list[int], vectors: np.ndarray) -> list[int]:
-    """One UPDATE … FROM unnest for a whole chunk; returns the ids it stored."""
-    texts = ["[" + ",".join(f"{x:.9g}" for x in row) + "]" for row in vectors.tolist()]
+def embedding_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _vector_text(row: list[float]) -> str:
+    return "[" + ",".join(f"{x:.9g}" for x in row) + "]"
+
+
+def _known_vectors(workspace_id: int, keys: set[str]) -> dict[str, str]:
+    """Vectors already stored for these texts in the workspace (pgvector text form)."""
+    if not keys:
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {Incident._meta.db_table} i SET embedding = u.v::vector, embedded_at = %s
-            FROM unnest(%s::bigint[], %s::text[]) AS u(id, v)
+            SELECT DISTINCT ON (embedding_key) embedding_key, embedding::text
+            FROM {Incident._meta.db_table}
+            WHERE workspace_id = %s AND embedding_key = ANY(%s) AND embedding IS NOT NULL
+            ORDER BY embedding_key, id
+            """,
+            [workspace_id, list(keys)],
+        )
+        return dict(cursor.fetchall())
+
+
+def _store_vectors(ids: list[int], keys: list[str], texts: list[str]) -> list[int]:
+    """One UPDATE … FROM unnest for a whole chunk; returns the ids it stored."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Incident._meta.db_table} i
+            SET embedding = u.v::vector, embedding_key = u.k, embedded_at = %s
+            FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(id, k, v)
             WHERE i.id = u.id AND i.embedded_at IS NULL
             RETURNING i.id
             """,
-            [timezone.now(), ids, texts],
+            [timezone.now(), ids, keys, texts],
         )
         return [row[0] for row in cursor.fetchall()]

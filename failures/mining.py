@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 TABLE = Incident._meta.db_table
 # Bumped when the offline diagnoser changes what it concludes: every trace is
 # then diagnosed again by the sweep.
-DIAGNOSER_VERSION = "offline-1"
+DIAGNOSER_VERSION = "offline-2"  # 2: divergence findings record their pattern
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
 # Claude requests one analysis task makes (each is one request of up to a minute);
@@ -338,19 +339,34 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
 
 
 def signature_of(finding: offline.Finding, task: str) -> str:
-    # An error's own words say what it is (the label shows the tool beside them);
-    # other findings are their description.
-    what = finding.description
-    if finding.stats.get("method") == "error" and finding.error_text.strip():
-        what = next(line for line in finding.error_text.splitlines() if line.strip())
     parts = [
         f"tool: {finding.tool or 'none'}",
-        f"error: {normalise(what.replace('|', '/'))[:600]}",
+        f"error: {normalise(finding_text(finding).replace('|', '/'))[:600]}",
         f"category: {finding.category}",
     ]
     if task:
         parts.append(f"task: {normalise(task)[:MAX_TASK_CHARS]}")
     return " | ".join(parts)
+
+
+_TIMES = re.compile(r"\b\d+ times\b")
+
+
+def finding_text(finding: offline.Finding) -> str:
+    """What makes two findings the same failure, without what varies between runs
+    of it: an error's own first line; a divergence's pattern without its counts; a
+    signal's statement without its numbers."""
+    stats = finding.stats
+    if stats.get("method") == "error" and finding.error_text.strip():
+        return next(line for line in finding.error_text.splitlines() if line.strip())
+    if stats.get("method") == "divergence":
+        return finding.description.split(";", 1)[0]
+    signal = stats.get("signal", "")
+    if signal == "long_run":
+        return "kept going far longer than successful runs of this agent"
+    if signal == "short_run":
+        return "stopped far sooner than successful runs of this agent"
+    return _TIMES.sub("repeatedly", finding.description)
 
 
 def _write(
@@ -419,8 +435,8 @@ def _upsert(cursor: Any, rows: list[tuple]) -> None:
         f"""
         INSERT INTO {TABLE} (workspace_id, trace_id, step_index, kind, tool, error_text,
                              description, category, evidence_steps, source, confidence, stats,
-                             signature, occurred_at, created_at, assigned_by)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, now(), '')
+                             signature, occurred_at, created_at, assigned_by, embedding_key)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, now(), '', '')
         ON CONFLICT (trace_id, step_index) DO UPDATE SET
             kind = EXCLUDED.kind, tool = EXCLUDED.tool, error_text = EXCLUDED.error_text,
             description = EXCLUDED.description, category = EXCLUDED.category,
@@ -431,6 +447,8 @@ def _upsert(cursor: Any, rows: list[tuple]) -> None:
                              THEN {TABLE}.embedding END,
             embedded_at = CASE WHEN {TABLE}.signature = EXCLUDED.signature
                                THEN {TABLE}.embedded_at END,
+            embedding_key = CASE WHEN {TABLE}.signature = EXCLUDED.signature
+                                 THEN {TABLE}.embedding_key ELSE '' END,
             signature = EXCLUDED.signature
         """,
         rows,

@@ -36,6 +36,9 @@ class FailureMode(models.Model):
     centroid = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     incident_count = models.PositiveIntegerField(default=0)
     trace_count = models.PositiveIntegerField(default=0)
+    # What the modes table shows beside the counts (failures/stats.py): lift with
+    # its interval, also-in-successes, failed traces, tokens and cost, trend.
+    stats = models.JSONField(default=dict, blank=True)
     first_seen = models.DateTimeField(null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=ModeStatus.choices, default=ModeStatus.OPEN)
@@ -130,6 +133,9 @@ class Incident(models.Model):
     # share of successful runs that also show it, neighbours that agreed...
     stats = models.JSONField(default=dict, blank=True)
     signature = models.TextField()
+    # SHA-256 of the text that is embedded: identical texts share one vector (and
+    # so always one mode), whichever batch embedded them.
+    embedding_key = models.CharField(max_length=64, blank=True, default="", db_default="")
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     embedded_at = models.DateTimeField(null=True, blank=True)
     failure_mode = models.ForeignKey(
@@ -148,6 +154,8 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-occurred_at"], name="incident_ws_occurred"),
             models.Index(fields=["failure_mode", "-occurred_at"], name="incident_mode_occurred"),
+            # Reusing the vector of a text embedded before (embedding.py).
+            models.Index(fields=["workspace", "embedding_key"], name="incident_ws_embedding_key"),
             # The embedding sweep: incidents still waiting for a vector.
             models.Index(
                 fields=["workspace"],

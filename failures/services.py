@@ -140,7 +140,7 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
             rows = list(
                 Incident.objects.filter(workspace_id=workspace_id, embedded_at__isnull=False)
                 .exclude(assigned_by=Assignment.MANUAL)
-                .values_list("id", "embedding", "failure_mode_id")
+                .values_list("id", "embedding", "failure_mode_id", "embedding_key", "signature")
             )
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = (
@@ -152,7 +152,10 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
                 vectors,
                 min_cluster_size=settings.HIVEMIND_MIN_MODE_SIZE,
                 join_similarity=settings.HIVEMIND_ASSIGN_SIMILARITY,
+                keys=[r[3] or f"row:{r[0]}" for r in rows],
             )
+            labels = clustering.merge_same_text(labels, [clustering.mode_text(r[4]) for r in rows])
+            rows = [r[:3] for r in rows]
             mapping = _match_to_modes(workspace_id, rows, ids, vectors, labels)
             _apply_labels(workspace_id, ids, labels, mapping)
             touched = set(mapping.values()) | {r[2] for r in rows if r[2] is not None}
@@ -310,6 +313,14 @@ def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
             [mode_ids],
         )
         centroid_rows = dict(cursor.fetchall())
+    from .stats import modes_figures
+
+    workspace_ids = {m.workspace_id for m in modes.values()}
+    figures: dict[int, dict] = {}
+    for ws in workspace_ids:
+        figures |= modes_figures(
+            workspace_id=ws, mode_ids=[pk for pk, m in modes.items() if m.workspace_id == ws]
+        )
     docs = _mode_docs(mode_ids) if relabel else {}
     keywords = clustering.ctfidf_keywords({k: v[0] for k, v in docs.items()}) if docs else {}
     now = timezone.now()
@@ -320,6 +331,7 @@ def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
         mode.trace_count = row["traces"] if row else 0
         mode.first_seen = row["first"] if row else None
         mode.last_seen = row["last"] if row else None
+        mode.stats = figures.get(pk, {})
         centroid = centroid_rows.get(pk)
         if centroid is not None:
             vector = np.asarray(_vector(centroid), dtype=np.float32)
@@ -334,7 +346,7 @@ def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
 
 REFRESHED_FIELDS = [
     "incident_count", "trace_count", "first_seen", "last_seen", "centroid", "keywords", "label",
-    "updated_at",
+    "stats", "updated_at",
 ]  # fmt: skip
 
 

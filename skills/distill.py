@@ -40,6 +40,8 @@ class Draft:
     doc: SkillDoc | None = None
     revise_skill: str = ""
     incident_ids: list[int] = field(default_factory=list)
+    # Itemised instructions: {"id", "section", "text", "evidence": [...], "counts": {...}}
+    instructions: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0

@@ -338,7 +338,8 @@ def divergence(
                     description=(f"called `{call.name}` without `{tool}` first; {count} of "
                                  f"{len(users)} similar successful runs called `{tool}` before it"),
                     evidence=[call.step], tool=call.name,
-                    stats={"method": "divergence", "agree": count, "neighbours": len(users)},
+                    stats={"method": "divergence", "agree": count, "neighbours": len(users),
+                           "pattern": ["without-first", tool, name]},
                 ))  # fmt: skip
                 break
             if found:
@@ -353,7 +354,8 @@ def divergence(
                 description=(f"called `{call.name}`, which none of the {n} most similar successful "
                              "runs called"),
                 evidence=[call.step], tool=call.name,
-                stats={"method": "divergence", "agree": 0, "neighbours": n},
+                stats={"method": "divergence", "agree": 0, "neighbours": n,
+                       "pattern": ["called", call.name]},
             ))  # fmt: skip
             break
         called.add(call.name)
@@ -374,7 +376,8 @@ def divergence(
             step=step, category=category, confidence=round(count / n, 3),
             description=f"never called `{tool}`; {count} of {n} similar successful runs did",
             evidence=[c.step for c in calls[-2:]], tool=tool,
-            stats={"method": "divergence", "agree": count, "neighbours": n},
+            stats={"method": "divergence", "agree": count, "neighbours": n,
+                   "pattern": ["never", tool]},
         ))  # fmt: skip
     return found
 
@@ -446,7 +449,8 @@ def diagnose(
             description=f"`{first.tool}` {flagged}: {_first_line(first.text)}",
             evidence=[e.step for e in events][:10], tool=first.tool, error_text=first.text,
             source="error" if first.explicit else "offline",
-            stats={"method": "error", **(weight.as_stats() if weight else {"baseline": False})},
+            stats={"method": "error",
+                   **(weight.as_stats() if weight else {"baseline": False, "signal": signal})},
         ))  # fmt: skip
     if not failed or not baseline:
         return _best(findings)
