@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--show", action="store_true")
     parser.add_argument("--sets", nargs="*", default=list(SETS))
+    parser.add_argument("--keep", action="store_true", help="keep the workspaces (inspection)")
     args = parser.parse_args()
     import django
 
@@ -75,7 +76,8 @@ def main() -> None:
             try:
                 lines.append(run_set(name, workspace, args.quick, Path(tmp), args.show))
             finally:
-                workspace.delete()
+                if not args.keep:
+                    workspace.delete()
     print()
     for line in lines:
         print(line)

@@ -70,6 +70,30 @@ def cluster_vectors(
     return np.array([unique_labels[index[k]] for k in keys])
 
 
+def cluster_within(
+    vectors: np.ndarray,
+    groups: list[str],
+    *,
+    min_cluster_size: int,
+    join_similarity: float = 0.8,
+    keys: list[str] | None = None,
+) -> np.ndarray:
+    """`cluster_vectors` run separately inside each group (a failure category), so
+    a mode never mixes, say, an error with a skipped step that reads alike."""
+    labels = np.full(len(vectors), NOISE)
+    offset = 0
+    for group in sorted(set(groups)):
+        rows = np.array([i for i, g in enumerate(groups) if g == group])
+        part = cluster_vectors(
+            vectors[rows], min_cluster_size=min_cluster_size, join_similarity=join_similarity,
+            keys=[keys[i] for i in rows] if keys is not None else None,
+        )  # fmt: skip
+        found = part != NOISE
+        labels[rows[found]] = part[found] + offset
+        offset += int(part.max()) + 1 if found.any() else 0
+    return labels
+
+
 def cluster_vectors_baseline(vectors: np.ndarray, *, min_cluster_size: int) -> np.ndarray:
     """Every row clustered as it is (before issue 4/7); bench/modes.py compares."""
     return _cluster_rows(vectors, min_cluster_size, 0.8, 0)
@@ -270,6 +294,22 @@ def parse_signature(signature: str) -> ParsedSignature:
     )
 
 
+# HIVEMIND_CLUSTER_WITHIN: "category" (a mode stays inside one failure category
+# of the taxonomy), "group" (inside one of its five groups) or "none".
+def category_group(signature: str) -> str:
+    from django.conf import settings
+
+    within = getattr(settings, "HIVEMIND_CLUSTER_WITHIN", "category")
+    category = dict(part.split(": ", 1) for part in signature.split(" | ") if ": " in part).get(
+        "category", ""
+    )
+    if within == "none":
+        return ""
+    if within == "group":
+        return category.split(".", 1)[0]
+    return category
+
+
 def mode_text(signature: str) -> str:
     """What a mode is about, from one incident's signature: its (normalised) error
     or finding. Two clusters with the same commonest text are one mode."""
@@ -303,7 +343,13 @@ def mode_label(signatures: list[str], tools: list[str]) -> str:
     if len(text) > 150:
         text = text[:150].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
     tool = Counter(t for t in tools if t).most_common(1)
-    if tool and f"`{tool[0][0].lower()}`" not in text and not text.startswith(tool[0][0].lower()):
+    about_the_run = text.startswith(("kept going", "stopped far"))  # not about one tool
+    if (
+        tool
+        and not about_the_run
+        and f"`{tool[0][0].lower()}`" not in text
+        and not text.startswith(tool[0][0].lower())
+    ):
         return f"{tool[0][0]}: {text}"
     return text
 

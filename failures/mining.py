@@ -366,6 +366,9 @@ def finding_text(finding: offline.Finding) -> str:
         return "kept going far longer than successful runs of this agent"
     if signal == "short_run":
         return "stopped far sooner than successful runs of this agent"
+    if signal.startswith("repeat:"):
+        # The command repeated varies from run to run; the mode is the repeating.
+        return f"made the same `{signal.split(':', 1)[1]}` call again and again"
     return _TIMES.sub("repeatedly", finding.description)
 
 

@@ -148,8 +148,9 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
                 if rows
                 else np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
             )
-            labels = clustering.cluster_vectors(
+            labels = clustering.cluster_within(
                 vectors,
+                [clustering.category_group(r[4]) for r in rows],
                 min_cluster_size=settings.HIVEMIND_MIN_MODE_SIZE,
                 join_similarity=settings.HIVEMIND_ASSIGN_SIMILARITY,
                 keys=[r[3] or f"row:{r[0]}" for r in rows],

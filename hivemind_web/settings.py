@@ -213,6 +213,9 @@ HIVEMIND_ASSIGN_SIMILARITY = env.float("HIVEMIND_ASSIGN_SIMILARITY", default=0.8
 HIVEMIND_RECLUSTER_AFTER = env.int("HIVEMIND_RECLUSTER_AFTER", default=50)
 # HDBSCAN's smallest group that counts as a failure mode.
 HIVEMIND_MIN_MODE_SIZE = env.int("HIVEMIND_MIN_MODE_SIZE", default=5)
+# Modes are clustered inside one failure category ("category"), one of the
+# taxonomy's five groups ("group"), or across all ("none"); bench/modes.py measured.
+HIVEMIND_CLUSTER_WITHIN = env.str("HIVEMIND_CLUSTER_WITHIN", default="category")
 # pgvector HNSW search breadth: higher is more exact and slower (bench/search.py).
 HIVEMIND_HNSW_EF_SEARCH = env.int("HIVEMIND_HNSW_EF_SEARCH", default=100)
 

@@ -20,9 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
-from failures.clustering import parse_signature
 from failures.models import FailureMode, Incident
-from traces.models import Step
 
 from .skillmd import SkillDoc, slugify_name, validate
 
@@ -213,77 +211,176 @@ def readable(text: str) -> str:
 
 
 def draft_offline(context: Context) -> Draft:
-    """A deterministic draft built from the incidents themselves.
+    """A draft made only of instructions that rest on counts (failures/contrast.py).
 
-    What applies: the common tool and normalised error. What to do: what the
-    agents did next in traces that hit this failure and still succeeded.
+    Each piece of discriminating evidence becomes one instruction, with its counts
+    beside it in the instruction list (not in the body agents read). No advice is
+    given about a generic tool (a shell, an interpreter) as if it were the cause,
+    and none to wait or retry. A mode with no such evidence is skipped, saying why.
     """
-    parsed = [parse_signature(i.signature) for i in context.incidents]
-    tool = Counter(i.tool for i in context.incidents if i.tool).most_common(1)
-    tool_name = tool[0][0] if tool else ""
-    error = Counter(p.error for p in parsed if p.error).most_common(1)[0][0] if parsed else ""
-    error = readable(error)
-    tasks = [(readable(t), n) for t, n in Counter(p.task for p in parsed if p.task).most_common(3)]
-    recovery = _recovery_steps(context.mode, tool_name)
-    words = [w for w in re.findall(r"[a-z]+", error) if len(w) > 3][:4]
-    name = slugify_name(f"handle-{tool_name.replace('.', '-')}-{'-'.join(words)}")[:64].strip("-")
+    from failures.contrast import is_generic, mode_contrast
+
+    evidence = mode_contrast(mode=context.mode)
+    instructions = [i for i in (_instruction(e, is_generic) for e in evidence) if i]
+    if not instructions:
+        return Draft(verdict="skip", reason=_why_skip(context, evidence),
+                     incident_ids=[i.pk for i in context.incidents])  # fmt: skip
+    label = readable(context.mode.label)
+    tasks = Counter(i.trace.task[:160] for i in context.incidents if i.trace.task).most_common(3)
+    do = [i for i in instructions if i["section"] == "Do"]
+    dont = [i for i in instructions if i["section"] == "Don't"]
+    lead = instructions[0]
+    name = name_from(lead["text"])
     description = (
-        f"What to do when {tool_name or 'a step'} fails with “{error[:200]}”. "
-        f"Use before calling {tool_name or 'the failing step'} and when that error appears."
+        f"Use when working on tasks like these, to avoid a recurring failure: {label}. "
+        f"{lead['text']}"
     )[:1024]
-    do_lines = recovery or [
-        f"Read the error returned by `{tool_name or 'the step'}` before retrying; "
-        "it names the cause.",
-        "Change the input that caused it instead of repeating the same call.",
-    ]
     body = "\n".join([
         "## When this applies",
-        f"- The agent calls `{tool_name}` and it fails with: `{error[:300]}`." if tool_name
-        else f"- The task fails with: `{error[:300]}`.",
-        *[f"- Seen while working on: {task[:160]}" for task, _ in tasks],
+        f"- Runs of this kind failed with: {label}.",
+        *[f"- Seen while working on: {task}" for task, _ in tasks],
         "",
         "## Do",
-        *[f"- {line}" for line in do_lines],
+        *([f"- {i['text']}" for i in do] or ["- Nothing beyond the rules below."]),
         "",
         "## Don't",
-        f"- Don't retry `{tool_name or 'the step'}` unchanged in a tight loop.",
-        "- Don't report the task as done while this error is unresolved.",
+        *([f"- {i['text']}" for i in dont] or ["- Nothing beyond the rules above."]),
         "",
         "## How to check",
-        f"- The next `{tool_name or 'step'}` call returns without this error.",
-        "- The task's final answer reflects the completed action.",
-        "",
-        f"_Drafted offline from {context.mode.incident_count} incidents of failure mode "
-        f"“{readable(context.mode.label)[:120]}”._",
+        *[f"- {i['check']}" for i in instructions],
     ])  # fmt: skip
     return Draft(
         verdict="new",
-        reason="Drafted offline from the incidents (no ANTHROPIC_API_KEY set).",
-        doc=SkillDoc(name=name or "handle-failure", description=description, body=body),
+        reason=(f"Drafted offline from {len(instructions)} piece(s) of evidence with counts "
+                "(no ANTHROPIC_API_KEY set)."),
+        doc=SkillDoc(name=name, description=description, body=body),
         incident_ids=[i.pk for i in context.incidents],
-    )
+        instructions=instructions,
+    )  # fmt: skip
 
 
-def _recovery_steps(mode: FailureMode, tool: str, limit: int = 3) -> list[str]:
-    """What agents did right after this failure in traces that still succeeded."""
-    recovered = Incident.objects.filter(failure_mode=mode, trace__status="succeeded").values_list(
-        "trace_id", "step_index"
-    )[:200]
-    following: Counter[str] = Counter()
-    for trace_id, index in recovered:
-        nxt = (
-            Step.objects.filter(trace_id=trace_id, index__gt=index, kind="tool_call")
-            .order_by("index")
-            .values_list("name", "error")
-            .first()
+def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
+    """One instruction from one piece of evidence, or None when it would rest on
+    nothing (or be about a generic tool itself)."""
+    c = e.counts
+    rest = (f"{c.get('failed_with')} of {c.get('runs_with')} runs that did failed, against "
+            f"{c.get('failed_without')} of {c.get('runs_without')} that did not")  # fmt: skip
+    if e.kind == "order":
+        text = f"Before calling `{e.tool}`, call `{e.other}`."
+        because = (
+            f"{c['successes_did']} of {c['successes_relevant']} successful runs that called "
+            f"`{e.tool}` called `{e.other}` first; calling `{e.tool}` without it: {rest}."
         )
-        if nxt and not nxt[1]:
-            same = nxt[0] == tool
-            following["retry" if same else nxt[0]] += 1
-    lines = []
-    for action, n in following.most_common(limit):
-        if action == "retry":
-            lines.append(f"Wait and retry `{tool}` (what {n} agents that recovered did next).")
-        else:
-            lines.append(f"Call `{action}` next (what {n} agents that recovered did).")
-    return lines
+        section, check = "Do", f"`{e.other}` appears before the first `{e.tool}` call."
+    elif e.kind == "missing":
+        if is_generic(e.tool):
+            return None
+        text = f"Call `{e.tool}` before you finish the task."
+        because = (
+            f"{c['successes_did']} of {c['successes_relevant']} successful runs called "
+            f"`{e.tool}`; never calling it: {rest}."
+        )
+        section, check = "Do", f"The run contains a `{e.tool}` call."
+    elif e.kind == "unexpected":
+        if is_generic(e.tool):
+            return None
+        text = f"Do not call `{e.tool}` for tasks like these."
+        because = (
+            f"{c['successes_did']} of {c['successes_relevant']} successful runs called "
+            f"`{e.tool}`; calling it: {rest}."
+        )
+        section, check = "Don't", f"No `{e.tool}` call in the run."
+    elif e.kind == "error":
+        if is_generic(e.tool) or not e.error:
+            return None
+        text = (
+            f"Call `{e.tool}` only when its precondition holds: it refuses with "
+            f"“{_quote(e.error)}”. Check that first with the information you already have."
+        )
+        because = f"`{e.tool}` answered this: {rest}."
+        section, check = "Do", f"`{e.tool}` does not answer “{_quote(e.error)}”."
+    elif e.kind == "recovery":
+        text = (
+            f"When `{e.tool}` answers “{_quote(e.error)}”, run `{e.other}` next to see why, "
+            "then change the command to fit what it shows."
+        )
+        because = (
+            f"{c['recovered_did']} of {c['recovered']} runs that hit this error and still "
+            f"succeeded ran `{e.other}` next."
+        )
+        section, check = "Do", f"A `{e.other}` command follows that error."
+    elif e.kind == "repeat":
+        text = (
+            f"Do not make the same `{e.tool}` call again once it has answered: change the "
+            "input or the approach."
+        )
+        because = f"repeating a `{e.tool}` call: {rest}."
+        section, check = "Don't", f"No identical `{e.tool}` call is made twice."
+    elif e.kind == "long_run":
+        text = (
+            f"If the task is not done after {c['limit']} tool calls, stop and re-read the "
+            "task and the last results before going on."
+        )
+        because = (
+            f"successful runs used a median of {c['median']} tool calls; going past "
+            f"{c['limit']}: {rest}."
+        )
+        section, check = "Do", f"The run ends within about {c['limit']} tool calls."
+    else:
+        return None
+    return {
+        "id": instruction_id(e.kind, e.tool, e.other, e.error),
+        "section": section, "text": text, "check": check, "because": because,
+        "counts": dict(c), "lift": [round(x, 2) for x in e.lift] if e.lift else None,
+        "kind": e.kind,
+    }  # fmt: skip
+
+
+def _why_skip(context: Context, evidence: list[Any]) -> str:
+    tools = Counter(i.tool for i in context.incidents if i.tool)
+    if not evidence:
+        return (
+            "Skipped: nothing in these runs separates failed from successful runs by a 95% "
+            "interval (no pattern, error or repetition shows up in failed runs reliably more "
+            "often), so no instruction could rest on counts."
+        )
+    generic = [t for t in tools if t.lower() in {"bash", "sh", "shell", "python", "sql", "ctf"}]
+    if generic:
+        return (
+            f"Skipped: the evidence is errors from `{generic[0]}`, which runs whatever it is "
+            "given, and runs that hit them and still succeeded did not agree on what to do "
+            "next; an instruction about the tool itself would rest on nothing."
+        )
+    return "Skipped: no piece of evidence could be turned into a concrete instruction."
+
+
+def instruction_id(*parts: str) -> str:
+    """Stable: the same evidence always gives the same id, across re-drafts."""
+    import hashlib
+
+    return "i-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
+
+
+_KEEP = {"not", "no", "never", "without", "only", "before", "after", "dont", "cannot"}
+_DROP = {"the", "a", "an", "to", "of", "for", "this", "these", "it", "its", "you", "your", "and",
+         "when", "that", "with", "is", "are", "be", "then", "like", "tasks", "task", "call",
+         "calling", "s", "t"}  # fmt: skip
+
+
+def name_from(text: str, limit: int = 64) -> str:
+    """A skill name that keeps the instruction's meaning: negations stay ("do not
+    call x" → `do-not-x`), and it is cut between words, never inside one."""
+    text = text.lower().replace("don't", "do not").replace("doesn't", "does not")
+    text = text.replace("can't", "cannot").replace("n't", " not")
+    words = [w for w in re.findall(r"[a-z0-9]+", text) if w in _KEEP or w not in _DROP]
+    name = ""
+    for word in words:
+        candidate = f"{name}-{word}" if name else word
+        if len(candidate) > limit:
+            break
+        name = candidate
+    return slugify_name(name or "skill")
+
+
+def _quote(text: str, limit: int = 120) -> str:
+    return readable(text)[:limit].replace("`", "'")

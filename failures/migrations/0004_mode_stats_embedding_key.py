@@ -4,26 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('failures', '0003_diagnosis'),
-        ('traces', '0007_move_out_failures_and_snapshots'),
-        ('workspaces', '0008_invitation'),
+        ("failures", "0003_diagnosis"),
+        ("traces", "0007_move_out_failures_and_snapshots"),
+        ("workspaces", "0008_invitation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='failuremode',
-            name='stats',
+            model_name="failuremode",
+            name="stats",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='incident',
-            name='embedding_key',
-            field=models.CharField(blank=True, db_default='', default='', max_length=64),
+            model_name="incident",
+            name="embedding_key",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
         ),
         migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['workspace', 'embedding_key'], name='incident_ws_embedding_key'),
+            model_name="incident",
+            index=models.Index(
+                fields=["workspace", "embedding_key"], name="incident_ws_embedding_key"
+            ),
         ),
     ]

@@ -1,0 +1,217 @@
+"""What separates a mode's failed runs from the runs that succeeded: the material
+a skill is drafted from (skills/distill.py), each item with its counts.
+
+For each mark the mode's incidents were found by (failures/stats.py), counted over
+the labelled runs of the mode's agents:
+
+- a tool-order pattern: how many successful runs did the right thing (called `X`
+  before `Y`, called `X` at all), and how many runs that did not failed;
+- an error: how often runs that hit it failed, against runs that did not; and
+  what runs that hit it *and still succeeded* did next (the command they ran, for
+  a shell-like tool), when enough of them agree;
+- repeating a call, or running far longer than successful runs: how many runs
+  that did failed, against those that did not.
+
+An item is "discriminating" when the failure rate of runs showing it is above
+that of runs not showing it by a 95% interval (risk ratio, Katz). Only
+discriminating items are offered as evidence for an instruction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import FailureMode, Incident
+from .stats import Mark, Run, labelled_runs, mark_of, risk_ratio
+
+# Tools that run whatever they are given (a shell, an interpreter, a query
+# console): a failure "in" them says nothing about the tool itself, so no
+# instruction may be about calling or avoiding them; only about what was run.
+GENERIC_TOOLS = frozenset({
+    "bash", "sh", "shell", "zsh", "terminal", "cmd", "powershell", "python", "python3",
+    "ipython", "sql", "exec", "execute", "run", "run_command", "command", "ctf",
+    "computer", "code_interpreter",
+    # Ending the run: an error there is about the answer, not a tool's precondition.
+    "submit", "finish", "final_answer",
+})  # fmt: skip
+MIN_RECOVERED = 2
+RECOVERY_AGREEMENT = 0.4
+
+
+def is_generic(tool: str) -> bool:
+    return tool.lower().rsplit(".", 1)[-1] in GENERIC_TOOLS
+
+
+@dataclass
+class Evidence:
+    kind: str  # order / missing / unexpected / error / repeat / long_run / recovery
+    tool: str
+    other: str = ""  # the tool to call first / next, the command head
+    error: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    lift: tuple[float, float, float] | None = None
+    incidents: int = 0
+
+    @property
+    def discriminating(self) -> bool:
+        return self.lift is not None and self.lift[1] > 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "tool": self.tool, "other": self.other, "error": self.error,
+            "counts": self.counts, "incidents": self.incidents,
+            "lift": [round(x, 2) for x in self.lift] if self.lift else None,
+        }  # fmt: skip
+
+
+def mode_contrast(*, mode: FailureMode, limit: int = 4) -> list[Evidence]:
+    """The mode's evidence items, most incidents first, discriminating ones only."""
+    rows = list(
+        Incident.objects.filter(failure_mode=mode).values_list(
+            "trace_id", "trace__agent", "stats", "tool", "error_text"
+        )
+    )
+    if not rows:
+        return []
+    runs = labelled_runs(mode.workspace_id, {agent for _, agent, *_ in rows})
+    marks: Counter[Mark] = Counter()
+    errors: dict[Mark, str] = {}
+    for _, _, stats, _, error_text in rows:
+        mark = mark_of(stats or {})
+        if mark is not None:
+            marks[mark] += 1
+            if mark.kind == "signal" and mark.args[0].startswith("error:") and error_text:
+                errors.setdefault(mark, _first_line(error_text))
+    found: list[Evidence] = []
+    for mark, n in marks.most_common():
+        item = _evidence(mark, runs, errors.get(mark, ""))
+        if item is None:
+            continue
+        item.incidents = n
+        if item.discriminating:
+            found.append(item)
+            if item.kind == "error" and is_generic(item.tool):
+                recovery = _recovery(mode.workspace_id, mark, runs, item)
+                if recovery is not None:
+                    found.append(recovery)
+        if len(found) >= limit:
+            break
+    if any(s and (s.get("signal") == "long_run") for _, _, s, _, _ in rows):
+        item = _long_runs(runs)
+        if item is not None and item.discriminating:
+            found.append(item)
+    return found
+
+
+def _split(runs: list[Run], holds: Any) -> tuple[int, int, int, int]:
+    a = b = c = d = 0
+    for run in runs:
+        if holds(run):
+            a, b = a + run.failed, b + 1
+        else:
+            c, d = c + run.failed, d + 1
+    return a, b, c, d
+
+
+def _lift(a: int, b: int, c: int, d: int) -> tuple[float, float, float] | None:
+    return risk_ratio(a, b, c, d) if b and d and (a + c) else None
+
+
+def _evidence(mark: Mark, runs: list[Run], error: str) -> Evidence | None:
+    a, b, c, d = _split(runs, lambda r: mark.holds(r.signals, r.tools))
+    counts = {"failed_with": a, "runs_with": b, "failed_without": c, "runs_without": d}
+    lift = _lift(a, b, c, d)
+    successes = [r for r in runs if not r.failed]
+    if mark.kind == "without-first":
+        first, then = mark.args
+        users = [r for r in successes if then in r.tools]
+        did = sum(1 for r in users if first in r.tools[: r.tools.index(then)])
+        counts |= {"successes_did": did, "successes_relevant": len(users)}
+        return Evidence("order", then, other=first, counts=counts, lift=lift)
+    if mark.kind == "never":
+        did = sum(1 for r in successes if mark.args[0] in r.tools)
+        counts |= {"successes_did": did, "successes_relevant": len(successes)}
+        return Evidence("missing", mark.args[0], counts=counts, lift=lift)
+    if mark.kind == "called":
+        did = sum(1 for r in successes if mark.args[0] in r.tools)
+        counts |= {"successes_did": did, "successes_relevant": len(successes)}
+        return Evidence("unexpected", mark.args[0], counts=counts, lift=lift)
+    signal = mark.args[0]
+    if signal.startswith("error:"):
+        tool = signal.split(":", 2)[1]
+        return Evidence("error", tool, error=error, counts=counts, lift=lift)
+    if signal.startswith("repeat:"):
+        return Evidence("repeat", signal.split(":", 1)[1], counts=counts, lift=lift)
+    return None
+
+
+def _long_runs(runs: list[Run]) -> Evidence | None:
+    lengths = sorted(len(r.tools) for r in runs if not r.failed)
+    if len(lengths) < 5:
+        return None
+    median = lengths[len(lengths) // 2]
+    p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+    limit = max(p90, median + 2)
+    a, b, c, d = _split(runs, lambda r: len(r.tools) > limit)
+    counts = {"failed_with": a, "runs_with": b, "failed_without": c, "runs_without": d,
+              "median": median, "limit": limit}  # fmt: skip
+    return Evidence("long_run", "", counts=counts, lift=_lift(a, b, c, d))
+
+
+def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) -> Evidence | None:
+    """What runs that hit this error and still succeeded ran next (the command's
+    first words), when enough of them agree and it is not the failing command."""
+    from .diagnosis.facts import trace_facts
+    from .mining import _load
+
+    signal = mark.args[0]
+    _, tool, kind = signal.split(":", 2)
+    recovered = [r.trace_id for r in runs if not r.failed and signal in r.signals][:100]
+    if len(recovered) < MIN_RECOVERED:
+        return None
+    heads: Counter[str] = Counter()
+    failing: Counter[str] = Counter()
+    for row in _load(workspace_id, recovered):
+        facts = trace_facts(row.steps)
+        event = next((e for e in facts.errors if e.tool == tool and e.kind == kind), None)
+        if event is None:
+            continue
+        call = next((c for c in facts.calls if c.step == event.step), None)
+        after = next((c for c in facts.calls if c.step > event.step), None)
+        if after is None:
+            continue
+        head = command_head(after.command)
+        if head and (call is None or command_head(call.command) != head):
+            heads[head] += 1
+        if call is not None:
+            failing[command_head(call.command)] += 1
+    if not heads:
+        return None
+    head, n = heads.most_common(1)[0]
+    if n < MIN_RECOVERED or n / len(recovered) < RECOVERY_AGREEMENT:
+        return None
+    return Evidence(
+        "recovery", tool, other=head, error=item.error, lift=item.lift, incidents=item.incidents,
+        counts={"recovered_did": n, "recovered": len(recovered)},
+    )  # fmt: skip
+
+
+_WORD = re.compile(r"[A-Za-z_][\w.-]*")
+
+
+def command_head(command: str) -> str:
+    """The first words of a command (`describe`, `show columns`, `git status`)."""
+    words = _WORD.findall(command.strip())[:2]
+    if not words:
+        return ""
+    if words[0].lower() in ("show", "git", "pip", "npm", "docker", "kubectl", "select"):
+        return " ".join(words).lower() if words[0].lower() != "select" else "select"
+    return words[0].lower()
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = next((x.strip() for x in text.splitlines() if x.strip()), "")
+    return line[:limit] + ("…" if len(line) > limit else "")
