@@ -66,6 +66,23 @@ def cluster_vectors(
         found = expanded_labels[expanded == position]
         values, tally = np.unique(found, return_counts=True)
         unique_labels[position] = values[np.argmax(tally)]
+    # Cohesion: a text no closer to its cluster's centre than a newcomer must be
+    # to join a mode (join_similarity) is not of that mode. Identical copies make
+    # dense cores that a few unrelated texts could otherwise hang on to.
+    base = vectors[[first[k] for k in unique]]
+    weights = np.array([counts[k] for k in unique], dtype=np.float64)
+    for label in set(unique_labels.tolist()) - {NOISE}:
+        members = np.flatnonzero(unique_labels == label)
+        centre = (base[members] * weights[members, None]).sum(axis=0)
+        centre = centre / max(float(np.linalg.norm(centre)), 1e-9)
+        far = members[base[members] @ centre < join_similarity]
+        unique_labels[far] = NOISE
+    # A text seen min_cluster_size times is a mode on its own, even where there
+    # are too few points for HDBSCAN to run (one failure repeating, one category).
+    next_label = int(unique_labels.max()) + 1 if len(unique_labels) else 0
+    for position, key in enumerate(unique):
+        if unique_labels[position] == NOISE and counts[key] >= min_cluster_size:
+            unique_labels[position], next_label = next_label, next_label + 1
     index = {k: i for i, k in enumerate(unique)}
     return np.array([unique_labels[index[k]] for k in keys])
 
@@ -294,9 +311,10 @@ def parse_signature(signature: str) -> ParsedSignature:
     )
 
 
-# HIVEMIND_CLUSTER_WITHIN: "category" (a mode stays inside one failure category
-# of the taxonomy), "group" (inside one of its five groups) or "none".
-def category_group(signature: str) -> str:
+# HIVEMIND_CLUSTER_WITHIN: "category" (errors cluster together by their text;
+# every other finding stays inside its failure category of the taxonomy),
+# "group" (inside one of the taxonomy's five groups) or "none".
+def category_group(signature: str, method: str = "") -> str:
     from django.conf import settings
 
     within = getattr(settings, "HIVEMIND_CLUSTER_WITHIN", "category")
@@ -307,7 +325,9 @@ def category_group(signature: str) -> str:
         return ""
     if within == "group":
         return category.split(".", 1)[0]
-    return category
+    # One error's category can differ between runs (how it ended the run); its
+    # text says what it is. Findings that are not errors are kept apart by kind.
+    return "error" if method == "error" else category
 
 
 def mode_text(signature: str) -> str:
@@ -319,11 +339,12 @@ def mode_text(signature: str) -> str:
 # Mask tokens, said in words (a label is read by people, not matched).
 _MASK_WORDS = {
     "<url>": "a URL", "<uuid>": "an id", "<hex>": "an id", "<ts>": "a time",
-    "<path>": "a file path", "<n>": "a number", "<str>": "a value",
+    "<path>": "a file path", "<n>": "a number", "<str>": "a value", "<id>": "an id",
 }  # fmt: skip
 
 
 def in_words(text: str) -> str:
+    text = re.sub(r"<n>(?=[a-z])", "N", text)  # a quantity with a unit: "<n>s" -> "Ns"
     for token, words in _MASK_WORDS.items():
         text = text.replace(token, words)
     return text

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 TABLE = Incident._meta.db_table
 # Bumped when the offline diagnoser changes what it concludes: every trace is
 # then diagnosed again by the sweep.
-DIAGNOSER_VERSION = "offline-2"  # 2: divergence findings record their pattern
+DIAGNOSER_VERSION = "offline-3"  # 2: divergence patterns recorded; 3: generated names masked
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
 # Claude requests one analysis task makes (each is one request of up to a minute);

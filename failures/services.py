@@ -140,7 +140,14 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
             rows = list(
                 Incident.objects.filter(workspace_id=workspace_id, embedded_at__isnull=False)
                 .exclude(assigned_by=Assignment.MANUAL)
-                .values_list("id", "embedding", "failure_mode_id", "embedding_key", "signature")
+                .values_list(
+                    "id",
+                    "embedding",
+                    "failure_mode_id",
+                    "embedding_key",
+                    "signature",
+                    "stats__method",
+                )
             )
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = (
@@ -150,13 +157,13 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
             )
             labels = clustering.cluster_within(
                 vectors,
-                [clustering.category_group(r[4]) for r in rows],
+                [clustering.category_group(r[4], r[5] or "") for r in rows],
                 min_cluster_size=settings.HIVEMIND_MIN_MODE_SIZE,
                 join_similarity=settings.HIVEMIND_ASSIGN_SIMILARITY,
                 keys=[r[3] or f"row:{r[0]}" for r in rows],
             )
             labels = clustering.merge_same_text(labels, [clustering.mode_text(r[4]) for r in rows])
-            rows = [r[:3] for r in rows]
+            rows = [(r[0], r[1], r[2]) for r in rows]  # type: ignore[misc]
             mapping = _match_to_modes(workspace_id, rows, ids, vectors, labels)
             _apply_labels(workspace_id, ids, labels, mapping)
             touched = set(mapping.values()) | {r[2] for r in rows if r[2] is not None}

@@ -53,6 +53,9 @@ _MASKS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I),
         "<hex>",
     ),
+    # Generated names: a lowercase word run into a number ("#btn-410", "hat030",
+    # "user_42"); upper-case codes such as ORA-00942 or E0001 stay.
+    (re.compile(r"\b[a-z]+[-_]?\d{2,}\b"), "<id>"),
     # Short integers stay: they are usually codes (HTTP 429, SMTP 550, errno 13)
     # that tell failures apart; longer numbers are ids, sizes and durations.
     (re.compile(r"\b\d+\.\d+\b|\b\d{4,}\b"), "<n>"),

@@ -232,7 +232,7 @@ class Simulation:
         rows = list(
             Incident.objects.filter(workspace=self.workspace).values_list("tool", "failure_mode_id")
         )
-        modes = FailureMode.objects.filter(workspace=self.workspace).exclude(
+        modes = FailureMode.objects.filter(workspace=self.workspace, incident_count__gt=0).exclude(
             status=ModeStatus.MERGED
         )
         labelled = [(t, m) for t, m in rows if m is not None]

@@ -79,6 +79,9 @@ class SkillVersion(models.Model):
     cost_usd = models.FloatField(default=0.0)
     # Reviewer warnings: URLs, commands or credentials the incidents do not contain.
     flags = models.JSONField(default=list, blank=True)
+    # Itemised: [{"id", "section", "text", "because", "counts", "kind"}]
+    # (skills/instructions.py); empty for versions from before instructions.
+    instructions = models.JSONField(default=list, blank=True)
     rationale = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -96,15 +96,24 @@ def skill_edit(*, skill: Skill, description: str, body: str, actor: User) -> Ski
     errors = validate(SkillDoc(skill.name, description, body), require_sections=False)
     if errors:
         raise InvalidInput("; ".join(errors))
+    from .instructions import read_back
+    from .services import version_flags
+
     previous = skill.latest_version
+    instructions = read_back(body, previous.instructions if previous else [],
+                             actor.get_username())  # fmt: skip
+    evidence = list(previous.evidence.select_related("trace")) if previous else []
     version = SkillVersion.objects.create(
         skill=skill, number=(previous.number + 1) if previous else 1,
         description=description.strip(), body=body.strip(),
         source_mode=previous.source_mode if previous else skill.source_mode,
         authorship=Authorship.USER, author=actor, rationale="Edited by a reviewer.",
+        instructions=instructions,
+        flags=version_flags(skill.workspace, body + "\n" + description, instructions, evidence,
+                            exclude=skill),
     )  # fmt: skip
     if previous:
-        version.evidence.set(previous.evidence.all())
+        version.evidence.set(evidence)
     before = skill.status
     if skill.status in (SkillStatus.REJECTED, SkillStatus.RETIRED):
         skill.status = SkillStatus.PROPOSED

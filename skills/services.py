@@ -20,6 +20,7 @@ from workspaces.services import audit_record
 
 from . import distill
 from .guard import flags_for
+from .instructions import instruction_flags
 from .models import Authorship, DistillationJob, JobState, Skill, SkillStatus, SkillVersion
 from .vectors import description_vectors, text_vector
 
@@ -206,8 +207,9 @@ def _store(job: DistillationJob, draft: distill.Draft, context: distill.Context)
         output_tokens=draft.output_tokens,
         cost_usd=(draft.input_tokens * settings.HIVEMIND_LLM_PRICE_IN
                   + draft.output_tokens * settings.HIVEMIND_LLM_PRICE_OUT) / 1_000_000,
-        flags=flags_for(doc.body + "\n" + doc.description,
-                        [i.error_text + "\n" + i.trace.task for i in context.incidents]),
+        flags=version_flags(workspace, doc.body + "\n" + doc.description, draft.instructions,
+                            context.incidents, exclude=None),
+        instructions=draft.instructions,
         rationale=draft.reason,
     )  # fmt: skip
     version.evidence.set(evidence)
@@ -217,6 +219,27 @@ def _store(job: DistillationJob, draft: distill.Draft, context: distill.Context)
         actor_label="" if job.requested_by else "distiller",
     )  # fmt: skip
     return version
+
+
+def version_flags(
+    workspace: Workspace,
+    text: str,
+    instructions: list[dict],
+    incidents: list,
+    exclude: Skill | None,
+) -> list[str]:
+    """Every reviewer flag for a version, drafted or edited (skills/guard.py,
+    skills/instructions.py)."""
+    texts = [f"{i.tool}\n{i.error_text}\n{i.trace.task}" for i in incidents]
+    skills = Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED)
+    if exclude is not None:
+        skills = skills.exclude(pk=exclude.pk)
+    published = [
+        (s.name, s.published_version.instructions)
+        for s in skills.select_related("published_version")
+        if s.published_version is not None
+    ]
+    return flags_for(text, texts) + instruction_flags(instructions, texts, published)
 
 
 def _free_name(workspace: Workspace, name: str) -> str:

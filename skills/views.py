@@ -18,6 +18,7 @@ from workspaces.requests import WorkspaceRequest
 
 from . import review, selectors
 from .forms import WebhookForm
+from .instructions import instruction_changes
 from .models import Skill, SkillStatus, SkillVersion
 from .services import distillation_request
 from .webhooks import webhook_get, webhook_save
@@ -57,6 +58,7 @@ def skill_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "raw": selectors.skill_md(shown) if shown else "",
             "evidence": shown.evidence.select_related("trace")[:20] if shown else [],
             "diff": _diff(versions, shown),
+            "changes": _changes(versions, shown),
             "audit": selectors.skill_audit(skill=skill),
             "in_scope": selectors.traces_with_skill(skill=skill),
             "can_act": request.membership.has_role(Role.LEAD),
@@ -77,6 +79,16 @@ def _mode_figure(skill: Skill) -> dict[str, Any] | None:
         last_day=timezone.now().date(),
         title="Source failure mode: incidents per day, last 60 days",
     )
+
+
+def _changes(versions: list[SkillVersion], shown: SkillVersion | None) -> list[dict[str, Any]]:
+    """Instructions added, edited and removed since the version before `shown`."""
+    if shown is None:
+        return []
+    older = next((v for v in versions if v.number == shown.number - 1), None)
+    if older is None or not (older.instructions or shown.instructions):
+        return []
+    return instruction_changes(older.instructions, shown.instructions)
 
 
 def _diff(versions: list[SkillVersion], shown: SkillVersion | None) -> str:

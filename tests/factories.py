@@ -60,6 +60,30 @@ def trace_payload(external_id: str = "", **overrides: Any) -> dict[str, Any]:
     return payload
 
 
+def successful_payloads(
+    count: int, *, tool: str = "payments.refund", agent: str = "checkout-agent", prefix: str = "ok"
+) -> list[dict[str, Any]]:
+    """Runs of the same agent that called `tool` without an error and succeeded:
+    the contrast a diagnosis and an offline draft need (failures/contrast.py)."""
+    return [
+        trace_payload(
+            f"{prefix}-{i}",
+            agent=agent,
+            status="succeeded",
+            steps=[
+                {"kind": "user_prompt", "input": "Refund order 8812"},
+                {
+                    "kind": "tool_call",
+                    "name": tool,
+                    "input": {"order": str(i)},
+                    "output": {"ok": True},
+                },
+            ],
+        )  # fmt: skip
+        for i in range(count)
+    ]
+
+
 @contextmanager
 def celery_broker(url: str, **transport_options: Any) -> Iterator[Any]:
     """Send tasks to a real broker for the duration (the suite runs them eagerly).

@@ -37,11 +37,13 @@ def loop_traces() -> list[dict]:
          ]}
         for i in range(8)
     ]  # fmt: skip
+    # Refunds that went through: the contrast a draft rests on (failures/contrast.py).
     passing = [
-        {"external_id": f"lookup-{i}", "agent": "checkout-agent", "status": "succeeded",
-         "task": "Look up order status",
-         "steps": [{"kind": "tool_call", "name": "orders.get", "output": {"status": "paid"}}]}
-        for i in range(4)
+        {"external_id": f"refunded-{i}", "agent": "checkout-agent", "status": "succeeded",
+         "task": f"Refund order {9900 + i}",
+         "steps": [{"kind": "tool_call", "name": "stripe.refund", "input": {"order": 9900 + i},
+                    "output": {"status": "refunded"}}]}
+        for i in range(12)
     ]  # fmt: skip
     return failing + passing
 
@@ -76,7 +78,7 @@ def test_the_loop_runs_on_its_own(live_server):
     with running_worker(**WORKER_ENV):
         started = time.monotonic()
         result = http(f"{live_server.url}/api/v1/traces", key, {"traces": loop_traces()})
-        assert result["created"] == 12, result
+        assert result["created"] == 20, result
         assert time.monotonic() - started < 2, "ingest must not wait for analysis"
         skill = wait_for(
             lambda: Skill.objects.filter(workspace=workspace, status=SkillStatus.PROPOSED).first()

@@ -27,7 +27,10 @@ def test_simulated_loop_publishes_skills_and_only_treated_modes_improve():
     # An error that 30% of runs recover from is not yet conclusive evidence after
     # one round (40 runs an agent; the diagnosis keeps only errors that make
     # failure more likely at 95%); once the baseline grows, every mode is found.
-    assert first.modes_found >= len(MODES) - 1 and first.nmi > 0.9
+    # A mode needs HIVEMIND_MIN_MODE_SIZE incidents of one text; after round 1 two of
+    # the five true modes have fewer, and stay unclustered rather than joining
+    # another (they used to be absorbed by the largest cluster).
+    assert first.modes_found >= len(MODES) - 2 and first.nmi > 0.9
     assert last.modes_found == len(MODES) and last.nmi > 0.9
     assert "published after" in sim.cycle_report()
 

@@ -9,7 +9,7 @@ from failures.models import FailureMode
 from skills import services
 from skills.models import Authorship, DistillationJob, JobState, Skill, SkillVersion
 from skills.skillmd import SkillDoc, parse, render, validate
-from tests.factories import ingest, trace_payload
+from tests.factories import ingest, successful_payloads, trace_payload
 from tests.skills.fake_anthropic import FakeAnthropic, tool_answer
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def mode(tenant):
         )
         for i in range(12)
     ]
-    ingest(workspace=tenant.workspace, items=items)
+    ingest(workspace=tenant.workspace, items=items + successful_payloads(12))
     incidents_embed(workspace_id=tenant.workspace.pk)
     failure_modes.failure_modes_recluster(workspace_id=tenant.workspace.pk)
     return FailureMode.objects.get(workspace=tenant.workspace, incident_count__gt=0)

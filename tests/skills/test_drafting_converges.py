@@ -11,7 +11,7 @@ from failures.models import ClusterRun, FailureMode, RunState
 from failures.services import cluster_run_request
 from skills.models import DistillationJob, JobState, Skill, SkillStatus, SkillVersion
 from skills.services import distill_due, distillation_run, modes_due_for_distillation
-from tests.factories import trace_payload
+from tests.factories import ingest, successful_payloads, trace_payload
 from tests.failures.test_failure_modes import ERRORS, ingest_failures, mode_of
 from traces.services import trace_ingest_batch
 
@@ -35,6 +35,9 @@ def drafted(tenant, settings):
     settings.HIVEMIND_DISTILL_MIN_INCIDENTS = 3
     for tool in ERRORS:
         ingest_failures(tenant, tool, 8)
+        # Successful runs of the same agents: the contrast an offline draft rests on.
+        ingest(workspace=tenant.workspace, items=successful_payloads(
+            8, tool=tool, agent=f"{tool.split('.')[0]}-agent", prefix=f"ok-{tool}"))  # fmt: skip
     incidents_embed(workspace_id=tenant.workspace.pk)
     failure_modes_recluster(workspace_id=tenant.workspace.pk)
     _draft_everything_due(tenant.workspace.pk)

@@ -165,3 +165,12 @@ def test_fields_longer_than_the_cap_are_cut_before_matching():
 
     out, _ = redact("x" * (MAX_FIELD_CHARS + 10))
     assert len(out) < MAX_FIELD_CHARS + 40 and out.endswith("[10 characters cut]")
+
+
+def test_a_random_token_below_the_entropy_bar_is_still_a_secret_and_names_are_not():
+    from workspaces.redaction import _looks_random
+
+    assert _looks_random("UjpUuMHwkpu9mq9Ugk9QgmyjjYtUtBrmgO6g")  # 4.1 bits, seen leak once
+    for name in ("SomeVeryLongCamelCaseIdentifierName1", "XMLHttpRequestEventTargetPrototype12",
+                 "getUserAccountSettingsForOrganization2024"):  # fmt: skip
+        assert not _looks_random(name), name
