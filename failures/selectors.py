@@ -41,6 +41,33 @@ def failure_mode_list(
     return qs.order_by("-incident_count", "id")
 
 
+# Two open modes whose centres are this similar (cosine) are offered to a lead to merge.
+MERGE_SUGGESTION_SIMILARITY = 0.9
+
+
+def merge_suggestions(*, workspace: Workspace, limit: int = 10) -> list[dict]:
+    """Pairs of live modes that read alike (centroid cosine ≥ the threshold), most
+    similar first; a lead confirms each merge (the smaller into the larger)."""
+    import numpy as np
+
+    modes = [
+        m
+        for m in failure_mode_list(workspace=workspace).exclude(status=ModeStatus.IGNORED)
+        if m.centroid is not None
+    ]
+    if len(modes) < 2:
+        return []
+    matrix = np.stack([np.asarray(m.centroid, dtype=np.float32) for m in modes])
+    sims = matrix @ matrix.T
+    pairs = []
+    for i in range(len(modes)):
+        for j in range(i + 1, len(modes)):
+            if sims[i, j] >= MERGE_SUGGESTION_SIMILARITY:
+                small, large = sorted((modes[i], modes[j]), key=lambda m: m.incident_count)
+                pairs.append({"source": small, "target": large, "similarity": float(sims[i, j])})
+    return sorted(pairs, key=lambda p: -p["similarity"])[:limit]
+
+
 def failure_mode_get(*, workspace: Workspace, pk: int) -> FailureMode:
     mode = FailureMode.objects.filter(workspace=workspace, pk=pk).first()
     if mode is None:

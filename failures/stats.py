@@ -20,6 +20,7 @@ with Katz's log interval (0.5 added to every cell when one is zero).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,11 @@ def modes_figures(*, workspace_id: int, mode_ids: list[int]) -> dict[int, dict[s
             workspace_id=workspace_id, failure_mode_id__in=mode_ids
         ).values_list("failure_mode_id", "trace_id", "trace__agent", "stats", "occurred_at")
     )
+    categories: dict[int, Counter[str]] = {}
+    for mode_id, category in Incident.objects.filter(
+        workspace_id=workspace_id, failure_mode_id__in=mode_ids
+    ).values_list("failure_mode_id", "category"):
+        categories.setdefault(mode_id, Counter())[category] += 1
     by_mode: dict[int, list[tuple]] = {}
     for mode_id, *rest in rows:
         by_mode.setdefault(mode_id, []).append(tuple(rest))
@@ -175,6 +181,7 @@ def modes_figures(*, workspace_id: int, mode_ids: list[int]) -> dict[int, dict[s
             cost_usd=round(cost["cost"], 4) if cost["priced"] else None,
             last_7_days=len({t for t, _, _, at in items if at >= week}),
             previous_7_days=len({t for t, _, _, at in items if fortnight <= at < week}),
+            category=categories.get(mode_id, Counter({"": 1})).most_common(1)[0][0],
         )
         result[mode_id] = figures
     return result

@@ -44,6 +44,7 @@ def mode_list(request: WorkspaceRequest) -> HttpResponse:
     rows = [
         {
             "mode": m,
+            "stats": m.stats or {},
             "spark": sparkline(series.get(m.pk, [])),
             "recent": sum(series.get(m.pk, [])),
             # Only failed traces count: agents that recovered from the error did not fail.
@@ -51,8 +52,14 @@ def mode_list(request: WorkspaceRequest) -> HttpResponse:
         }
         for m in mode_rows
     ]
+    sort, descending = _sort_of(request)
+    rows.sort(key=SORTS[sort], reverse=descending)
     context |= {
         "rows": rows,
+        "sort": sort,
+        "descending": descending,
+        "merge_suggestions": selectors.merge_suggestions(workspace=workspace),
+        "min_mode_size": settings.HIVEMIND_MIN_MODE_SIZE,
         "noise": selectors.noise_incident_list(workspace=workspace, limit=20),
         "noise_count": selectors.noise_incident_count(workspace=workspace),
         "pending": selectors.pending_embedding_count(workspace=workspace),
@@ -63,6 +70,32 @@ def mode_list(request: WorkspaceRequest) -> HttpResponse:
         "undiagnosed": selectors.undiagnosed_trace_list(workspace=workspace, limit=20),
     }
     return render(request, "failures/modes.html", context)
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else float("-inf")
+
+
+SORTS: dict[str, Any] = {
+    "failed": lambda r: _num(r["stats"].get("failed_traces")),
+    "share": lambda r: _num(r["share"]),
+    "also": lambda r: _num(r["stats"].get("also_in_successes")),
+    "lift": lambda r: _num(r["stats"].get("lift_low")),
+    "cost": lambda r: (_num(r["stats"].get("cost_usd")), _num(r["stats"].get("tokens"))),
+    "trend": lambda r: (
+        _num(r["stats"].get("last_7_days", 0)) - _num(r["stats"].get("previous_7_days", 0))
+    ),
+    "last_seen": lambda r: r["mode"].last_seen.timestamp() if r["mode"].last_seen else 0,
+    "label": lambda r: r["mode"].label.lower(),
+}
+
+
+def _sort_of(request: WorkspaceRequest) -> tuple[str, bool]:
+    """?sort=<column>&dir=asc|desc (default: most failed runs first)."""
+    sort = request.GET.get("sort", "failed")
+    if sort not in SORTS:
+        sort = "failed"
+    return sort, request.GET.get("dir", "asc" if sort == "label" else "desc") != "asc"
 
 
 def _search(request: WorkspaceRequest) -> SearchResult | None:
