@@ -37,6 +37,8 @@ from django.utils import timezone
 
 from traces.models import Outcome, Step, Trace, TraceStatus
 
+from .boilerplate import error_gist
+from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import offline
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
 from .models import DiagnosisSettings, DiagnosisState, Incident, IncidentKind, TraceAnalysis
@@ -338,10 +340,12 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
     )  # fmt: skip
 
 
-def signature_of(finding: offline.Finding, task: str) -> str:
+def signature_of(
+    finding: offline.Finding, task: str, boilerplate: frozenset[str] = frozenset()
+) -> str:
     parts = [
         f"tool: {finding.tool or 'none'}",
-        f"error: {normalise(finding_text(finding).replace('|', '/'))[:600]}",
+        f"error: {normalise(finding_text(finding, boilerplate).replace('|', '/'))[:600]}",
         f"category: {finding.category}",
     ]
     if task:
@@ -352,13 +356,13 @@ def signature_of(finding: offline.Finding, task: str) -> str:
 _TIMES = re.compile(r"\b\d+ times\b")
 
 
-def finding_text(finding: offline.Finding) -> str:
+def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozenset()) -> str:
     """What makes two findings the same failure, without what varies between runs
     of it: an error's own first line; a divergence's pattern without its counts; a
     signal's statement without its numbers."""
     stats = finding.stats
     if stats.get("method") == "error" and finding.error_text.strip():
-        return next(line for line in finding.error_text.splitlines() if line.strip())
+        return error_gist(finding.error_text, boilerplate)
     if stats.get("method") == "divergence":
         return finding.description.split(";", 1)[0]
     signal = stats.get("signal", "")
@@ -383,6 +387,9 @@ def _write(
     now = timezone.now()
     incident_rows: list[tuple] = []
     live: set[tuple[int, int]] = set()
+    boilerplate = boilerplate_for(
+        workspace_id, [f.error_text for fs in findings.values() for f in fs if f.error_text]
+    )
     for row in rows:
         for f in findings[row.id]:
             kind = IncidentKind.STEP_ERROR if f.source == "error" else IncidentKind.DIAGNOSIS
@@ -390,7 +397,7 @@ def _write(
                 workspace_id, row.id, f.step, kind, f.tool[:200], f.error_text[:10_000],
                 f.description[:2000], f.category[:80], f.evidence[:50], f.source,
                 float(f.confidence), json.dumps(f.stats, default=str),
-                signature_of(f, row.task), row.occurred or now,
+                signature_of(f, row.task, boilerplate), row.occurred or now,
             ))  # fmt: skip
             live.add((row.id, f.step))
             result.by_source[f.source] = result.by_source.get(f.source, 0) + 1

@@ -221,7 +221,15 @@ def draft_offline(context: Context) -> Draft:
     from failures.contrast import is_generic, mode_contrast
 
     evidence = mode_contrast(mode=context.mode)
-    instructions = [i for i in (_instruction(e, is_generic) for e in evidence) if i]
+    from failures.signatures import normalise
+
+    instructions, seen = [], set()
+    for item in (_instruction(e, is_generic) for e in evidence):
+        # Two errors that differ only by an id ("plan P1007 not found", "…P1006…")
+        # make one instruction, the first (from the most incidents).
+        if item and normalise(item["text"]) not in seen:
+            seen.add(normalise(item["text"]))
+            instructions.append(item)
     if not instructions:
         return Draft(verdict="skip", reason=_why_skip(context, evidence),
                      incident_ids=[i.pk for i in context.incidents])  # fmt: skip

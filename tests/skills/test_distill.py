@@ -248,3 +248,27 @@ def test_skill_markdown_is_sanitised(mode, tenant, fake):
     )
     rendered = html.split("As agents will read it")[1].split("SKILL.md")[0]
     assert "<script>" not in rendered and "onerror" not in rendered
+
+
+def test_a_leads_own_edit_is_flagged_and_a_clean_version_says_no_flags(tenant, mode, settings):
+    from skills import review
+
+    settings.ANTHROPIC_API_KEY = ""
+    job = run_job(mode)
+    version = job.version
+    assert version is not None and version.instructions, job.detail
+    page = tenant.client_for(tenant.lead).get(
+        reverse("skill_detail", args=[tenant.workspace.slug, version.skill_id])
+    )
+    assert b"No flags:" in page.content and b"Instructions and what each rests on" in page.content
+    body = version.body.replace("## Don't\n", "## Don't\n- Do not call `wipe_ledger` first.\n")
+    edited = review.skill_edit(skill=version.skill, description=version.description, body=body,
+                               actor=tenant.lead)  # fmt: skip
+    assert any("rests on no evidence" in f and "acme-lead" in f for f in edited.flags)
+    assert any("`wipe_ledger`, which appears in none of the evidence" in f for f in edited.flags)
+    kept = [i for i in edited.instructions if i["id"] in {j["id"] for j in version.instructions}]
+    assert kept and all(i.get("because") for i in kept)  # unchanged instructions keep evidence
+    page = tenant.client_for(tenant.lead).get(
+        reverse("skill_detail", args=[tenant.workspace.slug, version.skill_id])
+    )
+    assert b"added" in page.content and b"no evidence" in page.content
