@@ -65,7 +65,8 @@ def merge_suggestions(*, workspace: Workspace, limit: int = 10) -> list[dict]:
             if sims[i, j] >= MERGE_SUGGESTION_SIMILARITY:
                 small, large = sorted((modes[i], modes[j]), key=lambda m: m.incident_count)
                 pairs.append({"source": small, "target": large, "similarity": float(sims[i, j])})
-    return sorted(pairs, key=lambda p: -p["similarity"])[:limit]
+    pairs.sort(key=lambda p: float(p["similarity"]), reverse=True)  # type: ignore[arg-type]
+    return pairs[:limit]
 
 
 def failure_mode_get(*, workspace: Workspace, pk: int) -> FailureMode:

@@ -140,6 +140,24 @@ def test_good_answer_is_stored_with_tokens_and_cost(mode, fake):
     assert '<incident id="' in prompt and "untrusted data" in prompt
 
 
+def test_claude_gets_the_contrast_and_each_instruction_keeps_what_it_cites(mode, fake):
+    answer = good_answer(instructions=[
+        {"section": "Do", "text": "Check the refund quota before `payments.refund`.",
+         "evidence": ["E1"]},
+        {"section": "Don't", "text": "Don't loop on the call.", "evidence": []},
+    ])  # fmt: skip
+    fake.queue.append((200, tool_answer(answer), {}))
+    job = run_job(mode)
+    assert job.state == "done", job.detail
+    prompt = fake.requests[0]["body"]["messages"][0]["content"]
+    assert "EVIDENCE" in prompt and "E1: `payments.refund` answered this: 12 of 12" in prompt
+    assert "steps around it:" in prompt and ">> #" in prompt  # the critical step in context
+    cited, uncited = job.version.instructions
+    assert cited["evidence"] == ["E1"] and "12 of 12" in cited["because"]
+    assert uncited["because"] == ""
+    assert any("rests on no evidence" in f for f in job.version.flags)
+
+
 def test_malformed_answer_is_repaired_once(mode, fake):
     fake.queue.append((200, tool_answer(good_answer(name="Bad Name!")), {}))
     fake.queue.append((200, tool_answer(good_answer()), {}))
