@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from ninja import Query, Router
 from ninja.pagination import LimitOffsetPagination, paginate
 
@@ -18,6 +18,7 @@ from workspaces.models import Scope
 from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
 
+from .models import SkillAlias, SkillStatus
 from .publication import etag_from_rows, fetch_log_for_request, published_set_get
 from .schemas import SkillOut
 from .selectors import Published, published_skill_list, skill_md
@@ -103,12 +104,27 @@ def skills_zip(request: ApiRequest) -> HttpResponse:
 @router.get(
     "/skills/{name}",
     auth=AUTH,
-    response={200: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: None, 301: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 410: ErrorOut},
     summary="One published skill's SKILL.md (text/markdown)",
 )
 def skill_file(request: ApiRequest, name: str) -> HttpResponse:
+    """A renamed skill's former name answers 301 to its new name while it is
+    published, and 410 once it is not."""
     found = published_skill_list(workspace_id=request.auth.workspace_id, name=name)
     if not found:
+        alias = (
+            SkillAlias.objects.filter(workspace_id=request.auth.workspace_id, name=name)
+            .select_related("skill")
+            .first()
+        )
+        if alias is not None and alias.skill.status == SkillStatus.PUBLISHED:
+            base = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/skills/"
+            return HttpResponsePermanentRedirect(base + alias.skill.name)
+        if alias is not None:
+            return JsonResponse(
+                {"detail": f"{name!r} was renamed to {alias.skill.name!r}, which is not "
+                 "published any more."}, status=410,
+            )  # fmt: skip
         raise NotFound(f"No published skill named {name!r} in this workspace.")
     log_fetch(request, "file", [found[0].ref])
     response = HttpResponse(skill_md(found[0].version), content_type="text/markdown; charset=utf-8")

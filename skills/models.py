@@ -212,3 +212,21 @@ class PublishedSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_id} {self.etag}"
+
+
+class SkillAlias(models.Model):
+    """A name a skill had before a rename: the skills API answers it with 301 to
+    the new name while the skill is published, else 410."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=64)
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="skillalias_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.skill_id}"

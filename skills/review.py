@@ -35,11 +35,17 @@ ALLOWED_FROM = {
     "reject": {SkillStatus.PROPOSED},
     "retire": {SkillStatus.PUBLISHED},
     "rollback": {SkillStatus.PUBLISHED},
+    "rename": {
+        SkillStatus.PROPOSED,
+        SkillStatus.PUBLISHED,
+        SkillStatus.REJECTED,
+        SkillStatus.RETIRED,
+    },
 }
 
 
 PAST = {"approve": "approved", "edit": "edited", "reject": "rejected", "retire": "retired",
-        "rollback": "rolled back"}  # fmt: skip
+        "rollback": "rolled back", "rename": "renamed"}  # fmt: skip
 
 
 def _check(skill: Skill, actor: User, action: str) -> None:
@@ -119,6 +125,48 @@ def skill_edit(*, skill: Skill, description: str, body: str, actor: User) -> Ski
         skill.status = SkillStatus.PROPOSED
     skill.save(update_fields=["status", "updated_at"])
     _audit(skill, actor, "edit", before, version=version.number)
+    return version
+
+
+@transaction.atomic
+def skill_rename(*, skill: Skill, name: str, actor: User) -> SkillVersion:
+    """Rename: a new version (same text, the new name), the old name kept as an
+    alias the skills API answers with 301 (410 once the skill is not published).
+    Agents' folders follow on their next pull (`hivemind_client skills pull`
+    removes the folder it wrote under the old name)."""
+    from .models import SkillAlias
+
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "rename")
+    name, old = name.strip(), skill.name
+    previous = skill.latest_version
+    errors = validate(SkillDoc(name, previous.description if previous else "x", "x"),
+                      require_sections=False)  # fmt: skip
+    if errors:
+        raise InvalidInput("; ".join(errors))
+    if name == old:
+        raise InvalidInput(f"The skill is already named {name!r}.")
+    taken = Skill.objects.filter(workspace=skill.workspace, name=name).exclude(pk=skill.pk)
+    alias = SkillAlias.objects.filter(workspace=skill.workspace, name=name).first()
+    if taken.exists() or (alias is not None and alias.skill_id != skill.pk):
+        raise Conflict(f"The name {name!r} is taken (by a skill, or as a former name of one).")
+    if alias is not None:
+        alias.delete()  # renamed back to a former name
+    SkillAlias.objects.create(workspace=skill.workspace, name=old, skill=skill)
+    skill.name = name
+    skill.save(update_fields=["name", "updated_at"])
+    version = SkillVersion.objects.create(
+        skill=skill, number=(previous.number + 1) if previous else 1,
+        description=previous.description if previous else "", body=previous.body if previous else "",
+        source_mode=previous.source_mode if previous else skill.source_mode,
+        authorship=Authorship.USER, author=actor, rationale=f"Renamed from {old} to {name}.",
+        instructions=previous.instructions if previous else [],
+        flags=previous.flags if previous else [],
+    )  # fmt: skip
+    if previous:
+        version.evidence.set(previous.evidence.all())
+    _audit(skill, actor, "rename", skill.status, version=version.number, from_name=old,
+           to_name=name)  # fmt: skip
     return version
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/webhook/", views.webhook_settings, name="webhook_settings"),
     path("skills/<int:pk>/approve/", views.skill_approve_view, name="skill_approve"),
     path("skills/<int:pk>/edit/", views.skill_edit_view, name="skill_edit"),
+    path("skills/<int:pk>/rename/", views.skill_rename_view, name="skill_rename"),
     path("skills/<int:pk>/reject/", views.skill_reject_view, name="skill_reject"),
     path("skills/<int:pk>/retire/", views.skill_retire_view, name="skill_retire"),
     path("skills/<int:pk>/rollback/", views.skill_rollback_view, name="skill_rollback"),

@@ -159,6 +159,20 @@ def skill_edit_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @workspace_view()
+def skill_rename_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    def act(skill: Skill) -> str:
+        version = review.skill_rename(skill=skill, name=request.POST.get("name", ""),
+                                      actor=request.user)  # fmt: skip
+        return (
+            f"Renamed to {version.skill.name} (v{version.number}). The old name now "
+            "redirects; agents' folders follow on their next pull."
+        )
+
+    return _review_action(request, pk, act)
+
+
+@require_POST
+@workspace_view()
 def skill_reject_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     def act(skill: Skill) -> str:
         review.skill_reject(skill=skill, reason=request.POST.get("reason", ""), actor=request.user)

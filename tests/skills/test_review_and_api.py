@@ -10,7 +10,7 @@ from skills import review
 from skills.models import FetchLog, Skill, SkillVersion, WebhookEndpoint
 from skills.skillmd import parse, validate
 from skills.webhooks import sign, webhook_deliver
-from workspaces.errors import Conflict, PermissionDenied
+from workspaces.errors import Conflict, InvalidInput, PermissionDenied
 from workspaces.models import ApiKey, AuditEvent, Scope
 from workspaces.services import api_key_revoke
 
@@ -422,3 +422,31 @@ def published_skill_from(tenant, skill):
     review.skill_approve(skill=skill, number=1, actor=tenant.lead)
     review.skill_edit(skill=skill, description="Second.", body=BODY, actor=tenant.lead)
     return review.skill_approve(skill=skill, number=2, actor=tenant.lead)
+
+
+@pytest.mark.django_db
+def test_rename_is_a_new_version_keeps_history_and_the_old_name_redirects(client, tenant):
+    skill = published_skill(tenant)
+    old = skill.name
+    version = review.skill_rename(skill=skill, name="honour-refund-rate-limits", actor=tenant.lead)
+    skill.refresh_from_db()
+    assert skill.name == "honour-refund-rate-limits" and version.number == 2
+    assert [v.number for v in skill.versions.order_by("number")] == [1, 2]
+    assert version.body == skill.versions.get(number=1).body
+    event = AuditEvent.objects.get(workspace=tenant.workspace, action="skill.rename")
+    assert event.after["from_name"] == old and event.after["to_name"] == skill.name
+    listed = client.get("/api/v1/skills", headers=tenant.api_headers()).json()["items"]
+    assert [s["name"] for s in listed] == ["honour-refund-rate-limits"]
+    moved = client.get(f"/api/v1/skills/{old}", headers=tenant.api_headers())
+    assert moved.status_code == 301 and moved["Location"].endswith("/api/v1/skills/" + skill.name)
+    served = client.get(moved["Location"].split("127.0.0.1:8000")[-1], headers=tenant.api_headers())
+    assert b"name: honour-refund-rate-limits" in served.content
+    with pytest.raises(InvalidInput):
+        review.skill_rename(skill=skill, name="Not A Name", actor=tenant.lead)
+    with pytest.raises(PermissionDenied):
+        review.skill_rename(skill=skill, name="other-name", actor=tenant.viewer)
+    review.skill_retire(skill=skill, reason="done", actor=tenant.lead)
+    gone = client.get(f"/api/v1/skills/{old}", headers=tenant.api_headers())
+    assert gone.status_code == 410 and "renamed to" in gone.json()["detail"]
+    other = client.get(f"/api/v1/skills/{old}", headers={"Authorization": "Bearer hm_x_y"})
+    assert other.status_code == 401
