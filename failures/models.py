@@ -32,6 +32,10 @@ class FailureMode(models.Model):
     label = models.CharField(max_length=200)
     # Set when a lead renames the mode: re-labelling then leaves the label alone.
     label_locked = models.BooleanField(default=False)
+    # Who made the label: "" (offline, from the incidents) or "claude"; a Claude
+    # name is kept by re-clustering and renewed when the mode has doubled.
+    label_source = models.CharField(max_length=10, blank=True, default="")
+    named_at_incidents = models.PositiveIntegerField(null=True, blank=True)
     keywords = ArrayField(models.CharField(max_length=80), default=list, blank=True)
     centroid = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     incident_count = models.PositiveIntegerField(default=0)

@@ -228,3 +228,37 @@ def test_a_revision_is_instructions_added_edited_and_removed():
     assert new[1]["id"].startswith("h-") and new[1]["added_by"] == "lead"
     changes = {(c["change"], c["id"]) for c in instruction_changes(PREVIOUS, new)}
     assert changes == {("edited", "i-1"), ("added", new[1]["id"]), ("removed", "i-2")}
+
+
+# --- Claude names modes ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_claude_names_modes_once_and_reclustering_keeps_the_name(tenant, settings):
+    from failures.naming import failure_modes_name
+    from tests.skills.fake_anthropic import FakeAnthropic, tool_answer
+
+    settings.HIVEMIND_MIN_MODE_SIZE = 3
+    failing = [
+        trace_payload(f"f-{i}", steps=[{"kind": "tool_call", "name": "payments.refund",
+                                        "input": {"o": i}, "error": "429 Too Many Requests"}])
+        for i in range(6)
+    ]  # fmt: skip
+    ingest(workspace=tenant.workspace, items=failing + successful_payloads(10))
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    assert failure_modes_name(workspace_id=tenant.workspace.pk) == 0  # no key: offline label
+    server = FakeAnthropic()
+    try:
+        settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL = "sk-test", server.url
+        server.queue.append((200, tool_answer({"label": "Refunds hit the payment rate limit"},
+                                              tool="name_mode"), {}))  # fmt: skip
+        assert failure_modes_name(workspace_id=tenant.workspace.pk) == 1
+        prompt = server.requests[0]["body"]["messages"][0]["content"]
+        assert "<incident" in prompt and "untrusted DATA" in server.requests[0]["body"]["system"]
+        assert failure_modes_name(workspace_id=tenant.workspace.pk) == 0  # named once
+    finally:
+        server.close()
+    failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    mode = FailureMode.objects.get(workspace=tenant.workspace, incident_count__gt=0)
+    assert mode.label == "Refunds hit the payment rate limit" and mode.label_source == "claude"

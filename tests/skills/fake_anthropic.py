@@ -19,14 +19,18 @@ from typing import Any
 
 
 def tool_answer(
-    answer: dict[str, Any], *, input_tokens: int = 1200, output_tokens: int = 400
+    answer: dict[str, Any],
+    *,
+    input_tokens: int = 1200,
+    output_tokens: int = 400,
+    tool: str = "submit_skill",
 ) -> dict:
     return {
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": "claude-haiku-4-5",
-        "content": [{"type": "tool_use", "id": "toolu_1", "name": "submit_skill", "input": answer}],
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": answer}],
         "stop_reason": "tool_use",
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
