@@ -70,9 +70,9 @@ class Evidence:
 def mode_contrast(*, mode: FailureMode, limit: int = 4) -> list[Evidence]:
     """The mode's evidence items, most incidents first, discriminating ones only."""
     rows = list(
-        Incident.objects.filter(failure_mode=mode).values_list(
-            "trace_id", "trace__agent", "stats", "tool", "error_text"
-        )
+        Incident.objects.filter(failure_mode=mode)
+        .order_by("pk")
+        .values_list("trace_id", "trace__agent", "stats", "tool", "error_text")
     )
     if not rows:
         return []

@@ -120,9 +120,13 @@ def mode_lift(*, workspace_id: int, incident_ids: list[int]) -> dict[str, Any]:
 def labelled_runs(workspace_id: int, agents: set[str]) -> list[Run]:
     from .models import TraceAnalysis
 
-    rows = TraceAnalysis.objects.filter(
-        workspace_id=workspace_id, agent__in=agents, verdict__in=["failed", "succeeded"]
-    ).values_list("trace_id", "agent", "verdict", "signals", "tools")
+    rows = (
+        TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, agent__in=agents, verdict__in=["failed", "succeeded"]
+        )
+        .order_by("trace_id")
+        .values_list("trace_id", "agent", "verdict", "signals", "tools")
+    )
     return [Run(t, a, v == "failed", set(s), list(tools)) for t, a, v, s, tools in rows]
 
 

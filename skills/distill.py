@@ -324,7 +324,9 @@ def draft_offline(context: Context) -> Draft:
     do = [i for i in instructions if i["section"] == "Do"]
     dont = [i for i in instructions if i["section"] == "Don't"]
     lead = instructions[0]
-    name = name_from(lead["text"])
+    # From the instruction with what varies between runs (ids, URLs, numbers) taken
+    # out, so a re-draft of the same evidence lands on the same skill name.
+    name = name_from(re.sub(r"<[a-z]+>", " ", normalise(lead["text"])))
     description = (
         f"Use when working on tasks like these, to avoid a recurring failure: {label}. "
         f"{lead['text']}"
@@ -387,12 +389,21 @@ def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
     elif e.kind == "error":
         if is_generic(e.tool) or not e.error:
             return None
-        text = (
-            f"Call `{e.tool}` only when its precondition holds: it refuses with "
-            f"“{_quote(e.error)}”. Check that first with the information you already have."
-        )
         because = f"`{e.tool}` answered this: {rest}."
-        section, check = "Do", f"`{e.tool}` does not answer “{_quote(e.error)}”."
+        if _TRANSIENT.search(e.error):
+            # A service that was busy or slow: the runs show only that the work was
+            # not done, not that waiting helps; say what the counts support.
+            text = (
+                f"When `{e.tool}` answers “{_quote(e.error)}”, the action did not happen: "
+                f"do not report the task as done until a `{e.tool}` call succeeds."
+            )
+            section, check = "Don't", f"No success is reported after “{_quote(e.error)}”."
+        else:
+            text = (
+                f"Call `{e.tool}` only when its precondition holds: it refuses with "
+                f"“{_quote(e.error)}”. Check that first with the information you already have."
+            )
+            section, check = "Do", f"`{e.tool}` does not answer “{_quote(e.error)}”."
     elif e.kind == "recovery":
         text = (
             f"When `{e.tool}` answers “{_quote(e.error)}”, run `{e.other}` next to see why, "
@@ -428,6 +439,13 @@ def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
         "counts": dict(c), "lift": [round(x, 2) for x in e.lift] if e.lift else None,
         "kind": e.kind,
     }  # fmt: skip
+
+
+_TRANSIENT = re.compile(
+    r"\b(?:429|502|503|504|rate.?limit\w*|too many requests|timed? ?out|timeout|"
+    r"unavailable|temporarily)\b",
+    re.I,
+)
 
 
 def _why_skip(context: Context, evidence: list[Any]) -> str:
