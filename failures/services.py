@@ -395,3 +395,13 @@ def failure_mode_mark_addressed(*, mode_id: int) -> bool:
             status=ModeStatus.ADDRESSED, updated_at=timezone.now()
         )
     )
+
+
+def failure_mode_mark_open(*, mode_id: int) -> bool:
+    """No published skill addresses this mode any more (its skill was retired): an
+    addressed mode is open again. Called by the skills app."""
+    return bool(
+        FailureMode.objects.filter(pk=mode_id, status=ModeStatus.ADDRESSED).update(
+            status=ModeStatus.OPEN, updated_at=timezone.now()
+        )
+    )

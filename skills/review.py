@@ -12,7 +12,7 @@ import difflib
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from failures.services import failure_mode_mark_addressed
+from failures.services import failure_mode_mark_addressed, failure_mode_mark_open
 from workspaces.errors import Conflict, InvalidInput
 from workspaces.models import Role
 from workspaces.selectors import membership_require
@@ -194,6 +194,17 @@ def skill_retire(*, skill: Skill, reason: str, actor: User) -> Skill:
     before = skill.status
     skill.status = SkillStatus.RETIRED
     skill.save(update_fields=["status", "updated_at"])
+    # Its modes are open again unless another published skill still addresses them.
+    still_covered = set(
+        SkillVersion.objects.filter(
+            skill__workspace=skill.workspace, skill__status=SkillStatus.PUBLISHED
+        )
+        .exclude(skill=skill)
+        .values_list("source_mode_id", flat=True)
+    )
+    for mode_id in skill_source_modes(skill=skill):
+        if mode_id not in still_covered:
+            failure_mode_mark_open(mode_id=mode_id)
     _audit(skill, actor, "retire", before, reason=reason.strip(),
            version=skill.published_version.number if skill.published_version else None)  # fmt: skip
     return skill

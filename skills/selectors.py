@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import markdown as md
 import nh3
@@ -123,6 +124,14 @@ def skill_audit(*, skill: Skill) -> QuerySet:
     return AuditEvent.objects.filter(
         workspace=skill.workspace, object_type="Skill", object_id=str(skill.pk)
     ).order_by("-created_at")
+
+
+def skill_retired_at(*, skill: Skill) -> Any:
+    """When a retired skill stopped being served (its last retire event)."""
+    if skill.status != "retired":
+        return None
+    event = skill_audit(skill=skill).filter(action="skill.retire").first()
+    return event.created_at if event else skill.updated_at
 
 
 def traces_with_skill(*, skill: Skill, limit: int = 20) -> QuerySet:

@@ -43,7 +43,10 @@ def skill_list(request: WorkspaceRequest) -> HttpResponse:
 def skill_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     skill = selectors.skill_get(workspace=request.workspace, pk=pk)
     versions = list(selectors.skill_versions(skill=skill))
-    shown = versions[0] if versions else None
+    # By default, what agents receive; else the newest version.
+    served = skill.published_version if skill.status == SkillStatus.PUBLISHED else None
+    shown = next((v for v in versions if served and v.pk == served.pk), None)
+    shown = shown or (versions[0] if versions else None)
     wanted = request.GET.get("version", "")
     if wanted.isdigit():
         shown = next((v for v in versions if v.number == int(wanted)), shown)
@@ -54,6 +57,8 @@ def skill_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "skill": skill,
             "versions": versions,
             "shown": shown,
+            "served": served,
+            "retired_at": selectors.skill_retired_at(skill=skill),
             "html": selectors.render_markdown(shown.body) if shown else "",
             "raw": selectors.skill_md(shown) if shown else "",
             "evidence": shown.evidence.select_related("trace")[:20] if shown else [],

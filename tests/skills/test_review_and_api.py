@@ -450,3 +450,37 @@ def test_rename_is_a_new_version_keeps_history_and_the_old_name_redirects(client
     assert gone.status_code == 410 and "renamed to" in gone.json()["detail"]
     other = client.get(f"/api/v1/skills/{old}", headers={"Authorization": "Bearer hm_x_y"})
     assert other.status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_skill_page_shows_what_agents_receive_after_rollback_and_retire(tenant):
+    from failures.models import FailureMode, ModeStatus
+
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="m", incident_count=3)
+    skill = make_skill(tenant.workspace)
+    SkillVersion.objects.filter(skill=skill).update(source_mode=mode)
+    review.skill_approve(skill=skill, number=1, actor=tenant.lead)
+    mode.refresh_from_db()
+    assert mode.status == ModeStatus.ADDRESSED
+    review.skill_edit(skill=skill, description=skill.latest_version.description,
+                      body=skill.latest_version.body + "\n- One more line.", actor=tenant.lead)  # fmt: skip
+    review.skill_approve(skill=skill, number=2, actor=tenant.lead)
+    review.skill_rollback(skill=skill, number=1, actor=tenant.lead)
+    url = reverse("skill_detail", args=[tenant.workspace.slug, skill.pk])
+    page = tenant.client_for(tenant.viewer).get(url).content.decode()
+    assert "Agents receive v1" in page and "Showing</dt><dd>v1" in page
+    assert "newer draft, not served" in page  # v2 is listed, not shown as served
+    review.skill_retire(skill=skill, reason="done", actor=tenant.lead)
+    page = tenant.client_for(tenant.viewer).get(url).content.decode()
+    assert "Not served: retired on" in page and "agents receive this" not in page
+    assert "served until retired" in page
+    impact = (
+        tenant.client_for(tenant.viewer)
+        .get(
+            reverse("skill_impact", args=[tenant.workspace.slug, skill.pk]), HTTP_HX_REQUEST="true"
+        )
+        .content.decode()
+    )
+    assert "retired since: no longer served" in impact
+    mode.refresh_from_db()
+    assert mode.status == ModeStatus.OPEN  # no published skill addresses it any more
