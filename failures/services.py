@@ -301,6 +301,11 @@ def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
         return
     mode_daily_counts_refresh(mode_ids=mode_ids)
     modes = {m.pk: m for m in FailureMode.objects.filter(pk__in=mode_ids)}
+    # Skill trials count traces that hit their modes: theirs may have changed.
+    for workspace_id in sorted({m.workspace_id for m in modes.values()}):
+        transaction.on_commit(
+            lambda ws=workspace_id: enqueue("metrics.tasks.refresh_trials", ws)  # type: ignore[misc]
+        )
     stats = {
         row["failure_mode"]: row
         for row in Incident.objects.filter(failure_mode__in=mode_ids)

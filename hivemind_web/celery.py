@@ -46,6 +46,8 @@ app.conf.beat_schedule = {
     "recluster-all": {"task": "failures.tasks.recluster_all", "schedule": 3600.0},
     # Rollups of traces whose refresh message was lost (broker down at ingest).
     "sweep-rollups": {"task": "metrics.tasks.sweep_rollups", "schedule": 300.0},
+    # Trial rollups and verdicts (also refreshed after ingest and after incidents change modes).
+    "refresh-trials": {"task": "metrics.tasks.refresh_trials", "schedule": 300.0},
     "sweep-jobs": {"task": "skills.tasks.sweep_jobs", "schedule": 300.0},
     # Rate-limit windows are per minute; old ones only take space.
     "sweep-rate-windows": {"task": "workspaces.tasks.sweep_rate_windows", "schedule": 3600.0},

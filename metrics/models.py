@@ -103,3 +103,34 @@ class Snapshot(models.Model):
 
     FILES = {"sft-train.jsonl": "sft_train", "sft-heldout.jsonl": "sft_heldout",
              "dpo-pairs.jsonl": "dpo_pairs"}  # fmt: skip
+
+
+class TrialDailyRollup(models.Model):
+    """Per trial × day × agent × arm: the traces of assigned sessions, and how many
+    succeeded, failed, or hit the skill's failure mode. Recomputed per trial by
+    metrics.services.trials_refresh; the trial page reads only these."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    trial = models.ForeignKey("skills.Trial", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent = models.CharField(max_length=200)
+    arm = models.CharField(max_length=8)
+    traces = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    mode_traces = models.PositiveIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    steps = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["trial", "day", "agent", "arm"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "day", "agent", "arm"], name="trial_rollup_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"trial {self.trial_id} {self.day} {self.agent} {self.arm}"

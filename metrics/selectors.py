@@ -11,12 +11,25 @@ from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from skills.models import Skill
+from skills.models import FetchLog, Skill, Trial
 from skills.selectors import published_skill_list
+from skills.trials import (
+    HELPS,
+    HOLDOUT,
+    HURTS,
+    NO_CHANGE,
+    TOO_FEW,
+    TREATED,
+    ArmDay,
+    Effect,
+    effect,
+    t_star,
+)
+from skills.trials import verdict as trial_verdict
 from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Workspace
 
-from .models import DailyRollup, SkillDailyRollup, Snapshot
+from .models import DailyRollup, SkillDailyRollup, Snapshot, TrialDailyRollup
 from .stats import Rate, verdict
 
 
@@ -221,12 +234,34 @@ def skill_impacts(
             "mode_before": mode_before, "mode_after": mode_after,
             "mode_verdict": verdict(mode_before, mode_after, what="recurrence of its failure mode",
                                     higher_is_better=False),
+            "shared_with": [],
         }  # fmt: skip
+    _mark_shared(result)
     return result
 
 
+def _mark_shared(rows: dict[int, dict]) -> None:
+    """Skills whose success figures are the very same numbers (same agents, same
+    cohort, same publication day): those figures cannot tell them apart, and the
+    pages say so instead of showing them as each skill's effect."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows.values():
+        if row.get("agents"):
+            key = (row["with"], row["without"], row["before"], row["after"])
+            groups[key].append(row)
+    for group in groups.values():
+        if len(group) > 1:
+            for row in group:
+                row["shared_with"] = sorted(r["skill"].name for r in group if r is not row)
+
+
 def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -> dict | None:
-    return skill_impacts(workspace=workspace, skills=[skill], window_days=window_days).get(skill.pk)
+    """One skill's row, computed beside the other published skills' so figures it
+    shares with them are marked (`shared_with`)."""
+    others = [p.skill for p in published_skill_list(workspace_id=workspace.pk, with_body=False)
+              if p.skill.pk != skill.pk]  # fmt: skip
+    return skill_impacts(workspace=workspace, skills=[skill, *others],
+                         window_days=window_days).get(skill.pk)  # fmt: skip
 
 
 def impact_table(*, workspace: Workspace) -> list[dict]:
@@ -238,3 +273,115 @@ def impact_table(*, workspace: Workspace) -> list[dict]:
 def snapshot_list(*, workspace: Workspace) -> QuerySet[Snapshot]:
     """A workspace's snapshots, newest first, without their (large) files."""
     return Snapshot.objects.filter(workspace=workspace).defer(*Snapshot.FILES.values())
+
+
+# --- trials --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arm:
+    traces: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    mode_traces: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    steps: int = 0
+    errors: int = 0
+
+    @property
+    def decided(self) -> int:
+        return self.succeeded + self.failed
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """A trial's figures, from its rollups (skills.trials explains the statistics)."""
+
+    trial: Trial
+    arms: dict[str, Arm]
+    recurrence: Effect  # share of traces hitting the skill's failure modes
+    success: Effect  # share of decided traces that succeeded
+    verdict: str
+    reached: bool
+    remaining: int  # traces still needed in the fuller arm
+    unassigned_fetches: int
+
+    @property
+    def verdict_words(self) -> str:
+        return verdict_words(self.verdict, reached=self.reached or self.trial.ended_at is not None)
+
+
+def verdict_words(verdict: str, *, reached: bool) -> str:
+    return {
+        HELPS: "Helps",
+        HURTS: "Hurts",
+        NO_CHANGE: "No measurable change" if reached else "No measurable change yet",
+        TOO_FEW: "Too few traces yet",
+    }.get(verdict, "Not measured yet")
+
+
+def trial_result(*, trial: Trial) -> TrialResult:
+    rows = list(
+        TrialDailyRollup.objects.filter(trial=trial, agent__in=trial.agents).values(
+            "day",
+            "arm",
+            "traces",
+            "succeeded",
+            "failed",
+            "mode_traces",
+            "tokens",
+            "seconds",
+            "steps",
+            "errors",
+        )  # fmt: skip
+    )
+    sums: dict[str, dict[str, float]] = {TREATED: defaultdict(float), HOLDOUT: defaultdict(float)}
+    for row in rows:
+        for key in ("traces", "succeeded", "failed", "mode_traces", "tokens", "seconds", "steps",
+                    "errors"):  # fmt: skip
+            sums[row["arm"]][key] += row[key]
+    arms = {
+        arm: Arm(**{k: (v if k == "seconds" else int(v)) for k, v in values.items()})  # type: ignore[arg-type]
+        for arm, values in sums.items()
+    }
+    horizon = t_star(planned=trial.planned_per_arm, holdout_share=trial.holdout_share)
+    recurrence = effect(
+        [ArmDay(r["day"], r["arm"], r["traces"], r["mode_traces"]) for r in rows],
+        holdout_share=trial.holdout_share, t_star=horizon,
+    )  # fmt: skip
+    success = effect(
+        [ArmDay(r["day"], r["arm"], r["succeeded"] + r["failed"], r["succeeded"]) for r in rows],
+        holdout_share=trial.holdout_share, t_star=horizon,
+    )  # fmt: skip
+    # The planned size counts the arm the split makes smaller.
+    smaller = HOLDOUT if trial.holdout_share <= 0.5 else TREATED
+    planned_smaller = round(trial.planned_per_arm * min(trial.holdout_share,
+                                                         1 - trial.holdout_share)
+                            / max(trial.holdout_share, 1 - trial.holdout_share))  # fmt: skip
+    have = arms[smaller].traces
+    unassigned = FetchLog.objects.filter(
+        workspace_id=trial.workspace_id, session_id="", created_at__gte=trial.started_at,
+        **({"created_at__lte": trial.ended_at} if trial.ended_at else {}),
+    ).count()  # fmt: skip
+    return TrialResult(
+        trial=trial, arms=arms, recurrence=recurrence, success=success,
+        verdict=trial_verdict(recurrence=recurrence, success=success),
+        reached=have >= planned_smaller, remaining=max(planned_smaller - have, 0),
+        unassigned_fetches=unassigned,
+    )  # fmt: skip
+
+
+def trial_list(*, workspace: Workspace) -> QuerySet[Trial]:
+    return Trial.objects.filter(workspace=workspace).select_related("skill", "version")
+
+
+def harmful_trials(*, workspace: Workspace) -> list[Trial]:
+    """Skills whose latest trial reads "hurts" and that are still served to its arm."""
+    return list(
+        Trial.objects.filter(
+            workspace=workspace, verdict=HURTS, skill__status="published", skill__rollout="trial"
+        )  # fmt: skip
+        .select_related("skill")
+        .order_by("skill__name")
+    )

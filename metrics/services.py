@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.db import connection, transaction
 
 from failures.services import mode_daily_counts_refresh
+from traces.models import Trace
 
 _REFRESH_SQL = """
     INSERT INTO metrics_dailyrollup (workspace_id, day, agent, traces, succeeded, failed,
@@ -140,3 +141,88 @@ def rollups_sweep(*, overlap_seconds: int = 600, batch: int = 20_000) -> int:
     if newest is not None:
         SweepMark.objects.update_or_create(name="rollups", defaults={"watermark": newest})
     return refreshed
+
+
+# --- trials ----------------------------------------------------------------------------
+
+# A trial's traces: those of its assigned sessions, from an hour before the
+# session's assignment (agents fetch at start; clocks drift) until the trial ended.
+_TRIAL_SQL = """
+    INSERT INTO metrics_trialdailyrollup (workspace_id, trial_id, day, agent, arm, traces,
+                                          succeeded, failed, mode_traces, tokens, seconds,
+                                          steps, errors)
+    SELECT t.workspace_id, a.trial_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent, a.arm,
+           count(*), count(*) FILTER (WHERE t.status = 'succeeded'),
+           count(*) FILTER (WHERE t.status = 'failed'),
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM failures_incident i
+                                          WHERE i.trace_id = t.id
+                                            AND i.failure_mode_id = ANY(%(modes)s))),
+           COALESCE(sum(t.total_tokens), 0),
+           COALESCE(sum(EXTRACT(EPOCH FROM (t.ended_at - t.started_at)))
+                    FILTER (WHERE t.ended_at IS NOT NULL), 0),
+           COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0)
+    FROM skills_trialassignment a
+    JOIN traces_trace t ON t.workspace_id = a.workspace_id AND t.session_id = a.session_id
+    WHERE a.trial_id = %(trial)s AND t.started_at >= a.created_at - interval '1 hour'
+      AND (%(ended)s::timestamptz IS NULL OR t.started_at <= %(ended)s::timestamptz)
+    GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def trial_rollups_refresh(*, trial_id: int) -> None:
+    """Recompute one trial's rollup rows (idempotent)."""
+    from skills.models import Trial
+    from skills.selectors import skill_source_modes
+
+    trial = Trial.objects.select_related("skill").get(pk=trial_id)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM metrics_trialdailyrollup WHERE trial_id = %s", [trial_id])
+        cursor.execute(_TRIAL_SQL, {"trial": trial_id, "ended": trial.ended_at,
+                                    "modes": skill_source_modes(skill=trial.skill)})  # fmt: skip
+
+
+def trials_refresh(*, workspace_id: int | None = None) -> int:
+    """Refresh the rollups and verdicts of running trials (of one workspace, or all);
+    end a trial that reached its planned size; pause a skill that hurts where the
+    workspace asked for it. Returns how many trials were refreshed."""
+    from django.utils import timezone
+
+    from skills.models import Trial
+    from skills.review import skill_roll_back_trial
+
+    from .selectors import trial_result
+
+    trials = Trial.objects.filter(ended_at=None).select_related("skill", "workspace")
+    if workspace_id is not None:
+        trials = trials.filter(workspace_id=workspace_id)
+    count = 0
+    for trial in trials:
+        trial_rollups_refresh(trial_id=trial.pk)
+        result = trial_result(trial=trial)
+        trial.verdict, trial.verdict_at = result.verdict, timezone.now()
+        fields = ["verdict", "verdict_at"]
+        if result.reached:
+            trial.ended_at, trial.end_reason = timezone.now(), "planned size reached"
+            fields += ["ended_at", "end_reason"]
+        trial.save(update_fields=fields)
+        if result.verdict == "hurts" and trial.workspace.pause_harmful_skills:
+            skill_roll_back_trial(
+                skill=trial.skill, actor=None, automatic=True,
+                reason="Paused automatically: its trial shows it hurts (workspace setting).",
+            )  # fmt: skip
+        count += 1
+    return count
+
+
+def trials_refresh_for_traces(*, trace_ids: list[int]) -> None:
+    """After new traces: refresh the running trials of their workspaces, if any."""
+    from skills.models import Trial
+
+    workspaces = set(
+        Trial.objects.filter(
+            ended_at=None,
+            workspace_id__in=Trace.objects.filter(pk__in=trace_ids).values("workspace_id"),
+        ).values_list("workspace_id", flat=True)
+    )
+    for workspace_id in sorted(workspaces):
+        trials_refresh(workspace_id=workspace_id)

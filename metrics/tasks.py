@@ -10,6 +10,9 @@ from .services import rollups_refresh_for_traces
 def refresh_rollups(trace_ids: list[int]) -> int:
     """Named so ingest can trigger it without importing metrics."""
     rollups_refresh_for_traces(trace_ids=trace_ids)
+    from .services import trials_refresh_for_traces
+
+    trials_refresh_for_traces(trace_ids=trace_ids)
     return len(trace_ids)
 
 
@@ -22,3 +25,12 @@ def sweep_rollups() -> int:
     from .services import rollups_sweep
 
     return rollups_sweep()
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8, acks_late=True)
+def refresh_trials(workspace_id: int | None = None) -> int:
+    """Trial rollups and verdicts; named so the failures app can trigger it after
+    incidents change modes. Also periodic (beat)."""
+    from .services import trials_refresh
+
+    return trials_refresh(workspace_id=workspace_id)

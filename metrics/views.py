@@ -4,28 +4,33 @@ import csv
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from failures.selectors import failure_mode_list
+from skills.trials import HOLDOUT, TREATED
 from traces.selectors import trace_agent_list
 from workspaces.decorators import workspace_view
-from workspaces.errors import DomainError
+from workspaces.errors import DomainError, NotFound
 from workspaces.forms import ApiKeyForm
 from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
 from . import charts
+from .benchmark import benchmark_json
 from .forms import SnapshotForm
 from .models import Snapshot
 from .selectors import (
     compound_by_agent,
+    harmful_trials,
     impact_table,
     overview_get,
     recent_failed_traces,
     snapshot_list,
     success_by_period,
+    trial_list,
+    trial_result,
 )
 from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
 from .stats import Rate
@@ -41,6 +46,7 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
         {
             "overview": overview_get(workspace=workspace),
             "recent_failures": recent_failed_traces(workspace=workspace),
+            "harmful": harmful_trials(workspace=workspace),
             "form": ApiKeyForm(),
         },
     )
@@ -63,6 +69,7 @@ def metrics_page(request: WorkspaceRequest) -> HttpResponse:
             "volume_figure": charts.volume_figure(series, unit=unit),
             "compound": compound_by_agent(workspace=workspace),
             "impact": impact_table(workspace=workspace),
+            "trials": [trial_result(trial=t) for t in trial_list(workspace=workspace)],
         },
     )
 
@@ -100,15 +107,21 @@ def impact_csv(request: WorkspaceRequest) -> HttpResponse:
     writer = SafeCsvWriter(response)
     writer.writerow(["skill", "published_at", "agents", "with_rate_pct", "with_n", "without_rate_pct",
                      "without_n", "before_rate_pct", "before_n", "after_rate_pct", "after_n",
-                     "mode_per_100_before", "mode_per_100_after", "verdict"])  # fmt: skip
+                     "mode_per_100_before", "mode_per_100_after", "verdict", "note"])  # fmt: skip
     for row in impact_table(workspace=request.workspace):
         if not row.get("agents"):
             continue
+        if row["shared_with"]:
+            success = ["", "", "", "", "", "", "", ""]
+            verdicts = [row["mode_verdict"], "observational; success figures identical to "
+                        + " ".join(row["shared_with"]) + ", not shown"]  # fmt: skip
+        else:
+            success = [_pct(row["with"]), row["with"].n, _pct(row["without"]), row["without"].n,
+                       _pct(row["before"]), row["before"].n, _pct(row["after"]), row["after"].n]  # fmt: skip
+            verdicts = [row["cohort_verdict"], "observational"]
         writer.writerow([
-            row["skill"].name, row["published_at"].isoformat(), " ".join(row["agents"]),
-            _pct(row["with"]), row["with"].n, _pct(row["without"]), row["without"].n,
-            _pct(row["before"]), row["before"].n, _pct(row["after"]), row["after"].n,
-            _pct(row["mode_before"]), _pct(row["mode_after"]), row["cohort_verdict"],
+            row["skill"].name, row["published_at"].isoformat(), " ".join(row["agents"]), *success,
+            _pct(row["mode_before"]), _pct(row["mode_after"]), *verdicts,
         ])  # fmt: skip
     return response
 
@@ -131,14 +144,20 @@ def compound_csv(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view()
 def skill_impact_partial(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """The skill page's impact section (served here: skills never imports metrics)."""
-    from skills.selectors import skill_get
+    from skills.selectors import skill_get, trial_current
 
     from .selectors import skill_impact
 
     skill = skill_get(workspace=request.workspace, pk=pk)
     row = skill_impact(workspace=request.workspace, skill=skill)
+    trial = trial_current(skill=skill)
+    words = ""
+    if trial is not None:
+        result = trial_result(trial=trial)
+        words = result.verdict_words.lower()
     template = "metrics/_skill_impact.html" if request.htmx else "metrics/skill_impact.html"
-    return render(request, template, {"row": row, "skill": skill})
+    return render(request, template,
+                  {"row": row, "skill": skill, "trial": trial, "trial_words": words})  # fmt: skip
 
 
 @workspace_view()
@@ -180,3 +199,39 @@ def snapshot_page(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view()
 def snapshot_download(request: WorkspaceRequest, version: int, filename: str) -> HttpResponse:
     return snapshot_file_response(workspace=request.workspace, version=version, filename=filename)
+
+
+@require_GET
+@workspace_view()
+def skill_trial(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    """A skill's trial: treated vs holdout, the verdict, and (leads) the decision."""
+    from skills.selectors import skill_get, trial_current
+
+    skill = skill_get(workspace=request.workspace, pk=pk)
+    trial = trial_current(skill=skill)
+    if trial is None:
+        raise NotFound(f"{skill.name} has never been on trial.")
+    return render(request, "metrics/trial.html", {
+        "skill": skill, "trial": trial, "result": trial_result(trial=trial),
+        "on_trial": skill.status == "published" and skill.rollout == "trial",
+        "can_act": request.membership.has_role(Role.LEAD),
+        "treated": TREATED, "holdout": HOLDOUT,
+    })  # fmt: skip
+
+
+@require_GET
+@workspace_view()
+def skill_trial_benchmark(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    """The trial's result in the Agent Skills `benchmark.json` shape (skill-creator's
+    schema): one run per configuration, with_skill = treated arm, without_skill =
+    holdout, pass rate = success among traces with a known outcome."""
+    from skills.selectors import skill_get, trial_current
+
+    skill = skill_get(workspace=request.workspace, pk=pk)
+    trial = trial_current(skill=skill)
+    if trial is None:
+        raise NotFound(f"{skill.name} has never been on trial.")
+    body = benchmark_json(trial_result(trial=trial), skill_name=skill.name)
+    response = JsonResponse(body, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{skill.name}-benchmark.json"'
+    return response

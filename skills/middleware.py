@@ -6,7 +6,9 @@ workspace's published set loaded in one query, and the stored ETag and
 serialised first page answer it: 304 when `If-None-Match` matches, else 200
 (the fetch is logged either way, for attribution). Anything else, including
 every failure (missing or bad key, scope), falls through to the ninja view,
-which answers with its reasons. `skills.zip` gets the same early 304.
+which answers with its reasons. `skills.zip` gets the same early 304. A
+workspace with a skill on trial serves each session its own set, so the view
+answers those polls (skills.publication.session_set).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class SkillsETagMiddleware:
             etag = response.get("ETag") or getattr(request, "skills_etag", "")
             if etag:
                 response["ETag"] = etag
+        note = getattr(request, "skills_trial_note", "")
+        if note:
+            response["X-Hivemind-Trial"] = note
         return response
 
     def _answer(self, request: HttpRequest, *, full: bool) -> HttpResponse | None:
@@ -57,9 +62,13 @@ class SkillsETagMiddleware:
             api_key = api_key_verify(api_key=poll.api_key, raw_key=raw_key, scope=Scope.SKILLS_READ)
         except DomainError:
             return None  # the view answers with the reason
+        if poll.on_trial:
+            return None  # the set depends on the session: the view answers
         etag, first_page, refs_json = poll.etag, poll.first_page, poll.refs_json
         if etag is None:  # no set kept yet for this workspace
             published = published_set_refresh(workspace_id=api_key.workspace_id)
+            if published.trials:
+                return None
             etag, first_page = published.etag, published.first_page
             refs_json = json.dumps(published.refs)
         wanted = {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}

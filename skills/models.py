@@ -28,6 +28,11 @@ class Skill(models.Model):
     published_version = models.ForeignKey(
         "SkillVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # "all": every agent gets the published version; "trial": only the treated
+    # arm of its trial (skills.trials.arm_for), the holdout never.
+    rollout = models.CharField(
+        max_length=5, choices=[("all", "Everyone"), ("trial", "Trial")], default="all"
+    )
     # The mode's incident count when the skill was rejected: the mode is drafted
     # again only once new incidents arrive.
     rejected_at_incidents = models.PositiveIntegerField(null=True, blank=True)
@@ -50,6 +55,21 @@ class Skill(models.Model):
         if cached is not None:
             return max(cached, key=lambda v: v.number, default=None)
         return self.versions.order_by("-number").first()
+
+    @property
+    def current_trial(self) -> Trial | None:
+        """The latest trial (prefetched on list pages)."""
+        cached = getattr(self, "_prefetched_objects_cache", {}).get("trials")
+        if cached is not None:
+            return max(cached, key=lambda t: t.started_at, default=None)
+        return self.trials.order_by("-started_at").first()
+
+    @property
+    def harmful(self) -> bool:
+        """Served on trial while its trial reads "hurts": flagged on the pages."""
+        trial = self.current_trial
+        return (self.status == SkillStatus.PUBLISHED and self.rollout == "trial"
+                and trial is not None and trial.verdict == "hurts")  # fmt: skip
 
 
 class Authorship(models.TextChoices):
@@ -208,6 +228,9 @@ class PublishedSet(models.Model):
     items = models.JSONField(default=list)  # the API's SkillOut objects, by name
     first_page = models.TextField()  # the JSON body of the unparameterised list, as served
     refs = models.JSONField(default=list)  # ["name@version", ...] for the fetch log
+    # Skills on trial: [{"name", "skill_id", "trial_id", "version_id", "holdout"}];
+    # when any, the set depends on the session and the views answer.
+    trials = models.JSONField(default=list)
     refreshed_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -230,3 +253,67 @@ class SkillAlias(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} → {self.skill_id}"
+
+
+class Trial(models.Model):
+    """A randomised trial of one published skill version: a share of sessions is
+    held out (skills.trials). Measurement runs from `started_at` until the planned
+    size is reached or a lead decides (`ended_at`); until a decision the split
+    stays, so a session keeps seeing the same set."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="trials")
+    version = models.ForeignKey(SkillVersion, on_delete=models.CASCADE, related_name="+")
+    holdout_share = models.FloatField(default=0.5)
+    # Planning inputs: the failure mode's share of traces among the exposed agents
+    # before the trial, and the smallest relative cut worth detecting.
+    baseline_rate = models.FloatField(null=True, blank=True)
+    min_change = models.FloatField(default=0.5)
+    planned_per_arm = models.PositiveIntegerField()
+    # The agents its failure modes had occurred in when it started: the effect is
+    # measured on their traces (skills.selectors.trial_exposed_agents).
+    agents = models.JSONField(default=list)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True)
+    # Kept by metrics.services.trials_refresh, so pages below metrics can flag it.
+    verdict = models.CharField(max_length=30, blank=True)
+    verdict_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["skill"], condition=models.Q(ended_at=None), name="trial_one_running"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"trial of {self.skill_id} v{self.version_id}"
+
+    @property
+    def running(self) -> bool:
+        return self.ended_at is None
+
+
+class TrialAssignment(models.Model):
+    """A session's arm in a trial, recorded when the session first asked for skills."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="assignments")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    session_id = models.CharField(max_length=200)
+    arm = models.CharField(max_length=8)  # treated / holdout
+    version = models.ForeignKey(SkillVersion, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "session_id"], name="assignment_unique")
+        ]
+        indexes = [models.Index(fields=["workspace", "session_id"], name="assignment_ws_session")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} → {self.arm}"

@@ -25,9 +25,10 @@ from workspaces.models import ApiKey, PiiPolicy
 from workspaces.redaction import may_hold_pii, redactor_for_policy
 from workspaces.textsafety import clean_text
 
-from .models import PublishedSet
+from .models import PublishedSet, Skill, SkillStatus, Trial
 from .schemas import SkillOut
 from .selectors import published_skill_list
+from .trials import HOLDOUT, arm_for
 
 
 def page_size() -> int:
@@ -73,9 +74,66 @@ def published_set_refresh(*, workspace_id: int) -> PublishedSet:
             "items": items,
             "first_page": first_page,
             "refs": [f"{name}@{number}" for name, number, *_ in rows],
+            "trials": _trials(workspace_id),
         },
     )
     return published
+
+
+def _trials(workspace_id: int) -> list[dict[str, Any]]:
+    """The published skills served to a trial's treated arm only."""
+    skills = Skill.objects.filter(workspace_id=workspace_id, status=SkillStatus.PUBLISHED,
+                                  rollout="trial").exclude(published_version=None)  # fmt: skip
+    running = {t.skill_id: t for t in Trial.objects.filter(skill__in=skills).order_by("started_at")}
+    return [
+        {"name": s.name, "skill_id": s.pk, "version_id": s.published_version_id,
+         "trial_id": running[s.pk].pk if s.pk in running else None,
+         "holdout": running[s.pk].holdout_share if s.pk in running else 0.5}
+        for s in skills.order_by("name")
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SessionSet:
+    """What one session is served when skills are on trial."""
+
+    withheld: frozenset[str]  # names this session does not get
+    unassigned: bool  # no session id: skills on trial are withheld, nothing recorded
+
+
+def session_set(*, workspace_id: int, session_id: str, trials: list[dict[str, Any]]) -> SessionSet:
+    """Each skill on trial is served to this session or not by skills.trials.arm_for;
+    the assignment is recorded once per (trial, session). Without a session id the
+    session cannot be measured: skills on trial are withheld (docs/TRIALS.md)."""
+    if not trials:
+        return SessionSet(frozenset(), False)
+    if not session_id:
+        return SessionSet(frozenset(t["name"] for t in trials), True)
+    withheld, rows = set(), []
+    for t in trials:
+        arm = arm_for(skill_id=t["skill_id"], session_id=session_id, holdout_share=t["holdout"])
+        if arm == HOLDOUT:
+            withheld.add(t["name"])
+        if t["trial_id"] is not None:
+            rows.append((t["trial_id"], workspace_id, session_id[:200], arm, t["version_id"]))
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO skills_trialassignment (trial_id, workspace_id, session_id, arm,"
+                " version_id, created_at) VALUES (%s, %s, %s, %s, %s, now())"
+                " ON CONFLICT (trial_id, session_id) DO NOTHING",
+                rows,
+            )
+    return SessionSet(frozenset(withheld), False)
+
+
+def session_of(request: HttpRequest, api_key: ApiKey) -> str:
+    """The session id a request names (X-Hivemind-Session), as the fetch log stores it."""
+    session = clean_text(request.headers.get("X-Hivemind-Session", ""))
+    if may_hold_pii(session):
+        policy, _ = PiiPolicy.objects.get_or_create(workspace_id=api_key.workspace_id)
+        session = redactor_for_policy(policy).identifier(session, Counter[str]())
+    return session[:200]
 
 
 def published_set_get(*, workspace_id: int) -> PublishedSet:
@@ -91,11 +149,12 @@ class Poll:
     etag: str | None
     first_page: str
     refs_json: str
+    on_trial: bool = False
 
 
 _POLL_SQL = """
     SELECT k.id, k.workspace_id, k.prefix, k.secret_hash, k.scopes, k.last_used_at, k.revoked_at,
-           k.expires_at, p.etag, p.first_page, p.refs::text
+           k.expires_at, p.etag, p.first_page, p.refs::text, p.trials <> '[]'::jsonb
     FROM workspaces_apikey k
     LEFT JOIN skills_publishedset p ON p.workspace_id = k.workspace_id
     WHERE k.prefix = %s
@@ -114,7 +173,7 @@ def poll_lookup(*, prefix: str) -> Poll:
         id=key_id, workspace_id=workspace_id, prefix=prefix, secret_hash=secret_hash,
         scopes=scopes, last_used_at=last_used_at, revoked_at=revoked_at, expires_at=row[7],
     )  # fmt: skip
-    return Poll(api_key, row[8], row[9] or "", row[10] or "[]")
+    return Poll(api_key, row[8], row[9] or "", row[10] or "[]", bool(row[11]))
 
 
 def fetch_log_for_request(

@@ -11,6 +11,7 @@ import difflib
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from failures.services import failure_mode_mark_addressed, failure_mode_mark_open
 from workspaces.errors import Conflict, InvalidInput
@@ -18,10 +19,11 @@ from workspaces.models import Role
 from workspaces.selectors import membership_require
 from workspaces.services import audit_record
 
-from .models import Authorship, Skill, SkillStatus, SkillVersion
+from .models import Authorship, Skill, SkillStatus, SkillVersion, Trial
 from .publication import published_set_refresh
-from .selectors import skill_source_modes
+from .selectors import skill_source_modes, trial_baseline, trial_exposed_agents
 from .skillmd import SkillDoc, validate
+from .trials import MIN_PER_ARM, planned_per_arm
 
 # action -> statuses it may start from
 ALLOWED_FROM = {
@@ -35,6 +37,8 @@ ALLOWED_FROM = {
     "reject": {SkillStatus.PROPOSED},
     "retire": {SkillStatus.PUBLISHED},
     "rollback": {SkillStatus.PUBLISHED},
+    "roll_out": {SkillStatus.PUBLISHED},
+    "roll_back_trial": {SkillStatus.PUBLISHED},
     "rename": {
         SkillStatus.PROPOSED,
         SkillStatus.PUBLISHED,
@@ -45,7 +49,8 @@ ALLOWED_FROM = {
 
 
 PAST = {"approve": "approved", "edit": "edited", "reject": "rejected", "retire": "retired",
-        "rollback": "rolled back", "rename": "renamed"}  # fmt: skip
+        "rollback": "rolled back", "rename": "renamed", "roll_out": "rolled out to everyone",
+        "roll_back_trial": "rolled back after its trial"}  # fmt: skip
 
 
 def _check(skill: Skill, actor: User, action: str) -> None:
@@ -62,13 +67,23 @@ def _version(skill: Skill, number: int) -> SkillVersion:
     return version
 
 
-def _audit(skill: Skill, actor: User, action: str, before: str, **after: object) -> None:
+def _audit(skill: Skill, actor: User | None, action: str, before: str, **after: object) -> None:
     # Every transition passes here: keep what agents are served in step with it.
     published_set_refresh(workspace_id=skill.workspace_id)
     audit_record(
         workspace=skill.workspace, actor=actor, action=f"skill.{action}", obj=skill,
         before={"status": before}, after={"status": skill.status, **after},
+        actor_label="" if actor else "Hivemind (automatic)",
     )  # fmt: skip
+
+
+def _end_trial(skill: Skill, reason: str) -> Trial | None:
+    """End the skill's running trial, if any (its measurement stops here)."""
+    trial = Trial.objects.select_for_update().filter(skill=skill, ended_at=None).first()
+    if trial is not None:
+        trial.ended_at, trial.end_reason = timezone.now(), reason
+        trial.save(update_fields=["ended_at", "end_reason"])
+    return trial
 
 
 def _published(skill: Skill, version: SkillVersion) -> None:
@@ -78,20 +93,113 @@ def _published(skill: Skill, version: SkillVersion) -> None:
 
 
 @transaction.atomic
-def skill_approve(*, skill: Skill, number: int, actor: User) -> Skill:
-    """Publish version `number`: agents get it on their next fetch."""
+def skill_approve(
+    *, skill: Skill, number: int, actor: User, rollout: str = "all",
+    holdout_share: float = 0.5, min_change: float = 0.5,
+) -> Skill:  # fmt: skip
+    """Publish version `number`: agents get it on their next fetch; to everyone
+    (`rollout="all"`), or as a trial that holds a random `holdout_share` of
+    sessions out, planned to detect a cut of `min_change` in its failure mode."""
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "approve")
     version = _version(skill, number)
+    if rollout not in ("all", "trial"):
+        raise InvalidInput("Roll out to everyone ('all') or as a trial ('trial').")
+    if rollout == "trial" and not 0.05 <= holdout_share <= 0.95:
+        raise InvalidInput("The held-out share must be between 5% and 95%.")
+    if rollout == "trial" and not 0.05 <= min_change <= 1.0:
+        raise InvalidInput("The smallest change worth detecting must be between 5% and 100%.")
     before = skill.status
-    skill.status, skill.published_version = SkillStatus.PUBLISHED, version
-    skill.save(update_fields=["status", "published_version", "updated_at"])
+    ended = _end_trial(
+        skill, f"v{version.number} approved ({'trial' if rollout == 'trial' else 'everyone'})"
+    )
+    skill.status, skill.published_version, skill.rollout = SkillStatus.PUBLISHED, version, rollout
+    skill.save(update_fields=["status", "published_version", "rollout", "updated_at"])
     # Every mode a version of this skill was drafted from is addressed by it.
     for mode_id in skill_source_modes(skill=skill):
         failure_mode_mark_addressed(mode_id=mode_id)
-    _audit(skill, actor, "approve", before, version=version.number)
+    extra: dict[str, object] = {"rollout": rollout}
+    if rollout == "trial":
+        trial = _trial_start(skill, version, actor, holdout_share, min_change)
+        extra.update(trial=trial.pk, holdout_share=holdout_share,
+                     planned_per_arm=trial.planned_per_arm)  # fmt: skip
+    if ended is not None:
+        extra["ended_trial"] = ended.pk
+    _audit(skill, actor, "approve", before, version=version.number, **extra)
     _published(skill, version)
     return skill
+
+
+def _trial_start(
+    skill: Skill, version: SkillVersion, actor: User, holdout_share: float, min_change: float
+) -> Trial:
+    baseline = trial_baseline(skill=skill)
+    planned = (
+        planned_per_arm(baseline=baseline, min_change=min_change, holdout_share=holdout_share)
+        if baseline
+        else MIN_PER_ARM
+    )
+    return Trial.objects.create(
+        workspace=skill.workspace, skill=skill, version=version, holdout_share=holdout_share,
+        baseline_rate=baseline, min_change=min_change, planned_per_arm=planned, started_by=actor,
+        agents=trial_exposed_agents(skill=skill),
+    )  # fmt: skip
+
+
+@transaction.atomic
+def skill_roll_out(*, skill: Skill, actor: User) -> Skill:
+    """End the skill's trial and serve it to every agent."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    _check(skill, actor, "roll_out")
+    if skill.rollout != "trial":
+        raise Conflict("This skill is not on trial: every agent already receives it.")
+    trial = _end_trial(skill, "rolled out to everyone")
+    skill.rollout = "all"
+    skill.save(update_fields=["rollout", "updated_at"])
+    _audit(skill, actor, "roll_out", skill.status, trial=trial.pk if trial else None,
+           version=skill.published_version.number if skill.published_version else None,
+           verdict=trial.verdict if trial else "")  # fmt: skip
+    return skill
+
+
+@transaction.atomic
+def skill_roll_back_trial(*, skill: Skill, actor: User | None, reason: str = "",
+                          automatic: bool = False) -> Skill:  # fmt: skip
+    """Stop serving a skill on trial (to either arm): it is retired, its failure
+    modes open again. `automatic` is the workspace's pause-on-harm setting."""
+    skill = Skill.objects.select_for_update().get(pk=skill.pk)
+    if automatic:
+        if skill.status != SkillStatus.PUBLISHED:
+            return skill
+    else:
+        assert actor is not None
+        _check(skill, actor, "roll_back_trial")
+    if skill.rollout != "trial":
+        raise Conflict("This skill is not on trial; retire it instead.")
+    trial = _end_trial(skill, reason or "rolled back")
+    before = skill.status
+    skill.status, skill.rollout = SkillStatus.RETIRED, "all"
+    skill.save(update_fields=["status", "rollout", "updated_at"])
+    _reopen_modes(skill)
+    _audit(skill, actor, "pause" if automatic else "roll_back_trial", before,
+           reason=reason, trial=trial.pk if trial else None,
+           version=skill.published_version.number if skill.published_version else None,
+           verdict=trial.verdict if trial else "")  # fmt: skip
+    return skill
+
+
+def _reopen_modes(skill: Skill) -> None:
+    """Its modes are open again unless another published skill still addresses them."""
+    still_covered = set(
+        SkillVersion.objects.filter(
+            skill__workspace=skill.workspace, skill__status=SkillStatus.PUBLISHED
+        )
+        .exclude(skill=skill)
+        .values_list("source_mode_id", flat=True)
+    )
+    for mode_id in skill_source_modes(skill=skill):
+        if mode_id not in still_covered:
+            failure_mode_mark_open(mode_id=mode_id)
 
 
 @transaction.atomic
@@ -192,19 +300,10 @@ def skill_retire(*, skill: Skill, reason: str, actor: User) -> Skill:
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "retire")
     before = skill.status
-    skill.status = SkillStatus.RETIRED
-    skill.save(update_fields=["status", "updated_at"])
-    # Its modes are open again unless another published skill still addresses them.
-    still_covered = set(
-        SkillVersion.objects.filter(
-            skill__workspace=skill.workspace, skill__status=SkillStatus.PUBLISHED
-        )
-        .exclude(skill=skill)
-        .values_list("source_mode_id", flat=True)
-    )
-    for mode_id in skill_source_modes(skill=skill):
-        if mode_id not in still_covered:
-            failure_mode_mark_open(mode_id=mode_id)
+    _end_trial(skill, "retired")
+    skill.status, skill.rollout = SkillStatus.RETIRED, "all"
+    skill.save(update_fields=["status", "rollout", "updated_at"])
+    _reopen_modes(skill)
     _audit(skill, actor, "retire", before, reason=reason.strip(),
            version=skill.published_version.number if skill.published_version else None)  # fmt: skip
     return skill
@@ -216,6 +315,8 @@ def skill_rollback(*, skill: Skill, number: int, actor: User) -> Skill:
     skill = Skill.objects.select_for_update().get(pk=skill.pk)
     _check(skill, actor, "rollback")
     version = _version(skill, number)
+    if skill.rollout == "trial":
+        raise Conflict("This skill is on trial: roll it out to everyone or roll it back first.")
     if skill.published_version and version.number >= skill.published_version.number:
         raise InvalidInput("Roll back to a version older than the published one.")
     previous = skill.published_version.number if skill.published_version else None

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import markdown as md
 import nh3
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
-from failures.models import FailureMode
+from failures.models import FailureMode, ModeDailyCount
+from traces.models import Trace
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
-from .models import DistillationJob, Skill, SkillStatus, SkillVersion
+from .models import DistillationJob, Skill, SkillStatus, SkillVersion, Trial
 from .skillmd import SkillDoc, render
 
 
@@ -53,7 +56,7 @@ def skill_list(*, workspace: Workspace, status: str = "") -> QuerySet[Skill]:
     qs = (
         Skill.objects.filter(workspace=workspace)
         .select_related("source_mode", "published_version")
-        .prefetch_related("versions")
+        .prefetch_related("versions", "trials")
     )
     if status:
         qs = qs.filter(status=status)
@@ -146,3 +149,38 @@ def traces_with_skill(*, skill: Skill, limit: int = 20) -> QuerySet:
         .filter(Q(skills_in_scope__overlap=refs))
         .order_by("-started_at")[:limit]
     )
+
+
+def trial_exposed_agents(*, skill: Skill) -> list[str]:
+    """The agents a skill's failure modes have occurred in: its trial's effect is
+    measured on their traces (elsewhere the skill has nothing to act on)."""
+    return sorted(
+        ModeDailyCount.objects.filter(failure_mode_id__in=skill_source_modes(skill=skill))
+        .values_list("agent", flat=True)
+        .distinct()
+    )
+
+
+def trial_baseline(*, skill: Skill, days: int = 30) -> float | None:
+    """The share of the exposed agents' traces that hit the skill's failure modes
+    over the last `days` days (None without traces): what a trial is planned on."""
+    since = timezone.now() - timedelta(days=days)
+    agents = trial_exposed_agents(skill=skill)
+    traces = Trace.objects.filter(workspace_id=skill.workspace_id, agent__in=agents,
+                                  started_at__gte=since).count()  # fmt: skip
+    if not traces:
+        return None
+    hits = (
+        ModeDailyCount.objects.filter(
+            failure_mode_id__in=skill_source_modes(skill=skill),
+            agent__in=agents,
+            day__gte=since.date(),
+        ).aggregate(n=Sum("traces"))["n"]  # fmt: skip
+        or 0
+    )
+    return min(hits / traces, 1.0)
+
+
+def trial_current(*, skill: Skill) -> Trial | None:
+    """The skill's latest trial (running, or the one whose split is still served)."""
+    return Trial.objects.filter(skill=skill).order_by("-started_at").first()

@@ -16,4 +16,10 @@ urlpatterns = [
     path("skills/<int:pk>/reject/", views.skill_reject_view, name="skill_reject"),
     path("skills/<int:pk>/retire/", views.skill_retire_view, name="skill_retire"),
     path("skills/<int:pk>/rollback/", views.skill_rollback_view, name="skill_rollback"),
+    path("skills/<int:pk>/roll-out/", views.skill_roll_out_view, name="skill_roll_out"),
+    path(
+        "skills/<int:pk>/trial/roll-back/",
+        views.skill_roll_back_trial_view,
+        name="skill_roll_back_trial",
+    ),  # fmt: skip
 ]

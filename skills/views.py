@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from failures.charts import incidents_per_day_figure
 from failures.selectors import daily_incident_counts, failure_mode_get
 from workspaces.decorators import workspace_view
+from workspaces.errors import InvalidInput
 from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
@@ -59,6 +60,7 @@ def skill_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "shown": shown,
             "served": served,
             "retired_at": selectors.skill_retired_at(skill=skill),
+            "trial": selectors.trial_current(skill=skill),
             "html": selectors.render_markdown(shown.body) if shown else "",
             "raw": selectors.skill_md(shown) if shown else "",
             "evidence": shown.evidence.select_related("trace")[:20] if shown else [],
@@ -139,14 +141,63 @@ def _number(request: WorkspaceRequest) -> int:
     return int(value) if value.isdigit() else 0
 
 
+def _percent(request: WorkspaceRequest, field: str, default: float) -> float:
+    """A percentage form field as a fraction; anything unreadable is refused."""
+    raw = request.POST.get(field, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{field.replace('_', ' ')} must be a number of percent.") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidInput(f"{field.replace('_', ' ')} must be a number of percent.")
+    return value / 100
+
+
 @require_POST
 @workspace_view()
 def skill_approve_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    rollout = request.POST.get("rollout", "all")
+
     def act(skill: Skill) -> str:
-        review.skill_approve(skill=skill, number=_number(request), actor=request.user)
+        skill = review.skill_approve(
+            skill=skill, number=_number(request), actor=request.user, rollout=rollout,
+            holdout_share=_percent(request, "holdout_percent", 0.5),
+            min_change=_percent(request, "min_change_percent", 0.5),
+        )  # fmt: skip
+        if rollout == "trial":
+            trial = selectors.trial_current(skill=skill)
+            assert trial is not None
+            return (
+                f"Published v{_number(request)} as a trial: {round(trial.holdout_share * 100)}% "
+                f"of sessions are held out; about {trial.planned_per_arm} traces per arm are "
+                "planned."
+            )
         return f"Published v{_number(request)}: agents receive it on their next fetch."
 
     return _review_action(request, pk, act)
+
+
+@require_POST
+@workspace_view()
+def skill_roll_out_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    skill = selectors.skill_get(workspace=request.workspace, pk=pk)
+    review.skill_roll_out(skill=skill, actor=request.user)
+    messages.success(request, "Rolled out: every agent receives it on its next fetch.")
+    return redirect("skill_trial", slug=request.workspace.slug, pk=pk)
+
+
+@require_POST
+@workspace_view()
+def skill_roll_back_trial_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    skill = selectors.skill_get(workspace=request.workspace, pk=pk)
+    review.skill_roll_back_trial(skill=skill, actor=request.user,
+                                 reason=request.POST.get("reason", "").strip())  # fmt: skip
+    messages.success(
+        request, "Rolled back: no agent receives it any more; its failure mode is open again."
+    )
+    return redirect("skill_trial", slug=request.workspace.slug, pk=pk)
 
 
 @require_POST

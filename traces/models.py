@@ -61,6 +61,8 @@ class Trace(models.Model):
             # The traces list: a workspace's newest traces, optionally by agent.
             models.Index(fields=["workspace", "-started_at"], name="trace_ws_started"),
             models.Index(fields=["workspace", "agent", "-started_at"], name="trace_ws_agent"),
+            # Trial attribution: "the traces of this session".
+            models.Index(fields=["workspace", "session_id"], name="trace_ws_session"),
             # Skill-cohort queries: "traces that had skill X in scope".
             GinIndex(fields=["skills_in_scope"], name="trace_skills_gin"),
         ]

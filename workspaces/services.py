@@ -364,3 +364,17 @@ def pii_policy_update(*, workspace: Workspace, changes: dict[str, Any], actor: U
             before={k: before[k] for k in changed}, after=changed,
         )  # fmt: skip
     return policy
+
+
+@transaction.atomic
+def workspace_trial_settings_save(
+    *, workspace: Workspace, pause_harmful: bool, actor: User
+) -> None:
+    """Whether a skill on trial stops being served as soon as its trial shows harm."""
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    before = workspace.pause_harmful_skills
+    workspace.pause_harmful_skills = pause_harmful
+    workspace.save(update_fields=["pause_harmful_skills"])
+    audit_record(workspace=workspace, actor=actor, action="workspace.trial_settings",
+                 obj=workspace, before={"pause_harmful_skills": before},
+                 after={"pause_harmful_skills": pause_harmful})  # fmt: skip

@@ -15,6 +15,7 @@ urlpatterns = [
     path("settings/members/<int:pk>/role/", views.member_role, name="member_role"),
     path("settings/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
     path("settings/pii/", views.pii_policy_save, name="pii_policy_save"),
+    path("settings/trials/", views.trial_settings_save, name="trial_settings_save"),
     path("settings/pii/try/", views.pii_policy_try, name="pii_policy_try"),
     path("settings/audit/", views.audit_log, name="audit_log"),
 ]

@@ -51,6 +51,7 @@ from .services import (
     membership_change_role,
     membership_remove,
     pii_policy_update,
+    workspace_trial_settings_save,
 )
 
 
@@ -346,3 +347,17 @@ class LoginView(auth_views.LoginView):
             ratelimit.forget(key, window=LOGIN_WINDOW)
         login_address_remember(user=form.get_user(), address=self._address())
         return response
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def trial_settings_save(request: WorkspaceRequest) -> HttpResponse:
+    pause = request.POST.get("pause_harmful_skills") == "on"
+    workspace_trial_settings_save(workspace=request.workspace, pause_harmful=pause,
+                                  actor=request.user)  # fmt: skip
+    messages.success(
+        request,
+        "Skills whose trial shows harm are now paused automatically." if pause
+        else "Skills whose trial shows harm are flagged, not paused: a lead decides.",
+    )  # fmt: skip
+    return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#trials")

@@ -13,3 +13,9 @@ def pct(value: float | None) -> str:
 @register.filter
 def pct1(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
+
+
+@register.filter
+def points(value: float | None) -> str:
+    """A difference of two rates in percentage points, signed."""
+    return "—" if value is None else f"{value * 100:+.1f}".replace("-", "−")
