@@ -1,18 +1,24 @@
 """A closed-loop simulation of the whole product (`manage.py simulate_loop`).
 
-Simulated agents have latent failure modes: each task type calls one risky tool
-three times, and each call fails with that mode's per-step error probability
-(a failed call is retried successfully with probability RECOVERY, else the task
-fails). A published skill whose SKILL.md names the risky tool lowers that mode's
-error probability for agents that fetched it (through the real skills API).
+Simulated agents have latent failure modes: each agent works on one task type,
+which calls one risky tool three times, and each call fails with that mode's
+per-step error probability (a failed call is retried successfully with
+probability RECOVERY, else the task fails). A skill whose SKILL.md names the
+risky tool multiplies that mode's error probability by the mode's true `effect`
+for sessions that fetched it (through the real skills API): one skill helps
+(×0.15), one does nothing (×1), one hurts (×2.4). One agent also improves for a
+reason that has nothing to do with skills: its unrelated failures (a wrong final
+answer, no tool error) fade from 50% to none over the run.
 
-Every round: agents fetch skills (`GET /api/v1/skills` + each SKILL.md) and post
-their traces (`POST /api/v1/traces`, with the skills they had in scope) through
+Every round: each task is its own session; it fetches skills (`GET
+/api/v1/skills` with `X-Hivemind-Session`, + each SKILL.md) and the agent posts
+its traces (`POST /api/v1/traces`, with the skills they had in scope) through
 the full Django stack → incidents are embedded and clustered → modes past the
 threshold are distilled (offline distiller, or Claude with ANTHROPIC_API_KEY) →
-a simulated lead approves each proposal through the review service (audited),
-except for the control modes, whose proposals are rejected so they never get a
-skill → next round.
+a simulated lead approves each proposal *as a trial* (half the sessions held
+out) through the review service (audited), except for the control modes, whose
+proposals are rejected so they never get a skill → next round. At the end each
+trial's estimate, interval and verdict are compared with the true effect.
 """
 
 from __future__ import annotations
@@ -36,16 +42,21 @@ from failures.models import FailureMode, Incident, ModeStatus
 from failures.services import failure_modes_recluster
 from skills import review
 from skills.models import JobState, Skill, SkillStatus
+from skills.selectors import trial_current
 from skills.services import distill_due, distillation_run
+from skills.trials import HELPS, HURTS, NO_CHANGE
 from traces.models import Trace
 from workspaces.models import Role, Scope, Workspace
 from workspaces.services import api_key_create, membership_set, workspace_create
 
+from .selectors import TrialResult, trial_result
+from .services import trials_refresh
 from .stats import Rate
 
 RECOVERY = 0.3
-SKILL_EFFECT = 0.15  # a relevant skill multiplies the mode's error probability by this
 RISKY_CALLS = 3
+IMPROVING_AGENT = 1  # the agent whose success improves for an unrelated reason
+UNRELATED_FAILURE = 0.5  # its unrelated failure rate in round 1, fading to 0
 
 
 @dataclass(frozen=True)
@@ -55,18 +66,28 @@ class TrueMode:
     error: Callable[[random.Random], str]
     p_error: float
     control: bool = False
+    effect: float = 1.0  # a fetched skill multiplies p_error by this
+    truth: str = ""  # helps / no_effect / hurts
+
+    def recurrence(self, multiplier: float = 1.0) -> float:
+        """True share of this mode's traces with at least one of its errors."""
+        return 1 - (1 - self.p_error * multiplier) ** RISKY_CALLS
+
+    def success(self, multiplier: float = 1.0) -> float:
+        """True success rate of its tasks (without unrelated failures)."""
+        return (1 - self.p_error * multiplier * (1 - RECOVERY)) ** RISKY_CALLS
 
 
 MODES = [
     TrueMode("rate-limit", "stripe.refund",
              lambda r: f"429 Too Many Requests: rate limit exceeded, retry after {r.randint(1, 9)}s",
-             0.26),
+             0.26, effect=0.15, truth="helps"),
     TrueMode("missing-column", "sql.query",
              lambda r: f'column "total_{r.choice(["usd", "eur", "net"])}" does not exist',
-             0.24),
+             0.24, effect=1.0, truth="no_effect"),
     TrueMode("stale-selector", "browser.click",
              lambda r: f"element #btn-{r.randint(100, 999)} not found after 5000 ms",
-             0.25),
+             0.25, effect=2.4, truth="hurts"),
     TrueMode("permission", "fs.write",
              lambda r: f"PermissionError: [Errno 13] Permission denied: '/etc/app/{r.randint(1, 99)}.conf'",
              0.25, control=True),
@@ -102,6 +123,7 @@ class Simulation:
     history: list[Round] = field(default_factory=list)
     first_failure: dict[str, float] = field(default_factory=dict)
     cycle: dict[str, dict[str, float]] = field(default_factory=dict)
+    judgements: list[Judgement] = field(default_factory=list)
 
     @property
     def workspace(self) -> Workspace:
@@ -120,6 +142,7 @@ class Simulation:
                                   scopes=[Scope.INGEST, Scope.SKILLS_READ], actor=None).secret  # fmt: skip
         self.client = Client(HTTP_HOST="127.0.0.1")
         self.rng = random.Random(self.seed)
+        self.texts: dict[str, bytes] = {}
 
     # --- agents -------------------------------------------------------------------
 
@@ -130,15 +153,19 @@ class Simulation:
         listing = self.client.get("/api/v1/skills", headers=headers).json()["items"]
         refs, tools = [], set()
         for item in listing:
-            text = self.client.get(f"/api/v1/skills/{item['name']}", headers=headers).content
-            refs.append(f"{item['name']}@{item['version']}")
-            tools |= {m.tool for m in MODES if m.tool.encode() in text}
+            ref = f"{item['name']}@{item['version']}"
+            if ref not in self.texts:  # an agent caches a version's text
+                self.texts[ref] = self.client.get(
+                    f"/api/v1/skills/{item['name']}", headers=headers
+                ).content
+            refs.append(ref)
+            tools |= {m.tool for m in MODES if m.tool.encode() in self.texts[ref]}
         return refs, tools
 
     def _run_task(self, agent: str, index: int, round_no: int, mode: TrueMode,
                   tools_with_skill: set[str], refs: list[str], session: str) -> dict:  # fmt: skip
         rng = self.rng
-        p_error = mode.p_error * (SKILL_EFFECT if mode.tool in tools_with_skill else 1.0)
+        p_error = min(mode.p_error * (mode.effect if mode.tool in tools_with_skill else 1.0), 1.0)
         steps: list[dict[str, object]] = [
             {"kind": "user_prompt", "input": f"{mode.key} task #{index}"}
         ]
@@ -153,7 +180,16 @@ class Simulation:
                     break
             steps.append({"kind": "tool_call", "name": mode.tool, "input": {"call": call},
                           "output": "ok"})  # fmt: skip
-        started = timezone.now() - timedelta(minutes=(self.rounds - round_no) * 60 - index % 50)
+        if not failed and agent == f"sim-agent-{IMPROVING_AGENT}":
+            # Unrelated to any skill: a wrong final answer, no tool error; fades
+            # linearly to nothing by the last round.
+            fading = UNRELATED_FAILURE * (1 - (round_no - 1) / max(self.rounds - 1, 1))
+            if rng.random() < fading:
+                failed = True
+                steps.append({"kind": "llm_call", "name": "answer",
+                              "output": f"final answer for {mode.key} task #{index}"})  # fmt: skip
+        # Sessions are assigned when they fetch; their traces start then.
+        started = timezone.now() - timedelta(seconds=self.traces_per_agent - index)
         return {
             "external_id": f"r{round_no}-{agent}-{index}", "agent": agent, "session_id": session,
             "task": f"{mode.key}: job {index}", "status": "failed" if failed else "succeeded",
@@ -165,11 +201,11 @@ class Simulation:
         outcomes: dict[str, list[bool]] = defaultdict(list)
         for a in range(self.agents):
             agent = f"sim-agent-{a}"
-            session = f"r{round_no}-{agent}"
-            refs, tools = self._fetch_skills(agent, session)
+            mode = MODES[a % len(MODES)]  # each agent works on one kind of task
             batch = []
             for i in range(self.traces_per_agent):
-                mode = MODES[self.rng.randrange(len(MODES))]
+                session = f"r{round_no}-{agent}-{i}"  # one session per task
+                refs, tools = self._fetch_skills(agent, session)
                 trace = self._run_task(agent, i, round_no, mode, tools, refs, session)
                 outcomes[mode.key].append(trace["status"] == "succeeded")
                 if any(s.get("error") for s in trace["steps"]):
@@ -225,7 +261,8 @@ class Simulation:
                 review.skill_reject(skill=skill, actor=self.lead,
                                     reason="Control group: this mode is left without a skill.")  # fmt: skip
                 continue
-            review.skill_approve(skill=skill, number=version.number, actor=self.lead)
+            review.skill_approve(skill=skill, number=version.number, actor=self.lead,
+                                 rollout="trial", holdout_share=0.5)  # fmt: skip
             self.cycle.setdefault(true_mode.key, {})["published"] = time.time()
 
     def _quality(self) -> tuple[int, float | None]:
@@ -252,6 +289,7 @@ class Simulation:
             outcomes = self._agents_run(round_no)
             self._cluster_and_distill()
             self._review()
+            trials_refresh(workspace_id=self.workspace.pk)
             found, nmi = self._quality()
             treated = [ok for m in MODES if not m.control for ok in outcomes[m.key]]
             control = [ok for m in MODES if m.control for ok in outcomes[m.key]]
@@ -269,7 +307,23 @@ class Simulation:
             self.history.append(result)
             report(format_round(result, len(MODES)))
         report(self.cycle_report())
+        self.judgements = self.judge()
+        for line in format_judgements(self.judgements):
+            report(line)
         return self.history
+
+    def judge(self) -> list[Judgement]:
+        """Per true mode with a skill: its trial's estimate and verdict against the truth."""
+        judgements = []
+        for mode in MODES:
+            if mode.control:
+                continue
+            skills = [s for s in Skill.objects.filter(workspace=self.workspace).exclude(source_mode=None)
+                      if self._true_mode_of(s.source_mode) == mode.key]  # type: ignore[arg-type]  # fmt: skip
+            trial = next((t for s in skills if (t := trial_current(skill=s))), None)
+            result = trial_result(trial=trial) if trial else None
+            judgements.append(Judgement(mode=mode, result=result))
+        return judgements
 
     def cycle_report(self) -> str:
         lines = ["cycle time per mode (first failure → proposed skill → published):"]
@@ -288,6 +342,52 @@ class Simulation:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Judgement:
+    mode: TrueMode
+    result: TrialResult | None
+
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict if self.result else "no trial"
+
+    @property
+    def right(self) -> bool:
+        wanted = {"helps": HELPS, "hurts": HURTS, "no_effect": NO_CHANGE}[self.mode.truth]
+        return self.verdict == wanted
+
+
+def _pts(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:+.1f}"
+
+
+def format_judgements(judgements: list[Judgement]) -> list[str]:
+    lines = ["skill trials (treated − held out; 95% always-valid intervals):"]
+    for j in judgements:
+        m = j.mode
+        true_rec = (m.recurrence(m.effect) - m.recurrence()) * 100
+        true_ok = (m.success(m.effect) - m.success()) * 100
+        if j.result is None:
+            lines.append(f"  {m.key:15s} true {m.truth}: no trial ran")
+            continue
+        rec, ok = j.result.recurrence, j.result.success
+        rec_i = f"[{_pts(rec.interval[0])}, {_pts(rec.interval[1])}]" if rec.interval else "[–]"
+        ok_i = f"[{_pts(ok.interval[0])}, {_pts(ok.interval[1])}]" if ok.interval else "[–]"
+        lines.append(
+            f"  {m.key:15s} true {m.truth:9s} recurrence {true_rec:+.1f}/100, success {true_ok:+.1f} pts"
+            f" | estimated recurrence {_pts(rec.difference)}/100 {rec_i}, success {_pts(ok.difference)} pts {ok_i}"
+            f" | n={rec.treated[1]}/{rec.holdout[1]} | verdict {j.verdict} ({'right' if j.right else 'WRONG'})"
+        )  # fmt: skip
+    return lines
+
+
+def result_line(judgements: list[Judgement]) -> str:
+    by_truth = {j.mode.truth: j.verdict.replace(" ", "_") for j in judgements}
+    right = sum(j.right for j in judgements)
+    return (f"RESULT skills_judged_right={right}/{len(judgements)} helps={by_truth.get('helps')} "
+            f"hurts={by_truth.get('hurts')} no_effect={by_truth.get('no_effect')}")  # fmt: skip
+
+
 def _rate(rate: Rate) -> str:
     if not rate.n:
         return "   –  (n=0)"
@@ -299,7 +399,7 @@ def format_round(r: Round, true_modes: int) -> str:
     nmi = f"{r.nmi:.2f}" if r.nmi is not None else "–"
     cycles = ", ".join(f"{k} {p:.1f}/{q:.1f} s" for k, (p, q) in sorted(r.cycles.items()))
     return (
-        f"round {r.number}: success {_rate(r.overall)} | modes with skills {_rate(r.treated)} | "
+        f"round {r.number}: success {_rate(r.overall)} | modes with a skill on trial (both arms) {_rate(r.treated)} | "
         f"control modes {_rate(r.control)} | modes found {r.modes_found}/{true_modes} "
         f"(NMI {nmi}) | skills published {r.published} | "
         f"cycle (first failure → proposed/published) {cycles or '–'} | {r.seconds:.1f} s"

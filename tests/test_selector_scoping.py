@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["workspaces/selectors.py", "traces/selectors.py", "failures/selectors.py",
            "failures/search.py", "skills/selectors.py", "metrics/selectors.py"]  # fmt: skip
 # Parameters that carry the workspace with them (loaded through a scoped selector first).
-SCOPED_OBJECTS = {"workspace", "workspace_id", "trace", "mode", "skill", "user"}
+SCOPED_OBJECTS = {"workspace", "workspace_id", "trace", "mode", "skill", "user", "trial"}
 # Pure functions: no database access.
-PURE = {"skill_md", "render_markdown", "parse_query"}
+PURE = {"skill_md", "render_markdown", "parse_query", "verdict_words"}
 
 
 def _public_functions(path: Path):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ class Workspace(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
     # Stop serving a skill on trial as soon as its interval says it hurts.
-    pause_harmful_skills = models.BooleanField(default=False)
+    pause_harmful_skills = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -113,7 +113,8 @@ def _drive_the_loop(live_server) -> None:  # type: ignore[no-untyped-def]
         skill_name = proposed.inner_text().rsplit(" v", 1)[0]
         proposed.click()
 
-        # Approve it.
+        # Approve it, to every agent (a trial is tested in test_trial_in_browser.py).
+        page.get_by_label("To every agent now").check()
         page.get_by_role("button", name="Approve and publish").click()
         expect(page.locator("h1 .badge")).to_have_text("Published")
         page.screenshot(path=SHOTS / "4-skill-published.png", full_page=True)
