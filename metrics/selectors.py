@@ -348,11 +348,11 @@ def trial_result(*, trial: Trial) -> TrialResult:
     horizon = t_star(planned=trial.planned_per_arm, holdout_share=trial.holdout_share)
     recurrence = effect(
         [ArmDay(r["day"], r["arm"], r["traces"], r["mode_traces"]) for r in rows],
-        holdout_share=trial.holdout_share, t_star=horizon,
+        holdout_share=trial.holdout_share, t_star=horizon, prior=trial.baseline_rate,
     )  # fmt: skip
     success = effect(
         [ArmDay(r["day"], r["arm"], r["succeeded"] + r["failed"], r["succeeded"]) for r in rows],
-        holdout_share=trial.holdout_share, t_star=horizon,
+        holdout_share=trial.holdout_share, t_star=horizon, prior=trial.baseline_success,
     )  # fmt: skip
     # The planned size counts the arm the split makes smaller.
     smaller = HOLDOUT if trial.holdout_share <= 0.5 else TREATED

@@ -268,6 +268,7 @@ class Trial(models.Model):
     # Planning inputs: the failure mode's share of traces among the exposed agents
     # before the trial, and the smallest relative cut worth detecting.
     baseline_rate = models.FloatField(null=True, blank=True)
+    baseline_success = models.FloatField(null=True, blank=True)  # same agents, same 30 days
     min_change = models.FloatField(default=0.5)
     planned_per_arm = models.PositiveIntegerField()
     # The agents its failure modes had occurred in when it started: the effect is

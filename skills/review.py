@@ -133,7 +133,7 @@ def skill_approve(
 def _trial_start(
     skill: Skill, version: SkillVersion, actor: User, holdout_share: float, min_change: float
 ) -> Trial:
-    baseline = trial_baseline(skill=skill)
+    baseline, success = trial_baseline(skill=skill)
     planned = (
         planned_per_arm(baseline=baseline, min_change=min_change, holdout_share=holdout_share)
         if baseline
@@ -141,7 +141,8 @@ def _trial_start(
     )
     return Trial.objects.create(
         workspace=skill.workspace, skill=skill, version=version, holdout_share=holdout_share,
-        baseline_rate=baseline, min_change=min_change, planned_per_arm=planned, started_by=actor,
+        baseline_rate=baseline, baseline_success=success, min_change=min_change,
+        planned_per_arm=planned, started_by=actor,
         agents=trial_exposed_agents(skill=skill),
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import markdown as md
 import nh3
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from failures.models import FailureMode, ModeDailyCount
@@ -161,15 +161,20 @@ def trial_exposed_agents(*, skill: Skill) -> list[str]:
     )
 
 
-def trial_baseline(*, skill: Skill, days: int = 30) -> float | None:
-    """The share of the exposed agents' traces that hit the skill's failure modes
-    over the last `days` days (None without traces): what a trial is planned on."""
+def trial_baseline(*, skill: Skill, days: int = 30) -> tuple[float | None, float | None]:
+    """Over the last `days` days, the share of the exposed agents' traces that hit
+    the skill's failure modes (what a trial is planned on) and their success rate
+    (None without traces)."""
     since = timezone.now() - timedelta(days=days)
     agents = trial_exposed_agents(skill=skill)
-    traces = Trace.objects.filter(workspace_id=skill.workspace_id, agent__in=agents,
-                                  started_at__gte=since).count()  # fmt: skip
+    counts = Trace.objects.filter(
+        workspace_id=skill.workspace_id, agent__in=agents, started_at__gte=since
+    ).aggregate(n=Count("id"), ok=Count("id", filter=Q(status="succeeded")),
+                bad=Count("id", filter=Q(status="failed")))  # fmt: skip
+    traces = counts["n"]
     if not traces:
-        return None
+        return None, None
+    decided = counts["ok"] + counts["bad"]
     hits = (
         ModeDailyCount.objects.filter(
             failure_mode_id__in=skill_source_modes(skill=skill),
@@ -178,7 +183,7 @@ def trial_baseline(*, skill: Skill, days: int = 30) -> float | None:
         ).aggregate(n=Sum("traces"))["n"]  # fmt: skip
         or 0
     )
-    return min(hits / traces, 1.0)
+    return min(hits / traces, 1.0), (counts["ok"] / decided if decided else None)
 
 
 def trial_current(*, skill: Skill) -> Trial | None:

@@ -78,7 +78,9 @@ class Effect:
         return self.interval is not None and self.interval[0] > 0
 
 
-def effect(days: Iterable[ArmDay], *, holdout_share: float, t_star: int) -> Effect:
+def effect(
+    days: Iterable[ArmDay], *, holdout_share: float, t_star: int, prior: float | None = None
+) -> Effect:
     """The treated-minus-holdout difference in the rate of an outcome.
 
     The always-valid interval is the asymptotic confidence sequence for the
@@ -86,6 +88,8 @@ def effect(days: Iterable[ArmDay], *, holdout_share: float, t_star: int) -> Effe
     an augmented inverse-propensity score, centred on each arm's rate over the
     days *before* its own (so the centring is predictable and the sequence valid);
     the scores' mean estimates the effect and their spread sets the width.
+    Before any day of data, both arms are centred on `prior` (a rate known before
+    the trial started, so still predictable), or 0.5 without one.
     """
     rows = sorted(days, key=lambda r: (str(r.day), r.arm))
     p = 1 - holdout_share  # probability of the treated arm
@@ -97,9 +101,10 @@ def effect(days: Iterable[ArmDay], *, holdout_share: float, t_star: int) -> Effe
     for row in rows:
         by_day.setdefault(row.day, []).append(row)
     for day_rows in by_day.values():
-        # Centring from earlier days only (0.5 before any data).
-        m_t = hits[TREATED] / ns[TREATED] if ns[TREATED] else 0.5
-        m_h = hits[HOLDOUT] / ns[HOLDOUT] if ns[HOLDOUT] else 0.5
+        # Centring from earlier days only (the prior before any data).
+        start = 0.5 if prior is None else prior
+        m_t = hits[TREATED] / ns[TREATED] if ns[TREATED] else start
+        m_h = hits[HOLDOUT] / ns[HOLDOUT] if ns[HOLDOUT] else start
         for row in day_rows:
             if row.n <= 0:
                 continue
