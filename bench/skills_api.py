@@ -91,8 +91,15 @@ def main() -> None:
 
     django.setup()
     total = 300 if args.quick else 3000
+    import tempfile
+
+    from hivemind_web import embedded_broker
+
     workspace, key = workspace_with_skills(50)
-    proc, url = start_server()
+    # The server needs a broker to start (the skills API itself enqueues nothing).
+    socket_path = Path(tempfile.mkdtemp(prefix="hm-bench-", dir="/tmp")) / "redis.sock"
+    broker = embedded_broker.start(socket_path)
+    proc, url = start_server(f"redis+socket://{socket_path}")
     try:
         auth = {"Authorization": f"Bearer {key}"}
         measure(url, "/api/v1/skills", auth, 40)  # warm-up
@@ -109,8 +116,9 @@ def main() -> None:
             "healthz": measure(url, "/healthz", {}, total, args.threads),
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for process in (proc, broker):
+            process.terminate()
+            process.wait(timeout=30)
         workspace.delete()
     base = results["healthz"][0]
     for name in ("200", "304"):

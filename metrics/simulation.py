@@ -50,7 +50,7 @@ from workspaces.models import Role, Scope, Workspace
 from workspaces.services import api_key_create, membership_set, workspace_create
 
 from .selectors import TrialResult, trial_result
-from .services import trials_refresh
+from .services import rollups_refresh_for_traces, trials_refresh
 from .stats import Rate
 
 RECOVERY = 0.3
@@ -107,6 +107,7 @@ class Round:
     nmi: float | None
     published: int
     seconds: float
+    by_mode: dict[str, Rate] = field(default_factory=dict)  # success per true mode
     # Modes whose skill was published this round: (to proposed, to published) in
     # seconds from the mode's first failure.
     cycles: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -243,6 +244,7 @@ class Simulation:
         incidents_mine(workspace_id=self.workspace.pk, trace_ids=trace_ids, force=True)
         incidents_embed(workspace_id=self.workspace.pk, limit=100_000)
         failure_modes_recluster(workspace_id=self.workspace.pk)
+        rollups_refresh_for_traces(trace_ids=trace_ids)
         for job in distill_due(workspace_id=self.workspace.pk):
             job.refresh_from_db()
             if job.state == JobState.QUEUED:  # no worker picked it up (inside a transaction)
@@ -301,6 +303,7 @@ class Simulation:
                 published=Skill.objects.filter(workspace=self.workspace,
                                                status=SkillStatus.PUBLISHED).count(),
                 seconds=time.perf_counter() - started,
+                by_mode={m.key: Rate(sum(outcomes[m.key]), len(outcomes[m.key])) for m in MODES},
                 cycles={k: (v["proposed"] - self.first_failure[k], v["published"] - self.first_failure[k])
                         for k, v in self.cycle.items() if "published" in v and k not in already},
             )  # fmt: skip

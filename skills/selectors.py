@@ -189,3 +189,10 @@ def trial_baseline(*, skill: Skill, days: int = 30) -> tuple[float | None, float
 def trial_current(*, skill: Skill) -> Trial | None:
     """The skill's latest trial (running, or the one whose split is still served)."""
     return Trial.objects.filter(skill=skill).order_by("-started_at").first()
+
+
+def harmful_skills(*, workspace: Workspace) -> list[Skill]:
+    """Skills served on trial whose latest trial reads "hurts" (flagged in the queue)."""
+    skills = Skill.objects.filter(workspace=workspace, status=SkillStatus.PUBLISHED,
+                                  rollout="trial").prefetch_related("trials")  # fmt: skip
+    return [s for s in skills if s.harmful]

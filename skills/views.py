@@ -35,7 +35,12 @@ def skill_list(request: WorkspaceRequest) -> HttpResponse:
     return render(
         request,
         "skills/list.html",
-        {"skills": skills, "status": status, "statuses": SkillStatus.choices},
+        {
+            "skills": skills,
+            "status": status,
+            "statuses": SkillStatus.choices,
+            "harmful": selectors.harmful_skills(workspace=request.workspace),
+        },  # fmt: skip
     )
 
 

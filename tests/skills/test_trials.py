@@ -106,7 +106,7 @@ def test_planned_size_grows_as_the_change_to_detect_shrinks():
     big = planned_per_arm(baseline=0.3, min_change=0.5, holdout_share=0.5)
     small = planned_per_arm(baseline=0.3, min_change=0.2, holdout_share=0.5)
     assert 50 <= big < small
-    assert cs_multiplier(400, 400) == pytest.approx(3.03, abs=0.01)
+    assert cs_multiplier(400, 400) == pytest.approx(3.28, abs=0.01)
 
 
 def test_verdict_words():
@@ -223,6 +223,9 @@ def test_a_harmful_skill_is_flagged_on_the_overview_the_skills_list_and_its_tria
     assert 'id="harmful"' in overview and skill.name in overview
     listing = lead.get(reverse("skill_list", args=[tenant.workspace.slug])).content.decode()
     assert "hurts: its trial says so" in listing
+    # ...on every tab of the queue, the proposals included.
+    proposed = lead.get(reverse("skill_list", args=[tenant.workspace.slug]) + "?status=proposed")
+    assert 'id="harmful"' in proposed.content.decode()
     page = lead.get(reverse("skill_trial", args=[tenant.workspace.slug, skill.pk])).content.decode()
     assert "<strong>Hurts</strong>" in page and "Roll back" in page
     # Still served to the treated arm: flagging is not pausing unless the workspace says so.
