@@ -111,8 +111,9 @@ def main() -> int:
     return 0
 
 
-HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Notification",
-               "Stop", "SubagentStop", "SessionEnd"]  # fmt: skip
+HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse",
+               "PostToolUseFailure", "Notification", "Stop", "StopFailure", "SubagentStop",
+               "SessionEnd"]  # fmt: skip
 COMMAND = "python3 -m hivemind_client capture"
 
 
@@ -127,7 +128,7 @@ def install_hooks(project: Path) -> list[str]:
         present = any(h.get("command") == COMMAND for e in entries for h in e.get("hooks", []))
         if not present:
             entry = {"hooks": [{"type": "command", "command": COMMAND, "timeout": 5}]}
-            if event in ("PreToolUse", "PostToolUse"):
+            if event in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
                 entry["matcher"] = "*"
             entries.append(entry)
             added.append(event)

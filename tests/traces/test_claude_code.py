@@ -147,3 +147,101 @@ def test_install_hooks_keeps_existing_hooks(tmp_path):
     assert data["model"] == "x" and data["hooks"]["PreToolUse"][0] == mine
     assert any(h["command"] == COMMAND for e in data["hooks"]["PreToolUse"] for h in e["hooks"])
     assert "SessionEnd" in added and install_hooks(tmp_path) == []
+
+
+def _session_with_failures(session="sess-29"):
+    """A session as Claude Code sends it: 29 tool calls, two of which fail
+    (PostToolUseFailure: an `ls` exiting 1 and a `gh` call answered 401)."""
+    events = [
+        {"hook_event_name": "SessionStart", "source": "startup", "model": "claude-sonnet-4-5"},
+        {"hook_event_name": "UserPromptSubmit", "prompt": "Open a PR for the checkout fix"},
+    ]
+    for i in range(29):
+        tool, command = ("Bash", f"cat src/file_{i}.py")
+        failed = None
+        if i == 7:
+            command, failed = (
+                "ls build/",
+                "Exit code 1\nls: cannot access 'build/': No such file or directory",
+            )
+        if i == 20:
+            command, failed = (
+                "gh pr create --fill",
+                "Exit code 1\nHTTP 401: Bad credentials (https://api.github.com/graphql)",
+            )
+        call = {
+            "tool_name": tool,
+            "tool_use_id": f"toolu_{i:02d}",
+            "tool_input": {"command": command},
+        }
+        events.append({"hook_event_name": "PreToolUse", **call})
+        if failed:
+            events.append({"hook_event_name": "PostToolUseFailure", **call, "error": failed,
+                           "is_interrupt": False})  # fmt: skip
+        else:
+            events.append({"hook_event_name": "PostToolUse", **call,
+                           "tool_response": {"stdout": "ok", "stderr": "", "interrupted": False}})  # fmt: skip
+    events.append(
+        {
+            "hook_event_name": "Stop",
+            "stop_hook_active": False,
+            "last_assistant_message": "PR opened.",
+        }
+    )
+    events.append({"hook_event_name": "SessionEnd", "reason": "prompt_input_exit"})
+    return [{**e, "session_id": session} for e in events]
+
+
+@pytest.mark.django_db
+def test_failed_tool_calls_are_failed_steps_with_their_error_text_and_steps_count_from_0(
+    client, tenant
+):
+    for payload in _session_with_failures():
+        assert post(client, tenant, payload).status_code == 200, payload
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = list(Step.objects.filter(trace=trace).order_by("index"))
+    assert [s.index for s in steps] == list(range(len(steps)))
+    assert len([s for s in steps if s.kind == "tool_call"]) == 29
+    failed = [s for s in steps if s.error]
+    assert [s.input["command"] for s in failed] == ["ls build/", "gh pr create --fill"]
+    assert "No such file or directory" in failed[0].error and "HTTP 401" in failed[1].error
+    # The session recovered after both (later calls succeeded, the turn ended): succeeded.
+    # (A succeeded trace gets no incidents: the diagnosis uses successes as the contrast.)
+    assert trace.status == "succeeded" and trace.ended_at is not None
+    assert trace.error_count == 2
+
+
+@pytest.mark.django_db
+def test_a_failed_turn_or_an_unrecovered_failure_fails_the_session(client, tenant):
+    events = _session_with_failures("sess-stopfail")[:-2] + [
+        {"hook_event_name": "StopFailure", "session_id": "sess-stopfail", "error": "rate_limit",
+         "error_details": "429 from the API"},
+        {"hook_event_name": "SessionEnd", "session_id": "sess-stopfail", "reason": "other"},
+    ]  # fmt: skip
+    for payload in events:
+        post(client, tenant, payload)
+    trace = Trace.objects.get(external_id="claude-code-sess-stopfail")
+    assert trace.status == "failed"
+    assert Step.objects.get(trace=trace, name="turn failed").error == "rate_limit: 429 from the API"
+    # Ending right after a failed call, with nothing after it: failed.
+    last_failed = _session_with_failures("sess-end-on-failure")[:18] + [
+        {"hook_event_name": "SessionEnd", "session_id": "sess-end-on-failure", "reason": "other"}
+    ]  # fmt: skip
+    for payload in last_failed:
+        post(client, tenant, payload)
+    ended = Trace.objects.get(external_id="claude-code-sess-end-on-failure")
+    assert ended.status == "failed"
+    texts = " ".join(Incident.objects.filter(trace=ended).values_list("error_text", flat=True))
+    assert "cannot access 'build/'" in texts
+
+
+@pytest.mark.django_db
+def test_a_correction_as_the_last_prompt_fails_the_session(client, tenant):
+    events = _session_with_failures("sess-corrected")[:-1] + [
+        {"hook_event_name": "UserPromptSubmit", "session_id": "sess-corrected",
+         "prompt": "That's wrong, the PR targets the wrong branch"},
+        {"hook_event_name": "SessionEnd", "session_id": "sess-corrected", "reason": "prompt_input_exit"},
+    ]  # fmt: skip
+    for payload in events:
+        post(client, tenant, payload)
+    assert Trace.objects.get(external_id="claude-code-sess-corrected").status == "failed"
