@@ -57,6 +57,10 @@ def main(argv: list | None = None) -> int:
         print(
             f"Added the Hivemind capture hook for: {', '.join(added) or 'nothing (already there)'}."
         )
+        print("The hook reads two variables from the environment Claude Code runs in:\n"
+              "  export HIVEMIND_URL=http://your-hivemind:8000\n"
+              "  export HIVEMIND_API_KEY=hm_...   # a key with the ingest scope\n"
+              "The key is never written into .claude/settings.json.")  # fmt: skip
         return 0
     if not args.url or not args.key:
         print("Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr)

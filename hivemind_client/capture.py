@@ -7,12 +7,18 @@ When the server cannot be reached the payload goes to a local spool file
 event id when first captured, so a payload that is sent twice (a spool flush
 interrupted after the server stored it) still becomes one step, not two.
 `HIVEMIND_CAPTURE=false` turns capture off.
+
+Without `HIVEMIND_URL` / `HIVEMIND_API_KEY` the payload is spooled and a warning
+is printed on stderr once (a marker file beside the spool). The spool never
+grows past `HIVEMIND_SPOOL_MAX_MB` (default 20): the oldest payloads are dropped
+and counted in `<spool>.dropped`, and the warning says how many.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 import urllib.error
@@ -22,6 +28,13 @@ from pathlib import Path
 
 DEADLINE = 0.9  # seconds: Claude Code waits for hooks; stay well under 1 s
 MAX_PAYLOAD = 5 * 1024 * 1024
+
+
+def spool_limit() -> int:
+    try:
+        return int(float(os.environ.get("HIVEMIND_SPOOL_MAX_MB", "20")) * 1024 * 1024)
+    except ValueError:
+        return 20 * 1024 * 1024
 
 
 def spool_path() -> Path:
@@ -52,6 +65,44 @@ def _append(path: Path, items: list[dict]) -> None:
     with path.open("a") as spool:
         for item in items:
             spool.write(json.dumps(item) + "\n")
+    _trim(path)
+
+
+def _trim(path: Path) -> None:
+    """Keep the spool under its limit: drop the oldest lines, count them."""
+    limit = spool_limit()
+    try:
+        if path.stat().st_size <= limit:
+            return
+        lines = path.read_bytes().splitlines(keepends=True)
+    except OSError:
+        return
+    kept, size = [], 0
+    for line in reversed(lines):
+        if size + len(line) > limit:
+            break
+        kept.append(line)
+        size += len(line)
+    dropped = len(lines) - len(kept)
+    path.write_bytes(b"".join(reversed(kept)))
+    counter = path.with_name(path.name + ".dropped")
+    try:
+        before = int(counter.read_text() or 0) if counter.exists() else 0
+    except (OSError, ValueError):
+        before = 0
+    counter.write_text(str(before + dropped))
+
+
+def _warn_once(path: Path, message: str) -> None:
+    marker = path.with_name(path.name + ".warned")
+    if marker.exists():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(message)
+    except OSError:
+        pass
+    print(f"hivemind capture: {message}", file=sys.stderr)
 
 
 def _take_spool(path: Path) -> list[dict]:
@@ -87,6 +138,9 @@ def capture(stdin_text: str, *, started: float | None = None) -> str:
     path = spool_path()
     if not url or not key:
         _append(path, [item])
+        _warn_once(path, "HIVEMIND_URL and HIVEMIND_API_KEY are not set: events are kept in "
+                   f"{path} (at most {spool_limit() // (1024 * 1024)} MB, oldest dropped) "
+                   "until they are. Run `python -m hivemind_client doctor` to check.")  # fmt: skip
         return "spooled"
     pending = _take_spool(path) + [item]
     unsent = []
@@ -114,7 +168,17 @@ def main() -> int:
 HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse",
                "PostToolUseFailure", "Notification", "Stop", "StopFailure", "SubagentStop",
                "SessionEnd"]  # fmt: skip
-COMMAND = "python3 -m hivemind_client capture"
+
+
+def capture_command() -> str:
+    """The hook command: this interpreter and this package, by absolute path, so
+    the hook works from any directory Claude Code runs it in."""
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    return (f"PYTHONPATH={shlex.quote(package_parent)} {shlex.quote(sys.executable)} "
+            "-m hivemind_client capture")  # fmt: skip
+
+
+COMMAND = capture_command()
 
 
 def install_hooks(project: Path) -> list[str]:
@@ -125,7 +189,11 @@ def install_hooks(project: Path) -> list[str]:
     added = []
     for event in HOOK_EVENTS:
         entries = hooks.setdefault(event, [])
-        present = any(h.get("command") == COMMAND for e in entries for h in e.get("hooks", []))
+        present = any(
+            "hivemind_client capture" in str(h.get("command", ""))
+            for e in entries
+            for h in e.get("hooks", [])
+        )
         if not present:
             entry = {"hooks": [{"type": "command", "command": COMMAND, "timeout": 5}]}
             if event in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):

@@ -245,3 +245,45 @@ def test_a_correction_as_the_last_prompt_fails_the_session(client, tenant):
     for payload in events:
         post(client, tenant, payload)
     assert Trace.objects.get(external_id="claude-code-sess-corrected").status == "failed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_installed_hook_command_runs_from_another_directory(tmp_path, live_server, tenant):
+    """The written command carries its interpreter and package path: run from
+    elsewhere with only the documented variables, it delivers an event."""
+    from hivemind_client.capture import install_hooks
+
+    project = tmp_path / "project"
+    install_hooks(project)
+    settings = json.loads((project / ".claude" / "settings.json").read_text())
+    command = settings["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
+    assert sys.executable in command and "PYTHONPATH=" in command
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HIVEMIND_URL": live_server.url,
+           "HIVEMIND_API_KEY": tenant.key, "HIVEMIND_SPOOL": str(tmp_path / "spool.jsonl")}  # fmt: skip
+    result = subprocess.run(command, shell=True, cwd=elsewhere, env=env, input=json.dumps(
+        {**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "x"}), text=True,
+        capture_output=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0 and "No module named" not in result.stderr
+    trace = Trace.objects.get(workspace=tenant.workspace, session_id=BASE["session_id"])
+    assert trace.task == "x" and not (tmp_path / "spool.jsonl").exists()
+
+
+def test_capture_without_a_key_warns_once_and_caps_the_spool(tmp_path):
+    spool = tmp_path / "spool.jsonl"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HIVEMIND_SPOOL": str(spool),
+           "HIVEMIND_SPOOL_MAX_MB": "0.01", "PYTHONPATH": str(ROOT)}  # 10 KB  # fmt: skip
+    warnings = []
+    for i in range(60):
+        payload = {**BASE, "hook_event_name": "UserPromptSubmit", "prompt": f"p{i} " + "x" * 400}
+        result = subprocess.run([sys.executable, "-m", "hivemind_client", "capture"], env=env,
+                                input=json.dumps(payload), text=True, capture_output=True)  # fmt: skip
+        assert result.returncode == 0
+        warnings.append(result.stderr)
+    assert "HIVEMIND_API_KEY" in warnings[0] and not any(warnings[1:])
+    assert spool.stat().st_size <= 10 * 1024 + 1
+    dropped = int((tmp_path / "spool.jsonl.dropped").read_text())
+    kept = len(spool.read_text().splitlines())
+    assert dropped > 0 and dropped + kept == 60
+    assert "p59 " in spool.read_text().splitlines()[-1]  # the newest are kept
