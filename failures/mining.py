@@ -15,7 +15,8 @@ Runs after ingest commits (`failures.tasks.analyse_traces`). For each trace:
    traces get zero or more incidents; a failed trace where nothing is found is
    *undiagnosed*; traces of unknown outcome get incidents for their errors only
    (weighed against the agent's successes when it has a baseline); a trace
-   that succeeded has none, and loses any it had.
+   that succeeded gets a *recovered* incident for each kind of error a tool
+   flagged in it (the error text, never grouped into a failure mode).
 
 Incidents are upserted on trace × step index, so re-mining changes nothing.
 """
@@ -133,7 +134,7 @@ def traces_diagnose(
         assert row.facts is not None
         profile = profiles[row.agent]
         if row.verdict == "succeeded":
-            findings[row.id] = []
+            findings[row.id] = offline.recovered(row.facts)
             notes[row.id] = ("", "", (0, 0, 0.0))
             continue
         failed = row.verdict == "failed"
@@ -392,7 +393,10 @@ def _write(
     )
     for row in rows:
         for f in findings[row.id]:
-            kind = IncidentKind.STEP_ERROR if f.source == "error" else IncidentKind.DIAGNOSIS
+            kind = (
+                IncidentKind.RECOVERED if row.verdict == "succeeded"
+                else IncidentKind.STEP_ERROR if f.source == "error" else IncidentKind.DIAGNOSIS
+            )  # fmt: skip
             incident_rows.append((
                 workspace_id, row.id, f.step, kind, f.tool[:200], f.error_text[:10_000],
                 f.description[:2000], f.category[:80], f.evidence[:50], f.source,

@@ -104,6 +104,9 @@ class IncidentKind(models.TextChoices):
     # is found is counted as undiagnosed instead).
     TRACE_FAILURE = "trace_failure", "Trace failed"
     DIAGNOSIS = "diagnosis", "Diagnosis"
+    # A tool error in a run that succeeded anyway: kept (searchable, on the
+    # trace) but never grouped into a failure mode, which is what fails runs.
+    RECOVERED = "recovered", "Recovered error"
 
 
 class IncidentSource(models.TextChoices):

@@ -18,6 +18,7 @@ from .models import (
     DiagnosisState,
     FailureMode,
     Incident,
+    IncidentKind,
     ModeDailyCount,
     ModeStatus,
     RunState,
@@ -114,15 +115,18 @@ def noise_incident_list(*, workspace: Workspace, limit: int = 50) -> QuerySet[In
     """Embedded incidents that no mode holds: HDBSCAN's noise, shown as such."""
     return (
         Incident.objects.filter(workspace=workspace, failure_mode=None, embedded_at__isnull=False)
+        .exclude(kind=IncidentKind.RECOVERED)
         .select_related("trace")
         .order_by("-occurred_at")[:limit]
     )
 
 
 def noise_incident_count(*, workspace: Workspace) -> int:
-    return Incident.objects.filter(
-        workspace=workspace, failure_mode=None, embedded_at__isnull=False
-    ).count()
+    return (
+        Incident.objects.filter(workspace=workspace, failure_mode=None, embedded_at__isnull=False)
+        .exclude(kind=IncidentKind.RECOVERED)
+        .count()
+    )
 
 
 def pending_embedding_count(*, workspace: Workspace) -> int:

@@ -35,6 +35,7 @@ from .models import (
     ClusterRun,
     FailureMode,
     Incident,
+    IncidentKind,
     ModeDailyCount,
     ModeStatus,
     RunState,
@@ -63,6 +64,7 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
     rows = list(
         Incident.objects.filter(pk__in=incident_ids, failure_mode=None)
         .exclude(embedding=None)
+        .exclude(kind=IncidentKind.RECOVERED)
         .values_list("id", "embedding")
     )
     if not rows:
@@ -87,7 +89,7 @@ def recluster_due(*, workspace_id: int) -> bool:
     """Enough embedded incidents are waiting without a mode to re-cluster."""
     waiting = Incident.objects.filter(
         workspace_id=workspace_id, failure_mode=None, embedded_at__isnull=False
-    )
+    ).exclude(kind=IncidentKind.RECOVERED)
     last = (
         ClusterRun.objects.filter(workspace_id=workspace_id, state=RunState.DONE)
         .order_by("-started_at")
@@ -140,6 +142,7 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
             rows = list(
                 Incident.objects.filter(workspace_id=workspace_id, embedded_at__isnull=False)
                 .exclude(assigned_by=Assignment.MANUAL)
+                .exclude(kind=IncidentKind.RECOVERED)
                 .values_list(
                     "id",
                     "embedding",

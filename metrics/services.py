@@ -19,7 +19,8 @@ _REFRESH_SQL = """
            COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0),
            COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
     FROM traces_trace t
-    LEFT JOIN LATERAL (SELECT count(*) AS n FROM failures_incident i WHERE i.trace_id = t.id) i
+    LEFT JOIN LATERAL (SELECT count(*) AS n FROM failures_incident i
+                       WHERE i.trace_id = t.id AND i.kind <> 'recovered') i
            ON TRUE
     WHERE {where}
     GROUP BY 1, 2, 3

@@ -152,27 +152,25 @@ def trace_outcome(
     )
 
 
-@router.post(
-    "/hooks/claude-code",
-    auth=ApiKeyAuth(scope=Scope.INGEST),
-    response={200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
-              413: ErrorOut, 422: TraceBatchOut | ErrorOut, 429: ErrorOut},
-    summary="Receive one raw Claude Code hook payload",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["session_id", "hook_event_name"],
-        "properties": {"session_id": {"type": "string", "minLength": 1},
+_HOOK_RESPONSES = {200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: ErrorOut,
+                   403: ErrorOut, 413: ErrorOut, 422: TraceBatchOut | ErrorOut, 429: ErrorOut}  # fmt: skip
+
+
+def _hook_body(session_field: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": [session_field, "hook_event_name"],
+        "properties": {session_field: {"type": "string", "minLength": 1},
                        "hook_event_name": {"type": "string", "minLength": 1}},
-        "additionalProperties": True}}}}},
-)  # fmt: skip
-def claude_code_hook(request: ApiRequest) -> Status:
-    """One trace per `session_id`. Send the hook's stdin as the body (the
-    `hivemind_client capture` command does this). Unknown events and fields are kept."""
+        "additionalProperties": True}}}}}  # fmt: skip
+
+
+def _hook(request: ApiRequest, source: str) -> Status:
     payload = read_json_body(request)
     workspace = request.auth.workspace
     if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
         capture_policy_get(workspace=workspace)
         return Status(202, _skipped([payload]))
-    batch = hook_ingest(workspace=workspace, payload=payload,
+    batch = hook_ingest(workspace=workspace, payload=payload, source=source,
                         event_id=request.headers.get("X-Hivemind-Event-Id", "")[:100])  # fmt: skip
     rejected = batch.count("rejected")
     return Status(
@@ -180,3 +178,36 @@ def claude_code_hook(request: ApiRequest) -> Status:
         {"created": batch.count("created"), "updated": batch.count("updated"), "rejected": rejected,
          "results": [r.__dict__ for r in batch.results]},
     )  # fmt: skip
+
+
+@router.post(
+    "/hooks/claude-code", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    summary="Receive one raw Claude Code hook payload", openapi_extra=_hook_body("session_id"),
+)  # fmt: skip
+def claude_code_hook(request: ApiRequest) -> Status:
+    """One trace per `session_id`. Send the hook's stdin as the body: the
+    `hivemind_client capture` command does this, or Claude Code itself with an
+    `http` hook (`install-claude-hooks`). Unknown events and fields are kept.
+    The rules (steps, failures, the closing status) are in docs/HOOKS.md."""
+    return _hook(request, "claude-code")
+
+
+@router.post(
+    "/hooks/codex", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    summary="Receive one raw Codex hook payload", openapi_extra=_hook_body("session_id"),
+)  # fmt: skip
+def codex_hook(request: ApiRequest) -> Status:
+    """One trace per Codex `session_id` (agent `codex`). Codex hook payloads have
+    Claude Code's shape; `python -m hivemind_client capture --source codex` sends them."""
+    return _hook(request, "codex")
+
+
+@router.post(
+    "/hooks/cursor", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    summary="Receive one raw Cursor hook payload", openapi_extra=_hook_body("conversation_id"),
+)  # fmt: skip
+def cursor_hook(request: ApiRequest) -> Status:
+    """One trace per Cursor `conversation_id` (agent `cursor`). Shell, file-edit and
+    MCP calls become tool-call steps; a `stop` with status `error` or `aborted` fails
+    the turn. `python -m hivemind_client capture --source cursor` sends them."""
+    return _hook(request, "cursor")

@@ -14,13 +14,23 @@ What happened is recorded from the events Claude Code sends:
   turn failed or the session's last tool call failed (nothing ran after it to
   recover), else failed if the user's last prompt was a correction ("that's
   wrong", "undo that", "it still fails"…), else succeeded.
-Subagent events name their steps `<agent_type>/<tool>`. Unknown events become
-steps; unknown fields are kept in the trace's metadata; older payloads without
-session events still make a trace.
+- `Stop` ends a turn: the trace gets the status `session_status` gives so far
+  (agents without a SessionEnd event, Codex and older Claude Code, still get
+  one); the next prompt sets it running again.
+Subagents: `SubagentStart` is a step; the tool calls that carry its `agent_id`
+are nested under it (`parent_index`) and named `<agent_type>/<tool>`;
+`SubagentStop` completes it. Unknown events become steps; unknown fields are
+kept in the trace's metadata; older payloads (no `hook_event_name`, no session
+events) are still accepted: the event is inferred from the fields present, and
+until a prompt arrives the task says which folder the session ran in.
+
+Codex sends the same shapes (its `turn_id` is kept); Cursor's events are mapped
+onto them first (`from_cursor`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -40,13 +50,14 @@ KNOWN_FIELDS = {
     "model", "prompt", "tool_name", "tool_input", "tool_use_id", "agent_id", "agent_type",
     "tool_response", "duration_ms", "message", "notification_type", "stop_hook_active",
     "last_assistant_message", "agent_transcript_path", "reason", "hivemind_event_id",
-    "error", "error_details", "is_interrupt",
+    "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent",
 }  # fmt: skip
+SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor"}
 UNFINISHED = "No PostToolUse before the session ended: the tool call failed."
 
 
-def external_id(session_id: str) -> str:
-    return f"claude-code-{session_id}"[:200]
+def external_id(session_id: str, source: str = "claude-code") -> str:
+    return f"{source}-{session_id}"[:200]
 
 
 def _key(*parts: Any) -> str:
@@ -62,8 +73,28 @@ CORRECTION = re.compile(
 )
 
 
+def infer_event(payload: dict[str, Any]) -> str:
+    """The event of a payload from a version that did not name it."""
+    if "tool_response" in payload:
+        return "PostToolUse"
+    if "tool_name" in payload:
+        return "PreToolUse"
+    if "prompt" in payload:
+        return "UserPromptSubmit"
+    if "stop_hook_active" in payload or "last_assistant_message" in payload:
+        return "Stop"
+    if "message" in payload:
+        return "Notification"
+    return ""
+
+
 def _tool_error(response: Any) -> str:
     if isinstance(response, dict):
+        code = response.get("exit_code", response.get("exitCode"))
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            text = str(response.get("stderr") or response.get("output")
+                       or response.get("stdout") or "").strip()  # fmt: skip
+            return f"exit code {code}: {text}"[:10_000] if text else f"exit code {code}"
         if response.get("is_error") or response.get("isError"):
             return str(
                 response.get("content") or response.get("error") or "tool reported an error"
@@ -75,20 +106,28 @@ def _tool_error(response: Any) -> str:
     return ""
 
 
-def hook_ingest(*, workspace: Workspace, payload: Any, event_id: str = "") -> BatchResult:
+def hook_ingest(
+    *, workspace: Workspace, payload: Any, event_id: str = "", source: str = "claude-code"
+) -> BatchResult:
     """Turn one hook payload into a trace update through the normal ingest path."""
     if not isinstance(payload, dict):
-        raise InvalidInput("A Claude Code hook payload must be a JSON object.")
+        raise InvalidInput(f"A {source} hook payload must be a JSON object.")
+    if source == "cursor":
+        payload = from_cursor(payload)
     session = payload.get("session_id")
-    event = payload.get("hook_event_name")
+    event = payload.get("hook_event_name") or infer_event(payload)
     if not isinstance(session, str) or not session or not isinstance(event, str) or not event:
-        raise InvalidInput("Hook payloads need string fields 'session_id' and 'hook_event_name'.")
+        raise InvalidInput(
+            "Hook payloads need a string 'session_id' (Cursor: 'conversation_id') and a "
+            "'hook_event_name' (or the fields of a tool call, a prompt or a stop)."
+        )
+    agent = payload.get("hivemind_agent")
     # Looked up below as ingest will store it (pseudonymised if it holds PII).
-    trace_id = stored_external_id(workspace=workspace, external_id=external_id(session))
+    trace_id = stored_external_id(workspace=workspace, external_id=external_id(session, source))
     trace: dict[str, Any] = {
         "external_id": trace_id,
         "session_id": session[:200],
-        "agent": "claude-code",
+        "agent": agent[:200] if isinstance(agent, str) and agent.strip() else source,
     }
     extra = {k: v for k, v in payload.items() if k not in KNOWN_FIELDS}
     trace["metadata"] = {"cwd": str(payload.get("cwd", ""))[:500]}
@@ -103,14 +142,95 @@ def hook_ingest(*, workspace: Workspace, payload: Any, event_id: str = "") -> Ba
                            [int(_key(workspace.pk, trace_id)[:15], 16)])  # fmt: skip
         stored = Trace.objects.filter(workspace=workspace, external_id=trace_id).first()
         numbering = _Numbering(stored.metadata.get("hook_steps", {}) if stored else {})
-        steps = _steps(workspace, trace_id, event, payload, event_key, now, trace, numbering)
+        subagents = dict(stored.metadata.get("subagents", {})) if stored else {}
+        turn_failed = bool(stored and stored.metadata.get("turn_failed"))
+        steps = _steps(workspace, trace_id, event, payload, event_key, now, trace, numbering,
+                       subagents, stored)  # fmt: skip
         trace["steps"] = steps
         trace["metadata"]["hook_steps"] = numbering.keys
-        if event == "SessionEnd":
-            trace["status"] = session_status(
-                stored, steps, turn_failed=bool(stored and stored.metadata.get("turn_failed"))
-            )
+        if subagents:
+            trace["metadata"]["subagents"] = subagents
+        if event in ("SessionEnd", "Stop"):
+            trace["status"] = session_status(stored, steps, turn_failed=turn_failed)
+        elif event == "UserPromptSubmit" and not turn_failed:
+            trace["status"] = "running"  # a new turn
+        if (stored is None or not stored.task) and "task" not in trace:
+            folder = str(payload.get("cwd") or "").rstrip("/").rsplit("/", 1)[-1]
+            trace["task"] = f"{source} session in {folder}" if folder else f"{source} session"
+            trace["metadata"]["task_from_folder"] = True
         return trace_ingest_batch(workspace=workspace, items=[trace])
+
+
+CURSOR_EVENTS = {
+    "sessionStart": "SessionStart", "sessionEnd": "SessionEnd",
+    "beforeSubmitPrompt": "UserPromptSubmit", "preToolUse": "PreToolUse",
+    "postToolUse": "PostToolUse", "postToolUseFailure": "PostToolUseFailure",
+    "afterShellExecution": "PostToolUse", "afterFileEdit": "PostToolUse",
+    "afterMCPExecution": "PostToolUse", "afterAgentResponse": "AgentResponse",
+    "stop": "Stop", "subagentStart": "SubagentStart", "subagentStop": "SubagentStop",
+    "preCompact": "PreCompact",
+}  # fmt: skip
+
+
+def from_cursor(payload: dict[str, Any]) -> dict[str, Any]:
+    """A Cursor hook payload in the shape of a Claude Code one (same meaning)."""
+    event = str(payload.get("hook_event_name") or "")
+    out: dict[str, Any] = {
+        "session_id": payload.get("conversation_id") or payload.get("session_id"),
+        "hook_event_name": CURSOR_EVENTS.get(event, event),
+        "cwd": (payload.get("workspace_roots") or [""])[0] if isinstance(
+            payload.get("workspace_roots"), list) else payload.get("cwd", ""),
+        "model": payload.get("model"),
+    }  # fmt: skip
+    extra = {k: v for k, v in payload.items() if k in ("cursor_version", "generation_id")}
+    if event == "beforeSubmitPrompt":
+        out["prompt"] = payload.get("prompt")
+    elif event == "afterShellExecution":
+        out.update(tool_name="Shell", tool_input={"command": payload.get("command")},
+                   tool_response={"output": payload.get("output"),
+                                  "exit_code": payload.get("exit_code", payload.get("exitCode"))},
+                   duration_ms=payload.get("duration"))  # fmt: skip
+    elif event == "afterFileEdit":
+        out.update(tool_name="Edit", tool_input={"file_path": payload.get("file_path")},
+                   tool_response={"edits": payload.get("edits")})  # fmt: skip
+    elif event == "afterMCPExecution":
+        result = payload.get("result_json")
+        if isinstance(result, str):
+            with contextlib.suppress(ValueError):
+                result = json.loads(result)
+        out.update(tool_name=f"mcp:{payload.get('tool_name') or 'tool'}",
+                   tool_input=payload.get("tool_input"), tool_response=result,
+                   duration_ms=payload.get("duration"))  # fmt: skip
+    elif event in ("preToolUse", "postToolUse", "postToolUseFailure"):
+        out.update(tool_name=payload.get("tool_name"), tool_input=payload.get("tool_input"),
+                   tool_use_id=payload.get("tool_use_id"),
+                   tool_response=payload.get("tool_output", payload.get("tool_response")),
+                   duration_ms=payload.get("duration"))  # fmt: skip
+        if event == "postToolUseFailure":
+            out["error"] = payload.get("error_message") or payload.get("error")
+        if event == "preToolUse":
+            out.pop("tool_response")
+    elif event == "afterAgentResponse":
+        out["last_assistant_message"] = payload.get("text")
+    elif event == "stop":
+        status = str(payload.get("status") or "")
+        if status == "error":
+            out["hook_event_name"] = "StopFailure"
+            out["error"] = "The agent loop ended on an error (Cursor stop status: error)."
+        elif status == "aborted":
+            out["hook_event_name"] = "StopFailure"
+            out["error"] = "The user aborted the agent loop (Cursor stop status: aborted)."
+    elif event == "sessionEnd":
+        out["reason"] = payload.get("reason") or payload.get("final_status")
+    elif event in ("subagentStart", "subagentStop"):
+        out.update(agent_id=payload.get("subagent_id") or payload.get("agent_id"),
+                   agent_type=payload.get("subagent_type") or payload.get("agent_type"))  # fmt: skip
+    else:
+        extra.update({k: v for k, v in payload.items()
+                      if k not in ("conversation_id", "hook_event_name", "workspace_roots")})  # fmt: skip
+    if extra:
+        out["cursor"] = extra
+    return {k: v for k, v in out.items() if v is not None}
 
 
 class _Numbering:
@@ -145,30 +265,39 @@ def session_status(stored: Trace | None, new_steps: list[dict], *, turn_failed: 
     return "succeeded"
 
 
-def _steps(workspace, trace_id, event, payload, event_key, now, trace, number) -> list[dict]:  # type: ignore[no-untyped-def]
+def _steps(
+    workspace, trace_id, event, payload, event_key, now, trace, number, subagents, stored
+) -> list[dict]:  # type: ignore[no-untyped-def]
     tool = str(payload.get("tool_name") or "")
     name = f"{payload['agent_type']}/{tool}" if payload.get("agent_type") and tool else tool
+    agent_id = str(payload.get("agent_id") or "")
     if event in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
         call_key = payload.get("tool_use_id") or [tool, payload.get("tool_input")]
         call = this = number("tool:" + _key(call_key))
+    elif event in ("SubagentStart", "SubagentStop") and agent_id:
+        this = number("agent:" + _key(agent_id))
+        subagents[agent_id] = this
     elif event != "SessionStart":
         this = number("event:" + _key(event, event_key))
+    parent = subagents.get(agent_id) if agent_id and event not in (
+        "SubagentStart", "SubagentStop") else None  # fmt: skip
     if event == "SessionStart":
         trace["model"] = str(payload.get("model") or "")[:200]
         trace["status"] = "running"
         return []
     if event == "UserPromptSubmit":
         prompt = str(payload.get("prompt") or "")
-        if (
-            not Trace.objects.filter(workspace=workspace, external_id=trace_id)
-            .exclude(task="")
-            .exists()
-        ):
+        if stored is None or not stored.task or stored.metadata.get("task_from_folder"):
             trace["task"] = prompt
+            trace["metadata"]["task_from_folder"] = False
         return [{"index": this, "kind": "user_prompt", "input": prompt, "started_at": now}]
+    if event == "SubagentStart":
+        label = f"subagent:{payload.get('agent_type') or 'agent'}"
+        return [{"index": this, "kind": "assistant_message", "name": label[:200],
+                 "input": {"agent_id": agent_id}, "started_at": now}]  # fmt: skip
     if event == "PreToolUse":
         return [{"index": call, "kind": "tool_call", "name": name[:200],
-                 "input": payload.get("tool_input"), "started_at": now}]  # fmt: skip
+                 "input": payload.get("tool_input"), "started_at": now, "parent_index": parent}]  # fmt: skip
     if event in ("PostToolUse", "PostToolUseFailure"):
         response = payload.get("tool_response")
         if event == "PostToolUseFailure":
@@ -180,14 +309,18 @@ def _steps(workspace, trace_id, event, payload, event_key, now, trace, number) -
             error = _tool_error(response)
         return [{"index": call, "kind": "tool_call", "name": name[:200],
                  "input": payload.get("tool_input"), "output": response if response is not None else "",
-                 "error": error[:10_000], "duration_ms": payload.get("duration_ms"),
-                 "started_at": _started(workspace, trace_id, call) or now}]  # fmt: skip
-    if event in ("Stop", "SubagentStop"):
+                 "error": error[:10_000], "duration_ms": _duration(payload.get("duration_ms")),
+                 "started_at": _started(workspace, trace_id, call) or now,
+                 "parent_index": parent}]  # fmt: skip
+    if event in ("Stop", "SubagentStop", "AgentResponse"):
         label = (
-            "assistant" if event == "Stop" else f"subagent:{payload.get('agent_type') or 'agent'}"
-        )
+            "assistant" if event != "SubagentStop"
+            else f"subagent:{payload.get('agent_type') or 'agent'}"
+        )  # fmt: skip
+        started = _started(workspace, trace_id, this) if event == "SubagentStop" else None
         return [{"index": this, "kind": "assistant_message", "name": label[:200],
-                 "output": payload.get("last_assistant_message") or "", "started_at": now}]  # fmt: skip
+                 "output": payload.get("last_assistant_message") or "",
+                 "started_at": started or now}]  # fmt: skip
     if event == "StopFailure":
         # The turn ended on an error (API error, limit…): the session failed.
         trace["status"] = "failed"
@@ -210,6 +343,14 @@ def _steps(workspace, trace_id, event, payload, event_key, now, trace, number) -
     return [{"index": this, "kind": "assistant_message", "name": event[:200],
              "output": {k: v for k, v in payload.items() if k not in ("session_id", "transcript_path", "cwd")},
              "started_at": now}]  # fmt: skip
+
+
+def _duration(value: Any) -> float | None:
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        else None
+    )
 
 
 def _started(workspace: Workspace, trace_id: str, index: int) -> str | None:

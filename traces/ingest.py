@@ -36,6 +36,7 @@ class PreparedStep:
     started_at: datetime | None
     duration_ms: float | None
     tokens: int | None
+    parent_index: int | None = None
 
     @property
     def is_error(self) -> bool:
@@ -51,11 +52,23 @@ class PreparedTrace:
     fields: dict[str, Any]
     steps: list[PreparedStep]
     redactions: Counter[str] = field(default_factory=Counter)
+    # What was redacted in each part: "trace" (its own fields) and each step
+    # index. A trace sent in pieces (hook events, OTLP batches) replaces the
+    # parts it re-sends, so the trace's counts are the sum over its parts,
+    # never a piece's alone and never a re-sent piece twice.
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> PreparedTrace:
+    parts: dict[str, dict[str, int]] = {}
+    steps = []
+    for i, step in enumerate(trace.steps):
+        step_counts: Counter[str] = Counter()
+        prepared = _prepare_step(i, step, redactor, step_counts)
+        steps.append(prepared)
+        if step_counts:
+            parts[str(prepared.index)] = dict(step_counts)
     counts: Counter[str] = Counter()
-    steps = [_prepare_step(i, step, redactor, counts) for i, step in enumerate(trace.steps)]
     # Identifiers keep their identity (a stable pseudonym per value); free text
     # gets typed placeholders.
     ident = redactor.identifier
@@ -73,7 +86,12 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
         "cost_usd": trace.cost_usd,
     }
     external_id = ident(clean_text(trace.external_id), counts)
-    return PreparedTrace(position, external_id, fields, steps, counts)
+    parts["trace"] = dict(counts)
+    total = Counter(counts)
+    for key, part in parts.items():
+        if key != "trace":
+            total.update(part)
+    return PreparedTrace(position, external_id, fields, steps, total, parts)
 
 
 def _prepare_step(
@@ -89,6 +107,7 @@ def _prepare_step(
         started_at=step.started_at,
         duration_ms=step.duration_ms,
         tokens=step.tokens,
+        parent_index=step.parent_index,
     )
 
 
@@ -103,7 +122,7 @@ _TRACE_COLUMNS = (
 )
 _STEP_COLUMNS = (
     "external_id text, index int, kind text, name text, input jsonb, output jsonb, error text, "
-    "started_at timestamptz, duration_ms float8, tokens int"
+    "started_at timestamptz, duration_ms float8, tokens int, parent_index int"
 )
 
 
@@ -134,7 +153,7 @@ def _copy_rows(cursor: Any, traces: list[PreparedTrace]) -> None:
                     t.external_id, f["agent"], f["session_id"], f["task"], f["status"],
                     f["reward"], f["started_at"], f["ended_at"], f["model"],
                     f["skills_in_scope"], _dumps(f["metadata"]), f["cost_usd"],
-                    _dumps(dict(t.redactions)),
+                    _dumps(t.parts),
                 )
             )  # fmt: skip
     with cursor.copy("COPY tmp_step FROM STDIN") as copy:
@@ -143,7 +162,7 @@ def _copy_rows(cursor: Any, traces: list[PreparedTrace]) -> None:
                 copy.write_row(
                     (
                         t.external_id, s.index, s.kind, s.name, _dumps(s.input),
-                        _dumps(s.output), s.error, s.started_at, s.duration_ms, s.tokens,
+                        _dumps(s.output), s.error, s.started_at, s.duration_ms, s.tokens, s.parent_index,
                     )
                 )  # fmt: skip
 
@@ -155,11 +174,11 @@ def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]
         """
         INSERT INTO traces_trace (
             workspace_id, external_id, agent, session_id, task, status, reward, started_at,
-            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_counts,
-            step_count, error_count, total_tokens, received_at, updated_at)
+            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
+            redaction_counts, step_count, error_count, total_tokens, received_at, updated_at)
         SELECT %s, external_id, agent, session_id, task, status, reward,
             COALESCE(started_at, ended_at, now()),
-            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_counts,
+            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_counts, '{}'::jsonb,
             0, 0, 0, now(), now()
         FROM tmp_trace
         ON CONFLICT (workspace_id, external_id) DO UPDATE SET
@@ -175,7 +194,18 @@ def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]
                 THEN EXCLUDED.skills_in_scope ELSE traces_trace.skills_in_scope END,
             metadata = traces_trace.metadata || EXCLUDED.metadata,
             cost_usd = COALESCE(EXCLUDED.cost_usd, traces_trace.cost_usd),
-            redaction_counts = EXCLUDED.redaction_counts,
+            -- Step parts are replaced; the trace's own part keeps the larger
+            -- count per kind (a later piece may not repeat the task).
+            redaction_parts = traces_trace.redaction_parts || EXCLUDED.redaction_parts
+                || jsonb_build_object('trace', (
+                    SELECT COALESCE(jsonb_object_agg(k, m), '{}'::jsonb) FROM (
+                        SELECT k, max(v::int) AS m FROM (
+                            SELECT * FROM jsonb_each_text(
+                                COALESCE(traces_trace.redaction_parts -> 'trace', '{}'::jsonb))
+                            UNION ALL
+                            SELECT * FROM jsonb_each_text(
+                                COALESCE(EXCLUDED.redaction_parts -> 'trace', '{}'::jsonb))
+                        ) AS u(k, v) GROUP BY k) AS x)),
             updated_at = now()
         RETURNING id, external_id, (xmax = 0)
         """,
@@ -190,15 +220,16 @@ def _upsert_steps(cursor: Any, workspace_id: int) -> None:
     cursor.execute(
         """
         INSERT INTO traces_step (trace_id, index, kind, name, input, output, error,
-                                 started_at, duration_ms, tokens)
+                                 started_at, duration_ms, tokens, parent_index)
         SELECT t.id, s.index, s.kind, s.name, s.input, s.output, s.error,
-               s.started_at, s.duration_ms, s.tokens
+               s.started_at, s.duration_ms, s.tokens, s.parent_index
         FROM tmp_step s
         JOIN traces_trace t ON t.workspace_id = %s AND t.external_id = s.external_id
         ON CONFLICT (trace_id, index) DO UPDATE SET
             kind = EXCLUDED.kind, name = EXCLUDED.name, input = EXCLUDED.input,
             output = EXCLUDED.output, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-            duration_ms = EXCLUDED.duration_ms, tokens = EXCLUDED.tokens
+            duration_ms = EXCLUDED.duration_ms, tokens = EXCLUDED.tokens,
+            parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
         """,
         [workspace_id],
     )
@@ -211,7 +242,15 @@ def _refresh_aggregates(cursor: Any, trace_ids: list[int]) -> None:
             status = CASE WHEN t.status = '' THEN 'unknown' ELSE t.status END,
             step_count = COALESCE(a.n, 0),
             error_count = COALESCE(a.errors, 0),
-            total_tokens = COALESCE(a.tokens, 0)
+            total_tokens = COALESCE(a.tokens, 0),
+            redaction_counts = (
+                SELECT COALESCE(jsonb_object_agg(k, n), '{}'::jsonb) FROM (
+                    SELECT e.k, sum(e.v::int) AS n
+                    FROM jsonb_each(t.redaction_parts) AS p(part, c),
+                         jsonb_each_text(CASE WHEN jsonb_typeof(p.c) = 'object'
+                                              THEN p.c ELSE '{}'::jsonb END) AS e(k, v)
+                    WHERE e.v::int > 0
+                    GROUP BY e.k) AS x)
         FROM (SELECT id FROM unnest(%s::bigint[]) AS id) ids
         LEFT JOIN (
             SELECT trace_id, count(*) AS n,

@@ -46,6 +46,9 @@ class Trace(models.Model):
     total_tokens = models.BigIntegerField(default=0)
     cost_usd = models.FloatField(null=True, blank=True)
     redaction_counts = models.JSONField(default=dict, blank=True)
+    # The counts per part ("trace", and each step index): a trace sent in pieces
+    # sums its parts (traces/ingest.py), so a re-sent piece is not counted twice.
+    redaction_parts = models.JSONField(default=dict, blank=True, db_default={})
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,6 +89,8 @@ class Step(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The step this one ran inside (a subagent's calls, a child span).
+    parent_index = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["trace", "index"]

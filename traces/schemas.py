@@ -82,6 +82,12 @@ class StepIn(BaseModel):
     started_at: datetime | None = None
     duration_ms: float | None = Field(None, ge=0)
     tokens: int | None = Field(None, ge=0, le=100_000_000)
+    parent_index: int | None = Field(
+        None,
+        ge=0,
+        le=2_147_483_647,
+        description="The index of the step this one ran inside (a subagent, a parent span).",
+    )
 
     _finite_duration = field_validator("duration_ms")(classmethod(lambda cls, v: _finite(v)))
     _utc_started = field_validator("started_at")(classmethod(lambda cls, v: plausible(v)))

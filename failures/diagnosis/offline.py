@@ -516,6 +516,39 @@ def diagnose(
     return _best(findings)
 
 
+_BARE_STATUS = re.compile(
+    r"^\s*(exit(ed)?( with)? (code|status)\s*[:=]?\s*-?\d+|error:?)\s*$", re.I
+)
+
+
+def _telling_line(text: str) -> str:
+    """The first line that says more than a bare exit status."""
+    for line in text.splitlines():
+        if line.strip() and not _BARE_STATUS.match(line):
+            return _first_line(line)
+    return _first_line(text)
+
+
+def recovered(facts: TraceFacts) -> list[Finding]:
+    """The errors a tool flagged in a run that succeeded: one finding per distinct
+    error (its first step; the same text again is evidence), with the tool's own text."""
+    findings: dict[str, Finding] = {}
+    for error in facts.errors:
+        if not error.explicit:
+            continue
+        key = f"{error.tool}:{error.kind}:{error.text[:300]}"
+        if key in findings:
+            findings[key].evidence.append(error.step)
+            continue
+        findings[key] = Finding(
+            step=error.step, category=error.category, confidence=1.0,
+            description=f"`{error.tool}` failed, and the run recovered: {_telling_line(error.text)}",
+            evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
+            stats={"method": "recovered"},
+        )  # fmt: skip
+    return sorted(findings.values(), key=lambda f: f.step)[:MAX_FINDINGS]
+
+
 def _best(findings: list[Finding]) -> list[Finding]:
     """One finding a step (an error there first, else the most confident), at most
     MAX_FINDINGS, earliest first."""

@@ -206,9 +206,14 @@ def test_failed_tool_calls_are_failed_steps_with_their_error_text_and_steps_coun
     assert [s.input["command"] for s in failed] == ["ls build/", "gh pr create --fill"]
     assert "No such file or directory" in failed[0].error and "HTTP 401" in failed[1].error
     # The session recovered after both (later calls succeeded, the turn ended): succeeded.
-    # (A succeeded trace gets no incidents: the diagnosis uses successes as the contrast.)
     assert trace.status == "succeeded" and trace.ended_at is not None
     assert trace.error_count == 2
+    # Each failed call is an incident with its own error text, kept out of failure modes.
+    incidents = list(Incident.objects.filter(trace=trace).order_by("step_index"))
+    assert [i.step_index for i in incidents] == [s.index for s in failed]
+    assert {i.kind for i in incidents} == {"recovered"}
+    assert "cannot access 'build/'" in incidents[0].error_text
+    assert "HTTP 401: Bad credentials" in incidents[1].error_text
 
 
 @pytest.mark.django_db
@@ -287,3 +292,115 @@ def test_capture_without_a_key_warns_once_and_caps_the_spool(tmp_path):
     kept = len(spool.read_text().splitlines())
     assert dropped > 0 and dropped + kept == 60
     assert "p59 " in spool.read_text().splitlines()[-1]  # the newest are kept
+
+
+@pytest.mark.django_db
+def test_subagent_calls_are_nested_under_their_subagent(client, tenant):
+    events = [
+        {"hook_event_name": "UserPromptSubmit", "prompt": "Why does checkout round wrongly?"},
+        {"hook_event_name": "SubagentStart", "agent_id": "ag-1", "agent_type": "Explore"},
+        {"hook_event_name": "PreToolUse", "tool_name": "Grep", "tool_use_id": "t1",
+         "tool_input": {"pattern": "round("}, "agent_id": "ag-1", "agent_type": "Explore"},
+        {"hook_event_name": "PostToolUse", "tool_name": "Grep", "tool_use_id": "t1",
+         "tool_input": {"pattern": "round("}, "agent_id": "ag-1", "agent_type": "Explore",
+         "tool_response": {"matches": 3}},
+        {"hook_event_name": "SubagentStop", "agent_id": "ag-1", "agent_type": "Explore",
+         "stop_hook_active": False, "last_assistant_message": "round() truncates"},
+    ]  # fmt: skip
+    for payload in events:
+        assert post(client, tenant, payload).status_code == 200
+    steps = {s.name: s for s in Step.objects.filter(trace__workspace=tenant.workspace)}
+    assert steps["Explore/Grep"].parent_index == steps["subagent:Explore"].index
+    assert steps["subagent:Explore"].output == "round() truncates"
+    assert sorted(s.index for s in steps.values()) == [0, 1, 2]
+
+
+@pytest.mark.django_db
+def test_older_payloads_without_event_names_or_session_events(client, tenant):
+    """An older Claude Code: no hook_event_name, no SessionStart/SessionEnd."""
+    old = [
+        {"tool_name": "Bash", "tool_input": {"command": "make"}},
+        {"tool_name": "Bash", "tool_input": {"command": "make"},
+         "tool_response": {"stdout": "ok", "stderr": ""}},
+        {"stop_hook_active": False},
+    ]  # fmt: skip
+    for payload in old:
+        assert post(client, tenant, payload).status_code == 200, payload
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.status == "succeeded"  # the Stop closed the turn
+    assert trace.task == "claude-code session in shop"  # no prompt was sent: the folder
+    post(client, tenant, {"hook_event_name": "UserPromptSubmit", "prompt": "Now deploy it"})
+    trace.refresh_from_db()
+    assert trace.task == "Now deploy it" and trace.status == "running"
+
+
+@pytest.mark.django_db
+def test_redactions_add_up_across_hook_events_and_a_resent_event_counts_once(client, tenant):
+    post(client, tenant, {"hook_event_name": "UserPromptSubmit", "prompt": "Mail ann@example.com"})
+    call = {
+        "tool_name": "Bash",
+        "tool_use_id": "t9",
+        "tool_input": {"command": "mail bob@example.com"},
+    }
+    post(client, tenant, {"hook_event_name": "PreToolUse", **call}, **{"X-Hivemind-Event-Id": "e1"})
+    post(client, tenant, {"hook_event_name": "PreToolUse", **call}, **{"X-Hivemind-Event-Id": "e1"})
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    # ann@ in the task and in the prompt step, bob@ in the call: 3, not 2 and not 4.
+    assert trace.redaction_counts.get("EMAIL") == 3, trace.redaction_counts
+
+
+@pytest.mark.django_db
+def test_codex_and_cursor_hooks_make_their_own_traces(client, tenant, other_tenant):
+    def send(source, payload):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            return client.post(f"/api/v1/hooks/{source}", json.dumps(payload),
+                               content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+
+    codex = {"session_id": "cx-1", "cwd": "/w/api", "model": "gpt-5-codex", "turn_id": "t-1",
+             "permission_mode": "default", "transcript_path": None}  # fmt: skip
+    assert (
+        send(
+            "codex", {**codex, "hook_event_name": "UserPromptSubmit", "prompt": "Run the tests"}
+        ).status_code
+        == 200
+    )
+    assert send("codex", {**codex, "hook_event_name": "PostToolUse", "tool_name": "Bash",
+                          "tool_use_id": "c1", "tool_input": {"command": "pytest"},
+                          "tool_response": {"exit_code": 2, "output": "ImportError: no module named api"}}).status_code == 200  # fmt: skip
+    assert send("codex", {**codex, "hook_event_name": "Stop", "stop_hook_active": False,
+                          "last_assistant_message": "Tests fail."}).status_code == 200  # fmt: skip
+    trace = Trace.objects.get(workspace=tenant.workspace, agent="codex")
+    assert trace.external_id == "codex-cx-1" and trace.task == "Run the tests"
+    assert trace.status == "failed"  # ended on a failed call
+    assert "ImportError" in Step.objects.get(trace=trace, name="Bash").error
+
+    cursor = {"conversation_id": "cu-1", "generation_id": "g1", "workspace_roots": ["/w/web"],
+              "cursor_version": "2.1", "model": "claude-4.5-sonnet"}  # fmt: skip
+    for payload in [
+        {"hook_event_name": "beforeSubmitPrompt", "prompt": "Fix the navbar"},
+        {"hook_event_name": "afterShellExecution", "command": "npm test", "output": "1 failing", "duration": 900, "exit_code": 1},
+        {"hook_event_name": "afterFileEdit", "file_path": "/w/web/nav.tsx", "edits": [{"old_string": "a", "new_string": "b"}]},
+        {"hook_event_name": "stop", "status": "completed", "loop_count": 0},
+    ]:  # fmt: skip
+        assert send("cursor", {**cursor, **payload}).status_code == 200, payload
+    trace = Trace.objects.get(workspace=tenant.workspace, agent="cursor")
+    assert trace.task == "Fix the navbar" and trace.status == "succeeded"
+    assert [s.name for s in Step.objects.filter(trace=trace).order_by("index")] == [
+        "",
+        "Shell",
+        "Edit",
+        "assistant",
+    ]
+    assert Step.objects.get(trace=trace, name="Shell").error.startswith("exit code 1")
+    send(
+        "cursor",
+        {**cursor, "conversation_id": "cu-2", "hook_event_name": "stop", "status": "error"},
+    )
+    assert Trace.objects.get(external_id="cursor-cu-2").status == "failed"
+    # Bad input: clear 400s, nothing stored; another workspace's key sees nothing.
+    bad = client.post("/api/v1/hooks/cursor", json.dumps({"hook_event_name": "stop"}),
+                      content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert bad.status_code == 422 and "conversation_id" in bad.json()["detail"]
+    anon = client.post("/api/v1/hooks/codex", json.dumps(codex), content_type="application/json")
+    assert anon.status_code == 401
+    assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
