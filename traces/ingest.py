@@ -235,6 +235,12 @@ def _upsert_steps(cursor: Any, workspace_id: int) -> None:
     )
 
 
+def refresh_aggregates(trace_ids: list[int]) -> None:
+    """Recount steps, errors, tokens and redactions of these traces."""
+    with connection.cursor() as cursor:
+        _refresh_aggregates(cursor, trace_ids)
+
+
 def _refresh_aggregates(cursor: Any, trace_ids: list[int]) -> None:
     cursor.execute(
         """

@@ -1,13 +1,16 @@
 """OTLP/HTTP trace receiver: decoding, and mapping spans to Hivemind traces.
 
 Spans are grouped into traces by trace id (the trace's external_id is the hex
-trace id). Each span becomes a step whose index is derived from its span id, so
-an exporter's retry, or spans of one trace arriving in several exports, upsert
-the same steps instead of adding new ones. GenAI semantic conventions
-(`gen_ai.*`) and OpenInference attributes decide the step's kind, name, input,
-output and tokens; span status ERROR and exception events become step errors
-(and so incidents); `gen_ai.skill.name` marks skills in scope; the resource's
-`service.name` is the agent.
+trace id). Each span becomes a step; `otlp_store.py` numbers them 0, 1, 2… in
+start-time order and keeps each span id's step, so an exporter's retry, or spans
+of one trace arriving in several exports, update the same steps. A span's parent
+becomes its step's `parent_index`. GenAI semantic conventions (`gen_ai.*`) and
+OpenInference attributes decide the step's kind, name, input, output and tokens;
+span status ERROR and exception events become step errors, except on a span
+whose child failed (the failure is the child's: one incident, not two);
+`gen_ai.skill.name` marks skills in scope; the resource's `service.name` is the
+agent. The task is the root span's input, else the first user message of the
+earliest span that has one.
 """
 
 from __future__ import annotations
@@ -157,6 +160,8 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "index": _span_index(span),
+        "_span": span.span_id.hex() or f"i{_span_index(span)}",
+        "_parent": span.parent_span_id.hex(),
         "kind": kind,
         "name": str(name)[:200],
         "input": _maybe_json(step_input),
@@ -249,14 +254,45 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
         trace["started_at"] = start
     if end and (not trace.get("ended_at") or end > trace["ended_at"]):
         trace["ended_at"] = end
+    prompt = user_prompt(span, attrs)
     if not span.parent_span_id:  # the root span speaks for the whole trace
         if span.status.code == Status.STATUS_CODE_ERROR:
             trace["status"] = "failed"
         elif span.status.code == Status.STATUS_CODE_OK:
             trace["status"] = "succeeded"
-        task = attrs.get("input.value") or _first_user_message(attrs.get("gen_ai.input.messages"))
-        if task and not trace.get("task"):
+        task = attrs.get("input.value") or prompt
+        if task:
             trace["task"] = str(task)[:MAX_TEXT]
+            trace["_task_from_root"] = True
+    elif prompt and not trace.get("_task_from_root"):
+        earliest = trace.get("_task_at")
+        if earliest is None or span.start_time_unix_nano < earliest:
+            trace["task"] = prompt[:MAX_TEXT]
+            trace["_task_at"] = span.start_time_unix_nano
+
+
+def user_prompt(span: Span, attrs: dict[str, Any]) -> str:
+    """The first user message a span carries, in any of the conventions in use:
+    `gen_ai.input.messages`, indexed `gen_ai.prompt.N.*` and
+    `llm.input_messages.N.message.*` attributes, or a `gen_ai.user.message` event."""
+    found = _first_user_message(attrs.get("gen_ai.input.messages"))
+    if found:
+        return found
+    for prefix, role, content in (("gen_ai.prompt", "role", "content"),
+                                  ("llm.input_messages", "message.role", "message.content")):  # fmt: skip
+        for i in range(50):
+            if f"{prefix}.{i}.{content}" not in attrs:
+                break
+            if str(attrs.get(f"{prefix}.{i}.{role}", "user")) == "user":
+                return str(attrs[f"{prefix}.{i}.{content}"])
+    for event in span.events:
+        if event.name == "gen_ai.user.message":
+            a = _attrs(event.attributes)
+            text = a.get("content") or a.get("gen_ai.event.content")
+            if text:
+                parsed = _maybe_json(text)
+                return str(parsed.get("content", text) if isinstance(parsed, dict) else text)
+    return ""
 
 
 def _first_user_message(messages: Any) -> str:

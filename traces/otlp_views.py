@@ -17,7 +17,7 @@ from workspaces.services import api_key_authenticate
 
 from . import otlp
 from .body import read_body
-from .services import trace_ingest_batch
+from .otlp_store import otlp_ingest
 
 # Exporters retry on 429/503 after Retry-After; refusing beyond this many
 # concurrent exports per process keeps a burst from starving the dashboard.
@@ -85,7 +85,7 @@ def _export(request: HttpRequest, content_type: str) -> HttpResponse:
         return status(400, INVALID_ARGUMENT, str(exc))
     traces, span_counts = otlp.to_traces(decoded)
     try:
-        batch = trace_ingest_batch(workspace=api_key.workspace, items=traces) if traces else None
+        batch = otlp_ingest(workspace=api_key.workspace, traces=traces) if traces else None
     except DomainError as exc:
         rpc = PERMISSION_DENIED if exc.status_code == 403 else INVALID_ARGUMENT
         return status(exc.status_code, rpc, exc.detail)

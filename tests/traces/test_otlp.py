@@ -163,3 +163,60 @@ def test_odd_attribute_values_and_missing_span_id_do_not_fail(client, tenant):
     assert response.status_code == 200
     step = Step.objects.get(trace__external_id="5b8efff798038103d269b633813fc60c")
     assert step.name == "crm.search" and step.tokens is None
+
+
+def record_run_without_root_input() -> list:
+    """A root span with no input, a prompt in the chat span's messages, a tool that
+    fails inside a step span that fails because of it, and PII in the prompt."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop-agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("invoke_agent") as root:
+        with tracer.start_as_current_span("chat") as llm:
+            llm.set_attribute("gen_ai.operation.name", "chat")
+            llm.set_attribute("gen_ai.input.messages", json.dumps([
+                {"role": "system", "parts": [{"type": "text", "content": "You help."}]},
+                {"role": "user", "parts": [{"type": "text", "content": "Cancel order for ann@example.com"}]},
+            ]))  # fmt: skip
+        with tracer.start_as_current_span("step") as step:
+            with tracer.start_as_current_span("execute_tool orders.cancel") as tool:
+                tool.set_attribute("gen_ai.tool.name", "orders.cancel")
+                tool.record_exception(RuntimeError("order 8812 already shipped"))
+                tool.set_status(Status(StatusCode.ERROR, "already shipped"))
+            step.record_exception(RuntimeError("order 8812 already shipped"))
+            step.set_status(Status(StatusCode.ERROR))
+        root.set_status(Status(StatusCode.ERROR))
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_incident_per_failure_task_from_the_prompt_steps_in_time_order(live_server, tenant):
+    spans = record_run_without_root_input()  # in end order: chat, tool, step, root
+    exporter = OTLPSpanExporter(endpoint=f"{live_server.url}/v1/traces",
+                                headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    # Two exports, children first, as a batch processor sends them.
+    assert exporter.export(spans[:2]) == SpanExportResult.SUCCESS
+    assert exporter.export(spans[2:]) == SpanExportResult.SUCCESS
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.task == "Cancel order for [EMAIL]"
+    assert trace.redaction_counts == {"EMAIL": 2}  # in the task and in the chat step
+    steps = list(Step.objects.filter(trace=trace).order_by("index"))
+    assert [s.index for s in steps] == [0, 1, 2, 3]
+    assert [s.name for s in steps] == ["invoke_agent", "chat", "step", "orders.cancel"]
+    assert [s.parent_index for s in steps] == [None, 0, 0, 2]
+    assert [bool(s.error) for s in steps] == [False, False, False, True]
+    assert trace.status == "failed" and trace.error_count == 1
+    incidents = list(Incident.objects.filter(trace=trace))
+    assert len(incidents) == 1 and "already shipped" in incidents[0].error_text
+    assert incidents[0].step_index == 3
+    assert trace.metadata["propagated_errors"] == {
+        "0": "span status ERROR",
+        "2": "RuntimeError: order 8812 already shipped",
+    }
+    assert exporter.export(spans) == SpanExportResult.SUCCESS  # a retry of everything
+    assert Step.objects.filter(trace=trace).count() == 4 and Incident.objects.count() == 1
+    trace.refresh_from_db()
+    assert trace.redaction_counts == {"EMAIL": 2}  # in the task and in the chat step
+    exporter.shutdown()

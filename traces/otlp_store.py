@@ -1,0 +1,142 @@
+"""Storing OTLP exports: span ids → step numbers, time order, one failure once.
+
+A trace's spans can arrive in several exports (a batch span processor sends a
+span when it ends, so children come before their parents). For each trace,
+under a per-trace lock:
+
+1. each span id keeps one step (the map is the trace's `metadata.otlp_spans`):
+   a retried span updates its step; a parent named before it arrives gets its
+   number reserved, so its children can point at it (`parent_index`);
+2. after the write the steps are renumbered 0, 1, 2… by start time;
+3. a span that failed because a span under it failed is not a second failure:
+   its error is moved to `metadata.propagated_errors` and only the deepest
+   failing span keeps one (so the diagnosis makes one incident, not two).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from workspaces.models import Workspace
+
+from .ingest import refresh_aggregates
+from .models import Step, Trace
+from .services import BatchResult, stored_external_id, trace_ingest_batch
+
+OFFSET = 1_000_000_000  # moves indexes out of the way while renumbering
+
+
+def _lock(workspace_id: int, external_id: str) -> None:
+    key = int(hashlib.sha256(f"otlp:{workspace_id}:{external_id}".encode()).hexdigest()[:15], 16)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchResult:
+    with transaction.atomic():
+        for trace in sorted(traces, key=lambda t: t["external_id"]):
+            trace["external_id"] = stored_external_id(
+                workspace=workspace, external_id=trace["external_id"]
+            )
+            _lock(workspace.pk, trace["external_id"])
+        stored = {
+            t.external_id: t
+            for t in Trace.objects.filter(
+                workspace=workspace, external_id__in=[t["external_id"] for t in traces]
+            )
+        }
+        for trace in traces:
+            _number(trace, stored.get(trace["external_id"]))
+        batch = trace_ingest_batch(workspace=workspace, items=traces)
+        for trace_id in batch.trace_ids:
+            _renumber_by_time(trace_id)
+        refresh_aggregates(batch.trace_ids)
+    return batch
+
+
+def _number(trace: dict[str, Any], stored: Trace | None) -> None:
+    spans: dict[str, int] = dict(stored.metadata.get("otlp_spans", {})) if stored else {}
+    following = max(spans.values(), default=-1) + 1
+
+    def index_of(span: str) -> int:
+        nonlocal following
+        if span not in spans:
+            spans[span] = following
+            following += 1
+        return spans[span]
+
+    for step in sorted(trace["steps"], key=lambda s: (s.get("started_at") or "", s["_span"])):
+        step["index"] = index_of(step.pop("_span"))
+    for step in trace["steps"]:
+        parent = step.pop("_parent")
+        step["parent_index"] = index_of(parent) if parent else None
+    trace["metadata"]["otlp_spans"] = spans
+    from_root = trace.pop("_task_from_root", False)
+    trace.pop("_task_at", None)
+    if stored is not None and stored.task and not from_root:
+        trace.pop("task", None)  # an earlier export already named it
+
+
+def _renumber_by_time(trace_id: int) -> None:
+    trace = Trace.objects.get(pk=trace_id)
+    rows = list(
+        Step.objects.filter(trace_id=trace_id)
+        .order_by(F("started_at").asc(nulls_last=True), "index")
+        .values_list("index", "parent_index", "error")
+    )
+    mapping = {old: new for new, (old, _, _) in enumerate(rows)}
+    spans: dict[str, int] = trace.metadata.get("otlp_spans", {})
+    reserved = len(rows)
+    for _, index in sorted(spans.items(), key=lambda kv: kv[1]):
+        if index not in mapping:  # a parent not received yet
+            mapping[index] = reserved
+            reserved += 1
+    parent_of = {mapping[old]: mapping.get(p) if p is not None else None for old, p, _ in rows}
+    errors = {mapping[old]: error for old, _, error in rows if error}
+    # A failing step with a failing step under it: the failure is the deeper one's.
+    propagated: dict[str, str] = {}
+    for index in errors:
+        seen, parent = set(), parent_of.get(index)
+        while parent is not None and parent not in seen:
+            seen.add(parent)
+            if parent in errors:
+                propagated[str(parent)] = errors[parent]
+            parent = parent_of.get(parent)
+    changed = any(old != new for old, new in mapping.items())
+    with connection.cursor() as cursor:
+        if changed:
+            olds = list(mapping)
+            cursor.execute(
+                "UPDATE traces_step SET index = index + %s WHERE trace_id = %s", [OFFSET, trace_id]
+            )
+            cursor.execute(
+                """
+                UPDATE traces_step s SET index = m.new,
+                    parent_index = (SELECT p.new FROM unnest(%s::int[], %s::int[]) AS p(old, new)
+                                    WHERE p.old = s.parent_index)
+                FROM unnest(%s::int[], %s::int[]) AS m(old, new)
+                WHERE s.trace_id = %s AND s.index = m.old + %s
+                """,
+                [olds, [mapping[o] for o in olds], olds, [mapping[o] for o in olds], trace_id,
+                 OFFSET],
+            )  # fmt: skip
+        if propagated:
+            cursor.execute(
+                "UPDATE traces_step SET error = '' WHERE trace_id = %s AND index = ANY(%s)",
+                [trace_id, [int(i) for i in propagated]],
+            )
+    metadata = dict(trace.metadata)
+    metadata["otlp_spans"] = {span: mapping.get(i, i) for span, i in spans.items()}
+    if propagated:
+        metadata["propagated_errors"] = {
+            **metadata.get("propagated_errors", {}), **propagated
+        }  # fmt: skip
+    parts = {
+        (str(mapping.get(int(key), int(key))) if key.isdigit() else key): value
+        for key, value in (trace.redaction_parts or {}).items()
+    }
+    Trace.objects.filter(pk=trace_id).update(metadata=metadata, redaction_parts=parts)
