@@ -183,8 +183,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("HIVEMIND_LOG_LEVEL", default="INFO")},
-    # pgserver logs every start, stop and pg_ctl call at INFO.
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    # pgserver logs every start, stop and pg_ctl call at INFO; the MCP SDK logs
+    # each request's session manager starting and stopping.
+    "loggers": {"pgserver": {"level": "WARNING"}, "mcp": {"level": "WARNING"}},
 }
 
 # --- Ingest limits ------------------------------------------------------------

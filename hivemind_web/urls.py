@@ -6,6 +6,7 @@ from traces.otlp_views import otlp_traces
 from workspaces import views as workspace_views
 
 from .api import api
+from .mcp_server import mcp_endpoint
 from .views import healthz
 
 # Errors outside any view's own handling: JSON for API clients, 503 when the
@@ -23,6 +24,8 @@ urlpatterns = [
     path("api/", api.urls),
     # OTLP/HTTP's standard path, so exporters need only the base URL.
     path("v1/traces", otlp_traces, name="otlp_traces"),
+    # MCP (streamable HTTP): tools for agents inside a session (hivemind_web/mcp_server.py).
+    path("mcp", mcp_endpoint, name="mcp"),
     path("w/<slug:slug>/", include("metrics.urls")),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/", include("traces.urls")),

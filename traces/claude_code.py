@@ -265,9 +265,9 @@ def session_status(stored: Trace | None, new_steps: list[dict], *, turn_failed: 
     return "succeeded"
 
 
-def _steps(
+def _steps(  # type: ignore[no-untyped-def]
     workspace, trace_id, event, payload, event_key, now, trace, number, subagents, stored
-) -> list[dict]:  # type: ignore[no-untyped-def]
+) -> list[dict]:
     tool = str(payload.get("tool_name") or "")
     name = f"{payload['agent_type']}/{tool}" if payload.get("agent_type") and tool else tool
     agent_id = str(payload.get("agent_id") or "")

@@ -1,0 +1,115 @@
+"""The MCP server at /mcp, driven by the official `mcp` SDK client against the running app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from failures.models import FailureMode, Incident
+from skills import review
+from tests.factories import ingest, make_key, trace_payload
+from tests.skills.test_review_and_api import make_skill
+from traces.models import Outcome, Trace
+from workspaces.models import Scope
+
+
+def session(
+    url: str, key: str | None, calls: list[tuple[str, dict]]
+) -> tuple[list[str], list[Any]]:
+    """List the tools, then make the calls, in one client session."""
+
+    async def run() -> tuple[list[str], list[Any]]:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+        ):
+            tools = [t.name for t in (await client.list_tools()).tools]
+            results = [await client.call_tool(name, args) for name, args in calls]
+        return tools, results
+
+    return asyncio.run(run())
+
+
+def text(result: Any) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.fixture
+def acme(tenant):
+    ingest(tenant.workspace, [trace_payload("acme-1", session_id="sess-acme",
+                                            task="Refund order 8812 for acme")])  # fmt: skip
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="payments rate limited",
+                                      incident_count=1, trace_count=1)  # fmt: skip
+    Incident.objects.filter(workspace=tenant.workspace).update(failure_mode=mode)
+    skill = make_skill(tenant.workspace, name="respect-rate-limits",
+                       description="Back off on HTTP 429 rate limits from payments.")  # fmt: skip
+    review.skill_approve(skill=skill, number=1, actor=tenant.lead)
+    return mode
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sdk_client_lists_tools_searches_reads_a_skill_and_reports(live_server, tenant, acme):
+    tools, (search, mode, skills, skill, report) = session(live_server.url, tenant.key, [
+        ("search_failures", {"query": "payments refund 429 too many requests"}),
+        ("show_failure_mode", {"mode_id": acme.pk}),
+        ("list_skills", {"task": "refund an order through payments"}),
+        ("read_skill", {"name": "respect-rate-limits"}),
+        ("report_outcome", {"session_id": "sess-acme", "status": "failed", "comment": "still 429"}),
+    ])  # fmt: skip
+    assert set(tools) == {"search_failures", "show_failure_mode", "list_skills", "read_skill",
+                          "report_outcome"}  # fmt: skip
+    found = json.loads(text(search))
+    assert found["modes"][0]["label"] == "payments rate limited"
+    assert "429 Too Many Requests" in found["incidents"][0]["error"]
+    shown = json.loads(text(mode))
+    assert shown["label"] == "payments rate limited" and len(shown["examples"]) == 1
+    assert json.loads(text(skills))["skills"][0]["name"] == "respect-rate-limits"
+    assert "Back off on HTTP 429" in text(skill) and not skill.is_error
+    assert not report.is_error
+    outcome = Outcome.objects.get(workspace=tenant.workspace)
+    assert outcome.status == "failed" and outcome.trace == Trace.objects.get(external_id="acme-1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wrong_key_and_no_key_are_refused(live_server, tenant, acme):
+    for headers in ({"Authorization": "Bearer hm_nope_nope"}, {}):
+        response = httpx2.post(f"{live_server.url}/mcp", headers=headers,
+                               json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})  # fmt: skip
+        assert response.status_code == 401
+        assert response.json()["error"]["message"]
+    with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own HTTP error type
+        session(live_server.url, "hm_nope_nope", [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_workspaces_key_sees_nothing_of_this_one(live_server, tenant, other_tenant, acme):
+    _, (search, mode, skill, report) = session(live_server.url, other_tenant.key, [
+        ("search_failures", {"query": "payments refund 429"}),
+        ("show_failure_mode", {"mode_id": acme.pk}),
+        ("read_skill", {"name": "respect-rate-limits"}),
+        ("report_outcome", {"session_id": "sess-acme", "status": "succeeded"}),
+    ])  # fmt: skip
+    assert json.loads(text(search))["incidents"] == []
+    assert mode.is_error and "No failure mode" in text(mode)
+    assert skill.is_error and "No published skill" in text(skill)
+    assert report.is_error and not Outcome.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_tool_needs_its_scope(live_server, tenant, acme):
+    key = make_key(tenant.workspace, scopes=[Scope.SKILLS_READ])
+    _, (search, skills, report) = session(live_server.url, key, [
+        ("search_failures", {"query": "429"}),
+        ("list_skills", {}),
+        ("report_outcome", {"session_id": "sess-acme", "status": "failed"}),
+    ])  # fmt: skip
+    assert search.is_error and "failures:read" in text(search)
+    assert not skills.is_error
+    assert report.is_error and "ingest" in text(report) and not Outcome.objects.exists()
