@@ -1,4 +1,5 @@
-"""python -m hivemind_client {skills pull | capture | import | install-claude-hooks}"""
+"""python -m hivemind_client {skills pull | capture | replay | import | doctor |
+install-claude-hooks | install-codex-hooks | install-cursor-hooks}"""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from .skills import PullError, pull
+from .skills import PullError, pull, pull_index
+
+ENV_HELP = ("The hooks read two variables from the environment the agent runs in:\n"
+            "  export HIVEMIND_URL=http://your-hivemind:8000\n"
+            "  export HIVEMIND_API_KEY=hm_...   # a key with the ingest (and skills:read) scope\n"
+            "The key is never written into the hooks file. Check with: "
+            "python -m hivemind_client doctor")  # fmt: skip
 
 
 def main(argv: list | None = None) -> int:
@@ -18,9 +25,29 @@ def main(argv: list | None = None) -> int:
     pull_cmd.add_argument("--dir", default=".claude/skills", type=Path)
     pull_cmd.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
     pull_cmd.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
-    commands.add_parser(
-        "capture", help="post a Claude Code hook payload from stdin (always exits 0)"
+    pull_cmd.add_argument(
+        "--index",
+        action="store_true",
+        help="use /.well-known/agent-skills/index.json (only changed digests)",
     )
+    pull_cmd.add_argument("--budget", type=float, default=10.0, help="seconds to give up after")
+    pull_cmd.add_argument(
+        "--hook", action="store_true", help="run as an agent hook: always exit 0, errors on stderr"
+    )
+    capture_cmd = commands.add_parser(
+        "capture", help="post an agent hook payload from stdin (always exits 0)"
+    )
+    capture_cmd.add_argument(
+        "--source", default="claude-code", choices=["claude-code", "codex", "cursor"]
+    )
+    replay = commands.add_parser(
+        "replay", help="send a recorded session (one hook payload per line) in order"
+    )
+    replay.add_argument("path", type=Path)
+    replay.add_argument(
+        "--source", default="claude-code", choices=["claude-code", "codex", "cursor"]
+    )
+    commands.add_parser("doctor", help="check URL, key, scopes, clock and spool; say what to fix")
     importer = commands.add_parser(
         "import", help="send agent log files (tau2-bench, InterCode, SWE-agent, transcripts...)"
     )
@@ -29,14 +56,34 @@ def main(argv: list | None = None) -> int:
     importer.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
     importer.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
     install = commands.add_parser(
-        "install-claude-hooks", help="add the capture hook to .claude/settings.json"
+        "install-claude-hooks", help="add the capture hooks to .claude/settings.json"
     )
     install.add_argument("--project", default=".", type=Path)
+    install.add_argument(
+        "--hook-type",
+        default="auto",
+        choices=["auto", "http", "command"],
+        help="auto: http hooks when this Claude Code has them and --url is known",
+    )
+    install.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
+    for agent in ("codex", "cursor"):
+        other = commands.add_parser(
+            f"install-{agent}-hooks", help=f"add the capture hook to the project's {agent} hooks"
+        )
+        other.add_argument("--project", default=".", type=Path)
     args = parser.parse_args(argv)
     if args.group == "capture":
         from .capture import main as capture_main
 
-        return capture_main()
+        return capture_main(args.source)
+    if args.group == "doctor":
+        from .doctor import main as doctor_main
+
+        return doctor_main()
+    if args.group == "replay":
+        from .capture import replay as replay_file
+
+        return replay_file(args.path, args.source)
     if args.group == "import":
         from .formats import FORMATS
         from .importer import main as import_main
@@ -50,26 +97,35 @@ def main(argv: list | None = None) -> int:
             )
             return 2
         return import_main(args.url, args.key, args.fmt, args.paths)
-    if args.group == "install-claude-hooks":
-        from .capture import install_hooks
+    if args.group.startswith("install-"):
+        from . import install
 
-        added = install_hooks(args.project)
-        print(
-            f"Added the Hivemind capture hook for: {', '.join(added) or 'nothing (already there)'}."
-        )
-        print("The hook reads two variables from the environment Claude Code runs in:\n"
-              "  export HIVEMIND_URL=http://your-hivemind:8000\n"
-              "  export HIVEMIND_API_KEY=hm_...   # a key with the ingest scope\n"
-              "The key is never written into .claude/settings.json.")  # fmt: skip
+        if args.group == "install-claude-hooks":
+            try:
+                added, kind = install.install_claude_hooks(
+                    args.project, hook_type=args.hook_type, url=args.url
+                )
+            except ValueError as exc:
+                print(f"hivemind: {exc}", file=sys.stderr)
+                return 2
+            where = f"{kind} hooks in .claude/settings.json"
+        elif args.group == "install-codex-hooks":
+            added, where = install.install_codex_hooks(args.project), ".codex/hooks.json"
+        else:
+            added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
+        print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")
+        print(ENV_HELP)
         return 0
+    failed = 0 if args.hook else 1
     if not args.url or not args.key:
         print("Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr)
-        return 2
+        return failed and 2
     try:
-        result = pull(url=args.url, key=args.key, directory=args.dir)
+        fetch = pull_index if args.index else pull
+        result = fetch(url=args.url, key=args.key, directory=args.dir, timeout=args.budget)
     except PullError as exc:
         print(f"hivemind: {exc}", file=sys.stderr)
-        return 1
+        return failed
     if not result.changed:
         print("Skills are up to date.")
         return 0

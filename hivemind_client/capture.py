@@ -42,9 +42,13 @@ def spool_path() -> Path:
     return Path(os.environ.get("HIVEMIND_SPOOL", str(default)))
 
 
+SOURCES = ("claude-code", "codex", "cursor")
+
+
 def _post(url: str, key: str, item: dict, timeout: float) -> bool:
+    source = item.get("source", "claude-code")
     request = urllib.request.Request(
-        url.rstrip("/") + "/api/v1/hooks/claude-code",
+        url.rstrip("/") + f"/api/v1/hooks/{source if source in SOURCES else 'claude-code'}",
         data=json.dumps(item["payload"]).encode(),
         method="POST",
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
@@ -124,7 +128,7 @@ def _take_spool(path: Path) -> list[dict]:
     return items
 
 
-def capture(stdin_text: str, *, started: float | None = None) -> str:
+def capture(stdin_text: str, *, started: float | None = None, source: str = "claude-code") -> str:
     """Returns what happened: disabled / sent / spooled / ignored."""
     started = started if started is not None else time.monotonic()
     if os.environ.get("HIVEMIND_CAPTURE", "true").lower() in ("false", "0", "no", "off"):
@@ -134,7 +138,7 @@ def capture(stdin_text: str, *, started: float | None = None) -> str:
     except ValueError:
         return "ignored"
     url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
-    item = {"event_id": uuid.uuid4().hex, "payload": payload}
+    item = {"event_id": uuid.uuid4().hex, "payload": payload, "source": source}
     path = spool_path()
     if not url or not key:
         _append(path, [item])
@@ -155,13 +159,16 @@ def capture(stdin_text: str, *, started: float | None = None) -> str:
     return "sent"
 
 
-def main() -> int:
+def main(source: str = "claude-code") -> int:
     started = time.monotonic()
+    text = ""
     try:
         text = sys.stdin.read(MAX_PAYLOAD) if not sys.stdin.isatty() else ""
-        capture(text, started=started)
+        capture(text, started=started, source=source)
     except Exception:  # never break the agent over telemetry
         pass
+    if source == "cursor" and '"beforeSubmitPrompt"' in text:
+        print('{"continue": true}')  # Cursor reads a decision from this hook's stdout
     return 0
 
 
@@ -170,36 +177,37 @@ HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse",
                "SessionEnd"]  # fmt: skip
 
 
-def capture_command() -> str:
-    """The hook command: this interpreter and this package, by absolute path, so
-    the hook works from any directory Claude Code runs it in."""
+def client_command(arguments: str) -> str:
+    """A hook command: this interpreter and this package, by absolute path, so
+    the hook works from any directory the agent runs it in."""
     package_parent = str(Path(__file__).resolve().parent.parent)
     return (f"PYTHONPATH={shlex.quote(package_parent)} {shlex.quote(sys.executable)} "
-            "-m hivemind_client capture")  # fmt: skip
+            f"-m hivemind_client {arguments}")  # fmt: skip
 
 
-COMMAND = capture_command()
+def capture_command(source: str = "claude-code") -> str:
+    return client_command("capture" if source == "claude-code" else f"capture --source {source}")
 
 
-def install_hooks(project: Path) -> list[str]:
-    """Add the capture hook to <project>/.claude/settings.json, keeping existing hooks."""
-    settings_path = project / ".claude" / "settings.json"
-    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
-    hooks = settings.setdefault("hooks", {})
-    added = []
-    for event in HOOK_EVENTS:
-        entries = hooks.setdefault(event, [])
-        present = any(
-            "hivemind_client capture" in str(h.get("command", ""))
-            for e in entries
-            for h in e.get("hooks", [])
-        )
-        if not present:
-            entry = {"hooks": [{"type": "command", "command": COMMAND, "timeout": 5}]}
-            if event in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
-                entry["matcher"] = "*"
-            entries.append(entry)
-            added.append(event)
-    settings_path.parent.mkdir(parents=True, exist_ok=True)
-    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
-    return added
+def replay(path: Path, source: str = "claude-code") -> int:
+    """Send a recorded session, one payload per line, in order; stop at the first refusal."""
+    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+    if not url or not key:
+        print("Set HIVEMIND_URL and HIVEMIND_API_KEY.", file=sys.stderr)
+        return 2
+    sent = 0
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            payload = json.loads(line)
+        except ValueError:
+            print(f"{path}:{number}: not JSON; stopped after {sent} event(s).", file=sys.stderr)
+            return 1
+        item = {"event_id": f"replay-{path.name}-{number}", "payload": payload, "source": source}
+        if not _post(url, key, item, 10.0):
+            print(f"{path}:{number}: not accepted; stopped after {sent} event(s).", file=sys.stderr)
+            return 1
+        sent += 1
+    print(f"Sent {sent} event(s) from {path}.")
+    return 0

@@ -5,16 +5,22 @@ remembers the ETag and which sub-folders this client wrote, so that:
 - an unchanged set is not downloaded again (If-None-Match → 304);
 - skills retired since the last pull lose their folder;
 - folders this client did not write are never touched.
+
+`pull_index` reads the Agent Skills discovery index instead
+(/.well-known/agent-skills/index.json): it downloads only the skills whose
+digest changed, and refuses a file whose bytes do not match its digest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -97,4 +103,67 @@ def _apply(directory: Path, state: dict, payload: bytes, etag: str) -> PullResul
             shutil.rmtree(target)
             result.removed.append(name)
     (directory / STATE_FILE).write_text(json.dumps({"etag": etag, "folders": result.written}))
+    return result
+
+
+def _get(url: str, key: str, timeout: float) -> bytes:
+    headers = {"Authorization": f"Bearer {key}", "User-Agent": "hivemind-client/0.1"}
+    for env, header in (("HIVEMIND_AGENT", "X-Hivemind-Agent"),
+                        ("HIVEMIND_SESSION_ID", "X-Hivemind-Session")):  # fmt: skip
+        if os.environ.get(env):
+            headers[header] = os.environ[env]
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=timeout) as response:  # fmt: skip
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise PullError(f"{url} answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise PullError(f"could not reach {url}: {exc}") from None
+
+
+def pull_index(*, url: str, key: str, directory: Path, timeout: float = 10.0) -> PullResult:
+    """Pull through the discovery index: only changed digests are downloaded."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = _state(directory)
+    index_url = url.rstrip("/") + "/.well-known/agent-skills/index.json"
+    try:
+        entries = json.loads(_get(index_url, key, timeout))["skills"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PullError(f"{index_url} is not a skills discovery index: {exc}") from None
+    known = state.get("digests", {})
+    files: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    for entry in entries:
+        name = str(entry.get("name", ""))
+        if entry.get("type") != "skill-md" or not NAME_RE.match(name):
+            continue
+        digests[name] = str(entry.get("digest", ""))
+        current = directory / name / "SKILL.md"
+        if known.get(name) == digests[name] and current.exists():
+            continue  # unchanged since the last pull
+        content = _get(urllib.parse.urljoin(index_url, str(entry["url"])), key, timeout)
+        if "sha256:" + hashlib.sha256(content).hexdigest() != digests[name]:
+            raise PullError(f"{name}: the downloaded SKILL.md does not match its digest; "
+                            "nothing was written.")  # fmt: skip
+        files[name] = content
+    owned = set(state.get("folders", []))
+    result = PullResult(changed=bool(files) or bool(owned - set(digests)))
+    for name, content in sorted(files.items()):
+        target = directory / name
+        if target.exists() and name not in owned:
+            result.skipped.append(name)
+            continue
+        target.mkdir(exist_ok=True)
+        (target / "SKILL.md").write_bytes(content)
+        result.written.append(name)
+    for name in sorted(owned - set(digests)):
+        target = directory / name
+        if target.is_dir() and NAME_RE.match(name):
+            shutil.rmtree(target)
+            result.removed.append(name)
+    kept = sorted((owned & set(digests)) | set(result.written))
+    (directory / STATE_FILE).write_text(json.dumps(
+        {"etag": "", "folders": kept, "digests": {n: digests[n] for n in kept}}))  # fmt: skip
     return result

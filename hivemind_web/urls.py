@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from skills import wellknown
 from traces.otlp_views import otlp_traces
 from workspaces import views as workspace_views
 
@@ -26,6 +27,13 @@ urlpatterns = [
     path("v1/traces", otlp_traces, name="otlp_traces"),
     # MCP (streamable HTTP): tools for agents inside a session (hivemind_web/mcp_server.py).
     path("mcp", mcp_endpoint, name="mcp"),
+    # The Agent Skills discovery index (skills/wellknown.py).
+    path(".well-known/agent-skills/index.json", wellknown.skills_index, name="skills_index"),
+    path(
+        ".well-known/agent-skills/<slug:name>/v<int:number>/SKILL.md",
+        wellknown.skill_document,
+        name="skills_index_document",
+    ),
     path("w/<slug:slug>/", include("metrics.urls")),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/", include("traces.urls")),

@@ -136,17 +136,61 @@ def test_capture_exits_0_on_garbage_input(tmp_path):
 
 
 def test_install_hooks_keeps_existing_hooks(tmp_path):
-    from hivemind_client.capture import COMMAND, install_hooks
+    from hivemind_client.capture import capture_command
+    from hivemind_client.install import install_claude_hooks
 
     settings = tmp_path / ".claude" / "settings.json"
     settings.parent.mkdir()
     mine = {"matcher": "Bash", "hooks": [{"type": "command", "command": "./my-guard.sh"}]}
     settings.write_text(json.dumps({"model": "x", "hooks": {"PreToolUse": [mine]}}))
-    added = install_hooks(tmp_path)
+    added, kind = install_claude_hooks(tmp_path, hook_type="command")
     data = json.loads(settings.read_text())
-    assert data["model"] == "x" and data["hooks"]["PreToolUse"][0] == mine
-    assert any(h["command"] == COMMAND for e in data["hooks"]["PreToolUse"] for h in e["hooks"])
-    assert "SessionEnd" in added and install_hooks(tmp_path) == []
+    assert kind == "command" and data["model"] == "x" and data["hooks"]["PreToolUse"][0] == mine
+    assert any(h["command"] == capture_command()
+               for e in data["hooks"]["PreToolUse"] for h in e["hooks"])  # fmt: skip
+    assert "SessionEnd" in added and "SessionStart (skills pull)" in added
+    assert install_claude_hooks(tmp_path, hook_type="command")[0] == []
+
+
+def test_http_hooks_name_the_key_variable_never_the_key(tmp_path, monkeypatch):
+    from hivemind_client import install
+
+    monkeypatch.setattr(install, "claude_code_version", lambda: (2, 1, 70))
+    monkeypatch.setenv("HIVEMIND_API_KEY", "hm_secret_value")
+    added, kind = install.install_claude_hooks(tmp_path, url="http://hm.example:8000")
+    text = (tmp_path / ".claude" / "settings.json").read_text()
+    data = json.loads(text)
+    assert kind == "http" and "hm_secret_value" not in text
+    hook = data["hooks"]["PostToolUseFailure"][0]["hooks"][0]
+    assert hook == {"type": "http", "url": "http://hm.example:8000/api/v1/hooks/claude-code",
+                    "headers": {"Authorization": "Bearer $HIVEMIND_API_KEY"},
+                    "allowedEnvVars": ["HIVEMIND_API_KEY"], "timeout": 2}  # fmt: skip
+    # SessionStart: command hooks (capture, and the skills pull within its budget).
+    session_start = [h for e in data["hooks"]["SessionStart"] for h in e["hooks"]]
+    assert {h["type"] for h in session_start} == {"command"}
+    assert any("skills pull --hook --budget 5" in h["command"] for h in session_start)
+    # An older Claude Code, or no URL: command hooks.
+    monkeypatch.setattr(install, "claude_code_version", lambda: (2, 0, 14))
+    assert install.install_claude_hooks(tmp_path / "old", url="http://x")[1] == "command"
+
+
+def test_codex_and_cursor_installers(tmp_path):
+    from hivemind_client.install import install_codex_hooks, install_cursor_hooks
+
+    (tmp_path / ".codex").mkdir()
+    (tmp_path / ".codex" / "config.toml").write_text('model = "gpt-5-codex"\n')
+    assert "PostToolUse" in install_codex_hooks(tmp_path) and install_codex_hooks(tmp_path) == []
+    codex = json.loads((tmp_path / ".codex" / "hooks.json").read_text())
+    assert "--source codex" in codex["hooks"]["Stop"][0]["hooks"][0]["command"]
+    config = (tmp_path / ".codex" / "config.toml").read_text()
+    assert 'model = "gpt-5-codex"' in config and "codex_hooks = true" in config
+    (tmp_path / ".cursor").mkdir()
+    (tmp_path / ".cursor" / "hooks.json").write_text(json.dumps(
+        {"version": 1, "hooks": {"afterFileEdit": [{"command": "./format.sh"}]}}))  # fmt: skip
+    assert "stop" in install_cursor_hooks(tmp_path) and install_cursor_hooks(tmp_path) == []
+    cursor = json.loads((tmp_path / ".cursor" / "hooks.json").read_text())
+    assert cursor["hooks"]["afterFileEdit"][0] == {"command": "./format.sh"}
+    assert "--source cursor" in cursor["hooks"]["afterFileEdit"][1]["command"]
 
 
 def _session_with_failures(session="sess-29"):
@@ -256,10 +300,10 @@ def test_a_correction_as_the_last_prompt_fails_the_session(client, tenant):
 def test_installed_hook_command_runs_from_another_directory(tmp_path, live_server, tenant):
     """The written command carries its interpreter and package path: run from
     elsewhere with only the documented variables, it delivers an event."""
-    from hivemind_client.capture import install_hooks
+    from hivemind_client.install import install_claude_hooks
 
     project = tmp_path / "project"
-    install_hooks(project)
+    install_claude_hooks(project, hook_type="command")
     settings = json.loads((project / ".claude" / "settings.json").read_text())
     command = settings["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
     assert sys.executable in command and "PYTHONPATH=" in command
@@ -287,7 +331,7 @@ def test_capture_without_a_key_warns_once_and_caps_the_spool(tmp_path):
         assert result.returncode == 0
         warnings.append(result.stderr)
     assert "HIVEMIND_API_KEY" in warnings[0] and not any(warnings[1:])
-    assert spool.stat().st_size <= 10 * 1024 + 1
+    assert spool.stat().st_size <= int(0.01 * 1024 * 1024)  # HIVEMIND_SPOOL_MAX_MB=0.01
     dropped = int((tmp_path / "spool.jsonl.dropped").read_text())
     kept = len(spool.read_text().splitlines())
     assert dropped > 0 and dropped + kept == 60

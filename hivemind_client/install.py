@@ -1,0 +1,147 @@
+"""Hook installers for Claude Code, Codex and Cursor.
+
+Each keeps the hooks a project already has and adds Hivemind's once (running
+it again adds nothing). The API key is never written into a file: command
+hooks read HIVEMIND_URL / HIVEMIND_API_KEY from the environment the agent runs
+in; Claude Code `http` hooks name the key as `$HIVEMIND_API_KEY` in a header,
+which Claude Code fills from the environment (`allowedEnvVars`).
+
+Claude Code:
+- `http` hooks where the installed Claude Code has them (2.1.63 and later;
+  `claude --version` is asked) and the server URL is known, else command
+  hooks with an absolute interpreter and package path;
+- SessionStart is always a command hook (Claude Code does not run `http` hooks
+  for it): it captures the event and pulls the published skills into
+  `.claude/skills/` within a time budget.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from .capture import HOOK_EVENTS, capture_command, client_command
+
+HTTP_HOOKS_SINCE = (2, 1, 63)
+PULL_BUDGET_SECONDS = 5
+TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
+MARKERS = ("hivemind_client", "/api/v1/hooks/")
+
+
+def claude_code_version() -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(["claude", "--version"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", out.stdout)
+    return tuple(int(x) for x in found.groups()) if found else None
+
+
+def _ours(hook: dict) -> bool:
+    text = str(hook.get("command", "")) + str(hook.get("url", ""))
+    return any(marker in text for marker in MARKERS)
+
+
+def _add(hooks: dict, event: str, hook: dict, matcher: str | None = None) -> bool:
+    entries = hooks.setdefault(event, [])
+    kind = "pull" if "skills pull" in str(hook.get("command", "")) else "capture"
+    for entry in entries:
+        for existing in entry.get("hooks", []):
+            existing_kind = (
+                "pull" if "skills pull" in str(existing.get("command", "")) else "capture"
+            )
+            if _ours(existing) and existing_kind == kind:
+                return False
+    entry: dict = {"hooks": [hook]}
+    if matcher is not None:
+        entry["matcher"] = matcher
+    entries.append(entry)
+    return True
+
+
+def install_claude_hooks(
+    project: Path, *, hook_type: str = "auto", url: str = ""
+) -> tuple[list[str], str]:
+    """Add Hivemind's hooks to <project>/.claude/settings.json; return the events
+    added and the hook type used ("http" or "command")."""
+    if hook_type == "auto":
+        version = claude_code_version()
+        hook_type = "http" if url and version and version >= HTTP_HOOKS_SINCE else "command"
+    if hook_type == "http" and not url:
+        raise ValueError("http hooks need the server URL: pass --url or set HIVEMIND_URL.")
+    settings_path = project / ".claude" / "settings.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    hooks = settings.setdefault("hooks", {})
+    added = []
+    for event in HOOK_EVENTS:
+        if hook_type == "http" and event != "SessionStart":
+            hook = {"type": "http", "url": url.rstrip("/") + "/api/v1/hooks/claude-code",
+                    "headers": {"Authorization": "Bearer $HIVEMIND_API_KEY"},
+                    "allowedEnvVars": ["HIVEMIND_API_KEY"], "timeout": 2}  # fmt: skip
+        else:
+            hook = {"type": "command", "command": capture_command(), "timeout": 5}
+        if _add(hooks, event, hook, "*" if event in TOOL_EVENTS else None):
+            added.append(event)
+    skills_dir = (project / ".claude" / "skills").resolve()
+    pull = {"type": "command", "timeout": PULL_BUDGET_SECONDS + 2,
+            "command": client_command(f"skills pull --hook --budget {PULL_BUDGET_SECONDS} "
+                                      f"--dir {json.dumps(str(skills_dir))}")}  # fmt: skip
+    if _add(hooks, "SessionStart", pull):
+        added.append("SessionStart (skills pull)")
+    settings_path.parent.mkdir(parents=True, exist_ok=True)
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    return added, hook_type
+
+
+CODEX_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"]
+
+
+def install_codex_hooks(project: Path) -> list[str]:
+    """Add the capture hook to <project>/.codex/hooks.json (Codex's hooks file,
+    same shape as Claude Code's) and switch hooks on in .codex/config.toml."""
+    path = project / ".codex" / "hooks.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    hooks = data.setdefault("hooks", {})
+    added = []
+    for event in CODEX_EVENTS:
+        hook = {"type": "command", "command": capture_command("codex"), "timeout": 5}
+        if _add(hooks, event, hook, "*" if event in TOOL_EVENTS else None):
+            added.append(event)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    config = project / ".codex" / "config.toml"
+    text = config.read_text() if config.exists() else ""
+    if "codex_hooks" not in text:
+        section = "[features]\ncodex_hooks = true\n"
+        if "[features]" in text:
+            text = text.replace("[features]\n", section, 1)
+        else:
+            text = (text.rstrip() + "\n\n" if text.strip() else "") + section
+        config.write_text(text)
+    return added
+
+
+# The shell, file-edit and MCP events (Cursor 1.7 and later), not postToolUse as
+# well: newer Cursor sends both for one shell command, which would be two steps.
+CURSOR_EVENTS = ["sessionStart", "beforeSubmitPrompt", "afterShellExecution", "afterFileEdit",
+                 "afterMCPExecution", "afterAgentResponse", "stop", "sessionEnd"]  # fmt: skip
+
+
+def install_cursor_hooks(project: Path) -> list[str]:
+    """Add the capture hook to <project>/.cursor/hooks.json (version 1)."""
+    path = project / ".cursor" / "hooks.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault("version", 1)
+    hooks = data.setdefault("hooks", {})
+    added = []
+    command = capture_command("cursor")
+    for event in CURSOR_EVENTS:
+        entries = hooks.setdefault(event, [])
+        if not any(_ours(entry) for entry in entries):
+            entries.append({"command": command})
+            added.append(event)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return added
