@@ -31,16 +31,34 @@ def trace_list_view(request: WorkspaceRequest) -> HttpResponse:
     return render(request, "traces/list.html", context)
 
 
+# Bookkeeping kept on the trace by hook and OTLP capture, not for people.
+INTERNAL_METADATA = {"hook_steps", "otlp_spans", "subagents", "task_from_folder",
+                     "propagated_errors", "turn_failed"}  # fmt: skip
+
+
 @require_GET
 @workspace_view()
 def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     trace = trace_get(workspace=request.workspace, pk=pk)
+    steps = list(step_list(trace=trace))
+    depth: dict[int, int] = {}
+    for step in steps:  # parents start before their children: one pass in index order
+        parent = step.parent_index
+        step.depth = (
+            min(depth.get(parent, 0) + 1, 4) if parent is not None and parent in depth else 0
+        )
+        depth[step.index] = step.depth
+    metadata = {k: v for k, v in trace.metadata.items() if k not in INTERNAL_METADATA}
     return render(
         request,
         "traces/detail.html",
         {
             "trace": trace,
-            "steps": step_list(trace=trace),
+            "steps": steps,
+            "metadata": metadata,
+            "propagated": sorted(
+                (int(k), v) for k, v in trace.metadata.get("propagated_errors", {}).items()
+            ),
             "outcomes": trace.outcomes.order_by("-received_at"),
         },
     )
