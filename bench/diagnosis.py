@@ -16,7 +16,10 @@ Printed per data set:
 - failed_with_incident: share of failed runs with at least one incident (every
   incident is specific: a step, a description, a category; there is no
   catch-all);
-- success_with_incident: share of successful runs that get incidents (stored);
+- success_with_incident: share of successful runs that get incidents (stored),
+  not counting *recovered* incidents (tool errors in a run that succeeded,
+  kept with their text, never clustered), which are counted apart
+  (recovered_incidents);
 - flagged_if_diagnosed: the stricter check: share of successful runs that would
   get an incident if the diagnoser judged them as failures (leave-one-out: the
   run is taken out of its agent's baseline and neighbours first);
@@ -170,7 +173,7 @@ def run_set(name: str, workspace, quick: bool, tmp: Path) -> str:  # type: ignor
         f"flagged_if_diagnosed={share(figures['flagged_if_diagnosed'])} "
         f"baseline_failed_with_specific={share(figures['baseline_failed_with_specific'])} "
         f"baseline_success_with_incident={share(figures['baseline_success_with_incident'])} "
-        f"critical_step_accuracy=n/a"
+        f"critical_step_accuracy=n/a recovered_incidents={figures['recovered_incidents']}"
     )
 
 
@@ -186,10 +189,14 @@ def measure(workspace_id: int) -> dict:
     verdicts = dict(
         TraceAnalysis.objects.filter(workspace_id=workspace_id).values_list("trace_id", "verdict")
     )
+    # Recovered incidents (tool errors in runs that succeeded) are not diagnoses
+    # of a failure: counted apart, so success_with_incident still measures
+    # failures found where there were none.
+    recovered = Incident.objects.filter(workspace_id=workspace_id, kind="recovered").count()
     incidents = list(
-        Incident.objects.filter(workspace_id=workspace_id).values_list(
-            "trace_id", "description", "category", "stats", "trace__task"
-        )
+        Incident.objects.filter(workspace_id=workspace_id)
+        .exclude(kind="recovered")
+        .values_list("trace_id", "description", "category", "stats", "trace__task")
     )
     with_incident = {t for t, *_ in incidents}
     failed = [t for t, v in verdicts.items() if v == "failed"]
@@ -239,6 +246,7 @@ def measure(workspace_id: int) -> dict:
         "succeeded": len(succeeded),
         "unknown outcome": len(verdicts) - len(failed) - len(succeeded),
         "incidents": len(incidents),
+        "recovered_incidents": recovered,
         "failed_with_incident": ratio([t for t in failed if t in with_incident], failed),
         "success_with_incident": ratio([t for t in succeeded if t in with_incident], succeeded),
         "flagged_if_diagnosed": (sum(flagged) / len(flagged)) if flagged else None,

@@ -44,10 +44,8 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     depth: dict[int, int] = {}
     for step in steps:  # parents start before their children: one pass in index order
         parent = step.parent_index
-        step.depth = (
-            min(depth.get(parent, 0) + 1, 4) if parent is not None and parent in depth else 0
-        )
-        depth[step.index] = step.depth
+        depth[step.index] = min(depth[parent] + 1, 4) if parent in depth else 0
+        step.depth = depth[step.index]  # type: ignore[attr-defined]
     metadata = {k: v for k, v in trace.metadata.items() if k not in INTERNAL_METADATA}
     return render(
         request,
