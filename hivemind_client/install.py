@@ -77,7 +77,9 @@ def install_claude_hooks(
     added = []
     for event in HOOK_EVENTS:
         if hook_type == "http" and event != "SessionStart":
-            hook = {"type": "http", "url": url.rstrip("/") + "/api/v1/hooks/claude-code",
+            hook = {"type": "http",
+                    # ?reply=empty: a 204 on success (Claude Code reads a JSON body as hook output).
+                    "url": url.rstrip("/") + "/api/v1/hooks/claude-code?reply=empty",
                     "headers": {"Authorization": "Bearer $HIVEMIND_API_KEY"},
                     "allowedEnvVars": ["HIVEMIND_API_KEY"], "timeout": 2}  # fmt: skip
         else:

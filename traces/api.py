@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.http import HttpResponse
 from ninja import Path, Router, Status
 
 from workspaces.auth import ApiKeyAuth
@@ -164,7 +165,7 @@ def _hook_body(session_field: str) -> dict[str, Any]:
         "additionalProperties": True}}}}}  # fmt: skip
 
 
-def _hook(request: ApiRequest, source: str) -> Status:
+def _hook(request: ApiRequest, source: str) -> Status | HttpResponse:
     payload = read_json_body(request)
     workspace = request.auth.workspace
     if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
@@ -173,6 +174,10 @@ def _hook(request: ApiRequest, source: str) -> Status:
     batch = hook_ingest(workspace=workspace, payload=payload, source=source,
                         event_id=request.headers.get("X-Hivemind-Event-Id", "")[:100])  # fmt: skip
     rejected = batch.count("rejected")
+    if not rejected and request.GET.get("reply") == "empty":
+        # Claude Code's http hooks read a JSON body as hook output; an empty 2xx
+        # is "success, nothing to say" (the installer asks for it).
+        return HttpResponse(status=204)
     return Status(
         422 if rejected else 200,
         {"created": batch.count("created"), "updated": batch.count("updated"), "rejected": rejected,
@@ -181,10 +186,11 @@ def _hook(request: ApiRequest, source: str) -> Status:
 
 
 @router.post(
-    "/hooks/claude-code", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    "/hooks/claude-code", auth=ApiKeyAuth(scope=Scope.INGEST),
+    response={**_HOOK_RESPONSES, 204: None},
     summary="Receive one raw Claude Code hook payload", openapi_extra=_hook_body("session_id"),
 )  # fmt: skip
-def claude_code_hook(request: ApiRequest) -> Status:
+def claude_code_hook(request: ApiRequest) -> Status | HttpResponse:
     """One trace per `session_id`. Send the hook's stdin as the body: the
     `hivemind_client capture` command does this, or Claude Code itself with an
     `http` hook (`install-claude-hooks`). Unknown events and fields are kept.
@@ -196,7 +202,7 @@ def claude_code_hook(request: ApiRequest) -> Status:
     "/hooks/codex", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
     summary="Receive one raw Codex hook payload", openapi_extra=_hook_body("session_id"),
 )  # fmt: skip
-def codex_hook(request: ApiRequest) -> Status:
+def codex_hook(request: ApiRequest) -> Status | HttpResponse:
     """One trace per Codex `session_id` (agent `codex`). Codex hook payloads have
     Claude Code's shape; `python -m hivemind_client capture --source codex` sends them."""
     return _hook(request, "codex")
@@ -206,7 +212,7 @@ def codex_hook(request: ApiRequest) -> Status:
     "/hooks/cursor", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
     summary="Receive one raw Cursor hook payload", openapi_extra=_hook_body("conversation_id"),
 )  # fmt: skip
-def cursor_hook(request: ApiRequest) -> Status:
+def cursor_hook(request: ApiRequest) -> Status | HttpResponse:
     """One trace per Cursor `conversation_id` (agent `cursor`). Shell, file-edit and
     MCP calls become tool-call steps; a `stop` with status `error` or `aborted` fails
     the turn. `python -m hivemind_client capture --source cursor` sends them."""

@@ -162,7 +162,7 @@ def test_http_hooks_name_the_key_variable_never_the_key(tmp_path, monkeypatch):
     data = json.loads(text)
     assert kind == "http" and "hm_secret_value" not in text
     hook = data["hooks"]["PostToolUseFailure"][0]["hooks"][0]
-    assert hook == {"type": "http", "url": "http://hm.example:8000/api/v1/hooks/claude-code",
+    assert hook == {"type": "http", "url": "http://hm.example:8000/api/v1/hooks/claude-code?reply=empty",
                     "headers": {"Authorization": "Bearer $HIVEMIND_API_KEY"},
                     "allowedEnvVars": ["HIVEMIND_API_KEY"], "timeout": 2}  # fmt: skip
     # SessionStart: command hooks (capture, and the skills pull within its budget).
@@ -336,6 +336,17 @@ def test_capture_without_a_key_warns_once_and_caps_the_spool(tmp_path):
     kept = len(spool.read_text().splitlines())
     assert dropped > 0 and dropped + kept == 60
     assert "p59 " in spool.read_text().splitlines()[-1]  # the newest are kept
+
+
+@pytest.mark.django_db
+def test_http_hooks_get_an_empty_success(client, tenant):
+    """What an http hook posts (no event id, ?reply=empty): stored, and a 204."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post("/api/v1/hooks/claude-code?reply=empty",
+                               json.dumps({**BASE, **SESSION[1]}), content_type="application/json",
+                               headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 204 and response.content == b""
+    assert Trace.objects.get(workspace=tenant.workspace).task == "Fix the failing checkout test"
 
 
 @pytest.mark.django_db
