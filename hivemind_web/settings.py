@@ -118,6 +118,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Password reset links work once and expire after this (Django's setting).
+PASSWORD_RESET_TIMEOUT = env.int("HIVEMIND_PASSWORD_RESET_SECONDS", default=3 * 24 * 3600)
+# Any signed-in user may create a workspace (and becomes its admin) unless this is set.
+HIVEMIND_WORKSPACE_CREATE_STAFF_ONLY = env.bool(
+    "HIVEMIND_WORKSPACE_CREATE_STAFF_ONLY", default=False
+)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -21,6 +21,30 @@ urlpatterns = [
     path("login/", workspace_views.LoginView.as_view(), name="login"),
     path("invite/<str:secret>/", workspace_views.invitation_page, name="invitation"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Password reset and change: Django's views, styled (templates/registration/).
+    path("password/reset/", workspace_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("workspaces/new/", workspace_views.workspace_new, name="workspace_new"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     # OTLP/HTTP's standard path, so exporters need only the base URL.

@@ -17,6 +17,10 @@ class WorkspaceAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        PiiPolicy.objects.get_or_create(workspace=obj)  # as workspace_create does
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

@@ -112,3 +112,11 @@ class AuditFilterForm(forms.Form):
 
 class InviteSignupForm(UserCreationForm):
     """A new account for someone accepting an invitation (email comes from it)."""
+
+
+class WorkspaceCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Name",
+                           help_text="Your team or product, e.g. “Checkout agents”.")  # fmt: skip
+    slug = forms.SlugField(max_length=50, required=False, label="Address (optional)",
+                           help_text="Lower-case letters, digits and dashes; made from the name "
+                                     "when empty. It appears in links: /w/<address>/.")  # fmt: skip

@@ -64,7 +64,14 @@ def audit_record(
 @transaction.atomic
 def workspace_create(*, name: str, owner: User, slug: str = "") -> Workspace:
     """Create a workspace with its default PII policy; the owner becomes admin."""
-    workspace = Workspace.objects.create(name=name, slug=slug or slugify(name)[:50])
+    if not name.strip():
+        raise InvalidInput("Give the workspace a name.")
+    slug = slug or slugify(name)[:50]
+    if not slug:
+        raise InvalidInput("Choose an address of letters, digits and dashes.")
+    if Workspace.objects.filter(slug=slug).exists():
+        raise InvalidInput(f"The address '{slug}' is taken; choose another.")
+    workspace = Workspace.objects.create(name=name.strip(), slug=slug)
     PiiPolicy.objects.create(workspace=workspace)
     Membership.objects.create(workspace=workspace, user=owner, role=Role.ADMIN)
     audit_record(workspace=workspace, actor=owner, action="workspace.create", obj=workspace)

@@ -24,6 +24,7 @@ from .forms import (
     MemberAddForm,
     PiiPolicyForm,
     RoleForm,
+    WorkspaceCreateForm,
 )
 from .logins import login_address_known, login_address_remember
 from .models import Role, Workspace
@@ -51,6 +52,7 @@ from .services import (
     membership_change_role,
     membership_remove,
     pii_policy_update,
+    workspace_create,
     workspace_trial_settings_save,
 )
 
@@ -361,3 +363,34 @@ def trial_settings_save(request: WorkspaceRequest) -> HttpResponse:
         else "Skills whose trial shows harm are flagged, not paused: a lead decides.",
     )  # fmt: skip
     return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#trials")
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset (the same answer whether or not the address has an
+    account), with a plain-text email and the link's lifetime on the page."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    extra_context = {"timeout_days": settings.PASSWORD_RESET_TIMEOUT // 86400}
+
+
+@login_required
+def workspace_new(request: HttpRequest) -> HttpResponse:
+    """Any signed-in user can create a workspace and becomes its admin, unless
+    HIVEMIND_WORKSPACE_CREATE_STAFF_ONLY limits it to staff."""
+    if settings.HIVEMIND_WORKSPACE_CREATE_STAFF_ONLY and not request.user.is_staff:
+        return render(request, "workspaces/workspace_new.html", {"refused": True}, status=403)
+    form = WorkspaceCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workspace = workspace_create(
+                name=form.cleaned_data["name"], slug=form.cleaned_data["slug"],
+                owner=request.user,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, f"Workspace {workspace.name} created; you are its admin.")
+            return redirect("overview", slug=workspace.slug)
+    return render(request, "workspaces/workspace_new.html", {"form": form},
+                  status=400 if form.errors else 200)  # fmt: skip
