@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from .stats import wilson
 
-PALETTE = ["#4b5bdc", "#c0322b", "#1a7f4b", "#b25e09", "#7b3fb5", "#177e89"]
+# Twelve colours that stay readable on white.
+PALETTE = ["#4b5bdc", "#c0322b", "#1a7f4b", "#b25e09", "#7b3fb5", "#177e89", "#a8326e",
+           "#3d6e1f", "#8a5a00", "#2f4f8f", "#9c3d16", "#5a5a5a"]  # fmt: skip
 DAY_MS = 86_400_000
 
 
@@ -31,46 +34,69 @@ def _time_axis(unit: str, periods: list[Any]) -> dict[str, Any]:
     return axis
 
 
+def agent_colour(agent: str) -> str:
+    """One colour per agent name, whatever other agents there are (a hash, so an
+    agent keeps its colour when another appears)."""
+    return PALETTE[int(hashlib.sha256(agent.encode()).hexdigest()[:8], 16) % len(PALETTE)]
+
+
+def _band(colour: str) -> str:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},0.18)"
+
+
 def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[str, Any]:
-    """Success rate per agent and period, with 95% Wilson intervals as error bars."""
-    data = []
-    for i, (agent, points) in enumerate(sorted(series.items())):
-        points = [p for p in points if p["decided"]]
+    """Success rate per period, one small chart per agent (sharing the time axis),
+    the 95% Wilson interval as a shaded band: lines of different agents never
+    cross each other."""
+    agents = [a for a, points in sorted(series.items()) if any(p["decided"] for p in points)]
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {
+        "title": {"text": f"Success rate per {unit}, by agent (shaded: 95% Wilson interval)"},
+        "grid": {"rows": max(len(agents), 1), "columns": 1, "pattern": "coupled",
+                 "roworder": "top to bottom", "ygap": 0.35},
+        "xaxis": _time_axis(unit, [p["period"] for ps in series.values() for p in ps]),
+        "showlegend": False, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+        "height": 120 + 150 * max(len(agents), 1), "annotations": [],
+    }  # fmt: skip
+    for i, agent in enumerate(agents, start=1):
+        axis = "" if i == 1 else str(i)
+        colour = agent_colour(agent)
+        points = [p for p in series[agent] if p["decided"]]
         xs = [str(p["period"]) for p in points]
-        ys, lo, hi, texts = [], [], [], []
+        ys, lows, highs, texts = [], [], [], []
         for p in points:
-            rate = p["succeeded"] / p["decided"]
             low, high = wilson(p["succeeded"], p["decided"])  # type: ignore[misc]
-            ys.append(round(rate * 100, 1))
-            lo.append(round((rate - low) * 100, 1))
-            hi.append(round((high - rate) * 100, 1))
+            ys.append(round(p["succeeded"] / p["decided"] * 100, 1))
+            lows.append(round(low * 100, 1))
+            highs.append(round(high * 100, 1))
             texts.append(f"n={p['decided']}, 95% CI {low * 100:.0f}–{high * 100:.0f}%")
+        common = {"x": xs, "xaxis": "x", "yaxis": f"y{axis}", "hoverinfo": "skip",
+                  "mode": "lines", "line": {"width": 0, "color": colour}}  # fmt: skip
+        data.append({**common, "type": "scatter", "y": highs})
+        data.append({**common, "type": "scatter", "y": lows, "fill": "tonexty",
+                     "fillcolor": _band(colour)})  # fmt: skip
         data.append({
             "type": "scatter", "mode": "lines+markers", "name": agent, "x": xs, "y": ys,
-            "text": texts, "hovertemplate": "%{x}: %{y}% (%{text})<extra>" + agent + "</extra>",
-            "error_y": {"type": "data", "symmetric": False, "array": hi, "arrayminus": lo,
-                        "thickness": 1, "width": 3},
-            "line": {"color": PALETTE[i % len(PALETTE)]},
+            "xaxis": "x", "yaxis": f"y{axis}", "text": texts, "line": {"color": colour},
+            "hovertemplate": "%{x}: %{y}% (%{text})<extra>" + agent + "</extra>",
         })  # fmt: skip
-    return {
-        "data": data,
-        "layout": {
-            "title": {"text": f"Success rate per {unit} (95% Wilson intervals)"},
-            "xaxis": _time_axis(unit, [p["period"] for ps in series.values() for p in ps]),
-            "yaxis": {"title": {"text": "success rate (%)"}, "range": [0, 105]},
-            "legend": {"orientation": "h", "y": -0.25},
-            "margin": {"l": 60, "r": 20, "t": 50, "b": 80}, "height": 380,
-        },
-    }  # fmt: skip
+        layout[f"yaxis{axis}"] = {"range": [0, 105], "ticksuffix": "%", "nticks": 3}
+        layout["annotations"].append({
+            "text": f"<b>{agent}</b>", "showarrow": False, "xref": "paper",
+            "yref": f"y{axis} domain", "x": 0, "y": 1.18, "xanchor": "left",
+            "font": {"color": colour},
+        })  # fmt: skip
+    return {"data": data, "layout": layout}
 
 
 def volume_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[str, Any]:
     data = [
         {"type": "bar", "name": agent, "x": [str(p["period"]) for p in points],
-         "y": [p["traces"] for p in points], "marker": {"color": PALETTE[i % len(PALETTE)]},
+         "y": [p["traces"] for p in points], "marker": {"color": agent_colour(agent)},
          # On a date axis bar widths are in milliseconds: most of a day (or week).
          "width": int(DAY_MS * (7 if unit == "week" else 1) * 0.8)}
-        for i, (agent, points) in enumerate(sorted(series.items()))
+        for agent, points in sorted(series.items())
     ]  # fmt: skip
     return {
         "data": data,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 
 from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from skills.models import FetchLog, Skill, Trial
+from failures.models import FailureMode, ModeStatus
+from skills.models import FetchLog, Skill, SkillStatus, Trial
 from skills.selectors import published_skill_list
 from skills.trials import (
     HELPS,
@@ -49,12 +50,23 @@ class Overview:
         return self.succeeded_7d / decided if decided else None
 
 
-def overview_get(*, workspace: Workspace) -> Overview:
-    """Headline counts for the workspace's overview page (from the rollups; "last 7
-    days" is today and the six days before, in UTC)."""
-    week_ago = timezone.now().date() - timedelta(days=6)
-    recent = Q(day__gte=week_ago)
-    counts = DailyRollup.objects.filter(workspace=workspace).aggregate(
+def overview_get(
+    *,
+    workspace: Workspace,
+    since: date | None = None,
+    until: date | None = None,
+    agent: str = "",
+) -> Overview:
+    """Headline counts for the workspace's overview page (from the rollups): the
+    period `since`..`until` (default: today and the six days before, in UTC), one
+    agent or all; `traces` counts every day up to `until`."""
+    until = until or timezone.now().date()
+    since = since or until - timedelta(days=6)
+    recent = Q(day__gte=since)
+    qs = DailyRollup.objects.filter(workspace=workspace, day__lte=until)
+    if agent:
+        qs = qs.filter(agent=agent)
+    counts = qs.aggregate(
         total=Sum("traces"),
         recent=Sum("traces", filter=recent),
         ok=Sum("succeeded", filter=recent),
@@ -73,21 +85,39 @@ def overview_get(*, workspace: Workspace) -> Overview:
     )
 
 
-def recent_failed_traces(*, workspace: Workspace, limit: int = 8) -> list[Trace]:
+def review_queue_count(*, workspace: Workspace) -> int:
+    """Proposed skills waiting for a lead."""
+    return Skill.objects.filter(workspace=workspace, status=SkillStatus.PROPOSED).count()
+
+
+def modes_new(*, workspace: Workspace, since: date, until: date) -> list[FailureMode]:
+    """Failure modes first seen in the period (merged ones excluded)."""
     return list(
-        Trace.objects.filter(workspace=workspace, status="failed").order_by("-started_at")[:limit]
-    )
+        FailureMode.objects.filter(workspace=workspace, first_seen__date__gte=since,
+                                   first_seen__date__lte=until)
+        .exclude(status=ModeStatus.MERGED)
+        .order_by("-first_seen")[:10]
+    )  # fmt: skip
+
+
+def recent_failed_traces(*, workspace: Workspace, agent: str = "", limit: int = 8) -> list[Trace]:
+    qs = Trace.objects.filter(workspace=workspace, status="failed")
+    if agent:
+        qs = qs.filter(agent=agent)
+    return list(qs.order_by("-started_at")[:limit])
 
 
 # --- metrics page --------------------------------------------------------------------
 
 
 def success_by_period(
-    *, workspace: Workspace, days: int = 60, week: bool = False
+    *, workspace: Workspace, since: date, until: date, agent: str = "", week: bool = False
 ) -> dict[str, list[dict]]:
-    """Per agent: [{period, succeeded, decided, traces}] from the rollups."""
-    since = timezone.now().date() - timedelta(days=days - 1)
-    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since)
+    """Per agent: [{period, succeeded, decided, traces}] from the rollups, days
+    `since` to `until` (UTC), one agent or all."""
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since, day__lte=until)
+    if agent:
+        qs = qs.filter(agent=agent)
     period = TruncWeek("day") if week else F("day")
     rows = (
         qs.annotate(period=period)
@@ -104,12 +134,70 @@ def success_by_period(
     return dict(series)
 
 
-def compound_by_agent(*, workspace: Workspace, days: int = 30) -> list[dict]:
+@dataclass(frozen=True)
+class Trend:
+    agent: str
+    this_week: Rate
+    last_week: Rate
+
+    @property
+    def words(self) -> str:
+        """ "support-agent: 84% this week, 86% last week, no measurable change"."""
+
+        def pct(rate: Rate) -> str:
+            return "no outcomes" if rate.value is None else f"{rate.value * 100:.0f}%"
+
+        a, b = self.last_week.interval, self.this_week.interval
+        if a is None or b is None:
+            change = "too few outcomes to compare"
+        elif a[1] >= b[0] and b[1] >= a[0]:
+            change = "no measurable change"
+        else:
+            assert self.this_week.value is not None and self.last_week.value is not None
+            change = "better" if self.this_week.value > self.last_week.value else "worse"
+        return (f"{self.agent}: {pct(self.this_week)} this week, {pct(self.last_week)} last "
+                f"week, {change}")  # fmt: skip
+
+
+def agent_trends(*, workspace: Workspace, until: date, agent: str = "") -> list[Trend]:
+    """Each agent's success in the 7 days ending `until` against the 7 before, read
+    with the same rule as everywhere: overlapping 95% intervals are no change."""
+    this_start, last_start = until - timedelta(days=6), until - timedelta(days=13)
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=last_start, day__lte=until)
+    if agent:
+        qs = qs.filter(agent=agent)
+    now, before = Q(day__gte=this_start), Q(day__lt=this_start)
+    rows = qs.values("agent").annotate(
+        ok=Sum("succeeded", filter=now), bad=Sum("failed", filter=now),
+        ok0=Sum("succeeded", filter=before), bad0=Sum("failed", filter=before),
+    ).order_by("agent")  # fmt: skip
+    return [
+        Trend(agent=r["agent"] or "(no agent)",
+              this_week=Rate(r["ok"] or 0, (r["ok"] or 0) + (r["bad"] or 0)),
+              last_week=Rate(r["ok0"] or 0, (r["ok0"] or 0) + (r["bad0"] or 0)))
+        for r in rows
+    ]  # fmt: skip
+
+
+def agent_list(*, workspace: Workspace) -> list[str]:
+    """The agents that have sent traces (from the rollups: a small table)."""
+    return list(
+        DailyRollup.objects.filter(workspace=workspace)
+        .exclude(agent="")
+        .values_list("agent", flat=True)
+        .distinct()
+        .order_by("agent")
+    )
+
+
+def compound_by_agent(*, workspace: Workspace, days: int = 30, agent: str = "") -> list[dict]:
     """Per-step success beside end-to-end success, and what the first predicts."""
     since = timezone.now().date() - timedelta(days=days - 1)
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since)
+    if agent:
+        qs = qs.filter(agent=agent)
     rows = (
-        DailyRollup.objects.filter(workspace=workspace, day__gte=since)
-        .values("agent")
+        qs.values("agent")
         .annotate(
             steps=Sum("steps"),
             errors=Sum("step_errors"),

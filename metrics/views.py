@@ -19,59 +19,121 @@ from workspaces.requests import WorkspaceRequest
 
 from . import charts
 from .benchmark import benchmark_json
+from .filters import DashFilter, dash_filter
 from .forms import SnapshotForm
 from .models import Snapshot
 from .selectors import (
+    agent_list,
+    agent_trends,
     compound_by_agent,
     harmful_trials,
     impact_table,
+    modes_new,
     overview_get,
     recent_failed_traces,
+    review_queue_count,
     snapshot_list,
     success_by_period,
     trial_list,
     trial_result,
 )
 from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
-from .stats import Rate
+from .stats import Rate, verdict, wilson
+
+
+def _filter(request: WorkspaceRequest, default_days: int) -> DashFilter:
+    flt = dash_filter(request.GET, default_days=default_days,
+                      agents=agent_list(workspace=request.workspace))  # fmt: skip
+    for problem in flt.problems:
+        messages.warning(request, problem)
+    return flt
 
 
 @require_GET
 @workspace_view()
 def overview(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
+    flt = _filter(request, default_days=7)
+    before = flt.previous()
+    current = overview_get(workspace=workspace, since=flt.since, until=flt.until, agent=flt.agent)
+    previous = overview_get(workspace=workspace, since=before.since, until=before.until,
+                            agent=flt.agent)  # fmt: skip
     return render(
         request,
         "metrics/overview.html",
         {
-            "overview": overview_get(workspace=workspace),
-            "recent_failures": recent_failed_traces(workspace=workspace),
+            "overview": current,
+            "previous": previous,
+            "success_change": verdict(
+                Rate(previous.succeeded_7d, previous.succeeded_7d + previous.failed_7d),
+                Rate(current.succeeded_7d, current.succeeded_7d + current.failed_7d),
+            ),
+            "filter": flt,
+            "agents": agent_list(workspace=workspace),
+            "trends": agent_trends(workspace=workspace, until=flt.until, agent=flt.agent),
+            "new_modes": modes_new(workspace=workspace, since=flt.since, until=flt.until),
+            "queue": review_queue_count(workspace=workspace),
+            "recent_failures": recent_failed_traces(workspace=workspace, agent=flt.agent),
             "harmful": harmful_trials(workspace=workspace),
             "form": ApiKeyForm(),
         },
     )
 
 
+def _series(request: WorkspaceRequest) -> tuple[DashFilter, str, dict[str, list[dict]]]:
+    # Weekly by default: daily counts are small and their intervals wide.
+    week = request.GET.get("by") != "day"
+    flt = _filter(request, default_days=90 if week else 45)
+    series = success_by_period(workspace=request.workspace, since=flt.since, until=flt.until,
+                               agent=flt.agent, week=week)  # fmt: skip
+    return flt, "week" if week else "day", series
+
+
 @require_GET
 @workspace_view()
 def metrics_page(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
-    # Weekly by default: daily counts are small and their intervals wide.
-    week = request.GET.get("by") != "day"
-    unit = "week" if week else "day"
-    series = success_by_period(workspace=workspace, days=90 if week else 45, week=week)
+    flt, unit, series = _series(request)
     return render(
         request,
         "metrics/metrics.html",
         {
             "unit": unit,
+            "filter": flt,
+            "agents": agent_list(workspace=workspace),
+            "has_data": any(p["traces"] for points in series.values() for p in points),
+            "has_outcomes": any(p["decided"] for points in series.values() for p in points),
             "success_figure": charts.success_rate_figure(series, unit=unit),
             "volume_figure": charts.volume_figure(series, unit=unit),
-            "compound": compound_by_agent(workspace=workspace),
+            "trends": agent_trends(workspace=workspace, until=flt.until, agent=flt.agent),
+            "compound": compound_by_agent(workspace=workspace, agent=flt.agent),
             "impact": impact_table(workspace=workspace),
             "trials": [trial_result(trial=t) for t in trial_list(workspace=workspace)],
         },
     )
+
+
+@require_GET
+@workspace_view()
+def series_csv(request: WorkspaceRequest) -> HttpResponse:
+    """The series behind both charts, as filtered on the page."""
+    flt, unit, series = _series(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="success-by-{unit}-{flt.since}-{flt.until}.csv"'
+    )
+    writer = SafeCsvWriter(response)
+    writer.writerow([unit + "_starting_utc", "agent", "traces", "succeeded", "failed",
+                     "success_rate", "ci95_low", "ci95_high"])  # fmt: skip
+    for agent, points in sorted(series.items()):
+        for p in points:
+            interval = wilson(p["succeeded"], p["decided"])
+            writer.writerow([
+                p["period"], agent, p["traces"], p["succeeded"], p["decided"] - p["succeeded"],
+                f"{p['succeeded'] / p['decided']:.4f}" if p["decided"] else "",
+                f"{interval[0]:.4f}" if interval else "", f"{interval[1]:.4f}" if interval else "",
+            ])  # fmt: skip
+    return response
 
 
 class SafeCsvWriter:

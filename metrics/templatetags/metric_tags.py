@@ -19,3 +19,11 @@ def pct1(value: float | None) -> str:
 def points(value: float | None) -> str:
     """A difference of two rates in percentage points, signed."""
     return "—" if value is None else f"{value * 100:+.1f}".replace("-", "−")
+
+
+@register.filter
+def agent_colour(agent: str) -> str:
+    """The agent's colour in every chart (stable: a hash of its name)."""
+    from metrics.charts import agent_colour as colour
+
+    return colour(str(agent))

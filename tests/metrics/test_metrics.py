@@ -35,19 +35,35 @@ def test_verdict_says_no_measurable_change_when_intervals_overlap():
     assert verdict(Rate(0, 0), Rate(1, 2)).startswith("Not enough data")
 
 
-def test_success_figure_has_title_axes_legend_and_intervals():
+def test_success_figure_is_one_small_chart_per_agent_with_its_interval_band():
     series = {
         "a": [{"period": "2026-11-01", "succeeded": 8, "decided": 10, "traces": 12}],
         "b": [{"period": "2026-11-01", "succeeded": 1, "decided": 2, "traces": 2}],
+        "silent": [{"period": "2026-11-01", "succeeded": 0, "decided": 0, "traces": 3}],
     }
     figure = charts.success_rate_figure(series, unit="week")
-    assert figure["layout"]["title"]["text"].startswith("Success rate per week")
-    assert figure["layout"]["yaxis"]["title"]["text"] == "success rate (%)"
-    assert [t["name"] for t in figure["data"]] == ["a", "b"]
-    first = figure["data"][0]
-    assert first["y"] == [80.0] and first["error_y"]["array"][0] > 0 and "n=10" in first["text"][0]
+    layout = figure["layout"]
+    assert layout["title"]["text"].startswith("Success rate per week")
+    assert layout["grid"]["rows"] == 2  # an agent with no outcomes gets no empty chart
+    lines = [t for t in figure["data"] if t.get("name")]
+    assert [(t["name"], t["yaxis"]) for t in lines] == [("a", "y"), ("b", "y2")]
+    assert lines[0]["y"] == [80.0] and "n=10" in lines[0]["text"][0]
+    band_high, band_low = figure["data"][0], figure["data"][1]
+    assert band_high["y"][0] > 80.0 > band_low["y"][0] and band_low["fill"] == "tonexty"
     volume = charts.volume_figure(series)
     assert volume["layout"]["yaxis"]["title"]["text"] == "traces"
+
+
+def test_an_agent_keeps_its_colour_when_another_agent_appears():
+    one = {"support-agent": [{"period": "2026-11-01", "succeeded": 1, "decided": 2, "traces": 2}]}
+    two = {**one, "aaa-new-agent": one["support-agent"]}
+
+    def colour(series, agent):
+        return next(t["line"]["color"] for t in charts.success_rate_figure(series)["data"]
+                    if t.get("name") == agent)  # fmt: skip
+
+    assert colour(one, "support-agent") == colour(two, "support-agent")
+    assert charts.agent_colour("support-agent") == colour(one, "support-agent")
 
 
 def _traces(tenant, prefix, n, ok, *, skill=None, when=None, session=""):

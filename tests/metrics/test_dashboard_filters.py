@@ -1,0 +1,110 @@
+"""Metrics and Overview answer a PM: filters in the URL, CSV of the charts'
+series, trends in words, the review queue, new modes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from failures.models import FailureMode
+from metrics.selectors import Trend, agent_trends
+from metrics.services import rollups_refresh_for_traces
+from metrics.stats import Rate
+from skills.models import Skill, SkillVersion
+from tests.factories import ingest
+
+
+def _traces(tenant, agent, n, ok, days_ago):
+    when = timezone.now() - timedelta(days=days_ago)
+    items = [{"external_id": f"{agent}-{days_ago}-{i}", "agent": agent,
+              "status": "succeeded" if i < ok else "failed",
+              "started_at": (when + timedelta(seconds=i)).isoformat(),
+              "steps": [{"kind": "tool_call", "name": "t"}]} for i in range(n)]  # fmt: skip
+    rollups_refresh_for_traces(trace_ids=ingest(workspace=tenant.workspace, items=items).trace_ids)
+
+
+@pytest.fixture
+def data(tenant):
+    _traces(tenant, "support-agent", 40, 36, days_ago=1)
+    _traces(tenant, "support-agent", 40, 20, days_ago=9)
+    _traces(tenant, "checkout-agent", 10, 5, days_ago=2)
+    _traces(tenant, "checkout-agent", 10, 5, days_ago=40)
+    return tenant
+
+
+def test_trend_words_follow_the_interval_rule():
+    same = Trend("support-agent", Rate(84, 100), Rate(86, 100))
+    assert same.words == "support-agent: 84% this week, 86% last week, no measurable change"
+    better = Trend("a", Rate(90, 100), Rate(50, 100))
+    assert better.words.endswith("better")
+    assert Trend("a", Rate(1, 1), Rate(0, 0)).words.endswith("too few outcomes to compare")
+
+
+@pytest.mark.django_db
+def test_metrics_filtered_by_agent_and_range_and_its_csv(data):
+    client = data.client_for(data.viewer)
+    today = timezone.now().date()
+    query = f"agent=checkout-agent&from={today - timedelta(days=7)}&to={today}&by=day"
+    page = client.get(f"/w/acme/metrics/?{query}")
+    assert page.status_code == 200
+    assert b"Showing" in page.content and b"checkout-agent" in page.content
+    assert b"support-agent:" not in page.content  # the trend is the filtered agent's only
+    rows = list(
+        csv.reader(io.StringIO(client.get(f"/w/acme/metrics/series.csv?{query}").content.decode()))
+    )
+    assert rows[0][:5] == ["day_starting_utc", "agent", "traces", "succeeded", "failed"]
+    assert {r[1] for r in rows[1:]} == {"checkout-agent"}
+    assert sum(int(r[2]) for r in rows[1:]) == 10  # the one 40 days ago is outside the range
+    everyone = list(
+        csv.reader(io.StringIO(client.get("/w/acme/metrics/series.csv").content.decode()))
+    )
+    assert sum(int(r[2]) for r in everyone[1:]) == 100
+    assert {r[1] for r in everyone[1:]} == {"support-agent", "checkout-agent"}
+
+
+@pytest.mark.django_db
+def test_bad_filters_are_explained_not_refused(data):
+    client = data.client_for(data.viewer)
+    page = client.get("/w/acme/metrics/?from=2026-13-01&to=yesterday&agent=nobody")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "is not a date" in text and "No agent named" in text
+    swapped = client.get("/w/acme/?from=2026-11-20&to=2026-11-01")
+    assert swapped.status_code == 200 and "were swapped" in swapped.content.decode()
+
+
+@pytest.mark.django_db
+def test_empty_range_says_what_to_do(data):
+    page = data.client_for(data.viewer).get("/w/acme/metrics/?from=2020-01-01&to=2020-01-31")
+    assert b"No traces" in page.content and b"Widen the date range" in page.content
+    assert b"plotly" not in page.content  # no chart library for no chart
+
+
+@pytest.mark.django_db
+def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
+    skill = Skill.objects.create(workspace=data.workspace, name="proposed-one")
+    SkillVersion.objects.create(skill=skill, number=1, description="d", body="## Do\nx",
+                                authorship="offline")  # fmt: skip
+    FailureMode.objects.create(workspace=data.workspace, label="brand new mode", incident_count=3,
+                               trace_count=3, first_seen=timezone.now())  # fmt: skip
+    page = data.client_for(data.viewer).get("/w/acme/")
+    text = page.content.decode()
+    assert "proposed skill awaiting review" in text
+    assert 'class="nav-badge"' in text  # the badge beside Skills
+    assert "in the 7 days before" in text
+    assert "support-agent: 90% this week, 50% last week, better" in text
+    assert "brand new mode" in text
+    trends = agent_trends(workspace=data.workspace, until=timezone.now().date())
+    assert [t.agent for t in trends] == ["checkout-agent", "support-agent"]
+
+
+@pytest.mark.django_db
+def test_dashboard_access(data, other_tenant, anon):
+    for url in ("/w/acme/", "/w/acme/metrics/", "/w/acme/metrics/series.csv"):
+        assert anon.get(url).status_code == 302
+        assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+        assert data.client_for(data.viewer).get(url).status_code == 200
