@@ -24,3 +24,20 @@ document.addEventListener("click", function (event) {
     navigator.clipboard.writeText(source.innerText);
   }
 });
+
+// A box that scrolls sideways (a wide table on a phone) must be reachable by
+// keyboard: make it focusable, and name it after its heading for screen readers.
+function focusableScrollers(root) {
+  (root || document).querySelectorAll(".card, .table-scroll, pre").forEach(function (box) {
+    if (box.scrollWidth <= box.clientWidth + 1 || box.hasAttribute("tabindex")) return;
+    box.setAttribute("tabindex", "0");
+    if (!box.getAttribute("role") && box.tagName !== "PRE") {
+      var heading = box.querySelector("h2, h3");
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-label", heading ? heading.textContent.trim() : "Scrollable content");
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { focusableScrollers(); });
+window.addEventListener("resize", function () { focusableScrollers(); });
+document.addEventListener("htmx:afterSettle", function (event) { focusableScrollers(event.target.parentNode); });
