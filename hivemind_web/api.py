@@ -46,7 +46,19 @@ api = HivemindAPI(
     description=(
         "Agents send traces and fetch reviewed skills. Authenticate with "
         "`Authorization: Bearer <API key>`; the key names the workspace. "
-        'Every error is JSON `{"detail": ...}`.'
+        'Every error is JSON `{"detail": ...}`.\n\n'
+        "**Also served, outside this API's routes:**\n\n"
+        "- `POST /v1/traces`: OpenTelemetry OTLP/HTTP (protobuf or JSON, gzip; key with "
+        "`ingest`). Set `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=<base>/v1/traces` and "
+        "`OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer <key>`. Each span is a step "
+        "(GenAI `gen_ai.*` and OpenInference attributes), numbered by start time.\n"
+        "- `POST /mcp`: the MCP server (streamable HTTP): tools to search failures, show a "
+        "failure mode, list and read skills, report an outcome.\n"
+        "- `GET /.well-known/agent-skills/index.json`: the Agent Skills discovery index "
+        "(key with `skills:read`).\n\n"
+        "Agent hooks (`/api/v1/hooks/claude-code`, `/codex`, `/cursor`) take each hook's JSON "
+        "as it is; `python -m hivemind_client install-claude-hooks` (or `install-codex-hooks`, "
+        "`install-cursor-hooks`) sets them up. docs/HOOKS.md in the repository has the rules."
     ),
     urls_namespace="api",
 )

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             children.append(("broker", embedded_broker.start(settings.EMBEDDED_BROKER_SOCKET)))
             print(f"broker: embedded Redis on {settings.EMBEDDED_BROKER_SOCKET}", flush=True)
         _run([python, "manage.py", "migrate", "--noinput"])
+        # Hashed, compressed static files (served by WhiteNoise with long caching).
+        os.environ.setdefault("HIVEMIND_STATIC_MANIFEST", "true")
+        _run([python, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"])
         if not args.no_demo:
             _run([python, "manage.py", "seed_demo"])
         celery = [python, "-m", "celery", "-A", "hivemind_web"]

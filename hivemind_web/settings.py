@@ -134,26 +134,33 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Static files -----------------------------------------------------------
-# htmx comes from the npm package (package-lock.json), plotly.js from the plotly
-# Python package: the app serves both itself, never from a CDN.
-import plotly  # noqa: E402
-
+# htmx and plotly.js (its "basic" bundle: scatter and bar, a quarter of the full
+# file) come from npm (package-lock.json): the app serves both itself, never
+# from a CDN. Figures are built as plain dicts (metrics/charts.py).
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise warns on every request cycle when STATIC_ROOT is missing.
 STATIC_ROOT.mkdir(exist_ok=True)
+# `make run` (hivemind_web/run.py) sets this and runs collectstatic first;
+# production sets it too. Without it (tests, a bare runserver) files are served
+# from the source folders as they are.
+STATIC_COLLECTED = env.bool("HIVEMIND_STATIC_MANIFEST", default=False)
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
-    ("vendor/plotly", Path(plotly.__file__).parent / "package_data"),
+    ("vendor/plotly", BASE_DIR / "node_modules" / "plotly.js-basic-dist-min"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # With HIVEMIND_STATIC_MANIFEST: hashed names, cached for a year by browsers,
+    # and compressed copies, made by collectstatic.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_COLLECTED
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
 }
-# Serve straight from the finders when collectstatic has not been run (the
-# default local run); production runs collectstatic and turns this off.
-WHITENOISE_USE_FINDERS = env.bool("HIVEMIND_STATIC_FROM_FINDERS", default=True)
+WHITENOISE_USE_FINDERS = env.bool("HIVEMIND_STATIC_FROM_FINDERS", default=not STATIC_COLLECTED)
 
 # --- Celery -----------------------------------------------------------------
 # Without CELERY_BROKER_URL, the embedded Redis that `make run` starts in the

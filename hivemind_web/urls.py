@@ -14,6 +14,7 @@ from .views import healthz
 # database is down (hivemind_web/views.py).
 handler500 = "hivemind_web.views.server_error"
 handler404 = "hivemind_web.views.not_found"
+handler403 = "hivemind_web.views.forbidden"
 
 urlpatterns = [
     path("", workspace_views.home, name="home"),

@@ -45,6 +45,16 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return HttpResponse(render_to_string("404.html", request=request), status=404)
 
 
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler403: JSON for API clients, the branded page for people (a CSRF
+    failure has its own view: django's, as configured)."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"detail": str(exception) or "Not allowed."}, status=403)
+    message = str(exception) if exception and str(exception) else ""
+    return HttpResponse(render_to_string("403.html", {"exception": message}, request=request),
+                        status=403)  # fmt: skip
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: whatever failed, an API client gets JSON, never an HTML page; a
     database that does not answer is a 503 with Retry-After, not a 500."""

@@ -20,6 +20,11 @@ def _fast_password_hashing(settings: Any) -> None:
     # PBKDF2 at Django's default cost takes ~0.5 s a hash on 2 cores; six users a
     # test made fixtures the slowest part of the suite. Production keeps PBKDF2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Pages render the same whether or not collectstatic has run in this checkout.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    }
 
 
 @dataclass
