@@ -62,5 +62,16 @@ def step_list(*, trace: Trace) -> QuerySet[Step]:
     return trace.steps.order_by(F("started_at").asc(nulls_last=True), "index")
 
 
+def session_traces(*, trace: Trace, limit: int = 20) -> list[Trace]:
+    """The other traces of this trace's session, in time order."""
+    if not trace.session_id:
+        return []
+    return list(
+        Trace.objects.filter(workspace_id=trace.workspace_id, session_id=trace.session_id)
+        .exclude(pk=trace.pk)
+        .order_by("started_at", "id")[:limit]
+    )
+
+
 def failed_trace_count(*, workspace: Workspace) -> int:
     return Trace.objects.filter(workspace=workspace, status=TraceStatus.FAILED).count()

@@ -11,7 +11,8 @@ from workspaces.decorators import workspace_view
 from workspaces.requests import WorkspaceRequest
 
 from .forms import TraceFilterForm
-from .selectors import step_list, trace_agent_list, trace_get, trace_list
+from .models import Trace
+from .selectors import session_traces, step_list, trace_agent_list, trace_get, trace_list
 
 PAGE_SIZE = 50
 
@@ -46,6 +47,7 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
         parent = step.parent_index
         depth[step.index] = min(depth[parent] + 1, 4) if parent in depth else 0
         step.depth = depth[step.index]  # type: ignore[attr-defined]
+    _waterfall(trace, steps)
     metadata = {k: v for k, v in trace.metadata.items() if k not in INTERNAL_METADATA}
     return render(
         request,
@@ -58,5 +60,27 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
                 (int(k), v) for k, v in trace.metadata.get("propagated_errors", {}).items()
             ),
             "outcomes": trace.outcomes.order_by("-received_at"),
+            "session_traces": session_traces(trace=trace),
+            "timed": any(getattr(step, "bar", None) for step in steps),
         },
     )
+
+
+def _waterfall(trace: Trace, steps: list) -> None:
+    """Each timed step's bar on the trace's time line: where it starts and how
+    long it runs, as percentages of the whole trace (the waterfall column)."""
+    timed = [s for s in steps if s.started_at is not None]
+    if not timed:
+        return
+    start = min(s.started_at for s in timed)
+    ends = [s.started_at.timestamp() + (s.duration_ms or 0) / 1000 for s in timed]
+    if trace.ended_at:
+        ends.append(trace.ended_at.timestamp())
+    total = max(max(ends) - start.timestamp(), 0.001)
+    for step in timed:
+        offset = (step.started_at.timestamp() - start.timestamp()) / total * 100
+        width = (step.duration_ms or 0) / 1000 / total * 100
+        step.bar = {
+            "left": round(min(offset, 99.5), 2),
+            "width": round(max(min(width, 100 - offset), 0.5), 2),
+        }

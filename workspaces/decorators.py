@@ -3,10 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from .models import Role
 from .requests import WorkspaceRequest
@@ -31,6 +33,8 @@ def workspace_view(min_role: str = Role.VIEWER) -> Callable[[View], View]:
             membership = membership_get(user=request.user, slug=slug)  # NotFound → 404
             request.workspace = membership.workspace
             request.membership = membership
+            # Times on the workspace's pages are shown in its zone (the zone is named).
+            timezone.activate(zone_of(membership.workspace))
             request.session["workspace_slug"] = slug
             if not membership.has_role(min_role):
                 return render(
@@ -44,3 +48,10 @@ def workspace_view(min_role: str = Role.VIEWER) -> Callable[[View], View]:
         return wrapper
 
     return decorator
+
+
+def zone_of(workspace: object) -> ZoneInfo:
+    try:
+        return ZoneInfo(getattr(workspace, "time_zone", "") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

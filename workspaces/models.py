@@ -10,6 +10,8 @@ class Workspace(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
     # Stop serving a skill on trial as soon as its interval says it hurts.
     pause_harmful_skills = models.BooleanField(default=False, db_default=False)
+    # Pages show times in this zone (an IANA name); rollups stay by UTC day.
+    time_zone = models.CharField(max_length=64, default="UTC", db_default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

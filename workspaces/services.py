@@ -374,6 +374,23 @@ def pii_policy_update(*, workspace: Workspace, changes: dict[str, Any], actor: U
 
 
 @transaction.atomic
+def workspace_time_zone_set(*, workspace: Workspace, time_zone: str, actor: User) -> None:
+    """The zone the workspace's pages show times in (an IANA name, e.g. Europe/Paris)."""
+    from zoneinfo import available_timezones
+
+    time_zone = time_zone.strip()
+    if time_zone not in available_timezones() and time_zone != "UTC":
+        raise InvalidInput(f"“{time_zone[:64]}” is not a time zone name; use one like "
+                           "Europe/Paris or America/New_York.")  # fmt: skip
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    before = workspace.time_zone
+    workspace.time_zone = time_zone
+    workspace.save(update_fields=["time_zone"])
+    audit_record(workspace=workspace, actor=actor, action="workspace.time_zone", obj=workspace,
+                 before={"time_zone": before}, after={"time_zone": time_zone})  # fmt: skip
+
+
+@transaction.atomic
 def workspace_trial_settings_save(
     *, workspace: Workspace, pause_harmful: bool, actor: User
 ) -> None:

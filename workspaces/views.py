@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.contrib import messages
@@ -53,6 +54,7 @@ from .services import (
     membership_remove,
     pii_policy_update,
     workspace_create,
+    workspace_time_zone_set,
     workspace_trial_settings_save,
 )
 
@@ -131,6 +133,9 @@ def api_key_revoke_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return redirect(reverse("settings", kwargs={"slug": workspace.slug}) + "#api-keys")
 
 
+ZONES = sorted(available_timezones())
+
+
 def _settings_context(workspace: Workspace, **extra: Any) -> dict[str, Any]:
     policy = pii_policy_get(workspace=workspace)
     return {
@@ -143,6 +148,7 @@ def _settings_context(workspace: Workspace, **extra: Any) -> dict[str, Any]:
         "roles": Role.choices,
         "policy": policy,
         "policy_form": PiiPolicyForm.for_policy(policy),
+        "zones": ZONES,
         **extra,
     }
 
@@ -363,6 +369,18 @@ def trial_settings_save(request: WorkspaceRequest) -> HttpResponse:
         else "Skills whose trial shows harm are flagged, not paused: a lead decides.",
     )  # fmt: skip
     return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#trials")
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def time_zone_save(request: WorkspaceRequest) -> HttpResponse:
+    # A bad name comes back as a message on the settings page (DomainErrorMiddleware).
+    workspace_time_zone_set(workspace=request.workspace, actor=request.user,
+                            time_zone=request.POST.get("time_zone", ""))  # fmt: skip
+    messages.success(
+        request, f"Times are now shown in {request.POST.get('time_zone', '').strip()}."
+    )
+    return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#workspace")
 
 
 class PasswordResetView(auth_views.PasswordResetView):

@@ -100,7 +100,8 @@ def test_django_admin_changes_are_on_the_workspace_audit_log(client, tenant):
     form = client.get("/admin/workspaces/workspace/add/").content.decode()
     prefix = re.search(r'name="([\w-]+)-TOTAL_FORMS"', form).group(1)
     made_response = client.post("/admin/workspaces/workspace/add/", {
-        "name": "Made in admin", "slug": "made-in-admin", f"{prefix}-TOTAL_FORMS": "0",
+        "name": "Made in admin", "slug": "made-in-admin", "time_zone": "UTC",
+        f"{prefix}-TOTAL_FORMS": "0",
         f"{prefix}-INITIAL_FORMS": "0", f"{prefix}-MIN_NUM_FORMS": "0",
         f"{prefix}-MAX_NUM_FORMS": "1000"})  # fmt: skip
     assert made_response.status_code == 302, made_response.content[:300]
