@@ -49,6 +49,8 @@ app.conf.beat_schedule = {
     # Trial rollups and verdicts (also refreshed after ingest and after incidents change modes).
     "refresh-trials": {"task": "metrics.tasks.refresh_trials", "schedule": 300.0},
     "sweep-jobs": {"task": "skills.tasks.sweep_jobs", "schedule": 300.0},
+    # Alerts: new failure modes, modes that jump, skills whose trial says they hurt.
+    "alerts-sweep": {"task": "skills.tasks.alerts_sweep", "schedule": 600.0},
     # Rate-limit windows are per minute; old ones only take space.
     "sweep-rate-windows": {"task": "workspaces.tasks.sweep_rate_windows", "schedule": 3600.0},
     # Retention: traces older than each workspace's policy go; rollups stay.

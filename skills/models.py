@@ -190,6 +190,9 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=100)
     active = models.BooleanField(default=True)
+    # "json": the signed event object; "slack": a Slack-compatible {"text": ...}.
+    format = models.CharField(max_length=10, default="json", db_default="json",
+                              choices=[("json", "JSON event"), ("slack", "Slack-compatible text")])  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -318,3 +321,17 @@ class TrialAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} → {self.arm}"
+
+
+class AlertSent(models.Model):
+    """An alert already sent (skills/alerts.py): each is sent once."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="alert_sent_once")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -86,10 +86,12 @@ def _end_trial(skill: Skill, reason: str) -> Trial | None:
     return trial
 
 
-def _published(skill: Skill, version: SkillVersion) -> None:
+def _published(skill: Skill, version: SkillVersion, event: str = "skill.published") -> None:
     from .webhooks import webhook_enqueue
 
-    transaction.on_commit(lambda: webhook_enqueue(skill_id=skill.pk, version_id=version.pk))
+    transaction.on_commit(
+        lambda: webhook_enqueue(skill_id=skill.pk, version_id=version.pk, event=event)
+    )
 
 
 @transaction.atomic
@@ -160,6 +162,8 @@ def skill_roll_out(*, skill: Skill, actor: User) -> Skill:
     _audit(skill, actor, "roll_out", skill.status, trial=trial.pk if trial else None,
            version=skill.published_version.number if skill.published_version else None,
            verdict=trial.verdict if trial else "")  # fmt: skip
+    if skill.published_version is not None:
+        _published(skill, skill.published_version, "skill.retired")
     return skill
 
 
@@ -307,6 +311,8 @@ def skill_retire(*, skill: Skill, reason: str, actor: User) -> Skill:
     _reopen_modes(skill)
     _audit(skill, actor, "retire", before, reason=reason.strip(),
            version=skill.published_version.number if skill.published_version else None)  # fmt: skip
+    if skill.published_version is not None:
+        _published(skill, skill.published_version, "skill.retired")
     return skill
 
 
@@ -324,7 +330,7 @@ def skill_rollback(*, skill: Skill, number: int, actor: User) -> Skill:
     skill.published_version = version
     skill.save(update_fields=["published_version", "updated_at"])
     _audit(skill, actor, "rollback", skill.status, version=version.number, from_version=previous)
-    _published(skill, version)
+    _published(skill, version, "skill.rolled_back")
     return skill
 
 

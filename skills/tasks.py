@@ -66,3 +66,26 @@ def sweep_jobs() -> int:
     for pk in deliveries:
         deliver_webhook.delay(pk)
     return len(jobs) + len(deliveries)
+
+
+@shared_task(
+    autoretry_for=(OSError, OperationalError), retry_backoff=True, max_retries=5, acks_late=True,
+    soft_time_limit=60, time_limit=90,
+)  # fmt: skip
+def email_alert(workspace_id: int, event: str, text: str) -> int:
+    from .alerts import email_alert as send
+
+    return send(workspace_id=workspace_id, event=event, text=text)
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
+    soft_time_limit=300, time_limit=330,
+)  # fmt: skip
+def alerts_sweep() -> int:
+    """New failure modes, jumps and harmful trials, in every workspace (beat)."""
+    from workspaces.models import Workspace
+
+    from .alerts import alerts_sweep as sweep
+
+    return sum(len(sweep(workspace=w)) for w in Workspace.objects.all())

@@ -22,7 +22,7 @@ from .forms import WebhookForm
 from .instructions import instruction_changes
 from .models import Skill, SkillStatus, SkillVersion
 from .services import distillation_request
-from .webhooks import webhook_get, webhook_save
+from .webhooks import webhook_get, webhook_save, webhook_test
 
 
 @require_GET
@@ -268,12 +268,20 @@ def webhook_settings(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     endpoint = webhook_get(workspace=workspace)
     form = WebhookForm(request.POST or None, instance=endpoint)
+    if request.method == "POST" and request.POST.get("action") == "test":
+        webhook_test(workspace=workspace, actor=request.user)
+        messages.success(
+            request, "Test sent: its delivery is listed below (refresh to see it land)."
+        )
+        return redirect("webhook_settings", slug=workspace.slug)
     if request.method == "POST" and form.is_valid():
         webhook_save(workspace=workspace, form=form, actor=request.user)
-        messages.success(request, "Webhook saved. Each publication is POSTed there, signed.")
+        messages.success(request, "Webhook saved. Every alert is POSTed there, signed.")
         return redirect("webhook_settings", slug=workspace.slug)
     deliveries = endpoint.deliveries.all()[:50] if endpoint else []
-    return render(request, "skills/webhook.html", {"form": form, "deliveries": deliveries})
+    return render(request, "skills/webhook.html", {"form": form, "deliveries": deliveries,
+                                                   "endpoint": endpoint},
+                  status=400 if form.errors else 200)  # fmt: skip
 
 
 @require_GET

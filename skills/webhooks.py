@@ -1,4 +1,6 @@
-"""Publish webhooks: a signed POST to the workspace's URL on every publication."""
+"""Webhooks: a signed POST to the workspace's URL for every alert
+(skills/alerts.py): publications, rollbacks, retirements, new failure modes,
+jumps, harmful skills, tests."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from hivemind_web.celery import enqueue
+from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 from workspaces.services import audit_record
 
@@ -40,27 +42,35 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def webhook_enqueue(*, skill_id: int, version_id: int) -> WebhookDelivery | None:
-    """Record a delivery for the publication and hand it to the delivery task."""
+def webhook_enqueue(*, skill_id: int, version_id: int, event: str = "skill.published") -> None:
+    """The alert of a review action (published, rolled back): webhook and emails."""
+    from .alerts import alert_send
+
     skill = Skill.objects.select_related("workspace").get(pk=skill_id)
-    endpoint = getattr(skill.workspace, "webhook", None)
-    if endpoint is None or not endpoint.active:
-        return None
     version = SkillVersion.objects.get(pk=version_id)
-    delivery = WebhookDelivery.objects.create(
-        endpoint=endpoint,
-        event="skill.published",
-        payload={
-            "event": "skill.published",
-            "workspace": skill.workspace.slug,
-            "skill": skill.name,
-            "version": version.number,
-            "description": version.description,
-            "published_at": timezone.now().isoformat(),
-        },
-    )
-    transaction.on_commit(lambda: enqueue("skills.tasks.deliver_webhook", delivery.pk))
-    return delivery
+    words = {"skill.published": "published", "skill.rolled_back": "rolled back to",
+             "skill.retired": "retired (no longer served), was"}[event]  # fmt: skip
+    alert_send(
+        workspace=skill.workspace, event=event,
+        text=f"Skill {skill.name} {words} v{version.number}: {version.description}"[:500],
+        data={"skill": skill.name, "version": version.number, "description": version.description,
+              "published_at": timezone.now().isoformat()},
+    )  # fmt: skip
+
+
+def webhook_test(*, workspace: Workspace, actor: User) -> WebhookDelivery:
+    """A test delivery, sent now through the same path as every event."""
+    from .alerts import alert_send
+
+    endpoint = webhook_get(workspace=workspace)
+    if endpoint is None:
+        raise InvalidInput("Save a webhook URL first.")
+    if not endpoint.active:
+        raise InvalidInput("The webhook is switched off: tick Active and save, then test.")
+    alert_send(workspace=workspace, event="test", data={"by": actor.get_username()},
+               text=f"Test from Hivemind ({workspace.name}), sent by {actor.get_username()}.")  # fmt: skip
+    audit_record(workspace=workspace, actor=actor, action="webhook.test", obj=endpoint)
+    return endpoint.deliveries.order_by("-pk").first()  # type: ignore[return-value]
 
 
 class DeliveryFailed(Exception):

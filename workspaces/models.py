@@ -38,6 +38,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Alerts (new failure modes, jumps, harmful skills) by email; leads and admins.
+    email_alerts = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

@@ -402,3 +402,11 @@ def workspace_trial_settings_save(
     audit_record(workspace=workspace, actor=actor, action="workspace.trial_settings",
                  obj=workspace, before={"pause_harmful_skills": before},
                  after={"pause_harmful_skills": pause_harmful})  # fmt: skip
+
+
+def membership_email_alerts_set(*, membership: Membership, on: bool, actor: User) -> None:
+    """Whether this lead or admin gets the workspace's alerts by email."""
+    before = membership.email_alerts
+    Membership.objects.filter(pk=membership.pk).update(email_alerts=on)
+    audit_record(workspace=membership.workspace, actor=actor, action="membership.email_alerts",
+                 obj=membership, before={"email_alerts": before}, after={"email_alerts": on})  # fmt: skip

@@ -51,6 +51,7 @@ from .services import (
     invitation_revoke,
     invitation_send,
     membership_change_role,
+    membership_email_alerts_set,
     membership_remove,
     pii_policy_update,
     workspace_create,
@@ -381,6 +382,15 @@ def time_zone_save(request: WorkspaceRequest) -> HttpResponse:
         request, f"Times are now shown in {request.POST.get('time_zone', '').strip()}."
     )
     return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#workspace")
+
+
+@require_POST
+@workspace_view(Role.LEAD)
+def email_alerts_save(request: WorkspaceRequest) -> HttpResponse:
+    on = request.POST.get("email_alerts") == "on"
+    membership_email_alerts_set(membership=request.membership, on=on, actor=request.user)
+    messages.success(request, "You will get alerts by email." if on else "Alert emails are off.")
+    return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#webhook")
 
 
 class PasswordResetView(auth_views.PasswordResetView):

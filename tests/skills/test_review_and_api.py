@@ -327,8 +327,8 @@ def test_publish_webhook_is_signed_and_recorded(
 
     skill = Skill.objects.get()
     with django_capture_on_commit_callbacks(execute=False):
-        delivery = webhook_enqueue(skill_id=skill.pk, version_id=skill.published_version_id)
-    delivery = webhook_deliver(delivery_id=delivery.pk)
+        webhook_enqueue(skill_id=skill.pk, version_id=skill.published_version_id)
+    delivery = webhook_deliver(delivery_id=endpoint.deliveries.get().pk)
     server.server_close()
     assert delivery.state == "delivered" and delivery.response_code == 204
     assert received["signature"] == sign("s3cret", received["body"])
