@@ -60,9 +60,12 @@ STEPS_SQL = """
 
 INCIDENTS_SQL = """
     INSERT INTO failures_incident (workspace_id, trace_id, step_index, kind, tool, error_text,
+        description, category, evidence_steps, source, confidence, stats,
         signature, embedding, embedded_at, failure_mode_id, assigned_by, occurred_at, created_at)
     SELECT t.workspace_id, t.id, %(last)s, 'step_error', 'tool-' || (t.id %% 7),
-        'tool failed: timeout', 'tool-' || (t.id %% 7) || ' failed: timeout', NULL, NULL,
+        'tool failed: timeout', 'tool failed: timeout', 'tool_use.error_not_handled',
+        ARRAY[%(last)s], 'error', 1.0, '{}'::jsonb,
+        'tool-' || (t.id %% 7) || ' failed: timeout', NULL, NULL,
         (%(modes)s::bigint[])[1 + (t.id %% %(nmodes)s)], 'cluster', t.started_at, now()
     FROM traces_trace t WHERE t.workspace_id = %(ws)s AND t.status = 'failed'
 """
@@ -205,6 +208,10 @@ def main() -> None:
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
         base = f"/w/{ws.slug}"
+        from django.utils import timezone
+
+        until = timezone.now().date()
+        since = until - timedelta(days=29)
         pages = {
             "overview": f"{base}/",
             "metrics": f"{base}/metrics/",
@@ -212,6 +219,10 @@ def main() -> None:
             "skill": f"{base}/skills/{skills[0].pk}/",
             "skill_impact": f"{base}/metrics/skills/{skills[0].pk}/impact/",
             "impact_csv": f"{base}/metrics/skill-impact.csv",
+            # A PM's filtered views (issue 7/7): one agent, a 30-day range, its CSV.
+            "metrics_filtered": f"{base}/metrics/?agent=agent-1&from={since}&to={until}",
+            "overview_filtered": f"{base}/?agent=agent-1&from={since}&to={until}",
+            "series_csv": f"{base}/metrics/series.csv?agent=agent-1&from={since}&to={until}",
         }
         results = {name: time_page(client, path, args.runs) for name, path in pages.items()}
         baseline = raw_scan(ws, max(5, args.runs // 3))

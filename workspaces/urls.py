@@ -18,6 +18,7 @@ urlpatterns = [
     path("settings/trials/", views.trial_settings_save, name="trial_settings_save"),
     path("settings/time-zone/", views.time_zone_save, name="time_zone_save"),
     path("settings/alerts/", views.email_alerts_save, name="email_alerts_save"),
+    path("settings/mine/", views.my_settings, name="my_settings"),
     path("settings/pii/try/", views.pii_policy_try, name="pii_policy_try"),
     path("settings/audit/", views.audit_log, name="audit_log"),
 ]

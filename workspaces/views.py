@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -13,6 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from . import ratelimit
@@ -72,6 +74,23 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("overview", slug=chosen.slug)
 
 
+def key_example(*, secret: str, scopes: list[str]) -> tuple[str, str]:
+    """A first command that this key is allowed to run, and what it does."""
+    base = settings.HIVEMIND_PUBLIC_URL.rstrip("/")
+    auth = f'-H "Authorization: Bearer {secret}"'
+    if "ingest" in scopes:
+        return "Send a first trace with it:", first_trace_curl(secret=secret)
+    if "skills:read" in scopes:
+        return "Fetch the published skills with it:", f"curl -sS {base}/api/v1/skills \\\n  {auth}"
+    if "failures:read" in scopes:
+        return ("Search the failures with it:",
+                f'curl -sS "{base}/api/v1/incidents/search?q=timeout" \\\n  {auth}')  # fmt: skip
+    return (
+        "Check it (which workspace, which scopes):",
+        f"curl -sS {base}/api/v1/whoami \\\n  {auth}",
+    )
+
+
 def first_trace_curl(*, secret: str) -> str:
     """A shell command that sends one small trace with `secret`."""
     url = settings.HIVEMIND_PUBLIC_URL.rstrip("/") + "/api/v1/traces"
@@ -113,12 +132,13 @@ def api_key_new(request: WorkspaceRequest) -> HttpResponse:
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)
-    context = {
-        "new_key": new_key,
-        "curl": first_trace_curl(secret=new_key.secret) if new_key else "",
-        "form": form,
-    }
+    label, curl = (
+        key_example(secret=new_key.secret, scopes=new_key.api_key.scopes) if new_key else ("", "")
+    )
+    context: dict[str, Any] = {"new_key": new_key, "curl": curl, "curl_label": label, "form": form}
     if request.htmx:
+        # The keys table is refreshed too (out of band): the new key is listed at once.
+        context["api_keys"] = api_key_list(workspace=workspace) if new_key else None
         return render(request, "workspaces/_new_key.html", context, status=200 if new_key else 422)
     context = _settings_context(workspace, **context)
     return render(request, "workspaces/settings.html", context, status=200 if new_key else 422)
@@ -258,6 +278,14 @@ def pii_policy_save(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     form = PiiPolicyForm(request.POST)
     if form.is_valid():
+        old_days = pii_policy_get(workspace=workspace).retention_days
+        new_days = form.cleaned_data["retention_days"]
+        if new_days < old_days and request.POST.get("confirm_retention") != str(new_days):
+            # Cutting retention deletes data: say what, and ask once more.
+            cutoff = timezone.now() - timedelta(days=new_days)
+            context = _settings_context(workspace, policy_form=form, retention_warning={
+                "old": old_days, "new": new_days, "cutoff": cutoff})  # fmt: skip
+            return render(request, "workspaces/settings.html", context, status=409)
         try:
             pii_policy_update(workspace=workspace, changes=form.changes(), actor=request.user)
         except DomainError as exc:
@@ -384,13 +412,21 @@ def time_zone_save(request: WorkspaceRequest) -> HttpResponse:
     return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#workspace")
 
 
+@require_GET
+@workspace_view()
+def my_settings(request: WorkspaceRequest) -> HttpResponse:
+    """What a member who is not an admin can set: their alert emails and password."""
+    return render(request, "workspaces/my_settings.html")
+
+
 @require_POST
 @workspace_view(Role.LEAD)
 def email_alerts_save(request: WorkspaceRequest) -> HttpResponse:
     on = request.POST.get("email_alerts") == "on"
     membership_email_alerts_set(membership=request.membership, on=on, actor=request.user)
     messages.success(request, "You will get alerts by email." if on else "Alert emails are off.")
-    return redirect(reverse("settings", kwargs={"slug": request.workspace.slug}) + "#webhook")
+    target = "settings" if request.membership.role == Role.ADMIN else "my_settings"
+    return redirect(reverse(target, kwargs={"slug": request.workspace.slug}) + "#alerts")
 
 
 class PasswordResetView(auth_views.PasswordResetView):

@@ -171,7 +171,7 @@ def test_pii_policy_save_validates_audits_and_applies_to_ingest(tenant):
     assert bad.status_code == 422
     response = admin.post(_url(tenant, "pii_policy_save"), {
         "capture_enabled": "on", "redact_emails": "on", "retention_days": 30,
-        "custom_patterns": "ORDER_ID: ORD-\\d+",
+        "custom_patterns": "ORDER_ID: ORD-\\d+", "confirm_retention": "30",
     })  # fmt: skip
     assert response.status_code == 302
     policy = PiiPolicy.objects.get(workspace=tenant.workspace)
@@ -189,7 +189,8 @@ def test_pii_policy_save_validates_audits_and_applies_to_ingest(tenant):
 @pytest.mark.django_db
 def test_audit_log_filters_and_access(tenant, other_tenant, anon):
     admin = tenant.client_for(tenant.admin)
-    admin.post(_url(tenant, "pii_policy_save"), {"retention_days": 45, "redact_emails": "on"})
+    admin.post(_url(tenant, "pii_policy_save"),
+               {"retention_days": 45, "redact_emails": "on", "confirm_retention": "45"})  # fmt: skip
     url = _url(tenant, "audit_log")
     page = admin.get(url)
     assert page.status_code == 200 and b"<code>pii_policy.change</code>" in page.content
