@@ -89,6 +89,16 @@ def failed_traces_by_mode(*, workspace: Workspace) -> dict[int, int]:
     return {row["failure_mode"]: row["n"] for row in rows}
 
 
+def mode_daily_rows(*, mode: FailureMode, days: int = 30) -> list[tuple]:
+    """(day, agent, incidents, failed runs) of one mode over the last `days` days."""
+    start = timezone.now().date() - timedelta(days=days - 1)
+    return list(
+        ModeDailyCount.objects.filter(failure_mode=mode, day__gte=start)
+        .order_by("day", "agent")
+        .values_list("day", "agent", "incidents", "traces")
+    )
+
+
 def daily_incident_counts(
     *, workspace: Workspace, mode_ids: list[int], days: int = 30
 ) -> dict[int, list[int]]:

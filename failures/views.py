@@ -3,6 +3,7 @@ progress, and the incidents partial shown on a trace's page."""
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 from django.conf import settings
@@ -103,6 +104,28 @@ def _search(request: WorkspaceRequest) -> SearchResult | None:
     if not q:
         return None
     return incident_search(workspace=request.workspace, query=q, filters=SearchFilters(), k=15)
+
+
+@require_GET
+@workspace_view()
+def mode_daily_csv(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    """The series behind a mode's chart: incidents and failed runs per UTC day and agent."""
+    mode = selectors.failure_mode_get(workspace=request.workspace, pk=pk)
+    try:
+        days = min(max(int(request.GET.get("days", CHART_DAYS)), 1), 400)
+    except ValueError:
+        days = CHART_DAYS
+    rows = selectors.mode_daily_rows(mode=mode, days=days)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="failure-mode-{mode.pk}-daily.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["day_utc", "agent", "incidents", "failed_runs"])
+    for day, agent, incidents, traces in rows:
+        # Agent names come from traces: never let a cell start a spreadsheet formula.
+        writer.writerow(
+            [day, ("'" + agent) if agent[:1] in "=+-@\t\r" else agent, incidents, traces]
+        )
+    return response
 
 
 @require_GET

@@ -23,7 +23,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 OUTSIDE = ["/password/change/", "/workspaces/new/", "/api/docs", "/no-such-page/"]
 SIGNED_OUT = ["/login/", "/password/reset/"]
 # Files, not pages.
-DOWNLOADS = {"impact_csv", "series_csv", "compound_csv", "skill_trial_benchmark",
+DOWNLOADS = {"impact_csv", "series_csv", "compound_csv", "skill_trial_benchmark", "mode_daily_csv",
              "snapshot_download"}  # fmt: skip
 MAIN = {"overview", "trace_list", "trace_detail", "mode_list", "mode_detail", "skill_list",
         "skill_detail", "metrics", "settings", "audit_log", "snapshot_list"}  # fmt: skip
