@@ -28,9 +28,8 @@ def incidents_search(
     request: ApiRequest,
     q: str = Query(
         ...,
-        min_length=1,
         max_length=500,
-        description="e.g. rate-limit errors in checkout this week",
+        description="e.g. rate-limit errors in checkout this week (empty: no results)",
     ),
     agent: str = Query("", max_length=200),
     tool: str = Query("", max_length=200),
@@ -45,6 +44,8 @@ def incidents_search(
         since, until = utc(since), utc(until)
     except ValueError as exc:
         raise InvalidInput(f"since/until: {exc}.") from None
+    if not q.strip():  # nothing to look for (also what is left of a control character)
+        return IncidentSearchOut(query=q, understood=[], incidents=[], modes=[])
     filters = SearchFilters(agent=agent, tool=tool, since=since, until=until)
     result = incident_search(workspace=request.auth.workspace, query=q, filters=filters, k=k)
     return IncidentSearchOut(
