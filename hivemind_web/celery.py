@@ -16,8 +16,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from urllib.parse import urlsplit
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 from django.db import OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -59,8 +66,22 @@ app.conf.beat_schedule = {
 # A request that enqueues follow-up work must not hang on a dead broker.
 app.conf.broker_connection_timeout = 2
 app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0.2}
+# enqueue() below waits for a publish at most ENQUEUE_TIMEOUT; these bound how long
+# the publishing thread itself can hang on a broker that accepted the connection
+# but does not answer (SIGSTOP, overload).
 
 logger = logging.getLogger(__name__)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def redact_logs(logger: logging.Logger, **kwargs: object) -> None:
+    """Celery (worker and beat) sets up its own handlers; each line they write is
+    redacted first (workspaces/logredaction.py)."""
+    from workspaces.logredaction import install
+
+    install(logger)
+
 
 # The retry policy of the apps' tasks: a transient database or connection error
 # is retried with backoff (up to 5 minutes apart), and a task is acknowledged
@@ -84,17 +105,92 @@ def register_tasks() -> None:
         importlib.import_module(module)
 
 
+# A web request waits at most this long to hand follow-up work to the broker; a
+# broker that does not answer (down, paused, overloaded) is then left alone for
+# BROKER_BACKOFF seconds, so requests after it do not wait at all. Nothing is
+# lost: the data is committed and the periodic sweeps enqueue what is missing.
+ENQUEUE_TIMEOUT = float(os.environ.get("HIVEMIND_ENQUEUE_TIMEOUT", "0.5"))
+BROKER_BACKOFF = float(os.environ.get("HIVEMIND_BROKER_BACKOFF", "10"))
+# Publishing runs on these threads so a request can stop waiting for it; a
+# publish stuck on a frozen broker ends with the transport's socket timeout.
+_publisher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hivemind-enqueue")
+_broker_lock = threading.Lock()
+_broker_down_until = 0.0
+
+
+def _broker_failed(reason: str) -> None:
+    global _broker_down_until
+    with _broker_lock:
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF
+    logger.warning(
+        "broker %s; not enqueueing for %.0f s (the periodic sweeps catch up)",
+        reason, BROKER_BACKOFF,
+    )  # fmt: skip
+
+
+def broker_forget_failures() -> None:
+    """Try the broker again at the next enqueue (a new broker URL, tests)."""
+    global _broker_down_until
+    with _broker_lock:
+        _broker_down_until = 0.0
+
+
+def broker_backing_off() -> bool:
+    """Did the broker fail in the last BROKER_BACKOFF seconds (in this process)?"""
+    return time.monotonic() < _broker_down_until
+
+
 def enqueue(name: str, *args: object) -> bool:
     """Send a task by name (apps trigger higher apps' tasks this way), never failing
-    the caller on a broker outage: the data is already committed, and the periodic
-    sweeps (analysis, embedding, rollups, jobs) pick the work up when it returns.
-    An unknown name is a programming error and raises."""
+    the caller on a broker outage and never waiting more than ENQUEUE_TIMEOUT for
+    it: the data is already committed, and the periodic sweeps (analysis,
+    embedding, rollups, jobs) pick the work up when the broker is back. An
+    unknown name is a programming error and raises."""
     task = app.tasks.get(name)
     if task is None:
         raise UnknownTask(f"No task named {name!r}; is its module in TASK_MODULES?")
-    try:
+    if app.conf.task_always_eager:  # runs here, now (the test suite)
         task.delay(*args)
+        return True
+    if broker_backing_off():
+        logger.info("broker failed recently; %s left to the periodic sweep", name)
+        return False
+    future = _publisher.submit(task.apply_async, args, retry=False)
+    try:
+        future.result(timeout=ENQUEUE_TIMEOUT)
+    except FutureTimeout:
+        _broker_failed(f"did not take {name} within {ENQUEUE_TIMEOUT:g} s")
+        return False
     except (BrokerError, ConnectionError, OSError) as exc:
-        logger.warning("could not enqueue %s (%s); the periodic sweep will catch up", name, exc)
+        _broker_failed(f"refused {name} ({exc})")
         return False
     return True
+
+
+def broker_state(timeout: float = 0.25) -> str:
+    """ "ok", "down" (refused), "not answering" (no reply within `timeout`) or
+    "unknown" (a broker this cannot ping quickly), never waiting longer than `timeout`:
+    /healthz shows it without blocking on a frozen broker."""
+    if app.conf.task_always_eager:
+        return "inline"
+    url = urlsplit(str(app.conf.broker_url or ""))
+    if url.scheme not in ("redis", "redis+socket", "rediss"):
+        return "unknown" if not broker_backing_off() else "not answering"
+    family, address = (
+        (socket.AF_UNIX, url.path) if url.scheme == "redis+socket"
+        else (socket.AF_INET, (url.hostname or "127.0.0.1", url.port or 6379))
+    )  # fmt: skip
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as client:
+            client.settimeout(timeout)
+            client.connect(address)
+            if url.password:
+                client.sendall(f"AUTH {url.password}\r\n".encode())
+                client.recv(64)
+            client.sendall(b"PING\r\n")
+            reply = client.recv(64)
+    except TimeoutError:
+        return "not answering"
+    except OSError:
+        return "down"
+    return "ok" if reply.startswith(b"+PONG") else "not answering"

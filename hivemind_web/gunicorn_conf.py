@@ -1,8 +1,25 @@
-"""gunicorn settings for `make run` (hivemind_web/run.py passes `-c` this file)."""
+"""gunicorn settings for `make run` (hivemind_web/run.py passes `-c` this file).
+
+- Errors gunicorn answers itself, before Django sees the request (a request
+  line over `limit_request_line`: 414; bad headers: 400; too many headers:
+  431), are JSON like every other error a program gets here, not gunicorn's
+  HTML page (`_write_json_error`).
+- The access log writes the method, the URL *route* (`/api/v1/traces/<external_id>/outcome`,
+  not the id itself), status, size and time: never a query string (search
+  words, a task), an id from a path or a referer. Error-log lines pass the
+  same redactor as every other log line (workspaces/logredaction.py).
+"""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
+
+from gunicorn import glogging, util
+
+logger_class = "hivemind_web.gunicorn_conf.RedactingLogger"
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 
 def post_worker_init(worker: Any) -> None:
@@ -10,3 +27,48 @@ def post_worker_init(worker: Any) -> None:
     from failures.embedding import get_embedder
 
     get_embedder()
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    body = json.dumps({"detail": f"{reason}: {mesg}" if mesg else reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# gunicorn's workers call util.write_error for the errors they answer themselves.
+util.write_error = _write_json_error
+
+
+@lru_cache(maxsize=4096)
+def loggable_path(path: str) -> str:
+    """The route a path matched, with its parameters named instead of their values;
+    static files as they are; anything else "(no route)"."""
+    if path.startswith("/static/") and ".." not in path:
+        return path
+    try:
+        from django.urls import Resolver404, resolve
+
+        match = resolve(path)
+    except Resolver404:
+        return "(no route)"
+    except Exception:  # noqa: BLE001 - Django not ready (master process): say nothing
+        return "(path not logged)"
+    return "/" + match.route.replace("<", "{").replace(">", "}") if match.route else "(no route)"
+
+
+class RedactingLogger(glogging.Logger):
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from workspaces.logredaction import RedactingFilter
+
+        for log in (self.error_log, self.access_log):
+            log.addFilter(RedactingFilter())
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = loggable_path(environ.get("PATH_INFO", "") or "")
+        atoms.update({"U": path, "q": "", "f": "-", "a": "-", "r": f"{atoms['m']} {path}"})
+        return atoms

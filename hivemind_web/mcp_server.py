@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from mcp.server import MCPServer
@@ -275,21 +276,61 @@ def _auth_error(status: int, detail: str) -> JsonResponse:
     return response
 
 
+# No MCP request needs more than this; one that does is answered with an error
+# instead of holding its web thread.
+MCP_DEADLINE_SECONDS = 30.0
+
+
 @csrf_exempt
 def mcp_endpoint(request: HttpRequest) -> HttpResponse:
+    """POST only. Stateless streamable HTTP with JSON responses offers no event
+    stream, so GET (the stream a client may open for server messages) and DELETE
+    (ending a session, of which there are none) answer 405 at once, as the spec
+    allows: a held-open GET would keep a web thread for as long as the client
+    liked, and a few of them would stop the server."""
+    if request.method != "POST":
+        response = _auth_error(
+            405,
+            "This MCP server answers POST only (streamable HTTP, JSON responses, "
+            "stateless); it offers no event stream.",
+        )
+        response["Allow"] = "POST"
+        return response
     try:
         key = api_key_authenticate(raw_key=presented_key(request), scope=None)
     except DomainError as exc:
         return _auth_error(exc.status_code, exc.detail)
-    if request.method not in ("POST", "GET", "DELETE"):
-        return _auth_error(405, "Use POST (streamable HTTP, JSON responses).")
-    status, headers, body = async_to_sync(_serve)(_scope(request), request.body, key)
-    response = HttpResponse(body, status=status)
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        return _rpc_error(
+            415, -32700, "Send the JSON-RPC message as Content-Type: application/json."
+        )
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _rpc_error(413, -32600, "The request body is too large for an MCP message.")
+    try:
+        status, headers, payload = async_to_sync(_serve_within)(_scope(request), body, key)
+    except TimeoutError:
+        return _rpc_error(503, -32603, "The tool did not finish in time; try a narrower request.")
+    answer = HttpResponse(payload, status=status)
     for name, value in headers:
         name_text = name.decode("latin-1")
         if name_text.lower() not in ("content-length", "transfer-encoding", "connection"):
-            response[name_text] = value.decode("latin-1")
-    return response
+            answer[name_text] = value.decode("latin-1")
+    return answer
+
+
+async def _serve_within(scope: dict[str, Any], body: bytes, key: ApiKey) -> tuple[int, list, bytes]:
+    with anyio.fail_after(MCP_DEADLINE_SECONDS):
+        return await _serve(scope, body, key)
+
+
+def _rpc_error(status: int, code: int, detail: str) -> JsonResponse:
+    return JsonResponse(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": detail}, "detail": detail},
+        status=status,
+    )  # fmt: skip
 
 
 def tool_names() -> list[str]:

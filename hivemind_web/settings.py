@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: on API, OTLP, MCP and discovery paths every error answer is JSON.
+    "hivemind_web.middleware.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -182,8 +184,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis: a message taken by a worker that dies unacknowledged goes back to the
 # queue after this many seconds (acks_late + reject_on_worker_lost).
+# socket timeouts: a broker that accepts the connection but never answers (paused,
+# overloaded) frees the publishing thread after a few seconds (see enqueue()).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("HIVEMIND_BROKER_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": env.int("HIVEMIND_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    "socket_timeout": 5,
+    "socket_connect_timeout": 2,
 }
 
 # --- Product settings -------------------------------------------------------
@@ -195,7 +201,9 @@ ANTHROPIC_MODEL = env.str("HIVEMIND_LLM_MODEL", default="claude-haiku-4-5")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line is redacted before it is written (workspaces/logredaction.py).
+    "filters": {"redact": {"()": "workspaces.logredaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("HIVEMIND_LOG_LEVEL", default="INFO")},
     # pgserver logs every start, stop and pg_ctl call at INFO; the MCP SDK logs
     # each request's session manager starting and stopping.

@@ -7,6 +7,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
+from .celery import broker_state
+
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -22,13 +24,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # any failure to talk to the database is "unhealthy"
         status["error"] = type(exc).__name__
     healthy = status["database"] and status["pgvector"] is not None
+    # The broker is reported, not required: ingest stores traces while it is away
+    # (the sweeps enqueue their analysis later). Never waits more than 0.25 s.
+    status["broker"] = broker_state()
     return JsonResponse({"ok": healthy, **status}, status=200 if healthy else 503)
 
 
 # Retry-After for "the database is not answering": long enough for a restart or
 # a failover, short enough that exporters and agents do not give up.
 DB_RETRY_AFTER = 30
-API_PREFIXES = ("/api/", "/v1/")
+# Paths whose clients are programs: every answer there is JSON, errors included.
+API_PREFIXES = ("/api/", "/v1/", "/mcp", "/.well-known/", "/healthz")
 
 
 def database_unavailable(exc: BaseException | None) -> bool:

@@ -91,13 +91,14 @@ def celery_broker(url: str, **transport_options: Any) -> Iterator[Any]:
     Celery caches its connection and producer pools per app; they are dropped on
     the way in and out, so no test publishes through another test's broker.
     """
-    from hivemind_web.celery import app
+    from hivemind_web.celery import app, broker_forget_failures
 
     saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options)
 
     def reset() -> None:
         app._pool = None
         app.amqp._producer_pool = None
+        broker_forget_failures()
 
     app.conf.task_always_eager = False
     app.conf.broker_url = url

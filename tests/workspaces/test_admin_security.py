@@ -271,7 +271,9 @@ def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
     ):
         batch = ingest(workspace=tenant.workspace, items=[trace_payload("bd-1")])
     assert Trace.objects.filter(external_id="bd-1").exists() and batch.trace_ids
-    assert "could not enqueue metrics.tasks.refresh_rollups" in caplog.text
+    # The first enqueue finds the broker refusing; the next one does not even try.
+    assert "failures.tasks.analyse_traces" in caplog.text and "not enqueueing" in caplog.text
+    assert "metrics.tasks.refresh_rollups left to the periodic sweep" in caplog.text
     assert not DailyRollup.objects.exists()  # the refresh message was lost
     assert rollups_sweep() >= 1
     assert DailyRollup.objects.get().traces == 1
