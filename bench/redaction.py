@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BASELINE_COMMIT = "cdddffd"
+# The engine before JSON keys that redact alike were numbered in linear time.
+KEYS_BASELINE_COMMIT = "3bacb7e"
 TIMEOUT = 60.0
 
 
@@ -52,12 +54,15 @@ def inputs(size: int) -> dict[str, str]:
         "dense: IP addresses": fill(" 203.0.113.7"),
         "dense: email addresses": fill(" x@y.io"),
         "dense: card-like groups": fill("4111 "),
+        # Values glued to identifiers and inside paths: the alternation rejects a
+        # span, so every kind scans the text on its own (the slower path).
+        "glued: ids and paths": fill(" customer_card_4111111111111111 /srv/up/4111111111111111/a"),
     }
 
 
-def baseline_module():  # type: ignore[no-untyped-def]
+def baseline_module(commit: str = BASELINE_COMMIT):  # type: ignore[no-untyped-def]
     source = subprocess.run(
-        ["git", "show", f"{BASELINE_COMMIT}:workspaces/redaction.py"],
+        ["git", "show", f"{commit}:workspaces/redaction.py"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     path = Path("/tmp/hivemind_bench_redaction_baseline.py")
@@ -81,6 +86,31 @@ def time_baseline(text: str) -> float | None:
     """Seconds, or None when it ran past TIMEOUT (killed)."""
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     process = multiprocessing.Process(target=_time_baseline, args=(text, queue))
+    process.start()
+    process.join(TIMEOUT)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return None
+    return queue.get()
+
+
+def json_keys(n: int) -> dict[str, int]:
+    """An object whose n keys each hold an email address: they all redact to [EMAIL]."""
+    return {f"user{i}.name@example.com": i for i in range(n)}
+
+
+def _time_keys(n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    redactor = baseline_module(KEYS_BASELINE_COMMIT).build_redactor(enabled={})
+    value = json_keys(n)
+    started = time.perf_counter()
+    redactor.value(value, Counter())
+    queue.put(time.perf_counter() - started)
+
+
+def time_keys_baseline(n: int) -> float | None:
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    process = multiprocessing.Process(target=_time_keys, args=(n, queue))
     process.start()
     process.join(TIMEOUT)
     if process.is_alive():
@@ -118,13 +148,36 @@ def main() -> None:
                 worst, worst_name = seconds / mb, name
             if (base or TIMEOUT) / mb > worst_base:
                 worst_base, base_name = (base or TIMEOUT) / mb, name
+    # JSON keys that all redact to the same placeholder: linear in their number?
+    print(
+        f"\n{'JSON keys':>10s} {'now s':>8s} {'baseline s':>11s}  (baseline: {KEYS_BASELINE_COMMIT})"
+    )
+    key_seconds: dict[int, float] = {}
+    base_keys: dict[int, float | None] = {}
+    for n in (10_000, 40_000):
+        value = json_keys(n)
+        started = time.perf_counter()
+        redactor.value(value, Counter())
+        key_seconds[n] = time.perf_counter() - started
+        base_keys[n] = time_keys_baseline(n) if (n == 10_000 or not args.quick) else None
+        shown = base_keys[n]
+        base_text = (f"{shown:11.3f}" if shown is not None
+                     else f"{'>' + str(int(TIMEOUT)) if n == 10_000 or not args.quick else 'skipped':>11s}")  # fmt: skip
+        print(f"{n:>10,d} {key_seconds[n]:8.3f} {base_text}")
+    growth = key_seconds[40_000] / key_seconds[10_000]
+    base_40k = base_keys[40_000]
     # Worst adversarial input of each engine (each on its own worst case).
     print(
         f"RESULT worst_adversarial_s_per_mb={worst:.3f} s/MB baseline={worst_base:.3f} "
         f"ratio={worst / worst_base:.4f} input={worst_name.replace(' ', '_')} "
         f"baseline_input={base_name.replace(' ', '_')} size={size}"
         + (" baseline_timed_out=1" if worst_base * mb >= TIMEOUT else "")
-    )
+        + f" json_keys_40k_s={key_seconds[40_000]:.3f} json_keys_growth_x4={growth:.2f}"
+        + (f" baseline_json_keys_10k_s={base_keys[10_000]:.3f}" if base_keys[10_000] else
+           f" baseline_json_keys_10k_s>{TIMEOUT:.0f}")
+        + ("" if args.quick else (f" baseline_json_keys_40k_s={base_40k:.3f}" if base_40k
+                                  else f" baseline_json_keys_40k_s>{TIMEOUT:.0f}"))
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from failures.models import FailureMode, Incident, IncidentKind, ModeStatus
 from failures.search import incident_search
 from skills.api import rank
-from skills.publication import published_set_get, session_set
+from skills.publication import published_set_get, session_id_stored, session_set
 from skills.selectors import published_skill_list, skill_md
 from traces.models import Trace
 from traces.schemas import OutcomeIn
@@ -125,8 +125,10 @@ def _withheld(key: ApiKey, session_id: str) -> frozenset[str]:
     published = published_set_get(workspace_id=key.workspace_id)
     if not published.trials:
         return frozenset()
+    # Stored (trial assignments) as the REST API stores it: redacted by the policy.
+    stored = session_id_stored(api_key=key, raw=session_id)
     return session_set(
-        workspace_id=key.workspace_id, session_id=session_id[:200], trials=published.trials
+        workspace_id=key.workspace_id, session_id=stored, trials=published.trials
     ).withheld
 
 
@@ -161,8 +163,10 @@ def _read(name: str, session_id: str) -> str:
 
 def _report(session_id: str, status: str, reward: float | None, comment: str) -> dict[str, Any]:
     key = _require(Scope.INGEST)
+    # Traces store session ids redacted (a pseudonym where the policy removes a part).
+    stored = session_id_stored(api_key=key, raw=session_id)
     trace = (
-        Trace.objects.filter(workspace=key.workspace, session_id=session_id[:200])
+        Trace.objects.filter(workspace=key.workspace, session_id=stored)
         .order_by("-started_at", "-id")
         .first()
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,9 +20,8 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from ninja.responses import NinjaJSONEncoder
 
-from workspaces.models import ApiKey, PiiPolicy
-from workspaces.redaction import may_hold_pii, redactor_for_policy
-from workspaces.textsafety import clean_text
+from workspaces.models import ApiKey
+from workspaces.services import identifier_redact
 
 from .models import PublishedSet, Skill, SkillStatus, Trial
 from .schemas import SkillOut
@@ -129,11 +127,13 @@ def session_set(*, workspace_id: int, session_id: str, trials: list[dict[str, An
 
 def session_of(request: HttpRequest, api_key: ApiKey) -> str:
     """The session id a request names (X-Hivemind-Session), as the fetch log stores it."""
-    session = clean_text(request.headers.get("X-Hivemind-Session", ""))
-    if may_hold_pii(session):
-        policy, _ = PiiPolicy.objects.get_or_create(workspace_id=api_key.workspace_id)
-        session = redactor_for_policy(policy).identifier(session, Counter[str]())
-    return session[:200]
+    return session_id_stored(api_key=api_key, raw=request.headers.get("X-Hivemind-Session", ""))
+
+
+def session_id_stored(*, api_key: ApiKey, raw: str) -> str:
+    """A session id a client sent (header or MCP argument) as it is stored and hashed
+    into trial arms: redacted by the workspace's policy, custom patterns included."""
+    return identifier_redact(workspace_id=api_key.workspace_id, value=raw[:1000])[:200]
 
 
 def published_set_get(*, workspace_id: int) -> PublishedSet:
@@ -181,15 +181,17 @@ def fetch_log_for_request(
 ) -> None:
     """Log a fetch with the agent and session the request names (headers
     X-Hivemind-Agent / X-Hivemind-Session): the one way fetches are logged."""
-    agent = clean_text(request.headers.get("X-Hivemind-Agent", ""))
-    session = clean_text(request.headers.get("X-Hivemind-Session", ""))
-    if may_hold_pii(agent + " " + session):  # rare: then the policy is loaded
-        policy, _ = PiiPolicy.objects.get_or_create(workspace_id=api_key.workspace_id)
-        redactor, counts = redactor_for_policy(policy), Counter[str]()
-        agent, session = redactor.identifier(agent, counts), redactor.identifier(session, counts)
+    agent = agent_header_stored(request=request, api_key=api_key)
+    session = session_of(request, api_key)
     fetch_log_record(
         api_key=api_key, agent=agent, session_id=session, endpoint=endpoint, refs_json=refs_json
     )
+
+
+def agent_header_stored(*, request: HttpRequest, api_key: ApiKey) -> str:
+    """The X-Hivemind-Agent header as stored: redacted by the workspace's policy."""
+    raw = request.headers.get("X-Hivemind-Agent", "")[:1000]
+    return identifier_redact(workspace_id=api_key.workspace_id, value=raw)[:200]
 
 
 def fetch_log_record(

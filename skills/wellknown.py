@@ -21,7 +21,13 @@ from workspaces.errors import DomainError
 from workspaces.models import ApiKey, Scope
 from workspaces.services import api_key_authenticate
 
-from .publication import fetch_log_record, published_set_get, session_of, session_set
+from .publication import (
+    agent_header_stored,
+    fetch_log_record,
+    published_set_get,
+    session_of,
+    session_set,
+)
 from .selectors import published_skill_list, skill_md
 
 SCHEMA = "https://schemas.agentskills.io/discovery/0.2.0/schema.json"
@@ -65,7 +71,7 @@ def skills_index(request: HttpRequest) -> HttpResponse:
          "digest": digest(skill_md(p.version).encode())}
         for p in served
     ]  # fmt: skip
-    fetch_log_record(api_key=key, agent=request.headers.get("X-Hivemind-Agent", "")[:200],
+    fetch_log_record(api_key=key, agent=agent_header_stored(request=request, api_key=key),
                      session_id=session_of(request, key), endpoint="list",
                      refs_json=json.dumps([p.ref for p in served]))  # fmt: skip
     response = JsonResponse({"$schema": SCHEMA, "skills": skills})

