@@ -1,4 +1,5 @@
-"""PII seeded in every field of every ingest route never reaches storage.
+"""PII seeded in every field of every route never reaches storage, logs, the
+broker or the model.
 
 Values of every kind the policy knows (distinct ones, generated) go into every
 field an agent controls: trace identifiers, names and free text, JSON keys and
@@ -8,12 +9,22 @@ headers. The loop then runs on them (incidents, embedding, clustering, drafting,
 approval, rollups), so derived data (signatures, mode labels, skill names, audit,
 fetch log) is in the database too. A `pg_dump` of the whole database must hold
 none of the raw values.
+
+Values sit in realistic contexts (glued to identifiers with "_", inside file
+paths and URLs, as key=value, at a sentence's end, as JSON keys) and go through
+MCP (tool arguments and session ids), the discovery index's headers and the
+skills API's too. Then: the console log (the configured handler and its
+filter), the messages queued in a real Redis broker, and every request sent to
+a model endpoint (the real SDK against a local fake) must hold none either.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
+import logging
 import random
 import string
 
@@ -21,7 +32,10 @@ import pytest
 from django.test import TestCase
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from skills.models import Skill
 from tests.traces.test_pii_storage import _dump
+from traces.models import Trace
+from workspaces.logredaction import RedactingFilter
 
 _n = itertools.count(1)
 _rng = random.Random(7)
@@ -59,10 +73,26 @@ GENERATORS = {
     "AWS_SECRET": lambda i: _token(40, "/+"),
     "SECRET": lambda i: _token(36),
     "JWT": lambda i: f"eyJ{_token(12)}.eyJ{_token(16)}.{_token(20)}",
+    "AWS_SECRET_PLAIN": lambda i: _token(40),  # no / or +, like ~28% of real keys
+    "TOKEN_64": lambda i: _token(64),
+    "PRIVATE_KEY": lambda i: (
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+        + _token(64, "+/")
+        + "\n"
+        + _token(64, "+/")
+        + "\n-----END RSA PRIVATE KEY-----"
+    ),
 }
 # Free-text fields only: kinds whose raw form cannot sit inside an identifier-like
 # token without changing meaning are seeded where agents write text.
-TEXT_ONLY = {"JWT", "API_KEY", "AWS_SECRET", "SECRET"}
+TEXT_ONLY = {"JWT", "API_KEY", "AWS_SECRET", "SECRET", "AWS_SECRET_PLAIN", "TOKEN_64",
+             "PRIVATE_KEY"}  # fmt: skip
+# Where agents' text puts such values.
+CONTEXTS = [
+    "{v}", "customer_card_{v}", "/srv/app/uploads/{v}/receipt.pdf",
+    "https://api.example.com/v1/users/{v}/orders?expand=1", "aws_secret_access_key={v}",
+    "request from {v}.", "X-Api-Token: {v}", "id_{v}_end", "(see {v})", "user={v} latency=12ms",
+]  # fmt: skip
 
 
 class Seeds:
@@ -80,8 +110,8 @@ class Seeds:
         self.values.append((kind, value))
         return value
 
-    def text(self, count: int = 3) -> str:
-        return " and ".join(self.one() for _ in range(count))
+    def text(self, count: int = 4) -> str:
+        return " and ".join(_rng.choice(CONTEXTS).format(v=self.one()) for _ in range(count))
 
 
 def _native(seeds: Seeds, i: int, agent: str = "") -> dict:
@@ -182,14 +212,105 @@ def _hooks(seeds: Seeds) -> list[dict]:
     ]  # fmt: skip
 
 
+@pytest.fixture
+def console():
+    """What the configured console handler (with its redacting filter) writes."""
+    handler = next(h for h in logging.getLogger().handlers
+                   if any(isinstance(f, RedactingFilter) for f in h.filters))  # fmt: skip
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def _mcp(client, headers, tool: str, arguments: dict) -> dict:  # type: ignore[no-untyped-def]
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}  # fmt: skip
+    response = client.post("/mcp", json.dumps(body), content_type="application/json",
+                           headers={**headers, "Accept": "application/json, text/event-stream"})  # fmt: skip
+    assert response.status_code == 200, response.content[:300]
+    return json.loads(response.content)
+
+
+def _broker_holds_none(client, headers, seeds: Seeds) -> None:  # type: ignore[no-untyped-def]
+    """Ingest with a real Redis broker behind it (no worker): the queued messages."""
+    import base64
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import redis
+
+    from hivemind_web import embedded_broker
+    from tests.factories import celery_broker
+
+    directory = Path(tempfile.mkdtemp(prefix="hm-", dir="/tmp"))
+    broker = embedded_broker.start(directory / "redis.sock")
+    try:
+        with (
+            celery_broker(f"redis+socket://{directory / 'redis.sock'}"),
+            TestCase.captureOnCommitCallbacks(execute=True),
+        ):
+            traces = [_native(seeds, 900 + i) for i in range(5)]
+            response = client.post("/api/v1/traces", json.dumps({"traces": traces}),
+                                   content_type="application/json", headers=headers)  # fmt: skip
+            assert response.status_code == 200
+        store = redis.Redis(unix_socket_path=str(directory / "redis.sock"))
+        held: list[bytes] = []
+        for key in store.keys("*"):
+            kind = store.type(key)
+            if kind == b"list":
+                held += store.lrange(key, 0, -1)
+            elif kind == b"string":
+                held.append(store.get(key) or b"")
+            elif kind == b"hash":
+                held += list(store.hgetall(key).values())
+        assert held, "nothing was queued: the check would be empty"
+        text = ""
+        for item in held:
+            text += item.decode("utf-8", "replace")
+            # kombu's envelope carries the task's body in base64
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                text += base64.b64decode(json.loads(item)["body"]).decode("utf-8", "replace")
+        queued = [(kind, value) for kind, value in seeds.values if value in text]
+        assert queued == [], f"{len(queued)} in the broker: {queued[:5]}"
+    finally:
+        broker.kill()
+        broker.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _model_requests_hold_none(tenant, seeds: Seeds, settings) -> None:  # type: ignore[no-untyped-def]
+    """The failed runs diagnosed by a model (the real SDK against a local fake)."""
+    from failures.mining import incidents_mine
+    from tests.skills.fake_anthropic import FakeAnthropic
+
+    server = FakeAnthropic()
+    settings.ANTHROPIC_API_KEY = "sk-test-not-real"
+    settings.ANTHROPIC_BASE_URL = server.url
+    settings.HIVEMIND_LLM_MAX_RETRIES = 0
+    settings.HIVEMIND_LLM_TIMEOUT = 2.0
+    try:
+        ids = list(Trace.objects.filter(workspace=tenant.workspace, status="failed")
+                   .values_list("pk", flat=True)[:40])  # fmt: skip
+        incidents_mine(workspace_id=tenant.workspace.pk, trace_ids=ids)
+    finally:
+        server.close()
+        settings.ANTHROPIC_API_KEY = ""
+    sent = json.dumps([r["body"] for r in server.requests])
+    assert server.requests, "no request reached the model: the check would be empty"
+    leaked = [(kind, value) for kind, value in seeds.values if value in sent]
+    assert leaked == [], f"{len(leaked)} sent to the model: {leaked[:5]}"
+
+
 @pytest.mark.django_db(transaction=True)  # committed rows, so pg_dump sees them
-def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings):
+def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings, console):
     settings.HIVEMIND_MIN_MODE_SIZE = 3
     settings.HIVEMIND_DISTILL_MIN_INCIDENTS = 3
     seeds = Seeds()
     headers = tenant.api_headers()
     with TestCase.captureOnCommitCallbacks(execute=True):  # the worker's stages, inline
-        for batch in range(5):
+        for batch in range(11):
             agent = f"agent-{seeds.one(identifier=True)}"
             traces = [_native(seeds, batch * 10 + i, agent if i < 8 else "") for i in range(10)]
             traces += [_succeeded(seeds, batch * 10 + i, agent) for i in range(10)]
@@ -219,7 +340,6 @@ def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings):
                 assert response.status_code == 200, response.content[:300]
     _close_the_loop(tenant)
     from failures.models import FailureMode
-    from skills.models import Skill
 
     assert FailureMode.objects.filter(workspace=tenant.workspace).exists()
     assert Skill.objects.filter(workspace=tenant.workspace, status="published").exists()
@@ -227,10 +347,36 @@ def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings):
         client.get("/api/v1/skills", headers={**headers,
                    "X-Hivemind-Agent": f"agent-{seeds.one(identifier=True)}",
                    "X-Hivemind-Session": f"s-{seeds.one(identifier=True)}"})  # fmt: skip
+        response = client.get("/.well-known/agent-skills/index.json", headers={**headers,
+                              "X-Hivemind-Agent": f"agent-{seeds.one(identifier=True)}",
+                              "X-Hivemind-Session": f"s-{seeds.one(identifier=True)}"})  # fmt: skip
+        assert response.status_code == 200
+    skill_name = Skill.objects.filter(workspace=tenant.workspace, status="published")[0].name
+    session = Trace.objects.filter(workspace=tenant.workspace).exclude(session_id="")[0]
+    for _ in range(10):
+        for tool, arguments in (
+            ("list_skills", {"task": seeds.text(2), "session_id": f"s-{seeds.one(identifier=True)}"}),
+            ("read_skill", {"name": skill_name, "session_id": f"s-{seeds.one(identifier=True)}"}),
+            ("search_failures", {"query": seeds.text(2)}),
+            ("report_outcome", {"session_id": session.session_id, "status": "failed",
+                                "comment": seeds.text(2)}),
+        ):  # fmt: skip
+            answer = _mcp(client, headers, tool, arguments)
+            assert "result" in answer and not answer["result"].get("isError"), answer
+    # Log lines: a route that does not exist, with values in its path.
+    for _ in range(5):
+        client.get(f"/api/v1/traces/{seeds.one(identifier=True)}/nowhere", headers=headers)
+        client.get(f"/w/{tenant.workspace.slug}/traces/{seeds.one(identifier=True)}/")
+    _broker_holds_none(client, headers, seeds)
+    _model_requests_hold_none(tenant, seeds, settings)
+    log = console.getvalue()
+    assert "Not Found" in log  # the log was written
+    in_log = [(kind, value) for kind, value in seeds.values if value in log]
+    assert in_log == [], f"{len(in_log)} in the log: {in_log[:5]}"
     dump = _dump()
     assert "payments.refund" in dump and "[EMAIL" in dump  # the dump holds the data
     survivors = [(kind, value) for kind, value in seeds.values if value in dump]
-    assert len(seeds.values) >= 1500, len(seeds.values)
+    assert len(seeds.values) >= 5000, len(seeds.values)
     where = [dump[max(0, dump.index(v) - 200) : dump.index(v) + 60] for _, v in survivors[:3]]
     assert survivors == [], (
         f"{len(survivors)} of {len(seeds.values)} survived: {survivors[:20]}; in: {where}"
