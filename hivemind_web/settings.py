@@ -221,8 +221,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = HIVEMIND_MAX_BODY_BYTES + 1
 # Ingest requests (native, OTLP, hooks) one API key may send per minute; beyond it
 # 429 + Retry-After. 0 turns the limit off.
 HIVEMIND_INGEST_RATE_LIMIT = env.int("HIVEMIND_INGEST_RATE_LIMIT", default=1200)
-# Failed logins per username and per address within 15 minutes before 429.
+# Failed logins per account (per known browser, for one it trusts) within 15 minutes
+# before 429; a client address gets five times this.
 HIVEMIND_LOGIN_ATTEMPTS = env.int("HIVEMIND_LOGIN_ATTEMPTS", default=10)
+# Password-reset mails per address, and reset requests per client, per hour.
+HIVEMIND_RESET_MAILS_PER_ADDRESS = env.int("HIVEMIND_RESET_MAILS_PER_ADDRESS", default=3)
+HIVEMIND_RESET_REQUESTS_PER_CLIENT = env.int("HIVEMIND_RESET_REQUESTS_PER_CLIENT", default=10)
 
 # Concurrent OTLP exports one process accepts before answering 503 + Retry-After.
 HIVEMIND_OTLP_MAX_CONCURRENT = env.int("HIVEMIND_OTLP_MAX_CONCURRENT", default=8)

@@ -46,6 +46,8 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("workspaces/new/", workspace_views.workspace_new, name="workspace_new"),
+    # Django admin's login, throttled like the app's (workspaces/views.py).
+    path("admin/login/", workspace_views.AdminLoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     # OTLP/HTTP's standard path, so exporters need only the base URL.

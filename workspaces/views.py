@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -29,7 +31,13 @@ from .forms import (
     RoleForm,
     WorkspaceCreateForm,
 )
-from .logins import login_address_known, login_address_remember
+from .logins import (
+    client_key,
+    login_device_hash,
+    login_device_known,
+    login_device_remember,
+    login_device_token,
+)
 from .models import Role, Workspace
 from .redaction import POLICY_SWITCHES, redaction_preview
 from .requests import WorkspaceRequest
@@ -337,33 +345,33 @@ def audit_log(request: WorkspaceRequest) -> HttpResponse:
 LOGIN_WINDOW = 15 * 60
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login, with attempts limited per username and per address
-    (HIVEMIND_LOGIN_ATTEMPTS in 15 minutes; an address gets five times that, so
-    one office behind a NAT is not locked out by one person).
+class ThrottledLoginMixin:
+    """Login attempts limited per account, per client and per known browser
+    (HIVEMIND_LOGIN_ATTEMPTS in 15 minutes; a client address gets five times that,
+    so one office behind a NAT is not locked out by one person).
 
-    Each attempt is counted *before* the password is checked, with one atomic
-    upsert per key, so concurrent attempts cannot get past the limit; a success
-    clears its counters. From an address the user already logged in from, only
-    that user-and-address pair is limited: someone guessing elsewhere cannot lock
-    the owner out of their own machine.
+    From a browser the user has logged in from before (a signed device cookie,
+    workspaces/logins.py), only that user-and-browser pair is limited: someone
+    guessing elsewhere, from another address or the same one, cannot lock the
+    owner out. From anywhere else the account is limited, with Retry-After
+    saying when to try again (no CAPTCHA). Each attempt is counted *before* the
+    password is checked, with one atomic upsert per key, so concurrent attempts
+    cannot get past the limit; a success clears its counters. Used by the app's
+    login and Django admin's.
     """
 
-    redirect_authenticated_user = True
+    request: HttpRequest
 
     def _username(self) -> str:
         return self.request.POST.get("username", "").strip().lower()[:150]
 
-    def _address(self) -> str:
-        return self.request.META.get("REMOTE_ADDR", "")
-
     def _keys(self) -> list[tuple[str, int]]:
         limit = settings.HIVEMIND_LOGIN_ATTEMPTS
-        username, address = self._username(), self._address()
-        pair = (f"login:pair:{username}:{address}", limit)
-        if login_address_known(username=username, address=address):
-            return [pair]
-        return [pair, (f"login:user:{username}", limit), (f"login:ip:{address}", limit * 5)]
+        username, token = self._username(), login_device_token(self.request)
+        if login_device_known(username=username, token=token):
+            return [(f"login:device:{username}:{login_device_hash(token)[:24]}", limit)]
+        return [(f"login:user:{username}", limit),
+                (f"login:client:{client_key(self.request)}", limit * 5)]  # fmt: skip
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         verdicts = [ratelimit.hit(key, limit=limit, window=LOGIN_WINDOW)
@@ -371,19 +379,37 @@ class LoginView(auth_views.LoginView):
         if not all(v.allowed for v in verdicts):
             wait = max(v.retry_after for v in verdicts)
             response = render(request, "registration/login.html", {
-                "form": self.get_form(), "locked_minutes": max(1, (wait + 59) // 60),
+                "form": self.get_form(), "locked_minutes": max(1, (wait + 59) // 60),  # type: ignore[attr-defined]
                 "next": request.POST.get("next", ""),
             }, status=429)  # fmt: skip
             response["Retry-After"] = str(wait)
             return response
-        return super().post(request, *args, **kwargs)
+        return super().post(request, *args, **kwargs)  # type: ignore[misc]
 
     def form_valid(self, form: Any) -> HttpResponse:
-        response = super().form_valid(form)
-        for key, _ in self._keys():
+        keys = self._keys()
+        response: HttpResponse = super().form_valid(form)  # type: ignore[misc]
+        for key, _ in keys:
             ratelimit.forget(key, window=LOGIN_WINDOW)
-        login_address_remember(user=form.get_user(), address=self._address())
+        login_device_remember(user=form.get_user(), request=self.request, response=response)
         return response
+
+
+class LoginView(ThrottledLoginMixin, auth_views.LoginView):
+    redirect_authenticated_user = True
+
+
+class AdminLoginView(ThrottledLoginMixin, auth_views.LoginView):
+    """Django admin's login (staff only, its own page), throttled like the app's."""
+
+    form_class = AdminAuthenticationForm
+    template_name = "admin/login.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from django.contrib import admin
+
+        return {**super().get_context_data(**kwargs), **admin.site.each_context(self.request),
+                "title": "Log in", "site_header": admin.site.site_header}  # fmt: skip
 
 
 @require_POST
@@ -429,13 +455,44 @@ def email_alerts_save(request: WorkspaceRequest) -> HttpResponse:
     return redirect(reverse(target, kwargs={"slug": request.workspace.slug}) + "#alerts")
 
 
+RESET_WINDOW = 3600
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's reset (the same answer whether or not the address has an
-    account), with a plain-text email and the link's lifetime on the page."""
+    account), with a plain-text email and the link's lifetime on the page.
+
+    Throttled: HIVEMIND_RESET_MAILS_PER_ADDRESS mails an hour to one address
+    (beyond it the page answers as usual and sends nothing, so it tells no one
+    whether the address has an account) and HIVEMIND_RESET_REQUESTS_PER_CLIENT
+    requests an hour from one client (beyond it 429 with Retry-After)."""
 
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
     extra_context = {"timeout_days": settings.PASSWORD_RESET_TIMEOUT // 86400}
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        verdict = ratelimit.hit(f"reset:client:{client_key(request)}",
+                                limit=settings.HIVEMIND_RESET_REQUESTS_PER_CLIENT,
+                                window=RESET_WINDOW)  # fmt: skip
+        if not verdict.allowed:
+            response = render(request, "registration/password_reset_form.html", {
+                "form": self.get_form(), "locked_minutes": max(1, (verdict.retry_after + 59) // 60),
+                **self.extra_context,
+            }, status=429)  # fmt: skip
+            response["Retry-After"] = str(verdict.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        address = form.cleaned_data["email"].strip().lower()
+        digest = hashlib.sha256(f"reset:{address}".encode()).hexdigest()[:24]
+        verdict = ratelimit.hit(f"reset:address:{digest}",
+                                limit=settings.HIVEMIND_RESET_MAILS_PER_ADDRESS,
+                                window=RESET_WINDOW)  # fmt: skip
+        if not verdict.allowed:
+            return redirect(self.get_success_url())  # the usual answer, no mail
+        return super().form_valid(form)
 
 
 @login_required

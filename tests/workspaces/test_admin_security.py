@@ -280,28 +280,84 @@ def test_broker_down_ingest_still_stores_and_the_sweep_catches_up(
 
 
 @pytest.mark.django_db
-def test_guessing_elsewhere_does_not_lock_the_owner_out_of_a_known_address(settings):
+def test_guessing_does_not_lock_the_owner_out_of_a_browser_they_logged_in_from(settings):
     from django.test import Client
 
     settings.HIVEMIND_LOGIN_ATTEMPTS = 3
     make_user("owner", password="right-password-1")
+    # The owner and the attacker share one address (an office NAT, a proxy).
     home = Client(REMOTE_ADDR="10.0.0.2")
     assert (
         home.post("/login/", {"username": "owner", "password": "right-password-1"}).status_code
         == 302
     )
-    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    assert "hm_device" in home.cookies
+    home.post("/logout/")
+    attacker = Client(REMOTE_ADDR="10.0.0.2")
     codes = [attacker.post("/login/", {"username": "owner", "password": "guess"}).status_code
              for _ in range(5)]  # fmt: skip
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
     # Still locked for the attacker, even with the right password...
     assert attacker.post("/login/", {"username": "owner",
                                      "password": "right-password-1"}).status_code == 429  # fmt: skip
-    # ...but not for the owner at home.
-    home = Client(REMOTE_ADDR="10.0.0.2")
+    # ...and for a new browser, with Retry-After saying when...
+    fresh = Client(REMOTE_ADDR="10.0.0.3").post("/login/", {"username": "owner", "password": "x"})
+    assert fresh.status_code == 429 and int(fresh["Retry-After"]) > 0
+    # ...but not for the owner's own browser, at the same address.
     assert (
         home.post("/login/", {"username": "owner", "password": "right-password-1"}).status_code
         == 302
+    )
+    # A forged or copied-from-nowhere cookie is no trust.
+    forged = Client(REMOTE_ADDR="10.0.0.2")
+    forged.cookies["hm_device"] = "not-signed"
+    assert forged.post("/login/", {"username": "owner", "password": "guess"}).status_code == 429
+
+
+@pytest.mark.django_db
+def test_admin_login_is_throttled_like_the_apps(client, settings):
+    settings.HIVEMIND_LOGIN_ATTEMPTS = 3
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    User.objects.create_superuser("root", "root@example.com", "right-password-1")
+    page = client.get("/admin/login/")
+    assert page.status_code == 200 and b"Django administration" in page.content
+    codes = [client.post("/admin/login/", {"username": "root", "password": "wrong"}).status_code
+             for _ in range(6)]  # fmt: skip
+    assert codes[:3] == [200, 200, 200] and set(codes[3:]) == {429}
+    fresh = Client()
+    ok = fresh.post("/admin/login/", {"username": "root", "password": "right-password-1"})
+    assert ok.status_code == 429  # the account is limited from browsers it has not used
+    settings.HIVEMIND_LOGIN_ATTEMPTS = 100
+    ok = fresh.post("/admin/login/?next=/admin/",
+                    {"username": "root", "password": "right-password-1", "next": "/admin/"})  # fmt: skip
+    assert ok.status_code == 302 and fresh.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_password_reset_mail_is_throttled_per_address_and_per_client(settings):
+    from django.core import mail
+    from django.test import Client
+
+    settings.HIVEMIND_RESET_MAILS_PER_ADDRESS = 3
+    settings.HIVEMIND_RESET_REQUESTS_PER_CLIENT = 10
+    make_user("resetme", email="reset.me@example.com")
+    clients = [Client(REMOTE_ADDR=f"10.1.0.{i}") for i in range(10)]
+    answers = [clients[i % 10].post("/password/reset/", {"email": "reset.me@example.com"})
+               for i in range(30)]  # fmt: skip
+    # Every request gets the usual answer (nothing tells whether the address has an
+    # account), and only three mails go out.
+    assert {a.status_code for a in answers} == {302}
+    assert len(mail.outbox) == 3
+    # One client asking for many addresses is stopped too.
+    one = Client(REMOTE_ADDR="10.2.0.1")
+    codes = [one.post("/password/reset/", {"email": f"n{i}@example.com"}).status_code
+             for i in range(12)]  # fmt: skip
+    assert codes[:10] == [302] * 10 and codes[10:] == [429, 429]
+    assert (
+        b"Too many reset requests"
+        in one.post("/password/reset/", {"email": "x@example.com"}).content
     )
 
 
