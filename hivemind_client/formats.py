@@ -561,9 +561,15 @@ def parse(fmt: str, path: Path) -> Parsed:
     if not path.is_file():
         raise FormatError(path, "file", "no such file")
     try:
-        return FORMATS[fmt](path)
+        parsed = FORMATS[fmt](path)
     except RecursionError:
         raise FormatError(path, "top level", "JSON nested too deeply") from None
+    if not parsed.traces and not parsed.hook_payloads:
+        raise FormatError(
+            path, "file", f"no {fmt} trace found in this file; is it a {fmt} file? "
+            "(--format names the format)",
+        )  # fmt: skip
+    return parsed
 
 
 def files_under(paths: list[Path], fmt: str) -> list[Path]:

@@ -3,7 +3,10 @@ files from an agent's machine to Hivemind (standard library only).
 
 The files are read with the same parsers as `manage.py import_traces`
 (`formats.py`). A file is parsed whole before anything is sent, so a corrupt
-file sends nothing and is reported with its line. Traces go to
+file sends nothing and is reported with its line; a file with no trace is an
+error too; and the server checks every trace of a file (`?dry_run=true`) before
+any is stored, so a file with one bad trace sends nothing (all or nothing, like
+`manage.py import_traces`). Traces go to
 POST /api/v1/traces in requests of up to 200; the server validates each trace
 and re-sending a trace updates it, so running the import again after a failure
 sends the same traces and creates nothing twice. Hook logs are replayed to the
@@ -28,7 +31,10 @@ class SendError(Exception):
     pass
 
 
-def _post(url: str, key: str, path: str, body: object, headers: dict | None = None) -> dict:
+def _post(
+    url: str, key: str, path: str, body: object, headers: dict | None = None,
+    ok: tuple[int, ...] = (),
+) -> dict:  # fmt: skip
     request = urllib.request.Request(
         url.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
@@ -38,6 +44,11 @@ def _post(url: str, key: str, path: str, body: object, headers: dict | None = No
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
+        if exc.code in ok:
+            try:
+                return dict(json.loads(exc.read() or b"{}"))
+            except ValueError:
+                pass
         detail = exc.read().decode(errors="replace")[:500]
         raise SendError(f"the server answered {exc.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as exc:
@@ -45,10 +56,28 @@ def _post(url: str, key: str, path: str, body: object, headers: dict | None = No
 
 
 def import_file(url: str, key: str, fmt: str, path: Path) -> tuple[int, int, list[str]]:
-    """Send one file; returns (created, updated, per-trace rejections)."""
+    """Send one file, all or nothing; returns (created, updated, per-trace rejections).
+
+    Every batch is first checked by the server without storing anything
+    (`?dry_run=true`, the same validation as a real send); if any trace is
+    rejected, nothing of the file is sent and the rejections are returned. Then
+    the batches are sent for real. (A network failure between two real batches
+    leaves the earlier ones stored; sending the file again completes it, and
+    creates nothing twice.)"""
     parsed = parse(fmt, path)
-    created = updated = 0
     rejected: list[str] = []
+    batches = [parsed.traces[i : i + BATCH] for i in range(0, len(parsed.traces), BATCH)]
+    for number, batch in enumerate(batches):
+        answer = _post(url, key, "/api/v1/traces?dry_run=true", {"traces": batch}, ok=(422,))
+        if not answer.get("dry_run"):
+            raise SendError("the server does not check batches (?dry_run); upgrade it first")
+        for item in answer.get("results", []):
+            if item.get("status") == "rejected":
+                where = number * BATCH + int(item.get("index", 0))
+                rejected.append(f"trace {where}: {item.get('detail', '')}")
+    if rejected:
+        return 0, 0, rejected
+    created = updated = 0
     for payload in parsed.hook_payloads:
         event = (
             "import-"
@@ -56,13 +85,10 @@ def import_file(url: str, key: str, fmt: str, path: Path) -> tuple[int, int, lis
         )
         _post(url, key, "/api/v1/hooks/claude-code", payload, {"X-Hivemind-Event-Id": event})
         updated += 1
-    for start in range(0, len(parsed.traces), BATCH):
-        answer = _post(url, key, "/api/v1/traces", {"traces": parsed.traces[start : start + BATCH]})
+    for batch in batches:
+        answer = _post(url, key, "/api/v1/traces", {"traces": batch})
         created += int(answer.get("created", 0))
         updated += int(answer.get("updated", 0))
-        for item in answer.get("results", []):
-            if item.get("status") == "rejected":
-                rejected.append(f"trace {start + item.get('index', 0)}: {item.get('detail', '')}")
     return created, updated, rejected
 
 
@@ -80,8 +106,12 @@ def main(url: str, key: str, fmt: str, paths: list[Path]) -> int:
             failed += 1
             print(f"{prefix}: not imported: {exc}", file=sys.stderr)
             continue
-        print(f"{prefix}: {created} created, {updated} updated")
-        for line in rejected:
+        if rejected:
             failed += 1
-            print(f"{prefix}: rejected {line}", file=sys.stderr)
+            print(f"{prefix}: not imported (nothing of it was sent): {len(rejected)} "
+                  "trace(s) rejected", file=sys.stderr)  # fmt: skip
+            for line in rejected:
+                print(f"{prefix}: rejected {line}", file=sys.stderr)
+            continue
+        print(f"{prefix}: {created} created, {updated} updated")
     return 1 if failed else 0

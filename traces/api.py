@@ -19,7 +19,7 @@ from workspaces.textsafety import MAX_JSON_DEPTH, json_too_deep
 from .body import read_body
 from .claude_code import hook_ingest
 from .schemas import OutcomeIn, OutcomeOut, TraceBatchIn, TraceBatchOut
-from .services import capture_policy_get, outcome_record, trace_ingest_batch
+from .services import capture_policy_get, outcome_record, trace_batch_check, trace_ingest_batch
 
 router = Router(tags=["traces"])
 
@@ -75,10 +75,19 @@ def traces_ingest(request: ApiRequest) -> Status:
     `updated` or `rejected` with the reason and the offending fields. 200 when all
     were stored, 207 when some were rejected, 422 when none could be stored.
     Header `X-Hivemind-Capture: off` asks that nothing from this request be stored
-    (202, every trace `skipped`). PII is redacted before anything is stored.
+    (202, every trace `skipped`). `?dry_run=true` validates and stores nothing:
+    each trace `valid` or `rejected` (200, or 422 if any is rejected). PII is
+    redacted before anything is stored.
     """
     workspace = request.auth.workspace
     items = _batch_items(read_json_body(request))
+    if request.GET.get("dry_run", "").lower() in {"1", "true", "yes"}:
+        checked = trace_batch_check(items=items)
+        rejected = checked.count("rejected")
+        return Status(200 if not rejected else 422, {
+            "created": 0, "updated": 0, "rejected": rejected, "dry_run": True,
+            "results": [r.__dict__ for r in checked.results],
+        })  # fmt: skip
     if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
         capture_policy_get(workspace=workspace)
         return Status(202, _skipped(items))

@@ -168,7 +168,7 @@ class TraceBatchIn(BaseModel):
 class TraceResultOut(Schema):
     index: int = Field(..., description="Position of the trace in the request.")
     external_id: str | None
-    status: Literal["created", "updated", "rejected", "skipped"]
+    status: Literal["created", "updated", "rejected", "skipped", "valid"]
     detail: str = ""
     errors: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -177,6 +177,7 @@ class TraceBatchOut(Schema):
     created: int
     updated: int
     rejected: int
+    dry_run: bool = Field(False, description="True when nothing was stored (?dry_run=true).")
     results: list[TraceResultOut]
 
 

@@ -86,6 +86,27 @@ def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult
     return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
 
 
+def trace_batch_check(*, items: list[Any]) -> BatchResult:
+    """What `trace_ingest_batch` would accept and reject, writing nothing: each
+    trace is `valid` or `rejected` with the same reasons. Lets an importer send a
+    file all or nothing (hivemind_client/importer.py)."""
+    if len(items) > settings.HIVEMIND_MAX_TRACES_PER_BATCH:
+        raise InvalidInput(
+            f"Batch has {len(items)} traces; the limit is "
+            f"{settings.HIVEMIND_MAX_TRACES_PER_BATCH}. Split it into smaller batches."
+        )
+    results: list[ItemResult] = []
+    seen: set[str] = set()
+    for position, item in enumerate(items):
+        outcome = _validate_item(position, item, seen)
+        if isinstance(outcome, ItemResult):
+            results.append(outcome)
+            continue
+        seen.add(outcome.external_id)
+        results.append(ItemResult(position, outcome.external_id, "valid", ""))
+    return BatchResult(results=results, trace_ids=[])
+
+
 def _after_commit_analyse(workspace_id: int, trace_ids: list[int]) -> None:
     """Queue the next stages for stored traces: failure analysis and rollups.
 

@@ -121,3 +121,57 @@ def test_the_client_sends_a_file_over_http(live_server, tmp_path):
     assert Trace.objects.filter(workspace=workspace).count() == 1
     (tmp_path / "bad.json").write_text("[")
     assert client_import(live_server.url, key, "intercode", [tmp_path / "bad.json"]) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_sends_a_file_all_or_nothing(live_server, tmp_path, capsys):
+    from hivemind_client.importer import main as client_import
+    from tests.factories import make_key, make_user, make_workspace, trace_payload
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="All or nothing", owner=make_user("all-or-nothing"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    good = [trace_payload(f"good-{i}") for i in range(250)]  # two batches of the client's
+    bad = {**trace_payload("bad-1"), "status": "exploded"}
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps({"traces": [*good[:210], bad, *good[210:]]}))
+    assert client_import(live_server.url, key, "native", [path]) == 1
+    err = capsys.readouterr().err
+    assert "nothing of it was sent" in err and "trace 210" in err
+    assert not Trace.objects.filter(workspace=workspace).exists()
+    path.write_text(json.dumps({"traces": good}))
+    assert client_import(live_server.url, key, "native", [path]) == 0
+    assert Trace.objects.filter(workspace=workspace).count() == 250
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "content"),
+    [
+        ("claude-transcript", "chat.jsonl", {"messages": [], "title": "not a run"}),
+        ("claude-transcript", "settings.jsonl", {"theme": "dark"}),
+        ("native", "empty.json", {"traces": []}),
+    ],
+)
+def test_a_file_with_no_trace_is_an_error_not_zero_traces(tenant, tmp_path, capsys, fmt, name,
+                                                          content):  # fmt: skip
+    from hivemind_client.formats import FormatError, parse
+
+    path = tmp_path / name
+    path.write_text(json.dumps(content) + "\n")
+    with pytest.raises(FormatError, match="no .* trace found in this file"):
+        parse(fmt, path)
+    with pytest.raises(SystemExit) as exit_:
+        call_command("import_traces", str(path), workspace=tenant.workspace.slug, fmt=fmt)
+    assert exit_.value.code == 1
+    assert "no " + fmt in capsys.readouterr().err
+
+
+def test_dry_run_checks_a_batch_and_stores_nothing(client, tenant):
+    from tests.factories import trace_payload
+
+    body = {"traces": [trace_payload("dry-1"), {**trace_payload("dry-2"), "status": "nope"}]}
+    answer = client.post("/api/v1/traces?dry_run=true", json.dumps(body),
+                         content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert answer.status_code == 422 and answer.json()["dry_run"] is True
+    assert [r["status"] for r in answer.json()["results"]] == ["valid", "rejected"]
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
