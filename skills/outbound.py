@@ -96,9 +96,40 @@ def _addresses(host: str, port: int) -> list[Address]:
     return addresses
 
 
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_ISATAP_MARKERS = (0x00005EFE, 0x02005EFE)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, in every form that routes to
+    them: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64
+    (64:ff9b::/96 and 64:ff9b:1::/48), 6to4 (2002::/16), Teredo (2001::/32,
+    server and client) and ISATAP (…:5efe:a.b.c.d)."""
+    found: list[ipaddress.IPv4Address] = []
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # not :: or ::1 (checked as IPv6)
+        found.append(low32)
+    if any(address in net for net in _NAT64):
+        found.append(low32)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if (int(address) >> 32) & 0xFFFFFFFF in _ISATAP_MARKERS:
+        found.append(low32)
+    return found
+
+
 def _public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner and not all(_public(v4) for v4 in inner):
+            return False
+        if address.ipv4_mapped is not None or any(address in net for net in _NAT64):
+            return True  # the IPv4 address it reaches is public
     return address.is_global and not address.is_multicast
 
 

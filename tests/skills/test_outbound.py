@@ -54,6 +54,16 @@ REFUSED = [
     "http://192.168.0.10/hook",
     "http://nat.example.com/hook",
     "http://[::ffff:127.0.0.1]/hook",
+    # IPv6 forms that carry an internal IPv4 address.
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible
+    "http://[64:ff9b::127.0.0.1]/hook",  # NAT64
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a00:5]/hook",  # local-use NAT64 of 10.0.0.5
+    "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+    "http://[2002:a00:5::1]/hook",  # 6to4 of 10.0.0.5
+    "http://[2001:0:a00:5::ffff:ffff]/hook",  # Teredo, server 10.0.0.5
+    "http://[fe80::5efe:a00:5]/hook",  # ISATAP (link-local anyway)
+    "http://[2001:db8::5efe:a00:5]/hook",  # ISATAP interface id of 10.0.0.5
     "ftp://hooks.example.com/hook",
     "file:///etc/passwd",
     "http://user:pw@hooks.example.com/hook",
@@ -128,3 +138,25 @@ def test_delivery_to_a_refused_address_fails_with_a_reason_and_no_retry(tenant):
                                               payload={"skill": "x"})  # fmt: skip
     delivery = webhook_deliver(delivery_id=delivery.pk)  # returns: no DeliveryFailed, no retry
     assert delivery.state == "failed" and delivery.error.startswith("Refused:")
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::5db8:d70e", "2002:5db8:d70e::1", "2606:4700:4700::1111"]
+)
+def test_ipv6_forms_of_public_addresses_are_accepted(address, no_network):
+    # NAT64 and 6to4 of 93.184.215.14, and a plain public IPv6 address.
+    assert outbound.check_url(f"https://[{address}]/hook").address == address
+
+
+def test_every_embedded_form_is_found():
+    import ipaddress
+
+    def inner(text: str) -> set[str]:
+        return {str(a) for a in outbound.embedded_ipv4(ipaddress.IPv6Address(text))}
+
+    assert inner("::ffff:10.0.0.5") == {"10.0.0.5"}
+    assert inner("::10.0.0.5") == {"10.0.0.5"}
+    assert inner("64:ff9b::10.0.0.5") == {"10.0.0.5"}
+    assert inner("2002:a00:5::") == {"10.0.0.5"}
+    assert "10.0.0.5" in inner("2001:0:a00:5::ffff:ffff")
+    assert inner("2606:4700:4700::1111") == set()
