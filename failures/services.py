@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 # Two runs of one workspace never interleave their writes (pg_advisory_xact_lock key).
 CLUSTER_LOCK = 0x434C55
+# Two rewrites of one workspace's daily mode counts never interleave (they delete
+# and re-insert the same keys: interleaved, the second insert hit a duplicate key).
+DAILY_LOCK = 0x444159
 # A queued or running re-cluster older than this lost its message or its worker
 # (the task's hard time limit is 1,900 s).
 RUN_LOST_AFTER = timedelta(minutes=40)
@@ -260,6 +263,8 @@ _MODE_DAILY_SQL = f"""
     FROM {_INCIDENTS} i JOIN {Trace._meta.db_table} t ON t.id = i.trace_id
     WHERE {{where}}
     GROUP BY 1, 2, 3, 4
+    ON CONFLICT (failure_mode_id, day, agent)
+    DO UPDATE SET incidents = EXCLUDED.incidents, traces = EXCLUDED.traces
 """
 
 
@@ -280,7 +285,8 @@ def mode_daily_counts_refresh(
     else:
         scopes = list(Workspace.objects.values_list("pk", flat=True))
     with transaction.atomic(), connection.cursor() as cursor:
-        for ws in scopes:
+        for ws in sorted(scopes):  # one lock order: no deadlock between two refreshes
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DAILY_LOCK, ws])
             day = retention_cutoff(workspace_id=ws).date()
             where = "workspace_id = %s AND day >= %s"
             params: list[Any] = [ws, day]

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
@@ -83,14 +83,19 @@ def redact_logs(logger: logging.Logger, **kwargs: object) -> None:
     install(logger)
 
 
-# The retry policy of the apps' tasks: a transient database or connection error
-# is retried with backoff (up to 5 minutes apart), and a task is acknowledged
-# only after it ran, so a worker killed mid-task leaves it to be redelivered.
+# The retry policy of every task of the apps: a transient database or connection
+# error (the database restarting, a connection it closed) is retried with a
+# jittered backoff up to 5 minutes apart, 12 times (about half an hour of
+# outage); a task is acknowledged only after it ran, so a worker killed mid-task
+# leaves it to be redelivered. Work that still did not run is found again by the
+# periodic sweeps (analysis, embedding, rollups, drafting jobs, deliveries).
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError)
 TASK_RETRY = {
-    "autoretry_for": (OperationalError, ConnectionError),
+    "autoretry_for": TRANSIENT_ERRORS,
     "retry_backoff": True,
     "retry_backoff_max": 300,
-    "max_retries": 8,
+    "retry_jitter": True,
+    "max_retries": 12,
     "acks_late": True,
 }
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
+
+from hivemind_web.celery import TASK_RETRY
 
 from .services import rollups_refresh_for_traces
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8, acks_late=True)
+@shared_task(**TASK_RETRY)
 def refresh_rollups(trace_ids: list[int]) -> int:
     """Named so ingest can trigger it without importing metrics."""
     rollups_refresh_for_traces(trace_ids=trace_ids)
@@ -17,8 +18,7 @@ def refresh_rollups(trace_ids: list[int]) -> int:
 
 
 @shared_task(
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8, acks_late=True,
-    soft_time_limit=1200, time_limit=1300,
+    **TASK_RETRY, soft_time_limit=1200, time_limit=1300,
 )  # fmt: skip
 def sweep_rollups() -> int:
     """Periodic: rollups of traces whose refresh message was lost."""
@@ -27,7 +27,7 @@ def sweep_rollups() -> int:
     return rollups_sweep()
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=8, acks_late=True)
+@shared_task(**TASK_RETRY)
 def refresh_trials(workspace_id: int | None = None) -> int:
     """Trial rollups and verdicts; named so the failures app can trigger it after
     incidents change modes. Also periodic (beat)."""

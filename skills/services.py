@@ -7,8 +7,9 @@ import logging
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.utils import timezone
 
 from failures.models import FailureMode, ModeStatus
 from failures.selectors import mode_incidents_nearest
@@ -102,7 +103,7 @@ def distillation_run(*, job_id: int) -> DistillationJob:
     that already finished is returned as it is."""
     claimed = DistillationJob.objects.filter(
         pk=job_id, state__in=[JobState.QUEUED, JobState.DRAFTING]
-    ).update(state=JobState.DRAFTING)
+    ).update(state=JobState.DRAFTING, updated_at=timezone.now())  # sweep_jobs reads it
     job = DistillationJob.objects.select_related("failure_mode").get(pk=job_id)
     if not claimed:
         return job
@@ -110,6 +111,10 @@ def distillation_run(*, job_id: int) -> DistillationJob:
         version, draft = _draft_and_store(job)
     except distill.DistillError as exc:
         return _finish(job, JobState.FAILED, detail=str(exc))
+    except (OperationalError, InterfaceError):
+        # The database went away: not the job's fault. It stays "drafting" and the
+        # task retries it (then skills.tasks.sweep_jobs resends it) until it runs.
+        raise
     except Exception as exc:  # a bug must still end the job visibly, not leave it "drafting"
         logger.exception("distillation job %s failed", job_id)
         return _finish(job, JobState.FAILED, detail=f"Internal error: {type(exc).__name__}")

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
+
+from hivemind_web.celery import TASK_RETRY, TRANSIENT_ERRORS
 
 from . import services
 
 
 @shared_task(
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
-    soft_time_limit=600, time_limit=660,
+    **TASK_RETRY, soft_time_limit=600, time_limit=660,
 )  # fmt: skip
 def distill_mode(job_id: int) -> str:
     return services.distillation_run(job_id=job_id).state
 
 
 @shared_task(
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
-    soft_time_limit=300, time_limit=330,
+    **TASK_RETRY, soft_time_limit=300, time_limit=330,
 )  # fmt: skip
 def distill_due(workspace_id: int) -> int:
     """Named so traces can trigger it without importing skills (apps import downward)."""
@@ -39,23 +38,27 @@ def deliver_webhook(self, delivery_id: int) -> str:  # type: ignore[no-untyped-d
 
 
 @shared_task(
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
-    soft_time_limit=300, time_limit=330,
+    **TASK_RETRY, soft_time_limit=300, time_limit=330,
 )  # fmt: skip
 def sweep_jobs() -> int:
     """Resend distillation jobs and webhook deliveries whose message was lost (the
     broker was down when they were queued). Both tasks are idempotent."""
     from datetime import timedelta
 
+    from django.db.models import Q
     from django.utils import timezone
 
     from .models import DistillationJob, JobState, WebhookDelivery
 
     stale = timezone.now() - timedelta(minutes=5)
+    # A job left "drafting" longer than the task may run lost its worker or ran out
+    # of retries while the database was away: it is sent again (drafting is idempotent).
+    stuck = timezone.now() - timedelta(minutes=15)
     jobs = list(
-        DistillationJob.objects.filter(state=JobState.QUEUED, created_at__lt=stale).values_list(
-            "pk", flat=True
-        )
+        DistillationJob.objects.filter(
+            Q(state=JobState.QUEUED, created_at__lt=stale)
+            | Q(state=JobState.DRAFTING, updated_at__lt=stuck)
+        ).values_list("pk", flat=True)
     )
     for pk in jobs:
         distill_mode.delay(pk)
@@ -69,7 +72,7 @@ def sweep_jobs() -> int:
 
 
 @shared_task(
-    autoretry_for=(OSError, OperationalError), retry_backoff=True, max_retries=5, acks_late=True,
+    **{**TASK_RETRY, "autoretry_for": (*TRANSIENT_ERRORS, OSError)},  # SMTP errors too
     soft_time_limit=60, time_limit=90,
 )  # fmt: skip
 def email_alert(workspace_id: int, event: str, text: str) -> int:
@@ -79,8 +82,7 @@ def email_alert(workspace_id: int, event: str, text: str) -> int:
 
 
 @shared_task(
-    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5, acks_late=True,
-    soft_time_limit=300, time_limit=330,
+    **TASK_RETRY, soft_time_limit=300, time_limit=330,
 )  # fmt: skip
 def alerts_sweep() -> int:
     """New failure modes, jumps and harmful trials, in every workspace (beat)."""

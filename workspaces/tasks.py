@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
+
+from hivemind_web.celery import TASK_RETRY
 
 from .ratelimit import sweep
 
 
 @shared_task(
-    autoretry_for=(OperationalError, ConnectionError), retry_backoff=True, max_retries=8,
-    acks_late=True, soft_time_limit=300, time_limit=330,
+    **TASK_RETRY, soft_time_limit=300, time_limit=330,
 )  # fmt: skip
 def sweep_rate_windows() -> int:
     """Drop rate-limit windows that have ended (they only grow otherwise)."""
