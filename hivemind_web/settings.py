@@ -169,7 +169,9 @@ WHITENOISE_USE_FINDERS = env.bool("HIVEMIND_STATIC_FROM_FINDERS", default=not ST
 # data dir (a unix socket, no port, no service to install; see
 # hivemind_web/embedded_broker.py). Work is never run inline in a web request
 # unless HIVEMIND_TASKS_EAGER is set (the test suite sets it).
-EMBEDDED_BROKER_SOCKET = DATA_DIR / "redis" / "redis.sock"
+EMBEDDED_BROKER_SOCKET = Path(
+    env.str("HIVEMIND_BROKER_SOCKET", default=str(DATA_DIR / "redis" / "redis.sock"))
+)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or (
     f"redis+socket://{EMBEDDED_BROKER_SOCKET}"
 )

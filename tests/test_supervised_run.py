@@ -1,0 +1,112 @@
+"""`make run`'s supervisor brings the service back on its own.
+
+The real `python -m hivemind_web.run` (web, worker, beat, embedded Redis) on
+the test database. The Celery worker and the broker are killed with SIGKILL:
+ingest still answers and stores at once, the supervisor restarts both, and a
+trace sent afterwards is analysed (its incidents appear) with no one touching
+anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from failures.models import Incident
+from tests.factories import make_key, make_user, make_workspace, trace_payload
+from tests.test_resilience import ROOT, _free_port, _get, _post_json
+from traces.models import Trace
+from workspaces.models import Scope
+
+STARTUP = 240.0  # seconds: a liveness bound for a busy 2-core machine
+
+
+def _wait(what: str, check, timeout: float):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def _child(supervisor: psutil.Process, *words: str) -> psutil.Process:
+    for child in supervisor.children():
+        line = " ".join(child.cmdline())
+        if all(w in line for w in words):
+            return child
+    raise AssertionError(f"no child running {words}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_killed_worker_and_broker_come_back_and_ingest_never_stops():
+    workspace = make_workspace(name="Supervised", owner=make_user("supervised-admin"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    directory = Path(tempfile.mkdtemp(prefix="hm-", dir="/tmp"))  # short: socket paths
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"},
+        "HIVEMIND_DATA_DIR": str(settings.DATA_DIR),
+        "HIVEMIND_DB_NAME": connection.settings_dict["NAME"],
+        "HIVEMIND_BROKER_SOCKET": str(directory / "redis.sock"),
+        "HIVEMIND_TASKS_EAGER": "0", "DJANGO_SETTINGS_MODULE": "hivemind_web.settings",
+    }  # fmt: skip
+    log = open(directory / "run.log", "wb")  # noqa: SIM115 - closed in finally
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hivemind_web.run", "--no-demo", f"--port={port}",
+         "--web-workers=1", "--concurrency=1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait("the service", lambda: json.loads(_get(f"{url}/healthz")[1]).get("broker") == "ok",
+              STARTUP)  # fmt: skip
+        supervisor = psutil.Process(run.pid)
+        _child(supervisor, "celery", "worker").send_signal(signal.SIGKILL)
+        _child(supervisor, "redis-server").send_signal(signal.SIGKILL)
+        # Ingest answers and stores while both are down.
+        status, body = _post_json(f"{url}/api/v1/traces", {"traces": [trace_payload("down-1")]},
+                                  key)  # fmt: skip
+        assert status == 200, body
+        assert Trace.objects.filter(workspace=workspace, external_id="down-1").exists()
+        # Both come back without anyone touching them...
+        _wait("the broker", lambda: json.loads(_get(f"{url}/healthz")[1])["broker"] == "ok", 120)
+        _child(supervisor, "celery", "worker")
+        # ...and a trace sent now is analysed by the restarted worker.
+        time.sleep(11)  # the web process leaves a failed broker alone for 10 s
+
+        def analysed() -> bool:
+            status, _ = _post_json(f"{url}/api/v1/traces",
+                                   {"traces": [trace_payload("back-1")]}, key)  # fmt: skip
+            assert status == 200
+            return Incident.objects.filter(
+                workspace=workspace, trace__external_id="back-1"
+            ).exists()
+
+        _wait("analysis after the restart", analysed, STARTUP)
+        text = (directory / "run.log").read_text(errors="replace")
+        assert "worker exited with -9" in text and "broker exited with -9" in text
+    finally:
+        run.send_signal(signal.SIGTERM)
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)
