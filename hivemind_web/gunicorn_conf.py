@@ -4,6 +4,10 @@
   line over `limit_request_line`: 414; bad headers: 400; too many headers:
   431), are JSON like every other error a program gets here, not gunicorn's
   HTML page (`_write_json_error`).
+- Every database query a request makes is cancelled after 60 s
+  (`HIVEMIND_WEB_STATEMENT_TIMEOUT_MS`), so no request holds its thread on a
+  runaway query; other waits have their own bounds (the broker 0.5 s, an MCP
+  tool 30 s, model and webhook calls their timeouts).
 - The access log writes the method, the URL *route* (`/api/v1/traces/<external_id>/outcome`,
   not the id itself), status, size and time: never a query string (search
   words, a task), an id from a path or a referer. Error-log lines pass the
@@ -13,12 +17,16 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from typing import Any
 
 from gunicorn import glogging, util
 
 logger_class = "hivemind_web.gunicorn_conf.RedactingLogger"
+# Every query of a web request has a deadline (settings.py); the workers, which
+# load the app after this file, inherit it.
+os.environ.setdefault("HIVEMIND_WEB_STATEMENT_TIMEOUT_MS", "60000")
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 

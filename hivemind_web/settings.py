@@ -111,6 +111,15 @@ else:
 # API requests themselves (bench/skills_api.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("HIVEMIND_DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A deadline for every query a web request makes (gunicorn_conf.py sets it for the
+# web server only; workers' clustering and purges may run longer): a query that
+# runs away is cancelled and the request answers an error instead of holding a thread.
+_STATEMENT_TIMEOUT_MS = env.int("HIVEMIND_WEB_STATEMENT_TIMEOUT_MS", default=0)
+if _STATEMENT_TIMEOUT_MS:
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = (
+        _options.get("options", "") + f" -c statement_timeout={_STATEMENT_TIMEOUT_MS}"
+    ).strip()
 DATABASES["default"].setdefault("TEST", {})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
