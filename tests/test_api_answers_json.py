@@ -108,3 +108,38 @@ def test_unknown_paths_get_json_under_the_api_and_a_page_elsewhere(client):
 def test_a_form_body_to_the_api_is_a_415_that_says_what_to_send(client, tenant):
     response = client.post("/api/v1/traces", {"traces": "x"}, headers=tenant.api_headers())
     assert response.status_code == 415 and "application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("put", "/api/v1/traces"),
+        ("delete", "/api/v1/skills"),
+        ("get", "/v1/traces"),
+        ("get", "/mcp"),
+        ("delete", "/mcp"),
+        ("patch", "/.well-known/agent-skills/index.json"),
+        ("post", "/healthz"),
+    ],
+)
+def test_a_wrong_method_is_answered_in_json(method, path):
+    response = getattr(Client(), method)(path)
+    assert response.status_code == 405, (method, path)
+    assert response["Content-Type"].startswith("application/json"), (method, path)
+    assert "detail" in response.json() or "error" in response.json()
+
+
+def test_mcp_refuses_what_is_not_a_json_rpc_message_in_json(tenant):
+    headers = tenant.api_headers()
+    multipart = Client().post("/mcp", "--x\r\nbroken", headers=headers,
+                              content_type="multipart/form-data; boundary=x")  # fmt: skip
+    assert multipart.status_code == 415 and multipart.json()["error"]["code"] == -32700
+    anonymous = Client().post("/mcp", "{}", content_type="application/json")
+    assert anonymous.status_code == 401 and anonymous["Content-Type"] == "application/json"
+
+
+def test_a_body_over_the_limit_is_413_json_on_mcp(tenant, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    big = Client().post("/mcp", "{" + " " * 500 + "}", content_type="application/json",
+                        headers=tenant.api_headers())  # fmt: skip
+    assert big.status_code == 413 and big["Content-Type"] == "application/json"
