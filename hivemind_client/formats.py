@@ -26,6 +26,12 @@ Formats (`FORMATS`):
   are errors, API error turns are error steps, no outcome (status unknown).
 - `claude-hooks`: hook-log files (a JSON array or JSONL of hook payloads); these
   are replayed through the hook endpoint, not converted here.
+- `ag2-chat`: an AG2 (AutoGen) group chat saved as `{"question", "history":
+  [{"content", "role", "name"}], "is_correct"?}` (the Who&When logs): one step
+  per message, in order (step i is message i); the code executor's replies
+  (`Computer_terminal`) are tool calls whose error is a non-zero `exitcode`;
+  success when `is_correct` is true, failed when false. Any other fields of the
+  file (labels a benchmark keeps beside a run) are not read.
 
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
@@ -318,6 +324,47 @@ def _tau2_bench(path: Path) -> Parsed:
     return parsed
 
 
+# --- AG2 group chats ------------------------------------------------------------
+
+_EXITCODE = re.compile(r"^\s*exitcode:\s*(-?\d+)")
+_CODE_BLOCK = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.S)
+EXECUTOR = "Computer_terminal"
+
+
+def _ag2_chat(path: Path) -> Parsed:
+    data = _need(path, "top level", _read_json(path), dict, 'an object with "history"')
+    history = _need(path, "history", data.get("history"), list, '"history", a list of messages')
+    steps: list[dict[str, Any]] = []
+    previous = ""
+    for position, message in enumerate(history):
+        where = f"history[{position}]"
+        _need(path, where, message, dict, "a message object")
+        name = str(message.get("name") or message.get("role") or "")[:200]
+        content = _text(message.get("content"))
+        if name == EXECUTOR:
+            code = "\n".join(_CODE_BLOCK.findall(previous))
+            step: dict[str, Any] = {"kind": "tool_call", "name": EXECUTOR,
+                                    "input": {"code": _text(code)} if code else {},
+                                    "output": content}  # fmt: skip
+            exit_code = _EXITCODE.match(content)
+            if exit_code and exit_code.group(1) != "0":
+                step["error"] = content
+            steps.append(step)
+        else:
+            steps.append({"kind": "assistant_message", "name": name, "output": content})
+        previous = content
+    correct = data.get("is_correct")
+    question = _text(data.get("question"), 100_000)
+    key = str(data.get("question_ID") or _digest(question))
+    return Parsed(traces=[{
+        "external_id": f"ag2-{path.stem}-{key}"[:200], "agent": "ag2-group-chat",
+        "task": question, "session_id": key[:200],
+        "status": "succeeded" if correct is True else "failed" if correct is False else "unknown",
+        "metadata": {"question_id": key, "level": str(data.get("level") or "")},
+        "steps": steps,
+    }] if steps else [])  # fmt: skip
+
+
 # --- InterCode ----------------------------------------------------------------
 
 _TURNS = re.compile(r"_\d+_turns(?:_fs_\d+)?$")
@@ -551,6 +598,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "swe-agent": _swe_agent,
     "claude-transcript": _claude_transcript,
     "claude-hooks": _claude_hooks,
+    "ag2-chat": _ag2_chat,
 }
 
 

@@ -303,6 +303,20 @@ def _dash_before_word(whole: str, start: int, end: int) -> bool:
     return ok_before() and ok_after()
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Kinds whose digit groups can sit inside a UUID ("8f80e01c-1296-4371-9486-…" holds
+# a phone-shaped "1296-4371-9486"): a match inside a UUID is part of an identifier.
+_NOT_IN_UUID = {"PHONE", "SSN", "CREDIT_CARD"}
+
+
+def _inside_uuid(whole: str, start: int, end: int) -> bool:
+    offset = max(0, start - 36)
+    for match in _UUID.finditer(whole, offset, min(len(whole), end + 36)):
+        if match.start() <= start and end <= match.end():
+            return True
+    return False
+
+
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
@@ -512,6 +526,8 @@ class Redactor:
             )
             if touches and not (kind in _DIGIT_KINDS and _dash_before_word(whole, start, end)):
                 return None
+        if kind in _NOT_IN_UUID and "-" in whole and _inside_uuid(whole, start, end):
+            return None
         placeholder = self.placeholders[kind]
         if kind == "SECRET":
             return self._secret(text, start, end, placeholder, pseudonymise)

@@ -1,0 +1,340 @@
+"""Is the diagnosis *right*? Incidents measured against labels, beside trivial references.
+
+    python bench/truth.py            # every labelled run
+    python bench/truth.py --quick    # the same runs (they are few); well under 90 s
+
+Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA):
+
+- **Who&When** (`who_and_when/`, 126 failed AG2 group chats): a person labelled
+  the step where each run went wrong (`mistake_step`). Imported with the
+  product's `ag2-chat` importer (which never reads the labels), diagnosed by
+  the offline diagnoser (the service the worker runs). A run's *named step* is
+  the step of its most confident incident. Measured: `coverage` (runs with a
+  named step), `step_exact` and `step_pm1` (named step equal to, or within one
+  of, the label, over all runs: a run with no named step counts as wrong), and
+  `precision_pm1` (within one, over the runs with a named step). References in
+  the same run: the first step, the last step, the first step with an error,
+  and a random step (its expected value over a uniform choice).
+- **tau2-bench dev** (`tau2-bench_sierra_gpt-4.1/`, 160 runs, 44 failed): each
+  simulation's `reward_info.action_checks` lists the calls the task expected
+  and whether each was matched. Only this bench reads them. For a failed run
+  the *culprit* is the first state-changing call of the agent (not a read:
+  get/find/list/search/calculate/check…; not the simulated user's `user.*`)
+  that matches no expected call (tool and arguments), and the *missing* calls
+  are expected state-changing calls that no call of the run matches. The run is
+  `named` when one of its incidents is at the culprit's step, or is about a
+  missing call (its tool). A `false incident` is one at a step where the run
+  did what was expected (an agent call equal to an expected one) or at a
+  simulated user's call. References: the first state-changing call, the last
+  one, the last tool call. `named_with_success` restricts to failed runs whose
+  task has a successful run in the set (the issue's target population).
+  `discrimination` = failed runs with an incident − successful runs that get
+  one when judged as failed (bench/diagnosis.py's leave-one-out check).
+
+Every figure is printed for both halves of each set, split by a hash of the
+task id: `tune` (where any threshold would be chosen) and `measure` (reported).
+Nothing in the diagnoser is tuned on this bench yet; the halves are shown so
+that, once something is, the measure half stays honest. One RESULT line per
+set, on the measure half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVDATA = Path(os.environ.get("HIVEMIND_DEVDATA", ROOT.parent / "shared" / "devdata"))
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
+
+WHO = DEVDATA / "who_and_when" / "Who&When" / "Algorithm-Generated"
+TAU2 = DEVDATA / "tau2-bench_sierra_gpt-4.1"
+READ_LIKE = re.compile(
+    r"^(get|find|list|search|calculate|check|lookup|look_up|view|show|fetch|describe|verify|"
+    r"query|read)", re.I,
+)  # fmt: skip
+
+
+def half(task_id: str) -> str:
+    """`tune` or `measure`, by a hash of the task id (stable across runs and machines)."""
+    return "tune" if hashlib.sha256(task_id.encode()).digest()[0] % 2 == 0 else "measure"
+
+
+def _pct(part: float, whole: float) -> str:
+    return "n/a" if not whole else f"{part / whole:.3f}"
+
+
+# --- Who&When -----------------------------------------------------------------------------
+
+
+def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    from failures.mining import traces_diagnose
+    from failures.models import Incident
+    from traces.importing import traces_import_file
+    from traces.models import Step, Trace
+
+    labels: dict[str, tuple[int, str]] = {}
+    for path in sorted(WHO.glob("*.json"), key=lambda p: int(p.stem)):
+        result = traces_import_file(workspace=workspace, fmt="ag2-chat", path=path)
+        if not result.ok:
+            raise SystemExit(f"{path}: {result.error}")
+        raw = json.loads(path.read_text())
+        task_id = str(raw.get("question_ID") or path.stem)
+        labels[f"ag2-{path.stem}-{task_id}"[:200]] = (int(raw["mistake_step"]), task_id)
+    traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
+    traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
+    named: dict[int, int] = {}
+    for trace_id, step, confidence in (
+        Incident.objects.filter(workspace=workspace).exclude(kind="recovered")
+        .exclude(step_index__lt=0).order_by("trace_id", "-confidence", "step_index")
+        .values_list("trace_id", "step_index", "confidence")
+    ):  # fmt: skip
+        named.setdefault(trace_id, step)
+    steps: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for trace_id, index, error, kind in Step.objects.filter(trace__workspace=workspace).values_list(
+        "trace_id", "index", "error", "kind"
+    ):
+        steps[trace_id].append((index, bool(error) or kind == "error"))
+    rng = random.Random(7)
+    halves: dict[str, dict[str, Any]] = {}
+    for external_id, (label, task_id) in labels.items():
+        trace_id = traces[external_id]
+        indices = sorted(i for i, _ in steps[trace_id])
+        n = len(indices)
+        first_error = next((i for i, e in sorted(steps[trace_id]) if e), None)
+        h = halves.setdefault(half(task_id), defaultdict(float))
+        h["runs"] += 1
+        guess = named.get(trace_id)
+        if guess is not None:
+            h["covered"] += 1
+            h["exact"] += guess == label
+            h["pm1"] += abs(guess - label) <= 1
+        for ref, step in (
+            ("first", indices[0]),
+            ("last", indices[-1]),
+            ("first_error", first_error),
+        ):
+            if step is not None:
+                h[f"{ref}_covered"] += 1
+                h[f"{ref}_exact"] += step == label
+                h[f"{ref}_pm1"] += abs(step - label) <= 1
+        # A random step: the expected value over a uniform choice of the run's steps.
+        h["random_exact"] += sum(i == label for i in indices) / n
+        h["random_pm1"] += sum(abs(i - label) <= 1 for i in indices) / n
+        h["random_covered"] += 1
+        rng.random()
+    return halves
+
+
+def print_who(halves: dict[str, dict[str, Any]]) -> str:
+    print("\n== Who&When (126 failed AG2 group chats; failing step labelled by people)")
+    print(f"{'half':8s} {'runs':>5s} {'coverage':>9s} {'exact':>7s} {'±1':>7s} {'±1 when named':>14s}"
+          f"   references (exact / ±1): first, last, first error, random")  # fmt: skip
+    line = ""
+    for name in ("tune", "measure"):
+        h = halves.get(name, {})
+        runs = h.get("runs", 0)
+        refs = []
+        best_pm1 = 0.0
+        for ref in ("first", "last", "first_error", "random"):
+            refs.append(
+                f"{_pct(h.get(f'{ref}_exact', 0), runs)}/{_pct(h.get(f'{ref}_pm1', 0), runs)}"
+            )
+            # A reference's precision when it names a step (first error names none in some runs).
+            covered = h.get(f"{ref}_covered", 0)
+            if covered:
+                best_pm1 = max(best_pm1, h.get(f"{ref}_pm1", 0) / covered)
+        print(f"{name:8s} {runs:5.0f} {_pct(h.get('covered', 0), runs):>9s} "
+              f"{_pct(h.get('exact', 0), runs):>7s} {_pct(h.get('pm1', 0), runs):>7s} "
+              f"{_pct(h.get('pm1', 0), h.get('covered', 0)):>14s}   {', '.join(refs)}")  # fmt: skip
+        if name == "measure":
+            line = (
+                f"RESULT dataset=who_and_when half=measure runs={runs:.0f} named=n/a "
+                f"false_incident_share=n/a step_exact={_pct(h.get('exact', 0), runs)} "
+                f"step_pm1={_pct(h.get('pm1', 0), runs)} coverage={_pct(h.get('covered', 0), runs)} "
+                f"precision_pm1={_pct(h.get('pm1', 0), h.get('covered', 0))} "
+                f"best_trivial_pm1={best_pm1:.3f} discrimination=n/a"
+            )
+    return line
+
+
+# --- tau2-bench ---------------------------------------------------------------------------
+
+
+def _writes(name: str) -> bool:
+    return not name.startswith("user.") and not READ_LIKE.match(name)
+
+
+def _norm(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def tau2(workspace, quick: bool) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
+    from diagnosis import measure
+
+    from failures.mining import traces_diagnose
+    from failures.models import Incident
+    from traces.importing import traces_import_file
+    from traces.models import Step, Trace
+
+    truth: dict[str, dict[str, Any]] = {}
+    succeeded_tasks: set[tuple[str, str]] = set()
+    for path in sorted(TAU2.rglob("*.json")):
+        result = traces_import_file(workspace=workspace, fmt="tau2-bench", path=path)
+        if not result.ok:
+            raise SystemExit(f"{path}: {result.error}")
+        data = json.loads(path.read_text())
+        domain = (data.get("info", {}).get("environment_info") or {}).get("domain_name", "")
+        for sim in data["simulations"]:
+            reward_info = sim.get("reward_info") or {}
+            task = f"{domain}:{sim.get('task_id')}"
+            if reward_info.get("reward") == 1.0:
+                succeeded_tasks.add((domain, str(sim.get("task_id"))))
+            checks = [
+                (c["action"]["name"], _norm(c["action"].get("arguments") or {}), bool(c.get("action_match")))
+                for c in reward_info.get("action_checks") or []
+                if (c.get("action") or {}).get("requestor", "assistant") == "assistant"
+            ]  # fmt: skip
+            truth[f"tau2-{sim.get('id')}"[:200]] = {
+                "task": task, "domain": domain, "task_id": str(sim.get("task_id")),
+                "failed": reward_info.get("reward") != 1.0, "checks": checks,
+            }  # fmt: skip
+    traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
+    traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
+    incidents: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for trace_id, step, tool, description in (
+        Incident.objects.filter(workspace=workspace).exclude(kind="recovered")
+        .values_list("trace_id", "step_index", "tool", "description")
+    ):  # fmt: skip
+        incidents[trace_id].append((step, tool, description))
+    calls: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for trace_id, index, kind, name, data in (
+        Step.objects.filter(trace__workspace=workspace, kind="tool_call")
+        .order_by("trace_id", "index").values_list("trace_id", "index", "kind", "name", "input")
+    ):  # fmt: skip
+        calls[trace_id].append((index, name, _norm(data or {})))
+    halves: dict[str, dict[str, Any]] = {}
+    for external_id, t in truth.items():
+        if not t["failed"]:
+            continue
+        trace_id = traces[external_id]
+        h = halves.setdefault(half(t["task"]), defaultdict(float))
+        h["failed"] += 1
+        with_success = (t["domain"], t["task_id"]) in succeeded_tasks
+        expected = {(name, args) for name, args, _ in t["checks"]}
+        agent_calls = [(i, n, a) for i, n, a in calls[trace_id] if not n.startswith("user.")]
+        writes = [(i, n, a) for i, n, a in agent_calls if _writes(n)]
+        culprit = next((i for i, n, a in writes if (n, a) not in expected), None)
+        done = {(n, a) for _, n, a in agent_calls}
+        missing = {n for n, a, _ in t["checks"] if _writes(n) and (n, a) not in done}
+        has_truth = culprit is not None or bool(missing)
+        h["with_truth"] += has_truth
+        h["with_success"] += with_success
+        found = incidents.get(trace_id, [])
+        h["incidents"] += len(found)
+        matched_steps = {i for i, n, a in agent_calls if (n, a) in expected}
+        user_steps = {i for i, n, _ in calls[trace_id] if n.startswith("user.")}
+        h["false_incidents"] += sum(s in matched_steps or s in user_steps for s, _, _ in found)
+        hit = any(s == culprit for s, _, _ in found if culprit is not None) or any(
+            tool in missing or any(m in description for m in missing)
+            for _, tool, description in found
+        )
+        h["named"] += hit
+        h["named_with_success"] += hit and with_success
+        h["with_incident"] += bool(found)
+        for ref, step in (
+            ("first_write", writes[0][0] if writes else None),
+            ("last_write", writes[-1][0] if writes else None),
+            ("last_call", agent_calls[-1][0] if agent_calls else None),
+        ):
+            h[f"{ref}_named"] += step is not None and step == culprit
+            h[f"{ref}_named_with_success"] += step is not None and step == culprit and with_success
+    figures = measure(workspace.pk)
+    discrimination = (
+        figures["failed_with_incident"] - figures["flagged_if_diagnosed"]
+        if figures["failed_with_incident"] is not None and figures["flagged_if_diagnosed"] is not None
+        else None
+    )  # fmt: skip
+    print(f"\n   (whole set: failed_with_incident={figures['failed_with_incident']}, "
+          f"successes flagged if judged as failed={figures['flagged_if_diagnosed']})")  # fmt: skip
+    return halves, discrimination
+
+
+def print_tau2(halves: dict[str, dict[str, Any]], discrimination: float | None) -> str:
+    print("\n== tau2-bench dev (failed runs; truth from reward_info.action_checks)")
+    print(f"{'half':8s} {'failed':>6s} {'w/ truth':>8s} {'named':>7s} {'named|succ':>10s} "
+          f"{'false inc':>9s}   references named: first write, last write, last call")  # fmt: skip
+    line = ""
+    for name in ("tune", "measure"):
+        h = halves.get(name, {})
+        failed, succ = h.get("failed", 0), h.get("with_success", 0)
+        refs = [
+            f"{_pct(h.get(f'{r}_named', 0), failed)}"
+            for r in ("first_write", "last_write", "last_call")
+        ]
+        best = max(
+            (h.get(f"{r}_named", 0) for r in ("first_write", "last_write", "last_call")), default=0
+        )
+        print(f"{name:8s} {failed:6.0f} {h.get('with_truth', 0):8.0f} {_pct(h.get('named', 0), failed):>7s} "
+              f"{_pct(h.get('named_with_success', 0), succ):>10s} "
+              f"{_pct(h.get('false_incidents', 0), h.get('incidents', 0)):>9s}   {', '.join(refs)}")  # fmt: skip
+        if name == "measure":
+            line = (
+                f"RESULT dataset=tau2-bench half=measure failed={failed:.0f} "
+                f"named={_pct(h.get('named', 0), failed)} "
+                f"named_with_success={_pct(h.get('named_with_success', 0), succ)} "
+                f"false_incident_share={_pct(h.get('false_incidents', 0), h.get('incidents', 0))} "
+                f"step_exact=n/a step_pm1=n/a coverage={_pct(h.get('with_incident', 0), failed)} "
+                f"best_trivial_named={_pct(best, failed)} "
+                f"discrimination={'n/a' if discrimination is None else f'{discrimination:.3f}'}"
+            )
+    return line
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="the same runs; kept for the bench convention"
+    )
+    args = parser.parse_args()
+    if not WHO.exists() or not TAU2.exists():
+        raise SystemExit(f"{DEVDATA} lacks the labelled sets: set HIVEMIND_DEVDATA")
+    import django
+
+    django.setup()
+    from traces import services as trace_services
+    from workspaces.models import Workspace
+
+    trace_services._after_commit_analyse = lambda workspace_id, trace_ids: None  # type: ignore[assignment]
+    started = time.perf_counter()
+    lines = []
+    for name, run in (("who", who_and_when), ("tau2", None)):
+        workspace = Workspace.objects.create(
+            name=f"truth {name}", slug=f"bench-truth-{name}-{os.getpid()}"
+        )
+        try:
+            if run is not None:
+                lines.append(print_who(run(workspace)))
+            else:
+                halves, discrimination = tau2(workspace, args.quick)
+                lines.append(print_tau2(halves, discrimination))
+        finally:
+            workspace.delete()
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
