@@ -95,7 +95,7 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
     traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
     traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
     named: dict[int, int] = {}
-    for trace_id, step, confidence in (
+    for trace_id, step, _confidence in (
         Incident.objects.filter(workspace=workspace).exclude(kind="recovered")
         .exclude(step_index__lt=0).order_by("trace_id", "-confidence", "step_index")
         .values_list("trace_id", "step_index", "confidence")
@@ -219,7 +219,7 @@ def tau2(workspace, quick: bool) -> tuple[dict[str, dict[str, Any]], float | Non
     ):  # fmt: skip
         incidents[trace_id].append((step, tool, description))
     calls: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for trace_id, index, kind, name, data in (
+    for trace_id, index, _kind, name, data in (
         Step.objects.filter(trace__workspace=workspace, kind="tool_call")
         .order_by("trace_id", "index").values_list("trace_id", "index", "kind", "name", "input")
     ):  # fmt: skip
