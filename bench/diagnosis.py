@@ -182,7 +182,8 @@ def measure(workspace_id: int) -> dict:
 
     from failures.diagnosis import offline
     from failures.diagnosis.facts import StepView, trace_facts
-    from failures.mining import _profile, _success_pool
+    from failures.diagnosis.same_task import diverge as same_task_diverge
+    from failures.mining import TraceRow, _profile, _same_task_successes, _success_pool
     from failures.models import Incident, TraceAnalysis
     from traces.models import Step
 
@@ -233,7 +234,14 @@ def measure(workspace_id: int) -> dict:
             .values_list("trace_id", "index", "kind", "name", "input", "output", "error")
         ):
             steps[row[0]].append(StepView(*row[1:]))
+        # Judged as the product judges a failed run: first against successful runs
+        # of the same task (this run left out), then by the other methods.
+        rows = [TraceRow(t, agents[t], "failed", None, tasks[t], None) for t in succeeded]
+        same_task = _same_task_successes(workspace_id, rows)
         for trace_id in succeeded:
+            if trace_id in same_task and same_task_diverge(steps[trace_id], same_task[trace_id]):
+                flagged.append(True)
+                continue
             facts = trace_facts(steps[trace_id])
             profile = profiles[agents[trace_id]]
             neighbours = index.nearest(tasks[trace_id], set(facts.tools), trace_id)

@@ -44,7 +44,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import re
 import sys
 import time
@@ -106,7 +105,6 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
         "trace_id", "index", "error", "kind"
     ):
         steps[trace_id].append((index, bool(error) or kind == "error"))
-    rng = random.Random(7)
     halves: dict[str, dict[str, Any]] = {}
     for external_id, (label, task_id) in labels.items():
         trace_id = traces[external_id]
@@ -133,7 +131,6 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
         h["random_exact"] += sum(i == label for i in indices) / n
         h["random_pm1"] += sum(abs(i - label) <= 1 for i in indices) / n
         h["random_covered"] += 1
-        rng.random()
     return halves
 
 

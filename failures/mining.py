@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ from .boilerplate import error_gist
 from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import offline
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
+from .diagnosis.same_task import diverge as same_task_diverge
+from .diagnosis.same_task import task_key
 from .models import DiagnosisSettings, DiagnosisState, Incident, IncidentKind, TraceAnalysis
 from .signatures import MAX_TASK_CHARS, normalise
 
@@ -50,7 +53,9 @@ logger = logging.getLogger(__name__)
 TABLE = Incident._meta.db_table
 # Bumped when the offline diagnoser changes what it concludes: every trace is
 # then diagnosed again by the sweep.
-DIAGNOSER_VERSION = "offline-3"  # 2: divergence patterns recorded; 3: generated names masked
+DIAGNOSER_VERSION = (
+    "offline-4"  # 2: divergence patterns recorded; 3: generated names masked; 4: same-task contrast
+)
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
 # Claude requests one analysis task makes (each is one request of up to a minute);
@@ -126,6 +131,7 @@ def traces_diagnose(
     nearest = index.nearest_many(
         [(r.task, set(r.facts.tools) if r.facts else set(), r.id) for r in failed_rows]
     )
+    same_task = _same_task_successes(workspace_id, failed_rows)
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
     claude = _claude_diagnoser()
@@ -144,7 +150,16 @@ def traces_diagnose(
             else None
         )
         neighbours = nearest.get(row.id, []) if failed else []
-        found = offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
+        # A divergence from successful runs of the same task, call by call, is the
+        # most specific evidence there is: when there is one, it is the diagnosis.
+        divergence = (
+            same_task_diverge(row.steps, same_task[row.id]) if row.id in same_task else None
+        )
+        found = (
+            [divergence]
+            if divergence is not None
+            else offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
+        )
         diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
         if failed and claude is not None and not use_batches and sent >= CLAUDE_PER_CALL:
             detail = (
@@ -291,6 +306,50 @@ def _success_pool(workspace_id: int) -> list[offline.Neighbour]:
         .exclude(trace__task="")
         .values_list("trace_id", "tools", "trace__task")
     ]
+
+
+# How many successful runs of a task a failed run is compared with.
+SAME_TASK_RUNS = 10
+
+
+def _same_task_successes(
+    workspace_id: int, failed_rows: list[TraceRow]
+) -> dict[int, dict[str, list[list[StepView]]]]:
+    """For each failed run whose task also has successful runs in the workspace (of
+    any agent), those runs' steps by agent (up to SAME_TASK_RUNS, newest first)."""
+    if not failed_rows:
+        return {}
+    keys = {row.id: task_key(row.task) for row in failed_rows if row.task.strip()}
+    wanted = set(keys.values())
+    by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for trace_id, task, agent in (
+        TraceAnalysis.objects.filter(workspace_id=workspace_id, verdict="succeeded")
+        .exclude(trace__task="")
+        .order_by("-trace__started_at", "-trace_id")
+        .values_list("trace_id", "trace__task", "agent")
+    ):
+        key = task_key(task)
+        if key in wanted and len(by_key[key]) < SAME_TASK_RUNS:
+            by_key[key].append((trace_id, agent))
+    chosen = {trace_id for runs in by_key.values() for trace_id, _ in runs}
+    if not chosen:
+        return {}
+    steps: dict[int, list[StepView]] = defaultdict(list)
+    for trace_id, index, kind, name, step_input, error in (
+        Step.objects.filter(trace_id__in=chosen, kind="tool_call")
+        .order_by("trace_id", "index")
+        .values_list("trace_id", "index", "kind", "name", "input", "error")
+    ):
+        steps[trace_id].append(StepView(index, kind, name, step_input, None, error))
+    out: dict[int, dict[str, list[list[StepView]]]] = {}
+    for row_id, key in keys.items():
+        runs = [(t, a) for t, a in by_key.get(key, []) if t != row_id]
+        if runs:
+            grouped: dict[str, list[list[StepView]]] = defaultdict(list)
+            for trace_id, agent in runs:
+                grouped[agent].append(steps[trace_id])
+            out[row_id] = dict(grouped)
+    return out
 
 
 def _claude_diagnoser() -> Any:

@@ -1,0 +1,160 @@
+"""Same-task contrast at the level of arguments: a failed run against successful runs
+of the *same task*, call by call.
+
+Runs of one task share a key (`task_key`: the task text, normalised: case,
+spacing and punctuation at the ends do not matter). A failed run whose task
+also has successful runs (of any agent of the workspace that calls at least one
+of the same tools) is compared with the closest of them (the one sharing the most calls, tool and arguments alike).
+The finding points at the first divergence that matters:
+
+1. the first call that changes state (not a read: get/find/list/search/…; never
+   a simulated user's `user.*` call) that the closest successful run did not
+   make with these arguments: "called `cancel_pending_order` with order_id
+   #W1; the 3 successful runs of this task did not cancel; they called
+   `modify_pending_order_items`";
+2. else a state-changing call the closest successful run made and this run
+   never did:
+   "never called `exchange_delivered_order_items` (…), which the successful run
+   made".
+
+Only calls that went through count (a call that failed with an error changed
+nothing, and its error is evidence for the other methods); a tool the run tried
+and failed is not "missing". No divergence among state-changing calls: no
+finding (the failure lies elsewhere, and the other methods look).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .facts import StepView
+from .offline import Finding
+
+READ_LIKE = re.compile(
+    r"^(?:[a-z0-9_]+\.)?(get|find|list|search|calculate|check|lookup|look_up|view|show|fetch|"
+    r"describe|verify|query|read|think)",
+    re.I,
+)
+CONFIDENCE = 0.9
+_SPACE = re.compile(r"\s+")
+
+
+def task_key(task: str) -> str:
+    """Runs whose task text is the same, up to case and spacing, share a key."""
+    return _SPACE.sub(" ", task.casefold()).strip(" .!?\n\t")
+
+
+def changes_state(name: str) -> bool:
+    """Is a call to `name` one that changes something (not a read, not the user's)?"""
+    return bool(name) and not name.startswith("user.") and not READ_LIKE.match(name)
+
+
+@dataclass(frozen=True)
+class Call:
+    index: int
+    name: str
+    args: str  # normalised JSON of the arguments
+    shown: str  # the arguments as a person reads them
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip().casefold()
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _shown(value: Any, limit: int = 160) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in value.items())
+    else:
+        text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def calls_of(steps: Sequence[StepView]) -> list[Call]:
+    """The agent's tool calls that went through, in order (a simulated user's `user.*`
+    calls left out; a call that failed with an error changed nothing)."""
+    return [
+        Call(s.index, s.name, json.dumps(_normalise(s.input), sort_keys=True, default=str),
+             _shown(s.input))
+        for s in steps
+        if s.kind == "tool_call" and s.name and not s.name.startswith("user.") and not s.error
+    ]  # fmt: skip
+
+
+def _overlap(a: list[Call], b: list[Call]) -> int:
+    left = Counter((c.name, c.args) for c in a)
+    right = Counter((c.name, c.args) for c in b)
+    return sum((left & right).values())
+
+
+def diverge(
+    failed: Sequence[StepView], successes: dict[str, list[list[StepView]]]
+) -> Finding | None:
+    """The first state-changing divergence of a failed run from the successful runs
+    of its task (`successes`: agent -> those runs' steps), or None."""
+    # Only runs that work with the same tools: the same task text handled by an
+    # agent with other tools is another job, not a contrast.
+    tools = {s.name for s in failed if s.kind == "tool_call" and s.name}
+    runs = [(agent, calls_of(steps)) for agent, group in successes.items() for steps in group]
+    runs = [(agent, calls) for agent, calls in runs if {c.name for c in calls} & tools]
+    if not runs:
+        return None
+    mine = calls_of(failed)
+    agent, best = max(runs, key=lambda run: _overlap(mine, run[1]))
+    total = len(runs)
+    who = _who(runs)
+    made = {(c.name, c.args) for c in best}
+    best_names = {c.name for c in best}
+    best_writes = [c for c in best if changes_state(c.name)]
+    for call in mine:
+        if not changes_state(call.name) or (call.name, call.args) in made:
+            continue
+        if call.name in best_names:
+            theirs = next(c for c in best if c.name == call.name)
+            description = (
+                f"Called `{call.name}` with {call.shown}; the closest successful run of this "
+                f"task ({who}) called it with {theirs.shown}."
+            )
+            category = "tool_use.wrong_arguments"
+        else:
+            instead = ", ".join(f"`{c.name}`" for c in best_writes[:3])
+            description = (
+                f"Called `{call.name}` with {call.shown}; "
+                f"{'none of the ' + str(total) if total > 1 else 'the'} successful "
+                f"run{'s' if total > 1 else ''} of this task ({who}) did not"
+                + (f"; they called {instead}." if instead else "; they changed nothing.")
+            )
+            category = "tool_use.wrong_tool"
+        return Finding(call.index, description, category, [call.index], CONFIDENCE, call.name,
+                       stats={"evidence": "same_task", "successful_runs": total})  # fmt: skip
+    done = {(c.name, c.args) for c in mine}
+    # A tool this run tried and that failed is explained by its error (the other
+    # methods), not by its absence.
+    tried = {s.name for s in failed if s.kind == "tool_call" and s.error}
+    for theirs in best_writes:
+        if (theirs.name, theirs.args) in done or theirs.name in tried:
+            continue
+        step = -1  # the run's end: what it never did happened nowhere in it
+        description = (
+            f"Never called `{theirs.name}` with {theirs.shown}, which the closest successful "
+            f"run of this task ({who}) did."
+        )
+        return Finding(step, description, "process.gave_up", [], CONFIDENCE, theirs.name,
+                       stats={"evidence": "same_task_missing", "successful_runs": total})  # fmt: skip
+    return None
+
+
+def _who(runs: list[tuple[str, list[Call]]]) -> str:
+    counts = Counter(agent for agent, _ in runs)
+    parts = [f"{agent} ×{n}" if n > 1 else agent for agent, n in counts.most_common(3)]
+    return f"{len(runs)} run{'s' if len(runs) > 1 else ''}: " + ", ".join(parts)
