@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .diagnosis.offline import telling_line
 from .models import FailureMode, Incident
 from .stats import Mark, Run, labelled_runs, mark_of, risk_ratio
 
@@ -84,7 +85,7 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4) -> list[Evidence]:
         if mark is not None:
             marks[mark] += 1
             if mark.kind == "signal" and mark.args[0].startswith("error:") and error_text:
-                errors.setdefault(mark, _first_line(error_text))
+                errors.setdefault(mark, telling_line(error_text, 160))
     found: list[Evidence] = []
     for mark, n in marks.most_common():
         item = _evidence(mark, runs, errors.get(mark, ""))
@@ -210,8 +211,3 @@ def command_head(command: str) -> str:
     if words[0].lower() in ("show", "git", "pip", "npm", "docker", "kubectl", "select"):
         return " ".join(words).lower() if words[0].lower() != "select" else "select"
     return words[0].lower()
-
-
-def _first_line(text: str, limit: int = 160) -> str:
-    line = next((x.strip() for x in text.splitlines() if x.strip()), "")
-    return line[:limit] + ("…" if len(line) > limit else "")

@@ -54,7 +54,9 @@ TABLE = Incident._meta.db_table
 # Bumped when the offline diagnoser changes what it concludes: every trace is
 # then diagnosed again by the sweep.
 DIAGNOSER_VERSION = (
-    "offline-4"  # 2: divergence patterns recorded; 3: generated names masked; 4: same-task contrast
+    # 2: divergence patterns recorded; 3: generated names masked; 4: same-task contrast;
+    # 5: user.* calls and tool_result steps are not the agent's calls; telling error lines
+    "offline-5"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

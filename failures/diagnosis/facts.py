@@ -56,9 +56,13 @@ _HANDOFF = re.compile(r"transfer|escalat|human|handoff|hand_off", re.I)
 _NEGATIVE = re.compile(
     r"\b(?:no[,.!]|nope|wrong|incorrect|that's not|that is not|not what i|didn't|did not|"
     r"doesn't work|does not work|still (?:not|doesn't|isn't|broken|failing)|isn't working|"
-    r"not working|undo|revert|stop\b|why did you|i said|i asked|frustrat|mistake)",
+    r"not working|undo|revert|stop (?:it|that|doing)|why did you|i said|i asked|frustrat|"
+    r"(?:you|that)(?:'s| is| was| made)? (?:a |the )?mistake)",
     re.I,
 )
+# Control tokens a harness puts in a simulated user's turns (tau-bench's
+# "###STOP###", "###TRANSFER###"): not words the user said.
+_CONTROL_TOKEN = re.compile(r"#{2,}[A-Z_]+#{2,}")
 _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"timed? ?out|timeout|deadline exceeded", re.I), "environment.timeout"),
     (
@@ -262,7 +266,7 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
     for step in steps:
         if step.kind == "user_prompt":
             facts.user_turns += 1
-            text = text_of(step.input, 1000)
+            text = _CONTROL_TOKEN.sub(" ", text_of(step.input, 1000))
             if last_call is not None and facts.user_turns > 1 and _NEGATIVE.search(text[:300]):
                 facts.objections.append((step.index, text[:300], last_call))
             continue
@@ -273,6 +277,23 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
             )
             continue
         if step.kind not in {"tool_call", "tool_result"} or not step.name:
+            continue
+        if step.name.startswith("user."):
+            # A simulated user's own tool (tau2's phone): never the agent's call,
+            # never the agent's error.
+            continue
+        if step.kind == "tool_result":
+            # The result of a call already made (logged as a step of its own): its
+            # error belongs to that call; it is not another call.
+            if step.error:
+                facts.errors.append(ErrorEvent(
+                    step.index, step.name, _message_kind(step.error), step.error[:1500], True))  # fmt: skip
+            else:
+                found = silent_error(step.output)
+                if found is not None:
+                    facts.errors.append(
+                        ErrorEvent(step.index, step.name, found[0], found[1], False)
+                    )
             continue
         call = ToolCall(step.index, step.name, f"{step.name}:{_digest(step.input)}", step.input)
         facts.calls.append(call)

@@ -446,7 +446,7 @@ def diagnose(
         findings.append(Finding(
             step=first.step, category=category,
             confidence=round(weight.lower_bound, 3) if weight else 0.5,
-            description=f"`{first.tool}` {flagged}: {_first_line(first.text)}",
+            description=f"`{first.tool}` {flagged}: {telling_line(first.text)}",
             evidence=[e.step for e in events][:10], tool=first.tool, error_text=first.text,
             source="error" if first.explicit else "offline",
             stats={"method": "error",
@@ -517,16 +517,26 @@ def diagnose(
 
 
 _BARE_STATUS = re.compile(
-    r"^\s*(exit(ed)?( with)? (code|status)\s*[:=]?\s*-?\d+|error:?)\s*$", re.I
+    r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"
+    r"|<returncode>\s*-?\d+\s*</returncode>|exitcode:\s*-?\d+(?:\s*\([^)]*\))?"
+    r"|code output:?|error:?|stderr:?|traceback \(most recent call last\):?|<output>|</output>)\s*$",
+    re.I,
 )
 
 
-def _telling_line(text: str) -> str:
-    """The first line that says more than a bare exit status."""
-    for line in text.splitlines():
-        if line.strip() and not _BARE_STATUS.match(line):
-            return _first_line(line)
-    return _first_line(text)
+def telling_line(text: str, limit: int = 140) -> str:
+    """The line of an error that says what went wrong: not a bare exit status
+    ("exit 1:", "<returncode>1</returncode>"); for a Python traceback, its last
+    line (the exception)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if any(line.lower().startswith("traceback (most recent call last)") for line in lines):
+        last = next((line for line in reversed(lines) if not line.startswith((" ", "\t"))), "")
+        if last and not _BARE_STATUS.match(last):
+            return _first_line(last, limit)
+    for line in lines:
+        if not _BARE_STATUS.match(line):
+            return _first_line(line, limit)
+    return _first_line(text, limit)
 
 
 def recovered(facts: TraceFacts) -> list[Finding]:
@@ -542,7 +552,7 @@ def recovered(facts: TraceFacts) -> list[Finding]:
             continue
         findings[key] = Finding(
             step=error.step, category=error.category, confidence=1.0,
-            description=f"`{error.tool}` failed, and the run recovered: {_telling_line(error.text)}",
+            description=f"`{error.tool}` failed, and the run recovered: {telling_line(error.text)}",
             evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
             stats={"method": "recovered"},
         )  # fmt: skip

@@ -1,0 +1,66 @@
+"""Defects of the offline diagnosis found on real runs (issue 2/8), one test each."""
+
+from __future__ import annotations
+
+from failures.diagnosis.facts import StepView, trace_facts
+from failures.diagnosis.offline import telling_line
+
+
+def _user(i: int, text: str) -> StepView:
+    return StepView(i, "user_prompt", "", text, None, "")
+
+
+def _call(
+    i: int, name: str, args: object = None, error: str = "", kind: str = "tool_call"
+) -> StepView:
+    return StepView(i, kind, name, args if args is not None else {}, "{}", error)
+
+
+def test_a_harness_stop_token_and_ordered_by_mistake_are_no_objection():
+    steps = [_user(0, "I need to return an item"), _call(1, "get_order_details", {"id": 1}),
+             _user(2, "Great, thanks! ###STOP###"),
+             _user(3, "I ordered it by mistake, so please return it")]  # fmt: skip
+    assert trace_facts(steps).objections == []
+    steps.append(_user(4, "No, that's not what I asked for"))
+    assert len(trace_facts(steps).objections) == 1
+    steps2 = [_user(0, "hi"), _call(1, "cancel", {"id": 2}), _user(2, "You made a mistake there")]
+    assert len(trace_facts(steps2).objections) == 1
+
+
+def test_separate_tool_results_are_not_calls_so_different_calls_are_not_repeats():
+    steps = []
+    for i, order in enumerate(["#1", "#2", "#3"]):
+        steps.append(_call(2 * i, "get_order_details", {"order_id": order}))
+        steps.append(_call(2 * i + 1, "get_order_details", None, kind="tool_result"))
+    facts = trace_facts(steps)
+    assert len(facts.calls) == 3 and facts.repeats == []
+    # An error carried by a result step still counts, on the result's step.
+    steps.append(_call(6, "get_order_details", {"order_id": "#4"}))
+    steps.append(
+        _call(7, "get_order_details", None, error="Error: order not found", kind="tool_result")
+    )
+    assert [e.step for e in trace_facts(steps).errors] == [7]
+
+
+def test_a_simulated_users_tools_are_not_the_agents():
+    steps = [_call(0, "user.toggle_airplane_mode", {}), _call(1, "user.toggle_airplane_mode", {}),
+             _call(2, "user.reboot_device", {}, error="device busy"),
+             _call(3, "get_line_details", {"line": "L1"})]  # fmt: skip
+    facts = trace_facts(steps)
+    assert [c.name for c in facts.calls] == ["get_line_details"]
+    assert facts.repeats == [] and facts.errors == []
+    assert not any(
+        s.startswith(("tool:user.", "error:user.", "repeat:user.")) for s in facts.signals
+    )
+
+
+def test_errors_are_described_by_their_telling_line():
+    assert telling_line("exit 1:\nls: cannot access 'x': No such file or directory") == (
+        "ls: cannot access 'x': No such file or directory"
+    )
+    assert telling_line(
+        "<returncode>1</returncode>\n<output>\nfatal: not a git repository\n</output>"
+    ) == ("fatal: not a git repository")
+    assert telling_line("exitcode: 1 (execution failed)\nCode output: \nTraceback (most recent call last):\n"
+                        '  File "x.py", line 1\nKeyError: \'Street\'') == "KeyError: 'Street'"  # fmt: skip
+    assert telling_line("HTTP 401: bad credentials") == "HTTP 401: bad credentials"
