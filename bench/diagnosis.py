@@ -226,7 +226,9 @@ def measure(workspace_id: int) -> dict:
             )
         )
         profiles = {a: _profile(workspace_id, a) for a in set(agents.values())}
-        index = offline.TaskIndex(_success_pool(workspace_id))
+        indexes = {
+            a: offline.TaskIndex(_success_pool(workspace_id, a)) for a in set(agents.values())
+        }
         steps: dict[int, list[StepView]] = defaultdict(list)
         for row in (
             Step.objects.filter(trace_id__in=succeeded)
@@ -244,7 +246,9 @@ def measure(workspace_id: int) -> dict:
                 continue
             facts = trace_facts(steps[trace_id])
             profile = profiles[agents[trace_id]]
-            neighbours = index.nearest(tasks[trace_id], set(facts.tools), trace_id)
+            neighbours = indexes[agents[trace_id]].nearest(
+                tasks[trace_id], set(facts.tools), trace_id
+            )
             found = offline.diagnose(facts, profile, failed=True, neighbours=neighbours,
                                      own=(False, profile.signals_of(facts)))  # fmt: skip
             flagged.append(bool(found))

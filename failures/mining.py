@@ -129,10 +129,16 @@ def traces_diagnose(
         _store_facts(workspace_id, changed)
     profiles = {agent: _profile(workspace_id, agent) for agent in {r.agent for r in changed}}
     failed_rows = [r for r in changed if r.verdict == "failed"]
-    index = offline.TaskIndex(_success_pool(workspace_id) if failed_rows else [])
-    nearest = index.nearest_many(
-        [(r.task, set(r.facts.tools) if r.facts else set(), r.id) for r in failed_rows]
-    )
+    # Neighbours come from the same agent's successful runs only: another agent's
+    # runs arriving must not change this agent's diagnosis (same-task contrast,
+    # below, is the one place other agents' runs of the very same task count).
+    nearest: dict[int, list[offline.Neighbour]] = {}
+    for agent in sorted({r.agent for r in failed_rows}):
+        index = offline.TaskIndex(_success_pool(workspace_id, agent))
+        nearest.update(index.nearest_many(
+            [(r.task, set(r.facts.tools) if r.facts else set(), r.id)
+             for r in failed_rows if r.agent == agent]
+        ))  # fmt: skip
     same_task = _same_task_successes(workspace_id, failed_rows)
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
@@ -299,11 +305,12 @@ def _profile(workspace_id: int, agent: str) -> offline.Profile:
     return offline.Profile(runs)
 
 
-def _success_pool(workspace_id: int) -> list[offline.Neighbour]:
+def _success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
+    """The agent's successful runs, for neighbours by task similarity."""
     return [
         offline.Neighbour(trace_id, list(tools), task)
         for trace_id, tools, task in TraceAnalysis.objects.filter(
-            workspace_id=workspace_id, verdict="succeeded"
+            workspace_id=workspace_id, agent=agent, verdict="succeeded"
         )
         .exclude(trace__task="")
         .values_list("trace_id", "tools", "trace__task")

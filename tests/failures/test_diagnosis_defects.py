@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from failures.diagnosis.facts import StepView, trace_facts
 from failures.diagnosis.offline import telling_line
 
@@ -64,3 +66,51 @@ def test_errors_are_described_by_their_telling_line():
     assert telling_line("exitcode: 1 (execution failed)\nCode output: \nTraceback (most recent call last):\n"
                         '  File "x.py", line 1\nKeyError: \'Street\'') == "KeyError: 'Street'"  # fmt: skip
     assert telling_line("HTTP 401: bad credentials") == "HTTP 401: bad credentials"
+
+
+@pytest.mark.django_db
+def test_another_agents_runs_do_not_change_an_agents_diagnosis(tenant):
+
+    from failures.mining import traces_diagnose
+    from failures.models import Incident
+    from tests.factories import ingest, trace_payload
+    from traces.models import Trace
+
+    def run(i: int, agent: str, status: str, tools: list[str], task: str) -> dict:
+        return trace_payload(f"{agent}-{status}-{i}", agent=agent, status=status, task=task,
+                             steps=[{"kind": "user_prompt", "input": task},
+                                    *({"kind": "tool_call", "name": t, "input": {"n": i},
+                                       "output": {"ok": True}} for t in tools)])  # fmt: skip
+
+    ok = [
+        run(i, "a", "succeeded", ["lookup", "refund"], f"refund order {i} for alice")
+        for i in range(6)
+    ]
+    bad = [run(i, "a", "failed", ["refund"], f"refund order {100 + i} for alice") for i in range(4)]
+    ingest(tenant.workspace, ok + bad)
+    before = set(
+        Incident.objects.filter(trace__agent="a").values_list(
+            "trace_id", "step_index", "description"
+        )
+    )
+    # Another agent's successful runs of similar (not the same) tasks, other habits.
+    other = [
+        run(i, "b", "succeeded", ["refund"], f"refund order {200 + i} for alice") for i in range(20)
+    ]
+    ingest(tenant.workspace, other)
+    ids = list(Trace.objects.filter(agent="a").values_list("pk", flat=True))
+    traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=ids, force=True)
+    after = set(
+        Incident.objects.filter(trace__agent="a").values_list(
+            "trace_id", "step_index", "description"
+        )
+    )
+    assert before and after == before
+    # The pool neighbours are drawn from is the agent's own.
+    from failures.mining import _success_pool
+
+    pool = _success_pool(tenant.workspace.pk, "a")
+    agents = set(
+        Trace.objects.filter(pk__in=[n.trace_id for n in pool]).values_list("agent", flat=True)
+    )
+    assert len(pool) == 6 and agents == {"a"}
