@@ -225,6 +225,11 @@ def measure(workspace_id: int) -> dict:
                 "trace_id", "trace__task"
             )
         )
+        task_keys = dict(
+            TraceAnalysis.objects.filter(trace_id__in=succeeded).values_list(
+                "trace_id", "trace__task_key"
+            )
+        )
         profiles = {a: _profile(workspace_id, a) for a in set(agents.values())}
         indexes = {
             a: offline.TaskIndex(_success_pool(workspace_id, a)) for a in set(agents.values())
@@ -238,7 +243,8 @@ def measure(workspace_id: int) -> dict:
             steps[row[0]].append(StepView(*row[1:]))
         # Judged as the product judges a failed run: first against successful runs
         # of the same task (this run left out), then by the other methods.
-        rows = [TraceRow(t, agents[t], "failed", None, tasks[t], None) for t in succeeded]
+        rows = [TraceRow(t, agents[t], "failed", None, tasks[t], None, task_key=task_keys[t])
+                for t in succeeded]  # fmt: skip
         same_task = _same_task_successes(workspace_id, rows)
         for trace_id in succeeded:
             if trace_id in same_task and same_task_diverge(steps[trace_id], same_task[trace_id]):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from .diagnosis.offline import BARE_STATUS
 from .signatures import normalise
 
 MIN_INCIDENTS = 10
@@ -69,13 +70,14 @@ def for_workspace(workspace_id: int, extra: list[str] | None = None) -> frozense
 
 
 def error_gist(text: str, boilerplate: frozenset[str] = frozenset()) -> str:
-    """The line of an error that says what went wrong."""
+    """The line of an error that says what went wrong: the exception of a traceback,
+    else the first line that is neither boilerplate nor a bare exit status."""
     lines = _lines(text, limit=200)
     if not lines:
         return ""
     if normalise(lines[0]).startswith(_TRACEBACK):
         return lines[-1]
     for line in lines:
-        if normalise(line) not in boilerplate:
+        if normalise(line) not in boilerplate and not BARE_STATUS.match(line):
             return line
     return lines[0]

@@ -44,7 +44,7 @@ from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import offline
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
 from .diagnosis.same_task import diverge as same_task_diverge
-from .diagnosis.same_task import task_key
+from .diagnosis.same_task import task_key as same_task_key
 from .models import DiagnosisSettings, DiagnosisState, Incident, IncidentKind, TraceAnalysis
 from .signatures import MAX_TASK_CHARS, normalise
 
@@ -80,6 +80,12 @@ class TraceRow:
     verdict: str = ""
     content_hash: str = ""
     facts: TraceFacts | None = None
+    task_key: str = ""  # as sent; empty: the normalised task text stands in
+
+    @property
+    def key(self) -> str:
+        """The run's task, hashed (TraceAnalysis.task_key): runs of one task share it."""
+        return analysis_task_key(self.task_key, self.task)
 
 
 @dataclass
@@ -104,6 +110,7 @@ def traces_diagnose(
     force: bool = False,
     use_batches: bool = False,
     poll_seconds: float = 30.0,
+    cascade: bool = True,
 ) -> MineResult:
     """Diagnose the traces that changed (all of them with `force`). With a Claude key,
     failed traces go to Claude one request each, or all in one Message Batch
@@ -188,7 +195,33 @@ def traces_diagnose(
         _apply_batch(workspace_id, failed_rows, findings, notes, poll_seconds)
     with transaction.atomic():
         _write(workspace_id, changed, findings, notes, profiles, result)
+    if cascade:
+        _rediagnose_same_task(workspace_id, changed, result)
     return result
+
+
+def _rediagnose_same_task(workspace_id: int, changed: list[TraceRow], result: MineResult) -> None:
+    """A successful run of a task is new evidence for the failed runs of that task
+    diagnosed before it arrived: they are diagnosed again now (offline ones; once,
+    not in a chain), so the same runs end with the same incidents whatever order
+    and batches they came in."""
+    keys = {r.key for r in changed if r.verdict == "succeeded" and r.key}
+    if not keys:
+        return
+    waiting = list(
+        TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, verdict="failed", diagnoser="offline", task_key__in=keys
+        )
+        .exclude(trace_id__in=[r.id for r in changed])
+        .values_list("trace_id", flat=True)
+    )
+    if not waiting:
+        return
+    again = traces_diagnose(workspace_id=workspace_id, trace_ids=waiting, force=True, cascade=False)
+    result.diagnosed += again.diagnosed
+    result.incidents += again.incidents
+    for source, n in again.by_source.items():
+        result.by_source[source] = result.by_source.get(source, 0) + n
 
 
 def _apply_batch(
@@ -231,9 +264,10 @@ def _load(workspace_id: int, trace_ids: list[int]) -> list[TraceRow]:
             reward=t["reward"],
             task=t["task"],
             occurred=t["ended_at"] or t["started_at"],
+            task_key=t["task_key"],
         )  # fmt: skip
         for t in Trace.objects.filter(workspace_id=workspace_id, pk__in=trace_ids).values(
-            "id", "agent", "status", "reward", "task", "ended_at", "started_at"
+            "id", "agent", "status", "reward", "task", "task_key", "ended_at", "started_at"
         )
     }
     if not rows:
@@ -321,6 +355,12 @@ def _success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
 SAME_TASK_RUNS = 10
 
 
+def analysis_task_key(task_key: str, task: str) -> str:
+    """sha1 of the task key, or of the normalised task text when there is none."""
+    key = task_key.strip() or same_task_key(task)
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest() if key else ""
+
+
 def _same_task_successes(
     workspace_id: int, failed_rows: list[TraceRow]
 ) -> dict[int, dict[str, list[list[StepView]]]]:
@@ -328,17 +368,16 @@ def _same_task_successes(
     any agent), those runs' steps by agent (up to SAME_TASK_RUNS, newest first)."""
     if not failed_rows:
         return {}
-    keys = {row.id: task_key(row.task) for row in failed_rows if row.task.strip()}
-    wanted = set(keys.values())
+    keys = {row.id: row.key for row in failed_rows if row.key}
     by_key: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for trace_id, task, agent in (
-        TraceAnalysis.objects.filter(workspace_id=workspace_id, verdict="succeeded")
-        .exclude(trace__task="")
+    for trace_id, key, agent in (
+        TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, verdict="succeeded", task_key__in=set(keys.values())
+        )
         .order_by("-trace__started_at", "-trace_id")
-        .values_list("trace_id", "trace__task", "agent")
+        .values_list("trace_id", "task_key", "agent")
     ):
-        key = task_key(task)
-        if key in wanted and len(by_key[key]) < SAME_TASK_RUNS:
+        if len(by_key[key]) < SAME_TASK_RUNS:
             by_key[key].append((trace_id, agent))
     chosen = {trace_id for runs in by_key.values() for trace_id, _ in runs}
     if not chosen:
@@ -397,6 +436,7 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
             trace_id=row.id, workspace_id=workspace_id, trace_updated_at=updated[row.id],
             analysed_at=now, content_hash=row.content_hash, agent=row.agent, verdict=row.verdict,
             signals=sorted(row.facts.signals), tools=[t[:200] for t in row.facts.tools[:2000]],
+            task_key=row.key,
         ))  # fmt: skip
     TraceAnalysis.objects.bulk_create(
         objects,
@@ -404,7 +444,7 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
         unique_fields=["trace"],
         update_fields=[
             "trace_updated_at", "analysed_at", "content_hash", "agent", "verdict", "signals",
-            "tools",
+            "tools", "task_key",
         ],
     )  # fmt: skip
 

@@ -249,6 +249,8 @@ class TraceAnalysis(models.Model):
     diagnoser = models.CharField(max_length=10, blank=True)
     detail = models.TextField(blank=True)
     baseline_runs = models.PositiveIntegerField(default=0)
+    # sha1 of the trace's task key (or its normalised task text): runs of one task.
+    task_key = models.CharField(max_length=40, blank=True, default="", db_default="")
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.FloatField(default=0)
@@ -257,6 +259,7 @@ class TraceAnalysis(models.Model):
         indexes = [
             models.Index(fields=["workspace", "agent", "verdict"], name="analysis_ws_agent"),
             models.Index(fields=["workspace", "state"], name="analysis_ws_state"),
+            models.Index(fields=["workspace", "task_key", "verdict"], name="analysis_ws_task"),
         ]
 
     def __str__(self) -> str:

@@ -281,6 +281,7 @@ def _tau_bench(path: Path) -> Parsed:
         parsed.traces.append({
             "external_id": f"tau-bench-{path.stem}-{result.get('task_id')}-{result.get('trial', 0)}"[:200],
             "agent": f"tau-bench {path.stem}"[:200],
+            "task_key": str(result.get("task_id"))[:200] if result.get("task_id") is not None else "",
             "task": _text(task.get("instruction")) or next(
                 (s["input"] for s in steps if s["kind"] == "user_prompt"), ""),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
@@ -312,6 +313,7 @@ def _tau2_bench(path: Path) -> Parsed:
             "external_id": f"tau2-{sim.get('id') or _digest(messages)}"[:200],
             "agent": f"{agent_llm} ({domain})"[:200], "model": str(agent_llm)[:200],
             "session_id": str(sim.get("task_id") or "")[:200],
+            "task_key": f"{domain}:{sim.get('task_id')}"[:200] if sim.get("task_id") is not None else "",
             "task": _text(goal or scenario or sim.get("task_id"), 100_000),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "started_at": sim.get("start_time"), "ended_at": sim.get("end_time"),
@@ -358,7 +360,7 @@ def _ag2_chat(path: Path) -> Parsed:
     key = str(data.get("question_ID") or _digest(question))
     return Parsed(traces=[{
         "external_id": f"ag2-{path.stem}-{key}"[:200], "agent": "ag2-group-chat",
-        "task": question, "session_id": key[:200],
+        "task": question, "session_id": key[:200], "task_key": key[:200],
         "status": "succeeded" if correct is True else "failed" if correct is False else "unknown",
         "metadata": {"question_id": key, "level": str(data.get("level") or "")},
         "steps": steps,
@@ -401,6 +403,7 @@ def _intercode(path: Path) -> Parsed:
         reward = summary.get("max_reward")
         parsed.traces.append({
             "external_id": f"intercode-{path.stem}-{key}"[:200], "agent": agent[:200],
+            "task_key": f"{episode.get('environment') or tool}:{key}"[:200],
             "task": _text(episode.get("query"), 100_000),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "metadata": {"task_id": str(key), "environment": episode.get("environment"),

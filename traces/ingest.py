@@ -76,6 +76,7 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
         "agent": ident(clean_text(trace.agent), counts),
         "session_id": ident(clean_text(trace.session_id), counts),
         "task": redactor.text(trace.task, counts),
+        "task_key": ident(clean_text(trace.task_key), counts),
         "status": trace.status or "",
         "reward": trace.reward,
         "started_at": trace.started_at,
@@ -116,7 +117,8 @@ def _dumps(value: Any) -> str | None:
 
 
 _TRACE_COLUMNS = (
-    "external_id text, agent text, session_id text, task text, status text, reward float8, "
+    "external_id text, agent text, session_id text, task text, task_key text, status text, "
+    "reward float8, "
     "started_at timestamptz, ended_at timestamptz, model text, skills_in_scope text[], "
     "metadata jsonb, cost_usd float8, redaction_counts jsonb"
 )
@@ -150,7 +152,8 @@ def _copy_rows(cursor: Any, traces: list[PreparedTrace]) -> None:
             f = t.fields
             copy.write_row(
                 (
-                    t.external_id, f["agent"], f["session_id"], f["task"], f["status"],
+                    t.external_id, f["agent"], f["session_id"], f["task"], f["task_key"],
+                    f["status"],
                     f["reward"], f["started_at"], f["ended_at"], f["model"],
                     f["skills_in_scope"], _dumps(f["metadata"]), f["cost_usd"],
                     _dumps(t.parts),
@@ -173,10 +176,11 @@ def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]
     cursor.execute(
         """
         INSERT INTO traces_trace (
-            workspace_id, external_id, agent, session_id, task, status, reward, started_at,
+            workspace_id, external_id, agent, session_id, task, task_key, status, reward,
+            started_at,
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
             redaction_counts, step_count, error_count, total_tokens, received_at, updated_at)
-        SELECT %s, external_id, agent, session_id, task, status, reward,
+        SELECT %s, external_id, agent, session_id, task, task_key, status, reward,
             COALESCE(started_at, ended_at, now()),
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_counts, '{}'::jsonb,
             0, 0, 0, now(), now()
@@ -185,6 +189,7 @@ def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]
             agent = COALESCE(NULLIF(EXCLUDED.agent, ''), traces_trace.agent),
             session_id = COALESCE(NULLIF(EXCLUDED.session_id, ''), traces_trace.session_id),
             task = COALESCE(NULLIF(EXCLUDED.task, ''), traces_trace.task),
+            task_key = COALESCE(NULLIF(EXCLUDED.task_key, ''), traces_trace.task_key),
             status = COALESCE(NULLIF(EXCLUDED.status, ''), traces_trace.status),
             reward = COALESCE(EXCLUDED.reward, traces_trace.reward),
             started_at = COALESCE(EXCLUDED.started_at, traces_trace.started_at),

@@ -29,6 +29,10 @@ class Trace(models.Model):
     agent = models.CharField(max_length=200, blank=True)
     session_id = models.CharField(max_length=200, blank=True)
     task = models.TextField(blank=True)
+    # Runs of the same task share it (a benchmark's task id, a ticket type…): the
+    # diagnosis compares a failed run with successful runs of its task. Empty: the
+    # normalised task text stands in.
+    task_key = models.CharField(max_length=200, blank=True, default="", db_default="")
     status = models.CharField(
         max_length=10, choices=TraceStatus.choices, default=TraceStatus.UNKNOWN
     )

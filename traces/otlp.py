@@ -235,7 +235,7 @@ def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
 def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
     trace["steps"].append(span_step(span, attrs))
     for key, field, limit in (("gen_ai.agent.name", "agent", 200), ("gen_ai.conversation.id", "session_id", 200),
-                              ("session.id", "session_id", 200)):  # fmt: skip
+                              ("session.id", "session_id", 200), ("hivemind.task.key", "task_key", 200)):  # fmt: skip
         if attrs.get(key) and not trace.get(field):
             trace[field] = str(attrs[key])[:limit]
     model = (

@@ -130,6 +130,12 @@ class TraceIn(BaseModel):
     agent: str = Field("", max_length=200)
     session_id: str = Field("", max_length=200)
     task: str = Field("", max_length=100_000, description="What the agent was asked to do.")
+    task_key: str = Field(
+        "", max_length=200,
+        description="Runs of the same task share it (a benchmark's task id, a ticket type): a "
+        "failed run is compared with successful runs of its task. Omitted: the task text, "
+        "normalised, stands in.",
+    )  # fmt: skip
     status: TraceStatusIn | None = Field(None, description="Omitted: keep the current status.")
     reward: float | None = None
     started_at: datetime | None = None

@@ -516,7 +516,7 @@ def diagnose(
     return _best(findings)
 
 
-_BARE_STATUS = re.compile(
+BARE_STATUS = re.compile(
     r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"
     r"|<returncode>\s*-?\d+\s*</returncode>|exitcode:\s*-?\d+(?:\s*\([^)]*\))?"
     r"|code output:?|error:?|stderr:?|traceback \(most recent call last\):?|<output>|</output>)\s*$",
@@ -531,10 +531,10 @@ def telling_line(text: str, limit: int = 140) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     if any(line.lower().startswith("traceback (most recent call last)") for line in lines):
         last = next((line for line in reversed(lines) if not line.startswith((" ", "\t"))), "")
-        if last and not _BARE_STATUS.match(last):
+        if last and not BARE_STATUS.match(last):
             return _first_line(last, limit)
     for line in lines:
-        if not _BARE_STATUS.match(line):
+        if not BARE_STATUS.match(line):
             return _first_line(line, limit)
     return _first_line(text, limit)
 

@@ -105,3 +105,74 @@ def test_the_diagnosis_uses_successful_runs_of_the_same_task(tenant):
     assert incident.step_index == 2 and incident.tool == "cancel_reservation"
     assert "none of the 3 successful runs" in incident.description
     assert "airline-ft ×3" in incident.description  # which agent's runs
+
+
+def _airline_runs(prefix: str) -> list[dict]:
+    """Four tasks: two successful runs and two failed ones each; a failed run
+    cancels where the successful runs changed the flights."""
+    runs = []
+    for task in range(4):
+        key = f"airline:{task}"
+        read = {"kind": "tool_call", "name": "get_reservation_details",
+                "input": {"reservation_id": f"R{task}"}, "output": {"ok": True}}  # fmt: skip
+        for i in range(2):
+            runs.append(trace_payload(f"{prefix}-ok-{task}-{i}", task_key=key, task=f"help {i}",
+                                      agent="airline", status="succeeded", steps=[read, {
+                "kind": "tool_call", "name": "update_reservation_flights",
+                "input": {"reservation_id": f"R{task}", "flight": "HAT001"}, "output": {"ok": 1}}]))  # fmt: skip
+            runs.append(trace_payload(f"{prefix}-bad-{task}-{i}", task_key=key, task=f"help {i}",
+                                      agent="airline", status="failed", steps=[read, {
+                "kind": "tool_call", "name": "cancel_reservation",
+                "input": {"reservation_id": f"R{task}"}, "output": {"ok": 1}}]))  # fmt: skip
+    return runs
+
+
+@pytest.mark.django_db
+def test_the_same_runs_in_batches_or_at_once_end_with_the_same_incidents(tenant, other_tenant):
+    from traces.services import trace_ingest_batch
+
+    runs = _airline_runs("r")
+    # Failed runs first, in small batches: their tasks have no successful run yet.
+    ordered = sorted(runs, key=lambda r: r["status"] != "failed")
+    for start in range(0, len(ordered), 3):
+        ingest(tenant.workspace, ordered[start : start + 3])
+    trace_ingest_batch(workspace=other_tenant.workspace, items=runs)
+    ingest(other_tenant.workspace, [])  # analyse everything at once
+
+    def incidents(workspace) -> set[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
+        return set(Incident.objects.filter(workspace=workspace)
+                   .values_list("trace__external_id", "step_index", "tool"))  # fmt: skip
+
+    batched, at_once = incidents(tenant.workspace), incidents(other_tenant.workspace)
+    assert batched == at_once
+    assert {(e, s, t) for e, s, t in batched if "bad" in e} == {
+        (f"r-bad-{task}-{i}", 1, "cancel_reservation") for task in range(4) for i in range(2)
+    }
+
+
+@pytest.mark.django_db
+def test_the_task_key_comes_in_by_every_route(client, tenant, tmp_path):
+    import json
+
+    from traces.importing import traces_import_file
+    from traces.models import Trace
+
+    headers = tenant.api_headers()
+    client.post("/api/v1/traces", json.dumps({"traces": [trace_payload("api-1", task_key="ticket:42")]}),
+                content_type="application/json", headers=headers)  # fmt: skip
+    assert Trace.objects.get(external_id="api-1").task_key == "ticket:42"
+    span = {"traceId": "5b8efff798038103d269b633813fc60d", "spanId": "eee19b7ec3c1b175", "name": "run",
+            "startTimeUnixNano": "1763719200000000000", "endTimeUnixNano": "1763719201000000000",
+            "attributes": [{"key": "hivemind.task.key", "value": {"stringValue": "ticket:43"}}]}  # fmt: skip
+    body = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
+    assert client.post("/v1/traces", json.dumps(body), content_type="application/json",
+                       headers=headers).status_code == 200  # fmt: skip
+    assert Trace.objects.get(external_id="5b8efff798038103d269b633813fc60d").task_key == "ticket:43"
+    tau2 = tmp_path / "tau2.json"
+    tau2.write_text(json.dumps({
+        "info": {"environment_info": {"domain_name": "retail"}, "agent_info": {"llm": "m"}},
+        "tasks": [], "simulations": [{"id": "s1", "task_id": "7", "messages": [
+            {"role": "assistant", "content": "hi"}], "reward_info": {"reward": 1.0}}],
+    }))  # fmt: skip
+    assert traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=tau2).ok
+    assert Trace.objects.get(external_id="tau2-s1").task_key == "retail:7"
