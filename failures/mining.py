@@ -200,6 +200,35 @@ def traces_diagnose(
     return result
 
 
+SYMPTOM_SIGNALS = ("long_run", "repeat:", "handoff:")
+
+
+def is_symptom(finding: offline.Finding) -> bool:
+    """Running far longer than usual, repeating a call, handing off to a person:
+    what a failed run showed, not what failed it."""
+    return str(finding.stats.get("signal", "")).startswith(SYMPTOM_SIGNALS)
+
+
+def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: int) -> str:
+    """Why a failed run has no cause, in words a lead can act on."""
+    symptoms = "; ".join(f.description for f in found if is_symptom(f))
+    if baseline < offline.MIN_SUCCESSES * 2:
+        why = (
+            "No successful run of this task to compare with, call by call, and too few labelled "
+            f"runs of this agent ({baseline}) to weigh its errors and habits against."
+        )
+    else:
+        why = (
+            "No successful run of this task to compare with, call by call, and nothing in it "
+            f"stands out against this agent's {baseline} labelled runs."
+        )
+    return (
+        why
+        + (f" Symptoms only: {symptoms}." if symptoms else "")
+        + (" A label from a lead (Review runs) would say what went wrong.")
+    )
+
+
 def _rediagnose_same_task(workspace_id: int, changed: list[TraceRow], result: MineResult) -> None:
     """A successful run of a task is new evidence for the failed runs of that task
     diagnosed before it arrived: they are diagnosed again now (offline ones; once,
@@ -503,6 +532,7 @@ def _write(
         for f in findings[row.id]:
             kind = (
                 IncidentKind.RECOVERED if row.verdict == "succeeded"
+                else IncidentKind.SYMPTOM if is_symptom(f)
                 else IncidentKind.STEP_ERROR if f.source == "error" else IncidentKind.DIAGNOSIS
             )  # fmt: skip
             incident_rows.append((
@@ -522,13 +552,15 @@ def _write(
     analyses = []
     for row in rows:
         found = findings[row.id]
+        causes = [f for f in found if not is_symptom(f)]
+        diagnoser, detail, (tokens_in, tokens_out, cost) = notes[row.id]
         if row.verdict == "succeeded" or (row.verdict == "unknown" and not found):
             state = DiagnosisState.NOT_FAILED
-        elif found:
+        elif causes:
             state = DiagnosisState.DIAGNOSED
         else:
             state = DiagnosisState.UNDIAGNOSED
-        diagnoser, detail, (tokens_in, tokens_out, cost) = notes[row.id]
+            detail = detail or undiagnosed_reason(row, found, len(profiles[row.agent].runs))
         analyses.append((row.id, str(state), diagnoser, detail, tokens_in, tokens_out, cost,
                          len(profiles[row.agent].runs)))  # fmt: skip
         result.diagnosed += 1

@@ -107,6 +107,14 @@ class IncidentKind(models.TextChoices):
     # A tool error in a run that succeeded anyway: kept (searchable, on the
     # trace) but never grouped into a failure mode, which is what fails runs.
     RECOVERED = "recovered", "Recovered error"
+    # What a failed run showed that is not a cause on its own (it ran far longer
+    # than usual, repeated a call, handed off to a person): shown on the trace,
+    # never grouped into a failure mode or drafted into a skill.
+    SYMPTOM = "symptom", "Symptom"
+
+
+# Incidents that are not causes of a failure: kept out of modes and skills.
+NOT_CAUSES = (IncidentKind.RECOVERED, IncidentKind.SYMPTOM)
 
 
 class IncidentSource(models.TextChoices):

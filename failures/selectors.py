@@ -13,12 +13,12 @@ from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
 from .models import (
+    NOT_CAUSES,
     ClusterRun,
     DiagnosisSettings,
     DiagnosisState,
     FailureMode,
     Incident,
-    IncidentKind,
     ModeDailyCount,
     ModeStatus,
     RunState,
@@ -125,7 +125,7 @@ def noise_incident_list(*, workspace: Workspace, limit: int = 50) -> QuerySet[In
     """Embedded incidents that no mode holds: HDBSCAN's noise, shown as such."""
     return (
         Incident.objects.filter(workspace=workspace, failure_mode=None, embedded_at__isnull=False)
-        .exclude(kind=IncidentKind.RECOVERED)
+        .exclude(kind__in=NOT_CAUSES)
         .select_related("trace")
         .order_by("-occurred_at")[:limit]
     )
@@ -134,7 +134,7 @@ def noise_incident_list(*, workspace: Workspace, limit: int = 50) -> QuerySet[In
 def noise_incident_count(*, workspace: Workspace) -> int:
     return (
         Incident.objects.filter(workspace=workspace, failure_mode=None, embedded_at__isnull=False)
-        .exclude(kind=IncidentKind.RECOVERED)
+        .exclude(kind__in=NOT_CAUSES)
         .count()
     )
 

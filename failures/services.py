@@ -31,11 +31,11 @@ from workspaces.models import Workspace
 from . import clustering
 from .models import (
     EMBEDDING_DIMENSIONS,
+    NOT_CAUSES,
     Assignment,
     ClusterRun,
     FailureMode,
     Incident,
-    IncidentKind,
     ModeDailyCount,
     ModeStatus,
     RunState,
@@ -67,7 +67,7 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
     rows = list(
         Incident.objects.filter(pk__in=incident_ids, failure_mode=None)
         .exclude(embedding=None)
-        .exclude(kind=IncidentKind.RECOVERED)
+        .exclude(kind__in=NOT_CAUSES)
         .values_list("id", "embedding")
     )
     if not rows:
@@ -92,7 +92,7 @@ def recluster_due(*, workspace_id: int) -> bool:
     """Enough embedded incidents are waiting without a mode to re-cluster."""
     waiting = Incident.objects.filter(
         workspace_id=workspace_id, failure_mode=None, embedded_at__isnull=False
-    ).exclude(kind=IncidentKind.RECOVERED)
+    ).exclude(kind__in=NOT_CAUSES)
     last = (
         ClusterRun.objects.filter(workspace_id=workspace_id, state=RunState.DONE)
         .order_by("-started_at")
@@ -145,7 +145,7 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
             rows = list(
                 Incident.objects.filter(workspace_id=workspace_id, embedded_at__isnull=False)
                 .exclude(assigned_by=Assignment.MANUAL)
-                .exclude(kind=IncidentKind.RECOVERED)
+                .exclude(kind__in=NOT_CAUSES)
                 .values_list(
                     "id",
                     "embedding",

@@ -1,0 +1,60 @@
+"""Symptoms are not causes, and a run with no backed cause says why it is undiagnosed."""
+
+from __future__ import annotations
+
+import pytest
+
+from failures.models import Incident, IncidentKind, TraceAnalysis
+from failures.services import failure_modes_recluster
+from tests.factories import ingest, trace_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def _run(i: int, status: str, repeats: int) -> dict:
+    steps = [{"kind": "user_prompt", "input": f"look up order {i}"}]
+    steps += [{"kind": "tool_call", "name": "search", "input": {"q": "order"}, "output": {"hits": 0}}
+              for _ in range(repeats)]  # fmt: skip
+    return trace_payload(f"{status}-{i}", status=status, agent="looper", task=f"look up order {i}",
+                         steps=steps)  # fmt: skip
+
+
+def test_a_repeated_call_is_a_symptom_kept_out_of_modes_and_the_run_is_undiagnosed(tenant):
+    from failures.embedding import incidents_embed
+
+    ingest(tenant.workspace, [_run(i, "succeeded", 1) for i in range(12)]
+           + [_run(100 + i, "failed", 6) for i in range(12)])  # fmt: skip
+    symptoms = Incident.objects.filter(workspace=tenant.workspace, kind=IncidentKind.SYMPTOM)
+    assert symptoms.exists(), list(Incident.objects.values_list("kind", "description"))
+    assert not Incident.objects.filter(workspace=tenant.workspace).exclude(
+        kind=IncidentKind.SYMPTOM).exists()  # fmt: skip
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    assert not symptoms.exclude(failure_mode=None).exists()  # never a mode
+    analysis = TraceAnalysis.objects.get(trace__external_id="failed-100")
+    assert analysis.state == "undiagnosed"
+    assert "Symptoms only: made the same `search` call" in analysis.detail
+    assert "No successful run of this task to compare with" in analysis.detail
+
+
+def test_an_undiagnosed_run_without_a_baseline_says_so(tenant):
+    ingest(tenant.workspace, [trace_payload("lonely", agent="new-agent", task="do a thing", steps=[
+        {"kind": "tool_call", "name": "act", "input": {}, "output": {"ok": True}}])])  # fmt: skip
+    analysis = TraceAnalysis.objects.get(trace__external_id="lonely")
+    assert analysis.state == "undiagnosed"
+    assert "too few labelled runs of this agent (1)" in analysis.detail
+
+
+def test_the_trace_page_marks_symptoms_and_says_why_a_run_is_undiagnosed(tenant):
+    ingest(tenant.workspace, [_run(i, "succeeded", 1) for i in range(12)]
+           + [_run(100 + i, "failed", 6) for i in range(12)])  # fmt: skip
+    from traces.models import Trace
+
+    trace = Trace.objects.get(external_id="failed-100")
+    # The incidents partial the trace page loads (htmx).
+    page = tenant.client_for(tenant.viewer).get(
+        f"/w/{tenant.workspace.slug}/traces/{trace.pk}/incidents/"
+    )
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert ">symptom</span>" in text and "undiagnosed" in text
