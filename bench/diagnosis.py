@@ -183,7 +183,13 @@ def measure(workspace_id: int) -> dict:
     from failures.diagnosis import offline
     from failures.diagnosis.facts import StepView, trace_facts
     from failures.diagnosis.same_task import diverge as same_task_diverge
-    from failures.mining import TraceRow, _profile, _same_task_successes, _success_pool
+    from failures.mining import (
+        TraceRow,
+        _profile,
+        _same_task_successes,
+        _success_pool,
+        is_symptom,
+    )
     from failures.models import Incident, TraceAnalysis
     from traces.models import Step
 
@@ -196,7 +202,7 @@ def measure(workspace_id: int) -> dict:
     recovered = Incident.objects.filter(workspace_id=workspace_id, kind="recovered").count()
     incidents = list(
         Incident.objects.filter(workspace_id=workspace_id)
-        .exclude(kind="recovered")
+        .exclude(kind__in=["recovered", "symptom"])
         .values_list("trace_id", "description", "category", "stats", "trace__task")
     )
     with_incident = {t for t, *_ in incidents}
@@ -257,7 +263,7 @@ def measure(workspace_id: int) -> dict:
             )
             found = offline.diagnose(facts, profile, failed=True, neighbours=neighbours,
                                      own=(False, profile.signals_of(facts)))  # fmt: skip
-            flagged.append(bool(found))
+            flagged.append(any(not is_symptom(f) for f in found))  # symptoms are no diagnosis
     return {
         "runs": len(verdicts),
         "failed": len(failed),

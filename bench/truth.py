@@ -95,11 +95,28 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
     traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
     named: dict[int, int] = {}
     for trace_id, step, _confidence in (
-        Incident.objects.filter(workspace=workspace).exclude(kind="recovered")
+        Incident.objects.filter(workspace=workspace).exclude(kind__in=["recovered", "symptom"])
         .exclude(step_index__lt=0).order_by("trace_id", "-confidence", "step_index")
         .values_list("trace_id", "step_index", "confidence")
     ):  # fmt: skip
         named.setdefault(trace_id, step)
+    # Per evidence method, on each half: how often its incident is within one step.
+    methods: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    by_trace = {traces[e]: (label, task) for e, (label, task) in labels.items()}
+    for trace_id, step, stats in (
+        Incident.objects.filter(workspace=workspace).exclude(kind__in=["recovered", "symptom"])
+        .exclude(step_index__lt=0).values_list("trace_id", "step_index", "stats")
+    ):  # fmt: skip
+        label, task = by_trace[trace_id]
+        method = str(stats.get("evidence") or stats.get("method") or "?")
+        signal = str(stats.get("signal") or "").split(":")[0]
+        methods[(half(task), f"{method}:{signal}" if signal else method)].append(
+            abs(step - label) <= 1
+        )
+    for (h, method), hits in sorted(methods.items()):
+        print(
+            f"   who&when {h:8s} method {method:28s} incidents {len(hits):4d} within ±1 {sum(hits) / len(hits):.3f}"
+        )
     steps: dict[int, list[tuple[int, bool]]] = defaultdict(list)
     for trace_id, index, error, kind in Step.objects.filter(trace__workspace=workspace).values_list(
         "trace_id", "index", "error", "kind"
@@ -211,7 +228,7 @@ def tau2(workspace, quick: bool) -> tuple[dict[str, dict[str, Any]], float | Non
     traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
     incidents: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     for trace_id, step, tool, description in (
-        Incident.objects.filter(workspace=workspace).exclude(kind="recovered")
+        Incident.objects.filter(workspace=workspace).exclude(kind__in=["recovered", "symptom"])
         .values_list("trace_id", "step_index", "tool", "description")
     ):  # fmt: skip
         incidents[trace_id].append((step, tool, description))
