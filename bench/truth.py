@@ -194,7 +194,9 @@ def _norm(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def tau2(workspace, quick: bool) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
+def tau2(
+    workspace, quick: bool, withhold_actions: bool = True
+) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
     from diagnosis import measure
 
     from failures.mining import traces_diagnose
@@ -225,6 +227,11 @@ def tau2(workspace, quick: bool) -> tuple[dict[str, dict[str, Any]], float | Non
                 "failed": reward_info.get("reward") != 1.0, "checks": checks,
             }  # fmt: skip
     traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
+    if withhold_actions:
+        # The expected actions are this bench's labels: the product does not see them.
+        for trace in Trace.objects.filter(workspace=workspace):
+            trace.checks = [c for c in trace.checks if not c["name"].startswith("action:")]
+            trace.save(update_fields=["checks"])
     traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
     incidents: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     for trace_id, step, tool, description in (
@@ -280,13 +287,15 @@ def tau2(workspace, quick: bool) -> tuple[dict[str, dict[str, Any]], float | Non
         if figures["failed_with_incident"] is not None and figures["flagged_if_diagnosed"] is not None
         else None
     )  # fmt: skip
-    print(f"\n   (whole set: failed_with_incident={figures['failed_with_incident']}, "
-          f"successes flagged if judged as failed={figures['flagged_if_diagnosed']})")  # fmt: skip
+    print(f"\n   (tau2, whole set: failed runs with a cause={figures['failed_with_incident']:.3f}, "
+          f"successful runs that would get one if judged as failed={figures['flagged_if_diagnosed']:.3f})")  # fmt: skip
     return halves, discrimination
 
 
-def print_tau2(halves: dict[str, dict[str, Any]], discrimination: float | None) -> str:
-    print("\n== tau2-bench dev (failed runs; truth from reward_info.action_checks)")
+def print_tau2(
+    halves: dict[str, dict[str, Any]], discrimination: float | None, title: str = ""
+) -> str:
+    print(f"== tau2-bench dev (failed runs; truth from reward_info.action_checks){title}")
     print(f"{'half':8s} {'failed':>6s} {'w/ truth':>8s} {'named':>7s} {'named|succ':>10s} "
           f"{'false inc':>9s}   references named: first write, last write, last call")  # fmt: skip
     line = ""
@@ -333,16 +342,20 @@ def main() -> None:
     trace_services._after_commit_analyse = lambda workspace_id, trace_ids: None  # type: ignore[assignment]
     started = time.perf_counter()
     lines = []
-    for name, run in (("who", who_and_when), ("tau2", None)):
+    for name in ("who", "tau2", "tau2-all-checks"):
         workspace = Workspace.objects.create(
             name=f"truth {name}", slug=f"bench-truth-{name}-{os.getpid()}"
         )
         try:
-            if run is not None:
-                lines.append(print_who(run(workspace)))
-            else:
+            if name == "who":
+                lines.append(print_who(who_and_when(workspace)))
+            elif name == "tau2":
                 halves, discrimination = tau2(workspace, args.quick)
-                lines.append(print_tau2(halves, discrimination))
+                lines.append(print_tau2(halves, discrimination, ": expected actions withheld"))
+            else:
+                halves, discrimination = tau2(workspace, args.quick, withhold_actions=False)
+                line = print_tau2(halves, discrimination, ": every check, expected actions too")
+                lines.append(line.replace("dataset=tau2-bench", "dataset=tau2-bench-all-checks"))
         finally:
             workspace.delete()
     print(f"\n{time.perf_counter() - started:.0f} s")

@@ -81,6 +81,7 @@ class TraceRow:
     content_hash: str = ""
     facts: TraceFacts | None = None
     task_key: str = ""  # as sent; empty: the normalised task text stands in
+    checks: list[Any] = field(default_factory=list)  # named checks of the outcome
 
     @property
     def key(self) -> str:
@@ -175,6 +176,8 @@ def traces_diagnose(
             if divergence is not None
             else offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
         )
+        if failed:
+            found = with_failed_checks(found, row.checks)
         diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
         if failed and claude is not None and not use_batches and sent >= CLAUDE_PER_CALL:
             detail = (
@@ -198,6 +201,38 @@ def traces_diagnose(
     if cascade:
         _rediagnose_same_task(workspace_id, changed, result)
     return result
+
+
+def with_failed_checks(found: list[offline.Finding], checks: list[Any]) -> list[offline.Finding]:
+    """A failed run's failed checks (the harness's own verdicts) are the first
+    evidence there is: named on the finding that explains them; where nothing more
+    specific than a symptom was found, the failed check is the incident itself,
+    for the whole run (it groups failures into a mode until something better is
+    known)."""
+    failed = [
+        c for c in checks if isinstance(c, dict) and c.get("passed") is False and c.get("name")
+    ]
+    if not failed:
+        return found
+    names = [str(c["name"]) for c in failed]
+    causes = [f for f in found if not is_symptom(f)]
+    for finding in causes:
+        finding.stats = {**finding.stats, "checks_failed": names[:20]}
+    if causes:
+        return found
+    first = failed[0]
+    detail = str(first.get("detail") or "").strip()
+    more = (
+        f" ({len(failed) - 1} more check{'s' if len(failed) > 2 else ''} failed)"
+        if len(failed) > 1
+        else ""
+    )
+    check = offline.Finding(
+        offline.TRACE_LEVEL, f"`{first['name']}` failed{': ' + detail[:200] if detail else ''}{more}",
+        "outcome.check_failed", [], 1.0, "",
+        stats={"evidence": "check", "checks_failed": names[:20]},
+    )  # fmt: skip
+    return [check, *[f for f in found if f.step != offline.TRACE_LEVEL]]
 
 
 SYMPTOM_SIGNALS = ("long_run", "repeat:", "handoff:")
@@ -294,9 +329,18 @@ def _load(workspace_id: int, trace_ids: list[int]) -> list[TraceRow]:
             task=t["task"],
             occurred=t["ended_at"] or t["started_at"],
             task_key=t["task_key"],
+            checks=t["checks"] if isinstance(t["checks"], list) else [],
         )  # fmt: skip
         for t in Trace.objects.filter(workspace_id=workspace_id, pk__in=trace_ids).values(
-            "id", "agent", "status", "reward", "task", "task_key", "ended_at", "started_at"
+            "id",
+            "agent",
+            "status",
+            "reward",
+            "task",
+            "task_key",
+            "checks",
+            "ended_at",
+            "started_at",
         )
     }
     if not rows:
@@ -351,7 +395,7 @@ def _verdict(row: TraceRow, thresholds: tuple[float | None, dict[str, float]]) -
 
 def _content_hash(row: TraceRow) -> str:
     digest = hashlib.sha256(DIAGNOSER_VERSION.encode())
-    head = [row.verdict, row.reward, row.task, row.scores, row.agent]
+    head = [row.verdict, row.reward, row.task, row.scores, row.agent, row.task_key, row.checks]
     digest.update(json.dumps(head, sort_keys=True, default=str).encode())
     steps = [[s.index, s.kind, s.name, s.input, s.output, s.error] for s in row.steps]
     digest.update(json.dumps(steps, sort_keys=True, default=str).encode())

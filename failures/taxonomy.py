@@ -56,6 +56,7 @@ DEFAULT: tuple[Category, ...] = (
     Category("environment.timeout", "Timeout", "A call took too long and was cut off."),
     Category("environment.auth", "Authentication or permission", "Credentials were missing, expired or not allowed."),
     Category("environment.missing_dependency", "Missing dependency", "A command, module, file or resource the run needed was not there."),
+    Category("outcome.check_failed", "A check of the outcome failed", "The harness's own check of the result failed (a database state, a test, an assertion) and nothing more specific was found."),
 )  # fmt: skip
 
 GROUPS = {
@@ -64,6 +65,7 @@ GROUPS = {
     "process": "Process",
     "communication": "Communication",
     "environment": "Environment",
+    "outcome": "Outcome checks",
 }
 KEY_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 

@@ -314,6 +314,7 @@ def _tau2_bench(path: Path) -> Parsed:
             "agent": f"{agent_llm} ({domain})"[:200], "model": str(agent_llm)[:200],
             "session_id": str(sim.get("task_id") or "")[:200],
             "task_key": f"{domain}:{sim.get('task_id')}"[:200] if sim.get("task_id") is not None else "",
+            "checks": tau2_checks(reward_info),
             "task": _text(goal or scenario or sim.get("task_id"), 100_000),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "started_at": sim.get("start_time"), "ended_at": sim.get("end_time"),
@@ -365,6 +366,38 @@ def _ag2_chat(path: Path) -> Parsed:
         "metadata": {"question_id": key, "level": str(data.get("level") or "")},
         "steps": steps,
     }] if steps else [])  # fmt: skip
+
+
+def tau2_checks(reward_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """tau2's named checks of a run: the database state, environment assertions,
+    what had to be communicated, natural-language assertions and the expected
+    actions (`action: name(arguments)`), each passed or not."""
+    checks: list[dict[str, Any]] = []
+    db = reward_info.get("db_check")
+    if isinstance(db, dict) and isinstance(db.get("db_match"), bool):
+        checks.append({"name": "db_match", "passed": db["db_match"],
+                       "detail": "" if db["db_match"] else "the database did not end as expected"})  # fmt: skip
+    for item in reward_info.get("env_assertions") or []:
+        if isinstance(item, dict) and isinstance(item.get("met"), bool):
+            spec = _obj(item.get("env_assertion"))
+            name = f"env_assertion: {spec.get('func_name') or '?'}"
+            checks.append({"name": name[:200], "passed": item["met"],
+                           "detail": _text(spec.get("arguments"), 2000)})  # fmt: skip
+    for item in reward_info.get("communicate_checks") or []:
+        if isinstance(item, dict) and isinstance(item.get("met"), bool):
+            checks.append({"name": f"communicate: {_text(item.get('info'), 150)}"[:200],
+                           "passed": item["met"], "detail": ""})  # fmt: skip
+    for item in reward_info.get("nl_assertions") or []:
+        if isinstance(item, dict) and isinstance(item.get("met"), bool):
+            checks.append({"name": f"nl_assertion: {_text(item.get('nl_assertion'), 150)}"[:200],
+                           "passed": item["met"], "detail": _text(item.get("justification"), 2000)})  # fmt: skip
+    for item in reward_info.get("action_checks") or []:
+        action = _obj(_obj(item).get("action"))
+        if isinstance(_obj(item).get("action_match"), bool) and action.get("name"):
+            args = json.dumps(action.get("arguments") or {}, sort_keys=True, default=str)
+            checks.append({"name": f"action: {action['name']}"[:200],
+                           "passed": item["action_match"], "detail": f"{action['name']}({args})"[:2000]})  # fmt: skip
+    return checks[:500]
 
 
 # --- InterCode ----------------------------------------------------------------

@@ -77,6 +77,7 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
         "session_id": ident(clean_text(trace.session_id), counts),
         "task": redactor.text(trace.task, counts),
         "task_key": ident(clean_text(trace.task_key), counts),
+        "checks": checks_redacted(trace.checks, redactor, counts),
         "status": trace.status or "",
         "reward": trace.reward,
         "started_at": trace.started_at,
@@ -112,13 +113,22 @@ def _prepare_step(
     )
 
 
+def checks_redacted(checks: list[Any], redactor: Redactor, counts: Counter[str]) -> list[dict]:
+    """Checks as stored: names are identifiers (a pseudonym where PII is), details text."""
+    return [
+        {"name": redactor.identifier(clean_text(c.name), counts), "passed": bool(c.passed),
+         "detail": redactor.text(clean_text(c.detail), counts)}
+        for c in checks
+    ]  # fmt: skip
+
+
 def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 _TRACE_COLUMNS = (
-    "external_id text, agent text, session_id text, task text, task_key text, status text, "
-    "reward float8, "
+    "external_id text, agent text, session_id text, task text, task_key text, checks jsonb, "
+    "status text, reward float8, "
     "started_at timestamptz, ended_at timestamptz, model text, skills_in_scope text[], "
     "metadata jsonb, cost_usd float8, redaction_counts jsonb"
 )
@@ -153,7 +163,7 @@ def _copy_rows(cursor: Any, traces: list[PreparedTrace]) -> None:
             copy.write_row(
                 (
                     t.external_id, f["agent"], f["session_id"], f["task"], f["task_key"],
-                    f["status"],
+                    _dumps(f["checks"]), f["status"],
                     f["reward"], f["started_at"], f["ended_at"], f["model"],
                     f["skills_in_scope"], _dumps(f["metadata"]), f["cost_usd"],
                     _dumps(t.parts),
@@ -176,11 +186,11 @@ def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]
     cursor.execute(
         """
         INSERT INTO traces_trace (
-            workspace_id, external_id, agent, session_id, task, task_key, status, reward,
+            workspace_id, external_id, agent, session_id, task, task_key, checks, status, reward,
             started_at,
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
             redaction_counts, step_count, error_count, total_tokens, received_at, updated_at)
-        SELECT %s, external_id, agent, session_id, task, task_key, status, reward,
+        SELECT %s, external_id, agent, session_id, task, task_key, checks, status, reward,
             COALESCE(started_at, ended_at, now()),
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_counts, '{}'::jsonb,
             0, 0, 0, now(), now()
@@ -190,6 +200,8 @@ def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]
             session_id = COALESCE(NULLIF(EXCLUDED.session_id, ''), traces_trace.session_id),
             task = COALESCE(NULLIF(EXCLUDED.task, ''), traces_trace.task),
             task_key = COALESCE(NULLIF(EXCLUDED.task_key, ''), traces_trace.task_key),
+            checks = CASE WHEN jsonb_array_length(EXCLUDED.checks) > 0
+                THEN EXCLUDED.checks ELSE traces_trace.checks END,
             status = COALESCE(NULLIF(EXCLUDED.status, ''), traces_trace.status),
             reward = COALESCE(EXCLUDED.reward, traces_trace.reward),
             started_at = COALESCE(EXCLUDED.started_at, traces_trace.started_at),
@@ -280,7 +292,7 @@ def apply_pending_outcomes(cursor: Any, workspace_id: int, external_ids: list[st
     cursor.execute(
         """
         WITH latest AS (
-            SELECT DISTINCT ON (external_id) external_id, status, reward
+            SELECT DISTINCT ON (external_id) external_id, status, reward, checks
             FROM traces_outcome
             WHERE workspace_id = %s AND external_id = ANY(%s)
             ORDER BY external_id, received_at DESC, id DESC
@@ -288,6 +300,8 @@ def apply_pending_outcomes(cursor: Any, workspace_id: int, external_ids: list[st
         UPDATE traces_trace t SET
             status = COALESCE(NULLIF(latest.status, ''), t.status),
             reward = COALESCE(latest.reward, t.reward),
+            checks = CASE WHEN jsonb_array_length(latest.checks) > 0
+                THEN latest.checks ELSE t.checks END,
             updated_at = now()
         FROM latest
         WHERE t.workspace_id = %s AND t.external_id = latest.external_id

@@ -33,6 +33,9 @@ class Trace(models.Model):
     # diagnosis compares a failed run with successful runs of its task. Empty: the
     # normalised task text stands in.
     task_key = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # Named checks of the outcome, as a harness reported them: [{"name", "passed",
+    # "detail"}] (tau2's db_match, a test suite's tests, any named assertion).
+    checks = models.JSONField(default=list, blank=True, db_default=[])
     status = models.CharField(
         max_length=10, choices=TraceStatus.choices, default=TraceStatus.UNKNOWN
     )
@@ -126,6 +129,7 @@ class Outcome(models.Model):
     status = models.CharField(max_length=10, choices=TraceStatus.choices, blank=True)
     reward = models.FloatField(null=True, blank=True)
     scores = models.JSONField(default=list, blank=True)
+    checks = models.JSONField(default=list, blank=True, db_default=[])
     comment = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     applied_at = models.DateTimeField(null=True, blank=True)

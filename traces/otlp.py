@@ -225,6 +225,10 @@ def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]],
     return list(traces.values()), span_counts
 
 
+CHECK_PREFIX = "hivemind.check."
+_PASSED = {"true", "pass", "passed", "ok", "1", "yes"}
+
+
 def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
     return {
         "external_id": trace_id, "agent": str(resource.get("service.name", ""))[:200],
@@ -238,6 +242,14 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
                               ("session.id", "session_id", 200), ("hivemind.task.key", "task_key", 200)):  # fmt: skip
         if attrs.get(key) and not trace.get(field):
             trace[field] = str(attrs[key])[:limit]
+    for key, value in attrs.items():
+        # A harness's named checks of the outcome: hivemind.check.<name> = true/false.
+        if key.startswith(CHECK_PREFIX) and len(key) > len(CHECK_PREFIX):
+            passed = value if isinstance(value, bool) else str(value).lower() in _PASSED
+            name = key[len(CHECK_PREFIX) :][:200]
+            checks = trace.setdefault("checks", [])
+            if not any(c["name"] == name for c in checks):
+                checks.append({"name": name, "passed": passed, "detail": ""})
     model = (
         attrs.get("gen_ai.response.model")
         or attrs.get("gen_ai.request.model")

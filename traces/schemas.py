@@ -93,6 +93,16 @@ class StepIn(BaseModel):
     _utc_started = field_validator("started_at")(classmethod(lambda cls, v: plausible(v)))
 
 
+class CheckIn(BaseModel):
+    """A named check of the outcome: passed or not, and what it found."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=200, examples=["db_match"])
+    passed: bool
+    detail: str = Field("", max_length=2000)
+
+
 class TraceIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -135,6 +145,10 @@ class TraceIn(BaseModel):
         description="Runs of the same task share it (a benchmark's task id, a ticket type): a "
         "failed run is compared with successful runs of its task. Omitted: the task text, "
         "normalised, stands in.",
+    )  # fmt: skip
+    checks: list[CheckIn] = Field(
+        default_factory=list, max_length=500,
+        description="Named checks of the outcome; omitted: keep the stored ones.",
     )  # fmt: skip
     status: TraceStatusIn | None = Field(None, description="Omitted: keep the current status.")
     reward: float | None = None
@@ -214,6 +228,11 @@ class OutcomeIn(Schema):
     status: Literal["succeeded", "failed", "unknown"] | None = None
     reward: float | None = None
     scores: list[ScoreIn] = Field(default_factory=list, max_length=100)
+    checks: list[CheckIn] = Field(
+        default_factory=list, max_length=500,
+        description="Named checks of the outcome (a harness's assertions, tests): the failed "
+        "ones are the diagnosis's first evidence and are shown on the trace.",
+    )  # fmt: skip
     comment: str = Field("", max_length=10_000)
 
     _finite_reward = field_validator("reward")(classmethod(lambda cls, v: _finite(v)))

@@ -21,7 +21,13 @@ from workspaces.redaction import redactor_for_policy
 from workspaces.services import audit_record
 from workspaces.textsafety import clean_text
 
-from .ingest import PreparedTrace, apply_pending_outcomes, prepare_trace, write_traces
+from .ingest import (
+    PreparedTrace,
+    apply_pending_outcomes,
+    checks_redacted,
+    prepare_trace,
+    write_traces,
+)
 from .models import Outcome, Trace
 from .schemas import OutcomeIn, TraceIn
 
@@ -219,6 +225,7 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
             }
             for s in data.scores
         ],
+        checks=checks_redacted(data.checks, redactor, counts),
         comment=redactor.text(data.comment, counts),
     )
     trace = Trace.objects.filter(workspace=workspace, external_id=external_id).first()

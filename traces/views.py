@@ -60,6 +60,8 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
                 (int(k), v) for k, v in trace.metadata.get("propagated_errors", {}).items()
             ),
             "outcomes": trace.outcomes.order_by("-received_at"),
+            "failed_checks": [c for c in trace.checks or [] if not c.get("passed")],
+            "passed_checks": [c for c in trace.checks or [] if c.get("passed")],
             "session_traces": session_traces(trace=trace),
             "timed": any(getattr(step, "bar", None) for step in steps),
         },

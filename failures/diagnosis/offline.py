@@ -43,6 +43,7 @@ MIN_NEIGHBOURS = 3
 MIN_SIMILARITY = 0.2
 AGREEMENT = 0.7
 MAX_FINDINGS = 3
+TRACE_LEVEL = -1  # a finding about the whole run (the step it happened at is not known)
 _READ_LIKE = re.compile(
     r"get|find|list|search|check|read|lookup|look_up|view|show|fetch|describe|status|verify|"
     r"query|grep|glob|^ls$|^cat$|calculate|info",

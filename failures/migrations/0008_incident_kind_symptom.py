@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('failures', '0007_analysis_task_key'),
+        ("failures", "0007_analysis_task_key"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='incident',
-            name='kind',
-            field=models.CharField(choices=[('step_error', 'Step error'), ('trace_failure', 'Trace failed'), ('diagnosis', 'Diagnosis'), ('recovered', 'Recovered error'), ('symptom', 'Symptom')], max_length=20),
+            model_name="incident",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("step_error", "Step error"),
+                    ("trace_failure", "Trace failed"),
+                    ("diagnosis", "Diagnosis"),
+                    ("recovered", "Recovered error"),
+                    ("symptom", "Symptom"),
+                ],
+                max_length=20,
+            ),
         ),
     ]

@@ -1,0 +1,93 @@
+"""Named checks of the outcome: in by every route, on the trace, first evidence of a diagnosis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from failures.models import Incident, TraceAnalysis
+from tests.factories import ingest, trace_payload
+from traces.models import Trace
+
+pytestmark = pytest.mark.django_db
+
+CHECKS = [{"name": "db_match", "passed": False, "detail": "the reservation was cancelled"},
+          {"name": "tests/test_forms.py::test_x", "passed": True}]  # fmt: skip
+
+
+def test_checks_arrive_by_the_api_the_outcome_api_otlp_and_an_importer(client, tenant, tmp_path):
+    from traces.importing import traces_import_file
+
+    headers = tenant.api_headers()
+    body = {"traces": [trace_payload("api-1", checks=CHECKS)]}
+    assert client.post("/api/v1/traces", json.dumps(body), content_type="application/json",
+                       headers=headers).status_code == 200  # fmt: skip
+    assert Trace.objects.get(external_id="api-1").checks[0] == CHECKS[0]
+    # The outcome API, before and after the trace exists.
+    for external_id in ("late-1", "api-1"):
+        answer = client.post(f"/api/v1/traces/{external_id}/outcome", json.dumps(
+            {"status": "failed", "checks": [{"name": "env_assertion", "passed": False}]}),
+            content_type="application/json", headers=headers)  # fmt: skip
+        assert answer.status_code in (200, 202), answer.content
+    assert Trace.objects.get(external_id="api-1").checks == [
+        {"name": "env_assertion", "passed": False, "detail": ""}]  # fmt: skip
+    ingest(tenant.workspace, [trace_payload("late-1")])
+    assert Trace.objects.get(external_id="late-1").checks[0]["name"] == "env_assertion"
+    # OTLP: hivemind.check.<name> attributes.
+    span = {"traceId": "5b8efff798038103d269b633813fc60e", "spanId": "eee19b7ec3c1b176", "name": "run",
+            "startTimeUnixNano": "1763719200000000000", "endTimeUnixNano": "1763719201000000000",
+            "attributes": [{"key": "hivemind.check.db_match", "value": {"boolValue": False}},
+                           {"key": "hivemind.check.reply_polite", "value": {"stringValue": "pass"}}]}  # fmt: skip
+    otlp = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
+    assert client.post("/v1/traces", json.dumps(otlp), content_type="application/json",
+                       headers=headers).status_code == 200  # fmt: skip
+    assert Trace.objects.get(external_id="5b8efff798038103d269b633813fc60e").checks == [
+        {"name": "db_match", "passed": False, "detail": ""},
+        {"name": "reply_polite", "passed": True, "detail": ""}]  # fmt: skip
+    # tau2's reward_info, read by its importer.
+    tau2 = tmp_path / "tau2.json"
+    tau2.write_text(json.dumps({
+        "info": {"environment_info": {"domain_name": "retail"}, "agent_info": {"llm": "m"}},
+        "tasks": [], "simulations": [{"id": "s9", "task_id": "7", "messages": [
+            {"role": "assistant", "content": "hi"}], "reward_info": {
+            "reward": 0.0, "db_check": {"db_match": False},
+            "nl_assertions": [{"nl_assertion": "agent refunds", "met": False, "justification": "no"}],
+            "action_checks": [{"action": {"name": "cancel_pending_order", "arguments": {"order_id": "#W1"}},
+                               "action_match": True}]}}],
+    }))  # fmt: skip
+    assert traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=tau2).ok
+    names = [c["name"] for c in Trace.objects.get(external_id="tau2-s9").checks]
+    assert names == ["db_match", "nl_assertion: agent refunds", "action: cancel_pending_order"]
+
+
+def test_a_failed_check_is_the_incident_where_nothing_more_specific_is_found(tenant):
+    ingest(tenant.workspace, [trace_payload("checked", agent="fresh", checks=CHECKS, steps=[
+        {"kind": "tool_call", "name": "act", "input": {}, "output": {"ok": True}}])])  # fmt: skip
+    incident = Incident.objects.get(trace__external_id="checked")
+    assert incident.step_index == -1 and incident.category == "outcome.check_failed"
+    assert incident.description == "`db_match` failed: the reservation was cancelled"
+    assert TraceAnalysis.objects.get(trace__external_id="checked").state == "diagnosed"
+
+
+def test_a_more_specific_cause_keeps_the_failed_checks_as_its_evidence(tenant):
+    ingest(tenant.workspace, [trace_payload("both", checks=CHECKS)])  # its step errors (429)
+    incident = Incident.objects.get(trace__external_id="both")
+    assert incident.step_index == 1 and "429" in incident.description
+    assert incident.stats["checks_failed"] == ["db_match"]
+
+
+def test_the_trace_page_lists_checks_failed_first(tenant):
+    ingest(tenant.workspace, [trace_payload("page", checks=list(reversed(CHECKS)))])
+    trace = Trace.objects.get(external_id="page")
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/")
+    text = page.content.decode()
+    assert "Checks of the outcome" in text and "1 of 2 failed" in text
+    assert text.index("db_match") < text.index("tests/test_forms.py::test_x")
+
+
+def test_a_bad_check_is_refused_with_a_clear_error(client, tenant):
+    body = {"traces": [trace_payload("bad-check", checks=[{"name": "", "passed": "maybe"}])]}
+    answer = client.post("/api/v1/traces", json.dumps(body), content_type="application/json",
+                         headers=tenant.api_headers())  # fmt: skip
+    assert answer.status_code == 422 and "checks" in json.dumps(answer.json())
