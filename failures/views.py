@@ -224,10 +224,13 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
     trace = trace_get(workspace=request.workspace, pk=pk)
     incidents = selectors.incident_list_for_trace(trace=trace)
     analysis = TraceAnalysis.objects.filter(trace=trace).first()
+    same_task = any(
+        str((i.stats or {}).get("evidence", "")).startswith("same_task") for i in incidents
+    )
     return render(
         request,
         "failures/_trace_incidents.html",
-        {"trace": trace, "incidents": incidents, "analysis": analysis},
+        {"trace": trace, "incidents": incidents, "analysis": analysis, "same_task": same_task},
     )
 
 

@@ -72,7 +72,7 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def _shown(value: Any, limit: int = 160) -> str:
+def _shown(value: Any, limit: int = 120) -> str:
     if isinstance(value, dict):
         text = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in value.items())
     else:
