@@ -16,6 +16,18 @@ from . import taxonomy
 from .models import DiagnosisSettings
 
 
+def parse_tools(text: str) -> list[str]:
+    """Tool names, one per line or separated by commas; at most 500 of 200 characters."""
+    names = [n.strip() for line in text.splitlines() for n in line.split(",")]
+    names = [n for n in names if n]
+    too_long = next((n for n in names if len(n) > 200), None)
+    if too_long is not None:
+        raise InvalidInput(f"A tool name is at most 200 characters: {too_long[:60]}…")
+    if len(names) > 500:
+        raise InvalidInput("At most 500 tool names.")
+    return sorted(set(names))
+
+
 def parse_thresholds(text: str) -> dict[str, float]:
     """`agent = 0.8` per line; a message naming the line for anything else."""
     found: dict[str, float] = {}
@@ -41,6 +53,8 @@ def diagnosis_settings_save(
     default_threshold: float | None,
     thresholds_text: str,
     actor: User,
+    write_tools_text: str = "",
+    read_tools_text: str = "",
 ) -> DiagnosisSettings:
     categories, errors = taxonomy.parse_text(categories_text)
     if errors:
@@ -48,6 +62,10 @@ def diagnosis_settings_save(
     if default_threshold is not None and not math.isfinite(default_threshold):
         raise InvalidInput("The default reward threshold must be a number.")
     thresholds = parse_thresholds(thresholds_text)
+    write_tools, read_tools = parse_tools(write_tools_text), parse_tools(read_tools_text)
+    both = sorted(set(write_tools) & set(read_tools))
+    if both:
+        raise InvalidInput(f"A tool cannot both change state and only read: {', '.join(both[:5])}.")
     rows = [{"key": c.key, "label": c.label, "description": c.description} for c in categories]
     before = DiagnosisSettings.objects.filter(workspace=workspace).first()
     old = _summary(before) if before else None
@@ -57,6 +75,8 @@ def diagnosis_settings_save(
             "categories": [] if rows == taxonomy.default_rows() else rows,
             "default_reward_threshold": default_threshold,
             "reward_thresholds": thresholds,
+            "write_tools": write_tools,
+            "read_tools": read_tools,
         },
     )
     audit_record(
@@ -71,4 +91,6 @@ def _summary(row: DiagnosisSettings) -> dict:
         "categories": [c["key"] for c in row.categories] or "default",
         "default_reward_threshold": row.default_reward_threshold,
         "reward_thresholds": row.reward_thresholds,
+        "write_tools": row.write_tools,
+        "read_tools": row.read_tools,
     }

@@ -43,6 +43,7 @@ from .boilerplate import error_gist
 from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import offline
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
+from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
 from .diagnosis.same_task import task_key as same_task_key
 from .models import DiagnosisSettings, DiagnosisState, Incident, IncidentKind, TraceAnalysis
@@ -148,6 +149,7 @@ def traces_diagnose(
              for r in failed_rows if r.agent == agent]
         ))  # fmt: skip
     same_task = _same_task_successes(workspace_id, failed_rows)
+    kinds = _tool_kinds(workspace_id) if same_task else None
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
     claude = _claude_diagnoser()
@@ -169,7 +171,7 @@ def traces_diagnose(
         # A divergence from successful runs of the same task, call by call, is the
         # most specific evidence there is: when there is one, it is the diagnosis.
         divergence = (
-            same_task_diverge(row.steps, same_task[row.id]) if row.id in same_task else None
+            same_task_diverge(row.steps, same_task[row.id], kinds) if row.id in same_task else None
         )
         found = (
             [divergence]
@@ -426,6 +428,13 @@ def _success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
 
 # How many successful runs of a task a failed run is compared with.
 SAME_TASK_RUNS = 10
+
+
+def _tool_kinds(workspace_id: int) -> ToolKinds:
+    found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
+    if found is None:
+        return ToolKinds()
+    return ToolKinds(frozenset(found.write_tools or []), frozenset(found.read_tools or []))
 
 
 def analysis_task_key(task_key: str, task: str) -> str:

@@ -286,6 +286,10 @@ class DiagnosisSettings(models.Model):
     # A trace whose reward is below the threshold failed, whatever its status says.
     default_reward_threshold = models.FloatField(null=True, blank=True)
     reward_thresholds = models.JSONField(default=dict, blank=True)  # {agent: threshold}
+    # Tool names that change state, and names that only read, overriding what their
+    # names suggest (same-task contrast compares state-changing calls).
+    write_tools = models.JSONField(default=list, blank=True, db_default=[])
+    read_tools = models.JSONField(default=list, blank=True, db_default=[])
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

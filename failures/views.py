@@ -246,6 +246,8 @@ def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
         "default_threshold": "" if current.default_reward_threshold is None
         else str(current.default_reward_threshold),
         "thresholds": "\n".join(f"{a} = {t}" for a, t in sorted(current.reward_thresholds.items())),
+        "write_tools": "\n".join(current.write_tools or []),
+        "read_tools": "\n".join(current.read_tools or []),
     }  # fmt: skip
     error = ""
     if request.method == "POST":
@@ -257,6 +259,8 @@ def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
                 categories_text=form["categories"],
                 default_threshold=_threshold(default),
                 thresholds_text=form["thresholds"],
+                write_tools_text=form["write_tools"],
+                read_tools_text=form["read_tools"],
                 actor=request.user,
             )
         except InvalidInput as exc:

@@ -49,9 +49,25 @@ def task_key(task: str) -> str:
     return _SPACE.sub(" ", task.casefold()).strip(" .!?\n\t")
 
 
-def changes_state(name: str) -> bool:
-    """Is a call to `name` one that changes something (not a read, not the user's)?"""
-    return bool(name) and not name.startswith("user.") and not READ_LIKE.match(name)
+@dataclass(frozen=True)
+class ToolKinds:
+    """A workspace's corrections to the guess from tool names (Diagnosis settings)."""
+
+    writes: frozenset[str] = frozenset()
+    reads: frozenset[str] = frozenset()
+
+
+def changes_state(name: str, kinds: ToolKinds | None = None) -> bool:
+    """Is a call to `name` one that changes something (not a read, not the user's)?
+    The workspace's settings first, then the name."""
+    if not name or name.startswith("user."):
+        return False
+    if kinds is not None:
+        if name in kinds.writes:
+            return True
+        if name in kinds.reads:
+            return False
+    return not READ_LIKE.match(name)
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,9 @@ def _overlap(a: list[Call], b: list[Call]) -> int:
 
 
 def diverge(
-    failed: Sequence[StepView], successes: dict[str, list[list[StepView]]]
+    failed: Sequence[StepView],
+    successes: dict[str, list[list[StepView]]],
+    kinds: ToolKinds | None = None,
 ) -> Finding | None:
     """The first state-changing divergence of a failed run from the successful runs
     of its task (`successes`: agent -> those runs' steps), or None."""
@@ -115,9 +133,9 @@ def diverge(
     who = _who(runs)
     made = {(c.name, c.args) for c in best}
     best_names = {c.name for c in best}
-    best_writes = [c for c in best if changes_state(c.name)]
+    best_writes = [c for c in best if changes_state(c.name, kinds)]
     for call in mine:
-        if not changes_state(call.name) or (call.name, call.args) in made:
+        if not changes_state(call.name, kinds) or (call.name, call.args) in made:
             continue
         if call.name in best_names:
             theirs = next(c for c in best if c.name == call.name)

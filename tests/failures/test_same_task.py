@@ -176,3 +176,43 @@ def test_the_task_key_comes_in_by_every_route(client, tenant, tmp_path):
     }))  # fmt: skip
     assert traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=tau2).ok
     assert Trace.objects.get(external_id="tau2-s1").task_key == "retail:7"
+
+
+@pytest.mark.django_db
+def test_a_lead_corrects_which_tools_change_state(client, tenant):
+    from django.urls import reverse
+
+    from failures import taxonomy
+    from failures.models import DiagnosisSettings
+
+    task = "Hold seat 3A"
+    ok = [trace_payload(f"hold-ok-{i}", task=task, status="succeeded", agent="air", steps=[
+        {"kind": "tool_call", "name": "lookup_and_hold_seat", "input": {"seat": "3A"},
+         "output": {"held": True}}]) for i in range(2)]  # fmt: skip
+    bad = [trace_payload("hold-bad", task=task, status="failed", agent="air", steps=[
+        {"kind": "tool_call", "name": "lookup_and_hold_seat", "input": {"seat": "4C"},
+         "output": {"held": True}}])]  # fmt: skip
+    ingest(tenant.workspace, ok + bad)
+    # "lookup…" reads like a read: no state-changing divergence is seen.
+    assert not Incident.objects.filter(trace__external_id="hold-bad", tool="lookup_and_hold_seat",
+                                       stats__evidence="same_task").exists()  # fmt: skip
+    client.force_login(tenant.admin)
+    url = reverse("diagnosis_settings", args=[tenant.workspace.slug])
+    text = taxonomy.to_text(list(taxonomy.DEFAULT))
+    both = client.post(url, {"categories": text, "default_threshold": "", "thresholds": "",
+                             "write_tools": "x", "read_tools": "x"})  # fmt: skip
+    assert both.status_code == 422 and "both change state and only read" in both.content.decode()
+    saved = client.post(url, {"categories": text, "default_threshold": "", "thresholds": "",
+                              "write_tools": "lookup_and_hold_seat", "read_tools": ""})  # fmt: skip
+    assert saved.status_code == 302
+    assert DiagnosisSettings.objects.get(workspace=tenant.workspace).write_tools == [
+        "lookup_and_hold_seat"
+    ]
+    from failures.mining import traces_diagnose
+    from traces.models import Trace
+
+    traces_diagnose(workspace_id=tenant.workspace.pk, force=True,
+                    trace_ids=list(Trace.objects.values_list("pk", flat=True)))  # fmt: skip
+    incident = Incident.objects.get(trace__external_id="hold-bad")
+    assert incident.tool == "lookup_and_hold_seat" and '"4C"' in incident.description
+    assert '"3A"' in incident.description
