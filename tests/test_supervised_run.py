@@ -46,9 +46,22 @@ def _wait(what: str, check, timeout: float):  # type: ignore[no-untyped-def]
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
+def _has_child(supervisor: psutil.Process, *words: str) -> bool:
+    try:
+        _child(supervisor, *words)
+    except AssertionError:
+        return False
+    return True
+
+
 def _child(supervisor: psutil.Process, *words: str) -> psutil.Process:
     for child in supervisor.children():
-        line = " ".join(child.cmdline())
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:  # killed, not yet reaped
+                continue
+            line = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
         if all(w in line for w in words):
             return child
     raise AssertionError(f"no child running {words}")
@@ -78,6 +91,7 @@ def test_killed_worker_and_broker_come_back_and_ingest_never_stops():
         _wait("the service", lambda: json.loads(_get(f"{url}/healthz")[1]).get("broker") == "ok",
               STARTUP)  # fmt: skip
         supervisor = psutil.Process(run.pid)
+        _wait("the worker", lambda: _has_child(supervisor, "celery", "worker"), 120)
         _child(supervisor, "celery", "worker").send_signal(signal.SIGKILL)
         _child(supervisor, "redis-server").send_signal(signal.SIGKILL)
         # Ingest answers and stores while both are down.
@@ -87,7 +101,7 @@ def test_killed_worker_and_broker_come_back_and_ingest_never_stops():
         assert Trace.objects.filter(workspace=workspace, external_id="down-1").exists()
         # Both come back without anyone touching them...
         _wait("the broker", lambda: json.loads(_get(f"{url}/healthz")[1])["broker"] == "ok", 120)
-        _child(supervisor, "celery", "worker")
+        _wait("the worker", lambda: _has_child(supervisor, "celery", "worker"), 120)
         # ...and a trace sent now is analysed by the restarted worker.
         time.sleep(11)  # the web process leaves a failed broker alone for 10 s
 
