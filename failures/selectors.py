@@ -19,6 +19,7 @@ from .models import (
     DiagnosisState,
     FailureMode,
     Incident,
+    IncidentKind,
     ModeDailyCount,
     ModeStatus,
     RunState,
@@ -157,6 +158,26 @@ def mode_incidents_nearest(*, mode: FailureMode, limit: int = 20) -> list[Incide
 
 def mode_tools(*, mode: FailureMode) -> list[dict]:
     return list(mode.incidents.values("tool").annotate(n=Count("id")).order_by("-n")[:10])
+
+
+SYMPTOM_LABELS = {
+    "long_run": "kept going far longer than successful runs",
+    "repeat": "made the same call again and again",
+    "handoff": "handed the task over to a person",
+}
+
+
+def mode_symptoms(*, mode: FailureMode) -> list[dict]:
+    """What the failed runs of a mode also showed that is not a cause (symptom
+    incidents of the same traces), with how many runs showed each."""
+    traces = Incident.objects.filter(failure_mode=mode).values("trace_id")
+    runs: dict[str, set[int]] = {}
+    for trace_id, stats in Incident.objects.filter(
+        kind=IncidentKind.SYMPTOM, trace_id__in=traces
+    ).values_list("trace_id", "stats")[:5000]:
+        kind = str((stats or {}).get("signal", "")).split(":", 1)[0]
+        runs.setdefault(SYMPTOM_LABELS.get(kind, kind or "other"), set()).add(trace_id)
+    return sorted(({"label": k, "runs": len(v)} for k, v in runs.items()), key=lambda s: -s["runs"])
 
 
 def mode_tasks(*, mode: FailureMode, limit: int = 8) -> list[dict]:

@@ -148,6 +148,7 @@ def mode_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "incidents": selectors.mode_incidents_nearest(mode=mode),
             "tools": selectors.mode_tools(mode=mode),
             "tasks": selectors.mode_tasks(mode=mode),
+            "symptoms": selectors.mode_symptoms(mode=mode),
             "traces": selectors.mode_example_traces(mode=mode),
             "merge_targets": selectors.mode_merge_targets(mode=mode),
             "figure": figure,

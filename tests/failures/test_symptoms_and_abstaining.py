@@ -58,3 +58,26 @@ def test_the_trace_page_marks_symptoms_and_says_why_a_run_is_undiagnosed(tenant)
     assert page.status_code == 200
     text = page.content.decode()
     assert ">symptom</span>" in text and "undiagnosed" in text
+
+
+def test_a_mode_page_lists_the_symptoms_its_runs_showed(tenant):
+    from django.utils import timezone
+
+    from failures.models import FailureMode
+    from traces.models import Trace
+
+    ingest(tenant.workspace, [trace_payload("sym-1")])
+    trace = Trace.objects.get(external_id="sym-1")
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="payments 429",
+                                      incident_count=1, trace_count=1)  # fmt: skip
+    Incident.objects.filter(trace=trace).update(failure_mode=mode)
+    Incident.objects.create(workspace=tenant.workspace, trace=trace, step_index=0,
+                            kind=IncidentKind.SYMPTOM, description="made the same call 4 times",
+                            stats={"signal": "repeat:payments.refund"}, signature="s",
+                            occurred_at=timezone.now())  # fmt: skip
+    page = tenant.client_for(tenant.viewer).get(
+        f"/w/{tenant.workspace.slug}/failure-modes/{mode.pk}/"
+    )
+    text = page.content.decode()
+    assert page.status_code == 200 and "Symptoms in these runs" in text
+    assert "made the same call again and again — 1 run" in text
