@@ -259,11 +259,7 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
             "No successful run of this task to compare with, call by call, and nothing in it "
             f"stands out against this agent's {baseline} labelled runs."
         )
-    return (
-        why
-        + (f" Symptoms only: {symptoms}." if symptoms else "")
-        + (" A label from a lead (Review runs) would say what went wrong.")
-    )
+    return why + (f" Symptoms only: {symptoms}." if symptoms else "")
 
 
 def _rediagnose_same_task(workspace_id: int, changed: list[TraceRow], result: MineResult) -> None:
