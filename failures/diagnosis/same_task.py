@@ -40,6 +40,14 @@ READ_LIKE = re.compile(
     r"describe|verify|query|read|think)",
     re.I,
 )
+# Tools whose input is a program or a command (a shell, an interpreter, a query):
+# two good runs of one task rarely write the same one, so they are not compared by
+# their arguments (the other methods read their errors).
+OPEN_ENDED = re.compile(
+    r"^(?:[a-z0-9_]+\.)?(bash|sh|zsh|shell|terminal|computer_terminal|cmd|exec|execute|"
+    r"execute_code|run|run_command|run_code|python|python3|ipython|node|sql|code)$",
+    re.I,
+)
 CONFIDENCE = 0.9
 _SPACE = re.compile(r"\s+")
 
@@ -58,7 +66,8 @@ class ToolKinds:
 
 
 def changes_state(name: str, kinds: ToolKinds | None = None) -> bool:
-    """Is a call to `name` one that changes something (not a read, not the user's)?
+    """Is a call to `name` one that changes something and is compared by its
+    arguments (not a read, not the user's, not an open-ended command or program)?
     The workspace's settings first, then the name."""
     if not name or name.startswith("user."):
         return False
@@ -67,7 +76,7 @@ def changes_state(name: str, kinds: ToolKinds | None = None) -> bool:
             return True
         if name in kinds.reads:
             return False
-    return not READ_LIKE.match(name)
+    return not READ_LIKE.match(name) and not OPEN_ENDED.match(name)
 
 
 @dataclass(frozen=True)

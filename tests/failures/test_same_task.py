@@ -216,3 +216,11 @@ def test_a_lead_corrects_which_tools_change_state(client, tenant):
     incident = Incident.objects.get(trace__external_id="hold-bad")
     assert incident.tool == "lookup_and_hold_seat" and '"4C"' in incident.description
     assert '"3A"' in incident.description
+
+
+def test_commands_and_programs_are_not_compared_by_their_text():
+    failed = _steps(("bash", {"command": "grep -rn foo . | wc -l"}, ""))
+    success = _steps(("bash", {"command": "find . -name '*.py' | xargs grep foo | wc -l"}, ""))
+    assert diverge(failed, {"agent": [success]}) is None
+    assert not changes_state("bash") and not changes_state("Computer_terminal")
+    assert not changes_state("sql") and changes_state("update_reservation_flights")
