@@ -65,6 +65,13 @@ READ_LIKE = re.compile(
 )  # fmt: skip
 
 
+# (set, half, kind of evidence) → whether each incident of that kind was right.
+KINDS: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
+# Incidents the product does not show as a cause (RESULT figures count causes only).
+NOT_SHOWN_AS_CAUSE = ("recovered", "symptom", "weak")
+PRECISION_FILE = ROOT / "failures" / "diagnosis" / "evidence_precision.json"
+
+
 def half(task_id: str) -> str:
     """`tune` or `measure`, by a hash of the task id (stable across runs and machines)."""
     return "tune" if hashlib.sha256(task_id.encode()).digest()[0] % 2 == 0 else "measure"
@@ -78,6 +85,7 @@ def _pct(part: float, whole: float) -> str:
 
 
 def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    from failures.diagnosis.evidence import evidence_kind
     from failures.mining import traces_diagnose
     from failures.models import Incident
     from traces.importing import traces_import_file
@@ -95,28 +103,20 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
     traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
     named: dict[int, int] = {}
     for trace_id, step, _confidence in (
-        Incident.objects.filter(workspace=workspace).exclude(kind__in=["recovered", "symptom"])
+        Incident.objects.filter(workspace=workspace).exclude(kind__in=NOT_SHOWN_AS_CAUSE)
         .exclude(step_index__lt=0).order_by("trace_id", "-confidence", "step_index")
         .values_list("trace_id", "step_index", "confidence")
     ):  # fmt: skip
         named.setdefault(trace_id, step)
-    # Per evidence method, on each half: how often its incident is within one step.
-    methods: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    # Per kind of evidence, on each half: how often its incident is within one step
+    # (weak leads included: this measures the evidence, not what the product shows).
     by_trace = {traces[e]: (label, task) for e, (label, task) in labels.items()}
     for trace_id, step, stats in (
         Incident.objects.filter(workspace=workspace).exclude(kind__in=["recovered", "symptom"])
         .exclude(step_index__lt=0).values_list("trace_id", "step_index", "stats")
     ):  # fmt: skip
         label, task = by_trace[trace_id]
-        method = str(stats.get("evidence") or stats.get("method") or "?")
-        signal = str(stats.get("signal") or "").split(":")[0]
-        methods[(half(task), f"{method}:{signal}" if signal else method)].append(
-            abs(step - label) <= 1
-        )
-    for (h, method), hits in sorted(methods.items()):
-        print(
-            f"   who&when {h:8s} method {method:28s} incidents {len(hits):4d} within ±1 {sum(hits) / len(hits):.3f}"
-        )
+        KINDS[("who_and_when", half(task), evidence_kind(stats))].append(abs(step - label) <= 1)
     steps: dict[int, list[tuple[int, bool]]] = defaultdict(list)
     for trace_id, index, error, kind in Step.objects.filter(trace__workspace=workspace).values_list(
         "trace_id", "index", "error", "kind"
@@ -199,6 +199,7 @@ def tau2(
 ) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
     from diagnosis import measure
 
+    from failures.diagnosis.evidence import evidence_kind
     from failures.mining import traces_diagnose
     from failures.models import Incident
     from traces.importing import traces_import_file
@@ -234,11 +235,14 @@ def tau2(
             trace.save(update_fields=["checks"])
     traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
     incidents: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for trace_id, step, tool, description in (
+    evidence: dict[int, list[tuple[int, str, str, str]]] = defaultdict(list)
+    for trace_id, step, tool, description, stats, kind in (
         Incident.objects.filter(workspace=workspace).exclude(kind__in=["recovered", "symptom"])
-        .values_list("trace_id", "step_index", "tool", "description")
+        .values_list("trace_id", "step_index", "tool", "description", "stats", "kind")
     ):  # fmt: skip
-        incidents[trace_id].append((step, tool, description))
+        if kind not in NOT_SHOWN_AS_CAUSE:
+            incidents[trace_id].append((step, tool, description))
+        evidence[trace_id].append((step, tool, description, evidence_kind(stats)))
     calls: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     for trace_id, index, _kind, name, data in (
         Step.objects.filter(trace__workspace=workspace, kind="tool_call")
@@ -272,6 +276,15 @@ def tau2(
             for _, tool, description in found
         )
         h["named"] += hit
+        if withhold_actions:  # per kind once, on the evidence the product sees
+            for s, tool, description, kind in evidence[trace_id]:
+                if s < 0 and kind == "check":
+                    continue  # a failed check is a verdict on the run, not a step
+                KINDS[("tau2-bench", half(t["task"]), kind)].append(
+                    (culprit is not None and s == culprit)
+                    or tool in missing
+                    or any(m in description for m in missing)
+                )
         h["named_with_success"] += hit and with_success
         h["with_incident"] += bool(found)
         for ref, step in (
@@ -309,9 +322,17 @@ def print_tau2(
         best = max(
             (h.get(f"{r}_named", 0) for r in ("first_write", "last_write", "last_call")), default=0
         )
+        best_succ = max(
+            (
+                h.get(f"{r}_named_with_success", 0)
+                for r in ("first_write", "last_write", "last_call")
+            ),
+            default=0,
+        )
         print(f"{name:8s} {failed:6.0f} {h.get('with_truth', 0):8.0f} {_pct(h.get('named', 0), failed):>7s} "
               f"{_pct(h.get('named_with_success', 0), succ):>10s} "
-              f"{_pct(h.get('false_incidents', 0), h.get('incidents', 0)):>9s}   {', '.join(refs)}")  # fmt: skip
+              f"{_pct(h.get('false_incidents', 0), h.get('incidents', 0)):>9s}   {', '.join(refs)}"
+              f"   (best of them on runs with a same-task success: {_pct(best_succ, succ)})")  # fmt: skip
         if name == "measure":
             line = (
                 f"RESULT dataset=tau2-bench half=measure failed={failed:.0f} "
@@ -320,9 +341,45 @@ def print_tau2(
                 f"false_incident_share={_pct(h.get('false_incidents', 0), h.get('incidents', 0))} "
                 f"step_exact=n/a step_pm1=n/a coverage={_pct(h.get('with_incident', 0), failed)} "
                 f"best_trivial_named={_pct(best, failed)} "
+                f"best_trivial_named_with_success={_pct(best_succ, succ)} "
                 f"discrimination={'n/a' if discrimination is None else f'{discrimination:.3f}'}"
             )
     return line
+
+
+def print_kinds(write: bool) -> None:
+    """Precision per kind of evidence, per set and half; pooled over the sets on the
+    tune half (what the product's gate reads, `--write-precision`)."""
+    print("\n== Precision per kind of evidence (incidents right / incidents; weak leads included)")
+    kinds = sorted({k for _, _, k in KINDS})
+    pooled: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        cells = []
+        for name in ("tune", "measure"):
+            for dataset in ("who_and_when", "tau2-bench"):
+                hits = KINDS.get((dataset, name, kind), [])
+                cells.append(f"{dataset}/{name} {sum(hits):3d}/{len(hits):3d}")
+        tune = [h for d in ("who_and_when", "tau2-bench") for h in KINDS.get((d, "tune", kind), [])]
+        measure = [
+            h for d in ("who_and_when", "tau2-bench") for h in KINDS.get((d, "measure", kind), [])
+        ]
+        print(f"   {kind:20s} tune {_pct(sum(tune), len(tune)):>5s} (n={len(tune):3d})  "
+              f"measure {_pct(sum(measure), len(measure)):>5s} (n={len(measure):3d})   "
+              + ", ".join(cells))  # fmt: skip
+        pooled[kind] = {
+            "hits": sum(tune), "incidents": len(tune),
+            "sets": {d: {"hits": sum(KINDS.get((d, "tune", kind), [])),
+                         "incidents": len(KINDS.get((d, "tune", kind), []))}
+                     for d in ("who_and_when", "tau2-bench")},
+        }  # fmt: skip
+    if write:
+        PRECISION_FILE.write_text(json.dumps({
+            "written_by": "bench/truth.py --write-precision",
+            "half": "tune",
+            "date": time.strftime("%Y-%m-%d"),
+            "kinds": pooled,
+        }, indent=2) + "\n")  # fmt: skip
+        print(f"   written to {PRECISION_FILE.relative_to(ROOT)} (tune half only)")
 
 
 def main() -> None:
@@ -330,6 +387,10 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="the same runs; kept for the bench convention"
     )
+    parser.add_argument(
+        "--write-precision", action="store_true",
+        help="write the tune half's precision per kind of evidence for the product's gate",
+    )  # fmt: skip
     args = parser.parse_args()
     if not WHO.exists() or not TAU2.exists():
         raise SystemExit(f"{DEVDATA} lacks the labelled sets: set HIVEMIND_DEVDATA")
@@ -358,6 +419,7 @@ def main() -> None:
                 lines.append(line.replace("dataset=tau2-bench", "dataset=tau2-bench-all-checks"))
         finally:
             workspace.delete()
+    print_kinds(args.write_precision)
     print(f"\n{time.perf_counter() - started:.0f} s")
     for line in lines:
         print(line)

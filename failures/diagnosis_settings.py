@@ -13,6 +13,7 @@ from workspaces.models import Workspace
 from workspaces.services import audit_record
 
 from . import taxonomy
+from .diagnosis.evidence import DEFAULT_MIN_PRECISION
 from .models import DiagnosisSettings
 
 
@@ -55,6 +56,7 @@ def diagnosis_settings_save(
     actor: User,
     write_tools_text: str = "",
     read_tools_text: str = "",
+    min_precision: float | None = None,
 ) -> DiagnosisSettings:
     categories, errors = taxonomy.parse_text(categories_text)
     if errors:
@@ -62,6 +64,10 @@ def diagnosis_settings_save(
     if default_threshold is not None and not math.isfinite(default_threshold):
         raise InvalidInput("The default reward threshold must be a number.")
     thresholds = parse_thresholds(thresholds_text)
+    if min_precision is None:
+        min_precision = DEFAULT_MIN_PRECISION
+    if not math.isfinite(min_precision) or not 0.0 <= min_precision <= 1.0:
+        raise InvalidInput("The minimum precision is a share between 0 and 1, such as 0.5.")
     write_tools, read_tools = parse_tools(write_tools_text), parse_tools(read_tools_text)
     both = sorted(set(write_tools) & set(read_tools))
     if both:
@@ -77,6 +83,7 @@ def diagnosis_settings_save(
             "reward_thresholds": thresholds,
             "write_tools": write_tools,
             "read_tools": read_tools,
+            "min_precision": min_precision,
         },
     )
     audit_record(
@@ -93,4 +100,5 @@ def _summary(row: DiagnosisSettings) -> dict:
         "reward_thresholds": row.reward_thresholds,
         "write_tools": row.write_tools,
         "read_tools": row.read_tools,
+        "min_precision": row.min_precision,
     }

@@ -41,7 +41,7 @@ from traces.models import Outcome, Step, Trace, TraceStatus
 
 from .boilerplate import error_gist
 from .boilerplate import for_workspace as boilerplate_for
-from .diagnosis import offline
+from .diagnosis import evidence, offline
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
 from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
@@ -150,6 +150,7 @@ def traces_diagnose(
         ))  # fmt: skip
     same_task = _same_task_successes(workspace_id, failed_rows)
     kinds = _tool_kinds(workspace_id) if same_task else None
+    min_precision = _min_precision(workspace_id) if failed_rows else evidence.DEFAULT_MIN_PRECISION
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
     claude = _claude_diagnoser()
@@ -179,7 +180,7 @@ def traces_diagnose(
             else offline.diagnose(row.facts, profile, failed=failed, neighbours=neighbours, own=own)
         )
         if failed:
-            found = with_failed_checks(found, row.checks)
+            found = with_failed_checks(weigh_evidence(found, min_precision), row.checks)
         diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
         if failed and claude is not None and not use_batches and sent >= CLAUDE_PER_CALL:
             detail = (
@@ -217,7 +218,7 @@ def with_failed_checks(found: list[offline.Finding], checks: list[Any]) -> list[
     if not failed:
         return found
     names = [str(c["name"]) for c in failed]
-    causes = [f for f in found if not is_symptom(f)]
+    causes = [f for f in found if is_cause(f)]
     for finding in causes:
         finding.stats = {**finding.stats, "checks_failed": names[:20]}
     if causes:
@@ -237,6 +238,23 @@ def with_failed_checks(found: list[offline.Finding], checks: list[Any]) -> list[
     return [check, *[f for f in found if f.step != offline.TRACE_LEVEL]]
 
 
+def weigh_evidence(found: list[offline.Finding], min_precision: float) -> list[offline.Finding]:
+    """Each offline finding with what labelled runs say of its kind of evidence; a
+    kind they show is usually wrong (beyond sampling error, below the workspace's
+    minimum precision) becomes a weak lead: shown, never a cause."""
+    for finding in found:
+        note = evidence.precision_note(finding.stats)
+        finding.stats = {**finding.stats, **note}
+        if not is_symptom(finding) and evidence.too_weak(finding.stats, min_precision):
+            finding.stats["weak"] = True
+    return found
+
+
+def is_cause(finding: offline.Finding) -> bool:
+    """Neither a symptom nor a weak lead: what a mode and a skill may rest on."""
+    return not is_symptom(finding) and not finding.stats.get("weak")
+
+
 SYMPTOM_SIGNALS = ("long_run", "repeat:", "handoff:")
 
 
@@ -249,6 +267,7 @@ def is_symptom(finding: offline.Finding) -> bool:
 def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: int) -> str:
     """Why a failed run has no cause, in words a lead can act on."""
     symptoms = "; ".join(f.description for f in found if is_symptom(f))
+    weak = [f for f in found if f.stats.get("weak")]
     if baseline < offline.MIN_SUCCESSES * 2:
         why = (
             "No successful run of this task to compare with, call by call, and too few labelled "
@@ -258,6 +277,13 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
         why = (
             "No successful run of this task to compare with, call by call, and nothing in it "
             f"stands out against this agent's {baseline} labelled runs."
+        )
+    if weak:
+        first = weak[0].stats
+        why += (
+            f" A weak lead only ({evidence.describe(str(first.get('evidence_kind')))}): "
+            f"evidence of that kind was right in {round(100 * float(first.get('precision') or 0))}% "
+            f"of {first.get('precision_n')} labelled runs, too few to show it as the cause."
         )
     return why + (f" Symptoms only: {symptoms}." if symptoms else "")
 
@@ -426,6 +452,11 @@ def _success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
 SAME_TASK_RUNS = 10
 
 
+def _min_precision(workspace_id: int) -> float:
+    found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
+    return found.min_precision if found is not None else evidence.DEFAULT_MIN_PRECISION
+
+
 def _tool_kinds(workspace_id: int) -> ToolKinds:
     found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
     if found is None:
@@ -552,6 +583,9 @@ def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozens
         return error_gist(finding.error_text, boilerplate)
     if stats.get("method") == "divergence":
         return finding.description.split(";", 1)[0]
+    if stats.get("method") == "assumed":
+        # The words differ from run to run; the failure is going on with invented data.
+        return "went on with assumed or made-up data instead of what it could not get"
     signal = stats.get("signal", "")
     if signal == "long_run":
         return "kept going far longer than successful runs of this agent"
@@ -582,6 +616,7 @@ def _write(
             kind = (
                 IncidentKind.RECOVERED if row.verdict == "succeeded"
                 else IncidentKind.SYMPTOM if is_symptom(f)
+                else IncidentKind.WEAK if f.stats.get("weak")
                 else IncidentKind.STEP_ERROR if f.source == "error" else IncidentKind.DIAGNOSIS
             )  # fmt: skip
             incident_rows.append((
@@ -601,7 +636,7 @@ def _write(
     analyses = []
     for row in rows:
         found = findings[row.id]
-        causes = [f for f in found if not is_symptom(f)]
+        causes = [f for f in found if is_cause(f)]
         diagnoser, detail, (tokens_in, tokens_out, cost) = notes[row.id]
         if row.verdict == "succeeded" or (row.verdict == "unknown" and not found):
             state = DiagnosisState.NOT_FAILED

@@ -111,10 +111,14 @@ class IncidentKind(models.TextChoices):
     # than usual, repeated a call, handed off to a person): shown on the trace,
     # never grouped into a failure mode or drafted into a skill.
     SYMPTOM = "symptom", "Symptom"
+    # Offline evidence of a kind that labelled runs show is usually wrong
+    # (diagnosis/evidence.py): shown on the trace with its measured precision as a
+    # lead to check, never a cause, a mode or a skill.
+    WEAK = "weak", "Weak lead"
 
 
 # Incidents that are not causes of a failure: kept out of modes and skills.
-NOT_CAUSES = (IncidentKind.RECOVERED, IncidentKind.SYMPTOM)
+NOT_CAUSES = (IncidentKind.RECOVERED, IncidentKind.SYMPTOM, IncidentKind.WEAK)
 
 
 class IncidentSource(models.TextChoices):
@@ -290,6 +294,9 @@ class DiagnosisSettings(models.Model):
     # names suggest (same-task contrast compares state-changing calls).
     write_tools = models.JSONField(default=list, blank=True, db_default=[])
     read_tools = models.JSONField(default=list, blank=True, db_default=[])
+    # An offline incident whose kind of evidence labelled runs show is right less
+    # often than this (beyond sampling error) is only a weak lead (diagnosis/evidence.py).
+    min_precision = models.FloatField(default=0.5, db_default=0.5)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

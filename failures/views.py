@@ -249,6 +249,7 @@ def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
         "thresholds": "\n".join(f"{a} = {t}" for a, t in sorted(current.reward_thresholds.items())),
         "write_tools": "\n".join(current.write_tools or []),
         "read_tools": "\n".join(current.read_tools or []),
+        "min_precision": str(current.min_precision),
     }  # fmt: skip
     error = ""
     if request.method == "POST":
@@ -262,6 +263,7 @@ def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
                 thresholds_text=form["thresholds"],
                 write_tools_text=form["write_tools"],
                 read_tools_text=form["read_tools"],
+                min_precision=_min_precision(form["min_precision"].strip()),
                 actor=request.user,
             )
         except InvalidInput as exc:
@@ -274,9 +276,25 @@ def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
     return render(
         request,
         "failures/diagnosis_settings.html",
-        {"form": form, "error": error, "groups": taxonomy.GROUPS},
+        {
+            "form": form,
+            "error": error,
+            "groups": taxonomy.GROUPS,
+            "evidence": selectors.evidence_precision_rows(min_precision=current.min_precision),
+        },
         status=422 if error else 200,
     )
+
+
+def _min_precision(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(
+            "The minimum precision is a share between 0 and 1, such as 0.5."
+        ) from None
 
 
 def _threshold(text: str) -> float | None:

@@ -15,7 +15,14 @@ importers) stores the same Step rows, so the detectors here see them all.
   successful runs (`offline.py`): `tool:T` (T was called), `error:T:K` (T failed
   with error kind K), `repeat:T` (the same T call, same input, made again),
   `handoff:T` (a hand-off to a human), `user_negative` (a user turn objecting
-  right after an action), `ended_on_error` (the last tool call failed).
+  right after an action), `ended_on_error` (the last tool call failed),
+  `assumed` (the agent said, in its own words, that it would assume, simulate or
+  make up what it could not get: "let's assume", "hypothetically", "sample data").
+- **Assumptions**: the agent's own messages (not the run's first step, which
+  carries the task as posed) that say it is going on with assumed, simulated or
+  placeholder data. On the Who&When tune half, the first such message was
+  within one step of the labelled mistake in 14 of 22 runs (0.636), against
+  0.455 for the first error (`bench/truth.py`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,15 @@ _MESSAGE = re.compile(
     r"|no such file or directory|does not exist|syntax error|did not pass|is not defined"
     r"|no module named|cannot find|could not find|unable to|not permitted|unknown column"
     r"|no such (?:column|table)|invalid (?:argument|value|input|syntax|request))\b",
+    re.I,
+)
+# The agent saying it goes on with something it did not get: assumed facts,
+# simulated or placeholder data (chosen on the Who&When tune half; see above).
+_ASSUMED = re.compile(
+    r"\b(?:simulat(?:e|ed|ing)\b|hypothetical(?:ly)?|let'?s assume|we(?: will|'ll| can) assume"
+    r"|assum(?:e|ing) (?:that|the|we|a)|for (?:demonstration|illustration)(?: purposes)?"
+    r"|sample data|dummy|placeholder|mock(?:ed)? data|made[- ]up|fictional|pretend|example data"
+    r"|synthetic data)",
     re.I,
 )
 _HANDOFF = re.compile(r"transfer|escalat|human|handoff|hand_off", re.I)
@@ -146,6 +162,7 @@ class TraceFacts:
     repeats: list[tuple[ToolCall, int]] = field(default_factory=list)  # first call, times made
     handoffs: list[ToolCall] = field(default_factory=list)
     objections: list[tuple[int, str, ToolCall]] = field(default_factory=list)  # step, text, after
+    assumptions: list[tuple[int, str]] = field(default_factory=list)  # step, the words
     user_turns: int = 0
     signals: set[str] = field(default_factory=set)
 
@@ -227,6 +244,18 @@ def silent_error(output: Any) -> tuple[str, str] | None:
     return None
 
 
+def assumed(text: str) -> str:
+    """The sentence in which an agent says it assumes, simulates or makes up what it
+    could not get ("" when it says no such thing)."""
+    match = _ASSUMED.search(text)
+    if match is None:
+        return ""
+    start = max(text.rfind(".", 0, match.start()), text.rfind("\n", 0, match.start())) + 1
+    ends = [i for i in (text.find(".", match.end()), text.find("\n", match.end())) if i != -1]
+    end = min(ends) if ends else len(text)
+    return " ".join(text[start : end + 1].split())[:200]
+
+
 def _gist(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "\n".join(lines[-3:])[:1500] if lines else ""
@@ -263,7 +292,13 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
     seen: dict[str, ToolCall] = {}
     repeated: dict[str, int] = {}
     last_call: ToolCall | None = None
+    first = steps[0].index if steps else 0
     for step in steps:
+        if step.kind in {"assistant_message", "llm_call"} and step.index != first:
+            said = assumed(text_of(step.output if step.output not in (None, "") else step.input))
+            if said:
+                facts.assumptions.append((step.index, said))
+            continue
         if step.kind == "user_prompt":
             facts.user_turns += 1
             text = _CONTROL_TOKEN.sub(" ", text_of(step.input, 1000))
@@ -321,6 +356,8 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
     signals |= {f"handoff:{c.name}" for c in facts.handoffs}
     if facts.objections:
         signals.add("user_negative")
+    if facts.assumptions:
+        signals.add("assumed")
     if facts.user_turns > 1:
         signals.add("site:conversation")
     if facts.calls and facts.errors and facts.errors[-1].step >= facts.calls[-1].step:

@@ -450,9 +450,11 @@ def diagnose(
             description=f"`{first.tool}` {flagged}: {telling_line(first.text)}",
             evidence=[e.step for e in events][:10], tool=first.tool, error_text=first.text,
             source="error" if first.explicit else "offline",
-            stats={"method": "error",
+            stats={"method": "error", "ended": bool(ended),
                    **(weight.as_stats() if weight else {"baseline": False, "signal": signal})},
         ))  # fmt: skip
+    if failed and facts.assumptions:
+        findings += _assumed(facts, weighed("assumed") if baseline else None, weights)
     if not failed or not baseline:
         return _best(findings)
 
@@ -515,6 +517,27 @@ def diagnose(
         ))  # fmt: skip
     findings += divergence(facts.calls, neighbours, profile, (own[0], facts.tools) if own else None)
     return _best(findings)
+
+
+ASSUMED_CONFIDENCE = 0.6  # above an unweighed error's 0.5: chosen on the Who&When tune half
+
+
+def _assumed(facts: TraceFacts, weight: Weight | None, weights: dict[str, Weight]) -> list[Finding]:
+    """The first message where the agent said it would go on with assumed, simulated
+    or made-up data: what it could not get, it invented. Kept without a baseline
+    (the agent's own words are the evidence); with one, dropped when the agent's
+    successful runs say the same as often."""
+    raw = weights.get("assumed")
+    if raw is not None and weight is None and raw.also_in_successes > 0:
+        return []
+    step, words = facts.assumptions[0]
+    return [Finding(
+        step=step, category="reasoning.invented_information",
+        confidence=max(ASSUMED_CONFIDENCE, round(weight.lower_bound, 3) if weight else 0.0),
+        description=f"went on with assumed or made-up data instead of what it could not get: \"{words}\"",
+        evidence=[s for s, _ in facts.assumptions][:10],
+        stats={"method": "assumed", **(weight.as_stats() if weight else {"signal": "assumed"})},
+    )]  # fmt: skip
 
 
 BARE_STATUS = re.compile(

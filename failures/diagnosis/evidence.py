@@ -1,0 +1,123 @@
+"""The kinds of evidence an offline incident rests on, and how often each kind was
+right on labelled runs: a diagnosis shows a cause only where its kind of evidence
+has earned it.
+
+`evidence_precision.json` (next to this file) is written by `bench/truth.py
+--write-precision` from the *tune* half of the labelled dev sets (Who&When: the
+incident's step within one of the step people labelled; tau2-bench: the incident
+at the first state-changing call that differs from the expected ones, or naming an
+expected call that never came). The product never reads labels; it reads this
+table of what the bench measured, like any other shipped data.
+
+An incident whose kind was measured (at least `MIN_MEASURED` incidents) and is
+below the workspace's minimum precision (Diagnosis settings, 0.5 by default: right
+more often than wrong) beyond sampling error (the upper end of its 95% Wilson
+interval is below the minimum) is kept as a *weak lead*: shown on the trace with its
+measured precision, never a cause, a mode or a skill. A kind with too few labelled
+incidents to measure is kept as a cause and says it is unmeasured. A failed
+outcome check is the harness's own verdict on the run, not a guess at a step: it
+is not gated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+PRECISION_FILE = Path(__file__).with_name("evidence_precision.json")
+MIN_MEASURED = 5
+DEFAULT_MIN_PRECISION = 0.5
+NOT_GATED = frozenset({"check"})
+
+LABELS = {
+    "same_task": "a call that differs from the successful runs of the same task",
+    "same_task_missing": "a call the successful runs of the same task made and this run did not",
+    "check": "a failed check of the outcome",
+    "error.ended": "a tool error the run ended on",
+    "error.midway": "a tool error the run went on after",
+    "assumed": "the agent saying it went on with assumed or made-up data",
+    "divergence": "a difference from this agent's successful runs of similar tasks",
+}
+
+
+def evidence_kind(stats: dict[str, Any]) -> str:
+    """The kind of evidence behind a finding, from its stats."""
+    evidence = stats.get("evidence")
+    if evidence:
+        return str(evidence)
+    method = str(stats.get("method") or "")
+    if method == "error":
+        return "error.ended" if stats.get("ended") else "error.midway"
+    if method == "signal":
+        return f"signal.{str(stats.get('signal') or '').split(':', 1)[0]}"
+    return method or "unknown"
+
+
+def describe(kind: str) -> str:
+    if kind.startswith("signal."):
+        return f"the signal `{kind.removeprefix('signal.')}`"
+    return LABELS.get(kind, kind)
+
+
+@dataclass(frozen=True)
+class Measured:
+    kind: str
+    hits: int
+    incidents: int
+
+    @property
+    def precision(self) -> float:
+        return self.hits / self.incidents if self.incidents else 0.0
+
+    @property
+    def upper(self) -> float:
+        """The upper end of the precision's 95% Wilson interval."""
+        if not self.incidents:
+            return 1.0
+        n, p, z = self.incidents, self.precision, 1.96
+        centre = p + z * z / (2 * n)
+        spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return min(1.0, (centre + spread) / (1 + z * z / n))
+
+
+@lru_cache(maxsize=1)
+def measured() -> dict[str, Measured]:
+    """The shipped table: kind → hits and incidents on the labelled tune half."""
+    try:
+        data = json.loads(PRECISION_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {
+        kind: Measured(kind, int(row.get("hits", 0)), int(row.get("incidents", 0)))
+        for kind, row in (data.get("kinds") or {}).items()
+    }
+
+
+def too_weak(stats: dict[str, Any], min_precision: float) -> Measured | None:
+    """The measurement that makes this evidence too weak to show as a cause, else None."""
+    kind = evidence_kind(stats)
+    if kind in NOT_GATED:
+        return None
+    found = measured().get(kind)
+    if found is None or found.incidents < MIN_MEASURED:
+        return None
+    return found if found.upper < min_precision else None
+
+
+def precision_note(stats: dict[str, Any]) -> dict[str, Any]:
+    """What the stats record about the evidence's measured precision."""
+    kind = evidence_kind(stats)
+    found = measured().get(kind)
+    if kind in NOT_GATED:
+        return {"evidence_kind": kind}
+    if found is None or found.incidents < MIN_MEASURED:
+        return {"evidence_kind": kind, "precision": None}
+    return {
+        "evidence_kind": kind,
+        "precision": round(found.precision, 3),
+        "precision_n": found.incidents,
+    }
