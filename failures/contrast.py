@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backtest import backtest, held_out
 from .diagnosis.offline import telling_line
 from .models import FailureMode, Incident
 from .stats import Mark, Run, labelled_runs, mark_of, risk_ratio
@@ -55,6 +56,9 @@ class Evidence:
     counts: dict[str, int] = field(default_factory=dict)
     lift: tuple[float, float, float] | None = None
     incidents: int = 0
+    # The instruction this evidence suggests, checked on the backtest half
+    # (skills/backtest.py); empty when the contrast ran on every run.
+    backtest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def discriminating(self) -> bool:
@@ -65,11 +69,15 @@ class Evidence:
             "kind": self.kind, "tool": self.tool, "other": self.other, "error": self.error,
             "counts": self.counts, "incidents": self.incidents,
             "lift": [round(x, 2) for x in self.lift] if self.lift else None,
+            "backtest": self.backtest,
         }  # fmt: skip
 
 
-def mode_contrast(*, mode: FailureMode, limit: int = 4) -> list[Evidence]:
-    """The mode's evidence items, most incidents first, discriminating ones only."""
+def mode_contrast(*, mode: FailureMode, limit: int = 4, hold_out: bool = False) -> list[Evidence]:
+    """The mode's evidence items, most incidents first, discriminating ones only.
+
+    With `hold_out`, the evidence is learned from the drafting half of the runs
+    only, and each item carries its backtest on the other half (skills/backtest.py)."""
     rows = list(
         Incident.objects.filter(failure_mode=mode)
         .order_by("pk")
@@ -78,6 +86,10 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4) -> list[Evidence]:
     if not rows:
         return []
     runs = labelled_runs(mode.workspace_id, {agent for _, agent, *_ in rows})
+    tested: list[Run] = []
+    if hold_out:
+        tested = [r for r in runs if held_out(r.task_key, r.trace_id)]
+        runs = [r for r in runs if not held_out(r.task_key, r.trace_id)]
     marks: Counter[Mark] = Counter()
     errors: dict[Mark, str] = {}
     for _, _, stats, _, error_text in rows:
@@ -104,6 +116,9 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4) -> list[Evidence]:
         item = _long_runs(runs)
         if item is not None and item.discriminating:
             found.append(item)
+    if hold_out:
+        for item in found:
+            item.backtest = backtest(item.kind, item.tool, item.other, tested)
     return found
 
 

@@ -258,19 +258,3 @@ def diagnosis_settings_get(*, workspace: Workspace) -> DiagnosisSettings:
     """The workspace's settings, or unsaved defaults."""
     found = DiagnosisSettings.objects.filter(workspace=workspace).first()
     return found or DiagnosisSettings(workspace=workspace)
-
-
-def evidence_precision_rows(*, min_precision: float) -> list[dict]:
-    """The shipped precision of each kind of offline evidence (bench/truth.py, tune
-    half of the labelled dev sets) and whether this workspace shows it as a cause."""
-    from .diagnosis import evidence
-
-    rows = []
-    for kind, found in sorted(evidence.measured().items(), key=lambda kv: -kv[1].precision):
-        measured = found.incidents >= evidence.MIN_MEASURED
-        rows.append({
-            "kind": evidence.describe(kind), "hits": found.hits, "incidents": found.incidents,
-            "precision": found.precision, "upper": found.upper, "measured": measured,
-            "weak": measured and found.upper < min_precision,
-        })  # fmt: skip
-    return rows

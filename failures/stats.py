@@ -72,6 +72,7 @@ class Run:
     failed: bool
     signals: set[str]
     tools: list[str]
+    task_key: str = ""
 
 
 def lift_figures(marks: set[Mark], incident_traces: set[int], runs: list[Run]) -> dict[str, Any]:
@@ -125,9 +126,11 @@ def labelled_runs(workspace_id: int, agents: set[str]) -> list[Run]:
             workspace_id=workspace_id, agent__in=agents, verdict__in=["failed", "succeeded"]
         )
         .order_by("trace_id")
-        .values_list("trace_id", "agent", "verdict", "signals", "tools")
+        .values_list("trace_id", "agent", "verdict", "signals", "tools", "task_key")
     )
-    return [Run(t, a, v == "failed", set(s), list(tools)) for t, a, v, s, tools in rows]
+    return [
+        Run(t, a, v == "failed", set(s), list(tools), key or "") for t, a, v, s, tools, key in rows
+    ]
 
 
 def modes_figures(*, workspace_id: int, mode_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -22,6 +22,7 @@ from workspaces.requests import WorkspaceRequest
 from . import diagnosis_settings, modes, selectors, services, taxonomy
 from .charts import incidents_per_day_figure
 from .clustering import sparkline
+from .diagnosis import evidence
 from .models import TraceAnalysis
 from .search import SearchFilters, SearchResult, incident_search
 
@@ -280,7 +281,7 @@ def diagnosis_settings_page(request: WorkspaceRequest) -> HttpResponse:
             "form": form,
             "error": error,
             "groups": taxonomy.GROUPS,
-            "evidence": selectors.evidence_precision_rows(min_precision=current.min_precision),
+            "evidence": evidence.table(current.min_precision),
         },
         status=422 if error else 200,
     )

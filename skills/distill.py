@@ -61,7 +61,7 @@ def evidence_of(context: Context) -> list[Any]:
     if not context.loaded:
         from failures.contrast import mode_contrast
 
-        context.evidence, context.loaded = mode_contrast(mode=context.mode), True
+        context.evidence, context.loaded = mode_contrast(mode=context.mode, hold_out=True), True
     return context.evidence
 
 
@@ -309,18 +309,21 @@ def draft_offline(context: Context) -> Draft:
     evidence = evidence_of(context)
     from failures.signatures import normalise
 
-    instructions, seen = [], set()
+    candidates, seen = [], set()
     for item in (_instruction(e, is_generic) for e in evidence):
         # Two errors that differ only by an id ("plan P1007 not found", "…P1006…")
         # make one instruction, the first (from the most incidents).
         if item and normalise(item["text"]) not in seen:
             seen.add(normalise(item["text"]))
-            instructions.append(item)
+            candidates.append(item)
+    instructions, held = gate(candidates)
     if not instructions:
-        return Draft(verdict="skip", reason=_why_skip(context, evidence),
+        reason = "Held back: " + "; ".join(held) + "." if held else _why_skip(context, evidence)
+        return Draft(verdict="skip", reason=reason[:4000],
                      incident_ids=[i.pk for i in context.incidents])  # fmt: skip
     label = readable(context.mode.label)
-    tasks = Counter(i.trace.task[:160] for i in context.incidents if i.trace.task).most_common(3)
+    agents = Counter(i.trace.agent for i in context.incidents if i.trace.agent).most_common(2)
+    tools = Counter(i.tool for i in context.incidents if i.tool).most_common(3)
     do = [i for i in instructions if i["section"] == "Do"]
     dont = [i for i in instructions if i["section"] == "Don't"]
     lead = instructions[0]
@@ -334,7 +337,8 @@ def draft_offline(context: Context) -> Draft:
     body = "\n".join([
         "## When this applies",
         f"- Runs of this kind failed with: {label}.",
-        *[f"- Seen while working on: {task}" for task, _ in tasks],
+        *([f"- Agent: {', '.join(f'`{a}`' for a, _ in agents)}."] if agents else []),
+        *([f"- Tools involved: {', '.join(f'`{t}`' for t, _ in tools)}."] if tools else []),
         "",
         "## Do",
         *([f"- {i['text']}" for i in do] or ["- Nothing beyond the rules below."]),
@@ -348,7 +352,8 @@ def draft_offline(context: Context) -> Draft:
     return Draft(
         verdict="new",
         reason=(f"Drafted offline from {len(instructions)} piece(s) of evidence with counts "
-                "(no ANTHROPIC_API_KEY set)."),
+                "(no ANTHROPIC_API_KEY set)."
+                + (f" Held back: {'; '.join(held)}." if held else ""))[:4000],
         doc=SkillDoc(name=name, description=description, body=body),
         incident_ids=[i.pk for i in context.incidents],
         instructions=instructions,
@@ -437,8 +442,63 @@ def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
         "id": instruction_id(e.kind, e.tool, e.other, e.error),
         "section": section, "text": text, "check": check, "because": because,
         "counts": dict(c), "lift": [round(x, 2) for x in e.lift] if e.lift else None,
-        "kind": e.kind,
+        "kind": e.kind, "tool": e.tool, "backtest": dict(e.backtest),
     }  # fmt: skip
+
+
+# A sizeable share of successful runs: an instruction must not forbid a tool they call.
+NEEDED_SHARE = 0.2
+MIN_RUNS = 5
+# Errors of the harness or framework around the agent (a benchmark's message
+# checks, an SDK's validation), not of a tool the agent can call differently.
+_HARNESS = re.compile(
+    r"invalid message format|original message:|assistantmessage|usermessage|toolmessage"
+    r"|pydantic|validation error for|maximum (?:context|recursion)|context length"
+    r"|max(?:imum)? (?:steps|turns|iterations)",
+    re.I,
+)
+SYMPTOM_KINDS = frozenset({"repeat", "long_run"})
+
+
+def unsafe(item: dict[str, Any]) -> str:
+    """Why an instruction must not reach a lead ("" when it may): the safety rules
+    of a skill, each also a reviewer flag."""
+    c, tool, kind = item.get("counts") or {}, str(item.get("tool") or ""), item.get("kind")
+    if tool.startswith("user."):
+        return f"`{tool}` is the simulated user's tool, not one the agent calls"
+    if kind in SYMPTOM_KINDS:
+        return "it is about a symptom (repeating a call, running long), not a cause"
+    if kind == "unexpected":
+        did, relevant = int(c.get("successes_did", 0)), int(c.get("successes_relevant", 0))
+        if relevant and did / relevant >= NEEDED_SHARE:
+            return (
+                f"it forbids `{tool}`, which {did} of {relevant} successful runs of these "
+                f"tasks call ({round(100 * did / relevant)}%)"
+            )
+    # A recovery rests on the runs that hit the error, recovered and did it.
+    runs = int(c.get("recovered_did", 0) if kind == "recovery" else c.get("runs_with", 0))
+    if runs < MIN_RUNS:
+        return f"it rests on {runs} run{'s' if runs != 1 else ''} (at least {MIN_RUNS} needed)"
+    if kind == "error" and _HARNESS.search(str(item.get("text", ""))):
+        return "the error comes from the harness around the agent, which it cannot act on"
+    return ""
+
+
+def gate(instructions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The instructions that may reach a lead, and why each other one was held back:
+    unsafe, or checked on the backtest half and found to do nothing (or only to
+    mark hard tasks)."""
+    offered, held = [], []
+    for item in instructions:
+        why = unsafe(item)
+        test = item.get("backtest") or {}
+        if not why and test.get("verdict") in {"failed", "hard_tasks"}:
+            why = str(test.get("reason"))
+        if why:
+            held.append(f"“{item['text']}”: {why}")
+        else:
+            offered.append(item)
+    return offered, held
 
 
 _TRANSIENT = re.compile(

@@ -147,8 +147,43 @@ def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill
     draft = drafter(context)
     if draft.verdict == "skip" or draft.doc is None:
         return None, draft
+    decided = _already_decided(mode, draft)
+    if decided:
+        return None, distill.Draft("skip", decided, incident_ids=draft.incident_ids)
     with transaction.atomic():
         return _store(job, draft, context), draft
+
+
+def _already_decided(mode: FailureMode, draft: distill.Draft) -> str:
+    """Why this draft must not reach a lead again ("" when it may): a lead rejected
+    a draft of this mode with the same instructions (the evidence has not changed
+    what it says), or a live skill already carries every one of them."""
+    ids = {str(i.get("id")) for i in draft.instructions if i.get("id")}
+    if not ids:
+        return ""
+    rejected = (
+        Skill.objects.filter(source_mode=mode, status=SkillStatus.REJECTED)
+        .order_by("-updated_at")
+        .first()
+    )
+    if rejected is not None and rejected.latest_version is not None:
+        before = {str(i.get("id")) for i in rejected.latest_version.instructions or []}
+        if ids <= before:
+            return (
+                f"Not proposed again: the evidence still gives the instructions of the draft "
+                f"'{rejected.name}' a lead rejected. A new draft comes only when the evidence "
+                "changes what it says; Ignore this mode to stop drafts."
+            )
+    for version in _latest_versions(mode.workspace):
+        if version.skill.status not in (SkillStatus.PROPOSED, SkillStatus.PUBLISHED):
+            continue
+        theirs = {str(i.get("id")) for i in version.instructions or []}
+        if ids <= theirs:
+            return (
+                f"Not proposed: skill '{version.skill.name}' already carries every instruction "
+                "this draft would give."
+            )
+    return ""
 
 
 def _similar_skills(mode: FailureMode, limit: int = 3) -> list[dict[str, str]]:

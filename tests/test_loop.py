@@ -35,7 +35,7 @@ def loop_traces() -> list[dict]:
              {"kind": "tool_call", "name": "stripe.refund", "input": {"order": 8800 + i},
               "error": f"429 Too Many Requests: rate limit exceeded, retry after {i % 3 + 1}s"},
          ]}
-        for i in range(8)
+        for i in range(16)
     ]  # fmt: skip
     # Refunds that went through: the contrast a draft rests on (failures/contrast.py).
     passing = [
@@ -43,7 +43,7 @@ def loop_traces() -> list[dict]:
          "task": f"Refund order {9900 + i}",
          "steps": [{"kind": "tool_call", "name": "stripe.refund", "input": {"order": 9900 + i},
                     "output": {"status": "refunded"}}]}
-        for i in range(12)
+        for i in range(24)
     ]  # fmt: skip
     return failing + passing
 
@@ -77,14 +77,14 @@ def test_the_loop_runs_on_its_own(live_server):
     key = make_key(workspace, scopes=[Scope.INGEST, Scope.SKILLS_READ])
     with running_worker(**WORKER_ENV):
         result = http(f"{live_server.url}/api/v1/traces", key, {"traces": loop_traces()})
-        assert result["created"] == 20, result
+        assert result["created"] == 40, result
         skill = wait_for(
             lambda: Skill.objects.filter(workspace=workspace, status=SkillStatus.PROPOSED).first()
         )
     # Nobody asked for it: the job was queued by the loop, not by a lead.
     assert DistillationJob.objects.filter(workspace=workspace, requested_by=None).exists()
     assert not DistillationJob.objects.filter(workspace=workspace, requested_by__isnull=False)
-    assert skill.source_mode.incidents.filter(tool="stripe.refund").count() == 8
+    assert skill.source_mode.incidents.filter(tool="stripe.refund").count() == 16
     assert http(f"{live_server.url}/api/v1/skills", key)["items"] == []  # not before review
     review.skill_approve(skill=skill, number=skill.latest_version.number, actor=lead)
     served = http(f"{live_server.url}/api/v1/skills", key)["items"]

@@ -121,3 +121,17 @@ def precision_note(stats: dict[str, Any]) -> dict[str, Any]:
         "precision": round(found.precision, 3),
         "precision_n": found.incidents,
     }
+
+
+def table(min_precision: float) -> list[dict[str, Any]]:
+    """The shipped precision of each kind of evidence, and whether a workspace asking
+    for `min_precision` shows it as a cause (the Diagnosis settings page)."""
+    rows = []
+    for kind, found in sorted(measured().items(), key=lambda kv: -kv[1].precision):
+        enough = found.incidents >= MIN_MEASURED
+        rows.append({
+            "kind": describe(kind), "hits": found.hits, "incidents": found.incidents,
+            "precision": found.precision, "upper": found.upper, "measured": enough,
+            "weak": enough and found.upper < min_precision,
+        })  # fmt: skip
+    return rows

@@ -158,8 +158,9 @@ def _booking(i: int, *, look_first: bool, failed: bool) -> dict:
 @pytest.mark.django_db
 def test_offline_draft_states_the_rule_with_its_counts(tenant, settings):
     settings.HIVEMIND_MIN_MODE_SIZE = 3
-    items = [_booking(i, look_first=True, failed=False) for i in range(20)]
-    items += [_booking(100 + i, look_first=False, failed=True) for i in range(10)]
+    # Drafted from half the runs (by task), backtested on the other half.
+    items = [_booking(i, look_first=True, failed=False) for i in range(30)]
+    items += [_booking(100 + i, look_first=False, failed=True) for i in range(20)]
     ingest(workspace=tenant.workspace, items=items)
     incidents_embed(workspace_id=tenant.workspace.pk)
     failure_modes_recluster(workspace_id=tenant.workspace.pk)
@@ -170,8 +171,14 @@ def test_offline_draft_states_the_rule_with_its_counts(tenant, settings):
     assert draft.verdict == "new", draft.reason
     rule = draft.instructions[0]
     assert "`get_reservation_details`" in rule["text"]
-    assert rule["counts"]["failed_with"] == 10 and rule["counts"]["runs_with"] == 10
-    assert "20 of 20 successful runs" in rule["because"] or "20 of 20" in rule["because"]
+    counts = rule["counts"]
+    assert counts["failed_with"] == counts["runs_with"] >= 5 and counts["failed_without"] == 0
+    done = counts["successes_relevant"]
+    assert f"{done} of {done} successful runs" in rule["because"]
+    assert done + counts["runs_with"] < 50  # the backtest half was left out of the counts
+    test = rule["backtest"]
+    assert test["verdict"] == "passed", test
+    assert test["followed"] + test["other"] == 50 - done - counts["runs_with"]
     assert rule["text"] in draft.doc.body and "retry" not in draft.doc.body.lower()
     assert draft.doc.name.startswith(("before", "call")) and "--" not in draft.doc.name
     assert {i.failure_mode_id for i in incidents} == {mode.pk}  # evidence from its own mode
