@@ -122,6 +122,25 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4, hold_out: bool = False) 
     return found
 
 
+def _mode_runs(mode: FailureMode) -> list[Run]:
+    agents = set(Incident.objects.filter(failure_mode=mode).values_list("trace__agent", flat=True))
+    return labelled_runs(mode.workspace_id, agents) if agents else []
+
+
+def mode_backtest(*, mode: FailureMode, kind: str, tool: str, other: str = "") -> dict[str, Any]:
+    """An instruction (one a lead wrote or edited, say) backtested on the backtest
+    half of the labelled runs of the mode's agents, as drafted ones are."""
+    tested = [r for r in _mode_runs(mode) if held_out(r.task_key, r.trace_id)]
+    return backtest(kind, tool, other, tested)
+
+
+def success_share(*, mode: FailureMode, tool: str) -> tuple[int, int]:
+    """How many of the successful labelled runs of the mode's agents call `tool`,
+    of how many: what an instruction forbidding `tool` would take away."""
+    successes = [r for r in _mode_runs(mode) if not r.failed]
+    return sum(tool in r.tools for r in successes), len(successes)
+
+
 def _split(runs: list[Run], holds: Any) -> tuple[int, int, int, int]:
     a = b = c = d = 0
     for run in runs:

@@ -44,6 +44,11 @@ class Draft:
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    # Instructions kept from the lead, each {"text", "reason"} (the mode page lists them).
+    held_back: list[dict[str, str]] = field(default_factory=list)
+    # Live skills that already carry every instruction this draft would give: the
+    # mode becomes one of their sources instead of a second skill saying the same.
+    merged_into: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Context:
     # filled on first use.
     evidence: list[Any] = field(default_factory=list)
     loaded: bool = False
+    # Instruction id -> the live skill (proposed or published) that already gives it.
+    carried: dict[str, str] = field(default_factory=dict)
 
 
 def evidence_of(context: Context) -> list[Any]:
@@ -73,6 +80,7 @@ def evidence_items(context: Context) -> dict[str, dict[str, Any]]:
         statement = item.get("because") or f"{e.kind} {e.tool} {e.other} {e.error}".strip()
         items[f"E{n}"] = {"statement": f"{statement} (suggests: {item.get('text', '—')})",
                           "because": statement, "kind": e.kind, "counts": dict(e.counts),
+                          "item": item,
                           "lift": [round(x, 2) for x in e.lift] if e.lift else None}  # fmt: skip
     return items
 
@@ -206,7 +214,7 @@ def draft_with_claude(context: Context) -> Draft:
         elif draft.verdict != "skip" and draft.doc is None:
             errors = ["name, description and body are required unless the verdict is skip"]
         if not errors:
-            return draft
+            return gate_claude(context, draft)
         if attempt == 0:
             # One repair round: show the model what failed and ask again.
             messages += [
@@ -267,7 +275,7 @@ def _draft_from_answer(answer: dict[str, Any], context: Context, usage: list[int
             "section": "Don't" if raw.get("section") == "Don't" else "Do", "text": text,
             "because": "; ".join(items[k]["because"] for k in cited),
             "counts": {k: items[k]["counts"] for k in cited}, "evidence": cited,
-            "kind": "claude",
+            "kind": "claude", "rests_on": [items[k]["item"] for k in cited if items[k]["item"]],
         })  # fmt: skip
     return Draft(
         verdict=str(answer.get("verdict", "")),
@@ -280,6 +288,67 @@ def _draft_from_answer(answer: dict[str, Any], context: Context, usage: list[int
         input_tokens=usage[0],
         output_tokens=usage[1],
     )
+
+
+def gate_claude(context: Context, draft: Draft) -> Draft:
+    """The same gate as offline drafts, for Claude's instructions: each must cite
+    evidence that is itself safe and not shown useless on the backtest half; none
+    may be about a simulated user's tool or forbid a tool a sizeable share of
+    successful runs call. Held-back lines leave the body; a draft left with no
+    instruction is not proposed."""
+    from failures.contrast import success_share
+
+    from .instructions import bullets, checkable
+
+    if draft.verdict == "skip" or draft.doc is None:
+        return draft
+    kept, held = [], []
+    for item in draft.instructions:
+        why = "" if item.get("rests_on") else "it cites no evidence with counts"
+        for basis in item.get("rests_on") or []:
+            test = basis.get("backtest") or {}
+            why = (
+                why
+                or unsafe(basis)
+                or (
+                    str(test.get("reason"))
+                    if test.get("verdict") in {"failed", "hard_tasks"}
+                    else ""
+                )
+            )
+        tools = re.findall(r"`([^`]+)`", item["text"])
+        if not why and any(t.startswith("user.") for t in tools):
+            why = "it is about the simulated user's tool, not one the agent calls"
+        form = checkable(item["text"])
+        if not why and form and form[0] == "unexpected":
+            did, n = success_share(mode=context.mode, tool=form[1])
+            if n and did / n >= NEEDED_SHARE:
+                why = (f"it forbids `{form[1]}`, which {did} of {n} successful runs of these "
+                       f"agents call ({round(100 * did / n)}%)")  # fmt: skip
+        if why:
+            held.append({"text": item["text"], "reason": why})
+        else:
+            item.pop("rests_on", None)
+            kept.append(item)
+    for item in draft.instructions:
+        item.pop("rests_on", None)
+    kept, carried = _not_carried(kept, context.carried)
+    held += carried
+    if not kept:
+        return Draft(verdict="skip", reason=held_reason(held) if held
+            else "Skipped: Claude gave no instruction resting on evidence.",
+            incident_ids=draft.incident_ids, held_back=held, model=draft.model,
+            input_tokens=draft.input_tokens, output_tokens=draft.output_tokens)  # fmt: skip
+    # A bullet Claude wrote in the body but did not tie to evidence is held back too.
+    texts = {i["text"] for i in kept}
+    held += [{"text": text, "reason": "Claude did not tie it to any evidence"}
+             for _, text in bullets(draft.doc.body) if text not in texts
+             and text not in {h["text"] for h in held}]  # fmt: skip
+    if held:
+        draft.doc = SkillDoc(draft.doc.name, draft.doc.description,
+                             _without(draft.doc.body, {h["text"] for h in held}))  # fmt: skip
+    draft.instructions, draft.held_back = kept, held
+    return draft
 
 
 # --- offline ------------------------------------------------------------------------
@@ -317,9 +386,12 @@ def draft_offline(context: Context) -> Draft:
             seen.add(normalise(item["text"]))
             candidates.append(item)
     instructions, held = gate(candidates)
+    instructions, carried = _not_carried(instructions, context.carried)
+    held += carried
     if not instructions:
-        reason = "Held back: " + "; ".join(held) + "." if held else _why_skip(context, evidence)
-        return Draft(verdict="skip", reason=reason[:4000],
+        reason = held_reason(held) if held else _why_skip(context, evidence)
+        return Draft(verdict="skip", reason=reason[:4000], held_back=held,
+                     merged_into=_merged_into(held, candidates, context.carried),
                      incident_ids=[i.pk for i in context.incidents])  # fmt: skip
     label = readable(context.mode.label)
     agents = Counter(i.trace.agent for i in context.incidents if i.trace.agent).most_common(2)
@@ -341,10 +413,11 @@ def draft_offline(context: Context) -> Draft:
         *([f"- Tools involved: {', '.join(f'`{t}`' for t, _ in tools)}."] if tools else []),
         "",
         "## Do",
-        *([f"- {i['text']}" for i in do] or ["- Nothing beyond the rules below."]),
+        *([line for i in do for line in _with_reason(i)] or ["- Nothing beyond the rules below."]),
         "",
         "## Don't",
-        *([f"- {i['text']}" for i in dont] or ["- Nothing beyond the rules above."]),
+        *([line for i in dont for line in _with_reason(i)]
+          or ["- Nothing beyond the rules above."]),
         "",
         "## How to check",
         *[f"- {i['check']}" for i in instructions],
@@ -353,11 +426,88 @@ def draft_offline(context: Context) -> Draft:
         verdict="new",
         reason=(f"Drafted offline from {len(instructions)} piece(s) of evidence with counts "
                 "(no ANTHROPIC_API_KEY set)."
-                + (f" Held back: {'; '.join(held)}." if held else ""))[:4000],
+                + (f" {len(held)} more held back (listed on the mode page)."
+                   if held else ""))[:4000],
         doc=SkillDoc(name=name, description=description, body=body),
         incident_ids=[i.pk for i in context.incidents],
         instructions=instructions,
+        held_back=held,
     )  # fmt: skip
+
+
+def _without(body: str, gone: set[str]) -> str:
+    """The body with the bullets in `gone` removed (and a section left empty said so)."""
+    lines, section, count = [], "", {"Do": 0, "Don't": 0}
+    for line in body.splitlines():
+        heading = re.match(r"^##\s+(.+?)\s*$", line)
+        bullet = re.match(r"^\s*[-*]\s+(.+?)\s*$", line)
+        if heading:
+            section = heading.group(1)
+        elif bullet and section in count and bullet.group(1) in gone:
+            continue
+        elif bullet and section in count:
+            count[section] += 1
+        lines.append(line)
+    for section, n in count.items():
+        if n == 0 and f"## {section}" in lines:
+            at = lines.index(f"## {section}") + 1
+            lines.insert(
+                at, "- Nothing beyond the rules " + ("below." if section == "Do" else "above.")
+            )
+    return "\n".join(lines)
+
+
+def held_reason(held: list[dict[str, str]]) -> str:
+    if len(held) == 1:
+        return "Held back: its one instruction did not pass the gate (listed with the reason)."
+    return f"Held back: none of its {len(held)} instructions passed the gate (listed with reasons)."
+
+
+def _with_reason(item: dict[str, Any]) -> list[str]:
+    """The instruction's bullet and, under it, why (with its counts): what an agent
+    reads to judge whether the rule fits its case (skills/instructions.py skips it)."""
+    why = reason_line(item)
+    return [f"- {item['text']}", *([f"  - Why: {why}"] if why else [])]
+
+
+def reason_line(item: dict[str, Any]) -> str:
+    """One line with counts: on the backtest half when it passed there, else what
+    the instruction was learned from."""
+    test = item.get("backtest") or {}
+    if test.get("verdict") == "passed":
+        line = (f"on runs it was not learned from, {test['followed_succeeded']} of "
+                f"{test['followed']} runs that did this succeeded, against "
+                f"{test['other_succeeded']} of {test['other']} that did not.")  # fmt: skip
+        if test.get("pairs_won") or test.get("pairs_lost"):
+            line += (f" Same task run both ways: {test['pairs_won']} times only the run that "
+                     f"did it succeeded, {test['pairs_lost']} times only the other.")  # fmt: skip
+        return line
+    return str(item.get("because") or "")[:300]
+
+
+def _not_carried(
+    instructions: list[dict[str, Any]], carried: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Instructions no live skill gives yet, and the others held back as duplicates."""
+    fresh, held = [], []
+    for item in instructions:
+        owner = carried.get(str(item.get("id")))
+        if owner:
+            held.append({"text": item["text"],
+                         "reason": f"skill '{owner}' already gives this instruction"})  # fmt: skip
+        else:
+            fresh.append(item)
+    return fresh, held
+
+
+def _merged_into(
+    held: list[dict[str, str]], candidates: list[dict[str, Any]], carried: dict[str, str]
+) -> list[str]:
+    """The skills this mode joins as a source: those carrying instructions that
+    passed every other gate (so nothing new was left to propose)."""
+    return sorted({carried[str(i["id"])] for i in candidates
+                   if str(i.get("id")) in carried and not unsafe(i)
+                   and (i.get("backtest") or {}).get("verdict") not in {"failed", "hard_tasks"}})  # fmt: skip
 
 
 def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
@@ -484,7 +634,9 @@ def unsafe(item: dict[str, Any]) -> str:
     return ""
 
 
-def gate(instructions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def gate(
+    instructions: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """The instructions that may reach a lead, and why each other one was held back:
     unsafe, or checked on the backtest half and found to do nothing (or only to
     mark hard tasks)."""
@@ -495,7 +647,7 @@ def gate(instructions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list
         if not why and test.get("verdict") in {"failed", "hard_tasks"}:
             why = str(test.get("reason"))
         if why:
-            held.append(f"“{item['text']}”: {why}")
+            held.append({"text": str(item["text"]), "reason": why})
         else:
             offered.append(item)
     return offered, held

@@ -43,9 +43,50 @@ def bullets(body: str) -> list[tuple[str, str]]:
         bullet = _BULLET.match(line)
         if bullet and section in SECTIONS:
             text = bullet.group(1)
+            if line[:1].isspace() and text.startswith("Why:"):
+                continue  # an instruction's reason, under it (skills/distill.py)
             if not text.startswith("Nothing beyond the rules"):
                 found.append((section, text))
     return found
+
+
+_ORDER = re.compile(
+    r"before (?:calling|you call|using|you use|running) `(?P<tool>[^`]+)`[^`]*?"
+    r"\b(?:call|run|use)s? `(?P<other>[^`]+)`",
+    re.I,
+)
+_ORDER_AFTER = re.compile(
+    r"^(?:always |first )?(?:call|run|use) `(?P<other>[^`]+)`[^`]*?\bbefore "
+    r"(?:calling|you call|using|running) `(?P<tool>[^`]+)`",
+    re.I,
+)
+_FORBID = re.compile(
+    r"^(?:do not|don't|never|avoid) (?:call(?:ing)?|us(?:e|ing)|run(?:ning)?) `(?P<tool>[^`]+)`",
+    re.I,
+)
+_REQUIRE = re.compile(
+    r"^(?:always |make sure (?:to|you) |be sure to )?(?:call|run|use) `(?P<tool>[^`]+)`"
+    r"(?: before (?:you finish|finishing|ending|you end)\b| at least once\b|[.]?$)",
+    re.I,
+)
+
+
+def checkable(text: str) -> tuple[str, str, str] | None:
+    """(kind, tool, other) of an instruction the backtest can read from calls, or
+    None: "Before calling `T`, call `O`" (order), "Call `T` before you finish"
+    (missing), "Do not call `T`…" (unexpected)."""
+    text = text.strip()
+    for pattern in (_ORDER, _ORDER_AFTER):
+        found = pattern.search(text)
+        if found:
+            return "order", found["tool"], found["other"]
+    found = _FORBID.search(text)
+    if found:
+        return "unexpected", found["tool"], ""
+    found = _REQUIRE.search(text)
+    if found:
+        return "missing", found["tool"], ""
+    return None
 
 
 def read_back(body: str, previous: list[dict[str, Any]], editor: str) -> list[dict[str, Any]]:

@@ -36,6 +36,9 @@ class Skill(models.Model):
     # The mode's incident count when the skill was rejected: the mode is drafted
     # again only once new incidents arrive.
     rejected_at_incidents = models.PositiveIntegerField(null=True, blank=True)
+    # Other modes whose drafts would only have repeated this skill's instructions:
+    # they are among its sources (skills/selectors.py skill_source_modes).
+    merged_modes = models.ManyToManyField(FailureMode, blank=True, related_name="merged_skills")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -141,6 +144,8 @@ class DistillationJob(models.Model):
     # The mode's incident count when the job was queued: the loop drafts a mode
     # again only once its evidence grew past this.
     mode_incidents = models.PositiveIntegerField(default=0)
+    # Instructions the gate kept from the lead, each {"text", "reason"} (mode page).
+    held_back = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

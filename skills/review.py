@@ -8,11 +8,14 @@ who, from, to, version and reason.
 from __future__ import annotations
 
 import difflib
+import re
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from failures.models import FailureMode
 from failures.services import failure_mode_mark_addressed, failure_mode_mark_open
 from workspaces.errors import Conflict, InvalidInput
 from workspaces.models import Role
@@ -207,6 +210,47 @@ def _reopen_modes(skill: Skill) -> None:
             failure_mode_mark_open(mode_id=mode_id)
 
 
+def _check_lines(mode: FailureMode | None, instructions: list[dict[str, Any]]) -> list[str]:
+    """A lead's new or edited lines get what drafted ones have: the backtest, where
+    the line is one the backtest can read from calls, and the safety rules as flags.
+    Fills each such instruction's `backtest`; returns the flags."""
+    from failures.contrast import mode_backtest, success_share
+
+    from .distill import NEEDED_SHARE
+    from .instructions import checkable
+
+    flags = []
+    for item in instructions:
+        if not (item.get("kind") == "human" or item.get("edited_by")):
+            continue
+        tools = _TOOL_NAMES.findall(item["text"])
+        for tool in tools:
+            if tool.startswith("user."):
+                flags.append(f"Instruction {item['id']} is about `{tool}`, the simulated "
+                             "user's tool, not one the agent calls.")  # fmt: skip
+        form = checkable(item["text"])
+        if form is None or mode is None:
+            item["backtest"] = {"verdict": "untestable", "reason": (
+                "not a line the backtest can read from calls (it reads “Before calling `T`, "
+                "call `O`”, “Call `T` before you finish”, “Do not call `T`”)"
+                if mode is not None else "this skill has no failure mode to test it on")}  # fmt: skip
+            continue
+        kind, tool, other = form
+        item["backtest"] = mode_backtest(mode=mode, kind=kind, tool=tool, other=other)
+        if kind == "unexpected":
+            did, n = success_share(mode=mode, tool=tool)
+            if n and did / n >= NEEDED_SHARE:
+                flags.append(f"Instruction {item['id']} forbids `{tool}`, which {did} of {n} "
+                             f"successful runs of these agents call ({round(100 * did / n)}%).")  # fmt: skip
+        if item["backtest"].get("verdict") in {"failed", "hard_tasks"}:
+            flags.append(f"Instruction {item['id']} did not hold on the backtest: "
+                         f"{item['backtest']['reason']}.")  # fmt: skip
+    return flags
+
+
+_TOOL_NAMES = re.compile(r"`([A-Za-z_][\w.\-]*)`")
+
+
 @transaction.atomic
 def skill_edit(*, skill: Skill, description: str, body: str, actor: User) -> SkillVersion:
     """Save an edited text as a new version (never changes an old one)."""
@@ -221,6 +265,8 @@ def skill_edit(*, skill: Skill, description: str, body: str, actor: User) -> Ski
     previous = skill.latest_version
     instructions = read_back(body, previous.instructions if previous else [],
                              actor.get_username())  # fmt: skip
+    mode = previous.source_mode if previous else skill.source_mode
+    safety = _check_lines(mode, instructions)
     evidence = list(previous.evidence.select_related("trace")) if previous else []
     version = SkillVersion.objects.create(
         skill=skill, number=(previous.number + 1) if previous else 1,
@@ -228,8 +274,8 @@ def skill_edit(*, skill: Skill, description: str, body: str, actor: User) -> Ski
         source_mode=previous.source_mode if previous else skill.source_mode,
         authorship=Authorship.USER, author=actor, rationale="Edited by a reviewer.",
         instructions=instructions,
-        flags=version_flags(skill.workspace, body + "\n" + description, instructions, evidence,
-                            exclude=skill),
+        flags=safety + version_flags(skill.workspace, body + "\n" + description, instructions,
+                                     evidence, exclude=skill),
     )  # fmt: skip
     if previous:
         version.evidence.set(evidence)

@@ -76,6 +76,7 @@ def skill_source_modes(*, skill: Skill) -> list[int]:
     ids = set(skill.versions.exclude(source_mode=None).values_list("source_mode_id", flat=True))
     if skill.source_mode_id is not None:
         ids.add(skill.source_mode_id)
+    ids.update(skill.merged_modes.values_list("pk", flat=True))
     return sorted(i for i in ids if i is not None)
 
 
@@ -95,18 +96,30 @@ def render_markdown(text: str) -> str:
 
 
 def skill_list_for_mode(*, mode: FailureMode) -> QuerySet[Skill]:
-    """Skills drafted from this failure mode."""
-    return Skill.objects.filter(workspace=mode.workspace, source_mode=mode).order_by("name")
+    """Skills drafted from this failure mode, or that it was merged into."""
+    return (
+        Skill.objects.filter(workspace=mode.workspace)
+        .filter(Q(source_mode=mode) | Q(merged_modes=mode))
+        .distinct()
+        .order_by("name")
+    )
 
 
 def skill_names_by_mode(*, workspace: Workspace) -> dict[int, list[Skill]]:
-    """Failure mode id -> the skills drafted from it (the mode list's Skill column)."""
+    """Failure mode id -> the skills drafted from it or that it was merged into
+    (the mode list's Skill column)."""
     by_mode: dict[int, list[Skill]] = {}
-    for skill in Skill.objects.filter(workspace=workspace, source_mode__isnull=False).order_by(
-        "name"
-    ):
-        assert skill.source_mode_id is not None
-        by_mode.setdefault(skill.source_mode_id, []).append(skill)
+    skills = (
+        Skill.objects.filter(workspace=workspace)
+        .filter(Q(source_mode__isnull=False) | Q(merged_modes__isnull=False))
+        .prefetch_related("merged_modes")
+        .distinct()
+        .order_by("name")
+    )
+    for skill in skills:
+        modes = {skill.source_mode_id, *(m.pk for m in skill.merged_modes.all())}
+        for mode_id in sorted(m for m in modes if m is not None):
+            by_mode.setdefault(mode_id, []).append(skill)
     return by_mode
 
 

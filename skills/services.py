@@ -62,6 +62,7 @@ def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
             incident_count__gte=settings.HIVEMIND_DISTILL_MIN_INCIDENTS,
         )
         .exclude(skills__status__in=live)
+        .exclude(merged_skills__status__in=live)
         .exclude(Exists(covered))
         .annotate(rejected_at=Subquery(last_rejected), drafted_at=Subquery(last_drafted))
         .filter(Q(rejected_at__isnull=True) | Q(incident_count__gt=F("rejected_at")))
@@ -118,9 +119,10 @@ def distillation_run(*, job_id: int) -> DistillationJob:
     except Exception as exc:  # a bug must still end the job visibly, not leave it "drafting"
         logger.exception("distillation job %s failed", job_id)
         return _finish(job, JobState.FAILED, detail=f"Internal error: {type(exc).__name__}")
+    done = {"verdict": draft.verdict, "detail": draft.reason, "held_back": draft.held_back}
     if version is None:
-        return _finish(job, JobState.DONE, verdict=draft.verdict, detail=draft.reason)
-    return _finish(job, JobState.DONE, verdict=draft.verdict, detail=draft.reason, version=version)
+        return _finish(job, JobState.DONE, **done)
+    return _finish(job, JobState.DONE, version=version, **done)
 
 
 def _finish(job: DistillationJob, state: str, **fields: object) -> DistillationJob:
@@ -142,14 +144,23 @@ def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill
     incidents = mode_incidents_nearest(mode=mode, limit=distill.MAX_EVIDENCE)
     if not incidents:
         raise distill.DistillError("This mode has no incidents to learn from.")
-    context = distill.Context(mode, incidents, _similar_skills(mode))
+    context = distill.Context(mode, incidents, _similar_skills(mode), carried=_carried(mode))
     drafter = distill.draft_with_claude if settings.ANTHROPIC_API_KEY else distill.draft_offline
     draft = drafter(context)
+    if draft.merged_into:
+        # Nothing new to propose: the mode joins the skills that already say it.
+        for skill in Skill.objects.filter(workspace=mode.workspace, name__in=draft.merged_into):
+            skill.merged_modes.add(mode)
+        draft.reason = (f"Merged into {', '.join(repr(n) for n in draft.merged_into)}: "
+                        f"{'it already gives' if len(draft.merged_into) == 1 else 'they already give'}"
+                        " what this mode's evidence supports; this mode is now one of its sources. "
+                        + draft.reason)[:4000]  # fmt: skip
     if draft.verdict == "skip" or draft.doc is None:
         return None, draft
     decided = _already_decided(mode, draft)
     if decided:
-        return None, distill.Draft("skip", decided, incident_ids=draft.incident_ids)
+        return None, distill.Draft("skip", decided, incident_ids=draft.incident_ids,
+                                   held_back=draft.held_back)  # fmt: skip
     with transaction.atomic():
         return _store(job, draft, context), draft
 
@@ -157,7 +168,8 @@ def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill
 def _already_decided(mode: FailureMode, draft: distill.Draft) -> str:
     """Why this draft must not reach a lead again ("" when it may): a lead rejected
     a draft of this mode with the same instructions (the evidence has not changed
-    what it says), or a live skill already carries every one of them."""
+    what it says). Instructions a live skill already gives never get this far:
+    the drafter holds them back (`_carried`)."""
     ids = {str(i.get("id")) for i in draft.instructions if i.get("id")}
     if not ids:
         return ""
@@ -174,16 +186,18 @@ def _already_decided(mode: FailureMode, draft: distill.Draft) -> str:
                 f"'{rejected.name}' a lead rejected. A new draft comes only when the evidence "
                 "changes what it says; Ignore this mode to stop drafts."
             )
-    for version in _latest_versions(mode.workspace):
-        if version.skill.status not in (SkillStatus.PROPOSED, SkillStatus.PUBLISHED):
-            continue
-        theirs = {str(i.get("id")) for i in version.instructions or []}
-        if ids <= theirs:
-            return (
-                f"Not proposed: skill '{version.skill.name}' already carries every instruction "
-                "this draft would give."
-            )
     return ""
+
+
+def _carried(mode: FailureMode) -> dict[str, str]:
+    """Instruction id -> the live skill that gives it (a second skill must not)."""
+    carried: dict[str, str] = {}
+    for version in _latest_versions(mode.workspace):
+        if version.skill.status in (SkillStatus.PROPOSED, SkillStatus.PUBLISHED):
+            for item in version.instructions or []:
+                if item.get("id"):
+                    carried.setdefault(str(item["id"]), version.skill.name)
+    return carried
 
 
 def _similar_skills(mode: FailureMode, limit: int = 3) -> list[dict[str, str]]:

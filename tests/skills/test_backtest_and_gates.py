@@ -66,7 +66,8 @@ def test_do_not_call_a_tool_that_successful_runs_call_is_held_back():
         _item("unexpected", "delete_everything", successes_did=1, successes_relevant=20),
     ])  # fmt: skip
     assert [i["tool"] for i in offered] == ["delete_everything"]
-    assert "which 9 of 20 successful runs of these tasks call (45%)" in held[0]
+    assert held[0]["text"] == "unexpected `cancel_reservation`"
+    assert "which 9 of 20 successful runs of these tasks call (45%)" in held[0]["reason"]
 
 
 def test_a_simulated_users_tool_a_symptom_few_runs_and_harness_errors_are_held_back():
@@ -82,7 +83,7 @@ def test_a_simulated_users_tool_a_symptom_few_runs_and_harness_errors_are_held_b
         _item("order", "refund", successes_did=5, successes_relevant=5),
     ])  # fmt: skip
     assert [i["tool"] for i in offered] == ["refund"]
-    text = " ".join(held)
+    text = " ".join(h["reason"] for h in held)
     assert "simulated user's tool" in text and "symptom" in text
     assert "rests on 1 run " in text and "harness" in text
 
@@ -91,7 +92,7 @@ def test_an_instruction_that_failed_its_backtest_is_held_back_with_the_reason():
     item = _item("missing", "verify")
     item["backtest"] = {"verdict": "hard_tasks", "reason": "marks hard tasks, not a fix: …"}
     offered, held = distill.gate([item])
-    assert offered == [] and "marks hard tasks, not a fix" in held[0]
+    assert offered == [] and "marks hard tasks, not a fix" in held[0]["reason"]
 
 
 @pytest.mark.django_db
@@ -110,3 +111,85 @@ def test_a_rejected_draft_is_not_proposed_again_on_unchanged_evidence_but_is_on_
     assert "Ignore this mode" in _already_decided(mode, same)
     changed = distill.Draft("new", "", instructions=[{"id": "i-1"}, {"id": "i-2"}])
     assert _already_decided(mode, changed) == ""
+
+
+def _bookings_mode(tenant, settings):
+    from failures.embedding import incidents_embed
+    from failures.models import FailureMode
+    from failures.services import failure_modes_recluster
+    from tests.factories import ingest
+    from tests.failures.test_modes_hold_up import _booking
+
+    settings.HIVEMIND_MIN_MODE_SIZE = 3
+    settings.ANTHROPIC_API_KEY = ""
+    items = [_booking(i, look_first=True, failed=False) for i in range(30)]
+    items += [_booking(100 + i, look_first=False, failed=True) for i in range(20)]
+    ingest(workspace=tenant.workspace, items=items)
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    return FailureMode.objects.filter(workspace=tenant.workspace, incident_count__gt=0).first()
+
+
+@pytest.mark.django_db
+def test_a_leads_own_line_is_backtested_and_a_harmful_one_flagged(tenant, settings):
+    from django.urls import reverse
+
+    from skills import review, services
+    from skills.instructions import bullets
+
+    mode = _bookings_mode(tenant, settings)
+    job, _ = services.distillation_request(mode=mode)
+    version = services.distillation_run(job_id=job.pk).version
+    assert version is not None, job.detail
+    # The SKILL.md says why under each instruction, and the reason is not an instruction.
+    assert "\n  - Why: on runs it was not learned from" in version.body
+    assert not any(t.startswith("Why:") for _, t in bullets(version.body))
+    body = version.body.replace(
+        "## Don't\n", "## Don't\n- Do not call `search_flights` for tasks like these.\n"
+    )
+    edited = review.skill_edit(skill=version.skill, description=version.description, body=body,
+                               actor=tenant.lead)  # fmt: skip
+    line = next(i for i in edited.instructions if "search_flights" in i["text"])
+    assert line["backtest"]["verdict"] == "untestable"  # every run calls it: no other side
+    assert "0 runs followed it" in line["backtest"]["reason"]
+    assert any("forbids `search_flights`, which 30 of 30 successful runs" in f
+               for f in edited.flags), edited.flags  # fmt: skip
+    kept = next(i for i in edited.instructions if i["id"] == version.instructions[0]["id"])
+    assert kept["backtest"]["verdict"] == "passed"  # the drafted line keeps its backtest
+    page = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("skill_detail", args=[tenant.workspace.slug, version.skill_id]))
+        .content.decode()
+    )
+    assert "Backtest on runs it was not learned from" in page and "held" in page
+    assert "not testable yet" in page
+
+
+@pytest.mark.django_db
+def test_a_mode_whose_instructions_a_live_skill_gives_is_merged_into_it(tenant, settings):
+    from django.urls import reverse
+
+    from skills import selectors, services
+    from skills.models import Skill, SkillVersion
+
+    mode = _bookings_mode(tenant, settings)
+    incidents = list(mode.incidents.select_related("trace"))
+    rule = distill.draft_offline(distill.Context(mode, incidents, [])).instructions[0]
+    other = Skill.objects.create(workspace=tenant.workspace, name="look-before-changing")
+    SkillVersion.objects.create(skill=other, number=1, description="d", body="b",
+                                instructions=[{"id": rule["id"], "text": rule["text"]}])  # fmt: skip
+    job, _ = services.distillation_request(mode=mode)
+    job = services.distillation_run(job_id=job.pk)
+    assert job.version is None and job.detail.startswith("Merged into 'look-before-changing'")
+    assert "already gives this instruction" in job.held_back[0]["reason"]
+    assert list(other.merged_modes.all()) == [mode]
+    assert other in selectors.skill_list_for_mode(mode=mode)
+    assert mode.pk in selectors.skill_source_modes(skill=other)
+    assert Skill.objects.filter(workspace=tenant.workspace).count() == 1
+    assert mode not in services.modes_due_for_distillation(workspace_id=tenant.workspace.pk)
+    panel = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("mode_skill_panel", args=[tenant.workspace.slug, mode.pk]))
+        .content.decode()
+    )
+    assert "look-before-changing" in panel and "Held back from review: 1 instruction" in panel

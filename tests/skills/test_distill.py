@@ -35,7 +35,9 @@ def good_answer(**overrides):
         "description": "Back off on 429 from payments.refund. Use before refunds.",
         "body": GOOD_BODY,
         "addresses_incidents": [],
-    }
+        "instructions": [{"section": "Don't", "text": "Don't loop on the call.",
+                          "evidence": ["E1"]}],
+    }  # fmt: skip
     answer.update(overrides)
     return answer
 
@@ -152,10 +154,26 @@ def test_claude_gets_the_contrast_and_each_instruction_keeps_what_it_cites(mode,
     prompt = fake.requests[0]["body"]["messages"][0]["content"]
     assert "EVIDENCE" in prompt and "E1: `payments.refund` answered this: 12 of 12" in prompt
     assert "steps around it:" in prompt and ">> #" in prompt  # the critical step in context
-    cited, uncited = job.version.instructions
+    (cited,) = job.version.instructions
     assert cited["evidence"] == ["E1"] and "12 of 12" in cited["because"]
-    assert uncited["because"] == ""
-    assert any("rests on no evidence" in f for f in job.version.flags)
+    # The gate holds back what cites nothing, and the body bullet Claude never tied
+    # to evidence; both leave the body and are listed on the job (the mode page).
+    held = {h["text"]: h["reason"] for h in job.held_back}
+    assert held["Don't loop on the call."] == "it cites no evidence with counts"
+    assert "Claude did not tie it" in held["Wait for the retry-after seconds, then retry once."]
+    assert "retry once" not in job.version.body and "loop on the call" not in job.version.body
+    assert "## Don't\n- Nothing beyond the rules above." in job.version.body
+
+
+def test_a_claude_draft_with_nothing_resting_on_evidence_is_not_proposed(mode, fake):
+    fake.queue.append((200, tool_answer(good_answer(instructions=[
+        {"section": "Don't", "text": "Never call `user.can_send_mms`.", "evidence": ["E1"]},
+    ])), {}))  # fmt: skip
+    job = run_job(mode)
+    assert job.state == "done" and job.version is None and job.verdict == "skip"
+    assert job.detail.startswith("Held back")
+    assert "simulated user's tool" in job.held_back[0]["reason"]
+    assert not Skill.objects.exists()
 
 
 def test_malformed_answer_is_repaired_once(mode, fake):
@@ -205,6 +223,9 @@ def test_revise_adds_a_version_not_a_second_skill(mode, fake):
     first = run_job(mode).version
     first.skill.status = "rejected"
     first.skill.save()
+    # (A rejected draft with the same instructions is not proposed again: here the
+    # rejected one said something else.)
+    SkillVersion.objects.filter(pk=first.pk).update(instructions=[{"id": "i-other"}])
     fake.queue.append((200, tool_answer(good_answer(verdict="revise", revise_skill=first.skill.name,
                                                     name="other-name")), {}))  # fmt: skip
     second = run_job(mode).version
