@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ninja import Query, Router
+from ninja import Path, Query, Router, Status
 
 from traces.schemas import IsoDatetime, utc
 from workspaces.auth import ApiKeyAuth
@@ -11,8 +11,9 @@ from workspaces.models import Scope
 from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
 
-from .models import FailureMode
-from .schemas import IncidentHitOut, IncidentSearchOut, ModeHitOut, ModeRefOut
+from . import labels
+from .models import FailureMode, RunLabel
+from .schemas import IncidentHitOut, IncidentSearchOut, LabelIn, LabelOut, ModeHitOut, ModeRefOut
 from .search import SearchFilters, SearchHit, incident_search
 
 router = Router(tags=["failures"])
@@ -74,3 +75,66 @@ def _hit_out(hit: SearchHit) -> IncidentHitOut:
         similarity=hit.similarity,
         failure_mode=_mode_ref(incident.failure_mode),
     )
+
+
+def _trace_of(request: ApiRequest, external_id: str):  # type: ignore[no-untyped-def]
+    from traces.models import Trace
+    from workspaces.errors import NotFound
+
+    trace = Trace.objects.filter(workspace=request.auth.workspace, external_id=external_id).first()
+    if trace is None:
+        raise NotFound(f"No trace {external_id!r} in this workspace.")
+    return trace
+
+
+def _label_out(label: RunLabel) -> LabelOut:
+    return LabelOut(
+        id=label.pk, trace_external_id=label.trace.external_id, step=label.step_index,
+        category=label.category, sentence=label.sentence, fix=label.fix, by=label.author_label,
+        failure_mode=_mode_ref(label.failure_mode), incident_id=label.incident_id,
+        created_at=label.created_at, updated_at=label.updated_at,
+    )  # fmt: skip
+
+
+@router.post(
+    "/traces/{external_id}/labels",
+    auth=ApiKeyAuth(scope=Scope.FAILURES_WRITE),
+    response={
+        200: LabelOut,
+        201: LabelOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        422: ErrorOut,
+    },  # fmt: skip
+    summary="Label what went wrong in a run (a person's or a harness's judgement)",
+)
+def trace_label(
+    request: ApiRequest, data: LabelIn, external_id: str = Path(..., max_length=200)
+) -> Status:
+    """The same label a lead makes in Review runs: it becomes an incident with source
+    `human`, in the failure mode its sentence names, never overwritten by a
+    re-diagnosis; runs like it are offered to leads as candidates. Labelling the
+    same step again replaces its label (200); a new one answers 201."""
+    trace = _trace_of(request, external_id)
+    existed = RunLabel.objects.filter(trace=trace, step_index=data.step).exists()
+    label = labels.label_save(
+        workspace=request.auth.workspace, trace=trace, step_index=data.step,
+        category=data.category, sentence=data.sentence, fix=data.fix,
+        author=labels.Author(key_name=request.auth.name),
+    )  # fmt: skip
+    return Status(200 if existed else 201, _label_out(label))
+
+
+@router.get(
+    "/traces/{external_id}/labels",
+    auth=ApiKeyAuth(scope=Scope.FAILURES_READ),
+    response={200: list[LabelOut], 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="The labels of a run",
+)
+def trace_labels(
+    request: ApiRequest, external_id: str = Path(..., max_length=200)
+) -> list[LabelOut]:
+    trace = _trace_of(request, external_id)
+    found = labels.labels_of_trace(workspace=request.auth.workspace, trace=trace)
+    return [_label_out(label) for label in found.filter(skip_reason="")]

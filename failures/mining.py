@@ -46,7 +46,14 @@ from .diagnosis.facts import StepView, TraceFacts, trace_facts
 from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
 from .diagnosis.same_task import task_key as same_task_key
-from .models import DiagnosisSettings, DiagnosisState, Incident, IncidentKind, TraceAnalysis
+from .models import (
+    DiagnosisSettings,
+    DiagnosisState,
+    Incident,
+    IncidentKind,
+    IncidentSource,
+    TraceAnalysis,
+)
 from .signatures import MAX_TASK_CHARS, normalise
 
 logger = logging.getLogger(__name__)
@@ -629,7 +636,15 @@ def _write(
             result.by_source[f.source] = result.by_source.get(f.source, 0) + 1
     with connection.cursor() as cursor:
         _upsert(cursor, incident_rows)
-    stale = Incident.objects.filter(trace_id__in=[r.id for r in rows])
+    # A person's label is never overwritten (the upsert skips it) nor removed here.
+    stale = Incident.objects.filter(trace_id__in=[r.id for r in rows]).exclude(
+        source=IncidentSource.HUMAN
+    )
+    labelled = set(
+        Incident.objects.filter(
+            trace_id__in=[r.id for r in rows], source=IncidentSource.HUMAN
+        ).values_list("trace_id", flat=True)
+    )
     _delete(
         [i for i, t, s in stale.values_list("pk", "trace_id", "step_index") if (t, s) not in live]
     )
@@ -640,7 +655,7 @@ def _write(
         diagnoser, detail, (tokens_in, tokens_out, cost) = notes[row.id]
         if row.verdict == "succeeded" or (row.verdict == "unknown" and not found):
             state = DiagnosisState.NOT_FAILED
-        elif causes:
+        elif causes or row.id in labelled:
             state = DiagnosisState.DIAGNOSED
         else:
             state = DiagnosisState.UNDIAGNOSED
@@ -688,6 +703,7 @@ def _upsert(cursor: Any, rows: list[tuple]) -> None:
             embedding_key = CASE WHEN {TABLE}.signature = EXCLUDED.signature
                                  THEN {TABLE}.embedding_key ELSE '' END,
             signature = EXCLUDED.signature
+        WHERE {TABLE}.source <> 'human'
         """,
         rows,
     )

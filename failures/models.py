@@ -125,6 +125,9 @@ class IncidentSource(models.TextChoices):
     ERROR = "error", "A recorded error"
     OFFLINE = "offline", "Offline diagnosis"
     CLAUDE = "claude", "Claude"
+    # A person's label (failures/labels.py), or a candidate a person confirmed:
+    # shown first, never overwritten or removed by a re-diagnosis.
+    HUMAN = "human", "A person"
 
 
 # step_index of the incident that stands for a whole failed trace.
@@ -301,3 +304,92 @@ class DiagnosisSettings(models.Model):
 
     def __str__(self) -> str:
         return f"diagnosis settings of {self.workspace_id}"
+
+
+class SkipReason(models.TextChoices):
+    NOT_A_FAILURE = "not_failure", "Not a failure"
+    ENVIRONMENT = "environment", "The environment, not the agent"
+    CANT_TELL = "cant_tell", "Can't tell"
+
+
+class RunLabel(models.Model):
+    """A person's judgement of one failed run (failures/labels.py): the step that
+    went wrong (or the run as a whole), a category and one sentence, optionally
+    the fix; or a skip with its reason. A label becomes a human-sourced incident
+    in the failure mode its sentence names; an evaluation harness can send one
+    through the API."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="labels")
+    step_index = models.IntegerField(help_text="-1: the run as a whole")
+    category = models.CharField(max_length=80, blank=True)
+    sentence = models.CharField(max_length=300, blank=True)
+    fix = models.CharField(max_length=300, blank=True)
+    skip_reason = models.CharField(max_length=12, choices=SkipReason.choices, blank=True)
+    incident = models.OneToOneField(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="label"
+    )
+    failure_mode = models.ForeignKey(
+        FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="labels"
+    )
+    # Set on a label made by confirming a candidate of another label.
+    confirmed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="confirmed"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    # Who, in words: a user name, or "API key <name>" for a harness's label.
+    author_label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "step_index"], name="label_unique_step")
+        ]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="label_ws_created")]
+
+    def __str__(self) -> str:
+        return f"label of {self.trace_id} at {self.step_index}"
+
+
+class CandidateState(models.TextChoices):
+    OFFERED = "offered", "Same failure?"
+    CONFIRMED = "confirmed", "Confirmed"
+    REJECTED = "rejected", "Rejected"
+
+
+class LabelCandidate(models.Model):
+    """A failed run that may have failed the way a label says (failures/
+    propagation.py), with its matching step, until a lead confirms or rejects it.
+    A rejected run is not offered again for any label of the same mode."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    label = models.ForeignKey(RunLabel, on_delete=models.CASCADE, related_name="candidates")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    step_index = models.IntegerField()
+    score = models.FloatField()
+    similarity = models.FloatField(default=0)
+    reasons = models.JSONField(default=list, blank=True)
+    state = models.CharField(
+        max_length=10, choices=CandidateState.choices, default=CandidateState.OFFERED
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-score", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["label", "trace"], name="candidate_unique_trace")
+        ]
+        indexes = [models.Index(fields=["workspace", "state"], name="candidate_ws_state")]
+
+    def __str__(self) -> str:
+        return f"candidate {self.trace_id} for label {self.label_id} ({self.state})"

@@ -37,3 +37,30 @@ class IncidentSearchOut(Schema):
     understood: list[str] = Field(..., description="Filters read out of the question.")
     incidents: list[IncidentHitOut]
     modes: list[ModeHitOut]
+
+
+class LabelIn(Schema):
+    """A judgement of one failed run: the step that went wrong (-1: the run as a
+    whole), a category of the workspace's taxonomy, one sentence, optionally the fix."""
+
+    model_config = {"extra": "forbid"}
+
+    step: int = Field(..., ge=-1, description="The step's index; -1 labels the run as a whole.")
+    category: str = Field(..., min_length=1, max_length=80, examples=["process.policy_violation"])
+    sentence: str = Field(..., min_length=1, max_length=300,
+                          examples=["Cancelled a basic-economy reservation the policy keeps"])  # fmt: skip
+    fix: str = Field("", max_length=300)
+
+
+class LabelOut(Schema):
+    id: int
+    trace_external_id: str
+    step: int
+    category: str
+    sentence: str
+    fix: str
+    by: str
+    failure_mode: ModeRefOut | None
+    incident_id: int | None
+    created_at: datetime
+    updated_at: datetime

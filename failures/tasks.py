@@ -12,7 +12,7 @@ from django.conf import settings
 from hivemind_web.celery import TASK_RETRY, enqueue
 from workspaces.models import Workspace
 
-from . import embedding, mining, naming, services
+from . import embedding, mining, naming, propagation, services
 
 
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
@@ -34,6 +34,12 @@ def embed_incidents(workspace_id: int) -> int:
         # Nearest-mode joins may have taken a mode over the drafting threshold.
         enqueue("skills.tasks.distill_due", workspace_id)
     return len(embedded)
+
+
+@shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
+def propagate_label(label_id: int) -> int:
+    """Offer the failed runs that look like a new label as "same failure?" candidates."""
+    return propagation.propagate(label_id=label_id)
 
 
 @shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import label_views, views
 
 urlpatterns = [
     path("failure-modes/", views.mode_list, name="mode_list"),
@@ -13,5 +13,11 @@ urlpatterns = [
     path("failure-modes/<int:pk>/split/", views.mode_split, name="mode_split"),
     path("failure-modes/<int:pk>/status/", views.mode_status, name="mode_status"),
     path("traces/<int:pk>/incidents/", views.trace_incidents, name="trace_incidents"),
+    path("failures/review/", label_views.review_queue, name="review_queue"),
+    path("failures/review/<int:trace_pk>/", label_views.review_run, name="review_run"),
+    path("failures/labels/", label_views.label_list, name="label_list"),
+    path("failures/labels/<int:pk>/", label_views.label_detail, name="label_detail"),
+    path("failures/labels/<int:pk>/decide/", label_views.label_decide, name="label_decide"),
+    path("failures/labels/<int:pk>/remove/", label_views.label_remove, name="label_remove"),
     path("settings/diagnosis/", views.diagnosis_settings_page, name="diagnosis_settings"),
 ]

@@ -182,6 +182,21 @@ def _report(session_id: str, status: str, reward: float | None, comment: str) ->
     return {"trace": trace.external_id, "status": status, "recorded": True}
 
 
+def _label(run: str, step: int, category: str, sentence: str, fix: str) -> dict[str, Any]:
+    from failures import labels
+
+    key = _require(Scope.FAILURES_WRITE)
+    trace = Trace.objects.filter(workspace=key.workspace, external_id=run).first()
+    if trace is None:
+        raise NotFound(f"No run {run!r} in this workspace (give the trace's external id).")
+    label = labels.label_save(workspace=key.workspace, trace=trace, step_index=step,
+                              category=category, sentence=sentence, fix=fix,
+                              author=labels.Author(key_name=key.name))  # fmt: skip
+    return {"label": label.pk, "run": run, "step": step, "category": category,
+            "failure_mode": _mode_brief(label.failure_mode) if label.failure_mode else None,
+            "recorded": True}  # fmt: skip
+
+
 async def _call(fn: Any, *args: Any) -> Any:
     try:
         return await sync_to_async(fn)(*args)
@@ -223,6 +238,18 @@ async def report_outcome(
     """Report how the current session went: status 'succeeded' or 'failed' (and an
     optional reward and comment). It applies to the session's latest trace."""
     return await _call(_report, session_id, status, reward, comment)
+
+
+@server.tool()
+async def label_run(
+    run: str, step: int, category: str, sentence: str, fix: str = ""
+) -> dict[str, Any]:
+    """Say what went wrong in a failed run, as a reviewer would: `run` is the trace's
+    external id, `step` the index of the step that went wrong (-1: the run as a
+    whole), `category` a key of the workspace's failure taxonomy (e.g.
+    'process.policy_violation'), `sentence` one sentence of what went wrong,
+    `fix` optionally one sentence of what would have avoided it."""
+    return await _call(_label, run, step, category, sentence, fix)
 
 
 def _scope(request: HttpRequest) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import re
 import pytest
 from django.urls import get_resolver
 
+from failures import labels
 from failures.models import ClusterRun, FailureMode, Incident
 from hivemind_web.api import api
 from metrics.snapshots import SnapshotFilter, snapshot_create
@@ -54,7 +55,10 @@ def victim(tenant):
     job = DistillationJob.objects.create(workspace=ws, failure_mode=mode)
     run = ClusterRun.objects.create(workspace=ws)
     snapshot_create(workspace=ws, filters=SnapshotFilter(), actor=tenant.lead)
-    return {
+    label = labels.label_save(workspace=ws, trace=trace, step_index=1,
+                              category="process.policy_violation", sentence="acme-only label",
+                              author=labels.Author(user=tenant.lead))  # fmt: skip
+    return {"label": label,
         "tenant": tenant, "trace": trace, "mode": mode, "skill": skill, "job": job, "run": run,
         "key": ApiKey.objects.filter(workspace=ws).first(),
         "member": Membership.objects.get(workspace=ws, user=tenant.viewer),
@@ -68,8 +72,11 @@ def _page_params(name: str, v: dict) -> dict:
         return {"pk": v["mode"].pk, "mode_pk": v["mode"].pk}
     if name.startswith("skill_"):
         return {"pk": v["skill"].pk}
+    if name.startswith("label_"):
+        return {"pk": v["label"].pk}
     return {
         "trace_detail": {"pk": v["trace"].pk},
+        "review_run": {"trace_pk": v["trace"].pk},
         "trace_incidents": {"pk": v["trace"].pk},
         "cluster_run": {"pk": v["run"].pk},
         "api_key_revoke": {"pk": v["key"].pk},

@@ -58,6 +58,7 @@ class Scope(models.TextChoices):
     SKILLS_READ = "skills:read", "Read published skills (skills:read)"
     EXPORT = "export", "Make and download training snapshots (export)"
     FAILURES_READ = "failures:read", "Search incidents and failure modes (failures:read)"
+    FAILURES_WRITE = "failures:write", "Label failed runs (failures:write)"
 
 
 class ApiKey(models.Model):

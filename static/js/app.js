@@ -41,3 +41,12 @@ function focusableScrollers(root) {
 document.addEventListener("DOMContentLoaded", function () { focusableScrollers(); });
 window.addEventListener("resize", function () { focusableScrollers(); });
 document.addEventListener("htmx:afterSettle", function (event) { focusableScrollers(event.target.parentNode); });
+
+// "Choose all" over a table of checkboxes (the candidates of a label).
+document.addEventListener("change", (event) => {
+  if (event.target.id !== "all-candidates") return;
+  const form = event.target.closest("form");
+  form.querySelectorAll("input[name=candidate]").forEach((box) => {
+    box.checked = event.target.checked;
+  });
+});

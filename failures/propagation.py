@@ -1,0 +1,237 @@
+"""From one label to the failed runs that went wrong the same way.
+
+When a person labels a step of a failed run (failures/labels.py), the other
+failed runs of the workspace are searched for a step like it: the same kind of
+step (and, for a tool call, the same tool), compared by the text of what was
+called with what, what came back, and the agent's words just before it,
+embedded with the model incidents use. Each run offers its closest such step;
+runs of the same task, runs that failed the same named check, and runs of the
+same agent rank higher. The best `MAX_CANDIDATES` at or above `MIN_SIMILARITY`
+are stored as "same failure?" candidates for a lead to confirm or reject.
+
+Never offered: the labelled run itself, runs already labelled or skipped, runs
+already offered for this label, and runs a lead rejected for any label of the
+same failure mode.
+
+A label on the run as a whole compares runs by the tools they called and the
+checks they failed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+
+from traces.models import Step, StepKind, Trace
+
+from .models import (
+    TRACE_LEVEL_INDEX,
+    CandidateState,
+    LabelCandidate,
+    RunLabel,
+    TraceAnalysis,
+)
+
+MAX_CANDIDATES = 50
+MIN_SIMILARITY = 0.6
+MAX_STEPS = 8000
+SAME_TASK = 0.15
+SAME_CHECK = 0.10
+SAME_AGENT = 0.05
+_TEXT = 300
+
+
+@dataclass
+class Found:
+    trace_id: int
+    step_index: int
+    similarity: float
+    score: float
+    reasons: list[str] = field(default_factory=list)
+
+
+def _short(value: Any) -> str:
+    if value is None or value == "" or value == {}:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text[:_TEXT]
+
+
+def step_text(kind: str, name: str, input_: Any, output: Any, error: str, said: str) -> str:
+    """What a step is, for comparing: call, arguments, answer, the words before."""
+    parts = [f"{kind} {name}".strip(), _short(input_), _short(error) or _short(output)]
+    if said:
+        parts.append(f"said before: {said[:200]}")
+    return " | ".join(p for p in parts if p)
+
+
+def failed_checks(trace: Trace | dict[str, Any]) -> set[str]:
+    checks = trace.checks if isinstance(trace, Trace) else trace.get("checks") or []
+    return {str(c.get("name")) for c in checks or [] if isinstance(c, dict) and not c.get("passed")}
+
+
+def _said_before(trace_id: int, index: int) -> str:
+    words = (
+        Step.objects.filter(
+            trace_id=trace_id,
+            index__lt=index,
+            kind__in=[StepKind.ASSISTANT_MESSAGE, StepKind.LLM_CALL],
+        )
+        .order_by("-index")
+        .values_list("output", flat=True)
+        .first()
+    )
+    return _short(words)
+
+
+def _pool(label: RunLabel) -> dict[int, dict[str, Any]]:
+    """Failed runs that may be offered: trace id -> agent, task key, failed checks."""
+    excluded = set(RunLabel.objects.filter(workspace=label.workspace).values_list("trace_id",
+                                                                                  flat=True))  # fmt: skip
+    excluded |= set(LabelCandidate.objects.filter(label=label).values_list("trace_id", flat=True))
+    if label.failure_mode_id:
+        excluded |= set(
+            LabelCandidate.objects.filter(
+                label__failure_mode_id=label.failure_mode_id, state=CandidateState.REJECTED
+            ).values_list("trace_id", flat=True)
+        )
+    excluded.add(label.trace_id)
+    rows = (
+        TraceAnalysis.objects.filter(workspace=label.workspace, verdict="failed")
+        .exclude(trace_id__in=excluded)
+        .values_list("trace_id", "agent", "task_key", "trace__checks")
+    )
+    return {
+        t: {"agent": agent, "task_key": key, "checks": failed_checks({"checks": checks})}
+        for t, agent, key, checks in rows
+    }
+
+
+def _candidate_steps(
+    pool: dict[int, dict[str, Any]], kind: str, name: str, same_task: list[int]
+) -> list[tuple[int, int, str]]:
+    """(trace id, step index, text) of the steps like the seed, with the words before
+    each (one statement; the nearest earlier assistant words by a lateral join)."""
+    table = Step._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT s.trace_id, s.index, s.kind, s.name, left(s.input::text, 400),
+                   left(s.output::text, 400), left(s.error, 400), left(p.output::text, 300)
+            FROM {table} s
+            LEFT JOIN LATERAL (
+                SELECT q.output FROM {table} q
+                WHERE q.trace_id = s.trace_id AND q.index < s.index
+                  AND q.kind IN ('assistant_message', 'llm_call')
+                ORDER BY q.index DESC LIMIT 1
+            ) p ON true
+            WHERE s.trace_id = ANY(%s) AND s.kind = %s
+              AND (s.name = %s OR s.trace_id = ANY(%s))
+            ORDER BY s.trace_id DESC, s.index
+            LIMIT %s
+            """,
+            [list(pool), kind, name, same_task, MAX_STEPS],
+        )
+        rows = cursor.fetchall()
+    return [
+        (t, i, step_text(k, n, _json(inp), _json(out), err or "", _short(_json(said))))
+        for t, i, k, n, inp, out, err, said in rows
+    ]
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # cut mid-value by left(): compare the text as it is
+
+
+def _run_text(trace_id: int) -> str:
+    calls = list(
+        Step.objects.filter(trace_id=trace_id, kind=StepKind.TOOL_CALL)
+        .order_by("index")
+        .values_list("name", "error")[:60]
+    )
+    errors = [e.splitlines()[0][:120] for _, e in calls if e]
+    return "calls: " + ", ".join(n for n, _ in calls) + (" | errors: " + "; ".join(errors[:5]))
+
+
+def rank(label: RunLabel) -> list[Found]:
+    """The runs most like the labelled one, best first (not stored)."""
+    from .embedding import get_embedder
+
+    pool = _pool(label)
+    if not pool:
+        return []
+    seed_trace = label.trace
+    seed_analysis = TraceAnalysis.objects.filter(trace=seed_trace).first()
+    seed_key = seed_analysis.task_key if seed_analysis else ""
+    seed_agent = seed_analysis.agent if seed_analysis else seed_trace.agent
+    seed_checks = failed_checks(seed_trace)
+    embed = get_embedder().embed
+    if label.step_index == TRACE_LEVEL_INDEX:
+        ids = list(pool)[:MAX_STEPS]
+        texts = [_run_text(t) for t in ids]
+        seed_vector = embed([_run_text(seed_trace.pk)])[0]
+        steps = [(t, TRACE_LEVEL_INDEX, text) for t, text in zip(ids, texts, strict=True)]
+    else:
+        seed = Step.objects.get(trace=seed_trace, index=label.step_index)
+        said = _said_before(seed_trace.pk, seed.index)
+        seed_vector = embed(
+            [step_text(seed.kind, seed.name, seed.input, seed.output, seed.error, said)]
+        )[0]
+        same_task = [t for t, p in pool.items() if seed_key and p["task_key"] == seed_key]
+        steps = _candidate_steps(pool, seed.kind, seed.name, same_task)
+    if not steps:
+        return []
+    vectors = embed([text for _, _, text in steps])
+    similarities = vectors @ seed_vector
+    best: dict[int, Found] = {}
+    for (trace_id, index, _), similarity in zip(steps, similarities.tolist(), strict=True):
+        info, reasons = pool[trace_id], [f"similar step ({similarity:.2f})"]
+        score = similarity
+        if seed_key and info["task_key"] == seed_key:
+            score += SAME_TASK
+            reasons.append("same task")
+        if seed_checks and seed_checks & info["checks"]:
+            score += SAME_CHECK
+            reasons.append(
+                "failed the same check: " + ", ".join(sorted(seed_checks & info["checks"]))[:150]
+            )
+        if seed_agent and info["agent"] == seed_agent:
+            score += SAME_AGENT
+            reasons.append("same agent")
+        if trace_id not in best or score > best[trace_id].score:
+            best[trace_id] = Found(trace_id, index, float(similarity), float(score), reasons)
+    found = [f for f in best.values() if f.similarity >= MIN_SIMILARITY]
+    found.sort(key=lambda f: (-f.score, f.trace_id))
+    return found[:MAX_CANDIDATES]
+
+
+def propagate(*, label_id: int) -> int:
+    """Store the label's candidates; returns how many were added."""
+    label = RunLabel.objects.select_related("trace", "workspace").filter(pk=label_id).first()
+    if label is None or label.skip_reason or not label.sentence:
+        return 0
+    found = rank(label)
+    LabelCandidate.objects.bulk_create(
+        [
+            LabelCandidate(
+                workspace=label.workspace,
+                label=label,
+                trace_id=f.trace_id,
+                step_index=f.step_index,
+                score=round(f.score, 4),
+                similarity=round(f.similarity, 4),
+                reasons=f.reasons,
+            )  # fmt: skip
+            for f in found
+        ],
+        ignore_conflicts=True,
+    )
+    return len(found)
