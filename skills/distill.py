@@ -379,7 +379,7 @@ def draft_offline(context: Context) -> Draft:
     from failures.signatures import normalise
 
     candidates, seen = [], set()
-    for item in (_instruction(e, is_generic) for e in evidence):
+    for item in [*label_instructions(context), *(_instruction(e, is_generic) for e in evidence)]:
         # Two errors that differ only by an id ("plan P1007 not found", "…P1006…")
         # make one instruction, the first (from the most incidents).
         if item and normalise(item["text"]) not in seen:
@@ -389,7 +389,7 @@ def draft_offline(context: Context) -> Draft:
     instructions, carried = _not_carried(instructions, context.carried)
     held += carried
     if not instructions:
-        reason = held_reason(held) if held else _why_skip(context, evidence)
+        reason = held_reason(held) if held else _why_skip(context, evidence or candidates)
         return Draft(verdict="skip", reason=reason[:4000], held_back=held,
                      merged_into=_merged_into(held, candidates, context.carried),
                      incident_ids=[i.pk for i in context.incidents])  # fmt: skip
@@ -461,6 +461,57 @@ def held_reason(held: list[dict[str, str]]) -> str:
     if len(held) == 1:
         return "Held back: its one instruction did not pass the gate (listed with the reason)."
     return f"Held back: none of its {len(held)} instructions passed the gate (listed with reasons)."
+
+
+def label_instructions(context: Context) -> list[dict[str, Any]]:
+    """Instructions from people: each distinct fix that leads (or a harness, through
+    the API) wrote on the mode's labelled runs, resting on those runs. The same
+    gate applies (a fix on fewer than MIN_RUNS runs is held back until more runs
+    are labelled or confirmed), and each says it came from people."""
+    from failures.contrast import mode_backtest, success_share
+    from failures.models import IncidentSource
+
+    from .instructions import checkable
+
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for stats in Incident.objects.filter(
+        failure_mode=context.mode, source=IncidentSource.HUMAN
+    ).values_list("stats", flat=True):
+        fix = " ".join(str((stats or {}).get("fix") or "").split())
+        if fix:
+            groups.setdefault(fix.rstrip(".").lower(), []).append(
+                (fix, str((stats or {}).get("by") or "someone"))
+            )
+    items = []
+    for key, runs in sorted(groups.items(), key=lambda g: -len(g[1])):
+        text = runs[0][0].rstrip(".") + "."
+        text = text[0].upper() + text[1:]
+        people = sorted({by for _, by in runs})
+        n = len(runs)
+        item: dict[str, Any] = {
+            "id": instruction_id("human", key), "section": "Do", "text": text,
+            "check": f"The run does what the labels' fix says: {text}",
+            "because": (f"{n} labelled run{'s' * (n != 1)} of this mode, labelled by "
+                        f"{', '.join(people[:3])}{' and others' if len(people) > 3 else ''}, "
+                        f"say this fix; they failed as: {readable(context.mode.label)}."),
+            "counts": {"runs_with": n, "labelled_runs": n}, "kind": "human_label",
+            "from_people": True, "tool": "",
+        }  # fmt: skip
+        form = checkable(text)
+        if form is not None:
+            item["section"] = "Don't" if form[0] == "unexpected" else "Do"
+            item["tool"] = form[1]
+            item["backtest"] = mode_backtest(mode=context.mode, kind=form[0], tool=form[1],
+                                             other=form[2])  # fmt: skip
+            if form[0] == "unexpected":
+                did, total = success_share(mode=context.mode, tool=form[1])
+                item["counts"] |= {"successes_did": did, "successes_relevant": total}
+                item["kind"] = "unexpected"
+        else:
+            item["backtest"] = {"verdict": "untestable", "reason": "a person's fix in their own "
+                                "words: not a line the backtest can read from calls"}  # fmt: skip
+        items.append(item)
+    return items
 
 
 def _with_reason(item: dict[str, Any]) -> list[str]:

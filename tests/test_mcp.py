@@ -64,7 +64,7 @@ def test_sdk_client_lists_tools_searches_reads_a_skill_and_reports(live_server, 
         ("report_outcome", {"session_id": "sess-acme", "status": "failed", "comment": "still 429"}),
     ])  # fmt: skip
     assert set(tools) == {"search_failures", "show_failure_mode", "list_skills", "read_skill",
-                          "report_outcome"}  # fmt: skip
+                          "report_outcome", "label_run"}  # fmt: skip
     found = json.loads(text(search))
     assert found["modes"][0]["label"] == "payments rate limited"
     assert "429 Too Many Requests" in found["incidents"][0]["error"]

@@ -302,3 +302,29 @@ def test_the_mcp_tool_labels_a_run(live_server, tenant, other_tenant):
     assert hidden.is_error and "No run" in text(hidden)
     assert RunLabel.objects.count() == 1
     assert FailureMode.objects.filter(workspace=other_tenant.workspace).count() == 0
+
+
+def test_a_mode_seeded_by_labels_drafts_from_their_fix_and_says_it_came_from_people(
+    tenant, runs, settings
+):
+    from skills import distill
+
+    settings.ANTHROPIC_API_KEY = ""
+
+    def draft():
+        mode = FailureMode.objects.get(label=SENTENCE, workspace=tenant.workspace)
+        incidents = list(mode.incidents.select_related("trace"))
+        return distill.draft_offline(distill.Context(mode, incidents, []))
+
+    for i in range(4):
+        _label(tenant, runs[f"cancel-{i}"])
+    held = draft()
+    assert held.verdict == "skip" and "rests on 4 runs" in held.held_back[0]["reason"]
+    _label(tenant, runs["cancel-4"])
+    made = draft()
+    assert made.verdict == "new", made.reason
+    (item,) = made.instructions
+    assert item["from_people"] and item["kind"] == "human_label"
+    assert "5 labelled runs of this mode, labelled by acme-lead" in item["because"]
+    assert "- Read the cancellation rules before cancel_reservation." in made.doc.body
+    assert item["backtest"]["verdict"] == "untestable"
