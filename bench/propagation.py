@@ -34,9 +34,12 @@ pooled (best score per run). Measured over all such kinds together:
 
 Reference in the same run: `random_precision`, the share of the kind among the
 other failed runs of the half (what a random ranking's top 10 would hold).
-Nothing here was tuned yet: MIN_SIMILARITY and the bonuses are the module's
-defaults; the halves are printed so that, once something is tuned on `tune`,
-`measure` stays honest.
+
+The product's similarity threshold (`propagation.MIN_SIMILARITY`) is chosen
+here, on the tune halves of both sets pooled at k = 3 (the highest
+precision@10 that keeps recall@50 ≥ 0.5), and every figure is printed for both
+halves at that threshold; RESULT lines are the measure halves. The bench keeps
+every candidate and applies thresholds itself.
 """
 
 from __future__ import annotations
@@ -163,8 +166,9 @@ def _reset(workspace: Any) -> None:
 
 
 def _offer(workspace: Any, seeds: list[str], truth: dict[str, dict[str, Any]],
-           ids: dict[str, int]) -> list[tuple[str, float]]:  # fmt: skip
-    """Label the seeds, propagate each, pool the candidates (best score per run)."""
+           ids: dict[str, int]) -> list[tuple[str, float, float]]:  # fmt: skip
+    """Label the seeds and propagate each: every candidate (run, score, similarity),
+    whatever its similarity (the threshold is applied when pooling)."""
     from failures import labels
     from failures.models import LabelCandidate
     from failures.propagation import propagate
@@ -182,93 +186,139 @@ def _offer(workspace: Any, seeds: list[str], truth: dict[str, dict[str, Any]],
         made.append(label.pk)
     for pk in made:
         propagate(label_id=pk)
+    return list(
+        LabelCandidate.objects.filter(label_id__in=made).values_list(
+            "trace__external_id", "score", "similarity"
+        )
+    )
+
+
+def _pooled(offers: list[tuple[str, float, float]], threshold: float) -> list[str]:
+    """Runs offered at or above the threshold, best score first (as leads see them)."""
     best: dict[str, float] = {}
-    for external_id, score in LabelCandidate.objects.filter(label_id__in=made).values_list(
-        "trace__external_id", "score"
-    ):
-        best[external_id] = max(score, best.get(external_id, -1.0))
-    return sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    for external_id, score, similarity in offers:
+        if similarity >= threshold:
+            best[external_id] = max(score, best.get(external_id, -9.0))
+    return [e for e, _ in sorted(best.items(), key=lambda item: (-item[1], item[0]))]
 
 
-def run_set(name: str, workspaces: dict[str, Any], truth: dict[str, dict[str, Any]],
-            quick: bool) -> list[str]:  # fmt: skip
+THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def collect(name: str, workspaces: dict[str, Any], truth: dict[str, dict[str, Any]]) -> dict:
+    """Every (half, k, kind) experiment's candidates, and each kind's coverage runs."""
     from traces.models import Trace
 
-    lines = []
+    found: dict[str, Any] = {}
     for half_name, workspace in workspaces.items():
         ids = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
         mine = {e: t for e, t in truth.items() if t["half"] == half_name and e in ids}
         kinds: dict[str, list[str]] = defaultdict(list)
         for external_id in sorted(mine, key=_order):
             kinds[mine[external_id]["kind"]].append(external_id)
-        others = len(mine)
         print(f"\n== {name} / {half_name}: {len(mine)} failed runs with truth in {len(kinds)} "
               f"kinds; kinds with 2+ runs: "
               + ", ".join(f"{k} ({len(v)})" for k, v in sorted(kinds.items(), key=lambda x: -len(x[1]))
                           if len(v) > 1))  # fmt: skip
+        runs: dict[tuple[int, str], list] = {}
         for k in KS:
-            right10 = shown10 = right50 = wanted = 0
-            prevalence = []
-            for kind, runs in kinds.items():
-                if len(runs) <= k:
-                    continue
-                offered = _offer(workspace, runs[:k], mine, ids)
-                top10, top50 = offered[:TOP_P], offered[:TOP_R]
-                right10 += sum(mine.get(e, {}).get("kind") == kind for e, _ in top10)
-                shown10 += len(top10)
-                right50 += sum(mine.get(e, {}).get("kind") == kind for e, _ in top50)
-                wanted += len(runs) - k
-                prevalence.append((len(runs) - k) / max(others - k, 1))
-            if not wanted:
+            for kind, members in kinds.items():
+                if len(members) > k:
+                    runs[(k, kind)] = _offer(workspace, members[:k], mine, ids)
+        cover: dict[str, list] = {}
+        for kind, members in kinds.items():
+            if len(members) >= 4:
+                goal = math.ceil(0.8 * len(members))
+                cover[kind] = [
+                    _offer(workspace, members[:j], mine, ids) for j in range(1, goal + 1)
+                ]
+        found[half_name] = {"mine": mine, "kinds": kinds, "runs": runs, "cover": cover}
+    return found
+
+
+def figures(half: dict, k: int, threshold: float) -> dict[str, Any]:
+    mine, kinds = half["mine"], half["kinds"]
+    right10 = shown10 = right50 = wanted = n_kinds = 0
+    prevalence = []
+    for (kk, kind), offers in half["runs"].items():
+        if kk != k:
+            continue
+        ranked = _pooled(offers, threshold)
+        top10, top50 = ranked[:TOP_P], ranked[:TOP_R]
+        right10 += sum(mine[e]["kind"] == kind for e in top10 if e in mine)
+        shown10 += len(top10)
+        right50 += sum(mine[e]["kind"] == kind for e in top50 if e in mine)
+        wanted += len(kinds[kind]) - k
+        n_kinds += 1
+        prevalence.append((len(kinds[kind]) - k) / max(len(mine) - k, 1))
+    needed, plain = [], []
+    for kind, tries in half["cover"].items():
+        goal = math.ceil(0.8 * len(kinds[kind]))
+        plain.append(goal)
+        j = next((j for j, offers in enumerate(tries, start=1)
+                  if j + sum(mine[e]["kind"] == kind for e in _pooled(offers, threshold)[:TOP_R]
+                             if e in mine) >= goal), goal)  # fmt: skip
+        needed.append(j)
+    return {
+        "kinds": n_kinds, "right10": right10, "shown10": shown10, "right50": right50,
+        "wanted": wanted,
+        "precision": right10 / shown10 if shown10 else None,
+        "recall": right50 / wanted if wanted else None,
+        "random": sum(prevalence) / len(prevalence) if prevalence else None,
+        "needed": sum(needed) / len(needed) if needed else None,
+        "plain": sum(plain) / len(plain) if plain else None,
+    }  # fmt: skip
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def choose_threshold(sets: dict[str, dict]) -> float:
+    """On the tune halves of every set pooled, at k = 3: the lowest similarity
+    threshold whose precision@10 is the highest while recall@50 stays ≥ 0.5
+    (any threshold if none keeps that recall)."""
+    best, best_key = 0.0, (-1.0, -1.0)
+    print("\n== choosing the similarity threshold on the tune halves (k=3, sets pooled)")
+    for threshold in THRESHOLDS:
+        right10 = shown10 = right50 = wanted = 0
+        for found in sets.values():
+            f = figures(found["tune"], 3, threshold)
+            right10, shown10 = right10 + f["right10"], shown10 + f["shown10"]
+            right50, wanted = right50 + f["right50"], wanted + f["wanted"]
+        precision = right10 / shown10 if shown10 else 0.0
+        recall = right50 / wanted if wanted else 0.0
+        print(f"   threshold {threshold:.2f}: precision@10 {precision:.3f} ({right10}/{shown10}) · "
+              f"recall@50 {recall:.3f} ({right50}/{wanted})")  # fmt: skip
+        key = (1.0 if recall >= 0.5 else 0.0, precision)
+        if key > best_key:
+            best, best_key = threshold, key
+    print(f"   chosen: {best:.2f}")
+    return best
+
+
+def report(name: str, found: dict, threshold: float) -> list[str]:
+    lines = []
+    for half_name in ("tune", "measure"):
+        print(f"\n== {name} / {half_name} at similarity ≥ {threshold:.2f}")
+        for k in KS:
+            f = figures(found[half_name], k, threshold)
+            if not f["kinds"]:
                 print(f"   k={k}: no kind has more than {k} runs")
                 continue
-            precision = right10 / shown10 if shown10 else None
-            recall = right50 / wanted
-            reference = sum(prevalence) / len(prevalence)
-            print(f"   k={k}: {len(prevalence)} kinds · precision@10 "
-                  f"{'n/a (nothing offered)' if precision is None else f'{precision:.3f} ({right10}/{shown10})'}"
-                  f" · recall@50 {recall:.3f} ({right50}/{wanted}) · random ranking's "
-                  f"precision {reference:.3f}")  # fmt: skip
-            needed, plain = _labels_for_80(workspace, kinds, mine, ids, quick)
+            print(f"   k={k}: {f['kinds']} kinds · precision@10 {_f(f['precision'])} "
+                  f"({f['right10']}/{f['shown10']}) · recall@50 {_f(f['recall'])} "
+                  f"({f['right50']}/{f['wanted']}) · random ranking's precision {_f(f['random'])} · "
+                  f"labels for 80% {_f(f['needed'], 1)} (without propagation {_f(f['plain'], 1)})")  # fmt: skip
             if half_name == "measure":
                 lines.append(
-                    f"RESULT dataset={name} k={k} precision_at_10="
-                    f"{'n/a' if precision is None else f'{precision:.3f}'} recall_at_50={recall:.3f} "
-                    f"labels_for_80pct={needed} labels_for_80pct_without={plain} "
-                    f"random_precision={reference:.3f}"
+                    f"RESULT dataset={name} k={k} precision_at_10={_f(f['precision'])} "
+                    f"recall_at_50={_f(f['recall'])} labels_for_80pct={_f(f['needed'], 1)} "
+                    f"labels_for_80pct_without={_f(f['plain'], 1)} "
+                    f"random_precision={_f(f['random'])} threshold={threshold:.2f} "
+                    f"shown_at_10={f['shown10']}"
                 )  # fmt: skip
     return lines
-
-
-_COVER_CACHE: dict[int, tuple[str, str]] = {}
-
-
-def _labels_for_80(workspace: Any, kinds: dict[str, list[str]], mine: dict[str, dict[str, Any]],
-                   ids: dict[str, int], quick: bool) -> tuple[str, str]:  # fmt: skip
-    """Mean labels to cover 80% of a kind (kinds with 4+ runs), with and without
-    propagation; the same for every k, so computed once per workspace."""
-    if workspace.pk in _COVER_CACHE:
-        return _COVER_CACHE[workspace.pk]
-    needed, plain = [], []
-    for kind, runs in kinds.items():
-        if len(runs) < 4:
-            continue
-        goal = math.ceil(0.8 * len(runs))
-        plain.append(goal)
-        for j in range(1, goal + 1):
-            offered = _offer(workspace, runs[:j], mine, ids)[:TOP_R]
-            covered = j + sum(mine.get(e, {}).get("kind") == kind for e, _ in offered)
-            if covered >= goal:
-                needed.append(j)
-                break
-        else:
-            needed.append(goal)
-    result = (
-        (f"{sum(needed) / len(needed):.1f}", f"{sum(plain) / len(plain):.1f}") if needed
-        else ("n/a", "n/a")
-    )  # fmt: skip
-    _COVER_CACHE[workspace.pk] = result
-    return result
 
 
 def _memo_embedder() -> None:
@@ -294,7 +344,7 @@ def _memo_embedder() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the same runs (they are few)")
-    args = parser.parse_args()
+    parser.parse_args()
     if not WHO.exists() or not TAU2.exists():
         raise SystemExit("the labelled dev sets are missing: set HIVEMIND_DEVDATA")
     import django
@@ -309,8 +359,15 @@ def main() -> None:
 
     hm_celery.enqueue = lambda name, *a: True  # type: ignore[assignment]
     _memo_embedder()
+    import logging
+
+    from failures import propagation
+
+    logging.getLogger("hivemind_web.celery").setLevel(logging.ERROR)
+    # Every candidate is kept; thresholds are applied (and chosen) by the bench.
+    propagation.MIN_SIMILARITY, propagation.MAX_CANDIDATES = -1.0, 500
     started = time.perf_counter()
-    lines = []
+    sets: dict[str, dict] = {}
     for name, loader in (("tau2-bench", load_tau2), ("who_and_when", load_who)):
         workspaces = {
             h: Workspace.objects.create(
@@ -320,10 +377,14 @@ def main() -> None:
         }
         try:
             truth = loader(workspaces)
-            lines += run_set(name, workspaces, truth, args.quick)
+            sets[name] = collect(name, workspaces, truth)
         finally:
             for workspace in workspaces.values():
                 workspace.delete()
+    threshold = choose_threshold(sets)
+    lines = []
+    for name, found in sets.items():
+        lines += report(name, found, threshold)
     print(f"\n{time.perf_counter() - started:.0f} s")
     for line in lines:
         print(line)
