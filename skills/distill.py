@@ -518,7 +518,7 @@ def _with_reason(item: dict[str, Any]) -> list[str]:
     """The instruction's bullet and, under it, why (with its counts): what an agent
     reads to judge whether the rule fits its case (skills/instructions.py skips it)."""
     why = reason_line(item)
-    return [f"- {item['text']}", *([f"  - Why: {why}"] if why else [])]
+    return [f"- {item['text']}", *([f"    - Why: {why}"] if why else [])]
 
 
 def reason_line(item: dict[str, Any]) -> str:

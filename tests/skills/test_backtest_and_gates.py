@@ -142,7 +142,7 @@ def test_a_leads_own_line_is_backtested_and_a_harmful_one_flagged(tenant, settin
     version = services.distillation_run(job_id=job.pk).version
     assert version is not None, job.detail
     # The SKILL.md says why under each instruction, and the reason is not an instruction.
-    assert "\n  - Why: on runs it was not learned from" in version.body
+    assert "\n    - Why: on runs it was not learned from" in version.body
     assert not any(t.startswith("Why:") for _, t in bullets(version.body))
     body = version.body.replace(
         "## Don't\n", "## Don't\n- Do not call `search_flights` for tasks like these.\n"
