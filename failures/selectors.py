@@ -29,8 +29,14 @@ from .signatures import normalise
 
 
 def incident_list_for_trace(*, trace: Trace) -> QuerySet[Incident]:
+    """A trace's incidents, people's labels first (they are the most trusted)."""
+    from django.db.models import Case, IntegerField, Value, When
+
+    first = Case(When(source="human", then=Value(0)), default=Value(1), output_field=IntegerField())
     return (
-        Incident.objects.filter(trace=trace).select_related("failure_mode").order_by("step_index")
+        Incident.objects.filter(trace=trace)
+        .select_related("failure_mode")
+        .order_by(first, "step_index")
     )
 
 

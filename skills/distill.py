@@ -73,8 +73,14 @@ def evidence_of(context: Context) -> list[Any]:
 
 
 def evidence_items(context: Context) -> dict[str, dict[str, Any]]:
-    """E1, E2…: each piece of evidence with a statement of its counts."""
-    items = {}
+    """E1, E2…: each piece of evidence with a statement of its counts; L1, L2…: the
+    fixes people wrote on the mode's labelled runs (label_instructions)."""
+    items: dict[str, dict[str, Any]] = {}
+    for n, item in enumerate(label_instructions(context), start=1):
+        items[f"L{n}"] = {"statement": f"people labelled runs of this mode and wrote the fix "
+                                       f"“{item['text']}” ({item['because']})",
+                          "because": item["because"], "kind": "human_label",
+                          "counts": dict(item["counts"]), "item": item}  # fmt: skip
     for n, e in enumerate(evidence_of(context), start=1):
         item = _instruction(e, lambda tool: False) or {}
         statement = item.get("because") or f"{e.kind} {e.tool} {e.other} {e.error}".strip()
@@ -165,7 +171,10 @@ def build_prompt(context: Context) -> str:
         f"Keywords: {', '.join(context.mode.keywords)}",
         "",
     ]
-    parts.append("EVIDENCE (counted over the labelled runs of these agents):")
+    parts.append(
+        "EVIDENCE (E: counted over the labelled runs of these agents; L: fixes people "
+        "wrote when they labelled runs of this mode, the most trusted):"
+    )
     for key, item in evidence_items(context).items():
         parts.append(f"{key}: {item['statement']}")
     if not context.evidence:
@@ -276,6 +285,7 @@ def _draft_from_answer(answer: dict[str, Any], context: Context, usage: list[int
             "because": "; ".join(items[k]["because"] for k in cited),
             "counts": {k: items[k]["counts"] for k in cited}, "evidence": cited,
             "kind": "claude", "rests_on": [items[k]["item"] for k in cited if items[k]["item"]],
+            "from_people": any(k.startswith("L") for k in cited),
         })  # fmt: skip
     return Draft(
         verdict=str(answer.get("verdict", "")),

@@ -105,6 +105,15 @@ def test_a_human_incident_survives_rediagnosis_and_reclustering(tenant, runs, se
     assert incident.source == "human" and incident.description.startswith("Offered a seat")
     assert incident.failure_mode_id == label.failure_mode_id
     assert TraceAnalysis.objects.get(trace=trace).state == "diagnosed"
+    from failures.selectors import incident_list_for_trace
+
+    assert incident_list_for_trace(trace=trace)[0].source == "human"  # shown first
+    page = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_incidents", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    assert "labelled by acme-lead" in page
 
 
 def test_bad_labels_are_refused_with_a_reason_and_viewers_cannot_label(tenant, runs):
@@ -328,3 +337,32 @@ def test_a_mode_seeded_by_labels_drafts_from_their_fix_and_says_it_came_from_peo
     assert "5 labelled runs of this mode, labelled by acme-lead" in item["because"]
     assert "- Read the cancellation rules before cancel_reservation." in made.doc.body
     assert item["backtest"]["verdict"] == "untestable"
+
+
+def test_claude_is_given_peoples_fixes_and_a_line_citing_them_says_so(tenant, runs, settings):
+    from skills import services
+    from tests.skills.fake_anthropic import FakeAnthropic, tool_answer
+
+    for i in range(5):
+        _label(tenant, runs[f"cancel-{i}"])
+    mode = FailureMode.objects.get(label=SENTENCE, workspace=tenant.workspace)
+    server = FakeAnthropic()
+    settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL = "sk-test-not-real", server.url
+    body = ("## When this applies\nCancellations.\n\n## Do\n- Read the cancellation rules "
+            "first.\n\n## Don't\n- Nothing beyond the rules above.\n\n## How to check\n- x")  # fmt: skip
+    server.queue.append((200, tool_answer({
+        "verdict": "new", "reason": "labels", "name": "read-cancellation-rules",
+        "description": "Read the rules before cancelling.", "body": body,
+        "instructions": [{"section": "Do", "text": "Read the cancellation rules first.",
+                          "evidence": ["L1"]}],
+    }), {}))  # fmt: skip
+    try:
+        job, _ = services.distillation_request(mode=mode)
+        job = services.distillation_run(job_id=job.pk)
+    finally:
+        server.close()
+    prompt = server.requests[0]["body"]["messages"][0]["content"]
+    assert "L1: people labelled runs of this mode and wrote the fix" in prompt
+    assert job.version is not None, job.detail
+    (line,) = job.version.instructions
+    assert line["from_people"] and "5 labelled runs" in line["because"]
