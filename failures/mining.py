@@ -64,7 +64,8 @@ TABLE = Incident._meta.db_table
 DIAGNOSER_VERSION = (
     # 2: divergence patterns recorded; 3: generated names masked; 4: same-task contrast;
     # 5: user.* calls and tool_result steps are not the agent's calls; telling error lines
-    "offline-5"
+    # 6: neighbours by task words without ids (templated tasks of large agents)
+    "offline-6"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

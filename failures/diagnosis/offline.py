@@ -225,6 +225,14 @@ def _first_line(text: str, limit: int = 140) -> str:
     return line[:limit] + ("…" if len(line) > limit else "")
 
 
+_WITH_DIGIT = re.compile(r"\b\w*\d\w*\b")
+
+
+def task_words(task: str) -> str:
+    """A task's text for comparing templates: its words without ids and numbers."""
+    return _WITH_DIGIT.sub(" ", task[:2000])
+
+
 @dataclass
 class Neighbour:
     trace_id: int
@@ -241,6 +249,11 @@ class TaskIndex:
     (measured, bench/RESULTS.md), which alone would spend the 10,000-trace
     budget; these vectors take well under a second for 10,000 tasks and rank
     the runs of the same task template first, which is what divergence needs.
+
+    Words with a digit in them (ids, order numbers, dates, user names like
+    `mia_li_3668`) are left out: each is rare, so its weight grows with the pool
+    until two runs of one template ("change reservation R105", "… R012") fell
+    below MIN_SIMILARITY once an agent had ~40 successful runs.
     """
 
     def __init__(self, pool: list[Neighbour]) -> None:
@@ -254,7 +267,7 @@ class TaskIndex:
         self.tfidf = TfidfTransformer(sublinear_tf=True)
         self.matrix = None
         if pool:
-            counts = self.vectorizer.transform([n.task[:2000] for n in pool])
+            counts = self.vectorizer.transform([task_words(n.task) for n in pool])
             self.matrix = self.tfidf.fit_transform(counts).tocsr()
 
     def nearest(self, task: str, tools: set[str], exclude: int) -> list[Neighbour]:
@@ -270,7 +283,9 @@ class TaskIndex:
             return found
         for start in range(0, len(queries), chunk):
             part = queries[start : start + chunk]
-            vectors = self.tfidf.transform(self.vectorizer.transform([q[0][:2000] for q in part]))
+            vectors = self.tfidf.transform(
+                self.vectorizer.transform([task_words(q[0]) for q in part])
+            )
             scores = (vectors @ self.matrix.T).toarray()
             for (_, tools, exclude), row in zip(part, scores, strict=True):
                 found[exclude] = self._pick(row, tools, exclude)

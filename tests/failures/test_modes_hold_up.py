@@ -269,3 +269,15 @@ def test_claude_names_modes_once_and_reclustering_keeps_the_name(tenant, setting
     failure_modes_recluster(workspace_id=tenant.workspace.pk)
     mode = FailureMode.objects.get(workspace=tenant.workspace, incident_count__gt=0)
     assert mode.label == "Refunds hit the payment rate limit" and mode.label_source == "claude"
+
+
+@pytest.mark.django_db
+def test_runs_of_a_templated_task_find_their_neighbours_however_many_successes(tenant):
+    # Ids in the task text ("reservation R105") used to outweigh the template as the
+    # pool grew: at 40 successful runs the failed ones found no neighbour at all.
+    items = [_booking(i, look_first=True, failed=False) for i in range(60)]
+    items += [_booking(100 + i, look_first=False, failed=True) for i in range(10)]
+    ingest(workspace=tenant.workspace, items=items)
+    found = Incident.objects.filter(workspace=tenant.workspace, trace__status="failed")
+    assert found.count() == 10
+    assert all("without `get_reservation_details` first" in i.description for i in found)
