@@ -107,9 +107,10 @@ def load_tau2(workspaces: dict[str, Any]) -> dict[str, dict[str, Any]]:
                            None)  # fmt: skip
             done = {(n, a) for _, n, a in agent}
             missing = sorted({n for n, a in t["checks"] if _writes(n) and (n, a) not in done})
+            wrong = {f"wrong {n}" for _, n, a in agent if _writes(n) and (n, a) not in expected}
             if culprit is not None:
                 found[external_id] = {"half": name, "kind": f"wrong {culprit[1]}",
-                                      "step": culprit[0]}  # fmt: skip
+                                      "step": culprit[0], "also": wrong}  # fmt: skip
             elif missing:
                 found[external_id] = {"half": name, "kind": f"missing {missing[0]}", "step": -1}
     return found
@@ -236,9 +237,14 @@ def collect(name: str, workspaces: dict[str, Any], truth: dict[str, dict[str, An
     return found
 
 
+def _same(truth: dict[str, Any] | None, kind: str) -> bool:
+    """Lenient: the run made the same wrong call, first or not (tau2)."""
+    return truth is not None and (truth["kind"] == kind or kind in truth.get("also", ()))
+
+
 def figures(half: dict, k: int, threshold: float) -> dict[str, Any]:
     mine, kinds = half["mine"], half["kinds"]
-    right10 = shown10 = right50 = wanted = n_kinds = 0
+    right10 = shown10 = right50 = wanted = n_kinds = lenient10 = 0
     prevalence = []
     for (kk, kind), offers in half["runs"].items():
         if kk != k:
@@ -246,6 +252,7 @@ def figures(half: dict, k: int, threshold: float) -> dict[str, Any]:
         ranked = _pooled(offers, threshold)
         top10, top50 = ranked[:TOP_P], ranked[:TOP_R]
         right10 += sum(mine[e]["kind"] == kind for e in top10 if e in mine)
+        lenient10 += sum(_same(mine.get(e), kind) for e in top10)
         shown10 += len(top10)
         right50 += sum(mine[e]["kind"] == kind for e in top50 if e in mine)
         wanted += len(kinds[kind]) - k
@@ -263,6 +270,7 @@ def figures(half: dict, k: int, threshold: float) -> dict[str, Any]:
         "kinds": n_kinds, "right10": right10, "shown10": shown10, "right50": right50,
         "wanted": wanted,
         "precision": right10 / shown10 if shown10 else None,
+        "lenient": lenient10 / shown10 if shown10 else None, "lenient10": lenient10,
         "recall": right50 / wanted if wanted else None,
         "random": sum(prevalence) / len(prevalence) if prevalence else None,
         "needed": sum(needed) / len(needed) if needed else None,
@@ -307,12 +315,14 @@ def report(name: str, found: dict, threshold: float) -> list[str]:
                 print(f"   k={k}: no kind has more than {k} runs")
                 continue
             print(f"   k={k}: {f['kinds']} kinds · precision@10 {_f(f['precision'])} "
-                  f"({f['right10']}/{f['shown10']}) · recall@50 {_f(f['recall'])} "
+                  f"({f['right10']}/{f['shown10']}; the same wrong call anywhere in the run: "
+                  f"{_f(f['lenient'])}) · recall@50 {_f(f['recall'])} "
                   f"({f['right50']}/{f['wanted']}) · random ranking's precision {_f(f['random'])} · "
                   f"labels for 80% {_f(f['needed'], 1)} (without propagation {_f(f['plain'], 1)})")  # fmt: skip
             if half_name == "measure":
                 lines.append(
                     f"RESULT dataset={name} k={k} precision_at_10={_f(f['precision'])} "
+                    f"precision_at_10_same_wrong_call={_f(f['lenient'])} "
                     f"recall_at_50={_f(f['recall'])} labels_for_80pct={_f(f['needed'], 1)} "
                     f"labels_for_80pct_without={_f(f['plain'], 1)} "
                     f"random_precision={_f(f['random'])} threshold={threshold:.2f} "
