@@ -403,20 +403,18 @@ def main() -> None:
     trace_services._after_commit_analyse = lambda workspace_id, trace_ids: None  # type: ignore[assignment]
     started = time.perf_counter()
     lines = []
-    for name in ("who", "tau2", "tau2-all-checks"):
+    # (A third run with the expected actions as checks is gone: since 5/8 the
+    # tau2 importer never imports them, so it would repeat the second.)
+    for name in ("who", "tau2"):
         workspace = Workspace.objects.create(
             name=f"truth {name}", slug=f"bench-truth-{name}-{os.getpid()}"
         )
         try:
             if name == "who":
                 lines.append(print_who(who_and_when(workspace)))
-            elif name == "tau2":
+            else:
                 halves, discrimination = tau2(workspace, args.quick)
                 lines.append(print_tau2(halves, discrimination, ": expected actions withheld"))
-            else:
-                halves, discrimination = tau2(workspace, args.quick, withhold_actions=False)
-                line = print_tau2(halves, discrimination, ": every check, expected actions too")
-                lines.append(line.replace("dataset=tau2-bench", "dataset=tau2-bench-all-checks"))
         finally:
             workspace.delete()
     print_kinds(args.write_precision)

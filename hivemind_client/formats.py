@@ -11,10 +11,14 @@ Formats (`FORMATS`):
   `is_error`): `{"messages": [...], "id"?, "status"?, "reward"?, "agent"?, ...}`
   or a bare list of messages.
 - `tau-bench`: tau-bench result files (a list of `{task_id, reward, info, traj}`,
-  `traj` in OpenAI chat format); reward 1 is success.
+  `traj` in OpenAI chat format); reward 1 is success. The task is the user's
+  first turn (what the agent saw); `info.task` (the simulated user's script) is
+  not imported.
 - `tau2-bench`: tau2-bench result files (`{info, tasks, simulations}`), success
   when `reward_info.reward` is 1; user-side tool calls (telecom) are named
-  `user.<tool>`.
+  `user.<tool>`. The task is the user's first turn and `task_key` is
+  `<domain>:<task id>`; the user scenario and the expected actions
+  (`action_checks`) are not imported; the other checks of `reward_info` are.
 - `intercode`: InterCode result files (`{task_id: episode}`), one tool call per
   action, `valid_action: false` as the step error; success when `max_reward` is 1.
 - `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
@@ -275,20 +279,23 @@ def _tau_bench(path: Path) -> Parsed:
         _need(path, where, result, dict, "a result object")
         traj = _need(path, where, result.get("traj"), list, '"traj", a list of messages')
         steps = chat_steps(traj, path=path, where=where)
-        info = _obj(result.get("info"))
-        task = _obj(info.get("task"))
         reward = result.get("reward")
         parsed.traces.append({
             "external_id": f"tau-bench-{path.stem}-{result.get('task_id')}-{result.get('trial', 0)}"[:200],
             "agent": f"tau-bench {path.stem}"[:200],
             "task_key": str(result.get("task_id"))[:200] if result.get("task_id") is not None else "",
-            "task": _text(task.get("instruction")) or next(
-                (s["input"] for s in steps if s["kind"] == "user_prompt"), ""),
+            # What the agent saw: the user's first turn. `info.task.instruction` is the
+            # simulated user's private script (its ids, its "if the agent says…").
+            "task": _first_user_turn(steps),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "metadata": {"task_id": str(result.get("task_id")), "trial": result.get("trial", 0)},
             "steps": steps,
         })  # fmt: skip
     return parsed
+
+
+def _first_user_turn(steps: list[dict[str, Any]]) -> str:
+    return next((_text(s.get("input"), 100_000) for s in steps if s["kind"] == "user_prompt"), "")
 
 
 def _tau2_bench(path: Path) -> Parsed:
@@ -297,7 +304,6 @@ def _tau2_bench(path: Path) -> Parsed:
     info = _obj(data.get("info"))
     agent_llm = (info.get("agent_info") or {}).get("llm") or "agent"
     domain = (info.get("environment_info") or {}).get("domain_name") or "tau2"
-    tasks = {str(t.get("id")): t for t in data.get("tasks") or [] if isinstance(t, dict)}
     parsed = Parsed()
     for position, sim in enumerate(sims):
         where = f"simulations[{position}]"
@@ -306,16 +312,15 @@ def _tau2_bench(path: Path) -> Parsed:
         steps = chat_steps(messages, path=path, where=where)
         reward_info = _obj(sim.get("reward_info"))
         reward = reward_info.get("reward")
-        task = tasks.get(str(sim.get("task_id")), {})
-        scenario = (task.get("user_scenario") or {}).get("instructions") or {}
-        goal = scenario.get("reason_for_call") if isinstance(scenario, dict) else ""
         parsed.traces.append({
             "external_id": f"tau2-{sim.get('id') or _digest(messages)}"[:200],
             "agent": f"{agent_llm} ({domain})"[:200], "model": str(agent_llm)[:200],
             "session_id": str(sim.get("task_id") or "")[:200],
             "task_key": f"{domain}:{sim.get('task_id')}"[:200] if sim.get("task_id") is not None else "",
             "checks": tau2_checks(reward_info),
-            "task": _text(goal or scenario or sim.get("task_id"), 100_000),
+            # What the agent saw (the user's first turn), never the simulated user's
+            # private scenario; the task id is the key that groups a task's runs.
+            "task": _first_user_turn(steps),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "started_at": sim.get("start_time"), "ended_at": sim.get("end_time"),
             "cost_usd": sim.get("agent_cost") if isinstance(sim.get("agent_cost"), int | float) else None,
@@ -370,8 +375,8 @@ def _ag2_chat(path: Path) -> Parsed:
 
 def tau2_checks(reward_info: dict[str, Any]) -> list[dict[str, Any]]:
     """tau2's named checks of a run: the database state, environment assertions,
-    what had to be communicated, natural-language assertions and the expected
-    actions (`action: name(arguments)`), each passed or not."""
+    what had to be communicated and natural-language assertions, each passed or
+    not. The expected actions are left out (see below)."""
     checks: list[dict[str, Any]] = []
     db = reward_info.get("db_check")
     if isinstance(db, dict) and isinstance(db.get("db_match"), bool):
@@ -391,12 +396,8 @@ def tau2_checks(reward_info: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(item, dict) and isinstance(item.get("met"), bool):
             checks.append({"name": f"nl_assertion: {_text(item.get('nl_assertion'), 150)}"[:200],
                            "passed": item["met"], "detail": _text(item.get("justification"), 2000)})  # fmt: skip
-    for item in reward_info.get("action_checks") or []:
-        action = _obj(_obj(item).get("action"))
-        if isinstance(_obj(item).get("action_match"), bool) and action.get("name"):
-            args = json.dumps(action.get("arguments") or {}, sort_keys=True, default=str)
-            checks.append({"name": f"action: {action['name']}"[:200],
-                           "passed": item["action_match"], "detail": f"{action['name']}({args})"[:2000]})  # fmt: skip
+    # `action_checks` are the benchmark's answer key (the calls it expected): never
+    # imported, so nothing the product concludes can lean on them.
     return checks[:500]
 
 

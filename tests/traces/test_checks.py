@@ -58,7 +58,8 @@ def test_checks_arrive_by_the_api_the_outcome_api_otlp_and_an_importer(client, t
     }))  # fmt: skip
     assert traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=tau2).ok
     names = [c["name"] for c in Trace.objects.get(external_id="tau2-s9").checks]
-    assert names == ["db_match", "nl_assertion: agent refunds", "action: cancel_pending_order"]
+    # The expected actions are the benchmark's answer key: never imported.
+    assert names == ["db_match", "nl_assertion: agent refunds"]
 
 
 def test_a_failed_check_is_the_incident_where_nothing_more_specific_is_found(tenant):

@@ -105,6 +105,16 @@ def test_real_tau2_and_intercode_files_import(tenant):
         Trace.objects.filter(workspace=tenant.workspace).values_list("status", flat=True)
     )
     assert statuses == {"succeeded", "failed"}
+    # What the agent saw, not the simulated user's private scenario.
+    raw = json.loads(tau2.read_text())
+    sim = raw["simulations"][0]
+    first = next(m["content"] for m in sim["messages"] if m["role"] == "user" and m.get("content"))
+    trace = Trace.objects.get(external_id=f"tau2-{sim['id']}")
+    assert trace.task == first and trace.task_key == f"retail:{sim['task_id']}"
+    scenario = json.dumps(raw["tasks"][0]["user_scenario"])
+    assert "reason_for_call" in scenario
+    for t in Trace.objects.filter(workspace=tenant.workspace):
+        assert not any(c["name"].startswith("action:") for c in t.checks)
 
 
 @pytest.mark.django_db(transaction=True)
