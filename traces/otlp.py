@@ -237,7 +237,14 @@ def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
-    trace["steps"].append(span_step(span, attrs))
+    step = span_step(span, attrs)
+    # A span sent twice (an exporter's retry, a batch re-flushed) is one step: the
+    # later copy replaces the earlier, it does not reject the trace.
+    same = next((i for i, s in enumerate(trace["steps"]) if s["_span"] == step["_span"]), None)
+    if same is None:
+        trace["steps"].append(step)
+    else:
+        trace["steps"][same] = step
     for key, field, limit in (("gen_ai.agent.name", "agent", 200), ("gen_ai.conversation.id", "session_id", 200),
                               ("session.id", "session_id", 200), ("hivemind.task.key", "task_key", 200)):  # fmt: skip
         if attrs.get(key) and not trace.get(field):

@@ -220,3 +220,19 @@ def test_one_incident_per_failure_task_from_the_prompt_steps_in_time_order(live_
     trace.refresh_from_db()
     assert trace.redaction_counts == {"EMAIL": 2}  # in the task and in the chat step
     exporter.shutdown()
+
+
+@pytest.mark.django_db
+def test_a_span_sent_twice_within_or_across_exports_is_one_step(client, tenant):
+    headers = {"x-hivemind-api-key": tenant.key}
+    body = _json_body(trace_id="5b8efff798038103d269b633813fc6dd")
+    span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"] = [span, dict(span)]  # twice in one export
+    response = client.post("/v1/traces", json.dumps(body), content_type="application/json",
+                           headers=headers)  # fmt: skip
+    assert response.status_code == 200 and response.json() == {}, response.content
+    again = client.post("/v1/traces", json.dumps(_json_body(trace_id="5b8efff798038103d269b633813fc6dd")),
+                        content_type="application/json", headers=headers)  # fmt: skip
+    assert again.status_code == 200 and again.json() == {}
+    steps = Step.objects.filter(trace__external_id="5b8efff798038103d269b633813fc6dd")
+    assert steps.count() == 1 and steps.get().name == "crm.search"
