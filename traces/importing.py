@@ -26,7 +26,7 @@ from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
 from .models import Trace
-from .services import retention_cutoff, stored_external_id, trace_ingest_batch
+from .services import retention_preview, stored_external_id, trace_ingest_batch
 
 CHUNK = 500
 
@@ -37,7 +37,9 @@ class FileResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    older_than_retention: int = 0
+    # Traces of the workspace the next daily purge deletes (received before the
+    # retention window); imported runs count from their import, whatever their age.
+    purge_next: int = 0
     error: str = ""
 
     @property
@@ -101,7 +103,6 @@ def _import_traces(
             result.unchanged += 1
         else:
             todo.append(trace)
-    cutoff = retention_cutoff(workspace_id=workspace.pk)
     for start in range(0, len(todo), CHUNK):
         batch = trace_ingest_batch(workspace=workspace, items=todo[start : start + CHUNK])
         for item in batch.results:
@@ -115,9 +116,8 @@ def _import_traces(
                 result.created += 1
             elif item.status == "updated":
                 result.updated += 1
-    result.older_than_retention = Trace.objects.filter(
-        workspace=workspace, external_id__in=list(stored), started_at__lt=cutoff
-    ).count()
+    # Retention counts from arrival: what the next purge takes is older arrivals.
+    result.purge_next = retention_preview(workspace_id=workspace.pk)
 
 
 def _replay_hooks(

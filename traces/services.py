@@ -252,7 +252,9 @@ def trace_get_for_outcome(*, workspace: Workspace, external_id: str) -> Trace:
 
 
 def retention_cutoff(*, workspace_id: int) -> datetime:
-    """Traces that started before this are past the workspace's retention."""
+    """Traces that reached the product before this are past the workspace's
+    retention. It counts from arrival, not from the run's own start: importing
+    last year's runs must not schedule them for deletion the next night."""
     days = (
         PiiPolicy.objects.filter(workspace_id=workspace_id)
         .values_list("retention_days", flat=True)
@@ -263,6 +265,17 @@ def retention_cutoff(*, workspace_id: int) -> datetime:
     )
 
 
+def retention_preview(*, workspace_id: int, days: int | None = None) -> int:
+    """How many traces the next daily purge would delete (with `days`: under that
+    retention instead of the current one)."""
+    cutoff = (
+        timezone.now() - timedelta(days=days)
+        if days is not None
+        else retention_cutoff(workspace_id=workspace_id)
+    )
+    return Trace.objects.filter(workspace_id=workspace_id, received_at__lt=cutoff).count()
+
+
 @transaction.atomic
 def traces_purge_expired(*, workspace_id: int) -> int:
     """Delete traces past retention with their steps and outcomes, and (through the
@@ -271,7 +284,7 @@ def traces_purge_expired(*, workspace_id: int) -> int:
     commit. Rollups (daily, skill-cohort, per-mode) are kept: refreshes never
     rewrite days before the retention cutoff."""
     cutoff = retention_cutoff(workspace_id=workspace_id)
-    _, deleted = Trace.objects.filter(workspace_id=workspace_id, started_at__lt=cutoff).delete()
+    _, deleted = Trace.objects.filter(workspace_id=workspace_id, received_at__lt=cutoff).delete()
     purged = deleted.get(Trace._meta.label, 0)
     if purged:
         workspace = Workspace.objects.get(pk=workspace_id)

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from workspaces.decorators import workspace_view
+from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
 from .forms import TraceFilterForm
@@ -86,3 +87,16 @@ def _waterfall(trace: Trace, steps: list) -> None:
             "left": round(min(offset, 99.5), 2),
             "width": round(max(min(width, 100 - offset), 0.5), 2),
         }
+
+
+@require_GET
+@workspace_view(Role.ADMIN)
+def retention_partial(request: WorkspaceRequest) -> HttpResponse:
+    """What the next daily purge deletes, now or under `?days=N` (the Settings page
+    loads it beside the retention field, and in the warning before a cut)."""
+    from .services import retention_preview
+
+    raw = request.GET.get("days", "")
+    days = int(raw) if raw.isdigit() and 1 <= int(raw) <= 3650 else None
+    count = retention_preview(workspace_id=request.workspace.pk, days=days)
+    return render(request, "traces/_retention.html", {"count": count, "days": days})

@@ -80,7 +80,8 @@ class PiiPolicyForm(forms.Form):
     )  # fmt: skip
     retention_days = forms.IntegerField(
         min_value=1, max_value=3650, label="Keep traces for (days)",
-        help_text="Older traces, steps and incidents are purged daily; charts keep their rollups.",
+        help_text="Counted from when a trace reached Hivemind (imported history too): older "
+                  "traces, steps and incidents are purged daily; charts keep their rollups.",
     )  # fmt: skip
     sample = forms.CharField(required=False, max_length=5000, widget=forms.Textarea)
 

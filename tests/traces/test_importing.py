@@ -115,6 +115,11 @@ def test_real_tau2_and_intercode_files_import(tenant):
     assert "reason_for_call" in scenario
     for t in Trace.objects.filter(workspace=tenant.workspace):
         assert not any(c["name"].startswith("action:") for c in t.checks)
+    # These runs are from 2025, far past the 90-day retention: imported today, they stay.
+    from traces.services import traces_purge_expired
+
+    assert Trace.objects.filter(workspace=tenant.workspace, started_at__year=2025).count() == 40
+    assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 0 and result.purge_next == 0
 
 
 @pytest.mark.django_db(transaction=True)

@@ -249,6 +249,15 @@ def test_purge_removes_old_traces_and_keeps_rollups(tenant):
     ]).trace_ids  # fmt: skip
     rollups_refresh_for_traces(trace_ids=ids)
     before = sorted(DailyRollup.objects.values_list("day", "traces", "failed"))
+    # Retention counts from arrival: a run that started 40 days ago but arrived now stays.
+    assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 0
+    Trace.objects.filter(external_id="old-1").update(
+        received_at=timezone.now() - timedelta(days=40)
+    )
+    from traces.services import retention_preview
+
+    assert retention_preview(workspace_id=tenant.workspace.pk) == 1
+    assert retention_preview(workspace_id=tenant.workspace.pk, days=60) == 0
     assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 1
     assert list(Trace.objects.values_list("external_id", flat=True)) == ["new-1"]
     assert not Step.objects.filter(trace__external_id="old-1").exists()
@@ -385,3 +394,25 @@ def test_an_attempt_is_counted_before_the_password_is_checked(settings, monkeypa
     for _ in range(5):
         client.post("/login/", {"username": "counted", "password": "wrong"})
     assert seen == [1, 2, 3]  # the 4th and 5th never reached the password check
+
+
+@pytest.mark.django_db
+def test_the_retention_preview_is_for_admins_of_the_workspace(tenant, other_tenant, anon):
+    from django.urls import reverse
+
+    ingest(workspace=tenant.workspace, items=[trace_payload("aged")])
+    Trace.objects.filter(external_id="aged").update(
+        received_at=timezone.now() - timedelta(days=200)
+    )
+    url = reverse("trace_retention", args=[tenant.workspace.slug])
+    page = tenant.client_for(tenant.admin).get(url).content.decode()
+    assert "1 trace</strong> reached Hivemind more than the retention period ago" in page
+    assert (
+        "<strong>1 trace</strong>"
+        in tenant.client_for(tenant.admin).get(url + "?days=100").content.decode()
+    )
+    assert "deletes no trace under 365 days" in tenant.client_for(tenant.admin).get(
+        url + "?days=365").content.decode()  # fmt: skip
+    assert tenant.client_for(tenant.viewer).get(url).status_code == 403
+    assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
+    assert anon.get(url).status_code == 302

@@ -42,7 +42,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"{prefix}: not imported: {result.error}")
                 continue
             totals = [a + b for a, b in zip(totals, [result.created, result.updated,
-                      result.unchanged, result.older_than_retention], strict=True)]  # fmt: skip
+                      result.unchanged, 0], strict=True)]  # fmt: skip
+            totals[3] = result.purge_next
             self.stdout.write(
                 f"{prefix}: {result.created} created, {result.updated} updated, "
                 f"{result.unchanged} unchanged"
@@ -51,10 +52,13 @@ class Command(BaseCommand):
             f"Imported {len(files) - failed} of {len(files)} files: {totals[0]} traces created, "
             f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
         )
-        if totals[3]:
-            self.stdout.write(
-                f"Note: {totals[3]} imported traces started before this workspace's retention "
-                "window; the next retention sweep deletes them (Settings → PII policy → retention)."
-            )
+        self.stdout.write(
+            "Retention counts from when a trace reached Hivemind, so imported runs are kept "
+            "for the whole retention period whatever their age. "
+            + (f"The next daily purge deletes {totals[3]} trace{'s' if totals[3] != 1 else ''} "
+               "of this workspace that arrived before the retention window (Settings → PII "
+               "policy and retention)." if totals[3] else
+               "The next daily purge deletes nothing in this workspace.")
+        )  # fmt: skip
         if failed:
             sys.exit(1)
