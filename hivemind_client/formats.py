@@ -282,7 +282,9 @@ def _tau_bench(path: Path) -> Parsed:
         reward = result.get("reward")
         parsed.traces.append({
             "external_id": f"tau-bench-{path.stem}-{result.get('task_id')}-{result.get('trial', 0)}"[:200],
-            "agent": f"tau-bench {path.stem}"[:200],
+            # From the data, never the file name (an airline and a retail file of one
+            # model are one agent, each the other's contrast); --agent overrides.
+            "agent": str(_obj(result.get("info")).get("model") or "tau-bench-agent")[:200],
             "task_key": str(result.get("task_id"))[:200] if result.get("task_id") is not None else "",
             # What the agent saw: the user's first turn. `info.task.instruction` is the
             # simulated user's private script (its ids, its "if the agent says…").
@@ -314,7 +316,8 @@ def _tau2_bench(path: Path) -> Parsed:
         reward = reward_info.get("reward")
         parsed.traces.append({
             "external_id": f"tau2-{sim.get('id') or _digest(messages)}"[:200],
-            "agent": f"{agent_llm} ({domain})"[:200], "model": str(agent_llm)[:200],
+            # The agent is its model, whatever the domain (the domain is in the task key).
+            "agent": str(agent_llm)[:200], "model": str(agent_llm)[:200],
             "session_id": str(sim.get("task_id") or "")[:200],
             "task_key": f"{domain}:{sim.get('task_id')}"[:200] if sim.get("task_id") is not None else "",
             "checks": tau2_checks(reward_info),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class FileResult:
     # Traces of the workspace the next daily purge deletes (received before the
     # retention window); imported runs count from their import, whatever their age.
     purge_next: int = 0
+    # Agent name -> runs of this file under it (the summary names them).
+    agents: dict[str, int] = field(default_factory=dict)
     error: str = ""
 
     @property
@@ -56,8 +58,11 @@ def _digest(trace: dict[str, Any]) -> str:
     return "d" + hashlib.sha256(raw).hexdigest()[:24]
 
 
-def traces_import_file(*, workspace: Workspace, fmt: str, path: Path) -> FileResult:
-    """Import one file; FileResult.error says what was wrong (and nothing was stored)."""
+def traces_import_file(
+    *, workspace: Workspace, fmt: str, path: Path, agent: str = ""
+) -> FileResult:
+    """Import one file; FileResult.error says what was wrong (and nothing was stored).
+    `agent` names the agent of every run in it, over what the data says."""
     result = FileResult(path=str(path))
     try:
         parsed = parse(fmt, path)
@@ -67,6 +72,10 @@ def traces_import_file(*, workspace: Workspace, fmt: str, path: Path) -> FileRes
     except OSError as exc:
         result.error = f"{path}: cannot read the file ({exc.strerror or exc})"
         return result
+    if agent.strip():
+        for trace in parsed.traces:
+            if isinstance(trace, dict):
+                trace["agent"] = agent.strip()[:200]
     try:
         with transaction.atomic():
             if parsed.hook_payloads:
@@ -86,6 +95,9 @@ def _import_traces(
     for position, trace in enumerate(traces):
         if not isinstance(trace, dict):
             raise _Rejected(f"{path}: trace {position}: a trace must be a JSON object")
+        result.agents[str(trace.get("agent") or "")] = (
+            result.agents.get(str(trace.get("agent") or ""), 0) + 1
+        )
         metadata = _obj(trace.get("metadata"))
         trace["metadata"] = {**metadata, "import_format": fmt, "import_digest": _digest(trace)}
     stored = {

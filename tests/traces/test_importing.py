@@ -190,3 +190,18 @@ def test_dry_run_checks_a_batch_and_stores_nothing(client, tenant):
     assert answer.status_code == 422 and answer.json()["dry_run"] is True
     assert [r["status"] for r in answer.json()["results"]] == ["valid", "rejected"]
     assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+def test_agents_come_from_the_data_or_are_named_and_the_summary_names_them(tenant, capsys):
+    # Both tau2 domains of one model are one agent (each the other's contrast).
+    files = sorted((DEVDATA / "tau2-bench_sierra_gpt-4.1").rglob("gpt-4.1_*.json"))
+    assert len(files) == 2
+    for path in files:
+        call_command("import_traces", str(path), workspace=tenant.workspace.slug, fmt="tau2-bench")
+    agents = set(Trace.objects.filter(workspace=tenant.workspace).values_list("agent", flat=True))
+    assert agents == {"gpt-4.1"}
+    assert "Agents: gpt-4.1 (40 runs)." in capsys.readouterr().out
+    call_command("import_traces", str(files[0]), workspace=tenant.workspace.slug,
+                 fmt="tau2-bench", agent="support-bot")  # fmt: skip
+    assert "Agents: support-bot (40 runs)." in capsys.readouterr().out
+    assert Trace.objects.filter(workspace=tenant.workspace, agent="support-bot").count() == 40

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--workspace", required=True, help="The workspace's slug.")
         parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
+        parser.add_argument(
+            "--agent", default="",
+            help="Name the agent of every imported run (default: what the data says, e.g. "
+                 "tau2's agent model; InterCode files carry none, so their file name without "
+                 "the turn count).",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
@@ -33,8 +39,10 @@ class Command(BaseCommand):
             raise CommandError("No files to import under the paths given.")
         failed = 0
         totals = [0, 0, 0, 0]
+        agents: dict[str, int] = {}
         for number, path in enumerate(files, start=1):
-            result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path)
+            result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path,
+                                        agent=options["agent"])  # fmt: skip
             bar = "#" * (20 * number // len(files))
             prefix = f"[{bar:<20}] {number}/{len(files)} {path.name}"
             if not result.ok:
@@ -44,6 +52,8 @@ class Command(BaseCommand):
             totals = [a + b for a, b in zip(totals, [result.created, result.updated,
                       result.unchanged, 0], strict=True)]  # fmt: skip
             totals[3] = result.purge_next
+            for name, runs in result.agents.items():
+                agents[name] = agents.get(name, 0) + runs
             self.stdout.write(
                 f"{prefix}: {result.created} created, {result.updated} updated, "
                 f"{result.unchanged} unchanged"
@@ -52,6 +62,10 @@ class Command(BaseCommand):
             f"Imported {len(files) - failed} of {len(files)} files: {totals[0]} traces created, "
             f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
         )
+        if agents:
+            self.stdout.write("Agents: " + ", ".join(
+                f"{name or '(none)'} ({runs} run{'s' if runs != 1 else ''})"
+                for name, runs in sorted(agents.items())) + ".")  # fmt: skip
         self.stdout.write(
             "Retention counts from when a trace reached Hivemind, so imported runs are kept "
             "for the whole retention period whatever their age. "
