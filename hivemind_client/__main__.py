@@ -53,6 +53,7 @@ def main(argv: list | None = None) -> int:
     )
     importer.add_argument("paths", nargs="+", type=Path)
     importer.add_argument("--format", required=True, dest="fmt")
+    importer.add_argument("--agent", default="", help="name the agent of every run sent")
     importer.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
     importer.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
     install = commands.add_parser(
@@ -96,7 +97,7 @@ def main(argv: list | None = None) -> int:
                 "Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr
             )
             return 2
-        return import_main(args.url, args.key, args.fmt, args.paths)
+        return import_main(args.url, args.key, args.fmt, args.paths, agent=args.agent)
     if args.group.startswith("install-"):
         from . import install
 

@@ -55,7 +55,13 @@ def _post(
         raise SendError(f"could not reach {url}: {exc}") from None
 
 
-def import_file(url: str, key: str, fmt: str, path: Path) -> tuple[int, int, list[str]]:
+# File -> the agents its runs were sent under (main prints them).
+AGENTS_SEEN: dict[str, set[str]] = {}
+
+
+def import_file(
+    url: str, key: str, fmt: str, path: Path, agent: str = ""
+) -> tuple[int, int, list[str]]:
     """Send one file, all or nothing; returns (created, updated, per-trace rejections).
 
     Every batch is first checked by the server without storing anything
@@ -65,6 +71,10 @@ def import_file(url: str, key: str, fmt: str, path: Path) -> tuple[int, int, lis
     leaves the earlier ones stored; sending the file again completes it, and
     creates nothing twice.)"""
     parsed = parse(fmt, path)
+    if agent.strip():
+        for trace in parsed.traces:
+            trace["agent"] = agent.strip()[:200]
+    AGENTS_SEEN[str(path)] = {str(t.get("agent") or "") for t in parsed.traces}
     rejected: list[str] = []
     batches = [parsed.traces[i : i + BATCH] for i in range(0, len(parsed.traces), BATCH)]
     for number, batch in enumerate(batches):
@@ -92,7 +102,7 @@ def import_file(url: str, key: str, fmt: str, path: Path) -> tuple[int, int, lis
     return created, updated, rejected
 
 
-def main(url: str, key: str, fmt: str, paths: list[Path]) -> int:
+def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "") -> int:
     files = files_under(paths, fmt)
     if not files:
         print("hivemind: no files to import under the paths given.", file=sys.stderr)
@@ -101,7 +111,7 @@ def main(url: str, key: str, fmt: str, paths: list[Path]) -> int:
     for number, path in enumerate(files, start=1):
         prefix = f"[{number}/{len(files)}] {path}"
         try:
-            created, updated, rejected = import_file(url, key, fmt, path)
+            created, updated, rejected = import_file(url, key, fmt, path, agent=agent)
         except (FormatError, SendError) as exc:
             failed += 1
             print(f"{prefix}: not imported: {exc}", file=sys.stderr)
@@ -113,5 +123,7 @@ def main(url: str, key: str, fmt: str, paths: list[Path]) -> int:
             for line in rejected:
                 print(f"{prefix}: rejected {line}", file=sys.stderr)
             continue
-        print(f"{prefix}: {created} created, {updated} updated")
+        names = sorted(AGENTS_SEEN.pop(str(path), set()))
+        print(f"{prefix}: {created} created, {updated} updated; agents: "
+              f"{', '.join(n or '(none)' for n in names) or '(none)'}")  # fmt: skip
     return 1 if failed else 0
