@@ -22,9 +22,16 @@ Formats (`FORMATS`):
 - `intercode`: InterCode result files (`{task_id: episode}`), one tool call per
   action, `valid_action: false` as the step error; success when `max_reward` is 1.
 - `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
-  mini-swe-agent `.traj.json` files (`messages`); no outcome inside, so the
-  status is failed only when the agent stopped without submitting
-  (`info.exit_status` other than "submitted"), else unknown.
+  mini-swe-agent `.traj.json` files (`messages`). The outcome is read where the
+  SWE-bench harness writes it, beside the trajectories (this folder and up to
+  three above it): a summary report (`results_summary.json`, the harness's
+  `<model>.<run>.json`, an sb-cli report: any JSON with `resolved_ids`) says
+  resolved or not; a per-instance `report.json` (`logs/**/<instance>/report.json`)
+  says it too and gives each FAIL_TO_PASS test, and each PASS_TO_PASS test that
+  broke, as a check of the outcome. Without either, `info.resolved` if present;
+  else failed when the agent stopped without submitting, and otherwise unknown
+  (the import summary counts and names those runs). The external id is
+  `swe-<run folder>-<instance id>`, so an outcome can be posted for it later.
 - `claude-transcript`: Claude Code session transcripts (`~/.claude/projects/
   **/*.jsonl`, or the same entries as one JSON array); `is_error` tool results
   are errors, API error turns are error steps, no outcome (status unknown).
@@ -43,6 +50,8 @@ that is wrong; a caller imports a file whole or not at all.
 
 from __future__ import annotations
 
+import functools
+import glob
 import hashlib
 import json
 import re
@@ -483,17 +492,108 @@ def _swe_agent(path: Path) -> Parsed:
     submitted = exit_status.lower() in {"submitted", ""} or exit_status.lower().startswith(
         "submitted"
     )
-    resolved = info.get("resolved")
+    outcome = swe_outcome(path, instance)
+    resolved = outcome.resolved if outcome.resolved is not None else info.get("resolved")
     status = ("succeeded" if resolved else "failed") if isinstance(resolved, bool) else (
         "unknown" if submitted else "failed")  # fmt: skip
+    run = path.parent.parent.name if path.parent.name == instance else path.parent.name
+    model = _obj(_obj(_obj(info.get("config")).get("model"))).get("model_name")
     return Parsed(traces=[{
-        "external_id": f"swe-{instance}-{_digest(steps)[:8]}"[:200],
-        "agent": str(info.get("agent") or "swe-agent")[:200],
+        "external_id": f"swe-{run or 'run'}-{instance}"[:200],
+        "agent": str(info.get("agent") or model or "swe-agent")[:200],
+        "task_key": f"swe:{instance}"[:200], "checks": outcome.checks,
         "task": task[:100_000], "status": status,
         "cost_usd": stats.get("instance_cost") if isinstance(stats.get("instance_cost"), int | float) else None,
-        "metadata": {"instance_id": instance, "exit_status": exit_status},
+        "metadata": {"instance_id": instance, "exit_status": exit_status,
+                     "outcome_from": outcome.source or ("info.resolved" if isinstance(resolved, bool) else "")},
         "steps": steps,
     }])  # fmt: skip
+
+
+@dataclass
+class SweOutcome:
+    resolved: bool | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    source: str = ""
+
+
+_MAX_REPORT_BYTES = 50_000_000
+
+
+@functools.lru_cache(maxsize=64)
+def _summaries(folder: Path) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+    """Summary reports in a folder: (file, resolved ids, ids known not resolved)."""
+    found = []
+    for candidate in sorted(folder.glob("*.json")):
+        if candidate.name.endswith(".traj.json") or candidate.stat().st_size > _MAX_REPORT_BYTES:
+            continue
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("resolved_ids"), list):
+            not_resolved = set()
+            for key in ("unresolved_ids", "error_ids", "empty_patch_ids", "incomplete_ids"):
+                not_resolved |= {str(i) for i in data.get(key) or [] if isinstance(i, str)}
+            found.append((str(candidate), frozenset(str(i) for i in data["resolved_ids"]),
+                          frozenset(not_resolved)))  # fmt: skip
+    return tuple(found)
+
+
+def swe_outcome_in(report: Path, instance: str) -> SweOutcome:
+    """The outcome of one instance in a given report file (`--results`): a summary
+    with resolved_ids, or a report keyed by instance id."""
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FormatError(report, "top level", f"not a readable JSON report ({exc})") from None
+    if not isinstance(data, dict):
+        raise FormatError(report, "top level", "expected an object (a SWE-bench report)")
+    item = _obj(data.get(instance))
+    if isinstance(item.get("resolved"), bool):
+        return SweOutcome(item["resolved"], _test_checks(item), str(report))
+    if isinstance(data.get("resolved_ids"), list):
+        if instance in data["resolved_ids"]:
+            return SweOutcome(True, [], str(report))
+        for key in ("unresolved_ids", "error_ids", "empty_patch_ids", "incomplete_ids"):
+            if instance in (data.get(key) or []):
+                return SweOutcome(False, [], str(report))
+    return SweOutcome()
+
+
+def swe_outcome(path: Path, instance: str) -> SweOutcome:
+    """What the SWE-bench harness said of one instance, from files beside the run."""
+    folders = [path.parent, *list(path.parents)[1:4]]
+    for folder in folders:
+        for report in sorted(folder.glob(f"logs/**/{glob.escape(instance)}/report.json"))[:1]:
+            try:
+                data = _obj(_obj(json.loads(report.read_text(encoding="utf-8"))).get(instance))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data.get("resolved"), bool):
+                return SweOutcome(data["resolved"], _test_checks(data), str(report))
+    for folder in folders:
+        for name, resolved, not_resolved in _summaries(folder):
+            if instance in resolved:
+                return SweOutcome(True, [], name)
+            if instance in not_resolved:
+                return SweOutcome(False, [], name)
+    return SweOutcome()
+
+
+def _test_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each FAIL_TO_PASS test, and each PASS_TO_PASS test that broke, as a check."""
+    status = _obj(report.get("tests_status"))
+    checks: list[dict[str, Any]] = []
+    for group, every in (("FAIL_TO_PASS", True), ("PASS_TO_PASS", False)):
+        results = _obj(status.get(group))
+        for passed, key in ((True, "success"), (False, "failure")):
+            if passed and not every:
+                continue  # thousands of tests that kept passing say nothing
+            for test in results.get(key) or []:
+                checks.append({"name": f"{group}: {_text(test, 180)}"[:200], "passed": passed,
+                               "detail": ""})  # fmt: skip
+    return checks[:500]
 
 
 def _ms(seconds: Any) -> float | None:
@@ -640,6 +740,23 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "claude-hooks": _claude_hooks,
     "ag2-chat": _ag2_chat,
 }
+
+
+# Where each format's outcome comes from (shown by `import --help`); a run whose
+# outcome is not found is imported as unknown and named in the summary.
+OUTCOME_SOURCES: dict[str, str] = {
+    "native": "each trace's status / reward fields",
+    "chat-jsonl": "each record's status, else its reward (1 = success)",
+    "tau-bench": "each result's reward (1 = success)",
+    "tau2-bench": "simulations[].reward_info.reward (1 = success), its other checks as checks",
+    "intercode": "each episode's summary.max_reward (1 = success)",
+    "swe-agent": "the SWE-bench harness's reports beside the runs (a summary with resolved_ids; "
+                 "logs/**/<instance>/report.json, whose tests become checks); else info.resolved; "
+                 "else failed if not submitted",
+    "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",
+    "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
+    "ag2-chat": "is_correct",
+}  # fmt: skip
 
 
 def parse(fmt: str, path: Path) -> Parsed:

@@ -42,6 +42,8 @@ class FileResult:
     purge_next: int = 0
     # Agent name -> runs of this file under it (the summary names them).
     agents: dict[str, int] = field(default_factory=dict)
+    # Runs whose outcome the importer could not find (never guessed): named in the summary.
+    no_outcome: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
@@ -59,13 +61,16 @@ def _digest(trace: dict[str, Any]) -> str:
 
 
 def traces_import_file(
-    *, workspace: Workspace, fmt: str, path: Path, agent: str = ""
+    *, workspace: Workspace, fmt: str, path: Path, agent: str = "", results: Path | None = None
 ) -> FileResult:
     """Import one file; FileResult.error says what was wrong (and nothing was stored).
-    `agent` names the agent of every run in it, over what the data says."""
+    `agent` names the agent of every run in it, over what the data says; `results`
+    is a SWE-bench report giving the outcomes of swe-agent runs."""
     result = FileResult(path=str(path))
     try:
         parsed = parse(fmt, path)
+        if results is not None and fmt == "swe-agent":
+            _apply_swe_results(parsed.traces, results)
     except FormatError as exc:
         result.error = str(exc)
         return result
@@ -89,6 +94,18 @@ def traces_import_file(
     return result
 
 
+def _apply_swe_results(traces: list[Any], results: Path) -> None:
+    from hivemind_client.formats import swe_outcome_in
+
+    for trace in traces:
+        instance = str(_obj(trace.get("metadata")).get("instance_id") or "")
+        outcome = swe_outcome_in(results, instance)
+        if outcome.resolved is not None:
+            trace["status"] = "succeeded" if outcome.resolved else "failed"
+            trace["checks"] = outcome.checks or trace.get("checks") or []
+            trace["metadata"]["outcome_from"] = outcome.source
+
+
 def _import_traces(
     workspace: Workspace, path: Path, fmt: str, traces: list[Any], result: FileResult
 ) -> None:
@@ -98,6 +115,8 @@ def _import_traces(
         result.agents[str(trace.get("agent") or "")] = (
             result.agents.get(str(trace.get("agent") or ""), 0) + 1
         )
+        if trace.get("status", "unknown") == "unknown":
+            result.no_outcome.append(str(trace.get("external_id") or f"trace {position}"))
         metadata = _obj(trace.get("metadata"))
         trace["metadata"] = {**metadata, "import_format": fmt, "import_digest": _digest(trace)}
     stored = {

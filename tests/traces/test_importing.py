@@ -205,3 +205,44 @@ def test_agents_come_from_the_data_or_are_named_and_the_summary_names_them(tenan
                  fmt="tau2-bench", agent="support-bot")  # fmt: skip
     assert "Agents: support-bot (40 runs)." in capsys.readouterr().out
     assert Trace.objects.filter(workspace=tenant.workspace, agent="support-bot").count() == 40
+
+
+def _mini_traj(model: str = "claude-x") -> dict:
+    return {"info": {"exit_status": "Submitted", "config": {"model": {"model_name": model}}},
+            "messages": [{"role": "system", "content": "You are a coder."},
+                         {"role": "user", "content": "Fix the failing date parser."},
+                         {"role": "assistant", "content": "```bash\nls\n```"},
+                         {"role": "user", "content": "<returncode>0</returncode>\nsetup.py"}]}  # fmt: skip
+
+
+def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path, capsys):
+    run = tmp_path / "run1"
+    for instance in ("astropy__astropy-1", "django__django-2", "sphinx__sphinx-3"):
+        (run / instance).mkdir(parents=True)
+        (run / instance / f"{instance}.traj.json").write_text(json.dumps(_mini_traj()))
+    (run / "results_summary.json").write_text(json.dumps(
+        {"resolved_ids": ["astropy__astropy-1"], "unresolved_ids": ["django__django-2"]}))
+    report = run / "logs" / "run_evaluation" / "r" / "claude-x" / "django__django-2"
+    report.mkdir(parents=True)
+    (report / "report.json").write_text(json.dumps({"django__django-2": {
+        "resolved": False, "tests_status": {
+            "FAIL_TO_PASS": {"success": [], "failure": ["tests/test_dates.py::test_parse"]},
+            "PASS_TO_PASS": {"success": ["t1", "t2"], "failure": ["tests/test_x.py::test_keep"]}}}}))  # fmt: skip
+    call_command("import_traces", str(run), workspace=tenant.workspace.slug, fmt="swe-agent")
+    out = capsys.readouterr().out
+    traces = {t.external_id: t for t in Trace.objects.filter(workspace=tenant.workspace)}
+    assert traces["swe-run1-astropy__astropy-1"].status == "succeeded"
+    django = traces["swe-run1-django__django-2"]
+    assert django.status == "failed" and django.agent == "claude-x"
+    assert django.checks == [
+        {"name": "FAIL_TO_PASS: tests/test_dates.py::test_parse", "passed": False, "detail": ""},
+        {"name": "PASS_TO_PASS: tests/test_x.py::test_keep", "passed": False, "detail": ""},
+    ]
+    assert traces["swe-run1-sphinx__sphinx-3"].status == "unknown"
+    assert "1 run came in with no outcome" in out and "swe-run1-sphinx__sphinx-3" in out
+    # A report given with --results settles the rest.
+    given = tmp_path / "sb-cli-report.json"
+    given.write_text(json.dumps({"resolved_ids": ["sphinx__sphinx-3"], "unresolved_ids": []}))
+    call_command("import_traces", str(run / "sphinx__sphinx-3"), workspace=tenant.workspace.slug,
+                 fmt="swe-agent", results=given)  # fmt: skip
+    assert Trace.objects.get(external_id="swe-run1-sphinx__sphinx-3").status == "succeeded"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from hivemind_client.formats import FORMATS, files_under
+from hivemind_client.formats import FORMATS, OUTCOME_SOURCES, files_under
 from traces.importing import traces_import_file
 from workspaces.models import Workspace
 
@@ -16,13 +16,21 @@ from workspaces.models import Workspace
 class Command(BaseCommand):
     help = (
         "Import agent log files (folders are searched for files of the format). Each file is "
-        "imported whole or not at all; re-importing changes nothing. Formats: " + ", ".join(FORMATS)
+        "imported whole or not at all; re-importing changes nothing. Formats, and where each "
+        "run's outcome is read: "
+        + "; ".join(f"{name}: {OUTCOME_SOURCES.get(name, '?')}" for name in FORMATS)
+        + ". A run whose outcome is not found comes in as unknown and is named in the summary."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--workspace", required=True, help="The workspace's slug.")
         parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
+        parser.add_argument(
+            "--results", type=Path, default=None,
+            help="swe-agent: a SWE-bench report (a summary with resolved_ids, or a report "
+                 "keyed by instance id) with the runs' outcomes, if it is not beside them.",
+        )  # fmt: skip
         parser.add_argument(
             "--agent", default="",
             help="Name the agent of every imported run (default: what the data says, e.g. "
@@ -40,9 +48,10 @@ class Command(BaseCommand):
         failed = 0
         totals = [0, 0, 0, 0]
         agents: dict[str, int] = {}
+        no_outcome: list[str] = []
         for number, path in enumerate(files, start=1):
             result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path,
-                                        agent=options["agent"])  # fmt: skip
+                                        agent=options["agent"], results=options["results"])  # fmt: skip
             bar = "#" * (20 * number // len(files))
             prefix = f"[{bar:<20}] {number}/{len(files)} {path.name}"
             if not result.ok:
@@ -52,6 +61,7 @@ class Command(BaseCommand):
             totals = [a + b for a, b in zip(totals, [result.created, result.updated,
                       result.unchanged, 0], strict=True)]  # fmt: skip
             totals[3] = result.purge_next
+            no_outcome += result.no_outcome
             for name, runs in result.agents.items():
                 agents[name] = agents.get(name, 0) + runs
             self.stdout.write(
@@ -62,6 +72,14 @@ class Command(BaseCommand):
             f"Imported {len(files) - failed} of {len(files)} files: {totals[0]} traces created, "
             f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
         )
+        if no_outcome:
+            self.stdout.write(
+                f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
+                "outcome (status unknown; nothing was guessed): " + ", ".join(no_outcome[:20])
+                + (f" and {len(no_outcome) - 20} more" if len(no_outcome) > 20 else "")
+                + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, or "
+                "import the harness's results beside the runs."
+            )  # fmt: skip
         if agents:
             self.stdout.write("Agents: " + ", ".join(
                 f"{name or '(none)'} ({runs} run{'s' if runs != 1 else ''})"
