@@ -13,8 +13,24 @@ from .skills import PullError, pull, pull_index
 ENV_HELP = ("The hooks read two variables from the environment the agent runs in:\n"
             "  export HIVEMIND_URL=http://your-hivemind:8000\n"
             "  export HIVEMIND_API_KEY=hm_...   # a key with the ingest (and skills:read) scope\n"
-            "The key is never written into the hooks file. Check with: "
-            "python -m hivemind_client doctor")  # fmt: skip
+            "The key is never written into the hooks file. Optional: HIVEMIND_AGENT (the "
+            "agent's name) and HIVEMIND_SESSION_ID (the session skills are pulled for, so "
+            "skills on trial follow its arm; the SessionStart hook passes its own session id). "
+            "Check with: python -m hivemind_client doctor")  # fmt: skip
+
+
+def hook_session(stream: object) -> str:
+    """The session_id of a hook payload on stdin ("" when there is none to read)."""
+    import json
+
+    try:
+        if getattr(stream, "isatty", lambda: True)():
+            return ""
+        payload = json.loads(stream.read(1_000_000) or "{}")  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return ""
+    session = payload.get("session_id") if isinstance(payload, dict) else None
+    return str(session)[:200] if session else ""
 
 
 def main(argv: list | None = None) -> int:
@@ -32,8 +48,15 @@ def main(argv: list | None = None) -> int:
     )
     pull_cmd.add_argument("--budget", type=float, default=10.0, help="seconds to give up after")
     pull_cmd.add_argument(
-        "--hook", action="store_true", help="run as an agent hook: always exit 0, errors on stderr"
-    )
+        "--hook", action="store_true",
+        help="run as an agent hook: always exit 0, errors on stderr; the hook payload on "
+             "stdin (Claude Code's SessionStart) gives the session id",
+    )  # fmt: skip
+    pull_cmd.add_argument(
+        "--session", default="",
+        help="the session the skills are for (skills on trial follow its arm); default: the "
+             "hook payload's session_id with --hook, else HIVEMIND_SESSION_ID",
+    )  # fmt: skip
     capture_cmd = commands.add_parser(
         "capture", help="post an agent hook payload from stdin (always exits 0)"
     )
@@ -118,6 +141,9 @@ def main(argv: list | None = None) -> int:
         print(ENV_HELP)
         return 0
     failed = 0 if args.hook else 1
+    session = args.session or (hook_session(sys.stdin) if args.hook else "")
+    if session:
+        os.environ["HIVEMIND_SESSION_ID"] = session  # sent as X-Hivemind-Session
     if not args.url or not args.key:
         print("Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr)
         return failed and 2

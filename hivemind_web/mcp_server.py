@@ -45,6 +45,9 @@ from workspaces.models import ApiKey, Scope
 from workspaces.services import api_key_authenticate
 
 _key: ContextVar[ApiKey] = ContextVar("hivemind_mcp_key")
+# The request's X-Hivemind-Session, as the REST API reads it: the session a tool
+# call is for when its own session_id argument is empty.
+_session: ContextVar[str] = ContextVar("hivemind_mcp_session", default="")
 
 server = MCPServer(
     name="hivemind",
@@ -134,6 +137,7 @@ def _withheld(key: ApiKey, session_id: str) -> frozenset[str]:
 
 def _skills(task: str, session_id: str, limit: int) -> dict[str, Any]:
     key = _require(Scope.SKILLS_READ)
+    session_id = session_id or _session.get()
     withheld = _withheld(key, session_id)
     published = [
         p
@@ -155,6 +159,7 @@ def _skills(task: str, session_id: str, limit: int) -> dict[str, Any]:
 
 def _read(name: str, session_id: str) -> str:
     key = _require(Scope.SKILLS_READ)
+    session_id = session_id or _session.get()
     found = published_skill_list(workspace_id=key.workspace_id, name=name)
     if not found or name in _withheld(key, session_id):
         raise NotFound(f"No published skill {name!r} is served to this session.")
@@ -163,6 +168,7 @@ def _read(name: str, session_id: str) -> str:
 
 def _report(session_id: str, status: str, reward: float | None, comment: str) -> dict[str, Any]:
     key = _require(Scope.INGEST)
+    session_id = session_id or _session.get()
     # Traces store session ids redacted (a pseudonym where the policy removes a part).
     stored = session_id_stored(api_key=key, raw=session_id)
     trace = (
@@ -220,8 +226,9 @@ async def show_failure_mode(mode_id: int, examples: int = 5) -> dict[str, Any]:
 
 @server.tool()
 async def list_skills(task: str = "", session_id: str = "", limit: int = 10) -> dict[str, Any]:
-    """Published skills, most relevant to `task` first. Pass your session id so
-    skills on trial are served to the right sessions."""
+    """Published skills, most relevant to `task` first. Pass your session id (or
+    send the X-Hivemind-Session header) so skills on trial are served to the right
+    sessions."""
     return await _call(_skills, task, session_id, limit)
 
 
@@ -268,6 +275,8 @@ def _scope(request: HttpRequest) -> dict[str, Any]:
 
 async def _serve(scope: dict[str, Any], body: bytes, key: ApiKey) -> tuple[int, list, bytes]:
     _key.set(key)
+    sent = dict(scope.get("headers") or [])
+    _session.set(sent.get(b"x-hivemind-session", b"").decode("latin-1")[:200])
     sent = {"body": False}
 
     async def receive() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
 from workspaces.errors import DomainError
 from workspaces.models import Scope
@@ -43,6 +43,12 @@ class SkillsETagMiddleware:
             etag = response.get("ETag") or getattr(request, "skills_etag", "")
             if etag:
                 response["ETag"] = etag
+                # While skills are on trial the view answers (the set depends on the
+                # session's arm); its ETag is per arm, so an unchanged pull is a 304.
+                wanted = {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}
+                if etag in wanted or "*" in wanted:
+                    response = HttpResponseNotModified()
+                    response["ETag"] = etag
         note = getattr(request, "skills_trial_note", "")
         if note:
             response["X-Hivemind-Trial"] = note

@@ -113,3 +113,51 @@ def test_each_tool_needs_its_scope(live_server, tenant, acme):
     assert search.is_error and "failures:read" in text(search)
     assert not skills.is_error
     assert report.is_error and "ingest" in text(report) and not Outcome.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_mcp_server_honours_x_hivemind_session_as_the_api_does(live_server, tenant):
+    from skills.trials import HOLDOUT, TREATED, arm_for
+    from tests.skills.test_trials import _skill_on_trial
+
+    skill = _skill_on_trial(tenant)
+    arms = {f"s-{i}": arm_for(skill_id=skill.pk, session_id=f"s-{i}", holdout_share=0.5)
+            for i in range(100)}  # fmt: skip
+    treated = next(s for s, arm in arms.items() if arm == TREATED)
+    held = next(s for s, arm in arms.items() if arm == HOLDOUT)
+
+    async def listed(session: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {tenant.key}", "X-Hivemind-Session": session}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(f"{live_server.url}/mcp", http_client=http)) as client,
+        ):
+            result = await client.call_tool("list_skills", {})
+        return [s["name"] for s in json.loads(text(result))["skills"]]
+
+    assert asyncio.run(listed(treated)) == [skill.name]
+    assert asyncio.run(listed(held)) == []
+
+
+def test_the_session_start_hook_pulls_for_its_own_session(monkeypatch):
+    import io
+
+    from hivemind_client import __main__ as client
+    from hivemind_client import skills as client_skills
+
+    sent = {}
+
+    def fake_pull(**kwargs):  # type: ignore[no-untyped-def]
+        request = client_skills._request(kwargs["url"], kwargs["key"], "", 1.0)
+        sent.update(dict(request.header_items()))
+        return client_skills.PullResult(changed=False)
+
+    monkeypatch.setattr(client, "pull_index", fake_pull)
+    monkeypatch.delenv("HIVEMIND_SESSION_ID", raising=False)
+    payload = json.dumps({"session_id": "sess-from-hook", "hook_event_name": "SessionStart"})
+    stdin = io.StringIO(payload)
+    stdin.isatty = lambda: False  # type: ignore[method-assign]
+    monkeypatch.setattr("sys.stdin", stdin)
+    code = client.main(["skills", "pull", "--hook", "--index", "--url", "http://x",
+                        "--key", "hm_k", "--dir", "/tmp/hm-skills-test"])  # fmt: skip
+    assert code == 0 and sent.get("X-hivemind-session") == "sess-from-hook"

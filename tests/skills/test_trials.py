@@ -393,3 +393,25 @@ def test_bad_trial_settings_are_refused_with_a_reason(tenant):
         422,
     )
     assert Skill.objects.get(pk=skill.pk).status == "proposed"
+
+
+@pytest.mark.django_db
+def test_during_a_trial_an_unchanged_pull_gets_304_for_its_own_arm(client, tenant):
+    skill = _skill_on_trial(tenant)
+    arms = {f"s-{i}": arm_for(skill_id=skill.pk, session_id=f"s-{i}", holdout_share=0.5)
+            for i in range(100)}  # fmt: skip
+    treated = next(s for s, arm in arms.items() if arm == TREATED)
+    held = next(s for s, arm in arms.items() if arm == HOLDOUT)
+    for path in ("/api/v1/skills", "/api/v1/skills.zip"):
+        tags = {}
+        for session in (treated, held):
+            headers = {**tenant.api_headers(), "X-Hivemind-Session": session}
+            first = client.get(path, headers=headers)
+            assert first.status_code == 200 and first["ETag"]
+            again = client.get(path, headers={**headers, "If-None-Match": first["ETag"]})
+            assert again.status_code == 304 and again["ETag"] == first["ETag"], path
+            tags[session] = first["ETag"]
+        # Another arm's ETag is not this session's: it gets the full answer.
+        other = client.get(path, headers={**tenant.api_headers(), "X-Hivemind-Session": treated,
+                                          "If-None-Match": tags[held]})  # fmt: skip
+        assert tags[treated] != tags[held] and other.status_code == 200

@@ -220,8 +220,9 @@ def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path,
     for instance in ("astropy__astropy-1", "django__django-2", "sphinx__sphinx-3"):
         (run / instance).mkdir(parents=True)
         (run / instance / f"{instance}.traj.json").write_text(json.dumps(_mini_traj()))
-    (run / "results_summary.json").write_text(json.dumps(
-        {"resolved_ids": ["astropy__astropy-1"], "unresolved_ids": ["django__django-2"]}))
+    (run / "results_summary.json").write_text(
+        json.dumps({"resolved_ids": ["astropy__astropy-1"], "unresolved_ids": ["django__django-2"]})
+    )
     report = run / "logs" / "run_evaluation" / "r" / "claude-x" / "django__django-2"
     report.mkdir(parents=True)
     (report / "report.json").write_text(json.dumps({"django__django-2": {
