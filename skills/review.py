@@ -369,9 +369,9 @@ def skill_rollback(*, skill: Skill, number: int, actor: User) -> Skill:
     _check(skill, actor, "rollback")
     version = _version(skill, number)
     if skill.rollout == "trial":
-        raise Conflict("This skill is on trial: roll it out to everyone or roll it back first.")
+        raise Conflict("This skill is on trial: roll it out to everyone or withdraw it first.")
     if skill.published_version and version.number >= skill.published_version.number:
-        raise InvalidInput("Roll back to a version older than the published one.")
+        raise InvalidInput("Choose a version older than the one agents receive to serve again.")
     previous = skill.published_version.number if skill.published_version else None
     skill.published_version = version
     skill.save(update_fields=["published_version", "updated_at"])

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -200,7 +201,7 @@ def skill_roll_back_trial_view(request: WorkspaceRequest, pk: int) -> HttpRespon
     review.skill_roll_back_trial(skill=skill, actor=request.user,
                                  reason=request.POST.get("reason", "").strip())  # fmt: skip
     messages.success(
-        request, "Rolled back: no agent receives it any more; its failure mode is open again."
+        request, "Withdrawn: no agent receives it any more; its failure mode is open again."
     )
     return redirect("skill_trial", slug=request.workspace.slug, pk=pk)
 
@@ -208,14 +209,17 @@ def skill_roll_back_trial_view(request: WorkspaceRequest, pk: int) -> HttpRespon
 @require_POST
 @workspace_view()
 def skill_edit_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
-    def act(skill: Skill) -> str:
-        version = review.skill_edit(
-            skill=skill, description=request.POST.get("description", ""),
-            body=request.POST.get("body", ""), actor=request.user,
-        )  # fmt: skip
-        return f"Saved as v{version.number}. Review the diff below, then approve it."
-
-    return _review_action(request, pk, act)
+    skill = selectors.skill_get(workspace=request.workspace, pk=pk)
+    version = review.skill_edit(
+        skill=skill, description=request.POST.get("description", ""),
+        body=request.POST.get("body", ""), actor=request.user,
+    )  # fmt: skip
+    messages.success(
+        request, f"Saved as v{version.number}. Review the diff below, then approve it."
+    )
+    # The page shows what agents receive by default; after an edit, the new version.
+    url = reverse("skill_detail", kwargs={"slug": request.workspace.slug, "pk": pk})
+    return redirect(f"{url}?version={version.number}")
 
 
 @require_POST
@@ -257,7 +261,7 @@ def skill_retire_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 def skill_rollback_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     def act(skill: Skill) -> str:
         review.skill_rollback(skill=skill, number=_number(request), actor=request.user)
-        return f"Rolled back: agents now receive v{_number(request)}."
+        return f"Agents now receive v{_number(request)} again."
 
     return _review_action(request, pk, act)
 

@@ -103,7 +103,7 @@ def test_a_trial_from_approval_to_verdict_in_chromium(live_server):
         page.screenshot(path=SHOTS / "trial-2-verdict.png", full_page=True)
 
         # And decides: roll back (audited); the page then says nobody receives it.
-        page.get_by_role("button", name="Roll back").click()
+        page.get_by_role("button", name="Withdraw").click()
         expect(page.locator("#verdict")).to_contain_text("Not served to any agent")
         browser.close()
     # (The ORM is not called inside Playwright's event loop.)

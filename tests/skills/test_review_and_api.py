@@ -484,3 +484,24 @@ def test_the_skill_page_shows_what_agents_receive_after_rollback_and_retire(tena
     assert "retired since: no longer served" in impact
     mode.refresh_from_db()
     assert mode.status == ModeStatus.OPEN  # no published skill addresses it any more
+
+
+@pytest.mark.django_db
+def test_editing_a_published_skill_shows_the_new_version_with_its_diff_and_approve(tenant):
+    skill = published_skill(tenant)
+    lead = tenant.client_for(tenant.lead)
+    url = reverse("skill_edit", args=[tenant.workspace.slug, skill.pk])
+    body = skill.published_version.body + "\n- Check the retry-after header first."
+    response = lead.post(url, {"description": skill.published_version.description, "body": body},
+                         follow=True)  # fmt: skip
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0].endswith("?version=2")
+    assert "Saved as v2. Review the diff below, then approve it." in page
+    assert "Changes from v1 to v2" in page and "Approve and publish v2" in page
+    assert "not what agents receive" in page  # v1 is still what agents get
+    # The published skill's earlier version: "Serve … again", one word per action.
+    review.skill_approve(skill=skill, number=2, actor=tenant.lead)
+    page = lead.get(
+        reverse("skill_detail", args=[tenant.workspace.slug, skill.pk])
+    ).content.decode()
+    assert "Serve this version again" in page and "Roll back" not in page

@@ -227,7 +227,7 @@ def test_a_harmful_skill_is_flagged_on_the_overview_the_skills_list_and_its_tria
     proposed = lead.get(reverse("skill_list", args=[tenant.workspace.slug]) + "?status=proposed")
     assert 'id="harmful"' in proposed.content.decode()
     page = lead.get(reverse("skill_trial", args=[tenant.workspace.slug, skill.pk])).content.decode()
-    assert "<strong>Hurts</strong>" in page and "Roll back" in page
+    assert "<strong>Hurts</strong>" in page and "Withdraw" in page
     # Still served to the treated arm: flagging is not pausing unless the workspace says so.
     assert Skill.objects.get(pk=skill.pk).status == "published"
 
@@ -278,7 +278,7 @@ def test_no_effect_reads_no_measurable_change_and_a_lead_rolls_back(client, tena
     assert trial.verdict == NO_CHANGE
     page = tenant.client_for(tenant.viewer).get(
         reverse("skill_trial", args=[tenant.workspace.slug, skill.pk])).content.decode()  # fmt: skip
-    assert "No measurable change" in page and "Roll back" not in page  # viewers read only
+    assert "No measurable change" in page and "Withdraw</button>" not in page  # viewers read only
     with pytest.raises(PermissionDenied):
         review.skill_roll_back_trial(skill=skill, actor=tenant.viewer)
     lead = tenant.client_for(tenant.lead)
