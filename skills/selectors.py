@@ -96,28 +96,28 @@ def render_markdown(text: str) -> str:
 
 
 def skill_list_for_mode(*, mode: FailureMode) -> QuerySet[Skill]:
-    """Skills drafted from this failure mode, or that it was merged into."""
+    """Skills that answer this failure mode: drafted from it, a version drafted from
+    it (a draft de-duplicated onto another mode's skill), or merged into."""
     return (
         Skill.objects.filter(workspace=mode.workspace)
-        .filter(Q(source_mode=mode) | Q(merged_modes=mode))
+        .filter(Q(source_mode=mode) | Q(merged_modes=mode) | Q(versions__source_mode=mode))
         .distinct()
         .order_by("name")
     )
 
 
 def skill_names_by_mode(*, workspace: Workspace) -> dict[int, list[Skill]]:
-    """Failure mode id -> the skills drafted from it or that it was merged into
-    (the mode list's Skill column)."""
+    """Failure mode id -> the skills that answer it, as `skill_list_for_mode` says
+    (the mode list's Skill column: the same skills as the mode page)."""
     by_mode: dict[int, list[Skill]] = {}
     skills = (
         Skill.objects.filter(workspace=workspace)
-        .filter(Q(source_mode__isnull=False) | Q(merged_modes__isnull=False))
-        .prefetch_related("merged_modes")
-        .distinct()
+        .prefetch_related("merged_modes", "versions")
         .order_by("name")
     )
     for skill in skills:
-        modes = {skill.source_mode_id, *(m.pk for m in skill.merged_modes.all())}
+        modes = {skill.source_mode_id, *(m.pk for m in skill.merged_modes.all()),
+                 *(v.source_mode_id for v in skill.versions.all())}  # fmt: skip
         for mode_id in sorted(m for m in modes if m is not None):
             by_mode.setdefault(mode_id, []).append(skill)
     return by_mode

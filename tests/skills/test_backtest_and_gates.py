@@ -193,3 +193,28 @@ def test_a_mode_whose_instructions_a_live_skill_gives_is_merged_into_it(tenant, 
         .content.decode()
     )
     assert "look-before-changing" in panel and "Held back from review: 1 instruction" in panel
+
+
+@pytest.mark.django_db
+def test_a_mode_lists_the_skill_a_draft_of_it_was_added_to(tenant):
+    from django.urls import reverse
+
+    from failures.models import FailureMode
+    from skills import selectors
+    from skills.models import Skill, SkillVersion
+
+    first = FailureMode.objects.create(workspace=tenant.workspace, label="a", incident_count=3)
+    second = FailureMode.objects.create(workspace=tenant.workspace, label="b", incident_count=3)
+    skill = Skill.objects.create(workspace=tenant.workspace, name="one-skill", source_mode=first)
+    SkillVersion.objects.create(skill=skill, number=1, description="d", body="b", source_mode=first)
+    SkillVersion.objects.create(
+        skill=skill, number=2, description="d", body="b", source_mode=second
+    )
+    assert list(selectors.skill_list_for_mode(mode=second)) == [skill]
+    assert selectors.skill_names_by_mode(workspace=tenant.workspace)[second.pk] == [skill]
+    panel = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("mode_skill_panel", args=[tenant.workspace.slug, second.pk]))
+        .content.decode()
+    )
+    assert "one-skill" in panel and "No skill addresses this mode yet" not in panel
