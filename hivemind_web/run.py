@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             f"--workers={args.web_workers}", "--threads=4", "--timeout=120",
             "--access-logfile=-", "--graceful-timeout=10",
         ]))  # fmt: skip
-        print(f"Hivemind is up: http://{args.host}:{args.port}/ (Ctrl-C stops everything)",
-              flush=True)  # fmt: skip
-        return supervise(children, lambda: stopping)
+        url = f"http://{args.host}:{args.port}/"
+        print(f"Starting… the URL is printed once {url}healthz answers.", flush=True)
+        return supervise(children, lambda: stopping, on_tick=announce_when_up(url))
     finally:
         stop_all(children)
         if reaper is not None and reaper.poll() is None:
@@ -160,10 +160,39 @@ def backoff(failures: int) -> float:
     return float(min(MAX_BACKOFF, 2 ** max(failures - 1, 0)))
 
 
-def supervise(children: list[Child], stopping: Callable[[], bool], tick: float = 0.5) -> int:
+def announce_when_up(url: str) -> Callable[[], None]:
+    """A tick that prints "Hivemind is up" once, the first time /healthz answers 200
+    (not when the processes are merely started: the web workers load for a while)."""
+    import urllib.error
+    import urllib.request
+
+    said = False
+
+    def tick() -> None:
+        nonlocal said
+        if said:
+            return
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=0.5) as response:
+                up = response.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return
+        if up:
+            said = True
+            print(f"Hivemind is up: {url} (Ctrl-C stops everything)", flush=True)
+
+    return tick
+
+
+def supervise(
+    children: list[Child],
+    stopping: Callable[[], bool],
+    tick: float = 0.5,
+    on_tick: Callable[[], None] | None = None,
+) -> int:
     """Start every child, then keep them running until `stopping()`: a child that
     exits is logged and started again after a backoff that doubles while it keeps
-    dying within STABLE_AFTER seconds of its start."""
+    dying within STABLE_AFTER seconds of its start. `on_tick` runs once a tick."""
     for child in children:
         if child.process is None:
             child.launch()
@@ -191,6 +220,8 @@ def supervise(children: list[Child], stopping: Callable[[], bool], tick: float =
             child.restart_at = now + delay
             print(f"{child.name} exited with {code} after {lived:.0f} s; restarting in {delay:.0f} s",
                   flush=True)  # fmt: skip
+        if on_tick is not None:
+            on_tick()
         time.sleep(tick)
     return 0
 

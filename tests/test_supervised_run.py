@@ -124,3 +124,37 @@ def test_killed_worker_and_broker_come_back_and_ingest_never_stops():
             run.kill()
         log.close()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_make_run_says_it_is_up_only_once_healthz_answers(capsys):
+    import http.server
+    import threading
+
+    from hivemind_web.run import announce_when_up
+
+    state = {"code": 503}
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            self.send_response(state["code"])
+            self.end_headers()
+
+        def log_message(self, *args):  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        tick = announce_when_up(url)
+        tick()
+        assert "Hivemind is up" not in capsys.readouterr().out  # 503: not yet
+        state["code"] = 200
+        tick()
+        tick()
+        assert capsys.readouterr().out.count(f"Hivemind is up: {url}") == 1
+    finally:
+        server.shutdown()
+    # Nothing listening: still quiet, never an exception.
+    announce_when_up("http://127.0.0.1:1/")()
+    assert "Hivemind is up" not in capsys.readouterr().out

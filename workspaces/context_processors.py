@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from .selectors import workspace_list_for_user
@@ -18,4 +19,6 @@ def workspace_nav(request: HttpRequest) -> dict[str, Any]:
         "workspace": workspace,
         "membership": membership,
         "user_workspaces": list(workspace_list_for_user(user=user)),
+        # workspaces.views.workspace_new refuses the others (403).
+        "can_create_workspace": user.is_staff or not settings.HIVEMIND_WORKSPACE_CREATE_STAFF_ONLY,
     }

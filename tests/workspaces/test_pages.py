@@ -78,6 +78,7 @@ def test_admin_creates_key_and_sees_secret_once_with_working_curl(client, tenant
     key = ApiKey.objects.get(name="agent-1")
     secret = html.split('id="new-key-secret">')[1].split("<")[0]
     assert secret.startswith(f"hm_{key.prefix}_")
+    assert 'data-copy="new-key-secret">Copy key</button>' in html  # a copy button beside it
     assert f"Bearer {secret}" in html and "/api/v1/traces" in html
     assert (
         client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {secret}"}).json()[

@@ -107,3 +107,14 @@ def test_django_admin_changes_are_on_the_workspace_audit_log(client, tenant):
     assert made_response.status_code == 302, made_response.content[:300]
     made = Workspace.objects.get(slug="made-in-admin")
     assert AuditEvent.objects.filter(workspace=made, action="admin.add", actor=superuser).exists()
+
+
+@pytest.mark.django_db
+def test_new_workspace_is_in_the_menu_with_one_workspace_and_only_when_allowed(client, tenant):
+    from django.test import override_settings
+
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/").content.decode()
+    assert "+ New workspace" in page  # one workspace is enough to see it
+    with override_settings(HIVEMIND_WORKSPACE_CREATE_STAFF_ONLY=True):
+        page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/").content.decode()
+        assert "+ New workspace" not in page
