@@ -192,19 +192,35 @@ def test_dry_run_checks_a_batch_and_stores_nothing(client, tenant):
     assert not Trace.objects.filter(workspace=tenant.workspace).exists()
 
 
-def test_agents_come_from_the_data_or_are_named_and_the_summary_names_them(tenant, capsys):
+def _tau2_file(tmp_path: Path, domain: str, runs: int) -> Path:
+    path = tmp_path / f"gpt-4.1_{domain}.json"
+    path.write_text(json.dumps({
+        "info": {"environment_info": {"domain_name": domain}, "agent_info": {"llm": "gpt-4.1"}},
+        "tasks": [], "simulations": [{
+            "id": f"{domain}-{i}", "task_id": str(i), "reward_info": {"reward": 1.0},
+            "messages": [{"role": "assistant", "content": "Hi! How can I help?"},
+                         {"role": "user", "content": f"Please help with order {i}."}],
+        } for i in range(runs)],
+    }))  # fmt: skip
+    return path
+
+
+def test_agents_come_from_the_data_or_are_named_and_the_summary_names_them(
+    tenant, tmp_path, capsys
+):
     # Both tau2 domains of one model are one agent (each the other's contrast).
-    files = sorted((DEVDATA / "tau2-bench_sierra_gpt-4.1").rglob("gpt-4.1_*.json"))
-    assert len(files) == 2
-    for path in files:
-        call_command("import_traces", str(path), workspace=tenant.workspace.slug, fmt="tau2-bench")
+    for domain in ("retail", "telecom"):
+        call_command("import_traces", str(_tau2_file(tmp_path, domain, 3)),
+                     workspace=tenant.workspace.slug, fmt="tau2-bench")  # fmt: skip
+        assert "Agents: gpt-4.1 (3 runs)." in capsys.readouterr().out
     agents = set(Trace.objects.filter(workspace=tenant.workspace).values_list("agent", flat=True))
     assert agents == {"gpt-4.1"}
-    assert "Agents: gpt-4.1 (40 runs)." in capsys.readouterr().out
-    call_command("import_traces", str(files[0]), workspace=tenant.workspace.slug,
-                 fmt="tau2-bench", agent="support-bot")  # fmt: skip
-    assert "Agents: support-bot (40 runs)." in capsys.readouterr().out
-    assert Trace.objects.filter(workspace=tenant.workspace, agent="support-bot").count() == 40
+    trace = Trace.objects.get(external_id="tau2-retail-1")
+    assert trace.task == "Please help with order 1." and trace.task_key == "retail:1"
+    call_command("import_traces", str(tmp_path / "gpt-4.1_retail.json"),
+                 workspace=tenant.workspace.slug, fmt="tau2-bench", agent="support-bot")  # fmt: skip
+    assert "Agents: support-bot (3 runs)." in capsys.readouterr().out
+    assert Trace.objects.filter(workspace=tenant.workspace, agent="support-bot").count() == 3
 
 
 def _mini_traj(model: str = "claude-x") -> dict:
