@@ -658,6 +658,8 @@ def _write(
             state = DiagnosisState.NOT_FAILED
         elif causes or row.id in labelled:
             state = DiagnosisState.DIAGNOSED
+            if row.id in labelled:  # a person's label is the diagnosis that stands
+                diagnoser, detail = "human", ""
         else:
             state = DiagnosisState.UNDIAGNOSED
             detail = detail or undiagnosed_reason(row, found, len(profiles[row.agent].runs))

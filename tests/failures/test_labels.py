@@ -113,7 +113,8 @@ def test_a_human_incident_survives_rediagnosis_and_reclustering(tenant, runs, se
         .get(reverse("trace_incidents", args=[tenant.workspace.slug, trace.pk]))
         .content.decode()
     )
-    assert "labelled by acme-lead" in page
+    assert "labelled by acme-lead" in page and "Diagnosed by a person" in page
+    assert "Diagnosed offline" not in page
 
 
 def test_bad_labels_are_refused_with_a_reason_and_viewers_cannot_label(tenant, runs):
