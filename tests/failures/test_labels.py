@@ -367,3 +367,14 @@ def test_claude_is_given_peoples_fixes_and_a_line_citing_them_says_so(tenant, ru
     assert job.version is not None, job.detail
     (line,) = job.version.instructions
     assert line["from_people"] and "5 labelled runs" in line["because"]
+
+
+def test_the_modes_page_sends_undiagnosed_runs_to_the_queue(tenant, runs):
+    page = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("mode_list", args=[tenant.workspace.slug]))
+        .content.decode()
+    )
+    assert "undiagnosed</strong>" in page
+    assert reverse("review_queue", args=[tenant.workspace.slug]) in page
+    assert "Label them in Review runs" in page
