@@ -50,7 +50,10 @@ def test_invite_set_password_and_work_as_the_invited_role(live_server):
         invite.get_by_role("button", name="Send invitation").click()
         expect(page.locator(".messages")).to_contain_text("newhire@example.com")
         link = re.search(r"https?://\S+/invite/\S+/", mail.outbox[-1].body).group(0)
-        page.context.clear_cookies()  # the newcomer's own browser
+        # The newcomer's own browser: a fresh context, so no request of the
+        # admin's page still in flight can set the admin's session again.
+        page = browser.new_context().new_page()
+        page.set_default_timeout(30_000)
         page.goto(link.replace("http://testserver", base).replace("http://127.0.0.1:8000", base))
         expect(page.locator("h1")).to_contain_text("Join People")
         page.fill("input[name=username]", "newhire")
@@ -58,7 +61,8 @@ def test_invite_set_password_and_work_as_the_invited_role(live_server):
         page.fill("input[name=password2]", "newhire-password-9")
         page.get_by_role("button", name="Create account and join").click()
         expect(page.locator(".userbox")).to_contain_text("Lead")
-        page.context.clear_cookies()
+        page = browser.new_context().new_page()
+        page.set_default_timeout(30_000)
         log_in(page, base, "newhire", "newhire-password-9")
         expect(page).to_have_url(re.compile(f"/w/{workspace.slug}/$"))
         expect(page.locator(".userbox")).to_contain_text("newhire")
