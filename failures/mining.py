@@ -65,7 +65,8 @@ DIAGNOSER_VERSION = (
     # 2: divergence patterns recorded; 3: generated names masked; 4: same-task contrast;
     # 5: user.* calls and tool_result steps are not the agent's calls; telling error lines
     # 6: neighbours by task words without ids (templated tasks of large agents)
-    "offline-6"
+    # 7: a signal met along the way needs most runs with it to fail; test-runner verdicts
+    "offline-7"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

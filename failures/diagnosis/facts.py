@@ -56,7 +56,10 @@ _MESSAGE = re.compile(
     r"|\b(?:not found|not allowed|permission denied|access denied|command not found"
     r"|no such file or directory|does not exist|syntax error|did not pass|is not defined"
     r"|no module named|cannot find|could not find|unable to|not permitted|unknown column"
-    r"|no such (?:column|table)|invalid (?:argument|value|input|syntax|request))\b",
+    r"|no such (?:column|table)|invalid (?:argument|value|input|syntax|request))\b"
+    # A test runner's verdict: "Failed 3/3 Test Cases", "2 failed, 5 passed", "tests failed".
+    r"|\bfailed [1-9]\d*(?:\s*/\s*\d+| of \d+)? (?:tests?|test cases?|checks?)\b"
+    r"|\b[1-9]\d* (?:tests? )?failed\b|\btests? failed\b",
     re.I,
 )
 # The agent saying it goes on with something it did not get: assumed facts,
