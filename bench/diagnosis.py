@@ -25,6 +25,9 @@ Printed per data set:
   run is taken out of its agent's baseline and neighbours first);
 - incidents_also_in_successes: share of incidents whose signal also occurs in at
   least one successful run of the agent (shown beside each incident);
+- the same two shares and their difference (discrimination) on each half of
+  the tasks, split by a hash of the task key as bench/truth.py splits: the
+  diagnosis's thresholds are chosen on `tune`, the figure is `measure`'s;
 - the description most shared between runs with different tasks, and how many;
 - traces_per_s: diagnosis throughput (facts, task embeddings, baseline,
   divergence, writes) over the whole set;
@@ -44,6 +47,7 @@ call. Target: 10,000 in ≤ 120 s on 2 cores.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import sys
@@ -161,8 +165,11 @@ def run_set(name: str, workspace, quick: bool, tmp: Path) -> str:  # type: ignor
     print(f"\n== {name}: {len(files)} files, {len(ids)} runs imported in {imported:.1f} s, "
           f"diagnosed in {seconds:.1f} s")  # fmt: skip
     for key, value in figures.items():
-        if key != "categories":
+        if key not in {"categories", "halves"}:
             print(f"  {key}: {value}")
+    for half_name, (nf, ns, cause, wrong, disc) in figures["halves"].items():
+        print(f"  {half_name:8} half: {nf} failed, {ns} successful; failed with a cause {cause:.3f}, "
+              f"successful flagged if judged as failed {wrong:.3f}, discrimination {disc:.3f}")  # fmt: skip
     print(f"  categories: {figures['categories']}")
     share = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     return (
@@ -174,7 +181,13 @@ def run_set(name: str, workspace, quick: bool, tmp: Path) -> str:  # type: ignor
         f"baseline_failed_with_specific={share(figures['baseline_failed_with_specific'])} "
         f"baseline_success_with_incident={share(figures['baseline_success_with_incident'])} "
         f"critical_step_accuracy=n/a recovered_incidents={figures['recovered_incidents']}"
+        + "".join(f" discrimination_{h}={v[4]:.3f}" for h, v in figures["halves"].items())
     )
+
+
+def _half(task_key: str) -> str:
+    """`tune` or `measure`, by a hash of the task key (the split bench/truth.py uses)."""
+    return "tune" if hashlib.sha256(task_key.encode()).digest()[0] % 2 == 0 else "measure"
 
 
 def measure(workspace_id: int) -> dict:
@@ -222,6 +235,7 @@ def measure(workspace_id: int) -> dict:
     )
     # The stricter check: judge each successful run as if it had failed.
     flagged = []
+    flagged_ids: set[int] = set()
     if succeeded and failed:
         agents = dict(
             TraceAnalysis.objects.filter(trace_id__in=succeeded).values_list("trace_id", "agent")
@@ -255,6 +269,7 @@ def measure(workspace_id: int) -> dict:
         for trace_id in succeeded:
             if trace_id in same_task and same_task_diverge(steps[trace_id], same_task[trace_id]):
                 flagged.append(True)
+                flagged_ids.add(trace_id)
                 continue
             facts = trace_facts(steps[trace_id])
             profile = profiles[agents[trace_id]]
@@ -264,6 +279,23 @@ def measure(workspace_id: int) -> dict:
             found = offline.diagnose(facts, profile, failed=True, neighbours=neighbours,
                                      own=(False, profile.signals_of(facts)))  # fmt: skip
             flagged.append(any(not is_symptom(f) for f in found))  # symptoms are no diagnosis
+            if flagged[-1]:
+                flagged_ids.add(trace_id)
+    # The same check on each half of the tasks (by a hash of the task key, as
+    # bench/truth.py splits): thresholds are chosen on `tune`, reported on `measure`.
+    keys = dict(
+        TraceAnalysis.objects.filter(workspace_id=workspace_id).values_list(
+            "trace_id", "trace__task_key"
+        )
+    )
+    halves = {}
+    for name in ("tune", "measure"):
+        f = [t for t in failed if _half(keys.get(t) or str(t)) == name]
+        s_ = [t for t in succeeded if _half(keys.get(t) or str(t)) == name]
+        if f and s_:
+            cause = sum(t in with_incident for t in f) / len(f)
+            wrong = sum(t in flagged_ids for t in s_) / len(s_)
+            halves[name] = (len(f), len(s_), cause, wrong, cause - wrong)
     return {
         "runs": len(verdicts),
         "failed": len(failed),
@@ -279,6 +311,7 @@ def measure(workspace_id: int) -> dict:
         "baseline_failed_with_specific": ratio([t for t in failed if t in errored], failed),
         "baseline_success_with_incident": ratio([t for t in succeeded if t in errored], succeeded),
         "categories": Counter(c for _, _, c, _, _ in incidents).most_common(),
+        "halves": halves,
     }
 
 

@@ -1,7 +1,20 @@
-"""Incident vector search: HNSW (pgvector) vs exact scan, recall@10 and latency.
+"""Incident search: the product's search end to end on real-shaped incidents, and
+the HNSW index alone against an exact scan.
 
-    python bench/search.py --quick      # 20k vectors
-    python bench/search.py              # 100k and 1M vectors
+    python bench/search.py --quick      # incident search at 10,000 incidents; HNSW at 20k vectors
+    python bench/search.py              # incident search at 10,000 and 100,000; HNSW at 100k and 1M
+    python bench/search.py --incidents 1000000 --no-vectors   # incident search at 1M
+
+Incident search (`failures.search.incident_search`, the path the page, the API
+and MCP `search_failures` share): a throw-away workspace gets the real incidents
+of the InterCode dev set (imported and diagnosed by the product's services, tool
+errors of successful runs included), copied onto further runs until it holds N
+incidents, each copy with its original's text and vector (as repeated errors
+are). Queries are the first words of real error lines (what a person pastes),
+each distinct. Timed per call, query embedding included: first with every query
+new to the process (embedded), then the same queries again (the process's
+query-vector cache). Baseline in the same run, same queries: the full-text half
+as it was before (a tsvector built for every incident per query, no index).
 
 Vectors are 384-d and unit length like the incident embeddings, drawn around
 2,000 "failure" centres (real incidents cluster; uniform noise would be an
@@ -123,9 +136,173 @@ def bench(
     conn.close()
 
 
+def _source_incidents(workspace) -> None:  # type: ignore[no-untyped-def]
+    """The InterCode dev set, imported and diagnosed into `workspace`."""
+    from failures.mining import traces_diagnose
+    from hivemind_client.formats import files_under
+    from traces import services as trace_services
+    from traces.importing import traces_import_file
+    from traces.models import Trace
+
+    devdata = Path(os.environ.get("HIVEMIND_DEVDATA", ROOT.parent / "shared" / "devdata"))
+    root = devdata / "intercode"
+    if not root.exists():
+        raise SystemExit(f"{root} not found: set HIVEMIND_DEVDATA to the devdata folder")
+    trace_services._after_commit_analyse = lambda workspace_id, trace_ids: None  # type: ignore[assignment]
+    for path in files_under([root], "intercode"):
+        result = traces_import_file(workspace=workspace, fmt="intercode", path=path)
+        if not result.ok:
+            raise SystemExit(f"import failed: {result.error}")
+    ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
+    traces_diagnose(workspace_id=workspace.pk, trace_ids=ids, force=True)
+
+
+def _fill(workspace, n: int) -> int:  # type: ignore[no-untyped-def]
+    """Copy the workspace's incidents onto new runs until it holds `n`."""
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from failures.embedding import incidents_embed
+    from failures.models import Incident
+    from traces.models import Trace
+
+    while incidents_embed(workspace_id=workspace.pk, limit=100_000):
+        pass
+    originals = list(
+        Incident.objects.filter(workspace=workspace).values_list("pk", flat=True).order_by("pk")
+    )
+    have = len(originals)
+    per_trace = 100
+    copies = max(0, n - have)
+    runs = (copies + per_trace - 1) // per_trace
+    template = Trace.objects.filter(workspace=workspace).first()
+    assert template is not None
+    traces = Trace.objects.bulk_create(
+        [Trace(workspace=workspace, external_id=f"bench-copy-{i}", agent=template.agent,
+               task=template.task, status=template.status,
+               started_at=template.started_at - timedelta(hours=i % (24 * 90)))
+         for i in range(runs)],
+        batch_size=5000,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_copy (trace_id bigint, step_index int, source bigint)"
+        )
+        rows = [
+            (traces[i // per_trace].pk, i % per_trace, originals[i % have]) for i in range(copies)
+        ]
+        with cursor.copy("COPY bench_copy FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        columns = [
+            f.column for f in Incident._meta.concrete_fields
+            if f.column not in {"id", "trace_id", "step_index", "search_vector"}
+        ]  # fmt: skip
+        cursor.execute(
+            f"INSERT INTO {Incident._meta.db_table} (trace_id, step_index, {', '.join(columns)}) "
+            f"SELECT c.trace_id, c.step_index, {', '.join('i.' + c for c in columns)} "
+            f"FROM bench_copy c JOIN {Incident._meta.db_table} i ON i.id = c.source"
+        )
+        cursor.execute("DROP TABLE bench_copy")
+        cursor.execute(f"ANALYZE {Incident._meta.db_table}")
+    return Incident.objects.filter(workspace=workspace).count()
+
+
+def _queries(workspace, count: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """Distinct first words of real error lines, as a person pastes them."""
+    import random
+    import re
+
+    from failures.models import Incident
+
+    seen: dict[str, None] = {}
+    for text in (
+        Incident.objects.filter(workspace=workspace)
+        .exclude(error_text="")
+        .values_list("error_text", flat=True)
+        .distinct()[:20_000]
+    ):
+        line = next((x for x in text.splitlines() if x.strip()), "")
+        words = re.findall(r"[A-Za-z][\w'.-]*", line)[:6]
+        if len(words) >= 2:
+            seen.setdefault(" ".join(words[: 3 + len(seen) % 4]), None)
+    queries = list(seen)
+    random.Random(7).shuffle(queries)
+    return queries[:count]
+
+
+def _old_keyword_candidates(base, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The full-text half before the stored vector: one tsvector per incident per query."""
+    import re
+
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+    from failures.search import CANDIDATES
+
+    query = SearchQuery(text, search_type="websearch", config="english")
+    words = re.findall(r"\w{3,}", text.lower())
+    if len(words) > 1:
+        query = SearchQuery(" OR ".join(words), search_type="websearch", config="english")
+    vector = SearchVector("signature", "error_text", config="english")
+    return list(
+        base.annotate(rank=SearchRank(vector, query))
+        .filter(rank__gt=0)
+        .order_by("-rank")
+        .values_list("id", flat=True)[:CANDIDATES]
+    )
+
+
+def incident_search_bench(n: int, n_queries: int) -> str:
+    from failures import embedding, search
+    from workspaces.models import Workspace
+
+    workspace = Workspace.objects.create(name="bench search", slug=f"bench-search-{os.getpid()}")
+    try:
+        started = time.perf_counter()
+        _source_incidents(workspace)
+        total = _fill(workspace, n)
+        print(
+            f"\n== incident search: {total:,} incidents ready in {time.perf_counter() - started:.0f} s"
+        )
+        queries = _queries(workspace, n_queries)
+        embedding.get_embedder().embed(["warm up"])
+
+        def timed(label: str) -> list[float]:
+            times = []
+            for q in queries:
+                t0 = time.perf_counter()
+                search.incident_search(workspace=workspace, query=q, k=20)
+                times.append((time.perf_counter() - t0) * 1000)
+            print(f"   {label:52} p50 {pct(times, 50):7.1f} ms   p95 {pct(times, 95):7.1f} ms")
+            return times
+
+        embedding._query_vector.cache_clear()
+        search.incident_search(workspace=workspace, query="warm up the connection", k=20)
+        new = timed(f"{len(queries)} queries, each new (embedded)")
+        cached = timed("the same queries again (cached vectors)")
+        current = search._keyword_candidates
+        search._keyword_candidates = _old_keyword_candidates  # type: ignore[assignment]
+        try:
+            old = timed("baseline: tsvector per incident per query (cached)")
+        finally:
+            search._keyword_candidates = current  # type: ignore[assignment]
+        embedding._query_vector.cache_clear()
+        return (
+            f"RESULT incident_search_p95_ms={pct(new, 95):.1f} incidents={total} "
+            f"cached_p95_ms={pct(cached, 95):.1f} baseline_p95_ms={pct(old, 95):.1f} "
+            f"p50_ms={pct(new, 50):.1f} queries={len(queries)} "
+            f"target<={30 if total <= 10_000 else 50} met={'yes' if pct(new, 95) <= (30 if total <= 10_000 else 50) else 'no'}"
+        )
+    finally:
+        workspace.delete()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--incidents", type=int, nargs="*", help="incident search at these sizes")
+    parser.add_argument("--no-vectors", action="store_true", help="skip the HNSW-only part")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--efs", type=int, nargs="*", default=[40, 100, 200, 400, 800])
     parser.add_argument("--m", type=int, default=24, help="HNSW m (the app's index: 24)")
@@ -134,9 +311,17 @@ def main() -> None:
     import django
 
     django.setup()
-    sizes = args.sizes or ([20_000] if args.quick else [100_000, 1_000_000])
-    for n in sizes:
-        bench(n, 200 if args.quick else 500, args.efs, m=args.m, efc=args.ef_construction)
+    results = [
+        incident_search_bench(n, 200 if args.quick else 500)
+        for n in args.incidents or ([10_000] if args.quick else [10_000, 100_000])
+    ]
+    if not args.no_vectors:
+        sizes = args.sizes or ([20_000] if args.quick else [100_000, 1_000_000])
+        for n in sizes:
+            bench(n, 200 if args.quick else 500, args.efs, m=args.m, efc=args.ef_construction)
+    print()
+    for line in results:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from .signatures import embedding_text
 BATCH_SIZE = 64
 # Incidents embedded (and stored) per round trip.
 EMBED_BATCH = 256
+# Search queries whose vectors a process keeps (384 floats each: ~1.5 MiB).
+QUERY_CACHE = 1024
 
 
 class Embedder(Protocol):
@@ -71,6 +73,19 @@ def get_embedder() -> Embedder:
     path = settings.HIVEMIND_EMBEDDER
     module_name, _, class_name = path.partition(":")
     return getattr(import_module(module_name), class_name)()
+
+
+def query_vector(text: str) -> np.ndarray:
+    """A search query's vector, cached per text (people and agents repeat queries;
+    embedding one costs more than the indexed search itself)."""
+    return _query_vector(settings.HIVEMIND_EMBEDDER, text)
+
+
+@lru_cache(maxsize=QUERY_CACHE)
+def _query_vector(embedder: str, text: str) -> np.ndarray:
+    vector = get_embedder().embed([text])[0]
+    vector.setflags(write=False)  # shared between callers
+    return vector
 
 
 def incidents_embed(*, workspace_id: int, limit: int = 5000) -> list[int]:

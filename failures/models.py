@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -155,6 +157,13 @@ class Incident(models.Model):
     # share of successful runs that also show it, neighbours that agreed...
     stats = models.JSONField(default=dict, blank=True)
     signature = models.TextField()
+    # Full-text search reads this stored vector through a GIN index (failures/search.py),
+    # instead of building one per incident per query.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("signature", "error_text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
     # SHA-256 of the text that is embedded: identical texts share one vector (and
     # so always one mode), whichever batch embedded them.
     embedding_key = models.CharField(max_length=64, blank=True, default="", db_default="")
@@ -178,6 +187,7 @@ class Incident(models.Model):
             models.Index(fields=["failure_mode", "-occurred_at"], name="incident_mode_occurred"),
             # Reusing the vector of a text embedded before (embedding.py).
             models.Index(fields=["workspace", "embedding_key"], name="incident_ws_embedding_key"),
+            GinIndex(fields=["search_vector"], name="incident_search_vector_gin"),
             # The embedding sweep: incidents still waiting for a vector.
             models.Index(
                 fields=["workspace"],

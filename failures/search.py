@@ -1,7 +1,8 @@
 """Incident search: a question in plain words → the closest incidents and their modes.
 
 Hybrid retrieval: pgvector nearest neighbours of the query's embedding (HNSW,
-cosine) and PostgreSQL full-text matches on the signature and error, fused by
+cosine; the query's vector cached per text) and PostgreSQL full-text matches on
+the signature and error (a stored tsvector with a GIN index), fused by
 reciprocal rank. Before that, the query is read for a time phrase ("this
 week", "last 24 hours", "yesterday", …) and for an agent it names
 ("checkout" → checkout-agent); both become filters, and are reported back so
@@ -15,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -25,10 +26,14 @@ from traces.models import Trace
 from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
-from .embedding import get_embedder
+from .embedding import query_vector
 from .models import Incident
 
 CANDIDATES = 50
+_NOT_SHOWN = (
+    "embedding", "search_vector", "failure_mode__centroid", "trace__metadata",
+    "trace__redaction_counts", "trace__redaction_parts", "trace__checks",
+)  # fmt: skip
 RRF_K = 60
 
 _TIME_PHRASES: list[tuple[re.Pattern[str], timedelta | str]] = [
@@ -120,7 +125,14 @@ def incident_search(
         for rank, incident_id in enumerate(ranked):
             scores[incident_id] = scores.get(incident_id, 0.0) + 1.0 / (RRF_K + rank + 1)
     top = sorted(scores, key=lambda i: -scores[i])[:k]
-    incidents = base.filter(pk__in=top).select_related("trace", "failure_mode").in_bulk()
+    incidents = (
+        base.filter(pk__in=top)
+        .select_related("trace", "failure_mode")
+        # Vectors and a run's bulky fields are not shown: parsing 20 vectors of 384
+        # floats from text cost more than the search itself.
+        .defer(*_NOT_SHOWN)
+        .in_bulk()
+    )
     hits = [SearchHit(incidents[i], scores[i], similarity.get(i)) for i in top if i in incidents]
     return SearchResult(query, text, filters, understood, hits, _modes_of(hits))
 
@@ -134,7 +146,7 @@ def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident
 
 
 def _vector_candidates(base: QuerySet[Incident], text: str) -> tuple[list[int], dict[int, float]]:
-    vector = get_embedder().embed([text])[0]
+    vector = query_vector(text)
     with transaction.atomic(), connection.cursor() as cursor:
         # Wider HNSW search than pgvector's default 40: measured recall in bench/search.py.
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [settings.HIVEMIND_HNSW_EF_SEARCH])
@@ -154,10 +166,11 @@ def _keyword_candidates(base: QuerySet[Incident], text: str) -> list[int]:
     words = re.findall(r"\w{3,}", text.lower())
     if len(words) > 1:
         query = SearchQuery(" OR ".join(words), search_type="websearch", config="english")
-    vector = SearchVector("signature", "error_text", config="english")
+    # The stored vector and its GIN index (`@@` first, then ranked): no vector is
+    # built per incident per query.
     return list(
-        base.annotate(rank=SearchRank(vector, query))
-        .filter(rank__gt=0)
+        base.filter(search_vector=query)
+        .annotate(rank=SearchRank(F("search_vector"), query))
         .order_by("-rank")
         .values_list("id", flat=True)[:CANDIDATES]
     )

@@ -1,0 +1,52 @@
+"""Incident search reads a stored full-text vector (GIN-indexed) and caches a
+query's embedding per text."""
+
+from __future__ import annotations
+
+import pytest
+
+from failures import embedding
+from failures.models import Incident
+from failures.search import incident_search
+from tests.factories import ingest, trace_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def _failed(i: int, error: str) -> dict:
+    return trace_payload(f"run-{i}", steps=[
+        {"kind": "user_prompt", "input": "Refund order 8812"},
+        {"kind": "tool_call", "name": "payments.refund", "input": {"order": "8812"}, "error": error},
+    ])  # fmt: skip
+
+
+def test_the_stored_vector_follows_the_incident_and_finds_it_by_a_word(tenant):
+    ingest(tenant.workspace, [_failed(1, "upstream gateway throttled the request")])
+    incident = Incident.objects.get(workspace=tenant.workspace)
+    assert incident.embedding is None  # found by its words alone, before any vector
+    hits = incident_search(workspace=tenant.workspace, query="throttled").hits
+    assert [h.incident.pk for h in hits] == [incident.pk]
+    Incident.objects.filter(pk=incident.pk).update(
+        signature="payments.refund: card declined", error_text="card declined by issuer"
+    )
+    assert incident_search(workspace=tenant.workspace, query="throttled").hits == []
+    assert incident_search(workspace=tenant.workspace, query="declined").hits
+
+
+def test_a_query_is_embedded_once_per_text(tenant, monkeypatch):
+    calls: list[list[str]] = []
+    real = embedding.get_embedder()
+
+    class Counting:
+        name, dimensions = real.name, real.dimensions
+
+        def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+            calls.append(texts)
+            return real.embed(texts)
+
+    monkeypatch.setattr("failures.embedding.get_embedder", lambda: Counting())
+    embedding._query_vector.cache_clear()
+    for _ in range(3):
+        incident_search(workspace=tenant.workspace, query="a question asked three times")
+    incident_search(workspace=tenant.workspace, query="another question")
+    assert calls == [["a question asked three times"], ["another question"]]
