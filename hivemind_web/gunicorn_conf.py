@@ -30,11 +30,26 @@ os.environ.setdefault("HIVEMIND_WEB_STATEMENT_TIMEOUT_MS", "60000")
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 
-def post_worker_init(worker: Any) -> None:
-    # Incident search embeds the question: load the model now, not on the first search.
-    from failures.embedding import get_embedder
+# The application, its URL conf, views, templates and the embedding model are
+# loaded once in the master, before it forks: the workers share those pages
+# (copy-on-write) instead of each holding its own copy, and none of them pays
+# for loading on its first request.
+preload_app = True
 
-    get_embedder()
+
+def on_starting(server: Any) -> None:
+    from hivemind_web.warmup import warm_process
+
+    warm_process()
+
+
+def post_worker_init(worker: Any) -> None:
+    # One inference per worker, after the fork: the model's thread pool is the
+    # worker's own (never started in the master), and the first search is not
+    # the one that pays for it.
+    from hivemind_web.warmup import warm_inference
+
+    warm_inference()
 
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:

@@ -4,7 +4,7 @@
 
 Starts, in order: the embedded PostgreSQL (by loading settings), the embedded
 Redis broker (unless CELERY_BROKER_URL names one), migrations and the demo seed,
-then a Celery worker, Celery beat and the web server (gunicorn). Ctrl-C (or
+then a Celery worker with beat inside it and the web server (gunicorn). Ctrl-C (or
 SIGTERM) stops them in reverse order and waits for each: the web server first,
 so no request enqueues into a stopping broker, the worker after it finishes its
 current task, the broker last (it flushes its append-only file).
@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
     # Links in pages, webhooks and printed commands point at the port we serve on.
     os.environ.setdefault("HIVEMIND_PUBLIC_URL", f"http://{args.host}:{args.port}")
-    import django
     from django.conf import settings
 
-    django.setup()  # starts (or joins) the embedded PostgreSQL
+    # Reading the settings starts (or joins) the embedded PostgreSQL. Nothing
+    # else of Django is loaded here: this process only supervises.
+    settings.DATA_DIR  # noqa: B018
     python = sys.executable
     children: list[Child] = []
     stopping = False
@@ -71,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo:
             _run([python, "manage.py", "seed_demo"])
         celery = [python, "-m", "celery", "-A", "hivemind_web"]
-        children.append(Child.command("worker", [*celery, "worker", "--loglevel=INFO",
-                                                 f"--concurrency={args.concurrency}"]))  # fmt: skip
+        # Beat runs inside the worker's parent (`--beat`): one machine needs one
+        # scheduler, and a process of its own would hold a second copy of Django
+        # and the task modules (~190 MiB) to send a message every few minutes.
+        # Production runs `celery beat` on its own (docs/ARCHITECTURE.md).
         beat_file = Path(settings.DATA_DIR) / "celerybeat-schedule"
-        children.append(Child.command("beat", [*celery, "beat", "--loglevel=INFO",
-                                               f"--schedule={beat_file}", "--pidfile="]))  # fmt: skip
+        children.append(Child.command("worker", [*celery, "worker", "--loglevel=INFO",
+                                                 f"--concurrency={args.concurrency}",
+                                                 "--beat", f"--schedule={beat_file}"]))  # fmt: skip
         children.append(Child.command("web", [
             python, "-m", "gunicorn", "hivemind_web.wsgi", "--config=python:hivemind_web.gunicorn_conf",
             f"--bind={args.host}:{args.port}",

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
+
+
+@worker_init.connect
+def load_before_forking(**kwargs: object) -> None:
+    """The worker's parent loads the embedding model (and the rest its tasks use)
+    before it forks its pool: the children share those pages instead of each
+    loading a copy (hivemind_web/warmup.py)."""
+    from hivemind_web.warmup import warm_process
+
+    warm_process()
 
 
 @worker_process_init.connect
-def load_embedder(**kwargs: object) -> None:
-    """Each worker process loads the embedding model once, before its first task."""
-    from failures.embedding import get_embedder
+def warm_child(**kwargs: object) -> None:
+    """Each child runs one embedding before its first task (its own thread pool)."""
+    from hivemind_web.warmup import warm_inference
 
-    get_embedder()
+    warm_inference()

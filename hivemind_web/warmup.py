@@ -1,0 +1,43 @@
+"""What a process loads before it serves its first request or task.
+
+Called in gunicorn's master before it forks its workers (`preload_app`), and in
+the Celery worker's parent before it forks its children: the children then
+share these pages instead of each loading its own copy (the embedding model is
+~90 MB of weights on top of PyTorch itself). Inference is warmed only after the
+fork (`warm_inference`): a thread pool started in a parent is not safe to use
+in a forked child.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+def warm_process() -> None:
+    """URL conf and every view module, the templates, the embedding model.
+    Leaves no database connection open (a forked child must not share one)."""
+    from django.conf import settings
+    from django.db import connections
+    from django.template.loader import get_template
+    from django.urls import get_resolver
+
+    from failures.embedding import get_embedder
+
+    get_resolver().url_patterns  # imports every view module  # noqa: B018
+    get_resolver()._populate()
+    # Every template of the project, compiled into the cached loader.
+    for folder in settings.TEMPLATES[0]["DIRS"]:
+        for path in sorted(Path(folder).rglob("*.html")):
+            get_template(str(path.relative_to(folder)))
+    get_embedder()
+    connections.close_all()
+    # What is loaded now stays out of the garbage collector's way: collections in
+    # a child would otherwise write to (and so copy) every page they scan.
+    gc.freeze()
+
+
+def warm_inference() -> None:
+    """One embedding in this process, so its first search does not start the pool."""
+    from failures.embedding import get_embedder
+
+    get_embedder().embed(["warm up"])
