@@ -3,8 +3,9 @@
     python -m hivemind_web.run [--port 8000] [--no-demo]
 
 Starts, in order: the embedded PostgreSQL (by loading settings), the embedded
-Redis broker (unless CELERY_BROKER_URL names one), migrations and the demo seed,
-then a Celery worker with beat inside it and the web server (gunicorn). Ctrl-C (or
+Redis broker (unless CELERY_BROKER_URL names one), migrations, then a Celery
+worker with beat inside it, the web server (gunicorn) and, beside them, the
+demo seed (a job that runs once; the worker drafts its skills). Ctrl-C (or
 SIGTERM) stops them in reverse order and waits for each: the web server first,
 so no request enqueues into a stopping broker, the worker after it finishes its
 current task, the broker last (it flushes its append-only file).
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         # Hashed, compressed static files (served by WhiteNoise with long caching).
         os.environ.setdefault("HIVEMIND_STATIC_MANIFEST", "true")
         _run([python, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"])
-        if not args.no_demo:
-            _run([python, "manage.py", "seed_demo"])
         celery = [python, "-m", "celery", "-A", "hivemind_web"]
         # Beat runs inside the worker's parent (`--beat`): one machine needs one
         # scheduler, and a process of its own would hold a second copy of Django
@@ -86,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             f"--workers={args.web_workers}", "--threads=4", "--timeout=120",
             "--access-logfile=-", "--graceful-timeout=10",
         ]))  # fmt: skip
+        if not args.no_demo:
+            # Seeded beside the start of the worker and the web server, not before
+            # them: the demo fills in while they load, and its skills are drafted
+            # by the worker (the mode pages say "Queued" / "Drafting" meanwhile).
+            demo = Child.command("demo seed", [python, "manage.py", "seed_demo"])
+            demo.once = True
+            children.append(demo)
         url = f"http://{args.host}:{args.port}/"
         print(f"Starting… the URL is printed once {url}healthz answers.", flush=True)
         return supervise(children, lambda: stopping, on_tick=announce_when_up(url))
@@ -146,6 +152,8 @@ class Child:
     started_at: float = 0.0
     failures: int = 0  # consecutive short-lived runs
     restart_at: float | None = None
+    once: bool = False  # a job that runs to its end (the demo seed), never restarted
+    done: bool = False
 
     @classmethod
     def command(cls, name: str, command: list[str]) -> Child:
@@ -214,9 +222,17 @@ def supervise(
                         print(f"{child.name}: could not start ({exc}); retrying in "
                               f"{backoff(child.failures):.0f} s", flush=True)  # fmt: skip
                 continue
+            if child.done:
+                continue
             assert child.process is not None
             code = child.process.poll()
             if code is None:
+                continue
+            if child.once:
+                child.done = True
+                if code != 0:
+                    print(f"{child.name} failed (exit {code}); see above. The rest runs on.",
+                          flush=True)  # fmt: skip
                 continue
             lived = now - child.started_at
             child.failures = 1 if lived >= STABLE_AFTER else child.failures + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+
 def warm_process() -> None:
     """URL conf and every view module, the templates, the embedding model.
     Leaves no database connection open (a forked child must not share one)."""
@@ -26,8 +27,9 @@ def warm_process() -> None:
     get_resolver().url_patterns  # imports every view module  # noqa: B018
     get_resolver()._populate()
     # Every template of the project, compiled into the cached loader.
-    for folder in settings.TEMPLATES[0]["DIRS"]:
-        for path in sorted(Path(folder).rglob("*.html")):
+    folders: list[Path] = [Path(f) for f in settings.TEMPLATES[0]["DIRS"]]
+    for folder in folders:
+        for path in sorted(folder.rglob("*.html")):
             get_template(str(path.relative_to(folder)))
     get_embedder()
     connections.close_all()

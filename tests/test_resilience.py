@@ -208,6 +208,25 @@ def test_a_child_that_dies_is_restarted_and_the_rest_keep_running(capsys):
                 child.process.wait()
 
 
+def test_a_job_that_runs_once_is_not_restarted_and_its_failure_is_said(capsys):
+    ok = Child.command("seed", [sys.executable, "-c", "pass"])
+    ok.once = True
+    bad = Child.command("broken seed", [sys.executable, "-c", "raise SystemExit(3)"])
+    bad.once = True
+    ticks: list[int] = []
+
+    def stopping() -> bool:
+        ticks.append(1)
+        return ok.done and bad.done and len(ticks) > 20  # a few more ticks: no restart
+
+    supervise([ok, bad], stopping, tick=0.05)
+    out = capsys.readouterr().out
+    assert "restarting" not in out
+    assert "broken seed failed (exit 3)" in out and "seed failed" not in out.replace(
+        "broken seed", ""
+    )
+
+
 def test_killing_the_supervisor_stops_its_children():
     script = textwrap.dedent(f"""
         import sys, time

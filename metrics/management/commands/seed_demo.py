@@ -93,11 +93,12 @@ class Command(BaseCommand):
         incidents_mine(workspace_id=workspace.pk, trace_ids=trace_ids)
         incidents_embed(workspace_id=workspace.pk)
         failure_modes_recluster(workspace_id=workspace.pk)  # cheap; no model needed
-        # One proposed skill per recurring mode (offline unless Claude is set up).
-        from skills.services import distill_due, distillation_run
+        # One proposed skill per recurring mode (offline unless Claude is set up),
+        # drafted by the worker once it is up: the jobs are queued here, and the
+        # mode pages say "Queued" / "Drafting" until each skill is there.
+        from skills.services import distill_due
 
-        for job in distill_due(workspace_id=workspace.pk):
-            distillation_run(job_id=job.pk)
+        distill_due(workspace_id=workspace.pk)
 
     def _api_key(self, workspace: Workspace, user: Any, secret: str | None) -> str:
         if secret:
