@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 
 def warm_process() -> None:
@@ -27,7 +28,8 @@ def warm_process() -> None:
     get_resolver().url_patterns  # imports every view module  # noqa: B018
     get_resolver()._populate()
     # Every template of the project, compiled into the cached loader.
-    folders: list[Path] = [Path(f) for f in settings.TEMPLATES[0]["DIRS"]]
+    engine: dict[str, Any] = settings.TEMPLATES[0]
+    folders = [Path(f) for f in engine["DIRS"]]
     for folder in folders:
         for path in sorted(folder.rglob("*.html")):
             get_template(str(path.relative_to(folder)))
