@@ -28,6 +28,10 @@ from .signatures import embedding_text
 BATCH_SIZE = 64
 # Incidents embedded (and stored) per round trip.
 EMBED_BATCH = 256
+# The advisory-lock namespace of a workspace's embedding (incidents_embed), and
+# how many rounds of `limit` incidents one holder embeds before it lets go.
+EMBED_LOCK = 0x454D42
+EMBED_ROUNDS = 20
 # Search queries whose vectors a process keeps (384 floats each: ~1.5 MiB).
 QUERY_CACHE = 1024
 
@@ -91,9 +95,31 @@ def _query_vector(embedder: str, text: str) -> np.ndarray:
 def incidents_embed(*, workspace_id: int, limit: int = 5000) -> list[int]:
     """Embed the workspace's incidents that have no vector yet; return their ids.
 
-    Idempotent: only incidents with `embedded_at` unset are touched, and the
-    update re-checks it, so two workers racing embed each incident once.
+    Single-flight: one embedding of a workspace at a time (a session advisory
+    lock). A second caller returns at once instead of embedding the same texts
+    again; the holder goes on until nothing is pending (up to `limit` per
+    round, EMBED_ROUNDS rounds), and the periodic sweep picks up whatever
+    arrives after its last look. Idempotent besides: only incidents with
+    `embedded_at` unset are touched, and the update re-checks it.
     """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EMBED_LOCK, workspace_id])
+        if not cursor.fetchone()[0]:
+            return []
+    try:
+        done: list[int] = []
+        for _ in range(EMBED_ROUNDS):
+            found = _embed_pending(workspace_id, limit)
+            done += found
+            if len(found) < limit:
+                break
+        return done
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EMBED_LOCK, workspace_id])
+
+
+def _embed_pending(workspace_id: int, limit: int) -> list[int]:
     pending = list(
         Incident.objects.filter(workspace_id=workspace_id, embedded_at=None)
         .order_by("id")

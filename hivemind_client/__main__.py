@@ -1,5 +1,5 @@
-"""python -m hivemind_client {skills pull | capture | replay | import | doctor |
-install-claude-hooks | install-codex-hooks | install-cursor-hooks}"""
+"""hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
+doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks}"""
 
 from __future__ import annotations
 
@@ -33,8 +33,33 @@ def hook_session(stream: object) -> str:
     return str(session)[:200] if session else ""
 
 
+def status_main(project: Path) -> int:
+    """Where events go, with which key and agent, what waits in the spool, and
+    which of the project's agent hook files call Hivemind."""
+    from . import __version__
+    from .capture import spool_path
+
+    key = os.environ.get("HIVEMIND_API_KEY", "")
+    spool = spool_path()
+    waiting = sum(1 for _ in spool.open()) if spool.exists() else 0
+    print(f"hivemind client {__version__}")
+    print(f"  server   {os.environ.get('HIVEMIND_URL') or '(HIVEMIND_URL not set)'}")
+    print(f"  key      {key[:15] + '…' if key else '(HIVEMIND_API_KEY not set)'}")
+    print(
+        f"  agent    {os.environ.get('HIVEMIND_AGENT') or '(from each event; HIVEMIND_AGENT not set)'}"
+    )
+    print(f"  spool    {waiting} event(s) waiting in {spool}")
+    for name in (".claude/settings.json", ".codex/hooks.json", ".cursor/hooks.json"):
+        path = project / name
+        found = path.exists() and "hivemind_client" in path.read_text(errors="replace")
+        print(f"  hooks    {name}: {'Hivemind installed' if found else 'no Hivemind hook'}")
+    return 0
+
+
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hivemind_client")
+    # `hivemind` once installed (hivemind_client/wheel.py), else `python -m hivemind_client`.
+    prog = "hivemind" if Path(sys.argv[0]).name == "hivemind" else "python -m hivemind_client"
+    parser = argparse.ArgumentParser(prog=prog)
     commands = parser.add_subparsers(dest="group", required=True)
     skills = commands.add_parser("skills").add_subparsers(dest="command", required=True)
     pull_cmd = skills.add_parser("pull", help="write published skills into a folder")
@@ -71,6 +96,10 @@ def main(argv: list | None = None) -> int:
         "--source", default="claude-code", choices=["claude-code", "codex", "cursor"]
     )
     commands.add_parser("doctor", help="check URL, key, scopes, clock and spool; say what to fix")
+    status = commands.add_parser(
+        "status", help="what this machine sends, where, and which hooks a project has"
+    )
+    status.add_argument("--project", default=".", type=Path)
     importer = commands.add_parser(
         "import", help="send agent log files (tau2-bench, InterCode, SWE-agent, transcripts...)"
     )
@@ -104,6 +133,8 @@ def main(argv: list | None = None) -> int:
         from .doctor import main as doctor_main
 
         return doctor_main()
+    if args.group == "status":
+        return status_main(args.project)
     if args.group == "replay":
         from .capture import replay as replay_file
 

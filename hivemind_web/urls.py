@@ -8,7 +8,7 @@ from workspaces import views as workspace_views
 
 from .api import api
 from .mcp_server import mcp_endpoint
-from .views import healthz
+from .views import client_index, client_wheel, healthz
 
 # Errors outside any view's own handling: JSON for API clients, 503 when the
 # database is down (hivemind_web/views.py).
@@ -52,6 +52,9 @@ urlpatterns = [
     path("api/", api.urls),
     # OTLP/HTTP's standard path, so exporters need only the base URL.
     path("v1/traces", otlp_traces, name="otlp_traces"),
+    # The client as a wheel, so an agent machine installs it from here (hivemind_client/wheel.py).
+    path("client/", client_index, name="client_index"),
+    path("client/<str:filename>", client_wheel, name="client_wheel"),
     # MCP (streamable HTTP): tools for agents inside a session (hivemind_web/mcp_server.py).
     path("mcp", mcp_endpoint, name="mcp"),
     # The Agent Skills discovery index (skills/wellknown.py).

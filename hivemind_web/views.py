@@ -80,3 +80,29 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if is_api:
         return JsonResponse({"detail": "Internal error; it was logged."}, status=500)
     return HttpResponse(render_to_string("500.html"), status=500)
+
+
+@require_GET
+def client_index(request: HttpRequest) -> JsonResponse:
+    """How to install the client from this server: the wheel's URL and the command.
+    Public like the client's code (it holds no setting and no secret)."""
+    from hivemind_client import __version__
+    from hivemind_client.wheel import wheel_name
+
+    url = request.build_absolute_uri(f"/client/{wheel_name()}")
+    return JsonResponse({"version": __version__, "wheel": url, "install": f"pip install {url}",
+                         "command": "hivemind --help"})  # fmt: skip
+
+
+@require_GET
+def client_wheel(request: HttpRequest, filename: str) -> HttpResponse:
+    """The client wheel, built from the package this server runs (hivemind_client/wheel.py)."""
+    from django.http import Http404
+
+    from hivemind_client.wheel import build_wheel, wheel_name
+
+    if filename != wheel_name():
+        raise Http404(f"No such file; this server offers {wheel_name()}.")
+    response = HttpResponse(build_wheel(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -8,7 +8,8 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from failures.models import FailureMode, ModeStatus
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 # Descriptions this similar (cosine) are the same skill: revise, don't duplicate.
 DUPLICATE_SIMILARITY = 0.92
+# A mode whose last draft found nothing to propose is drafted again once it holds
+# this many times the incidents it had then (modes_due_for_distillation).
+SKIPPED_GROWTH = 2
+# Drafts of one job, when the incidents it cited change under it (_draft_retrying).
+DRAFT_ATTEMPTS = 3
 
 
 def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
@@ -40,16 +46,20 @@ def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
       de-duplicated onto another mode's skill covers this mode too).
     - Evidence changed: the mode holds more incidents than when its last
       drafting job was queued (or it was never drafted), and more than when its
-      last skill was rejected.
+      last skill was rejected. When that job found nothing to propose ("skip"),
+      at least SKIPPED_GROWTH times as many: one more incident of the same kind
+      rarely changes that answer, and re-drafting on every batch is what made
+      drafting grow faster than the data.
     """
     live = [SkillStatus.PROPOSED, SkillStatus.PUBLISHED]
     covered = SkillVersion.objects.filter(source_mode=OuterRef("pk"), skill__status__in=live)
-    last_drafted = (
+    last_job = (
         DistillationJob.objects.filter(failure_mode=OuterRef("pk"))
         .exclude(state=JobState.FAILED)
         .order_by("-created_at")
-        .values("mode_incidents")[:1]
     )
+    last_drafted = last_job.values("mode_incidents")[:1]
+    last_verdict = last_job.values("verdict")[:1]
     last_rejected = (
         Skill.objects.filter(source_mode=OuterRef("pk"), status=SkillStatus.REJECTED)
         .order_by("-updated_at")
@@ -64,9 +74,17 @@ def modes_due_for_distillation(*, workspace_id: int) -> list[FailureMode]:
         .exclude(skills__status__in=live)
         .exclude(merged_skills__status__in=live)
         .exclude(Exists(covered))
-        .annotate(rejected_at=Subquery(last_rejected), drafted_at=Subquery(last_drafted))
+        .annotate(
+            rejected_at=Subquery(last_rejected),
+            drafted_at=Subquery(last_drafted),
+            last_verdict=Coalesce(Subquery(last_verdict), Value("")),
+        )
         .filter(Q(rejected_at__isnull=True) | Q(incident_count__gt=F("rejected_at")))
-        .filter(Q(drafted_at__isnull=True) | Q(incident_count__gt=F("drafted_at")))
+        .filter(
+            Q(drafted_at__isnull=True)
+            | (Q(last_verdict="skip") & Q(incident_count__gte=F("drafted_at") * SKIPPED_GROWTH))
+            | (~Q(last_verdict="skip") & Q(incident_count__gt=F("drafted_at")))
+        )
         .distinct()
         .order_by("-incident_count", "pk")
     )
@@ -109,7 +127,7 @@ def distillation_run(*, job_id: int) -> DistillationJob:
     if not claimed:
         return job
     try:
-        version, draft = _draft_and_store(job)
+        version, draft = _draft_retrying(job)
     except distill.DistillError as exc:
         return _finish(job, JobState.FAILED, detail=str(exc))
     except (OperationalError, InterfaceError):
@@ -123,6 +141,20 @@ def distillation_run(*, job_id: int) -> DistillationJob:
     if version is None:
         return _finish(job, JobState.DONE, **done)
     return _finish(job, JobState.DONE, version=version, **done)
+
+
+def _draft_retrying(job: DistillationJob) -> tuple[SkillVersion | None, distill.Draft]:
+    """A draft stores its evidence in one transaction; when an incident it cites was
+    deleted meanwhile (a re-diagnosis replaced it), the commit fails and nothing is
+    stored: draft again from the incidents there are now."""
+    for attempt in range(1, DRAFT_ATTEMPTS + 1):
+        try:
+            return _draft_and_store(job)
+        except IntegrityError:
+            if attempt == DRAFT_ATTEMPTS:
+                raise
+            logger.info("distillation job %s: evidence changed while drafting; again", job.pk)
+    raise AssertionError("unreachable")
 
 
 def _finish(job: DistillationJob, state: str, **fields: object) -> DistillationJob:

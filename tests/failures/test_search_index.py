@@ -50,3 +50,24 @@ def test_a_query_is_embedded_once_per_text(tenant, monkeypatch):
         incident_search(workspace=tenant.workspace, query="a question asked three times")
     incident_search(workspace=tenant.workspace, query="another question")
     assert calls == [["a question asked three times"], ["another question"]]
+
+
+def test_one_embedding_of_a_workspace_at_a_time(tenant):
+    import psycopg
+    from django.db import connection
+
+    ingest(tenant.workspace, [_failed(2, "upstream gateway throttled the request")])
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as other:  # another worker holds it
+        other.execute(
+            "SELECT pg_advisory_lock(%s, %s)", [embedding.EMBED_LOCK, tenant.workspace.pk]
+        )
+        assert embedding.incidents_embed(workspace_id=tenant.workspace.pk) == []
+        assert Incident.objects.get(workspace=tenant.workspace).embedding is None
+        other.execute(
+            "SELECT pg_advisory_unlock(%s, %s)", [embedding.EMBED_LOCK, tenant.workspace.pk]
+        )
+    assert len(embedding.incidents_embed(workspace_id=tenant.workspace.pk)) == 1
+    assert Incident.objects.get(workspace=tenant.workspace).embedding is not None

@@ -111,3 +111,52 @@ def test_a_lost_recluster_is_replaced(tenant):
     fresh, created = cluster_run_request(workspace_id=tenant.workspace.pk, actor=None)
     lost.refresh_from_db()
     assert created and fresh.pk != lost.pk and lost.state == RunState.FAILED
+
+
+def test_a_mode_with_nothing_to_propose_waits_for_its_evidence_to_double(tenant, settings):
+    from skills.services import SKIPPED_GROWTH
+
+    settings.HIVEMIND_DISTILL_MIN_INCIDENTS = 3
+    skipped = FailureMode.objects.create(workspace=tenant.workspace, label="a", incident_count=10)
+    drafted = FailureMode.objects.create(workspace=tenant.workspace, label="b", incident_count=10)
+    for mode, verdict in ((skipped, "skip"), (drafted, "new")):
+        DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=mode,
+                                       state=JobState.DONE, verdict=verdict, mode_incidents=10)  # fmt: skip
+    FailureMode.objects.filter(pk__in=[skipped.pk, drafted.pk]).update(incident_count=11)
+    # One more incident: a mode whose draft was not skipped is due again (its skill
+    # is gone: no live skill covers it); the skipped one is not.
+    assert modes_due_for_distillation(workspace_id=tenant.workspace.pk) == [drafted]
+    FailureMode.objects.filter(pk=skipped.pk).update(incident_count=10 * SKIPPED_GROWTH - 1)
+    assert skipped not in modes_due_for_distillation(workspace_id=tenant.workspace.pk)
+    FailureMode.objects.filter(pk=skipped.pk).update(incident_count=10 * SKIPPED_GROWTH)
+    assert skipped in modes_due_for_distillation(workspace_id=tenant.workspace.pk)
+
+
+def test_a_draft_whose_evidence_changed_under_it_is_drafted_again(monkeypatch):
+    from types import SimpleNamespace
+
+    from django.db import IntegrityError
+
+    from skills import services
+
+    calls: list[int] = []
+    stored = (None, object())
+
+    def racing(job):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:  # a re-diagnosis deleted a cited incident before the commit
+            raise IntegrityError("insert or update violates foreign key constraint")
+        return stored
+
+    monkeypatch.setattr(services, "_draft_and_store", racing)
+    assert services._draft_retrying(SimpleNamespace(pk=1)) is stored and len(calls) == 2  # type: ignore[arg-type]
+
+    def always(job):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise IntegrityError("still changing")
+
+    calls.clear()
+    monkeypatch.setattr(services, "_draft_and_store", always)
+    with pytest.raises(IntegrityError):
+        services._draft_retrying(SimpleNamespace(pk=1))  # type: ignore[arg-type]
+    assert len(calls) == services.DRAFT_ATTEMPTS
