@@ -11,7 +11,7 @@ import nh3
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from failures.models import FailureMode, ModeDailyCount
+from failures.models import FailureMode, ModeDailyCount, ModeStatus
 from traces.models import Trace
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
@@ -121,6 +121,23 @@ def skill_names_by_mode(*, workspace: Workspace) -> dict[int, list[Skill]]:
         for mode_id in sorted(m for m in modes if m is not None):
             by_mode.setdefault(mode_id, []).append(skill)
     return by_mode
+
+
+def modes_on_trial_only(*, by_mode: dict[int, list[Skill]]) -> set[int]:
+    """Modes marked addressed whose published skills are all on trial: a trial
+    serves the skill to part of the sessions only, so the pages say "On trial"
+    until it is rolled out to everyone."""
+    trial_only = {
+        mode_id
+        for mode_id, skills in by_mode.items()
+        if any(s.status == SkillStatus.PUBLISHED and s.rollout == "trial" for s in skills)
+        and not any(s.status == SkillStatus.PUBLISHED and s.rollout != "trial" for s in skills)
+    }
+    return set(
+        FailureMode.objects.filter(pk__in=trial_only, status=ModeStatus.ADDRESSED).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def latest_job(*, mode: FailureMode) -> DistillationJob | None:
