@@ -9,7 +9,10 @@ step instead of adding one. The key → index map lives in the trace's metadata.
 What happened is recorded from the events Claude Code sends:
 - `PostToolUseFailure` is a failed step with the tool's own error text;
 - `StopFailure` is a failed turn (the trace is failed at once);
-- a PreToolUse never answered by the time the session ends is a failed call;
+- a PreToolUse never answered by the time its turn ends (`Stop`, the next
+  `UserPromptSubmit`, or `SessionEnd`) is a failed call: denied, interrupted,
+  or failed without a PostToolUseFailure (a session with no SessionEnd still
+  gets its failed calls);
 - `SessionEnd` closes the trace with a status (`session_status`): failed if a
   turn failed or the session's last tool call failed (nothing ran after it to
   recover), else failed if the user's last prompt was a correction ("that's
@@ -53,7 +56,7 @@ KNOWN_FIELDS = {
     "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent",
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor"}
-UNFINISHED = "No PostToolUse before the session ended: the tool call failed."
+UNFINISHED = "No PostToolUse before the turn ended: the tool call failed."
 
 
 def external_id(session_id: str, source: str = "claude-code") -> str:
@@ -290,7 +293,9 @@ def _steps(  # type: ignore[no-untyped-def]
         if stored is None or not stored.task or stored.metadata.get("task_from_folder"):
             trace["task"] = prompt
             trace["metadata"]["task_from_folder"] = False
-        return [{"index": this, "kind": "user_prompt", "input": prompt, "started_at": now}]
+        # A new prompt: the previous turn is over, and so are its calls.
+        return _unfinished_calls(workspace, trace_id) + [
+            {"index": this, "kind": "user_prompt", "input": prompt, "started_at": now}]  # fmt: skip
     if event == "SubagentStart":
         label = f"subagent:{payload.get('agent_type') or 'agent'}"
         return [{"index": this, "kind": "assistant_message", "name": label[:200],
@@ -318,9 +323,11 @@ def _steps(  # type: ignore[no-untyped-def]
             else f"subagent:{payload.get('agent_type') or 'agent'}"
         )  # fmt: skip
         started = _started(workspace, trace_id, this) if event == "SubagentStop" else None
-        return [{"index": this, "kind": "assistant_message", "name": label[:200],
-                 "output": payload.get("last_assistant_message") or "",
-                 "started_at": started or now}]  # fmt: skip
+        # The main agent's turn is over: a call it never answered failed.
+        unfinished = _unfinished_calls(workspace, trace_id) if event == "Stop" else []
+        return unfinished + [{"index": this, "kind": "assistant_message", "name": label[:200],
+                              "output": payload.get("last_assistant_message") or "",
+                              "started_at": started or now}]  # fmt: skip
     if event == "StopFailure":
         # The turn ended on an error (API error, limit…): the session failed.
         trace["status"] = "failed"

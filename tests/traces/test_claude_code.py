@@ -72,6 +72,39 @@ def test_a_session_of_hook_payloads_becomes_one_trace(client, tenant):
 
 
 @pytest.mark.django_db
+def test_calls_never_answered_fail_when_the_turn_ends_without_a_session_end(client, tenant):
+    """No SessionEnd (a session still open, Codex, an older Claude Code): a call the
+    turn never answered is failed at its Stop, or at the next prompt."""
+    turn = [
+        {"hook_event_name": "UserPromptSubmit", "prompt": "List the repo and open the PR"},
+        {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "t1",
+         "tool_input": {"command": "ls missing/"}},
+        {"hook_event_name": "Stop", "stop_hook_active": False, "last_assistant_message": "Done."},
+        {"hook_event_name": "UserPromptSubmit", "prompt": "now open the PR"},
+        {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "t2",
+         "tool_input": {"command": "gh pr create"}},
+        {"hook_event_name": "UserPromptSubmit", "prompt": "try again"},
+        {"hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": "t3",
+         "tool_input": {"file_path": "README.md"}},
+        {"hook_event_name": "PostToolUse", "tool_name": "Read", "tool_use_id": "t3",
+         "tool_response": {"content": "# Repo"}},
+        {"hook_event_name": "Stop", "stop_hook_active": False, "last_assistant_message": "Read it."},
+    ]  # fmt: skip
+    statuses = []
+    for payload in turn:
+        assert post(client, tenant, payload).status_code == 200, payload
+        statuses.append(Trace.objects.get(workspace=tenant.workspace).status)
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    calls = {(s.input or {}).get("command") or s.name: s
+             for s in Step.objects.filter(trace=trace, kind="tool_call")}  # fmt: skip
+    assert calls["ls missing/"].error == UNFINISHED  # failed at the first Stop
+    assert statuses[2] == "failed"  # the turn ended on a call that never answered
+    assert calls["gh pr create"].error == UNFINISHED  # failed at the next prompt
+    assert calls["Read"].error == "" and statuses[-1] == "succeeded"
+    assert Step.objects.filter(trace=trace, kind="tool_call").exclude(error="").count() == 2
+
+
+@pytest.mark.django_db
 def test_retried_payload_with_the_same_event_id_is_one_step(client, tenant):
     payload = {"hook_event_name": "UserPromptSubmit", "prompt": "hi"}
     post(client, tenant, payload, **{"X-Hivemind-Event-Id": "e1"})
