@@ -123,7 +123,7 @@ def skill_names_by_mode(*, workspace: Workspace) -> dict[int, list[Skill]]:
     return by_mode
 
 
-def modes_on_trial_only(*, by_mode: dict[int, list[Skill]]) -> set[int]:
+def modes_on_trial_only(*, workspace: Workspace, by_mode: dict[int, list[Skill]]) -> set[int]:
     """Modes marked addressed whose published skills are all on trial: a trial
     serves the skill to part of the sessions only, so the pages say "On trial"
     until it is rolled out to everyone."""
@@ -134,9 +134,9 @@ def modes_on_trial_only(*, by_mode: dict[int, list[Skill]]) -> set[int]:
         and not any(s.status == SkillStatus.PUBLISHED and s.rollout != "trial" for s in skills)
     }
     return set(
-        FailureMode.objects.filter(pk__in=trial_only, status=ModeStatus.ADDRESSED).values_list(
-            "pk", flat=True
-        )
+        FailureMode.objects.filter(
+            workspace=workspace, pk__in=trial_only, status=ModeStatus.ADDRESSED
+        ).values_list("pk", flat=True)
     )
 
 

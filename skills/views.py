@@ -306,7 +306,10 @@ def mode_skill_panel(request: WorkspaceRequest, mode_pk: int) -> HttpResponse:
                 s.status in (SkillStatus.PROPOSED, SkillStatus.PUBLISHED) for s in skills
             ),
             "latest_job": selectors.latest_job(mode=mode),
-            "on_trial": mode.pk in selectors.modes_on_trial_only(by_mode={mode.pk: skills}),
+            "on_trial": mode.pk
+            in selectors.modes_on_trial_only(
+                workspace=request.workspace, by_mode={mode.pk: skills}
+            ),
             "can_act": request.membership.has_role(Role.LEAD),
             "drafter_offline": not settings.ANTHROPIC_API_KEY,
         },
@@ -318,5 +321,5 @@ def mode_skill_panel(request: WorkspaceRequest, mode_pk: int) -> HttpResponse:
 def mode_skill_cells(request: WorkspaceRequest) -> HttpResponse:
     """The Skill column of the failure-mode list, as out-of-band swaps (one per mode)."""
     by_mode = selectors.skill_names_by_mode(workspace=request.workspace)
-    on_trial = selectors.modes_on_trial_only(by_mode=by_mode)
+    on_trial = selectors.modes_on_trial_only(workspace=request.workspace, by_mode=by_mode)
     return render(request, "skills/_mode_cells.html", {"by_mode": by_mode, "on_trial": on_trial})
