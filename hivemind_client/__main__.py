@@ -89,7 +89,9 @@ def main(argv: list | None = None) -> int:
         "--source", default="claude-code", choices=["claude-code", "codex", "cursor"]
     )
     replay = commands.add_parser(
-        "replay", help="send a recorded session (one hook payload per line) in order"
+        "replay",
+        help="send a recorded session in the order it happened: a hook log (JSON "
+        "lines or a JSON array) or a folder of them (one file per event type, chat.json beside)",
     )
     replay.add_argument("path", type=Path)
     replay.add_argument(

@@ -16,6 +16,7 @@ and counted in `<spool>.dropped`, and the warning says how many.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -189,25 +190,57 @@ def capture_command(source: str = "claude-code") -> str:
     return client_command("capture" if source == "claude-code" else f"capture --source {source}")
 
 
-def replay(path: Path, source: str = "claude-code") -> int:
-    """Send a recorded session, one payload per line, in order; stop at the first refusal."""
-    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+def replay(path: Path, source: str = "claude-code", url: str = "", key: str = "") -> int:
+    """Send a recorded session in the order it happened; stop at the first refusal.
+
+    `path` is a hook log (JSON lines, or a JSON array of payloads) or a folder of
+    them (one file per event type, merged by time: `hooklog.session_events`); a
+    session transcript in the folder (`chat.json`) is sent after its events and
+    completes the trace they built."""
+    from .hooklog import is_transcript, read_items, session_events
+
+    url = url or os.environ.get("HIVEMIND_URL", "")
+    key = key or os.environ.get("HIVEMIND_API_KEY", "")
     if not url or not key:
         print("Set HIVEMIND_URL and HIVEMIND_API_KEY.", file=sys.stderr)
         return 2
-    sent = 0
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl") and p.is_file()) \
+        if path.is_dir() else [path]  # fmt: skip
+    logs: list[list[dict]] = []
+    transcripts: list[Path] = []
+    entries: list = []
+    for file in files:
         try:
-            payload = json.loads(line)
-        except ValueError:
-            print(f"{path}:{number}: not JSON; stopped after {sent} event(s).", file=sys.stderr)
+            items = read_items(file)
+        except (ValueError, OSError) as exc:
+            print(f"{file}: {exc}; nothing was sent.", file=sys.stderr)
             return 1
-        item = {"event_id": f"replay-{path.name}-{number}", "payload": payload, "source": source}
+        if is_transcript(items):
+            transcripts.append(file)
+            entries += items
+        elif not all(isinstance(i, dict) for i in items):
+            print(f"{file}: every hook payload must be a JSON object; nothing was sent.",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        else:
+            logs.append(items)
+    sent = 0
+    for payload in session_events(logs, entries):
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+        item = {"event_id": f"replay-{digest}", "payload": payload, "source": source}
         if not _post(url, key, item, 10.0):
-            print(f"{path}:{number}: not accepted; stopped after {sent} event(s).", file=sys.stderr)
+            print(f"{path}: event {sent + 1} not accepted; stopped after {sent} event(s).",
+                  file=sys.stderr)  # fmt: skip
             return 1
         sent += 1
-    print(f"Sent {sent} event(s) from {path}.")
+    for transcript in transcripts:
+        from .importer import SendError, import_file
+
+        try:
+            import_file(url, key, "claude-transcript", transcript)
+        except (SendError, ValueError) as exc:
+            print(f"{transcript}: not sent ({exc}).", file=sys.stderr)
+            return 1
+    print(f"Sent {sent} event(s)" + (f" and {len(transcripts)} transcript(s)" if transcripts else "")
+          + f" from {path}.")  # fmt: skip
     return 0

@@ -36,7 +36,9 @@ Formats (`FORMATS`):
   **/*.jsonl`, or the same entries as one JSON array); `is_error` tool results
   are errors, API error turns are error steps, no outcome (status unknown).
 - `claude-hooks`: hook-log files (a JSON array or JSONL of hook payloads); these
-  are replayed through the hook endpoint, not converted here.
+  are replayed through the hook endpoint, not converted here. A folder's files
+  are merged by time first (`hooklog.py`), and a transcript among them
+  (`chat.json`) completes the trace the hooks built.
 - `ag2-chat`: an AG2 (AutoGen) group chat saved as `{"question", "history":
   [{"content", "role", "name"}], "is_correct"?}` (the Who&When logs): one step
   per message, in order (step i is message i); the code executor's replies
@@ -652,6 +654,7 @@ def _claude_transcript(path: Path) -> Parsed:
             "external_id": f"claude-code-{session_id}"[:200], "agent": "claude-code",
             "session_id": session_id[:200], "task": "", "status": "unknown", "steps": [],
             "started_at": entry.get("timestamp"), "model": "",
+            "metadata": {"transcript": True, "tool_use_ids": {}},
         })  # fmt: skip
         trace["ended_at"] = entry.get("timestamp")
         message = _obj(entry.get("message"))
@@ -688,6 +691,11 @@ def _claude_transcript(path: Path) -> Parsed:
                         step["tokens"] = int(usage["output_tokens"])
                     trace["steps"].append(step)
                     calls[str(block.get("id"))] = step
+                    if block.get("id"):
+                        # Lets a trace its hooks built take this transcript in (merge).
+                        trace["metadata"]["tool_use_ids"][str(len(trace["steps"]) - 1)] = str(
+                            block["id"]
+                        )[:200]
             continue
         if entry.get("isCompactSummary") or entry.get("isMeta"):
             continue

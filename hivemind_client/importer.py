@@ -10,7 +10,8 @@ any is stored, so a file with one bad trace sends nothing (all or nothing, like
 POST /api/v1/traces in requests of up to 200; the server validates each trace
 and re-sending a trace updates it, so running the import again after a failure
 sends the same traces and creates nothing twice. Hook logs are replayed to the
-hook endpoint one payload at a time.
+hook endpoint one payload at a time, a folder's event files merged by time
+(`capture.replay`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ def import_file(
 
 
 def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "") -> int:
+    if fmt == "claude-hooks":
+        # A hook-log folder is one record: its event files are merged by time.
+        from .capture import replay
+
+        return max((replay(path, url=url, key=key) for path in paths), default=0)
     files = files_under(paths, fmt)
     if not files:
         print("hivemind: no files to import under the paths given.", file=sys.stderr)

@@ -19,7 +19,8 @@ from workspaces.textsafety import MAX_JSON_DEPTH, json_too_deep
 from .body import read_body
 from .claude_code import hook_ingest
 from .schemas import OutcomeIn, OutcomeOut, TraceBatchIn, TraceBatchOut
-from .services import capture_policy_get, outcome_record, trace_batch_check, trace_ingest_batch
+from .services import capture_policy_get, outcome_record, trace_batch_check
+from .transcripts import trace_ingest_merging
 
 router = Router(tags=["traces"])
 
@@ -91,7 +92,7 @@ def traces_ingest(request: ApiRequest) -> Status:
     if request.headers.get(CAPTURE_HEADER, "").lower() in {"off", "0", "false", "no"}:
         capture_policy_get(workspace=workspace)
         return Status(202, _skipped(items))
-    batch = trace_ingest_batch(workspace=workspace, items=items)
+    batch = trace_ingest_merging(workspace=workspace, items=items)
     rejected = batch.count("rejected")
     status = 200 if not rejected else (422 if rejected == len(batch.results) else 207)
     return Status(

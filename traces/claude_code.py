@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -53,7 +54,7 @@ KNOWN_FIELDS = {
     "model", "prompt", "tool_name", "tool_input", "tool_use_id", "agent_id", "agent_type",
     "tool_response", "duration_ms", "message", "notification_type", "stop_hook_active",
     "last_assistant_message", "agent_transcript_path", "reason", "hivemind_event_id",
-    "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent",
+    "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent", "hivemind_time",
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor"}
 UNFINISHED = "No PostToolUse before the turn ended: the tool call failed."
@@ -63,7 +64,7 @@ def external_id(session_id: str, source: str = "claude-code") -> str:
     return f"{source}-{session_id}"[:200]
 
 
-def _key(*parts: Any) -> str:
+def key_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -136,15 +137,18 @@ def hook_ingest(
     trace["metadata"] = {"cwd": str(payload.get("cwd", ""))[:500]}
     if extra:
         trace["metadata"][f"extra:{event}"] = extra
-    now = timezone.now().isoformat()
+    now = _payload_time(payload) or timezone.now().isoformat()
     event_key = event_id or payload.get("hivemind_event_id") or payload
     with transaction.atomic():
         # One session's events are numbered one at a time, in arrival order.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)",
-                           [int(_key(workspace.pk, trace_id)[:15], 16)])  # fmt: skip
+                           [int(key_hash(workspace.pk, trace_id)[:15], 16)])  # fmt: skip
         stored = Trace.objects.filter(workspace=workspace, external_id=trace_id).first()
-        numbering = _Numbering(stored.metadata.get("hook_steps", {}) if stored else {})
+        numbering = _Numbering(
+            stored.metadata.get("hook_steps", {}) if stored else {},
+            start=stored.step_count if stored else 0,
+        )
         subagents = dict(stored.metadata.get("subagents", {})) if stored else {}
         turn_failed = bool(stored and stored.metadata.get("turn_failed"))
         steps = _steps(workspace, trace_id, event, payload, event_key, now, trace, numbering,
@@ -237,15 +241,30 @@ def from_cursor(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Numbering:
-    """Event key → step index, 0, 1, 2… in first-arrival order."""
+    """Event key → step index, in first-arrival order, after every step the trace
+    already has (a transcript imported first keeps its steps)."""
 
-    def __init__(self, keys: dict[str, int]) -> None:
+    def __init__(self, keys: dict[str, int], start: int = 0) -> None:
         self.keys = dict(keys)
+        self.next = max(max(self.keys.values(), default=-1) + 1, start)
 
     def __call__(self, key: str) -> int:
         if key not in self.keys:
-            self.keys[key] = len(self.keys)
+            self.keys[key] = self.next
+            self.next += 1
         return self.keys[key]
+
+
+def _payload_time(payload: dict[str, Any]) -> str | None:
+    """When the event happened, if the payload says (a replayed log: `hivemind_time`
+    from the importer's merge, or the logger's own `timestamp`)."""
+    for name in ("hivemind_time", "timestamp"):
+        value = payload.get(name)
+        if isinstance(value, str) and value.strip():
+            with contextlib.suppress(ValueError):
+                stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+                return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).isoformat()
+    return None
 
 
 def session_status(stored: Trace | None, new_steps: list[dict], *, turn_failed: bool) -> str:
@@ -276,12 +295,12 @@ def _steps(  # type: ignore[no-untyped-def]
     agent_id = str(payload.get("agent_id") or "")
     if event in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
         call_key = payload.get("tool_use_id") or [tool, payload.get("tool_input")]
-        call = this = number("tool:" + _key(call_key))
+        call = this = number("tool:" + key_hash(call_key))
     elif event in ("SubagentStart", "SubagentStop") and agent_id:
-        this = number("agent:" + _key(agent_id))
+        this = number("agent:" + key_hash(agent_id))
         subagents[agent_id] = this
     elif event != "SessionStart":
-        this = number("event:" + _key(event, event_key))
+        this = number("event:" + key_hash(event, event_key))
     parent = subagents.get(agent_id) if agent_id and event not in (
         "SubagentStart", "SubagentStop") else None  # fmt: skip
     if event == "SessionStart":

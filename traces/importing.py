@@ -26,7 +26,8 @@ from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
 from .models import Trace
-from .services import retention_preview, stored_external_id, trace_ingest_batch
+from .services import retention_preview, stored_external_id
+from .transcripts import trace_ingest_merging
 
 CHUNK = 500
 
@@ -135,7 +136,7 @@ def _import_traces(
         else:
             todo.append(trace)
     for start in range(0, len(todo), CHUNK):
-        batch = trace_ingest_batch(workspace=workspace, items=todo[start : start + CHUNK])
+        batch = trace_ingest_merging(workspace=workspace, items=todo[start : start + CHUNK])
         for item in batch.results:
             if item.status == "rejected":
                 detail = item.detail or "; ".join(str(e) for e in item.errors)[:500]
@@ -149,6 +150,96 @@ def _import_traces(
                 result.updated += 1
     # Retention counts from arrival: what the next purge takes is older arrivals.
     result.purge_next = retention_preview(workspace_id=workspace.pk)
+
+
+def traces_import_hook_logs(
+    *, workspace: Workspace, paths: list[Path], agent: str = ""
+) -> FileResult:
+    """Import a hook-log folder (or files) as the sessions happened: every event file
+    merged per session by time (`hivemind_client.hooklog`), replayed through the
+    hook service; a session transcript among the files (`chat.json`, a `.jsonl`
+    transcript) is then imported into the trace its hooks built. All or nothing; a
+    session whose events were imported before is left alone ("unchanged")."""
+    from hivemind_client.hooklog import is_transcript, read_items, session_events
+
+    label = str(paths[0].parent if len(paths) > 1 else paths[0])
+    result = FileResult(path=label)
+    hook_files: list[list[dict[str, Any]]] = []
+    transcripts: list[Path] = []
+    entries: list[Any] = []
+    for path in paths:
+        try:
+            items = read_items(path)
+        except UnicodeDecodeError:
+            result.error = f"{path}: not UTF-8 text; nothing from {label} was stored."
+            return result
+        except (ValueError, OSError) as exc:
+            result.error = f"{path}: {exc}; nothing from {label} was stored."
+            return result
+        if is_transcript(items):
+            transcripts.append(path)
+            entries += items
+            continue
+        for number, payload in enumerate(items):
+            if (
+                not isinstance(payload, dict)
+                or not payload.get("session_id")
+                or not (payload.get("hook_event_name"))
+            ):
+                result.error = (
+                    f'{path}: element [{number}]: a hook payload needs "session_id" and '
+                    f'"hook_event_name"; nothing from {label} was stored.'
+                )
+                return result
+            if agent.strip():
+                payload["hivemind_agent"] = agent.strip()[:200]
+        hook_files.append(items)
+    events = session_events(hook_files, entries)
+    try:
+        with transaction.atomic():
+            _replay_sessions(workspace, label, events, result)
+            for path in transcripts:
+                parsed = parse("claude-transcript", path)
+                for trace in parsed.traces:
+                    if agent.strip():
+                        trace["agent"] = agent.strip()[:200]
+                _import_traces(workspace, path, "claude-transcript", parsed.traces, result)
+    except FormatError as exc:
+        return FileResult(path=label, error=str(exc))
+    except _Rejected as exc:
+        return FileResult(path=label, error=str(exc))
+    except InvalidInput as exc:
+        return FileResult(path=label, error=f"{label}: {exc}")
+    return result
+
+
+def _replay_sessions(
+    workspace: Workspace, label: str, events: list[dict[str, Any]], result: FileResult
+) -> None:
+    from .claude_code import external_id
+
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for payload in events:
+        sessions.setdefault(str(payload["session_id"]), []).append(payload)
+    for session, payloads in sessions.items():
+        digest = _digest({"events": payloads})
+        stored_id = stored_external_id(workspace=workspace, external_id=external_id(session))
+        stored = Trace.objects.filter(workspace=workspace, external_id=stored_id).first()
+        if stored is not None and stored.metadata.get("hook_import_digest") == digest:
+            result.unchanged += 1
+            continue
+        before = stored is not None
+        _replay_hooks(workspace, Path(label), payloads, FileResult(path=label))
+        replayed = Trace.objects.get(workspace=workspace, external_id=stored_id)
+        replayed.metadata = {**replayed.metadata, "hook_import_digest": digest}
+        replayed.save(update_fields=["metadata"])
+        result.agents[str(payloads[0].get("hivemind_agent") or "claude-code")] = (
+            result.agents.get(str(payloads[0].get("hivemind_agent") or "claude-code"), 0) + 1
+        )
+        if before:
+            result.updated += 1
+        else:
+            result.created += 1
 
 
 def _replay_hooks(

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hivemind_client.formats import FORMATS, OUTCOME_SOURCES, files_under
-from traces.importing import traces_import_file
+from traces.importing import traces_import_file, traces_import_hook_logs
 from workspaces.models import Workspace
 
 
@@ -49,11 +49,23 @@ class Command(BaseCommand):
         totals = [0, 0, 0, 0]
         agents: dict[str, int] = {}
         no_outcome: list[str] = []
-        for number, path in enumerate(files, start=1):
-            result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path,
-                                        agent=options["agent"], results=options["results"])  # fmt: skip
-            bar = "#" * (20 * number // len(files))
-            prefix = f"[{bar:<20}] {number}/{len(files)} {path.name}"
+        groups: list[list[Path]] = [[path] for path in files]
+        if options["fmt"] == "claude-hooks":
+            # A hook-log folder is one record: its event files are merged by time.
+            folders: dict[Path, list[Path]] = {}
+            for path in files:
+                folders.setdefault(path.parent, []).append(path)
+            groups = list(folders.values())
+        for number, group in enumerate(groups, start=1):
+            path = group[0] if len(group) == 1 else group[0].parent
+            if options["fmt"] == "claude-hooks":
+                result = traces_import_hook_logs(workspace=workspace, paths=group,
+                                                 agent=options["agent"])  # fmt: skip
+            else:
+                result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path,
+                                            agent=options["agent"], results=options["results"])  # fmt: skip
+            bar = "#" * (20 * number // len(groups))
+            prefix = f"[{bar:<20}] {number}/{len(groups)} {path.name}"
             if not result.ok:
                 failed += 1
                 self.stderr.write(f"{prefix}: not imported: {result.error}")
@@ -69,7 +81,8 @@ class Command(BaseCommand):
                 f"{result.unchanged} unchanged"
             )
         self.stdout.write(
-            f"Imported {len(files) - failed} of {len(files)} files: {totals[0]} traces created, "
+            f"Imported {len(groups) - failed} of {len(groups)} "
+            f"{'folders' if options['fmt'] == 'claude-hooks' else 'files'}: {totals[0]} traces created, "
             f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
         )
         if no_outcome:

@@ -1,0 +1,226 @@
+"""Hook-log folders replay in the order the session happened (5/8, items 4 and 5):
+event files merged by time, a transcript beside them merged into the trace its
+hooks built, re-imports unchanged, the same merge over HTTP (`hivemind replay`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from hivemind_client.hooklog import session_events
+from traces.claude_code import UNFINISHED, hook_ingest
+from traces.importing import traces_import_file, traces_import_hook_logs
+from traces.models import Step, Trace
+
+pytestmark = pytest.mark.django_db
+
+DEVDATA = Path(__file__).resolve().parents[3] / "shared" / "devdata" / "claude_code"
+S = "3f1c0d4e-session"
+
+
+def _event(name: str, **fields: object) -> dict:
+    return {"session_id": S, "transcript_path": "/x.jsonl", "cwd": "/work/app",
+            "hook_event_name": name, **fields}  # fmt: skip
+
+
+def _bash(command: str) -> dict:
+    return {"command": command, "description": command}
+
+
+def _disler_folder(tmp_path: Path, with_transcript: bool = False) -> Path:
+    """A session as the widespread logger writes it: one JSON array per event type,
+    no times; a failed Bash call fires no PostToolUse."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    files = {
+        "session_start": [_event("SessionStart", source="startup")],
+        "user_prompt_submit": [_event("UserPromptSubmit", prompt="deploy the api")],
+        "pre_tool_use": [_event("PreToolUse", tool_name="Bash", tool_input=_bash(c))
+                         for c in ("git status", "ls missing/", "make deploy", "gh run list")],
+        "post_tool_use": [
+            _event("PostToolUse", tool_name="Bash", tool_input=_bash("git status"),
+                   tool_response={"stdout": "clean", "stderr": "", "interrupted": False}),
+            _event("PostToolUse", tool_name="Bash", tool_input=_bash("make deploy"),
+                   tool_response={"stdout": "deployed", "stderr": "", "interrupted": False}),
+        ],
+        "notification": [_event("Notification", message="Claude needs your permission")],
+        "stop": [_event("Stop", stop_hook_active=False)],
+    }  # fmt: skip
+    for name, payloads in files.items():
+        (folder / f"{name}.json").write_text(json.dumps(payloads))
+    if with_transcript:
+        (folder / "chat.json").write_text(json.dumps(_transcript()))
+    return folder
+
+
+def _transcript() -> list[dict]:
+    def entry(kind: str, stamp: str, content: object, **extra: object) -> dict:
+        return {"type": kind, "sessionId": S, "timestamp": f"2025-08-11T18:{stamp}Z",
+                "uuid": stamp, "message": {"role": kind, "content": content}, **extra}  # fmt: skip
+
+    calls = []
+    for n, (command, result, error) in enumerate([
+        ("git status", "clean", False), ("ls missing/", "ls: missing/: No such file", True),
+        ("make deploy", "deployed", False), ("gh run list", "HTTP 401: Bad credentials", True),
+    ]):  # fmt: skip
+        calls += [
+            entry("assistant", f"3{n}:00.000", [{"type": "tool_use", "id": f"toolu_{n}",
+                                                "name": "Bash", "input": _bash(command)}]),
+            entry("user", f"3{n}:05.000", [{"type": "tool_result", "tool_use_id": f"toolu_{n}",
+                                           "content": result, "is_error": error}]),
+        ]  # fmt: skip
+    return [
+        entry("user", "29:00.000", "deploy the api"),
+        *calls,
+        entry("assistant", "39:00.000", [{"type": "text", "text": "The deploy is done."}]),
+    ]
+
+
+def _steps(workspace) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return list(Step.objects.filter(trace__workspace=workspace).order_by("index")
+                .values_list("index", "kind", "name", "input", "error"))  # fmt: skip
+
+
+def test_event_files_merge_into_the_order_of_a_live_session(tenant, tmp_path):
+    folder = _disler_folder(tmp_path)
+    result = traces_import_hook_logs(workspace=tenant.workspace, paths=sorted(folder.iterdir()))
+    assert result.ok and (result.created, result.updated) == (1, 0)
+    steps = _steps(tenant.workspace)
+    assert steps[0][1] == "user_prompt"
+    calls = [(s[3]["command"], bool(s[4])) for s in steps if s[1] == "tool_call"]
+    # Each call in the order it was made; the two that fired no PostToolUse failed at Stop.
+    assert calls == [("git status", False), ("ls missing/", True), ("make deploy", False),
+                     ("gh run list", True)]  # fmt: skip
+    failed = [s for s in steps if s[4]]
+    assert len(failed) == 2 and all(s[4] == UNFINISHED for s in failed)
+    assert steps[-1][2] == "assistant"  # the Stop ends the session
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.status == "failed"  # its last call failed, as a live session says
+
+
+def test_a_transcript_beside_the_hooks_completes_their_trace(tenant, tmp_path):
+    folder = _disler_folder(tmp_path, with_transcript=True)
+    paths = sorted(folder.iterdir())
+    result = traces_import_hook_logs(workspace=tenant.workspace, paths=paths)
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)  # one trace, not two
+    steps = _steps(tenant.workspace)
+    calls = [(s[3]["command"], s[4]) for s in steps if s[1] == "tool_call"]
+    # The transcript's own errors replace "no PostToolUse" for the calls it answers.
+    assert calls == [("git status", ""), ("ls missing/", "ls: missing/: No such file"),
+                     ("make deploy", ""), ("gh run list", "HTTP 401: Bad credentials")]  # fmt: skip
+    assert [s[1] for s in steps].count("user_prompt") == 1  # the prompt is not doubled
+    assert any(s[1] == "assistant_message" and s[2] == "Notification" for s in steps)
+    assert trace.status == "failed"
+    assert trace.started_at.year == 2025  # dated by the session, not by the import
+    first = Step.objects.filter(trace=trace).order_by("index").first()
+    assert first is not None and first.started_at.year == 2025
+    again = traces_import_hook_logs(workspace=tenant.workspace, paths=paths)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert _steps(tenant.workspace) == steps
+
+
+def test_hook_events_after_an_imported_transcript_never_overwrite_its_steps(tenant, tmp_path):
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in _transcript()))
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=path).ok
+    before = _steps(tenant.workspace)
+    hook_ingest(workspace=tenant.workspace, payload=_event(
+        "PreToolUse", tool_name="Bash", tool_input=_bash("make smoke")))  # fmt: skip
+    after = _steps(tenant.workspace)
+    assert after[: len(before)] == before
+    assert after[-1][0] == len(before) and after[-1][3] == _bash("make smoke")
+
+
+def test_times_in_the_payloads_order_events_across_files():
+    early = {"session_id": "a", "hook_event_name": "PostToolUse", "tool_name": "Read",
+             "tool_input": {"f": 1}, "timestamp": "2025-01-01T10:00:02Z"}  # fmt: skip
+    pre = {**early, "hook_event_name": "PreToolUse", "timestamp": "2025-01-01T10:00:01Z"}
+    stop = {"session_id": "a", "hook_event_name": "Stop", "timestamp": "2025-01-01T10:00:03Z"}
+    prompt = {"session_id": "a", "hook_event_name": "UserPromptSubmit", "prompt": "go",
+              "timestamp": "2025-01-01T10:00:00Z"}  # fmt: skip
+    # Alphabetical file order (post, pre, stop, user) is not the session's order.
+    ordered = session_events([[early], [pre], [stop], [prompt]])
+    assert [e["hook_event_name"] for e in ordered] == [
+        "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"]  # fmt: skip
+
+
+def test_undated_events_follow_the_causal_order_of_a_session():
+    def e(name: str, **fields: object) -> dict:
+        return {"session_id": "b", "hook_event_name": name, **fields}
+
+    files = [
+        [e("SessionEnd")], [e("PostToolUse", tool_name="T", tool_input=1),
+                            e("PostToolUse", tool_name="T", tool_input=2)],
+        [e("PreToolUse", tool_name="T", tool_input=1), e("PreToolUse", tool_name="T", tool_input=2)],
+        [e("SessionStart")], [e("Stop")], [e("UserPromptSubmit", prompt="x")],
+    ]  # fmt: skip
+    names = [(p["hook_event_name"], p.get("tool_input")) for p in session_events(files)]
+    assert names == [("SessionStart", None), ("UserPromptSubmit", None), ("PreToolUse", 1),
+                     ("PostToolUse", 1), ("PreToolUse", 2), ("PostToolUse", 2), ("Stop", None),
+                     ("SessionEnd", None)]  # fmt: skip
+
+
+def test_the_command_imports_a_hook_folder_with_its_transcript(tenant, tmp_path, capsys):
+    folder = _disler_folder(tmp_path, with_transcript=True)
+    call_command("import_traces", str(folder), workspace=tenant.workspace.slug, fmt="claude-hooks")
+    out = capsys.readouterr().out
+    assert "Imported 1 of 1 folders" in out and "not imported" not in out
+    assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
+
+
+def test_a_broken_event_file_stores_nothing_of_the_folder(tenant, tmp_path):
+    folder = _disler_folder(tmp_path)
+    (folder / "stop.json").write_text('[{"session_id": "x"}]')
+    result = traces_import_hook_logs(workspace=tenant.workspace, paths=sorted(folder.iterdir()))
+    assert not result.ok and "stop.json" in result.error and "hook_event_name" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replay_sends_a_folder_in_session_order_over_http(live_server, tmp_path, monkeypatch):
+    from hivemind_client.capture import replay
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Replay folder", owner=make_user("replay-folder"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", key)
+    folder = _disler_folder(tmp_path, with_transcript=True)
+    assert replay(folder) == 0
+    trace = Trace.objects.get(workspace=workspace)
+    errors = list(
+        Step.objects.filter(trace=trace).exclude(error="").values_list("error", flat=True)
+    )
+    assert sorted(errors) == ["HTTP 401: Bad credentials", "ls: missing/: No such file"]
+    # A JSON-lines log replays too (one payload per line).
+    lines = tmp_path / "events.jsonl"
+    lines.write_text("\n".join(json.dumps(_event("UserPromptSubmit", prompt=p)) for p in "ab"))
+    assert replay(lines) == 0
+
+
+@pytest.mark.skipif(not DEVDATA.is_dir(), reason="needs ../shared/devdata")
+@pytest.mark.parametrize(
+    "folder", ["applab-nl_dmux", "conneroisu_templar", "getmany-software_llm-guard"]
+)
+def test_each_devdata_hook_folder_imports_with_its_transcript_and_again_unchanged(tenant, folder):
+    from hivemind_client.formats import files_under
+
+    paths = files_under([DEVDATA / folder / "logs"], "claude-hooks")
+    first = traces_import_hook_logs(workspace=tenant.workspace, paths=paths)
+    assert first.ok, first.error
+    merged = Trace.objects.get(workspace=tenant.workspace, metadata__transcript=True)
+    assert merged.status in ("succeeded", "failed")
+    steps = list(
+        Step.objects.filter(trace=merged).order_by("index").values_list("started_at", flat=True)
+    )
+    assert steps == sorted(steps)  # in the order the session happened
+    again = traces_import_hook_logs(workspace=tenant.workspace, paths=paths)
+    assert (again.created, again.updated) == (
+        0,
+        0,
+    ) and again.unchanged == first.created + first.updated

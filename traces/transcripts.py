@@ -1,0 +1,190 @@
+"""A session's transcript and its hook events: one trace (5/8, item 5).
+
+A Claude Code session can reach Hivemind twice: as hook events (live, or a
+replayed hook log) and as its transcript (`import --format claude-transcript`,
+or the `chat.json` a hook logger keeps beside its event files). Both carry the
+session id, so they name the same trace; stored one after the other, the last
+would overwrite the first. `trace_ingest_merging` is the ingest service for
+batches that may hold transcripts: a transcript of a session whose hooks built
+its trace is merged into it (`transcript_merge`), and the session's steps are
+rewritten in one transaction. In the other order, hook events arriving after a
+transcript are numbered after its steps (`claude_code._Numbering`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from workspaces.models import Workspace
+
+from .claude_code import UNFINISHED, key_hash, session_status
+from .models import Step, Trace
+from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_batch
+
+
+def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResult:
+    """`trace_ingest_batch`, with each session transcript merged into the trace its
+    hooks built. All or nothing for the merged sessions: if the database refuses
+    one, nothing of the batch is stored."""
+    replaces: dict[int, int] = {}
+    merged_items = list(items)
+    for position, item in enumerate(items):
+        if isinstance(item, dict) and _obj(item.get("metadata")).get("transcript"):
+            merged_items[position], replaces[position] = transcript_merge(
+                workspace=workspace, trace=item
+            )
+    if not any(replaces.values()):
+        return trace_ingest_batch(workspace=workspace, items=merged_items)
+    with transaction.atomic():
+        # A merged transcript renumbers its session's steps: all of them are rewritten.
+        Step.objects.filter(trace_id__in=[pk for pk in replaces.values() if pk]).delete()
+        batch = trace_ingest_batch(workspace=workspace, items=merged_items)
+        refused = [r for r in batch.results if r.status == "rejected" and replaces.get(r.index)]
+        if refused:
+            transaction.set_rollback(True)
+            detail = (
+                f"traces[{refused[0].index}] could not be merged with the trace its hooks "
+                f"built ({refused[0].detail}); nothing of this batch was stored."
+            )
+            return BatchResult(
+                results=[
+                    ItemResult(r.index, r.external_id, "rejected", detail) for r in batch.results
+                ]  # fmt: skip
+            )
+    return batch
+
+
+def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A session transcript arriving for a session its hooks already built: one trace
+    with the steps of both (the hooks' trace is not overwritten).
+
+    Calls are matched by tool-use id, else by tool and input in order; prompts by
+    their text. The transcript's order, times, outputs and errors win; a step only
+    the hooks saw (a call after the transcript was saved, a turn's end, a
+    notification, a subagent) keeps its place after the step it followed. The
+    hooks' step map is renumbered, so later events still land on their steps.
+    Returns the trace to store and the id of the stored trace whose steps it
+    replaces (0: nothing to merge, store it as it is)."""
+    metadata: dict[str, Any] = _obj(trace.get("metadata"))
+    external = trace.get("external_id")
+    if not metadata.get("transcript") or not isinstance(external, str) or not external:
+        return trace, 0
+    stored = (
+        Trace.objects.filter(
+            workspace=workspace,
+            external_id=stored_external_id(workspace=workspace, external_id=external),
+        )
+        .only("pk", "metadata", "status")
+        .first()
+    )
+    if stored is None or not stored.metadata.get("hook_steps"):
+        return trace, 0
+    old: list[dict[str, Any]] = [
+        dict(row)
+        for row in Step.objects.filter(trace=stored).order_by("index").values(
+            "index", "kind", "name", "input", "output", "error", "started_at", "duration_ms",
+            "tokens", "parent_index",
+        )
+    ]  # fmt: skip
+    hook_keys: dict[str, int] = stored.metadata["hook_steps"]
+    key_of = {index: key for key, index in hook_keys.items()}
+    position_of = {row["index"]: n for n, row in enumerate(old)}
+    ids = _obj(metadata.get("tool_use_ids"))
+    new_steps = [s for s in trace.get("steps") or [] if isinstance(s, dict)]
+    matched: dict[int, int] = {}  # transcript position → hook position
+    taken: set[int] = set()
+    prompts = [n for n, row in enumerate(old) if row["kind"] == "user_prompt"]
+    for n, step in enumerate(new_steps):
+        candidates: list[int] = []
+        if step.get("kind") == "tool_call":
+            for key in (key_hash(ids.get(str(n))) if ids.get(str(n)) else None,
+                        key_hash([step.get("name"), step.get("input")])):  # fmt: skip
+                if key and f"tool:{key}" in hook_keys:
+                    candidates.append(position_of.get(hook_keys[f"tool:{key}"], -1))
+        elif step.get("kind") == "user_prompt":
+            candidates = [p for p in prompts if old[p]["input"] == step.get("input")]
+        found = next((c for c in candidates if c >= 0 and c not in taken), None)
+        if found is not None:
+            matched[n] = found
+            taken.add(found)
+    merged: list[tuple[dict[str, Any], int | None]] = []  # (step, its hook position)
+    cursor = 0
+    for n, step in enumerate(new_steps):
+        hook = matched.get(n)
+        if hook is not None and hook >= cursor:
+            merged += [(_as_step(old[p]), p) for p in range(cursor, hook) if p not in taken]
+            cursor = hook + 1
+        if hook is None:
+            merged.append((dict(step), None))
+            continue
+        row = old[hook]
+        both = dict(step)
+        answered = "output" in step or bool(step.get("error"))
+        if not both.get("error") and row["error"] and not (answered and row["error"] == UNFINISHED):
+            both["error"] = row["error"]
+        if "output" not in both and row["output"] is not None:
+            both["output"] = row["output"]
+        if row["duration_ms"] is not None and both.get("duration_ms") is None:
+            both["duration_ms"] = row["duration_ms"]
+        merged.append((both, hook))
+    merged += [(_as_step(old[p]), p) for p in range(cursor, len(old)) if p not in taken]
+    # Both records are dated (the hooks by the importer's merge): the session's order.
+    merged = _by_time(merged)
+    new_index = {old[p]["index"]: i for i, (_, p) in enumerate(merged) if p is not None}
+    steps = []
+    for i, (step, hook) in enumerate(merged):
+        step["index"] = i
+        parent = old[hook]["parent_index"] if hook is not None else step.get("parent_index")
+        step["parent_index"] = (
+            new_index.get(parent) if hook is not None and parent is not None else parent
+        )
+        if step["parent_index"] is None:
+            step.pop("parent_index")
+        steps.append(step)
+    merged_trace = {**trace, "steps": steps}
+    merged_trace["metadata"] = {
+        **metadata,
+        "hook_steps": {
+            key: new_index[index] for index, key in key_of.items() if index in new_index
+        },
+    }
+    if trace.get("status", "unknown") in ("", "unknown") and stored.status in (
+        "succeeded",
+        "failed",
+    ):
+        merged_trace["status"] = session_status(
+            None, steps, turn_failed=bool(stored.metadata.get("turn_failed"))
+        )
+    elif trace.get("status", "unknown") in ("", "unknown"):
+        merged_trace["status"] = stored.status
+    return merged_trace, stored.pk
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_step(row: dict[str, Any]) -> dict[str, Any]:
+    step = {k: v for k, v in row.items() if v is not None and k not in ("index", "parent_index")}
+    if isinstance(step.get("started_at"), datetime):
+        step["started_at"] = step["started_at"].isoformat()
+    return step
+
+
+def _by_time(
+    merged: list[tuple[dict[str, Any], int | None]],
+) -> list[tuple[dict[str, Any], int | None]]:
+    """Stable by start time; an undated step keeps the time of the step before it."""
+    keyed, current = [], ""
+    for position, (step, hook) in enumerate(merged):
+        stamp = step.get("started_at")
+        if isinstance(stamp, str) and stamp:
+            with contextlib.suppress(ValueError):
+                parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                current = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+        keyed.append(((current, position), (step, hook)))
+    return [pair for _, pair in sorted(keyed, key=lambda k: k[0])]
