@@ -642,7 +642,7 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
 
 
 def _claude_transcript(path: Path) -> Parsed:
-    sessions: dict[str, dict[str, Any]] = {}
+    sessions: dict[tuple[str, str], dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
     for where, entry in _json_or_jsonl(path):
         _need(path, where, entry, dict, "a transcript entry")
@@ -650,11 +650,15 @@ def _claude_transcript(path: Path) -> Parsed:
         if kind not in {"user", "assistant"}:
             continue  # hook notices, snapshots, summaries
         session_id = str(entry.get("sessionId") or path.stem)
-        trace = sessions.setdefault(session_id, {
+        # A subagent's entries (its own file, or inline in older versions) carry
+        # the parent's sessionId: they nest under the call that started it.
+        agent = str(entry.get("agentId") or "sidechain")[:100] if entry.get("isSidechain") else ""
+        trace = sessions.setdefault((session_id, agent), {
             "external_id": f"claude-code-{session_id}"[:200], "agent": "claude-code",
             "session_id": session_id[:200], "task": "", "status": "unknown", "steps": [],
             "started_at": entry.get("timestamp"), "model": "",
-            "metadata": {"transcript": True, "tool_use_ids": {}},
+            "metadata": {"transcript": True, "tool_use_ids": {},
+                         **({"subagent": agent} if agent else {})},
         })  # fmt: skip
         trace["ended_at"] = entry.get("timestamp")
         message = _obj(entry.get("message"))
@@ -714,7 +718,28 @@ def _claude_transcript(path: Path) -> Parsed:
             trace["steps"].append({"kind": "user_prompt", "input": text, "started_at": stamp})
             if not trace["task"] and not text.startswith(("<", "[Request interrupted")):
                 trace["task"] = text[:100_000]
-    return Parsed(traces=list(sessions.values()))
+    traces = []
+    for (session_id, agent), trace in sessions.items():
+        parent = sessions.get((session_id, "")) if agent else None
+        if parent is None:
+            traces.append(trace)  # a session; or a subagent whose parent is stored already
+            continue
+        at = spawning_call(parent["steps"], agent, trace["started_at"])
+        for step in trace["steps"]:
+            parent["steps"].append({**step, "parent_index": at} if at is not None else step)
+    return Parsed(traces=traces)
+
+
+def spawning_call(steps: list[dict[str, Any]], agent: str, started: Any) -> int | None:
+    """The position of the Task/Agent call that started a subagent: the one whose
+    result names its agentId, else the last one before the subagent's first entry."""
+    spawns = [(n, s) for n, s in enumerate(steps)
+              if s.get("kind") == "tool_call" and s.get("name") in ("Task", "Agent")]  # fmt: skip
+    for n, step in spawns:
+        if agent and agent in str(step.get("output") or ""):
+            return n
+    before = [n for n, s in spawns if str(s.get("started_at") or "") <= str(started or "")]
+    return before[-1] if before else None
 
 
 def _claude_hooks(path: Path) -> Parsed:

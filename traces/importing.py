@@ -120,18 +120,21 @@ def _import_traces(
             result.no_outcome.append(str(trace.get("external_id") or f"trace {position}"))
         metadata = _obj(trace.get("metadata"))
         trace["metadata"] = {**metadata, "import_format": fmt, "import_digest": _digest(trace)}
-    stored = {
-        stored_external_id(workspace=workspace, external_id=str(t.get("external_id") or "")): t
+    keyed = [
+        (stored_external_id(workspace=workspace, external_id=str(t.get("external_id") or "")), t)
         for t in traces
-    }
+    ]
     existing = dict(
-        Trace.objects.filter(workspace=workspace, external_id__in=list(stored)).values_list(
-            "external_id", "metadata__import_digest"
-        )
+        Trace.objects.filter(
+            workspace=workspace, external_id__in=[key for key, _ in keyed]
+        ).values_list("external_id", "metadata")
     )
     todo = []
-    for external_id, trace in stored.items():
-        if existing.get(external_id) == trace["metadata"]["import_digest"]:
+    for external_id, trace in keyed:
+        # A subagent's transcript nests in its parent's trace, with a digest of its own.
+        agent = trace["metadata"].get("subagent")
+        field = f"import_digest:{agent}" if agent else "import_digest"
+        if _obj(existing.get(external_id)).get(field) == trace["metadata"]["import_digest"]:
             result.unchanged += 1
         else:
             todo.append(trace)

@@ -73,6 +73,8 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
     external = trace.get("external_id")
     if not metadata.get("transcript") or not isinstance(external, str) or not external:
         return trace, 0
+    if metadata.get("subagent"):
+        return _nest_subagent(workspace, trace, external, str(metadata["subagent"])), 0
     stored = (
         Trace.objects.filter(
             workspace=workspace,
@@ -188,3 +190,52 @@ def _by_time(
                 current = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
         keyed.append(((current, position), (step, hook)))
     return [pair for _, pair in sorted(keyed, key=lambda k: k[0])]
+
+
+def _nest_subagent(
+    workspace: Workspace, trace: dict[str, Any], external: str, agent: str
+) -> dict[str, Any]:
+    """A subagent's transcript whose parent session is stored: its steps go under the
+    call that started it (after the parent's steps; in place on a re-import). With
+    no parent stored yet, it is a trace of its own (`…-agent-<id>`), never the
+    parent's."""
+    from hivemind_client.formats import spawning_call
+
+    stored = (
+        Trace.objects.filter(
+            workspace=workspace,
+            external_id=stored_external_id(workspace=workspace, external_id=external),
+        )
+        .only("pk", "metadata", "step_count")
+        .first()
+    )
+    if stored is None:
+        own = dict(trace)
+        own["external_id"] = f"{external}-agent-{agent}"[:200]
+        return own
+    rows = list(
+        Step.objects.filter(trace=stored).order_by("index").values(
+            "index", "kind", "name", "output", "started_at")
+    )  # fmt: skip
+    calls = [{**row, "started_at": row["started_at"].isoformat() if row["started_at"] else ""}
+             for row in rows]  # fmt: skip
+    placed: dict[str, list[int]] = dict(_obj(stored.metadata.get("subagent_steps")))
+    start = placed[agent][0] if agent in placed else stored.step_count
+    spawn = spawning_call(calls, agent, trace.get("started_at"))
+    at = rows[spawn]["index"] if spawn is not None else None
+    steps = []
+    for n, step in enumerate(s for s in trace.get("steps") or [] if isinstance(s, dict)):
+        nested = {**step, "index": start + n}
+        if at is not None:
+            nested["parent_index"] = at
+        steps.append(nested)
+    placed[agent] = [start, len(steps)]
+    return {
+        "external_id": external,
+        "steps": steps,
+        "metadata": {"subagent_steps": placed, f"import_digest:{agent}": metadata_digest(trace)},
+    }
+
+
+def metadata_digest(trace: dict[str, Any]) -> str:
+    return str(_obj(trace.get("metadata")).get("import_digest") or "")

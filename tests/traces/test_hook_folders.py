@@ -224,3 +224,60 @@ def test_each_devdata_hook_folder_imports_with_its_transcript_and_again_unchange
         0,
         0,
     ) and again.unchanged == first.created + first.updated
+
+
+def _subagent_entries(agent: str = "a1b2c3") -> list[dict]:
+    def entry(kind: str, stamp: str, content: object) -> dict:
+        return {"type": kind, "sessionId": S, "isSidechain": True, "agentId": agent,
+                "timestamp": f"2025-08-11T18:{stamp}Z", "uuid": f"sub-{stamp}",
+                "message": {"role": kind, "content": content}}  # fmt: skip
+
+    return [
+        entry("user", "40:01.000", "Find where the deploy is configured"),
+        entry("assistant", "40:02.000", [{"type": "tool_use", "id": "toolu_s1", "name": "Grep",
+                                          "input": {"pattern": "deploy"}}]),
+        entry("user", "40:03.000", [{"type": "tool_result", "tool_use_id": "toolu_s1",
+                                     "content": "render.yaml", "is_error": False}]),
+    ]  # fmt: skip
+
+
+def _with_task_call() -> list[dict]:
+    main = _transcript()
+    task = {"type": "assistant", "sessionId": S, "timestamp": "2025-08-11T18:40:00.000Z",
+            "uuid": "task", "message": {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_task", "name": "Task",
+                 "input": {"description": "find the deploy config"}}]}}  # fmt: skip
+    result = {"type": "user", "sessionId": S, "timestamp": "2025-08-11T18:41:00.000Z",
+              "uuid": "task-result", "message": {"role": "user", "content": [
+                  {"type": "tool_result", "tool_use_id": "toolu_task",
+                   "content": "render.yaml (agentId: a1b2c3)"}]}}  # fmt: skip
+    return [*main, task, result]
+
+
+def test_a_subagent_transcript_nests_under_the_call_that_started_it(tenant, tmp_path):
+    parent = tmp_path / "session.jsonl"
+    parent.write_text("\n".join(json.dumps(e) for e in _with_task_call()))
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=parent).ok
+    before = _steps(tenant.workspace)
+    child = tmp_path / "agent-a1b2c3.jsonl"
+    child.write_text("\n".join(json.dumps(e) for e in _subagent_entries()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=child)
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)  # the parent is not overwritten
+    steps = list(Step.objects.filter(trace=trace).order_by("index")
+                 .values_list("index", "name", "parent_index"))  # fmt: skip
+    assert [s[:2] for s in steps[: len(before)]] == [(s[0], s[2]) for s in before]
+    task = next(s[0] for s in steps if s[1] == "Task")
+    nested = [s for s in steps if s[2] == task]
+    assert [s[1] for s in nested] == ["", "Grep"]  # its prompt and its call
+    again = traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=child)
+    assert again.unchanged == 1 and Step.objects.filter(trace=trace).count() == len(steps)
+
+
+def test_subagent_entries_inline_in_a_transcript_nest_in_the_same_trace(tenant, tmp_path):
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in [*_with_task_call(), *_subagent_entries()]))
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=path).ok
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    grep = Step.objects.get(trace=trace, name="Grep")
+    assert grep.parent_index == Step.objects.get(trace=trace, name="Task").index
