@@ -201,12 +201,33 @@ def traces_import_hook_logs(
     try:
         with transaction.atomic():
             _replay_sessions(workspace, label, events, result)
+            hooked = {str(p["session_id"]) for p in events}
             for path in transcripts:
                 parsed = parse("claude-transcript", path)
                 for trace in parsed.traces:
                     if agent.strip():
                         trace["agent"] = agent.strip()[:200]
-                _import_traces(workspace, path, "claude-transcript", parsed.traces, result)
+                counted = FileResult(path=str(path))
+                _import_traces(workspace, path, "claude-transcript", parsed.traces, counted)
+                if not any(str(t.get("session_id")) in hooked for t in parsed.traces):
+                    # A session with hook events is counted once, by its replay.
+                    result.created += counted.created
+                    result.updated += counted.updated
+                    result.unchanged += counted.unchanged
+                    for name, runs in counted.agents.items():
+                        result.agents[name] = result.agents.get(name, 0) + runs
+            # Named in the summary: sessions that never ended (no Stop, no SessionEnd)
+            # and transcripts with no hook events to give them a status.
+            sessions = {str(p["session_id"]) for p in events} | {
+                str(e.get("sessionId")) for e in entries if isinstance(e, dict) and e.get("sessionId")
+            }  # fmt: skip
+            ids = [stored_external_id(workspace=workspace, external_id=f"claude-code-{s}")
+                   for s in sorted(sessions)]  # fmt: skip
+            result.no_outcome = list(
+                Trace.objects.filter(workspace=workspace, external_id__in=ids,
+                                     status__in=["running", "unknown"])
+                .order_by("external_id").values_list("external_id", flat=True)
+            )  # fmt: skip
     except FormatError as exc:
         return FileResult(path=label, error=str(exc))
     except _Rejected as exc:
