@@ -229,10 +229,23 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
     same_task = any(
         str((i.stats or {}).get("evidence", "")).startswith("same_task") for i in incidents
     )
+    # The steps the diagnosis names as causes, the most confident first: the trace
+    # page highlights them and scrolls to the first.
+    diagnosed: list[int] = []
+    for incident in sorted(incidents, key=lambda i: (-(i.confidence or 0), i.step_index)):
+        cause = incident.kind not in ("recovered", "symptom", "weak")
+        if cause and incident.step_index >= 0 and incident.step_index not in diagnosed:
+            diagnosed.append(incident.step_index)
     return render(
         request,
         "failures/_trace_incidents.html",
-        {"trace": trace, "incidents": incidents, "analysis": analysis, "same_task": same_task},
+        {
+            "trace": trace,
+            "incidents": incidents,
+            "analysis": analysis,
+            "same_task": same_task,
+            "diagnosed": " ".join(str(step) for step in diagnosed),
+        },  # fmt: skip
     )
 
 

@@ -43,11 +43,7 @@ INTERNAL_METADATA = {"hook_steps", "otlp_spans", "subagents", "task_from_folder"
 def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     trace = trace_get(workspace=request.workspace, pk=pk)
     steps = list(step_list(trace=trace))
-    depth: dict[int, int] = {}
-    for step in steps:  # parents start before their children: one pass in index order
-        parent = step.parent_index
-        depth[step.index] = min(depth[parent] + 1, 4) if parent in depth else 0
-        step.depth = depth[step.index]  # type: ignore[attr-defined]
+    roots = _tree(steps)
     _waterfall(trace, steps)
     metadata = {k: v for k, v in trace.metadata.items() if k not in INTERNAL_METADATA}
     return render(
@@ -56,6 +52,9 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
         {
             "trace": trace,
             "steps": steps,
+            "roots": roots,
+            "errors": sum(1 for step in steps if step.is_error),
+            "nested": any(step.children for step in steps),  # type: ignore[attr-defined]
             "metadata": metadata,
             "propagated": sorted(
                 (int(k), v) for k, v in trace.metadata.get("propagated_errors", {}).items()
@@ -67,6 +66,40 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "timed": any(getattr(step, "bar", None) for step in steps),
         },
     )
+
+
+def _tree(steps: list) -> list:
+    """Steps nested under the step they ran inside (`parent_index`: a subagent, a
+    parent span), in time order at each level; a step whose parent is missing, or
+    that would nest inside itself, stays at the top. Each step gets `children`,
+    `depth` and `side` (the agent's own step, a simulated user's call, or a tool
+    result)."""
+    by_index = {step.index: step for step in steps}
+    for step in steps:
+        step.children = []
+        step.side = (
+            "user" if step.name.startswith("user.") else
+            "result" if step.kind == "tool_result" else "agent"
+        )  # fmt: skip
+    roots = []
+    for step in steps:
+        parent, seen = by_index.get(step.parent_index), {step.index}
+        ancestor = parent
+        while ancestor is not None and ancestor.index not in seen:  # no cycles
+            seen.add(ancestor.index)
+            ancestor = by_index.get(ancestor.parent_index)
+        if parent is None or ancestor is not None:
+            roots.append(step)
+        else:
+            parent.children.append(step)
+
+    def place(level: list, depth: int) -> None:
+        for step in level:
+            step.depth = depth
+            place(step.children, depth + 1)
+
+    place(roots, 0)
+    return roots
 
 
 def _waterfall(trace: Trace, steps: list) -> None:

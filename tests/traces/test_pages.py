@@ -115,8 +115,8 @@ def test_trace_detail_shows_timeline_error_outcome_skills_and_redactions(tenant)
     assert "Refund for [EMAIL]" in html and "jane@example.com" not in html
     assert "EMAIL × 1" in html
     assert "refund-policy@2" in html
-    assert 'class="step step-error"' in html and "429 Too Many Requests" in html
-    assert "<details><summary>Input (2000 characters)" in html
+    assert 'class="step step-agent step-error"' in html and "429 Too Many Requests" in html
+    assert "Show all 2000 characters" in html  # a long input is folded to a few lines
     assert "customer angry" in html and "csat" in html
 
 

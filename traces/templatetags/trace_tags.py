@@ -22,8 +22,14 @@ def pretty(value: Any) -> str:
 
 
 @register.filter
+def has_text(text: str) -> bool:
+    """Worth a line on the page: not empty, and not an empty JSON object or list."""
+    return text.strip() not in ("", "{}", "[]", "null", '""')
+
+
+@register.filter
 def is_long(text: str) -> bool:
-    return len(text) > COLLAPSE_AT or text.count("\n") > 12
+    return len(text) > COLLAPSE_AT or text.count("\n") > 6
 
 
 @register.filter
