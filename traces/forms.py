@@ -7,7 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from .models import TraceStatus
-from .selectors import TraceFilters
+from .selectors import SORTS, TraceFilters
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -32,6 +32,12 @@ class TraceFilterForm(forms.Form):
         required=False,
         label="Incidents",
         choices=[("", "With or without"), ("yes", "Has incidents"), ("no", "No incidents")],
+    )
+
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[("", "Newest first")] + [(f"{d}{k}", k) for k in SORTS for d in ("", "-")],
+        widget=forms.HiddenInput,
     )
 
     def __init__(self, *args: Any, agents: list[str], **kwargs: Any) -> None:
@@ -59,4 +65,5 @@ class TraceFilterForm(forms.Form):
             until=until,
             has_incidents={"yes": True, "no": False}.get(data["incidents"]),
             q=data["q"].strip(),
+            sort=data["sort"],
         )

@@ -2,9 +2,15 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models.functions import Cast, Left
 
 from workspaces.models import Workspace
+
+# Characters of each text a search vector reads (a trace's task; a step's input,
+# output and error): words past them are not found by trace search.
+SEARCH_CHARS = 20_000
 
 
 class TraceStatus(models.TextChoices):
@@ -58,6 +64,14 @@ class Trace(models.Model):
     redaction_parts = models.JSONField(default=dict, blank=True, db_default={})
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Trace search: the words of its task and its ids (a GIN index; steps have theirs).
+    search_vector = models.GeneratedField(
+        expression=SearchVector(
+            Left("task", SEARCH_CHARS), "external_id", "session_id", config="simple"
+        ),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -71,6 +85,7 @@ class Trace(models.Model):
             # The traces list: a workspace's newest traces, optionally by agent.
             models.Index(fields=["workspace", "-started_at"], name="trace_ws_started"),
             models.Index(fields=["workspace", "agent", "-started_at"], name="trace_ws_agent"),
+            GinIndex(fields=["search_vector"], name="trace_search_vector_gin"),
             # Trial attribution: "the traces of this session".
             models.Index(fields=["workspace", "session_id"], name="trace_ws_session"),
             # Skill-cohort queries: "traces that had skill X in scope".
@@ -98,6 +113,19 @@ class Step(models.Model):
     tokens = models.PositiveIntegerField(null=True, blank=True)
     # The step this one ran inside (a subagent's calls, a child span).
     parent_index = models.PositiveIntegerField(null=True, blank=True)
+    # Trace search reads the words of a step through a GIN index (selectors.trace_list):
+    # its tool, input, output and error, the first SEARCH_CHARS characters of each.
+    search_vector = models.GeneratedField(
+        expression=SearchVector(
+            "name",
+            Left(Cast("input", models.TextField()), SEARCH_CHARS),
+            Left(Cast("output", models.TextField()), SEARCH_CHARS),
+            Left("error", SEARCH_CHARS),
+            config="simple",
+        ),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["trace", "index"]
@@ -105,6 +133,7 @@ class Step(models.Model):
             # Steps are matched by index on re-ingest, never duplicated.
             models.UniqueConstraint(fields=["trace", "index"], name="step_unique_index")
         ]
+        indexes = [GinIndex(fields=["search_vector"], name="step_search_vector_gin")]
 
     def __str__(self) -> str:
         return f"{self.trace_id}#{self.index} {self.kind}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, Q, QuerySet
+from django.contrib.postgres.search import SearchQuery
+from django.db.models import ExpressionWrapper, F, Q, QuerySet
+from django.db.models import fields as model_fields
 
 from workspaces.errors import NotFound
 from workspaces.filtering import filter_given
@@ -22,13 +24,25 @@ class TraceFilters:
     until: datetime | None = None
     has_incidents: bool | None = None
     q: str = ""
+    # A column of SORTS, "-" first for descending; empty: newest first.
+    sort: str = ""
+
+
+# The trace list's sortable columns → the field each sorts by.
+SORTS = {"started": "started_at", "steps": "step_count", "errors": "error_count",
+         "tokens": "total_tokens", "cost": "cost_usd", "duration": "duration",
+         "status": "status", "agent": "agent"}  # fmt: skip
 
 
 def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> QuerySet[Trace]:
     """A workspace's traces, newest first, narrowed by `filters`."""
     f = filters or TraceFilters()
     qs = filter_given(
-        Trace.objects.filter(workspace=workspace),
+        Trace.objects.filter(workspace=workspace).annotate(
+            duration=ExpressionWrapper(
+                F("ended_at") - F("started_at"), output_field=model_fields.DurationField()
+            )
+        ),
         status=f.status, agent=f.agent, started_at__gte=f.since, started_at__lt=f.until,
     )  # fmt: skip
     if f.has_incidents is True:
@@ -36,8 +50,18 @@ def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> 
     elif f.has_incidents is False:
         qs = qs.filter(error_count=0, incidents__isnull=True)
     if f.q:
-        qs = qs.filter(Q(task__icontains=f.q) | Q(external_id__icontains=f.q) | Q(session_id=f.q))
-    return qs.order_by("-started_at", "-id")
+        # Words anywhere in the run: its task and ids, or any step's tool, input,
+        # output or error (both through GIN indexes); an exact id as typed.
+        query = SearchQuery(f.q, search_type="websearch", config="simple")
+        in_steps = Step.objects.filter(trace__workspace=workspace, search_vector=query)
+        qs = qs.filter(
+            Q(search_vector=query) | Q(external_id=f.q) | Q(session_id=f.q)
+            | Q(pk__in=in_steps.values("trace_id"))
+        )  # fmt: skip
+    order = SORTS.get(f.sort.lstrip("-"), "started_at")
+    if f.sort.startswith("-") or not f.sort:
+        return qs.order_by(F(order).desc(nulls_last=True), "-id")
+    return qs.order_by(F(order).asc(nulls_last=True), "id")
 
 
 def trace_agent_list(*, workspace: Workspace) -> list[str]:

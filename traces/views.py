@@ -16,6 +16,9 @@ from .models import Trace
 from .selectors import session_traces, step_list, trace_agent_list, trace_get, trace_list
 
 PAGE_SIZE = 50
+# The list's sortable columns (selectors.SORTS), in the order shown.
+COLUMNS = [("status", "Status"), ("steps", "Steps"), ("errors", "Errors"), ("tokens", "Tokens"),
+           ("cost", "Cost"), ("duration", "Duration"), ("started", "Started")]  # fmt: skip
 
 
 @require_GET
@@ -27,7 +30,13 @@ def trace_list_view(request: WorkspaceRequest) -> HttpResponse:
     page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode()}
+    sort = form.cleaned_data.get("sort", "") if form.is_valid() else ""
+    labels = dict(COLUMNS)
+    context = {
+        "form": form, "page": page, "query": query.urlencode(), "sort": sort,
+        "columns": COLUMNS, "sort_label": labels.get(sort.lstrip("-"), "").lower()
+        + (" (highest first)" if sort.startswith("-") else " (lowest first)"),
+    }  # fmt: skip
     if request.htmx and request.htmx.target == "trace-results":
         return render(request, "traces/_trace_results.html", context)
     return render(request, "traces/list.html", context)

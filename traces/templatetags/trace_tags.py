@@ -37,3 +37,50 @@ def status_badge(status: str) -> str:
     return {"succeeded": "badge-ok", "failed": "badge-bad", "running": "badge-warn"}.get(
         status, "badge-muted"
     )
+
+
+@register.filter
+def middle(text: str, width: int = 30) -> str:
+    """A long id cut in the middle, so that ids sharing a prefix still differ."""
+    text = str(text)
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return f"{text[: width - 1 - tail]}…{text[-tail:]}"
+
+
+@register.filter
+def duration(value: Any) -> str:
+    """A timedelta as a person reads it: 850 ms, 12.4 s, 3 min 5 s, 2 h 10 min."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds()
+    if seconds < 0:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+@register.simple_tag
+def sort_href(query: str, column: str, current: str) -> str:
+    """The list's URL sorted by `column`: descending first, ascending on a second click."""
+    from django.http import QueryDict
+
+    params = QueryDict(query, mutable=True)
+    params.pop("sort", None)
+    params.pop("page", None)
+    params["sort"] = column if current == f"-{column}" else f"-{column}"
+    return "?" + params.urlencode()
+
+
+@register.simple_tag
+def sort_state(column: str, current: str) -> str:
+    """aria-sort for a column header."""
+    if current == f"-{column}" or (column == "started" and not current):
+        return "descending"
+    return "ascending" if current == column else "none"

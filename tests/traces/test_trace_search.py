@@ -1,0 +1,73 @@
+"""Trace search reads what happened in a run (6/8 item 3): words in any step's
+input, output or error, through GIN indexes, within one workspace; the list
+sorts by its columns and shows ids so that they differ."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import ingest, make_user, make_workspace, trace_payload
+from traces.selectors import TraceFilters, trace_list
+
+pytestmark = pytest.mark.django_db
+
+
+def _runs(workspace) -> None:  # type: ignore[no-untyped-def]
+    ingest(workspace, [
+        trace_payload("airline-run-0001-retail-tau2-with-a-long-shared-prefix-aaaa", steps=[
+            {"kind": "user_prompt", "input": "Cancel my trip"},
+            {"kind": "tool_call", "name": "cancel_reservation", "input": {"reservation_id": "XK2Q9"},
+             "output": {"status": "cancelled", "refund": "travel certificate"}},
+        ], started_at="2026-11-20T10:00:00Z", ended_at="2026-11-20T10:00:30Z"),
+        trace_payload("airline-run-0001-retail-tau2-with-a-long-shared-prefix-bbbb", steps=[
+            {"kind": "user_prompt", "input": "Change my seat"},
+            {"kind": "tool_call", "name": "update_seat", "input": {"seat": "12A"},
+             "error": "seat map unavailable: HTTP 503"},
+            {"kind": "tool_call", "name": "update_seat", "input": {"seat": "12B"}},
+        ], started_at="2026-11-21T10:00:00Z", ended_at="2026-11-21T10:05:00Z"),
+    ])  # fmt: skip
+
+
+def _ids(workspace, **filters) -> list[str]:  # type: ignore[no-untyped-def]
+    return [
+        t.external_id[-4:] for t in trace_list(workspace=workspace, filters=TraceFilters(**filters))
+    ]
+
+
+def test_search_finds_words_in_step_inputs_outputs_and_errors(tenant):
+    _runs(tenant.workspace)
+    assert _ids(tenant.workspace, q="certificate") == ["aaaa"]  # an output
+    assert _ids(tenant.workspace, q="XK2Q9") == ["aaaa"]  # an input value
+    assert _ids(tenant.workspace, q="seat map unavailable") == ["bbbb"]  # an error
+    assert _ids(tenant.workspace, q="cancel_reservation") == ["aaaa"]  # a tool
+    assert _ids(tenant.workspace, q="seat") == ["bbbb"]  # the task
+    assert _ids(tenant.workspace, q="hovercraft") == []
+
+
+def test_search_never_crosses_workspaces(tenant):
+    _runs(tenant.workspace)
+    other = make_workspace(name="Other", owner=make_user("other-owner"))
+    _runs(other)
+    assert len(_ids(tenant.workspace, q="certificate")) == 1
+    html = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_list", args=[tenant.workspace.slug]), {"q": "certificate"})
+        .content.decode()
+    )
+    assert "1 trace match" in html
+
+
+def test_the_list_sorts_by_its_columns_and_ids_differ(tenant):
+    _runs(tenant.workspace)
+    assert _ids(tenant.workspace, sort="-steps") == ["bbbb", "aaaa"]
+    assert _ids(tenant.workspace, sort="steps") == ["aaaa", "bbbb"]
+    assert _ids(tenant.workspace, sort="-duration") == ["bbbb", "aaaa"]
+    client = tenant.client_for(tenant.viewer)
+    html = client.get(
+        reverse("trace_list", args=[tenant.workspace.slug]), {"sort": "-steps"}
+    ).content.decode()
+    assert "Sorted by steps (highest first)" in html
+    assert 'aria-sort="descending"><a href="?sort=steps">Steps ▼' in html
+    assert "5 min 0 s" in html and "30.0 s" in html  # durations
+    assert "airline-run-000…ed-prefix-aaaa" in html and "airline-run-000…ed-prefix-bbbb" in html
