@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.postgres.search import SearchQuery
 from django.db.models import ExpressionWrapper, F, Q, QuerySet
 from django.db.models import fields as model_fields
+from django.db.models.expressions import RawSQL
 
 from workspaces.errors import NotFound
 from workspaces.filtering import filter_given
@@ -52,12 +52,21 @@ def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> 
     if f.q:
         # Words anywhere in the run: its task and ids, or any step's tool, input,
         # output or error (both through GIN indexes); an exact id as typed.
-        query = SearchQuery(f.q, search_type="websearch", config="simple")
-        in_steps = Step.objects.filter(trace__workspace=workspace, search_vector=query)
-        qs = qs.filter(
-            Q(search_vector=query) | Q(external_id=f.q) | Q(session_id=f.q)
-            | Q(pk__in=in_steps.values("trace_id"))
-        )  # fmt: skip
+        # One set of trace ids from each index, then the traces by primary key (an OR
+        # across the two tables would scan every trace of the workspace). The step
+        # side is not joined to its trace: the workspace filter above keeps a match
+        # in another workspace out.
+        qs = qs.filter(pk__in=RawSQL(
+            """
+            SELECT t.id FROM traces_trace t WHERE t.workspace_id = %s AND (
+                t.search_vector @@ websearch_to_tsquery('simple', %s)
+                OR t.external_id = %s OR t.session_id = %s)
+            UNION
+            SELECT s.trace_id FROM traces_step s
+            WHERE s.search_vector @@ websearch_to_tsquery('simple', %s)
+            """,
+            [workspace.pk, f.q, f.q, f.q, f.q],
+        ))  # fmt: skip
     order = SORTS.get(f.sort.lstrip("-"), "started_at")
     if f.sort.startswith("-") or not f.sort:
         return qs.order_by(F(order).desc(nulls_last=True), "-id")

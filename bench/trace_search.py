@@ -1,0 +1,220 @@
+"""Trace search over step contents: the trace list's search at scale, against a
+sequential scan of the same rows in the same run.
+
+    python bench/trace_search.py --quick              # 20,000 traces
+    python bench/trace_search.py                      # 100,000 traces
+    python bench/trace_search.py --traces 1000000     # the issue's size (long: hours here)
+
+A throw-away workspace gets the real runs of the dev sets (tau2-bench and
+InterCode, imported by the product's importer), copied in SQL until it holds N
+traces (each copy keeps its original's steps, so the words are real and repeat
+as they do in real workspaces). Queries are words and phrases taken from real
+step outputs and errors (rare and common ones), timed through
+`traces.selectors.trace_list` as the list page runs it: the count of matches and
+the first page of 50. Baseline, same queries, same rows: the search as a
+sequential scan (ILIKE over each step's input, output and error, and the task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVDATA = Path(os.environ.get("HIVEMIND_DEVDATA", ROOT.parent / "shared" / "devdata"))
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def _import(workspace) -> None:  # type: ignore[no-untyped-def]
+    from hivemind_client.formats import files_under
+    from traces.importing import traces_import_file
+
+    for fmt, folder in (("tau2-bench", DEVDATA / "tau2-bench_sierra_gpt-4.1"),
+                        ("intercode", DEVDATA / "intercode")):  # fmt: skip
+        for path in files_under([folder], fmt):
+            result = traces_import_file(workspace=workspace, fmt=fmt, path=path)
+            if not result.ok:
+                raise SystemExit(result.error)
+
+
+def _fill(workspace, n: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """Copy the workspace's runs (with their steps) until it holds n traces."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM traces_trace WHERE workspace_id = %s", [workspace.pk])
+        have = cursor.fetchone()[0]
+        originals = have
+        copy = 0
+        while have < n:
+            copy += 1
+            take = min(originals, n - have)
+            cursor.execute(
+                """
+                WITH src AS (
+                    SELECT * FROM traces_trace WHERE workspace_id = %(ws)s
+                    AND external_id NOT LIKE 'copy-%%' ORDER BY id LIMIT %(take)s
+                ), ins AS (
+                    INSERT INTO traces_trace (workspace_id, external_id, agent, session_id, task,
+                        task_key, checks, status, reward, started_at, ended_at, model,
+                        skills_in_scope, metadata, step_count, error_count, total_tokens, cost_usd,
+                        redaction_counts, redaction_parts, received_at, updated_at)
+                    SELECT workspace_id, 'copy-' || %(copy)s || '-' || external_id, agent,
+                        session_id, task, task_key, checks, status, reward,
+                        started_at - make_interval(days => %(copy)s %% 300), ended_at, model,
+                        skills_in_scope, '{}'::jsonb, step_count, error_count, total_tokens,
+                        cost_usd, redaction_counts, redaction_parts, now(), now()
+                    FROM src RETURNING id, substring(external_id from length(%(prefix)s) + 1) AS orig
+                )
+                INSERT INTO traces_step (trace_id, index, kind, name, input, output, error,
+                    started_at, duration_ms, tokens, parent_index)
+                SELECT ins.id, s.index, s.kind, s.name, s.input, s.output, s.error, s.started_at,
+                    s.duration_ms, s.tokens, s.parent_index
+                FROM ins JOIN traces_trace o ON o.workspace_id = %(ws)s AND o.external_id = ins.orig
+                JOIN traces_step s ON s.trace_id = o.id
+                """,
+                {"ws": workspace.pk, "take": take, "copy": copy, "prefix": f"copy-{copy}-"},
+            )
+            have += take
+            print(f"  {have:,} traces", flush=True)
+        cursor.execute(
+            "SELECT count(*) FROM traces_step s JOIN traces_trace t ON t.id = s.trace_id "
+            "WHERE t.workspace_id = %s", [workspace.pk],
+        )  # fmt: skip
+        steps = cursor.fetchone()[0]
+        cursor.execute("ANALYZE traces_trace; ANALYZE traces_step;")
+    return have, steps
+
+
+def _queries(workspace, count: int, rng: random.Random) -> list[str]:  # type: ignore[no-untyped-def]
+    """Words and two-word phrases from real step outputs and errors, rare and common."""
+    from traces.models import Step
+
+    texts = list(
+        Step.objects.filter(trace__workspace=workspace)
+        .exclude(error="").values_list("error", flat=True)[:2000]
+    ) + [str(o) for o in Step.objects.filter(trace__workspace=workspace, output__isnull=False)
+         .values_list("output", flat=True)[:2000]]  # fmt: skip
+    words = [w for t in texts for w in re.findall(r"[A-Za-z][A-Za-z_]{4,}", t)]
+    picked: list[str] = []
+    while len(picked) < count and words:
+        word = rng.choice(words)
+        if rng.random() < 0.3:
+            at = words.index(word)
+            if at + 1 < len(words):
+                word = f"{word} {words[at + 1]}"
+        if word not in picked:
+            picked.append(word)
+    return picked
+
+
+def _baseline(workspace_id: int, text: str) -> tuple[int, list[int]]:
+    """The same search as a sequential scan: ILIKE over every text it reads."""
+    from django.db import connection
+
+    like = f"%{text}%"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH hits AS (
+                SELECT t.id, t.started_at FROM traces_trace t WHERE t.workspace_id = %(ws)s AND (
+                    t.task ILIKE %(like)s OR t.external_id = %(text)s OR EXISTS (
+                        SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND (
+                            s.name ILIKE %(like)s OR s.input::text ILIKE %(like)s
+                            OR s.output::text ILIKE %(like)s OR s.error ILIKE %(like)s)))
+            )
+            SELECT (SELECT count(*) FROM hits),
+                   ARRAY(SELECT id FROM hits ORDER BY started_at DESC, id DESC LIMIT 50)
+            """,
+            {"ws": workspace_id, "like": like, "text": text},
+        )
+        total, first = cursor.fetchone()
+    return total, first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--traces", type=int, default=0)
+    parser.add_argument("--queries", type=int, default=0)
+    parser.add_argument("--explain", action="store_true", help="print the slowest query's plan")
+    args = parser.parse_args()
+    n = args.traces or (20_000 if args.quick else 100_000)
+    n_queries = args.queries or (30 if args.quick else 60)
+
+    import django
+
+    django.setup()
+    from traces.selectors import TraceFilters, trace_list
+    from workspaces.models import Workspace
+
+    rng = random.Random(7)
+    suffix = uuid.uuid4().hex[:8]
+    workspace = Workspace.objects.create(name=f"bench trace search {suffix}",
+                                         slug=f"bench-trace-search-{suffix}")  # fmt: skip
+    try:
+        started = time.perf_counter()
+        _import(workspace)
+        traces, steps = _fill(workspace, n)
+        print(f"{traces:,} traces, {steps:,} steps loaded in {time.perf_counter() - started:.0f} s")
+        queries = _queries(workspace, n_queries, rng)
+        new: list[float] = []
+        old: list[float] = []
+        hits: list[int] = []
+        for text in queries:
+            began = time.perf_counter()
+            matches = trace_list(workspace=workspace, filters=TraceFilters(q=text))
+            total = matches.count()
+            list(matches[:50])
+            new.append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            _baseline(workspace.pk, text)
+            old.append((time.perf_counter() - began) * 1000)
+            hits.append(total)
+        print(f"{len(queries)} queries; traces matched per query: median "
+              f"{statistics.median(hits):,.0f}, max {max(hits):,}")  # fmt: skip
+        print(
+            f"  indexed (the list's search): p50 {pct(new, 50):.1f} ms, p95 {pct(new, 95):.1f} ms"
+        )
+        print(
+            f"  sequential scan (ILIKE):     p50 {pct(old, 50):.1f} ms, p95 {pct(old, 95):.1f} ms"
+        )
+        if args.explain:
+            slowest = queries[new.index(max(new))]
+            matches = trace_list(workspace=workspace, filters=TraceFilters(q=slowest))
+            print(f"slowest query {slowest!r}:")
+            print(matches.explain(analyze=True))
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                sql, params = matches.values("pk").query.sql_with_params()
+                cursor.execute(f"EXPLAIN ANALYZE SELECT count(*) FROM ({sql}) c", params)
+                print("\n".join(row[0] for row in cursor.fetchall()))
+        print(
+            f"RESULT trace_search_p95_ms={pct(new, 95):.1f} traces={traces} steps={steps} "
+            f"baseline_seqscan_p95_ms={pct(old, 95):.1f} queries={len(queries)}"
+        )
+    finally:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM traces_step WHERE trace_id IN "
+                           "(SELECT id FROM traces_trace WHERE workspace_id = %s)", [workspace.pk])  # fmt: skip
+        workspace.delete()
+
+
+if __name__ == "__main__":
+    main()
