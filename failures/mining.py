@@ -158,7 +158,7 @@ def traces_diagnose(
              for r in failed_rows if r.agent == agent]
         ))  # fmt: skip
     same_task = _same_task_successes(workspace_id, failed_rows)
-    kinds = _tool_kinds(workspace_id) if same_task else None
+    kinds = tool_kinds(workspace_id) if same_task else None
     min_precision = _min_precision(workspace_id) if failed_rows else evidence.DEFAULT_MIN_PRECISION
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
@@ -466,7 +466,8 @@ def _min_precision(workspace_id: int) -> float:
     return found.min_precision if found is not None else evidence.DEFAULT_MIN_PRECISION
 
 
-def _tool_kinds(workspace_id: int) -> ToolKinds:
+def tool_kinds(workspace_id: int) -> ToolKinds:
+    """The workspace's corrections to which tools change state (Diagnosis settings)."""
     found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
     if found is None:
         return ToolKinds()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("failure-modes/<int:pk>/split/", views.mode_split, name="mode_split"),
     path("failure-modes/<int:pk>/status/", views.mode_status, name="mode_status"),
     path("traces/<int:pk>/incidents/", views.trace_incidents, name="trace_incidents"),
+    path("traces/<int:pk>/compare/", views.trace_compare, name="trace_compare"),
     path("failures/review/", label_views.review_queue, name="review_queue"),
     path("failures/review/<int:trace_pk>/", label_views.review_run, name="review_run"),
     path("failures/labels/", label_views.label_list, name="label_list"),

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from traces.selectors import failed_trace_count, trace_get
+from traces.selectors import failed_trace_count, trace_get, trace_list_by_ids
 from workspaces.decorators import workspace_view
 from workspaces.errors import InvalidInput
 from workspaces.models import Role
@@ -22,6 +22,7 @@ from workspaces.requests import WorkspaceRequest
 from . import diagnosis_settings, modes, selectors, services, taxonomy
 from .charts import incidents_per_day_figure
 from .clustering import sparkline
+from .compare import run_comparison, successful_runs_of_task
 from .diagnosis import evidence
 from .models import TraceAnalysis
 from .search import SearchFilters, SearchResult, incident_search
@@ -245,8 +246,32 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "analysis": analysis,
             "same_task": same_task,
             "diagnosed": " ".join(str(step) for step in diagnosed),
+            "comparable": trace.status == "failed"
+            and bool(successful_runs_of_task(workspace=request.workspace, trace=trace)),
         },  # fmt: skip
     )
+
+
+@require_GET
+@workspace_view()
+def trace_compare(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    """A failed run beside a successful run of the same task, call by call."""
+    trace = trace_get(workspace=request.workspace, pk=pk)
+    chosen = request.GET.get("with", "")
+    comparison = run_comparison(
+        workspace=request.workspace, trace=trace,
+        success_pk=int(chosen) if chosen.isdigit() else None,
+    )  # fmt: skip
+    others = (
+        trace_list_by_ids(
+            workspace=request.workspace,
+            ids=successful_runs_of_task(workspace=request.workspace, trace=trace),
+        )
+        if comparison
+        else []
+    )
+    return render(request, "failures/compare.html",
+                  {"trace": trace, "comparison": comparison, "others": others})  # fmt: skip
 
 
 @workspace_view(Role.ADMIN)

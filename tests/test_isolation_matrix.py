@@ -78,6 +78,7 @@ def _page_params(name: str, v: dict) -> dict:
         "trace_detail": {"pk": v["trace"].pk},
         "review_run": {"trace_pk": v["trace"].pk},
         "trace_incidents": {"pk": v["trace"].pk},
+        "trace_compare": {"pk": v["trace"].pk},
         "cluster_run": {"pk": v["run"].pk},
         "api_key_revoke": {"pk": v["key"].pk},
         "member_role": {"pk": v["member"].pk},

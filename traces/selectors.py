@@ -83,6 +83,11 @@ def trace_agent_list(*, workspace: Workspace) -> list[str]:
     )
 
 
+def trace_list_by_ids(*, workspace: Workspace, ids: list[int]) -> QuerySet[Trace]:
+    """These traces of the workspace (ids of another workspace match nothing), newest first."""
+    return Trace.objects.filter(workspace=workspace, pk__in=ids).order_by("-started_at", "-id")
+
+
 def trace_get(*, workspace: Workspace, pk: int) -> Trace:
     trace = Trace.objects.filter(workspace=workspace, pk=pk).first()
     if trace is None:

@@ -84,3 +84,14 @@ def sort_state(column: str, current: str) -> str:
     if current == f"-{column}" or (column == "started" and not current):
         return "descending"
     return "ascending" if current == column else "none"
+
+
+@register.filter
+def pair(left: Any, right: Any) -> list[Any]:
+    """Two values to loop over (the two sides of a comparison row)."""
+    return [left, right]
+
+
+@register.filter
+def is_mapping(value: Any) -> bool:
+    return isinstance(value, dict)
