@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET
 
 from workspaces.decorators import workspace_view
@@ -16,9 +17,19 @@ from .models import Trace
 from .selectors import session_traces, step_list, trace_agent_list, trace_get, trace_list
 
 PAGE_SIZE = 50
+SEARCH_COUNT_CAP = 1000
 # The list's sortable columns (selectors.SORTS), in the order shown.
 COLUMNS = [("status", "Status"), ("steps", "Steps"), ("errors", "Errors"), ("tokens", "Tokens"),
            ("cost", "Cost"), ("duration", "Duration"), ("started", "Started")]  # fmt: skip
+
+
+class SearchPaginator(Paginator):
+    """A search counts its matches up to SEARCH_COUNT_CAP (the page says "more than"):
+    counting every trace a common word occurs in would cost more than the page."""
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: SEARCH_COUNT_CAP + 1].count()
 
 
 @require_GET
@@ -26,14 +37,17 @@ COLUMNS = [("status", "Status"), ("steps", "Steps"), ("errors", "Errors"), ("tok
 def trace_list_view(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     form = TraceFilterForm(request.GET, agents=trace_agent_list(workspace=workspace))
-    traces = trace_list(workspace=workspace, filters=form.filters())
-    page = Paginator(traces, PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = form.filters()
+    traces = trace_list(workspace=workspace, filters=filters)
+    paginator = (SearchPaginator if filters.q else Paginator)(traces, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     sort = form.cleaned_data.get("sort", "") if form.is_valid() else ""
     labels = dict(COLUMNS)
     context = {
-        "form": form, "page": page, "query": query.urlencode(), "sort": sort,
+        "form": form, "page": page, "capped": filters.q and paginator.count > SEARCH_COUNT_CAP,
+        "cap": SEARCH_COUNT_CAP, "query": query.urlencode(), "sort": sort,
         "columns": COLUMNS, "sort_label": labels.get(sort.lstrip("-"), "").lower()
         + (" (highest first)" if sort.startswith("-") else " (lowest first)"),
     }  # fmt: skip
