@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.functional import cached_property
@@ -29,7 +32,8 @@ class SearchPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: SEARCH_COUNT_CAP + 1].count()
+        matches = cast(QuerySet[Trace], self.object_list)
+        return matches[: SEARCH_COUNT_CAP + 1].count()
 
 
 @require_GET
