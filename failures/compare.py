@@ -106,8 +106,8 @@ def run_comparison(
         return None
     mine = _calls(trace)
     views = [StepView(s.index, s.kind, s.name, s.input, None, s.error) for s in mine]
-    runs = {pk: _calls(t) for pk, t in
-            ((pk, Trace.objects.get(workspace=workspace, pk=pk)) for pk in candidates)}  # fmt: skip
+    traces = Trace.objects.filter(workspace=workspace).in_bulk(candidates)
+    runs = {pk: _calls(traces[pk]) for pk in candidates}
     mine_keys = {_key(s) for s in mine if not s.error}
     if success_pk in runs:
         chosen = success_pk
@@ -117,15 +117,14 @@ def run_comparison(
         why = "the one sharing the most calls with this run, tool and arguments alike"
     success = Trace.objects.get(workspace=workspace, pk=chosen)
     theirs = runs[chosen]
-    finding = diverge(
-        views,
-        {
-            success.agent: [
-                [StepView(s.index, s.kind, s.name, s.input, None, s.error) for s in theirs]
-            ]
-        },
-        tool_kinds(workspace.pk),
-    )
+    # The diagnosis's own contrast: all the successful runs (it picks the same closest
+    # one), or only the one the person chose.
+    contrast: dict[str, list[list[StepView]]] = {}
+    for pk in [chosen] if success_pk in runs else candidates:
+        contrast.setdefault(traces[pk].agent, []).append(
+            [StepView(s.index, s.kind, s.name, s.input, None, s.error) for s in runs[pk]]
+        )
+    finding = diverge(views, contrast, tool_kinds(workspace.pk))
     shared = len(mine_keys & {_key(s) for s in theirs})
     why = (
         f"{len(candidates)} successful run{'s' if len(candidates) != 1 else ''} of the same task "
