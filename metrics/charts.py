@@ -34,10 +34,19 @@ def _time_axis(unit: str, periods: list[Any]) -> dict[str, Any]:
     return axis
 
 
-def agent_colour(agent: str) -> str:
-    """One colour per agent name, whatever other agents there are (a hash, so an
-    agent keeps its colour when another appears)."""
+def agent_colour(agent: str, colours: dict[str, str] | None = None) -> str:
+    """An agent's colour: from the workspace's assignment (`agent_colours`) when given,
+    else one from a hash of its name."""
+    if colours and agent in colours:
+        return colours[agent]
     return PALETTE[int(hashlib.sha256(agent.encode()).hexdigest()[:8], 16) % len(PALETTE)]
+
+
+def agent_colours(agents_by_first_seen: list[str]) -> dict[str, str]:
+    """The workspace's agents in the order they first sent traces, each the next
+    colour: the first twelve are all different, and an agent keeps its colour when
+    another appears (a newcomer comes last)."""
+    return {agent: PALETTE[i % len(PALETTE)] for i, agent in enumerate(agents_by_first_seen)}
 
 
 def _band(colour: str) -> str:
@@ -45,7 +54,21 @@ def _band(colour: str) -> str:
     return f"rgba({r},{g},{b},0.18)"
 
 
-def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[str, Any]:
+def _partial_note(unit: str, last: Any) -> dict[str, Any]:
+    """An annotation over the last period when it is not over yet."""
+    return {
+        "text": f"this {unit} so far", "showarrow": False, "xref": "x", "yref": "paper",
+        "x": str(last), "y": 1.0, "yanchor": "bottom", "font": {"size": 11, "color": "#5b6478"},
+    }  # fmt: skip
+
+
+def success_rate_figure(
+    series: dict[str, list[dict]],
+    *,
+    unit: str = "day",
+    partial: bool = False,
+    colours: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Success rate per period, one small chart per agent (sharing the time axis),
     the 95% Wilson interval as a shaded band: lines of different agents never
     cross each other."""
@@ -61,7 +84,7 @@ def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> 
     }  # fmt: skip
     for i, agent in enumerate(agents, start=1):
         axis = "" if i == 1 else str(i)
-        colour = agent_colour(agent)
+        colour = agent_colour(agent, colours)
         points = [p for p in series[agent] if p["decided"]]
         xs = [str(p["period"]) for p in points]
         ys, lows, highs, texts = [], [], [], []
@@ -87,13 +110,27 @@ def success_rate_figure(series: dict[str, list[dict]], *, unit: str = "day") -> 
             "yref": f"y{axis} domain", "x": 0, "y": 1.18, "xanchor": "left",
             "font": {"color": colour},
         })  # fmt: skip
+    periods = sorted({p["period"] for ps in series.values() for p in ps})
+    if partial and periods and agents:
+        layout["annotations"].append(_partial_note(unit, periods[-1]))
     return {"data": data, "layout": layout}
 
 
-def volume_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[str, Any]:
+def volume_figure(
+    series: dict[str, list[dict]],
+    *,
+    unit: str = "day",
+    partial: bool = False,
+    colours: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    periods = sorted({p["period"] for ps in series.values() for p in ps})
+    last = periods[-1] if partial and periods else None
     data = [
         {"type": "bar", "name": agent, "x": [str(p["period"]) for p in points],
-         "y": [p["traces"] for p in points], "marker": {"color": agent_colour(agent)},
+         "y": [p["traces"] for p in points],
+         # The period not over yet is drawn lighter: its count is still growing.
+         "marker": {"color": agent_colour(agent, colours),
+                    "opacity": [0.45 if p["period"] == last else 1 for p in points]},
          # On a date axis bar widths are in milliseconds: most of a day (or week).
          "width": int(DAY_MS * (7 if unit == "week" else 1) * 0.8)}
         for agent, points in sorted(series.items())
@@ -104,7 +141,9 @@ def volume_figure(series: dict[str, list[dict]], *, unit: str = "day") -> dict[s
             "title": {"text": f"Traces per {unit}"}, "barmode": "stack",
             "xaxis": _time_axis(unit, [p["period"] for ps in series.values() for p in ps]),
             "yaxis": {"title": {"text": "traces"}},
-            "legend": {"orientation": "h", "y": -0.25},
-            "margin": {"l": 60, "r": 20, "t": 50, "b": 80}, "height": 320,
+            # Below the axis title, never over the axes.
+            "legend": {"orientation": "h", "y": -0.42, "yanchor": "top", "x": 0},
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 130}, "height": 380,
+            "annotations": [_partial_note(unit, last)] if last is not None else [],
         },
     }  # fmt: skip

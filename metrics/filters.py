@@ -27,10 +27,27 @@ class DashFilter:
     def days(self) -> int:
         return (self.until - self.since).days + 1
 
+    @property
+    def partial(self) -> bool:
+        """The range ends today: its last day (and week) is not over yet."""
+        return self.until >= timezone.now().date()
+
     def previous(self) -> DashFilter:
-        """The period of the same length just before this one."""
+        """The period of the same length just before this one; for a month so far
+        (the 1st to a day of the same month), the same days of the month before."""
+        if self.since.day == 1 and (self.since.year, self.since.month) == (
+            self.until.year, self.until.month
+        ):  # fmt: skip
+            last_month_end = self.since - timedelta(days=1)
+            start = last_month_end.replace(day=1)
+            end = start.replace(day=min(self.until.day, last_month_end.day))
+            return DashFilter(since=start, until=end, agent=self.agent)
         return DashFilter(since=self.since - timedelta(days=self.days),
                           until=self.since - timedelta(days=1), agent=self.agent)  # fmt: skip
+
+    def preset(self, name: str) -> str:
+        """The query of a one-click range, keeping the agent."""
+        return urlencode({k: v for k, v in {"agent": self.agent, "period": name}.items() if v})
 
     def query(self, **extra: str) -> str:
         params = {"agent": self.agent, "from": self.since.isoformat(),
@@ -55,16 +72,40 @@ def _date(text: str, name: str, problems: list[str]) -> date | None:
         return None
 
 
-def dash_filter(params: QueryDict, *, default_days: int, agents: list[str]) -> DashFilter:
+# One-click ranges (`?period=`): each is compared with the range just before it.
+PRESETS = {"7d": "Last 7 days", "4w": "Last 4 weeks", "month": "This month"}
+
+
+def dash_filter(
+    params: QueryDict, *, default_days: int, agents: list[str], last_day: date | None = None
+) -> DashFilter:
+    """The range asked for; with none, the last `default_days` days, or, when nothing
+    arrived in them, the `default_days` up to `last_day` (the last day with traces)."""
     today = timezone.now().date()
     problems: list[str] = []
     since = _date(params.get("from", ""), "start", problems)
     until = _date(params.get("to", ""), "end", problems)
+    preset = params.get("period", "")
+    if preset in PRESETS and since is None and until is None:
+        until = today
+        since = {"7d": today - timedelta(days=6), "4w": today - timedelta(days=27),
+                 "month": today.replace(day=1)}[preset]  # fmt: skip
+    elif (
+        since is None
+        and until is None
+        and last_day
+        and last_day < today - timedelta(days=default_days - 1)
+    ):
+        until = last_day
+        problems.append(
+            f"Nothing arrived in the last {default_days} days: showing the {default_days} "
+            f"days up to the last trace ({last_day:%b %-d, %Y})."
+        )
     agent = params.get("agent", "").strip()[:200]
     if agent and agent not in agents:
         problems.append(f"No agent named “{agent}” has sent traces here: showing all agents.")
         agent = ""
-    default = since is None and until is None
+    default = not params.get("from") and not params.get("to") and preset not in PRESETS
     until = min(until or today, today)
     since = since or until - timedelta(days=default_days - 1)
     if since > until:

@@ -137,8 +137,10 @@ def success_by_period(
 @dataclass(frozen=True)
 class Trend:
     agent: str
-    this_week: Rate
-    last_week: Rate
+    this_week: Rate  # the chosen range
+    last_week: Rate  # the range of the same length just before it
+    now_label: str = "this week"
+    before_label: str = "last week"
 
     @property
     def words(self) -> str:
@@ -155,28 +157,77 @@ class Trend:
         else:
             assert self.this_week.value is not None and self.last_week.value is not None
             change = "better" if self.this_week.value > self.last_week.value else "worse"
-        return (f"{self.agent}: {pct(self.this_week)} this week, {pct(self.last_week)} last "
-                f"week, {change}")  # fmt: skip
+        return (f"{self.agent}: {pct(self.this_week)} {self.now_label}, {pct(self.last_week)} "
+                f"{self.before_label}, {change}")  # fmt: skip
 
 
-def agent_trends(*, workspace: Workspace, until: date, agent: str = "") -> list[Trend]:
-    """Each agent's success in the 7 days ending `until` against the 7 before, read
-    with the same rule as everywhere: overlapping 95% intervals are no change."""
-    this_start, last_start = until - timedelta(days=6), until - timedelta(days=13)
-    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=last_start, day__lte=until)
+def _span(since: date, until: date) -> str:
+    if since == until:
+        return f"{since:%b %-d}"
+    if since.month == until.month and since.year == until.year:
+        return f"{since:%b %-d}–{until:%-d}"
+    return f"{since:%b %-d} – {until:%b %-d}"
+
+
+def agent_trends(
+    *,
+    workspace: Workspace,
+    until: date,
+    agent: str = "",
+    since: date | None = None,
+    before: tuple[date, date] | None = None,
+) -> list[Trend]:
+    """Each agent's success in the range `since`..`until` (default: the 7 days ending
+    `until`) against `before` (default: the range of the same length just before
+    it), read with the same rule as everywhere: overlapping 95% intervals are no
+    change."""
+    since = since or until - timedelta(days=6)
+    before_since, before_until = before or (
+        since - timedelta(days=(until - since).days + 1),
+        since - timedelta(days=1),
+    )
+    weekly = (
+        (until - since).days == 6
+        and (before_since, before_until) == (since - timedelta(days=7), since - timedelta(days=1))
+        and until == timezone.now().date()
+    )
+    now_label = "this week" if weekly else f"in {_span(since, until)}"
+    before_label = "last week" if weekly else f"in {_span(before_since, before_until)}"
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=before_since, day__lte=until)
     if agent:
         qs = qs.filter(agent=agent)
-    now, before = Q(day__gte=this_start), Q(day__lt=this_start)
+    now = Q(day__gte=since, day__lte=until)
+    earlier = Q(day__gte=before_since, day__lte=before_until)
     rows = qs.values("agent").annotate(
         ok=Sum("succeeded", filter=now), bad=Sum("failed", filter=now),
-        ok0=Sum("succeeded", filter=before), bad0=Sum("failed", filter=before),
+        ok0=Sum("succeeded", filter=earlier), bad0=Sum("failed", filter=earlier),
     ).order_by("agent")  # fmt: skip
     return [
         Trend(agent=r["agent"] or "(no agent)",
               this_week=Rate(r["ok"] or 0, (r["ok"] or 0) + (r["bad"] or 0)),
-              last_week=Rate(r["ok0"] or 0, (r["ok0"] or 0) + (r["bad0"] or 0)))
+              last_week=Rate(r["ok0"] or 0, (r["ok0"] or 0) + (r["bad0"] or 0)),
+              now_label=now_label, before_label=before_label)
         for r in rows
     ]  # fmt: skip
+
+
+def agents_by_first_seen(*, workspace: Workspace) -> list[str]:
+    """The workspace's agents in the order they first sent traces (then by name)."""
+    return [
+        row["agent"] or "(no agent)"
+        for row in DailyRollup.objects.filter(workspace=workspace)
+        .values("agent").annotate(first=Min("day")).order_by("first", "agent")
+    ]  # fmt: skip
+
+
+def last_active_day(*, workspace: Workspace) -> date | None:
+    """The last day any trace of the workspace started (the rollups)."""
+    return (
+        DailyRollup.objects.filter(workspace=workspace)
+        .order_by("-day")
+        .values_list("day", flat=True)
+        .first()
+    )
 
 
 def agent_list(*, workspace: Workspace) -> list[str]:
@@ -190,10 +241,21 @@ def agent_list(*, workspace: Workspace) -> list[str]:
     )
 
 
-def compound_by_agent(*, workspace: Workspace, days: int = 30, agent: str = "") -> list[dict]:
-    """Per-step success beside end-to-end success, and what the first predicts."""
-    since = timezone.now().date() - timedelta(days=days - 1)
-    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since)
+def compound_by_agent(
+    *,
+    workspace: Workspace,
+    days: int = 30,
+    agent: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> list[dict]:
+    """Per-step success beside end-to-end success, and what the first predicts, over
+    `since`..`until` (default: the last `days` days). An agent whose failed runs
+    carry no step error reports no per-step validity: its per-step success and
+    prediction are None ("n/a"), not 100%."""
+    until = until or timezone.now().date()
+    since = since or until - timedelta(days=days - 1)
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since, day__lte=until)
     if agent:
         qs = qs.filter(agent=agent)
     rows = (
@@ -211,12 +273,14 @@ def compound_by_agent(*, workspace: Workspace, days: int = 30, agent: str = "") 
     for row in rows:
         if not row["steps"] or not row["n"]:
             continue
-        per_step = 1 - row["errors"] / row["steps"]
         typical = row["steps"] / row["n"]
         end_to_end = Rate(row["ok"], row["ok"] + row["bad"])
+        measured = row["errors"] > 0 or not row["bad"]
+        per_step = 1 - row["errors"] / row["steps"] if measured else None
         result.append({
             "agent": row["agent"], "per_step": per_step, "typical_steps": typical,
-            "predicted": per_step ** typical, "end_to_end": end_to_end,
+            "predicted": per_step ** typical if per_step is not None else None,
+            "end_to_end": end_to_end,
         })  # fmt: skip
     return result
 

@@ -19,15 +19,17 @@ from workspaces.requests import WorkspaceRequest
 
 from . import charts
 from .benchmark import benchmark_json
-from .filters import DashFilter, dash_filter
+from .filters import PRESETS, DashFilter, dash_filter
 from .forms import SnapshotForm
 from .models import Snapshot
 from .selectors import (
     agent_list,
     agent_trends,
+    agents_by_first_seen,
     compound_by_agent,
     harmful_trials,
     impact_table,
+    last_active_day,
     modes_new,
     overview_get,
     recent_failed_traces,
@@ -43,7 +45,8 @@ from .stats import Rate, verdict, wilson
 
 def _filter(request: WorkspaceRequest, default_days: int) -> DashFilter:
     flt = dash_filter(request.GET, default_days=default_days,
-                      agents=agent_list(workspace=request.workspace))  # fmt: skip
+                      agents=agent_list(workspace=request.workspace),
+                      last_day=last_active_day(workspace=request.workspace))  # fmt: skip
     for problem in flt.problems:
         messages.warning(request, problem)
     return flt
@@ -69,8 +72,11 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
                 Rate(current.succeeded_7d, current.succeeded_7d + current.failed_7d),
             ),
             "filter": flt,
+            "before_range": before,
+            "colours": charts.agent_colours(agents_by_first_seen(workspace=workspace)),
+            "presets": PRESETS,
             "agents": agent_list(workspace=workspace),
-            "trends": agent_trends(workspace=workspace, until=flt.until, agent=flt.agent),
+            "trends": _trends(workspace, flt),
             "new_modes": modes_new(workspace=workspace, since=flt.since, until=flt.until),
             "queue": review_queue_count(workspace=workspace),
             "recent_failures": recent_failed_traces(workspace=workspace, agent=flt.agent),
@@ -78,6 +84,13 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
             "form": ApiKeyForm(),
         },
     )
+
+
+def _trends(workspace: Any, flt: DashFilter) -> list:
+    """Each agent over the chosen range against the range just before it."""
+    before = flt.previous()
+    return agent_trends(workspace=workspace, since=flt.since, until=flt.until, agent=flt.agent,
+                        before=(before.since, before.until))  # fmt: skip
 
 
 def _series(request: WorkspaceRequest) -> tuple[DashFilter, str, dict[str, list[dict]]]:
@@ -94,6 +107,7 @@ def _series(request: WorkspaceRequest) -> tuple[DashFilter, str, dict[str, list[
 def metrics_page(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     flt, unit, series = _series(request)
+    colours = charts.agent_colours(agents_by_first_seen(workspace=workspace))
     return render(
         request,
         "metrics/metrics.html",
@@ -103,10 +117,19 @@ def metrics_page(request: WorkspaceRequest) -> HttpResponse:
             "agents": agent_list(workspace=workspace),
             "has_data": any(p["traces"] for points in series.values() for p in points),
             "has_outcomes": any(p["decided"] for points in series.values() for p in points),
-            "success_figure": charts.success_rate_figure(series, unit=unit),
-            "volume_figure": charts.volume_figure(series, unit=unit),
-            "trends": agent_trends(workspace=workspace, until=flt.until, agent=flt.agent),
-            "compound": compound_by_agent(workspace=workspace, agent=flt.agent),
+            "success_figure": charts.success_rate_figure(
+                series, unit=unit, partial=flt.partial, colours=colours
+            ),
+            "volume_figure": charts.volume_figure(
+                series, unit=unit, partial=flt.partial, colours=colours
+            ),
+            "colours": colours,
+            "trends": _trends(workspace, flt),
+            "previous": flt.previous(),
+            "presets": PRESETS,
+            "compound": compound_by_agent(
+                workspace=workspace, agent=flt.agent, since=flt.since, until=flt.until
+            ),  # fmt: skip
             "impact": impact_table(workspace=workspace),
             "trials": [trial_result(trial=t) for t in trial_list(workspace=workspace)],
         },
@@ -196,9 +219,14 @@ def compound_csv(request: WorkspaceRequest) -> HttpResponse:
     writer = SafeCsvWriter(response)
     writer.writerow(["agent", "per_step_success", "typical_steps", "predicted_end_to_end",
                      "observed_end_to_end", "n"])  # fmt: skip
-    for row in compound_by_agent(workspace=request.workspace):
-        writer.writerow([row["agent"], f"{row['per_step']:.4f}", f"{row['typical_steps']:.1f}",
-                         f"{row['predicted']:.4f}", _pct(row["end_to_end"]), row["end_to_end"].n])  # fmt: skip
+    flt = _filter(request, default_days=30)
+    for row in compound_by_agent(workspace=request.workspace, agent=flt.agent,
+                                 since=flt.since, until=flt.until):  # fmt: skip
+        per_step, predicted = row["per_step"], row["predicted"]
+        writer.writerow([row["agent"], "n/a" if per_step is None else f"{per_step:.4f}",
+                         f"{row['typical_steps']:.1f}",
+                         "n/a" if predicted is None else f"{predicted:.4f}",
+                         _pct(row["end_to_end"]), row["end_to_end"].n])  # fmt: skip
     return response
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 
 register = template.Library()
@@ -27,3 +29,17 @@ def agent_colour(agent: str) -> str:
     from metrics.charts import agent_colour as colour
 
     return colour(str(agent))
+
+
+@register.filter
+def preset_query(flt: Any, name: str) -> str:
+    """The query string of a one-click range (metrics/filters.PRESETS), keeping the agent."""
+    return str(flt.preset(name))
+
+
+@register.filter
+def colour_of(colours: dict[str, str] | None, agent: str) -> str:
+    """The agent's colour on this page (the same as in its charts)."""
+    from metrics.charts import agent_colour as colour
+
+    return colour(agent, colours)

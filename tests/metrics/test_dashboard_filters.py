@@ -95,7 +95,7 @@ def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
     text = page.content.decode()
     assert "proposed skill awaiting review" in text
     assert 'class="nav-badge"' in text  # the badge beside Skills
-    assert "in the 7 days before" in text
+    assert "the range before" in text
     assert "support-agent: 90% this week, 50% last week, better" in text
     assert "brand new mode" in text
     trends = agent_trends(workspace=data.workspace, until=timezone.now().date())
