@@ -161,7 +161,7 @@ class Trend:
                 f"{self.before_label}, {change}")  # fmt: skip
 
 
-def _span(since: date, until: date) -> str:
+def span_words(since: date, until: date) -> str:
     if since == until:
         return f"{since:%b %-d}"
     if since.month == until.month and since.year == until.year:
@@ -191,8 +191,8 @@ def agent_trends(
         and (before_since, before_until) == (since - timedelta(days=7), since - timedelta(days=1))
         and until == timezone.now().date()
     )
-    now_label = "this week" if weekly else f"in {_span(since, until)}"
-    before_label = "last week" if weekly else f"in {_span(before_since, before_until)}"
+    now_label = "this week" if weekly else f"in {span_words(since, until)}"
+    before_label = "last week" if weekly else f"in {span_words(before_since, before_until)}"
     qs = DailyRollup.objects.filter(workspace=workspace, day__gte=before_since, day__lte=until)
     if agent:
         qs = qs.filter(agent=agent)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from metrics.selectors import span_words
 from metrics.services import rollups_refresh_for_traces
 from tests.factories import ingest, make_user, make_workspace
 
@@ -55,12 +56,24 @@ def test_a_pm_filters_metrics_and_downloads_the_csv(live_server):
             f"{live_server.url}/w/{workspace.slug}/metrics/?by=day&agent=support-agent&from={since}&to={until}"
         )
         expect(page.locator(".filter-label")).to_contain_text("support-agent")
-        expect(page.locator("#trends")).to_contain_text("support-agent: 75% this week")
+        # The chosen range against the range of the same length before it, in words.
+        expect(page.locator("#trends")).to_contain_text("support-agent: 75% in ")
+        expect(page.locator("#trends")).to_contain_text("(the 15 days before)")
         expect(page.locator("#trends")).not_to_contain_text("checkout-agent")
         expect(page.locator("#success-chart .main-svg").first).to_be_visible()  # plotly drew it
         with page.expect_download() as download:
             page.get_by_role("link", name="Download the charts' data (CSV)").click()
         text = Path(download.value.path()).read_text()
+        # One click: this month so far, against the same days of the month before.
+        page.get_by_role("link", name="This month").click()
+        today = timezone.now().date()
+        first = today.replace(day=1)
+        before = (first - timedelta(days=1)).replace(day=1)
+        expect(page.locator("#trends")).to_contain_text(f"in {span_words(first, today)}")
+        expect(page.locator("#trends")).to_contain_text(
+            f"{span_words(before, before.replace(day=min(today.day, (first - timedelta(days=1)).day)))}"
+        )
+        expect(page.locator("#trends")).to_contain_text("the same days of the month before")
         browser.close()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert {r["agent"] for r in rows} == {"support-agent"}
