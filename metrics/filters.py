@@ -116,3 +116,12 @@ def dash_filter(
         since = until - timedelta(days=MAX_DAYS - 1)
     return DashFilter(since=since, until=until, agent=agent, default=default and not agent,
                       problems=tuple(problems))  # fmt: skip
+
+
+def span_words(since: date, until: date) -> str:
+    """A date range as words: "Dec 1–3", "Nov 28 – Dec 3", "Dec 3"."""
+    if since == until:
+        return f"{since:%b %-d}"
+    if since.month == until.month and since.year == until.year:
+        return f"{since:%b %-d}–{until:%-d}"
+    return f"{since:%b %-d} – {until:%b %-d}"

@@ -30,6 +30,7 @@ from skills.trials import verdict as trial_verdict
 from traces.models import Trace
 from workspaces.models import ApiKey, AuditEvent, Workspace
 
+from .filters import span_words
 from .models import DailyRollup, SkillDailyRollup, Snapshot, TrialDailyRollup
 from .stats import Rate, verdict
 
@@ -159,14 +160,6 @@ class Trend:
             change = "better" if self.this_week.value > self.last_week.value else "worse"
         return (f"{self.agent}: {pct(self.this_week)} {self.now_label}, {pct(self.last_week)} "
                 f"{self.before_label}, {change}")  # fmt: skip
-
-
-def span_words(since: date, until: date) -> str:
-    if since == until:
-        return f"{since:%b %-d}"
-    if since.month == until.month and since.year == until.year:
-        return f"{since:%b %-d}–{until:%-d}"
-    return f"{since:%b %-d} – {until:%b %-d}"
 
 
 def agent_trends(

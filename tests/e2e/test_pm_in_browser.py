@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from metrics.selectors import span_words
+from metrics.filters import span_words
 from metrics.services import rollups_refresh_for_traces
 from tests.factories import ingest, make_user, make_workspace
 
