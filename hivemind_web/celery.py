@@ -19,8 +19,9 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
@@ -121,6 +122,13 @@ BROKER_BACKOFF = float(os.environ.get("HIVEMIND_BROKER_BACKOFF", "10"))
 _publisher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hivemind-enqueue")
 _broker_lock = threading.Lock()
 _broker_down_until = 0.0
+# A publish that outlived ENQUEUE_TIMEOUT may still go through (a first connection
+# on a busy machine): what is enqueued while it is in flight waits here, and is
+# sent when it lands, or dropped for the sweeps when it fails. Bounded, so a
+# frozen broker cannot grow it without end.
+DEFERRED_MAX = 1000
+_in_flight = 0
+_deferred: list[tuple[Any, tuple[object, ...]]] = []
 
 
 def _broker_failed(reason: str) -> None:
@@ -135,9 +143,32 @@ def _broker_failed(reason: str) -> None:
 
 def broker_forget_failures() -> None:
     """Try the broker again at the next enqueue (a new broker URL, tests)."""
-    global _broker_down_until
+    global _broker_down_until, _in_flight
     with _broker_lock:
         _broker_down_until = 0.0
+        _in_flight = 0
+        _deferred.clear()
+
+
+def _late_publish_done(future: Future[Any]) -> None:
+    """A publish that outlived ENQUEUE_TIMEOUT ended: if it went through, the broker
+    is up after all, and what waited behind it is sent; if not, that is left to
+    the periodic sweeps."""
+    global _broker_down_until, _in_flight
+    with _broker_lock:
+        _in_flight = max(0, _in_flight - 1)
+        waiting = list(_deferred) if _in_flight == 0 else []
+        if _in_flight == 0:
+            _deferred.clear()
+        if future.exception() is None:
+            _broker_down_until = 0.0
+    if future.exception() is not None:
+        if waiting:
+            logger.warning("broker did not take %d queued task(s); the periodic sweeps "
+                           "catch up", len(waiting))  # fmt: skip
+        return
+    for task, args in waiting:
+        _publisher.submit(task.apply_async, args, retry=False)
 
 
 def broker_backing_off() -> bool:
@@ -157,14 +188,23 @@ def enqueue(name: str, *args: object) -> bool:
     if app.conf.task_always_eager:  # runs here, now (the test suite)
         task.delay(*args)
         return True
+    global _in_flight
     if broker_backing_off():
+        with _broker_lock:
+            if _in_flight and len(_deferred) < DEFERRED_MAX:
+                _deferred.append((task, args))
+                logger.info("broker slow; %s sent once the publish before it lands", name)
+                return False
         logger.info("broker failed recently; %s left to the periodic sweep", name)
         return False
     future = _publisher.submit(task.apply_async, args, retry=False)
     try:
         future.result(timeout=ENQUEUE_TIMEOUT)
     except FutureTimeout:
+        with _broker_lock:
+            _in_flight += 1
         _broker_failed(f"did not take {name} within {ENQUEUE_TIMEOUT:g} s")
+        future.add_done_callback(_late_publish_done)
         return False
     except (BrokerError, ConnectionError, OSError) as exc:
         _broker_failed(f"refused {name} ({exc})")

@@ -30,3 +30,61 @@ def test_enqueue_refuses_an_unknown_task_name():
 
     with pytest.raises(UnknownTask):
         enqueue("failures.tasks.no_such_task", 1)
+
+
+def _slow_then(monkeypatch, *, first_fails: bool) -> tuple[list[str], object]:  # type: ignore[no-untyped-def]
+    """The first publish is held (a broker slow to take a first connection); the
+    second is enqueued while it is in flight."""
+    import threading
+
+    from hivemind_web import celery as hc
+
+    gate = threading.Event()
+    sent: list[str] = []
+
+    def first(args, **kwargs):  # type: ignore[no-untyped-def]
+        gate.wait(30)
+        if first_fails:
+            raise ConnectionError("broker went away")
+        sent.append("analyse")
+
+    monkeypatch.setattr(app.tasks["failures.tasks.analyse_traces"], "apply_async", first)
+    monkeypatch.setattr(app.tasks["metrics.tasks.refresh_rollups"], "apply_async",
+                        lambda args, **kwargs: sent.append("rollups"))  # fmt: skip
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setattr(hc, "ENQUEUE_TIMEOUT", 0.05)
+    hc.broker_forget_failures()
+    assert not hc.enqueue("failures.tasks.analyse_traces", 1, [7])
+    assert not hc.enqueue("metrics.tasks.refresh_rollups", [7])
+    assert sent == []
+    gate.set()
+    return sent, hc
+
+
+def _settle(condition) -> None:  # type: ignore[no-untyped-def]
+    # A bound on waiting for the publishing thread, not a speed check.
+    import time
+
+    deadline = time.monotonic() + 30
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_slow_publish_that_lands_sends_what_waited_behind_it(monkeypatch):
+    sent, hc = _slow_then(monkeypatch, first_fails=False)
+    try:
+        _settle(lambda: len(sent) == 2)
+        assert sent == ["analyse", "rollups"]
+        assert not hc.broker_backing_off()  # type: ignore[attr-defined]
+    finally:
+        hc.broker_forget_failures()  # type: ignore[attr-defined]
+
+
+def test_a_slow_publish_that_fails_leaves_what_waited_to_the_sweeps(monkeypatch, caplog):
+    sent, hc = _slow_then(monkeypatch, first_fails=True)
+    try:
+        _settle(lambda: "did not take 1 queued task" in caplog.text)
+        assert sent == [] and "periodic sweeps catch up" in caplog.text
+        assert hc.broker_backing_off()  # type: ignore[attr-defined]
+    finally:
+        hc.broker_forget_failures()  # type: ignore[attr-defined]
