@@ -31,17 +31,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, TextField
 from django.db.models.functions import Cast, Left
 from django.utils import timezone
 
 from traces.models import Outcome, Step, Trace, TraceStatus
+from workspaces.llm import ModelConfig, model_for, over_budget
 
 from .boilerplate import error_gist
 from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import evidence, offline
+from .diagnosis.claude import diagnose_with_model
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
 from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
@@ -161,8 +162,10 @@ def traces_diagnose(
     kinds = tool_kinds(workspace_id) if same_task else None
     min_precision = _min_precision(workspace_id) if failed_rows else evidence.DEFAULT_MIN_PRECISION
     findings: dict[int, list[offline.Finding]] = {}
-    notes: dict[int, tuple[str, str, tuple[int, int, float]]] = {}
-    claude = _claude_diagnoser()
+    notes: dict[int, tuple[str, str, tuple[int, int, float | None]]] = {}
+    # The workspace's model (workspaces/llm.py), or none: offline, or over budget.
+    model = model_for(workspace_id)[0] if failed_rows else None
+    over = over_budget(workspace_id) if failed_rows and model is None else ""
     sent = 0
     for row in changed:
         assert row.facts is not None
@@ -190,24 +193,31 @@ def traces_diagnose(
         )
         if failed:
             found = with_failed_checks(weigh_evidence(found, min_precision), row.checks)
-        diagnoser, detail, usage = "offline", "", (0, 0, 0.0)
-        if failed and claude is not None and not use_batches and sent >= CLAUDE_PER_CALL:
+        diagnoser, detail = "offline", ""
+        usage: tuple[int, int, float | None] = (0, 0, 0.0)
+        if failed and model is None and over:
+            detail = over
+        elif failed and model is not None and not use_batches and sent >= CLAUDE_PER_CALL:
             detail = (
                 f"Offline: more than {CLAUDE_PER_CALL} failed traces arrived at once. "
-                "`manage.py diagnose_traces --all --batch` sends them to Claude at half price."
+                "`manage.py diagnose_traces --all` sends them to the model"
+                + (" (`--batch`: at half price)." if model.provider == "anthropic" else ".")
             )
-        elif failed and claude is not None and not use_batches:
+        elif failed and model is not None and not use_batches:
             sent += 1
             try:
-                answer = claude(workspace_id, row)
-                found, usage, diagnoser = answer.findings, answer.usage, "claude"
+                answer = diagnose_with_model(workspace_id, row, model)
+                found, usage, diagnoser = answer.findings, answer.usage, model.diagnoser
+                detail = f"Model: {model.label}."
             except Exception as exc:  # DiagnosisError and anything the SDK raises
-                detail = f"Claude diagnosis failed, offline result kept: {exc}"[:2000]
+                detail = f"{model.label}: diagnosis failed, offline result kept: {exc}"[:2000]
                 logger.warning("diagnosis of trace %s: %s", row.id, detail)
+            if sent % 10 == 0:  # a long backfill stops at the budget, not after it
+                model, over = model_for(workspace_id)
         findings[row.id] = found
         notes[row.id] = (diagnoser, detail, usage)
-    if use_batches and claude is not None and failed_rows:
-        _apply_batch(workspace_id, failed_rows, findings, notes, poll_seconds)
+    if use_batches and model is not None and failed_rows:
+        _apply_batch(workspace_id, failed_rows, findings, notes, poll_seconds, model)
     with transaction.atomic():
         _write(workspace_id, changed, findings, notes, profiles, result)
     if cascade:
@@ -325,15 +335,16 @@ def _apply_batch(
     workspace_id: int,
     rows: list[TraceRow],
     findings: dict[int, list[offline.Finding]],
-    notes: dict[int, tuple[str, str, tuple[int, int, float]]],
+    notes: dict[int, tuple[str, str, tuple[int, int, float | None]]],
     poll_seconds: float,
+    model: ModelConfig,
 ) -> None:
     """Claude's answers from one Message Batch replace the offline findings; a
     trace whose request failed keeps them, with the reason."""
     from .diagnosis.claude import Answer, backfill_with_batches
 
     try:
-        answers = backfill_with_batches(workspace_id, rows, poll_seconds=poll_seconds)
+        answers = backfill_with_batches(workspace_id, rows, model, poll_seconds=poll_seconds)
     except Exception as exc:  # the whole batch failed: every trace keeps its offline result
         for row in rows:
             notes[row.id] = ("offline", f"Claude batch failed, offline result kept: {exc}"[:2000],
@@ -343,7 +354,7 @@ def _apply_batch(
         answer = answers.get(row.id, "no answer in the batch")
         if isinstance(answer, Answer):
             findings[row.id] = answer.findings
-            notes[row.id] = ("claude", "", answer.usage)
+            notes[row.id] = (model.diagnoser, "", answer.usage)
         else:
             notes[row.id] = ("offline", f"Claude batch: {answer}; offline result kept"[:2000],
                              (0, 0, 0.0))  # fmt: skip
@@ -519,14 +530,6 @@ def _same_task_successes(
     return out
 
 
-def _claude_diagnoser() -> Any:
-    if not settings.ANTHROPIC_API_KEY:
-        return None
-    from .diagnosis.claude import diagnose_with_claude
-
-    return diagnose_with_claude
-
-
 # --- writing ------------------------------------------------------------------
 
 
@@ -611,7 +614,7 @@ def _write(
     workspace_id: int,
     rows: list[TraceRow],
     findings: dict[int, list[offline.Finding]],
-    notes: dict[int, tuple[str, str, tuple[int, int, float]]],
+    notes: dict[int, tuple[str, str, tuple[int, int, float | None]]],
     profiles: dict[str, offline.Profile],
     result: MineResult,
 ) -> None:

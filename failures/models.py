@@ -34,8 +34,9 @@ class FailureMode(models.Model):
     label = models.CharField(max_length=200)
     # Set when a lead renames the mode: re-labelling then leaves the label alone.
     label_locked = models.BooleanField(default=False)
-    # Who made the label: "" (offline, from the incidents) or "claude"; a Claude
-    # name is kept by re-clustering and renewed when the mode has doubled.
+    # Who made the label: "" (offline, from the incidents), "claude" or "model" (an
+    # OpenAI-compatible server); a model's name is kept by re-clustering and renewed
+    # when the mode has doubled.
     label_source = models.CharField(max_length=10, blank=True, default="")
     named_at_incidents = models.PositiveIntegerField(null=True, blank=True)
     keywords = ArrayField(models.CharField(max_length=80), default=list, blank=True)
@@ -127,6 +128,8 @@ class IncidentSource(models.TextChoices):
     ERROR = "error", "A recorded error"
     OFFLINE = "offline", "Offline diagnosis"
     CLAUDE = "claude", "Claude"
+    # A model on an OpenAI-compatible server (workspaces/llm.py).
+    MODEL = "model", "A model"
     # A person's label (failures/labels.py), or a candidate a person confirmed:
     # shown first, never overwritten or removed by a re-diagnosis.
     HUMAN = "human", "A person"
@@ -278,7 +281,8 @@ class TraceAnalysis(models.Model):
     task_key = models.CharField(max_length=40, blank=True, default="", db_default="")
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
-    cost_usd = models.FloatField(default=0)
+    # Null: the model has no price (a local server), so the cost is unknown.
+    cost_usd = models.FloatField(default=0, null=True)
 
     class Meta:
         indexes = [

@@ -1,19 +1,18 @@
-"""Claude names failure modes when an API key is set.
+"""A model names failure modes when the workspace has one (workspaces/llm.py).
 
 Offline, a mode's label is its commonest finding with masks said in words
-(`clustering.mode_label`). With `ANTHROPIC_API_KEY`, each open mode that a lead
-has not named is named by Claude from a few of its incidents (their stored,
+(`clustering.mode_label`). With a model (Anthropic or an OpenAI-compatible
+server), each open mode that a lead has not named is named from a few of its incidents (their stored,
 redacted descriptions and errors, fenced as data), once, and again when the mode
-has doubled in size since. Re-clustering keeps a Claude name (it relabels only
+has doubled in size since. Re-clustering keeps a model's name (it relabels only
 offline labels). A failed call leaves the offline label; nothing else changes.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from django.conf import settings
+from workspaces.llm import ModelError, ask_tool, client_for, model_for
 
 from .models import FailureMode, ModeStatus
 from .selectors import mode_incidents_nearest
@@ -53,26 +52,28 @@ def modes_due_for_naming(*, workspace_id: int, limit: int = 20) -> list[FailureM
 
 def failure_modes_name(*, workspace_id: int) -> int:
     """Name the modes that are due; returns how many were named."""
-    if not settings.ANTHROPIC_API_KEY:
+    config = model_for(workspace_id)[0]
+    if config is None:
         return 0
-    import anthropic
-
-    client = anthropic.Anthropic(
-        api_key=settings.ANTHROPIC_API_KEY, base_url=settings.ANTHROPIC_BASE_URL,
-        max_retries=settings.HIVEMIND_LLM_MAX_RETRIES, timeout=settings.HIVEMIND_LLM_TIMEOUT,
-    )  # fmt: skip
+    client = client_for(config)
     named = 0
     for mode in modes_due_for_naming(workspace_id=workspace_id):
         try:
-            label = _ask(client, mode)
-        except anthropic.APIError as exc:
+            reply = ask_tool(config, system=SYSTEM, tool=TOOL, max_tokens=200, client=client,
+                             messages=[{"role": "user", "content": build_prompt(mode)}],
+                             workspace_id=workspace_id, purpose="naming")  # fmt: skip
+        except ModelError as exc:
             logger.warning("naming mode %s failed: %s", mode.pk, exc)
-            break  # the API is unwell: try again after the next clustering
+            break  # the model is unwell: try again after the next clustering
+        label = " ".join(str((reply.arguments or {}).get("label", "")).split())[:MAX_LABEL]
         if label:
             FailureMode.objects.filter(pk=mode.pk, label_locked=False).update(
-                label=label, label_source="claude", named_at_incidents=mode.incident_count
-            )
+                label=label, label_source=config.diagnoser,
+                named_at_incidents=mode.incident_count,
+            )  # fmt: skip
             named += 1
+        if model_for(workspace_id)[0] is None:  # the budget ran out
+            break
     return named
 
 
@@ -85,16 +86,3 @@ def build_prompt(mode: FailureMode) -> str:
             f"error: {incident.error_text[:400]}\n</incident>"
         )
     return "\n".join(parts)
-
-
-def _ask(client: Any, mode: FailureMode) -> str:
-    response = client.messages.create(
-        model=settings.ANTHROPIC_MODEL, max_tokens=200, system=SYSTEM, tools=[TOOL],
-        tool_choice={"type": "tool", "name": "name_mode"},
-        messages=[{"role": "user", "content": build_prompt(mode)}],
-    )  # fmt: skip
-    for block in response.content:
-        if block.type == "tool_use" and block.name == "name_mode":
-            label = " ".join(str(block.input.get("label", "")).split())
-            return label[:MAX_LABEL]
-    return ""

@@ -361,7 +361,7 @@ def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
         if relabel and pk in docs:
             signatures, tools = docs[pk]
             mode.keywords = keywords.get(pk, [])
-            if not mode.label_locked and mode.label_source != "claude":
+            if not mode.label_locked and mode.label_source not in ("claude", "model"):
                 mode.label = clustering.mode_label(signatures, tools)[:200]
     FailureMode.objects.bulk_update(list(modes.values()), REFRESHED_FIELDS)
 

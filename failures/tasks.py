@@ -7,9 +7,9 @@ modes.
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from hivemind_web.celery import TASK_RETRY, enqueue
+from workspaces.llm import model_for
 from workspaces.models import Workspace
 
 from . import embedding, mining, naming, propagation, services
@@ -45,7 +45,7 @@ def propagate_label(label_id: int) -> int:
 @shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)
 def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
     modes = services.failure_modes_recluster(workspace_id=workspace_id, run_id=run_id).modes
-    if settings.ANTHROPIC_API_KEY:
+    if model_for(workspace_id)[0] is not None:
         name_modes.delay(workspace_id)
     # Drafting is the skills app's stage: by name, since failures never imports skills.
     enqueue("skills.tasks.distill_due", workspace_id)
@@ -54,7 +54,7 @@ def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
 
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def name_modes(workspace_id: int) -> int:
-    """Claude names modes that are new or have doubled (ANTHROPIC_API_KEY set)."""
+    """The workspace's model names modes that are new or have doubled."""
     return naming.failure_modes_name(workspace_id=workspace_id)
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from traces.selectors import failed_trace_count, trace_get, trace_list_by_ids
 from workspaces.decorators import workspace_view
 from workspaces.errors import InvalidInput
+from workspaces.llm import model_for
 from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
@@ -155,7 +156,7 @@ def mode_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "merge_targets": selectors.mode_merge_targets(mode=mode),
             "figure": figure,
             "can_act": request.membership.has_role(Role.LEAD),
-            "drafter_offline": not settings.ANTHROPIC_API_KEY,
+            "drafter": model_for(request.workspace.pk)[0],
         },
     )
 

@@ -208,6 +208,13 @@ HIVEMIND_PUBLIC_URL = env.str("HIVEMIND_PUBLIC_URL", default="http://127.0.0.1:8
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="") or None
 ANTHROPIC_MODEL = env.str("HIVEMIND_LLM_MODEL", default="claude-haiku-4-5")
+# The default model for workspaces that keep "as the server is configured"
+# (workspaces/llm.py): "anthropic" (needs ANTHROPIC_API_KEY), "openai" (an
+# OpenAI-compatible server at OPENAI_BASE_URL, model HIVEMIND_LLM_MODEL, key
+# optional) or "offline"; empty: Anthropic when a key is set, else offline.
+HIVEMIND_LLM_PROVIDER = env.str("HIVEMIND_LLM_PROVIDER", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 
 LOGGING = {
     "version": 1,

@@ -1,11 +1,12 @@
-"""Drafting a skill from a failure mode: with Claude, or offline.
+"""Drafting a skill from a failure mode: with the workspace's model, or offline.
 
 Both drafters return a `Draft` (or a skip); `skills/services.py` validates it,
 stores it as a proposed SkillVersion with its evidence, and records the job.
 
-The LLM drafter sends only redacted incident text, each incident fenced and
-labelled as untrusted data, and forces an answer through a tool schema
-(`submit_skill`). The SDK retries 429, 5xx and timeouts with exponential backoff
+The model drafter (Anthropic or an OpenAI-compatible server: workspaces/llm.py)
+sends only redacted incident text, each incident fenced and labelled as
+untrusted data, and forces an answer through a tool schema (`submit_skill`).
+The SDKs retry 429, 5xx and timeouts with exponential backoff
 and honours `retry-after` (`max_retries`). An answer that fails validation is
 sent back once with the errors for repair; if it still fails, nothing is stored.
 """
@@ -18,10 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from failures.models import FailureMode, Incident
 from traces.models import Step
+from workspaces.llm import ModelConfig, ModelError, ask_tool, client_for
 
 from .skillmd import SkillDoc, slugify_name, validate
 
@@ -44,6 +44,7 @@ class Draft:
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float | None = 0.0  # None: the model has no price
     # Instructions kept from the lead, each {"text", "reason"} (the mode page lists them).
     held_back: list[dict[str, str]] = field(default_factory=list)
     # Live skills that already carry every instruction this draft would give: the
@@ -203,20 +204,27 @@ def _attr(value: str) -> str:
     return value.replace('"', "'")[:100]
 
 
-def draft_with_claude(context: Context) -> Draft:
-    import anthropic
-
-    client = anthropic.Anthropic(
-        api_key=settings.ANTHROPIC_API_KEY,
-        base_url=settings.ANTHROPIC_BASE_URL,
-        max_retries=settings.HIVEMIND_LLM_MAX_RETRIES,
-        timeout=settings.HIVEMIND_LLM_TIMEOUT,
-    )
-    messages: list[dict[str, Any]] = [{"role": "user", "content": build_prompt(context)}]
+def draft_with_model(context: Context, config: ModelConfig) -> Draft:
+    """A draft from the workspace's model (Anthropic or an OpenAI-compatible server),
+    through the same gate as offline drafts."""
+    client = client_for(config)
+    messages: list[dict[str, str]] = [{"role": "user", "content": build_prompt(context)}]
     usage = [0, 0]
+    costs: list[float | None] = []
+    errors: list[str] = []
     for attempt in range(2):
-        answer = _ask(client, messages, usage)
+        try:
+            reply = ask_tool(config, system=SYSTEM, messages=messages, tool=TOOL, client=client,
+                             workspace_id=context.mode.workspace_id, purpose="drafting")  # fmt: skip
+        except ModelError as exc:
+            raise DistillError(str(exc)) from None
+        usage[0] += reply.input_tokens
+        usage[1] += reply.output_tokens
+        costs.append(reply.cost_usd)
+        answer = reply.arguments or {"verdict": "", "reason": reply.problem}
         draft = _draft_from_answer(answer, context, usage)
+        draft.model = config.model
+        draft.cost_usd = None if None in costs else sum(c or 0.0 for c in costs)
         errors = [] if draft.verdict == "skip" or draft.doc is None else validate(draft.doc)
         if draft.verdict not in ("new", "revise", "skip"):
             errors = [f"verdict must be new, revise or skip, not {draft.verdict!r}"]
@@ -227,39 +235,11 @@ def draft_with_claude(context: Context) -> Draft:
         if attempt == 0:
             # One repair round: show the model what failed and ask again.
             messages += [
-                {"role": "assistant", "content": [{"type": "text", "text": json.dumps(answer)}]},
+                {"role": "assistant", "content": json.dumps(answer)},
                 {"role": "user", "content": "Your answer failed validation: "
                  + "; ".join(errors) + ". Call submit_skill again with a corrected answer."},
             ]  # fmt: skip
-    raise DistillError("Claude's answer failed validation twice: " + "; ".join(errors))
-
-
-def _ask(client: Any, messages: list[dict[str, Any]], usage: list[int]) -> dict[str, Any]:
-    import anthropic
-
-    try:
-        response = client.messages.create(
-            model=settings.ANTHROPIC_MODEL,
-            max_tokens=settings.HIVEMIND_LLM_MAX_TOKENS,
-            system=SYSTEM,
-            tools=[TOOL],
-            tool_choice={"type": "tool", "name": "submit_skill"},
-            messages=messages,
-        )
-    except anthropic.APITimeoutError:
-        raise DistillError("Claude did not answer in time (after retries).") from None
-    except anthropic.RateLimitError:
-        raise DistillError("Claude kept answering 429 (rate limited) after retries.") from None
-    except anthropic.APIStatusError as exc:
-        raise DistillError(f"Claude answered HTTP {exc.status_code} after retries.") from None
-    except anthropic.APIConnectionError as exc:
-        raise DistillError(f"Could not reach Claude: {exc}.") from None
-    usage[0] += response.usage.input_tokens
-    usage[1] += response.usage.output_tokens
-    for block in response.content:
-        if block.type == "tool_use" and block.name == "submit_skill":
-            return dict(block.input)
-    return {"verdict": "", "reason": "no submit_skill call in the answer"}
+    raise DistillError(f"{config.label}'s answer failed validation twice: " + "; ".join(errors))
 
 
 def _draft_from_answer(answer: dict[str, Any], context: Context, usage: list[int]) -> Draft:
@@ -294,7 +274,6 @@ def _draft_from_answer(answer: dict[str, Any], context: Context, usage: list[int
         revise_skill=str(answer.get("revise_skill") or ""),
         incident_ids=ids or sorted(known),
         instructions=instructions,
-        model=settings.ANTHROPIC_MODEL,
         input_tokens=usage[0],
         output_tokens=usage[1],
     )
@@ -435,7 +414,7 @@ def draft_offline(context: Context) -> Draft:
     return Draft(
         verdict="new",
         reason=(f"Drafted offline from {len(instructions)} piece(s) of evidence with counts "
-                "(no ANTHROPIC_API_KEY set)."
+                "(no model in use for this workspace)."
                 + (f" {len(held)} more held back (listed on the mode page)."
                    if held else ""))[:4000],
         doc=SkillDoc(name=name, description=description, body=body),

@@ -77,7 +77,7 @@ class Skill(models.Model):
 
 class Authorship(models.TextChoices):
     USER = "user", "A person"
-    LLM = "llm", "Claude"
+    LLM = "llm", "A model"
     OFFLINE = "offline", "Drafted offline"
 
 
@@ -99,7 +99,7 @@ class SkillVersion(models.Model):
     model = models.CharField(max_length=100, blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
-    cost_usd = models.FloatField(default=0.0)
+    cost_usd = models.FloatField(default=0.0, null=True)  # null: the model has no price
     # Reviewer warnings: URLs, commands or credentials the incidents do not contain.
     flags = models.JSONField(default=list, blank=True)
     # Itemised: [{"id", "section", "text", "because", "counts", "kind"}]

@@ -16,6 +16,7 @@ from failures.models import FailureMode, ModeStatus
 from failures.selectors import mode_incidents_nearest
 from hivemind_web.celery import enqueue
 from workspaces.errors import InvalidInput
+from workspaces.llm import model_for
 from workspaces.models import Role, Workspace
 from workspaces.selectors import membership_require
 from workspaces.services import audit_record
@@ -177,8 +178,9 @@ def _draft_and_store(job: DistillationJob) -> tuple[SkillVersion | None, distill
     if not incidents:
         raise distill.DistillError("This mode has no incidents to learn from.")
     context = distill.Context(mode, incidents, _similar_skills(mode), carried=_carried(mode))
-    drafter = distill.draft_with_claude if settings.ANTHROPIC_API_KEY else distill.draft_offline
-    draft = drafter(context)
+    model = model_for(mode.workspace_id)[0]
+    draft = (distill.draft_with_model(context, model) if model is not None
+             else distill.draft_offline(context))  # fmt: skip
     if draft.merged_into:
         # Nothing new to propose: the mode joins the skills that already say it.
         for skill in Skill.objects.filter(workspace=mode.workspace, name__in=draft.merged_into):
@@ -291,8 +293,7 @@ def _store(job: DistillationJob, draft: distill.Draft, context: distill.Context)
         model=draft.model,
         input_tokens=draft.input_tokens,
         output_tokens=draft.output_tokens,
-        cost_usd=(draft.input_tokens * settings.HIVEMIND_LLM_PRICE_IN
-                  + draft.output_tokens * settings.HIVEMIND_LLM_PRICE_OUT) / 1_000_000,
+        cost_usd=draft.cost_usd if draft.model else 0.0,
         flags=version_flags(workspace, doc.body + "\n" + doc.description, draft.instructions,
                             context.incidents, exclude=None),
         instructions=draft.instructions,

@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +14,7 @@ from failures.charts import incidents_per_day_figure
 from failures.selectors import daily_incident_counts, failure_mode_get
 from workspaces.decorators import workspace_view
 from workspaces.errors import InvalidInput
+from workspaces.llm import model_for
 from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
@@ -311,7 +311,7 @@ def mode_skill_panel(request: WorkspaceRequest, mode_pk: int) -> HttpResponse:
                 workspace=request.workspace, by_mode={mode.pk: skills}
             ),
             "can_act": request.membership.has_role(Role.LEAD),
-            "drafter_offline": not settings.ANTHROPIC_API_KEY,
+            "drafter": model_for(request.workspace.pk)[0],
         },
     )
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
-from .models import PiiPolicy, Role, Scope
+from .models import PiiPolicy, Provider, Role, Scope
 from .redaction import POLICY_SWITCHES, validate_custom_pattern
 
 
@@ -121,3 +123,43 @@ class WorkspaceCreateForm(forms.Form):
     slug = forms.SlugField(max_length=50, required=False, label="Address (optional)",
                            help_text="Lower-case letters, digits and dashes; made from the name "
                                      "when empty. It appears in links: /w/<address>/.")  # fmt: skip
+
+
+class ModelSettingsForm(forms.Form):
+    """Settings → Model: which model the workspace's diagnosis, names and drafts use."""
+
+    provider = forms.ChoiceField(choices=Provider.choices, label="Model", widget=forms.RadioSelect)
+    base_url = forms.CharField(
+        required=False, max_length=500, label="Base URL",
+        help_text="OpenAI-compatible: the server's /v1 URL, e.g. http://127.0.0.1:11434/v1 "
+                  "(Ollama) or http://vllm:8000/v1. Anthropic: leave empty.",
+    )  # fmt: skip
+    model = forms.CharField(required=False, max_length=200, label="Model name",
+                            help_text="e.g. claude-haiku-4-5, llama3.1:8b, Qwen/Qwen2.5-7B-Instruct.")  # fmt: skip
+    api_key = forms.CharField(
+        required=False, max_length=500, label="API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only: stored encrypted, never shown again. Empty keeps the stored "
+                  "key; a local server may need none.",
+    )  # fmt: skip
+    clear_key = forms.BooleanField(required=False, label="Remove the stored key")
+    price_in = forms.FloatField(
+        required=False, min_value=0, label="Price in (USD per million tokens)"
+    )
+    price_out = forms.FloatField(
+        required=False, min_value=0, label="Price out (USD per million tokens)"
+    )
+    monthly_budget_usd = forms.FloatField(
+        required=False, min_value=0, label="Monthly budget (USD)",
+        help_text="Beyond it, runs are diagnosed offline until the month ends. Empty: no limit.",
+    )  # fmt: skip
+
+    @classmethod
+    def for_settings(cls, found: Any) -> ModelSettingsForm:
+        if found is None:
+            return cls(initial={"provider": Provider.DEFAULT})
+        return cls(initial={
+            "provider": found.provider, "base_url": found.base_url, "model": found.model,
+            "price_in": found.price_in, "price_out": found.price_out,
+            "monthly_budget_usd": found.monthly_budget_usd,
+        })  # fmt: skip

@@ -233,3 +233,62 @@ class Invitation(models.Model):
             self.accepted_at is None and self.revoked_at is None
             and self.expires_at > timezone.now()
         )  # fmt: skip
+
+
+class Provider(models.TextChoices):
+    DEFAULT = "default", "As the server is configured"
+    ANTHROPIC = "anthropic", "Anthropic"
+    OPENAI = "openai", "An OpenAI-compatible server"
+    OFFLINE = "offline", "No model (offline)"
+
+
+class ModelSettings(models.Model):
+    """Which model a workspace's diagnosis, mode names and drafts use (workspaces/llm.py):
+    the server's default (environment), Anthropic, an OpenAI-compatible
+    chat-completions server of the team's own (vLLM, Ollama, llama.cpp, LM Studio, a
+    gateway), or none. The API key is stored encrypted and never shown again."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="model_settings"
+    )
+    provider = models.CharField(max_length=10, choices=Provider.choices, default=Provider.DEFAULT)
+    base_url = models.CharField(max_length=500, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    api_key_encrypted = models.TextField(blank=True)
+    # USD per million tokens; null: unknown (a local model), and costs show as unknown.
+    price_in = models.FloatField(null=True, blank=True)
+    price_out = models.FloatField(null=True, blank=True)
+    # Spending limit per calendar month (UTC), in USD; null: none.
+    monthly_budget_usd = models.FloatField(null=True, blank=True)
+    # The last connection check (Settings → Model → Check): its time and outcome.
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_ok = models.BooleanField(default=False)
+    check_detail = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"model settings of {self.workspace_id}"
+
+
+class ModelUsage(models.Model):
+    """What a workspace's model calls cost, per UTC day and purpose: the budget's meter."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    purpose = models.CharField(max_length=20)  # diagnosis, naming, drafting, check
+    calls = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0)
+    # Calls whose cost is unknown (no price for the model).
+    unpriced_calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "purpose"], name="model_usage_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"model usage of {self.workspace_id} on {self.day}"

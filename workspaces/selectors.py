@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from .models import (
     AuditEvent,
     Invitation,
     Membership,
+    ModelSettings,
     PiiPolicy,
     Role,
     Workspace,
@@ -131,3 +133,22 @@ def audit_facets(*, workspace: Workspace) -> dict[str, list[str]]:
             events.values_list("object_type", flat=True).distinct().order_by("object_type")
         ),
     }
+
+
+def model_settings_get(*, workspace: Workspace) -> ModelSettings | None:
+    return ModelSettings.objects.filter(workspace=workspace).first()
+
+
+def model_meter(*, workspace: Workspace) -> dict[str, Any]:
+    """This month's model spending against the budget, and what is in use and why."""
+    from .llm import configured_model, month_spent, over_budget
+
+    spent, calls, unpriced = month_spent(workspace.pk)
+    found = model_settings_get(workspace=workspace)
+    budget = found.monthly_budget_usd if found else None
+    config, reason = configured_model(workspace.pk)
+    return {
+        "spent": spent, "calls": calls, "unpriced": unpriced, "budget": budget,
+        "share": min(spent / budget, 1.0) if budget else None,
+        "config": config, "offline_reason": reason, "over": over_budget(workspace.pk),
+    }  # fmt: skip

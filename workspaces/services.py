@@ -20,6 +20,7 @@ from .models import (
     AuditEvent,
     Invitation,
     Membership,
+    ModelSettings,
     PiiPolicy,
     Role,
     Scope,
@@ -427,3 +428,85 @@ def identifier_redact(*, workspace_id: int, value: str) -> str:
         return value
     policy, _ = PiiPolicy.objects.get_or_create(workspace_id=workspace_id)
     return redactor_for_policy(policy).identifier(value, Counter())
+
+
+@transaction.atomic
+def model_settings_save(
+    *,
+    workspace: Workspace,
+    actor: User,
+    provider: str,
+    base_url: str = "",
+    model: str = "",
+    api_key: str = "",
+    clear_key: bool = False,
+    price_in: float | None = None,
+    price_out: float | None = None,
+    monthly_budget_usd: float | None = None,
+) -> ModelSettings:
+    """Choose the workspace's model (workspaces/llm.py). An empty `api_key` keeps the
+    stored one; the key never reaches the audit log, only whether it changed."""
+    from django.conf import settings as django_settings
+
+    from .llm import key_encrypt
+    from .models import Provider
+
+    if provider not in Provider.values:
+        raise InvalidInput(f"“{provider[:40]}” is not a model choice.")
+    base_url, model = base_url.strip(), model.strip()
+    if base_url and not base_url.lower().startswith(("http://", "https://")):
+        raise InvalidInput("The base URL must start with http:// or https://.")
+    for name, value in (("price in", price_in), ("price out", price_out),
+                        ("monthly budget", monthly_budget_usd)):  # fmt: skip
+        if value is not None and value < 0:
+            raise InvalidInput(f"The {name} cannot be negative.")
+    found, _ = ModelSettings.objects.select_for_update().get_or_create(workspace=workspace)
+    has_key = bool(api_key.strip()) or (bool(found.api_key_encrypted) and not clear_key)
+    if provider == Provider.OPENAI and not (base_url and model):
+        raise InvalidInput("An OpenAI-compatible server needs its base URL (ending in /v1, "
+                           "e.g. http://127.0.0.1:11434/v1) and a model name.")  # fmt: skip
+    if provider == Provider.ANTHROPIC and not has_key and not django_settings.ANTHROPIC_API_KEY:
+        raise InvalidInput("Anthropic needs an API key (the server has none in its "
+                           "environment).")  # fmt: skip
+    fields = ("provider", "base_url", "model", "price_in", "price_out", "monthly_budget_usd")
+    before = {name: getattr(found, name) for name in fields}
+    had_key = bool(found.api_key_encrypted)
+    found.provider, found.base_url, found.model = provider, base_url, model
+    found.price_in, found.price_out = price_in, price_out
+    found.monthly_budget_usd = monthly_budget_usd
+    key_change = ""
+    if api_key.strip():
+        found.api_key_encrypted = key_encrypt(api_key.strip())
+        key_change = "replaced" if had_key else "set"
+    elif clear_key and found.api_key_encrypted:
+        found.api_key_encrypted = ""
+        key_change = "removed"
+    # A changed connection has not been checked yet.
+    if any(before[name] != getattr(found, name) for name in ("provider", "base_url", "model")) or (
+        key_change
+    ):
+        found.checked_at, found.check_ok, found.check_detail = None, False, ""
+    found.save()
+    after = {name: getattr(found, name) for name in fields}
+    changed = {k: v for k, v in after.items() if before[k] != v}
+    if changed or key_change:
+        audit_record(
+            workspace=workspace, actor=actor, action="model_settings.change", obj=found,
+            before={k: before[k] for k in changed},
+            after={**changed, **({"api_key": key_change} if key_change else {})},
+        )  # fmt: skip
+    return found
+
+
+def model_settings_check(*, workspace: Workspace, actor: User) -> tuple[bool, str]:
+    """Ask the workspace's model one small tool-forced question and keep the outcome."""
+    from .llm import configured_model, connection_check
+
+    config, reason = configured_model(workspace.pk)
+    ok, detail = (False, reason) if config is None else connection_check(config)
+    found, _ = ModelSettings.objects.get_or_create(workspace=workspace)
+    found.checked_at, found.check_ok, found.check_detail = timezone.now(), ok, detail[:2000]
+    found.save(update_fields=["checked_at", "check_ok", "check_detail", "updated_at"])
+    audit_record(workspace=workspace, actor=actor, action="model_settings.check", obj=found,
+                 after={"ok": ok})  # fmt: skip
+    return ok, detail

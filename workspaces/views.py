@@ -27,10 +27,12 @@ from .forms import (
     AuditFilterForm,
     InviteSignupForm,
     MemberAddForm,
+    ModelSettingsForm,
     PiiPolicyForm,
     RoleForm,
     WorkspaceCreateForm,
 )
+from .llm import configured_model
 from .logins import (
     client_key,
     login_device_hash,
@@ -49,6 +51,8 @@ from .selectors import (
     invitation_list_open,
     membership_get_by_pk,
     membership_list,
+    model_meter,
+    model_settings_get,
     pii_policy_get,
     workspace_list_for_user,
 )
@@ -63,6 +67,8 @@ from .services import (
     membership_change_role,
     membership_email_alerts_set,
     membership_remove,
+    model_settings_check,
+    model_settings_save,
     pii_policy_update,
     workspace_create,
     workspace_time_zone_set,
@@ -178,6 +184,9 @@ def _settings_context(workspace: Workspace, **extra: Any) -> dict[str, Any]:
         "policy": policy,
         "policy_form": PiiPolicyForm.for_policy(policy),
         "zones": ZONES,
+        "model_form": ModelSettingsForm.for_settings(model_settings_get(workspace=workspace)),
+        "model_settings": model_settings_get(workspace=workspace),
+        "meter": model_meter(workspace=workspace),
         **extra,
     }
 
@@ -410,6 +419,45 @@ class AdminLoginView(ThrottledLoginMixin, auth_views.LoginView):
 
         return {**super().get_context_data(**kwargs), **admin.site.each_context(self.request),
                 "title": "Log in", "site_header": admin.site.site_header}  # fmt: skip
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def model_settings_save_view(request: WorkspaceRequest) -> HttpResponse:
+    """Save the workspace's model; when the connection changed, check it at once, so
+    a server that cannot answer (or cannot call tools) says so on this page."""
+    workspace = request.workspace
+    form = ModelSettingsForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            saved = model_settings_save(
+                workspace=workspace, actor=request.user, provider=data["provider"],
+                base_url=data["base_url"], model=data["model"], api_key=data["api_key"],
+                clear_key=data["clear_key"], price_in=data["price_in"],
+                price_out=data["price_out"], monthly_budget_usd=data["monthly_budget_usd"],
+            )  # fmt: skip
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            if saved.checked_at is None and configured_model(workspace.pk)[0] is not None:
+                ok, detail = model_settings_check(workspace=workspace, actor=request.user)
+                (messages.success if ok else messages.error)(
+                    request, f"Model settings saved. {'' if ok else 'Check failed: '}{detail}"
+                )
+            else:
+                messages.success(request, "Model settings saved.")
+            return _back(workspace, "#model")
+    context = _settings_context(workspace, model_form=form)
+    return render(request, "workspaces/settings.html", context, status=422)
+
+
+@require_POST
+@workspace_view(Role.ADMIN)
+def model_settings_check_view(request: WorkspaceRequest) -> HttpResponse:
+    ok, detail = model_settings_check(workspace=request.workspace, actor=request.user)
+    (messages.success if ok else messages.error)(request, detail)
+    return _back(request.workspace, "#model")
 
 
 @require_POST

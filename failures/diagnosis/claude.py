@@ -1,18 +1,20 @@
-"""The Claude diagnoser: which step of a failed run went wrong, what, and what kind.
+"""The model diagnoser: which step of a failed run went wrong, what, and what kind.
 
-Used for failed traces when `ANTHROPIC_API_KEY` is set (`mining.py` falls back
-to the offline diagnoser when it fails, and says so on the trace). It sends only
+Used for failed traces when the workspace has a model (workspaces/llm.py:
+Anthropic or an OpenAI-compatible server; `mining.py` falls back to the offline
+diagnoser when it fails, is over budget, or there is none, and says so on the
+trace). It sends only
 what ingest stored, which is already redacted; each step is fenced in a `<step>`
 element and the prompt says step contents are untrusted data, never
 instructions. The answer is forced through a tool schema (`report_diagnosis`)
 whose categories are the workspace's taxonomy. Long traces are windowed to a
 token budget: the first steps (the request), the steps around every error, and
 the last steps, with their original step numbers and a marker where steps were
-left out. The SDK retries 429, 5xx and timeouts (`max_retries`, honouring
+left out. Both SDKs retry 429, 5xx and timeouts (`max_retries`, honouring
 `retry-after`); an answer that fails validation is sent back once with the
 errors, then the diagnosis fails with a clear message.
 
-`backfill_with_batches` diagnoses many traces at once through the Message
+`backfill_with_batches` diagnoses many traces at once through Anthropic's Message
 Batches API (half the price, answers within 24 h), for `manage.py
 diagnose_traces --batch`.
 """
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+
+from workspaces.llm import ModelConfig, ModelError, ask_tool, client_for, usage_record
 
 from .. import taxonomy
 from ..models import DiagnosisSettings
@@ -56,7 +60,7 @@ class DiagnosisError(Exception):
 @dataclass
 class Answer:
     findings: list[Finding]
-    usage: tuple[int, int, float]  # input tokens, output tokens, cost in USD
+    usage: tuple[int, int, float | None]  # input tokens, output tokens, cost in USD (None: unknown)
 
 
 def categories_for(workspace_id: int) -> list[taxonomy.Category]:
@@ -182,88 +186,62 @@ def build_prompt(task: str, steps: list[StepView], categories: list[taxonomy.Cat
     return "\n".join(parts)
 
 
-def _client() -> Any:
-    import anthropic
-
-    return anthropic.Anthropic(
-        api_key=settings.ANTHROPIC_API_KEY,
-        base_url=settings.ANTHROPIC_BASE_URL,
-        max_retries=settings.HIVEMIND_LLM_MAX_RETRIES,
-        timeout=settings.HIVEMIND_LLM_TIMEOUT,
-    )
-
-
 def _request(
-    prompt: str, categories: list[taxonomy.Category], messages: list[dict[str, Any]] | None = None
+    config: ModelConfig, prompt: str, categories: list[taxonomy.Category]
 ) -> dict[str, Any]:
+    """One Message Batches request (Anthropic's shape)."""
     return {
-        "model": settings.ANTHROPIC_MODEL,
+        "model": config.model,
         "max_tokens": settings.HIVEMIND_LLM_MAX_TOKENS,
         "system": SYSTEM,
         "tools": [tool_schema(categories)],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
-        "messages": messages or [{"role": "user", "content": prompt}],
+        "messages": [{"role": "user", "content": prompt}],
     }
 
 
-def _cost(tokens_in: int, tokens_out: int, discount: float = 1.0) -> float:
-    return (
-        discount
-        * (
-            tokens_in * settings.HIVEMIND_LLM_PRICE_IN
-            + tokens_out * settings.HIVEMIND_LLM_PRICE_OUT
-        )
-        / 1_000_000
-    )
-
-
-def diagnose_with_claude(workspace_id: int, row: Any) -> Answer:
-    """Diagnose one failed trace (`row`: mining.TraceRow) with Claude."""
-    import anthropic
-
+def diagnose_with_model(workspace_id: int, row: Any, config: ModelConfig) -> Answer:
+    """Diagnose one failed trace (`row`: mining.TraceRow) with the workspace's model
+    (Anthropic or an OpenAI-compatible server: workspaces/llm.py)."""
     categories = categories_for(workspace_id)
     prompt = build_prompt(row.task, row.steps, categories)
-    client = _client()
-    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    client = client_for(config)
+    messages: list[dict[str, str]] = [{"role": "user", "content": prompt}]
     tokens = [0, 0]
+    cost: float | None = 0.0
     errors: list[str] = []
+    findings: list[Finding] = []
     for attempt in range(2):
         try:
-            response = client.messages.create(**_request(prompt, categories, messages))
-        except anthropic.APITimeoutError:
-            raise DiagnosisError("Claude did not answer in time (after retries).") from None
-        except anthropic.RateLimitError:
-            raise DiagnosisError(
-                "Claude kept answering 429 (rate limited) after retries."
-            ) from None
-        except anthropic.APIStatusError as exc:
-            raise DiagnosisError(f"Claude answered HTTP {exc.status_code} after retries.") from None
-        except anthropic.APIConnectionError as exc:
-            raise DiagnosisError(f"Could not reach Claude: {exc}.") from None
-        tokens[0] += response.usage.input_tokens
-        tokens[1] += response.usage.output_tokens
-        answer = next(
-            (
-                dict(b.input)
-                for b in response.content
-                if b.type == "tool_use" and b.name == TOOL_NAME
-            ),
-            None,
-        )
-        findings, errors = parse_answer(answer, row.steps, categories)
+            reply = ask_tool(config, system=SYSTEM, messages=messages,
+                             tool=tool_schema(categories), workspace_id=workspace_id,
+                             purpose="diagnosis", client=client)  # fmt: skip
+        except ModelError as exc:
+            raise DiagnosisError(str(exc)) from None
+        tokens[0] += reply.input_tokens
+        tokens[1] += reply.output_tokens
+        cost = None if cost is None or reply.cost_usd is None else cost + reply.cost_usd
+        if reply.arguments is None:
+            findings, errors = [], [reply.problem]
+        else:
+            findings, errors = parse_answer(reply.arguments, row.steps, categories,
+                                            config.diagnoser)  # fmt: skip
         if not errors:
-            return Answer(findings, (tokens[0], tokens[1], _cost(*tokens)))
+            return Answer(findings, (tokens[0], tokens[1], cost))
         if attempt == 0:
             messages += [
-                {"role": "assistant", "content": [{"type": "text", "text": json.dumps(answer)}]},
+                {"role": "assistant", "content": json.dumps(reply.arguments)},
                 {"role": "user", "content": "Your answer failed validation: " + "; ".join(errors)
-                 + ". Call report_diagnosis again with a corrected answer."},
+                 + f". Call {TOOL_NAME} again with a corrected answer."},
             ]  # fmt: skip
-    raise DiagnosisError("Claude's answer failed validation twice: " + "; ".join(errors))
+    raise DiagnosisError(f"{config.label}'s answer failed validation twice: " + "; ".join(errors))
 
 
 def parse_answer(
-    answer: dict[str, Any] | None, steps: list[StepView], categories: list[taxonomy.Category]
+    answer: dict[str, Any] | None,
+    steps: list[StepView],
+    categories: list[taxonomy.Category],
+    source: str = "claude",
 ) -> tuple[list[Finding], list[str]]:
     if not isinstance(answer, dict):
         return [], ["no report_diagnosis call in the answer"]
@@ -300,7 +278,7 @@ def parse_answer(
             findings.append(Finding(
                 step=step, description=" ".join(description.split())[:300], category=category,
                 evidence=evidence[:20] or [step], confidence=float(confidence), tool=target.name,
-                error_text=target.error or "", source="claude", stats={"method": "claude"},
+                error_text=target.error or "", source=source, stats={"method": source},
             ))  # fmt: skip
     if errors:
         return [], errors
@@ -311,20 +289,24 @@ def parse_answer(
     return list(unique.values()), []
 
 
-def backfill_with_batches(workspace_id: int, rows: list[Any], *, poll_seconds: float = 30.0,
+def backfill_with_batches(workspace_id: int, rows: list[Any], config: ModelConfig, *,
+                          poll_seconds: float = 30.0,
                           timeout_seconds: float = 86_400) -> dict[int, Answer | str]:  # fmt: skip
     """Diagnose many failed traces through the Message Batches API (half price).
 
     Returns trace id -> Answer, or the reason it failed. Blocks until the batch
     ends (`poll_seconds` between checks) or `timeout_seconds` pass.
     """
+    if config.provider != "anthropic":
+        raise DiagnosisError(f"Batches are Anthropic's Message Batches API; {config.label} "
+                             "diagnoses runs one by one (without --batch).")  # fmt: skip
     categories = categories_for(workspace_id)
-    client = _client()
+    client = client_for(config)
     by_id = {f"trace-{row.id}": row for row in rows}
     requests = [
         {
             "custom_id": key,
-            "params": _request(build_prompt(row.task, row.steps, categories), categories),
+            "params": _request(config, build_prompt(row.task, row.steps, categories), categories),
         }
         for key, row in by_id.items()
     ]
@@ -360,5 +342,9 @@ def backfill_with_batches(workspace_id: int, rows: list[Any], *, poll_seconds: f
         if errors:
             results[row.id] = "Claude's answer failed validation: " + "; ".join(errors)
         else:
-            results[row.id] = Answer(findings, (usage[0], usage[1], _cost(*usage, discount=0.5)))
+            results[row.id] = Answer(
+                findings, (usage[0], usage[1], config.cost(*usage, discount=0.5))
+            )
+            usage_record(workspace_id, "diagnosis", usage[0], usage[1],
+                         config.cost(*usage, discount=0.5))  # fmt: skip
     return results

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from failures.mining import traces_diagnose
 from traces.models import Trace
+from workspaces.llm import model_for
 from workspaces.models import Workspace
 
 CHUNK = 2000
@@ -18,6 +18,7 @@ class Command(BaseCommand):
     help = (
         "Diagnose a workspace's traces now (the worker does this after every ingest). "
         "--all diagnoses unchanged traces again; --batch sends failed traces to Claude "
+        "(when the workspace's model is Anthropic's) "
         "through the Message Batches API (half price; waits until the batch ends)."
     )
 
@@ -31,9 +32,12 @@ class Command(BaseCommand):
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
         if workspace is None:
             raise CommandError(f"No workspace with the slug {options['workspace']!r}.")
-        if options["batch"] and not settings.ANTHROPIC_API_KEY:
+        model, reason = model_for(workspace.pk)
+        if options["batch"] and (model is None or model.provider != "anthropic"):
             raise CommandError(
-                "--batch needs ANTHROPIC_API_KEY (the offline diagnoser has no batches)."
+                "--batch is Anthropic's Message Batches API; this workspace's model is "
+                + (model.label if model else f"none ({reason})")
+                + ". Without --batch, failed runs are diagnosed one by one."
             )
         ids = list(
             Trace.objects.filter(workspace=workspace).order_by("pk").values_list("pk", flat=True)
