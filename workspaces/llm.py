@@ -379,13 +379,13 @@ def _no_tools(config: ModelConfig, detail: str) -> str:
     )
 
 
-def connection_check(config: ModelConfig) -> tuple[bool, str]:
+def connection_check(config: ModelConfig, workspace_id: int | None = None) -> tuple[bool, str]:
     """One small tool-forced request: does this provider answer, with tool calls?"""
     try:
         answer = ask_tool(
             config, system="Answer only by calling report_ready.",
             messages=[{"role": "user", "content": "Are you ready? Call report_ready."}],
-            tool=CHECK_TOOL, max_tokens=50,
+            tool=CHECK_TOOL, max_tokens=50, workspace_id=workspace_id, purpose="check",
         )  # fmt: skip
     except ModelError as exc:
         return False, str(exc)

@@ -503,7 +503,7 @@ def model_settings_check(*, workspace: Workspace, actor: User) -> tuple[bool, st
     from .llm import configured_model, connection_check
 
     config, reason = configured_model(workspace.pk)
-    ok, detail = (False, reason) if config is None else connection_check(config)
+    ok, detail = (False, reason) if config is None else connection_check(config, workspace.pk)
     found, _ = ModelSettings.objects.get_or_create(workspace=workspace)
     found.checked_at, found.check_ok, found.check_detail = timezone.now(), ok, detail[:2000]
     found.save(update_fields=["checked_at", "check_ok", "check_detail", "updated_at"])

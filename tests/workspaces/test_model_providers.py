@@ -201,8 +201,9 @@ def test_switching_between_anthropic_an_openai_server_and_offline_needs_only_set
 
 
 def test_a_workspace_over_its_budget_diagnoses_offline_and_says_so(tenant, server):
-    _use_openai(tenant, server, price_in="1000", price_out="1000", monthly_budget_usd="1")
-    server.queue.append((200, _diagnosis(), {}))  # 1,020 tokens at $1000/M: $1.02
+    # The check and the diagnosis: 1,020 tokens each at $1000/M, $2.04 of $2.
+    _use_openai(tenant, server, price_in="1000", price_out="1000", monthly_budget_usd="2")
+    server.queue.append((200, _diagnosis(), {}))
     ingest(tenant.workspace, [_failed_trace("m-1")])
     assert TraceAnalysis.objects.get(trace__external_id="m-1").diagnoser == "model"
     before = len(server.requests)
@@ -214,7 +215,7 @@ def test_a_workspace_over_its_budget_diagnoses_offline_and_says_so(tenant, serve
     page = tenant.client_for(tenant.admin).get(reverse("settings", args=[tenant.workspace.slug]))
     text = page.content.decode()
     assert "model budget is used" in text and "<meter" in text
-    assert "of $1.00" in text
+    assert "$2.04</strong> of $2.00" in text
 
 
 def test_bad_model_settings_are_refused_with_a_reason_and_nothing_changes(tenant):
