@@ -37,7 +37,7 @@ from django.db.models.functions import Cast, Left
 from django.utils import timezone
 
 from traces.models import Outcome, Step, Trace, TraceStatus
-from workspaces.llm import ModelConfig, model_for, over_budget
+from workspaces.llm import ModelConfig, ModelError, model_for, over_budget
 
 from .boilerplate import error_gist
 from .boilerplate import for_workspace as boilerplate_for
@@ -55,6 +55,7 @@ from .models import (
     IncidentSource,
     TraceAnalysis,
 )
+from .policy import Rule, approved_rules, policy_check
 from .signatures import MAX_TASK_CHARS, normalise
 
 logger = logging.getLogger(__name__)
@@ -124,9 +125,11 @@ def traces_diagnose(
     poll_seconds: float = 30.0,
     cascade: bool = True,
 ) -> MineResult:
-    """Diagnose the traces that changed (all of them with `force`). With a Claude key,
-    failed traces go to Claude one request each, or all in one Message Batch
-    (`use_batches`, half price, for backfills: blocks until the batch ends)."""
+    """Diagnose the traces that changed (all of them with `force`). With a model
+    (workspaces/llm.py), failed traces go to it one request each (and, for an agent
+    with approved policy rules, one more to check them), or, on Anthropic, all in
+    one Message Batch (`use_batches`, half price, for backfills: blocks until the
+    batch ends)."""
     result = MineResult()
     rows = _load(workspace_id, trace_ids)
     if not rows:
@@ -166,6 +169,9 @@ def traces_diagnose(
     # The workspace's model (workspaces/llm.py), or none: offline, or over budget.
     model = model_for(workspace_id)[0] if failed_rows else None
     over = over_budget(workspace_id) if failed_rows and model is None else ""
+    # Approved policy rules are checked by the model, run by run (policy.py).
+    rules = approved_rules(workspace_id, {r.agent for r in failed_rows}) if model else {}
+    policy_kinds = tool_kinds(workspace_id) if rules else None
     sent = 0
     for row in changed:
         assert row.facts is not None
@@ -212,6 +218,12 @@ def traces_diagnose(
             except Exception as exc:  # DiagnosisError and anything the SDK raises
                 detail = f"{model.label}: diagnosis failed, offline result kept: {exc}"[:2000]
                 logger.warning("diagnosis of trace %s: %s", row.id, detail)
+            if rules.get(row.agent):
+                found, usage, detail = _check_policy(
+                    workspace_id, row, rules[row.agent], model, policy_kinds, found, usage, detail
+                )
+                if any(f.stats.get("method") == "policy" for f in found):
+                    diagnoser = model.diagnoser
             if sent % 10 == 0:  # a long backfill stops at the budget, not after it
                 model, over = model_for(workspace_id)
         findings[row.id] = found
@@ -475,6 +487,24 @@ SAME_TASK_RUNS = 10
 def _min_precision(workspace_id: int) -> float:
     found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
     return found.min_precision if found is not None else evidence.DEFAULT_MIN_PRECISION
+
+
+def _check_policy(
+    workspace_id: int, row: TraceRow, rules: list[Rule], model: ModelConfig,
+    kinds: ToolKinds | None, found: list[offline.Finding],
+    usage: tuple[int, int, float | None], detail: str,
+) -> tuple[list[offline.Finding], tuple[int, int, float | None], str]:  # fmt: skip
+    """The run against its agent's approved rules: a broken rule comes first, and
+    replaces another finding at the same step."""
+    try:
+        broke, spent = policy_check(workspace_id=workspace_id, task=row.task, steps=row.steps,
+                                    rules=rules, config=model, kinds=kinds)  # fmt: skip
+    except ModelError as exc:
+        return found, usage, f"{detail} Policy check failed: {exc}".strip()[:2000]
+    cost = None if usage[2] is None or spent[2] is None else usage[2] + spent[2]
+    total = (usage[0] + spent[0], usage[1] + spent[1], cost)
+    steps = {f.step for f in broke}
+    return broke + [f for f in found if f.step not in steps], total, detail
 
 
 def tool_kinds(workspace_id: int) -> ToolKinds:

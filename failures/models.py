@@ -407,3 +407,56 @@ class LabelCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"candidate {self.trace_id} for label {self.label_id} ({self.state})"
+
+
+class AgentPolicy(models.Model):
+    """An agent's written policy (its system prompt, or what a lead pasted) and the
+    version of its rule set (failures/policy.py): each change to a rule bumps it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    agent = models.CharField(max_length=200)
+    text = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1)
+    # The last drafting of rules by the model: when, and what went wrong if it failed.
+    drafted_at = models.DateTimeField(null=True, blank=True)
+    draft_detail = models.TextField(blank=True)
+    drafting = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "agent"], name="agent_policy_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"policy of {self.agent}"
+
+
+class RuleStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class PolicyRule(models.Model):
+    """One checkable rule of an agent's policy ("cancel only a pending order"): drafted
+    by the model or written by a lead; only approved rules are checked."""
+
+    policy = models.ForeignKey(AgentPolicy, on_delete=models.CASCADE, related_name="rules")
+    number = models.PositiveIntegerField()  # R1, R2…: stable within the policy
+    text = models.CharField(max_length=500)
+    # The tools it concerns; empty: any state-changing call.
+    tools = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    status = models.CharField(max_length=10, choices=RuleStatus.choices,
+                              default=RuleStatus.PROPOSED)  # fmt: skip
+    source = models.CharField(max_length=10, default="model")  # model, claude, lead
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "number"], name="policy_rule_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"R{self.number}: {self.text[:60]}"

@@ -14,6 +14,7 @@ from workspaces.models import Workspace
 
 from .models import (
     NOT_CAUSES,
+    AgentPolicy,
     ClusterRun,
     DiagnosisSettings,
     DiagnosisState,
@@ -22,6 +23,7 @@ from .models import (
     IncidentKind,
     ModeDailyCount,
     ModeStatus,
+    PolicyRule,
     RunState,
     TraceAnalysis,
 )
@@ -264,3 +266,48 @@ def diagnosis_settings_get(*, workspace: Workspace) -> DiagnosisSettings:
     """The workspace's settings, or unsaved defaults."""
     found = DiagnosisSettings.objects.filter(workspace=workspace).first()
     return found or DiagnosisSettings(workspace=workspace)
+
+
+def policy_get(*, workspace: Workspace, pk: int) -> AgentPolicy:
+    policy = AgentPolicy.objects.filter(workspace=workspace, pk=pk).first()
+    if policy is None:
+        raise NotFound("No such agent policy in this workspace.")
+    return policy
+
+
+def policy_rule_get(*, workspace: Workspace, pk: int) -> PolicyRule:
+    rule = PolicyRule.objects.select_related("policy").filter(policy__workspace=workspace,
+                                                              pk=pk).first()  # fmt: skip
+    if rule is None:
+        raise NotFound("No such policy rule in this workspace.")
+    return rule
+
+
+def policy_overview(*, workspace: Workspace) -> list[dict[str, object]]:
+    """Every agent that sent traces, with its policy (if a lead opened one) and how many
+    of its rules are approved, proposed and rejected, and how many incidents they named."""
+    agents = list(
+        Trace.objects.filter(workspace=workspace).exclude(agent="")
+        .values_list("agent", flat=True).distinct().order_by("agent")[:500]
+    )  # fmt: skip
+    policies = {p.agent: p for p in AgentPolicy.objects.filter(workspace=workspace)}
+    counts: dict[int, dict[str, int]] = {}
+    for policy_id, status, n in (
+        PolicyRule.objects.filter(policy__workspace=workspace)
+        .values_list("policy_id", "status").annotate(n=Count("id"))
+    ):  # fmt: skip
+        counts.setdefault(policy_id, {})[status] = n
+    return [{"agent": a, "policy": policies.get(a),
+             "counts": counts.get(policies[a].pk, {}) if a in policies else {}}
+            for a in agents]  # fmt: skip
+
+
+def policy_rule_incidents(*, workspace: Workspace, policy: AgentPolicy) -> dict[int, int]:
+    """Rule id -> incidents that named it."""
+    out: dict[int, int] = {}
+    for value in Incident.objects.filter(
+        workspace=workspace, trace__agent=policy.agent, stats__method="policy"
+    ).values_list("stats__rule", flat=True):
+        if isinstance(value, int):
+            out[value] = out.get(value, 0) + 1
+    return out

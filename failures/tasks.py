@@ -12,7 +12,7 @@ from hivemind_web.celery import TASK_RETRY, enqueue
 from workspaces.llm import model_for
 from workspaces.models import Workspace
 
-from . import embedding, mining, naming, propagation, services
+from . import embedding, mining, naming, policy, propagation, services
 
 
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
@@ -81,3 +81,9 @@ def recluster_all() -> None:
 def refresh_modes(workspace_id: int) -> int:
     """Recount a workspace's modes after incidents went away in bulk (retention)."""
     return services.modes_refresh_workspace(workspace_id=workspace_id)
+
+
+@shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
+def draft_policy_rules(policy_id: int, actor_id: int | None = None) -> int:
+    """The model drafts an agent's policy rules (a lead asked, on the policy page)."""
+    return policy.rules_draft_for(policy_id=policy_id, actor_id=actor_id)

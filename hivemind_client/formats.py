@@ -317,6 +317,9 @@ def _tau2_bench(path: Path) -> Parsed:
     info = _obj(data.get("info"))
     agent_llm = (info.get("agent_info") or {}).get("llm") or "agent"
     domain = (info.get("environment_info") or {}).get("domain_name") or "tau2"
+    # The written policy the agent was given (part of its system prompt): what policy
+    # checks draft rules from (failures/policy.py).
+    policy = (info.get("environment_info") or {}).get("policy")
     parsed = Parsed()
     for position, sim in enumerate(sims):
         where = f"simulations[{position}]"
@@ -340,7 +343,8 @@ def _tau2_bench(path: Path) -> Parsed:
             "cost_usd": sim.get("agent_cost") if isinstance(sim.get("agent_cost"), int | float) else None,
             "metadata": {"task_id": str(sim.get("task_id")), "domain": domain,
                          "termination_reason": sim.get("termination_reason"),
-                         "trial": sim.get("trial")},
+                         "trial": sim.get("trial"),
+                         **({"policy": policy[:40_000]} if isinstance(policy, str) else {})},
             "steps": steps,
         })  # fmt: skip
     return parsed

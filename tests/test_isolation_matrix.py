@@ -15,7 +15,7 @@ import pytest
 from django.urls import get_resolver
 
 from failures import labels
-from failures.models import ClusterRun, FailureMode, Incident
+from failures.models import AgentPolicy, ClusterRun, FailureMode, Incident, PolicyRule
 from hivemind_web.api import api
 from metrics.snapshots import SnapshotFilter, snapshot_create
 from skills import review
@@ -58,7 +58,9 @@ def victim(tenant):
     label = labels.label_save(workspace=ws, trace=trace, step_index=1,
                               category="process.policy_violation", sentence="acme-only label",
                               author=labels.Author(user=tenant.lead))  # fmt: skip
-    return {"label": label,
+    policy = AgentPolicy.objects.create(workspace=ws, agent=trace.agent, text="acme-only policy")
+    rule = PolicyRule.objects.create(policy=policy, number=1, text="acme-only rule")
+    return {"label": label, "policy": policy, "rule": rule,
         "tenant": tenant, "trace": trace, "mode": mode, "skill": skill, "job": job, "run": run,
         "key": ApiKey.objects.filter(workspace=ws).first(),
         "member": Membership.objects.get(workspace=ws, user=tenant.viewer),
@@ -74,6 +76,10 @@ def _page_params(name: str, v: dict) -> dict:
         return {"pk": v["skill"].pk}
     if name.startswith("label_"):
         return {"pk": v["label"].pk}
+    if name == "policy_rule_change":
+        return {"pk": v["rule"].pk}
+    if name.startswith("policy_"):
+        return {"pk": v["policy"].pk}
     return {
         "trace_detail": {"pk": v["trace"].pk},
         "review_run": {"trace_pk": v["trace"].pk},

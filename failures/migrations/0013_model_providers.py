@@ -4,20 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('failures', '0012_search_vector'),
+        ("failures", "0012_search_vector"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='incident',
-            name='source',
-            field=models.CharField(choices=[('error', 'A recorded error'), ('offline', 'Offline diagnosis'), ('claude', 'Claude'), ('model', 'A model'), ('human', 'A person')], default='error', max_length=10),
+            model_name="incident",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("error", "A recorded error"),
+                    ("offline", "Offline diagnosis"),
+                    ("claude", "Claude"),
+                    ("model", "A model"),
+                    ("human", "A person"),
+                ],
+                default="error",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='traceanalysis',
-            name='cost_usd',
+            model_name="traceanalysis",
+            name="cost_usd",
             field=models.FloatField(default=0, null=True),
         ),
     ]

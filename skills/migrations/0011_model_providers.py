@@ -4,20 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('skills', '0010_merged_modes_held_back'),
+        ("skills", "0010_merged_modes_held_back"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='skillversion',
-            name='authorship',
-            field=models.CharField(choices=[('user', 'A person'), ('llm', 'A model'), ('offline', 'Drafted offline')], max_length=10),
+            model_name="skillversion",
+            name="authorship",
+            field=models.CharField(
+                choices=[("user", "A person"), ("llm", "A model"), ("offline", "Drafted offline")],
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='skillversion',
-            name='cost_usd',
+            model_name="skillversion",
+            name="cost_usd",
             field=models.FloatField(default=0.0, null=True),
         ),
     ]
