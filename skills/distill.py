@@ -75,12 +75,18 @@ def evidence_of(context: Context) -> list[Any]:
 
 def evidence_items(context: Context) -> dict[str, dict[str, Any]]:
     """E1, E2…: each piece of evidence with a statement of its counts; L1, L2…: the
-    fixes people wrote on the mode's labelled runs (label_instructions)."""
+    fixes people wrote on the mode's labelled runs (label_instructions); P1, P2…:
+    approved policy rules the mode's runs broke (rule_instructions)."""
     items: dict[str, dict[str, Any]] = {}
     for n, item in enumerate(label_instructions(context), start=1):
         items[f"L{n}"] = {"statement": f"people labelled runs of this mode and wrote the fix "
                                        f"“{item['text']}” ({item['because']})",
                           "because": item["because"], "kind": "human_label",
+                          "counts": dict(item["counts"]), "item": item}  # fmt: skip
+    for n, item in enumerate(rule_instructions(context), start=1):
+        items[f"P{n}"] = {"statement": f"a rule of the agent's policy that runs of this mode "
+                                       f"broke: “{item['text']}” ({item['because']})",
+                          "because": item["because"], "kind": "policy_rule",
                           "counts": dict(item["counts"]), "item": item}  # fmt: skip
     for n, e in enumerate(evidence_of(context), start=1):
         item = _instruction(e, lambda tool: False) or {}
@@ -265,7 +271,7 @@ def _draft_from_answer(answer: dict[str, Any], context: Context, usage: list[int
             "because": "; ".join(items[k]["because"] for k in cited),
             "counts": {k: items[k]["counts"] for k in cited}, "evidence": cited,
             "kind": "claude", "rests_on": [items[k]["item"] for k in cited if items[k]["item"]],
-            "from_people": any(k.startswith("L") for k in cited),
+            "from_people": any(k.startswith(("L", "P")) for k in cited),
         })  # fmt: skip
     return Draft(
         verdict=str(answer.get("verdict", "")),
@@ -368,7 +374,8 @@ def draft_offline(context: Context) -> Draft:
     from failures.signatures import normalise
 
     candidates, seen = [], set()
-    for item in [*label_instructions(context), *(_instruction(e, is_generic) for e in evidence)]:
+    for item in [*rule_instructions(context), *label_instructions(context),
+                 *(_instruction(e, is_generic) for e in evidence)]:  # fmt: skip
         # Two errors that differ only by an id ("plan P1007 not found", "…P1006…")
         # make one instruction, the first (from the most incidents).
         if item and normalise(item["text"]) not in seen:
@@ -500,6 +507,43 @@ def label_instructions(context: Context) -> list[dict[str, Any]]:
             item["backtest"] = {"verdict": "untestable", "reason": "a person's fix in their own "
                                 "words: not a line the backtest can read from calls"}  # fmt: skip
         items.append(item)
+    return items
+
+
+def rule_instructions(context: Context) -> list[dict[str, Any]]:
+    """Instructions from policy rules a lead approved (failures/policy.py): each rule
+    that the mode's failed runs broke (the model named the step), resting on those
+    runs. A rule no longer approved gives nothing; the same gate applies (at least
+    MIN_RUNS runs)."""
+    from failures.models import PolicyRule, RuleStatus
+
+    runs: dict[int, set[int]] = {}
+    for stats, trace_id in Incident.objects.filter(
+        failure_mode=context.mode, stats__method="policy"
+    ).values_list("stats", "trace_id"):
+        rule = (stats or {}).get("rule")
+        if isinstance(rule, int):
+            runs.setdefault(rule, set()).add(trace_id)
+    if not runs:
+        return []
+    rules = PolicyRule.objects.filter(
+        pk__in=runs, status=RuleStatus.APPROVED, policy__workspace_id=context.mode.workspace_id
+    ).select_related("policy")
+    items = []
+    for rule in sorted(rules, key=lambda r: (-len(runs[r.pk]), r.number)):
+        n = len(runs[rule.pk])
+        text = rule.text.rstrip(".") + "."
+        items.append({
+            "id": instruction_id("policy", str(rule.pk)), "section": "Do", "text": text,
+            "check": f"Every state-changing call follows the policy rule: {text}",
+            "because": (f"{n} failed run{'s' * (n != 1)} of this mode broke this rule of "
+                        f"{rule.policy.agent}'s policy (R{rule.number}, approved by a lead; "
+                        "the model named the call that broke it)."),
+            "counts": {"runs_with": n, "rule_runs": n}, "kind": "policy_rule",
+            "from_people": True, "tool": "",
+            "backtest": {"verdict": "untestable", "reason": "a rule of the agent's own policy: "
+                         "not a line the backtest can read from calls"},
+        })  # fmt: skip
     return items
 
 

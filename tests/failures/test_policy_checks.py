@@ -231,3 +231,36 @@ def test_policy_pages_access(tenant, other_tenant, anon):
     assert (
         json.dumps(list(AuditEvent.objects.filter(action__startswith="policy.").values())) == "[]"
     )
+
+
+def test_an_approved_rule_that_runs_broke_is_evidence_a_draft_rests_on(tenant, model):
+    from failures.models import FailureMode
+    from skills import distill
+
+    ws = tenant.workspace
+    policy = AgentPolicy.objects.create(workspace=ws, agent="retail-agent", text=POLICY)
+    rule = PolicyRule.objects.create(policy=policy, number=1, status="approved",
+                                     text="Cancel an order only if its status is 'pending'.")  # fmt: skip
+    for i in range(5):
+        model.queue += [
+            (200, tool_call("report_diagnosis", {"incidents": []}), {}),
+            (200, tool_call("report_violations", {"violations": [
+                {"step_index": 5, "rule": 1, "explanation": "The order was delivered."}]}), {}),
+        ]  # fmt: skip
+        ingest(ws, [_run(f"bad-{i}", "failed", "delivered")])
+    broke = Incident.objects.filter(workspace=ws, stats__method="policy")
+    assert broke.count() == 5
+    mode = FailureMode.objects.create(workspace=ws, label="cancelled a delivered order",
+                                      incident_count=5)  # fmt: skip
+    broke.update(failure_mode=mode)
+    context = distill.Context(mode, list(broke.select_related("trace")), [])
+    (item,) = distill.rule_instructions(context)
+    assert item["text"] == "Cancel an order only if its status is 'pending'."
+    assert item["counts"]["runs_with"] == 5 and "approved by a lead" in item["because"]
+    assert "P1" in distill.evidence_items(context)
+    draft = distill.draft_offline(context)
+    assert draft.doc is not None and "only if its status is 'pending'" in draft.doc.body
+    # Rejected, the rule is evidence no more.
+    rule.status = "rejected"
+    rule.save()
+    assert distill.rule_instructions(distill.Context(mode, list(broke), [])) == []
