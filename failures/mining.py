@@ -48,6 +48,7 @@ from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
 from .diagnosis.same_task import task_key as same_task_key
 from .models import (
+    AgentPolicy,
     DiagnosisSettings,
     DiagnosisState,
     Incident,
@@ -795,3 +796,27 @@ def _outgrown_baselines(limit: int) -> list[tuple[int, int]]:
     # Force a new diagnosis: the content is the same, the baseline is not.
     TraceAnalysis.objects.filter(trace_id__in=[t for _, t in found]).update(content_hash="")
     return found
+
+
+RECHECK_RUNS = 500
+RECHECK_CHUNK = 50
+
+
+def policy_recheck(*, policy_id: int) -> int:
+    """After a rule is approved or an approved rule edited: the agent's failed runs
+    (the newest RECHECK_RUNS) are diagnosed again, so they are checked against the
+    rules as they now stand. Model calls count on the budget, which stops them."""
+    found = AgentPolicy.objects.filter(pk=policy_id).first()
+    if found is None or model_for(found.workspace_id)[0] is None:
+        return 0
+    ids = list(
+        TraceAnalysis.objects.filter(workspace_id=found.workspace_id, agent=found.agent,
+                                     verdict="failed")
+        .order_by("-trace_id").values_list("trace_id", flat=True)[:RECHECK_RUNS]
+    )  # fmt: skip
+    for start in range(0, len(ids), RECHECK_CHUNK):
+        if model_for(found.workspace_id)[0] is None:
+            break  # the budget ran out
+        traces_diagnose(workspace_id=found.workspace_id, trace_ids=ids[start : start + RECHECK_CHUNK],
+                        force=True, cascade=False)  # fmt: skip
+    return len(ids)

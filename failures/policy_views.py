@@ -20,6 +20,7 @@ from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
 from . import policy, selectors
+from .mining import RECHECK_RUNS
 from .models import AgentPolicy, RuleStatus
 
 
@@ -94,8 +95,7 @@ def policy_rule_add(request: WorkspaceRequest, pk: int) -> HttpResponse:
     found = selectors.policy_get(workspace=request.workspace, pk=pk)
     rule = policy.policy_rule_add(policy=found, text=request.POST.get("text", ""),
                                   tools=_tools(request.POST.get("tools", "")), actor=request.user)  # fmt: skip
-    messages.success(request, f"Added R{rule.number}, approved: failed runs are checked "
-                              "against it from now on.")  # fmt: skip
+    _recheck(request, found.pk, f"Added R{rule.number}, approved.", True)
     return redirect("policy_detail", slug=request.workspace.slug, pk=found.pk)
 
 
@@ -105,11 +105,28 @@ def policy_rule_change(request: WorkspaceRequest, pk: int) -> HttpResponse:
     """Edit a rule's text and tools, or approve or reject it."""
     rule = selectors.policy_rule_get(workspace=request.workspace, pk=pk)
     decision = request.POST.get("decision", "")
+    was = rule.status
     if decision:
         policy.policy_rule_decide(rule=rule, status=decision, actor=request.user)
-        messages.success(request, f"R{rule.number} {rule.get_status_display().lower()}.")
+        done = f"R{rule.number} {rule.get_status_display().lower()}."
     else:
         policy.policy_rule_edit(rule=rule, text=request.POST.get("text", ""),
                                 tools=_tools(request.POST.get("tools", "")), actor=request.user)  # fmt: skip
-        messages.success(request, f"R{rule.number} saved (rule set v{rule.policy.version}).")
+        done = f"R{rule.number} saved (rule set v{rule.policy.version})."
+    _recheck(
+        request,
+        rule.policy_id,
+        done,
+        rule.status == RuleStatus.APPROVED or was == RuleStatus.APPROVED,
+    )
     return redirect("policy_detail", slug=request.workspace.slug, pk=rule.policy_id)
+
+
+def _recheck(request: WorkspaceRequest, policy_id: int, done: str, changed_checks: bool) -> None:
+    """A change to what is checked re-checks the agent's failed runs (with a model)."""
+    if changed_checks and model_for(request.workspace.pk)[0] is not None:
+        enqueue("failures.tasks.recheck_policy", policy_id)
+        done += (f" This agent's failed runs (the newest {RECHECK_RUNS}) are being "
+                 "checked again against the rules as they now stand; model calls count on "
+                 "the budget.")  # fmt: skip
+    messages.success(request, done)

@@ -87,3 +87,9 @@ def refresh_modes(workspace_id: int) -> int:
 def draft_policy_rules(policy_id: int, actor_id: int | None = None) -> int:
     """The model drafts an agent's policy rules (a lead asked, on the policy page)."""
     return policy.rules_draft_for(policy_id=policy_id, actor_id=actor_id)
+
+
+@shared_task(**TASK_RETRY, soft_time_limit=3600, time_limit=3700)
+def recheck_policy(policy_id: int) -> int:
+    """An agent's failed runs, checked again against its rules as they now stand."""
+    return mining.policy_recheck(policy_id=policy_id)

@@ -264,3 +264,23 @@ def test_an_approved_rule_that_runs_broke_is_evidence_a_draft_rests_on(tenant, m
     rule.status = "rejected"
     rule.save()
     assert distill.rule_instructions(distill.Context(mode, list(broke), [])) == []
+
+
+def test_approving_a_rule_checks_the_agents_failed_runs_again(tenant, model):
+    ws, slug = tenant.workspace, tenant.workspace.slug
+    model.queue.append((200, tool_call("report_diagnosis", {"incidents": []}), {}))
+    ingest(ws, [_run("bad-1", "failed", "delivered")])
+    lead = tenant.client_for(tenant.lead)
+    lead.post(reverse("policy_open", args=[slug]), {"agent": "retail-agent"})
+    policy = AgentPolicy.objects.get(workspace=ws)
+    model.queue += [
+        (200, tool_call("report_diagnosis", {"incidents": []}), {}),
+        (200, tool_call("report_violations", {"violations": [
+            {"step_index": 5, "rule": 1, "explanation": "The order was delivered."}]}), {}),
+    ]  # fmt: skip
+    response = lead.post(reverse("policy_rule_add", args=[slug, policy.pk]), {
+        "text": "Cancel an order only if its status is 'pending'.",
+        "tools": "cancel_pending_order"}, follow=True)  # fmt: skip
+    assert "checked again against the rules as they now stand" in response.content.decode()
+    incident = Incident.objects.get(trace__external_id="bad-1", step_index=5)
+    assert incident.stats["method"] == "policy" and incident.description.startswith("Broke R1")
