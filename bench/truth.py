@@ -2,6 +2,7 @@
 
     python bench/truth.py            # every labelled run
     python bench/truth.py --quick    # the same runs (they are few); well under 90 s
+    python bench/truth.py --model    # diagnosed by the configured model, with tokens and cost
 
 Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA):
 
@@ -84,9 +85,50 @@ def _pct(part: float, whole: float) -> str:
 # --- Who&When -----------------------------------------------------------------------------
 
 
+# --model: the diagnosis by the model the environment configures (workspaces/llm.py:
+# HIVEMIND_LLM_PROVIDER, ANTHROPIC_API_KEY or OPENAI_BASE_URL, HIVEMIND_LLM_MODEL);
+# without it, the offline diagnoser whatever the environment says.
+MODEL = False
+
+
+def diagnose(workspace, trace_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Offline first (facts and baselines for every run); with --model, then every run
+    again with the model, in requests of at most CLAUDE_PER_CALL runs (beyond that
+    the product sends a burst to the offline diagnoser)."""
+    from django.conf import settings
+
+    from failures.mining import CLAUDE_PER_CALL, traces_diagnose
+
+    provider = settings.HIVEMIND_LLM_PROVIDER
+    settings.HIVEMIND_LLM_PROVIDER = "offline"
+    traces_diagnose(workspace_id=workspace.pk, trace_ids=trace_ids, force=True)
+    settings.HIVEMIND_LLM_PROVIDER = provider
+    if not MODEL:
+        return
+    for start in range(0, len(trace_ids), CLAUDE_PER_CALL):
+        traces_diagnose(workspace_id=workspace.pk, trace_ids=trace_ids[start : start + CLAUDE_PER_CALL],
+                        force=True, cascade=False)  # fmt: skip
+
+
+def model_usage(workspace) -> str:  # type: ignore[no-untyped-def]
+    """What the model cost on this set, for the RESULT line."""
+    from django.db.models import Sum
+
+    from workspaces.models import ModelUsage
+
+    if not MODEL:
+        return ""
+    totals = ModelUsage.objects.filter(workspace=workspace).aggregate(
+        calls=Sum("calls"), tin=Sum("input_tokens"), tout=Sum("output_tokens"),
+        cost=Sum("cost_usd"), unpriced=Sum("unpriced_calls"),
+    )  # fmt: skip
+    cost = "unknown" if totals["unpriced"] else f"{totals['cost'] or 0:.4f}"
+    return (f" model_calls={totals['calls'] or 0} tokens_in={totals['tin'] or 0} "
+            f"tokens_out={totals['tout'] or 0} cost_usd={cost}")  # fmt: skip
+
+
 def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
     from failures.diagnosis.evidence import evidence_kind
-    from failures.mining import traces_diagnose
     from failures.models import Incident
     from traces.importing import traces_import_file
     from traces.models import Step, Trace
@@ -100,7 +142,7 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
         task_id = str(raw.get("question_ID") or path.stem)
         labels[f"ag2-{path.stem}-{task_id}"[:200]] = (int(raw["mistake_step"]), task_id)
     traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
-    traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
+    diagnose(workspace, list(traces.values()))
     named: dict[int, int] = {}
     for trace_id, step, _confidence in (
         Incident.objects.filter(workspace=workspace).exclude(kind__in=NOT_SHOWN_AS_CAUSE)
@@ -200,7 +242,6 @@ def tau2(
     from diagnosis import measure
 
     from failures.diagnosis.evidence import evidence_kind
-    from failures.mining import traces_diagnose
     from failures.models import Incident
     from traces.importing import traces_import_file
     from traces.models import Step, Trace
@@ -233,7 +274,7 @@ def tau2(
         for trace in Trace.objects.filter(workspace=workspace):
             trace.checks = [c for c in trace.checks if not c["name"].startswith("action:")]
             trace.save(update_fields=["checks"])
-    traces_diagnose(workspace_id=workspace.pk, trace_ids=list(traces.values()), force=True)
+    diagnose(workspace, list(traces.values()))
     incidents: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     evidence: dict[int, list[tuple[int, str, str, str]]] = defaultdict(list)
     for trace_id, step, tool, description, stats, kind in (
@@ -391,12 +432,32 @@ def main() -> None:
         "--write-precision", action="store_true",
         help="write the tune half's precision per kind of evidence for the product's gate",
     )  # fmt: skip
+    parser.add_argument(
+        "--model", action="store_true",
+        help="diagnose with the model the environment configures (HIVEMIND_LLM_PROVIDER, "
+             "ANTHROPIC_API_KEY or OPENAI_BASE_URL, HIVEMIND_LLM_MODEL); prints tokens and cost",
+    )  # fmt: skip
     args = parser.parse_args()
     if not WHO.exists() or not TAU2.exists():
         raise SystemExit(f"{DEVDATA} lacks the labelled sets: set HIVEMIND_DEVDATA")
     import django
 
     django.setup()
+    global MODEL
+    MODEL = args.model
+    if not MODEL:  # the offline figure, whatever model the environment configures
+        from django.conf import settings
+
+        settings.HIVEMIND_LLM_PROVIDER = "offline"
+    else:
+        from workspaces.llm import environment_model
+
+        config, reason = environment_model()
+        if config is None:
+            raise SystemExit(f"--model: {reason} Set HIVEMIND_LLM_PROVIDER=openai with "
+                             "OPENAI_BASE_URL and HIVEMIND_LLM_MODEL, or ANTHROPIC_API_KEY.")  # fmt: skip
+        print(f"Model: {config.label} (prices: "
+              f"{'unknown' if config.price_in is None else f'{config.price_in}/{config.price_out} USD per M'})")  # fmt: skip
     from traces import services as trace_services
     from workspaces.models import Workspace
 
@@ -411,10 +472,11 @@ def main() -> None:
         )
         try:
             if name == "who":
-                lines.append(print_who(who_and_when(workspace)))
+                lines.append(print_who(who_and_when(workspace)) + model_usage(workspace))
             else:
                 halves, discrimination = tau2(workspace, args.quick)
-                lines.append(print_tau2(halves, discrimination, ": expected actions withheld"))
+                lines.append(print_tau2(halves, discrimination, ": expected actions withheld")
+                             + model_usage(workspace))  # fmt: skip
         finally:
             workspace.delete()
     print_kinds(args.write_precision)

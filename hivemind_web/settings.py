@@ -225,7 +225,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("HIVEMIND_LOG_LEVEL", default="INFO")},
     # pgserver logs every start, stop and pg_ctl call at INFO; the MCP SDK logs
     # each request's session manager starting and stopping.
-    "loggers": {"pgserver": {"level": "WARNING"}, "mcp": {"level": "WARNING"}},
+    # httpx (under both model SDKs) logs every request at INFO.
+    "loggers": {
+        "pgserver": {"level": "WARNING"},
+        "mcp": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- Ingest limits ------------------------------------------------------------

@@ -120,7 +120,7 @@ def key_decrypt(token: str) -> str | None:
 # --- which model ------------------------------------------------------------------
 
 
-def _from_environment() -> tuple[ModelConfig | None, str]:
+def environment_model() -> tuple[ModelConfig | None, str]:
     chosen = settings.HIVEMIND_LLM_PROVIDER.strip().lower()
     if chosen == Provider.OPENAI:
         if not settings.OPENAI_BASE_URL:
@@ -144,7 +144,7 @@ def configured_model(workspace_id: int) -> tuple[ModelConfig | None, str]:
     """The model this workspace's settings choose, budget aside; or None and why."""
     found = ModelSettings.objects.filter(workspace_id=workspace_id).first()
     if found is None or found.provider == Provider.DEFAULT:
-        return _from_environment()
+        return environment_model()
     if found.provider == Provider.OFFLINE:
         return None, "This workspace chose no model (Settings → Model)."
     key = key_decrypt(found.api_key_encrypted)
