@@ -93,11 +93,11 @@ MODEL = False
 
 def diagnose(workspace, trace_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
     """Offline first (facts and baselines for every run); with --model, then every run
-    again with the model, in requests of at most CLAUDE_PER_CALL runs (beyond that
-    the product sends a burst to the offline diagnoser)."""
+    again with the model, as `manage.py diagnose_traces` does (no burst limit;
+    HIVEMIND_LLM_CONCURRENCY requests at once)."""
     from django.conf import settings
 
-    from failures.mining import CLAUDE_PER_CALL, traces_diagnose
+    from failures.mining import traces_diagnose
 
     provider = settings.HIVEMIND_LLM_PROVIDER
     settings.HIVEMIND_LLM_PROVIDER = "offline"
@@ -105,9 +105,9 @@ def diagnose(workspace, trace_ids: list[int]) -> None:  # type: ignore[no-untype
     settings.HIVEMIND_LLM_PROVIDER = provider
     if not MODEL:
         return
-    for start in range(0, len(trace_ids), CLAUDE_PER_CALL):
-        traces_diagnose(workspace_id=workspace.pk, trace_ids=trace_ids[start : start + CLAUDE_PER_CALL],
-                        force=True, cascade=False)  # fmt: skip
+    traces_diagnose(
+        workspace_id=workspace.pk, trace_ids=trace_ids, force=True, cascade=False, burst_limit=False
+    )
 
 
 def model_usage(workspace) -> str:  # type: ignore[no-untyped-def]

@@ -28,9 +28,11 @@ import json
 import logging
 import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, TextField
 from django.db.models.functions import Cast, Left
@@ -125,12 +127,17 @@ def traces_diagnose(
     use_batches: bool = False,
     poll_seconds: float = 30.0,
     cascade: bool = True,
+    concurrency: int | None = None,
+    burst_limit: bool = True,
 ) -> MineResult:
     """Diagnose the traces that changed (all of them with `force`). With a model
     (workspaces/llm.py), failed traces go to it one request each (and, for an agent
     with approved policy rules, one more to check them), or, on Anthropic, all in
     one Message Batch (`use_batches`, half price, for backfills: blocks until the
-    batch ends)."""
+    batch ends). `concurrency` requests at once (HIVEMIND_LLM_CONCURRENCY by default:
+    one), for a server of the team's own that can take more. Beyond CLAUDE_PER_CALL
+    failed runs in one call (a burst from ingest), the rest are diagnosed offline;
+    a backfill (`manage.py diagnose_traces`) lifts it, and the budget still stops it."""
     result = MineResult()
     rows = _load(workspace_id, trace_ids)
     if not rows:
@@ -174,6 +181,7 @@ def traces_diagnose(
     rules = approved_rules(workspace_id, {r.agent for r in failed_rows}) if model else {}
     policy_kinds = tool_kinds(workspace_id) if rules else None
     sent = 0
+    to_model: list[TraceRow] = []
     for row in changed:
         assert row.facts is not None
         profile = profiles[row.agent]
@@ -204,7 +212,8 @@ def traces_diagnose(
         usage: tuple[int, int, float | None] = (0, 0, 0.0)
         if failed and model is None and over:
             detail = over
-        elif failed and model is not None and not use_batches and sent >= CLAUDE_PER_CALL:
+        elif (failed and model is not None and not use_batches and burst_limit
+              and sent >= CLAUDE_PER_CALL):  # fmt: skip
             detail = (
                 f"Offline: more than {CLAUDE_PER_CALL} failed traces arrived at once. "
                 "`manage.py diagnose_traces --all` sends them to the model"
@@ -212,23 +221,12 @@ def traces_diagnose(
             )
         elif failed and model is not None and not use_batches:
             sent += 1
-            try:
-                answer = diagnose_with_model(workspace_id, row, model)
-                found, usage, diagnoser = answer.findings, answer.usage, model.diagnoser
-                detail = f"Model: {model.label}."
-            except Exception as exc:  # DiagnosisError and anything the SDK raises
-                detail = f"{model.label}: diagnosis failed, offline result kept: {exc}"[:2000]
-                logger.warning("diagnosis of trace %s: %s", row.id, detail)
-            if rules.get(row.agent):
-                found, usage, detail = _check_policy(
-                    workspace_id, row, rules[row.agent], model, policy_kinds, found, usage, detail
-                )
-                if any(f.stats.get("method") == "policy" for f in found):
-                    diagnoser = model.diagnoser
-            if sent % 10 == 0:  # a long backfill stops at the budget, not after it
-                model, over = model_for(workspace_id)
+            to_model.append(row)
         findings[row.id] = found
         notes[row.id] = (diagnoser, detail, usage)
+    if to_model and model is not None:
+        _ask_model(workspace_id, to_model, model, rules, policy_kinds, findings, notes,
+                   concurrency or settings.HIVEMIND_LLM_CONCURRENCY)  # fmt: skip
     if use_batches and model is not None and failed_rows:
         _apply_batch(workspace_id, failed_rows, findings, notes, poll_seconds, model)
     with transaction.atomic():
@@ -488,6 +486,70 @@ SAME_TASK_RUNS = 10
 def _min_precision(workspace_id: int) -> float:
     found = DiagnosisSettings.objects.filter(workspace_id=workspace_id).first()
     return found.min_precision if found is not None else evidence.DEFAULT_MIN_PRECISION
+
+
+def _ask_model(
+    workspace_id: int, rows: list[TraceRow], model: ModelConfig, rules: dict[str, list[Rule]],
+    kinds: ToolKinds | None, findings: dict[int, list[offline.Finding]],
+    notes: dict[int, tuple[str, str, tuple[int, int, float | None]]], concurrency: int,
+) -> None:  # fmt: skip
+    """The model's diagnosis (and policy check) of each failed run, replacing its offline
+    findings; a run whose request fails keeps them, with the reason. At most
+    `concurrency` requests at once; the budget is checked before each wave, so a long
+    backfill stops at it, not after it."""
+    wave = max(1, concurrency) * 2 if concurrency > 1 else 10
+    for start in range(0, len(rows), wave):
+        current, over = model_for(workspace_id) if start else (model, "")
+        if current is None:
+            for row in rows[start:]:
+                notes[row.id] = ("offline", over, (0, 0, 0.0))
+            return
+        batch = rows[start : start + wave]
+        if concurrency <= 1:
+            answers = [_one(workspace_id, row, model, rules, kinds, findings[row.id])
+                       for row in batch]  # fmt: skip
+        else:
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="diagnose") as pool:
+                answers = list(pool.map(
+                    lambda row: _threaded(workspace_id, row, model, rules, kinds, findings[row.id]),
+                    batch,
+                ))  # fmt: skip
+        for row, (found, note) in zip(batch, answers, strict=True):
+            findings[row.id], notes[row.id] = found, note
+
+
+def _threaded(
+    *args: Any,
+) -> tuple[list[offline.Finding], tuple[str, str, tuple[int, int, float | None]]]:
+    """_one on a pool thread, which closes its own database connection when done."""
+    from django.db import connections
+
+    try:
+        return _one(*args)
+    finally:
+        connections.close_all()
+
+
+def _one(
+    workspace_id: int, row: TraceRow, model: ModelConfig, rules: dict[str, list[Rule]],
+    kinds: ToolKinds | None, found: list[offline.Finding],
+) -> tuple[list[offline.Finding], tuple[str, str, tuple[int, int, float | None]]]:  # fmt: skip
+    diagnoser, detail = "offline", ""
+    usage: tuple[int, int, float | None] = (0, 0, 0.0)
+    try:
+        answer = diagnose_with_model(workspace_id, row, model)
+        found, usage, diagnoser = answer.findings, answer.usage, model.diagnoser
+        detail = f"Model: {model.label}."
+    except Exception as exc:  # DiagnosisError and anything the SDK raises
+        detail = f"{model.label}: diagnosis failed, offline result kept: {exc}"[:2000]
+        logger.warning("diagnosis of trace %s: %s", row.id, detail)
+    if rules.get(row.agent):
+        found, usage, detail = _check_policy(
+            workspace_id, row, rules[row.agent], model, kinds, found, usage, detail
+        )
+        if any(f.stats.get("method") == "policy" for f in found):
+            diagnoser = model.diagnoser
+    return found, (diagnoser, detail, usage)
 
 
 def _check_policy(

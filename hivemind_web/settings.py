@@ -282,6 +282,9 @@ HIVEMIND_DIAGNOSIS_TOKEN_BUDGET = env.int("HIVEMIND_DIAGNOSIS_TOKEN_BUDGET", def
 HIVEMIND_LLM_TIMEOUT = env.float("HIVEMIND_LLM_TIMEOUT", default=60.0)
 # Retries on 429, 5xx and timeouts (exponential backoff, honouring retry-after).
 HIVEMIND_LLM_MAX_RETRIES = env.int("HIVEMIND_LLM_MAX_RETRIES", default=3)
+# Diagnosis requests at once to the model (a backfill can pass --concurrency): raise it
+# for a server of the team's own that takes more (vLLM batches concurrent requests).
+HIVEMIND_LLM_CONCURRENCY = env.int("HIVEMIND_LLM_CONCURRENCY", default=1)
 # USD per million tokens (input, output) of the configured model, for cost records.
 HIVEMIND_LLM_PRICE_IN = env.float("HIVEMIND_LLM_PRICE_IN", default=1.0)
 HIVEMIND_LLM_PRICE_OUT = env.float("HIVEMIND_LLM_PRICE_OUT", default=5.0)

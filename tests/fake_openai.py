@@ -1,8 +1,9 @@
 """A stand-in for an OpenAI-compatible chat-completions server (vLLM, Ollama,
 llama.cpp's server, LM Studio) on 127.0.0.1, for the real `openai` SDK to talk to.
 
-Each test queues responses: (status, json body, headers), or ("sleep", seconds)
-to make the SDK time out. Requests are recorded with their headers.
+Each test queues responses: (status, json body, headers), ("sleep", seconds) to
+make the SDK time out, or ("delay", seconds, response) to answer late. Requests
+are recorded with their headers; `max_in_flight` is the most answered at once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.queue: list[tuple] = []
         self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,11 +58,17 @@ class FakeOpenAI:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fake.requests.append({"path": self.path, "body": json.loads(body or b"{}"),
                                       "headers": {k.lower(): v for k, v in self.headers.items()}})  # fmt: skip
-                if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
-                    item: tuple = (404, {"error": {"message": "not found"}}, {})
-                else:
-                    item = fake.queue.pop(0) if fake.queue else (
-                        500, {"error": {"message": "nothing queued"}}, {})  # fmt: skip
+                with lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    if self.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
+                        item: tuple = (404, {"error": {"message": "not found"}}, {})
+                    else:
+                        item = fake.queue.pop(0) if fake.queue else (
+                            500, {"error": {"message": "nothing queued"}}, {})  # fmt: skip
+                if item[0] == "delay":
+                    time.sleep(item[1])
+                    item = item[2]
                 if item[0] == "sleep":
                     time.sleep(item[1])
                     item = (200, text_only("late"), {})
@@ -72,6 +82,8 @@ class FakeOpenAI:
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError):
                     self.wfile.write(data)
+                with lock:
+                    fake.in_flight -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

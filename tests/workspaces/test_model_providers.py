@@ -274,3 +274,34 @@ def test_an_openai_compatible_server_names_failure_modes(tenant, server, setting
     mode = FailureMode.objects.get(workspace=tenant.workspace, label="Refunds hit the rate limit")
     assert mode.label_source == "model"
     assert ModelUsage.objects.get(workspace=tenant.workspace, purpose="naming").calls == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backfill_sends_at_most_its_concurrency_at_once_and_every_run_is_diagnosed(settings):
+    from failures.mining import traces_diagnose
+    from tests.factories import make_user, make_workspace
+    from traces.models import Trace
+
+    settings.ANTHROPIC_API_KEY = ""
+    settings.HIVEMIND_LLM_TIMEOUT = 10.0
+    admin = make_user("backfill-admin")
+    workspace = make_workspace(name="Backfill", owner=admin)
+    ingest(workspace, [_failed_trace(f"b-{i}") for i in range(6)])  # offline: no model yet
+    fake = FakeOpenAI()
+    try:
+        # Each answer waits a moment, so requests sent at once overlap at the server.
+        fake.queue += [("delay", 0.3, (200, _diagnosis(), {}))] * 6
+        from workspaces.services import model_settings_save
+
+        model_settings_save(workspace=workspace, actor=admin, provider="openai",
+                            base_url=fake.url, model="llama3.1:8b")  # fmt: skip
+        ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
+        traces_diagnose(workspace_id=workspace.pk, trace_ids=ids, force=True, concurrency=3,
+                        burst_limit=False)  # fmt: skip
+    finally:
+        fake.close()
+    assert len(fake.requests) == 6
+    assert 2 <= fake.max_in_flight <= 3
+    assert set(TraceAnalysis.objects.filter(trace__workspace=workspace).values_list(
+        "diagnoser", flat=True)) == {"model"}  # fmt: skip
+    assert ModelUsage.objects.get(workspace=workspace, purpose="diagnosis").calls == 6

@@ -27,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="Also traces that did not change.")
         parser.add_argument("--batch", action="store_true", help="Claude via Message Batches.")
         parser.add_argument("--poll-seconds", type=float, default=30.0)
+        parser.add_argument(
+            "--concurrency", type=int, default=None,
+            help="Model requests at once (default HIVEMIND_LLM_CONCURRENCY, 1): for a "
+                 "server of your own that takes more, e.g. vLLM.",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
@@ -47,7 +52,7 @@ class Command(BaseCommand):
             result = traces_diagnose(
                 workspace_id=workspace.pk, trace_ids=ids[start : start + CHUNK],
                 force=options["all"], use_batches=options["batch"],
-                poll_seconds=options["poll_seconds"],
+                poll_seconds=options["poll_seconds"], concurrency=options["concurrency"], burst_limit=False,
             )  # fmt: skip
             totals = [a + b for a, b in zip(totals, [result.diagnosed, result.unchanged,
                       result.undiagnosed, result.incidents], strict=True)]  # fmt: skip
