@@ -685,6 +685,10 @@ def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozens
     of it: an error's own first line; a divergence's pattern without its counts; a
     signal's statement without its numbers."""
     stats = finding.stats
+    if stats.get("facet"):  # a model's summary of the run, in fixed facets
+        return str(stats["facet"])
+    if stats.get("method") == "policy" and stats.get("rule_text"):
+        return f"broke the policy rule: {stats['rule_text']}"
     if stats.get("method") == "error" and finding.error_text.strip():
         return error_gist(finding.error_text, boilerplate)
     if stats.get("method") == "divergence":

@@ -386,7 +386,8 @@ def policy_check(
             step=step.index, description=f"Broke R{rule.number} ({rule.text}): {explanation}"[:300],
             category=CATEGORY, evidence=[step.index], confidence=max(0.0, min(confidence, 1.0)),
             tool=step.name, error_text=step.error or "", source=config.diagnoser,
-            stats={"method": "policy", "rule": rule.id, "rule_number": rule.number},
+            stats={"method": "policy", "rule": rule.id, "rule_number": rule.number,
+                   "rule_text": rule.text},
         ))  # fmt: skip
     unique: dict[int, Finding] = {}
     for finding in findings:

@@ -247,6 +247,8 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "analysis": analysis,
             "same_task": same_task,
             "diagnosed": " ".join(str(step) for step in diagnosed),
+            # The model's summary of the run in fixed facets (what its mode is clustered on).
+            "facets": next((i.stats for i in incidents if (i.stats or {}).get("facet")), None),
             "comparable": trace.status == "failed"
             and bool(successful_runs_of_task(workspace=request.workspace, trace=trace)),
         },  # fmt: skip

@@ -305,3 +305,33 @@ def test_a_backfill_sends_at_most_its_concurrency_at_once_and_every_run_is_diagn
     assert set(TraceAnalysis.objects.filter(trace__workspace=workspace).values_list(
         "diagnoser", flat=True)) == {"model"}  # fmt: skip
     assert ModelUsage.objects.get(workspace=workspace, purpose="diagnosis").calls == 6
+
+
+def test_a_models_facets_are_what_its_incidents_cluster_on_and_the_trace_shows_them(tenant, server):
+    from failures.signatures import embedding_text
+
+    _use_openai(tenant, server)
+    answers = []
+    for order in (8812, 9931):
+        answers.append((200, tool_call("report_diagnosis", {
+            "incidents": [{"step_index": 2, "category": "process.skipped_check", "confidence": 0.7,
+                           "description": f"Refunded order {order} without checking the window."}],
+            "facets": {"goal": "a refund for an order",
+                       "failure": "refunded without checking the refund window"}}), {}))  # fmt: skip
+    server.queue += answers
+    ingest(tenant.workspace, [_failed_trace("f-1"), _failed_trace("f-2")])
+    first, second = (
+        Incident.objects.get(trace__external_id=e, step_index=2) for e in ("f-1", "f-2")
+    )
+    assert first.description != second.description
+    assert embedding_text(first.signature) == embedding_text(second.signature)
+    assert "refunded without checking the refund window" in first.signature
+    assert first.stats["goal"] == "a refund for an order"
+    body = server.requests[-1]["body"]
+    assert "facets" in body["tools"][0]["function"]["parameters"]["properties"]
+    page = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_incidents", args=[tenant.workspace.slug, first.trace_id]))
+        .content.decode()
+    )
+    assert "went wrong</strong>: refunded without checking the refund window" in page
