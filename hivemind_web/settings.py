@@ -215,6 +215,9 @@ ANTHROPIC_MODEL = env.str("HIVEMIND_LLM_MODEL", default="claude-haiku-4-5")
 HIVEMIND_LLM_PROVIDER = env.str("HIVEMIND_LLM_PROVIDER", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+# The OpenAI-compatible default's model: HIVEMIND_LLM_MODEL when set explicitly (its
+# default names a Claude model, which a server of the team's own does not serve).
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="") or env.str("HIVEMIND_LLM_MODEL", default="")
 
 LOGGING = {
     "version": 1,

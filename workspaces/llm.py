@@ -123,10 +123,11 @@ def key_decrypt(token: str) -> str | None:
 def environment_model() -> tuple[ModelConfig | None, str]:
     chosen = settings.HIVEMIND_LLM_PROVIDER.strip().lower()
     if chosen == Provider.OPENAI:
-        if not settings.OPENAI_BASE_URL:
-            return None, "HIVEMIND_LLM_PROVIDER is openai but OPENAI_BASE_URL is not set."
+        if not settings.OPENAI_BASE_URL or not settings.OPENAI_MODEL:
+            return None, ("HIVEMIND_LLM_PROVIDER is openai but OPENAI_BASE_URL or "
+                          "HIVEMIND_LLM_MODEL is not set.")  # fmt: skip
         return ModelConfig(
-            provider=Provider.OPENAI, model=settings.ANTHROPIC_MODEL,
+            provider=Provider.OPENAI, model=settings.OPENAI_MODEL,
             base_url=settings.OPENAI_BASE_URL, api_key=settings.OPENAI_API_KEY,
             price_in=None, price_out=None, source="environment",
         ), ""  # fmt: skip

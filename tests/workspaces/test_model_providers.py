@@ -335,3 +335,20 @@ def test_a_models_facets_are_what_its_incidents_cluster_on_and_the_trace_shows_t
         .content.decode()
     )
     assert "went wrong</strong>: refunded without checking the refund window" in page
+
+
+def test_the_servers_default_follows_the_environment(tenant, settings):
+    settings.ANTHROPIC_API_KEY, settings.HIVEMIND_LLM_PROVIDER = "", ""
+    assert llm.model_for(tenant.workspace.pk) == (None, "No model is configured (offline).")
+    settings.ANTHROPIC_API_KEY = "sk-ant-env"
+    config = llm.model_for(tenant.workspace.pk)[0]
+    assert config is not None and (config.provider, config.source) == ("anthropic", "environment")
+    settings.HIVEMIND_LLM_PROVIDER, settings.OPENAI_BASE_URL = "openai", "http://vllm:8000/v1"
+    settings.OPENAI_MODEL = ""
+    assert "HIVEMIND_LLM_MODEL is not set" in llm.model_for(tenant.workspace.pk)[1]
+    settings.OPENAI_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+    config = llm.model_for(tenant.workspace.pk)[0]
+    assert config is not None and config.label == "Qwen/Qwen2.5-7B-Instruct at vllm:8000"
+    assert config.cost(1000, 1000) is None  # no price: unknown
+    settings.HIVEMIND_LLM_PROVIDER = "offline"
+    assert llm.model_for(tenant.workspace.pk)[0] is None
