@@ -4,7 +4,7 @@
 
 pg_ctl starts the postmaster as a daemon, outside the supervisor's process
 tree, so the kernel's parent-death signal cannot reach it. The supervisor starts
-this process with that signal set (hivemind_web.run.die_with_parent): when the
+this process with that signal set (hivemind_web.run.terminate_with_parent): when the
 supervisor dies, however it dies, this process gets SIGTERM and asks the
 postmaster for a fast shutdown (SIGINT: open transactions are rolled back,
 nothing committed is lost). On a normal stop the supervisor kills this process

@@ -120,14 +120,27 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
-    """In a child, before it runs: the kernel sends it SIGTERM when the process that
+    """In a child, before it runs: the kernel kills it (SIGKILL) when the process that
     started it dies, however that happens (kill -9 included), so nothing is left
-    running as an orphan. Linux only; elsewhere a no-op."""
+    running as an orphan. SIGKILL, not SIGTERM: a Celery worker that gets SIGTERM
+    while its broker is gone waits in a warm shutdown for ever (an orphan that
+    kept sweeping a database after its supervisor was killed); its unfinished
+    tasks are acknowledged late, so the broker gives them to the next worker.
+    Linux only; elsewhere a no-op."""
+    _death_signal(signal.SIGKILL)
+
+
+def terminate_with_parent() -> None:
+    """As die_with_parent, with SIGTERM: for the reaper, which must act on it."""
+    _death_signal(signal.SIGTERM)
+
+
+def _death_signal(sig: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
 
 def _start_reaper(settings: object) -> subprocess.Popen[bytes] | None:
@@ -138,7 +151,7 @@ def _start_reaper(settings: object) -> subprocess.Popen[bytes] | None:
     pgdata = Path(settings.DATA_DIR) / "pg"  # type: ignore[attr-defined]
     return subprocess.Popen(
         [sys.executable, "-m", "hivemind_web.reaper", str(pgdata.resolve()), str(os.getpid())],
-        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent,
+        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=terminate_with_parent,
     )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 
 @worker_init.connect
@@ -13,6 +13,39 @@ def load_before_forking(**kwargs: object) -> None:
     from hivemind_web.warmup import warm_process
 
     warm_process()
+
+
+@worker_process_init.connect
+def die_with_the_worker(**kwargs: object) -> None:
+    """A pool child dies when the worker's parent dies, however it dies: a parent
+    killed (OOM, kill -9) otherwise leaves its forked children running as orphans,
+    each holding the model's memory and a database connection (a fork does not
+    inherit the parent's own parent-death signal). Their unfinished tasks are
+    acknowledged late, so the broker gives them to the next worker."""
+    import os
+    import signal
+
+    from hivemind_web.run import die_with_parent
+
+    die_with_parent()
+    if os.getppid() == 1:  # the parent died between the fork and this line
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@beat_init.connect
+def embedded_beat_dies_with_the_worker(**kwargs: object) -> None:
+    """Beat run inside a worker (`celery worker --beat`, as `make run` does) is a
+    forked child of it: it dies with the worker too. A standalone `celery beat` is
+    left alone (its parent is a shell or a service manager)."""
+    import os
+
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+            parent = handle.read().split(b"\0")
+    except OSError:
+        return
+    if b"worker" in parent and any(arg.startswith(b"--beat") for arg in parent):
+        die_with_the_worker()
 
 
 @worker_process_init.connect

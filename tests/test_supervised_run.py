@@ -119,11 +119,26 @@ def test_killed_worker_and_broker_come_back_and_ingest_never_stops():
     finally:
         run.send_signal(signal.SIGTERM)
         try:
-            run.wait(timeout=60)
+            run.wait(timeout=120)
         except subprocess.TimeoutExpired:
             run.kill()
         log.close()
         shutil.rmtree(directory, ignore_errors=True)
+    # Nothing it started outlives it (a worker left behind once swept the test
+    # database of later tests).
+    _wait("its children to go", lambda: not _orphans(env["HIVEMIND_BROKER_SOCKET"]), 30)
+
+
+def _orphans(marker: str) -> list[psutil.Process]:
+    """Processes of this run (the worker, the web server, the broker) still alive."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            if (process.info["environ"] or {}).get("HIVEMIND_BROKER_SOCKET") == marker:
+                found.append(process)
+        except (psutil.Error, TypeError):
+            continue
+    return found
 
 
 def test_make_run_says_it_is_up_only_once_healthz_answers(capsys):
