@@ -139,8 +139,9 @@ def test_a_leads_own_line_is_backtested_and_a_harmful_one_flagged(tenant, settin
 
     mode = _bookings_mode(tenant, settings)
     job, _ = services.distillation_request(mode=mode)
-    version = services.distillation_run(job_id=job.pk).version
-    assert version is not None, job.detail
+    done = services.distillation_run(job_id=job.pk)
+    version = done.version
+    assert version is not None, (done.state, done.verdict, done.detail)
     # The SKILL.md says why under each instruction, and the reason is not an instruction.
     assert "\n    - Why: on runs it was not learned from" in version.body
     assert not any(t.startswith("Why:") for _, t in bullets(version.body))
