@@ -21,6 +21,7 @@ same for the embedded PostgreSQL, which pg_ctl starts outside our process tree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -167,6 +168,7 @@ class Child:
     restart_at: float | None = None
     once: bool = False  # a job that runs to its end (the demo seed), never restarted
     done: bool = False
+    group: int | None = None  # its process group, when it leads one (its own session)
 
     @classmethod
     def command(cls, name: str, command: list[str]) -> Child:
@@ -178,6 +180,22 @@ class Child:
 
     def launch(self) -> None:
         self.process, self.started_at, self.restart_at = self.start(), time.monotonic(), None
+        try:
+            group = os.getpgid(self.process.pid)
+        except ProcessLookupError:
+            group = None
+        # Only a group of its own: never the supervisor's.
+        self.group = group if group == self.process.pid else None
+
+    def reap_group(self) -> None:
+        """Whatever the child forked and left behind when it died (a killed Celery
+        worker's pool child or embedded beat), killed with the group: nothing of a
+        dead child keeps running, holding memory and a database connection."""
+        if self.group is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.group, signal.SIGKILL)
+        self.group = None
 
 
 def backoff(failures: int) -> float:
@@ -242,11 +260,13 @@ def supervise(
             if code is None:
                 continue
             if child.once:
+                child.reap_group()
                 child.done = True
                 if code != 0:
                     print(f"{child.name} failed (exit {code}); see above. The rest runs on.",
                           flush=True)  # fmt: skip
                 continue
+            child.reap_group()
             lived = now - child.started_at
             child.failures = 1 if lived >= STABLE_AFTER else child.failures + 1
             delay = backoff(child.failures)
@@ -263,6 +283,7 @@ def stop_all(children: list[Child]) -> None:
     for child in reversed(children):
         process = child.process
         if process is None or process.poll() is not None:
+            child.reap_group()
             continue
         print(f"stopping {child.name}…", flush=True)
         process.send_signal(signal.SIGTERM)
@@ -272,6 +293,7 @@ def stop_all(children: list[Child]) -> None:
             print(f"{child.name} did not stop in {STOP_TIMEOUT:.0f} s; killing it", flush=True)
             process.kill()
             process.wait()
+        child.reap_group()
 
 
 if __name__ == "__main__":
