@@ -1,6 +1,7 @@
 """Every page in the URL conf, in a real browser (Playwright, Debian's
 Chromium): none is wider than a 390 px phone, and axe-core finds no serious or
-critical accessibility violation on the main pages. Pages are filled with one
+critical accessibility violation on the main pages, in the light theme and in the
+dark one (the system setting, emulated). Pages are filled with one
 of everything (the isolation matrix's workspace) and visited as its admin."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ SIGNED_OUT = ["/login/", "/password/reset/"]
 DOWNLOADS = {"impact_csv", "series_csv", "compound_csv", "skill_trial_benchmark", "mode_daily_csv",
              "snapshot_download"}  # fmt: skip
 MAIN = {"overview", "trace_list", "trace_detail", "mode_list", "mode_detail", "skill_list",
-        "skill_detail", "metrics", "settings", "audit_log", "snapshot_list"}  # fmt: skip
+        "skill_detail", "metrics", "settings", "audit_log", "snapshot_list", "trace_compare",
+        "policy_list", "policy_detail", "review_queue"}  # fmt: skip
 
 
 def _axe(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -51,9 +53,10 @@ def test_no_page_is_wider_than_a_phone_and_the_main_pages_pass_axe(live_server, 
     too_wide, errors, visited, violations = [], [], 0, {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        for signed_in in (False, True):
+        for signed_in, scheme in ((False, "light"), (True, "light"), (True, "dark")):
             # bypass_csp: only so the test can inject axe-core; the app's CSP stays on.
-            context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
+            context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True,
+                                          color_scheme=scheme)  # fmt: skip
             page = context.new_page()
             page.set_default_timeout(30_000)
             if signed_in:
@@ -61,7 +64,13 @@ def test_no_page_is_wider_than_a_phone_and_the_main_pages_pass_axe(live_server, 
                 page.fill("input[name=username]", tenant.admin.username)
                 page.fill("input[name=password]", "pw-for-tests-1")
                 page.click("button[type=submit]")
-            for name, path in pages if signed_in else [(p, p) for p in SIGNED_OUT]:
+            if not signed_in:
+                visit = [(p, p) for p in SIGNED_OUT]
+            elif scheme == "dark":  # the theme's contrast, on the pages axe checks
+                visit = [(name, path) for name, path in pages if name in MAIN]
+            else:
+                visit = pages
+            for name, path in visit:
                 status = page.request.get(live_server.url + path).status
                 if status == 405:  # an action (POST only), not a page
                     continue
@@ -77,7 +86,7 @@ def test_no_page_is_wider_than_a_phone_and_the_main_pages_pass_axe(live_server, 
                 if name in MAIN or not signed_in:
                     found = _axe(page)
                     if found:
-                        violations[path] = found
+                        violations[f"{path} ({scheme})"] = found
             context.close()
         browser.close()
     assert not errors, errors
