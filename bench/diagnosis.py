@@ -200,8 +200,8 @@ def measure(workspace_id: int) -> dict:
         TraceRow,
         _profile,
         _same_task_successes,
-        _success_pool,
         is_symptom,
+        success_pool,
     )
     from failures.models import Incident, TraceAnalysis
     from traces.models import Step
@@ -252,7 +252,7 @@ def measure(workspace_id: int) -> dict:
         )
         profiles = {a: _profile(workspace_id, a) for a in set(agents.values())}
         indexes = {
-            a: offline.TaskIndex(_success_pool(workspace_id, a)) for a in set(agents.values())
+            a: offline.TaskIndex(success_pool(workspace_id, a)) for a in set(agents.values())
         }
         steps: dict[int, list[StepView]] = defaultdict(list)
         for row in (

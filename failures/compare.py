@@ -3,7 +3,10 @@
 The successful run is chosen as the diagnosis chooses it (`diagnosis/same_task.py`):
 among the workspace's successful runs of the same task (the same `task_key`, else
 the same task text), the one that shares the most calls, tool and arguments
-alike. The agent's tool calls of both runs (a simulated user's `user.*` calls
+alike. When the task has no successful run, the nearest similar task's are used
+instead (the diagnosis's neighbours: the same agent's successful runs whose task
+text is most alike, `offline.TaskIndex`), and the page says so, with how alike
+the two tasks are. The agent's tool calls of both runs (a simulated user's `user.*` calls
 left out) are aligned by tool and arguments (difflib's longest matching blocks);
 identical stretches are folded, and the first divergence is the one the
 diagnosis names (a state-changing call the successful run did not make, or one
@@ -20,9 +23,10 @@ from typing import Any
 from traces.models import Step, Trace
 from workspaces.models import Workspace
 
+from .diagnosis import offline
 from .diagnosis.facts import StepView
 from .diagnosis.same_task import diverge
-from .mining import analysis_task_key, tool_kinds
+from .mining import analysis_task_key, success_pool, tool_kinds
 from .models import TraceAnalysis
 
 CANDIDATES = 20
@@ -39,7 +43,9 @@ class Side:
 
 @dataclass
 class Row:
-    kind: str  # "same" (folded), "pair", "failed_only", "success_only"
+    # "same" (folded), "similar" (the same tool, another task's values), "pair",
+    # "failed_only", "success_only"
+    kind: str
     failed: Side | None = None
     success: Side | None = None
     folded: int = 0  # calls in a folded stretch
@@ -53,6 +59,19 @@ class Comparison:
     why: str
     rows: list[Row]
     finding: str = ""
+    same_task: bool = True  # False: the nearest similar task's run (no run of this task worked)
+    similarity: float | None = None  # how alike the two tasks' texts are, when not the same task
+    candidate_ids: list[int] = field(default_factory=list)  # the runs one may choose instead
+
+
+@dataclass
+class Candidates:
+    """Successful runs to compare a failed run with: of its own task, else of the
+    nearest similar tasks (with each task's similarity)."""
+
+    ids: list[int]
+    same_task: bool
+    similarity: dict[int, float] = field(default_factory=dict)
 
 
 def _calls(trace: Trace) -> list[Step]:
@@ -96,12 +115,49 @@ def successful_runs_of_task(*, workspace: Workspace, trace: Trace) -> list[int]:
     )
 
 
+def similar_task_runs(*, workspace: Workspace, trace: Trace) -> dict[int, float]:
+    """The same agent's successful runs of the tasks most like this one's (task words
+    alike, at least one tool in common), each with its similarity, most alike first."""
+    if not trace.task.strip() or not trace.agent:
+        return {}
+    tools = set(
+        trace.steps.filter(kind="tool_call").exclude(name="").values_list("name", flat=True)
+    )
+    index = offline.TaskIndex(success_pool(workspace.pk, trace.agent))
+    return {n.trace_id: n.score for n in index.nearest(trace.task, tools, exclude=trace.pk)}
+
+
+def comparison_candidates(*, workspace: Workspace, trace: Trace) -> Candidates:
+    """Successful runs of this run's task, else of the nearest similar tasks."""
+    same = successful_runs_of_task(workspace=workspace, trace=trace)
+    if same:
+        return Candidates(same, True)
+    similar = similar_task_runs(workspace=workspace, trace=trace)
+    return Candidates(list(similar), False, similar)
+
+
+def comparison_offer(*, workspace: Workspace, trace: Trace) -> str:
+    """What a failed run can be compared with, for its link: "this task" (a run of
+    its task succeeded), "a similar task" (none did, but a run of its agent did; the
+    page finds the nearest, or says none is alike enough), or "" (nothing)."""
+    if trace.status != "failed":
+        return ""
+    if successful_runs_of_task(workspace=workspace, trace=trace):
+        return "this task"
+    others = TraceAnalysis.objects.filter(
+        workspace=workspace, agent=trace.agent, verdict="succeeded"
+    )
+    return "a similar task" if trace.task.strip() and others.exists() else ""
+
+
 def run_comparison(
     *, workspace: Workspace, trace: Trace, success_pk: int | None = None
 ) -> Comparison | None:
-    """The failed run beside its closest successful run of the same task (or the one
-    asked for, if it is one of them); None when its task has no successful run."""
-    candidates = successful_runs_of_task(workspace=workspace, trace=trace)
+    """The failed run beside its closest successful run of the same task, else of the
+    nearest similar task (or the one asked for, if it is one of them); None when
+    neither exists."""
+    found = comparison_candidates(workspace=workspace, trace=trace)
+    candidates = found.ids
     if not candidates:
         return None
     mine = _calls(trace)
@@ -109,40 +165,73 @@ def run_comparison(
     traces = Trace.objects.filter(workspace=workspace).in_bulk(candidates)
     runs = {pk: _calls(traces[pk]) for pk in candidates}
     mine_keys = {_key(s) for s in mine if not s.error}
+
+    def shared(pk: int) -> int:
+        return len(mine_keys & {_key(s) for s in runs[pk]})
+
     if success_pk in runs:
         chosen = success_pk
         why = "the successful run you chose"
-    else:
-        chosen = max(candidates, key=lambda pk: len(mine_keys & {_key(s) for s in runs[pk]}))
+    elif found.same_task:
+        chosen = max(candidates, key=shared)
         why = "the one sharing the most calls with this run, tool and arguments alike"
-    success = Trace.objects.get(workspace=workspace, pk=chosen)
+    else:
+        # The most alike task first; among equally alike ones, the most calls in common.
+        chosen = max(candidates, key=lambda pk: (round(found.similarity[pk], 2), shared(pk)))
+        why = "the one whose task is most alike"
+    success = traces[chosen]
     theirs = runs[chosen]
-    # The diagnosis's own contrast: all the successful runs (it picks the same closest
-    # one), or only the one the person chose.
+    # The diagnosis's own contrast: all the successful runs of the task (it picks the
+    # same closest one), or only the one compared with.
     contrast: dict[str, list[list[StepView]]] = {}
-    for pk in [chosen] if success_pk in runs else candidates:
+    for pk in candidates if found.same_task and success_pk not in runs else [chosen]:
         contrast.setdefault(traces[pk].agent, []).append(
             [StepView(s.index, s.kind, s.name, s.input, None, s.error) for s in runs[pk]]
         )
-    finding = diverge(views, contrast, tool_kinds(workspace.pk))
-    shared = len(mine_keys & {_key(s) for s in theirs})
-    why = (
-        f"{len(candidates)} successful run{'s' if len(candidates) != 1 else ''} of the same task "
-        f"in this workspace; compared with {why} ({shared} in common)."
-    )
-    rows = _align(mine, theirs)
+    # Another task's argument values differ because the task does: only the same
+    # task's runs are compared value by value (and by the diagnosis's divergence).
+    finding = diverge(views, contrast, tool_kinds(workspace.pk)) if found.same_task else None
+    n = len(candidates)
+    if found.same_task:
+        why = (
+            f"{n} successful run{'s' if n != 1 else ''} of the same task in this workspace; "
+            f"compared with {why} ({shared(chosen)} in common)."
+        )
+    else:
+        why = (
+            f"No run of this task has succeeded. Compared with a successful run of the "
+            f"nearest similar task instead: {n} successful run{'s' if n != 1 else ''} of "
+            f"{trace.agent} with a similar task; {why} (task text "
+            f"{found.similarity[chosen]:.0%} alike, {shared(chosen)} calls in common). "
+            "Its values can differ because its task does."
+        )
+    rows = _align(mine, theirs, by_arguments=found.same_task)
     _mark_first(rows, finding.step if finding else None, finding.tool if finding else "")
-    return Comparison(success, len(candidates), why, rows, finding.description if finding else "")
+    return Comparison(
+        success, n, why, rows, finding.description if finding else "",
+        same_task=found.same_task,
+        similarity=None if found.same_task else found.similarity[chosen],
+        candidate_ids=candidates,
+    )  # fmt: skip
 
 
-def _align(mine: list[Step], theirs: list[Step]) -> list[Row]:
+def _align(mine: list[Step], theirs: list[Step], *, by_arguments: bool = True) -> list[Row]:
+    """Calls matched by tool and arguments (runs of one task), or by tool alone (a
+    similar task's run, whose values differ with its task)."""
+    key = _key if by_arguments else (lambda step: step.name)
     matcher = difflib.SequenceMatcher(
-        a=[_key(s) for s in mine], b=[_key(s) for s in theirs], autojunk=False
+        a=[key(s) for s in mine], b=[key(s) for s in theirs], autojunk=False
     )
     rows: list[Row] = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
+        if op == "equal" and by_arguments:
             rows.append(Row("same", _side(mine[i1]), _side(theirs[j1]), folded=i2 - i1))
+            continue
+        if op == "equal":  # the same tools in a stretch: shown, their values compared
+            for ours, other in zip(mine[i1:i2], theirs[j1:j2], strict=True):
+                ours_side, other_side = _side(ours), _side(other)
+                _differs(ours_side, other_side)
+                rows.append(Row("similar", ours_side, other_side))
             continue
         left, right = mine[i1:i2], theirs[j1:j2]
         for n in range(max(len(left), len(right))):
@@ -157,7 +246,7 @@ def _align(mine: list[Step], theirs: list[Step]) -> list[Row]:
 def _mark_first(rows: list[Row], step: int | None, tool: str) -> None:
     """The divergence the diagnosis names, else the first row that differs."""
     for row in rows:
-        if row.kind == "same":
+        if row.kind in ("same", "similar"):
             continue
         if step is not None and step >= 0 and row.failed and row.failed.index == step:
             row.first = True
@@ -166,6 +255,6 @@ def _mark_first(rows: list[Row], step: int | None, tool: str) -> None:
             row.first = True
             return
     for row in rows:
-        if row.kind != "same":
+        if row.kind not in ("same", "similar"):
             row.first = True
             return

@@ -164,7 +164,7 @@ def traces_diagnose(
     # below, is the one place other agents' runs of the very same task count).
     nearest: dict[int, list[offline.Neighbour]] = {}
     for agent in sorted({r.agent for r in failed_rows}):
-        index = offline.TaskIndex(_success_pool(workspace_id, agent))
+        index = offline.TaskIndex(success_pool(workspace_id, agent))
         nearest.update(index.nearest_many(
             [(r.task, set(r.facts.tools) if r.facts else set(), r.id)
              for r in failed_rows if r.agent == agent]
@@ -467,7 +467,7 @@ def _profile(workspace_id: int, agent: str) -> offline.Profile:
     return offline.Profile(runs)
 
 
-def _success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
+def success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
     """The agent's successful runs, for neighbours by task similarity."""
     return [
         offline.Neighbour(trace_id, list(tools), task)

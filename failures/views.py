@@ -23,8 +23,8 @@ from workspaces.requests import WorkspaceRequest
 from . import diagnosis_settings, modes, selectors, services, taxonomy
 from .charts import incidents_per_day_figure
 from .clustering import sparkline
-from .compare import run_comparison, successful_runs_of_task
-from .diagnosis import evidence
+from .compare import comparison_offer, run_comparison
+from .diagnosis import evidence, offline
 from .models import TraceAnalysis
 from .search import SearchFilters, SearchResult, incident_search
 
@@ -249,8 +249,7 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "diagnosed": " ".join(str(step) for step in diagnosed),
             # The model's summary of the run in fixed facets (what its mode is clustered on).
             "facets": next((i.stats for i in incidents if (i.stats or {}).get("facet")), None),
-            "comparable": trace.status == "failed"
-            and bool(successful_runs_of_task(workspace=request.workspace, trace=trace)),
+            "comparable": comparison_offer(workspace=request.workspace, trace=trace),
         },  # fmt: skip
     )
 
@@ -258,7 +257,8 @@ def trace_incidents(request: WorkspaceRequest, pk: int) -> HttpResponse:
 @require_GET
 @workspace_view()
 def trace_compare(request: WorkspaceRequest, pk: int) -> HttpResponse:
-    """A failed run beside a successful run of the same task, call by call."""
+    """A failed run beside a successful run of the same task (else of the nearest
+    similar task), call by call."""
     trace = trace_get(workspace=request.workspace, pk=pk)
     chosen = request.GET.get("with", "")
     comparison = run_comparison(
@@ -266,15 +266,14 @@ def trace_compare(request: WorkspaceRequest, pk: int) -> HttpResponse:
         success_pk=int(chosen) if chosen.isdigit() else None,
     )  # fmt: skip
     others = (
-        trace_list_by_ids(
-            workspace=request.workspace,
-            ids=successful_runs_of_task(workspace=request.workspace, trace=trace),
-        )
+        trace_list_by_ids(workspace=request.workspace, ids=comparison.candidate_ids)
         if comparison
         else []
     )
-    return render(request, "failures/compare.html",
-                  {"trace": trace, "comparison": comparison, "others": others})  # fmt: skip
+    return render(request, "failures/compare.html", {
+        "trace": trace, "comparison": comparison, "others": others,
+        "min_similarity": offline.MIN_SIMILARITY * 100,
+    })  # fmt: skip
 
 
 @workspace_view(Role.ADMIN)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -246,6 +246,7 @@ class Neighbour:
     trace_id: int
     tools: list[str]
     task: str
+    score: float = 0.0  # the task's similarity to the query's (cosine of TF-IDF vectors)
 
 
 class TaskIndex:
@@ -308,7 +309,7 @@ class TaskIndex:
                 break
             if self.pool[i].trace_id == exclude or not tools & self.tool_sets[i]:
                 continue
-            found.append(self.pool[i])
+            found.append(replace(self.pool[i], score=float(scores[i])))
             if len(found) == NEIGHBOURS:
                 break
         return found

@@ -82,3 +82,42 @@ def test_the_page_and_the_link_from_the_diagnosis(tenant):
     # A successful run offers no comparison.
     partial = client.get(reverse("trace_incidents", args=[tenant.workspace.slug, good.pk]))
     assert "Compare with a successful run" not in partial.content.decode()
+
+
+def test_with_no_successful_run_of_the_task_the_nearest_similar_task_is_used_and_said(tenant):
+    def run(external_id: str, task: str, task_key: str, status: str, calls: list) -> dict:
+        steps = [{"kind": "user_prompt", "input": task}]
+        steps += [
+            {"kind": "tool_call", "name": n, "input": a, "output": {"ok": True}} for n, a in calls
+        ]
+        return trace_payload(external_id, task=task, task_key=task_key, status=status, steps=steps)
+
+    ingest(tenant.workspace, [
+        run("failed-q", "Cancel reservation XK2Q9 for mia li, she is sick", "airline:1", "failed",
+            [("get_reservation_details", {"id": "XK2Q9"}), ("cancel_reservation", {"id": "XK2Q9"})]),
+        run("good-q", "Cancel reservation ZZ81P for omar khan, he is sick", "airline:2", "succeeded",
+            [("get_reservation_details", {"id": "ZZ81P"}), ("get_user_details", {"id": "omar"}),
+             ("cancel_reservation", {"id": "ZZ81P"})]),
+        run("good-far", "Book a hotel in Lisbon for three nights", "hotel:9", "succeeded",
+            [("get_reservation_details", {"id": "H1"})]),
+    ])  # fmt: skip
+    failed = Trace.objects.get(workspace=tenant.workspace, external_id="failed-q")
+    comparison = run_comparison(workspace=tenant.workspace, trace=failed)
+    assert comparison is not None and not comparison.same_task
+    assert comparison.success.external_id == "good-q"  # the most alike task, not the hotel
+    assert comparison.similarity is not None and comparison.similarity >= 0.2
+    assert "No run of this task has succeeded" in comparison.why and "alike" in comparison.why
+    # Matched by tool: the first read lines up (its value differs with the task), and
+    # the first divergence is the call the failed run never made.
+    kinds = [row.kind for row in comparison.rows]
+    assert kinds == ["similar", "success_only", "similar"], kinds
+    assert comparison.rows[0].failed and comparison.rows[0].failed.differs == ["id"]
+    assert comparison.rows[1].first and comparison.rows[1].success.name == "get_user_details"
+    assert comparison.finding == ""  # the diagnosis's value-by-value divergence is for one task
+    client = tenant.client_for(tenant.viewer)
+    html = client.get(
+        reverse("trace_compare", args=[tenant.workspace.slug, failed.pk])
+    ).content.decode()
+    assert "a similar task, not this one" in html and "Cancel reservation ZZ81P" in html
+    detail = client.get(reverse("trace_incidents", args=[tenant.workspace.slug, failed.pk]))
+    assert "Compare with a successful run of a similar task" in detail.content.decode()

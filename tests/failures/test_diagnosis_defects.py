@@ -107,9 +107,9 @@ def test_another_agents_runs_do_not_change_an_agents_diagnosis(tenant):
     )
     assert before and after == before
     # The pool neighbours are drawn from is the agent's own.
-    from failures.mining import _success_pool
+    from failures.mining import success_pool
 
-    pool = _success_pool(tenant.workspace.pk, "a")
+    pool = success_pool(tenant.workspace.pk, "a")
     agents = set(
         Trace.objects.filter(pk__in=[n.trace_id for n in pool]).values_list("agent", flat=True)
     )
