@@ -21,7 +21,7 @@ from metrics.snapshots import SnapshotFilter, snapshot_create
 from skills import review
 from skills.models import DistillationJob, Skill, SkillVersion
 from tests.factories import ingest, make_key, trace_payload
-from traces.models import Trace
+from traces.models import SavedView, Trace
 from workspaces.models import ApiKey, AuditEvent, Membership, Scope
 from workspaces.services import invitation_create
 
@@ -60,7 +60,9 @@ def victim(tenant):
                               author=labels.Author(user=tenant.lead))  # fmt: skip
     policy = AgentPolicy.objects.create(workspace=ws, agent=trace.agent, text="acme-only policy")
     rule = PolicyRule.objects.create(policy=policy, number=1, text="acme-only rule")
-    return {"label": label, "policy": policy, "rule": rule,
+    saved = SavedView.objects.create(workspace=ws, user=tenant.admin, name="acme-only view",
+                                     query="status=failed")  # fmt: skip
+    return {"label": label, "policy": policy, "rule": rule, "saved_view": saved,
         "tenant": tenant, "trace": trace, "mode": mode, "skill": skill, "job": job, "run": run,
         "key": ApiKey.objects.filter(workspace=ws).first(),
         "member": Membership.objects.get(workspace=ws, user=tenant.viewer),
@@ -85,6 +87,7 @@ def _page_params(name: str, v: dict) -> dict:
         "review_run": {"trace_pk": v["trace"].pk},
         "trace_incidents": {"pk": v["trace"].pk},
         "trace_compare": {"pk": v["trace"].pk},
+        "trace_view_delete": {"pk": v["saved_view"].pk},
         "cluster_run": {"pk": v["run"].pk},
         "api_key_revoke": {"pk": v["key"].pk},
         "member_role": {"pk": v["member"].pk},
@@ -115,6 +118,7 @@ def _fingerprint(v: dict) -> tuple:
         Skill.objects.filter(workspace=ws).values_list("status", "published_version").first(),
         ApiKey.objects.filter(workspace=ws, revoked_at=None).count(),
         sorted(Membership.objects.filter(workspace=ws).values_list("role", flat=True)),
+        list(SavedView.objects.filter(workspace=ws).values_list("name", "query")),
     )
 
 

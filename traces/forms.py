@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from django import forms
 from django.utils import timezone
@@ -44,6 +45,14 @@ class TraceFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices = [("", "Any agent")] + [(a, a) for a in agents]
         cast(forms.ChoiceField, self.fields["agent"]).choices = choices
+
+    def query_string(self) -> str:
+        """The valid filters given, as a query string in the form's field order (a
+        saved view's; "" when the filters are invalid or none is set)."""
+        if not self.is_valid():
+            return ""
+        given = [(name, self.data.get(name, "").strip()) for name in self.fields]
+        return urlencode([(name, value) for name, value in given if value])
 
     def filters(self) -> TraceFilters:
         if not self.is_valid():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
@@ -172,3 +173,28 @@ class Outcome(models.Model):
 
     def __str__(self) -> str:
         return f"outcome of {self.external_id}: {self.status or '-'}"
+
+
+class SavedView(models.Model):
+    """A named set of trace-list filters, one person's own in one workspace."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="saved_views")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_trace_views"
+    )
+    name = models.CharField(max_length=80)
+    # The filters as a query string, rebuilt from the filter form's valid fields only.
+    query = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "user", "name"], name="traces_saved_view_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import ExpressionWrapper, F, Q, QuerySet
 from django.db.models import fields as model_fields
@@ -13,7 +14,7 @@ from workspaces.errors import NotFound
 from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
-from .models import Step, Trace, TraceStatus
+from .models import SavedView, Step, Trace, TraceStatus
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,16 @@ def session_traces(*, trace: Trace, limit: int = 20) -> list[Trace]:
 
 def failed_trace_count(*, workspace: Workspace) -> int:
     return Trace.objects.filter(workspace=workspace, status=TraceStatus.FAILED).count()
+
+
+def saved_view_list(*, workspace: Workspace, user: Any) -> QuerySet[SavedView]:
+    """One person's saved trace-list views in this workspace, by name."""
+    return SavedView.objects.filter(workspace=workspace, user=user).order_by("name", "id")
+
+
+def saved_view_get(*, workspace: Workspace, user: Any, pk: int) -> SavedView:
+    """One of this person's saved views; another person's, or another workspace's, is not found."""
+    view = SavedView.objects.filter(workspace=workspace, user=user, pk=pk).first()
+    if view is None:
+        raise NotFound("No such saved view of yours in this workspace.")
+    return view

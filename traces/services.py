@@ -28,7 +28,7 @@ from .ingest import (
     prepare_trace,
     write_traces,
 )
-from .models import Outcome, Trace
+from .models import Outcome, SavedView, Trace
 from .schemas import OutcomeIn, TraceIn
 
 logger = logging.getLogger(__name__)
@@ -292,3 +292,33 @@ def traces_purge_expired(*, workspace_id: int) -> int:
                      after={"traces": purged, "before": cutoff.isoformat()})  # fmt: skip
         transaction.on_commit(lambda: enqueue("failures.tasks.refresh_modes", workspace_id))
     return purged
+
+
+# A person's saved views per workspace: enough for every filter worth keeping.
+SAVED_VIEWS_MAX = 50
+
+
+def saved_view_save(*, workspace: Workspace, user: Any, name: str, query: str) -> SavedView:
+    """Save the trace list's filters under a name (the same name replaces that view)."""
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("Give the view a name, so you can find it in the list.")
+    if len(name) > 80:
+        raise InvalidInput(f"The name is {len(name)} characters long; at most 80.")
+    if not query:
+        raise InvalidInput("Set at least one filter (or a search or sort) before saving a view.")
+    if len(query) > 1000:
+        raise InvalidInput("These filters are too long to save (at most 1,000 characters).")
+    mine = SavedView.objects.filter(workspace=workspace, user=user)
+    if not mine.filter(name=name).exists() and mine.count() >= SAVED_VIEWS_MAX:
+        raise InvalidInput(
+            f"You have {SAVED_VIEWS_MAX} saved views, the most there can be: delete one first."
+        )
+    view, _ = SavedView.objects.update_or_create(
+        workspace=workspace, user=user, name=name, defaults={"query": query}
+    )
+    return view
+
+
+def saved_view_delete(*, view: SavedView) -> None:
+    view.delete()

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpResponse
-from django.shortcuts import render
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.functional import cached_property
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from workspaces.decorators import workspace_view
+from workspaces.errors import InvalidInput
 from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
 from .forms import TraceFilterForm
 from .models import Trace
-from .selectors import session_traces, step_list, trace_agent_list, trace_get, trace_list
+from .selectors import (
+    saved_view_get,
+    saved_view_list,
+    session_traces,
+    step_list,
+    trace_agent_list,
+    trace_get,
+    trace_list,
+)
+from .services import saved_view_delete, saved_view_save
 
 PAGE_SIZE = 50
 SEARCH_COUNT_CAP = 1000
@@ -39,13 +51,20 @@ class SearchPaginator(Paginator):
 @require_GET
 @workspace_view()
 def trace_list_view(request: WorkspaceRequest) -> HttpResponse:
+    context = _list_context(request, request.GET)
+    if request.htmx and request.htmx.target == "trace-results":
+        return render(request, "traces/_trace_results.html", context)
+    return render(request, "traces/list.html", context)
+
+
+def _list_context(request: WorkspaceRequest, params: QueryDict) -> dict[str, Any]:
     workspace = request.workspace
-    form = TraceFilterForm(request.GET, agents=trace_agent_list(workspace=workspace))
+    form = TraceFilterForm(params, agents=trace_agent_list(workspace=workspace))
     filters = form.filters()
     traces = trace_list(workspace=workspace, filters=filters)
     paginator = (SearchPaginator if filters.q else Paginator)(traces, PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    query = request.GET.copy()
+    page = paginator.get_page(params.get("page"))
+    query = params.copy()
     query.pop("page", None)
     sort = form.cleaned_data.get("sort", "") if form.is_valid() else ""
     labels = dict(COLUMNS)
@@ -54,10 +73,37 @@ def trace_list_view(request: WorkspaceRequest) -> HttpResponse:
         "cap": SEARCH_COUNT_CAP, "query": query.urlencode(), "sort": sort,
         "columns": COLUMNS, "sort_label": labels.get(sort.lstrip("-"), "").lower()
         + (" (highest first)" if sort.startswith("-") else " (lowest first)"),
+        "saved_query": form.query_string(),
+        "saved_views": saved_view_list(workspace=workspace, user=request.user),
     }  # fmt: skip
-    if request.htmx and request.htmx.target == "trace-results":
-        return render(request, "traces/_trace_results.html", context)
-    return render(request, "traces/list.html", context)
+    return context
+
+
+@require_POST
+@workspace_view()
+def saved_view_save_view(request: WorkspaceRequest) -> HttpResponse:
+    """Save the list's current filters under a name: the person's own view."""
+    workspace = request.workspace
+    params = QueryDict(request.POST.get("query", ""))
+    form = TraceFilterForm(params, agents=trace_agent_list(workspace=workspace))
+    try:
+        view = saved_view_save(workspace=workspace, user=request.user,
+                               name=request.POST.get("name", ""), query=form.query_string())  # fmt: skip
+    except InvalidInput as exc:
+        context = _list_context(request, params)
+        context.update(save_error=str(exc), save_name=request.POST.get("name", ""))
+        return render(request, "traces/list.html", context, status=400)
+    messages.success(request, f"Saved the view “{view.name}”: it is in Saved views, yours only.")
+    return redirect(reverse("trace_list", kwargs={"slug": workspace.slug}) + "?" + view.query)
+
+
+@require_POST
+@workspace_view()
+def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
+    view = saved_view_get(workspace=request.workspace, user=request.user, pk=pk)
+    saved_view_delete(view=view)
+    messages.success(request, f"Deleted the saved view “{view.name}”.")
+    return redirect("trace_list", slug=request.workspace.slug)
 
 
 # Bookkeeping kept on the trace by hook and OTLP capture, not for people.
