@@ -22,6 +22,8 @@ pytestmark = [
 ]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 OUTSIDE = ["/password/change/", "/workspaces/new/", "/api/docs", "/no-such-page/"]
+# Swagger UI's own markup (nested controls, its colours): checked for width, not by axe.
+VENDOR = {"/api/docs"}
 SIGNED_OUT = ["/login/", "/password/reset/"]
 # Files, not pages.
 DOWNLOADS = {"impact_csv", "series_csv", "compound_csv", "skill_trial_benchmark", "mode_daily_csv",
@@ -67,7 +69,8 @@ def test_no_page_is_wider_than_a_phone_and_the_main_pages_pass_axe(live_server, 
             if not signed_in:
                 visit = [(p, p) for p in SIGNED_OUT]
             elif scheme == "dark":  # the theme's contrast, on the pages axe checks
-                visit = [(name, path) for name, path in pages if name in MAIN]
+                visit = [(name, path) for name, path in pages
+                         if name in MAIN or (path in OUTSIDE and path not in VENDOR)]  # fmt: skip
             else:
                 visit = pages
             for name, path in visit:
@@ -83,7 +86,7 @@ def test_no_page_is_wider_than_a_phone_and_the_main_pages_pass_axe(live_server, 
                 width = page.evaluate("document.documentElement.scrollWidth")
                 if width > 390:
                     too_wide.append(f"{path}: {width}px")
-                if name in MAIN or not signed_in:
+                if name in MAIN or (path in OUTSIDE and path not in VENDOR) or not signed_in:
                     found = _axe(page)
                     if found:
                         violations[f"{path} ({scheme})"] = found
