@@ -133,6 +133,8 @@ def run_set(name: str, workspace, quick: bool, tmp: Path, show: bool) -> str:  #
             if show:
                 kind = "held back" if draft.reason.startswith("Held back") else "skipped"
                 print(f"  [{kind}] {mode.label[:80]}: {draft.reason[:300]}")
+                for item in draft.held_back:
+                    print(f"      - {item['text'][:110]}\n        {item['reason'][:400]}")
             continue
         offered += 1
         for item in draft.instructions:

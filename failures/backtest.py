@@ -1,7 +1,8 @@
 """Does an instruction hold on runs it was not drafted from?
 
 The labelled runs of a mode's agents are split by a hash of their task key (a
-run with no key by its trace id): the *drafting* half is what the contrast
+run with no key, or whose key names a kind of task shared by more than
+`TEMPLATE_RUNS` runs, by its trace id): the *drafting* half is what the contrast
 (failures/contrast.py) learns instructions from; the *backtest* half is where each
 instruction is checked. Keeping a task's runs in one half keeps its repeats
 together, so the within-task comparison below is possible.
@@ -19,15 +20,18 @@ Verdicts: `passed` (the interval is above zero and, where there are pairs, won
 exceed lost), `hard_tasks` (followers succeed more overall, but not within the
 same task: the instruction marks easy tasks, it does not fix anything), `failed`
 (no measurable gain), `untestable` (too few runs on one side: `MIN_SIDE`).
-Instructions about an error (a precondition, a transient answer) only restate
-the failure on a run and are `untestable` by this test.
+A recovery ("when `T` answers E, do F next") is checked the same way over the
+runs that hit E (failures/contrast.py: `recovery_backtest`): those whose next
+call was F against those whose next call was not. Instructions about an error
+alone (a precondition, a transient answer) only restate the failure on a run
+and are `untestable` by this test.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 MIN_SIDE = 5
@@ -38,6 +42,25 @@ def held_out(task_key: str, trace_id: int) -> bool:
     """True for runs of the backtest half (stable across runs and machines)."""
     key = task_key or f"trace:{trace_id}"
     return hashlib.sha256(key.encode()).digest()[0] % 2 == 1
+
+
+# A task key shared by more runs than this names a kind of task (a template:
+# "Refund order N" with the numbers taken out), not one task run again: its runs
+# are split one by one, or every run of the kind would land in the same half.
+TEMPLATE_RUNS = 20
+
+
+def split(runs: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(drafting half, backtest half): by task key, so a task's repeats stay
+    together (the within-task comparison needs them), except a key so common that
+    it names a kind of task, whose runs are split by trace id."""
+    sizes = Counter(run.task_key for run in runs if run.task_key)
+    drafting: list[Any] = []
+    tested: list[Any] = []
+    for run in runs:
+        key = run.task_key if sizes[run.task_key] <= TEMPLATE_RUNS else ""
+        (tested if held_out(key, run.trace_id) else drafting).append(run)
+    return drafting, tested
 
 
 def applies_and_follows(kind: str, tool: str, other: str, tools: list[str]) -> bool | None:
@@ -80,18 +103,26 @@ def backtest(kind: str, tool: str, other: str, runs: list[Any]) -> dict[str, Any
     if kind not in {"order", "missing", "unexpected"}:
         return {"verdict": "untestable", "reason": "an instruction about an error restates "
                 "the failure on a run: it cannot be checked from calls alone", "runs": len(runs)}  # fmt: skip
-    sides: dict[bool, list[Any]] = {True: [], False: []}
-    by_task: dict[str, dict[bool, list[bool]]] = defaultdict(lambda: {True: [], False: []})
+    sides: list[tuple[Any, bool]] = []
     for run in runs:
         follows = applies_and_follows(kind, tool, other, list(run.tools))
-        if follows is None:
-            continue
-        sides[follows].append(run)
+        if follows is not None:
+            sides.append((run, follows))
+    return compare_sides(sides)
+
+
+def compare_sides(sides: list[tuple[Any, bool]]) -> dict[str, Any]:
+    """Runs an instruction applies to, each with whether it followed it: success of
+    each side, the difference with its interval, within-task pairs, the verdict."""
+    by_task: dict[str, dict[bool, list[bool]]] = defaultdict(lambda: {True: [], False: []})
+    n = {True: 0, False: 0}
+    k = {True: 0, False: 0}
+    for run, follows in sides:
+        n[follows] += 1
+        k[follows] += not run.failed
         if run.task_key:
             by_task[run.task_key][follows].append(not run.failed)
-    n1, n2 = len(sides[True]), len(sides[False])
-    k1 = sum(not r.failed for r in sides[True])
-    k2 = sum(not r.failed for r in sides[False])
+    n1, n2, k1, k2 = n[True], n[False], k[True], k[False]
     won = lost = 0
     for outcome in by_task.values():
         for a in outcome[True]:

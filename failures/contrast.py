@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backtest import backtest, held_out
+from .backtest import backtest, compare_sides, split
 from .diagnosis.offline import telling_line
 from .models import FailureMode, Incident
 from .stats import Mark, Run, labelled_runs, mark_of, risk_ratio
@@ -59,6 +59,7 @@ class Evidence:
     # The instruction this evidence suggests, checked on the backtest half
     # (skills/backtest.py); empty when the contrast ran on every run.
     backtest: dict[str, Any] = field(default_factory=dict)
+    signal: str = ""  # an error's signal ("error:<tool>:<kind>"), to find it again in a run
 
     @property
     def discriminating(self) -> bool:
@@ -88,8 +89,7 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4, hold_out: bool = False) 
     runs = labelled_runs(mode.workspace_id, {agent for _, agent, *_ in rows})
     tested: list[Run] = []
     if hold_out:
-        tested = [r for r in runs if held_out(r.task_key, r.trace_id)]
-        runs = [r for r in runs if not held_out(r.task_key, r.trace_id)]
+        runs, tested = split(runs)
     marks: Counter[Mark] = Counter()
     errors: dict[Mark, str] = {}
     for _, _, stats, _, error_text in rows:
@@ -109,6 +109,10 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4, hold_out: bool = False) 
             if item.kind == "error" and is_generic(item.tool):
                 recovery = _recovery(mode.workspace_id, mark, runs, item)
                 if recovery is not None:
+                    if hold_out:
+                        recovery.backtest = recovery_backtest(
+                            mode.workspace_id, mark.args[0], recovery.other, tested
+                        )
                     found.append(recovery)
         if len(found) >= limit:
             break
@@ -118,7 +122,12 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4, hold_out: bool = False) 
             found.append(item)
     if hold_out:
         for item in found:
-            item.backtest = backtest(item.kind, item.tool, item.other, tested)
+            if item.backtest:
+                continue
+            if item.kind == "error" and is_transient(item.error) and item.signal:
+                item.backtest = retry_backtest(mode.workspace_id, item.signal, tested)
+            else:
+                item.backtest = backtest(item.kind, item.tool, item.other, tested)
     return found
 
 
@@ -130,7 +139,7 @@ def _mode_runs(mode: FailureMode) -> list[Run]:
 def mode_backtest(*, mode: FailureMode, kind: str, tool: str, other: str = "") -> dict[str, Any]:
     """An instruction (one a lead wrote or edited, say) backtested on the backtest
     half of the labelled runs of the mode's agents, as drafted ones are."""
-    tested = [r for r in _mode_runs(mode) if held_out(r.task_key, r.trace_id)]
+    tested = split(_mode_runs(mode))[1]
     return backtest(kind, tool, other, tested)
 
 
@@ -177,7 +186,7 @@ def _evidence(mark: Mark, runs: list[Run], error: str) -> Evidence | None:
     signal = mark.args[0]
     if signal.startswith("error:"):
         tool = signal.split(":", 2)[1]
-        return Evidence("error", tool, error=error, counts=counts, lift=lift)
+        return Evidence("error", tool, error=error, counts=counts, lift=lift, signal=signal)
     if signal.startswith("repeat:"):
         return Evidence("repeat", signal.split(":", 1)[1], counts=counts, lift=lift)
     return None
@@ -232,6 +241,82 @@ def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) ->
         "recovery", tool, other=head, error=item.error, lift=item.lift, incidents=item.incidents,
         counts={"recovered_did": n, "recovered": len(recovered)},
     )  # fmt: skip
+
+
+# An answer that says the service was busy or slow, not that the call was wrong.
+TRANSIENT = re.compile(
+    r"\b(?:429|502|503|504|rate.?limit\w*|too many requests|"
+    r"(?:read|connect|request|gateway)?timed? ?outs?|unavailable|temporarily)\b",
+    re.I,
+)
+
+
+def is_transient(error: str) -> bool:
+    return bool(TRANSIENT.search(error))
+
+
+def retry_backtest(workspace_id: int, signal: str, tested: list[Run]) -> dict[str, Any]:
+    """ "When `T` answers a busy or slow answer, the action did not happen: not done
+    until a `T` call succeeds", checked on the backtest half: of the runs that hit
+    that answer, those with a later `T` call that succeeded against those without."""
+    from .diagnosis.facts import trace_facts
+    from .mining import _load
+
+    _, tool, kind = signal.split(":", 2)
+    hit = {r.trace_id: r for r in tested if signal in r.signals}
+    sides: list[tuple[Run, bool]] = []
+    ids = sorted(hit)[:RECOVERY_BACKTEST_RUNS]
+    for start in range(0, len(ids), 500):
+        for row in _load(workspace_id, ids[start : start + 500]):
+            facts = trace_facts(row.steps)
+            event = next((e for e in facts.errors if e.tool == tool and e.kind == kind), None)
+            if event is None:
+                continue
+            failed_at = {e.step for e in facts.errors if e.tool == tool}
+            steps = [c.step for c in facts.calls]
+            later = [c.step for c in facts.calls if c.name == tool and c.step > event.step]
+            sides.append((hit[row.id], any(_answered(s, steps, failed_at) for s in later)))
+    return compare_sides(sides)
+
+
+def _answered(step: int, steps: list[int], failed_at: set[int]) -> bool:
+    """Whether the call at `step` succeeded: no error of its tool before the next call."""
+    following = [s for s in steps if s > step]
+    end = following[0] if following else step + 10**9
+    return not any(step <= e < end for e in failed_at)
+
+
+# Runs read step by step for a recovery's backtest, at most (the newest are not
+# preferred: the first by trace id, as the split is).
+RECOVERY_BACKTEST_RUNS = 2000
+
+
+def recovery_backtest(
+    workspace_id: int, signal: str, head: str, tested: list[Run]
+) -> dict[str, Any]:
+    """ "When `T` answers E, run F next", checked on the backtest half: of the runs
+    that hit E, those whose next call ran F against those whose next call did not
+    (or that made none), by success and within the same task."""
+    from .diagnosis.facts import trace_facts
+    from .mining import _load
+
+    _, tool, kind = signal.split(":", 2)
+    hit = {r.trace_id: r for r in tested if signal in r.signals}
+    sides: list[tuple[Run, bool]] = []
+    ids = sorted(hit)[:RECOVERY_BACKTEST_RUNS]
+    rows = (
+        row
+        for start in range(0, len(ids), 500)
+        for row in _load(workspace_id, ids[start : start + 500])
+    )
+    for row in rows:
+        facts = trace_facts(row.steps)
+        event = next((e for e in facts.errors if e.tool == tool and e.kind == kind), None)
+        if event is None:
+            continue
+        after = next((c for c in facts.calls if c.step > event.step), None)
+        sides.append((hit[row.id], after is not None and command_head(after.command) == head))
+    return compare_sides(sides)
 
 
 _WORD = re.compile(r"[A-Za-z_][\w.-]*")

@@ -59,8 +59,14 @@ _MASKS: list[tuple[re.Pattern[str], str]] = [
     # Short integers stay: they are usually codes (HTTP 429, SMTP 550, errno 13)
     # that tell failures apart; longer numbers are ids, sizes and durations.
     (re.compile(r"\b\d+\.\d+\b|\b\d{4,}\b"), "<n>"),
-    # Quantities with a unit ("retry after 17s", "30000ms", "512MB").
-    (re.compile(r"\b\d+(?=(?:ms|s|sec|secs|m|min|h|kb|mb|gb)\b)", re.I), "<n>"),
+    # Quantities with a unit, written together or apart ("retry after 17s", "30000ms",
+    # "512MB", "did not answer within 16 s", "after 3 seconds").
+    (
+        re.compile(
+            r"\b\d+(?=\s?(?:ms|s|secs?|seconds?|m|mins?|minutes?|h|hours?|kb|mb|gb)\b)", re.I
+        ),
+        "<n>",
+    ),  # fmt: skip
     (re.compile(r"'[^'\n]{1,80}'|\"[^\"\n]{1,80}\""), "<str>"),
     (re.compile(r"\s+"), " "),
 ]

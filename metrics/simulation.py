@@ -19,6 +19,13 @@ a simulated lead approves each proposal *as a trial* (half the sessions held
 out) through the review service (audited), except for the control modes, whose
 proposals are rejected so they never get a skill → next round. At the end each
 trial's estimate, interval and verdict are compared with the true effect.
+
+The three modes that get skills fail with a busy or slow service's answer, which
+a retried call can get past: their drafted instruction ("not done until a call
+succeeds") can be backtested on runs it was not drafted from, as the drafting
+gate requires before a lead sees a draft (skills/distill.py `require_passed`).
+A precondition error ("column does not exist") cannot be backtested from calls,
+so such a mode is held back, never proposed, and could not be trialled here.
 """
 
 from __future__ import annotations
@@ -82,11 +89,11 @@ MODES = [
     TrueMode("rate-limit", "stripe.refund",
              lambda r: f"429 Too Many Requests: rate limit exceeded, retry after {r.randint(1, 9)}s",
              0.26, effect=0.15, truth="helps"),
-    TrueMode("missing-column", "sql.query",
-             lambda r: f'column "total_{r.choice(["usd", "eur", "net"])}" does not exist',
+    TrueMode("db-busy", "sql.query",
+             lambda r: f"503 Service Unavailable: the database is busy, try again in {r.randint(1, 9)}s",
              0.24, effect=1.0, truth="no_effect"),
-    TrueMode("stale-selector", "browser.click",
-             lambda r: f"element #btn-{r.randint(100, 999)} not found after 5000 ms",
+    TrueMode("gateway-timeout", "browser.click",
+             lambda r: f"504 Gateway Timeout: the page did not answer within {r.randint(10, 60)} s",
              0.25, effect=2.4, truth="hurts"),
     TrueMode("permission", "fs.write",
              lambda r: f"PermissionError: [Errno 13] Permission denied: '/etc/app/{r.randint(1, 99)}.conf'",

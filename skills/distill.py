@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from failures.contrast import is_transient
 from failures.models import FailureMode, Incident
 from traces.models import Step
 from workspaces.llm import ModelConfig, ModelError, ask_tool, client_for
@@ -291,7 +292,7 @@ def gate_claude(context: Context, draft: Draft) -> Draft:
     may be about a simulated user's tool or forbid a tool a sizeable share of
     successful runs call. Held-back lines leave the body; a draft left with no
     instruction is not proposed."""
-    from failures.contrast import success_share
+    from failures.contrast import mode_backtest, success_share
 
     from .instructions import bullets, checkable
 
@@ -320,6 +321,18 @@ def gate_claude(context: Context, draft: Draft) -> Draft:
             if n and did / n >= NEEDED_SHARE:
                 why = (f"it forbids `{form[1]}`, which {did} of {n} successful runs of these "
                        f"agents call ({round(100 * did / n)}%)")  # fmt: skip
+        if not why and form:
+            # A line the backtest can read from calls is checked itself.
+            item["backtest"] = mode_backtest(mode=context.mode, kind=form[0], tool=form[1],
+                                             other=form[2])  # fmt: skip
+            if item["backtest"].get("verdict") in {"failed", "hard_tasks"}:
+                why = str(item["backtest"].get("reason"))
+        elif not why:
+            # Else it stands on what it cites: evidence whose instruction passed.
+            passed = [b["backtest"] for b in item.get("rests_on") or []
+                      if (b.get("backtest") or {}).get("verdict") == "passed"]  # fmt: skip
+            if passed:
+                item["backtest"] = dict(passed[0])
         if why:
             held.append({"text": item["text"], "reason": why})
         else:
@@ -329,8 +342,11 @@ def gate_claude(context: Context, draft: Draft) -> Draft:
         item.pop("rests_on", None)
     kept, carried = _not_carried(kept, context.carried)
     held += carried
+    kept, untested = require_passed(kept)
+    held += untested
     if not kept:
-        return Draft(verdict="skip", reason=held_reason(held) if held
+        return Draft(verdict="skip", reason=untested_reason(untested) if untested
+            else held_reason(held) if held
             else "Skipped: Claude gave no instruction resting on evidence.",
             incident_ids=draft.incident_ids, held_back=held, model=draft.model,
             input_tokens=draft.input_tokens, output_tokens=draft.output_tokens)  # fmt: skip
@@ -384,8 +400,13 @@ def draft_offline(context: Context) -> Draft:
     instructions, held = gate(candidates)
     instructions, carried = _not_carried(instructions, context.carried)
     held += carried
+    instructions, untested = require_passed(instructions)
+    held += untested
     if not instructions:
-        reason = held_reason(held) if held else _why_skip(context, evidence or candidates)
+        reason = (
+            untested_reason(untested) if untested
+            else held_reason(held) if held else _why_skip(context, evidence or candidates)
+        )  # fmt: skip
         return Draft(verdict="skip", reason=reason[:4000], held_back=held,
                      merged_into=_merged_into(held, candidates, context.carried),
                      incident_ids=[i.pk for i in context.incidents])  # fmt: skip
@@ -451,6 +472,41 @@ def _without(body: str, gone: set[str]) -> str:
                 at, "- Nothing beyond the rules " + ("below." if section == "Do" else "above.")
             )
     return "\n".join(lines)
+
+
+def require_passed(
+    instructions: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """A draft reaches the queue only if at least one of its instructions passed its
+    backtest on runs it was not drafted from, or came from people (a fix leads wrote
+    on labelled runs, a rule of the agent's policy a lead approved: their own words,
+    not the product's guess); the others may ride along marked "not testable yet".
+    Otherwise every instruction is held back, each saying what it rests on and why
+    it could not be tested."""
+    if any(
+        (i.get("backtest") or {}).get("verdict") == "passed" or i.get("from_people")
+        for i in instructions
+    ):
+        return instructions, []
+    held = []
+    for item in instructions:
+        test = item.get("backtest") or {}
+        why = str(test.get("reason") or "not backtested")
+        rests = str(item.get("because") or "")
+        held.append({"text": str(item["text"]),
+                     "reason": f"no instruction of this draft has passed a backtest yet; this "
+                               f"one: {why}" + (f". It rests on: {rests}" if rests else "")})  # fmt: skip
+    return [], held
+
+
+def untested_reason(untested: list[dict[str, str]]) -> str:
+    n = len(untested)
+    return (
+        f"Held back: none of its {n} instruction{'s' if n != 1 else ''} has passed a backtest "
+        "on runs it was not drafted from yet (at least one must before a lead is asked); "
+        "listed with what each rests on. It is drafted again once the mode holds twice "
+        "the incidents it holds now."
+    )
 
 
 def held_reason(held: list[dict[str, str]]) -> str:
@@ -629,7 +685,7 @@ def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
         if is_generic(e.tool) or not e.error:
             return None
         because = f"`{e.tool}` answered this: {rest}."
-        if _TRANSIENT.search(e.error):
+        if is_transient(e.error):
             # A service that was busy or slow: the runs show only that the work was
             # not done, not that waiting helps; say what the counts support.
             text = (
@@ -735,13 +791,6 @@ def gate(
         else:
             offered.append(item)
     return offered, held
-
-
-_TRANSIENT = re.compile(
-    r"\b(?:429|502|503|504|rate.?limit\w*|too many requests|timed? ?out|timeout|"
-    r"unavailable|temporarily)\b",
-    re.I,
-)
 
 
 def _why_skip(context: Context, evidence: list[Any]) -> str:

@@ -84,6 +84,49 @@ def successful_payloads(
     ]
 
 
+def split_keys(prefix: str, n: int) -> list[str]:
+    """n task keys, alternately in the backtest half and in the drafting half of the
+    runs (failures/backtest.held_out): a test's runs split the same way every time."""
+    from failures.backtest import held_out
+    from failures.mining import analysis_task_key
+
+    halves: dict[bool, list[str]] = {True: [], False: []}
+    i = 0
+    while len(halves[True]) < n or len(halves[False]) < n:
+        key = f"{prefix}:{i}"
+        halves[held_out(analysis_task_key(key, ""), 0)].append(key)
+        i += 1
+    return [halves[j % 2 == 0][j // 2] for j in range(n)]
+
+
+def retried_payloads(
+    count: int, *, tool: str = "payments.refund", agent: str = "checkout-agent",
+    error: str = "429 Too Many Requests: retry after 2s", prefix: str = "retried",
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Runs that hit `error`, called `tool` again, got an answer and succeeded: what
+    backs "not done until a call succeeds" on runs it was not drafted from (half
+    of them in each half of the split)."""
+    return [
+        trace_payload(
+            f"{prefix}-{i}",
+            agent=agent,
+            status="succeeded",
+            task_key=key,
+            steps=[
+                {"kind": "user_prompt", "input": "Refund order 8812"},
+                {"kind": "tool_call", "name": tool, "input": {"order": str(i)}, "error": error},
+                {
+                    "kind": "tool_call",
+                    "name": tool,
+                    "input": {"order": str(i)},
+                    "output": {"ok": True},
+                },
+            ],
+        )  # fmt: skip
+        for i, key in enumerate(split_keys(prefix, count))
+    ]
+
+
 @contextmanager
 def celery_broker(url: str, **transport_options: Any) -> Iterator[Any]:
     """Send tasks to a real broker for the duration (the suite runs them eagerly).

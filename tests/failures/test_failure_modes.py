@@ -11,7 +11,7 @@ from failures import modes
 from failures import services as failure_modes
 from failures.embedding import incidents_embed
 from failures.models import FailureMode, Incident, ModeStatus
-from tests.factories import ingest, trace_payload
+from tests.factories import ingest, split_keys, trace_payload
 from workspaces.errors import PermissionDenied
 from workspaces.models import AuditEvent
 
@@ -24,11 +24,15 @@ ERRORS = {
 }
 
 
-def ingest_failures(tenant, tool: str, count: int, start: int = 0) -> None:
+def ingest_failures(tenant, tool: str, count: int, start: int = 0, split: bool = False) -> None:
+    """`count` failed runs that hit `tool`'s error; with `split`, each its own task,
+    half of them in each half of the backtest's split (tests.factories.split_keys)."""
+    keys = split_keys(f"{tool}-f", start + count)[start:] if split else [""] * count
     items = [
         trace_payload(
             f"{tool}-{start + i}",
             agent=f"{tool.split('.')[0]}-agent",
+            task_key=keys[i],
             steps=[
                 {
                     "kind": "tool_call",

@@ -219,3 +219,79 @@ def test_a_mode_lists_the_skill_a_draft_of_it_was_added_to(tenant):
         .content.decode()
     )
     assert "one-skill" in panel and "No skill addresses this mode yet" not in panel
+
+
+def test_a_draft_reaches_the_queue_only_if_an_instruction_passed_or_came_from_people():
+    untested = _item("error", "crm.search")
+    untested["backtest"] = {"verdict": "untestable", "reason": "not testable yet: 3 runs …"}
+    untested["because"] = "`crm.search` answered this: 9 of 10 runs that did failed"
+    offered, held = distill.require_passed([untested])
+    assert offered == [] and len(held) == 1
+    assert "no instruction of this draft has passed a backtest yet" in held[0]["reason"]
+    assert "not testable yet: 3 runs" in held[0]["reason"] and "9 of 10" in held[0]["reason"]
+    assert "has passed a backtest" in distill.untested_reason(held)
+    # One passed instruction carries an untested one along (marked as such).
+    passed = _item("order", "refund")
+    assert distill.require_passed([passed, untested]) == ([passed, untested], [])
+    # A fix people wrote on labelled runs is their own word, not the product's guess.
+    people = {**untested, "from_people": True}
+    assert distill.require_passed([people]) == ([people], [])
+
+
+def test_the_split_keeps_a_tasks_repeats_together_but_splits_a_template_run_by_run():
+    from failures.backtest import TEMPLATE_RUNS, split
+
+    @dataclass
+    class Run:
+        trace_id: int
+        task_key: str
+
+    repeats = [Run(i, f"task-{i % 10}") for i in range(40)]  # 10 tasks, 4 runs each
+    template = [Run(100 + i, "refund order") for i in range(TEMPLATE_RUNS + 1)]
+    drafting, tested = split(repeats + template)
+    for task in {r.task_key for r in repeats}:
+        halves = {r in tested for r in repeats if r.task_key == task}
+        assert len(halves) == 1  # all its runs on one side
+    in_tested = sum(r in tested for r in template)
+    assert 0 < in_tested < len(template)  # a kind of task, split run by run
+
+
+@pytest.mark.django_db
+def test_a_recovery_and_a_retry_are_backtested_on_the_runs_that_hit_the_error(tenant):
+    """ "When `sql` answers E, run `describe` next" and "not done until a call succeeds",
+    checked on constructed runs: those that did it next against those that did not."""
+    from failures.contrast import recovery_backtest, retry_backtest
+    from failures.models import TraceAnalysis
+    from failures.stats import labelled_runs
+    from tests.factories import ingest, trace_payload
+
+    def run(eid: str, status: str, after: list[dict]) -> dict:
+        steps = [
+            {
+                "kind": "tool_call",
+                "name": "sql",
+                "input": {"command": "SELECT votes FROM t"},
+                "error": "Error executing query: Unknown column 'votes' in 'field list'",
+            }
+        ]
+        return trace_payload(eid, agent="sql-agent", status=status, task_key=eid,
+                             steps=steps + after)  # fmt: skip
+
+    describe = {"kind": "tool_call", "name": "sql", "input": {"command": "DESCRIBE t"},
+                "output": "id int"}  # fmt: skip
+    select = {"kind": "tool_call", "name": "sql", "input": {"command": "SELECT id FROM t"},
+              "output": "1"}  # fmt: skip
+    ingest(tenant.workspace, [run(f"d-{i}", "succeeded", [describe, select]) for i in range(6)]
+           + [run(f"d-bad-{i}", "failed", [describe]) for i in range(1)]
+           + [run(f"x-{i}", "failed", [select]) for i in range(6)])  # fmt: skip
+    runs = labelled_runs(tenant.workspace.pk, {"sql-agent"})
+    signal = next(s for s in TraceAnalysis.objects.get(trace__external_id="d-0").signals
+                  if s.startswith("error:sql:"))  # fmt: skip
+    result = recovery_backtest(tenant.workspace.pk, signal, "describe", runs)
+    assert (result["followed"], result["followed_succeeded"]) == (7, 6)
+    assert (result["other"], result["other_succeeded"]) == (6, 0)
+    assert result["verdict"] == "passed"
+    # The retry form: a later `sql` call that answered. Every run here made one.
+    retried = retry_backtest(tenant.workspace.pk, signal, runs)
+    assert retried["followed"] == 13 and retried["other"] == 0
+    assert retried["verdict"] == "untestable"

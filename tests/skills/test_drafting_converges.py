@@ -11,11 +11,12 @@ from failures.models import ClusterRun, FailureMode, RunState
 from failures.services import cluster_run_request
 from skills.models import DistillationJob, JobState, Skill, SkillStatus, SkillVersion
 from skills.services import distill_due, distillation_run, modes_due_for_distillation
-from tests.factories import ingest, successful_payloads, trace_payload
+from tests.factories import ingest, retried_payloads, successful_payloads, trace_payload
 from tests.failures.test_failure_modes import ERRORS, ingest_failures, mode_of
 from traces.services import trace_ingest_batch
 
 pytestmark = pytest.mark.django_db
+TRANSIENT = ("payments.refund", "crm.search")
 
 
 def _draft_everything_due(workspace_id: int) -> None:
@@ -34,10 +35,17 @@ def drafted(tenant, settings):
 
     settings.HIVEMIND_DISTILL_MIN_INCIDENTS = 3
     for tool in ERRORS:
-        ingest_failures(tenant, tool, 8)
+        agent = f"{tool.split('.')[0]}-agent"
+        ingest_failures(tenant, tool, 10, split=True)
         # Successful runs of the same agents: the contrast an offline draft rests on.
         ingest(workspace=tenant.workspace, items=successful_payloads(
-            8, tool=tool, agent=f"{tool.split('.')[0]}-agent", prefix=f"ok-{tool}"))  # fmt: skip
+            48, tool=tool, agent=agent, prefix=f"ok-{tool}"))  # fmt: skip
+        if tool in TRANSIENT:
+            # Runs that hit the busy answer, called again and succeeded: "not done until
+            # a call succeeds" passes its backtest on the runs it was not drafted from.
+            ingest(workspace=tenant.workspace, items=retried_payloads(
+                10, tool=tool, agent=agent, error=ERRORS[tool].format(n=3),
+                prefix=f"retried-{tool}"))  # fmt: skip
     incidents_embed(workspace_id=tenant.workspace.pk)
     failure_modes_recluster(workspace_id=tenant.workspace.pk)
     _draft_everything_due(tenant.workspace.pk)
@@ -73,7 +81,11 @@ def test_a_draft_merged_into_another_modes_skill_covers_its_mode(drafted):
 
 def test_200_unrelated_ingests_after_a_split_create_no_new_version(drafted):
     versions, jobs = SkillVersion.objects.count(), DistillationJob.objects.count()
-    assert Skill.objects.filter(status=SkillStatus.PROPOSED).count() >= 3
+    # The two busy-service modes are proposed; the precondition one ("column does not
+    # exist") cannot be backtested from calls, so it is held back, not proposed.
+    assert Skill.objects.filter(status=SkillStatus.PROPOSED).count() >= 2
+    held = DistillationJob.objects.filter(failure_mode=mode_of("sql.query")).latest("pk")
+    assert held.version is None and "Held back" in held.detail
     for i in range(200):
         # Half succeed, half fail like an already covered mode: nothing new to learn.
         item = (
@@ -87,7 +99,7 @@ def test_200_unrelated_ingests_after_a_split_create_no_new_version(drafted):
             trace_ingest_batch(workspace=drafted.workspace, items=[item])
         pending = ClusterRun.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING])
         assert pending.count() <= 1
-    assert mode_of("crm.search").incident_count == 8 + 100  # the failures did arrive
+    assert mode_of("crm.search").incident_count == 10 + 100  # the failures did arrive
     assert SkillVersion.objects.count() == versions
     assert DistillationJob.objects.count() == jobs
 
