@@ -49,7 +49,7 @@ def is_generic(tool: str) -> bool:
 
 @dataclass
 class Evidence:
-    kind: str  # order / missing / unexpected / error / repeat / long_run / recovery
+    kind: str  # order / missing / unexpected / error / repeat / long_run / recovery / next_call
     tool: str
     other: str = ""  # the tool to call first / next, the command head
     error: str = ""
@@ -106,13 +106,14 @@ def mode_contrast(*, mode: FailureMode, limit: int = 4, hold_out: bool = False) 
         item.incidents = n
         if item.discriminating:
             found.append(item)
-            if item.kind == "error" and is_generic(item.tool):
+            if item.kind == "error":
                 recovery = _recovery(mode.workspace_id, mark, runs, item)
                 if recovery is not None:
                     if hold_out:
                         recovery.backtest = recovery_backtest(
-                            mode.workspace_id, mark.args[0], recovery.other, tested
-                        )
+                            mode.workspace_id, mark.args[0], recovery.other, tested,
+                            by_tool=recovery.kind == "next_call",
+                        )  # fmt: skip
                     found.append(recovery)
         if len(found) >= limit:
             break
@@ -206,8 +207,11 @@ def _long_runs(runs: list[Run]) -> Evidence | None:
 
 
 def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) -> Evidence | None:
-    """What runs that hit this error and still succeeded ran next (the command's
-    first words), when enough of them agree and it is not the failing command."""
+    """What runs that hit this error and still succeeded did next, when enough of
+    them agree: for a generic tool (a shell), the command they ran (its first words,
+    not the failing command's); for any other tool, the other tool they called
+    ("next_call"; calling the same tool again is the retry, not a recovery)."""
+    generic = is_generic(item.tool)
     from .diagnosis.facts import trace_facts
     from .mining import _load
 
@@ -227,6 +231,10 @@ def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) ->
         after = next((c for c in facts.calls if c.step > event.step), None)
         if after is None:
             continue
+        if not generic:
+            if after.name != tool and not after.name.startswith("user."):
+                heads[after.name] += 1
+            continue
         head = command_head(after.command)
         if head and (call is None or command_head(call.command) != head):
             heads[head] += 1
@@ -238,7 +246,8 @@ def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) ->
     if n < MIN_RECOVERED or n / len(recovered) < RECOVERY_AGREEMENT:
         return None
     return Evidence(
-        "recovery", tool, other=head, error=item.error, lift=item.lift, incidents=item.incidents,
+        "recovery" if generic else "next_call", tool, other=head, error=item.error,
+        lift=item.lift, incidents=item.incidents,
         counts={"recovered_did": n, "recovered": len(recovered)},
     )  # fmt: skip
 
@@ -256,9 +265,10 @@ def is_transient(error: str) -> bool:
 
 
 def retry_backtest(workspace_id: int, signal: str, tested: list[Run]) -> dict[str, Any]:
-    """ "When `T` answers a busy or slow answer, the action did not happen: not done
-    until a `T` call succeeds", checked on the backtest half: of the runs that hit
-    that answer, those with a later `T` call that succeeded against those without."""
+    """The retry checked on the backtest half ("when `T` gives a busy or slow answer,
+    the action did not happen: not done until a `T` call succeeds"): of the runs
+    that hit that answer, those with a later `T` call that succeeded against those
+    without."""
     from .diagnosis.facts import trace_facts
     from .mining import _load
 
@@ -292,11 +302,12 @@ RECOVERY_BACKTEST_RUNS = 2000
 
 
 def recovery_backtest(
-    workspace_id: int, signal: str, head: str, tested: list[Run]
+    workspace_id: int, signal: str, head: str, tested: list[Run], *, by_tool: bool = False
 ) -> dict[str, Any]:
-    """ "When `T` answers E, run F next", checked on the backtest half: of the runs
-    that hit E, those whose next call ran F against those whose next call did not
-    (or that made none), by success and within the same task."""
+    """A recovery checked on the backtest half ("when `T` answers E, run F next", or,
+    `by_tool`, "call `F` next"): of the runs that hit E, those whose next call ran F
+    against those whose next call did not (or that made none), by success and
+    within the same task."""
     from .diagnosis.facts import trace_facts
     from .mining import _load
 
@@ -315,7 +326,10 @@ def recovery_backtest(
         if event is None:
             continue
         after = next((c for c in facts.calls if c.step > event.step), None)
-        sides.append((hit[row.id], after is not None and command_head(after.command) == head))
+        did = after is not None and (
+            after.name == head if by_tool else command_head(after.command) == head
+        )
+        sides.append((hit[row.id], did))
     return compare_sides(sides)
 
 

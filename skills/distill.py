@@ -709,6 +709,13 @@ def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
             f"succeeded ran `{e.other}` next."
         )
         section, check = "Do", f"A `{e.other}` command follows that error."
+    elif e.kind == "next_call":
+        text = f"When `{e.tool}` answers “{_quote(e.error)}”, call `{e.other}` next."
+        because = (
+            f"{c['recovered_did']} of {c['recovered']} runs that hit this error and still "
+            f"succeeded called `{e.other}` next."
+        )
+        section, check = "Do", f"A `{e.other}` call follows that error."
     elif e.kind == "repeat":
         text = (
             f"Do not make the same `{e.tool}` call again once it has answered: change the "
@@ -732,7 +739,7 @@ def _instruction(e: Any, is_generic: Any) -> dict[str, Any] | None:
         "id": instruction_id(e.kind, e.tool, e.other, e.error),
         "section": section, "text": text, "check": check, "because": because,
         "counts": dict(c), "lift": [round(x, 2) for x in e.lift] if e.lift else None,
-        "kind": e.kind, "tool": e.tool, "backtest": dict(e.backtest),
+        "kind": e.kind, "tool": e.tool, "other": e.other, "backtest": dict(e.backtest),
     }  # fmt: skip
 
 
@@ -766,7 +773,10 @@ def unsafe(item: dict[str, Any]) -> str:
                 f"tasks call ({round(100 * did / relevant)}%)"
             )
     # A recovery rests on the runs that hit the error, recovered and did it.
-    runs = int(c.get("recovered_did", 0) if kind == "recovery" else c.get("runs_with", 0))
+    if kind == "next_call" and str(item.get("other") or "").startswith("user."):
+        return f"`{item.get('other')}` is the simulated user's tool, not one the agent calls"
+    recovery = kind in ("recovery", "next_call")
+    runs = int(c.get("recovered_did", 0) if recovery else c.get("runs_with", 0))
     if runs < MIN_RUNS:
         return f"it rests on {runs} run{'s' if runs != 1 else ''} (at least {MIN_RUNS} needed)"
     if kind == "error" and _HARNESS.search(str(item.get("text", ""))):

@@ -27,9 +27,12 @@ WORKER_ENV = {"HIVEMIND_MIN_MODE_SIZE": "3", "HIVEMIND_RECLUSTER_AFTER": "5",
 
 
 def loop_traces() -> list[dict]:
+    from tests.factories import split_keys
+
+    keys = split_keys("refund", 16)
     failing = [
         {"external_id": f"refund-{i}", "agent": "checkout-agent", "status": "failed",
-         "task": f"Refund order {8800 + i}", "session_id": f"s-{i}",
+         "task": f"Refund order {8800 + i}", "session_id": f"s-{i}", "task_key": keys[i],
          "steps": [
              {"kind": "user_prompt", "input": f"Refund order {8800 + i}"},
              {"kind": "tool_call", "name": "stripe.refund", "input": {"order": 8800 + i},
@@ -43,9 +46,20 @@ def loop_traces() -> list[dict]:
          "task": f"Refund order {9900 + i}",
          "steps": [{"kind": "tool_call", "name": "stripe.refund", "input": {"order": 9900 + i},
                     "output": {"status": "refunded"}}]}
-        for i in range(24)
+        for i in range(48)
     ]  # fmt: skip
-    return failing + passing
+    # Refunds that hit the rate limit, were sent again and went through: what the
+    # drafted instruction is backtested on (half of them in each half of the split).
+    retried = [
+        {"external_id": f"retried-{i}", "agent": "checkout-agent", "status": "succeeded",
+         "task": f"Refund order {7700 + i}", "task_key": key,
+         "steps": [{"kind": "tool_call", "name": "stripe.refund", "input": {"order": 7700 + i},
+                    "error": "429 Too Many Requests: rate limit exceeded, retry after 2s"},
+                   {"kind": "tool_call", "name": "stripe.refund", "input": {"order": 7700 + i},
+                    "output": {"status": "refunded"}}]}
+        for i, key in enumerate(split_keys("retried", 12))
+    ]  # fmt: skip
+    return failing + passing + retried
 
 
 def http(url: str, key: str, body: dict | None = None) -> dict:
@@ -79,7 +93,7 @@ def test_the_loop_runs_on_its_own(live_server):
     key = make_key(workspace, scopes=[Scope.INGEST, Scope.SKILLS_READ])
     with running_worker(**WORKER_ENV):
         result = http(f"{live_server.url}/api/v1/traces", key, {"traces": loop_traces()})
-        assert result["created"] == 40, result
+        assert result["created"] == 76, result
         skill = wait_for(
             lambda: Skill.objects.filter(workspace=workspace, status=SkillStatus.PROPOSED).first()
         )

@@ -87,7 +87,7 @@ def _drive_the_loop(live_server) -> None:  # type: ignore[no-untyped-def]
         assert all(r["status"] == "created" for r in result["results"]), result
 
         # Find one.
-        page.goto(f"{w}/traces/?q=refund")
+        page.goto(f"{w}/traces/?q=refund&status=failed")
         page.click("text=refund-3")
         expect(page.get_by_text("429 Too Many Requests").first).to_be_visible()
         page.screenshot(path=SHOTS / "2-trace.png", full_page=True)

@@ -295,3 +295,41 @@ def test_a_recovery_and_a_retry_are_backtested_on_the_runs_that_hit_the_error(te
     retried = retry_backtest(tenant.workspace.pk, signal, runs)
     assert retried["followed"] == 13 and retried["other"] == 0
     assert retried["verdict"] == "untestable"
+
+
+@pytest.mark.django_db
+def test_a_recovery_by_another_tool_is_drafted_backtested_and_offered(tenant, settings):
+    """Runs that hit "SKU not found" and still succeeded called `inventory.normalize_sku`
+    next; those that did not, failed: the draft says so, and it passed its backtest."""
+    from failures import services as failure_modes
+    from failures.embedding import incidents_embed
+    from failures.models import FailureMode
+    from skills.services import distillation_request, distillation_run
+    from tests.factories import ingest, split_keys, successful_payloads, trace_payload
+
+    settings.ANTHROPIC_API_KEY = ""
+
+    def run(eid: str, key: str, status: str, after: list[dict]) -> dict:
+        lookup = {"kind": "tool_call", "name": "inventory.lookup", "input": {"sku": "sku-1"},
+                  "error": "SKU not found: 'sku-1' (SKUs are upper case)"}  # fmt: skip
+        return trace_payload(eid, agent="shop-agent", status=status, task_key=key,
+                             steps=[lookup, *after])  # fmt: skip
+
+    normalise = {"kind": "tool_call", "name": "inventory.normalize_sku", "input": {"sku": "sku-1"},
+                 "output": {"sku": "SKU-1"}}  # fmt: skip
+    ingest(tenant.workspace,
+           [run(f"ok-{i}", k, "succeeded", [normalise]) for i, k in enumerate(split_keys("ok", 12))]
+           + [run(f"bad-{i}", k, "failed", []) for i, k in enumerate(split_keys("bad", 12))]
+           + successful_payloads(30, tool="inventory.get", agent="shop-agent"))  # fmt: skip
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes.failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    mode = FailureMode.objects.get(workspace=tenant.workspace, incident_count__gt=0)
+    job, _ = distillation_request(mode=mode)
+    job = distillation_run(job_id=job.pk)
+    assert job.version is not None, job.detail
+    items = {i["kind"]: i for i in job.version.instructions}
+    item = items["next_call"]
+    assert "call `inventory.normalize_sku` next" in item["text"]
+    assert item["backtest"]["verdict"] == "passed"
+    assert item["backtest"]["followed"] == 6 and item["backtest"]["other"] == 6
+    assert "inventory.normalize_sku" in job.version.body

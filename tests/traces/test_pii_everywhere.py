@@ -150,6 +150,16 @@ def _succeeded(seeds: Seeds, i: int, agent: str) -> dict:
     }  # fmt: skip
 
 
+def _retried(seeds: Seeds, i: int, agent: str) -> dict:
+    """A run that hit the 429, called again and went through: what the drafted
+    instruction ("not done until a call succeeds") is backtested on."""
+    run = _succeeded(seeds, i, agent)
+    run["external_id"] = f"retried-{seeds.one(identifier=True)}"
+    run["steps"].insert(1, {"kind": "tool_call", "name": "payments.refund", "input": {"order": i},
+                            "error": f"429 for {seeds.one()}"})  # fmt: skip
+    return run
+
+
 def _otlp_spans(seeds: Seeds) -> dict:
     def attr(key: str, value: str) -> dict:
         return {"key": key, "value": {"stringValue": value}}
@@ -314,6 +324,7 @@ def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings, console):
             agent = f"agent-{seeds.one(identifier=True)}"
             traces = [_native(seeds, batch * 10 + i, agent if i < 8 else "") for i in range(10)]
             traces += [_succeeded(seeds, batch * 10 + i, agent) for i in range(10)]
+            traces += [_retried(seeds, batch * 10 + i, agent) for i in range(5)]
             response = client.post("/api/v1/traces", json.dumps({"traces": traces}),
                                    content_type="application/json", headers=headers)  # fmt: skip
             assert response.status_code == 200, response.content[:500]
