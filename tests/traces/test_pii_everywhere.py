@@ -131,7 +131,7 @@ def _native(seeds: Seeds, i: int, agent: str = "") -> dict:
              "input": {f"arg-{seeds.one(identifier=True)}": seeds.text(2)},
              "output": seeds.text(), "error": f"probe error {seeds.text(2)}"},
             {"kind": "tool_call", "name": "payments.refund", "input": {"order": i},
-             "error": f"429 for {seeds.one()}"},
+             "error": f"429 for {_email(seeds)}"},
         ],
     }  # fmt: skip
 
@@ -150,13 +150,24 @@ def _succeeded(seeds: Seeds, i: int, agent: str) -> dict:
     }  # fmt: skip
 
 
-def _retried(seeds: Seeds, i: int, agent: str) -> dict:
-    """A run that hit the 429, called again and went through: what the drafted
-    instruction ("not done until a call succeeds") is backtested on."""
+def _email(seeds: Seeds) -> str:
+    value = GENERATORS["EMAIL"](next(_n))
+    seeds.values.append(("EMAIL", value))
+    return value
+
+
+def _rate_limited(seeds: Seeds, i: int, agent: str, retried: bool) -> dict:
+    """A refund that hit the 429 for a customer's address: it failed, or (`retried`)
+    it was sent again and went through. The failures make a mode whose draft quotes
+    the error; the retried runs are what its instruction ("not done until a call
+    succeeds") is backtested on, so it reaches the queue and is published."""
     run = _succeeded(seeds, i, agent)
-    run["external_id"] = f"retried-{seeds.one(identifier=True)}"
+    run["external_id"] = f"{'retried' if retried else 'limited'}-{seeds.one(identifier=True)}"
     run["steps"].insert(1, {"kind": "tool_call", "name": "payments.refund", "input": {"order": i},
-                            "error": f"429 for {seeds.one()}"})  # fmt: skip
+                            "error": f"429 for {_email(seeds)}"})  # fmt: skip
+    if not retried:
+        run["status"] = "failed"
+        run["steps"].pop()
     return run
 
 
@@ -324,7 +335,7 @@ def test_no_raw_pii_anywhere_in_the_database(client, tenant, settings, console):
             agent = f"agent-{seeds.one(identifier=True)}"
             traces = [_native(seeds, batch * 10 + i, agent if i < 8 else "") for i in range(10)]
             traces += [_succeeded(seeds, batch * 10 + i, agent) for i in range(10)]
-            traces += [_retried(seeds, batch * 10 + i, agent) for i in range(5)]
+            traces += [_rate_limited(seeds, batch * 10 + i, agent, i % 2 == 0) for i in range(8)]
             response = client.post("/api/v1/traces", json.dumps({"traces": traces}),
                                    content_type="application/json", headers=headers)  # fmt: skip
             assert response.status_code == 200, response.content[:500]
