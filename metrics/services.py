@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from failures.services import mode_daily_counts_refresh
 from traces.models import Trace
@@ -58,6 +59,16 @@ _SKILL_SQL = """
 """
 
 _KEYS = "(SELECT * FROM unnest(%s::bigint[], %s::date[], %s::text[]))"
+# Two rewrites of one workspace's skill-cohort rollups never interleave: each
+# deletes and re-inserts the same keys, and interleaved, the second insert hits a
+# duplicate key (pg_advisory_xact_lock key; trials lock their Trial row instead).
+SKILL_ROLLUP_LOCK = 0x534B52
+
+
+def _lock_workspaces(cursor: CursorWrapper, workspace_ids: Iterable[int]) -> None:
+    for workspace_id in sorted(set(workspace_ids)):  # one order: no deadlock
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                       [SKILL_ROLLUP_LOCK, workspace_id])  # fmt: skip
 
 
 def rollups_refresh_for_traces(*, trace_ids: Iterable[int]) -> None:
@@ -76,6 +87,7 @@ def rollups_refresh_for_traces(*, trace_ids: Iterable[int]) -> None:
         keys = cursor.fetchall()
         if not keys:
             return
+        _lock_workspaces(cursor, (k[0] for k in keys))
         # Per-key recompute is idempotent: the same write twice gives the same rows.
         where = f"(t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent) IN {_KEYS}"
         params = [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]]
@@ -101,6 +113,7 @@ def rollups_rebuild(*, workspace_id: int | None = None) -> int:
     rows = 0
     with transaction.atomic(), connection.cursor() as cursor:
         for ws in scopes:
+            _lock_workspaces(cursor, [ws])
             day = retention_cutoff(workspace_id=ws).date()
             for table in ("metrics_dailyrollup", "metrics_skilldailyrollup"):
                 cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s AND day >= %s",
@@ -175,8 +188,13 @@ def trial_rollups_refresh(*, trial_id: int) -> None:
     from skills.models import Trial
     from skills.selectors import skill_source_modes
 
-    trial = Trial.objects.select_related("skill").get(pk=trial_id)
     with transaction.atomic(), connection.cursor() as cursor:
+        # The trial's row, locked: two refreshes of one trial (the worker's sweep and
+        # a refresh after an ingest) take turns; interleaved, the second insert hit
+        # a duplicate key.
+        trial = (
+            Trial.objects.select_for_update(of=("self",)).select_related("skill").get(pk=trial_id)
+        )
         cursor.execute("DELETE FROM metrics_trialdailyrollup WHERE trial_id = %s", [trial_id])
         cursor.execute(_TRIAL_SQL, {"trial": trial_id, "ended": trial.ended_at,
                                     "modes": skill_source_modes(skill=trial.skill)})  # fmt: skip

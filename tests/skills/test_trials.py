@@ -415,3 +415,44 @@ def test_during_a_trial_an_unchanged_pull_gets_304_for_its_own_arm(client, tenan
         other = client.get(path, headers={**tenant.api_headers(), "X-Hivemind-Session": treated,
                                           "If-None-Match": tags[held]})  # fmt: skip
         assert tags[treated] != tags[held] and other.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refreshes_of_one_trial_at_the_same_time_take_turns(client, tenant):
+    """The worker's sweep and a refresh after an ingest can meet: each deletes and
+    re-inserts the trial's rows, and interleaved, the second hit a duplicate key."""
+    import threading
+
+    from django.db import connection as main_connection
+    from django.db import connections
+
+    from metrics.models import TrialDailyRollup
+    from metrics.services import trial_rollups_refresh
+
+    skill = _skill_on_trial(tenant)
+    trial = _run_trial(client, tenant, skill, 0.8, 0.5, n=40)
+    expected = sorted(TrialDailyRollup.objects.filter(trial=trial).values_list("arm", "traces"))
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def refresh() -> None:
+        try:
+            start.wait()
+            for _ in range(10):
+                trial_rollups_refresh(trial_id=trial.pk)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    main_connection.close()
+    assert not errors, errors
+    assert (
+        sorted(TrialDailyRollup.objects.filter(trial=trial).values_list("arm", "traces"))
+        == expected
+    )
