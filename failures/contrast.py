@@ -255,7 +255,8 @@ def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) ->
 # An answer that says the service was busy or slow, not that the call was wrong.
 TRANSIENT = re.compile(
     r"\b(?:429|502|503|504|rate.?limit\w*|too many requests|"
-    r"(?:read|connect|request|gateway)?timed? ?outs?|unavailable|temporarily)\b",
+    r"(?:read|connect|request|gateway)?timed? ?outs?|(?:service|temporarily) unavailable|"
+    r"try again later)\b",
     re.I,
 )
 

@@ -140,6 +140,23 @@ def modes_on_trial_only(*, workspace: Workspace, by_mode: dict[int, list[Skill]]
     )
 
 
+def held_back_modes(*, workspace: Workspace) -> list[FailureMode]:
+    """Open modes whose last draft was held back from review (none of its instructions
+    held up on runs it was not drafted from, or each was unsafe), most incidents first."""
+    from django.db.models import OuterRef, Subquery
+
+    last = DistillationJob.objects.filter(failure_mode=OuterRef("pk")).order_by(
+        "-created_at", "-pk"
+    )
+    return list(
+        FailureMode.objects.filter(workspace=workspace, status=ModeStatus.OPEN)
+        .annotate(last_verdict=Subquery(last.values("verdict")[:1]),
+                  last_detail=Subquery(last.values("detail")[:1]))
+        .filter(last_verdict="skip", last_detail__startswith="Held back")
+        .order_by("-incident_count", "pk")
+    )  # fmt: skip
+
+
 def latest_job(*, mode: FailureMode) -> DistillationJob | None:
     return mode.distillation_jobs.select_related("version__skill").order_by("-created_at").first()
 

@@ -41,6 +41,7 @@ def skill_list(request: WorkspaceRequest) -> HttpResponse:
             "status": status,
             "statuses": SkillStatus.choices,
             "harmful": selectors.harmful_skills(workspace=request.workspace),
+            "held_back": selectors.held_back_modes(workspace=request.workspace),
         },  # fmt: skip
     )
 

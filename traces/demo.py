@@ -115,7 +115,7 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         })  # fmt: skip
         # Some agents find their way around the failure; the offline distiller
         # learns its "Do" section from what they did next.
-        recovered = rng.random() < 0.3
+        recovered = rng.random() < 0.5
         if recovered:
             steps.append({"kind": "tool_call", "name": recovery, "input": {"id": order},
                           "output": {"ok": True}, "duration_ms": rng.randint(20, 900)})  # fmt: skip

@@ -333,3 +333,28 @@ def test_a_recovery_by_another_tool_is_drafted_backtested_and_offered(tenant, se
     assert item["backtest"]["verdict"] == "passed"
     assert item["backtest"]["followed"] == 6 and item["backtest"]["other"] == 6
     assert "inventory.normalize_sku" in job.version.body
+
+
+@pytest.mark.django_db
+def test_the_skills_list_says_which_drafts_were_held_back_not_that_none_was_drafted(
+    tenant, other_tenant
+):
+    from django.urls import reverse
+
+    from failures.models import FailureMode
+    from skills.models import DistillationJob
+
+    slug = tenant.workspace.slug
+    viewer = tenant.client_for(tenant.viewer)
+    page = viewer.get(reverse("skill_list", args=[slug])).content.decode()
+    assert "No skills yet. They are drafted automatically" in page and "Held back" not in page
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="crm.search: timeout",
+                                      incident_count=9)  # fmt: skip
+    DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=mode, state="done",
+                                   verdict="skip", detail=distill.untested_reason([{}]))  # fmt: skip
+    page = viewer.get(reverse("skill_list", args=[slug])).content.decode()
+    assert "Held back from review: 1 failure mode" in page and "crm.search: timeout" in page
+    assert "No skill has reached review yet" in page and "No skills yet." not in page
+    theirs = other_tenant.client_for(other_tenant.viewer).get(
+        reverse("skill_list", args=[other_tenant.workspace.slug])).content.decode()  # fmt: skip
+    assert "crm.search: timeout" not in theirs and "Held back" not in theirs

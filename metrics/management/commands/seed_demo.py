@@ -23,7 +23,7 @@ from workspaces.services import api_key_create, hash_secret, membership_set, wor
 
 DEMO_SLUG = "demo"
 DEMO_USERNAME = "admin"
-DEMO_TRACES = 360
+DEMO_TRACES = 720
 
 
 class Command(BaseCommand):
