@@ -402,6 +402,8 @@ def draft_offline(context: Context) -> Draft:
     held += carried
     instructions, untested = require_passed(instructions)
     held += untested
+    # What held up first: the skill's name and description come from its lead line.
+    instructions.sort(key=lambda i: (i.get("backtest") or {}).get("verdict") != "passed")
     if not instructions:
         reason = (
             untested_reason(untested) if untested
