@@ -153,15 +153,20 @@ def pending_embedding_count(*, workspace: Workspace) -> int:
 
 
 def mode_incidents_nearest(*, mode: FailureMode, limit: int = 20) -> list[Incident]:
-    """The mode's incidents closest to its centroid: its most typical members."""
+    """The mode's incidents closest to its centroid: its most typical members. When
+    none of them is embedded yet (an embedding pass still running elsewhere holds
+    the workspace's lock), the mode's incidents as they are: a mode with incidents
+    always has some to learn from."""
     qs = mode.incidents.select_related("trace")
     if mode.centroid is not None:
-        qs = (
+        nearest = list(
             qs.exclude(embedding=None)
             .annotate(distance=CosineDistance("embedding", mode.centroid))
-            .order_by("distance")
+            .order_by("distance")[:limit]
         )
-    return list(qs[:limit])
+        if nearest:
+            return nearest
+    return list(qs.order_by("-occurred_at", "-pk")[:limit])
 
 
 def mode_tools(*, mode: FailureMode) -> list[dict]:
