@@ -159,7 +159,7 @@ def mode_incidents_nearest(*, mode: FailureMode, limit: int = 20) -> list[Incide
     always has some to learn from."""
     qs = mode.incidents.select_related("trace")
     if mode.centroid is not None:
-        nearest = list(
+        nearest: list[Incident] = list(
             qs.exclude(embedding=None)
             .annotate(distance=CosineDistance("embedding", mode.centroid))
             .order_by("distance")[:limit]
