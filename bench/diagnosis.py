@@ -202,6 +202,7 @@ def measure(workspace_id: int) -> dict:
         _same_task_successes,
         is_symptom,
         success_pool,
+        tool_vocabularies,
     )
     from failures.models import Incident, TraceAnalysis
     from traces.models import Step
@@ -266,8 +267,13 @@ def measure(workspace_id: int) -> dict:
         rows = [TraceRow(t, agents[t], "failed", None, tasks[t], None, task_key=task_keys[t])
                 for t in succeeded]  # fmt: skip
         same_task = _same_task_successes(workspace_id, rows)
+        vocabulary = tool_vocabularies(
+            workspace_id, set(agents.values()) | {a for r in same_task.values() for a in r}
+        )
         for trace_id in succeeded:
-            if trace_id in same_task and same_task_diverge(steps[trace_id], same_task[trace_id]):
+            if trace_id in same_task and same_task_diverge(
+                steps[trace_id], same_task[trace_id], agent=agents[trace_id], vocabulary=vocabulary
+            ):
                 flagged.append(True)
                 flagged_ids.add(trace_id)
                 continue

@@ -26,7 +26,7 @@ from workspaces.models import Workspace
 from .diagnosis import offline
 from .diagnosis.facts import StepView
 from .diagnosis.same_task import diverge
-from .mining import analysis_task_key, success_pool, tool_kinds
+from .mining import analysis_task_key, success_pool, tool_kinds, tool_vocabularies
 from .models import TraceAnalysis
 
 CANDIDATES = 20
@@ -190,7 +190,17 @@ def run_comparison(
         )
     # Another task's argument values differ because the task does: only the same
     # task's runs are compared value by value (and by the diagnosis's divergence).
-    finding = diverge(views, contrast, tool_kinds(workspace.pk)) if found.same_task else None
+    finding = (
+        diverge(
+            views,
+            contrast,
+            tool_kinds(workspace.pk),
+            agent=trace.agent,
+            vocabulary=tool_vocabularies(workspace.pk, {trace.agent} | set(contrast)),
+        )
+        if found.same_task
+        else None
+    )
     n = len(candidates)
     if found.same_task:
         why = (

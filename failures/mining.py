@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,6 +171,14 @@ def traces_diagnose(
         ))  # fmt: skip
     same_task = _same_task_successes(workspace_id, failed_rows)
     kinds = tool_kinds(workspace_id) if same_task else None
+    vocabulary = (
+        tool_vocabularies(
+            workspace_id,
+            {r.agent for r in failed_rows} | {a for runs in same_task.values() for a in runs},
+        )
+        if same_task
+        else {}
+    )
     min_precision = _min_precision(workspace_id) if failed_rows else evidence.DEFAULT_MIN_PRECISION
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float | None]]] = {}
@@ -199,7 +207,11 @@ def traces_diagnose(
         # A divergence from successful runs of the same task, call by call, is the
         # most specific evidence there is: when there is one, it is the diagnosis.
         divergence = (
-            same_task_diverge(row.steps, same_task[row.id], kinds) if row.id in same_task else None
+            same_task_diverge(
+                row.steps, same_task[row.id], kinds, agent=row.agent, vocabulary=vocabulary
+            )
+            if row.id in same_task
+            else None
         )
         found = (
             [divergence]
@@ -477,6 +489,25 @@ def success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
         .exclude(trace__task="")
         .values_list("trace_id", "tools", "trace__task")
     ]
+
+
+# An agent's tool vocabulary (the tools it ever calls) says what is outside its
+# protocol only once it has this many labelled runs: one that never submitted in
+# 200 runs does not end with `submit`; one that has not cancelled in 3 may yet.
+PROTOCOL_RUNS = 10
+
+
+def tool_vocabularies(workspace_id: int, agents: set[str]) -> dict[str, frozenset[str]]:
+    """Every tool each agent has called in any of its labelled runs, for the agents
+    with at least PROTOCOL_RUNS of them (the others are left out: unknown)."""
+    found: dict[str, set[str]] = {agent: set() for agent in agents}
+    runs: Counter[str] = Counter()
+    for agent, tools in TraceAnalysis.objects.filter(
+        workspace_id=workspace_id, agent__in=agents, verdict__in=["failed", "succeeded"]
+    ).values_list("agent", "tools"):
+        found[agent].update(tools)
+        runs[agent] += 1
+    return {a: frozenset(tools) for a, tools in found.items() if runs[a] >= PROTOCOL_RUNS}
 
 
 # How many successful runs of a task a failed run is compared with.

@@ -455,7 +455,7 @@ def _intercode(path: Path) -> Parsed:
         reward = summary.get("max_reward")
         parsed.traces.append({
             "external_id": f"intercode-{path.stem}-{key}"[:200], "agent": agent[:200],
-            "task_key": f"{episode.get('environment') or tool}:{key}"[:200],
+            "task_key": _intercode_task_key(episode, tool, key),
             "task": _text(episode.get("query"), 100_000),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "metadata": {"task_id": str(key), "environment": episode.get("environment"),
@@ -463,6 +463,15 @@ def _intercode(path: Path) -> Parsed:
             "steps": steps,
         })  # fmt: skip
     return parsed
+
+
+def _intercode_task_key(episode: dict[str, Any], tool: str, key: str) -> str:
+    """The environment, the dataset file and the task id: task ids restart at 0 in
+    each dataset file (nl2bash has one per file system), so "bash:0" of fs_1 and
+    of fs_2 are different tasks; the same dataset run by two models is one task."""
+    dataset = Path(str(episode.get("dataset") or "")).stem
+    parts = [str(episode.get("environment") or tool), dataset, str(key)]
+    return ":".join(p for p in parts if p)[:200]
 
 
 # --- SWE-agent and mini-swe-agent ---------------------------------------------

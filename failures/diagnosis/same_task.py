@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,25 +126,38 @@ def diverge(
     failed: Sequence[StepView],
     successes: dict[str, list[list[StepView]]],
     kinds: ToolKinds | None = None,
+    *,
+    agent: str = "",
+    vocabulary: Mapping[str, frozenset[str]] | None = None,
 ) -> Finding | None:
     """The first state-changing divergence of a failed run from the successful runs
-    of its task (`successes`: agent -> those runs' steps), or None."""
+    of its task (`successes`: agent -> those runs' steps), or None.
+
+    `vocabulary` (agent -> every tool it called in any run), when given, keeps
+    differences of protocol out: a call the successful run's agent never makes
+    in any run (one agent ends with `submit`, another never does) says nothing
+    by its absence there, nor does a call this run's agent (`agent`) never
+    makes by its absence here."""
     # Only runs that work with the same tools: the same task text handled by an
     # agent with other tools is another job, not a contrast.
     tools = {s.name for s in failed if s.kind == "tool_call" and s.name}
-    runs = [(agent, calls_of(steps)) for agent, group in successes.items() for steps in group]
-    runs = [(agent, calls) for agent, calls in runs if {c.name for c in calls} & tools]
+    runs = [(other, calls_of(steps)) for other, group in successes.items() for steps in group]
+    runs = [(other, calls) for other, calls in runs if {c.name for c in calls} & tools]
     if not runs:
         return None
     mine = calls_of(failed)
-    agent, best = max(runs, key=lambda run: _overlap(mine, run[1]))
+    agent_best, best = max(runs, key=lambda run: _overlap(mine, run[1]))
     total = len(runs)
     who = _who(runs)
     made = {(c.name, c.args) for c in best}
     best_names = {c.name for c in best}
     best_writes = [c for c in best if changes_state(c.name, kinds)]
+    theirs_known = vocabulary.get(agent_best) if vocabulary is not None else None
+    mine_known = vocabulary.get(agent) if vocabulary is not None and agent else None
     for call in mine:
         if not changes_state(call.name, kinds) or (call.name, call.args) in made:
+            continue
+        if theirs_known is not None and call.name not in theirs_known:
             continue
         if call.name in best_names:
             theirs = next(c for c in best if c.name == call.name)
@@ -170,6 +183,8 @@ def diverge(
     tried = {s.name for s in failed if s.kind == "tool_call" and s.error}
     for theirs in best_writes:
         if (theirs.name, theirs.args) in done or theirs.name in tried:
+            continue
+        if mine_known is not None and theirs.name not in mine_known:
             continue
         step = -1  # the run's end: what it never did happened nowhere in it
         description = (

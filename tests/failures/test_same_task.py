@@ -37,6 +37,30 @@ def test_a_wrong_state_changing_call_is_named_with_its_values():
     )
 
 
+def test_a_call_one_agent_never_makes_is_protocol_not_a_divergence():
+    """One agent ends its runs with `submit`, another never does: neither run's
+    `submit`, made or missing, names a failure; a state-changing call both agents
+    make still does."""
+    work = ("bash", {"command": "find / -name '*.txt'"}, "")
+    react = _steps(work, ("submit", {"command": "submit"}, ""))
+    multiturn = _steps(work)
+    vocabulary = {"react": frozenset({"bash", "submit"}), "multiturn": frozenset({"bash"})}
+    assert diverge(react, {"multiturn": [multiturn]}, agent="react", vocabulary=vocabulary) is None
+    assert diverge(multiturn, {"react": [react]}, agent="multiturn", vocabulary=vocabulary) is None
+    # Without what each agent ever calls, both are taken for divergences.
+    assert diverge(react, {"multiturn": [multiturn]}) is not None
+    assert diverge(multiturn, {"react": [react]}) is not None
+    both = {
+        "a": frozenset({"get_order", "cancel_order"}),
+        "b": frozenset({"get_order", "cancel_order"}),
+    }
+    failed = _steps(("get_order", {"id": 1}, ""), ("cancel_order", {"id": 1}, ""))
+    finding = diverge(
+        failed, {"b": [_steps(("get_order", {"id": 1}, ""))]}, agent="a", vocabulary=both
+    )
+    assert finding is not None and finding.tool == "cancel_order"
+
+
 def test_wrong_arguments_of_the_right_call_are_named():
     failed = _steps(*READS, ("update_cabin", {"reservation_id": "H8Q05L", "cabin": "economy"}, ""))
     success = _steps(

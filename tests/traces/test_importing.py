@@ -263,3 +263,28 @@ def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path,
     call_command("import_traces", str(run / "sphinx__sphinx-3"), workspace=tenant.workspace.slug,
                  fmt="swe-agent", results=given)  # fmt: skip
     assert Trace.objects.get(external_id="swe-run1-sphinx__sphinx-3").status == "succeeded"
+
+
+def test_intercode_task_ids_that_restart_per_dataset_file_are_different_tasks(tenant, tmp_path):
+    """nl2bash numbers its tasks from 0 in each file system's file: "0" of fs_1 and
+    "0" of fs_2 are different tasks; the same file run by two models is one task."""
+
+    def episode(dataset: str, query: str) -> dict:
+        return {"0": {"environment": "ic_bash", "dataset": dataset, "query": query, "task_id": 0,
+                      "turn_history": {"actions": ["ls"], "observations": ["a"]},
+                      "summary": {"max_reward": 1.0}}}  # fmt: skip
+
+    files = {
+        "ic_bash_multiturn_gpt-4_10_turns_fs_1.json": episode("./data/nl2bash/nl2bash_fs_1.json", "md5"),
+        "ic_bash_multiturn_gpt-4_10_turns_fs_2.json": episode("./data/nl2bash/nl2bash_fs_2.json", "grep"),
+        "ic_bash_react_10_turns_fs_1.json": episode("./data/nl2bash/nl2bash_fs_1.json", "md5"),
+    }  # fmt: skip
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(data))
+        assert traces_import_file(workspace=tenant.workspace, fmt="intercode", path=path).ok
+    keys = dict(
+        Trace.objects.filter(workspace=tenant.workspace).values_list("task", "task_key").distinct()
+    )
+    assert keys == {"md5": "ic_bash:nl2bash_fs_1:0", "grep": "ic_bash:nl2bash_fs_2:0"}
+    assert Trace.objects.filter(task_key="ic_bash:nl2bash_fs_1:0").count() == 2
