@@ -16,6 +16,7 @@ $(RUN_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/python -m failures.onnx_export
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt

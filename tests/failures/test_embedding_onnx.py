@@ -1,0 +1,44 @@
+"""The embedding model on onnxruntime gives the vectors sentence-transformers
+gives for the same weights, and a process that embeds never imports PyTorch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from failures.embedding import MiniLMEmbedder, SentenceTransformersEmbedder
+
+TEXTS = [
+    "`bash` failed: find: '/system/folder3': No such file or directory",
+    "Error executing query: Unknown column 'city' in 'field list'",
+    "called `cancel_pending_order` with order_id=\"#W1\"; the successful runs did not",
+    "x",
+    "a much longer text " * 200,  # past the 256-token limit: both cut it the same way
+]
+
+
+def test_onnx_vectors_match_sentence_transformers():
+    ours = MiniLMEmbedder().embed(TEXTS)
+    reference = SentenceTransformersEmbedder().embed(TEXTS)
+    assert ours.shape == reference.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert float((ours * reference).sum(axis=1).min()) > 0.9999
+    # Order within a batch does not change a text's vector.
+    again = MiniLMEmbedder().embed(list(reversed(TEXTS)))[::-1]
+    assert np.allclose(again, ours, atol=1e-5)
+
+
+def test_embedding_in_a_fresh_process_does_not_import_torch():
+    code = (
+        "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "'hivemind_web.settings'); django.setup();"
+        "from failures.embedding import get_embedder; get_embedder().embed(['hello']);"
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
