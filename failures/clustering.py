@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import HDBSCAN
-from sklearn.decomposition import PCA
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 REDUCED_DIMS = 24
 MAX_SAMPLE = 12_000
@@ -160,6 +157,8 @@ def merge_same_text(labels: np.ndarray, texts: list[str]) -> np.ndarray:
 
 
 def _hdbscan(vectors: np.ndarray, min_cluster_size: int, *, single: bool) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
     model = HDBSCAN(
         min_cluster_size=min_cluster_size,
         min_samples=min(min_cluster_size, 5),
@@ -174,6 +173,8 @@ def _reduce(vectors: np.ndarray, seed: int) -> np.ndarray:
     dims = min(REDUCED_DIMS, vectors.shape[1], len(vectors) - 1)
     if dims >= vectors.shape[1] or dims < 2:
         return vectors
+    from sklearn.decomposition import PCA
+
     reduced = PCA(n_components=dims, random_state=seed).fit_transform(vectors)
     norms = np.linalg.norm(reduced, axis=1, keepdims=True)
     return reduced / np.maximum(norms, 1e-9)
@@ -251,7 +252,6 @@ _SIGNATURE_WORDS = {
     "object", "str", "url", "uuid", "ts", "path", "hex", "last", "output", "verdict",
     "trace", "failed",
 }  # fmt: skip
-STOP_WORDS = list(ENGLISH_STOP_WORDS | _SIGNATURE_WORDS)
 
 
 def ctfidf_keywords(docs: dict[int, list[str]], *, top: int = 6) -> dict[int, list[str]]:
@@ -261,12 +261,14 @@ def ctfidf_keywords(docs: dict[int, list[str]], *, top: int = 6) -> dict[int, li
     in the cluster times log(1 + average words per cluster / its frequency over
     all clusters).
     """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
     classes = [c for c in docs if docs[c]]
     if not classes:
         return {}
     vectorizer = CountVectorizer(
         token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_.]{2,}\b",
-        stop_words=STOP_WORDS,
+        stop_words=list(ENGLISH_STOP_WORDS | _SIGNATURE_WORDS),
         ngram_range=(1, 2),
         max_features=50_000,
     )

@@ -67,10 +67,18 @@ def main(argv: list[str] | None = None) -> int:
             children.append(Child("broker", lambda: embedded_broker.start(socket_path,
                                                                          preexec_fn=die_with_parent)))  # fmt: skip
             print(f"broker: embedded Redis on {socket_path}", flush=True)
-        _run([python, "manage.py", "migrate", "--noinput"])
-        # Hashed, compressed static files (served by WhiteNoise with long caching).
+        # Hashed, compressed static files (served by WhiteNoise with long caching),
+        # collected while the migrations run: neither waits for the other (the
+        # system checks run once, with the migrations).
         os.environ.setdefault("HIVEMIND_STATIC_MANIFEST", "true")
-        _run([python, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"])
+        static = _start([python, "manage.py", "collectstatic", "--noinput", "--verbosity", "0",
+                         "--skip-checks"])  # fmt: skip
+        try:
+            _run([python, "manage.py", "migrate", "--noinput"])
+        finally:
+            static.wait()
+        if static.returncode != 0:
+            raise subprocess.CalledProcessError(static.returncode, static.args)
         celery = [python, "-m", "celery", "-A", "hivemind_web"]
         # Beat runs inside the worker's parent (`--beat`): one machine needs one
         # scheduler, and a process of its own would hold a second copy of Django
@@ -115,6 +123,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _run(command: list[str]) -> None:
     subprocess.run(command, check=True, start_new_session=True, preexec_fn=die_with_parent)
+
+
+def _start(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent)
 
 
 PR_SET_PDEATHSIG = 1

@@ -263,7 +263,9 @@ HIVEMIND_EMBEDDER = env.str("HIVEMIND_EMBEDDER", default="failures.embedding:Min
 # The embedding model's ONNX graph (failures/onnx_export.py writes it there at
 # install, beside the virtualenv's packages),
 # and the threads one embedding uses: 1 keeps the model loadable before a fork.
-HIVEMIND_EMBEDDING_ONNX = env.str("HIVEMIND_EMBEDDING_ONNX", default=str(Path(sys.prefix) / "share" / "hivemind" / "all-MiniLM-L6-v2.onnx")
+HIVEMIND_EMBEDDING_ONNX = env.str(
+    "HIVEMIND_EMBEDDING_ONNX",
+    default=str(Path(sys.prefix) / "share" / "hivemind" / "all-MiniLM-L6-v2.onnx"),
 )
 HIVEMIND_EMBED_THREADS = env.int("HIVEMIND_EMBED_THREADS", default=1)
 # A new incident joins an existing mode at once when its cosine similarity to the

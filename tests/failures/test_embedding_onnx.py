@@ -13,7 +13,7 @@ from failures.embedding import MiniLMEmbedder, SentenceTransformersEmbedder
 TEXTS = [
     "`bash` failed: find: '/system/folder3': No such file or directory",
     "Error executing query: Unknown column 'city' in 'field list'",
-    "called `cancel_pending_order` with order_id=\"#W1\"; the successful runs did not",
+    'called `cancel_pending_order` with order_id="#W1"; the successful runs did not',
     "x",
     "a much longer text " * 200,  # past the 256-token limit: both cut it the same way
 ]
