@@ -15,14 +15,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
-from traces.models import Trace
+from traces.selectors import trace_agent_list
 from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
@@ -30,9 +29,13 @@ from .embedding import query_vector
 from .models import Incident
 
 CANDIDATES = 50
+# Keyword matches ranked per query (the newest).
+RANKED = 500
+# A word in at least this share of all incidents is left out of the keyword half.
+COMMON_SHARE = 0.5
 _NOT_SHOWN = (
     "embedding", "search_vector", "failure_mode__centroid", "trace__metadata",
-    "trace__redaction_counts", "trace__redaction_parts", "trace__checks",
+    "trace__redaction_counts", "trace__redaction_parts", "trace__checks", "trace__search_vector",
 )  # fmt: skip
 RRF_K = 60
 
@@ -110,12 +113,7 @@ def incident_search(
 ) -> SearchResult:
     """Top incidents for `query` within one workspace, with the modes they belong to."""
     filters = filters or SearchFilters()
-    agents = list(
-        Trace.objects.filter(workspace=workspace)
-        .order_by()
-        .values_list("agent", flat=True)
-        .distinct()
-    )
+    agents = trace_agent_list(workspace=workspace)
     text, filters, understood = parse_query(query, filters, agents)
     base = _filtered(workspace, filters)
     vector_ids, similarity = _vector_candidates(base, text)
@@ -146,34 +144,62 @@ def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident
 
 
 def _vector_candidates(base: QuerySet[Incident], text: str) -> tuple[list[int], dict[int, float]]:
+    # HNSW's search breadth is set once per connection (failures/apps.py).
     vector = query_vector(text)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Wider HNSW search than pgvector's default 40: measured recall in bench/search.py.
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [settings.HIVEMIND_HNSW_EF_SEARCH])
-        rows = list(
-            base.exclude(embedding=None)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("id", "distance")[:CANDIDATES]
-        )
+    rows = list(
+        base.exclude(embedding=None)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")
+        .values_list("id", "distance")[:CANDIDATES]
+    )
     return [r[0] for r in rows], {r[0]: 1.0 - float(r[1]) for r in rows}
 
 
 def _keyword_candidates(base: QuerySet[Incident], text: str) -> list[int]:
-    query = SearchQuery(text, search_type="websearch", config="english")
-    # Keyword match is an OR over the words: websearch syntax ANDs them, which
-    # misses "rate-limit errors" against "rate limit exceeded".
-    words = re.findall(r"\w{3,}", text.lower())
-    if len(words) > 1:
-        query = SearchQuery(" OR ".join(words), search_type="websearch", config="english")
+    kept = _telling_lexemes(text)
+    if not kept:
+        return []
+    # Any of the words (OR): all of them would miss "rate-limit errors" against
+    # "rate limit exceeded". The lexemes are stemmed already ("simple" keeps them).
+    raw = " | ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in kept)
+    query = SearchQuery(raw, search_type="raw", config="simple")
     # The stored vector and its GIN index (`@@` first, then ranked): no vector is
-    # built per incident per query.
+    # built per incident per query. Only the newest RANKED matches are ranked: a
+    # query whose words most incidents share would otherwise rank all of them
+    # (the tail of the search's latency); the vector half still reaches the rest.
+    newest = base.filter(search_vector=query).order_by("-id").values("id")[:RANKED]
     return list(
-        base.filter(search_vector=query)
+        base.filter(id__in=newest)
         .annotate(rank=SearchRank(F("search_vector"), query))
-        .order_by("-rank")
+        .order_by("-rank", "-id")
         .values_list("id", flat=True)[:CANDIDATES]
     )
+
+
+def _telling_lexemes(text: str) -> list[str]:
+    """The query's words as PostgreSQL stems them, less those that most incidents
+    contain (a signature's field names, "error", …: they match everything, tell
+    nothing and make every incident a candidate to rank). The share comes from
+    the table's statistics (ANALYZE: `most_common_elems` of the stored vector);
+    when every word is that common, all are kept."""
+    words = re.findall(r"\w{3,}", text.lower())
+    source = " ".join(words) if len(words) > 1 else text
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT
+              ARRAY(SELECT lexeme FROM unnest(to_tsvector('english', %s))),
+              ARRAY(SELECT u.lexeme FROM pg_stats s,
+                           unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
+                             AS u(lexeme, share)
+                    WHERE s.schemaname = current_schema() AND s.tablename = %s
+                      AND s.attname = 'search_vector' AND u.share >= %s)
+            """,
+            [source, Incident._meta.db_table, COMMON_SHARE],
+        )
+        lexemes, common = cursor.fetchone()
+    common = set(common)
+    return [lexeme for lexeme in lexemes if lexeme not in common] or lexemes
 
 
 def _modes_of(hits: list[SearchHit]) -> list[dict]:

@@ -71,3 +71,30 @@ def test_one_embedding_of_a_workspace_at_a_time(tenant):
         )
     assert len(embedding.incidents_embed(workspace_id=tenant.workspace.pk)) == 1
     assert Incident.objects.get(workspace=tenant.workspace).embedding is not None
+
+
+def test_words_most_incidents_share_are_left_out_of_the_keyword_half(tenant):
+    """ "error" is in every incident (a signature's field name): left in, a query
+    with it would make every incident a keyword match to rank."""
+    from django.db import connection
+
+    from failures.search import _keyword_candidates, _telling_lexemes
+
+    ingest(tenant.workspace, [_failed(10 + i, f"upstream refused the call {i}") for i in range(20)])
+    ingest(tenant.workspace, [_failed(40, "gateway throttled the request")])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Incident._meta.db_table}")
+    assert _telling_lexemes("error throttled") == ["throttl"]
+    base = Incident.objects.filter(workspace=tenant.workspace)
+    throttled = Incident.objects.get(workspace=tenant.workspace, error_text__contains="throttled")
+    assert _keyword_candidates(base, "error throttled") == [throttled.pk]
+    # Only common words: all are kept, and they match.
+    assert len(_keyword_candidates(base, "error")) == 21
+
+
+def test_every_connection_searches_the_hnsw_index_as_wide_as_configured(settings):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('hnsw.ef_search')")
+        assert cursor.fetchone()[0] == str(settings.HIVEMIND_HNSW_EF_SEARCH)

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import ingest, make_user, make_workspace, trace_payload
+from traces.models import Trace
 from traces.selectors import TraceFilters, trace_list
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +72,17 @@ def test_the_list_sorts_by_its_columns_and_ids_differ(tenant):
     assert 'aria-sort="descending"><a href="?sort=steps">Steps ▼' in html
     assert "5 min 0 s" in html and "30.0 s" in html  # durations
     assert "airline-run-000…ed-prefix-aaaa" in html and "airline-run-000…ed-prefix-bbbb" in html
+
+
+def test_the_agent_list_is_each_agent_once_in_order_and_only_this_workspaces(tenant, other_tenant):
+    from traces.selectors import trace_agent_list
+
+    names = ["zeta", "alpha", "Beta", "alpha", "", "checkout-agent", "zeta"]
+    ingest(tenant.workspace, [trace_payload(f"a-{i}", agent=n) for i, n in enumerate(names)])
+    ingest(other_tenant.workspace, [trace_payload("o-1", agent="elsewhere")])
+    expected = list(
+        Trace.objects.filter(workspace=tenant.workspace).exclude(agent="")
+        .values_list("agent", flat=True).distinct().order_by("agent")
+    )  # fmt: skip
+    assert trace_agent_list(workspace=tenant.workspace) == expected
+    assert len(expected) == 4 and "elsewhere" not in expected
