@@ -30,6 +30,7 @@ import re
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -97,6 +98,7 @@ class TraceRow:
     facts: TraceFacts | None = None
     task_key: str = ""  # as sent; empty: the normalised task text stands in
     checks: list[Any] = field(default_factory=list)  # named checks of the outcome
+    seen_at: Any = None  # the trace's updated_at when its facts were stored
 
     @property
     def key(self) -> str:
@@ -670,6 +672,13 @@ def _mark_seen(trace_ids: list[int]) -> None:
         )
 
 
+# Facts stored, diagnosis not written yet: a trace marked so is still due
+# (traces_due_for_analysis) and still "changed" (its content hash is blank), so a
+# worker that dies between storing the facts and writing the incidents leaves
+# the trace for the next one instead of looking finished.
+UNFINISHED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
     now = timezone.now()
     updated = dict(
@@ -678,9 +687,10 @@ def _store_facts(workspace_id: int, rows: list[TraceRow]) -> None:
     objects = []
     for row in rows:
         assert row.facts is not None
+        row.seen_at = updated[row.id]
         objects.append(TraceAnalysis(
-            trace_id=row.id, workspace_id=workspace_id, trace_updated_at=updated[row.id],
-            analysed_at=now, content_hash=row.content_hash, agent=row.agent, verdict=row.verdict,
+            trace_id=row.id, workspace_id=workspace_id, trace_updated_at=UNFINISHED,
+            analysed_at=now, content_hash="", agent=row.agent, verdict=row.verdict,
             signals=sorted(row.facts.signals), tools=[t[:200] for t in row.facts.tools[:2000]],
             task_key=row.key,
         ))  # fmt: skip
@@ -797,7 +807,7 @@ def _write(
             state = DiagnosisState.UNDIAGNOSED
             detail = detail or undiagnosed_reason(row, found, len(profiles[row.agent].runs))
         analyses.append((row.id, str(state), diagnoser, detail, tokens_in, tokens_out, cost,
-                         len(profiles[row.agent].runs)))  # fmt: skip
+                         len(profiles[row.agent].runs), row.content_hash, row.seen_at))  # fmt: skip
         result.diagnosed += 1
         result.undiagnosed += state == DiagnosisState.UNDIAGNOSED
     with connection.cursor() as cursor:  # one statement, not a CASE per row
@@ -805,13 +815,15 @@ def _write(
             f"""
             UPDATE {TraceAnalysis._meta.db_table} a SET state = v.state,
                 diagnoser = v.diagnoser, detail = v.detail, input_tokens = v.tokens_in,
-                output_tokens = v.tokens_out, cost_usd = v.cost, baseline_runs = v.baseline
+                output_tokens = v.tokens_out, cost_usd = v.cost, baseline_runs = v.baseline,
+                content_hash = v.content_hash, trace_updated_at = v.seen_at
             FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[],
-                        %s::float8[], %s::int[])
-                AS v(trace_id, state, diagnoser, detail, tokens_in, tokens_out, cost, baseline)
+                        %s::float8[], %s::int[], %s::text[], %s::timestamptz[])
+                AS v(trace_id, state, diagnoser, detail, tokens_in, tokens_out, cost, baseline,
+                     content_hash, seen_at)
             WHERE a.trace_id = v.trace_id
             """,
-            [list(column) for column in zip(*analyses, strict=True)] if analyses else [[]] * 8,
+            [list(column) for column in zip(*analyses, strict=True)] if analyses else [[]] * 10,
         )
     result.incidents = len(incident_rows)
 

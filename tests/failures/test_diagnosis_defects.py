@@ -114,3 +114,34 @@ def test_another_agents_runs_do_not_change_an_agents_diagnosis(tenant):
         Trace.objects.filter(pk__in=[n.trace_id for n in pool]).values_list("agent", flat=True)
     )
     assert len(pool) == 6 and agents == {"a"}
+
+
+def test_a_worker_that_dies_before_writing_incidents_leaves_the_traces_due(tenant, monkeypatch):
+    """The facts are stored first (the agent's baseline reads them), the incidents
+    after: a worker killed in between must not leave the traces looking analysed
+    (a broker load test lost 5 traces' incidents that way)."""
+    from failures import mining
+    from failures.models import Incident
+    from tests.factories import ingest, trace_payload
+    from traces.models import Trace
+
+    ingest(tenant.workspace, [trace_payload("crash-1", steps=[
+        {"kind": "tool_call", "name": "deploy", "input": {}, "error": "HTTP 502 from gateway"},
+    ])])  # fmt: skip
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id="crash-1")
+    assert trace.pk not in mining.traces_due_for_analysis().get(tenant.workspace.pk, [])
+    Trace.objects.filter(pk=trace.pk).update(status="succeeded")  # a late outcome arrives
+    Incident.objects.filter(trace=trace).delete()
+
+    def killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SystemExit("SIGKILL")
+
+    monkeypatch.setattr(mining, "_write", killed)
+    with pytest.raises(SystemExit):
+        mining.traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=[trace.pk])
+    assert trace.pk in mining.traces_due_for_analysis().get(tenant.workspace.pk, [])
+    monkeypatch.undo()
+    # Not skipped as unchanged: the stored facts carry no content hash yet.
+    result = mining.traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=[trace.pk])
+    assert result.unchanged == 0 and result.diagnosed == 1
+    assert trace.pk not in mining.traces_due_for_analysis().get(tenant.workspace.pk, [])

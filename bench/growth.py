@@ -1,0 +1,229 @@
+"""Growth: does the loop's work grow with the data, or faster?
+
+    python bench/growth.py            # 500, 2,000 and 8,000 traces
+    python bench/growth.py --quick    # 125, 500 and 2,000 traces
+    python bench/growth.py --sizes 500 2000
+
+Starts the default runtime the way `make run` does (`python -m
+hivemind_web.run --no-demo` on a free port: embedded PostgreSQL and Redis, a
+Celery worker with beat, gunicorn; bench/loop.py's start-up), with the worker's
+log in a file. For each size, a new workspace gets that many traces of the dev
+data over HTTP (POST /api/v1/traces, batches of 50): tau2-bench and InterCode
+runs through the product's own parsers (`hivemind_client.formats.parse`),
+repeated as further copies with their own ids and task keys when a size needs
+more runs than the data has. Then, with nobody clicking, the bench waits until
+the loop has settled: every trace analysed, every incident embedded, no
+drafting job queued or running, and the counts of modes, jobs and proposed
+skills unchanged for SETTLE seconds. The time is from the first POST to the
+last change (the settle wait itself not counted).
+
+Printed per size: that time, the traces, failed runs, incidents, modes,
+drafting jobs and proposals; the jobs that re-drafted a mode whose evidence had
+not changed (a job for a mode with the same incident count as the mode's
+previous job); and, over the whole run, the IntegrityErrors in the worker's
+log. Baseline, in the same run: linear growth, i.e. each ×4 of data costing ×4
+in time (the issue's bound is ×4.4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loop import DEVDATA, ROOT, bench_workspace, free_port  # noqa: E402
+
+BATCH = 50
+SETTLE = 30.0
+SOURCES = [
+    ("tau2-bench", DEVDATA / "tau2-bench_sierra_gpt-4.1"),
+    ("intercode", DEVDATA / "intercode"),
+]
+
+
+def dev_traces() -> list[dict]:
+    from hivemind_client.formats import files_under, parse
+
+    traces: list[dict] = []
+    for fmt, folder in SOURCES:
+        if not folder.exists():
+            raise SystemExit(f"{folder} not found: set HIVEMIND_DEVDATA to the devdata folder")
+        for path in files_under([folder], fmt):
+            traces += parse(fmt, path).traces
+    # Interleaved, so that every size holds both sets (and each set's agents).
+    traces.sort(key=lambda t: hashlib.sha256(t["external_id"].encode()).digest())
+    return traces
+
+
+def sized(source: list[dict], n: int, run: str) -> list[dict]:
+    out = []
+    for i in range(n):
+        copy, base = divmod(i, len(source))
+        trace = dict(source[base])
+        trace["external_id"] = f"{run}-{copy}-{trace['external_id']}"[:200]
+        if copy and trace.get("task_key"):
+            trace["task_key"] = f"{trace['task_key']}#{copy}"[:200]
+        out.append(trace)
+    return out
+
+
+def start_runtime(log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hivemind_web.run", "--no-demo", "--port", str(port)],
+        cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("the runtime did not come up within 180 s")
+
+
+def post(port: int, key: str, traces: list[dict]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    for i in range(0, len(traces), BATCH):
+        conn.request(
+            "POST", "/api/v1/traces", json.dumps({"traces": traces[i : i + BATCH]}), headers
+        )
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise SystemExit(f"ingest answered {response.status}: {body[:300]!r}")
+
+
+def state(workspace_id: int) -> dict[str, int]:
+    from django.db import connection
+
+    from failures.models import FailureMode, Incident, TraceAnalysis
+    from skills.models import DistillationJob, JobState, Skill, SkillStatus
+    from traces.models import Trace
+
+    connection.close()  # a fresh snapshot each time
+    jobs = DistillationJob.objects.filter(workspace_id=workspace_id)
+    return {
+        "traces": Trace.objects.filter(workspace_id=workspace_id).count(),
+        "analysed": TraceAnalysis.objects.filter(workspace_id=workspace_id).count(),
+        "failed": TraceAnalysis.objects.filter(workspace_id=workspace_id, verdict="failed").count(),
+        "incidents": Incident.objects.filter(workspace_id=workspace_id).count(),
+        "unembedded": Incident.objects.filter(workspace_id=workspace_id, embedded_at=None).count(),
+        "modes": FailureMode.objects.filter(workspace_id=workspace_id).count(),
+        "jobs": jobs.count(),
+        "open_jobs": jobs.filter(state__in=[JobState.QUEUED, JobState.DRAFTING]).count(),
+        "proposed": Skill.objects.filter(
+            workspace_id=workspace_id, status=SkillStatus.PROPOSED
+        ).count(),
+    }
+
+
+def redrafts(workspace_id: int) -> int:
+    """Jobs for a mode whose incident count was the same at its previous job."""
+    from skills.models import DistillationJob
+
+    last: dict[int, int] = {}
+    same = 0
+    for mode, incidents in (
+        DistillationJob.objects.filter(workspace_id=workspace_id)
+        .order_by("created_at", "id")
+        .values_list("failure_mode_id", "mode_incidents")
+    ):
+        same += last.get(mode) == incidents
+        last[mode] = incidents
+    return same
+
+
+def run_size(port: int, source: list[dict], n: int, timeout: float, made: list) -> dict:
+    workspace, key, _ = bench_workspace()
+    made.append(workspace)
+    traces = sized(source, n, f"g{n}-{workspace.pk}")
+    started = time.perf_counter()
+    post(port, key, traces)
+    posted = time.perf_counter() - started
+    last_change, seen = time.perf_counter(), None
+    while time.perf_counter() - started < timeout:
+        now = state(workspace.pk)
+        settled = now["analysed"] >= n and now["unembedded"] == 0 and now["open_jobs"] == 0
+        if now != seen:
+            seen, last_change = now, time.perf_counter()
+        elif settled and time.perf_counter() - last_change >= SETTLE:
+            break
+        time.sleep(1.0)
+    else:
+        raise SystemExit(f"{n} traces: the loop had not settled after {timeout:.0f} s: {seen}")
+    assert seen is not None
+    return {"n": n, "seconds": last_change - started, "posted_s": posted,
+            "redrafts": redrafts(workspace.pk), **seen}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="*")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    sizes = args.sizes or ([125, 500, 2000] if args.quick else [500, 2000, 8000])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
+    import django
+
+    django.setup()
+    source = dev_traces()
+    results = []
+    made: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "runtime.log"
+        proc, port = start_runtime(log)
+        try:
+            for n in sizes:
+                result = run_size(port, source, n, args.timeout, made)
+                results.append(result)
+                print(f"{n:6,} traces: settled after {result['seconds']:7.1f} s (posted in "
+                      f"{result['posted_s']:.1f} s); {result['failed']} failed, "
+                      f"{result['incidents']} incidents, {result['modes']} modes, "
+                      f"{result['jobs']} drafting jobs ({result['redrafts']} on unchanged "
+                      f"evidence), {result['proposed']} proposed", flush=True)  # fmt: skip
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+            for workspace in made:
+                workspace.delete()
+        text = log.read_text(errors="replace")
+    integrity = text.count("IntegrityError")
+    ratios = [b["seconds"] / a["seconds"] for a, b in zip(results, results[1:], strict=False)]
+    steps = [b["n"] / a["n"] for a, b in zip(results, results[1:], strict=False)]
+    # Each step's time ratio as if the data had grown ×4 (r ** (log 4 / log step)).
+    per_x4 = [r ** (math.log(4) / math.log(s)) for r, s in zip(ratios, steps, strict=True)]
+    worst = max(per_x4) if per_x4 else 0.0
+    print(
+        f"time ratio per step: {', '.join(f'×{r:.2f} for ×{s:g} data' for r, s in zip(ratios, steps, strict=True))}"
+    )
+    print(f"IntegrityErrors in the runtime's log: {integrity}")
+    print(
+        "RESULT growth sizes=" + "/".join(str(r["n"]) for r in results)
+        + " seconds=" + "/".join(f"{r['seconds']:.1f}" for r in results)
+        + " ratios=" + "/".join(f"{r:.2f}" for r in ratios)
+        + f" worst_per_x4={worst:.2f} baseline_linear_per_x4=4.00 target<=4.4"
+        + f" redrafts_unchanged={sum(r['redrafts'] for r in results)}"
+        + f" integrity_errors={integrity}"
+        + " proposed=" + "/".join(str(r["proposed"]) for r in results)
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
