@@ -45,6 +45,11 @@ def propagate_label(label_id: int) -> int:
 @shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)
 def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
     modes = services.failure_modes_recluster(workspace_id=workspace_id, run_id=run_id).modes
+    if services.recluster_due(workspace_id=workspace_id):
+        # Incidents embedded while this run clustered: the embedding that asked for
+        # this run is done and will not ask again, so ask now rather than leave them
+        # for the next sweep (minutes later).
+        services.cluster_run_request(workspace_id=workspace_id, actor=None)
     if model_for(workspace_id)[0] is not None:
         name_modes.delay(workspace_id)
     # Drafting is the skills app's stage: by name, since failures never imports skills.

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from failures import modes
 from failures import services as failure_modes
@@ -300,3 +301,37 @@ def test_a_single_cluster_only_when_nothing_else_is_found():
     assert set(one) - {clustering.NOISE} == {0}
     two = clustering.cluster_vectors(np.vstack([group(0, 12), group(1, 12)]), min_cluster_size=5)
     assert len(set(two) - {clustering.NOISE}) == 2
+
+
+def test_incidents_embedded_while_a_run_clustered_get_the_next_run(
+    clustered, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """The embedding that asked for a re-cluster does not ask again: incidents that
+    arrived while the run clustered would otherwise wait for the next sweep."""
+    from failures import tasks
+    from failures.models import ClusterRun
+
+    settings.HIVEMIND_RECLUSTER_AFTER = 5
+    real = failure_modes.failure_modes_recluster
+    arrived: list[int] = []  # incidents embedded while the first run clustered
+
+    def run_meanwhile_five_arrive(**kwargs):  # type: ignore[no-untyped-def]
+        run = real(**kwargs)
+        if not arrived:  # once: the next run sees nothing new
+            source = Incident.objects.filter(workspace=clustered.workspace).first()
+            assert source is not None
+            for i in range(5):
+                source.pk, source.step_index, source.failure_mode = None, 100 + i, None
+                source.save()
+                arrived.append(source.pk)
+            # After the run started (what it clustered), before the next one does.
+            Incident.objects.filter(pk__in=arrived).update(created_at=timezone.now())
+            assert run.started_at < timezone.now()
+        return run
+
+    monkeypatch.setattr(failure_modes, "failure_modes_recluster", run_meanwhile_five_arrive)
+    before = ClusterRun.objects.filter(workspace=clustered.workspace).count()
+    with django_capture_on_commit_callbacks(execute=True):  # the queued run runs
+        tasks.recluster_workspace(clustered.workspace.pk)
+    assert ClusterRun.objects.filter(workspace=clustered.workspace).count() == before + 2
+    assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
