@@ -168,25 +168,32 @@ def incidents_embed(*, workspace_id: int, limit: int = 5000) -> list[int]:
     Single-flight: one embedding of a workspace at a time (a session advisory
     lock). A second caller returns at once instead of embedding the same texts
     again; the holder goes on until nothing is pending (up to `limit` per
-    round, EMBED_ROUNDS rounds), and the periodic sweep picks up whatever
-    arrives after its last look. Idempotent besides: only incidents with
-    `embedded_at` unset are touched, and the update re-checks it.
+    round, EMBED_ROUNDS rounds), and after it lets go it looks once more: the
+    incidents of a caller that returned while it held the lock may have been
+    written after its last look, and nobody else would embed them until the
+    periodic sweep. Idempotent besides: only incidents with `embedded_at` unset
+    are touched, and the update re-checks it.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EMBED_LOCK, workspace_id])
-        if not cursor.fetchone()[0]:
-            return []
-    try:
-        done: list[int] = []
-        for _ in range(EMBED_ROUNDS):
-            found = _embed_pending(workspace_id, limit)
-            done += found
-            if len(found) < limit:
-                break
-        return done
-    finally:
+    done: list[int] = []
+    while True:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EMBED_LOCK, workspace_id])
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [EMBED_LOCK, workspace_id])
+            if not cursor.fetchone()[0]:
+                return done  # the holder looks again after it lets go
+        this_pass: list[int] = []
+        try:
+            for _ in range(EMBED_ROUNDS):
+                found = _embed_pending(workspace_id, limit)
+                this_pass += found
+                if len(found) < limit:
+                    break
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [EMBED_LOCK, workspace_id])
+        done += this_pass
+        pending = Incident.objects.filter(workspace_id=workspace_id, embedded_at=None)
+        if not this_pass or not pending.exists():
+            return done
 
 
 def _embed_pending(workspace_id: int, limit: int) -> list[int]:

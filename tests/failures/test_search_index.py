@@ -98,3 +98,28 @@ def test_every_connection_searches_the_hnsw_index_as_wide_as_configured(settings
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('hnsw.ef_search')")
         assert cursor.fetchone()[0] == str(settings.HIVEMIND_HNSW_EF_SEARCH)
+
+
+def test_incidents_written_while_another_caller_embedded_are_not_left_waiting(tenant, monkeypatch):
+    """A caller that finds the lock taken returns at once; its incidents may be
+    written after the holder's last look, so the holder looks again after it
+    lets go (they used to wait for the periodic sweep, minutes later)."""
+    ingest(tenant.workspace, [_failed(50, "upstream gateway throttled the request")])
+    Incident.objects.filter(workspace=tenant.workspace).update(embedded_at=None, embedding=None)
+    real = embedding._embed_pending
+    arrived: list[int] = []
+
+    def meanwhile(workspace_id: int, limit: int) -> list[int]:
+        found = real(workspace_id, limit)
+        if not arrived:  # another caller's incident, written after this look
+            source = Incident.objects.get(workspace=tenant.workspace)
+            source.pk, source.step_index = None, 99
+            source.embedding, source.embedded_at, source.failure_mode = None, None, None
+            source.save()
+            arrived.append(source.pk)
+        return found
+
+    monkeypatch.setattr(embedding, "_embed_pending", meanwhile)
+    done = embedding.incidents_embed(workspace_id=tenant.workspace.pk)
+    assert arrived[0] in done
+    assert not Incident.objects.filter(workspace=tenant.workspace, embedded_at=None).exists()
