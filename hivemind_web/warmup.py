@@ -3,9 +3,7 @@
 Called in gunicorn's master before it forks its workers (`preload_app`), and in
 the Celery worker's parent before it forks its children: the children then
 share these pages instead of each loading its own copy (the embedding model is
-~90 MB of weights on top of PyTorch itself). Inference is warmed only after the
-fork (`warm_inference`): a thread pool started in a parent is not safe to use
-in a forked child.
+~90 MB of weights). Inference is warmed only after the fork (`warm_inference`).
 """
 
 from __future__ import annotations
@@ -33,7 +31,10 @@ def warm_process() -> None:
     for folder in folders:
         for path in sorted(folder.rglob("*.html")):
             get_template(str(path.relative_to(folder)))
-    get_embedder()
+    if settings.HIVEMIND_EMBED_THREADS == 1:
+        # A session on the calling thread starts no pool: safe to share across the
+        # fork. With more threads, each child loads its own (warm_inference).
+        get_embedder()
     connections.close_all()
     # What is loaded now stays out of the garbage collector's way: collections in
     # a child would otherwise write to (and so copy) every page they scan.
