@@ -193,16 +193,17 @@ def _half(task_key: str) -> str:
 def measure(workspace_id: int) -> dict:
     from django.db.models import Q
 
-    from failures.diagnosis import offline
+    from failures.diagnosis import evidence, offline
     from failures.diagnosis.facts import StepView, trace_facts
     from failures.diagnosis.same_task import diverge as same_task_diverge
     from failures.mining import (
         TraceRow,
         _profile,
         _same_task_successes,
-        is_symptom,
+        is_cause,
         success_pool,
         tool_vocabularies,
+        weigh_evidence,
     )
     from failures.models import Incident, TraceAnalysis
     from traces.models import Step
@@ -216,7 +217,7 @@ def measure(workspace_id: int) -> dict:
     recovered = Incident.objects.filter(workspace_id=workspace_id, kind="recovered").count()
     incidents = list(
         Incident.objects.filter(workspace_id=workspace_id)
-        .exclude(kind__in=["recovered", "symptom"])
+        .exclude(kind__in=["recovered", "symptom", "weak"])  # causes only, as the trace shows
         .values_list("trace_id", "description", "category", "stats", "trace__task")
     )
     with_incident = {t for t, *_ in incidents}
@@ -284,7 +285,9 @@ def measure(workspace_id: int) -> dict:
             )
             found = offline.diagnose(facts, profile, failed=True, neighbours=neighbours,
                                      own=(False, profile.signals_of(facts)))  # fmt: skip
-            flagged.append(any(not is_symptom(f) for f in found))  # symptoms are no diagnosis
+            # Symptoms and weak leads are no diagnosis (the product's gate, default minimum).
+            found = weigh_evidence(found, evidence.DEFAULT_MIN_PRECISION)
+            flagged.append(any(is_cause(f) for f in found))
             if flagged[-1]:
                 flagged_ids.add(trace_id)
     # The same check on each half of the tasks (by a hash of the task key, as

@@ -34,9 +34,11 @@ Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA
 
 Every figure is printed for both halves of each set, split by a hash of the
 task id: `tune` (where any threshold would be chosen) and `measure` (reported).
-Nothing in the diagnoser is tuned on this bench yet; the halves are shown so
-that, once something is, the measure half stays honest. One RESULT line per
-set, on the measure half.
+What is chosen here is chosen on the tune half only: the words that count as
+an agent saying it assumed or made up data, and the precision of each kind of
+evidence that the product's gate reads (`--write-precision` writes the tune
+half's table). One RESULT line per set, on the measure half; `best reference`
+is the best trivial reference's ±1 precision when it names a step.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
 def print_who(halves: dict[str, dict[str, Any]]) -> str:
     print("\n== Who&When (126 failed AG2 group chats; failing step labelled by people)")
     print(f"{'half':8s} {'runs':>5s} {'coverage':>9s} {'exact':>7s} {'±1':>7s} {'±1 when named':>14s}"
-          f"   references (exact / ±1): first, last, first error, random")  # fmt: skip
+          f" {'best reference':>15s}   references (exact / ±1): first, last, first error, random")  # fmt: skip
     line = ""
     for name in ("tune", "measure"):
         h = halves.get(name, {})
@@ -213,7 +215,7 @@ def print_who(halves: dict[str, dict[str, Any]]) -> str:
                 best_pm1 = max(best_pm1, h.get(f"{ref}_pm1", 0) / covered)
         print(f"{name:8s} {runs:5.0f} {_pct(h.get('covered', 0), runs):>9s} "
               f"{_pct(h.get('exact', 0), runs):>7s} {_pct(h.get('pm1', 0), runs):>7s} "
-              f"{_pct(h.get('pm1', 0), h.get('covered', 0)):>14s}   {', '.join(refs)}")  # fmt: skip
+              f"{_pct(h.get('pm1', 0), h.get('covered', 0)):>14s} {best_pm1:15.3f}   {', '.join(refs)}")  # fmt: skip
         if name == "measure":
             line = (
                 f"RESULT dataset=who_and_when half=measure runs={runs:.0f} named=n/a "

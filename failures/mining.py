@@ -72,7 +72,10 @@ DIAGNOSER_VERSION = (
     # 5: user.* calls and tool_result steps are not the agent's calls; telling error lines
     # 6: neighbours by task words without ids (templated tasks of large agents)
     # 7: a signal met along the way needs most runs with it to fail; test-runner verdicts
-    "offline-7"
+    # 8: "assumed" is read from the agent's prose, not the code it wrote; an error ended a
+    #    run only if at most one message followed it; a kind of evidence must reach the
+    #    minimum precision (not merely not be below it beyond sampling error)
+    "offline-8"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -284,7 +287,7 @@ def with_failed_checks(found: list[offline.Finding], checks: list[Any]) -> list[
 
 def weigh_evidence(found: list[offline.Finding], min_precision: float) -> list[offline.Finding]:
     """Each offline finding with what labelled runs say of its kind of evidence; a
-    kind they show is usually wrong (beyond sampling error, below the workspace's
+    kind they show did not reach the workspace's
     minimum precision) becomes a weak lead: shown, never a cause."""
     for finding in found:
         note = evidence.precision_note(finding.stats)
@@ -327,7 +330,8 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
         why += (
             f" A weak lead only ({evidence.describe(str(first.get('evidence_kind')))}): "
             f"evidence of that kind was right in {round(100 * float(first.get('precision') or 0))}% "
-            f"of {first.get('precision_n')} labelled runs, too few to show it as the cause."
+            f"of {first.get('precision_n')} labelled runs, below the minimum precision this "
+            "workspace asks of a cause (Diagnosis settings)."
         )
     return why + (f" Symptoms only: {symptoms}." if symptoms else "")
 

@@ -312,7 +312,7 @@ class DiagnosisSettings(models.Model):
     write_tools = models.JSONField(default=list, blank=True, db_default=[])
     read_tools = models.JSONField(default=list, blank=True, db_default=[])
     # An offline incident whose kind of evidence labelled runs show is right less
-    # often than this (beyond sampling error) is only a weak lead (diagnosis/evidence.py).
+    # often than this on them is only a weak lead (diagnosis/evidence.py).
     min_precision = models.FloatField(default=0.5, db_default=0.5)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -27,6 +27,23 @@ def _fast_password_hashing(settings: Any) -> None:
     }
 
 
+@pytest.fixture(autouse=True)
+def _evidence_precision(request: Any, monkeypatch: Any, tmp_path_factory: Any) -> Any:
+    """Tests see a fixed table of how often each kind of evidence was right: none
+    measured, so every kind is a cause, whatever bench/truth.py last wrote into
+    failures/diagnosis/evidence_precision.json. Tests about the gate write their own
+    table; `@pytest.mark.shipped_precision` keeps the shipped one."""
+    from failures.diagnosis import evidence
+
+    if request.node.get_closest_marker("shipped_precision") is None:
+        table = tmp_path_factory.mktemp("precision") / "evidence_precision.json"
+        table.write_text('{"half": "tune", "kinds": {}}')
+        monkeypatch.setattr(evidence, "PRECISION_FILE", table)
+    evidence.measured.cache_clear()
+    yield
+    evidence.measured.cache_clear()
+
+
 @dataclass
 class Tenant:
     """A workspace with an admin, a lead, a viewer and an agent key (ingest, skills:read,

@@ -190,6 +190,7 @@ def running_worker(**env: str) -> Iterator[str]:
     from django.conf import settings
     from django.db import connection
 
+    from failures.diagnosis import evidence
     from hivemind_web import embedded_broker
 
     directory = Path(tempfile.mkdtemp(prefix="hm-", dir="/tmp"))  # short: socket paths cap at 107
@@ -198,7 +199,9 @@ def running_worker(**env: str) -> Iterator[str]:
     worker_env = {
         **os.environ, "CELERY_BROKER_URL": url, "HIVEMIND_DATA_DIR": str(settings.DATA_DIR),
         "HIVEMIND_DB_NAME": connection.settings_dict["NAME"], "HIVEMIND_TASKS_EAGER": "0",
-        "DJANGO_SETTINGS_MODULE": "hivemind_web.settings", **env,
+        "DJANGO_SETTINGS_MODULE": "hivemind_web.settings",
+        # The worker gates evidence on the table this test sees (tests/conftest.py).
+        "HIVEMIND_EVIDENCE_PRECISION": str(evidence.PRECISION_FILE), **env,
     }  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "hivemind_web", "worker", "--pool", "solo",

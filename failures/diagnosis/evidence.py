@@ -9,11 +9,12 @@ at the first state-changing call that differs from the expected ones, or naming 
 expected call that never came). The product never reads labels; it reads this
 table of what the bench measured, like any other shipped data.
 
-An incident whose kind was measured (at least `MIN_MEASURED` incidents) and is
-below the workspace's minimum precision (Diagnosis settings, 0.5 by default: right
-more often than wrong) beyond sampling error (the upper end of its 95% Wilson
-interval is below the minimum) is kept as a *weak lead*: shown on the trace with its
-measured precision, never a cause, a mode or a skill. A kind with too few labelled
+An incident whose kind was measured (at least `MIN_MEASURED` incidents) and did not
+reach the workspace's minimum precision (Diagnosis settings, 0.5 by default: right
+at least as often as wrong) on the labelled tune half is kept as a *weak lead*:
+shown on the trace with its measured precision, never a cause, a mode or a skill.
+(Until 2026-12-04 a kind was gated only when the upper end of its 95% interval was
+below the minimum, which kept kinds right 46% of the time as causes.) A kind with too few labelled
 incidents to measure is kept as a cause and says it is unmeasured. A failed
 outcome check is the harness's own verdict on the run, not a guess at a step: it
 is not gated.
@@ -23,12 +24,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-PRECISION_FILE = Path(__file__).with_name("evidence_precision.json")
+# HIVEMIND_EVIDENCE_PRECISION names another table of the same form: a team that
+# labelled its own runs can gate on what it measured.
+PRECISION_FILE = Path(
+    os.environ.get("HIVEMIND_EVIDENCE_PRECISION")
+    or Path(__file__).with_name("evidence_precision.json")
+)
 MIN_MEASURED = 5
 DEFAULT_MIN_PRECISION = 0.5
 NOT_GATED = frozenset({"check"})
@@ -73,15 +80,23 @@ class Measured:
     def precision(self) -> float:
         return self.hits / self.incidents if self.incidents else 0.0
 
-    @property
-    def upper(self) -> float:
-        """The upper end of the precision's 95% Wilson interval."""
+    def _wilson(self, sign: int) -> float:
         if not self.incidents:
-            return 1.0
+            return 1.0 if sign > 0 else 0.0
         n, p, z = self.incidents, self.precision, 1.96
         centre = p + z * z / (2 * n)
         spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-        return min(1.0, (centre + spread) / (1 + z * z / n))
+        return min(1.0, max(0.0, (centre + sign * spread) / (1 + z * z / n)))
+
+    @property
+    def upper(self) -> float:
+        """The upper end of the precision's 95% Wilson interval."""
+        return self._wilson(1)
+
+    @property
+    def lower(self) -> float:
+        """The lower end of the precision's 95% Wilson interval."""
+        return self._wilson(-1)
 
 
 @lru_cache(maxsize=1)
@@ -105,7 +120,7 @@ def too_weak(stats: dict[str, Any], min_precision: float) -> Measured | None:
     found = measured().get(kind)
     if found is None or found.incidents < MIN_MEASURED:
         return None
-    return found if found.upper < min_precision else None
+    return found if found.precision < min_precision else None
 
 
 def precision_note(stats: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +146,8 @@ def table(min_precision: float) -> list[dict[str, Any]]:
         enough = found.incidents >= MIN_MEASURED
         rows.append({
             "kind": describe(kind), "hits": found.hits, "incidents": found.incidents,
-            "precision": found.precision, "upper": found.upper, "measured": enough,
-            "weak": enough and found.upper < min_precision,
+            "precision": found.precision, "lower": found.lower, "upper": found.upper,
+            "measured": enough,
+            "weak": enough and found.precision < min_precision,
         })  # fmt: skip
     return rows

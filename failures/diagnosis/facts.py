@@ -20,8 +20,9 @@ importers) stores the same Step rows, so the detectors here see them all.
   make up what it could not get: "let's assume", "hypothetically", "sample data").
 - **Assumptions**: the agent's own messages (not the run's first step, which
   carries the task as posed) that say it is going on with assumed, simulated or
-  placeholder data. On the Who&When tune half, the first such message was
-  within one step of the labelled mistake in 14 of 22 runs (0.636), against
+  placeholder data, in its prose (code it wrote is left out). On the Who&When
+  tune half, the first such message was within one step of the labelled mistake
+  in 12 of 18 runs (0.667; 14 of 22, 0.636, when code counted too), against
   0.455 for the first error (`bench/truth.py`).
 """
 
@@ -71,6 +72,8 @@ _ASSUMED = re.compile(
     r"|synthetic data)",
     re.I,
 )
+# Code in a message: fenced blocks (an unclosed fence runs to the end) and inline spans.
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
 _HANDOFF = re.compile(r"transfer|escalat|human|handoff|hand_off", re.I)
 _NEGATIVE = re.compile(
     r"\b(?:no[,.!]|nope|wrong|incorrect|that's not|that is not|not what i|didn't|did not|"
@@ -166,6 +169,10 @@ class TraceFacts:
     handoffs: list[ToolCall] = field(default_factory=list)
     objections: list[tuple[int, str, ToolCall]] = field(default_factory=list)  # step, text, after
     assumptions: list[tuple[int, str]] = field(default_factory=list)  # step, the words
+    # The agent's messages after its last tool call: a run whose last call failed
+    # and that then went on talking (a group chat reasoning on for five turns) did
+    # not end on that error; one closing answer is still the end.
+    said_after_last_call: int = 0
     user_turns: int = 0
     signals: set[str] = field(default_factory=set)
 
@@ -249,7 +256,10 @@ def silent_error(output: Any) -> tuple[str, str] | None:
 
 def assumed(text: str) -> str:
     """The sentence in which an agent says it assumes, simulates or makes up what it
-    could not get ("" when it says no such thing)."""
+    could not get ("" when it says no such thing). Code it wrote is not what it said:
+    fenced and inline code are left out (a `placeholder` variable, a `simulate()`
+    call; on the Who&When tune half, matches only in code were right 2 of 4 times)."""
+    text = _CODE.sub(" ", text)
     match = _ASSUMED.search(text)
     if match is None:
         return ""
@@ -298,6 +308,8 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
     first = steps[0].index if steps else 0
     for step in steps:
         if step.kind in {"assistant_message", "llm_call"} and step.index != first:
+            if text_of(step.output if step.output not in (None, "") else step.input, 200).strip():
+                facts.said_after_last_call += 1
             said = assumed(text_of(step.output if step.output not in (None, "") else step.input))
             if said:
                 facts.assumptions.append((step.index, said))
@@ -335,6 +347,7 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
             continue
         call = ToolCall(step.index, step.name, f"{step.name}:{_digest(step.input)}", step.input)
         facts.calls.append(call)
+        facts.said_after_last_call = 0
         last_call = call
         if call.key in seen:
             repeated[call.key] = repeated.get(call.key, 1) + 1

@@ -476,7 +476,7 @@ def diagnose(
             description=f"`{first.tool}` {flagged}: {telling_line(first.text)}",
             evidence=[e.step for e in events][:10], tool=first.tool, error_text=first.text,
             source="error" if first.explicit else "offline",
-            stats={"method": "error", "ended": bool(ended),
+            stats={"method": "error", "ended": bool(ended) and facts.said_after_last_call <= 1,
                    **(weight.as_stats() if weight else {"baseline": False, "signal": signal})},
         ))  # fmt: skip
     if failed and facts.assumptions:

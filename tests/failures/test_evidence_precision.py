@@ -43,6 +43,18 @@ def test_the_agent_saying_it_assumes_or_simulates_data_is_read_from_its_own_mess
     assert facts.assumptions == [] and "assumed" not in facts.signals
 
 
+def test_code_the_agent_wrote_is_not_it_saying_it_assumes():
+    facts = trace_facts([
+        _step(0, "user_prompt"),
+        _step(1, "assistant_message", "Run this:\n```python\nvalue = placeholder()  # simulate\n"
+                                      "print(value)\n```\nThen report `dummy_total`."),
+        _step(2, "assistant_message", "```bash\necho 'sample data'\n"),  # a fence left open
+        _step(3, "assistant_message", "The file is gone, so we simulate the counts:\n"
+                                      "```python\ncounts = [1, 2]\n```"),
+    ])  # fmt: skip
+    assert facts.assumptions == [(3, "The file is gone, so we simulate the counts:")]
+
+
 def test_a_failed_run_where_the_agent_made_up_data_is_diagnosed_at_that_message(tenant):
     steps = [
         {"kind": "user_prompt", "input": "How many athletes did the smallest team send in 1928?"},
@@ -101,6 +113,26 @@ def test_a_kind_of_evidence_below_the_minimum_beyond_sampling_error_is_a_weak_le
         evidence.measured.cache_clear()
 
 
+def test_a_kind_is_a_cause_only_where_it_reached_the_minimum(monkeypatch, tmp_path):
+    table = tmp_path / "precision.json"
+    table.write_text(json.dumps({"kinds": {
+        "error.midway": {"hits": 13, "incidents": 28},  # 46%: its interval reaches 50%
+        "assumed": {"hits": 12, "incidents": 18},       # 67%
+    }}))  # fmt: skip
+    monkeypatch.setattr(evidence, "PRECISION_FILE", table)
+    evidence.measured.cache_clear()
+    assert evidence.measured()["error.midway"].upper > 0.5
+    assert evidence.too_weak({"method": "error", "ended": False}, 0.5) is not None
+    assert evidence.too_weak({"method": "assumed"}, 0.5) is None
+    assert evidence.too_weak({"method": "assumed"}, 0.7) is not None
+    rows = {r["kind"]: r for r in evidence.table(0.5)}
+    midway = rows[evidence.describe("error.midway")]
+    assert midway["weak"] is True
+    assert round(midway["lower"], 2) == 0.30 and round(midway["upper"], 2) == 0.64
+    assert rows[evidence.describe("assumed")]["weak"] is False
+
+
+@pytest.mark.shipped_precision
 def test_the_shipped_table_is_the_benchs_tune_half_and_every_kind_is_described():
     data = json.loads(evidence.PRECISION_FILE.read_text())
     assert data["half"] == "tune" and data["written_by"].startswith("bench/truth.py")
@@ -109,6 +141,7 @@ def test_the_shipped_table_is_the_benchs_tune_half_and_every_kind_is_described()
         assert evidence.describe(kind) != kind, kind
 
 
+@pytest.mark.shipped_precision
 def test_min_precision_is_validated_and_shown_with_the_measured_table(tenant):
     url = f"/w/{tenant.workspace.slug}/settings/diagnosis/"
     admin = tenant.client_for(tenant.admin)
@@ -123,3 +156,20 @@ def test_min_precision_is_validated_and_shown_with_the_measured_table(tenant):
     assert bad.status_code == 422 and "between 0 and 1" in bad.content.decode()
     assert admin.post(url, {**form, "min_precision": "0.7"}).status_code == 302
     assert DiagnosisSettings.objects.get(workspace=tenant.workspace).min_precision == 0.7
+
+
+def test_a_run_that_went_on_talking_after_its_last_failed_call_did_not_end_on_it(tenant):
+    def run(name: str, said_after: int) -> dict:
+        steps = [
+            {"kind": "user_prompt", "input": "count the awnings"},
+            {"kind": "tool_call", "name": "python", "input": {"code": "count()"},
+             "error": "NameError: name 'count' is not defined"},
+        ] + [{"kind": "assistant_message", "output": f"Reasoning on, turn {i}."}
+             for i in range(said_after)]  # fmt: skip
+        return trace_payload(name, status="failed", agent="chat", steps=steps)
+
+    ingest(tenant.workspace, [run("closing", 1), run("talked-on", 4)])
+    closing = Incident.objects.get(trace__external_id="closing")
+    talked_on = Incident.objects.get(trace__external_id="talked-on")
+    assert evidence.evidence_kind(closing.stats) == "error.ended"
+    assert evidence.evidence_kind(talked_on.stats) == "error.midway"
