@@ -172,6 +172,28 @@ def test_propagation_offers_the_runs_with_the_same_step_and_learns_from_rejectio
     assert LabelCandidate.objects.get(pk=rejected.pk).state == CandidateState.REJECTED
 
 
+def test_a_run_whose_own_diagnosis_names_an_earlier_cause_is_not_offered(tenant, runs):
+    # cancel-3 went wrong before its cancellation: a cause at step 0, another way.
+    earlier = runs["cancel-3"]
+    Incident.objects.create(
+        workspace=tenant.workspace, trace=earlier, step_index=0, kind="diagnosis",
+        category="tool_use.wrong_arguments", description="looked up the wrong reservation",
+        tool="get_reservation_details", occurred_at=earlier.started_at,
+    )  # fmt: skip
+    # cancel-4's only cause is after the step like the labelled one: still offered.
+    later = runs["cancel-4"]
+    Incident.objects.create(
+        workspace=tenant.workspace, trace=later, step_index=3, kind="diagnosis",
+        category="communication.did_not_ask", description="closed without asking",
+        occurred_at=later.started_at,
+    )  # fmt: skip
+    label = _label(tenant, runs["cancel-0"])
+    propagation.propagate(label_id=label.pk)
+    offered = set(LabelCandidate.objects.filter(label=label).values_list("trace_id", flat=True))
+    assert earlier.pk not in offered
+    assert later.pk in offered and runs["cancel-5"].pk in offered
+
+
 def test_a_label_on_a_run_that_later_succeeded_is_kept_and_marked(tenant, runs):
     label = _label(tenant, runs["cancel-0"])
     Trace.objects.filter(pk=label.trace_id).update(status="succeeded")
