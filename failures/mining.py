@@ -315,7 +315,9 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
     """Why a failed run has no cause, in words a lead can act on."""
     symptoms = "; ".join(f.description for f in found if is_symptom(f))
     weak = [f for f in found if f.stats.get("weak")]
-    if baseline < offline.MIN_SUCCESSES * 2:
+    if weak:
+        why = "No successful run of this task to compare with, call by call."
+    elif baseline < offline.MIN_SUCCESSES * 2:
         why = (
             "No successful run of this task to compare with, call by call, and too few labelled "
             f"runs of this agent ({baseline}) to weigh its errors and habits against."

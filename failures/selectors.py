@@ -255,6 +255,18 @@ def diagnosis_summary(*, workspace: Workspace) -> dict[str, int]:
     )
     summary: dict[str, int] = dict(rows)
     summary["failed"] = sum(summary.values())
+    # Undiagnosed runs whose only evidence is a weak lead (shown on the run).
+    summary["weak_leads"] = (
+        TraceAnalysis.objects.filter(
+            workspace=workspace,
+            verdict="failed",
+            state=DiagnosisState.UNDIAGNOSED,
+            trace__incidents__kind=IncidentKind.WEAK,
+        )  # fmt: skip
+        .values("trace_id")
+        .distinct()
+        .count()
+    )
     return summary
 
 

@@ -104,6 +104,9 @@ def test_a_kind_of_evidence_below_the_minimum_beyond_sampling_error_is_a_weak_le
         )
         text = page.content.decode()
         assert ">weak lead</span>" in text and "right in 5% of 40 labelled runs" in text
+        modes = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/failure-modes/")
+        assert "1 failed run undiagnosed" in modes.content.decode()
+        assert "(1 with a weak lead, shown on the run)" in modes.content.decode()
         # A workspace that asks for less shows it as a cause.
         DiagnosisSettings.objects.create(workspace=tenant.workspace, min_precision=0.05)
         ingest(tenant.workspace, [trace_payload("weak-2", status="failed", agent="payer",

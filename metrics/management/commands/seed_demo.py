@@ -24,6 +24,10 @@ from workspaces.services import api_key_create, hash_secret, membership_set, wor
 DEMO_SLUG = "demo"
 DEMO_USERNAME = "admin"
 DEMO_TRACES = 720
+DEMO_LEAD = "demo-lead"
+# Runs the seeded lead labels per failure the demo agents were built with: five,
+# the fewest a skill's instruction may rest on (skills/distill.py).
+DEMO_LABELS = 5
 
 
 class Command(BaseCommand):
@@ -91,6 +95,7 @@ class Command(BaseCommand):
 
         trace_ids = list(Trace.objects.filter(workspace=workspace).values_list("pk", flat=True))
         incidents_mine(workspace_id=workspace.pk, trace_ids=trace_ids)
+        self._labels(workspace)
         incidents_embed(workspace_id=workspace.pk)
         failure_modes_recluster(workspace_id=workspace.pk)  # cheap; no model needed
         # One proposed skill per recurring mode (offline unless Claude is set up),
@@ -99,6 +104,57 @@ class Command(BaseCommand):
         from skills.services import distill_due
 
         distill_due(workspace_id=workspace.pk)
+
+    def _labels(self, workspace: Workspace) -> None:
+        """The loop's human step, as a lead takes it in Review runs: a tool error the
+        run ended on is only a weak lead (labelled runs show that kind of evidence is
+        right less often than not), so the demo's failed runs start undiagnosed. A
+        seeded lead, `demo-lead`, labels up to `DEMO_LABELS` failed runs of each
+        failure the demo agents were built with, at the failing call, with a sentence
+        and a fix; modes and skills then rest on those labels and say so. Runs already
+        labelled are left as they are."""
+        from failures.labels import Author, label_save
+        from failures.models import RunLabel
+        from traces.demo import DEMO_AGENTS
+        from traces.models import Step
+
+        User = get_user_model()
+        lead, _ = User.objects.get_or_create(
+            username=DEMO_LEAD, defaults={"email": "lead@example.com", "first_name": "Demo lead"}
+        )
+        if lead.has_usable_password():
+            lead.set_unusable_password()  # a seeded author, not an account to sign in with
+            lead.save()
+        membership_set(workspace=workspace, user=lead, role=Role.LEAD, actor=None)
+        author = Author(user=lead)
+        for agent, spec in DEMO_AGENTS.items():
+            for tool, template, _, recovery in spec["modes"]:
+                what = template.split(":")[0].split(" (")[0].strip()
+                sentence = f"`{tool}` failed ({what}) and the run stopped there"
+                fix = (f"When `{tool}` fails with {what}, call `{recovery}` next, "
+                       "as the runs that got past it did")  # fmt: skip
+                steps = (
+                    Step.objects.filter(
+                        trace__workspace=workspace,
+                        trace__agent=agent,
+                        trace__status="failed",
+                        name=tool,
+                        kind="tool_call",
+                    )  # fmt: skip
+                    .exclude(error="")
+                    .select_related("trace")
+                    .order_by("trace__external_id")[:DEMO_LABELS]
+                )
+                labelled = set(
+                    RunLabel.objects.filter(workspace=workspace).values_list("trace_id", flat=True)
+                )
+                for step in steps:
+                    if step.trace_id not in labelled:
+                        label_save(
+                            workspace=workspace, trace=step.trace, step_index=step.index,
+                            category="tool_use.error_not_handled", sentence=sentence, fix=fix,
+                            author=author,
+                        )  # fmt: skip
 
     def _api_key(self, workspace: Workspace, user: Any, secret: str | None) -> str:
         if secret:
