@@ -22,7 +22,14 @@ from workspaces.models import Role
 from workspaces.requests import WorkspaceRequest
 
 from . import labels
-from .models import NOT_CAUSES, TRACE_LEVEL_INDEX, Incident, SkipReason, TraceAnalysis
+from .models import (
+    NOT_CAUSES,
+    TRACE_LEVEL_INDEX,
+    Incident,
+    IncidentKind,
+    SkipReason,
+    TraceAnalysis,
+)
 
 # Outputs longer than this are collapsed on the review page.
 LONG = 240
@@ -148,6 +155,10 @@ def _run_context(
     rows = _step_rows(trace.pk, marked)
     diagnosed = [i.step_index for i in incidents
                  if i.source != "human" and i.kind not in NOT_CAUSES and i.step_index >= 0]  # fmt: skip
+    # No cause: the step of a weak lead is where a lead most likely starts.
+    diagnosed = diagnosed or [
+        i.step_index for i in incidents if i.kind == IncidentKind.WEAK and i.step_index >= 0
+    ]
     twin = labels.successful_same_task(workspace=workspace, trace=trace)
     twin_calls: list[str] = []
     if twin is not None:

@@ -107,6 +107,19 @@ def test_a_kind_of_evidence_below_the_minimum_beyond_sampling_error_is_a_weak_le
         modes = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/failure-modes/")
         assert "1 failed run undiagnosed" in modes.content.decode()
         assert "(1 with a weak lead, shown on the run)" in modes.content.decode()
+        # In Review runs the label form starts at the weak lead's step, not the last.
+        closing = [*steps, {"kind": "assistant_message", "output": "I could not refund it."}]
+        ingest(tenant.workspace, [trace_payload("weak-3", status="failed", agent="payer",
+                                                steps=closing)])  # fmt: skip
+        weak_3 = Incident.objects.get(trace__external_id="weak-3")
+        assert weak_3.kind == IncidentKind.WEAK and weak_3.step_index == 1
+        review = (
+            tenant.client_for(tenant.lead)
+            .get(f"/w/{tenant.workspace.slug}/failures/review/{weak_3.trace_id}/")
+            .content.decode()
+        )
+        assert '<option value="1" selected>' in review
+        assert '<option value="2" selected>' not in review
         # A workspace that asks for less shows it as a cause.
         DiagnosisSettings.objects.create(workspace=tenant.workspace, min_precision=0.05)
         ingest(tenant.workspace, [trace_payload("weak-2", status="failed", agent="payer",
