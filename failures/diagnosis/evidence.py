@@ -23,6 +23,7 @@ is not gated.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 
 # HIVEMIND_EVIDENCE_PRECISION names another table of the same form: a team that
 # labelled its own runs can gate on what it measured.
+logger = logging.getLogger(__name__)
 PRECISION_FILE = Path(
     os.environ.get("HIVEMIND_EVIDENCE_PRECISION")
     or Path(__file__).with_name("evidence_precision.json")
@@ -104,7 +106,10 @@ def measured() -> dict[str, Measured]:
     """The shipped table: kind → hits and incidents on the labelled tune half."""
     try:
         data = json.loads(PRECISION_FILE.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
+        # Every kind is then unmeasured: shown as a cause, and said to be unmeasured.
+        logger.warning("evidence precision table %s not read (%s): no kind is gated",
+                       PRECISION_FILE, exc)  # fmt: skip
         return {}
     return {
         kind: Measured(kind, int(row.get("hits", 0)), int(row.get("incidents", 0)))

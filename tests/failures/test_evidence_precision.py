@@ -189,3 +189,13 @@ def test_a_run_that_went_on_talking_after_its_last_failed_call_did_not_end_on_it
     talked_on = Incident.objects.get(trace__external_id="talked-on")
     assert evidence.evidence_kind(closing.stats) == "error.ended"
     assert evidence.evidence_kind(talked_on.stats) == "error.midway"
+
+
+def test_an_unreadable_table_gates_nothing_and_says_so(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(evidence, "PRECISION_FILE", tmp_path / "missing.json")
+    evidence.measured.cache_clear()
+    with caplog.at_level("WARNING", logger="failures.diagnosis.evidence"):
+        assert evidence.measured() == {}
+    assert "missing.json not read" in caplog.text
+    assert evidence.too_weak({"method": "error", "ended": True}, 0.5) is None
+    assert evidence.precision_note({"method": "error"})["precision"] is None
