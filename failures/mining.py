@@ -75,7 +75,8 @@ DIAGNOSER_VERSION = (
     # 8: "assumed" is read from the agent's prose, not the code it wrote; an error ended a
     #    run only if at most one message followed it; a kind of evidence must reach the
     #    minimum precision (not merely not be below it beyond sampling error)
-    "offline-8"
+    # 9: a same-task divergence or failed check is signed by its tool or check, not values
+    "offline-9"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -725,6 +726,8 @@ def signature_of(
 
 
 _TIMES = re.compile(r"\b\d+ times\b")
+_COUNTED = re.compile(r"\bthe \d+ (?=most similar|similar)")
+_MORE_CHECKS = re.compile(r" \(\d+ more checks? failed\)$")
 
 
 def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozenset()) -> str:
@@ -739,7 +742,19 @@ def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozens
     if stats.get("method") == "error" and finding.error_text.strip():
         return error_gist(finding.error_text, boilerplate)
     if stats.get("method") == "divergence":
-        return finding.description.split(";", 1)[0]
+        # "…which none of the 3 most similar successful runs called": the count varies.
+        return _COUNTED.sub("the ", finding.description.split(";", 1)[0])
+    evidence = stats.get("evidence")
+    if evidence == "check":
+        # The same check failing is one failure, however many others failed with it.
+        return _MORE_CHECKS.sub("", finding.description)
+    if evidence == "same_task":
+        # The values and the runs compared with are the incident's, not the mode's.
+        if finding.category == "tool_use.wrong_arguments":
+            return f"called `{finding.tool}` with other arguments than successful runs of the same task"
+        return f"called `{finding.tool}`, which successful runs of the same task did not"
+    if evidence == "same_task_missing":
+        return f"never called `{finding.tool}`, which successful runs of the same task did"
     if stats.get("method") == "assumed":
         # The words differ from run to run; the failure is going on with invented data.
         return "went on with assumed or made-up data instead of what it could not get"

@@ -80,3 +80,35 @@ def test_mode_label_reads_tool_and_error():
         ["tool: pay | error: 429 rate limit | task: x"] * 2, ["pay", "pay"]
     )
     assert label == "pay: 429 rate limit"
+
+
+def test_one_wrong_call_or_failed_check_signs_alike_whatever_its_values():
+    """A mode is the failure, not the values of one run of it: two same-task
+    divergences on one tool, or one failed check with different company, sign
+    alike (and so cluster as one mode); other tools and checks do not."""
+    from failures.diagnosis.offline import Finding
+    from failures.mining import signature_of
+
+    def extra(tool: str, args: str, instead: str) -> Finding:
+        return Finding(
+            3, f"Called `{tool}` with {args}; the successful run of this task (1 run: a) did not;"
+            f" they called `{instead}`.", "tool_use.wrong_tool", [3], 0.9, tool,
+            stats={"evidence": "same_task", "successful_runs": 1},
+        )  # fmt: skip
+
+    def check(name: str, more: str) -> Finding:
+        return Finding(-1, f"`{name}` failed: the database did not end as expected{more}",
+                       "outcome.check_failed", [], 1.0, "", stats={"evidence": "check"})  # fmt: skip
+
+    def error_part(finding: Finding) -> str:
+        return embedding_text(signature_of(finding, "the task"))
+
+    a = extra("transfer_to_human_agents", 'summary="MMS fails"', "enable_roaming")
+    b = extra("transfer_to_human_agents", 'summary="no data abroad, line L2"', "refuel_data")
+    assert error_part(a) == error_part(b)
+    assert "successful runs of the same task did not" in error_part(a)
+    assert error_part(a) != error_part(extra("cancel_order", 'order_id="#W1"', "modify_order"))
+    assert error_part(check("db_match", "")) == error_part(
+        check("db_match", " (3 more checks failed)")
+    )
+    assert error_part(check("db_match", "")) != error_part(check("env_assertions", ""))
