@@ -807,6 +807,22 @@ def gate(
 
 def _why_skip(context: Context, evidence: list[Any]) -> str:
     tools = Counter(i.tool for i in context.incidents if i.tool)
+    kinds = {(i.stats or {}).get("evidence") for i in context.incidents}
+    if not evidence and kinds <= {"same_task", "same_task_missing"} and tools:
+        tool = tools.most_common(1)[0][0]
+        return (
+            f"Skipped: these runs differ from successful runs of the same task at `{tool}` "
+            "(each incident says how, with the values), but what decides the right call is in "
+            "each task, and no count over runs separates them. Label a few in Review runs with "
+            "the fix: a draft then rests on your words."
+        )
+    if not evidence and kinds == {"check"}:
+        return (
+            "Skipped: these runs share a failed check of the outcome, which says the result was "
+            "wrong, not which step made it so, and nothing else in them separates failed from "
+            "successful runs. Label a few in Review runs with the step and the fix: a draft "
+            "then rests on your words."
+        )
     if not evidence:
         return (
             "Skipped: nothing in these runs separates failed from successful runs by a 95% "

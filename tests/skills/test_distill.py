@@ -320,3 +320,22 @@ def test_a_leads_own_edit_is_flagged_and_a_clean_version_says_no_flags(tenant, m
         reverse("skill_detail", args=[tenant.workspace.slug, version.skill_id])
     )
     assert b"added" in page.content and b"no evidence" in page.content
+
+
+def test_a_skipped_mode_of_same_task_divergences_or_failed_checks_says_what_would_help():
+    """With no counted evidence, a mode of same-task divergences or of a failed check
+    is skipped with what it is and what would let a draft rest on something: labels."""
+    from failures.models import Incident
+    from skills.distill import Context, _why_skip
+
+    def context(stats: dict, tool: str) -> Context:
+        incidents = [Incident(tool=tool, stats=stats) for _ in range(5)]
+        return Context(mode=FailureMode(label="m"), incidents=incidents, similar_skills=[])
+
+    diverged = _why_skip(context({"evidence": "same_task"}, "transfer_to_human_agents"), [])
+    assert "successful runs of the same task at `transfer_to_human_agents`" in diverged
+    assert "Label a few in Review runs" in diverged
+    checked = _why_skip(context({"evidence": "check"}, ""), [])
+    assert "failed check of the outcome" in checked and "Label a few" in checked
+    other = _why_skip(context({"method": "error"}, "refund"), [])
+    assert "separates failed from successful runs" in other and "Label" not in other
