@@ -36,8 +36,16 @@ SORTS = {"started": "started_at", "steps": "step_count", "errors": "error_count"
          "status": "status", "agent": "agent"}  # fmt: skip
 
 
-def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> QuerySet[Trace]:
-    """A workspace's traces, newest first, narrowed by `filters`."""
+def trace_list(
+    *, workspace: Workspace, filters: TraceFilters | None = None, window: int | None = None
+) -> QuerySet[Trace]:
+    """A workspace's traces, newest first, narrowed by `filters`.
+
+    With `window` (a search listed newest first), only the newest `window` matches
+    are found: each index is read as a top-N (`_newest_matches`), so a word in most
+    runs costs what a page does, not a pass over every run it occurs in. The list's
+    page N asks for N pages' worth; its count, for one more than the cap it shows.
+    """
     f = filters or TraceFilters()
     qs = filter_given(
         Trace.objects.filter(workspace=workspace).annotate(
@@ -51,7 +59,9 @@ def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> 
         qs = qs.filter(Q(error_count__gt=0) | Q(incidents__isnull=False)).distinct()
     elif f.has_incidents is False:
         qs = qs.filter(error_count=0, incidents__isnull=True)
-    if f.q:
+    if f.q and window is not None and windowed(f):
+        qs = qs.filter(pk__in=_newest_matches(workspace, f, window))
+    elif f.q:
         # Words anywhere in the run: its task and ids, or any step's tool, input,
         # output or error (both through GIN indexes); an exact id as typed.
         # One set of trace ids from each index, then the traces by primary key (an OR
@@ -73,6 +83,44 @@ def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> 
     if f.sort.startswith("-") or not f.sort:
         return qs.order_by(F(order).desc(nulls_last=True), "-id")
     return qs.order_by(F(order).asc(nulls_last=True), "id")
+
+
+def windowed(filters: TraceFilters) -> bool:
+    """Whether a search can be read as the newest N matches: sorted newest first
+    (the order both indexes are read in), with filters the top-N can apply itself."""
+    return filters.sort in ("", "-started") and filters.has_incidents is None
+
+
+def _newest_matches(workspace: Workspace, f: TraceFilters, window: int) -> RawSQL:
+    """The ids of the newest `window` traces of the workspace that match `f.q`: the
+    newest `window` matching on the run itself (task, ids) and the newest `window`
+    with a matching step, merged. Each half is a top-N that the planner reads either
+    newest first, testing each run (a common word: a few runs in), or from the GIN
+    index (a rare word: its few matches), whichever its statistics say is cheaper.
+    The step half goes through its trace, so no other workspace's step is read."""
+    extra, narrow = "", []
+    for column, op, value in (("status", "=", f.status), ("agent", "=", f.agent),
+                              ("started_at", ">=", f.since), ("started_at", "<", f.until)):  # fmt: skip
+        if value:
+            extra += f" AND t.{column} {op} %s"
+            narrow.append(value)
+    words = "websearch_to_tsquery('simple', %s)"
+    sql = f"""
+        SELECT id FROM (
+            (SELECT t.id, t.started_at FROM traces_trace t
+             WHERE t.workspace_id = %s{extra} AND (t.search_vector @@ {words}
+                   OR t.external_id = %s OR t.session_id = %s)
+             ORDER BY t.started_at DESC, t.id DESC LIMIT %s)
+            UNION
+            (SELECT t.id, t.started_at FROM traces_trace t
+             WHERE t.workspace_id = %s{extra} AND EXISTS (
+                 SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND s.search_vector @@ {words})
+             ORDER BY t.started_at DESC, t.id DESC LIMIT %s)
+        ) matches ORDER BY started_at DESC, id DESC LIMIT %s
+    """
+    params = [workspace.pk, *narrow, f.q, f.q, f.q, window,
+              workspace.pk, *narrow, f.q, window, window]  # fmt: skip
+    return RawSQL(sql, params)
 
 
 def trace_agent_list(*, workspace: Workspace) -> list[str]:

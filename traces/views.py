@@ -21,6 +21,7 @@ from workspaces.requests import WorkspaceRequest
 from .forms import TraceFilterForm
 from .models import Trace
 from .selectors import (
+    TraceFilters,
     saved_view_get,
     saved_view_list,
     session_traces,
@@ -28,6 +29,7 @@ from .selectors import (
     trace_agent_list,
     trace_get,
     trace_list,
+    windowed,
 )
 from .services import saved_view_delete, saved_view_save
 
@@ -40,12 +42,28 @@ COLUMNS = [("status", "Status"), ("steps", "Steps"), ("errors", "Errors"), ("tok
 
 class SearchPaginator(Paginator):
     """A search counts its matches up to SEARCH_COUNT_CAP (the page says "more than"):
-    counting every trace a common word occurs in would cost more than the page."""
+    counting every trace a common word occurs in would cost more than the page. Where
+    the search can be read newest first (`selectors.windowed`), the count and each
+    page ask only for the newest matches they show."""
+
+    def __init__(self, workspace: Any, filters: TraceFilters, per_page: int) -> None:
+        self.workspace, self.filters = workspace, filters
+        super().__init__(trace_list(workspace=workspace, filters=filters), per_page)
+
+    def _window(self, size: int) -> QuerySet[Trace]:
+        if not windowed(self.filters):
+            return cast(QuerySet[Trace], self.object_list)
+        return trace_list(workspace=self.workspace, filters=self.filters, window=size)
 
     @cached_property
     def count(self) -> int:
-        matches = cast(QuerySet[Trace], self.object_list)
-        return matches[: SEARCH_COUNT_CAP + 1].count()
+        return self._window(SEARCH_COUNT_CAP + 1)[: SEARCH_COUNT_CAP + 1].count()
+
+    def page(self, number: Any) -> Any:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        return self._get_page(self._window(top)[bottom:top], number, self)
 
 
 @require_GET
@@ -62,7 +80,11 @@ def _list_context(request: WorkspaceRequest, params: QueryDict) -> dict[str, Any
     form = TraceFilterForm(params, agents=trace_agent_list(workspace=workspace))
     filters = form.filters()
     traces = trace_list(workspace=workspace, filters=filters)
-    paginator = (SearchPaginator if filters.q else Paginator)(traces, PAGE_SIZE)
+    paginator = (
+        SearchPaginator(workspace, filters, PAGE_SIZE)
+        if filters.q
+        else Paginator(traces, PAGE_SIZE)
+    )
     page = paginator.get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)

@@ -86,3 +86,43 @@ def test_the_agent_list_is_each_agent_once_in_order_and_only_this_workspaces(ten
     )  # fmt: skip
     assert trace_agent_list(workspace=tenant.workspace) == expected
     assert len(expected) == 4 and "elsewhere" not in expected
+
+
+def test_a_search_read_as_its_newest_matches_lists_and_counts_what_the_full_search_does(
+    tenant, monkeypatch
+):
+    """The list reads a search as its newest N matches (one top-N per index); the
+    pages and the capped count are the same as the whole search's, with filters."""
+    from traces import views
+
+    words = ["refund", "other", "refund later", "nothing"]
+    ingest(tenant.workspace, [
+        trace_payload(
+            f"w-{i:03d}", agent="a" if i % 3 else "b", status="failed" if i % 2 else "succeeded",
+            task=f"Task {i}" + (" about a refund" if i % 7 == 0 else ""),
+            started_at=f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            steps=[{"kind": "tool_call", "name": "lookup", "input": {"n": i},
+                    "output": {"text": words[i % 4]}}],
+        ) for i in range(90)
+    ])  # fmt: skip
+    for filters in ({"q": "refund"}, {"q": "refund", "agent": "a"},
+                    {"q": "refund", "status": "failed"}, {"q": "w-007"}, {"q": "hovercraft"},
+                    {"q": "refund", "sort": "-started"}):  # fmt: skip
+        f = TraceFilters(**filters)
+        whole = list(trace_list(workspace=tenant.workspace, filters=f).values_list("pk", flat=True))
+        for window in (1, 5, 12, 200):
+            part = trace_list(workspace=tenant.workspace, filters=f, window=window)
+            assert list(part.values_list("pk", flat=True)) == whole[:window], (filters, window)
+    monkeypatch.setattr(views, "PAGE_SIZE", 5)
+    monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 12)
+    client = tenant.client_for(tenant.viewer)
+    url = reverse("trace_list", args=[tenant.workspace.slug])
+    whole = list(trace_list(workspace=tenant.workspace, filters=TraceFilters(q="refund")))
+    assert len(whole) > 12
+    page = client.get(url, {"q": "refund", "page": 2}).context["page"]
+    assert [t.pk for t in page.object_list] == [t.pk for t in whole[5:10]]
+    assert page.paginator.count == 13  # the cap and one more: "more than 12"
+    assert client.get(url, {"q": "refund", "page": 3}).context["capped"]
+    narrow = client.get(url, {"q": "refund", "agent": "b"}).context["page"]
+    expected = trace_list(workspace=tenant.workspace, filters=TraceFilters(q="refund", agent="b"))
+    assert narrow.paginator.count == min(expected.count(), 13)
