@@ -222,6 +222,7 @@ def _queries(workspace, count: int) -> list[str]:  # type: ignore[no-untyped-def
     for text in (
         Incident.objects.filter(workspace=workspace)
         .exclude(error_text="")
+        .order_by()  # distinct texts, not distinct (text, ordering) pairs of the copies
         .values_list("error_text", flat=True)
         .distinct()[:20_000]
     ):
