@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import ExpressionWrapper, F, Q, QuerySet
 from django.db.models import fields as model_fields
 from django.db.models.expressions import RawSQL
@@ -37,14 +37,20 @@ SORTS = {"started": "started_at", "steps": "step_count", "errors": "error_count"
 
 
 def trace_list(
-    *, workspace: Workspace, filters: TraceFilters | None = None, window: int | None = None
+    *,
+    workspace: Workspace,
+    filters: TraceFilters | None = None,
+    window: int | None = None,
+    probe: SearchProbe | None = None,
 ) -> QuerySet[Trace]:
     """A workspace's traces, newest first, narrowed by `filters`.
 
-    With `window` (a search listed newest first), only the newest `window` matches
-    are found: each index is read as a top-N (`_newest_matches`), so a word in most
-    runs costs what a page does, not a pass over every run it occurs in. The list's
-    page N asks for N pages' worth; its count, for one more than the cap it shows.
+    A search can be given what `trace_search_probe` found: with every match read
+    (a rare word), the traces are those ids; otherwise, with `window` (a search
+    listed newest first), only the newest `window` matches are found, each index
+    read as a top-N (`_newest_matches`), so a word in most runs costs what a page
+    does, not a pass over every run it occurs in. The list's page N asks for N
+    pages' worth; its count, for one more than the cap it shows.
     """
     f = filters or TraceFilters()
     qs = filter_given(
@@ -59,8 +65,11 @@ def trace_list(
         qs = qs.filter(Q(error_count__gt=0) | Q(incidents__isnull=False)).distinct()
     elif f.has_incidents is False:
         qs = qs.filter(error_count=0, incidents__isnull=True)
-    if f.q and window is not None and windowed(f):
-        qs = qs.filter(pk__in=_newest_matches(workspace, f, window))
+    if f.q and probe is not None and probe.ids is not None:
+        qs = qs.filter(pk__in=probe.ids)
+    elif f.q and window is not None and windowed(f):
+        task_ids = probe.task_ids if probe is not None else None
+        qs = qs.filter(pk__in=_newest_matches(workspace, f, window, task_ids))
     elif f.q:
         # Words anywhere in the run: its task and ids, or any step's tool, input,
         # output or error (both through GIN indexes); an exact id as typed.
@@ -91,35 +100,103 @@ def windowed(filters: TraceFilters) -> bool:
     return filters.sort in ("", "-started") and filters.has_incidents is None
 
 
-def _newest_matches(workspace: Workspace, f: TraceFilters, window: int) -> RawSQL:
-    """The ids of the newest `window` traces of the workspace that match `f.q`: the
-    newest `window` matching on the run itself (task, ids) and the newest `window`
-    with a matching step, merged. Each half is a top-N that the planner reads either
-    newest first, testing each run (a common word: a few runs in), or from the GIN
-    index (a rare word: its few matches), whichever its statistics say is cheaper.
-    The step half goes through its trace, so no other workspace's step is read."""
+def _narrowing(f: TraceFilters) -> tuple[str, list[Any]]:
+    """The list's own filters as SQL on `t` (the trace), for the search's queries."""
     extra, narrow = "", []
     for column, op, value in (("status", "=", f.status), ("agent", "=", f.agent),
                               ("started_at", ">=", f.since), ("started_at", "<", f.until)):  # fmt: skip
         if value:
             extra += f" AND t.{column} {op} %s"
             narrow.append(value)
-    words = "websearch_to_tsquery('simple', %s)"
+    return extra, narrow
+
+
+_WORDS = "websearch_to_tsquery('simple', %s)"
+# How much of each index a search reads before it takes a word as common.
+PROBE_STEPS = 20_000
+PROBE_TRACES = 5_000
+
+
+@dataclass(frozen=True)
+class SearchProbe:
+    """What a search's first read of the two indexes found (`trace_search_probe`)."""
+
+    ids: list[int] | None  # every matching trace (the list's filters applied), if all were read
+    at_least: int  # matching traces seen: their number, or a lower bound when ids is None
+    task_ids: list[int] | None  # the traces matching on the run itself, if all were read
+
+
+def trace_search_probe(*, workspace: Workspace, filters: TraceFilters) -> SearchProbe:
+    """Read up to PROBE_STEPS matching steps and PROBE_TRACES matching runs from the
+    GIN indexes (bitmap scans only: the planner's guess of how common a word or a
+    two-word phrase is can be off a hundredfold, and a guess that it is common
+    would walk every run of the workspace). A rare word is then read whole; a
+    common one is known to be common, and its page is read newest first."""
+    extra, narrow = _narrowing(filters)
+    q = filters.q
+    with transaction.atomic(), connection.cursor() as cursor:
+        # (Disabled plan types cost "infinity" to the planner, which would then
+        # JIT-compile the query: seconds, for a read of milliseconds.)
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            f"SELECT s.trace_id FROM traces_step s WHERE s.search_vector @@ {_WORDS} LIMIT %s",
+            [q, PROBE_STEPS + 1],
+        )
+        steps = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            f"""
+            SELECT t.id FROM traces_trace t WHERE t.workspace_id = %s{extra} AND (
+                t.search_vector @@ {_WORDS} OR t.external_id = %s OR t.session_id = %s)
+            LIMIT %s
+            """,
+            [workspace.pk, *narrow, q, q, q, PROBE_TRACES + 1],
+        )
+        tasks = [row[0] for row in cursor.fetchall()]
+        # The steps' traces that are this workspace's and pass the list's filters.
+        cursor.execute(
+            f"SELECT t.id FROM traces_trace t WHERE t.id = ANY(%s) AND t.workspace_id = %s{extra}",
+            [sorted(set(steps)), workspace.pk, *narrow],
+        )
+        found = {row[0] for row in cursor.fetchall()} | set(tasks)
+        # Within a caller's transaction the settings would outlive this read.
+        cursor.execute("SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = on")
+        cursor.execute("SET LOCAL jit = on")
+    whole = len(steps) <= PROBE_STEPS and len(tasks) <= PROBE_TRACES
+    return SearchProbe(
+        ids=sorted(found) if whole else None,
+        at_least=len(found),
+        task_ids=tasks if len(tasks) <= PROBE_TRACES else None,
+    )
+
+
+def _newest_matches(
+    workspace: Workspace, f: TraceFilters, window: int, task_ids: list[int] | None = None
+) -> RawSQL:
+    """The ids of the newest `window` traces of the workspace that match `f.q`: the
+    newest `window` matching on the run itself (task, ids; or among `task_ids`, when
+    the probe read them all) and the newest `window` with a matching step, merged.
+    Each half is a top-N read newest first; the step half goes through its trace,
+    so no other workspace's step is read."""
+    extra, narrow = _narrowing(f)
+    if task_ids is not None:
+        own = "t.id = ANY(%s)"
+        own_params: list[Any] = [task_ids]
+    else:
+        own = f"t.workspace_id = %s{extra} AND (t.search_vector @@ {_WORDS} OR t.external_id = %s OR t.session_id = %s)"
+        own_params = [workspace.pk, *narrow, f.q, f.q, f.q]
     sql = f"""
         SELECT id FROM (
-            (SELECT t.id, t.started_at FROM traces_trace t
-             WHERE t.workspace_id = %s{extra} AND (t.search_vector @@ {words}
-                   OR t.external_id = %s OR t.session_id = %s)
+            (SELECT t.id, t.started_at FROM traces_trace t WHERE {own}
              ORDER BY t.started_at DESC, t.id DESC LIMIT %s)
             UNION
             (SELECT t.id, t.started_at FROM traces_trace t
              WHERE t.workspace_id = %s{extra} AND EXISTS (
-                 SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND s.search_vector @@ {words})
+                 SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND s.search_vector @@ {_WORDS})
              ORDER BY t.started_at DESC, t.id DESC LIMIT %s)
         ) matches ORDER BY started_at DESC, id DESC LIMIT %s
     """
-    params = [workspace.pk, *narrow, f.q, f.q, f.q, window,
-              workspace.pk, *narrow, f.q, window, window]  # fmt: skip
+    params = [*own_params, window, workspace.pk, *narrow, f.q, window, window]
     return RawSQL(sql, params)
 
 

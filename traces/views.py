@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -21,6 +22,7 @@ from workspaces.requests import WorkspaceRequest
 from .forms import TraceFilterForm
 from .models import Trace
 from .selectors import (
+    SearchProbe,
     TraceFilters,
     saved_view_get,
     saved_view_list,
@@ -29,6 +31,7 @@ from .selectors import (
     trace_agent_list,
     trace_get,
     trace_list,
+    trace_search_probe,
     windowed,
 )
 from .services import saved_view_delete, saved_view_save
@@ -42,28 +45,48 @@ COLUMNS = [("status", "Status"), ("steps", "Steps"), ("errors", "Errors"), ("tok
 
 class SearchPaginator(Paginator):
     """A search counts its matches up to SEARCH_COUNT_CAP (the page says "more than"):
-    counting every trace a common word occurs in would cost more than the page. Where
-    the search can be read newest first (`selectors.windowed`), the count and each
-    page ask only for the newest matches they show."""
+    counting every trace a common word occurs in would cost more than the page.
+    A first read of the indexes (`selectors.trace_search_probe`) tells a rare word,
+    read whole, from a common one, whose page is read newest first; the count is
+    then known to pass the cap."""
 
     def __init__(self, workspace: Any, filters: TraceFilters, per_page: int) -> None:
         self.workspace, self.filters = workspace, filters
         super().__init__(trace_list(workspace=workspace, filters=filters), per_page)
 
-    def _window(self, size: int) -> QuerySet[Trace]:
-        if not windowed(self.filters):
+    @cached_property
+    def probe(self) -> SearchProbe:
+        return trace_search_probe(workspace=self.workspace, filters=self.filters)
+
+    def _matches(self, window: int) -> QuerySet[Trace]:
+        if self.probe.ids is None and not windowed(self.filters):
             return cast(QuerySet[Trace], self.object_list)
-        return trace_list(workspace=self.workspace, filters=self.filters, window=size)
+        return trace_list(
+            workspace=self.workspace, filters=self.filters, window=window, probe=self.probe
+        )
 
     @cached_property
     def count(self) -> int:
-        return self._window(SEARCH_COUNT_CAP + 1)[: SEARCH_COUNT_CAP + 1].count()
+        if self.probe.ids is not None:
+            return min(len(self.probe.ids), SEARCH_COUNT_CAP + 1)
+        if self.probe.at_least > SEARCH_COUNT_CAP:
+            return SEARCH_COUNT_CAP + 1
+        return self._matches(SEARCH_COUNT_CAP + 1)[: SEARCH_COUNT_CAP + 1].count()
 
     def page(self, number: Any) -> Any:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
-        return self._get_page(self._window(top)[bottom:top], number, self)
+        matches = self._matches(top)
+        if self.probe.ids is not None or not windowed(self.filters):
+            return self._get_page(matches[bottom:top], number, self)
+        # A common word: its newest runs are found by walking the runs newest first
+        # (a bitmap of every matching step would be the whole index).
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off")
+            rows = list(matches[bottom:top])
+            cursor.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL jit = on")
+        return self._get_page(rows, number, self)
 
 
 @require_GET

@@ -93,7 +93,7 @@ def test_a_search_read_as_its_newest_matches_lists_and_counts_what_the_full_sear
 ):
     """The list reads a search as its newest N matches (one top-N per index); the
     pages and the capped count are the same as the whole search's, with filters."""
-    from traces import views
+    from traces import selectors, views
 
     words = ["refund", "other", "refund later", "nothing"]
     ingest(tenant.workspace, [
@@ -119,10 +119,21 @@ def test_a_search_read_as_its_newest_matches_lists_and_counts_what_the_full_sear
     url = reverse("trace_list", args=[tenant.workspace.slug])
     whole = list(trace_list(workspace=tenant.workspace, filters=TraceFilters(q="refund")))
     assert len(whole) > 12
-    page = client.get(url, {"q": "refund", "page": 2}).context["page"]
-    assert [t.pk for t in page.object_list] == [t.pk for t in whole[5:10]]
-    assert page.paginator.count == 13  # the cap and one more: "more than 12"
-    assert client.get(url, {"q": "refund", "page": 3}).context["capped"]
-    narrow = client.get(url, {"q": "refund", "agent": "b"}).context["page"]
-    expected = trace_list(workspace=tenant.workspace, filters=TraceFilters(q="refund", agent="b"))
-    assert narrow.paginator.count == min(expected.count(), 13)
+    # A rare word (the probe reads every match) and a common one (it stops early:
+    # the page is read newest first, the count from the window or the probe).
+    for probe_steps, probe_traces, common in ((20_000, 5_000, False), (3, 2, True), (30, 40, True)):
+        monkeypatch.setattr(selectors, "PROBE_STEPS", probe_steps)
+        monkeypatch.setattr(selectors, "PROBE_TRACES", probe_traces)
+        page = client.get(url, {"q": "refund", "page": 2}).context["page"]
+        assert (page.paginator.probe.ids is None) == common
+        assert [t.pk for t in page.object_list] == [t.pk for t in whole[5:10]]
+        assert page.paginator.count == 13  # the cap and one more: "more than 12"
+        assert client.get(url, {"q": "refund", "page": 3}).context["capped"]
+        narrow = client.get(url, {"q": "refund", "agent": "b", "page": 2}).context["page"]
+        expected = list(
+            trace_list(workspace=tenant.workspace, filters=TraceFilters(q="refund", agent="b"))
+        )
+        assert narrow.paginator.count == min(len(expected), 13)
+        assert [t.pk for t in narrow.object_list] == [t.pk for t in expected[5:10]]
+        by_steps = client.get(url, {"q": "refund", "sort": "-steps"}).context["page"]
+        assert by_steps.paginator.count == 13
