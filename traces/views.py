@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse, QueryDict
@@ -79,14 +79,14 @@ class SearchPaginator(Paginator):
         top = bottom + self.per_page
         matches = self._matches(top)
         if self.probe.ids is not None or not windowed(self.filters):
-            return self._get_page(matches[bottom:top], number, self)
+            return Page(matches[bottom:top], number, self)
         # A common word: its newest runs are found by walking the runs newest first
         # (a bitmap of every matching step would be the whole index).
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off")
             rows = list(matches[bottom:top])
             cursor.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL jit = on")
-        return self._get_page(rows, number, self)
+        return Page(rows, number, self)
 
 
 @require_GET
