@@ -29,6 +29,12 @@ class TraceFilters:
     # A column of SORTS, "-" first for descending; empty: newest first.
     sort: str = ""
 
+    @property
+    def windowed(self) -> bool:
+        """Whether a search can be read as the newest N matches: sorted newest first
+        (the order both indexes are read in), with filters the top-N can apply itself."""
+        return self.sort in ("", "-started") and self.has_incidents is None
+
 
 # The trace list's sortable columns → the field each sorts by.
 SORTS = {"started": "started_at", "steps": "step_count", "errors": "error_count",
@@ -67,7 +73,7 @@ def trace_list(
         qs = qs.filter(error_count=0, incidents__isnull=True)
     if f.q and probe is not None and probe.ids is not None:
         qs = qs.filter(pk__in=probe.ids)
-    elif f.q and window is not None and windowed(f):
+    elif f.q and window is not None and f.windowed:
         task_ids = probe.task_ids if probe is not None else None
         qs = qs.filter(pk__in=_newest_matches(workspace, f, window, task_ids))
     elif f.q:
@@ -92,12 +98,6 @@ def trace_list(
     if f.sort.startswith("-") or not f.sort:
         return qs.order_by(F(order).desc(nulls_last=True), "-id")
     return qs.order_by(F(order).asc(nulls_last=True), "id")
-
-
-def windowed(filters: TraceFilters) -> bool:
-    """Whether a search can be read as the newest N matches: sorted newest first
-    (the order both indexes are read in), with filters the top-N can apply itself."""
-    return filters.sort in ("", "-started") and filters.has_incidents is None
 
 
 def _narrowing(f: TraceFilters) -> tuple[str, list[Any]]:

@@ -32,7 +32,6 @@ from .selectors import (
     trace_get,
     trace_list,
     trace_search_probe,
-    windowed,
 )
 from .services import saved_view_delete, saved_view_save
 
@@ -59,7 +58,7 @@ class SearchPaginator(Paginator):
         return trace_search_probe(workspace=self.workspace, filters=self.filters)
 
     def _matches(self, window: int) -> QuerySet[Trace]:
-        if self.probe.ids is None and not windowed(self.filters):
+        if self.probe.ids is None and not self.filters.windowed:
             return cast(QuerySet[Trace], self.object_list)
         return trace_list(
             workspace=self.workspace, filters=self.filters, window=window, probe=self.probe
@@ -78,7 +77,7 @@ class SearchPaginator(Paginator):
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         matches = self._matches(top)
-        if self.probe.ids is not None or not windowed(self.filters):
+        if self.probe.ids is not None or not self.filters.windowed:
             return Page(matches[bottom:top], number, self)
         # A common word: its newest runs are found by walking the runs newest first
         # (a bitmap of every matching step would be the whole index).
