@@ -14,7 +14,18 @@ PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta
 
 
 class TraceFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search", max_length=200)
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": 'words, "a phrase", -word',
+                "title": "Words anywhere in a run (its task, ids, any step's tool, input, "
+                "output or error); a quoted phrase within one step; -word in none.",
+            }
+        ),
+    )
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *TraceStatus.choices])
     agent = forms.ChoiceField(required=False, choices=[("", "Any agent")])
     period = forms.ChoiceField(

@@ -114,8 +114,9 @@ class Step(models.Model):
     tokens = models.PositiveIntegerField(null=True, blank=True)
     # The step this one ran inside (a subagent's calls, a child span).
     parent_index = models.PositiveIntegerField(null=True, blank=True)
-    # Trace search reads the words of a step through a GIN index (selectors.trace_list):
-    # its tool, input, output and error, the first SEARCH_CHARS characters of each.
+    # The words of a step: its tool, input, output and error, the first SEARCH_CHARS
+    # characters of each. Trace search finds runs by TraceWords (all their steps'
+    # words) and checks a phrase against these, step by step.
     search_vector = models.GeneratedField(
         expression=SearchVector(
             "name",
@@ -134,7 +135,6 @@ class Step(models.Model):
             # Steps are matched by index on re-ingest, never duplicated.
             models.UniqueConstraint(fields=["trace", "index"], name="step_unique_index")
         ]
-        indexes = [GinIndex(fields=["search_vector"], name="step_search_vector_gin")]
 
     def __str__(self) -> str:
         return f"{self.trace_id}#{self.index} {self.kind}"
@@ -142,6 +142,40 @@ class Step(models.Model):
     @property
     def is_error(self) -> bool:
         return bool(self.error) or self.kind == StepKind.ERROR
+
+
+class TraceWords(models.Model):
+    """Every word of one run, for the trace list's search: its task and ids and each
+    step's tool, input, output and error (their search vectors' lexemes, without
+    positions). One GIN index over runs finds a word's runs without reading its
+    steps; the narrow row (the words are stored out of line) lets the newest
+    matches be sorted without visiting the traces.
+
+    Kept by triggers in the database (migration 0014): every statement that writes
+    traces or steps (the set-based ingest, OTLP, transcripts, the ORM) rewrites the
+    rows of the runs it touched, so no writer can leave it stale. The text is
+    capped at about 500 KB a run (steps after that add nothing)."""
+
+    trace = models.OneToOneField(
+        Trace, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    started_at = models.DateTimeField()
+    words = SearchVectorField()
+
+    class Meta:
+        indexes = [
+            GinIndex(fields=["words"], name="trace_words_gin"),
+            # The newest matches of a common word: runs walked newest first.
+            models.Index(
+                fields=["workspace", "-started_at", "-trace"], name="trace_words_ws_started"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"words of trace {self.trace_id}"
 
 
 class Outcome(models.Model):

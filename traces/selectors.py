@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,21 +43,13 @@ SORTS = {"started": "started_at", "steps": "step_count", "errors": "error_count"
          "status": "status", "agent": "agent"}  # fmt: skip
 
 
-def trace_list(
-    *,
-    workspace: Workspace,
-    filters: TraceFilters | None = None,
-    window: int | None = None,
-    probe: SearchProbe | None = None,
-) -> QuerySet[Trace]:
-    """A workspace's traces, newest first, narrowed by `filters`.
+def trace_list(*, workspace: Workspace, filters: TraceFilters | None = None) -> QuerySet[Trace]:
+    """A workspace's traces, sorted and narrowed by `filters`.
 
-    A search can be given what `trace_search_probe` found: with every match read
-    (a rare word), the traces are those ids; otherwise, with `window` (a search
-    listed newest first), only the newest `window` matches are found, each index
-    read as a top-N (`_newest_matches`), so a word in most runs costs what a page
-    does, not a pass over every run it occurs in. The list's page N asks for N
-    pages' worth; its count, for one more than the cap it shows.
+    A search keeps the runs that contain its words (`_search_words`), and the runs
+    whose id or session id it is. This reads every match, in whatever order the
+    list is sorted by; the list page reads a search sorted newest first through
+    `trace_search`, which does not.
     """
     f = filters or TraceFilters()
     qs = filter_given(
@@ -71,28 +64,17 @@ def trace_list(
         qs = qs.filter(Q(error_count__gt=0) | Q(incidents__isnull=False)).distinct()
     elif f.has_incidents is False:
         qs = qs.filter(error_count=0, incidents__isnull=True)
-    if f.q and probe is not None and probe.ids is not None:
-        qs = qs.filter(pk__in=probe.ids)
-    elif f.q and window is not None and f.windowed:
-        task_ids = probe.task_ids if probe is not None else None
-        qs = qs.filter(pk__in=_newest_matches(workspace, f, window, task_ids))
-    elif f.q:
-        # Words anywhere in the run: its task and ids, or any step's tool, input,
-        # output or error (both through GIN indexes); an exact id as typed.
-        # One set of trace ids from each index, then the traces by primary key (an OR
-        # across the two tables would scan every trace of the workspace). The step
-        # side is not joined to its trace: the workspace filter above keeps a match
-        # in another workspace out.
+    if f.q:
+        words = _search_words(f.q)
+        where, params = _words_where(words)
         qs = qs.filter(pk__in=RawSQL(
-            """
-            SELECT t.id FROM traces_trace t WHERE t.workspace_id = %s AND (
-                t.search_vector @@ websearch_to_tsquery('simple', %s)
-                OR t.external_id = %s OR t.session_id = %s)
+            f"""
+            SELECT d.trace_id FROM traces_tracewords d WHERE d.workspace_id = %s AND {where}
             UNION
-            SELECT s.trace_id FROM traces_step s
-            WHERE s.search_vector @@ websearch_to_tsquery('simple', %s)
+            SELECT t.id FROM traces_trace t
+            WHERE t.workspace_id = %s AND (t.external_id = %s OR t.session_id = %s)
             """,
-            [workspace.pk, f.q, f.q, f.q, f.q],
+            [workspace.pk, *params, workspace.pk, f.q, f.q],
         ))  # fmt: skip
     order = SORTS.get(f.sort.lstrip("-"), "started_at")
     if f.sort.startswith("-") or not f.sort:
@@ -100,104 +82,162 @@ def trace_list(
     return qs.order_by(F(order).asc(nulls_last=True), "id")
 
 
-def _narrowing(f: TraceFilters) -> tuple[str, list[Any]]:
-    """The list's own filters as SQL on `t` (the trace), for the search's queries."""
-    extra, narrow = "", []
-    for column, op, value in (("status", "=", f.status), ("agent", "=", f.agent),
-                              ("started_at", ">=", f.since), ("started_at", "<", f.until)):  # fmt: skip
+@dataclass(frozen=True)
+class _Words:
+    """A search as PostgreSQL reads it (`websearch_to_tsquery`, the `simple`
+    configuration the search vectors use)."""
+
+    exact: str  # the query (tsquery text); empty when it holds no word
+    # What a run's words (traces_tracewords) are matched with: the query itself, or
+    # for a phrase its words in any order (then `exact` is checked step by step).
+    runs: str
+    phrase: bool
+
+
+# A quoted lexeme, or a phrase operator (<->, <N>) between two.
+_TSQUERY_PARTS = re.compile(r"'(?:[^']|'')*'|<(?:-|\d+)>")
+
+
+def _search_words(text: str) -> _Words:
+    """Unquoted words match a run that has them anywhere: its task, its ids or any
+    step's tool, input, output or error. A phrase (quoted, or a word the search
+    splits, such as `order_id`) matches within one step, or the task."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT q::text, querytree(q) FROM websearch_to_tsquery('simple', %s) AS q", [text]
+        )
+        exact, indexable = cursor.fetchone()
+    phrase = any(m.group(0).startswith("<") for m in _TSQUERY_PARTS.finditer(exact))
+    if not phrase:
+        return _Words(exact=exact, runs=exact, phrase=False)
+    # The phrase's words, in any order: every run with the phrase has them. (The
+    # indexable part leaves out negations, which a run could satisfy elsewhere.)
+    runs = _TSQUERY_PARTS.sub(
+        lambda m: " & " if m.group(0).startswith("<") else m.group(0), indexable
+    )
+    return _Words(exact=exact, runs="" if runs.strip() == "T" else runs, phrase=True)
+
+
+def _words_where(words: _Words) -> tuple[str, list[Any]]:
+    """SQL on `d` (a run's words) for the runs a search matches."""
+    if not words.exact:
+        return "false", []
+    where, params = [], []
+    if words.runs:
+        where.append("d.words @@ %s::tsquery")
+        params.append(words.runs)
+    if words.phrase:
+        where.append(
+            "(EXISTS (SELECT 1 FROM traces_step s WHERE s.trace_id = d.trace_id"
+            " AND s.search_vector @@ %s::tsquery) OR EXISTS (SELECT 1 FROM traces_trace o"
+            " WHERE o.id = d.trace_id AND o.search_vector @@ %s::tsquery))"
+        )
+        params += [words.exact, words.exact]
+    return " AND ".join(where), params
+
+
+def _narrowing(f: TraceFilters) -> tuple[str, str, list[Any]]:
+    """The list's own filters on `d` (a run's words; its trace `t` joined when a
+    filter needs it): a join and a condition, for the search's queries."""
+    join, where, params = "", "", []
+    if f.status or f.agent:
+        join = " JOIN traces_trace t ON t.id = d.trace_id"
+    for column, op, value in (("t.status", "=", f.status), ("t.agent", "=", f.agent),
+                              ("d.started_at", ">=", f.since), ("d.started_at", "<", f.until)):  # fmt: skip
         if value:
-            extra += f" AND t.{column} {op} %s"
-            narrow.append(value)
-    return extra, narrow
+            where += f" AND {column} {op} %s"
+            params.append(value)
+    return join, where, params
 
 
-_WORDS = "websearch_to_tsquery('simple', %s)"
-# How much of each index a search reads before it takes a word as common.
-PROBE_STEPS = 20_000
-PROBE_TRACES = 5_000
+# How many of the newest runs a search reads first (`trace_search`).
+RECENT_RUNS = 20_000
 
 
 @dataclass(frozen=True)
-class SearchProbe:
-    """What a search's first read of the two indexes found (`trace_search_probe`)."""
+class TraceSearch:
+    """What the list shows of a search sorted newest first (`trace_search`)."""
 
-    ids: list[int] | None  # every matching trace (the list's filters applied), if all were read
-    at_least: int  # matching traces seen: their number, or a lower bound when ids is None
-    task_ids: list[int] | None  # the traces matching on the run itself, if all were read
+    ids: list[int]  # the newest matches, newest first, at most the window asked for
+    count: int  # matches, at most cap + 1
+    from_recent: bool  # whether the newest runs held the page and the count
 
 
-def trace_search_probe(*, workspace: Workspace, filters: TraceFilters) -> SearchProbe:
-    """Read up to PROBE_STEPS matching steps and PROBE_TRACES matching runs from the
-    GIN indexes (bitmap scans only: the planner's guess of how common a word or a
-    two-word phrase is can be off a hundredfold, and a guess that it is common
-    would walk every run of the workspace). A rare word is then read whole; a
-    common one is known to be common, and its page is read newest first."""
-    extra, narrow = _narrowing(filters)
-    q = filters.q
+def trace_search(
+    *, workspace: Workspace, filters: TraceFilters, window: int, cap: int
+) -> TraceSearch:
+    """The newest `window` runs matching a search and their number up to `cap` + 1,
+    without sorting or counting every match: a word in half a million runs costs
+    what a rare one does.
+
+    The newest RECENT_RUNS runs are read first, newest first (one index, each
+    run's words in its row). A word common among them is done there: its page and
+    its count (past the cap) are in them. Otherwise its runs come from the GIN
+    index over runs' words (a bitmap: every match, sorted by time as a top-N), which
+    is cheap because the word is rare in recent runs. A run whose id or session id
+    is the query matches too.
+    """
+    words = _search_words(filters.q)
+    where, params = _words_where(words)
+    join, narrow, narrow_params = _narrowing(filters)
+    base = f"traces_tracewords d{join} WHERE d.workspace_id = %s{narrow}"
+    base_params = [workspace.pk, *narrow_params]
+    t_narrow = narrow.replace("d.started_at", "t.started_at")
     with transaction.atomic(), connection.cursor() as cursor:
-        # (Disabled plan types cost "infinity" to the planner, which would then
-        # JIT-compile the query: seconds, for a read of milliseconds.)
-        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+        # Disabled plan types cost "infinity" to the planner, which would then
+        # JIT-compile the query: seconds, for a read of milliseconds.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(
-            f"SELECT s.trace_id FROM traces_step s WHERE s.search_vector @@ {_WORDS} LIMIT %s",
-            [q, PROBE_STEPS + 1],
+            f"SELECT t.id, t.started_at FROM traces_trace t WHERE t.workspace_id = %s{t_narrow}"
+            " AND (t.external_id = %s OR t.session_id = %s) ORDER BY t.started_at DESC, t.id DESC"
+            " LIMIT %s",
+            [*base_params, filters.q, filters.q, cap + 1],
         )
-        steps = [row[0] for row in cursor.fetchall()]
+        by_id = cursor.fetchall()
+        # The newest runs, walked newest first (no bitmap: that would read every match).
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(
             f"""
-            SELECT t.id FROM traces_trace t WHERE t.workspace_id = %s{extra} AND (
-                t.search_vector @@ {_WORDS} OR t.external_id = %s OR t.session_id = %s)
-            LIMIT %s
+            SELECT d.trace_id, d.started_at FROM (
+                SELECT d.trace_id, d.started_at, d.words FROM {base}
+                ORDER BY d.started_at DESC, d.trace_id DESC LIMIT %s) d
+            WHERE {where} LIMIT %s
             """,
-            [workspace.pk, *narrow, q, q, q, PROBE_TRACES + 1],
+            [*base_params, RECENT_RUNS, *params, max(cap + 1, window)],
         )
-        tasks = [row[0] for row in cursor.fetchall()]
-        # The steps' traces that are this workspace's and pass the list's filters.
-        cursor.execute(
-            f"SELECT t.id FROM traces_trace t WHERE t.id = ANY(%s) AND t.workspace_id = %s{extra}",
-            [sorted(set(steps)), workspace.pk, *narrow],
-        )
-        found = {row[0] for row in cursor.fetchall()} | set(tasks)
-        # Within a caller's transaction the settings would outlive this read.
-        cursor.execute("SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = on")
+        recent = cursor.fetchall()
+        cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {base} LIMIT %s) n",
+                       [*base_params, RECENT_RUNS])  # fmt: skip
+        every_run_read = cursor.fetchone()[0] < RECENT_RUNS
+        cursor.execute("SET LOCAL enable_bitmapscan = on")
+        matches, count = recent, cap + 1
+        if every_run_read:
+            count = len(set(recent) | set(by_id))
+        elif len(recent) <= cap or len(recent) < window:
+            # Rare among the newest runs: the GIN index over runs' words, as a bitmap.
+            cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off")
+            if len(recent) <= cap:
+                cursor.execute(
+                    f"SELECT count(*) FROM ((SELECT d.trace_id FROM {base} AND {where} LIMIT %s)"
+                    " UNION (SELECT unnest(%s::bigint[]))) n",
+                    [*base_params, *params, cap + 1, [pk for pk, _ in by_id]],
+                )
+                count = cursor.fetchone()[0]
+            if len(recent) < window:
+                cursor.execute(
+                    f"SELECT d.trace_id, d.started_at FROM {base} AND {where}"
+                    " ORDER BY d.started_at DESC, d.trace_id DESC LIMIT %s",
+                    [*base_params, *params, window],
+                )
+                matches = cursor.fetchall()
+            cursor.execute("SET LOCAL enable_indexscan = on; SET LOCAL enable_seqscan = on")
         cursor.execute("SET LOCAL jit = on")
-    whole = len(steps) <= PROBE_STEPS and len(tasks) <= PROBE_TRACES
-    return SearchProbe(
-        ids=sorted(found) if whole else None,
-        at_least=len(found),
-        task_ids=tasks if len(tasks) <= PROBE_TRACES else None,
+    newest = sorted(set(matches) | set(by_id), key=lambda m: (m[1], m[0]), reverse=True)
+    return TraceSearch(
+        ids=[pk for pk, _ in newest[:window]],
+        count=min(count, cap + 1),
+        from_recent=every_run_read or (len(recent) > cap and len(recent) >= window),
     )
-
-
-def _newest_matches(
-    workspace: Workspace, f: TraceFilters, window: int, task_ids: list[int] | None = None
-) -> RawSQL:
-    """The ids of the newest `window` traces of the workspace that match `f.q`: the
-    newest `window` matching on the run itself (task, ids; or among `task_ids`, when
-    the probe read them all) and the newest `window` with a matching step, merged.
-    Each half is a top-N read newest first; the step half goes through its trace,
-    so no other workspace's step is read."""
-    extra, narrow = _narrowing(f)
-    if task_ids is not None:
-        own = "t.id = ANY(%s)"
-        own_params: list[Any] = [task_ids]
-    else:
-        own = f"t.workspace_id = %s{extra} AND (t.search_vector @@ {_WORDS} OR t.external_id = %s OR t.session_id = %s)"
-        own_params = [workspace.pk, *narrow, f.q, f.q, f.q]
-    sql = f"""
-        SELECT id FROM (
-            (SELECT t.id, t.started_at FROM traces_trace t WHERE {own}
-             ORDER BY t.started_at DESC, t.id DESC LIMIT %s)
-            UNION
-            (SELECT t.id, t.started_at FROM traces_trace t
-             WHERE t.workspace_id = %s{extra} AND EXISTS (
-                 SELECT 1 FROM traces_step s WHERE s.trace_id = t.id AND s.search_vector @@ {_WORDS})
-             ORDER BY t.started_at DESC, t.id DESC LIMIT %s)
-        ) matches ORDER BY started_at DESC, id DESC LIMIT %s
-    """
-    params = [*own_params, window, workspace.pk, *narrow, f.q, window, window]
-    return RawSQL(sql, params)
 
 
 def trace_agent_list(*, workspace: Workspace) -> list[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
-from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -22,8 +22,8 @@ from workspaces.requests import WorkspaceRequest
 from .forms import TraceFilterForm
 from .models import Trace
 from .selectors import (
-    SearchProbe,
     TraceFilters,
+    TraceSearch,
     saved_view_get,
     saved_view_list,
     session_traces,
@@ -31,7 +31,7 @@ from .selectors import (
     trace_agent_list,
     trace_get,
     trace_list,
-    trace_search_probe,
+    trace_search,
 )
 from .services import saved_view_delete, saved_view_save
 
@@ -44,48 +44,44 @@ COLUMNS = [("status", "Status"), ("steps", "Steps"), ("errors", "Errors"), ("tok
 
 class SearchPaginator(Paginator):
     """A search counts its matches up to SEARCH_COUNT_CAP (the page says "more than"):
-    counting every trace a common word occurs in would cost more than the page.
-    A first read of the indexes (`selectors.trace_search_probe`) tells a rare word,
-    read whole, from a common one, whose page is read newest first; the count is
-    then known to pass the cap."""
+    counting every run a common word occurs in would cost more than the page. Sorted
+    newest first (the default), a page is read as the newest matches up to it
+    (`selectors.trace_search`); sorted by another column, every match is read."""
 
     def __init__(self, workspace: Any, filters: TraceFilters, per_page: int) -> None:
         self.workspace, self.filters = workspace, filters
+        self._read: tuple[int, TraceSearch] | None = None
         super().__init__(trace_list(workspace=workspace, filters=filters), per_page)
 
-    @cached_property
-    def probe(self) -> SearchProbe:
-        return trace_search_probe(workspace=self.workspace, filters=self.filters)
-
-    def _matches(self, window: int) -> QuerySet[Trace]:
-        if self.probe.ids is None and not self.filters.windowed:
-            return cast(QuerySet[Trace], self.object_list)
-        return trace_list(
-            workspace=self.workspace, filters=self.filters, window=window, probe=self.probe
-        )
+    def _search(self, number: Any) -> TraceSearch:
+        """The newest matches up to page `number` (as asked for: not yet validated)."""
+        try:
+            pages = min(max(1, int(number)), SEARCH_COUNT_CAP // self.per_page + 2)
+        except (TypeError, ValueError):
+            pages = 1
+        window = pages * self.per_page
+        if self._read is None or self._read[0] < window:
+            found = trace_search(
+                workspace=self.workspace, filters=self.filters, window=window, cap=SEARCH_COUNT_CAP
+            )
+            self._read = (window, found)
+        return self._read[1]
 
     @cached_property
     def count(self) -> int:
-        if self.probe.ids is not None:
-            return min(len(self.probe.ids), SEARCH_COUNT_CAP + 1)
-        if self.probe.at_least > SEARCH_COUNT_CAP:
-            return SEARCH_COUNT_CAP + 1
-        return self._matches(SEARCH_COUNT_CAP + 1)[: SEARCH_COUNT_CAP + 1].count()
+        if self.filters.windowed:
+            return self._search(1).count
+        return cast(QuerySet[Trace], self.object_list)[: SEARCH_COUNT_CAP + 1].count()
 
     def page(self, number: Any) -> Any:
+        if not self.filters.windowed:
+            return super().page(number)
+        found = self._search(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        matches = self._matches(top)
-        if self.probe.ids is not None or not self.filters.windowed:
-            return Page(matches[bottom:top], number, self)
-        # A common word: its newest runs are found by walking the runs newest first
-        # (a bitmap of every matching step would be the whole index).
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off")
-            rows = list(matches[bottom:top])
-            cursor.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL jit = on")
-        return Page(rows, number, self)
+        ids = found.ids[bottom : bottom + self.per_page]
+        rows = trace_list(workspace=self.workspace, filters=replace(self.filters, q=""))
+        return Page(list(rows.filter(pk__in=ids)), number, self)
 
 
 @require_GET

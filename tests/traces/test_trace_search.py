@@ -91,8 +91,9 @@ def test_the_agent_list_is_each_agent_once_in_order_and_only_this_workspaces(ten
 def test_a_search_read_as_its_newest_matches_lists_and_counts_what_the_full_search_does(
     tenant, monkeypatch
 ):
-    """The list reads a search as its newest N matches (one top-N per index); the
-    pages and the capped count are the same as the whole search's, with filters."""
+    """The list reads a search sorted newest first as its newest matches: from the
+    newest runs when the word is common among them, else from the GIN index over
+    runs' words. Pages and the capped count are the whole search's, with filters."""
     from traces import selectors, views
 
     words = ["refund", "other", "refund later", "nothing"]
@@ -105,27 +106,32 @@ def test_a_search_read_as_its_newest_matches_lists_and_counts_what_the_full_sear
                     "output": {"text": words[i % 4]}}],
         ) for i in range(90)
     ])  # fmt: skip
-    for filters in ({"q": "refund"}, {"q": "refund", "agent": "a"},
-                    {"q": "refund", "status": "failed"}, {"q": "w-007"}, {"q": "hovercraft"},
-                    {"q": "refund", "sort": "-started"}):  # fmt: skip
-        f = TraceFilters(**filters)
-        whole = list(trace_list(workspace=tenant.workspace, filters=f).values_list("pk", flat=True))
-        for window in (1, 5, 12, 200):
-            part = trace_list(workspace=tenant.workspace, filters=f, window=window)
-            assert list(part.values_list("pk", flat=True)) == whole[:window], (filters, window)
     monkeypatch.setattr(views, "PAGE_SIZE", 5)
     monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 12)
     client = tenant.client_for(tenant.viewer)
     url = reverse("trace_list", args=[tenant.workspace.slug])
     whole = list(trace_list(workspace=tenant.workspace, filters=TraceFilters(q="refund")))
     assert len(whole) > 12
-    # A rare word (the probe reads every match) and a common one (it stops early:
-    # the page is read newest first, the count from the window or the probe).
-    for probe_steps, probe_traces, common in ((20_000, 5_000, False), (3, 2, True), (30, 40, True)):
-        monkeypatch.setattr(selectors, "PROBE_STEPS", probe_steps)
-        monkeypatch.setattr(selectors, "PROBE_TRACES", probe_traces)
+    # Every run read first (a small workspace); a few of the newest, where "refund"
+    # is common (its page and count are there); one, where it is not (the index).
+    for recent, from_recent in ((20_000, True), (30, True), (1, False)):
+        monkeypatch.setattr(selectors, "RECENT_RUNS", recent)
+        for filters in ({"q": "refund"}, {"q": "refund", "agent": "a"},
+                        {"q": "refund", "status": "failed"}, {"q": "w-007"}, {"q": "hovercraft"},
+                        {"q": "refund", "sort": "-started"}, {"q": "refund later"},
+                        {"q": '"refund later"'}, {"q": "refund -later"}):  # fmt: skip
+            f = TraceFilters(**filters)
+            every = list(
+                trace_list(workspace=tenant.workspace, filters=f).values_list("pk", flat=True)
+            )
+            for window in (1, 5, 12, 200):
+                found = selectors.trace_search(
+                    workspace=tenant.workspace, filters=f, window=window, cap=12
+                )
+                assert found.ids == every[:window], (recent, filters, window)
+                assert found.count == min(len(every), 13), (recent, filters, window)
         page = client.get(url, {"q": "refund", "page": 2}).context["page"]
-        assert (page.paginator.probe.ids is None) == common
+        assert page.paginator._search(2).from_recent == from_recent
         assert [t.pk for t in page.object_list] == [t.pk for t in whole[5:10]]
         assert page.paginator.count == 13  # the cap and one more: "more than 12"
         assert client.get(url, {"q": "refund", "page": 3}).context["capped"]
@@ -137,3 +143,41 @@ def test_a_search_read_as_its_newest_matches_lists_and_counts_what_the_full_sear
         assert [t.pk for t in narrow.object_list] == [t.pk for t in expected[5:10]]
         by_steps = client.get(url, {"q": "refund", "sort": "-steps"}).context["page"]
         assert by_steps.paginator.count == 13
+
+
+def test_words_match_anywhere_in_the_run_and_a_phrase_within_one_step(tenant):
+    """Unquoted words may be in different steps (or the task); a phrase, quoted or
+    a word the search splits (`seat_map`), must be in one step; a word after "-"
+    must be in none of them."""
+    _runs(tenant.workspace)
+    assert _ids(tenant.workspace, q="cancelled certificate XK2Q9") == ["aaaa"]  # three steps
+    assert _ids(tenant.workspace, q="trip refund") == ["aaaa"]  # a prompt and an output
+    assert _ids(tenant.workspace, q='"trip refund"') == []
+    assert _ids(tenant.workspace, q='"travel certificate"') == ["aaaa"]
+    assert _ids(tenant.workspace, q="seat -unavailable") == []
+    assert _ids(tenant.workspace, q="cancel_reservation -hovercraft") == ["aaaa"]
+    assert _ids(tenant.workspace, q="reservation_id") == ["aaaa"]  # split: 'reservation' <-> 'id'
+    assert _ids(tenant.workspace, q="id_reservation") == []
+
+
+def test_the_runs_words_follow_every_write_of_its_steps(tenant):
+    """TraceWords is kept by the database: a step added, rewritten or removed, a
+    task changed, are found (or no longer found) at once, whichever code wrote them."""
+    from traces.models import Step
+
+    _runs(tenant.workspace)
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id__endswith="aaaa")
+    Step.objects.create(trace=trace, index=7, kind="tool_call", name="issue_voucher",
+                        output={"voucher": "GOLDFINCH"})  # fmt: skip
+    assert _ids(tenant.workspace, q="goldfinch") == ["aaaa"]
+    Step.objects.filter(trace=trace, index=7).update(output={"voucher": "KESTREL"})
+    assert _ids(tenant.workspace, q="goldfinch") == [] and _ids(tenant.workspace, q="kestrel") == [
+        "aaaa"
+    ]
+    Step.objects.filter(trace=trace, index=7).delete()
+    assert _ids(tenant.workspace, q="kestrel") == []
+    Trace.objects.filter(pk=trace.pk).update(task="Rebook a flight to Oslo")
+    assert _ids(tenant.workspace, q="oslo") == ["aaaa"]
+    assert _ids(tenant.workspace, q="certificate") == ["aaaa"]  # its steps' words stay
+    trace.delete()
+    assert _ids(tenant.workspace, q="certificate") == []
