@@ -194,6 +194,30 @@ def test_a_run_whose_own_diagnosis_names_an_earlier_cause_is_not_offered(tenant,
     assert later.pk in offered and runs["cancel-5"].pk in offered
 
 
+def test_a_run_that_changed_something_before_is_not_offered_for_a_first_change(tenant, runs):
+    """The labelled cancellation is its run's first state-changing call: a run that
+    changed something before its own cancellation may have gone wrong there."""
+    ingest(workspace=tenant.workspace, items=[trace_payload(
+        "cancel-after-refund", agent="airline-agent", task="Help the customer with reservation R050",
+        steps=[
+            {"kind": "tool_call", "name": "issue_refund", "input": {"reservation_id": "R050"},
+             "output": {"status": "refunded"}},
+            {"kind": "assistant_message", "output": "I will cancel the reservation for you now."},
+            {"kind": "tool_call", "name": "cancel_reservation",
+             "input": {"reservation_id": "R050"}, "output": {"status": "cancelled"}},
+        ],
+    )])  # fmt: skip
+    after_refund = Trace.objects.get(workspace=tenant.workspace, external_id="cancel-after-refund")
+    label = _label(tenant, runs["cancel-0"])
+    propagation.propagate(label_id=label.pk)
+    offered = set(LabelCandidate.objects.filter(label=label).values_list("trace_id", flat=True))
+    assert after_refund.pk not in offered and runs["cancel-5"].pk in offered
+    # Labelled at a later change, the same run is offered: nothing says it went wrong before.
+    second = _label(tenant, after_refund, step=2, sentence="Cancelled after refunding first")
+    propagation.propagate(label_id=second.pk)
+    assert LabelCandidate.objects.filter(label=second, trace=runs["cancel-5"]).exists()
+
+
 def test_a_label_on_a_run_that_later_succeeded_is_kept_and_marked(tenant, runs):
     label = _label(tenant, runs["cancel-0"])
     Trace.objects.filter(pk=label.trace_id).update(status="succeeded")
