@@ -20,7 +20,6 @@ class TraceFilterForm(forms.Form):
         max_length=200,
         widget=forms.TextInput(
             attrs={
-                "placeholder": 'words, "a phrase", -word',
                 "title": "Words anywhere in a run (its task, ids, any step's tool, input, "
                 "output or error); a quoted phrase within one step; -word in none.",
             }
