@@ -65,8 +65,14 @@ def _fill(workspace, n: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM traces_trace WHERE workspace_id = %s", [workspace.pk])
         have = cursor.fetchone()[0]
-        originals = have
-        copy = 0
+        # A reused workspace (--workspace) goes on from its last copy.
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE external_id NOT LIKE 'copy-%%'), COALESCE(max("
+            "split_part(external_id, '-', 2)::int) FILTER (WHERE external_id LIKE 'copy-%%'), 0)"
+            " FROM traces_trace WHERE workspace_id = %s",
+            [workspace.pk],
+        )
+        originals, copy = cursor.fetchone()
         while have < n:
             copy += 1
             take = min(originals, n - have)
@@ -103,7 +109,7 @@ def _fill(workspace, n: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
             "WHERE t.workspace_id = %s", [workspace.pk],
         )  # fmt: skip
         steps = cursor.fetchone()[0]
-        cursor.execute("ANALYZE traces_trace; ANALYZE traces_step;")
+        cursor.execute("ANALYZE traces_trace; ANALYZE traces_step; ANALYZE traces_tracewords;")
     return have, steps
 
 
