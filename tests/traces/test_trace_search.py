@@ -181,3 +181,35 @@ def test_the_runs_words_follow_every_write_of_its_steps(tenant):
     assert _ids(tenant.workspace, q="certificate") == ["aaaa"]  # its steps' words stay
     trace.delete()
     assert _ids(tenant.workspace, q="certificate") == []
+
+
+def test_a_run_with_more_words_than_a_tsvector_holds_is_stored_and_found(tenant):
+    """PostgreSQL refuses a tsvector over 1 MB; a run's words stop at about 500 KB
+    (the steps after add nothing) instead of failing its ingest."""
+    import random
+
+    rng = random.Random(3)
+
+    def words(n: int) -> str:
+        return " ".join(
+            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(12)) for _ in range(n)
+        )
+
+    steps = [{"kind": "tool_call", "name": "dump", "input": {"part": i},
+              "output": {"text": words(1500)}, "error": words(1500)} for i in range(40)]  # fmt: skip
+    steps[0]["output"] = {"text": "zebrafinch " + words(100)}
+    result = ingest(
+        tenant.workspace, [trace_payload("huge-run", task="Dump every table", steps=steps)]
+    )
+    assert result is not None
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id="huge-run")
+    assert trace.step_count == 40
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_size(words) FROM traces_tracewords WHERE trace_id = %s", [trace.pk]
+        )
+        assert 400_000 < cursor.fetchone()[0] <= 500_000  # the cap, reached
+    assert _ids(tenant.workspace, q="zebrafinch") == ["-run"]
+    assert _ids(tenant.workspace, q="table") == ["-run"]
