@@ -235,7 +235,7 @@ def _queries(workspace, count: int) -> list[str]:  # type: ignore[no-untyped-def
     return queries[:count]
 
 
-def _old_keyword_candidates(base, text: str) -> list[int]:  # type: ignore[no-untyped-def]
+def _old_keyword_candidates(workspace, base, text: str) -> list[int]:  # type: ignore[no-untyped-def]
     """The full-text half before the stored vector: one tsvector per incident per query."""
     import re
 

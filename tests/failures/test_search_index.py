@@ -87,9 +87,9 @@ def test_words_most_incidents_share_are_left_out_of_the_keyword_half(tenant):
     assert _telling_lexemes("error throttled") == ["throttl"]
     base = Incident.objects.filter(workspace=tenant.workspace)
     throttled = Incident.objects.get(workspace=tenant.workspace, error_text__contains="throttled")
-    assert _keyword_candidates(base, "error throttled") == [throttled.pk]
+    assert _keyword_candidates(tenant.workspace, base, "error throttled") == [throttled.pk]
     # Only common words: all are kept, and they match.
-    assert len(_keyword_candidates(base, "error")) == 21
+    assert len(_keyword_candidates(tenant.workspace, base, "error")) == 21
 
 
 def test_every_connection_searches_the_hnsw_index_as_wide_as_configured(settings):
@@ -123,3 +123,32 @@ def test_incidents_written_while_another_caller_embedded_are_not_left_waiting(te
     done = embedding.incidents_embed(workspace_id=tenant.workspace.pk)
     assert arrived[0] in done
     assert not Incident.objects.filter(workspace=tenant.workspace, embedded_at=None).exists()
+
+
+def test_the_newest_keyword_matches_read_in_slices_are_those_of_one_query(
+    tenant, other_tenant, monkeypatch
+):
+    """The keyword half reads the newest RANKED matches slice by slice of ids (the
+    newest walked, older ones from the GIN index by range): the same incidents as
+    one query over every incident, whatever the slice sizes, within the workspace."""
+    from django.contrib.postgres.search import SearchQuery
+
+    from failures import search
+
+    errors = ["upstream gateway throttled", "card declined by issuer", "gateway timeout",
+              "throttled again by the gateway", "ledger locked"]  # fmt: skip
+    ingest(tenant.workspace, [_failed(i, errors[i % 5] if i % 11 else "rare zeppelin fault")
+                              for i in range(120)])  # fmt: skip
+    ingest(other_tenant.workspace, [_failed(i, "gateway throttled") for i in range(30)])
+    base = search._filtered(tenant.workspace, search.SearchFilters())
+    for raw in ("'gateway'", "'throttl' | 'declin'", "'zeppelin'", "'hovercraft'", "'ledger'"):
+        every = list(
+            base.filter(search_vector=SearchQuery(raw, search_type="raw", config="simple"))
+            .order_by("-id").values_list("id", flat=True)
+        )  # fmt: skip
+        assert (len(every) > 40) == (raw in ("'gateway'", "'throttl' | 'declin'")), raw
+        for recent, ranked in ((5000, 500), (3, 7), (1, 2), (10, 40)):
+            monkeypatch.setattr(search, "RECENT", recent)
+            monkeypatch.setattr(search, "RANKED", ranked)
+            found = search._newest_matches(tenant.workspace, base, raw)
+            assert found == every[:ranked], (raw, recent, ranked)
