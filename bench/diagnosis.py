@@ -27,7 +27,10 @@ Printed per data set:
   least one successful run of the agent (shown beside each incident);
 - the same two shares and their difference (discrimination) on each half of
   the tasks, split by a hash of the task key as bench/truth.py splits: the
-  diagnosis's thresholds are chosen on `tune`, the figure is `measure`'s;
+  diagnosis's thresholds are chosen on `tune`, the figure is `measure`'s; and
+  the same difference from the trace alone (`_trace_alone`): a failed run
+  whose only cause is a failed check of the outcome (the harness's verdict,
+  such as InterCode's score or tau2's `db_match`) is not counted;
 - the description most shared between runs with different tasks, and how many;
 - traces_per_s: diagnosis throughput (facts, task embeddings, baseline,
   divergence, writes) over the whole set;
@@ -167,9 +170,10 @@ def run_set(name: str, workspace, quick: bool, tmp: Path) -> str:  # type: ignor
     for key, value in figures.items():
         if key not in {"categories", "halves"}:
             print(f"  {key}: {value}")
-    for half_name, (nf, ns, cause, wrong, disc) in figures["halves"].items():
+    for half_name, (nf, ns, cause, wrong, disc, alone) in figures["halves"].items():
         print(f"  {half_name:8} half: {nf} failed, {ns} successful; failed with a cause {cause:.3f}, "
-              f"successful flagged if judged as failed {wrong:.3f}, discrimination {disc:.3f}")  # fmt: skip
+              f"successful flagged if judged as failed {wrong:.3f}, discrimination {disc:.3f} "
+              f"(from the trace alone, failed checks left out: {alone:.3f})")  # fmt: skip
     print(f"  categories: {figures['categories']}")
     share = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     return (
@@ -182,6 +186,9 @@ def run_set(name: str, workspace, quick: bool, tmp: Path) -> str:  # type: ignor
         f"baseline_success_with_incident={share(figures['baseline_success_with_incident'])} "
         f"critical_step_accuracy=n/a recovered_incidents={figures['recovered_incidents']}"
         + "".join(f" discrimination_{h}={v[4]:.3f}" for h, v in figures["halves"].items())
+        + "".join(
+            f" discrimination_{h}_trace_alone={v[5]:.3f}" for h, v in figures["halves"].items()
+        )
     )
 
 
@@ -221,6 +228,9 @@ def measure(workspace_id: int) -> dict:
         .values_list("trace_id", "description", "category", "stats", "trace__task")
     )
     with_incident = {t for t, *_ in incidents}
+    # The same, from the trace alone: a failed check of the outcome (the harness's
+    # verdict, e.g. InterCode's score or tau2's `db_match`) left out.
+    from_trace = {t for t, _, _, s, _ in incidents if s.get("evidence") != "check"}
     failed = [t for t, v in verdicts.items() if v == "failed"]
     succeeded = [t for t, v in verdicts.items() if v == "succeeded"]
     ratio = lambda part, whole: (len(part) / len(whole)) if whole else None  # noqa: E731
@@ -304,7 +314,8 @@ def measure(workspace_id: int) -> dict:
         if f and s_:
             cause = sum(t in with_incident for t in f) / len(f)
             wrong = sum(t in flagged_ids for t in s_) / len(s_)
-            halves[name] = (len(f), len(s_), cause, wrong, cause - wrong)
+            alone = sum(t in from_trace for t in f) / len(f)
+            halves[name] = (len(f), len(s_), cause, wrong, cause - wrong, alone - wrong)
     return {
         "runs": len(verdicts),
         "failed": len(failed),

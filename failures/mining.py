@@ -728,6 +728,8 @@ def signature_of(
 _TIMES = re.compile(r"\b\d+ times\b")
 _COUNTED = re.compile(r"\bthe \d+ (?=most similar|similar)")
 _MORE_CHECKS = re.compile(r" \(\d+ more checks? failed\)$")
+# A check's counts in parentheses at the end ("(best score 0.40 at action 3 of 10)").
+_COUNTS_ASIDE = re.compile(r"\s*\([^()]*\d[^()]*\)$")
 
 
 def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozenset()) -> str:
@@ -746,8 +748,9 @@ def finding_text(finding: offline.Finding, boilerplate: frozenset[str] = frozens
         return _COUNTED.sub("the ", finding.description.split(";", 1)[0])
     evidence = stats.get("evidence")
     if evidence == "check":
-        # The same check failing is one failure, however many others failed with it.
-        return _MORE_CHECKS.sub("", finding.description)
+        # The same check failing is one failure, however many others failed with it
+        # and whatever its scores.
+        return _COUNTS_ASIDE.sub("", _MORE_CHECKS.sub("", finding.description))
     if evidence == "same_task":
         # The values and the runs compared with are the incident's, not the mode's.
         if finding.category == "tool_use.wrong_arguments":

@@ -21,6 +21,8 @@ Formats (`FORMATS`):
   (`action_checks`) are not imported; the other checks of `reward_info` are.
 - `intercode`: InterCode result files (`{task_id: episode}`), one tool call per
   action, `valid_action: false` as the step error; success when `max_reward` is 1.
+  The environment's score becomes one named check (`result rows`, `files and
+  output`, `unit tests`, `flag`) saying how close the best scored action came.
 - `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
   mini-swe-agent `.traj.json` files (`messages`). The outcome is read where the
   SWE-bench harness writes it, beside the trajectories (this folder and up to
@@ -460,9 +462,63 @@ def _intercode(path: Path) -> Parsed:
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
             "metadata": {"task_id": str(key), "environment": episode.get("environment"),
                          "hardness": episode.get("hardness")},
+            "checks": intercode_checks(tool, actions, history.get("rewards"), reward),
             "steps": steps,
         })  # fmt: skip
     return parsed
+
+
+# What InterCode's reward measures in each environment (intercode/envs/*): the
+# check's name, and what its failing says at no score and at a partial one.
+_INTERCODE_CHECKS = {
+    "sql": ("result rows", "none of the expected rows were returned",
+            "the rows returned only partly matched the expected rows"),
+    "bash": ("files and output",
+             "neither the files nor the output matched the expected command's",
+             "the files or the output only partly matched the expected command's"),
+    "python": ("unit tests", "the function passed none of the task's unit tests",
+               "the function passed some of the task's unit tests, not all"),
+    "ctf": ("flag", "no correct flag was submitted", "no correct flag was submitted"),
+}  # fmt: skip
+# Bash scores 0.01 for an answer that matches nothing (0.01 + 0.33 per part matched).
+_NO_SCORE = 0.01
+
+
+def intercode_checks(
+    tool: str, actions: list[Any], rewards: Any, best: Any
+) -> list[dict[str, Any]]:
+    """InterCode's verdict on an episode as one named check: what the environment
+    compares (the rows a query returned, a command's files and output, a function's
+    unit tests, a flag) and how close the best scored action came. The harness
+    scores every action of a multi-turn episode (only `submit` in ReAct files), so
+    the detail also says when the last answer scored lower than an earlier one."""
+    if not isinstance(best, int | float) or isinstance(best, bool):
+        return []
+    name, none, partly = _INTERCODE_CHECKS.get(
+        tool, ("reward", "the answer scored nothing", "the answer scored partly")
+    )
+    if best >= 1.0:
+        return [{"name": name, "passed": True, "detail": ""}]
+    scores = [
+        float(r) for r in (rewards if isinstance(rewards, list) else [])
+        if isinstance(r, int | float) and not isinstance(r, bool)
+    ]  # fmt: skip
+    submitted = any(_text(a).strip().startswith("submit") for a in actions)
+    if tool == "bash" and not submitted and all(r == 0 for r in scores) and actions:
+        # ReAct episodes are scored only on `submit`.
+        said = "no answer was submitted"
+    else:
+        said = none if best <= (_NO_SCORE if tool == "bash" else 0.0) else partly
+    where = ""
+    if scores and max(scores) <= 0:
+        where = f"{len(scores)} action{'s' if len(scores) > 1 else ''} scored, none above 0"
+    elif scores:
+        at = scores.index(max(scores)) + 1
+        where = f"best score {best:.2f} at action {at} of {len(scores)}"
+        if scores[-1] < max(scores) and len(scores) > 1:
+            said += "; its last answer scored lower than an earlier one"
+            where += f", last {scores[-1]:.2f}"
+    return [{"name": name, "passed": False, "detail": f"{said} ({where})" if where else said}]
 
 
 def _intercode_task_key(episode: dict[str, Any], tool: str, key: str) -> str:
@@ -795,7 +851,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "chat-jsonl": "each record's status, else its reward (1 = success)",
     "tau-bench": "each result's reward (1 = success)",
     "tau2-bench": "simulations[].reward_info.reward (1 = success), its other checks as checks",
-    "intercode": "each episode's summary.max_reward (1 = success)",
+    "intercode": "each episode's summary.max_reward (1 = success), its per-action rewards "
+                 "as one check",
     "swe-agent": "the SWE-bench harness's reports beside the runs (a summary with resolved_ids; "
                  "logs/**/<instance>/report.json, whose tests become checks); else info.resolved; "
                  "else failed if not submitted",

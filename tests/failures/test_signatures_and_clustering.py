@@ -112,3 +112,7 @@ def test_one_wrong_call_or_failed_check_signs_alike_whatever_its_values():
         check("db_match", " (3 more checks failed)")
     )
     assert error_part(check("db_match", "")) != error_part(check("env_assertions", ""))
+    # A score in parentheses is the run's, not the failure's.
+    assert error_part(check("result rows", " (best score 0.40 at action 2 of 3)")) == error_part(
+        check("result rows", " (10 actions scored, none above 0)")
+    )

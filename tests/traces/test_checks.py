@@ -92,3 +92,45 @@ def test_a_bad_check_is_refused_with_a_clear_error(client, tenant):
     answer = client.post("/api/v1/traces", json.dumps(body), content_type="application/json",
                          headers=tenant.api_headers())  # fmt: skip
     assert answer.status_code == 422 and "checks" in json.dumps(answer.json())
+
+
+def test_intercode_scores_become_one_check_that_says_how_close_the_run_came(tenant, tmp_path):
+    """InterCode scores every action; the episode's verdict is one named check per
+    environment, with the best score and a last answer worse than an earlier one."""
+    from traces.importing import traces_import_file
+
+    def episode(env: str, actions: list[str], rewards: list[float]) -> dict:
+        return {"environment": f"ic_{env}", "query": f"{env} task", "turn_history": {
+            "actions": actions, "observations": ["out"] * len(actions), "rewards": rewards,
+            "valid_action": [True] * len(actions)}, "summary": {"max_reward": max(rewards)}}  # fmt: skip
+
+    path = tmp_path / "ic_sql_multiturn_m_10_turns.json"
+    path.write_text(json.dumps({
+        "0": episode("sql", ["SELECT 1", "SELECT 2", "SELECT 3"], [0.0, 0.4, 0.2]),
+        "1": episode("sql", ["SELECT a", "SELECT b"], [0.0, 0.0]),
+        "2": episode("sql", ["SELECT x"], [1.0]),
+        "3": episode("bash", ["ls", "find ."], [0.0, 0.0]),
+        "4": episode("python", ["def f(): pass"], [0.5]),
+    }))  # fmt: skip
+    assert traces_import_file(workspace=tenant.workspace, fmt="intercode", path=path).ok
+    checks = {
+        t.metadata["task_id"]: t.checks for t in Trace.objects.filter(workspace=tenant.workspace)
+    }
+    assert checks["0"] == [{"name": "result rows", "passed": False, "detail":
+        "the rows returned only partly matched the expected rows; its last answer scored lower "
+        "than an earlier one (best score 0.40 at action 2 of 3, last 0.20)"}]  # fmt: skip
+    assert checks["1"][0]["detail"] == (
+        "none of the expected rows were returned (2 actions scored, none above 0)"
+    )
+    assert checks["2"] == [{"name": "result rows", "passed": True, "detail": ""}]
+    # ReAct Bash files score only `submit`: a run that never submitted says so.
+    assert checks["3"][0]["detail"].startswith("no answer was submitted")
+    assert checks["4"][0]["name"] == "unit tests"
+    assert checks["4"][0]["detail"].startswith("the function passed some of the task's unit tests")
+    # The failed check is the incident of a run where nothing more specific was found.
+    from failures.mining import traces_diagnose
+
+    traces_diagnose(workspace_id=tenant.workspace.pk,
+                    trace_ids=list(Trace.objects.values_list("pk", flat=True)))  # fmt: skip
+    incident = Incident.objects.get(trace__metadata__task_id="1")
+    assert incident.description.startswith("`result rows` failed: none of the expected rows")
