@@ -191,6 +191,10 @@ class Incident(models.Model):
             # Reusing the vector of a text embedded before (embedding.py).
             models.Index(fields=["workspace", "embedding_key"], name="incident_ws_embedding_key"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_gin"),
+            # A workspace's incidents by id (search reads its newest matches in
+            # slices of ids): without it, the lowest id of a workspace created after
+            # another was found by walking every incident of the older one.
+            models.Index(fields=["workspace", "id"], name="incident_ws_id"),
             # The embedding sweep: incidents still waiting for a vector.
             models.Index(
                 fields=["workspace"],
