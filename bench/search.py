@@ -4,6 +4,7 @@ the HNSW index alone against an exact scan.
     python bench/search.py --quick      # incident search at 10,000 incidents; HNSW at 20k vectors
     python bench/search.py              # incident search at 10,000 and 100,000; HNSW at 100k and 1M
     python bench/search.py --incidents 1000000 --no-vectors --baseline-queries 5   # at 1M
+    python bench/search.py --quick --no-vectors --neighbour 200000   # beside a larger workspace
 
 Incident search (`failures.search.incident_search`, the path the page, the API
 and MCP `search_failures` share): a throw-away workspace gets the real incidents
@@ -15,6 +16,7 @@ each distinct. Timed per call, query embedding included: first with every query
 new to the process (embedded), then the same queries again (the process's
 query-vector cache). Baseline in the same run, same queries: the full-text half
 as it was before (a tsvector built for every incident per query, no index).
+The vector half's recall@10 is measured against the exact nearest distances.
 
 Vectors are 384-d and unit length like the incident embeddings, drawn around
 2,000 "failure" centres (real incidents cluster; uniform noise would be an
@@ -256,7 +258,54 @@ def _old_keyword_candidates(workspace, base, text: str) -> list[int]:  # type: i
     )
 
 
-def incident_search_bench(n: int, n_queries: int, baseline_queries: int | None = None) -> str:
+def _vector_recall(workspace, queries: list[str]) -> float:  # type: ignore[no-untyped-def]
+    """The vector half's top 10 against the workspace's exact 10 nearest, by
+    distance (copies share a vector, so ids would not say it): the share of its
+    10 at most as far as the exact 10th."""
+    from django.db.models import ExpressionWrapper, FloatField
+    from pgvector.django import CosineDistance
+
+    from failures import search
+    from failures.embedding import query_vector
+
+    shares = []
+    for q in queries:
+        base = search._filtered(workspace, search.SearchFilters())
+        ids, similarity = search._vector_candidates(workspace, base, q)
+        exact = list(
+            base.exclude(embedding=None)
+            .annotate(d=ExpressionWrapper(CosineDistance("embedding", query_vector(q)) + 0.0,
+                                          output_field=FloatField()))
+            .order_by("d").values_list("d", flat=True)[:10]
+        )  # fmt: skip
+        if len(exact) < 10:
+            continue
+        got = [1.0 - similarity[i] for i in ids[:10]]
+        shares.append(sum(d <= exact[-1] + 1e-6 for d in got) / 10)
+    return statistics.mean(shares) if shares else float("nan")
+
+
+def _neighbour(n: int) -> int:
+    """Another workspace of `n` incidents in the same database (kept between runs:
+    `bench-neighbour`), as a large team's beside a small one's."""
+    from workspaces.models import Workspace
+
+    if not n:
+        return 0
+    workspace, made = Workspace.objects.get_or_create(
+        slug="bench-neighbour", defaults={"name": "bench neighbour"}
+    )
+    if made:
+        _source_incidents(workspace)
+    started = time.perf_counter()
+    total = _fill(workspace, n)
+    print(f"== neighbour workspace: {total:,} incidents ({time.perf_counter() - started:.0f} s)")
+    return total
+
+
+def incident_search_bench(
+    n: int, n_queries: int, baseline_queries: int | None = None, neighbour: int = 0
+) -> str:
     from failures import embedding, search
     from workspaces.models import Workspace
 
@@ -294,9 +343,20 @@ def incident_search_bench(n: int, n_queries: int, baseline_queries: int | None =
             )
         finally:
             search._keyword_candidates = current  # type: ignore[assignment]
+        recall = _vector_recall(workspace, queries[:40])
+        exact_is_truer = search._exact_is_truer
+        search._exact_is_truer = lambda workspace: False  # type: ignore[assignment]
+        try:
+            index_recall = _vector_recall(workspace, queries[:40])
+        finally:
+            search._exact_is_truer = exact_is_truer  # type: ignore[assignment]
+        print(f"   vector half: recall@10 against exact distances      {recall:.3f} "
+              f"(the HNSW index whatever the workspace's share: {index_recall:.3f})")  # fmt: skip
         embedding._query_vector.cache_clear()
         return (
             f"RESULT incident_search_p95_ms={pct(new, 95):.1f} incidents={total} "
+            f"vector_recall_at_10={recall:.3f} index_only_recall_at_10={index_recall:.3f} "
+            f"neighbour_incidents={neighbour} "
             f"cached_p95_ms={pct(cached, 95):.1f} baseline_p95_ms={pct(old, 95):.1f} "
             f"p50_ms={pct(new, 50):.1f} queries={len(queries)} baseline_queries={len(old)} "
             f"target<={30 if total <= 10_000 else 50} met={'yes' if pct(new, 95) <= (30 if total <= 10_000 else 50) else 'no'}"
@@ -316,6 +376,12 @@ def main() -> None:
         default=None,
         help="time the baseline on the first N queries only (at 1M: ~30 s a query)",
     )
+    parser.add_argument(
+        "--neighbour",
+        type=int,
+        default=0,
+        help="first fill another workspace (bench-neighbour, kept) to N incidents",
+    )
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--efs", type=int, nargs="*", default=[40, 100, 200, 400, 800])
     parser.add_argument("--m", type=int, default=24, help="HNSW m (the app's index: 24)")
@@ -324,8 +390,9 @@ def main() -> None:
     import django
 
     django.setup()
+    neighbour = _neighbour(args.neighbour)
     results = [
-        incident_search_bench(n, 200 if args.quick else 500, args.baseline_queries)
+        incident_search_bench(n, 200 if args.quick else 500, args.baseline_queries, neighbour)
         for n in args.incidents or ([10_000] if args.quick else [10_000, 100_000])
     ]
     if not args.no_vectors:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
@@ -33,6 +34,9 @@ CANDIDATES = 50
 RANKED = 500
 # Ids read newest first before the rest are read from the GIN index by range.
 RECENT = 5000
+# A workspace of at most this many incidents, beside larger ones, is searched by
+# exact distance (`_exact_is_truer`).
+EXACT_AT_MOST = 20_000
 # A word in at least this share of all incidents is left out of the keyword half.
 COMMON_SHARE = 0.5
 _NOT_SHOWN = (
@@ -118,7 +122,7 @@ def incident_search(
     agents = trace_agent_list(workspace=workspace)
     text, filters, understood = parse_query(query, filters, agents)
     base = _filtered(workspace, filters)
-    vector_ids, similarity = _vector_candidates(base, text)
+    vector_ids, similarity = _vector_candidates(workspace, base, text)
     keyword_ids = _keyword_candidates(workspace, base, text)
     scores: dict[int, float] = {}
     for ranked in (vector_ids, keyword_ids):
@@ -145,16 +149,82 @@ def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident
     )  # fmt: skip
 
 
-def _vector_candidates(base: QuerySet[Incident], text: str) -> tuple[list[int], dict[int, float]]:
+def _vector_candidates(
+    workspace: Workspace, base: QuerySet[Incident], text: str
+) -> tuple[list[int], dict[int, float]]:
     # HNSW's search breadth is set once per connection (failures/apps.py).
     vector = query_vector(text)
-    rows = list(
-        base.exclude(embedding=None)
-        .annotate(distance=CosineDistance("embedding", vector))
-        .order_by("distance")
-        .values_list("id", "distance")[:CANDIDATES]
-    )
+    if _exact_is_truer(workspace):
+        rows = _exact_nearest(base, vector)
+    else:
+        rows = list(
+            base.exclude(embedding=None)
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance")
+            .values_list("id", "distance")[:CANDIDATES]
+        )
     return [r[0] for r in rows], {r[0]: 1.0 - float(r[1]) for r in rows}
+
+
+def _exact_nearest(base: QuerySet[Incident], vector: Any) -> list[tuple[int, float]]:
+    """The CANDIDATES nearest incidents by exact distance, measured once per text:
+    copies of a text share its vector (`embedding_key`), so one incident of each
+    is measured and its copies take its distance (newest first among them)."""
+    embedded = base.exclude(embedding=None)
+    fields = ("id", "embedding_key", "embedding")
+    # In the order of the (workspace, embedding_key) index: no sort before the
+    # one incident of each text is kept.
+    keyed, keyed_params = (
+        embedded.exclude(embedding_key="").order_by("embedding_key").distinct("embedding_key")
+        .values(*fields).query.sql_with_params()
+    )  # fmt: skip
+    unkeyed, unkeyed_params = (
+        embedded.filter(embedding_key="").values(*fields).query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        # `+ 0`: an expression no index serves; a toasted vector is read only for
+        # the one incident of each text.
+        cursor.execute(
+            f"SELECT id, embedding_key, (embedding <=> %s::vector) + 0 AS d "
+            f"FROM (({keyed}) UNION ALL ({unkeyed})) AS t ORDER BY d LIMIT %s",
+            ["[" + ",".join(str(float(x)) for x in vector) + "]",
+             *keyed_params, *unkeyed_params, CANDIDATES],
+        )  # fmt: skip
+        nearest = cursor.fetchall()
+    rows = [(pk, d) for pk, key, d in nearest if not key]
+    keys = [(key, d) for _, key, d in nearest if key]
+    # The copies of the nearest texts, a few texts at a time (each may have many).
+    # Done when CANDIDATES incidents are no farther than every text not yet read.
+    taken, chunk = 0, 1
+    while taken < len(keys) and (
+        taken == 0 or sum(d <= keys[taken - 1][1] for _, d in rows) < CANDIDATES
+    ):
+        distance = dict(keys[taken : taken + chunk])
+        copies = embedded.filter(embedding_key__in=distance).values_list("id", "embedding_key")
+        rows += [(pk, distance[key]) for pk, key in copies]
+        taken, chunk = taken + chunk, chunk * 2
+    return sorted(rows, key=lambda r: (r[1], -r[0]))[:CANDIDATES]
+
+
+def _exact_is_truer(workspace: Workspace) -> bool:
+    """Whether the workspace's nearest incidents are read exactly rather than from
+    the HNSW index. The index serves every workspace: it returns the nearest
+    `hnsw.ef_search` incidents of the whole table and the workspace filter comes
+    after, so a small workspace beside a large one keeps few of them, not its own
+    nearest (pgvector 0.6 has no iterative scan). A workspace of at most
+    EXACT_AT_MOST incidents holding less than half of the table is read exactly:
+    a few tens of milliseconds, and the answer is its own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT (SELECT count(*) FROM (SELECT 1 FROM {Incident._meta.db_table}
+                                          WHERE workspace_id = %s LIMIT %s) AS mine),
+                   (SELECT reltuples FROM pg_class WHERE relname = %s)
+            """,
+            [workspace.pk, EXACT_AT_MOST + 1, Incident._meta.db_table],
+        )
+        mine, table = cursor.fetchone()
+    return mine <= EXACT_AT_MOST and mine < 0.5 * max(float(table or 0), mine)
 
 
 def _keyword_candidates(workspace: Workspace, base: QuerySet[Incident], text: str) -> list[int]:

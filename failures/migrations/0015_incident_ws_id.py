@@ -4,16 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('failures', '0014_agent_policies'),
-        ('traces', '0014_trace_words'),
-        ('workspaces', '0013_model_settings'),
+        ("failures", "0014_agent_policies"),
+        ("traces", "0014_trace_words"),
+        ("workspaces", "0013_model_settings"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['workspace', 'id'], name='incident_ws_id'),
+            model_name="incident",
+            index=models.Index(fields=["workspace", "id"], name="incident_ws_id"),
         ),
     ]

@@ -152,3 +152,73 @@ def test_the_newest_keyword_matches_read_in_slices_are_those_of_one_query(
             monkeypatch.setattr(search, "RANKED", ranked)
             found = search._newest_matches(tenant.workspace, base, raw)
             assert found == every[:ranked], (raw, recent, ranked)
+
+
+def test_a_small_workspace_beside_a_large_one_gets_its_own_nearest_incidents(
+    tenant, other_tenant, monkeypatch
+):
+    """The HNSW index serves every workspace and filters after: a small workspace
+    beside a larger one whose incidents are nearer the query would keep none of
+    the few the index returns. Such a workspace is searched by exact distance."""
+    from django.db import connection
+
+    from failures import search
+
+    near, far = [1.0] + [0.0] * 383, [0.0, 1.0] + [0.0] * 382
+    ingest(tenant.workspace, [_failed(i, "ledger locked") for i in range(3)])
+    ingest(other_tenant.workspace, [_failed(i, "ledger locked") for i in range(12)])
+    Incident.objects.filter(workspace=tenant.workspace).update(embedding=far)
+    Incident.objects.filter(workspace=other_tenant.workspace).update(embedding=near)
+    monkeypatch.setattr(search, "query_vector", lambda text: near)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Incident._meta.db_table}")
+        # Plans as in a large table (an index read that needs no sort: the HNSW
+        # index), the HNSW index as narrow as it goes.
+        cursor.execute(
+            "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off"
+        )
+        cursor.execute("SELECT set_config('hnsw.ef_search', '1', false)")
+    try:
+        assert search._exact_is_truer(tenant.workspace)
+        assert not search._exact_is_truer(other_tenant.workspace)  # most of the table
+        base = search._filtered(tenant.workspace, search.SearchFilters())
+        ids, _ = search._vector_candidates(tenant.workspace, base, "ledger")
+        assert sorted(ids) == sorted(
+            Incident.objects.filter(workspace=tenant.workspace).values_list("pk", flat=True)
+        )
+        monkeypatch.setattr(search, "EXACT_AT_MOST", 2)  # too large to read exactly
+        assert not search._exact_is_truer(tenant.workspace)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
+            cursor.execute("RESET hnsw.ef_search")
+
+
+def test_the_exact_nearest_give_copies_of_a_text_its_distance_newest_first(tenant, monkeypatch):
+    """Read exactly, each text is measured once and its copies (same embedding
+    key) share its distance: the nearest CANDIDATES are the same as measuring
+    every incident, ties newest first."""
+    from pgvector.django import CosineDistance
+
+    from failures import search
+
+    ingest(tenant.workspace, [_failed(i, f"error {i}") for i in range(30)])
+    ids = list(
+        Incident.objects.filter(workspace=tenant.workspace)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for n, pk in enumerate(ids):
+        text = n % 4  # four texts, copies of each; two incidents without a key
+        vector = [1.0, float(text), 0.5 * text] + [0.0] * 381
+        key = "" if n in (3, 17) else f"text-{text}"
+        Incident.objects.filter(pk=pk).update(embedding=vector, embedding_key=key)
+    monkeypatch.setattr(search, "CANDIDATES", 11)
+    query = [1.0, 1.0, 0.4] + [0.0] * 381
+    base = search._filtered(tenant.workspace, search.SearchFilters())
+    every = sorted(
+        (round(d, 6), -pk) for pk, d in base.annotate(
+            d=CosineDistance("embedding", query)).values_list("pk", "d")
+    )[:11]  # fmt: skip
+    got = search._exact_nearest(base, query)
+    assert [(round(d, 6), -pk) for pk, d in got] == every
