@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .models import Incident
+from .models import Incident, IncidentText
 from .services import incidents_assign_nearest
 from .signatures import embedding_text
 
@@ -215,7 +215,9 @@ def _embed_pending(workspace_id: int, limit: int) -> list[int]:
         if fresh:
             vectors = get_embedder().embed([t for _, t in fresh])
             known |= {k: _vector_text(v) for (k, _), v in zip(fresh, vectors.tolist(), strict=True)}
-        done += _store_vectors([pk for pk, _ in chunk], keys, [known[k] for k in keys])
+        done += _store_vectors(
+            workspace_id, [pk for pk, _ in chunk], keys, [known[k] for k in keys]
+        )
     if done:
         incidents_assign_nearest(workspace_id=workspace_id, incident_ids=done)
     return done
@@ -246,9 +248,21 @@ def _known_vectors(workspace_id: int, keys: set[str]) -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
-def _store_vectors(ids: list[int], keys: list[str], texts: list[str]) -> list[int]:
-    """One UPDATE … FROM unnest for a whole chunk; returns the ids it stored."""
+def _store_vectors(
+    workspace_id: int, ids: list[int], keys: list[str], texts: list[str]
+) -> list[int]:
+    """One UPDATE … FROM unnest for a whole chunk, and the chunk's texts in
+    IncidentText (search measures distances there); returns the ids it stored."""
     with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {IncidentText._meta.db_table} (workspace_id, key, embedding)
+            SELECT DISTINCT ON (k) %s, k, v::vector FROM unnest(%s::text[], %s::text[]) AS u(k, v)
+            ORDER BY k
+            ON CONFLICT (workspace_id, key) DO NOTHING
+            """,
+            [workspace_id, keys, texts],
+        )
         cursor.execute(
             f"""
             UPDATE {Incident._meta.db_table} i
@@ -260,3 +274,19 @@ def _store_vectors(ids: list[int], keys: list[str], texts: list[str]) -> list[in
             [timezone.now(), ids, keys, texts],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def incident_texts_prune(*, workspace_id: int) -> int:
+    """Remove the texts no incident of the workspace carries any more (retention
+    deleted them, a re-diagnosis changed their signature); returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            DELETE FROM {IncidentText._meta.db_table} t
+            WHERE t.workspace_id = %s AND NOT EXISTS (
+                SELECT 1 FROM {Incident._meta.db_table} i
+                WHERE i.workspace_id = t.workspace_id AND i.embedding_key = t.key)
+            """,
+            [workspace_id],
+        )
+        return cursor.rowcount

@@ -188,8 +188,9 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-occurred_at"], name="incident_ws_occurred"),
             models.Index(fields=["failure_mode", "-occurred_at"], name="incident_mode_occurred"),
-            # Reusing the vector of a text embedded before (embedding.py).
-            models.Index(fields=["workspace", "embedding_key"], name="incident_ws_embedding_key"),
+            # Reusing the vector of a text embedded before (embedding.py); the
+            # incidents of a text for search, read from the index alone (with `id`).
+            models.Index(fields=["workspace", "embedding_key", "id"], name="incident_ws_text_id"),
             GinIndex(fields=["search_vector"], name="incident_search_vector_gin"),
             # A workspace's incidents by id (search reads its newest matches in
             # slices of ids): without it, the lowest id of a workspace created after
@@ -216,6 +217,36 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} in {self.trace_id} at {self.step_index}"
+
+
+class IncidentText(models.Model):
+    """One row per distinct embedded text of a workspace's incidents (their
+    `embedding_key`), with its vector. Incident search measures distances here,
+    once per text, then reads the incidents of the nearest texts: a failure that
+    repeats a thousand times is one vector here, where an index over every
+    incident would hold a thousand identical ones (which an HNSW graph navigates
+    badly) and a search would measure each."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="incident_text_unique")
+        ]
+        indexes = [
+            HnswIndex(
+                name="incident_text_hnsw",
+                fields=["embedding"],
+                m=24,
+                ef_construction=128,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"text {self.key[:12]} of workspace {self.workspace_id}"
 
 
 class ModeDailyCount(models.Model):

@@ -1,9 +1,10 @@
 """Incident search: a question in plain words → the closest incidents and their modes.
 
-Hybrid retrieval: pgvector nearest neighbours of the query's embedding (HNSW,
-cosine; the query's vector cached per text) and PostgreSQL full-text matches on
-the signature and error (a stored tsvector with a GIN index), fused by
-reciprocal rank. Before that, the query is read for a time phrase ("this
+Hybrid retrieval: pgvector nearest neighbours of the query's embedding among
+the workspace's distinct incident texts (exact, or HNSW for a large workspace;
+cosine; the query's vector cached per text), then the incidents of those
+texts; and PostgreSQL full-text matches on the signature and error (a stored
+tsvector with a GIN index); fused by reciprocal rank. Before that, the query is read for a time phrase ("this
 week", "last 24 hours", "yesterday", …) and for an agent it names
 ("checkout" → checkout-agent); both become filters, and are reported back so
 the caller sees how the question was understood.
@@ -20,22 +21,24 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
 from django.db.models import F, Max, Min, QuerySet
 from django.utils import timezone
-from pgvector.django import CosineDistance
 
 from traces.selectors import trace_agent_list
 from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
 from .embedding import query_vector
-from .models import Incident
+from .models import Incident, IncidentText
 
 CANDIDATES = 50
 # Keyword matches ranked per query (the newest).
 RANKED = 500
 # Ids read newest first before the rest are read from the GIN index by range.
 RECENT = 5000
-# A workspace of at most this many incidents, beside larger ones, is searched by
-# exact distance (`_exact_is_truer`).
+# The nearest texts read per query (their incidents become the vector half).
+TEXTS = 200
+# A workspace with at most FEW_TEXTS distinct texts, or at most EXACT_AT_MOST and
+# less than half of all, is searched by exact distance (`_nearest_texts`).
+FEW_TEXTS = 2_000
 EXACT_AT_MOST = 20_000
 # A word in at least this share of all incidents is left out of the keyword half.
 COMMON_SHARE = 0.5
@@ -152,79 +155,61 @@ def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident
 def _vector_candidates(
     workspace: Workspace, base: QuerySet[Incident], text: str
 ) -> tuple[list[int], dict[int, float]]:
-    # HNSW's search breadth is set once per connection (failures/apps.py).
-    vector = query_vector(text)
-    if _exact_is_truer(workspace):
-        rows = _exact_nearest(base, vector)
-    else:
-        rows = list(
-            base.exclude(embedding=None)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("id", "distance")[:CANDIDATES]
-        )
-    return [r[0] for r in rows], {r[0]: 1.0 - float(r[1]) for r in rows}
-
-
-def _exact_nearest(base: QuerySet[Incident], vector: Any) -> list[tuple[int, float]]:
-    """The CANDIDATES nearest incidents by exact distance, measured once per text:
-    copies of a text share its vector (`embedding_key`), so one incident of each
-    is measured and its copies take its distance (newest first among them)."""
-    embedded = base.exclude(embedding=None)
-    fields = ("id", "embedding_key", "embedding")
-    # In the order of the (workspace, embedding_key) index: no sort before the
-    # one incident of each text is kept.
-    keyed, keyed_params = (
-        embedded.exclude(embedding_key="").order_by("embedding_key").distinct("embedding_key")
-        .values(*fields).query.sql_with_params()
-    )  # fmt: skip
-    unkeyed, unkeyed_params = (
-        embedded.filter(embedding_key="").values(*fields).query.sql_with_params()
+    """The CANDIDATES incidents nearest the query: the workspace's nearest texts
+    (IncidentText, one row per distinct embedded text), then the incidents of
+    each within the filters, nearest text first and newest first among copies.
+    One statement: the texts in order of distance, each joined to its newest
+    incidents (the (workspace, embedding_key, id) index), cut at CANDIDATES."""
+    exact = _exact_is_truer(workspace)
+    table = Incident._meta.db_table
+    copies, params = (
+        base.extra(where=[f"{table}.embedding_key = near.key"])
+        .order_by("-id")
+        .values("id")
+        .query.sql_with_params()
     )
     with connection.cursor() as cursor:
-        # `+ 0`: an expression no index serves; a toasted vector is read only for
-        # the one incident of each text.
+        # `+ 0`: an expression no index serves, so every text is measured.
         cursor.execute(
-            f"SELECT id, embedding_key, (embedding <=> %s::vector) + 0 AS d "
-            f"FROM (({keyed}) UNION ALL ({unkeyed})) AS t ORDER BY d LIMIT %s",
-            ["[" + ",".join(str(float(x)) for x in vector) + "]",
-             *keyed_params, *unkeyed_params, CANDIDATES],
+            f"""
+            SELECT i.id, near.d
+            FROM (SELECT key, (embedding <=> %s::vector){" + 0" if exact else ""} AS d
+                  FROM {IncidentText._meta.db_table} WHERE workspace_id = %s
+                  ORDER BY d LIMIT %s) AS near
+            CROSS JOIN LATERAL ({copies} LIMIT %s) AS i
+            LIMIT %s
+            """,
+            [_vector_literal(query_vector(text)), workspace.pk, TEXTS, *params,
+             CANDIDATES, CANDIDATES],
         )  # fmt: skip
-        nearest = cursor.fetchall()
-    rows = [(pk, d) for pk, key, d in nearest if not key]
-    keys = [(key, d) for _, key, d in nearest if key]
-    # The copies of the nearest texts, a few texts at a time (each may have many).
-    # Done when CANDIDATES incidents are no farther than every text not yet read.
-    taken, chunk = 0, 1
-    while taken < len(keys) and (
-        taken == 0 or sum(d <= keys[taken - 1][1] for _, d in rows) < CANDIDATES
-    ):
-        distance = dict(keys[taken : taken + chunk])
-        copies = embedded.filter(embedding_key__in=distance).values_list("id", "embedding_key")
-        rows += [(pk, distance[key]) for pk, key in copies]
-        taken, chunk = taken + chunk, chunk * 2
-    return sorted(rows, key=lambda r: (r[1], -r[0]))[:CANDIDATES]
+        rows = sorted(cursor.fetchall(), key=lambda r: (r[1], -r[0]))
+    return [pk for pk, _ in rows], {pk: 1.0 - float(d) for pk, d in rows}
+
+
+def _vector_literal(vector: Any) -> str:
+    return "[" + ",".join(str(float(x)) for x in vector) + "]"
 
 
 def _exact_is_truer(workspace: Workspace) -> bool:
-    """Whether the workspace's nearest incidents are read exactly rather than from
-    the HNSW index. The index serves every workspace: it returns the nearest
-    `hnsw.ef_search` incidents of the whole table and the workspace filter comes
-    after, so a small workspace beside a large one keeps few of them, not its own
-    nearest (pgvector 0.6 has no iterative scan). A workspace of at most
-    EXACT_AT_MOST incidents holding less than half of the table is read exactly:
-    a few tens of milliseconds, and the answer is its own."""
+    """Whether the workspace's texts are measured exactly rather than read from
+    the HNSW index: when it has few texts, or at most EXACT_AT_MOST and less than
+    half of all workspaces' texts. The index serves every workspace and filters
+    after it (pgvector 0.6 has no iterative scan), so beside a larger workspace it
+    would return the other's neighbours, not this one's."""
+    table = IncidentText._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT (SELECT count(*) FROM (SELECT 1 FROM {Incident._meta.db_table}
+            SELECT (SELECT count(*) FROM (SELECT 1 FROM {table}
                                           WHERE workspace_id = %s LIMIT %s) AS mine),
                    (SELECT reltuples FROM pg_class WHERE relname = %s)
             """,
-            [workspace.pk, EXACT_AT_MOST + 1, Incident._meta.db_table],
+            [workspace.pk, EXACT_AT_MOST + 1, table],
         )
-        mine, table = cursor.fetchone()
-    return mine <= EXACT_AT_MOST and mine < 0.5 * max(float(table or 0), mine)
+        mine, every = cursor.fetchone()
+    return bool(
+        mine <= FEW_TEXTS or (mine <= EXACT_AT_MOST and mine < 0.5 * max(float(every or 0), mine))
+    )
 
 
 def _keyword_candidates(workspace: Workspace, base: QuerySet[Incident], text: str) -> list[int]:

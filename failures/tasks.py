@@ -45,6 +45,7 @@ def propagate_label(label_id: int) -> int:
 @shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)
 def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
     modes = services.failure_modes_recluster(workspace_id=workspace_id, run_id=run_id).modes
+    embedding.incident_texts_prune(workspace_id=workspace_id)
     if services.recluster_due(workspace_id=workspace_id):
         # Incidents embedded while this run clustered: the embedding that asked for
         # this run is done and will not ask again, so ask now rather than leave them
@@ -84,7 +85,9 @@ def recluster_all() -> None:
 
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def refresh_modes(workspace_id: int) -> int:
-    """Recount a workspace's modes after incidents went away in bulk (retention)."""
+    """Recount a workspace's modes after incidents went away in bulk (retention),
+    and drop the texts search no longer needs."""
+    embedding.incident_texts_prune(workspace_id=workspace_id)
     return services.modes_refresh_workspace(workspace_id=workspace_id)
 
 

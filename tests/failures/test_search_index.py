@@ -154,24 +154,43 @@ def test_the_newest_keyword_matches_read_in_slices_are_those_of_one_query(
             assert found == every[:ranked], (raw, recent, ranked)
 
 
+def _texts(workspace, vectors: dict[int, tuple[str, list[float]]]) -> None:  # type: ignore[no-untyped-def]
+    """Give incidents a text key and vector, and the workspace those texts."""
+    from failures.models import IncidentText
+
+    for pk, (key, vector) in vectors.items():
+        Incident.objects.filter(pk=pk).update(embedding=vector, embedding_key=key)
+        IncidentText.objects.get_or_create(
+            workspace=workspace, key=key, defaults={"embedding": vector}
+        )
+
+
+def _unit(*head: float) -> list[float]:
+    return [*head] + [0.0] * (384 - len(head))
+
+
 def test_a_small_workspace_beside_a_large_one_gets_its_own_nearest_incidents(
     tenant, other_tenant, monkeypatch
 ):
     """The HNSW index serves every workspace and filters after: a small workspace
-    beside a larger one whose incidents are nearer the query would keep none of
-    the few the index returns. Such a workspace is searched by exact distance."""
+    beside a larger one whose texts are nearer the query would keep none of the
+    few the index returns. Such a workspace is searched by exact distance."""
     from django.db import connection
 
     from failures import search
+    from failures.models import IncidentText
 
-    near, far = [1.0] + [0.0] * 383, [0.0, 1.0] + [0.0] * 382
     ingest(tenant.workspace, [_failed(i, "ledger locked") for i in range(3)])
     ingest(other_tenant.workspace, [_failed(i, "ledger locked") for i in range(12)])
-    Incident.objects.filter(workspace=tenant.workspace).update(embedding=far)
-    Incident.objects.filter(workspace=other_tenant.workspace).update(embedding=near)
-    monkeypatch.setattr(search, "query_vector", lambda text: near)
+    mine = list(Incident.objects.filter(workspace=tenant.workspace).values_list("pk", flat=True))
+    theirs = Incident.objects.filter(workspace=other_tenant.workspace).values_list("pk", flat=True)
+    _texts(tenant.workspace, {pk: (f"mine-{n}", _unit(0.1 * n, 1.0)) for n, pk in enumerate(mine)})
+    _texts(other_tenant.workspace, {pk: (f"theirs-{n}", _unit(1.0, 0.01 * n))
+                                    for n, pk in enumerate(theirs)})  # fmt: skip
+    monkeypatch.setattr(search, "query_vector", lambda text: _unit(1.0))
+    monkeypatch.setattr(search, "FEW_TEXTS", 0)  # as if both were large
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Incident._meta.db_table}")
+        cursor.execute(f"ANALYZE {IncidentText._meta.db_table}")
         # Plans as in a large table (an index read that needs no sort: the HNSW
         # index), the HNSW index as narrow as it goes.
         cursor.execute(
@@ -179,25 +198,21 @@ def test_a_small_workspace_beside_a_large_one_gets_its_own_nearest_incidents(
         )
         cursor.execute("SELECT set_config('hnsw.ef_search', '1', false)")
     try:
-        assert search._exact_is_truer(tenant.workspace)
-        assert not search._exact_is_truer(other_tenant.workspace)  # most of the table
         base = search._filtered(tenant.workspace, search.SearchFilters())
         ids, _ = search._vector_candidates(tenant.workspace, base, "ledger")
-        assert sorted(ids) == sorted(
-            Incident.objects.filter(workspace=tenant.workspace).values_list("pk", flat=True)
-        )
-        monkeypatch.setattr(search, "EXACT_AT_MOST", 2)  # too large to read exactly
-        assert not search._exact_is_truer(tenant.workspace)
+        assert ids == [mine[2], mine[1], mine[0]]  # nearest text first
+        assert search._exact_is_truer(tenant.workspace)
+        assert not search._exact_is_truer(other_tenant.workspace)  # most of the table
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
             cursor.execute("RESET hnsw.ef_search")
 
 
-def test_the_exact_nearest_give_copies_of_a_text_its_distance_newest_first(tenant, monkeypatch):
-    """Read exactly, each text is measured once and its copies (same embedding
-    key) share its distance: the nearest CANDIDATES are the same as measuring
-    every incident, ties newest first."""
+def test_the_nearest_incidents_are_those_of_the_nearest_texts_newest_first(tenant, monkeypatch):
+    """Each text is measured once and its copies (same key) share its distance:
+    the nearest CANDIDATES incidents are those measuring every incident would
+    give, copies newest first; the filters apply to the incidents."""
     from pgvector.django import CosineDistance
 
     from failures import search
@@ -208,17 +223,20 @@ def test_the_exact_nearest_give_copies_of_a_text_its_distance_newest_first(tenan
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    for n, pk in enumerate(ids):
-        text = n % 4  # four texts, copies of each; two incidents without a key
-        vector = [1.0, float(text), 0.5 * text] + [0.0] * 381
-        key = "" if n in (3, 17) else f"text-{text}"
-        Incident.objects.filter(pk=pk).update(embedding=vector, embedding_key=key)
+    _texts(tenant.workspace, {pk: (f"text-{n % 4}", _unit(1.0, n % 4, 0.5 * (n % 4)))
+                              for n, pk in enumerate(ids)})  # fmt: skip
     monkeypatch.setattr(search, "CANDIDATES", 11)
-    query = [1.0, 1.0, 0.4] + [0.0] * 381
+    query = _unit(1.0, 1.0, 0.4)
+    monkeypatch.setattr(search, "query_vector", lambda text: query)
     base = search._filtered(tenant.workspace, search.SearchFilters())
-    every = sorted(
+    every = [pk for _, pk in sorted(
         (round(d, 6), -pk) for pk, d in base.annotate(
             d=CosineDistance("embedding", query)).values_list("pk", "d")
-    )[:11]  # fmt: skip
-    got = search._exact_nearest(base, query)
-    assert [(round(d, 6), -pk) for pk, d in got] == every
+    )[:11]]  # fmt: skip
+    got, similarity = search._vector_candidates(tenant.workspace, base, "q")
+    assert got == [-pk for pk in every]
+    # A filter that leaves some copies out: the next texts fill the list.
+    Incident.objects.filter(pk__in=got[:5]).update(tool="other")
+    narrowed = base.filter(tool="payments.refund")
+    got2, _ = search._vector_candidates(tenant.workspace, narrowed, "q")
+    assert len(got2) == 11 and not set(got2) & set(got[:5])
