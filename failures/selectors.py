@@ -267,6 +267,19 @@ def diagnosis_summary(*, workspace: Workspace) -> dict[str, int]:
         .distinct()
         .count()
     )
+    # Diagnosed runs whose causes are all failed checks of the outcome: the
+    # harness's verdict on the run, with no step named.
+    at_a_step = (
+        Incident.objects.filter(workspace=workspace, trace__analysis__verdict="failed")
+        .exclude(kind__in=NOT_CAUSES)
+        .exclude(stats__contains={"evidence": "check"})
+        .values("trace_id")
+        .distinct()
+        .count()
+    )
+    diagnosed = summary.get(DiagnosisState.DIAGNOSED, 0)
+    summary["check_only"] = max(0, diagnosed - at_a_step)
+    summary["at_a_step"] = diagnosed - summary["check_only"]
     return summary
 
 

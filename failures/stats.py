@@ -177,6 +177,12 @@ def modes_figures(*, workspace_id: int, mode_ids: list[int]) -> dict[int, dict[s
         mode_agents = {a for _, a, _, _ in items}
         marks = {m for _, _, s, _ in items if (m := mark_of(s or {})) is not None}
         figures = lift_figures(marks, traces, [r for r in runs if r.agent in mode_agents])
+        if all((s or {}).get("evidence") == "check" for _, _, s, _ in items):
+            # A failed check of the outcome is the failure itself: only failed runs
+            # have one, so a lift would measure the definition, not the mode.
+            for key in ("lift", "lift_low", "lift_high"):
+                figures.pop(key, None)
+            figures["outcome_check"] = True
         failed_traces = traces & failed
         cost = Trace.objects.filter(pk__in=failed_traces).aggregate(
             tokens=Sum("total_tokens"), cost=Sum("cost_usd"), priced=Count("cost_usd")

@@ -134,3 +134,28 @@ def test_intercode_scores_become_one_check_that_says_how_close_the_run_came(tena
                     trace_ids=list(Trace.objects.values_list("pk", flat=True)))  # fmt: skip
     incident = Incident.objects.get(trace__metadata__task_id="1")
     assert incident.description.startswith("`result rows` failed: none of the expected rows")
+
+
+def test_a_mode_of_failed_checks_shows_no_lift_and_the_summary_says_no_step_is_named(tenant):
+    """Only failed runs have a failed check: a lift for such a mode would measure
+    the definition of failure. The modes page says how many diagnosed runs name
+    a step and how many rest on a failed check alone."""
+    from failures.models import FailureMode
+    from failures.selectors import diagnosis_summary
+    from failures.stats import modes_figures
+
+    ok = [{"kind": "tool_call", "name": "act", "input": {}, "output": {"ok": True}}]
+    ingest(tenant.workspace, [
+        *[trace_payload(f"checked-{i}", agent="fresh", checks=CHECKS[:1], steps=ok) for i in range(3)],
+        *[trace_payload(f"fine-{i}", agent="fresh", status="succeeded", steps=ok) for i in range(3)],
+        trace_payload("errored", agent="fresh"),  # its step errors: a cause at a step, if not weak
+    ])  # fmt: skip
+    checks = Incident.objects.filter(trace__external_id__startswith="checked-")
+    assert checks.count() == 3 and all(i.stats["evidence"] == "check" for i in checks)
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="db_match failed")
+    checks.update(failure_mode=mode)
+    figures = modes_figures(workspace_id=tenant.workspace.pk, mode_ids=[mode.pk])[mode.pk]
+    assert figures["outcome_check"] and "lift" not in figures
+    summary = diagnosis_summary(workspace=tenant.workspace)
+    at_a_step = summary["diagnosed"] - 3
+    assert summary["check_only"] == 3 and summary["at_a_step"] == at_a_step
