@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, ExpressionWrapper, FloatField, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -21,7 +21,6 @@ from .models import (
     FailureMode,
     Incident,
     IncidentKind,
-    IncidentText,
     ModeDailyCount,
     ModeStatus,
     PolicyRule,
@@ -160,27 +159,11 @@ def mode_incidents_nearest(*, mode: FailureMode, limit: int = 20) -> list[Incide
     always has some to learn from."""
     qs = mode.incidents.select_related("trace")
     if mode.centroid is not None:
-        # Measured once per text (IncidentText), exactly: the HNSW index over every
-        # incident filters by mode after its search, so it could return fewer than
-        # asked, or not the nearest. Copies of a text share its distance.
-        texts = list(
-            IncidentText.objects.filter(
-                workspace_id=mode.workspace_id,
-                key__in=qs.exclude(embedding_key="").order_by().values("embedding_key"),
-            )
-            .annotate(
-                distance=ExpressionWrapper(
-                    CosineDistance("embedding", mode.centroid) + 0.0, output_field=FloatField()
-                )
-            )
-            .order_by("distance", "key")
-            .values_list("key", flat=True)[:limit]
+        nearest: list[Incident] = list(
+            qs.exclude(embedding=None)
+            .annotate(distance=CosineDistance("embedding", mode.centroid))
+            .order_by("distance")[:limit]
         )
-        nearest: list[Incident] = []
-        for key in texts:
-            nearest += qs.filter(embedding_key=key).order_by("-pk")[: limit - len(nearest)]
-            if len(nearest) >= limit:
-                break
         if nearest:
             return nearest
     return list(qs.order_by("-occurred_at", "-pk")[:limit])

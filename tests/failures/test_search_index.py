@@ -240,31 +240,3 @@ def test_the_nearest_incidents_are_those_of_the_nearest_texts_newest_first(tenan
     narrowed = base.filter(tool="payments.refund")
     got2, _ = search._vector_candidates(tenant.workspace, narrowed, "q")
     assert len(got2) == 11 and not set(got2) & set(got[:5])
-
-
-def test_a_modes_most_typical_incidents_are_its_nearest_texts_copies_newest_first(tenant):
-    """A mode's incidents nearest its centroid, measured once per text: the copies
-    of the nearest text first (newest first), then the next text's; incidents of
-    the same text in another mode are not the mode's."""
-    from failures.models import FailureMode
-    from failures.selectors import mode_incidents_nearest
-
-    ingest(tenant.workspace, [_failed(i, f"error {i}") for i in range(9)])
-    ids = list(
-        Incident.objects.filter(workspace=tenant.workspace)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    near, far = _unit(1.0, 0.1), _unit(0.2, 1.0)
-    _texts(
-        tenant.workspace,
-        {pk: ("near", near) if n % 3 == 0 else ("far", far) for n, pk in enumerate(ids)},
-    )
-    mode = FailureMode.objects.create(workspace=tenant.workspace, label="m", centroid=_unit(1.0))
-    other = FailureMode.objects.create(workspace=tenant.workspace, label="o")
-    Incident.objects.filter(pk__in=ids[:8]).update(failure_mode=mode)
-    Incident.objects.filter(pk=ids[8]).update(failure_mode=other)
-    got = [i.pk for i in mode_incidents_nearest(mode=mode, limit=4)]
-    nears = [pk for n, pk in enumerate(ids[:8]) if n % 3 == 0]  # ids[0], ids[3], ids[6]
-    assert got == sorted(nears, reverse=True) + [ids[7]]
-    assert ids[8] not in [i.pk for i in mode_incidents_nearest(mode=mode, limit=20)]
