@@ -2,11 +2,13 @@
 
 A batch is validated and redacted in Python first, trace by trace, so a bad
 trace is rejected before anything is written. The valid ones are then written
-with set-based SQL: COPY into temporary tables, one INSERT … ON CONFLICT for
-traces and one for steps (the upsert on external_id / step index is what makes
-retries harmless), then aggregate and outcome updates. That keeps a batch at a
-handful of round trips whatever its size. Finding incidents in the stored steps
-is the failures app's job, queued after the commit.
+with set-based SQL in a handful of round trips whatever the batch's size: the
+traces COPY into a temporary table; one UPDATE merges those already stored, one
+INSERT adds the others with their counts; the new traces' steps COPY straight
+into the step table, and the re-sent traces' steps are upserted by index (what
+makes retries harmless) and recounted; then pending outcomes apply. Finding
+incidents in the stored steps is the failures app's job, queued after the
+commit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from workspaces.redaction import Redactor
 from workspaces.textsafety import clean_text
@@ -130,107 +132,161 @@ _TRACE_COLUMNS = (
     "external_id text, agent text, session_id text, task text, task_key text, checks jsonb, "
     "status text, reward float8, "
     "started_at timestamptz, ended_at timestamptz, model text, skills_in_scope text[], "
-    "metadata jsonb, cost_usd float8, redaction_counts jsonb"
+    "metadata jsonb, cost_usd float8, redaction_parts jsonb, redaction_counts jsonb, "
+    "step_count int, error_count int, total_tokens bigint"
 )
 _STEP_COLUMNS = (
     "external_id text, index int, kind text, name text, input jsonb, output jsonb, error text, "
     "started_at timestamptz, duration_ms float8, tokens int, parent_index int"
+)
+_STEP_FIELDS = (
+    "index, kind, name, input, output, error, started_at, duration_ms, tokens, parent_index"
 )
 
 
 def write_traces(workspace_id: int, traces: list[PreparedTrace]) -> dict[str, tuple[int, bool]]:
     """Write prepared traces; return external_id -> (trace id, created?).
 
-    Must run inside a transaction (the temporary tables drop on commit).
+    A trace sent again is merged into the stored one and its steps are upserted
+    by index, then its counts are taken again from what is stored. A trace new
+    to the workspace is inserted with the counts of its batch, and its steps are
+    copied straight into the step table: nothing of it can be there yet (the
+    common case, and most of a batch's rows). Must run inside a transaction
+    (the temporary tables drop on commit).
     """
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE tmp_trace ({_TRACE_COLUMNS}) ON COMMIT DROP")
-        cursor.execute(f"CREATE TEMP TABLE tmp_step ({_STEP_COLUMNS}) ON COMMIT DROP")
-        _copy_rows(cursor, traces)
-        ids = _upsert_traces(cursor, workspace_id)
-        trace_ids = [trace_id for trace_id, _ in ids.values()]
-        _upsert_steps(cursor, workspace_id)
-        _refresh_aggregates(cursor, trace_ids)
+        _copy_traces(cursor, traces)
+        ids = _merge_stored_traces(cursor, workspace_id, None)
+        ids.update(_insert_new_traces(cursor, workspace_id))
+        missing = [t.external_id for t in traces if t.external_id not in ids]
+        if missing:  # inserted by another request between the two statements
+            ids.update(_merge_stored_traces(cursor, workspace_id, missing))
+        if len(ids) < len(traces):
+            raise DatabaseError("a trace was deleted while this batch was being written")
+        new = [t for t in traces if ids[t.external_id][1]]
+        sent_again = [t for t in traces if not ids[t.external_id][1]]
+        if new:
+            _copy_new_steps(cursor, new, ids)
+        if sent_again:
+            cursor.execute(f"CREATE TEMP TABLE tmp_step ({_STEP_COLUMNS}) ON COMMIT DROP")
+            _copy_steps_sent_again(cursor, sent_again)
+            _upsert_steps(cursor, workspace_id)
+            _refresh_aggregates(cursor, [ids[t.external_id][0] for t in sent_again])
+            cursor.execute("DROP TABLE tmp_step")
         apply_pending_outcomes(cursor, workspace_id, list(ids))
-        cursor.execute("DROP TABLE tmp_trace, tmp_step")
+        cursor.execute("DROP TABLE tmp_trace")
     return ids
 
 
-def _copy_rows(cursor: Any, traces: list[PreparedTrace]) -> None:
+def _copy_traces(cursor: Any, traces: list[PreparedTrace]) -> None:
     with cursor.copy("COPY tmp_trace FROM STDIN") as copy:
         for t in traces:
             f = t.fields
+            steps = t.steps
             copy.write_row(
                 (
                     t.external_id, f["agent"], f["session_id"], f["task"], f["task_key"],
                     _dumps(f["checks"]), f["status"],
                     f["reward"], f["started_at"], f["ended_at"], f["model"],
                     f["skills_in_scope"], _dumps(f["metadata"]), f["cost_usd"],
-                    _dumps(t.parts),
+                    _dumps(t.parts), _dumps({k: n for k, n in t.redactions.items() if n > 0}),
+                    len(steps), sum(1 for s in steps if s.is_error),
+                    sum(s.tokens for s in steps if s.tokens is not None),
                 )
             )  # fmt: skip
+
+
+def _step_row(s: PreparedStep) -> tuple[Any, ...]:
+    return (
+        s.index, s.kind, s.name, _dumps(s.input), _dumps(s.output), s.error,
+        s.started_at, s.duration_ms, s.tokens, s.parent_index,
+    )  # fmt: skip
+
+
+def _copy_new_steps(
+    cursor: Any, traces: list[PreparedTrace], ids: dict[str, tuple[int, bool]]
+) -> None:
+    with cursor.copy(f"COPY traces_step (trace_id, {_STEP_FIELDS}) FROM STDIN") as copy:
+        for t in traces:
+            trace_id = ids[t.external_id][0]
+            for s in t.steps:
+                copy.write_row((trace_id, *_step_row(s)))
+
+
+def _copy_steps_sent_again(cursor: Any, traces: list[PreparedTrace]) -> None:
     with cursor.copy("COPY tmp_step FROM STDIN") as copy:
         for t in traces:
             for s in t.steps:
-                copy.write_row(
-                    (
-                        t.external_id, s.index, s.kind, s.name, _dumps(s.input),
-                        _dumps(s.output), s.error, s.started_at, s.duration_ms, s.tokens, s.parent_index,
-                    )
-                )  # fmt: skip
+                copy.write_row((t.external_id, *_step_row(s)))
 
 
-def _upsert_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]]:
-    # Empty strings and NULLs in a re-sent trace keep what was stored: an agent
-    # may send a trace in pieces (first the task, later the steps and status).
+def _insert_new_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]]:
+    """Insert the traces not stored yet, with their batch's counts."""
     cursor.execute(
         """
         INSERT INTO traces_trace (
             workspace_id, external_id, agent, session_id, task, task_key, checks, status, reward,
-            started_at,
-            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
+            started_at, ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
             redaction_counts, step_count, error_count, total_tokens, received_at, updated_at)
-        SELECT %s, external_id, agent, session_id, task, task_key, checks, status, reward,
+        SELECT %s, external_id, agent, session_id, task, task_key, checks,
+            CASE WHEN status = '' THEN 'unknown' ELSE status END, reward,
             COALESCE(started_at, ended_at, now()),
-            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_counts, '{}'::jsonb,
-            0, 0, 0, now(), now()
+            ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
+            redaction_counts, step_count, error_count, total_tokens, now(), now()
         FROM tmp_trace
-        ON CONFLICT (workspace_id, external_id) DO UPDATE SET
-            agent = COALESCE(NULLIF(EXCLUDED.agent, ''), traces_trace.agent),
-            session_id = COALESCE(NULLIF(EXCLUDED.session_id, ''), traces_trace.session_id),
-            task = COALESCE(NULLIF(EXCLUDED.task, ''), traces_trace.task),
-            task_key = COALESCE(NULLIF(EXCLUDED.task_key, ''), traces_trace.task_key),
-            checks = CASE WHEN jsonb_array_length(EXCLUDED.checks) > 0
-                THEN EXCLUDED.checks ELSE traces_trace.checks END,
-            status = COALESCE(NULLIF(EXCLUDED.status, ''), traces_trace.status),
-            reward = COALESCE(EXCLUDED.reward, traces_trace.reward),
-            started_at = COALESCE(EXCLUDED.started_at, traces_trace.started_at),
-            ended_at = COALESCE(EXCLUDED.ended_at, traces_trace.ended_at),
-            model = COALESCE(NULLIF(EXCLUDED.model, ''), traces_trace.model),
-            skills_in_scope = CASE WHEN cardinality(EXCLUDED.skills_in_scope) > 0
-                THEN EXCLUDED.skills_in_scope ELSE traces_trace.skills_in_scope END,
-            metadata = traces_trace.metadata || EXCLUDED.metadata,
-            cost_usd = COALESCE(EXCLUDED.cost_usd, traces_trace.cost_usd),
+        ON CONFLICT (workspace_id, external_id) DO NOTHING
+        RETURNING id, external_id
+        """,
+        [workspace_id],
+    )
+    return {external_id: (trace_id, True) for trace_id, external_id in cursor.fetchall()}
+
+
+def _merge_stored_traces(
+    cursor: Any, workspace_id: int, only: list[str] | None
+) -> dict[str, tuple[int, bool]]:
+    """Merge the batch's traces that are stored already (`only` these, if given)."""
+    # Empty strings and NULLs in a re-sent trace keep what was stored: an agent
+    # may send a trace in pieces (first the task, later the steps and status).
+    cursor.execute(
+        """
+        UPDATE traces_trace t SET
+            agent = COALESCE(NULLIF(n.agent, ''), t.agent),
+            session_id = COALESCE(NULLIF(n.session_id, ''), t.session_id),
+            task = COALESCE(NULLIF(n.task, ''), t.task),
+            task_key = COALESCE(NULLIF(n.task_key, ''), t.task_key),
+            checks = CASE WHEN jsonb_array_length(n.checks) > 0 THEN n.checks ELSE t.checks END,
+            status = COALESCE(NULLIF(n.status, ''), t.status),
+            reward = COALESCE(n.reward, t.reward),
+            started_at = COALESCE(n.started_at, t.started_at),
+            ended_at = COALESCE(n.ended_at, t.ended_at),
+            model = COALESCE(NULLIF(n.model, ''), t.model),
+            skills_in_scope = CASE WHEN cardinality(n.skills_in_scope) > 0
+                THEN n.skills_in_scope ELSE t.skills_in_scope END,
+            metadata = t.metadata || n.metadata,
+            cost_usd = COALESCE(n.cost_usd, t.cost_usd),
             -- Step parts are replaced; the trace's own part keeps the larger
             -- count per kind (a later piece may not repeat the task).
-            redaction_parts = traces_trace.redaction_parts || EXCLUDED.redaction_parts
+            redaction_parts = t.redaction_parts || n.redaction_parts
                 || jsonb_build_object('trace', (
                     SELECT COALESCE(jsonb_object_agg(k, m), '{}'::jsonb) FROM (
                         SELECT k, max(v::int) AS m FROM (
                             SELECT * FROM jsonb_each_text(
-                                COALESCE(traces_trace.redaction_parts -> 'trace', '{}'::jsonb))
+                                COALESCE(t.redaction_parts -> 'trace', '{}'::jsonb))
                             UNION ALL
                             SELECT * FROM jsonb_each_text(
-                                COALESCE(EXCLUDED.redaction_parts -> 'trace', '{}'::jsonb))
+                                COALESCE(n.redaction_parts -> 'trace', '{}'::jsonb))
                         ) AS u(k, v) GROUP BY k) AS x)),
             updated_at = now()
-        RETURNING id, external_id, (xmax = 0)
+        FROM tmp_trace n
+        WHERE t.workspace_id = %s AND t.external_id = n.external_id
+          AND (%s::text[] IS NULL OR n.external_id = ANY(%s::text[]))
+        RETURNING t.id, t.external_id
         """,
-        [workspace_id],
+        [workspace_id, only, only],
     )
-    return {
-        external_id: (trace_id, created) for trace_id, external_id, created in cursor.fetchall()
-    }
+    return {external_id: (trace_id, False) for trace_id, external_id in cursor.fetchall()}
 
 
 def _upsert_steps(cursor: Any, workspace_id: int) -> None:

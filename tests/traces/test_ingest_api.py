@@ -9,6 +9,7 @@ from django.test import TestCase
 from failures.models import DiagnosisState, Incident, TraceAnalysis
 from tests.factories import make_key, trace_payload
 from traces.models import Outcome, Step, Trace
+from traces.selectors import TraceFilters, trace_list
 from workspaces.models import PiiPolicy, Scope
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +74,32 @@ def test_resent_trace_updates_steps_by_index_and_adds_new_ones(client, tenant):
     assert list(trace.steps.values_list("index", "error")) == [(0, ""), (1, ""), (2, "")]
     assert trace.step_count == 3 and trace.error_count == 0
     assert not Incident.objects.filter(trace=trace).exists()
+
+
+def test_a_new_trace_stores_the_counts_a_resent_one_is_recounted_to(client, tenant):
+    """A new trace's counts come from its batch, a re-sent one's from what is
+    stored: the two ways give the same row, and the words it is searched by."""
+    steps = [
+        {"kind": "user_prompt", "input": "Mail ann@example.com about 4111 1111 1111 1111",
+         "tokens": 40},
+        {"kind": "tool_call", "name": "mail.send", "input": {"to": "ann@example.com"},
+         "error": "relay refused", "tokens": 15},
+        {"kind": "error", "output": "giving up"},
+        {"kind": "assistant_message", "output": "Could not reach bob@example.org"},
+    ]  # fmt: skip
+    unsure = {k: v for k, v in trace_payload("new", steps=steps).items() if k != "status"}
+    response = post(client, tenant, {"traces": [unsure]})
+    assert response.status_code == 200, response.json()["results"]
+    fields = ("status", "step_count", "error_count", "total_tokens", "redaction_counts")
+    first = Trace.objects.values(*fields).get(external_id="new")
+    assert first == {
+        "status": "unknown", "step_count": 4, "error_count": 2, "total_tokens": 55,
+        "redaction_counts": {"EMAIL": 3, "CREDIT_CARD": 1},
+    }  # fmt: skip
+    assert post(client, tenant, {"traces": [unsure]}).json()["updated"] == 1
+    assert Trace.objects.values(*fields).get(external_id="new") == first
+    found = trace_list(workspace=tenant.workspace, filters=TraceFilters(q="relay refused"))
+    assert [t.external_id for t in found] == ["new"]
 
 
 def test_mixed_batch_stores_good_traces_and_reports_bad_ones(client, tenant):

@@ -151,3 +151,30 @@ def test_a_random_token_below_the_entropy_bar_is_still_a_secret_and_names_are_no
     for name in ("SomeVeryLongCamelCaseIdentifierName1", "XMLHttpRequestEventTargetPrototype12",
                  "getUserAccountSettingsForOrganization2024"):  # fmt: skip
         assert not _looks_random(name), name
+
+
+def test_a_batch_screened_at_once_redacts_every_string_as_one_by_one():
+    """The pre-check run over a whole batch in one scan (`Redactor.screened`) gives
+    each string the answer it gets alone, whatever the strings before it hold
+    (multi-byte characters shift byte offsets; newlines sit inside strings)."""
+    from workspaces.redaction import _screen, may_hold_pii
+
+    strings = [
+        "Zürich ☃☃☃☃ café", "plain words", *SAMPLES.values(), "line one\nline two",
+        "über 12", "ok", "mail jane@example.com\nthen ☃ 203.0.113.77", "",
+        "Bearer Q9x7Lm2Kp4Rt", "a" * 15, "a" * 16, "x\x00 jane@example.com",
+    ]  # fmt: skip
+    answers = _screen(strings)
+    assert {s: may_hold_pii(s) for s in strings if "\x00" not in s} == answers
+    assert answers["Zürich ☃☃☃☃ café"] is False and answers["über 12"] is False
+    batch = {"traces": [{"task": s, "steps": [{"input": {s: [s]}}]} for s in strings]}
+    alone, screened = build_redactor(enabled={}), build_redactor(enabled={}).screened(batch)
+    # Every string and key once, but the one holding NUL (`_scan` strips it first).
+    assert screened.screen is not None
+    assert set(screened.screen) == {*strings, "traces", "task", "steps", "input"} - {strings[-1]}
+    for s in strings:
+        counts_alone: Counter = Counter()
+        counts_screened: Counter = Counter()
+        assert screened.text(s, counts_screened) == alone.text(s, counts_alone)
+        assert counts_screened == counts_alone
+    assert screened.value(batch, Counter()) == alone.value(batch, Counter())
