@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum, Value
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
@@ -156,13 +156,19 @@ def mode_incidents_nearest(*, mode: FailureMode, limit: int = 20) -> list[Incide
     """The mode's incidents closest to its centroid: its most typical members. When
     none of them is embedded yet (an embedding pass still running elsewhere holds
     the workspace's lock), the mode's incidents as they are: a mode with incidents
-    always has some to learn from."""
+    always has some to learn from.
+
+    Distances are measured exactly, on the mode's incidents: `+ 0` keeps the
+    planner off the HNSW index over every incident of the table, which filters
+    by mode only after its search, so the mode of a large table would keep few
+    of the index's nearest or none."""
     qs = mode.incidents.select_related("trace")
     if mode.centroid is not None:
+        distance = CosineDistance("embedding", mode.centroid) + Value(0.0)
         nearest: list[Incident] = list(
             qs.exclude(embedding=None)
-            .annotate(distance=CosineDistance("embedding", mode.centroid))
-            .order_by("distance")[:limit]
+            .annotate(distance=distance)
+            .order_by("distance", "pk")[:limit]
         )
         if nearest:
             return nearest

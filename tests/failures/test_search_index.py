@@ -240,3 +240,49 @@ def test_the_nearest_incidents_are_those_of_the_nearest_texts_newest_first(tenan
     narrowed = base.filter(tool="payments.refund")
     got2, _ = search._vector_candidates(tenant.workspace, narrowed, "q")
     assert len(got2) == 11 and not set(got2) & set(got[:5])
+
+
+def test_a_modes_most_typical_incidents_are_measured_on_the_mode_not_through_the_index(
+    tenant, other_tenant
+):
+    """The HNSW index over every incident filters by mode after its search: with
+    other incidents nearer the mode's centre, it would leave the mode none of its
+    own. A mode's most typical incidents are its own, nearest its centre first."""
+    from django.db import connection
+
+    from failures.models import FailureMode
+    from failures.selectors import mode_incidents_nearest
+
+    ingest(tenant.workspace, [_failed(i, "ledger locked") for i in range(3)])
+    ingest(other_tenant.workspace, [_failed(i, "ledger locked") for i in range(12)])
+    mode = FailureMode.objects.create(
+        workspace=tenant.workspace, label="ledger locked", incident_count=3, centroid=_unit(1.0)
+    )
+    mine = list(Incident.objects.filter(workspace=tenant.workspace).order_by("pk"))
+    for n, incident in enumerate(mine):  # the oldest nearest the centre
+        Incident.objects.filter(pk=incident.pk).update(
+            failure_mode=mode, embedding=_unit(1.0, 0.2 * (n + 1))
+        )
+    Incident.objects.filter(workspace=other_tenant.workspace).update(embedding=_unit(1.0, 0.01))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE failures_incident")
+        # Plans as for a mode of many incidents in a large table: not by the
+        # mode's own index (dropped until the test's transaction rolls back), no
+        # sort if an index gives the order, the HNSW index as narrow as it goes.
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'failures_incident' "
+            "AND indexdef LIKE '%%(failure_mode_id)%%'"
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP INDEX "{name}"')
+        cursor.execute(
+            "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off"
+        )
+        cursor.execute("SELECT set_config('hnsw.ef_search', '1', false)")
+    try:
+        nearest = mode_incidents_nearest(mode=mode, limit=2)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
+            cursor.execute("RESET hnsw.ef_search")
+    assert [i.pk for i in nearest] == [mine[0].pk, mine[1].pk]
