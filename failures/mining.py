@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,7 +163,10 @@ def traces_diagnose(
         for row in changed:
             row.facts = trace_facts(row.steps)
         _store_facts(workspace_id, changed)
-    profiles = {agent: _profile(workspace_id, agent) for agent in {r.agent for r in changed}}
+    profiles = {
+        agent: _profile(workspace_id, agent, {r.id for r in changed if r.agent == agent})
+        for agent in {r.agent for r in changed}
+    }
     failed_rows = [r for r in changed if r.verdict == "failed"]
     # Neighbours come from the same agent's successful runs only: another agent's
     # runs arriving must not change this agent's diagnosis (same-task contrast,
@@ -326,7 +329,8 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
     else:
         why = (
             "No successful run of this task to compare with, call by call, and nothing in it "
-            f"stands out against this agent's {baseline} labelled runs."
+            f"stands out against this agent's {'latest ' if baseline >= PROFILE_RUNS else ''}"
+            f"{baseline} labelled runs."
         )
     if weak:
         first = weak[0].stats
@@ -478,25 +482,42 @@ def _content_hash(row: TraceRow) -> str:
     return digest.hexdigest()
 
 
-def _profile(workspace_id: int, agent: str) -> offline.Profile:
-    runs = [
+# An agent's baseline (and the tools it uses) is its latest PROFILE_RUNS labelled
+# runs, and the successful runs a failed run's task is compared with (when none
+# of its own task succeeded) its latest POOL_RUNS: what one batch reads and
+# weighs stays bounded however long the agent's history grows (reading all of
+# it made each batch slower than the last: bench/growth.py), and recent runs
+# are the agent as it is now.
+PROFILE_RUNS = 2000
+POOL_RUNS = 1000
+
+
+def _profile(workspace_id: int, agent: str, judged: set[int]) -> offline.Profile:
+    """The agent's latest PROFILE_RUNS labelled runs, and the `judged` ones (the
+    profile takes a judged run out of its counts, so it must be in them)."""
+    labelled = TraceAnalysis.objects.filter(
+        workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
+    )
+    fields = ("trace_id", "verdict", "signals", "tools")
+    rows = {r[0]: r for r in labelled.order_by("-trace_id").values_list(*fields)[:PROFILE_RUNS]}
+    if missing := judged - rows.keys():
+        rows.update({r[0]: r for r in labelled.filter(trace_id__in=missing).values_list(*fields)})
+    return offline.Profile([
         offline.RunRecord(verdict == "failed", frozenset(signals), len(tools), tuple(tools))
-        for verdict, signals, tools in TraceAnalysis.objects.filter(
-            workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
-        ).values_list("verdict", "signals", "tools")
-    ]
-    return offline.Profile(runs)
+        for _, verdict, signals, tools in rows.values()
+    ])  # fmt: skip
 
 
 def success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
-    """The agent's successful runs, for neighbours by task similarity."""
+    """The agent's latest POOL_RUNS successful runs, for neighbours by task similarity."""
     return [
         offline.Neighbour(trace_id, list(tools), task)
         for trace_id, tools, task in TraceAnalysis.objects.filter(
             workspace_id=workspace_id, agent=agent, verdict="succeeded"
         )
         .exclude(trace__task="")
-        .values_list("trace_id", "tools", "trace__task")
+        .order_by("-trace_id")
+        .values_list("trace_id", "tools", "trace__task")[:POOL_RUNS]
     ]
 
 
@@ -507,16 +528,21 @@ PROTOCOL_RUNS = 10
 
 
 def tool_vocabularies(workspace_id: int, agents: set[str]) -> dict[str, frozenset[str]]:
-    """Every tool each agent has called in any of its labelled runs, for the agents
-    with at least PROTOCOL_RUNS of them (the others are left out: unknown)."""
-    found: dict[str, set[str]] = {agent: set() for agent in agents}
-    runs: Counter[str] = Counter()
-    for agent, tools in TraceAnalysis.objects.filter(
-        workspace_id=workspace_id, agent__in=agents, verdict__in=["failed", "succeeded"]
-    ).values_list("agent", "tools"):
-        found[agent].update(tools)
-        runs[agent] += 1
-    return {a: frozenset(tools) for a, tools in found.items() if runs[a] >= PROTOCOL_RUNS}
+    """Every tool each agent has called in its latest PROFILE_RUNS labelled runs,
+    for the agents with at least PROTOCOL_RUNS of them (the others are left out:
+    unknown)."""
+    found: dict[str, frozenset[str]] = {}
+    for agent in agents:
+        runs = list(
+            TraceAnalysis.objects.filter(
+                workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
+            )
+            .order_by("-trace_id")
+            .values_list("tools", flat=True)[:PROFILE_RUNS]
+        )
+        if len(runs) >= PROTOCOL_RUNS:
+            found[agent] = frozenset(tool for tools in runs for tool in tools)
+    return found
 
 
 # How many successful runs of a task a failed run is compared with.
@@ -920,10 +946,10 @@ def _outgrown_baselines(limit: int) -> list[tuple[int, int]]:
             SELECT a.workspace_id, a.trace_id FROM {table} a
             JOIN sizes s ON s.workspace_id = a.workspace_id AND s.agent = a.agent
             WHERE a.verdict = 'failed' AND a.diagnoser = 'offline'
-              AND s.runs >= %s * GREATEST(a.baseline_runs, 10)
+              AND LEAST(s.runs, %s) >= %s * GREATEST(a.baseline_runs, 10)
             ORDER BY a.analysed_at LIMIT %s
             """,
-            [BASELINE_GROWTH, limit],
+            [PROFILE_RUNS, BASELINE_GROWTH, limit],
         )
         found = cursor.fetchall()
     # Force a new diagnosis: the content is the same, the baseline is not.

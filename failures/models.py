@@ -322,6 +322,8 @@ class TraceAnalysis(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["workspace", "agent", "verdict"], name="analysis_ws_agent"),
+            # An agent's latest runs (its baseline, mining.PROFILE_RUNS), newest first.
+            models.Index(fields=["workspace", "agent", "-trace"], name="analysis_ws_agent_latest"),
             models.Index(fields=["workspace", "state"], name="analysis_ws_state"),
             models.Index(fields=["workspace", "task_key", "verdict"], name="analysis_ws_task"),
         ]

@@ -145,3 +145,36 @@ def test_a_worker_that_dies_before_writing_incidents_leaves_the_traces_due(tenan
     result = mining.traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=[trace.pk])
     assert result.unchanged == 0 and result.diagnosed == 1
     assert trace.pk not in mining.traces_due_for_analysis().get(tenant.workspace.pk, [])
+
+
+def test_an_agents_baseline_and_pool_are_its_latest_runs_and_the_sweep_settles(tenant, monkeypatch):
+    """What one batch reads of an agent's history is bounded (its latest runs), the
+    runs being judged are always in the baseline they are weighed against, and a
+    failed run diagnosed against a full window is not swept again for ever."""
+    from failures import mining
+    from failures.models import TraceAnalysis
+    from tests.factories import ingest, trace_payload
+    from traces.models import Trace
+
+    monkeypatch.setattr(mining, "PROFILE_RUNS", 4)
+    monkeypatch.setattr(mining, "POOL_RUNS", 3)
+    ok = [{"kind": "tool_call", "name": "refund", "input": {"order": 1}}]
+    ingest(tenant.workspace, [
+        trace_payload(f"run-{i}", agent="a", status="succeeded", task=f"refund order {i}",
+                      steps=ok)
+        for i in range(24)
+    ])  # fmt: skip
+    ids = list(Trace.objects.filter(agent="a").order_by("pk").values_list("pk", flat=True))
+    pool = mining.success_pool(tenant.workspace.pk, "a")
+    assert [n.trace_id for n in pool] == ids[::-1][:3]  # the latest 3
+    profile = mining._profile(tenant.workspace.pk, "a", {ids[0]})
+    assert len(profile.runs) == 5  # the latest 4, and the oldest, being judged
+    assert len(mining._profile(tenant.workspace.pk, "a", {ids[-1]}).runs) == 4
+    # Diagnosed against 4 runs; the agent has 24 now (over twice the floor of 10).
+    TraceAnalysis.objects.filter(trace_id=ids[0]).update(
+        verdict="failed", diagnoser="offline", baseline_runs=4
+    )
+    monkeypatch.setattr(mining, "PROFILE_RUNS", 100)  # its baseline has grown: due
+    assert mining._outgrown_baselines(10) == [(tenant.workspace.pk, ids[0])]
+    monkeypatch.setattr(mining, "PROFILE_RUNS", 4)  # it was the whole window: not due
+    assert mining._outgrown_baselines(10) == []
