@@ -262,7 +262,10 @@ def measure(workspace_id: int) -> dict:
                 "trace_id", "trace__task_key"
             )
         )
-        profiles = {a: _profile(workspace_id, a) for a in set(agents.values())}
+        profiles = {
+            a: _profile(workspace_id, a, {t for t in succeeded if agents[t] == a})
+            for a in set(agents.values())
+        }
         indexes = {
             a: offline.TaskIndex(success_pool(workspace_id, a)) for a in set(agents.values())
         }
