@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
 
-from truth import TAU2, WHO, _norm, _writes, half  # noqa: E402
+from truth import TAU2, WHO, _norm, _writes, compared, half  # noqa: E402
 
 KS = (1, 3, 10)
 TOP_P, TOP_R = 10, 50
@@ -84,11 +84,13 @@ def load_tau2(workspaces: dict[str, Any]) -> dict[str, dict[str, Any]]:
             halves[f"tau2-{sim.get('id')}"[:200]] = half(f"{domain}:{sim.get('task_id')}")
             if info.get("reward") == 1.0:
                 continue
-            checks = [(c["action"]["name"], _norm(c["action"].get("arguments") or {}))
+            keys = compared(info.get("action_checks") or [])
+            checks = [(c["action"]["name"],
+                       _norm(c["action"].get("arguments") or {}, keys[c["action"]["name"]]))
                       for c in info.get("action_checks") or []
                       if (c.get("action") or {}).get("requestor", "assistant") == "assistant"]  # fmt: skip
             truth[f"tau2-{sim.get('id')}"[:200]] = {
-                "half": half(f"{domain}:{sim.get('task_id')}"), "checks": checks,
+                "half": half(f"{domain}:{sim.get('task_id')}"), "checks": checks, "keys": keys,
             }  # fmt: skip
         for workspace in workspaces.values():
             result = traces_import_file(workspace=workspace, fmt="tau2-bench", path=path)
@@ -101,7 +103,8 @@ def load_tau2(workspaces: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for external_id, t in truth.items():
             if t["half"] != name or external_id not in calls:
                 continue
-            agent = [(i, n, a) for i, n, a in calls[external_id] if not n.startswith("user.")]
+            agent = [(i, n, _norm(a, t["keys"].get(n)))
+                     for i, n, a in calls[external_id] if not n.startswith("user.")]  # fmt: skip
             expected = set(t["checks"])
             culprit = next(((i, n) for i, n, a in agent if _writes(n) and (n, a) not in expected),
                            None)  # fmt: skip
@@ -145,16 +148,16 @@ def _prepare(workspace: Any, keep: set[str]) -> None:
     traces_diagnose(workspace_id=workspace.pk, trace_ids=ids, force=True)
 
 
-def _calls(workspace: Any) -> dict[str, list[tuple[int, str, str]]]:
+def _calls(workspace: Any) -> dict[str, list[tuple[int, str, Any]]]:
     from traces.models import Step
 
-    calls: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    calls: dict[str, list[tuple[int, str, Any]]] = defaultdict(list)
     for external_id, index, name, data in (
         Step.objects.filter(trace__workspace=workspace, kind="tool_call")
         .order_by("trace_id", "index")
         .values_list("trace__external_id", "index", "name", "input")
     ):
-        calls[external_id].append((index, name, _norm(data or {})))
+        calls[external_id].append((index, name, data or {}))
     return calls
 
 

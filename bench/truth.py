@@ -234,8 +234,32 @@ def _writes(name: str) -> bool:
     return not name.startswith("user.") and not READ_LIKE.match(name)
 
 
-def _norm(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+def _numbers(value: Any) -> Any:
+    """2.0 as 2: tau2's own check matches `gb_amount` 2 against an expected 2.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def _norm(value: Any, keys: list[str] | None = None) -> str:
+    """The arguments as tau2 compares them: only its `compare_args` when it names
+    them (an expected `transfer_to_human_agents` compares none), numbers by value."""
+    if keys is not None and isinstance(value, dict):
+        value = {k: value.get(k) for k in keys}
+    return json.dumps(_numbers(value), sort_keys=True, default=str)
+
+
+def compared(action_checks: list[dict[str, Any]]) -> dict[str, list[str] | None]:
+    """Per tool, the arguments tau2's action check compares (None: all)."""
+    return {
+        c["action"]["name"]: c["action"].get("compare_args")
+        for c in action_checks
+        if (c.get("action") or {}).get("requestor", "assistant") == "assistant"
+    }
 
 
 def tau2(
@@ -261,14 +285,16 @@ def tau2(
             task = f"{domain}:{sim.get('task_id')}"
             if reward_info.get("reward") == 1.0:
                 succeeded_tasks.add((domain, str(sim.get("task_id"))))
+            keys = compared(reward_info.get("action_checks") or [])
             checks = [
-                (c["action"]["name"], _norm(c["action"].get("arguments") or {}), bool(c.get("action_match")))
+                (c["action"]["name"], _norm(c["action"].get("arguments") or {}, keys[c["action"]["name"]]),
+                 bool(c.get("action_match")))
                 for c in reward_info.get("action_checks") or []
                 if (c.get("action") or {}).get("requestor", "assistant") == "assistant"
             ]  # fmt: skip
             truth[f"tau2-{sim.get('id')}"[:200]] = {
                 "task": task, "domain": domain, "task_id": str(sim.get("task_id")),
-                "failed": reward_info.get("reward") != 1.0, "checks": checks,
+                "failed": reward_info.get("reward") != 1.0, "checks": checks, "keys": keys,
             }  # fmt: skip
     traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
     if withhold_actions:
@@ -286,17 +312,18 @@ def tau2(
         if kind not in NOT_SHOWN_AS_CAUSE:
             incidents[trace_id].append((step, tool, description))
         evidence[trace_id].append((step, tool, description, evidence_kind(stats)))
-    calls: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    raw: dict[int, list[tuple[int, str, Any]]] = defaultdict(list)
     for trace_id, index, _kind, name, data in (
         Step.objects.filter(trace__workspace=workspace, kind="tool_call")
         .order_by("trace_id", "index").values_list("trace_id", "index", "kind", "name", "input")
     ):  # fmt: skip
-        calls[trace_id].append((index, name, _norm(data or {})))
+        raw[trace_id].append((index, name, data or {}))
     halves: dict[str, dict[str, Any]] = {}
     for external_id, t in truth.items():
         if not t["failed"]:
             continue
         trace_id = traces[external_id]
+        calls = {trace_id: [(i, n, _norm(d, t["keys"].get(n))) for i, n, d in raw[trace_id]]}
         h = halves.setdefault(half(t["task"]), defaultdict(float))
         h["failed"] += 1
         with_success = (t["domain"], t["task_id"]) in succeeded_tasks

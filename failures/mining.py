@@ -76,7 +76,8 @@ DIAGNOSER_VERSION = (
     #    run only if at most one message followed it; a kind of evidence must reach the
     #    minimum precision (not merely not be below it beyond sampling error)
     # 9: a same-task divergence or failed check is signed by its tool or check, not values
-    "offline-9"
+    # 10: arguments compare numbers by value (2 and 2.0 are one amount)
+    "offline-10"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

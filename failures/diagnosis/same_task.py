@@ -90,6 +90,9 @@ class Call:
 def _normalise(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip().casefold()
+    if isinstance(value, float) and value.is_integer():
+        # 2 and 2.0 are one amount: agents (and JSON encoders) write either.
+        return int(value)
     if isinstance(value, dict):
         return {str(k): _normalise(v) for k, v in value.items()}
     if isinstance(value, list):

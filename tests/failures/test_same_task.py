@@ -72,6 +72,17 @@ def test_wrong_arguments_of_the_right_call_are_named():
     assert '"economy"' in finding.description and '"business"' in finding.description
 
 
+def test_an_amount_written_2_or_2_point_0_is_the_same_argument():
+    """tau2's own check matches `gb_amount` 2 against an expected 2.0: so does the
+    contrast (a wrong amount is still named)."""
+    success = _steps(*READS, ("refuel_data", {"line_id": "L1", "gb_amount": 2.0}, ""))
+    same = _steps(*READS, ("refuel_data", {"line_id": "L1", "gb_amount": 2}, ""))
+    assert diverge(same, {"agent": [success]}) is None
+    more = _steps(*READS, ("refuel_data", {"line_id": "L1", "gb_amount": 2.5}, ""))
+    finding = diverge(more, {"agent": [success]})
+    assert finding is not None and finding.category == "tool_use.wrong_arguments"
+
+
 def test_a_missing_call_is_named_at_the_runs_end():
     failed = _steps(*READS)
     success = _steps(*READS, ("exchange_delivered_order_items", {"order_id": "#W1"}, ""))
