@@ -164,31 +164,45 @@ def traces_diagnose(
         for row in changed:
             row.facts = trace_facts(row.steps)
         _store_facts(workspace_id, changed)
-    profiles = {
-        agent: _profile(workspace_id, agent, {r.id for r in changed if r.agent == agent})
-        for agent in {r.agent for r in changed}
-    }
+    # A successful run is not weighed against the agent's baseline: the agents of
+    # the other runs are the ones whose baseline (and tool vocabulary) is read.
+    profiles, known_tools = {}, {}
+    for agent in {r.agent for r in changed if r.verdict != "succeeded"}:
+        judged = {r.id for r in changed if r.agent == agent}
+        profiles[agent], known_tools[agent] = _profile_and_tools(workspace_id, agent, judged)
     failed_rows = [r for r in changed if r.verdict == "failed"]
-    # Neighbours come from the same agent's successful runs only: another agent's
-    # runs arriving must not change this agent's diagnosis (same-task contrast,
-    # below, is the one place other agents' runs of the very same task count).
-    nearest: dict[int, list[offline.Neighbour]] = {}
-    for agent in sorted({r.agent for r in failed_rows}):
-        index = offline.TaskIndex(success_pool(workspace_id, agent))
-        nearest.update(index.nearest_many(
-            [(r.task, set(r.facts.tools) if r.facts else set(), r.id)
-             for r in failed_rows if r.agent == agent]
-        ))  # fmt: skip
     same_task = _same_task_successes(workspace_id, failed_rows)
     kinds = tool_kinds(workspace_id) if same_task else None
     vocabulary = (
         tool_vocabularies(
             workspace_id,
             {r.agent for r in failed_rows} | {a for runs in same_task.values() for a in runs},
+            known=known_tools,
         )
         if same_task
         else {}
     )
+    # A divergence from successful runs of the same task, call by call, is the
+    # most specific evidence there is: when there is one, it is the diagnosis.
+    divergences = {
+        row.id: found
+        for row in failed_rows
+        if row.id in same_task
+        and (found := same_task_diverge(row.steps, same_task[row.id], kinds, agent=row.agent,
+                                        vocabulary=vocabulary)) is not None
+    }  # fmt: skip
+    # Neighbours come from the same agent's successful runs only: another agent's
+    # runs arriving must not change this agent's diagnosis (same-task contrast,
+    # above, is the one place other agents' runs of the very same task count).
+    # Only the runs without a same-task divergence are compared with them.
+    nearest: dict[int, list[offline.Neighbour]] = {}
+    compared = [r for r in failed_rows if r.id not in divergences]
+    for agent in sorted({r.agent for r in compared}):
+        index = offline.TaskIndex(success_pool(workspace_id, agent))
+        nearest.update(index.nearest_many(
+            [(r.task, set(r.facts.tools) if r.facts else set(), r.id)
+             for r in compared if r.agent == agent]
+        ))  # fmt: skip
     min_precision = _min_precision(workspace_id) if failed_rows else evidence.DEFAULT_MIN_PRECISION
     findings: dict[int, list[offline.Finding]] = {}
     notes: dict[int, tuple[str, str, tuple[int, int, float | None]]] = {}
@@ -202,11 +216,11 @@ def traces_diagnose(
     to_model: list[TraceRow] = []
     for row in changed:
         assert row.facts is not None
-        profile = profiles[row.agent]
         if row.verdict == "succeeded":
             findings[row.id] = offline.recovered(row.facts)
             notes[row.id] = ("", "", (0, 0, 0.0))
             continue
+        profile = profiles[row.agent]
         failed = row.verdict == "failed"
         own = (
             (failed, profile.signals_of(row.facts))
@@ -214,15 +228,7 @@ def traces_diagnose(
             else None
         )
         neighbours = nearest.get(row.id, []) if failed else []
-        # A divergence from successful runs of the same task, call by call, is the
-        # most specific evidence there is: when there is one, it is the diagnosis.
-        divergence = (
-            same_task_diverge(
-                row.steps, same_task[row.id], kinds, agent=row.agent, vocabulary=vocabulary
-            )
-            if row.id in same_task
-            else None
-        )
+        divergence = divergences.get(row.id)
         found = (
             [divergence]
             if divergence is not None
@@ -496,17 +502,32 @@ POOL_RUNS = 1000
 def _profile(workspace_id: int, agent: str, judged: set[int]) -> offline.Profile:
     """The agent's latest PROFILE_RUNS labelled runs, and the `judged` ones (the
     profile takes a judged run out of its counts, so it must be in them)."""
+    return _profile_and_tools(workspace_id, agent, judged)[0]
+
+
+def _profile_and_tools(
+    workspace_id: int, agent: str, judged: set[int]
+) -> tuple[offline.Profile, frozenset[str] | None]:
+    """The profile, and from the same read the agent's tool vocabulary (what
+    `tool_vocabularies` gives: the tools of its latest PROFILE_RUNS labelled runs,
+    None with fewer than PROTOCOL_RUNS of them)."""
     labelled = TraceAnalysis.objects.filter(
         workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
     )
     fields = ("trace_id", "verdict", "signals", "tools")
     rows = {r[0]: r for r in labelled.order_by("-trace_id").values_list(*fields)[:PROFILE_RUNS]}
+    tools = (
+        frozenset(tool for row in rows.values() for tool in row[3])
+        if len(rows) >= PROTOCOL_RUNS
+        else None
+    )
     if missing := judged - rows.keys():
         rows.update({r[0]: r for r in labelled.filter(trace_id__in=missing).values_list(*fields)})
-    return offline.Profile([
+    profile = offline.Profile([
         offline.RunRecord(verdict == "failed", frozenset(signals), len(tools), tuple(tools))
         for _, verdict, signals, tools in rows.values()
     ])  # fmt: skip
+    return profile, tools
 
 
 def success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
@@ -528,12 +549,20 @@ def success_pool(workspace_id: int, agent: str) -> list[offline.Neighbour]:
 PROTOCOL_RUNS = 10
 
 
-def tool_vocabularies(workspace_id: int, agents: set[str]) -> dict[str, frozenset[str]]:
+def tool_vocabularies(
+    workspace_id: int,
+    agents: set[str],
+    known: dict[str, frozenset[str] | None] | None = None,
+) -> dict[str, frozenset[str]]:
     """Every tool each agent has called in its latest PROFILE_RUNS labelled runs,
     for the agents with at least PROTOCOL_RUNS of them (the others are left out:
-    unknown)."""
+    unknown). `known`: what `_profile_and_tools` already read for some agents."""
     found: dict[str, frozenset[str]] = {}
     for agent in agents:
+        if known is not None and agent in known:
+            if (tools := known[agent]) is not None:
+                found[agent] = tools
+            continue
         runs = list(
             TraceAnalysis.objects.filter(
                 workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
@@ -856,9 +885,12 @@ def _write(
                 diagnoser, detail = "human", ""
         else:
             state = DiagnosisState.UNDIAGNOSED
-            detail = detail or undiagnosed_reason(row, found, len(profiles[row.agent].runs))
+        # A successful run is not weighed against a baseline (0).
+        baseline = len(profiles[row.agent].runs) if row.verdict != "succeeded" else 0
+        if state == DiagnosisState.UNDIAGNOSED:
+            detail = detail or undiagnosed_reason(row, found, baseline)
         analyses.append((row.id, str(state), diagnoser, detail, tokens_in, tokens_out, cost,
-                         len(profiles[row.agent].runs), row.content_hash, row.seen_at))  # fmt: skip
+                         baseline, row.content_hash, row.seen_at))  # fmt: skip
         result.diagnosed += 1
         result.undiagnosed += state == DiagnosisState.UNDIAGNOSED
     with connection.cursor() as cursor:  # one statement, not a CASE per row
