@@ -151,11 +151,28 @@ def redrafts(workspace_id: int) -> int:
     return same
 
 
+def where_time_went(workspace_id: int, started_wall: float) -> dict[str, float]:
+    """When the last trace was analysed (s after the first POST), and the full
+    re-clusters: how many, and their seconds in all."""
+    from django.db.models import Max, Sum
+
+    from failures.models import ClusterRun, TraceAnalysis
+
+    analyses = TraceAnalysis.objects.filter(workspace_id=workspace_id)
+    last = analyses.aggregate(at=Max("analysed_at"))["at"]
+    runs = ClusterRun.objects.filter(workspace_id=workspace_id, state="done")
+    return {
+        "analysed_by_s": (last.timestamp() - started_wall) if last else 0.0,
+        "reclusters": runs.count(),
+        "recluster_s": runs.aggregate(s=Sum("seconds"))["s"] or 0.0,
+    }
+
+
 def run_size(port: int, source: list[dict], n: int, timeout: float, made: list) -> dict:
     workspace, key, _ = bench_workspace()
     made.append(workspace)
     traces = sized(source, n, f"g{n}-{workspace.pk}")
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     post(port, key, traces)
     posted = time.perf_counter() - started
     last_change, seen = time.perf_counter(), None
@@ -171,7 +188,8 @@ def run_size(port: int, source: list[dict], n: int, timeout: float, made: list) 
         raise SystemExit(f"{n} traces: the loop had not settled after {timeout:.0f} s: {seen}")
     assert seen is not None
     return {"n": n, "seconds": last_change - started, "posted_s": posted,
-            "redrafts": redrafts(workspace.pk), **seen}  # fmt: skip
+            "redrafts": redrafts(workspace.pk), **seen,
+            **where_time_went(workspace.pk, started_wall)}  # fmt: skip
 
 
 def main() -> None:
@@ -202,7 +220,9 @@ def main() -> None:
                       f"{result['posted_s']:.1f} s); {result['failed']} failed, "
                       f"{result['incidents']} incidents, {result['modes']} modes, "
                       f"{result['jobs']} drafting jobs ({result['redrafts']} on unchanged "
-                      f"evidence), {result['proposed']} proposed", flush=True)  # fmt: skip
+                      f"evidence), {result['proposed']} proposed; last trace analysed at "
+                      f"{result['analysed_by_s']:.1f} s; {result['reclusters']} full re-clusters "
+                      f"({result['recluster_s']:.1f} s in all)", flush=True)  # fmt: skip
         finally:
             proc.terminate()
             proc.wait(timeout=60)
