@@ -184,13 +184,14 @@ def traces_diagnose(
     )
     # A divergence from successful runs of the same task, call by call, is the
     # most specific evidence there is: when there is one, it is the diagnosis.
-    divergences = {
-        row.id: found
-        for row in failed_rows
-        if row.id in same_task
-        and (found := same_task_diverge(row.steps, same_task[row.id], kinds, agent=row.agent,
-                                        vocabulary=vocabulary)) is not None
-    }  # fmt: skip
+    divergences: dict[int, offline.Finding] = {}
+    for row in failed_rows:
+        if row.id in same_task:
+            diverged = same_task_diverge(
+                row.steps, same_task[row.id], kinds, agent=row.agent, vocabulary=vocabulary
+            )
+            if diverged is not None:
+                divergences[row.id] = diverged
     # Neighbours come from the same agent's successful runs only: another agent's
     # runs arriving must not change this agent's diagnosis (same-task contrast,
     # above, is the one place other agents' runs of the very same task count).
