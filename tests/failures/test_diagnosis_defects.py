@@ -178,3 +178,53 @@ def test_an_agents_baseline_and_pool_are_its_latest_runs_and_the_sweep_settles(t
     assert mining._outgrown_baselines(10) == [(tenant.workspace.pk, ids[0])]
     monkeypatch.setattr(mining, "PROFILE_RUNS", 4)  # it was the whole window: not due
     assert mining._outgrown_baselines(10) == []
+
+
+@pytest.mark.django_db
+def test_a_batch_reads_only_what_its_runs_need(tenant, monkeypatch):
+    """A batch of successful runs reads no baseline (a success is not weighed
+    against one); a failed run that a same-task divergence explains is not
+    compared with similar tasks (no task index is built for it); the tool
+    vocabulary comes from the baseline's own read."""
+    from failures import mining
+    from failures.diagnosis import offline
+    from failures.models import Incident
+    from tests.factories import ingest, trace_payload
+
+    calls = {"profiles": 0, "indexes": 0, "vocabulary_reads": 0}
+    profile_and_tools, task_index = mining._profile_and_tools, offline.TaskIndex
+    vocabularies = mining.tool_vocabularies
+
+    def counted_profile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["profiles"] += 1
+        return profile_and_tools(*args, **kwargs)
+
+    def counted_index(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["indexes"] += 1
+        return task_index(*args, **kwargs)
+
+    def counted_vocabularies(workspace_id, agents, known=None):  # type: ignore[no-untyped-def]
+        calls["vocabulary_reads"] += len(set(agents) - set(known or {}))
+        return vocabularies(workspace_id, agents, known=known)
+
+    monkeypatch.setattr(mining, "_profile_and_tools", counted_profile)
+    monkeypatch.setattr(offline, "TaskIndex", counted_index)
+    monkeypatch.setattr(mining, "tool_vocabularies", counted_vocabularies)
+    read = {"kind": "tool_call", "name": "get_reservation", "input": {"id": "R1"}}
+    ok = [read, {"kind": "tool_call", "name": "update_flights", "input": {"id": "R1"}}]
+    ingest(tenant.workspace, [
+        trace_payload(f"ok-{i}", agent="airline", status="succeeded", task_key="t1",
+                      task="change my flight", steps=ok)
+        for i in range(12)
+    ])  # fmt: skip
+    assert calls == {"profiles": 0, "indexes": 0, "vocabulary_reads": 0}
+    bad = [read, {"kind": "tool_call", "name": "cancel_reservation", "input": {"id": "R1"}}]
+    ingest(tenant.workspace, [
+        trace_payload("bad-1", agent="airline", status="failed", task_key="t1",
+                      task="change my flight", steps=bad)
+    ])  # fmt: skip
+    assert calls == {"profiles": 1, "indexes": 0, "vocabulary_reads": 0}
+    incident = Incident.objects.get(trace__external_id="bad-1")
+    assert incident.tool == "cancel_reservation"
+    assert mining.TraceAnalysis.objects.get(trace__external_id="ok-0").baseline_runs == 0
+    assert mining.TraceAnalysis.objects.get(trace__external_id="bad-1").baseline_runs == 13
