@@ -5,6 +5,7 @@ the HNSW index alone against an exact scan.
     python bench/search.py              # incident search at 10,000 and 100,000; HNSW at 100k and 1M
     python bench/search.py --incidents 1000000 --no-vectors --baseline-queries 5   # at 1M
     python bench/search.py --quick --no-vectors --neighbour 200000   # beside a larger workspace
+    python bench/search.py --incidents 1000000 --no-vectors --keep bench-1m   # fill once, keep
 
 Incident search (`failures.search.incident_search`, the path the page, the API
 and MCP `search_failures` share): a throw-away workspace gets the real incidents
@@ -324,18 +325,36 @@ def _neighbour(n: int) -> int:
 
 
 def incident_search_bench(
-    n: int, n_queries: int, baseline_queries: int | None = None, neighbour: int = 0
+    n: int,
+    n_queries: int,
+    baseline_queries: int | None = None,
+    neighbour: int = 0,
+    keep: str = "",
 ) -> str:
     from failures import embedding, search
+    from failures.models import Incident
     from workspaces.models import Workspace
 
-    workspace = Workspace.objects.create(name="bench search", slug=f"bench-search-{os.getpid()}")
+    # `keep`: a workspace this bench filled before and kept (`--keep SLUG`): filled
+    # only if it is new, and not deleted (at 1M the fill takes 20-30 minutes).
+    workspace, new = (
+        Workspace.objects.get_or_create(slug=keep, defaults={"name": "bench search (kept)"})
+        if keep
+        else (
+            Workspace.objects.create(name="bench search", slug=f"bench-search-{os.getpid()}"),
+            True,
+        )
+    )
     try:
         started = time.perf_counter()
-        _source_incidents(workspace)
-        total = _fill(workspace, n)
+        if new:
+            _source_incidents(workspace)
+            total = _fill(workspace, n)
+        else:
+            total = Incident.objects.filter(workspace=workspace).count()
         print(
             f"\n== incident search: {total:,} incidents ready in {time.perf_counter() - started:.0f} s"
+            + ("" if new else f" (kept workspace {keep}, filled before)")
         )
         queries = _queries(workspace, n_queries)
         embedding.get_embedder().embed(["warm up"])
@@ -389,7 +408,8 @@ def incident_search_bench(
             f"target<={30 if total <= 10_000 else 50} met={'yes' if pct(new, 95) <= (30 if total <= 10_000 else 50) else 'no'}"
         )
     finally:
-        workspace.delete()
+        if not keep:
+            workspace.delete()
 
 
 def main() -> None:
@@ -409,6 +429,12 @@ def main() -> None:
         default=0,
         help="first fill another workspace (bench-neighbour, kept) to N incidents",
     )
+    parser.add_argument(
+        "--keep",
+        default="",
+        help="fill a workspace of this slug once and keep it; later runs measure it again "
+        "(delete it yourself when done)",
+    )
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--efs", type=int, nargs="*", default=[40, 100, 200, 400, 800])
     parser.add_argument("--m", type=int, default=24, help="HNSW m (the app's index: 24)")
@@ -419,7 +445,9 @@ def main() -> None:
     django.setup()
     neighbour = _neighbour(args.neighbour)
     results = [
-        incident_search_bench(n, 200 if args.quick else 500, args.baseline_queries, neighbour)
+        incident_search_bench(
+            n, 200 if args.quick else 500, args.baseline_queries, neighbour, args.keep
+        )
         for n in args.incidents or ([10_000] if args.quick else [10_000, 100_000])
     ]
     if not args.no_vectors:

@@ -12,7 +12,10 @@ the caller sees how the question was understood.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,8 +128,12 @@ def incident_search(
     agents = trace_agent_list(workspace=workspace)
     text, filters, understood = parse_query(query, filters, agents)
     base = _filtered(workspace, filters)
-    vector_ids, similarity = _vector_candidates(workspace, base, text)
+    # The query's vector is computed on another core while the database finds the
+    # keyword half (the model releases the GIL): one no longer waits for the other.
+    embedded = _embed_soon(text)
     keyword_ids = _keyword_candidates(workspace, base, text)
+    embedded.result()  # cached now (query_vector): the vector half reads it
+    vector_ids, similarity = _vector_candidates(workspace, base, text)
     scores: dict[int, float] = {}
     for ranked in (vector_ids, keyword_ids):
         for rank, incident_id in enumerate(ranked):
@@ -142,6 +149,24 @@ def incident_search(
     )
     hits = [SearchHit(incidents[i], scores[i], similarity.get(i)) for i in top if i in incidents]
     return SearchResult(query, text, filters, understood, hits, _modes_of(hits))
+
+
+_embedding_pool: tuple[int, ThreadPoolExecutor] | None = None
+_embedding_pool_lock = threading.Lock()
+
+
+def _embed_soon(text: str) -> Future[Any]:
+    """`query_vector(text)` started on this process's embedding thread (made after a
+    fork, never inherited: a forked child has none of its parent's threads)."""
+    global _embedding_pool
+    with _embedding_pool_lock:
+        if _embedding_pool is None or _embedding_pool[0] != os.getpid():
+            _embedding_pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-vector"),
+            )
+        pool = _embedding_pool[1]
+    return pool.submit(lambda: query_vector(text))
 
 
 def _filtered(workspace: Workspace, filters: SearchFilters) -> QuerySet[Incident]:

@@ -286,3 +286,29 @@ def test_a_modes_most_typical_incidents_are_measured_on_the_mode_not_through_the
             cursor.execute("RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_sort")
             cursor.execute("RESET hnsw.ef_search")
     assert [i.pk for i in nearest] == [mine[0].pk, mine[1].pk]
+
+
+def test_the_query_vector_is_computed_on_this_processs_own_thread(monkeypatch):
+    """The vector is computed beside the keyword half, on a thread of the process
+    that searches: a forked child (another pid) makes its own, never its parent's."""
+    import threading
+
+    import numpy as np
+
+    from failures import search
+
+    seen: list[str] = []
+
+    def vector(text: str):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return np.zeros(384, dtype=np.float32)
+
+    monkeypatch.setattr(search, "query_vector", vector)
+    search._embed_soon("x").result()
+    assert seen and seen[0].startswith("query-vector")
+    pool = search._embedding_pool
+    assert pool is not None
+    monkeypatch.setattr(search.os, "getpid", lambda: -1)
+    search._embed_soon("y").result()
+    assert search._embedding_pool is not None and search._embedding_pool[0] == -1
+    assert search._embedding_pool[1] is not pool[1]
