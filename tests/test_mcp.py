@@ -161,3 +161,42 @@ def test_the_session_start_hook_pulls_for_its_own_session(monkeypatch):
     code = client.main(["skills", "pull", "--hook", "--index", "--url", "http://x",
                         "--key", "hm_k", "--dir", "/tmp/hm-skills-test"])  # fmt: skip
     assert code == 0 and sent.get("X-hivemind-session") == "sess-from-hook"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_start_payload_of_a_treated_session_writes_the_trial_skill(
+    live_server, tenant, tmp_path, monkeypatch, capsys
+):
+    """The hook the installer writes (`skills pull --hook --budget … --dir …`), fed a
+    Claude Code SessionStart payload on stdin, end to end against the server."""
+    import io
+
+    from hivemind_client import __main__ as client
+    from skills.trials import HOLDOUT, TREATED, arm_for
+    from tests.skills.test_trials import _skill_on_trial
+
+    skill = _skill_on_trial(tenant)
+    arms = {f"s-{i}": arm_for(skill_id=skill.pk, session_id=f"s-{i}", holdout_share=0.5)
+            for i in range(100)}  # fmt: skip
+    treated = next(s for s, arm in arms.items() if arm == TREATED)
+    held = next(s for s, arm in arms.items() if arm == HOLDOUT)
+    monkeypatch.delenv("HIVEMIND_SESSION_ID", raising=False)
+
+    def hook(session: str, folder: str) -> tuple[int, set[str]]:
+        payload = {"session_id": session, "hook_event_name": "SessionStart", "source": "startup"}
+        stdin = io.StringIO(json.dumps(payload))
+        stdin.isatty = lambda: False  # type: ignore[method-assign]
+        monkeypatch.setattr("sys.stdin", stdin)
+        target = tmp_path / folder
+        code = client.main(["skills", "pull", "--hook", "--budget", "8", "--dir", str(target),
+                            "--url", live_server.url, "--key", tenant.key])  # fmt: skip
+        return code, {p.parent.name for p in target.glob("*/SKILL.md")}
+
+    assert hook(treated, "treated") == (0, {skill.name})
+    assert "Wrote 1 skill(s)" in capsys.readouterr().out
+    assert f"name: {skill.name}" in (tmp_path / "treated" / skill.name / "SKILL.md").read_text()
+    assert hook(held, "held") == (0, set())
+    # The same session again: a 304 (nothing rewritten), and the skill stays written.
+    capsys.readouterr()
+    assert hook(treated, "treated") == (0, {skill.name})
+    assert "Skills are up to date." in capsys.readouterr().out

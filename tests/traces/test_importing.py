@@ -288,3 +288,67 @@ def test_intercode_task_ids_that_restart_per_dataset_file_are_different_tasks(te
     )
     assert keys == {"md5": "ic_bash:nl2bash_fs_1:0", "grep": "ic_bash:nl2bash_fs_2:0"}
     assert Trace.objects.filter(task_key="ic_bash:nl2bash_fs_1:0").count() == 2
+
+
+def test_tau_runs_keep_what_the_agent_saw_and_old_runs_survive_the_purge(tenant, tmp_path, capsys):
+    """Without the dev data: the task is the user's first turn, the simulated
+    user's script and the expected actions are stored nowhere, the user's own
+    phone calls are the user's, and runs from last year are kept by retention."""
+    from traces.services import traces_purge_expired
+
+    secret = "You are mia_li_3668. If the agent says no, insist."
+    tau2 = tmp_path / "gpt-4.1_telecom.json"
+    tau2.write_text(json.dumps({
+        "info": {"environment_info": {"domain_name": "telecom"}, "agent_info": {"llm": "gpt-4.1"}},
+        "tasks": [{"id": "7", "user_scenario": {"instructions": secret}}],
+        "simulations": [{
+            "id": "sim-7", "task_id": "7", "start_time": "2025-01-02T10:00:00",
+            "end_time": "2025-01-02T10:05:00",
+            "reward_info": {"reward": 0.0, "reward_basis": ["ENV_ASSERTION"],
+                            "action_checks": [{"action": {"name": "refuel_data",
+                                                          "arguments": {"gb_amount": 2}},
+                                               "action_match": False}]},
+            "messages": [
+                {"role": "assistant", "content": "Hi! How can I help?"},
+                {"role": "user", "content": "My phone has no data."},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "a1", "name": "get_customer_by_phone", "arguments": {"phone": "1"}}]},
+                {"role": "tool", "id": "a1", "content": "{\"customer_id\": \"C1\"}"},
+                {"role": "assistant", "content": "Please turn airplane mode off."},
+                {"role": "user", "content": None, "tool_calls": [
+                    {"id": "u1", "name": "toggle_airplane_mode", "arguments": {}}]},
+                {"role": "tool", "id": "u1", "content": "Airplane mode is off."},
+            ],
+        }],
+    }))  # fmt: skip
+    tau = tmp_path / "tau-bench-airline.json"
+    tau.write_text(json.dumps([{
+        "task_id": 3, "reward": 1.0,
+        "info": {"model": "gpt-4o", "task": {"instruction": secret, "user_id": "mia_li_3668"}},
+        "traj": [{"role": "system", "content": "Airline policy."},
+                 {"role": "user", "content": "I want to change my flight."},
+                 {"role": "assistant", "content": "Sure."}],
+    }]))  # fmt: skip
+    for path, fmt in ((tau2, "tau2-bench"), (tau, "tau-bench")):
+        call_command("import_traces", str(path), workspace=tenant.workspace.slug, fmt=fmt)
+    out = capsys.readouterr().out
+    assert out.count("The next daily purge deletes nothing in this workspace.") == 2
+    sim = Trace.objects.get(workspace=tenant.workspace, external_id="tau2-sim-7")
+    assert sim.task == "My phone has no data." and sim.task_key == "telecom:7"
+    assert sim.started_at.year == 2025 and sim.status == "failed"
+    assert not any(c["name"].startswith("action") for c in sim.checks)
+    names = list(
+        sim.steps.filter(kind="tool_call").order_by("index").values_list("name", flat=True)
+    )
+    assert names == ["get_customer_by_phone", "user.toggle_airplane_mode"]
+    airline = Trace.objects.get(workspace=tenant.workspace, agent="gpt-4o")
+    assert airline.task == "I want to change my flight." and airline.task_key == "3"
+    stored = json.dumps([
+        list(Trace.objects.filter(workspace=tenant.workspace).values()),
+        list(Step.objects.filter(trace__workspace=tenant.workspace).values(
+            "input", "output", "error", "name")),
+    ], default=str)  # fmt: skip
+    assert "mia_li_3668" not in stored and "refuel_data" not in stored
+    # Imported today, last year's runs are inside the 90-day retention.
+    assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 0
+    assert Trace.objects.filter(workspace=tenant.workspace).count() == 2
