@@ -28,6 +28,7 @@ import json
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,7 @@ from .models import (
     Incident,
     IncidentKind,
     IncidentSource,
+    PendingAnalysis,
     TraceAnalysis,
 )
 from .policy import Rule, approved_rules, policy_check
@@ -124,6 +126,108 @@ def incidents_mine(*, workspace_id: int, trace_ids: list[int], force: bool = Fal
     """Diagnose these traces (those that changed); return how many incidents they have now."""
     traces_diagnose(workspace_id=workspace_id, trace_ids=trace_ids, force=force)
     return Incident.objects.filter(workspace_id=workspace_id, trace_id__in=trace_ids).count()
+
+
+# The advisory-lock namespace of a workspace's diagnosis (traces_analyse_queued).
+ANALYSE_LOCK = 0x414E41
+# A chunk of the queue diagnosed at once: at most this many traces, and this many
+# steps (a chunk of long runs is smaller: every step of a chunk is in memory).
+ANALYSE_CHUNK = 500
+ANALYSE_STEPS = 50_000
+# Chunks one call diagnoses at most before it returns (the task's time limit):
+# what is left waits for the next call, or the periodic sweep.
+ANALYSE_CHUNKS = 40
+
+
+def traces_analyse_queued(
+    *,
+    workspace_id: int,
+    trace_ids: list[int],
+    after_chunk: Callable[[], None] | None = None,
+) -> int:
+    """Queue these traces of the workspace for diagnosis, then diagnose the queue
+    unless another process already does: single-flight per workspace (a session
+    advisory lock). The holder takes the queue a chunk at a time, oldest first,
+    so traces that arrived while it worked (one analysis task per ingest request)
+    are diagnosed together: an agent's baseline and neighbour pool are read once
+    per chunk, not once per request, and two processes never diagnose one
+    workspace's runs against each other at once. After it lets go, it looks once
+    more (a caller that found the lock taken may have queued after its last
+    look). `after_chunk` runs after each chunk (the task starts the embedding).
+    Returns how many traces this call diagnosed; 0 when another process holds
+    the lock (it diagnoses these)."""
+    _queue(workspace_id, trace_ids)
+    done = chunks = 0
+    while chunks < ANALYSE_CHUNKS:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ANALYSE_LOCK, workspace_id])
+            if not cursor.fetchone()[0]:
+                return done  # the holder looks again after it lets go
+        try:
+            while chunks < ANALYSE_CHUNKS and (chunk := _next_chunk(workspace_id)):
+                traces_diagnose(workspace_id=workspace_id, trace_ids=[c[1] for c in chunk])
+                _dequeue(chunk)
+                done += len(chunk)
+                chunks += 1
+                if after_chunk is not None:
+                    after_chunk()
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ANALYSE_LOCK, workspace_id])
+        if not PendingAnalysis.objects.filter(workspace_id=workspace_id).exists():
+            break
+    return done
+
+
+def _queue(workspace_id: int, trace_ids: list[int]) -> None:
+    """Queue the workspace's traces among these (others are ignored); a trace
+    already queued is queued again (its version grows)."""
+    if not trace_ids:
+        return
+    table = PendingAnalysis._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (trace_id, workspace_id, version)
+            SELECT t.id, t.workspace_id, 1 FROM {Trace._meta.db_table} t
+            WHERE t.id = ANY(%s::bigint[]) AND t.workspace_id = %s
+            ORDER BY t.id
+            ON CONFLICT (trace_id) DO UPDATE SET version = {table}.version + 1
+            """,
+            [sorted(set(trace_ids)), workspace_id],
+        )
+
+
+def _next_chunk(workspace_id: int) -> list[tuple[int, int, int]]:
+    """The oldest queued traces (queue id, trace id, version), within the chunk's
+    trace and step bounds (always at least one trace)."""
+    rows = (
+        PendingAnalysis.objects.filter(workspace_id=workspace_id)
+        .order_by("id")
+        .values_list("id", "trace_id", "version", "trace__step_count")[:ANALYSE_CHUNK]
+    )
+    chunk: list[tuple[int, int, int]] = []
+    steps = 0
+    for queued, trace_id, version, step_count in rows:
+        if chunk and steps + step_count > ANALYSE_STEPS:
+            break
+        chunk.append((queued, trace_id, version))
+        steps += step_count
+    return chunk
+
+
+def _dequeue(chunk: list[tuple[int, int, int]]) -> None:
+    """Take the diagnosed traces off the queue, except those queued again since
+    they were read (their version grew: they wait for the next chunk)."""
+    table = PendingAnalysis._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            DELETE FROM {table} p USING unnest(%s::bigint[], %s::bigint[]) AS d(id, version)
+            WHERE p.id = d.id AND p.version = d.version
+            """,
+            [[c[0] for c in chunk], [c[2] for c in chunk]],
+        )
 
 
 def traces_diagnose(

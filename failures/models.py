@@ -332,6 +332,27 @@ class TraceAnalysis(models.Model):
         return f"analysis of {self.trace_id} at {self.analysed_at:%Y-%m-%d %H:%M}"
 
 
+class PendingAnalysis(models.Model):
+    """A trace waiting to be diagnosed. Each analysis task queues its traces here
+    and the one process that holds the workspace's analysis lock diagnoses them
+    in chunks (mining.traces_analyse_queued): traces that arrive while it works
+    are diagnosed together, each agent's baseline read once per chunk instead of
+    once per ingest request. `version` grows when a queued trace is queued again
+    (re-sent while waiting), so the holder never drops a newer request."""
+
+    trace = models.OneToOneField(Trace, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "id"], name="pending_analysis_ws")]
+
+    def __str__(self) -> str:
+        return f"trace {self.trace_id} waiting for analysis"
+
+
 class DiagnosisSettings(models.Model):
     """A workspace's diagnosis settings: its failure categories and when a
     reward counts as a failure (per agent, else the default)."""

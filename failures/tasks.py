@@ -17,10 +17,13 @@ from . import embedding, mining, naming, policy, propagation, services
 
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def analyse_traces(workspace_id: int, trace_ids: list[int]) -> int:
-    """Find the incidents of newly stored (or changed) traces, then embed them."""
-    found = mining.incidents_mine(workspace_id=workspace_id, trace_ids=trace_ids)
-    embed_incidents.delay(workspace_id)
-    return found
+    """Diagnose newly stored (or changed) traces, with any others of the workspace
+    waiting (one process at a time per workspace); embed the incidents of each chunk."""
+    return mining.traces_analyse_queued(
+        workspace_id=workspace_id,
+        trace_ids=trace_ids,
+        after_chunk=lambda: embed_incidents.delay(workspace_id),
+    )
 
 
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
