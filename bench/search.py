@@ -17,8 +17,9 @@ each distinct. Timed per call, query embedding included: first with every query
 new to the process (embedded), then the same queries again (the process's
 query-vector cache). Baseline in the same run, same queries: the full-text half
 as it was before (a tsvector built for every incident per query, no index).
-The vector half's recall@10 is measured against the exact nearest distances,
-beside the vector half it replaced (the HNSW index over every incident).
+The vector half's recall@10 is measured against the exact nearest distances.
+(The vector half it replaced, an HNSW index over every incident, was compared
+here until session 22, when that index, read by nothing any more, was dropped.)
 
 Vectors are 384-d and unit length like the incident embeddings, drawn around
 2,000 "failure" centres (real incidents cluster; uniform noise would be an
@@ -291,21 +292,6 @@ def _vector_recall(workspace, queries: list[str], candidates=None) -> tuple[floa
     return (statistics.mean(shares) if shares else float("nan")), pct(times, 95)
 
 
-def _hnsw_over_incidents(workspace, base, text: str):  # type: ignore[no-untyped-def]
-    """The vector half before IncidentText: the HNSW index over every incident."""
-    from pgvector.django import CosineDistance
-
-    from failures.embedding import query_vector
-
-    rows = list(
-        base.exclude(embedding=None)
-        .annotate(distance=CosineDistance("embedding", query_vector(text)))
-        .order_by("distance")
-        .values_list("id", "distance")[:50]
-    )
-    return [r[0] for r in rows], {r[0]: 1.0 - float(r[1]) for r in rows}
-
-
 def _neighbour(n: int) -> int:
     """Another workspace of `n` incidents in the same database (kept between runs:
     `bench-neighbour`), as a large team's beside a small one's."""
@@ -372,12 +358,6 @@ def incident_search_bench(
         search.incident_search(workspace=workspace, query="warm up the connection", k=20)
         new = timed(f"{len(queries)} queries, each new (embedded)")
         cached = timed("the same queries again (cached vectors)")
-        vector_half = search._vector_candidates
-        search._vector_candidates = _hnsw_over_incidents  # type: ignore[assignment]
-        try:
-            before = timed("the same, vector half over every incident (cached)")
-        finally:
-            search._vector_candidates = vector_half  # type: ignore[assignment]
         current = search._keyword_candidates
         search._keyword_candidates = _old_keyword_candidates  # type: ignore[assignment]
         try:
@@ -392,15 +372,12 @@ def incident_search_bench(
 
         texts = IncidentText.objects.filter(workspace=workspace).count()
         recall, vector_p95 = _vector_recall(workspace, queries[:40])
-        old_recall, old_vector_p95 = _vector_recall(workspace, queries[:40], _hnsw_over_incidents)
-        print(f"   vector half over {texts:,} texts: recall@10 {recall:.3f}, p95 {vector_p95:.1f} ms; "
-              f"baseline, HNSW over every incident: recall@10 {old_recall:.3f}, "
-              f"p95 {old_vector_p95:.1f} ms")  # fmt: skip
+        print(f"   vector half over {texts:,} texts: recall@10 {recall:.3f}, "
+              f"p95 {vector_p95:.1f} ms")  # fmt: skip
         embedding._query_vector.cache_clear()
         return (
             f"RESULT incident_search_p95_ms={pct(new, 95):.1f} incidents={total} "
-            f"vector_recall_at_10={recall:.3f} baseline_vector_recall_at_10={old_recall:.3f} "
-            f"vector_over_incidents_cached_p95_ms={pct(before, 95):.1f} "
+            f"vector_recall_at_10={recall:.3f} "
             f"texts={texts} "
             f"neighbour_incidents={neighbour} "
             f"cached_p95_ms={pct(cached, 95):.1f} baseline_p95_ms={pct(old, 95):.1f} "

@@ -232,16 +232,17 @@ def _vector_text(row: list[float]) -> str:
 
 
 def _known_vectors(workspace_id: int, keys: set[str]) -> dict[str, str]:
-    """Vectors already stored for these texts in the workspace (pgvector text form)."""
+    """Vectors already stored for these texts in the workspace (pgvector text form),
+    read from IncidentText: one row per text, however many incidents carry it (read
+    from the incidents, a text a thousand incidents share was read a thousand
+    times, and every call grew with the workspace)."""
     if not keys:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT DISTINCT ON (embedding_key) embedding_key, embedding::text
-            FROM {Incident._meta.db_table}
-            WHERE workspace_id = %s AND embedding_key = ANY(%s) AND embedding IS NOT NULL
-            ORDER BY embedding_key, id
+            SELECT key, embedding::text FROM {IncidentText._meta.db_table}
+            WHERE workspace_id = %s AND key = ANY(%s)
             """,
             [workspace_id, list(keys)],
         )

@@ -202,17 +202,12 @@ class Incident(models.Model):
                 name="incident_unembedded",
                 condition=models.Q(embedded_at=None),
             ),
-            # Nearest-neighbour search over signatures (incident_search uses
-            # CosineDistance, so the opclass is vector_cosine_ops).
-            # m=24/ef_construction=128: at 1M vectors, m=16/64 could not reach
-            # recall@10 0.95 under 20 ms p95 at any ef_search (bench/RESULTS.md).
-            HnswIndex(
-                name="incident_embedding_hnsw",
-                fields=["embedding"],
-                m=24,
-                ef_construction=128,
-                opclasses=["vector_cosine_ops"],
-            ),
+            # No vector index here: search measures distances over IncidentText (one
+            # row per text, its own HNSW index), and a mode's typical incidents are
+            # measured exactly among its own. An HNSW index over every incident was
+            # read by nothing and cost each embedded incident an insertion into its
+            # graph (m=24, ef_construction=128): 14 of 23 s of embedding at 8,000
+            # runs (bench/RESULTS.md, session 22).
         ]
 
     def __str__(self) -> str:

@@ -312,3 +312,34 @@ def test_the_query_vector_is_computed_on_this_processs_own_thread(monkeypatch):
     search._embed_soon("y").result()
     assert search._embedding_pool is not None and search._embedding_pool[0] == -1
     assert search._embedding_pool[1] is not pool[1]
+
+
+def test_an_incident_whose_text_was_embedded_before_takes_its_vector_without_the_model(
+    tenant, monkeypatch
+):
+    from failures.models import IncidentText
+
+    ingest(tenant.workspace, [_failed(10, "upstream gateway throttled the request")])
+    assert embedding.incidents_embed(workspace_id=tenant.workspace.pk)
+    first = Incident.objects.get(workspace=tenant.workspace)
+    calls: list[list[str]] = []
+    real = embedding.get_embedder()
+
+    class Counting:
+        name, dimensions = real.name, real.dimensions
+
+        def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+            calls.append(texts)
+            return real.embed(texts)
+
+    monkeypatch.setattr("failures.embedding.get_embedder", lambda: Counting())
+    # Later runs failing the same way, and one failing another way.
+    ingest(tenant.workspace, [_failed(i, "upstream gateway throttled the request")
+                              for i in range(11, 14)])  # fmt: skip
+    ingest(tenant.workspace, [_failed(20, "card declined by the issuer")])
+    done = embedding.incidents_embed(workspace_id=tenant.workspace.pk)
+    assert len(done) == 4 and len(calls) == 1 and len(calls[0]) == 1  # only the new text
+    same = Incident.objects.filter(workspace=tenant.workspace, embedding_key=first.embedding_key)
+    assert same.count() == 4
+    assert all(list(i.embedding) == list(first.embedding) for i in same)
+    assert IncidentText.objects.filter(workspace=tenant.workspace).count() == 2
