@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--log", type=Path, help="keep the runtime's log in this file")
     args = parser.parse_args()
     sizes = args.sizes or ([125, 500, 2000] if args.quick else [500, 2000, 8000])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
@@ -229,6 +230,8 @@ def main() -> None:
             for workspace in made:
                 workspace.delete()
         text = log.read_text(errors="replace")
+        if args.log:
+            args.log.write_text(text)
     integrity = text.count("IntegrityError")
     ratios = [b["seconds"] / a["seconds"] for a, b in zip(results, results[1:], strict=False)]
     steps = [b["n"] / a["n"] for a, b in zip(results, results[1:], strict=False)]
