@@ -165,8 +165,10 @@ def traces_analyse_queued(
                 return done  # the holder looks again after it lets go
         try:
             while chunks < ANALYSE_CHUNKS and (chunk := _next_chunk(workspace_id)):
-                traces_diagnose(workspace_id=workspace_id, trace_ids=[c[1] for c in chunk])
+                ids = [c[1] for c in chunk]
+                traces_diagnose(workspace_id=workspace_id, trace_ids=ids)
                 _dequeue(chunk)
+                _queue_outgrown(workspace_id, ids)
                 done += len(chunk)
                 chunks += 1
                 if after_chunk is not None:
@@ -177,6 +179,43 @@ def traces_analyse_queued(
         if not PendingAnalysis.objects.filter(workspace_id=workspace_id).exists():
             break
     return done
+
+
+def _queue_outgrown(workspace_id: int, trace_ids: list[int]) -> int:
+    """The agents of these (just diagnosed) runs have grown: their failed runs
+    diagnosed offline against a baseline they have since outgrown (BASELINE_GROWTH
+    times as many labelled runs, up to PROFILE_RUNS, and at least twice the floor
+    of 10) are queued to be diagnosed again now, in the next chunks, rather than
+    at the next periodic sweep minutes later (which also catches any left over).
+    Returns how many were queued."""
+    agents = set(
+        TraceAnalysis.objects.filter(trace_id__in=trace_ids, verdict__in=["failed", "succeeded"])
+        .values_list("agent", flat=True)
+        .distinct()
+    )
+    due: list[int] = []
+    for agent in sorted(agents):
+        size = (
+            TraceAnalysis.objects.filter(
+                workspace_id=workspace_id, agent=agent, verdict__in=["failed", "succeeded"]
+            )
+            .values("pk")[:PROFILE_RUNS]
+            .count()
+        )
+        if size < BASELINE_GROWTH * 10:
+            continue
+        due += TraceAnalysis.objects.filter(
+            workspace_id=workspace_id,
+            agent=agent,
+            verdict="failed",
+            diagnoser="offline",
+            baseline_runs__lte=size // BASELINE_GROWTH,
+        ).values_list("trace_id", flat=True)[:ANALYSE_CHUNK]
+    if due:
+        # Forced: the content is the same, the baseline is not.
+        TraceAnalysis.objects.filter(trace_id__in=due).update(content_hash="")
+        _queue(workspace_id, due)
+    return len(due)
 
 
 def _queue(workspace_id: int, trace_ids: list[int]) -> None:

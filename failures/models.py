@@ -321,6 +321,13 @@ class TraceAnalysis(models.Model):
             models.Index(fields=["workspace", "agent", "-trace"], name="analysis_ws_agent_latest"),
             models.Index(fields=["workspace", "state"], name="analysis_ws_state"),
             models.Index(fields=["workspace", "task_key", "verdict"], name="analysis_ws_task"),
+            # An agent's failed runs diagnosed against a baseline it has outgrown
+            # (mining._queue_outgrown), found without reading its other runs.
+            models.Index(
+                fields=["workspace", "agent", "baseline_runs"],
+                name="analysis_ws_agent_outgrown",
+                condition=models.Q(verdict="failed", diagnoser="offline"),
+            ),
         ]
 
     def __str__(self) -> str:

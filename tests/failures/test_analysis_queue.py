@@ -16,6 +16,11 @@ from traces.models import Trace
 pytestmark = pytest.mark.django_db
 
 
+def _word(i: int) -> str:
+    """A word per number (tasks with digits only differing are one task)."""
+    return "".join("abcdefghij"[int(d)] for d in str(i)) + "ward"
+
+
 @pytest.fixture
 def stored(tenant, monkeypatch):
     """Store traces without analysing them (as ingest does before the worker runs)."""
@@ -24,8 +29,11 @@ def stored(tenant, monkeypatch):
     def store(workspace, n: int, prefix: str = "run") -> list[int]:
         payloads = [
             trace_payload(
-                f"{prefix}-{i}", agent="airline", status="failed" if i % 2 else "succeeded"
-            )
+                f"{prefix}-{i}",
+                agent="airline",
+                task=f"task {prefix} {_word(i)}",
+                status="failed" if i % 2 else "succeeded",
+            )  # fmt: skip
             for i in range(n)
         ]
         trace_services.trace_ingest_batch(workspace=workspace, items=payloads)
@@ -112,3 +120,27 @@ def test_only_the_workspaces_own_traces_are_queued(tenant, other_tenant, stored)
     assert set(PendingAnalysis.objects.values_list("workspace_id", flat=True)) == {
         tenant.workspace.pk
     }
+
+
+def test_failed_runs_diagnosed_against_a_baseline_their_agent_outgrew_go_again_at_once(
+    tenant, stored, diagnosed_batches
+):
+    """Not at the next periodic sweep: in the chunks right after the one that made
+    the agent's baseline grow past twice what they were weighed against."""
+    ws = tenant.workspace.pk
+    early = stored(tenant.workspace, 20, "early")
+    assert mining.traces_analyse_queued(workspace_id=ws, trace_ids=early) == 20
+    failed = TraceAnalysis.objects.filter(trace_id__in=early, verdict="failed")
+    assert {a.baseline_runs for a in failed} == {20} and failed.count() == 10
+    later = stored(tenant.workspace, 20, "later")  # the agent now has 40 labelled runs
+    diagnosed_batches.clear()
+    done = mining.traces_analyse_queued(workspace_id=ws, trace_ids=later)
+    assert diagnosed_batches[0] == later
+    assert sorted(diagnosed_batches[1]) == sorted(a.trace_id for a in failed)
+    assert done == 30 and not PendingAnalysis.objects.exists()
+    assert {a.baseline_runs for a in failed.all()} == {40}
+    # Weighed against the whole baseline now: nothing more to do when more arrive.
+    diagnosed_batches.clear()
+    assert mining.traces_analyse_queued(workspace_id=ws, trace_ids=stored(
+        tenant.workspace, 2, "last")) == 2  # fmt: skip
+    assert len(diagnosed_batches) == 1
