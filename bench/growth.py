@@ -16,7 +16,9 @@ the loop has settled (after a first round of WARMUP traces, not reported, so
 that the first size does not pay for the worker's first imports): every trace analysed, every incident embedded, no
 drafting job queued or running, and the counts of modes, jobs and proposed
 skills unchanged for SETTLE seconds. The time is from the first POST to the
-last change (the settle wait itself not counted).
+last change (the settle wait itself not counted). Beat starts with a fresh
+schedule, so no periodic task (each first runs one period after the start)
+lands inside one size's window and not another's.
 
 Printed per size: that time, the traces, failed runs, incidents, modes,
 drafting jobs and proposals; the jobs that re-drafted a mode whose evidence had
@@ -79,6 +81,14 @@ def sized(source: list[dict], n: int, run: str) -> list[dict]:
 
 
 def start_runtime(log: Path) -> tuple[subprocess.Popen, int]:
+    from django.conf import settings
+
+    # Beat's schedule starts fresh: a periodic task carried over from an earlier
+    # run's schedule file (the hourly full re-cluster of every workspace) would
+    # otherwise land inside one size's window and not another's. Each task then
+    # first runs one period after the start (the 5-minute sweeps, past the bench).
+    for stale in Path(settings.DATA_DIR).glob("celerybeat-schedule*"):
+        stale.unlink()
     port = free_port()
     handle = log.open("wb")
     proc = subprocess.Popen(
