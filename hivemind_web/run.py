@@ -88,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         children.append(Child.command("worker", [*celery, "worker", "--loglevel=INFO",
                                                  f"--concurrency={args.concurrency}",
                                                  "--beat", f"--schedule={beat_file}"]))  # fmt: skip
-        children.append(Child.command("web", [
-            python, "-m", "gunicorn", "hivemind_web.wsgi", "--config=python:hivemind_web.gunicorn_conf",
-            f"--bind={args.host}:{args.port}",
-            f"--workers={args.web_workers}", "--threads=4", "--timeout=120",
-            "--access-logfile=-", "--graceful-timeout=10",
-        ]))  # fmt: skip
+        children.append(Child.command("web", web_command(args.host, args.port, args.web_workers)))
         if not args.no_demo:
             # Seeded beside the start of the worker and the web server, not before
             # them: the demo fills in while they load, and its skills are drafted
@@ -109,6 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         if reaper is not None and reaper.poll() is None:
             reaper.kill()  # a normal stop: pgserver stops PostgreSQL itself
             reaper.wait()
+
+
+def web_command(host: str, port: int, workers: int = 2, *, access_log: bool = True) -> list[str]:
+    """The web server as the default run starts it (bench/ingest.py measures this one)."""
+    return [
+        sys.executable, "-m", "gunicorn", "hivemind_web.wsgi",
+        "--config=python:hivemind_web.gunicorn_conf", f"--bind={host}:{port}",
+        f"--workers={workers}", "--threads=4", "--timeout=120", "--graceful-timeout=10",
+        *(["--access-logfile=-"] if access_log else []),
+    ]  # fmt: skip
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

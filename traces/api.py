@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpResponse
@@ -14,7 +13,7 @@ from workspaces.models import Scope
 from workspaces.openapi import body_schema
 from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
-from workspaces.textsafety import MAX_JSON_DEPTH, json_too_deep
+from workspaces.textsafety import MAX_JSON_DEPTH, json_loads, json_too_deep
 
 from .body import read_body
 from .claude_code import hook_ingest
@@ -30,7 +29,7 @@ CAPTURE_HEADER = "X-Hivemind-Capture"
 def read_json_body(request: ApiRequest) -> Any:
     """The request body as JSON, size-capped and gunzipped; clear errors otherwise."""
     try:
-        body = json.loads(read_body(request))
+        body = json_loads(read_body(request))
         too_deep = json_too_deep(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"Body is not valid JSON: {exc}.") from None

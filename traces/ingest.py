@@ -13,7 +13,6 @@ commit.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 
 from workspaces.redaction import Redactor
-from workspaces.textsafety import clean_text
+from workspaces.textsafety import clean_text, json_text
 
 from .schemas import StepIn, TraceIn
 
@@ -125,7 +124,7 @@ def checks_redacted(checks: list[Any], redactor: Redactor, counts: Counter[str])
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    return None if value is None else json_text(value)
 
 
 _TRACE_COLUMNS = (

@@ -165,6 +165,23 @@ def test_undecodable_json_is_400(client, tenant):
     assert "not valid JSON" in response.json()["detail"]
 
 
+def test_long_integers_are_stored_exactly_and_nan_in_a_step_as_null(client, tenant):
+    # The fast parser reads a 64-bit-overflowing integer as a float; such bodies take
+    # the standard library's, digit for digit. NaN (which Python's json.dumps writes)
+    # in a step's output is stored as null, as JSON.stringify writes it: the trace
+    # is kept, not refused by the database.
+    step = '{"kind": "tool_call", "input": {"order_id": 123456789012345678901234567890}}'
+    response = post(client, tenant, f'{{"traces": [{{"external_id": "big", "steps": [{step}]}}]}}')
+    assert response.status_code == 200, response.json()
+    assert Step.objects.get(trace__external_id="big").input == {
+        "order_id": 123456789012345678901234567890
+    }
+    step = '{"kind": "tool_call", "output": {"score": NaN, "ok": true}}'
+    response = post(client, tenant, f'{{"traces": [{{"external_id": "nan", "steps": [{step}]}}]}}')
+    assert response.status_code == 200, response.json()
+    assert Step.objects.get(trace__external_id="nan").output == {"score": None, "ok": True}
+
+
 def test_wrong_envelope_is_422(client, tenant):
     response = post(client, tenant, {"trace": []})
     assert response.status_code == 422

@@ -4,8 +4,11 @@ left exactly as sent."""
 from __future__ import annotations
 
 import json
+import math
 
-from workspaces.textsafety import clean_json_bytes, clean_text
+import pytest
+
+from workspaces.textsafety import clean_json_bytes, clean_text, json_loads, json_text, json_too_deep
 
 
 def test_clean_text_keeps_ordinary_text_and_fixes_only_what_postgres_refuses():
@@ -19,3 +22,46 @@ def test_clean_json_bytes_passes_clean_bodies_through_untouched():
     assert clean_json_bytes(body) is body
     dirty = b'{"task": "a\\u0000b?", "x": ["\\ud83d"], "ok": "\\ud83d\\ude00"}'
     assert json.loads(clean_json_bytes(dirty)) == {"task": "ab?", "x": ["\ufffd"], "ok": "😀"}
+
+
+# Texts orjson refuses and the standard library accepts, or that neither accepts.
+EDGE_TEXTS = [
+    '{"reward": NaN, "x": [Infinity, -Infinity]}',
+    '{"big": 123456789012345678901234567890}',
+    '{"lone": "\\ud800"}',
+    '{"huge": 1e999}',
+    "[" * 500 + "]" * 500,
+    '{"dup": 1, "dup": 2}',
+    '{"ok": "caf\\u00e9 \\ud83d\\ude00", "n": -0.0, "f": 0.1}',
+]
+BAD_TEXTS = ["", "{", '{"a": }', "[1, 2", '{"a": 1} trailing', "\ufeff", "nul"]
+
+
+def test_json_loads_accepts_what_the_standard_library_accepts_and_nothing_more():
+    for text in EDGE_TEXTS:
+        expected = json.loads(text.encode())
+        got = json_loads(text.encode())
+        assert json.dumps(got) == json.dumps(expected), text[:40]
+    for text in BAD_TEXTS:
+        with pytest.raises(ValueError) as expected:
+            json.loads(text.encode())
+        with pytest.raises(type(expected.value)):
+            json_loads(text.encode())
+    with pytest.raises(UnicodeDecodeError):
+        json_loads(b'{"a": "\xff"}')
+    with pytest.raises(RecursionError):  # as json.loads; the API answers 422 for it
+        json_loads(b"[" * 5000 + b"]" * 5000)
+
+
+def test_json_text_writes_what_jsonb_can_hold():
+    assert json.loads(json_text({"big": 2**80, "s": "é"})) == {"big": 2**80, "s": "é"}
+    # NaN and infinities (a non-standard body's) as null, as JSON.stringify writes them.
+    assert json.loads(json_text({"x": [math.nan, math.inf, 1.5]})) == {"x": [None, None, 1.5]}
+
+
+def test_json_too_deep_counts_levels_of_objects_and_lists():
+    assert not json_too_deep({"a": [1, {"b": "x"}]}, limit=3)
+    assert json_too_deep({"a": [1, {"b": []}]}, limit=3)
+    assert not json_too_deep("plain", limit=1)
+    assert not json_too_deep([[]], limit=2)
+    assert json_too_deep([[[]]], limit=2)
