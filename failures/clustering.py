@@ -250,7 +250,11 @@ def match_clusters(
 _SIGNATURE_WORDS = {
     "tool", "error", "input", "task", "string", "number", "none", "null", "boolean",
     "object", "str", "url", "uuid", "ts", "path", "hex", "last", "output", "verdict",
-    "trace", "failed",
+    "trace", "failed", "category",
+    # The product's own wording of a finding ("never called `X`, which successful
+    # runs of the same task did"; "3 of 3 similar successful runs called"): it says
+    # nothing of what sets a mode apart.
+    "called", "did", "successful", "runs", "run", "similar",
 }  # fmt: skip
 
 
@@ -354,7 +358,10 @@ def in_words(text: str) -> str:
 
 def mode_label(signatures: list[str], tools: list[str]) -> str:
     """A readable label: the mode's commonest finding (masks said in words), with
-    the tool it concerns when the text does not name it already."""
+    the tool it concerns when the text does not name it already. A tool is named
+    only when more than half of the mode's incidents concern it (`tools` has one
+    entry per incident, "" for one that concerns no tool): a label must not pin
+    on one tool what most of its incidents are not about."""
     texts = Counter(t for t in (mode_text(s) for s in signatures) if t and t != "trace failed")
     if texts:
         text = in_words(texts.most_common(1)[0][0])
@@ -365,7 +372,9 @@ def mode_label(signatures: list[str], tools: list[str]) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     if len(text) > 150:
         text = text[:150].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
-    tool = Counter(t for t in tools if t).most_common(1)
+    tool = [
+        (name, n) for name, n in Counter(t for t in tools if t).most_common(1) if n * 2 > len(tools)
+    ]
     about_the_run = text.startswith(("kept going", "stopped far"))  # not about one tool
     if (
         tool

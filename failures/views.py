@@ -155,6 +155,8 @@ def mode_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "traces": selectors.mode_example_traces(mode=mode),
             "merge_targets": selectors.mode_merge_targets(mode=mode),
             "figure": figure,
+            "chart_days": CHART_DAYS,
+            "in_chart": sum(counts[mode.pk]),
             "can_act": request.membership.has_role(Role.LEAD),
             "drafter": model_for(request.workspace.pk)[0],
         },

@@ -335,3 +335,15 @@ def test_incidents_embedded_while_a_run_clustered_get_the_next_run(
         tasks.recluster_workspace(clustered.workspace.pk)
     assert ClusterRun.objects.filter(workspace=clustered.workspace).count() == before + 2
     assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+
+
+def test_a_mode_whose_incidents_are_older_than_the_chart_says_so(tenant):
+    from datetime import timedelta
+
+    old = timezone.now() - timedelta(days=400)
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="crm.search: timeout",
+                                      incident_count=9, first_seen=old, last_seen=old)  # fmt: skip
+    url = reverse("mode_detail", args=[tenant.workspace.slug, mode.pk])
+    html = tenant.client_for(tenant.viewer).get(url).content.decode()
+    assert "None of this mode's 9 incidents fall in the last 60 days" in html
+    assert old.strftime("%b %-d, %Y") in html  # the year, not only "Aug 1"

@@ -75,11 +75,32 @@ def test_ctfidf_keywords_pick_words_specific_to_each_cluster():
     assert not any(k == "error" or k == "tool" for k in keywords[0] + keywords[1])
 
 
+def test_keywords_leave_out_the_signatures_fields_and_the_products_own_wording():
+    finding = "never called `refund`, which successful runs of the same task did"
+    docs = {
+        0: [f"tool: refund | error: {finding} | category: process.gave_up"] * 3,
+        1: ["tool: crm | error: read timeout waiting | category: error"] * 3,
+    }
+    words = " ".join(clustering.ctfidf_keywords(docs)[0]).split()
+    assert "refund" in " ".join(words)
+    assert not {"category", "called", "did", "successful", "runs"} & set(words)
+
+
 def test_mode_label_reads_tool_and_error():
     label = clustering.mode_label(
         ["tool: pay | error: 429 rate limit | task: x"] * 2, ["pay", "pay"]
     )
     assert label == "pay: 429 rate limit"
+
+
+def test_mode_label_names_a_tool_only_when_most_incidents_concern_it():
+    # A mode of failed checks where one incident in nine named a tool: the label
+    # said "modify_pending_order_items: …" over six incidents that involved none.
+    signatures = ["tool:  | error: `db_match` failed | category: x"] * 9
+    tools = ["", "", "", "", "", "", "exchange_items", "modify_items", "modify_address"]
+    assert clustering.mode_label(signatures, tools) == "`db_match` failed"
+    tools = ["modify_items"] * 5 + [""] * 4
+    assert clustering.mode_label(signatures, tools) == "modify_items: `db_match` failed"
 
 
 def test_one_wrong_call_or_failed_check_signs_alike_whatever_its_values():

@@ -358,3 +358,20 @@ def test_the_skills_list_says_which_drafts_were_held_back_not_that_none_was_draf
     theirs = other_tenant.client_for(other_tenant.viewer).get(
         reverse("skill_list", args=[other_tenant.workspace.slug])).content.decode()  # fmt: skip
     assert "crm.search: timeout" not in theirs and "Held back" not in theirs
+
+
+def test_a_skipped_drafts_reason_is_said_once_on_its_mode(tenant):
+    from django.urls import reverse
+
+    from failures.models import FailureMode
+    from skills.models import DistillationJob
+
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="crm.search: timeout",
+                                      incident_count=9)  # fmt: skip
+    job = DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=mode,
+                                         state="done", verdict="skip",
+                                         detail="Skipped: nothing in these runs separates them.")  # fmt: skip
+    url = reverse("job_status", args=[tenant.workspace.slug, job.pk])
+    html = tenant.client_for(tenant.viewer).get(url).content.decode()
+    assert "No draft</span> Skipped: nothing in these runs separates them." in html
+    assert "skip:" not in html
