@@ -140,21 +140,25 @@ def modes_on_trial_only(*, workspace: Workspace, by_mode: dict[int, list[Skill]]
     )
 
 
-def held_back_modes(*, workspace: Workspace) -> list[FailureMode]:
-    """Open modes whose last draft was held back from review (none of its instructions
-    held up on runs it was not drafted from, or each was unsafe), most incidents first."""
+def undrafted_modes(*, workspace: Workspace) -> tuple[list[FailureMode], list[FailureMode]]:
+    """Open modes whose last draft did not reach review, most incidents first: those
+    held back (none of its instructions held up on runs it was not drafted from, or
+    each was unsafe), and those where nothing could be drafted (the evidence grounds
+    no instruction; each says why as `last_detail`)."""
     from django.db.models import OuterRef, Subquery
 
     last = DistillationJob.objects.filter(failure_mode=OuterRef("pk")).order_by(
         "-created_at", "-pk"
     )
-    return list(
+    modes: list[FailureMode] = list(
         FailureMode.objects.filter(workspace=workspace, status=ModeStatus.OPEN)
         .annotate(last_verdict=Subquery(last.values("verdict")[:1]),
                   last_detail=Subquery(last.values("detail")[:1]))
-        .filter(last_verdict="skip", last_detail__startswith="Held back")
+        .filter(last_verdict="skip")
         .order_by("-incident_count", "pk")
     )  # fmt: skip
+    held_back = [m for m in modes if (getattr(m, "last_detail", "") or "").startswith("Held back")]
+    return held_back, [m for m in modes if m not in held_back]
 
 
 def latest_job(*, mode: FailureMode) -> DistillationJob | None:

@@ -33,6 +33,7 @@ def skill_list(request: WorkspaceRequest) -> HttpResponse:
     if status not in SkillStatus.values:
         status = ""
     skills = selectors.skill_list(workspace=request.workspace, status=status)
+    held_back, undrafted = selectors.undrafted_modes(workspace=request.workspace)
     return render(
         request,
         "skills/list.html",
@@ -41,7 +42,8 @@ def skill_list(request: WorkspaceRequest) -> HttpResponse:
             "status": status,
             "statuses": SkillStatus.choices,
             "harmful": selectors.harmful_skills(workspace=request.workspace),
-            "held_back": selectors.held_back_modes(workspace=request.workspace),
+            "held_back": held_back,
+            "undrafted": undrafted,
         },  # fmt: skip
     )
 

@@ -375,3 +375,26 @@ def test_a_skipped_drafts_reason_is_said_once_on_its_mode(tenant):
     html = tenant.client_for(tenant.viewer).get(url).content.decode()
     assert "No draft</span> Skipped: nothing in these runs separates them." in html
     assert "skip:" not in html
+
+
+def test_the_skills_list_names_modes_that_gave_no_draft_and_what_to_do(tenant, other_tenant):
+    from django.urls import reverse
+
+    from failures.models import FailureMode
+    from skills.models import DistillationJob
+
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="`db_match` failed",
+                                      incident_count=9)  # fmt: skip
+    DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=mode, state="done",
+                                   verdict="skip",
+                                   detail="Skipped: nothing in these runs separates them.")  # fmt: skip
+    slug = tenant.workspace.slug
+    page = tenant.client_for(tenant.viewer).get(reverse("skill_list", args=[slug])).content.decode()
+    assert "No draft for 1 failure mode" in page and "`db_match` failed" in page
+    assert reverse("review_queue", args=[slug]) in page
+    assert "nothing could be drafted so far" in page
+    assert "drafted automatically once a failure mode has enough incidents" not in page
+    assert "Held back from review" not in page
+    theirs = other_tenant.client_for(other_tenant.viewer).get(
+        reverse("skill_list", args=[other_tenant.workspace.slug])).content.decode()  # fmt: skip
+    assert "db_match" not in theirs and "No draft for" not in theirs
