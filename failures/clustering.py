@@ -270,14 +270,28 @@ def ctfidf_keywords(docs: dict[int, list[str]], *, top: int = 6) -> dict[int, li
     classes = [c for c in docs if docs[c]]
     if not classes:
         return {}
-    vectorizer = CountVectorizer(
+    terms_of = CountVectorizer(
         token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_.]{2,}\b",
         stop_words=list(ENGLISH_STOP_WORDS | _SIGNATURE_WORDS),
         ngram_range=(1, 2),
-        max_features=50_000,
-    )
+    ).build_analyzer()
+
+    def analyse(signatures: list[str]) -> list[str]:
+        # Word pairs within one field of one signature, never across two (the end
+        # of an error and the start of a task are no phrase); the category field
+        # is the product's own classification ("outcome.check_failed"), not words
+        # of the mode.
+        return [
+            term
+            for signature in signatures
+            for part in signature.split(" | ")
+            if not part.startswith("category:")
+            for term in terms_of(part)
+        ]
+
+    vectorizer = CountVectorizer(analyzer=analyse, max_features=50_000)
     try:
-        counts = vectorizer.fit_transform([" ".join(docs[c]) for c in classes]).toarray()
+        counts = vectorizer.fit_transform([docs[c] for c in classes]).toarray()
     except ValueError:  # only stop words
         return {c: [] for c in classes}
     terms = vectorizer.get_feature_names_out()

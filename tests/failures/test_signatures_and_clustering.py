@@ -84,6 +84,10 @@ def test_keywords_leave_out_the_signatures_fields_and_the_products_own_wording()
     words = " ".join(clustering.ctfidf_keywords(docs)[0]).split()
     assert "refund" in " ".join(words)
     assert not {"category", "called", "did", "successful", "runs"} & set(words)
+    assert "process.gave_up" not in words  # the product's category, not the mode's words
+    # No word pair across two fields ("… waiting" + task "refund …").
+    docs[1] = ["tool: crm | error: read timeout waiting | task: refund the order"] * 3
+    assert "waiting refund" not in clustering.ctfidf_keywords(docs)[1]
 
 
 def test_mode_label_reads_tool_and_error():
