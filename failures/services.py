@@ -128,6 +128,26 @@ def cluster_run_request(*, workspace_id: int, actor: User | None) -> tuple[Clust
     return run, True
 
 
+def cluster_run_claim(*, workspace_id: int, run_id: int) -> bool:
+    """Take a queued run for this process (queued -> running). False when another
+    message for the same run took it first: a run re-sent by the sweep
+    (`cluster_runs_lost`) whose first message arrived after all runs once."""
+    return bool(
+        ClusterRun.objects.filter(pk=run_id, workspace_id=workspace_id, state=RunState.QUEUED)
+        .update(state=RunState.RUNNING, started_at=timezone.now())
+    )  # fmt: skip
+
+
+def cluster_runs_lost(*, older_than: timedelta) -> list[tuple[int, int]]:
+    """(workspace id, run id) of runs still queued after `older_than`: their message
+    was lost (the broker was away when a lead clicked, or right after a start)."""
+    return list(
+        ClusterRun.objects.filter(
+            state=RunState.QUEUED, created_at__lt=timezone.now() - older_than
+        ).values_list("workspace_id", "pk")
+    )  # fmt: skip
+
+
 def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> ClusterRun:
     """Re-cluster every embedded incident of a workspace, keeping mode ids.
 

@@ -6,6 +6,8 @@ modes.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 
 from hivemind_web.celery import TASK_RETRY, enqueue
@@ -47,6 +49,10 @@ def propagate_label(label_id: int) -> int:
 
 @shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)
 def recluster_workspace(workspace_id: int, run_id: int | None = None) -> int:
+    if run_id is not None and not services.cluster_run_claim(
+        workspace_id=workspace_id, run_id=run_id
+    ):
+        return 0  # another message for this run took it
     modes = services.failure_modes_recluster(workspace_id=workspace_id, run_id=run_id).modes
     embedding.incident_texts_prune(workspace_id=workspace_id)
     if services.recluster_due(workspace_id=workspace_id):
@@ -70,7 +76,11 @@ def name_modes(workspace_id: int) -> int:
 @shared_task(**TASK_RETRY, soft_time_limit=3000, time_limit=3300)
 def sweep_unfinished() -> int:
     """Catch up on work a lost message or a down broker left behind: traces not
-    analysed since they last changed, and incidents still without a vector."""
+    analysed since they last changed, incidents still without a vector, and
+    re-clusterings still queued after 5 minutes (a lead's click while the broker
+    was away would otherwise wait, "Queued", until the run counts as lost)."""
+    for workspace_id, run_id in services.cluster_runs_lost(older_than=timedelta(minutes=5)):
+        recluster_workspace.delay(workspace_id, run_id)
     due = mining.traces_due_for_analysis()
     for workspace_id, trace_ids in due.items():
         analyse_traces.delay(workspace_id, trace_ids)

@@ -347,3 +347,31 @@ def test_a_mode_whose_incidents_are_older_than_the_chart_says_so(tenant):
     html = tenant.client_for(tenant.viewer).get(url).content.decode()
     assert "None of this mode's 9 incidents fall in the last 60 days" in html
     assert old.strftime("%b %-d, %Y") in html  # the year, not only "Aug 1"
+
+
+def test_a_reclustering_whose_message_was_lost_is_sent_again_and_runs_once(clustered):
+    from datetime import timedelta
+
+    from failures import tasks
+    from failures.models import ClusterRun
+
+    # A lead's click while the broker was away: the run was recorded, its message lost.
+    run = ClusterRun.objects.create(workspace=clustered.workspace)
+    ClusterRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+    fresh = ClusterRun.objects.create(workspace=other_workspace(clustered))
+    tasks.sweep_unfinished()
+    run.refresh_from_db()
+    assert run.state == "done" and run.incidents > 0
+    fresh.refresh_from_db()
+    assert fresh.state == "queued"  # not lost yet: its message may still arrive
+    # The first message arrives after all: the run is not clustered a second time.
+    finished = run.finished_at
+    assert tasks.recluster_workspace(clustered.workspace.pk, run.pk) == 0
+    run.refresh_from_db()
+    assert run.finished_at == finished
+
+
+def other_workspace(tenant):  # type: ignore[no-untyped-def]
+    from workspaces.services import workspace_create
+
+    return workspace_create(name="Other", slug="other-recluster", owner=tenant.admin)
