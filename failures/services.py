@@ -109,8 +109,9 @@ def recluster_due(*, workspace_id: int) -> bool:
 def cluster_run_request(*, workspace_id: int, actor: User | None) -> tuple[ClusterRun, bool]:
     """Queue a re-clustering of the workspace, unless one is already queued or
     running: then that one is returned (one pending re-cluster per workspace,
-    however many ingests or clicks ask). A run whose message was lost (queued or
-    running for longer than a run may take) is marked failed and replaced."""
+    however many ingests or clicks ask), and a lead's request sends a queued one's
+    message again. A run queued or running for longer than a run may take is
+    marked failed and replaced."""
     # Serialise requests of one workspace so two cannot both see "none pending".
     Workspace.objects.select_for_update().filter(pk=workspace_id).first()
     stale = timezone.now() - RUN_LOST_AFTER
@@ -120,6 +121,13 @@ def cluster_run_request(*, workspace_id: int, actor: User | None) -> tuple[Clust
     pending.filter(created_at__lt=stale).update(state=RunState.FAILED, finished_at=timezone.now())
     active = pending.filter(created_at__gte=stale).order_by("-created_at").first()
     if active is not None:
+        if actor is not None and active.state == RunState.QUEUED:
+            # A lead asks again while it waits: its message may have been lost (the
+            # broker was away), so send it again; one message claims it, the other
+            # does nothing (`cluster_run_claim`).
+            transaction.on_commit(
+                lambda: enqueue("failures.tasks.recluster_workspace", workspace_id, active.pk)
+            )
         return active, False
     run = ClusterRun.objects.create(workspace_id=workspace_id, requested_by=actor)
     transaction.on_commit(

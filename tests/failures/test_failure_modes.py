@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
@@ -364,6 +365,14 @@ def test_a_reclustering_whose_message_was_lost_is_sent_again_and_runs_once(clust
     assert run.state == "done" and run.incidents > 0
     fresh.refresh_from_db()
     assert fresh.state == "queued"  # not lost yet: its message may still arrive
+    # A lead clicking "Re-cluster now" meanwhile sends a queued run's message again.
+    waiting = ClusterRun.objects.create(workspace=clustered.workspace)
+    url = reverse("mode_recluster", args=[clustered.workspace.slug])
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert clustered.client_for(clustered.lead).post(url).status_code == 302
+    waiting.refresh_from_db()
+    assert waiting.state == "done"
+    assert not ClusterRun.objects.filter(workspace=clustered.workspace, state="queued").exists()
     # The first message arrives after all: the run is not clustered a second time.
     finished = run.finished_at
     assert tasks.recluster_workspace(clustered.workspace.pk, run.pk) == 0
