@@ -390,7 +390,7 @@ def test_the_skills_list_names_modes_that_gave_no_draft_and_what_to_do(tenant, o
                                    detail="Skipped: nothing in these runs separates them.")  # fmt: skip
     slug = tenant.workspace.slug
     page = tenant.client_for(tenant.viewer).get(reverse("skill_list", args=[slug])).content.decode()
-    assert "No draft for 1 failure mode" in page and "`db_match` failed" in page
+    assert "No draft for 1 failure mode" in page and "<code>db_match</code> failed" in page
     assert reverse("review_queue", args=[slug]) in page
     assert "nothing could be drafted so far" in page
     assert "drafted automatically once a failure mode has enough incidents" not in page
