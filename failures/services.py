@@ -56,7 +56,10 @@ _DAILY = ModeDailyCount._meta.db_table
 
 
 def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> int:
-    """Let new incidents join an existing mode whose centroid is close enough."""
+    """Let new incidents join an existing mode whose centroid is close enough, within
+    the incident's own category group, as re-clustering keeps them
+    (`clustering.category_group`): a finding of one kind ("never called `X`")
+    does not join a mode of another ("`db_match` failed") on closeness alone."""
     modes = list(
         FailureMode.objects.filter(workspace_id=workspace_id, centroid__isnull=False)
         .exclude(status=ModeStatus.MERGED)
@@ -68,17 +71,38 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
         Incident.objects.filter(pk__in=incident_ids, failure_mode=None)
         .exclude(embedding=None)
         .exclude(kind__in=NOT_CAUSES)
-        .values_list("id", "embedding")
+        .values_list("id", "embedding", "signature", "stats__method")
     )
     if not rows:
         return 0
-    centroid_map = {mode_id: np.asarray(c, dtype=np.float32) for mode_id, c in modes}
-    vectors = np.stack([np.asarray(v, dtype=np.float32) for _, v in rows])
-    labels = clustering.assign_nearest(vectors, centroid_map, settings.HIVEMIND_ASSIGN_SIMILARITY)
+    # A mode's group is its incidents' (clusters form within one group): one row each.
+    group_of_mode = {
+        mode_id: clustering.category_group(signature, method or "")
+        for mode_id, signature, method in Incident.objects.filter(
+            failure_mode_id__in=[m for m, _ in modes]
+        )
+        .order_by("failure_mode_id", "pk")
+        .distinct("failure_mode_id")
+        .values_list("failure_mode_id", "signature", "stats__method")
+    }
+    by_group: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_group.setdefault(clustering.category_group(row[2], row[3] or ""), []).append(i)
+    vectors = np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+    labels = np.full(len(rows), clustering.NOISE)
+    for group, members in by_group.items():
+        centroid_map = {
+            mode_id: np.asarray(c, dtype=np.float32)
+            for mode_id, c in modes
+            if group_of_mode.get(mode_id) == group
+        }
+        labels[members] = clustering.assign_nearest(
+            vectors[members], centroid_map, settings.HIVEMIND_ASSIGN_SIMILARITY
+        )
     joined: dict[int, list[int]] = {}
-    for (incident_id, _), label in zip(rows, labels, strict=True):
+    for row, label in zip(rows, labels, strict=True):
         if label != clustering.NOISE:
-            joined.setdefault(int(label), []).append(incident_id)
+            joined.setdefault(int(label), []).append(row[0])
     with transaction.atomic():
         for mode_id, ids in joined.items():
             Incident.objects.filter(pk__in=ids, failure_mode=None).update(

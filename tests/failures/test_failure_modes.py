@@ -384,3 +384,41 @@ def other_workspace(tenant):  # type: ignore[no-untyped-def]
     from workspaces.services import workspace_create
 
     return workspace_create(name="Other", slug="other-recluster", owner=tenant.admin)
+
+
+def test_a_new_incident_joins_only_a_nearby_mode_of_its_own_kind(tenant):
+    import numpy as np
+
+    from failures.services import incidents_assign_nearest
+    from traces.models import Trace
+
+    ingest(tenant.workspace, [trace_payload(f"k-{i}") for i in range(3)])
+    traces = list(Trace.objects.filter(workspace=tenant.workspace).order_by("pk"))
+    now = timezone.now()
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1.0
+    near = base.copy()
+    near[1] = 0.05
+    near /= np.linalg.norm(near)
+
+    def incident(trace, category, vector, mode=None):  # type: ignore[no-untyped-def]
+        return Incident.objects.create(
+            workspace=tenant.workspace, trace=trace, step_index=9, kind="diagnosis",
+            category=category, signature=f"tool: x | error: e | category: {category}",
+            embedding=vector.tolist(), embedded_at=now, occurred_at=now, failure_mode=mode,
+        )  # fmt: skip
+
+    checks = FailureMode.objects.create(workspace=tenant.workspace, label="`db_match` failed",
+                                        centroid=base.tolist(), incident_count=1)  # fmt: skip
+    incident(traces[0], "outcome.check_failed", base, checks)
+    gave_up = incident(traces[1], "process.gave_up", near)  # close, but another kind
+    same = incident(traces[2], "outcome.check_failed", near)
+    assert (
+        incidents_assign_nearest(
+            workspace_id=tenant.workspace.pk, incident_ids=[gave_up.pk, same.pk]
+        )
+        == 1
+    )
+    gave_up.refresh_from_db()
+    same.refresh_from_db()
+    assert gave_up.failure_mode is None and same.failure_mode == checks
