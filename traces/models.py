@@ -31,7 +31,10 @@ class StepKind(models.TextChoices):
 
 
 class Trace(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="traces")
+    # No index of its own: every index of the table leads with the workspace.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="traces", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     agent = models.CharField(max_length=200, blank=True)
     session_id = models.CharField(max_length=200, blank=True)
@@ -65,7 +68,9 @@ class Trace(models.Model):
     redaction_parts = models.JSONField(default=dict, blank=True, db_default={})
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Trace search: the words of its task and its ids (a GIN index; steps have theirs).
+    # The words of its task and its ids. Trace search reads them through TraceWords
+    # (one GIN index over runs) and checks a phrase here run by run, so this column
+    # needs no index of its own.
     search_vector = models.GeneratedField(
         expression=SearchVector(
             Left("task", SEARCH_CHARS), "external_id", "session_id", config="simple"
@@ -86,7 +91,6 @@ class Trace(models.Model):
             # The traces list: a workspace's newest traces, optionally by agent.
             models.Index(fields=["workspace", "-started_at"], name="trace_ws_started"),
             models.Index(fields=["workspace", "agent", "-started_at"], name="trace_ws_agent"),
-            GinIndex(fields=["search_vector"], name="trace_search_vector_gin"),
             # Trial attribution: "the traces of this session".
             models.Index(fields=["workspace", "session_id"], name="trace_ws_session"),
             # Skill-cohort queries: "traces that had skill X in scope".
@@ -102,7 +106,9 @@ class Trace(models.Model):
 
 
 class Step(models.Model):
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: step_unique_index (trace, index) leads with it, and a
+    # second index on every step row cost each ingested step another insertion.
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="steps", db_index=False)
     index = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=StepKind.choices)
     name = models.CharField(max_length=200, blank=True)
