@@ -19,6 +19,17 @@ def category_label(key: str) -> str:
 
 
 @register.filter
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with one "…", not a second after a value
+    the diagnosis had already cut ("…APN rese……")."""
+    text = str(text or "")
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rstrip()
+    return cut if cut.endswith("…") else cut + "…"
+
+
+@register.filter
 def codespans(text: str) -> str:
     """Escape the text, then show `backticked` names as code."""
     import re

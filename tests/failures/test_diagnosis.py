@@ -445,6 +445,15 @@ def test_descriptions_show_backticked_names_as_code_and_escape_the_rest():
     assert codespans("called `get_order` <b>") == "called <code>get_order</code> &lt;b&gt;"
 
 
+def test_a_description_cut_for_a_page_ends_in_one_ellipsis():
+    from failures.templatetags.failures_tags import clip
+
+    cut_value = 'Called `x` with summary="MMS fails, APN rese…" and note="more text here"'
+    assert clip(cut_value, 45) == 'Called `x` with summary="MMS fails, APN rese…'
+    assert clip("a long description of what went wrong", 10) == "a long de…"
+    assert clip("short", 10) == "short"
+
+
 def test_a_burst_of_failed_traces_sends_only_so_many_to_claude(fake, tenant, monkeypatch):
     monkeypatch.setattr(mining, "CLAUDE_PER_CALL", 1)
     fake.queue.append((200, diagnosis_answer([

@@ -370,10 +370,13 @@ def test_a_skipped_drafts_reason_is_said_once_on_its_mode(tenant):
                                       incident_count=9)  # fmt: skip
     job = DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=mode,
                                          state="done", verdict="skip",
-                                         detail="Skipped: nothing in these runs separates them.")  # fmt: skip
+                                         detail="Skipped: nothing in these runs separates them"
+                                                " at `crm.search` <b>.")  # fmt: skip
     url = reverse("job_status", args=[tenant.workspace.slug, job.pk])
     html = tenant.client_for(tenant.viewer).get(url).content.decode()
-    assert "No draft</span> Skipped: nothing in these runs separates them." in html
+    # The reason's backticked names show as code; the rest of it as text.
+    assert ("No draft</span> Skipped: nothing in these runs separates them at "
+            "<code>crm.search</code> &lt;b&gt;.") in html  # fmt: skip
     assert "skip:" not in html
 
 
