@@ -257,3 +257,15 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"  # a zombie has exited
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_a_stopped_server_ends_its_workers_without_an_abort(gunicorn_server):
+    """Workers forked from a master that imported onnxruntime exit cleanly on a
+    stop (gunicorn_conf.worker_exit), instead of aborting in its C++ teardown."""
+    url, process = gunicorn_server
+    assert _get(f"{url}/healthz")[0] == 200
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0].decode()
+    assert process.returncode == 0
+    assert "Worker exiting" in output
+    assert "SIGABRT" not in output and "terminate called" not in output, output[-2000:]
