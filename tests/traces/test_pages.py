@@ -120,6 +120,31 @@ def test_trace_detail_shows_timeline_error_outcome_skills_and_redactions(tenant)
     assert "customer angry" in html and "csat" in html
 
 
+def test_a_short_json_input_shows_whole_on_one_line_a_long_one_indented_and_folded(tenant):
+    args = {"item_ids": ["1810466394"], "order_id": "#W7464385",
+            "new_item_ids": ["6117189161"], "payment_method_id": "paypal_1261484"}  # fmt: skip
+    rows = {"rows": [{"id": n, "name": f"product {n}", "price": n * 1.5} for n in range(40)]}
+    ingest(tenant, trace_payload("json-1", steps=[
+        {"kind": "tool_call", "name": "modify_pending_order_items", "input": args},
+        {"kind": "tool_result", "name": "list_products", "output": rows},
+    ]))  # fmt: skip
+    trace = Trace.objects.get(external_id="json-1")
+    html = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_detail", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    # Every argument of the call is on screen, not behind "Show all".
+    one_line = (
+        "{&quot;item_ids&quot;: [&quot;1810466394&quot;], &quot;order_id&quot;: "
+        "&quot;#W7464385&quot;, &quot;new_item_ids&quot;: [&quot;6117189161&quot;], "
+        "&quot;payment_method_id&quot;: &quot;paypal_1261484&quot;}"
+    )
+    assert f"<pre>{one_line}</pre>" in html
+    assert html.count("fold-toggle") == 1  # only the long output folds
+    assert "&quot;rows&quot;: [\n    {" in html  # indented, one value a line
+
+
 def test_trace_content_is_escaped(tenant):
     ingest(tenant, trace_payload("xss", task="<script>alert(1)</script>"))
     trace = Trace.objects.get(external_id="xss")

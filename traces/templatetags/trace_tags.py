@@ -11,13 +11,23 @@ register = template.Library()
 COLLAPSE_AT = 400
 
 
+# A JSON value whose one-line form is at most this long is shown on one line: a
+# tool call's few arguments, indented one per line, took more lines than the
+# page shows before "Show all", and hid the very argument a diagnosis names.
+ONE_LINE_AT = 240
+
+
 @register.filter
 def pretty(value: Any) -> str:
-    """A JSON value as readable text (strings as-is). Escaped by the template."""
+    """A JSON value as readable text (strings as-is): on one line when short,
+    indented otherwise. Escaped by the template."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    line = json.dumps(value, ensure_ascii=False)
+    if len(line) <= ONE_LINE_AT:
+        return line
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
