@@ -243,10 +243,24 @@ def _align(mine: list[Step], theirs: list[Step], *, by_arguments: bool = True) -
                 _differs(ours_side, other_side)
                 rows.append(Row("similar", ours_side, other_side))
             continue
-        left, right = mine[i1:i2], theirs[j1:j2]
-        for n in range(max(len(left), len(right))):
-            a = _side(left[n]) if n < len(left) else None
-            b = _side(right[n]) if n < len(right) else None
+        rows += _pair_stretch(mine[i1:i2], theirs[j1:j2])
+    return rows
+
+
+def _pair_stretch(left: list[Step], right: list[Step]) -> list[Row]:
+    """A stretch where the runs differ: calls to the same tool side by side (their
+    values compared), in order; the rest of each side by position. A failed run's
+    extra call to another tool is not put beside the successful run's call to the
+    tool it then called too ("no such call" next to a call the other run made)."""
+    rows: list[Row] = []
+    matcher = difflib.SequenceMatcher(
+        a=[s.name for s in left], b=[s.name for s in right], autojunk=False
+    )
+    for _, i1, i2, j1, j2 in matcher.get_opcodes():
+        ours, others = left[i1:i2], right[j1:j2]
+        for n in range(max(len(ours), len(others))):
+            a = _side(ours[n]) if n < len(ours) else None
+            b = _side(others[n]) if n < len(others) else None
             if a and b:
                 _differs(a, b)
             rows.append(Row("pair" if a and b else "failed_only" if a else "success_only", a, b))

@@ -57,6 +57,32 @@ def test_the_closest_successful_run_is_aligned_and_the_divergence_marked(tenant)
     assert all(r.failed is None or not r.failed.name.startswith("user.") for r in comparison.rows)
 
 
+def test_a_call_to_the_tool_the_successful_run_called_is_put_beside_it(tenant):
+    """tau2 retail: the failed run tried an exchange (refused), then modified the
+    order with another item; the successful run only modified it. The two
+    modifications are side by side with the differing item marked, and the refused
+    exchange stands alone."""
+    item = {"order_id": "#W7464385", "item_ids": ["1810466394"]}
+    ingest(tenant.workspace, [
+        _run("failed-x", "failed", [*READS,
+             ("exchange_delivered_order_items", {**item, "new_item_ids": ["6117189161"]}),
+             ("modify_pending_order_items", {**item, "new_item_ids": ["6117189161"]})]),
+        _run("good-x", "succeeded", [*READS,
+             ("modify_pending_order_items", {**item, "new_item_ids": ["6700049080"]})]),
+    ])  # fmt: skip
+    failed = Trace.objects.get(workspace=tenant.workspace, external_id="failed-x")
+    comparison = run_comparison(workspace=tenant.workspace, trace=failed)
+    assert comparison is not None
+    shown = [(r.kind, r.failed and r.failed.name, r.success and r.success.name)
+             for r in comparison.rows]  # fmt: skip
+    assert shown == [
+        ("same", "get_user_details", "get_user_details"),
+        ("failed_only", "exchange_delivered_order_items", None),
+        ("pair", "modify_pending_order_items", "modify_pending_order_items"),
+    ]
+    assert comparison.rows[-1].failed.differs == ["new_item_ids"]
+
+
 def test_a_chosen_successful_run_and_a_task_with_none(tenant):
     failed, _ = _pair(tenant.workspace)
     other = Trace.objects.get(workspace=tenant.workspace, external_id="good-2")

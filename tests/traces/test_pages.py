@@ -95,7 +95,8 @@ def test_trace_detail_shows_timeline_error_outcome_skills_and_redactions(tenant)
             skills_in_scope=["refund-policy@2"],
             steps=[
                 {"kind": "user_prompt", "input": "x" * 2000},
-                {"kind": "tool_call", "name": "payments.refund", "error": "429 Too Many Requests"},
+                {"kind": "tool_call", "name": "payments.refund", "error": "429 Too Many Requests",
+                 "tokens": 37},
             ],
         ),
     )
@@ -117,6 +118,7 @@ def test_trace_detail_shows_timeline_error_outcome_skills_and_redactions(tenant)
     assert "refund-policy@2" in html
     assert 'class="step step-agent step-error"' in html and "429 Too Many Requests" in html
     assert "Show all 2000 characters" in html  # a long input is folded to a few lines
+    assert "37 tokens" in html
     assert "customer angry" in html and "csat" in html
 
 
@@ -142,6 +144,7 @@ def test_a_short_json_input_shows_whole_on_one_line_a_long_one_indented_and_fold
     )
     assert f"<pre>{one_line}</pre>" in html
     assert html.count("fold-toggle") == 1  # only the long output folds
+    assert "tokens not reported" in html and "0 tokens" not in html  # no step said
     assert "&quot;rows&quot;: [\n    {" in html  # indented, one value a line
 
 
