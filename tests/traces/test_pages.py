@@ -95,8 +95,12 @@ def test_trace_detail_shows_timeline_error_outcome_skills_and_redactions(tenant)
             skills_in_scope=["refund-policy@2"],
             steps=[
                 {"kind": "user_prompt", "input": "x" * 2000},
-                {"kind": "tool_call", "name": "payments.refund", "error": "429 Too Many Requests",
-                 "tokens": 37},
+                {
+                    "kind": "tool_call",
+                    "name": "payments.refund",
+                    "error": "429 Too Many Requests",
+                    "tokens": 37,
+                },
             ],
         ),
     )
