@@ -474,21 +474,21 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
         why = "No successful run of this task to compare with, call by call."
     elif baseline < offline.MIN_SUCCESSES * 2:
         why = (
-            "No successful run of this task to compare with, call by call, and too few labelled "
-            f"runs of this agent ({baseline}) to weigh its errors and habits against."
+            "No successful run of this task to compare with, call by call, and too few runs of "
+            f"this agent with a known outcome ({baseline}) to weigh its errors and habits against."
         )
     else:
         why = (
             "No successful run of this task to compare with, call by call, and nothing in it "
             f"stands out against this agent's {'latest ' if baseline >= PROFILE_RUNS else ''}"
-            f"{baseline} labelled runs."
+            f"{baseline} runs with a known outcome."
         )
     if weak:
         first = weak[0].stats
         why += (
             f" A weak lead only ({evidence.describe(str(first.get('evidence_kind')))}): "
             f"evidence of that kind was right in {round(100 * float(first.get('precision') or 0))}% "
-            f"of {first.get('precision_n')} labelled runs, below the minimum precision this "
+            f"of {first.get('precision_n')} runs people labelled, below the minimum precision this "
             "workspace asks of a cause (Diagnosis settings)."
         )
     return why + (f" Symptoms only: {symptoms}." if symptoms else "")

@@ -98,12 +98,12 @@ def test_a_kind_of_evidence_below_the_minimum_beyond_sampling_error_is_a_weak_le
         analysis = TraceAnalysis.objects.get(trace__external_id="weak-1")
         assert analysis.state == "undiagnosed"
         assert "A weak lead only (a tool error the run ended on)" in analysis.detail
-        assert "right in 5% of 40 labelled runs" in analysis.detail
+        assert "right in 5% of 40 runs people labelled" in analysis.detail
         page = tenant.client_for(tenant.viewer).get(
             f"/w/{tenant.workspace.slug}/traces/{incident.trace_id}/incidents/"
         )
         text = page.content.decode()
-        assert ">weak lead</span>" in text and "right in 5% of 40 labelled runs" in text
+        assert ">weak lead</span>" in text and "right in 5% of 40 runs people labelled" in text
         modes = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/failure-modes/")
         assert "1 failed run undiagnosed" in modes.content.decode()
         assert "(1 with a weak lead, shown on the run)" in modes.content.decode()

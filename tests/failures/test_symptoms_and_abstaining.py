@@ -42,7 +42,7 @@ def test_an_undiagnosed_run_without_a_baseline_says_so(tenant):
         {"kind": "tool_call", "name": "act", "input": {}, "output": {"ok": True}}])])  # fmt: skip
     analysis = TraceAnalysis.objects.get(trace__external_id="lonely")
     assert analysis.state == "undiagnosed"
-    assert "too few labelled runs of this agent (1)" in analysis.detail
+    assert "too few runs of this agent with a known outcome (1)" in analysis.detail
 
 
 def test_the_trace_page_marks_symptoms_and_says_why_a_run_is_undiagnosed(tenant):
