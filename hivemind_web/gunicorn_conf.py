@@ -53,23 +53,27 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """A worker that stopped as asked (a stop, a restart, max requests) ends here:
-    the interpreter's own exit handlers run, then the process exits without the
-    C++ teardown that follows them. onnxruntime starts threads when it is imported
-    (in the master, before the fork); a forked worker holds their handles but not
-    the threads, and joining them at its exit aborted every worker on every stop
-    ("terminate called after throwing an instance of 'std::system_error'",
-    "Worker was sent SIGABRT!"). A worker that failed to boot or crashed is left
-    to gunicorn, which reads its exit code."""
-    if not worker.booted or worker.alive:
-        return
-    import atexit
+    """A booted worker leaving by `sys.exit` (a stop, a restart, a timeout's abort)
+    ends here with the same exit code: the interpreter's own exit handlers run,
+    then the process exits without the C++ teardown that follows them.
+    onnxruntime starts threads when it is imported (in the master, before the
+    fork); a forked worker holds their handles but not the threads, and joining
+    them at its exit aborted every worker on every stop ("terminate called after
+    throwing an instance of 'std::system_error'", "Worker was sent SIGABRT!").
+    A worker that failed to boot, or that raised anything else, is left to
+    gunicorn."""
     import sys
+
+    leaving = sys.exc_info()[1]  # the exception gunicorn's `finally` runs under
+    if not worker.booted or not isinstance(leaving, SystemExit):
+        return
+    code = leaving.code
+    import atexit
 
     atexit._run_exitfuncs()  # logging's flush, the embedded database's handle
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:

@@ -28,3 +28,33 @@ def test_warm_process_compiles_every_template_and_leaves_no_connection_to_share(
 
 def test_warm_inference_embeds_once():
     warmup.warm_inference()
+
+
+def test_a_stopping_worker_keeps_its_exit_code_and_boot_failures_are_left_to_gunicorn(
+    monkeypatch,
+):
+    import atexit
+    from types import SimpleNamespace
+
+    codes: list[int] = []
+    ran: list[bool] = []
+    monkeypatch.setattr(gunicorn_conf.os, "_exit", codes.append)
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append(True))
+    booted, not_booted = SimpleNamespace(booted=True), SimpleNamespace(booted=False)
+
+    def leave(worker: object, exc: BaseException) -> None:
+        # As gunicorn calls it: in the `finally` of the worker's process.
+        try:
+            raise exc
+        finally:
+            gunicorn_conf.worker_exit(None, worker)
+
+    for code in (0, 1, None):  # a stop, a timeout's abort, a bare sys.exit()
+        with pytest.raises(SystemExit):
+            leave(booted, SystemExit(code))
+    assert codes == [0, 1, 0] and len(ran) == 3
+    with pytest.raises(SystemExit):
+        leave(not_booted, SystemExit(3))  # gunicorn reads a boot error's code itself
+    with pytest.raises(ValueError):
+        leave(booted, ValueError("crash"))
+    assert codes == [0, 1, 0] and len(ran) == 3
