@@ -46,6 +46,17 @@ def test_card_numbers_failing_luhn_are_kept():
     assert "4111 1111 1111 1112" in out and not counts
 
 
+def test_a_numbers_decimals_are_no_card_number():
+    # 9182514000003724 passes the Luhn check; here it is the decimals of a duration.
+    assert luhn_valid("9182514000003724")
+    text = "Task succeeded in 0.9182514000003724s; latency 12.9182514000003724 ms"
+    out, counts = redact(text)
+    assert out == text and not counts
+    # A card after a full stop that ends a sentence is still a card.
+    out, counts = redact("Paid. 4111111111111111 was charged")
+    assert out == "Paid. [CREDIT_CARD] was charged" and counts["CREDIT_CARD"] == 1
+
+
 def test_ordinary_text_is_left_alone():
     text = (
         "Timeout after 30000 ms at 2026-11-21T10:00:00Z reading "
