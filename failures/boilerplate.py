@@ -5,13 +5,14 @@ Python traceback's header, an environment's reminder ("Format your SQL command
 as follows:"), a tool's preamble. Embedded as the failure, it pulls unrelated
 failures into one mode. Two rules pick the line that says what went wrong:
 
-- structural: a Python traceback is told by its last line (the exception);
+- structural: an error is told by its decisive line (`diagnosis.facts.decisive_line`:
+  a Python traceback's exception, not the output printed around it);
 - learned per workspace: a line is boilerplate when at least `MIN_INCIDENTS`
   incidents (and `MIN_SHARE` of them) contain it and it is followed by at least
   `MIN_FOLLOWERS` different lines, i.e. it heads different failures. A line that
   is a whole error by itself (the same failure again and again) never is.
 
-`error_gist` returns the first line that is not boilerplate.
+`error_gist` returns the decisive line of what is not boilerplate.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from .diagnosis.offline import BARE_STATUS
+from .diagnosis.facts import decisive_line
 from .signatures import normalise
 
 MIN_INCIDENTS = 10
@@ -27,7 +28,6 @@ MIN_SHARE = 0.05
 MIN_FOLLOWERS = 3
 SAMPLE = 5000
 CACHE_SECONDS = 600
-_TRACEBACK = "traceback (most recent call last)"
 _cache: dict[int, tuple[float, tuple[str, ...]]] = {}
 
 
@@ -70,14 +70,12 @@ def for_workspace(workspace_id: int, extra: list[str] | None = None) -> frozense
 
 
 def error_gist(text: str, boilerplate: frozenset[str] = frozenset()) -> str:
-    """The line of an error that says what went wrong: the exception of a traceback,
-    else the first line that is neither boilerplate nor a bare exit status."""
-    lines = _lines(text, limit=200)
+    """The line of an error that says what went wrong (`decisive_line`: a
+    traceback's exception, else the first line saying it failed, else the first
+    that is not a bare exit status), read once the workspace's boilerplate lines
+    are taken out."""
+    lines = [line for line in text.splitlines()[:200] if line.strip()]
     if not lines:
         return ""
-    if normalise(lines[0]).startswith(_TRACEBACK):
-        return lines[-1]
-    for line in lines:
-        if normalise(line) not in boilerplate and not BARE_STATUS.match(line):
-            return line
-    return lines[0]
+    kept = [line for line in lines if normalise(line.strip()) not in boilerplate]
+    return decisive_line("\n".join(kept)) if kept else lines[0].strip()

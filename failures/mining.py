@@ -79,7 +79,9 @@ DIAGNOSER_VERSION = (
     #    minimum precision (not merely not be below it beyond sampling error)
     # 9: a same-task divergence or failed check is signed by its tool or check, not values
     # 10: arguments compare numbers by value (2 and 2.0 are one amount)
-    "offline-10"
+    # 11: an error is named and classified by its decisive line (a traceback's
+    #     exception, not "Code output: Traceback ..."), and a long one keeps its end
+    "offline-11"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -85,12 +85,17 @@ _NEGATIVE = re.compile(
 # Control tokens a harness puts in a simulated user's turns (tau-bench's
 # "###STOP###", "###TRANSFER###"): not words the user said.
 _CONTROL_TOKEN = re.compile(r"#{2,}[A-Z_]+#{2,}")
+# An HTTP status in its context ("HTTP/1.1 503", "status code 403", "Error 404",
+# `"code": 429`): a bare number in an error ("invalid literal for int(): '500'",
+# "line 401") is not one.
+_STATUS = r"(?:\bhttp\S*|\bstatus(?:[ _]?code)?|\bcode|\berror)\W{0,3}"
 _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"timed? ?out|timeout|deadline exceeded", re.I), "environment.timeout"),
     (
         re.compile(
-            r"\b40[13]\b|unauthori[sz]ed|forbidden|permission denied|access denied|credential"
-            r"|authenticat|api[ _-]?key|not permitted|token (?:expired|invalid)",
+            _STATUS + r"40[13]\b|unauthori[sz]ed|forbidden|permission denied|access denied"
+            r"|credential|authenticat|api[ _-]?key|not permitted|token (?:expired|invalid)"
+            r"|insufficient ?privileges|not subscribed",
             re.I,
         ),
         "environment.auth",
@@ -98,15 +103,16 @@ _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"command not found|no module named|modulenotfound|cannot find module|not installed"
-            r"|importerror|no such file or directory|enoent",
+            r"|importerror|no such file or directory|enoent|file not found|filenotfound",
             re.I,
         ),
         "environment.missing_dependency",
     ),
     (
         re.compile(
-            r"\b5\d\d\b|connection (?:refused|reset|aborted)|econnrefused|unavailable"
-            r"|too many requests|\b429\b|rate.?limit|internal server error|bad gateway",
+            _STATUS + r"5\d\d\b|connection (?:refused|reset|aborted)|econnrefused|unavailable"
+            r"|too many requests|" + _STATUS + r"429\b|rate.?limit|internal server error"
+            r"|bad gateway|connectionerror|failed to establish a new connection",
             re.I,
         ),
         "environment.service_error",
@@ -114,9 +120,9 @@ _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"invalid|missing required|required (?:field|argument|parameter)|unknown (?:column|field|"
-            r"argument|option|table|parameter)|no such (?:column|table)|syntax error|does not exist"
-            r"|not found|validation|malformed|typeerror|valueerror|keyerror|\b4\d\d\b|not allowed"
-            r"|is not defined|nameerror|attributeerror|ambiguous",
+            r"argument|option|table|parameter)|no such (?:column|table)|syntax ?error|does not exist"
+            r"|not found|validation|malformed|typeerror|valueerror|keyerror|" + _STATUS + r"4\d\d\b"
+            r"|not allowed|is not defined|nameerror|attributeerror|indentationerror|ambiguous",
             re.I,
         ),
         "tool_use.wrong_arguments",
@@ -282,10 +288,78 @@ def _message_kind(text: str) -> str:
 
 
 def error_category(text: str) -> str:
+    """The kind of an error, read from the line that says what went wrong
+    (`decisive_line`): a web page or a package list printed before it says
+    "timeout" or "unavailable" without either being the error."""
+    line = decisive_line(text)
+    if _CODE_WRONG.match(line):
+        return "tool_use.wrong_arguments"
     for pattern, category in _CATEGORY_RULES:
-        if pattern.search(text[:3000]):
+        if pattern.search(line):
             return category
     return "tool_use.error_not_handled"
+
+
+# A bare exit status or a label with nothing after it: never what went wrong.
+BARE_STATUS = re.compile(
+    r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"
+    r"|<returncode>\s*-?\d+\s*</returncode>|exitcode:\s*-?\d+(?:\s*\([^)]*\))?"
+    r"|code output:?|error:?|stderr:?|traceback \(most recent call last\):?|<output>|</output>|…)\s*$",
+    re.I,
+)
+# A label a harness puts before what a tool printed (AG2's "Code output: ..."):
+# taken off the start of a line before the line is read.
+_OUTPUT_LABEL = re.compile(r"^\s*(?:code output|output|stdout|stderr)\s*:\s*", re.I)
+# An exception as Python prints it when raised: its class (dotted or not), then ":"
+# or the end of the line.
+_RAISED = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)"
+)
+# Code the agent wrote that Python could not run as written, whatever the message
+# goes on to say ("SyntaxError: ... not permitted" is not a permission).
+_CODE_WRONG = re.compile(
+    r"^(?:SyntaxError|IndentationError|TabError|NameError|UnboundLocalError)\b"
+)
+_SAYS_ERROR = re.compile(r"\berror\s*:", re.I)
+# What is kept of a long error: its start and its end, where a traceback's
+# exception is (the middle is frames and printed output).
+ERROR_HEAD, ERROR_TAIL = 600, 900
+
+
+def error_ends(text: str) -> str:
+    """A long error's first ERROR_HEAD and last ERROR_TAIL characters, "…" between."""
+    if len(text) <= ERROR_HEAD + ERROR_TAIL:
+        return text
+    return f"{text[:ERROR_HEAD]}\n…\n{text[-ERROR_TAIL:]}"
+
+
+def decisive_line(text: str) -> str:
+    """The line of an error that says what went wrong. For a Python traceback, the
+    exception after its last header, not the output printed before or after it;
+    else the last exception raised (a SyntaxError has no header); else the first
+    line that says it failed; else the first line that is not a bare exit status or
+    label ("exit 1:", "<returncode>1</returncode>", "Code output:")."""
+    lines = [_OUTPUT_LABEL.sub("", line, count=1).rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    headers = [
+        i for i, line in enumerate(lines)
+        if line.lstrip().lower().startswith("traceback (most recent call last)")
+    ]  # fmt: skip
+    if headers:
+        for line in lines[headers[-1] + 1 :]:
+            if line.startswith((" ", "\t", "File ")) or BARE_STATUS.match(line):
+                continue  # a frame, its code, or where the text was cut
+            return line.strip()
+    raised = [line.strip() for line in lines if _RAISED.match(line.strip())]
+    if raised:
+        return raised[-1]
+    for line in lines:
+        if (_MESSAGE.search(line) or _SAYS_ERROR.search(line)) and not BARE_STATUS.match(line):
+            return line.strip()
+    for line in lines:
+        if not BARE_STATUS.match(line):
+            return line.strip()
+    return text.strip()
 
 
 def _digest(value: Any) -> str:
@@ -323,7 +397,9 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
         if step.kind == "error" and step.error:
             tool = last_call.name if last_call else "agent"
             facts.errors.append(
-                ErrorEvent(step.index, tool, _message_kind(step.error), step.error[:1500], True)
+                ErrorEvent(
+                    step.index, tool, _message_kind(step.error), error_ends(step.error), True
+                )
             )
             continue
         if step.kind not in {"tool_call", "tool_result"} or not step.name:
@@ -337,7 +413,7 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
             # error belongs to that call; it is not another call.
             if step.error:
                 facts.errors.append(ErrorEvent(
-                    step.index, step.name, _message_kind(step.error), step.error[:1500], True))  # fmt: skip
+                    step.index, step.name, _message_kind(step.error), error_ends(step.error), True))  # fmt: skip
             else:
                 found = silent_error(step.output)
                 if found is not None:
@@ -358,7 +434,7 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
         if step.error:
             facts.errors.append(
                 ErrorEvent(
-                    step.index, step.name, _message_kind(step.error), step.error[:1500], True
+                    step.index, step.name, _message_kind(step.error), error_ends(step.error), True
                 )
             )
         else:

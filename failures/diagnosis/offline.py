@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .facts import ErrorEvent, ToolCall, TraceFacts
+from .facts import ErrorEvent, ToolCall, TraceFacts, decisive_line
 
 Z = 1.645
 MIN_SUCCESSES = 3
@@ -566,27 +566,10 @@ def _assumed(facts: TraceFacts, weight: Weight | None, weights: dict[str, Weight
     )]  # fmt: skip
 
 
-BARE_STATUS = re.compile(
-    r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"
-    r"|<returncode>\s*-?\d+\s*</returncode>|exitcode:\s*-?\d+(?:\s*\([^)]*\))?"
-    r"|code output:?|error:?|stderr:?|traceback \(most recent call last\):?|<output>|</output>)\s*$",
-    re.I,
-)
-
-
 def telling_line(text: str, limit: int = 140) -> str:
-    """The line of an error that says what went wrong: not a bare exit status
-    ("exit 1:", "<returncode>1</returncode>"); for a Python traceback, its last
-    line (the exception)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if any(line.lower().startswith("traceback (most recent call last)") for line in lines):
-        last = next((line for line in reversed(lines) if not line.startswith((" ", "\t"))), "")
-        if last and not BARE_STATUS.match(last):
-            return _first_line(last, limit)
-    for line in lines:
-        if not BARE_STATUS.match(line):
-            return _first_line(line, limit)
-    return _first_line(text, limit)
+    """The line of an error that says what went wrong (`facts.decisive_line`), cut
+    to `limit` characters."""
+    return _first_line(decisive_line(text), limit)
 
 
 def recovered(facts: TraceFacts) -> list[Finding]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from failures.diagnosis.facts import StepView, trace_facts
+from failures.diagnosis.facts import StepView, error_category, trace_facts
 from failures.diagnosis.offline import telling_line
 
 
@@ -66,6 +66,65 @@ def test_errors_are_described_by_their_telling_line():
     assert telling_line("exitcode: 1 (execution failed)\nCode output: \nTraceback (most recent call last):\n"
                         '  File "x.py", line 1\nKeyError: \'Street\'') == "KeyError: 'Street'"  # fmt: skip
     assert telling_line("HTTP 401: bad credentials") == "HTTP 401: bad credentials"
+
+
+# As AG2's terminal reports a failed run of the agent's code (Who&When): the
+# label and the traceback's header share a line, output printed after the
+# exception, and page text printed before it.
+_AG2 = "exitcode: 1 (execution failed)\nCode output: "
+_FRAMES = (
+    '  File "/home/Assist/groupchat/tmp_code_92.py", line 7, in <module>\n    for r in results:\n'
+)
+
+
+def test_an_error_is_named_by_its_exception_not_by_its_first_line():
+    traceback = f"{_AG2}Traceback (most recent call last):\n{_FRAMES}TypeError: 'NoneType' object is not iterable\n"
+    assert telling_line(
+        traceback + "Search Result 1:\nBallo Italian Restaurant (timeout 5 s)\n"
+    ) == ("TypeError: 'NoneType' object is not iterable")
+    # No header: Python's SyntaxError points at the code, then names itself.
+    syntax = (f'{_AG2}  File "/tmp/x.py", line 1\n    population = 737,015\n        ^\n'
+              "SyntaxError: leading zeros in decimal integer literals are not permitted")  # fmt: skip
+    assert telling_line(syntax, 200).startswith("SyntaxError: leading zeros")
+    assert error_category(syntax) == "tool_use.wrong_arguments"  # not a permission
+    assert telling_line(f"{_AG2}Script started\nValue Error: unknown language unknown\n") == (
+        "Value Error: unknown language unknown"
+    )
+    chained = (f"{_AG2}Traceback (most recent call last):\n{_FRAMES}TimeoutError: [Errno 110]\n\n"
+               "The above exception was the direct cause of the following exception:\n\n"
+               f"Traceback (most recent call last):\n{_FRAMES}"
+               "geopy.exc.GeocoderInsufficientPrivileges: Non-successful status code 403")  # fmt: skip
+    assert telling_line(chained, 200).startswith("geopy.exc.GeocoderInsufficientPrivileges")
+    assert error_category(chained) == "environment.auth"  # its frames pass timeout=...
+
+
+def test_an_errors_category_is_read_from_what_went_wrong_not_from_printed_text():
+    page = "Menu: ['Wayback Machine', 'Service unavailable until noon', 'timeout 30']\n" * 3
+    assert error_category(f"{_AG2}{page}Traceback (most recent call last):\n{_FRAMES}"
+                          "KeyError: 'slots'") == "tool_use.wrong_arguments"  # fmt: skip
+    assert error_category(
+        f"{_AG2}Python 3.9.21\nPackage  Version\nyarl  1.18.3\nFile not found.\n"
+    ) == ("environment.missing_dependency")
+    # A number is a status only as a status.
+    assert error_category("ValueError: invalid literal for int() with base 10: '500'") == (
+        "tool_use.wrong_arguments"
+    )
+    assert error_category("HTTP/1.1 503 Service Unavailable") == "environment.service_error"
+    assert error_category('{"error": {"code": 429, "message": "slow down"}}') == (
+        "environment.service_error"
+    )
+    assert error_category("Error 404: no such page") == "tool_use.wrong_arguments"
+
+
+def test_a_long_error_keeps_the_exception_at_its_end():
+    printed = "".join(f"package-{i}  1.0.{i}\n" for i in range(400))  # ~8 KB before the traceback
+    error = (f"{_AG2}{printed}Traceback (most recent call last):\n{_FRAMES}"
+             "requests.exceptions.ConnectionError: Max retries exceeded (Connection timed out)")  # fmt: skip
+    steps = [_call(0, "Computer_terminal", {"code": "pip list"}, error=error)]
+    (event,) = trace_facts(steps).errors
+    assert len(event.text) < 1600 and event.text.startswith(_AG2)
+    assert telling_line(event.text).startswith("requests.exceptions.ConnectionError")
+    assert event.category == "environment.timeout"
 
 
 @pytest.mark.django_db
