@@ -1045,14 +1045,22 @@ def _write(
             UPDATE {TraceAnalysis._meta.db_table} a SET state = v.state,
                 diagnoser = v.diagnoser, detail = v.detail, input_tokens = v.tokens_in,
                 output_tokens = v.tokens_out, cost_usd = v.cost, baseline_runs = v.baseline,
-                content_hash = v.content_hash, trace_updated_at = v.seen_at
+                content_hash = v.content_hash, trace_updated_at = v.seen_at,
+                diagnoser_version = %s
             FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[],
                         %s::float8[], %s::int[], %s::text[], %s::timestamptz[])
                 AS v(trace_id, state, diagnoser, detail, tokens_in, tokens_out, cost, baseline,
                      content_hash, seen_at)
             WHERE a.trace_id = v.trace_id
             """,
-            [list(column) for column in zip(*analyses, strict=True)] if analyses else [[]] * 10,
+            [
+                DIAGNOSER_VERSION,
+                *(
+                    [list(column) for column in zip(*analyses, strict=True)]
+                    if analyses
+                    else [[]] * 10
+                ),
+            ],
         )
     result.incidents = len(incident_rows)
 
@@ -1096,8 +1104,9 @@ def _delete(incident_ids: list[int]) -> None:
 
 
 def traces_due_for_analysis(*, limit: int = 2000) -> dict[int, list[int]]:
-    """Traces never analysed, changed since, or failed traces whose diagnosis was
-    made against a baseline the agent has since outgrown: workspace id -> trace ids."""
+    """Traces never analysed, changed since, failed traces whose diagnosis was made
+    against a baseline the agent has since outgrown, or judged by an older offline
+    diagnoser: workspace id -> trace ids."""
     rows = list(
         Trace.objects.filter(
             Q(analysis__isnull=True) | Q(updated_at__gt=F("analysis__trace_updated_at"))
@@ -1106,10 +1115,26 @@ def traces_due_for_analysis(*, limit: int = 2000) -> dict[int, list[int]]:
         .values_list("workspace_id", "pk")[:limit]
     )
     rows += _outgrown_baselines(limit - len(rows))
+    rows += _older_diagnoser(limit - len(rows))
     due: dict[int, list[int]] = {}
-    for workspace_id, trace_id in rows:
+    for workspace_id, trace_id in dict.fromkeys(rows):  # a run may be due twice
         due.setdefault(workspace_id, []).append(trace_id)
     return due
+
+
+def _older_diagnoser(limit: int) -> list[tuple[int, int]]:
+    """Runs an older offline diagnoser judged (DIAGNOSER_VERSION was bumped because
+    its conclusions changed), newest first: after an upgrade, stored incidents
+    change to what this version concludes, `limit` runs a sweep. Runs a model or a
+    person diagnosed are left as they are (a model's diagnosis costs money)."""
+    if limit <= 0:
+        return []
+    stale = Q(diagnoser_version__lt=DIAGNOSER_VERSION) | Q(diagnoser_version__gt=DIAGNOSER_VERSION)
+    return list(
+        TraceAnalysis.objects.filter(stale, diagnoser__in=["offline", ""])
+        .order_by("diagnoser_version", "-trace_id")
+        .values_list("workspace_id", "trace_id")[:limit]
+    )
 
 
 def _outgrown_baselines(limit: int) -> list[tuple[int, int]]:

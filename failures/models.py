@@ -286,8 +286,9 @@ class TraceAnalysis(models.Model):
     A trace whose `updated_at` moved past `trace_updated_at` (re-sent steps, a late
     outcome) is looked at again; only a changed `content_hash` (steps, status,
     reward, task, scores) is diagnosed again. The periodic sweep finds traces
-    whose analysis message was lost, and failed traces diagnosed against a much
-    smaller baseline than their agent has now.
+    whose analysis message was lost, failed traces diagnosed against a much
+    smaller baseline than their agent has now, and runs an older offline
+    diagnoser judged.
     """
 
     trace = models.OneToOneField(
@@ -313,10 +314,20 @@ class TraceAnalysis(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     # Null: the model has no price (a local server), so the cost is unknown.
     cost_usd = models.FloatField(default=0, null=True)
+    # The offline diagnoser that wrote it (mining.DIAGNOSER_VERSION): after an
+    # upgrade the sweep diagnoses the runs an older one judged again, newest first.
+    diagnoser_version = models.CharField(max_length=20, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [
             models.Index(fields=["workspace", "agent", "verdict"], name="analysis_ws_agent"),
+            # Offline analyses by an older diagnoser (mining._older_diagnoser):
+            # found as the two ranges around the current version.
+            models.Index(
+                fields=["diagnoser_version", "-trace"],
+                name="analysis_diagnoser_version",
+                condition=models.Q(diagnoser__in=["offline", ""]),
+            ),
             # An agent's latest runs (its baseline, mining.PROFILE_RUNS), newest first.
             models.Index(fields=["workspace", "agent", "-trace"], name="analysis_ws_agent_latest"),
             models.Index(fields=["workspace", "state"], name="analysis_ws_state"),

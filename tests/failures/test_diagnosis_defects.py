@@ -287,3 +287,41 @@ def test_a_batch_reads_only_what_its_runs_need(tenant, monkeypatch):
     assert incident.tool == "cancel_reservation"
     assert mining.TraceAnalysis.objects.get(trace__external_id="ok-0").baseline_runs == 0
     assert mining.TraceAnalysis.objects.get(trace__external_id="bad-1").baseline_runs == 13
+
+
+def test_runs_an_older_diagnoser_judged_are_diagnosed_again_and_the_sweep_settles(tenant):
+    """After an upgrade that changes what the offline diagnoser concludes, the
+    stored incidents are the new version's, not the old wording for ever; a model's
+    or a person's diagnosis is left alone."""
+    from failures import mining
+    from failures.models import Incident, TraceAnalysis
+    from tests.factories import ingest, trace_payload
+    from traces.models import Trace
+
+    error = ("exitcode: 1 (execution failed)\nCode output: Traceback (most recent call last):\n"
+             '  File "x.py", line 1, in <module>\nNameError: name \'web_search\' is not defined')  # fmt: skip
+    ingest(tenant.workspace, [trace_payload(f"old-{i}", steps=[
+        {"kind": "tool_call", "name": "Computer_terminal", "input": {"code": "web_search()"},
+         "error": error},
+    ]) for i in range(3)])  # fmt: skip
+    traces = list(Trace.objects.filter(workspace=tenant.workspace).order_by("pk"))
+    ids = [t.pk for t in traces]
+    assert not any(i in mining.traces_due_for_analysis().get(tenant.workspace.pk, []) for i in ids)
+    assert set(
+        TraceAnalysis.objects.filter(trace_id__in=ids).values_list("diagnoser_version", flat=True)
+    ) == {mining.DIAGNOSER_VERSION}
+    # As an older version left them: its wording, its version; one run a model diagnosed.
+    Incident.objects.filter(trace_id__in=ids).update(
+        description="`Computer_terminal` failed: Code output:"
+    )
+    TraceAnalysis.objects.filter(trace_id__in=ids).update(
+        diagnoser_version="offline-10", content_hash="an older version's hash"
+    )
+    TraceAnalysis.objects.filter(trace_id=ids[2]).update(diagnoser="claude")
+    due = mining.traces_due_for_analysis().get(tenant.workspace.pk, [])
+    assert due == [ids[1], ids[0]]  # newest first; not the model's
+    mining.traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=due)
+    assert set(
+        Incident.objects.filter(trace_id__in=ids[:2]).values_list("description", flat=True)
+    ) == {"`Computer_terminal` failed: NameError: name 'web_search' is not defined"}
+    assert not any(i in mining.traces_due_for_analysis().get(tenant.workspace.pk, []) for i in ids)
