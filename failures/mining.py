@@ -869,15 +869,20 @@ def _same_task_successes(
 
 
 def _mark_seen(trace_ids: list[int]) -> None:
+    """Unchanged runs: their content hash, which includes DIAGNOSER_VERSION, is the
+    one this version computes, so their analysis is this version's (an analysis
+    stored before versions were recorded has none: without this, the sweep would
+    take it again and again)."""
     if not trace_ids:
         return
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {TraceAnalysis._meta.db_table} a SET trace_updated_at = t.updated_at
+            UPDATE {TraceAnalysis._meta.db_table} a SET trace_updated_at = t.updated_at,
+                diagnoser_version = %s
             FROM {Trace._meta.db_table} t WHERE t.id = a.trace_id AND a.trace_id = ANY(%s)
             """,
-            [trace_ids],
+            [DIAGNOSER_VERSION, trace_ids],
         )
 
 

@@ -325,3 +325,10 @@ def test_runs_an_older_diagnoser_judged_are_diagnosed_again_and_the_sweep_settle
         Incident.objects.filter(trace_id__in=ids[:2]).values_list("description", flat=True)
     ) == {"`Computer_terminal` failed: NameError: name 'web_search' is not defined"}
     assert not any(i in mining.traces_due_for_analysis().get(tenant.workspace.pk, []) for i in ids)
+    # Stored before versions were recorded, by this very version (same content hash):
+    # found once, then settled without a diagnosis.
+    TraceAnalysis.objects.filter(trace_id=ids[0]).update(diagnoser_version="")
+    assert mining.traces_due_for_analysis().get(tenant.workspace.pk, []) == [ids[0]]
+    result = mining.traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=[ids[0]])
+    assert result.unchanged == 1
+    assert not any(i in mining.traces_due_for_analysis().get(tenant.workspace.pk, []) for i in ids)
