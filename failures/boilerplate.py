@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from .diagnosis.facts import decisive_line
+from traces.errors import decisive_line
+
 from .signatures import normalise
 
 MIN_INCIDENTS = 10

@@ -35,6 +35,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from traces.errors import ERROR_MESSAGE, decisive_line, error_ends
+
 from ..signatures import normalise
 
 _RETURN_CODE = re.compile(
@@ -50,17 +52,6 @@ _HTTP = re.compile(
     r"|\b([45]\d\d)\s+(?:Bad Request|Unauthorized|Forbidden|Not Found|Method Not Allowed|Conflict"
     r"|Unprocessable|Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable"
     r"|Gateway Time-?out)\b",
-    re.I,
-)
-_MESSAGE = re.compile(
-    r"^\s*(?:error|fatal|exception|failed|failure)\b\s*[:\-!]"
-    r"|\b(?:not found|not allowed|permission denied|access denied|command not found"
-    r"|no such file or directory|does not exist|syntax error|did not pass|is not defined"
-    r"|no module named|cannot find|could not find|unable to|not permitted|unknown column"
-    r"|no such (?:column|table)|invalid (?:argument|value|input|syntax|request))\b"
-    # A test runner's verdict: "Failed 3/3 Test Cases", "2 failed, 5 passed", "tests failed".
-    r"|\bfailed [1-9]\d*(?:\s*/\s*\d+| of \d+)? (?:tests?|test cases?|checks?)\b"
-    r"|\b[1-9]\d* (?:tests? )?failed\b|\btests? failed\b",
     re.I,
 )
 # The agent saying it goes on with something it did not get: assumed facts,
@@ -128,6 +119,11 @@ _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
         "tool_use.wrong_arguments",
     ),
 ]
+# Code the agent wrote that Python could not run as written, whatever the message
+# goes on to say ("SyntaxError: ... not permitted" is not a permission).
+_CODE_WRONG = re.compile(
+    r"^(?:SyntaxError|IndentationError|TabError|NameError|UnboundLocalError)\b"
+)
 _WORDS = re.compile(r"[a-z<>][a-z0-9_<>.\-]*")
 
 
@@ -255,7 +251,7 @@ def silent_error(output: Any) -> tuple[str, str] | None:
         if http:
             return f"http {next(g for g in http.groups() if g)}", line.strip()[:500]
     for line in edges:
-        if _MESSAGE.search(line):
+        if ERROR_MESSAGE.search(line):
             return _message_kind(line), line.strip()[:500]
     return None
 
@@ -298,68 +294,6 @@ def error_category(text: str) -> str:
         if pattern.search(line):
             return category
     return "tool_use.error_not_handled"
-
-
-# A bare exit status or a label with nothing after it: never what went wrong.
-BARE_STATUS = re.compile(
-    r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"
-    r"|<returncode>\s*-?\d+\s*</returncode>|exitcode:\s*-?\d+(?:\s*\([^)]*\))?"
-    r"|code output:?|error:?|stderr:?|traceback \(most recent call last\):?|<output>|</output>|…)\s*$",
-    re.I,
-)
-# A label a harness puts before what a tool printed (AG2's "Code output: ..."):
-# taken off the start of a line before the line is read.
-_OUTPUT_LABEL = re.compile(r"^\s*(?:code output|output|stdout|stderr)\s*:\s*", re.I)
-# An exception as Python prints it when raised: its class (dotted or not), then ":"
-# or the end of the line.
-_RAISED = re.compile(
-    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)"
-)
-# Code the agent wrote that Python could not run as written, whatever the message
-# goes on to say ("SyntaxError: ... not permitted" is not a permission).
-_CODE_WRONG = re.compile(
-    r"^(?:SyntaxError|IndentationError|TabError|NameError|UnboundLocalError)\b"
-)
-_SAYS_ERROR = re.compile(r"\berror\s*:", re.I)
-# What is kept of a long error: its start and its end, where a traceback's
-# exception is (the middle is frames and printed output).
-ERROR_HEAD, ERROR_TAIL = 600, 900
-
-
-def error_ends(text: str) -> str:
-    """A long error's first ERROR_HEAD and last ERROR_TAIL characters, "…" between."""
-    if len(text) <= ERROR_HEAD + ERROR_TAIL:
-        return text
-    return f"{text[:ERROR_HEAD]}\n…\n{text[-ERROR_TAIL:]}"
-
-
-def decisive_line(text: str) -> str:
-    """The line of an error that says what went wrong. For a Python traceback, the
-    exception after its last header, not the output printed before or after it;
-    else the last exception raised (a SyntaxError has no header); else the first
-    line that says it failed; else the first line that is not a bare exit status or
-    label ("exit 1:", "<returncode>1</returncode>", "Code output:")."""
-    lines = [_OUTPUT_LABEL.sub("", line, count=1).rstrip() for line in text.splitlines()]
-    lines = [line for line in lines if line.strip()]
-    headers = [
-        i for i, line in enumerate(lines)
-        if line.lstrip().lower().startswith("traceback (most recent call last)")
-    ]  # fmt: skip
-    if headers:
-        for line in lines[headers[-1] + 1 :]:
-            if line.startswith((" ", "\t", "File ")) or BARE_STATUS.match(line):
-                continue  # a frame, its code, or where the text was cut
-            return line.strip()
-    raised = [line.strip() for line in lines if _RAISED.match(line.strip())]
-    if raised:
-        return raised[-1]
-    for line in lines:
-        if (_MESSAGE.search(line) or _SAYS_ERROR.search(line)) and not BARE_STATUS.match(line):
-            return line.strip()
-    for line in lines:
-        if not BARE_STATUS.match(line):
-            return line.strip()
-    return text.strip()
 
 
 def _digest(value: Any) -> str:

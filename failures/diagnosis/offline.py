@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .facts import ErrorEvent, ToolCall, TraceFacts, decisive_line
+from traces.errors import decisive_line
+
+from .facts import ErrorEvent, ToolCall, TraceFacts
 
 Z = 1.645
 MIN_SUCCESSES = 3

@@ -152,6 +152,36 @@ def test_a_short_json_input_shows_whole_on_one_line_a_long_one_indented_and_fold
     assert "&quot;rows&quot;: [\n    {" in html  # indented, one value a line
 
 
+def test_an_error_step_leads_with_what_went_wrong_and_shows_the_rest_once(tenant):
+    """AG2's terminal puts its label and the traceback's header on one line, and
+    tensorflow's log before it: the step read "Error: exitcode: 1 (execution
+    failed) Code output: 2024-12-19 ..." as one paragraph, the exception last."""
+    log = "2024-12-19 12:37:12: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on.\n"
+    error = (f"exitcode: 1 (execution failed)\nCode output: {log}Traceback (most recent call last):\n"
+             '  File "tmp_code.py", line 6, in <module>\n    result = image_qa(path)\n'
+             "NameError: name 'Image' is not defined\n")  # fmt: skip
+    ingest(tenant, trace_payload("err-1", steps=[
+        # The terminal reports the text as its output too: shown there, not twice.
+        {"kind": "tool_call", "name": "Computer_terminal", "input": {"code": "x"},
+         "output": error, "error": error},
+        # Only the error says it: shown whole under its line.
+        {"kind": "tool_call", "name": "deploy", "input": {}, "error": error},
+        # One line says it all: nothing more to show.
+        {"kind": "tool_call", "name": "lookup", "input": {}, "error": "HTTP 404: no such order"},
+    ]))  # fmt: skip
+    trace = Trace.objects.get(external_id="err-1")
+    html = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_detail", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    lead = "<strong>Error:</strong> NameError: name &#x27;Image&#x27; is not defined</p>"
+    assert html.count(lead) == 2
+    assert "<strong>Error:</strong> HTTP 404: no such order</p>" in html
+    assert html.count("The whole error") == 1  # the deploy step's
+    assert html.count("oneDNN custom operations") == 2  # the terminal's output, deploy's error
+
+
 def test_trace_content_is_escaped(tenant):
     ingest(tenant, trace_payload("xss", task="<script>alert(1)</script>"))
     trace = Trace.objects.get(external_id="xss")

@@ -5,6 +5,8 @@ from typing import Any
 
 from django import template
 
+from traces.errors import decisive_line
+
 register = template.Library()
 
 # Inputs/outputs longer than this start collapsed on the trace page.
@@ -40,6 +42,25 @@ def has_text(text: str) -> bool:
 @register.filter
 def is_long(text: str) -> bool:
     return len(text) > COLLAPSE_AT or text.count("\n") > 6
+
+
+@register.filter
+def error_line(text: str) -> str:
+    """The line of a step's error that says what went wrong (`errors.decisive_line`):
+    a traceback's exception, not "exitcode: 1" or the output printed around it."""
+    return decisive_line(text) if text else ""
+
+
+@register.filter
+def error_says_more(step: Any) -> bool:
+    """Whether a step's error holds more than its decisive line and its output does
+    not already show it (an AG2 terminal reports the same text as both): then the
+    whole error is shown under that line."""
+    text = step.error
+    if not text or text.strip() == decisive_line(text):
+        return False
+    output = step.output if isinstance(step.output, str) else pretty(step.output)
+    return text.strip() not in output
 
 
 @register.filter

@@ -1,0 +1,79 @@
+"""What an error says went wrong, read from the text a step reported.
+
+The trace page shows an error step by its decisive line, and the failures app
+names and classifies an incident by it (failures/diagnosis/facts.py): a Python
+traceback's exception, not the label, header or output printed around it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A line saying something failed: an error prefix, or words no success prints.
+ERROR_MESSAGE = re.compile(
+    r"^\s*(?:error|fatal|exception|failed|failure)\b\s*[:\-!]"
+    r"|\b(?:not found|not allowed|permission denied|access denied|command not found"
+    r"|no such file or directory|does not exist|syntax error|did not pass|is not defined"
+    r"|no module named|cannot find|could not find|unable to|not permitted|unknown column"
+    r"|no such (?:column|table)|invalid (?:argument|value|input|syntax|request))\b"
+    # A test runner's verdict: "Failed 3/3 Test Cases", "2 failed, 5 passed", "tests failed".
+    r"|\bfailed [1-9]\d*(?:\s*/\s*\d+| of \d+)? (?:tests?|test cases?|checks?)\b"
+    r"|\b[1-9]\d* (?:tests? )?failed\b|\btests? failed\b",
+    re.I,
+)
+
+# A bare exit status or a label with nothing after it: never what went wrong.
+BARE_STATUS = re.compile(
+    r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"
+    r"|<returncode>\s*-?\d+\s*</returncode>|exitcode:\s*-?\d+(?:\s*\([^)]*\))?"
+    r"|code output:?|error:?|stderr:?|traceback \(most recent call last\):?|<output>|</output>|…)\s*$",
+    re.I,
+)
+# A label a harness puts before what a tool printed (AG2's "Code output: ..."):
+# taken off the start of a line before the line is read.
+_OUTPUT_LABEL = re.compile(r"^\s*(?:code output|output|stdout|stderr)\s*:\s*", re.I)
+# An exception as Python prints it when raised: its class (dotted or not), then ":"
+# or the end of the line.
+_RAISED = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)"
+)
+_SAYS_ERROR = re.compile(r"\berror\s*:", re.I)
+# What is kept of a long error: its start and its end, where a traceback's
+# exception is (the middle is frames and printed output).
+ERROR_HEAD, ERROR_TAIL = 600, 900
+
+
+def error_ends(text: str) -> str:
+    """A long error's first ERROR_HEAD and last ERROR_TAIL characters, "…" between."""
+    if len(text) <= ERROR_HEAD + ERROR_TAIL:
+        return text
+    return f"{text[:ERROR_HEAD]}\n…\n{text[-ERROR_TAIL:]}"
+
+
+def decisive_line(text: str) -> str:
+    """The line of an error that says what went wrong. For a Python traceback, the
+    exception after its last header, not the output printed before or after it;
+    else the last exception raised (a SyntaxError has no header); else the first
+    line that says it failed; else the first line that is not a bare exit status or
+    label ("exit 1:", "<returncode>1</returncode>", "Code output:")."""
+    lines = [_OUTPUT_LABEL.sub("", line, count=1).rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    headers = [
+        i for i, line in enumerate(lines)
+        if line.lstrip().lower().startswith("traceback (most recent call last)")
+    ]  # fmt: skip
+    if headers:
+        for line in lines[headers[-1] + 1 :]:
+            if line.startswith((" ", "\t", "File ")) or BARE_STATUS.match(line):
+                continue  # a frame, its code, or where the text was cut
+            return line.strip()
+    raised = [line.strip() for line in lines if _RAISED.match(line.strip())]
+    if raised:
+        return raised[-1]
+    for line in lines:
+        if (ERROR_MESSAGE.search(line) or _SAYS_ERROR.search(line)) and not BARE_STATUS.match(line):
+            return line.strip()
+    for line in lines:
+        if not BARE_STATUS.match(line):
+            return line.strip()
+    return text.strip()
