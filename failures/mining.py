@@ -81,7 +81,8 @@ DIAGNOSER_VERSION = (
     # 10: arguments compare numbers by value (2 and 2.0 are one amount)
     # 11: an error is named and classified by its decisive line (a traceback's
     #     exception, not "Code output: Traceback ..."), and a long one keeps its end
-    "offline-11"
+    # 12: a quoted assumption ends at a line break of the JSON text it is read from
+    "offline-12"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -265,10 +265,20 @@ def assumed(text: str) -> str:
     match = _ASSUMED.search(text)
     if match is None:
         return ""
-    start = max(text.rfind(".", 0, match.start()), text.rfind("\n", 0, match.start())) + 1
-    ends = [i for i in (text.find(".", match.end()), text.find("\n", match.end())) if i != -1]
+    # The diagnosis reads a message as its JSON text (mining._load): a line break
+    # there is the two characters "\\n", which end the quoted sentence as a real one
+    # does, and are not quoted ("...directly):\\n\\n \\n\\nLet me use..." was).
+    before = text[: match.start()]
+    escaped = before.rfind("\\n")
+    start = max(before.rfind("."), before.rfind("\n"), escaped + 1 if escaped >= 0 else -1) + 1
+    ends = [
+        i for i in (text.find(".", match.end()), text.find("\n", match.end()),
+                    text.find("\\n", match.end()) - 1)
+        if i >= match.end() - 1
+    ]  # fmt: skip
     end = min(ends) if ends else len(text)
-    return " ".join(text[start : end + 1].split())[:200]
+    quote = text[start : end + 1].replace('\\"', '"').replace("\\t", " ")
+    return " ".join(quote.split()).strip('"')[:200]  # not the JSON string's own quotes
 
 
 def _gist(text: str) -> str:

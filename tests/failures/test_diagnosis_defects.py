@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from failures.diagnosis.facts import StepView, error_category, trace_facts
+from failures.diagnosis.facts import StepView, assumed, error_category, trace_facts
 from failures.diagnosis.offline import telling_line
 
 
@@ -125,6 +125,20 @@ def test_a_long_error_keeps_the_exception_at_its_end():
     assert len(event.text) < 1600 and event.text.startswith(_AG2)
     assert telling_line(event.text).startswith("requests.exceptions.ConnectionError")
     assert event.category == "environment.timeout"
+
+
+def test_a_quoted_assumption_ends_at_a_line_break_of_the_json_text_it_was_read_from():
+    """The diagnosis reads a message as its JSON text: the quote of a Who&When run
+    read '...directly):\\n\\n \\n\\nLet me use the above layout as an example:\\n\\n- '."""
+    import json
+
+    said = ("Let's open the image. Here is a hypothetical scenario of a board (I can't view it "
+            'directly):\n\n```\n8 r n\n```\n\nLet me use the above layout as an "example":\n\n- a')  # fmt: skip
+    assert assumed(json.dumps(said)) == (
+        "Here is a hypothetical scenario of a board (I can't view it directly):"
+    )
+    assert assumed(json.dumps('We will assume "x" is\nthe file')) == 'We will assume "x" is'
+    assert assumed(said) == assumed(json.dumps(said))  # the same words, read either way
 
 
 @pytest.mark.django_db
