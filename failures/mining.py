@@ -82,7 +82,8 @@ DIAGNOSER_VERSION = (
     # 11: an error is named and classified by its decisive line (a traceback's
     #     exception, not "Code output: Traceback ..."), and a long one keeps its end
     # 12: a quoted assumption ends at a line break of the JSON text it is read from
-    "offline-12"
+    # 13: MySQL's "doesn't exist" and "error in your SQL syntax" are wrong arguments
+    "offline-13"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -112,7 +112,9 @@ _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
         re.compile(
             r"invalid|missing required|required (?:field|argument|parameter)|unknown (?:column|field|"
             r"argument|option|table|parameter)|no such (?:column|table)|syntax ?error|does not exist"
-            r"|not found|validation|malformed|typeerror|valueerror|keyerror|" + _STATUS + r"4\d\d\b"
+            r"|doesn't exist|error in your sql syntax|not found|validation|malformed|typeerror|valueerror|keyerror|"
+            + _STATUS
+            + r"4\d\d\b"
             r"|not allowed|is not defined|nameerror|attributeerror|indentationerror|ambiguous",
             re.I,
         ),

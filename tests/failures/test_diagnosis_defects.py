@@ -114,6 +114,10 @@ def test_an_errors_category_is_read_from_what_went_wrong_not_from_printed_text()
         "environment.service_error"
     )
     assert error_category("Error 404: no such page") == "tool_use.wrong_arguments"
+    # MySQL's words, as InterCode's SQL runs show them.
+    for mysql in ("Error executing query: Table 'car_1.cars' doesn't exist",
+                  "Error executing query: You have an error in your SQL syntax; check the manual"):  # fmt: skip
+        assert error_category(mysql) == "tool_use.wrong_arguments"
 
 
 def test_a_long_error_keeps_the_exception_at_its_end():
