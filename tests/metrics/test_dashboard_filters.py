@@ -98,6 +98,16 @@ def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
     assert "the range before" in text
     assert "support-agent: 90% this week, 50% last week, better" in text
     assert "brand new mode" in text
+    # Two modes whose names differ after 80 characters (InterCode's) read as two, and
+    # a backticked name is code, not backticks.
+    shared = "`files and output` failed: the files or the output only partly matched the expected command's"
+    for label in (shared, shared + "; its last answer scored lower than an earlier one"):
+        FailureMode.objects.create(workspace=data.workspace, label=label, incident_count=3,
+                                   trace_count=3, first_seen=timezone.now())  # fmt: skip
+    text = data.client_for(data.viewer).get("/w/acme/").content.decode()
+    named = "<code>files and output</code> failed: the files or the output only partly matched"
+    assert text.count(named) == 2 and "`files and output`" not in text
+    assert "its last answer scored lower than an earlier one</a>" in text
     trends = agent_trends(workspace=data.workspace, until=timezone.now().date())
     assert [t.agent for t in trends] == ["checkout-agent", "support-agent"]
 
