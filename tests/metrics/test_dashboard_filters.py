@@ -108,6 +108,12 @@ def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
     named = "<code>files and output</code> failed: the files or the output only partly matched"
     assert text.count(named) == 2 and "`files and output`" not in text
     assert "its last answer scored lower than an earlier one</a>" in text
+    # Runs whose ids share a long prefix read as different runs (cut in the middle).
+    ingest(workspace=data.workspace, items=[
+        {"external_id": f"intercode-ic_ctf_multiturn_gpt-4_10_turns-{n}", "status": "failed",
+         "steps": [{"kind": "tool_call", "name": "t"}]} for n in (14, 25)])  # fmt: skip
+    text = data.client_for(data.viewer).get("/w/acme/").content.decode()
+    assert "intercode-ic_ct…-4_10_turns-14" in text and "intercode-ic_ct…-4_10_turns-25" in text
     trends = agent_trends(workspace=data.workspace, until=timezone.now().date())
     assert [t.agent for t in trends] == ["checkout-agent", "support-agent"]
 
