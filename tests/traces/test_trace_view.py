@@ -23,7 +23,11 @@ def test_trace_page_has_a_waterfall_the_session_and_the_zone(tenant):
         'style="left: 0.0%; width: 25.0%"' in page and 'style="left: 25.0%; width: 75.0%"' in page
     )
     # Link texts, not bare strings: a random CSRF token may hold "t3".
-    assert "1 other trace in this session" in page and ">t2</a>" in page and ">t3</a>" not in page
+    assert (
+        "1 other trace in this session" in page
+        and ">t2</code></a>" in page
+        and ">t3</code></a>" not in page
+    )
     assert "10:00:00 UTC" in page
     tenant.workspace.time_zone = "Europe/Paris"
     tenant.workspace.save()
