@@ -218,6 +218,9 @@ def test_mode_pages_access_owner_other_anonymous(clustered, other_tenant, anon):
         assert anon.get(url).status_code == 302
     cross = reverse("mode_detail", args=[other_tenant.workspace.slug, mode.pk])
     assert other_tenant.client_for(other_tenant.admin).get(cross).status_code == 404
+    detail = clustered.client_for(clustered.viewer).get(urls[1]).content.decode()
+    assert f"<code>payments.refund</code> — {mode.incident_count} incidents" in detail
+    assert "(none)" not in detail
 
 
 def test_mode_actions_access(clustered, other_tenant, anon):
