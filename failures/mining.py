@@ -83,7 +83,8 @@ DIAGNOSER_VERSION = (
     #     exception, not "Code output: Traceback ..."), and a long one keeps its end
     # 12: a quoted assumption ends at a line break of the JSON text it is read from
     # 13: MySQL's "doesn't exist" and "error in your SQL syntax" are wrong arguments
-    "offline-13"
+    # 14: a compiler's "file.go:6:2: ..." diagnostic names a failed build, not its header
+    "offline-14"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -38,6 +38,10 @@ _RAISED = re.compile(
     r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)"
 )
 _SAYS_ERROR = re.compile(r"\berror\s*:", re.I)
+# A compiler's or linter's diagnostic: "path/file.ext:LINE[:COL]: message" (Go, gcc,
+# tsc, eslint's unix format, mypy): what failed, under a header line such as
+# Go's "# github.com/org/repo/pkg".
+_DIAGNOSTIC = re.compile(r"^[\w./\\-]+\.\w+:\d+(?::\d+)?:?\s+\S")
 # What is kept of a long error: its start and its end, where a traceback's
 # exception is (the middle is frames and printed output).
 ERROR_HEAD, ERROR_TAIL = 600, 900
@@ -53,8 +57,9 @@ def error_ends(text: str) -> str:
 def decisive_line(text: str) -> str:
     """The line of an error that says what went wrong. For a Python traceback, the
     exception after its last header, not the output printed before or after it;
-    else the last exception raised (a SyntaxError has no header); else the first
-    line that says it failed; else the first line that is not a bare exit status or
+    else the last exception raised (a SyntaxError has no header); else a
+    compiler's first diagnostic ("file.go:6:2: ..."); else the first line that
+    says it failed; else the first line that is not a bare exit status or
     label ("exit 1:", "<returncode>1</returncode>", "Code output:")."""
     lines = [_OUTPUT_LABEL.sub("", line, count=1).rstrip() for line in text.splitlines()]
     lines = [line for line in lines if line.strip()]
@@ -70,6 +75,9 @@ def decisive_line(text: str) -> str:
     raised = [line.strip() for line in lines if _RAISED.match(line.strip())]
     if raised:
         return raised[-1]
+    for line in lines:
+        if _DIAGNOSTIC.match(line.strip()):
+            return line.strip()
     for line in lines:
         if (ERROR_MESSAGE.search(line) or _SAYS_ERROR.search(line)) and not BARE_STATUS.match(line):
             return line.strip()

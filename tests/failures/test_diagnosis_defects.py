@@ -98,6 +98,19 @@ def test_an_error_is_named_by_its_exception_not_by_its_first_line():
     assert error_category(chained) == "environment.auth"  # its frames pass timeout=...
 
 
+def test_a_compilers_diagnostic_names_a_build_that_failed():
+    go = ("# github.com/conneroisu/templar/examples/performance\n"
+          "examples/performance/benchmark_test.go:6:2: package templar/examples/basic/components"
+          " is not in std\n# github.com/conneroisu/templar/test-components\n")  # fmt: skip
+    assert telling_line(go, 200) == (
+        "examples/performance/benchmark_test.go:6:2: package templar/examples/basic/components"
+        " is not in std"
+    )
+    assert telling_line("src/app.ts(3,1): error TS2304: Cannot find name 'x'.") == (
+        "src/app.ts(3,1): error TS2304: Cannot find name 'x'."
+    )
+
+
 def test_an_errors_category_is_read_from_what_went_wrong_not_from_printed_text():
     page = "Menu: ['Wayback Machine', 'Service unavailable until noon', 'timeout 30']\n" * 3
     assert error_category(f"{_AG2}{page}Traceback (most recent call last):\n{_FRAMES}"
