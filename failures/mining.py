@@ -84,7 +84,9 @@ DIAGNOSER_VERSION = (
     # 12: a quoted assumption ends at a line break of the JSON text it is read from
     # 13: MySQL's "doesn't exist" and "error in your SQL syntax" are wrong arguments
     # 14: a compiler's "file.go:6:2: ..." diagnostic names a failed build, not its header
-    "offline-14"
+    # 15: an error the run went on from stays an unhandled tool error (it was called a
+    #     misread output with nothing to show it)
+    "offline-15"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -468,9 +468,11 @@ def diagnose(
             weight = raw
         if not baseline and not first.explicit:
             continue  # nothing to weigh a silent error against
+        # An error the run went on from is what the taxonomy calls an unhandled tool
+        # error; nothing here shows the agent drew a wrong fact from it (it was
+        # called "misread output" without evidence: a usage-policy refusal, a CI
+        # check's "fail" line).
         category = first.category
-        if category == "tool_use.error_not_handled" and not ended and len(events) == 1:
-            category = "reasoning.misread_output"
         flagged = "failed" if first.explicit else "reported a failure it was not flagged with"
         findings.append(Finding(
             step=first.step, category=category,

@@ -98,6 +98,16 @@ def test_an_error_is_named_by_its_exception_not_by_its_first_line():
     assert error_category(chained) == "environment.auth"  # its frames pass timeout=...
 
 
+def test_an_error_the_run_went_on_from_is_an_unhandled_error_not_a_misread_output():
+    from failures.diagnosis.offline import Profile, diagnose
+
+    refusal = "API Error: Claude Code is unable to respond to this request (Usage Policy)"
+    steps = [_user(0, "deploy the API"), _call(1, "Bash", {"command": "deploy"}, error=refusal),
+             _call(2, "Bash", {"command": "ls"}), _call(3, "Bash", {"command": "pwd"})]  # fmt: skip
+    (finding,) = diagnose(trace_facts(steps), Profile([]), failed=True, neighbours=[])
+    assert finding.step == 1 and finding.category == "tool_use.error_not_handled"
+
+
 def test_a_compilers_diagnostic_names_a_build_that_failed():
     go = ("# github.com/conneroisu/templar/examples/performance\n"
           "examples/performance/benchmark_test.go:6:2: package templar/examples/basic/components"
