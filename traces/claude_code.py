@@ -137,7 +137,8 @@ def hook_ingest(
     trace["metadata"] = {"cwd": str(payload.get("cwd", ""))[:500]}
     if extra:
         trace["metadata"][f"extra:{event}"] = extra
-    now = _payload_time(payload) or timezone.now().isoformat()
+    stamped = _payload_time(payload)
+    now = stamped or timezone.now().isoformat()
     event_key = event_id or payload.get("hivemind_event_id") or payload
     with transaction.atomic():
         # One session's events are numbered one at a time, in arrival order.
@@ -145,6 +146,10 @@ def hook_ingest(
             cursor.execute("SELECT pg_advisory_xact_lock(%s)",
                            [int(key_hash(workspace.pk, trace_id)[:15], 16)])  # fmt: skip
         stored = Trace.objects.filter(workspace=workspace, external_id=trace_id).first()
+        if stored is None and stamped:
+            # A replayed log's session starts when its first event happened, not when
+            # the replay reached the server (an undated one is dated by its arrival).
+            trace["started_at"] = stamped
         numbering = _Numbering(
             stored.metadata.get("hook_steps", {}) if stored else {},
             start=stored.step_count if stored else 0,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from hivemind_client.formats import FormatError, parse
 from hivemind_client.formats import obj as _obj
@@ -45,6 +46,9 @@ class FileResult:
     agents: dict[str, int] = field(default_factory=dict)
     # Runs whose outcome the importer could not find (never guessed): named in the summary.
     no_outcome: list[str] = field(default_factory=list)
+    # Runs nothing in the file dates (no start, end or step time): stored with the
+    # time they arrived, the import's, which the summary says.
+    undated: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
@@ -151,8 +155,22 @@ def _import_traces(
                 result.created += 1
             elif item.status == "updated":
                 result.updated += 1
+    result.undated = _undated(workspace, [key for key, _ in keyed])
     # Retention counts from arrival: what the next purge takes is older arrivals.
     result.purge_next = retention_preview(workspace_id=workspace.pk)
+
+
+def _undated(workspace: Workspace, external_ids: list[str]) -> list[str]:
+    """The stored runs among these that no time of their own dated: ingest stores
+    such a run with the time it arrived (its start is its arrival, to the
+    microsecond of the same statement)."""
+    return list(
+        Trace.objects.filter(
+            workspace=workspace, external_id__in=external_ids, started_at=F("received_at")
+        )
+        .order_by("external_id")
+        .values_list("external_id", flat=True)
+    )
 
 
 def traces_import_hook_logs(
@@ -228,6 +246,7 @@ def traces_import_hook_logs(
                                      status__in=["running", "unknown"])
                 .order_by("external_id").values_list("external_id", flat=True)
             )  # fmt: skip
+            result.undated = _undated(workspace, ids)
     except FormatError as exc:
         return FileResult(path=label, error=str(exc))
     except _Rejected as exc:

@@ -352,3 +352,37 @@ def test_tau_runs_keep_what_the_agent_saw_and_old_runs_survive_the_purge(tenant,
     # Imported today, last year's runs are inside the 90-day retention.
     assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 0
     assert Trace.objects.filter(workspace=tenant.workspace).count() == 2
+
+
+def test_the_summary_names_runs_nothing_dated_which_are_dated_by_their_import(
+    tenant, tmp_path, capsys
+):
+    """Claude Code hook logs carry no times: 87 of 90 imported sessions landed on the
+    import's day, and Overview read '100% success rate this week' beside three failed
+    runs dated by their transcripts months before. The summary says so."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "user_prompt_submit.json").write_text(json.dumps([
+        {"session_id": "s-undated", "hook_event_name": "UserPromptSubmit", "prompt": "fix ci"},
+        {"session_id": "s-dated", "hook_event_name": "UserPromptSubmit", "prompt": "deploy",
+         "timestamp": "2025-07-21T18:42:00Z"},
+    ]))  # fmt: skip
+    (folder / "stop.json").write_text(json.dumps([
+        {"session_id": "s-undated", "hook_event_name": "Stop"},
+        {"session_id": "s-dated", "hook_event_name": "Stop", "timestamp": "2025-07-21T18:50:00Z"},
+    ]))  # fmt: skip
+    call_command("import_traces", str(folder), workspace=tenant.workspace.slug, fmt="claude-hooks")
+    out = capsys.readouterr().out
+    dated = Trace.objects.get(external_id="claude-code-s-dated")
+    assert dated.started_at.isoformat() == "2025-07-21T18:42:00+00:00"  # its first event's
+    assert "1 run carried no time of their own" in out
+    assert "claude-code-s-undated" in out.split("carried no time")[1]
+    assert "claude-code-s-dated" not in out.split("carried no time")[1]
+    native = _file(tmp_path, "native", {"traces": [
+        {"external_id": "no-time", "status": "failed", "steps": [{"kind": "tool_call", "name": "t"}]},
+        {"external_id": "timed", "status": "failed", "started_at": "2025-01-02T03:04:05Z",
+         "steps": [{"kind": "tool_call", "name": "t"}]},
+    ]})  # fmt: skip
+    call_command("import_traces", str(native), workspace=tenant.workspace.slug, fmt="native")
+    out = capsys.readouterr().out
+    assert "1 run carried no time of their own" in out and ": no-time." in out

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from hivemind_client.formats import FORMATS, OUTCOME_SOURCES, files_under
 from traces.importing import traces_import_file, traces_import_hook_logs
@@ -49,6 +50,7 @@ class Command(BaseCommand):
         totals = [0, 0, 0, 0]
         agents: dict[str, int] = {}
         no_outcome: list[str] = []
+        undated: list[str] = []
         groups: list[list[Path]] = [[path] for path in files]
         if options["fmt"] == "claude-hooks":
             # A hook-log folder is one record: its event files are merged by time.
@@ -74,6 +76,7 @@ class Command(BaseCommand):
                       result.unchanged, 0], strict=True)]  # fmt: skip
             totals[3] = result.purge_next
             no_outcome += result.no_outcome
+            undated += result.undated
             for name, runs in result.agents.items():
                 agents[name] = agents.get(name, 0) + runs
             self.stdout.write(
@@ -92,6 +95,14 @@ class Command(BaseCommand):
                 + (f" and {len(no_outcome) - 20} more" if len(no_outcome) > 20 else "")
                 + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, or "
                 "import the harness's results beside the runs."
+            )  # fmt: skip
+        if undated:
+            self.stdout.write(
+                f"{len(undated)} run{'s' if len(undated) != 1 else ''} carried no time of "
+                "their own (no start, end or step time): each is dated by its import, "
+                f"{timezone.now():%b %-d, %Y}, and counted on that day in Overview and Metrics: "
+                + ", ".join(undated[:20])
+                + (f" and {len(undated) - 20} more" if len(undated) > 20 else "") + "."
             )  # fmt: skip
         if agents:
             self.stdout.write("Agents: " + ", ".join(
