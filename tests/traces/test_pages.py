@@ -168,6 +168,7 @@ def test_an_error_step_leads_with_what_went_wrong_and_shows_the_rest_once(tenant
         {"kind": "tool_call", "name": "deploy", "input": {}, "error": error},
         # One line says it all: nothing more to show.
         {"kind": "tool_call", "name": "lookup", "input": {}, "error": "HTTP 404: no such order"},
+        {"kind": "tool_call", "name": "find_order", "input": {}, "error": "Error: Order not found"},
     ]))  # fmt: skip
     trace = Trace.objects.get(external_id="err-1")
     html = (
@@ -178,6 +179,7 @@ def test_an_error_step_leads_with_what_went_wrong_and_shows_the_rest_once(tenant
     lead = "<strong>Error:</strong> NameError: name &#x27;Image&#x27; is not defined</p>"
     assert html.count(lead) == 2
     assert "<strong>Error:</strong> HTTP 404: no such order</p>" in html
+    assert "<strong>Error:</strong> Order not found</p>" in html  # not "Error: Error: ..."
     assert html.count("The whole error") == 1  # the deploy step's
     assert html.count("oneDNN custom operations") == 2  # the terminal's output, deploy's error
 

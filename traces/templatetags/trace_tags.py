@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django import template
@@ -8,6 +9,8 @@ from django import template
 from traces.errors import decisive_line
 
 register = template.Library()
+
+_ERROR_PREFIX = re.compile(r"^error\s*:\s*", re.I)
 
 # Inputs/outputs longer than this start collapsed on the trace page.
 COLLAPSE_AT = 400
@@ -47,8 +50,10 @@ def is_long(text: str) -> bool:
 @register.filter
 def error_line(text: str) -> str:
     """The line of a step's error that says what went wrong (`errors.decisive_line`):
-    a traceback's exception, not "exitcode: 1" or the output printed around it."""
-    return decisive_line(text) if text else ""
+    a traceback's exception, not "exitcode: 1" or the output printed around it.
+    Shown after the page's own "Error:", so the tool's "Error: " is not repeated."""
+    line = decisive_line(text) if text else ""
+    return _ERROR_PREFIX.sub("", line, count=1) or line
 
 
 @register.filter
