@@ -34,6 +34,11 @@ def start(
     runs in the child before redis-server (the supervisor's parent-death signal)."""
     directory = socket_path.parent
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if ping(socket_path):
+        # Another run's broker: unlinking its socket would leave it running where
+        # nothing can reach it (and a second server here removes the socket again
+        # when it stops), so that run's web and worker lose their broker for good.
+        raise RuntimeError(f"a Redis server already answers on {socket_path}")
     socket_path.unlink(missing_ok=True)  # left by a killed server; it would refuse to bind
     process = subprocess.Popen(
         [

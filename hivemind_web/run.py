@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     # Reading the settings starts (or joins) the embedded PostgreSQL. Nothing
     # else of Django is loaded here: this process only supervises.
     settings.DATA_DIR  # noqa: B018
+    if not os.environ.get("CELERY_BROKER_URL"):
+        hold_run_lock(settings.EMBEDDED_BROKER_SOCKET.parent / "run.lock",
+                      f"pid {os.getpid()}, http://{args.host}:{args.port}/")  # fmt: skip
     python = sys.executable
     children: list[Child] = []
     stopping = False
@@ -104,6 +107,35 @@ def main(argv: list[str] | None = None) -> int:
         if reaper is not None and reaper.poll() is None:
             reaper.kill()  # a normal stop: pgserver stops PostgreSQL itself
             reaper.wait()
+
+
+_run_lock: int | None = None
+
+
+def hold_run_lock(path: Path, holder: str) -> None:
+    """One run per embedded broker (its data dir): a second `make run` (or a bench
+    that starts one) on the same data dir took over the first one's Redis socket,
+    and removed it on stopping, so the first run's web and worker lost their broker
+    for good ("broker": "down") while nothing had crashed. The lock is the kernel's
+    (flock) and goes with this process, however it ends."""
+    import fcntl
+
+    global _run_lock
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise SystemExit(
+            f"Hivemind is already running from {path.parent.parent} ({other}). Stop it first "
+            "(Ctrl-C where it runs), or give this one a data dir of its own: "
+            "HIVEMIND_DATA_DIR=/some/dir make run"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, holder.encode())
+    _run_lock = fd
 
 
 def web_command(host: str, port: int, workers: int = 2, *, access_log: bool = True) -> list[str]:

@@ -269,3 +269,44 @@ def test_a_stopped_server_ends_its_workers_without_an_abort(gunicorn_server):
     assert process.returncode == 0
     assert "Worker exiting" in output
     assert "SIGABRT" not in output and "terminate called" not in output, output[-2000:]
+
+
+@pytest.mark.django_db
+def test_a_second_run_on_the_same_data_dir_leaves_the_first_ones_broker_alone():
+    """A bench that started `hivemind_web.run` beside `make run` on the same data dir
+    took over its Redis socket and removed it on stopping: the first run's healthz
+    read "broker": "down" from then on, with nothing crashed to restart."""
+    from hivemind_web import run
+
+    directory = Path(tempfile.mkdtemp(prefix="hm-", dir="/tmp"))
+    socket_path = directory / "redis.sock"
+    broker = embedded_broker.start(socket_path)
+    try:
+        with pytest.raises(RuntimeError, match="already answers"):
+            embedded_broker.start(socket_path)
+        assert embedded_broker.ping(socket_path)
+        # `make run` itself stops before starting anything, and says why.
+        run.hold_run_lock(directory / "run.lock", "pid 1234, http://127.0.0.1:8000/")
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"},
+            "HIVEMIND_DATA_DIR": str(settings.DATA_DIR),
+            "HIVEMIND_DB_NAME": connection.settings_dict["NAME"],
+            "HIVEMIND_BROKER_SOCKET": str(socket_path),
+            "DJANGO_SETTINGS_MODULE": "hivemind_web.settings",
+        }  # fmt: skip
+        second = subprocess.run(
+            [sys.executable, "-m", "hivemind_web.run", "--no-demo", f"--port={_free_port()}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert "Hivemind is already running" in second.stderr
+        assert "pid 1234, http://127.0.0.1:8000/" in second.stderr
+        assert "broker: embedded Redis" not in second.stdout
+        assert embedded_broker.ping(socket_path)
+    finally:
+        if run._run_lock is not None:
+            os.close(run._run_lock)
+            run._run_lock = None
+        broker.terminate()
+        broker.wait(timeout=30)
