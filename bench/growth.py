@@ -87,6 +87,13 @@ def start_runtime(log: Path) -> tuple[subprocess.Popen, int]:
     # run's schedule file (the hourly full re-cluster of every workspace) would
     # otherwise land inside one size's window and not another's. Each task then
     # first runs one period after the start (the 5-minute sweeps, past the bench).
+    from hivemind_web import embedded_broker
+
+    if embedded_broker.ping(settings.EMBEDDED_BROKER_SOCKET):
+        raise SystemExit(
+            f"Hivemind is running from {settings.DATA_DIR}: stop it first (this bench starts "
+            "the runtime on the same data dir; its schedule file is about to be reset)."
+        )
     for stale in Path(settings.DATA_DIR).glob("celerybeat-schedule*"):
         stale.unlink()
     port = free_port()
