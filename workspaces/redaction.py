@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import hmac
+import ipaddress
 import math
 import re
 from collections import Counter
@@ -324,6 +325,17 @@ _CHECKS: dict[str, Callable[[str], bool]] = {
 _PREFIXES = ("AUTH_PREFIX", "URL_PREFIX", "PARAM_PREFIX")
 
 
+def _identifies_no_host(address: str) -> bool:
+    """Loopback and the unspecified address (127.0.0.1, ::1, 0.0.0.0) name this
+    machine or none, never a person's device: a server's "Listening at:
+    http://[IP_ADDRESS]:8000" hid the address it was reachable on."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
 def _after_version_word(whole: str, start: int) -> bool:
     """ "1.2.3.4" after "v" or "version" is a version number, not an address."""
     before = whole[max(0, start - 9) : start].lower()
@@ -615,6 +627,8 @@ class Redactor:
             lead = match.group(compiled.lead_group) or ""
             address = text[len(lead) :]
             if _after_version_word(whole, start + len(lead)) or not _ip_end_ok(whole, end, address):
+                return None
+            if _identifies_no_host(address):
                 return None
             shown = self._placeholder(placeholder, address) if pseudonymise else placeholder
             return _Found(start, end, lead + shown, {kind: 1})

@@ -35,6 +35,17 @@ def test_each_kind_is_replaced_by_its_placeholder(kind):
     assert counts[kind] == 1
 
 
+def test_loopback_and_unspecified_addresses_name_no_one_and_are_kept():
+    text = ("Listening at: http://127.0.0.1:8031 (7216); bound 0.0.0.0:8000 and [::1]:9000; "
+            "client 203.0.113.9, host 10.0.3.7")  # fmt: skip
+    out, counts = redact(text)
+    assert out == (
+        "Listening at: http://127.0.0.1:8031 (7216); bound 0.0.0.0:8000 and [::1]:9000; "
+        "client [IP_ADDRESS], host [IP_ADDRESS]"
+    )
+    assert counts["IP_ADDRESS"] == 2
+
+
 def test_ipv6_addresses_are_redacted():
     out, counts = redact("from 2001:db8:85a3::8a2e:370:7334 and fe80:0:0:0:200:f8ff:fe21:67cf")
     assert out == "from [IP_ADDRESS] and [IP_ADDRESS]" and counts["IP_ADDRESS"] == 2
