@@ -20,7 +20,7 @@ from typing import Any
 DATABASE_NAME = "hivemind"
 
 
-def _prune_dead_handles(pgdata: Path) -> None:
+def prune_dead_handles(pgdata: Path) -> None:
     """Drop pids of processes that died without cleaning up; repair a torn file.
 
     pgserver stops the server when the last registered process exits. A pid left
@@ -105,7 +105,7 @@ def database_settings(data_dir: Path) -> dict[str, Any]:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with PostgresServer._lock:
         if pgdata.exists():
-            _prune_dead_handles(pgdata)
+            prune_dead_handles(pgdata)
     server = _start(pgserver, pgdata)
     info = server.get_postmaster_info()
     _ensure_database(server.get_uri())

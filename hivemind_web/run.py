@@ -104,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         return supervise(children, lambda: stopping, on_tick=announce_when_up(url))
     finally:
         stop_all(children)
+        if reaper is not None:
+            # pgserver stops PostgreSQL when the last process registered with it
+            # exits (this one, below). A child stopped mid-start (the demo seed
+            # on an early Ctrl-C) stays registered, dead, and the server would
+            # outlive the run: forget such pids first.
+            from .embedded_db import prune_dead_handles
+
+            prune_dead_handles(Path(settings.DATA_DIR) / "pg")
         if reaper is not None and reaper.poll() is None:
             reaper.kill()  # a normal stop: pgserver stops PostgreSQL itself
             reaper.wait()
