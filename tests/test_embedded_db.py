@@ -130,3 +130,20 @@ def test_a_torn_handle_file_does_not_block_the_next_start(data_dir):
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err[-2000:]
     assert out.strip() == "2"
+
+
+def test_a_dead_process_left_in_the_servers_list_is_forgotten(tmp_path):
+    """pgserver stops the server when its list of processes using it empties. A
+    child stopped mid-start (make run's demo seed on an early Ctrl-C) stayed listed,
+    dead, and the server outlived the run; the supervisor prunes the list before it
+    exits (hivemind_web/run.py)."""
+    import json
+
+    from hivemind_web.embedded_db import prune_dead_handles
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    handles = tmp_path / ".handle_pids.json"
+    handles.write_text(json.dumps([os.getpid(), dead.pid]))
+    prune_dead_handles(tmp_path)
+    assert json.loads(handles.read_text()) == [os.getpid()]
