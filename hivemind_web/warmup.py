@@ -12,10 +12,23 @@ import gc
 from pathlib import Path
 from typing import Any
 
+# Libraries only the worker's tasks use (clustering, keywords, the offline
+# diagnosis), imported on first use otherwise: ~63 MiB in each pool child that
+# imported them, shared when the parent has.
+WORKER_MODULES = (
+    "sklearn.cluster",
+    "sklearn.decomposition",
+    "sklearn.feature_extraction.text",
+    "sklearn.metrics",
+)
 
-def warm_process() -> None:
-    """URL conf and every view module, the templates, the embedding model.
-    Leaves no database connection open (a forked child must not share one)."""
+
+def warm_process(modules: tuple[str, ...] = ()) -> None:
+    """URL conf and every view module, the templates, the embedding model, and
+    `modules`. Leaves no database connection open (a forked child must not share
+    one)."""
+    import importlib
+
     from django.conf import settings
     from django.db import connections
     from django.template.loader import get_template
@@ -35,6 +48,8 @@ def warm_process() -> None:
         # A session on the calling thread starts no pool: safe to share across the
         # fork. With more threads, each child loads its own (warm_inference).
         get_embedder()
+    for module in modules:
+        importlib.import_module(module)
     connections.close_all()
     # What is loaded now stays out of the garbage collector's way: collections in
     # a child would otherwise write to (and so copy) every page they scan.

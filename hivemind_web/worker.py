@@ -10,9 +10,9 @@ def load_before_forking(**kwargs: object) -> None:
     """The worker's parent loads the embedding model (and the rest its tasks use)
     before it forks its pool: the children share those pages instead of each
     loading a copy (hivemind_web/warmup.py)."""
-    from hivemind_web.warmup import warm_process
+    from hivemind_web.warmup import WORKER_MODULES, warm_process
 
-    warm_process()
+    warm_process(WORKER_MODULES)
 
 
 @worker_process_init.connect

@@ -58,3 +58,26 @@ def test_a_stopping_worker_keeps_its_exit_code_and_boot_failures_are_left_to_gun
     with pytest.raises(ValueError):
         leave(booted, ValueError("crash"))
     assert codes == [0, 1, 0] and len(ran) == 3
+
+
+def test_the_worker_parent_imports_every_library_its_tasks_import_lazily(monkeypatch):
+    """sklearn imported on first use cost ~63 MiB in each pool child; imported by
+    the parent before it forks, the children share it. A lazy import of a module
+    that the parent does not load would bring the copies back."""
+    import re
+    from pathlib import Path
+
+    from hivemind_web import worker
+
+    root = Path(warmup.__file__).resolve().parent.parent
+    lazy: set[str] = set()
+    for app in ("failures", "skills", "metrics", "traces", "workspaces"):
+        for path in (root / app).rglob("*.py"):
+            for module in re.findall(r"^\s+from (sklearn[\w.]*) import", path.read_text(), re.M):
+                lazy.add(module)
+    assert lazy and lazy <= set(warmup.WORKER_MODULES), sorted(lazy - set(warmup.WORKER_MODULES))
+
+    loaded: list[tuple[str, ...]] = []
+    monkeypatch.setattr(warmup, "warm_process", lambda modules=(): loaded.append(modules))
+    worker.load_before_forking()
+    assert loaded == [warmup.WORKER_MODULES]

@@ -42,3 +42,31 @@ def test_embedding_in_a_fresh_process_does_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_long_texts_leave_the_process_small():
+    """The model's working memory grows with batch × tokens², and onnxruntime keeps
+    the largest it needed: 64 texts of 256 tokens in one call left a process ~1 GB
+    bigger (each Celery child held ~200 MiB of it after the demo). Texts go to the
+    model a few at a time, with the same vectors."""
+    code = (
+        "import django, os, resource; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "'hivemind_web.settings'); django.setup();"
+        "from failures.embedding import MiniLMEmbedder; e = MiniLMEmbedder(); e.embed(['x']);"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "e.embed([f'word{i} ' * 300 for i in range(64)]);"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    grown_mib = int(out.stdout.strip().splitlines()[-1])
+    assert grown_mib < 300, f"peak memory grew {grown_mib} MiB embedding 64 long texts"
+
+
+def test_vectors_do_not_depend_on_how_texts_are_batched():
+    texts = [f"step {i} failed: " + "timeout " * (i * 7 % 50) for i in range(40)]
+    embedder = MiniLMEmbedder()
+    together = embedder.embed(texts)
+    one_by_one = np.vstack([embedder.embed([t]) for t in texts])
+    assert np.allclose(together, one_by_one, atol=1e-5)
