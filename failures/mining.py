@@ -86,7 +86,9 @@ DIAGNOSER_VERSION = (
     # 14: a compiler's "file.go:6:2: ..." diagnostic names a failed build, not its header
     # 15: an error the run went on from stays an unhandled tool error (it was called a
     #     misread output with nothing to show it)
-    "offline-15"
+    # 16: an error step of its own (a refused turn, an API error) is the agent's, not
+    #     the last tool's; one the run went on from is a symptom
+    "offline-16"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -468,9 +470,14 @@ SYMPTOM_SIGNALS = ("long_run", "repeat:", "handoff:")
 
 
 def is_symptom(finding: offline.Finding) -> bool:
-    """Running far longer than usual, repeating a call, handing off to a person:
-    what a failed run showed, not what failed it."""
-    return str(finding.stats.get("signal", "")).startswith(SYMPTOM_SIGNALS)
+    """Running far longer than usual, repeating a call, handing off to a person, a
+    turn of the agent's own that failed and that the run went on from (a harness
+    refused its message and it sent another): what a failed run showed, not what
+    failed it."""
+    signal = str(finding.stats.get("signal", ""))
+    if signal.startswith("error::") and not finding.stats.get("ended"):
+        return True
+    return signal.startswith(SYMPTOM_SIGNALS)
 
 
 def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: int) -> str:

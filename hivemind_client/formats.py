@@ -232,6 +232,11 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
             continue
         if role != "assistant":
             raise FormatError(path, here, f"unknown role {role!r}")
+        # tau2's `errors` are the harness's refusals of this turn's earlier attempts
+        # ("You sent a message with both text content and tool calls"): they came
+        # before the turn that was kept, and are the agent's, not a tool's.
+        for error in message.get("errors") or []:
+            steps.append({"kind": "error", "error": _text(error, 10_000)})
         text = (
             _text([b for b in blocks if isinstance(b, dict) and b.get("type") == "text"])
             if blocks is not None
@@ -253,8 +258,6 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
             steps.append(step)
             if call_id:
                 by_call[str(call_id)] = step
-        for error in message.get("errors") or []:
-            steps.append({"kind": "error", "error": _text(error, 10_000)})
     return steps
 
 

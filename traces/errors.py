@@ -38,6 +38,8 @@ _RAISED = re.compile(
     r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)(?::|$)"
 )
 _SAYS_ERROR = re.compile(r"\berror\s*:", re.I)
+_SAYS_FAILED = re.compile(r"\b(?:fail(?:ed|s|ure)?|errors?|exception)\b", re.I)
+_SENTENCE_THEN_ERROR = re.compile(r"[.;]\s+(?=(?:error|exception)\s*:)", re.I)
 # A compiler's or linter's diagnostic: "path/file.ext:LINE[:COL]: message" (Go, gcc,
 # tsc, eslint's unix format, mypy): what failed, under a header line such as
 # Go's "# github.com/org/repo/pkg".
@@ -52,6 +54,18 @@ def error_ends(text: str) -> str:
     if len(text) <= ERROR_HEAD + ERROR_TAIL:
         return text
     return f"{text[:ERROR_HEAD]}\n…\n{text[-ERROR_TAIL:]}"
+
+
+def _from_the_error(line: str) -> str:
+    """A line that says "Error:" after a sentence about something else starts
+    there: tau2's refusal of a turn ends its dump of the message with
+    "cost: 0.008862. Error: You sent a message with both text content and tool
+    calls." Left whole when what comes before says it failed too."""
+    match = _SENTENCE_THEN_ERROR.search(line)
+    before = line[: match.start()] if match else ""
+    if match is None or ERROR_MESSAGE.search(before) or _SAYS_FAILED.search(before):
+        return line
+    return line[match.end() :]
 
 
 def decisive_line(text: str) -> str:
@@ -80,7 +94,7 @@ def decisive_line(text: str) -> str:
             return line.strip()
     for line in lines:
         if (ERROR_MESSAGE.search(line) or _SAYS_ERROR.search(line)) and not BARE_STATUS.match(line):
-            return line.strip()
+            return _from_the_error(line.strip())
     for line in lines:
         if not BARE_STATUS.match(line):
             return line.strip()

@@ -341,7 +341,10 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
                 facts.objections.append((step.index, text[:300], last_call))
             continue
         if step.kind == "error" and step.error:
-            tool = last_call.name if last_call else "agent"
+            # An error step of its own is the agent's turn failing (a harness refusing
+            # its message, the model's API error), not the last tool it called: that
+            # call's own result says whether it failed. Named only when it names itself.
+            tool = step.name
             facts.errors.append(
                 ErrorEvent(
                     step.index, tool, _message_kind(step.error), error_ends(step.error), True

@@ -477,7 +477,7 @@ def diagnose(
         findings.append(Finding(
             step=first.step, category=category,
             confidence=round(weight.lower_bound, 3) if weight else 0.5,
-            description=f"`{first.tool}` {flagged}: {telling_line(first.text)}",
+            description=f"{_who(first.tool)} {flagged}: {telling_line(first.text)}",
             evidence=[e.step for e in events][:10], tool=first.tool, error_text=first.text,
             source="error" if first.explicit else "offline",
             stats={"method": "error", "ended": bool(ended) and facts.said_after_last_call <= 1,
@@ -570,6 +570,11 @@ def _assumed(facts: TraceFacts, weight: Weight | None, weights: dict[str, Weight
     )]  # fmt: skip
 
 
+def _who(tool: str) -> str:
+    """What failed: a tool, or the agent's own turn (an error step no tool made)."""
+    return f"`{tool}`" if tool else "The agent's turn"
+
+
 def telling_line(text: str, limit: int = 140) -> str:
     """The line of an error that says what went wrong (`facts.decisive_line`), cut
     to `limit` characters."""
@@ -589,7 +594,7 @@ def recovered(facts: TraceFacts) -> list[Finding]:
             continue
         findings[key] = Finding(
             step=error.step, category=error.category, confidence=1.0,
-            description=f"`{error.tool}` failed, and the run recovered: {telling_line(error.text)}",
+            description=f"{_who(error.tool)} failed, and the run recovered: {telling_line(error.text)}",
             evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
             stats={"method": "recovered"},
         )  # fmt: skip

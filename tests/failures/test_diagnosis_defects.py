@@ -77,6 +77,18 @@ _FRAMES = (
 )
 
 
+def test_an_error_said_after_a_sentence_about_something_else_starts_at_the_error():
+    refused = ("Invalid message format. Original message: AssistantMessage\ncontent: hi\n"
+               "cost: 0.008862. Error: You sent a message with both text content and tool calls.")  # fmt: skip
+    assert telling_line(refused, 200) == (
+        "Error: You sent a message with both text content and tool calls."
+    )
+    # What comes before says it failed too: the line stays whole.
+    assert telling_line("Upload failed: disk full. Error: code 28", 200) == (
+        "Upload failed: disk full. Error: code 28"
+    )
+
+
 def test_an_error_is_named_by_its_exception_not_by_its_first_line():
     traceback = f"{_AG2}Traceback (most recent call last):\n{_FRAMES}TypeError: 'NoneType' object is not iterable\n"
     assert telling_line(

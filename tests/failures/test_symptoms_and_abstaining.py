@@ -81,3 +81,40 @@ def test_a_mode_page_lists_the_symptoms_its_runs_showed(tenant):
     text = page.content.decode()
     assert page.status_code == 200 and "Symptoms in these runs" in text
     assert "made the same call again and again — 1 run" in text
+
+
+REFUSED = (
+    "Invalid message format. Original message: AssistantMessage\ncontent: I will transfer you.\n"
+    "cost: 0.008862. Error: You sent a message with both text content and tool calls."
+)
+
+
+def _refused_run(i: int, status: str) -> dict:
+    steps = [
+        {"kind": "user_prompt", "input": f"help with line {i}"},
+        {"kind": "tool_call", "name": "get_line", "input": {"id": i}, "output": {"ok": True}},
+        # The harness refused a turn, and the agent sent another.
+        *([{"kind": "error", "error": REFUSED}] if status == "failed" else []),
+        {"kind": "tool_call", "name": "transfer", "input": {"summary": "x"}, "output": "done"},
+    ]
+    return trace_payload(f"{status}-{i}", status=status, agent="refused", task=f"line {i}",
+                         steps=steps)  # fmt: skip
+
+
+def test_a_refused_turn_is_the_agents_not_the_last_tools_and_a_symptom_when_the_run_went_on(
+    tenant,
+):
+    """tau2 telecom: "`transfer_to_human_agents` failed: cost: 0.008862. Error: ..."
+    was shown on runs whose transfer succeeded: the harness had refused the agent's
+    turn (text and tool calls in one message), and the agent sent it again."""
+    ingest(tenant.workspace, [_refused_run(i, "succeeded") for i in range(6)]
+           + [_refused_run(100 + i, "failed") for i in range(12)])  # fmt: skip
+    incidents = Incident.objects.filter(workspace=tenant.workspace)
+    assert incidents.count() == 12, list(incidents.values_list("kind", "description"))
+    for incident in incidents:
+        assert incident.step_index == 2 and incident.tool == "", incident.description
+        assert incident.description.startswith("The agent's turn failed"), incident.description
+        assert "cost:" not in incident.description
+        assert "You sent a message with both text content and tool calls" in incident.description
+        # It sent another turn: what the run showed, not what failed it.
+        assert incident.kind == IncidentKind.SYMPTOM

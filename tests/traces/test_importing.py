@@ -386,3 +386,19 @@ def test_the_summary_names_runs_nothing_dated_which_are_dated_by_their_import(
     call_command("import_traces", str(native), workspace=tenant.workspace.slug, fmt="native")
     out = capsys.readouterr().out
     assert "1 run carried no time of their own" in out and ": no-time." in out
+
+
+def test_a_tau2_turns_refusals_come_before_the_turn_that_was_kept(tenant, tmp_path):
+    """tau2 records the harness's refusals of a turn's earlier attempts on the turn
+    that was kept: they happened first."""
+    sim = {"id": "r1", "task_id": "t", "reward_info": {"reward": 0.0}, "messages": [
+        {"role": "user", "content": "my phone has no data"},
+        {"role": "assistant", "content": None, "errors": ["Invalid message format. Error: both"],
+         "tool_calls": [{"id": "c1", "name": "transfer", "arguments": {"summary": "s"}}]},
+        {"role": "tool", "id": "c1", "content": "Transfer successful"},
+    ]}  # fmt: skip
+    path = _file(tmp_path, "tau2-bench", {"simulations": [sim]})
+    assert traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=path).ok
+    steps = list(Trace.objects.get(workspace=tenant.workspace).steps.order_by("index")
+                 .values_list("kind", "name"))  # fmt: skip
+    assert steps == [("user_prompt", ""), ("error", ""), ("tool_call", "transfer")]
