@@ -149,7 +149,10 @@ class ErrorEvent:
 
     @property
     def category(self) -> str:
-        return error_category(self.text)
+        found = error_category(self.text)
+        # No tool made it (the agent's own turn failed): "a tool failed" is not true,
+        # and nothing more specific was read from it.
+        return "" if not self.tool and found == "tool_use.error_not_handled" else found
 
 
 @dataclass

@@ -593,7 +593,11 @@ def recovered(facts: TraceFacts) -> list[Finding]:
             findings[key].evidence.append(error.step)
             continue
         findings[key] = Finding(
-            step=error.step, category=error.category, confidence=1.0,
+            # "Not handled" is not true of an error the run recovered from; a more
+            # specific category (a timeout, a missing file) still is.
+            step=error.step,
+            category="" if error.category == "tool_use.error_not_handled" else error.category,
+            confidence=1.0,
             description=f"{_who(error.tool)} failed, and the run recovered: {telling_line(error.text)}",
             evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
             stats={"method": "recovered"},

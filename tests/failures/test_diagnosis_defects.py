@@ -385,3 +385,19 @@ def test_runs_an_older_diagnoser_judged_are_diagnosed_again_and_the_sweep_settle
     result = mining.traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=[ids[0]])
     assert result.unchanged == 1
     assert not any(i in mining.traces_due_for_analysis().get(tenant.workspace.pk, []) for i in ids)
+
+
+def test_an_error_a_run_recovered_from_is_not_called_not_handled():
+    from failures.diagnosis.offline import recovered
+
+    facts = trace_facts([
+        _call(0, "deploy", error="deploy said no"),  # nothing more specific read from it
+        _call(1, "read", error="cat: x: No such file or directory"),
+        StepView(2, "error", "", None, None, "Error: You sent a message with both text and calls"),
+        _call(3, "deploy"),
+    ])  # fmt: skip
+    found = {f.step: f for f in recovered(facts)}
+    assert found[0].category == ""  # it was handled: the run went on and succeeded
+    assert found[1].category == "environment.missing_dependency"
+    assert found[2].category == "" and found[2].tool == ""
+    assert found[2].description.startswith("The agent's turn failed, and the run recovered")

@@ -116,5 +116,6 @@ def test_a_refused_turn_is_the_agents_not_the_last_tools_and_a_symptom_when_the_
         assert incident.description.startswith("The agent's turn failed"), incident.description
         assert "cost:" not in incident.description
         assert "You sent a message with both text content and tool calls" in incident.description
-        # It sent another turn: what the run showed, not what failed it.
+        # It sent another turn: what the run showed, not what failed it. No tool failed.
         assert incident.kind == IncidentKind.SYMPTOM
+        assert incident.category == "", incident.category
