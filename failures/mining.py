@@ -87,9 +87,10 @@ DIAGNOSER_VERSION = (
     # 15: an error the run went on from stays an unhandled tool error (it was called a
     #     misread output with nothing to show it)
     # 16: an error step of its own (a refused turn, an API error) is the agent's, not
-    #     the last tool's, and no "tool error"; one the run went on from is a symptom;
-    #     an error a run recovered from is not "not handled"
-    "offline-16"
+    #     the last tool's; one the run went on from is a symptom
+    # 17: such an error gets no tool category, and an error a run recovered from is
+    #     not "not handled"
+    "offline-17"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
