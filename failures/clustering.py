@@ -347,7 +347,19 @@ def category_group(signature: str, method: str = "") -> str:
         return category.split(".", 1)[0]
     # One error's category can differ between runs (how it ended the run); its
     # text says what it is. Findings that are not errors are kept apart by kind.
-    return "error" if method == "error" else category
+    if method == "error":
+        return "error"
+    # A failed check of the outcome is kept apart by the check that failed: "`flag`
+    # failed" and "`result rows` failed" read alike but are different failures.
+    if category == OUTCOME_CHECK:
+        check = _FAILED_CHECK.match(parse_signature(signature).error.strip())
+        if check is not None:
+            return f"{category}:{check.group(1)}"
+    return category
+
+
+OUTCOME_CHECK = "outcome.check_failed"
+_FAILED_CHECK = re.compile(r"`([^`]+)` failed\b")
 
 
 def mode_text(signature: str) -> str:

@@ -425,3 +425,52 @@ def test_a_new_incident_joins_only_a_nearby_mode_of_its_own_kind(tenant):
     gave_up.refresh_from_db()
     same.refresh_from_db()
     assert gave_up.failure_mode is None and same.failure_mode == checks
+
+
+def test_a_failed_check_joins_only_a_mode_of_the_same_check(tenant):
+    """InterCode's SQL runs ("`result rows` failed") joined the CTF runs' mode
+    ("`flag` failed: no correct flag was submitted") on closeness alone, and the
+    mode kept the CTF label over 259 SQL incidents."""
+    import numpy as np
+
+    from failures import clustering
+    from failures.services import incidents_assign_nearest
+    from traces.models import Trace
+
+    ingest(tenant.workspace, [trace_payload(f"c-{i}") for i in range(3)])
+    traces = list(Trace.objects.filter(workspace=tenant.workspace).order_by("pk"))
+    now = timezone.now()
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1.0
+    near = base.copy()
+    near[1] = 0.05
+    near /= np.linalg.norm(near)
+
+    def incident(trace, error, vector, mode=None):  # type: ignore[no-untyped-def]
+        return Incident.objects.create(
+            workspace=tenant.workspace, trace=trace, step_index=-1, kind="diagnosis",
+            category="outcome.check_failed",
+            signature=f"tool: none | error: {error} | category: outcome.check_failed",
+            embedding=vector.tolist(), embedded_at=now, occurred_at=now, failure_mode=mode,
+        )  # fmt: skip
+
+    flags = FailureMode.objects.create(
+        workspace=tenant.workspace, label="`flag` failed: no correct flag was submitted",
+        centroid=base.tolist(), incident_count=1,
+    )  # fmt: skip
+    incident(traces[0], "`flag` failed: no correct flag was submitted", base, flags)
+    rows = incident(traces[1], "`result rows` failed: none of the expected rows", near)
+    flag = incident(traces[2], "`flag` failed: no correct flag was submitted", near)
+    assert (
+        incidents_assign_nearest(workspace_id=tenant.workspace.pk, incident_ids=[rows.pk, flag.pk])
+        == 1
+    )
+    rows.refresh_from_db()
+    flag.refresh_from_db()
+    assert rows.failure_mode is None and flag.failure_mode == flags
+    # Re-clustering keeps them apart the same way.
+    groups = {
+        clustering.category_group(i.signature, "")
+        for i in Incident.objects.filter(pk__in=[rows.pk, flag.pk])
+    }
+    assert groups == {"outcome.check_failed:flag", "outcome.check_failed:result rows"}
