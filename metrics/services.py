@@ -7,10 +7,14 @@ from collections.abc import Iterable
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
+from failures.models import NOT_CAUSES
 from failures.services import mode_daily_counts_refresh
 from traces.models import Trace
 
-_REFRESH_SQL = """
+# A trace's incidents that name a cause: symptoms, weak leads and errors a run
+# recovered from are shown on the run, not counted as failures found.
+_CAUSE = "i.kind NOT IN ({})".format(", ".join(f"'{kind}'" for kind in NOT_CAUSES))
+_REFRESH_SQL = f"""
     INSERT INTO metrics_dailyrollup (workspace_id, day, agent, traces, succeeded, failed,
                                      unknown, steps, step_errors, incidents, tokens, cost_usd)
     SELECT t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent, count(*),
@@ -21,9 +25,9 @@ _REFRESH_SQL = """
            COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
     FROM traces_trace t
     LEFT JOIN LATERAL (SELECT count(*) AS n FROM failures_incident i
-                       WHERE i.trace_id = t.id AND i.kind <> 'recovered') i
+                       WHERE i.trace_id = t.id AND {_CAUSE}) i
            ON TRUE
-    WHERE {where}
+    WHERE {{where}}
     GROUP BY 1, 2, 3
     ON CONFLICT (workspace_id, day, agent) DO UPDATE SET
         traces = EXCLUDED.traces, succeeded = EXCLUDED.succeeded, failed = EXCLUDED.failed,

@@ -10,12 +10,13 @@ from failures.models import FailureMode, Incident, ModeDailyCount
 from failures.services import failure_modes_refresh
 from metrics import charts
 from metrics.models import DailyRollup, SkillDailyRollup
-from metrics.selectors import skill_impact
+from metrics.selectors import overview_get, skill_impact
 from metrics.services import rollups_rebuild, rollups_refresh_for_traces
 from metrics.stats import Rate, verdict, wilson
 from skills.models import FetchLog, Skill, SkillVersion
 from skills.review import skill_approve
 from tests.factories import ingest
+from traces.models import Trace
 
 
 def test_wilson_matches_known_values():
@@ -115,6 +116,31 @@ def test_rollup_rebuilt_from_scratch_equals_the_incremental_one(tenant):
     assert sum(r[8] for r in daily) == 10  # one incident per failed trace
     assert {(r[2], r[3]) for r in skills} == {("reported-skill", 10), ("fetched-skill", 6)}
     assert sum(r[3] for r in modes) == len(chosen[::2]) == 5
+
+
+@pytest.mark.django_db
+def test_the_overview_counts_causes_not_symptoms_weak_leads_or_recovered_errors(tenant, client):
+    """Overview said "2,059 incidents (failures found)" for 687 failed InterCode runs:
+    it counted every symptom and weak lead, where Failure modes said 687 had a cause."""
+    ids = _traces(tenant, "k", 2, 1)
+    ok, bad = Trace.objects.filter(pk__in=ids).order_by("external_id")
+
+    def headline() -> int:
+        rollups_refresh_for_traces(trace_ids=ids)
+        return overview_get(workspace=tenant.workspace).incidents_7d
+
+    before = headline()
+    now = timezone.now()
+    for step, (trace, kind) in enumerate([(bad, "symptom"), (bad, "weak"), (ok, "recovered")]):
+        Incident.objects.create(workspace=tenant.workspace, trace=trace, step_index=10 + step,
+                                kind=kind, signature=kind, occurred_at=now)  # fmt: skip
+    assert headline() == before
+    Incident.objects.create(workspace=tenant.workspace, trace=bad, step_index=20,
+                            kind="diagnosis", signature="cause", occurred_at=now)  # fmt: skip
+    assert headline() == before + 1
+    client.force_login(tenant.lead)
+    page = client.get(reverse("overview", args=[tenant.workspace.slug])).content.decode()
+    assert f'{before + 1}</div><div class="stat-label">cause' in page
 
 
 def _published(tenant, name="use-the-retry"):
