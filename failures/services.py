@@ -103,12 +103,17 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
     for row, label in zip(rows, labels, strict=True):
         if label != clustering.NOISE:
             joined.setdefault(int(label), []).append(row[0])
+    # A mode that at least doubles here is labelled again from its incidents: its
+    # label must say what most of them say, not what its first few did.
+    sizes = dict(FailureMode.objects.filter(pk__in=joined).values_list("pk", "incident_count"))
+    grown = [m for m, ids in joined.items() if len(ids) >= sizes.get(m, 0)]
     with transaction.atomic():
         for mode_id, ids in joined.items():
             Incident.objects.filter(pk__in=ids, failure_mode=None).update(
                 failure_mode_id=mode_id, assigned_by=Assignment.NEAREST
             )
-        failure_modes_refresh(mode_ids=list(joined), relabel=False)
+        failure_modes_refresh(mode_ids=[m for m in joined if m not in grown], relabel=False)
+        failure_modes_refresh(mode_ids=grown, relabel=True)
     return sum(len(ids) for ids in joined.values())
 
 

@@ -474,3 +474,39 @@ def test_a_failed_check_joins_only_a_mode_of_the_same_check(tenant):
         for i in Incident.objects.filter(pk__in=[rows.pk, flag.pk])
     }
     assert groups == {"outcome.check_failed:flag", "outcome.check_failed:result rows"}
+
+
+def test_a_mode_that_doubles_by_joins_is_labelled_by_what_its_incidents_now_say(tenant):
+    import numpy as np
+
+    from failures.services import incidents_assign_nearest
+    from traces.models import Trace
+
+    ingest(tenant.workspace, [trace_payload(f"g-{i}") for i in range(6)])
+    traces = list(Trace.objects.filter(workspace=tenant.workspace).order_by("pk"))
+    now = timezone.now()
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1.0
+
+    def incident(trace, error, mode=None):  # type: ignore[no-untyped-def]
+        return Incident.objects.create(
+            workspace=tenant.workspace, trace=trace, step_index=-1, kind="diagnosis",
+            category="outcome.check_failed", tool="",
+            signature=f"tool: none | error: {error} | category: outcome.check_failed",
+            embedding=base.tolist(), embedded_at=now, occurred_at=now, failure_mode=mode,
+        )  # fmt: skip
+
+    mode = FailureMode.objects.create(
+        workspace=tenant.workspace, label="`rows` failed: none returned",
+        centroid=base.tolist(), incident_count=2,
+    )  # fmt: skip
+    incident(traces[0], "`rows` failed: none returned", mode)
+    incident(traces[1], "`rows` failed: none returned", mode)
+    one = incident(traces[2], "`rows` failed: some returned")
+    incidents_assign_nearest(workspace_id=tenant.workspace.pk, incident_ids=[one.pk])
+    mode.refresh_from_db()
+    assert mode.incident_count == 3 and mode.label == "`rows` failed: none returned"
+    more = [incident(t, "`rows` failed: some returned") for t in traces[3:]]
+    incidents_assign_nearest(workspace_id=tenant.workspace.pk, incident_ids=[i.pk for i in more])
+    mode.refresh_from_db()
+    assert mode.incident_count == 6 and mode.label == "`rows` failed: some returned"
