@@ -45,9 +45,12 @@ FEW_TEXTS = 2_000
 EXACT_AT_MOST = 20_000
 # A word in at least this share of all incidents is left out of the keyword half.
 COMMON_SHARE = 0.5
-_NOT_SHOWN = (
-    "embedding", "search_vector", "failure_mode__centroid", "trace__metadata",
-    "trace__redaction_counts", "trace__redaction_parts", "trace__checks", "trace__search_vector",
+# What a hit shows (failures/api.py, hivemind_web/mcp_server.py, the search partial).
+SHOWN = (
+    "id", "trace_id", "step_index", "kind", "tool", "description", "error_text", "signature",
+    "failure_mode_id", "occurred_at", "trace__external_id", "trace__agent", "trace__task",
+    "failure_mode__label", "failure_mode__status", "failure_mode__workspace_id",
+    "failure_mode__incident_count", "failure_mode__trace_count", "failure_mode__last_seen",
 )  # fmt: skip
 RRF_K = 60
 
@@ -142,9 +145,9 @@ def incident_search(
     incidents = (
         base.filter(pk__in=top)
         .select_related("trace", "failure_mode")
-        # Vectors and a run's bulky fields are not shown: parsing 20 vectors of 384
-        # floats from text cost more than the search itself.
-        .defer(*_NOT_SHOWN)
+        # Only what the page, the API and MCP show: vectors, a run's bulky fields
+        # and a mode's figures cost more to read and parse than the search itself.
+        .only(*SHOWN)
         .in_bulk()
     )
     hits = [SearchHit(incidents[i], scores[i], similarity.get(i)) for i in top if i in incidents]
@@ -249,36 +252,37 @@ def _keyword_candidates(workspace: Workspace, base: QuerySet[Incident], text: st
     # built per incident per query. Only the newest RANKED matches are ranked: a
     # query whose words most incidents share would otherwise rank all of them
     # (the tail of the search's latency); the vector half still reaches the rest.
-    return list(
-        base.filter(id__in=_newest_matches(workspace, base, raw))
-        .annotate(rank=SearchRank(F("search_vector"), query))
-        .order_by("-rank", "-id")
-        .values_list("id", flat=True)[:CANDIDATES]
-    )
+    # Each is ranked as it is read (a second query fetching them again by id to
+    # rank them cost as much as finding them).
+    matches = _newest_matches(workspace, base, raw, rank=SearchRank(F("search_vector"), query))
+    return [pk for pk, _ in sorted(matches, key=lambda m: (-m[1], -m[0]))[:CANDIDATES]]
 
 
-def _newest_matches(workspace: Workspace, base: QuerySet[Incident], raw: str) -> list[int]:
-    """The newest RANKED incidents matching `raw` (a tsquery), read in slices of
-    ids from the newest back: the first slice (RECENT ids) walked newest first,
-    each older one read from the GIN index and the id range together (a bitmap of
-    the matches in that range only), sized by the density of matches seen so far.
-    One query over all incidents would either walk them newest first (for a word
-    in 1% of them whose matches are old: 37,000 rows for 500 matches) or read
-    every match from the index (a word in 10% of them: 100,000)."""
+def _newest_matches(
+    workspace: Workspace, base: QuerySet[Incident], raw: str, *, rank: SearchRank
+) -> list[tuple[int, float]]:
+    """The newest RANKED incidents matching `raw` (a tsquery), with their `rank`,
+    read in slices of ids from the newest back: the first slice (RECENT ids) walked
+    newest first, each older one read from the GIN index and the id range together
+    (a bitmap of the matches in that range only), sized by the density of matches
+    seen so far. One query over all incidents would either walk them newest first
+    (for a word in 1% of them whose matches are old: 37,000 rows for 500 matches)
+    or read every match from the index (a word in 10% of them: 100,000)."""
     # The workspace's ids bound the slices (`base` may join each incident's run).
     span = Incident.objects.filter(workspace=workspace).aggregate(low=Min("id"), high=Max("id"))
     low, high = span["low"], span["high"]
     if high is None:
         return []
     words = f"{Incident._meta.db_table}.search_vector @@ to_tsquery('simple', %s)"
-    found: list[int] = []
+    found: list[tuple[int, float]] = []
     width, first = RECENT, True
     while high >= low and len(found) < RANKED:
         rows = (
             base.filter(id__gt=high - width, id__lte=high)
             .extra(where=[words], params=[raw])
+            .annotate(rank=rank)
             .order_by("-id")
-            .values_list("id", flat=True)[: RANKED - len(found)]
+            .values_list("id", "rank")[: RANKED - len(found)]
         )
         with transaction.atomic(), connection.cursor() as cursor:
             # Never a pass over every workspace's incidents.

@@ -131,7 +131,8 @@ def test_the_newest_keyword_matches_read_in_slices_are_those_of_one_query(
     """The keyword half reads the newest RANKED matches slice by slice of ids (the
     newest walked, older ones from the GIN index by range): the same incidents as
     one query over every incident, whatever the slice sizes, within the workspace."""
-    from django.contrib.postgres.search import SearchQuery
+    from django.contrib.postgres.search import SearchQuery, SearchRank
+    from django.db.models import F
 
     from failures import search
 
@@ -150,8 +151,10 @@ def test_the_newest_keyword_matches_read_in_slices_are_those_of_one_query(
         for recent, ranked in ((5000, 500), (3, 7), (1, 2), (10, 40)):
             monkeypatch.setattr(search, "RECENT", recent)
             monkeypatch.setattr(search, "RANKED", ranked)
-            found = search._newest_matches(tenant.workspace, base, raw)
-            assert found == every[:ranked], (raw, recent, ranked)
+            rank = SearchRank(F("search_vector"), SearchQuery(raw, search_type="raw",
+                                                               config="simple"))  # fmt: skip
+            found = search._newest_matches(tenant.workspace, base, raw, rank=rank)
+            assert [pk for pk, _ in found] == every[:ranked], (raw, recent, ranked)
 
 
 def _texts(workspace, vectors: dict[int, tuple[str, list[float]]]) -> None:  # type: ignore[no-untyped-def]
@@ -343,3 +346,32 @@ def test_an_incident_whose_text_was_embedded_before_takes_its_vector_without_the
     assert same.count() == 4
     assert all(list(i.embedding) == list(first.embedding) for i in same)
     assert IncidentText.objects.filter(workspace=tenant.workspace).count() == 2
+
+
+def test_what_a_hit_shows_is_read_with_the_search_and_nothing_after(tenant, rf):
+    """The search reads only the fields a hit shows (the rest cost more to parse than
+    the search itself); showing them in the API, MCP or the page queries nothing more."""
+    from django.db import connection
+    from django.template.loader import render_to_string
+    from django.test.utils import CaptureQueriesContext
+
+    from failures.api import _hit_out, _mode_ref
+    from failures.models import FailureMode
+
+    ingest(tenant.workspace, [_failed(i, "upstream gateway throttled the request")
+                              for i in range(3)])  # fmt: skip
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="throttled")
+    Incident.objects.filter(workspace=tenant.workspace).update(failure_mode=mode)
+    result = incident_search(workspace=tenant.workspace, query="throttled")
+    assert len(result.hits) == 3
+    with CaptureQueriesContext(connection) as queries:
+        shown = [_hit_out(h).model_dump() for h in result.hits]
+        shown += [_mode_ref(m["mode"]) for m in result.modes]
+        shown += [(h.incident.trace.task, h.incident.kind, h.incident.description,
+                   h.incident.failure_mode.incident_count, h.incident.failure_mode.trace_count,
+                   h.incident.failure_mode.last_seen) for h in result.hits]  # fmt: skip
+        page = render_to_string(
+            "failures/_search_results.html", {"search": result, "workspace": tenant.workspace}
+        )
+    assert "throttled" in page and len(shown) == 7
+    assert not queries.captured_queries, [q["sql"][:120] for q in queries.captured_queries]
