@@ -35,7 +35,10 @@ def workspace_view(min_role: str = Role.VIEWER) -> Callable[[View], View]:
             request.membership = membership
             # Times on the workspace's pages are shown in its zone (the zone is named).
             timezone.activate(zone_of(membership.workspace))
-            request.session["workspace_slug"] = slug
+            # Written only when it changes: a write per page view was an UPDATE and
+            # a commit (a WAL flush) on every request.
+            if request.session.get("workspace_slug") != slug:
+                request.session["workspace_slug"] = slug
             if not membership.has_role(min_role):
                 return render(
                     request,

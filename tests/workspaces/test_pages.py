@@ -32,6 +32,30 @@ def test_home_redirects_to_last_used_workspace(tenant, other_tenant):
     assert response["Location"] == reverse("overview", args=[other_tenant.workspace.slug])
 
 
+def test_a_page_view_writes_the_session_only_when_the_workspace_changes(tenant, other_tenant):
+    """Every page view wrote the session (an UPDATE and a commit) to remember a
+    workspace it already remembered."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import add_member
+
+    add_member(other_tenant.workspace, user=tenant.viewer)
+    client = tenant.client_for(tenant.viewer)
+
+    def session_writes(slug: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("overview", args=[slug])).status_code == 200
+        return sum('UPDATE "django_session"' in q["sql"] for q in queries.captured_queries)
+
+    session_writes(tenant.workspace.slug)
+    assert session_writes(tenant.workspace.slug) == 0
+    assert session_writes(other_tenant.workspace.slug) == 1
+    assert client.get(reverse("home"))["Location"] == reverse(
+        "overview", args=[other_tenant.workspace.slug]
+    )
+
+
 def test_switcher_lists_every_workspace_of_the_user(tenant, other_tenant):
     from tests.factories import add_member
 
