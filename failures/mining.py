@@ -90,7 +90,8 @@ DIAGNOSER_VERSION = (
     #     the last tool's; one the run went on from is a symptom
     # 17: such an error gets no tool category, and an error a run recovered from is
     #     not "not handled"
-    "offline-17"
+    # 18: "fictional" and "made up" are an assumption only of data; "assume a" a word
+    "offline-18"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -22,8 +22,10 @@ importers) stores the same Step rows, so the detectors here see them all.
   carries the task as posed) that say it is going on with assumed, simulated or
   placeholder data, in its prose (code it wrote is left out). On the Who&When
   tune half, the first such message was within one step of the labelled mistake
-  in 12 of 18 runs (0.667; 14 of 22, 0.636, when code counted too), against
-  0.455 for the first error (`bench/truth.py`).
+  in 10 of 16 runs (0.625), against 0.455 for the first error (`bench/truth.py`).
+  (It was 12 of 18 while "fictional" and "made up" counted of anything and
+  "assume a" matched "Assume all": two of those were at the labelled step for
+  another reason than the one quoted.)
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ _HTTP = re.compile(
 )
 # The agent saying it goes on with something it did not get: assumed facts,
 # simulated or placeholder data (chosen on the Who&When tune half; see above).
+# "Fictional" and "made up" count only of data: a search result's "plays a fictional
+# character", a page's "women made up 46 percent" are no agent inventing anything;
+# "assume a" only as a word: "Assume all residents are humans" is a case in a proof.
+_MADE_UP_DATA = r"(?:data|dataset|values?|numbers?|figures?|names?|details|entries|records)\b"
 _ASSUMED = re.compile(
     r"\b(?:simulat(?:e|ed|ing)\b|hypothetical(?:ly)?|let'?s assume|we(?: will|'ll| can) assume"
-    r"|assum(?:e|ing) (?:that|the|we|a)|for (?:demonstration|illustration)(?: purposes)?"
-    r"|sample data|dummy|placeholder|mock(?:ed)? data|made[- ]up|fictional|pretend|example data"
-    r"|synthetic data)",
+    r"|assum(?:e|ing) (?:that|the|we|a)\b|for (?:demonstration|illustration)(?: purposes)?"
+    rf"|sample data|dummy|placeholder|mock(?:ed)? data|made-up|made up {_MADE_UP_DATA}"
+    rf"|fictional {_MADE_UP_DATA}|pretend|example data|synthetic data)",
     re.I,
 )
 # Code in a message: fenced blocks (an unclosed fence runs to the end) and inline spans.

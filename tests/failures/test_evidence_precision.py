@@ -199,3 +199,24 @@ def test_an_unreadable_table_gates_nothing_and_says_so(monkeypatch, tmp_path, ca
     assert "missing.json not read" in caplog.text
     assert evidence.too_weak({"method": "error", "ended": True}, 0.5) is None
     assert evidence.precision_note({"method": "error"})["precision"] is None
+
+
+def test_words_that_only_look_like_an_assumption_are_not_one():
+    """Who&When tune half: a search result the agent pasted ("plays a fictional
+    character"), a case in a proof ("Assume all residents are humans"), a page's
+    "made up 46 percent" were read as the agent inventing data."""
+    facts = trace_facts([
+        _step(0, "user_prompt"),
+        _step(1, "assistant_message", "2. [Leap Day](https://example.org)\nJim Carrey plays a "
+                                      "fictional character within the universe of 30 Rock."),
+        _step(2, "assistant_message", "1. **Assume all residents are humans:** then each "
+                                      "statement is true."),
+        _step(3, "assistant_message", "Women made up 46 percent of its inaugural class."),
+    ])  # fmt: skip
+    assert facts.assumptions == []
+    facts = trace_facts([
+        _step(0, "user_prompt"),
+        _step(1, "assistant_message", "We fill in fictional names and made up numbers for now."),
+        _step(2, "assistant_message", "Assume a table of 10 rows."),
+    ])  # fmt: skip
+    assert [s for s, _ in facts.assumptions] == [1, 2]
