@@ -3,6 +3,7 @@
     python bench/ingest.py            # full: 2,000 traces x 20 steps
     python bench/ingest.py --quick    # 200 traces x 20 steps
     python bench/ingest.py --url http://host:8000 --key hm_...   # against a server you run
+    python bench/ingest.py --redaction off   # the same with every built-in kind switched off
 
 Without --url it starts the default run's gunicorn (`hivemind_web.run.web_command`:
 2 workers x 4 threads, the app preloaded) on a free loopback port, against the
@@ -16,6 +17,9 @@ printed, not the baseline: the same COPY into traces_step itself, whose stored
 search vector, words trigger and foreign key the product's writes pay. Each of
 `--rounds` rounds (3) sends fresh traces over HTTP and then COPYs the same rows;
 each figure is the median over the rounds.
+`--redaction off` switches every built-in kind of the bench workspace's PII policy
+off (NUL removal and the length cap stay): what ingest would reach if redaction
+cost nothing, a bound, not a setting anyone should run with.
 """
 
 from __future__ import annotations
@@ -99,15 +103,20 @@ def start_server(broker_url: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("gunicorn did not come up within 60 s")
 
 
-def bench_workspace() -> tuple[object, str]:
+def bench_workspace(redaction: bool = True) -> tuple[object, str]:
     from django.contrib.auth import get_user_model
 
-    from workspaces.models import Scope
+    from workspaces.models import PiiPolicy, Scope
+    from workspaces.redaction import POLICY_SWITCHES
     from workspaces.services import api_key_create, workspace_create
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
     suffix = uuid.uuid4().hex[:8]
     ws = workspace_create(name=f"Bench {suffix}", slug=f"bench-{suffix}", owner=user)
+    if not redaction:
+        PiiPolicy.objects.update_or_create(
+            workspace=ws, defaults=dict.fromkeys(POLICY_SWITCHES, False)
+        )
     key = api_key_create(workspace=ws, name="bench", scopes=[Scope.INGEST], actor=None).secret
     return ws, key
 
@@ -214,6 +223,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="HTTP rounds, each with its COPYs")
     parser.add_argument("--url")
     parser.add_argument("--key")
+    parser.add_argument(
+        "--redaction", choices=["on", "off"], default="on",
+        help="off: every built-in kind off in the bench workspace (a bound, not the figure)",
+    )  # fmt: skip
     args = parser.parse_args()
     count = args.traces or (200 if args.quick else 2000)
 
@@ -229,7 +242,7 @@ def main() -> None:
 
         from hivemind_web import embedded_broker
 
-        workspace, key = bench_workspace()
+        workspace, key = bench_workspace(redaction=args.redaction == "on")
         socket_path = Path(tempfile.mkdtemp(prefix="hm-bench-", dir="/tmp")) / "redis.sock"
         broker = embedded_broker.start(socket_path)
         proc, url = start_server(f"redis+socket://{socket_path}")
@@ -283,6 +296,7 @@ def main() -> None:
     print(
         f"RESULT ingest_steps_per_s={rate:.0f} steps/s baseline={baseline:.0f} "
         f"ratio={rate / baseline:.3f} traces={count} steps={total_steps} rounds={len(rounds)}{table}"
+        f" redaction={args.redaction}"
     )
 
 
