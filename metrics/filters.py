@@ -55,8 +55,30 @@ class DashFilter:
         return urlencode({k: v for k, v in params.items() if v})
 
     @property
+    def span(self) -> str:
+        """The range as words, with its year(s) when not this one (`span_words`)."""
+        return span_words(self.since, self.until)
+
+    @property
+    def year_span(self) -> str:
+        """The range as words, with its year."""
+        return span_words(self.since, self.until, year=True)
+
+    @property
+    def between(self) -> str:
+        """ "between Nov 29 and Dec 5", "on Dec 5": the range in a sentence, with the
+        year(s) as `span_words` gives them."""
+        if self.since == self.until:
+            return f"on {self.span}"
+        other_year = self.since.year != self.until.year
+        this_year = self.until.year == timezone.now().year
+        start = f"{self.since:%b %-d, %Y}" if other_year else f"{self.since:%b %-d}"
+        end = f"{self.until:%b %-d}" if this_year and not other_year else f"{self.until:%b %-d, %Y}"
+        return f"between {start} and {end}"
+
+    @property
     def label(self) -> str:
-        span = f"{self.since:%b %-d} – {self.until:%b %-d, %Y}"
+        span = self.year_span
         return f"{span}, {self.agent}" if self.agent else f"{span}, all agents"
 
 
@@ -118,10 +140,15 @@ def dash_filter(
                       problems=tuple(problems))  # fmt: skip
 
 
-def span_words(since: date, until: date) -> str:
-    """A date range as words: "Dec 1–3", "Nov 28 – Dec 3", "Dec 3"."""
+def span_words(since: date, until: date, *, year: bool = False) -> str:
+    """A date range as words: "Dec 1–3", "Nov 28 – Dec 3", "Dec 3"; with the year
+    when it is not this one, or `year` asks ("Sep 27 – Oct 31, 2025"), on both ends
+    when they are in two ("Nov 1, 2025 – Dec 5, 2026")."""
+    if since.year != until.year:
+        return f"{since:%b %-d, %Y} – {until:%b %-d, %Y}"
+    year_words = f", {until:%Y}" if year or until.year != timezone.now().year else ""
     if since == until:
-        return f"{since:%b %-d}"
-    if since.month == until.month and since.year == until.year:
-        return f"{since:%b %-d}–{until:%-d}"
-    return f"{since:%b %-d} – {until:%b %-d}"
+        return f"{since:%b %-d}{year_words}"
+    if since.month == until.month:
+        return f"{since:%b %-d}–{until:%-d}{year_words}"
+    return f"{since:%b %-d} – {until:%b %-d}{year_words}"

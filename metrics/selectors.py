@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet, Sum
@@ -101,8 +101,16 @@ def modes_new(*, workspace: Workspace, since: date, until: date) -> list[Failure
     )  # fmt: skip
 
 
-def recent_failed_traces(*, workspace: Workspace, agent: str = "", limit: int = 8) -> list[Trace]:
-    qs = Trace.objects.filter(workspace=workspace, status="failed")
+def recent_failed_traces(
+    *, workspace: Workspace, since: date, until: date, agent: str = "", limit: int = 8
+) -> list[Trace]:
+    """The newest failed runs started on the days `since`..`until` (UTC), the days
+    the Overview's figures count: a run from before the range is not one of them."""
+    qs = Trace.objects.filter(
+        workspace=workspace, status="failed",
+        started_at__gte=datetime.combine(since, time.min, tzinfo=UTC),
+        started_at__lt=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC),
+    )  # fmt: skip
     if agent:
         qs = qs.filter(agent=agent)
     return list(qs.order_by("-started_at")[:limit])

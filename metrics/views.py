@@ -79,7 +79,9 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
             "trends": _trends(workspace, flt),
             "new_modes": modes_new(workspace=workspace, since=flt.since, until=flt.until),
             "queue": review_queue_count(workspace=workspace),
-            "recent_failures": recent_failed_traces(workspace=workspace, agent=flt.agent),
+            "recent_failures": recent_failed_traces(
+                workspace=workspace, since=flt.since, until=flt.until, agent=flt.agent
+            ),
             "harmful": harmful_trials(workspace=workspace),
             "form": ApiKeyForm(),
         },

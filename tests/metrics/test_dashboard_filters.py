@@ -124,3 +124,66 @@ def test_dashboard_access(data, other_tenant, anon):
         assert anon.get(url).status_code == 302
         assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
         assert data.client_for(data.viewer).get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_overviews_failed_traces_are_those_of_the_days_it_counts(data):
+    """A failed run from before the range is not listed under figures that say the
+    range had none (an imported Claude Code set: "100%" above three failures of July)."""
+    client = data.client_for(data.viewer)
+    today = timezone.now().date()
+    text = client.get(f"/w/acme/?from={today - timedelta(days=6)}&to={today}").content.decode()
+    assert "support-agent-1-39" in text  # failed yesterday
+    assert "checkout-agent-40-9" not in text  # failed 40 days ago
+    assert f"period=custom&amp;start={today - timedelta(days=6)}&amp;end={today}" in text
+    long_ago = today - timedelta(days=40)
+    text = client.get(f"/w/acme/?from={long_ago}&to={long_ago}").content.decode()
+    assert "checkout-agent-40-9" in text and "support-agent-1-39" not in text
+    text = client.get(f"/w/acme/?from={today - timedelta(days=30)}&to={today - timedelta(days=20)}")
+    assert "No failed trace started between" in text.content.decode()
+
+
+def test_a_range_names_its_years_when_they_are_not_this_one():
+    from datetime import date
+
+    from metrics.filters import DashFilter, span_words
+
+    this = timezone.now().year
+    assert span_words(date(this, 11, 29), date(this, 12, 5)) == "Nov 29 – Dec 5"
+    assert (
+        span_words(date(this - 1, 9, 27), date(this - 1, 10, 31)) == f"Sep 27 – Oct 31, {this - 1}"
+    )
+    assert (
+        span_words(date(this - 1, 11, 1), date(this, 12, 5)) == f"Nov 1, {this - 1} – Dec 5, {this}"
+    )
+    assert span_words(date(this, 12, 1), date(this, 12, 3), year=True) == f"Dec 1–3, {this}"
+    assert DashFilter(date(this - 1, 11, 1), date(this, 12, 5)).between == (
+        f"between Nov 1, {this - 1} and Dec 5, {this}"
+    )
+    assert DashFilter(date(this, 12, 1), date(this, 12, 5)).between == "between Dec 1 and Dec 5"
+    assert DashFilter(date(this, 12, 5), date(this, 12, 5)).between == "on Dec 5"
+
+
+@pytest.mark.django_db
+def test_the_overview_over_two_years_says_which(data):
+    today = timezone.now().date()
+    start = today - timedelta(days=399)
+    text = data.client_for(data.viewer).get(f"/w/acme/?from={start}&to={today}").content.decode()
+    assert start.year != today.year  # 400 days always reach into the year before
+    assert f"{start:%b %-d, %Y} – {today:%b %-d, %Y}" in text
+    assert "The 7 days up to" not in text  # the footnote no longer says 7 days of any range
+    # The range before's rate says how many runs it is of (the 7 days before the last 7
+    # hold support-agent's 20 successes in 40 runs of 9 days ago).
+    week = data.client_for(data.viewer).get("/w/acme/?period=7d").content.decode()
+    assert "before: 50% (20 of 40)" in week
+
+
+def test_a_runs_time_names_its_year_when_it_is_not_this_one():
+    from datetime import UTC, datetime
+
+    from traces.templatetags.trace_tags import when
+
+    this = timezone.now().year
+    assert when(datetime(this, 1, 5, 9, 56, tzinfo=UTC)) == "Jan 5, 09:56 UTC"
+    assert when(datetime(this - 1, 11, 16, 9, 56, tzinfo=UTC)) == f"Nov 16, {this - 1}, 09:56 UTC"
+    assert when(None) == ""

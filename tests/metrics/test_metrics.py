@@ -49,10 +49,39 @@ def test_success_figure_is_one_small_chart_per_agent_with_its_interval_band():
     lines = [t for t in figure["data"] if t.get("name")]
     assert [(t["name"], t["yaxis"]) for t in lines] == [("a", "y"), ("b", "y2")]
     assert lines[0]["y"] == [80.0] and "n=10" in lines[0]["text"][0]
+    interval = figure["data"][0]["error_y"]  # one week: its interval as a bar
+    assert interval["array"][0] > 0 and interval["arrayminus"][0] > 0
+    two_weeks = {"a": [*series["a"], {**series["a"][0], "period": "2026-11-08"}]}
+    figure = charts.success_rate_figure(two_weeks, unit="week")
     band_high, band_low = figure["data"][0], figure["data"][1]
     assert band_high["y"][0] > 80.0 > band_low["y"][0] and band_low["fill"] == "tonexty"
     volume = charts.volume_figure(series)
     assert volume["layout"]["yaxis"]["title"]["text"] == "traces"
+
+
+def test_the_success_line_breaks_over_periods_without_outcomes():
+    """Two weeks a year apart were joined by a line through 50 weeks of no data (an
+    imported set read as a steady climb), under 56 crowded ticks with no year."""
+    series = {"a": [
+        {"period": "2025-11-10", "succeeded": 0, "decided": 1, "traces": 2},
+        {"period": "2026-11-23", "succeeded": 5, "decided": 5, "traces": 5},
+        {"period": "2026-11-30", "succeeded": 52, "decided": 53, "traces": 87},
+    ]}  # fmt: skip
+    figure = charts.success_rate_figure(series, unit="week")
+    line = next(t for t in figure["data"] if t.get("name") == "a")
+    assert line["x"] == ["2025-11-10", "2025-11-17", "2026-11-23", "2026-11-30"]
+    assert line["y"] == [0.0, None, 100.0, 98.1]  # broken after the first week, joined after
+    # The band is one pair of traces per stretch, never filled across the gap; a week
+    # alone shows its interval as a bar.
+    bands = [t for t in figure["data"] if not t.get("name")]
+    assert [t["x"] for t in bands] == [["2025-11-10"]] + [["2026-11-23", "2026-11-30"]] * 2
+    assert [t.get("fill") for t in bands] == [None, None, "tonexty"]
+    alone = bands[0]["error_y"]
+    assert alone["arrayminus"] == [0.0] and alone["array"][0] > 70  # 0 of 1: 0% to 79%
+    axis = figure["layout"]["xaxis"]
+    assert "dtick" not in axis and axis["tickformat"] == "%b %d, %Y"
+    weeks = charts.success_rate_figure({"a": series["a"][1:]}, unit="week")["layout"]["xaxis"]
+    assert weeks["dtick"] == 7 * charts.DAY_MS and weeks["tickformat"] == "%b %d"
 
 
 def test_an_agent_keeps_its_colour_when_another_agent_appears():

@@ -5,6 +5,8 @@ import re
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 
 from traces.errors import decisive_line
 
@@ -73,6 +75,17 @@ def status_badge(status: str) -> str:
     return {"succeeded": "badge-ok", "failed": "badge-bad", "running": "badge-warn"}.get(
         status, "badge-muted"
     )
+
+
+@register.filter
+def when(value: Any) -> str:
+    """A run's time, "Nov 16, 09:56 UTC", with the year when it is not this one
+    ("Jul 21, 2025, 18:42 UTC"): imported runs can be years old."""
+    if not value:
+        return ""
+    local = timezone.localtime(value)
+    shown = "M j, H:i T" if local.year == timezone.localtime().year else "M j, Y, H:i T"
+    return date_format(local, shown)
 
 
 @register.filter
