@@ -98,7 +98,10 @@ def lift_figures(marks: set[Mark], incident_traces: set[int], runs: list[Run]) -
         "also_in_successes": round(successes_with / successes, 3) if successes else None,
         "checkable": bool(marks),
     }  # fmt: skip
-    if with_runs and without_runs and (with_failed + without_failed):
+    # Runs with and without it, and failures and successes among them: where every
+    # run failed (a set of failed runs only), both rates are 1 whatever the mode,
+    # and a lift of 1 would say "no effect" of what was never measured.
+    if with_runs and without_runs and (with_failed + without_failed) and successes:
         lift, low, high = risk_ratio(with_failed, with_runs, without_failed, without_runs)
         figures.update(lift=round(lift, 3), lift_low=round(low, 3), lift_high=round(high, 3))
     return figures

@@ -119,6 +119,12 @@ def test_lift_and_also_in_successes_on_known_counts():
     assert figures["also_in_successes"] == pytest.approx(2 / 29, abs=1e-3)
     ratio, low, high = risk_ratio(5, 10, 5, 10)
     assert ratio == 1 and low < 1 < high
+    # Every run failed (Who&When is a set of failed runs): no lift, not "×1.0".
+    all_failed = [
+        Run(i, "a", True, {"error:pay:rate_limit"} if i < 5 else set(), []) for i in range(20)
+    ]
+    figures = lift_figures({mark}, set(), all_failed)
+    assert "lift" not in figures and figures["also_in_successes"] is None
 
 
 @pytest.mark.django_db
@@ -281,3 +287,25 @@ def test_runs_of_a_templated_task_find_their_neighbours_however_many_successes(t
     found = Incident.objects.filter(workspace=tenant.workspace, trace__status="failed")
     assert found.count() == 10
     assert all("without `get_reservation_details` first" in i.description for i in found)
+
+
+@pytest.mark.django_db
+def test_the_migration_drops_only_lifts_measured_without_successes(tenant):
+    import importlib
+
+    from django.db import connection
+
+    from failures.models import FailureMode
+
+    sql = importlib.import_module("failures.migrations.0023_no_lift_without_successes").DROP_SQL
+    lift = {"lift": 1.0, "lift_low": 0.9, "lift_high": 1.0}
+    none = FailureMode.objects.create(workspace=tenant.workspace, label="a",
+                                      stats={**lift, "successes": 0, "failed_traces": 29})  # fmt: skip
+    some = FailureMode.objects.create(workspace=tenant.workspace, label="b",
+                                      stats={**lift, "successes": 4})  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+    none.refresh_from_db()
+    some.refresh_from_db()
+    assert none.stats == {"successes": 0, "failed_traces": 29}
+    assert some.stats["lift"] == 1.0
