@@ -163,7 +163,8 @@ def hook_ingest(
         if subagents:
             trace["metadata"]["subagents"] = subagents
         if event in ("SessionEnd", "Stop"):
-            trace["status"] = session_status(stored, steps, turn_failed=turn_failed)
+            trace["status"], reason = session_status(stored, steps, turn_failed=turn_failed)
+            inferred_status(trace["metadata"], trace["status"], reason)
         elif event == "UserPromptSubmit" and not turn_failed:
             trace["status"] = "running"  # a new turn
         if (stored is None or not stored.task) and "task" not in trace:
@@ -272,24 +273,43 @@ def _payload_time(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def session_status(stored: Trace | None, new_steps: list[dict], *, turn_failed: bool) -> str:
-    """The closing status of a session (the rule in the module docstring)."""
+def session_status(
+    stored: Trace | None, new_steps: list[dict], *, turn_failed: bool
+) -> tuple[str, str]:
+    """The closing status of a session (the rule in the module docstring), and why,
+    in words a lead reads beside it: the agent reported no outcome, so the status
+    is read from the session (`inferred_status`)."""
     if turn_failed:
-        return "failed"
+        return "failed", "a turn ended on an error (the agent's API or a limit)"
     steps: dict[int, dict[str, Any]] = {}
     if stored is not None:
-        for row in Step.objects.filter(trace=stored).values("index", "kind", "input", "error"):
+        for row in Step.objects.filter(trace=stored).values(
+            "index", "kind", "name", "input", "error"
+        ):
             steps[row["index"]] = dict(row)
     for step in new_steps:
         steps[step["index"]] = {**steps.get(step["index"], {}), **step}
     ordered = [steps[i] for i in sorted(steps)]
     tools = [s for s in ordered if s.get("kind") == "tool_call"]
     if tools and tools[-1].get("error"):
-        return "failed"
+        last = tools[-1]
+        tool = f" ({last['name']})" if last.get("name") else ""
+        return "failed", (
+            f"its last tool call, step {last['index']}{tool}, failed, and nothing ran after it"
+        )
     prompts = [s for s in ordered if s.get("kind") == "user_prompt"]
-    if len(prompts) > 1 and CORRECTION.search(str(prompts[-1].get("input") or "")):
-        return "failed"
-    return "succeeded"
+    if len(prompts) > 1 and CORRECTION.search(text := str(prompts[-1].get("input") or "")):
+        said = " ".join(text.split())
+        said = said if len(said) <= 80 else said[:79] + "…"
+        return "failed", f"the user's last prompt was a correction: “{said}”"
+    return "succeeded", "it ended with no failed turn, no failed last call and no correction"
+
+
+def inferred_status(metadata: dict[str, Any], status: str, reason: str) -> None:
+    """Record in a trace's metadata the status read from its session and why; the
+    trace page shows the reason while the trace's status is still that one (an
+    outcome posted later decides instead)."""
+    metadata["inferred_status"] = {"status": status, "reason": reason}
 
 
 def _steps(  # type: ignore[no-untyped-def]
@@ -362,6 +382,7 @@ def _steps(  # type: ignore[no-untyped-def]
             error += (
                 f": {details if isinstance(details, str) else json.dumps(details, default=str)}"
             )
+        inferred_status(trace["metadata"], "failed", f"a turn ended on an error, step {this}")
         return [{"index": this, "kind": "assistant_message", "name": "turn failed",
                  "output": payload.get("last_assistant_message") or "", "error": error[:10_000],
                  "started_at": now}]  # fmt: skip

@@ -21,7 +21,7 @@ from django.db import transaction
 
 from workspaces.models import Workspace
 
-from .claude_code import UNFINISHED, key_hash, session_status
+from .claude_code import UNFINISHED, inferred_status, key_hash, session_status
 from .models import Step, Trace
 from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_batch
 
@@ -158,9 +158,10 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
         "succeeded",
         "failed",
     ):
-        merged_trace["status"] = session_status(
+        merged_trace["status"], reason = session_status(
             None, steps, turn_failed=bool(stored.metadata.get("turn_failed"))
         )
+        inferred_status(merged_trace["metadata"], merged_trace["status"], reason)
     elif trace.get("status", "unknown") in ("", "unknown"):
         merged_trace["status"] = stored.status
     return merged_trace, stored.pk

@@ -148,7 +148,7 @@ def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 
 # Bookkeeping kept on the trace by hook and OTLP capture, not for people.
 INTERNAL_METADATA = {"hook_steps", "otlp_spans", "subagents", "task_from_folder",
-                     "propagated_errors", "turn_failed"}  # fmt: skip
+                     "propagated_errors", "turn_failed", "inferred_status"}  # fmt: skip
 
 
 @require_GET
@@ -159,6 +159,7 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     roots = _tree(steps)
     _waterfall(trace, steps)
     metadata = {k: v for k, v in trace.metadata.items() if k not in INTERNAL_METADATA}
+    outcomes = list(trace.outcomes.order_by("-received_at"))
     return render(
         request,
         "traces/detail.html",
@@ -172,13 +173,24 @@ def trace_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "propagated": sorted(
                 (int(k), v) for k, v in trace.metadata.get("propagated_errors", {}).items()
             ),
-            "outcomes": trace.outcomes.order_by("-received_at"),
+            "outcomes": outcomes,
+            "status_reason": _status_reason(trace, outcomes),
             "failed_checks": [c for c in trace.checks or [] if not c.get("passed")],
             "passed_checks": [c for c in trace.checks or [] if c.get("passed")],
             "session_traces": session_traces(trace=trace),
             "timed": any(getattr(step, "bar", None) for step in steps),
         },
     )
+
+
+def _status_reason(trace: Any, outcomes: list) -> str:
+    """Why the run has its status when the agent reported none and it was read from
+    the session (Claude Code, Codex, Cursor hooks: `claude_code.session_status`);
+    "" once an outcome was posted or the status changed otherwise."""
+    inferred = trace.metadata.get("inferred_status")
+    if outcomes or not isinstance(inferred, dict) or inferred.get("status") != trace.status:
+        return ""
+    return str(inferred.get("reason") or "")
 
 
 def _tree(steps: list) -> list:

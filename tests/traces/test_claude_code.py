@@ -305,6 +305,7 @@ def test_a_failed_turn_or_an_unrecovered_failure_fails_the_session(client, tenan
         post(client, tenant, payload)
     trace = Trace.objects.get(external_id="claude-code-sess-stopfail")
     assert trace.status == "failed"
+    assert trace.metadata["inferred_status"]["reason"].startswith("a turn ended on an error")
     assert Step.objects.get(trace=trace, name="turn failed").error == "rate_limit: 429 from the API"
     # Ending right after a failed call, with nothing after it: failed.
     last_failed = _session_with_failures("sess-end-on-failure")[:18] + [
@@ -327,7 +328,33 @@ def test_a_correction_as_the_last_prompt_fails_the_session(client, tenant):
     ]  # fmt: skip
     for payload in events:
         post(client, tenant, payload)
-    assert Trace.objects.get(external_id="claude-code-sess-corrected").status == "failed"
+    trace = Trace.objects.get(external_id="claude-code-sess-corrected")
+    assert trace.status == "failed"
+    # The trace page says the status was read from the session, and from what.
+    page = tenant.client_for(tenant.viewer).get(f"/w/acme/traces/{trace.pk}/").content.decode()
+    assert "read from the session (the agent reported no outcome)" in page
+    assert "the user&#x27;s last prompt was a correction: “That&#x27;s wrong, the PR" in page
+    # An outcome posted for it decides instead, and the page no longer says why.
+    response = client.post(
+        f"/api/v1/traces/{trace.external_id}/outcome", json.dumps({"status": "succeeded"}),
+        content_type="application/json", headers=tenant.api_headers(),
+    )  # fmt: skip
+    assert response.status_code in (200, 201, 202), response.content
+    page = tenant.client_for(tenant.viewer).get(f"/w/acme/traces/{trace.pk}/").content.decode()
+    assert "read from the session" not in page
+
+
+@pytest.mark.django_db
+def test_each_inferred_status_says_why(client, tenant):
+    from traces.claude_code import session_status
+
+    steps = [{"index": 0, "kind": "user_prompt", "input": "Fix it"},
+             {"index": 1, "kind": "tool_call", "name": "Bash", "error": "exit 1"}]  # fmt: skip
+    assert session_status(None, steps, turn_failed=False) == (
+        "failed", "its last tool call, step 1 (Bash), failed, and nothing ran after it")  # fmt: skip
+    steps[1].pop("error")
+    assert session_status(None, steps, turn_failed=False)[0] == "succeeded"
+    assert session_status(None, steps, turn_failed=True)[0] == "failed"
 
 
 @pytest.mark.django_db(transaction=True)
