@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from hivemind_client.formats import FormatError, parse
 from hivemind_client.formats import obj as _obj
@@ -241,6 +242,12 @@ def traces_import_hook_logs(
             }  # fmt: skip
             ids = [stored_external_id(workspace=workspace, external_id=f"claude-code-{s}")
                    for s in sorted(sessions)]  # fmt: skip
+            # A log that ends before its session did (no Stop, no SessionEnd) leaves
+            # it "running": untrue of a session replayed from a log, which will send
+            # nothing more. Its outcome is unknown; live hooks set it running again.
+            Trace.objects.filter(workspace=workspace, external_id__in=ids,
+                                 status="running").update(status="unknown",
+                                                          updated_at=timezone.now())  # fmt: skip
             result.no_outcome = list(
                 Trace.objects.filter(workspace=workspace, external_id__in=ids,
                                      status__in=["running", "unknown"])

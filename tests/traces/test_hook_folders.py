@@ -281,3 +281,20 @@ def test_subagent_entries_inline_in_a_transcript_nest_in_the_same_trace(tenant, 
     trace = Trace.objects.get(workspace=tenant.workspace)
     grep = Step.objects.get(trace=trace, name="Grep")
     assert grep.parent_index == Step.objects.get(trace=trace, name="Task").index
+
+
+def test_a_session_whose_log_ends_before_it_did_is_unknown_not_running(tenant, tmp_path):
+    """A replayed log will send nothing more: a session with no Stop or SessionEnd in
+    it is no longer running (35 of the Claude Code dev set's 90 sessions were)."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "user_prompt_submit.json").write_text(
+        json.dumps([_event("UserPromptSubmit", prompt="continue")])
+    )
+    result = traces_import_hook_logs(workspace=tenant.workspace, paths=sorted(folder.iterdir()))
+    assert result.ok and result.no_outcome == [f"claude-code-{S}"]
+    assert Trace.objects.get(workspace=tenant.workspace).status == "unknown"
+    # Live hooks for the same session set it running again.
+    hook_ingest(workspace=tenant.workspace, payload=_event("UserPromptSubmit", prompt="go on"),
+                event_id="live-1")  # fmt: skip
+    assert Trace.objects.get(workspace=tenant.workspace).status == "running"

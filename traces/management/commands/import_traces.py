@@ -91,7 +91,7 @@ class Command(BaseCommand):
         if no_outcome:
             self.stdout.write(
                 f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
-                "outcome (unknown, or a session that never ended; nothing was guessed): " + ", ".join(no_outcome[:20])
+                "outcome (unknown: nothing reported one, or a session's log ends before it did; nothing was guessed): " + ", ".join(no_outcome[:20])
                 + (f" and {len(no_outcome) - 20} more" if len(no_outcome) > 20 else "")
                 + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, or "
                 "import the harness's results beside the runs."
