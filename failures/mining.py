@@ -91,7 +91,8 @@ DIAGNOSER_VERSION = (
     # 17: such an error gets no tool category, and an error a run recovered from is
     #     not "not handled"
     # 18: "fictional" and "made up" are an assumption only of data; "assume a" a word
-    "offline-18"
+    # 19: an assumption after a line break of a message's JSON text is read ("\nAssuming")
+    "offline-19"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

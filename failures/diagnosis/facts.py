@@ -271,20 +271,21 @@ def assumed(text: str) -> str:
     """The sentence in which an agent says it assumes, simulates or makes up what it
     could not get ("" when it says no such thing). Code it wrote is not what it said:
     fenced and inline code are left out (a `placeholder` variable, a `simulate()`
-    call; on the Who&When tune half, matches only in code were right 2 of 4 times)."""
-    text = _CODE.sub(" ", text)
+    call; on the Who&When tune half, matches only in code were right 2 of 4 times).
+
+    The diagnosis reads a message as its JSON text (mining._load), where a line
+    break is the two characters "\\n": read as one, or "…directly.\\n\\nAssuming
+    we have…" would hold no word "Assuming" (its "n" would start it)."""
+    text = _CODE.sub(" ", text.replace("\\n", "\n").replace("\\t", " "))
     match = _ASSUMED.search(text)
     if match is None:
         return ""
-    # The diagnosis reads a message as its JSON text (mining._load): a line break
-    # there is the two characters "\\n", which end the quoted sentence as a real one
-    # does, and are not quoted ("...directly):\\n\\n \\n\\nLet me use..." was).
+    # The quoted sentence ends at a full stop or a line break ("...directly):\\n\\n
+    # \\n\\nLet me use..." was quoted whole while line breaks were read as text).
     before = text[: match.start()]
-    escaped = before.rfind("\\n")
-    start = max(before.rfind("."), before.rfind("\n"), escaped + 1 if escaped >= 0 else -1) + 1
+    start = max(before.rfind("."), before.rfind("\n")) + 1
     ends = [
-        i for i in (text.find(".", match.end()), text.find("\n", match.end()),
-                    text.find("\\n", match.end()) - 1)
+        i for i in (text.find(".", match.end()), text.find("\n", match.end()))
         if i >= match.end() - 1
     ]  # fmt: skip
     end = min(ends) if ends else len(text)

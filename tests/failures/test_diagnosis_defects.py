@@ -178,6 +178,12 @@ def test_a_quoted_assumption_ends_at_a_line_break_of_the_json_text_it_was_read_f
     )
     assert assumed(json.dumps('We will assume "x" is\nthe file')) == 'We will assume "x" is'
     assert assumed(said) == assumed(json.dumps(said))  # the same words, read either way
+    # A sentence right after a line break is read too (Who&When run 99: "…directly.
+    # \n\nAssuming we have the following pricing information…" was not: "nAssuming").
+    said = ("These can be found on the museum's website.\n\nAssuming we have the following "
+            "pricing information (this is just an example):\n\n- adult: $25")  # fmt: skip
+    expected = "Assuming we have the following pricing information (this is just an example):"
+    assert assumed(json.dumps(said)) == assumed(said) == expected
 
 
 @pytest.mark.django_db
