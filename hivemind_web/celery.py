@@ -63,6 +63,8 @@ app.conf.beat_schedule = {
     "sweep-rate-windows": {"task": "workspaces.tasks.sweep_rate_windows", "schedule": 3600.0},
     # Retention: traces older than each workspace's policy go; rollups stay.
     "purge-expired": {"task": "traces.tasks.purge_expired", "schedule": 24 * 3600.0},
+    # Hook sessions whose turn never ended (a killed client): unknown after a day.
+    "settle-stale-sessions": {"task": "traces.tasks.settle_stale_sessions", "schedule": 3600.0},
 }
 # A request that enqueues follow-up work must not hang on a dead broker.
 app.conf.broker_connection_timeout = 2

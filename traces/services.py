@@ -295,6 +295,31 @@ def traces_purge_expired(*, workspace_id: int) -> int:
     return purged
 
 
+# A hook session (Claude Code, Codex, Cursor) is "running" from a prompt until its
+# turn ends (Stop, SessionEnd). One that sent nothing for this long never will: its
+# client was killed, or the logger lost its end. Its outcome is then unknown.
+STALE_SESSION = timedelta(hours=24)
+
+_SETTLE_SQL = """
+UPDATE traces_trace SET status = 'unknown', updated_at = now(),
+    metadata = metadata || jsonb_build_object('inferred_status', jsonb_build_object(
+        'status', 'unknown', 'reason', %s))
+WHERE status = 'running' AND metadata ? 'hook_steps' AND updated_at < %s
+"""
+
+
+def traces_settle_stale_sessions(*, idle: timedelta = STALE_SESSION) -> int:
+    """Hook sessions still "running" with no event for `idle`: unknown (the status
+    this product set when their last prompt came; the agent never reported one).
+    Traces an agent sends itself keep what it says. Returns how many changed."""
+    hours = round(idle.total_seconds() / 3600)
+    reason = (f"no event for {hours} hours and no end of its turn (Stop or SessionEnd): "
+              "its end was never sent")  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE_SQL, [reason, timezone.now() - idle])
+        return cursor.rowcount
+
+
 # A person's saved views per workspace: enough for every filter worth keeping.
 SAVED_VIEWS_MAX = 50
 

@@ -520,3 +520,30 @@ def test_codex_and_cursor_hooks_make_their_own_traces(client, tenant, other_tena
     anon = client.post("/api/v1/hooks/codex", json.dumps(codex), content_type="application/json")
     assert anon.status_code == 401
     assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
+
+
+@pytest.mark.django_db
+def test_a_hook_session_silent_for_a_day_is_no_longer_running(client, tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import ingest
+    from traces.services import traces_settle_stale_sessions
+
+    post(client, tenant, {"hook_event_name": "UserPromptSubmit", "session_id": "sess-killed",
+                          "prompt": "Deploy it"})  # fmt: skip
+    post(client, tenant, {"hook_event_name": "UserPromptSubmit", "session_id": "sess-live",
+                          "prompt": "Deploy it"})  # fmt: skip
+    ingest(tenant.workspace, [{"external_id": "own-run", "status": "running",
+                               "steps": [{"kind": "tool_call", "name": "t"}]}])  # fmt: skip
+    day_ago = timezone.now() - timedelta(hours=25)
+    Trace.objects.exclude(external_id="claude-code-sess-live").update(updated_at=day_ago)
+    assert traces_settle_stale_sessions() == 1
+    statuses = dict(Trace.objects.values_list("external_id", "status"))
+    assert statuses == {"claude-code-sess-killed": "unknown", "claude-code-sess-live": "running",
+                        "own-run": "running"}  # an agent's own "running" stays  # fmt: skip
+    killed = Trace.objects.get(external_id="claude-code-sess-killed")
+    page = tenant.client_for(tenant.viewer).get(f"/w/acme/traces/{killed.pk}/").content.decode()
+    assert "no event for 24 hours and no end of its turn" in page
+    assert traces_settle_stale_sessions() == 0
