@@ -92,7 +92,8 @@ DIAGNOSER_VERSION = (
     #     not "not handled"
     # 18: "fictional" and "made up" are an assumption only of data; "assume a" a word
     # 19: an assumption after a line break of a message's JSON text is read ("\nAssuming")
-    "offline-19"
+    # 20: of an agent's assumptions, the first whose sentence says what it could not get
+    "offline-20"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -20,12 +20,14 @@ importers) stores the same Step rows, so the detectors here see them all.
   make up what it could not get: "let's assume", "hypothetically", "sample data").
 - **Assumptions**: the agent's own messages (not the run's first step, which
   carries the task as posed) that say it is going on with assumed, simulated or
-  placeholder data, in its prose (code it wrote is left out). On the Who&When
-  tune half, the first such message was within one step of the labelled mistake
-  in 10 of 16 runs (0.625), against 0.455 for the first error (`bench/truth.py`).
-  (It was 12 of 18 while "fictional" and "made up" counted of anything and
-  "assume a" matched "Assume all": two of those were at the labelled step for
-  another reason than the one quoted.)
+  placeholder data, in its prose (code it wrote is left out). The one named is
+  the first whose sentence also says what the agent could not get ("since we
+  don't have the file, I will…"), else the first. On the Who&When tune half it
+  was within one step of the labelled mistake in 12 of 16 runs (0.750; the
+  first such message: 10 of 16), against 0.455 for the first error
+  (`bench/truth.py`). (It was 12 of 18 while "fictional" and "made up" counted
+  of anything and "assume a" matched "Assume all": two of those were at the
+  labelled step for another reason than the one quoted.)
 """
 
 from __future__ import annotations
@@ -67,6 +69,17 @@ _ASSUMED = re.compile(
     r"|assum(?:e|ing) (?:that|the|we|a)\b|for (?:demonstration|illustration)(?: purposes)?"
     rf"|sample data|dummy|placeholder|mock(?:ed)? data|made-up|made up {_MADE_UP_DATA}"
     rf"|fictional {_MADE_UP_DATA}|pretend|example data|synthetic data)",
+    re.I,
+)
+# The agent saying what it could not get, in the sentence where it assumes or makes
+# up data instead ("since we don't have the file, I will…"): that message, not an
+# earlier "assuming we have a CSV file", is where it went on without it (chosen on
+# the Who&When tune half: 12 of 16 within one step of the label, against 10 of 16
+# for the first such message, and 10 of 16 when the words were anywhere in it).
+_LACKING = re.compile(
+    r"\b(?:can(?:no|['’])t|cannot|unable to|(?:do|does|did)(?: not|n['’]?t) have"
+    r"|(?:is|are|was|were)(?: not|n['’]?t) (?:available|accessible|provided)"
+    r"|no (?:direct )?access|without (?:direct )?access|could(?: not|n['’]?t))\b",
     re.I,
 )
 # Code in a message: fenced blocks (an unclosed fence runs to the end) and inline spans.
@@ -182,6 +195,8 @@ class TraceFacts:
     handoffs: list[ToolCall] = field(default_factory=list)
     objections: list[tuple[int, str, ToolCall]] = field(default_factory=list)  # step, text, after
     assumptions: list[tuple[int, str]] = field(default_factory=list)  # step, the words
+    # Those whose quoted sentence also says what it could not get (`_LACKING`).
+    lacking: set[int] = field(default_factory=set)
     # The agent's messages after its last tool call: a run whose last call failed
     # and that then went on talking (a group chat reasoning on for five turns) did
     # not end on that error; one closing answer is still the end.
@@ -267,6 +282,12 @@ def silent_error(output: Any) -> tuple[str, str] | None:
     return None
 
 
+def _prose(text: str) -> str:
+    """A message as the agent said it: line breaks of its JSON text read as such,
+    code it wrote left out."""
+    return _CODE.sub(" ", text.replace("\\n", "\n").replace("\\t", " "))
+
+
 def assumed(text: str) -> str:
     """The sentence in which an agent says it assumes, simulates or makes up what it
     could not get ("" when it says no such thing). Code it wrote is not what it said:
@@ -276,7 +297,7 @@ def assumed(text: str) -> str:
     The diagnosis reads a message as its JSON text (mining._load), where a line
     break is the two characters "\\n": read as one, or "…directly.\\n\\nAssuming
     we have…" would hold no word "Assuming" (its "n" would start it)."""
-    text = _CODE.sub(" ", text.replace("\\n", "\n").replace("\\t", " "))
+    text = _prose(text)
     match = _ASSUMED.search(text)
     if match is None:
         return ""
@@ -340,9 +361,12 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
         if step.kind in {"assistant_message", "llm_call"} and step.index != first:
             if text_of(step.output if step.output not in (None, "") else step.input, 200).strip():
                 facts.said_after_last_call += 1
-            said = assumed(text_of(step.output if step.output not in (None, "") else step.input))
+            message = text_of(step.output if step.output not in (None, "") else step.input)
+            said = assumed(message)
             if said:
                 facts.assumptions.append((step.index, said))
+                if _LACKING.search(said):  # in the sentence itself (the message: 10 of 16)
+                    facts.lacking.add(step.index)
             continue
         if step.kind == "user_prompt":
             facts.user_turns += 1

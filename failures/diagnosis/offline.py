@@ -560,7 +560,12 @@ def _assumed(facts: TraceFacts, weight: Weight | None, weights: dict[str, Weight
     raw = weights.get("assumed")
     if raw is not None and weight is None and raw.also_in_successes > 0:
         return []
-    step, words = facts.assumptions[0]
+    # The first message that also says what the agent could not get, else the first
+    # (on the Who&When tune half: 12 of 16 within one step of the label, against 10
+    # of 16 for the first).
+    step, words = next(
+        ((s, w) for s, w in facts.assumptions if s in facts.lacking), facts.assumptions[0]
+    )
     return [Finding(
         step=step, category="reasoning.invented_information",
         confidence=max(ASSUMED_CONFIDENCE, round(weight.lower_bound, 3) if weight else 0.0),

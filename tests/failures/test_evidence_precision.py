@@ -220,3 +220,22 @@ def test_words_that_only_look_like_an_assumption_are_not_one():
         _step(2, "assistant_message", "Assume a table of 10 rows."),
     ])  # fmt: skip
     assert [s for s, _ in facts.assumptions] == [1, 2]
+
+
+def test_the_assumption_named_is_the_one_that_says_what_the_agent_could_not_get(tenant):
+    """Who&When tune half: "Assuming we have the dataset as a CSV file" came first,
+    the labelled mistake was "Since we don't have the file, I will demonstrate the
+    approach using sample data"."""
+    steps = [
+        {"kind": "user_prompt", "input": "How many stations closed in 2020?"},
+        {"kind": "assistant_message", "output": "Assuming we have the dataset as a CSV file, "
+                                                "let's explore it first."},
+        {"kind": "tool_call", "name": "python", "input": {"code": "open('x.csv')"},
+         "output": "FileNotFoundError: x.csv"},
+        {"kind": "assistant_message", "output": "Since we don't have the file, I will "
+                                                "demonstrate the approach using sample data."},
+        {"kind": "assistant_message", "output": "The answer is 12."},
+    ]  # fmt: skip
+    ingest(tenant.workspace, [trace_payload("lacking", status="failed", agent="solo", steps=steps)])
+    incident = Incident.objects.get(trace__external_id="lacking", stats__method="assumed")
+    assert incident.step_index == 3 and "don't have the file" in incident.description
