@@ -20,6 +20,9 @@ class DailyRollup(models.Model):
     succeeded = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     unknown = models.PositiveIntegerField(default=0)
+    # Of succeeded + failed: outcomes read from a hook session (Claude Code, Codex,
+    # Cursor: the agent reported none and no outcome was posted), not reported.
+    inferred = models.PositiveIntegerField(default=0, db_default=0)
     steps = models.PositiveIntegerField(default=0)
     step_errors = models.PositiveIntegerField(default=0)
     incidents = models.PositiveIntegerField(default=0)

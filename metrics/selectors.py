@@ -43,6 +43,8 @@ class Overview:
     succeeded_7d: int
     failed_7d: int
     incidents_7d: int
+    # Of succeeded_7d + failed_7d: read from hook sessions, not reported.
+    inferred_7d: int
     agents: int
 
     @property
@@ -72,6 +74,7 @@ def overview_get(
         recent=Sum("traces", filter=recent),
         ok=Sum("succeeded", filter=recent),
         bad=Sum("failed", filter=recent),
+        inferred=Sum("inferred", filter=recent),
         incidents=Sum("incidents", filter=recent),
         agents=Count("agent", distinct=True),
     )
@@ -82,6 +85,7 @@ def overview_get(
         succeeded_7d=counts["ok"] or 0,
         failed_7d=counts["bad"] or 0,
         incidents_7d=counts["incidents"] or 0,
+        inferred_7d=counts["inferred"] or 0,
         agents=counts["agents"],
     )
 
@@ -150,6 +154,7 @@ class Trend:
     last_week: Rate  # the range of the same length just before it
     now_label: str = "this week"
     before_label: str = "last week"
+    inferred: int = 0  # of this_week's outcomes, read from hook sessions
 
     @property
     def words(self) -> str:
@@ -166,8 +171,13 @@ class Trend:
         else:
             assert self.this_week.value is not None and self.last_week.value is not None
             change = "better" if self.this_week.value > self.last_week.value else "worse"
+        read, n = "", self.this_week.n
+        if self.inferred:
+            which = ("its one outcome" if n == 1 else f"all {n} outcomes" if self.inferred == n
+                     else f"{self.inferred} of {n} outcomes")  # fmt: skip
+            read = f" ({which} {self.now_label} read from its sessions, not reported)"
         return (f"{self.agent}: {pct(self.this_week)} {self.now_label}, {pct(self.last_week)} "
-                f"{self.before_label}, {change}")  # fmt: skip
+                f"{self.before_label}, {change}{read}")  # fmt: skip
 
 
 def agent_trends(
@@ -202,12 +212,13 @@ def agent_trends(
     rows = qs.values("agent").annotate(
         ok=Sum("succeeded", filter=now), bad=Sum("failed", filter=now),
         ok0=Sum("succeeded", filter=earlier), bad0=Sum("failed", filter=earlier),
+        read=Sum("inferred", filter=now),
     ).order_by("agent")  # fmt: skip
     return [
         Trend(agent=r["agent"] or "(no agent)",
               this_week=Rate(r["ok"] or 0, (r["ok"] or 0) + (r["bad"] or 0)),
               last_week=Rate(r["ok0"] or 0, (r["ok0"] or 0) + (r["bad0"] or 0)),
-              now_label=now_label, before_label=before_label)
+              now_label=now_label, before_label=before_label, inferred=r["read"] or 0)
         for r in rows
     ]  # fmt: skip
 

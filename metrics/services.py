@@ -14,13 +14,20 @@ from traces.models import Trace
 # A trace's incidents that name a cause: symptoms, weak leads and errors a run
 # recovered from are shown on the run, not counted as failures found.
 _CAUSE = "i.kind NOT IN ({})".format(", ".join(f"'{kind}'" for kind in NOT_CAUSES))
+# A decided trace whose status was read from its hook session (traces.claude_code
+# inferred_status) and that no posted outcome decided since.
+INFERRED = """t.status IN ('succeeded', 'failed')
+    AND t.metadata -> 'inferred_status' ->> 'status' = t.status
+    AND NOT EXISTS (SELECT 1 FROM traces_outcome o WHERE o.trace_id = t.id)"""
 _REFRESH_SQL = f"""
     INSERT INTO metrics_dailyrollup (workspace_id, day, agent, traces, succeeded, failed,
-                                     unknown, steps, step_errors, incidents, tokens, cost_usd)
+                                     unknown, inferred, steps, step_errors, incidents, tokens,
+                                     cost_usd)
     SELECT t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent, count(*),
            count(*) FILTER (WHERE t.status = 'succeeded'),
            count(*) FILTER (WHERE t.status = 'failed'),
            count(*) FILTER (WHERE t.status NOT IN ('succeeded', 'failed')),
+           count(*) FILTER (WHERE {INFERRED}),
            COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0),
            COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
     FROM traces_trace t
@@ -31,7 +38,8 @@ _REFRESH_SQL = f"""
     GROUP BY 1, 2, 3
     ON CONFLICT (workspace_id, day, agent) DO UPDATE SET
         traces = EXCLUDED.traces, succeeded = EXCLUDED.succeeded, failed = EXCLUDED.failed,
-        unknown = EXCLUDED.unknown, steps = EXCLUDED.steps, step_errors = EXCLUDED.step_errors,
+        unknown = EXCLUDED.unknown, inferred = EXCLUDED.inferred, steps = EXCLUDED.steps,
+        step_errors = EXCLUDED.step_errors,
         incidents = EXCLUDED.incidents, tokens = EXCLUDED.tokens, cost_usd = EXCLUDED.cost_usd
 """
 

@@ -44,6 +44,17 @@ def test_trend_words_follow_the_interval_rule():
     assert Trend("a", Rate(1, 1), Rate(0, 0)).words.endswith("too few outcomes to compare")
 
 
+
+def test_trend_words_say_how_many_outcomes_were_read_from_sessions():
+    some = Trend("claude-code", Rate(40, 52), Rate(30, 40), inferred=12)
+    assert some.words.endswith(
+        "no measurable change (12 of 52 outcomes this week read from its sessions, not reported)"
+    )
+    every = Trend("claude-code", Rate(40, 52), Rate(30, 40), inferred=52)
+    assert every.words.endswith("(all 52 outcomes this week read from its sessions, not reported)")
+    assert "read from" not in Trend("claude-code", Rate(40, 52), Rate(30, 40)).words
+
+
 @pytest.mark.django_db
 def test_metrics_filtered_by_agent_and_range_and_its_csv(data):
     client = data.client_for(data.viewer)

@@ -10,6 +10,8 @@ import pytest
 from django.test import TestCase
 
 from failures.models import Incident
+from metrics.selectors import overview_get
+from metrics.services import rollups_refresh_for_traces
 from traces.claude_code import UNFINISHED
 from traces.models import Step, Trace
 
@@ -334,14 +336,27 @@ def test_a_correction_as_the_last_prompt_fails_the_session(client, tenant):
     page = tenant.client_for(tenant.viewer).get(f"/w/acme/traces/{trace.pk}/").content.decode()
     assert "read from the session (the agent reported no outcome)" in page
     assert "the user&#x27;s last prompt was a correction: “That&#x27;s wrong, the PR" in page
-    # An outcome posted for it decides instead, and the page no longer says why.
+    # The Overview's success rate says how many of its outcomes were read, not reported.
+    rollups_refresh_for_traces(trace_ids=[trace.pk])  # the task ingest queues after commit
+    assert overview_get(workspace=tenant.workspace).inferred_7d == 1
+    page = tenant.client_for(tenant.viewer).get("/w/acme/").content.decode()
+    assert "all of them read from the session because the agent reported no outcome" in page
+    assert "(its one outcome this week read from its sessions, not reported)" in page
+    # An outcome posted for it decides instead, and the page no longer says why; even
+    # an outcome that agrees makes it reported.
     response = client.post(
-        f"/api/v1/traces/{trace.external_id}/outcome", json.dumps({"status": "succeeded"}),
+        f"/api/v1/traces/{trace.external_id}/outcome", json.dumps({"status": "failed"}),
         content_type="application/json", headers=tenant.api_headers(),
     )  # fmt: skip
     assert response.status_code in (200, 201, 202), response.content
     page = tenant.client_for(tenant.viewer).get(f"/w/acme/traces/{trace.pk}/").content.decode()
     assert "read from the session" not in page
+    rollups_refresh_for_traces(trace_ids=[trace.pk])
+    assert overview_get(workspace=tenant.workspace).inferred_7d == 0
+    assert (
+        "read from the session"
+        not in tenant.client_for(tenant.viewer).get("/w/acme/").content.decode()
+    )
 
 
 @pytest.mark.django_db
