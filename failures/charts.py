@@ -23,6 +23,8 @@ def incidents_per_day_figure(counts: list[int], *, last_day: date, title: str) -
             "title": {"text": title},
             "xaxis": {"title": {"text": "day (UTC)"}},
             "yaxis": {"title": {"text": "incidents"}, "rangemode": "tozero"},
-            "margin": {"l": 50, "r": 20, "t": 40, "b": 50}, "height": 250,
+            # A title of two lines (a phone's width) needs room above the bars.
+            "margin": {"l": 50, "r": 20, "t": 60 if "<br>" in title else 40, "b": 50},
+            "height": 270 if "<br>" in title else 250,
         },
     }  # fmt: skip

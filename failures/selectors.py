@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 
 from django.db.models import Count, QuerySet, Sum, Value
 from django.utils import timezone
@@ -98,26 +98,28 @@ def failed_traces_by_mode(*, workspace: Workspace) -> dict[int, int]:
     return {row["failure_mode"]: row["n"] for row in rows}
 
 
-def mode_daily_rows(*, mode: FailureMode, days: int = 30) -> list[tuple]:
-    """(day, agent, incidents, failed runs) of one mode over the last `days` days."""
-    start = timezone.now().date() - timedelta(days=days - 1)
+def mode_daily_rows(*, mode: FailureMode, days: int = 30, until: date | None = None) -> list[tuple]:
+    """(day, agent, incidents, failed runs) of one mode over the `days` days ending
+    `until` (default today, UTC)."""
+    until = until or timezone.now().date()
+    start = until - timedelta(days=days - 1)
     return list(
-        ModeDailyCount.objects.filter(failure_mode=mode, day__gte=start)
+        ModeDailyCount.objects.filter(failure_mode=mode, day__gte=start, day__lte=until)
         .order_by("day", "agent")
         .values_list("day", "agent", "incidents", "traces")
     )
 
 
 def daily_incident_counts(
-    *, workspace: Workspace, mode_ids: list[int], days: int = 30
+    *, workspace: Workspace, mode_ids: list[int], days: int = 30, until: date | None = None
 ) -> dict[int, list[int]]:
-    """Incidents per day over the last `days` days, per mode (oldest day first), from
-    the ModeDailyCount rollup."""
-    today = timezone.now().date()
-    start = today - timedelta(days=days - 1)
+    """Incidents per day over the `days` days ending `until` (default today, UTC), per
+    mode (oldest day first), from the ModeDailyCount rollup."""
+    until = until or timezone.now().date()
+    start = until - timedelta(days=days - 1)
     rows = (
         ModeDailyCount.objects.filter(
-            workspace=workspace, failure_mode__in=mode_ids, day__gte=start
+            workspace=workspace, failure_mode__in=mode_ids, day__gte=start, day__lte=until
         )
         .values("failure_mode", "day")
         .annotate(n=Sum("incidents"))
@@ -347,3 +349,14 @@ def policy_rule_incidents(*, workspace: Workspace, policy: AgentPolicy) -> dict[
         if isinstance(value, int):
             out[value] = out.get(value, 0) + 1
     return out
+
+
+def mode_chart_end(*, mode: FailureMode, days: int) -> date:
+    """The last day of a mode's chart: today, or the day of its last incident when
+    that is older than the chart (imported runs of a year ago: a chart of the last
+    weeks would be empty)."""
+    today = timezone.now().date()
+    if mode.last_seen is None:
+        return today
+    last = mode.last_seen.astimezone(UTC).date()
+    return last if last < today - timedelta(days=days - 1) else today

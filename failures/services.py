@@ -325,12 +325,24 @@ _MODE_DAILY_SQL = f"""
 """
 
 
+# The (mode, day) keys before a cutoff that incidents still stored fall on: imported
+# runs are kept for the retention period from their arrival, whatever their age.
+_OLD_DAYS_SQL = f"""
+    DELETE FROM {_DAILY} d
+    USING (SELECT DISTINCT i.failure_mode_id, (i.occurred_at AT TIME ZONE 'UTC')::date AS day
+           FROM {_INCIDENTS} i WHERE {{where}}) k
+    WHERE d.failure_mode_id = k.failure_mode_id AND d.day = k.day
+"""
+
+
 def mode_daily_counts_refresh(
     *, mode_ids: list[int] | None = None, workspace_id: int | None = None
 ) -> None:
     """Rewrite the per-day incident counts of these modes (or of a workspace, or of
-    all), from each workspace's retention cutoff on: days before it may hold counts
-    of purged incidents, which rollups keep."""
+    all): every day from each workspace's retention cutoff on, and every earlier day
+    that a stored incident falls on (imported runs of last year, kept because
+    retention counts from arrival). Earlier days with no stored incident keep their
+    counts: their incidents were purged, and rollups keep what remains of them."""
     if mode_ids is not None:
         scopes = list(
             FailureMode.objects.filter(pk__in=mode_ids)
@@ -347,16 +359,20 @@ def mode_daily_counts_refresh(
             day = retention_cutoff(workspace_id=ws).date()
             where = "workspace_id = %s AND day >= %s"
             params: list[Any] = [ws, day]
-            insert_where = (
-                "i.workspace_id = %s AND i.occurred_at >= %s AND i.failure_mode_id IS NOT NULL"
-            )
-            insert_params: list[Any] = [ws, day]
+            insert_where = "i.workspace_id = %s AND i.failure_mode_id IS NOT NULL"
+            insert_params: list[Any] = [ws]
             if mode_ids is not None:
                 where += " AND failure_mode_id = ANY(%s)"
                 params.append(mode_ids)
                 insert_where += " AND i.failure_mode_id = ANY(%s)"
                 insert_params.append(mode_ids)
             cursor.execute(f"DELETE FROM {_DAILY} WHERE {where}", params)
+            cursor.execute(
+                _OLD_DAYS_SQL.format(
+                    where=insert_where + " AND (i.occurred_at AT TIME ZONE 'UTC')::date < %s"
+                ),
+                [*insert_params, day],
+            )
             cursor.execute(_MODE_DAILY_SQL.format(where=insert_where), insert_params)
 
 

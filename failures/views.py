@@ -4,6 +4,7 @@ progress, and the incidents partial shown on a trace's page."""
 from __future__ import annotations
 
 import csv
+from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -118,7 +119,11 @@ def mode_daily_csv(request: WorkspaceRequest, pk: int) -> HttpResponse:
         days = min(max(int(request.GET.get("days", CHART_DAYS)), 1), 400)
     except ValueError:
         days = CHART_DAYS
-    rows = selectors.mode_daily_rows(mode=mode, days=days)
+    try:  # the chart's last day (the day of the mode's last incident when it is old)
+        until = date.fromisoformat(request.GET["until"])
+    except (KeyError, ValueError):
+        until = None
+    rows = selectors.mode_daily_rows(mode=mode, days=days, until=until)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="failure-mode-{mode.pk}-daily.csv"'
     writer = csv.writer(response)
@@ -135,13 +140,19 @@ def mode_daily_csv(request: WorkspaceRequest, pk: int) -> HttpResponse:
 @workspace_view()
 def mode_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
     mode = selectors.failure_mode_get(workspace=request.workspace, pk=pk)
+    end = selectors.mode_chart_end(mode=mode, days=CHART_DAYS)
     counts = selectors.daily_incident_counts(
-        workspace=request.workspace, mode_ids=[mode.pk], days=CHART_DAYS
+        workspace=request.workspace, mode_ids=[mode.pk], days=CHART_DAYS, until=end
     )
+    old = end != timezone.now().date()
     figure = incidents_per_day_figure(
         counts[mode.pk],
-        last_day=timezone.now().date(),
-        title=f"Incidents per day, last {CHART_DAYS} days",
+        last_day=end,
+        title=(
+            f"Incidents per day,<br>the {CHART_DAYS} days up to its last incident"
+            if old
+            else f"Incidents per day, last {CHART_DAYS} days"
+        ),  # fmt: skip
     )
     return render(
         request,
@@ -156,6 +167,7 @@ def mode_detail(request: WorkspaceRequest, pk: int) -> HttpResponse:
             "merge_targets": selectors.mode_merge_targets(mode=mode),
             "figure": figure,
             "chart_days": CHART_DAYS,
+            "chart_end": end if old else None,
             "in_chart": sum(counts[mode.pk]),
             "can_act": request.membership.has_role(Role.LEAD),
             "drafter": model_for(request.workspace.pk)[0],

@@ -351,6 +351,28 @@ def test_a_mode_whose_incidents_are_older_than_the_chart_says_so(tenant):
     html = tenant.client_for(tenant.viewer).get(url).content.decode()
     assert "None of this mode's 9 incidents fall in the last 60 days" in html
     assert old.strftime("%b %-d, %Y") in html  # the year, not only "Aug 1"
+    # The chart is of the 60 days up to its last incident, not of 60 empty days, and
+    # its CSV is of the same days.
+    from failures.models import ModeDailyCount
+
+    ModeDailyCount.objects.create(workspace=tenant.workspace, failure_mode=mode,
+                                  day=old.date(), agent="crm-agent", incidents=9, traces=7)  # fmt: skip
+    html = tenant.client_for(tenant.viewer).get(url).content.decode()
+    assert "the chart shows the 60 days up to the last" in html
+    figure = json.loads(
+        html.split('id="mode-figure" type="application/json">')[1].split("</script>")[0]
+    )
+    assert figure["layout"]["title"]["text"] == (
+        "Incidents per day,<br>the 60 days up to its last incident"
+    )
+    assert figure["data"][0]["x"][-1] == old.date().isoformat()
+    assert figure["data"][0]["y"][-1] == 9
+    csv_url = reverse("mode_daily_csv", args=[tenant.workspace.slug, mode.pk])
+    assert f"{csv_url}?until={old.date().isoformat()}" in html
+    rows = tenant.client_for(tenant.viewer).get(f"{csv_url}?until={old.date().isoformat()}")
+    assert f"{old.date().isoformat()},crm-agent,9,7" in rows.content.decode()
+    # A date that is no date is the default window, not an error.
+    assert tenant.client_for(tenant.viewer).get(f"{csv_url}?until=soon").status_code == 200
 
 
 def test_a_reclustering_whose_message_was_lost_is_sent_again_and_runs_once(clustered):
@@ -510,3 +532,32 @@ def test_a_mode_that_doubles_by_joins_is_labelled_by_what_its_incidents_now_say(
     incidents_assign_nearest(workspace_id=tenant.workspace.pk, incident_ids=[i.pk for i in more])
     mode.refresh_from_db()
     assert mode.incident_count == 6 and mode.label == "`rows` failed: some returned"
+
+
+def test_a_modes_daily_counts_hold_imported_runs_of_last_year_and_keep_purged_days(tenant):
+    """Retention counts from arrival, so last year's imported runs stay; their mode's
+    chart, trend and skill-impact counts must hold them. A day whose incidents were
+    purged keeps the count the rollup had."""
+    from datetime import timedelta
+
+    from failures.models import ModeDailyCount
+    from failures.services import mode_daily_counts_refresh
+
+    old = timezone.now() - timedelta(days=400)
+    trace_id = ingest(workspace=tenant.workspace,
+                      items=[trace_payload("imported-1", started_at=old.isoformat())]).trace_ids[0]  # fmt: skip
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="payments.refund: 429",
+                                      incident_count=2, first_seen=old, last_seen=old)  # fmt: skip
+    for step in (10, 11):
+        Incident.objects.create(workspace=tenant.workspace, trace_id=trace_id, step_index=step,
+                                kind="error", failure_mode=mode, occurred_at=old)  # fmt: skip
+    purged_day = (old - timedelta(days=30)).date()
+    ModeDailyCount.objects.create(workspace=tenant.workspace, failure_mode=mode, day=purged_day,
+                                  agent="checkout-agent", incidents=5, traces=4)  # fmt: skip
+    for scope in ({"mode_ids": [mode.pk]}, {"workspace_id": tenant.workspace.pk}):
+        mode_daily_counts_refresh(**scope)  # type: ignore[arg-type]
+        assert sorted(
+            ModeDailyCount.objects.filter(failure_mode=mode).values_list(
+                "day", "incidents", "traces"
+            )
+        ) == [(purged_day, 5, 4), (old.date(), 2, 1)]

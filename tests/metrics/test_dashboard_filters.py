@@ -44,7 +44,6 @@ def test_trend_words_follow_the_interval_rule():
     assert Trend("a", Rate(1, 1), Rate(0, 0)).words.endswith("too few outcomes to compare")
 
 
-
 def test_trend_words_say_how_many_outcomes_were_read_from_sessions():
     some = Trend("claude-code", Rate(40, 52), Rate(30, 40), inferred=12)
     assert some.words.endswith(
@@ -198,3 +197,21 @@ def test_a_runs_time_names_its_year_when_it_is_not_this_one():
     assert when(datetime(this, 1, 5, 9, 56, tzinfo=UTC)) == "Jan 5, 09:56 UTC"
     assert when(datetime(this - 1, 11, 16, 9, 56, tzinfo=UTC)) == f"Nov 16, {this - 1}, 09:56 UTC"
     assert when(None) == ""
+
+
+@pytest.mark.django_db
+def test_a_modes_days_name_their_year_when_it_is_not_this_one(data):
+    from datetime import UTC, datetime
+
+    from traces.templatetags.trace_tags import day
+
+    this = timezone.now().year
+    assert day(datetime(this, 8, 1, 12, tzinfo=UTC)) == "Aug 1"
+    assert day(datetime(this - 1, 8, 1, 12, tzinfo=UTC)) == f"Aug 1, {this - 1}"
+    assert day(None) == ""
+    # Imported runs of a year ago: the failure-modes list dates their mode with the year.
+    old = datetime(this - 1, 8, 1, 12, tzinfo=UTC)
+    FailureMode.objects.create(workspace=data.workspace, label="old mode", incident_count=3,
+                               trace_count=3, first_seen=old, last_seen=old)  # fmt: skip
+    text = data.client_for(data.viewer).get("/w/acme/failure-modes/").content.decode()
+    assert f"Aug 1, {this - 1} – Aug 1, {this - 1}" in text

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from django import template
@@ -86,6 +87,15 @@ def when(value: Any) -> str:
     local = timezone.localtime(value)
     shown = "M j, H:i T" if local.year == timezone.localtime().year else "M j, Y, H:i T"
     return date_format(local, shown)
+
+
+@register.filter
+def day(value: Any) -> str:
+    """A run's day, "Nov 16", with the year when it is not this one ("Aug 1, 2025")."""
+    if not value:
+        return ""
+    local = timezone.localtime(value) if isinstance(value, datetime) else value
+    return date_format(local, "M j" if local.year == timezone.localtime().year else "M j, Y")
 
 
 @register.filter
