@@ -112,8 +112,10 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
             Incident.objects.filter(pk__in=ids, failure_mode=None).update(
                 failure_mode_id=mode_id, assigned_by=Assignment.NEAREST
             )
-        failure_modes_refresh(mode_ids=[m for m in joined if m not in grown], relabel=False)
-        failure_modes_refresh(mode_ids=grown, relabel=True)
+        ids = [i for members in joined.values() for i in members]
+        failure_modes_refresh(mode_ids=[m for m in joined if m not in grown], relabel=False,
+                              incident_ids=ids)  # fmt: skip
+        failure_modes_refresh(mode_ids=grown, relabel=True, incident_ids=ids)
     return sum(len(ids) for ids in joined.values())
 
 
@@ -376,12 +378,56 @@ def mode_daily_counts_refresh(
             cursor.execute(_MODE_DAILY_SQL.format(where=insert_where), insert_params)
 
 
-def failure_modes_refresh(*, mode_ids: list[int], relabel: bool) -> None:
+# The days of some incidents, recounted: only the (mode, day) keys they fall on.
+_KEYS_OF = f"""
+    SELECT DISTINCT failure_mode_id AS mode_id, (occurred_at AT TIME ZONE 'UTC')::date AS day
+    FROM {_INCIDENTS} WHERE id = ANY(%(ids)s) AND failure_mode_id = ANY(%(modes)s)
+"""
+_DAYS_OF_DELETE = f"""
+    DELETE FROM {_DAILY} d USING ({_KEYS_OF}) k
+    WHERE d.failure_mode_id = k.mode_id AND d.day = k.day
+"""
+_DAYS_OF_INSERT = f"""
+    INSERT INTO {_DAILY} (workspace_id, failure_mode_id, day, agent, incidents, traces)
+    SELECT i.workspace_id, i.failure_mode_id, k.day, t.agent, count(*), count(DISTINCT i.trace_id)
+    FROM ({_KEYS_OF}) k
+    JOIN {_INCIDENTS} i ON i.failure_mode_id = k.mode_id
+     AND i.occurred_at >= (k.day::timestamp AT TIME ZONE 'UTC')
+     AND i.occurred_at < ((k.day + 1)::timestamp AT TIME ZONE 'UTC')
+    JOIN {Trace._meta.db_table} t ON t.id = i.trace_id
+    GROUP BY 1, 2, 3, 4
+"""
+
+
+def mode_daily_counts_refresh_days(*, mode_ids: list[int], incident_ids: list[int]) -> None:
+    """Recount the days that these incidents, just joined to these modes, fall on
+    (every agent of those days); other days cannot have changed. Reads the modes'
+    incidents of those days only, where a full refresh reads all of them."""
+    if not mode_ids or not incident_ids:
+        return
+    scopes = sorted(set(
+        FailureMode.objects.filter(pk__in=mode_ids).values_list("workspace_id", flat=True)
+    ))  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        for ws in scopes:  # the same locks as a full refresh, in the same order
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [DAILY_LOCK, ws])
+        params = {"ids": incident_ids, "modes": mode_ids}
+        cursor.execute(_DAYS_OF_DELETE, params)
+        cursor.execute(_DAYS_OF_INSERT, params)
+
+
+def failure_modes_refresh(
+    *, mode_ids: list[int], relabel: bool, incident_ids: list[int] | None = None
+) -> None:
     """Recompute counts, daily counts, first/last seen, centroid, and (unless locked)
-    label and keywords."""
+    label and keywords. With `incident_ids` (the incidents that just joined these
+    modes, none left them), only the days those fall on are recounted."""
     if not mode_ids:
         return
-    mode_daily_counts_refresh(mode_ids=mode_ids)
+    if incident_ids is not None:
+        mode_daily_counts_refresh_days(mode_ids=mode_ids, incident_ids=incident_ids)
+    else:
+        mode_daily_counts_refresh(mode_ids=mode_ids)
     modes = {m.pk: m for m in FailureMode.objects.filter(pk__in=mode_ids)}
     # Skill trials count traces that hit their modes: theirs may have changed.
     for workspace_id in sorted({m.workspace_id for m in modes.values()}):

@@ -561,3 +561,41 @@ def test_a_modes_daily_counts_hold_imported_runs_of_last_year_and_keep_purged_da
                 "day", "incidents", "traces"
             )
         ) == [(purged_day, 5, 4), (old.date(), 2, 1)]
+
+
+def test_recounting_only_the_days_of_incidents_that_joined_gives_the_full_counts(tenant):
+    """Incidents joining a mode recount only the days they fall on; the counts are
+    those a full recount gives (every agent of those days, other days untouched)."""
+    from datetime import timedelta
+
+    from failures.models import ModeDailyCount
+    from failures.services import mode_daily_counts_refresh, mode_daily_counts_refresh_days
+    from traces.models import Trace
+
+    now = timezone.now().replace(hour=12)
+    days = [now - timedelta(days=n) for n in (0, 1, 400)]
+    ids = ingest(workspace=tenant.workspace, items=[
+        trace_payload(f"run-{n}", agent=f"agent-{n % 2}", started_at=day.isoformat())
+        for n, day in enumerate(days * 2)
+    ]).trace_ids  # fmt: skip
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="payments.refund: 429")
+
+    def add(trace_ids: list[int], step: int) -> list[int]:
+        made = []
+        for trace_id in trace_ids:
+            when = Trace.objects.get(pk=trace_id).started_at
+            made.append(Incident.objects.create(
+                workspace=tenant.workspace, trace_id=trace_id, step_index=step, kind="error",
+                failure_mode=mode, occurred_at=when).pk)  # fmt: skip
+        return made
+
+    mode_daily_counts_refresh_days(mode_ids=[mode.pk], incident_ids=add(ids[:3], 10))
+    mode_daily_counts_refresh_days(mode_ids=[mode.pk], incident_ids=add([ids[0], ids[3]], 11))
+
+    def counts() -> list[tuple]:
+        return sorted(ModeDailyCount.objects.filter(failure_mode=mode)
+                      .values_list("day", "agent", "incidents", "traces"))  # fmt: skip
+
+    partial = counts()
+    mode_daily_counts_refresh(mode_ids=[mode.pk])
+    assert partial == counts() and len(partial) == 4
