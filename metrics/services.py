@@ -113,9 +113,11 @@ def rollups_refresh_for_traces(*, trace_ids: Iterable[int]) -> None:
 
 def rollups_rebuild(*, workspace_id: int | None = None) -> int:
     """Recompute every rollup (of one workspace, or all) from traces, incidents and
-    fetch logs: daily, skill-cohort and per-failure-mode counts. Days before a
-    workspace's retention cutoff are left alone: their traces may be purged, and
-    the rollups are what remains of them."""
+    fetch logs: daily, skill-cohort and per-failure-mode counts: every day from a
+    workspace's retention cutoff on, and every earlier day and agent that a stored
+    trace falls on (imported runs of last year, kept because retention counts from
+    arrival). Earlier days with no stored trace are left alone: their traces were
+    purged, and the rollups are what remains of them."""
     from traces.services import retention_cutoff
     from workspaces.models import Workspace
 
@@ -128,12 +130,17 @@ def rollups_rebuild(*, workspace_id: int | None = None) -> int:
             _lock_workspaces(cursor, [ws])
             day = retention_cutoff(workspace_id=ws).date()
             for table in ("metrics_dailyrollup", "metrics_skilldailyrollup"):
-                cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s AND day >= %s",
-                               [ws, day])  # fmt: skip
-            where = "t.workspace_id = %s AND (t.started_at AT TIME ZONE 'UTC')::date >= %s"
-            cursor.execute(_REFRESH_SQL.format(where=where), [ws, day])
+                cursor.execute(f"""
+                    DELETE FROM {table} WHERE workspace_id = %(ws)s AND (
+                        day >= %(day)s OR (day, agent) IN (
+                            SELECT DISTINCT (t.started_at AT TIME ZONE 'UTC')::date, t.agent
+                            FROM traces_trace t WHERE t.workspace_id = %(ws)s
+                              AND (t.started_at AT TIME ZONE 'UTC')::date < %(day)s))
+                """, {"ws": ws, "day": day})  # fmt: skip
+            where = "t.workspace_id = %s"
+            cursor.execute(_REFRESH_SQL.format(where=where), [ws])
             rows += cursor.rowcount
-            cursor.execute(_SKILL_SQL.format(where=where), [ws, day])
+            cursor.execute(_SKILL_SQL.format(where=where), [ws])
             mode_daily_counts_refresh(workspace_id=ws)
     return rows
 

@@ -15,7 +15,7 @@ from metrics.services import rollups_rebuild, rollups_refresh_for_traces
 from metrics.stats import Rate, verdict, wilson
 from skills.models import FetchLog, Skill, SkillVersion
 from skills.review import skill_approve
-from tests.factories import ingest
+from tests.factories import ingest, trace_payload
 from traces.models import Trace
 
 
@@ -263,3 +263,26 @@ def test_csv_cells_cannot_become_formulas():
         "'+1+1", "'-cmd", "'@SUM(A1)", "'\tx"]  # fmt: skip
     assert csv_cell("-12.5") == "-12.5" and csv_cell("checkout") == "checkout"
     assert csv_cell(3) == 3
+
+
+@pytest.mark.django_db
+def test_a_rebuild_recounts_imported_runs_of_last_year_and_keeps_purged_days(tenant):
+    """Retention counts from arrival, so last year's imported runs stay: a rebuild
+    recounts their days; a day whose runs were purged keeps what the rollup had."""
+    from datetime import timedelta
+
+    old = timezone.now() - timedelta(days=400)
+    ids = ingest(workspace=tenant.workspace, items=[
+        trace_payload("imported-1", started_at=old.isoformat(), status="failed"),
+        trace_payload("imported-2", started_at=old.isoformat(), status="succeeded"),
+    ]).trace_ids  # fmt: skip
+    rollups_refresh_for_traces(trace_ids=ids)
+    agent = "checkout-agent"
+    purged = (old - timedelta(days=30)).date()
+    DailyRollup.objects.create(workspace=tenant.workspace, day=purged, agent=agent, traces=7,
+                               succeeded=3, failed=4)  # fmt: skip
+    # A count gone stale (a rollup written by an older version, say).
+    DailyRollup.objects.filter(day=old.date()).update(failed=9)
+    rollups_rebuild(workspace_id=tenant.workspace.pk)
+    assert sorted(DailyRollup.objects.values_list("day", "traces", "succeeded", "failed")) == [
+        (purged, 7, 3, 4), (old.date(), 2, 1, 1)]  # fmt: skip
