@@ -140,7 +140,9 @@ def success_rate_figure(
             ys.append(round(p["succeeded"] / p["decided"] * 100, 1))
             lows.append(round(low * 100, 1))
             highs.append(round(high * 100, 1))
-            texts.append(f"n={p['decided']}, 95% CI {low * 100:.0f}–{high * 100:.0f}%")
+            read = p.get("inferred") or 0
+            texts.append(f"n={p['decided']}, 95% CI {low * 100:.0f}–{high * 100:.0f}%"
+                         + (f"; {read} read from sessions, not reported" if read else ""))  # fmt: skip
         # The band, a pair of traces per run of consecutive periods: a fill to the
         # next trace would shade across a gap even where the line breaks.
         common = {"xaxis": "x", "yaxis": f"y{axis}", "hoverinfo": "skip",
@@ -164,7 +166,7 @@ def success_rate_figure(
         data.append({
             "type": "scatter", "mode": "lines+markers", "name": agent, "x": xs, "y": ys,
             "xaxis": "x", "yaxis": f"y{axis}", "text": texts, "line": {"color": colour},
-            "hovertemplate": "%{x}: %{y}% (%{text})<extra>" + agent + "</extra>",
+            "hovertemplate": "%{x}: %{y} (%{text})<extra>" + agent + "</extra>",
         })  # fmt: skip
         layout[f"yaxis{axis}"] = {"range": [0, 105], "ticksuffix": "%", "nticks": 3}
         layout["annotations"].append({

@@ -126,8 +126,9 @@ def recent_failed_traces(
 def success_by_period(
     *, workspace: Workspace, since: date, until: date, agent: str = "", week: bool = False
 ) -> dict[str, list[dict]]:
-    """Per agent: [{period, succeeded, decided, traces}] from the rollups, days
-    `since` to `until` (UTC), one agent or all."""
+    """Per agent: [{period, succeeded, decided, traces, inferred}] from the rollups,
+    days `since` to `until` (UTC), one agent or all; `inferred` of `decided` were
+    read from hook sessions, not reported."""
     qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since, day__lte=until)
     if agent:
         qs = qs.filter(agent=agent)
@@ -135,14 +136,14 @@ def success_by_period(
     rows = (
         qs.annotate(period=period)
         .values("agent", "period")
-        .annotate(ok=Sum("succeeded"), bad=Sum("failed"), n=Sum("traces"))
+        .annotate(ok=Sum("succeeded"), bad=Sum("failed"), n=Sum("traces"), read=Sum("inferred"))
         .order_by("agent", "period")
     )
     series: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         series[row["agent"] or "(no agent)"].append({
             "period": row["period"], "succeeded": row["ok"], "decided": row["ok"] + row["bad"],
-            "traces": row["n"],
+            "traces": row["n"], "inferred": row["read"],
         })  # fmt: skip
     return dict(series)
 

@@ -149,7 +149,8 @@ def series_csv(request: WorkspaceRequest) -> HttpResponse:
     )
     writer = SafeCsvWriter(response)
     writer.writerow([unit + "_starting_utc", "agent", "traces", "succeeded", "failed",
-                     "success_rate", "ci95_low", "ci95_high"])  # fmt: skip
+                     "success_rate", "ci95_low", "ci95_high",
+                     "outcomes_read_from_sessions"])  # fmt: skip
     for agent, points in sorted(series.items()):
         for p in points:
             interval = wilson(p["succeeded"], p["decided"])
@@ -157,6 +158,7 @@ def series_csv(request: WorkspaceRequest) -> HttpResponse:
                 p["period"], agent, p["traces"], p["succeeded"], p["decided"] - p["succeeded"],
                 f"{p['succeeded'] / p['decided']:.4f}" if p["decided"] else "",
                 f"{interval[0]:.4f}" if interval else "", f"{interval[1]:.4f}" if interval else "",
+                p["inferred"],
             ])  # fmt: skip
     return response
 

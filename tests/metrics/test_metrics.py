@@ -49,6 +49,8 @@ def test_success_figure_is_one_small_chart_per_agent_with_its_interval_band():
     lines = [t for t in figure["data"] if t.get("name")]
     assert [(t["name"], t["yaxis"]) for t in lines] == [("a", "y"), ("b", "y2")]
     assert lines[0]["y"] == [80.0] and "n=10" in lines[0]["text"][0]
+    # The axis adds the "%" to the value (its ticksuffix): the hover adds none ("80%%").
+    assert layout["yaxis"]["ticksuffix"] == "%" and "%{y}%" not in lines[0]["hovertemplate"]
     interval = figure["data"][0]["error_y"]  # one week: its interval as a bar
     assert interval["array"][0] > 0 and interval["arrayminus"][0] > 0
     two_weeks = {"a": [*series["a"], {**series["a"][0], "period": "2026-11-08"}]}

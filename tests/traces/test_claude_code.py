@@ -342,6 +342,11 @@ def test_a_correction_as_the_last_prompt_fails_the_session(client, tenant):
     page = tenant.client_for(tenant.viewer).get("/w/acme/").content.decode()
     assert "all of them read from the session because the agent reported no outcome" in page
     assert "(its one outcome this week read from its sessions, not reported)" in page
+    # The Metrics chart's hover and its CSV say so too.
+    viewer = tenant.client_for(tenant.viewer)
+    assert "1 read from sessions, not reported" in viewer.get("/w/acme/metrics/").content.decode()
+    rows = viewer.get("/w/acme/metrics/series.csv").content.decode().splitlines()
+    assert rows[0].endswith(",outcomes_read_from_sessions") and rows[1].endswith(",1")
     # An outcome posted for it decides instead, and the page no longer says why; even
     # an outcome that agrees makes it reported.
     response = client.post(
