@@ -143,7 +143,7 @@ def drop(ws) -> None:  # type: ignore[no-untyped-def]
             "(SELECT id FROM traces_trace WHERE workspace_id = %s)", [ws.pk],
         )  # fmt: skip
         for table in ("failures_incident", "failures_modedailycount", "metrics_dailyrollup",
-                      "metrics_skilldailyrollup", "skills_fetchlog"):  # fmt: skip
+                      "metrics_skilldailyrollup", "skills_fetchlog", "traces_tracewords"):  # fmt: skip
             cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [ws.pk])
         cursor.execute("DELETE FROM traces_trace WHERE workspace_id = %s", [ws.pk])
     ws.delete()
