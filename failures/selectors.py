@@ -21,6 +21,7 @@ from .models import (
     FailureMode,
     Incident,
     IncidentKind,
+    IncidentSource,
     ModeDailyCount,
     ModeStatus,
     PolicyRule,
@@ -77,6 +78,14 @@ def merge_suggestions(*, workspace: Workspace, limit: int = 10) -> list[dict]:
                 pairs.append({"source": small, "target": large, "similarity": float(sims[i, j])})
     pairs.sort(key=lambda p: float(p["similarity"]), reverse=True)  # type: ignore[arg-type]
     return pairs[:limit]
+
+
+def modes_known_only_from_labels(*, mode_ids: list[int]) -> bool:
+    """Whether every run in these modes is there because a person labelled it (or
+    confirmed a candidate): then a new run joins them only once someone labels it,
+    and counting the modes' runs over a period counts labels, not failures."""
+    incidents = Incident.objects.filter(failure_mode_id__in=mode_ids)
+    return incidents.exists() and not incidents.exclude(source=IncidentSource.HUMAN).exists()
 
 
 def failure_mode_get(*, workspace: Workspace, pk: int) -> FailureMode:

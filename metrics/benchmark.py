@@ -84,7 +84,10 @@ def benchmark_json(result: TrialResult, *, skill_name: str) -> dict[str, Any]:
         low, high = result.success.interval
         notes.append(f"Pass-rate difference {result.success.difference:+.3f}, 95% always-valid "
                      f"interval [{low:+.3f}, {high:+.3f}].")  # fmt: skip
-    if result.recurrence.interval:
+    if not result.recurrence_measured:
+        notes.append("Failure-mode recurrence not measured: every run in the skill's failure "
+                     "mode is one a person labelled, so new runs join it only once labelled.")  # fmt: skip
+    elif result.recurrence.interval:
         low, high = result.recurrence.interval
         notes.append(f"Failure-mode recurrence difference {result.recurrence.difference:+.3f} per "
                      f"trace, 95% always-valid interval [{low:+.3f}, {high:+.3f}].")  # fmt: skip

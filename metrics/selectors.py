@@ -12,8 +12,9 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from failures.models import FailureMode, ModeStatus
+from failures.selectors import modes_known_only_from_labels
 from skills.models import FetchLog, Skill, SkillStatus, Trial
-from skills.selectors import published_skill_list
+from skills.selectors import published_skill_list, skill_source_modes
 from skills.trials import (
     HELPS,
     HOLDOUT,
@@ -471,6 +472,10 @@ class TrialResult:
     reached: bool
     remaining: int  # traces still needed in the fuller arm
     unassigned_fetches: int
+    # False when every run of the skill's modes is one a person labelled: new runs
+    # join them only once labelled, so "runs failing with its mode" would count
+    # labels; the page says so and the verdict rests on success alone.
+    recurrence_measured: bool = True
 
     @property
     def verdict_words(self) -> str:
@@ -511,6 +516,7 @@ def trial_result(*, trial: Trial) -> TrialResult:
         for arm, values in sums.items()
     }
     horizon = t_star(planned=trial.planned_per_arm, holdout_share=trial.holdout_share)
+    measured = not modes_known_only_from_labels(mode_ids=skill_source_modes(skill=trial.skill))
     recurrence = effect(
         [ArmDay(r["day"], r["arm"], r["traces"], r["mode_traces"]) for r in rows],
         holdout_share=trial.holdout_share, t_star=horizon, prior=trial.baseline_rate,
@@ -531,9 +537,10 @@ def trial_result(*, trial: Trial) -> TrialResult:
     ).count()  # fmt: skip
     return TrialResult(
         trial=trial, arms=arms, recurrence=recurrence, success=success,
-        verdict=trial_verdict(recurrence=recurrence, success=success),
+        verdict=trial_verdict(recurrence=recurrence, success=success,
+                              recurrence_measured=measured),
         reached=have >= planned_smaller, remaining=max(planned_smaller - have, 0),
-        unassigned_fetches=unassigned,
+        unassigned_fetches=unassigned, recurrence_measured=measured,
     )  # fmt: skip
 
 

@@ -26,6 +26,15 @@ succeeds") can be backtested on runs it was not drafted from, as the drafting
 gate requires before a lead sees a draft (skills/distill.py `require_passed`).
 A precondition error ("column does not exist") cannot be backtested from calls,
 so such a mode is held back, never proposed, and could not be trialled here.
+
+With the shipped precision table a tool error a run ended on is only a weak lead
+(failures/diagnosis/evidence_precision.json), so failed runs start undiagnosed
+and no mode forms from errors alone. The simulated lead therefore takes the
+loop's human step, as a lead does in Review runs and as the demo's seeded lead
+does: after each round it labels up to LEAD_LABELS failed runs of each failing
+tool it has not labelled yet, at the call the run ended on, with a sentence and
+a fix (it reads the run, not the simulation's truth). Modes and drafts then rest
+on those labels and on the runs they propagate to.
 """
 
 from __future__ import annotations
@@ -44,8 +53,9 @@ from django.utils import timezone
 
 from failures import clustering
 from failures.embedding import incidents_embed
+from failures.labels import Author, label_save, review_queue
 from failures.mining import incidents_mine
-from failures.models import FailureMode, Incident, ModeStatus
+from failures.models import FailureMode, Incident, ModeStatus, RunLabel
 from failures.services import failure_modes_recluster
 from skills import review
 from skills.models import JobState, Skill, SkillStatus
@@ -64,6 +74,9 @@ RECOVERY = 0.3
 RISKY_CALLS = 3
 IMPROVING_AGENT = 1  # the agent whose success improves for an unrelated reason
 UNRELATED_FAILURE = 0.5  # its unrelated failure rate in round 1, fading to 0
+# Failed runs the simulated lead labels per failing tool: five, the fewest a
+# skill's instruction may rest on (skills/distill.py), as the demo's lead does.
+LEAD_LABELS = 5
 
 
 @dataclass(frozen=True)
@@ -249,6 +262,7 @@ class Simulation:
         # force: earlier rounds are judged again against the grown baseline, as the
         # worker's sweep does once an agent's labelled runs have doubled.
         incidents_mine(workspace_id=self.workspace.pk, trace_ids=trace_ids, force=True)
+        self._label()
         incidents_embed(workspace_id=self.workspace.pk, limit=100_000)
         failure_modes_recluster(workspace_id=self.workspace.pk)
         rollups_refresh_for_traces(trace_ids=trace_ids)
@@ -256,6 +270,30 @@ class Simulation:
             job.refresh_from_db()
             if job.state == JobState.QUEUED:  # no worker picked it up (inside a transaction)
                 distillation_run(job_id=job.pk)
+
+    def _label(self) -> None:
+        """The lead works the review queue: of the failed runs nothing diagnosed, it
+        reads each and labels the call it ended on (the last step with an error), up
+        to LEAD_LABELS runs per tool. Runs the diagnosis explained are left alone."""
+        done: Counter[str] = Counter()
+        for label in RunLabel.objects.filter(workspace=self.workspace).select_related("trace"):
+            step = label.trace.steps.filter(index=label.step_index).first()
+            done[step.name if step else ""] += 1
+        author = Author(user=self.lead)
+        undiagnosed = review_queue(workspace=self.workspace).filter(best=None)  # type: ignore[misc]
+        for trace in sorted((a.trace for a in undiagnosed), key=lambda t: t.pk):
+            last = trace.steps.exclude(error="").order_by("-index").first()
+            if last is None or done[last.name] >= LEAD_LABELS:
+                continue
+            what = last.error.split(":")[0].strip()
+            label_save(
+                workspace=self.workspace, trace=trace, step_index=last.index,
+                category="tool_use.error_not_handled",
+                sentence=f"`{last.name}` failed ({what}) and the run stopped there",
+                fix=f"When `{last.name}` fails with {what}, call it again until it succeeds",
+                author=author,
+            )  # fmt: skip
+            done[last.name] += 1
 
     def _review(self) -> None:
         for skill in Skill.objects.filter(workspace=self.workspace, status=SkillStatus.PROPOSED):
@@ -383,9 +421,11 @@ def format_judgements(judgements: list[Judgement]) -> list[str]:
         rec, ok = j.result.recurrence, j.result.success
         rec_i = f"[{_pts(rec.interval[0])}, {_pts(rec.interval[1])}]" if rec.interval else "[–]"
         ok_i = f"[{_pts(ok.interval[0])}, {_pts(ok.interval[1])}]" if ok.interval else "[–]"
+        estimated = (f"{_pts(rec.difference)}/100 {rec_i}" if j.result.recurrence_measured
+                     else "not measured (mode known from labels only)")  # fmt: skip
         lines.append(
             f"  {m.key:15s} true {m.truth:9s} recurrence {true_rec:+.1f}/100, success {true_ok:+.1f} pts"
-            f" | estimated recurrence {_pts(rec.difference)}/100 {rec_i}, success {_pts(ok.difference)} pts {ok_i}"
+            f" | estimated recurrence {estimated}, success {_pts(ok.difference)} pts {ok_i}"
             f" | n={rec.treated[1]}/{rec.holdout[1]} | verdict {j.verdict} ({'right' if j.right else 'WRONG'})"
         )  # fmt: skip
     return lines

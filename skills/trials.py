@@ -194,14 +194,17 @@ HELPS, HURTS, NO_CHANGE, TOO_FEW = "helps", "hurts", "no measurable change", "to
 MIN_FOR_VERDICT = 10  # traces per arm before any verdict is read
 
 
-def verdict(*, recurrence: Effect, success: Effect) -> str:
+def verdict(*, recurrence: Effect, success: Effect, recurrence_measured: bool = True) -> str:
     """Plain words: hurts if the skill makes its failure mode more frequent or
     success rarer; helps if it makes the mode rarer or success more frequent (and
-    does not hurt); otherwise no measurable change."""
+    does not hurt); otherwise no measurable change. Where the mode's recurrence
+    is not measured (its runs are known only from people's labels), success alone."""
     if min(recurrence.treated[1], recurrence.holdout[1]) < MIN_FOR_VERDICT:
         return TOO_FEW
-    if recurrence.above_zero or success.below_zero:
+    more = recurrence_measured and recurrence.above_zero
+    less = recurrence_measured and recurrence.below_zero
+    if more or success.below_zero:
         return HURTS
-    if recurrence.below_zero or success.above_zero:
+    if less or success.above_zero:
         return HELPS
     return NO_CHANGE

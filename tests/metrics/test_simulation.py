@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 
-from metrics.simulation import MODES, Simulation, result_line
+from failures.models import RunLabel
+from metrics.simulation import MODES, Simulation, format_judgements, result_line
 from skills.models import Skill
 from skills.trials import HELPS, HURTS
 from workspaces.models import AuditEvent
@@ -31,18 +33,28 @@ def test_simulated_trials_tell_a_helpful_a_useless_and_a_harmful_skill_apart():
     # Estimates differ as the true effects do (on the failure mode's recurrence).
     estimated = {j.mode.truth: j.result.recurrence.difference for j in sim.judgements}
     assert estimated["helps"] < estimated["no_effect"] < estimated["hurts"]
-    # Every skill went out as a trial; the control group, audited, never got one.
+    # Every skill went out as a trial, one or more per true mode that gets one (the
+    # lead's labels of runs the diagnosis left undiagnosed may form a second mode of
+    # the same failure); the control group, audited, never got one.
     published = Skill.objects.filter(workspace=sim.workspace, status="published")
-    assert published.count() == sum(not m.control for m in MODES)
+    treated_modes = {m.key for m in MODES if not m.control}
+    assert {sim._true_mode_of(s.source_mode) for s in published} == treated_modes
     assert set(published.values_list("rollout", flat=True)) == {"trial"}
     # Control modes never get a skill: a draft that reaches the queue is rejected
     # (audited); one that cannot pass its backtest (a precondition) never gets there.
-    rejected = AuditEvent.objects.filter(workspace=sim.workspace, action="skill.reject")
-    assert 1 <= rejected.values("object_id").distinct().count() <= sum(m.control for m in MODES)
+    rejected_ids = AuditEvent.objects.filter(
+        workspace=sim.workspace, action="skill.reject"
+    ).values_list("object_id", flat=True)
+    rejected = Skill.objects.filter(pk__in=[int(i) for i in rejected_ids])
+    assert rejected.exists()
+    assert {sim._true_mode_of(s.source_mode) for s in rejected} <= {
+        m.key for m in MODES if m.control
+    }
     # A mode needs HIVEMIND_MIN_MODE_SIZE incidents of one text and an error that
     # makes failure more likely at 95%; some true modes are found after round 2.
     assert first.modes_found >= len(MODES) - 2 and first.nmi > 0.9
-    assert last.modes_found == len(MODES) and last.nmi > 0.9
+    # (one more where the lead's labels of undiagnosed runs formed a mode of their own)
+    assert len(MODES) <= last.modes_found <= len(MODES) + 1 and last.nmi > 0.9
     assert "published after" in sim.cycle_report()
 
 
@@ -52,3 +64,39 @@ def test_simulate_loop_command_prints_rounds(capsys):
     out = capsys.readouterr().out
     assert "round 1: success" in out and "skill trials" in out
     assert out.strip().splitlines()[-1].startswith("RESULT skills_judged_right=")
+
+
+@pytest.mark.django_db
+@pytest.mark.shipped_precision
+def test_with_the_shipped_precision_table_trials_rest_on_the_leads_labels_and_success():
+    # As shipped, a tool error a run ended on is only a weak lead: no mode forms from
+    # the errors alone. The simulated lead labels undiagnosed runs (the demo's seeded
+    # lead does the same); modes, skills and trials follow from those labels. Every
+    # run in such a mode is one a person labelled, so the trial does not pretend to
+    # measure the mode's recurrence ("0 of 60" in both arms): it says so and reads
+    # success alone.
+    sim = Simulation(rounds=2, agents=5, traces_per_agent=20, seed=3)
+    history = sim.run(report=lambda line: None)
+    assert history[-1].modes_found >= 3
+    assert RunLabel.objects.filter(workspace=sim.workspace).exists()
+    assert sim.judgements and all(j.result is not None for j in sim.judgements)
+    assert all(not j.result.recurrence_measured for j in sim.judgements)
+    for j in sim.judgements:
+        ok = j.result.success
+        if ok.above_zero:
+            assert j.verdict == HELPS
+        elif ok.below_zero:
+            assert j.verdict == HURTS
+        else:
+            assert j.verdict not in (HELPS, HURTS)
+    assert "not measured" in "\n".join(format_judgements(sim.judgements))
+    trial = sim.judgements[0].result.trial
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(sim.lead)
+    page = client.get(f"/w/{sim.workspace.slug}/skills/{trial.skill_id}/trial/")
+    assert page.status_code == 200
+    assert "Not measured: every run in its failure mode is one a person labelled" in page.text
+    assert (
+        "not measured (its mode is known only from labels)"
+        in client.get(f"/w/{sim.workspace.slug}/metrics/").text
+    )
