@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loop import DEVDATA, ROOT, bench_workspace, free_port  # noqa: E402
+from loop import loop_state as state  # noqa: E402
 
 BATCH = 50
 WARMUP = 100
@@ -126,30 +127,6 @@ def post(port: int, key: str, traces: list[dict]) -> None:
         body = response.read()
         if response.status != 200:
             raise SystemExit(f"ingest answered {response.status}: {body[:300]!r}")
-
-
-def state(workspace_id: int) -> dict[str, int]:
-    from django.db import connection
-
-    from failures.models import FailureMode, Incident, TraceAnalysis
-    from skills.models import DistillationJob, JobState, Skill, SkillStatus
-    from traces.models import Trace
-
-    connection.close()  # a fresh snapshot each time
-    jobs = DistillationJob.objects.filter(workspace_id=workspace_id)
-    return {
-        "traces": Trace.objects.filter(workspace_id=workspace_id).count(),
-        "analysed": TraceAnalysis.objects.filter(workspace_id=workspace_id).count(),
-        "failed": TraceAnalysis.objects.filter(workspace_id=workspace_id, verdict="failed").count(),
-        "incidents": Incident.objects.filter(workspace_id=workspace_id).count(),
-        "unembedded": Incident.objects.filter(workspace_id=workspace_id, embedded_at=None).count(),
-        "modes": FailureMode.objects.filter(workspace_id=workspace_id).count(),
-        "jobs": jobs.count(),
-        "open_jobs": jobs.filter(state__in=[JobState.QUEUED, JobState.DRAFTING]).count(),
-        "proposed": Skill.objects.filter(
-            workspace_id=workspace_id, status=SkillStatus.PROPOSED
-        ).count(),
-    }
 
 
 def redrafts(workspace_id: int) -> int:

@@ -16,9 +16,16 @@ intercode/, README there), one step per action, the observation as output, the
 MySQL error as the step error when `valid_action` is false; failed when
 `max_reward` < 1.
 
+It stops 30 s after the first proposal, or once the loop has settled with none
+(every trace analysed, every incident embedded, no drafting job queued or
+running, and the counts of modes, jobs and skills unchanged for SETTLE
+seconds): offline, a draft reaches the review queue only if an instruction
+passed its backtest (issue 3/8), and on these runs none does, so "no proposal,
+N drafts held back or skipped, and why" is an answer, not a time-out.
+
 Printed: every request's time (the slowest is the figure: no request may take
-more than 2 s), the time from the first POST to the first proposed skill, and
-how many were proposed. Baseline, in the same run: what one ingest request cost
+more than 2 s), the time from the first POST to the first proposed skill (or to
+the loop's settling), how many were proposed, and each drafting job's verdict. Baseline, in the same run: what one ingest request cost
 before the worker existed, when the tasks ran inline in the request (one batch of
 20 through the ingest service with Celery in eager mode, in this process, timed).
 """
@@ -128,6 +135,45 @@ def start_runtime() -> tuple[subprocess.Popen, str]:
     raise SystemExit("the runtime did not come up within 180 s")
 
 
+SETTLE = 20.0
+
+
+def loop_state(workspace_id: int) -> dict[str, int]:
+    """What the loop has done for a workspace so far (a fresh snapshot each call)."""
+    from django.db import connection
+
+    from failures.models import FailureMode, Incident, TraceAnalysis
+    from skills.models import DistillationJob, JobState, Skill, SkillStatus
+    from traces.models import Trace
+
+    connection.close()
+    jobs = DistillationJob.objects.filter(workspace_id=workspace_id)
+    return {
+        "traces": Trace.objects.filter(workspace_id=workspace_id).count(),
+        "analysed": TraceAnalysis.objects.filter(workspace_id=workspace_id).count(),
+        "failed": TraceAnalysis.objects.filter(workspace_id=workspace_id, verdict="failed").count(),
+        "incidents": Incident.objects.filter(workspace_id=workspace_id).count(),
+        "unembedded": Incident.objects.filter(workspace_id=workspace_id, embedded_at=None).count(),
+        "modes": FailureMode.objects.filter(workspace_id=workspace_id).count(),
+        "jobs": jobs.count(),
+        "open_jobs": jobs.filter(state__in=[JobState.QUEUED, JobState.DRAFTING]).count(),
+        "proposed": Skill.objects.filter(
+            workspace_id=workspace_id, status=SkillStatus.PROPOSED
+        ).count(),
+    }
+
+
+def settled(now: dict[str, int], posted: int) -> bool:
+    """Nothing left for the worker: every trace in and analysed, every incident
+    embedded, no drafting job waiting."""
+    return (
+        now["traces"] == posted
+        and now["analysed"] == posted
+        and now["unembedded"] == 0
+        and now["open_jobs"] == 0
+    )
+
+
 def bench_workspace() -> tuple[object, str, str]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -195,7 +241,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from skills.models import Skill, SkillStatus
+    from skills.models import DistillationJob, Skill
 
     traces = intercode_traces(count, uuid.uuid4().hex[:6])
     proc = None
@@ -216,18 +262,31 @@ def main() -> None:
             if status != 200:
                 raise SystemExit(f"ingest answered {status}: {data[:300]!r}")
         first = None
+        settled_at = None  # seconds after the first POST, once nothing changed for SETTLE
+        last, last_change = None, time.perf_counter()
         while time.perf_counter() - started < args.timeout:
-            proposed = Skill.objects.filter(workspace=workspace, status=SkillStatus.PROPOSED)
-            if proposed.exists() and first is None:
+            now = loop_state(workspace.pk)  # type: ignore[attr-defined]
+            if now["proposed"] and first is None:
                 first = time.perf_counter() - started
             if first is not None and time.perf_counter() - started > first + 30:
                 break  # give the loop 30 s more to propose the rest
+            if now != last:
+                last, last_change = now, time.perf_counter()
+            elif settled(now, len(traces)) and time.perf_counter() - last_change >= SETTLE:
+                settled_at = last_change - started
+                break
             time.sleep(1)
         stop.set()
         browser.join()
         proposals = list(
             Skill.objects.filter(workspace=workspace).values_list("name", "status", "source_mode")
         )
+        jobs = list(
+            DistillationJob.objects.filter(workspace=workspace)
+            .order_by("created_at", "id")
+            .values_list("failure_mode_id", "state", "verdict", "detail", "held_back")
+        )
+        final = loop_state(workspace.pk)  # type: ignore[attr-defined]
     finally:
         stop.set()
         if proc is not None:
@@ -240,14 +299,26 @@ def main() -> None:
           f" failed) requests={len(timer.times)}")  # fmt: skip
     for seconds, label in sorted(timer.times, reverse=True)[:5]:
         print(f"  slow: {seconds * 1000:7.0f} ms  {label}")
-    print(f"first proposed skill after {first:.1f} s" if first else "no skill was proposed")
+    print(f"{final['failed']} runs diagnosed failed, {final['incidents']} incidents, "
+          f"{final['modes']} modes, {len(jobs)} drafting jobs")  # fmt: skip
+    if first is not None:
+        print(f"first proposed skill after {first:.1f} s")
+    elif settled_at is not None:
+        print(f"no skill was proposed; the loop settled {settled_at:.1f} s after the first POST")
+    else:
+        print(f"no skill was proposed, and the loop had not settled after {args.timeout:.0f} s")
     for name, status, mode in proposals:
         print(f"  {status:9s} {name} (mode {mode})")
+    for mode, state, verdict, detail, held in jobs:
+        why = " ".join(detail.split())[:160]
+        print(f"  job for mode {mode}: {state}, {verdict or '-'}, {len(held)} held back: {why}")
     print(f"baseline: one batch of {BATCH} with the analysis inline took {baseline * 1000:.0f} ms")
     print(
         f"RESULT slowest_request_ms={slowest * 1000:.0f} ms baseline={baseline * 1000:.0f} "
         f"ratio={slowest / baseline:.3f} proposed_skills={len(proposals)} "
-        f"first_proposal_s={first if first is not None else -1:.1f} slowest={what.replace(' ', '_')}"
+        f"first_proposal_s={first if first is not None else -1:.1f} "
+        f"settled_s={settled_at if settled_at is not None else -1:.1f} drafting_jobs={len(jobs)} "
+        f"held_back={sum(len(j[4]) for j in jobs)} slowest={what.replace(' ', '_')}"
     )
 
 
