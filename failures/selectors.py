@@ -80,11 +80,11 @@ def merge_suggestions(*, workspace: Workspace, limit: int = 10) -> list[dict]:
     return pairs[:limit]
 
 
-def modes_known_only_from_labels(*, mode_ids: list[int]) -> bool:
+def modes_known_only_from_labels(*, workspace_id: int, mode_ids: list[int]) -> bool:
     """Whether every run in these modes is there because a person labelled it (or
     confirmed a candidate): then a new run joins them only once someone labels it,
     and counting the modes' runs over a period counts labels, not failures."""
-    incidents = Incident.objects.filter(failure_mode_id__in=mode_ids)
+    incidents = Incident.objects.filter(workspace_id=workspace_id, failure_mode_id__in=mode_ids)
     return incidents.exists() and not incidents.exclude(source=IncidentSource.HUMAN).exists()
 
 

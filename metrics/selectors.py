@@ -387,19 +387,31 @@ def skill_impacts(
             Rate(before_ok, before_ok + before_bad),
             Rate(after_ok, after_ok + after_bad),
         )
-        if skill.source_mode_id is None:
+        # A mode that holds only runs people labelled gains a run only when someone
+        # labels it: its share before and after would count labels, not failures.
+        mode_measured = skill.source_mode_id is not None and not modes_known_only_from_labels(
+            workspace_id=workspace.pk, mode_ids=[skill.source_mode_id]
+        )
+        if not mode_measured:
             mode_before = mode_after = Rate(0, 0)
         else:
             mode_before = Rate(sums.get(("hits", skill.name, False), zero)[2], before_n)
             mode_after = Rate(sums.get(("hits", skill.name, True), zero)[2], after_n)
+        mode_verdict = (
+            verdict(mode_before, mode_after, what="recurrence of its failure mode",
+                    higher_is_better=False)
+            if mode_measured or skill.source_mode_id is None
+            else "Recurrence of its failure mode not measured: every run in it is one a "
+            "person labelled, so new runs join it only once labelled."
+        )  # fmt: skip
         result[skill.pk] = {
             "skill": skill, "agents": agents[skill.name], "published_at": published_at,
             "with": with_skill, "without": without,
             "cohort_verdict": verdict(without, with_skill),
             "before": before, "after": after, "time_verdict": verdict(before, after),
             "mode_before": mode_before, "mode_after": mode_after,
-            "mode_verdict": verdict(mode_before, mode_after, what="recurrence of its failure mode",
-                                    higher_is_better=False),
+            "mode_measured": mode_measured or skill.source_mode_id is None,
+            "mode_verdict": mode_verdict,
             "shared_with": [],
         }  # fmt: skip
     _mark_shared(result)
@@ -516,7 +528,9 @@ def trial_result(*, trial: Trial) -> TrialResult:
         for arm, values in sums.items()
     }
     horizon = t_star(planned=trial.planned_per_arm, holdout_share=trial.holdout_share)
-    measured = not modes_known_only_from_labels(mode_ids=skill_source_modes(skill=trial.skill))
+    measured = not modes_known_only_from_labels(
+        workspace_id=trial.workspace_id, mode_ids=skill_source_modes(skill=trial.skill)
+    )
     recurrence = effect(
         [ArmDay(r["day"], r["arm"], r["traces"], r["mode_traces"]) for r in rows],
         holdout_share=trial.holdout_share, t_star=horizon, prior=trial.baseline_rate,

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from failures.models import RunLabel
+from metrics.selectors import skill_impact
 from metrics.simulation import MODES, Simulation, format_judgements, result_line
 from skills.models import Skill
 from skills.trials import HELPS, HURTS
@@ -100,3 +101,7 @@ def test_with_the_shipped_precision_table_trials_rest_on_the_leads_labels_and_su
         "not measured (its mode is known only from labels)"
         in client.get(f"/w/{sim.workspace.slug}/metrics/").text
     )
+    # The observational impact (before vs since publication) says the same of the mode.
+    impact = skill_impact(workspace=sim.workspace, skill=trial.skill)
+    assert impact is not None and impact["mode_measured"] is False
+    assert impact["mode_verdict"].startswith("Recurrence of its failure mode not measured")
