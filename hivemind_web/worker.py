@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from celery.signals import beat_init, worker_init, worker_process_init
+
+# Added to a pool child's niceness (0 to 19; 19 yields the most).
+WORKER_NICENESS = 10
 
 
 @worker_init.connect
@@ -54,3 +59,11 @@ def warm_child(**kwargs: object) -> None:
     from hivemind_web.warmup import warm_inference
 
     warm_inference()
+
+
+@worker_process_init.connect
+def yield_to_the_web_server(**kwargs: object) -> None:
+    """Background work (diagnosis, clustering, drafting) runs at a lower CPU
+    priority than the web server: on a machine both keep busy, a page waits
+    for the worker's tasks no longer than it must."""
+    os.nice(WORKER_NICENESS)

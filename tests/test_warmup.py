@@ -81,3 +81,31 @@ def test_the_worker_parent_imports_every_library_its_tasks_import_lazily(monkeyp
     monkeypatch.setattr(warmup, "warm_process", lambda modules=(): loaded.append(modules))
     worker.load_before_forking()
     assert loaded == [warmup.WORKER_MODULES]
+
+
+def test_worker_pool_children_yield_the_cpu_to_the_web_server(monkeypatch):
+    """A page opened while the worker drafts (the demo's skills, right after a
+    start) waits less for it: the pool's children run at a lower priority."""
+    from hivemind_web import worker
+
+    niced: list[int] = []
+    monkeypatch.setattr(worker.os, "nice", niced.append)
+    worker.yield_to_the_web_server()
+    assert niced == [worker.WORKER_NICENESS] and 0 < worker.WORKER_NICENESS <= 19
+
+
+def test_seed_demo_run_as_its_own_process_skips_the_collections_at_exit(monkeypatch):
+    """`make run`'s demo seed ends while the first pages are served; its exit must
+    not spend CPU collecting a heap it is about to drop. call_command, where the
+    process goes on, leaves the collector alone."""
+    from django.core.management import call_command
+
+    from metrics.management.commands import seed_demo
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(seed_demo.gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(seed_demo.Command, "handle", lambda self, *a, **o: None)
+    call_command("seed_demo")
+    assert frozen == []
+    seed_demo.Command().run_from_argv(["manage.py", "seed_demo"])
+    assert frozen == [True]
