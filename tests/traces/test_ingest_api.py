@@ -76,6 +76,39 @@ def test_resent_trace_updates_steps_by_index_and_adds_new_ones(client, tenant):
     assert not Incident.objects.filter(trace=trace).exists()
 
 
+def test_every_step_column_is_stored_as_sent_by_both_copies(client, tenant):
+    """New traces' steps COPY straight into the step table, re-sent ones' through a
+    temporary table. Every column's value comes back as sent, and JSON comes back
+    as JSON (an object stays an object, a string a string)."""
+
+    def step(index: int, output: object) -> dict:
+        return {
+            "index": index, "kind": "tool_call", "name": "crm.lookup",
+            "input": {"query": "naïve café \u2028", "n": 3, "deep": [1, 2.5, None, True]},
+            "output": output, "error": "timeout after 30 s", "tokens": 2_000_000_000 // 20,
+            "duration_ms": 412, "started_at": "2026-11-21T10:00:01.250+02:00", "parent_index": 7,
+        }  # fmt: skip
+
+    def stored() -> list[tuple]:
+        return list(
+            Step.objects.filter(trace__external_id="cols").order_by("index").values_list(
+                "index", "kind", "name", "input", "output", "error", "tokens", "duration_ms",
+                "started_at", "parent_index",
+            )
+        )  # fmt: skip
+
+    for output in ("plain text", {"rows": [{"id": 1}]}):  # new, then sent again
+        body = {"traces": [trace_payload("cols", steps=[step(2_147_483_647, output)])]}
+        assert post(client, tenant, body).status_code == 200
+        [(index, kind, name, input_, out, error, tokens, duration, started, parent)] = stored()
+        assert (index, kind, name, error, tokens, parent) == (
+            2_147_483_647, "tool_call", "crm.lookup", "timeout after 30 s", 100_000_000, 7
+        )  # fmt: skip
+        assert input_ == {"query": "naïve café \u2028", "n": 3, "deep": [1, 2.5, None, True]}
+        assert out == output and duration == 412.0 and isinstance(duration, float)
+        assert started.isoformat() == "2026-11-21T08:00:01.250000+00:00"
+
+
 def test_a_new_trace_stores_the_counts_a_resent_one_is_recounted_to(client, tenant):
     """A new trace's counts come from its batch, a re-sent one's from what is
     stored: the two ways give the same row, and the words it is searched by."""
