@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
@@ -43,6 +44,9 @@ EMBED_LOCK = 0x454D42
 EMBED_ROUNDS = 20
 # Search queries whose vectors a process keeps (384 floats each: ~1.5 MiB).
 QUERY_CACHE = 1024
+# Texts of steps compared by label propagation whose vectors a process keeps
+# (~12 MiB): labels on the same tool compare the same steps.
+TEXT_CACHE = 8192
 
 
 class Embedder(Protocol):
@@ -165,6 +169,50 @@ def _query_vector(embedder: str, text: str) -> np.ndarray:
     vector = get_embedder().embed([text])[0]
     vector.setflags(write=False)  # shared between callers
     return vector
+
+
+class _TextVectors:
+    """The vectors of texts this process embedded lately, the least recently used
+    dropped first; kept for one embedder (another one clears them)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._embedder = ""
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            if self._embedder != settings.HIVEMIND_EMBEDDER:
+                self._vectors.clear()
+                self._embedder = settings.HIVEMIND_EMBEDDER
+            for text in texts:
+                if text in self._vectors:
+                    found[text] = self._vectors[text]
+                    self._vectors.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            vectors = get_embedder().embed(missing)
+            vectors.setflags(write=False)  # rows shared between callers
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    found[text] = self._vectors[text] = vector
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        if not texts:
+            return np.zeros((0, get_embedder().dimensions), dtype=np.float32)
+        return np.stack([found[t] for t in texts])
+
+
+_text_vectors = _TextVectors(TEXT_CACHE)
+
+
+def texts_embed(texts: list[str]) -> np.ndarray:
+    """Vectors of these texts (one row each, as `Embedder.embed`), from this process's
+    recent ones where it has them: a text is embedded once while it is kept. The
+    model's vectors do not depend on the batch a text is in."""
+    return _text_vectors.embed(texts)
 
 
 def incidents_embed(*, workspace_id: int, limit: int = 5000) -> list[int]:

@@ -172,7 +172,7 @@ def _run_text(trace_id: int) -> str:
 
 def rank(label: RunLabel) -> list[Found]:
     """The runs most like the labelled one, best first (not stored)."""
-    from .embedding import get_embedder
+    from .embedding import texts_embed
 
     pool = _pool(label)
     if not pool:
@@ -182,7 +182,9 @@ def rank(label: RunLabel) -> list[Found]:
     seed_key = seed_analysis.task_key if seed_analysis else ""
     seed_agent = seed_analysis.agent if seed_analysis else seed_trace.agent
     seed_checks = failed_checks(seed_trace)
-    embed = get_embedder().embed
+    # Labels on the same tool compare the same steps: their texts are embedded once
+    # while the process keeps them.
+    embed = texts_embed
     if label.step_index == TRACE_LEVEL_INDEX:
         ids = list(pool)[:MAX_STEPS]
         texts = [_run_text(t) for t in ids]

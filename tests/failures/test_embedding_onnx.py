@@ -70,3 +70,36 @@ def test_vectors_do_not_depend_on_how_texts_are_batched():
     together = embedder.embed(texts)
     one_by_one = np.vstack([embedder.embed([t]) for t in texts])
     assert np.allclose(together, one_by_one, atol=1e-5)
+
+
+def test_texts_embed_embeds_each_text_once_while_kept(monkeypatch, settings):
+    """Label propagation compares the same steps for every label on a tool: a text
+    is embedded once while the process keeps it, the least recently used go
+    first, and vectors kept for one embedder are never served for another."""
+    from failures import embedding
+
+    model = MiniLMEmbedder()
+    asked: list[list[str]] = []
+
+    class Counting:
+        name, dimensions = model.name, model.dimensions
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            asked.append(list(texts))
+            return model.embed(texts)
+
+    monkeypatch.setattr(embedding, "get_embedder", lambda: Counting())
+    monkeypatch.setattr(embedding, "_text_vectors", embedding._TextVectors(size=3))
+    first = embedding.texts_embed([TEXTS[0], TEXTS[1], TEXTS[0]])
+    assert asked == [[TEXTS[0], TEXTS[1]]]
+    assert np.array_equal(first, model.embed([TEXTS[0], TEXTS[1], TEXTS[0]]))
+    again = embedding.texts_embed([TEXTS[1], TEXTS[2]])
+    assert asked[1:] == [[TEXTS[2]]]
+    assert np.array_equal(again, model.embed([TEXTS[1], TEXTS[2]]))
+    embedding.texts_embed([TEXTS[3]])  # a fourth text: the least recently used (0) goes
+    embedding.texts_embed([TEXTS[0], TEXTS[1]])
+    assert asked[2:] == [[TEXTS[3]], [TEXTS[0]]]
+    assert embedding.texts_embed([]).shape == (0, model.dimensions)
+    settings.HIVEMIND_EMBEDDER = "tests.elsewhere:Embedder"  # another model's vectors
+    embedding.texts_embed([TEXTS[1]])
+    assert asked[-1] == [TEXTS[1]]
