@@ -157,7 +157,7 @@ def traces_analyse_queued(
     *,
     workspace_id: int,
     trace_ids: list[int],
-    after_chunk: Callable[[], None] | None = None,
+    after_chunk: Callable[[list[int]], None] | None = None,
 ) -> int:
     """Queue these traces of the workspace for diagnosis, then diagnose the queue
     unless another process already does: single-flight per workspace (a session
@@ -167,7 +167,8 @@ def traces_analyse_queued(
     per chunk, not once per request, and two processes never diagnose one
     workspace's runs against each other at once. After it lets go, it looks once
     more (a caller that found the lock taken may have queued after its last
-    look). `after_chunk` runs after each chunk (the task starts the embedding).
+    look). `after_chunk` runs after each chunk with its trace ids (the task starts
+    the embedding and the labels' propagation to them).
     Returns how many traces this call diagnosed; 0 when another process holds
     the lock (it diagnoses these)."""
     _queue(workspace_id, trace_ids)
@@ -186,7 +187,7 @@ def traces_analyse_queued(
                 done += len(chunk)
                 chunks += 1
                 if after_chunk is not None:
-                    after_chunk()
+                    after_chunk(ids)
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ANALYSE_LOCK, workspace_id])

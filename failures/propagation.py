@@ -43,6 +43,8 @@ from .models import (
 )
 
 MAX_CANDIDATES = 50
+# The labels each newly diagnosed batch of runs is compared with (the newest).
+RECENT_LABELS = 50
 # Chosen by bench/propagation.py on the tune halves of the labelled dev sets (k=3:
 # the highest precision@10 that keeps recall@50 ≥ 0.5); bench/RESULTS.md.
 MIN_SIMILARITY = 0.5
@@ -96,8 +98,9 @@ def _said_before(trace_id: int, index: int) -> str:
     return _short(words)
 
 
-def _pool(label: RunLabel) -> dict[int, dict[str, Any]]:
-    """Failed runs that may be offered: trace id -> agent, task key, failed checks."""
+def _pool(label: RunLabel, among: list[int] | None = None) -> dict[int, dict[str, Any]]:
+    """Failed runs that may be offered (of `among` if given): trace id -> agent, task
+    key, failed checks."""
     excluded = set(RunLabel.objects.filter(workspace=label.workspace).values_list("trace_id",
                                                                                   flat=True))  # fmt: skip
     excluded |= set(LabelCandidate.objects.filter(label=label).values_list("trace_id", flat=True))
@@ -108,10 +111,11 @@ def _pool(label: RunLabel) -> dict[int, dict[str, Any]]:
             ).values_list("trace_id", flat=True)
         )
     excluded.add(label.trace_id)
-    rows = (
-        TraceAnalysis.objects.filter(workspace=label.workspace, verdict="failed")
-        .exclude(trace_id__in=excluded)
-        .values_list("trace_id", "agent", "task_key", "trace__checks")
+    runs = TraceAnalysis.objects.filter(workspace=label.workspace, verdict="failed")
+    if among is not None:
+        runs = runs.filter(trace_id__in=among)
+    rows = runs.exclude(trace_id__in=excluded).values_list(
+        "trace_id", "agent", "task_key", "trace__checks"
     )
     return {
         t: {"agent": agent, "task_key": key, "checks": failed_checks({"checks": checks})}
@@ -170,11 +174,12 @@ def _run_text(trace_id: int) -> str:
     return "calls: " + ", ".join(n for n, _ in calls) + (" | errors: " + "; ".join(errors[:5]))
 
 
-def rank(label: RunLabel) -> list[Found]:
-    """The runs most like the labelled one, best first (not stored)."""
+def rank(label: RunLabel, among: list[int] | None = None) -> list[Found]:
+    """The runs most like the labelled one (of `among` if given), best first (not
+    stored)."""
     from .embedding import texts_embed
 
-    pool = _pool(label)
+    pool = _pool(label, among)
     if not pool:
         return []
     seed_trace = label.trace
@@ -274,7 +279,37 @@ def propagate(*, label_id: int) -> int:
     label = RunLabel.objects.select_related("trace", "workspace").filter(pk=label_id).first()
     if label is None or label.skip_reason or not label.sentence:
         return 0
-    found = rank(label)
+    return _store(label, rank(label))
+
+
+def propagate_to_runs(*, workspace_id: int, trace_ids: list[int]) -> int:
+    """Offer these newly diagnosed runs to the workspace's `RECENT_LABELS` newest
+    labels: a failed run like a labelled one joins that label's candidates, as it
+    would have had it been there when the label was saved. A label holds at most
+    `MAX_CANDIDATES` offered at once (the best of these runs fill its free places).
+    Returns how many were added."""
+    failed = list(
+        TraceAnalysis.objects.filter(
+            workspace_id=workspace_id, trace_id__in=trace_ids, verdict="failed"
+        ).values_list("trace_id", flat=True)
+    )
+    if not failed:
+        return 0
+    labels = (
+        RunLabel.objects.filter(workspace_id=workspace_id, skip_reason="")
+        .exclude(sentence="")
+        .select_related("trace", "workspace")
+        .order_by("-created_at", "-pk")[:RECENT_LABELS]
+    )
+    added = 0
+    for label in labels:
+        room = MAX_CANDIDATES - label.candidates.filter(state=CandidateState.OFFERED).count()
+        if room > 0:
+            added += _store(label, rank(label, among=failed)[:room])
+    return added
+
+
+def _store(label: RunLabel, found: list[Found]) -> int:
     LabelCandidate.objects.bulk_create(
         [
             LabelCandidate(

@@ -21,10 +21,13 @@ from . import embedding, mining, naming, policy, propagation, services
 def analyse_traces(workspace_id: int, trace_ids: list[int]) -> int:
     """Diagnose newly stored (or changed) traces, with any others of the workspace
     waiting (one process at a time per workspace); embed the incidents of each chunk."""
+
+    def after_chunk(ids: list[int]) -> None:
+        embed_incidents.delay(workspace_id)
+        propagate_labels_to_runs.delay(workspace_id, ids)
+
     return mining.traces_analyse_queued(
-        workspace_id=workspace_id,
-        trace_ids=trace_ids,
-        after_chunk=lambda: embed_incidents.delay(workspace_id),
+        workspace_id=workspace_id, trace_ids=trace_ids, after_chunk=after_chunk
     )
 
 
@@ -45,6 +48,13 @@ def embed_incidents(workspace_id: int) -> int:
 def propagate_label(label_id: int) -> int:
     """Offer the failed runs that look like a new label as "same failure?" candidates."""
     return propagation.propagate(label_id=label_id)
+
+
+@shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
+def propagate_labels_to_runs(workspace_id: int, trace_ids: list[int]) -> int:
+    """Offer newly diagnosed failed runs that look like a labelled run as that
+    label's "same failure?" candidates."""
+    return propagation.propagate_to_runs(workspace_id=workspace_id, trace_ids=trace_ids)
 
 
 @shared_task(**TASK_RETRY, soft_time_limit=1800, time_limit=1900)

@@ -105,7 +105,7 @@ def test_chunks_keep_to_their_step_bound_and_a_trace_queued_again_meanwhile_is_n
     monkeypatch.setattr(mining, "traces_diagnose", resent_during_the_first_chunk)
     chunks: list[int] = []
     done = mining.traces_analyse_queued(
-        workspace_id=ws, trace_ids=ids, after_chunk=lambda: chunks.append(1)
+        workspace_id=ws, trace_ids=ids, after_chunk=lambda ids: chunks.append(1)
     )
     # Still first in the queue, it goes again with the next chunk.
     assert diagnosed_batches == [ids[0:2], [ids[0], ids[2]], ids[3:5]]

@@ -172,6 +172,35 @@ def test_propagation_offers_the_runs_with_the_same_step_and_learns_from_rejectio
     assert LabelCandidate.objects.get(pk=rejected.pk).state == CandidateState.REJECTED
 
 
+def test_runs_diagnosed_after_a_label_are_offered_to_it(tenant, other_tenant, runs, monkeypatch):
+    """A failed run that arrives after the label, like the labelled one, is offered
+    as it would have been had it been there when the label was saved: through the
+    worker's diagnosis of each batch, within the label's room for candidates, and
+    never to another workspace's label."""
+    from failures import tasks
+
+    label = _label(tenant, runs["cancel-0"])
+    propagation.propagate(label_id=label.pk)
+    before = set(LabelCandidate.objects.filter(label=label).values_list("trace_id", flat=True))
+    ingest(workspace=other_tenant.workspace, items=[_cancel(90)])
+    elsewhere = _label(other_tenant, Trace.objects.get(workspace=other_tenant.workspace))
+    from traces.services import trace_ingest_batch
+
+    new = trace_ingest_batch(workspace=tenant.workspace,
+                             items=[_cancel(20), _cancel(21), _seat(20)]).trace_ids  # fmt: skip
+    tasks.analyse_traces(tenant.workspace.pk, new)  # as the worker runs it after ingest
+    offered = set(LabelCandidate.objects.filter(label=label).values_list("trace__external_id",
+                                                                         flat=True))  # fmt: skip
+    assert {"cancel-20", "cancel-21"} <= offered and "seat-20" not in offered
+    assert len(offered) == len(before) + 2
+    assert not LabelCandidate.objects.filter(label=elsewhere).exists()
+    # A label whose offered candidates fill its room takes no more.
+    monkeypatch.setattr(propagation, "MAX_CANDIDATES", len(offered))
+    more = trace_ingest_batch(workspace=tenant.workspace, items=[_cancel(22)]).trace_ids
+    tasks.analyse_traces(tenant.workspace.pk, more)
+    assert LabelCandidate.objects.filter(label=label).count() == len(offered)
+
+
 def test_a_run_whose_own_diagnosis_names_an_earlier_cause_is_not_offered(tenant, runs):
     # cancel-3 went wrong before its cancellation: a cause at step 0, another way.
     earlier = runs["cancel-3"]
