@@ -93,7 +93,8 @@ DIAGNOSER_VERSION = (
     # 18: "fictional" and "made up" are an assumption only of data; "assume a" a word
     # 19: an assumption after a line break of a message's JSON text is read ("\nAssuming")
     # 20: of an agent's assumptions, the first whose sentence says what it could not get
-    "offline-20"
+    # 21: arguments the task's successful runs gave different values are not compared
+    "offline-21"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

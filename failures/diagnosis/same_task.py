@@ -17,6 +17,10 @@ The finding points at the first divergence that matters:
    "never called `exchange_delivered_order_items` (…), which the successful run
    made".
 
+Arguments the successful runs themselves gave different values (an id each run
+made up, an attempt counter) are left out of the comparison: the task does not
+fix them (`free_arguments`).
+
 Only calls that went through count (a call that failed with an error changed
 nothing, and its error is evidence for the other methods); a tool the run tried
 and failed is not "missing". No divergence among state-changing calls: no
@@ -29,7 +33,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .facts import StepView
@@ -85,6 +89,7 @@ class Call:
     name: str
     args: str  # normalised JSON of the arguments
     shown: str  # the arguments as a person reads them
+    raw: Any = field(default=None, compare=False)  # the arguments as sent
 
 
 def _normalise(value: Any) -> Any:
@@ -113,10 +118,62 @@ def calls_of(steps: Sequence[StepView]) -> list[Call]:
     calls left out; a call that failed with an error changed nothing)."""
     return [
         Call(s.index, s.name, json.dumps(_normalise(s.input), sort_keys=True, default=str),
-             _shown(s.input))
+             _shown(s.input), s.input)
         for s in steps
         if s.kind == "tool_call" and s.name and not s.name.startswith("user.") and not s.error
     ]  # fmt: skip
+
+
+_ABSENT = "(absent)"
+
+
+def free_arguments(runs: Sequence[tuple[str, list[Call]]]) -> dict[str, frozenset[str]]:
+    """Per tool, the arguments the task leaves free: the successful runs of the task
+    called the tool with different values of them (an id each run made up, an
+    attempt counter). A failed run's value of such an argument says nothing.
+    Compared run against run (the set of values each run used), so a run that
+    calls one tool for two items does not free the item."""
+    used: dict[str, list[dict[str, frozenset[str]]]] = {}
+    for _, calls in runs:
+        per_run: dict[str, dict[str, set[str]]] = {}
+        for c in calls:
+            args = json.loads(c.args)
+            if isinstance(args, dict):
+                keys = per_run.setdefault(c.name, {})
+                for key, value in args.items():
+                    keys.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+        for name, keys in per_run.items():
+            used.setdefault(name, []).append({k: frozenset(v) for k, v in keys.items()})
+    free: dict[str, frozenset[str]] = {}
+    for name, seen in used.items():
+        named: set[str] = set().union(*seen)
+        free[name] = frozenset(
+            k for k in named if len({run.get(k, frozenset({_ABSENT})) for run in seen}) > 1
+        )
+    return free
+
+
+def _fixed(call: Call, free: Mapping[str, frozenset[str]]) -> str:
+    """The call's arguments without those the task leaves free."""
+    loose = free.get(call.name)
+    if not loose:
+        return call.args
+    args = json.loads(call.args)
+    if not isinstance(args, dict):
+        return call.args
+    return json.dumps({k: v for k, v in args.items() if k not in loose}, sort_keys=True)
+
+
+def _with(call: Call, free: Mapping[str, frozenset[str]]) -> str:
+    """ " with <its arguments>" as a person reads them, leaving out those the task
+    leaves free ("" when none is left)."""
+    loose = free.get(call.name)
+    if not loose:
+        return f" with {call.shown}"
+    if not isinstance(call.raw, dict):
+        return f" with {call.shown}"
+    kept = {k: v for k, v in call.raw.items() if str(k) not in loose}
+    return f" with {_shown(kept)}" if kept else ""
 
 
 def _overlap(a: list[Call], b: list[Call]) -> int:
@@ -152,46 +209,56 @@ def diverge(
     agent_best, best = max(runs, key=lambda run: _overlap(mine, run[1]))
     total = len(runs)
     who = _who(runs)
-    made = {(c.name, c.args) for c in best}
+    free = free_arguments(runs)
+    made = {(c.name, _fixed(c, free)) for c in best}
+    # A call some successful run of the task made too (the same values where the
+    # task fixes them) did not make this run fail.
+    made_by_any = {(c.name, _fixed(c, free)) for _, calls in runs for c in calls}
+    called_by_any = {c.name for _, calls in runs for c in calls}
     best_names = {c.name for c in best}
     best_writes = [c for c in best if changes_state(c.name, kinds)]
     theirs_known = vocabulary.get(agent_best) if vocabulary is not None else None
     mine_known = vocabulary.get(agent) if vocabulary is not None and agent else None
     for call in mine:
-        if not changes_state(call.name, kinds) or (call.name, call.args) in made:
+        fixed = (call.name, _fixed(call, free))
+        if not changes_state(call.name, kinds) or fixed in made or fixed in made_by_any:
             continue
         if theirs_known is not None and call.name not in theirs_known:
             continue
         if call.name in best_names:
             theirs = next(c for c in best if c.name == call.name)
             description = (
-                f"Called `{call.name}` with {call.shown}; the closest successful run of this "
-                f"task ({who}) called it with {theirs.shown}."
+                f"Called `{call.name}`{_with(call, free)}; the closest successful run of this "
+                f"task ({who}) called it{_with(theirs, free)}."
             )
             category = "tool_use.wrong_arguments"
         else:
             instead = ", ".join(f"`{c.name}`" for c in best_writes[:3])
-            description = (
-                f"Called `{call.name}` with {call.shown}; "
-                f"{'none of the ' + str(total) if total > 1 else 'the'} successful "
-                f"run{'s' if total > 1 else ''} of this task ({who}) did not"
-                + (f"; they called {instead}." if instead else "; they changed nothing.")
+            if call.name in called_by_any:  # another successful run did call it
+                whom = f"the closest successful run of this task ({who}) did not"
+            elif total > 1:
+                whom = f"none of the {total} successful runs of this task ({who}) did"
+            else:
+                whom = f"the successful run of this task ({who}) did not"
+            closest = "the closest" if total > 1 else "it"
+            description = f"Called `{call.name}`{_with(call, free)}; {whom}" + (
+                f"; {closest} called {instead}." if instead else f"; {closest} changed nothing."
             )
             category = "tool_use.wrong_tool"
         return Finding(call.index, description, category, [call.index], CONFIDENCE, call.name,
                        stats={"evidence": "same_task", "successful_runs": total})  # fmt: skip
-    done = {(c.name, c.args) for c in mine}
+    done = {(c.name, _fixed(c, free)) for c in mine}
     # A tool this run tried and that failed is explained by its error (the other
     # methods), not by its absence.
     tried = {s.name for s in failed if s.kind == "tool_call" and s.error}
     for theirs in best_writes:
-        if (theirs.name, theirs.args) in done or theirs.name in tried:
+        if (theirs.name, _fixed(theirs, free)) in done or theirs.name in tried:
             continue
         if mine_known is not None and theirs.name not in mine_known:
             continue
         step = -1  # the run's end: what it never did happened nowhere in it
         description = (
-            f"Never called `{theirs.name}` with {theirs.shown}, which the closest successful "
+            f"Never called `{theirs.name}`{_with(theirs, free)}, which the closest successful "
             f"run of this task ({who}) did."
         )
         return Finding(step, description, "process.gave_up", [], CONFIDENCE, theirs.name,

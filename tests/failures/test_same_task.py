@@ -83,6 +83,33 @@ def test_an_amount_written_2_or_2_point_0_is_the_same_argument():
     assert finding is not None and finding.category == "tool_use.wrong_arguments"
 
 
+def test_arguments_the_successful_runs_disagree_on_say_nothing():
+    """Two successful runs of a task wrote with an id and an attempt counter of their
+    own: a failed run's own id is no divergence (the demo named one as the cause of
+    a run that had ended on a PermissionError). A value they agree on still is."""
+    ok1 = _steps(("fs.write", {"id": 3730, "attempt": 4, "table": "revenue"}, ""))
+    ok2 = _steps(("fs.write", {"id": 85551, "attempt": 1, "table": "revenue"}, ""),
+                 ("fs.write", {"id": 85551, "attempt": 2, "table": "revenue"}, ""))  # fmt: skip
+    mine = _steps(("fs.write", {"id": 43878, "attempt": 3, "table": "revenue"}, ""))
+    assert diverge(mine, {"data-agent": [ok1, ok2]}) is None
+    wrong = _steps(("fs.write", {"id": 43878, "attempt": 3, "table": "costs"}, ""))
+    finding = diverge(wrong, {"data-agent": [ok1, ok2]})
+    assert finding is not None and finding.category == "tool_use.wrong_arguments"
+    assert '"costs"' in finding.description and '"revenue"' in finding.description
+    assert "43878" not in finding.description  # a free value is not shown as the cause
+    # A call another successful run of the task made too (not the closest one) did
+    # not make this run fail.
+    write, tmp = ("fs.write", {"table": "revenue"}, ""), ("fs.write_tmp", {"table": "revenue"}, "")
+    assert diverge(_steps(write, tmp), {"data-agent": [_steps(write), _steps(tmp)]}) is None
+    # One successful run cannot tell which values the task fixes: all are compared.
+    assert diverge(mine, {"data-agent": [ok1]}) is not None
+    # A run that updates two items with one tool does not free the item.
+    two = _steps(("update_item", {"item": "A"}, ""), ("update_item", {"item": "B"}, ""))
+    other = _steps(("update_item", {"item": "A"}, ""), ("update_item", {"item": "C"}, ""))
+    finding = diverge(other, {"agent": [two, two]})
+    assert finding is not None and finding.step == 1
+
+
 def test_a_missing_call_is_named_at_the_runs_end():
     failed = _steps(*READS)
     success = _steps(*READS, ("exchange_delivered_order_items", {"order_id": "#W1"}, ""))
