@@ -174,9 +174,11 @@ def _run_text(trace_id: int) -> str:
     return "calls: " + ", ".join(n for n, _ in calls) + (" | errors: " + "; ".join(errors[:5]))
 
 
-def rank(label: RunLabel, among: list[int] | None = None) -> list[Found]:
-    """The runs most like the labelled one (of `among` if given), best first (not
-    stored)."""
+def rank(
+    label: RunLabel, among: list[int] | None = None, limit: int | None = MAX_CANDIDATES
+) -> list[Found]:
+    """The runs most like the labelled one (of `among` if given), best first, at most
+    `limit` of them (None: all). Not stored."""
     from .embedding import texts_embed
 
     pool = _pool(label, among)
@@ -232,7 +234,7 @@ def rank(label: RunLabel, among: list[int] | None = None) -> list[Found]:
             changed = _changed_before(found, label.workspace_id)
             found = [f for f in found if f.trace_id not in changed]
     found.sort(key=lambda f: (-f.score, f.trace_id))
-    return found[:MAX_CANDIDATES]
+    return found if limit is None else found[:limit]
 
 
 def _writes(trace_ids: list[int], workspace_id: int) -> list[tuple[int, int]]:
@@ -307,6 +309,33 @@ def propagate_to_runs(*, workspace_id: int, trace_ids: list[int]) -> int:
         if room > 0:
             added += _store(label, rank(label, among=failed)[:room])
     return added
+
+
+def runs_like_modes(*, workspace_id: int, mode_ids: list[int], trace_ids: list[int]) -> set[int]:
+    """Of these runs, the failed ones that went wrong like a labelled run of these
+    modes: a "same failure?" candidate of one of the modes' labels that no lead
+    rejected, or a run `rank` finds like one of those labels (the same rules and
+    threshold as the candidates offered to a lead). A skill trial measures a mode
+    that holds only labelled runs with them: new runs join such a mode only once
+    someone labels them. Runs people labelled are left out (their own label says
+    what went wrong)."""
+    if not mode_ids or not trace_ids:
+        return set()
+    labels = list(
+        RunLabel.objects.filter(
+            workspace_id=workspace_id, failure_mode_id__in=mode_ids, skip_reason=""
+        )
+        .exclude(sentence="")
+        .select_related("trace", "workspace")
+    )
+    if not labels:
+        return set()
+    offered = LabelCandidate.objects.filter(label__in=labels, trace_id__in=trace_ids)
+    rejected = set(offered.filter(state=CandidateState.REJECTED).values_list("trace_id", flat=True))
+    like = set(offered.values_list("trace_id", flat=True)) - rejected
+    for label in labels:
+        like.update(f.trace_id for f in rank(label, among=list(trace_ids), limit=None))
+    return like
 
 
 def _store(label: RunLabel, found: list[Found]) -> int:

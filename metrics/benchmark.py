@@ -85,12 +85,16 @@ def benchmark_json(result: TrialResult, *, skill_name: str) -> dict[str, Any]:
         notes.append(f"Pass-rate difference {result.success.difference:+.3f}, 95% always-valid "
                      f"interval [{low:+.3f}, {high:+.3f}].")  # fmt: skip
     if not result.recurrence_measured:
-        notes.append("Failure-mode recurrence not measured: every run in the skill's failure "
-                     "mode is one a person labelled, so new runs join it only once labelled.")  # fmt: skip
+        notes.append("Failure-mode recurrence not measured: the skill was drafted from no "
+                     "failure mode.")  # fmt: skip
     elif result.recurrence.interval:
         low, high = result.recurrence.interval
         notes.append(f"Failure-mode recurrence difference {result.recurrence.difference:+.3f} per "
                      f"trace, 95% always-valid interval [{low:+.3f}, {high:+.3f}].")  # fmt: skip
+    if result.recurrence_by_likeness:
+        notes.append("Every run in the skill's failure mode is one a person labelled: its "
+                     "recurrence counts the failed runs like those labelled ones (the rules "
+                     "'same failure?' candidates are offered by), not confirmed by a person.")  # fmt: skip
     notes.append("pass_rate stddev is the per-trace standard deviation sqrt(p(1-p)); each "
                  "configuration is one run over all of its traces.")  # fmt: skip
     return {

@@ -484,10 +484,14 @@ class TrialResult:
     reached: bool
     remaining: int  # traces still needed in the fuller arm
     unassigned_fetches: int
-    # False when every run of the skill's modes is one a person labelled: new runs
-    # join them only once labelled, so "runs failing with its mode" would count
-    # labels; the page says so and the verdict rests on success alone.
+    # False for a skill drafted from no failure mode: there is no recurrence to read,
+    # and the verdict rests on success alone.
     recurrence_measured: bool = True
+    # True when every run of the skill's modes is one a person labelled: new runs
+    # join them only once labelled, so the arms' failures with the mode are the runs
+    # like its labelled ones (`failures.propagation.runs_like_modes`), which no
+    # person has confirmed. The pages say so.
+    recurrence_by_likeness: bool = False
 
     @property
     def verdict_words(self) -> str:
@@ -528,9 +532,8 @@ def trial_result(*, trial: Trial) -> TrialResult:
         for arm, values in sums.items()
     }
     horizon = t_star(planned=trial.planned_per_arm, holdout_share=trial.holdout_share)
-    measured = not modes_known_only_from_labels(
-        workspace_id=trial.workspace_id, mode_ids=skill_source_modes(skill=trial.skill)
-    )
+    modes = skill_source_modes(skill=trial.skill)
+    by_likeness = modes_known_only_from_labels(workspace_id=trial.workspace_id, mode_ids=modes)
     recurrence = effect(
         [ArmDay(r["day"], r["arm"], r["traces"], r["mode_traces"]) for r in rows],
         holdout_share=trial.holdout_share, t_star=horizon, prior=trial.baseline_rate,
@@ -552,9 +555,10 @@ def trial_result(*, trial: Trial) -> TrialResult:
     return TrialResult(
         trial=trial, arms=arms, recurrence=recurrence, success=success,
         verdict=trial_verdict(recurrence=recurrence, success=success,
-                              recurrence_measured=measured),
+                              recurrence_measured=bool(modes)),
         reached=have >= planned_smaller, remaining=max(planned_smaller - have, 0),
-        unassigned_fetches=unassigned, recurrence_measured=measured,
+        unassigned_fetches=unassigned, recurrence_measured=bool(modes),
+        recurrence_by_likeness=by_likeness,
     )  # fmt: skip
 
 

@@ -8,6 +8,8 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from failures.models import NOT_CAUSES
+from failures.propagation import runs_like_modes
+from failures.selectors import modes_known_only_from_labels
 from failures.services import mode_daily_counts_refresh
 from traces.models import Trace
 
@@ -189,7 +191,8 @@ _TRIAL_SQL = """
            count(*) FILTER (WHERE t.status = 'failed'),
            count(*) FILTER (WHERE EXISTS (SELECT 1 FROM failures_incident i
                                           WHERE i.trace_id = t.id
-                                            AND i.failure_mode_id = ANY(%(modes)s))),
+                                            AND i.failure_mode_id = ANY(%(modes)s))
+                                  OR t.id = ANY(%(like)s::bigint[])),
            COALESCE(sum(t.total_tokens), 0),
            COALESCE(sum(EXTRACT(EPOCH FROM (t.ended_at - t.started_at)))
                     FILTER (WHERE t.ended_at IS NOT NULL), 0),
@@ -199,6 +202,16 @@ _TRIAL_SQL = """
     WHERE a.trial_id = %(trial)s AND t.started_at >= a.created_at - interval '1 hour'
       AND (%(ended)s::timestamptz IS NULL OR t.started_at <= %(ended)s::timestamptz)
     GROUP BY 1, 2, 3, 4, 5
+"""
+
+# The trial's failed runs (the same traces as above), for `runs_like_modes`.
+_TRIAL_FAILED_SQL = """
+    SELECT DISTINCT t.id
+    FROM skills_trialassignment a
+    JOIN traces_trace t ON t.workspace_id = a.workspace_id AND t.session_id = a.session_id
+    WHERE a.trial_id = %(trial)s AND t.started_at >= a.created_at - interval '1 hour'
+      AND (%(ended)s::timestamptz IS NULL OR t.started_at <= %(ended)s::timestamptz)
+      AND t.status = 'failed'
 """
 
 
@@ -214,9 +227,19 @@ def trial_rollups_refresh(*, trial_id: int) -> None:
         trial = (
             Trial.objects.select_for_update(of=("self",)).select_related("skill").get(pk=trial_id)
         )
+        modes = skill_source_modes(skill=trial.skill)
+        params = {"trial": trial_id, "ended": trial.ended_at, "modes": modes}
+        like: list[int] = []
+        if modes_known_only_from_labels(workspace_id=trial.workspace_id, mode_ids=modes):
+            # New runs join such a mode only once someone labels them: its failures
+            # in the arms are the runs like its labelled ones.
+            cursor.execute(_TRIAL_FAILED_SQL, params)
+            failed = [row[0] for row in cursor.fetchall()]
+            like = sorted(
+                runs_like_modes(workspace_id=trial.workspace_id, mode_ids=modes, trace_ids=failed)
+            )
         cursor.execute("DELETE FROM metrics_trialdailyrollup WHERE trial_id = %s", [trial_id])
-        cursor.execute(_TRIAL_SQL, {"trial": trial_id, "ended": trial.ended_at,
-                                    "modes": skill_source_modes(skill=trial.skill)})  # fmt: skip
+        cursor.execute(_TRIAL_SQL, {**params, "like": like})
 
 
 def trials_refresh(*, workspace_id: int | None = None) -> int:

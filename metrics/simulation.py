@@ -422,7 +422,9 @@ def format_judgements(judgements: list[Judgement]) -> list[str]:
         rec_i = f"[{_pts(rec.interval[0])}, {_pts(rec.interval[1])}]" if rec.interval else "[–]"
         ok_i = f"[{_pts(ok.interval[0])}, {_pts(ok.interval[1])}]" if ok.interval else "[–]"
         estimated = (f"{_pts(rec.difference)}/100 {rec_i}" if j.result.recurrence_measured
-                     else "not measured (mode known from labels only)")  # fmt: skip
+                     else "not measured")  # fmt: skip
+        if j.result.recurrence_by_likeness:
+            estimated += " (runs like the labelled ones)"
         lines.append(
             f"  {m.key:15s} true {m.truth:9s} recurrence {true_rec:+.1f}/100, success {true_ok:+.1f} pts"
             f" | estimated recurrence {estimated}, success {_pts(ok.difference)} pts {ok_i}"

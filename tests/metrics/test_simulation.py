@@ -73,32 +73,33 @@ def test_with_the_shipped_precision_table_trials_rest_on_the_leads_labels_and_su
     # As shipped, a tool error a run ended on is only a weak lead: no mode forms from
     # the errors alone. The simulated lead labels undiagnosed runs (the demo's seeded
     # lead does the same); modes, skills and trials follow from those labels. Every
-    # run in such a mode is one a person labelled, so the trial does not pretend to
-    # measure the mode's recurrence ("0 of 60" in both arms): it says so and reads
-    # success alone.
+    # run in such a mode is one a person labelled, so a new run joins it only once
+    # labelled: the trial counts the arms' failed runs like the labelled ones instead
+    # of the mode's runs ("0 of 60" in both arms), and says so.
     sim = Simulation(rounds=2, agents=5, traces_per_agent=20, seed=3)
     history = sim.run(report=lambda line: None)
     assert history[-1].modes_found >= 3
     assert RunLabel.objects.filter(workspace=sim.workspace).exists()
     assert sim.judgements and all(j.result is not None for j in sim.judgements)
-    assert all(not j.result.recurrence_measured for j in sim.judgements)
+    assert all(j.result.recurrence_by_likeness for j in sim.judgements)
+    # The runs that failed with a mode's error are found in the arms.
+    assert any(j.result.recurrence.treated[0] + j.result.recurrence.holdout[0] > 0
+               for j in sim.judgements)  # fmt: skip
     for j in sim.judgements:
-        ok = j.result.success
-        if ok.above_zero:
-            assert j.verdict == HELPS
-        elif ok.below_zero:
-            assert j.verdict == HURTS
-        else:
+        rec, ok = j.result.recurrence, j.result.success
+        if rec.below_zero or ok.above_zero:
+            assert j.verdict in (HELPS, HURTS)
+        if not (rec.below_zero or rec.above_zero or ok.below_zero or ok.above_zero):
             assert j.verdict not in (HELPS, HURTS)
-    assert "not measured" in "\n".join(format_judgements(sim.judgements))
+    assert "(runs like the labelled ones)" in "\n".join(format_judgements(sim.judgements))
     trial = sim.judgements[0].result.trial
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(sim.lead)
     page = client.get(f"/w/{sim.workspace.slug}/skills/{trial.skill_id}/trial/")
     assert page.status_code == 200
-    assert "Not measured: every run in its failure mode is one a person labelled" in page.text
+    assert "Runs that failed like its labelled runs" in page.text
     assert (
-        "not measured (its mode is known only from labels)"
+        "runs like its labelled ones, unconfirmed"
         in client.get(f"/w/{sim.workspace.slug}/metrics/").text
     )
     # The observational impact (before vs since publication) says the same of the mode.

@@ -10,7 +10,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from failures.models import FailureMode, ModeDailyCount
+from failures import tasks
+from failures.models import CandidateState, FailureMode, LabelCandidate, ModeDailyCount, RunLabel
+from failures.services import mode_daily_counts_refresh
 from metrics.selectors import trial_result
 from metrics.services import trials_refresh
 from skills import review
@@ -29,6 +31,10 @@ from skills.trials import (
     planned_per_arm,
     verdict,
 )
+from tests.factories import ingest
+from tests.failures.test_labels import _cancel, _label, _seat
+from traces.models import Trace
+from traces.services import trace_ingest_batch
 from workspaces.errors import Conflict, PermissionDenied
 from workspaces.models import AuditEvent
 
@@ -455,4 +461,72 @@ def test_refreshes_of_one_trial_at_the_same_time_take_turns(client, tenant):
     assert (
         sorted(TrialDailyRollup.objects.filter(trial=trial).values_list("arm", "traces"))
         == expected
+    )
+
+
+@pytest.mark.django_db
+def test_a_trial_of_a_mode_known_from_labels_counts_the_runs_like_its_labelled_ones(
+    client, tenant, other_tenant
+):
+    """A mode formed from a lead's labels gains a run only when someone labels it, so
+    its trial counts each arm's failed runs like the labelled one (by the rules that
+    offer "same failure?" candidates), says so, and reads the verdict from them: the
+    runs failing another way are not counted, nor a run a lead rejected as not the
+    same failure, nor another workspace's runs."""
+    ws = tenant.workspace
+    ingest(workspace=ws, items=[_cancel(i) for i in range(4)] + [_seat(i) for i in range(3)])
+    stored = {t.external_id: t for t in Trace.objects.filter(workspace=ws)}
+    tasks.analyse_traces(ws.pk, [t.pk for t in stored.values()])
+    label = _label(tenant, stored["cancel-0"])
+    mode_daily_counts_refresh(workspace_id=ws.pk)
+    mode = FailureMode.objects.get(pk=label.failure_mode_id)
+    skill = Skill.objects.create(workspace=ws, name="check-cancellation-rules", source_mode=mode)
+    SkillVersion.objects.create(skill=skill, number=1, description="Read the rules first.",
+                                body=BODY, authorship="offline", source_mode=mode)  # fmt: skip
+    response = tenant.client_for(tenant.lead).post(
+        reverse("skill_approve", args=[ws.slug, skill.pk]),
+        {"version": "1", "rollout": "trial", "holdout_percent": "50", "min_change_percent": "50"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    trial = Trial.objects.get(skill=skill)
+    assert trial.agents == ["airline-agent"]
+    arms = {}
+    for i in range(24):
+        _, names = _listed(client, tenant, f"sess-{i}")
+        arms[f"sess-{i}"] = TREATED if skill.name in names else HOLDOUT
+    now = timezone.now().isoformat()
+    # Treated sessions fail another way (a seat refused); held-out ones cancel as the
+    # labelled run did.
+    items = [
+        {**(_seat(100 + i) if arm == TREATED else _cancel(100 + i)), "session_id": s,
+         "started_at": now}
+        for i, (s, arm) in enumerate(arms.items())
+    ]  # fmt: skip
+    new = trace_ingest_batch(workspace=ws, items=items).trace_ids
+    tasks.analyse_traces(ws.pk, new)
+    # A lead said one held-out cancellation is not the same failure.
+    rejected = Trace.objects.get(workspace=ws, session_id=next(s for s, a in arms.items()
+                                                               if a == HOLDOUT))  # fmt: skip
+    LabelCandidate.objects.update_or_create(
+        label=label, trace=rejected,
+        defaults={"workspace": ws, "step_index": 2, "score": 0.9,
+                  "state": CandidateState.REJECTED},
+    )  # fmt: skip
+    # Another workspace's cancellations are not this trial's.
+    ingest(workspace=other_tenant.workspace,
+           items=[{**_cancel(200), "session_id": "sess-0", "started_at": now}])  # fmt: skip
+    trials_refresh(workspace_id=ws.pk)
+    result = trial_result(trial=Trial.objects.get(pk=trial.pk))
+    held_out = sum(1 for a in arms.values() if a == HOLDOUT)
+    treated = len(arms) - held_out
+    assert result.recurrence_measured and result.recurrence_by_likeness
+    assert result.recurrence.treated == (0, treated)
+    assert result.recurrence.holdout == (held_out - 1, held_out)
+    assert not RunLabel.objects.filter(workspace=ws).exclude(pk=label.pk).exists()
+    page = tenant.client_for(tenant.lead).get(reverse("skill_trial", args=[ws.slug, skill.pk]))
+    assert page.status_code == 200
+    assert "Runs that failed like its labelled runs" in page.text
+    assert "no person has confirmed them" in page.text
+    assert (
+        "unconfirmed" in tenant.client_for(tenant.lead).get(reverse("metrics", args=[ws.slug])).text
     )
