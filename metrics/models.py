@@ -137,3 +137,25 @@ class TrialDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"trial {self.trial_id} {self.day} {self.agent} {self.arm}"
+
+
+class TrialRunLikeness(models.Model):
+    """Whether a failed run of a trial went wrong like a labelled run of the skill's
+    failure modes (`failures.propagation.runs_like_modes`), kept for trials whose
+    modes hold only labelled runs: a trial's rollups count these runs as the mode's.
+    A run is checked once it is diagnosed, after the ingest that brought it; the
+    periodic refresh checks every run again (new labels and a lead's rejections
+    change the answer)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    trial = models.ForeignKey("skills.Trial", on_delete=models.CASCADE, related_name="+")
+    trace = models.ForeignKey("traces.Trace", on_delete=models.CASCADE, related_name="+")
+    like = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "trace"], name="trial_run_likeness_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"trial {self.trial_id} run {self.trace_id}: {'like' if self.like else 'unlike'}"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
-from failures.models import NOT_CAUSES
+from failures.models import NOT_CAUSES, TraceAnalysis
 from failures.propagation import runs_like_modes
 from failures.selectors import modes_known_only_from_labels
 from failures.services import mode_daily_counts_refresh
 from traces.models import Trace
+
+from .models import TrialRunLikeness
 
 # A trace's incidents that name a cause: symptoms, weak leads and errors a run
 # recovered from are shown on the run, not counted as failures found.
@@ -192,7 +195,9 @@ _TRIAL_SQL = """
            count(*) FILTER (WHERE EXISTS (SELECT 1 FROM failures_incident i
                                           WHERE i.trace_id = t.id
                                             AND i.failure_mode_id = ANY(%(modes)s))
-                                  OR t.id = ANY(%(like)s::bigint[])),
+                                  OR EXISTS (SELECT 1 FROM metrics_trialrunlikeness l
+                                             WHERE l.trial_id = a.trial_id
+                                               AND l.trace_id = t.id AND l.like)),
            COALESCE(sum(t.total_tokens), 0),
            COALESCE(sum(EXTRACT(EPOCH FROM (t.ended_at - t.started_at)))
                     FILTER (WHERE t.ended_at IS NOT NULL), 0),
@@ -215,8 +220,10 @@ _TRIAL_FAILED_SQL = """
 """
 
 
-def trial_rollups_refresh(*, trial_id: int) -> None:
-    """Recompute one trial's rollup rows (idempotent)."""
+def trial_rollups_refresh(*, trial_id: int, recheck: bool = True) -> None:
+    """Recompute one trial's rollup rows (idempotent). For modes that hold only
+    labelled runs, the runs like them are checked first: the runs not checked yet,
+    or with `recheck` every run of the trial again."""
     from skills.models import Trial
     from skills.selectors import skill_source_modes
 
@@ -229,23 +236,50 @@ def trial_rollups_refresh(*, trial_id: int) -> None:
         )
         modes = skill_source_modes(skill=trial.skill)
         params = {"trial": trial_id, "ended": trial.ended_at, "modes": modes}
-        like: list[int] = []
         if modes_known_only_from_labels(workspace_id=trial.workspace_id, mode_ids=modes):
-            # New runs join such a mode only once someone labels them: its failures
-            # in the arms are the runs like its labelled ones.
-            cursor.execute(_TRIAL_FAILED_SQL, params)
-            failed = [row[0] for row in cursor.fetchall()]
-            like = sorted(
-                runs_like_modes(workspace_id=trial.workspace_id, mode_ids=modes, trace_ids=failed)
-            )
+            _trial_likeness_refresh(cursor, trial, modes, params, recheck=recheck)
+        else:
+            TrialRunLikeness.objects.filter(trial_id=trial_id).delete()
         cursor.execute("DELETE FROM metrics_trialdailyrollup WHERE trial_id = %s", [trial_id])
-        cursor.execute(_TRIAL_SQL, {**params, "like": like})
+        cursor.execute(_TRIAL_SQL, params)
 
 
-def trials_refresh(*, workspace_id: int | None = None) -> int:
+def _trial_likeness_refresh(
+    cursor: CursorWrapper, trial: Any, modes: list[int], params: dict[str, Any], *, recheck: bool
+) -> None:
+    """New runs join a mode of labelled runs only once someone labels them: its
+    failures in the arms are the diagnosed failed runs like its labelled ones."""
+    cursor.execute(_TRIAL_FAILED_SQL, params)
+    failed = [row[0] for row in cursor.fetchall()]
+    checks = TrialRunLikeness.objects.filter(trial_id=trial.pk)
+    if recheck:
+        checks.delete()
+    known = set(checks.values_list("trace_id", flat=True))
+    todo = set(
+        TraceAnalysis.objects.filter(
+            trace_id__in=[t for t in failed if t not in known]
+        ).values_list("trace_id", flat=True)
+    )  # a run not diagnosed yet is checked once it is
+    if not todo:
+        return
+    like = runs_like_modes(workspace_id=trial.workspace_id, mode_ids=modes, trace_ids=sorted(todo))
+    TrialRunLikeness.objects.bulk_create(
+        [
+            TrialRunLikeness(
+                workspace_id=trial.workspace_id, trial_id=trial.pk, trace_id=t, like=t in like
+            )
+            for t in sorted(todo)
+        ],  # fmt: skip
+        ignore_conflicts=True,
+    )
+
+
+def trials_refresh(*, workspace_id: int | None = None, recheck: bool = True) -> int:
     """Refresh the rollups and verdicts of running trials (of one workspace, or all);
     end a trial that reached its planned size; pause a skill that hurts where the
-    workspace asked for it. Returns how many trials were refreshed."""
+    workspace asked for it. Returns how many trials were refreshed. Without
+    `recheck`, only runs not checked yet are compared with a mode's labelled runs
+    (after an ingest; the periodic refresh checks them all)."""
     from django.utils import timezone
 
     from skills.models import Trial
@@ -258,7 +292,7 @@ def trials_refresh(*, workspace_id: int | None = None) -> int:
         trials = trials.filter(workspace_id=workspace_id)
     count = 0
     for trial in trials:
-        trial_rollups_refresh(trial_id=trial.pk)
+        trial_rollups_refresh(trial_id=trial.pk, recheck=recheck)
         result = trial_result(trial=trial)
         trial.verdict, trial.verdict_at = result.verdict, timezone.now()
         fields = ["verdict", "verdict_at"]
@@ -286,4 +320,4 @@ def trials_refresh_for_traces(*, trace_ids: list[int]) -> None:
         ).values_list("workspace_id", flat=True)
     )
     for workspace_id in sorted(workspaces):
-        trials_refresh(workspace_id=workspace_id)
+        trials_refresh(workspace_id=workspace_id, recheck=False)

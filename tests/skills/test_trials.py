@@ -13,8 +13,9 @@ from django.utils import timezone
 from failures import tasks
 from failures.models import CandidateState, FailureMode, LabelCandidate, ModeDailyCount, RunLabel
 from failures.services import mode_daily_counts_refresh
+from metrics.models import TrialRunLikeness
 from metrics.selectors import trial_result
-from metrics.services import trials_refresh
+from metrics.services import trials_refresh, trials_refresh_for_traces
 from skills import review
 from skills.models import Skill, SkillVersion, Trial, TrialAssignment
 from skills.trials import (
@@ -530,3 +531,20 @@ def test_a_trial_of_a_mode_known_from_labels_counts_the_runs_like_its_labelled_o
     assert (
         "unconfirmed" in tenant.client_for(tenant.lead).get(reverse("metrics", args=[ws.slug])).text
     )
+    # After an ingest, only the new runs are compared, once diagnosed: one more
+    # held-out cancellation counts; an undiagnosed one waits, it is not "unlike".
+    session = next(s for s, a in arms.items() if a == HOLDOUT and s != rejected.session_id)
+    later = trace_ingest_batch(workspace=ws, items=[
+        {**_cancel(300), "session_id": session, "started_at": now},
+        {**_cancel(301), "session_id": session, "started_at": now},
+    ]).trace_ids  # fmt: skip
+    tasks.analyse_traces(ws.pk, later[:1])
+    checked = TrialRunLikeness.objects.filter(trial=trial).count()
+    trials_refresh_for_traces(trace_ids=later)
+    assert TrialRunLikeness.objects.filter(trial=trial).count() == checked + 1
+    result = trial_result(trial=Trial.objects.get(pk=trial.pk))
+    assert result.recurrence.holdout == (held_out, held_out + 2)
+    tasks.analyse_traces(ws.pk, later[1:])
+    trials_refresh(workspace_id=ws.pk)
+    result = trial_result(trial=Trial.objects.get(pk=trial.pk))
+    assert result.recurrence.holdout == (held_out + 1, held_out + 2)
