@@ -207,7 +207,7 @@ class Incident(models.Model):
             # measured exactly among its own. An HNSW index over every incident was
             # read by nothing and cost each embedded incident an insertion into its
             # graph (m=24, ef_construction=128): 14 of 23 s of embedding at 8,000
-            # runs (bench/RESULTS.md, session 22).
+            # runs (bench/RESULTS.md, "Measurements behind the product's constants").
         ]
 
     def __str__(self) -> str:

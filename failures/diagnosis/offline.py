@@ -51,7 +51,8 @@ MAX_FINDINGS = 3
 # of runs with it fail (and most successful runs also meet) name the cause of
 # every failed run it appeared in. Chosen on the tune half of InterCode (0.4-0.6
 # scored 0.444-0.448 there); an error the run ended on is exempt (chosen there
-# too: 0.376 without the exemption, 0.417 with it). bench/RESULTS.md has both halves.
+# too: 0.376 without the exemption, 0.417 with it); bench/RESULTS.md, "Measurements
+# behind the product's constants".
 MIN_FAILURE_SHARE = 0.6
 TRACE_LEVEL = -1  # a finding about the whole run (the step it happened at is not known)
 _READ_LIKE = re.compile(
