@@ -200,3 +200,24 @@ def test_a_batch_screened_at_once_redacts_every_string_as_one_by_one():
         assert screened.text(s, counts_screened) == alone.text(s, counts_alone)
         assert counts_screened == counts_alone
     assert screened.value(batch, Counter()) == alone.value(batch, Counter())
+
+
+def test_an_empty_string_is_not_scanned_unless_a_custom_pattern_could_match_it(monkeypatch):
+    """Most steps have no error text: an empty string costs no regex call (the
+    pre-check's was most of its cost per step). A workspace's own pattern still
+    sees it, as it sees every string."""
+    from workspaces import redaction
+
+    class Refuses:
+        def search(self, *args, **kwargs):
+            raise AssertionError("the pre-check ran on an empty string")
+
+    redactor = build_redactor(enabled={})
+    screened = redactor.screened({"traces": [{"task": "refund", "steps": [{"name": "x"}]}]})
+    monkeypatch.setattr(redaction, "_MAYBE_SENSITIVE", Refuses())
+    counts: Counter = Counter()
+    assert redactor.text("", counts) == "" and screened.text("", counts) == ""
+    assert screened.identifier("", counts) == "" and not counts
+    custom = build_redactor(enabled={}, custom_patterns=[{"name": "blank", "pattern": "^$"}])
+    monkeypatch.undo()
+    assert custom.text("", counts) == "[BLANK]" and counts["BLANK"] == 1
