@@ -306,8 +306,13 @@ def propagate_to_runs(*, workspace_id: int, trace_ids: list[int]) -> int:
     added = 0
     for label in labels:
         room = MAX_CANDIDATES - label.candidates.filter(state=CandidateState.OFFERED).count()
-        if room > 0:
-            added += _store(label, rank(label, among=failed)[:room])
+        if room <= 0:
+            continue
+        try:
+            found = rank(label, among=failed)
+        except Step.DoesNotExist:  # its run was sent again without the labelled step
+            continue
+        added += _store(label, found[:room])
     return added
 
 
@@ -334,7 +339,11 @@ def runs_like_modes(*, workspace_id: int, mode_ids: list[int], trace_ids: list[i
     rejected = set(offered.filter(state=CandidateState.REJECTED).values_list("trace_id", flat=True))
     like = set(offered.values_list("trace_id", flat=True)) - rejected
     for label in labels:
-        like.update(f.trace_id for f in rank(label, among=list(trace_ids), limit=None))
+        try:
+            found = rank(label, among=list(trace_ids), limit=None)
+        except Step.DoesNotExist:  # its run was sent again without the labelled step
+            continue
+        like.update(f.trace_id for f in found)
     return like
 
 

@@ -453,3 +453,24 @@ def test_the_modes_page_sends_undiagnosed_runs_to_the_queue(tenant, runs):
     assert "undiagnosed</strong>" in page
     assert reverse("review_queue", args=[tenant.workspace.slug]) in page
     assert "Label them in Review runs" in page
+
+
+def test_runs_like_a_mode_skip_a_label_whose_step_is_gone(tenant, runs):
+    """A trial counts a labels-only mode's runs by likeness to its labels: a label
+    whose step its run no longer has (sent again without it) is left out, not the
+    end of the count."""
+    from traces.models import Step
+
+    first = _label(tenant, runs["cancel-0"])
+    _label(tenant, runs["cancel-1"])
+    Step.objects.filter(trace=runs["cancel-1"], index=2).delete()
+    among = [runs[f"cancel-{i}"].pk for i in range(2, 6)] + [runs["seat-0"].pk]
+    like = propagation.runs_like_modes(
+        workspace_id=tenant.workspace.pk, mode_ids=[first.failure_mode_id], trace_ids=among
+    )
+    assert like and runs["seat-0"].pk not in like
+    assert like <= {runs[f"cancel-{i}"].pk for i in range(2, 6)}
+    # Nor does it stop later runs being offered to the mode's other labels.
+    LabelCandidate.objects.all().delete()
+    assert propagation.propagate_to_runs(workspace_id=tenant.workspace.pk, trace_ids=among) > 0
+    assert LabelCandidate.objects.filter(label=first).exists()
