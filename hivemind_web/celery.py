@@ -54,8 +54,14 @@ app.conf.beat_schedule = {
     "recluster-all": {"task": "failures.tasks.recluster_all", "schedule": 3600.0},
     # Rollups of traces whose refresh message was lost (broker down at ingest).
     "sweep-rollups": {"task": "metrics.tasks.sweep_rollups", "schedule": 300.0},
-    # Trial rollups and verdicts (also refreshed after ingest and after incidents change modes).
-    "refresh-trials": {"task": "metrics.tasks.refresh_trials", "schedule": 300.0},
+    # Trial rollups and verdicts (also refreshed after ingest and after incidents change
+    # modes). Runs already compared with a labels-only mode's labels are not compared
+    # again here; a change of the mode compares them all again.
+    "refresh-trials": {
+        "task": "metrics.tasks.refresh_trials",
+        "schedule": 300.0,
+        "kwargs": {"recheck": False},
+    },
     "sweep-jobs": {"task": "skills.tasks.sweep_jobs", "schedule": 300.0},
     # Alerts: new failure modes, modes that jump, skills whose trial says they hurt.
     "alerts-sweep": {"task": "skills.tasks.alerts_sweep", "schedule": 600.0},

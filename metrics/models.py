@@ -143,9 +143,9 @@ class TrialRunLikeness(models.Model):
     """Whether a failed run of a trial went wrong like a labelled run of the skill's
     failure modes (`failures.propagation.runs_like_modes`), kept for trials whose
     modes hold only labelled runs: a trial's rollups count these runs as the mode's.
-    A run is checked once it is diagnosed, after the ingest that brought it; the
-    periodic refresh checks every run again (new labels and a lead's rejections
-    change the answer)."""
+    A run is compared once it is diagnosed (the refresh after an ingest, or the
+    periodic one); every run is compared again when the modes' incidents change
+    (new labels change the answer). A lead's rejection is read when counting."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     trial = models.ForeignKey("skills.Trial", on_delete=models.CASCADE, related_name="+")

@@ -195,9 +195,15 @@ _TRIAL_SQL = """
            count(*) FILTER (WHERE EXISTS (SELECT 1 FROM failures_incident i
                                           WHERE i.trace_id = t.id
                                             AND i.failure_mode_id = ANY(%(modes)s))
-                                  OR EXISTS (SELECT 1 FROM metrics_trialrunlikeness l
-                                             WHERE l.trial_id = a.trial_id
-                                               AND l.trace_id = t.id AND l.like)),
+                                  OR (EXISTS (SELECT 1 FROM metrics_trialrunlikeness l
+                                              WHERE l.trial_id = a.trial_id
+                                                AND l.trace_id = t.id AND l.like)
+                                      -- a lead's "not the same failure" counts at once
+                                      AND NOT EXISTS (
+                                          SELECT 1 FROM failures_labelcandidate c
+                                          JOIN failures_runlabel r ON r.id = c.label_id
+                                          WHERE c.trace_id = t.id AND c.state = 'rejected'
+                                            AND r.failure_mode_id = ANY(%(modes)s)))),
            COALESCE(sum(t.total_tokens), 0),
            COALESCE(sum(EXTRACT(EPOCH FROM (t.ended_at - t.started_at)))
                     FILTER (WHERE t.ended_at IS NOT NULL), 0),
@@ -278,8 +284,9 @@ def trials_refresh(*, workspace_id: int | None = None, recheck: bool = True) -> 
     """Refresh the rollups and verdicts of running trials (of one workspace, or all);
     end a trial that reached its planned size; pause a skill that hurts where the
     workspace asked for it. Returns how many trials were refreshed. Without
-    `recheck`, only runs not checked yet are compared with a mode's labelled runs
-    (after an ingest; the periodic refresh checks them all)."""
+    `recheck`, only runs not compared yet are compared with a labels-only mode's
+    labelled runs (after an ingest, and the periodic refresh); with it every run is
+    (after the modes' incidents change, which is when their labels do)."""
     from django.utils import timezone
 
     from skills.models import Trial

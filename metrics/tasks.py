@@ -28,9 +28,10 @@ def sweep_rollups() -> int:
 
 
 @shared_task(**TASK_RETRY)
-def refresh_trials(workspace_id: int | None = None) -> int:
+def refresh_trials(workspace_id: int | None = None, recheck: bool = True) -> int:
     """Trial rollups and verdicts; named so the failures app can trigger it after
-    incidents change modes. Also periodic (beat)."""
+    incidents change modes (which compares every run with a labels-only mode's labels
+    again). Also periodic (beat), comparing only the runs not compared yet."""
     from .services import trials_refresh
 
-    return trials_refresh(workspace_id=workspace_id)
+    return trials_refresh(workspace_id=workspace_id, recheck=recheck)

@@ -548,3 +548,13 @@ def test_a_trial_of_a_mode_known_from_labels_counts_the_runs_like_its_labelled_o
     trials_refresh(workspace_id=ws.pk)
     result = trial_result(trial=Trial.objects.get(pk=trial.pk))
     assert result.recurrence.holdout == (held_out + 1, held_out + 2)
+    # A lead's "not the same failure" counts at once, without comparing again.
+    counted = Trace.objects.get(pk=later[1])
+    LabelCandidate.objects.update_or_create(
+        label=label, trace=counted,
+        defaults={"workspace": ws, "step_index": 2, "score": 0.9,
+                  "state": CandidateState.REJECTED},
+    )  # fmt: skip
+    trials_refresh(workspace_id=ws.pk, recheck=False)
+    result = trial_result(trial=Trial.objects.get(pk=trial.pk))
+    assert result.recurrence.holdout == (held_out, held_out + 2)
