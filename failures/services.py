@@ -431,8 +431,11 @@ def failure_modes_refresh(
     modes = {m.pk: m for m in FailureMode.objects.filter(pk__in=mode_ids)}
     # Skill trials count traces that hit their modes: theirs may have changed.
     for workspace_id in sorted({m.workspace_id for m in modes.values()}):
+        changed = sorted(pk for pk, m in modes.items() if m.workspace_id == workspace_id)
         transaction.on_commit(
-            lambda ws=workspace_id: enqueue("metrics.tasks.refresh_trials", ws)  # type: ignore[misc]
+            lambda ws=workspace_id, changed=changed: enqueue(  # type: ignore[misc]
+                "metrics.tasks.refresh_trials", ws, changed
+            )
         )
     stats = {
         row["failure_mode"]: row

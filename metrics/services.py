@@ -226,10 +226,13 @@ _TRIAL_FAILED_SQL = """
 """
 
 
-def trial_rollups_refresh(*, trial_id: int, recheck: bool = True) -> None:
+def trial_rollups_refresh(
+    *, trial_id: int, recheck: bool = True, changed_modes: list[int] | None = None
+) -> None:
     """Recompute one trial's rollup rows (idempotent). For modes that hold only
-    labelled runs, the runs like them are checked first: the runs not checked yet,
-    or with `recheck` every run of the trial again."""
+    labelled runs, the runs like them are compared first: the runs not compared
+    yet, or every run of the trial again with `recheck` (given `changed_modes`:
+    when one of the trial's modes is among them)."""
     from skills.models import Trial
     from skills.selectors import skill_source_modes
 
@@ -242,6 +245,8 @@ def trial_rollups_refresh(*, trial_id: int, recheck: bool = True) -> None:
         )
         modes = skill_source_modes(skill=trial.skill)
         params = {"trial": trial_id, "ended": trial.ended_at, "modes": modes}
+        if changed_modes is not None:
+            recheck = recheck and bool(set(modes) & set(changed_modes))
         if modes_known_only_from_labels(workspace_id=trial.workspace_id, mode_ids=modes):
             _trial_likeness_refresh(cursor, trial, modes, params, recheck=recheck)
         else:
@@ -280,13 +285,17 @@ def _trial_likeness_refresh(
     )
 
 
-def trials_refresh(*, workspace_id: int | None = None, recheck: bool = True) -> int:
+def trials_refresh(
+    *, workspace_id: int | None = None, recheck: bool = True,
+    changed_modes: list[int] | None = None,
+) -> int:  # fmt: skip
     """Refresh the rollups and verdicts of running trials (of one workspace, or all);
     end a trial that reached its planned size; pause a skill that hurts where the
     workspace asked for it. Returns how many trials were refreshed. Without
     `recheck`, only runs not compared yet are compared with a labels-only mode's
     labelled runs (after an ingest, and the periodic refresh); with it every run is
-    (after the modes' incidents change, which is when their labels do)."""
+    (after the modes' incidents change, which is when their labels do: given
+    `changed_modes`, only for the trials of those modes)."""
     from django.utils import timezone
 
     from skills.models import Trial
@@ -299,7 +308,7 @@ def trials_refresh(*, workspace_id: int | None = None, recheck: bool = True) -> 
         trials = trials.filter(workspace_id=workspace_id)
     count = 0
     for trial in trials:
-        trial_rollups_refresh(trial_id=trial.pk, recheck=recheck)
+        trial_rollups_refresh(trial_id=trial.pk, recheck=recheck, changed_modes=changed_modes)
         result = trial_result(trial=trial)
         trial.verdict, trial.verdict_at = result.verdict, timezone.now()
         fields = ["verdict", "verdict_at"]

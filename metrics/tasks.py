@@ -28,10 +28,14 @@ def sweep_rollups() -> int:
 
 
 @shared_task(**TASK_RETRY)
-def refresh_trials(workspace_id: int | None = None, recheck: bool = True) -> int:
+def refresh_trials(
+    workspace_id: int | None = None, changed_modes: list[int] | None = None,
+    recheck: bool = True,
+) -> int:  # fmt: skip
     """Trial rollups and verdicts; named so the failures app can trigger it after
-    incidents change modes (which compares every run with a labels-only mode's labels
-    again). Also periodic (beat), comparing only the runs not compared yet."""
+    incidents change modes (`changed_modes`: the trials of those modes compare every
+    run with a labels-only mode's labels again). Also periodic (beat), comparing only
+    the runs not compared yet."""
     from .services import trials_refresh
 
-    return trials_refresh(workspace_id=workspace_id, recheck=recheck)
+    return trials_refresh(workspace_id=workspace_id, recheck=recheck, changed_modes=changed_modes)

@@ -558,3 +558,12 @@ def test_a_trial_of_a_mode_known_from_labels_counts_the_runs_like_its_labelled_o
     trials_refresh(workspace_id=ws.pk, recheck=False)
     result = trial_result(trial=Trial.objects.get(pk=trial.pk))
     assert result.recurrence.holdout == (held_out, held_out + 2)
+    # Another mode's change compares nothing again; a change of this one, every run.
+    some = TrialRunLikeness.objects.filter(trial=trial, like=True).first()
+    TrialRunLikeness.objects.filter(pk=some.pk).update(like=False)
+    trials_refresh(workspace_id=ws.pk, changed_modes=[mode.pk + 1000])
+    assert not TrialRunLikeness.objects.get(pk=some.pk).like
+    trials_refresh(workspace_id=ws.pk, changed_modes=[mode.pk])
+    assert TrialRunLikeness.objects.get(trial=trial, trace_id=some.trace_id).like
+    result = trial_result(trial=Trial.objects.get(pk=trial.pk))
+    assert result.recurrence.holdout == (held_out, held_out + 2)
