@@ -94,7 +94,9 @@ DIAGNOSER_VERSION = (
     # 19: an assumption after a line break of a message's JSON text is read ("\nAssuming")
     # 20: of an agent's assumptions, the first whose sentence says what it could not get
     # 21: arguments the task's successful runs gave different values are not compared
-    "offline-21"
+    # 22: an undiagnosed run of an agent without successes says it had none to weigh
+    #     against (it said nothing stood out against its runs)
+    "offline-22"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -487,8 +489,13 @@ def is_symptom(finding: offline.Finding) -> bool:
     return signal.startswith(SYMPTOM_SIGNALS)
 
 
-def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: int) -> str:
-    """Why a failed run has no cause, in words a lead can act on."""
+def undiagnosed_reason(
+    row: TraceRow, found: list[offline.Finding], baseline: int, succeeded: int
+) -> str:
+    """Why a failed run has no cause, in words a lead can act on. `baseline` is the
+    agent's runs with a known outcome it was weighed against, `succeeded` how many
+    of them succeeded: its errors and habits are weighed against its successes, so
+    with fewer than MIN_SUCCESSES of them nothing could stand out."""
     symptoms = "; ".join(f.description for f in found if is_symptom(f))
     weak = [f for f in found if f.stats.get("weak")]
     if weak:
@@ -497,6 +504,14 @@ def undiagnosed_reason(row: TraceRow, found: list[offline.Finding], baseline: in
         why = (
             "No successful run of this task to compare with, call by call, and too few runs of "
             f"this agent with a known outcome ({baseline}) to weigh its errors and habits against."
+        )
+    elif succeeded < offline.MIN_SUCCESSES:
+        of = "none" if not succeeded else f"only {succeeded}"
+        why = (
+            "No successful run of this task to compare with, call by call, and no successes of "
+            f"this agent to weigh its errors and habits against: {of} of its "
+            f"{'latest ' if baseline >= PROFILE_RUNS else ''}{baseline} runs with a known outcome "
+            f"succeeded ({offline.MIN_SUCCESSES} are needed)."
         )
     else:
         why = (
@@ -1055,10 +1070,12 @@ def _write(
                 diagnoser, detail = "human", ""
         else:
             state = DiagnosisState.UNDIAGNOSED
-        # A successful run is not weighed against a baseline (0).
-        baseline = len(profiles[row.agent].runs) if row.verdict != "succeeded" else 0
+        # A successful run is not weighed against a baseline (0), nor profiled.
+        profile = profiles[row.agent] if row.verdict != "succeeded" else None
+        baseline = len(profile.runs) if profile is not None else 0
         if state == DiagnosisState.UNDIAGNOSED:
-            detail = detail or undiagnosed_reason(row, found, baseline)
+            succeeded = profile.succeeded if profile is not None else 0
+            detail = detail or undiagnosed_reason(row, found, baseline, succeeded)
         analyses.append((row.id, str(state), diagnoser, detail, tokens_in, tokens_out, cost,
                          baseline, row.content_hash, row.seen_at))  # fmt: skip
         result.diagnosed += 1

@@ -45,6 +45,21 @@ def test_an_undiagnosed_run_without_a_baseline_says_so(tenant):
     assert "too few runs of this agent with a known outcome (1)" in analysis.detail
 
 
+def test_an_agent_without_successes_is_said_to_have_none_to_weigh_against(tenant):
+    # Who&When's group chats all failed: nothing could stand out against its runs,
+    # and the reason must not say it was weighed and found unremarkable.
+    ingest(tenant.workspace, [trace_payload(f"all-failed-{i}", status="failed", agent="chat",
+                                            task=f"riddle {i}", steps=[
+        {"kind": "tool_call", "name": "act", "input": {"n": i}, "output": {"ok": True}}])
+        for i in range(8)])  # fmt: skip
+    analysis = TraceAnalysis.objects.get(trace__external_id="all-failed-7")
+    assert analysis.state == "undiagnosed"
+    assert "no successes of this agent to weigh its errors and habits against: none of its" in (
+        analysis.detail
+    ), analysis.detail
+    assert "stands out" not in analysis.detail
+
+
 def test_the_trace_page_marks_symptoms_and_says_why_a_run_is_undiagnosed(tenant):
     ingest(tenant.workspace, [_run(i, "succeeded", 1) for i in range(12)]
            + [_run(100 + i, "failed", 6) for i in range(12)])  # fmt: skip
