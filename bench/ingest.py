@@ -121,6 +121,39 @@ def bench_workspace(redaction: bool = True) -> tuple[object, str]:
     return ws, key
 
 
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of `root`'s
+    tree: the web server's master and workers."""
+    hz = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / hz
+    tree, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, from /proc/stat."""
+    hz = os.sysconf("SC_CLK_TCK")
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
 def send_all(url: str, key: str, bodies: list[bytes], concurrency: int) -> float:
     target = urlparse(url)
 
@@ -247,6 +280,8 @@ def main() -> None:
         broker = embedded_broker.start(socket_path)
         proc, url = start_server(f"redis+socket://{socket_path}")
     rounds = []  # (http seconds, raw COPY seconds, step-table COPY seconds or None)
+    # CPU seconds during each HTTP phase: (web server, this client, machine busy, machine all)
+    cpu: list[tuple[float | None, float, float, float]] = []
     try:
         # Rounds of HTTP ingest, each followed by the COPYs of the same rows, the
         # figure the median of the rounds: on this size of machine one COPY of
@@ -258,7 +293,17 @@ def main() -> None:
                 json.dumps({"traces": traces[i : i + args.batch]}).encode()
                 for i in range(0, count, args.batch)
             ]
+            server_before = _tree_cpu(proc.pid) if proc is not None else 0.0
+            client_before = time.process_time()
+            machine_before = _machine_cpu()
             http_seconds = send_all(url, key, bodies, args.concurrency)
+            machine_after = _machine_cpu()
+            cpu.append((
+                _tree_cpu(proc.pid) - server_before if proc is not None else None,
+                time.process_time() - client_before,
+                machine_after[0] - machine_before[0],
+                machine_after[1] - machine_before[1],
+            ))  # fmt: skip
             copy_seconds = copy_baseline(traces)
             table_seconds = (
                 copy_into_step_table(traces, workspace) if workspace is not None else None
@@ -282,6 +327,20 @@ def main() -> None:
         ordered = sorted(values)
         return ordered[len(ordered) // 2]
 
+    # Where the HTTP phases' CPU went, per step (summed over the rounds): the web
+    # server's processes, this bench's client threads, and the rest of the machine
+    # (PostgreSQL's backends, mostly); and how busy the machine's cores were.
+    steps_sent = total_steps * len(cpu)
+    if cpu and steps_sent:
+        busy = sum(c[2] for c in cpu)
+        client = sum(c[1] for c in cpu)
+        server = sum(c[0] for c in cpu if c[0] is not None) if cpu[0][0] is not None else None
+        rest = busy - client - (server or 0.0)
+        shown = "n/a (--url)" if server is None else f"{1e6 * server / steps_sent:.1f}"
+        print(f"CPU per step during the HTTP phases: web server {shown} µs, "
+              f"bench client {1e6 * client / steps_sent:.1f} µs, "
+              f"rest of the machine (PostgreSQL mostly) {1e6 * rest / steps_sent:.1f} µs; "
+              f"cores busy {100 * busy / sum(c[3] for c in cpu):.0f}%")  # fmt: skip
     rate = total_steps / median([r[0] for r in rounds])
     baseline = total_steps / median([r[1] for r in rounds])
     print(f"http ingest (validate + redact + upsert + queue), median: {total_steps / rate:.2f} s")
