@@ -159,3 +159,25 @@ class TrialRunLikeness(models.Model):
 
     def __str__(self) -> str:
         return f"trial {self.trial_id} run {self.trace_id}: {'like' if self.like else 'unlike'}"
+
+
+class SkillRunLikeness(models.Model):
+    """Whether a failed run of a published skill's agents (from the impact window
+    before its publication on) went wrong like a labelled run of the skill's failure
+    mode (`failures.propagation.runs_like_modes`), kept for skills whose mode holds
+    only labelled runs: the observational impact (before vs since publication) counts
+    these runs as the mode's, as a trial does (TrialRunLikeness). Kept by
+    metrics.services.skills_likeness_refresh; a lead's rejection is read when counting."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    skill = models.ForeignKey("skills.Skill", on_delete=models.CASCADE, related_name="+")
+    trace = models.ForeignKey("traces.Trace", on_delete=models.CASCADE, related_name="+")
+    like = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["skill", "trace"], name="skill_run_likeness_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"skill {self.skill_id} run {self.trace_id}: {'like' if self.like else 'unlike'}"

@@ -322,22 +322,40 @@ _IMPACT_SQL = """
         JOIN failures_modedailycount m ON m.failure_mode_id = p.mode_id AND m.agent = a.agent
              AND m.day >= p.day - %(window)s
         GROUP BY 1, 2
+    ), likes AS (
+        -- A mode of labelled runs only: the failed runs like its labelled ones
+        -- (metrics_skillrunlikeness, kept for such skills alone; people's labelled
+        -- runs are never among them), unless a lead said "not the same failure".
+        SELECT p.skill, (t.started_at AT TIME ZONE 'UTC')::date >= p.day AS after,
+               count(*) AS n
+        FROM p JOIN skills_skill k ON k.workspace_id = %(ws)s AND k.name = p.skill
+        JOIN metrics_skillrunlikeness l ON l.skill_id = k.id AND l.like
+        JOIN traces_trace t ON t.id = l.trace_id
+             AND (t.started_at AT TIME ZONE 'UTC')::date >= p.day - %(window)s
+        JOIN a ON a.skill = p.skill AND a.agent = t.agent
+        WHERE NOT EXISTS (SELECT 1 FROM failures_labelcandidate c
+                          JOIN failures_runlabel r ON r.id = c.label_id
+                          WHERE c.trace_id = t.id AND c.state = 'rejected'
+                            AND r.failure_mode_id = p.mode_id)
+        GROUP BY 1, 2
     )
     SELECT 'total', skill, after, ok, bad, n FROM totals
     UNION ALL SELECT 'cohort', skill, TRUE, ok, bad, 0 FROM cohort
     UNION ALL SELECT 'hits', skill, after, 0, 0, n FROM hits
+    UNION ALL SELECT 'likes', skill, after, 0, 0, n FROM likes
 """
 
+# Days before a skill's publication its impact compares with (and after which runs
+# like a labels-only mode's labelled ones are kept: metrics.services).
+IMPACT_WINDOW_DAYS = 30
 
-def skill_impacts(
-    *, workspace: Workspace, skills: list[Skill], window_days: int = 30
-) -> dict[int, dict]:
-    """Per skill: with vs without it (same agents, since publication) and before vs
-    after publication, from the rollups in one query for all skills. Days are UTC
-    days; the publication day counts as "after". Skills never published are left out."""
+
+def skill_publication_times(*, workspace_id: int, skills: list[Skill]) -> dict[int, datetime]:
+    """When each skill was first approved (published), by skill id; a skill never
+    approved is not in it."""
     first_approval = dict(
         AuditEvent.objects.filter(
-            workspace=workspace,
+            workspace_id=workspace_id,
             object_type="Skill",
             action="skill.approve",
             object_id__in=[str(s.pk) for s in skills],
@@ -346,7 +364,19 @@ def skill_impacts(
         .annotate(at=Min("created_at"))
         .values_list("object_id", "at")
     )
-    published = [(s, first_approval[str(s.pk)]) for s in skills if str(s.pk) in first_approval]
+    return {s.pk: first_approval[str(s.pk)] for s in skills if str(s.pk) in first_approval}
+
+
+def skill_impacts(
+    *, workspace: Workspace, skills: list[Skill], window_days: int = IMPACT_WINDOW_DAYS
+) -> dict[int, dict]:
+    """Per skill: with vs without it (same agents, since publication) and before vs
+    after publication, from the rollups in one query for all skills. Days are UTC
+    days; the publication day counts as "after". Skills never published are left out.
+    A skill whose failure mode holds only labelled runs counts, as the mode's, its
+    labelled runs and the failed runs like them (unconfirmed; `by_likeness`)."""
+    times = skill_publication_times(workspace_id=workspace.pk, skills=skills)
+    published = [(s, times[s.pk]) for s in skills if s.pk in times]
     if not published:
         return {}
     agents: dict[str, list[str]] = defaultdict(list)
@@ -388,30 +418,37 @@ def skill_impacts(
             Rate(after_ok, after_ok + after_bad),
         )
         # A mode that holds only runs people labelled gains a run only when someone
-        # labels it: its share before and after would count labels, not failures.
-        mode_measured = skill.source_mode_id is not None and not modes_known_only_from_labels(
+        # labels it: its runs are counted with the failed runs like its labelled ones
+        # (kept by metrics.services.skills_likeness_refresh), as a trial counts them.
+        by_likeness = skill.source_mode_id is not None and modes_known_only_from_labels(
             workspace_id=workspace.pk, mode_ids=[skill.source_mode_id]
         )
-        if not mode_measured:
+
+        def mode_runs(after: bool, skill: Skill = skill, by_likeness: bool = by_likeness) -> int:
+            likes = sums.get(("likes", skill.name, after), zero)[2] if by_likeness else 0
+            return sums.get(("hits", skill.name, after), zero)[2] + likes
+
+        mode_before = Rate(mode_runs(False), before_n)
+        mode_after = Rate(mode_runs(True), after_n)
+        mode_verdict = verdict(mode_before, mode_after, what="recurrence of its failure mode",
+                               higher_is_better=False)  # fmt: skip
+        if skill.source_mode_id is None:
             mode_before = mode_after = Rate(0, 0)
-        else:
-            mode_before = Rate(sums.get(("hits", skill.name, False), zero)[2], before_n)
-            mode_after = Rate(sums.get(("hits", skill.name, True), zero)[2], after_n)
-        mode_verdict = (
-            verdict(mode_before, mode_after, what="recurrence of its failure mode",
-                    higher_is_better=False)
-            if mode_measured or skill.source_mode_id is None
-            else "Recurrence of its failure mode not measured: every run in it is one a "
-            "person labelled, so new runs join it only once labelled."
-        )  # fmt: skip
+            mode_verdict = "It was drafted from no failure mode: there is no recurrence to count."
+        elif by_likeness:
+            mode_verdict += (
+                " Its failure mode holds only runs people labelled: the runs counted are those "
+                "and the failed runs like them, by the rules 'same failure?' candidates are "
+                "offered by, not confirmed by a person."
+            )
         result[skill.pk] = {
             "skill": skill, "agents": agents[skill.name], "published_at": published_at,
             "with": with_skill, "without": without,
             "cohort_verdict": verdict(without, with_skill),
             "before": before, "after": after, "time_verdict": verdict(before, after),
             "mode_before": mode_before, "mode_after": mode_after,
-            "mode_measured": mode_measured or skill.source_mode_id is None,
-            "mode_verdict": mode_verdict,
+            "mode_measured": skill.source_mode_id is not None,
+            "mode_by_likeness": by_likeness, "mode_verdict": mode_verdict,
             "shared_with": [],
         }  # fmt: skip
     _mark_shared(result)

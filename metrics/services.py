@@ -14,7 +14,7 @@ from failures.selectors import modes_known_only_from_labels
 from failures.services import mode_daily_counts_refresh
 from traces.models import Trace
 
-from .models import TrialRunLikeness
+from .models import SkillRunLikeness, TrialRunLikeness
 
 # A trace's incidents that name a cause: symptoms, weak leads and errors a run
 # recovered from are shown on the run, not counted as failures found.
@@ -262,25 +262,32 @@ def _trial_likeness_refresh(
     failures in the arms are the diagnosed failed runs like its labelled ones."""
     cursor.execute(_TRIAL_FAILED_SQL, params)
     failed = [row[0] for row in cursor.fetchall()]
-    checks = TrialRunLikeness.objects.filter(trial_id=trial.pk)
+    _compare_runs(TrialRunLikeness, {"trial_id": trial.pk}, trial.workspace_id, modes, failed,
+                  recheck=recheck)  # fmt: skip
+
+
+def _compare_runs(
+    model: Any, key: dict[str, int],
+    workspace_id: int, modes: list[int], failed: list[int], *, recheck: bool,
+) -> None:  # fmt: skip
+    """Compare the failed runs not compared yet (`recheck`: all of them again) with
+    the labelled runs of `modes`, and keep each answer in `model` (TrialRunLikeness
+    or SkillRunLikeness) under `key`. A run
+    not diagnosed yet waits: it is compared once it is."""
+    checks = model.objects.filter(**key)
     if recheck:
         checks.delete()
     known = set(checks.values_list("trace_id", flat=True))
-    todo = set(
+    todo = sorted(
         TraceAnalysis.objects.filter(
             trace_id__in=[t for t in failed if t not in known]
         ).values_list("trace_id", flat=True)
-    )  # a run not diagnosed yet is checked once it is
+    )
     if not todo:
         return
-    like = runs_like_modes(workspace_id=trial.workspace_id, mode_ids=modes, trace_ids=sorted(todo))
-    TrialRunLikeness.objects.bulk_create(
-        [
-            TrialRunLikeness(
-                workspace_id=trial.workspace_id, trial_id=trial.pk, trace_id=t, like=t in like
-            )
-            for t in sorted(todo)
-        ],  # fmt: skip
+    like = runs_like_modes(workspace_id=workspace_id, mode_ids=modes, trace_ids=todo)
+    model.objects.bulk_create(
+        [model(workspace_id=workspace_id, trace_id=t, like=t in like, **key) for t in todo],
         ignore_conflicts=True,
     )
 
@@ -337,3 +344,62 @@ def trials_refresh_for_traces(*, trace_ids: list[int]) -> None:
     )
     for workspace_id in sorted(workspaces):
         trials_refresh(workspace_id=workspace_id, recheck=False)
+
+
+# --- published skills of labels-only modes ----------------------------------------------
+
+
+def skills_likeness_refresh(
+    *, workspace_id: int | None = None, recheck: bool = False,
+    changed_modes: list[int] | None = None,
+) -> int:  # fmt: skip
+    """For each published skill whose failure mode holds only labelled runs (of one
+    workspace, or all): compare its agents' failed runs, from the impact window
+    before its publication on, with the mode's labelled runs, so the observational
+    impact can count the mode's recurrence before and after (metrics.selectors.
+    skill_impacts). Only runs not compared yet, unless `recheck` (given
+    `changed_modes`: for the skills of those modes only). Other skills' answers are
+    dropped. Returns how many skills were compared."""
+    from datetime import timedelta
+
+    from skills.models import Skill, SkillStatus
+
+    from .models import SkillDailyRollup
+    from .selectors import IMPACT_WINDOW_DAYS, skill_publication_times
+
+    skills = Skill.objects.filter(status=SkillStatus.PUBLISHED).exclude(published_version=None)
+    if workspace_id is not None:
+        skills = skills.filter(workspace_id=workspace_id)
+    by_workspace: dict[int, list[Any]] = {}
+    for skill in skills.order_by("pk"):
+        by_workspace.setdefault(skill.workspace_id, []).append(skill)
+    kept: list[int] = []
+    for ws_id, ws_skills in by_workspace.items():
+        published = skill_publication_times(workspace_id=ws_id, skills=ws_skills)
+        for skill in ws_skills:
+            mode = skill.source_mode_id
+            if (
+                skill.pk not in published
+                or mode is None
+                or not modes_known_only_from_labels(workspace_id=ws_id, mode_ids=[mode])
+            ):
+                continue
+            kept.append(skill.pk)
+            again = recheck and (changed_modes is None or mode in changed_modes)
+            agents = list(
+                SkillDailyRollup.objects.filter(workspace_id=ws_id, skill=skill.name)
+                .values_list("agent", flat=True).distinct()
+            )  # fmt: skip
+            since = published[skill.pk] - timedelta(days=IMPACT_WINDOW_DAYS + 1)
+            failed = list(
+                Trace.objects.filter(
+                    workspace_id=ws_id, agent__in=agents, status="failed", started_at__gte=since
+                ).values_list("pk", flat=True)
+            )
+            _compare_runs(SkillRunLikeness, {"skill_id": skill.pk}, ws_id, [mode], failed,
+                          recheck=again)  # fmt: skip
+    stale = SkillRunLikeness.objects.exclude(skill_id__in=kept)
+    if workspace_id is not None:
+        stale = stale.filter(workspace_id=workspace_id)
+    stale.delete()
+    return len(kept)

@@ -67,7 +67,7 @@ from workspaces.models import Role, Scope, Workspace
 from workspaces.services import api_key_create, membership_set, workspace_create
 
 from .selectors import TrialResult, trial_result
-from .services import rollups_refresh_for_traces, trials_refresh
+from .services import rollups_refresh_for_traces, skills_likeness_refresh, trials_refresh
 from .stats import Rate
 
 RECOVERY = 0.3
@@ -337,6 +337,7 @@ class Simulation:
             self._cluster_and_distill()
             self._review()
             trials_refresh(workspace_id=self.workspace.pk)
+            skills_likeness_refresh(workspace_id=self.workspace.pk)
             found, nmi = self._quality()
             treated = [ok for m in MODES if not m.control for ok in outcomes[m.key]]
             control = [ok for m in MODES if m.control for ok in outcomes[m.key]]

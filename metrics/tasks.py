@@ -32,10 +32,16 @@ def refresh_trials(
     workspace_id: int | None = None, changed_modes: list[int] | None = None,
     recheck: bool = True,
 ) -> int:  # fmt: skip
-    """Trial rollups and verdicts; named so the failures app can trigger it after
-    incidents change modes (`changed_modes`: the trials of those modes compare every
-    run with a labels-only mode's labels again). Also periodic (beat), comparing only
-    the runs not compared yet."""
-    from .services import trials_refresh
+    """Trial rollups and verdicts, and the runs like a labels-only mode's labelled
+    ones that the observational impact of its published skill counts; named so the
+    failures app can trigger it after incidents change modes (`changed_modes`: the
+    trials and skills of those modes compare every run with a labels-only mode's
+    labels again). Also periodic (beat), comparing only the runs not compared yet."""
+    from .services import skills_likeness_refresh, trials_refresh
 
-    return trials_refresh(workspace_id=workspace_id, recheck=recheck, changed_modes=changed_modes)
+    refreshed = trials_refresh(
+        workspace_id=workspace_id, recheck=recheck, changed_modes=changed_modes
+    )
+    # The observational impact of published skills of labels-only modes, alike.
+    skills_likeness_refresh(workspace_id=workspace_id, recheck=recheck, changed_modes=changed_modes)
+    return refreshed

@@ -208,6 +208,8 @@ def impact_csv(request: WorkspaceRequest) -> HttpResponse:
             success = [_pct(row["with"]), row["with"].n, _pct(row["without"]), row["without"].n,
                        _pct(row["before"]), row["before"].n, _pct(row["after"]), row["after"].n]  # fmt: skip
             verdicts = [row["cohort_verdict"], "observational"]
+        if row["mode_by_likeness"]:
+            verdicts[1] += "; mode runs: its labelled runs and the runs like them, unconfirmed"
         writer.writerow([
             row["skill"].name, row["published_at"].isoformat(), " ".join(row["agents"]), *success,
             _pct(row["mode_before"]), _pct(row["mode_after"]), *verdicts,

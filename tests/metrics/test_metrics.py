@@ -288,3 +288,67 @@ def test_a_rebuild_recounts_imported_runs_of_last_year_and_keeps_purged_days(ten
     rollups_rebuild(workspace_id=tenant.workspace.pk)
     assert sorted(DailyRollup.objects.values_list("day", "traces", "succeeded", "failed")) == [
         (purged, 7, 3, 4), (old.date(), 2, 1, 1)]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_impact_of_a_skill_of_a_mode_known_from_labels_counts_the_runs_like_them(
+    tenant, other_tenant
+):
+    """A mode formed from a lead's labels gains a run only when someone labels it:
+    the observational impact counts, before and since publication, its labelled
+    runs and the failed runs like them (as its trial would), and says they are
+    unconfirmed; a lead's "not the same failure" counts at once."""
+    from failures import tasks
+    from failures.models import CandidateState, LabelCandidate
+    from failures.services import mode_daily_counts_refresh
+    from metrics.models import SkillRunLikeness
+    from metrics.services import skills_likeness_refresh
+    from tests.failures.test_labels import _cancel, _label, _seat
+
+    ws = tenant.workspace
+    earlier = (timezone.now() - timedelta(days=3)).isoformat()
+    old = [{**run, "started_at": earlier} for run in
+           [_cancel(i) for i in range(4)] + [_seat(i) for i in range(3)]]  # fmt: skip
+    ingest(workspace=ws, items=old)
+    stored = {t.external_id: t for t in Trace.objects.filter(workspace=ws)}
+    tasks.analyse_traces(ws.pk, [t.pk for t in stored.values()])
+    label = _label(tenant, stored["cancel-0"])
+    mode = FailureMode.objects.get(pk=label.failure_mode_id)
+    skill = Skill.objects.create(workspace=ws, name="check-cancellation-rules", source_mode=mode)
+    SkillVersion.objects.create(skill=skill, number=1, description="d", body="b",
+                                authorship="user", source_mode=mode)  # fmt: skip
+    skill_approve(skill=skill, number=1, actor=tenant.lead)
+    later = (timezone.now() + timedelta(minutes=5)).isoformat()
+    new = [{**run, "started_at": later, "skills_in_scope": [skill.name]} for run in
+           [_cancel(100 + i) for i in range(3)] + [_seat(100 + i) for i in range(2)]]  # fmt: skip
+    ingest(workspace=ws, items=new)
+    # Another workspace's cancellations under a skill of the same name count nowhere here.
+    ingest(workspace=other_tenant.workspace,
+           items=[{**_cancel(200), "started_at": later, "skills_in_scope": [skill.name]}])  # fmt: skip
+    every = list(Trace.objects.filter(workspace=ws).values_list("pk", flat=True))
+    tasks.analyse_traces(ws.pk, every)
+    mode_daily_counts_refresh(workspace_id=ws.pk)
+    rollups_refresh_for_traces(trace_ids=every)
+    assert skills_likeness_refresh(workspace_id=ws.pk) == 1
+    row = skill_impact(workspace=ws, skill=skill)
+    assert row is not None and row["mode_measured"] and row["mode_by_likeness"]
+    # Before: the labelled run and the three like it, of 7; since: the 3 cancellations of 5.
+    assert (row["mode_before"].successes, row["mode_before"].n) == (4, 7)
+    assert (row["mode_after"].successes, row["mode_after"].n) == (3, 5)
+    assert "not confirmed by a person" in row["mode_verdict"]
+    assert not SkillRunLikeness.objects.filter(workspace=other_tenant.workspace).exists()
+    LabelCandidate.objects.update_or_create(
+        label=label, trace=Trace.objects.get(workspace=ws, external_id="cancel-100"),
+        defaults={"workspace": ws, "step_index": 2, "score": 0.9,
+                  "state": CandidateState.REJECTED},
+    )  # fmt: skip
+    assert skill_impact(workspace=ws, skill=skill)["mode_after"].successes == 2
+    page = tenant.client_for(tenant.viewer).get(reverse("metrics", args=[ws.slug]))
+    assert "runs like its labelled ones, unconfirmed" in page.text
+    # Another mode's change compares nothing again; a change of this one, every run.
+    some = SkillRunLikeness.objects.filter(skill=skill, like=True).first()
+    SkillRunLikeness.objects.filter(pk=some.pk).update(like=False)
+    skills_likeness_refresh(workspace_id=ws.pk, recheck=True, changed_modes=[mode.pk + 1000])
+    assert not SkillRunLikeness.objects.get(pk=some.pk).like
+    skills_likeness_refresh(workspace_id=ws.pk, recheck=True, changed_modes=[mode.pk])
+    assert SkillRunLikeness.objects.get(skill=skill, trace_id=some.trace_id).like

@@ -102,7 +102,9 @@ def test_with_the_shipped_precision_table_trials_rest_on_the_leads_labels_and_su
         "runs like its labelled ones, unconfirmed"
         in client.get(f"/w/{sim.workspace.slug}/metrics/").text
     )
-    # The observational impact (before vs since publication) says the same of the mode.
+    # The observational impact (before vs since publication) counts the mode's runs
+    # the same way, and says so.
     impact = skill_impact(workspace=sim.workspace, skill=trial.skill)
-    assert impact is not None and impact["mode_measured"] is False
-    assert impact["mode_verdict"].startswith("Recurrence of its failure mode not measured")
+    assert impact is not None and impact["mode_measured"] and impact["mode_by_likeness"]
+    assert impact["mode_after"].successes > 0, impact["mode_after"]  # its runs are counted
+    assert "not confirmed by a person" in impact["mode_verdict"]
