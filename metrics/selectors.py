@@ -437,9 +437,8 @@ def skill_impacts(
             mode_verdict = "It was drafted from no failure mode: there is no recurrence to count."
         elif by_likeness:
             mode_verdict += (
-                " Its failure mode holds only runs people labelled: the runs counted are those "
-                "and the failed runs like them, by the rules 'same failure?' candidates are "
-                "offered by, not confirmed by a person."
+                " Counted: the runs people labelled into it and the failed runs like them "
+                "(unconfirmed)."
             )
         result[skill.pk] = {
             "skill": skill, "agents": agents[skill.name], "published_at": published_at,
@@ -449,7 +448,7 @@ def skill_impacts(
             "mode_before": mode_before, "mode_after": mode_after,
             "mode_measured": skill.source_mode_id is not None,
             "mode_by_likeness": by_likeness, "mode_verdict": mode_verdict,
-            "shared_with": [],
+            "shared_with": [], "time_shared_with": [],
         }  # fmt: skip
     _mark_shared(result)
     return result
@@ -468,6 +467,17 @@ def _mark_shared(rows: dict[int, dict]) -> None:
         if len(group) > 1:
             for row in group:
                 row["shared_with"] = sorted(r["skill"].name for r in group if r is not row)
+    # Success before vs since publication is the agents' own, whatever the skill: the
+    # skills published the same day to the same agents show the very same figure.
+    same_time: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows.values():
+        if row.get("agents") and not row.get("shared_with"):
+            day = row["published_at"].astimezone(UTC).date()
+            same_time[(tuple(row["agents"]), day)].append(row)
+    for group in same_time.values():
+        if len(group) > 1:
+            for row in group:
+                row["time_shared_with"] = sorted(r["skill"].name for r in group if r is not row)
 
 
 def skill_impact(*, workspace: Workspace, skill: Skill, window_days: int = 30) -> dict | None:

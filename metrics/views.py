@@ -208,6 +208,10 @@ def impact_csv(request: WorkspaceRequest) -> HttpResponse:
             success = [_pct(row["with"]), row["with"].n, _pct(row["without"]), row["without"].n,
                        _pct(row["before"]), row["before"].n, _pct(row["after"]), row["after"].n]  # fmt: skip
             verdicts = [row["cohort_verdict"], "observational"]
+            if row["time_shared_with"]:
+                success[4:] = ["", "", "", ""]
+                verdicts[1] += ("; before/after success identical to "
+                                + " ".join(row["time_shared_with"]) + ", not shown")  # fmt: skip
         if row["mode_by_likeness"]:
             verdicts[1] += "; mode runs: its labelled runs and the runs like them, unconfirmed"
         writer.writerow([

@@ -218,6 +218,37 @@ def test_before_and_after_windows_are_split_at_publication(tenant):
 
 
 @pytest.mark.django_db
+def test_skills_published_the_same_day_to_the_same_agents_do_not_show_one_figure_as_each(
+    tenant,
+):
+    """Success before vs since publication belongs to the agents, not the skill: two
+    skills published the same day to the same agents would show the very same figure
+    as each one's. It is shown for neither, and the page says why; their with/without
+    cohorts differ and stay."""
+    _traces(tenant, "old", 20, 10, when=timezone.now() - timedelta(days=5))
+    first, second = _published(tenant, "use-the-retry"), _published(tenant, "check-the-cart")
+    later = timezone.now() + timedelta(minutes=5)
+    _traces(tenant, "a", 20, 18, skill="use-the-retry", when=later)
+    _traces(tenant, "b", 20, 8, skill="check-the-cart", when=later)
+    one, two = (skill_impact(workspace=tenant.workspace, skill=s) for s in (first, second))
+    assert one["time_shared_with"] == ["check-the-cart"]
+    assert two["time_shared_with"] == ["use-the-retry"]
+    assert not one["shared_with"] and one["with"] != two["with"]
+    page = tenant.client_for(tenant.viewer).get(reverse("metrics", args=[tenant.workspace.slug]))
+    assert page.text.count("(published the same day), so not shown as this skill") == 2
+    csv = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("impact_csv", args=[tenant.workspace.slug]))
+        .text
+    )
+    assert "before/after success identical to check-the-cart, not shown" in csv
+    skill_page = tenant.client_for(tenant.viewer).get(
+        reverse("skill_impact", args=[tenant.workspace.slug, first.pk])
+    )
+    assert "published the same day to the same agents" in skill_page.text
+
+
+@pytest.mark.django_db
 def test_metrics_page_and_csv_access(tenant, other_tenant, anon):
     rollups_refresh_for_traces(trace_ids=_traces(tenant, "a", 5, 3))
     for name in ("metrics", "impact_csv", "compound_csv"):
@@ -335,7 +366,7 @@ def test_the_impact_of_a_skill_of_a_mode_known_from_labels_counts_the_runs_like_
     # Before: the labelled run and the three like it, of 7; since: the 3 cancellations of 5.
     assert (row["mode_before"].successes, row["mode_before"].n) == (4, 7)
     assert (row["mode_after"].successes, row["mode_after"].n) == (3, 5)
-    assert "not confirmed by a person" in row["mode_verdict"]
+    assert "the failed runs like them (unconfirmed)" in row["mode_verdict"]
     assert not SkillRunLikeness.objects.filter(workspace=other_tenant.workspace).exists()
     LabelCandidate.objects.update_or_create(
         label=label, trace=Trace.objects.get(workspace=ws, external_id="cancel-100"),

@@ -107,4 +107,4 @@ def test_with_the_shipped_precision_table_trials_rest_on_the_leads_labels_and_su
     impact = skill_impact(workspace=sim.workspace, skill=trial.skill)
     assert impact is not None and impact["mode_measured"] and impact["mode_by_likeness"]
     assert impact["mode_after"].successes > 0, impact["mode_after"]  # its runs are counted
-    assert "not confirmed by a person" in impact["mode_verdict"]
+    assert "the failed runs like them (unconfirmed)" in impact["mode_verdict"]
