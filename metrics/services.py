@@ -268,20 +268,20 @@ def _trial_likeness_refresh(
 
 def _compare_runs(
     model: Any, key: dict[str, int],
-    workspace_id: int, modes: list[int], failed: list[int], *, recheck: bool,
+    workspace_id: int, modes: list[int], failed: Any, *, recheck: bool,
 ) -> None:  # fmt: skip
-    """Compare the failed runs not compared yet (`recheck`: all of them again) with
-    the labelled runs of `modes`, and keep each answer in `model` (TrialRunLikeness
-    or SkillRunLikeness) under `key`. A run
-    not diagnosed yet waits: it is compared once it is."""
+    """Compare the failed runs (`failed`: ids, or a query of them) not compared yet
+    (`recheck`: all of them again) with the labelled runs of `modes`, and keep each
+    answer in `model` (TrialRunLikeness or SkillRunLikeness) under `key`. A run not
+    diagnosed yet waits: it is compared once it is. The database picks the runs to
+    compare, so a refresh reads only those, however many were compared before."""
     checks = model.objects.filter(**key)
     if recheck:
         checks.delete()
-    known = set(checks.values_list("trace_id", flat=True))
     todo = sorted(
-        TraceAnalysis.objects.filter(
-            trace_id__in=[t for t in failed if t not in known]
-        ).values_list("trace_id", flat=True)
+        TraceAnalysis.objects.filter(trace_id__in=failed)
+        .exclude(trace_id__in=checks.values("trace_id"))
+        .values_list("trace_id", flat=True)
     )
     if not todo:
         return
@@ -391,11 +391,9 @@ def skills_likeness_refresh(
                 .values_list("agent", flat=True).distinct()
             )  # fmt: skip
             since = published[skill.pk] - timedelta(days=IMPACT_WINDOW_DAYS + 1)
-            failed = list(
-                Trace.objects.filter(
-                    workspace_id=ws_id, agent__in=agents, status="failed", started_at__gte=since
-                ).values_list("pk", flat=True)
-            )
+            failed = Trace.objects.filter(
+                workspace_id=ws_id, agent__in=agents, status="failed", started_at__gte=since
+            ).values("pk")
             _compare_runs(SkillRunLikeness, {"skill_id": skill.pk}, ws_id, [mode], failed,
                           recheck=again)  # fmt: skip
     stale = SkillRunLikeness.objects.exclude(skill_id__in=kept)
