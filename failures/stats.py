@@ -14,7 +14,13 @@ mode's incidents by (`Incident.stats`):
 
 Runs compared are the labelled runs (verdict failed or succeeded) of the agents
 the mode occurs in. Lift = P(failed | shows the mode) / P(failed | does not),
-with Katz's log interval (0.5 added to every cell when one is zero).
+compared within each agent and pooled over the agents (Mantel–Haenszel, with
+Greenland and Robins' log interval; 0.5 added to every cell of an agent's table
+when one is zero). One agent's lift is the plain ratio with Katz's interval.
+Pooling runs across agents would let an agent whose runs all fail (a benchmark
+of failed runs only) make the runs without the mode look worse and lift every
+mode that agent has; an agent with no success, or no run with (or without) the
+mode, says nothing of what goes with failure and is left out.
 """
 
 from __future__ import annotations
@@ -98,13 +104,43 @@ def lift_figures(marks: set[Mark], incident_traces: set[int], runs: list[Run]) -
         "also_in_successes": round(successes_with / successes, 3) if successes else None,
         "checkable": bool(marks),
     }  # fmt: skip
-    # Runs with and without it, and failures and successes among them: where every
-    # run failed (a set of failed runs only), both rates are 1 whatever the mode,
-    # and a lift of 1 would say "no effect" of what was never measured.
-    if with_runs and without_runs and (with_failed + without_failed) and successes:
-        lift, low, high = risk_ratio(with_failed, with_runs, without_failed, without_runs)
+    # Per agent, runs with and without it, and failures and successes among them:
+    # where every run of an agent failed (a set of failed runs only), both rates
+    # are 1 whatever the mode, and a lift of 1 would say "no effect" of what was
+    # never measured; pooled with other agents it would inflate every lift.
+    tables: dict[str, list[int]] = {}
+    for run in runs:
+        shows = run.trace_id in incident_traces or any(
+            m.holds(run.signals, run.tools) for m in marks
+        )
+        cell = tables.setdefault(run.agent, [0, 0, 0, 0])  # failed/runs with, without
+        cell[0 if shows else 2] += run.failed
+        cell[1 if shows else 3] += 1
+    informative = [
+        (a, b, c, d) for a, b, c, d in tables.values()
+        if b and d and (a + c) and (a + c) < (b + d)
+    ]  # fmt: skip
+    if informative:
+        lift, low, high = pooled_risk_ratio(informative)
         figures.update(lift=round(lift, 3), lift_low=round(low, 3), lift_high=round(high, 3))
     return figures
+
+
+def pooled_risk_ratio(tables: list[tuple[int, int, int, int]]) -> tuple[float, float, float]:
+    """Mantel–Haenszel risk ratio over tables (failed with, runs with, failed
+    without, runs without), with Greenland and Robins' 95% log interval; a table
+    with a zero cell gets 0.5 added to each (so one table gives `risk_ratio`)."""
+    numerator = denominator = variance = 0.0
+    for a, b, c, d in tables:
+        if min(a, c, b - a, d - c) == 0:
+            a, b, c, d = a + 0.5, b + 1, c + 0.5, d + 1  # type: ignore[assignment]
+        n = b + d
+        numerator += a * d / n
+        denominator += c * b / n
+        variance += (b * d * (a + c) - a * c * n) / (n * n)
+    ratio = numerator / denominator
+    se = math.sqrt(max(variance / (numerator * denominator), 0.0))
+    return ratio, ratio * math.exp(-Z95 * se), ratio * math.exp(Z95 * se)
 
 
 def mode_lift(*, workspace_id: int, incident_ids: list[int]) -> dict[str, Any]:

@@ -127,6 +127,26 @@ def test_lift_and_also_in_successes_on_known_counts():
     assert "lift" not in figures and figures["also_in_successes"] is None
 
 
+def test_lift_compares_runs_within_each_agent():
+    """Pooled across agents, an agent whose runs all fail (Who&When's group chats)
+    and mostly show the mode made it look like failure: ×1.4 with an interval
+    above 1, where within the one agent that has successes it changes nothing."""
+    mark = Mark("signal", ("error:pay:rate_limit",))
+    shown = {"error:pay:rate_limit"}
+    chat = [Run(i, "chat", True, shown if i < 40 else set(), []) for i in range(50)]
+    # Agent "b": half of its runs fail, with the mode or without it.
+    b = [Run(100 + i, "b", i % 2 == 0, shown if i < 10 else set(), []) for i in range(40)]
+    figures = lift_figures({mark}, set(), chat + b)
+    crude, crude_low, _ = risk_ratio(45, 50, 25, 40)
+    assert crude_low > 1  # what pooling the runs said
+    assert figures["lift"] == pytest.approx(1.0)
+    assert figures["lift_low"] < 1 < figures["lift_high"]
+    # The counts shown beside it stay every run's.
+    assert (figures["failed_with"], figures["runs_with"]) == (45, 50)
+    # One agent: the plain ratio, as before.
+    assert lift_figures({mark}, set(), b)["lift"] == pytest.approx(1.0)
+
+
 @pytest.mark.django_db
 def test_a_mode_shows_its_lift_and_how_often_successful_runs_have_it(tenant, settings):
     settings.HIVEMIND_MIN_MODE_SIZE = 3
