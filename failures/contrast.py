@@ -13,7 +13,8 @@ the labelled runs of the mode's agents:
   that did failed, against those that did not.
 
 An item is "discriminating" when the failure rate of runs showing it is above
-that of runs not showing it by a 95% interval (risk ratio, Katz). Only
+that of runs of the same agent not showing it by a 95% interval (risk ratio,
+within each agent and pooled: failures.stats.lift_within_agents). Only
 discriminating items are offered as evidence for an instruction.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 from .backtest import backtest, compare_sides, split
 from .diagnosis.offline import telling_line
 from .models import FailureMode, Incident
-from .stats import Mark, Run, labelled_runs, mark_of, risk_ratio
+from .stats import Mark, Run, labelled_runs, lift_within_agents, mark_of
 
 # Tools that run whatever they are given (a shell, an interpreter, a query
 # console): a failure "in" them says nothing about the tool itself, so no
@@ -161,14 +162,13 @@ def _split(runs: list[Run], holds: Any) -> tuple[int, int, int, int]:
     return a, b, c, d
 
 
-def _lift(a: int, b: int, c: int, d: int) -> tuple[float, float, float] | None:
-    return risk_ratio(a, b, c, d) if b and d and (a + c) else None
-
-
 def _evidence(mark: Mark, runs: list[Run], error: str) -> Evidence | None:
-    a, b, c, d = _split(runs, lambda r: mark.holds(r.signals, r.tools))
+    def holds(r: Run) -> bool:
+        return mark.holds(r.signals, r.tools)
+
+    a, b, c, d = _split(runs, holds)
     counts = {"failed_with": a, "runs_with": b, "failed_without": c, "runs_without": d}
-    lift = _lift(a, b, c, d)
+    lift = lift_within_agents(runs, holds)
     successes = [r for r in runs if not r.failed]
     if mark.kind == "without-first":
         first, then = mark.args
@@ -200,10 +200,14 @@ def _long_runs(runs: list[Run]) -> Evidence | None:
     median = lengths[len(lengths) // 2]
     p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
     limit = max(p90, median + 2)
-    a, b, c, d = _split(runs, lambda r: len(r.tools) > limit)
+
+    def long(r: Run) -> bool:
+        return len(r.tools) > limit
+
+    a, b, c, d = _split(runs, long)
     counts = {"failed_with": a, "runs_with": b, "failed_without": c, "runs_without": d,
               "median": median, "limit": limit}  # fmt: skip
-    return Evidence("long_run", "", counts=counts, lift=_lift(a, b, c, d))
+    return Evidence("long_run", "", counts=counts, lift=lift_within_agents(runs, long))
 
 
 def _recovery(workspace_id: int, mark: Mark, runs: list[Run], item: Evidence) -> Evidence | None:

@@ -104,26 +104,36 @@ def lift_figures(marks: set[Mark], incident_traces: set[int], runs: list[Run]) -
         "also_in_successes": round(successes_with / successes, 3) if successes else None,
         "checkable": bool(marks),
     }  # fmt: skip
-    # Per agent, runs with and without it, and failures and successes among them:
-    # where every run of an agent failed (a set of failed runs only), both rates
-    # are 1 whatever the mode, and a lift of 1 would say "no effect" of what was
-    # never measured; pooled with other agents it would inflate every lift.
+    lift = lift_within_agents(
+        runs,
+        lambda run: (
+            run.trace_id in incident_traces or any(m.holds(run.signals, run.tools) for m in marks)
+        ),
+    )
+    if lift is not None:
+        figures.update(lift=round(lift[0], 3), lift_low=round(lift[1], 3),
+                       lift_high=round(lift[2], 3))  # fmt: skip
+    return figures
+
+
+def lift_within_agents(runs: list[Run], holds: Any) -> tuple[float, float, float] | None:
+    """How many times more often runs where `holds(run)` failed than runs of the
+    same agent where it does not, pooled over agents, with its 95% interval; None
+    when no agent has runs with and without it, failures and successes. Where
+    every run of an agent failed (a set of failed runs only), both rates are 1
+    whatever the mark, and a lift of 1 would say "no effect" of what was never
+    measured; pooled with other agents' runs it would inflate every lift."""
     tables: dict[str, list[int]] = {}
     for run in runs:
-        shows = run.trace_id in incident_traces or any(
-            m.holds(run.signals, run.tools) for m in marks
-        )
         cell = tables.setdefault(run.agent, [0, 0, 0, 0])  # failed/runs with, without
+        shows = bool(holds(run))
         cell[0 if shows else 2] += run.failed
         cell[1 if shows else 3] += 1
     informative = [
         (a, b, c, d) for a, b, c, d in tables.values()
         if b and d and (a + c) and (a + c) < (b + d)
     ]  # fmt: skip
-    if informative:
-        lift, low, high = pooled_risk_ratio(informative)
-        figures.update(lift=round(lift, 3), lift_low=round(low, 3), lift_high=round(high, 3))
-    return figures
+    return pooled_risk_ratio(informative) if informative else None
 
 
 def pooled_risk_ratio(tables: list[tuple[int, int, int, int]]) -> tuple[float, float, float]:
