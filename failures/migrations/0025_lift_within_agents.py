@@ -1,7 +1,8 @@
 """A mode's lift now compares runs within each agent (failures.stats): pooled over
 agents, an agent whose runs all fail lifted every mode it had. Drops the stored
 lift of modes whose incidents span more than one agent; it is computed again, the
-new way, when the mode next changes. A mode of one agent keeps its lift: it is the
+new way, when the mode next changes or is re-clustered (the hourly re-clustering
+refreshes every clustered mode). A mode of one agent keeps its lift: it is the
 same figure either way."""
 
 from django.db import migrations
