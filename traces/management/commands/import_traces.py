@@ -101,8 +101,8 @@ class Command(BaseCommand):
                 f"{len(undated)} run{'s' if len(undated) != 1 else ''} carried no time of "
                 "their own (no start, end or step time): each is dated by its import, "
                 f"{timezone.now():%b %-d, %Y}, and counted on that day in Overview and Metrics: "
-                + ", ".join(undated[:20])
-                + (f" and {len(undated) - 20} more" if len(undated) > 20 else "") + "."
+                + ", ".join(undated[:5])
+                + (f" and {len(undated) - 5} more" if len(undated) > 5 else "") + "."
             )  # fmt: skip
         if agents:
             self.stdout.write("Agents: " + ", ".join(
