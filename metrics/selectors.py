@@ -432,9 +432,20 @@ def skill_impacts(
         mode_after = Rate(mode_runs(True), after_n)
         mode_verdict = verdict(mode_before, mode_after, what="recurrence of its failure mode",
                                higher_is_better=False)  # fmt: skip
+        # The runs like a labelled one are kept while the skill is published only.
+        measured = skill.source_mode_id is not None and not (
+            by_likeness and skill.status != SkillStatus.PUBLISHED
+        )
         if skill.source_mode_id is None:
             mode_before = mode_after = Rate(0, 0)
             mode_verdict = "It was drafted from no failure mode: there is no recurrence to count."
+        elif not measured:
+            mode_before = mode_after = Rate(0, 0)
+            mode_verdict = (
+                "Recurrence of its failure mode not measured since it was retired: every run "
+                "in the mode is one a person labelled, and the runs like them are compared "
+                "while a skill is published only."
+            )
         elif by_likeness:
             mode_verdict += (
                 " Counted: the runs people labelled into it and the failed runs like them "
@@ -446,8 +457,8 @@ def skill_impacts(
             "cohort_verdict": verdict(without, with_skill),
             "before": before, "after": after, "time_verdict": verdict(before, after),
             "mode_before": mode_before, "mode_after": mode_after,
-            "mode_measured": skill.source_mode_id is not None,
-            "mode_by_likeness": by_likeness, "mode_verdict": mode_verdict,
+            "mode_measured": measured,
+            "mode_by_likeness": by_likeness and measured, "mode_verdict": mode_verdict,
             "shared_with": [], "time_shared_with": [],
         }  # fmt: skip
     _mark_shared(result)

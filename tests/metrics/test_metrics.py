@@ -348,7 +348,7 @@ def test_the_impact_of_a_skill_of_a_mode_known_from_labels_counts_the_runs_like_
     skill = Skill.objects.create(workspace=ws, name="check-cancellation-rules", source_mode=mode)
     SkillVersion.objects.create(skill=skill, number=1, description="d", body="b",
                                 authorship="user", source_mode=mode)  # fmt: skip
-    skill_approve(skill=skill, number=1, actor=tenant.lead)
+    skill = skill_approve(skill=skill, number=1, actor=tenant.lead)
     later = (timezone.now() + timedelta(minutes=5)).isoformat()
     new = [{**run, "started_at": later, "skills_in_scope": [skill.name]} for run in
            [_cancel(100 + i) for i in range(3)] + [_seat(100 + i) for i in range(2)]]  # fmt: skip
@@ -383,3 +383,13 @@ def test_the_impact_of_a_skill_of_a_mode_known_from_labels_counts_the_runs_like_
     assert not SkillRunLikeness.objects.get(pk=some.pk).like
     skills_likeness_refresh(workspace_id=ws.pk, recheck=True, changed_modes=[mode.pk])
     assert SkillRunLikeness.objects.get(skill=skill, trace_id=some.trace_id).like
+    # Retired: its runs are no longer compared, and the page says so rather than
+    # counting the labelled runs alone as the mode's.
+    from skills.review import skill_retire
+
+    skill_retire(skill=skill, reason="done", actor=tenant.lead)
+    skills_likeness_refresh(workspace_id=ws.pk)
+    assert not SkillRunLikeness.objects.filter(skill=skill).exists()
+    row = skill_impact(workspace=ws, skill=Skill.objects.get(pk=skill.pk))
+    assert not row["mode_measured"] and not row["mode_by_likeness"]
+    assert row["mode_verdict"].startswith("Recurrence of its failure mode not measured since")
