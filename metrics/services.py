@@ -388,7 +388,7 @@ def skills_likeness_refresh(
             again = recheck and (changed_modes is None or mode in changed_modes)
             agents = list(
                 SkillDailyRollup.objects.filter(workspace_id=ws_id, skill=skill.name)
-                .values_list("agent", flat=True).distinct()
+                .values_list("agent", flat=True).order_by("agent").distinct()
             )  # fmt: skip
             since = published[skill.pk] - timedelta(days=IMPACT_WINDOW_DAYS + 1)
             failed = Trace.objects.filter(
