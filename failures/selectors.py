@@ -24,6 +24,7 @@ from .models import (
     IncidentSource,
     ModeDailyCount,
     ModeStatus,
+    PendingAnalysis,
     PolicyRule,
     RunState,
     TraceAnalysis,
@@ -161,6 +162,12 @@ def noise_incident_count(*, workspace: Workspace) -> int:
 
 def pending_embedding_count(*, workspace: Workspace) -> int:
     return Incident.objects.filter(workspace=workspace, embedded_at=None).count()
+
+
+def awaiting_diagnosis_count(*, workspace: Workspace) -> int:
+    """Runs of the workspace queued for the diagnosis and not diagnosed yet: until
+    they are, the causes found and the runs diagnosed are counts so far."""
+    return PendingAnalysis.objects.filter(workspace=workspace).count()
 
 
 def mode_incidents_nearest(*, mode: FailureMode, limit: int = 20) -> list[Incident]:

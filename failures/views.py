@@ -72,6 +72,7 @@ def mode_list(request: WorkspaceRequest) -> HttpResponse:
         "active_run": selectors.cluster_run_active(workspace=workspace),
         "can_act": request.membership.has_role(Role.LEAD),
         "diagnosis": selectors.diagnosis_summary(workspace=workspace),
+        "awaiting_diagnosis": selectors.awaiting_diagnosis_count(workspace=workspace),
         "undiagnosed": selectors.undiagnosed_trace_list(workspace=workspace, limit=20),
     }
     return render(request, "failures/modes.html", context)

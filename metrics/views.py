@@ -8,7 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from failures.selectors import failure_mode_list
+from failures.selectors import awaiting_diagnosis_count, failure_mode_list
 from skills.trials import HOLDOUT, TREATED
 from traces.selectors import trace_agent_list
 from workspaces.decorators import workspace_view
@@ -79,6 +79,7 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
             "trends": _trends(workspace, flt),
             "new_modes": modes_new(workspace=workspace, since=flt.since, until=flt.until),
             "queue": review_queue_count(workspace=workspace),
+            "awaiting_diagnosis": awaiting_diagnosis_count(workspace=workspace),
             "recent_failures": recent_failed_traces(
                 workspace=workspace, since=flt.since, until=flt.until, agent=flt.agent
             ),

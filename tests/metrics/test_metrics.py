@@ -393,3 +393,25 @@ def test_the_impact_of_a_skill_of_a_mode_known_from_labels_counts_the_runs_like_
     row = skill_impact(workspace=ws, skill=Skill.objects.get(pk=skill.pk))
     assert not row["mode_measured"] and not row["mode_by_likeness"]
     assert row["mode_verdict"].startswith("Recurrence of its failure mode not measured since")
+
+
+@pytest.mark.django_db
+def test_pages_say_the_diagnosis_is_still_running_while_runs_wait_for_it(tenant, other_tenant):
+    """Right after an import the causes found grow as the worker diagnoses: the
+    Overview and Failure modes say how many runs still wait, so a count so far is
+    not read as final. Another workspace's waiting runs are not this one's."""
+    from failures.models import PendingAnalysis
+
+    ids = _traces(tenant, "w", 3, 1, when=timezone.now())
+    other = ingest(workspace=other_tenant.workspace, items=[trace_payload("o-1")]).trace_ids
+    viewer = tenant.client_for(tenant.viewer)
+    overview = reverse("overview", args=[tenant.workspace.slug])
+    modes = reverse("mode_list", args=[tenant.workspace.slug])
+    assert "Still diagnosing" not in viewer.get(overview).text
+    PendingAnalysis.objects.create(trace_id=other[0], workspace=other_tenant.workspace)
+    assert "Still diagnosing" not in viewer.get(overview).text
+    for trace_id in ids[1:]:
+        PendingAnalysis.objects.create(trace_id=trace_id, workspace=tenant.workspace)
+    assert "Still diagnosing: 2 runs waiting" in viewer.get(overview).text
+    page = viewer.get(modes).text
+    assert 'id="still-diagnosing"' in page and "2 runs waiting for the diagnosis" in page
