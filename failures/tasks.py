@@ -20,11 +20,14 @@ from . import embedding, mining, naming, policy, propagation, services
 @shared_task(**TASK_RETRY, soft_time_limit=600, time_limit=660)
 def analyse_traces(workspace_id: int, trace_ids: list[int]) -> int:
     """Diagnose newly stored (or changed) traces, with any others of the workspace
-    waiting (one process at a time per workspace); embed the incidents of each chunk."""
+    waiting (one process at a time per workspace); embed the incidents of each chunk,
+    and recount the rollups (causes found) and running trials of its runs: the
+    ingest's recount ran before they were diagnosed."""
 
     def after_chunk(ids: list[int]) -> None:
         embed_incidents.delay(workspace_id)
         propagate_labels_to_runs.delay(workspace_id, ids)
+        enqueue("metrics.tasks.refresh_rollups", ids)
 
     return mining.traces_analyse_queued(
         workspace_id=workspace_id, trace_ids=trace_ids, after_chunk=after_chunk
