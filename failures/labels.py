@@ -281,8 +281,12 @@ def _human_incident(
 
 def _settle(trace: Trace, author: Author) -> None:
     """A labelled failed run is diagnosed: by a person."""
+    # Stamped now, so the rollups' sweep recounts the run's causes found.
     TraceAnalysis.objects.filter(trace=trace, verdict="failed").update(
-        state=DiagnosisState.DIAGNOSED, diagnoser="human", detail=f"Labelled by {author.label}."
+        state=DiagnosisState.DIAGNOSED,
+        diagnoser="human",
+        detail=f"Labelled by {author.label}.",
+        analysed_at=timezone.now(),
     )
 
 

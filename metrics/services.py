@@ -151,9 +151,11 @@ def rollups_rebuild(*, workspace_id: int | None = None) -> int:
 
 
 def rollups_sweep(*, overlap_seconds: int = 600, batch: int = 20_000) -> int:
-    """Refresh the rollups of traces changed since the last sweep (minus an overlap,
-    for transactions that committed late). Catches refreshes whose task message was
-    lost while the broker was down; refreshing twice is harmless (idempotent)."""
+    """Refresh the rollups of traces changed or diagnosed since the last sweep (minus
+    an overlap, for transactions that committed late). Catches refreshes whose task
+    message was lost while the broker was down, and incidents written by a path
+    that recounts nothing itself (a re-diagnosis, a label); refreshing twice is
+    harmless (idempotent)."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -167,8 +169,14 @@ def rollups_sweep(*, overlap_seconds: int = 600, batch: int = 20_000) -> int:
     refreshed, newest = 0, None
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, updated_at FROM traces_trace WHERE updated_at >= %s ORDER BY updated_at",
-            [since],
+            """
+            SELECT id, max(at) FROM (
+                SELECT id, updated_at AS at FROM traces_trace WHERE updated_at >= %s
+                UNION ALL
+                SELECT trace_id, analysed_at FROM failures_traceanalysis WHERE analysed_at >= %s
+            ) changed GROUP BY id ORDER BY 2
+            """,
+            [since, since],
         )
         rows = cursor.fetchall()
     for start in range(0, len(rows), batch):

@@ -70,6 +70,9 @@ def _label(tenant, trace, step=2, sentence=SENTENCE, user=None):
 
 
 def test_a_label_is_a_human_incident_in_the_mode_its_sentence_names(tenant, runs):
+    from django.utils import timezone
+
+    labelled_after = timezone.now()
     label = _label(tenant, runs["cancel-0"])
     incident = label.incident
     assert incident.source == "human" and incident.step_index == 2
@@ -79,6 +82,7 @@ def test_a_label_is_a_human_incident_in_the_mode_its_sentence_names(tenant, runs
     assert mode.label == SENTENCE and mode.label_locked and mode.incident_count == 1
     analysis = TraceAnalysis.objects.get(trace=runs["cancel-0"])
     assert analysis.state == "diagnosed" and "Labelled by acme-lead" in analysis.detail
+    assert analysis.analysed_at >= labelled_after  # the rollups' sweep recounts it
     assert AuditEvent.objects.filter(workspace=tenant.workspace, action="label.create").exists()
     # The same sentence on another run: the same mode.
     second = _label(tenant, runs["cancel-1"])

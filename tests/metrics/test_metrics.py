@@ -443,3 +443,28 @@ def test_the_causes_found_are_recounted_once_the_runs_are_diagnosed(tenant):
         .exclude(kind__in=["recovered", "symptom", "weak"]).count()
     )  # fmt: skip
     assert found > 0 and causes_counted() == found
+
+
+@pytest.mark.django_db
+def test_the_rollups_sweep_recounts_runs_diagnosed_again_since(tenant):
+    """A run diagnosed again long after it was stored (a new baseline, a label) gets
+    new incidents with no recount of its own: the sweep finds it by its analysis."""
+    from failures.models import TraceAnalysis
+    from metrics.models import SweepMark as Mark
+    from metrics.services import rollups_sweep
+
+    ids = _traces(tenant, "old", 3, 0, when=timezone.now() - timedelta(days=2))
+    Trace.objects.filter(pk__in=ids).update(updated_at=timezone.now() - timedelta(days=1))
+    TraceAnalysis.objects.filter(trace_id__in=ids).update(
+        analysed_at=timezone.now() - timedelta(days=1)
+    )
+    Mark.objects.update_or_create(name="rollups", defaults={"watermark": timezone.now()})
+    before = sum(DailyRollup.objects.filter(workspace=tenant.workspace)
+                 .values_list("incidents", flat=True))  # fmt: skip
+    Incident.objects.create(workspace=tenant.workspace, trace_id=ids[0], step_index=7,
+                            kind="diagnosis", signature="late", occurred_at=timezone.now())  # fmt: skip
+    TraceAnalysis.objects.filter(trace_id=ids[0]).update(analysed_at=timezone.now())
+    assert rollups_sweep() == 1
+    after = sum(DailyRollup.objects.filter(workspace=tenant.workspace)
+                .values_list("incidents", flat=True))  # fmt: skip
+    assert after == before + 1
