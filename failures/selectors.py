@@ -166,7 +166,10 @@ def pending_embedding_count(*, workspace: Workspace) -> int:
 
 def awaiting_diagnosis_count(*, workspace: Workspace) -> int:
     """Runs of the workspace queued for the diagnosis and not diagnosed yet: until
-    they are, the causes found and the runs diagnosed are counts so far."""
+    they are, the causes found and the runs diagnosed are counts so far. A lower
+    bound: a run whose analysis task has not started yet (the worker busy or
+    stopped) is queued only then. Counting the runs without an analysis instead
+    would read every run of the workspace, or scan other workspaces' analyses."""
     return PendingAnalysis.objects.filter(workspace=workspace).count()
 
 
