@@ -531,16 +531,18 @@ def test_a_trial_of_a_mode_known_from_labels_counts_the_runs_like_its_labelled_o
     assert (
         "unconfirmed" in tenant.client_for(tenant.lead).get(reverse("metrics", args=[ws.slug])).text
     )
-    # After an ingest, only the new runs are compared, once diagnosed: one more
-    # held-out cancellation counts; an undiagnosed one waits, it is not "unlike".
+    # After an ingest, only the new runs are compared, once diagnosed (each
+    # diagnosed chunk refreshes its runs' trials): one more held-out cancellation
+    # counts; an undiagnosed one waits, it is not "unlike".
     session = next(s for s, a in arms.items() if a == HOLDOUT and s != rejected.session_id)
     later = trace_ingest_batch(workspace=ws, items=[
         {**_cancel(300), "session_id": session, "started_at": now},
         {**_cancel(301), "session_id": session, "started_at": now},
     ]).trace_ids  # fmt: skip
-    tasks.analyse_traces(ws.pk, later[:1])
     checked = TrialRunLikeness.objects.filter(trial=trial).count()
-    trials_refresh_for_traces(trace_ids=later)
+    trials_refresh_for_traces(trace_ids=later)  # what the ingest queued: none diagnosed
+    assert TrialRunLikeness.objects.filter(trial=trial).count() == checked
+    tasks.analyse_traces(ws.pk, later[:1])
     assert TrialRunLikeness.objects.filter(trial=trial).count() == checked + 1
     result = trial_result(trial=Trial.objects.get(pk=trial.pk))
     assert result.recurrence.holdout == (held_out, held_out + 2)
