@@ -33,7 +33,7 @@ from workspaces.models import ApiKey, AuditEvent, Workspace
 
 from .filters import span_words
 from .models import DailyRollup, SkillDailyRollup, Snapshot, TrialDailyRollup
-from .stats import Rate, verdict
+from .stats import Rate, verdict, verdict_within_agents
 
 
 @dataclass(frozen=True)
@@ -305,17 +305,17 @@ _IMPACT_SQL = """
     a AS (SELECT DISTINCT skill, agent FROM metrics_skilldailyrollup
           WHERE workspace_id = %(ws)s AND skill = ANY(%(names)s)),
     totals AS (
-        SELECT p.skill, d.day >= p.day AS after, sum(d.succeeded) AS ok, sum(d.failed) AS bad,
-               sum(d.traces) AS n
+        SELECT p.skill, a.agent, d.day >= p.day AS after, sum(d.succeeded) AS ok,
+               sum(d.failed) AS bad, sum(d.traces) AS n
         FROM p JOIN a ON a.skill = p.skill
         JOIN metrics_dailyrollup d ON d.workspace_id = %(ws)s AND d.agent = a.agent
              AND d.day >= p.day - %(window)s
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
     ), cohort AS (
-        SELECT p.skill, sum(s.succeeded) AS ok, sum(s.failed) AS bad
+        SELECT p.skill, s.agent, sum(s.succeeded) AS ok, sum(s.failed) AS bad
         FROM p JOIN metrics_skilldailyrollup s ON s.workspace_id = %(ws)s AND s.skill = p.skill
              AND s.day >= p.day
-        GROUP BY 1
+        GROUP BY 1, 2
     ), hits AS (
         SELECT p.skill, m.day >= p.day AS after, sum(m.traces) AS n
         FROM p JOIN a ON a.skill = p.skill
@@ -339,10 +339,10 @@ _IMPACT_SQL = """
                             AND r.failure_mode_id = p.mode_id)
         GROUP BY 1, 2
     )
-    SELECT 'total', skill, after, ok, bad, n FROM totals
-    UNION ALL SELECT 'cohort', skill, TRUE, ok, bad, 0 FROM cohort
-    UNION ALL SELECT 'hits', skill, after, 0, 0, n FROM hits
-    UNION ALL SELECT 'likes', skill, after, 0, 0, n FROM likes
+    SELECT 'total', skill, agent, after, ok, bad, n FROM totals
+    UNION ALL SELECT 'cohort', skill, agent, TRUE, ok, bad, 0 FROM cohort
+    UNION ALL SELECT 'hits', skill, NULL, after, 0, 0, n FROM hits
+    UNION ALL SELECT 'likes', skill, NULL, after, 0, 0, n FROM likes
 """
 
 # Days before a skill's publication its impact compares with (and after which runs
@@ -390,6 +390,7 @@ def skill_impacts(
     ):
         agents[name].append(agent)
     sums: dict[tuple[str, str, bool], tuple[int, int, int]] = {}
+    by_agent: dict[tuple[str, str, bool], dict[str, tuple[int, int, int]]] = defaultdict(dict)
     with connection.cursor() as cursor:
         cursor.execute(
             _IMPACT_SQL,
@@ -400,22 +401,50 @@ def skill_impacts(
                 "modes": [s.source_mode_id for s, _ in published],
             },
         )  # fmt: skip
-        for kind, name, after, ok, bad, n in cursor.fetchall():
-            sums[(kind, name, after)] = (int(ok or 0), int(bad or 0), int(n or 0))
+        for kind, name, agent, after, ok, bad, n in cursor.fetchall():
+            got = (int(ok or 0), int(bad or 0), int(n or 0))
+            if agent is not None:
+                by_agent[(kind, name, after)][agent] = got
+            total = sums.get((kind, name, after), (0, 0, 0))
+            sums[(kind, name, after)] = (total[0] + got[0], total[1] + got[1], total[2] + got[2])
     zero = (0, 0, 0)
     result = {}
     for skill, published_at in published:
         if not agents.get(skill.name):
             result[skill.pk] = {"skill": skill, "agents": [], "published_at": published_at}
             continue
-        after_ok, after_bad, after_n = sums.get(("total", skill.name, True), zero)
-        before_ok, before_bad, before_n = sums.get(("total", skill.name, False), zero)
-        with_ok, with_bad, _ = sums.get(("cohort", skill.name, True), zero)
-        with_skill = Rate(with_ok, with_ok + with_bad)
-        without = Rate(after_ok - with_ok, after_ok + after_bad - with_ok - with_bad)
-        before, after = (
-            Rate(before_ok, before_ok + before_bad),
-            Rate(after_ok, after_ok + after_bad),
+        after_n = sums.get(("total", skill.name, True), zero)[2]
+        before_n = sums.get(("total", skill.name, False), zero)[2]
+        # With vs without the skill is compared within each agent that ran both ways
+        # since publication: pooling agents would credit the skill with the better
+        # agents' own success whenever they are the ones that use it.
+        strata = _with_and_without(
+            by_agent[("total", skill.name, True)], by_agent[("cohort", skill.name, True)]
+        )
+        compared = {agent: pair for agent, pair in strata.items() if pair[0].n and pair[1].n}
+        without = Rate(sum(w.successes for w, _ in compared.values()),
+                       sum(w.n for w, _ in compared.values()))  # fmt: skip
+        with_skill = Rate(sum(w.successes for _, w in compared.values()),
+                          sum(w.n for _, w in compared.values()))  # fmt: skip
+        # Before vs since publication likewise: an agent that started (or stopped)
+        # in one of the windows would compare agents, not times.
+        periods = {
+            agent: (Rate(b[0], b[0] + b[1]), Rate(a[0], a[0] + a[1]))
+            for agent, a in by_agent[("total", skill.name, True)].items()
+            if (b := by_agent[("total", skill.name, False)].get(agent)) and b[0] + b[1]
+            and a[0] + a[1]
+        }  # fmt: skip
+        before = Rate(sum(b.successes for b, _ in periods.values()),
+                      sum(b.n for b, _ in periods.values()))  # fmt: skip
+        after = Rate(sum(a.successes for _, a in periods.values()),
+                     sum(a.n for _, a in periods.values()))  # fmt: skip
+        time_verdict = (
+            verdict_within_agents(
+                list(periods.values()), mix="which agents ran more before or since"
+            )  # fmt: skip
+            if periods
+            else "Not enough data to compare the success rate: no agent has runs both in the "
+            f"{window_days} days before publication and since."
         )
         # A mode that holds only runs people labelled gains a run only when someone
         # labels it: its runs are counted with the failed runs like its labelled ones
@@ -454,8 +483,10 @@ def skill_impacts(
         result[skill.pk] = {
             "skill": skill, "agents": agents[skill.name], "published_at": published_at,
             "with": with_skill, "without": without,
-            "cohort_verdict": verdict(without, with_skill),
-            "before": before, "after": after, "time_verdict": verdict(before, after),
+            "cohort_verdict": _cohort_verdict(compared, strata),
+            "cohort_agents": sorted(compared),
+            "before": before, "after": after, "time_verdict": time_verdict,
+            "time_agents": sorted(periods),
             "mode_before": mode_before, "mode_after": mode_after,
             "mode_measured": measured,
             "mode_by_likeness": by_likeness and measured, "mode_verdict": mode_verdict,
@@ -463,6 +494,34 @@ def skill_impacts(
         }  # fmt: skip
     _mark_shared(result)
     return result
+
+
+def _with_and_without(
+    after: dict[str, tuple[int, int, int]], cohort: dict[str, tuple[int, int, int]]
+) -> dict[str, tuple[Rate, Rate]]:
+    """Per agent since publication: (its runs without the skill, its runs with it)."""
+    strata = {}
+    for agent, (ok, bad, _) in after.items():
+        with_ok, with_bad, _ = cohort.get(agent, (0, 0, 0))
+        strata[agent] = (
+            Rate(max(ok - with_ok, 0), max(ok + bad - with_ok - with_bad, 0)),
+            Rate(with_ok, with_ok + with_bad),
+        )
+    return strata
+
+
+def _cohort_verdict(
+    compared: dict[str, tuple[Rate, Rate]], strata: dict[str, tuple[Rate, Rate]]
+) -> str:
+    if compared:
+        return verdict_within_agents(list(compared.values()))
+    if any(with_.n for _, with_ in strata.values()) and any(w.n for w, _ in strata.values()):
+        return (
+            "Not compared: no agent has runs both with and without it in scope since "
+            "publication, and comparing one agent's runs with another's would measure the "
+            "agents."
+        )
+    return "Not enough data to compare the success rate."
 
 
 def _mark_shared(rows: dict[int, dict]) -> None:

@@ -197,7 +197,8 @@ def impact_csv(request: WorkspaceRequest) -> HttpResponse:
     writer = SafeCsvWriter(response)
     writer.writerow(["skill", "published_at", "agents", "with_rate_pct", "with_n", "without_rate_pct",
                      "without_n", "before_rate_pct", "before_n", "after_rate_pct", "after_n",
-                     "mode_per_100_before", "mode_per_100_after", "verdict", "note"])  # fmt: skip
+                     "mode_per_100_before", "mode_per_100_after", "verdict", "note",
+                     "with_without_agents", "before_after_agents"])  # fmt: skip
     for row in impact_table(workspace=request.workspace):
         if not row.get("agents"):
             continue
@@ -218,6 +219,8 @@ def impact_csv(request: WorkspaceRequest) -> HttpResponse:
         writer.writerow([
             row["skill"].name, row["published_at"].isoformat(), " ".join(row["agents"]), *success,
             _pct(row["mode_before"]), _pct(row["mode_after"]), *verdicts,
+            "" if row["shared_with"] else " ".join(row["cohort_agents"]),
+            "" if row["shared_with"] or row["time_shared_with"] else " ".join(row["time_agents"]),
         ])  # fmt: skip
     return response
 

@@ -12,7 +12,7 @@ from metrics import charts
 from metrics.models import DailyRollup, SkillDailyRollup
 from metrics.selectors import overview_get, skill_impact
 from metrics.services import rollups_rebuild, rollups_refresh_for_traces
-from metrics.stats import Rate, verdict, wilson
+from metrics.stats import Rate, difference_within, verdict, verdict_within_agents, wilson
 from skills.models import FetchLog, Skill, SkillVersion
 from skills.review import skill_approve
 from tests.factories import ingest, trace_payload
@@ -34,6 +34,31 @@ def test_verdict_says_no_measurable_change_when_intervals_overlap():
     assert verdict(Rate(50, 100), Rate(55, 100)).startswith("No measurable change")
     assert "rose by 30 points" in verdict(Rate(50, 100), Rate(80, 100))
     assert verdict(Rate(0, 0), Rate(1, 2)).startswith("Not enough data")
+
+
+def test_difference_within_is_the_wald_difference_for_one_stratum_and_weighs_strata():
+    difference, low, high = difference_within([(Rate(24, 60), Rate(57, 60))])
+    half = 1.959963984540054 * (0.4 * 0.6 / 60 + 0.95 * 0.05 / 60) ** 0.5
+    assert difference == pytest.approx(0.55)
+    assert (low, high) == (pytest.approx(0.55 - half), pytest.approx(0.55 + half))
+    # The same +20 points in two agents of different success: +20 within, whatever
+    # the mix; an agent with runs one way only weighs nothing.
+    two = difference_within([(Rate(60, 100), Rate(80, 100)), (Rate(5, 50), Rate(15, 50)),
+                             (Rate(0, 0), Rate(9, 10))])  # fmt: skip
+    assert two is not None and two[0] == pytest.approx(0.2)
+    assert difference_within([(Rate(0, 0), Rate(9, 10))]) is None
+
+
+def test_a_difference_in_which_agents_ran_it_is_not_read_as_the_skills_effect():
+    """Pooled, 78% with against 42% without; each agent alone, the same rate both
+    ways: the agent that succeeds anyway is the one that used it."""
+    strong = (Rate(9, 10), Rate(36, 40))  # (without, with)
+    weak = (Rate(12, 40), Rate(3, 10))
+    assert "rose by" in verdict(Rate(21, 50), Rate(39, 50))
+    words = verdict_within_agents([strong, weak])
+    assert words.startswith("No measurable change in success rate when each agent is compared")
+    helped = verdict_within_agents([(Rate(24, 40), Rate(38, 40)), (Rate(12, 40), Rate(30, 40))])
+    assert helped.startswith("Success rate rose by") and "each agent against itself, +40" in helped
 
 
 def test_success_figure_is_one_small_chart_per_agent_with_its_interval_band():
@@ -206,6 +231,56 @@ def test_impact_names_the_lift_with_an_effect_and_uses_the_fetch_log(tenant):
     assert "rose by" in row["cohort_verdict"]
 
 
+def _agent_runs(tenant, prefix, agent, n, ok, *, skill=None, when=None):
+    when = when or timezone.now() + timedelta(hours=1)
+    items = [
+        {"external_id": f"{prefix}-{i}", "agent": agent, "status": "succeeded" if i < ok else "failed",
+         "started_at": (when + timedelta(minutes=i)).isoformat(),
+         "skills_in_scope": [skill] if skill else [],
+         "steps": [{"kind": "tool_call", "name": "t", "error": "" if i < ok else "boom"}]}
+        for i in range(n)
+    ]  # fmt: skip
+    rollups_refresh_for_traces(trace_ids=ingest(workspace=tenant.workspace, items=items).trace_ids)
+
+
+@pytest.mark.django_db
+def test_with_and_without_a_skill_is_compared_within_each_agent(tenant, client):
+    """The strong agent used the skill most of the time, the weak one seldom; each
+    succeeds as often with it as without. Pooled, the skill would read +36 points."""
+    skill = _published(tenant)
+    _agent_runs(tenant, "sw", "strong", 40, 36, skill="use-the-retry@1")
+    _agent_runs(tenant, "so", "strong", 10, 9)
+    _agent_runs(tenant, "ww", "weak", 10, 3, skill="use-the-retry@1")
+    _agent_runs(tenant, "wo", "weak", 40, 12)
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert (row["with"], row["without"]) == (Rate(39, 50), Rate(21, 50))
+    assert row["cohort_agents"] == ["strong", "weak"]
+    assert row["cohort_verdict"].startswith("No measurable change in success rate when each")
+    client.force_login(tenant.lead)
+    page = client.get(reverse("skill_impact", args=[tenant.workspace.slug, skill.pk]))
+    assert "Counted: strong, weak (the agents with runs both ways)" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_agents_that_ran_a_skill_only_one_way_are_not_compared_with_each_other(tenant):
+    # "never" tried the skill before it was published, not since.
+    _agent_runs(tenant, "t", "never", 1, 1, skill="use-the-retry",
+                when=timezone.now() - timedelta(days=2))  # fmt: skip
+    skill = _published(tenant)
+    _agent_runs(tenant, "a", "always", 40, 38, skill="use-the-retry@1")
+    _agent_runs(tenant, "n", "never", 40, 10)
+    _agent_runs(tenant, "b", "both", 20, 10, skill="use-the-retry@1")
+    _agent_runs(tenant, "c", "both", 20, 10)
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert (row["with"], row["without"]) == (Rate(10, 20), Rate(10, 20))
+    assert row["cohort_agents"] == ["both"]
+    assert row["cohort_verdict"].startswith("No measurable change")
+    Trace.objects.filter(workspace=tenant.workspace, agent="both").delete()
+    rollups_rebuild(workspace_id=tenant.workspace.pk)
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert row["cohort_verdict"].startswith("Not compared: no agent has runs both with and")
+
+
 @pytest.mark.django_db
 def test_before_and_after_windows_are_split_at_publication(tenant):
     _traces(tenant, "old", 30, 10, skill="use-the-retry", when=timezone.now() - timedelta(days=5))
@@ -215,6 +290,21 @@ def test_before_and_after_windows_are_split_at_publication(tenant):
     assert (row["before"].n, row["after"].n) == (30, 30)
     assert (row["before"].successes, row["after"].successes) == (10, 28)
     assert "rose by" in row["time_verdict"]
+
+
+@pytest.mark.django_db
+def test_success_before_and_after_publication_counts_agents_with_runs_in_both(tenant):
+    """A strong agent that starts after publication is not the skill's doing."""
+    earlier = timezone.now() - timedelta(days=3)
+    _agent_runs(tenant, "o1", "old", 40, 20, skill="use-the-retry", when=earlier)
+    skill = _published(tenant)
+    _agent_runs(tenant, "o2", "old", 40, 20, skill="use-the-retry@1")
+    _agent_runs(tenant, "n2", "new", 80, 78, skill="use-the-retry@1")
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert (row["before"], row["after"]) == (Rate(20, 40), Rate(20, 40))
+    assert row["time_agents"] == ["old"]
+    assert row["time_verdict"].startswith("No measurable change")
+    assert "rose by" in verdict(Rate(20, 40), Rate(98, 120))  # what pooling would say
 
 
 @pytest.mark.django_db
@@ -279,7 +369,7 @@ def test_skill_page_impact_section_access(tenant, other_tenant, anon):
     html = (
         tenant.client_for(tenant.viewer).get(url, headers={"HX-Request": "true"}).content.decode()
     )
-    assert "<h2>Impact</h2>" in html and "Success, same agents" in html
+    assert "<h2>Impact</h2>" in html and "each agent against its own runs" in html
     assert other_tenant.client_for(other_tenant.admin).get(url).status_code == 404
     assert anon.get(url).status_code == 302
     page = tenant.client_for(tenant.viewer).get(
