@@ -89,7 +89,7 @@ def verdict_within_agents(
     within = difference_within(strata)
     assert within is not None  # every stratum has both rates
     difference, low, high = within
-    span = f"{difference * 100:+.0f} points [{low * 100:+.0f}, {high * 100:+.0f}]"
+    span = f"{difference * 100:+.0f} points [{low * 100:+.0f}, {high * 100:+.0f}]".replace("-", "−")
     assert after.value is not None and before.value is not None
     if (low > 0 or high < 0) and (difference > 0) == (after.value > before.value):
         return f"{pooled[:-1]}; each agent against itself, {span}."

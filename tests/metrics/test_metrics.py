@@ -57,6 +57,7 @@ def test_a_difference_in_which_agents_ran_it_is_not_read_as_the_skills_effect():
     assert "rose by" in verdict(Rate(21, 50), Rate(39, 50))
     words = verdict_within_agents([strong, weak])
     assert words.startswith("No measurable change in success rate when each agent is compared")
+    assert "(+0 points [−" in words  # a true minus sign
     helped = verdict_within_agents([(Rate(24, 40), Rate(38, 40)), (Rate(12, 40), Rate(30, 40))])
     assert helped.startswith("Success rate rose by") and "each agent against itself, +40" in helped
 
