@@ -33,7 +33,7 @@ from workspaces.models import ApiKey, AuditEvent, Workspace
 
 from .filters import span_words
 from .models import DailyRollup, SkillDailyRollup, Snapshot, TrialDailyRollup
-from .stats import Rate, verdict, verdict_within_agents
+from .stats import Rate, verdict_within_agents
 
 
 @dataclass(frozen=True)
@@ -317,16 +317,16 @@ _IMPACT_SQL = """
              AND s.day >= p.day
         GROUP BY 1, 2
     ), hits AS (
-        SELECT p.skill, m.day >= p.day AS after, sum(m.traces) AS n
+        SELECT p.skill, a.agent, m.day >= p.day AS after, sum(m.traces) AS n
         FROM p JOIN a ON a.skill = p.skill
         JOIN failures_modedailycount m ON m.failure_mode_id = p.mode_id AND m.agent = a.agent
              AND m.day >= p.day - %(window)s
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
     ), likes AS (
         -- A mode of labelled runs only: the failed runs like its labelled ones
         -- (metrics_skillrunlikeness, kept for such skills alone; people's labelled
         -- runs are never among them), unless a lead said "not the same failure".
-        SELECT p.skill, (t.started_at AT TIME ZONE 'UTC')::date >= p.day AS after,
+        SELECT p.skill, t.agent, (t.started_at AT TIME ZONE 'UTC')::date >= p.day AS after,
                count(*) AS n
         FROM p JOIN skills_skill k ON k.workspace_id = %(ws)s AND k.name = p.skill
         JOIN metrics_skillrunlikeness l ON l.skill_id = k.id AND l.like
@@ -337,12 +337,12 @@ _IMPACT_SQL = """
                           JOIN failures_runlabel r ON r.id = c.label_id
                           WHERE c.trace_id = t.id AND c.state = 'rejected'
                             AND r.failure_mode_id = p.mode_id)
-        GROUP BY 1, 2
+        GROUP BY 1, 2, 3
     )
     SELECT 'total', skill, agent, after, ok, bad, n FROM totals
     UNION ALL SELECT 'cohort', skill, agent, TRUE, ok, bad, 0 FROM cohort
-    UNION ALL SELECT 'hits', skill, NULL, after, 0, 0, n FROM hits
-    UNION ALL SELECT 'likes', skill, NULL, after, 0, 0, n FROM likes
+    UNION ALL SELECT 'hits', skill, agent, after, 0, 0, n FROM hits
+    UNION ALL SELECT 'likes', skill, agent, after, 0, 0, n FROM likes
 """
 
 # Days before a skill's publication its impact compares with (and after which runs
@@ -389,7 +389,7 @@ def skill_impacts(
         .order_by("skill", "agent")
     ):
         agents[name].append(agent)
-    sums: dict[tuple[str, str, bool], tuple[int, int, int]] = {}
+    # (kind, skill, after) -> agent -> (succeeded, failed, runs)
     by_agent: dict[tuple[str, str, bool], dict[str, tuple[int, int, int]]] = defaultdict(dict)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -402,50 +402,30 @@ def skill_impacts(
             },
         )  # fmt: skip
         for kind, name, agent, after, ok, bad, n in cursor.fetchall():
-            got = (int(ok or 0), int(bad or 0), int(n or 0))
-            if agent is not None:
-                by_agent[(kind, name, after)][agent] = got
-            total = sums.get((kind, name, after), (0, 0, 0))
-            sums[(kind, name, after)] = (total[0] + got[0], total[1] + got[1], total[2] + got[2])
+            by_agent[(kind, name, after)][agent] = (int(ok or 0), int(bad or 0), int(n or 0))
     zero = (0, 0, 0)
     result = {}
     for skill, published_at in published:
         if not agents.get(skill.name):
             result[skill.pk] = {"skill": skill, "agents": [], "published_at": published_at}
             continue
-        after_n = sums.get(("total", skill.name, True), zero)[2]
-        before_n = sums.get(("total", skill.name, False), zero)[2]
-        # With vs without the skill is compared within each agent that ran both ways
-        # since publication: pooling agents would credit the skill with the better
-        # agents' own success whenever they are the ones that use it.
-        strata = _with_and_without(
-            by_agent[("total", skill.name, True)], by_agent[("cohort", skill.name, True)]
+        # Each comparison is made within the agents that have runs on both sides:
+        # pooling agents would credit the skill with the better agents' own success
+        # whenever they are the ones that use it (or that started after it).
+        cohort = _Comparison.of(
+            _with_and_without(
+                by_agent[("total", skill.name, True)], by_agent[("cohort", skill.name, True)]
+            ),
+            sides="both with and without it in scope since publication",
         )
-        compared = {agent: pair for agent, pair in strata.items() if pair[0].n and pair[1].n}
-        without = Rate(sum(w.successes for w, _ in compared.values()),
-                       sum(w.n for w, _ in compared.values()))  # fmt: skip
-        with_skill = Rate(sum(w.successes for _, w in compared.values()),
-                          sum(w.n for _, w in compared.values()))  # fmt: skip
-        # Before vs since publication likewise: an agent that started (or stopped)
-        # in one of the windows would compare agents, not times.
-        periods = {
-            agent: (Rate(b[0], b[0] + b[1]), Rate(a[0], a[0] + a[1]))
-            for agent, a in by_agent[("total", skill.name, True)].items()
-            if (b := by_agent[("total", skill.name, False)].get(agent)) and b[0] + b[1]
-            and a[0] + a[1]
-        }  # fmt: skip
-        before = Rate(sum(b.successes for b, _ in periods.values()),
-                      sum(b.n for b, _ in periods.values()))  # fmt: skip
-        after = Rate(sum(a.successes for _, a in periods.values()),
-                     sum(a.n for _, a in periods.values()))  # fmt: skip
-        time_verdict = (
-            verdict_within_agents(
-                list(periods.values()), mix="which agents ran more before or since"
-            )  # fmt: skip
-            if periods
-            else "Not enough data to compare the success rate: no agent has runs both in the "
-            f"{window_days} days before publication and since."
-        )
+        totals = {after: by_agent[("total", skill.name, after)] for after in (False, True)}
+        period_sides = f"both in the {window_days} days before publication and since"
+        periods = _Comparison.of(
+            {agent: (Rate(*_known(totals[False].get(agent, zero))),
+                     Rate(*_known(totals[True].get(agent, zero))))
+             for agent in set(totals[False]) | set(totals[True])},
+            sides=period_sides, mix="which agents ran more before or since",
+        )  # fmt: skip
         # A mode that holds only runs people labelled gains a run only when someone
         # labels it: its runs are counted with the failed runs like its labelled ones
         # (kept by metrics.services.skills_likeness_refresh), as a trial counts them.
@@ -453,14 +433,17 @@ def skill_impacts(
             workspace_id=workspace.pk, mode_ids=[skill.source_mode_id]
         )
 
-        def mode_runs(after: bool, skill: Skill = skill, by_likeness: bool = by_likeness) -> int:
-            likes = sums.get(("likes", skill.name, after), zero)[2] if by_likeness else 0
-            return sums.get(("hits", skill.name, after), zero)[2] + likes
-
-        mode_before = Rate(mode_runs(False), before_n)
-        mode_after = Rate(mode_runs(True), after_n)
-        mode_verdict = verdict(mode_before, mode_after, what="recurrence of its failure mode",
-                               higher_is_better=False)  # fmt: skip
+        shares = {
+            after: _mode_shares(by_agent, skill.name, after, likeness=by_likeness)
+            for after in (False, True)
+        }
+        mode = _Comparison.of(
+            {agent: (shares[False].get(agent, Rate(0, 0)), shares[True].get(agent, Rate(0, 0)))
+             for agent in set(totals[False]) | set(totals[True])},
+            sides=period_sides, mix="which agents ran more before or since",
+            what="recurrence of its failure mode", higher_is_better=False,
+        )  # fmt: skip
+        mode_before, mode_after, mode_verdict = mode.first, mode.second, mode.verdict
         # The runs like a labelled one are kept while the skill is published only.
         measured = skill.source_mode_id is not None and not (
             by_likeness and skill.status != SkillStatus.PUBLISHED
@@ -482,11 +465,10 @@ def skill_impacts(
             )
         result[skill.pk] = {
             "skill": skill, "agents": agents[skill.name], "published_at": published_at,
-            "with": with_skill, "without": without,
-            "cohort_verdict": _cohort_verdict(compared, strata),
-            "cohort_agents": sorted(compared),
-            "before": before, "after": after, "time_verdict": time_verdict,
-            "time_agents": sorted(periods),
+            "with": cohort.second, "without": cohort.first,
+            "cohort_verdict": cohort.verdict, "cohort_agents": cohort.agents,
+            "before": periods.first, "after": periods.second, "time_verdict": periods.verdict,
+            "time_agents": periods.agents, "mode_agents": mode.agents,
             "mode_before": mode_before, "mode_after": mode_after,
             "mode_measured": measured,
             "mode_by_likeness": by_likeness and measured, "mode_verdict": mode_verdict,
@@ -510,18 +492,58 @@ def _with_and_without(
     return strata
 
 
-def _cohort_verdict(
-    compared: dict[str, tuple[Rate, Rate]], strata: dict[str, tuple[Rate, Rate]]
-) -> str:
-    if compared:
-        return verdict_within_agents(list(compared.values()))
-    if any(with_.n for _, with_ in strata.values()) and any(w.n for w, _ in strata.values()):
-        return (
-            "Not compared: no agent has runs both with and without it in scope since "
-            "publication, and comparing one agent's runs with another's would measure the "
-            "agents."
-        )
-    return "Not enough data to compare the success rate."
+def _mode_shares(
+    by_agent: dict[tuple[str, str, bool], dict[str, tuple[int, int, int]]],
+    name: str, after: bool, *, likeness: bool,
+) -> dict[str, Rate]:  # fmt: skip
+    """Per agent, the runs of one side (before or since publication) in the skill's
+    mode, out of all its runs on that side; with `likeness`, the mode's runs are its
+    labelled ones and the failed runs like them."""
+    rates = {}
+    for agent, (_, _, runs) in by_agent[("total", name, after)].items():
+        hits = by_agent[("hits", name, after)].get(agent, (0, 0, 0))[2]
+        likes = by_agent[("likes", name, after)].get(agent, (0, 0, 0))[2] if likeness else 0
+        rates[agent] = Rate(hits + likes, runs)
+    return rates
+
+
+def _known(counts: tuple[int, int, int]) -> tuple[int, int]:
+    """(succeeded, runs with a known outcome) of rollup counts."""
+    return counts[0], counts[0] + counts[1]
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """Two sides of a skill's impact over the agents with runs on both: their
+    pooled rates, the agents counted and the verdict (`verdict_within_agents`).
+    When no agent has runs on both sides, the rates are every agent's, shown for
+    what they are, and not compared."""
+
+    first: Rate
+    second: Rate
+    agents: list[str]
+    verdict: str
+
+    @classmethod
+    def of(
+        cls, pairs: dict[str, tuple[Rate, Rate]], *, sides: str, mix: str = "which agents ran it",
+        what: str = "success rate", higher_is_better: bool = True,
+    ) -> _Comparison:  # fmt: skip
+        both = {agent: pair for agent, pair in pairs.items() if pair[0].n and pair[1].n}
+        shown = list((both or pairs).values())
+        first = Rate(sum(f.successes for f, _ in shown), sum(f.n for f, _ in shown))
+        second = Rate(sum(s.successes for _, s in shown), sum(s.n for _, s in shown))
+        if both:
+            words = verdict_within_agents(list(both.values()), what=what, mix=mix,
+                                          higher_is_better=higher_is_better)  # fmt: skip
+        elif first.n and second.n:
+            words = (
+                f"Not compared: no agent has runs {sides}, and comparing one agent's runs "
+                "with another's would measure the agents."
+            )
+        else:
+            words = f"Not enough data to compare the {what}."
+        return cls(first, second, sorted(both), words)
 
 
 def _mark_shared(rows: dict[int, dict]) -> None:

@@ -76,6 +76,7 @@ def verdict_within_agents(
     *,
     what: str = "success rate",
     mix: str = "which agents ran it",
+    higher_is_better: bool = True,
 ) -> str:
     """`verdict` of the strata's pooled rates (first vs second), which a difference
     in their mix cannot make: with more than one stratum, a change is named only if
@@ -83,7 +84,7 @@ def verdict_within_agents(
     strata = [(first, second) for first, second in strata if first.n and second.n]
     before = Rate(sum(f.successes for f, _ in strata), sum(f.n for f, _ in strata))
     after = Rate(sum(s.successes for _, s in strata), sum(s.n for _, s in strata))
-    pooled = verdict(before, after, what=what)
+    pooled = verdict(before, after, what=what, higher_is_better=higher_is_better)
     if len(strata) < 2 or pooled.startswith(("No measurable", "Not enough")):
         return pooled
     within = difference_within(strata)

@@ -309,6 +309,27 @@ def test_success_before_and_after_publication_counts_agents_with_runs_in_both(te
 
 
 @pytest.mark.django_db
+def test_a_modes_share_before_and_after_publication_is_compared_within_agents(tenant):
+    """Half of the old agent's runs hit the mode before and since; a new agent whose
+    runs never hit it starts after publication. Pooled, the share would halve."""
+    earlier = timezone.now() - timedelta(days=3)
+    _agent_runs(tenant, "o1", "old", 20, 10, skill="use-the-retry", when=earlier)
+    skill = _published(tenant)
+    _agent_runs(tenant, "o2", "old", 20, 10, skill="use-the-retry@1")
+    _agent_runs(tenant, "n2", "new", 40, 40, skill="use-the-retry@1")
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="boom")
+    Incident.objects.filter(workspace=tenant.workspace).update(failure_mode=mode)
+    failure_modes_refresh(mode_ids=[mode.pk], relabel=False)
+    Skill.objects.filter(pk=skill.pk).update(source_mode=mode)
+    skill.refresh_from_db()
+    row = skill_impact(workspace=tenant.workspace, skill=skill)
+    assert (row["mode_before"], row["mode_after"]) == (Rate(10, 20), Rate(10, 20))
+    assert row["mode_agents"] == ["old"]
+    assert row["mode_verdict"].startswith("No measurable change in recurrence")
+    assert "fell by" in verdict(Rate(10, 20), Rate(10, 60), what="recurrence")  # pooled
+
+
+@pytest.mark.django_db
 def test_skills_published_the_same_day_to_the_same_agents_do_not_show_one_figure_as_each(
     tenant,
 ):
