@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -193,6 +194,27 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues by kind of work. A worker started without -Q takes every queue here (the
+# default run's one worker does); in production, workers per queue keep a long
+# re-clustering or slow model calls from holding up the diagnosis of new runs.
+CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "analysis", "clustering", "llm")]
+CELERY_TASK_ROUTES = {
+    **dict.fromkeys([
+        "failures.tasks.analyse_traces", "failures.tasks.embed_incidents",
+        "failures.tasks.propagate_label", "failures.tasks.propagate_labels_to_runs",
+        "failures.tasks.sweep_unfinished", "metrics.tasks.refresh_rollups",
+        "metrics.tasks.sweep_rollups", "metrics.tasks.refresh_trials",
+    ], {"queue": "analysis"}),
+    **dict.fromkeys([
+        "failures.tasks.recluster_workspace", "failures.tasks.recluster_all",
+        "failures.tasks.refresh_modes",
+    ], {"queue": "clustering"}),
+    # Drafting, naming and policy checks call the workspace's model when it has one.
+    **dict.fromkeys([
+        "failures.tasks.name_modes", "failures.tasks.draft_policy_rules",
+        "failures.tasks.recheck_policy", "skills.tasks.distill_mode", "skills.tasks.distill_due",
+    ], {"queue": "llm"}),
+}  # fmt: skip
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis: a message taken by a worker that dies unacknowledged goes back to the
 # queue after this many seconds (acks_late + reject_on_worker_lost).

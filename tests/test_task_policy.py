@@ -23,6 +23,26 @@ def test_every_periodic_task_is_registered():
     assert not missing, missing
 
 
+def test_tasks_are_routed_to_declared_queues_by_kind_of_work():
+    """Diagnosis is not held up behind a re-clustering or a model call when workers
+    run per queue: each routed name is a task, each queue is declared (a worker
+    without -Q takes them all), and the kinds land where the README says."""
+    declared = {queue.name for queue in app.conf.task_queues}
+    assert declared == {"default", "analysis", "clustering", "llm"}
+    assert set(app.conf.task_routes) <= set(app.tasks), set(app.conf.task_routes) - set(app.tasks)
+    ours = [name for name in app.tasks if name.rsplit(".", 1)[0] in TASK_MODULES]
+
+    def queue(name: str) -> str:
+        return app.amqp.router.route({}, name, (), {})["queue"].name
+
+    assert {queue(name) for name in ours} == declared
+    assert queue("failures.tasks.analyse_traces") == "analysis"
+    assert queue("metrics.tasks.refresh_rollups") == "analysis"
+    assert queue("failures.tasks.recluster_workspace") == "clustering"
+    assert queue("skills.tasks.distill_mode") == "llm"
+    assert queue("skills.tasks.deliver_webhook") == "default"
+
+
 def test_enqueue_refuses_an_unknown_task_name():
     import pytest
 
@@ -88,3 +108,17 @@ def test_a_slow_publish_that_fails_leaves_what_waited_to_the_sweeps(monkeypatch,
         assert hc.broker_backing_off()  # type: ignore[attr-defined]
     finally:
         hc.broker_forget_failures()  # type: ignore[attr-defined]
+
+
+def test_the_default_runs_worker_takes_every_queue():
+    """A worker started as the default run starts it (no -Q) consumes each queue."""
+    import time
+
+    from tests.factories import running_worker
+
+    with running_worker():
+        deadline, queues = time.monotonic() + 60, None
+        while time.monotonic() < deadline and not queues:
+            replies = app.control.inspect(timeout=2).active_queues() or {}
+            queues = {q["name"] for found in replies.values() for q in found}
+    assert queues == {"default", "analysis", "clustering", "llm"}
