@@ -183,6 +183,72 @@ def test_the_runs_words_follow_every_write_of_its_steps(tenant):
     assert _ids(tenant.workspace, q="certificate") == []
 
 
+def _words_rebuilt_from_scratch(trace_id: int) -> tuple[str, str]:
+    """A run's stored words, and the words its trace and steps give when rebuilt."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT d.words::text, traces_words_join(t.search_vector, ARRAY(
+                   SELECT s.search_vector FROM traces_step s WHERE s.trace_id = t.id
+                   ORDER BY s.index))::text
+               FROM traces_tracewords d JOIN traces_trace t ON t.id = d.trace_id
+               WHERE d.trace_id = %s""",
+            [trace_id],
+        )
+        stored, rebuilt = cursor.fetchone()
+    return stored, rebuilt
+
+
+def test_words_added_to_a_run_are_its_words_rebuilt(tenant):
+    """Steps appended to a run (a hook event, an OTLP batch) and a step that only
+    gains words (its output arriving) add to the run's words instead of rebuilding
+    them; each time the run's words are what rebuilding them gives."""
+    from traces.models import Step
+
+    _runs(tenant.workspace)
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id__endswith="aaaa")
+    Step.objects.create(trace=trace, index=2, kind="tool_call", name="issue_voucher",
+                        input={"amount": "PELICAN"})  # fmt: skip
+    stored, rebuilt = _words_rebuilt_from_scratch(trace.pk)
+    assert "'pelican'" in stored and stored == rebuilt
+    Step.objects.filter(trace=trace, index=2).update(
+        output={"voucher": "GOLDFINCH"}  # the call's output arrives: PELICAN stays
+    )
+    stored, rebuilt = _words_rebuilt_from_scratch(trace.pk)
+    assert "'goldfinch'" in stored and "'pelican'" in stored and stored == rebuilt
+    assert _ids(tenant.workspace, q="goldfinch pelican certificate") == ["aaaa"]
+
+
+def test_a_runs_steps_replaced_by_new_ones_leave_none_of_the_old_words(tenant):
+    """A transcript replaces the steps its hooks built: every step is deleted, then
+    the new ones are written. The old steps' words go with them."""
+    from traces.models import Step
+
+    _runs(tenant.workspace)
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id__endswith="aaaa")
+    Step.objects.filter(trace=trace).delete()
+    Step.objects.create(trace=trace, index=0, kind="tool_call", name="rebook",
+                        output={"flight": "OSPREY"})  # fmt: skip
+    assert _ids(tenant.workspace, q="osprey") == ["aaaa"]
+    assert _ids(tenant.workspace, q="certificate") == []
+    stored, rebuilt = _words_rebuilt_from_scratch(trace.pk)
+    assert stored == rebuilt
+
+
+def test_a_step_moved_to_another_run_takes_its_words_along(tenant):
+    from traces.models import Step
+
+    _runs(tenant.workspace)
+    aaaa = Trace.objects.get(workspace=tenant.workspace, external_id__endswith="aaaa")
+    bbbb = Trace.objects.get(workspace=tenant.workspace, external_id__endswith="bbbb")
+    Step.objects.filter(trace=aaaa, index=1).update(trace=bbbb, index=9)
+    assert _ids(tenant.workspace, q="certificate") == ["bbbb"]
+    for trace in (aaaa, bbbb):
+        stored, rebuilt = _words_rebuilt_from_scratch(trace.pk)
+        assert stored == rebuilt
+
+
 def test_a_run_with_more_words_than_a_tsvector_holds_is_stored_and_found(tenant):
     """PostgreSQL refuses a tsvector over 1 MB; a run's words stop at about 500 KB
     (the steps after add nothing) instead of failing its ingest."""
