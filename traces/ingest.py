@@ -13,6 +13,7 @@ commit.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,7 +86,7 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
         "ended_at": trace.ended_at,
         "model": ident(clean_text(trace.model), counts),
         "skills_in_scope": [ident(clean_text(s), counts) for s in trace.skills_in_scope],
-        "metadata": redactor.value(trace.metadata, counts),
+        "metadata": _metadata_redacted(trace.metadata, redactor, counts),
         "cost_usd": trace.cost_usd,
     }
     external_id = ident(clean_text(trace.external_id), counts)
@@ -95,6 +96,47 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
         if key != "trace":
             total.update(part)
     return PreparedTrace(position, external_id, fields, steps, total, parts)
+
+
+# Maps the server keeps in a trace's metadata: step numbers by keys it made itself
+# (claude_code's `hook_steps`: "tool:" and a hash in hex; otlp_store's `otlp_spans`:
+# span ids in hex). Redacting them finds nothing personal and can only corrupt them:
+# a hex key with 13 digits in a row that pass Luhn reads as a card number (about
+# 1 key in 2,000), and the event it numbered then lands on a new step. They grow
+# with a session, and redacting all of them on every event made each event slower
+# than the one before. Kept as they are only when every key has that shape and
+# every value is a step number, so nothing else passes unredacted under these names.
+_STEP_MAPS = {
+    "hook_steps": re.compile(r"(?:tool|agent|event):[0-9a-f]{16}"),
+    "otlp_spans": re.compile(r"[0-9a-f]{1,64}|i[0-9]{1,20}"),
+}
+
+
+def _metadata_redacted(metadata: Any, redactor: Redactor, counts: Counter[str]) -> Any:
+    if not isinstance(metadata, dict) or not any(name in metadata for name in _STEP_MAPS):
+        return redactor.value(metadata, counts)
+    kept = {
+        name: metadata[name]
+        for name, key in _STEP_MAPS.items()
+        if isinstance(metadata.get(name), dict)
+        and all(key.fullmatch(k) and type(v) is int for k, v in metadata[name].items())
+    }
+    rest = redactor.value({k: v for k, v in metadata.items() if k not in kept}, counts)
+    return {**rest, **kept}
+
+
+def without_step_maps(items: list[Any]) -> list[Any]:
+    """The batch without the server's step maps, for the redactor's pre-check: their
+    keys are not redacted when they have the maps' shape, and any other string is
+    checked on its own."""
+    out = []
+    for item in items:
+        metadata = item.get("metadata") if isinstance(item, dict) else None
+        if isinstance(metadata, dict) and any(name in metadata for name in _STEP_MAPS):
+            metadata = {k: v for k, v in metadata.items() if k not in _STEP_MAPS}
+            item = {**item, "metadata": metadata}
+        out.append(item)
+    return out
 
 
 def _prepare_step(

@@ -26,6 +26,7 @@ from .ingest import (
     apply_pending_outcomes,
     checks_redacted,
     prepare_trace,
+    without_step_maps,
     write_traces,
 )
 from .models import Outcome, SavedView, Trace
@@ -77,7 +78,7 @@ def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult
             f"{settings.HIVEMIND_MAX_TRACES_PER_BATCH}. Split it into smaller batches."
         )
     # Every string of the batch through the pre-check at once (most pass it).
-    redactor = redactor_for_policy(policy).screened(items)
+    redactor = redactor_for_policy(policy).screened(without_step_maps(items))
     results: list[ItemResult | None] = [None] * len(items)
     prepared: list[PreparedTrace] = []
     seen: set[str] = set()

@@ -567,3 +567,48 @@ def test_a_hook_session_silent_for_a_day_is_no_longer_running(client, tenant):
     page = tenant.client_for(tenant.viewer).get(f"/w/acme/traces/{killed.pk}/").content.decode()
     assert "no event for 24 hours and no end of its turn" in page
     assert traces_settle_stale_sessions() == 0
+
+
+@pytest.mark.django_db
+def test_a_call_whose_key_looks_like_a_card_number_keeps_its_step(client, tenant):
+    """The hooks number steps by keys the server makes (a hash in hex). About one
+    key in 2,000 holds 13 digits in a row that pass Luhn; redacting it as a card
+    number once moved the call's PostToolUse to a new step and failed the call."""
+    from collections import Counter
+
+    from traces.claude_code import key_hash
+    from workspaces.redaction import POLICY_SWITCHES, build_redactor
+
+    redactor = build_redactor(enabled=dict.fromkeys(POLICY_SWITCHES, True))
+    tool_use_id = next(
+        f"toolu_{i}" for i in range(100_000)
+        if redactor.text(f"tool:{key_hash(f'toolu_{i}')}", Counter()) != f"tool:{key_hash(f'toolu_{i}')}"
+    )  # fmt: skip
+    call = {"tool_name": "Bash", "tool_use_id": tool_use_id, "tool_input": {"command": "make"}}
+    for payload in (
+        {"hook_event_name": "UserPromptSubmit", "prompt": "Build it"},
+        {"hook_event_name": "PreToolUse", **call},
+        {"hook_event_name": "PostToolUse", **call, "tool_response": {"stdout": "built"}},
+        {"hook_event_name": "Stop", "stop_hook_active": False, "last_assistant_message": "Built."},
+    ):
+        assert post(client, tenant, payload).status_code == 200, payload
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    calls = list(Step.objects.filter(trace=trace, kind="tool_call"))
+    assert [(c.error, c.output) for c in calls] == [("", {"stdout": "built"})]
+    assert f"tool:{key_hash(tool_use_id)}" in trace.metadata["hook_steps"]
+    assert trace.status == "succeeded" and trace.redaction_counts == {}
+
+
+@pytest.mark.django_db
+def test_personal_data_under_the_step_maps_names_is_still_redacted(client, tenant):
+    """Only maps of the server's own shape (hex keys, step numbers) skip redaction:
+    anything else an agent sends under those names is redacted like all metadata."""
+    from tests.factories import ingest, trace_payload
+
+    ingest(tenant.workspace, [trace_payload("maps", metadata={
+        "hook_steps": {"tool:ann@example.com": 0},
+        "otlp_spans": {"4539578763621486": 0, "note": "call 4539 5787 6362 1486"},
+    })])  # fmt: skip
+    metadata = Trace.objects.get(workspace=tenant.workspace).metadata
+    assert "ann@example.com" not in json.dumps(metadata)
+    assert "4539578763621486" not in json.dumps(metadata)
