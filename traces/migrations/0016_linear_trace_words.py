@@ -16,17 +16,23 @@ from django.db import migrations
 
 LINEAR_SQL = """
 -- The words of `base` and then of each vector of `more` in order, stripped of
--- positions, while they fit in about 500 KB (a tsvector holds at most 1 MB). The
--- texts are parsed into one vector at the end; when the text gathered would pass
--- the cap it is parsed there (duplicates merge), and once that holds 90% of the
--- cap nothing more is added: each parse is then of new text, so the whole is linear.
+-- positions, while they fit in about 500 KB (a tsvector holds at most 1 MB).
+-- Past 16 KB of words, more than a few vectors are gathered as text and parsed
+-- into one vector at the end (merging each would copy the words each time); when
+-- the text gathered would pass the cap it is parsed there (duplicates merge), and
+-- once that holds 90% of the cap nothing more is added: each parse is then of new
+-- text, so the whole is linear.
 CREATE FUNCTION traces_words_join(base tsvector, more tsvector[]) RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     cap constant int := 500000;
+    -- A few vectors (a hook event), or words still small: each is merged into the
+    -- sorted words, which costs less than printing and parsing them.
+    few constant boolean := cardinality(more) <= 8;
+    small constant int := 16384;
     acc tsvector := strip(COALESCE(base, ''::tsvector));
     size int := pg_column_size(acc);
-    parts text[] := ARRAY[acc::text];
+    parts text[];  -- the words as text, once gathering
     pending boolean := false;
     v tsvector;
     n int;
@@ -35,6 +41,15 @@ BEGIN
         CONTINUE WHEN v IS NULL;
         v := strip(v);
         n := pg_column_size(v);
+        IF parts IS NULL THEN
+            IF few OR size + n <= small THEN
+                CONTINUE WHEN size + n > cap;
+                acc := acc || v;
+                size := pg_column_size(acc);
+                CONTINUE;
+            END IF;
+            parts := ARRAY[acc::text];
+        END IF;
         IF size + n > cap AND pending THEN
             acc := array_to_string(parts, ' ')::tsvector;
             parts := ARRAY[acc::text];
@@ -66,20 +81,32 @@ $$;
 -- Steps added to a run that had steps before (a hook event, an OTLP batch, a
 -- trace sent again with more steps): their words are added to the run's. A run
 -- whose steps are all new (a new trace, a transcript replacing its steps) is
--- built from them.
+-- built from them and its trace. A run with no words row yet is rebuilt.
 CREATE OR REPLACE FUNCTION traces_step_words_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     grown bigint[];
 BEGIN
+    -- Whether a run had steps before: one outside the new steps' span of indexes
+    -- when they are contiguous (a probe or two), else more steps than the new ones.
+    -- A run that had none gets its trace's words and the new steps' (all it has).
     WITH added AS (
-        SELECT n.trace_id, array_agg(n.search_vector ORDER BY n.index) AS more
+        SELECT n.trace_id, array_agg(n.search_vector ORDER BY n.index) AS more,
+               count(*) AS n, min(n.index) AS lo, max(n.index) AS hi
         FROM new_steps n GROUP BY n.trace_id
-    ), updated AS (
-        UPDATE traces_tracewords d SET words = traces_words_join(d.words, a.more)
+    ), runs AS (
+        SELECT a.trace_id, a.more, CASE
+            WHEN a.hi - a.lo + 1 = a.n THEN EXISTS (
+                SELECT 1 FROM traces_step s
+                WHERE s.trace_id = a.trace_id AND (s.index < a.lo OR s.index > a.hi))
+            ELSE (SELECT count(*) FROM traces_step s WHERE s.trace_id = a.trace_id) > a.n
+        END AS had_steps
         FROM added a
-        WHERE d.trace_id = a.trace_id AND EXISTS (
-            SELECT 1 FROM traces_step s WHERE s.trace_id = a.trace_id
-              AND NOT EXISTS (SELECT 1 FROM new_steps n WHERE n.id = s.id))
+    ), updated AS (
+        UPDATE traces_tracewords d SET words = CASE WHEN r.had_steps
+            THEN traces_words_join(d.words, r.more)
+            ELSE traces_words_join(t.search_vector, r.more) END
+        FROM runs r JOIN traces_trace t ON t.id = r.trace_id
+        WHERE d.trace_id = r.trace_id
         RETURNING d.trace_id
     )
     SELECT array_agg(trace_id) INTO grown FROM updated;
