@@ -45,8 +45,13 @@ Formats (`FORMATS`):
   [{"content", "role", "name"}], "is_correct"?}` (the Who&When logs): one step
   per message, in order (step i is message i); the code executor's replies
   (`Computer_terminal`) are tool calls whose error is a non-zero `exitcode`;
-  success when `is_correct` is true, failed when false. Any other fields of the
-  file (labels a benchmark keeps beside a run) are not read.
+  success when `is_correct` is true, failed when false. A Magentic-One team's
+  log in the same shape (Who&When's hand-crafted runs: messages with a `role`
+  and no `name`, an Orchestrator's "thought" turns, `is_corrected` for the
+  outcome) is read the same way: its `human` turn is the user's prompt, its
+  `ComputerTerminal` replies are tool calls whose error is "exited with an
+  error (POSIX exit code: N)", and its agent is `magentic-one`. Any other
+  fields of the file (labels a benchmark keeps beside a run) are not read.
 
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
@@ -357,9 +362,18 @@ def _tau2_bench(path: Path) -> Parsed:
 
 # --- AG2 group chats ------------------------------------------------------------
 
-_EXITCODE = re.compile(r"^\s*exitcode:\s*(-?\d+)")
+_EXITCODE = re.compile(
+    r"^\s*(?:exitcode:\s*|The script ran, then exited with an error \(POSIX exit code:\s*)(-?\d+)"
+)
 _CODE_BLOCK = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.S)
 EXECUTOR = "Computer_terminal"
+# The code executors of AG2's CaptainAgent and of Magentic-One (autogen_magentic_one).
+_EXECUTORS = {EXECUTOR, "ComputerTerminal"}
+# Who speaks for the person in a Magentic-One log.
+_HUMAN = {"human", "user"}
+# Magentic-One's planner names its turns "Orchestrator (thought)", "Orchestrator
+# (-> WebSurfer)", "Orchestrator (termination condition)".
+_ORCHESTRATOR = re.compile(r"^Orchestrator \(")
 
 
 def _ag2_chat(path: Path) -> Parsed:
@@ -367,28 +381,37 @@ def _ag2_chat(path: Path) -> Parsed:
     history = _need(path, "history", data.get("history"), list, '"history", a list of messages')
     steps: list[dict[str, Any]] = []
     previous = ""
+    magentic = False
     for position, message in enumerate(history):
         where = f"history[{position}]"
         _need(path, where, message, dict, "a message object")
-        name = str(message.get("name") or message.get("role") or "")[:200]
+        named = message.get("name")
+        name = str(named or message.get("role") or "")[:200]
         content = _text(message.get("content"))
-        if name == EXECUTOR:
+        magentic = magentic or (not named and bool(_ORCHESTRATOR.match(name)))
+        if name in _EXECUTORS:
             code = "\n".join(_CODE_BLOCK.findall(previous))
-            step: dict[str, Any] = {"kind": "tool_call", "name": EXECUTOR,
+            step: dict[str, Any] = {"kind": "tool_call", "name": name,
                                     "input": {"code": _text(code)} if code else {},
                                     "output": content}  # fmt: skip
             exit_code = _EXITCODE.match(content)
             if exit_code and exit_code.group(1) != "0":
                 step["error"] = content
             steps.append(step)
+        elif not named and name in _HUMAN:
+            # AG2 names every speaker, and its agents speak as role "user" too; a
+            # message with only a role of human or user is the person's.
+            steps.append({"kind": "user_prompt", "input": content})
         else:
             steps.append({"kind": "assistant_message", "name": name, "output": content})
         previous = content
-    correct = data.get("is_correct")
+    # Who&When's hand-crafted logs spell the outcome `is_corrected`.
+    correct = data["is_correct"] if "is_correct" in data else data.get("is_corrected")
     question = _text(data.get("question"), 100_000)
     key = str(data.get("question_ID") or _digest(question))
     return Parsed(traces=[{
-        "external_id": f"ag2-{path.stem}-{key}"[:200], "agent": "ag2-group-chat",
+        "external_id": f"ag2-{path.stem}-{key}"[:200],
+        "agent": "magentic-one" if magentic else "ag2-group-chat",
         "task": question, "session_id": key[:200], "task_key": key[:200],
         "status": "succeeded" if correct is True else "failed" if correct is False else "unknown",
         "metadata": {"question_id": key, "level": str(data.get("level") or "")},
@@ -861,7 +884,7 @@ OUTCOME_SOURCES: dict[str, str] = {
                  "else failed if not submitted",
     "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
-    "ag2-chat": "is_correct",
+    "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
 }  # fmt: skip
 
 

@@ -402,3 +402,51 @@ def test_a_tau2_turns_refusals_come_before_the_turn_that_was_kept(tenant, tmp_pa
     steps = list(Trace.objects.get(workspace=tenant.workspace).steps.order_by("index")
                  .values_list("kind", "name"))  # fmt: skip
     assert steps == [("user_prompt", ""), ("error", ""), ("tool_call", "transfer")]
+
+
+def test_a_magentic_one_log_reads_its_outcome_prompt_and_terminal(tenant, tmp_path):
+    """Who&When's hand-crafted runs are Magentic-One teams in the AG2 chat shape:
+    a role and no name per message, `is_corrected` for the outcome, a `human` turn
+    and a `ComputerTerminal` that says "exited with an error (POSIX exit code: N)".
+    An AG2 CaptainAgent log beside it is read as before."""
+    magentic = {"question": "How many more seconds?", "question_ID": "q-m1",
+                "is_corrected": False, "mistake_step": "3", "mistake_reason": "a gold label",
+                "history": [
+        {"role": "human", "content": "How many more seconds?\n"},
+        {"role": "Orchestrator (thought)", "content": "Initial plan: ask the terminal."},
+        {"role": "Orchestrator (-> ComputerTerminal)",
+         "content": "Run this:\n```python\nprint(spans[1] - spans[0])\n```"},
+        {"role": "ComputerTerminal", "content": "The script ran, then exited with an error "
+         "(POSIX exit code: 1)\nIts output was:\nNameError: name 'spans' is not defined"},
+        {"role": "ComputerTerminal", "content": "The script ran but produced no output to "
+         "console. The POSIX exit code was: 0."},
+        {"role": "Orchestrator (termination condition)", "content": "FINAL ANSWER: 3"},
+    ]}  # fmt: skip
+    ag2 = {"question": "Population?", "question_ID": "q-a1", "is_correct": False, "history": [
+        {"role": "assistant", "name": "Stats_Expert", "content": "```python\nprint(1/0)\n```"},
+        {"role": "user", "name": "Computer_terminal", "content": "exitcode: 1 (execution failed)"},
+        {"role": "user", "name": "human", "content": "an expert named human"},
+    ]}  # fmt: skip
+    for name, data in (("magentic.json", magentic), ("ag2.json", ag2)):
+        (tmp_path / name).write_text(json.dumps(data))
+        assert traces_import_file(workspace=tenant.workspace, fmt="ag2-chat",
+                                  path=tmp_path / name).ok  # fmt: skip
+
+    run = Trace.objects.get(workspace=tenant.workspace, session_id="q-m1")
+    assert (run.status, run.agent, run.task) == ("failed", "magentic-one", "How many more seconds?")
+    steps = list(run.steps.order_by("index"))
+    assert [s.index for s in steps] == list(range(6))  # step i is message i, as labelled
+    assert [(s.kind, s.name) for s in steps[:4]] == [
+        ("user_prompt", ""), ("assistant_message", "Orchestrator (thought)"),
+        ("assistant_message", "Orchestrator (-> ComputerTerminal)"),
+        ("tool_call", "ComputerTerminal"),
+    ]  # fmt: skip
+    assert steps[3].input == {"code": "print(spans[1] - spans[0])\n"}
+    assert "NameError" in steps[3].error and not steps[4].error
+    assert "gold label" not in json.dumps([run.metadata, [s.output for s in steps]])
+
+    chat = Trace.objects.get(workspace=tenant.workspace, session_id="q-a1")
+    assert (chat.status, chat.agent) == ("failed", "ag2-group-chat")
+    kinds = list(chat.steps.order_by("index").values_list("kind", "name", "error"))
+    assert kinds[1][:2] == ("tool_call", "Computer_terminal") and kinds[1][2]
+    assert kinds[2][:2] == ("assistant_message", "human")  # a named expert, not the person
