@@ -32,6 +32,12 @@ Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA
   `discrimination` = failed runs with an incident − successful runs that get
   one when judged as failed (bench/diagnosis.py's leave-one-out check).
 
+- **Who&When hand-crafted** (`Who&When/Hand-Crafted/`, Magentic-One teams, the
+  failing step labelled the same way), when that folder is beside the
+  algorithm-generated one (it is not in ../shared/devdata; the public dataset
+  has it): the same measures and references, on every run, printed as `held
+  out`. Nothing is chosen on it, and the dev runs never saw it.
+
 Every figure is printed for both halves of each set, split by a hash of the
 task id: `tune` (where any threshold would be chosen) and `measure` (reported).
 What is chosen here is chosen on the tune half only: the words that count as
@@ -61,6 +67,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
 
 WHO = DEVDATA / "who_and_when" / "Who&When" / "Algorithm-Generated"
+WHO_HAND = WHO.parent / "Hand-Crafted"
 TAU2 = DEVDATA / "tau2-bench_sierra_gpt-4.1"
 READ_LIKE = re.compile(
     r"^(get|find|list|search|calculate|check|lookup|look_up|view|show|fetch|describe|verify|"
@@ -129,14 +136,21 @@ def model_usage(workspace) -> str:  # type: ignore[no-untyped-def]
             f"tokens_out={totals['tout'] or 0} cost_usd={cost}")  # fmt: skip
 
 
-def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+def who_and_when(workspace, folder: Path = WHO) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The measures on one Who&When folder, per half (`held out` for every run of
+    a folder nothing was chosen on)."""
     from failures.diagnosis.evidence import evidence_kind
     from failures.models import Incident
     from traces.importing import traces_import_file
     from traces.models import Step, Trace
 
+    held_out = folder != WHO
+
+    def half_of(task_id: str) -> str:
+        return "held out" if held_out else half(task_id)
+
     labels: dict[str, tuple[int, str]] = {}
-    for path in sorted(WHO.glob("*.json"), key=lambda p: int(p.stem)):
+    for path in sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
         result = traces_import_file(workspace=workspace, fmt="ag2-chat", path=path)
         if not result.ok:
             raise SystemExit(f"{path}: {result.error}")
@@ -160,7 +174,8 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
         .exclude(step_index__lt=0).values_list("trace_id", "step_index", "stats")
     ):  # fmt: skip
         label, task = by_trace[trace_id]
-        KINDS[("who_and_when", half(task), evidence_kind(stats))].append(abs(step - label) <= 1)
+        if not held_out:
+            KINDS[("who_and_when", half(task), evidence_kind(stats))].append(abs(step - label) <= 1)
     steps: dict[int, list[tuple[int, bool]]] = defaultdict(list)
     for trace_id, index, error, kind in Step.objects.filter(trace__workspace=workspace).values_list(
         "trace_id", "index", "error", "kind"
@@ -172,7 +187,7 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
         indices = sorted(i for i, _ in steps[trace_id])
         n = len(indices)
         first_error = next((i for i, e in sorted(steps[trace_id]) if e), None)
-        h = halves.setdefault(half(task_id), defaultdict(float))
+        h = halves.setdefault(half_of(task_id), defaultdict(float))
         h["runs"] += 1
         guess = named.get(trace_id)
         if guess is not None:
@@ -195,12 +210,16 @@ def who_and_when(workspace) -> dict[str, dict[str, Any]]:  # type: ignore[no-unt
     return halves
 
 
-def print_who(halves: dict[str, dict[str, Any]]) -> str:
-    print("\n== Who&When (126 failed AG2 group chats; failing step labelled by people)")
+def print_who(halves: dict[str, dict[str, Any]], dataset: str = "who_and_when") -> str:
+    held_out = dataset != "who_and_when"
+    runs_in_all = sum(h.get("runs", 0) for h in halves.values())
+    print(f"\n== Who&When{' hand-crafted' if held_out else ''} ({runs_in_all:.0f} failed "
+          f"{'Magentic-One runs, held out' if held_out else 'AG2 group chats'}; "
+          "failing step labelled by people)")  # fmt: skip
     print(f"{'half':8s} {'runs':>5s} {'coverage':>9s} {'exact':>7s} {'±1':>7s} {'±1 when named':>14s}"
           f" {'best reference':>15s}   references (exact / ±1): first, last, first error, random")  # fmt: skip
     line = ""
-    for name in ("tune", "measure"):
+    for name in ("held out",) if held_out else ("tune", "measure"):
         h = halves.get(name, {})
         runs = h.get("runs", 0)
         refs = []
@@ -216,9 +235,9 @@ def print_who(halves: dict[str, dict[str, Any]]) -> str:
         print(f"{name:8s} {runs:5.0f} {_pct(h.get('covered', 0), runs):>9s} "
               f"{_pct(h.get('exact', 0), runs):>7s} {_pct(h.get('pm1', 0), runs):>7s} "
               f"{_pct(h.get('pm1', 0), h.get('covered', 0)):>14s} {best_pm1:15.3f}   {', '.join(refs)}")  # fmt: skip
-        if name == "measure":
+        if name != "tune":
             line = (
-                f"RESULT dataset=who_and_when half=measure runs={runs:.0f} named=n/a "
+                f"RESULT dataset={dataset} half={name.replace(' ', '_')} runs={runs:.0f} named=n/a "
                 f"false_incident_share=n/a step_exact={_pct(h.get('exact', 0), runs)} "
                 f"step_pm1={_pct(h.get('pm1', 0), runs)} coverage={_pct(h.get('covered', 0), runs)} "
                 f"precision_pm1={_pct(h.get('pm1', 0), h.get('covered', 0))} "
@@ -495,13 +514,17 @@ def main() -> None:
     lines = []
     # (A third run with the expected actions as checks is gone: since 5/8 the
     # tau2 importer never imports them, so it would repeat the second.)
-    for name in ("who", "tau2"):
+    sets = ["who", "tau2"] + (["who-hand"] if WHO_HAND.is_dir() else [])
+    for name in sets:
         workspace = Workspace.objects.create(
             name=f"truth {name}", slug=f"bench-truth-{name}-{os.getpid()}"
         )
         try:
             if name == "who":
                 lines.append(print_who(who_and_when(workspace)) + model_usage(workspace))
+            elif name == "who-hand":
+                lines.append(print_who(who_and_when(workspace, WHO_HAND),
+                                       "who_and_when_hand_crafted") + model_usage(workspace))  # fmt: skip
             else:
                 halves, discrimination = tau2(workspace, args.quick)
                 lines.append(print_tau2(halves, discrimination, ": expected actions withheld")
