@@ -27,8 +27,10 @@ Formats (`FORMATS`):
   mini-swe-agent `.traj.json` files (`messages`). The outcome is read where the
   SWE-bench harness writes it, beside the trajectories (this folder and up to
   three above it): a summary report (`results_summary.json`, the harness's
-  `<model>.<run>.json`, an sb-cli report: any JSON with `resolved_ids`) says
-  resolved or not; a per-instance `report.json` (`logs/**/<instance>/report.json`)
+  `<model>.<run>.json`, an sb-cli report: any JSON with `resolved_ids`; the
+  SWE-bench/experiments leaderboard's `results/results.json`, which lists the
+  resolved ids and leaves every other instance of the submission unresolved)
+  says resolved or not; a per-instance `report.json` (`logs/**/<instance>/report.json`)
   says it too and gives each FAIL_TO_PASS test, and each PASS_TO_PASS test that
   broke, as a check of the outcome. Without either, `info.resolved` if present;
   else failed when the agent stopped without submitting, and otherwise unknown
@@ -617,23 +619,55 @@ class SweOutcome:
 _MAX_REPORT_BYTES = 50_000_000
 
 
+# The lists of SWE-bench/experiments' `results/results.json` beside `resolved`
+# (older submissions have all of them, newer ones the first two).
+_LEADERBOARD_KEYS = ("no_generation", "no_logs", "generated", "applied", "install_fail")
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """A summary report: the ids it says were resolved, and which others it says were
+    not (`every_other`: each instance it does not list as resolved)."""
+
+    name: str
+    resolved: frozenset[str]
+    not_resolved: frozenset[str] = frozenset()
+    every_other: bool = False
+
+    def says(self, instance: str) -> bool | None:
+        if instance in self.resolved:
+            return True
+        return False if self.every_other or instance in self.not_resolved else None
+
+
+def _summary(name: str, data: Any) -> _Summary | None:
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("resolved_ids"), list):
+        not_resolved: set[str] = set()
+        for key in ("unresolved_ids", "error_ids", "empty_patch_ids", "incomplete_ids"):
+            not_resolved |= {str(i) for i in data.get(key) or [] if isinstance(i, str)}
+        return _Summary(name, frozenset(str(i) for i in data["resolved_ids"]),
+                        frozenset(not_resolved))  # fmt: skip
+    resolved = data.get("resolved")
+    if isinstance(resolved, list) and any(isinstance(data.get(k), list) for k in _LEADERBOARD_KEYS):
+        return _Summary(name, frozenset(str(i) for i in resolved), every_other=True)
+    return None
+
+
 @functools.lru_cache(maxsize=64)
-def _summaries(folder: Path) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
-    """Summary reports in a folder: (file, resolved ids, ids known not resolved)."""
+def _summaries(folder: Path) -> tuple[_Summary, ...]:
+    """Summary reports in a folder (and its `results/results.json`)."""
     found = []
-    for candidate in sorted(folder.glob("*.json")):
+    for candidate in sorted([*folder.glob("*.json"), *folder.glob("results/results.json")]):
         if candidate.name.endswith(".traj.json") or candidate.stat().st_size > _MAX_REPORT_BYTES:
             continue
         try:
             data = json.loads(candidate.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("resolved_ids"), list):
-            not_resolved = set()
-            for key in ("unresolved_ids", "error_ids", "empty_patch_ids", "incomplete_ids"):
-                not_resolved |= {str(i) for i in data.get(key) or [] if isinstance(i, str)}
-            found.append((str(candidate), frozenset(str(i) for i in data["resolved_ids"]),
-                          frozenset(not_resolved)))  # fmt: skip
+        if (summary := _summary(str(candidate), data)) is not None:
+            found.append(summary)
     return tuple(found)
 
 
@@ -649,13 +683,9 @@ def swe_outcome_in(report: Path, instance: str) -> SweOutcome:
     item = _obj(data.get(instance))
     if isinstance(item.get("resolved"), bool):
         return SweOutcome(item["resolved"], _test_checks(item), str(report))
-    if isinstance(data.get("resolved_ids"), list):
-        if instance in data["resolved_ids"]:
-            return SweOutcome(True, [], str(report))
-        for key in ("unresolved_ids", "error_ids", "empty_patch_ids", "incomplete_ids"):
-            if instance in (data.get(key) or []):
-                return SweOutcome(False, [], str(report))
-    return SweOutcome()
+    summary = _summary(str(report), data)
+    said = summary.says(instance) if summary is not None else None
+    return SweOutcome(said, [], str(report)) if said is not None else SweOutcome()
 
 
 def swe_outcome(path: Path, instance: str) -> SweOutcome:
@@ -670,11 +700,9 @@ def swe_outcome(path: Path, instance: str) -> SweOutcome:
             if isinstance(data.get("resolved"), bool):
                 return SweOutcome(data["resolved"], _test_checks(data), str(report))
     for folder in folders:
-        for name, resolved, not_resolved in _summaries(folder):
-            if instance in resolved:
-                return SweOutcome(True, [], name)
-            if instance in not_resolved:
-                return SweOutcome(False, [], name)
+        for summary in _summaries(folder):
+            if (said := summary.says(instance)) is not None:
+                return SweOutcome(said, [], summary.name)
     return SweOutcome()
 
 
@@ -879,7 +907,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "tau2-bench": "simulations[].reward_info.reward (1 = success), its other checks as checks",
     "intercode": "each episode's summary.max_reward (1 = success), its per-action rewards "
                  "as one check",
-    "swe-agent": "the SWE-bench harness's reports beside the runs (a summary with resolved_ids; "
+    "swe-agent": "the SWE-bench harness's reports beside the runs (a summary with resolved_ids "
+                 "or a leaderboard submission's results/results.json; "
                  "logs/**/<instance>/report.json, whose tests become checks); else info.resolved; "
                  "else failed if not submitted",
     "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",

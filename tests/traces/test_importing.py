@@ -265,6 +265,34 @@ def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path,
     assert Trace.objects.get(external_id="swe-run1-sphinx__sphinx-3").status == "succeeded"
 
 
+def test_swe_runs_of_a_leaderboard_submission_take_its_results_json(tenant, tmp_path):
+    """SWE-bench/experiments keeps a submission's outcome in `results/results.json`:
+    the resolved ids, and lists such as `no_generation`; every other instance of the
+    submission was not resolved."""
+    submission = tmp_path / "20240402_sweagent_gpt4"
+    (submission / "trajs").mkdir(parents=True)
+    (submission / "results").mkdir()
+    for instance in ("astropy__astropy-1", "django__django-2", "sympy__sympy-3"):
+        (submission / "trajs" / f"{instance}.traj.json").write_text(json.dumps(_mini_traj()))
+    (submission / "results" / "results.json").write_text(json.dumps(
+        {"no_generation": ["sympy__sympy-3"], "no_logs": [], "resolved": ["astropy__astropy-1"]}
+    ))  # fmt: skip
+    call_command("import_traces", str(submission), workspace=tenant.workspace.slug,
+                 fmt="swe-agent")  # fmt: skip
+    status = dict(Trace.objects.filter(workspace=tenant.workspace)
+                  .values_list("metadata__instance_id", "status"))  # fmt: skip
+    assert status == {"astropy__astropy-1": "succeeded", "django__django-2": "failed",
+                      "sympy__sympy-3": "failed"}  # fmt: skip
+    # The same file given with --results says the same.
+    Trace.objects.filter(workspace=tenant.workspace).delete()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "django__django-2.traj.json").write_text(json.dumps(_mini_traj()))
+    call_command("import_traces", str(alone), workspace=tenant.workspace.slug, fmt="swe-agent",
+                 results=submission / "results" / "results.json")  # fmt: skip
+    assert Trace.objects.get(workspace=tenant.workspace).status == "failed"
+
+
 def test_intercode_task_ids_that_restart_per_dataset_file_are_different_tasks(tenant, tmp_path):
     """nl2bash numbers its tasks from 0 in each file system's file: "0" of fs_1 and
     "0" of fs_2 are different tasks; the same file run by two models is one task."""
