@@ -35,7 +35,8 @@ Formats (`FORMATS`):
   broke, as a check of the outcome. Without either, `info.resolved` if present;
   else failed when the agent stopped without submitting, and otherwise unknown
   (the import summary counts and names those runs). The external id is
-  `swe-<run folder>-<instance id>`, so an outcome can be posted for it later.
+  `swe-<run folder>-<instance id>` (the run folder of `<submission>/trajs/` is
+  the submission's), so an outcome can be posted for it later.
 - `claude-transcript`: Claude Code session transcripts (`~/.claude/projects/
   **/*.jsonl`, or the same entries as one JSON array); `is_error` tool results
   are errors, API error turns are error steps, no outcome (status unknown).
@@ -595,7 +596,10 @@ def _swe_agent(path: Path) -> Parsed:
     resolved = outcome.resolved if outcome.resolved is not None else info.get("resolved")
     status = ("succeeded" if resolved else "failed") if isinstance(resolved, bool) else (
         "unknown" if submitted else "failed")  # fmt: skip
-    run = path.parent.parent.name if path.parent.name == instance else path.parent.name
+    # The run's folder: <run>/<instance>/<instance>.traj.json (mini-swe-agent),
+    # <submission>/trajs/<instance>.traj (SWE-bench/experiments), <run>/<instance>.traj.
+    run = (path.parent.parent.name if path.parent.name in (instance, "trajs")
+           else path.parent.name)  # fmt: skip
     model = _obj(_obj(_obj(info.get("config")).get("model"))).get("model_name")
     return Parsed(traces=[{
         "external_id": f"swe-{run or 'run'}-{instance}"[:200],

@@ -280,9 +280,12 @@ def test_swe_runs_of_a_leaderboard_submission_take_its_results_json(tenant, tmp_
     call_command("import_traces", str(submission), workspace=tenant.workspace.slug,
                  fmt="swe-agent")  # fmt: skip
     status = dict(Trace.objects.filter(workspace=tenant.workspace)
-                  .values_list("metadata__instance_id", "status"))  # fmt: skip
-    assert status == {"astropy__astropy-1": "succeeded", "django__django-2": "failed",
-                      "sympy__sympy-3": "failed"}  # fmt: skip
+                  .values_list("external_id", "status"))  # fmt: skip
+    # Named by the submission, not its `trajs` folder: two submissions' runs of one
+    # instance are two runs.
+    assert status == {"swe-20240402_sweagent_gpt4-astropy__astropy-1": "succeeded",
+                      "swe-20240402_sweagent_gpt4-django__django-2": "failed",
+                      "swe-20240402_sweagent_gpt4-sympy__sympy-3": "failed"}  # fmt: skip
     # The same file given with --results says the same.
     Trace.objects.filter(workspace=tenant.workspace).delete()
     alone = tmp_path / "alone"
