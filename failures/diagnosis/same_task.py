@@ -48,7 +48,7 @@ READ_LIKE = re.compile(
 # two good runs of one task rarely write the same one, so they are not compared by
 # their arguments (the other methods read their errors).
 OPEN_ENDED = re.compile(
-    r"^(?:[a-z0-9_]+\.)?(bash|sh|zsh|shell|terminal|computer_terminal|cmd|exec|execute|"
+    r"^(?:[a-z0-9_]+\.)?(bash|sh|zsh|shell|terminal|computer_?terminal|cmd|exec|execute|"
     r"execute_code|run|run_command|run_code|python|python3|ipython|node|sql|code)$",
     re.I,
 )
