@@ -96,7 +96,8 @@ DIAGNOSER_VERSION = (
     # 21: arguments the task's successful runs gave different values are not compared
     # 22: an undiagnosed run of an agent without successes says it had none to weigh
     #     against (it said nothing stood out against its runs)
-    "offline-22"
+    # 23: a call of a tool named "browse" (an imported browsing agent's page) is a read
+    "offline-23"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

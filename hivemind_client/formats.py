@@ -47,7 +47,10 @@ Formats (`FORMATS`):
 - `ag2-chat`: an AG2 (AutoGen) group chat saved as `{"question", "history":
   [{"content", "role", "name"}], "is_correct"?}` (the Who&When logs): one step
   per message, in order (step i is message i); the code executor's replies
-  (`Computer_terminal`) are tool calls whose error is a non-zero `exitcode`;
+  (`Computer_terminal`) are tool calls whose error is a non-zero `exitcode`; a
+  message that reports a browser's page (the text browser's "Address: …
+  Viewport position: …" header, WebSurfer's "Here is a screenshot of …") is a
+  call of `<speaker>.browse`, the page its output;
   success when `is_correct` is true, failed when false. A Magentic-One team's
   log in the same shape (Who&When's hand-crafted runs: messages with a `role`
   and no `name`, an Orchestrator's "thought" turns, `is_corrected` for the
@@ -377,6 +380,26 @@ _HUMAN = {"human", "user"}
 # Magentic-One's planner names its turns "Orchestrator (thought)", "Orchestrator
 # (-> WebSurfer)", "Orchestrator (termination condition)".
 _ORCHESTRATOR = re.compile(r"^Orchestrator \(")
+# What a browsing agent's message reports of the page it is on, not words of its
+# own: Magentic-One's WebSurfer ("I clicked 'X'.\n\nHere is a screenshot of
+# [title](url)… Automatic OCR…") and the text browser of AG2's web agents and
+# Magentic-One's FileSurfer ("Address: …\nTitle: …\nViewport position: Showing
+# page 1 of 3.\n=====\n<the page>").
+_SCREENSHOT = "Here is a screenshot of ["
+_VIEWPORT = re.compile(
+    r"\s*((?:Address|Path):? [^\n]*)\n(?:Title:? [^\n]*\n)?(?:You previously visited[^\n]*\n)?"
+    r"Viewport position: Showing page \d+ of \d+\.\n=+\n"
+)
+
+
+def _browser_action(content: str) -> str | None:
+    """The action of a message that reports a browser's page (the page is its
+    output), or None for any other message."""
+    at = content.find(_SCREENSHOT)
+    if at == 0 or (at > 0 and content[:at].endswith("\n\n")):
+        return content[:at].strip() or "screenshot"
+    viewport = _VIEWPORT.match(content)
+    return viewport.group(1).strip() if viewport else None
 
 
 def _ag2_chat(path: Path) -> Parsed:
@@ -405,6 +428,12 @@ def _ag2_chat(path: Path) -> Parsed:
             # AG2 names every speaker, and its agents speak as role "user" too; a
             # message with only a role of human or user is the person's.
             steps.append({"kind": "user_prompt", "input": content})
+        elif (action := _browser_action(content)) is not None:
+            # The page a browsing agent is on: what it saw (a tool's result), never
+            # read as what it said (a page about simulations is no agent saying it
+            # simulated data).
+            steps.append({"kind": "tool_call", "name": f"{name}.browse"[:200],
+                          "input": {"action": _text(action, 2_000)}, "output": content})  # fmt: skip
         else:
             steps.append({"kind": "assistant_message", "name": name, "output": content})
         previous = content

@@ -57,7 +57,7 @@ MIN_FAILURE_SHARE = 0.6
 TRACE_LEVEL = -1  # a finding about the whole run (the step it happened at is not known)
 _READ_LIKE = re.compile(
     r"get|find|list|search|check|read|lookup|look_up|view|show|fetch|describe|status|verify|"
-    r"query|grep|glob|^ls$|^cat$|calculate|info",
+    r"query|grep|glob|^ls$|^cat$|calculate|info|browse\b",
     re.I,
 )
 

@@ -41,7 +41,7 @@ from .offline import Finding
 
 READ_LIKE = re.compile(
     r"^(?:[a-z0-9_]+\.)?(get|find|list|search|calculate|check|lookup|look_up|view|show|fetch|"
-    r"describe|verify|query|read|think)",
+    r"describe|verify|query|read|think|browse\b)",
     re.I,
 )
 # Tools whose input is a program or a command (a shell, an interpreter, a query):

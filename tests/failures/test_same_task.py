@@ -286,4 +286,6 @@ def test_commands_and_programs_are_not_compared_by_their_text():
     assert diverge(failed, {"agent": [success]}) is None
     assert not changes_state("bash") and not changes_state("Computer_terminal")
     assert not changes_state("ComputerTerminal")  # Magentic-One's
+    # An imported browsing agent's page is a read; a browser tool that clicks is not.
+    assert not changes_state("WebSurfer.browse") and changes_state("browser_click")
     assert not changes_state("sql") and changes_state("update_reservation_flights")

@@ -481,3 +481,57 @@ def test_a_magentic_one_log_reads_its_outcome_prompt_and_terminal(tenant, tmp_pa
     kinds = list(chat.steps.order_by("index").values_list("kind", "name", "error"))
     assert kinds[1][:2] == ("tool_call", "Computer_terminal") and kinds[1][2]
     assert kinds[2][:2] == ("assistant_message", "human")  # a named expert, not the person
+
+
+def test_a_browsing_agents_page_is_what_it_saw_not_what_it_said(tenant, tmp_path):
+    """A message that reports a browser's page (Magentic-One's WebSurfer screenshot
+    report, the text browser's viewport of AG2's web agents) is a browse call whose
+    output is the page: page text about simulations is no agent saying it went on
+    with simulated data. An expert's own words still are."""
+    from failures.diagnosis.facts import StepView, trace_facts
+
+    page = ("I clicked 'Methods'.\n\nHere is a screenshot of [Numerical simulations]"
+            "(https://example.org/frb). The viewport shows 40% of the webpage.\nAutomatic "
+            "OCR of the page screenshot has detected the following text:\n\nWe simulated "
+            "data for the bursts; let's assume that the spans are 3 s.")  # fmt: skip
+    viewport = ("Address: bing: simulated burst spans\nTitle: simulated burst spans - Search\n"
+                "Viewport position: Showing page 1 of 1.\n=======================\nA Bing "
+                "search for 'simulated burst spans' found 3 results: we can assume the "
+                "sample data is fine")  # fmt: skip
+    magentic = {"question": "q", "question_ID": "q-m2", "is_corrected": False, "history": [
+        {"role": "human", "content": "q"},
+        {"role": "Orchestrator (-> WebSurfer)", "content": "Open the paper."},
+        {"role": "WebSurfer", "content": page},
+        {"role": "FileSurfer", "content": viewport},
+    ]}  # fmt: skip
+    ag2 = {"question": "q", "question_ID": "q-a2", "is_correct": False, "history": [
+        {"role": "assistant", "name": "Planner_Expert", "content": "Search for it."},
+        {"role": "user", "name": "WebServing_Expert", "content": viewport},
+        {"role": "user", "name": "Stats_Expert",
+         "content": "Since we don't have the table, let's assume the spans are 3 s."},
+    ]}  # fmt: skip
+    for name, data in (("m.json", magentic), ("a.json", ag2)):
+        (tmp_path / name).write_text(json.dumps(data))
+        assert traces_import_file(workspace=tenant.workspace, fmt="ag2-chat",
+                                  path=tmp_path / name).ok  # fmt: skip
+
+    def steps(session: str) -> list[Step]:
+        run = Trace.objects.get(workspace=tenant.workspace, session_id=session)
+        return list(run.steps.order_by("index"))
+
+    def assumed(session: str) -> list[int]:
+        views = [StepView(s.index, s.kind, s.name, s.input, s.output, s.error)
+                 for s in steps(session)]  # fmt: skip
+        return [index for index, _ in trace_facts(views).assumptions]
+
+    m = steps("q-m2")
+    assert [(s.kind, s.name) for s in m[2:]] == [
+        ("tool_call", "WebSurfer.browse"),
+        ("tool_call", "FileSurfer.browse"),
+    ]
+    assert m[2].input == {"action": "I clicked 'Methods'."} and m[2].output == page
+    assert m[3].input == {"action": "Address: bing: simulated burst spans"}
+    assert assumed("q-m2") == []
+    a = steps("q-a2")
+    assert (a[1].kind, a[1].name) == ("tool_call", "WebServing_Expert.browse")
+    assert assumed("q-a2") == [2]  # the expert's own words
