@@ -13,7 +13,10 @@ Formats (`FORMATS`):
 - `tau-bench`: tau-bench result files (a list of `{task_id, reward, info, traj}`,
   `traj` in OpenAI chat format); reward 1 is success. The task is the user's
   first turn (what the agent saw); `info.task` (the simulated user's script) is
-  not imported.
+  not imported. The agent is `info.model`, else the file's name (tau-bench's
+  own results name no model); `task_key` is `<domain>:<task id>`, the domain
+  read from the heading of the system prompt (its policy, kept as
+  `metadata.policy`), since task ids restart in each domain.
 - `tau2-bench`: tau2-bench result files (`{info, tasks, simulations}`), success
   when `reward_info.reward` is 1; user-side tool calls (telecom) are named
   `user.<tool>`. The task is the user's first turn and `task_key` is
@@ -307,20 +310,42 @@ def _tau_bench(path: Path) -> Parsed:
         traj = _need(path, where, result.get("traj"), list, '"traj", a list of messages')
         steps = chat_steps(traj, path=path, where=where)
         reward = result.get("reward")
+        # The agent's system prompt is its domain's policy: what policy checks draft
+        # rules from, and what tells airline task 0 from retail task 0.
+        policy = next((_text(m.get("content"), 40_000) for m in traj
+                       if isinstance(m, dict) and m.get("role") == "system"), "")  # fmt: skip
+        task_id = result.get("task_id")
         parsed.traces.append({
-            "external_id": f"tau-bench-{path.stem}-{result.get('task_id')}-{result.get('trial', 0)}"[:200],
-            # From the data, never the file name (an airline and a retail file of one
-            # model are one agent, each the other's contrast); --agent overrides.
-            "agent": str(_obj(result.get("info")).get("model") or "tau-bench-agent")[:200],
-            "task_key": str(result.get("task_id"))[:200] if result.get("task_id") is not None else "",
+            "external_id": f"tau-bench-{path.stem}-{task_id}-{result.get('trial', 0)}"[:200],
+            # The model when the data names it (an airline and a retail file of one
+            # model are one agent, each the other's contrast); tau-bench's own results
+            # do not, and then the file's name (as InterCode's), never one name for
+            # every model. --agent overrides.
+            "agent": str(_obj(result.get("info")).get("model") or path.stem)[:200],
+            "task_key": f"{_policy_key(policy)}{task_id}"[:200] if task_id is not None else "",
             # What the agent saw: the user's first turn. `info.task.instruction` is the
             # simulated user's private script (its ids, its "if the agent says…").
             "task": _first_user_turn(steps),
             "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
-            "metadata": {"task_id": str(result.get("task_id")), "trial": result.get("trial", 0)},
+            "metadata": {"task_id": str(task_id), "trial": result.get("trial", 0),
+                         **({"policy": policy} if policy else {})},
             "steps": steps,
         })  # fmt: skip
     return parsed
+
+
+_HEADING = re.compile(r"\s*#+\s*([^\n]{1,80})")
+
+
+def _policy_key(policy: str) -> str:
+    """The domain part of a tau-bench task key: task ids restart in each domain, whose
+    policy (the system prompt) names it in its heading ("# Airline Agent Policy"),
+    else a digest of the policy; nothing without one."""
+    if not policy:
+        return ""
+    heading = _HEADING.match(policy)
+    name = re.sub(r"[^a-z0-9]+", "-", heading.group(1).lower()).strip("-") if heading else ""
+    return f"{name or _digest(policy)[:8]}:"
 
 
 def _first_user_turn(steps: list[dict[str, Any]]) -> str:

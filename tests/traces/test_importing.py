@@ -373,7 +373,8 @@ def test_tau_runs_keep_what_the_agent_saw_and_old_runs_survive_the_purge(tenant,
     )
     assert names == ["get_customer_by_phone", "user.toggle_airplane_mode"]
     airline = Trace.objects.get(workspace=tenant.workspace, agent="gpt-4o")
-    assert airline.task == "I want to change my flight." and airline.task_key == "3"
+    assert airline.task == "I want to change my flight." and airline.task_key.endswith(":3")
+    assert airline.metadata["policy"] == "Airline policy."
     stored = json.dumps([
         list(Trace.objects.filter(workspace=tenant.workspace).values()),
         list(Step.objects.filter(trace__workspace=tenant.workspace).values(
@@ -383,6 +384,35 @@ def test_tau_runs_keep_what_the_agent_saw_and_old_runs_survive_the_purge(tenant,
     # Imported today, last year's runs are inside the 90-day retention.
     assert traces_purge_expired(workspace_id=tenant.workspace.pk) == 0
     assert Trace.objects.filter(workspace=tenant.workspace).count() == 2
+
+
+def test_tau_bench_results_of_two_domains_are_different_tasks_and_agents(tenant, tmp_path):
+    """tau-bench's own result files name neither the model nor the domain, and task
+    ids restart in each domain: airline task 0 is no retail task 0 (a same-task
+    contrast between them would name a wrong call), and two files are not one agent."""
+
+    def results(policy: str, rewards: list[float]) -> list[dict]:
+        return [{"task_id": 0, "trial": trial, "reward": reward, "info": {"task": {}},
+                 "traj": [{"role": "system", "content": policy},
+                          {"role": "user", "content": f"Help me, try {trial}."},
+                          {"role": "assistant", "content": "Sure."}]}
+                for trial, reward in enumerate(rewards)]  # fmt: skip
+
+    airline = "# Airline Agent Policy\n\nThe current time is 2024-05-15 15:00:00 EST."
+    for name, policy, rewards in (("gpt-4o-airline", airline, [1.0, 0.0]),
+                                  ("gpt-4o-retail", "# Retail agent policy\n\nAs a retail agent", [0.0]),
+                                  ("sonnet-airline", airline, [1.0])):  # fmt: skip
+        (tmp_path / f"{name}.json").write_text(json.dumps(results(policy, rewards)))
+        call_command("import_traces", str(tmp_path / f"{name}.json"),
+                     workspace=tenant.workspace.slug, fmt="tau-bench")  # fmt: skip
+    runs = set(Trace.objects.filter(workspace=tenant.workspace)
+               .values_list("agent", "task_key", "status"))  # fmt: skip
+    assert runs == {
+        ("gpt-4o-airline", "airline-agent-policy:0", "succeeded"),
+        ("gpt-4o-airline", "airline-agent-policy:0", "failed"),
+        ("gpt-4o-retail", "retail-agent-policy:0", "failed"),
+        ("sonnet-airline", "airline-agent-policy:0", "succeeded"),
+    }
 
 
 def test_the_summary_names_runs_nothing_dated_which_are_dated_by_their_import(
