@@ -46,7 +46,7 @@ from django.utils import timezone
 from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
-from .models import Step, Trace
+from .models import Step, StepKey, Trace
 from .services import BatchResult, stored_external_id, trace_ingest_batch
 
 KNOWN_FIELDS = {
@@ -150,16 +150,13 @@ def hook_ingest(
             # A replayed log's session starts when its first event happened, not when
             # the replay reached the server (an undated one is dated by its arrival).
             trace["started_at"] = stamped
-        numbering = _Numbering(
-            stored.metadata.get("hook_steps", {}) if stored else {},
-            start=stored.step_count if stored else 0,
-        )
+        numbering = _Numbering(stored)
         subagents = dict(stored.metadata.get("subagents", {})) if stored else {}
         turn_failed = bool(stored and stored.metadata.get("turn_failed"))
         steps = _steps(workspace, trace_id, event, payload, event_key, now, trace, numbering,
                        subagents, stored)  # fmt: skip
         trace["steps"] = steps
-        trace["metadata"]["hook_steps"] = numbering.keys
+        trace["metadata"]["hook_session"] = True
         if subagents:
             trace["metadata"]["subagents"] = subagents
         if event in ("SessionEnd", "Stop"):
@@ -171,7 +168,13 @@ def hook_ingest(
             folder = str(payload.get("cwd") or "").rstrip("/").rsplit("/", 1)[-1]
             trace["task"] = f"{source} session in {folder}" if folder else f"{source} session"
             trace["metadata"]["task_from_folder"] = True
-        return trace_ingest_batch(workspace=workspace, items=[trace])
+        batch = trace_ingest_batch(workspace=workspace, items=[trace])
+        if batch.trace_ids and numbering.new:
+            StepKey.objects.bulk_create(
+                StepKey(trace_id=batch.trace_ids[0], key=key, index=index)
+                for key, index in numbering.new.items()
+            )
+        return batch
 
 
 CURSOR_EVENTS = {
@@ -248,17 +251,31 @@ def from_cursor(payload: dict[str, Any]) -> dict[str, Any]:
 
 class _Numbering:
     """Event key → step index, in first-arrival order, after every step the trace
-    already has (a transcript imported first keeps its steps)."""
+    already has (a transcript imported first keeps its steps). Known keys are read
+    one at a time (`StepKey`); the new ones are written after the event's steps."""
 
-    def __init__(self, keys: dict[str, int], start: int = 0) -> None:
-        self.keys = dict(keys)
-        self.next = max(max(self.keys.values(), default=-1) + 1, start)
+    def __init__(self, stored: Trace | None) -> None:
+        self.trace_id = stored.pk if stored is not None else None
+        self.new: dict[str, int] = {}
+        last = None
+        if self.trace_id is not None:
+            last = (Step.objects.filter(trace_id=self.trace_id).order_by("-index")
+                    .values_list("index", flat=True).first())  # fmt: skip
+        self.next = max(stored.step_count if stored is not None else 0,
+                        last + 1 if last is not None else 0)  # fmt: skip
 
     def __call__(self, key: str) -> int:
-        if key not in self.keys:
-            self.keys[key] = self.next
-            self.next += 1
-        return self.keys[key]
+        key = key[:64]
+        if key in self.new:
+            return self.new[key]
+        if self.trace_id is not None:
+            known = (StepKey.objects.filter(trace_id=self.trace_id, key=key)
+                     .values_list("index", flat=True).first())  # fmt: skip
+            if known is not None:
+                return known
+        self.new[key] = self.next
+        self.next += 1
+        return self.new[key]
 
 
 def _payload_time(payload: dict[str, Any]) -> str | None:

@@ -99,15 +99,14 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
 
 
 # Maps the server keeps in a trace's metadata: step numbers by keys it made itself
-# (claude_code's `hook_steps`: "tool:" and a hash in hex; otlp_store's `otlp_spans`:
-# span ids in hex). Redacting them finds nothing personal and can only corrupt them:
-# a hex key with 13 digits in a row that pass Luhn reads as a card number (about
-# 1 key in 2,000), and the event it numbered then lands on a new step. They grow
-# with a session, and redacting all of them on every event made each event slower
-# than the one before. Kept as they are only when every key has that shape and
-# every value is a step number, so nothing else passes unredacted under these names.
+# (otlp_store's `otlp_spans`: span ids in hex; hook sessions' keys have a table of
+# their own, `StepKey`). Redacting them finds nothing personal and can only corrupt
+# them: a hex key with 13 digits in a row that pass Luhn reads as a card number
+# (about 1 key in 2,000), and the step it numbered is then lost. They grow with a
+# trace, and redacting all of them on every export made each slower than the one
+# before. Kept as they are only when every key has that shape and every value is a
+# step number, so nothing else passes unredacted under these names.
 _STEP_MAPS = {
-    "hook_steps": re.compile(r"(?:tool|agent|event):[0-9a-f]{16}"),
     "otlp_spans": re.compile(r"[0-9a-f]{1,64}|i[0-9]{1,20}"),
 }
 

@@ -184,6 +184,26 @@ class TraceWords(models.Model):
         return f"words of trace {self.trace_id}"
 
 
+class StepKey(models.Model):
+    """The step a server-made key names in a hook session (`claude_code`): a tool
+    call ("tool:" and a hash of its id), a subagent or an event. A hook event looks
+    up its own key, so the event costs the same at the session's 10th call as at
+    its 2,000th; a transcript merged into the session rewrites them
+    (`transcripts.py`)."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=64)
+    index = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "key"], name="step_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id} {self.key} → {self.index}"
+
+
 class Outcome(models.Model):
     """A verdict on a trace (status, reward, scores), possibly before the trace exists.
 

@@ -305,7 +305,7 @@ _SETTLE_SQL = """
 UPDATE traces_trace SET status = 'unknown', updated_at = now(),
     metadata = metadata || jsonb_build_object('inferred_status', jsonb_build_object(
         'status', 'unknown', 'reason', %s))
-WHERE status = 'running' AND metadata ? 'hook_steps' AND updated_at < %s
+WHERE status = 'running' AND metadata ? 'hook_session' AND updated_at < %s
 """
 
 

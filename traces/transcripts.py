@@ -22,7 +22,7 @@ from django.db import transaction
 from workspaces.models import Workspace
 
 from .claude_code import UNFINISHED, inferred_status, key_hash, session_status
-from .models import Step, Trace
+from .models import Step, StepKey, Trace
 from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_batch
 
 
@@ -31,17 +31,26 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
     hooks built. All or nothing for the merged sessions: if the database refuses
     one, nothing of the batch is stored."""
     replaces: dict[int, int] = {}
+    keys: dict[int, dict[str, int]] = {}  # stored trace id → its hook keys, renumbered
     merged_items = list(items)
     for position, item in enumerate(items):
         if isinstance(item, dict) and _obj(item.get("metadata")).get("transcript"):
             merged_items[position], replaces[position] = transcript_merge(
                 workspace=workspace, trace=item
             )
+            if replaces[position]:
+                keys[replaces[position]] = merged_items[position].pop("_step_keys", {})
     if not any(replaces.values()):
         return trace_ingest_batch(workspace=workspace, items=merged_items)
     with transaction.atomic():
-        # A merged transcript renumbers its session's steps: all of them are rewritten.
+        # A merged transcript renumbers its session's steps: all of them are rewritten,
+        # and the keys of its hook events with them.
         Step.objects.filter(trace_id__in=[pk for pk in replaces.values() if pk]).delete()
+        StepKey.objects.filter(trace_id__in=list(keys)).delete()
+        StepKey.objects.bulk_create(
+            StepKey(trace_id=pk, key=key, index=index)
+            for pk, renumbered in keys.items() for key, index in renumbered.items()
+        )  # fmt: skip
         batch = trace_ingest_batch(workspace=workspace, items=merged_items)
         refused = [r for r in batch.results if r.status == "rejected" and replaces.get(r.index)]
         if refused:
@@ -66,7 +75,8 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
     their text. The transcript's order, times, outputs and errors win; a step only
     the hooks saw (a call after the transcript was saved, a turn's end, a
     notification, a subagent) keeps its place after the step it followed. The
-    hooks' step map is renumbered, so later events still land on their steps.
+    hooks' step keys are renumbered (`_step_keys` of the trace returned, which
+    `trace_ingest_merging` writes), so later events still land on their steps.
     Returns the trace to store and the id of the stored trace whose steps it
     replaces (0: nothing to merge, store it as it is)."""
     metadata: dict[str, Any] = _obj(trace.get("metadata"))
@@ -83,7 +93,11 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
         .only("pk", "metadata", "status")
         .first()
     )
-    if stored is None or not stored.metadata.get("hook_steps"):
+    hook_keys = (
+        dict(StepKey.objects.filter(trace_id=stored.pk).values_list("key", "index"))
+        if stored is not None else {}
+    )  # fmt: skip
+    if stored is None or not hook_keys:
         return trace, 0
     old: list[dict[str, Any]] = [
         dict(row)
@@ -92,7 +106,6 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
             "tokens", "parent_index",
         )
     ]  # fmt: skip
-    hook_keys: dict[str, int] = stored.metadata["hook_steps"]
     key_of = {index: key for key, index in hook_keys.items()}
     position_of = {row["index"]: n for n, row in enumerate(old)}
     ids = _obj(metadata.get("tool_use_ids"))
@@ -148,11 +161,10 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
             step.pop("parent_index")
         steps.append(step)
     merged_trace = {**trace, "steps": steps}
-    merged_trace["metadata"] = {
-        **metadata,
-        "hook_steps": {
-            key: new_index[index] for index, key in key_of.items() if index in new_index
-        },
+    merged_trace["metadata"] = {**metadata, "hook_session": True}
+    # The hook events' keys, renumbered: written by the caller with the steps.
+    merged_trace["_step_keys"] = {
+        key: new_index[index] for index, key in key_of.items() if index in new_index
     }
     if trace.get("status", "unknown") in ("", "unknown") and stored.status in (
         "succeeded",

@@ -147,7 +147,7 @@ def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 
 
 # Bookkeeping kept on the trace by hook and OTLP capture, not for people.
-INTERNAL_METADATA = {"hook_steps", "otlp_spans", "subagents", "task_from_folder",
+INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "subagents", "task_from_folder",
                      "propagated_errors", "turn_failed", "inferred_status"}  # fmt: skip
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.test import TestCase
+from django.utils import timezone
 
 from failures.models import Incident
 from metrics.selectors import overview_get
 from metrics.services import rollups_refresh_for_traces
 from traces.claude_code import UNFINISHED
-from traces.models import Step, Trace
+from traces.models import Step, StepKey, Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"session_id": "abc-123", "transcript_path": "/home/u/.claude/projects/x/abc-123.jsonl",
@@ -595,7 +596,7 @@ def test_a_call_whose_key_looks_like_a_card_number_keeps_its_step(client, tenant
     trace = Trace.objects.get(workspace=tenant.workspace)
     calls = list(Step.objects.filter(trace=trace, kind="tool_call"))
     assert [(c.error, c.output) for c in calls] == [("", {"stdout": "built"})]
-    assert f"tool:{key_hash(tool_use_id)}" in trace.metadata["hook_steps"]
+    assert StepKey.objects.filter(trace=trace, key=f"tool:{key_hash(tool_use_id)}").exists()
     assert trace.status == "succeeded" and trace.redaction_counts == {}
 
 
@@ -612,3 +613,56 @@ def test_personal_data_under_the_step_maps_names_is_still_redacted(client, tenan
     metadata = Trace.objects.get(workspace=tenant.workspace).metadata
     assert "ann@example.com" not in json.dumps(metadata)
     assert "4539578763621486" not in json.dumps(metadata)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_sessions_step_map_moves_to_its_keys_and_back():
+    """Migration 0017: a session stored with `metadata.hook_steps` keeps its steps'
+    keys (a later PostToolUse still lands on its call), is still a hook session to
+    the sweep that settles silent ones, and the map comes back when migrated back."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from traces.claude_code import external_id, hook_ingest, key_hash
+
+    def migrate(target: list[tuple[str, str]]) -> MigrationExecutor:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(target)
+        return MigrationExecutor(connection)
+
+    before = [("traces", "0016_linear_trace_words")]
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    call = f"tool:{key_hash('toolu_9')}"
+    try:
+        old = migrate(before).loader.project_state(before).apps
+        ws = old.get_model("workspaces", "Workspace").objects.create(name="Old", slug="old-map")
+        trace = old.get_model("traces", "Trace").objects.create(
+            workspace=ws, external_id=external_id("s-old"), session_id="s-old", status="running",
+            started_at=timezone.now(),
+            metadata={"cwd": "/w", "hook_steps": {f"event:{key_hash('p')}": 0, call: 1}},
+        )  # fmt: skip
+        OldStep = old.get_model("traces", "Step")
+        OldStep.objects.create(trace=trace, index=0, kind="user_prompt", input="build")
+        OldStep.objects.create(trace=trace, index=1, kind="tool_call", name="Bash",
+                               input={"command": "make"})  # fmt: skip
+        migrate(latest)
+        from workspaces.models import Workspace
+
+        stored = Trace.objects.get(pk=trace.pk)
+        assert "hook_steps" not in stored.metadata and stored.metadata["hook_session"] is True
+        assert dict(StepKey.objects.filter(trace=stored).values_list("key", "index")) == {
+            f"event:{key_hash('p')}": 0, call: 1}  # fmt: skip
+        hook_ingest(workspace=Workspace.objects.get(pk=ws.pk), payload={
+            "session_id": "s-old", "hook_event_name": "PostToolUse", "tool_name": "Bash",
+            "tool_use_id": "toolu_9", "tool_input": {"command": "make"},
+            "tool_response": {"stdout": "built"}})  # fmt: skip
+        steps = list(Step.objects.filter(trace=stored).order_by("index").values_list(
+            "index", "kind", "output"))  # fmt: skip
+        assert steps == [(0, "user_prompt", None), (1, "tool_call", {"stdout": "built"})]
+        migrate(before)
+        back = old.get_model("traces", "Trace").objects.get(pk=trace.pk)
+        assert back.metadata["hook_steps"] == {f"event:{key_hash('p')}": 0, call: 1}
+        assert "hook_session" not in back.metadata
+    finally:
+        migrate(latest)
