@@ -9,7 +9,10 @@ Formats (`FORMATS`):
 - `chat-jsonl`: one conversation per line, OpenAI chat messages (`tool_calls`,
   role `tool`) or Anthropic messages (`tool_use` / `tool_result` blocks with
   `is_error`): `{"messages": [...], "id"?, "status"?, "reward"?, "agent"?, ...}`
-  or a bare list of messages.
+  or a bare list of messages. The outcome is `status`, else `resolved` (a SWE
+  dataset's verdict, as in SWE-Gym's OpenHands trajectories), else `reward`; the
+  task key is `task_key`, `task_id` or `instance_id`, so several runs of one
+  task are compared with each other.
 - `tau-bench`: tau-bench result files (a list of `{task_id, reward, info, traj}`,
   `traj` in OpenAI chat format); reward 1 is success. The task is the user's
   first turn (what the agent saw); `info.task` (the simulated user's script) is
@@ -284,13 +287,22 @@ def _chat_jsonl(path: Path) -> Parsed:
         steps = chat_steps(messages, path=path, where=where)
         task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
         reward = record.get("reward")
-        status = record.get("status") or _status(reward)
+        resolved = record.get("resolved")
+        status = record.get("status") or (
+            ("succeeded" if resolved else "failed")
+            if isinstance(resolved, bool)
+            else _status(reward)
+        )
         if status not in {"succeeded", "failed", "unknown", "running"}:
             raise FormatError(path, where, f"unknown status {status!r}")
+        task_key = next((str(record[k]) for k in ("task_key", "task_id", "instance_id")
+                         if isinstance(record.get(k), str | int)
+                         and not isinstance(record[k], bool) and str(record[k])), "")  # fmt: skip
         parsed.traces.append({
             "external_id": str(record.get("id") or f"chat-{_digest(messages)}")[:200],
             "agent": str(record.get("agent") or record.get("model") or "chat")[:200],
             "model": str(record.get("model") or "")[:200],
+            "task_key": task_key[:200],
             "task": str(record.get("task") or task)[:100_000],
             "status": status, "reward": reward if isinstance(reward, int | float) else None,
             "steps": steps,
@@ -960,7 +972,8 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
 # outcome is not found is imported as unknown and named in the summary.
 OUTCOME_SOURCES: dict[str, str] = {
     "native": "each trace's status / reward fields",
-    "chat-jsonl": "each record's status, else its reward (1 = success)",
+    "chat-jsonl": "each record's status, else its resolved (true = success), else its reward "
+                  "(1 = success)",
     "tau-bench": "each result's reward (1 = success)",
     "tau2-bench": "simulations[].reward_info.reward (1 = success), its other checks as checks",
     "intercode": "each episode's summary.max_reward (1 = success), its per-action rewards "

@@ -565,3 +565,22 @@ def test_a_browsing_agents_page_is_what_it_saw_not_what_it_said(tenant, tmp_path
     a = steps("q-a2")
     assert (a[1].kind, a[1].name) == ("tool_call", "WebServing_Expert.browse")
     assert assumed("q-a2") == [2]  # the expert's own words
+
+
+def test_chat_runs_read_a_swe_datasets_resolved_and_group_by_instance(tenant, tmp_path):
+    """SWE-Gym's OpenHands trajectories are chat records with `resolved` and
+    `instance_id`: several runs of one instance are runs of one task, each with its
+    outcome."""
+    rows = [
+        {"instance_id": "conan-io__conan-123", "resolved": ok, "model": "gpt-4o",
+         "messages": [{"role": "user", "content": "Fix the login bug."},
+                      {"role": "assistant", "content": f"Patched, attempt {n}."}]}
+        for n, ok in enumerate([True, False])
+    ] + [{"task_id": 7, "reward": 0.0, "messages": [{"role": "user", "content": "Sum."}]}]  # fmt: skip
+    path = tmp_path / "swe-gym.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    assert traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path).ok
+    runs = sorted(Trace.objects.filter(workspace=tenant.workspace)
+                  .values_list("task_key", "status", "agent"))  # fmt: skip
+    assert runs == [("7", "failed", "chat"), ("conan-io__conan-123", "failed", "gpt-4o"),
+                    ("conan-io__conan-123", "succeeded", "gpt-4o")]  # fmt: skip
