@@ -108,6 +108,11 @@ def main(argv: list | None = None) -> int:
     importer.add_argument("paths", nargs="+", type=Path)
     importer.add_argument("--format", required=True, dest="fmt")
     importer.add_argument("--agent", default="", help="name the agent of every run sent")
+    importer.add_argument(
+        "--status", choices=["succeeded", "failed"], default="",
+        help="the outcome of the runs whose files give none, when you know it from elsewhere "
+             "(never over one a file gives)",
+    )  # fmt: skip
     importer.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
     importer.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
     install = commands.add_parser(
@@ -153,7 +158,9 @@ def main(argv: list | None = None) -> int:
                 "Set HIVEMIND_URL and HIVEMIND_API_KEY (or pass --url and --key).", file=sys.stderr
             )
             return 2
-        return import_main(args.url, args.key, args.fmt, args.paths, agent=args.agent)
+        return import_main(
+            args.url, args.key, args.fmt, args.paths, agent=args.agent, status=args.status
+        )
     if args.group.startswith("install-"):
         from . import install
 

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .formats import FormatError, files_under, parse
+from .formats import FormatError, files_under, give_outcome, parse
 
 BATCH = 200
 
@@ -61,7 +61,7 @@ AGENTS_SEEN: dict[str, set[str]] = {}
 
 
 def import_file(
-    url: str, key: str, fmt: str, path: Path, agent: str = ""
+    url: str, key: str, fmt: str, path: Path, agent: str = "", status: str = ""
 ) -> tuple[int, int, list[str]]:
     """Send one file, all or nothing; returns (created, updated, per-trace rejections).
 
@@ -75,6 +75,7 @@ def import_file(
     if agent.strip():
         for trace in parsed.traces:
             trace["agent"] = agent.strip()[:200]
+    give_outcome(parsed.traces, status)
     AGENTS_SEEN[str(path)] = {str(t.get("agent") or "") for t in parsed.traces}
     rejected: list[str] = []
     batches = [parsed.traces[i : i + BATCH] for i in range(0, len(parsed.traces), BATCH)]
@@ -103,8 +104,12 @@ def import_file(
     return created, updated, rejected
 
 
-def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "") -> int:
+def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "", status: str = "") -> int:
     if fmt == "claude-hooks":
+        if status:
+            print("hivemind: --status does not apply to hook logs (a replayed session's outcome "
+                  "is read from the session).", file=sys.stderr)  # fmt: skip
+            return 2
         # A hook-log folder is one record: its event files are merged by time.
         from .capture import replay
 
@@ -117,7 +122,9 @@ def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "") -> in
     for number, path in enumerate(files, start=1):
         prefix = f"[{number}/{len(files)}] {path}"
         try:
-            created, updated, rejected = import_file(url, key, fmt, path, agent=agent)
+            created, updated, rejected = import_file(
+                url, key, fmt, path, agent=agent, status=status
+            )
         except (FormatError, SendError) as exc:
             failed += 1
             print(f"{prefix}: not imported: {exc}", file=sys.stderr)

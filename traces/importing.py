@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hivemind_client.formats import FormatError, parse
+from hivemind_client.formats import FormatError, give_outcome, parse
 from hivemind_client.formats import obj as _obj
 from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
@@ -50,6 +50,8 @@ class FileResult:
     # Runs nothing in the file dates (no start, end or step time): stored with the
     # time they arrived, the import's, which the summary says.
     undated: list[str] = field(default_factory=list)
+    # Runs whose file gave no outcome and that took the one given at import (--status).
+    given_outcome: int = 0
     error: str = ""
 
     @property
@@ -67,16 +69,24 @@ def _digest(trace: dict[str, Any]) -> str:
 
 
 def traces_import_file(
-    *, workspace: Workspace, fmt: str, path: Path, agent: str = "", results: Path | None = None
+    *,
+    workspace: Workspace,
+    fmt: str,
+    path: Path,
+    agent: str = "",
+    results: Path | None = None,
+    status: str = "",
 ) -> FileResult:
     """Import one file; FileResult.error says what was wrong (and nothing was stored).
     `agent` names the agent of every run in it, over what the data says; `results`
-    is a SWE-bench report giving the outcomes of swe-agent runs."""
+    is a SWE-bench report giving the outcomes of swe-agent runs; `status` is the
+    outcome a person gives the runs whose file says none."""
     result = FileResult(path=str(path))
     try:
         parsed = parse(fmt, path)
         if results is not None and fmt == "swe-agent":
             _apply_swe_results(parsed.traces, results)
+        result.given_outcome = give_outcome(parsed.traces, status)
     except FormatError as exc:
         result.error = str(exc)
         return result

@@ -146,9 +146,11 @@ def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
     return redirect("trace_list", slug=request.workspace.slug)
 
 
-# Bookkeeping kept on the trace by hook and OTLP capture, not for people.
-INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "subagents", "task_from_folder",
-                     "propagated_errors", "turn_failed", "inferred_status"}  # fmt: skip
+# Bookkeeping kept on the trace by hook and OTLP capture and importers, not for people
+# (where an outcome came from is shown beside the status).
+INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "outcome_from", "subagents",
+                     "task_from_folder", "propagated_errors", "turn_failed",
+                     "inferred_status"}  # fmt: skip
 
 
 @require_GET

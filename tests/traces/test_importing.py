@@ -584,3 +584,49 @@ def test_chat_runs_read_a_swe_datasets_resolved_and_group_by_instance(tenant, tm
                   .values_list("task_key", "status", "agent"))  # fmt: skip
     assert runs == [("7", "failed", "chat"), ("conan-io__conan-123", "failed", "gpt-4o"),
                     ("conan-io__conan-123", "succeeded", "gpt-4o")]  # fmt: skip
+
+
+def test_an_outcome_given_at_import_fills_only_runs_whose_file_gives_none(tenant, tmp_path, capsys):
+    """`--status failed` for transcripts of sessions a lead knows failed: the runs
+    with no outcome take it and say where it came from; a run whose file gives an
+    outcome keeps it; hook logs, whose outcome is read from the session, refuse it."""
+    from django.core.management.base import CommandError
+
+    transcript = _file(tmp_path, "claude-transcript", FORMAT_SAMPLES["claude-transcript"])
+    tau = tmp_path / "tau.json"
+    tau.write_text(json.dumps([{"task_id": 1, "reward": 1.0, "info": {}, "traj": [
+        {"role": "user", "content": "Cancel my order."}]}]))  # fmt: skip
+    for path, fmt in ((transcript, "claude-transcript"), (tau, "tau-bench")):
+        call_command("import_traces", str(path), workspace=tenant.workspace.slug, fmt=fmt,
+                     status="failed")  # fmt: skip
+    out = capsys.readouterr().out
+    assert "1 run whose file gave no outcome took the one given with --status (failed)" in out
+    session = Trace.objects.get(workspace=tenant.workspace, session_id="cc1")
+    assert session.status == "failed"
+    assert session.metadata["outcome_from"] == "given at import (--status)"
+    assert (
+        Trace.objects.get(workspace=tenant.workspace, task_key__endswith="1").status == "succeeded"
+    )
+    page = tenant.client_for(tenant.viewer).get(
+        f"/w/{tenant.workspace.slug}/traces/{session.pk}/").content.decode()  # fmt: skip
+    assert "outcome from: given at import (--status)" in page
+    with pytest.raises(CommandError, match="does not apply to hook logs"):
+        call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug,
+                     fmt="claude-hooks", status="failed")  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_gives_the_outcome_it_is_told_to_runs_whose_file_gives_none(
+    live_server, tmp_path
+):
+    from hivemind_client.importer import main as client_import
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Client status", owner=make_user("client-status"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    path = _file(tmp_path, "claude-transcript", FORMAT_SAMPLES["claude-transcript"])
+    assert client_import(live_server.url, key, "claude-transcript", [path], status="failed") == 0
+    trace = Trace.objects.get(workspace=workspace)
+    assert trace.status == "failed" and trace.metadata["outcome_from"].startswith("given at import")
+    assert client_import(live_server.url, key, "claude-hooks", [tmp_path], status="failed") == 2

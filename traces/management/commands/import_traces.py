@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from hivemind_client.formats import FORMATS, OUTCOME_SOURCES, files_under
+from hivemind_client.formats import FORMATS, GIVEN_STATUSES, OUTCOME_SOURCES, files_under
 from traces.importing import traces_import_file, traces_import_hook_logs
 from workspaces.models import Workspace
 
@@ -35,14 +35,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--agent", default="",
             help="Name the agent of every imported run (default: what the data says, e.g. "
-                 "tau2's agent model; InterCode files carry none, so their file name without "
-                 "the turn count).",
+                 "tau2's agent model; InterCode and tau-bench results carry none, so their "
+                 "file name).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--status", choices=GIVEN_STATUSES, default="",
+            help="The outcome of the runs whose files give none, when you know it from "
+                 "elsewhere (e.g. transcripts of sessions that failed); never over one a "
+                 "file gives. Each such run says its outcome was given at import.",
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
         if workspace is None:
             raise CommandError(f"No workspace with the slug {options['workspace']!r}.")
+        if options["status"] and options["fmt"] == "claude-hooks":
+            raise CommandError(
+                "--status does not apply to hook logs: a replayed session's outcome is read "
+                "from the session. Send outcomes with POST /api/v1/traces/{external_id}/outcome."
+            )
         files = files_under(options["paths"], options["fmt"])
         if not files:
             raise CommandError("No files to import under the paths given.")
@@ -50,6 +61,7 @@ class Command(BaseCommand):
         totals = [0, 0, 0, 0]
         agents: dict[str, int] = {}
         no_outcome: list[str] = []
+        given = 0
         undated: list[str] = []
         groups: list[list[Path]] = [[path] for path in files]
         if options["fmt"] == "claude-hooks":
@@ -65,7 +77,8 @@ class Command(BaseCommand):
                                                  agent=options["agent"])  # fmt: skip
             else:
                 result = traces_import_file(workspace=workspace, fmt=options["fmt"], path=path,
-                                            agent=options["agent"], results=options["results"])  # fmt: skip
+                                            agent=options["agent"], results=options["results"],
+                                            status=options["status"])  # fmt: skip
             bar = "#" * (20 * number // len(groups))
             prefix = f"[{bar:<20}] {number}/{len(groups)} {path.name}"
             if not result.ok:
@@ -76,6 +89,7 @@ class Command(BaseCommand):
                       result.unchanged, 0], strict=True)]  # fmt: skip
             totals[3] = result.purge_next
             no_outcome += result.no_outcome
+            given += result.given_outcome
             undated += result.undated
             for name, runs in result.agents.items():
                 agents[name] = agents.get(name, 0) + runs
@@ -88,6 +102,11 @@ class Command(BaseCommand):
             f"{'folders' if options['fmt'] == 'claude-hooks' else 'files'}: {totals[0]} traces created, "
             f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
         )
+        if given:
+            self.stdout.write(
+                f"{given} run{'s' if given != 1 else ''} whose file gave no outcome took the one "
+                f"given with --status ({options['status']}); each says so on its page."
+            )
         if no_outcome:
             self.stdout.write(
                 f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
