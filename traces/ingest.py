@@ -3,10 +3,11 @@
 A batch is validated and redacted in Python first, trace by trace, so a bad
 trace is rejected before anything is written. The valid ones are then written
 with set-based SQL in a handful of round trips whatever the batch's size: the
-traces COPY into a temporary table; one UPDATE merges those already stored, one
+traces go as one JSON parameter; one UPDATE merges those already stored, one
 INSERT adds the others with their counts; the new traces' steps COPY straight
 into the step table, and the re-sent traces' steps are upserted by index (what
-makes retries harmless) and recounted; then pending outcomes apply. Finding
+makes retries harmless), their traces' counts changed by the difference; then
+pending outcomes apply. Finding
 incidents in the stored steps is the failures app's job, queued after the
 commit.
 """
@@ -168,16 +169,21 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json_text(value)
 
 
-_TRACE_COLUMNS = (
-    "external_id text, agent text, session_id text, task text, task_key text, checks jsonb, "
-    "status text, reward float8, "
+# The batch's traces, and the steps of those sent again, reach the statements that
+# merge them as one JSON parameter read by jsonb_to_recordset: a statement or two
+# whatever the batch's size, and no temporary table, whose creation and drop cost
+# more than the rest of a one-step batch (a hook event) and churn the catalog.
+_TRACE_RECORDS = (
+    "jsonb_to_recordset(%s::jsonb) AS n(external_id text, agent text, session_id text, "
+    "task text, task_key text, checks jsonb, status text, reward float8, "
     "started_at timestamptz, ended_at timestamptz, model text, skills_in_scope text[], "
     "metadata jsonb, cost_usd float8, redaction_parts jsonb, redaction_counts jsonb, "
-    "step_count int, error_count int, total_tokens bigint"
+    "step_count int, error_count int, total_tokens bigint)"
 )
-_STEP_COLUMNS = (
-    "external_id text, index int, kind text, name text, input jsonb, output jsonb, error text, "
-    "started_at timestamptz, duration_ms float8, tokens int, parent_index int"
+_STEP_RECORDS = (
+    "jsonb_to_recordset(%s::jsonb) AS s(external_id text, index int, kind text, name text, "
+    "input jsonb, output jsonb, error text, started_at timestamptz, duration_ms float8, "
+    "tokens int, parent_index int)"
 )
 _STEP_FIELDS = (
     "index, kind, name, input, output, error, started_at, duration_ms, tokens, parent_index"
@@ -188,20 +194,19 @@ def write_traces(workspace_id: int, traces: list[PreparedTrace]) -> dict[str, tu
     """Write prepared traces; return external_id -> (trace id, created?).
 
     A trace sent again is merged into the stored one and its steps are upserted
-    by index, then its counts are taken again from what is stored. A trace new
-    to the workspace is inserted with the counts of its batch, and its steps are
-    copied straight into the step table: nothing of it can be there yet (the
-    common case, and most of a batch's rows). Must run inside a transaction
-    (the temporary tables drop on commit).
+    by index; its counts change by what the upsert added and replaced. A trace
+    new to the workspace is inserted with the counts of its batch, and its steps
+    are copied straight into the step table: nothing of it can be there yet (the
+    common case, and most of a batch's rows). Must run inside a transaction.
     """
+    records = _trace_records(traces)
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE tmp_trace ({_TRACE_COLUMNS}) ON COMMIT DROP")
-        _copy_traces(cursor, traces)
-        ids = _merge_stored_traces(cursor, workspace_id, None)
-        ids.update(_insert_new_traces(cursor, workspace_id))
+        ids = _merge_stored_traces(cursor, workspace_id, records, None)
+        if len(ids) < len(traces):  # a hook event's trace is stored already
+            ids.update(_insert_new_traces(cursor, workspace_id, records))
         missing = [t.external_id for t in traces if t.external_id not in ids]
         if missing:  # inserted by another request between the two statements
-            ids.update(_merge_stored_traces(cursor, workspace_id, missing))
+            ids.update(_merge_stored_traces(cursor, workspace_id, records, missing))
         if len(ids) < len(traces):
             raise DatabaseError("a trace was deleted while this batch was being written")
         new = [t for t in traces if ids[t.external_id][1]]
@@ -209,32 +214,44 @@ def write_traces(workspace_id: int, traces: list[PreparedTrace]) -> dict[str, tu
         if new:
             _copy_new_steps(cursor, new, ids)
         if sent_again:
-            cursor.execute(f"CREATE TEMP TABLE tmp_step ({_STEP_COLUMNS}) ON COMMIT DROP")
-            _copy_steps_sent_again(cursor, sent_again)
-            _upsert_steps(cursor, workspace_id)
-            _refresh_aggregates(cursor, [ids[t.external_id][0] for t in sent_again])
-            cursor.execute("DROP TABLE tmp_step")
+            _upsert_steps(cursor, workspace_id, sent_again, ids)
         apply_pending_outcomes(cursor, workspace_id, list(ids))
-        cursor.execute("DROP TABLE tmp_trace")
     return ids
 
 
-def _copy_traces(cursor: Any, traces: list[PreparedTrace]) -> None:
-    with cursor.copy("COPY tmp_trace FROM STDIN") as copy:
-        for t in traces:
-            f = t.fields
-            steps = t.steps
-            copy.write_row(
-                (
-                    t.external_id, f["agent"], f["session_id"], f["task"], f["task_key"],
-                    _dumps(f["checks"]), f["status"],
-                    f["reward"], f["started_at"], f["ended_at"], f["model"],
-                    f["skills_in_scope"], _dumps(f["metadata"]), f["cost_usd"],
-                    _dumps(t.parts), _dumps({k: n for k, n in t.redactions.items() if n > 0}),
-                    len(steps), sum(1 for s in steps if s.is_error),
-                    sum(s.tokens for s in steps if s.tokens is not None),
-                )
-            )  # fmt: skip
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _trace_records(traces: list[PreparedTrace]) -> str:
+    return json_text([
+        {
+            "external_id": t.external_id, "agent": t.fields["agent"],
+            "session_id": t.fields["session_id"], "task": t.fields["task"],
+            "task_key": t.fields["task_key"], "checks": t.fields["checks"],
+            "status": t.fields["status"], "reward": t.fields["reward"],
+            "started_at": _time(t.fields["started_at"]), "ended_at": _time(t.fields["ended_at"]),
+            "model": t.fields["model"], "skills_in_scope": t.fields["skills_in_scope"],
+            "metadata": t.fields["metadata"], "cost_usd": t.fields["cost_usd"],
+            "redaction_parts": t.parts,
+            "redaction_counts": {k: n for k, n in t.redactions.items() if n > 0},
+            "step_count": len(t.steps), "error_count": sum(1 for s in t.steps if s.is_error),
+            "total_tokens": sum(s.tokens for s in t.steps if s.tokens is not None),
+        }
+        for t in traces
+    ])  # fmt: skip
+
+
+def _step_records(traces: list[PreparedTrace]) -> str:
+    return json_text([
+        {
+            "external_id": t.external_id, "index": s.index, "kind": s.kind, "name": s.name,
+            "input": s.input, "output": s.output, "error": s.error,
+            "started_at": _time(s.started_at), "duration_ms": s.duration_ms,
+            "tokens": s.tokens, "parent_index": s.parent_index,
+        }
+        for t in traces for s in t.steps
+    ])  # fmt: skip
 
 
 def _step_row(s: PreparedStep) -> tuple[Any, ...]:
@@ -254,17 +271,10 @@ def _copy_new_steps(
                 copy.write_row((trace_id, *_step_row(s)))
 
 
-def _copy_steps_sent_again(cursor: Any, traces: list[PreparedTrace]) -> None:
-    with cursor.copy("COPY tmp_step FROM STDIN") as copy:
-        for t in traces:
-            for s in t.steps:
-                copy.write_row((t.external_id, *_step_row(s)))
-
-
-def _insert_new_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, bool]]:
+def _insert_new_traces(cursor: Any, workspace_id: int, records: str) -> dict[str, tuple[int, bool]]:
     """Insert the traces not stored yet, with their batch's counts."""
     cursor.execute(
-        """
+        f"""
         INSERT INTO traces_trace (
             workspace_id, external_id, agent, session_id, task, task_key, checks, status, reward,
             started_at, ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
@@ -274,23 +284,23 @@ def _insert_new_traces(cursor: Any, workspace_id: int) -> dict[str, tuple[int, b
             COALESCE(started_at, ended_at, now()),
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
             redaction_counts, step_count, error_count, total_tokens, now(), now()
-        FROM tmp_trace
+        FROM {_TRACE_RECORDS}
         ON CONFLICT (workspace_id, external_id) DO NOTHING
         RETURNING id, external_id
         """,
-        [workspace_id],
+        [workspace_id, records],
     )
     return {external_id: (trace_id, True) for trace_id, external_id in cursor.fetchall()}
 
 
 def _merge_stored_traces(
-    cursor: Any, workspace_id: int, only: list[str] | None
+    cursor: Any, workspace_id: int, records: str, only: list[str] | None
 ) -> dict[str, tuple[int, bool]]:
     """Merge the batch's traces that are stored already (`only` these, if given)."""
     # Empty strings and NULLs in a re-sent trace keep what was stored: an agent
     # may send a trace in pieces (first the task, later the steps and status).
     cursor.execute(
-        """
+        f"""
         UPDATE traces_trace t SET
             agent = COALESCE(NULLIF(n.agent, ''), t.agent),
             session_id = COALESCE(NULLIF(n.session_id, ''), t.session_id),
@@ -310,42 +320,85 @@ def _merge_stored_traces(
             -- count per kind (a later piece may not repeat the task).
             redaction_parts = t.redaction_parts || n.redaction_parts
                 || jsonb_build_object('trace', (
-                    SELECT COALESCE(jsonb_object_agg(k, m), '{}'::jsonb) FROM (
+                    SELECT COALESCE(jsonb_object_agg(k, m), '{{}}'::jsonb) FROM (
                         SELECT k, max(v::int) AS m FROM (
                             SELECT * FROM jsonb_each_text(
-                                COALESCE(t.redaction_parts -> 'trace', '{}'::jsonb))
+                                COALESCE(t.redaction_parts -> 'trace', '{{}}'::jsonb))
                             UNION ALL
                             SELECT * FROM jsonb_each_text(
-                                COALESCE(n.redaction_parts -> 'trace', '{}'::jsonb))
+                                COALESCE(n.redaction_parts -> 'trace', '{{}}'::jsonb))
                         ) AS u(k, v) GROUP BY k) AS x)),
             updated_at = now()
-        FROM tmp_trace n
+        FROM {_TRACE_RECORDS}
         WHERE t.workspace_id = %s AND t.external_id = n.external_id
           AND (%s::text[] IS NULL OR n.external_id = ANY(%s::text[]))
         RETURNING t.id, t.external_id
         """,
-        [workspace_id, only, only],
+        [records, workspace_id, only, only],
     )
     return {external_id: (trace_id, False) for trace_id, external_id in cursor.fetchall()}
 
 
-def _upsert_steps(cursor: Any, workspace_id: int) -> None:
+def _upsert_steps(
+    cursor: Any, workspace_id: int, traces: list[PreparedTrace], ids: dict[str, tuple[int, bool]]
+) -> None:
+    """Upsert the steps of traces sent again, by index, and change each trace's
+    counts by the difference: the steps added, and for each step replaced what it
+    counts now less what it counted before (read in the same statement, so from the
+    same snapshot as the upsert). Linear in what was sent, not in what is stored:
+    a hook session's thousandth event costs what its tenth did. The redaction
+    counts are taken again from the trace's parts (a part per step that had some)."""
     cursor.execute(
-        """
-        INSERT INTO traces_step (trace_id, index, kind, name, input, output, error,
-                                 started_at, duration_ms, tokens, parent_index)
-        SELECT t.id, s.index, s.kind, s.name, s.input, s.output, s.error,
-               s.started_at, s.duration_ms, s.tokens, s.parent_index
-        FROM tmp_step s
-        JOIN traces_trace t ON t.workspace_id = %s AND t.external_id = s.external_id
-        ON CONFLICT (trace_id, index) DO UPDATE SET
-            kind = EXCLUDED.kind, name = EXCLUDED.name, input = EXCLUDED.input,
-            output = EXCLUDED.output, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-            duration_ms = EXCLUDED.duration_ms, tokens = EXCLUDED.tokens,
-            parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
+        f"""
+        WITH sent AS (
+            SELECT t.id AS trace_id, s.*
+            FROM {_STEP_RECORDS}
+            JOIN traces_trace t ON t.workspace_id = %s AND t.external_id = s.external_id
+        ), replaced AS (
+            SELECT o.trace_id, count(*) AS n,
+                   count(*) FILTER (WHERE o.error <> '' OR o.kind = 'error') AS errors,
+                   COALESCE(sum(o.tokens), 0) AS tokens
+            FROM traces_step o JOIN sent ON o.trace_id = sent.trace_id AND o.index = sent.index
+            GROUP BY o.trace_id
+        ), written AS (
+            INSERT INTO traces_step (trace_id, {_STEP_FIELDS})
+            SELECT trace_id, {_STEP_FIELDS} FROM sent
+            ON CONFLICT (trace_id, index) DO UPDATE SET
+                kind = EXCLUDED.kind, name = EXCLUDED.name, input = EXCLUDED.input,
+                output = EXCLUDED.output, error = EXCLUDED.error,
+                started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,
+                tokens = EXCLUDED.tokens,
+                parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
+            RETURNING trace_id, error <> '' OR kind = 'error' AS is_error, tokens
+        ), now_counted AS (
+            SELECT trace_id, count(*) AS n, count(*) FILTER (WHERE is_error) AS errors,
+                   COALESCE(sum(tokens), 0) AS tokens
+            FROM written GROUP BY trace_id
+        )
+        UPDATE traces_trace t SET
+            status = CASE WHEN t.status = '' THEN 'unknown' ELSE t.status END,
+            step_count = t.step_count + COALESCE(c.n, 0) - COALESCE(r.n, 0),
+            error_count = t.error_count + COALESCE(c.errors, 0) - COALESCE(r.errors, 0),
+            total_tokens = t.total_tokens + COALESCE(c.tokens, 0) - COALESCE(r.tokens, 0),
+            redaction_counts = {_REDACTION_COUNTS}
+        FROM unnest(%s::bigint[]) AS ids(id)
+        LEFT JOIN now_counted c ON c.trace_id = ids.id
+        LEFT JOIN replaced r ON r.trace_id = ids.id
+        WHERE t.id = ids.id
         """,
-        [workspace_id],
+        [_step_records(traces), workspace_id, [ids[t.external_id][0] for t in traces]],
     )
+
+
+# A trace's redaction counts, summed over its parts (`t`: the trace).
+_REDACTION_COUNTS = """(
+    SELECT COALESCE(jsonb_object_agg(k, n), '{}'::jsonb) FROM (
+        SELECT e.k, sum(e.v::int) AS n
+        FROM jsonb_each(t.redaction_parts) AS p(part, c),
+             jsonb_each_text(CASE WHEN jsonb_typeof(p.c) = 'object'
+                                  THEN p.c ELSE '{}'::jsonb END) AS e(k, v)
+        WHERE e.v::int > 0
+        GROUP BY e.k) AS x)"""
 
 
 def refresh_aggregates(trace_ids: list[int]) -> None:
@@ -356,20 +409,13 @@ def refresh_aggregates(trace_ids: list[int]) -> None:
 
 def _refresh_aggregates(cursor: Any, trace_ids: list[int]) -> None:
     cursor.execute(
-        """
+        f"""
         UPDATE traces_trace t SET
             status = CASE WHEN t.status = '' THEN 'unknown' ELSE t.status END,
             step_count = COALESCE(a.n, 0),
             error_count = COALESCE(a.errors, 0),
             total_tokens = COALESCE(a.tokens, 0),
-            redaction_counts = (
-                SELECT COALESCE(jsonb_object_agg(k, n), '{}'::jsonb) FROM (
-                    SELECT e.k, sum(e.v::int) AS n
-                    FROM jsonb_each(t.redaction_parts) AS p(part, c),
-                         jsonb_each_text(CASE WHEN jsonb_typeof(p.c) = 'object'
-                                              THEN p.c ELSE '{}'::jsonb END) AS e(k, v)
-                    WHERE e.v::int > 0
-                    GROUP BY e.k) AS x)
+            redaction_counts = {_REDACTION_COUNTS}
         FROM (SELECT id FROM unnest(%s::bigint[]) AS id) ids
         LEFT JOIN (
             SELECT trace_id, count(*) AS n,
@@ -384,7 +430,8 @@ def _refresh_aggregates(cursor: Any, trace_ids: list[int]) -> None:
 
 
 def apply_pending_outcomes(cursor: Any, workspace_id: int, external_ids: list[str]) -> None:
-    """Let the latest outcome of each trace decide its status and reward."""
+    """Let the latest outcome of each trace decide its status and reward, and mark
+    the outcomes applied (one statement: most batches have none to apply)."""
     cursor.execute(
         """
         WITH latest AS (
@@ -392,24 +439,20 @@ def apply_pending_outcomes(cursor: Any, workspace_id: int, external_ids: list[st
             FROM traces_outcome
             WHERE workspace_id = %s AND external_id = ANY(%s)
             ORDER BY external_id, received_at DESC, id DESC
+        ), decided AS (
+            UPDATE traces_trace t SET
+                status = COALESCE(NULLIF(latest.status, ''), t.status),
+                reward = COALESCE(latest.reward, t.reward),
+                checks = CASE WHEN jsonb_array_length(latest.checks) > 0
+                    THEN latest.checks ELSE t.checks END,
+                updated_at = now()
+            FROM latest
+            WHERE t.workspace_id = %s AND t.external_id = latest.external_id
+            RETURNING t.id, t.external_id
         )
-        UPDATE traces_trace t SET
-            status = COALESCE(NULLIF(latest.status, ''), t.status),
-            reward = COALESCE(latest.reward, t.reward),
-            checks = CASE WHEN jsonb_array_length(latest.checks) > 0
-                THEN latest.checks ELSE t.checks END,
-            updated_at = now()
-        FROM latest
-        WHERE t.workspace_id = %s AND t.external_id = latest.external_id
+        UPDATE traces_outcome o SET trace_id = d.id, applied_at = now()
+        FROM decided d
+        WHERE o.workspace_id = %s AND o.external_id = d.external_id AND o.trace_id IS NULL
         """,
-        [workspace_id, external_ids, workspace_id],
-    )
-    cursor.execute(
-        """
-        UPDATE traces_outcome o SET trace_id = t.id, applied_at = now()
-        FROM traces_trace t
-        WHERE o.workspace_id = %s AND o.external_id = ANY(%s) AND o.trace_id IS NULL
-          AND t.workspace_id = o.workspace_id AND t.external_id = o.external_id
-        """,
-        [workspace_id, external_ids],
+        [workspace_id, external_ids, workspace_id, workspace_id],
     )

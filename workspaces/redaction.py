@@ -22,6 +22,7 @@ longer than `MAX_FIELD_CHARS` are cut before any pattern runs.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -778,12 +779,28 @@ def redaction_preview(
 
 
 def redactor_for_policy(policy: Any) -> Redactor:
-    redactor = build_redactor(
-        enabled={name: getattr(policy, name) for name in POLICY_SWITCHES},
-        custom_patterns=policy.custom_patterns,
+    """The redactor for a workspace's policy. Compiling the kinds' patterns takes
+    longer than a one-step batch's whole redaction (a hook event), so the compiled
+    redactor is kept per set of switches and patterns and shared: its patterns are
+    only matched, never changed; each call gets its own copy with the workspace's
+    pseudonym key."""
+    custom = tuple(
+        (str(p.get("name", "")), str(p.get("pattern", "")))
+        for p in (policy.custom_patterns or [])
+        if isinstance(p, dict)
     )
-    redactor.pseudonym_key = pseudonym_key(workspace_id=policy.workspace_id)
-    return redactor
+    compiled = _compiled_redactor(
+        tuple(bool(getattr(policy, name)) for name in POLICY_SWITCHES), custom
+    )
+    return replace(compiled, pseudonym_key=pseudonym_key(workspace_id=policy.workspace_id))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_redactor(switches: tuple[bool, ...], custom: tuple[tuple[str, str], ...]) -> Redactor:
+    return build_redactor(
+        enabled=dict(zip(POLICY_SWITCHES, switches, strict=True)),
+        custom_patterns=[{"name": name, "pattern": pattern} for name, pattern in custom],
+    )
 
 
 def pseudonym_key(*, workspace_id: int) -> bytes:

@@ -77,8 +77,8 @@ def test_resent_trace_updates_steps_by_index_and_adds_new_ones(client, tenant):
 
 
 def test_every_step_column_is_stored_as_sent_by_both_copies(client, tenant):
-    """New traces' steps COPY straight into the step table, re-sent ones' through a
-    temporary table. Every column's value comes back as sent, and JSON comes back
+    """New traces' steps COPY straight into the step table, re-sent ones' arrive as a
+    JSON parameter. Every column's value comes back as sent, and JSON comes back
     as JSON (an object stays an object, a string a string)."""
 
     def step(index: int, output: object) -> dict:
@@ -133,6 +133,40 @@ def test_a_new_trace_stores_the_counts_a_resent_one_is_recounted_to(client, tena
     assert Trace.objects.values(*fields).get(external_id="new") == first
     found = trace_list(workspace=tenant.workspace, filters=TraceFilters(q="relay refused"))
     assert [t.external_id for t in found] == ["new"]
+
+
+def test_resent_pieces_change_the_counts_by_what_they_add_and_replace(client, tenant):
+    """A re-sent trace's counts change by the difference its steps make (not by
+    counting all its steps again); after any sequence of pieces they equal a count
+    from scratch: replaced errors and tokens, new steps, a piece with no steps."""
+    from traces.ingest import refresh_aggregates
+
+    def piece(external_id: str, steps: list[dict], **fields: object) -> dict:
+        return {**trace_payload(external_id, steps=steps), "task": "", **fields}
+
+    fields = ("step_count", "error_count", "total_tokens", "redaction_counts")
+    batches = [
+        [piece("p", [{"index": 0, "kind": "tool_call", "error": "boom", "tokens": 10},
+                     {"index": 1, "kind": "error", "tokens": 5}]),
+         piece("q", [{"index": 0, "kind": "user_prompt", "input": "hi", "tokens": 3}])],
+        # p: step 0 fixed (no error, no tokens), step 1 now a message, step 2 new and
+        # failed; q: a piece with no steps, its task mailing someone.
+        [piece("p", [{"index": 0, "kind": "tool_call", "output": "ok"},
+                     {"index": 1, "kind": "assistant_message", "tokens": 7},
+                     {"index": 2, "kind": "tool_call", "error": "relay", "tokens": 4}]),
+         piece("q", [], task="Mail ann@example.com")],
+        [piece("q", [{"index": 0, "kind": "error", "input": "call 4111 1111 1111 1111"},
+                     {"index": 5, "kind": "tool_call", "tokens": 2}])],
+    ]  # fmt: skip
+    for batch in batches:
+        assert post(client, tenant, {"traces": batch}).status_code == 200
+    stored = {t["external_id"]: t for t in Trace.objects.values("external_id", *fields)}
+    assert stored["p"] == {"external_id": "p", "step_count": 3, "error_count": 1,
+                           "total_tokens": 11, "redaction_counts": {}}  # fmt: skip
+    assert stored["q"] == {"external_id": "q", "step_count": 2, "error_count": 1,
+                           "total_tokens": 2, "redaction_counts": {"EMAIL": 1, "CREDIT_CARD": 1}}  # fmt: skip
+    refresh_aggregates(list(Trace.objects.values_list("id", flat=True)))
+    assert {t["external_id"]: t for t in Trace.objects.values("external_id", *fields)} == stored
 
 
 def test_mixed_batch_stores_good_traces_and_reports_bad_ones(client, tenant):

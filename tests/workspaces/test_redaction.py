@@ -221,3 +221,23 @@ def test_an_empty_string_is_not_scanned_unless_a_custom_pattern_could_match_it(m
     custom = build_redactor(enabled={}, custom_patterns=[{"name": "blank", "pattern": "^$"}])
     monkeypatch.undo()
     assert custom.text("", counts) == "[BLANK]" and counts["BLANK"] == 1
+
+
+@pytest.mark.django_db
+def test_policy_redactors_share_patterns_but_not_pseudonyms():
+    """Workspaces with the same switches share one compiled redactor, yet each
+    pseudonymises with its own key: the same address is a different pseudonym in
+    another workspace, and the same one again in the first; a policy with other
+    switches gets other patterns."""
+    from tests.factories import make_workspace
+    from workspaces.models import PiiPolicy
+    from workspaces.redaction import redactor_for_policy
+
+    one, two = make_workspace("one"), make_workspace("two")
+    policies = [PiiPolicy.objects.get_or_create(workspace=w)[0] for w in (one, two)]
+    seen = [redactor_for_policy(p).identifier("bot-ann@example.com", Counter()) for p in policies]
+    assert all(s.startswith("[EMAIL:") for s in seen) and seen[0] != seen[1]
+    assert redactor_for_policy(policies[0]).identifier("bot-ann@example.com", Counter()) == seen[0]
+    policies[1].redact_emails = False
+    assert redactor_for_policy(policies[1]).text("ann@example.com", Counter()) == "ann@example.com"
+    assert redactor_for_policy(policies[0]).text("ann@example.com", Counter()) == "[EMAIL]"
