@@ -64,6 +64,22 @@ Formats (`FORMATS`):
   `ComputerTerminal` replies are tool calls whose error is "exited with an
   error (POSIX exit code: N)", and its agent is `magentic-one`. Any other
   fields of the file (labels a benchmark keeps beside a run) are not read.
+- `openinference-json`: OpenInference spans of one run per file (or per line):
+  `{"trace_id", "spans": [...]}`, the spans a tree by `child_spans` (TRAIL's
+  files, Patronus' export of smolagents runs: `span_attributes` with dotted keys,
+  `timestamp` and an ISO 8601 `duration`) or a flat list with parent ids (`context.span_id`,
+  `parent_id`, nested `attributes`, `start_time`/`end_time`). Each span is a step as
+  the server's OTLP receiver makes one (`traces/otlp.py`), in start-time order, its
+  parent the nearest kept ancestor: a TOOL span a tool call named by `tool.name`,
+  an LLM span an LLM call named by its model, any other span a call named by the
+  span; input and output from `input.value`/`output.value` (JSON text read as
+  JSON); an `exception` event or an error status its error, left to the deepest
+  failing span (the others' in `metadata.propagated_errors`). Spans with no
+  OpenInference kind, input, output or error (a benchmark harness's own spans,
+  whose logs can hold the expected answer) are left out. The task is the AGENT
+  span's input (its `task` when the input is JSON); the outcome the root span's
+  status (TRAIL's leave it unset: unknown unless `--status` gives one); the agent
+  `service.name`, else the file's name.
 
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
@@ -78,6 +94,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -947,6 +964,207 @@ def _claude_hooks(path: Path) -> Parsed:
     return parsed
 
 
+# --- OpenInference span trees (TRAIL, span exports) ---------------------------
+
+
+_DURATION = re.compile(
+    r"P(?:(\d+(?:\.\d+)?)D)?T?(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?"
+)
+
+
+def _iso_seconds(value: Any) -> float | None:
+    """Seconds in an ISO 8601 duration ("PT24.688187S"), or None."""
+    match = _DURATION.fullmatch(value) if isinstance(value, str) and value.startswith("P") else None
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _epoch(value: Any) -> float | None:
+    """A timestamp (ISO 8601, or nanoseconds/seconds since the epoch) as seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1e9 if value > 1e14 else float(value)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC).isoformat()
+
+
+def _flat_attributes(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Span attributes with dotted keys (`input.value`), whether the export keeps
+    them flat (TRAIL) or nested (`{"input": {"value": …}}`)."""
+    out: dict[str, Any] = {}
+    for key, item in obj(value).items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            out.update(_flat_attributes(item, f"{name}."))
+        else:
+            out[name] = item
+    return out
+
+
+def _span_error(span: dict[str, Any]) -> str:
+    """Exception events, else the span's error status and its message."""
+    messages = []
+    for event in [*(span.get("events") or []), *(span.get("logs") or [])]:
+        event = obj(event)
+        if str(event.get("name") or event.get("event_name") or "").lower() != "exception":
+            continue
+        a = _flat_attributes(event.get("attributes") or event.get("body"))
+        text = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
+        messages.append(text or "exception")
+    if not messages and str(span.get("status_code", "")).lower() in ("error", "status_code_error"):
+        messages.append(_text(span.get("status_message")) or "span status ERROR")
+    return "\n".join(messages)[:MAX_TEXT]
+
+
+def _span_value(value: Any) -> Any:
+    """An OpenInference input or output value: JSON text read as JSON."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return value[:MAX_TEXT]
+    return value[:MAX_TEXT] if isinstance(value, str) else value
+
+
+def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
+    """A run's spans (a tree by `child_spans`, or a flat list with parent ids) as
+    steps, in start-time order, each a step as the server's OTLP receiver makes
+    them (traces/otlp.py): TOOL a tool call named by `tool.name`, LLM an LLM call
+    named by its model, any other span a call named by the span; a failing span
+    above a failing span keeps its error in `propagated_errors`, not as a second
+    failure. Spans that carry nothing (no OpenInference kind, no input, output
+    or error: a harness's own spans) are left out."""
+    flat: list[tuple[dict[str, Any], str, str | None]] = []
+    stack: list[tuple[Any, str | None]] = [(span, None) for span in reversed(spans)]
+    while stack:
+        span, parent = stack.pop()
+        _need(path, where, span, dict, "a span object")
+        span_id = str(span.get("span_id") or obj(span.get("context")).get("span_id") or "")
+        span_id = span_id or f"#{len(flat)}"
+        parent = parent or span.get("parent_span_id") or span.get("parent_id") or None
+        flat.append((span, span_id, str(parent) if parent else None))
+        children = span.get("child_spans") or []
+        _need(path, where, children, list, '"child_spans", a list of spans')
+        stack.extend((child, span_id) for child in reversed(children))
+    parent_of = {span_id: parent for _, span_id, parent in flat}
+    rows = []
+    for order, (span, span_id, parent) in enumerate(flat):
+        attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
+        kind = str(attrs.get("openinference.span.kind") or "").upper()
+        step_input, output = attrs.get("input.value"), attrs.get("output.value")
+        error = _span_error(span)
+        if not (kind or step_input is not None or output is not None or error):
+            continue
+        start = _epoch(span.get("timestamp") or span.get("start_time"))
+        end = _epoch(span.get("end_time"))
+        duration = _iso_seconds(span.get("duration"))
+        if end is None and start is not None and duration is not None:
+            end = start + duration
+        name = span.get("span_name") or span.get("name") or "span"
+        if kind == "TOOL":
+            step_kind, name = "tool_call", attrs.get("tool.name") or name
+        elif kind == "LLM":
+            step_kind, name = "llm_call", attrs.get("llm.model_name") or name
+        else:
+            step_kind = "tool_call"
+        rows.append({
+            "_span": span_id, "_parent": parent, "_start": start, "_order": order, "_attrs": attrs,
+            "kind": step_kind, "name": str(name)[:200],
+            "input": _span_value(step_input), "output": _span_value(output), "error": error,
+            "started_at": _iso(start),
+            "duration_ms": max(0.0, end - start) * 1000 if start is not None and end is not None else None,
+            "tokens": _count(attrs.get("llm.token_count.total")) or None,
+        })  # fmt: skip
+    rows.sort(key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
+    index_of = {row["_span"]: i for i, row in enumerate(rows)}
+    for i, row in enumerate(rows):
+        row["index"] = i
+        # The nearest kept ancestor (a left-out harness span passes its children up).
+        parent, seen = row["_parent"], set()
+        while parent is not None and parent not in index_of and parent not in seen:
+            seen.add(parent)
+            parent = parent_of.get(parent)
+        row["parent_index"] = index_of.get(parent) if parent is not None else None
+    return rows
+
+
+def _count(value: Any) -> int:
+    try:
+        return min(max(0, int(value or 0)), 2_147_483_647)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _openinference(path: Path) -> Parsed:
+    parsed = Parsed()
+    for where, run in _json_or_jsonl(path):
+        _need(path, where, run, dict, 'a run object with "spans"')
+        spans = _need(path, where, run.get("spans"), list, '"spans", a list of spans')
+        rows = _span_steps(spans, path, where)
+        propagated: dict[str, str] = {}
+        by_index = {row["index"]: row for row in rows}
+        for row in rows:  # a failing span above a failing span: the failure is the deeper one's
+            if not row["error"]:
+                continue
+            seen, parent = set(), row["parent_index"]
+            while parent is not None and parent not in seen:
+                seen.add(parent)
+                if by_index[parent]["error"]:
+                    propagated[str(parent)] = by_index[parent]["error"]
+                parent = by_index[parent]["parent_index"]
+        for key in propagated:
+            by_index[int(key)]["error"] = ""
+        roots = [r for r in rows if r["parent_index"] is None]
+        task = ""
+        for row in roots + rows:
+            value = row["input"]
+            if row["_attrs"].get("openinference.span.kind", "").upper() == "AGENT" and value:
+                task = _text(obj(value).get("task") if isinstance(value, dict) else value, 100_000)
+                if task:
+                    break
+        resource = _flat_attributes(
+            run.get("resource_attributes") or flat_first(spans, "resource_attributes")
+        )
+        agent = resource.get("service.name") or flat_first(spans, "service_name") or path.stem
+        model = next(
+            (r["_attrs"].get("llm.model_name") for r in rows if r["_attrs"].get("llm.model_name")),
+            "",
+        )
+        trace_id = run.get("trace_id") or flat_first(spans, "trace_id") or _digest(path.name, where)
+        starts = [r["_start"] for r in rows if r["_start"] is not None]
+        # The run's root span speaks for the run, as over OTLP (TRAIL's roots leave it unset).
+        root = next((span for span in spans if isinstance(span, dict)
+                     and not (span.get("parent_span_id") or span.get("parent_id"))), {})  # fmt: skip
+        status = str(root.get("status_code", "")).lower().removeprefix("status_code_")
+        parsed.traces.append({
+            "external_id": str(trace_id)[:200],
+            "agent": str(agent)[:200],
+            "model": str(model)[:200],
+            "task": task,
+            "started_at": _iso(min(starts)) if starts else None,
+            "status": {"error": "failed", "ok": "succeeded"}.get(status, "unknown"),
+            "metadata": {"source": "openinference-json",
+                         **({"propagated_errors": propagated} if propagated else {})},
+            "steps": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows],
+        })  # fmt: skip
+    return parsed
+
+
+def flat_first(spans: list[Any], key: str) -> Any:
+    """The first value of `key` on a run's top-level spans (a span export repeats
+    the run's trace id and service on each)."""
+    return next((span.get(key) for span in spans if isinstance(span, dict) and span.get(key)), None)
+
+
 def _native(path: Path) -> Parsed:
     items = _json_or_jsonl(path)
     if len(items) == 1 and isinstance(items[0][1], dict) and "traces" in items[0][1]:
@@ -965,6 +1183,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "claude-transcript": _claude_transcript,
     "claude-hooks": _claude_hooks,
     "ag2-chat": _ag2_chat,
+    "openinference-json": _openinference,
 }
 
 
@@ -985,6 +1204,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
+    "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
+                          "files have none (give one with --status)",
 }  # fmt: skip
 
 

@@ -84,6 +84,12 @@ FORMAT_SAMPLES = {
             {"type": "tool_use", "id": "tu1", "name": "Bash", "input": {"command": "go test ./..."}}]}},
         {"type": "user", "sessionId": "cc1", "message": {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "tu1", "content": "FAIL\texample.com/x\nexit status 1"}]}}],
+    "openinference-json": {"trace_id": "oi1", "spans": [{"span_id": "a", "span_name": "CodeAgent.run",
+        "timestamp": "2025-03-19T16:40:47Z", "span_attributes": {"openinference.span.kind": "AGENT",
+        "input.value": "{\"task\": \"deploy\"}"}, "child_spans": [{"span_id": "b", "span_name": "tool",
+        "timestamp": "2025-03-19T16:40:48Z", "span_attributes": {"openinference.span.kind": "TOOL",
+        "tool.name": "deploy", "input.value": "{\"env\": \"prod\"}", "output.value": "HTTP/1.1 502 Bad Gateway"},
+        "child_spans": []}]}]},
 }  # fmt: skip
 
 

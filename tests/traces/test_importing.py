@@ -630,3 +630,94 @@ def test_the_client_gives_the_outcome_it_is_told_to_runs_whose_file_gives_none(
     trace = Trace.objects.get(workspace=workspace)
     assert trace.status == "failed" and trace.metadata["outcome_from"].startswith("given at import")
     assert client_import(live_server.url, key, "claude-hooks", [tmp_path], status="failed") == 2
+
+
+def _span(span_id: str, name: str, at: str, attrs: dict, children: list, **extra: object) -> dict:
+    return {"span_id": span_id, "span_name": name, "span_kind": "Internal", "timestamp": at,
+            "status_code": "Unset", "span_attributes": attrs, "child_spans": children, **extra}  # fmt: skip
+
+
+def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
+    tenant, tmp_path, capsys
+):
+    """A TRAIL-shaped file (Patronus' export of smolagents runs: a tree by
+    child_spans, flat dotted attributes, ISO durations): spans ordered by start time,
+    a tool call named by tool.name and its arguments read as JSON, the failing
+    tool's parent step keeping its error aside (one failure, not two), the task from
+    the agent span's input, and the harness's own spans, whose logs hold the
+    benchmark's answer, left out."""
+    tool = _span("t1", "tool_call", "2025-03-19T16:40:49Z",
+                 {"openinference.span.kind": "TOOL", "tool.name": "inspect_file_as_text",
+                  "input.value": '{"file_path": "data/report.pdf"}'}, [],
+                 status_code="Error", status_message="FileNotFoundError: data/report.pdf")  # fmt: skip
+    llm = _span("l1", "LiteLLMModel.__call__", "2025-03-19T16:40:48Z",
+                {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
+                 "output.value": "I will read the report.", "llm.token_count.total": 812}, [],
+                duration="PT1.5S")  # fmt: skip
+    step = _span("s1", "Step 1", "2025-03-19T16:40:47.900Z",
+                 {"openinference.span.kind": "CHAIN", "output.value": "Execution logs: failed"},
+                 [tool, llm], status_code="Error", status_message="Step 1 failed")  # fmt: skip
+    agent = _span("a1", "CodeAgent.run", "2025-03-19T16:40:47Z",
+                  {"openinference.span.kind": "AGENT",
+                   "input.value": '{"task": "What is the total in the report?", "stream": false}'},
+                  [step])  # fmt: skip
+    harness = _span(
+        "h1",
+        "get_examples_to_answer",
+        "2025-03-19T16:40:46Z",
+        {},
+        [],
+        logs=[{"body": {"function.output": [{"true_answer": "GOLD-42"}]}}],
+    )
+    run = {"trace_id": "9f3c", "spans": [_span("r1", "main", "2025-03-19T16:40:46Z",
+                                                {"pat.app": "GAIA"}, [harness, agent])]}  # fmt: skip
+    path = tmp_path / "trail.json"
+    path.write_text(json.dumps(run))
+    call_command("import_traces", str(path), workspace=tenant.workspace.slug,
+                 fmt="openinference-json", status="failed")  # fmt: skip
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.agent, trace.model, trace.status) == (
+        "9f3c", "trail", "gpt-4o", "failed")  # fmt: skip
+    assert trace.task == "What is the total in the report?"
+    steps = list(trace.steps.order_by("index").values_list(
+        "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms"))  # fmt: skip
+    assert steps == [
+        (0, "tool_call", "CodeAgent.run", None, "", None, None),
+        (1, "tool_call", "Step 1", 0, "", None, None),
+        (2, "llm_call", "gpt-4o", 1, "", 812, 1500.0),
+        (3, "tool_call", "inspect_file_as_text", 1, "FileNotFoundError: data/report.pdf", None, None),
+    ]  # fmt: skip
+    assert trace.steps.get(index=3).input == {"file_path": "data/report.pdf"}
+    assert trace.metadata["propagated_errors"] == {"1": "Step 1 failed"}
+    stored = json.dumps([list(trace.steps.values()), trace.metadata], default=str)
+    assert "GOLD-42" not in stored
+
+
+def test_an_openinference_span_export_with_parent_ids_and_bad_spans(tenant, tmp_path):
+    """A flat span export (one run per line, nested attributes, parent ids, an
+    exception event) reads the same way; a run whose spans are not a list names
+    its line and stores nothing."""
+    spans = [
+        {"name": "agent", "context": {"trace_id": "t", "span_id": "p"}, "parent_id": None,
+         "start_time": "2025-01-01T00:00:00+00:00", "end_time": "2025-01-01T00:00:02+00:00",
+         "status_code": "OK", "attributes": {"openinference": {"span": {"kind": "AGENT"}},
+                                             "input": {"value": "Book a table"}}},
+        {"name": "search", "context": {"trace_id": "t", "span_id": "c"}, "parent_id": "p",
+         "start_time": "2025-01-01T00:00:01+00:00", "status_code": "ERROR",
+         "attributes": {"openinference": {"span": {"kind": "TOOL"}}, "tool": {"name": "search"}},
+         "events": [{"name": "exception", "attributes": {"exception.type": "TimeoutError",
+                                                         "exception.message": "no answer"}}]},
+    ]  # fmt: skip
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"trace_id": "t", "spans": spans}) + "\n")
+    assert traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path).ok
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id="t")
+    assert (trace.status, trace.task) == ("succeeded", "Book a table")
+    assert list(trace.steps.order_by("index").values_list("name", "parent_index", "error")) == [
+        ("agent", None, ""), ("search", 0, "TimeoutError: no answer")]  # fmt: skip
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"trace_id": "u", "spans": spans}) + "\n"
+                   + json.dumps({"trace_id": "v", "spans": "nope"}) + "\n")  # fmt: skip
+    result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=bad)
+    assert not result.ok and "line 2" in result.error and "spans" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace, external_id="u").exists()
