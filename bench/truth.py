@@ -37,6 +37,13 @@ Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA
   algorithm-generated one (it is not in ../shared/devdata; the public dataset
   has it): the same measures and references, on every run, printed as `held
   out`. Nothing is chosen on it, and the dev runs never saw it.
+- **TRAIL** (`trail/` beside the dev sets, or `HIVEMIND_TRAIL`: a copy of
+  PatronusAI/TRAIL or of patronus-ai/trail-benchmark's `benchmarking/`), when
+  present: smolagents runs on GAIA and SWE-bench as OpenInference span trees,
+  each with the spans people located its errors at. Imported with the product's
+  `openinference-json` importer (given the outcome failed: the files name none),
+  the same measures and references, a step right when within one of any located
+  error's step; printed as `held out`.
 
 Every figure is printed for both halves of each set, split by a hash of the
 task id: `tune` (where any threshold would be chosen) and `measure` (reported).
@@ -68,6 +75,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hivemind_web.settings")
 
 WHO = DEVDATA / "who_and_when" / "Who&When" / "Algorithm-Generated"
 WHO_HAND = WHO.parent / "Hand-Crafted"
+# TRAIL (PatronusAI/TRAIL, patronus-ai/trail-benchmark), when a copy is beside the dev sets.
+TRAIL = Path(os.environ.get("HIVEMIND_TRAIL", DEVDATA / "trail"))
 TAU2 = DEVDATA / "tau2-bench_sierra_gpt-4.1"
 READ_LIKE = re.compile(
     r"^(get|find|list|search|calculate|check|lookup|look_up|view|show|fetch|describe|verify|"
@@ -184,38 +193,126 @@ def who_and_when(workspace, folder: Path = WHO) -> dict[str, dict[str, Any]]:  #
     halves: dict[str, dict[str, Any]] = {}
     for external_id, (label, task_id) in labels.items():
         trace_id = traces[external_id]
-        indices = sorted(i for i, _ in steps[trace_id])
-        n = len(indices)
-        first_error = next((i for i, e in sorted(steps[trace_id]) if e), None)
-        h = halves.setdefault(half_of(task_id), defaultdict(float))
-        h["runs"] += 1
-        guess = named.get(trace_id)
-        if guess is not None:
-            h["covered"] += 1
-            h["exact"] += guess == label
-            h["pm1"] += abs(guess - label) <= 1
-        for ref, step in (
-            ("first", indices[0]),
-            ("last", indices[-1]),
-            ("first_error", first_error),
-        ):
-            if step is not None:
-                h[f"{ref}_covered"] += 1
-                h[f"{ref}_exact"] += step == label
-                h[f"{ref}_pm1"] += abs(step - label) <= 1
-        # A random step: the expected value over a uniform choice of the run's steps.
-        h["random_exact"] += sum(i == label for i in indices) / n
-        h["random_pm1"] += sum(abs(i - label) <= 1 for i in indices) / n
-        h["random_covered"] += 1
+        score(halves.setdefault(half_of(task_id), defaultdict(float)), named.get(trace_id),
+              {label}, steps[trace_id])  # fmt: skip
     return halves
+
+
+def score(
+    h: dict[str, Any], guess: int | None, labels: set[int], steps: list[tuple[int, bool]]
+) -> None:
+    """Add one labelled run to a half's counts: the product's named step (None when
+    it names none) and each trivial reference, right when equal to (`exact`) or
+    within one step of (`pm1`) a labelled step."""
+    indices = sorted(i for i, _ in steps)
+    n = len(indices)
+    first_error = next((i for i, e in sorted(steps) if e), None)
+
+    def near(step: int) -> bool:
+        return any(abs(step - label) <= 1 for label in labels)
+
+    h["runs"] += 1
+    if guess is not None:
+        h["covered"] += 1
+        h["exact"] += guess in labels
+        h["pm1"] += near(guess)
+    for ref, step in (("first", indices[0] if n else None), ("last", indices[-1] if n else None),
+                      ("first_error", first_error)):  # fmt: skip
+        if step is not None:
+            h[f"{ref}_covered"] += 1
+            h[f"{ref}_exact"] += step in labels
+            h[f"{ref}_pm1"] += near(step)
+    # A random step: the expected value over a uniform choice of the run's steps.
+    if n:
+        h["random_exact"] += sum(i in labels for i in indices) / n
+        h["random_pm1"] += sum(near(i) for i in indices) / n
+        h["random_covered"] += 1
+
+
+# --- TRAIL (held out when present) ---------------------------------------------------------
+
+
+def trail_pairs(root: Path = TRAIL) -> list[tuple[Path, Path]]:
+    """(run, annotations) files of a TRAIL checkout or download: `processed_annotations_gaia/`
+    and `processed_annotations_swe_bench/` beside the runs' folders (`GAIA/`, `SWE Bench/`),
+    or beside a `data/` folder that holds them (the GitHub repository's `benchmarking/`)."""
+    folders = {"gaia": ("GAIA",), "swe_bench": ("SWE Bench", "SWE_Bench", "swe_bench")}
+    pairs = []
+    for notes in sorted(p for p in root.rglob("processed_annotations_*") if p.is_dir()):
+        split = notes.name.removeprefix("processed_annotations_")
+        for base in (notes.parent, notes.parent / "data"):
+            for name in folders.get(split, (split,)):
+                runs = base / name
+                if runs.is_dir():
+                    pairs += [(runs / a.name, a) for a in sorted(notes.glob("*.json"))
+                              if (runs / a.name).is_file()]  # fmt: skip
+    return pairs
+
+
+def trail(workspace, pairs: list[tuple[Path, Path]]) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """TRAIL's runs (OpenInference span trees of smolagents runs on GAIA and SWE-bench),
+    imported with the product's `openinference-json` importer, each with the spans
+    people located its errors at (`errors[].location`). Only runs with at least one
+    located error are read, given the outcome failed at import (the files name none;
+    the bench may read labels, the product does not). A named step is right when
+    within one of any located error's step. Held out: nothing is chosen on it."""
+    from failures.models import Incident
+    from hivemind_client.formats import _span_steps
+    from traces.importing import traces_import_file
+    from traces.models import Step, Trace
+
+    labels: dict[str, set[int]] = {}
+    for run_path, notes_path in pairs:
+        run = json.loads(run_path.read_text(encoding="utf-8"))
+        spans = run.get("spans") if isinstance(run, dict) else None
+        located = {str(e.get("location")) for e in json.loads(notes_path.read_text()).get("errors", [])
+                   if isinstance(e, dict) and e.get("location")}  # fmt: skip
+        if not isinstance(spans, list) or not located:
+            continue
+        index_of = {row["_span"]: row["index"] for row in _span_steps(spans, run_path, "run")}
+        steps = {index_of[span] for span in located if span in index_of}
+        if not steps:  # located only on spans the importer leaves out (a harness's own)
+            continue
+        result = traces_import_file(workspace=workspace, fmt="openinference-json", path=run_path,
+                                    status="failed")  # fmt: skip
+        if not result.ok:
+            raise SystemExit(f"{run_path}: {result.error}")
+        labels[str(run.get("trace_id") or run_path.stem)[:200]] = steps
+    traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
+    diagnose(workspace, list(traces.values()))
+    named: dict[int, int] = {}
+    for trace_id, step in (
+        Incident.objects.filter(workspace=workspace).exclude(kind__in=NOT_SHOWN_AS_CAUSE)
+        .exclude(step_index__lt=0).order_by("trace_id", "-confidence", "step_index")
+        .values_list("trace_id", "step_index")
+    ):  # fmt: skip
+        named.setdefault(trace_id, step)
+    steps: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for trace_id, index, error, kind in Step.objects.filter(trace__workspace=workspace).values_list(
+        "trace_id", "index", "error", "kind"
+    ):
+        steps[trace_id].append((index, bool(error) or kind == "error"))
+    halves: dict[str, dict[str, Any]] = {}
+    for external_id, located_steps in labels.items():
+        trace_id = traces[external_id]
+        score(halves.setdefault("held out", defaultdict(float)), named.get(trace_id),
+              located_steps, steps[trace_id])  # fmt: skip
+    return halves
+
+
+TITLES = {
+    "who_and_when": "Who&When ({runs} failed AG2 group chats; failing step labelled by people)",
+    "who_and_when_hand_crafted": "Who&When hand-crafted ({runs} failed Magentic-One runs, held "
+                                 "out; failing step labelled by people)",
+    "trail": "TRAIL ({runs} smolagents runs with located errors, held out; a named step is "
+             "right within one of any step people located an error at)",
+}  # fmt: skip
 
 
 def print_who(halves: dict[str, dict[str, Any]], dataset: str = "who_and_when") -> str:
     held_out = dataset != "who_and_when"
     runs_in_all = sum(h.get("runs", 0) for h in halves.values())
-    print(f"\n== Who&When{' hand-crafted' if held_out else ''} ({runs_in_all:.0f} failed "
-          f"{'Magentic-One runs, held out' if held_out else 'AG2 group chats'}; "
-          "failing step labelled by people)")  # fmt: skip
+    print("\n== " + TITLES[dataset].format(runs=f"{runs_in_all:.0f}"))
     print(f"{'half':8s} {'runs':>5s} {'coverage':>9s} {'exact':>7s} {'±1':>7s} {'±1 when named':>14s}"
           f" {'best reference':>15s}   references (exact / ±1): first, last, first error, random")  # fmt: skip
     line = ""
@@ -514,7 +611,9 @@ def main() -> None:
     lines = []
     # (A third run with the expected actions as checks is gone: since 5/8 the
     # tau2 importer never imports them, so it would repeat the second.)
-    sets = ["who", "tau2"] + (["who-hand"] if WHO_HAND.is_dir() else [])
+    pairs = trail_pairs() if TRAIL.is_dir() else []
+    sets = (["who", "tau2"] + (["who-hand"] if WHO_HAND.is_dir() else [])
+            + (["trail"] if pairs else []))  # fmt: skip
     for name in sets:
         workspace = Workspace.objects.create(
             name=f"truth {name}", slug=f"bench-truth-{name}-{os.getpid()}"
@@ -522,6 +621,8 @@ def main() -> None:
         try:
             if name == "who":
                 lines.append(print_who(who_and_when(workspace)) + model_usage(workspace))
+            elif name == "trail":
+                lines.append(print_who(trail(workspace, pairs), "trail") + model_usage(workspace))
             elif name == "who-hand":
                 lines.append(print_who(who_and_when(workspace, WHO_HAND),
                                        "who_and_when_hand_crafted") + model_usage(workspace))  # fmt: skip

@@ -1026,13 +1026,27 @@ def _span_error(span: dict[str, Any]) -> str:
 
 
 def _span_value(value: Any) -> Any:
-    """An OpenInference input or output value: JSON text read as JSON."""
+    """An OpenInference input or output value: JSON text read as JSON, unless it
+    is nested deeper than a trace may be (then the text, as over OTLP)."""
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
+            parsed = json.loads(value)
         except (json.JSONDecodeError, RecursionError):
             return value[:MAX_TEXT]
+        return value[:MAX_TEXT] if _too_deep(parsed) else parsed
     return value[:MAX_TEXT] if isinstance(value, str) else value
+
+
+def _too_deep(value: Any, limit: int = 64) -> bool:
+    """Deeper than the server takes (`workspaces.textsafety.MAX_JSON_DEPTH`)?"""
+    level, depth = ([value] if isinstance(value, dict | list) else []), 1
+    while level:
+        if depth > limit:
+            return True
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, dict | list)]  # fmt: skip
+        depth += 1
+    return False
 
 
 def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]]:

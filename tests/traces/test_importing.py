@@ -715,6 +715,17 @@ def test_an_openinference_span_export_with_parent_ids_and_bad_spans(tenant, tmp_
     assert (trace.status, trace.task) == ("succeeded", "Book a table")
     assert list(trace.steps.order_by("index").values_list("name", "parent_index", "error")) == [
         ("agent", None, ""), ("search", 0, "TimeoutError: no answer")]  # fmt: skip
+    nested: object = 1
+    for _ in range(68):
+        nested = [nested]
+    deep = json.dumps({"task": "x", "n": nested})
+    spans[0]["attributes"]["input"]["value"] = deep  # deeper than a trace may be: kept as text
+    path.write_text(json.dumps({"trace_id": "t", "spans": spans}) + "\n")
+    assert traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path).ok
+    assert (
+        Trace.objects.get(workspace=tenant.workspace, external_id="t").steps.get(index=0).input
+        == deep
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"trace_id": "u", "spans": spans}) + "\n"
                    + json.dumps({"trace_id": "v", "spans": "nope"}) + "\n")  # fmt: skip
