@@ -47,7 +47,7 @@ from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
 from .models import Step, StepKey, Trace
-from .services import BatchResult, stored_external_id, trace_ingest_batch
+from .services import BatchResult, capture_policy_get, stored_external_id, trace_ingest_batch
 
 KNOWN_FIELDS = {
     "session_id", "transcript_path", "cwd", "hook_event_name", "permission_mode", "source",
@@ -126,8 +126,11 @@ def hook_ingest(
             "'hook_event_name' (or the fields of a tool call, a prompt or a stop)."
         )
     agent = payload.get("hivemind_agent")
+    policy = capture_policy_get(workspace=workspace)  # read once for the event
     # Looked up below as ingest will store it (pseudonymised if it holds PII).
-    trace_id = stored_external_id(workspace=workspace, external_id=external_id(session, source))
+    trace_id = stored_external_id(
+        workspace=workspace, external_id=external_id(session, source), policy=policy
+    )
     trace: dict[str, Any] = {
         "external_id": trace_id,
         "session_id": session[:200],
@@ -168,7 +171,7 @@ def hook_ingest(
             folder = str(payload.get("cwd") or "").rstrip("/").rsplit("/", 1)[-1]
             trace["task"] = f"{source} session in {folder}" if folder else f"{source} session"
             trace["metadata"]["task_from_folder"] = True
-        batch = trace_ingest_batch(workspace=workspace, items=[trace])
+        batch = trace_ingest_batch(workspace=workspace, items=[trace], policy=policy)
         if batch.trace_ids and numbering.new:
             StepKey.objects.bulk_create(
                 StepKey(trace_id=batch.trace_ids[0], key=key, index=index)

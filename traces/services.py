@@ -53,9 +53,11 @@ class BatchResult:
         return sum(1 for r in self.results if r.status == status)
 
 
-def capture_policy_get(*, workspace: Workspace) -> PiiPolicy:
-    """The workspace's policy; raises PermissionDenied when capture is off."""
-    policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
+def capture_policy_get(*, workspace: Workspace, policy: PiiPolicy | None = None) -> PiiPolicy:
+    """The workspace's policy (`policy`, when the caller has read it already);
+    raises PermissionDenied when capture is off."""
+    if policy is None or policy.workspace_id != workspace.pk:
+        policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
     if not policy.capture_enabled:
         raise PermissionDenied(
             f"Capture is switched off for workspace '{workspace.slug}': nothing is stored. "
@@ -64,14 +66,17 @@ def capture_policy_get(*, workspace: Workspace) -> PiiPolicy:
     return policy
 
 
-def trace_ingest_batch(*, workspace: Workspace, items: list[Any]) -> BatchResult:
+def trace_ingest_batch(
+    *, workspace: Workspace, items: list[Any], policy: PiiPolicy | None = None
+) -> BatchResult:
     """Validate, redact and upsert a batch of traces.
 
     Each trace is accepted or rejected on its own, and a rejected trace writes
     nothing. Re-sending a trace (same external_id) updates it; steps are matched
-    by index, so a retried batch creates nothing new.
+    by index, so a retried batch creates nothing new. `policy`: the workspace's
+    PII policy when the caller has read it already (a hook event).
     """
-    policy = capture_policy_get(workspace=workspace)
+    policy = capture_policy_get(workspace=workspace, policy=policy)
     if len(items) > settings.HIVEMIND_MAX_TRACES_PER_BATCH:
         raise InvalidInput(
             f"Batch has {len(items)} traces; the limit is "
@@ -239,10 +244,13 @@ def outcome_record(*, workspace: Workspace, external_id: str, data: OutcomeIn) -
     return outcome
 
 
-def stored_external_id(*, workspace: Workspace, external_id: str) -> str:
+def stored_external_id(
+    *, workspace: Workspace, external_id: str, policy: PiiPolicy | None = None
+) -> str:
     """The external_id as ingest stores it (identifiers holding PII are pseudonymised),
     for code that looks a trace up by the id an agent sent."""
-    policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
+    if policy is None or policy.workspace_id != workspace.pk:
+        policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
     return redactor_for_policy(policy).identifier(clean_text(external_id), Counter())
 
 

@@ -394,3 +394,32 @@ def test_openapi_documents_the_batch_body_with_an_example(client, db):
     trace_schema = schema["components"]["schemas"]["TraceIn"]
     assert trace_schema["example"]["external_id"]
     assert "StepIn" in schema["components"]["schemas"]
+
+
+def test_a_hook_event_with_capture_switched_off_is_403_and_stores_nothing(client, tenant):
+    """A hook event reads the workspace's policy once, for the session's stored id
+    and for the batch: capture off refuses it before anything is written."""
+    from traces.models import StepKey
+
+    PiiPolicy.objects.filter(workspace=tenant.workspace).update(capture_enabled=False)
+    event = {"session_id": "s-off", "hook_event_name": "PreToolUse", "tool_name": "Bash",
+             "tool_use_id": "toolu_1", "tool_input": {"command": "ls"}}  # fmt: skip
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post("/api/v1/hooks/claude-code", json.dumps(event),
+                               content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code == 403 and "Capture is switched off" in response.json()["detail"]
+    assert not Trace.objects.exists() and not StepKey.objects.exists()
+
+
+def test_a_policy_handed_in_for_another_workspace_is_not_used(tenant, other_tenant):
+    """trace_ingest_batch reads the workspace's own policy when the one it is given
+    belongs to another workspace."""
+    from traces.services import trace_ingest_batch
+
+    PiiPolicy.objects.filter(workspace=other_tenant.workspace).update(capture_enabled=False)
+    elsewhere = PiiPolicy.objects.get(workspace=other_tenant.workspace)
+    batch = trace_ingest_batch(
+        workspace=tenant.workspace, items=[trace_payload("mine")], policy=elsewhere
+    )
+    assert [r.status for r in batch.results] == ["created"]
+    assert Trace.objects.get().workspace == tenant.workspace
