@@ -79,7 +79,8 @@ Formats (`FORMATS`):
   whose logs can hold the expected answer) are left out. The task is the AGENT
   span's input (its `task` when the input is JSON); the outcome the root span's
   status (TRAIL's leave it unset: unknown unless `--status` gives one); the agent
-  `service.name`, else the file's name.
+  `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
+  `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
@@ -1148,7 +1149,12 @@ def _openinference(path: Path) -> Parsed:
         resource = _flat_attributes(
             run.get("resource_attributes") or flat_first(spans, "resource_attributes")
         )
-        agent = resource.get("service.name") or flat_first(spans, "service_name") or path.stem
+        # The service, else the agent span's class (smolagents' "CodeAgent.run"): TRAIL's
+        # files are named by trace id, and a file's name would make each run an agent.
+        agent_span = next((r["name"] for r in rows
+                           if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
+        agent = (resource.get("service.name") or flat_first(spans, "service_name")
+                 or agent_span.removesuffix(".run").removesuffix(".__call__") or path.stem)  # fmt: skip
         model = next(
             (r["_attrs"].get("llm.model_name") for r in rows if r["_attrs"].get("llm.model_name")),
             "",

@@ -677,7 +677,7 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
                  fmt="openinference-json", status="failed")  # fmt: skip
     trace = Trace.objects.get(workspace=tenant.workspace)
     assert (trace.external_id, trace.agent, trace.model, trace.status) == (
-        "9f3c", "trail", "gpt-4o", "failed")  # fmt: skip
+        "9f3c", "CodeAgent", "gpt-4o", "failed")  # fmt: skip
     assert trace.task == "What is the total in the report?"
     steps = list(trace.steps.order_by("index").values_list(
         "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms"))  # fmt: skip
