@@ -241,3 +241,41 @@ def test_policy_redactors_share_patterns_but_not_pseudonyms():
     policies[1].redact_emails = False
     assert redactor_for_policy(policies[1]).text("ann@example.com", Counter()) == "ann@example.com"
     assert redactor_for_policy(policies[0]).text("ann@example.com", Counter()) == "[EMAIL]"
+
+
+def test_spans_then_kinds_redact_as_matching_with_groups():
+    """ASCII text is matched span first and kind second (`_Compiled`); every match,
+    its kind and its replacement are those of the alternation matched with groups,
+    including kinds that read the text around the match (a word boundary before
+    "bearer", an address's lead character) or keep a group ("Bearer ", "user:")."""
+    from dataclasses import replace
+
+    from workspaces.redaction import _matches
+
+    fast = build_redactor(enabled={})
+    assert fast.compiled is not None and fast.compiled.plain is not None
+    grouped = replace(
+        fast,
+        compiled=replace(fast.compiled, plain=None),
+        per_kind=[replace(c, plain=None) for c in fast.per_kind],
+    )
+    strings = [
+        *SAMPLES.values(), *(v for vs in NEW_POSITIVE.values() for v in vs),
+        *(v for vs in NEW_NEGATIVE.values() for v in vs),
+        "Authorization: Bearer Q9x7Lm2Kp4Rt", "xbearer Q9x7Lm2Kp4Rt", "mybearer " + "A1b2" * 10,
+        "apassword=hunter2 password=hunter2&x=1", "jdbc:postgres://u:pw@h/x",
+        "203.0.113.77", "v203.0.113.77", ":203.0.113.77", "a 2001:db8::8a2e:370:7334 b",
+        "card_4111111111111111 and 4111111111111112", "took 0.9182514000003721s",
+        "session_token_" + "Zx9Qw3Er7Ty1Ui8Op2As6Df4Gh0Jk5Lz", "/srv/uploads/" + "wJalrXUtnFEMI/K7MDENG",
+        "mail jane@example.com, call +1 415-555-0142 from 10.0.0.7 with sk-ant-api03-Zq8XfP2kLmN4vB7cR1tY9wE3",
+    ]  # fmt: skip
+    for s in strings:
+        spans = [(m.span(), m.lastindex) for m in _matches(fast.compiled, s)]
+        assert spans == [(m.span(), m.lastindex) for m in _matches(fast.compiled, s, spans=False)]
+        for pseudonymise in (False, True):
+            counts_fast: Counter = Counter()
+            counts_grouped: Counter = Counter()
+            assert fast._scan(s, counts_fast, pseudonymise=pseudonymise) == grouped._scan(
+                s, counts_grouped, pseudonymise=pseudonymise
+            ), s
+            assert counts_fast == counts_grouped, s
