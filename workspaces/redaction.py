@@ -479,17 +479,20 @@ _LONG_WORD = re2.compile(r"[_-][A-Za-z0-9+]{32}|[A-Za-z0-9+]{32}[_-]", _OPTIONS)
 
 
 def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[Any]:
-    """RE2 matches over `value`; ASCII text is matched as bytes, where character and
-    byte offsets are the same, so RE2's wrapper skips its per-match offset decoding,
-    which dominated text dense with matches (bench/redaction.py). ASCII text is
-    matched span first, kind second (`_Compiled`), unless `spans` is False (the
-    path every other text takes, kept for tests to compare against)."""
+    """RE2 matches over `value`, span first and kind second (`_Compiled`) unless
+    `spans` is False (matching with groups, kept for tests to compare against).
+    ASCII text is matched as bytes, where character and byte offsets are the same,
+    so RE2's wrapper skips its per-match offset decoding, which dominated text
+    dense with matches (bench/redaction.py)."""
     pattern = compiled.pattern
-    if not value.isascii():
-        return list(pattern.finditer(value))
-    data = value.encode("ascii")
+    ascii_text = value.isascii()
+    data: str | bytes = value.encode("ascii") if ascii_text else value
+
+    def with_groups(match: Any) -> Any:
+        return _AsciiMatch(match, value) if ascii_text else match
+
     if not spans or compiled.plain is None:
-        return [_AsciiMatch(match, value) for match in pattern.finditer(data)]
+        return [with_groups(match) for match in pattern.finditer(data)]
     out: list[Any] = []
     for found in compiled.plain.finditer(data):
         start, end = found.span()
@@ -501,7 +504,7 @@ def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[Any
         match = pattern.fullmatch(data, start, end)
         if match is None:  # cannot happen (see _Compiled); never skip a match
             return _matches(compiled, value, spans=False)
-        out.append(_AsciiMatch(match, value))
+        out.append(with_groups(match))
     return out
 
 

@@ -247,7 +247,8 @@ def test_spans_then_kinds_redact_as_matching_with_groups():
     """ASCII text is matched span first and kind second (`_Compiled`); every match,
     its kind and its replacement are those of the alternation matched with groups,
     including kinds that read the text around the match (a word boundary before
-    "bearer", an address's lead character) or keep a group ("Bearer ", "user:")."""
+    "bearer", an address's lead character) or keep a group ("Bearer ", "user:"), in
+    ASCII text (matched as bytes) and in any other."""
     from dataclasses import replace
 
     from workspaces.redaction import _matches
@@ -268,6 +269,9 @@ def test_spans_then_kinds_redact_as_matching_with_groups():
         "card_4111111111111111 and 4111111111111112", "took 0.9182514000003721s",
         "session_token_" + "Zx9Qw3Er7Ty1Ui8Op2As6Df4Gh0Jk5Lz", "/srv/uploads/" + "wJalrXUtnFEMI/K7MDENG",
         "mail jane@example.com, call +1 415-555-0142 from 10.0.0.7 with sk-ant-api03-Zq8XfP2kLmN4vB7cR1tY9wE3",
+        # Not ASCII: offsets in characters.
+        "Zürich ☃ jane@example.com → 203.0.113.77, é4111 1111 1111 1111",
+        "Ä Authorization: Bearer Q9x7Lm2Kp4Rt ☃ postgres://app:hunter2@localhost/db",
     ]  # fmt: skip
     for s in strings:
         spans = [(m.span(), m.lastindex) for m in _matches(fast.compiled, s)]
