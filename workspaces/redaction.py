@@ -440,15 +440,19 @@ class _Compiled:
     """A compiled alternation of kinds and where its groups are.
 
     `plain` is the same alternation without capture groups and `kinds` an RE2 set
-    of each kind alone, whole-match anchored. Finding a match's span and then its
+    of each kind alone, matching a whole span. Finding a match's span and then its
     kind with these costs about half of what one match with groups costs (RE2
-    finds spans with its DFA, and groups with a slower engine over a program this
+    finds spans with its DFA, groups with a slower engine over a program this
     size), and gives the same matches: groups never change what RE2 matches, and
     at a match's start the alternation takes the first kind that matches there,
-    which is then the first kind that matches the span exactly. A kind whose
-    pattern reads the text around the span (a word boundary, the text's start) or
-    whose replacement needs a group is in `needs_groups`; for it, the span is
-    matched again with groups, in its context."""
+    which is then the first kind that matches the span exactly. The set sees the
+    span without the text around it; that changes nothing for a kind whose
+    pattern reads no context, and can only add kinds that read it (a word
+    boundary before "bearer", the text's start before an address). Those kinds,
+    and those whose replacement keeps a group, are in `needs_groups`: each is
+    matched again on the span in its context, with groups, by its pattern alone
+    (`alone`, a smaller program), and where it does not match there the next
+    kind is tried."""
 
     pattern: Any
     kind_of_group: dict[int, str]
@@ -458,6 +462,7 @@ class _Compiled:
     kinds: Any = None
     group_of_kind: tuple[int, ...] = ()
     needs_groups: frozenset[int] = frozenset()
+    alone: dict[int, _Compiled] = field(default_factory=dict)
 
 
 @dataclass
@@ -478,13 +483,13 @@ _WORD_SPLIT = re.compile(r"([_-])")
 _LONG_WORD = re2.compile(r"[_-][A-Za-z0-9+]{32}|[A-Za-z0-9+]{32}[_-]", _OPTIONS)
 
 
-def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[Any]:
-    """RE2 matches over `value`, span first and kind second (`_Compiled`) unless
-    `spans` is False (matching with groups, kept for tests to compare against).
-    ASCII text is matched as bytes, where character and byte offsets are the same,
-    so RE2's wrapper skips its per-match offset decoding, which dominated text
-    dense with matches (bench/redaction.py)."""
-    pattern = compiled.pattern
+def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[tuple[Any, _Compiled]]:
+    """RE2 matches over `value`, each with the `_Compiled` its groups belong to:
+    span first and kind second (`_Compiled`) unless `spans` is False (matching
+    with groups, kept for tests to compare against). ASCII text is matched as
+    bytes, where character and byte offsets are the same, so RE2's wrapper skips
+    its per-match offset decoding, which dominated text dense with matches
+    (bench/redaction.py)."""
     ascii_text = value.isascii()
     data: str | bytes = value.encode("ascii") if ascii_text else value
 
@@ -492,19 +497,25 @@ def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[Any
         return _AsciiMatch(match, value) if ascii_text else match
 
     if not spans or compiled.plain is None:
-        return [with_groups(match) for match in pattern.finditer(data)]
-    out: list[Any] = []
+        return [(with_groups(match), compiled) for match in compiled.pattern.finditer(data)]
+    out: list[tuple[Any, _Compiled]] = []
     for found in compiled.plain.finditer(data):
         start, end = found.span()
-        first = min(compiled.kinds.Match(data[start:end]) or (), default=None)
-        if first is not None and first not in compiled.needs_groups:
-            out.append(_SpanMatch(value, start, end, compiled.group_of_kind[first]))
+        if compiled.kinds is None:  # one kind, which needs no group
+            out.append((_SpanMatch(value, start, end, compiled.group_of_kind[0]), compiled))
             continue
-        # The span again, with groups and the text around it as context.
-        match = pattern.fullmatch(data, start, end)
-        if match is None:  # cannot happen (see _Compiled); never skip a match
+        for kind in sorted(compiled.kinds.Match(data[start:end]) or ()):
+            if kind not in compiled.needs_groups:
+                out.append((_SpanMatch(value, start, end, compiled.group_of_kind[kind]), compiled))
+                break
+            # The kind alone, with groups and the text around the span as context.
+            alone = compiled.alone[kind]
+            match = alone.pattern.fullmatch(data, start, end)
+            if match is not None:
+                out.append((with_groups(match), alone))
+                break
+        else:  # cannot happen (see _Compiled); never skip a match
             return _matches(compiled, value, spans=False)
-        out.append(with_groups(match))
     return out
 
 
@@ -530,13 +541,18 @@ def _compile(rules: list[tuple[str, str, str, str]]) -> _Compiled:
     pattern = re2.compile("|".join(f"(?P<{kind}>{regex})" for kind, _, _, regex in rules), _OPTIONS)
     index = dict(pattern.groupindex)
     plain_rules = [_NAMED_GROUP.sub("(?:", regex) for _, _, _, regex in rules]
+    needs_groups = frozenset(
+        i for i, (_, _, _, regex) in enumerate(rules) if _READS_CONTEXT.search(regex)
+    )
     plain = re2.compile("|".join(f"(?:{regex})" for regex in plain_rules), _OPTIONS)
-    kinds = re2.Set.FullMatchSet(_OPTIONS)
-    for regex in plain_rules:
-        kinds.Add(regex)
-    kinds.Compile()
-    if plain.groups:  # a kind with a group of its own: every match with groups
-        plain = kinds = None
+    kinds = None
+    if len(rules) > 1:
+        kinds = re2.Set.FullMatchSet(_OPTIONS)
+        for regex in plain_rules:
+            kinds.Add(regex)
+        kinds.Compile()
+    if plain.groups or (len(rules) == 1 and needs_groups):
+        plain = kinds = None  # every match with groups
     return _Compiled(
         pattern=pattern,
         kind_of_group={index[kind]: kind for kind, _, _, _ in rules},
@@ -545,9 +561,8 @@ def _compile(rules: list[tuple[str, str, str, str]]) -> _Compiled:
         plain=plain,
         kinds=kinds,
         group_of_kind=tuple(index[kind] for kind, _, _, _ in rules),
-        needs_groups=frozenset(
-            i for i, (_, _, _, regex) in enumerate(rules) if _READS_CONTEXT.search(regex)
-        ),
+        needs_groups=needs_groups,
+        alone={i: _compile([rules[i]]) for i in needs_groups} if kinds is not None else {},
     )
 
 
@@ -626,8 +641,8 @@ class Redactor:
         found: list[_Found] = []
         rejected = False
         assert self.compiled is not None
-        for match in _matches(self.compiled, value):
-            hit = self._replace(match, self.compiled, pseudonymise)
+        for match, compiled in _matches(self.compiled, value):
+            hit = self._replace(match, compiled, pseudonymise)
             if hit is None or hit.text is None:
                 rejected = True
             else:
@@ -655,8 +670,8 @@ class Redactor:
         not_card_starts: list[int] = []
         for compiled in self.per_kind:
             new: list[_Found] = []
-            for match in _matches(compiled, value):
-                hit = self._replace(match, compiled, pseudonymise)
+            for match, groups in _matches(compiled, value):
+                hit = self._replace(match, groups, pseudonymise)
                 if hit is None:
                     continue
                 if hit.text is None:

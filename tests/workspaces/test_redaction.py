@@ -274,8 +274,11 @@ def test_spans_then_kinds_redact_as_matching_with_groups():
         "Ä Authorization: Bearer Q9x7Lm2Kp4Rt ☃ postgres://app:hunter2@localhost/db",
     ]  # fmt: skip
     for s in strings:
-        spans = [(m.span(), m.lastindex) for m in _matches(fast.compiled, s)]
-        assert spans == [(m.span(), m.lastindex) for m in _matches(fast.compiled, s, spans=False)]
+        kinds = [(m.span(), c.kind_of_group[m.lastindex]) for m, c in _matches(fast.compiled, s)]
+        assert kinds == [
+            (m.span(), c.kind_of_group[m.lastindex])
+            for m, c in _matches(fast.compiled, s, spans=False)
+        ]
         for pseudonymise in (False, True):
             counts_fast: Counter = Counter()
             counts_grouped: Counter = Counter()
