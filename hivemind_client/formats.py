@@ -82,6 +82,25 @@ Formats (`FORMATS`):
   `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
   `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
+- `openhands`: OpenHands evaluation output (`output.jsonl`: one instance per
+  line, `{"instance_id", "instruction", "history", "metadata", "test_result",
+  "metrics", "error"?}`; a folder's `output.jsonl` files), or one saved event
+  stream (a JSON array of events). Both event schemas: the classic one
+  (`action` with `args`, `observation` with `content`, `extras` and `cause`, the
+  id of the action it answers) and the software-agent SDK's (`kind`:
+  MessageEvent, ActionEvent, ObservationEvent, AgentErrorEvent). Each action is
+  a tool call named by its function (`tool_call_metadata.function_name`,
+  `tool_name`, else the action: `run`, `edit`, …), its thought an assistant
+  message before it; its observation is its output, an error observation or a
+  non-zero exit code its error; the system prompt, state changes and recalls are
+  left out. The outcome is `test_result.report.resolved` (what OpenHands'
+  SWE-bench evaluation writes), else the `<output>.swebench_eval.jsonl` beside
+  the file, else `resolved`, else the SWE-bench harness's reports beside it (as
+  for `swe-agent`); otherwise unknown. The agent is `<agent_class>/<model>`; the
+  external id `openhands-<run folder>-<instance id>` (`#2`, `#3` for an
+  instance run again in the same file); a run that ended on an error keeps it
+  in `metadata.error`.
+
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
 """
@@ -988,9 +1007,11 @@ def _epoch(value: Any) -> float | None:
         return value / 1e9 if value > 1e14 else float(value)
     if isinstance(value, str) and value:
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+        # A time without a zone is UTC, as the server reads one (not this machine's zone).
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     return None
 
 
@@ -1193,6 +1214,221 @@ def _native(path: Path) -> Parsed:
     return Parsed(traces=[item for _, item in items])
 
 
+# --- OpenHands ----------------------------------------------------------------
+
+# Events that carry no step: the system prompt, the agent's state changes, a
+# microagent's recall, a condensation of the history.
+_OPENHANDS_SKIP = {"system", "change_agent_state", "agent_state_changed", "recall", "null",
+                   "condensation", "condensation_request"}  # fmt: skip
+_OPENHANDS_SKIP_KINDS = {"SystemPromptEvent", "ConversationStateUpdateEvent", "Condensation",
+                         "CondensationRequest", "CondensationSummaryEvent", "PauseEvent"}  # fmt: skip
+
+
+def _openhands_exit_error(exit_code: Any, output: str) -> str:
+    """The error of a command that exited non-zero (-1 is OpenHands' "still running",
+    no exit code yet: not an error of its own)."""
+    if isinstance(exit_code, int) and not isinstance(exit_code, bool) and exit_code not in (0, -1):
+        return output or f"exited with code {exit_code}"
+    return ""
+
+
+def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
+    """OpenHands' event stream as `event_to_dict` writes it: actions (`action`,
+    `args`) and observations (`observation`, `content`, `extras`, `cause`: the id
+    of the action they answer)."""
+    steps: list[dict[str, Any]] = []
+    calls: dict[Any, dict[str, Any]] = {}
+    for i, event in enumerate(history):
+        here = f"{where}, history[{i}]"
+        _need(path, here, event, dict, "an event object")
+        stamp = _iso(_epoch(event.get("timestamp")))
+        if "action" in event:
+            action = str(event.get("action") or "")
+            args = _obj(event.get("args"))
+            if action in _OPENHANDS_SKIP:
+                continue
+            if action == "message":
+                text = _text(args.get("content") or event.get("message"))
+                if event.get("source") == "user":
+                    steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
+                elif text:
+                    steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+                continue
+            thought = _text(args.get("thought"))
+            if thought:
+                steps.append({"kind": "assistant_message", "output": thought, "started_at": stamp})
+            if action == "think":
+                continue
+            meta = _obj(event.get("tool_call_metadata"))
+            name = str(meta.get("function_name") or action or "action")[:200]
+            step = {"kind": "tool_call", "name": name, "started_at": stamp,
+                    "input": {k: v for k, v in args.items() if k != "thought"}}  # fmt: skip
+            steps.append(step)
+            if event.get("id") is not None:
+                calls[event["id"]] = step
+            continue
+        if "observation" not in event:
+            raise FormatError(path, here, 'an event with neither "action" nor "observation"')
+        observation = str(event.get("observation") or "")
+        if observation in _OPENHANDS_SKIP:
+            continue
+        output = _text(event.get("content") if "content" in event else event.get("message"))
+        extras = _obj(event.get("extras"))
+        exit_code = extras.get("exit_code", _obj(extras.get("metadata")).get("exit_code"))
+        error = (
+            (output or "error")
+            if observation == "error"
+            else _openhands_exit_error(exit_code, output)
+        )
+        call = calls.pop(event.get("cause"), None) if event.get("cause") is not None else None
+        if call is None:
+            call = {"kind": "error" if observation == "error" else "tool_result",
+                    "name": observation[:200], "started_at": stamp}  # fmt: skip
+            steps.append(call)
+        call["output"] = output
+        if error:
+            call["error"] = error
+    return steps
+
+
+def _openhands_v1(history: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
+    """The OpenHands software-agent SDK's events, told apart by `kind`: MessageEvent,
+    ActionEvent (`tool_name`, `action`, `thought`), ObservationEvent and
+    AgentErrorEvent (joined to their action by `tool_call_id` or `action_id`)."""
+    steps: list[dict[str, Any]] = []
+    calls: dict[Any, dict[str, Any]] = {}
+    for i, event in enumerate(history):
+        here = f"{where}, history[{i}]"
+        _need(path, here, event, dict, "an event object")
+        kind = str(event.get("kind") or "")
+        stamp = _iso(_epoch(event.get("timestamp")))
+        if kind in _OPENHANDS_SKIP_KINDS:
+            continue
+        if kind == "MessageEvent":
+            message = _obj(event.get("llm_message"))
+            text = _text(message.get("content"))
+            if message.get("role") == "user" or event.get("source") == "user":
+                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
+            elif text:
+                steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+            continue
+        if kind == "ActionEvent":
+            thought = "\n".join(
+                t for t in (_text(event.get("reasoning_content")), _text(event.get("thought"))) if t
+            )
+            if thought:
+                steps.append({"kind": "assistant_message", "output": thought, "started_at": stamp})
+            action = _obj(event.get("action"))
+            step = {"kind": "tool_call", "started_at": stamp,
+                    "name": str(event.get("tool_name") or action.get("kind") or "action")[:200],
+                    "input": {k: v for k, v in action.items() if k != "kind"}}  # fmt: skip
+            steps.append(step)
+            for key in (event.get("tool_call_id"), event.get("id")):
+                if key is not None:
+                    calls[key] = step
+            continue
+        if kind in ("ObservationEvent", "AgentErrorEvent", "UserRejectObservation"):
+            call = calls.get(event.get("tool_call_id")) or calls.get(event.get("action_id"))
+            if kind == "ObservationEvent":
+                observation = _obj(event.get("observation"))
+                output = _text(observation.get("content"))
+                error = (output or "tool reported an error") if observation.get("is_error") else (
+                    _openhands_exit_error(observation.get("exit_code"), output))  # fmt: skip
+            else:
+                output = ""
+                error = _text(event.get("error") or event.get("rejection_reason")) or kind
+            if call is None:
+                call = {"kind": "error" if error and not output else "tool_result",
+                        "name": str(event.get("tool_name") or kind)[:200], "started_at": stamp}  # fmt: skip
+                steps.append(call)
+            if output:
+                call["output"] = output
+            if error:
+                call["error"] = error
+            continue
+        # Any other event with text (a kind this reader does not know) is kept as text.
+        if text := _text(event.get("message") or event.get("content")):
+            steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+    return steps
+
+
+def _openhands_eval_reports(path: Path) -> dict[str, bool]:
+    """`resolved` per instance from the evaluation's `<output>.swebench_eval.jsonl`
+    beside an OpenHands `output.jsonl` (its `test_result.report`)."""
+    sibling = path.with_name(path.name.removesuffix(".jsonl") + ".swebench_eval.jsonl")
+    if sibling == path or not sibling.is_file() or sibling.stat().st_size > _MAX_REPORT_BYTES:
+        return {}
+    found: dict[str, bool] = {}
+    try:
+        for _, record in _read_jsonl(sibling):
+            record = _obj(record)
+            resolved = _obj(_obj(record.get("test_result")).get("report")).get("resolved")
+            if isinstance(record.get("instance_id"), str) and isinstance(resolved, bool):
+                found[record["instance_id"]] = resolved
+    except FormatError:
+        return {}
+    return found
+
+
+def _openhands(path: Path) -> Parsed:
+    text_start = path.read_bytes()[:4096].lstrip()
+    if text_start.startswith(b"[") and _single_json(path):
+        data = _read_json(path)
+        first = _obj(data[0]) if data else {}
+        # A bare event stream (a saved conversation), or a list of instances.
+        records = ([("top level", {"history": data})] if "history" not in first
+                   else [(f"element [{i}]", r) for i, r in enumerate(data)])  # fmt: skip
+    else:
+        records = _json_or_jsonl(path)
+    evaluated = _openhands_eval_reports(path)
+    # The run: the folder OpenHands wrote output.jsonl in (named by agent, model and
+    # settings); a conversation saved on its own is named by its file.
+    run = path.parent.name if path.name.startswith("output") else path.stem
+    parsed = Parsed()
+    seen: dict[str, int] = {}
+    for where, record in records:
+        _need(path, where, record, dict, "an OpenHands instance object")
+        history = _need(path, f"{where}: history", record.get("history"), list, "a list of events")
+        v1 = any(isinstance(e, dict) and "kind" in e for e in history[:20])
+        steps = (_openhands_v1 if v1 else _openhands_v0)(history, path, where)
+        metadata = _obj(record.get("metadata"))
+        instance = str(record.get("instance_id") or _obj(record.get("instance")).get("instance_id")
+                       or path.stem)[:150]  # fmt: skip
+        seen[instance] = seen.get(instance, 0) + 1
+        attempt = f"#{seen[instance]}" if seen[instance] > 1 else ""
+        report = _obj(_obj(record.get("test_result")).get("report"))
+        resolved, source = report.get("resolved"), "test_result.report.resolved"
+        if not isinstance(resolved, bool):
+            resolved, source = evaluated.get(instance), f"{path.stem}.swebench_eval.jsonl"
+        if not isinstance(resolved, bool) and isinstance(record.get("resolved"), bool):
+            resolved, source = record["resolved"], "resolved"
+        if not isinstance(resolved, bool):
+            outcome = swe_outcome(path, instance)
+            resolved, source = outcome.resolved, outcome.source
+        llm = _obj(metadata.get("llm_config") or metadata.get("llm"))
+        model = str(llm.get("model") or metadata.get("model") or "").removeprefix("litellm_proxy/")
+        agent_class = str(metadata.get("agent_class") or "OpenHands")
+        times = [t for t in (_epoch(_obj(e).get("timestamp")) for e in history) if t is not None]
+        cost = _obj(record.get("metrics")).get("accumulated_cost")
+        task = _text(record.get("instruction"), 100_000) or next(
+            (s.get("input", "") for s in steps if s["kind"] == "user_prompt"), "")  # fmt: skip
+        parsed.traces.append({
+            "external_id": f"openhands-{run or 'run'}-{instance}{attempt}"[:200],
+            "agent": f"{agent_class}/{model}"[:200] if model else agent_class[:200],
+            "model": model[:200], "task": task,
+            **({"task_key": f"swe:{instance}"[:200]} if record.get("instance_id") else {}),
+            "status": ("succeeded" if resolved else "failed") if isinstance(resolved, bool) else "unknown",
+            "started_at": _iso(min(times)) if times else None,
+            "ended_at": _iso(max(times)) if times else None,
+            "cost_usd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0 else None,
+            "metadata": {"instance_id": instance, "openhands_events": "v1" if v1 else "v0",
+                         "outcome_from": source if isinstance(resolved, bool) else "",
+                         **({"error": _text(record["error"], 2_000)} if record.get("error") else {})},
+            "steps": steps,
+        })  # fmt: skip
+    return parsed
+
+
 FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "native": _native,
     "chat-jsonl": _chat_jsonl,
@@ -1204,6 +1440,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "claude-hooks": _claude_hooks,
     "ag2-chat": _ag2_chat,
     "openinference-json": _openinference,
+    "openhands": _openhands,
 }
 
 
@@ -1226,6 +1463,9 @@ OUTCOME_SOURCES: dict[str, str] = {
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
+    "openhands": "test_result.report.resolved (the SWE-bench evaluation's), else the "
+                 "<output>.swebench_eval.jsonl beside the file, else resolved, else the "
+                 "SWE-bench harness's reports beside it (as for swe-agent)",
 }  # fmt: skip
 
 
@@ -1269,7 +1509,8 @@ def parse(fmt: str, path: Path) -> Parsed:
 def files_under(paths: list[Path], fmt: str) -> list[Path]:
     """The files to import: given files, and for folders the files of that format."""
     patterns = {"claude-transcript": ["*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
-                "chat-jsonl": ["*.jsonl"]}.get(fmt, ["*.json", "*.jsonl"])  # fmt: skip
+                "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl"]}.get(
+                    fmt, ["*.json", "*.jsonl"])  # fmt: skip
     found: list[Path] = []
     for path in paths:
         if path.is_dir():

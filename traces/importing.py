@@ -79,12 +79,12 @@ def traces_import_file(
 ) -> FileResult:
     """Import one file; FileResult.error says what was wrong (and nothing was stored).
     `agent` names the agent of every run in it, over what the data says; `results`
-    is a SWE-bench report giving the outcomes of swe-agent runs; `status` is the
+    is a SWE-bench report giving the outcomes of swe-agent and openhands runs; `status` is the
     outcome a person gives the runs whose file says none."""
     result = FileResult(path=str(path))
     try:
         parsed = parse(fmt, path)
-        if results is not None and fmt == "swe-agent":
+        if results is not None and fmt in ("swe-agent", "openhands"):
             _apply_swe_results(parsed.traces, results)
         result.given_outcome = give_outcome(parsed.traces, status)
     except FormatError as exc:

@@ -90,6 +90,12 @@ FORMAT_SAMPLES = {
         "timestamp": "2025-03-19T16:40:48Z", "span_attributes": {"openinference.span.kind": "TOOL",
         "tool.name": "deploy", "input.value": "{\"env\": \"prod\"}", "output.value": "HTTP/1.1 502 Bad Gateway"},
         "child_spans": []}]}]},
+    "openhands": {"instance_id": "oh__oh-1", "instruction": "deploy", "history": [
+        {"id": 1, "timestamp": "2025-03-19T16:40:47", "source": "agent", "action": "run",
+         "args": {"command": "./deploy prod"}, "tool_call_metadata": {"function_name": "execute_bash"}},
+        {"id": 2, "timestamp": "2025-03-19T16:40:48", "source": "agent", "observation": "run", "cause": 1,
+         "content": "HTTP/1.1 502 Bad Gateway", "extras": {"metadata": {"exit_code": 0}}}],
+        "test_result": {"report": {"resolved": False}}},
 }  # fmt: skip
 
 

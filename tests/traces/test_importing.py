@@ -732,3 +732,151 @@ def test_an_openinference_span_export_with_parent_ids_and_bad_spans(tenant, tmp_
     result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=bad)
     assert not result.ok and "line 2" in result.error and "spans" in result.error
     assert not Trace.objects.filter(workspace=tenant.workspace, external_id="u").exists()
+
+
+def _openhands_v0(instance: str, resolved: object = None) -> dict:
+    record = {
+        "instance_id": instance, "instruction": "Fix the URL validator.",
+        "metadata": {"agent_class": "CodeActAgent",
+                     "llm_config": {"model": "litellm_proxy/claude-3-5-sonnet-20241022"}},
+        "metrics": {"accumulated_cost": 0.42},
+        "history": [
+            {"id": 0, "timestamp": "2024-10-28T17:02:38", "source": "agent", "action": "system",
+             "args": {"content": "You are OpenHands agent."}},
+            {"id": 1, "timestamp": "2024-10-28T17:02:39", "source": "user", "action": "message",
+             "args": {"content": "Fix the URL validator."}},
+            {"id": 2, "timestamp": "2024-10-28T17:02:40", "source": "environment",
+             "observation": "agent_state_changed", "content": "", "extras": {"agent_state": "running"}},
+            {"id": 3, "timestamp": "2024-10-28T17:02:45", "source": "agent", "action": "run",
+             "args": {"command": "pytest tests/validators", "thought": "Reproduce it first."},
+             "tool_call_metadata": {"function_name": "execute_bash", "tool_call_id": "toolu_01"}},
+            {"id": 4, "timestamp": "2024-10-28T17:02:50", "source": "agent", "observation": "run",
+             "cause": 3, "content": "ImportError: cannot import name 'URLValidator'",
+             "extras": {"metadata": {"exit_code": 1}}},
+            {"id": 5, "timestamp": "2024-10-28T17:03:00", "source": "agent", "action": "edit",
+             "args": {"path": "validators.py", "command": "str_replace", "old_str": "$"},
+             "tool_call_metadata": {"function_name": "str_replace_editor"}},
+            {"id": 6, "timestamp": "2024-10-28T17:03:01", "source": "agent", "observation": "error",
+             "cause": 5, "content": "No replacement was performed.", "extras": {}},
+            {"id": 7, "timestamp": "2024-10-28T17:03:05", "source": "agent", "action": "run",
+             "args": {"command": "sleep 100"}},
+            {"id": 8, "timestamp": "2024-10-28T17:03:35", "source": "agent", "observation": "run",
+             "cause": 7, "content": "[still running]", "extras": {"exit_code": -1}},
+            {"id": 9, "timestamp": "2024-10-28T17:03:40", "source": "agent", "action": "finish",
+             "args": {"final_thought": "Done."}},
+        ],
+    }  # fmt: skip
+    if resolved is not None:
+        record["test_result"] = {"git_patch": "", "report": {"resolved": resolved}}
+    return record
+
+
+def _openhands_v1(instance: str) -> dict:
+    return {
+        "instance_id": instance, "instruction": "Fix separability_matrix.",
+        "metadata": {"agent_class": "CodeActAgent", "llm": {"model": "gpt-4o"}},
+        "history": [
+            {"kind": "SystemPromptEvent", "id": "e0", "timestamp": "2025-09-01T10:00:00Z",
+             "source": "agent", "system_prompt": {"text": "You are OpenHands agent."}},
+            {"kind": "MessageEvent", "id": "e1", "timestamp": "2025-09-01T10:00:01Z", "source": "user",
+             "llm_message": {"role": "user", "content": [{"type": "text", "text": "Fix it."}]}},
+            {"kind": "ActionEvent", "id": "e2", "timestamp": "2025-09-01T10:00:05Z", "source": "agent",
+             "tool_name": "terminal", "tool_call_id": "call_1",
+             "thought": [{"type": "text", "text": "Run the tests."}],
+             "action": {"kind": "TerminalAction", "command": "pytest astropy/modeling"}},
+            {"kind": "ObservationEvent", "id": "e3", "timestamp": "2025-09-01T10:00:09Z",
+             "source": "environment", "tool_name": "terminal", "tool_call_id": "call_1",
+             "observation": {"kind": "TerminalObservation", "exit_code": 1,
+                             "content": [{"type": "text", "text": "2 failed, 10 passed"}]}},
+            {"kind": "ActionEvent", "id": "e4", "timestamp": "2025-09-01T10:00:12Z", "source": "agent",
+             "tool_name": "file_editor", "tool_call_id": "call_2",
+             "action": {"kind": "FileEditorAction", "command": "view", "path": "/nowhere.py"}},
+            {"kind": "AgentErrorEvent", "id": "e5", "timestamp": "2025-09-01T10:00:13Z",
+             "source": "agent", "tool_name": "file_editor", "tool_call_id": "call_2",
+             "error": "Invalid path: /nowhere.py does not exist."},
+            {"kind": "ConversationStateUpdateEvent", "id": "e6", "key": "agent_status",
+             "value": "finished"},
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture
+def new_york_time(monkeypatch):  # type: ignore[no-untyped-def]
+    """The importing machine's zone is not UTC (a naive time must still read as UTC)."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_openhands_output_of_either_event_schema_imports_with_its_outcome(
+    tenant, tmp_path, new_york_time
+):
+    """OpenHands' evaluation output: the classic event stream (actions and the
+    observations that answer them by `cause`) and the software-agent SDK's `kind`
+    events, one instance a line; the outcome from the instance's own evaluation
+    report, else the `.swebench_eval.jsonl` beside the file, else unknown."""
+    run = tmp_path / "CodeActAgent" / "claude-3-5-sonnet_maxiter_100"
+    run.mkdir(parents=True)
+    lines = [_openhands_v0("django__django-11099", resolved=False),
+             _openhands_v1("astropy__astropy-12907"), _openhands_v0("sympy__sympy-1"),
+             _openhands_v0("django__django-11099", resolved=True)]  # fmt: skip
+    (run / "output.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    (run / "output.swebench_eval.jsonl").write_text(json.dumps(
+        {"instance_id": "astropy__astropy-12907", "test_result": {"report": {"resolved": True}}}
+    ) + "\n")  # fmt: skip
+    (run / "metadata.json").write_text(json.dumps({"agent_class": "CodeActAgent"}))
+    # A folder: only its output.jsonl is read (not the evaluation or metadata files).
+    call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="openhands")
+    traces = {t.external_id: t for t in Trace.objects.filter(workspace=tenant.workspace)}
+    prefix = "openhands-claude-3-5-sonnet_maxiter_100-"
+    assert sorted(traces) == sorted(prefix + i for i in (
+        "django__django-11099", "astropy__astropy-12907", "sympy__sympy-1", "django__django-11099#2"))  # fmt: skip
+    django = traces[prefix + "django__django-11099"]
+    assert django.status == "failed" and django.task_key == "swe:django__django-11099"
+    assert django.agent == "CodeActAgent/claude-3-5-sonnet-20241022"
+    assert django.model == "claude-3-5-sonnet-20241022" and django.cost_usd == 0.42
+    assert django.metadata["outcome_from"] == "test_result.report.resolved"
+    # A time without a zone is UTC.
+    assert django.started_at.isoformat() == "2024-10-28T17:02:38+00:00"
+    steps = [(s.kind, s.name, s.error) for s in django.steps.order_by("index")]
+    assert steps == [
+        ("user_prompt", "", ""),
+        ("assistant_message", "", ""),  # the run's thought, before its call
+        ("tool_call", "execute_bash", "ImportError: cannot import name 'URLValidator'"),
+        ("tool_call", "str_replace_editor", "No replacement was performed."),
+        ("tool_call", "run", ""),  # -1: still running, no exit code yet
+        ("tool_call", "finish", ""),
+    ]
+    assert django.steps.get(name="execute_bash").input == {"command": "pytest tests/validators"}
+    assert traces[prefix + "django__django-11099#2"].status == "succeeded"
+    astropy = traces[prefix + "astropy__astropy-12907"]
+    assert astropy.status == "succeeded" and astropy.agent == "CodeActAgent/gpt-4o"
+    assert astropy.metadata["outcome_from"] == "output.swebench_eval.jsonl"
+    assert [(s.kind, s.name, s.output, s.error) for s in astropy.steps.order_by("index")] == [
+        ("user_prompt", "", None, ""),
+        ("assistant_message", "", "Run the tests.", ""),
+        ("tool_call", "terminal", "2 failed, 10 passed", "2 failed, 10 passed"),
+        ("tool_call", "file_editor", None, "Invalid path: /nowhere.py does not exist."),
+    ]
+    assert traces[prefix + "sympy__sympy-1"].status == "unknown"
+
+
+def test_a_saved_openhands_event_stream_imports_and_a_broken_one_says_where(tenant, tmp_path):
+    events = tmp_path / "conversation-7.json"
+    events.write_text(json.dumps(_openhands_v0("x")["history"]))
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=events)
+    assert result.ok and result.created == 1
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.external_id == "openhands-conversation-7-conversation-7"
+    assert trace.task == "Fix the URL validator." and trace.status == "unknown"
+    broken = tmp_path / "output.jsonl"
+    broken.write_text(json.dumps(_openhands_v0("a")) + "\n" + json.dumps(
+        {"instance_id": "b", "history": [{"id": 1, "args": {}}]}) + "\n")  # fmt: skip
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=broken)
+    assert not result.ok and "line 2, history[0]" in result.error
+    assert "neither" in result.error
+    assert Trace.objects.filter(workspace=tenant.workspace).count() == 1

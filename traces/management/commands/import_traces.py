@@ -29,8 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
         parser.add_argument(
             "--results", type=Path, default=None,
-            help="swe-agent: a SWE-bench report (a summary with resolved_ids, or a report "
-                 "keyed by instance id) with the runs' outcomes, if it is not beside them.",
+            help="swe-agent and openhands: a SWE-bench report (a summary with resolved_ids, or "
+                 "a report keyed by instance id) with the runs' outcomes, if it is not beside "
+                 "them.",
         )  # fmt: skip
         parser.add_argument(
             "--agent", default="",
