@@ -87,7 +87,7 @@ Formats (`FORMATS`):
   "metrics", "error"?}`; a folder's `output.jsonl` files), or one saved event
   stream (a JSON array of events). Both event schemas: the classic one
   (`action` with `args`, `observation` with `content`, `extras` and `cause`, the
-  id of the action it answers) and the software-agent SDK's (`kind`:
+  id of the action it answers; older output's `[action, observation]` pairs) and the software-agent SDK's (`kind`:
   MessageEvent, ActionEvent, ObservationEvent, AgentErrorEvent). Each action is
   a tool call named by its function (`tool_call_metadata.function_name`,
   `tool_name`, else the action: `run`, `edit`, …), its thought an assistant
@@ -1235,11 +1235,23 @@ def _openhands_exit_error(exit_code: Any, output: str) -> str:
 def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
     """OpenHands' event stream as `event_to_dict` writes it: actions (`action`,
     `args`) and observations (`observation`, `content`, `extras`, `cause`: the id
-    of the action they answer)."""
+    of the action they answer). Older output pairs them instead, `[action,
+    observation]` (its observations then answer the action beside them)."""
     steps: list[dict[str, Any]] = []
     calls: dict[Any, dict[str, Any]] = {}
-    for i, event in enumerate(history):
-        here = f"{where}, history[{i}]"
+    events: list[tuple[str, Any]] = []
+    for i, item in enumerate(history):
+        if isinstance(item, list) and len(item) == 2:
+            pair = (f"{where}, history[{i}][0]", item[0]), (f"{where}, history[{i}][1]", item[1])
+            if isinstance(item[0], dict) and isinstance(item[1], dict):
+                # An id of the pair's own, so the observation joins its action.
+                first = {**item[0], "id": ("pair", i)}
+                second = {**item[1], "cause": ("pair", i)}
+                pair = (pair[0][0], first), (pair[1][0], second)
+            events += pair
+        else:
+            events.append((f"{where}, history[{i}]", item))
+    for here, event in events:
         _need(path, here, event, dict, "an event object")
         stamp = _iso(_epoch(event.get("timestamp")))
         if "action" in event:

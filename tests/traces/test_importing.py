@@ -880,3 +880,27 @@ def test_a_saved_openhands_event_stream_imports_and_a_broken_one_says_where(tena
     assert not result.ok and "line 2, history[0]" in result.error
     assert "neither" in result.error
     assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
+
+
+def test_older_openhands_output_pairs_each_action_with_its_observation(tenant, tmp_path):
+    """Older OpenHands output keeps `history` as `[action, observation]` pairs, with
+    no `cause`: the observation answers the action beside it."""
+    events = _openhands_v0("django__django-1", resolved=False)
+    by_id = {e["id"]: e for e in events["history"]}
+    pairs = [[by_id[1], {"observation": "null", "content": "", "extras": {}}]]
+    for action, observation in ((3, 4), (5, 6), (9, None)):
+        answer = dict(by_id[observation]) if observation else {"observation": "null", "content": ""}
+        answer.pop("cause", None)
+        pairs.append([by_id[action], answer])
+    (tmp_path / "output.jsonl").write_text(json.dumps({**events, "history": pairs}) + "\n")
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands",
+                                path=tmp_path / "output.jsonl")  # fmt: skip
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert [(s.kind, s.name, s.error) for s in trace.steps.order_by("index")] == [
+        ("user_prompt", "", ""),
+        ("assistant_message", "", ""),
+        ("tool_call", "execute_bash", "ImportError: cannot import name 'URLValidator'"),
+        ("tool_call", "str_replace_editor", "No replacement was performed."),
+        ("tool_call", "finish", ""),
+    ]
