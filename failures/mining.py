@@ -97,7 +97,9 @@ DIAGNOSER_VERSION = (
     # 22: an undiagnosed run of an agent without successes says it had none to weigh
     #     against (it said nothing stood out against its runs)
     # 23: a call of a tool named "browse" (an imported browsing agent's page) is a read
-    "offline-23"
+    # 24: an undiagnosed run that was compared with successful runs of its task says so
+    #     (it said there was none to compare with)
+    "offline-24"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -420,8 +422,13 @@ def traces_diagnose(
                    concurrency or settings.HIVEMIND_LLM_CONCURRENCY)  # fmt: skip
     if use_batches and model is not None and failed_rows:
         _apply_batch(workspace_id, failed_rows, findings, notes, poll_seconds, model)
+    # How many successful runs of its task each failed run was compared with.
+    compared_with = {
+        row_id: sum(len(runs) for runs in by_agent.values())
+        for row_id, by_agent in same_task.items()
+    }
     with transaction.atomic():
-        _write(workspace_id, changed, findings, notes, profiles, result)
+        _write(workspace_id, changed, findings, notes, profiles, result, compared_with)
     if cascade:
         _rediagnose_same_task(workspace_id, changed, result)
     return result
@@ -491,34 +498,44 @@ def is_symptom(finding: offline.Finding) -> bool:
 
 
 def undiagnosed_reason(
-    row: TraceRow, found: list[offline.Finding], baseline: int, succeeded: int
+    row: TraceRow,
+    found: list[offline.Finding],
+    baseline: int,
+    succeeded: int,
+    same_task_runs: int = 0,
 ) -> str:
     """Why a failed run has no cause, in words a lead can act on. `baseline` is the
     agent's runs with a known outcome it was weighed against, `succeeded` how many
     of them succeeded: its errors and habits are weighed against its successes, so
-    with fewer than MIN_SUCCESSES of them nothing could stand out."""
+    with fewer than MIN_SUCCESSES of them nothing could stand out.
+    `same_task_runs`: the successful runs of its task it was compared with, call
+    by call, without a call that sets it apart."""
     symptoms = "; ".join(f.description for f in found if is_symptom(f))
     weak = [f for f in found if f.stats.get("weak")]
+    compared = (
+        f"Compared call by call with {same_task_runs} successful "
+        f"run{'s' if same_task_runs != 1 else ''} of this task: no call sets this run apart"
+        if same_task_runs
+        else "No successful run of this task to compare with, call by call"
+    )
     if weak:
-        why = "No successful run of this task to compare with, call by call."
+        why = f"{compared}."
     elif baseline < offline.MIN_SUCCESSES * 2:
         why = (
-            "No successful run of this task to compare with, call by call, and too few runs of "
-            f"this agent with a known outcome ({baseline}) to weigh its errors and habits against."
+            f"{compared}, and too few runs of this agent with a known outcome ({baseline}) "
+            "to weigh its errors and habits against."
         )
     elif succeeded < offline.MIN_SUCCESSES:
         of = "none" if not succeeded else f"only {succeeded}"
         why = (
-            "No successful run of this task to compare with, call by call, and no successes of "
-            f"this agent to weigh its errors and habits against: {of} of its "
-            f"{'latest ' if baseline >= PROFILE_RUNS else ''}{baseline} runs with a known outcome "
-            f"succeeded ({offline.MIN_SUCCESSES} are needed)."
+            f"{compared}, and no successes of this agent to weigh its errors and habits "
+            f"against: {of} of its {'latest ' if baseline >= PROFILE_RUNS else ''}{baseline} "
+            f"runs with a known outcome succeeded ({offline.MIN_SUCCESSES} are needed)."
         )
     else:
         why = (
-            "No successful run of this task to compare with, call by call, and nothing in it "
-            f"stands out against this agent's {'latest ' if baseline >= PROFILE_RUNS else ''}"
-            f"{baseline} runs with a known outcome."
+            f"{compared}, and nothing in it stands out against this agent's "
+            f"{'latest ' if baseline >= PROFILE_RUNS else ''}{baseline} runs with a known outcome."
         )
     if weak:
         first = weak[0].stats
@@ -1021,6 +1038,7 @@ def _write(
     notes: dict[int, tuple[str, str, tuple[int, int, float | None]]],
     profiles: dict[str, offline.Profile],
     result: MineResult,
+    compared_with: dict[int, int] | None = None,
 ) -> None:
     now = timezone.now()
     incident_rows: list[tuple] = []
@@ -1076,7 +1094,9 @@ def _write(
         baseline = len(profile.runs) if profile is not None else 0
         if state == DiagnosisState.UNDIAGNOSED:
             succeeded = profile.succeeded if profile is not None else 0
-            detail = detail or undiagnosed_reason(row, found, baseline, succeeded)
+            detail = detail or undiagnosed_reason(
+                row, found, baseline, succeeded, (compared_with or {}).get(row.id, 0)
+            )
         analyses.append((row.id, str(state), diagnoser, detail, tokens_in, tokens_out, cost,
                          baseline, row.content_hash, row.seen_at))  # fmt: skip
         result.diagnosed += 1

@@ -134,3 +134,24 @@ def test_a_refused_turn_is_the_agents_not_the_last_tools_and_a_symptom_when_the_
         # It sent another turn: what the run showed, not what failed it. No tool failed.
         assert incident.kind == IncidentKind.SYMPTOM
         assert incident.category == "", incident.category
+
+
+def test_an_undiagnosed_run_compared_with_successes_of_its_task_says_it_was(tenant):
+    """A failed run whose task has successful runs that made the same calls is
+    undiagnosed, and says it was compared with them (not that there were none)."""
+
+    def run(external_id: str, status: str) -> dict:
+        return trace_payload(external_id, status=status, agent="same-calls", task_key="swe:t-1",
+                             task="Fix the date parser", steps=[
+            {"kind": "tool_call", "name": "bash", "input": {"command": "pytest"}, "output": "ok"}])  # fmt: skip
+
+    ingest(tenant.workspace, [run("fine-1", "succeeded"), run("fine-2", "succeeded")])
+    ingest(tenant.workspace, [run("broken", "failed"), trace_payload(
+        "other", status="failed", agent="same-calls", task_key="swe:t-2", task="Another task",
+        steps=[{"kind": "tool_call", "name": "bash", "input": {"command": "ls"}, "output": "a"}])])  # fmt: skip
+    analysis = TraceAnalysis.objects.get(trace__external_id="broken")
+    assert analysis.state == "undiagnosed", analysis.detail
+    assert "Compared call by call with 2 successful runs of this task" in analysis.detail
+    assert "No successful run of this task" not in analysis.detail
+    other = TraceAnalysis.objects.get(trace__external_id="other")
+    assert "No successful run of this task to compare with" in other.detail
