@@ -24,8 +24,8 @@ WORKER_MODULES = (
 
 
 def warm_process(modules: tuple[str, ...] = ()) -> None:
-    """URL conf and every view module, the templates, the embedding model, and
-    `modules`. Leaves no database connection open (a forked child must not share
+    """URL conf and every view module, the templates, the embedding model, the
+    default PII policy's redactor, and `modules`. Leaves no database connection open (a forked child must not share
     one)."""
     import importlib
 
@@ -48,6 +48,15 @@ def warm_process(modules: tuple[str, ...] = ()) -> None:
         # A session on the calling thread starts no pool: safe to share across the
         # fork. With more threads, each child loads its own (warm_inference).
         get_embedder()
+    # The redactor of a workspace with the default PII policy (most workspaces) and
+    # the logs': compiling the kinds' patterns takes tens of milliseconds, which the
+    # first trace a process stored would otherwise wait for.
+    from workspaces.logredaction import log_redactor
+    from workspaces.models import PiiPolicy
+    from workspaces.redaction import redactor_for_policy
+
+    redactor_for_policy(PiiPolicy(workspace_id=0))
+    log_redactor()
     for module in modules:
         importlib.import_module(module)
     connections.close_all()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
-from workspaces.redaction import build_redactor
+from workspaces.redaction import Redactor, build_redactor
 
 URL_RE = re.compile(r"\bhttps?://[^\s)\]>'\"`]+", re.I)
 COMMAND_RE = re.compile(
@@ -34,9 +35,15 @@ def flags_for(body: str, evidence_texts: list[str]) -> list[str]:
         if command and command.lower() not in evidence:
             flags.append(f"Shell command not seen in the incidents: {command[:120]}")
     counts: Counter[str] = Counter()
-    build_redactor(enabled={"redact_secrets": True, "redact_emails": False,
-                            "redact_phone_numbers": False, "redact_credit_cards": False,
-                            "redact_ip_addresses": False}).text(body, counts)  # fmt: skip
+    _secrets_redactor().text(body, counts)
     for kind, n in sorted(counts.items()):
         flags.append(f"Looks like a credential ({kind}, {n}×)")
     return flags
+
+
+@lru_cache(maxsize=1)
+def _secrets_redactor() -> Redactor:
+    """Secrets only (compiled once: its patterns are only matched)."""
+    return build_redactor(enabled={"redact_secrets": True, "redact_emails": False,
+                                   "redact_phone_numbers": False, "redact_credit_cards": False,
+                                   "redact_ip_addresses": False})  # fmt: skip

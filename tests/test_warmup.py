@@ -18,8 +18,13 @@ def test_gunicorn_loads_the_app_in_the_master_and_warms_each_worker():
 def test_warm_process_compiles_every_template_and_leaves_no_connection_to_share(monkeypatch):
     frozen: list[bool] = []
     monkeypatch.setattr(warmup.gc, "freeze", lambda: frozen.append(True))
+    from workspaces.redaction import _compiled_redactor
+
+    _compiled_redactor.cache_clear()
     connection.ensure_connection()
     warmup.warm_process()  # raises on a template that does not compile
+    # The default policy's redactor is compiled before the first trace arrives.
+    assert _compiled_redactor.cache_info().currsize == 1
     # A forked child must open its own connection, never share the parent's.
     assert connection.connection is None or connection.connection.closed
     assert get_resolver()._populated
