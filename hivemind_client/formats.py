@@ -1400,6 +1400,11 @@ def _openhands(path: Path) -> Parsed:
     seen: dict[str, int] = {}
     for where, record in records:
         _need(path, where, record, dict, "an OpenHands instance object")
+        if not isinstance(record.get("history"), list) and isinstance(record.get("messages"), list):
+            raise FormatError(
+                path, where, 'a chat-format trajectory ("messages", as in SWE-Gym\'s OpenHands '
+                "trajectories), not OpenHands' event history: import it with --format chat-jsonl",
+            )  # fmt: skip
         history = _need(path, f"{where}: history", record.get("history"), list, "a list of events")
         v1 = any(isinstance(e, dict) and "kind" in e for e in history[:20])
         steps = (_openhands_v1 if v1 else _openhands_v0)(history, path, where)

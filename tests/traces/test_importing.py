@@ -879,6 +879,11 @@ def test_a_saved_openhands_event_stream_imports_and_a_broken_one_says_where(tena
     result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=broken)
     assert not result.ok and "line 2, history[0]" in result.error
     assert "neither" in result.error
+    # SWE-Gym's chat-format OpenHands trajectories name the format that reads them.
+    chat = tmp_path / "swe-gym.jsonl"
+    chat.write_text(json.dumps({"instance_id": "a", "resolved": True, "messages": []}) + "\n")
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=chat)
+    assert not result.ok and "--format chat-jsonl" in result.error
     assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
 
 
