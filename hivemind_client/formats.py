@@ -85,7 +85,8 @@ Formats (`FORMATS`):
 - `openhands`: OpenHands evaluation output (`output.jsonl`: one instance per
   line, `{"instance_id", "instruction", "history", "metadata", "test_result",
   "metrics", "error"?}`; a folder's `output.jsonl` files), or one saved event
-  stream (a JSON array of events). Both event schemas: the classic one
+  stream (a JSON array of events; a submission's `trajs/<instance id>.json`,
+  named by the submission and its task by the instance). Both event schemas: the classic one
   (`action` with `args`, `observation` with `content`, `extras` and `cause`, the
   id of the action it answers; older output's `[action, observation]` pairs) and the software-agent SDK's (`kind`:
   MessageEvent, ActionEvent, ObservationEvent, AgentErrorEvent). Each action is
@@ -1394,8 +1395,11 @@ def _openhands(path: Path) -> Parsed:
         records = _json_or_jsonl(path)
     evaluated = _openhands_eval_reports(path)
     # The run: the folder OpenHands wrote output.jsonl in (named by agent, model and
-    # settings); a conversation saved on its own is named by its file.
-    run = path.parent.name if path.name.startswith("output") else path.stem
+    # settings); a submission's, for its `trajs/<instance id>.json` (SWE-bench/
+    # experiments' layout); a conversation saved on its own is named by its file.
+    in_trajs = path.parent.name == "trajs"
+    run = (path.parent.name if path.name.startswith("output")
+           else path.parent.parent.name if in_trajs else path.stem)  # fmt: skip
     parsed = Parsed()
     seen: dict[str, int] = {}
     for where, record in records:
@@ -1433,7 +1437,8 @@ def _openhands(path: Path) -> Parsed:
             "external_id": f"openhands-{run or 'run'}-{instance}{attempt}"[:200],
             "agent": f"{agent_class}/{model}"[:200] if model else agent_class[:200],
             "model": model[:200], "task": task,
-            **({"task_key": f"swe:{instance}"[:200]} if record.get("instance_id") else {}),
+            **({"task_key": f"swe:{instance}"[:200]}
+               if record.get("instance_id") or in_trajs else {}),
             "status": ("succeeded" if resolved else "failed") if isinstance(resolved, bool) else "unknown",
             "started_at": _iso(min(times)) if times else None,
             "ended_at": _iso(max(times)) if times else None,
@@ -1526,7 +1531,7 @@ def parse(fmt: str, path: Path) -> Parsed:
 def files_under(paths: list[Path], fmt: str) -> list[Path]:
     """The files to import: given files, and for folders the files of that format."""
     patterns = {"claude-transcript": ["*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
-                "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl"]}.get(
+                "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"]}.get(
                     fmt, ["*.json", "*.jsonl"])  # fmt: skip
     found: list[Path] = []
     for path in paths:

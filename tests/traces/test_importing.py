@@ -909,3 +909,25 @@ def test_older_openhands_output_pairs_each_action_with_its_observation(tenant, t
         ("tool_call", "str_replace_editor", "No replacement was performed."),
         ("tool_call", "finish", ""),
     ]
+
+
+def test_openhands_trajectories_of_a_submission_are_named_by_it(tenant, tmp_path):
+    """`<submission>/trajs/<instance>.json`, each a bare event stream: two submissions'
+    runs of one instance are two runs of one task, and the submission's
+    `results/results.json` gives the outcome."""
+    for submission, resolved in (
+        ("20241029_OpenHands", ["django__django-1"]),
+        ("20250101_Other", []),
+    ):
+        (tmp_path / submission / "trajs").mkdir(parents=True)
+        (tmp_path / submission / "results").mkdir()
+        events = _openhands_v0("ignored")["history"]
+        (tmp_path / submission / "trajs" / "django__django-1.json").write_text(json.dumps(events))
+        (tmp_path / submission / "results" / "results.json").write_text(
+            json.dumps({"resolved": resolved, "no_generation": [], "no_logs": []}))  # fmt: skip
+    call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="openhands")
+    runs = dict(Trace.objects.filter(workspace=tenant.workspace)
+                .values_list("external_id", "status"))  # fmt: skip
+    assert runs == {"openhands-20241029_OpenHands-django__django-1": "succeeded",
+                    "openhands-20250101_Other-django__django-1": "failed"}  # fmt: skip
+    assert set(Trace.objects.values_list("task_key", flat=True)) == {"swe:django__django-1"}
