@@ -29,7 +29,7 @@ import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -186,23 +186,37 @@ def may_hold_pii(text: str) -> bool:
     return _MAYBE_SENSITIVE.search(text) is not None
 
 
-def _strings_in(value: Any) -> list[str]:
-    """Every string inside a JSON value, object keys included."""
-    out: list[str] = []
+def _strings_in(value: Any) -> dict[str, None]:
+    """Every string inside a JSON value, object keys included, once each (in a dict,
+    which keeps their order). Exact types: a parsed body holds no subclasses, and a
+    string missed here is only checked on its own later."""
+    out: dict[str, None] = {}
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            out.extend(key for key in item if isinstance(key, str))
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        kind = type(item)
+        if kind is str:
+            out[item] = None
+        elif kind is dict:
+            for key, child in item.items():
+                if type(key) is str:
+                    out[key] = None
+                child_kind = type(child)
+                if child_kind is str:
+                    out[child] = None
+                elif child_kind is dict or child_kind is list:
+                    stack.append(child)
+        elif kind is list:
+            for child in item:
+                child_kind = type(child)
+                if child_kind is str:
+                    out[child] = None
+                elif child_kind is dict or child_kind is list:
+                    stack.append(child)
     return out
 
 
-def _screen(strings: list[str]) -> dict[str, bool]:
+def _screen(strings: Iterable[str]) -> dict[str, bool]:
     """The pre-check's answer for each string, from one scan of them all joined by
     newlines (UTF-8 bytes: no offset decoding). No alternative of the pre-check
     matches a newline, so a match lies within one string; after it the scan
