@@ -181,7 +181,9 @@ def _run_context(
         "previous_url": _run_url(workspace.slug, previous, filters) if previous else "",
         "next_url": _run_url(workspace.slug, following, filters) if following else "",
         "position": position, "total": total, "categories": cats,
-        "focus_step": diagnosed[0] if diagnosed else (rows[-1]["step"].index if rows else -1),
+        # Nothing points at a step: none is chosen for the lead (the last one was,
+        # and a label is the loop's most trusted evidence).
+        "focus_step": diagnosed[0] if diagnosed else None,
         "labels": list(labels.labels_of_trace(workspace=workspace, trace=trace)),
         "twin": twin, "twin_calls": twin_calls, "last_label": last_label,
         "skip_reasons": SkipReason.choices, "whole_run": TRACE_LEVEL_INDEX,

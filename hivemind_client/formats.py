@@ -1528,11 +1528,23 @@ def parse(fmt: str, path: Path) -> Parsed:
     return parsed
 
 
+def folder_patterns(fmt: str) -> list[str]:
+    """The names a folder import looks for, at any depth, for `fmt`."""
+    return {"claude-transcript": ["*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
+            "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"]}.get(
+                fmt, ["*.json", "*.jsonl"])  # fmt: skip
+
+
+def no_files_message(fmt: str) -> str:
+    """What to tell a person whose paths held nothing to import."""
+    names = " or ".join(folder_patterns(fmt))
+    return (f"No files to import under the paths given: a folder is searched for {names} "
+            f"files (--format {fmt}); name a file to import it whatever its name.")  # fmt: skip
+
+
 def files_under(paths: list[Path], fmt: str) -> list[Path]:
     """The files to import: given files, and for folders the files of that format."""
-    patterns = {"claude-transcript": ["*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
-                "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"]}.get(
-                    fmt, ["*.json", "*.jsonl"])  # fmt: skip
+    patterns = folder_patterns(fmt)
     found: list[Path] = []
     for path in paths:
         if path.is_dir():

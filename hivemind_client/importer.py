@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .formats import FormatError, files_under, give_outcome, parse
+from .formats import FormatError, files_under, give_outcome, no_files_message, parse
 
 BATCH = 200
 
@@ -116,7 +116,7 @@ def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "", statu
         return max((replay(path, url=url, key=key) for path in paths), default=0)
     files = files_under(paths, fmt)
     if not files:
-        print("hivemind: no files to import under the paths given.", file=sys.stderr)
+        print(f"hivemind: {no_files_message(fmt)}", file=sys.stderr)
         return 2
     failed = 0
     for number, path in enumerate(files, start=1):

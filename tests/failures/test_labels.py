@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from failures import labels, propagation
 from failures.mining import incidents_mine
 from failures.models import (
+    NOT_CAUSES,
     CandidateState,
     FailureMode,
     Incident,
+    IncidentKind,
     LabelCandidate,
     RunLabel,
     TraceAnalysis,
@@ -478,3 +482,32 @@ def test_runs_like_a_mode_skip_a_label_whose_step_is_gone(tenant, runs):
     LabelCandidate.objects.all().delete()
     assert propagation.propagate_to_runs(workspace_id=tenant.workspace.pk, trace_ids=among) > 0
     assert LabelCandidate.objects.filter(label=first).exists()
+
+
+def test_the_review_page_chooses_a_step_only_when_the_diagnosis_points_at_one(tenant):
+    """A run nothing points into opens with no step chosen (the last one was, an
+    anchor for the loop's most trusted evidence); saving without one is refused
+    with the reason. A run with a cause opens at the cause's step."""
+    quiet = trace_payload("t-quiet", agent="research-agent", task="Find the paper", steps=[
+        {"kind": "assistant_message", "output": "Searching for it."},
+        {"kind": "assistant_message", "output": "The answer is 7."},
+    ])  # fmt: skip
+    ingest(workspace=tenant.workspace, items=[quiet])
+    trace = Trace.objects.get(external_id="t-quiet")
+    assert not Incident.objects.filter(trace=trace).exclude(kind__in=NOT_CAUSES).exists()
+    url = reverse("review_run", args=[tenant.workspace.slug, trace.pk])
+    lead = tenant.client_for(tenant.lead)
+    html = lead.get(url).content.decode()
+    assert re.search(r'<option value="" selected>Choose a step', html)
+    assert "rstep-current" not in html and not re.search(r'<option value="\d+" selected', html)
+    posted = lead.post(url, {"step": "", "category": "reasoning.wrong_conclusion",
+                             "sentence": "Answered without finding the paper"})  # fmt: skip
+    assert "Choose the step that went wrong" in posted.content.decode()
+    assert not RunLabel.objects.filter(trace=trace).exists()
+    Incident.objects.create(workspace=tenant.workspace, trace=trace, step_index=1,
+                            kind=IncidentKind.DIAGNOSIS, source="offline",
+                            description="Answered without a source", signature="answered",
+                            occurred_at=trace.started_at)  # fmt: skip
+    html = lead.get(url).content.decode()
+    assert re.search(r'<option value="1" selected>', html)
+    assert not re.search(r'<option value="" selected>', html)

@@ -931,3 +931,22 @@ def test_openhands_trajectories_of_a_submission_are_named_by_it(tenant, tmp_path
     assert runs == {"openhands-20241029_OpenHands-django__django-1": "succeeded",
                     "openhands-20250101_Other-django__django-1": "failed"}  # fmt: skip
     assert set(Trace.objects.values_list("task_key", flat=True)) == {"swe:django__django-1"}
+
+
+def test_a_folder_with_nothing_of_its_format_says_what_was_looked_for(tenant, tmp_path, capsys):
+    """A folder holding no file of the format's names (a transcript saved as
+    `chat.json`) is refused with the names looked for and how to import it anyway,
+    by the command and by the client (which sends nothing)."""
+    from django.core.management.base import CommandError
+
+    from hivemind_client.importer import main as client_import
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "chat.json").write_text("[]")
+    with pytest.raises(CommandError, match=r"searched for \*\.jsonl files \(--format claude-"):
+        call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug,
+                     fmt="claude-transcript")  # fmt: skip
+    assert client_import("http://127.0.0.1:9", "hm_unused", "openhands", [tmp_path]) == 2
+    assert "searched for output.jsonl or trajs/*.json files (--format openhands); name a file" in (
+        capsys.readouterr().err
+    )

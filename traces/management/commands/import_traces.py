@@ -9,7 +9,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from hivemind_client.formats import FORMATS, GIVEN_STATUSES, OUTCOME_SOURCES, files_under
+from hivemind_client.formats import (
+    FORMATS,
+    GIVEN_STATUSES,
+    OUTCOME_SOURCES,
+    files_under,
+    no_files_message,
+)
 from traces.importing import traces_import_file, traces_import_hook_logs
 from workspaces.models import Workspace
 
@@ -57,7 +63,7 @@ class Command(BaseCommand):
             )
         files = files_under(options["paths"], options["fmt"])
         if not files:
-            raise CommandError("No files to import under the paths given.")
+            raise CommandError(no_files_message(options["fmt"]))
         failed = 0
         totals = [0, 0, 0, 0]
         agents: dict[str, int] = {}
