@@ -230,6 +230,19 @@ def _need(path: Path, where: str, value: Any, kind: type, what: str) -> Any:
     return value
 
 
+def _items(path: Path, where: str, value: Any, what: str) -> list[Any]:
+    """An optional list: absent (None) is empty; any other value that is no list is
+    refused, naming the field."""
+    return [] if value is None else _need(path, where, value, list, f"{what}, a list")
+
+
+def _id(value: Any) -> str | int | tuple[Any, ...] | None:
+    """An id that joins one event to another: a string or a number (or a pair's own
+    id, a tuple, which no JSON holds), else none."""
+    ok = isinstance(value, str | int | tuple) and not isinstance(value, bool)
+    return value if ok else None
+
+
 # --- chat messages (OpenAI and Anthropic shapes) ------------------------------
 
 
@@ -277,7 +290,7 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
             if text:
                 steps.append({"kind": "user_prompt", "input": text})
             # A simulated user's own tool calls (tau2 telecom: the phone) are user.<tool>.
-            for call in message.get("tool_calls") or []:
+            for call in _items(path, here, message.get("tool_calls"), '"tool_calls"'):
                 _need(path, here, call, dict, "a tool call object")
                 step = {"kind": "tool_call", "name": f"user.{call.get('name') or ''}"[:200],
                         "input": _args(call.get("arguments"))}  # fmt: skip
@@ -290,7 +303,7 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
         # tau2's `errors` are the harness's refusals of this turn's earlier attempts
         # ("You sent a message with both text content and tool calls"): they came
         # before the turn that was kept, and are the agent's, not a tool's.
-        for error in message.get("errors") or []:
+        for error in _items(path, here, message.get("errors"), '"errors"'):
             steps.append({"kind": "error", "error": _text(error, 10_000)})
         text = (
             _text([b for b in blocks if isinstance(b, dict) and b.get("type") == "text"])
@@ -304,7 +317,7 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
             for b in blocks or []
             if isinstance(b, dict) and b.get("type") == "tool_use"
         ]
-        for call in message.get("tool_calls") or []:
+        for call in _items(path, here, message.get("tool_calls"), '"tool_calls"'):
             _need(path, here, call, dict, "a tool call object")
             function = call.get("function") if isinstance(call.get("function"), dict) else call
             calls.append((call.get("id"), function.get("name"), _args(function.get("arguments"))))
@@ -331,7 +344,8 @@ def _chat_jsonl(path: Path) -> Parsed:
             if isinstance(resolved, bool)
             else _status(reward)
         )
-        if status not in {"succeeded", "failed", "unknown", "running"}:
+        if not isinstance(status, str) or status not in {"succeeded", "failed", "unknown",
+                                                        "running"}:  # fmt: skip
             raise FormatError(path, where, f"unknown status {status!r}")
         task_key = next((str(record[k]) for k in ("task_key", "task_id", "instance_id")
                          if isinstance(record.get(k), str | int)
@@ -406,11 +420,11 @@ def _tau2_bench(path: Path) -> Parsed:
     data = _need(path, "top level", _read_json(path), dict, "an object with simulations")
     sims = _need(path, "simulations", data.get("simulations"), list, '"simulations", a list')
     info = _obj(data.get("info"))
-    agent_llm = (info.get("agent_info") or {}).get("llm") or "agent"
-    domain = (info.get("environment_info") or {}).get("domain_name") or "tau2"
+    agent_llm = _obj(info.get("agent_info")).get("llm") or "agent"
+    domain = _obj(info.get("environment_info")).get("domain_name") or "tau2"
     # The written policy the agent was given (part of its system prompt): what policy
     # checks draft rules from (failures/policy.py).
-    policy = (info.get("environment_info") or {}).get("policy")
+    policy = _obj(info.get("environment_info")).get("policy")
     parsed = Parsed()
     for position, sim in enumerate(sims):
         where = f"simulations[{position}]"
@@ -568,9 +582,9 @@ def _intercode(path: Path) -> Parsed:
         _need(path, where, episode, dict, "an episode object")
         history = _need(path, where, episode.get("turn_history"), dict, '"turn_history"')
         actions = _need(path, where, history.get("actions"), list, '"turn_history.actions"')
-        observations = history.get("observations") or []
-        valid = history.get("valid_action") or []
-        thoughts = history.get("thoughts") or []
+        observations = _items(path, where, history.get("observations"), '"observations"')
+        valid = _items(path, where, history.get("valid_action"), '"valid_action"')
+        thoughts = _items(path, where, history.get("thoughts"), '"thoughts"')
         tool = str(episode.get("environment") or "ic").removeprefix("ic_")
         steps: list[dict[str, Any]] = [
             {"kind": "user_prompt", "input": _text(episode.get("query"))}
@@ -673,7 +687,7 @@ def _swe_agent(path: Path) -> Parsed:
     instance = path.name.removesuffix(".json").removesuffix(".traj")
     steps: list[dict[str, Any]] = []
     if isinstance(data.get("trajectory"), list):  # SWE-agent
-        history = data.get("history") or []
+        history = _items(path, "history", data.get("history"), '"history"')
         task = next(
             (_text(m.get("content")) for m in history
              if isinstance(m, dict) and m.get("role") == "user"), "")  # fmt: skip
@@ -878,7 +892,7 @@ def _claude_transcript(path: Path) -> Parsed:
     for where, entry in _json_or_jsonl(path):
         _need(path, where, entry, dict, "a transcript entry")
         kind = entry.get("type")
-        if kind not in {"user", "assistant"}:
+        if not isinstance(kind, str) or kind not in {"user", "assistant"}:
             continue  # hook notices, snapshots, summaries
         session_id = str(entry.get("sessionId") or path.stem)
         # A subagent's entries (its own file, or inline in older versions) carry
@@ -944,7 +958,8 @@ def _claude_transcript(path: Path) -> Parsed:
                 if block.get("is_error"):
                     result_of["error"] = output or "tool reported an error"
         text = _text(content) if isinstance(content, str) else _text(
-            [b for b in content or [] if isinstance(b, dict) and b.get("type") == "text"])  # fmt: skip
+            [b for b in _items(path, where, content, '"content"')
+             if isinstance(b, dict) and b.get("type") == "text"])  # fmt: skip
         if text:
             trace["steps"].append({"kind": "user_prompt", "input": text, "started_at": stamp})
             if not trace["task"] and not text.startswith(("<", "[Request interrupted")):
@@ -1002,18 +1017,27 @@ def _iso_seconds(value: Any) -> float | None:
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
+# Seconds since the epoch of 0001-01-02 and 9999-12-30: a time outside is no time
+# (a datetime cannot hold it, in any zone).
+_EPOCH_RANGE = (-62135510400.0, 253402128000.0)
+
+
 def _epoch(value: Any) -> float | None:
-    """A timestamp (ISO 8601, or nanoseconds/seconds since the epoch) as seconds."""
+    """A timestamp (ISO 8601, or nanoseconds/seconds since the epoch) as seconds;
+    None for anything else, or for a time no calendar date holds."""
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return value / 1e9 if value > 1e14 else float(value)
-    if isinstance(value, str) and value:
+        seconds = value / 1e9 if value > 1e14 else float(value)
+    elif isinstance(value, str) and value:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
         # A time without a zone is UTC, as the server reads one (not this machine's zone).
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    return None
+        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if seconds is None or not _EPOCH_RANGE[0] < seconds < _EPOCH_RANGE[1]:
+        return None
+    return seconds
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -1164,7 +1188,7 @@ def _openinference(path: Path) -> Parsed:
         task = ""
         for row in roots + rows:
             value = row["input"]
-            if row["_attrs"].get("openinference.span.kind", "").upper() == "AGENT" and value:
+            if str(row["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT" and value:
                 task = _text(obj(value).get("task") if isinstance(value, dict) else value, 100_000)
                 if task:
                     break
@@ -1277,7 +1301,7 @@ def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, 
             step = {"kind": "tool_call", "name": name, "started_at": stamp,
                     "input": {k: v for k, v in args.items() if k != "thought"}}  # fmt: skip
             steps.append(step)
-            if event.get("id") is not None:
+            if _id(event.get("id")) is not None:
                 calls[event["id"]] = step
             continue
         if "observation" not in event:
@@ -1293,7 +1317,8 @@ def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, 
             if observation == "error"
             else _openhands_exit_error(exit_code, output)
         )
-        call = calls.pop(event.get("cause"), None) if event.get("cause") is not None else None
+        cause = _id(event.get("cause"))
+        call = calls.pop(cause, None) if cause is not None else None
         if call is None:
             call = {"kind": "error" if observation == "error" else "tool_result",
                     "name": observation[:200], "started_at": stamp}  # fmt: skip
@@ -1520,6 +1545,16 @@ def parse(fmt: str, path: Path) -> Parsed:
         parsed = FORMATS[fmt](path)
     except RecursionError:
         raise FormatError(path, "top level", "JSON nested too deeply") from None
+    except FormatError:
+        raise
+    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+        # A field of a type or range the reader did not check for (an id that is a
+        # list, a time in the year 40,000): the file is refused like any other
+        # malformed one, with what Python said, and the rest of an import goes on.
+        raise FormatError(
+            path, "file", f"a value of a type or range that --format {fmt} does not read "
+            f"({type(exc).__name__}: {exc}); is it a {fmt} file?",
+        ) from exc  # fmt: skip
     if not parsed.traces and not parsed.hook_payloads:
         raise FormatError(
             path, "file", f"no {fmt} trace found in this file; is it a {fmt} file? "
