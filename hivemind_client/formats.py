@@ -236,6 +236,12 @@ def _items(path: Path, where: str, value: Any, what: str) -> list[Any]:
     return [] if value is None else _need(path, where, value, list, f"{what}, a list")
 
 
+def _list(value: Any) -> list[Any]:
+    """An optional extra (checks, events) that is a list, else none: such fields
+    never decide whether a file is of its format."""
+    return value if isinstance(value, list) else []
+
+
 def _id(value: Any) -> str | int | tuple[Any, ...] | None:
     """An id that joins one event to another: a string or a number (or a pair's own
     id, a tuple, which no JSON holds), else none."""
@@ -549,17 +555,17 @@ def tau2_checks(reward_info: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(db, dict) and isinstance(db.get("db_match"), bool):
         checks.append({"name": "db_match", "passed": db["db_match"],
                        "detail": "" if db["db_match"] else "the database did not end as expected"})  # fmt: skip
-    for item in reward_info.get("env_assertions") or []:
+    for item in _list(reward_info.get("env_assertions")):
         if isinstance(item, dict) and isinstance(item.get("met"), bool):
             spec = _obj(item.get("env_assertion"))
             name = f"env_assertion: {spec.get('func_name') or '?'}"
             checks.append({"name": name[:200], "passed": item["met"],
                            "detail": _text(spec.get("arguments"), 2000)})  # fmt: skip
-    for item in reward_info.get("communicate_checks") or []:
+    for item in _list(reward_info.get("communicate_checks")):
         if isinstance(item, dict) and isinstance(item.get("met"), bool):
             checks.append({"name": f"communicate: {_text(item.get('info'), 150)}"[:200],
                            "passed": item["met"], "detail": ""})  # fmt: skip
-    for item in reward_info.get("nl_assertions") or []:
+    for item in _list(reward_info.get("nl_assertions")):
         if isinstance(item, dict) and isinstance(item.get("met"), bool):
             checks.append({"name": f"nl_assertion: {_text(item.get('nl_assertion'), 150)}"[:200],
                            "passed": item["met"], "detail": _text(item.get("justification"), 2000)})  # fmt: skip
@@ -837,7 +843,7 @@ def _test_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         for passed, key in ((True, "success"), (False, "failure")):
             if passed and not every:
                 continue  # thousands of tests that kept passing say nothing
-            for test in results.get(key) or []:
+            for test in _list(results.get(key)):
                 checks.append({"name": f"{group}: {_text(test, 180)}"[:200], "passed": passed,
                                "detail": ""})  # fmt: skip
     return checks[:500]
@@ -872,7 +878,7 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
                            "input": {"command": command}}  # fmt: skip
                 steps.append(pending)
             continue
-        if pending is not None and role in {"user", "tool"}:
+        if pending is not None and isinstance(role, str) and role in {"user", "tool"}:
             pending["output"] = text
             code = re.search(r"<returncode>(-?\d+)</returncode>", text)
             if code and code.group(1) != "0":
@@ -936,8 +942,8 @@ def _claude_transcript(path: Path) -> Parsed:
                 elif block.get("type") == "tool_use":
                     step = {"kind": "tool_call", "name": str(block.get("name") or "")[:200],
                             "input": block.get("input"), "started_at": stamp}  # fmt: skip
-                    if usage.get("output_tokens"):
-                        step["tokens"] = int(usage["output_tokens"])
+                    if tokens := _count(usage.get("output_tokens")):
+                        step["tokens"] = tokens
                     trace["steps"].append(step)
                     calls[str(block.get("id"))] = step
                     if block.get("id"):
@@ -1060,7 +1066,7 @@ def _flat_attributes(value: Any, prefix: str = "") -> dict[str, Any]:
 def _span_error(span: dict[str, Any]) -> str:
     """Exception events, else the span's error status and its message."""
     messages = []
-    for event in [*(span.get("events") or []), *(span.get("logs") or [])]:
+    for event in [*_list(span.get("events")), *_list(span.get("logs"))]:
         event = obj(event)
         if str(event.get("name") or event.get("event_name") or "").lower() != "exception":
             continue
@@ -1361,12 +1367,14 @@ def _openhands_v1(history: list[Any], path: Path, where: str) -> list[dict[str, 
                     "name": str(event.get("tool_name") or action.get("kind") or "action")[:200],
                     "input": {k: v for k, v in action.items() if k != "kind"}}  # fmt: skip
             steps.append(step)
-            for key in (event.get("tool_call_id"), event.get("id")):
+            for key in (_id(event.get("tool_call_id")), _id(event.get("id"))):
                 if key is not None:
                     calls[key] = step
             continue
         if kind in ("ObservationEvent", "AgentErrorEvent", "UserRejectObservation"):
-            call = calls.get(event.get("tool_call_id")) or calls.get(event.get("action_id"))
+            call = calls.get(_id(event.get("tool_call_id"))) or calls.get(
+                _id(event.get("action_id"))
+            )
             if kind == "ObservationEvent":
                 observation = _obj(event.get("observation"))
                 output = _text(observation.get("content"))
@@ -1553,11 +1561,11 @@ def parse(fmt: str, path: Path) -> Parsed:
         # malformed one, with what Python said, and the rest of an import goes on.
         raise FormatError(
             path, "file", f"a value of a type or range that --format {fmt} does not read "
-            f"({type(exc).__name__}: {exc}); is it a {fmt} file?",
+            f"({type(exc).__name__}: {exc}); is the file in the {fmt} format?",
         ) from exc  # fmt: skip
     if not parsed.traces and not parsed.hook_payloads:
         raise FormatError(
-            path, "file", f"no {fmt} trace found in this file; is it a {fmt} file? "
+            path, "file", f"no {fmt} trace found in this file; is it in the {fmt} format? "
             "(--format names the format)",
         )  # fmt: skip
     return parsed

@@ -1028,8 +1028,9 @@ def test_what_no_reader_checked_for_is_a_per_file_error_and_the_folder_goes_on(
 
 
 def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path):
-    """A fixed-seed fuzz: 60 mutations of each format's sample (values swapped for
-    others of every JSON type, keys deleted). Each file is read or refused with a
+    """A fixed-seed fuzz: 80 mutations of each format's sample and of the richer
+    OpenHands and mini-swe-agent ones (values swapped for others of every JSON
+    type, keys deleted). Each file is read or refused with a
     FormatError from a reader's own check, never by the net or a traceback."""
     import copy
     import random
@@ -1048,10 +1049,13 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
             found += places(child, (*at, key))
         return found
 
-    for fmt, sample in sorted(FORMAT_SAMPLES.items()):
-        for _ in range(60):
+    richer = [("openhands", _openhands_v0("django__django-1", resolved=False)),
+              ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj())]  # fmt: skip
+    for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
+        spots = places(sample)[1:]
+        for _ in range(80):
             data = copy.deepcopy(sample)
-            for at in rng.sample(places(data)[1:], k=2):
+            for at in rng.sample(spots, k=min(len(spots), rng.randint(1, 6))):
                 parent = data
                 try:
                     for key in at[:-1]:
