@@ -102,6 +102,24 @@ Formats (`FORMATS`):
   instance run again in the same file); a run that ended on an error keeps it
   in `metadata.error`.
 
+- `codex-rollout`: a Codex CLI session, one run per file
+  (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`; a folder's `rollout-*.jsonl`).
+  Each line is `{"timestamp", "type", "payload"}` (older rollouts: the item with
+  no envelope). Of `response_item` lines: a user message is a prompt (the first
+  the task; the AGENTS.md, environment and permission notes Codex adds are left
+  out), an assistant message a message, `function_call`, `custom_tool_call`
+  (`apply_patch`), `local_shell_call` and `web_search_call` tool calls named by
+  the tool, their `*_output` the output (`{"output", "metadata": {"exit_code"}}`,
+  or text whose "Exit code: N" / "Process exited with code N" header gives the
+  code), a non-zero exit code the error. Of `event_msg` lines: the shell's own
+  result (`exec_command_end`: its output and exit code win over the output's
+  copy), a patch that did not apply, an `error` (an error step), and an aborted
+  turn (its calls with no result fail with that reason). Reasoning, token counts
+  and the display copies of messages are not read. The model is the turn's; the
+  external id `codex-<session id>`, the one Codex hooks give the session, so a
+  rollout of a session its hooks captured completes that trace. A session has
+  no outcome: unknown unless `--status` gives one.
+
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
 """
@@ -982,6 +1000,158 @@ def _claude_transcript(path: Path) -> Parsed:
     return Parsed(traces=traces)
 
 
+# --- Codex rollouts ------------------------------------------------------------
+
+# What Codex puts in a user message that the person did not type: the project's
+# AGENTS.md, the environment and permission notes.
+_CODEX_SCAFFOLD = re.compile(
+    r"\s*(<environment_context>|<user_instructions>|<permissions instructions>|<INSTRUCTIONS>"
+    r"|# AGENTS\.md instructions)"
+)
+# A shell result as Codex words it for the model: "Exit code: 1" (shell_command),
+# "Process exited with code 1" (exec_command).
+_CODEX_EXIT = re.compile(r"^(?:Exit code:|Process exited with code) (-?\d+)\s*$", re.M)
+_CODEX_CALLS = {"function_call", "custom_tool_call", "local_shell_call", "web_search_call"}
+_CODEX_RESULTS = {"function_call_output", "custom_tool_call_output"}
+
+
+def _codex_result(output: Any) -> tuple[str, int | None]:
+    """A call's result text and exit code: a JSON text `{"output", "metadata":
+    {"exit_code"}}` (older shells, apply_patch), or the text Codex gives the model,
+    whose header may state the exit code."""
+    if isinstance(output, dict):  # content items, as some versions store them
+        output = output.get("content", output)
+    parsed = _args(output) if isinstance(output, str) and output.startswith("{") else None
+    if isinstance(parsed, dict) and "output" in parsed:
+        code = _obj(parsed.get("metadata")).get("exit_code")
+        return _text(parsed.get("output")), code if type(code) is int else None
+    text = _text(output)
+    found = _CODEX_EXIT.search(text[:2_000])
+    return text, int(found.group(1)) if found else None
+
+
+def _codex_rollout(path: Path) -> Parsed:
+    """A Codex CLI session (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`): one run.
+    Its `response_item` lines are what the model saw (messages, calls, results);
+    of its `event_msg` lines only the shell's own result (`exec_command_end`), a
+    patch's, an error and an aborted turn are read. A session has no outcome."""
+    session = path.stem.removeprefix("rollout-")
+    trace: dict[str, Any] = {
+        "agent": "codex", "task": "", "status": "unknown", "steps": [], "model": "",
+        "started_at": None, "metadata": {"transcript": True, "tool_use_ids": {}},
+    }  # fmt: skip
+    steps: list[dict[str, Any]] = trace["steps"]
+    calls: dict[str, dict[str, Any]] = {}
+    pending: list[dict[str, Any]] = []  # calls of this turn with no result yet
+    seen = False
+    for where, line in _json_or_jsonl(path):
+        _need(path, where, line, dict, "a rollout line (an object)")
+        kind, payload = line.get("type"), line.get("payload")
+        if not isinstance(payload, dict):  # older rollouts: the item itself, no envelope
+            kind, payload = ("session_meta" if "id" in line and "type" not in line else
+                             "response_item"), line  # fmt: skip
+        stamp = line.get("timestamp") or payload.get("timestamp")
+        if kind == "session_meta":
+            seen = True
+            session = str(payload.get("id") or session)
+            trace["started_at"] = trace["started_at"] or payload.get("timestamp") or stamp
+            meta = {k: payload[k] for k in ("cwd", "cli_version", "originator", "model_provider")
+                    if isinstance(payload.get(k), str)}  # fmt: skip
+            if branch := _obj(payload.get("git")).get("branch"):
+                meta["git_branch"] = str(branch)[:200]
+            trace["metadata"].update(meta)
+            if isinstance(payload.get("model"), str):
+                trace["model"] = payload["model"][:200]
+            continue
+        if kind == "turn_context":
+            seen = True
+            if isinstance(payload.get("model"), str) and payload["model"]:
+                trace["model"] = payload["model"][:200]
+            continue
+        item = str(payload.get("type") or "")
+        if kind == "event_msg":
+            seen = True
+            call = calls.get(str(_id(payload.get("call_id"))))
+            if item == "exec_command_end" and call is not None:  # the shell's own result
+                code = payload.get("exit_code")
+                call["output"] = _text(
+                    payload.get("aggregated_output")
+                    or payload.get("formatted_output")
+                    or payload.get("stdout")
+                )
+                call.pop("error", None)
+                pending = [c for c in pending if c is not call]
+                if isinstance(code, int) and code != 0:
+                    call["error"] = (
+                        _text(payload.get("stderr")) or call["output"] or f"exit code {code}"
+                    )
+            elif item == "patch_apply_end" and call is not None and payload.get("success") is False:
+                call["error"] = _text(payload.get("stderr")) or "the patch did not apply"
+            elif item in ("error", "stream_error"):
+                steps.append({"kind": "error", "error": _text(payload.get("message"), 10_000)
+                              or "Codex reported an error", "started_at": stamp})  # fmt: skip
+            elif item == "turn_aborted":
+                reason = str(payload.get("reason") or "aborted")
+                for open_call in pending:
+                    open_call["error"] = (
+                        f"No result: the turn was {reason} before the call returned."
+                    )
+                pending = []
+            elif item == "task_complete":
+                pending = []
+            continue
+        if kind != "response_item":
+            continue  # compacted history, world state, and kinds newer than this reader
+        seen = seen or item in _CODEX_CALLS | _CODEX_RESULTS | {"message"}
+        if item == "message":
+            role = payload.get("role")
+            blocks = [b for b in _items(path, where, payload.get("content"), '"content"')
+                      if isinstance(b, dict) and b.get("type") in ("input_text", "output_text")]  # fmt: skip
+            text = _text(blocks)
+            if not text or role not in ("user", "assistant"):
+                continue  # developer and system notes
+            if role == "assistant":
+                steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+            elif not _CODEX_SCAFFOLD.match(text):
+                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
+                trace["task"] = trace["task"] or text[:100_000]
+        elif item in _CODEX_CALLS:
+            if item == "custom_tool_call":
+                arguments: Any = {"input": _text(payload.get("input"))}
+            elif item in ("local_shell_call", "web_search_call"):
+                arguments = _obj(payload.get("action"))
+            else:
+                arguments = _args(payload.get("arguments"))
+            name = str(payload.get("name") or item.removesuffix("_call"))[:200]
+            step = {"kind": "tool_call", "name": name, "input": arguments, "started_at": stamp}
+            steps.append(step)
+            call_id = _id(payload.get("call_id"))
+            if call_id is not None:
+                calls[str(call_id)] = step
+                pending.append(step)
+                # Lets a trace its hooks built take this rollout in (merge).
+                trace["metadata"]["tool_use_ids"][str(len(steps) - 1)] = str(call_id)[:200]
+        elif item in _CODEX_RESULTS:
+            call = calls.get(str(_id(payload.get("call_id"))))
+            if call is None:
+                continue
+            pending = [c for c in pending if c is not call]
+            if "output" in call:
+                continue  # the shell's own result (exec_command_end) came first
+            output, code = _codex_result(payload.get("output"))
+            call["output"] = output
+            if code is not None and code != 0:
+                call["error"] = output or f"exit code {code}"
+        trace["ended_at"] = stamp
+    if not seen:
+        return Parsed()
+    trace["external_id"] = f"codex-{session}"[:200]
+    trace["session_id"] = session[:200]
+    trace["started_at"] = trace["started_at"] or next(
+        (s.get("started_at") for s in steps if s.get("started_at")), None)  # fmt: skip
+    return Parsed(traces=[trace] if steps else [])
+
+
 def spawning_call(steps: list[dict[str, Any]], agent: str, started: Any) -> int | None:
     """The position of the Task/Agent call that started a subagent: the one whose
     result names its agentId, else the last one before the subagent's first entry."""
@@ -1493,6 +1663,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "swe-agent": _swe_agent,
     "claude-transcript": _claude_transcript,
     "claude-hooks": _claude_hooks,
+    "codex-rollout": _codex_rollout,
     "ag2-chat": _ag2_chat,
     "openinference-json": _openinference,
     "openhands": _openhands,
@@ -1515,6 +1686,8 @@ OUTCOME_SOURCES: dict[str, str] = {
                  "else failed if not submitted",
     "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
+    "codex-rollout": "none in the file (give one with --status, or send outcomes with the "
+                     "outcome API or MCP)",
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
@@ -1573,7 +1746,7 @@ def parse(fmt: str, path: Path) -> Parsed:
 
 def folder_patterns(fmt: str) -> list[str]:
     """The names a folder import looks for, at any depth, for `fmt`."""
-    return {"claude-transcript": ["*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
+    return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"]}.get(
                 fmt, ["*.json", "*.jsonl"])  # fmt: skip
 

@@ -150,7 +150,7 @@ def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 # (where an outcome came from is shown beside the status).
 INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "outcome_from", "subagents",
                      "task_from_folder", "propagated_errors", "turn_failed",
-                     "inferred_status"}  # fmt: skip
+                     "inferred_status", "transcript", "tool_use_ids", "import_digest"}  # fmt: skip
 
 
 @require_GET

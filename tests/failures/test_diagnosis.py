@@ -96,6 +96,15 @@ FORMAT_SAMPLES = {
         {"id": 2, "timestamp": "2025-03-19T16:40:48", "source": "agent", "observation": "run", "cause": 1,
          "content": "HTTP/1.1 502 Bad Gateway", "extras": {"metadata": {"exit_code": 0}}}],
         "test_result": {"report": {"resolved": False}}},
+    "codex-rollout": [
+        {"timestamp": "2026-11-20T10:00:00Z", "type": "session_meta", "payload": {"id": "cx1"}},
+        {"timestamp": "2026-11-20T10:00:01Z", "type": "response_item", "payload": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "deploy"}]}},
+        {"timestamp": "2026-11-20T10:00:02Z", "type": "response_item", "payload": {
+            "type": "function_call", "name": "shell_command", "call_id": "c1",
+            "arguments": "{\"command\": \"./deploy prod\"}"}},
+        {"timestamp": "2026-11-20T10:00:03Z", "type": "response_item", "payload": {
+            "type": "function_call_output", "call_id": "c1", "output": "HTTP/1.1 502 Bad Gateway"}}],
 }  # fmt: skip
 
 

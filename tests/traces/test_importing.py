@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.failures.test_diagnosis import FORMAT_SAMPLES
+from traces.claude_code import hook_ingest
 from traces.importing import traces_import_file
 from traces.models import Step, Trace
 
@@ -1050,7 +1051,8 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
         return found
 
     richer = [("openhands", _openhands_v0("django__django-1", resolved=False)),
-              ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj())]  # fmt: skip
+              ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()),
+              ("codex-rollout", _codex_rollout(aborted=True))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):
@@ -1071,3 +1073,155 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
                 parse(fmt, path)
             except FormatError as exc:
                 assert "does not read (" not in str(exc), (fmt, json.dumps(data), str(exc))
+
+
+# --- Codex rollouts -------------------------------------------------------------
+
+CODEX_SESSION = "0199a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
+
+
+def _codex_line(second: int, kind: str, payload: dict) -> dict:
+    return {"timestamp": f"2026-11-20T10:00:{second:02d}.000Z", "type": kind, "payload": payload}
+
+
+def _codex_message(second: int, role: str, text: str) -> dict:
+    block = "input_text" if role == "user" else "output_text"
+    return _codex_line(second, "response_item", {"type": "message", "role": role,
+                                                 "content": [{"type": block, "text": text}]})  # fmt: skip
+
+
+def _codex_rollout(*, aborted: bool = False) -> list[dict]:
+    """A Codex CLI session as its rollout file holds it: the session's header, the
+    notes Codex adds to the first user message, a shell call whose tests fail
+    (the shell's own result and the model's copy of it), a patch, a passing
+    run, and, when `aborted`, a second turn interrupted while a call ran."""
+    call = "function_call"
+    lines = [
+        _codex_line(0, "session_meta", {"id": CODEX_SESSION, "timestamp": "2026-11-20T10:00:00Z",
+                    "cwd": "/repo", "originator": "codex_cli_rs", "cli_version": "0.98.0",
+                    "model_provider": "openai", "git": {"branch": "main"}}),
+        _codex_message(1, "user", "# AGENTS.md instructions for /repo\n\n<INSTRUCTIONS>Run the tests.</INSTRUCTIONS>"),
+        _codex_message(1, "user", "<environment_context>\n  <cwd>/repo</cwd>\n</environment_context>"),
+        _codex_line(2, "turn_context", {"cwd": "/repo", "approval_policy": "on-request",
+                                        "model": "gpt-5-codex"}),
+        _codex_message(2, "user", "Fix the failing date test"),
+        _codex_line(2, "event_msg", {"type": "user_message", "message": "Fix the failing date test"}),
+        _codex_line(3, "response_item", {"type": "reasoning", "summary": [
+            {"type": "summary_text", "text": "Running the tests first"}], "encrypted_content": "x"}),
+        _codex_line(4, "response_item", {"type": call, "name": "shell_command", "call_id": "call_1",
+                    "arguments": json.dumps({"command": "pytest -q tests/test_dates.py", "workdir": "/repo"})}),
+        _codex_line(5, "event_msg", {"type": "exec_command_end", "call_id": "call_1", "exit_code": 1,
+                    "aggregated_output": "F\nFAILED tests/test_dates.py::test_leap - AssertionError\n1 failed",
+                    "stdout": "", "stderr": ""}),
+        _codex_line(5, "response_item", {"type": "function_call_output", "call_id": "call_1",
+                    "output": "Exit code: 1\nWall time: 0.8 seconds\nOutput:\nF\n1 failed"}),
+        _codex_line(6, "response_item", {"type": "custom_tool_call", "status": "completed",
+                    "call_id": "call_2", "name": "apply_patch",
+                    "input": "*** Begin Patch\n*** Update File: dates.py\n@@\n-return 28\n+return 29\n*** End Patch"}),
+        _codex_line(7, "response_item", {"type": "custom_tool_call_output", "call_id": "call_2",
+                    "output": json.dumps({"output": "Success. Updated the following files:\nM dates.py\n",
+                                          "metadata": {"exit_code": 0, "duration_seconds": 0.0}})}),
+        _codex_line(8, "response_item", {"type": call, "name": "exec_command", "call_id": "call_3",
+                    "arguments": json.dumps({"cmd": "pytest -q"})}),
+        _codex_line(9, "response_item", {"type": "function_call_output", "call_id": "call_3",
+                    "output": "Chunk ID: ab12\nWall time: 1.0 seconds\nProcess exited with code 0\nOutput:\n3 passed"}),
+        _codex_message(10, "assistant", "Fixed the leap-year case in dates.py; the tests pass."),
+        _codex_line(10, "event_msg", {"type": "token_count", "info": {"total_token_usage": {"total_tokens": 900}}}),
+        _codex_line(11, "event_msg", {"type": "task_complete", "last_agent_message": "Fixed"}),
+    ]  # fmt: skip
+    if aborted:
+        lines += [
+            _codex_message(20, "user", "Now run the linter"),
+            _codex_line(21, "response_item", {"type": call, "name": "shell_command", "call_id": "call_4",
+                        "arguments": json.dumps({"command": "ruff check ."})}),
+            _codex_line(30, "event_msg", {"type": "turn_aborted", "reason": "interrupted"}),
+        ]  # fmt: skip
+    return lines
+
+
+def _codex_file(tmp_path: Path, lines: list[dict]) -> Path:
+    folder = tmp_path / "sessions" / "2026" / "11" / "20"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rollout-2026-11-20T10-00-00-{CODEX_SESSION}.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def test_a_codex_rollout_is_one_run_with_its_calls_results_and_failures(tenant, tmp_path):
+    _codex_file(tmp_path, _codex_rollout(aborted=True))
+    call_command("import_traces", str(tmp_path / "sessions"), workspace=tenant.workspace.slug,
+                 fmt="codex-rollout")  # fmt: skip
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.agent, trace.model, trace.status) == (
+        f"codex-{CODEX_SESSION}", "codex", "gpt-5-codex", "unknown")  # fmt: skip
+    assert trace.task == "Fix the failing date test"  # not the notes Codex adds
+    assert trace.started_at.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert trace.metadata["cwd"] == "/repo" and trace.metadata["git_branch"] == "main"
+    steps = [(s.kind, s.name, s.error) for s in trace.steps.order_by("index")]
+    assert steps == [
+        ("user_prompt", "", ""),
+        # The shell's own result (exec_command_end), not the model's copy of it.
+        ("tool_call", "shell_command",
+         "F\nFAILED tests/test_dates.py::test_leap - AssertionError\n1 failed"),
+        ("tool_call", "apply_patch", ""),
+        ("tool_call", "exec_command", ""),
+        ("assistant_message", "", ""),
+        ("user_prompt", "", ""),
+        ("tool_call", "shell_command",
+         "No result: the turn was interrupted before the call returned."),
+    ]  # fmt: skip
+    calls = list(trace.steps.filter(kind="tool_call").order_by("index"))
+    assert calls[0].input == {"command": "pytest -q tests/test_dates.py", "workdir": "/repo"}
+    assert calls[1].output.startswith("Success. Updated the following files")
+    assert calls[2].output.endswith("3 passed")
+    page = tenant.client_for(tenant.viewer).get(
+        f"/w/{tenant.workspace.slug}/traces/{trace.pk}/").content.decode()  # fmt: skip
+    assert "git_branch" in page and "tool_use_ids" not in page and "import_digest" not in page
+
+
+def test_a_codex_result_states_its_exit_code_in_its_text_or_its_metadata(tenant, tmp_path):
+    """With no exec_command_end (older rollouts, other tools), the output says the
+    exit code: a JSON text's metadata, or the header Codex writes for the model."""
+    lines = [line for line in _codex_rollout() if line["payload"].get("type") != "exec_command_end"]
+    lines += [
+        _codex_line(12, "response_item", {"type": "function_call", "name": "shell", "call_id": "c5",
+                    "arguments": json.dumps({"command": ["bash", "-lc", "make build"]})}),
+        _codex_line(13, "response_item", {"type": "function_call_output", "call_id": "c5",
+                    "output": json.dumps({"output": "make: *** [build] Error 2",
+                                          "metadata": {"exit_code": 2}})}),
+    ]  # fmt: skip
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
+                                path=_codex_file(tmp_path, lines))  # fmt: skip
+    assert result.ok, result.error
+    errors = dict(Step.objects.filter(trace__workspace=tenant.workspace, kind="tool_call")
+                  .values_list("name", "error"))  # fmt: skip
+    assert errors["shell_command"].startswith("Exit code: 1")
+    assert errors["shell"] == "make: *** [build] Error 2"
+    assert errors["apply_patch"] == "" and errors["exec_command"] == ""
+
+
+def test_a_codex_rollout_completes_the_trace_its_hooks_built(tenant, tmp_path):
+    """A session captured by Codex hooks and later imported from its rollout is one
+    run: the hooks' call is matched by its call id, not doubled."""
+    hook_ingest(workspace=tenant.workspace, source="codex", payload={
+        "session_id": CODEX_SESSION, "hook_event_name": "PostToolUse", "cwd": "/repo",
+        "transcript_path": None, "model": "gpt-5-codex", "permission_mode": "default",
+        "turn_id": "t1", "tool_name": "Bash", "tool_use_id": "call_1",
+        "tool_input": {"command": "pytest -q tests/test_dates.py"},
+        "tool_response": "1 failed"})  # fmt: skip
+    assert Trace.objects.get(workspace=tenant.workspace).external_id == f"codex-{CODEX_SESSION}"
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
+                                path=_codex_file(tmp_path, _codex_rollout()))  # fmt: skip
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)  # one run, not two
+    names = list(
+        trace.steps.filter(kind="tool_call").order_by("index").values_list("name", flat=True)
+    )
+    assert names == ["shell_command", "apply_patch", "exec_command"]
+
+
+def test_a_file_with_no_codex_line_is_no_codex_rollout(tenant, tmp_path):
+    path = tmp_path / "rollout-x.jsonl"
+    path.write_text(json.dumps({"role": "user", "content": "hello"}) + "\n")
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout", path=path)
+    assert not result.ok and "no codex-rollout trace found" in result.error
