@@ -21,6 +21,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .formats import FormatError, files_under, give_outcome, no_files_message, parse
@@ -60,10 +61,20 @@ def _post(
 AGENTS_SEEN: dict[str, set[str]] = {}
 
 
+@dataclass
+class Sent:
+    """What the server did with one file's traces."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0  # sent again exactly as stored: nothing written
+    rejected: list[str] = field(default_factory=list)  # per-trace rejections
+
+
 def import_file(
     url: str, key: str, fmt: str, path: Path, agent: str = "", status: str = ""
-) -> tuple[int, int, list[str]]:
-    """Send one file, all or nothing; returns (created, updated, per-trace rejections).
+) -> Sent:
+    """Send one file, all or nothing; returns what the server did with it.
 
     Every batch is first checked by the server without storing anything
     (`?dry_run=true`, the same validation as a real send); if any trace is
@@ -88,20 +99,21 @@ def import_file(
                 where = number * BATCH + int(item.get("index", 0))
                 rejected.append(f"trace {where}: {item.get('detail', '')}")
     if rejected:
-        return 0, 0, rejected
-    created = updated = 0
+        return Sent(rejected=rejected)
+    sent = Sent()
     for payload in parsed.hook_payloads:
         event = (
             "import-"
             + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         )
         _post(url, key, "/api/v1/hooks/claude-code", payload, {"X-Hivemind-Event-Id": event})
-        updated += 1
+        sent.updated += 1
     for batch in batches:
         answer = _post(url, key, "/api/v1/traces", {"traces": batch})
-        created += int(answer.get("created", 0))
-        updated += int(answer.get("updated", 0))
-    return created, updated, rejected
+        sent.created += int(answer.get("created", 0))
+        sent.updated += int(answer.get("updated", 0))
+        sent.unchanged += int(answer.get("unchanged", 0))
+    return sent
 
 
 def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "", status: str = "") -> int:
@@ -122,21 +134,20 @@ def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "", statu
     for number, path in enumerate(files, start=1):
         prefix = f"[{number}/{len(files)}] {path}"
         try:
-            created, updated, rejected = import_file(
-                url, key, fmt, path, agent=agent, status=status
-            )
+            sent = import_file(url, key, fmt, path, agent=agent, status=status)
         except (FormatError, SendError) as exc:
             failed += 1
             print(f"{prefix}: not imported: {exc}", file=sys.stderr)
             continue
-        if rejected:
+        if sent.rejected:
             failed += 1
-            print(f"{prefix}: not imported (nothing of it was sent): {len(rejected)} "
+            print(f"{prefix}: not imported (nothing of it was sent): {len(sent.rejected)} "
                   "trace(s) rejected", file=sys.stderr)  # fmt: skip
-            for line in rejected:
+            for line in sent.rejected:
                 print(f"{prefix}: rejected {line}", file=sys.stderr)
             continue
         names = sorted(AGENTS_SEEN.pop(str(path), set()))
-        print(f"{prefix}: {created} created, {updated} updated; agents: "
+        print(f"{prefix}: {sent.created} created, {sent.updated} updated, {sent.unchanged} "
+              "unchanged; agents: "
               f"{', '.join(n or '(none)' for n in names) or '(none)'}")  # fmt: skip
     return 1 if failed else 0

@@ -72,7 +72,8 @@ def traces_ingest(request: ApiRequest) -> Status:
     """Create or update traces by `external_id` (re-sending is safe: it never duplicates).
 
     Every trace is judged on its own: the response lists, in order, `created`,
-    `updated` or `rejected` with the reason and the offending fields. 200 when all
+    `updated`, `unchanged` (sent again exactly as stored: nothing is written or
+    analysed again) or `rejected` with the reason and the offending fields. 200 when all
     were stored, 207 when some were rejected, 422 when none could be stored.
     Header `X-Hivemind-Capture: off` asks that nothing from this request be stored
     (202, every trace `skipped`). `?dry_run=true` validates and stores nothing:
@@ -99,6 +100,7 @@ def traces_ingest(request: ApiRequest) -> Status:
         {
             "created": batch.count("created"),
             "updated": batch.count("updated"),
+            "unchanged": batch.count("unchanged"),
             "rejected": rejected,
             "results": [r.__dict__ for r in batch.results],
         },

@@ -171,7 +171,10 @@ def hook_ingest(
             folder = str(payload.get("cwd") or "").rstrip("/").rsplit("/", 1)[-1]
             trace["task"] = f"{source} session in {folder}" if folder else f"{source} session"
             trace["metadata"]["task_from_folder"] = True
-        batch = trace_ingest_batch(workspace=workspace, items=[trace], policy=policy)
+        # A hook event is a piece of its session, made idempotent by its event id.
+        batch = trace_ingest_batch(
+            workspace=workspace, items=[trace], policy=policy, skip_unchanged=False
+        )
         if batch.trace_ids and numbering.new:
             StepKey.objects.bulk_create(
                 StepKey(trace_id=batch.trace_ids[0], key=key, index=index)

@@ -166,6 +166,8 @@ def _import_traces(
                 result.created += 1
             elif item.status == "updated":
                 result.updated += 1
+            elif item.status == "unchanged":
+                result.unchanged += 1
     result.undated = _undated(workspace, [key for key, _ in keyed])
     # Retention counts from arrival: what the next purge takes is older arrivals.
     result.purge_next = retention_preview(workspace_id=workspace.pk)

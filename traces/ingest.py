@@ -60,9 +60,14 @@ class PreparedTrace:
     # parts it re-sends, so the trace's counts are the sum over its parts,
     # never a piece's alone and never a re-sent piece twice.
     parts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # What was sent, as `services.content_digest` sums it up: the same trace sent
+    # again is recognised and left alone.
+    digest: str = ""
 
 
-def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> PreparedTrace:
+def prepare_trace(
+    position: int, trace: TraceIn, redactor: Redactor, *, digest: str = ""
+) -> PreparedTrace:
     parts: dict[str, dict[str, int]] = {}
     steps = []
     for i, step in enumerate(trace.steps):
@@ -96,7 +101,7 @@ def prepare_trace(position: int, trace: TraceIn, redactor: Redactor) -> Prepared
     for key, part in parts.items():
         if key != "trace":
             total.update(part)
-    return PreparedTrace(position, external_id, fields, steps, total, parts)
+    return PreparedTrace(position, external_id, fields, steps, total, parts, digest)
 
 
 # Maps the server keeps in a trace's metadata: step numbers by keys it made itself
@@ -178,7 +183,7 @@ _TRACE_RECORDS = (
     "task text, task_key text, checks jsonb, status text, reward float8, "
     "started_at timestamptz, ended_at timestamptz, model text, skills_in_scope text[], "
     "metadata jsonb, cost_usd float8, redaction_parts jsonb, redaction_counts jsonb, "
-    "step_count int, error_count int, total_tokens bigint)"
+    "step_count int, error_count int, total_tokens bigint, content_digest text)"
 )
 _STEP_RECORDS = (
     "jsonb_to_recordset(%s::jsonb) AS s(external_id text, index int, kind text, name text, "
@@ -237,6 +242,7 @@ def _trace_records(traces: list[PreparedTrace]) -> str:
             "redaction_counts": {k: n for k, n in t.redactions.items() if n > 0},
             "step_count": len(t.steps), "error_count": sum(1 for s in t.steps if s.is_error),
             "total_tokens": sum(s.tokens for s in t.steps if s.tokens is not None),
+            "content_digest": t.digest,
         }
         for t in traces
     ])  # fmt: skip
@@ -278,12 +284,13 @@ def _insert_new_traces(cursor: Any, workspace_id: int, records: str) -> dict[str
         INSERT INTO traces_trace (
             workspace_id, external_id, agent, session_id, task, task_key, checks, status, reward,
             started_at, ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
-            redaction_counts, step_count, error_count, total_tokens, received_at, updated_at)
+            redaction_counts, step_count, error_count, total_tokens, content_digest,
+            received_at, updated_at)
         SELECT %s, external_id, agent, session_id, task, task_key, checks,
             CASE WHEN status = '' THEN 'unknown' ELSE status END, reward,
             COALESCE(started_at, ended_at, now()),
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
-            redaction_counts, step_count, error_count, total_tokens, now(), now()
+            redaction_counts, step_count, error_count, total_tokens, content_digest, now(), now()
         FROM {_TRACE_RECORDS}
         ON CONFLICT (workspace_id, external_id) DO NOTHING
         RETURNING id, external_id
@@ -328,6 +335,7 @@ def _merge_stored_traces(
                             SELECT * FROM jsonb_each_text(
                                 COALESCE(n.redaction_parts -> 'trace', '{{}}'::jsonb))
                         ) AS u(k, v) GROUP BY k) AS x)),
+            content_digest = n.content_digest,
             updated_at = now()
         FROM {_TRACE_RECORDS}
         WHERE t.workspace_id = %s AND t.external_id = n.external_id

@@ -68,6 +68,10 @@ class Trace(models.Model):
     redaction_parts = models.JSONField(default=dict, blank=True, db_default={})
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # A digest of the trace as it was last sent (services.content_digest): the
+    # same trace sent again is answered `unchanged` and neither written nor
+    # analysed again. Empty for traces written before it, or by other paths.
+    content_digest = models.CharField(max_length=32, blank=True, default="", db_default="")
     # The words of its task and its ids. Trace search reads them through TraceWords
     # (one GIN index over runs) and checks a phrase here run by run, so this column
     # needs no index of its own.

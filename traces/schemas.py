@@ -188,7 +188,7 @@ class TraceBatchIn(BaseModel):
 class TraceResultOut(Schema):
     index: int = Field(..., description="Position of the trace in the request.")
     external_id: str | None
-    status: Literal["created", "updated", "rejected", "skipped", "valid"]
+    status: Literal["created", "updated", "unchanged", "rejected", "skipped", "valid"]
     detail: str = ""
     errors: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -196,6 +196,10 @@ class TraceResultOut(Schema):
 class TraceBatchOut(Schema):
     created: int
     updated: int
+    unchanged: int = Field(
+        0, description="Traces sent again exactly as they were last stored: nothing was "
+        "written and nothing is analysed again."
+    )  # fmt: skip
     rejected: int
     dry_run: bool = Field(False, description="True when nothing was stored (?dry_run=true).")
     results: list[TraceResultOut]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -39,7 +42,7 @@ logger = logging.getLogger(__name__)
 class ItemResult:
     index: int
     external_id: str | None
-    status: str  # created / updated / rejected / skipped
+    status: str  # created / updated / unchanged / rejected / skipped
     detail: str = ""
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -67,14 +70,21 @@ def capture_policy_get(*, workspace: Workspace, policy: PiiPolicy | None = None)
 
 
 def trace_ingest_batch(
-    *, workspace: Workspace, items: list[Any], policy: PiiPolicy | None = None
+    *,
+    workspace: Workspace,
+    items: list[Any],
+    policy: PiiPolicy | None = None,
+    skip_unchanged: bool = True,
 ) -> BatchResult:
     """Validate, redact and upsert a batch of traces.
 
     Each trace is accepted or rejected on its own, and a rejected trace writes
     nothing. Re-sending a trace (same external_id) updates it; steps are matched
-    by index, so a retried batch creates nothing new. `policy`: the workspace's
-    PII policy when the caller has read it already (a hook event).
+    by index, so a retried batch creates nothing new. A trace sent again exactly
+    as it was last written, under the same PII policy, is `unchanged`: nothing is
+    written or analysed again (`skip_unchanged`; a caller that has just removed
+    a trace's steps to rewrite them passes False). `policy`: the workspace's PII
+    policy when the caller has read it already (a hook event).
     """
     policy = capture_policy_get(workspace=workspace, policy=policy)
     if len(items) > settings.HIVEMIND_MAX_TRACES_PER_BATCH:
@@ -85,18 +95,55 @@ def trace_ingest_batch(
     # Every string of the batch through the pre-check at once (most pass it).
     redactor = redactor_for_policy(policy).screened(without_step_maps(items))
     results: list[ItemResult | None] = [None] * len(items)
-    prepared: list[PreparedTrace] = []
+    valid: list[tuple[int, TraceIn, str]] = []
     seen: set[str] = set()
+    salt = f"{policy.pk}:{policy.updated_at.isoformat()}".encode()
     for position, item in enumerate(items):
         outcome = _validate_item(position, item, seen)
         if isinstance(outcome, ItemResult):
             results[position] = outcome
             continue
         seen.add(outcome.external_id)
-        prepared.append(prepare_trace(position, outcome, redactor))
+        valid.append((position, outcome, content_digest(item, salt)))
+    stored = _stored_digests(workspace, redactor, valid) if skip_unchanged else {}
+    prepared: list[PreparedTrace] = []
+    for position, trace, digest in valid:
+        if stored.get(position) == digest:
+            results[position] = ItemResult(position, trace.external_id, "unchanged")
+            continue
+        prepared.append(prepare_trace(position, trace, redactor, digest=digest))
     trace_ids = _write(workspace, prepared, results)
     _after_commit_analyse(workspace.pk, trace_ids)
     return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
+
+
+def content_digest(item: Any, salt: bytes) -> str:
+    """A digest of a trace as it was sent (and of the PII policy it is stored
+    under, `salt`): the same trace sent again has the same one. Key order counts;
+    a trace re-serialised in another order is written again, which is harmless."""
+    try:
+        data = orjson.dumps(item)
+    except TypeError:  # an integer beyond 64 bits
+        data = json.dumps(item, default=str).encode()
+    return hashlib.blake2b(data + b"\0" + salt, digest_size=16).hexdigest()
+
+
+def _stored_digests(
+    workspace: Workspace, redactor: Any, valid: list[tuple[int, TraceIn, str]]
+) -> dict[int, str]:
+    """Position in the batch -> the digest of what was last written for that trace."""
+    if not valid:
+        return {}
+    stored_id = {
+        position: redactor.identifier(clean_text(trace.external_id), Counter())
+        for position, trace, _ in valid
+    }
+    digests = dict(
+        Trace.objects.filter(workspace=workspace, external_id__in=stored_id.values())
+        .exclude(content_digest="")
+        .values_list("external_id", "content_digest")
+    )
+    return {p: digests[e] for p, e in stored_id.items() if e in digests}
 
 
 def trace_batch_check(*, items: list[Any]) -> BatchResult:

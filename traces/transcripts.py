@@ -51,7 +51,8 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
             StepKey(trace_id=pk, key=key, index=index)
             for pk, renumbered in keys.items() for key, index in renumbered.items()
         )  # fmt: skip
-        batch = trace_ingest_batch(workspace=workspace, items=merged_items)
+        # Their steps were just removed: every merged trace is written again.
+        batch = trace_ingest_batch(workspace=workspace, items=merged_items, skip_unchanged=False)
         refused = [r for r in batch.results if r.status == "rejected" and replaces.get(r.index)]
         if refused:
             transaction.set_rollback(True)

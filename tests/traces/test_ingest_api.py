@@ -46,14 +46,53 @@ def test_batch_creates_traces_steps_and_incidents(client, tenant):
     assert "429 too many requests" in incident.signature
 
 
-def test_retried_batch_leaves_row_counts_unchanged(client, tenant):
+def test_retried_batch_leaves_row_counts_unchanged(client, tenant, monkeypatch):
+    """A batch sent again as it was is answered `unchanged`: nothing is written (the
+    traces keep their update time) and nothing is queued for analysis again."""
+    from traces import services
+
+    queued: list[list[int]] = []
+    analyse = services._after_commit_analyse
+
+    def spy(workspace_id: int, ids: list[int]) -> None:
+        queued.append(list(ids))
+        analyse(workspace_id, ids)
+
+    monkeypatch.setattr(services, "_after_commit_analyse", spy)
     batch = {"traces": [trace_payload("a"), trace_payload("b")]}
     post(client, tenant, batch)
     before = counts()
+    stamps = dict(Trace.objects.values_list("external_id", "updated_at"))
     response = post(client, tenant, batch)
     assert response.status_code == 200
-    assert [r["status"] for r in response.json()["results"]] == ["updated", "updated"]
+    assert [r["status"] for r in response.json()["results"]] == ["unchanged", "unchanged"]
+    assert response.json()["unchanged"] == 2 and response.json()["updated"] == 0
     assert counts() == before == (2, 4, 2)
+    assert dict(Trace.objects.values_list("external_id", "updated_at")) == stamps
+    assert len(queued) == 2 and queued[1] == []
+    # One field different: written again, and analysed again.
+    changed = {"traces": [trace_payload("a", status="succeeded"), trace_payload("b")]}
+    assert [r["status"] for r in post(client, tenant, changed).json()["results"]] == [
+        "updated", "unchanged"]  # fmt: skip
+    assert Trace.objects.get(external_id="a").status == "succeeded"
+    assert len(queued[2]) == 1
+
+
+def test_a_trace_sent_again_after_the_pii_policy_changed_is_written_again(client, tenant):
+    """What is stored was redacted under the policy of its time: the same trace sent
+    under another policy is redacted again, not left as it was."""
+    from workspaces.models import PiiPolicy
+
+    item = trace_payload(
+        "mail", steps=[{"kind": "user_prompt", "input": "Write to ann@example.com"}]
+    )
+    post(client, tenant, {"traces": [item]})
+    assert "ann@example.com" not in str(Trace.objects.get().steps.get().input)
+    policy = PiiPolicy.objects.get(workspace=tenant.workspace)
+    policy.redact_emails = False
+    policy.save()
+    assert post(client, tenant, {"traces": [item]}).json()["results"][0]["status"] == "updated"
+    assert "ann@example.com" in str(Trace.objects.get().steps.get().input)
 
 
 def test_resent_trace_updates_steps_by_index_and_adds_new_ones(client, tenant):
@@ -129,7 +168,8 @@ def test_a_new_trace_stores_the_counts_a_resent_one_is_recounted_to(client, tena
         "status": "unknown", "step_count": 4, "error_count": 2, "total_tokens": 55,
         "redaction_counts": {"EMAIL": 3, "CREDIT_CARD": 1},
     }  # fmt: skip
-    assert post(client, tenant, {"traces": [unsure]}).json()["updated"] == 1
+    again = {**unsure, "metadata": {"attempt": 2}}  # sent again, not as it was
+    assert post(client, tenant, {"traces": [again]}).json()["updated"] == 1
     assert Trace.objects.values(*fields).get(external_id="new") == first
     found = trace_list(workspace=tenant.workspace, filters=TraceFilters(q="relay refused"))
     assert [t.external_id for t in found] == ["new"]
