@@ -4,6 +4,7 @@
     python bench/ingest.py --quick    # 200 traces x 20 steps
     python bench/ingest.py --url http://host:8000 --key hm_...   # against a server you run
     python bench/ingest.py --redaction off   # the same with every built-in kind switched off
+    python bench/ingest.py --resend          # also each round's batches sent again as they were
 
 Without --url it starts the default run's gunicorn (`hivemind_web.run.web_command`:
 2 workers x 4 threads, the app preloaded) on a free loopback port, against the
@@ -20,6 +21,9 @@ each figure is the median over the rounds.
 `--redaction off` switches every built-in kind of the bench workspace's PII policy
 off (NUL removal and the length cap stay): what ingest would reach if redaction
 cost nothing, a bound, not a setting anyone should run with.
+`--resend` sends each round's batches a second time, unchanged (a client's retry),
+and prints how long that took against the first send: the server answers them
+`unchanged` without writing or analysing them again.
 """
 
 from __future__ import annotations
@@ -256,6 +260,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="HTTP rounds, each with its COPYs")
     parser.add_argument("--url")
     parser.add_argument("--key")
+    parser.add_argument("--resend", action="store_true",
+                        help="send each round's batches again, unchanged, and time it")  # fmt: skip
     parser.add_argument(
         "--redaction", choices=["on", "off"], default="on",
         help="off: every built-in kind off in the bench workspace (a bound, not the figure)",
@@ -280,6 +286,7 @@ def main() -> None:
         broker = embedded_broker.start(socket_path)
         proc, url = start_server(f"redis+socket://{socket_path}")
     rounds = []  # (http seconds, raw COPY seconds, step-table COPY seconds or None)
+    resends: list[float] = []  # seconds to send each round's batches again
     # CPU seconds during each HTTP phase: (web server, this client, machine busy, machine all)
     cpu: list[tuple[float | None, float, float, float]] = []
     try:
@@ -304,6 +311,8 @@ def main() -> None:
                 machine_after[0] - machine_before[0],
                 machine_after[1] - machine_before[1],
             ))  # fmt: skip
+            if args.resend:
+                resends.append(send_all(url, key, bodies, args.concurrency))
             copy_seconds = copy_baseline(traces)
             table_seconds = (
                 copy_into_step_table(traces, workspace) if workspace is not None else None
@@ -344,6 +353,10 @@ def main() -> None:
     rate = total_steps / median([r[0] for r in rounds])
     baseline = total_steps / median([r[1] for r in rounds])
     print(f"http ingest (validate + redact + upsert + queue), median: {total_steps / rate:.2f} s")
+    if resends:
+        again = median(resends)
+        print(f"the same batches sent again (a retry), median: {again:.2f} s "
+              f"({total_steps / again:.0f} steps/s, {again * rate / total_steps:.2f} of the first send)")  # fmt: skip
     print(f"raw COPY of the same step rows, median:                 {total_steps / baseline:.2f} s")
     table = ""
     if rounds and rounds[0][2] is not None:

@@ -92,8 +92,6 @@ def trace_ingest_batch(
             f"Batch has {len(items)} traces; the limit is "
             f"{settings.HIVEMIND_MAX_TRACES_PER_BATCH}. Split it into smaller batches."
         )
-    # Every string of the batch through the pre-check at once (most pass it).
-    redactor = redactor_for_policy(policy).screened(without_step_maps(items))
     results: list[ItemResult | None] = [None] * len(items)
     valid: list[tuple[int, TraceIn, str]] = []
     seen: set[str] = set()
@@ -105,13 +103,17 @@ def trace_ingest_batch(
             continue
         seen.add(outcome.external_id)
         valid.append((position, outcome, content_digest(item, salt)))
+    redactor = redactor_for_policy(policy)
     stored = _stored_digests(workspace, redactor, valid) if skip_unchanged else {}
-    prepared: list[PreparedTrace] = []
+    todo = []
     for position, trace, digest in valid:
         if stored.get(position) == digest:
             results[position] = ItemResult(position, trace.external_id, "unchanged")
-            continue
-        prepared.append(prepare_trace(position, trace, redactor, digest=digest))
+        else:
+            todo.append((position, trace, digest))
+    # Every string of what is to be written through the pre-check at once (most pass it).
+    redactor = redactor.screened(without_step_maps([items[p] for p, _, _ in todo]))
+    prepared = [prepare_trace(p, trace, redactor, digest=digest) for p, trace, digest in todo]
     trace_ids = _write(workspace, prepared, results)
     _after_commit_analyse(workspace.pk, trace_ids)
     return BatchResult(results=[r for r in results if r is not None], trace_ids=trace_ids)
@@ -138,11 +140,14 @@ def _stored_digests(
         position: redactor.identifier(clean_text(trace.external_id), Counter())
         for position, trace, _ in valid
     }
-    digests = dict(
-        Trace.objects.filter(workspace=workspace, external_id__in=stored_id.values())
-        .exclude(content_digest="")
-        .values_list("external_id", "content_digest")
-    )
+    # One array parameter, not an IN list the ORM builds: a quarter of the time.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT external_id, content_digest FROM traces_trace WHERE workspace_id = %s"
+            " AND external_id = ANY(%s) AND content_digest <> ''",
+            [workspace.pk, list(stored_id.values())],
+        )
+        digests = dict(cursor.fetchall())
     return {p: digests[e] for p, e in stored_id.items() if e in digests}
 
 
