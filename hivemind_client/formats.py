@@ -120,6 +120,21 @@ Formats (`FORMATS`):
   rollout of a session its hooks captured completes that trace. A session has
   no outcome: unknown unless `--status` gives one.
 
+- `inspect-log`: an Inspect (UK AISI) eval log, one run per sample and epoch: a
+  `.eval` archive (`header.json` or `_journal/start.json`, `samples/*.json`;
+  refused past 2 GiB unpacked) or a `.json` log (`{"eval", "samples"}`). A user
+  message is a prompt, an assistant message a message (its text, not its
+  reasoning) and each of its `tool_calls` a tool call named by its `function`
+  (a `parse_error` its error), a tool message the call's output (an `error` its
+  error). `attachment://` references are replaced by the text the sample keeps
+  for them. A sample's `limit` (the run hit a token, message or time limit) and
+  `error` are error steps. Each scorer with a pass/fail value (C/I/P/N, a
+  boolean, a number: 1 or more passes) is a check, and the run succeeded when
+  every such check passed; with none, a sample that ended on an error failed,
+  any other is unknown. The agent is `<solver>/<model>` (or the model), the task
+  the sample's input, its key `<task>/<sample id>`, the external id
+  `inspect-<run id>-<sample id>-e<epoch>`.
+
 Every parser raises `FormatError` naming the file and the line (or the element)
 that is wrong; a caller imports a file whole or not at all.
 """
@@ -1152,6 +1167,165 @@ def _codex_rollout(path: Path) -> Parsed:
     return Parsed(traces=[trace] if steps else [])
 
 
+# --- Inspect eval logs ----------------------------------------------------------
+
+# Inspect's score values: correct, incorrect, partly correct, no answer.
+_INSPECT_VALUES = {"C": True, "I": False, "P": False, "N": False}
+# What one .eval archive may hold, unpacked: past it the file is refused, not read.
+_INSPECT_MAX_BYTES = 2 << 30
+
+
+def _inspect_entries(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """The log's header and its samples (each named for errors): a `.eval` archive
+    (`_journal/start.json` or `header.json`, `samples/*.json`) or a `.json` log."""
+    import zipfile
+
+    if path.read_bytes()[:4] != b"PK\x03\x04":
+        data = _need(path, "top level", _read_json(path), dict, "an Inspect eval log object")
+        samples = _items(path, "samples", data.get("samples"), '"samples"')
+        return data, [(f"samples[{i}]", sample) for i, sample in enumerate(samples)]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if sum(info.file_size for info in infos) > _INSPECT_MAX_BYTES:
+                raise FormatError(path, "archive", "unpacks to more than 2 GiB; not read")
+            names = {info.filename for info in infos}
+            header_name = next((n for n in ("header.json", "_journal/start.json", "start.json")
+                                if n in names), None)  # fmt: skip
+            if header_name is None:
+                raise FormatError(path, "archive", "no header.json: is it an Inspect .eval log?")
+
+            def load(name: str) -> Any:
+                try:
+                    return json.loads(archive.read(name).decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise FormatError(path, name, f"not valid JSON ({exc})") from None
+
+            header = _need(path, header_name, load(header_name), dict, "an object")
+            samples = [(name, load(name)) for name in sorted(names)
+                       if name.startswith("samples/") and name.endswith(".json")]  # fmt: skip
+    except (zipfile.BadZipFile, NotImplementedError) as exc:
+        raise FormatError(path, "archive", f"not a readable .eval archive ({exc})") from None
+    return header, samples
+
+
+def _inspect_text(value: Any, attachments: dict[str, Any]) -> Any:
+    """`value` with Inspect's `attachment://<hash>` references replaced by the text
+    the sample keeps for them."""
+    if isinstance(value, str):
+        if value.startswith("attachment://"):
+            return attachments.get(value.removeprefix("attachment://"), value)
+        return value
+    if isinstance(value, list):
+        return [_inspect_text(v, attachments) for v in value]
+    if isinstance(value, dict):
+        return {k: _inspect_text(v, attachments) for k, v in value.items()}
+    return value
+
+
+def _inspect_content(content: Any) -> str:
+    """A message's text: a string, or its text content items (reasoning left out)."""
+    if isinstance(content, list):
+        content = [c for c in content if isinstance(c, dict) and c.get("type") == "text"]
+    return _text(content)
+
+
+def _inspect_checks(scores: Any) -> list[dict[str, Any]]:
+    """Each scorer's verdict as a named check, when its value says pass or fail:
+    C/I/P/N, a boolean, or a number (1 or more passes)."""
+    checks = []
+    for name, score in obj(scores).items():
+        value = obj(score).get("value")
+        if isinstance(value, str) and value in _INSPECT_VALUES:
+            passed = _INSPECT_VALUES[value]
+        elif isinstance(value, bool):
+            passed = value
+        elif isinstance(value, int | float):
+            passed = value >= 1
+        else:
+            continue  # several values, or a label: no verdict of its own
+        detail = "" if passed else _text(obj(score).get("explanation"), 500)
+        checks.append({"name": str(name)[:100], "passed": passed, "detail": detail})
+    return checks
+
+
+def _inspect_log(path: Path) -> Parsed:
+    """An Inspect eval log (`.eval` archive or `.json`): one run per sample and epoch."""
+    header, samples = _inspect_entries(path)
+    spec = obj(header.get("eval"))
+    task = str(spec.get("task") or path.stem)[:100]
+    model = str(spec.get("model") or "")[:200]
+    solver = spec.get("solver")
+    agent = f"{solver}/{model}" if isinstance(solver, str) and solver else model or task
+    run = str(spec.get("run_id") or spec.get("eval_id") or path.stem)
+    traces: list[dict[str, Any]] = []
+    for where, raw in samples:
+        sample = _need(path, where, raw, dict, "an Inspect sample object")
+        attachments = obj(sample.get("attachments"))
+        messages = _inspect_text(
+            _items(path, where, sample.get("messages"), '"messages"'), attachments
+        )
+        steps: list[dict[str, Any]] = []
+        calls: dict[str, dict[str, Any]] = {}
+        for position, message in enumerate(messages):
+            _need(path, f"{where}, messages[{position}]", message, dict, "a message object")
+            role, text = message.get("role"), _inspect_content(message.get("content"))
+            if role == "user" and text:
+                steps.append({"kind": "user_prompt", "input": text})
+            elif role == "assistant":
+                if text:
+                    steps.append({"kind": "assistant_message", "output": text})
+                for call in _items(path, where, message.get("tool_calls"), '"tool_calls"'):
+                    call = obj(call)
+                    step: dict[str, Any] = {"kind": "tool_call", "input": call.get("arguments"),
+                                            "name": str(call.get("function") or "")[:200]}  # fmt: skip
+                    if call.get("parse_error"):
+                        step["error"] = _text(call["parse_error"], 10_000)
+                    steps.append(step)
+                    if (call_id := _id(call.get("id"))) is not None:
+                        calls[str(call_id)] = step
+            elif role == "tool":
+                answered = calls.get(str(_id(message.get("tool_call_id"))))
+                if answered is None:
+                    answered = {"kind": "tool_result",
+                                "name": str(message.get("function") or "")[:200]}  # fmt: skip
+                    steps.append(answered)
+                answered["output"] = text
+                error = obj(message.get("error"))
+                if error:
+                    answered["error"] = _text(error.get("message"), 10_000) or str(
+                        error.get("type") or "tool error")  # fmt: skip
+        checks = _inspect_checks(sample.get("scores"))
+        failure = obj(sample.get("error"))
+        limit = obj(sample.get("limit"))
+        if limit.get("type"):
+            steps.append({"kind": "error", "error": f"The run hit its {limit['type']} limit"
+                          + (f" ({limit['limit']})." if limit.get("limit") is not None else ".")})  # fmt: skip
+        if failure:
+            steps.append({"kind": "error", "error": _text(failure.get("message"), 10_000)
+                          or "The sample ended on an error."})  # fmt: skip
+        if checks:
+            status = "succeeded" if all(c["passed"] for c in checks) else "failed"
+        else:
+            status = "failed" if failure else "unknown"
+        sample_id = str(sample.get("id", len(traces)))[:100]
+        epoch = sample.get("epoch")
+        inputs = _inspect_text(sample.get("input"), attachments)
+        question = inputs if isinstance(inputs, str) else next(
+            (s["input"] for s in steps if s["kind"] == "user_prompt"), "")  # fmt: skip
+        traces.append({
+            "external_id": f"inspect-{run}-{sample_id}" + (f"-e{epoch}" if epoch else ""),
+            "agent": agent, "model": model, "task": _text(question, 100_000),
+            "task_key": f"{task}/{sample_id}", "status": status, "checks": checks,
+            "started_at": sample.get("started_at") or spec.get("created"),
+            "ended_at": sample.get("completed_at"),
+            "metadata": {"inspect_task": task, "sample_id": sample_id, "epoch": epoch,
+                         **({"error": _text(failure.get("message"), 2_000)} if failure else {})},
+            "steps": steps,
+        })  # fmt: skip
+    return Parsed(traces=[t for t in traces if t["steps"]])
+
+
 def spawning_call(steps: list[dict[str, Any]], agent: str, started: Any) -> int | None:
     """The position of the Task/Agent call that started a subagent: the one whose
     result names its agentId, else the last one before the subagent's first entry."""
@@ -1664,6 +1838,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "claude-transcript": _claude_transcript,
     "claude-hooks": _claude_hooks,
     "codex-rollout": _codex_rollout,
+    "inspect-log": _inspect_log,
     "ag2-chat": _ag2_chat,
     "openinference-json": _openinference,
     "openhands": _openhands,
@@ -1688,6 +1863,9 @@ OUTCOME_SOURCES: dict[str, str] = {
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
     "codex-rollout": "none in the file (give one with --status, or send outcomes with the "
                      "outcome API or MCP)",
+    "inspect-log": "each sample's scores (C, true or 1 and more pass; every scorer must pass), "
+                   "its scorers as checks; a sample that ended on an error and has no score "
+                   "fails",
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
@@ -1746,7 +1924,8 @@ def parse(fmt: str, path: Path) -> Parsed:
 
 def folder_patterns(fmt: str) -> list[str]:
     """The names a folder import looks for, at any depth, for `fmt`."""
-    return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"], "swe-agent": ["*.traj", "*.traj.json"],
+    return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"],
+            "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"]}.get(
                 fmt, ["*.json", "*.jsonl"])  # fmt: skip
 

@@ -105,6 +105,14 @@ FORMAT_SAMPLES = {
             "arguments": "{\"command\": \"./deploy prod\"}"}},
         {"timestamp": "2026-11-20T10:00:03Z", "type": "response_item", "payload": {
             "type": "function_call_output", "call_id": "c1", "output": "HTTP/1.1 502 Bad Gateway"}}],
+    "inspect-log": {"version": 2, "status": "success", "eval": {"run_id": "r1", "task": "deploy",
+        "model": "openai/gpt-4o", "created": "2026-11-20T10:00:00+00:00"}, "samples": [
+        {"id": 1, "epoch": 1, "input": "deploy", "target": "ok", "messages": [
+            {"role": "user", "content": "deploy", "source": "input"},
+            {"role": "assistant", "content": "", "source": "generate", "tool_calls": [
+                {"id": "c1", "function": "bash", "arguments": {"cmd": "./deploy prod"}, "type": "function"}]},
+            {"role": "tool", "content": "HTTP/1.1 502 Bad Gateway", "tool_call_id": "c1", "function": "bash"}],
+         "scores": {"includes": {"value": "I", "answer": "", "explanation": "no ok"}}}]},
 }  # fmt: skip
 
 

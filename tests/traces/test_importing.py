@@ -1052,7 +1052,8 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
 
     richer = [("openhands", _openhands_v0("django__django-1", resolved=False)),
               ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()),
-              ("codex-rollout", _codex_rollout(aborted=True))]  # fmt: skip
+              ("codex-rollout", _codex_rollout(aborted=True)),
+              ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]})]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):
@@ -1225,3 +1226,100 @@ def test_a_file_with_no_codex_line_is_no_codex_rollout(tenant, tmp_path):
     path.write_text(json.dumps({"role": "user", "content": "hello"}) + "\n")
     result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout", path=path)
     assert not result.ok and "no codex-rollout trace found" in result.error
+
+
+# --- Inspect eval logs ----------------------------------------------------------
+
+
+def _inspect_log() -> tuple[dict, list[dict]]:
+    """An Inspect eval log's header and samples: a solved sample, a failed one whose
+    tool timed out and whose long output is kept as an attachment, and one that
+    ended on an error before any score."""
+    header = {"version": 2, "status": "success", "eval": {
+        "run_id": "Fg3kR", "task": "ctf_lite", "model": "anthropic/claude-x",
+        "created": "2026-11-20T10:00:00+00:00", "solver": "basic_agent"}}  # fmt: skip
+
+    def sample(sid: object, messages: list[dict], **extra: object) -> dict:
+        return {"id": sid, "epoch": 1, "input": f"Find the flag in box {sid}", "target": "flag{x}",
+                "messages": [{"role": "system", "content": "You are a CTF player."},
+                             {"role": "user", "content": f"Find the flag in box {sid}"}, *messages],
+                **extra}  # fmt: skip
+
+    def call(cid: str, cmd: str) -> dict:
+        return {"role": "assistant", "source": "generate", "content": [
+            {"type": "reasoning", "reasoning": "thinking"}, {"type": "text", "text": f"Running {cmd}"}],
+            "tool_calls": [{"id": cid, "function": "bash", "arguments": {"cmd": cmd},
+                            "parse_error": None, "type": "function"}]}  # fmt: skip
+
+    samples = [
+        sample(1, [call("c1", "cat flag.txt"),
+                   {"role": "tool", "tool_call_id": "c1", "function": "bash", "content": "flag{x}"},
+                   {"role": "assistant", "content": "flag{x}"}],
+               scores={"includes": {"value": "C", "answer": "flag{x}"}}),
+        sample("b-2", [call("c2", "nmap -p- 10.0.0.5"),
+                       {"role": "tool", "tool_call_id": "c2", "function": "bash",
+                        "content": "attachment://9f1c", "error": {"type": "timeout",
+                        "message": "Command timed out before completing."}},
+                       {"role": "assistant", "content": "flag{guess}"}],
+               scores={"includes": {"value": "I", "answer": "flag{guess}",
+                                    "explanation": "flag{x} not in the answer"}},
+               attachments={"9f1c": "Starting Nmap 7.94 ... (output cut)"}),
+        sample(3, [call("c3", "ls")], error={"message": "RuntimeError: sandbox died",
+                                             "traceback": "..."}),
+    ]  # fmt: skip
+    return header, samples
+
+
+def _inspect_file(tmp_path: Path, kind: str) -> Path:
+    import zipfile
+
+    header, samples = _inspect_log()
+    if kind == "json":
+        path = tmp_path / "2026-11-20_ctf-lite_Fg3kR.json"
+        path.write_text(json.dumps({**header, "samples": samples}))
+        return path
+    path = tmp_path / "2026-11-20_ctf-lite_Fg3kR.eval"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("_journal/start.json", json.dumps(header))
+        archive.writestr("header.json", json.dumps(header))
+        for s in samples:
+            archive.writestr(f"samples/{s['id']}_epoch_1.json", json.dumps(s))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["json", "eval"])
+def test_an_inspect_log_is_a_run_per_sample_with_its_scores_and_errors(kind, tenant, tmp_path):
+    result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log",
+                                path=_inspect_file(tmp_path, kind))  # fmt: skip
+    assert result.ok and result.created == 3, result.error
+    runs = {t.external_id: t for t in Trace.objects.filter(workspace=tenant.workspace)}
+    assert sorted(runs) == ["inspect-Fg3kR-1-e1", "inspect-Fg3kR-3-e1", "inspect-Fg3kR-b-2-e1"]
+    solved, failed, broken = (runs["inspect-Fg3kR-1-e1"], runs["inspect-Fg3kR-b-2-e1"],
+                              runs["inspect-Fg3kR-3-e1"])  # fmt: skip
+    assert (solved.status, failed.status, broken.status) == ("succeeded", "failed", "failed")
+    assert solved.agent == "basic_agent/anthropic/claude-x" and solved.task_key == "ctf_lite/1"
+    assert failed.task == "Find the flag in box b-2"
+    assert failed.checks == [{"name": "includes", "passed": False,
+                              "detail": "flag{x} not in the answer"}]  # fmt: skip
+    steps = [(s.kind, s.name, s.error) for s in failed.steps.order_by("index")]
+    assert steps == [
+        ("user_prompt", "", ""), ("assistant_message", "", ""),
+        ("tool_call", "bash", "Command timed out before completing."),
+        ("assistant_message", "", ""),
+    ]  # fmt: skip
+    timed_out = failed.steps.get(kind="tool_call")
+    assert timed_out.output.startswith("Starting Nmap")  # the attachment, not its reference
+    # No reasoning; the address redacted as ingest redacts every run.
+    assert failed.steps.get(index=1).output == "Running nmap -p- [IP_ADDRESS]"
+    assert [s.kind for s in broken.steps.order_by("index")][-1] == "error"
+    assert "sandbox died" in broken.steps.get(kind="error").error
+    again = traces_import_file(workspace=tenant.workspace, fmt="inspect-log",
+                               path=_inspect_file(tmp_path, kind))  # fmt: skip
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+
+
+def test_a_broken_eval_archive_is_a_per_file_error(tenant, tmp_path):
+    path = tmp_path / "broken.eval"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert not result.ok and "not a readable .eval archive" in result.error
