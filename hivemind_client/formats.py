@@ -1296,8 +1296,10 @@ def _inspect_log(path: Path) -> Parsed:
                     answered["error"] = _text(error.get("message"), 10_000) or str(
                         error.get("type") or "tool error")  # fmt: skip
         checks = _inspect_checks(sample.get("scores"))
-        failure = obj(sample.get("error"))
-        limit = obj(sample.get("limit"))
+        # An object in a sample, a string in a sample's summary.
+        failure, limit = sample.get("error"), sample.get("limit")
+        failure = obj(failure) or ({"message": failure} if isinstance(failure, str) else {})
+        limit = obj(limit) or ({"type": limit} if isinstance(limit, str) else {})
         if limit.get("type"):
             steps.append({"kind": "error", "error": f"The run hit its {limit['type']} limit"
                           + (f" ({limit['limit']})." if limit.get("limit") is not None else ".")})  # fmt: skip

@@ -1263,7 +1263,8 @@ def _inspect_log() -> tuple[dict, list[dict]]:
                        {"role": "assistant", "content": "flag{guess}"}],
                scores={"includes": {"value": "I", "answer": "flag{guess}",
                                     "explanation": "flag{x} not in the answer"}},
-               attachments={"9f1c": "Starting Nmap 7.94 ... (output cut)"}),
+               attachments={"9f1c": "Starting Nmap 7.94 ... (output cut)"},
+               limit={"type": "token", "limit": 50000}),
         sample(3, [call("c3", "ls")], error={"message": "RuntimeError: sandbox died",
                                              "traceback": "..."}),
     ]  # fmt: skip
@@ -1306,6 +1307,7 @@ def test_an_inspect_log_is_a_run_per_sample_with_its_scores_and_errors(kind, ten
         ("user_prompt", "", ""), ("assistant_message", "", ""),
         ("tool_call", "bash", "Command timed out before completing."),
         ("assistant_message", "", ""),
+        ("error", "", "The run hit its token limit (50000)."),
     ]  # fmt: skip
     timed_out = failed.steps.get(kind="tool_call")
     assert timed_out.output.startswith("Starting Nmap")  # the attachment, not its reference
