@@ -122,7 +122,10 @@ Formats (`FORMATS`):
 
 - `inspect-log`: an Inspect (UK AISI) eval log, one run per sample and epoch: a
   `.eval` archive (`header.json` or `_journal/start.json`, `samples/*.json`;
-  refused past 2 GiB unpacked) or a `.json` log (`{"eval", "samples"}`). A user
+  refused past 2 GiB unpacked; its members deflated or, as current Inspect
+  writes them, Zstandard-compressed, which needs the `zstandard` package: the
+  server has it, an agent's machine is told how to get it) or a `.json` log
+  (`{"eval", "samples"}`). A user
   message is a prompt, an assistant message a message (its text, not its
   reasoning) and each of its `tool_calls` a tool call named by its `function`
   (a `parse_error` its error), a tool message the call's output (an `error` its
@@ -1175,6 +1178,44 @@ _INSPECT_VALUES = {"C": True, "I": False, "P": False, "N": False}
 _INSPECT_MAX_BYTES = 2 << 30
 
 
+_ZIP_ZSTANDARD = 93
+
+
+def _zip_member(path: Path, archive: Any, info: Any) -> bytes:
+    """One member of a zip archive, unpacked: deflated or stored by the standard
+    library; Zstandard-compressed (what current Inspect writes, method 93) with
+    the `zstandard` package, which the server has and an agent's machine may not."""
+    if info.compress_type != _ZIP_ZSTANDARD:
+        return bytes(archive.read(info))
+    try:
+        import zstandard
+    except ImportError:
+        raise FormatError(
+            path, info.filename, "Zstandard-compressed, as current Inspect writes .eval logs: "
+            "install it here (pip install zstandard), import the file on the server "
+            "(manage.py import_traces), or convert it (inspect log convert --to json)",
+        ) from None  # fmt: skip
+    with path.open("rb") as stream:
+        stream.seek(info.header_offset)
+        header = stream.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise FormatError(path, info.filename, "its local header is missing or damaged")
+        name_length, extra_length = int.from_bytes(header[26:28], "little"), int.from_bytes(
+            header[28:30], "little")  # fmt: skip
+        stream.seek(info.header_offset + 30 + name_length + extra_length)
+        packed = stream.read(info.compress_size)
+    # Read at most one byte past the size the archive states: a member that unpacks
+    # to more than it says is refused, not unpacked without bound.
+    reader = zstandard.ZstdDecompressor().stream_reader(packed, read_across_frames=True)
+    try:
+        data = reader.read(info.file_size + 1)
+    except zstandard.ZstdError as exc:
+        raise FormatError(path, info.filename, f"does not unpack ({exc})") from None
+    if len(data) != info.file_size:
+        raise FormatError(path, info.filename, "unpacks to another size than the archive says")
+    return bytes(data)
+
+
 def _inspect_entries(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """The log's header and its samples (each named for errors): a `.eval` archive
     (`_journal/start.json` or `header.json`, `samples/*.json`) or a `.json` log."""
@@ -1189,20 +1230,20 @@ def _inspect_entries(path: Path) -> tuple[dict[str, Any], list[tuple[str, Any]]]
             infos = archive.infolist()
             if sum(info.file_size for info in infos) > _INSPECT_MAX_BYTES:
                 raise FormatError(path, "archive", "unpacks to more than 2 GiB; not read")
-            names = {info.filename for info in infos}
+            by_name = {info.filename: info for info in infos}
             header_name = next((n for n in ("header.json", "_journal/start.json", "start.json")
-                                if n in names), None)  # fmt: skip
+                                if n in by_name), None)  # fmt: skip
             if header_name is None:
                 raise FormatError(path, "archive", "no header.json: is it an Inspect .eval log?")
 
             def load(name: str) -> Any:
                 try:
-                    return json.loads(archive.read(name).decode("utf-8"))
+                    return json.loads(_zip_member(path, archive, by_name[name]).decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     raise FormatError(path, name, f"not valid JSON ({exc})") from None
 
             header = _need(path, header_name, load(header_name), dict, "an object")
-            samples = [(name, load(name)) for name in sorted(names)
+            samples = [(name, load(name)) for name in sorted(by_name)
                        if name.startswith("samples/") and name.endswith(".json")]  # fmt: skip
     except (zipfile.BadZipFile, NotImplementedError) as exc:
         raise FormatError(path, "archive", f"not a readable .eval archive ({exc})") from None

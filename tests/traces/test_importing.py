@@ -4,6 +4,7 @@ clear per-file errors; the same parsers in hivemind_client send files over HTTP.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -1271,6 +1272,65 @@ def _inspect_log() -> tuple[dict, list[dict]]:
     return header, samples
 
 
+def _zstd_zip(entries: dict[str, bytes]) -> bytes:
+    """A zip archive whose members are Zstandard-compressed (method 93), as current
+    Inspect writes .eval logs: built by hand, since Python 3.11's zipfile cannot."""
+    import struct
+    import zlib
+
+    import zstandard
+
+    out, central = bytearray(), bytearray()
+    for name, plain in entries.items():
+        packed, encoded, crc = (
+            zstandard.ZstdCompressor().compress(plain),
+            name.encode(),
+            zlib.crc32(plain),
+        )
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            63,
+            63,
+            0,
+            93,
+            0,
+            0,
+            crc,
+            len(packed),
+            len(plain),
+            len(encoded),
+            0,
+            0,
+            0,
+            0,
+            0,
+            len(out),
+        )
+        central += encoded
+        out += (
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                63,
+                0,
+                93,
+                0,
+                0,
+                crc,
+                len(packed),
+                len(plain),
+                len(encoded),
+                0,
+            )
+            + encoded
+            + packed
+        )
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central),
+                      len(out), 0)  # fmt: skip
+    return bytes(out + central + end)
+
+
 def _inspect_file(tmp_path: Path, kind: str) -> Path:
     import zipfile
 
@@ -1280,6 +1340,12 @@ def _inspect_file(tmp_path: Path, kind: str) -> Path:
         path.write_text(json.dumps({**header, "samples": samples}))
         return path
     path = tmp_path / "2026-11-20_ctf-lite_Fg3kR.eval"
+    if kind == "eval-zstd":
+        path.write_bytes(_zstd_zip({
+            "header.json": json.dumps(header).encode(),
+            **{f"samples/{s['id']}_epoch_1.json": json.dumps(s).encode() for s in samples},
+        }))  # fmt: skip
+        return path
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("_journal/start.json", json.dumps(header))
         archive.writestr("header.json", json.dumps(header))
@@ -1288,7 +1354,7 @@ def _inspect_file(tmp_path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["json", "eval"])
+@pytest.mark.parametrize("kind", ["json", "eval", "eval-zstd"])
 def test_an_inspect_log_is_a_run_per_sample_with_its_scores_and_errors(kind, tenant, tmp_path):
     result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log",
                                 path=_inspect_file(tmp_path, kind))  # fmt: skip
@@ -1320,8 +1386,21 @@ def test_an_inspect_log_is_a_run_per_sample_with_its_scores_and_errors(kind, ten
     assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
 
 
-def test_a_broken_eval_archive_is_a_per_file_error(tenant, tmp_path):
+def test_a_broken_eval_archive_is_a_per_file_error(tenant, tmp_path, monkeypatch):
     path = tmp_path / "broken.eval"
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
     result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
     assert not result.ok and "not a readable .eval archive" in result.error
+    # A member that unpacks to more than the archive says is refused, not unpacked.
+    lying = bytearray(_zstd_zip({"header.json": b'{"eval": {}}' + b" " * 5000}))
+    at = lying.index(b"PK\x01\x02")  # the central directory's "uncompressed size"
+    lying[at + 24 : at + 28] = (12).to_bytes(4, "little")
+    path.write_bytes(bytes(lying))
+    result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert not result.ok and "unpacks to another size" in result.error
+    # Without the zstandard package (an agent's machine), the reason and the ways round it.
+    path.write_bytes(_zstd_zip({"header.json": b'{"eval": {}}'}))
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert not result.ok and "pip install zstandard" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
