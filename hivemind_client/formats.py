@@ -1037,7 +1037,9 @@ def _codex_result(output: Any) -> tuple[str, int | None]:
     """A call's result text and exit code: a JSON text `{"output", "metadata":
     {"exit_code"}}` (older shells, apply_patch), or the text Codex gives the model,
     whose header may state the exit code."""
-    if isinstance(output, dict):  # content items, as some versions store them
+    if isinstance(output, dict):  # {"content", "success"}, as some versions store it
+        if output.get("success") is False:
+            return _text(output.get("content", output)), 1
         output = output.get("content", output)
     parsed = _args(output) if isinstance(output, str) and output.startswith("{") else None
     if isinstance(parsed, dict) and "output" in parsed:

@@ -1191,6 +1191,10 @@ def test_a_codex_result_states_its_exit_code_in_its_text_or_its_metadata(tenant,
         _codex_line(13, "response_item", {"type": "function_call_output", "call_id": "c5",
                     "output": json.dumps({"output": "make: *** [build] Error 2",
                                           "metadata": {"exit_code": 2}})}),
+        _codex_line(14, "response_item", {"type": "function_call", "name": "view_image",
+                    "call_id": "c6", "arguments": json.dumps({"path": "/tmp/missing.png"})}),
+        _codex_line(15, "response_item", {"type": "function_call_output", "call_id": "c6",
+                    "output": {"content": "unable to locate image", "success": False}}),
     ]  # fmt: skip
     result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
                                 path=_codex_file(tmp_path, lines))  # fmt: skip
@@ -1199,6 +1203,7 @@ def test_a_codex_result_states_its_exit_code_in_its_text_or_its_metadata(tenant,
                   .values_list("name", "error"))  # fmt: skip
     assert errors["shell_command"].startswith("Exit code: 1")
     assert errors["shell"] == "make: *** [build] Error 2"
+    assert errors["view_image"] == "unable to locate image"
     assert errors["apply_patch"] == "" and errors["exec_command"] == ""
 
 
