@@ -1287,50 +1287,12 @@ def _zstd_zip(entries: dict[str, bytes]) -> bytes:
 
     out, central = bytearray(), bytearray()
     for name, plain in entries.items():
-        packed, encoded, crc = (
-            zstandard.ZstdCompressor().compress(plain),
-            name.encode(),
-            zlib.crc32(plain),
-        )
-        central += struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            63,
-            63,
-            0,
-            93,
-            0,
-            0,
-            crc,
-            len(packed),
-            len(plain),
-            len(encoded),
-            0,
-            0,
-            0,
-            0,
-            0,
-            len(out),
-        )
-        central += encoded
-        out += (
-            struct.pack(
-                "<IHHHHHIIIHH",
-                0x04034B50,
-                63,
-                0,
-                93,
-                0,
-                0,
-                crc,
-                len(packed),
-                len(plain),
-                len(encoded),
-                0,
-            )
-            + encoded
-            + packed
-        )
+        packed, encoded = zstandard.ZstdCompressor().compress(plain), name.encode()
+        sizes = (zlib.crc32(plain), len(packed), len(plain), len(encoded))
+        # Central directory entry, then local header: method 93, version 6.3.
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 63, 63, 0, 93, 0, 0, *sizes,
+                               0, 0, 0, 0, 0, len(out)) + encoded  # fmt: skip
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 63, 0, 93, 0, 0, *sizes, 0) + encoded + packed  # fmt: skip
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central),
                       len(out), 0)  # fmt: skip
     return bytes(out + central + end)
