@@ -72,8 +72,9 @@ Formats (`FORMATS`):
   the server's OTLP receiver makes one (`traces/otlp.py`), in start-time order, its
   parent the nearest kept ancestor: a TOOL span a tool call named by `tool.name`,
   an LLM span an LLM call named by its model, any other span a call named by the
-  span; input and output from `input.value`/`output.value` (JSON text read as
-  JSON); an `exception` event or an error status its error, left to the deepest
+  span (an agent loop's numbered turn, smolagents' "Step 3", is an "agent
+  step"); input and output from `input.value`/`output.value` (JSON text read as
+  JSON); an `exception` or `agent.step_recovery` event or an error status its error, left to the deepest
   failing span (the others' in `metadata.propagated_errors`). Spans with no
   OpenInference kind, input, output or error (a benchmark harness's own spans,
   whose logs can hold the expected answer) are left out. The task is the AGENT
@@ -1452,16 +1453,50 @@ def _flat_attributes(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# A span an agent framework opens around each of its loop's turns ("Step 3" in
+# smolagents, OpenInference kind CHAIN): its number is its place in the run, not
+# what it did.
+_LOOP_SPAN = re.compile(r"(?i)^\s*(step|turn|iteration|round)[\s_#-]*\d+\s*$")
+
+
+def span_step_name(name: str) -> str:
+    """The step name for a span that is no tool or model call: its own name, or,
+    for an agent loop's numbered turn ("Step 3"), "agent step" whatever its
+    number. Numbered names would make every turn a different "tool": modes and
+    same-task comparisons would read "Step 12" as a call of its own. Used by the
+    file importer and the OTLP receiver alike."""
+    found = _LOOP_SPAN.match(name)
+    return f"agent {found.group(1).lower()}" if found else name
+
+
+def span_event_error(name: str, attributes: dict[str, Any]) -> str | None:
+    """The error an OpenTelemetry span event reports, or None: an `exception`
+    event's type and message, or smolagents' `agent.step_recovery` (a tool call
+    that failed and that the agent went on from: the step's status stays OK)."""
+    name = name.lower()
+    if name == "exception":
+        keys: tuple[str, ...] = ("exception.type", "exception.message")
+        fallback = "exception"
+    elif name == "agent.step_recovery":
+        keys, fallback = ("type", "message"), "a tool call failed (agent.step_recovery)"
+    else:
+        return None
+    return ": ".join(str(attributes[k]) for k in keys if attributes.get(k)) or fallback
+
+
 def _span_error(span: dict[str, Any]) -> str:
-    """Exception events, else the span's error status and its message."""
+    """Error events (`span_event_error`), else the span's error status and its message."""
     messages = []
     for event in [*_list(span.get("events")), *_list(span.get("logs"))]:
         event = obj(event)
-        if str(event.get("name") or event.get("event_name") or "").lower() != "exception":
-            continue
-        a = _flat_attributes(event.get("attributes") or event.get("body"))
-        text = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
-        messages.append(text or "exception")
+        text = span_event_error(  # ClickHouse-style exports spell the keys "Name", "Attributes"
+            str(event.get("name") or event.get("Name") or event.get("event_name") or ""),
+            _flat_attributes(
+                event.get("attributes") or event.get("Attributes") or event.get("body")
+            ),
+        )
+        if text is not None:
+            messages.append(text)
     if not messages and str(span.get("status_code", "")).lower() in ("error", "status_code_error"):
         messages.append(_text(span.get("status_message")) or "span status ERROR")
     return "\n".join(messages)[:MAX_TEXT]
@@ -1531,7 +1566,7 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
         elif kind == "LLM":
             step_kind, name = "llm_call", attrs.get("llm.model_name") or name
         else:
-            step_kind = "tool_call"
+            step_kind, name = "tool_call", span_step_name(str(name))
         rows.append({
             "_span": span_id, "_parent": parent, "_start": start, "_order": order, "_attrs": attrs,
             "kind": step_kind, "name": str(name)[:200],
@@ -1975,6 +2010,11 @@ def folder_patterns(fmt: str) -> list[str]:
                 fmt, ["*.json", "*.jsonl"])  # fmt: skip
 
 
+# Files a folder import passes over although their names match: what a tool
+# writes beside its logs (Inspect's log listing, `logs.json`) is not a log.
+_FOLDER_SKIP = {"inspect-log": {"logs.json"}}
+
+
 def no_files_message(fmt: str) -> str:
     """What to tell a person whose paths held nothing to import."""
     names = " or ".join(folder_patterns(fmt))
@@ -1984,12 +2024,14 @@ def no_files_message(fmt: str) -> str:
 
 def files_under(paths: list[Path], fmt: str) -> list[Path]:
     """The files to import: given files, and for folders the files of that format."""
-    patterns = folder_patterns(fmt)
+    patterns, skip = folder_patterns(fmt), _FOLDER_SKIP.get(fmt, set())
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             for pattern in patterns:
-                found += sorted(p for p in path.rglob(pattern) if p.is_file())
+                found += sorted(
+                    p for p in path.rglob(pattern) if p.is_file() and p.name not in skip
+                )
         else:
             found.append(path)
     return found

@@ -6,8 +6,11 @@ start-time order and keeps each span id's step, so an exporter's retry, or spans
 of one trace arriving in several exports, update the same steps. A span's parent
 becomes its step's `parent_index`. GenAI semantic conventions (`gen_ai.*`) and
 OpenInference attributes decide the step's kind, name, input, output and tokens;
-span status ERROR and exception events become step errors, except on a span
-whose child failed (the failure is the child's: one incident, not two);
+span status ERROR, exception events and smolagents' `agent.step_recovery` events
+become step errors, except on a span whose child failed (the failure is the
+child's: one incident, not two); an agent loop's numbered turn ("Step 3") is an
+"agent step" (`hivemind_client.formats.span_step_name`, shared with the file
+importer);
 `gen_ai.skill.name` marks skills in scope; the resource's `service.name` is the
 agent. The task is the root span's input, else the first user message of the
 earliest span that has one.
@@ -31,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from hivemind_client.formats import span_event_error, span_step_name
 from workspaces.textsafety import json_too_deep
 
 PROTOBUF = "application/x-protobuf"
@@ -153,7 +157,8 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
         output = attrs.get("gen_ai.output.messages", attrs.get("output.value"))
     else:
         kind = "tool_call"
-        name, step_input, output = span.name, attrs.get("input.value"), attrs.get("output.value")
+        name = span_step_name(span.name)
+        step_input, output = attrs.get("input.value"), attrs.get("output.value")
     tokens = _count(attrs.get("llm.token_count.total")) or (
         _count(attrs.get("gen_ai.usage.input_tokens"))
         + _count(attrs.get("gen_ai.usage.output_tokens"))
@@ -200,10 +205,9 @@ def _span_index(span: Span) -> int:
 def span_error(span: Span) -> str:
     messages = []
     for event in span.events:
-        if event.name == "exception":
-            a = _attrs(event.attributes)
-            text = ": ".join(str(a[k]) for k in ("exception.type", "exception.message") if a.get(k))
-            messages.append(text or "exception")
+        text = span_event_error(event.name, _attrs(event.attributes))
+        if text is not None:
+            messages.append(text)
     if span.status.code == Status.STATUS_CODE_ERROR and not messages:
         messages.append(span.status.message or "span status ERROR")
     return "\n".join(messages)

@@ -685,7 +685,7 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
         "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms"))  # fmt: skip
     assert steps == [
         (0, "tool_call", "CodeAgent.run", None, "", None, None),
-        (1, "tool_call", "Step 1", 0, "", None, None),
+        (1, "tool_call", "agent step", 0, "", None, None),
         (2, "llm_call", "gpt-4o", 1, "", 812, 1500.0),
         (3, "tool_call", "inspect_file_as_text", 1, "FileNotFoundError: data/report.pdf", None, None),
     ]  # fmt: skip
@@ -693,6 +693,53 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
     assert trace.metadata["propagated_errors"] == {"1": "Step 1 failed"}
     stored = json.dumps([list(trace.steps.values()), trace.metadata], default=str)
     assert "GOLD-42" not in stored
+
+
+def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
+    tenant, tmp_path
+):
+    """smolagents opens a CHAIN span per turn ("Step 1", "Step 2"): each is an
+    "agent step", not a call of its own named by its number (modes and same-task
+    comparisons would read "Step 12" as a tool). A tool call that failed and that
+    the agent went on from is an `agent.step_recovery` event on a step whose
+    status stays OK: that is the step's error, as an `exception` event is (here in
+    a ClickHouse-style export's capitalised keys)."""
+    recovery = {
+        "Name": "agent.step_recovery",
+        "Attributes": {
+            "type": "AgentToolCallError",
+            "message": "Unknown tool search_web",
+            "severity": "expected",
+        },
+    }
+    first = _span("s1", "Step 1", "2025-03-19T16:40:48Z",
+                  {"openinference.span.kind": "CHAIN"}, [], events=[recovery])  # fmt: skip
+    second = _span("s2", "Step 2", "2025-03-19T16:40:49Z",
+                   {"openinference.span.kind": "CHAIN", "output.value": "found it"}, [])  # fmt: skip
+    agent = _span("a1", "ToolCallingAgent.run", "2025-03-19T16:40:47Z",
+                  {"openinference.span.kind": "AGENT", "input.value": "Find the report"},
+                  [first, second])  # fmt: skip
+    path = tmp_path / "steps.json"
+    path.write_text(json.dumps({"trace_id": "9f3d", "spans": [agent]}))
+    result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path)
+    assert result.ok, result
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id="9f3d")
+    assert list(trace.steps.order_by("index").values_list("name", "error")) == [
+        ("ToolCallingAgent.run", ""),
+        ("agent step", "AgentToolCallError: Unknown tool search_web"),
+        ("agent step", ""),
+    ]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Step 3", "agent step"), ("step_12", "agent step"), ("Turn 2", "agent turn"),
+    ("Iteration #4", "agent iteration"), ("Step 3: search", "Step 3: search"),
+    ("Stepwise 3", "Stepwise 3"), ("CodeAgent.run", "CodeAgent.run"),
+])  # fmt: skip
+def test_span_step_name(name, expected):
+    from hivemind_client.formats import span_step_name
+
+    assert span_step_name(name) == expected
 
 
 def test_an_openinference_span_export_with_parent_ids_and_bad_spans(tenant, tmp_path):
@@ -1351,6 +1398,17 @@ def test_an_inspect_log_is_a_run_per_sample_with_its_scores_and_errors(kind, ten
     again = traces_import_file(workspace=tenant.workspace, fmt="inspect-log",
                                path=_inspect_file(tmp_path, kind))  # fmt: skip
     assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+
+
+def test_a_folder_of_inspect_logs_passes_over_the_listing_inspect_writes_beside_them(tmp_path):
+    from hivemind_client.formats import files_under
+
+    log = _inspect_file(tmp_path, "eval")
+    (tmp_path / "logs.json").write_text(json.dumps({log.name: {"eval": {"task": "ctf_lite"}}}))
+    (tmp_path / "run.json").write_text("{}")
+    assert files_under([tmp_path], "inspect-log") == [log, tmp_path / "run.json"]
+    # Named, it is read as what it was said to be (and refused as not a log).
+    assert files_under([tmp_path / "logs.json"], "inspect-log") == [tmp_path / "logs.json"]
 
 
 def test_a_broken_eval_archive_is_a_per_file_error(tenant, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -236,3 +237,56 @@ def test_a_span_sent_twice_within_or_across_exports_is_one_step(client, tenant):
     assert again.status_code == 200 and again.json() == {}
     steps = Step.objects.filter(trace__external_id="5b8efff798038103d269b633813fc6dd")
     assert steps.count() == 1 and steps.get().name == "crm.search"
+
+
+@pytest.mark.django_db
+def test_smolagents_turns_are_agent_steps_and_a_recovered_tool_error_is_the_tools(client, tenant):
+    """What openinference-instrumentation-smolagents emits: a CHAIN span per turn
+    ("Step 1", "Step 2"); a tool that raised, and on its turn an
+    `agent.step_recovery` event with the turn's status OK. The turns are "agent
+    step" (their numbers are not tools); the failure is the tool's, the turn's
+    copy of it kept aside; a turn that failed with no failing call (a tool name
+    the model made up) keeps its own."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "smol"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("ToolCallingAgent.run") as root:
+        root.set_attribute("openinference.span.kind", "AGENT")
+        root.set_attribute("input.value", "Find the 2023 report")
+        for number, failure in ((1, "tool"), (2, "unknown tool"), (3, None)):
+            with tracer.start_as_current_span(f"Step {number}") as turn:
+                turn.set_attribute("openinference.span.kind", "CHAIN")
+                if failure == "tool":
+                    with tracer.start_as_current_span("WebSearchTool") as tool:
+                        tool.set_attribute("openinference.span.kind", "TOOL")
+                        tool.set_attribute("tool.name", "web_search")
+                        tool.record_exception(TimeoutError("search timed out"))
+                        tool.set_status(Status(StatusCode.ERROR))
+                    message = "Error executing tool web_search: search timed out"
+                    error_type = "AgentToolExecutionError"
+                elif failure:
+                    message, error_type = "Unknown tool search_web", "AgentToolCallError"
+                if failure:
+                    turn.add_event("agent.step_recovery", {
+                        "type": error_type, "message": message, "severity": "expected"})  # fmt: skip
+                turn.set_status(Status(StatusCode.OK))
+    provider.shutdown()
+    spans = list(memory.get_finished_spans())
+    body = encode_spans(spans)
+    response = client.post("/v1/traces", body.SerializeToString(),
+                           content_type="application/x-protobuf",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 200, response.content
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = list(Step.objects.filter(trace=trace).order_by("index").values_list("name", "error"))
+    assert steps == [
+        ("ToolCallingAgent.run", ""),
+        ("agent step", ""),
+        ("web_search", "TimeoutError: search timed out"),
+        ("agent step", "AgentToolCallError: Unknown tool search_web"),
+        ("agent step", ""),
+    ]
+    assert trace.metadata["propagated_errors"] == {
+        "1": "AgentToolExecutionError: Error executing tool web_search: search timed out"
+    }
