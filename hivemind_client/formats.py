@@ -115,7 +115,12 @@ Formats (`FORMATS`):
   code), a non-zero exit code the error. Of `event_msg` lines: the shell's own
   result (`exec_command_end`: its output and exit code win over the output's
   copy), a patch that did not apply, an `error` (an error step), and an aborted
-  turn (its calls with no result fail with that reason). Reasoning, token counts
+  turn (its calls with no result fail with that reason). In code mode the model
+  writes a script (`exec`) that calls the tools, and each call's result is an
+  event with an id of its own (`exec-<uuid>`): each `exec_command_end` and
+  `patch_apply_end` that arrives while a script runs is a call inside the
+  script's step (its command or files, its output, a non-zero exit code or a
+  patch that did not apply its error). Reasoning, token counts
   and the display copies of messages are not read. The model is the turn's; the
   external id `codex-<session id>`, the one Codex hooks give the session, so a
   rollout of a session its hooks captured completes that trace. A session has
@@ -1034,6 +1039,40 @@ _CODEX_CALLS = {"function_call", "custom_tool_call", "local_shell_call", "web_se
 _CODEX_RESULTS = {"function_call_output", "custom_tool_call_output"}
 
 
+# Code mode: the model writes a script (`exec`, a custom tool call) that calls
+# the tools (`tools.exec_command(...)`, `tools.apply_patch(...)`); each of those
+# calls' results is an event with an id of its own (`exec-<uuid>`), which no
+# response item names. Each is a call inside the script's step.
+_CODEX_SCRIPT = "exec"
+_CODEX_INNER = {"exec_command_end", "patch_apply_end"}
+
+
+def _codex_inner_call(
+    item: str, payload: dict[str, Any], parent: int, stamp: Any
+) -> dict[str, Any]:
+    """A call a code-mode script made, from its result event: a command (its
+    output and exit code) or a patch (the files it changed, whether it applied)."""
+    if item == "exec_command_end":
+        command = payload.get("command")
+        if isinstance(command, list):
+            command = " ".join(str(part) for part in command)
+        output = _text(payload.get("aggregated_output") or payload.get("formatted_output")
+                       or payload.get("stdout"))  # fmt: skip
+        code = payload.get("exit_code")
+        failed = isinstance(code, int) and not isinstance(code, bool) and code != 0
+        error = (_text(payload.get("stderr")) or output or f"exit code {code}") if failed else ""
+        step: dict[str, Any] = {"name": "exec_command", "input": {"command": _text(command)},
+                                "output": output, "error": error}  # fmt: skip
+    else:
+        changes = payload.get("changes")
+        output = _text(payload.get("stdout"))
+        error = (_text(payload.get("stderr")) or "the patch did not apply"
+                 if payload.get("success") is False else "")  # fmt: skip
+        step = {"name": "apply_patch", "output": output, "error": error,
+                "input": {"files": sorted(str(k) for k in changes)} if isinstance(changes, dict) else None}  # fmt: skip
+    return {"kind": "tool_call", "parent_index": parent, "started_at": stamp, **step}
+
+
 def _codex_result(output: Any) -> tuple[str, int | None]:
     """A call's result text and exit code: a JSON text `{"output", "metadata":
     {"exit_code"}}` (older shells, apply_patch), or the text Codex gives the model,
@@ -1064,6 +1103,7 @@ def _codex_rollout(path: Path) -> Parsed:
     steps: list[dict[str, Any]] = trace["steps"]
     calls: dict[str, dict[str, Any]] = {}
     pending: list[dict[str, Any]] = []  # calls of this turn with no result yet
+    call_index: dict[int, int] = {}  # a call's step (by identity) -> its index
     seen = False
     for where, line in _json_or_jsonl(path):
         _need(path, where, line, dict, "a rollout line (an object)")
@@ -1092,8 +1132,15 @@ def _codex_rollout(path: Path) -> Parsed:
         item = str(payload.get("type") or "")
         if kind == "event_msg":
             seen = True
-            call = calls.get(str(_id(payload.get("call_id"))))
-            if item == "exec_command_end" and call is not None:  # the shell's own result
+            call_id = _id(payload.get("call_id"))
+            call = calls.get(str(call_id))
+            script = next((c for c in reversed(pending) if c.get("name") == _CODEX_SCRIPT), None)
+            if call is None and script is not None and item in _CODEX_INNER:
+                # A call the model's script made (code mode): the event has its own id.
+                steps.append(_codex_inner_call(item, payload, call_index[id(script)], stamp))
+                if call_id is not None:
+                    trace["metadata"]["tool_use_ids"][str(len(steps) - 1)] = str(call_id)[:200]
+            elif item == "exec_command_end" and call is not None:  # the shell's own result
                 code = payload.get("exit_code")
                 call["output"] = _text(
                     payload.get("aggregated_output")
@@ -1147,6 +1194,7 @@ def _codex_rollout(path: Path) -> Parsed:
             step = {"kind": "tool_call", "name": name, "input": arguments, "started_at": stamp}
             steps.append(step)
             call_id = _id(payload.get("call_id"))
+            call_index[id(step)] = len(steps) - 1
             if call_id is not None:
                 calls[str(call_id)] = step
                 pending.append(step)

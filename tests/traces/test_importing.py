@@ -1254,6 +1254,45 @@ def test_a_codex_result_states_its_exit_code_in_its_text_or_its_metadata(tenant,
     assert errors["apply_patch"] == "" and errors["exec_command"] == ""
 
 
+def test_the_calls_a_codex_code_mode_script_makes_are_steps_inside_it(tenant, tmp_path):
+    """Code mode: the model writes a script (`exec`) that calls the tools, and each
+    call's result is an event with an id of its own (`exec-<uuid>`) that no
+    response item names. Each is a call inside the script's step, a command that
+    exited non-zero or a patch that did not apply failing there, while the script
+    itself completed; a result event outside any script is passed over, as before."""
+    script = "const r = await tools.exec_command({cmd: 'pytest -q'}); text(r.output);"
+    lines = [
+        _codex_line(0, "session_meta", {"id": CODEX_SESSION, "cwd": "/repo", "cli_version": "0.148.0"}),
+        _codex_message(1, "user", "Fix the failing date test"),
+        _codex_line(2, "response_item", {"type": "custom_tool_call", "status": "completed",
+                    "call_id": "call_s1", "name": "exec", "input": script}),
+        _codex_line(3, "event_msg", {"type": "exec_command_end", "call_id": "exec-7f0e", "turn_id": "t1",
+                    "command": ["bash", "-lc", "pytest -q"], "exit_code": 1, "stderr": "",
+                    "aggregated_output": "FAILED tests/test_dates.py::test_leap\n1 failed"}),
+        _codex_line(4, "event_msg", {"type": "patch_apply_end", "call_id": "exec-8a1b", "success": False,
+                    "stdout": "", "stderr": "Failed to find expected lines in dates.py",
+                    "changes": {"/repo/dates.py": {"type": "update", "unified_diff": "@@\n-28\n+29\n"}}}),
+        _codex_line(5, "response_item", {"type": "custom_tool_call_output", "call_id": "call_s1",
+                    "output": [{"type": "input_text", "text": "Script completed\nWall time 1.2 seconds\n"}]}),
+        _codex_line(6, "event_msg", {"type": "exec_command_end", "call_id": "exec-9c2d", "exit_code": 2,
+                    "command": ["ls"], "aggregated_output": "no such file"}),
+    ]  # fmt: skip
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
+                                path=_codex_file(tmp_path, lines))  # fmt: skip
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = [(s.index, s.name, s.parent_index, s.error) for s in trace.steps.order_by("index")]
+    assert steps == [
+        (0, "", None, ""),
+        (1, "exec", None, ""),
+        (2, "exec_command", 1, "FAILED tests/test_dates.py::test_leap\n1 failed"),
+        (3, "apply_patch", 1, "Failed to find expected lines in dates.py"),
+    ]  # fmt: skip
+    assert trace.steps.get(index=1).output == "Script completed\nWall time 1.2 seconds\n"
+    assert trace.steps.get(index=2).input == {"command": "bash -lc pytest -q"}
+    assert trace.steps.get(index=3).input == {"files": ["/repo/dates.py"]}
+
+
 def test_a_codex_rollout_completes_the_trace_its_hooks_built(tenant, tmp_path):
     """A session captured by Codex hooks and later imported from its rollout is one
     run: the hooks' call is matched by its call id, not doubled."""
