@@ -30,7 +30,8 @@ Formats (`FORMATS`):
   The environment's score becomes one named check (`result rows`, `files and
   output`, `unit tests`, `flag`) saying how close the best scored action came.
 - `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
-  mini-swe-agent `.traj.json` files (`messages`). The outcome is read where the
+  mini-swe-agent `.traj.json` files (`messages`; early versions saved the list of
+  messages alone). The outcome is read where the
   SWE-bench harness writes it, beside the trajectories (this folder and up to
   three above it): a summary report (`results_summary.json`, the harness's
   `<model>.<run>.json`, an sb-cli report: any JSON with `resolved_ids`; the
@@ -729,7 +730,10 @@ def _intercode_task_key(episode: dict[str, Any], tool: str, key: str) -> str:
 
 
 def _swe_agent(path: Path) -> Parsed:
-    data = _need(path, "top level", _read_json(path), dict, "a trajectory object")
+    data = _read_json(path)
+    if isinstance(data, list) and data and all(isinstance(m, dict) and "role" in m for m in data):
+        data = {"messages": data}  # early mini-swe-agent: the messages alone
+    data = _need(path, "top level", data, dict, "a trajectory object")
     info = _obj(data.get("info"))
     stats = _obj(info.get("model_stats"))
     instance = path.name.removesuffix(".json").removesuffix(".traj")

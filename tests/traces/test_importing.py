@@ -267,6 +267,26 @@ def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path,
     assert Trace.objects.get(external_id="swe-run1-sphinx__sphinx-3").status == "succeeded"
 
 
+def test_an_early_mini_swe_agent_trajectory_is_its_messages_alone(tenant, tmp_path):
+    """Early mini-swe-agent saved a run as the list of its messages, with no info:
+    read as the same messages in today's object (outcome from the harness, else
+    unknown); a list of anything else is still refused."""
+    run = tmp_path / "run2" / "astropy__astropy-1"
+    run.mkdir(parents=True)
+    (run / "astropy__astropy-1.traj.json").write_text(json.dumps(_mini_traj()["messages"]))
+    result = traces_import_file(workspace=tenant.workspace, fmt="swe-agent",
+                                path=run / "astropy__astropy-1.traj.json")  # fmt: skip
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.status, trace.task) == (
+        "swe-run2-astropy__astropy-1", "unknown", "Fix the failing date parser.")  # fmt: skip
+    assert [s.kind for s in trace.steps.order_by("index")][-1] == "tool_call"
+    (tmp_path / "numbers.traj.json").write_text("[1, 2]")
+    refused = traces_import_file(workspace=tenant.workspace, fmt="swe-agent",
+                                 path=tmp_path / "numbers.traj.json")  # fmt: skip
+    assert not refused.ok and "expected a trajectory object, found list" in refused.error
+
+
 def test_swe_runs_of_a_leaderboard_submission_take_its_results_json(tenant, tmp_path):
     """SWE-bench/experiments keeps a submission's outcome in `results/results.json`:
     the resolved ids, and lists such as `no_generation`; every other instance of the
