@@ -899,7 +899,9 @@ def _ms(seconds: Any) -> float | None:
     return seconds * 1000 if isinstance(seconds, int | float) and seconds >= 0 else None
 
 
-_BASH_BLOCK = re.compile(r"```(?:bash|sh)?\s*\n(.*?)```", re.S)
+# The action's block: ```bash (early mini-swe-agent), ```mswea_bash_command (its
+# default action fence since), ```sh, or a bare fence.
+_BASH_BLOCK = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n(.*?)```", re.S)
 
 
 def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:

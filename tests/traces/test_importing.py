@@ -267,10 +267,11 @@ def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path,
     assert Trace.objects.get(external_id="swe-run1-sphinx__sphinx-3").status == "succeeded"
 
 
-def test_an_early_mini_swe_agent_trajectory_is_its_messages_alone(tenant, tmp_path):
+def test_mini_swe_agent_trajectories_as_early_and_later_versions_wrote_them(tenant, tmp_path):
     """Early mini-swe-agent saved a run as the list of its messages, with no info:
     read as the same messages in today's object (outcome from the harness, else
-    unknown); a list of anything else is still refused."""
+    unknown); a list of anything else is still refused. Its action fence is now
+    ```mswea_bash_command, read as ```bash was."""
     run = tmp_path / "run2" / "astropy__astropy-1"
     run.mkdir(parents=True)
     (run / "astropy__astropy-1.traj.json").write_text(json.dumps(_mini_traj()["messages"]))
@@ -281,6 +282,21 @@ def test_an_early_mini_swe_agent_trajectory_is_its_messages_alone(tenant, tmp_pa
     assert (trace.external_id, trace.status, trace.task) == (
         "swe-run2-astropy__astropy-1", "unknown", "Fix the failing date parser.")  # fmt: skip
     assert [s.kind for s in trace.steps.order_by("index")][-1] == "tool_call"
+    # mini-swe-agent's fence since then: ```mswea_bash_command, not ```bash.
+    messages = _mini_traj()["messages"] + [
+        {"role": "assistant", "content": "Run it.\n\n```mswea_bash_command\npython3 t.py\n```"},
+        {"role": "user", "content": "<returncode>1</returncode>\n<output>\nZeroDivisionError\n</output>"},
+    ]  # fmt: skip
+    (run / "astropy__astropy-1.traj.json").write_text(json.dumps(messages))
+    assert traces_import_file(workspace=tenant.workspace, fmt="swe-agent",
+                              path=run / "astropy__astropy-1.traj.json").ok  # fmt: skip
+    last = trace.steps.order_by("index").last()
+    assert (last.kind, last.name, last.input) == (
+        "tool_call",
+        "python3",
+        {"command": "python3 t.py"},
+    )
+    assert "ZeroDivisionError" in last.error
     (tmp_path / "numbers.traj.json").write_text("[1, 2]")
     refused = traces_import_file(workspace=tenant.workspace, fmt="swe-agent",
                                  path=tmp_path / "numbers.traj.json")  # fmt: skip
