@@ -731,15 +731,8 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
     assert "GOLD-42" not in stored
 
 
-def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
-    tenant, tmp_path
-):
-    """smolagents opens a CHAIN span per turn ("Step 1", "Step 2"): each is an
-    "agent step", not a call of its own named by its number (modes and same-task
-    comparisons would read "Step 12" as a tool). A tool call that failed and that
-    the agent went on from is an `agent.step_recovery` event on a step whose
-    status stays OK: that is the step's error, as an `exception` event is (here in
-    a ClickHouse-style export's capitalised keys)."""
+def _smolagents_run() -> dict:
+    """A smolagents run: two numbered turns, the first with a recovered tool error."""
     recovery = {
         "Name": "agent.step_recovery",
         "Attributes": {
@@ -755,8 +748,20 @@ def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are
     agent = _span("a1", "ToolCallingAgent.run", "2025-03-19T16:40:47Z",
                   {"openinference.span.kind": "AGENT", "input.value": "Find the report"},
                   [first, second])  # fmt: skip
+    return {"trace_id": "9f3d", "spans": [agent]}
+
+
+def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
+    tenant, tmp_path
+):
+    """smolagents opens a CHAIN span per turn ("Step 1", "Step 2"): each is an
+    "agent step", not a call of its own named by its number (modes and same-task
+    comparisons would read "Step 12" as a tool). A tool call that failed and that
+    the agent went on from is an `agent.step_recovery` event on a step whose
+    status stays OK: that is the step's error, as an `exception` event is (here in
+    a ClickHouse-style export's capitalised keys)."""
     path = tmp_path / "steps.json"
-    path.write_text(json.dumps({"trace_id": "9f3d", "spans": [agent]}))
+    path.write_text(json.dumps(_smolagents_run()))
     result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path)
     assert result.ok, result
     trace = Trace.objects.get(workspace=tenant.workspace, external_id="9f3d")
@@ -1114,7 +1119,7 @@ def test_what_no_reader_checked_for_is_a_per_file_error_and_the_folder_goes_on(
 
 def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path):
     """A fixed-seed fuzz: 80 mutations of each format's sample and of the richer
-    OpenHands and mini-swe-agent ones (values swapped for others of every JSON
+    OpenHands, mini-swe-agent, Codex, smolagents and Inspect ones (values swapped for others of every JSON
     type, keys deleted). Each file is read or refused with a
     FormatError from a reader's own check, never by the net or a traceback."""
     import copy
@@ -1136,7 +1141,8 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
 
     richer = [("openhands", _openhands_v0("django__django-1", resolved=False)),
               ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()),
-              ("codex-rollout", _codex_rollout(aborted=True)),
+              ("codex-rollout", _codex_rollout(aborted=True)), ("codex-rollout", _codex_code_mode()),
+              ("openinference-json", _smolagents_run()),
               ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]})]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
@@ -1290,14 +1296,11 @@ def test_a_codex_result_states_its_exit_code_in_its_text_or_its_metadata(tenant,
     assert errors["apply_patch"] == "" and errors["exec_command"] == ""
 
 
-def test_the_calls_a_codex_code_mode_script_makes_are_steps_inside_it(tenant, tmp_path):
-    """Code mode: the model writes a script (`exec`) that calls the tools, and each
-    call's result is an event with an id of its own (`exec-<uuid>`) that no
-    response item names. Each is a call inside the script's step, a command that
-    exited non-zero or a patch that did not apply failing there, while the script
-    itself completed; a result event outside any script is passed over, as before."""
+def _codex_code_mode() -> list[dict]:
+    """A code-mode session: a script whose command fails and whose patch does not
+    apply, then a result event outside any script."""
     script = "const r = await tools.exec_command({cmd: 'pytest -q'}); text(r.output);"
-    lines = [
+    return [
         _codex_line(0, "session_meta", {"id": CODEX_SESSION, "cwd": "/repo", "cli_version": "0.148.0"}),
         _codex_message(1, "user", "Fix the failing date test"),
         _codex_line(2, "response_item", {"type": "custom_tool_call", "status": "completed",
@@ -1313,6 +1316,15 @@ def test_the_calls_a_codex_code_mode_script_makes_are_steps_inside_it(tenant, tm
         _codex_line(6, "event_msg", {"type": "exec_command_end", "call_id": "exec-9c2d", "exit_code": 2,
                     "command": ["ls"], "aggregated_output": "no such file"}),
     ]  # fmt: skip
+
+
+def test_the_calls_a_codex_code_mode_script_makes_are_steps_inside_it(tenant, tmp_path):
+    """Code mode: the model writes a script (`exec`) that calls the tools, and each
+    call's result is an event with an id of its own (`exec-<uuid>`) that no
+    response item names. Each is a call inside the script's step, a command that
+    exited non-zero or a patch that did not apply failing there, while the script
+    itself completed; a result event outside any script is passed over, as before."""
+    lines = _codex_code_mode()
     result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
                                 path=_codex_file(tmp_path, lines))  # fmt: skip
     assert result.ok, result.error
