@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -19,12 +20,17 @@ from traces import otlp
 from traces.models import Step, Trace
 
 
+def _recorder(service: str) -> tuple[InMemorySpanExporter, TracerProvider, Any]:
+    """The real SDK recording a service's spans in memory: (spans, provider, tracer)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return memory, provider, provider.get_tracer("test")
+
+
 def record_agent_run() -> list:
     """An agent run as a GenAI-instrumented app would emit it; returns finished spans."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "otel-agent"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test")
+    memory, provider, tracer = _recorder("otel-agent")
     with tracer.start_as_current_span("invoke_agent") as root:
         root.set_attribute("gen_ai.operation.name", "invoke_agent")
         root.set_attribute("gen_ai.conversation.id", "conv-7")
@@ -169,10 +175,7 @@ def test_odd_attribute_values_and_missing_span_id_do_not_fail(client, tenant):
 def record_run_without_root_input() -> list:
     """A root span with no input, a prompt in the chat span's messages, a tool that
     fails inside a step span that fails because of it, and PII in the prompt."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "shop-agent"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test")
+    memory, provider, tracer = _recorder("shop-agent")
     with tracer.start_as_current_span("invoke_agent") as root:
         with tracer.start_as_current_span("chat") as llm:
             llm.set_attribute("gen_ai.operation.name", "chat")
@@ -247,10 +250,7 @@ def test_smolagents_turns_are_agent_steps_and_a_recovered_tool_error_is_the_tool
     step" (their numbers are not tools); the failure is the tool's, the turn's
     copy of it kept aside; a turn that failed with no failing call (a tool name
     the model made up) keeps its own."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "smol"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test")
+    memory, provider, tracer = _recorder("smol")
     with tracer.start_as_current_span("ToolCallingAgent.run") as root:
         root.set_attribute("openinference.span.kind", "AGENT")
         root.set_attribute("input.value", "Find the 2023 report")
