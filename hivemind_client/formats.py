@@ -31,7 +31,14 @@ Formats (`FORMATS`):
   output`, `unit tests`, `flag`) saying how close the best scored action came.
 - `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
   mini-swe-agent `.traj.json` files (`messages`; early versions saved the list of
-  messages alone). The outcome is read where the
+  messages alone): v1's ```bash / ```mswea_bash_command block per reply, its
+  output the next user message; v2's bash tool calls, each output the tool
+  message of its call id. A command failed when the message's `extra` says so
+  (a non-zero `returncode`, an `exception_info`), else when its text does
+  (`<returncode>1</returncode>`, `[exit code 1]`, `Exception:`, a timeout); a
+  reply the harness rejected (`extra.interrupt_type` FormatError) is an error
+  step, and so is v2's closing `exit` message when the run did not end by
+  submitting. The outcome is read where the
   SWE-bench harness writes it, beside the trajectories (this folder and up to
   three above it): a summary report (`results_summary.json`, the harness's
   `<model>.<run>.json`, an sb-cli report: any JSON with `resolved_ids`; the
@@ -904,34 +911,82 @@ def _ms(seconds: Any) -> float | None:
 _BASH_BLOCK = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n(.*?)```", re.S)
 
 
+# What mini-swe-agent's templates say of a command that did not succeed: its exit
+# code (`<returncode>1</returncode>`, v1's text mode; `[exit code 1]`, v2's tool
+# calls), an exception (`Exception: ...`, v2), or a timeout (v1).
+_MINI_EXIT = re.compile(r"<returncode>(-?\d+)</returncode>|\[exit code (-?\d+)\]\s*$")
+_MINI_FAILED = re.compile(r"^Exception: |^The last command <command>.*</command> timed out", re.S)
+
+
+def _mini_error(message: dict[str, Any], text: str) -> str:
+    """The error of a command's observation, or "": v2 keeps the exit code and any
+    exception in the message's `extra`; v1 only in the text its templates wrote."""
+    extra = _obj(message.get("extra"))
+    code, exception = extra.get("returncode"), extra.get("exception_info")
+    if exception or (isinstance(code, int) and not isinstance(code, bool) and code != 0):
+        return text or _text(exception) or f"exit code {code}"
+    if "returncode" in extra:
+        return ""
+    found = _MINI_EXIT.search(text)
+    if found and (found.group(1) or found.group(2)) != "0":
+        return text
+    return text if _MINI_FAILED.match(text) else ""
+
+
 def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
-    """mini-swe-agent: assistant turns hold one bash block; the next user turn is its output."""
+    """mini-swe-agent: an assistant turn holds one bash block (v1) or bash tool
+    calls (v2); the next user (v1) or tool (v2, by call id) messages are their
+    outputs. A reply the harness rejected (`extra.interrupt_type` FormatError) is
+    an error step; v2's closing `exit` message is an error step when the run did
+    not end by submitting."""
     steps: list[dict[str, Any]] = []
-    pending: dict[str, Any] | None = None
+    pending: list[dict[str, Any]] = []  # the last turn's calls, in order
+    by_id: dict[str, dict[str, Any]] = {}
     for i, message in enumerate(messages):
         _need(path, f"messages[{i}]", message, dict, "a message object")
         role, text = message.get("role"), _text(message.get("content"))
+        extra = _obj(message.get("extra"))
         if role == "system":
             continue
         if role == "assistant":
+            pending = []
             if message.get("tool_calls"):
+                start = len(steps)
                 steps += chat_steps([message], path=path, where=f"messages[{i}]")
-                pending = steps[-1] if steps and steps[-1]["kind"] == "tool_call" else None
+                calls = _list(message.get("tool_calls"))
+                pending = [st for st in steps[start:] if st["kind"] == "tool_call"]
+                for call, step in zip(calls, pending, strict=False):
+                    if isinstance(call, dict) and call.get("id") is not None:
+                        by_id[str(call["id"])] = step
                 continue
             block = _BASH_BLOCK.search(text)
             steps.append({"kind": "assistant_message", "output": text})
             if block:
                 command = block.group(1).strip()
-                pending = {"kind": "tool_call", "name": (command.split() or ["bash"])[0][:200],
-                           "input": {"command": command}}  # fmt: skip
-                steps.append(pending)
+                pending = [{"kind": "tool_call", "name": (command.split() or ["bash"])[0][:200],
+                            "input": {"command": command}}]  # fmt: skip
+                steps.append(pending[0])
             continue
-        if pending is not None and isinstance(role, str) and role in {"user", "tool"}:
-            pending["output"] = text
-            code = re.search(r"<returncode>(-?\d+)</returncode>", text)
-            if code and code.group(1) != "0":
-                pending["error"] = text
-            pending = None
+        if role == "exit":
+            status = str(extra.get("exit_status") or "")
+            if status and not status.lower().startswith("submitted"):
+                steps.append({"kind": "error", "error": f"The run ended: {status}"
+                              + (f"\n{text}" if text else "")})  # fmt: skip
+            pending = []
+            continue
+        if extra.get("interrupt_type") == "FormatError":
+            steps.append(
+                {"kind": "error", "error": text or "the reply was not in the format asked"}
+            )
+            continue
+        call = by_id.pop(str(message.get("tool_call_id")), None) if role == "tool" else None
+        if call is None and pending and isinstance(role, str) and role in {"user", "tool"}:
+            call = pending[0]
+        if call is not None:
+            pending = [c for c in pending if c is not call]
+            call["output"] = text
+            if error := _mini_error(message, text):
+                call["error"] = error
             continue
         steps.append({"kind": "user_prompt", "input": text})
     return steps

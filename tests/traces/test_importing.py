@@ -303,6 +303,88 @@ def test_mini_swe_agent_trajectories_as_early_and_later_versions_wrote_them(tena
     assert not refused.ok and "expected a trajectory object, found list" in refused.error
 
 
+def _mini_v2_traj() -> dict:
+    """mini-swe-agent 2's trajectory: bash tool calls (two at once), each result a
+    tool message by call id with its exit code and any exception in `extra`, a
+    reply the harness rejected, and the closing `exit` message."""
+
+    def calls(*commands: tuple[str, str]) -> dict:
+        return {
+            "role": "assistant",
+            "content": "Looking.",
+            "tool_calls": [
+                {
+                    "id": cid,
+                    "type": "function",
+                    "function": {"name": "bash", "arguments": json.dumps({"command": command})},
+                }
+                for cid, command in commands
+            ],
+        }
+
+    def result(cid: str, text: str, code: int, exception: str = "") -> dict:
+        extra = {"raw_output": text, "returncode": code, "timestamp": 1.0}
+        if exception:
+            extra["exception_info"] = exception
+        return {"role": "tool", "tool_call_id": cid, "content": text, "extra": extra}
+
+    return {"trajectory_format": "mini-swe-agent-1.1",
+            "info": {"exit_status": "LimitsExceeded", "submission": "",
+                     "config": {"model": {"model_name": "claude-x"}}},
+            "messages": [
+                {"role": "system", "content": "You are a coder."},
+                {"role": "user", "content": "Fix the failing date parser."},
+                calls(("c1", "ls"), ("c2", "python -m pytest -q")),
+                # The results in another order than the calls: joined by id.
+                result("c2", "1 failed\n[exit code 1]", 1),
+                result("c1", "setup.py\n[exit code 0]", 0),
+                {"role": "user", "content": "Tool call error:\n<error>No tool calls found</error>",
+                 "extra": {"interrupt_type": "FormatError"}},
+                calls(("c3", "sleep 999")),
+                result("c3", "Exception: timed out after 60 s\n[exit code -1]", -1,
+                       exception="timed out after 60 s"),
+                {"role": "exit", "content": "", "extra": {"exit_status": "LimitsExceeded"}},
+            ]}  # fmt: skip
+
+
+def test_mini_swe_agent_2_trajectories_join_results_by_call_and_read_their_extra(tenant, tmp_path):
+    path = tmp_path / "run3" / "django__django-2" / "django__django-2.traj.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_mini_v2_traj()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="swe-agent", path=path)
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.status == "failed"  # not submitted
+    steps = [(s.kind, s.input, s.error[:40]) for s in trace.steps.order_by("index")]
+    assert steps == [
+        ("user_prompt", "Fix the failing date parser.", ""),
+        ("assistant_message", None, ""),
+        ("tool_call", {"command": "ls"}, ""),
+        ("tool_call", {"command": "python -m pytest -q"}, "1 failed\n[exit code 1]"),
+        ("error", None, "Tool call error:\n<error>No tool calls fo"),
+        ("assistant_message", None, ""),
+        ("tool_call", {"command": "sleep 999"}, "Exception: timed out after 60 s\n[exit co"),
+        ("error", None, "The run ended: LimitsExceeded"),
+    ]  # fmt: skip
+    assert trace.steps.get(index=2).output == "setup.py\n[exit code 0]"
+
+
+def test_mini_swe_agent_text_observations_say_what_failed():
+    """Without `extra` (v1), the observation's own words: a non-zero
+    <returncode> or [exit code], an exception, a timeout."""
+    from hivemind_client.formats import _mini_error
+
+    assert _mini_error({}, "<returncode>2</returncode>\n<output>no</output>")
+    assert not _mini_error({}, "<returncode>0</returncode>\n<output>ok</output>")
+    assert _mini_error({}, "oops\n[exit code 1]") and not _mini_error({}, "ok\n[exit code 0]")
+    assert _mini_error(
+        {}, "The last command <command>sleep 9</command> timed out and has been killed."
+    )
+    assert _mini_error({}, "Exception: boom")
+    assert not _mini_error({"extra": {"returncode": 0}}, "<returncode>1</returncode>")  # extra wins
+    assert not _mini_error({}, "printed [exit code 1] midway\nthen more")
+
+
 def test_swe_runs_of_a_leaderboard_submission_take_its_results_json(tenant, tmp_path):
     """SWE-bench/experiments keeps a submission's outcome in `results/results.json`:
     the resolved ids, and lists such as `no_generation`; every other instance of the
@@ -1140,7 +1222,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
         return found
 
     richer = [("openhands", _openhands_v0("django__django-1", resolved=False)),
-              ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()),
+              ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()), ("swe-agent", _mini_v2_traj()),
               ("codex-rollout", _codex_rollout(aborted=True)), ("codex-rollout", _codex_code_mode()),
               ("openinference-json", _smolagents_run()),
               ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]})]  # fmt: skip
