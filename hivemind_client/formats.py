@@ -915,6 +915,7 @@ _BASH_BLOCK = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n(.*?)```", 
 # code (`<returncode>1</returncode>`, v1's text mode; `[exit code 1]`, v2's tool
 # calls), an exception (`Exception: ...`, v2), or a timeout (v1).
 _MINI_EXIT = re.compile(r"<returncode>(-?\d+)</returncode>|\[exit code (-?\d+)\]\s*$")
+_MINI_REASON = re.compile(r"<error>\s*(.{1,2000}?)\s*</error>", re.S)
 _MINI_FAILED = re.compile(r"^Exception: |^The last command <command>.*</command> timed out", re.S)
 
 
@@ -975,9 +976,12 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
             pending = []
             continue
         if extra.get("interrupt_type") == "FormatError":
-            steps.append(
-                {"kind": "error", "error": text or "the reply was not in the format asked"}
-            )
+            # v2's template wraps the reason ("Tool call error:\n<error>...</error>"):
+            # the reason leads, the harness's guidance after it.
+            reason = _MINI_REASON.search(text)
+            error = f"The reply was rejected: {' '.join(reason.group(1).split())}" if reason else ""
+            steps.append({"kind": "error", "error": "\n\n".join(filter(None, [error, text]))
+                          or "The reply was rejected: not in the format asked."})  # fmt: skip
             continue
         call = by_id.pop(str(message.get("tool_call_id")), None) if role == "tool" else None
         if call is None and pending and isinstance(role, str) and role in {"user", "tool"}:

@@ -361,7 +361,7 @@ def test_mini_swe_agent_2_trajectories_join_results_by_call_and_read_their_extra
         ("assistant_message", None, ""),
         ("tool_call", {"command": "ls"}, ""),
         ("tool_call", {"command": "python -m pytest -q"}, "1 failed\n[exit code 1]"),
-        ("error", None, "Tool call error:\n<error>No tool calls fo"),
+        ("error", None, "The reply was rejected: No tool calls fo"),
         ("assistant_message", None, ""),
         ("tool_call", {"command": "sleep 999"}, "Exception: timed out after 60 s\n[exit co"),
         ("error", None, "The run ended: LimitsExceeded"),
