@@ -977,11 +977,13 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
             continue
         if extra.get("interrupt_type") == "FormatError":
             # v2's template wraps the reason ("Tool call error:\n<error>...</error>"):
-            # the reason leads, the harness's guidance after it.
+            # the reason is the error (the page and the diagnosis lead with its
+            # decisive line, which would be "Tool call error:" in the whole text);
+            # the harness's whole message, its guidance too, is the step's output.
             reason = _MINI_REASON.search(text)
-            error = f"The reply was rejected: {' '.join(reason.group(1).split())}" if reason else ""
-            steps.append({"kind": "error", "error": "\n\n".join(filter(None, [error, text]))
-                          or "The reply was rejected: not in the format asked."})  # fmt: skip
+            error = (f"The reply was rejected: {' '.join(reason.group(1).split())}" if reason
+                     else text or "The reply was rejected: not in the format asked.")  # fmt: skip
+            steps.append({"kind": "error", "error": error, "output": text})
             continue
         call = by_id.pop(str(message.get("tool_call_id")), None) if role == "tool" else None
         if call is None and pending and isinstance(role, str) and role in {"user", "tool"}:

@@ -367,6 +367,9 @@ def test_mini_swe_agent_2_trajectories_join_results_by_call_and_read_their_extra
         ("error", None, "The run ended: LimitsExceeded"),
     ]  # fmt: skip
     assert trace.steps.get(index=2).output == "setup.py\n[exit code 0]"
+    rejected = trace.steps.get(index=4)
+    assert rejected.error == "The reply was rejected: No tool calls found"
+    assert rejected.output.startswith("Tool call error:")
 
 
 def test_mini_swe_agent_text_observations_say_what_failed():
