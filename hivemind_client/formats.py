@@ -29,7 +29,8 @@ Formats (`FORMATS`):
   action, `valid_action: false` as the step error; success when `max_reward` is 1.
   The environment's score becomes one named check (`result rows`, `files and
   output`, `unit tests`, `flag`) saying how close the best scored action came.
-- `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation) and
+- `swe-agent`: SWE-agent `.traj` files (`trajectory` of action/observation; a
+  command SWE-agent refused or cut off, by its own templates, failed) and
   mini-swe-agent `.traj.json` files (`messages`; early versions saved the list of
   messages alone): v1's ```bash / ```mswea_bash_command block per reply, its
   output the next user message; v2's bash tool calls, each output the tool
@@ -736,6 +737,18 @@ def _intercode_task_key(episode: dict[str, Any], tool: str, key: str) -> str:
 # --- SWE-agent and mini-swe-agent ---------------------------------------------
 
 
+# What SWE-agent itself answers when a command did not run or did not finish (its
+# templates; the command's own output says nothing of an exit code): an edit its
+# linter refused, a command cut off by its timeout, bash that would not parse.
+_SWE_REFUSED = re.compile(
+    r"\s*(?:Your proposed edit has introduced new syntax error"
+    r"|The command '.*?' was cancelled because it took more than \d+ seconds"
+    r"|Your bash command contained syntax errors and was NOT executed"
+    r"|EXECUTION TIMED OUT)",
+    re.S,
+)
+
+
 def _swe_agent(path: Path) -> Parsed:
     data = _read_json(path)
     if isinstance(data, list) and data and all(isinstance(m, dict) and "role" in m for m in data):
@@ -755,9 +768,13 @@ def _swe_agent(path: Path) -> Parsed:
             if entry.get("thought"):
                 steps.append({"kind": "assistant_message", "output": _text(entry["thought"])})
             action = _text(entry.get("action")).strip()
-            steps.append({"kind": "tool_call", "name": (action.split() or ["action"])[0][:200],
-                          "input": {"command": action}, "output": _text(entry.get("observation")),
-                          "duration_ms": _ms(entry.get("execution_time"))})  # fmt: skip
+            observation = _text(entry.get("observation"))
+            step = {"kind": "tool_call", "name": (action.split() or ["action"])[0][:200],
+                    "input": {"command": action}, "output": observation,
+                    "duration_ms": _ms(entry.get("execution_time"))}  # fmt: skip
+            if _SWE_REFUSED.match(observation):
+                step["error"] = observation  # the harness refused or stopped the command
+            steps.append(step)
     elif isinstance(data.get("messages"), list):  # mini-swe-agent
         steps = _mini_steps(data["messages"], path)
         task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")

@@ -233,6 +233,38 @@ def _mini_traj(model: str = "claude-x") -> dict:
                          {"role": "user", "content": "<returncode>0</returncode>\nsetup.py"}]}  # fmt: skip
 
 
+def test_a_swe_agent_command_its_harness_refused_or_cut_off_is_a_failed_step(tenant, tmp_path):
+    """SWE-agent's observations carry no exit code; what SWE-agent itself says
+    when a command did not run or did not finish (an edit its linter refused, a
+    timeout, bash that would not parse) makes the step failed. A command's own
+    output, a traceback included, is left to the diagnosis to read."""
+    lint = ("Your proposed edit has introduced new syntax error(s). Please understand the fixes "
+            "and retry your edit commmand.\n\nERRORS:\n- E999 SyntaxError: unmatched ']'\n"
+            "Your changes have NOT been applied.")  # fmt: skip
+    timeout = (
+        "The command 'pytest' was cancelled because it took more than 30 seconds. Please try again."
+    )
+    run = {"environment": "swe_main", "history": [{"role": "user", "content": "Fix it"}],
+           "info": {"exit_status": "submitted"},
+           "trajectory": [
+               {"action": "edit 287:295\n]\nend_of_edit\n", "observation": lint, "thought": "Edit."},
+               {"action": "pytest\n", "observation": timeout, "thought": ""},
+               {"action": "python r.py\n", "observation": "Traceback (most recent call last):\nKeyError: 1",
+                "thought": ""},
+               {"action": "submit\n", "observation": "diff --git a/x b/x", "thought": ""}]}  # fmt: skip
+    path = tmp_path / "run4" / "pydicom__pydicom-1458.traj"
+    path.parent.mkdir()
+    path.write_text(json.dumps(run))
+    assert traces_import_file(workspace=tenant.workspace, fmt="swe-agent", path=path).ok
+    calls = Step.objects.filter(trace__workspace=tenant.workspace, kind="tool_call").order_by(
+        "index"
+    )
+    assert [(c.name, c.error[:27]) for c in calls] == [
+        ("edit", "Your proposed edit has intr"), ("pytest", "The command 'pytest' was ca"),
+        ("python", ""), ("submit", ""),
+    ]  # fmt: skip
+
+
 def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path, capsys):
     run = tmp_path / "run1"
     for instance in ("astropy__astropy-1", "django__django-2", "sphinx__sphinx-3"):
