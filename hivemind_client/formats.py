@@ -110,7 +110,7 @@ Formats (`FORMATS`):
   for `swe-agent`); otherwise unknown. The agent is `<agent_class>/<model>`; the
   external id `openhands-<run folder>-<instance id>` (`#2`, `#3` for an
   instance run again in the same file); a run that ended on an error keeps it
-  in `metadata.error`.
+  in `metadata.error` and as its last step, an error step.
 
 - `codex-rollout`: a Codex CLI session, one run per file
   (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`; a folder's `rollout-*.jsonl`).
@@ -2020,6 +2020,12 @@ def _openhands(path: Path) -> Parsed:
         agent_class = str(metadata.get("agent_class") or "OpenHands")
         times = [t for t in (_epoch(_obj(e).get("timestamp")) for e in history) if t is not None]
         cost = _obj(record.get("metrics")).get("accumulated_cost")
+        # The run ended on an error (stuck in a loop, an exception, a budget): the
+        # last thing that happened, unless the events already end on it.
+        ended = _text(record.get("error"), 10_000).strip() if record.get("error") else ""
+        if ended and not (steps and steps[-1].get("error") == ended):
+            steps.append({"kind": "error", "error": ended,
+                          "started_at": _iso(max(times)) if times else None})  # fmt: skip
         task = _text(record.get("instruction"), 100_000) or next(
             (s.get("input", "") for s in steps if s["kind"] == "user_prompt"), "")  # fmt: skip
         parsed.traces.append({

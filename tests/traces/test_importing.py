@@ -1028,8 +1028,12 @@ def test_openhands_output_of_either_event_schema_imports_with_its_outcome(
     report, else the `.swebench_eval.jsonl` beside the file, else unknown."""
     run = tmp_path / "CodeActAgent" / "claude-3-5-sonnet_maxiter_100"
     run.mkdir(parents=True)
+    stuck = {
+        **_openhands_v0("sympy__sympy-1"),
+        "error": "AgentStuckInLoopError: Agent got stuck in a loop",
+    }
     lines = [_openhands_v0("django__django-11099", resolved=False),
-             _openhands_v1("astropy__astropy-12907"), _openhands_v0("sympy__sympy-1"),
+             _openhands_v1("astropy__astropy-12907"), stuck,
              _openhands_v0("django__django-11099", resolved=True)]  # fmt: skip
     (run / "output.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     (run / "output.swebench_eval.jsonl").write_text(json.dumps(
@@ -1069,7 +1073,12 @@ def test_openhands_output_of_either_event_schema_imports_with_its_outcome(
         ("tool_call", "terminal", "2 failed, 10 passed", "2 failed, 10 passed"),
         ("tool_call", "file_editor", None, "Invalid path: /nowhere.py does not exist."),
     ]
-    assert traces[prefix + "sympy__sympy-1"].status == "unknown"
+    sympy = traces[prefix + "sympy__sympy-1"]
+    assert sympy.status == "unknown"
+    # The run ended on an error: its last step, not only a note in its metadata.
+    last = sympy.steps.order_by("index").last()
+    assert (last.kind, last.error) == ("error", "AgentStuckInLoopError: Agent got stuck in a loop")
+    assert sympy.metadata["error"] == last.error
 
 
 def test_a_saved_openhands_event_stream_imports_and_a_broken_one_says_where(tenant, tmp_path):
