@@ -20,9 +20,13 @@ Formats (`FORMATS`):
   own results name no model); `task_key` is `<domain>:<task id>`, the domain
   read from the heading of the system prompt (its policy, kept as
   `metadata.policy`), since task ids restart in each domain.
-- `tau2-bench`: tau2-bench result files (`{info, tasks, simulations}`), success
-  when `reward_info.reward` is 1; user-side tool calls (telecom) are named
-  `user.<tool>`. The task is the user's first turn and `task_key` is
+- `tau2-bench`: tau2-bench result files (`{info, tasks, simulations}`), tau2's
+  results directories (`results.json` and `simulations/<id>.json`) or one of
+  their simulation files; success when `reward_info.reward` is 1; user-side tool
+  calls (telecom) are named `user.<tool>`. A run tau2 stopped (its
+  `termination_reason`: the step limit, too many tool errors, a timeout) ends on
+  an error step saying so; one stopped by the harness's own error (the simulated
+  user's, the infrastructure's) is imported with no outcome and why. The task is the user's first turn and `task_key` is
   `<domain>:<task id>`; the user scenario and the expected actions
   (`action_checks`) are not imported; the other checks of `reward_info` are.
 - `intercode`: InterCode result files (`{task_id: episode}`), one tool call per
@@ -473,23 +477,78 @@ def _first_user_turn(steps: list[dict[str, Any]]) -> str:
     return next((_text(s.get("input"), 100_000) for s in steps if s["kind"] == "user_prompt"), "")
 
 
-def _tau2_bench(path: Path) -> Parsed:
+# How a tau2 run ended when neither side ended it (tau2's TerminationReason): the
+# harness stopped it, and tau2 scores such a run 0 without running its checks. The
+# stop is the run's last step, an error step, so the page and the diagnosis see
+# it; the user's and the agent's own ends (`user_stop`, `agent_stop`) add nothing.
+_TAU2_STOPS = {
+    "max_steps": "it reached tau2's step limit (max_steps) before either side ended it",
+    "too_many_errors": "too many of its tool calls failed (tau2's max_errors)",
+    "timeout": "it ran out of time",
+    "agent_error": "the agent raised an error",
+    "user_error": "the simulated user raised an error (the harness's side, not the agent's)",
+    "infrastructure_error": "the harness's infrastructure failed (not the agent)",
+    "context_window_exceeded": "the conversation no longer fitted the model's context window",
+    "unexpected_error": "an unexpected error in the harness",
+}
+_TAU2_ENDS = {"user_stop", "agent_stop"}
+# Stops on the harness's side: tau2's 0 for such a run says nothing of the agent, so
+# its outcome is imported as unknown (not counted in success rates, not diagnosed),
+# with why beside it on the run's page, and no step says the agent failed.
+_TAU2_NOT_THE_AGENT = {"user_error", "infrastructure_error"}
+
+
+def _tau2_simulations(path: Path) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The simulations a tau2 file holds (each with where it is) and the run's info."""
     data = _need(path, "top level", _read_json(path), dict, "an object with simulations")
-    sims = _need(path, "simulations", data.get("simulations"), list, '"simulations", a list')
+    if "simulations" not in data and ("messages" in data or "ticks" in data):
+        # One simulation of a results directory; its info is in the results.json above.
+        results = path.parent.parent / "results.json"
+        info = _obj(_obj(_read_json(results)).get("info")) if results.is_file() else {}
+        return [("simulation", data)], info
     info = _obj(data.get("info"))
+    if "simulations" not in data and data.get("simulation_index") is not None:
+        folder = path.parent / "simulations"
+        if not folder.is_dir():
+            raise FormatError(path, "simulations", "a tau2 results directory's results.json, "
+                              "but no simulations/ folder beside it holds its runs")  # fmt: skip
+        return [
+            (f"simulations/{p.name}", _read_json(p)) for p in sorted(folder.glob("*.json"))
+        ], info
+    sims = _need(path, "simulations", data.get("simulations"), list, '"simulations", a list')
+    return [(f"simulations[{i}]", sim) for i, sim in enumerate(sims)], info
+
+
+def _tau2_bench(path: Path) -> Parsed:
+    """A results file (`{info, tasks, simulations}`); tau2's directory format (a
+    `results.json` without simulations, each in `simulations/<id>.json` beside it);
+    or one of those simulation files on its own (its `info` from the results.json
+    of the folder above, when there is one)."""
+    sims, info = _tau2_simulations(path)
     agent_llm = _obj(info.get("agent_info")).get("llm") or "agent"
     domain = _obj(info.get("environment_info")).get("domain_name") or "tau2"
     # The written policy the agent was given (part of its system prompt): what policy
     # checks draft rules from (failures/policy.py).
     policy = _obj(info.get("environment_info")).get("policy")
     parsed = Parsed()
-    for position, sim in enumerate(sims):
-        where = f"simulations[{position}]"
+    for where, sim in sims:
         _need(path, where, sim, dict, "a simulation object")
+        if sim.get("messages") is None and sim.get("ticks") is not None:
+            raise FormatError(path, where, "a full-duplex (voice) simulation: its ticks are "
+                              "not read; import text (half-duplex) runs, whose messages are")  # fmt: skip
         messages = _need(path, where, sim.get("messages"), list, '"messages", a list')
         steps = chat_steps(messages, path=path, where=where)
+        reason = sim.get("termination_reason")
+        if isinstance(reason, str) and reason and reason not in _TAU2_ENDS | _TAU2_NOT_THE_AGENT:
+            steps.append({"kind": "error", "started_at": sim.get("end_time"),
+                          "error": f"The run was stopped: {_TAU2_STOPS.get(reason, reason)}."})  # fmt: skip
         reward_info = _obj(sim.get("reward_info"))
         reward = reward_info.get("reward")
+        status, outcome_from = _status(reward), {}
+        if reason in _TAU2_NOT_THE_AGENT:
+            status = "unknown"
+            outcome_from = {"outcome_from": f"none (tau2 scored the run {reward}, but "
+                            f"{_TAU2_STOPS[reason]}: the score is not the agent's)"}  # fmt: skip
         parsed.traces.append({
             "external_id": f"tau2-{sim.get('id') or _digest(messages)}"[:200],
             # The agent is its model, whatever the domain (the domain is in the task key).
@@ -500,11 +559,11 @@ def _tau2_bench(path: Path) -> Parsed:
             # What the agent saw (the user's first turn), never the simulated user's
             # private scenario; the task id is the key that groups a task's runs.
             "task": _first_user_turn(steps),
-            "status": _status(reward), "reward": reward if isinstance(reward, int | float) else None,
+            "status": status, "reward": reward if isinstance(reward, int | float) else None,
             "started_at": sim.get("start_time"), "ended_at": sim.get("end_time"),
             "cost_usd": sim.get("agent_cost") if isinstance(sim.get("agent_cost"), int | float) else None,
             "metadata": {"task_id": str(sim.get("task_id")), "domain": domain,
-                         "termination_reason": sim.get("termination_reason"),
+                         "termination_reason": reason, **outcome_from,
                          "trial": sim.get("trial"),
                          **({"policy": policy[:40_000]} if isinstance(policy, str) else {})},
             "steps": steps,
@@ -2153,6 +2212,13 @@ def folder_patterns(fmt: str) -> list[str]:
 _FOLDER_SKIP = {"inspect-log": {"logs.json"}}
 
 
+def _read_elsewhere(fmt: str, path: Path) -> bool:
+    """A file a folder import leaves to another: a simulation of a tau2 results
+    directory is read with its `results.json`."""
+    return (fmt == "tau2-bench" and path.parent.name == "simulations"
+            and (path.parent.parent / "results.json").is_file())  # fmt: skip
+
+
 def no_files_message(fmt: str) -> str:
     """What to tell a person whose paths held nothing to import."""
     names = " or ".join(folder_patterns(fmt))
@@ -2168,7 +2234,9 @@ def files_under(paths: list[Path], fmt: str) -> list[Path]:
         if path.is_dir():
             for pattern in patterns:
                 found += sorted(
-                    p for p in path.rglob(pattern) if p.is_file() and p.name not in skip
+                    p
+                    for p in path.rglob(pattern)
+                    if p.is_file() and p.name not in skip and not _read_elsewhere(fmt, p)
                 )
         else:
             found.append(path)

@@ -50,6 +50,9 @@ class FileResult:
     # Runs nothing in the file dates (no start, end or step time): stored with the
     # time they arrived, the import's, which the summary says.
     undated: list[str] = field(default_factory=list)
+    # Runs whose file's score is not the agent's (the harness stopped them, e.g. tau2's
+    # infrastructure_error): imported with no outcome on purpose, their page says why.
+    not_the_agent: list[str] = field(default_factory=list)
     # Runs whose file gave no outcome and that took the one given at import (--status).
     given_outcome: int = 0
     error: str = ""
@@ -131,9 +134,11 @@ def _import_traces(
         result.agents[str(trace.get("agent") or "")] = (
             result.agents.get(str(trace.get("agent") or ""), 0) + 1
         )
-        if trace.get("status", "unknown") == "unknown":
-            result.no_outcome.append(str(trace.get("external_id") or f"trace {position}"))
         metadata = _obj(trace.get("metadata"))
+        if trace.get("status", "unknown") == "unknown":
+            name = str(trace.get("external_id") or f"trace {position}")
+            set_aside = str(metadata.get("outcome_from") or "").startswith("none (")
+            (result.not_the_agent if set_aside else result.no_outcome).append(name)
         trace["metadata"] = {**metadata, "import_format": fmt, "import_digest": _digest(trace)}
     keyed = [
         (stored_external_id(workspace=workspace, external_id=str(t.get("external_id") or "")), t)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from tests.failures.test_diagnosis import FORMAT_SAMPLES
 from traces.claude_code import hook_ingest
@@ -618,6 +619,97 @@ def test_a_tau2_turns_refusals_come_before_the_turn_that_was_kept(tenant, tmp_pa
     steps = list(Trace.objects.get(workspace=tenant.workspace).steps.order_by("index")
                  .values_list("kind", "name"))  # fmt: skip
     assert steps == [("user_prompt", ""), ("error", ""), ("tool_call", "transfer")]
+
+
+def _tau2_sim(sim_id: str, reason: str, reward: float = 0.0) -> dict:
+    return {"id": sim_id, "task_id": "7", "trial": 0, "termination_reason": reason,
+            "end_time": "2025-08-01T16:16:50.700788",
+            "reward_info": {"reward": reward, "reward_basis": None,
+                            "info": {"note": f"Simulation terminated prematurely. Termination "
+                                             f"reason: {reason}"}},
+            "messages": [
+                {"role": "user", "content": "I want to return my order"},
+                {"role": "assistant", "content": None,
+                 "tool_calls": [{"id": "c1", "name": "get_order_details",
+                                 "arguments": {"order_id": "#W1"}}]},
+                {"role": "tool", "id": "c1", "content": "Error: order not found", "error": True},
+            ]}  # fmt: skip
+
+
+def test_a_tau2_run_the_harness_stopped_says_why_and_is_failed_only_if_the_agent_was(
+    tenant, tmp_path, capsys
+):
+    """tau2 scores 0 every run neither side ended (its TerminationReason). A stop
+    of the agent's own making (the step limit, too many tool errors) is the run's
+    last step, an error; one on the harness's side (the simulated user's or the
+    infrastructure's error) leaves the run without an outcome, saying why, and no
+    step blames the agent. A user's or an agent's own end adds nothing."""
+    sims = [_tau2_sim("max", "max_steps"), _tau2_sim("errors", "too_many_errors"),
+            _tau2_sim("infra", "infrastructure_error"), _tau2_sim("user", "user_error"),
+            _tau2_sim("done", "user_stop", 1.0)]  # fmt: skip
+    path = _file(tmp_path, "tau2-bench", {"info": {}, "simulations": sims})
+    call_command("import_traces", str(path), workspace=tenant.workspace.slug, fmt="tau2-bench")
+    out = capsys.readouterr().out
+    runs = {t.external_id: t for t in Trace.objects.filter(workspace=tenant.workspace)}
+    last = {key: runs[key].steps.order_by("index").last() for key in runs}
+    assert runs["tau2-max"].status == "failed" and last["tau2-max"].kind == "error"
+    assert "step limit (max_steps)" in last["tau2-max"].error
+    assert "too many of its tool calls failed" in last["tau2-errors"].error
+    for key in ("tau2-infra", "tau2-user"):
+        assert runs[key].status == "unknown" and runs[key].reward == 0.0
+        assert last[key].kind == "tool_call"
+        assert "is not the agent's" in runs[key].metadata["outcome_from"]
+    assert "infrastructure failed" in runs["tau2-infra"].metadata["outcome_from"]
+    assert runs["tau2-done"].status == "succeeded" and last["tau2-done"].kind == "tool_call"
+    assert "2 runs stopped by the harness, not the agent" in out
+    assert "came in with no outcome" not in out
+    page = tenant.client_for(tenant.viewer).get(
+        reverse("trace_detail", args=[tenant.workspace.slug, runs["tau2-infra"].pk]),
+        HTTP_HOST="127.0.0.1",
+    )
+    assert "infrastructure failed" in page.content.decode()
+
+
+def test_a_tau2_results_directory_imports_its_simulations_once(tenant, tmp_path, capsys):
+    """tau2's directory format: results.json holds the run's info and an index, each
+    simulation is a file in simulations/ beside it. A folder import reads them
+    through results.json (not twice); a simulation file named on its own takes its
+    info from the results.json above it; a results.json whose folder is missing is
+    a per-file error."""
+    run = tmp_path / "run"
+    (run / "simulations").mkdir(parents=True)
+    info = {"agent_info": {"llm": "gpt-5"}, "environment_info": {"domain_name": "airline"}}
+    sims = [_tau2_sim("a", "user_stop", 1.0), _tau2_sim("b", "max_steps")]
+    (run / "results.json").write_text(
+        json.dumps({"info": info, "tasks": [], "simulation_index": [{"id": s["id"]} for s in sims]})
+    )
+    for sim in sims:
+        (run / "simulations" / f"{sim['id']}.json").write_text(json.dumps(sim))
+    call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="tau2-bench")
+    assert "Imported 1 of 1 files: 2 traces created" in capsys.readouterr().out
+    runs = Trace.objects.filter(workspace=tenant.workspace).order_by("external_id")
+    assert [(t.external_id, t.agent, t.task_key, t.status) for t in runs] == [
+        ("tau2-a", "gpt-5", "airline:7", "succeeded"),
+        ("tau2-b", "gpt-5", "airline:7", "failed"),
+    ]
+    Trace.objects.filter(workspace=tenant.workspace).delete()
+    one = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench",
+                             path=run / "simulations" / "b.json")  # fmt: skip
+    assert one.ok and Trace.objects.get(workspace=tenant.workspace).task_key == "airline:7"
+    for sim in sims:
+        (run / "simulations" / f"{sim['id']}.json").unlink()
+    (run / "simulations").rmdir()
+    missing = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench",
+                                 path=run / "results.json")  # fmt: skip
+    assert "no simulations/ folder beside it" in missing.error
+
+
+def test_a_tau2_voice_simulation_is_refused_with_why(tenant, tmp_path):
+    sim = {"id": "v", "task_id": "1", "messages": None, "ticks": [{"tick_id": 0}]}
+    path = _file(tmp_path, "tau2-bench", {"info": {}, "simulations": [sim]})
+    result = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=path)
+    assert "full-duplex (voice) simulation" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
 
 
 def test_a_magentic_one_log_reads_its_outcome_prompt_and_terminal(tenant, tmp_path):

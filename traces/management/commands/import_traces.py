@@ -68,6 +68,7 @@ class Command(BaseCommand):
         totals = [0, 0, 0, 0]
         agents: dict[str, int] = {}
         no_outcome: list[str] = []
+        not_the_agent: list[str] = []
         given = 0
         undated: list[str] = []
         groups: list[list[Path]] = [[path] for path in files]
@@ -96,6 +97,7 @@ class Command(BaseCommand):
                       result.unchanged, 0], strict=True)]  # fmt: skip
             totals[3] = result.purge_next
             no_outcome += result.no_outcome
+            not_the_agent += result.not_the_agent
             given += result.given_outcome
             undated += result.undated
             for name, runs in result.agents.items():
@@ -121,6 +123,14 @@ class Command(BaseCommand):
                 + (f" and {len(no_outcome) - 20} more" if len(no_outcome) > 20 else "")
                 + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, or "
                 "import the harness's results beside the runs."
+            )  # fmt: skip
+        if not_the_agent:
+            self.stdout.write(
+                f"{len(not_the_agent)} run{'s' if len(not_the_agent) != 1 else ''} stopped by "
+                "the harness, not the agent (a simulated user's or the infrastructure's error): "
+                "imported with no outcome, so they count neither way and are not diagnosed; "
+                "each page says why: " + ", ".join(not_the_agent[:20])
+                + (f" and {len(not_the_agent) - 20} more" if len(not_the_agent) > 20 else "") + "."
             )  # fmt: skip
         if undated:
             self.stdout.write(
