@@ -9,10 +9,16 @@ Formats (`FORMATS`):
 - `chat-jsonl`: one conversation per line, OpenAI chat messages (`tool_calls`,
   role `tool`) or Anthropic messages (`tool_use` / `tool_result` blocks with
   `is_error`): `{"messages": [...], "id"?, "status"?, "reward"?, "agent"?, ...}`
-  or a bare list of messages. The outcome is `status`, else `resolved` (a SWE
-  dataset's verdict, as in SWE-Gym's OpenHands trajectories), else `reward`; the
-  task key is `task_key`, `task_id` or `instance_id`, so several runs of one
-  task are compared with each other.
+  or a bare list of messages. Public trajectory datasets exported as JSON lines
+  read the same: the messages under `trajectory` (SWE-rebench's and SWE-Zero's
+  OpenHands runs, nebius's SWE-agent runs) or `conversations` (ShareGPT), roles
+  named `ai`, `gpt`, `human`, `observation` or `function_call`, text under
+  `text` or `value`; an agent that acts in text (no structured call anywhere,
+  turns ending on a command block) has each such command as a tool call whose
+  output is the next turn. The outcome is `status`, else `resolved` (true or 1;
+  a SWE dataset's verdict, as in SWE-Gym's OpenHands trajectories) or `target`,
+  else `reward`; the task key is `task_key`, `task_id` or `instance_id`, so
+  several runs of one task are compared with each other.
 - `tau-bench`: tau-bench result files (a list of `{task_id, reward, info, traj}`,
   `traj` in OpenAI chat format); reward 1 is success. The task is the user's
   first turn (what the agent saw); `info.task` (the simulated user's script) is
@@ -319,7 +325,14 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
         if role == "system":
             continue
         if role == "tool":  # OpenAI tool result
-            call = by_call.get(str(message.get("tool_call_id") or message.get("id") or ""))
+            call_id = message.get("tool_call_id") or message.get("id")
+            call = by_call.get(str(call_id or ""))
+            if call is None and not call_id:
+                # A result naming no call (ShareGPT's observation turns): the oldest
+                # call still waiting for one, of its tool when it names one.
+                name = message.get("name")
+                call = next((c for c in steps if c["kind"] == "tool_call" and "output" not in c
+                             and (not name or c.get("name") == name)), None)  # fmt: skip
             output = _text(content)
             failed = message.get("error") is True or message.get("is_error") is True
             if call is None:
@@ -390,16 +403,67 @@ def chat_steps(messages: list[Any], *, path: Path, where: str) -> list[dict[str,
     return steps
 
 
+# Where a conversation is in a record, and the names other tools give its roles: SWE
+# trajectory datasets keep OpenAI messages under `trajectory` (SWE-rebench's and
+# SWE-Zero's OpenHands runs) or `{role: "ai", text}` (nebius's SWE-agent runs);
+# ShareGPT-style sets keep `conversations` of `{from: human | gpt, value}`.
+_CHAT_KEYS = ("messages", "trajectory", "conversations", "conversation")
+_CHAT_ROLES = {"human": "user", "gpt": "assistant", "ai": "assistant", "model": "assistant",
+               "bot": "assistant", "observation": "tool", "function": "tool", "ipython": "tool"}  # fmt: skip
+
+
+def _chat_message(message: Any) -> Any:
+    """A message in the OpenAI shape: its role by the names above, its text from
+    `content`, else `text` or `value`; a ShareGPT `function_call` turn (its value
+    the call's JSON) an assistant tool call."""
+    if not isinstance(message, dict):
+        return message
+    role = message.get("role", message.get("from"))
+    role = _CHAT_ROLES.get(role, role) if isinstance(role, str) else role
+    content = message.get("content")
+    if content is None:
+        content = message.get("text", message.get("value"))
+    if role == "function_call":
+        call = _args(content)
+        call = call if isinstance(call, dict) else {"name": "", "arguments": content}
+        return {"role": "assistant", "tool_calls": [
+            {"function": {"name": call.get("name"), "arguments": call.get("arguments")}}]}  # fmt: skip
+    if role == message.get("role") and content is message.get("content"):
+        return message
+    return {**message, "role": role, "content": content}
+
+
+_ENDS_ON_COMMAND = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n.*?```\s*\Z", re.S)
+
+
+def _text_actions(messages: list[Any]) -> bool:
+    """An agent that acts in text (SWE-agent's and mini-swe-agent's text mode): no
+    structured tool call anywhere, and assistant turns that end on a command block."""
+    structured = any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool"
+                     or (isinstance(m.get("content"), list) and any(
+                         isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+                         for b in m["content"]))) for m in messages)  # fmt: skip
+    return not structured and any(
+        isinstance(m, dict) and m.get("role") == "assistant"
+        and _ENDS_ON_COMMAND.search(_text(m.get("content"))) for m in messages)  # fmt: skip
+
+
 def _chat_jsonl(path: Path) -> Parsed:
     parsed = Parsed()
     for where, item in _json_or_jsonl(path):
         record = {"messages": item} if isinstance(item, list) else item
         _need(path, where, record, dict, "a conversation object or a list of messages")
-        messages = _need(path, where, record.get("messages"), list, '"messages", a list')
-        steps = chat_steps(messages, path=path, where=where)
+        key = next((k for k in _CHAT_KEYS if isinstance(record.get(k), list)), "messages")
+        messages = [_chat_message(m) for m in _need(
+            path, where, record.get(key), list, '"messages" (or "trajectory"), a list')]  # fmt: skip
+        # A text-acting agent's command is the tool call, the next turn its output.
+        steps = (_mini_steps(messages, path) if _text_actions(messages)
+                 else chat_steps(messages, path=path, where=where))  # fmt: skip
         task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
         reward = record.get("reward")
-        resolved = record.get("resolved")
+        resolved = record.get("resolved", record.get("target"))
+        if resolved in (0, 1) and not isinstance(resolved, float):
+            resolved = bool(resolved)  # a dataset's 0/1 column
         status = record.get("status") or (
             ("succeeded" if resolved else "failed")
             if isinstance(resolved, bool)
@@ -411,13 +475,18 @@ def _chat_jsonl(path: Path) -> Parsed:
         task_key = next((str(record[k]) for k in ("task_key", "task_id", "instance_id")
                          if isinstance(record.get(k), str | int)
                          and not isinstance(record[k], bool) and str(record[k])), "")  # fmt: skip
+        model = record.get("model") or record.get("model_name")
+        exit_status = record.get("exit_status")
         parsed.traces.append({
-            "external_id": str(record.get("id") or f"chat-{_digest(messages)}")[:200],
-            "agent": str(record.get("agent") or record.get("model") or "chat")[:200],
-            "model": str(record.get("model") or "")[:200],
+            "external_id": str(record.get("id") or record.get("trajectory_id")
+                               or f"chat-{_digest(messages)}")[:200],
+            "agent": str(record.get("agent") or model or "chat")[:200],
+            "model": str(model or "")[:200],
             "task_key": task_key[:200],
             "task": str(record.get("task") or task)[:100_000],
             "status": status, "reward": reward if isinstance(reward, int | float) else None,
+            **({"metadata": {"exit_status": exit_status[:200]}}
+               if isinstance(exit_status, str) and exit_status else {}),
             "steps": steps,
         })  # fmt: skip
     return parsed
@@ -2052,10 +2121,12 @@ def _openhands(path: Path) -> Parsed:
     seen: dict[str, int] = {}
     for where, record in records:
         _need(path, where, record, dict, "an OpenHands instance object")
-        if not isinstance(record.get("history"), list) and isinstance(record.get("messages"), list):
+        chat = next((k for k in ("messages", "trajectory") if isinstance(record.get(k), list)), "")
+        if not isinstance(record.get("history"), list) and chat:
             raise FormatError(
-                path, where, 'a chat-format trajectory ("messages", as in SWE-Gym\'s OpenHands '
-                "trajectories), not OpenHands' event history: import it with --format chat-jsonl",
+                path, where, f'a chat-format trajectory ("{chat}", as in SWE-Gym\'s or SWE-rebench\'s '
+                "OpenHands trajectories), not OpenHands' event history: import it with --format "
+                "chat-jsonl",
             )  # fmt: skip
         history = _need(path, f"{where}: history", record.get("history"), list, "a list of events")
         v1 = any(isinstance(e, dict) and "kind" in e for e in history[:20])
@@ -2126,8 +2197,8 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
 # outcome is not found is imported as unknown and named in the summary.
 OUTCOME_SOURCES: dict[str, str] = {
     "native": "each trace's status / reward fields",
-    "chat-jsonl": "each record's status, else its resolved (true = success), else its reward "
-                  "(1 = success)",
+    "chat-jsonl": "each record's status, else its resolved or target (true or 1 = success), "
+                  "else its reward (1 = success)",
     "tau-bench": "each result's reward (1 = success)",
     "tau2-bench": "simulations[].reward_info.reward (1 = success), its other checks as checks",
     "intercode": "each episode's summary.max_reward (1 = success), its per-action rewards "

@@ -712,6 +712,102 @@ def test_a_tau2_voice_simulation_is_refused_with_why(tenant, tmp_path):
     assert not Trace.objects.filter(workspace=tenant.workspace).exists()
 
 
+def _swe_dataset_rows() -> list[dict]:
+    """Rows of public SWE trajectory datasets as their cards describe them: OpenAI
+    messages under `trajectory` with a 0/1 `resolved` (SWE-rebench's OpenHands
+    runs), `{role: "ai", text}` turns whose command ends the turn with a `target`
+    verdict (nebius's SWE-agent runs), and a ShareGPT conversation."""
+    rebench = {
+        "trajectory_id": "chatcmpl-27dd",
+        "instance_id": "acme__lib-24",
+        "resolved": 0,
+        "exit_status": "submit",
+        "trajectory": [
+            {"role": "system", "content": "You are OpenHands agent.", "tool_calls": None},
+            {"role": "user", "content": "Fix the bug in open_dataset", "tool_calls": None},
+            {
+                "role": "assistant",
+                "content": "Run the tests.",
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {
+                            "name": "execute_bash",
+                            "arguments": '{"command": "pytest -x"}',
+                        },
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "content": "ImportError: x\n[The command completed with exit code 1.]",
+                "name": "execute_bash",
+                "tool_call_id": "call_1",
+            },
+        ],
+    }
+    nebius = {
+        "instance_id": "django__django-11099",
+        "model_name": "swe-llama",
+        "target": False,
+        "exit_status": "submitted",
+        "trajectory": [
+            {"role": "system", "system_prompt": "SETTING: ...", "text": "", "mask": False},
+            {"role": "user", "text": "We're solving this issue: a trailing newline", "mask": False},
+            {
+                "role": "ai",
+                "text": 'DISCUSSION\nFind it.\n```\nfind_file "validators.py"\n```\n',
+                "mask": True,
+            },
+            {"role": "user", "text": 'Found 1 matches for "validators.py"\nbash-$', "mask": False},
+            {
+                "role": "ai",
+                "text": "DISCUSSION\nOpen it.\n```\nopen auth/validators.py\n```",
+                "mask": True,
+            },
+            {"role": "user", "text": "File auth/validators.py not found\nbash-$", "mask": False},
+        ],
+    }
+    sharegpt = {"id": "sg-1", "conversations": [
+        {"from": "human", "value": "What's the weather in Paris?"},
+        {"from": "function_call", "value": "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"},
+        {"from": "observation", "value": "Error: city not found"},
+        {"from": "gpt", "value": "Sorry, I could not find it."}]}  # fmt: skip
+    return [rebench, nebius, sharegpt]
+
+
+def test_swe_trajectory_datasets_and_sharegpt_rows_import_as_chat_jsonl(tenant, tmp_path):
+    """What public trajectory datasets hold, exported as JSON lines: the messages
+    under `trajectory` or `conversations`, roles named `ai`, `gpt`, `human`,
+    `observation`, text under `text` or `value`, a 0/1 `resolved` or a `target`;
+    a text-acting agent's command (the block its turn ends on) is a tool call whose
+    output is the next turn; a result naming no call joins the call waiting for it."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in _swe_dataset_rows()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert result.ok and result.created == 3, result.error
+    runs = {t.external_id: t for t in Trace.objects.filter(workspace=tenant.workspace)}
+
+    def steps(key: str) -> list[tuple]:
+        return list(runs[key].steps.order_by("index").values_list("kind", "name", "output"))
+
+    rebench = runs["chatcmpl-27dd"]
+    assert (rebench.status, rebench.task_key, rebench.task) == ("failed", "acme__lib-24",
+                                                                "Fix the bug in open_dataset")  # fmt: skip
+    assert rebench.metadata["exit_status"] == "submit"
+    assert [s[:2] for s in steps("chatcmpl-27dd")][-1] == ("tool_call", "execute_bash")
+    nebius = next(t for key, t in runs.items() if key.startswith("chat-"))
+    assert (nebius.status, nebius.agent, nebius.task_key) == ("failed", "swe-llama",
+                                                              "django__django-11099")  # fmt: skip
+    calls = [s for s in steps(nebius.external_id) if s[0] == "tool_call"]
+    assert [c[1] for c in calls] == ["find_file", "open"]
+    assert "not found" in calls[1][2]
+    assert steps("sg-1") == [("user_prompt", "", None),
+                             ("tool_call", "get_weather", "Error: city not found"),
+                             ("assistant_message", "", "Sorry, I could not find it.")]  # fmt: skip
+
+
 def test_a_magentic_one_log_reads_its_outcome_prompt_and_terminal(tenant, tmp_path):
     """Who&When's hand-crafted runs are Magentic-One teams in the AG2 chat shape:
     a role and no name per message, `is_corrected` for the outcome, a `human` turn
@@ -1361,7 +1457,8 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()), ("swe-agent", _mini_v2_traj()),
               ("codex-rollout", _codex_rollout(aborted=True)), ("codex-rollout", _codex_code_mode()),
               ("openinference-json", _smolagents_run()),
-              ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]})]  # fmt: skip
+              ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]}),
+              *[("chat-jsonl", row) for row in _swe_dataset_rows()]]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):
