@@ -102,6 +102,18 @@ Formats (`FORMATS`):
   `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
   `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
+- `atif`: Agent Trajectory Interchange Format (ATIF-v1.x) trajectories, what
+  Harbor writes for every agent it runs (Terminal-Bench): `<trial>/agent/
+  trajectory.json`, a folder's `trajectory.json` files. Each agent step's message
+  is an assistant message and each tool call a call, its result joined by
+  `source_call_id`; an embedded subagent trajectory's steps are inside the call
+  that delegated to it; continuation files (`continued_trajectory_ref`) are
+  followed. The outcome is the verifier's reward in the Harbor trial's
+  `result.json` beside it (its other rewards as checks), else
+  `verifier/reward.txt`; a trial exception after which the verifier ran is the
+  last step, an error; one before it leaves the run without an outcome, saying
+  why. The agent is `<agent name>/<model>`, the task key Harbor's task name.
+
 - `openhands`: OpenHands evaluation output (`output.jsonl`: one instance per
   line, `{"instance_id", "instruction", "history", "metadata", "test_result",
   "metrics", "error"?}`; a folder's `output.jsonl` files), or one saved event
@@ -169,6 +181,7 @@ that is wrong; a caller imports a file whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import hashlib
@@ -2176,6 +2189,163 @@ def _openhands(path: Path) -> Parsed:
     return parsed
 
 
+# --- ATIF (Harbor's Agent Trajectory Interchange Format) ----------------------
+
+
+def _atif_steps(
+    traj: dict[str, Any], path: Path, where: str, steps: list[dict[str, Any]],
+    parent: int | None = None, depth: int = 0,
+) -> None:  # fmt: skip
+    """An ATIF trajectory's steps, appended to `steps`: a user step a prompt; an
+    agent step its message, each tool call (its result joined by `source_call_id`;
+    a result naming none joins the turn's call still waiting) and the subagent
+    trajectories a result delegated to, embedded (v1.7), as steps inside that call."""
+    subagents = {str(t.get("session_id")): t for t in _list(traj.get("subagent_trajectories"))
+                 if isinstance(t, dict)}  # fmt: skip
+    inside = {} if parent is None else {"parent_index": parent}
+    for i, step in enumerate(_items(path, where, traj.get("steps"), '"steps"')):
+        here = f"{where}steps[{i}]"
+        _need(path, here, step, dict, "a step object")
+        source, text = step.get("source"), _text(step.get("message"))
+        stamp = step.get("timestamp") if isinstance(step.get("timestamp"), str) else None
+        if source == "system":
+            continue  # the system prompt, or the harness's own operations
+        if source == "user":
+            if text:
+                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp, **inside})
+            continue
+        if source != "agent":
+            raise FormatError(path, here, f"unknown source {source!r} (system, user or agent)")
+        metrics = _obj(step.get("metrics"))
+        counts = [metrics.get(k) for k in ("prompt_tokens", "completion_tokens")]
+        tokens = sum(c for c in counts if isinstance(c, int) and not isinstance(c, bool) and c >= 0)
+        first = len(steps)
+        if text:
+            steps.append(
+                {"kind": "assistant_message", "output": text, "started_at": stamp, **inside}
+            )
+        calls: dict[str, int] = {}
+        waiting: list[int] = []
+        for call in _items(path, here, step.get("tool_calls"), '"tool_calls"'):
+            _need(path, here, call, dict, "a tool call object")
+            steps.append({"kind": "tool_call", "name": str(call.get("function_name") or "")[:200],
+                          "input": _args(call.get("arguments")), "started_at": stamp, **inside})  # fmt: skip
+            waiting.append(len(steps) - 1)
+            if _id(call.get("tool_call_id")) is not None:
+                calls[str(call["tool_call_id"])] = len(steps) - 1
+        results = _items(path, here, _obj(step.get("observation")).get("results"), '"results"')
+        for result in results:
+            if not isinstance(result, dict):
+                continue
+            source_id = _id(result.get("source_call_id"))
+            at = calls.get(str(source_id)) if source_id is not None else None
+            if at is None and source_id is None:
+                at = next((w for w in waiting if "output" not in steps[w]), None)
+            refs = [r for r in _list(result.get("subagent_trajectory_ref")) if isinstance(r, dict)]
+            output = _text(result.get("content")) or (
+                "Delegated to subagent " + ", ".join(str(r.get("session_id")) for r in refs)
+                if refs else "")  # fmt: skip
+            if at is None:
+                steps.append({"kind": "tool_result", "name": "", "started_at": stamp, **inside})
+                at = len(steps) - 1
+            steps[at]["output"] = output
+            if result.get("is_error") is True:
+                steps[at]["error"] = output or "the tool reported an error"
+            for ref in refs:
+                sub = subagents.get(str(ref.get("session_id")))
+                if sub is not None and depth < 8:
+                    _atif_steps(sub, path, f"{where}subagent {ref.get('session_id')}: ", steps,
+                                parent=at, depth=depth + 1)  # fmt: skip
+        if tokens and len(steps) > first:
+            steps[first]["tokens"] = tokens
+
+
+def _harbor_trial(path: Path) -> dict[str, Any]:
+    """The Harbor trial result beside a trajectory (`<trial>/result.json`, the
+    trajectory in `<trial>/agent/`), when there is one."""
+    for candidate in (path.parent.parent / "result.json", path.parent / "result.json"):
+        if candidate.is_file() and candidate != path:
+            result = _obj(_read_json(candidate))
+            if "verifier_result" in result or "task_name" in result:
+                return result
+    return {}
+
+
+def _atif(path: Path) -> Parsed:
+    """An ATIF trajectory (`trajectory.json`, Harbor's runs: Terminal-Bench and every
+    agent Harbor runs; ATIF-v1.x), its continuation files followed
+    (`continued_trajectory_ref`); the outcome from the Harbor trial's
+    `result.json` beside it (its verifier's reward, 1 = success; `verifier/reward.txt`
+    when there is no result), else unknown. A trial that ended on an exception after
+    which its verifier ran ends on an error step saying so; one that ended before
+    its verifier ran has no outcome, and says why."""
+    data = _need(path, "top level", _read_json(path), dict, "an ATIF trajectory object")
+    version = data.get("schema_version")
+    if not (isinstance(version, str) and version.upper().startswith("ATIF")):
+        raise FormatError(path, "schema_version", 'expected an ATIF trajectory ("schema_version": '
+                          f'"ATIF-v1.x"), found {version!r}')  # fmt: skip
+    steps: list[dict[str, Any]] = []
+    _atif_steps(data, path, "", steps)
+    current, seen = data, {path.resolve()}
+    while isinstance(ref := current.get("continued_trajectory_ref"), str) and ref:
+        following = (path.parent / ref).resolve()
+        if (
+            following in seen
+            or not following.is_file()
+            or following.parent != path.parent.resolve()
+        ):
+            break
+        seen.add(following)
+        current = _obj(_read_json(following))
+        _atif_steps(current, following, f"{following.name}: ", steps)
+    agent = _obj(data.get("agent"))
+    trial = _harbor_trial(path)
+    model = agent.get("model_name") or _obj(_obj(trial.get("config")).get("agent")).get(
+        "model_name"
+    )
+    name = str(agent.get("name") or _obj(trial.get("agent_info")).get("name") or "agent")
+    rewards = _obj(_obj(trial.get("verifier_result")).get("rewards"))
+    reward = rewards.get(
+        "reward", next(iter(rewards.values()), None) if len(rewards) == 1 else None
+    )
+    reward_file = path.parent.parent / "verifier" / "reward.txt"
+    if reward is None and not trial and reward_file.is_file():
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            reward = float(reward_file.read_text(encoding="utf-8").strip())
+    reward = reward if isinstance(reward, int | float) and not isinstance(reward, bool) else None
+    status, metadata = _status(reward), {"atif_version": version}
+    failure = _obj(trial.get("exception_info"))
+    ended = ": ".join(_text(failure.get(k), 2_000) for k in ("exception_type", "exception_message")
+                      if failure.get(k))  # fmt: skip
+    if ended and reward is not None:
+        steps.append({"kind": "error", "error": f"The trial ended on an exception: {ended}",
+                      "started_at": trial.get("finished_at") if isinstance(trial.get("finished_at"), str) else None})  # fmt: skip
+    elif ended:
+        metadata["outcome_from"] = (f"none (the trial ended on an exception before its verifier "
+                                    f"ran: {ended[:300]})")  # fmt: skip
+    task_name = trial.get("task_name")
+    checks = [{"name": str(key)[:200], "passed": value >= 1, "detail": f"reward {value}"}
+              for key, value in rewards.items()
+              if key != "reward" and isinstance(value, int | float) and not isinstance(value, bool)]  # fmt: skip
+    final = _obj(data.get("final_metrics"))
+    cost = final.get("total_cost_usd")
+    session = data.get("session_id") or data.get("trajectory_id") or trial.get("trial_name")
+    parsed = Parsed()
+    parsed.traces.append({
+        "external_id": f"atif-{session or _digest(data)}"[:200],
+        "agent": f"{name}/{model}"[:200] if model else name[:200], "model": str(model or "")[:200],
+        "task_key": str(task_name)[:200] if isinstance(task_name, str) else "",
+        "task": _first_user_turn(steps), "status": status, "reward": reward, "checks": checks,
+        "started_at": trial.get("started_at") if isinstance(trial.get("started_at"), str) else None,
+        "ended_at": trial.get("finished_at") if isinstance(trial.get("finished_at"), str) else None,
+        "cost_usd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0 else None,
+        "metadata": {**metadata, **({"trial": str(trial["trial_name"])[:200]}
+                                    if isinstance(trial.get("trial_name"), str) else {})},
+        "steps": steps,
+    })  # fmt: skip
+    return parsed
+
+
 FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "native": _native,
     "chat-jsonl": _chat_jsonl,
@@ -2190,6 +2360,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "ag2-chat": _ag2_chat,
     "openinference-json": _openinference,
     "openhands": _openhands,
+    "atif": _atif,
 }
 
 
@@ -2217,6 +2388,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
+    "atif": "the Harbor trial's result.json beside the trajectory (its verifier's reward, "
+            "1 = success; other rewards as checks), else its verifier/reward.txt",
     "openhands": "test_result.report.resolved (the SWE-bench evaluation's), else the "
                  "<output>.swebench_eval.jsonl beside the file, else resolved, else the "
                  "SWE-bench harness's reports beside it (as for swe-agent)",
@@ -2274,7 +2447,8 @@ def folder_patterns(fmt: str) -> list[str]:
     """The names a folder import looks for, at any depth, for `fmt`."""
     return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"],
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
-            "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"]}.get(
+            "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"],
+            "atif": ["trajectory.json"]}.get(
                 fmt, ["*.json", "*.jsonl"])  # fmt: skip
 
 

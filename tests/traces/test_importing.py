@@ -808,6 +808,199 @@ def test_swe_trajectory_datasets_and_sharegpt_rows_import_as_chat_jsonl(tenant, 
                              ("assistant_message", "", "Sorry, I could not find it.")]  # fmt: skip
 
 
+def _harbor_trial(
+    root: Path,
+    name: str,
+    *,
+    reward: float | None,
+    exception: dict | None = None,
+    continued: bool = False,
+) -> Path:
+    """A Harbor trial folder as Harbor writes it: result.json (the verifier's reward,
+    an exception) and the agent's ATIF trajectory in agent/trajectory.json, here a
+    Terminus-2 run whose context was summarised into a continuation file."""
+    trial = root / "job-1" / name
+    (trial / "agent").mkdir(parents=True)
+    (trial / "result.json").write_text(
+        json.dumps(
+            {
+                "task_name": "terminal-bench/fix-git",
+                "trial_name": name,
+                "agent_info": {"name": "terminus-2", "version": "2.0.0"},
+                "config": {"agent": {"model_name": "openai/gpt-5"}},
+                "verifier_result": None if reward is None else {"rewards": {"reward": reward}},
+                "exception_info": exception,
+                "started_at": "2026-01-31T13:04:54.109208",
+                "finished_at": "2026-01-31T13:18:56.677395",
+            }
+        )
+    )
+    first = {
+        "schema_version": "ATIF-v1.7",
+        "session_id": f"s-{name}",
+        "agent": {"name": "terminus-2", "version": "2.0.0", "model_name": "openai/gpt-5"},
+        "steps": [
+            {"step_id": 1, "source": "system", "message": "You are an AI assistant in a terminal."},
+            {"step_id": 2, "source": "user", "message": "Recover the lost commit in /app/repo."},
+            {
+                "step_id": 3,
+                "source": "agent",
+                "message": "Look at the reflog.",
+                "timestamp": "2026-01-31T13:06:50Z",
+                "metrics": {"prompt_tokens": 900, "completion_tokens": 40},
+                "tool_calls": [
+                    {
+                        "tool_call_id": "call_1",
+                        "function_name": "bash_command",
+                        "arguments": {"keystrokes": "git reflog\n", "duration": 1},
+                    }
+                ],
+                "observation": {
+                    "results": [
+                        {"source_call_id": "call_1", "content": "fatal: not a git repository"}
+                    ]
+                },
+            },
+            {
+                "step_id": 4,
+                "source": "agent",
+                "message": "Delegate the search.",
+                "tool_calls": [
+                    {
+                        "tool_call_id": "call_2",
+                        "function_name": "Task",
+                        "arguments": {"prompt": "find the repo"},
+                    }
+                ],
+                "observation": {
+                    "results": [
+                        {
+                            "source_call_id": "call_2",
+                            "subagent_trajectory_ref": [{"session_id": "sub-1"}],
+                        }
+                    ]
+                },
+            },
+        ],
+        "subagent_trajectories": [
+            {
+                "schema_version": "ATIF-v1.7",
+                "session_id": "sub-1",
+                "agent": {"name": "explorer", "version": "1"},
+                "steps": [
+                    {
+                        "step_id": 1,
+                        "source": "agent",
+                        "message": "",
+                        "tool_calls": [
+                            {
+                                "tool_call_id": "c9",
+                                "function_name": "Glob",
+                                "arguments": {"p": "**/.git"},
+                            }
+                        ],
+                        "observation": {
+                            "results": [{"source_call_id": "c9", "content": "/srv/repo/.git"}]
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    if continued:
+        first["continued_trajectory_ref"] = "trajectory.cont-1.json"
+        (trial / "agent" / "trajectory.cont-1.json").write_text(
+            json.dumps(
+                {
+                    "schema_version": "ATIF-v1.7",
+                    "session_id": f"s-{name}-cont-1",
+                    "agent": {"name": "terminus-2", "version": "2.0.0"},
+                    "steps": [
+                        {
+                            "step_id": 1,
+                            "source": "agent",
+                            "message": "",
+                            "tool_calls": [
+                                {
+                                    "tool_call_id": "call_3",
+                                    "function_name": "bash_command",
+                                    "arguments": {
+                                        "keystrokes": "cd /srv/repo && git fsck --lost-found\n"
+                                    },
+                                }
+                            ],
+                            "observation": {"results": [{"content": "dangling commit 4f2a"}]},
+                        }
+                    ],
+                }
+            )
+        )
+    (trial / "agent" / "trajectory.json").write_text(json.dumps(first))
+    return trial  # fmt: skip
+
+
+def test_harbor_trials_import_as_atif_with_the_verifiers_outcome(tenant, tmp_path, capsys):
+    """Harbor's ATIF trajectories (Terminal-Bench and every agent Harbor runs): each
+    agent step's message and tool calls, results joined by source_call_id (or to
+    the call waiting, when a result names none), an embedded subagent's steps
+    inside the call that delegated to it, continuation files followed; the outcome
+    is the trial verifier's reward. A trial that ended on an exception after which
+    the verifier ran ends on an error step; one whose verifier never ran has no
+    outcome, and says why."""
+    _harbor_trial(tmp_path, "fix-git__a1", reward=0.0, continued=True)
+    _harbor_trial(tmp_path, "fix-git__b2", reward=1.0)
+    _harbor_trial(
+        tmp_path,
+        "fix-git__c3",
+        reward=0.0,
+        exception={
+            "exception_type": "AgentTimeoutError",
+            "exception_message": "Agent timed out after 900s",
+        },
+    )
+    _harbor_trial(
+        tmp_path,
+        "fix-git__d4",
+        reward=None,
+        exception={
+            "exception_type": "DaytonaError",
+            "exception_message": "sandbox failed to start",
+        },
+    )
+    call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="atif")
+    assert "Imported 4 of 4 files: 4 traces created" in capsys.readouterr().out
+    runs = {t.external_id: t for t in Trace.objects.filter(workspace=tenant.workspace)}
+    first = runs["atif-s-fix-git__a1"]
+    assert (first.status, first.agent, first.task_key, first.task) == (
+        "failed", "terminus-2/openai/gpt-5", "terminal-bench/fix-git",
+        "Recover the lost commit in /app/repo.")  # fmt: skip
+    steps = list(first.steps.order_by("index").values_list(
+        "kind", "name", "output", "parent_index", "tokens"))  # fmt: skip
+    assert steps == [
+        ("user_prompt", "", None, None, None),
+        ("assistant_message", "", "Look at the reflog.", None, 940),
+        ("tool_call", "bash_command", "fatal: not a git repository", None, None),
+        ("assistant_message", "", "Delegate the search.", None, None),
+        ("tool_call", "Task", "Delegated to subagent sub-1", None, None),
+        ("tool_call", "Glob", "/srv/repo/.git", 4, None),
+        ("tool_call", "bash_command", "dangling commit 4f2a", None, None)]  # fmt: skip
+    assert runs["atif-s-fix-git__b2"].status == "succeeded"
+    timed_out = runs["atif-s-fix-git__c3"]
+    last = timed_out.steps.order_by("index").last()
+    assert timed_out.status == "failed" and last.kind == "error"
+    assert "AgentTimeoutError: Agent timed out after 900s" in last.error
+    broken = runs["atif-s-fix-git__d4"]
+    assert broken.status == "unknown" and broken.steps.filter(kind="error").count() == 0
+    assert "before its verifier ran: DaytonaError" in broken.metadata["outcome_from"]
+
+
+def test_a_file_that_is_not_atif_is_a_per_file_error(tenant, tmp_path):
+    path = tmp_path / "trajectory.json"
+    path.write_text(json.dumps({"info": {}, "messages": []}))  # mini-swe-agent's own log
+    result = traces_import_file(workspace=tenant.workspace, fmt="atif", path=path)
+    assert 'expected an ATIF trajectory ("schema_version"' in result.error
+
+
 def test_a_magentic_one_log_reads_its_outcome_prompt_and_terminal(tenant, tmp_path):
     """Who&When's hand-crafted runs are Magentic-One teams in the AG2 chat shape:
     a role and no name per message, `is_corrected` for the outcome, a `human` turn
@@ -1458,7 +1651,9 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("codex-rollout", _codex_rollout(aborted=True)), ("codex-rollout", _codex_code_mode()),
               ("openinference-json", _smolagents_run()),
               ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]}),
-              *[("chat-jsonl", row) for row in _swe_dataset_rows()]]  # fmt: skip
+              *[("chat-jsonl", row) for row in _swe_dataset_rows()],
+              ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
+                                   / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):
