@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, transaction
 from django.db.models import ExpressionWrapper, F, Q, QuerySet
@@ -280,9 +280,15 @@ def trace_get(*, workspace: Workspace, pk: int) -> Trace:
     return trace
 
 
-def step_list(*, trace: Trace) -> QuerySet[Step]:
-    # By time first: OTLP steps have indexes derived from span ids, not positions.
-    return trace.steps.order_by(F("started_at").asc(nulls_last=True), "index")
+def step_list(*, trace: Trace) -> list[Step]:
+    """A run's steps in the order they happened: by time when every step has one
+    (spans sent in several batches), else by index, the order its log holds them:
+    a step with no time of its own (ATIF's user turns, a prompt before timed calls)
+    would otherwise sort after every timed one."""
+    steps = list(trace.steps.order_by("index"))
+    if all(step.started_at is not None for step in steps):
+        steps.sort(key=lambda step: cast(datetime, step.started_at))  # stable: index breaks ties
+    return steps
 
 
 def session_traces(*, trace: Trace, limit: int = 20) -> list[Trace]:

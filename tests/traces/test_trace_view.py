@@ -56,3 +56,30 @@ def test_time_zone_setting_is_for_admins_and_validated(tenant, other_tenant):
     assert AuditEvent.objects.filter(
         workspace=tenant.workspace, action="workspace.time_zone"
     ).exists()
+
+
+@pytest.mark.django_db
+def test_the_timeline_keeps_the_logs_order_unless_every_step_has_a_time(tenant):
+    """A run whose prompt has no time of its own and whose calls do (ATIF's user
+    turns) reads in its log's order, not timed steps first; a run whose every step
+    is timed reads by time, whatever order its steps were numbered in."""
+    partly = [
+        {"kind": "user_prompt", "input": "fix it"},
+        {"kind": "tool_call", "name": "first", "started_at": "2026-11-20T10:00:00Z"},
+        {"kind": "assistant_message", "output": "done"},
+    ]
+    timed = [{"kind": "tool_call", "name": "later", "started_at": "2026-11-20T10:00:05Z"},
+             {"kind": "tool_call", "name": "sooner", "started_at": "2026-11-20T10:00:01Z"}]  # fmt: skip
+    ingest(tenant.workspace, [trace_payload("p1", steps=partly), trace_payload("p2", steps=timed)])
+    viewer = tenant.client_for(tenant.viewer)
+
+    def order(external_id: str, *names: str) -> list[int]:
+        trace = Trace.objects.get(external_id=external_id)
+        page = viewer.get(f"/w/acme/traces/{trace.pk}/").content.decode()
+        timeline = page[page.index('id="timeline"') :]
+        return [timeline.index(name) for name in names]
+
+    first, prompt, said = order("p1", "first", "fix it", "done")
+    assert prompt < first < said
+    sooner, later = order("p2", "sooner", "later")
+    assert sooner < later
