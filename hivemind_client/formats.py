@@ -148,10 +148,11 @@ Formats (`FORMATS`):
   copy), a patch that did not apply, an `error` (an error step), and an aborted
   turn (its calls with no result fail with that reason). In code mode the model
   writes a script (`exec`) that calls the tools, and each call's result is an
-  event with an id of its own (`exec-<uuid>`): each `exec_command_end` and
-  `patch_apply_end` that arrives while a script runs is a call inside the
-  script's step (its command or files, its output, a non-zero exit code or a
-  patch that did not apply its error). Reasoning, token counts
+  event with an id of its own (`exec-<uuid>`): each `exec_command_end`,
+  `patch_apply_end` and `mcp_tool_call_end` that arrives while a script runs is
+  a call inside the script's step (its command, files or MCP arguments, its
+  output, a non-zero exit code, a patch that did not apply or an MCP `Err` its
+  error). Reasoning, token counts
   and the display copies of messages are not read. The model is the turn's; the
   external id `codex-<session id>`, the one Codex hooks give the session, so a
   rollout of a session its hooks captured completes that trace. A session has
@@ -1269,15 +1270,35 @@ _CODEX_RESULTS = {"function_call_output", "custom_tool_call_output"}
 # calls' results is an event with an id of its own (`exec-<uuid>`), which no
 # response item names. Each is a call inside the script's step.
 _CODEX_SCRIPT = "exec"
-_CODEX_INNER = {"exec_command_end", "patch_apply_end"}
+_CODEX_INNER = {"exec_command_end", "patch_apply_end", "mcp_tool_call_end"}
 
 
 def _codex_inner_call(
     item: str, payload: dict[str, Any], parent: int, stamp: Any
 ) -> dict[str, Any]:
     """A call a code-mode script made, from its result event: a command (its
-    output and exit code) or a patch (the files it changed, whether it applied)."""
-    if item == "exec_command_end":
+    output and exit code), a patch (the files it changed, whether it applied) or an
+    MCP tool (`<server>.<tool>`, its arguments, its result's content; an `Err`, an
+    `error` or `isError` its error)."""
+    if item == "mcp_tool_call_end":
+        invocation = _obj(payload.get("invocation"))
+        result = payload.get("result")
+        ok = _obj(result).get("Ok", result)
+        err = _obj(result).get("Err") or payload.get("error")
+        output = _text(_obj(ok).get("content")) or (
+            _text(_obj(ok).get("structuredContent")) if _obj(ok).get("structuredContent") else "")  # fmt: skip
+        flagged = _obj(ok).get("isError") is True or _obj(ok).get("is_error") is True
+        error = (
+            _text(err, 10_000)
+            if err
+            else (output or "the tool reported an error")
+            if flagged
+            else ""
+        )
+        name = ".".join(str(invocation[k]) for k in ("server", "tool") if invocation.get(k))
+        step: dict[str, Any] = {"name": (name or "mcp")[:200], "input": invocation.get("arguments"),
+                                "output": output, "error": error}  # fmt: skip
+    elif item == "exec_command_end":
         command = payload.get("command")
         if isinstance(command, list):
             command = " ".join(str(part) for part in command)
@@ -1286,8 +1307,8 @@ def _codex_inner_call(
         code = payload.get("exit_code")
         failed = isinstance(code, int) and not isinstance(code, bool) and code != 0
         error = (_text(payload.get("stderr")) or output or f"exit code {code}") if failed else ""
-        step: dict[str, Any] = {"name": "exec_command", "input": {"command": _text(command)},
-                                "output": output, "error": error}  # fmt: skip
+        step = {"name": "exec_command", "input": {"command": _text(command)},
+                "output": output, "error": error}  # fmt: skip
     else:
         changes = payload.get("changes")
         output = _text(payload.get("stdout"))

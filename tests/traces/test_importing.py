@@ -1821,6 +1821,12 @@ def _codex_code_mode() -> list[dict]:
         _codex_line(4, "event_msg", {"type": "patch_apply_end", "call_id": "exec-8a1b", "success": False,
                     "stdout": "", "stderr": "Failed to find expected lines in dates.py",
                     "changes": {"/repo/dates.py": {"type": "update", "unified_diff": "@@\n-28\n+29\n"}}}),
+        _codex_line(4, "event_msg", {"type": "mcp_tool_call_end", "call_id": "exec-mcp1", "invocation": {
+                    "server": "github", "tool": "get_issue", "arguments": {"number": 12}},
+                    "result": {"Ok": {"content": [{"type": "text", "text": "Leap years break"}]}}}),
+        _codex_line(4, "event_msg", {"type": "mcp_tool_call_end", "call_id": "exec-mcp2", "invocation": {
+                    "server": "github", "tool": "add_label", "arguments": {"label": "bug"}},
+                    "result": {"Err": "tool call failed: 403 Forbidden"}}),
         _codex_line(5, "response_item", {"type": "custom_tool_call_output", "call_id": "call_s1",
                     "output": [{"type": "input_text", "text": "Script completed\nWall time 1.2 seconds\n"}]}),
         _codex_line(6, "event_msg", {"type": "exec_command_end", "call_id": "exec-9c2d", "exit_code": 2,
@@ -1832,8 +1838,9 @@ def test_the_calls_a_codex_code_mode_script_makes_are_steps_inside_it(tenant, tm
     """Code mode: the model writes a script (`exec`) that calls the tools, and each
     call's result is an event with an id of its own (`exec-<uuid>`) that no
     response item names. Each is a call inside the script's step, a command that
-    exited non-zero or a patch that did not apply failing there, while the script
-    itself completed; a result event outside any script is passed over, as before."""
+    exited non-zero, a patch that did not apply or an MCP tool that answered `Err`
+    failing there, while the script itself completed; a result event outside any
+    script is passed over, as before."""
     lines = _codex_code_mode()
     result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
                                 path=_codex_file(tmp_path, lines))  # fmt: skip
@@ -1845,7 +1852,11 @@ def test_the_calls_a_codex_code_mode_script_makes_are_steps_inside_it(tenant, tm
         (1, "exec", None, ""),
         (2, "exec_command", 1, "FAILED tests/test_dates.py::test_leap\n1 failed"),
         (3, "apply_patch", 1, "Failed to find expected lines in dates.py"),
+        (4, "github.get_issue", 1, ""),
+        (5, "github.add_label", 1, "tool call failed: 403 Forbidden"),
     ]  # fmt: skip
+    assert trace.steps.get(index=4).output == "Leap years break"
+    assert trace.steps.get(index=4).input == {"number": 12}
     assert trace.steps.get(index=1).output == "Script completed\nWall time 1.2 seconds\n"
     assert trace.steps.get(index=2).input == {"command": "bash -lc pytest -q"}
     assert trace.steps.get(index=3).input == {"files": ["/repo/dates.py"]}
