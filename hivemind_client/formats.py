@@ -1763,6 +1763,66 @@ def span_step_name(name: str) -> str:
     return f"agent {found.group(1).lower()}" if found else name
 
 
+# GenAI operations that are a model call (`gen_ai.operation.name`), and those
+# that are an agent's own span, which a model name on it does not make a call.
+_LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion", "embeddings"}
+_AGENT_OPERATIONS = {"invoke_agent", "create_agent", "invoke_workflow"}
+
+
+def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    return next((attrs[key] for key in keys if attrs.get(key) is not None), None)
+
+
+def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any, int]:
+    """What a span is as a step, (kind, name, input, output, tokens), by the
+    conventions instrumentations write: OpenInference (`openinference.span.kind`,
+    `input.value`), OpenTelemetry GenAI (`gen_ai.operation.name`, `gen_ai.tool.*`,
+    `gen_ai.*.messages`) and OpenLLMetry/Traceloop (`traceloop.span.kind`,
+    `traceloop.entity.*`, `llm.request.type`). A tool span is a tool call named by
+    its tool; a model span an LLM call named by its model; any other span (an
+    agent, a workflow, a chain) a call named by the span. Used by the file
+    importer and the OTLP receiver alike."""
+    operation = str(attrs.get("gen_ai.operation.name") or "").lower()
+    oi_kind = str(attrs.get("openinference.span.kind") or "").upper()
+    loop_kind = str(attrs.get("traceloop.span.kind") or "").lower()
+    entity_in, entity_out = (
+        attrs.get("traceloop.entity.input"),
+        attrs.get("traceloop.entity.output"),
+    )
+    if (
+        operation == "execute_tool"
+        or oi_kind == "TOOL"
+        or loop_kind == "tool"
+        or "gen_ai.tool.name" in attrs
+    ):
+        kind = "tool_call"
+        name = _first(attrs, "gen_ai.tool.name", "tool.name", "traceloop.entity.name") or span_name
+        step_input = _first(
+            attrs, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input"
+        )
+        output = _first(attrs, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
+    elif (operation in _LLM_OPERATIONS or oi_kind == "LLM"
+          or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
+          or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)):  # fmt: skip
+        kind = "llm_call"
+        name = (
+            _first(attrs, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+            or span_name
+        )
+        step_input = _first(attrs, "gen_ai.input.messages", "input.value")
+        output = _first(attrs, "gen_ai.output.messages", "output.value")
+    else:
+        kind = "tool_call"
+        name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
+        step_input = _first(attrs, "input.value") if entity_in is None else entity_in
+        output = _first(attrs, "output.value") if entity_out is None else entity_out
+    tokens = (_count(attrs.get("llm.token_count.total"))
+              or _count(attrs.get("gen_ai.usage.input_tokens")) + _count(attrs.get("gen_ai.usage.output_tokens"))
+              or _count(attrs.get("gen_ai.usage.prompt_tokens")) + _count(attrs.get("gen_ai.usage.completion_tokens"))
+              or _count(attrs.get("llm.usage.total_tokens")))  # fmt: skip
+    return kind, str(name)[:200], step_input, output, tokens
+
+
 def span_event_error(name: str, attributes: dict[str, Any]) -> str | None:
     """The error an OpenTelemetry span event reports, or None: an `exception`
     event's type and message, or smolagents' `agent.step_recovery` (a tool call
@@ -1844,30 +1904,26 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
     rows = []
     for order, (span, span_id, parent) in enumerate(flat):
         attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
-        kind = str(attrs.get("openinference.span.kind") or "").upper()
-        step_input, output = attrs.get("input.value"), attrs.get("output.value")
+        known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
+                                              "traceloop.span.kind", "gen_ai.tool.name",
+                                              "gen_ai.request.model", "llm.request.type"))  # fmt: skip
+        name = span.get("span_name") or span.get("name") or "span"
+        step_kind, name, step_input, output, tokens = span_role(attrs, str(name))
         error = _span_error(span)
-        if not (kind or step_input is not None or output is not None or error):
+        if not (known or step_input is not None or output is not None or error):
             continue
         start = _epoch(span.get("timestamp") or span.get("start_time"))
         end = _epoch(span.get("end_time"))
         duration = _iso_seconds(span.get("duration"))
         if end is None and start is not None and duration is not None:
             end = start + duration
-        name = span.get("span_name") or span.get("name") or "span"
-        if kind == "TOOL":
-            step_kind, name = "tool_call", attrs.get("tool.name") or name
-        elif kind == "LLM":
-            step_kind, name = "llm_call", attrs.get("llm.model_name") or name
-        else:
-            step_kind, name = "tool_call", span_step_name(str(name))
         rows.append({
             "_span": span_id, "_parent": parent, "_start": start, "_order": order, "_attrs": attrs,
             "kind": step_kind, "name": str(name)[:200],
             "input": _span_value(step_input), "output": _span_value(output), "error": error,
             "started_at": _iso(start),
             "duration_ms": max(0.0, end - start) * 1000 if start is not None and end is not None else None,
-            "tokens": _count(attrs.get("llm.token_count.total")) or None,
+            "tokens": tokens or None,
         })  # fmt: skip
     rows.sort(key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
     index_of = {row["_span"]: i for i, row in enumerate(rows)}

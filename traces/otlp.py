@@ -4,8 +4,10 @@ Spans are grouped into traces by trace id (the trace's external_id is the hex
 trace id). Each span becomes a step; `otlp_store.py` numbers them 0, 1, 2… in
 start-time order and keeps each span id's step, so an exporter's retry, or spans
 of one trace arriving in several exports, update the same steps. A span's parent
-becomes its step's `parent_index`. GenAI semantic conventions (`gen_ai.*`) and
-OpenInference attributes decide the step's kind, name, input, output and tokens;
+becomes its step's `parent_index`. GenAI semantic conventions (`gen_ai.*`),
+OpenInference and OpenLLMetry (`traceloop.*`) attributes decide the step's kind,
+name, input, output and tokens (`hivemind_client.formats.span_role`, shared with
+the file importer);
 span status ERROR, exception events and smolagents' `agent.step_recovery` events
 become step errors, except on a span whose child failed (the failure is the
 child's: one incident, not two); an agent loop's numbered turn ("Step 3") is an
@@ -34,7 +36,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from hivemind_client.formats import span_event_error, span_step_name
+from hivemind_client.formats import span_event_error, span_role
 from workspaces.textsafety import json_too_deep
 
 PROTOBUF = "application/x-protobuf"
@@ -142,27 +144,7 @@ def _maybe_json(value: Any) -> Any:
 
 def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
     """One span as a native step."""
-    operation = str(attrs.get("gen_ai.operation.name", ""))
-    oi_kind = str(attrs.get("openinference.span.kind", "")).upper()
-    if operation == "execute_tool" or oi_kind == "TOOL" or "gen_ai.tool.name" in attrs:
-        kind = "tool_call"
-        name = attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or span.name
-        step_input = attrs.get("gen_ai.tool.call.arguments", attrs.get("input.value"))
-        output = attrs.get("gen_ai.tool.call.result", attrs.get("output.value"))
-    elif operation in ("chat", "text_completion", "generate_content") or oi_kind == "LLM":
-        kind = "llm_call"
-        name = (attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
-                or attrs.get("llm.model_name") or span.name)  # fmt: skip
-        step_input = attrs.get("gen_ai.input.messages", attrs.get("input.value"))
-        output = attrs.get("gen_ai.output.messages", attrs.get("output.value"))
-    else:
-        kind = "tool_call"
-        name = span_step_name(span.name)
-        step_input, output = attrs.get("input.value"), attrs.get("output.value")
-    tokens = _count(attrs.get("llm.token_count.total")) or (
-        _count(attrs.get("gen_ai.usage.input_tokens"))
-        + _count(attrs.get("gen_ai.usage.output_tokens"))
-    )
+    kind, name, step_input, output, tokens = span_role(attrs, span.name)
     return {
         "index": _span_index(span),
         "_span": span.span_id.hex() or f"i{_span_index(span)}",
@@ -178,18 +160,6 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
         else None,
         "tokens": tokens or None,
     }
-
-
-# Token counts beyond this are not token counts (and overflow the column).
-MAX_COUNT = 2_147_483_647
-
-
-def _count(value: Any) -> int:
-    """A token count from an attribute; anything that is not a count is 0, not an error."""
-    try:
-        return min(max(0, int(value or 0)), MAX_COUNT)
-    except (TypeError, ValueError, OverflowError):  # "abc", None, Infinity, NaN
-        return 0
 
 
 def _span_index(span: Span) -> int:

@@ -1249,6 +1249,41 @@ def _smolagents_run() -> dict:
     return {"trace_id": "9f3d", "spans": [agent]}
 
 
+def test_a_span_export_of_genai_and_openllmetry_spans_reads_them_by_their_attributes(
+    tenant, tmp_path
+):
+    """The file importer reads spans by the same rule as the OTLP receiver
+    (`formats.span_role`): an OpenLLMetry model call (`llm.request.type`) is an LLM
+    call named by its model and an OpenLLMetry tool a tool call, kept although no
+    OpenInference kind marks them."""
+    llm = _span(
+        "l1",
+        "openai.chat",
+        "2025-03-19T16:40:48Z",
+        {
+            "llm.request.type": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.prompt_tokens": 50,
+            "gen_ai.usage.completion_tokens": 12,
+        },
+        [],
+    )
+    tool = _span(
+        "t1",
+        "get_weather.tool",
+        "2025-03-19T16:40:49Z",
+        {"traceloop.span.kind": "tool", "traceloop.entity.name": "get_weather"},
+        [],
+    )
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps({"trace_id": "ab12", "spans": [llm, tool]}))  # fmt: skip
+    result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path)
+    assert result.ok, result.error
+    steps = list(Trace.objects.get(workspace=tenant.workspace).steps.order_by("index")
+                 .values_list("kind", "name", "tokens"))  # fmt: skip
+    assert steps == [("llm_call", "gpt-4o-mini", 62), ("tool_call", "get_weather", None)]
+
+
 def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
     tenant, tmp_path
 ):

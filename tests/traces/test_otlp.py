@@ -290,3 +290,46 @@ def test_smolagents_turns_are_agent_steps_and_a_recovered_tool_error_is_the_tool
     assert trace.metadata["propagated_errors"] == {
         "1": "AgentToolExecutionError: Error executing tool web_search: search timed out"
     }
+
+
+def test_openllmetry_spans_are_model_calls_tools_and_workflows_by_their_own_attributes(
+    client, tenant
+):
+    """What OpenLLMetry (Traceloop) instrumentations emit: a workflow and a tool
+    span named by `traceloop.entity.name` with their input and output in
+    `traceloop.entity.*`, and a model call marked by `llm.request.type` with the
+    older `gen_ai.usage.prompt_tokens` counts. The model call is an LLM call named
+    by its model (before, a tool call named "openai.chat"); the tool is the tool."""
+    memory, provider, tracer = _recorder("traceloop-app")
+    with tracer.start_as_current_span("weather_flow.workflow") as flow:
+        flow.set_attribute("traceloop.span.kind", "workflow")
+        flow.set_attribute("traceloop.entity.name", "weather_flow")
+        flow.set_attribute("traceloop.entity.input", '{"city": "Paris"}')
+        with tracer.start_as_current_span("openai.chat") as llm:
+            llm.set_attribute("llm.request.type", "chat")
+            llm.set_attribute("gen_ai.system", "openai")
+            llm.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            llm.set_attribute("gen_ai.prompt.0.role", "user")
+            llm.set_attribute("gen_ai.prompt.0.content", "Weather in Paris?")
+            llm.set_attribute("gen_ai.usage.prompt_tokens", 50)
+            llm.set_attribute("gen_ai.usage.completion_tokens", 12)
+        with tracer.start_as_current_span("get_weather.tool") as tool:
+            tool.set_attribute("traceloop.span.kind", "tool")
+            tool.set_attribute("traceloop.entity.name", "get_weather")
+            tool.set_attribute("traceloop.entity.input", '{"city": "Paris"}')
+            tool.set_attribute("traceloop.entity.output", '{"error": "city not found"}')
+    provider.shutdown()
+    body = encode_spans(list(memory.get_finished_spans()))
+    response = client.post("/v1/traces", body.SerializeToString(),
+                           content_type="application/x-protobuf",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 200, response.content
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = list(Step.objects.filter(trace=trace).order_by("index")
+                 .values_list("kind", "name", "input", "output", "tokens"))  # fmt: skip
+    assert steps == [
+        ("tool_call", "weather_flow", {"city": "Paris"}, None, None),
+        ("llm_call", "gpt-4o-mini", None, None, 62),
+        ("tool_call", "get_weather", {"city": "Paris"}, {"error": "city not found"}, None),
+    ]
+    assert trace.task == "Weather in Paris?"
