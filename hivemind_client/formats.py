@@ -2329,12 +2329,26 @@ def _atif_steps(
             if result.get("is_error") is True:
                 steps[at]["error"] = output or "the tool reported an error"
             for ref in refs:
-                sub = subagents.get(str(ref.get("session_id")))
+                sub = subagents.get(str(ref.get("session_id"))) or _atif_file(
+                    path, ref.get("trajectory_path"))  # fmt: skip
                 if sub is not None and depth < 8:
                     _atif_steps(sub, path, f"{where}subagent {ref.get('session_id')}: ", steps,
                                 parent=at, depth=depth + 1)  # fmt: skip
         if tokens and len(steps) > first:
             steps[first]["tokens"] = tokens
+
+
+def _atif_file(path: Path, reference: Any) -> dict[str, Any] | None:
+    """A subagent's trajectory in a file the reference names, when it is a relative
+    path to a file in the trajectory's own folder or below it (never elsewhere)."""
+    if not isinstance(reference, str) or not reference or "://" in reference:
+        return None
+    folder = path.parent.resolve()
+    target = (folder / reference).resolve()
+    if not target.is_file() or not target.is_relative_to(folder) or target == path.resolve():
+        return None
+    data = _read_json(target)
+    return data if isinstance(data, dict) else None
 
 
 def _harbor_trial(path: Path) -> dict[str, Any]:

@@ -994,6 +994,54 @@ def test_harbor_trials_import_as_atif_with_the_verifiers_outcome(tenant, tmp_pat
     assert "before its verifier ran: DaytonaError" in broken.metadata["outcome_from"]
 
 
+def test_an_atif_subagent_in_a_file_of_its_own_is_read_only_from_beside_the_trajectory(
+    tenant, tmp_path
+):
+    """A subagent whose trajectory is a file the reference names
+    (`trajectory_path`) is read when the file is in the trajectory's folder or
+    below it, its steps inside the delegating call; a path outside it is not."""
+    (tmp_path / "run" / "subagents").mkdir(parents=True)
+    outside = {
+        "schema_version": "ATIF-v1.7",
+        "session_id": "x",
+        "agent": {"name": "x"},
+        "steps": [{"step_id": 1, "source": "agent", "message": "secret elsewhere"}],
+    }
+    (tmp_path / "outside.json").write_text(json.dumps(outside))
+    inside = {
+        **outside,
+        "session_id": "sub-2",
+        "steps": [
+            {
+                "step_id": 1,
+                "source": "agent",
+                "message": "",
+                "tool_calls": [
+                    {"tool_call_id": "g", "function_name": "Grep", "arguments": {"pattern": "TODO"}}
+                ],
+            }
+        ],
+    }
+    (tmp_path / "run" / "subagents" / "sub-2.json").write_text(json.dumps(inside))
+    trajectory = {"schema_version": "ATIF-v1.6", "session_id": "main", "agent": {"name": "cc"},
+                  "steps": [{"step_id": 1, "source": "user", "message": "tidy up"},
+                            {"step_id": 2, "source": "agent", "message": "", "tool_calls": [
+                                {"tool_call_id": "t1", "function_name": "Task", "arguments": {}},
+                                {"tool_call_id": "t2", "function_name": "Task", "arguments": {}}],
+                             "observation": {"results": [
+        {"source_call_id": "t1", "subagent_trajectory_ref": [
+            {"session_id": "sub-2", "trajectory_path": "subagents/sub-2.json"}]},
+        {"source_call_id": "t2", "subagent_trajectory_ref": [
+            {"session_id": "x", "trajectory_path": "../outside.json"}]}]}}]}  # fmt: skip
+    path = tmp_path / "run" / "trajectory.json"
+    path.write_text(json.dumps(trajectory))
+    assert traces_import_file(workspace=tenant.workspace, fmt="atif", path=path).ok
+    steps = list(Trace.objects.get(workspace=tenant.workspace).steps.order_by("index")
+                 .values_list("name", "parent_index", "output"))  # fmt: skip
+    assert steps == [("", None, None), ("Task", None, "Delegated to subagent sub-2"),
+                     ("Task", None, "Delegated to subagent x"), ("Grep", 1, None)]  # fmt: skip
+
+
 def test_a_file_that_is_not_atif_is_a_per_file_error(tenant, tmp_path):
     path = tmp_path / "trajectory.json"
     path.write_text(json.dumps({"info": {}, "messages": []}))  # mini-swe-agent's own log
