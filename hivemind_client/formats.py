@@ -112,7 +112,8 @@ Formats (`FORMATS`):
   `result.json` beside it (its other rewards as checks), else
   `verifier/reward.txt`; a trial exception after which the verifier ran is the
   last step, an error; one before it leaves the run without an outcome, saying
-  why. The agent is `<agent name>/<model>`, the task key Harbor's task name.
+  why. The agent is `<agent name>/<model>`, the task key Harbor's task name, the
+  task the first user turn (Terminus' "Task Description:" section of it).
 
 - `openhands`: OpenHands evaluation output (`output.jsonl`: one instance per
   line, `{"instance_id", "instruction", "history", "metadata", "test_result",
@@ -2362,6 +2363,13 @@ def _harbor_trial(path: Path) -> dict[str, Any]:
     return {}
 
 
+# Terminus (Harbor's own agent) sends its instructions and the task as one user
+# turn: the task is the "Task Description:" section, before the terminal's state.
+_TERMINUS_TASK = re.compile(
+    r"(?s)\bTask Description:[ \t]*\n(.+?)(?:\n\s*Current [Tt]erminal (?:state|[Ss]creen):|\Z)"
+)
+
+
 def _atif(path: Path) -> Parsed:
     """An ATIF trajectory (`trajectory.json`, Harbor's runs: Terminal-Bench and every
     agent Harbor runs; ATIF-v1.x), its continuation files followed
@@ -2421,12 +2429,15 @@ def _atif(path: Path) -> Parsed:
     final = _obj(data.get("final_metrics"))
     cost = final.get("total_cost_usd")
     session = data.get("session_id") or data.get("trajectory_id") or trial.get("trial_name")
+    task = _first_user_turn(steps)
+    if section := _TERMINUS_TASK.search(task):
+        task = section.group(1).strip() or task
     parsed = Parsed()
     parsed.traces.append({
         "external_id": f"atif-{session or _digest(data)}"[:200],
         "agent": f"{name}/{model}"[:200] if model else name[:200], "model": str(model or "")[:200],
         "task_key": str(task_name)[:200] if isinstance(task_name, str) else "",
-        "task": _first_user_turn(steps), "status": status, "reward": reward, "checks": checks,
+        "task": task, "status": status, "reward": reward, "checks": checks,
         "started_at": trial.get("started_at") if isinstance(trial.get("started_at"), str) else None,
         "ended_at": trial.get("finished_at") if isinstance(trial.get("finished_at"), str) else None,
         "cost_usd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0 else None,

