@@ -102,6 +102,12 @@ Formats (`FORMATS`):
   `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
   `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
+- `otlp-json`: OTLP/JSON span exports, one `ExportTraceServiceRequest` per line
+  as the OpenTelemetry Collector's file exporter writes them (or one document):
+  each trace id is a run named by the hex trace id, as the OTLP endpoint names
+  it, its spans steps by the endpoint's rule (`span_role`), `service.name` the
+  agent, the root span's status the outcome and its input the task.
+
 - `atif`: Agent Trajectory Interchange Format (ATIF-v1.x) trajectories, what
   Harbor writes for every agent it runs (Terminal-Bench): `<trial>/agent/
   trajectory.json`, a folder's `trajectory.json` files. Each agent step's message
@@ -1950,59 +1956,142 @@ def _openinference(path: Path) -> Parsed:
     parsed = Parsed()
     for where, run in _json_or_jsonl(path):
         _need(path, where, run, dict, 'a run object with "spans"')
-        spans = _need(path, where, run.get("spans"), list, '"spans", a list of spans')
-        rows = _span_steps(spans, path, where)
-        propagated: dict[str, str] = {}
-        by_index = {row["index"]: row for row in rows}
-        for row in rows:  # a failing span above a failing span: the failure is the deeper one's
-            if not row["error"]:
-                continue
-            seen, parent = set(), row["parent_index"]
-            while parent is not None and parent not in seen:
-                seen.add(parent)
-                if by_index[parent]["error"]:
-                    propagated[str(parent)] = by_index[parent]["error"]
-                parent = by_index[parent]["parent_index"]
-        for key in propagated:
-            by_index[int(key)]["error"] = ""
-        roots = [r for r in rows if r["parent_index"] is None]
-        task = ""
-        for row in roots + rows:
-            value = row["input"]
-            if str(row["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT" and value:
-                task = _text(obj(value).get("task") if isinstance(value, dict) else value, 100_000)
-                if task:
-                    break
-        resource = _flat_attributes(
-            run.get("resource_attributes") or flat_first(spans, "resource_attributes")
-        )
-        # The service, else the agent span's class (smolagents' "CodeAgent.run"): TRAIL's
-        # files are named by trace id, and a file's name would make each run an agent.
-        agent_span = next((r["name"] for r in rows
-                           if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
-        agent = (resource.get("service.name") or flat_first(spans, "service_name")
-                 or agent_span.removesuffix(".run").removesuffix(".__call__") or path.stem)  # fmt: skip
-        model = next(
-            (r["_attrs"].get("llm.model_name") for r in rows if r["_attrs"].get("llm.model_name")),
-            "",
-        )
-        trace_id = run.get("trace_id") or flat_first(spans, "trace_id") or _digest(path.name, where)
-        starts = [r["_start"] for r in rows if r["_start"] is not None]
-        # The run's root span speaks for the run, as over OTLP (TRAIL's roots leave it unset).
-        root = next((span for span in spans if isinstance(span, dict)
-                     and not (span.get("parent_span_id") or span.get("parent_id"))), {})  # fmt: skip
-        status = str(root.get("status_code", "")).lower().removeprefix("status_code_")
-        parsed.traces.append({
-            "external_id": str(trace_id)[:200],
-            "agent": str(agent)[:200],
-            "model": str(model)[:200],
-            "task": task,
-            "started_at": _iso(min(starts)) if starts else None,
-            "status": {"error": "failed", "ok": "succeeded"}.get(status, "unknown"),
-            "metadata": {"source": "openinference-json",
-                         **({"propagated_errors": propagated} if propagated else {})},
-            "steps": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows],
-        })  # fmt: skip
+        parsed.traces.append(_span_run(path, where, run))
+    return parsed
+
+
+def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
+    """One run from its spans (`{"trace_id"?, "spans": [...], "resource_attributes"?}`)."""
+    spans = _need(path, where, run.get("spans"), list, '"spans", a list of spans')
+    rows = _span_steps(spans, path, where)
+    propagated: dict[str, str] = {}
+    by_index = {row["index"]: row for row in rows}
+    for row in rows:  # a failing span above a failing span: the failure is the deeper one's
+        if not row["error"]:
+            continue
+        seen, parent = set(), row["parent_index"]
+        while parent is not None and parent not in seen:
+            seen.add(parent)
+            if by_index[parent]["error"]:
+                propagated[str(parent)] = by_index[parent]["error"]
+            parent = by_index[parent]["parent_index"]
+    for key in propagated:
+        by_index[int(key)]["error"] = ""
+    roots = [r for r in rows if r["parent_index"] is None]
+    task = ""
+    for row in roots + rows:
+        value = row["input"]
+        if str(row["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT" and value:
+            task = _text(obj(value).get("task") if isinstance(value, dict) else value, 100_000)
+            if task:
+                break
+    # No agent span says it: the root span's input, as the OTLP endpoint reads it.
+    task = task or next((_text(r["input"], 100_000) for r in roots if r["input"]), "")
+    resource = _flat_attributes(
+        run.get("resource_attributes") or flat_first(spans, "resource_attributes")
+    )
+    # The service, else the agent span's class (smolagents' "CodeAgent.run"): TRAIL's
+    # files are named by trace id, and a file's name would make each run an agent.
+    agent_span = next((r["name"] for r in rows
+                       if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
+    agent = (resource.get("service.name") or flat_first(spans, "service_name")
+             or agent_span.removesuffix(".run").removesuffix(".__call__") or path.stem)  # fmt: skip
+    model = next(
+        (r["_attrs"].get("llm.model_name") for r in rows if r["_attrs"].get("llm.model_name")),
+        "",
+    )
+    trace_id = run.get("trace_id") or flat_first(spans, "trace_id") or _digest(path.name, where)
+    starts = [r["_start"] for r in rows if r["_start"] is not None]
+    # The run's root span speaks for the run, as over OTLP (TRAIL's roots leave it unset).
+    root = next((span for span in spans if isinstance(span, dict)
+                 and not (span.get("parent_span_id") or span.get("parent_id"))), {})  # fmt: skip
+    status = str(root.get("status_code", "")).lower().removeprefix("status_code_")
+    return {
+        "external_id": str(trace_id)[:200],
+        "agent": str(agent)[:200],
+        "model": str(model)[:200],
+        "task": task,
+        "started_at": _iso(min(starts)) if starts else None,
+        "status": {"error": "failed", "ok": "succeeded"}.get(status, "unknown"),
+        "metadata": {"source": str(run.get("_source") or "openinference-json"),
+                     **({"propagated_errors": propagated} if propagated else {})},
+        "steps": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows],
+    }  # fmt: skip
+
+
+# --- OTLP/JSON files (the OpenTelemetry Collector's file exporter) --------------
+
+_OTLP_STATUS = {0: "unset", 1: "ok", 2: "error", "STATUS_CODE_UNSET": "unset",
+                "STATUS_CODE_OK": "ok", "STATUS_CODE_ERROR": "error"}  # fmt: skip
+
+
+def _otlp_value(value: Any) -> Any:
+    """An OTLP/JSON AnyValue as a plain value."""
+    value = obj(value)
+    for key in ("stringValue", "boolValue", "doubleValue", "bytesValue"):
+        if key in value:
+            return value[key]
+    if "intValue" in value:
+        with contextlib.suppress(TypeError, ValueError):
+            return int(value["intValue"])
+        return value["intValue"]
+    if "arrayValue" in value:
+        return [_otlp_value(v) for v in _list(obj(value["arrayValue"]).get("values"))]
+    if "kvlistValue" in value:
+        return _otlp_attributes(obj(value["kvlistValue"]).get("values"))
+    return None
+
+
+def _otlp_attributes(items: Any) -> dict[str, Any]:
+    return {str(kv["key"]): _otlp_value(kv.get("value")) for kv in _list(items)
+            if isinstance(kv, dict) and isinstance(kv.get("key"), str)}  # fmt: skip
+
+
+def _otlp_nanos(value: Any) -> int | None:
+    with contextlib.suppress(TypeError, ValueError):
+        return int(value) or None
+    return None
+
+
+def _otlp_json(path: Path) -> Parsed:
+    """OTLP/JSON `ExportTraceServiceRequest` documents, one per line as the
+    OpenTelemetry Collector's file exporter writes them (or one document): the
+    spans of each trace id are one run, read as the OTLP endpoint reads them
+    (`span_role`, exception events and error statuses, a failure counted where it
+    happened), the resource's `service.name` its agent, its id the trace id."""
+    runs: dict[str, dict[str, Any]] = {}
+    for where, document in _json_or_jsonl(path):
+        _need(path, where, document, dict, 'an OTLP/JSON export ("resourceSpans")')
+        for resource_spans in _items(path, where, document.get("resourceSpans"), '"resourceSpans"'):
+            resource_spans = obj(resource_spans)
+            resource = _otlp_attributes(obj(resource_spans.get("resource")).get("attributes"))
+            scopes = resource_spans.get("scopeSpans") or resource_spans.get(
+                "instrumentationLibrarySpans"
+            )
+            for scope in _items(path, where, scopes, '"scopeSpans"'):
+                for span in _items(path, where, obj(scope).get("spans"), '"spans"'):
+                    _need(path, where, span, dict, "a span object")
+                    trace_id = str(span.get("traceId") or "")
+                    status = obj(span.get("status"))
+                    run = runs.setdefault(trace_id, {"trace_id": trace_id or None, "spans": [],
+                                                     "resource_attributes": resource,
+                                                     "_source": "otlp-json"})  # fmt: skip
+                    run["spans"].append({
+                        "span_id": span.get("spanId"), "parent_span_id": span.get("parentSpanId") or None,
+                        "span_name": span.get("name"),
+                        "start_time": _otlp_nanos(span.get("startTimeUnixNano")),
+                        "end_time": _otlp_nanos(span.get("endTimeUnixNano")),
+                        "attributes": _otlp_attributes(span.get("attributes")),
+                        "events": [{"name": obj(e).get("name"),
+                                    "attributes": _otlp_attributes(obj(e).get("attributes"))}
+                                   for e in _list(span.get("events"))],
+                        "status_code": _OTLP_STATUS.get(code, "unset")
+                        if isinstance(code := status.get("code"), int | str) else "unset",
+                        "status_message": status.get("message") or "",
+                    })  # fmt: skip
+    parsed = Parsed()
+    for trace_id, run in runs.items():
+        parsed.traces.append(_span_run(path, f"trace {trace_id or '(no id)'}", run))
     return parsed
 
 
@@ -2463,6 +2552,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "openinference-json": _openinference,
     "openhands": _openhands,
     "atif": _atif,
+    "otlp-json": _otlp_json,
 }
 
 
@@ -2490,6 +2580,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
+    "otlp-json": "the root span's status (ERROR = failed, OK = succeeded), else unknown "
+                 "(give one with --status)",
     "atif": "the Harbor trial's result.json beside the trajectory (its verifier's reward, "
             "1 = success; other rewards as checks), else its verifier/reward.txt",
     "openhands": "test_result.report.resolved (the SWE-bench evaluation's), else the "

@@ -1338,6 +1338,108 @@ def test_a_span_export_of_genai_and_openllmetry_spans_reads_them_by_their_attrib
     assert steps == [("llm_call", "gpt-4o-mini", 62), ("tool_call", "get_weather", None)]
 
 
+def _otlp_line(trace_id: str, *, failed: bool) -> dict:
+    """One line of the OpenTelemetry Collector's file exporter (OTLP/JSON): hex
+    ids, int64 times as strings, typed attribute values."""
+
+    def attr(key: str, value: object) -> dict:
+        kind = {str: "stringValue", int: "intValue", bool: "boolValue"}[type(value)]
+        return {"key": key, "value": {kind: str(value) if kind == "intValue" else value}}
+
+    tool = {
+        "traceId": trace_id,
+        "spanId": "bb00000000000002",
+        "parentSpanId": "aa00000000000001",
+        "name": "execute_tool payments.refund",
+        "kind": 1,
+        "startTimeUnixNano": "1764000001000000000",
+        "endTimeUnixNano": "1764000002000000000",
+        "attributes": [
+            attr("gen_ai.operation.name", "execute_tool"),
+            attr("gen_ai.tool.name", "payments.refund"),
+            attr("gen_ai.tool.call.arguments", '{"order": "8812"}'),
+        ],
+        "events": [
+            {
+                "name": "exception",
+                "timeUnixNano": "1764000002000000000",
+                "attributes": [
+                    attr("exception.type", "RuntimeError"),
+                    attr("exception.message", "429 Too Many Requests"),
+                ],
+            }
+        ]
+        if failed
+        else [],
+        "status": {"code": 2, "message": "rate limited"} if failed else {"code": 1},
+    }
+    llm = {
+        "traceId": trace_id,
+        "spanId": "cc00000000000003",
+        "parentSpanId": "aa00000000000001",
+        "name": "chat",
+        "startTimeUnixNano": "1764000000500000000",
+        "endTimeUnixNano": "1764000000900000000",
+        "attributes": [
+            attr("gen_ai.operation.name", "chat"),
+            attr("gen_ai.request.model", "claude-haiku-4-5"),
+            attr("gen_ai.usage.input_tokens", 120),
+            attr("gen_ai.usage.output_tokens", 30),
+        ],
+        "status": {},
+    }
+    root = {
+        "traceId": trace_id,
+        "spanId": "aa00000000000001",
+        "parentSpanId": "",
+        "name": "invoke_agent",
+        "startTimeUnixNano": "1764000000000000000",
+        "endTimeUnixNano": "1764000003000000000",
+        "attributes": [
+            attr("gen_ai.operation.name", "invoke_agent"),
+            attr("input.value", "Refund order 8812"),
+        ],
+        "status": {"code": 2} if failed else {"code": 1},
+    }
+    return {"resourceSpans": [{"resource": {"attributes": [attr("service.name", "refund-bot")]},
+                               "scopeSpans": [{"scope": {"name": "app"}, "spans": [root, llm, tool]}]}]}  # fmt: skip
+
+
+def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_it(
+    tenant, tmp_path
+):
+    """`--format otlp-json`: the OpenTelemetry Collector's file exporter writes one
+    OTLP/JSON export per line. Each trace id is one run, its id the hex trace id
+    (as the OTLP endpoint names it), its agent the resource's `service.name`, its
+    spans steps by the endpoint's rule (a tool, a model call), the tool's exception
+    its error and the root's copy of the failure kept aside, the root status the
+    outcome."""
+    path = tmp_path / "traces.jsonl"
+    path.write_text(
+        json.dumps(_otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True))
+        + "\n"
+        + json.dumps(_otlp_line("1bf7651916cd43dd8448eb211c80319d", failed=False))
+        + "\n"
+    )
+    result = traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path)
+    assert result.ok and result.created == 2, result.error
+    failed = Trace.objects.get(external_id="0af7651916cd43dd8448eb211c80319c")
+    assert (failed.status, failed.agent, failed.task) == (
+        "failed",
+        "refund-bot",
+        "Refund order 8812",
+    )
+    steps = list(failed.steps.order_by("index").values_list(
+        "kind", "name", "parent_index", "error", "tokens"))  # fmt: skip
+    assert steps == [
+        ("tool_call", "invoke_agent", None, "", None),
+        ("llm_call", "claude-haiku-4-5", 0, "", 150),
+        ("tool_call", "payments.refund", 0, "RuntimeError: 429 Too Many Requests", None),
+    ]  # fmt: skip
+    assert failed.steps.get(index=2).input == {"order": "8812"}
+    assert Trace.objects.get(external_id="1bf7651916cd43dd8448eb211c80319d").status == "succeeded"
+
+
 def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
     tenant, tmp_path
 ):
@@ -1741,6 +1843,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("openinference-json", _smolagents_run()),
               ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]}),
               *[("chat-jsonl", row) for row in _swe_dataset_rows()],
+              ("otlp-json", _otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True)),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
                                    / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
