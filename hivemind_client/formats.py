@@ -87,7 +87,10 @@ Formats (`FORMATS`):
   `{"trace_id", "spans": [...]}`, the spans a tree by `child_spans` (TRAIL's
   files, Patronus' export of smolagents runs: `span_attributes` with dotted keys,
   `timestamp` and an ISO 8601 `duration`) or a flat list with parent ids (`context.span_id`,
-  `parent_id`, nested `attributes`, `start_time`/`end_time`). Each span is a step as
+  `parent_id`, nested `attributes`, `start_time`/`end_time`); or a span table, one
+  span a row (Phoenix's spans dataframe saved to JSON: `context.trace_id`,
+  `span_kind`, `attributes.<key>` columns, epoch-millisecond times), grouped
+  into a run per trace id. Each span is a step as
   the server's OTLP receiver makes one (`traces/otlp.py`), in start-time order, its
   parent the nearest kept ancestor: a TOOL span a tool call named by `tool.name`,
   an LLM span an LLM call named by its model, any other span a call named by the
@@ -1724,7 +1727,12 @@ def _epoch(value: Any) -> float | None:
     None for anything else, or for a time no calendar date holds."""
     seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = value / 1e9 if value > 1e14 else float(value)
+        # Seconds, milliseconds (pandas' JSON), microseconds or nanoseconds (OTLP),
+        # told apart by size: each is a date between 1973 and 5138 in its own unit.
+        size = abs(value)
+        seconds = value / (
+            1 if size < 1e11 else 1e3 if size < 1e14 else 1e6 if size < 1e17 else 1e9
+        )
     elif isinstance(value, str) and value:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -1953,11 +1961,49 @@ def _count(value: Any) -> int:
 
 
 def _openinference(path: Path) -> Parsed:
+    """Runs with their spans, one a line (or a list of them); or a span table, one
+    span a row, as Phoenix's spans dataframe saves to JSON (`context.span_id`,
+    `context.trace_id`, `parent_id`, `attributes.<key>` columns): its rows are
+    grouped into a run per trace id."""
     parsed = Parsed()
+    table: dict[str, list[dict[str, Any]]] = {}
     for where, run in _json_or_jsonl(path):
         _need(path, where, run, dict, 'a run object with "spans"')
+        if "spans" not in run and _PHOENIX_ROW.intersection(run):
+            trace_id = str(
+                run.get("context.trace_id") or obj(run.get("context")).get("trace_id") or ""
+            )
+            table.setdefault(trace_id, []).append(_phoenix_span(run))
+            continue
         parsed.traces.append(_span_run(path, where, run))
+    for trace_id, spans in table.items():
+        run = {"trace_id": trace_id or None, "spans": spans}
+        parsed.traces.append(_span_run(path, f"trace {trace_id or '(no id)'}", run))
     return parsed
+
+
+_PHOENIX_ROW = {"context.span_id", "context.trace_id", "span_kind"}
+
+
+def _phoenix_span(row: dict[str, Any]) -> dict[str, Any]:
+    """A span-table row as a span: its `attributes.<key>` columns its attributes
+    (or an `attributes` object), the rest as named."""
+    attributes = {key.removeprefix("attributes."): value for key, value in row.items()
+                  if key.startswith("attributes.") and value is not None}  # fmt: skip
+    attributes = attributes or obj(row.get("attributes"))
+    if isinstance(row.get("span_kind"), str) and "openinference.span.kind" not in attributes:
+        attributes = {**attributes, "openinference.span.kind": row["span_kind"]}
+    return {
+        "span_id": row.get("context.span_id") or obj(row.get("context")).get("span_id"),
+        "parent_span_id": row.get("parent_id") or None,
+        "span_name": row.get("name"),
+        "start_time": row.get("start_time"),
+        "end_time": row.get("end_time"),
+        "attributes": attributes,
+        "events": _list(row.get("events")),
+        "status_code": row.get("status_code"),
+        "status_message": row.get("status_message"),
+    }
 
 
 def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:

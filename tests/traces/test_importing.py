@@ -1440,6 +1440,51 @@ def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_
     assert Trace.objects.get(external_id="1bf7651916cd43dd8448eb211c80319d").status == "succeeded"
 
 
+def _phoenix_rows() -> list[dict]:
+    """Phoenix's spans dataframe saved with pandas' `to_json(orient="records",
+    lines=True)`: a row per span, flattened `context.*` and `attributes.*`
+    columns, times in epoch milliseconds, nulls for absent attributes."""
+    base = {"context.trace_id": "7f3e", "status_message": "", "events": []}
+    return [
+        {**base, "name": "AgentExecutor", "span_kind": "CHAIN", "context.span_id": "s1",
+         "parent_id": None, "start_time": 1764000000000, "end_time": 1764000003000,
+         "status_code": "ERROR", "attributes.input.value": "Refund order 8812",
+         "attributes.tool.name": None},
+        {**base, "name": "ChatOpenAI", "span_kind": "LLM", "context.span_id": "s2",
+         "parent_id": "s1", "start_time": 1764000000500, "end_time": 1764000000900,
+         "status_code": "OK", "attributes.llm.model_name": "gpt-4o",
+         "attributes.llm.token_count.total": 150},
+        {**base, "name": "refund", "span_kind": "TOOL", "context.span_id": "s3",
+         "parent_id": "s1", "start_time": 1764000001000, "end_time": 1764000002000,
+         "status_code": "ERROR", "attributes.tool.name": "refund",
+         "attributes.input.value": '{"order": "8812"}',
+         "events": [{"name": "exception", "timestamp": 1764000002000,
+                     "attributes": {"exception.type": "RuntimeError",
+                                    "exception.message": "429 Too Many Requests"}}]},
+    ]  # fmt: skip
+
+
+def test_a_phoenix_span_table_imports_a_run_per_trace_id(tenant, tmp_path):
+    """`openinference-json` also reads a span table, one span a row (Phoenix's spans
+    dataframe saved to JSON lines): rows grouped by trace id, parents by
+    `parent_id`, the kind from `span_kind`, pandas' millisecond times read as
+    such, the tool's exception its error and the root's copy kept aside."""
+    path = tmp_path / "spans.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in _phoenix_rows()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.status, trace.task) == ("7f3e", "failed", "Refund order 8812")
+    assert trace.started_at.isoformat() == "2025-11-24T16:00:00+00:00"
+    steps = [(*row[:5], round(row[5])) for row in trace.steps.order_by("index").values_list(
+        "kind", "name", "parent_index", "error", "tokens", "duration_ms")]  # fmt: skip
+    assert steps == [
+        ("tool_call", "AgentExecutor", None, "", None, 3000),
+        ("llm_call", "gpt-4o", 0, "", 150, 400),
+        ("tool_call", "refund", 0, "RuntimeError: 429 Too Many Requests", None, 1000),
+    ]  # fmt: skip
+
+
 def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
     tenant, tmp_path
 ):
@@ -1844,6 +1889,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]}),
               *[("chat-jsonl", row) for row in _swe_dataset_rows()],
               ("otlp-json", _otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True)),
+              ("openinference-json", _phoenix_rows()),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
                                    / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
@@ -2229,3 +2275,14 @@ def test_a_broken_eval_archive_is_a_per_file_error(tenant, tmp_path, monkeypatch
     result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
     assert not result.ok and "pip install zstandard" in result.error
     assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+@pytest.mark.parametrize(
+    "value", [1764000000, 1764000000000, 1764000000000000, 1764000000000000000]
+)
+def test_an_epoch_time_is_read_in_the_unit_its_size_says(value):
+    """Seconds, milliseconds (pandas' JSON), microseconds and nanoseconds (OTLP):
+    the same moment whatever the unit; before, microseconds read as 1970."""
+    from hivemind_client.formats import _epoch
+
+    assert _epoch(value) == pytest.approx(1764000000)
