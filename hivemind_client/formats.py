@@ -2661,6 +2661,13 @@ def parse(fmt: str, path: Path) -> Parsed:
         raise FormatError(path, "format", f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     if not path.is_file():
         raise FormatError(path, "file", "no such file")
+    with path.open("rb") as head:
+        if head.read(4) == b"PAR1":  # Hugging Face datasets ship as Parquet
+            raise FormatError(
+                path, "file", "a Parquet file, which the importers do not read: save its rows as "
+                "JSON lines first, e.g. python -c \"import pandas as pd; pd.read_parquet('in.parquet')"
+                ".to_json('out.jsonl', orient='records', lines=True)\"",
+            )  # fmt: skip
     try:
         parsed = FORMATS[fmt](path)
     except RecursionError:

@@ -2286,3 +2286,10 @@ def test_an_epoch_time_is_read_in_the_unit_its_size_says(value):
     from hivemind_client.formats import _epoch
 
     assert _epoch(value) == pytest.approx(1764000000)
+
+
+def test_a_parquet_file_is_refused_with_how_to_read_it(tenant, tmp_path):
+    path = tmp_path / "train-00000-of-00012.parquet"
+    path.write_bytes(b"PAR1\x15\x04\x15\x10" + bytes(64) + b"PAR1")
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert "a Parquet file" in result.error and "to_json" in result.error
