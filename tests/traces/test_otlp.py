@@ -302,22 +302,29 @@ def test_openllmetry_spans_are_model_calls_tools_and_workflows_by_their_own_attr
     by its model (before, a tool call named "openai.chat"); the tool is the tool."""
     memory, provider, tracer = _recorder("traceloop-app")
     with tracer.start_as_current_span("weather_flow.workflow") as flow:
-        flow.set_attribute("traceloop.span.kind", "workflow")
-        flow.set_attribute("traceloop.entity.name", "weather_flow")
-        flow.set_attribute("traceloop.entity.input", '{"city": "Paris"}')
+        flow.set_attributes(
+            {
+                "traceloop.span.kind": "workflow",
+                "traceloop.entity.name": "weather_flow",
+                "traceloop.entity.input": '{"city": "Paris"}',
+            }
+        )
         with tracer.start_as_current_span("openai.chat") as llm:
-            llm.set_attribute("llm.request.type", "chat")
-            llm.set_attribute("gen_ai.system", "openai")
-            llm.set_attribute("gen_ai.request.model", "gpt-4o-mini")
-            llm.set_attribute("gen_ai.prompt.0.role", "user")
-            llm.set_attribute("gen_ai.prompt.0.content", "Weather in Paris?")
-            llm.set_attribute("gen_ai.usage.prompt_tokens", 50)
-            llm.set_attribute("gen_ai.usage.completion_tokens", 12)
+            llm.set_attributes(
+                {
+                    "llm.request.type": "chat",
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.prompt.0.role": "user",
+                    "gen_ai.prompt.0.content": "Weather in Paris?",
+                    "gen_ai.usage.prompt_tokens": 50,
+                    "gen_ai.usage.completion_tokens": 12,
+                }
+            )
         with tracer.start_as_current_span("get_weather.tool") as tool:
-            tool.set_attribute("traceloop.span.kind", "tool")
-            tool.set_attribute("traceloop.entity.name", "get_weather")
-            tool.set_attribute("traceloop.entity.input", '{"city": "Paris"}')
-            tool.set_attribute("traceloop.entity.output", '{"error": "city not found"}')
+            tool.set_attributes({"traceloop.span.kind": "tool", "traceloop.entity.name": "get_weather",
+                                 "traceloop.entity.input": '{"city": "Paris"}',
+                                 "traceloop.entity.output": '{"error": "city not found"}'})  # fmt: skip
     provider.shutdown()
     body = encode_spans(list(memory.get_finished_spans()))
     response = client.post("/v1/traces", body.SerializeToString(),
