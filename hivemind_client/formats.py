@@ -105,6 +105,12 @@ Formats (`FORMATS`):
   `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
   `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
+- `langfuse`: Langfuse traces with their observations (`GET /api/public/traces/
+  {id}`), one a file, a list, one a line, or a `{"data": [...]}` page of them:
+  each observation a step by the span reader's rule (GENERATION a model call,
+  TOOL a tool call, level ERROR an error), the trace's name the agent, its
+  session the session, BOOLEAN scores checks; no outcome (`--status` gives one).
+
 - `otlp-json`: OTLP/JSON span exports, one `ExportTraceServiceRequest` per line
   as the OpenTelemetry Collector's file exporter writes them (or one document):
   each trace id is a run named by the hex trace id, as the OTLP endpoint names
@@ -2065,6 +2071,81 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# --- Langfuse trace exports -----------------------------------------------------
+
+# Observation types (Langfuse v3) that are a model call, and that are a tool call.
+_LANGFUSE_MODEL = {"GENERATION", "EMBEDDING"}
+_LANGFUSE_TOOL = {"TOOL", "RETRIEVER"}
+
+
+def _langfuse_span(observation: dict[str, Any]) -> dict[str, Any]:
+    """A Langfuse observation as a span the span reader takes: a GENERATION a model
+    call, a TOOL a tool call, any other (SPAN, AGENT, CHAIN, EVENT) a step named by
+    its name; level ERROR is an error status with its status message."""
+    kind = str(observation.get("type") or "SPAN").upper()
+    usage = obj(observation.get("usageDetails")) or obj(observation.get("usage"))
+    attributes: dict[str, Any] = {"input.value": observation.get("input"),
+                                  "output.value": observation.get("output")}  # fmt: skip
+    if kind in _LANGFUSE_MODEL:
+        attributes |= {"openinference.span.kind": "LLM", "llm.model_name": observation.get("model"),
+                       "llm.token_count.total": usage.get("total")
+                       or _count(usage.get("input")) + _count(usage.get("output"))}  # fmt: skip
+    elif kind in _LANGFUSE_TOOL:
+        attributes |= {"openinference.span.kind": "TOOL", "tool.name": observation.get("name")}
+    else:
+        attributes["openinference.span.kind"] = "AGENT" if kind == "AGENT" else "CHAIN"
+    failed = str(observation.get("level") or "").upper() == "ERROR"
+    return {
+        "span_id": observation.get("id"), "parent_span_id": observation.get("parentObservationId"),
+        "span_name": observation.get("name") or kind.lower(),
+        "start_time": observation.get("startTime"), "end_time": observation.get("endTime"),
+        "attributes": {k: v for k, v in attributes.items() if v is not None},
+        "status_code": "error" if failed else "unset",
+        "status_message": _text(observation.get("statusMessage"), 10_000) if failed else "",
+    }  # fmt: skip
+
+
+def _langfuse(path: Path) -> Parsed:
+    """Langfuse traces with their observations (`GET /api/public/traces/{id}`,
+    `TraceWithFullDetails`), one a file, a list of them, one a line, or the list
+    endpoint's `{"data": [...]}` once each trace has its observations: each trace
+    one run, its observations steps by the span reader's rule (a failure counted
+    where it happened), its name the agent; its BOOLEAN scores are checks. An
+    export has no outcome (give one with --status, or send outcomes)."""
+    records: list[tuple[str, Any]] = []
+    for where, item in _json_or_jsonl(path):
+        data = obj(item).get("data")
+        records += ([(f"{where} data[{i}]", r) for i, r in enumerate(data)]
+                    if isinstance(data, list) else [(where, item)])  # fmt: skip
+    parsed = Parsed()
+    for where, trace in records:
+        _need(path, where, trace, dict, "a Langfuse trace object")
+        observations = _need(path, where, trace.get("observations"), list, '"observations", a list')
+        if any(isinstance(o, str) for o in observations):
+            raise FormatError(path, where, "observation ids, not observations (the trace list "
+                              "endpoint's shape): fetch each trace with GET /api/public/traces/{id}")  # fmt: skip
+        spans = [_langfuse_span(obj(o)) for o in observations if isinstance(o, dict)]
+        run = _span_run(
+            path, where, {"trace_id": trace.get("id"), "spans": spans, "_source": "langfuse"}
+        )
+        checks = [{"name": str(score.get("name") or "score")[:200], "passed": bool(score.get("value")),
+                   "detail": _text(score.get("comment"), 2_000)}
+                  for score in map(obj, _list(trace.get("scores")))
+                  if str(score.get("dataType") or "").upper() == "BOOLEAN"]  # fmt: skip
+        cost = trace.get("totalCost")
+        run.update({
+            "external_id": f"langfuse-{trace.get('id') or run['external_id']}"[:200],
+            "agent": str(trace.get("name") or "langfuse")[:200],
+            "session_id": str(trace.get("sessionId") or "")[:200],
+            "task": run["task"] or _text(trace.get("input"), 100_000),
+            "started_at": trace.get("timestamp") if isinstance(trace.get("timestamp"), str) else run["started_at"],
+            "status": "unknown", "checks": checks[:500],
+            "cost_usd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0 else None,
+        })  # fmt: skip
+        parsed.traces.append(run)
+    return parsed
+
+
 # --- OTLP/JSON files (the OpenTelemetry Collector's file exporter) --------------
 
 _OTLP_STATUS = {0: "unset", 1: "ok", 2: "error", "STATUS_CODE_UNSET": "unset",
@@ -2599,6 +2680,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "openhands": _openhands,
     "atif": _atif,
     "otlp-json": _otlp_json,
+    "langfuse": _langfuse,
 }
 
 
@@ -2626,6 +2708,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
+    "langfuse": "none in the export (give one with --status, or send outcomes with the "
+                "outcome API or MCP); BOOLEAN scores are kept as checks",
     "otlp-json": "the root span's status (ERROR = failed, OK = succeeded), else unknown "
                  "(give one with --status)",
     "atif": "the Harbor trial's result.json beside the trajectory (its verifier's reward, "

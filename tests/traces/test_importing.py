@@ -1485,6 +1485,73 @@ def test_a_phoenix_span_table_imports_a_run_per_trace_id(tenant, tmp_path):
     ]  # fmt: skip
 
 
+def _langfuse_trace() -> dict:
+    """A trace as Langfuse's `GET /api/public/traces/{id}` answers it
+    (TraceWithFullDetails): observations with parents, types and levels; scores."""
+
+    def observation(oid: str, kind: str, name: str, start: str, **extra: object) -> dict:
+        return {
+            "id": oid,
+            "traceId": "lf-1",
+            "type": kind,
+            "name": name,
+            "startTime": start,
+            "endTime": start.replace(":00.", ":01."),
+            "level": "DEFAULT",
+            "statusMessage": None,
+            "parentObservationId": "o1" if oid != "o1" else None,
+            "input": None,
+            "output": None,
+            "model": None,
+            "usageDetails": {},
+            **extra,
+        }
+
+    return {"id": "lf-1", "timestamp": "2026-11-20T10:00:00.000Z", "name": "support-agent",
+            "sessionId": "chat-77", "input": {"question": "Where is order 8812?"},
+            "totalCost": 0.0042, "htmlPath": "/project/p/traces/lf-1", "latency": 3.1,
+            "scores": [{"name": "resolved", "dataType": "BOOLEAN", "value": 0, "comment": "no"},
+                       {"name": "helpfulness", "dataType": "NUMERIC", "value": 0.4}],
+            "observations": [
+        observation("o1", "AGENT", "support-agent", "2026-11-20T10:00:00.000Z",
+                    input="Where is order 8812?", level="ERROR", statusMessage="tool failed"),
+        observation("o2", "GENERATION", "chat", "2026-11-20T10:00:00.100Z", model="gpt-4o",
+                    usageDetails={"input": 90, "output": 20, "total": 110}),
+        observation("o3", "TOOL", "lookup_order", "2026-11-20T10:00:00.200Z",
+                    input={"order": "8812"}, level="ERROR", statusMessage="404 order not found"),
+        observation("o4", "EVENT", "user-feedback", "2026-11-20T10:00:00.300Z", level="WARNING"),
+    ]}  # fmt: skip
+
+
+def test_a_langfuse_trace_export_imports_its_observations_as_steps(tenant, tmp_path):
+    """`--format langfuse`: a trace as Langfuse's API gives it, with its
+    observations. A GENERATION is a model call named by its model, a TOOL a tool
+    call, level ERROR an error (counted once, on the tool, the agent's copy kept
+    aside), WARNING not; the trace's name is the agent, BOOLEAN scores checks; an
+    export has no outcome. The list endpoint's shape (observation ids) is refused
+    with how to fetch whole traces."""
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(_langfuse_trace()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="langfuse", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.agent, trace.session_id, trace.status, trace.task) == (
+        "langfuse-lf-1", "support-agent", "chat-77", "unknown", "Where is order 8812?")  # fmt: skip
+    assert [(c["name"], c["passed"]) for c in trace.checks] == [("resolved", False)]
+    steps = list(trace.steps.order_by("index").values_list(
+        "kind", "name", "parent_index", "error", "tokens"))  # fmt: skip
+    assert steps == [
+        ("tool_call", "support-agent", None, "", None),
+        ("llm_call", "gpt-4o", 0, "", 110),
+        ("tool_call", "lookup_order", 0, "404 order not found", None),
+        ("tool_call", "user-feedback", 0, "", None),
+    ]  # fmt: skip
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps({"data": [{**_langfuse_trace(), "observations": ["o1", "o2"]}]}))
+    refused = traces_import_file(workspace=tenant.workspace, fmt="langfuse", path=listed)
+    assert "GET /api/public/traces/{id}" in refused.error
+
+
 def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
     tenant, tmp_path
 ):
@@ -1889,7 +1956,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("inspect-log", {**_inspect_log()[0], "samples": _inspect_log()[1]}),
               *[("chat-jsonl", row) for row in _swe_dataset_rows()],
               ("otlp-json", _otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True)),
-              ("openinference-json", _phoenix_rows()),
+              ("openinference-json", _phoenix_rows()), ("langfuse", _langfuse_trace()),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
                                    / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
