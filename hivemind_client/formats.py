@@ -105,6 +105,12 @@ Formats (`FORMATS`):
   `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
   `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
+- `langsmith`: LangSmith runs as its SDK and API give them (`Run`), one a line or
+  a list, flat with parent ids or nested in `child_runs`: the runs of each trace
+  one run here, each a step by the span reader's rule (`run_type` llm a model
+  call, tool a tool call, `error` an error); the root's name the agent; a root
+  that raised failed, else no outcome; `feedback_stats` are checks.
+
 - `langfuse`: Langfuse traces with their observations (`GET /api/public/traces/
   {id}`), one a file, a list, one a line, or a `{"data": [...]}` page of them:
   each observation a step by the span reader's rule (GENERATION a model call,
@@ -2146,6 +2152,87 @@ def _langfuse(path: Path) -> Parsed:
     return parsed
 
 
+# --- LangSmith run exports -----------------------------------------------------
+
+
+def _langsmith_span(run: dict[str, Any]) -> dict[str, Any]:
+    """A LangSmith run as a span the span reader takes (its child runs as child
+    spans): `run_type` llm a model call named by its model, tool (and retriever) a
+    tool call, any other a step named by its name; `error` its error."""
+    kind = str(run.get("run_type") or "chain").lower()
+    extra = obj(run.get("extra"))
+    attributes: dict[str, Any] = {
+        "input.value": run.get("inputs"),
+        "output.value": run.get("outputs"),
+    }
+    if kind == "llm":
+        params, meta = obj(extra.get("invocation_params")), obj(extra.get("metadata"))
+        model = params.get("model") or params.get("model_name") or meta.get("ls_model_name")
+        attributes |= {"openinference.span.kind": "LLM", "llm.model_name": model,
+                       "llm.token_count.total": run.get("total_tokens")}  # fmt: skip
+    elif kind in ("tool", "retriever"):
+        attributes |= {"openinference.span.kind": "TOOL", "tool.name": run.get("name")}
+    else:
+        attributes["openinference.span.kind"] = "CHAIN"
+    error = _text(run.get("error"), 10_000)
+    return {
+        "span_id": run.get("id"), "parent_span_id": run.get("parent_run_id"),
+        "span_name": run.get("name") or kind,
+        "start_time": run.get("start_time"), "end_time": run.get("end_time"),
+        "attributes": {k: v for k, v in attributes.items() if v is not None},
+        "status_code": "error" if error else "unset", "status_message": error,
+        "child_spans": [_langsmith_span(obj(c)) for c in _list(run.get("child_runs"))],
+    }  # fmt: skip
+
+
+def _langsmith(path: Path) -> Parsed:
+    """LangSmith runs as its SDK and API give them (`Run`: `run_type`, `inputs`,
+    `outputs`, `error`, `parent_run_id`, `trace_id`, `child_runs` when loaded),
+    one a line or a list, root runs with their children or every run flat: the
+    runs of each trace one run here, each a step by the span reader's rule. A root
+    that raised (`error`) failed; otherwise there is no outcome (`--status` gives
+    one); `feedback_stats` are checks, passed when their average is 1."""
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for where, run in _json_or_jsonl(path):
+        _need(path, where, run, dict, "a LangSmith run object")
+        trace_id = str(run.get("trace_id") or run.get("id") or where)
+        traces.setdefault(trace_id, []).append(run)
+    parsed = Parsed()
+    for trace_id, runs in traces.items():
+        nested: set[str] = set()  # runs already inside another's child_runs
+        stack = [c for r in runs for c in _list(r.get("child_runs"))]
+        while stack:
+            child = obj(stack.pop())
+            nested.add(str(child.get("id")))
+            stack += _list(child.get("child_runs"))
+        once: dict[str, dict[str, Any]] = {}  # a run given twice: the copy with its children
+        for position, r in enumerate(runs):
+            key = str(r.get("id") or f"#{position}")
+            if key not in nested and (key not in once or _list(r.get("child_runs"))):
+                once[key] = r
+        runs = list(once.values()) or runs
+        ids = {str(r.get("id")) for r in runs}
+        root = next((r for r in runs if str(r.get("parent_run_id") or "") not in ids), runs[0])
+        spans = [_langsmith_span(r) for r in runs]
+        trace = _span_run(path, f"trace {trace_id}", {"trace_id": trace_id, "spans": spans,
+                                                      "_source": "langsmith"})  # fmt: skip
+        checks = [{"name": str(key)[:200], "passed": stats.get("avg") == 1,
+                   "detail": f"average {stats.get('avg')} over {stats.get('n')}"}
+                  for key, stats in obj(root.get("feedback_stats")).items()
+                  if isinstance(stats, dict) and isinstance(stats.get("avg"), int | float)]  # fmt: skip
+        cost = root.get("total_cost")
+        with contextlib.suppress(TypeError, ValueError):
+            cost = float(cost) if cost is not None else None  # LangSmith sends a decimal string
+        trace.update({
+            "external_id": f"langsmith-{trace_id}"[:200],
+            "agent": str(root.get("name") or "langsmith")[:200],
+            "status": "failed" if root.get("error") else "unknown", "checks": checks[:500],
+            "cost_usd": cost if isinstance(cost, float) and cost >= 0 else None,
+        })  # fmt: skip
+        parsed.traces.append(trace)
+    return parsed
+
+
 # --- OTLP/JSON files (the OpenTelemetry Collector's file exporter) --------------
 
 _OTLP_STATUS = {0: "unset", 1: "ok", 2: "error", "STATUS_CODE_UNSET": "unset",
@@ -2681,6 +2768,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "atif": _atif,
     "otlp-json": _otlp_json,
     "langfuse": _langfuse,
+    "langsmith": _langsmith,
 }
 
 
@@ -2708,6 +2796,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
+    "langsmith": "failed when the root run raised (its error), else none (give one with "
+                 "--status); feedback_stats are kept as checks",
     "langfuse": "none in the export (give one with --status, or send outcomes with the "
                 "outcome API or MCP); BOOLEAN scores are kept as checks",
     "otlp-json": "the root span's status (ERROR = failed, OK = succeeded), else unknown "

@@ -1552,6 +1552,83 @@ def test_a_langfuse_trace_export_imports_its_observations_as_steps(tenant, tmp_p
     assert "GET /api/public/traces/{id}" in refused.error
 
 
+def _langsmith_runs() -> list[dict]:
+    """LangSmith runs as `Client.list_runs` gives them, dumped one a line: a root
+    chain, a model call (its model in `extra.invocation_params`) and a tool that
+    raised, flat with parent ids; then the same trace again, nested (a root run
+    read with its `child_runs`), which must not double its steps."""
+
+    def run(rid: str, kind: str, name: str, at: str, parent: str | None, **extra: object) -> dict:
+        return {
+            "id": rid,
+            "trace_id": "t-1",
+            "run_type": kind,
+            "name": name,
+            "start_time": at,
+            "end_time": at.replace(":00.", ":01."),
+            "parent_run_id": parent,
+            "inputs": {},
+            "outputs": None,
+            "error": None,
+            "extra": {},
+            **extra,
+        }
+
+    root = run(
+        "r1",
+        "chain",
+        "RefundAgent",
+        "2026-11-20T10:00:00.000000",
+        None,
+        inputs={"input": "Refund order 8812"},
+        error="ToolException: refund failed",
+        total_cost="0.0031",
+        feedback_stats={"correctness": {"n": 1, "avg": 0.0}},
+    )
+    llm = run(
+        "r2",
+        "llm",
+        "ChatOpenAI",
+        "2026-11-20T10:00:00.100000",
+        "r1",
+        total_tokens=140,
+        extra={"invocation_params": {"model": "gpt-4o-mini"}},
+    )
+    tool = run(
+        "r3",
+        "tool",
+        "refund",
+        "2026-11-20T10:00:00.200000",
+        "r1",
+        inputs={"order": "8812"},
+        error="ToolException: refund failed",
+    )
+    return [root, llm, tool, {**root, "child_runs": [llm, tool]}]  # fmt: skip
+
+
+def test_langsmith_runs_import_a_run_per_trace_with_their_children_as_steps(tenant, tmp_path):
+    """`--format langsmith`: runs grouped by trace id, flat or nested (a run read
+    both ways is one step), an llm run a model call named by its model, a tool run
+    a tool call, an error counted where it happened; the root run's name is the
+    agent, a root that raised failed, feedback a check."""
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in _langsmith_runs()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="langsmith", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.agent, trace.status, trace.cost_usd) == (
+        "langsmith-t-1", "RefundAgent", "failed", 0.0031)  # fmt: skip
+    assert trace.checks == [{"name": "correctness", "passed": False,
+                             "detail": "average 0.0 over 1"}]  # fmt: skip
+    steps = list(trace.steps.order_by("index").values_list(
+        "kind", "name", "parent_index", "error", "tokens"))  # fmt: skip
+    assert steps == [
+        ("tool_call", "RefundAgent", None, "", None),
+        ("llm_call", "gpt-4o-mini", 0, "", 140),
+        ("tool_call", "refund", 0, "ToolException: refund failed", None),
+    ]  # fmt: skip
+
+
 def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
     tenant, tmp_path
 ):
@@ -1957,6 +2034,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               *[("chat-jsonl", row) for row in _swe_dataset_rows()],
               ("otlp-json", _otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True)),
               ("openinference-json", _phoenix_rows()), ("langfuse", _langfuse_trace()),
+              ("langsmith", _langsmith_runs()),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
                                    / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
