@@ -2155,6 +2155,13 @@ def _langfuse(path: Path) -> Parsed:
 # --- LangSmith run exports -----------------------------------------------------
 
 
+def _langsmith_parent(run: dict[str, Any]) -> str:
+    """A run's parent id: `parent_run_id`, or the last of `parent_run_ids` (the API's
+    newer shape lists every ancestor, the parent last); "" for a root."""
+    parent = run.get("parent_run_id") or (_list(run.get("parent_run_ids")) or [""])[-1]
+    return str(parent or "")
+
+
 def _langsmith_span(run: dict[str, Any]) -> dict[str, Any]:
     """A LangSmith run as a span the span reader takes (its child runs as child
     spans): `run_type` llm a model call named by its model, tool (and retriever) a
@@ -2176,7 +2183,7 @@ def _langsmith_span(run: dict[str, Any]) -> dict[str, Any]:
         attributes["openinference.span.kind"] = "CHAIN"
     error = _text(run.get("error"), 10_000)
     return {
-        "span_id": run.get("id"), "parent_span_id": run.get("parent_run_id"),
+        "span_id": run.get("id"), "parent_span_id": _langsmith_parent(run) or None,
         "span_name": run.get("name") or kind,
         "start_time": run.get("start_time"), "end_time": run.get("end_time"),
         "attributes": {k: v for k, v in attributes.items() if v is not None},
@@ -2212,7 +2219,7 @@ def _langsmith(path: Path) -> Parsed:
                 once[key] = r
         runs = list(once.values()) or runs
         ids = {str(r.get("id")) for r in runs}
-        root = next((r for r in runs if str(r.get("parent_run_id") or "") not in ids), runs[0])
+        root = next((r for r in runs if _langsmith_parent(r) not in ids), runs[0])
         spans = [_langsmith_span(r) for r in runs]
         trace = _span_run(path, f"trace {trace_id}", {"trace_id": trace_id, "spans": spans,
                                                       "_source": "langsmith"})  # fmt: skip

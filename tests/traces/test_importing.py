@@ -1603,7 +1603,19 @@ def _langsmith_runs() -> list[dict]:
         inputs={"order": "8812"},
         error="ToolException: refund failed",
     )
-    return [root, llm, tool, {**root, "child_runs": [llm, tool]}]  # fmt: skip
+    # A second trace, flat, its children naming every ancestor (`parent_run_ids`).
+    other = [
+        {
+            **run("q1", "chain", "RefundAgent", "2026-11-20T11:00:00.000000", None),
+            "trace_id": "t-2",
+        },
+        {
+            **run("q2", "tool", "refund", "2026-11-20T11:00:00.200000", None),
+            "trace_id": "t-2",
+            "parent_run_ids": ["q1"],
+        },
+    ]
+    return [root, llm, tool, {**root, "child_runs": [llm, tool]}, *other]  # fmt: skip
 
 
 def test_langsmith_runs_import_a_run_per_trace_with_their_children_as_steps(tenant, tmp_path):
@@ -1614,10 +1626,16 @@ def test_langsmith_runs_import_a_run_per_trace_with_their_children_as_steps(tena
     path = tmp_path / "runs.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in _langsmith_runs()))
     result = traces_import_file(workspace=tenant.workspace, fmt="langsmith", path=path)
-    assert result.ok and result.created == 1, result.error
-    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert result.ok and result.created == 2, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id="langsmith-t-1")
     assert (trace.external_id, trace.agent, trace.status, trace.cost_usd) == (
         "langsmith-t-1", "RefundAgent", "failed", 0.0031)  # fmt: skip
+    other = Trace.objects.get(workspace=tenant.workspace, external_id="langsmith-t-2")
+    assert list(other.steps.order_by("index").values_list("name", "parent_index")) == [
+        ("RefundAgent", None),
+        ("refund", 0),
+    ]
+    assert other.status == "unknown"
     assert trace.checks == [{"name": "correctness", "passed": False,
                              "detail": "average 0.0 over 1"}]  # fmt: skip
     steps = list(trace.steps.order_by("index").values_list(
