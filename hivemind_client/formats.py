@@ -474,14 +474,19 @@ _ENDS_ON_COMMAND = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n.*?```
 
 def _text_actions(messages: list[Any]) -> bool:
     """An agent that acts in text (SWE-agent's and mini-swe-agent's text mode): no
-    structured tool call anywhere, and assistant turns that end on a command block."""
+    structured tool call anywhere, and at least two assistant turns, and 80% of
+    them, end on a command block. A chat assistant that ends an answer on a code
+    block now and then is not one: its user's reply is no command's output."""
     structured = any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool"
                      or (isinstance(m.get("content"), list) and any(
                          isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
                          for b in m["content"]))) for m in messages)  # fmt: skip
-    return not structured and any(
-        isinstance(m, dict) and m.get("role") == "assistant"
-        and _ENDS_ON_COMMAND.search(_text(m.get("content"))) for m in messages)  # fmt: skip
+    if structured:
+        return False
+    turns = [_text(m.get("content")) for m in messages
+             if isinstance(m, dict) and m.get("role") == "assistant"]  # fmt: skip
+    acting = sum(1 for text in turns if _ENDS_ON_COMMAND.search(text))
+    return acting >= 2 and acting >= 0.8 * len(turns)
 
 
 def _chat_jsonl(path: Path) -> Parsed:

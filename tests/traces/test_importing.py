@@ -777,6 +777,24 @@ def _swe_dataset_rows() -> list[dict]:
     return [rebench, nebius, sharegpt]
 
 
+def test_a_chat_assistant_ending_an_answer_on_a_code_block_is_not_a_text_acting_agent(
+    tenant, tmp_path
+):
+    """Only a conversation whose assistant turns (two or more, 80% of them) end on a
+    command block is read as an agent acting in text; a chat that ends one answer
+    on a shell snippet keeps the user's reply as the user's."""
+    chat = {"id": "c-9", "messages": [
+        {"role": "user", "content": "How do I list files?"},
+        {"role": "assistant", "content": "Use ls:\n```bash\nls -la\n```"},
+        {"role": "user", "content": "Thanks! And what is a symlink?"},
+        {"role": "assistant", "content": "A file that points at another file."}]}  # fmt: skip
+    path = _file(tmp_path, "chat-jsonl", chat)
+    assert traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path).ok
+    kinds = list(Trace.objects.get(workspace=tenant.workspace).steps.order_by("index")
+                 .values_list("kind", flat=True))  # fmt: skip
+    assert kinds == ["user_prompt", "assistant_message", "user_prompt", "assistant_message"]
+
+
 def test_swe_trajectory_datasets_and_sharegpt_rows_import_as_chat_jsonl(tenant, tmp_path):
     """What public trajectory datasets hold, exported as JSON lines: the messages
     under `trajectory` or `conversations`, roles named `ai`, `gpt`, `human`,
