@@ -105,6 +105,12 @@ Formats (`FORMATS`):
   `service.name`, else the AGENT span's class (`CodeAgent` for smolagents'
   `CodeAgent.run`; TRAIL's files are named by trace id), else the file's name.
 
+- `gemini-session`: Gemini CLI sessions (`~/.gemini/tmp/<project>/chats/
+  session-*.json`, a folder's `session-*.json` files): the user's prompts, the
+  agent's text and tool calls (args; the function response's output or error;
+  status error, a shell command's non-zero "Exit Code", or a cancelled call its
+  error), the CLI's error messages error steps; no outcome (`--status`).
+
 - `langsmith`: LangSmith runs as its SDK and API give them (`Run`), one a line or
   a list, flat with parent ids or nested in `child_runs`: the runs of each trace
   one run here, each a step by the span reader's rule (`run_type` llm a model
@@ -2082,6 +2088,83 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# --- Gemini CLI sessions ------------------------------------------------------
+
+
+# What Gemini CLI's shell tool tells the model of its command: "Exit Code: 1".
+_GEMINI_EXIT = re.compile(r"^Exit Code: (-?\d+)\s*$", re.M)
+
+
+def _gemini_result(call: dict[str, Any]) -> tuple[str, str]:
+    """A Gemini CLI tool call's output and error: its `functionResponse` parts'
+    `response` (`output`, or `error`), else what the CLI showed (`resultDisplay`);
+    a call whose status is error failed, a shell command whose output states a
+    non-zero exit code failed, and one cancelled (declined, or its turn stopped)
+    has no result and says so."""
+    result = call.get("result")
+    parts = result if isinstance(result, list) else [result]
+    responses = [obj(obj(part).get("functionResponse")).get("response") for part in parts]
+    output = "\n".join(_text(r.get("output") if isinstance(r, dict) else r) for r in responses if r)
+    error = "\n".join(_text(obj(r).get("error")) for r in responses if obj(r).get("error"))
+    display = _text(call.get("resultDisplay"))
+    output = output or display
+    status = str(call.get("status") or "").lower()
+    exit_code = _GEMINI_EXIT.search(output[:20_000])
+    if exit_code and exit_code.group(1) != "0":  # the shell tool ran; its command failed
+        error = error or output
+    if status == "error":
+        error = error or display or "the tool reported an error"
+    elif status == "cancelled":
+        error = error or "No result: the call was cancelled (declined, or its turn was stopped)."
+    return output, error
+
+
+def _gemini_session(path: Path) -> Parsed:
+    """A Gemini CLI session (`~/.gemini/tmp/<project>/chats/session-*.json`): user
+    messages prompts, `gemini` messages the agent's text and its tool calls (args,
+    result, status), `error` messages error steps; info and warnings are the
+    CLI's. A session has no outcome (give one with --status)."""
+    data = _need(path, "top level", _read_json(path), dict, 'a Gemini CLI session ("messages")')
+    messages = _need(path, "messages", data.get("messages"), list, '"messages", a list')
+    steps: list[dict[str, Any]] = []
+    model = ""
+    for position, message in enumerate(messages):
+        where = f"messages[{position}]"
+        _need(path, where, message, dict, "a message object")
+        kind, text = str(message.get("type") or ""), _text(message.get("content"))
+        stamp = message.get("timestamp") if isinstance(message.get("timestamp"), str) else None
+        if kind == "user":
+            if text:
+                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
+        elif kind == "gemini":
+            model = str(message.get("model") or model)
+            first = len(steps)
+            if text:
+                steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+            for call in _items(path, where, message.get("toolCalls"), '"toolCalls"'):
+                _need(path, where, call, dict, "a tool call object")
+                output, error = _gemini_result(call)
+                steps.append({"kind": "tool_call", "name": str(call.get("name") or "")[:200],
+                              "input": call.get("args"), "output": output, "error": error,
+                              "started_at": call.get("timestamp") if isinstance(call.get("timestamp"), str) else stamp})  # fmt: skip
+            tokens = _count(obj(message.get("tokens")).get("total"))
+            if tokens and len(steps) > first:
+                steps[first]["tokens"] = tokens
+        elif kind == "error" and text:
+            steps.append({"kind": "error", "error": text, "started_at": stamp})
+    session = str(data.get("sessionId") or _digest(path.name))
+    parsed = Parsed()
+    parsed.traces.append({
+        "external_id": f"gemini-{session}"[:200], "agent": "gemini-cli", "model": model[:200],
+        "session_id": session[:200], "task": _first_user_turn(steps), "status": "unknown",
+        "started_at": data.get("startTime") if isinstance(data.get("startTime"), str) else None,
+        "ended_at": data.get("lastUpdated") if isinstance(data.get("lastUpdated"), str) else None,
+        "metadata": {k: str(data[k])[:200] for k in ("projectHash", "summary") if data.get(k)},
+        "steps": steps,
+    })  # fmt: skip
+    return parsed
+
+
 # --- Langfuse trace exports -----------------------------------------------------
 
 # Observation types (Langfuse v3) that are a model call, and that are a tool call.
@@ -2781,6 +2864,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "otlp-json": _otlp_json,
     "langfuse": _langfuse,
     "langsmith": _langsmith,
+    "gemini-session": _gemini_session,
 }
 
 
@@ -2808,6 +2892,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
     "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
                           "files have none (give one with --status)",
+    "gemini-session": "none in the file (give one with --status, or send outcomes with the "
+                      "outcome API or MCP)",
     "langsmith": "failed when the root run raised (its error), else none (give one with "
                  "--status); feedback_stats are kept as checks",
     "langfuse": "none in the export (give one with --status, or send outcomes with the "
@@ -2881,7 +2967,7 @@ def folder_patterns(fmt: str) -> list[str]:
     return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"],
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"],
-            "atif": ["trajectory.json"]}.get(
+            "atif": ["trajectory.json"], "gemini-session": ["session-*.json"]}.get(
                 fmt, ["*.json", "*.jsonl"])  # fmt: skip
 
 

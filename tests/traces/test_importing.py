@@ -1665,6 +1665,70 @@ def test_langsmith_runs_import_a_run_per_trace_with_their_children_as_steps(tena
     ]  # fmt: skip
 
 
+def _gemini_session_file() -> dict:
+    """A Gemini CLI session as its ChatRecordingService writes it."""
+
+    def call(cid: str, name: str, status: str, response: dict, display: str) -> dict:
+        return {
+            "id": cid,
+            "name": name,
+            "args": {"command": "npm test"},
+            "status": status,
+            "timestamp": "2025-10-18T14:57:35.000Z",
+            "resultDisplay": display,
+            "result": [{"functionResponse": {"id": cid, "name": name, "response": response}}],
+        }
+
+    return {"sessionId": "f86f5318", "projectHash": "79b6fa86", "startTime": "2025-10-18T14:57:28.974Z",
+            "lastUpdated": "2025-10-18T14:58:07.161Z", "messages": [
+        {"id": "m1", "timestamp": "2025-10-18T14:57:28.974Z", "type": "user",
+         "content": "Make the tests pass"},
+        {"id": "m2", "timestamp": "2025-10-18T14:57:33.000Z", "type": "gemini", "model": "gemini-2.5-pro",
+         "content": "I'll run the tests.", "tokens": {"input": 900, "output": 40, "total": 940},
+         "toolCalls": [call("t1", "run_shell_command", "success",
+                            {"output": "Command: npm test\nExit Code: 1\n2 failing"}, "2 failing"),
+                       call("t2", "write_file", "error", {"error": "File not found: src/a.ts"},
+                            "Error: File not found"),
+                       call("t3", "run_shell_command", "cancelled", {}, "")]},
+        {"id": "m3", "timestamp": "2025-10-18T14:58:00.000Z", "type": "info", "content": "Request cancelled."},
+        {"id": "m4", "timestamp": "2025-10-18T14:58:07.000Z", "type": "error",
+         "content": "[API Error: 429 Resource exhausted]"}]}  # fmt: skip
+
+
+def test_a_gemini_cli_session_imports_its_calls_and_errors(tenant, tmp_path):
+    """`--format gemini-session` (`~/.gemini/tmp/<project>/chats/session-*.json`):
+    the user's prompts, the agent's text and tool calls (args, the function
+    response's output or error), a call whose status is error failed and so did a
+    shell command whose output states a non-zero exit code, a cancelled
+    one has no result and says so, the CLI's error messages are error steps and
+    its info lines are left out; no outcome."""
+    folder = tmp_path / "chats"
+    folder.mkdir()
+    (folder / "session-2025-10-18T14-57-f86f5318.json").write_text(
+        json.dumps(_gemini_session_file())
+    )
+    (tmp_path / "logs.json").write_text(
+        "[]"
+    )  # the CLI's prompt log beside the chats: not a session
+    call_command(
+        "import_traces", str(tmp_path), workspace=tenant.workspace.slug, fmt="gemini-session"
+    )
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.agent, trace.model, trace.status, trace.task) == (
+        "gemini-f86f5318", "gemini-cli", "gemini-2.5-pro", "unknown", "Make the tests pass")  # fmt: skip
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error", "tokens"))
+    assert steps == [
+        ("user_prompt", "", "", None),
+        ("assistant_message", "", "", 940),
+        ("tool_call", "run_shell_command", "Command: npm test\nExit Code: 1\n2 failing", None),
+        ("tool_call", "write_file", "File not found: src/a.ts", None),
+        ("tool_call", "run_shell_command",
+         "No result: the call was cancelled (declined, or its turn was stopped).", None),
+        ("error", "", "[API Error: 429 Resource exhausted]", None),
+    ]  # fmt: skip
+    assert "Exit Code: 1" in trace.steps.get(index=2).output
+
+
 def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are_errors(
     tenant, tmp_path
 ):
@@ -2070,7 +2134,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               *[("chat-jsonl", row) for row in _swe_dataset_rows()],
               ("otlp-json", _otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True)),
               ("openinference-json", _phoenix_rows()), ("langfuse", _langfuse_trace()),
-              ("langsmith", _langsmith_runs()),
+              ("langsmith", _langsmith_runs()), ("gemini-session", _gemini_session_file()),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
                                    / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
