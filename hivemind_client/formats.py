@@ -63,7 +63,11 @@ Formats (`FORMATS`):
   `swe-<run folder>-<instance id>` (the run folder of `<submission>/trajs/` is
   the submission's), so an outcome can be posted for it later.
 - `claude-transcript`: Claude Code session transcripts (`~/.claude/projects/
-  **/*.jsonl`, or the same entries as one JSON array); `is_error` tool results
+  **/*.jsonl`, or the same entries as one JSON array), and a headless run's
+  `claude -p --output-format stream-json` lines (the model from its `init`
+  line, subagent messages inside the call named by `parent_tool_use_id`, the
+  cost from its closing `result` line, and a last error step when that line
+  says the run did not finish, e.g. `error_max_turns`); `is_error` tool results
   are errors, API error turns are error steps, no outcome (status unknown).
 - `claude-hooks`: hook-log files (a JSON array or JSONL of hook payloads); these
   are replayed through the hook endpoint, not converted here. A folder's files
@@ -1193,18 +1197,46 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
 # --- Claude Code transcripts --------------------------------------------------
 
 
+# How a headless Claude Code run (`claude -p --output-format stream-json`) ended,
+# when it did not end by finishing (its closing `result` line's subtype).
+_CLAUDE_ENDS = {"error_max_turns": "it reached its turn limit (--max-turns)",
+                "error_during_execution": "an error during execution",
+                "error_max_budget_usd": "it reached its budget"}  # fmt: skip
+
+
 def _claude_transcript(path: Path) -> Parsed:
+    """Claude Code transcripts (`~/.claude/projects/**/*.jsonl`), and the JSON lines
+    of a headless run (`claude -p --output-format stream-json`): its `init` line's
+    model, its subagents' messages (`parent_tool_use_id`) inside the call that
+    started them, and its closing `result` line: the cost, and, when the run did
+    not end by finishing (`error_max_turns`, `error_during_execution`), a last
+    error step saying so."""
     sessions: dict[tuple[str, str], dict[str, Any]] = {}
     calls: dict[str, dict[str, Any]] = {}
+    ends: dict[str, dict[str, Any]] = {}
+    models: dict[str, str] = {}
     for where, entry in _json_or_jsonl(path):
         _need(path, where, entry, dict, "a transcript entry")
         kind = entry.get("type")
+        session_id = str(entry.get("sessionId") or entry.get("session_id") or path.stem)
+        if kind == "result":
+            ends[session_id] = entry
+            continue
+        if (
+            kind == "system"
+            and entry.get("subtype") == "init"
+            and isinstance(entry.get("model"), str)
+        ):
+            models[session_id] = entry["model"]
+            continue
         if not isinstance(kind, str) or kind not in {"user", "assistant"}:
             continue  # hook notices, snapshots, summaries
-        session_id = str(entry.get("sessionId") or path.stem)
         # A subagent's entries (its own file, or inline in older versions) carry
-        # the parent's sessionId: they nest under the call that started it.
-        agent = str(entry.get("agentId") or "sidechain")[:100] if entry.get("isSidechain") else ""
+        # the parent's sessionId: they nest under the call that started it. In a
+        # headless run's stream they name that call (`parent_tool_use_id`).
+        spawned_by = entry.get("parent_tool_use_id")
+        agent = (str(entry.get("agentId") or "sidechain")[:100] if entry.get("isSidechain")
+                 else f"tool:{spawned_by}"[:100] if isinstance(spawned_by, str) and spawned_by else "")  # fmt: skip
         trace = sessions.setdefault((session_id, agent), {
             "external_id": f"claude-code-{session_id}"[:200], "agent": "claude-code",
             "session_id": session_id[:200], "task": "", "status": "unknown", "steps": [],
@@ -1273,14 +1305,36 @@ def _claude_transcript(path: Path) -> Parsed:
                 trace["task"] = text[:100_000]
     traces = []
     for (session_id, agent), trace in sessions.items():
+        trace["model"] = trace["model"] or models.get(session_id, "")[:200]
         parent = sessions.get((session_id, "")) if agent else None
         if parent is None:
             traces.append(trace)  # a session; or a subagent whose parent is stored already
             continue
-        at = spawning_call(parent["steps"], agent, trace["started_at"])
+        ids = parent["metadata"]["tool_use_ids"]
+        at = (next((int(i) for i, tid in ids.items() if f"tool:{tid}" == agent), None)
+              if agent.startswith("tool:") else spawning_call(parent["steps"], agent, trace["started_at"]))  # fmt: skip
         for step in trace["steps"]:
             parent["steps"].append({**step, "parent_index": at} if at is not None else step)
+    for trace in traces:  # after its subagents' steps: how the run ended is its last
+        if end := ends.get(trace["session_id"]):
+            _claude_end(trace, end)
     return Parsed(traces=traces)
+
+
+def _claude_end(trace: dict[str, Any], end: dict[str, Any]) -> None:
+    """A headless run's closing `result` line: its cost, its turns, and how it
+    ended when it did not end by finishing (a last error step)."""
+    cost = end.get("total_cost_usd")
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+        trace["cost_usd"] = cost
+    if isinstance(end.get("num_turns"), int):
+        trace["metadata"]["num_turns"] = end["num_turns"]
+    subtype = str(end.get("subtype") or "")
+    if subtype and subtype != "success":
+        said = _text(end.get("result"), 2_000) if isinstance(end.get("result"), str) else ""
+        trace["steps"].append({"kind": "error", "started_at": trace.get("ended_at"),
+                               "error": f"The run ended: {_CLAUDE_ENDS.get(subtype, subtype)}."
+                               + (f"\n{said}" if said else "")})  # fmt: skip
 
 
 # --- Codex rollouts ------------------------------------------------------------

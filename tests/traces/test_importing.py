@@ -2538,3 +2538,48 @@ def test_a_parquet_file_is_refused_with_how_to_read_it(tenant, tmp_path):
     path.write_bytes(b"PAR1\x15\x04\x15\x10" + bytes(64) + b"PAR1")
     result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
     assert "a Parquet file" in result.error and "to_json" in result.error
+
+
+def test_a_headless_claude_code_stream_imports_its_end_cost_and_subagent(tenant, tmp_path):
+    """`claude -p --output-format stream-json` writes the transcript's messages with
+    `session_id`, an `init` line naming the model, a subagent's messages naming the
+    call that started it (`parent_tool_use_id`) and a closing `result` line. The
+    subagent's calls are inside that call; a run that hit its turn limit ends on an
+    error step saying so; the cost is the run's; the session names the trace as
+    Claude Code's hooks do."""
+    session = "5f1e0c2a-1111-2222-3333-444455556666"
+
+    def line(kind: str, content: list, parent: str | None = None) -> dict:
+        return {
+            "type": kind,
+            "session_id": session,
+            "parent_tool_use_id": parent,
+            "message": {"role": kind, "model": "claude-sonnet-4-5", "content": content},
+        }
+
+    lines = [
+        {"type": "system", "subtype": "init", "session_id": session, "model": "claude-sonnet-4-5"},
+        line("user", [{"type": "text", "text": "Fix the failing test"}]),
+        line("assistant", [{"type": "tool_use", "id": "toolu_task", "name": "Task",
+                            "input": {"prompt": "find the test"}}]),
+        line("assistant", [{"type": "tool_use", "id": "toolu_grep", "name": "Grep",
+                            "input": {"pattern": "def test_"}}], parent="toolu_task"),
+        line("user", [{"type": "tool_result", "tool_use_id": "toolu_grep", "content": "tests/a.py"}],
+             parent="toolu_task"),
+        line("user", [{"type": "tool_result", "tool_use_id": "toolu_task", "content": "tests/a.py"}]),
+        {"type": "result", "subtype": "error_max_turns", "is_error": True, "session_id": session,
+         "num_turns": 12, "total_cost_usd": 0.0123},
+    ]  # fmt: skip
+    path = tmp_path / "run.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in lines))
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=path).ok
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.model, trace.cost_usd, trace.task) == (
+        f"claude-code-{session}", "claude-sonnet-4-5", 0.0123, "Fix the failing test")  # fmt: skip
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "parent_index", "error"))
+    assert steps == [
+        ("user_prompt", "", None, ""),
+        ("tool_call", "Task", None, ""),
+        ("tool_call", "Grep", 1, ""),
+        ("error", "", None, "The run ended: it reached its turn limit (--max-turns)."),
+    ]  # fmt: skip
