@@ -1423,11 +1423,90 @@ def _codex_result(output: Any) -> tuple[str, int | None]:
     return text, int(found.group(1)) if found else None
 
 
+_CODEX_EXEC_EVENTS = {"thread.started", "turn.started", "turn.completed", "turn.failed",
+                      "item.started", "item.updated", "item.completed"}  # fmt: skip
+
+
+def _codex_exec_stream(path: Path, lines: list[tuple[str, Any]]) -> Parsed:
+    """`codex exec --json` output: one run from its completed items (the agent's
+    messages; commands with their output, a non-zero exit code, a failed or
+    declined command their error; file changes, a failed one an error; MCP tool
+    calls, an error result their error; web searches), `turn.failed` and `error`
+    lines error steps, `turn.completed` usage as tokens. Named `codex-exec-<thread
+    id>`, apart from the session's rollout and hooks, whose call ids it lacks."""
+    thread, tokens = path.stem, 0
+    steps: list[dict[str, Any]] = []
+    for where, line in lines:
+        _need(path, where, line, dict, "an exec event (an object)")
+        kind = line.get("type")
+        if kind == "thread.started":
+            thread = str(line.get("thread_id") or thread)
+        elif kind == "turn.completed":
+            usage = obj(line.get("usage"))
+            tokens += _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+        elif kind in ("turn.failed", "error"):
+            message = obj(line.get("error")).get("message") or line.get("message")
+            steps.append({"kind": "error", "error": _text(message, 10_000) or str(kind)})
+        elif kind == "item.completed":
+            item = obj(line.get("item"))
+            item_type, status = (
+                item.get("type") or item.get("item_type"),
+                str(item.get("status") or ""),
+            )
+            if item_type in ("agent_message", "assistant_message") and item.get("text"):
+                steps.append({"kind": "assistant_message", "output": _text(item["text"])})
+            elif item_type == "user_message":
+                steps.append(
+                    {"kind": "user_prompt", "input": _text(item.get("text") or item.get("content"))}
+                )
+            elif item_type == "command_execution":
+                code, output = item.get("exit_code"), _text(item.get("aggregated_output"))
+                failed = status in ("failed", "declined") or (type(code) is int and code != 0)
+                steps.append({"kind": "tool_call", "name": "exec_command",
+                              "input": {"command": _text(item.get("command"))}, "output": output,
+                              "error": (output or f"{status} (exit code {code})") if failed else ""})  # fmt: skip
+            elif item_type == "file_change":
+                files = sorted(str(obj(c).get("path")) for c in _list(item.get("changes")))
+                steps.append({"kind": "tool_call", "name": "apply_patch", "input": {"files": files},
+                              "error": "the patch did not apply" if status == "failed" else ""})  # fmt: skip
+            elif item_type == "mcp_tool_call":
+                result, error = obj(item.get("result")), obj(item.get("error")).get("message")
+                name = ".".join(str(item[k]) for k in ("server", "tool") if item.get(k)) or "mcp"
+                steps.append({"kind": "tool_call", "name": name[:200], "input": item.get("arguments"),
+                              "output": _text(result.get("content")),
+                              "error": _text(error, 10_000) or ("the tool call failed" if status == "failed" else "")})  # fmt: skip
+            elif item_type == "web_search":
+                steps.append(
+                    {
+                        "kind": "tool_call",
+                        "name": "web_search",
+                        "input": {"query": item.get("query")},
+                    }
+                )
+            elif item_type == "error" and item.get("message"):
+                steps.append({"kind": "error", "error": _text(item["message"], 10_000)})
+    for step in steps:  # a step with no error text carries none
+        if not step.get("error"):
+            step.pop("error", None)
+    parsed = Parsed()
+    parsed.traces.append({
+        "external_id": f"codex-exec-{thread}"[:200], "agent": "codex", "session_id": thread[:200],
+        "task": _first_user_turn(steps), "status": "unknown", "steps": steps,
+        "metadata": {"codex_exec_tokens": tokens} if tokens else {},
+    })  # fmt: skip
+    return parsed
+
+
 def _codex_rollout(path: Path) -> Parsed:
     """A Codex CLI session (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`): one run.
     Its `response_item` lines are what the model saw (messages, calls, results);
     of its `event_msg` lines only the shell's own result (`exec_command_end`), a
-    patch's, an error and an aborted turn are read. A session has no outcome."""
+    patch's, an error and an aborted turn are read. A session has no outcome.
+    `codex exec --json` output is read too (`_codex_exec_stream`)."""
+    lines = _json_or_jsonl(path)
+    if any(isinstance(line, dict) and isinstance(line.get("type"), str)
+           and line["type"] in _CODEX_EXEC_EVENTS for _, line in lines[:20]):  # fmt: skip
+        return _codex_exec_stream(path, lines)
     session = path.stem.removeprefix("rollout-")
     trace: dict[str, Any] = {
         "agent": "codex", "task": "", "status": "unknown", "steps": [], "model": "",
@@ -1438,7 +1517,7 @@ def _codex_rollout(path: Path) -> Parsed:
     pending: list[dict[str, Any]] = []  # calls of this turn with no result yet
     call_index: dict[int, int] = {}  # a call's step (by identity) -> its index
     seen = False
-    for where, line in _json_or_jsonl(path):
+    for where, line in lines:
         _need(path, where, line, dict, "a rollout line (an object)")
         kind, payload = line.get("type"), line.get("payload")
         if not isinstance(payload, dict):  # older rollouts: the item itself, no envelope

@@ -2135,6 +2135,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("otlp-json", _otlp_line("0af7651916cd43dd8448eb211c80319c", failed=True)),
               ("openinference-json", _phoenix_rows()), ("langfuse", _langfuse_trace()),
               ("langsmith", _langsmith_runs()), ("gemini-session", _gemini_session_file()),
+              ("codex-rollout", _codex_exec_stream()),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
                                    / "agent" / "trajectory.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
@@ -2582,4 +2583,53 @@ def test_a_headless_claude_code_stream_imports_its_end_cost_and_subagent(tenant,
         ("tool_call", "Task", None, ""),
         ("tool_call", "Grep", 1, ""),
         ("error", "", None, "The run ended: it reached its turn limit (--max-turns)."),
+    ]  # fmt: skip
+
+
+def _codex_exec_stream() -> list[dict]:
+    """What `codex exec --json` prints: thread and turn events around completed
+    items (the exec protocol's snake_case ThreadItems)."""
+    return [
+        {"type": "thread.started", "thread_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"},
+        {"type": "turn.started"},
+        {"type": "item.completed", "item": {"id": "item_0", "type": "reasoning", "text": "look first"}},
+        {"type": "item.started", "item": {"id": "item_1", "type": "command_execution",
+                                          "command": "bash -lc 'pytest -q'", "aggregated_output": "",
+                                          "exit_code": None, "status": "in_progress"}},
+        {"type": "item.completed", "item": {"id": "item_1", "type": "command_execution",
+                                            "command": "bash -lc 'pytest -q'",
+                                            "aggregated_output": "1 failed\n", "exit_code": 1,
+                                            "status": "failed"}},
+        {"type": "item.completed", "item": {"id": "item_2", "type": "file_change", "status": "completed",
+                                            "changes": [{"path": "src/dates.py", "kind": "update"}]}},
+        {"type": "item.completed", "item": {"id": "item_3", "type": "mcp_tool_call", "server": "github",
+                                            "tool": "get_issue", "arguments": {"n": 12}, "result": None,
+                                            "error": {"message": "403 Forbidden"}, "status": "failed"}},
+        {"type": "item.completed", "item": {"id": "item_4", "type": "agent_message",
+                                            "text": "I could not fix the leap-year test."}},
+        {"type": "turn.completed", "usage": {"input_tokens": 24763, "cached_input_tokens": 24448,
+                                             "output_tokens": 122}},
+        {"type": "turn.failed", "error": {"message": "stream disconnected before completion"}},
+    ]  # fmt: skip
+
+
+def test_codex_exec_json_output_imports_as_one_run(tenant, tmp_path):
+    """`codex exec --json` output (read with `--format codex-rollout`): its completed
+    items are the steps (in-progress copies and reasoning are not), a command that
+    failed or exited non-zero, an MCP call's error and a failed turn are errors;
+    the run is named by its thread, apart from the session's rollout and hooks."""
+    path = tmp_path / "exec.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in _codex_exec_stream()))
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout", path=path)
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.agent, trace.status) == (
+        "codex-exec-0199a213-81c0-7800-8aa1-bbab2a035a53", "codex", "unknown")  # fmt: skip
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error"))
+    assert steps == [
+        ("tool_call", "exec_command", "1 failed\n"),
+        ("tool_call", "apply_patch", ""),
+        ("tool_call", "github.get_issue", "403 Forbidden"),
+        ("assistant_message", "", ""),
+        ("error", "", "stream disconnected before completion"),
     ]  # fmt: skip
