@@ -9,7 +9,8 @@ Formats (`FORMATS`):
 - `chat-jsonl`: one conversation per line, OpenAI chat messages (`tool_calls`,
   role `tool`) or Anthropic messages (`tool_use` / `tool_result` blocks with
   `is_error`): `{"messages": [...], "id"?, "status"?, "reward"?, "agent"?, ...}`
-  or a bare list of messages. Public trajectory datasets exported as JSON lines
+  or a bare list of messages; a file that is one JSON array of messages (Cline's
+  `api_conversation_history.json`) is one conversation. Public trajectory datasets exported as JSON lines
   read the same: the messages under `trajectory` (SWE-rebench's and SWE-Zero's
   OpenHands runs, nebius's SWE-agent runs) or `conversations` (ShareGPT), roles
   named `ai`, `gpt`, `human`, `observation` or `function_call`, text under
@@ -501,7 +502,13 @@ def _text_actions(messages: list[Any]) -> bool:
 
 def _chat_jsonl(path: Path) -> Parsed:
     parsed = Parsed()
-    for where, item in _json_or_jsonl(path):
+    items = _json_or_jsonl(path)
+    if len(items) > 1 and all(isinstance(item, dict) and ("role" in item or "from" in item)
+                              and not any(k in item for k in _CHAT_KEYS) for _, item in items):  # fmt: skip
+        # One conversation saved as a JSON array of its messages (Cline's
+        # api_conversation_history.json, a message dump), not a record per line.
+        items = [("file", [item for _, item in items])]
+    for where, item in items:
         record = {"messages": item} if isinstance(item, list) else item
         _need(path, where, record, dict, "a conversation object or a list of messages")
         key = next((k for k in _CHAT_KEYS if isinstance(record.get(k), list)), "messages")

@@ -2633,3 +2633,26 @@ def test_codex_exec_json_output_imports_as_one_run(tenant, tmp_path):
         ("assistant_message", "", ""),
         ("error", "", "stream disconnected before completion"),
     ]  # fmt: skip
+
+
+def test_a_conversation_saved_as_a_json_array_of_messages_is_one_run(tenant, tmp_path):
+    """A file holding one conversation as a JSON array of its messages (Cline's
+    api_conversation_history.json: Anthropic messages with tool_use and
+    tool_result blocks) is one run, not a run per message."""
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "<task>Fix the build</task>"}]},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Building."},
+            {"type": "tool_use", "id": "toolu_1", "name": "execute_command",
+             "input": {"command": "npm run build"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                      "content": "error TS2304: Cannot find name 'x'", "is_error": True}]},
+    ]  # fmt: skip
+    path = tmp_path / "api_conversation_history.json"
+    path.write_text(json.dumps(messages))
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error"))
+    assert steps == [("user_prompt", "", ""), ("assistant_message", "", ""),
+                     ("tool_call", "execute_command", "error TS2304: Cannot find name 'x'")]  # fmt: skip
