@@ -21,6 +21,11 @@ pytestmark = pytest.mark.django_db
 DEVDATA = Path(__file__).resolve().parents[3] / "shared" / "devdata"
 
 
+def _steps(trace: Trace, *fields: str) -> list[tuple]:
+    """A run's steps in order, as tuples of the fields named."""
+    return list(trace.steps.order_by("index").values_list(*fields))
+
+
 def _file(tmp_path: Path, fmt: str, content: object) -> Path:
     suffix = {"chat-jsonl": ".jsonl", "swe-agent": ".traj"}.get(fmt, ".json")
     path = tmp_path / f"{fmt}{suffix}"
@@ -999,8 +1004,7 @@ def test_harbor_trials_import_as_atif_with_the_verifiers_outcome(tenant, tmp_pat
     assert (first.status, first.agent, first.task_key, first.task) == (
         "failed", "terminus-2/openai/gpt-5", "terminal-bench/fix-git",
         "Recover the lost commit in /app/repo.")  # fmt: skip
-    steps = list(first.steps.order_by("index").values_list(
-        "kind", "name", "output", "parent_index", "tokens"))  # fmt: skip
+    steps = _steps(first, "kind", "name", "output", "parent_index", "tokens")
     assert steps[1:] == [
         ("assistant_message", "", "Look at the reflog.", None, 940),
         ("tool_call", "bash_command", "fatal: not a git repository", None, None),
@@ -1116,7 +1120,7 @@ def test_a_magentic_one_log_reads_its_outcome_prompt_and_terminal(tenant, tmp_pa
 
     chat = Trace.objects.get(workspace=tenant.workspace, session_id="q-a1")
     assert (chat.status, chat.agent) == ("failed", "ag2-group-chat")
-    kinds = list(chat.steps.order_by("index").values_list("kind", "name", "error"))
+    kinds = _steps(chat, "kind", "name", "error")
     assert kinds[1][:2] == ("tool_call", "Computer_terminal") and kinds[1][2]
     assert kinds[2][:2] == ("assistant_message", "human")  # a named expert, not the person
 
@@ -1287,8 +1291,7 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
     assert (trace.external_id, trace.agent, trace.model, trace.status) == (
         "9f3c", "CodeAgent", "gpt-4o", "failed")  # fmt: skip
     assert trace.task == "What is the total in the report?"
-    steps = list(trace.steps.order_by("index").values_list(
-        "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms"))  # fmt: skip
+    steps = _steps(trace, "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms")
     assert steps == [
         (0, "tool_call", "CodeAgent.run", None, "", None, None),
         (1, "tool_call", "agent step", 0, "", None, None),
@@ -1447,8 +1450,7 @@ def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_
         "refund-bot",
         "Refund order 8812",
     )
-    steps = list(failed.steps.order_by("index").values_list(
-        "kind", "name", "parent_index", "error", "tokens"))  # fmt: skip
+    steps = _steps(failed, "kind", "name", "parent_index", "error", "tokens")
     assert steps == [
         ("tool_call", "invoke_agent", None, "", None),
         ("llm_call", "claude-haiku-4-5", 0, "", 150),
@@ -1556,8 +1558,7 @@ def test_a_langfuse_trace_export_imports_its_observations_as_steps(tenant, tmp_p
     assert (trace.external_id, trace.agent, trace.session_id, trace.status, trace.task) == (
         "langfuse-lf-1", "support-agent", "chat-77", "unknown", "Where is order 8812?")  # fmt: skip
     assert [(c["name"], c["passed"]) for c in trace.checks] == [("resolved", False)]
-    steps = list(trace.steps.order_by("index").values_list(
-        "kind", "name", "parent_index", "error", "tokens"))  # fmt: skip
+    steps = _steps(trace, "kind", "name", "parent_index", "error", "tokens")
     assert steps == [
         ("tool_call", "support-agent", None, "", None),
         ("llm_call", "gpt-4o", 0, "", 110),
@@ -1649,15 +1650,14 @@ def test_langsmith_runs_import_a_run_per_trace_with_their_children_as_steps(tena
     assert (trace.external_id, trace.agent, trace.status, trace.cost_usd) == (
         "langsmith-t-1", "RefundAgent", "failed", 0.0031)  # fmt: skip
     other = Trace.objects.get(workspace=tenant.workspace, external_id="langsmith-t-2")
-    assert list(other.steps.order_by("index").values_list("name", "parent_index")) == [
+    assert _steps(other, "name", "parent_index") == [
         ("RefundAgent", None),
         ("refund", 0),
     ]
     assert other.status == "unknown"
     assert trace.checks == [{"name": "correctness", "passed": False,
                              "detail": "average 0.0 over 1"}]  # fmt: skip
-    steps = list(trace.steps.order_by("index").values_list(
-        "kind", "name", "parent_index", "error", "tokens"))  # fmt: skip
+    steps = _steps(trace, "kind", "name", "parent_index", "error", "tokens")
     assert steps == [
         ("tool_call", "RefundAgent", None, "", None),
         ("llm_call", "gpt-4o-mini", 0, "", 140),
@@ -1716,7 +1716,7 @@ def test_a_gemini_cli_session_imports_its_calls_and_errors(tenant, tmp_path):
     trace = Trace.objects.get(workspace=tenant.workspace)
     assert (trace.external_id, trace.agent, trace.model, trace.status, trace.task) == (
         "gemini-f86f5318", "gemini-cli", "gemini-2.5-pro", "unknown", "Make the tests pass")  # fmt: skip
-    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error", "tokens"))
+    steps = _steps(trace, "kind", "name", "error", "tokens")
     assert steps == [
         ("user_prompt", "", "", None),
         ("assistant_message", "", "", 940),
@@ -1743,7 +1743,7 @@ def test_numbered_agent_turns_are_one_kind_of_step_and_recovered_tool_errors_are
     result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path)
     assert result.ok, result
     trace = Trace.objects.get(workspace=tenant.workspace, external_id="9f3d")
-    assert list(trace.steps.order_by("index").values_list("name", "error")) == [
+    assert _steps(trace, "name", "error") == [
         ("ToolCallingAgent.run", ""),
         ("agent step", "AgentToolCallError: Unknown tool search_web"),
         ("agent step", ""),
@@ -1781,7 +1781,7 @@ def test_an_openinference_span_export_with_parent_ids_and_bad_spans(tenant, tmp_
     assert traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path).ok
     trace = Trace.objects.get(workspace=tenant.workspace, external_id="t")
     assert (trace.status, trace.task) == ("succeeded", "Book a table")
-    assert list(trace.steps.order_by("index").values_list("name", "parent_index", "error")) == [
+    assert _steps(trace, "name", "parent_index", "error") == [
         ("agent", None, ""), ("search", 0, "TimeoutError: no answer")]  # fmt: skip
     nested: object = 1
     for _ in range(68):
@@ -2577,7 +2577,7 @@ def test_a_headless_claude_code_stream_imports_its_end_cost_and_subagent(tenant,
     trace = Trace.objects.get(workspace=tenant.workspace)
     assert (trace.external_id, trace.model, trace.cost_usd, trace.task) == (
         f"claude-code-{session}", "claude-sonnet-4-5", 0.0123, "Fix the failing test")  # fmt: skip
-    steps = list(trace.steps.order_by("index").values_list("kind", "name", "parent_index", "error"))
+    steps = _steps(trace, "kind", "name", "parent_index", "error")
     assert steps == [
         ("user_prompt", "", None, ""),
         ("tool_call", "Task", None, ""),
@@ -2625,7 +2625,7 @@ def test_codex_exec_json_output_imports_as_one_run(tenant, tmp_path):
     trace = Trace.objects.get(workspace=tenant.workspace)
     assert (trace.external_id, trace.agent, trace.status) == (
         "codex-exec-0199a213-81c0-7800-8aa1-bbab2a035a53", "codex", "unknown")  # fmt: skip
-    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error"))
+    steps = _steps(trace, "kind", "name", "error")
     assert steps == [
         ("tool_call", "exec_command", "1 failed\n"),
         ("tool_call", "apply_patch", ""),
@@ -2653,6 +2653,6 @@ def test_a_conversation_saved_as_a_json_array_of_messages_is_one_run(tenant, tmp
     result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
     assert result.ok and result.created == 1, result.error
     trace = Trace.objects.get(workspace=tenant.workspace)
-    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error"))
+    steps = _steps(trace, "kind", "name", "error")
     assert steps == [("user_prompt", "", ""), ("assistant_message", "", ""),
                      ("tool_call", "execute_command", "error TS2304: Cannot find name 'x'")]  # fmt: skip
