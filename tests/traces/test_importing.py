@@ -297,6 +297,7 @@ def test_swe_runs_get_their_outcome_where_the_harness_wrote_it(tenant, tmp_path,
     ]
     assert traces["swe-run1-sphinx__sphinx-3"].status == "unknown"
     assert "1 run came in with no outcome" in out and "swe-run1-sphinx__sphinx-3" in out
+    assert "import them again with --status failed" in out
     # A report given with --results settles the rest.
     given = tmp_path / "sb-cli-report.json"
     given.write_text(json.dumps({"resolved_ids": ["sphinx__sphinx-3"], "unresolved_ids": []}))

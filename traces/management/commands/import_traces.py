@@ -121,8 +121,9 @@ class Command(BaseCommand):
                 f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
                 "outcome (unknown: nothing reported one, or a session's log ends before it did; nothing was guessed): " + ", ".join(no_outcome[:20])
                 + (f" and {len(no_outcome) - 20} more" if len(no_outcome) > 20 else "")
-                + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, or "
-                "import the harness's results beside the runs."
+                + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, "
+                "import the harness's results beside the runs, or import them again with "
+                "--status failed (or succeeded) if you know it from elsewhere."
             )  # fmt: skip
         if not_the_agent:
             self.stdout.write(
