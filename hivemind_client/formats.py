@@ -2251,7 +2251,9 @@ def _gemini_result(call: dict[str, Any]) -> tuple[str, str]:
     status = str(call.get("status") or "").lower()
     exit_code = _GEMINI_EXIT.search(output[:20_000])
     if exit_code and exit_code.group(1) != "0":  # the shell tool ran; its command failed
-        error = error or output
+        # Its own header (the command, the directory) says nothing of what went wrong.
+        error = error or "\n".join(line for line in output.splitlines()
+                                    if not line.startswith(("Command: ", "Directory: ")))  # fmt: skip
     if status == "error":
         error = error or display or "the tool reported an error"
     elif status == "cancelled":

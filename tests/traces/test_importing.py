@@ -1721,7 +1721,7 @@ def test_a_gemini_cli_session_imports_its_calls_and_errors(tenant, tmp_path):
     assert steps == [
         ("user_prompt", "", "", None),
         ("assistant_message", "", "", 940),
-        ("tool_call", "run_shell_command", "Command: npm test\nExit Code: 1\n2 failing", None),
+        ("tool_call", "run_shell_command", "Exit Code: 1\n2 failing", None),
         ("tool_call", "write_file", "File not found: src/a.ts", None),
         ("tool_call", "run_shell_command",
          "No result: the call was cancelled (declined, or its turn was stopped).", None),
