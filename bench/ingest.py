@@ -24,6 +24,13 @@ cost nothing, a bound, not a setting anyone should run with.
 `--resend` sends each round's batches a second time, unchanged (a client's retry),
 and prints how long that took against the first send: the server answers them
 `unchanged` without writing or analysing them again.
+`--data PATH [--format F]` sends real runs instead of the made-up ones: the traces
+the product's importer reads from PATH (a file or a folder; `--format`, default
+tau2-bench), each round under fresh external ids. Real runs repeat their strings
+(a conversation's turns in each later message, a tool's output quoted again), which
+the made-up steps do not.
+
+    python bench/ingest.py --data ../shared/devdata/tau2-bench_sierra_gpt-4.1
 """
 
 from __future__ import annotations
@@ -74,6 +81,24 @@ def make_traces(count: int, steps: int, run: str) -> list[dict]:
             "started_at": (start + timedelta(seconds=i)).isoformat(),
             "steps": trace_steps,
         })  # fmt: skip
+    return traces
+
+
+def real_traces(path: Path, fmt: str, run: str) -> list[dict]:
+    """The traces the importer reads from `path` (a file, or every file of the format
+    in a folder), with external ids made unique to this round."""
+    from hivemind_client.formats import folder_patterns, parse
+
+    files = [path] if path.is_file() else sorted(
+        {f for pattern in folder_patterns(fmt) for f in path.rglob(pattern) if f.is_file()}
+    )  # fmt: skip
+    traces = []
+    for file in files:
+        for trace in parse(fmt, file).traces:
+            trace["external_id"] = f"{trace.get('external_id') or len(traces)}-{run}"[:200]
+            traces.append(trace)
+    if not traces:
+        raise SystemExit(f"no {fmt} traces in {path}")
     return traces
 
 
@@ -178,16 +203,21 @@ def send_all(url: str, key: str, bodies: list[bytes], concurrency: int) -> float
     return time.perf_counter() - started
 
 
+def _step_row(position: int, s: dict) -> tuple:
+    """A step as the COPYs write it (its position when it gives no index, as the
+    server numbers it)."""
+    return (
+        s.get("index", position), s["kind"], s.get("name", ""), json.dumps(s.get("input")),
+        json.dumps(s.get("output")), s.get("error", ""), None, s.get("duration_ms"), s.get("tokens"),
+    )  # fmt: skip
+
+
 def copy_baseline(traces: list[dict]) -> float:
     """COPY the same step rows (already serialised) into a traces_step-shaped table."""
     import psycopg
     from django.db import connection
 
-    rows = [
-        (i, s["index"], s["kind"], s["name"], json.dumps(s["input"]), json.dumps(s["output"]),
-         s.get("error", ""), None, s["duration_ms"], s["tokens"])
-        for i, t in enumerate(traces) for s in t["steps"]
-    ]  # fmt: skip
+    rows = [(i, *_step_row(n, s)) for i, t in enumerate(traces) for n, s in enumerate(t["steps"])]
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
@@ -219,12 +249,7 @@ def copy_into_step_table(traces: list[dict], workspace: object) -> float:
     with no Python at all. Not the issue's baseline; the ceiling under it."""
     from django.db import connection, transaction
 
-    rows = [
-        (s["index"], s["kind"], s["name"], json.dumps(s["input"]), json.dumps(s["output"]),
-         s.get("error", ""), None, s["duration_ms"], s["tokens"])
-        for t in traces for s in t["steps"]
-    ]  # fmt: skip
-    per_trace = len(traces[0]["steps"]) if traces else 0
+    rows = [(i, *_step_row(n, s)) for i, t in enumerate(traces) for n, s in enumerate(t["steps"])]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO traces_trace (workspace_id, external_id, agent, session_id, task,"
@@ -242,8 +267,8 @@ def copy_into_step_table(traces: list[dict], workspace: object) -> float:
             "COPY traces_step (trace_id, index, kind, name, input, output, error, started_at,"
             " duration_ms, tokens) FROM STDIN"
         ) as copy:
-            for n, row in enumerate(rows):
-                copy.write_row((ids[n // per_trace], *row))
+            for i, *row in rows:
+                copy.write_row((ids[i], *row))
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the commit's foreign-key checks
         elapsed = time.perf_counter() - started
         transaction.set_rollback(True)
@@ -266,6 +291,8 @@ def main() -> None:
         "--redaction", choices=["on", "off"], default="on",
         help="off: every built-in kind off in the bench workspace (a bound, not the figure)",
     )  # fmt: skip
+    parser.add_argument("--data", type=Path, help="real runs to send: a file or a folder")
+    parser.add_argument("--format", default="tau2-bench", help="the format of --data's files")
     args = parser.parse_args()
     count = args.traces or (200 if args.quick else 2000)
 
@@ -285,6 +312,7 @@ def main() -> None:
         socket_path = Path(tempfile.mkdtemp(prefix="hm-bench-", dir="/tmp")) / "redis.sock"
         broker = embedded_broker.start(socket_path)
         proc, url = start_server(f"redis+socket://{socket_path}")
+    total_steps = count * args.steps
     rounds = []  # (http seconds, raw COPY seconds, step-table COPY seconds or None)
     resends: list[float] = []  # seconds to send each round's batches again
     # CPU seconds during each HTTP phase: (web server, this client, machine busy, machine all)
@@ -295,7 +323,10 @@ def main() -> None:
         # 40,000 rows varies by half from one minute to the next, and interleaving
         # lets a slow minute slow both sides of the ratio rather than one.
         for _ in range(args.rounds):
-            traces = make_traces(count, args.steps, uuid.uuid4().hex[:6])
+            run = uuid.uuid4().hex[:6]
+            traces = (real_traces(args.data, args.format, run) if args.data
+                      else make_traces(count, args.steps, run))  # fmt: skip
+            count, total_steps = len(traces), sum(len(t["steps"]) for t in traces)
             bodies = [
                 json.dumps({"traces": traces[i : i + args.batch]}).encode()
                 for i in range(0, count, args.batch)
@@ -325,7 +356,6 @@ def main() -> None:
                 process.wait(timeout=30)
         if workspace is not None:
             workspace.delete()
-    total_steps = count * args.steps
     print(f"traces={count} steps={total_steps} batch={args.batch} concurrency={args.concurrency}")
     for n, (http_seconds, copy_seconds, table_seconds) in enumerate(rounds, 1):
         table = "" if table_seconds is None else f", COPY into traces_step {table_seconds:.2f} s"
@@ -368,7 +398,7 @@ def main() -> None:
     print(
         f"RESULT ingest_steps_per_s={rate:.0f} steps/s baseline={baseline:.0f} "
         f"ratio={rate / baseline:.3f} traces={count} steps={total_steps} rounds={len(rounds)}{table}"
-        f" redaction={args.redaction}"
+        f" redaction={args.redaction} data={'made-up' if args.data is None else args.format}"
     )
 
 

@@ -402,6 +402,12 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
+# Strings shorter than this are scanned at each occurrence: remembering one costs
+# about what scanning it does, and the strings a batch repeats at length (a chat's
+# history, a tool's output) are what the memo is for.
+_MEMO_CHARS = 64
+
+
 def _cut(value: str) -> str:
     if len(value) <= MAX_FIELD_CHARS:
         return value
@@ -595,6 +601,11 @@ class Redactor:
     # What the pre-check said of each string of a batch, screened at once
     # (`screened`); a string not in it is checked on its own.
     screen: dict[str, bool] | None = None
+    # What each string the pre-check let through was stored as, and what was counted
+    # in it, for a `screened` batch: a batch repeats its strings (a chat's history in
+    # each model call, a tool's output quoted again, a run's prompt in every run), and
+    # each distinct one is scanned once. Keyed by (text, pseudonymise).
+    memo: dict[tuple[str, bool], tuple[str, tuple[tuple[str, int], ...]]] | None = None
 
     @property
     def pattern(self) -> Any:
@@ -606,7 +617,7 @@ class Redactor:
         in the regex wrapper than the scan itself, and most strings pass it."""
         if self.pattern is None:
             return self
-        return replace(self, screen=_screen(_strings_in(value)))
+        return replace(self, screen=_screen(_strings_in(value)), memo={})
 
     def identifier(self, value: str, counts: Counter[str]) -> str:
         """An identifier (agent, session, external id, tool, model, skill name) with
@@ -625,6 +636,18 @@ class Redactor:
             return value
         if self.screen is not None and not self.custom and self.screen.get(value) is False:
             return value  # screened: no NUL, within the cap, nothing the pre-check finds
+        if self.memo is None or len(value) < _MEMO_CHARS:
+            return self._scan_once(value, counts, pseudonymise)
+        done = self.memo.get((value, pseudonymise))
+        if done is None:
+            found: Counter[str] = Counter()
+            done = self._scan_once(value, found, pseudonymise), tuple(found.items())
+            self.memo[(value, pseudonymise)] = done
+        for kind, n in done[1]:
+            counts[kind] += n
+        return done[0]
+
+    def _scan_once(self, value: str, counts: Counter[str], pseudonymise: bool) -> str:
         if "\x00" in value:
             # PostgreSQL text and jsonb cannot hold NUL; it is never meaningful here.
             value = value.replace("\x00", "")

@@ -202,6 +202,44 @@ def test_a_batch_screened_at_once_redacts_every_string_as_one_by_one():
     assert screened.value(batch, Counter()) == alone.value(batch, Counter())
 
 
+def test_a_batch_scans_each_distinct_string_once_and_counts_every_occurrence(monkeypatch):
+    """A batch repeats its strings (a chat's history in each model call, a tool's
+    output quoted again): a screened redactor scans each distinct long one once per
+    mode (text, identifier) and still counts what it removed at every occurrence, so
+    the stored text and the counts are those of scanning each occurrence."""
+    from workspaces import redaction
+
+    history = "user jane@example.com asked; card 4111 1111 1111 1111, call +1 415 555 0100"
+    steps = [
+        {"input": {"messages": [history, f"turn {i % 2}"]}, "output": history} for i in range(5)
+    ]
+    batch = {"traces": [{"task": history, "agent": "jane@example.com", "steps": steps}]}
+    policy = {"custom_patterns": [{"name": "ticket", "pattern": "turn [0-9]"}]}
+    for custom in ([], policy["custom_patterns"]):
+        alone = build_redactor(enabled={}, custom_patterns=custom)
+        screened = build_redactor(enabled={}, custom_patterns=custom).screened(batch)
+        expected: Counter = Counter()
+        want = [alone.value(steps, expected), alone.text(history, expected),
+                alone.identifier("jane@example.com", expected)]  # fmt: skip
+        scanned: list[str] = []
+        real = redaction.Redactor._scan_once
+
+        def counting(self, value, counts, pseudonymise, real=real, scanned=scanned):
+            scanned.append(value)
+            return real(self, value, counts, pseudonymise)
+
+        monkeypatch.setattr(redaction.Redactor, "_scan_once", counting)
+        got: Counter = Counter()
+        assert [screened.value(steps, got), screened.text(history, got),
+                screened.identifier("jane@example.com", got)] == want  # fmt: skip
+        monkeypatch.undo()
+        assert got == expected and expected["EMAIL"] == 12 and expected["CREDIT_CARD"] == 11
+        # Short strings cost about as much to remember as to scan: scanned each time.
+        long = [v for v in scanned if len(v) >= redaction._MEMO_CHARS]
+        assert scanned.count(history) == 1 and len(long) == len(set(long))
+        assert scanned.count("turn 0") == (3 if custom else 0)
+
+
 def test_an_empty_string_is_not_scanned_unless_a_custom_pattern_could_match_it(monkeypatch):
     """Most steps have no error text: an empty string costs no regex call (the
     pre-check's was most of its cost per step). A workspace's own pattern still
