@@ -175,6 +175,59 @@ def test_a_new_trace_stores_the_counts_a_resent_one_is_recounted_to(client, tena
     assert [t.external_id for t in found] == ["new"]
 
 
+def test_each_trace_record_is_read_by_one_statement_the_merge_or_the_insert(tenant):
+    """A batch of new traces reaches no merge, and a batch sent again no insert: a
+    trace's record (which may carry a run's whole policy in its metadata) is parsed by
+    PostgreSQL once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from traces.services import trace_ingest_batch
+
+    def statements(items):
+        with CaptureQueriesContext(connection) as seen:
+            trace_ingest_batch(workspace=tenant.workspace, items=items, skip_unchanged=False)
+        sql = [" ".join(q["sql"].split()) for q in seen.captured_queries]
+        return (sum(q.startswith("UPDATE traces_trace t SET agent") for q in sql),
+                sum(q.startswith("INSERT INTO traces_trace") for q in sql))  # fmt: skip
+
+    assert statements([trace_payload("a"), trace_payload("b")]) == (0, 1)
+    assert statements([trace_payload("a"), trace_payload("b")]) == (1, 0)
+    assert statements([trace_payload("a"), trace_payload("c")]) == (1, 1)
+    assert Trace.objects.count() == 3
+
+
+def test_a_trace_stored_by_another_request_after_the_lookup_is_merged_not_lost(
+    client, tenant, monkeypatch
+):
+    """Each trace's record goes to the merge or the insert, by a lookup of what is
+    stored. A trace another request stores after that lookup is merged into, not
+    dropped and not duplicated: its fields and steps are the batch's, the other's
+    steps kept by index, and its counts those of what is stored."""
+    from traces import ingest
+
+    real_insert = ingest._insert_new_traces
+
+    def other_request_first(cursor, workspace_id, records):
+        # Another request's write of trace "b", committed in between.
+        other = {**trace_payload("b"), "task": "theirs", "metadata": {"from": "other"}}
+        other["steps"] = [{"index": 5, "kind": "tool_call", "name": "db.read", "input": {"q": 1}}]
+        monkeypatch.setattr(ingest, "_insert_new_traces", real_insert)
+        post(client, tenant, {"traces": [other]})
+        return real_insert(cursor, workspace_id, records)
+
+    monkeypatch.setattr(ingest, "_insert_new_traces", other_request_first)
+    response = post(client, tenant, {"traces": [trace_payload("a"), trace_payload("b")]})
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json()["results"]] == ["created", "updated"]
+    b = Trace.objects.get(external_id="b")
+    assert Trace.objects.filter(external_id="b").count() == 1
+    assert b.task == trace_payload("b")["task"] and b.metadata["from"] == "other"
+    assert list(b.steps.values_list("index", flat=True).order_by("index")) == [0, 1, 5]
+    assert b.step_count == 3 and b.error_count == 1
+    assert Trace.objects.get(external_id="a").step_count == 2
+
+
 def test_resent_pieces_change_the_counts_by_what_they_add_and_replace(client, tenant):
     """A re-sent trace's counts change by the difference its steps make (not by
     counting all its steps again); after any sequence of pieces they equal a count
