@@ -36,11 +36,19 @@ def utc(value: datetime | None) -> datetime | None:
 def _iso_only(value: Any) -> Any:
     """Times are ISO 8601 strings, as the schema says; a bare number (which pydantic
     would read as Unix seconds) is refused rather than guessed."""
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    if isinstance(value, int | float) or (isinstance(value, str) and _numeric(value)):
         raise ValueError("expected an ISO 8601 date-time such as 2026-11-22T10:00:00Z")
     return value
+
+
+def _numeric(text: str) -> bool:
+    """A number written as text, in any form pydantic would read as Unix seconds
+    ("1700000000", "-3.8e-295", " 1e9 ")."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
