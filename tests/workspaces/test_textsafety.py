@@ -24,6 +24,24 @@ def test_clean_json_bytes_passes_clean_bodies_through_untouched():
     assert json.loads(clean_json_bytes(dirty)) == {"task": "ab?", "x": ["\ufffd"], "ok": "😀"}
 
 
+def test_surrogate_pairs_pass_through_and_only_lone_surrogates_are_cleaned():
+    """An emoji escaped as a surrogate pair (Python's json.dumps writes every one so)
+    is a valid character: the body passes untouched. A lone surrogate is cleaned
+    wherever it hides, after an escaped backslash too."""
+    paired = json.dumps({"reply": "Done 😊 — thanks!", "steps": [{"output": "🚀 ok"}]}).encode()
+    assert b"\\ud83d\\ude0a" in paired and clean_json_bytes(paired) is paired
+    for lone, cleaned in [
+        (b'["\\ud83d"]', ["\ufffd"]),
+        (b'["\\ude0a"]', ["\ufffd"]),
+        (b'["x\\ud83dy \\ud83d\\ude0a"]', ["x\ufffdy 😊"]),
+        # An escaped backslash, then "ud83d", then a lone low surrogate.
+        (b'["\\\\ud83d\\udc00"]', ["\\ud83d\ufffd"]),
+        (b'["\\ud83d\\\\udc00"]', ["\ufffd\\udc00"]),
+        (b'["\\ud83d\\ude0a \\u0000"]', ["😊 "]),
+    ]:
+        assert json.loads(clean_json_bytes(lone)) == cleaned, lone
+
+
 # Texts orjson refuses and the standard library accepts, or that neither accepts.
 EDGE_TEXTS = [
     '{"reward": NaN, "x": [Infinity, -Infinity]}',
