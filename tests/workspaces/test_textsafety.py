@@ -71,6 +71,30 @@ def test_json_loads_accepts_what_the_standard_library_accepts_and_nothing_more()
         json_loads(b"[" * 5000 + b"]" * 5000)
 
 
+def test_json_loads_reads_long_floats_with_orjson_and_long_integers_exactly(monkeypatch):
+    """Only an integer of 19 digits or more (which orjson reads as a float) takes the
+    standard library's parser; a float printed with all its digits, common in real
+    runs, does not."""
+    from workspaces import textsafety
+
+    long_ints = [b'{"id": 12345678901234567890}', b"[-98765432109876543210]",
+                 b'{"n": 1234567890123456789012,"x":1}', b"123456789012345678901"]  # fmt: skip
+    floats = [b'{"cost": 0.0072959999999999995}', b"[1.12345678901234567890123]",
+              b'{"x": 12345678901234567890.5}', b"[1234567890123456789012e-3]"]  # fmt: skip
+    for text in long_ints + floats:
+        assert json.dumps(json_loads(text)) == json.dumps(json.loads(text)), text
+    assert json_loads(long_ints[0]) == {"id": 12345678901234567890}
+
+    def refuse(data):  # the standard library's parser, which these must not need
+        raise AssertionError(f"parsed with the standard library: {data!r}")
+
+    monkeypatch.setattr(textsafety.json, "loads", refuse)
+    for text in floats:
+        json_loads(text)
+    with pytest.raises(AssertionError):
+        json_loads(long_ints[0])
+
+
 def test_json_text_writes_what_jsonb_can_hold():
     assert json.loads(json_text({"big": 2**80, "s": "é"})) == {"big": 2**80, "s": "é"}
     # NaN and infinities (a non-standard body's) as null, as JSON.stringify writes them.
