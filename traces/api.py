@@ -73,8 +73,10 @@ def traces_ingest(request: ApiRequest) -> Status:
 
     Every trace is judged on its own: the response lists, in order, `created`,
     `updated`, `unchanged` (sent again exactly as stored: nothing is written or
-    analysed again) or `rejected` with the reason and the offending fields. 200 when all
-    were stored, 207 when some were rejected, 422 when none could be stored.
+    analysed again) or `rejected` with the reason and the offending fields (besides the
+    schema: an external id sent twice in one batch, two steps of a trace sharing an
+    index). 200 when all were stored, 207 when some were rejected, 422 when none could
+    be stored.
     Header `X-Hivemind-Capture: off` asks that nothing from this request be stored
     (202, every trace `skipped`). `?dry_run=true` validates and stores nothing:
     each trace `valid` or `rejected` (200, or 422 if any is rejected). PII is

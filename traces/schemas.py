@@ -80,7 +80,11 @@ class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     index: int | None = Field(
-        None, ge=0, le=2_147_483_647, description="Position in the trace; defaults to list order."
+        None,
+        ge=0,
+        le=2_147_483_647,
+        description="Position in the trace; defaults to list order. Two steps of one trace may "
+        "not share an index (a step without one takes its place in the list).",
     )
     kind: StepKindIn
     name: str = Field("", max_length=200, description="Tool or model name.")
