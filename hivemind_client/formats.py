@@ -2,6 +2,10 @@
 
 Standard library only: the same parsers run on the server (`manage.py
 import_traces`) and on an agent's machine (`python -m hivemind_client import`).
+Two kinds of file need a package the server has and an agent's machine may not,
+and say so when it is missing: Zstandard-compressed Inspect logs (`zstandard`),
+and Parquet tables (`pyarrow`), which the formats whose records are rows
+(`PARQUET_FORMATS`) read one record a row, as Hugging Face ships datasets.
 
 Formats (`FORMATS`):
 
@@ -220,10 +224,12 @@ import functools
 import glob
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -270,13 +276,122 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _json_or_jsonl(path: Path) -> list[tuple[str, Any]]:
-    """A JSON array (elements named `[i]`) or JSON lines (named `line N`)."""
+    """A JSON array (elements named `[i]`), JSON lines (named `line N`), or a
+    Parquet table's rows (named `row N`: Hugging Face's datasets ship as Parquet)."""
+    if _is_parquet(path):
+        return _parquet_rows(path)
     text_start = path.read_bytes()[:4096].lstrip()
     if text_start.startswith(b"[") or (text_start.startswith(b"{") and _single_json(path)):
         data = _read_json(path)
         items = data if isinstance(data, list) else [data]
         return [(f"element [{i}]", item) for i, item in enumerate(items)]
     return [(f"line {n}", item) for n, item in _read_jsonl(path)]
+
+
+# --- Parquet ---------------------------------------------------------------------
+
+# The formats whose records may come as a Parquet table's rows, one record a row
+# (each reads its records through `_json_or_jsonl`): the shapes public datasets and
+# span tables are published in.
+PARQUET_FORMATS = ("native", "chat-jsonl", "openhands", "openinference-json", "langfuse",
+                   "langsmith")  # fmt: skip
+# What one Parquet file may hold, unpacked (its row groups' stated sizes): past it the
+# file is refused, not read into memory.
+_PARQUET_MAX_BYTES = 2 << 30
+_PARQUET_BATCH = 512
+
+
+def _is_parquet(path: Path) -> bool:
+    with path.open("rb") as head:
+        return head.read(4) == b"PAR1"
+
+
+def _parquet_rows(path: Path) -> list[tuple[str, Any]]:
+    """A Parquet table's rows as JSON values, each named `row N`. Needs `pyarrow`,
+    which the server has and an agent's machine may not."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise FormatError(
+            path, "file", "a Parquet file, which needs pyarrow to read: install it here "
+            "(pip install pyarrow), or import the file on the server (manage.py import_traces)",
+        ) from None  # fmt: skip
+    try:
+        table = pyarrow.parquet.ParquetFile(path)
+        meta = table.metadata
+        unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if unpacked > _PARQUET_MAX_BYTES:
+            raise FormatError(
+                path, "file", f"its rows unpack to {unpacked / (1 << 30):.1f} GiB, more than "
+                f"the {_PARQUET_MAX_BYTES >> 30} GiB one file may hold: split it into smaller "
+                "files (e.g. one per row group)",
+            )  # fmt: skip
+        # Python's times stop at microseconds; pandas writes nanoseconds.
+        schema = pyarrow.schema([f.with_type(_microseconds(pyarrow, f.type))
+                                 for f in table.schema_arrow])  # fmt: skip
+        rows: list[tuple[str, Any]] = []
+        for batch in table.iter_batches(batch_size=_PARQUET_BATCH):
+            batch = pyarrow.Table.from_batches([batch]).cast(schema, safe=False)
+            for row in batch.to_pylist(maps_as_pydicts="lossy"):
+                rows.append((f"row {len(rows) + 1}", _json_value(row)))
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise FormatError(path, "file", f"not a Parquet file this can read ({exc})") from None
+    return rows
+
+
+def _microseconds(pyarrow: Any, kind: Any) -> Any:
+    """`kind` with every nanosecond time and duration in it, nested ones too, in
+    microseconds."""
+    types = pyarrow.types
+    if types.is_timestamp(kind) and kind.unit == "ns":
+        return pyarrow.timestamp("us", tz=kind.tz)
+    if types.is_duration(kind) and kind.unit == "ns":
+        return pyarrow.duration("us")
+    if types.is_time64(kind) and kind.unit == "ns":
+        return pyarrow.time64("us")
+    if types.is_struct(kind):
+        return pyarrow.struct([f.with_type(_microseconds(pyarrow, f.type)) for f in kind])
+    if types.is_map(kind):
+        return pyarrow.map_(_microseconds(pyarrow, kind.key_type),
+                            _microseconds(pyarrow, kind.item_type))  # fmt: skip
+    if types.is_large_list(kind):
+        return pyarrow.large_list(_microseconds(pyarrow, kind.value_type))
+    if types.is_fixed_size_list(kind):
+        return pyarrow.list_(_microseconds(pyarrow, kind.value_type), kind.list_size)
+    if types.is_list(kind):
+        return pyarrow.list_(_microseconds(pyarrow, kind.value_type))
+    return kind
+
+
+def _json_value(value: Any) -> Any:
+    """A Parquet value as the JSON a record would carry: times in ISO 8601 (a time
+    with no zone is UTC, as everywhere else), durations in seconds, decimals as
+    numbers, bytes as text, a missing number (pandas writes NaN) as null. A field
+    that is null is left out, as is pandas' saved index (`__index_level_0__`): a
+    table has every column in every row, so null there means the record has no
+    such field (a ShareGPT row of a table whose other rows hold `trajectory`)."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in ((k, _json_value(v)) for k, v in value.items())
+                if v is not None and not str(k).startswith("__index_level_")}  # fmt: skip
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
 
 
 def _single_json(path: Path) -> bool:
@@ -519,7 +634,9 @@ def _chat_jsonl(path: Path) -> Parsed:
                  else chat_steps(messages, path=path, where=where))  # fmt: skip
         task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
         reward = record.get("reward")
-        resolved = record.get("resolved", record.get("target"))
+        # A dataset's table has both columns, null where a row has no such verdict.
+        resolved = next((record[k] for k in ("resolved", "target") if record.get(k) is not None),
+                        None)  # fmt: skip
         if resolved in (0, 1) and not isinstance(resolved, float):
             resolved = bool(resolved)  # a dataset's 0/1 column
         status = record.get("status") or (
@@ -3075,13 +3192,11 @@ def parse(fmt: str, path: Path) -> Parsed:
         raise FormatError(path, "format", f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     if not path.is_file():
         raise FormatError(path, "file", "no such file")
-    with path.open("rb") as head:
-        if head.read(4) == b"PAR1":  # Hugging Face datasets ship as Parquet
-            raise FormatError(
-                path, "file", "a Parquet file, which the importers do not read: save its rows as "
-                "JSON lines first, e.g. python -c \"import pandas as pd; pd.read_parquet('in.parquet')"
-                ".to_json('out.jsonl', orient='records', lines=True)\"",
-            )  # fmt: skip
+    if fmt not in PARQUET_FORMATS and _is_parquet(path):
+        raise FormatError(
+            path, "file", f"a Parquet file, which --format {fmt} does not read (its logs are "
+            f"JSON); Parquet rows are read by --format {', '.join(PARQUET_FORMATS)}",
+        )  # fmt: skip
     try:
         parsed = FORMATS[fmt](path)
     except RecursionError:
@@ -3108,9 +3223,10 @@ def folder_patterns(fmt: str) -> list[str]:
     """The names a folder import looks for, at any depth, for `fmt`."""
     return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"],
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
-            "chat-jsonl": ["*.jsonl"], "openhands": ["output.jsonl", "trajs/*.json"],
+            "chat-jsonl": ["*.jsonl", "*.parquet"],
+            "openhands": ["output.jsonl", "trajs/*.json", "*.parquet"],
             "atif": ["trajectory.json"], "gemini-session": ["session-*.json"]}.get(
-                fmt, ["*.json", "*.jsonl"])  # fmt: skip
+                fmt, ["*.json", "*.jsonl", *(["*.parquet"] if fmt in PARQUET_FORMATS else [])])  # fmt: skip
 
 
 # Files a folder import passes over although their names match: what a tool
@@ -3127,7 +3243,8 @@ def _read_elsewhere(fmt: str, path: Path) -> bool:
 
 def no_files_message(fmt: str) -> str:
     """What to tell a person whose paths held nothing to import."""
-    names = " or ".join(folder_patterns(fmt))
+    patterns = folder_patterns(fmt)
+    names = " or ".join([", ".join(patterns[:-1]), patterns[-1]] if len(patterns) > 2 else patterns)
     return (f"No files to import under the paths given: a folder is searched for {names} "
             f"files (--format {fmt}); name a file to import it whatever its name.")  # fmt: skip
 

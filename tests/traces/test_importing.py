@@ -2025,8 +2025,9 @@ def test_a_folder_with_nothing_of_its_format_says_what_was_looked_for(tenant, tm
         call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug,
                      fmt="claude-transcript")  # fmt: skip
     assert client_import("http://127.0.0.1:9", "hm_unused", "openhands", [tmp_path]) == 2
-    assert "searched for output.jsonl or trajs/*.json files (--format openhands); name a file" in (
-        capsys.readouterr().err
+    assert (
+        "searched for output.jsonl, trajs/*.json or *.parquet files (--format openhands); name a file"
+        in (capsys.readouterr().err)
     )
 
 
@@ -2535,11 +2536,130 @@ def test_an_epoch_time_is_read_in_the_unit_its_size_says(value):
     assert _epoch(value) == pytest.approx(1764000000)
 
 
-def test_a_parquet_file_is_refused_with_how_to_read_it(tenant, tmp_path):
-    path = tmp_path / "train-00000-of-00012.parquet"
-    path.write_bytes(b"PAR1\x15\x04\x15\x10" + bytes(64) + b"PAR1")
-    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
-    assert "a Parquet file" in result.error and "to_json" in result.error
+def _parquet(path: Path, rows: list[dict], **types: object) -> Path:
+    """Rows saved as Parquet the way a dataset is: one table, its columns the union
+    of the rows' keys (a key a row lacks is null there, nested ones too); `types`
+    casts the named columns (integers to pandas' nanosecond times)."""
+    import pyarrow
+    import pyarrow.parquet
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    table = pyarrow.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows])
+    for name, kind in types.items():
+        table = table.set_column(columns.index(name), name, table[name].cast(kind))
+    pyarrow.parquet.write_table(table, path)
+    return path
+
+
+def _stored_runs(workspace) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        t.external_id: (
+            t.status,
+            t.agent,
+            t.task_key,
+            t.task,
+            t.started_at,
+            list(
+                t.steps.order_by("index").values_list(
+                    "kind", "name", "input", "output", "error", "parent_index", "started_at"
+                )
+            ),
+        )  # fmt: skip
+        for t in Trace.objects.filter(workspace=workspace)
+    }
+
+
+def test_a_dataset_saved_as_parquet_imports_as_its_json_lines_do(tenant, tmp_path, other_tenant):
+    """Hugging Face ships trajectory datasets as Parquet, whose rows carry every
+    column of the table (null where a row has none): read as chat-jsonl, they give
+    the same runs as the same rows saved as JSON lines, a row with a null
+    `resolved` still reading its `target`. A folder import finds the files."""
+    rows = _swe_dataset_rows()
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _parquet(folder / "train-00000-of-00001.parquet", rows)
+    from_lines = traces_import_file(workspace=other_tenant.workspace, fmt="chat-jsonl", path=jsonl)
+    assert from_lines.ok and from_lines.created == 3, from_lines.error
+    call_command("import_traces", str(folder), workspace=tenant.workspace.slug, fmt="chat-jsonl")
+    assert _stored_runs(tenant.workspace) == _stored_runs(other_tenant.workspace)
+    nebius = next(t for t in Trace.objects.filter(workspace=tenant.workspace)
+                  if t.agent == "swe-llama")  # fmt: skip
+    assert nebius.status == "failed"  # its `target`, under a null `resolved` column
+    # The same table exported by pandas as JSON lines (every column in every row).
+    from hivemind_client.formats import parse
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    jsonl.write_text("".join(json.dumps({k: row.get(k) for k in columns}) + "\n" for row in rows))
+    outcomes = [(t["status"], t["agent"], t["task_key"]) for t in parse("chat-jsonl", jsonl).traces]
+    assert outcomes == [
+        (t.status, t.agent, t.task_key)
+        for t in sorted(
+            Trace.objects.filter(workspace=tenant.workspace), key=lambda t: t.task_key or "~"
+        )
+    ]
+
+
+def test_a_phoenix_span_table_saved_as_parquet_keeps_its_times(tenant, tmp_path):
+    """Phoenix's spans dataframe saved with pandas' `to_parquet`: times are
+    nanosecond timestamps (read as such, to the microsecond), a missing number is
+    NaN, and pandas' index is a column of its own; it imports as its JSON lines do.
+    An event's time with no zone is UTC."""
+    import pyarrow
+
+    rows = []
+    for n, row in enumerate(_phoenix_rows()):
+        tokens = row.get("attributes.llm.token_count.total")
+        rows.append({**row, "__index_level_0__": n,
+                     "start_time": row["start_time"] * 1_000_000 + 789,
+                     "end_time": row["end_time"] * 1_000_000 + 789,
+                     "attributes.llm.token_count.total": float("nan") if tokens is None
+                     else float(tokens)})  # fmt: skip
+    rows[2]["events"][0]["timestamp"] *= 1_000_000  # a nested time
+    when = pyarrow.timestamp("ns", tz="UTC")
+    event = pyarrow.struct([("name", pyarrow.string()), ("timestamp", pyarrow.timestamp("ns")),
+                            ("attributes", pyarrow.struct([("exception.type", pyarrow.string()),
+                                                           ("exception.message", pyarrow.string())]))])  # fmt: skip
+    path = _parquet(tmp_path / "spans.parquet", rows, start_time=when, end_time=when,
+                    events=pyarrow.list_(event))  # fmt: skip
+    result = traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.started_at.isoformat() == "2025-11-24T16:00:00+00:00"
+    steps = [(*row[:4], round(row[4])) for row in trace.steps.order_by("index").values_list(
+        "name", "parent_index", "error", "tokens", "duration_ms")]  # fmt: skip
+    assert steps == [
+        ("AgentExecutor", None, "", None, 3000),
+        ("gpt-4o", 0, "", 150, 400),
+        ("refund", 0, "RuntimeError: 429 Too Many Requests", None, 1000),
+    ]  # fmt: skip
+
+
+def test_a_parquet_file_that_cannot_be_read_is_a_per_file_error_saying_why(
+    tenant, tmp_path, monkeypatch
+):
+    import hivemind_client.formats as formats
+
+    broken = tmp_path / "train-00000-of-00012.parquet"
+    broken.write_bytes(b"PAR1\x15\x04\x15\x10" + bytes(64) + b"PAR1")
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=broken)
+    assert not result.ok and "not a Parquet file this can read" in result.error
+    good = _parquet(tmp_path / "rows.parquet", _swe_dataset_rows())
+    # A format whose logs are JSON names the formats that read Parquet rows.
+    result = traces_import_file(workspace=tenant.workspace, fmt="tau2-bench", path=good)
+    assert not result.ok and "--format tau2-bench does not read" in result.error
+    assert "chat-jsonl" in result.error
+    # Rows that would unpack past the cap are refused, not read into memory.
+    monkeypatch.setattr(formats, "_PARQUET_MAX_BYTES", 1000)
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=good)
+    assert not result.ok and "split it into smaller files" in result.error
+    # Without pyarrow (an agent's machine), the reason and the ways round it.
+    monkeypatch.setattr(formats, "_PARQUET_MAX_BYTES", 2 << 30)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=good)
+    assert not result.ok and "pip install pyarrow" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
 
 
 def test_a_headless_claude_code_stream_imports_its_end_cost_and_subagent(tenant, tmp_path):
