@@ -37,6 +37,10 @@ GENERIC_TOOLS = frozenset({
     "bash", "sh", "shell", "zsh", "terminal", "cmd", "powershell", "python", "python3",
     "ipython", "sql", "exec", "execute", "run", "run_command", "command", "ctf",
     "computer", "code_interpreter",
+    # The shell tools of coding agents, by the names their logs give them: Terminus'
+    # only tool, OpenHands', Codex's, Gemini CLI's, Cursor's.
+    "bash_command", "execute_bash", "exec_command", "local_shell", "run_shell_command",
+    "run_terminal_cmd", "shell_command", "execute_command",
     # Ending the run: an error there is about the answer, not a tool's precondition.
     "submit", "finish", "final_answer",
 })  # fmt: skip

@@ -99,7 +99,10 @@ DIAGNOSER_VERSION = (
     # 23: a call of a tool named "browse" (an imported browsing agent's page) is a read
     # 24: an undiagnosed run that was compared with successful runs of its task says so
     #     (it said there was none to compare with)
-    "offline-24"
+    # 25: a shell call's command is its command argument (Claude Code's Bash, Terminus'
+    #     keystrokes), not the JSON of all its arguments; coding agents' shell tools by
+    #     their own names are generic (no instruction about calling or avoiding them)
+    "offline-25"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -344,11 +344,29 @@ def _digest(value: Any) -> str:
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
+# The argument that holds what a shell, an interpreter or a console was given to
+# run, beside options that are not the command: Claude Code's Bash (`command`,
+# `description`), OpenHands' `execute_bash`, Codex's `exec_command` (`cmd`, or an
+# argv list), Terminus' `bash_command` (`keystrokes`, `duration`).
+_COMMAND_KEYS = ("command", "cmd", "keystrokes", "code", "script", "sql", "query")
+
+
 def _command(value: Any) -> str:
-    if isinstance(value, dict) and len(value) == 1:
-        value = next(iter(value.values()))
+    if isinstance(value, dict):
+        held = next((value[k] for k in _COMMAND_KEYS if _runnable(value.get(k))), None)
+        if held is not None:
+            value = " ".join(held) if isinstance(held, list) else held
+        elif len(value) == 1:
+            value = next(iter(value.values()))
     text = normalise(text_of(value, 400))
     return text[:80] + ("…" if len(text) > 80 else "")
+
+
+def _runnable(value: Any) -> bool:
+    """A command as text, or as an argv list of words."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(word, str) for word in value)
+    return isinstance(value, str) and bool(value.strip())
 
 
 def trace_facts(steps: list[StepView]) -> TraceFacts:

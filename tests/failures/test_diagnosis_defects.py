@@ -407,3 +407,28 @@ def test_an_error_a_run_recovered_from_is_not_called_not_handled():
     assert found[1].category == "environment.missing_dependency"
     assert found[2].category == "" and found[2].tool == ""
     assert found[2].description.startswith("The agent's turn failed, and the run recovered")
+
+
+def test_a_shell_calls_command_is_its_command_argument_not_all_its_arguments():
+    """Claude Code's Bash carries a description beside its command, Terminus'
+    `bash_command` a duration beside its keystrokes, Codex an argv list: a repeated
+    call is described by the command, and what a recovering run ran next by its
+    first words (before: `{"command": ...}`, whose first word is "command")."""
+    from failures.contrast import command_head, is_generic
+
+    bash = {"command": "npm test -- --watch=false", "description": "Run the tests"}
+    steps = [_call(i, "Bash", bash, error="exit 1: 3 failing") for i in range(3)]
+    facts = trace_facts(steps)
+    assert facts.repeats and facts.repeats[0][0].command == "npm test -- --watch=false"
+    assert command_head(facts.calls[0].command) == "npm test"
+    terminus = trace_facts([_call(0, "bash_command", {"keystrokes": "pip install -e .\n",
+                                                      "duration": 5.0})])  # fmt: skip
+    assert command_head(terminus.calls[0].command) == "pip install"
+    codex = trace_facts([_call(0, "exec_command", {"command": ["git", "status"], "workdir": "/"})])
+    assert codex.calls[0].command == "git status"
+    # A call with no command argument is described by its arguments, as before.
+    order = trace_facts([_call(0, "get_order_details", {"order_id": "#1", "verbose": True})])
+    assert order.calls[0].command.startswith("{")
+    # Their shells are generic: no instruction is about calling or avoiding them.
+    assert all(is_generic(t) for t in ("bash_command", "execute_bash", "exec_command", "Bash"))
+    assert not is_generic("get_order_details")
