@@ -615,6 +615,20 @@ def _text_actions(messages: list[Any]) -> bool:
     return acting >= 2 and acting >= 0.8 * len(turns)
 
 
+def _messages_decoded(path: Path, where: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its messages read from JSON text, when a dataset stores them
+    as a string column (CoderForge's `messages`) rather than as a list."""
+    for key in _CHAT_KEYS:
+        value = record.get(key)
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                return {**record, key: json.loads(value)}
+            except json.JSONDecodeError as exc:
+                raise FormatError(path, where, f'"{key}" is text that is not a JSON list of '
+                                  f"messages ({exc.msg})") from None  # fmt: skip
+    return record
+
+
 def _chat_jsonl(path: Path) -> Parsed:
     parsed = Parsed()
     items = _json_or_jsonl(path)
@@ -626,6 +640,7 @@ def _chat_jsonl(path: Path) -> Parsed:
     for where, item in items:
         record = {"messages": item} if isinstance(item, list) else item
         _need(path, where, record, dict, "a conversation object or a list of messages")
+        record = _messages_decoded(path, where, record)
         key = next((k for k in _CHAT_KEYS if isinstance(record.get(k), list)), "messages")
         messages = [_chat_message(m) for m in _need(
             path, where, record.get(key), list, '"messages" (or "trajectory"), a list')]  # fmt: skip

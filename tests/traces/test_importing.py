@@ -2601,6 +2601,25 @@ def test_a_dataset_saved_as_parquet_imports_as_its_json_lines_do(tenant, tmp_pat
     ]
 
 
+def test_messages_a_dataset_stores_as_json_text_are_read(tenant, tmp_path):
+    """Some datasets keep each conversation as a JSON string column (CoderForge's
+    `messages`, with `trajectory_id`): read as the list it encodes; text that is
+    not a JSON list is a per-file error saying which column."""
+    messages = _swe_dataset_rows()[0]["trajectory"]
+    row = {"trajectory_id": "cf-1", "messages": json.dumps(messages), "tools": "[]",
+           "resolved": 1}  # fmt: skip
+    path = _parquet(tmp_path / "SWE_Smith-00026-of-00224.parquet", [row])
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.status, trace.task) == ("cf-1", "succeeded",
+                                                             "Fix the bug in open_dataset")  # fmt: skip
+    assert trace.steps.filter(kind="tool_call", name="execute_bash").exists()
+    broken = _file(tmp_path, "chat-jsonl", {**row, "trajectory_id": "cf-2", "messages": "[{"})
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=broken)
+    assert not result.ok and '"messages" is text that is not a JSON list' in result.error
+
+
 def test_a_phoenix_span_table_saved_as_parquet_keeps_its_times(tenant, tmp_path):
     """Phoenix's spans dataframe saved with pandas' `to_parquet`: times are
     nanosecond timestamps (read as such, to the microsecond), a missing number is
