@@ -41,8 +41,10 @@ GENERIC_TOOLS = frozenset({
     # only tool, OpenHands', Codex's, Gemini CLI's, Cursor's.
     "bash_command", "execute_bash", "exec_command", "local_shell", "run_shell_command",
     "run_terminal_cmd", "shell_command", "execute_command",
-    # Ending the run: an error there is about the answer, not a tool's precondition.
-    "submit", "finish", "final_answer",
+    # Ending the run: an error there is about the answer, not a tool's precondition
+    # (Terminus' `mark_task_complete`, Cline's `attempt_completion`).
+    "submit", "finish", "final_answer", "mark_task_complete", "task_complete",
+    "attempt_completion", "complete_task",
 })  # fmt: skip
 MIN_RECOVERED = 2
 RECOVERY_AGREEMENT = 0.4

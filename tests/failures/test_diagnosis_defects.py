@@ -431,4 +431,5 @@ def test_a_shell_calls_command_is_its_command_argument_not_all_its_arguments():
     assert order.calls[0].command.startswith("{")
     # Their shells are generic: no instruction is about calling or avoiding them.
     assert all(is_generic(t) for t in ("bash_command", "execute_bash", "exec_command", "Bash"))
+    assert is_generic("mark_task_complete")  # Terminus ending its run, like `submit`
     assert not is_generic("get_order_details")
