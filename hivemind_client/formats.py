@@ -18,9 +18,11 @@ Formats (`FORMATS`):
   read the same: the messages under `trajectory` (SWE-rebench's and SWE-Zero's
   OpenHands runs, nebius's SWE-agent runs) or `conversations` (ShareGPT), roles
   named `ai`, `gpt`, `human`, `observation` or `function_call`, text under
-  `text` or `value`; an agent that acts in text (no structured call anywhere,
-  turns ending on a command block) has each such command as a tool call whose
-  output is the next turn. The outcome is `status`, else `resolved` (true or 1;
+  `text` or `value`, or the messages as JSON text (CoderForge, SWE-smith); an
+  agent that acts in text (no structured call anywhere, turns ending on a command
+  block or on a call written as `<function=NAME><parameter=KEY>…</parameter>
+  </function>`, as OpenHands' and SWE-agent's prompt-based function calling write
+  it) has each such command or call as a tool call whose output is the next turn. The outcome is `status`, else `resolved` (true or 1;
   a SWE dataset's verdict, as in SWE-Gym's OpenHands trajectories) or `target`,
   else `reward`; the task key is `task_key`, `task_id` or `instance_id`, so
   several runs of one task are compared with each other.
@@ -596,13 +598,20 @@ def _chat_message(message: Any) -> Any:
 
 
 _ENDS_ON_COMMAND = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n.*?```\s*\Z", re.S)
+# A call written as text, as OpenHands' prompt-based function calling (its and
+# SWE-Gym's training trajectories), SWE-agent's xml_function_calling and R2E-Gym
+# write it: `<function=execute_bash>\n<parameter=command>ls</parameter>\n</function>`.
+_FUNCTION_CALL = re.compile(r"<function=([^>\s]{1,200})>(.*?)</function>", re.S)
+_FUNCTION_PARAMETER = re.compile(r"<parameter=([^>\s]{1,200})>(.*?)</parameter>", re.S)
+_ENDS_ON_FUNCTION = re.compile(r"</function>\s*\Z")
 
 
 def _text_actions(messages: list[Any]) -> bool:
-    """An agent that acts in text (SWE-agent's and mini-swe-agent's text mode): no
-    structured tool call anywhere, and at least two assistant turns, and 80% of
-    them, end on a command block. A chat assistant that ends an answer on a code
-    block now and then is not one: its user's reply is no command's output."""
+    """An agent that acts in text (SWE-agent's and mini-swe-agent's text mode, a
+    call written as `<function=...>` text): no structured tool call anywhere, and
+    at least two assistant turns, and 80% of them, end on a command block or such
+    a call. A chat assistant that ends an answer on a code block now and then is
+    not one: its user's reply is no command's output."""
     structured = any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool"
                      or (isinstance(m.get("content"), list) and any(
                          isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
@@ -611,7 +620,8 @@ def _text_actions(messages: list[Any]) -> bool:
         return False
     turns = [_text(m.get("content")) for m in messages
              if isinstance(m, dict) and m.get("role") == "assistant"]  # fmt: skip
-    acting = sum(1 for text in turns if _ENDS_ON_COMMAND.search(text))
+    acting = sum(1 for text in turns
+                 if _ENDS_ON_COMMAND.search(text) or _ENDS_ON_FUNCTION.search(text))  # fmt: skip
     return acting >= 2 and acting >= 0.8 * len(turns)
 
 
@@ -668,7 +678,7 @@ def _chat_jsonl(path: Path) -> Parsed:
         model = record.get("model") or record.get("model_name")
         exit_status = record.get("exit_status")
         parsed.traces.append({
-            "external_id": str(record.get("id") or record.get("trajectory_id")
+            "external_id": str(record.get("id") or record.get("trajectory_id") or record.get("traj_id")
                                or f"chat-{_digest(messages)}")[:200],
             "agent": str(record.get("agent") or model or "chat")[:200],
             "model": str(model or "")[:200],
@@ -1249,7 +1259,11 @@ _BASH_BLOCK = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n(.*?)```", 
 # What mini-swe-agent's templates say of a command that did not succeed: its exit
 # code (`<returncode>1</returncode>`, v1's text mode; `[exit code 1]`, v2's tool
 # calls), an exception (`Exception: ...`, v2), or a timeout (v1).
-_MINI_EXIT = re.compile(r"<returncode>(-?\d+)</returncode>|\[exit code (-?\d+)\]\s*$")
+_MINI_EXIT = re.compile(
+    r"<returncode>(-?\d+)</returncode>|\[exit code (-?\d+)\]\s*$"
+    # OpenHands' command observations, current and earlier wording.
+    r"|\[(?:The command completed|Command finished) with exit code (-?\d+)\.?\]"
+)
 _MINI_REASON = re.compile(r"<error>\s*(.{1,2000}?)\s*</error>", re.S)
 _MINI_FAILED = re.compile(r"^Exception: |^The last command <command>.*</command> timed out", re.S)
 
@@ -1264,7 +1278,7 @@ def _mini_error(message: dict[str, Any], text: str) -> str:
     if "returncode" in extra:
         return ""
     found = _MINI_EXIT.search(text)
-    if found and (found.group(1) or found.group(2)) != "0":
+    if found and next(code for code in found.groups() if code is not None) != "0":
         return text
     return text if _MINI_FAILED.match(text) else ""
 
@@ -1297,7 +1311,14 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
                 continue
             block = _BASH_BLOCK.search(text)
             steps.append({"kind": "assistant_message", "output": text})
-            if block:
+            if functions := _FUNCTION_CALL.findall(text):
+                # Calls written as text, each with its parameters; the next user
+                # turns ("EXECUTION RESULT of [execute_bash]: ...") their outputs.
+                pending = [{"kind": "tool_call", "name": name[:200], "input": {
+                    key[:200]: value.strip("\n") for key, value in _FUNCTION_PARAMETER.findall(body)
+                }} for name, body in functions]  # fmt: skip
+                steps += pending
+            elif block:
                 command = block.group(1).strip()
                 pending = [{"kind": "tool_call", "name": (command.split() or ["bash"])[0][:200],
                             "input": {"command": command}}]  # fmt: skip

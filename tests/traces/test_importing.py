@@ -783,6 +783,53 @@ def _swe_dataset_rows() -> list[dict]:
     return [rebench, nebius, sharegpt]
 
 
+def test_calls_written_as_function_text_are_tool_calls(tenant, tmp_path):
+    """OpenHands' prompt-based function calling (its and SWE-Gym's training
+    trajectories), SWE-agent's xml_function_calling and R2E-Gym write each call as
+    `<function=NAME><parameter=KEY>VALUE</parameter></function>` text, its result
+    the next user turn: each is a call of NAME with its parameters, the result its
+    output, a non-zero exit code in OpenHands' words its error. SWE-smith's rows
+    keep their messages as JSON text and their id as `traj_id`."""
+    call = "<function={}>\n{}\n</function>".format
+    param = "<parameter={}>\n{}\n</parameter>".format
+    messages = [
+        {"role": "system", "content": "You are OpenHands agent. You have these functions: ..."},
+        {"role": "user", "content": "Fix the failing test in utils.py"},
+        {"role": "assistant", "content": "Let me run the tests first.\n"
+         + call("execute_bash", param("command", "cd /repo && pytest -x"))},
+        {"role": "user", "content": "EXECUTION RESULT of [execute_bash]:\nE   AssertionError\n"
+         "[The command completed with exit code 1.]"},
+        {"role": "assistant", "content": call("str_replace_editor", param("command", "view")
+                                              + "\n" + param("path", "/repo/utils.py"))},
+        {"role": "user", "content": "EXECUTION RESULT of [str_replace_editor]:\n1  def f(): ..."},
+        {"role": "assistant", "content": call("execute_bash", param("command", "pytest -x"))},
+        {"role": "user", "content": "EXECUTION RESULT of [execute_bash]:\n1 passed\n"
+         "[Command finished with exit code 0]"},
+        {"role": "assistant", "content": call("finish", "")},
+    ]  # fmt: skip
+    row = {"traj_id": "swesmith-1", "instance_id": "acme__utils.1", "resolved": False,
+           "model": "claude-3-7-sonnet", "messages": json.dumps(messages)}  # fmt: skip
+    path = _file(tmp_path, "chat-jsonl", row)
+    result = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.status, trace.task) == (
+        "swesmith-1",
+        "failed",
+        "Fix the failing test in utils.py",
+    )
+    calls = list(trace.steps.filter(kind="tool_call").order_by("index")
+                 .values_list("name", "input", "error"))  # fmt: skip
+    assert [(name, args) for name, args, _ in calls] == [
+        ("execute_bash", {"command": "cd /repo && pytest -x"}),
+        ("str_replace_editor", {"command": "view", "path": "/repo/utils.py"}),
+        ("execute_bash", {"command": "pytest -x"}),
+        ("finish", {}),
+    ]
+    assert "exit code 1" in calls[0][2] and calls[1][2] == calls[2][2] == ""
+    assert trace.steps.get(kind="tool_call", name="str_replace_editor").output.endswith("f(): ...")
+
+
 def test_a_chat_assistant_ending_an_answer_on_a_code_block_is_not_a_text_acting_agent(
     tenant, tmp_path
 ):
