@@ -228,6 +228,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -647,6 +648,10 @@ def _chat_jsonl(path: Path) -> Parsed:
         # One conversation saved as a JSON array of its messages (Cline's
         # api_conversation_history.json, a message dump), not a record per line.
         items = [("file", [item for _, item in items])]
+    # A run with no id of its own is named by its messages, so that importing the
+    # file again finds it; a later row of the file with the same messages (a run
+    # repeated word for word, another model's identical attempt) is another run.
+    unnamed: Counter[str] = Counter()
     for where, item in items:
         record = {"messages": item} if isinstance(item, list) else item
         _need(path, where, record, dict, "a conversation object or a list of messages")
@@ -677,9 +682,15 @@ def _chat_jsonl(path: Path) -> Parsed:
                          and not isinstance(record[k], bool) and str(record[k])), "")  # fmt: skip
         model = record.get("model") or record.get("model_name")
         exit_status = record.get("exit_status")
+        external_id = str(record.get("id") or record.get("trajectory_id")
+                          or record.get("traj_id") or "")[:200]  # fmt: skip
+        if not external_id:
+            external_id = f"chat-{_digest(messages)}"
+            unnamed[external_id] += 1
+            if unnamed[external_id] > 1:
+                external_id += f"-{unnamed[external_id]}"
         parsed.traces.append({
-            "external_id": str(record.get("id") or record.get("trajectory_id") or record.get("traj_id")
-                               or f"chat-{_digest(messages)}")[:200],
+            "external_id": external_id,
             "agent": str(record.get("agent") or model or "chat")[:200],
             "model": str(model or "")[:200],
             "task_key": task_key[:200],

@@ -2648,6 +2648,23 @@ def test_a_dataset_saved_as_parquet_imports_as_its_json_lines_do(tenant, tmp_pat
     ]
 
 
+def test_rows_with_no_id_and_the_same_messages_are_separate_runs(tenant, tmp_path):
+    """A dataset row with no id is named by its messages; two rows of one file
+    with the same messages (a run repeated word for word, two models' identical
+    attempts) are two runs, not a duplicate refused, and the file imported again
+    changes nothing."""
+    nebius = _swe_dataset_rows()[1]
+    rows = [nebius, {**nebius, "model_name": "swe-llama-2"}, nebius]
+    path = _parquet(tmp_path / "train-00000-of-00001.parquet", rows)
+    first = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert first.ok and first.created == 3, first.error
+    ids = sorted(Trace.objects.filter(workspace=tenant.workspace).values_list("external_id",
+                                                                             flat=True))  # fmt: skip
+    assert ids == [ids[0], f"{ids[0]}-2", f"{ids[0]}-3"]
+    again = traces_import_file(workspace=tenant.workspace, fmt="chat-jsonl", path=path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+
+
 def test_messages_a_dataset_stores_as_json_text_are_read(tenant, tmp_path):
     """Some datasets keep each conversation as a JSON string column (CoderForge's
     `messages`, with `trajectory_id`): read as the list it encodes; text that is
