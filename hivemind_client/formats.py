@@ -605,6 +605,12 @@ _ENDS_ON_COMMAND = re.compile(r"```(?:bash|sh|mswea_bash_command)?[ \t]*\n.*?```
 _FUNCTION_CALL = re.compile(r"<function=([^>\s]{1,200})>(.*?)</function>", re.S)
 _FUNCTION_PARAMETER = re.compile(r"<parameter=([^>\s]{1,200})>(.*?)</parameter>", re.S)
 _ENDS_ON_FUNCTION = re.compile(r"</function>\s*\Z")
+# What the harness wraps a call's result in when it hands it back as a user turn
+# (OpenHands' "EXECUTION RESULT of [execute_bash]:", SWE-agent's "OBSERVATION:"):
+# not the tool's output.
+_RESULT_WRAPPER = re.compile(
+    r"\A\s*(?:EXECUTION RESULT of \[[^\]\n]{1,200}\]:|OBSERVATION:)[ \t]*\n?"
+)
 
 
 def _text_actions(messages: list[Any]) -> bool:
@@ -1357,6 +1363,7 @@ def _mini_steps(messages: list[Any], path: Path) -> list[dict[str, Any]]:
             call = pending[0]
         if call is not None:
             pending = [c for c in pending if c is not call]
+            text = _RESULT_WRAPPER.sub("", text, count=1)
             call["output"] = text
             if error := _mini_error(message, text):
                 call["error"] = error
