@@ -583,11 +583,11 @@ def _chat_message(message: Any) -> Any:
     the call's JSON) an assistant tool call."""
     if not isinstance(message, dict):
         return message
-    role = message.get("role", message.get("from"))
+    # First of the names given a value: a dataset exported with every column
+    # (`Dataset.to_json`, pandas) has `"role": null` beside a ShareGPT `from`.
+    role = _first(message, "role", "from")
     role = _CHAT_ROLES.get(role, role) if isinstance(role, str) else role
-    content = message.get("content")
-    if content is None:
-        content = message.get("text", message.get("value"))
+    content = _first(message, "content", "text", "value")
     if role == "function_call":
         call = _args(content)
         call = call if isinstance(call, dict) else {"name": "", "arguments": content}
@@ -671,8 +671,7 @@ def _chat_jsonl(path: Path) -> Parsed:
         task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
         reward = record.get("reward")
         # A dataset's table has both columns, null where a row has no such verdict.
-        resolved = next((record[k] for k in ("resolved", "target") if record.get(k) is not None),
-                        None)  # fmt: skip
+        resolved = _first(record, "resolved", "target")
         if resolved in (0, 1) and not isinstance(resolved, float):
             resolved = bool(resolved)  # a dataset's 0/1 column
         status = record.get("status") or (

@@ -2640,14 +2640,26 @@ def test_a_dataset_saved_as_parquet_imports_as_its_json_lines_do(tenant, tmp_pat
     from hivemind_client.formats import parse
 
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    jsonl.write_text("".join(json.dumps({k: row.get(k) for k in columns}) + "\n" for row in rows))
-    outcomes = [(t["status"], t["agent"], t["task_key"]) for t in parse("chat-jsonl", jsonl).traces]
-    assert outcomes == [
-        (t.status, t.agent, t.task_key)
-        for t in sorted(
-            Trace.objects.filter(workspace=tenant.workspace), key=lambda t: t.task_key or "~"
+    fields = list(
+        dict.fromkeys(
+            key
+            for row in rows
+            for m in row.get("conversations", []) + row.get("trajectory", [])
+            for key in m
         )
-    ]
+    )  # every message field too, as a table's struct has
+
+    def full(row: dict) -> dict:
+        return {k: [{f: m.get(f) for f in fields} for m in row[k]] if k in ("trajectory",
+                "conversations") and k in row else row.get(k) for k in columns}  # fmt: skip
+
+    jsonl.write_text("".join(json.dumps(full(row)) + "\n" for row in rows))
+    read = [(t["status"], t["agent"], t["task_key"], [(s["kind"], s.get("name", "")) for s in
+             t["steps"]]) for t in parse("chat-jsonl", jsonl).traces]  # fmt: skip
+    stored = sorted(Trace.objects.filter(workspace=tenant.workspace),
+                    key=lambda t: t.task_key or "~")  # fmt: skip
+    assert read == [(t.status, t.agent, t.task_key, list(t.steps.order_by("index").values_list(
+        "kind", "name"))) for t in stored]  # fmt: skip
 
 
 def test_rows_with_no_id_and_the_same_messages_are_separate_runs(tenant, tmp_path):
