@@ -2802,7 +2802,9 @@ def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, 
             continue
         output = _text(event.get("content") if "content" in event else event.get("message"))
         extras = _obj(event.get("extras"))
-        exit_code = extras.get("exit_code", _obj(extras.get("metadata")).get("exit_code"))
+        exit_code = _first(extras, "exit_code")
+        if exit_code is None:  # the SDK's events keep it in the metadata
+            exit_code = _obj(extras.get("metadata")).get("exit_code")
         error = (
             (output or "error")
             if observation == "error"
