@@ -1870,7 +1870,7 @@ def _openhands_v0(instance: str, resolved: object = None) -> dict:
              "tool_call_metadata": {"function_name": "execute_bash", "tool_call_id": "toolu_01"}},
             {"id": 4, "timestamp": "2024-10-28T17:02:50", "source": "agent", "observation": "run",
              "cause": 3, "content": "ImportError: cannot import name 'URLValidator'",
-             "extras": {"metadata": {"exit_code": 1}}},
+             "extras": {"exit_code": None, "metadata": {"exit_code": 1}}},  # null as exported
             {"id": 5, "timestamp": "2024-10-28T17:03:00", "source": "agent", "action": "edit",
              "args": {"path": "validators.py", "command": "str_replace", "old_str": "$"},
              "tool_call_metadata": {"function_name": "str_replace_editor"}},
