@@ -102,7 +102,8 @@ DIAGNOSER_VERSION = (
     # 25: a shell call's command is its command argument (Claude Code's Bash, Terminus'
     #     keystrokes), not the JSON of all its arguments; coding agents' shell tools by
     #     their own names are generic (no instruction about calling or avoiding them)
-    "offline-25"
+    # 26: an output headed by a bare "ERROR:" is named by the line under it
+    "offline-26"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

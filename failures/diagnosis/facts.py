@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from traces.errors import ERROR_MESSAGE, decisive_line, error_ends
+from traces.errors import BARE_STATUS, ERROR_MESSAGE, decisive_line, error_ends
 
 from ..signatures import normalise
 
@@ -278,7 +278,10 @@ def silent_error(output: Any) -> tuple[str, str] | None:
             return f"http {next(g for g in http.groups() if g)}", line.strip()[:500]
     for line in edges:
         if ERROR_MESSAGE.search(line):
-            return _message_kind(line), line.strip()[:500]
+            # A bare label ("ERROR:", as OpenHands' and SWE-agent's file editor
+            # write it) heads the line that says what went wrong.
+            said = decisive_line(text) if BARE_STATUS.match(line) else line.strip()
+            return _message_kind(said), said[:500]
     return None
 
 

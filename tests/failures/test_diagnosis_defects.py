@@ -433,3 +433,16 @@ def test_a_shell_calls_command_is_its_command_argument_not_all_its_arguments():
     assert all(is_generic(t) for t in ("bash_command", "execute_bash", "exec_command", "Bash"))
     assert is_generic("mark_task_complete")  # Terminus ending its run, like `submit`
     assert not is_generic("get_order_details")
+
+
+def test_an_output_headed_by_a_bare_error_label_is_named_by_the_line_under_it():
+    """OpenHands' and SWE-agent's file editor answer "ERROR:" on a line of its own,
+    then what went wrong: the error is that line (before: "ERROR:", kind "error",
+    the same for every such failure of every tool)."""
+    from failures.diagnosis.facts import silent_error
+
+    output = "ERROR:\nInvalid `path` parameter: /repo/x.py. The path /repo/x.py does not exist."
+    kind, text = silent_error(output) or ("", "")
+    assert kind.startswith("invalid path parameter") and text.startswith("Invalid `path`")
+    # A label with the error on its own line still reads as before.
+    assert silent_error("error: pathspec 'main' did not match")[1].startswith("error: pathspec")
