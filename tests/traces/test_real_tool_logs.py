@@ -1,0 +1,66 @@
+"""Files the tools themselves wrote (tests/traces/real_logs/README.md), imported as
+a user would: what each run says, where it failed, and that importing again
+changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traces.importing import traces_import_file
+from traces.models import Trace
+
+LOGS = Path(__file__).parent / "real_logs"
+
+
+def _runs(workspace) -> dict:  # type: ignore[no-untyped-def]
+    return {t.external_id: t for t in Trace.objects.filter(workspace=workspace)}
+
+
+def test_an_inspect_eval_archive(tenant):
+    path = next((LOGS / "inspect-0.3.285").glob("*.eval"))
+    result = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert result.ok and result.created == 2, result.error
+    runs = sorted(_runs(tenant.workspace).values(), key=lambda t: t.task_key)
+    assert [(t.task_key, t.status, t.task) for t in runs] == [
+        ("task/s1", "succeeded", "Where is order A1?"),
+        ("task/s2", "failed", "Where is order B2?"),
+    ]
+    assert [c["passed"] for t in runs for c in t.checks] == [True, False]
+    calls = [list(t.steps.filter(kind="tool_call").values_list("name", "input", "output", "error"))
+             for t in runs]  # fmt: skip
+    assert calls == [
+        [("lookup", {"order_id": "A1"}, "order A1: 2 items, shipped", "")],
+        [("lookup", {"order_id": "missing"}, "", "order not found: missing")],
+    ]
+    again = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+
+
+def test_mini_swe_agent_trajectories(tenant):
+    folder = LOGS / "mini-swe-agent-2.4.6"
+    for path in sorted(folder.glob("*/*.traj.json")):
+        result = traces_import_file(workspace=tenant.workspace, fmt="swe-agent", path=path)
+        assert result.ok and result.created == 1, result.error
+    runs = {t.task_key: t for t in _runs(tenant.workspace).values()}
+    submitted, stopped = runs["swe:acme__utils-1"], runs["swe:acme__utils-2"]
+    # No SWE-bench report beside them: a submitted run's outcome is not known; one
+    # stopped by its step limit never submitted a patch.
+    assert (submitted.status, stopped.status) == ("unknown", "failed")
+    assert submitted.metadata["exit_status"] == "Submitted"
+    assert submitted.task.startswith("<pr_description>")
+    tools = list(submitted.steps.filter(kind="tool_call").order_by("index")
+                 .values_list("name", "input", "error"))  # fmt: skip
+    assert [(name, args["command"]) for name, args, _ in tools] == [
+        ("bash", "ls -la"), ("bash", "cat src/utils.py"),
+        ("bash", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"),
+    ]  # fmt: skip
+    assert [bool(error) for *_, error in tools] == [False, True, False]
+    assert "No such file or directory" in tools[1][2]
+    # The text-action run: each command a call named by its program, its end an error.
+    steps = list(stopped.steps.order_by("index").values_list("kind", "name"))
+    assert steps.count(("tool_call", "python")) == 3
+    assert steps[-1][0] == "error"
+    assert "LimitsExceeded" in stopped.steps.get(kind="error").error
+    for path in sorted(folder.glob("*/*.traj.json")):
+        again = traces_import_file(workspace=tenant.workspace, fmt="swe-agent", path=path)
+        assert again.unchanged == 1
