@@ -137,8 +137,11 @@ Formats (`FORMATS`):
 - `otlp-json`: OTLP/JSON span exports, one `ExportTraceServiceRequest` per line
   as the OpenTelemetry Collector's file exporter writes them (or one document):
   each trace id is a run named by the hex trace id, as the OTLP endpoint names
-  it, its spans steps by the endpoint's rule (`span_role`), `service.name` the
-  agent, the root span's status the outcome and its input the task.
+  it (ids protobuf's generic JSON mapping wrote in base64 are read as hex), its
+  spans steps by the endpoint's rule (`span_role`; a tool span whose input is
+  the Python call smolagents' instrumentation records has its keyword arguments
+  as its input), `service.name` the agent, the root span's status the outcome
+  and its input the task.
 
 - `atif`: Agent Trajectory Interchange Format (ATIF-v1.x) trajectories, what
   Harbor writes for every agent it runs (Terminal-Bench): `<trial>/agent/
@@ -221,6 +224,7 @@ that is wrong; a caller imports a file whole or not at all.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import glob
@@ -2145,9 +2149,9 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
     ):
         kind = "tool_call"
         name = _first(attrs, "gen_ai.tool.name", "tool.name", "traceloop.entity.name") or span_name
-        step_input = _first(
+        step_input = _python_call_arguments(_first(
             attrs, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input"
-        )
+        ))  # fmt: skip
         output = _first(attrs, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
     elif (operation in _LLM_OPERATIONS or oi_kind == "LLM"
           or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
@@ -2169,6 +2173,27 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
               or _count(attrs.get("gen_ai.usage.prompt_tokens")) + _count(attrs.get("gen_ai.usage.completion_tokens"))
               or _count(attrs.get("llm.usage.total_tokens")))  # fmt: skip
     return kind, str(name)[:200], step_input, output, tokens
+
+
+# smolagents' OpenInference instrumentation records a tool span's input as the
+# Python call it wrapped: `{"args": [], "sanitize_inputs_outputs": true, "kwargs":
+# {"order_id": "B2"}}`. The call's arguments are its keyword arguments.
+_PYTHON_CALL = {"args", "kwargs", "sanitize_inputs_outputs"}
+
+
+def _python_call_arguments(value: Any) -> Any:
+    """A tool span's input, with a recorded Python call (no positional arguments)
+    read as its keyword arguments, as JSON text (the callers parse and bound it)."""
+    if not (isinstance(value, str) and value[:1] == "{" and '"kwargs"' in value):
+        return value
+    try:
+        call = json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        return value
+    if (isinstance(call, dict) and "kwargs" in call and set(call) <= _PYTHON_CALL
+            and isinstance(call["kwargs"], dict) and not call.get("args")):  # fmt: skip
+        return json.dumps(call["kwargs"], ensure_ascii=False)
+    return value
 
 
 def span_event_error(name: str, attributes: dict[str, Any]) -> str | None:
@@ -2674,6 +2699,23 @@ def _otlp_nanos(value: Any) -> int | None:
     return None
 
 
+_HEX_ID = re.compile(r"\A[0-9a-fA-F]+\Z")
+
+
+def _otlp_id(value: Any) -> str:
+    """A trace or span id as hex, as OTLP/JSON writes it; one written by protobuf's
+    generic JSON mapping (`MessageToJson`, base64 of its 16 or 8 bytes) is turned
+    to hex, so the run is named as `/v1/traces` names it."""
+    text = str(value or "")
+    if not text or _HEX_ID.match(text) or len(text) not in (12, 24):
+        return text
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return text
+    return raw.hex() if len(raw) in (8, 16) else text
+
+
 def _otlp_json(path: Path) -> Parsed:
     """OTLP/JSON `ExportTraceServiceRequest` documents, one per line as the
     OpenTelemetry Collector's file exporter writes them (or one document): the
@@ -2692,13 +2734,14 @@ def _otlp_json(path: Path) -> Parsed:
             for scope in _items(path, where, scopes, '"scopeSpans"'):
                 for span in _items(path, where, obj(scope).get("spans"), '"spans"'):
                     _need(path, where, span, dict, "a span object")
-                    trace_id = str(span.get("traceId") or "")
+                    trace_id = _otlp_id(span.get("traceId"))
                     status = obj(span.get("status"))
                     run = runs.setdefault(trace_id, {"trace_id": trace_id or None, "spans": [],
                                                      "resource_attributes": resource,
                                                      "_source": "otlp-json"})  # fmt: skip
                     run["spans"].append({
-                        "span_id": span.get("spanId"), "parent_span_id": span.get("parentSpanId") or None,
+                        "span_id": _otlp_id(span.get("spanId")) or None,
+                        "parent_span_id": _otlp_id(span.get("parentSpanId")) or None,
                         "span_name": span.get("name"),
                         "start_time": _otlp_nanos(span.get("startTimeUnixNano")),
                         "end_time": _otlp_nanos(span.get("endTimeUnixNano")),

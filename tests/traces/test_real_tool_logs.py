@@ -64,3 +64,43 @@ def test_mini_swe_agent_trajectories(tenant):
     for path in sorted(folder.glob("*/*.traj.json")):
         again = traces_import_file(workspace=tenant.workspace, fmt="swe-agent", path=path)
         assert again.unchanged == 1
+
+
+def _span_steps(trace: Trace) -> list[tuple]:
+    return list(trace.steps.order_by("index").values_list(
+        "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip
+
+
+def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
+    """Spans smolagents' OpenInference instrumentation made, encoded by the
+    OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
+    read as hex) and posted to `/v1/traces` as protobuf, they give the same runs,
+    named by the same trace ids. A tool's recorded Python call is read as its
+    keyword arguments; its exception is its error, counted where it happened."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    path = LOGS / "smolagents-1.26.0" / "spans.jsonl"
+    result = traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path)
+    assert result.ok and result.created == 2, result.error
+    for line in path.read_text().splitlines():
+        body = json_format.Parse(line, ExportTraceServiceRequest()).SerializeToString()
+        response = client.post("/v1/traces", body, content_type="application/x-protobuf",
+                               headers={"x-hivemind-api-key": other_tenant.key})  # fmt: skip
+        assert response.status_code == 200
+    by_file, by_otlp = _runs(tenant.workspace), _runs(other_tenant.workspace)
+    assert sorted(by_file) == sorted(by_otlp)
+    assert all(len(key) == 32 and int(key, 16) for key in by_file)
+    for key, trace in by_file.items():
+        assert _span_steps(trace) == _span_steps(by_otlp[key])
+        assert (trace.agent, trace.status) == ("support-agent", "succeeded")
+    failed = next(t for t in by_file.values() if t.task == "Where is order B2?")
+    tool = failed.steps.get(name="lookup_order")
+    assert (tool.kind, tool.input, tool.error) == (
+        "tool_call",
+        {"order_id": "B2"},
+        "ValueError: order not found: B2",
+    )
+    assert failed.steps.exclude(error="").count() == 1  # not again on its agent step
