@@ -2175,6 +2175,53 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
     return kind, str(name)[:200], step_input, output, tokens
 
 
+_ENVELOPE_TASK_KEYS = ("task", "input", "question", "query")
+
+
+def input_task(value: Any) -> str:
+    """The task an agent or root span's input states: its text, or, when the input
+    is a framework's envelope, the request in it: `task` (smolagents), `input` or
+    `question` (LangChain's agents), else the first user message of `messages`
+    (LangGraph's `{"messages": [["user", "..."]]}`, OpenAI's role and content,
+    LangChain's serialized messages). Used by the file importer and the OTLP
+    receiver alike."""
+    parsed = value
+    if isinstance(value, str) and value[:1] == "{":
+        try:
+            parsed = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return value[:100_000]
+    if not isinstance(parsed, dict):
+        return _text(value, 100_000)
+    for key in _ENVELOPE_TASK_KEYS:
+        if isinstance(parsed.get(key), str) and parsed[key].strip():
+            return parsed[key][:100_000]
+    for message in _list(parsed.get("messages")):
+        role, text = _envelope_message(message)
+        if role in ("user", "human") and text:
+            return text[:100_000]
+    return _text(value, 100_000)
+
+
+def _envelope_message(message: Any) -> tuple[str, str]:
+    """(role, text) of a message in a framework's input: `["user", text]`,
+    `{"role", "content"}`, LangChain's `{"type": "human", "data": {"content"}}` or
+    its serialized `{"id": [..., "HumanMessage"], "kwargs": {"content"}}`."""
+    if isinstance(message, list | tuple) and len(message) == 2 and isinstance(message[0], str):
+        return message[0].lower(), _text(message[1])
+    if not isinstance(message, dict):
+        return "", ""
+    data, kwargs = _obj(message.get("data")), _obj(message.get("kwargs"))
+    ids = message.get("id") if isinstance(message.get("id"), list) else []
+    role = (message.get("role") or data.get("type")
+            or (str(ids[-1]).removesuffix("Message") if ids else message.get("type")))  # fmt: skip
+    content = _first(message, "content") or _first(data, "content") or _first(kwargs, "content")
+    if isinstance(content, list):  # content parts: their text
+        content = " ".join(_text(part.get("text")) for part in content
+                           if isinstance(part, dict) and part.get("type") == "text")  # fmt: skip
+    return str(role or "").lower(), _text(content)
+
+
 # smolagents' OpenInference instrumentation records a tool span's input as the
 # Python call it wrapped: `{"args": [], "sanitize_inputs_outputs": true, "kwargs":
 # {"order_id": "B2"}}`. The call's arguments are its keyword arguments.
@@ -2386,11 +2433,11 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     for row in roots + rows:
         value = row["input"]
         if str(row["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT" and value:
-            task = _text(obj(value).get("task") if isinstance(value, dict) else value, 100_000)
+            task = input_task(value)
             if task:
                 break
     # No agent span says it: the root span's input, as the OTLP endpoint reads it.
-    task = task or next((_text(r["input"], 100_000) for r in roots if r["input"]), "")
+    task = task or next((input_task(r["input"]) for r in roots if r["input"]), "")
     resource = _flat_attributes(
         run.get("resource_attributes") or flat_first(spans, "resource_attributes")
     )

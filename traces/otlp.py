@@ -36,7 +36,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from hivemind_client.formats import span_event_error, span_role
+from hivemind_client.formats import input_task, span_event_error, span_role
 from workspaces.textsafety import json_too_deep
 
 PROTOBUF = "application/x-protobuf"
@@ -253,7 +253,7 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
             trace["status"] = "failed"
         elif span.status.code == Status.STATUS_CODE_OK:
             trace["status"] = "succeeded"
-        task = attrs.get("input.value") or prompt
+        task = (input_task(attrs["input.value"]) if attrs.get("input.value") else "") or prompt
         if task:
             trace["task"] = str(task)[:MAX_TEXT]
             trace["_task_from_root"] = True

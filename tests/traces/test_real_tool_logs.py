@@ -71,18 +71,13 @@ def _span_steps(trace: Trace) -> list[tuple]:
         "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip
 
 
-def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
-    """Spans smolagents' OpenInference instrumentation made, encoded by the
-    OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
-    read as hex) and posted to `/v1/traces` as protobuf, they give the same runs,
-    named by the same trace ids. A tool's recorded Python call is read as its
-    keyword arguments; its exception is its error, counted where it happened."""
+def _by_file_and_over_otlp(client, tenant, other_tenant, path: Path) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+    """The runs of an OTLP/JSON file imported, and its exports posted as protobuf."""
     from google.protobuf import json_format
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
 
-    path = LOGS / "smolagents-1.26.0" / "spans.jsonl"
     result = traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path)
     assert result.ok and result.created == 2, result.error
     for line in path.read_text().splitlines():
@@ -95,6 +90,35 @@ def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant
     assert all(len(key) == 32 and int(key, 16) for key in by_file)
     for key, trace in by_file.items():
         assert _span_steps(trace) == _span_steps(by_otlp[key])
+        assert (trace.task, trace.status) == (by_otlp[key].task, by_otlp[key].status)
+    return by_file, by_otlp
+
+
+def test_langgraph_spans_name_the_users_request_and_the_failing_tool(client, tenant, other_tenant):
+    """A LangGraph ReAct agent's spans (OpenInference's LangChain instrumentation):
+    the task is the user's message inside the graph's input envelope (before: the
+    envelope's JSON), the model call an LLM call with its tokens, and the tool
+    error that ended one run is counted once, on the tool, the run failed."""
+    path = LOGS / "langgraph-1.2.24" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    ok, failed = runs["Where is order A1?"], runs["Where is order B2?"]
+    assert (ok.status, failed.status, ok.agent) == ("succeeded", "failed", "refund-graph")
+    assert list(ok.steps.filter(kind="llm_call").values_list("tokens", flat=True)) == [135, 135]
+    errors = list(failed.steps.exclude(error="").values_list("kind", "name", "error"))
+    assert errors == [("tool_call", "lookup_order", "ValueError: order not found: B2")]
+
+
+def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
+    """Spans smolagents' OpenInference instrumentation made, encoded by the
+    OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
+    read as hex) and posted to `/v1/traces` as protobuf, they give the same runs,
+    named by the same trace ids. A tool's recorded Python call is read as its
+    keyword arguments; its exception is its error, counted where it happened."""
+    path = LOGS / "smolagents-1.26.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    for trace in by_file.values():
         assert (trace.agent, trace.status) == ("support-agent", "succeeded")
     failed = next(t for t in by_file.values() if t.task == "Where is order B2?")
     tool = failed.steps.get(name="lookup_order")
