@@ -103,7 +103,9 @@ DIAGNOSER_VERSION = (
     #     keystrokes), not the JSON of all its arguments; coding agents' shell tools by
     #     their own names are generic (no instruction about calling or avoiding them)
     # 26: an output headed by a bare "ERROR:" is named by the line under it
-    "offline-26"
+    # 27: a framework's own span (agent, chain, graph node) is a framework step, not a
+    #     call: not counted, compared or repeated; its own error still counts
+    "offline-27"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

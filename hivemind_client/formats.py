@@ -2131,9 +2131,11 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
     `input.value`), OpenTelemetry GenAI (`gen_ai.operation.name`, `gen_ai.tool.*`,
     `gen_ai.*.messages`) and OpenLLMetry/Traceloop (`traceloop.span.kind`,
     `traceloop.entity.*`, `llm.request.type`). A tool span is a tool call named by
-    its tool; a model span an LLM call named by its model; any other span (an
-    agent, a workflow, a chain) a call named by the span. Used by the file
-    importer and the OTLP receiver alike."""
+    its tool; a model span an LLM call named by its model; a span of the
+    framework's own structure (an agent, a chain, a graph node, a workflow) a
+    framework step ("span"), which the diagnosis does not count as a call; any
+    other span a call named by the span. Used by the file importer and the OTLP
+    receiver alike."""
     operation = str(attrs.get("gen_ai.operation.name") or "").lower()
     oi_kind = str(attrs.get("openinference.span.kind") or "").upper()
     loop_kind = str(attrs.get("traceloop.span.kind") or "").lower()
@@ -2164,7 +2166,13 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
         step_input = _first(attrs, "gen_ai.input.messages", "input.value")
         output = _first(attrs, "gen_ai.output.messages", "output.value")
     else:
-        kind = "tool_call"
+        # A span that says it is the framework's own structure (an agent run, a
+        # chain or graph node, a workflow) holds the agent's calls and is not one;
+        # a span that says nothing of itself (plain OpenTelemetry) may be the only
+        # record of an action, and stays a call named by the span.
+        structure = (oi_kind in ("CHAIN", "AGENT") or operation in _AGENT_OPERATIONS
+                     or loop_kind in ("workflow", "agent"))  # fmt: skip
+        kind = "span" if structure else "tool_call"
         name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
         step_input = _first(attrs, "input.value") if entity_in is None else entity_in
         output = _first(attrs, "output.value") if entity_out is None else entity_out
@@ -2558,8 +2566,9 @@ _LANGFUSE_TOOL = {"TOOL", "RETRIEVER"}
 
 def _langfuse_span(observation: dict[str, Any]) -> dict[str, Any]:
     """A Langfuse observation as a span the span reader takes: a GENERATION a model
-    call, a TOOL a tool call, any other (SPAN, AGENT, CHAIN, EVENT) a step named by
-    its name; level ERROR is an error status with its status message."""
+    call, a TOOL a tool call, an AGENT or CHAIN a framework step, any other (SPAN,
+    EVENT, RETRIEVER, ...) a call named by its name, as a plain span is; level
+    ERROR is an error status with its status message."""
     kind = str(observation.get("type") or "SPAN").upper()
     usage = obj(observation.get("usageDetails")) or obj(observation.get("usage"))
     attributes: dict[str, Any] = {"input.value": observation.get("input"),
@@ -2571,7 +2580,7 @@ def _langfuse_span(observation: dict[str, Any]) -> dict[str, Any]:
     elif kind in _LANGFUSE_TOOL:
         attributes |= {"openinference.span.kind": "TOOL", "tool.name": observation.get("name")}
     else:
-        attributes["openinference.span.kind"] = "AGENT" if kind == "AGENT" else "CHAIN"
+        attributes["openinference.span.kind"] = kind if kind in ("AGENT", "CHAIN") else "UNKNOWN"
     failed = str(observation.get("level") or "").upper() == "ERROR"
     return {
         "span_id": observation.get("id"), "parent_span_id": observation.get("parentObservationId"),
@@ -2637,7 +2646,8 @@ def _langsmith_parent(run: dict[str, Any]) -> str:
 def _langsmith_span(run: dict[str, Any]) -> dict[str, Any]:
     """A LangSmith run as a span the span reader takes (its child runs as child
     spans): `run_type` llm a model call named by its model, tool (and retriever) a
-    tool call, any other a step named by its name; `error` its error."""
+    tool call, any other (chain, prompt, parser) a framework step named by its
+    name; `error` its error."""
     kind = str(run.get("run_type") or "chain").lower()
     extra = obj(run.get("extra"))
     attributes: dict[str, Any] = {

@@ -28,6 +28,9 @@ class StepKind(models.TextChoices):
     TOOL_RESULT = "tool_result", "Tool result"
     ASSISTANT_MESSAGE = "assistant_message", "Assistant message"
     ERROR = "error", "Error"
+    # A span a framework makes for its own structure (an agent run, a graph node, a
+    # chain, a loop's turn), which holds the agent's calls but is not one of them.
+    SPAN = "span", "Framework step"
 
 
 class Trace(models.Model):

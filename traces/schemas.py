@@ -15,7 +15,7 @@ from ninja import Schema
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 StepKindIn = Literal[
-    "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error"
+    "user_prompt", "llm_call", "tool_call", "tool_result", "assistant_message", "error", "span"
 ]
 TraceStatusIn = Literal["running", "succeeded", "failed", "unknown"]
 

@@ -406,6 +406,14 @@ def trace_facts(steps: list[StepView]) -> TraceFacts:
                 )
             )
             continue
+        if step.kind == "span":
+            # A framework's own step (an agent run, a graph node): not a call. Its
+            # error is one only when it raised it itself (a call's error inside it
+            # is counted on the call, not again here).
+            if step.error:
+                facts.errors.append(ErrorEvent(
+                    step.index, step.name, _message_kind(step.error), error_ends(step.error), True))  # fmt: skip
+            continue
         if step.kind not in {"tool_call", "tool_result"} or not step.name:
             continue
         if step.name.startswith("user."):

@@ -446,3 +446,22 @@ def test_an_output_headed_by_a_bare_error_label_is_named_by_the_line_under_it():
     assert kind.startswith("invalid path parameter") and text.startswith("Invalid `path`")
     # A label with the error on its own line still reads as before.
     assert silent_error("error: pathspec 'main' did not match")[1].startswith("error: pathspec")
+
+
+def test_a_frameworks_own_spans_are_not_calls_but_their_own_errors_count():
+    """LangGraph's nodes, smolagents' turns, an agent's run span: framework steps
+    ("span"), which hold the calls. Before, each was a "tool call" named `agent`,
+    `call_model` or `should_continue`, counted, compared and repeated as one."""
+    steps = [
+        _call(0, "LangGraph", {"messages": []}, kind="span"),
+        _call(1, "call_model", {"messages": []}, kind="span"),
+        _call(2, "lookup_order", {"order_id": "B2"}, error="ValueError: order not found"),
+        _call(3, "should_continue", {"messages": []}, kind="span"),
+        _call(4, "should_continue", {"messages": []}, kind="span"),
+    ]
+    facts = trace_facts(steps)
+    assert [c.name for c in facts.calls] == ["lookup_order"]
+    assert facts.repeats == [] and [e.step for e in facts.errors] == [2]
+    # A span that raised an error of its own (none of its calls did) still counts.
+    steps.append(_call(5, "parse_output", {}, error="OutputParserException: bad JSON", kind="span"))
+    assert [e.tool for e in trace_facts(steps).errors] == ["lookup_order", "parse_output"]

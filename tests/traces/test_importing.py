@@ -1343,8 +1343,8 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
     assert trace.task == "What is the total in the report?"
     steps = _steps(trace, "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms")
     assert steps == [
-        (0, "tool_call", "CodeAgent.run", None, "", None, None),
-        (1, "tool_call", "agent step", 0, "", None, None),
+        (0, "span", "CodeAgent.run", None, "", None, None),
+        (1, "span", "agent step", 0, "", None, None),
         (2, "llm_call", "gpt-4o", 1, "", 812, 1500.0),
         (3, "tool_call", "inspect_file_as_text", 1, "FileNotFoundError: data/report.pdf", None, None),
     ]  # fmt: skip
@@ -1502,7 +1502,7 @@ def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_
     )
     steps = _steps(failed, "kind", "name", "parent_index", "error", "tokens")
     assert steps == [
-        ("tool_call", "invoke_agent", None, "", None),
+        ("span", "invoke_agent", None, "", None),
         ("llm_call", "claude-haiku-4-5", 0, "", 150),
         ("tool_call", "payments.refund", 0, "RuntimeError: 429 Too Many Requests", None),
     ]  # fmt: skip
@@ -1549,7 +1549,7 @@ def test_a_phoenix_span_table_imports_a_run_per_trace_id(tenant, tmp_path):
     steps = [(*row[:5], round(row[5])) for row in trace.steps.order_by("index").values_list(
         "kind", "name", "parent_index", "error", "tokens", "duration_ms")]  # fmt: skip
     assert steps == [
-        ("tool_call", "AgentExecutor", None, "", None, 3000),
+        ("span", "AgentExecutor", None, "", None, 3000),
         ("llm_call", "gpt-4o", 0, "", 150, 400),
         ("tool_call", "refund", 0, "RuntimeError: 429 Too Many Requests", None, 1000),
     ]  # fmt: skip
@@ -1610,7 +1610,7 @@ def test_a_langfuse_trace_export_imports_its_observations_as_steps(tenant, tmp_p
     assert [(c["name"], c["passed"]) for c in trace.checks] == [("resolved", False)]
     steps = _steps(trace, "kind", "name", "parent_index", "error", "tokens")
     assert steps == [
-        ("tool_call", "support-agent", None, "", None),
+        ("span", "support-agent", None, "", None),
         ("llm_call", "gpt-4o", 0, "", 110),
         ("tool_call", "lookup_order", 0, "404 order not found", None),
         ("tool_call", "user-feedback", 0, "", None),
@@ -1709,7 +1709,7 @@ def test_langsmith_runs_import_a_run_per_trace_with_their_children_as_steps(tena
                              "detail": "average 0.0 over 1"}]  # fmt: skip
     steps = _steps(trace, "kind", "name", "parent_index", "error", "tokens")
     assert steps == [
-        ("tool_call", "RefundAgent", None, "", None),
+        ("span", "RefundAgent", None, "", None),
         ("llm_call", "gpt-4o-mini", 0, "", 140),
         ("tool_call", "refund", 0, "ToolException: refund failed", None),
     ]  # fmt: skip

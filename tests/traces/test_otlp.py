@@ -335,7 +335,7 @@ def test_openllmetry_spans_are_model_calls_tools_and_workflows_by_their_own_attr
     steps = list(Step.objects.filter(trace=trace).order_by("index")
                  .values_list("kind", "name", "input", "output", "tokens"))  # fmt: skip
     assert steps == [
-        ("tool_call", "weather_flow", {"city": "Paris"}, None, None),
+        ("span", "weather_flow", {"city": "Paris"}, None, None),
         ("llm_call", "gpt-4o-mini", None, None, 62),
         ("tool_call", "get_weather", {"city": "Paris"}, {"error": "city not found"}, None),
     ]

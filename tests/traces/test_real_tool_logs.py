@@ -106,6 +106,14 @@ def test_langgraph_spans_name_the_users_request_and_the_failing_tool(client, ten
     ok, failed = runs["Where is order A1?"], runs["Where is order B2?"]
     assert (ok.status, failed.status, ok.agent) == ("succeeded", "failed", "refund-graph")
     assert list(ok.steps.filter(kind="llm_call").values_list("tokens", flat=True)) == [135, 135]
+    # The graph, its nodes and its routing are framework steps; the agent's one call
+    # is the tool's.
+    assert list(ok.steps.filter(kind="tool_call").values_list("name", flat=True)) == [
+        "lookup_order"
+    ]
+    assert {"LangGraph", "agent", "call_model", "should_continue", "tools"} <= set(
+        ok.steps.filter(kind="span").values_list("name", flat=True)
+    )
     errors = list(failed.steps.exclude(error="").values_list("kind", "name", "error"))
     assert errors == [("tool_call", "lookup_order", "ValueError: order not found: B2")]
 
@@ -120,6 +128,12 @@ def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant
     by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
     for trace in by_file.values():
         assert (trace.agent, trace.status) == ("support-agent", "succeeded")
+        calls = trace.steps.filter(kind="tool_call").order_by("index")
+        assert list(calls.values_list("name", flat=True)) == ["lookup_order", "final_answer"]
+        assert set(trace.steps.filter(kind="span").values_list("name", flat=True)) == {
+            "ToolCallingAgent.run",
+            "agent step",
+        }
     failed = next(t for t in by_file.values() if t.task == "Where is order B2?")
     tool = failed.steps.get(name="lookup_order")
     assert (tool.kind, tool.input, tool.error) == (
