@@ -2177,10 +2177,45 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
         step_input = _first(attrs, "input.value") if entity_in is None else entity_in
         output = _first(attrs, "output.value") if entity_out is None else entity_out
     tokens = (_count(attrs.get("llm.token_count.total"))
+              or _count(attrs.get("llm.token_count.prompt")) + _count(attrs.get("llm.token_count.completion"))
               or _count(attrs.get("gen_ai.usage.input_tokens")) + _count(attrs.get("gen_ai.usage.output_tokens"))
               or _count(attrs.get("gen_ai.usage.prompt_tokens")) + _count(attrs.get("gen_ai.usage.completion_tokens"))
               or _count(attrs.get("llm.usage.total_tokens")))  # fmt: skip
     return kind, str(name)[:200], step_input, output, tokens
+
+
+def attributes_user_prompt(attrs: dict[str, Any]) -> str:
+    """The first user message a span's attributes carry, in any of the conventions
+    in use: `gen_ai.input.messages`, indexed `gen_ai.prompt.N.*` and
+    `llm.input_messages.N.message.*`. Used by the file importer and the OTLP
+    receiver alike (which also reads a `gen_ai.user.message` event)."""
+    found = _first_user_message(attrs.get("gen_ai.input.messages"))
+    if found:
+        return found
+    for prefix, role, content in (("gen_ai.prompt", "role", "content"),
+                                  ("llm.input_messages", "message.role", "message.content")):  # fmt: skip
+        for i in range(50):
+            if f"{prefix}.{i}.{content}" not in attrs:
+                break
+            if str(attrs.get(f"{prefix}.{i}.{role}", "user")) == "user":
+                return str(attrs[f"{prefix}.{i}.{content}"])
+    return ""
+
+
+def _first_user_message(messages: Any) -> str:
+    messages = _span_value(messages)
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "user":
+                parts = message.get("parts") or message.get("content")
+                if isinstance(parts, list):
+                    return " ".join(
+                        str(p.get("content", p.get("text", "")))
+                        for p in parts
+                        if isinstance(p, dict)
+                    )
+                return str(parts or "")
+    return ""
 
 
 _ENVELOPE_TASK_KEYS = ("task", "input", "question", "query")
@@ -2444,8 +2479,12 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
             task = input_task(value)
             if task:
                 break
-    # No agent span says it: the root span's input, as the OTLP endpoint reads it.
+    # No agent span says it: the root span's input, else the first user message of
+    # the earliest span that carries one, as the OTLP endpoint reads them.
     task = task or next((input_task(r["input"]) for r in roots if r["input"]), "")
+    if not task:
+        timed = sorted(rows, key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
+        task = next((found for r in timed if (found := attributes_user_prompt(r["_attrs"]))), "")
     resource = _flat_attributes(
         run.get("resource_attributes") or flat_first(spans, "resource_attributes")
     )

@@ -36,7 +36,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from hivemind_client.formats import input_task, span_event_error, span_role
+from hivemind_client.formats import (
+    attributes_user_prompt,
+    input_task,
+    span_event_error,
+    span_role,
+)
 from workspaces.textsafety import json_too_deep
 
 PROTOBUF = "application/x-protobuf"
@@ -265,19 +270,12 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
 
 
 def user_prompt(span: Span, attrs: dict[str, Any]) -> str:
-    """The first user message a span carries, in any of the conventions in use:
-    `gen_ai.input.messages`, indexed `gen_ai.prompt.N.*` and
-    `llm.input_messages.N.message.*` attributes, or a `gen_ai.user.message` event."""
-    found = _first_user_message(attrs.get("gen_ai.input.messages"))
+    """The first user message a span carries: in its attributes, by the file
+    importer's rule (`formats.attributes_user_prompt`), or a `gen_ai.user.message`
+    event."""
+    found = attributes_user_prompt(attrs)
     if found:
         return found
-    for prefix, role, content in (("gen_ai.prompt", "role", "content"),
-                                  ("llm.input_messages", "message.role", "message.content")):  # fmt: skip
-        for i in range(50):
-            if f"{prefix}.{i}.{content}" not in attrs:
-                break
-            if str(attrs.get(f"{prefix}.{i}.{role}", "user")) == "user":
-                return str(attrs[f"{prefix}.{i}.{content}"])
     for event in span.events:
         if event.name == "gen_ai.user.message":
             a = _attrs(event.attributes)
@@ -285,20 +283,4 @@ def user_prompt(span: Span, attrs: dict[str, Any]) -> str:
             if text:
                 parsed = _maybe_json(text)
                 return str(parsed.get("content", text) if isinstance(parsed, dict) else text)
-    return ""
-
-
-def _first_user_message(messages: Any) -> str:
-    messages = _maybe_json(messages)
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict) and message.get("role") == "user":
-                parts = message.get("parts") or message.get("content")
-                if isinstance(parts, list):
-                    return " ".join(
-                        str(p.get("content", p.get("text", "")))
-                        for p in parts
-                        if isinstance(p, dict)
-                    )
-                return str(parts or "")
     return ""

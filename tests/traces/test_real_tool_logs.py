@@ -118,6 +118,36 @@ def test_langgraph_spans_name_the_users_request_and_the_failing_tool(client, ten
     assert errors == [("tool_call", "lookup_order", "ValueError: order not found: B2")]
 
 
+def test_openai_agents_spans_take_the_task_from_the_models_messages(client, tenant, other_tenant):
+    """The OpenAI Agents SDK's spans (OpenInference's instrumentation) carry the
+    user's request only in the model call's input messages: by file as over OTLP,
+    it is the task (before, the file importer left it empty). Model calls count
+    their prompt and completion tokens; the workflow, agent and turn spans are
+    framework steps; the tool's error the SDK handled is the tool's, and the run,
+    which answered, succeeded."""
+    path = LOGS / "openai-agents-0.24.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    for trace in runs.values():
+        assert (trace.agent, trace.model, trace.status) == ("orders-agent", "scripted-gpt",
+                                                            "succeeded")  # fmt: skip
+        assert list(trace.steps.filter(kind="llm_call").values_list("tokens", flat=True)) == [
+            120,
+            120,
+        ]
+        assert list(trace.steps.filter(kind="tool_call").values_list("name", flat=True)) == [
+            "lookup_order"
+        ]
+        assert set(trace.steps.filter(kind="span").values_list("name", flat=True)) == {
+            "Agent workflow",
+            "Orders",
+            "turn",
+        }
+    tool = runs["Where is order B2?"].steps.get(kind="tool_call")
+    assert tool.input == {"order_id": "B2"} and "lookup_order" in tool.error
+
+
 def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
     """Spans smolagents' OpenInference instrumentation made, encoded by the
     OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
