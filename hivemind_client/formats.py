@@ -2494,10 +2494,9 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
                        if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
     agent = (resource.get("service.name") or flat_first(spans, "service_name")
              or agent_span.removesuffix(".run").removesuffix(".__call__") or path.stem)  # fmt: skip
-    model = next(
-        (r["_attrs"].get("llm.model_name") for r in rows if r["_attrs"].get("llm.model_name")),
-        "",
-    )
+    # The model of the first span naming one, by the attributes the OTLP endpoint reads.
+    model = next((found for r in rows if (found := _first(
+        r["_attrs"], "gen_ai.response.model", "gen_ai.request.model", "llm.model_name"))), "")  # fmt: skip
     trace_id = run.get("trace_id") or flat_first(spans, "trace_id") or _digest(path.name, where)
     starts = [r["_start"] for r in rows if r["_start"] is not None]
     # The run's root span speaks for the run, as over OTLP (TRAIL's roots leave it unset).

@@ -148,6 +148,30 @@ def test_openai_agents_spans_take_the_task_from_the_models_messages(client, tena
     assert tool.input == {"order_id": "B2"} and "lookup_order" in tool.error
 
 
+def test_pydantic_ai_genai_spans(client, tenant, other_tenant):
+    """Pydantic AI's own OpenTelemetry GenAI spans: the agent's `invoke_agent` span
+    a framework step, each `chat` span a model call with its tokens and the run's
+    model, each tool run a call with its arguments. A root span that sets no status
+    gives no outcome; the run that ran out of retries on its tool failed, its
+    errors counted on the tool's calls."""
+    path = LOGS / "pydantic-ai-2.78.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    ok, failed = runs["Where is order A1?"], runs["Where is order B2?"]
+    assert (ok.status, failed.status) == ("unknown", "failed")
+    assert (ok.agent, ok.model) == ("orders-pydantic", "scripted-gpt")
+    assert ok.steps.get(kind="span").name == "invoke_agent orders"
+    assert all(tokens and tokens > 0 for tokens in
+               ok.steps.filter(kind="llm_call").values_list("tokens", flat=True))  # fmt: skip
+    calls = list(failed.steps.filter(kind="tool_call").values_list("name", "input"))
+    assert calls == [("lookup_order", {"order_id": "B2"})] * 2
+    assert list(failed.steps.exclude(error="").values_list("kind", flat=True)) == [
+        "tool_call",
+        "tool_call",
+    ]
+
+
 def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
     """Spans smolagents' OpenInference instrumentation made, encoded by the
     OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
