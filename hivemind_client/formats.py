@@ -2316,7 +2316,9 @@ def _span_error(span: dict[str, Any]) -> str:
             messages.append(text)
     if not messages and str(span.get("status_code", "")).lower() in ("error", "status_code_error"):
         messages.append(_text(span.get("status_message")) or "span status ERROR")
-    return "\n".join(messages)[:MAX_TEXT]
+    # One exception recorded twice (by the framework, then by OpenTelemetry's span
+    # context on its way out, as AutoGen's tool spans do) is one error.
+    return "\n".join(dict.fromkeys(messages))[:MAX_TEXT]
 
 
 def _span_value(value: Any) -> Any:
@@ -2850,8 +2852,20 @@ def _otlp_json(path: Path) -> Parsed:
                     })  # fmt: skip
     parsed = Parsed()
     for trace_id, run in runs.items():
+        if only_agent_creation([span["attributes"] for span in run["spans"]]):
+            continue
         parsed.traces.append(_span_run(path, f"trace {trace_id or '(no id)'}", run))
     return parsed
+
+
+def only_agent_creation(span_attributes: list[dict[str, Any]]) -> bool:
+    """Whether a trace's spans only create agents (GenAI `create_agent`, as AutoGen
+    traces each agent's construction on a trace of its own): no run, nothing an
+    agent did. Used by the file importer and the OTLP receiver alike."""
+    return bool(span_attributes) and all(
+        str(attrs.get("gen_ai.operation.name") or "").lower() == "create_agent"
+        for attrs in span_attributes
+    )
 
 
 def flat_first(spans: list[Any], key: str) -> Any:

@@ -39,6 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from hivemind_client.formats import (
     attributes_user_prompt,
     input_task,
+    only_agent_creation,
     span_event_error,
     span_role,
 )
@@ -185,13 +186,14 @@ def span_error(span: Span) -> str:
             messages.append(text)
     if span.status.code == Status.STATUS_CODE_ERROR and not messages:
         messages.append(span.status.message or "span status ERROR")
-    return "\n".join(messages)
+    return "\n".join(dict.fromkeys(messages))  # an exception recorded twice is one error
 
 
 def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Native trace payloads, and the number of spans behind each external id."""
     traces: dict[str, dict[str, Any]] = {}
     span_counts: dict[str, int] = {}
+    kinds: dict[str, list[dict[str, Any]]] = {}
     for resource_spans in request.resource_spans:
         resource = _attrs(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
@@ -200,8 +202,11 @@ def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]],
                 attrs = _attrs(span.attributes)
                 trace = traces.setdefault(trace_id, _new_trace(trace_id, resource))
                 span_counts[trace_id] = span_counts.get(trace_id, 0) + 1
+                kinds.setdefault(trace_id, []).append(attrs)
                 _merge(trace, span, attrs)
-    return list(traces.values()), span_counts
+    # A trace that only creates agents is no run (the file importer's rule).
+    runs = [t for trace_id, t in traces.items() if not only_agent_creation(kinds[trace_id])]
+    return runs, span_counts
 
 
 CHECK_PREFIX = "hivemind.check."

@@ -172,6 +172,26 @@ def test_pydantic_ai_genai_spans(client, tenant, other_tenant):
     ]
 
 
+def test_autogen_spans_make_no_run_of_an_agents_creation(client, tenant, other_tenant):
+    """AutoGen AgentChat traces each agent's construction (`create_agent`) on a
+    trace of its own: no run, by file as over OTLP (before: a run per agent built,
+    with nothing in it). Its `invoke_agent` span is a framework step holding the
+    tool's calls, the failing one with its error; AutoGen sets no status, so no
+    outcome, and records no request."""
+    path = LOGS / "autogen-agentchat-0.7.5" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    steps = sorted(list(t.steps.order_by("index").values_list("kind", "name", "error"))
+                   for t in by_file.values())  # fmt: skip
+    assert steps == [
+        [("span", "invoke_agent orders", ""), ("tool_call", "lookup_order", "")],
+        [("span", "invoke_agent orders", ""),
+         ("tool_call", "lookup_order", "ValueError: order not found: B2")],
+    ]  # fmt: skip
+    assert {(t.agent, t.status, t.task) for t in by_file.values()} == {
+        ("orders-autogen", "unknown", "")
+    }
+
+
 def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
     """Spans smolagents' OpenInference instrumentation made, encoded by the
     OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
