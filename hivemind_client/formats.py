@@ -2125,7 +2125,9 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
     return next((attrs[key] for key in keys if attrs.get(key) is not None), None)
 
 
-def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any, int]:
+def span_role(
+    attrs: dict[str, Any], span_name: str, events: list[tuple[str, dict[str, Any]]] | None = None
+) -> tuple[str, str, Any, Any, int]:
     """What a span is as a step, (kind, name, input, output, tokens), by the
     conventions instrumentations write: OpenInference (`openinference.span.kind`,
     `input.value`), OpenTelemetry GenAI (`gen_ai.operation.name`, `gen_ai.tool.*`,
@@ -2134,8 +2136,11 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
     its tool; a model span an LLM call named by its model; a span of the
     framework's own structure (an agent, a chain, a graph node, a workflow) a
     framework step ("span"), which the diagnosis does not count as a call; any
-    other span a call named by the span. Used by the file importer and the OTLP
-    receiver alike."""
+    other span a call named by the span. A model or tool span that keeps its
+    content in GenAI events rather than attributes (`gen_ai.user.message`,
+    `gen_ai.tool.message`, `gen_ai.choice`, as Strands writes them) has its input
+    and output read from them. Used by the file importer and the OTLP receiver
+    alike."""
     operation = str(attrs.get("gen_ai.operation.name") or "").lower()
     oi_kind = str(attrs.get("openinference.span.kind") or "").upper()
     loop_kind = str(attrs.get("traceloop.span.kind") or "").lower()
@@ -2170,12 +2175,27 @@ def span_role(attrs: dict[str, Any], span_name: str) -> tuple[str, str, Any, Any
         # chain or graph node, a workflow) holds the agent's calls and is not one;
         # a span that says nothing of itself (plain OpenTelemetry) may be the only
         # record of an action, and stays a call named by the span.
-        structure = (oi_kind in ("CHAIN", "AGENT") or operation in _AGENT_OPERATIONS
+        # Any GenAI operation that is neither a model call nor a tool's execution
+        # (invoke_agent, Strands' execute_event_loop_cycle) is the framework's own.
+        structure = (oi_kind in ("CHAIN", "AGENT") or bool(operation)
                      or loop_kind in ("workflow", "agent"))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
         step_input = _first(attrs, "input.value") if entity_in is None else entity_in
         output = _first(attrs, "output.value") if entity_out is None else entity_out
+    if events and kind == "tool_call" and step_input is None:
+        step_input = next((a.get("content") for n, a in events
+                           if n == "gen_ai.tool.message" and a.get("content")), None)  # fmt: skip
+    elif events and kind == "llm_call" and step_input is None:
+        sent = [
+            {"role": n.split(".")[1], "content": _span_value(a.get("content"))}
+            for n, a in events
+            if n in _GENAI_MESSAGE_EVENTS and a.get("content") is not None
+        ]
+        step_input = json.dumps(sent, ensure_ascii=False) if sent else None
+    if events and output is None:
+        output = next((a.get("message") for n, a in events
+                       if n == "gen_ai.choice" and a.get("message") is not None), None)  # fmt: skip
     tokens = (_count(attrs.get("llm.token_count.total"))
               or _count(attrs.get("llm.token_count.prompt")) + _count(attrs.get("llm.token_count.completion"))
               or _count(attrs.get("gen_ai.usage.input_tokens")) + _count(attrs.get("gen_ai.usage.output_tokens"))
@@ -2199,6 +2219,31 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
                 break
             if str(attrs.get(f"{prefix}.{i}.{role}", "user")) == "user":
                 return str(attrs[f"{prefix}.{i}.{content}"])
+    return ""
+
+
+# The GenAI convention's message events (before messages moved to attributes).
+_GENAI_MESSAGE_EVENTS = ("gen_ai.system.message", "gen_ai.user.message",
+                         "gen_ai.assistant.message", "gen_ai.tool.message")  # fmt: skip
+
+
+def events_user_prompt(events: list[tuple[str, dict[str, Any]]]) -> str:
+    """The first `gen_ai.user.message` event's text: plain, or its content parts'
+    text (`[{"text": ...}]`, as Strands writes it). Used by the file importer and
+    the OTLP receiver alike."""
+    for name, attrs in events:
+        if name != "gen_ai.user.message":
+            continue
+        raw = attrs.get("content") or attrs.get("gen_ai.event.content")
+        parsed = _span_value(raw)
+        if isinstance(parsed, dict):
+            parsed = parsed.get("content", parsed)
+        if isinstance(parsed, list):
+            parsed = "\n".join(str(p.get("text")) for p in parsed
+                               if isinstance(p, dict) and p.get("text"))  # fmt: skip
+        text = parsed if isinstance(parsed, str) else _text(raw)
+        if text:
+            return text
     return ""
 
 
@@ -2373,7 +2418,9 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
                                               "traceloop.span.kind", "gen_ai.tool.name",
                                               "gen_ai.request.model", "llm.request.type"))  # fmt: skip
         name = span.get("span_name") or span.get("name") or "span"
-        step_kind, name, step_input, output, tokens = span_role(attrs, str(name))
+        events = [(str(obj(e).get("name") or ""), _flat_attributes(obj(e).get("attributes")))
+                  for e in _list(span.get("events"))]  # fmt: skip
+        step_kind, name, step_input, output, tokens = span_role(attrs, str(name), events)
         error = _span_error(span)
         if not (known or step_input is not None or output is not None or error):
             continue
@@ -2384,6 +2431,7 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             end = start + duration
         rows.append({
             "_span": span_id, "_parent": parent, "_start": start, "_order": order, "_attrs": attrs,
+            "_prompt": attributes_user_prompt(attrs) or events_user_prompt(events),
             "kind": step_kind, "name": str(name)[:200],
             "input": _span_value(step_input), "output": _span_value(output), "error": error,
             "started_at": _iso(start),
@@ -2486,7 +2534,7 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     task = task or next((input_task(r["input"]) for r in roots if r["input"]), "")
     if not task:
         timed = sorted(rows, key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
-        task = next((found for r in timed if (found := attributes_user_prompt(r["_attrs"]))), "")
+        task = next((r["_prompt"] for r in timed if r["_prompt"]), "")
     resource = _flat_attributes(
         run.get("resource_attributes") or flat_first(spans, "resource_attributes")
     )

@@ -38,6 +38,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from hivemind_client.formats import (
     attributes_user_prompt,
+    events_user_prompt,
     input_task,
     only_agent_creation,
     span_event_error,
@@ -150,7 +151,8 @@ def _maybe_json(value: Any) -> Any:
 
 def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
     """One span as a native step."""
-    kind, name, step_input, output, tokens = span_role(attrs, span.name)
+    events = [(event.name, _attrs(event.attributes)) for event in span.events]
+    kind, name, step_input, output, tokens = span_role(attrs, span.name, events)
     return {
         "index": _span_index(span),
         "_span": span.span_id.hex() or f"i{_span_index(span)}",
@@ -275,17 +277,8 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
 
 
 def user_prompt(span: Span, attrs: dict[str, Any]) -> str:
-    """The first user message a span carries: in its attributes, by the file
-    importer's rule (`formats.attributes_user_prompt`), or a `gen_ai.user.message`
-    event."""
-    found = attributes_user_prompt(attrs)
-    if found:
-        return found
-    for event in span.events:
-        if event.name == "gen_ai.user.message":
-            a = _attrs(event.attributes)
-            text = a.get("content") or a.get("gen_ai.event.content")
-            if text:
-                parsed = _maybe_json(text)
-                return str(parsed.get("content", text) if isinstance(parsed, dict) else text)
-    return ""
+    """The first user message a span carries, in its attributes or its GenAI events,
+    by the file importer's rule (`formats.attributes_user_prompt`,
+    `formats.events_user_prompt`)."""
+    events = [(event.name, _attrs(event.attributes)) for event in span.events]
+    return attributes_user_prompt(attrs) or events_user_prompt(events)

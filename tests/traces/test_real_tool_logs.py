@@ -192,6 +192,31 @@ def test_autogen_spans_make_no_run_of_an_agents_creation(client, tenant, other_t
     }
 
 
+def test_strands_spans_keep_their_content_in_genai_events(client, tenant, other_tenant):
+    """Strands Agents writes GenAI spans whose messages are events
+    (`gen_ai.user.message`, `gen_ai.tool.message`, `gen_ai.choice`), not
+    attributes: the task, each model call's messages and reply, and each tool's
+    arguments and result are read from them, by file as over OTLP (before, all
+    empty, and each turn of its event loop a "tool call")."""
+    path = LOGS / "strands-agents-1.62.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed = runs["Where is order B2?"]
+    assert list(failed.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "invoke_agent orders"), ("span", "execute_event_loop_cycle"),
+        ("llm_call", "chat"), ("tool_call", "lookup_order"),
+        ("span", "execute_event_loop_cycle"), ("llm_call", "chat"),
+    ]  # fmt: skip
+    tool = failed.steps.get(kind="tool_call")
+    assert tool.input == {"order_id": "B2"}
+    assert tool.output == [{"text": "Error: order not found: B2"}]
+    assert tool.error == "ValueError: order not found: B2"
+    first_call = failed.steps.filter(kind="llm_call").order_by("index").first()
+    assert first_call.input == [{"role": "user", "content": [{"text": "Where is order B2?"}]}]
+    assert first_call.tokens == 120
+
+
 def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant, other_tenant):
     """Spans smolagents' OpenInference instrumentation made, encoded by the
     OpenTelemetry SDK: imported from the file (`otlp-json`, protobuf's base64 ids
