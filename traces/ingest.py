@@ -243,6 +243,13 @@ def _time(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def _run_tokens(steps: list[PreparedStep]) -> int:
+    """A run's tokens: its steps', a framework step's left out, since the usage it
+    reports (an agent run's, smolagents' and Strands' alike) is the sum of the
+    model calls inside it, counted on them already."""
+    return sum(s.tokens for s in steps if s.tokens is not None and s.kind != "span")
+
+
 def _trace_records(traces: list[PreparedTrace]) -> str:
     return json_text([
         {
@@ -256,7 +263,7 @@ def _trace_records(traces: list[PreparedTrace]) -> str:
             "redaction_parts": t.parts,
             "redaction_counts": {k: n for k, n in t.redactions.items() if n > 0},
             "step_count": len(t.steps), "error_count": sum(1 for s in t.steps if s.is_error),
-            "total_tokens": sum(s.tokens for s in t.steps if s.tokens is not None),
+            "total_tokens": _run_tokens(t.steps),
             "content_digest": t.digest,
         }
         for t in traces
@@ -379,7 +386,7 @@ def _upsert_steps(
         ), replaced AS (
             SELECT o.trace_id, count(*) AS n,
                    count(*) FILTER (WHERE o.error <> '' OR o.kind = 'error') AS errors,
-                   COALESCE(sum(o.tokens), 0) AS tokens
+                   COALESCE(sum(o.tokens) FILTER (WHERE o.kind <> 'span'), 0) AS tokens
             FROM traces_step o JOIN sent ON o.trace_id = sent.trace_id AND o.index = sent.index
             GROUP BY o.trace_id
         ), written AS (
@@ -391,7 +398,8 @@ def _upsert_steps(
                 started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,
                 tokens = EXCLUDED.tokens,
                 parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
-            RETURNING trace_id, error <> '' OR kind = 'error' AS is_error, tokens
+            RETURNING trace_id, error <> '' OR kind = 'error' AS is_error,
+                      CASE WHEN kind = 'span' THEN NULL ELSE tokens END AS tokens
         ), now_counted AS (
             SELECT trace_id, count(*) AS n, count(*) FILTER (WHERE is_error) AS errors,
                    COALESCE(sum(tokens), 0) AS tokens
@@ -442,7 +450,7 @@ def _refresh_aggregates(cursor: Any, trace_ids: list[int]) -> None:
         LEFT JOIN (
             SELECT trace_id, count(*) AS n,
                    count(*) FILTER (WHERE error <> '' OR kind = 'error') AS errors,
-                   sum(tokens) AS tokens
+                   sum(tokens) FILTER (WHERE kind <> 'span') AS tokens
             FROM traces_step WHERE trace_id = ANY(%s::bigint[]) GROUP BY trace_id
         ) a ON a.trace_id = ids.id
         WHERE t.id = ids.id

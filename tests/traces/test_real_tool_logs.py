@@ -199,7 +199,7 @@ def test_strands_spans_keep_their_content_in_genai_events(client, tenant, other_
     arguments and result are read from them, by file as over OTLP (before, all
     empty, and each turn of its event loop a "tool call")."""
     path = LOGS / "strands-agents-1.62.0" / "spans.jsonl"
-    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    by_file, by_otlp = _by_file_and_over_otlp(client, tenant, other_tenant, path)
     runs = {t.task: t for t in by_file.values()}
     assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
     failed = runs["Where is order B2?"]
@@ -212,6 +212,19 @@ def test_strands_spans_keep_their_content_in_genai_events(client, tenant, other_
     assert tool.input == {"order_id": "B2"}
     assert tool.output == [{"text": "Error: order not found: B2"}]
     assert tool.error == "ValueError: order not found: B2"
+    # The agent span's usage (240) sums its two model calls': counted once, also
+    # when the spans come again (an exporter's retry: the steps are upserted).
+    assert failed.total_tokens == 240
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    for line in path.read_text().splitlines():
+        body = json_format.Parse(line, ExportTraceServiceRequest()).SerializeToString()
+        client.post("/v1/traces", body, content_type="application/x-protobuf",
+                    headers={"x-hivemind-api-key": other_tenant.key})  # fmt: skip
+    assert {t.total_tokens for t in Trace.objects.filter(workspace=other_tenant.workspace)} == {240}
     first_call = failed.steps.filter(kind="llm_call").order_by("index").first()
     assert first_call.input == [{"role": "user", "content": [{"text": "Where is order B2?"}]}]
     assert first_call.tokens == 120
