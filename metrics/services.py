@@ -33,7 +33,8 @@ _REFRESH_SQL = f"""
            count(*) FILTER (WHERE t.status = 'failed'),
            count(*) FILTER (WHERE t.status NOT IN ('succeeded', 'failed')),
            count(*) FILTER (WHERE {INFERRED}),
-           COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0),
+           COALESCE(sum(t.step_count - t.span_count), 0),
+           COALESCE(sum(t.error_count - t.span_error_count), 0),
            COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
     FROM traces_trace t
     LEFT JOIN LATERAL (SELECT count(*) AS n FROM failures_incident i
@@ -215,7 +216,8 @@ _TRIAL_SQL = """
            COALESCE(sum(t.total_tokens), 0),
            COALESCE(sum(EXTRACT(EPOCH FROM (t.ended_at - t.started_at)))
                     FILTER (WHERE t.ended_at IS NOT NULL), 0),
-           COALESCE(sum(t.step_count), 0), COALESCE(sum(t.error_count), 0)
+           COALESCE(sum(t.step_count - t.span_count), 0),
+           COALESCE(sum(t.error_count - t.span_error_count), 0)
     FROM skills_trialassignment a
     JOIN traces_trace t ON t.workspace_id = a.workspace_id AND t.session_id = a.session_id
     WHERE a.trial_id = %(trial)s AND t.started_at >= a.created_at - interval '1 hour'

@@ -184,7 +184,8 @@ _TRACE_RECORDS = (
     "task text, task_key text, checks jsonb, status text, reward float8, "
     "started_at timestamptz, ended_at timestamptz, model text, skills_in_scope text[], "
     "metadata jsonb, cost_usd float8, redaction_parts jsonb, redaction_counts jsonb, "
-    "step_count int, error_count int, total_tokens bigint, content_digest text)"
+    "step_count int, error_count int, span_count int, span_error_count int,"
+    " total_tokens bigint, content_digest text)"
 )
 _STEP_RECORDS = (
     "jsonb_to_recordset(%s::jsonb) AS s(external_id text, index int, kind text, name text, "
@@ -263,6 +264,8 @@ def _trace_records(traces: list[PreparedTrace]) -> str:
             "redaction_parts": t.parts,
             "redaction_counts": {k: n for k, n in t.redactions.items() if n > 0},
             "step_count": len(t.steps), "error_count": sum(1 for s in t.steps if s.is_error),
+            "span_count": sum(1 for s in t.steps if s.kind == "span"),
+            "span_error_count": sum(1 for s in t.steps if s.kind == "span" and s.is_error),
             "total_tokens": _run_tokens(t.steps),
             "content_digest": t.digest,
         }
@@ -306,13 +309,14 @@ def _insert_new_traces(cursor: Any, workspace_id: int, records: str) -> dict[str
         INSERT INTO traces_trace (
             workspace_id, external_id, agent, session_id, task, task_key, checks, status, reward,
             started_at, ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
-            redaction_counts, step_count, error_count, total_tokens, content_digest,
-            received_at, updated_at)
+            redaction_counts, step_count, error_count, span_count, span_error_count,
+            total_tokens, content_digest, received_at, updated_at)
         SELECT %s, external_id, agent, session_id, task, task_key, checks,
             CASE WHEN status = '' THEN 'unknown' ELSE status END, reward,
             COALESCE(started_at, ended_at, now()),
             ended_at, model, skills_in_scope, metadata, cost_usd, redaction_parts,
-            redaction_counts, step_count, error_count, total_tokens, content_digest, now(), now()
+            redaction_counts, step_count, error_count, span_count, span_error_count,
+            total_tokens, content_digest, now(), now()
         FROM {_TRACE_RECORDS}
         ON CONFLICT (workspace_id, external_id) DO NOTHING
         RETURNING id, external_id
@@ -386,6 +390,8 @@ def _upsert_steps(
         ), replaced AS (
             SELECT o.trace_id, count(*) AS n,
                    count(*) FILTER (WHERE o.error <> '' OR o.kind = 'error') AS errors,
+                   count(*) FILTER (WHERE o.kind = 'span') AS spans,
+                   count(*) FILTER (WHERE o.kind = 'span' AND o.error <> '') AS span_errors,
                    COALESCE(sum(o.tokens) FILTER (WHERE o.kind <> 'span'), 0) AS tokens
             FROM traces_step o JOIN sent ON o.trace_id = sent.trace_id AND o.index = sent.index
             GROUP BY o.trace_id
@@ -399,9 +405,12 @@ def _upsert_steps(
                 tokens = EXCLUDED.tokens,
                 parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
             RETURNING trace_id, error <> '' OR kind = 'error' AS is_error,
+                      kind = 'span' AS is_span,
                       CASE WHEN kind = 'span' THEN NULL ELSE tokens END AS tokens
         ), now_counted AS (
             SELECT trace_id, count(*) AS n, count(*) FILTER (WHERE is_error) AS errors,
+                   count(*) FILTER (WHERE is_span) AS spans,
+                   count(*) FILTER (WHERE is_span AND is_error) AS span_errors,
                    COALESCE(sum(tokens), 0) AS tokens
             FROM written GROUP BY trace_id
         )
@@ -409,6 +418,9 @@ def _upsert_steps(
             status = CASE WHEN t.status = '' THEN 'unknown' ELSE t.status END,
             step_count = t.step_count + COALESCE(c.n, 0) - COALESCE(r.n, 0),
             error_count = t.error_count + COALESCE(c.errors, 0) - COALESCE(r.errors, 0),
+            span_count = t.span_count + COALESCE(c.spans, 0) - COALESCE(r.spans, 0),
+            span_error_count = t.span_error_count + COALESCE(c.span_errors, 0)
+                               - COALESCE(r.span_errors, 0),
             total_tokens = t.total_tokens + COALESCE(c.tokens, 0) - COALESCE(r.tokens, 0),
             redaction_counts = {_REDACTION_COUNTS}
         FROM unnest(%s::bigint[]) AS ids(id)
@@ -444,12 +456,16 @@ def _refresh_aggregates(cursor: Any, trace_ids: list[int]) -> None:
             status = CASE WHEN t.status = '' THEN 'unknown' ELSE t.status END,
             step_count = COALESCE(a.n, 0),
             error_count = COALESCE(a.errors, 0),
+            span_count = COALESCE(a.spans, 0),
+            span_error_count = COALESCE(a.span_errors, 0),
             total_tokens = COALESCE(a.tokens, 0),
             redaction_counts = {_REDACTION_COUNTS}
         FROM (SELECT id FROM unnest(%s::bigint[]) AS id) ids
         LEFT JOIN (
             SELECT trace_id, count(*) AS n,
                    count(*) FILTER (WHERE error <> '' OR kind = 'error') AS errors,
+                   count(*) FILTER (WHERE kind = 'span') AS spans,
+                   count(*) FILTER (WHERE kind = 'span' AND error <> '') AS span_errors,
                    sum(tokens) FILTER (WHERE kind <> 'span') AS tokens
             FROM traces_step WHERE trace_id = ANY(%s::bigint[]) GROUP BY trace_id
         ) a ON a.trace_id = ids.id

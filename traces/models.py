@@ -63,6 +63,12 @@ class Trace(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     step_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
+    # Of those, the framework steps (kind "span": an agent's, a chain's or a graph
+    # node's span, which groups the calls inside it) and how many of them carry an
+    # error (mostly one a call inside raised, recorded again on each span around
+    # it). Per-step success counts calls only: steps minus these.
+    span_count = models.PositiveIntegerField(default=0, db_default=0)
+    span_error_count = models.PositiveIntegerField(default=0, db_default=0)
     total_tokens = models.BigIntegerField(default=0)
     cost_usd = models.FloatField(null=True, blank=True)
     redaction_counts = models.JSONField(default=dict, blank=True)

@@ -98,3 +98,48 @@ def test_the_partial_period_is_marked_and_the_legend_sits_below_the_axis():
     assert figure["data"][0]["marker"]["opacity"] == [1, 0.45]
     assert figure["layout"]["annotations"][0]["text"] == "this week so far"
     assert figure["layout"]["legend"]["y"] < -0.3  # under the axis title
+
+
+def test_per_step_success_counts_calls_not_the_framework_steps_around_them(tenant):
+    """A run traced by a framework records its agent and graph nodes as framework
+    steps (kind "span") around the calls, and a tool's error again on each: per-step
+    success counts the calls only, as the run was stored, re-sent with more steps,
+    and recounted."""
+    from traces.ingest import refresh_aggregates
+    from traces.models import Trace
+
+    day = timezone.now().date() - timedelta(days=1)
+
+    def run(i: int, spans: int, failed: bool) -> dict:
+        error = {"error": "ValueError: order not found"} if failed else {}
+        steps = [{"index": n, "kind": "span", "name": f"node-{n}", **error} for n in range(spans)]
+        steps += [{"index": spans, "kind": "llm_call", "name": "chat", "parent_index": 0},
+                  {"index": spans + 1, "kind": "tool_call", "name": "lookup", "parent_index": 0,
+                   **error}]  # fmt: skip
+        return {"external_id": f"graph-{i}", "agent": "graph", "started_at":
+                f"{day.isoformat()}T10:00:0{i}Z", "status": "failed" if failed else "succeeded",
+                "steps": steps}  # fmt: skip
+
+    def per_step() -> float:
+        rows = {r["agent"]: r for r in compound_by_agent(workspace=tenant.workspace, days=7)}
+        return rows["graph"]["per_step"]
+
+    items = [run(i, 3, failed=i >= 2) for i in range(4)]
+    ids = ingest(workspace=tenant.workspace, items=items).trace_ids
+    rollups_refresh_for_traces(trace_ids=ids)
+    # 8 calls, 2 of them failed: 0.75 (all 20 steps, 8 with errors, would say 0.6).
+    assert per_step() == 0.75
+    failed = Trace.objects.get(workspace=tenant.workspace, external_id="graph-3")
+    assert (failed.step_count, failed.span_count, failed.error_count,
+            failed.span_error_count) == (5, 3, 4, 3)  # fmt: skip
+    # Sent again with a fourth framework step (the merge path), then recounted.
+    ingest(workspace=tenant.workspace, items=[run(3, 4, failed=True)])
+    rollups_refresh_for_traces(trace_ids=ids)
+    failed.refresh_from_db()
+    assert (failed.step_count, failed.span_count, failed.span_error_count) == (6, 4, 4)
+    assert per_step() == 0.75
+    refresh_aggregates(ids)
+    failed.refresh_from_db()
+    assert (failed.step_count, failed.span_count, failed.span_error_count) == (6, 4, 4)
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{failed.pk}/")
+    assert "6 (4 of them framework steps" in page.content.decode()

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.test import TestCase
+from django.utils import timezone
 
 from failures.models import DiagnosisState, Incident, TraceAnalysis
 from tests.factories import make_key, trace_payload
@@ -516,3 +517,53 @@ def test_a_policy_handed_in_for_another_workspace_is_not_used(tenant, other_tena
     )
     assert [r.status for r in batch.results] == ["created"]
     assert Trace.objects.get().workspace == tenant.workspace
+
+
+@pytest.mark.django_db(transaction=True)
+def test_traces_stored_with_framework_steps_are_counted_by_the_migration():
+    """Migration 0020: a trace stored with framework steps before it has them
+    counted (and is marked changed, so the rollup sweep recounts its day)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    def migrate(target: list[tuple[str, str]]) -> MigrationExecutor:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(target)
+        return MigrationExecutor(connection)
+
+    before = [("traces", "0019_step_kind_span")]
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    try:
+        old = migrate(before).loader.project_state(before).apps
+        ws = old.get_model("workspaces", "Workspace").objects.create(name="Old", slug="old-spans")
+        OldTrace, OldStep = old.get_model("traces", "Trace"), old.get_model("traces", "Step")
+        spans = OldTrace.objects.create(
+            workspace=ws,
+            external_id="graph",
+            status="failed",
+            started_at=timezone.now(),
+            step_count=4,
+            error_count=3,
+        )
+        plain = OldTrace.objects.create(
+            workspace=ws,
+            external_id="plain",
+            status="failed",
+            started_at=timezone.now(),
+            step_count=1,
+            error_count=1,
+        )
+        for index, kind in enumerate(["span", "span", "span", "tool_call"]):
+            OldStep.objects.create(trace=spans, index=index, kind=kind, name=f"s{index}",
+                                   error="boom" if index else "")  # fmt: skip
+        OldStep.objects.create(trace=plain, index=0, kind="tool_call", name="t", error="boom")
+        stamp = OldTrace.objects.get(pk=spans.pk).updated_at
+        migrate(latest)
+        counted = Trace.objects.get(pk=spans.pk)
+        assert (counted.span_count, counted.span_error_count) == (3, 2)
+        assert counted.updated_at > stamp
+        assert (Trace.objects.get(pk=plain.pk).span_count,
+                Trace.objects.get(pk=plain.pk).span_error_count) == (0, 0)  # fmt: skip
+    finally:
+        migrate(latest)
