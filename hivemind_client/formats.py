@@ -2168,7 +2168,10 @@ def span_role(
             _first(attrs, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
             or span_name
         )
-        step_input = _first(attrs, "gen_ai.input.messages", "input.value")
+        # OpenInference's messages, where it lists them, over its raw input: LlamaIndex
+        # records `input.value` as the Python reprs of its message objects.
+        step_input = _first(attrs, "gen_ai.input.messages") or _indexed_messages(
+            attrs, "llm.input_messages") or _first(attrs, "input.value")  # fmt: skip
         output = _first(attrs, "gen_ai.output.messages", "output.value")
     else:
         # A span that says it is the framework's own structure (an agent run, a
@@ -2202,6 +2205,19 @@ def span_role(
               or _count(attrs.get("gen_ai.usage.prompt_tokens")) + _count(attrs.get("gen_ai.usage.completion_tokens"))
               or _count(attrs.get("llm.usage.total_tokens")))  # fmt: skip
     return kind, str(name)[:200], step_input, output, tokens
+
+
+def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, str]] | None:
+    """OpenInference's indexed messages (`llm.input_messages.N.message.role` and
+    `.content`) as a list of `{"role", "content"}`; None when there are none."""
+    messages = []
+    for i in range(1000):
+        role, content = (attrs.get(f"{prefix}.{i}.message.role"),
+                         attrs.get(f"{prefix}.{i}.message.content"))  # fmt: skip
+        if role is None and content is None:
+            break
+        messages.append({"role": str(role or ""), "content": _text(content)})
+    return messages or None
 
 
 def attributes_user_prompt(attrs: dict[str, Any]) -> str:
@@ -2271,8 +2287,11 @@ def input_task(value: Any) -> str:
     is a framework's envelope, the request in it: `task` (smolagents), `input` or
     `question` (LangChain's agents), else the first user message of `messages`
     (LangGraph's `{"messages": [["user", "..."]]}`, OpenAI's role and content,
-    LangChain's serialized messages). Used by the file importer and the OTLP
-    receiver alike."""
+    LangChain's serialized messages). An envelope that states no request and holds
+    a framework's state (LlamaIndex's workflow agents record `{"init_state": {...},
+    "start_event": ...}`) gives "": the first user message of the run's model
+    calls says what was asked. A flat object (a function's arguments) is its
+    JSON. Used by the file importer and the OTLP receiver alike."""
     parsed = value
     if isinstance(value, str) and value[:1] == "{":
         try:
@@ -2288,6 +2307,8 @@ def input_task(value: Any) -> str:
         role, text = _envelope_message(message)
         if role in ("user", "human") and text:
             return text[:100_000]
+    if any(isinstance(v, dict | list) and v for v in parsed.values()):
+        return ""
     return _text(value, 100_000)
 
 
@@ -2448,7 +2469,30 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             seen.add(parent)
             parent = parent_of.get(parent)
         row["parent_index"] = index_of.get(parent) if parent is not None else None
+    for row, nested in zip(rows, nested_model_calls(
+            [(r["kind"], r["parent_index"]) for r in rows]), strict=True):  # fmt: skip
+        if nested:
+            row["kind"] = "span"
     return rows
+
+
+def nested_model_calls(steps: list[tuple[str, int | None]]) -> list[bool]:
+    """Which model calls (`(kind, parent_index)` by index) lie inside another model
+    call: the same call made through a wrapper (LlamaIndex traces a `CustomLLM`'s
+    `stream_chat` and the `stream_complete` it calls, each with the call's tokens).
+    Such a step is a framework step: the call and its tokens count once, on the
+    outermost. Shared with the OTLP receiver (traces/otlp_store.py)."""
+    nested = []
+    for kind, parent in steps:
+        inside, seen = False, set()
+        while kind == "llm_call" and parent is not None and parent not in seen:
+            seen.add(parent)
+            if steps[parent][0] == "llm_call":
+                inside = True
+                break
+            parent = steps[parent][1]
+        nested.append(inside)
+    return nested
 
 
 def _count(value: Any) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F
 
+from hivemind_client.formats import nested_model_calls
 from workspaces.models import Workspace
 
 from .ingest import refresh_aggregates
@@ -86,17 +87,23 @@ def _renumber_by_time(trace_id: int) -> None:
     rows = list(
         Step.objects.filter(trace_id=trace_id)
         .order_by(F("started_at").asc(nulls_last=True), "index")
-        .values_list("index", "parent_index", "error")
+        .values_list("index", "parent_index", "error", "kind")
     )
-    mapping = {old: new for new, (old, _, _) in enumerate(rows)}
+    mapping = {old: new for new, (old, *_) in enumerate(rows)}
     spans: dict[str, int] = trace.metadata.get("otlp_spans", {})
     reserved = len(rows)
     for _, index in sorted(spans.items(), key=lambda kv: kv[1]):
         if index not in mapping:  # a parent not received yet
             mapping[index] = reserved
             reserved += 1
-    parent_of = {mapping[old]: mapping.get(p) if p is not None else None for old, p, _ in rows}
-    errors = {mapping[old]: error for old, _, error in rows if error}
+    parent_of = {mapping[old]: mapping.get(p) if p is not None else None for old, p, *_ in rows}
+    errors = {mapping[old]: error for old, _, error, _ in rows if error}
+    # A model call inside a model call is the same call through a wrapper: counted
+    # once, on the outer (the file importer's rule, `formats.nested_model_calls`).
+    kinds: list[tuple[str, int | None]] = [("", None)] * reserved
+    for old, _, _, kind in rows:
+        kinds[mapping[old]] = (kind, parent_of[mapping[old]])
+    nested = [i for i, inside in enumerate(nested_model_calls(kinds)) if inside]
     # A failing step with a failing step under it: the failure is the deeper one's.
     propagated: dict[str, str] = {}
     for index in errors:
@@ -124,6 +131,11 @@ def _renumber_by_time(trace_id: int) -> None:
                 [olds, [mapping[o] for o in olds], olds, [mapping[o] for o in olds], trace_id,
                  OFFSET],
             )  # fmt: skip
+        if nested:
+            cursor.execute(
+                "UPDATE traces_step SET kind = 'span' WHERE trace_id = %s AND index = ANY(%s)",
+                [trace_id, nested],
+            )
         if propagated:
             cursor.execute(
                 "UPDATE traces_step SET error = '' WHERE trace_id = %s AND index = ANY(%s)",

@@ -254,3 +254,54 @@ def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant
         "ValueError: order not found: B2",
     )
     assert failed.steps.exclude(error="").count() == 1  # not again on its agent step
+
+
+def test_llama_index_spans_take_the_request_from_the_model_call_and_count_it_once(
+    client, tenant, other_tenant
+):
+    """A LlamaIndex workflow agent's spans (OpenInference's LlamaIndex
+    instrumentation): the run's root records the workflow's state, not the request,
+    so the task is the model call's user message (before: 5 KB of the state's JSON);
+    a model call made through a wrapper (`astream_chat` → `stream_chat` →
+    `stream_complete`, each with the call's tokens) counts once, by file as over
+    OTLP, also when each span arrives in an export of its own, children first (as
+    a batch span processor sends them); a model call's input is its messages, not
+    the Python reprs of LlamaIndex's message objects."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    path = LOGS / "llama-index-0.14.25" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed = runs["Where is order B2?"]
+    assert (failed.agent, failed.model) == ("order-desk", "scripted-react")
+    # Two model turns of 135 tokens each.
+    assert failed.total_tokens == 270
+    assert failed.steps.filter(kind="llm_call", tokens__isnull=False).count() == 2
+    tool = failed.steps.get(kind="tool_call")
+    assert (tool.name, tool.input, tool.error) == (
+        "lookup_order", {"order_id": "B2"}, "ValueError: order not found: B2")  # fmt: skip
+    first = failed.steps.filter(kind="llm_call").order_by("index").first()
+    assert first.input[1] == {"role": "user", "content": "Where is order B2?"}
+    # Span by span, in the order they ended.
+    Trace.objects.filter(workspace=other_tenant.workspace).delete()
+    for line in path.read_text().splitlines():
+        export = json_format.Parse(line, ExportTraceServiceRequest())
+        spans = [(span, resource, scope) for resource in export.resource_spans
+                 for scope in resource.scope_spans for span in scope.spans]  # fmt: skip
+        for span, resource, scope in sorted(spans, key=lambda s: s[0].end_time_unix_nano):
+            one = ExportTraceServiceRequest()
+            target = one.resource_spans.add(resource=resource.resource).scope_spans.add(
+                scope=scope.scope)  # fmt: skip
+            target.spans.append(span)
+            response = client.post("/v1/traces", one.SerializeToString(),
+                                   content_type="application/x-protobuf",
+                                   headers={"x-hivemind-api-key": other_tenant.key})  # fmt: skip
+            assert response.status_code == 200
+    by_span = _runs(other_tenant.workspace)
+    for key, trace in by_file.items():
+        assert _span_steps(trace) == _span_steps(by_span[key])
+        assert (by_span[key].task, by_span[key].total_tokens) == (trace.task, 270)
