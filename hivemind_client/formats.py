@@ -2312,6 +2312,17 @@ def input_task(value: Any) -> str:
     return _text(value, 100_000)
 
 
+def crew_task(attrs: dict[str, Any]) -> str:
+    """A CrewAI crew's task, as OpenInference's CrewAI instrumentation records it on
+    the crew's span (`crew_tasks`: its tasks as JSON): the first task's
+    description. Used by the file importer and the OTLP receiver alike."""
+    tasks = _span_value(attrs.get("crew_tasks"))
+    for task in tasks if isinstance(tasks, list) else []:
+        if isinstance(task, dict) and isinstance(task.get("description"), str):
+            return task["description"][:100_000]
+    return ""
+
+
 def _envelope_message(message: Any) -> tuple[str, str]:
     """(role, text) of a message in a framework's input: `["user", text]`,
     `{"role", "content"}`, LangChain's `{"type": "human", "data": {"content"}}` or
@@ -2573,9 +2584,11 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
             task = input_task(value)
             if task:
                 break
-    # No agent span says it: the root span's input, else the first user message of
-    # the earliest span that carries one, as the OTLP endpoint reads them.
+    # No agent span says it: the root span's input, or a crew's first task, else the
+    # first user message of the earliest span that carries one, as the OTLP endpoint
+    # reads them.
     task = task or next((input_task(r["input"]) for r in roots if r["input"]), "")
+    task = task or next((found for r in roots if (found := crew_task(r["_attrs"]))), "")
     if not task:
         timed = sorted(rows, key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
         task = next((r["_prompt"] for r in timed if r["_prompt"]), "")

@@ -38,6 +38,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from hivemind_client.formats import (
     attributes_user_prompt,
+    crew_task,
     events_user_prompt,
     input_task,
     only_agent_creation,
@@ -265,7 +266,8 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
             trace["status"] = "failed"
         elif span.status.code == Status.STATUS_CODE_OK:
             trace["status"] = "succeeded"
-        task = (input_task(attrs["input.value"]) if attrs.get("input.value") else "") or prompt
+        task = ((input_task(attrs["input.value"]) if attrs.get("input.value") else "")
+                or crew_task(attrs) or prompt)  # fmt: skip
         if task:
             trace["task"] = str(task)[:MAX_TEXT]
             trace["_task_from_root"] = True

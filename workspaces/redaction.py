@@ -776,8 +776,10 @@ class Redactor:
         self, text: str, start: int, end: int, placeholder: str, pseudonymise: bool
     ) -> _Found | None:
         """An opaque token, whole, or the opaque words of an identifier it is glued to
-        ("session_token_<64 random characters>" keeps "session_token_")."""
-        if _looks_random(text):
+        ("session_token_<64 random characters>" keeps "session_token_"). A UUID in
+        it is an identifier: such a run is judged by its words ("Crew_<uuid>", as
+        CrewAI names a crew, is kept; a random word beside the UUID is not)."""
+        if _looks_random(text) and not _UUID.search(text):
             shown = self._placeholder(placeholder, text) if pseudonymise else placeholder
             return _Found(start, end, shown, {"SECRET": 1})
         if not _LONG_WORD.search(text):

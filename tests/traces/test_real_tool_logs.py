@@ -305,3 +305,28 @@ def test_llama_index_spans_take_the_request_from_the_model_call_and_count_it_onc
     for key, trace in by_file.items():
         assert _span_steps(trace) == _span_steps(by_span[key])
         assert (by_span[key].task, by_span[key].total_tokens) == (trace.task, 270)
+
+
+def test_crewai_spans_take_the_task_from_the_crews_tasks(client, tenant, other_tenant):
+    """A CrewAI crew's spans (OpenInference's CrewAI instrumentation): the crew and
+    its agent's task execution, framework steps both. Neither span's input states
+    the request (the agent's is its configuration), so the task is the crew's first
+    task (`crew_tasks`; before: the agent's configuration as JSON). The crew's span
+    is named by a UUID glued to "Crew_", an identifier kept as it is (before: taken
+    for a secret and redacted). This instrumentation records no model or tool span
+    for a CrewAI 1.15 crew (the tool raised four times on one request, unseen), so
+    the runs hold no calls."""
+    path = LOGS / "crewai-1.15.30" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    for trace in runs.values():
+        assert (trace.agent, trace.status, trace.redaction_counts) == (
+            "order-crew",
+            "succeeded",
+            {},
+        )
+        steps = list(trace.steps.order_by("index").values_list("kind", "name"))
+        assert [kind for kind, _ in steps] == ["span", "span"]
+        assert steps[0][1].startswith("Crew_") and steps[0][1].endswith(".kickoff")
+        assert steps[1][1] == "Order desk._execute_core"

@@ -123,6 +123,11 @@ NEW_NEGATIVE = {
     "SSN": ["000-12-3456", "666-12-3456", "900-12-3456", "2026-11-22"],
     "IP_ADDRESS": ["version 1.2.3.4", "v10.0.19041.1"],
     "AWS_SECRET": ["src/components/forms/inputs/TextInput.tsx"],
+    # A UUID glued to a name (CrewAI names a crew's span "Crew_<uuid>.kickoff").
+    "SECRET": [
+        "Crew_95bde77b-cbcc-4f0d-b0af-8224da4d55aa.kickoff",
+        "run-3F2504E0-4F89-11D3-9A0C-0305E82C3301",
+    ],
 }
 
 
@@ -140,6 +145,13 @@ def test_new_kinds_are_redacted(kind, raw):
 def test_lookalikes_are_kept(kind, raw):
     out, counts = redact(f"value: {raw} (end)")
     assert raw in out and counts[kind] == 0, (out, counts)
+
+
+def test_a_random_token_glued_to_a_uuid_is_still_a_secret():
+    token = "Zq8Xv2Lm9Kp4Wr7Ty1Bn6Hc3Df5Gs0JaQeRuIoPl"
+    out, counts = redact(f"key 95bde77b-cbcc-4f0d-b0af-8224da4d55aa_{token} end")
+    assert token not in out and "95bde77b-cbcc-4f0d-b0af-8224da4d55aa" in out, out
+    assert counts["SECRET"] == 1
 
 
 def test_url_password_keeps_the_rest_of_the_url():
