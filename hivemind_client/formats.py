@@ -2312,6 +2312,38 @@ def input_task(value: Any) -> str:
     return _text(value, 100_000)
 
 
+CHECK_PREFIX = "hivemind.check."
+_PASSED = {"true", "pass", "passed", "ok", "1", "yes"}
+
+
+def span_run_fields(run: dict[str, Any], attrs: dict[str, Any]) -> None:
+    """What one span's attributes say of its run, added to `run` where it says
+    nothing yet: its agent (`gen_ai.agent.name`), session (`gen_ai.conversation.id`,
+    `session.id`), task key (`hivemind.task.key`), model, the harness's named
+    checks of the outcome (`hivemind.check.<name>` = true/false) and the skills in
+    scope (`gen_ai.skill.name`). Used by the file importer and the OTLP receiver
+    alike."""
+    for key, name in (("gen_ai.agent.name", "agent"), ("gen_ai.conversation.id", "session_id"),
+                      ("session.id", "session_id"), ("hivemind.task.key", "task_key")):  # fmt: skip
+        if attrs.get(key) and not run.get(name):
+            run[name] = str(attrs[key])[:200]
+    for key, value in attrs.items():
+        if key.startswith(CHECK_PREFIX) and len(key) > len(CHECK_PREFIX):
+            passed = value if isinstance(value, bool) else str(value).lower() in _PASSED
+            name = key[len(CHECK_PREFIX) :][:200]
+            checks = run.setdefault("checks", [])
+            if not any(c["name"] == name for c in checks):
+                checks.append({"name": name, "passed": passed, "detail": ""})
+    model = _first(attrs, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+    if model and not run.get("model"):
+        run["model"] = str(model)[:200]
+    skill = attrs.get("gen_ai.skill.name")
+    skills = run.setdefault("skills_in_scope", [])
+    for name in skill if isinstance(skill, list) else [skill] if skill else []:
+        if str(name)[:200] not in skills:
+            skills.append(str(name)[:200])
+
+
 def crew_task(attrs: dict[str, Any]) -> str:
     """A CrewAI crew's task, as OpenInference's CrewAI instrumentation records it on
     the crew's span (`crew_tasks`: its tasks as JSON): the first task's
@@ -2595,15 +2627,19 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     resource = _flat_attributes(
         run.get("resource_attributes") or flat_first(spans, "resource_attributes")
     )
-    # The service, else the agent span's class (smolagents' "CodeAgent.run"): TRAIL's
-    # files are named by trace id, and a file's name would make each run an agent.
+    # The service, else what the spans say (GenAI's agent name), else the agent span's
+    # class (smolagents' "CodeAgent.run"): TRAIL's files are named by trace id, and a
+    # file's name would make each run an agent. Session, task key, model, checks and
+    # skills as the OTLP endpoint reads them.
+    fields: dict[str, Any] = {
+        "agent": resource.get("service.name") or flat_first(spans, "service_name") or ""
+    }
+    for row in rows:
+        span_run_fields(fields, row["_attrs"])
     agent_span = next((r["name"] for r in rows
                        if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
-    agent = (resource.get("service.name") or flat_first(spans, "service_name")
-             or agent_span.removesuffix(".run").removesuffix(".__call__") or path.stem)  # fmt: skip
-    # The model of the first span naming one, by the attributes the OTLP endpoint reads.
-    model = next((found for r in rows if (found := _first(
-        r["_attrs"], "gen_ai.response.model", "gen_ai.request.model", "llm.model_name"))), "")  # fmt: skip
+    agent = (fields["agent"] or agent_span.removesuffix(".run").removesuffix(".__call__")
+             or path.stem)  # fmt: skip
     trace_id = run.get("trace_id") or flat_first(spans, "trace_id") or _digest(path.name, where)
     starts = [r["_start"] for r in rows if r["_start"] is not None]
     # The run's root span speaks for the run, as over OTLP (TRAIL's roots leave it unset).
@@ -2613,7 +2649,11 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     return {
         "external_id": str(trace_id)[:200],
         "agent": str(agent)[:200],
-        "model": str(model)[:200],
+        "model": fields.get("model", ""),
+        "session_id": fields.get("session_id", ""),
+        "task_key": fields.get("task_key", ""),
+        "checks": fields.get("checks", []),
+        "skills_in_scope": fields.get("skills_in_scope", []),
         "task": task,
         "started_at": _iso(min(starts)) if starts else None,
         "status": {"error": "failed", "ok": "succeeded"}.get(status, "unknown"),

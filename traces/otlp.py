@@ -44,6 +44,7 @@ from hivemind_client.formats import (
     only_agent_creation,
     span_event_error,
     span_role,
+    span_run_fields,
 )
 from workspaces.textsafety import json_too_deep
 
@@ -212,10 +213,6 @@ def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]],
     return runs, span_counts
 
 
-CHECK_PREFIX = "hivemind.check."
-_PASSED = {"true", "pass", "passed", "ok", "1", "yes"}
-
-
 def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
     return {
         "external_id": trace_id, "agent": str(resource.get("service.name", ""))[:200],
@@ -232,29 +229,7 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
         trace["steps"].append(step)
     else:
         trace["steps"][same] = step
-    for key, field, limit in (("gen_ai.agent.name", "agent", 200), ("gen_ai.conversation.id", "session_id", 200),
-                              ("session.id", "session_id", 200), ("hivemind.task.key", "task_key", 200)):  # fmt: skip
-        if attrs.get(key) and not trace.get(field):
-            trace[field] = str(attrs[key])[:limit]
-    for key, value in attrs.items():
-        # A harness's named checks of the outcome: hivemind.check.<name> = true/false.
-        if key.startswith(CHECK_PREFIX) and len(key) > len(CHECK_PREFIX):
-            passed = value if isinstance(value, bool) else str(value).lower() in _PASSED
-            name = key[len(CHECK_PREFIX) :][:200]
-            checks = trace.setdefault("checks", [])
-            if not any(c["name"] == name for c in checks):
-                checks.append({"name": name, "passed": passed, "detail": ""})
-    model = (
-        attrs.get("gen_ai.response.model")
-        or attrs.get("gen_ai.request.model")
-        or attrs.get("llm.model_name")
-    )
-    if model and not trace.get("model"):
-        trace["model"] = str(model)[:200]
-    skill = attrs.get("gen_ai.skill.name")
-    for name in skill if isinstance(skill, list) else [skill] if skill else []:
-        if str(name) not in trace["skills_in_scope"]:
-            trace["skills_in_scope"].append(str(name)[:200])
+    span_run_fields(trace, attrs)
     start, end = _time(span.start_time_unix_nano), _time(span.end_time_unix_nano)
     if start and (not trace.get("started_at") or start < trace["started_at"]):
         trace["started_at"] = start

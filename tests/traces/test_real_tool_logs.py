@@ -90,7 +90,9 @@ def _by_file_and_over_otlp(client, tenant, other_tenant, path: Path) -> tuple[di
     assert all(len(key) == 32 and int(key, 16) for key in by_file)
     for key, trace in by_file.items():
         assert _span_steps(trace) == _span_steps(by_otlp[key])
-        assert (trace.task, trace.status) == (by_otlp[key].task, by_otlp[key].status)
+        same = ("task", "status", "agent", "model", "session_id", "task_key", "checks",
+                "skills_in_scope")  # fmt: skip
+        assert [getattr(trace, f) for f in same] == [getattr(by_otlp[key], f) for f in same]
     return by_file, by_otlp
 
 
@@ -330,3 +332,27 @@ def test_crewai_spans_take_the_task_from_the_crews_tasks(client, tenant, other_t
         assert [kind for kind, _ in steps] == ["span", "span"]
         assert steps[0][1].startswith("Crew_") and steps[0][1].endswith(".kickoff")
         assert steps[1][1] == "Order desk._execute_core"
+
+
+def test_google_adk_genai_spans(client, tenant, other_tenant):
+    """Google ADK's own GenAI spans, message content captured on them: the workflow
+    and the agent are framework steps, each `generate_content` a model call with
+    its messages and tokens, each `execute_tool` a call with its arguments and
+    result; the tool's error ends one run, which failed, counted once on the tool.
+    The other run's root sets no status: its outcome is unknown."""
+    path = LOGS / "google-adk-2.13.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    ok, failed = runs["Where is order A1?"], runs["Where is order B2?"]
+    assert (ok.status, failed.status) == ("unknown", "failed")
+    assert (ok.agent, ok.model, ok.total_tokens) == ("order-adk", "scripted-gemini", 270)
+    assert list(ok.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "invoke_workflow orders"), ("span", "invoke_agent orders"),
+        ("llm_call", "scripted-gemini"), ("tool_call", "lookup_order"),
+        ("llm_call", "scripted-gemini"),
+    ]  # fmt: skip
+    assert ok.steps.get(kind="tool_call").output == {"result": "order A1: 2 items, shipped"}
+    errors = list(failed.steps.exclude(error="").values_list("kind", "input", "error"))
+    assert errors == [("tool_call", {"order_id": "B2"}, "ValueError: order not found: B2")]
+    assert ok.session_id and ok.session_id != failed.session_id
