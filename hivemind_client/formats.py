@@ -2119,6 +2119,13 @@ def span_step_name(name: str) -> str:
 # that are an agent's own span, which a model name on it does not make a call.
 _LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion", "embeddings"}
 _AGENT_OPERATIONS = {"invoke_agent", "create_agent", "invoke_workflow"}
+# The AI SDK's (Vercel's `ai` package) telemetry names each span by `ai.operationId`:
+# a function such as `ai.generateText` runs the agent's loop (a framework step); its
+# `.doGenerate`, `.doStream` and `.doEmbed` spans are the model calls, `ai.toolCall`
+# the tool calls.
+_AI_SDK_LOOPS = {"ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject",
+                 "ai.embed", "ai.embedMany"}  # fmt: skip
+_AI_SDK_MODEL_CALLS = (".doGenerate", ".doStream", ".doEmbed")
 
 
 def _first(attrs: dict[str, Any], *keys: str) -> Any:
@@ -2131,8 +2138,9 @@ def span_role(
     """What a span is as a step, (kind, name, input, output, tokens), by the
     conventions instrumentations write: OpenInference (`openinference.span.kind`,
     `input.value`), OpenTelemetry GenAI (`gen_ai.operation.name`, `gen_ai.tool.*`,
-    `gen_ai.*.messages`) and OpenLLMetry/Traceloop (`traceloop.span.kind`,
-    `traceloop.entity.*`, `llm.request.type`). A tool span is a tool call named by
+    `gen_ai.*.messages`), OpenLLMetry/Traceloop (`traceloop.span.kind`,
+    `traceloop.entity.*`, `llm.request.type`) and the AI SDK's (`ai.operationId`,
+    `ai.prompt*`, `ai.response.*`, `ai.toolCall.*`). A tool span is a tool call named by
     its tool; a model span an LLM call named by its model; a span of the
     framework's own structure (an agent, a chain, a graph node, a workflow) a
     framework step ("span"), which the diagnosis does not count as a call; any
@@ -2142,6 +2150,7 @@ def span_role(
     and output read from them. Used by the file importer and the OTLP receiver
     alike."""
     operation = str(attrs.get("gen_ai.operation.name") or "").lower()
+    ai_sdk = str(attrs.get("ai.operationId") or "")
     oi_kind = str(attrs.get("openinference.span.kind") or "").upper()
     loop_kind = str(attrs.get("traceloop.span.kind") or "").lower()
     entity_in, entity_out = (
@@ -2153,14 +2162,21 @@ def span_role(
         or oi_kind == "TOOL"
         or loop_kind == "tool"
         or "gen_ai.tool.name" in attrs
+        or ai_sdk == "ai.toolCall"
     ):
         kind = "tool_call"
-        name = _first(attrs, "gen_ai.tool.name", "tool.name", "traceloop.entity.name") or span_name
+        name = _first(attrs, "gen_ai.tool.name", "tool.name", "traceloop.entity.name",
+                      "ai.toolCall.name") or span_name  # fmt: skip
         step_input = _python_call_arguments(_first(
-            attrs, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input"
+            attrs, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input",
+            "ai.toolCall.args",
         ))  # fmt: skip
-        output = _first(attrs, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output")
-    elif (operation in _LLM_OPERATIONS or oi_kind == "LLM"
+        output = _first(attrs, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
+                        "ai.toolCall.result")  # fmt: skip
+        if ai_sdk and isinstance(output, str) and output[:1] == '"':  # the AI SDK's JSON text
+            with contextlib.suppress(json.JSONDecodeError, RecursionError):
+                output = json.loads(output)
+    elif (operation in _LLM_OPERATIONS or oi_kind == "LLM" or ai_sdk.endswith(_AI_SDK_MODEL_CALLS)
           or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
           or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)):  # fmt: skip
         kind = "llm_call"
@@ -2171,8 +2187,9 @@ def span_role(
         # OpenInference's messages, where it lists them, over its raw input: LlamaIndex
         # records `input.value` as the Python reprs of its message objects.
         step_input = _first(attrs, "gen_ai.input.messages") or _indexed_messages(
-            attrs, "llm.input_messages") or _first(attrs, "input.value")  # fmt: skip
-        output = _first(attrs, "gen_ai.output.messages", "output.value")
+            attrs, "llm.input_messages") or _first(attrs, "input.value", "ai.prompt.messages")  # fmt: skip
+        output = _first(attrs, "gen_ai.output.messages", "output.value", "ai.response.text",
+                        "ai.response.toolCalls", "ai.response.object")  # fmt: skip
     else:
         # A span that says it is the framework's own structure (an agent run, a
         # chain or graph node, a workflow) holds the agent's calls and is not one;
@@ -2181,11 +2198,12 @@ def span_role(
         # Any GenAI operation that is neither a model call nor a tool's execution
         # (invoke_agent, Strands' execute_event_loop_cycle) is the framework's own.
         structure = (oi_kind in ("CHAIN", "AGENT") or bool(operation)
-                     or loop_kind in ("workflow", "agent"))  # fmt: skip
+                     or loop_kind in ("workflow", "agent") or ai_sdk in _AI_SDK_LOOPS)  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
-        step_input = _first(attrs, "input.value") if entity_in is None else entity_in
-        output = _first(attrs, "output.value") if entity_out is None else entity_out
+        step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
+        output = (_first(attrs, "output.value", "ai.response.text", "ai.response.object")
+                  if entity_out is None else entity_out)  # fmt: skip
     if events and kind == "tool_call" and step_input is None:
         step_input = next((a.get("content") for n, a in events
                            if n == "gen_ai.tool.message" and a.get("content")), None)  # fmt: skip
@@ -2203,7 +2221,8 @@ def span_role(
               or _count(attrs.get("llm.token_count.prompt")) + _count(attrs.get("llm.token_count.completion"))
               or _count(attrs.get("gen_ai.usage.input_tokens")) + _count(attrs.get("gen_ai.usage.output_tokens"))
               or _count(attrs.get("gen_ai.usage.prompt_tokens")) + _count(attrs.get("gen_ai.usage.completion_tokens"))
-              or _count(attrs.get("llm.usage.total_tokens")))  # fmt: skip
+              or _count(attrs.get("llm.usage.total_tokens"))
+              or _count(attrs.get("ai.usage.inputTokens")) + _count(attrs.get("ai.usage.outputTokens")))  # fmt: skip
     return kind, str(name)[:200], step_input, output, tokens
 
 
@@ -2222,10 +2241,12 @@ def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, str]
 
 def attributes_user_prompt(attrs: dict[str, Any]) -> str:
     """The first user message a span's attributes carry, in any of the conventions
-    in use: `gen_ai.input.messages`, indexed `gen_ai.prompt.N.*` and
-    `llm.input_messages.N.message.*`. Used by the file importer and the OTLP
+    in use: `gen_ai.input.messages`, the AI SDK's `ai.prompt.messages`,
+    indexed `gen_ai.prompt.N.*` and `llm.input_messages.N.message.*`. Used by the file importer and the OTLP
     receiver alike (which also reads a `gen_ai.user.message` event)."""
-    found = _first_user_message(attrs.get("gen_ai.input.messages"))
+    found = _first_user_message(
+        attrs.get("gen_ai.input.messages") or attrs.get("ai.prompt.messages")
+    )
     if found:
         return found
     for prefix, role, content in (("gen_ai.prompt", "role", "content"),
@@ -2279,7 +2300,7 @@ def _first_user_message(messages: Any) -> str:
     return ""
 
 
-_ENVELOPE_TASK_KEYS = ("task", "input", "question", "query")
+_ENVELOPE_TASK_KEYS = ("task", "input", "question", "query", "prompt")
 
 
 def input_task(value: Any) -> str:
@@ -2316,15 +2337,25 @@ CHECK_PREFIX = "hivemind.check."
 _PASSED = {"true", "pass", "passed", "ok", "1", "yes"}
 
 
+def service_name(resource: dict[str, Any]) -> str:
+    """A resource's `service.name`, unless it is the SDK's default for an unnamed
+    service ("unknown_service", "unknown_service:node"): then the spans' own agent
+    name stands. Used by the file importer and the OTLP receiver alike."""
+    name = str(resource.get("service.name") or "")
+    return "" if name.startswith("unknown_service") else name[:200]
+
+
 def span_run_fields(run: dict[str, Any], attrs: dict[str, Any]) -> None:
     """What one span's attributes say of its run, added to `run` where it says
-    nothing yet: its agent (`gen_ai.agent.name`), session (`gen_ai.conversation.id`,
-    `session.id`), task key (`hivemind.task.key`), model, the harness's named
+    nothing yet: its agent (`gen_ai.agent.name`, the AI SDK's `ai.telemetry.functionId`),
+    session (`gen_ai.conversation.id`, `session.id`, the AI SDK's metadata `sessionId`), task key (`hivemind.task.key`), model, the harness's named
     checks of the outcome (`hivemind.check.<name>` = true/false) and the skills in
     scope (`gen_ai.skill.name`). Used by the file importer and the OTLP receiver
     alike."""
-    for key, name in (("gen_ai.agent.name", "agent"), ("gen_ai.conversation.id", "session_id"),
-                      ("session.id", "session_id"), ("hivemind.task.key", "task_key")):  # fmt: skip
+    for key, name in (("gen_ai.agent.name", "agent"), ("ai.telemetry.functionId", "agent"),
+                      ("gen_ai.conversation.id", "session_id"), ("session.id", "session_id"),
+                      ("ai.telemetry.metadata.sessionId", "session_id"),
+                      ("hivemind.task.key", "task_key")):  # fmt: skip
         if attrs.get(key) and not run.get(name):
             run[name] = str(attrs[key])[:200]
     for key, value in attrs.items():
@@ -2480,7 +2511,8 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
         attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
         known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
                                               "traceloop.span.kind", "gen_ai.tool.name",
-                                              "gen_ai.request.model", "llm.request.type"))  # fmt: skip
+                                              "gen_ai.request.model", "llm.request.type",
+                                              "ai.operationId"))  # fmt: skip
         name = span.get("span_name") or span.get("name") or "span"
         events = [(str(obj(e).get("name") or ""), _flat_attributes(obj(e).get("attributes")))
                   for e in _list(span.get("events"))]  # fmt: skip
@@ -2502,7 +2534,10 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             "duration_ms": max(0.0, end - start) * 1000 if start is not None and end is not None else None,
             "tokens": tokens or None,
         })  # fmt: skip
-    rows.sort(key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
+    # Spans that start in the same instant (JavaScript's SDK times to the millisecond)
+    # go parent first, as the OTLP receiver orders them.
+    depth = span_depths(parent_of)
+    rows.sort(key=lambda r: (r["_start"] is None, r["_start"] or 0, depth[r["_span"]], r["_order"]))
     index_of = {row["_span"]: i for i, row in enumerate(rows)}
     for i, row in enumerate(rows):
         row["index"] = i
@@ -2517,6 +2552,24 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
         if nested:
             row["kind"] = "span"
     return rows
+
+
+def span_depths(parent_of: dict[Any, Any]) -> dict[Any, int]:
+    """How many ancestors each span (or step) has, by `parent_of` (a parent that is
+    not in it ends the chain; a cycle is cut). Used by the file importer and the OTLP
+    receiver to order spans that start in the same instant, parent first."""
+    depths: dict[Any, int] = {}
+    for key in parent_of:
+        path, seen, node = [], set(), key
+        while node in parent_of and node not in depths and node not in seen:
+            seen.add(node)
+            path.append(node)
+            node = parent_of[node]
+        base = depths.get(node, -1) if node not in seen else -1
+        for step in reversed(path):
+            base += 1
+            depths[step] = base
+    return depths
 
 
 def nested_model_calls(steps: list[tuple[str, int | None]]) -> list[bool]:
@@ -2632,7 +2685,7 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     # file's name would make each run an agent. Session, task key, model, checks and
     # skills as the OTLP endpoint reads them.
     fields: dict[str, Any] = {
-        "agent": resource.get("service.name") or flat_first(spans, "service_name") or ""
+        "agent": service_name(resource) or flat_first(spans, "service_name") or ""
     }
     for row in rows:
         span_run_fields(fields, row["_attrs"])

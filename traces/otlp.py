@@ -42,6 +42,7 @@ from hivemind_client.formats import (
     events_user_prompt,
     input_task,
     only_agent_creation,
+    service_name,
     span_event_error,
     span_role,
     span_run_fields,
@@ -215,7 +216,7 @@ def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]],
 
 def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
     return {
-        "external_id": trace_id, "agent": str(resource.get("service.name", ""))[:200],
+        "external_id": trace_id, "agent": service_name(resource),
         "steps": [], "skills_in_scope": [], "metadata": {"source": "otlp"},
     }  # fmt: skip
 
@@ -241,8 +242,8 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
             trace["status"] = "failed"
         elif span.status.code == Status.STATUS_CODE_OK:
             trace["status"] = "succeeded"
-        task = ((input_task(attrs["input.value"]) if attrs.get("input.value") else "")
-                or crew_task(attrs) or prompt)  # fmt: skip
+        raw = attrs.get("input.value") or attrs.get("ai.prompt")
+        task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt
         if task:
             trace["task"] = str(task)[:MAX_TEXT]
             trace["_task_from_root"] = True

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F
 
-from hivemind_client.formats import nested_model_calls
+from hivemind_client.formats import nested_model_calls, span_depths
 from workspaces.models import Workspace
 
 from .ingest import refresh_aggregates
@@ -84,11 +84,17 @@ def _number(trace: dict[str, Any], stored: Trace | None) -> None:
 
 def _renumber_by_time(trace_id: int) -> None:
     trace = Trace.objects.get(pk=trace_id)
-    rows = list(
+    stored = list(
         Step.objects.filter(trace_id=trace_id)
         .order_by(F("started_at").asc(nulls_last=True), "index")
-        .values_list("index", "parent_index", "error", "kind")
+        .values_list("index", "parent_index", "error", "kind", "started_at")
     )
+    # Steps that start in the same instant (JavaScript's SDK times to the
+    # millisecond) go parent first, as the file importer orders them.
+    depth = span_depths({index: parent for index, parent, *_ in stored})
+    order = {row[0]: position for position, row in enumerate(stored)}
+    stored.sort(key=lambda r: (r[4] is None, r[4] or 0, depth[r[0]], order[r[0]]))
+    rows = [row[:4] for row in stored]
     mapping = {old: new for new, (old, *_) in enumerate(rows)}
     spans: dict[str, int] = trace.metadata.get("otlp_spans", {})
     reserved = len(rows)

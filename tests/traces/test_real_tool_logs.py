@@ -71,8 +71,11 @@ def _span_steps(trace: Trace) -> list[tuple]:
         "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip
 
 
-def _by_file_and_over_otlp(client, tenant, other_tenant, path: Path) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
-    """The runs of an OTLP/JSON file imported, and its exports posted as protobuf."""
+def _by_file_and_over_otlp(
+    client, tenant, other_tenant, path: Path, json_body: bool = False
+) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+    """The runs of an OTLP/JSON file imported, and its exports posted as protobuf (or,
+    `json_body`, each line as the JSON it is, as a JavaScript exporter sends it)."""
     from google.protobuf import json_format
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
@@ -81,8 +84,12 @@ def _by_file_and_over_otlp(client, tenant, other_tenant, path: Path) -> tuple[di
     result = traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path)
     assert result.ok and result.created == 2, result.error
     for line in path.read_text().splitlines():
-        body = json_format.Parse(line, ExportTraceServiceRequest()).SerializeToString()
-        response = client.post("/v1/traces", body, content_type="application/x-protobuf",
+        if json_body:
+            body, content_type = line.encode(), "application/json"
+        else:
+            body = json_format.Parse(line, ExportTraceServiceRequest()).SerializeToString()
+            content_type = "application/x-protobuf"
+        response = client.post("/v1/traces", body, content_type=content_type,
                                headers={"x-hivemind-api-key": other_tenant.key})  # fmt: skip
         assert response.status_code == 200
     by_file, by_otlp = _runs(tenant.workspace), _runs(other_tenant.workspace)
@@ -356,3 +363,30 @@ def test_google_adk_genai_spans(client, tenant, other_tenant):
     errors = list(failed.steps.exclude(error="").values_list("kind", "input", "error"))
     assert errors == [("tool_call", {"order_id": "B2"}, "ValueError: order not found: B2")]
     assert ok.session_id and ok.session_id != failed.session_id
+
+
+def test_ai_sdk_spans_name_tools_and_the_request(client, tenant, other_tenant):
+    """The AI SDK's (Vercel's `ai`) telemetry, as its JavaScript OTLP/JSON exporter
+    sends it (hex ids, posted as JSON): `ai.generateText` is the agent's loop, a
+    framework step holding the request (`ai.prompt`) and the answer; each
+    `.doGenerate` a model call with its messages, reply and tokens; each
+    `ai.toolCall` a call of the tool it names, with its arguments and result. Before,
+    the tool calls were all "ai.toolCall" with nothing in them (a successful one
+    left out), the loop's span dropped and the task empty."""
+    path = LOGS / "ai-sdk-6.0.333" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path, json_body=True)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    ok, failed = runs["Where is order A1?"], runs["Where is order B2?"]
+    assert (ok.agent, ok.model, ok.status, ok.total_tokens) == (
+        "order-ai-sdk", "scripted-model", "unknown", 270)  # fmt: skip
+    assert list(ok.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "ai.generateText"), ("llm_call", "scripted-model"),
+        ("tool_call", "lookupOrder"), ("llm_call", "scripted-model"),
+    ]  # fmt: skip
+    tool = ok.steps.get(kind="tool_call")
+    assert (tool.input, tool.output) == ({"orderId": "A1"}, "order A1: 2 items, shipped")
+    errors = list(failed.steps.exclude(error="").values_list("kind", "name", "error"))
+    assert errors == [("tool_call", "lookupOrder", "Error: order not found: B2")]
+    reply = failed.steps.filter(kind="llm_call").order_by("index").last()
+    assert reply.output == "I could not find order B2."
