@@ -2491,8 +2491,9 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
     them (traces/otlp.py): TOOL a tool call named by `tool.name`, LLM an LLM call
     named by its model, any other span a call named by the span; a failing span
     above a failing span keeps its error in `propagated_errors`, not as a second
-    failure. Spans that carry nothing (no OpenInference kind, no input, output
-    or error: a harness's own spans) are left out."""
+    failure. Spans that carry nothing (no convention's attributes, no input,
+    output or error) are left out unless named as a tool the run's model was
+    offered or holding kept spans (`_without_bare_spans`)."""
     flat: list[tuple[dict[str, Any], str, str | None]] = []
     stack: list[tuple[Any, str | None]] = [(span, None) for span in reversed(spans)]
     while stack:
@@ -2518,8 +2519,6 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
                   for e in _list(span.get("events"))]  # fmt: skip
         step_kind, name, step_input, output, tokens = span_role(attrs, str(name), events)
         error = _span_error(span)
-        if not (known or step_input is not None or output is not None or error):
-            continue
         start = _epoch(span.get("timestamp") or span.get("start_time"))
         end = _epoch(span.get("end_time"))
         duration = _iso_seconds(span.get("duration"))
@@ -2527,6 +2526,7 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             end = start + duration
         rows.append({
             "_span": span_id, "_parent": parent, "_start": start, "_order": order, "_attrs": attrs,
+            "_bare": not (known or step_input is not None or output is not None or error),
             "_prompt": attributes_user_prompt(attrs) or events_user_prompt(events),
             "kind": step_kind, "name": str(name)[:200],
             "input": _span_value(step_input), "output": _span_value(output), "error": error,
@@ -2534,6 +2534,7 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             "duration_ms": max(0.0, end - start) * 1000 if start is not None and end is not None else None,
             "tokens": tokens or None,
         })  # fmt: skip
+    rows = _without_bare_spans(rows, parent_of)
     # Spans that start in the same instant (JavaScript's SDK times to the millisecond)
     # go parent first, as the OTLP receiver orders them.
     depth = span_depths(parent_of)
@@ -2551,7 +2552,73 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             [(r["kind"], r["parent_index"]) for r in rows]), strict=True):  # fmt: skip
         if nested:
             row["kind"] = "span"
+    holding = {r["parent_index"] for r in rows if r["parent_index"] is not None}
+    for row in rows:
+        if empty_call_holds_steps(
+            row["kind"], row["input"], row["output"], row["index"] in holding
+        ):
+            row["kind"] = "span"
     return rows
+
+
+def empty_call_holds_steps(kind: str, step_input: Any, output: Any, holds: bool) -> bool:
+    """A span read as a call that carries no input or output and holds other steps
+    is the application's own structure (its request handler's span around the model
+    and tool calls): a framework step. Used by the file importer and, after each
+    export, by the OTLP receiver (traces/otlp_store.py)."""
+    return kind == "tool_call" and step_input is None and output is None and holds
+
+
+def _without_bare_spans(
+    rows: list[dict[str, Any]], parent_of: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A span that carries nothing (no convention's attributes, no input, output or
+    error) is kept when it is named as a tool the run's model was offered or asked
+    for (the application ran the tool under a plain span of its name), or when it
+    holds a kept span (its structure); any other is a harness's own span, left out
+    (TRAIL's, whose logs hold the benchmark's answer)."""
+    tools = set()
+    for row in rows:
+        tools.update(declared_tools(row["_attrs"]))
+    kept = {r["_span"] for r in rows if not r["_bare"] or r["name"] in tools}
+    for span_id in list(kept):
+        parent, seen = parent_of.get(span_id), set()
+        while parent is not None and parent not in seen:
+            seen.add(parent)
+            kept.add(parent)
+            parent = parent_of.get(parent)
+    return [r for r in rows if r["_span"] in kept]
+
+
+def declared_tools(attrs: dict[str, Any]) -> set[str]:
+    """The tools a model span says its model was offered or asked for: GenAI's
+    `gen_ai.tool.definitions` and the tool calls in `gen_ai.output.messages`,
+    OpenInference's `llm.tools.N.tool.json_schema`, the AI SDK's `ai.prompt.tools`."""
+    found: set[str] = set()
+
+    def add(value: Any) -> None:
+        if isinstance(value, str) and value[:1] == "{":
+            with contextlib.suppress(json.JSONDecodeError, RecursionError):
+                value = json.loads(value)
+        if isinstance(value, dict):
+            name = value.get("name") or obj(value.get("function")).get("name")
+            if isinstance(name, str) and name:
+                found.add(name[:200])
+
+    for definition in _list(_span_value(attrs.get("gen_ai.tool.definitions"))):
+        add(definition)
+    for message in _list(_span_value(attrs.get("gen_ai.output.messages"))):
+        for part in _list(obj(message).get("parts")):
+            if obj(part).get("type") == "tool_call":
+                add(part)
+    for definition in _list(_span_value(attrs.get("ai.prompt.tools"))):
+        add(definition)
+    for i in range(200):
+        schema = attrs.get(f"llm.tools.{i}.tool.json_schema")
+        if schema is None:
+            break
+        add(schema)
+    return found
 
 
 def span_depths(parent_of: dict[Any, Any]) -> dict[Any, int]:

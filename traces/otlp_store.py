@@ -142,6 +142,19 @@ def _renumber_by_time(trace_id: int) -> None:
                 "UPDATE traces_step SET kind = 'span' WHERE trace_id = %s AND index = ANY(%s)",
                 [trace_id, nested],
             )
+        # A call with no input or output that holds other steps is the application's
+        # own structure (the file importer's rule, `formats.empty_call_holds_steps`).
+        cursor.execute(
+            """
+            UPDATE traces_step s SET kind = 'span'
+            WHERE s.trace_id = %s AND s.kind = 'tool_call'
+              AND (s.input IS NULL OR s.input = 'null'::jsonb)
+              AND (s.output IS NULL OR s.output = 'null'::jsonb)
+              AND EXISTS (SELECT 1 FROM traces_step c
+                          WHERE c.trace_id = s.trace_id AND c.parent_index = s.index)
+            """,
+            [trace_id],
+        )
         if propagated:
             cursor.execute(
                 "UPDATE traces_step SET error = '' WHERE trace_id = %s AND index = ANY(%s)",

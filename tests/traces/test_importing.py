@@ -1306,8 +1306,9 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
     child_spans, flat dotted attributes, ISO durations): spans ordered by start time,
     a tool call named by tool.name and its arguments read as JSON, the failing
     tool's parent step keeping its error aside (one failure, not two), the task from
-    the agent span's input, and the harness's own spans, whose logs hold the
-    benchmark's answer, left out."""
+    the agent span's input, the harness's root, which holds the agent, a framework
+    step, and the harness's own leaf spans, whose logs hold the benchmark's answer,
+    left out."""
     tool = _span("t1", "tool_call", "2025-03-19T16:40:49Z",
                  {"openinference.span.kind": "TOOL", "tool.name": "inspect_file_as_text",
                   "input.value": '{"file_path": "data/report.pdf"}'}, [],
@@ -1343,13 +1344,14 @@ def test_an_openinference_span_tree_reads_as_the_otlp_receiver_reads_spans(
     assert trace.task == "What is the total in the report?"
     steps = _steps(trace, "index", "kind", "name", "parent_index", "error", "tokens", "duration_ms")
     assert steps == [
-        (0, "span", "CodeAgent.run", None, "", None, None),
-        (1, "span", "agent step", 0, "", None, None),
-        (2, "llm_call", "gpt-4o", 1, "", 812, 1500.0),
-        (3, "tool_call", "inspect_file_as_text", 1, "FileNotFoundError: data/report.pdf", None, None),
+        (0, "span", "main", None, "", None, None),
+        (1, "span", "CodeAgent.run", 0, "", None, None),
+        (2, "span", "agent step", 1, "", None, None),
+        (3, "llm_call", "gpt-4o", 2, "", 812, 1500.0),
+        (4, "tool_call", "inspect_file_as_text", 2, "FileNotFoundError: data/report.pdf", None, None),
     ]  # fmt: skip
-    assert trace.steps.get(index=3).input == {"file_path": "data/report.pdf"}
-    assert trace.metadata["propagated_errors"] == {"1": "Step 1 failed"}
+    assert trace.steps.get(index=4).input == {"file_path": "data/report.pdf"}
+    assert trace.metadata["propagated_errors"] == {"2": "Step 1 failed"}
     stored = json.dumps([list(trace.steps.values()), trace.metadata], default=str)
     assert "GOLD-42" not in stored
 

@@ -390,3 +390,25 @@ def test_ai_sdk_spans_name_tools_and_the_request(client, tenant, other_tenant):
     assert errors == [("tool_call", "lookupOrder", "Error: order not found: B2")]
     reply = failed.steps.filter(kind="llm_call").order_by("index").last()
     assert reply.output == "I could not find order B2."
+
+
+def test_a_hand_written_loop_over_the_openai_sdk_keeps_its_tool_runs(client, tenant, other_tenant):
+    """An application's own loop over the OpenAI SDK, its model calls traced by
+    OpenLLMetry's OpenAI instrumentation, its request and each tool run by plain
+    spans of its own: a plain span named as a tool the model was offered is that
+    tool's call, also when it carries nothing else (before, by file, the successful
+    run lost its call, while the failing run kept its); the request's span, which
+    holds the calls, is a framework step (before: a "tool call" over /v1/traces, and
+    left out by file). By file as over OTLP."""
+    path = LOGS / "openllmetry-openai-0.62.4" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    for trace in runs.values():
+        assert (trace.agent, trace.model, trace.total_tokens) == ("order-loop", "scripted-gpt", 270)
+        assert list(trace.steps.order_by("index").values_list("kind", "name")) == [
+            ("span", "handle_request"), ("llm_call", "scripted-gpt"),
+            ("tool_call", "lookup_order"), ("llm_call", "scripted-gpt"),
+        ]  # fmt: skip
+    assert runs["Where is order B2?"].steps.get(kind="tool_call").error == (
+        "ValueError: order not found: B2")  # fmt: skip
