@@ -2117,7 +2117,9 @@ def span_step_name(name: str) -> str:
 
 # GenAI operations that are a model call (`gen_ai.operation.name`), and those
 # that are an agent's own span, which a model name on it does not make a call.
-_LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion", "embeddings"}
+# (Semantic Kernel names its text completions "text_completions".)
+_LLM_OPERATIONS = {"chat", "text_completion", "text_completions", "generate_content", "completion",
+                   "embeddings"}  # fmt: skip
 _AGENT_OPERATIONS = {"invoke_agent", "create_agent", "invoke_workflow"}
 # The AI SDK's (Vercel's `ai` package) telemetry names each span by `ai.operationId`:
 # a function such as `ai.generateText` runs the agent's loop (a framework step); its

@@ -412,3 +412,31 @@ def test_a_hand_written_loop_over_the_openai_sdk_keeps_its_tool_runs(client, ten
         ]  # fmt: skip
     assert runs["Where is order B2?"].steps.get(kind="tool_call").error == (
         "ValueError: order not found: B2")  # fmt: skip
+
+
+def test_semantic_kernel_genai_spans(client, tenant, other_tenant):
+    """Semantic Kernel's own GenAI spans (its OpenAI connector against a scripted
+    server): the agent's invocation a framework step, its function-calling loop,
+    a span of its own with no convention's attributes that holds the calls, a
+    framework step too; each `chat` a model call with its tokens, the plugin's
+    function a tool call whose exception is the run's one error. Semantic Kernel
+    writes messages to logs, not spans: no task. A text completion ("text_completions",
+    as it names them) is a model call."""
+    from hivemind_client.formats import span_role
+
+    path = LOGS / "semantic-kernel-1.45.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    steps = {t.error_count: list(t.steps.order_by("index").values_list("kind", "name"))
+             for t in by_file.values()}  # fmt: skip
+    assert sorted(steps) == [0, 1]
+    for found in steps.values():
+        assert found == [
+            ("span", "invoke_agent orders"), ("span", "AutoFunctionInvocationLoop"),
+            ("llm_call", "scripted-gpt"), ("tool_call", "Orders-lookup_order"),
+            ("llm_call", "scripted-gpt"),
+        ]  # fmt: skip
+    failed = next(t for t in by_file.values() if t.error_count)
+    assert (failed.agent, failed.total_tokens, failed.task) == ("order-sk", 270, "")
+    assert failed.steps.get(kind="tool_call").error == "ValueError: order not found: B2"
+    attrs = {"gen_ai.operation.name": "text_completions", "gen_ai.request.model": "m"}
+    assert span_role(attrs, "text_completions m")[0] == "llm_call"
