@@ -440,3 +440,23 @@ def test_semantic_kernel_genai_spans(client, tenant, other_tenant):
     assert failed.steps.get(kind="tool_call").error == "ValueError: order not found: B2"
     attrs = {"gen_ai.operation.name": "text_completions", "gen_ai.request.model": "m"}
     assert span_role(attrs, "text_completions m")[0] == "llm_call"
+
+
+def test_agno_spans(client, tenant, other_tenant):
+    """Agno's agent (OpenInference's Agno instrumentation, its OpenAI model against a
+    scripted server): the agent's run a framework step holding the request, which is
+    the task, and its session; each model call with its messages and tokens; the
+    tool's error, which Agno hands back to the model, is the run's one error."""
+    path = LOGS / "agno-3.1.10" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed = runs["Where is order B2?"]
+    assert (failed.agent, failed.model, failed.total_tokens) == ("order-agno", "scripted-gpt", 270)
+    assert failed.session_id and failed.session_id != runs["Where is order A1?"].session_id
+    assert list(failed.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "orders.run"), ("llm_call", "scripted-gpt"),
+        ("tool_call", "lookup_order"), ("llm_call", "scripted-gpt"),
+    ]  # fmt: skip
+    errors = list(failed.steps.exclude(error="").values_list("kind", "input", "error"))
+    assert errors == [("tool_call", {"order_id": "B2"}, "order not found: B2")]
