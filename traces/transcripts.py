@@ -22,6 +22,7 @@ from django.db import transaction
 from workspaces.models import Workspace
 
 from .claude_code import UNFINISHED, inferred_status, key_hash, session_status
+from .ingest import refresh_aggregates
 from .models import Step, StepKey, Trace
 from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_batch
 
@@ -51,8 +52,10 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
             StepKey(trace_id=pk, key=key, index=index)
             for pk, renumbered in keys.items() for key, index in renumbered.items()
         )  # fmt: skip
-        # Their steps were just removed: every merged trace is written again.
+        # Their steps were just removed: every merged trace is written again, and its
+        # counts taken from the steps it now has (the write adds to the stored ones).
         batch = trace_ingest_batch(workspace=workspace, items=merged_items, skip_unchanged=False)
+        refresh_aggregates([pk for pk in replaces.values() if pk])
         refused = [r for r in batch.results if r.status == "rejected" and replaces.get(r.index)]
         if refused:
             transaction.set_rollback(True)
@@ -114,6 +117,7 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
     matched: dict[int, int] = {}  # transcript position → hook position
     taken: set[int] = set()
     prompts = [n for n, row in enumerate(old) if row["kind"] == "user_prompt"]
+    replies = [n for n, row in enumerate(old) if row["kind"] == "assistant_message"]
     for n, step in enumerate(new_steps):
         candidates: list[int] = []
         if step.get("kind") == "tool_call":
@@ -123,6 +127,9 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
                     candidates.append(position_of.get(hook_keys[f"tool:{key}"], -1))
         elif step.get("kind") == "user_prompt":
             candidates = [p for p in prompts if old[p]["input"] == step.get("input")]
+        elif step.get("kind") == "assistant_message" and step.get("output"):
+            # The turn's last reply, which the Stop hook reports, is the transcript's.
+            candidates = [p for p in replies if old[p]["output"] == step.get("output")]
         found = next((c for c in candidates if c >= 0 and c not in taken), None)
         if found is not None:
             matched[n] = found

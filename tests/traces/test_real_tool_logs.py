@@ -4,6 +4,8 @@ changes nothing."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from traces.importing import traces_import_file
@@ -460,3 +462,48 @@ def test_agno_spans(client, tenant, other_tenant):
     ]  # fmt: skip
     errors = list(failed.steps.exclude(error="").values_list("kind", "input", "error"))
     assert errors == [("tool_call", {"order_id": "B2"}, "order not found: B2")]
+
+
+def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant):
+    """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
+    one run whose failing Bash call ended it (failed, read from the session); its
+    headless `stream-json` output for the same session then merges into that run:
+    the call gains its output and tokens, the closing reply is one step, not two
+    (the Stop hook's copy and the transcript's; before, both were kept), and the
+    run's step count is the steps it has (before, the merge added the new count to
+    the old: 9 for 4). Merged again: the same."""
+    from django.test import TestCase
+
+    folder = LOGS / "claude-code-2.1.332"
+    # Hooks post as the session runs; these are posted now, so each is dated as it
+    # would have arrived (the time a replayed log gives, `timestamp`): around the
+    # run's first message in the headless output.
+    first = json.loads(next(line for line in (folder / "stream.jsonl").read_text().splitlines()
+                            if '"timestamp"' in line))["timestamp"]  # fmt: skip
+    start = datetime.fromisoformat(first.replace("Z", "+00:00")) - timedelta(seconds=1)
+    for n, line in enumerate((folder / "hooks.jsonl").read_text().splitlines()):
+        payload = {**json.loads(line), "timestamp": (start + timedelta(seconds=n)).isoformat()}
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post("/api/v1/hooks/claude-code", json.dumps(payload),
+                                   content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+        assert response.status_code == 200, response.content
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.agent, trace.status, trace.task) == (
+        "claude-code", "failed", "Where is order B2? The orders are in orders/.")  # fmt: skip
+    assert "Bash" in trace.metadata["inferred_status"]["reason"]
+    expected = [("user_prompt", "", None), ("tool_call", "Bash", "cat orders/B2.json"),
+                ("assistant_message", "", None), ("assistant_message", "session end", None)]  # fmt: skip
+    for again in (False, True):
+        result = traces_import_file(workspace=tenant.workspace, fmt="claude-transcript",
+                                    path=folder / "stream.jsonl")  # fmt: skip
+        assert result.ok and (result.updated, result.unchanged) == ((0, 1) if again else (1, 0))
+        trace.refresh_from_db()
+        steps = list(trace.steps.order_by("index"))
+        assert [(s.kind, s.name, (s.input or {}).get("command") if s.kind == "tool_call" else None)
+                for s in steps] == expected  # fmt: skip
+        assert trace.step_count == len(steps) == 4 and trace.error_count == 1
+        call = steps[1]
+        assert call.output == call.error == (
+            "Exit code 1\ncat: orders/B2.json: No such file or directory")  # fmt: skip
+        assert (call.tokens, trace.total_tokens, trace.model) == (15, 15, "claude-opus-5-5")
+        assert trace.cost_usd is not None and trace.status == "failed"
