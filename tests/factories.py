@@ -219,3 +219,23 @@ def running_worker(**env: str) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def migrate(target: list[tuple[str, str]]) -> Any:
+    """Migrate the test database to `target` (for tests of a data migration); the
+    executor returned knows the state there (`.loader.project_state(target).apps`)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(target)
+    return MigrationExecutor(connection)
+
+
+def latest_migrations() -> list[tuple[str, str]]:
+    """Every app's newest migration: where a data-migration test returns to."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()

@@ -620,19 +620,11 @@ def test_a_stored_sessions_step_map_moves_to_its_keys_and_back():
     """Migration 0017: a session stored with `metadata.hook_steps` keeps its steps'
     keys (a later PostToolUse still lands on its call), is still a hook session to
     the sweep that settles silent ones, and the map comes back when migrated back."""
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
+    from tests.factories import latest_migrations, migrate
     from traces.claude_code import external_id, hook_ingest, key_hash
 
-    def migrate(target: list[tuple[str, str]]) -> MigrationExecutor:
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(target)
-        return MigrationExecutor(connection)
-
     before = [("traces", "0016_linear_trace_words")]
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    latest = latest_migrations()
     call = f"tool:{key_hash('toolu_9')}"
     try:
         old = migrate(before).loader.project_state(before).apps

@@ -523,17 +523,10 @@ def test_a_policy_handed_in_for_another_workspace_is_not_used(tenant, other_tena
 def test_traces_stored_with_framework_steps_are_counted_by_the_migration():
     """Migration 0020: a trace stored with framework steps before it has them
     counted (and is marked changed, so the rollup sweep recounts its day)."""
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    def migrate(target: list[tuple[str, str]]) -> MigrationExecutor:
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(target)
-        return MigrationExecutor(connection)
+    from tests.factories import latest_migrations, migrate
 
     before = [("traces", "0019_step_kind_span")]
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    latest = latest_migrations()
     try:
         old = migrate(before).loader.project_state(before).apps
         ws = old.get_model("workspaces", "Workspace").objects.create(name="Old", slug="old-spans")

@@ -10,8 +10,8 @@ SDK's OTLP encoder and written with protobuf's JSON mapping, one run a line.
 Writes spans.jsonl in the working directory."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import sys
+from pathlib import Path
 
 from google.protobuf.json_format import MessageToJson
 from openai import OpenAI
@@ -23,6 +23,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripted_chat_server import serve, tool_call_then_answer  # noqa: E402
+
 exporter = InMemorySpanExporter()
 provider = TracerProvider(resource=Resource.create({"service.name": "order-loop"}))
 provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -33,30 +36,8 @@ tracer = trace.get_tracer("order-loop")
 REPLIES: list[dict] = []
 
 
-class Scripted(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        message = REPLIES.pop(0)
-        body = json.dumps({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1_780_000_000,
-            "model": "scripted-gpt",
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135},
-        }).encode()  # fmt: skip
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-server = HTTPServer(("127.0.0.1", 0), Scripted)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-client = OpenAI(base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key="unused")
+base_url = serve(REPLIES)
+client = OpenAI(base_url=base_url, api_key="unused")
 TOOLS = [{"type": "function", "function": {
     "name": "lookup_order", "description": "Look up an order by its id.",
     "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
@@ -72,13 +53,7 @@ def lookup_order(order_id: str) -> str:
 lines = []
 for order in ("A1", "B2"):
     exporter.clear()
-    REPLIES[:] = [
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": "call_1", "type": "function",
-            "function": {"name": "lookup_order", "arguments": json.dumps({"order_id": order})}}]},
-        {"role": "assistant", "content": "I could not find order B2." if order == "B2"
-         else f"Order {order} has shipped."},
-    ]  # fmt: skip
+    REPLIES[:] = tool_call_then_answer(order)
     messages: list = [{"role": "user", "content": f"Where is order {order}?"}]
     with tracer.start_as_current_span("handle_request"):
         while True:

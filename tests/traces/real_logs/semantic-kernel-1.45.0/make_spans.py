@@ -9,10 +9,9 @@ the SDK's OTLP encoder and written with protobuf's JSON mapping, one run a line.
 Writes spans.jsonl in the working directory."""
 
 import asyncio
-import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import sys
+from pathlib import Path
 from typing import Annotated
 
 os.environ["SEMANTICKERNEL_EXPERIMENTAL_GENAI_ENABLE_OTEL_DIAGNOSTICS"] = "true"
@@ -31,33 +30,15 @@ from semantic_kernel.agents import ChatCompletionAgent  # noqa: E402
 from semantic_kernel.connectors.ai.open_ai import OpenAIChatCompletion  # noqa: E402
 from semantic_kernel.functions import kernel_function  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripted_chat_server import serve, tool_call_then_answer  # noqa: E402
+
 exporter = InMemorySpanExporter()
 provider = TracerProvider(resource=Resource.create({"service.name": "order-sk"}))
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 
 REPLIES: list[dict] = []
-
-
-class Scripted(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        message = REPLIES.pop(0)
-        body = json.dumps({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1_780_000_000,
-            "model": "scripted-gpt",
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135},
-        }).encode()  # fmt: skip
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 class Orders:
@@ -69,20 +50,12 @@ class Orders:
 
 
 async def main() -> None:
-    server = HTTPServer(("127.0.0.1", 0), Scripted)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key="unused")
+    base_url = serve(REPLIES)
+    client = AsyncOpenAI(base_url=base_url, api_key="unused")
     lines = []
     for order in ("A1", "B2"):
         exporter.clear()
-        REPLIES[:] = [
-            {"role": "assistant", "content": None, "tool_calls": [{
-                "id": "call_1", "type": "function",
-                "function": {"name": "Orders-lookup_order",
-                             "arguments": json.dumps({"order_id": order})}}]},
-            {"role": "assistant", "content": "I could not find order B2." if order == "B2"
-             else f"Order {order} has shipped."},
-        ]  # fmt: skip
+        REPLIES[:] = tool_call_then_answer(order, "Orders-lookup_order")
         agent = ChatCompletionAgent(
             service=OpenAIChatCompletion(ai_model_id="scripted-gpt", async_client=client),
             name="orders",
