@@ -2790,6 +2790,8 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
 
 # What Gemini CLI's shell tool tells the model of its command: "Exit Code: 1".
 _GEMINI_EXIT = re.compile(r"^Exit Code: (-?\d+)\s*$", re.M)
+_GEMINI_SHELL_HEADERS = ("Command: ", "Directory: ", "Process Group PGID: ", "<untrusted_context>",
+                         "</untrusted_context>")  # fmt: skip
 
 
 def _gemini_result(call: dict[str, Any]) -> tuple[str, str]:
@@ -2809,8 +2811,10 @@ def _gemini_result(call: dict[str, Any]) -> tuple[str, str]:
     exit_code = _GEMINI_EXIT.search(output[:20_000])
     if exit_code and exit_code.group(1) != "0":  # the shell tool ran; its command failed
         # Its own header (the command, the directory) says nothing of what went wrong.
-        error = error or "\n".join(line for line in output.splitlines()
-                                    if not line.startswith(("Command: ", "Directory: ")))  # fmt: skip
+        # Newer versions wrap it as untrusted context and add the process group.
+        error = error or "\n".join(
+            line.removeprefix("Output: ") for line in output.splitlines()
+            if not line.startswith(_GEMINI_SHELL_HEADERS))  # fmt: skip
     if status == "error":
         error = error or display or "the tool reported an error"
     elif status == "cancelled":
@@ -2818,12 +2822,46 @@ def _gemini_result(call: dict[str, Any]) -> tuple[str, str]:
     return output, error
 
 
+def _gemini_record_log(path: Path) -> dict[str, Any]:
+    """A Gemini CLI session kept as a record log (`session-*.jsonl`, as Gemini CLI
+    0.61 writes it): a header line (`sessionId`, `startTime`…), `{"$set": {...}}`
+    lines setting the session's fields (`messages` among them), and message
+    records, a record whose `id` came before replacing it (a turn gains its tool
+    calls). Returns the session as the older single-JSON file holds it; a record of
+    another kind is passed over."""
+    data: dict[str, Any] = {}
+    messages: list[dict[str, Any]] = []
+    at: dict[str, int] = {}
+    for where, entry in _json_or_jsonl(path):
+        _need(path, where, entry, dict, "a session record object")
+        if "$set" in entry:
+            fields = _need(path, where, entry["$set"], dict, '"$set", an object')
+            if "messages" in fields:
+                messages = [m for m in _need(path, where, fields["messages"], list,
+                                             '"messages", a list') if isinstance(m, dict)]  # fmt: skip
+                at = {str(m.get("id")): n for n, m in enumerate(messages) if m.get("id")}
+            data.update({k: v for k, v in fields.items() if k != "messages"})
+        elif entry.get("type") and entry.get("id"):
+            key = str(entry["id"])
+            if key in at:
+                messages[at[key]] = entry
+            else:
+                at[key] = len(messages)
+                messages.append(entry)
+        elif entry.get("sessionId"):
+            data.update(entry)
+    return {**data, "messages": messages}
+
+
 def _gemini_session(path: Path) -> Parsed:
-    """A Gemini CLI session (`~/.gemini/tmp/<project>/chats/session-*.json`): user
-    messages prompts, `gemini` messages the agent's text and its tool calls (args,
-    result, status), `error` messages error steps; info and warnings are the
-    CLI's. A session has no outcome (give one with --status)."""
-    data = _need(path, "top level", _read_json(path), dict, 'a Gemini CLI session ("messages")')
+    """A Gemini CLI session (`~/.gemini/tmp/<project>/chats/session-*.json`, or the
+    record log `session-*.jsonl` newer versions write): user messages prompts,
+    `gemini` messages the agent's text and its tool calls (args, result, status),
+    `error` messages error steps; info and warnings are the CLI's; the context the
+    CLI sends first (`<session_context>`) is no prompt. A session has no outcome
+    (give one with --status)."""
+    data = _need(path, "top level", _gemini_record_log(path) if not _single_json(path)
+                 else _read_json(path), dict, 'a Gemini CLI session ("messages")')  # fmt: skip
     messages = _need(path, "messages", data.get("messages"), list, '"messages", a list')
     steps: list[dict[str, Any]] = []
     model = ""
@@ -2833,7 +2871,7 @@ def _gemini_session(path: Path) -> Parsed:
         kind, text = str(message.get("type") or ""), _text(message.get("content"))
         stamp = message.get("timestamp") if isinstance(message.get("timestamp"), str) else None
         if kind == "user":
-            if text:
+            if text and not text.lstrip().startswith("<session_context>"):
                 steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
         elif kind == "gemini":
             model = str(message.get("model") or model)
@@ -3699,7 +3737,7 @@ def folder_patterns(fmt: str) -> list[str]:
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl", "*.parquet"],
             "openhands": ["output.jsonl", "trajs/*.json", "*.parquet"],
-            "atif": ["trajectory.json"], "gemini-session": ["session-*.json"]}.get(
+            "atif": ["trajectory.json"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
                 fmt, ["*.json", "*.jsonl", *(["*.parquet"] if fmt in PARQUET_FORMATS else [])])  # fmt: skip
 
 

@@ -507,3 +507,35 @@ def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant)
             "Exit code 1\ncat: orders/B2.json: No such file or directory")  # fmt: skip
         assert (call.tokens, trace.total_tokens, trace.model) == (15, 15, "claude-opus-5-5")
         assert trace.cost_usd is not None and trace.status == "failed"
+
+
+def test_a_gemini_cli_record_log(tenant, tmp_path):
+    """Gemini CLI 0.61 keeps a session as a record log (`session-*.jsonl`: a header,
+    `$set` lines, message records updated by id), not one JSON document: before, the
+    reader refused it ("not valid JSON"). The CLI's own context message is no prompt;
+    the shell command's failure is read past the untrusted-context wrapper the CLI
+    now puts around its output; a folder import finds the file."""
+    from hivemind_client.formats import files_under
+
+    folder = LOGS / "gemini-cli-0.61.0"
+    path = folder / "session.jsonl"
+    result = traces_import_file(workspace=tenant.workspace, fmt="gemini-session", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.agent, trace.model, trace.task, trace.total_tokens) == (
+        "gemini-cli", "gemini-3.1-pro-preview", "Where is order B2? The orders are in orders/.",
+        270)  # fmt: skip
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error"))
+    assert steps == [
+        ("user_prompt", "", ""),
+        ("tool_call", "run_shell_command", "cat: orders/B2.json: No such file or directory\nExit Code: 1"),
+        ("assistant_message", "", ""),
+    ]  # fmt: skip
+    again = traces_import_file(workspace=tenant.workspace, fmt="gemini-session", path=path)
+    assert (again.created, again.unchanged) == (0, 1)
+    chats = tmp_path / "chats"
+    chats.mkdir()
+    (chats / "session-2026-12-06T12-07-abc.jsonl").write_bytes(path.read_bytes())
+    assert [p.name for p in files_under([tmp_path], "gemini-session")] == [
+        "session-2026-12-06T12-07-abc.jsonl"
+    ]
