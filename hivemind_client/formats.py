@@ -1682,7 +1682,8 @@ def _codex_rollout(path: Path) -> Parsed:
     """A Codex CLI session (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`): one run.
     Its `response_item` lines are what the model saw (messages, calls, results);
     of its `event_msg` lines only the shell's own result (`exec_command_end`), a
-    patch's, an error and an aborted turn are read. A session has no outcome.
+    patch's, an error, an aborted turn and each response's tokens (`token_count`)
+    are read. A session has no outcome.
     `codex exec --json` output is read too (`_codex_exec_stream`)."""
     lines = _json_or_jsonl(path)
     if any(isinstance(line, dict) and isinstance(line.get("type"), str)
@@ -1697,6 +1698,7 @@ def _codex_rollout(path: Path) -> Parsed:
     calls: dict[str, dict[str, Any]] = {}
     pending: list[dict[str, Any]] = []  # calls of this turn with no result yet
     call_index: dict[int, int] = {}  # a call's step (by identity) -> its index
+    counted = 0  # the steps before it are the responses whose tokens are counted
     seen = False
     for where, line in lines:
         _need(path, where, line, dict, "a rollout line (an object)")
@@ -1746,6 +1748,18 @@ def _codex_rollout(path: Path) -> Parsed:
                     call["error"] = (
                         _text(payload.get("stderr")) or call["output"] or f"exit code {code}"
                     )
+            elif item == "token_count" and steps:
+                # One model response's usage, after its items: on the first step it
+                # made (a response that made none: on the step before).
+                usage = obj(obj(payload.get("info")).get("last_token_usage"))
+                tokens = _count(usage.get("total_tokens")) or (
+                    _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+                )
+                made = [step for step in steps[counted:] if step["kind"] != "user_prompt"]
+                target = made[0] if made else steps[-1]
+                if tokens:
+                    target["tokens"] = (target.get("tokens") or 0) + tokens
+                counted = len(steps)
             elif item == "patch_apply_end" and call is not None and payload.get("success") is False:
                 call["error"] = _text(payload.get("stderr")) or "the patch did not apply"
             elif item in ("error", "stream_error"):

@@ -539,3 +539,33 @@ def test_a_gemini_cli_record_log(tenant, tmp_path):
     assert [p.name for p in files_under([tmp_path], "gemini-session")] == [
         "session-2026-12-06T12-07-abc.jsonl"
     ]
+
+
+def test_codex_cli_rollout_and_exec_output(tenant):
+    """Codex CLI 0.171.0's own session rollout and `codex exec --json` output, made
+    against a scripted Responses API: the rollout is one run with the request as its
+    task, the failing `exec_command` call (its decisive line the command's, past
+    Codex's chunk header) and the answer; each model response's tokens
+    (`token_count`) are on the first step it made (before, a rollout's runs had no
+    tokens). The exec output is a run of its own, as documented."""
+    from traces.errors import decisive_line
+
+    folder = LOGS / "codex-cli-0.171.0"
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
+                                path=folder / "rollout.jsonl")  # fmt: skip
+    assert result.ok and result.created == 1, result.error
+    run = Trace.objects.get(workspace=tenant.workspace)
+    assert (run.agent, run.model, run.task, run.total_tokens) == (
+        "codex", "scripted-codex", "Where is order B2? The orders are in orders/.", 270)  # fmt: skip
+    steps = list(run.steps.order_by("index"))
+    assert [(s.kind, s.name, s.tokens) for s in steps] == [
+        ("user_prompt", "", None), ("tool_call", "exec_command", 135),
+        ("assistant_message", "", 135),
+    ]  # fmt: skip
+    assert decisive_line(steps[1].error) == "cat: orders/B2.json: No such file or directory"
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
+                                path=folder / "exec.jsonl")  # fmt: skip
+    assert result.ok and result.created == 1, result.error
+    exec_run = Trace.objects.get(workspace=tenant.workspace, external_id__startswith="codex-exec-")
+    call = exec_run.steps.get(kind="tool_call")
+    assert call.error.strip() == "cat: orders/B2.json: No such file or directory"

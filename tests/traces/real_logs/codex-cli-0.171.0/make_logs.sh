@@ -1,0 +1,34 @@
+#!/bin/sh
+# How the files here were made: Codex CLI 0.171.0 (`npm install @openai/codex@0.171.0`,
+# its `codex` on PATH), `codex exec --json` on one request against
+# fake_responses.py, a local Responses API streaming a script's turns (this machine
+# reaches no model), configured as a model provider in $CODEX_HOME/config.toml: an
+# `exec_command` call that reads a missing file, then an answer. exec.jsonl is
+# what `codex exec --json` printed; rollout.jsonl the session rollout Codex wrote
+# under $CODEX_HOME/sessions. Writes the two files in the working directory.
+set -e
+here=$(pwd)
+work=$(mktemp -d)
+mkdir -p "$work/project/orders" "$work/codex"
+echo '{"id": "A1"}' > "$work/project/orders/A1.json"
+cat > "$work/codex/config.toml" <<'TOML'
+model = "scripted-codex"
+model_provider = "scripted"
+
+[model_providers.scripted]
+name = "scripted"
+base_url = "http://127.0.0.1:8797/v1"
+env_key = "SCRIPTED_API_KEY"
+wire_api = "responses"
+TOML
+script='[{"tool": "exec_command", "id": "call_1", "args": {"cmd": "cat orders/B2.json"}}, {"text": "I could not find order B2: orders/B2.json does not exist."}]'
+python3 "$here/fake_responses.py" 8797 "$script" "$work/requests.log" &
+server=$!
+sleep 1
+cd "$work/project"
+HOME="$work" CODEX_HOME="$work/codex" SCRIPTED_API_KEY=fake codex exec --json \
+  --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox \
+  "Where is order B2? The orders are in orders/." > "$here/exec.jsonl" < /dev/null
+kill $server
+cp "$(find "$work/codex/sessions" -name 'rollout-*.jsonl' | head -1)" "$here/rollout.jsonl"
+echo "wrote exec.jsonl, rollout.jsonl"
