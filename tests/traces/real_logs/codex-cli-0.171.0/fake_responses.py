@@ -26,8 +26,13 @@ class Handler(BaseHTTPRequestHandler):
                     "name": turn["tool"], "arguments": json.dumps(turn["args"]),
                     "status": "completed"}  # fmt: skip
         else:
-            item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
-                    "content": [{"type": "output_text", "text": turn["text"], "annotations": []}]}
+            item = {
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": turn["text"], "annotations": []}],
+            }
         response = {"id": "resp_1", "object": "response", "model": body.get("model"),
                     "status": "completed", "output": [item],
                     "usage": {"input_tokens": 120, "output_tokens": 15, "total_tokens": 135,
@@ -36,8 +41,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        self.wfile.write(sse("response.created", {"response": {**response, "status": "in_progress",
-                                                                "output": []}}))
+        self.wfile.write(
+            sse(
+                "response.created",
+                {"response": {**response, "status": "in_progress", "output": []}},
+            )
+        )
         self.wfile.write(sse("response.output_item.added", {"output_index": 0, "item": item}))
         self.wfile.write(sse("response.output_item.done", {"output_index": 0, "item": item}))
         self.wfile.write(sse("response.completed", {"response": response}))
