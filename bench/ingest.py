@@ -24,6 +24,9 @@ cost nothing, a bound, not a setting anyone should run with.
 `--resend` sends each round's batches a second time, unchanged (a client's retry),
 and prints how long that took against the first send: the server answers them
 `unchanged` without writing or analysing them again.
+`--parts` also COPYs the same rows into two copies of traces_step (its indexes and
+stored search vector; and its foreign key too), and prints what each part of the
+step table costs a row (a regular table each, as the raw COPY's).
 `--data PATH [--format F]` sends real runs instead of the made-up ones: the traces
 the product's importer reads from PATH (a file or a folder; `--format`, default
 tau2-bench), each round under fresh external ids. Real runs repeat their strings
@@ -275,6 +278,53 @@ def copy_into_step_table(traces: list[dict], workspace: object) -> float:
     return elapsed
 
 
+def copy_parts(traces: list[dict], workspace: object) -> tuple[float, float]:
+    """The same step rows COPYed into two copies of `traces_step` (a regular table
+    each, as the raw COPY's): with its indexes and its stored search vector; and with
+    the foreign key to `traces_trace` as well (bare runs, rolled back). With the raw
+    COPY and the COPY into `traces_step` itself (which adds the words trigger), they
+    say what each part of the step table costs a row: `--parts`."""
+    from django.db import connection, transaction
+
+    rows = [(i, *_step_row(n, s)) for i, t in enumerate(traces) for n, s in enumerate(t["steps"])]
+    columns = "trace_id, index, kind, name, input, output, error, started_at, duration_ms, tokens"
+    seconds = []
+    with connection.cursor() as cursor:
+        for table, foreign_key in (("bench_copy_vector", False), ("bench_copy_vector_fk", True)):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE TABLE {table} (LIKE traces_step INCLUDING ALL)")
+            if foreign_key:
+                cursor.execute(
+                    f"ALTER TABLE {table} ADD FOREIGN KEY (trace_id) REFERENCES traces_trace (id)"
+                    " DEFERRABLE INITIALLY DEFERRED"
+                )
+            try:
+                with transaction.atomic():
+                    ids = list(range(len(traces)))
+                    if foreign_key:
+                        cursor.execute(
+                            "INSERT INTO traces_trace (workspace_id, external_id, agent, session_id,"
+                            " task, task_key, checks, status, started_at, model, skills_in_scope,"
+                            " metadata, step_count, error_count, total_tokens, redaction_counts,"
+                            " redaction_parts, received_at, updated_at)"
+                            " SELECT %s, 'parts-' || g, 'a', '', 't', '', '[]', 'succeeded', now(),"
+                            " '', '{}', '{}', 0, 0, 0, '{}', '{}', now(), now()"
+                            " FROM generate_series(1, %s) g RETURNING id",
+                            [workspace.pk, len(traces)],  # type: ignore[attr-defined]
+                        )
+                        ids = sorted(row[0] for row in cursor.fetchall())
+                    started = time.perf_counter()
+                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                        for i, *row in rows:
+                            copy.write_row((ids[i], *row))
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    seconds.append(time.perf_counter() - started)
+                    transaction.set_rollback(True)
+            finally:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    return seconds[0], seconds[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -291,6 +341,8 @@ def main() -> None:
         "--redaction", choices=["on", "off"], default="on",
         help="off: every built-in kind off in the bench workspace (a bound, not the figure)",
     )  # fmt: skip
+    parser.add_argument("--parts", action="store_true",
+                        help="also what each part of the step table costs a row")  # fmt: skip
     parser.add_argument("--data", type=Path, help="real runs to send: a file or a folder")
     parser.add_argument("--format", default="tau2-bench", help="the format of --data's files")
     args = parser.parse_args()
@@ -314,6 +366,7 @@ def main() -> None:
         proc, url = start_server(f"redis+socket://{socket_path}")
     total_steps = count * args.steps
     rounds = []  # (http seconds, raw COPY seconds, step-table COPY seconds or None)
+    parts: list[tuple[float, float]] = []  # --parts: (with the search vector, and the key)
     resends: list[float] = []  # seconds to send each round's batches again
     # CPU seconds during each HTTP phase: (web server, this client, machine busy, machine all)
     cpu: list[tuple[float | None, float, float, float]] = []
@@ -349,6 +402,8 @@ def main() -> None:
                 copy_into_step_table(traces, workspace) if workspace is not None else None
             )
             rounds.append((http_seconds, copy_seconds, table_seconds))
+            if args.parts and workspace is not None:
+                parts.append(copy_parts(traces, workspace))
     finally:
         for process in (proc, broker):
             if process is not None:
@@ -395,6 +450,15 @@ def main() -> None:
               f"  ({table_rate:.0f} rows/s, {table_rate / baseline:.3f} of the raw COPY;"
               " search vector, words trigger, foreign key)")  # fmt: skip
         table = f" step_table_copy={table_rate:.0f} ratio_to_step_table={rate / table_rate:.3f}"
+        if parts:
+            # Each part's cost a row: what it adds to the COPY before it (medians).
+            raw_us = 1e6 / baseline
+            vector_us = 1e6 * median([p[0] for p in parts]) / total_steps
+            key_us = 1e6 * median([p[1] for p in parts]) / total_steps
+            table_us = 1e6 / table_rate
+            print(f"step table, µs a row (medians): raw COPY {raw_us:.1f}; + stored search vector"
+                  f" {vector_us - raw_us:+.1f}; + foreign key {key_us - vector_us:+.1f};"
+                  f" + words trigger {table_us - key_us:+.1f}; = traces_step {table_us:.1f}")  # fmt: skip
     print(
         f"RESULT ingest_steps_per_s={rate:.0f} steps/s baseline={baseline:.0f} "
         f"ratio={rate / baseline:.3f} traces={count} steps={total_steps} rounds={len(rounds)}{table}"
