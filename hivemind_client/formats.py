@@ -1396,6 +1396,8 @@ def _claude_transcript(path: Path) -> Parsed:
     calls: dict[str, dict[str, Any]] = {}
     ends: dict[str, dict[str, Any]] = {}
     models: dict[str, str] = {}
+    # Each run's model response being read: its id and the step holding its tokens.
+    responses: dict[tuple[str, str], list[Any]] = {}
     for where, entry in _json_or_jsonl(path):
         _need(path, where, entry, dict, "a transcript entry")
         kind = entry.get("type")
@@ -1441,7 +1443,7 @@ def _claude_transcript(path: Path) -> Parsed:
                 continue
             if message.get("model") and message.get("model") != "<synthetic>":
                 trace["model"] = str(message["model"])[:200]
-            usage = _obj(message.get("usage"))
+            before = len(trace["steps"])
             for block in content if isinstance(content, list) else []:
                 if not isinstance(block, dict):
                     continue
@@ -1456,8 +1458,6 @@ def _claude_transcript(path: Path) -> Parsed:
                 elif block.get("type") == "tool_use":
                     step = {"kind": "tool_call", "name": str(block.get("name") or "")[:200],
                             "input": block.get("input"), "started_at": stamp}  # fmt: skip
-                    if tokens := _count(usage.get("output_tokens")):
-                        step["tokens"] = tokens
                     trace["steps"].append(step)
                     calls[str(block.get("id"))] = step
                     if block.get("id"):
@@ -1465,7 +1465,9 @@ def _claude_transcript(path: Path) -> Parsed:
                         trace["metadata"]["tool_use_ids"][str(len(trace["steps"]) - 1)] = str(
                             block["id"]
                         )[:200]
+            _claude_usage(responses, (session_id, agent), message, trace["steps"][before:])
             continue
+        responses.pop((session_id, agent), None)  # the next assistant entry is a new response
         if entry.get("isCompactSummary") or entry.get("isMeta"):
             continue
         for block in content if isinstance(content, list) else []:
@@ -1500,6 +1502,34 @@ def _claude_transcript(path: Path) -> Parsed:
         if end := ends.get(trace["session_id"]):
             _claude_end(trace, end)
     return Parsed(traces=traces)
+
+
+def _claude_usage(
+    responses: dict[tuple[str, str], list[Any]],
+    run: tuple[str, str],
+    message: dict[str, Any],
+    new_steps: list[dict[str, Any]],
+) -> None:
+    """A model response's tokens, once, on the first step it made. Claude Code
+    writes an entry per content block of a response (a thought, a text, each tool
+    call), each with the response's id and usage; the usage is the response's (its
+    output count grows as it streams), so it is read once per response, not once
+    per block. Its tokens are every token the model read and wrote: the input, the
+    cache written and read, and the output (what a run's other readers count)."""
+    usage = _obj(message.get("usage"))
+    tokens = min(2_147_483_647, sum(_count(usage.get(key)) for key in (
+        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+        "output_tokens")))  # fmt: skip
+    response_id = message.get("id")
+    current = responses.get(run)
+    if current is None or not response_id or current[0] != response_id:
+        current = [response_id, None, 0]
+        responses[run] = current
+    current[2] = max(current[2], tokens)
+    if current[1] is None and new_steps:
+        current[1] = new_steps[0]
+    if current[1] is not None and current[2]:
+        current[1]["tokens"] = current[2]
 
 
 def _claude_end(trace: dict[str, Any], end: dict[str, Any]) -> None:

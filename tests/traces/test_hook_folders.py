@@ -274,6 +274,48 @@ def test_a_subagent_transcript_nests_under_the_call_that_started_it(tenant, tmp_
     assert again.unchanged == 1 and Step.objects.filter(trace=trace).count() == len(steps)
 
 
+def test_a_response_written_as_several_entries_counts_its_tokens_once(tenant, tmp_path):
+    """Claude Code writes an entry per content block of a model response (a thought,
+    a text, each tool call), each with the response's id and usage, the output count
+    growing as it streams (as in the dev set's transcripts). Its tokens are counted
+    once, on its first step, and are all it read and wrote: input, cache written and
+    read, output. Before, each tool call's entry added the output count again (4 ×
+    388 for one response of 388 in the dev set) and the input was never counted."""
+
+    def usage(output: int) -> dict:
+        return {"input_tokens": 4, "cache_creation_input_tokens": 300,
+                "cache_read_input_tokens": 20_000, "output_tokens": output}  # fmt: skip
+
+    def said(n: int, response: str, block: dict, output: int) -> dict:
+        return {"type": "assistant", "sessionId": S, "timestamp": f"2026-12-06T10:00:0{n}Z",
+                "message": {"id": response, "role": "assistant", "model": "claude-x",
+                            "content": [block], "usage": usage(output)}}  # fmt: skip
+
+    def result(n: int, call: str) -> dict:
+        return {"type": "user", "sessionId": S, "timestamp": f"2026-12-06T10:00:0{n}Z",
+                "message": {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": call, "content": "ok"}]}}  # fmt: skip
+
+    entries = [
+        {"type": "user", "sessionId": S, "timestamp": "2026-12-06T10:00:00Z",
+         "message": {"role": "user", "content": "tidy the repo"}},
+        said(1, "msg_a", {"type": "thinking", "thinking": "look first"}, 2),
+        said(2, "msg_a", {"type": "text", "text": "Listing it."}, 8),
+        said(3, "msg_a", {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}, 90),
+        said(4, "msg_a", {"type": "tool_use", "id": "t2", "name": "Glob", "input": {}}, 105),
+        result(5, "t1"), result(6, "t2"),
+        said(7, "msg_b", {"type": "text", "text": "Done."}, 12),
+    ]  # fmt: skip
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in entries))
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=path).ok
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    steps = list(trace.steps.order_by("index").values_list("kind", "tokens"))
+    assert steps == [("user_prompt", None), ("assistant_message", 20_409),
+                     ("tool_call", None), ("tool_call", None), ("assistant_message", 20_316)]  # fmt: skip
+    assert trace.total_tokens == 20_409 + 20_316
+
+
 def test_subagent_entries_inline_in_a_transcript_nest_in_the_same_trace(tenant, tmp_path):
     path = tmp_path / "session.jsonl"
     path.write_text("\n".join(json.dumps(e) for e in [*_with_task_call(), *_subagent_entries()]))

@@ -468,7 +468,8 @@ def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant)
     """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
     one run whose failing Bash call ended it (failed, read from the session); its
     headless `stream-json` output for the same session then merges into that run:
-    the call gains its output and tokens, the closing reply is one step, not two
+    the call gains its output and tokens (each response's input and output, as the
+    result line sums them; before, the output alone), the closing reply is one step, not two
     (the Stop hook's copy and the transcript's; before, both were kept), and the
     run's step count is the steps it has (before, the merge added the new count to
     the old: 9 for 4). Merged again: the same."""
@@ -505,7 +506,9 @@ def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant)
         call = steps[1]
         assert call.output == call.error == (
             "Exit code 1\ncat: orders/B2.json: No such file or directory")  # fmt: skip
-        assert (call.tokens, trace.total_tokens, trace.model) == (15, 15, "claude-opus-5-5")
+        # Each response's tokens, read and written (120 + 15), once: the run's are
+        # the result line's (240 input, 30 output).
+        assert (call.tokens, trace.total_tokens, trace.model) == (135, 270, "claude-opus-5-5")
         assert trace.cost_usd is not None and trace.status == "failed"
 
 
