@@ -120,7 +120,9 @@ Formats (`FORMATS`):
   session-*.json`, a folder's `session-*.json` files): the user's prompts, the
   agent's text and tool calls (args; the function response's output or error;
   status error, a shell command's non-zero "Exit Code", or a cancelled call its
-  error), the CLI's error messages error steps; no outcome (`--status`).
+  error), the CLI's error messages error steps; no outcome (`--status`). Also a
+  headless run's `--output-format stream-json` lines: a run of their own,
+  `gemini-stream-<session id>`.
 
 - `langsmith`: LangSmith runs as its SDK and API give them (`Run`), one a line or
   a list, flat with parent ids or nested in `child_runs`: the runs of each trace
@@ -2897,13 +2899,99 @@ def _gemini_record_log(path: Path) -> dict[str, Any]:
     return {**data, "messages": messages}
 
 
+# The events of a headless run's `--output-format stream-json` lines that a chat
+# recording's records never are.
+_GEMINI_STREAM_EVENTS = {"init", "tool_use", "tool_result", "result"}
+
+
+def _gemini_stream(path: Path, lines: list[tuple[str, Any]]) -> Parsed:
+    """A headless Gemini CLI run's JSON lines (`gemini -p … --output-format
+    stream-json`): `message` events the user's prompt and the agent's reply (its
+    `delta` chunks joined), `tool_use` and `tool_result` a call (joined by
+    `tool_id`; status `error` its error), `error` events error steps (warnings are
+    the CLI's), and the closing `result`: its tokens, and, when the run ended in an
+    error (the API's, a turn limit), a last error step saying so. The model is the
+    `init` event's, or, when that says `auto` (the CLI routes), the one that used
+    the most tokens. Named `gemini-stream-<session id>`, apart from the session's
+    chat recording (`gemini-<session id>`), which holds more (a shell command's
+    exit code); it has no outcome."""
+    session, model, tokens = path.stem, "", 0
+    steps: list[dict[str, Any]] = []
+    calls: dict[str, dict[str, Any]] = {}
+    stamps: list[str] = []
+    for where, line in lines:
+        _need(path, where, line, dict, "a stream-json event (an object)")
+        kind = line.get("type")
+        stamp = line.get("timestamp") if isinstance(line.get("timestamp"), str) else None
+        if stamp:
+            stamps.append(stamp)
+        if kind == "init":
+            session = str(line.get("session_id") or session)
+            model = str(line.get("model") or "")
+        elif kind == "message":
+            text = _text(line.get("content"))
+            last = steps[-1] if steps else None
+            if line.get("role") == "user" and text:
+                if not text.lstrip().startswith("<session_context>"):
+                    steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
+            elif line.get("role") == "assistant" and text:
+                if line.get("delta") and last is not None and last.get("_reply"):
+                    last["output"] += text  # the next chunk of the same reply
+                else:
+                    steps.append({"kind": "assistant_message", "output": text,
+                                  "started_at": stamp, "_reply": True})  # fmt: skip
+        elif kind == "tool_use":
+            step = {"kind": "tool_call", "name": str(line.get("tool_name") or "")[:200],
+                    "input": line.get("parameters"), "started_at": stamp}  # fmt: skip
+            steps.append(step)
+            calls[str(line.get("tool_id"))] = step
+        elif kind == "tool_result" and (call := calls.get(str(line.get("tool_id")))):
+            if output := _text(line.get("output")):
+                call["output"] = output
+            if str(line.get("status") or "").lower() == "error":
+                said = _text(obj(line.get("error")).get("message"), 10_000)
+                call["error"] = said or output or "the tool reported an error"
+        elif kind == "error" and str(line.get("severity") or "error") != "warning":
+            if said := _text(line.get("message"), 10_000):
+                steps.append({"kind": "error", "error": said, "started_at": stamp})
+        elif kind == "result":
+            stats = obj(line.get("stats"))
+            tokens = _count(stats.get("total_tokens"))
+            used = {
+                str(k): _count(obj(v).get("total_tokens"))
+                for k, v in obj(stats.get("models")).items()
+            }
+            if used and model in ("", "auto"):
+                model = max(used, key=lambda name: used[name])
+            if str(line.get("status") or "").lower() == "error":
+                said = _text(obj(line.get("error")).get("message"), 2_000)
+                steps.append({"kind": "error", "started_at": stamp,
+                              "error": f"The run ended: {said or 'an error'}"})  # fmt: skip
+    for step in steps:
+        step.pop("_reply", None)
+    parsed = Parsed()
+    parsed.traces.append({
+        "external_id": f"gemini-stream-{session}"[:200], "agent": "gemini-cli",
+        "model": "" if model == "auto" else model[:200], "session_id": session[:200],
+        "task": _first_user_turn(steps), "status": "unknown", "steps": steps,
+        "started_at": stamps[0] if stamps else None, "ended_at": stamps[-1] if stamps else None,
+        "metadata": {"gemini_stream_tokens": tokens} if tokens else {},
+    })  # fmt: skip
+    return parsed
+
+
 def _gemini_session(path: Path) -> Parsed:
     """A Gemini CLI session (`~/.gemini/tmp/<project>/chats/session-*.json`, or the
     record log `session-*.jsonl` newer versions write): user messages prompts,
     `gemini` messages the agent's text and its tool calls (args, result, status),
     `error` messages error steps; info and warnings are the CLI's; the context the
     CLI sends first (`<session_context>`) is no prompt. A session has no outcome
-    (give one with --status)."""
+    (give one with --status). A headless run's `stream-json` lines are read too
+    (`_gemini_stream`)."""
+    lines = _json_or_jsonl(path)
+    if any(isinstance(line, dict) and line.get("type") in _GEMINI_STREAM_EVENTS
+           for _, line in lines[:20]):  # fmt: skip
+        return _gemini_stream(path, lines)
     data = _need(path, "top level", _gemini_record_log(path) if not _single_json(path)
                  else _read_json(path), dict, 'a Gemini CLI session ("messages")')  # fmt: skip
     messages = _need(path, "messages", data.get("messages"), list, '"messages", a list')

@@ -544,6 +544,68 @@ def test_a_gemini_cli_record_log(tenant, tmp_path):
     ]
 
 
+def test_a_gemini_cli_headless_stream(tenant, tmp_path):
+    """Gemini CLI 0.61.0's headless output (`--output-format stream-json`) of the
+    same run as its chat recording: one run of its own (`gemini-stream-<session>`,
+    the recording's session id), the prompt, the shell call with what it printed,
+    the reply (its chunks joined), the model that did the work (the CLI said `auto`
+    and routed) and the run's tokens. Before, the reader took it for a chat recording with no
+    messages: an empty run. The
+    stream does not say the command failed (the tool ran: status `success`), so
+    the call carries no error there. A run that ended in an error, with a call that
+    failed (the same lines, as the CLI writes those), ends on an error step."""
+    folder = LOGS / "gemini-cli-0.61.0"
+    result = traces_import_file(workspace=tenant.workspace, fmt="gemini-session",
+                                path=folder / "stream.jsonl")  # fmt: skip
+    assert result.ok and result.created == 1, result.error
+    recording = traces_import_file(workspace=tenant.workspace, fmt="gemini-session",
+                                   path=folder / "session.jsonl")  # fmt: skip
+    assert recording.ok and recording.created == 1
+    stream = Trace.objects.get(workspace=tenant.workspace, external_id__startswith="gemini-stream-")
+    session = Trace.objects.exclude(pk=stream.pk).get(workspace=tenant.workspace)
+    assert stream.session_id == session.session_id
+    assert stream.external_id == f"gemini-stream-{session.session_id}"
+    assert (stream.agent, stream.model, stream.task, stream.status) == (
+        "gemini-cli", "scripted-gemini", "Where is order B2? The orders are in orders/.", "unknown")  # fmt: skip
+    assert stream.metadata["gemini_stream_tokens"] == 405
+    steps = list(stream.steps.order_by("index"))
+    assert [(s.kind, s.name, s.error) for s in steps] == [
+        ("user_prompt", "", ""), ("tool_call", "run_shell_command", ""),
+        ("assistant_message", "", "")]  # fmt: skip
+    assert steps[1].input["command"] == "cat orders/B2.json"
+    assert steps[1].output == "cat: orders/B2.json: No such file or directory"
+    assert steps[2].output == "I could not find order B2: orders/B2.json does not exist."
+
+    lines = [json.loads(line) for line in (folder / "stream.jsonl").read_text().splitlines()]
+    for line in lines:
+        line["session_id"] = "ended-in-error" if line["type"] == "init" else line.get("session_id")
+        if line["type"] == "tool_result":
+            line |= {"status": "error", "output": "",
+                     "error": {"type": "TOOL_EXECUTION_ERROR", "message": "Command failed: exit 1"}}  # fmt: skip
+        if line["type"] == "message" and line["role"] == "assistant":
+            first = {**line, "content": "I could not "}
+            line["content"] = "find it."
+        if line["type"] == "result":
+            line |= {"status": "error",
+                     "error": {"type": "FatalTurnLimitedError", "message": "Reached max turns"}}  # fmt: skip
+    at = next(
+        i
+        for i, line in enumerate(lines)
+        if line["type"] == "message" and line["role"] == "assistant"
+    )
+    lines.insert(at, first)
+    path = tmp_path / "failed.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    assert traces_import_file(workspace=tenant.workspace, fmt="gemini-session", path=path).ok
+    failed = Trace.objects.get(
+        workspace=tenant.workspace, external_id="gemini-stream-ended-in-error"
+    )
+    assert list(failed.steps.order_by("index").values_list("kind", "error", "output")) == [
+        ("user_prompt", "", None), ("tool_call", "Command failed: exit 1", None),
+        ("assistant_message", "", "I could not find it."),
+        ("error", "The run ended: Reached max turns", None)]  # fmt: skip
+
+
 def test_codex_cli_rollout_and_exec_output(tenant):
     """Codex CLI 0.171.0's own session rollout and `codex exec --json` output, made
     against a scripted Responses API: the rollout is one run with the request as its

@@ -4,8 +4,9 @@
 # fake_gemini.py, a local Gemini API (`GOOGLE_GEMINI_BASE_URL`) answering from a
 # script (this machine reaches no model): a shell command that reads a missing
 # file, then an answer. session.jsonl is the chat recording Gemini CLI wrote under
-# ~/.gemini/tmp/<project>/chats/ (a record log, as this version writes it).
-# Writes session.jsonl in the working directory.
+# ~/.gemini/tmp/<project>/chats/ (a record log, as this version writes it);
+# stream.jsonl what the run printed (`--output-format stream-json`).
+# Writes session.jsonl and stream.jsonl in the working directory.
 set -e
 here=$(pwd)
 work=$(mktemp -d)
@@ -21,7 +22,8 @@ server=$!
 sleep 1
 cd "$work/project"
 HOME="$work/home" GEMINI_API_KEY=fake GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8798 \
-  gemini -p "Where is order B2? The orders are in orders/." --yolo > /dev/null
+  gemini -p "Where is order B2? The orders are in orders/." --yolo --output-format stream-json \
+  > "$here/stream.jsonl"
 kill $server
 cp "$(find "$work/home/.gemini/tmp" -name 'session-*.jsonl' | head -1)" "$here/session.jsonl"
-echo "wrote session.jsonl"
+echo "wrote session.jsonl and stream.jsonl"
