@@ -2896,6 +2896,9 @@ def _gemini_record_log(path: Path) -> dict[str, Any]:
                 messages.append(entry)
         elif entry.get("sessionId"):
             data.update(entry)
+    if not data and not messages:
+        raise FormatError(path, "top level", "no session header, $set line or message record: "
+                          "is it a Gemini CLI chat recording (session-*.jsonl)?")  # fmt: skip
     return {**data, "messages": messages}
 
 

@@ -189,6 +189,21 @@ def test_a_file_with_no_trace_is_an_error_not_zero_traces(tenant, tmp_path, caps
     assert "no " + fmt in capsys.readouterr().err
 
 
+def test_json_lines_that_are_no_gemini_recording_are_an_error_not_an_empty_run(tenant, tmp_path):
+    """A Gemini CLI chat recording is a record log; JSON lines holding no session
+    header, `$set` line or message record (another tool's log) are refused with
+    what was expected. Before, they became a run with no steps."""
+    from hivemind_client.formats import FormatError, parse
+
+    path = tmp_path / "session-x.jsonl"
+    path.write_text('{"theme": "dark"}\n{"level": "info", "msg": "started"}\n')
+    with pytest.raises(FormatError, match="is it a Gemini CLI chat recording"):
+        parse("gemini-session", path)
+    result = traces_import_file(workspace=tenant.workspace, fmt="gemini-session", path=path)
+    assert not result.ok and "Gemini CLI chat recording" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
 def test_dry_run_checks_a_batch_and_stores_nothing(client, tenant):
     from tests.factories import trace_payload
 
