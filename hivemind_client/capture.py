@@ -27,6 +27,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from .retry import urlopen_waiting
+
 DEADLINE = 0.9  # seconds: Claude Code waits for hooks; stay well under 1 s
 MAX_PAYLOAD = 5 * 1024 * 1024
 
@@ -46,7 +48,10 @@ def spool_path() -> Path:
 SOURCES = ("claude-code", "codex", "cursor")
 
 
-def _post(url: str, key: str, item: dict, timeout: float) -> bool:
+def _post(url: str, key: str, item: dict, timeout: float, *, wait: bool = False) -> bool:
+    """Send one hook payload; whether the server took it (or refused it for good,
+    a 4xx that retrying will not change). `wait`: wait as the server asks on 429
+    and 503 (a replay); a live hook never waits, it spools."""
     source = item.get("source", "claude-code")
     request = urllib.request.Request(
         url.rstrip("/") + f"/api/v1/hooks/{source if source in SOURCES else 'claude-code'}",
@@ -56,7 +61,9 @@ def _post(url: str, key: str, item: dict, timeout: float) -> bool:
                  "X-Hivemind-Event-Id": item["event_id"]},
     )  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=max(timeout, 0.05)) as response:
+        opened = (urlopen_waiting(request, timeout=max(timeout, 0.05)) if wait
+                  else urllib.request.urlopen(request, timeout=max(timeout, 0.05)))  # fmt: skip
+        with opened as response:
             return 200 <= response.status < 300
     except urllib.error.HTTPError as exc:
         # 4xx will not get better by retrying: drop it rather than spool forever.
@@ -228,7 +235,7 @@ def replay(path: Path, source: str = "claude-code", url: str = "", key: str = ""
     for payload in session_events(logs, entries):
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         item = {"event_id": f"replay-{digest}", "payload": payload, "source": source}
-        if not _post(url, key, item, 10.0):
+        if not _post(url, key, item, 10.0, wait=True):
             print(f"{path}: event {sent + 1} not accepted; stopped after {sent} event(s).",
                   file=sys.stderr)  # fmt: skip
             return 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .formats import FormatError, files_under, give_outcome, no_files_message, parse
+from .retry import urlopen_waiting
 
 BATCH = 200
 
@@ -43,7 +44,7 @@ def _post(
                  **(headers or {})},
     )  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with urlopen_waiting(request, timeout=120) as response:
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         if exc.code in ok:
