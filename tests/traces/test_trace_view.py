@@ -83,3 +83,18 @@ def test_the_timeline_keeps_the_logs_order_unless_every_step_has_a_time(tenant):
     assert prompt < first < said
     sooner, later = order("p2", "sooner", "later")
     assert sooner < later
+
+
+@pytest.mark.django_db
+def test_token_counts_are_grouped_by_thousands(tenant):
+    """A Claude Code session reads 13 million tokens (its cache): shown as
+    13,474,872, not 13474872, on the trace page, its steps and the trace list."""
+    steps = [{"kind": "llm_call", "name": "m", "tokens": 13_000_000},
+             {"kind": "llm_call", "name": "m", "tokens": 474_872}]  # fmt: skip
+    ingest(tenant.workspace, [trace_payload("big", steps=steps)])
+    trace = Trace.objects.get(external_id="big")
+    viewer = tenant.client_for(tenant.viewer)
+    page = viewer.get(f"/w/acme/traces/{trace.pk}/").content.decode()
+    assert "13,474,872 tokens" in page and "474,872 tokens" in page
+    assert "13474872" not in page
+    assert "13,474,872" in viewer.get("/w/acme/traces/").content.decode()
