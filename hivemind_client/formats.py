@@ -2600,6 +2600,9 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             [(r["kind"], r["parent_index"]) for r in rows]), strict=True):  # fmt: skip
         if nested:
             row["kind"] = "span"
+    for row, repeated in zip(rows, repeated_model_calls(rows), strict=True):
+        if repeated:
+            row["kind"] = "span"
     holding = {r["parent_index"] for r in rows if r["parent_index"] is not None}
     for row in rows:
         if empty_call_holds_steps(
@@ -2704,6 +2707,29 @@ def nested_model_calls(steps: list[tuple[str, int | None]]) -> list[bool]:
             parent = steps[parent][1]
         nested.append(inside)
     return nested
+
+
+def repeated_model_calls(steps: list[dict[str, Any]]) -> list[bool]:
+    """Which model calls carry nothing of their own (no output, tokens or error)
+    beside an earlier model call of the same parent with the same input that does:
+    the same call recorded again (LlamaIndex traces a `CustomLLM`'s `astream_chat`
+    and, beside it, the `stream_chat` it runs, which holds the call's completion as
+    a nested model call). Such a step is a framework step, so the call counts once.
+    Steps are dicts with `kind`, `parent_index`, `input`, `output`, `tokens` and
+    `error`; the OTLP receiver applies the same rule in SQL (traces/otlp_store.py)."""
+    done: dict[tuple[Any, str], bool] = {}
+    repeated = []
+    for step in steps:
+        if step.get("kind") != "llm_call":
+            repeated.append(False)
+            continue
+        key = (step.get("parent_index"), json.dumps(step.get("input"), sort_keys=True, default=str))
+        carries = (
+            step.get("output") is not None or bool(step.get("tokens")) or bool(step.get("error"))
+        )
+        repeated.append(not carries and done.get(key, False))
+        done[key] = done.get(key, False) or carries
+    return repeated
 
 
 def _count(value: Any) -> int:

@@ -142,6 +142,26 @@ def _renumber_by_time(trace_id: int) -> None:
                 "UPDATE traces_step SET kind = 'span' WHERE trace_id = %s AND index = ANY(%s)",
                 [trace_id, nested],
             )
+        # A model call carrying nothing beside an earlier one of the same parent and
+        # input that carries the call: the call recorded again (the file importer's
+        # rule, `formats.repeated_model_calls`). Spans arrive in the order they end,
+        # so each export looks again.
+        cursor.execute(
+            """
+            UPDATE traces_step s SET kind = 'span'
+            WHERE s.trace_id = %s AND s.kind = 'llm_call'
+              AND (s.output IS NULL OR s.output = 'null'::jsonb)
+              AND COALESCE(s.tokens, 0) = 0 AND s.error = ''
+              AND EXISTS (SELECT 1 FROM traces_step o
+                          WHERE o.trace_id = s.trace_id AND o.kind = 'llm_call'
+                            AND o.index < s.index
+                            AND o.parent_index IS NOT DISTINCT FROM s.parent_index
+                            AND o.input IS NOT DISTINCT FROM s.input
+                            AND ((o.output IS NOT NULL AND o.output <> 'null'::jsonb)
+                                 OR COALESCE(o.tokens, 0) > 0 OR o.error <> ''))
+            """,
+            [trace_id],
+        )
         # A call with no input or output that holds other steps is the application's
         # own structure (the file importer's rule, `formats.empty_call_holds_steps`).
         cursor.execute(

@@ -274,7 +274,8 @@ def test_llama_index_spans_take_the_request_from_the_model_call_and_count_it_onc
     instrumentation): the run's root records the workflow's state, not the request,
     so the task is the model call's user message (before: 5 KB of the state's JSON);
     a model call made through a wrapper (`astream_chat` → `stream_chat` →
-    `stream_complete`, each with the call's tokens) counts once, by file as over
+    `stream_complete`, each with the call's tokens; `stream_chat` also recorded
+    beside `astream_chat`, with the same messages and no output) counts once, by file as over
     OTLP, also when each span arrives in an export of its own, children first (as
     a batch span processor sends them); a model call's input is its messages, not
     the Python reprs of LlamaIndex's message objects."""
@@ -292,6 +293,9 @@ def test_llama_index_spans_take_the_request_from_the_model_call_and_count_it_onc
     # Two model turns of 135 tokens each.
     assert failed.total_tokens == 270
     assert failed.steps.filter(kind="llm_call", tokens__isnull=False).count() == 2
+    # And two model calls: `stream_chat`, recorded beside `astream_chat` with the
+    # same messages and nothing of its own, is the same call (before: 4 calls).
+    assert failed.steps.filter(kind="llm_call").count() == 2
     tool = failed.steps.get(kind="tool_call")
     assert (tool.name, tool.input, tool.error) == (
         "lookup_order", {"order_id": "B2"}, "ValueError: order not found: B2")  # fmt: skip
