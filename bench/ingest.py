@@ -245,6 +245,22 @@ def copy_baseline(traces: list[dict]) -> float:
     return elapsed
 
 
+def _bare_runs(cursor: object, workspace: object, count: int, prefix: str) -> list[int]:
+    """`count` runs with nothing in them, in the bench workspace, for step rows to
+    reference (inside a transaction the caller rolls back); their ids in order."""
+    cursor.execute(  # type: ignore[attr-defined]
+        "INSERT INTO traces_trace (workspace_id, external_id, agent, session_id, task,"
+        " task_key, checks, status, started_at, model, skills_in_scope, metadata,"
+        " step_count, error_count, total_tokens, redaction_counts, redaction_parts,"
+        " received_at, updated_at)"
+        " SELECT %s, %s || '-' || g, 'a', '', 't', '', '[]', 'succeeded', now(), '', '{}',"
+        " '{}', 0, 0, 0, '{}', '{}', now(), now() FROM generate_series(1, %s) g"
+        " RETURNING id",
+        [workspace.pk, prefix, count],  # type: ignore[attr-defined]
+    )
+    return sorted(row[0] for row in cursor.fetchall())  # type: ignore[attr-defined]
+
+
 def copy_into_step_table(traces: list[dict], workspace: object) -> float:
     """The same step rows COPYed into `traces_step` itself, for bare runs of the bench
     workspace, in a transaction rolled back afterwards: what the table's stored search
@@ -254,17 +270,7 @@ def copy_into_step_table(traces: list[dict], workspace: object) -> float:
 
     rows = [(i, *_step_row(n, s)) for i, t in enumerate(traces) for n, s in enumerate(t["steps"])]
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO traces_trace (workspace_id, external_id, agent, session_id, task,"
-            " task_key, checks, status, started_at, model, skills_in_scope, metadata,"
-            " step_count, error_count, total_tokens, redaction_counts, redaction_parts,"
-            " received_at, updated_at)"
-            " SELECT %s, 'copy-' || g, 'a', '', 't', '', '[]', 'succeeded', now(), '', '{}',"
-            " '{}', 0, 0, 0, '{}', '{}', now(), now() FROM generate_series(1, %s) g"
-            " RETURNING id",
-            [workspace.pk, len(traces)],  # type: ignore[attr-defined]
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
+        ids = _bare_runs(cursor, workspace, len(traces), "copy")
         started = time.perf_counter()
         with cursor.copy(
             "COPY traces_step (trace_id, index, kind, name, input, output, error, started_at,"
@@ -302,17 +308,7 @@ def copy_parts(traces: list[dict], workspace: object) -> tuple[float, float]:
                 with transaction.atomic():
                     ids = list(range(len(traces)))
                     if foreign_key:
-                        cursor.execute(
-                            "INSERT INTO traces_trace (workspace_id, external_id, agent, session_id,"
-                            " task, task_key, checks, status, started_at, model, skills_in_scope,"
-                            " metadata, step_count, error_count, total_tokens, redaction_counts,"
-                            " redaction_parts, received_at, updated_at)"
-                            " SELECT %s, 'parts-' || g, 'a', '', 't', '', '[]', 'succeeded', now(),"
-                            " '', '{}', '{}', 0, 0, 0, '{}', '{}', now(), now()"
-                            " FROM generate_series(1, %s) g RETURNING id",
-                            [workspace.pk, len(traces)],  # type: ignore[attr-defined]
-                        )
-                        ids = sorted(row[0] for row in cursor.fetchall())
+                        ids = _bare_runs(cursor, workspace, len(traces), "parts")
                     started = time.perf_counter()
                     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                         for i, *row in rows:
