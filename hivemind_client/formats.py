@@ -2180,6 +2180,42 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
     return next((attrs[key] for key in keys if attrs.get(key) is not None), None)
 
 
+# Claude Code's own spans (its OpenTelemetry tracing, `span.type`): an interaction
+# (the user's prompt and all it led to), a model request, a tool call, and inside a
+# tool call its execution (which fails when the tool did) and the wait for the
+# user's permission. The last two are the call's own structure.
+_CLAUDE_CODE_SPANS = {
+    "interaction",
+    "llm_request",
+    "tool",
+    "tool.execution",
+    "tool.blocked_on_user",
+}
+# The span that records a tool's execution inside its call: its error is the call's
+# (moved onto the call by file and over OTLP, traces/otlp_store.py).
+TOOL_EXECUTION_SPANS = ("claude_code.tool.execution",)
+
+
+def claude_code_span(attrs: dict[str, Any]) -> str:
+    """The kind of Claude Code span (`span.type`) these attributes are, or ""."""
+    kind = attrs.get("span.type")
+    return kind if isinstance(kind, str) and kind in _CLAUDE_CODE_SPANS else ""
+
+
+def _claude_code_tool_input(attrs: dict[str, Any]) -> Any:
+    """A Claude Code tool span's input: its `tool_input` (JSON text) where it records
+    one, else the command a Bash call ran (`full_command`, with its description)."""
+    raw = attrs.get("tool_input")
+    if isinstance(raw, str) and raw:
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            return json.loads(raw)
+        return raw
+    if isinstance(attrs.get("full_command"), str):
+        return {"command": attrs["full_command"],
+                **({"description": attrs["description"]} if attrs.get("description") else {})}  # fmt: skip
+    return None
+
+
 def span_role(
     attrs: dict[str, Any], span_name: str, events: list[tuple[str, dict[str, Any]]] | None = None
 ) -> tuple[str, str, Any, Any, int]:
@@ -2224,6 +2260,12 @@ def span_role(
         if ai_sdk and isinstance(output, str) and output[:1] == '"':  # the AI SDK's JSON text
             with contextlib.suppress(json.JSONDecodeError, RecursionError):
                 output = json.loads(output)
+        if step_input is None and claude_code_span(attrs):
+            step_input = _claude_code_tool_input(attrs)
+        if output is None and events and claude_code_span(attrs):
+            # Claude Code's `tool.output` event (with OTEL_LOG_TOOL_CONTENT).
+            output = next((a.get("output") or a.get("content") or a.get("diff")
+                           for n, a in events if n == "tool.output"), None)  # fmt: skip
     elif (operation in _LLM_OPERATIONS or oi_kind == "LLM" or ai_sdk.endswith(_AI_SDK_MODEL_CALLS)
           or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
           or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)):  # fmt: skip
@@ -2246,10 +2288,13 @@ def span_role(
         # Any GenAI operation that is neither a model call nor a tool's execution
         # (invoke_agent, Strands' execute_event_loop_cycle) is the framework's own.
         structure = (oi_kind in ("CHAIN", "AGENT") or bool(operation)
-                     or loop_kind in ("workflow", "agent") or ai_sdk in _AI_SDK_LOOPS)  # fmt: skip
+                     or loop_kind in ("workflow", "agent") or ai_sdk in _AI_SDK_LOOPS
+                     or bool(claude_code_span(attrs)))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
         step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
+        if step_input is None and claude_code_span(attrs) == "interaction":
+            step_input = attrs.get("user_prompt")
         output = (_first(attrs, "output.value", "ai.response.text", "ai.response.object")
                   if entity_out is None else entity_out)  # fmt: skip
     if events and kind == "tool_call" and step_input is None:
@@ -2297,6 +2342,8 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
     )
     if found:
         return found
+    if claude_code_span(attrs) == "interaction" and isinstance(attrs.get("user_prompt"), str):
+        return attrs["user_prompt"]  # with OTEL_LOG_USER_PROMPTS
     for prefix, role, content in (("gen_ai.prompt", "role", "content"),
                                   ("llm.input_messages", "message.role", "message.content")):  # fmt: skip
         for i in range(50):
@@ -2561,7 +2608,7 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
         known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
                                               "traceloop.span.kind", "gen_ai.tool.name",
                                               "gen_ai.request.model", "llm.request.type",
-                                              "ai.operationId"))  # fmt: skip
+                                              "ai.operationId")) or bool(claude_code_span(attrs))  # fmt: skip
         name = span.get("span_name") or span.get("name") or "span"
         events = [(str(obj(e).get("name") or ""), _flat_attributes(obj(e).get("attributes")))
                   for e in _list(span.get("events"))]  # fmt: skip
@@ -2789,8 +2836,13 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     """One run from its spans (`{"trace_id"?, "spans": [...], "resource_attributes"?}`)."""
     spans = _need(path, where, run.get("spans"), list, '"spans", a list of spans')
     rows = _span_steps(spans, path, where)
-    propagated: dict[str, str] = {}
     by_index = {row["index"]: row for row in rows}
+    for row in rows:  # a tool's failed execution: the call failed
+        parent = by_index.get(row["parent_index"]) if row["parent_index"] is not None else None
+        if (row["kind"] == "span" and row["name"] in TOOL_EXECUTION_SPANS and row["error"]
+                and parent is not None and parent["kind"] == "tool_call" and not parent["error"]):  # fmt: skip
+            parent["error"], row["error"] = row["error"], ""
+    propagated: dict[str, str] = {}
     for row in rows:  # a failing span above a failing span: the failure is the deeper one's
         if not row["error"]:
             continue

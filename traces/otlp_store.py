@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F
 
-from hivemind_client.formats import nested_model_calls, span_depths
+from hivemind_client.formats import TOOL_EXECUTION_SPANS, nested_model_calls, span_depths
 from workspaces.models import Workspace
 
 from .ingest import refresh_aggregates
@@ -180,6 +180,23 @@ def _renumber_by_time(trace_id: int) -> None:
                 "UPDATE traces_step SET error = '' WHERE trace_id = %s AND index = ANY(%s)",
                 [trace_id, [int(i) for i in propagated]],
             )
+        # A tool's failed execution (Claude Code records it inside the call): the
+        # call failed; the error moves onto it (the file importer's rule).
+        cursor.execute(
+            """
+            WITH moved AS (
+                UPDATE traces_step c SET error = x.error
+                FROM traces_step x
+                WHERE c.trace_id = %s AND x.trace_id = c.trace_id AND x.parent_index = c.index
+                  AND c.kind = 'tool_call' AND c.error = ''
+                  AND x.kind = 'span' AND x.name = ANY(%s) AND x.error <> ''
+                RETURNING x.index
+            )
+            UPDATE traces_step s SET error = '' FROM moved
+            WHERE s.trace_id = %s AND s.index = moved.index
+            """,
+            [trace_id, list(TOOL_EXECUTION_SPANS), trace_id],
+        )
     metadata = dict(trace.metadata)
     metadata["otlp_spans"] = {span: mapping.get(i, i) for span, i in spans.items()}
     if propagated:

@@ -516,6 +516,53 @@ def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant)
         assert trace.cost_usd is not None and trace.status == "failed"
 
 
+def test_claude_code_own_opentelemetry_spans(client, tenant, other_tenant):
+    """Claude Code 2.1.332's own OpenTelemetry tracing (beta; `span.type`: an
+    interaction, model requests, a tool call, inside it the tool's execution and the
+    wait for permission), exported as OTLP/JSON: the task is the interaction's
+    prompt, the call is Bash with the command it ran and the execution's failure
+    (the tool failed), the execution and the permission wait are framework steps.
+    Before, the task was empty and the failure was a call named
+    `claude_code.tool.execution` under a Bash framework step. The same by file, over
+    `/v1/traces` (JSON, as its exporter sends it), and span by span in the order
+    they ended (the execution before its call)."""
+    path = LOGS / "claude-code-2.1.332" / "otel_traces.json"
+    result = traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.agent, trace.model, trace.task, trace.total_tokens) == (
+        "claude-code", "claude-opus-5-5", "Where is order B2? The orders are in orders/.", 270)  # fmt: skip
+    assert trace.session_id and trace.error_count == 1
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "input", "error"))
+    assert steps == [
+        ("span", "claude_code.interaction", "Where is order B2? The orders are in orders/.", ""),
+        ("llm_call", "claude-opus-5-5", None, ""),
+        ("tool_call", "Bash", {"command": "cat orders/B2.json"}, "Shell command failed"),
+        ("span", "claude_code.tool.blocked_on_user", None, ""),
+        ("span", "claude_code.tool.execution", None, ""),
+        ("llm_call", "claude-opus-5-5", None, ""),
+    ]  # fmt: skip
+    export = json.loads(path.read_text())
+    response = client.post("/v1/traces", json.dumps(export), content_type="application/json",
+                           headers={"x-hivemind-api-key": other_tenant.key})  # fmt: skip
+    assert response.status_code == 200
+    over_otlp = Trace.objects.get(workspace=other_tenant.workspace)
+    assert _span_steps(over_otlp) == _span_steps(trace)
+    assert (over_otlp.task, over_otlp.error_count) == (trace.task, 1)
+    # Span by span, in the order they ended.
+    over_otlp.delete()
+    spans = [(span, rs, ss) for rs in export["resourceSpans"] for ss in rs["scopeSpans"]
+             for span in ss["spans"]]  # fmt: skip
+    for span, rs, ss in sorted(spans, key=lambda s: int(s[0]["endTimeUnixNano"])):
+        one = {"resourceSpans": [{**rs, "scopeSpans": [{**ss, "spans": [span]}]}]}
+        response = client.post("/v1/traces", json.dumps(one), content_type="application/json",
+                               headers={"x-hivemind-api-key": other_tenant.key})  # fmt: skip
+        assert response.status_code == 200
+    by_span = Trace.objects.get(workspace=other_tenant.workspace)
+    assert _span_steps(by_span) == _span_steps(trace)
+    assert (by_span.task, by_span.error_count) == (trace.task, 1)
+
+
 def test_a_gemini_cli_record_log(tenant, tmp_path):
     """Gemini CLI 0.61 keeps a session as a record log (`session-*.jsonl`: a header,
     `$set` lines, message records updated by id), not one JSON document: before, the
