@@ -3070,8 +3070,8 @@ def _gemini_session(path: Path) -> Parsed:
     (give one with --status). A headless run's `stream-json` lines are read too
     (`_gemini_stream`)."""
     lines = _json_or_jsonl(path)
-    if any(isinstance(line, dict) and line.get("type") in _GEMINI_STREAM_EVENTS
-           for _, line in lines[:20]):  # fmt: skip
+    if any(isinstance(line, dict) and isinstance(line.get("type"), str)
+           and line["type"] in _GEMINI_STREAM_EVENTS for _, line in lines[:20]):  # fmt: skip
         return _gemini_stream(path, lines)
     data = _need(path, "top level", _gemini_record_log(path) if not _single_json(path)
                  else _read_json(path), dict, 'a Gemini CLI session ("messages")')  # fmt: skip

@@ -2172,9 +2172,12 @@ def test_what_no_reader_checked_for_is_a_per_file_error_and_the_folder_goes_on(
     assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
 
 
+REAL_LOGS = Path(__file__).resolve().parent / "real_logs"
+
+
 def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path):
     """A fixed-seed fuzz: 80 mutations of each format's sample and of the richer
-    OpenHands, mini-swe-agent, Codex, smolagents and Inspect ones (values swapped for others of every JSON
+    OpenHands, mini-swe-agent, Codex, smolagents, Inspect and real tools' ones (values swapped for others of every JSON
     type, keys deleted). Each file is read or refused with a
     FormatError from a reader's own check, never by the net or a traceback."""
     import copy
@@ -2205,7 +2208,13 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               ("langsmith", _langsmith_runs()), ("gemini-session", _gemini_session_file()),
               ("codex-rollout", _codex_exec_stream()),
               ("atif", json.loads((_harbor_trial(tmp_path / "fuzz", "t", reward=0.0)
-                                   / "agent" / "trajectory.json").read_text()))]  # fmt: skip
+                                   / "agent" / "trajectory.json").read_text())),
+              # Real tools' output (tests/traces/real_logs): Gemini CLI's stream-json
+              # lines, Claude Code's headless output and its own OpenTelemetry spans.
+              *[(fmt, [json.loads(line) for line in (REAL_LOGS / name).read_text().splitlines()])
+                for fmt, name in (("gemini-session", "gemini-cli-0.61.0/stream.jsonl"),
+                                  ("claude-transcript", "claude-code-2.1.332/stream.jsonl"))],
+              ("otlp-json", json.loads((REAL_LOGS / "claude-code-2.1.332/otel_traces.json").read_text()))]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):
