@@ -1645,18 +1645,27 @@ def _codex_exec_stream(path: Path, lines: list[tuple[str, Any]]) -> Parsed:
     messages; commands with their output, a non-zero exit code, a failed or
     declined command their error; file changes, a failed one an error; MCP tool
     calls, an error result their error; web searches), `turn.failed` and `error`
-    lines error steps, `turn.completed` usage as tokens. Named `codex-exec-<thread
-    id>`, apart from the session's rollout and hooks, whose call ids it lacks."""
-    thread, tokens = path.stem, 0
+    lines error steps, `turn.completed` usage as tokens: each turn's on the first
+    step it made (the run's total also in `metadata.codex_exec_tokens`). Named
+    `codex-exec-<thread id>`, apart from the session's rollout and hooks, whose call
+    ids it lacks."""
+    thread, tokens, turn_start = path.stem, 0, 0
     steps: list[dict[str, Any]] = []
     for where, line in lines:
         _need(path, where, line, dict, "an exec event (an object)")
         kind = line.get("type")
         if kind == "thread.started":
             thread = str(line.get("thread_id") or thread)
+        elif kind == "turn.started":
+            turn_start = len(steps)
         elif kind == "turn.completed":
             usage = obj(line.get("usage"))
-            tokens += _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+            turn = _count(usage.get("input_tokens")) + _count(usage.get("output_tokens"))
+            tokens += turn
+            # The turn's tokens on the first step it made, past its user message.
+            made = [s for s in steps[turn_start:] if s["kind"] != "user_prompt"]
+            if turn and made:
+                made[0]["tokens"] = min(2_147_483_647, _count(made[0].get("tokens")) + turn)
         elif kind in ("turn.failed", "error"):
             message = obj(line.get("error")).get("message") or line.get("message")
             steps.append({"kind": "error", "error": _text(message, 10_000) or str(kind)})

@@ -663,7 +663,8 @@ def test_codex_cli_rollout_and_exec_output(tenant):
     task, the failing `exec_command` call (its decisive line the command's, past
     Codex's chunk header) and the answer; each model response's tokens
     (`token_count`) are on the first step it made (before, a rollout's runs had no
-    tokens). The exec output is a run of its own, as documented."""
+    tokens). The exec output is a run of its own, as documented, each turn's
+    tokens on the first step it made."""
     from traces.errors import decisive_line
 
     folder = LOGS / "codex-cli-0.171.0"
@@ -685,3 +686,7 @@ def test_codex_cli_rollout_and_exec_output(tenant):
     exec_run = Trace.objects.get(workspace=tenant.workspace, external_id__startswith="codex-exec-")
     call = exec_run.steps.get(kind="tool_call")
     assert call.error.strip() == "cat: orders/B2.json: No such file or directory"
+    # The turn's tokens (240 + 30), on the first step it made; before, the run had
+    # none (only `metadata.codex_exec_tokens`).
+    assert (call.tokens, exec_run.total_tokens, exec_run.metadata["codex_exec_tokens"]) == (
+        270, 270, 270)  # fmt: skip
