@@ -3002,7 +3002,8 @@ def _gemini_stream(path: Path, lines: list[tuple[str, Any]]) -> Parsed:
     the CLI's), and the closing `result`: its tokens, and, when the run ended in an
     error (the API's, a turn limit), a last error step saying so. The model is the
     `init` event's, or, when that says `auto` (the CLI routes), the one that used
-    the most tokens. Named `gemini-stream-<session id>`, apart from the session's
+    the most tokens; the run's tokens are on the first step it made (a headless run
+    is one turn). Named `gemini-stream-<session id>`, apart from the session's
     chat recording (`gemini-<session id>`), which holds more (a shell command's
     exit code); it has no outcome."""
     session, model, tokens = path.stem, "", 0
@@ -3059,6 +3060,11 @@ def _gemini_stream(path: Path, lines: list[tuple[str, Any]]) -> Parsed:
                               "error": f"The run ended: {said or 'an error'}"})  # fmt: skip
     for step in steps:
         step.pop("_reply", None)
+    # A headless run is one turn: its tokens on the first step it made, as a Codex
+    # exec turn's are.
+    made = [s for s in steps if s["kind"] != "user_prompt"]
+    if tokens and made:
+        made[0]["tokens"] = tokens
     parsed = Parsed()
     parsed.traces.append({
         "external_id": f"gemini-stream-{session}"[:200], "agent": "gemini-cli",

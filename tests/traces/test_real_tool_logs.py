@@ -618,7 +618,8 @@ def test_a_gemini_cli_headless_stream(tenant, tmp_path):
     assert stream.external_id == f"gemini-stream-{session.session_id}"
     assert (stream.agent, stream.model, stream.task, stream.status) == (
         "gemini-cli", "scripted-gemini", "Where is order B2? The orders are in orders/.", "unknown")  # fmt: skip
-    assert stream.metadata["gemini_stream_tokens"] == 405
+    # The run's tokens (the routing model's too), on the first step it made.
+    assert stream.metadata["gemini_stream_tokens"] == stream.total_tokens == 405
     steps = list(stream.steps.order_by("index"))
     assert [(s.kind, s.name, s.error) for s in steps] == [
         ("user_prompt", "", ""), ("tool_call", "run_shell_command", ""),
