@@ -2211,6 +2211,13 @@ def claude_code_span(attrs: dict[str, Any]) -> str:
     return kind if isinstance(kind, str) and kind in _CLAUDE_CODE_SPANS else ""
 
 
+def _claude_code_prompt(attrs: dict[str, Any]) -> str:
+    """A Claude Code interaction's prompt (`user_prompt`), which it records only with
+    OTEL_LOG_USER_PROMPTS=1; without, it writes `<REDACTED>`, which is no prompt."""
+    prompt = attrs.get("user_prompt")
+    return prompt if isinstance(prompt, str) and prompt != "<REDACTED>" else ""
+
+
 def _claude_code_tool_input(attrs: dict[str, Any]) -> Any:
     """A Claude Code tool span's input: its `tool_input` (JSON text) where it records
     one, else the command a Bash call ran (`full_command`, with its description)."""
@@ -2222,7 +2229,11 @@ def _claude_code_tool_input(attrs: dict[str, Any]) -> Any:
     if isinstance(attrs.get("full_command"), str):
         return {"command": attrs["full_command"],
                 **({"description": attrs["description"]} if attrs.get("description") else {})}  # fmt: skip
-    return None
+    # Without OTEL_LOG_TOOL_DETAILS: what the span still says of the call (the
+    # program a command ran, its class, the call's id), so it stays a call.
+    said = {key: attrs[key] for key in ("bash_argv0", "bash_command_class", "tool_use_id")
+            if isinstance(attrs.get(key), str) and attrs[key]}  # fmt: skip
+    return said or None
 
 
 def span_role(
@@ -2303,7 +2314,7 @@ def span_role(
         name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
         step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
         if step_input is None and claude_code_span(attrs) == "interaction":
-            step_input = attrs.get("user_prompt")
+            step_input = _claude_code_prompt(attrs) or None
         output = (_first(attrs, "output.value", "ai.response.text", "ai.response.object")
                   if entity_out is None else entity_out)  # fmt: skip
     if events and kind == "tool_call" and step_input is None:
@@ -2351,8 +2362,8 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
     )
     if found:
         return found
-    if claude_code_span(attrs) == "interaction" and isinstance(attrs.get("user_prompt"), str):
-        return attrs["user_prompt"]  # with OTEL_LOG_USER_PROMPTS
+    if claude_code_span(attrs) == "interaction":
+        return _claude_code_prompt(attrs)
     for prefix, role, content in (("gen_ai.prompt", "role", "content"),
                                   ("llm.input_messages", "message.role", "message.content")):  # fmt: skip
         for i in range(50):

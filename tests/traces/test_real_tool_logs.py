@@ -563,6 +563,32 @@ def test_claude_code_own_opentelemetry_spans(client, tenant, other_tenant):
     assert (by_span.task, by_span.error_count) == (trace.task, 1)
 
 
+def test_claude_code_own_spans_without_prompts_or_tool_details(tenant, tmp_path):
+    """Without OTEL_LOG_USER_PROMPTS and OTEL_LOG_TOOL_DETAILS, Claude Code writes
+    `<REDACTED>` for the prompt and leaves out the command (as a run of 2.1.332 made
+    that way showed): the run has no task rather than `<REDACTED>`, and the Bash
+    call stays the failed call, with what its span still says (the program, its
+    class, the call's id). Before, it became a framework step and the run had no
+    failed call."""
+    export = json.loads((LOGS / "claude-code-2.1.332" / "otel_traces.json").read_text())
+    for rs in export["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                span["attributes"] = [
+                    {**a, "value": {"stringValue": "<REDACTED>"}} if a["key"] == "user_prompt" else a
+                    for a in span["attributes"] if a["key"] not in ("full_command", "description")
+                ]  # fmt: skip
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps(export))
+    assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path).ok
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.task == "" and trace.error_count == 1
+    call = trace.steps.get(kind="tool_call")
+    assert (call.name, call.error) == ("Bash", "Shell command failed")
+    assert call.input == {"bash_argv0": "cat", "bash_command_class": "file_read",
+                          "tool_use_id": "toolu_01"}  # fmt: skip
+
+
 def test_a_gemini_cli_record_log(tenant, tmp_path):
     """Gemini CLI 0.61 keeps a session as a record log (`session-*.jsonl`: a header,
     `$set` lines, message records updated by id), not one JSON document: before, the
