@@ -179,6 +179,8 @@ def main(argv: list | None = None) -> int:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")
         print(ENV_HELP)
+        if args.group == "install-codex-hooks":
+            print(install.CODEX_TRUST_HELP)
         return 0
     failed = 0 if args.hook else 1
     session = args.session or (hook_session(sys.stdin) if args.hook else "")

@@ -100,6 +100,20 @@ def install_claude_hooks(
 CODEX_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop"]
 
 
+# What Codex asks before it runs a project's hooks (seen on Codex CLI 0.171: an
+# untrusted project's hooks, and untrusted hooks, are skipped without a word).
+CODEX_TRUST_HELP = """\
+Codex runs these hooks only in a trusted project, and only once you have trusted
+them (an untrusted hook is skipped without a word): open `codex` in this folder,
+trust the folder, then trust the Hivemind hooks in /hooks. A change to
+.codex/hooks.json asks for trust again. For automation that has checked the hooks
+file itself: `codex exec --trust` once in this folder, then
+`codex exec --dangerously-bypass-hook-trust ...` (it skips that review).
+Codex's hooks do not say whether a command failed (no exit code), so a session
+ends `unknown` unless a failure is seen; its rollout has the exit codes:
+python -m hivemind_client import --format codex-rollout ~/.codex/sessions/"""
+
+
 def install_codex_hooks(project: Path) -> list[str]:
     """Add the capture hook to <project>/.codex/hooks.json (Codex's hooks file,
     same shape as Claude Code's) and switch hooks on in .codex/config.toml."""

@@ -27,8 +27,10 @@ kept in the trace's metadata; older payloads (no `hook_event_name`, no session
 events) are still accepted: the event is inferred from the fields present, and
 until a prompt arrives the task says which folder the session ran in.
 
-Codex sends the same shapes (its `turn_id` is kept); Cursor's events are mapped
-onto them first (`from_cursor`).
+Codex sends the same shapes (its `turn_id` is kept), but a command's result as
+its printed text with no exit code: a Codex session with such calls and no
+failure seen ends `unknown`, not succeeded, until its rollout is merged in.
+Cursor's events are mapped onto them first (`from_cursor`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from workspaces.errors import InvalidInput
@@ -163,7 +166,9 @@ def hook_ingest(
         if subagents:
             trace["metadata"]["subagents"] = subagents
         if event in ("SessionEnd", "Stop"):
-            trace["status"], reason = session_status(stored, steps, turn_failed=turn_failed)
+            trace["status"], reason = session_status(
+                stored, steps, turn_failed=turn_failed, source=source
+            )
             inferred_status(trace["metadata"], trace["status"], reason)
         elif event == "UserPromptSubmit" and not turn_failed:
             trace["status"] = "running"  # a new turn
@@ -297,21 +302,31 @@ def _payload_time(payload: dict[str, Any]) -> str | None:
 
 
 def session_status(
-    stored: Trace | None, new_steps: list[dict], *, turn_failed: bool
+    stored: Trace | None, new_steps: list[dict], *, turn_failed: bool, source: str = "claude-code"
 ) -> tuple[str, str]:
     """The closing status of a session (the rule in the module docstring), and why,
     in words a lead reads beside it: the agent reported no outcome, so the status
-    is read from the session (`inferred_status`)."""
+    is read from the session (`inferred_status`). Codex's hooks send a command's
+    result as its printed text, with no exit code (Codex CLI 0.171): where a call's
+    result is only text, its success is not known, and a session with no failure
+    seen is `unknown`, not succeeded."""
     if turn_failed:
         return "failed", "a turn ended on an error (the agent's API or a limit)"
     steps: dict[int, dict[str, Any]] = {}
     if stored is not None:
-        for row in Step.objects.filter(trace=stored).values(
-            "index", "kind", "name", "input", "error"
+        # Whether a call's result is bare text is read in the database: a long
+        # session's outputs are not loaded to learn it.
+        for row in (
+            Step.objects.filter(trace=stored)
+            .annotate(text_result=RawSQL("jsonb_typeof(output) = 'string'", []))
+            .values("index", "kind", "name", "input", "error", "text_result")
         ):
             steps[row["index"]] = dict(row)
     for step in new_steps:
-        steps[step["index"]] = {**steps.get(step["index"], {}), **step}
+        merged = {**steps.get(step["index"], {}), **step}
+        if "output" in step:
+            merged["text_result"] = isinstance(step["output"], str)
+        steps[step["index"]] = merged
     ordered = [steps[i] for i in sorted(steps)]
     tools = [s for s in ordered if s.get("kind") == "tool_call"]
     if tools and tools[-1].get("error"):
@@ -325,6 +340,12 @@ def session_status(
         said = " ".join(text.split())
         said = said if len(said) <= 80 else said[:79] + "…"
         return "failed", f"the user's last prompt was a correction: “{said}”"
+    if source == "codex" and any(s.get("text_result") for s in tools):
+        return "unknown", (
+            "Codex's hooks do not say whether a command failed (no exit code): import the "
+            "session's rollout to know (python -m hivemind_client import --format "
+            "codex-rollout ~/.codex/sessions/)"
+        )
     return "succeeded", "it ended with no failed turn, no failed last call and no correction"
 
 

@@ -174,9 +174,14 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
     merged_trace["_step_keys"] = {
         key: new_index[index] for index, key in key_of.items() if index in new_index
     }
-    if trace.get("status", "unknown") in ("", "unknown") and stored.status in (
-        "succeeded",
-        "failed",
+    # A status read from the hook session is read again from the merged steps; so is
+    # one the session could not give (Codex's hooks send no exit codes, which a
+    # rollout has).
+    could_not = stored.status == "unknown" and (
+        _obj(stored.metadata.get("inferred_status")).get("status") == "unknown"
+    )
+    if trace.get("status", "unknown") in ("", "unknown") and (
+        stored.status in ("succeeded", "failed") or could_not
     ):
         merged_trace["status"], reason = session_status(
             None, steps, turn_failed=bool(stored.metadata.get("turn_failed"))

@@ -211,6 +211,20 @@ def test_http_hooks_name_the_key_variable_never_the_key(tmp_path, monkeypatch):
     assert install.install_claude_hooks(tmp_path / "old", url="http://x")[1] == "command"
 
 
+def test_the_codex_installer_says_codex_must_trust_the_hooks(tmp_path, capsys):
+    """Codex CLI runs a project's hooks only in a trusted project and only once they
+    are trusted, skipping them without a word otherwise (seen on 0.171): the
+    installer says so and how, and that its hooks give no exit codes."""
+    from hivemind_client.__main__ import main
+
+    assert main(["install-codex-hooks", "--project", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert "trusted project" in said and "/hooks" in said and "codex exec --trust" in said
+    assert "--dangerously-bypass-hook-trust" in said and "no exit code" in said
+    assert main(["install-cursor-hooks", "--project", str(tmp_path)]) == 0
+    assert "trusted project" not in capsys.readouterr().out
+
+
 def test_codex_and_cursor_installers(tmp_path):
     from hivemind_client.install import install_codex_hooks, install_cursor_hooks
 

@@ -684,6 +684,37 @@ def test_a_gemini_cli_headless_stream(tenant, tmp_path):
         ("error", "The run ended: Reached max turns", None)]  # fmt: skip
 
 
+def test_codex_cli_hooks_then_its_rollout(client, tenant):
+    """Codex CLI 0.171.0's own hook payloads (the events `install-codex-hooks`
+    installs) make one run; Codex sends a command's result as its printed text, with
+    no exit code, so the failing command is not seen as failed and the run ends
+    `unknown`, saying why and what to import (before: `succeeded`, a state nothing
+    backed). The same session's rollout, imported, completes the run: the call
+    failed, and the run with it."""
+    from django.test import TestCase
+
+    folder = LOGS / "codex-cli-0.171.0"
+    for line in (folder / "hooks.jsonl").read_text().splitlines():
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post("/api/v1/hooks/codex", line, content_type="application/json",
+                                   headers=tenant.api_headers())  # fmt: skip
+        assert response.status_code == 200, response.content
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.agent, trace.task, trace.status) == (
+        "codex", "Where is order B2? The orders are in orders/.", "unknown")  # fmt: skip
+    assert "no exit code" in trace.metadata["inferred_status"]["reason"]
+    call = trace.steps.get(kind="tool_call")
+    assert (call.name, call.error) == ("Bash", "")
+    assert call.output == "cat: orders/B2.json: No such file or directory\n"
+    result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
+                                path=folder / "hooks_rollout.jsonl")  # fmt: skip
+    assert result.ok and result.updated == 1, result.error
+    trace.refresh_from_db()
+    assert trace.status == "failed"
+    failed = trace.steps.exclude(error="").get(kind="tool_call")
+    assert "No such file or directory" in failed.error
+
+
 def test_codex_cli_rollout_and_exec_output(tenant):
     """Codex CLI 0.171.0's own session rollout and `codex exec --json` output, made
     against a scripted Responses API: the rollout is one run with the request as its
