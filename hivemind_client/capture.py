@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 import urllib.error
@@ -164,7 +165,34 @@ def capture(stdin_text: str, *, started: float | None = None, source: str = "cla
     if unsent:
         _append(path, unsent)
         return "spooled"
+    if isinstance(payload, dict):
+        merge_rollout_later(payload, source)
     return "sent"
+
+
+def merge_rollout_later(payload: dict, source: str) -> bool:
+    """At the end of a Codex turn (`Stop`), import the session's rollout (the
+    payload's `transcript_path`) in a process of its own, so the hook returns at
+    once: the rollout has what Codex's hooks lack (each command's exit code) and
+    merges into the run the hooks built (`codex-<session id>`, calls matched by their
+    ids). `HIVEMIND_CODEX_ROLLOUT=off` turns it off. Returns whether it started."""
+    if source != "codex" or payload.get("hook_event_name") != "Stop":
+        return False
+    if os.environ.get("HIVEMIND_CODEX_ROLLOUT", "on").lower() in ("off", "false", "0", "no"):
+        return False
+    rollout = payload.get("transcript_path")
+    if not isinstance(rollout, str) or not rollout.endswith(".jsonl"):
+        return False
+    if not Path(rollout).is_file():
+        return False
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    paths = [package_parent, *filter(None, [os.environ.get("PYTHONPATH")])]
+    subprocess.Popen(  # noqa: S603 (this interpreter, this package, a file path)
+        [sys.executable, "-m", "hivemind_client", "import", "--format", "codex-rollout", rollout],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+    )  # fmt: skip
+    return True
 
 
 def main(source: str = "claude-code") -> int:

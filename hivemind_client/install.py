@@ -109,9 +109,10 @@ trust the folder, then trust the Hivemind hooks in /hooks. A change to
 .codex/hooks.json asks for trust again. For automation that has checked the hooks
 file itself: `codex exec --trust` once in this folder, then
 `codex exec --dangerously-bypass-hook-trust ...` (it skips that review).
-Codex's hooks do not say whether a command failed (no exit code), so a session
-ends `unknown` unless a failure is seen; its rollout has the exit codes:
-python -m hivemind_client import --format codex-rollout ~/.codex/sessions/"""
+Codex's hooks do not say whether a command failed (no exit code): at each turn's
+end the hook imports the session's rollout, which has them, in a process of its
+own (HIVEMIND_CODEX_ROLLOUT=off leaves that to you:
+python -m hivemind_client import --format codex-rollout ~/.codex/sessions/)."""
 
 
 def install_codex_hooks(project: Path) -> list[str]:

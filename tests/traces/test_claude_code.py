@@ -221,6 +221,7 @@ def test_the_codex_installer_says_codex_must_trust_the_hooks(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "trusted project" in said and "/hooks" in said and "codex exec --trust" in said
     assert "--dangerously-bypass-hook-trust" in said and "no exit code" in said
+    assert "HIVEMIND_CODEX_ROLLOUT=off" in said
     assert main(["install-cursor-hooks", "--project", str(tmp_path)]) == 0
     assert "trusted project" not in capsys.readouterr().out
 

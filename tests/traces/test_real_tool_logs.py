@@ -715,6 +715,46 @@ def test_codex_cli_hooks_then_its_rollout(client, tenant):
     assert "No such file or directory" in failed.error
 
 
+def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_path,
+                                                              monkeypatch):  # fmt: skip
+    """The capture hook, at a Codex turn's end (`Stop`), imports the session's
+    rollout in a process of its own: the run its hooks built gets the exit codes
+    they lack, and ends failed at the failing command without anyone importing
+    anything (seen end to end with Codex CLI 0.171.0 against `make run`'s server).
+    HIVEMIND_CODEX_ROLLOUT=off leaves it to the person."""
+    import time
+
+    from hivemind_client.capture import capture
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Codex capture", owner=make_user("codex-capture"))
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    monkeypatch.setenv("HIVEMIND_SPOOL", str(tmp_path / "spool.jsonl"))
+    folder = LOGS / "codex-cli-0.171.0"
+    rollout = tmp_path / "rollout.jsonl"
+    rollout.write_bytes((folder / "hooks_rollout.jsonl").read_bytes())
+    for line in (folder / "hooks.jsonl").read_text().splitlines():
+        payload = {**json.loads(line), "transcript_path": str(rollout)}
+        # A hook has 0.9 s; a test server on a busy machine may take longer.
+        capture(json.dumps(payload), source="codex", started=time.monotonic() + 60)
+    assert not (tmp_path / "spool.jsonl").exists() or not (tmp_path / "spool.jsonl").read_text()
+    deadline = time.monotonic() + 120  # a wait for the other process, not a measure
+    while time.monotonic() < deadline:
+        trace = Trace.objects.get(workspace=workspace)
+        if trace.status == "failed":
+            break
+        time.sleep(0.5)
+    assert trace.status == "failed", trace.metadata.get("inferred_status")
+    assert "No such file or directory" in trace.steps.exclude(error="").get().error
+
+    monkeypatch.setenv("HIVEMIND_CODEX_ROLLOUT", "off")
+    from hivemind_client.capture import merge_rollout_later
+
+    assert not merge_rollout_later({**payload, "hook_event_name": "Stop"}, "codex")
+
+
 def test_codex_cli_rollout_and_exec_output(tenant):
     """Codex CLI 0.171.0's own session rollout and `codex exec --json` output, made
     against a scripted Responses API: the rollout is one run with the request as its
