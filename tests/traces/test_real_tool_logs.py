@@ -707,7 +707,7 @@ def test_codex_cli_hooks_then_its_rollout(client, tenant):
     assert (call.name, call.error) == ("Bash", "")
     assert call.output == "cat: orders/B2.json: No such file or directory\n"
     result = traces_import_file(workspace=tenant.workspace, fmt="codex-rollout",
-                                path=folder / "hooks_rollout.jsonl")  # fmt: skip
+                                path=folder / "rollout.jsonl")  # fmt: skip
     assert result.ok and result.updated == 1, result.error
     trace.refresh_from_db()
     assert trace.status == "failed"
@@ -734,7 +734,7 @@ def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_
     monkeypatch.setenv("HIVEMIND_SPOOL", str(tmp_path / "spool.jsonl"))
     folder = LOGS / "codex-cli-0.171.0"
     rollout = tmp_path / "rollout.jsonl"
-    rollout.write_bytes((folder / "hooks_rollout.jsonl").read_bytes())
+    rollout.write_bytes((folder / "rollout.jsonl").read_bytes())
     for line in (folder / "hooks.jsonl").read_text().splitlines():
         payload = {**json.loads(line), "transcript_path": str(rollout)}
         # A hook has 0.9 s; a test server on a busy machine may take longer.
