@@ -71,6 +71,14 @@ def key_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def session_lock(workspace_id: int, trace_external_id: str) -> None:
+    """Hold a hook session's lock until the transaction ends: its events, and a
+    transcript merged into it (`transcripts.py`), are written one at a time."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)",
+                       [int(key_hash(workspace_id, trace_external_id)[:15], 16)])  # fmt: skip
+
+
 # A last prompt that says the work was wrong: the session did not succeed.
 CORRECTION = re.compile(
     r"^\s*(no\b|nope\b|wrong\b|that'?s (not|wrong|incorrect)|this is (wrong|not)|"
@@ -148,9 +156,7 @@ def hook_ingest(
     event_key = event_id or payload.get("hivemind_event_id") or payload
     with transaction.atomic():
         # One session's events are numbered one at a time, in arrival order.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)",
-                           [int(key_hash(workspace.pk, trace_id)[:15], 16)])  # fmt: skip
+        session_lock(workspace.pk, trace_id)
         stored = Trace.objects.filter(workspace=workspace, external_id=trace_id).first()
         if stored is None and stamped:
             # A replayed log's session starts when its first event happened, not when

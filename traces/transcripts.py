@@ -21,7 +21,7 @@ from django.db import transaction
 
 from workspaces.models import Workspace
 
-from .claude_code import UNFINISHED, inferred_status, key_hash, session_status
+from .claude_code import UNFINISHED, inferred_status, key_hash, session_lock, session_status
 from .ingest import refresh_aggregates
 from .models import Step, StepKey, Trace
 from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_batch
@@ -31,16 +31,35 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
     """`trace_ingest_batch`, with each session transcript merged into the trace its
     hooks built. All or nothing for the merged sessions: if the database refuses
     one, nothing of the batch is stored."""
+    transcripts = [
+        (position, item) for position, item in enumerate(items)
+        if isinstance(item, dict) and _obj(item.get("metadata")).get("transcript")
+    ]  # fmt: skip
+    if not transcripts:
+        return trace_ingest_batch(workspace=workspace, items=items)
+    with transaction.atomic():
+        # The sessions' locks, held from reading their hook steps to writing the
+        # merge: a hook event arriving meanwhile (the capture hook imports a Codex
+        # rollout at each turn's end, while the next turn begins) waits, and is
+        # numbered after it, rather than being lost in the rewrite.
+        for external in sorted({stored_external_id(workspace=workspace, external_id=str(item.get("external_id")))
+                                for _, item in transcripts if item.get("external_id")}):  # fmt: skip
+            session_lock(workspace.pk, external)
+        return _merge_and_write(workspace, items, transcripts)
+
+
+def _merge_and_write(
+    workspace: Workspace, items: list[Any], transcripts: list[tuple[int, Any]]
+) -> BatchResult:
     replaces: dict[int, int] = {}
     keys: dict[int, dict[str, int]] = {}  # stored trace id → its hook keys, renumbered
     merged_items = list(items)
-    for position, item in enumerate(items):
-        if isinstance(item, dict) and _obj(item.get("metadata")).get("transcript"):
-            merged_items[position], replaces[position] = transcript_merge(
-                workspace=workspace, trace=item
-            )
-            if replaces[position]:
-                keys[replaces[position]] = merged_items[position].pop("_step_keys", {})
+    for position, item in transcripts:
+        merged_items[position], replaces[position] = transcript_merge(
+            workspace=workspace, trace=item
+        )
+        if replaces[position]:
+            keys[replaces[position]] = merged_items[position].pop("_step_keys", {})
     if not any(replaces.values()):
         return trace_ingest_batch(workspace=workspace, items=merged_items)
     with transaction.atomic():

@@ -8,6 +8,8 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from traces.importing import traces_import_file
 from traces.models import Trace
 
@@ -788,3 +790,59 @@ def test_codex_cli_rollout_and_exec_output(tenant):
     # none (only `metadata.codex_exec_tokens`).
     assert (call.tokens, exec_run.total_tokens, exec_run.metadata["codex_exec_tokens"]) == (
         270, 270, 270)  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rollout_merge_waits_for_the_sessions_hook_events():
+    """A transcript or rollout merged into a hook session takes the session's lock
+    from reading its hook steps to writing the merge, as each hook event does: an
+    event arriving meanwhile (the capture hook imports a Codex rollout at a turn's
+    end while the next turn begins) is numbered after it, not lost in the rewrite.
+    Here the lock is held by another transaction; the merge waits on it."""
+    import threading
+    import time
+
+    from django.db import connection, connections, transaction
+
+    from tests.factories import make_user, make_workspace
+    from traces.claude_code import hook_ingest, session_lock
+
+    workspace = make_workspace(name="Merge lock", owner=make_user("merge-lock"))
+    folder = LOGS / "codex-cli-0.171.0"
+    lines = [json.loads(line) for line in (folder / "hooks.jsonl").read_text().splitlines()]
+    for payload in lines:
+        hook_ingest(workspace=workspace, payload=payload, source="codex")
+    external = f"codex-{lines[0]['session_id']}"
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            session_lock(workspace.pk, external)
+            held.set()
+            release.wait(120)
+        connections.close_all()
+
+    def merge() -> None:
+        result = traces_import_file(workspace=workspace, fmt="codex-rollout",
+                                    path=folder / "rollout.jsonl")  # fmt: skip
+        if result.ok and result.updated == 1:
+            done.set()
+        connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(60)
+    merger = threading.Thread(target=merge)
+    merger.start()
+    waiting, deadline = False, time.monotonic() + 120  # a wait, not a measure
+    while not waiting and time.monotonic() < deadline and not done.is_set():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND wait_event_type = 'Lock' AND wait_event = 'advisory'")  # fmt: skip
+            waiting = cursor.fetchone()[0] > 0
+        time.sleep(0.05)
+    release.set()
+    holder.join(60)
+    merger.join(120)
+    assert waiting and done.is_set()
+    assert Trace.objects.get(workspace=workspace, external_id=external).status == "failed"
