@@ -6,7 +6,9 @@ When the server cannot be reached the payload goes to a local spool file
 (JSON lines) and is sent, oldest first, on a later call. Each payload gets an
 event id when first captured, so a payload that is sent twice (a spool flush
 interrupted after the server stored it) still becomes one step, not two.
-`HIVEMIND_CAPTURE=false` turns capture off.
+`HIVEMIND_CAPTURE=false` turns capture off. At the end of a Codex turn it also
+starts the import of the session's rollout in a process of its own
+(`merge_rollout_later`): Codex's hooks carry no exit codes, the rollout does.
 
 Without `HIVEMIND_URL` / `HIVEMIND_API_KEY` the payload is spooled and a warning
 is printed on stderr once (a marker file beside the spool). The spool never
