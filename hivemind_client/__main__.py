@@ -1,5 +1,6 @@
 """hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
-doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks}"""
+doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks |
+install-gemini-hooks}"""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def main(argv: list | None = None) -> int:
         "capture", help="post an agent hook payload from stdin (always exits 0)"
     )
     capture_cmd.add_argument(
-        "--source", default="claude-code", choices=["claude-code", "codex", "cursor"]
+        "--source", default="claude-code", choices=["claude-code", "codex", "cursor", "gemini-cli"]
     )
     replay = commands.add_parser(
         "replay",
@@ -95,7 +96,7 @@ def main(argv: list | None = None) -> int:
     )
     replay.add_argument("path", type=Path)
     replay.add_argument(
-        "--source", default="claude-code", choices=["claude-code", "codex", "cursor"]
+        "--source", default="claude-code", choices=["claude-code", "codex", "cursor", "gemini-cli"]
     )
     commands.add_parser("doctor", help="check URL, key, scopes, clock and spool; say what to fix")
     status = commands.add_parser(
@@ -126,7 +127,7 @@ def main(argv: list | None = None) -> int:
         help="auto: http hooks when this Claude Code has them and --url is known",
     )
     install.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
-    for agent in ("codex", "cursor"):
+    for agent in ("codex", "cursor", "gemini"):
         other = commands.add_parser(
             f"install-{agent}-hooks", help=f"add the capture hook to the project's {agent} hooks"
         )
@@ -175,12 +176,16 @@ def main(argv: list | None = None) -> int:
             where = f"{kind} hooks in .claude/settings.json"
         elif args.group == "install-codex-hooks":
             added, where = install.install_codex_hooks(args.project), ".codex/hooks.json"
+        elif args.group == "install-gemini-hooks":
+            added, where = install.install_gemini_hooks(args.project), ".gemini/settings.json"
         else:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")
         print(ENV_HELP)
         if args.group == "install-codex-hooks":
             print(install.CODEX_TRUST_HELP)
+        if args.group == "install-gemini-hooks":
+            print(install.GEMINI_TRUST_HELP)
         return 0
     failed = 0 if args.hook else 1
     session = args.session or (hook_session(sys.stdin) if args.hook else "")

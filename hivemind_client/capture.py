@@ -48,7 +48,7 @@ def spool_path() -> Path:
     return Path(os.environ.get("HIVEMIND_SPOOL", str(default)))
 
 
-SOURCES = ("claude-code", "codex", "cursor")
+SOURCES = ("claude-code", "codex", "cursor", "gemini-cli")
 
 
 def _post(url: str, key: str, item: dict, timeout: float, *, wait: bool = False) -> bool:

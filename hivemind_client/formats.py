@@ -2966,6 +2966,25 @@ def _gemini_result(call: dict[str, Any]) -> tuple[str, str]:
     return output, error
 
 
+def gemini_tool_result(response: Any) -> tuple[str, str]:
+    """A Gemini CLI hook's `tool_response` (`llmContent`, `returnDisplay`, `error`)
+    as its output and error, read as the chat recording's are (`_gemini_result`):
+    an error, or a shell command's non-zero exit code, is the call's failure. Used
+    by the server's Gemini CLI hooks (traces/claude_code.py)."""
+    answer = obj(response)
+    content = answer.get("llmContent")
+    error = answer.get("error")
+    call = {
+        "result": [{"functionResponse": {"response": {"output": _text(content)}}}],
+        "resultDisplay": answer.get("returnDisplay"),
+        "status": "error" if error else "",
+    }
+    output, failure = _gemini_result(call)
+    if error and not failure.strip():
+        failure = _text(obj(error).get("message") or error, 10_000)
+    return output or _text(response if not answer else ""), failure
+
+
 def _gemini_record_log(path: Path) -> dict[str, Any]:
     """A Gemini CLI session kept as a record log (`session-*.jsonl`, as Gemini CLI
     0.61 writes it): a header line (`sessionId`, `startTime`…), `{"$set": {...}}`

@@ -140,6 +140,31 @@ def install_codex_hooks(project: Path) -> list[str]:
     return added
 
 
+# Gemini CLI's events that make a run (seen on 0.61): the prompt, each call when it
+# ends, the turn's reply, the session's start and end. BeforeTool is left out: its
+# payload names no call id to join it to its AfterTool.
+GEMINI_EVENTS = ["SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"]
+GEMINI_TRUST_HELP = """\
+Gemini CLI reads a project's .gemini/settings.json only in a trusted folder (when
+folder trust is on): trust this folder when Gemini CLI asks, or in /permissions."""
+
+
+def install_gemini_hooks(project: Path) -> list[str]:
+    """Add the capture hook to <project>/.gemini/settings.json (Gemini CLI's hooks,
+    Claude Code's shape)."""
+    path = project / ".gemini" / "settings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    hooks = data.setdefault("hooks", {})
+    added = []
+    for event in GEMINI_EVENTS:
+        hook = {"type": "command", "command": capture_command("gemini-cli"), "timeout": 5000}
+        if _add(hooks, event, hook, "*" if event == "AfterTool" else None):
+            added.append(event)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return added
+
+
 # The shell, file-edit and MCP events (Cursor 1.7 and later), not postToolUse as
 # well: newer Cursor sends both for one shell command, which would be two steps.
 CURSOR_EVENTS = ["sessionStart", "beforeSubmitPrompt", "afterShellExecution", "afterFileEdit",

@@ -222,6 +222,18 @@ def codex_hook(request: ApiRequest) -> Status | HttpResponse:
 
 
 @router.post(
+    "/hooks/gemini-cli", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    summary="Receive one raw Gemini CLI hook payload", openapi_extra=_hook_body("session_id"),
+)  # fmt: skip
+def gemini_cli_hook(request: ApiRequest) -> Status | HttpResponse:
+    """One trace per Gemini CLI `session_id` (agent `gemini-cli`, trace
+    `gemini-cli-<session_id>`): the prompt, each call when it ends (a failed one, or
+    a shell command's non-zero exit code, a failed step), the turn's reply, the
+    session's end. `python -m hivemind_client capture --source gemini-cli` sends them."""
+    return _hook(request, "gemini-cli")
+
+
+@router.post(
     "/hooks/cursor", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
     summary="Receive one raw Cursor hook payload", openapi_extra=_hook_body("conversation_id"),
 )  # fmt: skip

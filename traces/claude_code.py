@@ -59,7 +59,8 @@ KNOWN_FIELDS = {
     "last_assistant_message", "agent_transcript_path", "reason", "hivemind_event_id",
     "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent", "hivemind_time",
 }  # fmt: skip
-SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor"}
+SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor",
+           "gemini-cli": "gemini-cli"}  # fmt: skip
 UNFINISHED = "No PostToolUse before the turn ended: the tool call failed."
 
 
@@ -129,6 +130,8 @@ def hook_ingest(
         raise InvalidInput(f"A {source} hook payload must be a JSON object.")
     if source == "cursor":
         payload = from_cursor(payload)
+    elif source == "gemini-cli":
+        payload = from_gemini(payload)
     session = payload.get("session_id")
     event = payload.get("hook_event_name") or infer_event(payload)
     if not isinstance(session, str) or not session or not isinstance(event, str) or not event:
@@ -203,6 +206,41 @@ CURSOR_EVENTS = {
     "stop": "Stop", "subagentStart": "SubagentStart", "subagentStop": "SubagentStop",
     "preCompact": "PreCompact",
 }  # fmt: skip
+
+
+# Gemini CLI's hook events (the ones `install-gemini-hooks` installs) as Claude Code's.
+GEMINI_EVENTS = {"SessionStart": "SessionStart", "SessionEnd": "SessionEnd",
+                 "BeforeAgent": "UserPromptSubmit", "AfterAgent": "Stop",
+                 "AfterTool": "PostToolUse"}  # fmt: skip
+
+
+def from_gemini(payload: dict[str, Any]) -> dict[str, Any]:
+    """A Gemini CLI hook payload in the shape of a Claude Code one (seen on Gemini
+    CLI 0.61): `BeforeAgent` is the prompt, `AfterAgent` the turn's end with its
+    reply, `AfterTool` a call, recorded when it ends (its payload names no call id,
+    so each is a call of its own, keyed by its time, and `BeforeTool` is not used),
+    failed when the CLI says it failed or a shell command's exit code is not 0
+    (`formats.gemini_tool_result`)."""
+    from hivemind_client.formats import gemini_tool_result
+
+    event = str(payload.get("hook_event_name") or "")
+    out: dict[str, Any] = {k: payload.get(k) for k in ("session_id", "cwd", "transcript_path",
+                                                      "timestamp") if k in payload}  # fmt: skip
+    out["hook_event_name"] = GEMINI_EVENTS.get(event, event)
+    if event == "BeforeAgent":
+        out["prompt"] = payload.get("prompt")
+    elif event == "AfterAgent":
+        out["last_assistant_message"] = payload.get("prompt_response")
+    elif event == "AfterTool":
+        tool = str(payload.get("tool_name") or "")
+        output, error = gemini_tool_result(payload.get("tool_response"))
+        out.update(tool_name=tool, tool_input=payload.get("tool_input"), tool_response=output,
+                   tool_use_id=f"{payload.get('timestamp') or ''}:{tool}")  # fmt: skip
+        if error:
+            out.update(hook_event_name="PostToolUseFailure", error=error)
+    elif event == "SessionEnd":
+        out["reason"] = payload.get("reason")
+    return out
 
 
 def from_cursor(payload: dict[str, Any]) -> dict[str, Any]:

@@ -226,6 +226,26 @@ def test_the_codex_installer_says_codex_must_trust_the_hooks(tmp_path, capsys):
     assert "trusted project" not in capsys.readouterr().out
 
 
+def test_the_gemini_installer(tmp_path, capsys):
+    """install-gemini-hooks adds the capture hook to .gemini/settings.json for the
+    events that make a run (keeping what the file has), once, and says that Gemini
+    CLI reads it only in a trusted folder."""
+    from hivemind_client.__main__ import main
+
+    (tmp_path / ".gemini").mkdir()
+    (tmp_path / ".gemini" / "settings.json").write_text('{"model": {"name": "gemini-3"}}')
+    assert main(["install-gemini-hooks", "--project", str(tmp_path)]) == 0
+    assert "trusted folder" in capsys.readouterr().out
+    settings = json.loads((tmp_path / ".gemini" / "settings.json").read_text())
+    assert settings["model"] == {"name": "gemini-3"}
+    assert sorted(settings["hooks"]) == sorted(
+        ["SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"])  # fmt: skip
+    hook = settings["hooks"]["AfterTool"][0]
+    assert hook["matcher"] == "*" and "--source gemini-cli" in hook["hooks"][0]["command"]
+    main(["install-gemini-hooks", "--project", str(tmp_path)])
+    assert "nothing (already there)" in capsys.readouterr().out
+
+
 def test_codex_and_cursor_installers(tmp_path):
     from hivemind_client.install import install_codex_hooks, install_cursor_hooks
 

@@ -686,6 +686,46 @@ def test_a_gemini_cli_headless_stream(tenant, tmp_path):
         ("error", "The run ended: Reached max turns", None)]  # fmt: skip
 
 
+def test_gemini_cli_hooks_make_a_run(client, tenant, other_tenant):
+    """Gemini CLI 0.61.0's own hook payloads (the events `install-gemini-hooks`
+    installs), posted to `/api/v1/hooks/gemini-cli` as the capture hook posts them,
+    make one run (`gemini-cli-<session>`, apart from the chat recording's run): the
+    prompt, the failing shell command failed with its own words and exit code, the
+    reply, the session's end; failed, read from the session. The same run as the
+    recording of that session says. Another workspace's key reaches nothing;
+    anonymous is refused."""
+    from django.test import TestCase
+
+    folder = LOGS / "gemini-cli-0.61.0"
+    lines = (folder / "hooks.jsonl").read_text().splitlines()
+    assert client.post("/api/v1/hooks/gemini-cli", lines[0],
+                       content_type="application/json").status_code == 401  # fmt: skip
+    for line in lines:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post("/api/v1/hooks/gemini-cli", line,
+                                   content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+        assert response.status_code == 200, response.content
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    session = json.loads(lines[0])["session_id"]
+    assert (trace.external_id, trace.agent, trace.task, trace.status) == (
+        f"gemini-cli-{session}", "gemini-cli", "Where is order B2? The orders are in orders/.",
+        "failed")  # fmt: skip
+    steps = list(trace.steps.order_by("index").values_list("kind", "name", "error"))
+    assert steps == [
+        ("user_prompt", "", ""),
+        ("tool_call", "run_shell_command", "cat: orders/B2.json: No such file or directory\nExit Code: 1"),
+        ("assistant_message", "assistant", ""),
+        ("assistant_message", "session end", ""),
+    ]  # fmt: skip
+    assert "run_shell_command" in trace.metadata["inferred_status"]["reason"]
+    recording = traces_import_file(workspace=tenant.workspace, fmt="gemini-session",
+                                   path=folder / "session.jsonl")  # fmt: skip
+    assert recording.ok and recording.created == 1  # a run of its own, as documented
+    recorded = Trace.objects.get(workspace=tenant.workspace, external_id=f"gemini-{session}")
+    assert recorded.steps.get(kind="tool_call").error == steps[1][2]
+    assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
+
+
 def test_codex_cli_hooks_then_its_rollout(client, tenant):
     """Codex CLI 0.171.0's own hook payloads (the events `install-codex-hooks`
     installs) make one run; Codex sends a command's result as its printed text, with
