@@ -50,7 +50,12 @@ def status_main(project: Path) -> int:
         f"  agent    {os.environ.get('HIVEMIND_AGENT') or '(from each event; HIVEMIND_AGENT not set)'}"
     )
     print(f"  spool    {waiting} event(s) waiting in {spool}")
-    for name in (".claude/settings.json", ".codex/hooks.json", ".cursor/hooks.json"):
+    for name in (
+        ".claude/settings.json",
+        ".codex/hooks.json",
+        ".cursor/hooks.json",
+        ".gemini/settings.json",
+    ):
         path = project / name
         found = path.exists() and "hivemind_client" in path.read_text(errors="replace")
         print(f"  hooks    {name}: {'Hivemind installed' if found else 'no Hivemind hook'}")

@@ -244,6 +244,8 @@ def test_the_gemini_installer(tmp_path, capsys):
     assert hook["matcher"] == "*" and "--source gemini-cli" in hook["hooks"][0]["command"]
     main(["install-gemini-hooks", "--project", str(tmp_path)])
     assert "nothing (already there)" in capsys.readouterr().out
+    main(["status", "--project", str(tmp_path)])
+    assert ".gemini/settings.json: Hivemind installed" in capsys.readouterr().out
 
 
 def test_codex_and_cursor_installers(tmp_path):
