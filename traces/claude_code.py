@@ -58,6 +58,7 @@ KNOWN_FIELDS = {
     "tool_response", "duration_ms", "message", "notification_type", "stop_hook_active",
     "last_assistant_message", "agent_transcript_path", "reason", "hivemind_event_id",
     "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent", "hivemind_time",
+    "timestamp",  # the event's time (Gemini CLI's payloads, a logger's): the step's time
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor",
            "gemini-cli": "gemini-cli"}  # fmt: skip

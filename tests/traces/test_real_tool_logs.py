@@ -718,6 +718,8 @@ def test_gemini_cli_hooks_make_a_run(client, tenant, other_tenant):
         ("assistant_message", "session end", ""),
     ]  # fmt: skip
     assert "run_shell_command" in trace.metadata["inferred_status"]["reason"]
+    # Each event's time is its step's, not an unknown field kept per event.
+    assert not [key for key in trace.metadata if key.startswith("extra:")]
     recording = traces_import_file(workspace=tenant.workspace, fmt="gemini-session",
                                    path=folder / "session.jsonl")  # fmt: skip
     assert recording.ok and recording.created == 1  # a run of its own, as documented
