@@ -47,9 +47,10 @@ def post_worker_init(worker: Any) -> None:
     # One inference per worker, after the fork: the model's thread pool is the
     # worker's own (never started in the master), and the first search is not
     # the one that pays for it.
-    from hivemind_web.warmup import warm_inference
+    from hivemind_web.warmup import tune_collector, warm_inference
 
     warm_inference()
+    tune_collector()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -31,6 +31,21 @@ def test_warm_process_compiles_every_template_and_leaves_no_connection_to_share(
     assert frozen == [True]
 
 
+def test_each_web_worker_collects_garbage_less_often(monkeypatch):
+    """At Python's threshold (700) the collector ran 39 times inside one ingest
+    request of 2,000 steps, walking objects that were all still in use."""
+    import gc
+
+    monkeypatch.setattr(warmup, "warm_inference", lambda: None)
+    before = gc.get_threshold()
+    try:
+        gunicorn_conf.post_worker_init(None)
+        assert gc.get_threshold() == warmup.WEB_GC_THRESHOLD
+        assert warmup.WEB_GC_THRESHOLD[0] >= 10_000
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_warm_inference_embeds_once():
     warmup.warm_inference()
 

@@ -6,9 +6,10 @@ with set-based SQL in a handful of round trips whatever the batch's size: one
 lookup finds the traces stored already; one UPDATE merges those and one INSERT
 adds the others with their counts, each reading its traces as one JSON
 parameter (a trace's record reaches one of them); the new traces' steps COPY straight
-into the step table, and the re-sent traces' steps are upserted by index (what
-makes retries harmless), their traces' counts changed by the difference; then
-pending outcomes apply. Finding
+into the step table, and then the new traces' words (trace search) are built in one
+statement, a row each, where the insert triggers would write each row twice; the
+re-sent traces' steps are upserted by index (what makes retries harmless), their
+traces' counts changed by the difference; then pending outcomes apply. Finding
 incidents in the stored steps is the failures app's job, queued after the
 commit.
 """
@@ -222,8 +223,12 @@ def write_traces(workspace_id: int, traces: list[PreparedTrace]) -> dict[str, tu
             ids = _merge_stored_traces(
                 cursor, workspace_id, _trace_records([t for t in traces if t.external_id in stored])
             )
-        if len(ids) < len(traces):
+        words_deferred = len(ids) < len(traces)
+        if words_deferred:
             records = _trace_records([t for t in traces if t.external_id not in ids])
+            # The new runs' words are built once, after their steps (below), not by
+            # the insert triggers on each statement (migration 0021).
+            _words_by_writer(cursor, True)
             ids.update(_insert_new_traces(cursor, workspace_id, records))
         missing = [t for t in traces if t.external_id not in ids]
         if missing:  # inserted by another request since the lookup
@@ -234,10 +239,30 @@ def write_traces(workspace_id: int, traces: list[PreparedTrace]) -> dict[str, tu
         sent_again = [t for t in traces if not ids[t.external_id][1]]
         if new:
             _copy_new_steps(cursor, new, ids)
+        if words_deferred:
+            _words_of_new_runs(cursor, [ids[t.external_id][0] for t in new])
         if sent_again:
             _upsert_steps(cursor, workspace_id, sent_again, ids)
         apply_pending_outcomes(cursor, workspace_id, list(ids))
     return ids
+
+
+def _words_by_writer(cursor: Any, on: bool) -> None:
+    """Whether this transaction's next inserts of runs and steps leave the runs'
+    words to this writer (`hivemind.words_by_writer`, read by the insert triggers
+    of migration 0021). Only around the inserts of new runs and their steps, whose
+    words `write_traces` then builds in one statement; every other statement is
+    kept by the triggers. Transaction-scoped: a rollback undoes it."""
+    cursor.execute(
+        "SELECT set_config('hivemind.words_by_writer', %s, true)", ["on" if on else "off"]
+    )
+
+
+def _words_of_new_runs(cursor: Any, trace_ids: list[int]) -> None:
+    """The triggers back on, and the words of these new runs (their task and ids,
+    and every step's) built in one statement, one row each."""
+    _words_by_writer(cursor, False)
+    cursor.execute("SELECT traces_words_refresh(%s)", [trace_ids])
 
 
 def _time(value: datetime | None) -> str | None:

@@ -220,6 +220,42 @@ def test_words_added_to_a_run_are_its_words_rebuilt(tenant):
     assert _ids(tenant.workspace, q="goldfinch pelican certificate") == ["aaaa"]
 
 
+def test_the_bulk_writer_writes_a_new_runs_words_once_and_triggers_keep_the_rest(tenant):
+    """A batch's new runs get their words in one row write each (the insert triggers
+    stand aside for those two statements, migration 0021), and a run sent again in
+    the same batch is still kept by the triggers: both are found, and both hold
+    what rebuilding them gives."""
+    from django.db import connection
+
+    def tracewords_writes() -> tuple[int, int]:
+        with connection.cursor() as cursor:  # this transaction's own counts
+            cursor.execute(
+                "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables"
+                " WHERE relname = 'traces_tracewords'"
+            )
+            return cursor.fetchone()
+
+    inserted, updated = tracewords_writes()
+    _runs(tenant.workspace)  # two new runs
+    after = tracewords_writes()
+    assert (after[0] - inserted, after[1] - updated) == (2, 0)  # before: (2, 2)
+    ingest(tenant.workspace, [
+        trace_payload("airline-run-0001-retail-tau2-with-a-long-shared-prefix-aaaa", steps=[
+            {"index": 5, "kind": "tool_call", "name": "issue_voucher", "output": "PELICAN"}]),
+        trace_payload("airline-run-0002-cccc", steps=[
+            {"kind": "tool_call", "name": "rebook", "output": {"flight": "OSPREY"}}]),
+    ])  # fmt: skip
+    assert _ids(tenant.workspace, q="pelican") == ["aaaa"]  # sent again: the trigger's
+    assert _ids(tenant.workspace, q="osprey") == ["cccc"]  # new: the writer's
+    assert _ids(tenant.workspace, q="rebook") == ["cccc"]
+    for trace in Trace.objects.filter(workspace=tenant.workspace):
+        stored, rebuilt = _words_rebuilt_from_scratch(trace.pk)
+        assert stored == rebuilt
+    with connection.cursor() as cursor:  # the setting does not outlive the batch
+        cursor.execute("SELECT current_setting('hivemind.words_by_writer', true)")
+        assert cursor.fetchone()[0] in (None, "", "off")
+
+
 def test_a_runs_steps_replaced_by_new_ones_leave_none_of_the_old_words(tenant):
     """A transcript replaces the steps its hooks built: every step is deleted, then
     the new ones are written. The old steps' words go with them."""
