@@ -169,6 +169,8 @@ _MAYBE_SENSITIVE = re2.compile(
     r"|[A-Za-z0-9+_/-]{16}|[0-9a-fA-F]:[0-9a-fA-F:]|\+[0-9]",
     _OPTIONS,
 )
+# For searches run by RE2 itself, without the wrapper's match objects (_byte_spans).
+_UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
 # Policy field -> human label, for the policy editor.
 POLICY_SWITCHES = {
     "redact_emails": "Email addresses",
@@ -238,10 +240,11 @@ def _screen(strings: Iterable[str]) -> dict[str, bool]:
         starts.append(offset)
         offset += (len(item) if ascii_only else len(item.encode("utf-8"))) + 1
     answers = dict.fromkeys(unique, False)
-    search = _MAYBE_SENSITIVE.search
-    position = 0
-    while (match := search(joined, position)) is not None:
-        i = bisect.bisect_right(starts, match.start()) - 1
+    # RE2 itself, not the wrapper's match objects (see _byte_spans).
+    match = _MAYBE_SENSITIVE._regexp.Match
+    position, end = 0, len(joined)
+    while (found := match(_UNANCHORED, joined, position, end)[0][0]) != -1:
+        i = bisect.bisect_right(starts, found) - 1
         answers[unique[i]] = True
         if i + 1 == len(unique):
             break
@@ -541,9 +544,6 @@ def _matches(compiled: _Compiled, value: str, *, spans: bool = True) -> list[tup
         else:  # cannot happen (see _Compiled); never skip a match
             return _matches(compiled, value, spans=False)
     return out
-
-
-_UNANCHORED = re2._re2.RE2.Anchor.UNANCHORED
 
 
 def _byte_spans(regex: Any, data: bytes) -> list[tuple[int, int]]:
