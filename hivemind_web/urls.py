@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from skills import wellknown
-from traces.otlp_views import otlp_traces
+from traces.otlp_views import otlp_logs_view, otlp_traces
 from workspaces import views as workspace_views
 
 from .api import api
@@ -52,6 +52,7 @@ urlpatterns = [
     path("api/", api.urls),
     # OTLP/HTTP's standard path, so exporters need only the base URL.
     path("v1/traces", otlp_traces, name="otlp_traces"),
+    path("v1/logs", otlp_logs_view, name="otlp_logs"),
     # The client as a wheel, so an agent machine installs it from here (hivemind_client/wheel.py).
     path("client/", client_index, name="client_index"),
     path("client/<str:filename>", client_wheel, name="client_wheel"),

@@ -1,8 +1,8 @@
 """Every API route answers JSON, never an HTML page, and never a 5xx, to bad input.
 
 The routes are read from the API's own OpenAPI document (so a new endpoint is
-swept without editing this test) plus the two routes outside it (OTLP
-`/v1/traces` and the Claude Code hook endpoint, if not documented). Each gets
+swept without editing this test) plus the routes outside it (OTLP `/v1/traces`
+and `/v1/logs`, and the Claude Code hook endpoint, if not documented). Each gets
 every method it serves, with each bad input below, authenticated and not.
 """
 
@@ -41,6 +41,7 @@ def _routes() -> list[tuple[str, str]]:
         if method in ("get", "post", "put", "patch", "delete")
     }
     routes.add(("POST", "/v1/traces"))
+    routes.add(("POST", "/v1/logs"))
     return sorted(routes)
 
 
@@ -66,7 +67,7 @@ def _assert_json(response, what: str, protobuf: bool = False) -> None:  # type: 
 
 def test_the_sweep_covers_the_api():
     paths = {path for _, path in ROUTES}
-    assert {"/api/v1/traces", "/api/v1/skills", "/v1/traces"} <= paths
+    assert {"/api/v1/traces", "/api/v1/skills", "/v1/traces", "/v1/logs"} <= paths
     assert len(ROUTES) >= 12
 
 
@@ -92,7 +93,8 @@ def test_route_answers_json_to_bad_input(tenant, method, path):
                         response,
                         f"{method} {url}{query} {content_type} {str(body)[:30]!r} "
                         f"auth={authenticated}",
-                        protobuf=path == "/v1/traces" and ("protobuf" in content_type or not body),
+                        protobuf=path in ("/v1/traces", "/v1/logs")
+                        and ("protobuf" in content_type or not body),
                     )
             if not authenticated:
                 break  # one path value is enough to see the 401

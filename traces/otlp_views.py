@@ -1,8 +1,11 @@
-"""POST /v1/traces: the OTLP/HTTP endpoint OpenTelemetry exporters send to."""
+"""POST /v1/traces and /v1/logs: the OTLP/HTTP endpoints OpenTelemetry exporters
+send to (logs: Claude Code's own events, `otlp_logs.py`)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -15,9 +18,10 @@ from workspaces.models import Scope
 from workspaces.ratelimit import ingest_check
 from workspaces.services import api_key_authenticate
 
-from . import otlp
+from . import otlp, otlp_logs
 from .body import read_body
 from .otlp_store import otlp_ingest
+from .services import BatchResult
 
 # Exporters retry on 429/503 after Retry-After; refusing beyond this many
 # concurrent exports per process keeps a burst from starving the dashboard.
@@ -41,9 +45,42 @@ def _reply(status: int, body: bytes, content_type: str) -> HttpResponse:
     return response
 
 
+def _store_spans(workspace: Any, body: bytes, content_type: str) -> bytes:
+    traces, span_counts = otlp.to_traces(otlp.decode(body, content_type))
+    batch = otlp_ingest(workspace=workspace, traces=traces) if traces else None
+    rejected, message = _rejected(batch, span_counts)
+    return otlp.encode_response(rejected, message, content_type)
+
+
+def _store_events(workspace: Any, body: bytes, content_type: str) -> bytes:
+    traces, record_counts = otlp_logs.to_traces(otlp_logs.decode(body, content_type))
+    batch = otlp_logs.logs_ingest(workspace=workspace, traces=traces) if traces else None
+    rejected, message = _rejected(batch, record_counts)
+    return otlp_logs.encode_response(rejected, message, content_type)
+
+
+def _rejected(batch: BatchResult | None, counts: dict[str, int]) -> tuple[int, str]:
+    """How many spans (records) the batch's rejected traces held, and why."""
+    rejected = [r for r in batch.results if r.status == "rejected"] if batch else []
+    return sum(counts.get(r.external_id or "", 0) for r in rejected), "; ".join(
+        r.detail for r in rejected[:5]
+    )
+
+
 @csrf_exempt
 @require_POST
 def otlp_traces(request: HttpRequest) -> HttpResponse:
+    return _receive(request, _store_spans)
+
+
+@csrf_exempt
+@require_POST
+def otlp_logs_view(request: HttpRequest) -> HttpResponse:
+    """Claude Code's events (OTLP logs); records of other programs are left out."""
+    return _receive(request, _store_events)
+
+
+def _receive(request: HttpRequest, store: Callable[[Any, bytes, str], bytes]) -> HttpResponse:
     content_type = request.headers.get("Content-Type", otlp.PROTOBUF).split(";")[0].strip()
     if content_type not in (otlp.PROTOBUF, otlp.JSON):
         return _reply(415, otlp.encode_status(INVALID_ARGUMENT,
@@ -53,12 +90,14 @@ def otlp_traces(request: HttpRequest) -> HttpResponse:
             503, otlp.encode_status(UNAVAILABLE, "Busy; retry shortly.", content_type), content_type
         )
     try:
-        return _export(request, content_type)
+        return _export(request, content_type, store)
     finally:
         _slots.release()
 
 
-def _export(request: HttpRequest, content_type: str) -> HttpResponse:
+def _export(
+    request: HttpRequest, content_type: str, store: Callable[[Any, bytes, str], bytes]
+) -> HttpResponse:
     def status(code: int, rpc: int, message: str) -> HttpResponse:
         return _reply(code, otlp.encode_status(rpc, message, content_type), content_type)
 
@@ -80,16 +119,10 @@ def _export(request: HttpRequest, content_type: str) -> HttpResponse:
         rpc = RESOURCE_EXHAUSTED if exc.status_code == 413 else INVALID_ARGUMENT
         return status(exc.status_code, rpc, exc.detail)
     try:
-        decoded = otlp.decode(body, content_type)
+        answer = store(api_key.workspace, body, content_type)
     except otlp.UndecodableOTLP as exc:
         return status(400, INVALID_ARGUMENT, str(exc))
-    traces, span_counts = otlp.to_traces(decoded)
-    try:
-        batch = otlp_ingest(workspace=api_key.workspace, traces=traces) if traces else None
     except DomainError as exc:
         rpc = PERMISSION_DENIED if exc.status_code == 403 else INVALID_ARGUMENT
         return status(exc.status_code, rpc, exc.detail)
-    rejected = [r for r in batch.results if r.status == "rejected"] if batch else []
-    rejected_spans = sum(span_counts.get(r.external_id or "", 0) for r in rejected)
-    message = "; ".join(r.detail for r in rejected[:5])
-    return _reply(200, otlp.encode_response(rejected_spans, message, content_type), content_type)
+    return _reply(200, answer, content_type)
