@@ -20,7 +20,9 @@ same steps:
 - `assistant_response`: the reply (its text when it is logged).
 
 The other events (settings, plugins, permission decisions, which the
-`tool_result` follows) are left out, as are records that are not Claude Code's.
+`tool_result` follows) are left out, as are records that are not Claude Code's:
+step numbers skip theirs. A run lasts from its first event to its last seen so
+far. Its cost is not read (a step has no place for an event's `cost_usd`).
 The events do not say how a session ended, so its run is `unknown` until an
 outcome is sent (`POST /api/v1/traces/{external_id}/outcome`).
 """
@@ -220,8 +222,8 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
 
 def logs_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchResult:
     """Store these sessions' steps (merged by event sequence into the runs stored
-    already), then date each run by its first event and give it its first prompt
-    as its task, where it has none yet."""
+    already), then date each run from its first event to its last seen so far, and
+    give it its first prompt as its task, where it has none yet."""
     with transaction.atomic():
         batch = trace_ingest_batch(workspace=workspace, items=traces)
         if batch.trace_ids:
@@ -230,16 +232,19 @@ def logs_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
                     """
                     UPDATE traces_trace t SET
                         started_at = LEAST(t.started_at, f.first_at),
+                        ended_at = GREATEST(t.ended_at, f.last_at),
                         task = CASE WHEN t.task = '' THEN COALESCE(f.prompt, '') ELSE t.task END
                     FROM (
                         SELECT s.trace_id, min(s.started_at) AS first_at,
+                               max(s.started_at) AS last_at,
                                (array_agg(s.input #>> '{}' ORDER BY s.index) FILTER (
                                     WHERE s.kind = 'user_prompt'
                                     AND jsonb_typeof(s.input) = 'string'))[1] AS prompt
                         FROM traces_step s WHERE s.trace_id = ANY(%s) GROUP BY s.trace_id
                     ) f
                     WHERE t.id = f.trace_id
-                      AND (f.first_at < t.started_at OR (t.task = '' AND f.prompt IS NOT NULL))
+                      AND (f.first_at < t.started_at OR t.ended_at IS NULL OR f.last_at > t.ended_at
+                           OR (t.task = '' AND f.prompt IS NOT NULL))
                     """,
                     [batch.trace_ids],
                 )
