@@ -24,7 +24,8 @@ The other events (settings, plugins, permission decisions, which the
 step numbers skip theirs. A run lasts from its first event to its last seen so
 far. Its cost is not read (a step has no place for an event's `cost_usd`).
 The events do not say how a session ended, so its run is `unknown` until an
-outcome is sent (`POST /api/v1/traces/{external_id}/outcome`).
+outcome is sent (`POST /api/v1/traces/{external_id}/outcome`). A session that the
+hooks capture already is left to them (their run is the fuller record).
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from workspaces.models import Workspace
 
+from .claude_code import external_id as hook_session_id
+from .models import Trace
 from .otlp import PROTOBUF, UndecodableOTLP, any_value
-from .services import BatchResult, trace_ingest_batch
+from .services import BatchResult, stored_external_id, trace_ingest_batch
 
 AGENT = "claude-code"
 RUN_PREFIX = "claude-code-events-"
@@ -223,7 +226,18 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
 def logs_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchResult:
     """Store these sessions' steps (merged by event sequence into the runs stored
     already), then date each run from its first event to its last seen so far, and
-    give it its first prompt as its task, where it has none yet."""
+    give it its first prompt as its task, where it has none yet. A session its
+    hooks capture already (a run `claude-code-<session>`, the fuller record) is not
+    stored again from its events, so it is not counted twice."""
+    hook_runs = {
+        stored_external_id(workspace=workspace, external_id=hook_session_id(t["session_id"])): t
+        for t in traces
+    }
+    hooked = Trace.objects.filter(workspace=workspace, external_id__in=list(hook_runs))
+    skipped = {id(hook_runs[i]) for i in hooked.values_list("external_id", flat=True)}
+    traces = [t for t in traces if id(t) not in skipped]
+    if not traces:
+        return BatchResult(results=[], trace_ids=[])
     with transaction.atomic():
         batch = trace_ingest_batch(workspace=workspace, items=traces)
         if batch.trace_ids:

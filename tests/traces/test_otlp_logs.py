@@ -132,3 +132,24 @@ def test_a_bad_body_is_a_4xx_that_says_what_is_wrong_and_stores_nothing(
     if content_type == "application/json":
         assert "OTLP" in response.json()["message"]
     assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+def test_a_session_its_hooks_capture_is_not_stored_again_from_its_events(client, tenant):
+    """With both the hooks and the telemetry on, a session would be two runs (and
+    counted twice); its hooks' run is the fuller record, so its events are left out."""
+    export = json.loads(EXPORT.read_text())
+    session = next(
+        a["value"]["stringValue"]
+        for rl in export["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]
+        for a in r["attributes"] if a["key"] == "session.id"
+    )  # fmt: skip
+    hook = {"hook_event_name": "UserPromptSubmit", "session_id": session, "prompt": PROMPT,
+            "cwd": "/tmp/project", "transcript_path": "/tmp/t.jsonl"}  # fmt: skip
+    response = client.post("/api/v1/hooks/claude-code", json.dumps(hook),
+                           content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code == 200, response.content
+    assert _post(client, export, tenant.key).status_code == 200
+    runs = list(
+        Trace.objects.filter(workspace=tenant.workspace).values_list("external_id", flat=True)
+    )
+    assert runs == [f"claude-code-{session}"]
