@@ -153,3 +153,75 @@ def test_a_session_its_hooks_capture_is_not_stored_again_from_its_events(client,
         Trace.objects.filter(workspace=tenant.workspace).values_list("external_id", flat=True)
     )
     assert runs == [f"claude-code-{session}"]
+
+
+def _record(event: str, sequence: object, **attrs: object) -> dict:
+    def value(v: object) -> dict:
+        return {"intValue": v} if isinstance(v, int) else {"stringValue": v}
+
+    attributes = {"session.id": "s-42", "event.name": event, "event.sequence": sequence, **attrs}
+    return {"timeUnixNano": "1796572023074000000", "body": {"stringValue": f"claude_code.{event}"},
+            "attributes": [{"key": k, "value": value(v)} for k, v in attributes.items()]}  # fmt: skip
+
+
+def test_what_each_event_says_without_the_optional_details(client, tenant):
+    """Without OTEL_LOG_USER_PROMPTS and OTEL_LOG_TOOL_DETAILS: a prompt step with no
+    text (the run has no task, rather than a made-up one), a call with the
+    parameters Claude Code reports; a failed API request is a failed model call
+    with its HTTP status; a record without a session or a sequence number is left
+    out."""
+    records = [
+        _record("user_prompt", 1, prompt_length="45"),
+        _record("api_error", 2, model="claude-opus-5-5", error="Overloaded", status_code="529"),
+        _record("tool_result", 3, tool_name="Read", success="true",
+                tool_parameters='{"file_path": "orders/A1.json"}'),
+        _record("tool_result", "x", tool_name="Bash", success="false"),
+        {**_record("tool_result", 5, tool_name="Bash"), "attributes": []},
+    ]  # fmt: skip
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+    assert _post(client, body, tenant.key).status_code == 200
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.task, trace.error_count) == ("claude-code-events-s-42", "", 1)
+    assert _steps(trace) == [
+        (1, "user_prompt", "", None, None, "", None),
+        (2, "llm_call", "claude-opus-5-5", None, None, "Overloaded (HTTP 529)", None),
+        (3, "tool_call", "Read", {"file_path": "orders/A1.json"}, None, "", None),
+    ]
+
+
+def test_mutated_exports_are_stored_or_refused_never_a_5xx(client, tenant):
+    """A fixed-seed fuzz of the real export: values swapped for others of every JSON
+    type, keys deleted. Each answer is a 200 or a 400 that says why."""
+    import copy
+    import random
+
+    sample = json.loads(EXPORT.read_text())
+    odd = [None, 0, -1, "", "x", [], {}, [1], {"a": 1}, True, 1e308, 2**70, "\x00", "9" * 40]
+    rng = random.Random(20261206)
+
+    def places(value: object, at: tuple = ()) -> list[tuple]:
+        found = [at]
+        items = value.items() if isinstance(value, dict) else (
+            enumerate(value) if isinstance(value, list) else [])  # fmt: skip
+        for key, child in items:
+            found += places(child, (*at, key))
+        return found
+
+    spots = places(sample)[1:]
+    for _ in range(60):
+        data = copy.deepcopy(sample)
+        for at in rng.sample(spots, k=rng.randint(1, 6)):
+            parent = data
+            try:
+                for key in at[:-1]:
+                    parent = parent[key]
+                if isinstance(parent, dict) and rng.random() < 0.25:
+                    del parent[at[-1]]
+                else:
+                    parent[at[-1]] = copy.deepcopy(rng.choice(odd))
+            except (KeyError, IndexError, TypeError):
+                pass
+        response = _post(client, data, tenant.key)
+        assert response.status_code in (200, 400), (response.status_code, json.dumps(data)[:2000])
+        if response.status_code == 400:
+            assert response.json()["message"]
