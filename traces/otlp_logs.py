@@ -22,7 +22,8 @@ same steps:
 The other events (settings, plugins, permission decisions, which the
 `tool_result` follows) are left out, as are records that are not Claude Code's:
 step numbers skip theirs. A run lasts from its first event to its last seen so
-far. Its cost is not read (a step has no place for an event's `cost_usd`).
+far. Its cost is the sum of its requests' `cost_usd`, each kept by its event number
+in the run's metadata (`event_costs_usd`), so a retry does not count it twice.
 The events do not say how a session ended, so its run is `unknown` until an
 outcome is sent (`POST /api/v1/traces/{external_id}/outcome`). A session that the
 hooks capture already is left to them (their run is the fuller record).
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -183,11 +185,19 @@ def _step(name: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Claude Code's sessions in an export: one trace each (steps by event
-    sequence), and how many records each trace was made from."""
+@dataclass
+class Sessions:
+    """Claude Code's sessions in an export."""
+
+    traces: list[dict[str, Any]]  # one each, its steps by event sequence
+    records: dict[str, int]  # external id -> how many records made it
+    costs: dict[str, dict[str, float]]  # external id -> event sequence -> its request's cost
+
+
+def to_traces(request: ExportLogsServiceRequest) -> Sessions:
     traces: dict[str, dict[str, Any]] = {}
     records: dict[str, int] = {}
+    costs: dict[str, dict[str, float]] = {}
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
@@ -214,21 +224,26 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
                 trace["steps"].append(step)
                 if step["kind"] == "llm_call" and step.get("name"):
                     trace["model"] = step["name"]
+                cost = _float(attrs.get("cost_usd")) if event == "api_request" else None
+                if cost is not None:
+                    costs.setdefault(external_id, {})[str(sequence)] = cost
     for trace in traces.values():
         # An exporter's retry may repeat a record: one step per sequence number.
         by_index = {
             s["index"]: {k: v for k, v in s.items() if v is not None} for s in trace["steps"]
         }
         trace["steps"] = [by_index[i] for i in sorted(by_index)]
-    return list(traces.values()), records
+    return Sessions(list(traces.values()), records, costs)
 
 
-def logs_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchResult:
+def logs_ingest(*, workspace: Workspace, sessions: Sessions) -> BatchResult:
     """Store these sessions' steps (merged by event sequence into the runs stored
     already), then date each run from its first event to its last seen so far, and
     give it its first prompt as its task, where it has none yet. A session its
     hooks capture already (a run `claude-code-<session>`, the fuller record) is not
-    stored again from its events, so it is not counted twice."""
+    stored again from its events, so it is not counted twice. Each run's cost is
+    the sum of its requests' costs, kept by event number (`_add_costs`)."""
+    traces = sessions.traces
     hook_runs = {
         stored_external_id(workspace=workspace, external_id=hook_session_id(t["session_id"])): t
         for t in traces
@@ -262,4 +277,35 @@ def logs_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
                     """,
                     [batch.trace_ids],
                 )
+            _add_costs(workspace, traces, sessions.costs, batch)
     return batch
+
+
+def _add_costs(
+    workspace: Workspace,
+    traces: list[dict[str, Any]],
+    costs: dict[str, dict[str, float]],
+    batch: BatchResult,
+) -> None:
+    """Each stored run's requests' costs, by event number, merged into its
+    `metadata.event_costs_usd`, and its cost the sum of them all."""
+    stored = {
+        r.external_id: costs[traces[r.index]["external_id"]]
+        for r in batch.results
+        if r.status != "rejected" and r.external_id and traces[r.index]["external_id"] in costs
+    }
+    if not stored:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE traces_trace t SET
+                metadata = jsonb_set(t.metadata, '{event_costs_usd}',
+                                     COALESCE(t.metadata -> 'event_costs_usd', '{}') || c.costs),
+                cost_usd = (SELECT sum(e.v::float8) FROM jsonb_each_text(
+                    COALESCE(t.metadata -> 'event_costs_usd', '{}') || c.costs) AS e(k, v))
+            FROM jsonb_each(%s::jsonb) AS c(external_id, costs)
+            WHERE t.workspace_id = %s AND t.external_id = c.external_id
+            """,
+            [json.dumps(stored), workspace.pk],
+        )

@@ -53,9 +53,11 @@ def _store_spans(workspace: Any, body: bytes, content_type: str) -> bytes:
 
 
 def _store_events(workspace: Any, body: bytes, content_type: str) -> bytes:
-    traces, record_counts = otlp_logs.to_traces(otlp_logs.decode(body, content_type))
-    batch = otlp_logs.logs_ingest(workspace=workspace, traces=traces) if traces else None
-    rejected, message = _rejected(batch, record_counts)
+    sessions = otlp_logs.to_traces(otlp_logs.decode(body, content_type))
+    batch = (
+        otlp_logs.logs_ingest(workspace=workspace, sessions=sessions) if sessions.traces else None
+    )
+    rejected, message = _rejected(batch, sessions.records)
     return otlp_logs.encode_response(rejected, message, content_type)
 
 

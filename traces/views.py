@@ -150,7 +150,8 @@ def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 # (where an outcome came from is shown beside the status).
 INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "outcome_from", "subagents",
                      "task_from_folder", "propagated_errors", "turn_failed",
-                     "inferred_status", "transcript", "tool_use_ids", "import_digest"}  # fmt: skip
+                     "inferred_status", "transcript", "tool_use_ids", "import_digest",
+                     "event_costs_usd"}  # fmt: skip
 
 
 @require_GET

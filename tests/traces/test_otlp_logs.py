@@ -63,6 +63,7 @@ def test_a_claude_code_session_sent_as_events_is_one_run_with_its_calls(client, 
     assert (trace.step_count, trace.error_count, trace.total_tokens) == (5, 1, 270)
     assert trace.started_at.isoformat().startswith("2026-12-06T15:47:03.074")
     assert trace.ended_at.isoformat().startswith("2026-12-06T15:47:03.255")  # the reply
+    assert trace.cost_usd == pytest.approx(2 * 0.00078)  # its two requests' cost_usd
     assert _steps(trace) == EXPECTED_STEPS
 
 
@@ -88,6 +89,7 @@ def test_events_arriving_export_by_export_or_sent_again_make_the_same_run(client
     assert (trace.task, trace.step_count, trace.total_tokens) == (PROMPT, 5, 270)
     assert trace.started_at.isoformat().startswith("2026-12-06T15:47:03.074")
     assert trace.ended_at.isoformat().startswith("2026-12-06T15:47:03.255")
+    assert trace.cost_usd == pytest.approx(2 * 0.00078)  # each request counted once
 
 
 def test_records_that_are_not_claude_codes_events_are_left_out(client, tenant):
