@@ -134,11 +134,19 @@ def _when(attrs: dict[str, Any], nanos: int) -> str | None:
     return None
 
 
+# What Claude Code writes in place of a prompt or a reply it does not log (without
+# OTEL_LOG_USER_PROMPTS): no text, not a prompt that says "<REDACTED>".
+NOT_LOGGED = "<REDACTED>"
+
+
+def _logged_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value != NOT_LOGGED else None
+
+
 def _step(name: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
     """The step an event makes, or None for an event that says nothing of the run."""
     if name == "user_prompt":
-        prompt = attrs.get("prompt")
-        return {"kind": "user_prompt", "input": prompt if isinstance(prompt, str) else None}
+        return {"kind": "user_prompt", "input": _logged_text(attrs.get("prompt"))}
     if name in ("api_request", "api_error"):
         counts = [
             _int(attrs.get(key))
@@ -177,11 +185,7 @@ def _step(name: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
             step["error"] = f"{kind}: {error}" if kind and kind not in error else error
         return step
     if name == "assistant_response":
-        response = attrs.get("response")
-        return {
-            "kind": "assistant_message",
-            "output": response if isinstance(response, str) else None,
-        }
+        return {"kind": "assistant_message", "output": _logged_text(attrs.get("response"))}
     return None
 
 

@@ -167,18 +167,20 @@ def _record(event: str, sequence: object, **attrs: object) -> dict:
 
 
 def test_what_each_event_says_without_the_optional_details(client, tenant):
-    """Without OTEL_LOG_USER_PROMPTS and OTEL_LOG_TOOL_DETAILS: a prompt step with no
-    text (the run has no task, rather than a made-up one), a call with the
+    """Without OTEL_LOG_USER_PROMPTS and OTEL_LOG_TOOL_DETAILS (Claude Code 2.1.332
+    then writes `<REDACTED>` for the prompt and the reply): a prompt step with no
+    text (the run has no task, rather than "<REDACTED>"), a call with the
     parameters Claude Code reports; a failed API request is a failed model call
     with its HTTP status; a record without a session or a sequence number is left
     out."""
     records = [
-        _record("user_prompt", 1, prompt_length="45"),
+        _record("user_prompt", 1, prompt_length="45", prompt="<REDACTED>"),
         _record("api_error", 2, model="claude-opus-5-5", error="Overloaded", status_code="529"),
         _record("tool_result", 3, tool_name="Read", success="true",
                 tool_parameters='{"file_path": "orders/A1.json"}'),
         _record("tool_result", "x", tool_name="Bash", success="false"),
         {**_record("tool_result", 5, tool_name="Bash"), "attributes": []},
+        _record("assistant_response", 6, response="<REDACTED>", response_length="30"),
     ]  # fmt: skip
     body = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
     assert _post(client, body, tenant.key).status_code == 200
@@ -188,6 +190,7 @@ def test_what_each_event_says_without_the_optional_details(client, tenant):
         (1, "user_prompt", "", None, None, "", None),
         (2, "llm_call", "claude-opus-5-5", None, None, "Overloaded (HTTP 529)", None),
         (3, "tool_call", "Read", {"file_path": "orders/A1.json"}, None, "", None),
+        (6, "assistant_message", "", None, None, "", None),
     ]
 
 
