@@ -17,9 +17,11 @@ same steps:
 - `tool_result`: the tool's call, with its input (`tool_input` when
   `OTEL_LOG_TOOL_DETAILS=1`, else the parameters it reports), its duration, and
   its error when it did not succeed;
+- `tool_decision` that rejects a call (a permission rule's or a person's): a
+  failed call of that tool, since no `tool_result` follows it;
 - `assistant_response`: the reply (its text when it is logged).
 
-The other events (settings, plugins, permission decisions, which the
+The other events (settings, plugins, accepted permission decisions, which the
 `tool_result` follows) are left out, as are records that are not Claude Code's:
 step numbers skip theirs. A run lasts from its first event to its last seen so
 far. Its cost is the sum of its requests' `cost_usd`, each kept by its event number
@@ -184,6 +186,18 @@ def _step(name: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
             kind = attrs.get("error_type")
             step["error"] = f"{kind}: {error}" if kind and kind not in error else error
         return step
+    if name == "tool_decision" and str(attrs.get("decision", "")).lower() == "reject":
+        # A call refused by a permission rule or a person gets no tool_result: this
+        # is the only trace of it (an accepted call's is its tool_result's).
+        detail = attrs.get("tool_input") or attrs.get("tool_parameters")
+        source = attrs.get("source")
+        return {
+            "kind": "tool_call",
+            "name": str(attrs.get("tool_name") or "tool")[:200],
+            "input": _json_or_text(detail) if detail not in (None, "") else None,
+            "error": "The call was not permitted"
+            + (f" (rejected by {source})." if source else "."),
+        }
     if name == "assistant_response":
         return {"kind": "assistant_message", "output": _logged_text(attrs.get("response"))}
     return None

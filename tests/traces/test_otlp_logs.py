@@ -171,8 +171,8 @@ def test_what_each_event_says_without_the_optional_details(client, tenant):
     then writes `<REDACTED>` for the prompt and the reply): a prompt step with no
     text (the run has no task, rather than "<REDACTED>"), a call with the
     parameters Claude Code reports; a failed API request is a failed model call
-    with its HTTP status; a record without a session or a sequence number is left
-    out."""
+    with its HTTP status; a call a permission rule refused is a failed call; a
+    record without a session or a sequence number is left out."""
     records = [
         _record("user_prompt", 1, prompt_length="45", prompt="<REDACTED>"),
         _record("api_error", 2, model="claude-opus-5-5", error="Overloaded", status_code="529"),
@@ -181,16 +181,30 @@ def test_what_each_event_says_without_the_optional_details(client, tenant):
         _record("tool_result", "x", tool_name="Bash", success="false"),
         {**_record("tool_result", 5, tool_name="Bash"), "attributes": []},
         _record("assistant_response", 6, response="<REDACTED>", response_length="30"),
+        # As Claude Code 2.1.332 reports a call `--allowedTools` does not allow: no
+        # tool_result follows.
+        _record("tool_decision", 7, decision="reject", source="config", tool_name="Write",
+                tool_use_id="toolu_01"),
+        _record("tool_decision", 8, decision="accept", source="config", tool_name="Bash"),
     ]  # fmt: skip
     body = {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
     assert _post(client, body, tenant.key).status_code == 200
     trace = Trace.objects.get(workspace=tenant.workspace)
-    assert (trace.external_id, trace.task, trace.error_count) == ("claude-code-events-s-42", "", 1)
+    assert (trace.external_id, trace.task, trace.error_count) == ("claude-code-events-s-42", "", 2)
     assert _steps(trace) == [
         (1, "user_prompt", "", None, None, "", None),
         (2, "llm_call", "claude-opus-5-5", None, None, "Overloaded (HTTP 529)", None),
         (3, "tool_call", "Read", {"file_path": "orders/A1.json"}, None, "", None),
         (6, "assistant_message", "", None, None, "", None),
+        (
+            7,
+            "tool_call",
+            "Write",
+            None,
+            None,
+            "The call was not permitted (rejected by config).",
+            None,
+        ),
     ]
 
 
