@@ -69,6 +69,19 @@ def external_id(session_id: str, source: str = "claude-code") -> str:
     return f"{source}-{session_id}"[:200]
 
 
+def hooked_sessions(workspace: Workspace, session_ids: list[str]) -> set[str]:
+    """The sessions among these that Claude Code's hooks capture already (a run
+    `claude-code-<session>`): its own spans and events of them are left to the hooks,
+    the fuller record, so a session is one run and counted once."""
+    runs = {
+        stored_external_id(workspace=workspace, external_id=external_id(session)): session
+        for session in set(session_ids)
+        if session
+    }
+    found = Trace.objects.filter(workspace=workspace, external_id__in=list(runs))
+    return {runs[run] for run in found.values_list("external_id", flat=True)}
+
+
 def key_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -50,10 +50,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from workspaces.models import Workspace
 
-from .claude_code import external_id as hook_session_id
-from .models import Trace
+from .claude_code import hooked_sessions
 from .otlp import PROTOBUF, UndecodableOTLP, any_value
-from .services import BatchResult, stored_external_id, trace_ingest_batch
+from .services import BatchResult, trace_ingest_batch
 
 AGENT = "claude-code"
 RUN_PREFIX = "claude-code-events-"
@@ -261,14 +260,8 @@ def logs_ingest(*, workspace: Workspace, sessions: Sessions) -> BatchResult:
     hooks capture already (a run `claude-code-<session>`, the fuller record) is not
     stored again from its events, so it is not counted twice. Each run's cost is
     the sum of its requests' costs, kept by event number (`_add_costs`)."""
-    traces = sessions.traces
-    hook_runs = {
-        stored_external_id(workspace=workspace, external_id=hook_session_id(t["session_id"])): t
-        for t in traces
-    }
-    hooked = Trace.objects.filter(workspace=workspace, external_id__in=list(hook_runs))
-    skipped = {id(hook_runs[i]) for i in hooked.values_list("external_id", flat=True)}
-    traces = [t for t in traces if id(t) not in skipped]
+    hooked = hooked_sessions(workspace, [t["session_id"] for t in sessions.traces])
+    traces = [t for t in sessions.traces if t["session_id"] not in hooked]
     if not traces:
         return BatchResult(results=[], trace_ids=[])
     with transaction.atomic():

@@ -24,11 +24,13 @@ from django.db.models import F
 from hivemind_client.formats import TOOL_EXECUTION_SPANS, nested_model_calls, span_depths
 from workspaces.models import Workspace
 
+from .claude_code import hooked_sessions
 from .ingest import refresh_aggregates
 from .models import Step, Trace
 from .services import BatchResult, stored_external_id, trace_ingest_batch
 
-OFFSET = 1_000_000_000  # moves indexes out of the way while renumbering
+OFFSET = 1_000_000_000
+CLAUDE_CODE = "claude-code"  # the agent (service.name) of Claude Code's own spans  # moves indexes out of the way while renumbering
 
 
 def _lock(workspace_id: int, external_id: str) -> None:
@@ -38,6 +40,15 @@ def _lock(workspace_id: int, external_id: str) -> None:
 
 
 def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchResult:
+    # Claude Code's own spans of a session its hooks capture are left to the hooks
+    # (the fuller record): one run for the session, counted once.
+    claude = [t.get("session_id", "") for t in traces if t.get("agent") == CLAUDE_CODE]
+    if claude:
+        hooked = hooked_sessions(workspace, claude)
+        traces = [t for t in traces
+                  if not (t.get("agent") == CLAUDE_CODE and t.get("session_id") in hooked)]  # fmt: skip
+        if not traces:
+            return BatchResult(results=[], trace_ids=[])
     with transaction.atomic():
         for trace in sorted(traces, key=lambda t: t["external_id"]):
             trace["external_id"] = stored_external_id(

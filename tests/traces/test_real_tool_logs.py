@@ -888,3 +888,22 @@ def test_a_rollout_merge_waits_for_the_sessions_hook_events():
     merger.join(120)
     assert waiting and done.is_set()
     assert Trace.objects.get(workspace=workspace, external_id=external).status == "failed"
+
+
+def test_claude_codes_own_spans_of_a_session_its_hooks_capture_are_left_to_the_hooks(
+    client, tenant
+):
+    """With the hooks and the beta tracing both on, a session was two runs (and
+    counted twice in every figure): its spans are now left to the hooks' run."""
+    export = json.loads((LOGS / "claude-code-2.1.332" / "otel_traces.json").read_text())
+    session = "98a62394-81c3-4ecf-949e-2633041b0857"  # the spans' session.id
+    hook = {"hook_event_name": "UserPromptSubmit", "session_id": session,
+            "prompt": "Where is order B2? The orders are in orders/.", "cwd": "/tmp/project",
+            "transcript_path": "/tmp/t.jsonl"}  # fmt: skip
+    response = client.post("/api/v1/hooks/claude-code", json.dumps(hook),
+                           content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code == 200
+    response = client.post("/v1/traces", json.dumps(export), content_type="application/json",
+                           headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code == 200 and response.json() == {}
+    assert list(_runs(tenant.workspace)) == [f"claude-code-{session}"]
