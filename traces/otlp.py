@@ -23,11 +23,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -58,19 +59,30 @@ class UndecodableOTLP(ValueError):
     pass
 
 
+M = TypeVar("M", bound=Message)
+
+
 def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+    return decode_export(body, content_type, ExportTraceServiceRequest(), _hex_ids_to_base64)
+
+
+def decode_export(
+    body: bytes, content_type: str, request: M, hex_ids_to_base64: Callable[[Any], None]
+) -> M:
+    """An OTLP export request (`request`, empty) read from a protobuf or JSON body;
+    `hex_ids_to_base64` rewrites the JSON form's hex ids as protobuf's JSON mapping
+    reads them. Raises UndecodableOTLP with what is wrong."""
     if content_type.startswith(PROTOBUF):
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
             raise UndecodableOTLP(
-                f"body is not an OTLP protobuf ExportTraceServiceRequest: {exc}"
+                f"body is not an OTLP protobuf {type(request).__name__}: {exc}"
             ) from None
         return request
     try:
         data = json.loads(body)
-        _hex_ids_to_base64(data)
+        hex_ids_to_base64(data)
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except (ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
         raise UndecodableOTLP(f"body is not OTLP JSON: {exc}") from None

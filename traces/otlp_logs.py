@@ -41,7 +41,6 @@ from typing import Any
 
 from django.db import connection, transaction
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
     ExportLogsServiceRequest,
@@ -51,7 +50,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from workspaces.models import Workspace
 
 from .claude_code import hooked_sessions
-from .otlp import PROTOBUF, UndecodableOTLP, any_value
+from .otlp import PROTOBUF, any_value, decode_export
 from .services import BatchResult, trace_ingest_batch
 
 AGENT = "claude-code"
@@ -60,24 +59,7 @@ PREFIX = "claude_code."
 
 
 def decode(body: bytes, content_type: str) -> ExportLogsServiceRequest:
-    request = ExportLogsServiceRequest()
-    if content_type.startswith(PROTOBUF):
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            raise UndecodableOTLP(
-                f"body is not an OTLP protobuf ExportLogsServiceRequest: {exc}"
-            ) from None
-        return request
-    try:
-        data = json.loads(body)
-        _hex_ids_to_base64(data)
-        json_format.ParseDict(data, request, ignore_unknown_fields=True)
-    except (ValueError, json_format.ParseError, TypeError, AttributeError) as exc:
-        raise UndecodableOTLP(f"body is not OTLP JSON: {exc}") from None
-    except RecursionError:
-        raise UndecodableOTLP("body is nested too deeply to be an OTLP export") from None
-    return request
+    return decode_export(body, content_type, ExportLogsServiceRequest(), _hex_ids_to_base64)
 
 
 def _hex_ids_to_base64(data: Any) -> None:

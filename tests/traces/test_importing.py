@@ -2180,22 +2180,14 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
     OpenHands, mini-swe-agent, Codex, smolagents, Inspect and real tools' ones (values swapped for others of every JSON
     type, keys deleted). Each file is read or refused with a
     FormatError from a reader's own check, never by the net or a traceback."""
-    import copy
     import random
 
     from hivemind_client.formats import FormatError, parse
+    from tests.mutations import mutated, places
 
     odd = [None, 0, -1, "", "x", [], {}, [1], {"a": 1}, True, 1e308, 2**70, [None], "\x00",
            "2025-13-45T99:00:00"]  # fmt: skip
     rng = random.Random(20261206)
-
-    def places(value: object, at: tuple = ()) -> list[tuple]:
-        found = [at]
-        items = value.items() if isinstance(value, dict) else (
-            enumerate(value) if isinstance(value, list) else [])  # fmt: skip
-        for key, child in items:
-            found += places(child, (*at, key))
-        return found
 
     richer = [("openhands", _openhands_v0("django__django-1", resolved=False)),
               ("openhands", _openhands_v1("django__django-2")), ("swe-agent", _mini_traj()), ("swe-agent", _mini_v2_traj()),
@@ -2218,18 +2210,7 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):
-            data = copy.deepcopy(sample)
-            for at in rng.sample(spots, k=min(len(spots), rng.randint(1, 6))):
-                parent = data
-                try:
-                    for key in at[:-1]:
-                        parent = parent[key]
-                    if isinstance(parent, dict) and rng.random() < 0.25:
-                        del parent[at[-1]]
-                    else:
-                        parent[at[-1]] = copy.deepcopy(rng.choice(odd))
-                except (KeyError, IndexError, TypeError):
-                    pass  # the place was replaced by an earlier change
+            data = mutated(sample, spots, rng, odd)
             path = _file(tmp_path, fmt, data)
             try:
                 parse(fmt, path)

@@ -1,6 +1,6 @@
 """Claude Code's standard OpenTelemetry events (OTLP logs) at `/v1/logs`: a run per
 session from a real export of Claude Code 2.1.332 (made by
-real_logs/claude-code-2.1.332/make_otel_logs.sh), by JSON and protobuf, export by
+real_logs/claude-code-2.1.332/make_otel.sh logs), by JSON and protobuf, export by
 export and sent again; who may send them; and what bad bodies get."""
 
 from __future__ import annotations
@@ -211,35 +211,16 @@ def test_what_each_event_says_without_the_optional_details(client, tenant):
 def test_mutated_exports_are_stored_or_refused_never_a_5xx(client, tenant):
     """A fixed-seed fuzz of the real export: values swapped for others of every JSON
     type, keys deleted. Each answer is a 200 or a 400 that says why."""
-    import copy
     import random
+
+    from tests.mutations import mutated, places
 
     sample = json.loads(EXPORT.read_text())
     odd = [None, 0, -1, "", "x", [], {}, [1], {"a": 1}, True, 1e308, 2**70, "\x00", "9" * 40]
     rng = random.Random(20261206)
-
-    def places(value: object, at: tuple = ()) -> list[tuple]:
-        found = [at]
-        items = value.items() if isinstance(value, dict) else (
-            enumerate(value) if isinstance(value, list) else [])  # fmt: skip
-        for key, child in items:
-            found += places(child, (*at, key))
-        return found
-
     spots = places(sample)[1:]
     for _ in range(60):
-        data = copy.deepcopy(sample)
-        for at in rng.sample(spots, k=rng.randint(1, 6)):
-            parent = data
-            try:
-                for key in at[:-1]:
-                    parent = parent[key]
-                if isinstance(parent, dict) and rng.random() < 0.25:
-                    del parent[at[-1]]
-                else:
-                    parent[at[-1]] = copy.deepcopy(rng.choice(odd))
-            except (KeyError, IndexError, TypeError):
-                pass
+        data = mutated(sample, spots, rng, odd)
         response = _post(client, data, tenant.key)
         assert response.status_code in (200, 400), (response.status_code, json.dumps(data)[:2000])
         if response.status_code == 400:
