@@ -111,9 +111,14 @@ def encode_response(rejected_spans: int, message: str, content_type: str) -> byt
         response.partial_success.CopyFrom(
             ExportTracePartialSuccess(rejected_spans=rejected_spans, error_message=message[:2000])
         )
+    return serialize(response, content_type)
+
+
+def serialize(message: Message, content_type: str) -> bytes:
+    """A response message as the request was sent: protobuf, else OTLP JSON."""
     if content_type.startswith(PROTOBUF):
-        return response.SerializeToString()
-    return json.dumps(json_format.MessageToDict(response)).encode()
+        return message.SerializeToString()
+    return json.dumps(json_format.MessageToDict(message)).encode()
 
 
 def encode_status(code: int, message: str, content_type: str) -> bytes:

@@ -40,7 +40,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
     ExportLogsServiceRequest,
@@ -50,7 +49,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from workspaces.models import Workspace
 
 from .claude_code import hooked_sessions
-from .otlp import PROTOBUF, any_value, decode_export
+from .otlp import any_value, decode_export, serialize
 from .services import BatchResult, trace_ingest_batch
 
 AGENT = "claude-code"
@@ -78,9 +77,7 @@ def encode_response(rejected: int, message: str, content_type: str) -> bytes:
         response.partial_success.CopyFrom(
             ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message[:2000])
         )
-    if content_type.startswith(PROTOBUF):
-        return response.SerializeToString()
-    return json.dumps(json_format.MessageToDict(response)).encode()
+    return serialize(response, content_type)
 
 
 def _int(value: Any) -> int | None:
