@@ -53,6 +53,11 @@ from .otlp import any_value, decode_export, serialize
 from .services import BatchResult, trace_ingest_batch
 
 AGENT = "claude-code"
+# Shown beside the run's status on its page until an outcome decides.
+UNKNOWN_WHY = (
+    "Claude Code's events do not say how a session ended; an outcome sent for this run "
+    "(POST /api/v1/traces/{external_id}/outcome) decides"
+)
 RUN_PREFIX = "claude-code-events-"
 PREFIX = "claude_code."
 
@@ -213,6 +218,7 @@ def to_traces(request: ExportLogsServiceRequest) -> Sessions:
                 trace = traces.setdefault(external_id, {
                     "external_id": external_id, "agent": AGENT,
                     "session_id": str(session)[:200], "steps": [],
+                    "metadata": {"inferred_status": {"status": "unknown", "reason": UNKNOWN_WHY}},
                 })  # fmt: skip
                 records[external_id] = records.get(external_id, 0) + 1
                 step["index"] = sequence

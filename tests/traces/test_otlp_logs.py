@@ -65,6 +65,15 @@ def test_a_claude_code_session_sent_as_events_is_one_run_with_its_calls(client, 
     assert trace.ended_at.isoformat().startswith("2026-12-06T15:47:03.255")  # the reply
     assert trace.cost_usd == pytest.approx(2 * 0.00078)  # its two requests' cost_usd
     assert _steps(trace) == EXPECTED_STEPS
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/")
+    assert "do not say how a session ended" in page.content.decode()  # why it is unknown
+    response = client.post(f"/api/v1/traces/{trace.external_id}/outcome", {"status": "failed"},
+                           content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert response.status_code in (200, 201, 202), response.content
+    trace.refresh_from_db()
+    assert trace.status == "failed"
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/")
+    assert "do not say how a session ended" not in page.content.decode()  # the outcome decides
 
 
 def test_events_arriving_export_by_export_or_sent_again_make_the_same_run(client, tenant):
