@@ -56,7 +56,7 @@ AGENT = "claude-code"
 # Shown beside the run's status on its page until an outcome decides.
 UNKNOWN_WHY = (
     "Claude Code's events do not say how a session ended; an outcome sent for this run "
-    "(POST /api/v1/traces/{external_id}/outcome) decides"
+    "will decide"
 )
 RUN_PREFIX = "claude-code-events-"
 PREFIX = "claude_code."
