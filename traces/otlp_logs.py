@@ -55,8 +55,7 @@ from .services import BatchResult, trace_ingest_batch
 AGENT = "claude-code"
 # Shown beside the run's status on its page until an outcome decides.
 UNKNOWN_WHY = (
-    "Claude Code's events do not say how a session ended; an outcome sent for this run "
-    "will decide"
+    "Claude Code's events do not say how a session ended; an outcome sent for this run will decide"
 )
 RUN_PREFIX = "claude-code-events-"
 PREFIX = "claude_code."
