@@ -10,7 +10,11 @@ under a per-trace lock:
 2. after the write the steps are renumbered 0, 1, 2… by start time;
 3. a span that failed because a span under it failed is not a second failure:
    its error is moved to `metadata.propagated_errors` and only the deepest
-   failing span keeps one (so the diagnosis makes one incident, not two).
+   failing span keeps one (so the diagnosis makes one incident, not two);
+4. a model call's messages may come apart from its span, as GenAI events over
+   `/v1/logs` (`otlp_genai`): content-only steps of the same span ids. Whichever
+   arrives second keeps what the first brought: the span its content, the events
+   the step's kind, name, time and error.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
         }
         for trace in traces:
             _number(trace, stored.get(trace["external_id"]))
+            _keep_stored(trace, stored.get(trace["external_id"]))
         batch = trace_ingest_batch(workspace=workspace, items=traces)
         for trace_id in batch.trace_ids:
             _renumber_by_time(trace_id)
@@ -91,6 +96,41 @@ def _number(trace: dict[str, Any], stored: Trace | None) -> None:
     trace.pop("_task_at", None)
     if stored is not None and stored.task and not from_root:
         trace.pop("task", None)  # an earlier export already named it
+
+
+# What a span's step keeps of its stored step when the span does not carry it: the
+# content its GenAI events brought (otlp_genai) ...
+_SPAN_KEEPS = ("input", "output", "tokens")
+# ... and what those events keep of the step their span made: all but the content.
+_EVENTS_KEEP = ("kind", "name", "error", "started_at", "duration_ms")
+
+
+def _keep_stored(trace: dict[str, Any], stored: Trace | None) -> None:
+    """Merge the trace's steps with the stored steps of the same spans where one of
+    them is a span and the other its events (item 4 above). One query a trace, for
+    its steps that need it."""
+    content_only = {id(s) for s in trace["steps"] if s.pop("_content_only", False)}
+    if trace.pop("_events_only", False) and stored is not None:
+        trace.pop("started_at", None)  # the spans' times, or the first events', stand
+    if stored is None:
+        return
+    wanted = [s for s in trace["steps"]
+              if id(s) in content_only or any(s.get(f) is None for f in _SPAN_KEEPS)]  # fmt: skip
+    if not wanted:
+        return
+    rows = {
+        row["index"]: row
+        for row in Step.objects.filter(trace=stored, index__in=[s["index"] for s in wanted]).values(
+            "index", *_EVENTS_KEEP, *_SPAN_KEEPS
+        )
+    }
+    for step in wanted:
+        row = rows.get(step["index"])
+        if row is None:
+            continue
+        if id(step) in content_only:
+            step.update({f: row[f] for f in _EVENTS_KEEP})
+        step.update({f: row[f] for f in _SPAN_KEEPS if step.get(f) is None})
 
 
 def _renumber_by_time(trace_id: int) -> None:

@@ -1,5 +1,6 @@
 """POST /v1/traces and /v1/logs: the OTLP/HTTP endpoints OpenTelemetry exporters
-send to (logs: Claude Code's own events, `otlp_logs.py`)."""
+send to (logs: Claude Code's own events, `otlp_logs.py`, and GenAI events, a
+model call's messages sent apart from its span, `otlp_genai.py`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -18,7 +20,7 @@ from workspaces.models import Scope
 from workspaces.ratelimit import ingest_check
 from workspaces.services import api_key_authenticate
 
-from . import otlp, otlp_logs
+from . import otlp, otlp_genai, otlp_logs
 from .body import read_body
 from .otlp_store import otlp_ingest
 from .services import BatchResult
@@ -53,12 +55,18 @@ def _store_spans(workspace: Any, body: bytes, content_type: str) -> bytes:
 
 
 def _store_events(workspace: Any, body: bytes, content_type: str) -> bytes:
-    sessions = otlp_logs.to_traces(otlp_logs.decode(body, content_type))
-    batch = (
-        otlp_logs.logs_ingest(workspace=workspace, sessions=sessions) if sessions.traces else None
-    )
-    rejected, message = _rejected(batch, sessions.records)
-    return otlp_logs.encode_response(rejected, message, content_type)
+    request = otlp_logs.decode(body, content_type)
+    sessions = otlp_logs.to_traces(request)
+    calls, records = otlp_genai.to_traces(request)
+    with transaction.atomic():
+        batches = [
+            (otlp_logs.logs_ingest(workspace=workspace, sessions=sessions), sessions.records)
+            if sessions.traces else (None, {}),
+            (otlp_ingest(workspace=workspace, traces=calls), records) if calls else (None, {}),
+        ]  # fmt: skip
+    counted = [_rejected(batch, counts) for batch, counts in batches]
+    message = "; ".join(m for _, m in counted if m)
+    return otlp_logs.encode_response(sum(n for n, _ in counted), message, content_type)
 
 
 def _rejected(batch: BatchResult | None, counts: dict[str, int]) -> tuple[int, str]:
@@ -78,7 +86,8 @@ def otlp_traces(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def otlp_logs_view(request: HttpRequest) -> HttpResponse:
-    """Claude Code's events (OTLP logs); records of other programs are left out."""
+    """OTLP logs: Claude Code's events, and GenAI events (a model call's messages,
+    joined to its span); other records are left out."""
     return _receive(request, _store_events)
 
 

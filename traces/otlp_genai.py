@@ -1,0 +1,159 @@
+"""GenAI events sent as OTLP logs: a model call's messages, joined to its span.
+
+Instrumentations that follow OpenTelemetry's GenAI conventions may keep a model
+call's messages off its span and send them as events: log records that carry the
+span's trace and span ids. Two forms are read:
+
+- `gen_ai.client.inference.operation.details` (the current conventions; the
+  OpenTelemetry OpenAI instrumentation 2.4b0 with
+  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=EVENT_ONLY` or
+  `SPAN_AND_EVENT`): one record a call, whose attributes are the span's
+  (`gen_ai.input.messages`, `gen_ai.output.messages`, the model, the tokens), read
+  as a span's are (`formats.span_role`);
+- `gen_ai.system.message`, `gen_ai.user.message`, `gen_ai.assistant.message`,
+  `gen_ai.tool.message` and `gen_ai.choice` (the conventions before messages
+  moved into attributes; the same instrumentation up to 2.3b0 with
+  `..._CONTENT=true`): one record a message, its body the message. The messages
+  are the call's input in the order they were recorded, the choices its output.
+
+A call's events become the content of the step of its span, in the run of its
+trace (`otlp_store.otlp_ingest`, the run `/v1/traces` makes of the same trace).
+The span and its events arrive apart, in either order, and neither erases the
+other: the span gives the step its time, parent, kind and error, the events its
+messages. Until the span arrives the step is a model call at the time of its
+first event. The run's task is the first user message, unless the run has one.
+Records without a trace and a span id cannot be placed and are left out, as are
+records that are not GenAI events.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from hivemind_client.formats import attributes_user_prompt, service_name, span_role
+from workspaces.textsafety import json_too_deep
+
+from .otlp import MAX_TEXT, any_value
+
+DETAILS = "gen_ai.client.inference.operation.details"
+MESSAGES = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+CHOICE = "gen_ai.choice"
+EVENT_NAMES = frozenset({DETAILS, CHOICE, *MESSAGES})
+
+
+def event_name(record: LogRecord, attrs: dict[str, Any]) -> str:
+    """The event a record is: its `event_name` (OTLP 1.5), else its `event.name`
+    attribute (as SDKs wrote it before)."""
+    return record.event_name or str(attrs.get("event.name") or "")
+
+
+def _content(value: Any) -> Any:
+    """A message or a list of them as stored: structured, unless it is nested deeper
+    than a trace may be (then its JSON text, cut as OTLP's text is)."""
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    if isinstance(value, dict | list) and json_too_deep(value):
+        return json.dumps(value, ensure_ascii=False)[:MAX_TEXT]
+    return value
+
+
+def _span_value(value: Any) -> Any:
+    """An attribute that holds messages: JSON text read as JSON."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return _content(json.loads(value))
+        except (ValueError, RecursionError):
+            return value[:MAX_TEXT]
+    return _content(value)
+
+
+def _time(nanos: int) -> str | None:
+    return datetime.fromtimestamp(nanos / 1e9, tz=UTC).isoformat() if nanos else None
+
+
+def _details_step(attrs: dict[str, Any]) -> dict[str, Any]:
+    kind, name, step_input, output, tokens = span_role(attrs, "")
+    return {"kind": kind, "name": name, "input": _span_value(step_input),
+            "output": _span_value(output), "tokens": tokens or None}  # fmt: skip
+
+
+def _messages_step(events: list[tuple[str, dict[str, Any], Any]]) -> dict[str, Any]:
+    sent: list[Any] = []
+    choices: list[Any] = []
+    system = ""
+    for name, attrs, body in events:
+        system = system or str(
+            attrs.get("gen_ai.system") or attrs.get("gen_ai.provider.name") or ""
+        )
+        if name == CHOICE:
+            message = body.get("message") if isinstance(body, dict) else None
+            choices.append(message if message is not None else body)
+        elif name in MESSAGES:
+            fields = body if isinstance(body, dict) else {"content": body}
+            sent.append({"role": fields.get("role") or MESSAGES[name], **fields})
+    output: Any = choices[0] if len(choices) == 1 else (choices or None)
+    return {"kind": "llm_call", "name": system[:200], "input": _content(sent or None),
+            "output": _content(output), "tokens": None}  # fmt: skip
+
+
+def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Each trace's calls as content-only steps (`_content_only`) of its OTLP run,
+    and the number of records behind each trace."""
+    calls: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], Any]]] = {}
+    agents: dict[str, str] = {}
+    for resource_logs in request.resource_logs:
+        resource = {kv.key: any_value(kv.value) for kv in resource_logs.resource.attributes}
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attrs = {kv.key: any_value(kv.value) for kv in record.attributes}
+                name = event_name(record, attrs)
+                if name not in EVENT_NAMES or not record.trace_id or not record.span_id:
+                    continue
+                trace_id = record.trace_id.hex()
+                agents.setdefault(trace_id, service_name(resource))
+                body = any_value(record.body) if record.HasField("body") else None
+                when = record.time_unix_nano or record.observed_time_unix_nano
+                calls.setdefault((trace_id, record.span_id.hex()), []).append(
+                    (when, name, attrs, body)
+                )
+    traces: dict[str, dict[str, Any]] = {}
+    records: dict[str, int] = {}
+    for (trace_id, span_id), events in calls.items():
+        events.sort(key=lambda e: e[0])  # stable: records of one instant keep their order
+        details = [e for e in events if e[1] == DETAILS]
+        step = (
+            _details_step(details[-1][2])
+            if details
+            else _messages_step([(n, a, b) for _, n, a, b in events])
+        )
+        first = next((w for w, *_ in events if w), 0)
+        step.update({"index": 0, "_span": span_id, "_parent": "", "_content_only": True,
+                     "error": "", "started_at": _time(first), "duration_ms": None})  # fmt: skip
+        trace = traces.setdefault(trace_id, {
+            "external_id": trace_id, "agent": agents[trace_id], "steps": [],
+            "skills_in_scope": [], "metadata": {"source": "otlp"}, "_events_only": True,
+        })  # fmt: skip
+        trace["steps"].append(step)
+        records[trace_id] = records.get(trace_id, 0) + len(events)
+        if first and (not trace.get("started_at") or _time(first) < trace["started_at"]):
+            trace["started_at"] = _time(first)
+        prompt = _prompt(step["input"])
+        if prompt and (trace.get("_task_at") is None or first < trace["_task_at"]):
+            trace["task"], trace["_task_at"] = prompt[:MAX_TEXT], first
+    return list(traces.values()), records
+
+
+def _prompt(messages: Any) -> str:
+    """The first user message of a call's input, in either form (`parts`, or
+    `content`)."""
+    return attributes_user_prompt({"gen_ai.input.messages": messages})
