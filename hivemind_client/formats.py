@@ -2378,6 +2378,44 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
 _GENAI_MESSAGE_EVENTS = ("gen_ai.system.message", "gen_ai.user.message",
                          "gen_ai.assistant.message", "gen_ai.tool.message")  # fmt: skip
 
+# GenAI events that carry a model call's messages as log records with the call's
+# span ids: the current conventions' one event a call (its attributes the span's),
+# and the earlier ones' one event a message (the role by the event's name) and one
+# a choice.
+GENAI_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+GENAI_CHOICE_EVENT = "gen_ai.choice"
+GENAI_LOG_EVENTS = frozenset({GENAI_DETAILS_EVENT, GENAI_CHOICE_EVENT, *_GENAI_MESSAGE_EVENTS})
+
+
+def genai_call_attributes(events: list[tuple[str, dict[str, Any], Any]]) -> dict[str, Any]:
+    """A model call's GenAI log events, (name, attributes, body) in the order they
+    were recorded, as the attributes of a span that carried the same: the last
+    details event's attributes; else the messages, each with its role, as
+    `gen_ai.input.messages`, the choices' messages as `gen_ai.output.messages` (one
+    choice: its message), the provider, and the operation "chat". Used by the file
+    importer (`otlp-json`) and the OTLP receiver (`/v1/logs`) alike."""
+    details = [attrs for name, attrs, _ in events if name == GENAI_DETAILS_EVENT]
+    if details:
+        return dict(details[-1])
+    call: dict[str, Any] = {"gen_ai.operation.name": "chat"}
+    sent: list[Any] = []
+    choices: list[Any] = []
+    for name, attrs, body in events:
+        for key in ("gen_ai.system", "gen_ai.provider.name"):
+            if attrs.get(key) and key not in call:
+                call[key] = attrs[key]
+        if name == GENAI_CHOICE_EVENT:
+            message = body.get("message") if isinstance(body, dict) else None
+            choices.append(message if message is not None else body)
+        elif name in _GENAI_MESSAGE_EVENTS:
+            fields = body if isinstance(body, dict) else {"content": body}
+            sent.append({"role": fields.get("role") or name.split(".")[1], **fields})
+    if sent:
+        call["gen_ai.input.messages"] = sent
+    if choices:
+        call["gen_ai.output.messages"] = choices[0] if len(choices) == 1 else choices
+    return call
+
 
 def events_user_prompt(events: list[tuple[str, dict[str, Any]]]) -> str:
     """The first `gen_ai.user.message` event's text: plain, or its content parts'
@@ -2710,7 +2748,8 @@ def _without_bare_spans(
 
 def declared_tools(attrs: dict[str, Any]) -> set[str]:
     """The tools a model span says its model was offered or asked for: GenAI's
-    `gen_ai.tool.definitions` and the tool calls in `gen_ai.output.messages`,
+    `gen_ai.tool.definitions` and the tool calls in `gen_ai.output.messages` (its
+    parts, or an OpenAI message's `tool_calls`, as the earlier GenAI events hold them),
     OpenInference's `llm.tools.N.tool.json_schema`, the AI SDK's `ai.prompt.tools`."""
     found: set[str] = set()
 
@@ -2725,10 +2764,13 @@ def declared_tools(attrs: dict[str, Any]) -> set[str]:
 
     for definition in _list(_span_value(attrs.get("gen_ai.tool.definitions"))):
         add(definition)
-    for message in _list(_span_value(attrs.get("gen_ai.output.messages"))):
+    said = _span_value(attrs.get("gen_ai.output.messages"))
+    for message in [said] if isinstance(said, dict) else _list(said):
         for part in _list(obj(message).get("parts")):
             if obj(part).get("type") == "tool_call":
                 add(part)
+        for call in _list(obj(message).get("tool_calls")):  # OpenAI's shape (GenAI events)
+            add(call)
     for definition in _list(_span_value(attrs.get("ai.prompt.tools"))):
         add(definition)
     for i in range(200):
@@ -2852,6 +2894,18 @@ def _phoenix_span(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _root_task(row: dict[str, Any]) -> str:
+    """The task a root span's input states, as the OTLP endpoint reads a root span: a
+    model call's by its `input.value` or `ai.prompt` only (its messages are no task
+    statement: the first user message among them is, below)."""
+    raw = (
+        row["input"]
+        if row["kind"] != "llm_call"
+        else _first(row["_attrs"], "input.value", "ai.prompt")
+    )
+    return input_task(raw) if raw else ""
+
+
 def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     """One run from its spans (`{"trace_id"?, "spans": [...], "resource_attributes"?}`)."""
     spans = _need(path, where, run.get("spans"), list, '"spans", a list of spans')
@@ -2885,7 +2939,7 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     # No agent span says it: the root span's input, or a crew's first task, else the
     # first user message of the earliest span that carries one, as the OTLP endpoint
     # reads them.
-    task = task or next((input_task(r["input"]) for r in roots if r["input"]), "")
+    task = task or next((found for r in roots if (found := _root_task(r))), "")
     task = task or next((found for r in roots if (found := crew_task(r["_attrs"]))), "")
     if not task:
         timed = sorted(rows, key=lambda r: (r["_start"] is None, r["_start"] or 0, r["_order"]))
@@ -3376,6 +3430,66 @@ def _otlp_id(value: Any) -> str:
     return raw.hex() if len(raw) in (8, 16) else text
 
 
+def _otlp_genai_events(
+    path: Path, where: str, document: dict[str, Any],
+    calls: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], Any]]],
+    resources: dict[str, dict[str, Any]],
+) -> None:  # fmt: skip
+    """The GenAI events of an OTLP/JSON logs export (`resourceLogs`, as the
+    Collector's file exporter writes them beside the spans), by (trace id, span id):
+    (time, name, attributes, body), and each trace's resource. Records without a
+    span's ids, and other records, are left out, as `/v1/logs` leaves them."""
+    for resource_logs in _items(path, where, document.get("resourceLogs"), '"resourceLogs"'):
+        resource = _otlp_attributes(obj(obj(resource_logs).get("resource")).get("attributes"))
+        for scope in _list(obj(resource_logs).get("scopeLogs")):
+            for record in _list(obj(scope).get("logRecords")):
+                record = obj(record)
+                attrs = _otlp_attributes(record.get("attributes"))
+                name = str(record.get("eventName") or attrs.get("event.name") or "")
+                trace_id, span_id = _otlp_id(record.get("traceId")), _otlp_id(record.get("spanId"))
+                if name not in GENAI_LOG_EVENTS or not trace_id or not span_id:
+                    continue
+                when = _otlp_nanos(record.get("timeUnixNano")) or _otlp_nanos(
+                    record.get("observedTimeUnixNano")) or 0  # fmt: skip
+                resources.setdefault(trace_id, resource)
+                calls.setdefault((trace_id, span_id), []).append(
+                    (when, name, attrs, _otlp_value(record.get("body")))
+                )
+
+
+def _join_genai_events(
+    runs: dict[str, dict[str, Any]],
+    calls: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], Any]]],
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    """Each call's GenAI events on its span, as the attributes that carry the same
+    content (`genai_call_attributes`; what the span itself carries wins); a call whose
+    span is not in the file is a span of its own at its first event's time, as
+    `/v1/logs` makes its step."""
+    for (trace_id, span_id), events in calls.items():
+        events.sort(key=lambda e: e[0])
+        attrs = genai_call_attributes([(n, a, b) for _, n, a, b in events])
+        for key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+            if key in attrs and not isinstance(attrs[key], str):
+                # As a span carries them: JSON text (a file's nested attributes are
+                # read as dotted keys).
+                attrs[key] = json.dumps(attrs[key], ensure_ascii=False)
+        run = runs.setdefault(trace_id, {"trace_id": trace_id, "spans": [],
+                                         "resource_attributes": resources[trace_id],
+                                         "_source": "otlp-json"})  # fmt: skip
+        span = next((s for s in run["spans"] if s["span_id"] == span_id), None)
+        if span is not None:
+            span["attributes"] = {**attrs, **span["attributes"]}
+            continue
+        first = next((w for w, *_ in events if w), None)
+        run["spans"].append({
+            "span_id": span_id, "parent_span_id": None,
+            "span_name": str(attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or ""),
+            "start_time": first, "end_time": None, "attributes": attrs, "events": [],
+            "status_code": "unset", "status_message": "",
+        })  # fmt: skip
+
+
 def _otlp_json(path: Path) -> Parsed:
     """OTLP/JSON `ExportTraceServiceRequest` documents, one per line as the
     OpenTelemetry Collector's file exporter writes them (or one document): the
@@ -3383,8 +3497,11 @@ def _otlp_json(path: Path) -> Parsed:
     (`span_role`, exception events and error statuses, a failure counted where it
     happened), the resource's `service.name` its agent, its id the trace id."""
     runs: dict[str, dict[str, Any]] = {}
+    calls: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], Any]]] = {}
+    resources: dict[str, dict[str, Any]] = {}
     for where, document in _json_or_jsonl(path):
         _need(path, where, document, dict, 'an OTLP/JSON export ("resourceSpans")')
+        _otlp_genai_events(path, where, document, calls, resources)
         for resource_spans in _items(path, where, document.get("resourceSpans"), '"resourceSpans"'):
             resource_spans = obj(resource_spans)
             resource = _otlp_attributes(obj(resource_spans.get("resource")).get("attributes"))
@@ -3413,6 +3530,7 @@ def _otlp_json(path: Path) -> Parsed:
                         if isinstance(code := status.get("code"), int | str) else "unset",
                         "status_message": status.get("message") or "",
                     })  # fmt: skip
+    _join_genai_events(runs, calls, resources)
     parsed = Parsed()
     for trace_id, run in runs.items():
         if only_agent_creation([span["attributes"] for span in run["spans"]]):

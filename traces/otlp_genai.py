@@ -35,20 +35,16 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from hivemind_client.formats import attributes_user_prompt, service_name, span_role
+from hivemind_client.formats import (
+    GENAI_LOG_EVENTS,
+    attributes_user_prompt,
+    genai_call_attributes,
+    service_name,
+    span_role,
+)
 from workspaces.textsafety import json_too_deep
 
 from .otlp import MAX_TEXT, any_value
-
-DETAILS = "gen_ai.client.inference.operation.details"
-MESSAGES = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
-CHOICE = "gen_ai.choice"
-EVENT_NAMES = frozenset({DETAILS, CHOICE, *MESSAGES})
 
 
 def event_name(record: LogRecord, attrs: dict[str, Any]) -> str:
@@ -60,6 +56,11 @@ def event_name(record: LogRecord, attrs: dict[str, Any]) -> str:
 def _content(value: Any) -> Any:
     """A message or a list of them as stored: structured, unless it is nested deeper
     than a trace may be (then its JSON text, cut as OTLP's text is)."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return value[:MAX_TEXT]
     if isinstance(value, str):
         return value[:MAX_TEXT]
     if isinstance(value, dict | list) and json_too_deep(value):
@@ -67,43 +68,18 @@ def _content(value: Any) -> Any:
     return value
 
 
-def _span_value(value: Any) -> Any:
-    """An attribute that holds messages: JSON text read as JSON."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return _content(json.loads(value))
-        except (ValueError, RecursionError):
-            return value[:MAX_TEXT]
-    return _content(value)
-
-
 def _time(nanos: int) -> str | None:
     return datetime.fromtimestamp(nanos / 1e9, tz=UTC).isoformat() if nanos else None
 
 
-def _details_step(attrs: dict[str, Any]) -> dict[str, Any]:
-    kind, name, step_input, output, tokens = span_role(attrs, "")
-    return {"kind": kind, "name": name, "input": _span_value(step_input),
-            "output": _span_value(output), "tokens": tokens or None}  # fmt: skip
-
-
-def _messages_step(events: list[tuple[str, dict[str, Any], Any]]) -> dict[str, Any]:
-    sent: list[Any] = []
-    choices: list[Any] = []
-    system = ""
-    for name, attrs, body in events:
-        system = system or str(
-            attrs.get("gen_ai.system") or attrs.get("gen_ai.provider.name") or ""
-        )
-        if name == CHOICE:
-            message = body.get("message") if isinstance(body, dict) else None
-            choices.append(message if message is not None else body)
-        elif name in MESSAGES:
-            fields = body if isinstance(body, dict) else {"content": body}
-            sent.append({"role": fields.get("role") or MESSAGES[name], **fields})
-    output: Any = choices[0] if len(choices) == 1 else (choices or None)
-    return {"kind": "llm_call", "name": system[:200], "input": _content(sent or None),
-            "output": _content(output), "tokens": None}  # fmt: skip
+def _call_step(events: list[tuple[str, dict[str, Any], Any]]) -> dict[str, Any]:
+    """A call's step from its events, read as the span that carried the same would
+    be (`formats.genai_call_attributes`, `formats.span_role`)."""
+    attrs = genai_call_attributes(events)
+    system = attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or ""
+    kind, name, step_input, output, tokens = span_role(attrs, str(system))
+    return {"kind": kind, "name": name, "input": _content(step_input),
+            "output": _content(output), "tokens": tokens or None}  # fmt: skip
 
 
 def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -117,7 +93,7 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
             for record in scope_logs.log_records:
                 attrs = {kv.key: any_value(kv.value) for kv in record.attributes}
                 name = event_name(record, attrs)
-                if name not in EVENT_NAMES or not record.trace_id or not record.span_id:
+                if name not in GENAI_LOG_EVENTS or not record.trace_id or not record.span_id:
                     continue
                 trace_id = record.trace_id.hex()
                 agents.setdefault(trace_id, service_name(resource))
@@ -130,12 +106,7 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
     records: dict[str, int] = {}
     for (trace_id, span_id), events in calls.items():
         events.sort(key=lambda e: e[0])  # stable: records of one instant keep their order
-        details = [e for e in events if e[1] == DETAILS]
-        step = (
-            _details_step(details[-1][2])
-            if details
-            else _messages_step([(n, a, b) for _, n, a, b in events])
-        )
+        step = _call_step([(n, a, b) for _, n, a, b in events])
         first = next((w for w, *_ in events if w), 0)
         step.update({"index": 0, "_span": span_id, "_parent": "", "_content_only": True,
                      "error": "", "started_at": _time(first), "duration_ms": None})  # fmt: skip

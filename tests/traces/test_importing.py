@@ -2206,7 +2206,12 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
               *[(fmt, [json.loads(line) for line in (REAL_LOGS / name).read_text().splitlines()])
                 for fmt, name in (("gemini-session", "gemini-cli-0.61.0/stream.jsonl"),
                                   ("claude-transcript", "claude-code-2.1.332/stream.jsonl"))],
-              ("otlp-json", json.loads((REAL_LOGS / "claude-code-2.1.332/otel_traces.json").read_text()))]  # fmt: skip
+              ("otlp-json", json.loads((REAL_LOGS / "claude-code-2.1.332/otel_traces.json").read_text())),
+              # The OpenTelemetry OpenAI instrumentation's spans and GenAI log events
+              # in one file, as a Collector's file exporter may hold them.
+              *[("otlp-json", [json.loads(line) for name in ("spans.jsonl", "logs.jsonl")
+                               for line in (REAL_LOGS / folder / name).read_text().splitlines()[:1]])
+                for folder in ("opentelemetry-openai-v2-2.4b0", "opentelemetry-openai-v2-2.3b0")]]  # fmt: skip
     for fmt, sample in [*sorted(FORMAT_SAMPLES.items()), *richer]:
         spots = places(sample)[1:]
         for _ in range(80):

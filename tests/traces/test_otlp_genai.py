@@ -213,3 +213,40 @@ def test_mutated_genai_events_are_stored_or_refused_never_a_5xx(client, tenant):
             )
             if response.status_code == 400:
                 assert response.json()["message"]
+
+
+def _steps_as_stored(workspace) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [
+        (t.external_id, t.agent, t.task, t.status, [
+            (s.kind, s.name, s.parent_index, s.input, s.output, s.error, s.tokens)
+            for s in t.steps.order_by("index")])
+        for t in Trace.objects.filter(workspace=workspace).order_by("external_id")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("logs_only", [False, True], ids=["spans+logs", "logs"])
+@pytest.mark.parametrize("folder", [CURRENT, LEGACY], ids=["2.4b0", "2.3b0"])
+def test_a_file_of_the_same_exports_imports_as_the_endpoints_store_them(
+    client, tenant, other_tenant, tmp_path, folder, logs_only
+):
+    """`--format otlp-json` reads the logs lines of a Collector file export beside its
+    spans: each run is what `/v1/traces` and `/v1/logs` make of the same exports,
+    or of the logs alone."""
+    from traces.importing import traces_import_file
+
+    names = ["logs.jsonl"] if logs_only else ["spans.jsonl", "logs.jsonl"]
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join((folder / name).read_text() for name in names))
+    result = traces_import_file(workspace=other_tenant.workspace, fmt="otlp-json", path=path)
+    assert result.ok and result.created == 2, result.error
+    for name in names:
+        endpoint = "/v1/logs" if name == "logs.jsonl" else "/v1/traces"
+        for line in _lines(folder, name):
+            assert _send(client, endpoint, line, tenant.key).status_code == 200
+    by_file, by_endpoint = (
+        _steps_as_stored(other_tenant.workspace),
+        _steps_as_stored(tenant.workspace),
+    )
+    assert by_file == by_endpoint
+    assert [run[2] for run in by_file] != ["", ""]  # the user's questions
+    assert all(step[3] is not None for run in by_file for step in run[4] if step[0] == "llm_call")
