@@ -143,7 +143,9 @@ Formats (`FORMATS`):
   spans steps by the endpoint's rule (`span_role`; a tool span whose input is
   the Python call smolagents' instrumentation records has its keyword arguments
   as its input), `service.name` the agent, the root span's status the outcome
-  and its input the task.
+  and its input the task. Logs lines (`resourceLogs`) beside them are read as
+  `/v1/logs` reads them: a model call's GenAI events (its messages) joined to its
+  span by span id, a call whose span is not in the file a step of its own.
 
 - `atif`: Agent Trajectory Interchange Format (ATIF-v1.x) trajectories, what
   Harbor writes for every agent it runs (Terminal-Bench): `<trial>/agent/
@@ -3495,7 +3497,9 @@ def _otlp_json(path: Path) -> Parsed:
     OpenTelemetry Collector's file exporter writes them (or one document): the
     spans of each trace id are one run, read as the OTLP endpoint reads them
     (`span_role`, exception events and error statuses, a failure counted where it
-    happened), the resource's `service.name` its agent, its id the trace id."""
+    happened), the resource's `service.name` its agent, its id the trace id.
+    `ExportLogsServiceRequest` documents among them add their GenAI events to the
+    calls' spans, as `/v1/logs` does."""
     runs: dict[str, dict[str, Any]] = {}
     calls: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], Any]]] = {}
     resources: dict[str, dict[str, Any]] = {}
