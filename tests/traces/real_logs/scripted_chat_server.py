@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 
 def serve(replies: list[dict]) -> str:
@@ -51,3 +52,42 @@ def tool_call_then_answer(order: str, tool: str = "lookup_order") -> list[dict]:
         {"role": "assistant", "content": "I could not find order B2." if order == "B2"
          else f"Order {order} has shipped."},
     ]  # fmt: skip
+
+
+# The tool the hand-written loops below offer their model.
+ORDER_TOOLS = [{"type": "function", "function": {
+    "name": "lookup_order", "description": "Look up an order by its id.",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                   "required": ["order_id"]}}}]  # fmt: skip
+
+
+def lookup_order(order_id: str) -> str:
+    if order_id == "B2":
+        raise ValueError("order not found: B2")
+    return f"order {order_id}: 2 items, shipped"
+
+
+def order_loop(client: Any, tracer: Any, messages: list) -> None:
+    """A hand-written tool-calling loop over the OpenAI SDK's `client`: the request in
+    a span of the application's own (`tracer`), each tool run in another, whose
+    exception is recorded and its status set to ERROR when it raises; the error is
+    handed back to the model. (OpenTelemetry is the calling script's.)"""
+    from opentelemetry.trace import Status, StatusCode
+
+    with tracer.start_as_current_span("handle_request"):
+        while True:
+            reply = client.chat.completions.create(model="scripted-gpt", messages=messages,
+                                                   tools=ORDER_TOOLS)  # fmt: skip
+            message = reply.choices[0].message
+            messages.append(message.model_dump(exclude_none=True))
+            if not message.tool_calls:
+                return
+            for call in message.tool_calls:
+                with tracer.start_as_current_span(call.function.name) as span:
+                    try:
+                        result = lookup_order(**json.loads(call.function.arguments))
+                    except ValueError as exc:
+                        span.record_exception(exc)
+                        span.set_status(Status(StatusCode.ERROR, str(exc)))
+                        result = f"error: {exc}"
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})

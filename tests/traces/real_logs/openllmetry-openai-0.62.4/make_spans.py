@@ -9,7 +9,6 @@ tool raising on one; the loop hands the error back to the model. Encoded by the
 SDK's OTLP encoder and written with protobuf's JSON mapping, one run a line.
 Writes spans.jsonl in the working directory."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripted_chat_server import serve, tool_call_then_answer  # noqa: E402
+from scripted_chat_server import order_loop, serve, tool_call_then_answer  # noqa: E402
 
 exporter = InMemorySpanExporter()
 provider = TracerProvider(resource=Resource.create({"service.name": "order-loop"}))
@@ -34,44 +33,14 @@ OpenAIInstrumentor().instrument()
 tracer = trace.get_tracer("order-loop")
 
 REPLIES: list[dict] = []
-
-
-base_url = serve(REPLIES)
-client = OpenAI(base_url=base_url, api_key="unused")
-TOOLS = [{"type": "function", "function": {
-    "name": "lookup_order", "description": "Look up an order by its id.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                   "required": ["order_id"]}}}]  # fmt: skip
-
-
-def lookup_order(order_id: str) -> str:
-    if order_id == "B2":
-        raise ValueError("order not found: B2")
-    return f"order {order_id}: 2 items, shipped"
+client = OpenAI(base_url=serve(REPLIES), api_key="unused")
 
 
 lines = []
 for order in ("A1", "B2"):
     exporter.clear()
     REPLIES[:] = tool_call_then_answer(order)
-    messages: list = [{"role": "user", "content": f"Where is order {order}?"}]
-    with tracer.start_as_current_span("handle_request"):
-        while True:
-            reply = client.chat.completions.create(model="scripted-gpt", messages=messages,
-                                                   tools=TOOLS)  # fmt: skip
-            message = reply.choices[0].message
-            messages.append(message.model_dump(exclude_none=True))
-            if not message.tool_calls:
-                break
-            for call in message.tool_calls:
-                with tracer.start_as_current_span(call.function.name) as span:
-                    try:
-                        result = lookup_order(**json.loads(call.function.arguments))
-                    except ValueError as exc:
-                        span.record_exception(exc)
-                        span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
-                        result = f"error: {exc}"
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    order_loop(client, tracer, [{"role": "user", "content": f"Where is order {order}?"}])
     lines.append(MessageToJson(encode_spans(exporter.get_finished_spans()), indent=None))
 with open("spans.jsonl", "w") as out:
     out.write("\n".join(lines) + "\n")

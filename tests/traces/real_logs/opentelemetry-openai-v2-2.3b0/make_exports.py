@@ -12,86 +12,17 @@ local HTTP server answering the chat completions API from a script (this machine
 reaches no model): first a call of the tool, then an answer. Two requests, the
 tool raising on one; the loop hands the error back to the model. Encoded by the
 SDK's OTLP encoders and written with protobuf's JSON mapping, one export a line:
-spans.jsonl and logs.jsonl in the working directory."""
+spans.jsonl and logs.jsonl in the working directory. The loop and the export are
+2.4b0's `make_exports.py`, run with `..._CONTENT=true`."""
 
-import json
 import os
-import sys
+import runpy
 from pathlib import Path
 
 os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
-
-from google.protobuf.json_format import MessageToJson  # noqa: E402
-from openai import OpenAI  # noqa: E402
-from opentelemetry import _logs, trace  # noqa: E402
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs  # noqa: E402
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
-from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor  # noqa: E402
-from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
-from opentelemetry.sdk._logs.export import (
-    InMemoryLogRecordExporter,  # noqa: E402
-    SimpleLogRecordProcessor,  # noqa: E402
+runpy.run_path(
+    str(
+        Path(__file__).resolve().parent.parent / "opentelemetry-openai-v2-2.4b0" / "make_exports.py"
+    ),
+    run_name="__main__",
 )
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripted_chat_server import serve, tool_call_then_answer  # noqa: E402
-
-resource = Resource.create({"service.name": "order-loop"})
-spans = InMemorySpanExporter()
-provider = TracerProvider(resource=resource)
-provider.add_span_processor(SimpleSpanProcessor(spans))
-trace.set_tracer_provider(provider)
-logs = InMemoryLogRecordExporter()
-log_provider = LoggerProvider(resource=resource)
-log_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-_logs.set_logger_provider(log_provider)
-OpenAIInstrumentor().instrument()
-tracer = trace.get_tracer("order-loop")
-
-REPLIES: list[dict] = []
-client = OpenAI(base_url=serve(REPLIES), api_key="unused")
-TOOLS = [{"type": "function", "function": {
-    "name": "lookup_order", "description": "Look up an order by its id.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                   "required": ["order_id"]}}}]  # fmt: skip
-
-
-def lookup_order(order_id: str) -> str:
-    if order_id == "B2":
-        raise ValueError("order not found: B2")
-    return f"order {order_id}: 2 items, shipped"
-
-
-span_lines, log_lines = [], []
-for order in ("A1", "B2"):
-    spans.clear()
-    logs.clear()
-    REPLIES[:] = tool_call_then_answer(order)
-    messages: list = [{"role": "system", "content": "You answer questions about orders."},
-                      {"role": "user", "content": f"Where is order {order}?"}]  # fmt: skip
-    with tracer.start_as_current_span("handle_request"):
-        while True:
-            reply = client.chat.completions.create(model="scripted-gpt", messages=messages,
-                                                   tools=TOOLS)  # fmt: skip
-            message = reply.choices[0].message
-            messages.append(message.model_dump(exclude_none=True))
-            if not message.tool_calls:
-                break
-            for call in message.tool_calls:
-                with tracer.start_as_current_span(call.function.name) as span:
-                    try:
-                        result = lookup_order(**json.loads(call.function.arguments))
-                    except ValueError as exc:
-                        span.record_exception(exc)
-                        span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
-                        result = f"error: {exc}"
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-    span_lines.append(MessageToJson(encode_spans(spans.get_finished_spans()), indent=None))
-    log_lines.append(MessageToJson(encode_logs(logs.get_finished_logs()), indent=None))
-Path("spans.jsonl").write_text("\n".join(span_lines) + "\n")
-Path("logs.jsonl").write_text("\n".join(log_lines) + "\n")
-print(len(span_lines), "runs")

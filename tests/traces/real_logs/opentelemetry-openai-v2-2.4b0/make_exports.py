@@ -13,12 +13,11 @@ tool raising on one; the loop hands the error back to the model. Encoded by the
 SDK's OTLP encoders and written with protobuf's JSON mapping, one export a line:
 spans.jsonl and logs.jsonl in the working directory."""
 
-import json
 import os
 import sys
 from pathlib import Path
 
-os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "EVENT_ONLY"
+os.environ.setdefault("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "EVENT_ONLY")
 
 from google.protobuf.json_format import MessageToJson  # noqa: E402
 from openai import OpenAI  # noqa: E402
@@ -37,7 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripted_chat_server import serve, tool_call_then_answer  # noqa: E402
+from scripted_chat_server import order_loop, serve, tool_call_then_answer  # noqa: E402
 
 resource = Resource.create({"service.name": "order-loop"})
 spans = InMemorySpanExporter()
@@ -53,16 +52,6 @@ tracer = trace.get_tracer("order-loop")
 
 REPLIES: list[dict] = []
 client = OpenAI(base_url=serve(REPLIES), api_key="unused")
-TOOLS = [{"type": "function", "function": {
-    "name": "lookup_order", "description": "Look up an order by its id.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                   "required": ["order_id"]}}}]  # fmt: skip
-
-
-def lookup_order(order_id: str) -> str:
-    if order_id == "B2":
-        raise ValueError("order not found: B2")
-    return f"order {order_id}: 2 items, shipped"
 
 
 span_lines, log_lines = [], []
@@ -70,25 +59,9 @@ for order in ("A1", "B2"):
     spans.clear()
     logs.clear()
     REPLIES[:] = tool_call_then_answer(order)
-    messages: list = [{"role": "system", "content": "You answer questions about orders."},
-                      {"role": "user", "content": f"Where is order {order}?"}]  # fmt: skip
-    with tracer.start_as_current_span("handle_request"):
-        while True:
-            reply = client.chat.completions.create(model="scripted-gpt", messages=messages,
-                                                   tools=TOOLS)  # fmt: skip
-            message = reply.choices[0].message
-            messages.append(message.model_dump(exclude_none=True))
-            if not message.tool_calls:
-                break
-            for call in message.tool_calls:
-                with tracer.start_as_current_span(call.function.name) as span:
-                    try:
-                        result = lookup_order(**json.loads(call.function.arguments))
-                    except ValueError as exc:
-                        span.record_exception(exc)
-                        span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
-                        result = f"error: {exc}"
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    order_loop(client, tracer, [
+        {"role": "system", "content": "You answer questions about orders."},
+        {"role": "user", "content": f"Where is order {order}?"}])  # fmt: skip
     span_lines.append(MessageToJson(encode_spans(spans.get_finished_spans()), indent=None))
     log_lines.append(MessageToJson(encode_logs(logs.get_finished_logs()), indent=None))
 Path("spans.jsonl").write_text("\n".join(span_lines) + "\n")
