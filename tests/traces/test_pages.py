@@ -152,6 +152,51 @@ def test_a_short_json_input_shows_whole_on_one_line_a_long_one_indented_and_fold
     assert "&quot;rows&quot;: [\n    {" in html  # indented, one value a line
 
 
+def test_a_model_calls_messages_read_as_a_transcript_in_each_shape(tenant):
+    """OpenAI's messages, GenAI's parts and Anthropic's blocks: a role a line, a tool's
+    call as its name and arguments, its result after the call's id. Anything else
+    (here a tool's own input) is shown as JSON."""
+    genai = [
+        {"role": "system", "parts": [{"type": "text", "content": "You answer questions about orders."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Where is order B2?"}]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "lookup_order",
+                                         "arguments": {"order_id": "B2"}}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1",
+                                    "response": "error: order not found: B2"}]},
+    ]  # fmt: skip
+    openai = {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "call_2", "type": "function",
+        "function": {"name": "lookup_order", "arguments": '{"order_id": "B3"}'}}]}  # fmt: skip
+    anthropic = [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1",
+                                               "content": "line one\nline two"}]},
+                 {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
+                  {"type": "tool_use", "id": "tu_2", "name": "Bash", "input": {"command": "ls"}}]}]  # fmt: skip
+    ingest(tenant, trace_payload("chat-1", steps=[
+        {"kind": "llm_call", "name": "gpt", "input": genai, "output": openai},
+        {"kind": "llm_call", "name": "claude", "input": anthropic},
+        {"kind": "tool_call", "name": "lookup_order", "input": {"role": "admin", "order_id": "B3"}},
+    ]))  # fmt: skip
+    trace = Trace.objects.get(external_id="chat-1")
+    html = (
+        tenant.client_for(tenant.viewer)
+        .get(reverse("trace_detail", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    assert (
+        "<pre>system: You answer questions about orders.\nuser: Where is order B2?\n"
+        "assistant: → lookup_order({&quot;order_id&quot;: &quot;B2&quot;})\n"
+        "tool: ← (call_1) error: order not found: B2</pre>"
+    ) in html
+    assert "<pre>assistant: → lookup_order({&quot;order_id&quot;: &quot;B3&quot;})</pre>" in html
+    assert (
+        "<pre>user: ← (tu_1) line one\n    line two\n"
+        "assistant: Let me look.\n    → Bash({&quot;command&quot;: &quot;ls&quot;})</pre>"
+    ) in html
+    # A dict with a "role" key among others is a message only when it is one:
+    # a tool's arguments that happen to name a role stay JSON.
+    assert "{&quot;role&quot;: &quot;admin&quot;, &quot;order_id&quot;: &quot;B3&quot;}" in html
+
+
 def test_an_error_step_leads_with_what_went_wrong_and_shows_the_rest_once(tenant):
     """AG2's terminal puts its label and the traceback's header on one line, and
     tensorflow's log before it: the step read "Error: exitcode: 1 (execution
