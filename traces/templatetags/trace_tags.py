@@ -114,9 +114,12 @@ def _part_text(part: Any) -> str:
 
 
 def _call_text(call: dict[str, Any]) -> str:
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    nested = call.get("function")
+    function: dict[str, Any] = nested if isinstance(nested, dict) else call
     name = function.get("name") or "tool"
-    arguments = next((function[k] for k in ("arguments", "input", "args") if k in function), {})
+    arguments: Any = next(
+        (function[k] for k in ("arguments", "input", "args") if k in function), {}
+    )
     return f"→ {name}({_as_text(arguments)})"
 
 
