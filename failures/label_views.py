@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from traces.messages import chat_text
 from traces.selectors import trace_get
 from workspaces.decorators import workspace_view
 from workspaces.errors import InvalidInput
@@ -82,7 +83,7 @@ def _step_rows(trace_id: int, marked: dict[int, list[Incident]]) -> list[dict[st
     for step in Step.objects.filter(trace_id=trace_id).order_by("index"):
         shown = step.error or _text(step.output)
         rows.append({
-            "step": step, "input": _text(step.input), "shown": shown,
+            "step": step, "input": _newest(step.input), "shown": shown,
             "long": len(shown) > LONG, "short": shown[:LONG],
             "user": "the user" if step.kind == "user_prompt" else
                     "simulated user's tool" if step.name.startswith(USER_PREFIXES) else "",
@@ -96,7 +97,15 @@ def _text(value: Any) -> str:
 
     if value in (None, "", {}, []):
         return ""
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    return value if isinstance(value, str) else chat_text(value) or json.dumps(value, default=str)
+
+
+def _newest(value: Any) -> str:
+    """A step's input on one short line: of a model call's messages the newest, what
+    the call answered (its history, system prompt first, would fill the line)."""
+    if isinstance(value, list) and len(value) > 1 and (newest := chat_text(value[-1:])):
+        return f"… {newest}"
+    return _text(value)
 
 
 @require_http_methods(["GET", "POST"])

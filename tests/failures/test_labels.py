@@ -338,6 +338,30 @@ def test_the_review_page_marks_the_simulated_user_and_shows_the_same_task_succes
     assert "t-good" in html and "get_line_details" in html
 
 
+def test_the_review_page_shows_a_model_calls_newest_message_and_its_answer(tenant):
+    """A model call's input is its history, system prompt first: the row's short line
+    shows the message the call answered, and the answer as the model gave it."""
+    history = [
+        {"role": "system", "content": "You answer questions about orders. " * 10},
+        {"role": "user", "content": "Where is order B2?"},
+        {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "lookup_order", "arguments": '{"order_id": "B2"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "error: order not found: B2"},
+    ]  # fmt: skip
+    answer = {"role": "assistant", "content": "I could not find order B2."}
+    ingest(workspace=tenant.workspace, items=[trace_payload("t-chat", steps=[
+        {"kind": "llm_call", "name": "gpt", "input": history, "output": answer}])])  # fmt: skip
+    trace = Trace.objects.get(external_id="t-chat")
+    html = (
+        tenant.client_for(tenant.lead)
+        .get(reverse("review_run", args=[tenant.workspace.slug, trace.pk]))
+        .content.decode()
+    )
+    assert "in: … tool: ← (call_1) error: order not found: B2" in html
+    assert "assistant: I could not find order B2." in html
+    assert "You answer questions about orders." not in html
+
+
 # --- API and MCP ---------------------------------------------------------------------
 
 

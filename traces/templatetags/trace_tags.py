@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from traces.errors import decisive_line
+from traces.messages import chat_text
 
 register = template.Library()
 
@@ -44,91 +45,6 @@ def readable(value: Any) -> str:
     """A step's input or output for a person: a model call's messages as a
     transcript, a role a line (`chat_text`); anything else as `pretty` shows it."""
     return chat_text(value) or pretty(value)
-
-
-def chat_text(value: Any) -> str:
-    """Chat messages (a list of them, or one) as a transcript, "" when `value` is
-    not messages. Each message's role, then its text; a call of a tool as
-    `→ name(arguments)`, a tool's result as `← (call id) result`; read from the
-    shapes model calls are recorded in: OpenAI's (`content`, `tool_calls`,
-    `tool_call_id`), GenAI's (`parts` of type text, tool_call, tool_call_response)
-    and Anthropic's (`content` blocks text, tool_use, tool_result)."""
-    messages = [value] if isinstance(value, dict) else value
-    if not isinstance(messages, list) or not messages or not all(map(_is_message, messages)):
-        return ""
-    lines = []
-    for message in messages:
-        said = [_part_text(part) for part in _parts(message)]
-        said += [
-            _call_text(call) for call in message.get("tool_calls") or [] if isinstance(call, dict)
-        ]
-        ref = message.get("tool_call_id") or (
-            message.get("id") if message["role"] == "tool" else None
-        )
-        if ref and said and not said[0].startswith("←"):
-            said[0] = f"← ({ref}) {said[0]}"
-        text = "\n".join(s for s in said if s).replace("\n", "\n    ")
-        lines.append(f"{message['role']}: {text}".rstrip())
-    return "\n".join(lines)
-
-
-# What a chat message holds besides its role and what it says, in the shapes above.
-_MESSAGE_KEYS = frozenset({"role", "content", "parts", "tool_calls", "tool_call_id", "name", "id",
-                           "finish_reason", "index", "refusal", "annotations", "function_call",
-                           "reasoning_content", "audio", "type"})  # fmt: skip
-
-
-def _is_message(value: Any) -> bool:
-    """A role, something said (content, parts, tool calls), and nothing else: a
-    tool's arguments that name a role are not a message."""
-    return (
-        isinstance(value, dict) and isinstance(value.get("role"), str) and bool(value["role"])
-        and any(k in value for k in ("content", "parts", "tool_calls"))
-        and value.keys() <= _MESSAGE_KEYS
-    )  # fmt: skip
-
-
-def _parts(message: dict[str, Any]) -> list[Any]:
-    content = message.get("parts", message.get("content"))
-    if content is None:
-        return []
-    return content if isinstance(content, list) else [content]
-
-
-def _part_text(part: Any) -> str:
-    if not isinstance(part, dict):
-        return part if isinstance(part, str) else json.dumps(part, ensure_ascii=False)
-    kind = part.get("type")
-    if kind in ("tool_call", "tool_use", "function_call"):
-        return _call_text(part)
-    if kind in ("tool_call_response", "tool_result", "function_call_output"):
-        result = next(
-            (part[k] for k in ("response", "content", "output", "result") if k in part), ""
-        )
-        ref = part.get("id") or part.get("tool_use_id") or part.get("call_id")
-        return f"← {f'({ref}) ' if ref else ''}{_as_text(result)}"
-    for key in ("content", "text"):
-        if isinstance(part.get(key), str):
-            return part[key]
-    return json.dumps(part, ensure_ascii=False)
-
-
-def _call_text(call: dict[str, Any]) -> str:
-    nested = call.get("function")
-    function: dict[str, Any] = nested if isinstance(nested, dict) else call
-    name = function.get("name") or "tool"
-    arguments: Any = next(
-        (function[k] for k in ("arguments", "input", "args") if k in function), {}
-    )
-    return f"→ {name}({_as_text(arguments)})"
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-        return "\n".join(_part_text(p) for p in value)
-    return json.dumps(value, ensure_ascii=False)
 
 
 @register.filter
