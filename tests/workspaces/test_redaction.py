@@ -211,7 +211,20 @@ def test_a_batch_screened_at_once_redacts_every_string_as_one_by_one():
         counts_screened: Counter = Counter()
         assert screened.text(s, counts_screened) == alone.text(s, counts_alone)
         assert counts_screened == counts_alone
-    assert screened.value(batch, Counter()) == alone.value(batch, Counter())
+    counts_alone, counts_screened = Counter(), Counter()
+    assert screened.value(batch, counts_screened) == alone.value(batch, counts_alone)
+    assert counts_screened == counts_alone
+    # Numbers and the strings the pre-check cleared are kept without a call each;
+    # a key that redacts to an unchanged key's name still gets its suffix.
+    mixed = {"rows": [1, 2.5, True, None, "ok", "jane@example.com", {"n": 0}],
+             "[EMAIL]": "kept", "jane@example.com": "moved", "x": {"y": [None, "203.0.113.7"]}}  # fmt: skip
+    for enabled, custom in (({}, None), ({}, [{"name": "order", "pattern": "ok"}])):
+        counts_alone, counts_screened = Counter(), Counter()
+        one = build_redactor(enabled=enabled, custom_patterns=custom)
+        both = build_redactor(enabled=enabled, custom_patterns=custom).screened(mixed)
+        assert both.value(mixed, counts_screened) == one.value(mixed, counts_alone)
+        assert counts_screened == counts_alone
+    assert set(both.value(mixed, Counter())) == {"rows", "[EMAIL]", "[EMAIL]#2", "x"}
 
 
 def test_a_batch_scans_each_distinct_string_once_and_counts_every_occurrence(monkeypatch):
