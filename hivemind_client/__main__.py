@@ -94,6 +94,13 @@ def main(argv: list | None = None) -> int:
     capture_cmd.add_argument(
         "--source", default="claude-code", choices=["claude-code", "codex", "cursor", "gemini-cli"]
     )
+    merge = commands.add_parser(
+        "merge-transcript",
+        help="from a hook payload on stdin at a turn's end, import the session's transcript "
+        "in a process of its own (always exits 0)",
+    )
+    merge.add_argument("--source", default="claude-code", choices=["claude-code", "codex"])
+    merge.add_argument("--url", default="", help="the server (default: HIVEMIND_URL)")
     replay = commands.add_parser(
         "replay",
         help="send a recorded session in the order it happened: a hook log (JSON "
@@ -142,6 +149,10 @@ def main(argv: list | None = None) -> int:
         from .capture import main as capture_main
 
         return capture_main(args.source)
+    if args.group == "merge-transcript":
+        from .capture import merge_transcript_main
+
+        return merge_transcript_main(args.source, args.url)
     if args.group == "doctor":
         from .doctor import main as doctor_main
 

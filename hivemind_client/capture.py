@@ -6,9 +6,11 @@ When the server cannot be reached the payload goes to a local spool file
 (JSON lines) and is sent, oldest first, on a later call. Each payload gets an
 event id when first captured, so a payload that is sent twice (a spool flush
 interrupted after the server stored it) still becomes one step, not two.
-`HIVEMIND_CAPTURE=false` turns capture off. At the end of a Codex turn it also
-starts the import of the session's rollout in a process of its own
-(`merge_rollout_later`): Codex's hooks carry no exit codes, the rollout does.
+`HIVEMIND_CAPTURE=false` turns capture off. At the end of a turn it also starts
+the import of the session's transcript in a process of its own
+(`merge_transcript_later`): Codex's hooks carry no exit codes, its rollout does;
+Claude Code's carry no model calls, tokens or words between calls, its
+transcript does.
 
 Without `HIVEMIND_URL` / `HIVEMIND_API_KEY` the payload is spooled and a warning
 is printed on stderr once (a marker file beside the spool). The spool never
@@ -18,6 +20,7 @@ and counted in `<spool>.dropped`, and the warning says how many.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -168,33 +171,69 @@ def capture(stdin_text: str, *, started: float | None = None, source: str = "cla
         _append(path, unsent)
         return "spooled"
     if isinstance(payload, dict):
-        merge_rollout_later(payload, source)
+        merge_transcript_later(payload, source)
     return "sent"
 
 
-def merge_rollout_later(payload: dict, source: str) -> bool:
-    """At the end of a Codex turn (`Stop`), import the session's rollout (the
-    payload's `transcript_path`) in a process of its own, so the hook returns at
-    once: the rollout has what Codex's hooks lack (each command's exit code) and
-    merges into the run the hooks built (`codex-<session id>`, calls matched by their
-    ids). `HIVEMIND_CODEX_ROLLOUT=off` turns it off. Returns whether it started."""
-    if source != "codex" or payload.get("hook_event_name") != "Stop":
+# What the capture hook imports at a turn's end, by agent: the session's own record,
+# which has what its hooks lack. Codex's rollout: each command's exit code. Claude
+# Code's transcript: the model's words between calls, each model call with its
+# model and tokens, and (beside it) its subagents' transcripts. (format, the hook
+# events that end a turn, the variable that turns it off)
+TRANSCRIPTS = {
+    "codex": ("codex-rollout", ("Stop",), "HIVEMIND_CODEX_ROLLOUT"),
+    "claude-code": ("claude-transcript", ("Stop", "SessionEnd"), "HIVEMIND_CLAUDE_TRANSCRIPT"),
+}
+
+
+def merge_transcript_later(payload: dict, source: str) -> bool:
+    """At the end of a turn, import the session's transcript (the payload's
+    `transcript_path`: Codex's rollout, Claude Code's session transcript and its
+    subagents' beside it) in a process of its own, so the hook returns at once. It
+    merges into the run the hooks built (`<source>-<session id>`, calls matched by
+    their ids; `traces/transcripts.py`); a transcript unchanged since the last
+    import changes nothing. `HIVEMIND_CODEX_ROLLOUT=off` or
+    `HIVEMIND_CLAUDE_TRANSCRIPT=off` turns it off. Returns whether it started."""
+    if source not in TRANSCRIPTS:
         return False
-    if os.environ.get("HIVEMIND_CODEX_ROLLOUT", "on").lower() in ("off", "false", "0", "no"):
+    fmt, events, switch = TRANSCRIPTS[source]
+    if payload.get("hook_event_name") not in events:
         return False
-    rollout = payload.get("transcript_path")
-    if not isinstance(rollout, str) or not rollout.endswith(".jsonl"):
+    if os.environ.get(switch, "on").lower() in ("off", "false", "0", "no"):
         return False
-    if not Path(rollout).is_file():
+    transcript = payload.get("transcript_path")
+    if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
         return False
+    if not Path(transcript).is_file():
+        return False
+    # Claude Code keeps a session's subagents in <session>/subagents/agent-<id>.jsonl;
+    # imported after the session's own, they nest under the calls that started them.
+    subagents = sorted((Path(transcript[: -len(".jsonl")]) / "subagents").glob("agent-*.jsonl"))
     package_parent = str(Path(__file__).resolve().parent.parent)
     paths = [package_parent, *filter(None, [os.environ.get("PYTHONPATH")])]
-    subprocess.Popen(  # noqa: S603 (this interpreter, this package, a file path)
-        [sys.executable, "-m", "hivemind_client", "import", "--format", "codex-rollout", rollout],
+    subprocess.Popen(  # noqa: S603 (this interpreter, this package, file paths)
+        [sys.executable, "-m", "hivemind_client", "import", "--format", fmt, transcript,
+         *map(str, subagents)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
     )  # fmt: skip
     return True
+
+
+def merge_transcript_main(source: str, url: str = "") -> int:
+    """`merge-transcript`: the hook payload on stdin; at a turn's end, the import of
+    its transcript started (`merge_transcript_later`). Never fails the hook."""
+    try:
+        payload = json.loads(sys.stdin.read()[:MAX_PAYLOAD])
+    except ValueError:
+        return 0
+    if url:
+        os.environ["HIVEMIND_URL"] = url
+    if isinstance(payload, dict) and os.environ.get("HIVEMIND_CAPTURE", "true").lower() not in (
+        "false", "0", "no", "off"):  # fmt: skip
+        with contextlib.suppress(OSError):
+            merge_transcript_later(payload, source)
+    return 0
 
 
 def main(source: str = "claude-code") -> int:

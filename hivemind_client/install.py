@@ -12,22 +12,27 @@ Claude Code:
   hooks with an absolute interpreter and package path;
 - SessionStart is always a command hook (Claude Code does not run `http` hooks
   for it): it captures the event and pulls the published skills into
-  `.claude/skills/` within a time budget.
+  `.claude/skills/` within a time budget;
+- with `http` hooks, Stop and SessionEnd also get a command hook that starts the
+  import of the session's transcript (`merge-transcript`), which the server,
+  handed only its path, cannot read; a command capture hook does that itself.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
-from .capture import HOOK_EVENTS, capture_command, client_command
+from .capture import HOOK_EVENTS, TRANSCRIPTS, capture_command, client_command
 
 HTTP_HOOKS_SINCE = (2, 1, 63)
 PULL_BUDGET_SECONDS = 5
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
 MARKERS = ("hivemind_client", "/api/v1/hooks/")
+TRANSCRIPT_EVENTS = TRANSCRIPTS["claude-code"][1]
 
 
 def claude_code_version() -> tuple[int, ...] | None:
@@ -44,15 +49,18 @@ def _ours(hook: dict) -> bool:
     return any(marker in text for marker in MARKERS)
 
 
+def _kind(hook: dict) -> str:
+    command = str(hook.get("command", ""))
+    return ("pull" if "skills pull" in command
+            else "transcript" if "merge-transcript" in command else "capture")  # fmt: skip
+
+
 def _add(hooks: dict, event: str, hook: dict, matcher: str | None = None) -> bool:
     entries = hooks.setdefault(event, [])
-    kind = "pull" if "skills pull" in str(hook.get("command", "")) else "capture"
+    kind = _kind(hook)
     for entry in entries:
         for existing in entry.get("hooks", []):
-            existing_kind = (
-                "pull" if "skills pull" in str(existing.get("command", "")) else "capture"
-            )
-            if _ours(existing) and existing_kind == kind:
+            if _ours(existing) and _kind(existing) == kind:
                 return False
     entry: dict = {"hooks": [hook]}
     if matcher is not None:
@@ -92,6 +100,12 @@ def install_claude_hooks(
                                       f"--dir {json.dumps(str(skills_dir))}")}  # fmt: skip
     if _add(hooks, "SessionStart", pull):
         added.append("SessionStart (skills pull)")
+    if hook_type == "http":
+        merge = {"type": "command", "timeout": 5,
+                 "command": client_command(f"merge-transcript --url {shlex.quote(url)}")}  # fmt: skip
+        for event in TRANSCRIPT_EVENTS:
+            if _add(hooks, event, merge):
+                added.append(f"{event} (transcript)")
     settings_path.parent.mkdir(parents=True, exist_ok=True)
     settings_path.write_text(json.dumps(settings, indent=2) + "\n")
     return added, hook_type

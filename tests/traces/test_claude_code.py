@@ -206,9 +206,49 @@ def test_http_hooks_name_the_key_variable_never_the_key(tmp_path, monkeypatch):
     session_start = [h for e in data["hooks"]["SessionStart"] for h in e["hooks"]]
     assert {h["type"] for h in session_start} == {"command"}
     assert any("skills pull --hook --budget 5" in h["command"] for h in session_start)
-    # An older Claude Code, or no URL: command hooks.
+    # Stop and SessionEnd: a command hook too, which starts the import of the
+    # session's transcript (the server is handed only its path); added once.
+    for event in ("Stop", "SessionEnd"):
+        commands = [h["command"] for e in data["hooks"][event] for h in e["hooks"]
+                    if h["type"] == "command"]  # fmt: skip
+        assert len(commands) == 1 and "merge-transcript --url http://hm.example:8000" in commands[0]
+        assert f"{event} (transcript)" in added
+    assert install.install_claude_hooks(tmp_path, url="http://hm.example:8000")[0] == []
+    # An older Claude Code, or no URL: command hooks, whose capture merges it itself.
     monkeypatch.setattr(install, "claude_code_version", lambda: (2, 0, 14))
-    assert install.install_claude_hooks(tmp_path / "old", url="http://x")[1] == "command"
+    added, kind = install.install_claude_hooks(tmp_path / "old", url="http://x")
+    assert kind == "command" and not [a for a in added if "transcript" in a]
+
+
+def test_merge_transcript_starts_the_import_at_a_turns_end(tmp_path, monkeypatch):
+    """`merge-transcript` (the http install's Stop and SessionEnd command hook) reads
+    the payload and starts `import --format claude-transcript` on its transcript and
+    its subagents' beside it, for the server named; any other event, a missing file
+    or garbage: nothing, and exit 0."""
+    import io
+
+    from hivemind_client import capture
+
+    transcript = tmp_path / "s1.jsonl"
+    transcript.write_text("{}\n")
+    (tmp_path / "s1" / "subagents").mkdir(parents=True)
+    (tmp_path / "s1" / "subagents" / "agent-a1.jsonl").write_text("{}\n")
+    started: list = []
+    monkeypatch.setattr(capture.subprocess, "Popen",
+                        lambda command, **kw: started.append((command, kw["env"])))  # fmt: skip
+    monkeypatch.delenv("HIVEMIND_URL", raising=False)
+    for event, path in (("PreToolUse", transcript), ("Stop", tmp_path / "gone.jsonl"),
+                        ("Stop", transcript)):  # fmt: skip
+        payload = json.dumps({"hook_event_name": event, "transcript_path": str(path)})
+        monkeypatch.setattr(sys, "stdin", io.StringIO(payload))
+        assert capture.merge_transcript_main("claude-code", "http://hm.example:8000") == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("not json"))
+    assert capture.merge_transcript_main("claude-code") == 0
+    assert len(started) == 1
+    command, env = started[0]
+    assert command[-5:] == ["import", "--format", "claude-transcript", str(transcript),
+                            str(tmp_path / "s1" / "subagents" / "agent-a1.jsonl")]  # fmt: skip
+    assert env["HIVEMIND_URL"] == "http://hm.example:8000"
 
 
 def test_the_codex_installer_says_codex_must_trust_the_hooks(tmp_path, capsys):

@@ -794,9 +794,56 @@ def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_
     assert "No such file or directory" in trace.steps.exclude(error="").get().error
 
     monkeypatch.setenv("HIVEMIND_CODEX_ROLLOUT", "off")
-    from hivemind_client.capture import merge_rollout_later
+    from hivemind_client.capture import merge_transcript_later
 
-    assert not merge_rollout_later({**payload, "hook_event_name": "Stop"}, "codex")
+    assert not merge_transcript_later({**payload, "hook_event_name": "Stop"}, "codex")
+
+
+def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
+    live_server, tmp_path, monkeypatch
+):
+    """The capture hook, at a Claude Code turn's end (`Stop`, `SessionEnd`), imports
+    the session's transcript in a process of its own: the run its hooks built (the
+    prompt, the failing Bash call, the turn's end) gets what they lack, each model
+    response's tokens, in one run. Claude Code 2.1.332's real hook payloads;
+    the same session's headless output stands for its transcript (the session file
+    is not committed; `claude-transcript` reads both).
+    HIVEMIND_CLAUDE_TRANSCRIPT=off leaves it to the person."""
+    import time
+
+    from hivemind_client.capture import capture, merge_transcript_later
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Claude capture", owner=make_user("claude-capture"))
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    monkeypatch.setenv("HIVEMIND_SPOOL", str(tmp_path / "spool.jsonl"))
+    folder = LOGS / "claude-code-2.1.332"
+    transcript = tmp_path / "b1f7816d-5a4b-4a81-8393-e2e2ada707ba.jsonl"
+    transcript.write_bytes((folder / "stream.jsonl").read_bytes())
+    for line in (folder / "hooks.jsonl").read_text().splitlines():
+        payload = {**json.loads(line), "transcript_path": str(transcript)}
+        # A hook has 0.9 s; a test server on a busy machine may take longer.
+        capture(json.dumps(payload), started=time.monotonic() + 60)
+    assert not (tmp_path / "spool.jsonl").exists() or not (tmp_path / "spool.jsonl").read_text()
+    deadline = time.monotonic() + 120  # a wait for the other process, not a measure
+    while time.monotonic() < deadline:
+        trace = Trace.objects.get(workspace=workspace)
+        if trace.total_tokens:
+            break
+        time.sleep(0.5)
+    assert trace.external_id == "claude-code-b1f7816d-5a4b-4a81-8393-e2e2ada707ba"
+    assert trace.total_tokens == 270  # the session's two model responses
+    reply = "I could not find order B2: orders/B2.json does not exist."
+    assert trace.steps.filter(kind="assistant_message", output=reply).exists()
+    assert trace.steps.filter(kind="tool_call", name="Bash").count() == 1  # merged, not twice
+    assert trace.status == "failed"
+
+    monkeypatch.setenv("HIVEMIND_CLAUDE_TRANSCRIPT", "off")
+    assert not merge_transcript_later({**payload, "hook_event_name": "Stop"}, "claude-code")
+    monkeypatch.delenv("HIVEMIND_CLAUDE_TRANSCRIPT")
+    assert not merge_transcript_later({**payload, "hook_event_name": "PreToolUse"}, "claude-code")
 
 
 def test_codex_cli_rollout_and_exec_output(tenant):
