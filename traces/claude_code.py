@@ -490,9 +490,12 @@ def _steps(  # type: ignore[no-untyped-def]
                  "started_at": now}]  # fmt: skip
     if event == "SessionEnd":
         trace["ended_at"] = now
+        # The harness's event, not the agent's words: a framework step saying why the
+        # session ended (Claude Code's `reason`: "clear", "logout", "other"…).
+        reason = payload.get("reason")
         return _unfinished_calls(workspace, trace_id) + [
-            {"index": this, "kind": "assistant_message", "name": "session end",
-             "output": str(payload.get("reason") or ""), "started_at": now}]  # fmt: skip
+            {"index": this, "kind": "span", "name": "session end",
+             "output": {"reason": reason} if reason else None, "started_at": now}]  # fmt: skip
     # Notification and events this version does not know: kept, never rejected.
     return [{"index": this, "kind": "assistant_message", "name": event[:200],
              "output": {k: v for k, v in payload.items() if k not in ("session_id", "transcript_path", "cwd")},

@@ -499,7 +499,7 @@ def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant)
         "claude-code", "failed", "Where is order B2? The orders are in orders/.")  # fmt: skip
     assert "Bash" in trace.metadata["inferred_status"]["reason"]
     expected = [("user_prompt", "", None), ("tool_call", "Bash", "cat orders/B2.json"),
-                ("assistant_message", "", None), ("assistant_message", "session end", None)]  # fmt: skip
+                ("assistant_message", "", None), ("span", "session end", None)]  # fmt: skip
     for again in (False, True):
         result = traces_import_file(workspace=tenant.workspace, fmt="claude-transcript",
                                     path=folder / "stream.jsonl")  # fmt: skip
@@ -715,7 +715,7 @@ def test_gemini_cli_hooks_make_a_run(client, tenant, other_tenant):
         ("user_prompt", "", ""),
         ("tool_call", "run_shell_command", "cat: orders/B2.json: No such file or directory\nExit Code: 1"),
         ("assistant_message", "assistant", ""),
-        ("assistant_message", "session end", ""),
+        ("span", "session end", ""),
     ]  # fmt: skip
     assert "run_shell_command" in trace.metadata["inferred_status"]["reason"]
     # Each event's time is its step's, not an unknown field kept per event.
