@@ -496,8 +496,10 @@ def _steps(  # type: ignore[no-untyped-def]
         return _unfinished_calls(workspace, trace_id) + [
             {"index": this, "kind": "span", "name": "session end",
              "output": {"reason": reason} if reason else None, "started_at": now}]  # fmt: skip
-    # Notification and events this version does not know: kept, never rejected.
-    return [{"index": this, "kind": "assistant_message", "name": event[:200],
+    # Notification ("Claude needs your permission to use Bash", "waiting for your
+    # input") and events this version does not know: kept, never rejected; the
+    # harness's, not the agent's words, so framework steps.
+    return [{"index": this, "kind": "span", "name": event[:200],
              "output": {k: v for k, v in payload.items() if k not in ("session_id", "transcript_path", "cwd")},
              "started_at": now}]  # fmt: skip
 

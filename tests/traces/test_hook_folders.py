@@ -113,7 +113,7 @@ def test_a_transcript_beside_the_hooks_completes_their_trace(tenant, tmp_path):
     assert calls == [("git status", ""), ("ls missing/", "ls: missing/: No such file"),
                      ("make deploy", ""), ("gh run list", "HTTP 401: Bad credentials")]  # fmt: skip
     assert [s[1] for s in steps].count("user_prompt") == 1  # the prompt is not doubled
-    assert any(s[1] == "assistant_message" and s[2] == "Notification" for s in steps)
+    assert any(s[1] == "span" and s[2] == "Notification" for s in steps)
     assert trace.status == "failed"
     assert trace.started_at.year == 2025  # dated by the session, not by the import
     first = Step.objects.filter(trace=trace).order_by("index").first()
