@@ -59,6 +59,9 @@ KNOWN_FIELDS = {
     "last_assistant_message", "agent_transcript_path", "reason", "hivemind_event_id",
     "error", "error_details", "is_interrupt", "turn_id", "hivemind_agent", "hivemind_time",
     "timestamp",  # the event's time (Gemini CLI's payloads, a logger's): the step's time
+    # Claude Code 2.1's bookkeeping, which says nothing of what the agent did: the
+    # prompt an event belongs to, the reasoning effort, scheduled and background tasks.
+    "prompt_id", "effort", "background_tasks", "session_crons",
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor",
            "gemini-cli": "gemini-cli"}  # fmt: skip
