@@ -1621,7 +1621,7 @@ def _codex_inner_call(
     return {"kind": "tool_call", "parent_index": parent, "started_at": stamp, **step}
 
 
-def _codex_result(output: Any) -> tuple[str, int | None]:
+def codex_result(output: Any) -> tuple[str, int | None]:
     """A call's result text and exit code: a JSON text `{"output", "metadata":
     {"exit_code"}}` (older shells, apply_patch), or the text Codex gives the model,
     whose header may state the exit code."""
@@ -1857,7 +1857,7 @@ def _codex_rollout(path: Path) -> Parsed:
             pending = [c for c in pending if c is not call]
             if "output" in call:
                 continue  # the shell's own result (exec_command_end) came first
-            output, code = _codex_result(payload.get("output"))
+            output, code = codex_result(payload.get("output"))
             call["output"] = output
             if code is not None and code != 0:
                 call["error"] = output or f"exit code {code}"

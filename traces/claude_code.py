@@ -72,12 +72,15 @@ def external_id(session_id: str, source: str = "claude-code") -> str:
     return f"{source}-{session_id}"[:200]
 
 
-def hooked_sessions(workspace: Workspace, session_ids: list[str]) -> set[str]:
-    """The sessions among these that Claude Code's hooks capture already (a run
-    `claude-code-<session>`): its own spans and events of them are left to the hooks,
-    the fuller record, so a session is one run and counted once."""
+def hooked_sessions(
+    workspace: Workspace, session_ids: list[str], source: str = "claude-code"
+) -> set[str]:
+    """The sessions among these that the agent's hooks capture already (a run
+    `<source>-<session>`, Claude Code's by default; Codex's rollouts make the same
+    run): its own spans and events of them are left to the hooks, the fuller record,
+    so a session is one run and counted once."""
     runs = {
-        stored_external_id(workspace=workspace, external_id=external_id(session)): session
+        stored_external_id(workspace=workspace, external_id=external_id(session, source)): session
         for session in set(session_ids)
         if session
     }

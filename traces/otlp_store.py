@@ -20,6 +20,7 @@ under a per-trace lock:
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -111,7 +112,12 @@ def _keep_stored(trace: dict[str, Any], stored: Trace | None) -> None:
     its steps that need it."""
     content_only = {id(s) for s in trace["steps"] if s.pop("_content_only", False)}
     if trace.pop("_events_only", False) and stored is not None:
-        trace.pop("started_at", None)  # the spans' times, or the first events', stand
+        # Events arrive export by export, a retried one after a later one: the run
+        # lasts from the first seen to the last.
+        for name, pick in (("started_at", min), ("ended_at", max)):
+            sent, kept = trace.get(name), getattr(stored, name)
+            if sent and kept:
+                trace[name] = pick(datetime.fromisoformat(sent), kept).isoformat()
     if stored is None:
         return
     wanted = [s for s in trace["steps"]

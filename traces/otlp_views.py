@@ -1,6 +1,7 @@
 """POST /v1/traces and /v1/logs: the OTLP/HTTP endpoints OpenTelemetry exporters
 send to (logs: Claude Code's own events, `otlp_logs.py`, and GenAI events, a
-model call's messages sent apart from its span, `otlp_genai.py`)."""
+model call's messages sent apart from its span, `otlp_genai.py`, and Codex's
+events, `otlp_codex.py`)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from workspaces.models import Scope
 from workspaces.ratelimit import ingest_check
 from workspaces.services import api_key_authenticate
 
-from . import otlp, otlp_genai, otlp_logs
+from . import otlp, otlp_codex, otlp_genai, otlp_logs
 from .body import read_body
+from .claude_code import hooked_sessions
 from .otlp_store import otlp_ingest
 from .services import BatchResult
 
@@ -58,11 +60,16 @@ def _store_events(workspace: Any, body: bytes, content_type: str) -> bytes:
     request = otlp_logs.decode(body, content_type)
     sessions = otlp_logs.to_traces(request)
     calls, records = otlp_genai.to_traces(request)
+    codex, codex_records = otlp_codex.to_traces(request)
     with transaction.atomic():
+        hooked = hooked_sessions(workspace, [t["session_id"] for t in codex], "codex")
+        codex = [t for t in codex if t["session_id"] not in hooked]
         batches = [
             (otlp_logs.logs_ingest(workspace=workspace, sessions=sessions), sessions.records)
             if sessions.traces else (None, {}),
             (otlp_ingest(workspace=workspace, traces=calls), records) if calls else (None, {}),
+            (otlp_ingest(workspace=workspace, traces=codex), codex_records)
+            if codex else (None, {}),
         ]  # fmt: skip
     counted = [_rejected(batch, counts) for batch, counts in batches]
     message = "; ".join(m for _, m in counted if m)
@@ -86,8 +93,8 @@ def otlp_traces(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def otlp_logs_view(request: HttpRequest) -> HttpResponse:
-    """OTLP logs: Claude Code's events, and GenAI events (a model call's messages,
-    joined to its span); other records are left out."""
+    """OTLP logs: Claude Code's and Codex's events, and GenAI events (a model call's
+    messages, joined to its span); other records are left out."""
     return _receive(request, _store_events)
 
 

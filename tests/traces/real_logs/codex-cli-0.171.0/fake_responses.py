@@ -20,6 +20,14 @@ class Handler(BaseHTTPRequestHandler):
         with open(LOG_PATH, "a") as log:
             log.write(json.dumps({"path": self.path, "tools": [t.get("name") or t.get("type") for t in body.get("tools") or []],
                                   "model": body.get("model")}) + "\n")  # fmt: skip
+        if not self.path.rstrip("/").endswith("/responses"):
+            # Codex's other calls (its analytics, with telemetry on): no model turn.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
         turn = SCRIPT.pop(0) if SCRIPT else {"text": "Done."}
         if "tool" in turn:
             item = {"type": "function_call", "id": "fc_1", "call_id": turn["id"],
