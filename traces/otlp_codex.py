@@ -156,7 +156,11 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
                     json.dumps([name, nanos, attrs.get("call_id"), attrs.get("attempt"),
                                 attrs.get("event.timestamp")]).encode()
                 ).hexdigest()[:16]  # fmt: skip
-                step.update({"index": 0, "_span": key, "_parent": "", "started_at": when})
+                # A result is sent when its call ended: the call began its duration before.
+                began = nanos - int((step.get("duration_ms") or 0) * 1e6) if nanos else 0
+                step.update(
+                    {"index": 0, "_span": key, "_parent": "", "started_at": _when({}, began)[1]}
+                )
                 step.setdefault("error", "")
                 trace["steps"].append(step)
                 if (

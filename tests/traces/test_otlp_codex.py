@@ -72,6 +72,10 @@ def test_a_codex_conversation_sent_as_events_is_one_run_with_its_calls(client, t
     call = trace.steps.get(kind="tool_call")
     assert call.input == {"cmd": "cat orders/B2.json"}
     assert trace.started_at < call.started_at <= trace.ended_at
+    # Its result is sent when it ended: the call began its duration (45 ms) before.
+    result = next(r for r in _records(_export()) if _attr(r, "event.name") == "codex.tool_result")
+    ended = int(result["observedTimeUnixNano"]) / 1e9
+    assert abs(call.started_at.timestamp() - (ended - 0.045)) < 0.001
     page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/")
     assert "do not say how a session ended" in page.content.decode()
     response = client.post(f"/api/v1/traces/{trace.external_id}/outcome", {"status": "failed"},
