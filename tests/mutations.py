@@ -35,3 +35,24 @@ def mutated(sample: Any, spots: list[tuple], rng: random.Random, odd: list[Any])
         except (KeyError, IndexError, TypeError):
             pass  # the place was replaced by an earlier change
     return data
+
+
+# Values of every JSON type, and some that strain a reader (NUL, huge numbers).
+ODD = [None, 0, -1, "", "x", [], {}, [1], {"a": 1}, True, 1e308, 2**70, "\x00", "9" * 40]
+
+
+def fuzz_otlp_json(client: Any, path: str, sample: Any, key: str, *, runs: int = 60,
+                   seed: int = 20261206) -> None:  # fmt: skip
+    """POST `runs` mutations of an OTLP/JSON export to `path`: each answer is a 200,
+    or a 400 whose message says why (never a 5xx)."""
+    import json
+
+    rng = random.Random(seed)
+    spots = places(sample)[1:]
+    for _ in range(runs):
+        data = mutated(sample, spots, rng, ODD)
+        response = client.post(path, json.dumps(data), content_type="application/json",
+                               headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        assert response.status_code in (200, 400), (response.status_code, json.dumps(data)[:2000])
+        if response.status_code == 400:
+            assert response.json()["message"]

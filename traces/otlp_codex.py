@@ -40,20 +40,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from hivemind_client.formats import codex_result
 
 from .otlp import MAX_TEXT, any_value
+from .otlp_logs import non_negative_int as _int
 
 AGENT = "codex"
 RUN_PREFIX = "codex-events-"
 UNKNOWN_WHY = (
     "Codex's events do not say how a session ended; an outcome sent for this run will decide"
 )
-
-
-def _int(value: Any) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number >= 0 else None
 
 
 def _text(value: Any) -> str:

@@ -84,7 +84,8 @@ def encode_response(rejected: int, message: str, content_type: str) -> bytes:
     return serialize(response, content_type)
 
 
-def _int(value: Any) -> int | None:
+def non_negative_int(value: Any) -> int | None:
+    """An attribute read as a count: a number of zero or more, else None."""
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -133,7 +134,7 @@ def _step(name: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
         return {"kind": "user_prompt", "input": _logged_text(attrs.get("prompt"))}
     if name in ("api_request", "api_error"):
         counts = [
-            _int(attrs.get(key))
+            non_negative_int(attrs.get(key))
             for key in (
                 "input_tokens",
                 "cache_creation_tokens",
@@ -207,7 +208,7 @@ def to_traces(request: ExportLogsServiceRequest) -> Sessions:
                     body[len(PREFIX) :] if isinstance(body, str) and body.startswith(PREFIX) else ""
                 )
                 session = attrs.get("session.id")
-                sequence = _int(attrs.get("event.sequence"))
+                sequence = non_negative_int(attrs.get("event.sequence"))
                 if not (isinstance(body, str) and body.startswith(PREFIX)) or not session:
                     continue  # not one of Claude Code's events
                 step = _step(str(event), attrs)

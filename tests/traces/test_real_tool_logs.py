@@ -761,6 +761,33 @@ def test_codex_cli_hooks_then_its_rollout(client, tenant):
     assert "No such file or directory" in failed.error
 
 
+def _capture_session(live_server, tmp_path, monkeypatch, *, source: str, folder: str,
+                     transcript: str, saved_as: str) -> tuple[object, dict]:  # type: ignore[no-untyped-def]  # fmt: skip
+    """A new workspace's key and this server in the environment, then each of the
+    folder's real hook payloads through the capture hook, naming a copy of the
+    folder's `transcript` (saved as `saved_as`) as the session's: the workspace,
+    and the last payload sent. Nothing is left in the spool."""
+    import time
+
+    from hivemind_client.capture import capture
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name=f"{source} capture", owner=make_user(f"{source}-capture"))
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    monkeypatch.setenv("HIVEMIND_SPOOL", str(tmp_path / "spool.jsonl"))
+    copy = tmp_path / saved_as
+    copy.write_bytes((LOGS / folder / transcript).read_bytes())
+    payload: dict = {}
+    for line in (LOGS / folder / "hooks.jsonl").read_text().splitlines():
+        payload = {**json.loads(line), "transcript_path": str(copy)}
+        # A hook has 0.9 s; a test server on a busy machine may take longer.
+        capture(json.dumps(payload), source=source, started=time.monotonic() + 60)
+    assert not (tmp_path / "spool.jsonl").exists() or not (tmp_path / "spool.jsonl").read_text()
+    return workspace, payload
+
+
 def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_path,
                                                               monkeypatch):  # fmt: skip
     """The capture hook, at a Codex turn's end (`Stop`), imports the session's
@@ -770,22 +797,9 @@ def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_
     HIVEMIND_CODEX_ROLLOUT=off leaves it to the person."""
     import time
 
-    from hivemind_client.capture import capture
-    from tests.factories import make_key, make_user, make_workspace
-    from workspaces.models import Scope
-
-    workspace = make_workspace(name="Codex capture", owner=make_user("codex-capture"))
-    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
-    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
-    monkeypatch.setenv("HIVEMIND_SPOOL", str(tmp_path / "spool.jsonl"))
-    folder = LOGS / "codex-cli-0.171.0"
-    rollout = tmp_path / "rollout.jsonl"
-    rollout.write_bytes((folder / "rollout.jsonl").read_bytes())
-    for line in (folder / "hooks.jsonl").read_text().splitlines():
-        payload = {**json.loads(line), "transcript_path": str(rollout)}
-        # A hook has 0.9 s; a test server on a busy machine may take longer.
-        capture(json.dumps(payload), source="codex", started=time.monotonic() + 60)
-    assert not (tmp_path / "spool.jsonl").exists() or not (tmp_path / "spool.jsonl").read_text()
+    workspace, payload = _capture_session(live_server, tmp_path, monkeypatch, source="codex",
+                                          folder="codex-cli-0.171.0", transcript="rollout.jsonl",
+                                          saved_as="rollout.jsonl")  # fmt: skip
     deadline = time.monotonic() + 120  # a wait for the other process, not a measure
     while time.monotonic() < deadline:
         trace = Trace.objects.get(workspace=workspace)
@@ -813,22 +827,12 @@ def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
     HIVEMIND_CLAUDE_TRANSCRIPT=off leaves it to the person."""
     import time
 
-    from hivemind_client.capture import capture, merge_transcript_later
-    from tests.factories import make_key, make_user, make_workspace
-    from workspaces.models import Scope
+    from hivemind_client.capture import merge_transcript_later
 
-    workspace = make_workspace(name="Claude capture", owner=make_user("claude-capture"))
-    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
-    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
-    monkeypatch.setenv("HIVEMIND_SPOOL", str(tmp_path / "spool.jsonl"))
-    folder = LOGS / "claude-code-2.1.332"
-    transcript = tmp_path / "b1f7816d-5a4b-4a81-8393-e2e2ada707ba.jsonl"
-    transcript.write_bytes((folder / "stream.jsonl").read_bytes())
-    for line in (folder / "hooks.jsonl").read_text().splitlines():
-        payload = {**json.loads(line), "transcript_path": str(transcript)}
-        # A hook has 0.9 s; a test server on a busy machine may take longer.
-        capture(json.dumps(payload), started=time.monotonic() + 60)
-    assert not (tmp_path / "spool.jsonl").exists() or not (tmp_path / "spool.jsonl").read_text()
+    workspace, payload = _capture_session(
+        live_server, tmp_path, monkeypatch, source="claude-code", folder="claude-code-2.1.332",
+        transcript="stream.jsonl", saved_as="b1f7816d-5a4b-4a81-8393-e2e2ada707ba.jsonl",
+    )  # fmt: skip
     deadline = time.monotonic() + 120  # a wait for the other process, not a measure
     while time.monotonic() < deadline:
         trace = Trace.objects.get(workspace=workspace)
