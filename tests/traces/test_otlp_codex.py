@@ -77,7 +77,10 @@ def test_a_codex_conversation_sent_as_events_is_one_run_with_its_calls(client, t
     ended = int(result["observedTimeUnixNano"]) / 1e9
     assert abs(call.started_at.timestamp() - (ended - 0.045)) < 0.001
     page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/")
-    assert "do not say how a session ended" in page.content.decode()
+    assert (
+        "no outcome reported, and none could be read: Codex&#x27;s events do not say how a "
+        "session ended"
+    ) in page.content.decode()  # not "read from the session"
     response = client.post(f"/api/v1/traces/{trace.external_id}/outcome", {"status": "failed"},
                            content_type="application/json", headers=tenant.api_headers())  # fmt: skip
     assert response.status_code in (200, 201, 202), response.content
