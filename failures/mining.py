@@ -14,7 +14,8 @@ Runs after ingest commits (`failures.tasks.analyse_traces`). For each trace:
    when Claude fails) the offline diagnoser (`diagnosis/offline.py`). Failed
    traces get zero or more incidents; a failed trace where nothing is found is
    *undiagnosed*; traces of unknown outcome get incidents for their errors only
-   (weighed against the agent's successes when it has a baseline); a trace
+   (weighed against the agent's successes when it has a baseline), each a weak
+   lead, never a cause (`as_leads`); a trace
    that succeeded gets a *recovered* incident for each kind of error a tool
    flagged in it (the error text, never grouped into a failure mode).
 
@@ -105,7 +106,8 @@ DIAGNOSER_VERSION = (
     # 26: an output headed by a bare "ERROR:" is named by the line under it
     # 27: a framework's own span (agent, chain, graph node) is a framework step, not a
     #     call: not counted, compared or repeated; its own error still counts
-    "offline-27"
+    # 28: the errors of a run with no known outcome are leads, never causes or modes
+    "offline-28"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -407,6 +409,8 @@ def traces_diagnose(
         )
         if failed:
             found = with_failed_checks(weigh_evidence(found, min_precision), row.checks)
+        else:
+            found = as_leads(weigh_evidence(found, min_precision))
         diagnoser, detail = "offline", ""
         usage: tuple[int, int, float | None] = (0, 0, 0.0)
         if failed and model is None and over:
@@ -481,6 +485,17 @@ def weigh_evidence(found: list[offline.Finding], min_precision: float) -> list[o
         finding.stats = {**finding.stats, **note}
         if not is_symptom(finding) and evidence.too_weak(finding.stats, min_precision):
             finding.stats["weak"] = True
+    return found
+
+
+def as_leads(found: list[offline.Finding]) -> list[offline.Finding]:
+    """A run with no known outcome (many OpenTelemetry runs: a root span left UNSET)
+    may have recovered from its errors, and nothing says it failed: each finding is
+    a lead, shown on the run and kept out of failure modes and skills, until an
+    outcome says the run failed (it is then diagnosed again, in full)."""
+    for finding in found:
+        if not is_symptom(finding):
+            finding.stats = {**finding.stats, "weak": True, "outcome_unknown": True}
     return found
 
 
@@ -1087,7 +1102,7 @@ def _write(
         found = findings[row.id]
         causes = [f for f in found if is_cause(f)]
         diagnoser, detail, (tokens_in, tokens_out, cost) = notes[row.id]
-        if row.verdict == "succeeded" or (row.verdict == "unknown" and not found):
+        if row.verdict != "failed":  # a run with no known outcome is not judged failed
             state = DiagnosisState.NOT_FAILED
         elif causes or row.id in labelled:
             state = DiagnosisState.DIAGNOSED

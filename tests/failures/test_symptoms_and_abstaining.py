@@ -6,7 +6,7 @@ import pytest
 
 from failures.models import Incident, IncidentKind, TraceAnalysis
 from failures.services import failure_modes_recluster
-from tests.factories import ingest, trace_payload
+from tests.factories import analyse, ingest, trace_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +155,53 @@ def test_an_undiagnosed_run_compared_with_successes_of_its_task_says_it_was(tena
     assert "No successful run of this task" not in analysis.detail
     other = TraceAnalysis.objects.get(trace__external_id="other")
     assert "No successful run of this task to compare with" in other.detail
+
+
+def _unknown_run(i: int) -> dict:
+    return trace_payload(
+        f"otel-{i}", status="unknown", agent="otel-agent", task=f"deploy service {i}", steps=[
+            {"kind": "user_prompt", "input": f"deploy service {i}"},
+            {"kind": "tool_call", "name": "deploy", "input": {"service": i},
+             "error": "permission denied: role deployer lacks iam.serviceAccounts.actAs"},
+            {"kind": "tool_call", "name": "deploy", "input": {"service": i, "as": "ci"},
+             "output": {"ok": True}},
+        ])  # fmt: skip
+
+
+def test_errors_of_runs_with_no_known_outcome_are_leads_never_causes_or_modes(tenant):
+    # OpenTelemetry runs often come with no outcome (a root span left UNSET): a tool
+    # error in them may be one the run recovered from, and nothing says it failed.
+    from failures.embedding import incidents_embed
+    from traces.models import Trace
+
+    ingest(tenant.workspace, [_unknown_run(i) for i in range(12)])
+    incidents = Incident.objects.filter(workspace=tenant.workspace)
+    assert incidents.count() == 12  # each run's error is still listed on it
+    assert set(incidents.values_list("kind", flat=True)) == {IncidentKind.WEAK}
+    assert all(i.stats.get("outcome_unknown") for i in incidents)
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    assert not incidents.exclude(failure_mode=None).exists()  # never a mode
+    analysis = TraceAnalysis.objects.get(trace__external_id="otel-3")
+    assert analysis.state == "not_failed"  # not "failed, nothing specific found"
+    trace = Trace.objects.get(external_id="otel-3")
+    text = (
+        tenant.client_for(tenant.viewer)
+        .get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/incidents/")
+        .content.decode()
+    )
+    assert "Outcome unknown" in text and ">weak lead</span>" in text
+    assert "Diagnosed offline" not in text
+
+
+def test_a_run_whose_outcome_arrives_failed_is_diagnosed_in_full(client, tenant):
+    ingest(tenant.workspace, [_unknown_run(i) for i in range(3)])
+    answer = client.post("/api/v1/traces/otel-1/outcome", {"status": "failed"},
+                         content_type="application/json", headers=tenant.api_headers())  # fmt: skip
+    assert answer.status_code in (200, 202), answer.content
+    analyse(tenant.workspace)
+    analysis = TraceAnalysis.objects.get(trace__external_id="otel-1")
+    assert analysis.verdict == "failed"
+    assert analysis.state in ("diagnosed", "undiagnosed")
+    assert not Incident.objects.filter(trace__external_id="otel-1",
+                                       stats__outcome_unknown=True).exists()  # fmt: skip
