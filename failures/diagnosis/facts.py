@@ -99,6 +99,23 @@ _CONTROL_TOKEN = re.compile(r"#{2,}[A-Z_]+#{2,}")
 # `"code": 429`): a bare number in an error ("invalid literal for int(): '500'",
 # "line 401") is not one.
 _STATUS = r"(?:\bhttp\S*|\bstatus(?:[ _]?code)?|\bcode|\berror)\W{0,3}"
+# A call the user (or their permission settings) refused or stopped: no tool
+# failed. Claude Code's tool results for a rejected or interrupted call and a call
+# its permission rules deny; Codex's call not approved (traces/otlp_codex.py).
+_REFUSED = re.compile(
+    r"(?:The user doesn't want to (?:proceed with this tool use|take this action right now)"
+    r"|\[Request interrupted by user"
+    r"|Permission to use \S+ .{0,2000}?has been denied"
+    r"|The call was not permitted \()",
+    re.I,
+)
+
+
+def refused(text: str) -> bool:
+    """Whether an error says the user refused or stopped the call, not that it failed."""
+    return _REFUSED.match(text.lstrip()) is not None
+
+
 _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"timed? ?out|timeout|deadline exceeded", re.I), "environment.timeout"),
     (
@@ -333,6 +350,8 @@ def error_category(text: str) -> str:
     """The kind of an error, read from the line that says what went wrong
     (`decisive_line`): a web page or a package list printed before it says
     "timeout" or "unavailable" without either being the error."""
+    if refused(text):
+        return ""  # nothing failed: what the refusal says of the call is the user's
     line = decisive_line(text)
     if _CODE_WRONG.match(line):
         return "tool_use.wrong_arguments"

@@ -36,7 +36,7 @@ import numpy as np
 
 from traces.errors import decisive_line
 
-from .facts import ErrorEvent, ToolCall, TraceFacts
+from .facts import ErrorEvent, ToolCall, TraceFacts, refused
 
 Z = 1.645
 MIN_SUCCESSES = 3
@@ -474,7 +474,10 @@ def diagnose(
         # called "misread output" without evidence: a usage-policy refusal, a CI
         # check's "fail" line).
         category = first.category
-        flagged = "failed" if first.explicit else "reported a failure it was not flagged with"
+        flagged = (
+            "was refused by the user" if refused(first.text)
+            else "failed" if first.explicit else "reported a failure it was not flagged with"
+        )  # fmt: skip
         findings.append(Finding(
             step=first.step, category=category,
             confidence=round(weight.lower_bound, 3) if weight else 0.5,
@@ -604,7 +607,9 @@ def recovered(facts: TraceFacts) -> list[Finding]:
             step=error.step,
             category="" if error.category == "tool_use.error_not_handled" else error.category,
             confidence=1.0,
-            description=f"{_who(error.tool)} failed, and the run recovered: {telling_line(error.text)}",
+            description=f"{_who(error.tool)} "
+            + ("was refused by the user" if refused(error.text) else "failed")
+            + f", and the run recovered: {telling_line(error.text)}",
             evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
             stats={"method": "recovered"},
         )  # fmt: skip

@@ -465,3 +465,40 @@ def test_a_frameworks_own_spans_are_not_calls_but_their_own_errors_count():
     # A span that raised an error of its own (none of its calls did) still counts.
     steps.append(_call(5, "parse_output", {}, error="OutputParserException: bad JSON", kind="span"))
     assert [e.tool for e in trace_facts(steps).errors] == ["lookup_order", "parse_output"]
+
+
+REFUSALS = [
+    # Claude Code 2.x: a call the user rejected or interrupted, one its rules deny.
+    "The user doesn't want to proceed with this tool use. The tool use was rejected (eg. if it "
+    "was a file edit, the new_string was NOT written to the file). STOP what you are doing and "
+    "wait for the user to tell you how to proceed.",
+    "The user doesn't want to take this action right now. STOP what you are doing and wait for "
+    "the user to tell you how to proceed.",
+    "Permission to use Bash with command rm -rf build has been denied.",
+    # Codex's events: a call not approved (traces/otlp_codex.py).
+    "The call was not permitted (denied, by user).",
+]
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_a_call_the_user_refused_is_no_tool_error_of_any_category(text):
+    assert error_category(text) == ""  # was "tool error not handled", or Codex's "auth"
+    facts = trace_facts([_user(0, "clean the build"), _call(1, "Bash", {"command": "rm"}, text)])
+    assert [e.category for e in facts.errors] == [""]
+
+
+def test_a_refused_call_is_said_to_be_refused_not_to_have_failed(tenant):
+    from failures.models import Incident
+    from tests.factories import ingest, trace_payload
+
+    ingest(tenant.workspace, [trace_payload("refused-1", agent="claude-code", steps=[
+        {"kind": "user_prompt", "input": "clean the build"},
+        {"kind": "tool_call", "name": "Bash", "input": {"command": "rm -rf build"},
+         "error": REFUSALS[0]},
+    ])])  # fmt: skip
+    incident = Incident.objects.get(trace__external_id="refused-1", step_index=1)
+    assert incident.description.startswith("`Bash` was refused by the user: The user doesn't")
+    assert incident.category == ""
+    # Anything else a tool says is still its failure.
+    assert error_category("permission denied: /etc/shadow") == "environment.auth"
+    assert error_category("rm: cannot remove 'build': Permission denied") == "environment.auth"
