@@ -49,6 +49,7 @@ from django.utils import timezone
 from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
+from .errors import refused
 from .models import Step, StepKey, Trace
 from .services import BatchResult, capture_policy_get, stored_external_id, trace_ingest_batch
 
@@ -396,8 +397,9 @@ def session_status(
     if tools and tools[-1].get("error"):
         last = tools[-1]
         tool = f" ({last['name']})" if last.get("name") else ""
+        how = "was refused by the user" if refused(str(last["error"])) else "failed"
         return "failed", (
-            f"its last tool call, step {last['index']}{tool}, failed, and nothing ran after it"
+            f"its last tool call, step {last['index']}{tool}, {how}, and nothing ran after it"
         )
     prompts = [s for s in ordered if s.get("kind") == "user_prompt"]
     if len(prompts) > 1 and CORRECTION.search(text := str(prompts[-1].get("input") or "")):

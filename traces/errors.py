@@ -22,6 +22,23 @@ ERROR_MESSAGE = re.compile(
     re.I,
 )
 
+# A call the user (or their permission settings) refused or stopped: no tool
+# failed. Claude Code's tool results for a rejected or interrupted call and a call
+# its permission rules deny; Codex's call not approved (traces/otlp_codex.py).
+_REFUSED = re.compile(
+    r"(?:The user doesn't want to (?:proceed with this tool use|take this action right now)"
+    r"|\[Request interrupted by user"
+    r"|Permission to use \S+ .{0,2000}?has been denied"
+    r"|The call was not permitted \()",
+    re.I,
+)
+
+
+def refused(text: str) -> bool:
+    """Whether an error says the user refused or stopped the call, not that it failed."""
+    return _REFUSED.match(text.lstrip()) is not None
+
+
 # A bare exit status or a label with nothing after it: never what went wrong.
 BARE_STATUS = re.compile(
     r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"

@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from traces.errors import BARE_STATUS, ERROR_MESSAGE, decisive_line, error_ends
+from traces.errors import BARE_STATUS, ERROR_MESSAGE, decisive_line, error_ends, refused
 
 from ..signatures import normalise
 
@@ -99,23 +99,6 @@ _CONTROL_TOKEN = re.compile(r"#{2,}[A-Z_]+#{2,}")
 # `"code": 429`): a bare number in an error ("invalid literal for int(): '500'",
 # "line 401") is not one.
 _STATUS = r"(?:\bhttp\S*|\bstatus(?:[ _]?code)?|\bcode|\berror)\W{0,3}"
-# A call the user (or their permission settings) refused or stopped: no tool
-# failed. Claude Code's tool results for a rejected or interrupted call and a call
-# its permission rules deny; Codex's call not approved (traces/otlp_codex.py).
-_REFUSED = re.compile(
-    r"(?:The user doesn't want to (?:proceed with this tool use|take this action right now)"
-    r"|\[Request interrupted by user"
-    r"|Permission to use \S+ .{0,2000}?has been denied"
-    r"|The call was not permitted \()",
-    re.I,
-)
-
-
-def refused(text: str) -> bool:
-    """Whether an error says the user refused or stopped the call, not that it failed."""
-    return _REFUSED.match(text.lstrip()) is not None
-
-
 _CATEGORY_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"timed? ?out|timeout|deadline exceeded", re.I), "environment.timeout"),
     (

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from traces.errors import decisive_line
+from traces.errors import decisive_line, refused
 
-from .facts import ErrorEvent, ToolCall, TraceFacts, refused
+from .facts import ErrorEvent, ToolCall, TraceFacts
 
 Z = 1.645
 MIN_SUCCESSES = 3

@@ -448,6 +448,11 @@ def test_each_inferred_status_says_why(client, tenant):
              {"index": 1, "kind": "tool_call", "name": "Bash", "error": "exit 1"}]  # fmt: skip
     assert session_status(None, steps, turn_failed=False) == (
         "failed", "its last tool call, step 1 (Bash), failed, and nothing ran after it")  # fmt: skip
+    steps[1]["error"] = (
+        "The user doesn't want to proceed with this tool use. The tool use was rejected"
+    )
+    assert session_status(None, steps, turn_failed=False) == ("failed", (
+        "its last tool call, step 1 (Bash), was refused by the user, and nothing ran after it"))  # fmt: skip
     steps[1].pop("error")
     assert session_status(None, steps, turn_failed=False)[0] == "succeeded"
     assert session_status(None, steps, turn_failed=True)[0] == "failed"
