@@ -304,6 +304,16 @@ def diagnosis_summary(*, workspace: Workspace) -> dict[str, int]:
         .distinct()
         .count()
     )
+    # Runs with no known outcome: their errors are leads on each run (mining.as_leads),
+    # never a mode, until an outcome says they failed.
+    unknown = TraceAnalysis.objects.filter(workspace=workspace, verdict="unknown")
+    summary["unknown"] = unknown.count()
+    summary["unknown_with_leads"] = (
+        unknown.filter(trace__incidents__kind=IncidentKind.WEAK)
+        .values("trace_id")
+        .distinct()
+        .count()
+    )
     diagnosed = summary.get(DiagnosisState.DIAGNOSED, 0)
     summary["check_only"] = max(0, diagnosed - at_a_step)
     summary["at_a_step"] = diagnosed - summary["check_only"]

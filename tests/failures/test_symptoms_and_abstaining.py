@@ -192,6 +192,12 @@ def test_errors_of_runs_with_no_known_outcome_are_leads_never_causes_or_modes(te
     )
     assert "Outcome unknown" in text and ">weak lead</span>" in text
     assert "Diagnosed offline" not in text
+    # The failure-modes page says where they are, and why no mode holds them.
+    modes = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/failure-modes/")
+    assert (
+        "12 runs with no known outcome (12 with errors, listed on each run as leads): nothing "
+        "says they failed"
+    ) in " ".join(modes.content.decode().split())
 
 
 def test_a_run_whose_outcome_arrives_failed_is_diagnosed_in_full(client, tenant):
