@@ -107,7 +107,7 @@ DIAGNOSER_VERSION = (
     # 27: a framework's own span (agent, chain, graph node) is a framework step, not a
     #     call: not counted, compared or repeated; its own error still counts
     # 28: the errors of a run with no known outcome are leads, never causes or modes;
-    #     a call the user refused "was refused by the user" (it did not fail), with no
+    #     a call the user refused "was refused" (it did not fail), with no
     #     category (it was "tool error not handled", or Codex's "auth")
     "offline-28"
 )

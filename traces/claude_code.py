@@ -397,7 +397,7 @@ def session_status(
     if tools and tools[-1].get("error"):
         last = tools[-1]
         tool = f" ({last['name']})" if last.get("name") else ""
-        how = "was refused by the user" if refused(str(last["error"])) else "failed"
+        how = "was refused" if refused(str(last["error"])) else "failed"
         return "failed", (
             f"its last tool call, step {last['index']}{tool}, {how}, and nothing ran after it"
         )

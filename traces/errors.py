@@ -22,10 +22,13 @@ ERROR_MESSAGE = re.compile(
     re.I,
 )
 
-# A call the user (or their permission settings) refused or stopped: no tool
-# failed. Claude Code's tool results for a rejected or interrupted call and a call
-# its permission rules deny; Codex's call not approved (traces/otlp_codex.py).
+# A call the user, their permission rules or a hook refused or stopped: no tool
+# failed. Claude Code's tool results for a rejected or interrupted call and for a
+# call its permission rules deny (Claude Code 2.1.332: "Permission to use Bash with
+# command rm orders/A1.json has been denied.", "Error: " before it in its headless
+# output); Codex's call not approved (traces/otlp_codex.py).
 _REFUSED = re.compile(
+    r"(?:Error:\s*)?"
     r"(?:The user doesn't want to (?:proceed with this tool use|take this action right now)"
     r"|\[Request interrupted by user"
     r"|Permission to use \S+ .{0,2000}?has been denied"
@@ -35,7 +38,8 @@ _REFUSED = re.compile(
 
 
 def refused(text: str) -> bool:
-    """Whether an error says the user refused or stopped the call, not that it failed."""
+    """Whether an error says the call was refused or stopped (by the user, their
+    permission rules or a hook), not that it failed."""
     return _REFUSED.match(text.lstrip()) is not None
 
 

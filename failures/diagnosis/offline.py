@@ -475,7 +475,7 @@ def diagnose(
         # check's "fail" line).
         category = first.category
         flagged = (
-            "was refused by the user" if refused(first.text)
+            "was refused" if refused(first.text)
             else "failed" if first.explicit else "reported a failure it was not flagged with"
         )  # fmt: skip
         findings.append(Finding(
@@ -608,7 +608,7 @@ def recovered(facts: TraceFacts) -> list[Finding]:
             category="" if error.category == "tool_use.error_not_handled" else error.category,
             confidence=1.0,
             description=f"{_who(error.tool)} "
-            + ("was refused by the user" if refused(error.text) else "failed")
+            + ("was refused" if refused(error.text) else "failed")
             + f", and the run recovered: {telling_line(error.text)}",
             evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
             stats={"method": "recovered"},

@@ -474,7 +474,10 @@ REFUSALS = [
     "wait for the user to tell you how to proceed.",
     "The user doesn't want to take this action right now. STOP what you are doing and wait for "
     "the user to tell you how to proceed.",
-    "Permission to use Bash with command rm -rf build has been denied.",
+    # A deny rule, Bash(rm:*), as Claude Code 2.1.332 wrote it in its transcript and in
+    # its headless output (run against a scripted Messages API).
+    "Permission to use Bash with command rm orders/A1.json has been denied.",
+    "Error: Permission to use Bash with command rm orders/A1.json has been denied.",
     # Codex's events: a call not approved (traces/otlp_codex.py).
     "The call was not permitted (denied, by user).",
 ]
@@ -497,7 +500,7 @@ def test_a_refused_call_is_said_to_be_refused_not_to_have_failed(tenant):
          "error": REFUSALS[0]},
     ])])  # fmt: skip
     incident = Incident.objects.get(trace__external_id="refused-1", step_index=1)
-    assert incident.description.startswith("`Bash` was refused by the user: The user doesn't")
+    assert incident.description.startswith("`Bash` was refused: The user doesn't")
     assert incident.category == ""
     # Anything else a tool says is still its failure.
     assert error_category("permission denied: /etc/shadow") == "environment.auth"

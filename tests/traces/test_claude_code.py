@@ -452,7 +452,7 @@ def test_each_inferred_status_says_why(client, tenant):
         "The user doesn't want to proceed with this tool use. The tool use was rejected"
     )
     assert session_status(None, steps, turn_failed=False) == ("failed", (
-        "its last tool call, step 1 (Bash), was refused by the user, and nothing ran after it"))  # fmt: skip
+        "its last tool call, step 1 (Bash), was refused, and nothing ran after it"))  # fmt: skip
     steps[1].pop("error")
     assert session_status(None, steps, turn_failed=False)[0] == "succeeded"
     assert session_status(None, steps, turn_failed=True)[0] == "failed"
