@@ -143,7 +143,8 @@ Formats (`FORMATS`):
   spans steps by the endpoint's rule (`span_role`; a tool span whose input is
   the Python call smolagents' instrumentation records has its keyword arguments
   as its input), `service.name` the agent, the root span's status the outcome
-  and its input the task. Logs lines (`resourceLogs`) beside them are read as
+  (left UNSET, the run's `hivemind.check.<name>` checks decide: any failed,
+  failed; all passed, succeeded) and its input the task. Logs lines (`resourceLogs`) beside them are read as
   `/v1/logs` reads them: a model call's GenAI events (its messages) joined to its
   span by span id, a call whose span is not in the file a step of its own.
 
@@ -2492,6 +2493,17 @@ CHECK_PREFIX = "hivemind.check."
 _PASSED = {"true", "pass", "passed", "ok", "1", "yes"}
 
 
+def status_from_checks(checks: Any) -> str:
+    """A run's outcome read from its harness's named checks of the outcome
+    (`hivemind.check.<name>`) where its root span left the status unset: failed if
+    any failed, succeeded if every one passed; "" with none. Used by the file
+    importer and the OTLP receiver alike."""
+    checks = [c for c in checks or [] if isinstance(c, dict)]
+    if not checks:
+        return ""
+    return "failed" if any(c.get("passed") is not True for c in checks) else "succeeded"
+
+
 def service_name(resource: dict[str, Any]) -> str:
     """A resource's `service.name`, unless it is the SDK's default for an unnamed
     service ("unknown_service", "unknown_service:node"): then the spans' own agent
@@ -2978,7 +2990,8 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
         "skills_in_scope": fields.get("skills_in_scope", []),
         "task": task,
         "started_at": _iso(min(starts)) if starts else None,
-        "status": {"error": "failed", "ok": "succeeded"}.get(status, "unknown"),
+        "status": {"error": "failed", "ok": "succeeded"}.get(status)
+        or status_from_checks(fields.get("checks")) or "unknown",
         "metadata": {"source": str(run.get("_source") or "openinference-json"),
                      **({"propagated_errors": propagated} if propagated else {})},
         "steps": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows],
@@ -4041,16 +4054,18 @@ OUTCOME_SOURCES: dict[str, str] = {
                    "its scorers as checks; a sample that ended on an error and has no score "
                    "fails",
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
-    "openinference-json": "the root span's status (ERROR = failed, OK = succeeded); TRAIL's "
-                          "files have none (give one with --status)",
+    "openinference-json": "the root span's status (ERROR = failed, OK = succeeded), else its "
+                          "hivemind.check.<name> checks (any failed = failed, all passed = "
+                          "succeeded); TRAIL's files have none (give one with --status)",
     "gemini-session": "none in the file (give one with --status, or send outcomes with the "
                       "outcome API or MCP)",
     "langsmith": "failed when the root run raised (its error), else none (give one with "
                  "--status); feedback_stats are kept as checks",
     "langfuse": "none in the export (give one with --status, or send outcomes with the "
                 "outcome API or MCP); BOOLEAN scores are kept as checks",
-    "otlp-json": "the root span's status (ERROR = failed, OK = succeeded), else unknown "
-                 "(give one with --status)",
+    "otlp-json": "the root span's status (ERROR = failed, OK = succeeded), else its "
+                 "hivemind.check.<name> checks (any failed = failed, all passed = succeeded), "
+                 "else unknown (give one with --status)",
     "atif": "the Harbor trial's result.json beside the trajectory (its verifier's reward, "
             "1 = success; other rewards as checks), else its verifier/reward.txt",
     "openhands": "test_result.report.resolved (the SWE-bench evaluation's), else the "

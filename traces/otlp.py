@@ -47,6 +47,7 @@ from hivemind_client.formats import (
     span_event_error,
     span_role,
     span_run_fields,
+    status_from_checks,
 )
 from workspaces.textsafety import json_too_deep
 
@@ -227,6 +228,11 @@ def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]],
                 kinds.setdefault(trace_id, []).append(attrs)
                 _merge(trace, span, attrs)
     # A trace that only creates agents is no run (the file importer's rule).
+    for trace in traces.values():
+        # A root span left UNSET: the harness's named checks, if it sent any, decide.
+        unset = trace.pop("_root_unset", False) and "status" not in trace
+        if unset and (status := status_from_checks(trace.get("checks"))):
+            trace["status"] = status
     runs = [t for trace_id, t in traces.items() if not only_agent_creation(kinds[trace_id])]
     return runs, span_counts
 
@@ -259,6 +265,8 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
             trace["status"] = "failed"
         elif span.status.code == Status.STATUS_CODE_OK:
             trace["status"] = "succeeded"
+        else:
+            trace["_root_unset"] = True
         raw = attrs.get("input.value") or attrs.get("ai.prompt")
         task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt
         if task:

@@ -159,3 +159,45 @@ def test_a_mode_of_failed_checks_shows_no_lift_and_the_summary_says_no_step_is_n
     summary = diagnosis_summary(workspace=tenant.workspace)
     at_a_step = summary["diagnosed"] - 3
     assert summary["check_only"] == 3 and summary["at_a_step"] == at_a_step
+
+
+def _root(trace_id: str, checks: dict[str, object], code: int | None = None) -> dict:
+    attributes = [{"key": f"hivemind.check.{name}", "value": {"boolValue": v} if isinstance(v, bool)
+                   else {"stringValue": v}} for name, v in checks.items()]  # fmt: skip
+    span = {"traceId": trace_id, "spanId": "eee19b7ec3c1b176", "name": "run",
+            "startTimeUnixNano": "1763719200000000000", "endTimeUnixNano": "1763719201000000000",
+            "attributes": attributes}  # fmt: skip
+    if code is not None:
+        span["status"] = {"code": code}
+    call = {"traceId": trace_id, "spanId": "aaa19b7ec3c1b176", "parentSpanId": "eee19b7ec3c1b176",
+            "name": "execute_tool lookup", "startTimeUnixNano": "1763719200100000000",
+            "endTimeUnixNano": "1763719200200000000", "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
+                {"key": "gen_ai.tool.name", "value": {"stringValue": "lookup"}}]}  # fmt: skip
+    return {"resourceSpans": [{"resource": {"attributes": []},
+                               "scopeSpans": [{"spans": [span, call]}]}]}  # fmt: skip
+
+
+def test_a_root_span_left_unset_takes_its_outcome_from_its_checks(client, tenant, tmp_path):
+    """Most instrumentations leave the root span's status UNSET: the harness's named
+    checks decide (any failed: failed; every one passed: succeeded); a status the
+    root span sets is never overruled; by the endpoint and the file importer alike."""
+    from traces.importing import traces_import_file
+
+    cases = {"a" * 32: ({"db_match": False, "polite": "pass"}, None, "failed"),
+             "b" * 32: ({"db_match": True, "polite": "pass"}, None, "succeeded"),
+             "c" * 32: ({"db_match": False}, 1, "succeeded"),  # STATUS_CODE_OK stands
+             "d" * 32: ({}, None, "unknown")}  # fmt: skip
+    lines = []
+    for trace_id, (checks, code, _) in cases.items():
+        body = _root(trace_id, checks, code)
+        assert client.post("/v1/traces", json.dumps(body), content_type="application/json",
+                           headers=tenant.api_headers()).status_code == 200  # fmt: skip
+        lines.append(json.dumps(_root("f" + trace_id[1:], checks, code)))
+    for trace_id, (_, _, status) in cases.items():
+        assert Trace.objects.get(external_id=trace_id).status == status, trace_id
+    export = tmp_path / "spans.jsonl"
+    export.write_text("\n".join(lines) + "\n")
+    assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=export).ok
+    for trace_id, (_, _, status) in cases.items():
+        assert Trace.objects.get(external_id="f" + trace_id[1:]).status == status
