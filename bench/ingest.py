@@ -5,6 +5,7 @@
     python bench/ingest.py --url http://host:8000 --key hm_...   # against a server you run
     python bench/ingest.py --redaction off   # the same with every built-in kind switched off
     python bench/ingest.py --resend          # also each round's batches sent again as they were
+    python bench/ingest.py --grown           # also each round's runs sent again, a step longer
 
 Without --url it starts the default run's gunicorn (`hivemind_web.run.web_command`:
 2 workers x 4 threads, the app preloaded) on a free loopback port, against the
@@ -25,6 +26,10 @@ cost nothing, a bound, not a setting anyone should run with.
 `--resend` sends each round's batches a second time, unchanged (a client's retry),
 and prints how long that took against the first send: the server answers them
 `unchanged` without writing or analysing them again.
+`--grown` sends each round's runs a second time whole, each with one step more
+(a client that re-sends its run as it grows, as a transcript imported at each
+turn's end is), and prints how long that took against the first send: the steps
+sent as they are stored are not written again.
 `--parts` also COPYs the same rows into two copies of traces_step (its indexes and
 stored search vector; and its foreign key too), and prints what each part of the
 step table costs a row (a regular table each, as the raw COPY's).
@@ -340,6 +345,8 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--resend", action="store_true",
                         help="send each round's batches again, unchanged, and time it")  # fmt: skip
+    parser.add_argument("--grown", action="store_true",
+                        help="send each round's runs again, a step longer, and time it")  # fmt: skip
     parser.add_argument(
         "--redaction", choices=["on", "off"], default="on",
         help="off: every built-in kind off in the bench workspace (a bound, not the figure)",
@@ -371,6 +378,7 @@ def main() -> None:
     rounds = []  # (http seconds, raw COPY seconds, step-table COPY seconds or None)
     parts: list[tuple[float, float]] = []  # --parts: (with the search vector, and the key)
     resends: list[float] = []  # seconds to send each round's batches again
+    grown: list[float] = []  # seconds to send each round's runs again, a step longer
     # CPU seconds during each HTTP phase: (web server, this client, machine busy, machine all)
     cpu: list[tuple[float | None, float, float, float]] = []
     try:
@@ -400,6 +408,14 @@ def main() -> None:
             ))  # fmt: skip
             if args.resend:
                 resends.append(send_all(url, key, bodies, args.concurrency))
+            if args.grown:
+                longer = [{**t, "steps": [*t["steps"], {
+                    "index": len(t["steps"]), "kind": "assistant_message",
+                    "output": "Done: the refund was issued."}]} for t in traces]  # fmt: skip
+                grown.append(send_all(url, key, [
+                    json.dumps({"traces": longer[i : i + args.batch]}).encode()
+                    for i in range(0, count, args.batch)
+                ], args.concurrency))  # fmt: skip
             copy_seconds = copy_baseline(traces)
             table_seconds = (
                 copy_into_step_table(traces, workspace) if workspace is not None else None
@@ -445,6 +461,10 @@ def main() -> None:
         again = median(resends)
         print(f"the same batches sent again (a retry), median: {again:.2f} s "
               f"({total_steps / again:.0f} steps/s, {again * rate / total_steps:.2f} of the first send)")  # fmt: skip
+    if grown:
+        again = median(grown)
+        print(f"the same runs sent again whole, a step longer each, median: {again:.2f} s "
+              f"({again * rate / total_steps:.2f} of the first send)")  # fmt: skip
     print(f"raw COPY of the same step rows, median:                 {total_steps / baseline:.2f} s")
     table = ""
     if rounds and rounds[0][2] is not None:
