@@ -397,6 +397,17 @@ def _merge_stored_traces(
     return {external_id: (trace_id, False) for trace_id, external_id in cursor.fetchall()}
 
 
+def _changed(stored: str, sent: str) -> str:
+    """SQL: the step sent differs from the stored one of its index (a parent index
+    sent as null keeps the stored one, so it is no change)."""
+    columns = ("kind", "name", "input", "output", "error", "started_at", "duration_ms", "tokens")
+    return (
+        f"(({', '.join(f'{stored}.{c}' for c in columns)}) IS DISTINCT FROM "
+        f"({', '.join(f'{sent}.{c}' for c in columns)}) OR ({sent}.parent_index IS NOT NULL "
+        f"AND {sent}.parent_index IS DISTINCT FROM {stored}.parent_index))"
+    )
+
+
 def _upsert_steps(
     cursor: Any, workspace_id: int, traces: list[PreparedTrace], ids: dict[str, tuple[int, bool]]
 ) -> None:
@@ -404,8 +415,11 @@ def _upsert_steps(
     counts by the difference: the steps added, and for each step replaced what it
     counts now less what it counted before (read in the same statement, so from the
     same snapshot as the upsert). Linear in what was sent, not in what is stored:
-    a hook session's thousandth event costs what its tenth did. The redaction
-    counts are taken again from the trace's parts (a part per step that had some)."""
+    a hook session's thousandth event costs what its tenth did. A step sent as it
+    is stored is not written again (no new row version, search vector or words):
+    a client that re-sends its whole run as it grows (a transcript imported at
+    each turn's end) writes what changed. The redaction counts are taken again
+    from the trace's parts (a part per step that had some)."""
     cursor.execute(
         f"""
         WITH sent AS (
@@ -419,16 +433,24 @@ def _upsert_steps(
                    count(*) FILTER (WHERE o.kind = 'span' AND o.error <> '') AS span_errors,
                    COALESCE(sum(o.tokens) FILTER (WHERE o.kind <> 'span'), 0) AS tokens
             FROM traces_step o JOIN sent ON o.trace_id = sent.trace_id AND o.index = sent.index
+            WHERE {_changed("o", "sent")}
             GROUP BY o.trace_id
         ), written AS (
             INSERT INTO traces_step (trace_id, {_STEP_FIELDS})
             SELECT trace_id, {_STEP_FIELDS} FROM sent
+            -- A row proposed is built whole (its search vector computed) before its
+            -- conflict is found: a step stored as it was sent is not proposed at all.
+            WHERE NOT EXISTS (
+                SELECT 1 FROM traces_step o
+                WHERE o.trace_id = sent.trace_id AND o.index = sent.index
+                  AND NOT {_changed("o", "sent")})
             ON CONFLICT (trace_id, index) DO UPDATE SET
                 kind = EXCLUDED.kind, name = EXCLUDED.name, input = EXCLUDED.input,
                 output = EXCLUDED.output, error = EXCLUDED.error,
                 started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,
                 tokens = EXCLUDED.tokens,
                 parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
+            WHERE {_changed("traces_step", "EXCLUDED")}
             RETURNING trace_id, error <> '' OR kind = 'error' AS is_error,
                       kind = 'span' AS is_span,
                       CASE WHEN kind = 'span' THEN NULL ELSE tokens END AS tokens

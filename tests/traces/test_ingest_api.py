@@ -263,6 +263,51 @@ def test_resent_pieces_change_the_counts_by_what_they_add_and_replace(client, te
     assert {t["external_id"]: t for t in Trace.objects.values("external_id", *fields)} == stored
 
 
+def test_a_run_sent_again_as_it_grows_writes_only_the_steps_that_changed(client, tenant):
+    """A client that re-sends its whole run as it grows (a transcript imported at
+    each turn's end): the steps sent as they are stored keep their row (no new row
+    version, no search vector computed again); the changed and new ones are
+    written, and the counts change by them alone."""
+    from django.db import connection
+
+    steps = [{"index": 0, "kind": "user_prompt", "input": "fix the build"},
+             {"index": 1, "kind": "tool_call", "name": "Bash", "input": {"command": "make"},
+              "output": "ok", "tokens": 10, "started_at": "2026-11-20T10:00:01.123456Z"},
+             {"index": 2, "kind": "tool_call", "name": "Bash", "input": {"command": "make test"},
+              "error": "exit 2", "tokens": 5, "parent_index": 1}]  # fmt: skip
+
+    def versions() -> dict[int, str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT s.index, s.xmin::text FROM traces_step s JOIN traces_trace t "
+                           "ON t.id = s.trace_id WHERE t.external_id = 'grows'")  # fmt: skip
+            return dict(cursor.fetchall())
+
+    assert (
+        post(client, tenant, {"traces": [trace_payload("grows", steps=steps)]}).status_code == 200
+    )
+    first = versions()
+    # Sent again: step 2 now passes, a step 3 is new; step 2 comes without its parent
+    # (kept), steps 0 and 1 exactly as before.
+    steps[2] = {**steps[2], "error": "", "output": "12 passed", "parent_index": None}
+    steps.append({"index": 3, "kind": "assistant_message", "output": "Fixed.", "tokens": 7})
+    assert (
+        post(client, tenant, {"traces": [trace_payload("grows", steps=steps)]}).status_code == 200
+    )
+    second = versions()
+    assert second[0] == first[0] and second[1] == first[1]  # not written again
+    assert second[2] != first[2] and 3 in second
+    trace = Trace.objects.get(external_id="grows")
+    assert (trace.step_count, trace.error_count, trace.total_tokens) == (4, 0, 22)
+    assert Step.objects.get(trace=trace, index=2).parent_index == 1
+    # The same run once more, step 2's parent moved: that step alone is written.
+    steps[2]["parent_index"] = 0
+    assert (
+        post(client, tenant, {"traces": [trace_payload("grows", steps=steps)]}).status_code == 200
+    )
+    third = versions()
+    assert [i for i in third if third[i] != second[i]] == [2]
+
+
 def test_mixed_batch_stores_good_traces_and_reports_bad_ones(client, tenant):
     bad_step = trace_payload("bad", steps=[{"kind": "teleport"}])
     response = post(client, tenant, {"traces": [trace_payload("good"), bad_step, "nope"]})
