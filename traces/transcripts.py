@@ -17,7 +17,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from workspaces.models import Workspace
 
@@ -62,10 +62,15 @@ def _merge_and_write(
             keys[replaces[position]] = merged_items[position].pop("_step_keys", {})
     if not any(replaces.values()):
         return trace_ingest_batch(workspace=workspace, items=merged_items)
+    # What each merged session's steps are to be, by index: the write goes over the
+    # stored steps by index (a step the merge left as it was is not written again).
+    settled = {
+        pk: [(step["index"], step.get("parent_index")) for step in merged_items[position]["steps"]]
+        for position, pk in replaces.items() if pk
+    }  # fmt: skip
     with transaction.atomic():
-        # A merged transcript renumbers its session's steps: all of them are rewritten,
-        # and the keys of its hook events with them.
-        Step.objects.filter(trace_id__in=[pk for pk in replaces.values() if pk]).delete()
+        # A merged transcript renumbers its session's steps, and the keys of its hook
+        # events with them.
         StepKey.objects.filter(trace_id__in=list(keys)).delete()
         StepKey.objects.bulk_create(
             StepKey(trace_id=pk, key=key, index=index)
@@ -74,6 +79,7 @@ def _merge_and_write(
         # Their steps were just removed: every merged trace is written again, and its
         # counts taken from the steps it now has (the write adds to the stored ones).
         batch = trace_ingest_batch(workspace=workspace, items=merged_items, skip_unchanged=False)
+        _settle_steps(settled)
         refresh_aggregates([pk for pk in replaces.values() if pk])
         refused = [r for r in batch.results if r.status == "rejected" and replaces.get(r.index)]
         if refused:
@@ -88,6 +94,27 @@ def _merge_and_write(
                 ]  # fmt: skip
             )
     return batch
+
+
+def _settle_steps(settled: dict[int, list[tuple[int, int | None]]]) -> None:
+    """After a merge's write over the stored steps by index: the steps past the
+    merged ones go, and each step's parent is the merge's (the write keeps a stored
+    parent where none is sent, and a renumbered step may have none)."""
+    with connection.cursor() as cursor:
+        for trace_id, steps in settled.items():
+            cursor.execute(
+                "DELETE FROM traces_step WHERE trace_id = %s AND NOT (index = ANY(%s))",
+                [trace_id, [index for index, _ in steps]],
+            )
+            cursor.execute(
+                """
+                UPDATE traces_step s SET parent_index = m.parent
+                FROM unnest(%s::int[], %s::int[]) AS m(index, parent)
+                WHERE s.trace_id = %s AND s.index = m.index
+                  AND s.parent_index IS DISTINCT FROM m.parent
+                """,
+                [[index for index, _ in steps], [parent for _, parent in steps], trace_id],
+            )
 
 
 def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[dict[str, Any], int]:

@@ -340,3 +340,62 @@ def test_a_session_whose_log_ends_before_it_did_is_unknown_not_running(tenant, t
     hook_ingest(workspace=tenant.workspace, payload=_event("UserPromptSubmit", prompt="go on"),
                 event_id="live-1")  # fmt: skip
     assert Trace.objects.get(workspace=tenant.workspace).status == "running"
+
+
+def test_a_transcript_merged_over_stored_steps_leaves_exactly_the_merged_steps(tenant, tmp_path):
+    """The merge writes over the session's stored steps by index (a step it leaves as
+    it was is not written again): where its steps shift (a reply only the transcript
+    has, before a subagent's calls), each step's parent is the merge's, not the one
+    stored at that index before."""
+    from traces.models import StepKey
+    from traces.transcripts import transcript_merge
+
+    for payload in [
+        _event("UserPromptSubmit", prompt="find the flaky test"),
+        _event("PreToolUse", tool_name="Task", tool_use_id="t1", tool_input={"prompt": "look"}),
+        _event("SubagentStart", agent_id="a1", agent_type="explorer"),
+        _event("PreToolUse", tool_name="Grep", tool_use_id="t2", agent_id="a1",
+               agent_type="explorer", tool_input={"pattern": "flaky"}),
+        _event("PostToolUse", tool_name="Grep", tool_use_id="t2", agent_id="a1",
+               agent_type="explorer", tool_input={"pattern": "flaky"},
+               tool_response={"stdout": "tests/test_io.py"}),
+        _event("SubagentStop", agent_id="a1", agent_type="explorer",
+               last_assistant_message="tests/test_io.py is flaky"),
+        _event("PostToolUse", tool_name="Task", tool_use_id="t1", tool_input={"prompt": "look"},
+               tool_response={"content": "tests/test_io.py is flaky"}),
+    ]:  # fmt: skip
+        hook_ingest(workspace=tenant.workspace, payload=payload)
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    before = list(trace.steps.order_by("index").values_list("index", "name", "parent_index"))
+    assert any(parent is not None for *_, parent in before)  # the subagent's call is nested
+
+    def entry(n: int, role: str, content: object) -> dict:
+        return {"type": role, "sessionId": S, "timestamp":
+                f"2026-12-06T10:00:0{n}Z", "message": {"role": role, "content": content}}  # fmt: skip
+
+    transcript = [
+        entry(0, "user", "find the flaky test"),
+        entry(1, "assistant", [{"type": "text", "text": "I will ask an explorer."}]),
+        entry(2, "assistant", [{"type": "tool_use", "id": "t1", "name": "Task",
+                                "input": {"prompt": "look"}}]),
+        entry(3, "user", [{"type": "tool_result", "tool_use_id": "t1",
+                           "content": "tests/test_io.py is flaky"}]),
+        entry(4, "assistant", [{"type": "text", "text": "It is tests/test_io.py."}]),
+    ]  # fmt: skip
+    path = tmp_path / f"{S}.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in transcript))
+    from hivemind_client.formats import parse
+
+    sent = parse("claude-transcript", path).traces[0]
+    sent["external_id"] = trace.external_id
+    expected, replaced = transcript_merge(
+        workspace=tenant.workspace, trace=json.loads(json.dumps(sent))
+    )
+    assert replaced == trace.pk
+    assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=path).ok
+    stored = list(trace.steps.order_by("index").values_list("index", "name", "parent_index"))
+    assert stored == [
+        (s["index"], s.get("name", ""), s.get("parent_index")) for s in expected["steps"]
+    ]
+    assert len(stored) > len(before) and stored != before  # the steps did shift
+    assert StepKey.objects.filter(trace=trace).exists()
