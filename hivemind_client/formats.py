@@ -2652,7 +2652,9 @@ def _too_deep(value: Any, limit: int = 64) -> bool:
     return False
 
 
-def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
+def _span_steps(
+    spans: list[Any], path: Path, where: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A run's spans (a tree by `child_spans`, or a flat list with parent ids) as
     steps, in start-time order, each a step as the server's OTLP receiver makes
     them (traces/otlp.py): TOOL a tool call named by `tool.name`, LLM an LLM call
@@ -2660,7 +2662,9 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
     above a failing span keeps its error in `propagated_errors`, not as a second
     failure. Spans that carry nothing (no convention's attributes, no input,
     output or error) are left out unless named as a tool the run's model was
-    offered or holding kept spans (`_without_bare_spans`)."""
+    offered or holding kept spans (`_without_bare_spans`). Also returns every
+    span's attributes, the left-out ones' too: what they say of the run (its
+    session, task key, checks) is read as the OTLP endpoint reads it."""
     flat: list[tuple[dict[str, Any], str, str | None]] = []
     stack: list[tuple[Any, str | None]] = [(span, None) for span in reversed(spans)]
     while stack:
@@ -2701,6 +2705,8 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             "duration_ms": max(0.0, end - start) * 1000 if start is not None and end is not None else None,
             "tokens": tokens or None,
         })  # fmt: skip
+    every = [row["_attrs"] for row in sorted(rows, key=lambda r: (r["_start"] is None,
+                                                                   r["_start"] or 0, r["_order"]))]  # fmt: skip
     rows = _without_bare_spans(rows, parent_of)
     # Spans that start in the same instant (JavaScript's SDK times to the millisecond)
     # go parent first, as the OTLP receiver orders them.
@@ -2728,7 +2734,7 @@ def _span_steps(spans: list[Any], path: Path, where: str) -> list[dict[str, Any]
             row["kind"], row["input"], row["output"], row["index"] in holding
         ):
             row["kind"] = "span"
-    return rows
+    return rows, every
 
 
 def empty_call_holds_steps(kind: str, step_input: Any, output: Any, holds: bool) -> bool:
@@ -2923,7 +2929,7 @@ def _root_task(row: dict[str, Any]) -> str:
 def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     """One run from its spans (`{"trace_id"?, "spans": [...], "resource_attributes"?}`)."""
     spans = _need(path, where, run.get("spans"), list, '"spans", a list of spans')
-    rows = _span_steps(spans, path, where)
+    rows, every = _span_steps(spans, path, where)
     by_index = {row["index"]: row for row in rows}
     for row in rows:  # a tool's failed execution: the call failed
         parent = by_index.get(row["parent_index"]) if row["parent_index"] is not None else None
@@ -2968,8 +2974,8 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "agent": service_name(resource) or flat_first(spans, "service_name") or ""
     }
-    for row in rows:
-        span_run_fields(fields, row["_attrs"])
+    for attrs in every:
+        span_run_fields(fields, attrs)
     agent_span = next((r["name"] for r in rows
                        if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
     agent = (fields["agent"] or agent_span.removesuffix(".run").removesuffix(".__call__")

@@ -201,3 +201,11 @@ def test_a_root_span_left_unset_takes_its_outcome_from_its_checks(client, tenant
     assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=export).ok
     for trace_id, (_, _, status) in cases.items():
         assert Trace.objects.get(external_id="f" + trace_id[1:]).status == status
+    # A root span that carries nothing else, alone in its trace, still says what
+    # it says of its run (its checks), by file as over OTLP.
+    lone = _root("9" * 32, {"db_match": False})
+    lone["resourceSpans"][0]["scopeSpans"][0]["spans"].pop()
+    export.write_text(json.dumps(lone) + "\n")
+    assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=export).ok
+    assert Trace.objects.get(external_id="9" * 32).checks == [
+        {"name": "db_match", "passed": False, "detail": ""}]  # fmt: skip
