@@ -108,7 +108,8 @@ DIAGNOSER_VERSION = (
     #     call: not counted, compared or repeated; its own error still counts
     # 28: the errors of a run with no known outcome are leads, never causes or modes;
     #     a call the user refused "was refused" (it did not fail), with no
-    #     category (it was "tool error not handled", or Codex's "auth")
+    #     category (it was "tool error not handled", or Codex's "auth"); a hook call with
+    #     no answer by its turn's end "did not complete"
     "offline-28"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.

@@ -49,7 +49,7 @@ from django.utils import timezone
 from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
 
-from .errors import refused
+from .errors import refused, unanswered
 from .models import Step, StepKey, Trace
 from .services import BatchResult, capture_policy_get, stored_external_id, trace_ingest_batch
 
@@ -66,7 +66,13 @@ KNOWN_FIELDS = {
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor",
            "gemini-cli": "gemini-cli"}  # fmt: skip
-UNFINISHED = "No PostToolUse before the turn ended: the tool call failed."
+# A call whose PreToolUse had no PostToolUse or PostToolUseFailure by its turn's end:
+# Claude Code before PostToolUseFailure sent nothing for a failed call; 2.x sends
+# nothing for a call a permission rule or the user refused, or that was stopped.
+UNFINISHED = (
+    "No PostToolUse before the turn ended: the call did not complete (it failed, or was "
+    "refused or stopped)."
+)
 
 
 def external_id(session_id: str, source: str = "claude-code") -> str:
@@ -397,7 +403,10 @@ def session_status(
     if tools and tools[-1].get("error"):
         last = tools[-1]
         tool = f" ({last['name']})" if last.get("name") else ""
-        how = "was refused" if refused(str(last["error"])) else "failed"
+        how = (
+            "was refused" if refused(str(last["error"]))
+            else "did not complete" if unanswered(str(last["error"])) else "failed"
+        )  # fmt: skip
         return "failed", (
             f"its last tool call, step {last['index']}{tool}, {how}, and nothing ran after it"
         )

@@ -43,6 +43,13 @@ def refused(text: str) -> bool:
     return _REFUSED.match(text.lstrip()) is not None
 
 
+def unanswered(text: str) -> bool:
+    """Whether an error is a hook session's note that a call got no answer by its
+    turn's end (`claude_code.UNFINISHED`, in its words of today or before): it did
+    not complete, which may be a failure, a refusal or a stop."""
+    return text.startswith("No PostToolUse before the turn ended")
+
+
 # A bare exit status or a label with nothing after it: never what went wrong.
 BARE_STATUS = re.compile(
     r"^\s*(?:exit(?:ed)?(?: with)?(?: (?:code|status))?\s*[:=]?\s*-?\d+\s*:?"

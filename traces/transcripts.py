@@ -21,7 +21,8 @@ from django.db import connection, transaction
 
 from workspaces.models import Workspace
 
-from .claude_code import UNFINISHED, inferred_status, key_hash, session_lock, session_status
+from .claude_code import inferred_status, key_hash, session_lock, session_status
+from .errors import unanswered
 from .ingest import refresh_aggregates
 from .models import Step, StepKey, Trace
 from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_batch
@@ -193,7 +194,7 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
         row = old[hook]
         both = dict(step)
         answered = "output" in step or bool(step.get("error"))
-        if not both.get("error") and row["error"] and not (answered and row["error"] == UNFINISHED):
+        if not both.get("error") and row["error"] and not (answered and unanswered(row["error"])):
             both["error"] = row["error"]
         if "output" not in both and row["output"] is not None:
             both["output"] = row["output"]

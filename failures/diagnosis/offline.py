@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from traces.errors import decisive_line, refused
+from traces.errors import decisive_line, refused, unanswered
 
 from .facts import ErrorEvent, ToolCall, TraceFacts
 
@@ -476,6 +476,7 @@ def diagnose(
         category = first.category
         flagged = (
             "was refused" if refused(first.text)
+            else "did not complete" if unanswered(first.text)
             else "failed" if first.explicit else "reported a failure it was not flagged with"
         )  # fmt: skip
         findings.append(Finding(

@@ -505,3 +505,23 @@ def test_a_refused_call_is_said_to_be_refused_not_to_have_failed(tenant):
     # Anything else a tool says is still its failure.
     assert error_category("permission denied: /etc/shadow") == "environment.auth"
     assert error_category("rm: cannot remove 'build': Permission denied") == "environment.auth"
+
+
+def test_a_hook_call_with_no_answer_did_not_complete_rather_than_failed(tenant):
+    """Claude Code 2.x sends no PostToolUse or PostToolUseFailure for a call a
+    permission rule or the user refused: the hooks' note says the call did not
+    complete, and so does the diagnosis (in the note's words stored before too)."""
+    from failures.models import Incident
+    from tests.factories import ingest, trace_payload
+    from traces.claude_code import UNFINISHED
+    from traces.errors import unanswered
+
+    old = "No PostToolUse before the turn ended: the tool call failed."
+    assert unanswered(UNFINISHED) and unanswered(old) and not unanswered("exit 1")
+    ingest(tenant.workspace, [trace_payload(f"hook-{n}", agent="claude-code", steps=[
+        {"kind": "user_prompt", "input": "clean the build"},
+        {"kind": "tool_call", "name": "Bash", "input": {"command": "rm -rf build"}, "error": text},
+    ]) for n, text in enumerate((UNFINISHED, old))])  # fmt: skip
+    for n in range(2):
+        incident = Incident.objects.get(trace__external_id=f"hook-{n}", step_index=1)
+        assert incident.description.startswith("`Bash` did not complete: No PostToolUse")

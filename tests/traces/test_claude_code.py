@@ -453,6 +453,12 @@ def test_each_inferred_status_says_why(client, tenant):
     )
     assert session_status(None, steps, turn_failed=False) == ("failed", (
         "its last tool call, step 1 (Bash), was refused, and nothing ran after it"))  # fmt: skip
+    # A call with no answer by its turn's end (refused, stopped, or failed before
+    # Claude Code sent PostToolUseFailure), in today's words and in those stored before.
+    for unfinished in (UNFINISHED, "No PostToolUse before the turn ended: the tool call failed."):
+        steps[1]["error"] = unfinished
+        assert session_status(None, steps, turn_failed=False) == ("failed", (
+            "its last tool call, step 1 (Bash), did not complete, and nothing ran after it"))  # fmt: skip
     steps[1].pop("error")
     assert session_status(None, steps, turn_failed=False)[0] == "succeeded"
     assert session_status(None, steps, turn_failed=True)[0] == "failed"
