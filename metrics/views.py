@@ -67,6 +67,10 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
         {
             "overview": current,
             "previous": previous,
+            # The rate's 95% interval: a week's runs are a sample of what the agents do.
+            "success_interval": _percent_interval(
+                current.succeeded_7d, current.succeeded_7d + current.failed_7d
+            ),
             "success_change": verdict(
                 Rate(previous.succeeded_7d, previous.succeeded_7d + previous.failed_7d),
                 Rate(current.succeeded_7d, current.succeeded_7d + current.failed_7d),
@@ -87,6 +91,12 @@ def overview(request: WorkspaceRequest) -> HttpResponse:
             "form": ApiKeyForm(),
         },
     )
+
+
+def _percent_interval(successes: int, n: int) -> tuple[int, int] | None:
+    """A rate's 95% Wilson interval in whole percents (None with no runs)."""
+    interval = wilson(successes, n)
+    return None if interval is None else (round(100 * interval[0]), round(100 * interval[1]))
 
 
 def _trends(workspace: Any, flt: DashFilter) -> list:

@@ -106,6 +106,14 @@ def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
     assert "proposed skill awaiting review" in text
     assert 'class="nav-badge"' in text  # the badge beside Skills
     assert "the range before" in text
+    # The week's success rate with its 95% interval: a week's runs are a sample.
+    from metrics.selectors import overview_get
+    from metrics.stats import wilson
+
+    week = overview_get(workspace=data.workspace)
+    low, high = wilson(week.succeeded_7d, week.succeeded_7d + week.failed_7d)
+    assert f"success rate, 95% interval {round(100 * low)}–{round(100 * high)}% (" in text
+    assert week.succeeded_7d + week.failed_7d > 0
     assert "support-agent: 90% this week, 50% last week, better" in text
     assert "brand new mode" in text
     # Two modes whose names differ after 80 characters (InterCode's) read as two, and
