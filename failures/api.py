@@ -12,7 +12,7 @@ from workspaces.requests import ApiRequest
 from workspaces.schemas import ErrorOut
 
 from . import labels
-from .models import FailureMode, RunLabel
+from .models import FailureMode, RunLabel, standing
 from .schemas import IncidentHitOut, IncidentSearchOut, LabelIn, LabelOut, ModeHitOut, ModeRefOut
 from .search import SearchFilters, SearchHit, incident_search
 
@@ -74,6 +74,8 @@ def _hit_out(hit: SearchHit) -> IncidentHitOut:
         score=hit.score,
         similarity=hit.similarity,
         failure_mode=_mode_ref(incident.failure_mode),
+        standing=standing(incident.kind),
+        run_status=incident.trace.status,
     )
 
 

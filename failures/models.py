@@ -124,6 +124,15 @@ class IncidentKind(models.TextChoices):
 NOT_CAUSES = (IncidentKind.RECOVERED, IncidentKind.SYMPTOM, IncidentKind.WEAK)
 
 
+def standing(kind: str) -> str:
+    """What an incident stands for, in the words the APIs answer with: "cause",
+    "weak lead" (a lead to check: evidence of its kind is usually wrong, or the
+    run's outcome is unknown), "symptom" or "recovered" (the run succeeded)."""
+    words: dict[str, str] = {IncidentKind.RECOVERED: "recovered",
+                             IncidentKind.SYMPTOM: "symptom", IncidentKind.WEAK: "weak lead"}  # fmt: skip
+    return words.get(kind, "cause")
+
+
 class IncidentSource(models.TextChoices):
     ERROR = "error", "A recorded error"
     OFFLINE = "offline", "Offline diagnosis"

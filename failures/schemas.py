@@ -25,6 +25,13 @@ class IncidentHitOut(Schema):
     score: float = Field(..., description="Fused rank score (higher is better).")
     similarity: float | None = Field(None, description="Cosine similarity to the query.")
     failure_mode: ModeRefOut | None = Field(None, description="None: noise, not in any mode.")
+    standing: str = Field(
+        ...,
+        description='"cause"; "weak lead" (a lead to check: evidence of its kind is usually '
+        'wrong, or the run\'s outcome is unknown; never in a mode); "symptom"; or '
+        '"recovered" (the run succeeded after it).',
+    )
+    run_status: str = Field(..., description="The run's status: succeeded, failed, unknown…")
 
 
 class ModeHitOut(Schema):

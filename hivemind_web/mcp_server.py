@@ -31,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
-from failures.models import FailureMode, Incident, IncidentKind, ModeStatus
+from failures.models import FailureMode, Incident, IncidentKind, ModeStatus, standing
 from failures.search import incident_search
 from skills.api import rank
 from skills.publication import published_set_get, session_id_stored, session_set
@@ -95,6 +95,7 @@ def _search(query: str, limit: int) -> dict[str, Any]:
             "agent": h.incident.trace.agent, "task": h.incident.trace.task[:300],
             "tool": h.incident.tool, "what_went_wrong": h.incident.description[:500],
             "error": h.incident.error_text[:500], "recovered": h.incident.kind == IncidentKind.RECOVERED,
+            "standing": standing(h.incident.kind), "run_status": h.incident.trace.status,
             "failure_mode_id": h.incident.failure_mode_id,
             "occurred_at": h.incident.occurred_at.isoformat(),
         } for h in result.hits],

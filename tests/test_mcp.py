@@ -68,6 +68,11 @@ def test_sdk_client_lists_tools_searches_reads_a_skill_and_reports(live_server, 
     found = json.loads(text(search))
     assert found["modes"][0]["label"] == "payments rate limited"
     assert "429 Too Many Requests" in found["incidents"][0]["error"]
+    # What it stands for, and what became of its run.
+    kind = Incident.objects.get(workspace=tenant.workspace).kind
+    words = {"weak": "weak lead", "recovered": "recovered", "symptom": "symptom"}
+    assert found["incidents"][0]["standing"] == words.get(kind, "cause")
+    assert found["incidents"][0]["run_status"] == "failed"
     shown = json.loads(text(mode))
     assert shown["label"] == "payments rate limited" and len(shown["examples"]) == 1
     assert json.loads(text(skills))["skills"][0]["name"] == "respect-rate-limits"

@@ -169,6 +169,12 @@ def test_search_finds_the_right_mode_and_never_another_workspace(client, cluster
     assert body["incidents"] and {i["id"] for i in body["incidents"]} <= own
     assert body["modes"][0]["failure_mode"]["id"] == mode_of("payments.refund").pk
     assert body["incidents"][0]["tool"] == "payments.refund"
+    # Each incident says what it stands for, and what became of its run.
+    kinds = dict(Incident.objects.filter(workspace=clustered.workspace).values_list("pk", "kind"))
+    words = {"weak": "weak lead", "recovered": "recovered", "symptom": "symptom"}
+    for hit in body["incidents"]:
+        assert hit["standing"] == words.get(kinds[hit["id"]], "cause")
+        assert hit["run_status"] == "failed"
 
 
 def test_search_reads_agent_and_time_from_the_question(client, clustered):
