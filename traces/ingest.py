@@ -440,6 +440,8 @@ def _upsert_steps(
             SELECT trace_id, {_STEP_FIELDS} FROM sent
             -- A row proposed is built whole (its search vector computed) before its
             -- conflict is found: a step stored as it was sent is not proposed at all.
+            -- (Judged on the statement's snapshot, as `replaced` is, so the counts
+            -- change by exactly the rows proposed.)
             WHERE NOT EXISTS (
                 SELECT 1 FROM traces_step o
                 WHERE o.trace_id = sent.trace_id AND o.index = sent.index
@@ -450,7 +452,6 @@ def _upsert_steps(
                 started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,
                 tokens = EXCLUDED.tokens,
                 parent_index = COALESCE(EXCLUDED.parent_index, traces_step.parent_index)
-            WHERE {_changed("traces_step", "EXCLUDED")}
             RETURNING trace_id, error <> '' OR kind = 'error' AS is_error,
                       kind = 'span' AS is_span,
                       CASE WHEN kind = 'span' THEN NULL ELSE tokens END AS tokens
