@@ -49,6 +49,7 @@ COMMON_SHARE = 0.5
 SHOWN = (
     "id", "trace_id", "step_index", "kind", "tool", "description", "error_text", "signature",
     "failure_mode_id", "occurred_at", "trace__external_id", "trace__agent", "trace__task",
+    "trace__status",
     "failure_mode__label", "failure_mode__status", "failure_mode__workspace_id",
     "failure_mode__incident_count", "failure_mode__trace_count", "failure_mode__last_seen",
 )  # fmt: skip
