@@ -342,13 +342,19 @@ def test_a_session_whose_log_ends_before_it_did_is_unknown_not_running(tenant, t
     assert Trace.objects.get(workspace=tenant.workspace).status == "running"
 
 
-def test_a_transcript_merged_over_stored_steps_leaves_exactly_the_merged_steps(tenant, tmp_path):
+@pytest.mark.parametrize("rewrite_below", [0.0, 1.1], ids=["written-over", "rewritten"])
+def test_a_transcript_merged_over_stored_steps_leaves_exactly_the_merged_steps(
+    tenant, tmp_path, monkeypatch, rewrite_below
+):
     """The merge writes over the session's stored steps by index (a step it leaves as
-    it was is not written again): where its steps shift (a reply only the transcript
-    has, before a subagent's calls), each step's parent is the merge's, not the one
-    stored at that index before."""
+    it was is not written again), or deletes and rewrites them when most move: either
+    way, where its steps shift (a reply only the transcript has, before a subagent's
+    calls), each step's parent is the merge's, not the one stored at that index before."""
+    from traces import transcripts
     from traces.models import StepKey
     from traces.transcripts import transcript_merge
+
+    monkeypatch.setattr(transcripts, "REWRITE_BELOW", rewrite_below)
 
     for payload in [
         _event("UserPromptSubmit", prompt="find the flaky test"),
@@ -399,3 +405,58 @@ def test_a_transcript_merged_over_stored_steps_leaves_exactly_the_merged_steps(t
     ]
     assert len(stored) > len(before) and stored != before  # the steps did shift
     assert StepKey.objects.filter(trace=trace).exists()
+
+
+def test_a_merge_that_moves_most_steps_rewrites_them_and_one_that_does_not_writes_over_them(
+    tenant, tmp_path
+):
+    """A session's first merge puts the transcript's replies between the hooks'
+    calls, so nearly every stored step moves: its steps are deleted and written anew
+    (new rows). A turn's end adds steps after the stored ones: the steps it leaves as
+    they were keep their rows."""
+    from hivemind_client.formats import parse
+
+    calls = [(f"t{n}", {"command": f"ls dir{n}"}, f"file{n}.py") for n in range(6)]
+    hook_ingest(workspace=tenant.workspace, payload=_event("UserPromptSubmit", prompt="list"))
+    for tool_id, tool_input, out in calls:
+        hook_ingest(workspace=tenant.workspace, payload=_event(
+            "PreToolUse", tool_name="Bash", tool_use_id=tool_id, tool_input=tool_input))  # fmt: skip
+        hook_ingest(workspace=tenant.workspace, payload=_event(
+            "PostToolUse", tool_name="Bash", tool_use_id=tool_id, tool_input=tool_input,
+            tool_response={"stdout": out}))  # fmt: skip
+    trace = Trace.objects.get(workspace=tenant.workspace)
+
+    def entry(n: int, role: str, content: object) -> dict:
+        return {"type": role, "sessionId": S, "timestamp": f"2026-12-06T10:{n:02d}:00Z",
+                "message": {"role": role, "content": content}}  # fmt: skip
+
+    lines = [entry(0, "user", "list")]
+    for n, (tool_id, tool_input, out) in enumerate(calls):
+        lines += [
+            entry(3 * n + 1, "assistant", [{"type": "text", "text": f"Listing dir{n}."}]),
+            entry(3 * n + 2, "assistant", [{"type": "tool_use", "id": tool_id, "name": "Bash",
+                                            "input": tool_input}]),
+            entry(3 * n + 3, "user", [{"type": "tool_result", "tool_use_id": tool_id,
+                                       "content": out}]),
+        ]  # fmt: skip
+    path = tmp_path / f"{S}.jsonl"
+
+    def merge(count: int, hooks_only: list[str]) -> dict[int, int]:
+        """The stored steps' rows by index after merging the transcript's first lines
+        (the steps only the hooks saw yet stay after them)."""
+        path.write_text("\n".join(json.dumps(e) for e in lines[:count]))
+        sent = parse("claude-transcript", path).traces[0]
+        assert traces_import_file(workspace=tenant.workspace, fmt="claude-transcript", path=path).ok
+        assert (
+            list(trace.steps.order_by("index").values_list("kind", flat=True))
+            == [s["kind"] for s in sent["steps"]] + hooks_only
+        )
+        return dict(trace.steps.values_list("index", "pk"))
+
+    hooks = dict(trace.steps.values_list("index", "pk"))
+    first = merge(len(lines) - 3, ["tool_call"])  # the last call is not in it yet
+    assert not set(first.values()) & set(hooks.values())  # every step written anew
+    grown = merge(len(lines), [])
+    assert len(grown) == len(first) + 1  # its reply before the last call
+    # The steps before the turn's new reply keep their rows.
+    assert [grown[i] for i in sorted(first)[:-1]] == [first[i] for i in sorted(first)[:-1]]
