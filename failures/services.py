@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
-from django.db.models import Count, Max, Min
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from hivemind_web.celery import enqueue
@@ -120,7 +120,9 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
 
 
 def recluster_due(*, workspace_id: int) -> bool:
-    """Enough embedded incidents are waiting without a mode to re-cluster."""
+    """Enough embedded incidents the last re-cluster did not see are waiting without
+    a mode: HIVEMIND_RECLUSTER_AFTER of them, or HIVEMIND_MIN_MODE_SIZE with one text
+    (which a re-cluster makes a mode of its own, `clustering.cluster_vectors`)."""
     waiting = Incident.objects.filter(
         workspace_id=workspace_id, failure_mode=None, embedded_at__isnull=False
     ).exclude(kind__in=NOT_CAUSES)
@@ -130,10 +132,22 @@ def recluster_due(*, workspace_id: int) -> bool:
         .first()
     )
     if last is not None:
-        waiting = waiting.filter(created_at__gt=last.started_at)
-    return waiting.count() >= settings.HIVEMIND_RECLUSTER_AFTER or (
-        last is None and waiting.count() >= 2 * settings.HIVEMIND_MIN_MODE_SIZE
-    )
+        # Created, or embedded, after it started: a run clusters only what is
+        # embedded, so an incident diagnosed before it and embedded during it was
+        # not in it either.
+        waiting = waiting.filter(
+            Q(created_at__gt=last.started_at) | Q(embedded_at__gt=last.started_at)
+        )
+    count = waiting.count()
+    if count >= settings.HIVEMIND_RECLUSTER_AFTER or (
+        last is None and count >= 2 * settings.HIVEMIND_MIN_MODE_SIZE
+    ):
+        return True
+    return (
+        count >= settings.HIVEMIND_MIN_MODE_SIZE
+        and waiting.exclude(embedding_key="").values("embedding_key")
+        .annotate(n=Count("id")).filter(n__gte=settings.HIVEMIND_MIN_MODE_SIZE).exists()
+    )  # fmt: skip
 
 
 @transaction.atomic
@@ -233,6 +247,17 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
             _apply_labels(workspace_id, ids, labels, mapping)
             touched = set(mapping.values()) | {r[2] for r in rows if r[2] is not None}
             failure_modes_refresh(mode_ids=[m for m in touched if m is not None], relabel=True)
+    except (OperationalError, InterfaceError):
+        # A deadlock with a concurrent write, a lost connection: the task retries
+        # (TASK_RETRY), and a lead's run waits for it, queued, rather than failed
+        # with its retry finding nothing to claim.
+        ClusterRun.objects.filter(pk=run.pk).update(
+            state=RunState.QUEUED if run_id is not None else RunState.FAILED,
+            started_at=None if run_id is not None else run.started_at,
+            finished_at=None if run_id is not None else timezone.now(),
+            seconds=time.perf_counter() - clock,
+        )  # fmt: skip
+        raise
     except Exception:
         ClusterRun.objects.filter(pk=run.pk).update(
             state=RunState.FAILED, finished_at=timezone.now(),

@@ -349,6 +349,98 @@ def test_incidents_embedded_while_a_run_clustered_get_the_next_run(
     assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
 
 
+def _waiting_copies(workspace, keys: list[str]) -> list[int]:
+    """Copies of one of the workspace's incidents, without a mode, each with a text of
+    its own (`keys`), embedded now."""
+    source = Incident.objects.filter(workspace=workspace).first()
+    assert source is not None
+    copies = []
+    for n, key in enumerate(keys):
+        source.pk, source.step_index, source.failure_mode = None, 200 + n, None
+        source.embedding_key = key
+        source.save()
+        copies.append(source.pk)
+    return copies
+
+
+def test_incidents_embedded_after_the_last_re_cluster_started_are_waiting_for_one(
+    clustered, settings
+):
+    """A run clusters only embedded incidents: those diagnosed before it started but
+    embedded after were not in it, however long ago they were created."""
+    from datetime import timedelta
+
+    from failures.models import ClusterRun
+
+    settings.HIVEMIND_RECLUSTER_AFTER = 5
+    last = ClusterRun.objects.filter(workspace=clustered.workspace).latest("started_at")
+    copies = _waiting_copies(clustered.workspace, [f"key-{n}" for n in range(5)])
+    Incident.objects.filter(pk__in=copies).update(
+        created_at=last.started_at - timedelta(seconds=5), embedded_at=timezone.now()
+    )
+    assert failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+    # Embedded before it started too: the run saw them, and left them out of modes.
+    Incident.objects.filter(pk__in=copies).update(
+        embedded_at=last.started_at - timedelta(seconds=1)
+    )
+    assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+
+
+def test_a_text_waiting_often_enough_to_be_a_mode_makes_a_re_cluster_due(clustered, settings):
+    """Below HIVEMIND_RECLUSTER_AFTER waiting incidents, a re-cluster is still due when
+    HIVEMIND_MIN_MODE_SIZE of them share one text (a re-cluster makes it a mode of its
+    own); as many different texts wait for more."""
+    settings.HIVEMIND_RECLUSTER_AFTER = 50
+    settings.HIVEMIND_MIN_MODE_SIZE = 5
+    copies = _waiting_copies(clustered.workspace, [f"key-{n}" for n in range(5)])
+    assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+    Incident.objects.filter(pk__in=copies).update(embedding_key="one text")
+    assert failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+    failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk)
+    assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+
+
+def test_a_re_cluster_that_meets_a_deadlock_waits_queued_for_its_retry(clustered, monkeypatch):
+    """A deadlock with a concurrent write (seen in the worker log: an embedding's
+    update against the re-cluster's) is retried by the task: the lead's run goes back
+    to queued, so the retry claims and finishes it; another error fails it."""
+    from django.db import OperationalError
+
+    from failures.models import ClusterRun, RunState
+
+    real = failure_modes._apply_labels
+    calls = []
+
+    def deadlock_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(failure_modes, "_apply_labels", deadlock_once)
+    run, _ = failure_modes.cluster_run_request(
+        workspace_id=clustered.workspace.pk, actor=clustered.lead
+    )
+    assert failure_modes.cluster_run_claim(workspace_id=clustered.workspace.pk, run_id=run.pk)
+    with pytest.raises(OperationalError):
+        failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk, run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.QUEUED
+    assert failure_modes.cluster_run_claim(workspace_id=clustered.workspace.pk, run_id=run.pk)
+    failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk, run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.DONE and run.modes
+
+    monkeypatch.setattr(failure_modes, "_apply_labels", lambda *a, **k: 1 / 0)
+    run, _ = failure_modes.cluster_run_request(
+        workspace_id=clustered.workspace.pk, actor=clustered.lead
+    )
+    assert failure_modes.cluster_run_claim(workspace_id=clustered.workspace.pk, run_id=run.pk)
+    with pytest.raises(ZeroDivisionError):
+        failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk, run_id=run.pk)
+    assert ClusterRun.objects.get(pk=run.pk).state == RunState.FAILED
+
+
 def test_a_mode_whose_incidents_are_older_than_the_chart_says_so(tenant):
     from datetime import timedelta
 
