@@ -110,7 +110,9 @@ DIAGNOSER_VERSION = (
     #     a call the user refused "was refused" (it did not fail), with no
     #     category (it was "tool error not handled", or Codex's "auth"); a hook call with
     #     no answer by its turn's end "did not complete"
-    "offline-28"
+    # 29: "placeholder" is an assumption only of data ("placeholder values", "as a
+    #     placeholder"), not a command's placeholder for a hostname
+    "offline-29"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

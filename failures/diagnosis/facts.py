@@ -27,7 +27,10 @@ importers) stores the same Step rows, so the detectors here see them all.
   first such message: 10 of 16), against 0.455 for the first error
   (`bench/truth.py`). (It was 12 of 18 while "fictional" and "made up" counted
   of anything and "assume a" matched "Assume all": two of those were at the
-  labelled step for another reason than the one quoted.)
+  labelled step for another reason than the one quoted.) "Placeholder" counts
+  only of data ("placeholder values", "as a placeholder"): a shell agent's "the
+  placeholder for the hostname" in InterCode is a command's syntax; the tune half
+  was unchanged by it (12 of 16).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ _MADE_UP_DATA = r"(?:data|dataset|values?|numbers?|figures?|names?|details|entri
 _ASSUMED = re.compile(
     r"\b(?:simulat(?:e|ed|ing)\b|hypothetical(?:ly)?|let'?s assume|we(?: will|'ll| can) assume"
     r"|assum(?:e|ing) (?:that|the|we|a)\b|for (?:demonstration|illustration)(?: purposes)?"
-    rf"|sample data|dummy|placeholder|mock(?:ed)? data|made-up|made up {_MADE_UP_DATA}"
+    rf"|sample data|dummy|placeholder {_MADE_UP_DATA}|as a placeholder|mock(?:ed)? data"
+    rf"|made-up|made up {_MADE_UP_DATA}"
     rf"|fictional {_MADE_UP_DATA}|pretend|example data|synthetic data)",
     re.I,
 )

@@ -222,6 +222,23 @@ def test_words_that_only_look_like_an_assumption_are_not_one():
     assert [s for s, _ in facts.assumptions] == [1, 2]
 
 
+def test_a_commands_placeholder_is_no_assumption_and_placeholder_data_is():
+    """InterCode's dev runs: a shell agent's "the placeholder for the hostname" (a
+    command's syntax) formed part of a mode of agents going on with made-up data."""
+    facts = trace_facts([
+        _step(0, "user_prompt"),
+        _step(1, "assistant_message", "I should use the option of the command to specify the "
+                                      "placeholder for the hostname."),
+    ])  # fmt: skip
+    assert facts.assumptions == []
+    facts = trace_facts([
+        _step(0, "user_prompt"),
+        _step(1, "assistant_message", "I cannot open the page, so I will use placeholder values."),
+        _step(2, "assistant_message", "I put 120 in as a placeholder until we find the figure."),
+    ])  # fmt: skip
+    assert [s for s, _ in facts.assumptions] == [1, 2]
+
+
 def test_the_assumption_named_is_the_one_that_says_what_the_agent_could_not_get(tenant):
     """Who&When tune half: "Assuming we have the dataset as a CSV file" came first,
     the labelled mistake was "Since we don't have the file, I will demonstrate the
