@@ -14,12 +14,16 @@ under a per-trace lock:
 4. a model call's messages may come apart from its span, as GenAI events over
    `/v1/logs` (`otlp_genai`): content-only steps of the same span ids. Whichever
    arrives second keeps what the first brought: the span its content, the events
-   the step's kind, name, time and error.
+   the step's kind, name, time and error. Events of one call in two exports (one
+   event a message: the batch processor closed an export between the request's
+   messages and the answer, or between two messages) add their messages to those
+   stored, a retried export's again adding none (`_joined_messages`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +31,8 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from hivemind_client.formats import TOOL_EXECUTION_SPANS, nested_model_calls, span_depths
-from workspaces.models import Workspace
+from workspaces.models import PiiPolicy, Workspace
+from workspaces.redaction import Redactor, redactor_for_policy
 
 from .claude_code import hooked_sessions
 from .ingest import refresh_aggregates
@@ -68,7 +73,7 @@ def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
         }
         for trace in traces:
             _number(trace, stored.get(trace["external_id"]))
-            _keep_stored(trace, stored.get(trace["external_id"]))
+            _keep_stored(trace, stored.get(trace["external_id"]), workspace)
         batch = trace_ingest_batch(workspace=workspace, items=traces)
         for trace_id in batch.trace_ids:
             _renumber_by_time(trace_id)
@@ -106,7 +111,7 @@ _SPAN_KEEPS = ("input", "output", "tokens")
 _EVENTS_KEEP = ("kind", "name", "error", "started_at", "duration_ms")
 
 
-def _keep_stored(trace: dict[str, Any], stored: Trace | None) -> None:
+def _keep_stored(trace: dict[str, Any], stored: Trace | None, workspace: Workspace) -> None:
     """Merge the trace's steps with the stored steps of the same spans where one of
     them is a span and the other its events (item 4 above). One query a trace, for
     its steps that need it."""
@@ -130,13 +135,32 @@ def _keep_stored(trace: dict[str, Any], stored: Trace | None) -> None:
             "index", *_EVENTS_KEEP, *_SPAN_KEEPS
         )
     }
+    redactor: Redactor | None = None
     for step in wanted:
         row = rows.get(step["index"])
         if row is None:
             continue
         if id(step) in content_only:
             step.update({f: row[f] for f in _EVENTS_KEEP})
+            if isinstance(step.get("input"), list) and isinstance(row["input"], list):
+                redactor = redactor or _redactor(workspace)
+                step["input"] = _joined_messages(row["input"], step["input"], redactor)
         step.update({f: row[f] for f in _SPAN_KEEPS if step.get(f) is None})
+
+
+def _redactor(workspace: Workspace) -> Redactor:
+    policy, _ = PiiPolicy.objects.get_or_create(workspace=workspace)
+    return redactor_for_policy(policy)
+
+
+def _joined_messages(stored: list[Any], sent: list[Any], redactor: Redactor) -> list[Any]:
+    """A call's input messages as stored, then those of a later export of its events
+    that are not among them. The stored ones are redacted: a sent message is
+    compared as it will be stored (the workspace's redaction is deterministic), so a
+    retried export adds nothing. Messages of an export that arrives before an
+    earlier one (an exporter's retry) come after its."""
+    counts: Counter[str] = Counter()
+    return stored + [m for m in sent if redactor.value(m, counts) not in stored]
 
 
 def _renumber_by_time(trace_id: int) -> None:

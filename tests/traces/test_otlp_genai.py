@@ -236,3 +236,67 @@ def test_a_file_of_the_same_exports_imports_as_the_endpoints_store_them(
     assert by_file == by_endpoint
     assert [run[2] for run in by_file] != ["", ""]  # the user's questions
     assert all(step[3] is not None for run in by_file for step in run[4] if step[0] == "llm_call")
+
+
+def _split_logs(line: str, at: int) -> tuple[str, str]:
+    """One logs export as two: each call's first `at` records in the first (the
+    batch processor's export that closed mid-call), the rest in the second."""
+    export = json.loads(line)
+    later = json.loads(line)
+    for resource, resource_later in zip(export["resourceLogs"], later["resourceLogs"], strict=True):
+        for scope, scope_later in zip(
+            resource["scopeLogs"], resource_later["scopeLogs"], strict=True
+        ):
+            seen: dict[str, int] = {}
+            first, rest = [], []
+            for record in scope["logRecords"]:
+                n = seen[record["spanId"]] = seen.get(record["spanId"], 0) + 1
+                (first if n <= at else rest).append(record)
+            scope["logRecords"], scope_later["logRecords"] = first, rest
+    return json.dumps(export), json.dumps(later)
+
+
+@pytest.mark.parametrize("at", [2, 3], ids=["inputs-then-choice", "mid-inputs"])
+@pytest.mark.parametrize("spans_first", [True, False], ids=["spans-first", "logs-first"])
+def test_a_calls_message_events_split_across_two_exports_make_the_same_run(
+    client, tenant, other_tenant, at, spans_first
+):
+    """One event a message (2.3b0): the batch processor may export a call's input
+    messages and its choice apart (the choice is recorded when the answer comes),
+    or close an export between two input messages. The run is the one a single
+    export makes: no message of the first export is lost to the second."""
+    for spans, logs in zip(
+        _lines(LEGACY, "spans.jsonl"), _lines(LEGACY, "logs.jsonl"), strict=True
+    ):
+        first, second = _split_logs(logs, at)
+        sends = [("/v1/logs", first), ("/v1/logs", second)]
+        for path, line in (
+            [("/v1/traces", spans), *sends] if spans_first else [*sends, ("/v1/traces", spans)]
+        ):
+            assert _send(client, path, line, tenant.key).status_code == 200
+    _send_all(client, LEGACY, other_tenant.key, logs_first=not spans_first)
+    got, want = _runs(tenant.workspace), _runs(other_tenant.workspace)
+    for a, b in zip(got, want, strict=True):
+        for x, y in zip(a[7], b[7], strict=True):
+            assert x == y
+        assert a[:7] == b[:7]
+
+
+def test_a_split_export_sent_again_adds_no_message_even_when_it_is_redacted(client, tenant):
+    """The stored messages are redacted: a retried export's messages are compared as
+    they would be stored, so an address in one does not make it look new."""
+    sends = []
+    for spans, logs in zip(
+        _lines(LEGACY, "spans.jsonl"), _lines(LEGACY, "logs.jsonl"), strict=True
+    ):
+        first, second = _split_logs(logs.replace("order A1: 2 items, shipped",
+                                                 "order A1: shipped to ana@example.com"), 3)  # fmt: skip
+        sends += [("/v1/traces", spans), ("/v1/logs", first), ("/v1/logs", second)]
+    for path, line in sends:
+        assert _send(client, path, line, tenant.key).status_code == 200
+    before = _runs(tenant.workspace)
+    assert "ana@example.com" not in json.dumps(before, default=str)
+    assert "order A1: shipped to" in json.dumps(before, default=str)
+    for path, line in sends[2::3]:  # each second part again
+        assert _send(client, path, line, tenant.key).status_code == 200
+    assert _runs(tenant.workspace) == before
