@@ -950,11 +950,25 @@ def _ag2_chat(path: Path) -> Parsed:
     }] if steps else [])  # fmt: skip
 
 
+# Which of tau2's checks each part of a task's `reward_basis` is.
+_TAU2_BASIS = {"DB": "db_check", "ENV_ASSERTION": "env_assertions",
+               "COMMUNICATE": "communicate_checks", "NL_ASSERTION": "nl_assertions"}  # fmt: skip
+
+
 def tau2_checks(reward_info: dict[str, Any]) -> list[dict[str, Any]]:
     """tau2's named checks of a run: the database state, environment assertions,
     what had to be communicated and natural-language assertions, each passed or
-    not. The expected actions are left out (see below)."""
+    not. Only those the task's reward counts (`reward_basis`, when the run names
+    one): a telecom task is scored on its environment assertions, and its
+    `db_match`, reported false in runs that succeeded, is no verdict on the run.
+    The expected actions are left out (see below)."""
     checks: list[dict[str, Any]] = []
+    basis = reward_info.get("reward_basis")
+    counted = (
+        {_TAU2_BASIS[b] for b in basis if b in _TAU2_BASIS}
+        if isinstance(basis, list) and basis else set(_TAU2_BASIS.values())
+    )  # fmt: skip
+    reward_info = {k: v for k, v in reward_info.items() if k in counted}
     db = reward_info.get("db_check")
     if isinstance(db, dict) and isinstance(db.get("db_match"), bool):
         checks.append({"name": "db_match", "passed": db["db_match"],

@@ -62,6 +62,27 @@ def test_checks_arrive_by_the_api_the_outcome_api_otlp_and_an_importer(client, t
     assert names == ["db_match", "nl_assertion: agent refunds"]
 
 
+def test_tau2_checks_are_those_its_reward_counts():
+    """A telecom task is scored on its environment assertions: its `db_match`,
+    reported false in 30 of the dev set's successful telecom runs, is no verdict on
+    the run. Without a reward basis every check is read."""
+    from hivemind_client.formats import tau2_checks
+
+    info = {
+        "reward": 1.0, "reward_basis": ["ENV_ASSERTION"], "db_check": {"db_match": False},
+        "env_assertions": [{"env_assertion": {"func_name": "assert_mobile_data_status",
+                                              "arguments": {"expected_status": True}}, "met": True}],
+        "communicate_checks": [{"info": "speed", "met": False}],
+    }  # fmt: skip
+    assert [(c["name"], c["passed"]) for c in tau2_checks(info)] == [
+        ("env_assertion: assert_mobile_data_status", True)]  # fmt: skip
+    info["reward_basis"] = ["DB", "COMMUNICATE"]
+    assert [(c["name"], c["passed"]) for c in tau2_checks(info)] == [
+        ("db_match", False), ("communicate: speed", False)]  # fmt: skip
+    del info["reward_basis"]
+    assert len(tau2_checks(info)) == 3
+
+
 def test_a_failed_check_is_the_incident_where_nothing_more_specific_is_found(tenant):
     ingest(tenant.workspace, [trace_payload("checked", agent="fresh", checks=CHECKS, steps=[
         {"kind": "tool_call", "name": "act", "input": {}, "output": {"ok": True}}])])  # fmt: skip
