@@ -53,6 +53,7 @@ from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
 from .diagnosis.same_task import task_key as same_task_key
 from .models import (
+    NOT_CAUSES,
     AgentPolicy,
     DiagnosisSettings,
     DiagnosisState,
@@ -1088,6 +1089,15 @@ def _write(
             ))  # fmt: skip
             live.add((row.id, f.step))
             result.by_source[f.source] = result.by_source.get(f.source, 0) + 1
+    # The incidents of these runs that are in a mode, before they are rewritten.
+    placed = {
+        (t, s): (signature, mode, by)
+        for t, s, signature, mode, by in Incident.objects.filter(
+            trace_id__in=[r.id for r in rows], failure_mode__isnull=False
+        ).exclude(source=IncidentSource.HUMAN).values_list(
+            "trace_id", "step_index", "signature", "failure_mode_id", "assigned_by"
+        )
+    }  # fmt: skip
     with connection.cursor() as cursor:
         _upsert(cursor, incident_rows)
     # A person's label is never overwritten (the upsert skips it) nor removed here.
@@ -1102,6 +1112,10 @@ def _write(
     _delete(
         [i for i, t, s in stale.values_list("pk", "trace_id", "step_index") if (t, s) not in live]
     )
+    # What each incident now is: its signature, or None when it is no longer a cause
+    # (the run recovered, or it is a symptom or weak lead now), which no mode holds.
+    _leave_modes(placed, {(r[1], r[2]): None if r[3] in NOT_CAUSES else r[12]
+                          for r in incident_rows})  # fmt: skip
     analyses = []
     for row in rows:
         found = findings[row.id]
@@ -1180,6 +1194,40 @@ def _upsert(cursor: Any, rows: list[tuple]) -> None:
         """,
         rows,
     )
+
+
+def _leave_modes(
+    placed: dict[tuple[int, int], tuple[str, int, str]],
+    signatures: dict[tuple[int, int], str | None],
+) -> None:
+    """After a re-diagnosis: an incident whose finding changed (its signature: another
+    check failed, another error) leaves the mode it was clustered into, unless a lead
+    put it there, and is placed again once embedded (the nearest mode, or the next
+    re-cluster), as does one that is no longer a cause; the modes that lost
+    incidents, changed or gone, are recounted and renamed. Before, a mode named "`db_match` failed" kept runs re-diagnosed as
+    failing other checks, and counted incidents that were gone."""
+    from .models import Assignment
+    from .services import failure_modes_refresh
+
+    moved = [
+        key for key, (signature, _, by) in placed.items()
+        if key in signatures and signatures[key] != signature and by != Assignment.MANUAL
+    ]  # fmt: skip
+    left = {
+        mode for key, (signature, mode, _) in placed.items()
+        if key not in signatures or signatures[key] != signature
+    }  # fmt: skip
+    if moved:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {TABLE} i SET failure_mode_id = NULL, assigned_by = ''
+                FROM unnest(%s::bigint[], %s::int[]) AS m(trace_id, step_index)
+                WHERE i.trace_id = m.trace_id AND i.step_index = m.step_index
+                """,
+                [[t for t, _ in moved], [s for _, s in moved]],
+            )
+    failure_modes_refresh(mode_ids=sorted(left), relabel=True)
 
 
 def _delete(incident_ids: list[int]) -> None:

@@ -441,6 +441,39 @@ def test_a_re_cluster_that_meets_a_deadlock_waits_queued_for_its_retry(clustered
     assert ClusterRun.objects.get(pk=run.pk).state == RunState.FAILED
 
 
+def test_a_rediagnosed_incident_whose_finding_changed_leaves_its_mode_and_the_mode_is_recounted(
+    clustered,
+):
+    """Seen on the dev data: telecom runs re-diagnosed as failing their environment
+    assertions stayed in the mode "`db_match` failed". A run sent again with another
+    error leaves the mode (to be placed again once embedded); one sent again as
+    succeeded takes its incident out; the mode counts what it still holds. An
+    incident a lead placed stays where the lead put it."""
+    from failures.models import Assignment
+
+    refund = mode_of("payments.refund")
+    assert refund.incident_count == 8
+    placed = Incident.objects.get(trace__external_id="payments.refund-2")
+    Incident.objects.filter(pk=placed.pk).update(assigned_by=Assignment.MANUAL)
+    items = [
+        trace_payload(f"payments.refund-{i}", agent="payments-agent", steps=[{
+            "kind": "tool_call", "name": "payments.refund", "input": {"id": i},
+            "error": "PermissionError: refunds above 500 EUR need a manager"}])
+        for i in (0, 2)
+    ] + [
+        trace_payload("payments.refund-1", agent="payments-agent", status="succeeded",
+                      steps=[{"kind": "tool_call", "name": "payments.refund", "input": {"id": 1}}])
+    ]  # fmt: skip
+    ingest(workspace=clustered.workspace, items=items)
+    changed = Incident.objects.get(trace__external_id="payments.refund-0")
+    assert "PermissionError" in changed.description and changed.failure_mode_id is None
+    assert not Incident.objects.filter(trace__external_id="payments.refund-1",
+                                       failure_mode=refund).exists()  # fmt: skip
+    assert Incident.objects.get(pk=placed.pk).failure_mode_id == refund.pk  # the lead's
+    refund.refresh_from_db()
+    assert refund.incident_count == 6 == Incident.objects.filter(failure_mode=refund).count()
+
+
 def test_a_mode_whose_incidents_are_older_than_the_chart_says_so(tenant):
     from datetime import timedelta
 
