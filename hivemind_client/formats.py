@@ -2505,14 +2505,63 @@ def input_task(value: Any) -> str:
 
 CHECK_PREFIX = "hivemind.check."
 _PASSED = {"true", "pass", "passed", "ok", "1", "yes"}
+# OpenTelemetry's GenAI evaluation event (`gen_ai.evaluation.result`): an evaluator's
+# verdict on a model's output, a span event of the call or a log record with its
+# span's ids. Read as a named check, `evaluation: <gen_ai.evaluation.name>`, where
+# its label says pass or fail; a score alone has no scale to read a verdict from.
+GENAI_EVALUATION_EVENT = "gen_ai.evaluation.result"
+EVALUATION_CHECK = "evaluation: "
+_EVALUATION_PASSED = {
+    "pass", "passed", "correct", "relevant", "true", "yes", "good", "grounded", "faithful",
+    "accurate", "safe", "success", "succeeded", "ok", "acceptable", "compliant",
+}  # fmt: skip
+_EVALUATION_FAILED = {
+    "fail", "failed", "incorrect", "not_relevant", "irrelevant", "false", "no", "bad",
+    "ungrounded", "not_grounded", "unfaithful", "not_faithful", "inaccurate", "unsafe",
+    "hallucinated", "hallucination", "failure", "unacceptable", "non_compliant",
+    "not_compliant",
+}  # fmt: skip
+
+
+def evaluation_check(attributes: dict[str, Any]) -> dict[str, Any] | None:
+    """A `gen_ai.evaluation.result` event's attributes as a named check, or None when
+    it names no evaluation or its label is not a verdict (a score, "3 stars"). Its
+    detail: the label, score and explanation. Used by the file importer and the OTLP
+    receiver alike, for span events and log records."""
+    name = str(attributes.get("gen_ai.evaluation.name") or "").strip()
+    label = str(attributes.get("gen_ai.evaluation.score.label") or "").strip()
+    verdict = re.sub(r"[\s-]+", "_", label.lower())
+    if not name or verdict not in _EVALUATION_PASSED | _EVALUATION_FAILED:
+        return None
+    score = attributes.get("gen_ai.evaluation.score.value")
+    explanation = _text(attributes.get("gen_ai.evaluation.explanation"), 1000)
+    detail = ", ".join(
+        part for part in (label, f"score {score}" if isinstance(score, int | float) else "")
+        if part
+    )  # fmt: skip
+    return {
+        "name": f"{EVALUATION_CHECK}{name}"[:200],
+        "passed": verdict in _EVALUATION_PASSED,
+        "detail": f"{detail}: {explanation}"[:2000] if explanation else detail,
+    }
+
+
+def add_check(run: dict[str, Any], check: dict[str, Any]) -> None:
+    """A check added to a run's, replacing one of the same name (sent again)."""
+    checks = run.setdefault("checks", [])
+    checks[:] = [c for c in checks if c.get("name") != check["name"]] + [check]
 
 
 def status_from_checks(checks: Any) -> str:
     """A run's outcome read from its harness's named checks of the outcome
     (`hivemind.check.<name>`) where its root span left the status unset: failed if
-    any failed, succeeded if every one passed; "" with none. Used by the file
-    importer and the OTLP receiver alike."""
-    checks = [c for c in checks or [] if isinstance(c, dict)]
+    any failed, succeeded if every one passed; "" with none. An evaluation of a
+    model's output (`evaluation_check`) is evidence, not the run's outcome: it is
+    left out. Used by the file importer and the OTLP receiver alike."""
+    checks = [
+        c for c in checks or []
+        if isinstance(c, dict) and not str(c.get("name", "")).startswith(EVALUATION_CHECK)
+    ]  # fmt: skip
     if not checks:
         return ""
     return "failed" if any(c.get("passed") is not True for c in checks) else "succeeded"
@@ -2620,6 +2669,21 @@ def span_event_error(name: str, attributes: dict[str, Any]) -> str | None:
     else:
         return None
     return ": ".join(str(attributes[k]) for k in keys if attributes.get(k)) or fallback
+
+
+def _span_evaluations(span: dict[str, Any]) -> list[dict[str, Any]]:
+    """The span's `gen_ai.evaluation.result` events as checks (`evaluation_check`)."""
+    checks = []
+    for event in [*_list(span.get("events")), *_list(span.get("logs"))]:
+        event = obj(event)
+        name = str(event.get("name") or event.get("Name") or event.get("event_name") or "")
+        if name != GENAI_EVALUATION_EVENT:
+            continue
+        check = evaluation_check(_flat_attributes(
+            event.get("attributes") or event.get("Attributes") or event.get("body")))  # fmt: skip
+        if check is not None:
+            checks.append(check)
+    return checks
 
 
 def _span_error(span: dict[str, Any]) -> str:
@@ -2990,6 +3054,9 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     }
     for attrs in every:
         span_run_fields(fields, attrs)
+    for span in spans:
+        for check in _span_evaluations(obj(span)):
+            add_check(fields, check)
     agent_span = next((r["name"] for r in rows
                        if str(r["_attrs"].get("openinference.span.kind", "")).upper() == "AGENT"), "")  # fmt: skip
     agent = (fields["agent"] or agent_span.removesuffix(".run").removesuffix(".__call__")

@@ -38,8 +38,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from hivemind_client.formats import (
+    GENAI_EVALUATION_EVENT,
+    add_check,
     attributes_user_prompt,
     crew_task,
+    evaluation_check,
     events_user_prompt,
     input_task,
     only_agent_creation,
@@ -254,6 +257,11 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
     else:
         trace["steps"][same] = step
     span_run_fields(trace, attrs)
+    for event in span.events:
+        if event.name == GENAI_EVALUATION_EVENT:
+            check = evaluation_check(_attrs(event.attributes))
+            if check is not None:
+                add_check(trace, check)
     start, end = _time(span.start_time_unix_nano), _time(span.end_time_unix_nano)
     if start and (not trace.get("started_at") or start < trace["started_at"]):
         trace["started_at"] = start

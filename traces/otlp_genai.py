@@ -23,7 +23,9 @@ other: the span gives the step its time, parent, kind and error, the events its
 messages. Until the span arrives the step is a model call at the time of its
 first event. The run's task is the first user message, unless the run has one.
 Records without a trace and a span id cannot be placed and are left out, as are
-records that are not GenAI events.
+records that are not GenAI events. A `gen_ai.evaluation.result` record (an
+evaluator's verdict on a call's output) is a named check of its trace's run
+(`formats.evaluation_check`), as the same event on the call's span is.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from hivemind_client.formats import (
+    GENAI_EVALUATION_EVENT,
     GENAI_LOG_EVENTS,
+    add_check,
     attributes_user_prompt,
+    evaluation_check,
     genai_call_attributes,
     service_name,
     span_role,
@@ -87,12 +92,20 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
     and the number of records behind each trace."""
     calls: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], Any]]] = {}
     agents: dict[str, str] = {}
+    evaluations: dict[str, list[dict[str, Any]]] = {}
     for resource_logs in request.resource_logs:
         resource = {kv.key: any_value(kv.value) for kv in resource_logs.resource.attributes}
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 attrs = {kv.key: any_value(kv.value) for kv in record.attributes}
                 name = event_name(record, attrs)
+                if name == GENAI_EVALUATION_EVENT and record.trace_id:
+                    check = evaluation_check(attrs)
+                    if check is not None:
+                        trace_id = record.trace_id.hex()
+                        agents.setdefault(trace_id, service_name(resource))
+                        evaluations.setdefault(trace_id, []).append(check)
+                    continue
                 if name not in GENAI_LOG_EVENTS or not record.trace_id or not record.span_id:
                     continue
                 trace_id = record.trace_id.hex()
@@ -110,10 +123,7 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
         first = next((w for w, *_ in events if w), 0)
         step.update({"index": 0, "_span": span_id, "_parent": "", "_content_only": True,
                      "error": "", "started_at": _time(first), "duration_ms": None})  # fmt: skip
-        trace = traces.setdefault(trace_id, {
-            "external_id": trace_id, "agent": agents[trace_id], "steps": [],
-            "skills_in_scope": [], "metadata": {"source": "otlp"}, "_events_only": True,
-        })  # fmt: skip
+        trace = traces.setdefault(trace_id, _events_run(trace_id, agents[trace_id]))
         trace["steps"].append(step)
         records[trace_id] = records.get(trace_id, 0) + len(events)
         if first and (not trace.get("started_at") or _time(first) < trace["started_at"]):
@@ -121,7 +131,21 @@ def to_traces(request: ExportLogsServiceRequest) -> tuple[list[dict[str, Any]], 
         prompt = _prompt(step["input"])
         if prompt and (trace.get("_task_at") is None or first < trace["_task_at"]):
             trace["task"], trace["_task_at"] = prompt[:MAX_TEXT], first
+    # An evaluation of a call's output: a named check of its run (its spans may
+    # arrive before or after).
+    for trace_id, checks in evaluations.items():
+        trace = traces.setdefault(trace_id, _events_run(trace_id, agents[trace_id]))
+        for check in checks:
+            add_check(trace, check)
+        records[trace_id] = records.get(trace_id, 0) + len(checks)
     return list(traces.values()), records
+
+
+def _events_run(trace_id: str, agent: str) -> dict[str, Any]:
+    return {
+        "external_id": trace_id, "agent": agent, "steps": [], "skills_in_scope": [],
+        "metadata": {"source": "otlp"}, "_events_only": True,
+    }  # fmt: skip
 
 
 def _prompt(messages: Any) -> str:

@@ -125,6 +125,12 @@ def _keep_stored(trace: dict[str, Any], stored: Trace | None, workspace: Workspa
                 trace[name] = pick(datetime.fromisoformat(sent), kept).isoformat()
     if stored is None:
         return
+    # Checks arrive span by span, export by export (a `hivemind.check.*` attribute, an
+    # evaluation event): those of this export are added to the run's stored ones,
+    # replacing one of the same name, where the native API's trace replaces them all.
+    if trace.get("checks") and stored.checks:
+        sent = {c.get("name") for c in trace["checks"]}
+        trace["checks"] = [c for c in stored.checks if c.get("name") not in sent] + trace["checks"]
     wanted = [s for s in trace["steps"]
               if id(s) in content_only or any(s.get(f) is None for f in _SPAN_KEEPS)]  # fmt: skip
     if not wanted:

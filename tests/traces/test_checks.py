@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -230,3 +231,89 @@ def test_a_root_span_left_unset_takes_its_outcome_from_its_checks(client, tenant
     assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=export).ok
     assert Trace.objects.get(external_id="9" * 32).checks == [
         {"name": "db_match", "passed": False, "detail": ""}]  # fmt: skip
+
+
+def _evaluation(name: str, label: str, score: float | None = None, why: str = "") -> dict:
+    """A `gen_ai.evaluation.result` event's attributes, as OTLP/JSON writes them."""
+    attrs = [{"key": "gen_ai.evaluation.name", "value": {"stringValue": name}},
+             {"key": "gen_ai.evaluation.score.label", "value": {"stringValue": label}}]  # fmt: skip
+    if score is not None:
+        attrs.append({"key": "gen_ai.evaluation.score.value", "value": {"doubleValue": score}})
+    if why:
+        attrs.append({"key": "gen_ai.evaluation.explanation", "value": {"stringValue": why}})
+    return {"name": "gen_ai.evaluation.result", "timeUnixNano": "1763719200300000000",
+            "attributes": attrs}  # fmt: skip
+
+
+def test_genai_evaluation_events_are_named_checks_that_do_not_decide_the_outcome(
+    client, tenant, tmp_path
+):
+    """OpenTelemetry's `gen_ai.evaluation.result` (an evaluator's verdict on a model's
+    output) on the call's span, by the endpoint and by file alike: a check where its
+    label is a verdict, with its label, score and explanation; not one where it is
+    not ("4 stars"). An evaluation is evidence, not the run's outcome: a root span
+    left UNSET with no harness check stays unknown."""
+    from traces.importing import traces_import_file
+
+    body = _root("e" * 32, {})
+    call = body["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+    call["events"] = [_evaluation("relevance", "not_relevant", 0.2, "answers another question"),
+                      _evaluation("tone", "Pass"), _evaluation("helpfulness", "4 stars", 4)]  # fmt: skip
+    assert client.post("/v1/traces", json.dumps(body), content_type="application/json",
+                       headers=tenant.api_headers()).status_code == 200  # fmt: skip
+    expected = [
+        {"name": "evaluation: relevance", "passed": False,
+         "detail": "not_relevant, score 0.2: answers another question"},
+        {"name": "evaluation: tone", "passed": True, "detail": "Pass"},
+    ]  # fmt: skip
+    trace = Trace.objects.get(external_id="e" * 32)
+    assert trace.checks == expected and trace.status == "unknown"
+    export = tmp_path / "spans.jsonl"
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] = "f" * 32
+    call["traceId"] = "f" * 32
+    export.write_text(json.dumps(body) + "\n")
+    assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=export).ok
+    trace = Trace.objects.get(external_id="f" * 32)
+    assert trace.checks == expected and trace.status == "unknown"
+    # With a harness check that failed, the run failed, and the evaluation is evidence.
+    body = _root("1" * 32, {"db_match": False})
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["events"] = [
+        _evaluation("relevance", "incorrect")]  # fmt: skip
+    assert client.post("/v1/traces", json.dumps(body), content_type="application/json",
+                       headers=tenant.api_headers()).status_code == 200  # fmt: skip
+    trace = Trace.objects.get(external_id="1" * 32)
+    assert trace.status == "failed"
+    assert [c["name"] for c in trace.checks] == ["db_match", "evaluation: relevance"]
+
+
+def test_an_evaluation_sent_as_a_log_record_is_a_check_of_its_run_in_either_order(client, tenant):
+    """The same event as a log record at `/v1/logs`, with its span's ids: a check of
+    the run its spans make, whether it arrives before them or after; checks sent in
+    several exports add up (one of the same name replaces the earlier)."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    def record(trace_id: str, label: str) -> bytes:
+        event = _evaluation("relevance", label, 0.9)
+        export = {"resourceLogs": [{"resource": {"attributes": []}, "scopeLogs": [{"logRecords": [{
+            "timeUnixNano": event["timeUnixNano"], "eventName": event["name"],
+            "traceId": base64.b64encode(bytes.fromhex(trace_id)).decode(),
+            "spanId": base64.b64encode(bytes.fromhex("aaa19b7ec3c1b176")).decode(),
+            "attributes": event["attributes"]}]}]}]}  # fmt: skip
+        return json_format.Parse(json.dumps(export), ExportLogsServiceRequest()).SerializeToString()
+
+    def send(path: str, body: bytes | str, kind: str) -> None:
+        answer = client.post(path, body, content_type=kind, headers=tenant.api_headers())
+        assert answer.status_code == 200, answer.content
+
+    spans = json.dumps(_root("2" * 32, {"db_match": True}))
+    send("/v1/logs", record("2" * 32, "fail"), "application/x-protobuf")
+    send("/v1/traces", spans, "application/json")
+    trace = Trace.objects.get(external_id="2" * 32)
+    assert [(c["name"], c["passed"]) for c in trace.checks] == [
+        ("evaluation: relevance", False), ("db_match", True)]  # fmt: skip
+    assert trace.status == "succeeded" and trace.steps.count() == 2
+    send("/v1/logs", record("2" * 32, "pass"), "application/x-protobuf")  # evaluated again
+    trace.refresh_from_db()
+    assert [(c["name"], c["passed"]) for c in trace.checks] == [
+        ("db_match", True), ("evaluation: relevance", True)]  # fmt: skip
