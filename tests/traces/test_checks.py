@@ -107,6 +107,15 @@ def test_the_trace_page_lists_checks_failed_first(tenant):
     text = page.content.decode()
     assert "Checks of the outcome" in text and "1 of 2 failed" in text
     assert text.index("db_match") < text.index("tests/test_forms.py::test_x")
+    assert "what the diagnosis starts from" in text and "checks-not-outcome" not in text
+    # A run reported succeeded with a failed check (an evaluation, a check its reward
+    # does not count) is not diagnosed: the page does not say its check is evidence.
+    ingest(tenant.workspace, [trace_payload("kept", status="succeeded", checks=CHECKS)])
+    trace = Trace.objects.get(external_id="kept")
+    text = tenant.client_for(tenant.viewer).get(
+        f"/w/{tenant.workspace.slug}/traces/{trace.pk}/").content.decode()  # fmt: skip
+    assert "reported succeeded all the same" in text
+    assert "what the diagnosis starts from" not in text
 
 
 def test_a_bad_check_is_refused_with_a_clear_error(client, tenant):
