@@ -396,6 +396,27 @@ def _inside_uuid(whole: str, start: int, end: int) -> bool:
     return False
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+# The lengths of hex identifiers: an OpenTelemetry span id (16), an ObjectId (24), a
+# trace id, an MD5 or a UUID without dashes (32), a commit's SHA-1 (40), a SHA-256 (64).
+_HEX_ID_LENGTHS = frozenset({16, 24, 32, 40, 64})
+
+
+def _inside_hex_id(whole: str, start: int, end: int) -> bool:
+    """The digits are part of a hex identifier: a run of hex characters of an
+    identifier's length with a letter in it ("55531e7a37589056d231674786959265", a
+    trace id, holds a Luhn-valid "231674786959265"). A card glued to other letters
+    ("4111111111111111abc") is still a card."""
+    a, b = start, end
+    while a > 0 and whole[a - 1] in _HEX:
+        a -= 1
+    while b < len(whole) and whole[b] in _HEX:
+        b += 1
+    if (a, b) == (start, end) or b - a not in _HEX_ID_LENGTHS:
+        return False
+    return any(c.isalpha() for c in whole[a:b])
+
+
 def _decimal_fraction(whole: str, start: int) -> bool:
     """The match starts right after "<digit>.": the decimals of a number."""
     return start >= 2 and whole[start - 1] == "." and whole[start - 2].isdigit()
@@ -775,6 +796,8 @@ class Redactor:
                 return None
         if kind in _NOT_IN_UUID and "-" in whole and _inside_uuid(whole, start, end):
             return None
+        if kind == "CREDIT_CARD" and _inside_hex_id(whole, start, end):
+            return _Found(start, end, None, {})  # an identifier's digits, not a card
         if kind == "CREDIT_CARD" and _decimal_fraction(whole, start):
             # "took 0.9182514000003721s": a number's decimals, neither a card nor a
             # phone (the same as a card-shaped number failing its checksum).

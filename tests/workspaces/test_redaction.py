@@ -68,6 +68,21 @@ def test_a_numbers_decimals_are_no_card_number():
     assert out == "Paid. [CREDIT_CARD] was charged" and counts["CREDIT_CARD"] == 1
 
 
+def test_a_hex_identifiers_digits_are_no_card_number():
+    """A random OpenTelemetry trace id holds a Luhn-valid run of 15 digits: it was
+    redacted as a card, so the run's id changed (the OTLP exporter test failed on
+    one in a fresh clone). A commit's SHA the same. A card next to text is a card,
+    glued to letters too when the run is no identifier's length."""
+    assert luhn_valid("231674786959265")
+    for text in ("trace 55531e7a37589056d231674786959265 exported",
+                 "commit a4111111111111111b2c3d4e5f60718293a4b5c6"):  # fmt: skip
+        out, counts = redact(text)
+        assert out == text and not counts, out
+    for text in ("card 4111111111111111.", "card:4111111111111111", "4111111111111111abc "):
+        out, counts = redact(text)
+        assert counts["CREDIT_CARD"] == 1, text
+
+
 def test_ordinary_text_is_left_alone():
     text = (
         "Timeout after 30000 ms at 2026-11-21T10:00:00Z reading "
