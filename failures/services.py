@@ -121,8 +121,8 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
 
 def recluster_due(*, workspace_id: int) -> bool:
     """Enough embedded incidents the last re-cluster did not see are waiting without
-    a mode: HIVEMIND_RECLUSTER_AFTER of them, or HIVEMIND_MIN_MODE_SIZE with one text
-    (which a re-cluster makes a mode of its own, `clustering.cluster_vectors`)."""
+    a mode (HIVEMIND_RECLUSTER_AFTER of them). A text waiting often enough to be a
+    mode on its own is made one without a re-cluster (`incidents_form_modes`)."""
     waiting = Incident.objects.filter(
         workspace_id=workspace_id, failure_mode=None, embedded_at__isnull=False
     ).exclude(kind__in=NOT_CAUSES)
@@ -139,15 +139,46 @@ def recluster_due(*, workspace_id: int) -> bool:
             Q(created_at__gt=last.started_at) | Q(embedded_at__gt=last.started_at)
         )
     count = waiting.count()
-    if count >= settings.HIVEMIND_RECLUSTER_AFTER or (
+    return count >= settings.HIVEMIND_RECLUSTER_AFTER or (
         last is None and count >= 2 * settings.HIVEMIND_MIN_MODE_SIZE
-    ):
-        return True
-    return (
-        count >= settings.HIVEMIND_MIN_MODE_SIZE
-        and waiting.exclude(embedding_key="").values("embedding_key")
-        .annotate(n=Count("id")).filter(n__gte=settings.HIVEMIND_MIN_MODE_SIZE).exists()
+    )
+
+
+def incidents_form_modes(*, workspace_id: int) -> list[int]:
+    """New modes from incidents waiting without one whose text (embedding key) they
+    share with HIVEMIND_MIN_MODE_SIZE - 1 others or more: what a re-cluster would
+    make of them (`clustering.cluster_vectors`: a text seen that often is a mode on
+    its own), made incrementally, so a recurring failure is a mode once it recurs
+    rather than at the next full re-cluster (hourly, or a lead's click). Under the
+    re-cluster's lock, so the two never interleave. Returns the new modes' ids."""
+    waiting = (
+        Incident.objects.filter(
+            workspace_id=workspace_id, failure_mode=None, embedded_at__isnull=False
+        )
+        .exclude(kind__in=NOT_CAUSES)
+        .exclude(embedding_key="")
     )  # fmt: skip
+    keys = list(
+        waiting.values("embedding_key").annotate(n=Count("id"))
+        .filter(n__gte=settings.HIVEMIND_MIN_MODE_SIZE).values_list("embedding_key", flat=True)
+    )  # fmt: skip
+    if not keys:
+        return []
+    formed = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLUSTER_LOCK, workspace_id])
+        for key in keys:
+            ids = list(waiting.filter(embedding_key=key).values_list("pk", flat=True))
+            if len(ids) < settings.HIVEMIND_MIN_MODE_SIZE:  # placed meanwhile
+                continue
+            mode = FailureMode.objects.create(workspace_id=workspace_id, label="(new mode)")
+            Incident.objects.filter(pk__in=ids, failure_mode=None).update(
+                failure_mode=mode, assigned_by=Assignment.CLUSTER
+            )
+            formed.append(mode.pk)
+        failure_modes_refresh(mode_ids=formed, relabel=True)
+    return formed
 
 
 @transaction.atomic

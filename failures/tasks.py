@@ -38,11 +38,15 @@ def analyse_traces(workspace_id: int, trace_ids: list[int]) -> int:
 def embed_incidents(workspace_id: int) -> int:
     """Embed new incidents of one workspace; re-cluster if enough wait without a mode."""
     embedded = embedding.incidents_embed(workspace_id=workspace_id)
+    formed = services.incidents_form_modes(workspace_id=workspace_id) if embedded else []
     if services.recluster_due(workspace_id=workspace_id):
         # Reuses a pending run: 1,000 ingests ask once, not 1,000 times.
         services.cluster_run_request(workspace_id=workspace_id, actor=None)
-    elif embedded:
-        # Nearest-mode joins may have taken a mode over the drafting threshold.
+    elif embedded or formed:
+        # Nearest-mode joins, or a new mode, may have taken a mode over the drafting
+        # threshold.
+        if formed and model_for(workspace_id)[0] is not None:
+            name_modes.delay(workspace_id)
         enqueue("skills.tasks.distill_due", workspace_id)
     return len(embedded)
 

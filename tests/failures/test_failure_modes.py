@@ -386,18 +386,48 @@ def test_incidents_embedded_after_the_last_re_cluster_started_are_waiting_for_on
     assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
 
 
-def test_a_text_waiting_often_enough_to_be_a_mode_makes_a_re_cluster_due(clustered, settings):
-    """Below HIVEMIND_RECLUSTER_AFTER waiting incidents, a re-cluster is still due when
-    HIVEMIND_MIN_MODE_SIZE of them share one text (a re-cluster makes it a mode of its
-    own); as many different texts wait for more."""
+def test_a_text_waiting_often_enough_becomes_a_mode_without_a_re_cluster(
+    clustered, settings, django_capture_on_commit_callbacks
+):
+    """Seen on the dev data: 34 incidents of one text ("went on with assumed or
+    made-up data…") waited "not in any mode" for the hourly re-cluster. Once
+    HIVEMIND_MIN_MODE_SIZE incidents share a text, the embedding task makes them a
+    mode of their own (what a re-cluster makes of such a text), with no full
+    re-cluster; as many different texts wait for one."""
+    from failures import tasks
+    from failures.models import ClusterRun
+
     settings.HIVEMIND_RECLUSTER_AFTER = 50
     settings.HIVEMIND_MIN_MODE_SIZE = 5
     copies = _waiting_copies(clustered.workspace, [f"key-{n}" for n in range(5)])
-    assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
-    Incident.objects.filter(pk__in=copies).update(embedding_key="one text")
-    assert failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+    assert failure_modes.incidents_form_modes(workspace_id=clustered.workspace.pk) == []
+    # One text (signature, key and vector), unlike the workspace's modes.
+    import numpy as np
+
+    vector = np.random.default_rng(7).normal(size=len(Incident.objects.get(pk=copies[0]).embedding))
+    Incident.objects.filter(pk__in=copies).update(
+        embedding_key="one text",
+        embedding=(vector / np.linalg.norm(vector)).tolist(),
+        signature="tool: none | error: went on with made-up data | category: reasoning.invented",
+    )
+    runs = ClusterRun.objects.filter(workspace=clustered.workspace).count()
+    monkeypatch_embed = tasks.embedding.incidents_embed
+    tasks.embedding.incidents_embed = lambda workspace_id: copies  # type: ignore[assignment]
+    try:
+        with django_capture_on_commit_callbacks(execute=False):
+            tasks.embed_incidents(clustered.workspace.pk)
+    finally:
+        tasks.embedding.incidents_embed = monkeypatch_embed  # type: ignore[assignment]
+    modes = set(Incident.objects.filter(pk__in=copies).values_list("failure_mode", flat=True))
+    assert len(modes) == 1 and None not in modes
+    mode = FailureMode.objects.get(pk=modes.pop())
+    assert mode.incident_count == 5 and mode.label != "(new mode)"
+    assert ClusterRun.objects.filter(workspace=clustered.workspace).count() == runs
+    # A later re-cluster keeps the mode.
     failure_modes.failure_modes_recluster(workspace_id=clustered.workspace.pk)
-    assert not failure_modes.recluster_due(workspace_id=clustered.workspace.pk)
+    assert set(Incident.objects.filter(pk__in=copies).values_list("failure_mode", flat=True)) == {
+        mode.pk
+    }
 
 
 def test_a_re_cluster_that_meets_a_deadlock_waits_queued_for_its_retry(clustered, monkeypatch):
