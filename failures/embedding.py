@@ -21,11 +21,11 @@ from typing import Protocol
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import Incident, IncidentText
-from .services import incidents_assign_nearest
+from .services import incidents_assign_nearest, modes_lock
 from .signatures import embedding_text
 
 logger = logging.getLogger(__name__)
@@ -306,8 +306,10 @@ def _store_vectors(
     workspace_id: int, ids: list[int], keys: list[str], texts: list[str]
 ) -> list[int]:
     """One UPDATE … FROM unnest for a whole chunk, and the chunk's texts in
-    IncidentText (search measures distances there); returns the ids it stored."""
-    with connection.cursor() as cursor:
+    IncidentText (search measures distances there); returns the ids it stored.
+    Under the workspace's `modes_lock`: a re-cluster writes the same rows."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        modes_lock(workspace_id)
         cursor.execute(
             f"""
             INSERT INTO {IncidentText._meta.db_table} (workspace_id, key, embedding)
@@ -332,8 +334,11 @@ def _store_vectors(
 
 def incident_texts_prune(*, workspace_id: int) -> int:
     """Remove the texts no incident of the workspace carries any more (retention
-    deleted them, a re-diagnosis changed their signature); returns how many."""
-    with connection.cursor() as cursor:
+    deleted them, a re-diagnosis changed their signature); returns how many. Under
+    the workspace's `modes_lock`: otherwise a text the embedding found stored, and
+    is about to give incidents, could go between its look and its write."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        modes_lock(workspace_id)
         cursor.execute(
             f"""
             DELETE FROM {IncidentText._meta.db_table} t

@@ -303,12 +303,13 @@ def label_save(
     confirmed_from: RunLabel | None = None,
 ) -> RunLabel:
     """Save (or replace) the label of a run's step; propagation runs after commit."""
-    from .services import failure_modes_refresh
+    from .services import failure_modes_refresh, modes_lock
 
     _require_writer(workspace, author)
     if trace.workspace_id != workspace.pk:
         raise NotFound("No such trace in this workspace.")
     category, sentence, fix = _clean(workspace, category, sentence, fix)
+    modes_lock(workspace.pk)
     step = _step_of(trace, step_index)
     existing = RunLabel.objects.filter(trace=trace, step_index=step_index).first()
     before = None
@@ -373,9 +374,10 @@ def run_skip(*, workspace: Workspace, trace: Trace, reason: str, author: Author)
 def label_remove(*, workspace: Workspace, label: RunLabel, author: Author) -> None:
     """Remove a label (or a skip) and its incident; the run goes back to the queue
     and the next diagnosis judges it again."""
-    from .services import failure_modes_refresh
+    from .services import failure_modes_refresh, modes_lock
 
     _require_writer(workspace, author)
+    modes_lock(workspace.pk)
     mode_id = label.failure_mode_id
     before = {"trace": label.trace_id, "step": label.step_index, "sentence": label.sentence,
               "category": label.category, "skip_reason": label.skip_reason}  # fmt: skip

@@ -1067,6 +1067,11 @@ def _write(
     result: MineResult,
     compared_with: dict[int, int] | None = None,
 ) -> None:
+    from .services import modes_lock
+
+    # Incidents are rewritten, deleted and leave modes below: after the workspace's
+    # other writers of them, not interleaved (a re-cluster, the embedding).
+    modes_lock(workspace_id)
     now = timezone.now()
     incident_rows: list[tuple] = []
     live: set[tuple[int, int]] = set()

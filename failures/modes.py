@@ -15,7 +15,7 @@ from workspaces.services import audit_record
 
 from .models import Assignment, FailureMode, Incident, ModeStatus
 from .selectors import failure_mode_get
-from .services import failure_modes_refresh
+from .services import failure_modes_refresh, modes_lock
 
 
 def _require_lead(workspace: Workspace, user: User) -> None:
@@ -56,6 +56,7 @@ def failure_mode_merge(
     )
     if ModeStatus.MERGED in (source.status, target.status):
         raise InvalidInput("One of these modes was already merged into another.")
+    modes_lock(workspace.pk)
     moved = Incident.objects.filter(failure_mode=source).update(failure_mode=target)
     source.status, source.merged_into = ModeStatus.MERGED, target
     source.save(update_fields=["status", "merged_into", "updated_at"])
@@ -82,6 +83,7 @@ def failure_mode_split(
     incidents = Incident.objects.filter(workspace=workspace, failure_mode=mode, pk__in=incident_ids)
     if not incidents.exists():
         raise InvalidInput("Choose at least one incident of this mode to split off.")
+    modes_lock(workspace.pk)
     new_mode = FailureMode.objects.create(
         workspace=workspace, label=label.strip()[:200] or f"Split from: {mode.label}"[:200],
         label_locked=bool(label.strip()),

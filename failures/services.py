@@ -43,7 +43,8 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-# Two runs of one workspace never interleave their writes (pg_advisory_xact_lock key).
+# Where a workspace's incidents sit (their modes, their vectors) and its modes'
+# counts are written under this lock (pg_advisory_xact_lock key): see `modes_lock`.
 CLUSTER_LOCK = 0x434C55
 # Two rewrites of one workspace's daily mode counts never interleave (they delete
 # and re-insert the same keys: interleaved, the second insert hit a duplicate key).
@@ -53,6 +54,20 @@ DAILY_LOCK = 0x444159
 RUN_LOST_AFTER = timedelta(minutes=40)
 _INCIDENTS = Incident._meta.db_table
 _DAILY = ModeDailyCount._meta.db_table
+
+
+def modes_lock(workspace_id: int) -> None:
+    """Take the workspace's lock on its incidents' placement for the rest of the
+    current transaction, before any row is written. Every writer that moves
+    incidents between modes, stores their vectors, rewrites or deletes them, or
+    recounts modes takes it first (re-cluster, nearest-mode joins, new modes, the
+    embedding, a re-diagnosis, a lead's merge, split or label), so two of them
+    never hold rows the other waits for: they queue instead of deadlocking (seen
+    in the worker log: an embedding's update against a re-cluster's)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("modes_lock is held to the end of a transaction: call it inside one")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLUSTER_LOCK, workspace_id])
 
 
 def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> int:
@@ -108,6 +123,7 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
     sizes = dict(FailureMode.objects.filter(pk__in=joined).values_list("pk", "incident_count"))
     grown = [m for m, ids in joined.items() if len(ids) >= sizes.get(m, 0)]
     with transaction.atomic():
+        modes_lock(workspace_id)
         for mode_id, ids in joined.items():
             Incident.objects.filter(pk__in=ids, failure_mode=None).update(
                 failure_mode_id=mode_id, assigned_by=Assignment.NEAREST
@@ -166,8 +182,7 @@ def incidents_form_modes(*, workspace_id: int) -> list[int]:
         return []
     formed = []
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLUSTER_LOCK, workspace_id])
+        modes_lock(workspace_id)
         for key in keys:
             ids = list(waiting.filter(embedding_key=key).values_list("pk", flat=True))
             if len(ids) < settings.HIVEMIND_MIN_MODE_SIZE:  # placed meanwhile
@@ -244,8 +259,7 @@ def failure_modes_recluster(*, workspace_id: int, run_id: int | None = None) -> 
     clock = time.perf_counter()
     try:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLUSTER_LOCK, workspace_id])
+            modes_lock(workspace_id)
             rows = list(
                 Incident.objects.filter(workspace_id=workspace_id, embedded_at__isnull=False)
                 .exclude(assigned_by=Assignment.MANUAL)
@@ -572,6 +586,7 @@ def _mode_docs(mode_ids: list[int]) -> dict[int, tuple[list[str], list[str]]]:
 @transaction.atomic
 def modes_refresh_workspace(*, workspace_id: int) -> int:
     """Recompute every mode of a workspace (after incidents went away in bulk)."""
+    modes_lock(workspace_id)
     mode_ids = list(
         FailureMode.objects.filter(workspace_id=workspace_id).values_list("pk", flat=True)
     )

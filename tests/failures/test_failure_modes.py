@@ -762,3 +762,69 @@ def test_recounting_only_the_days_of_incidents_that_joined_gives_the_full_counts
     partial = counts()
     mode_daily_counts_refresh(mode_ids=[mode.pk])
     assert partial == counts() and len(partial) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("writer", ["embedding", "re-diagnosis", "re-cluster"])
+def test_writers_of_a_workspaces_incidents_queue_behind_each_other(tenant, writer):
+    """A re-cluster, the embedding and a re-diagnosis write the same incidents: each
+    takes the workspace's `modes_lock` before any row, so one waits for another's
+    transaction instead of both holding rows the other needs (a deadlock, seen in
+    the worker log between an embedding's update and a re-cluster's)."""
+    import threading
+
+    import psycopg
+    from django.db import connection as main_connection
+    from django.db import connections
+
+    from failures.mining import traces_diagnose
+    from traces.models import Trace
+
+    ingest_failures(tenant, "payments.refund", 6)  # diagnosed, embedded, clustered
+    ws = tenant.workspace.pk
+    if writer == "embedding":
+        Incident.objects.filter(workspace_id=ws).update(
+            embedding=None, embedding_key="", embedded_at=None
+        )
+    run = {
+        "embedding": lambda: incidents_embed(workspace_id=ws),
+        "re-diagnosis": lambda: traces_diagnose(
+            workspace_id=ws,
+            trace_ids=list(Trace.objects.filter(workspace_id=ws).values_list("pk", flat=True)),
+            force=True,
+        ),  # fmt: skip
+        "re-cluster": lambda: failure_modes.failure_modes_recluster(workspace_id=ws),
+    }[writer]
+    params = main_connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    holder = psycopg.connect(**params, autocommit=False)
+    holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", [failure_modes.CLUSTER_LOCK, ws])
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            run()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    waited = False
+    for _ in range(600):  # until the writer waits for the lock, or it ends without
+        waited = bool(holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid = %s AND objid = %s", [failure_modes.CLUSTER_LOCK, ws],
+        ).fetchone()[0])  # fmt: skip
+        if waited or not thread.is_alive():
+            break
+        thread.join(0.05)
+    holder.commit()  # the other writer's transaction ends; this one goes on
+    holder.close()
+    thread.join()
+    main_connection.close()
+    assert waited, f"the {writer} wrote without waiting for the workspace's lock"
+    assert not errors, errors
+    assert not Incident.objects.filter(workspace_id=ws, embedded_at=None).exists()
