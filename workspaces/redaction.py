@@ -334,8 +334,20 @@ def _ip_end_ok(whole: str, end: int, text: str) -> bool:
     return after not in "0123456789abcdefABCDEF"
 
 
+# A module's version after "@", not a mail domain: Go's toolchain modules
+# ("golang.org/toolchain@v0.0.1-go1.24.4.linux-amd64/src/…", in every Go error that
+# names a path in the module cache) end in letters as a domain does. A mail domain
+# does not start with two numeric labels ("user@163.com" still is an address).
+_VERSION_AFTER_AT = re2.compile(r"@v?[0-9]+\.[0-9]+")
+
+
+def email_valid(text: str) -> bool:
+    return _VERSION_AFTER_AT.search(text) is None
+
+
 _CHECKS: dict[str, Callable[[str], bool]] = {
     "CREDIT_CARD": lambda m: 13 <= len(_digits(m)) <= 19 and luhn_valid(_digits(m)),
+    "EMAIL": email_valid,
     "IBAN": iban_valid,
     "SSN": ssn_valid,
     "SECRET": _looks_random,

@@ -125,6 +125,7 @@ NEW_POSITIVE = {
     "IBAN": ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR1420041010050500013M02606"],
     "AWS_SECRET": ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
     "PHONE": ["+14155550142", "+442071838750"],
+    "EMAIL": ["li.wei@163.com", "v1.ops@example.org", "ops@v1.example.org"],
     "CREDIT_CARD": ["4111  1111  1111  1111", "4111-1111 1111-1111", "378282246310005"],
     "PASSWORD": ["postgres://app:hunter2@localhost:5432/db", "https://u:p4ss@10.0.0.1/x",
                  "GET /login?user=jo&password=hunter2"],
@@ -138,6 +139,11 @@ NEW_NEGATIVE = {
     "SSN": ["000-12-3456", "666-12-3456", "900-12-3456", "2026-11-22"],
     "IP_ADDRESS": ["version 1.2.3.4", "v10.0.19041.1"],
     "AWS_SECRET": ["src/components/forms/inputs/TextInput.tsx"],
+    # Go's module cache in an error's path (a Claude Code session of the dev data).
+    "EMAIL": [
+        "/go/pkg/mod/golang.org/toolchain@v0.0.1-go1.24.4.linux-amd64/src/x",
+        "example.com/mod@1.2.3-rc.1.linux/x",
+    ],
     # A UUID glued to a name (CrewAI names a crew's span "Crew_<uuid>.kickoff").
     "SECRET": [
         "Crew_95bde77b-cbcc-4f0d-b0af-8224da4d55aa.kickoff",
