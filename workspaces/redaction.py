@@ -290,6 +290,19 @@ def _looks_random(text: str) -> bool:
     return entropy >= 4.2 or (entropy >= 3.9 and _class_switches(stripped) >= 0.45)
 
 
+def _made_of_words(text: str) -> bool:
+    """A name made of lower-case words with a short hash or number among them, as a
+    bundler names a chunk ("css_vue_type_style_index_0_src_true_lang-pW5mq51o"): four
+    or more words of two letters or more, half the characters or more. A random
+    token's pieces between "_" and "-" are almost never all-lower-case letters (a
+    5-character piece of base64 about 1 in 100)."""
+    words = [p for p in _PIECES.split(text) if len(p) >= 2 and p.isalpha() and p.islower()]
+    return len(words) >= 4 and 2 * sum(len(w) for w in words) >= len(text)
+
+
+_PIECES = re.compile(r"[_-]")
+
+
 def _class_switches(text: str) -> float:
     def kind(c: str) -> int:
         return 0 if c.isdigit() else 1 if c.isupper() else 2 if c.islower() else 3
@@ -342,7 +355,11 @@ _VERSION_AFTER_AT = re2.compile(r"@v?[0-9]+\.[0-9]+")
 
 
 def email_valid(text: str) -> bool:
-    return _VERSION_AFTER_AT.search(text) is None
+    # Most domains start with a letter: one look at it spares them the search.
+    return text[text.find("@") + 1] not in _VERSION_START or _VERSION_AFTER_AT.search(text) is None
+
+
+_VERSION_START = frozenset("0123456789v")
 
 
 _CHECKS: dict[str, Callable[[str], bool]] = {
@@ -834,6 +851,8 @@ class Redactor:
         if pseudonymise:
             placeholder = self._placeholder(placeholder, text)
         prefix = self._prefix(match, compiled) if kind in ("AUTH_HEADER", "PASSWORD") else None
+        if prefix and prefix.lower() == "pwd=" and text[len(prefix) :][:1] in ("/", "~"):
+            return None  # the shell's working directory ("PWD=/root" in `env`), no password
         if prefix:
             tail = "@" if text.endswith("@") and kind == "PASSWORD" else ""
             return _Found(start, end, prefix + placeholder + tail, {kind: 1})
@@ -846,7 +865,7 @@ class Redactor:
         ("session_token_<64 random characters>" keeps "session_token_"). A UUID in
         it is an identifier: such a run is judged by its words ("Crew_<uuid>", as
         CrewAI names a crew, is kept; a random word beside the UUID is not)."""
-        if _looks_random(text) and not _UUID.search(text):
+        if _looks_random(text) and not _UUID.search(text) and not _made_of_words(text):
             shown = self._placeholder(placeholder, text) if pseudonymise else placeholder
             return _Found(start, end, shown, {"SECRET": 1})
         if not _LONG_WORD.search(text):
