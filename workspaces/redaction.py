@@ -362,8 +362,22 @@ def email_valid(text: str) -> bool:
 _VERSION_START = frozenset("0123456789v")
 
 
+def card_valid(text: str) -> bool:
+    """A card number's length, checksum and first digit. No card number starts with
+    0; one starting with 1 is an airline's UATP card, 15 digits; with 9, 16 (Troy):
+    so the Luhn-valid tenth of other 17-19 digit ids, Discord's and X's snowflakes
+    ("1085086090799284516"), are no cards."""
+    digits = _digits(text)
+    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
+        return False
+    first = digits[0]
+    return (
+        first != "0" and (first != "1" or len(digits) == 15) and (first != "9" or len(digits) == 16)
+    )
+
+
 _CHECKS: dict[str, Callable[[str], bool]] = {
-    "CREDIT_CARD": lambda m: 13 <= len(_digits(m)) <= 19 and luhn_valid(_digits(m)),
+    "CREDIT_CARD": card_valid,
     "EMAIL": email_valid,
     "IBAN": iban_valid,
     "SSN": ssn_valid,

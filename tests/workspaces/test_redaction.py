@@ -126,7 +126,8 @@ NEW_POSITIVE = {
     "AWS_SECRET": ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
     "PHONE": ["+14155550142", "+442071838750"],
     "EMAIL": ["li.wei@163.com", "v1.ops@example.org", "ops@v1.example.org"],
-    "CREDIT_CARD": ["4111  1111  1111  1111", "4111-1111 1111-1111", "378282246310005"],
+    "CREDIT_CARD": ["4111  1111  1111  1111", "4111-1111 1111-1111", "378282246310005",
+                    "122000000000003", "6212345678901265", "9792000000000003"],
     "PASSWORD": ["postgres://app:hunter2@localhost:5432/db", "https://u:p4ss@10.0.0.1/x",
                  "GET /login?user=jo&password=hunter2", "login pwd=hunter2"],
     "SSN": ["123-45-6789"],
@@ -135,7 +136,15 @@ NEW_POSITIVE = {
 }  # fmt: skip
 NEW_NEGATIVE = {
     "IBAN": ["DE89 3704 0044 0532 0130 01"],  # checksum off by one
-    "CREDIT_CARD": ["M100 200 L300 400 500 600 700", "4111 1111 1111 1112"],
+    # Luhn-valid ids of no card's length or issuer: a Discord / X snowflake, numbers of
+    # a CTF challenge (InterCode's dev data), a number with a leading zero.
+    "CREDIT_CARD": [
+        "M100 200 L300 400 500 600 700",
+        "4111 1111 1111 1112",
+        "1085086090799284516",
+        "9000000000000000001",
+        "0411111111111116",
+    ],
     "SSN": ["000-12-3456", "666-12-3456", "900-12-3456", "2026-11-22"],
     "IP_ADDRESS": ["version 1.2.3.4", "v10.0.19041.1"],
     "AWS_SECRET": ["src/components/forms/inputs/TextInput.tsx"],
