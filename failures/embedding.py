@@ -307,9 +307,9 @@ def _store_vectors(
 ) -> list[int]:
     """One UPDATE … FROM unnest for a whole chunk, and the chunk's texts in
     IncidentText (search measures distances there); returns the ids it stored.
-    Under the workspace's `modes_lock`: a re-cluster writes the same rows."""
+    Under the workspace's `modes_lock`, shared: a re-cluster writes the same rows."""
     with transaction.atomic(), connection.cursor() as cursor:
-        modes_lock(workspace_id)
+        modes_lock(workspace_id, shared=True)
         cursor.execute(
             f"""
             INSERT INTO {IncidentText._meta.db_table} (workspace_id, key, embedding)

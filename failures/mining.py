@@ -1069,9 +1069,6 @@ def _write(
 ) -> None:
     from .services import modes_lock
 
-    # Incidents are rewritten, deleted and leave modes below: after the workspace's
-    # other writers of them, not interleaved (a re-cluster, the embedding).
-    modes_lock(workspace_id)
     now = timezone.now()
     incident_rows: list[tuple] = []
     live: set[tuple[int, int]] = set()
@@ -1094,6 +1091,10 @@ def _write(
             ))  # fmt: skip
             live.add((row.id, f.step))
             result.by_source[f.source] = result.by_source.get(f.source, 0) + 1
+    # Incidents are rewritten, deleted and leave modes below: not while a re-cluster
+    # re-places them. Taken here, not earlier: the findings' signatures above are
+    # CPU work of this batch alone.
+    modes_lock(workspace_id, shared=True)
     # The incidents of these runs that are in a mode, before they are rewritten.
     placed = {
         (t, s): (signature, mode, by)

@@ -56,18 +56,20 @@ _INCIDENTS = Incident._meta.db_table
 _DAILY = ModeDailyCount._meta.db_table
 
 
-def modes_lock(workspace_id: int) -> None:
+def modes_lock(workspace_id: int, *, shared: bool = False) -> None:
     """Take the workspace's lock on its incidents' placement for the rest of the
-    current transaction, before any row is written. Every writer that moves
-    incidents between modes, stores their vectors, rewrites or deletes them, or
-    recounts modes takes it first (re-cluster, nearest-mode joins, new modes, the
-    embedding, a re-diagnosis, a lead's merge, split or label), so two of them
-    never hold rows the other waits for: they queue instead of deadlocking (seen
-    in the worker log: an embedding's update against a re-cluster's)."""
+    current transaction, before any row is written, so writers that would hold
+    rows the other waits for queue instead of deadlocking (seen in the worker log:
+    an embedding's update against a re-cluster's). Whoever re-places incidents
+    wholesale takes it alone: a re-cluster, a lead's merge, split or label, the
+    text prune. The steady writers share it (`shared`): a re-diagnosis's write,
+    the embedding's store, its nearest-mode joins and new modes run beside each
+    other, as they did before the lock, and wait only for those."""
     if not connection.in_atomic_block:
         raise RuntimeError("modes_lock is held to the end of a transaction: call it inside one")
+    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLUSTER_LOCK, workspace_id])
+        cursor.execute(f"SELECT {take}(%s, %s)", [CLUSTER_LOCK, workspace_id])
 
 
 def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> int:
@@ -123,7 +125,7 @@ def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> i
     sizes = dict(FailureMode.objects.filter(pk__in=joined).values_list("pk", "incident_count"))
     grown = [m for m, ids in joined.items() if len(ids) >= sizes.get(m, 0)]
     with transaction.atomic():
-        modes_lock(workspace_id)
+        modes_lock(workspace_id, shared=True)
         for mode_id, ids in joined.items():
             Incident.objects.filter(pk__in=ids, failure_mode=None).update(
                 failure_mode_id=mode_id, assigned_by=Assignment.NEAREST
@@ -182,7 +184,7 @@ def incidents_form_modes(*, workspace_id: int) -> list[int]:
         return []
     formed = []
     with transaction.atomic():
-        modes_lock(workspace_id)
+        modes_lock(workspace_id, shared=True)  # the embedding, its only caller, runs alone
         for key in keys:
             ids = list(waiting.filter(embedding_key=key).values_list("pk", flat=True))
             if len(ids) < settings.HIVEMIND_MIN_MODE_SIZE:  # placed meanwhile
