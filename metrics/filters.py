@@ -22,6 +22,10 @@ class DashFilter:
     agent: str = ""
     default: bool = True
     problems: tuple[str, ...] = field(default=())
+    # "This month" (`?period=month`, and links from it: `vs=month`): compared with the
+    # same days of the month before. Any other range, the default and "Last 7 days"
+    # on the 7th of a month (the 1st to the 7th) included, with the range just before.
+    month: bool = False
 
     @property
     def days(self) -> int:
@@ -33,11 +37,9 @@ class DashFilter:
         return self.until >= timezone.now().date()
 
     def previous(self) -> DashFilter:
-        """The period of the same length just before this one; for a month so far
-        (the 1st to a day of the same month), the same days of the month before."""
-        if self.since.day == 1 and (self.since.year, self.since.month) == (
-            self.until.year, self.until.month
-        ):  # fmt: skip
+        """The period of the same length just before this one; for "This month" (the
+        1st to a day of the same month, `month`), the same days of the month before."""
+        if self.month:
             last_month_end = self.since - timedelta(days=1)
             start = last_month_end.replace(day=1)
             end = start.replace(day=min(self.until.day, last_month_end.day))
@@ -51,7 +53,8 @@ class DashFilter:
 
     def query(self, **extra: str) -> str:
         params = {"agent": self.agent, "from": self.since.isoformat(),
-                  "to": self.until.isoformat(), **extra}  # fmt: skip
+                  "to": self.until.isoformat(), "vs": "month" if self.month else "",
+                  **extra}  # fmt: skip
         return urlencode({k: v for k, v in params.items() if v})
 
     @property
@@ -136,8 +139,14 @@ def dash_filter(
     if (until - since).days + 1 > MAX_DAYS:
         problems.append(f"Ranges are at most {MAX_DAYS} days: the start was moved.")
         since = until - timedelta(days=MAX_DAYS - 1)
+    asked_month = (preset == "month" and not params.get("from") and not params.get("to")) or (
+        params.get("vs") == "month"
+    )
+    month = asked_month and since.day == 1 and (since.year, since.month) == (
+        until.year, until.month
+    )  # fmt: skip
     return DashFilter(since=since, until=until, agent=agent, default=default and not agent,
-                      problems=tuple(problems))  # fmt: skip
+                      problems=tuple(problems), month=month)  # fmt: skip
 
 
 def span_words(since: date, until: date, *, year: bool = False) -> str:

@@ -143,3 +143,25 @@ def test_per_step_success_counts_calls_not_the_framework_steps_around_them(tenan
     assert (failed.step_count, failed.span_count, failed.span_error_count) == (6, 4, 4)
     page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{failed.pk}/")
     assert "6 (4 of them framework steps" in page.content.decode()
+
+
+def test_a_week_from_the_first_of_a_month_is_compared_with_the_week_before():
+    """ "Last 7 days" on the 7th of a month (and the default range then) runs from the
+    1st: it was compared with the same days of the month before, a month back, and on
+    those days the Overview's week-over-week trends read against the wrong week.
+    Only "This month" (and the links from it) compares a month so far that way."""
+    from datetime import date
+
+    week = dash_filter(QueryDict("from=2026-11-01&to=2026-11-07"), default_days=7, agents=[])
+    before = week.previous()
+    assert (before.since, before.until) == (date(2026, 10, 25), date(2026, 10, 31))
+    assert "vs=" not in week.query()
+    month = dash_filter(QueryDict("from=2026-11-01&to=2026-11-07&vs=month"), default_days=7,
+                        agents=[])  # fmt: skip
+    before = month.previous()
+    assert (before.since, before.until) == (date(2026, 10, 1), date(2026, 10, 7))
+    assert "vs=month" in month.query()  # the links from "This month" keep comparing so
+    # "vs=month" on a range that is no month so far is the range just before.
+    other = dash_filter(QueryDict("from=2026-11-03&to=2026-11-09&vs=month"), default_days=7,
+                        agents=[])  # fmt: skip
+    assert other.previous().until == date(2026, 11, 2)
