@@ -362,17 +362,33 @@ def email_valid(text: str) -> bool:
 _VERSION_START = frozenset("0123456789v")
 
 
+# Where the payment networks issue numbers of other lengths than a first digit's
+# usual one (the networks' published issuer ranges): first digit -> (usual lengths,
+# (prefix, lengths) exceptions). 1: UATP's 15 digits, Indonesia's GPN (1946) 16, 18
+# and 19; 2: Mastercard's 16, Mir (2200-2204) and BORICA (2205) up to 19; 9: Troy,
+# Humo and other national cards' 16, Vietnam's Napas (9704) 19. No card starts with 0.
+# Other first digits are left to the checksum: every length from 13 to 19 is issued.
+_CARD_LENGTHS: dict[str, tuple[frozenset[int], tuple[tuple[str, frozenset[int]], ...]]] = {
+    "0": (frozenset(), ()),
+    "1": (frozenset({15}), (("1946", frozenset({16, 18, 19})),)),
+    "2": (frozenset({16}), tuple((f"220{d}", frozenset(range(16, 20))) for d in "012345")),
+    "9": (frozenset({16}), (("9704", frozenset({16, 19})),)),
+}
+
+
 def card_valid(text: str) -> bool:
-    """A card number's length, checksum and first digit. No card number starts with
-    0; one starting with 1 is an airline's UATP card, 15 digits; with 9, 16 (Troy):
-    so the Luhn-valid tenth of other 17-19 digit ids, Discord's and X's snowflakes
-    ("1085086090799284516"), are no cards."""
+    """A card number's length, checksum and issuer: so the Luhn-valid tenth of
+    other long ids, Discord's and X's 18-19 digit snowflakes
+    ("1085086090799284516"), a CTF's numbers, are no cards."""
     digits = _digits(text)
     if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
         return False
-    first = digits[0]
-    return (
-        first != "0" and (first != "1" or len(digits) == 15) and (first != "9" or len(digits) == 16)
+    rule = _CARD_LENGTHS.get(digits[0])
+    if rule is None:
+        return True
+    usual, exceptions = rule
+    return len(digits) in usual or any(
+        digits.startswith(prefix) and len(digits) in lengths for prefix, lengths in exceptions
     )
 
 
