@@ -165,3 +165,10 @@ def test_a_week_from_the_first_of_a_month_is_compared_with_the_week_before():
     other = dash_filter(QueryDict("from=2026-11-03&to=2026-11-09&vs=month"), default_days=7,
                         agents=[])  # fmt: skip
     assert other.previous().until == date(2026, 11, 2)
+
+
+def test_the_filter_form_of_this_month_keeps_comparing_with_last_month(tenant):
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/metrics/?period=month")
+    assert '<input type="hidden" name="vs" value="month">' in page.content.decode()
+    week = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/metrics/?period=7d")
+    assert 'name="vs"' not in week.content.decode()
