@@ -26,6 +26,8 @@ from django.utils import timezone
 from hivemind_web.celery import enqueue
 from traces.models import Trace
 from traces.services import retention_cutoff
+from workspaces import locks
+from workspaces.locks import workspace_xact_lock
 from workspaces.models import Workspace
 
 from . import clustering
@@ -45,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 # Where a workspace's incidents sit (their modes, their vectors) and its modes'
 # counts are written under this lock (pg_advisory_xact_lock key): see `modes_lock`.
-CLUSTER_LOCK = 0x434C55
+CLUSTER_LOCK = locks.INCIDENTS
 # Two rewrites of one workspace's daily mode counts never interleave (they delete
 # and re-insert the same keys: interleaved, the second insert hit a duplicate key).
 DAILY_LOCK = 0x444159
@@ -62,14 +64,11 @@ def modes_lock(workspace_id: int, *, shared: bool = False) -> None:
     rows the other waits for queue instead of deadlocking (seen in the worker log:
     an embedding's update against a re-cluster's). Whoever re-places incidents
     wholesale takes it alone: a re-cluster, a lead's merge, split or label, the
-    text prune. The steady writers share it (`shared`): a re-diagnosis's write,
-    the embedding's store, its nearest-mode joins and new modes run beside each
-    other, as they did before the lock, and wait only for those."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("modes_lock is held to the end of a transaction: call it inside one")
-    take = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {take}(%s, %s)", [CLUSTER_LOCK, workspace_id])
+    text prune, and the retention purge (`traces_purge_expired`, in traces). The
+    steady writers share it (`shared`): a re-diagnosis's write, the embedding's
+    store, its nearest-mode joins and new modes run beside each other, as they did
+    before the lock, and wait only for those."""
+    workspace_xact_lock(CLUSTER_LOCK, workspace_id, shared=shared)
 
 
 def incidents_assign_nearest(*, workspace_id: int, incident_ids: list[int]) -> int:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from hivemind_web.celery import enqueue
 from workspaces.errors import InvalidInput, NotFound, PermissionDenied
+from workspaces.locks import INCIDENTS, workspace_xact_lock
 from workspaces.models import PiiPolicy, Workspace
 from workspaces.redaction import redactor_for_policy
 from workspaces.services import audit_record
@@ -347,9 +348,15 @@ def traces_purge_expired(*, workspace_id: int) -> int:
     ORM's cascade, so traces needs no knowledge of them) what other apps keep about
     a trace: incidents with their vectors. Failure modes are refreshed after the
     commit. Rollups (daily, skill-cohort, per-mode) are kept: refreshes never
-    rewrite days before the retention cutoff."""
+    rewrite days before the retention cutoff. The cascade deletes incidents: it
+    waits for their writers (a re-cluster, the embedding) instead of deadlocking
+    with one."""
     cutoff = retention_cutoff(workspace_id=workspace_id)
-    _, deleted = Trace.objects.filter(workspace_id=workspace_id, received_at__lt=cutoff).delete()
+    expired = Trace.objects.filter(workspace_id=workspace_id, received_at__lt=cutoff)
+    if not expired.exists():
+        return 0
+    workspace_xact_lock(INCIDENTS, workspace_id)
+    _, deleted = expired.delete()
     purged = deleted.get(Trace._meta.label, 0)
     if purged:
         workspace = Workspace.objects.get(pk=workspace_id)

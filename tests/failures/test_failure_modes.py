@@ -765,13 +765,15 @@ def test_recounting_only_the_days_of_incidents_that_joined_gives_the_full_counts
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("writer", ["embedding", "re-diagnosis", "re-cluster"])
+@pytest.mark.parametrize("writer", ["embedding", "re-diagnosis", "re-cluster", "purge"])
 def test_writers_of_a_workspaces_incidents_queue_behind_each_other(tenant, writer):
-    """A re-cluster, the embedding and a re-diagnosis write the same incidents: each
-    takes the workspace's `modes_lock` before any row, so one waits for another's
-    transaction instead of both holding rows the other needs (a deadlock, seen in
-    the worker log between an embedding's update and a re-cluster's)."""
+    """A re-cluster, the embedding, a re-diagnosis and the retention purge write the
+    same incidents: each takes the workspace's `modes_lock` before any row, so one
+    waits for another's transaction instead of both holding rows the other needs (a
+    deadlock, seen in the worker log between an embedding's update and a
+    re-cluster's)."""
     import threading
+    from datetime import timedelta
 
     import psycopg
     from django.db import connection as main_connection
@@ -779,6 +781,7 @@ def test_writers_of_a_workspaces_incidents_queue_behind_each_other(tenant, write
 
     from failures.mining import traces_diagnose
     from traces.models import Trace
+    from traces.services import traces_purge_expired
 
     ingest_failures(tenant, "payments.refund", 6)  # diagnosed, embedded, clustered
     ws = tenant.workspace.pk
@@ -794,7 +797,12 @@ def test_writers_of_a_workspaces_incidents_queue_behind_each_other(tenant, write
             force=True,
         ),  # fmt: skip
         "re-cluster": lambda: failure_modes.failure_modes_recluster(workspace_id=ws),
+        "purge": lambda: traces_purge_expired(workspace_id=ws),
     }[writer]
+    if writer == "purge":
+        Trace.objects.filter(workspace_id=ws).update(
+            received_at=timezone.now() - timedelta(days=400)
+        )
     params = main_connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
@@ -821,10 +829,16 @@ def test_writers_of_a_workspaces_incidents_queue_behind_each_other(tenant, write
         if waited or not thread.is_alive():
             break
         thread.join(0.05)
+    # Waiting before it wrote, not after (the purge's follow-up refresh waits too).
+    incidents_while_waiting = holder.execute(
+        f"SELECT count(*) FROM {Incident._meta.db_table} WHERE workspace_id = %s", [ws]
+    ).fetchone()[0]
     holder.commit()  # the other writer's transaction ends; this one goes on
     holder.close()
     thread.join()
     main_connection.close()
     assert waited, f"the {writer} wrote without waiting for the workspace's lock"
+    assert incidents_while_waiting, f"the {writer} wrote before it waited for the lock"
     assert not errors, errors
     assert not Incident.objects.filter(workspace_id=ws, embedded_at=None).exists()
+    assert Incident.objects.filter(workspace_id=ws).exists() == (writer != "purge")
