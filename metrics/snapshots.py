@@ -4,10 +4,12 @@
 failure mode, skill in scope), drops duplicates (same task and same steps),
 splits train / held-out deterministically by a hash of each example, and writes:
 
-- SFT: one chat per succeeded trace, OpenAI-style messages (user task, assistant
-  tool calls with their arguments, tool results, assistant replies);
-- DPO: preference pairs, a failed and a succeeded attempt at the same task (task
-  text compared after normalising ids and numbers), the succeeded one "chosen".
+- SFT: one chat per succeeded trace, OpenAI-style messages in the run's order
+  (user turns, assistant tool calls with their arguments, tool results, assistant
+  replies); a simulated user's own tool calls are no part of it;
+- DPO: preference pairs, a failed and a succeeded attempt at the same task (the
+  task key, else the task's text: the diagnosis's "same task",
+  `failures.mining.analysis_task_key`), the succeeded one "chosen".
 
 A snapshot is immutable once made: there is no update path, and its version
 number, filter and counts are stored with the files.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -27,8 +28,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Prefetch, QuerySet
 from django.http import HttpResponse
 
+from failures.mining import analysis_task_key
 from failures.models import FailureMode
-from failures.signatures import normalise
 from traces.models import Step, StepKind, Trace
 from workspaces.errors import InvalidInput, NotFound
 from workspaces.filtering import filter_given
@@ -89,13 +90,22 @@ def _text(value: Any) -> str:
 
 
 def chat_messages(trace: Trace) -> list[dict[str, Any]]:
-    """The trace as chat messages: the task, then what the agent did and saw."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": trace.task}]
-    for step in trace.steps.all():
+    """The trace as the agent's conversation, in the run's order: the task first
+    unless a user turn of the run carries it (a harness's greeting may come before
+    it, as in tau2), then what the agent did and saw. A simulated user's own tool
+    calls (tau2's phone, `user.*`) are left out: the agent neither made nor saw them,
+    and a model trained on them would call tools it does not have."""
+    steps = list(trace.steps.all())
+    messages: list[dict[str, Any]] = []
+    if not any(s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps):
+        messages.append({"role": "user", "content": trace.task})
+    for step in steps:
         if step.kind == StepKind.USER_PROMPT:
-            if _text(step.input) and _text(step.input) != trace.task:
+            if _text(step.input):
                 messages.append({"role": "user", "content": _text(step.input)})
         elif step.kind == StepKind.TOOL_CALL:
+            if step.by_simulated_user:
+                continue
             call_id = f"call_{step.index}"
             messages.append({"role": "assistant", "content": None, "tool_calls": [{
                 "id": call_id, "type": "function",
@@ -115,6 +125,11 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     return messages
 
 
+def _prompt_length(messages: list[dict[str, Any]]) -> int:
+    """How many messages make a DPO pair's prompt: up to the first user turn."""
+    return next((i + 1 for i, m in enumerate(messages) if m["role"] == "user"), 1)
+
+
 def _digest(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
@@ -123,11 +138,6 @@ def _is_good(trace: Trace, f: SnapshotFilter) -> bool:
     if f.min_reward is not None and trace.reward is not None:
         return trace.reward > f.min_reward
     return trace.status == "succeeded"
-
-
-def task_key(task: str) -> str:
-    """Tasks that differ only in ids, numbers, paths or times are the same task."""
-    return re.sub(r"\d+", "<n>", normalise(task))
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
@@ -168,14 +178,16 @@ def snapshot_create(
     pairs = []
     chosen_by_task: dict[str, tuple[Trace, list[dict[str, Any]]]] = {}
     for trace, messages, _ in good:
-        chosen_by_task.setdefault(task_key(trace.task), (trace, messages))
+        chosen_by_task.setdefault(analysis_task_key(trace.task_key, trace.task), (trace, messages))
     for trace, messages, _ in bad:
-        match = chosen_by_task.get(task_key(trace.task))
+        match = chosen_by_task.get(analysis_task_key(trace.task_key, trace.task) or "-")
         if match is None:
             continue
         chosen_trace, chosen = match
+        prompt = _prompt_length(messages)
         pairs.append({
-            "prompt": messages[:1], "chosen": chosen[1:], "rejected": messages[1:],
+            "prompt": messages[:prompt], "chosen": chosen[_prompt_length(chosen):],
+            "rejected": messages[prompt:],
             "metadata": {"chosen_trace": chosen_trace.external_id, "rejected_trace": trace.external_id},
         })  # fmt: skip
     counts = {"matched": len(traces), "duplicates_removed": duplicates, "sft_train": len(train),

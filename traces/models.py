@@ -162,6 +162,16 @@ class Step(models.Model):
     def is_error(self) -> bool:
         return bool(self.error) or self.kind == StepKind.ERROR
 
+    @property
+    def by_simulated_user(self) -> bool:
+        """A simulated user's own tool call (tau2's phone), named `user.<tool>` by the
+        importers: not the agent's."""
+        return self.name.startswith(SIMULATED_USER_PREFIX)
+
+
+# How the importers name a simulated user's own tool calls (tau2 telecom: the phone).
+SIMULATED_USER_PREFIX = "user."
+
 
 class TraceWords(models.Model):
     """Every word of one run, for the trace list's search: its task and ids and each

@@ -34,8 +34,9 @@ def corpus(tenant):
         _trace("ok-1"),
         _trace("ok-dup"),  # same task, same steps as ok-1: dropped as a duplicate
         _trace("ok-2", task="Refund order 99", skills=["retry-refunds@2"]),
-        _trace("bad-1", task="Refund order 77", status="failed", tool_error="429 rate limited"),
-        _trace("bad-lonely", task="Close the account", status="failed", tool_error="boom"),
+        _trace("bad-1", status="failed", tool_error="429 rate limited"),
+        # Another order is another task: its refund is no answer to this one.
+        _trace("bad-other-order", task="Refund order 77", status="failed", tool_error="boom"),
         _trace("rewarded", task="Write a summary", reward=0.9, agent="writer"),
         _trace("low-reward", task="Write a summary", reward=-0.5, agent="writer"),
     ]
@@ -60,11 +61,12 @@ def test_snapshot_dedups_splits_and_writes_sft_and_dpo(corpus):
     assert roles == ["user", "assistant", "tool", "assistant"]
     assert example["messages"][1]["tool_calls"][0]["function"]["name"] == "stripe.refund"
     pairs = _lines(snapshot.dpo_pairs)
-    # "Refund order 77" normalises to the same task as "Refund order 12"; the
-    # writer's low reward pairs with its good one; "Close the account" has no partner.
+    # A failed attempt at the same task pairs with a good one, the writer's low reward
+    # with its good one; "Refund order 77" has no partner (order 12 is another task).
     assert {(p["metadata"]["rejected_trace"], p["metadata"]["chosen_trace"]) for p in pairs} == {
         ("bad-1", "ok-1"), ("low-reward", "rewarded")}  # fmt: skip
-    assert pairs[0]["prompt"][0]["role"] == "user" and counts["failed_unpaired"] == 1
+    assert pairs[0]["prompt"] == [{"role": "user", "content": "Refund order 12"}]
+    assert counts["failed_unpaired"] == 1
     assert AuditEvent.objects.filter(action="snapshot.create").exists()
     again = snapshot_create(workspace=corpus.workspace, filters=SnapshotFilter(), actor=corpus.lead)
     assert again.version == snapshot.version + 1
@@ -81,7 +83,7 @@ def test_snapshot_filters_by_agent_skill_and_failure_mode(corpus):
     assert snapshot_create(workspace=ws, filters=SnapshotFilter(skill="retry-refunds@1"),
                            actor=None).counts["matched"] == 0  # fmt: skip
     mode = FailureMode.objects.create(workspace=ws, label="rate limits")
-    Incident.objects.filter(trace__external_id="bad-1").update(failure_mode=mode)
+    Incident.objects.filter(trace__external_id="bad-other-order").update(failure_mode=mode)
     by_mode = snapshot_create(
         workspace=ws, filters=SnapshotFilter(failure_mode=mode.pk), actor=None
     )
@@ -145,3 +147,51 @@ def test_snapshot_command_writes_files(corpus, tmp_path, capsys):
     assert files == ["snapshot-v1-dpo-pairs.jsonl", "snapshot-v1-sft-heldout.jsonl",
                      "snapshot-v1-sft-train.jsonl"]  # fmt: skip
     assert "matched" in capsys.readouterr().out
+
+
+def _tau2_like(external_id, *, status, task_key, opening):
+    """A tau2 telecom run: the harness greets first, the simulated customer opens, and
+    the customer's phone is worked by the customer's own tool calls (`user.*`)."""
+    closing = "Your service is back." if status == "succeeded" else "I could not fix it."
+    steps = [
+        {"kind": "assistant_message", "output": "Hi! How can I help you today?"},
+        {"kind": "user_prompt", "input": opening},
+        {
+            "kind": "tool_call",
+            "name": "get_customer_by_phone",
+            "input": {"phone": "555"},
+            "output": {"customer_id": "C1001"},
+        },
+        {"kind": "tool_call", "name": "user.toggle_airplane_mode", "input": {}, "output": "OFF"},
+        {"kind": "assistant_message", "output": closing},
+    ]
+    return {
+        "external_id": external_id,
+        "agent": "telecom",
+        "task": opening,
+        "status": status,
+        "task_key": task_key,
+        "steps": steps,
+    }
+
+
+@pytest.mark.django_db
+def test_snapshot_keeps_the_agents_conversation_in_order_without_the_users_tools(tenant):
+    ok = _tau2_like("ok", status="succeeded", task_key="telecom/7", opening='It says "No Service".')
+    bad = _tau2_like("bad", status="failed", task_key="telecom/7", opening="It says 'No Service'.")
+    ingest(workspace=tenant.workspace, items=[ok, bad])
+    filters = SnapshotFilter(heldout_percent=0)
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+    (example,) = _lines(snapshot.sft_train)
+    messages = example["messages"]
+    assert [m["role"] for m in messages] == ["assistant", "user", "assistant", "tool", "assistant"]
+    assert messages[1]["content"] == 'It says "No Service".'
+    called = [c["function"]["name"] for m in messages for c in m.get("tool_calls") or []]
+    assert called == ["get_customer_by_phone"]
+    # The same task by its key, though the customer worded it otherwise; the prompt is
+    # the conversation up to the customer's opening.
+    (pair,) = _lines(snapshot.dpo_pairs)
+    assert [m["role"] for m in pair["prompt"]] == ["assistant", "user"]
+    assert pair["prompt"][1]["content"] == "It says 'No Service'."
+    assert pair["chosen"][-1]["content"] == "Your service is back."
+    assert pair["rejected"][-1]["content"] == "I could not fix it."
