@@ -62,7 +62,9 @@ def snapshot_out(snapshot: Snapshot) -> SnapshotOut:
     summary="Make a training snapshot (SFT JSONL + DPO pairs) from a filter",
 )
 def snapshot_make(request: ApiRequest, payload: SnapshotIn) -> Status:
-    """Immutable once made: the filter and the counts are recorded with it."""
+    """Immutable once made: the filter and the counts are recorded with it. Runs need
+    a reported outcome: a hook session whose status was only read from the session
+    is left out (`counts.inferred_left_out`) until its outcome is posted."""
     api_key = request.auth
     snapshot = snapshot_create(
         workspace=api_key.workspace, name=payload.name, actor=None,

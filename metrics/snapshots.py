@@ -11,6 +11,9 @@ splits train / held-out deterministically by a hash of each example, and writes:
   task key, else the task's text: the diagnosis's "same task",
   `failures.mining.analysis_task_key`), the succeeded one "chosen".
 
+A run whose status is only this product's reading of its hook session (no
+outcome posted) is left out and counted (`inferred_left_out`).
+
 A snapshot is immutable once made: there is no update path, and its version
 number, filter and counts are stored with the files.
 """
@@ -25,12 +28,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Exists, Max, OuterRef, Prefetch, QuerySet
 from django.http import HttpResponse
 
 from failures.mining import analysis_task_key
 from failures.models import FailureMode
-from traces.models import Step, StepKind, Trace
+from traces.models import Outcome, Step, StepKind, Trace
 from workspaces.errors import InvalidInput, NotFound
 from workspaces.filtering import filter_given
 from workspaces.models import Workspace
@@ -76,6 +79,9 @@ def _selected(workspace: Workspace, f: SnapshotFilter) -> QuerySet[Trace]:
                    "WHERE s = %s OR s LIKE %s)"],
             params=[f.skill, like],
         )  # fmt: skip
+    # An outcome posted for a run decides it; else a hook session's status may be the
+    # product's own reading of the session (`traces.claude_code.inferred_status`).
+    qs = qs.annotate(outcome_posted=Exists(Outcome.objects.filter(trace_id=OuterRef("pk"))))
     return qs.order_by("started_at", "id").prefetch_related(
         Prefetch("steps", queryset=Step.objects.order_by("index"))
     )
@@ -97,7 +103,12 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     and a model trained on them would call tools it does not have."""
     steps = list(trace.steps.all())
     messages: list[dict[str, Any]] = []
-    if not any(s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps):
+    # A hook session with no prompt seen is named by its folder: the product's words,
+    # not the user's (`traces.claude_code`, `task_from_folder`).
+    named = not (trace.metadata or {}).get("task_from_folder")
+    if named and not any(
+        s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps
+    ):
         messages.append({"role": "user", "content": trace.task})
     for step in steps:
         if step.kind == StepKind.USER_PROMPT:
@@ -134,6 +145,15 @@ def _digest(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
 
+def _outcome_inferred(trace: Trace) -> bool:
+    """Whether the run's status is only this product's reading of its hook session
+    (no failed turn, no failed last call, no correction: the agent reported none).
+    Such a guess is shown as one on the pages; it is not made training data, where a
+    wrong "succeeded" would teach the mistake."""
+    inferred = (trace.metadata or {}).get("inferred_status") or {}
+    return not getattr(trace, "outcome_posted", False) and inferred.get("status") == trace.status
+
+
 def _is_good(trace: Trace, f: SnapshotFilter) -> bool:
     if f.min_reward is not None and trace.reward is not None:
         return trace.reward > f.min_reward
@@ -158,8 +178,11 @@ def snapshot_create(
     seen: set[tuple[str, bool]] = set()
     good: list[tuple[Trace, list[dict[str, Any]], str]] = []
     bad: list[tuple[Trace, list[dict[str, Any]], str]] = []
-    duplicates = 0
+    duplicates = inferred = 0
     for trace in traces:
+        if _outcome_inferred(trace):
+            inferred += 1
+            continue
         messages = chat_messages(trace)
         digest = _digest(messages)
         is_good = _is_good(trace, filters)
@@ -190,7 +213,8 @@ def snapshot_create(
             "rejected": messages[prompt:],
             "metadata": {"chosen_trace": chosen_trace.external_id, "rejected_trace": trace.external_id},
         })  # fmt: skip
-    counts = {"matched": len(traces), "duplicates_removed": duplicates, "sft_train": len(train),
+    counts = {"matched": len(traces), "inferred_left_out": inferred,
+              "duplicates_removed": duplicates, "sft_train": len(train),
               "sft_heldout": len(heldout), "dpo_pairs": len(pairs), "failed_unpaired": len(bad) - len(pairs)}  # fmt: skip
     for _ in range(3):  # two snapshots made at once race for the next version number
         try:

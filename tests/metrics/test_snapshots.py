@@ -7,12 +7,14 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.test import TestCase
 from django.urls import reverse
 
 from failures.models import FailureMode, Incident
 from metrics.models import Snapshot
 from metrics.snapshots import SnapshotFilter, snapshot_create
 from tests.factories import ingest, make_key
+from traces.models import Trace
 from workspaces.models import AuditEvent, Scope
 
 
@@ -195,3 +197,42 @@ def test_snapshot_keeps_the_agents_conversation_in_order_without_the_users_tools
     assert pair["prompt"][1]["content"] == "It says 'No Service'."
     assert pair["chosen"][-1]["content"] == "Your service is back."
     assert pair["rejected"][-1]["content"] == "I could not fix it."
+
+
+@pytest.mark.django_db
+def test_a_hook_sessions_guessed_outcome_is_no_training_data_until_one_is_posted(client, tenant):
+    """A Claude Code session's "succeeded" read from the session (no failed turn, no
+    failed last call) is left out and counted; once the agent posts its outcome, the
+    run is in, without the folder name the product gave its task as a user turn."""
+    base = {"session_id": "s-9", "cwd": "/home/u/shop", "tool_use_id": "toolu_1"}
+    call = {"tool_name": "Bash", "tool_input": {"command": "pytest"}}
+    events = [
+        {"hook_event_name": "PreToolUse", **call},
+        {"hook_event_name": "PostToolUse", **call, "tool_response": {"stdout": "3 passed"}},
+        {"hook_event_name": "Stop", "stop_hook_active": False},
+    ]
+    for event in events:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post(
+                "/api/v1/hooks/claude-code",
+                json.dumps({**base, **event}),
+                content_type="application/json",
+                headers=tenant.api_headers(),
+            )
+        assert response.status_code == 200, response.content
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert trace.status == "succeeded" and trace.metadata["inferred_status"]["status"]
+    filters = SnapshotFilter(heldout_percent=0)
+    guessed = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+    assert guessed.counts["inferred_left_out"] == 1 and guessed.sft_train == ""
+    posted = client.post(
+        f"/api/v1/traces/{trace.external_id}/outcome",
+        {"status": "succeeded"},
+        content_type="application/json",
+        headers=tenant.api_headers(),
+    )
+    assert posted.status_code == 200, posted.content
+    reported = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+    assert reported.counts["inferred_left_out"] == 0
+    (example,) = _lines(reported.sft_train)
+    assert [m["role"] for m in example["messages"]] == ["assistant", "tool"]
