@@ -12,7 +12,9 @@ splits train / held-out deterministically by a hash of each example, and writes:
   `failures.mining.analysis_task_key`), the succeeded one "chosen".
 
 A run whose status is only this product's reading of its hook session (no
-outcome posted) is left out and counted (`inferred_left_out`).
+outcome posted) is left out and counted (`inferred_left_out`), as is a run that
+recorded no turn of the agent's (`no_agent_turn`: a framework's spans without
+the model's answers or calls).
 
 A snapshot is immutable once made: there is no update path, and its version
 number, filter and counts are stored with the files.
@@ -34,6 +36,7 @@ from django.http import HttpResponse
 from failures.mining import analysis_task_key
 from failures.models import FailureMode
 from traces.models import Outcome, Step, StepKind, Trace
+from traces.openai_chat import openai_messages, tool_result_text
 from workspaces.errors import InvalidInput, NotFound
 from workspaces.filtering import filter_given
 from workspaces.models import Workspace
@@ -96,44 +99,109 @@ def _text(value: Any) -> str:
 
 
 def chat_messages(trace: Trace) -> list[dict[str, Any]]:
-    """The trace as the agent's conversation, in the run's order: the task first
-    unless a user turn of the run carries it (a harness's greeting may come before
-    it, as in tau2), then what the agent did and saw. A simulated user's own tool
-    calls (tau2's phone, `user.*`) are left out: the agent neither made nor saw them,
-    and a model trained on them would call tools it does not have."""
+    """The trace as the agent's conversation in OpenAI's chat format, in the run's
+    order: the task first unless a user turn of the run carries it (a harness's
+    greeting may come before it, as in tau2), then what the agent said, called and
+    was answered. A model call's answer is read from the shape its framework
+    recorded (`traces.openai_chat`); a tool step the answer asked for gives only its
+    result. A simulated user's own tool calls (tau2's phone, `user.*`) are left out:
+    the agent neither made nor saw them, and a model trained on them would call
+    tools it does not have."""
     steps = list(trace.steps.all())
-    messages: list[dict[str, Any]] = []
+    chat = _Conversation()
     # A hook session with no prompt seen is named by its folder: the product's words,
     # not the user's (`traces.claude_code`, `task_from_folder`).
     named = not (trace.metadata or {}).get("task_from_folder")
     if named and not any(
         s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps
     ):
-        messages.append({"role": "user", "content": trace.task})
+        chat.add({"role": "user", "content": trace.task})
     for step in steps:
-        if step.kind == StepKind.USER_PROMPT:
-            if _text(step.input):
-                messages.append({"role": "user", "content": _text(step.input)})
-        elif step.kind == StepKind.TOOL_CALL:
-            if step.by_simulated_user:
-                continue
-            call_id = f"call_{step.index}"
-            messages.append({"role": "assistant", "content": None, "tool_calls": [{
-                "id": call_id, "type": "function",
-                "function": {"name": step.name or "tool", "arguments": _text(step.input) or "{}"},
-            }]})  # fmt: skip
-            result = step.error or _text(step.output)
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
+        if step.kind == StepKind.USER_PROMPT and _text(step.input):
+            chat.add({"role": "user", "content": _text(step.input)})
+        elif step.kind == StepKind.TOOL_CALL and not step.by_simulated_user:
+            chat.tool_step(step)
         elif step.kind in (StepKind.LLM_CALL, StepKind.ASSISTANT_MESSAGE):
-            if _text(step.output):
-                messages.append({"role": "assistant", "content": _text(step.output)})
+            chat.model_step(step)
         elif step.kind == StepKind.TOOL_RESULT and _text(step.output):
-            messages.append({"role": "tool", "tool_call_id": f"call_{step.index}",
-                             "content": _text(step.output)})  # fmt: skip
-        elif step.kind == StepKind.ERROR and step.error:
-            messages.append({"role": "tool", "tool_call_id": f"error_{step.index}",
-                             "content": step.error})  # fmt: skip
-    return messages
+            chat.answer(None, tool_result_text(step.output))
+    return chat.messages()
+
+
+class _Conversation:
+    """Messages as they are added, with the calls a model answer asked for that
+    await their results (`pending`, oldest first)."""
+
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+
+    def add(self, message: dict[str, Any]) -> None:
+        self._messages.append(message)
+        self._pending += message.get("tool_calls") or []
+
+    def answer(self, name: str | None, result: str, call_id: str = "") -> bool:
+        """The result of the oldest pending call of that name (any name: None), or of
+        the call `call_id`; False when no call awaits it."""
+        for call in self._pending:
+            if (call_id and call["id"] == call_id) or (
+                not call_id and name in (None, call["function"]["name"])
+            ):
+                self._pending.remove(call)
+                self._messages.append(
+                    {"role": "tool", "tool_call_id": call["id"], "content": result}
+                )
+                return True
+        return False
+
+    def tool_step(self, step: Step) -> None:
+        result = step.error or tool_result_text(step.output)
+        name = step.name or "tool"
+        if not result and any(c["function"]["name"] == name for c in self._pending):
+            return  # the step recorded no result: the next model call's input may say it
+        if self.answer(name, result):
+            return
+        function = {"name": name, "arguments": _text(step.input) or "{}"}
+        call: dict[str, Any] = {
+            "id": f"call_{step.index}",
+            "type": "function",
+            "function": function,
+        }
+        self.add({"role": "assistant", "content": None, "tool_calls": [call]})
+        self.answer(None, result, call["id"])
+
+    def model_step(self, step: Step) -> None:
+        # Results the calls got that no tool step recorded: in this call's input.
+        for message in openai_messages(step.input, role="user") or []:
+            if message["role"] == "tool" and self._pending:
+                called = message["tool_call_id"]
+                if not (called and self.answer(None, message["content"], called)):
+                    self.answer(None, message["content"])
+        said = openai_messages(step.output)
+        if said is None:
+            said = [{"role": "assistant", "content": _text(step.output)}]
+        for message in said:
+            if message["role"] == "assistant" and (message["content"] or message.get("tool_calls")):
+                for number, call in enumerate(message.get("tool_calls") or []):
+                    call["id"] = call["id"] or f"call_{step.index}_{number}"
+                self.add(message)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation, each call answered: a call whose result no step recorded
+        is left out rather than given a made-up one."""
+        unanswered = {id(call) for call in self._pending}
+        out = []
+        for message in self._messages:
+            calls = message.get("tool_calls")
+            if calls:
+                kept = [c for c in calls if id(c) not in unanswered]
+                if not kept and not message["content"]:
+                    continue
+                message = {**message, "tool_calls": kept}
+                if not kept:
+                    del message["tool_calls"]
+            out.append(message)
+        return out
 
 
 def _prompt_length(messages: list[dict[str, Any]]) -> int:
@@ -178,12 +246,15 @@ def snapshot_create(
     seen: set[tuple[str, bool]] = set()
     good: list[tuple[Trace, list[dict[str, Any]], str]] = []
     bad: list[tuple[Trace, list[dict[str, Any]], str]] = []
-    duplicates = inferred = 0
+    duplicates = inferred = silent = 0
     for trace in traces:
         if _outcome_inferred(trace):
             inferred += 1
             continue
         messages = chat_messages(trace)
+        if not any(m["role"] == "assistant" for m in messages):
+            silent += 1  # its spans recorded no model answer or call: nothing to learn
+            continue
         digest = _digest(messages)
         is_good = _is_good(trace, filters)
         # The same trajectory once good and once bad is kept on both sides (it can pair).
@@ -213,7 +284,7 @@ def snapshot_create(
             "rejected": messages[prompt:],
             "metadata": {"chosen_trace": chosen_trace.external_id, "rejected_trace": trace.external_id},
         })  # fmt: skip
-    counts = {"matched": len(traces), "inferred_left_out": inferred,
+    counts = {"matched": len(traces), "inferred_left_out": inferred, "no_agent_turn": silent,
               "duplicates_removed": duplicates, "sft_train": len(train),
               "sft_heldout": len(heldout), "dpo_pairs": len(pairs), "failed_unpaired": len(bad) - len(pairs)}  # fmt: skip
     for _ in range(3):  # two snapshots made at once race for the next version number

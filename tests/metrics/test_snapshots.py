@@ -4,6 +4,7 @@ immutability, the API, the page and the command, and who may do what."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -14,6 +15,7 @@ from failures.models import FailureMode, Incident
 from metrics.models import Snapshot
 from metrics.snapshots import SnapshotFilter, snapshot_create
 from tests.factories import ingest, make_key
+from traces.importing import traces_import_file
 from traces.models import Trace
 from workspaces.models import AuditEvent, Scope
 
@@ -236,3 +238,78 @@ def test_a_hook_sessions_guessed_outcome_is_no_training_data_until_one_is_posted
     assert reported.counts["inferred_left_out"] == 0
     (example,) = _lines(reported.sft_train)
     assert [m["role"] for m in example["messages"]] == ["assistant", "tool"]
+
+
+REAL_LOGS = Path(__file__).parents[1] / "traces" / "real_logs"
+
+
+def _valid_openai_chat(messages):
+    """Each call answered by a tool message of its id before the next assistant turn,
+    each tool message answering a call, and no message structure left as text."""
+    waiting: set[str] = set()
+    for message in messages:
+        assert message["role"] in ("user", "assistant", "tool"), message
+        if message["role"] == "tool":
+            assert message["tool_call_id"] in waiting, message
+            waiting.discard(message["tool_call_id"])
+            continue
+        assert not waiting, f"calls {waiting} were never answered"
+        content = message["content"]
+        assert content is None or not content.lstrip().startswith(("[", "{")), content
+        waiting |= {call["id"] for call in message.get("tool_calls", [])}
+        for call in message.get("tool_calls", []):
+            assert isinstance(call["function"]["arguments"], str)
+    assert not waiting
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "folder",
+    [
+        "openai-agents-0.24.0",
+        "langgraph-1.2.24",
+        "pydantic-ai-2.78.0",
+        "openllmetry-openai-0.62.4",
+        "opentelemetry-openai-v2-2.3b0",
+        "strands-agents-1.62.0",
+        "agno-3.1.10",
+    ],
+)
+def test_model_calls_of_real_frameworks_become_openai_chat(tenant, folder):
+    """Spans the frameworks themselves wrote (tests/traces/real_logs): each model
+    answer is the assistant's turn, read from the shape its framework recorded, its
+    calls answered by the tool's result once, never the recorded structure as text."""
+    path = next(p for p in sorted((REAL_LOGS / folder).iterdir()) if p.suffix == ".jsonl")
+    result = traces_import_file(
+        workspace=tenant.workspace, fmt="otlp-json", path=path, status="succeeded"
+    )
+    assert result.ok, result.error
+    filters = SnapshotFilter(heldout_percent=0)
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+    examples = {e["messages"][0]["content"]: e["messages"] for e in _lines(snapshot.sft_train)}
+    for messages in examples.values():
+        _valid_openai_chat(messages)
+    found = examples["Where is order A1?"]
+    calls = [c["function"] for m in found for c in m.get("tool_calls", [])]
+    assert calls and all(
+        c["name"] == "lookup_order" and json.loads(c["arguments"]) == {"order_id": "A1"}
+        for c in calls
+    )
+    assert [m["content"] for m in found if m["role"] == "tool"] == [
+        "order A1: 2 items, shipped"
+    ] * len(calls)
+    assert found[-1]["role"] == "assistant" and "A1" in found[-1]["content"]
+
+
+@pytest.mark.django_db
+def test_a_run_with_no_turn_of_the_agents_is_no_training_data(tenant):
+    """CrewAI's spans record the crew and its task, not the model's answers."""
+    path = REAL_LOGS / "crewai-1.15.30" / "spans.jsonl"
+    result = traces_import_file(
+        workspace=tenant.workspace, fmt="otlp-json", path=path, status="succeeded"
+    )
+    assert result.ok, result.error
+    filters = SnapshotFilter(heldout_percent=0)
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+    assert snapshot.counts["no_agent_turn"] == snapshot.counts["matched"] > 0
+    assert snapshot.sft_train == "" and snapshot.dpo_pairs == ""

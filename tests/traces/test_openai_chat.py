@@ -1,0 +1,93 @@
+"""A model call's recorded messages in each framework's shape, as OpenAI chat messages."""
+
+from __future__ import annotations
+
+from traces.openai_chat import openai_messages, tool_result_text
+
+CALL = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"id": 1}'}}
+
+
+def test_openai_messages_stay_as_they_are():
+    said = [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    assert openai_messages(said) == [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    assert openai_messages({"role": "tool", "tool_call_id": "c1", "content": "ok"}) == [
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+    ]
+
+
+def test_genai_parts_give_text_calls_and_a_user_turns_tool_results():
+    answer = {
+        "role": "assistant",
+        "parts": [
+            {"type": "text", "content": "Looking."},
+            {"type": "tool_call", "id": "c1", "name": "lookup", "arguments": {"id": 1}},
+        ],
+    }
+    assert openai_messages(answer) == [
+        {"role": "assistant", "content": "Looking.", "tool_calls": [CALL]}
+    ]
+    results = {
+        "role": "user",
+        "parts": [{"type": "tool_call_response", "id": "c1", "result": "ok"}],
+    }
+    assert openai_messages(results) == [{"role": "tool", "tool_call_id": "c1", "content": "ok"}]
+
+
+def test_anthropic_content_blocks():
+    answer = {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "Looking."},
+            {"type": "tool_use", "id": "c1", "name": "lookup", "input": {"id": 1}},
+        ],
+    }
+    assert openai_messages(answer) == [
+        {"role": "assistant", "content": "Looking.", "tool_calls": [CALL]}
+    ]
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "ok"}],
+    }
+    assert openai_messages(result) == [{"role": "tool", "tool_call_id": "c1", "content": "ok"}]
+
+
+def test_bedrock_blocks_with_no_role_are_the_answer():
+    answer = [{"toolUse": {"toolUseId": "c1", "name": "lookup", "input": {"id": 1}}}]
+    assert openai_messages(answer) == [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    assert openai_messages([{"text": "Done."}]) == [{"role": "assistant", "content": "Done."}]
+    result = {
+        "role": "tool",
+        "content": [
+            {"toolResult": {"toolUseId": "c1", "status": "success", "content": [{"text": "ok"}]}}
+        ],
+    }
+    assert openai_messages(result) == [{"role": "tool", "tool_call_id": "c1", "content": "ok"}]
+
+
+def test_a_langchain_llm_result_is_its_ai_message():
+    message = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "schema", "messages", "AIMessage"],
+        "kwargs": {
+            "content": "",
+            "tool_calls": [{"id": "c1", "name": "lookup", "args": {"id": 1}}],
+        },
+    }
+    result = {"type": "LLMResult", "generations": [[{"text": "", "message": message}]]}
+    assert openai_messages(result) == [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+
+
+def test_what_is_no_messages_is_none():
+    assert openai_messages({"order": 12}) is None
+    assert openai_messages([{"order": 12}]) is None
+    assert openai_messages(42) is None
+    assert openai_messages("Done.") == [{"role": "assistant", "content": "Done."}]
+
+
+def test_a_tools_answer_as_text():
+    tool_message = {"type": "tool", "data": {"content": "ok", "tool_call_id": "c1"}}
+    assert tool_result_text(tool_message) == "ok"
+    assert tool_result_text([{"text": "a"}, {"text": "b"}]) == "a\nb"
+    assert tool_result_text({"rows": 2}) == '{"rows": 2}'
+    assert tool_result_text(None) == ""
