@@ -12,9 +12,9 @@ splits train / held-out deterministically by a hash of each example, and writes:
   `failures.mining.analysis_task_key`), the succeeded one "chosen".
 
 A run whose status is only this product's reading of its hook session (no
-outcome posted) is left out and counted (`inferred_left_out`), as is a run that
-recorded no turn of the agent's (`no_agent_turn`: a framework's spans without
-the model's answers or calls).
+outcome posted) is left out and counted (`inferred_left_out`), as is a run whose
+record holds no request or no turn of the agent's (`incomplete`: a framework's
+spans without the messages, which it records only when told to).
 
 A snapshot is immutable once made: there is no update path, and its version
 number, filter and counts are stored with the files.
@@ -111,7 +111,7 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     chat = _Conversation()
     # A hook session with no prompt seen is named by its folder: the product's words,
     # not the user's (`traces.claude_code`, `task_from_folder`).
-    named = not (trace.metadata or {}).get("task_from_folder")
+    named = trace.task.strip() and not (trace.metadata or {}).get("task_from_folder")
     if named and not any(
         s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps
     ):
@@ -246,14 +246,14 @@ def snapshot_create(
     seen: set[tuple[str, bool]] = set()
     good: list[tuple[Trace, list[dict[str, Any]], str]] = []
     bad: list[tuple[Trace, list[dict[str, Any]], str]] = []
-    duplicates = inferred = silent = 0
+    duplicates = inferred = incomplete = 0
     for trace in traces:
         if _outcome_inferred(trace):
             inferred += 1
             continue
         messages = chat_messages(trace)
-        if not any(m["role"] == "assistant" for m in messages):
-            silent += 1  # its spans recorded no model answer or call: nothing to learn
+        if not {"user", "assistant"} <= {m["role"] for m in messages}:
+            incomplete += 1  # no request, or no answer or call of the agent's, recorded
             continue
         digest = _digest(messages)
         is_good = _is_good(trace, filters)
@@ -284,7 +284,7 @@ def snapshot_create(
             "rejected": messages[prompt:],
             "metadata": {"chosen_trace": chosen_trace.external_id, "rejected_trace": trace.external_id},
         })  # fmt: skip
-    counts = {"matched": len(traces), "inferred_left_out": inferred, "no_agent_turn": silent,
+    counts = {"matched": len(traces), "inferred_left_out": inferred, "incomplete": incomplete,
               "duplicates_removed": duplicates, "sft_train": len(train),
               "sft_heldout": len(heldout), "dpo_pairs": len(pairs), "failed_unpaired": len(bad) - len(pairs)}  # fmt: skip
     for _ in range(3):  # two snapshots made at once race for the next version number

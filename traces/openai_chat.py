@@ -5,8 +5,9 @@ Frameworks record what a model was sent and answered in their own shapes:
 OpenAI's (`content`, `tool_calls`, a tool's `tool_call_id`), OpenTelemetry GenAI's
 (`parts` of type text, tool_call, tool_call_response), Anthropic's (`content`
 blocks text, tool_use, tool_result), Bedrock Converse's (Strands: blocks `text`,
-`toolUse`, `toolResult`, an answer recorded as its blocks alone) and LangChain's
-(an `LLMResult` whose generations hold an `AIMessage`). Each becomes
+`toolUse`, `toolResult`, an answer recorded as its blocks alone), the AI SDK's
+(`tool-call` parts; an answer's calls recorded as `toolCallId`, `toolName` and
+`input`) and LangChain's (an `LLMResult` whose generations hold an `AIMessage`). Each becomes
 `{"role", "content", "tool_calls"?}` or `{"role": "tool", "tool_call_id",
 "content"}`, with a call's arguments as a JSON string. Anything else is not
 messages (None): the caller keeps it as text.
@@ -17,9 +18,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# Where a tool result names the call it answers, by shape.
+_REFS = ("id", "tool_use_id", "call_id", "toolCallId")
 _ROLES = {"ai": "assistant", "human": "user", "model": "assistant"}
-_CALLS = ("tool_call", "tool_use", "function_call")
-_RESULTS = ("tool_call_response", "tool_result", "function_call_output")
+_CALLS = ("tool_call", "tool_use", "function_call", "tool-call")
+_RESULTS = ("tool_call_response", "tool_result", "function_call_output", "tool-result")
 
 
 def openai_messages(value: Any, *, role: str = "assistant") -> list[dict[str, Any]] | None:
@@ -54,6 +57,8 @@ def tool_result_text(value: Any) -> str:
         data: dict[str, Any] = value["data"] if isinstance(value.get("data"), dict) else value
         if value.get("type") == "tool" and isinstance(data.get("content"), str):
             return str(data["content"])
+        if "tool_name" in value and isinstance(value.get("blocks"), list):
+            return tool_result_text(value["blocks"])  # LlamaIndex's ToolOutput
     if isinstance(value, list) and value and all(isinstance(b, dict) for b in value):
         texts = [b.get("text") for b in value]
         if all(isinstance(t, str) for t in texts):
@@ -104,7 +109,7 @@ def _block(block: Any) -> tuple[str, Any] | None:
     if kind in _CALLS:
         return ("call", _call(block))
     if kind in _RESULTS:
-        ref = block.get("id") or block.get("tool_use_id") or block.get("call_id") or ""
+        ref = next((block[k] for k in _REFS if block.get(k)), "")
         answer = next(
             (block[k] for k in ("response", "content", "output", "result") if k in block), ""
         )
@@ -112,6 +117,8 @@ def _block(block: Any) -> tuple[str, Any] | None:
             "result",
             {"role": "tool", "tool_call_id": str(ref), "content": tool_result_text(answer)},
         )
+    if "toolCallId" in block and "toolName" in block:  # the AI SDK's answer, as recorded
+        return ("call", _call(block))
     if isinstance(block.get("toolUse"), dict):
         use = block["toolUse"]
         return (
@@ -140,10 +147,10 @@ def _call(call: Any) -> dict[str, Any]:
         (function[k] for k in ("arguments", "input", "args") if k in function), {}
     )
     return {
-        "id": str(call.get("id") or call.get("call_id") or ""),
+        "id": str(call.get("id") or call.get("call_id") or call.get("toolCallId") or ""),
         "type": "function",
         "function": {
-            "name": str(function.get("name") or "tool"),
+            "name": str(function.get("name") or function.get("toolName") or "tool"),
             "arguments": arguments
             if isinstance(arguments, str)
             else json.dumps(arguments, ensure_ascii=False),

@@ -205,7 +205,8 @@ def test_snapshot_keeps_the_agents_conversation_in_order_without_the_users_tools
 def test_a_hook_sessions_guessed_outcome_is_no_training_data_until_one_is_posted(client, tenant):
     """A Claude Code session's "succeeded" read from the session (no failed turn, no
     failed last call) is left out and counted; once the agent posts its outcome, the
-    run is in, without the folder name the product gave its task as a user turn."""
+    run is judged on what it recorded: the folder name the product gave its task is
+    no user's request."""
     base = {"session_id": "s-9", "cwd": "/home/u/shop", "tool_use_id": "toolu_1"}
     call = {"tool_name": "Bash", "tool_input": {"command": "pytest"}}
     events = [
@@ -236,8 +237,9 @@ def test_a_hook_sessions_guessed_outcome_is_no_training_data_until_one_is_posted
     assert posted.status_code == 200, posted.content
     reported = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
     assert reported.counts["inferred_left_out"] == 0
-    (example,) = _lines(reported.sft_train)
-    assert [m["role"] for m in example["messages"]] == ["assistant", "tool"]
+    # No prompt was seen: "claude-code session in shop" is the product's name for the
+    # run, not a request of the user's, so there is nothing to answer.
+    assert reported.counts["incomplete"] == 1 and reported.sft_train == ""
 
 
 REAL_LOGS = Path(__file__).parents[1] / "traces" / "real_logs"
@@ -273,6 +275,8 @@ def _valid_openai_chat(messages):
         "opentelemetry-openai-v2-2.3b0",
         "strands-agents-1.62.0",
         "agno-3.1.10",
+        "ai-sdk-6.0.333",
+        "llama-index-0.14.25",
     ],
 )
 def test_model_calls_of_real_frameworks_become_openai_chat(tenant, folder):
@@ -291,8 +295,10 @@ def test_model_calls_of_real_frameworks_become_openai_chat(tenant, folder):
         _valid_openai_chat(messages)
     found = examples["Where is order A1?"]
     calls = [c["function"] for m in found for c in m.get("tool_calls", [])]
+    # The scripts name the tool lookup_order (lookupOrder in JavaScript).
     assert calls and all(
-        c["name"] == "lookup_order" and json.loads(c["arguments"]) == {"order_id": "A1"}
+        c["name"].lower().replace("_", "") == "lookuporder"
+        and list(json.loads(c["arguments"]).values()) == ["A1"]
         for c in calls
     )
     assert [m["content"] for m in found if m["role"] == "tool"] == [
@@ -302,14 +308,16 @@ def test_model_calls_of_real_frameworks_become_openai_chat(tenant, folder):
 
 
 @pytest.mark.django_db
-def test_a_run_with_no_turn_of_the_agents_is_no_training_data(tenant):
-    """CrewAI's spans record the crew and its task, not the model's answers."""
-    path = REAL_LOGS / "crewai-1.15.30" / "spans.jsonl"
+@pytest.mark.parametrize("folder", ["crewai-1.15.30", "semantic-kernel-1.45.0"])
+def test_a_run_with_no_request_or_no_turn_of_the_agents_is_no_training_data(tenant, folder):
+    """CrewAI's spans record the crew and its task, not the model's answers; Semantic
+    Kernel's, without its content switch, neither the request nor the answers."""
+    path = REAL_LOGS / folder / "spans.jsonl"
     result = traces_import_file(
         workspace=tenant.workspace, fmt="otlp-json", path=path, status="succeeded"
     )
     assert result.ok, result.error
     filters = SnapshotFilter(heldout_percent=0)
     snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
-    assert snapshot.counts["no_agent_turn"] == snapshot.counts["matched"] > 0
+    assert snapshot.counts["incomplete"] == snapshot.counts["matched"] > 0
     assert snapshot.sft_train == "" and snapshot.dpo_pairs == ""

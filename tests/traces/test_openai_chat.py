@@ -91,3 +91,20 @@ def test_a_tools_answer_as_text():
     assert tool_result_text([{"text": "a"}, {"text": "b"}]) == "a\nb"
     assert tool_result_text({"rows": 2}) == '{"rows": 2}'
     assert tool_result_text(None) == ""
+
+
+def test_the_ai_sdks_recorded_calls_and_parts():
+    answer = [{"toolCallId": "c1", "toolName": "lookup", "input": '{"id": 1}'}]
+    assert openai_messages(answer) == [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    part = {"type": "tool-call", "toolCallId": "c1", "toolName": "lookup", "input": {"id": 1}}
+    assert openai_messages({"role": "assistant", "content": [part]})[0]["tool_calls"] == [CALL]
+
+
+def test_llama_indexs_tool_output_is_its_text():
+    output = {
+        "blocks": [{"text": "ok"}],
+        "is_error": False,
+        "tool_name": "lookup",
+        "raw_output": "ok",
+    }
+    assert tool_result_text(output) == "ok"
