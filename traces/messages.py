@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .openai_chat import openai_messages
+
 
 def chat_text(value: Any) -> str:
     """Chat messages (a list of them, or one) as a transcript, "" when `value` is
@@ -13,10 +15,13 @@ def chat_text(value: Any) -> str:
     `→ name(arguments)`, a tool's result as `← (call id) result`; read from the
     shapes model calls are recorded in: OpenAI's (`content`, `tool_calls`,
     `tool_call_id`), GenAI's (`parts` of type text, tool_call, tool_call_response)
-    and Anthropic's (`content` blocks text, tool_use, tool_result)."""
+    and Anthropic's (`content` blocks text, tool_use, tool_result); and a model's
+    answer that a framework records in its own shape (LangChain's LLMResult, the AI
+    SDK's calls) as `openai_chat` reads it."""
     messages = [value] if isinstance(value, dict) else value
     if not isinstance(messages, list) or not messages or not all(map(_is_message, messages)):
-        return ""
+        recorded = _recorded_answer(value)
+        return chat_text(recorded) if recorded else ""
     lines = []
     for message in messages:
         said = [_part_text(part) for part in _parts(message)]
@@ -31,6 +36,19 @@ def chat_text(value: Any) -> str:
         text = "\n".join(s for s in said if s).replace("\n", "\n    ")
         lines.append(f"{message['role']}: {text}".rstrip())
     return "\n".join(lines)
+
+
+def _recorded_answer(value: Any) -> list[dict[str, Any]] | None:
+    """A model's answer in its framework's own record rather than as messages:
+    LangChain's LLMResult, the AI SDK's list of the calls it made."""
+    made_calls = isinstance(value, list) and bool(value) and all(map(_ai_sdk_call, value))
+    if made_calls or (isinstance(value, dict) and isinstance(value.get("generations"), list)):
+        return openai_messages(value)
+    return None
+
+
+def _ai_sdk_call(value: Any) -> bool:
+    return isinstance(value, dict) and "toolCallId" in value and "toolName" in value
 
 
 # What a chat message holds besides its role and what it says, in the shapes above.

@@ -1,0 +1,29 @@
+"""Chat messages as a person reads them on the trace page."""
+
+from __future__ import annotations
+
+from traces.messages import chat_text
+
+
+def test_a_langchain_llm_result_reads_as_the_models_answer():
+    message = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "schema", "messages", "AIMessage"],
+        "kwargs": {
+            "content": "",
+            "tool_calls": [{"id": "c1", "name": "lookup", "args": {"id": 1}}],
+        },
+    }
+    result = {"type": "LLMResult", "generations": [[{"text": "", "message": message}]]}
+    assert chat_text(result) == 'assistant: → lookup({"id": 1})'
+
+
+def test_the_ai_sdks_recorded_calls_read_as_the_models_answer():
+    calls = [{"toolCallId": "c1", "toolName": "lookupOrder", "input": '{"orderId":"A1"}'}]
+    assert chat_text(calls) == 'assistant: → lookupOrder({"orderId":"A1"})'
+
+
+def test_a_tools_text_blocks_are_no_transcript():
+    assert chat_text([{"text": "order A1: shipped"}]) == ""
+    assert chat_text({"order": 12}) == ""
