@@ -100,7 +100,7 @@ def _text(value: Any) -> str:
 
 def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     """The trace as the agent's conversation in OpenAI's chat format, in the run's
-    order: the task first unless a user turn of the run carries it (a harness's
+    order: the system prompt its first model call was sent, the task unless a user turn of the run carries it (a harness's
     greeting may come before it, as in tau2), then what the agent said, called and
     was answered. A model call's answer is read from the shape its framework
     recorded (`traces.openai_chat`); a tool step the answer asked for gives only its
@@ -109,6 +109,8 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     tools it does not have."""
     steps = list(trace.steps.all())
     chat = _Conversation()
+    for message in _system_prompt(steps):
+        chat.add(message)
     # A hook session with no prompt seen is named by its folder: the product's words,
     # not the user's (`traces.claude_code`, `task_from_folder`).
     named = trace.task.strip() and not (trace.metadata or {}).get("task_from_folder")
@@ -126,6 +128,19 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
         elif step.kind == StepKind.TOOL_RESULT and _text(step.output):
             chat.answer(None, tool_result_text(step.output))
     return chat.messages()
+
+
+def _system_prompt(steps: list[Step]) -> list[dict[str, Any]]:
+    """The system messages the agent's first recorded model call was sent: what the
+    model was told before the request, which a fine-tuned model needs as well."""
+    first = next((s for s in steps if s.kind == StepKind.LLM_CALL and s.input), None)
+    sent = openai_messages(first.input, role="user") if first is not None else None
+    leading = []
+    for message in sent or []:
+        if message["role"] not in ("system", "developer"):
+            break
+        leading.append({"role": "system", "content": message["content"] or ""})
+    return leading
 
 
 class _Conversation:

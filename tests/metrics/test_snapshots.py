@@ -249,6 +249,8 @@ def _valid_openai_chat(messages):
     """Each call answered by a tool message of its id before the next assistant turn,
     each tool message answering a call, and no message structure left as text."""
     waiting: set[str] = set()
+    while messages and messages[0]["role"] == "system":
+        messages = messages[1:]
     for message in messages:
         assert message["role"] in ("user", "assistant", "tool"), message
         if message["role"] == "tool":
@@ -290,7 +292,10 @@ def test_model_calls_of_real_frameworks_become_openai_chat(tenant, folder):
     assert result.ok, result.error
     filters = SnapshotFilter(heldout_percent=0)
     snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
-    examples = {e["messages"][0]["content"]: e["messages"] for e in _lines(snapshot.sft_train)}
+    examples = {
+        next(m["content"] for m in e["messages"] if m["role"] == "user"): e["messages"]
+        for e in _lines(snapshot.sft_train)
+    }
     for messages in examples.values():
         _valid_openai_chat(messages)
     found = examples["Where is order A1?"]
@@ -321,3 +326,17 @@ def test_a_run_with_no_request_or_no_turn_of_the_agents_is_no_training_data(tena
     snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
     assert snapshot.counts["incomplete"] == snapshot.counts["matched"] > 0
     assert snapshot.sft_train == "" and snapshot.dpo_pairs == ""
+
+
+@pytest.mark.django_db
+def test_the_system_prompt_the_model_was_sent_comes_first(tenant):
+    path = REAL_LOGS / "openai-agents-0.24.0" / "spans.jsonl"
+    assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path).ok
+    filters = SnapshotFilter(heldout_percent=0)
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+    examples = _lines(snapshot.sft_train)
+    assert examples
+    for example in examples:
+        system, request = example["messages"][:2]
+        assert system == {"role": "system", "content": "Answer questions about orders."}
+        assert request["role"] == "user" and request["content"].startswith("Where is order")
