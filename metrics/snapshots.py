@@ -2,7 +2,8 @@
 
 `snapshot_create` selects traces by a filter (minimum reward, agent, date range,
 failure mode, skill in scope), drops duplicates (same task and same steps),
-splits train / held-out deterministically by a hash of each example, and writes:
+splits train / held-out deterministically by a hash of each example's task (so
+the held-out examples' tasks are not trained on), and writes:
 
 - SFT: one chat per succeeded trace, OpenAI-style messages in the run's order
   (user turns, assistant tool calls with their arguments, tool results, assistant
@@ -283,7 +284,10 @@ def snapshot_create(
     for trace, messages, digest in good:
         row = {"messages": messages, "metadata": {"trace": trace.external_id, "agent": trace.agent,
                "reward": trace.reward, "skills_in_scope": trace.skills_in_scope}}  # fmt: skip
-        (heldout if int(digest[:8], 16) % 100 < filters.heldout_percent else train).append(row)
+        # By task, so no task of the held-out examples is trained on (a run's own
+        # digest where it names no task).
+        bucket = analysis_task_key(trace.task_key, trace.task) or digest
+        (heldout if int(bucket[:8], 16) % 100 < filters.heldout_percent else train).append(row)
     pairs = []
     chosen_by_task: dict[str, tuple[Trace, list[dict[str, Any]]]] = {}
     for trace, messages, _ in good:

@@ -340,3 +340,24 @@ def test_the_system_prompt_the_model_was_sent_comes_first(tenant):
         system, request = example["messages"][:2]
         assert system == {"role": "system", "content": "Answer questions about orders."}
         assert request["role"] == "user" and request["content"].startswith("Where is order")
+
+
+@pytest.mark.django_db
+def test_held_out_examples_are_of_tasks_not_trained_on(tenant):
+    """Two runs of each of 20 tasks, different steps: a task's runs fall on one side."""
+    items = []
+    for task in range(20):
+        for attempt in range(2):
+            run = _trace(f"t{task}-{attempt}", task=f"Refund order {task}")
+            run["steps"][1]["input"] = {"order": task, "attempt": attempt}
+            items.append(run)
+    ingest(workspace=tenant.workspace, items=items)
+    filters = SnapshotFilter(heldout_percent=50)
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=filters, actor=None)
+
+    def tasks(text):
+        return {e["messages"][0]["content"] for e in _lines(text)}
+
+    train, heldout = tasks(snapshot.sft_train), tasks(snapshot.sft_heldout)
+    assert train and heldout and not train & heldout
+    assert snapshot.counts["sft_train"] + snapshot.counts["sft_heldout"] == 40
