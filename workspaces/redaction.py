@@ -894,8 +894,18 @@ class Redactor:
         """An opaque token, whole, or the opaque words of an identifier it is glued to
         ("session_token_<64 random characters>" keeps "session_token_"). A UUID in
         it is an identifier: such a run is judged by its words ("Crew_<uuid>", as
-        CrewAI names a crew, is kept; a random word beside the UUID is not)."""
-        if _looks_random(text) and not _UUID.search(text) and not _made_of_words(text):
+        CrewAI names a crew, is kept; a random word beside the UUID is not). So is an
+        identifier's run made of words (`pseudonymise`: a run id, a session id): ids
+        are random by design, and "inspect-<its 22-character run id>-s1-e1" or
+        "chatcmpl-<29 characters>" name a run, where a random word of 32 characters
+        or more in them is still a secret."""
+        by_words = pseudonymise and _WORD_SPLIT.search(text) is not None
+        if (
+            not by_words
+            and _looks_random(text)
+            and not _UUID.search(text)
+            and not _made_of_words(text)
+        ):
             shown = self._placeholder(placeholder, text) if pseudonymise else placeholder
             return _Found(start, end, shown, {"SECRET": 1})
         if not _LONG_WORD.search(text):

@@ -429,3 +429,20 @@ def test_spans_read_from_re2_directly_are_the_wrappers():
                 pattern,
                 text,
             )
+
+
+def test_an_identifier_made_of_words_is_judged_by_its_words():
+    """Run and session ids are random by design: Inspect's run ids (22 characters)
+    and OpenAI's completion ids inside an id name the run. A random word of 32 or
+    more is still a secret, in an id as in text, and text is judged as before."""
+    redactor = build_redactor(enabled={})
+    kept = ["inspect-2TkptWFLxtMXQm6wwEuSrm-s1-e1", "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"]
+    for run_id in kept:
+        counts: Counter[str] = Counter()
+        assert redactor.identifier(run_id, counts) == run_id and not counts
+    token = "Zq8Xw2Lr5Tk9Mv3Nb7Hc1Jd6Fg4Ps0QyWu"  # 34 random characters
+    for value in (token, f"session_{token}", f"run-{token}-1"):
+        counts = Counter()
+        assert token not in redactor.identifier(value, counts) and counts["SECRET"] == 1
+    counts = Counter()
+    assert redactor.text(kept[0], counts) == "[SECRET]" and counts["SECRET"] == 1
