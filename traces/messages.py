@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .openai_chat import openai_messages
+from .openai_chat import langchain_message, openai_messages
 
 
 def chat_text(value: Any) -> str:
@@ -21,7 +21,7 @@ def chat_text(value: Any) -> str:
     messages = [value] if isinstance(value, dict) else value
     if not isinstance(messages, list) or not messages or not all(map(_is_message, messages)):
         recorded = _recorded_answer(value)
-        return chat_text(recorded) if recorded else ""
+        return chat_text(recorded) if recorded else _graph_state(value)
     lines = []
     for message in messages:
         said = [_part_text(part) for part in _parts(message)]
@@ -39,12 +39,29 @@ def chat_text(value: Any) -> str:
 
 
 def _recorded_answer(value: Any) -> list[dict[str, Any]] | None:
-    """A model's answer in its framework's own record rather than as messages:
-    LangChain's LLMResult, the AI SDK's list of the calls it made."""
+    """Messages in a framework's own record rather than as chat messages: LangChain's
+    LLMResult and its serialised messages, the AI SDK's list of the calls it made."""
     made_calls = isinstance(value, list) and bool(value) and all(map(_ai_sdk_call, value))
     if made_calls or (isinstance(value, dict) and isinstance(value.get("generations"), list)):
         return openai_messages(value)
+    listed = [value] if isinstance(value, dict) else value
+    if isinstance(listed, list) and listed and all(map(langchain_message, listed)):
+        return openai_messages(listed)
     return None
+
+
+def _graph_state(value: Any) -> str:
+    """A graph's state holding its messages (LangGraph's `{"messages": [...], …}`):
+    the messages as a transcript, then the state's other fields, a line each."""
+    if not isinstance(value, dict) or not isinstance(value.get("messages"), list):
+        return ""
+    said = chat_text(value["messages"])
+    if not said:
+        return ""
+    rest = [
+        f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in value.items() if k != "messages"
+    ]
+    return "\n".join([said, *rest])
 
 
 def _ai_sdk_call(value: Any) -> bool:

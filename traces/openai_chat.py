@@ -7,7 +7,8 @@ OpenAI's (`content`, `tool_calls`, a tool's `tool_call_id`), OpenTelemetry GenAI
 blocks text, tool_use, tool_result), Bedrock Converse's (Strands: blocks `text`,
 `toolUse`, `toolResult`, an answer recorded as its blocks alone), the AI SDK's
 (`tool-call` parts; an answer's calls recorded as `toolCallId`, `toolName` and
-`input`) and LangChain's (an `LLMResult` whose generations hold an `AIMessage`). Each becomes
+`input`) and LangChain's (messages as its instrumentations serialise them; an
+`LLMResult` whose generations hold an `AIMessage`). Each becomes
 `{"role", "content", "tool_calls"?}` or `{"role": "tool", "tool_call_id",
 "content"}`, with a call's arguments as a JSON string. Anything else is not
 messages (None): the caller keeps it as text.
@@ -34,7 +35,12 @@ def openai_messages(value: Any, *, role: str = "assistant") -> list[dict[str, An
     if isinstance(value, dict) and isinstance(value.get("generations"), list):
         return _langchain(value["generations"])
     listed = [value] if isinstance(value, dict) else value
-    if not isinstance(listed, list) or not listed or not all(isinstance(m, dict) for m in listed):
+    if not isinstance(listed, list) or not listed:
+        return None
+    langchain = [langchain_message(m) for m in listed]
+    if all(langchain):
+        return [said for m in langchain if m for said in _message(m)]
+    if not all(isinstance(m, dict) for m in listed):
         return None
     if all(isinstance(m.get("role"), str) for m in listed):
         out: list[dict[str, Any]] = []
@@ -44,6 +50,48 @@ def openai_messages(value: Any, *, role: str = "assistant") -> list[dict[str, An
     if all(_block(b) is not None for b in listed):
         return _message({"role": role, "content": listed})
     return None
+
+
+# LangChain's message types, as message_to_dict names them and as dumpd's ids end.
+_LANGCHAIN = {
+    "human": "user",
+    "ai": "assistant",
+    "tool": "tool",
+    "system": "system",
+    "HumanMessage": "user",
+    "AIMessage": "assistant",
+    "AIMessageChunk": "assistant",
+    "ToolMessage": "tool",
+    "SystemMessage": "system",
+}
+
+
+def langchain_message(value: Any) -> dict[str, Any] | None:
+    """A LangChain message as instrumentations serialise it, as a message with a
+    role: message_to_dict's `{"type", "data"}`, dumpd's constructor (`kwargs`), or
+    LangGraph's `("user", text)` pair; None for anything else."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        role = _LANGCHAIN.get(value[0]) or (value[0] if value[0] in _LANGCHAIN.values() else None)
+        return {"role": role, "content": value[1]} if role else None
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("data"), dict) and value.get("type") in _LANGCHAIN:
+        fields, kind = value["data"], value["type"]
+    elif value.get("type") == "constructor" and isinstance(value.get("kwargs"), dict):
+        fields, kind = value["kwargs"], (value.get("id") or [""])[-1]
+    else:
+        return None
+    role = _LANGCHAIN.get(kind)
+    if role is None:
+        return None
+    message = {
+        "role": role,
+        "content": fields.get("content"),
+        "tool_calls": fields.get("tool_calls") or [],
+    }
+    if role == "tool":
+        message["tool_call_id"] = fields.get("tool_call_id") or ""
+    return message
 
 
 def tool_result_text(value: Any) -> str:
