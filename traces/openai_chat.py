@@ -78,7 +78,8 @@ def langchain_message(value: Any) -> dict[str, Any] | None:
     if isinstance(value.get("data"), dict) and value.get("type") in _LANGCHAIN:
         fields, kind = value["data"], value["type"]
     elif value.get("type") == "constructor" and isinstance(value.get("kwargs"), dict):
-        fields, kind = value["kwargs"], (value.get("id") or [""])[-1]
+        ids = value.get("id")
+        fields, kind = value["kwargs"], ids[-1] if isinstance(ids, list) and ids else ""
     else:
         return None
     role = _LANGCHAIN.get(kind)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from traces.messages import chat_text
 from traces.openai_chat import openai_messages, tool_result_text
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"id": 1}'}}
@@ -79,6 +83,7 @@ def test_a_langchain_llm_result_is_its_ai_message():
 
 
 def test_what_is_no_messages_is_none():
+    assert openai_messages({"type": "constructor", "kwargs": {}, "id": 7}) is None
     assert openai_messages({"order": 12}) is None
     assert openai_messages([{"order": 12}]) is None
     assert openai_messages(42) is None
@@ -108,3 +113,67 @@ def test_llama_indexs_tool_output_is_its_text():
         "raw_output": "ok",
     }
     assert tool_result_text(output) == "ok"
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.sampled_from(
+        [
+            "constructor",
+            "human",
+            "ai",
+            "tool",
+            "user",
+            "assistant",
+            "system",
+            "tool_call",
+            "tool_use",
+            "tool-call",
+            "tool_result",
+            "text",
+            "AIMessage",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "role",
+                    "content",
+                    "parts",
+                    "type",
+                    "tool_calls",
+                    "id",
+                    "kwargs",
+                    "data",
+                    "generations",
+                    "message",
+                    "function",
+                    "arguments",
+                    "toolUse",
+                    "text",
+                    "name",
+                ]
+            )
+            | st.text(max_size=5),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(JSON)
+def test_any_recorded_value_is_read_without_an_error(value):
+    """Whatever a framework sent: messages or None, never an exception."""
+    messages = openai_messages(value)
+    assert messages is None or all(isinstance(m.get("role"), str) for m in messages)
+    assert isinstance(tool_result_text(value), str)
+    assert isinstance(chat_text(value), str)
