@@ -718,6 +718,9 @@ class Redactor:
     # each model call, a tool's output quoted again, a run's prompt in every run), and
     # each distinct one is scanned once. Keyed by (text, pseudonymise).
     memo: dict[tuple[str, bool], tuple[str, tuple[tuple[str, int], ...]]] | None = None
+    # An identifier made of words is judged by its words (`_secret`); False: whole,
+    # as this product did before 2026-12-07 (`former_identifier`).
+    ids_by_words: bool = True
 
     @property
     def pattern(self) -> Any:
@@ -736,6 +739,16 @@ class Redactor:
         what the policy removes replaced by a stable pseudonym, `[EMAIL:3f9a0c1d]`,
         so traces still group and re-sends still upsert onto the same row."""
         return self._scan(value, counts, pseudonymise=True)
+
+    def former_identifier(self, value: str) -> str | None:
+        """The identifier as stored before ids made of words were judged by their
+        words ("[SECRET:…]" for a whole "inspect-<run id>-s1-e1"), where that differs
+        from what it is stored as now; else None. A run stored then is found by it."""
+        if len(value) < 32 or not _WORD_SPLIT.search(value):
+            return None  # judged whole then as now
+        before = replace(self, ids_by_words=False, screen=None, memo=None)
+        former = before.identifier(value, Counter())
+        return former if former != self.identifier(value, Counter()) else None
 
     def text(self, value: str, counts: Counter[str]) -> str:
         """Free text with what the policy removes replaced by typed placeholders."""
@@ -899,7 +912,7 @@ class Redactor:
         are random by design, and "inspect-<its 22-character run id>-s1-e1" or
         "chatcmpl-<29 characters>" name a run, where a random word of 32 characters
         or more in them is still a secret."""
-        by_words = pseudonymise and _WORD_SPLIT.search(text) is not None
+        by_words = self.ids_by_words and pseudonymise and _WORD_SPLIT.search(text) is not None
         if (
             not by_words
             and _looks_random(text)

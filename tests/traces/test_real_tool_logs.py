@@ -960,3 +960,28 @@ def test_claude_codes_own_spans_of_a_session_its_hooks_capture_are_left_to_the_h
                            headers=tenant.api_headers())  # fmt: skip
     assert response.status_code == 200 and response.json() == {}
     assert list(_runs(tenant.workspace)) == [f"claude-code-{session}"]
+
+
+def test_inspect_runs_stored_under_their_former_ids_are_found_again(tenant):
+    """Until 2026-12-07 an Inspect run's id ("inspect-<22-character run id>-s1-e1")
+    was stored as "[SECRET:…]". Importing the same log after the upgrade finds those
+    runs, gives them their id, and adds none."""
+    from collections import Counter
+
+    from workspaces.models import PiiPolicy
+    from workspaces.redaction import redactor_for_policy
+
+    path = next((LOGS / "inspect-0.3.285").glob("*.eval"))
+    first = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert first.ok and first.created == 2, first.error
+    runs = list(_runs(tenant.workspace).values())
+    assert all(t.external_id.startswith("inspect-") for t in runs)
+    redactor = redactor_for_policy(PiiPolicy.objects.get(workspace=tenant.workspace))
+    for trace in runs:  # as an earlier version stored them
+        former = redactor.former_identifier(trace.external_id)
+        assert former is not None and former.startswith("[SECRET:")
+        Trace.objects.filter(pk=trace.pk).update(external_id=former)
+    assert redactor.identifier(runs[0].external_id, Counter()) == runs[0].external_id
+    again = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2), again.error
+    assert sorted(_runs(tenant.workspace)) == sorted(t.external_id for t in runs)
