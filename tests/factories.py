@@ -239,3 +239,26 @@ def latest_migrations() -> list[tuple[str, str]]:
     from django.db.migrations.executor import MigrationExecutor
 
     return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+# LangChain's LLMResult as openinference's instrumentation records a model call's
+# answer: one generation, an AIMessage in dumpd's constructor form, calling `lookup`.
+LANGCHAIN_LLM_RESULT: dict[str, Any] = {
+    "type": "LLMResult",
+    "generations": [
+        [
+            {
+                "text": "",
+                "message": {
+                    "lc": 1,
+                    "type": "constructor",
+                    "id": ["langchain", "schema", "messages", "AIMessage"],
+                    "kwargs": {
+                        "content": "",
+                        "tool_calls": [{"id": "c1", "name": "lookup", "args": {"id": 1}}],
+                    },
+                },
+            }
+        ]
+    ],
+}

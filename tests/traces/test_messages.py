@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
+from tests.factories import LANGCHAIN_LLM_RESULT
 from traces.messages import chat_text
 
 
 def test_a_langchain_llm_result_reads_as_the_models_answer():
-    message = {
-        "lc": 1,
-        "type": "constructor",
-        "id": ["langchain", "schema", "messages", "AIMessage"],
-        "kwargs": {
-            "content": "",
-            "tool_calls": [{"id": "c1", "name": "lookup", "args": {"id": 1}}],
-        },
-    }
-    result = {"type": "LLMResult", "generations": [[{"text": "", "message": message}]]}
-    assert chat_text(result) == 'assistant: → lookup({"id": 1})'
+    assert chat_text(LANGCHAIN_LLM_RESULT) == 'assistant: → lookup({"id": 1})'
 
 
 def test_the_ai_sdks_recorded_calls_read_as_the_models_answer():

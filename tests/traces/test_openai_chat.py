@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.factories import LANGCHAIN_LLM_RESULT
 from traces.messages import chat_text
 from traces.openai_chat import openai_messages, tool_result_text
 
@@ -19,40 +21,40 @@ def test_openai_messages_stay_as_they_are():
     ]
 
 
-def test_genai_parts_give_text_calls_and_a_user_turns_tool_results():
-    answer = {
-        "role": "assistant",
-        "parts": [
-            {"type": "text", "content": "Looking."},
-            {"type": "tool_call", "id": "c1", "name": "lookup", "arguments": {"id": 1}},
-        ],
-    }
-    assert openai_messages(answer) == [
-        {"role": "assistant", "content": "Looking.", "tool_calls": [CALL]}
-    ]
-    results = {
-        "role": "user",
-        "parts": [{"type": "tool_call_response", "id": "c1", "result": "ok"}],
-    }
+ANSWERS_AND_RESULTS = {
+    "genai": (
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "Looking."},
+                {"type": "tool_call", "id": "c1", "name": "lookup", "arguments": {"id": 1}},
+            ],
+        },
+        {"role": "user", "parts": [{"type": "tool_call_response", "id": "c1", "result": "ok"}]},
+    ),
+    "anthropic": (
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Looking."},
+                {"type": "tool_use", "id": "c1", "name": "lookup", "input": {"id": 1}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "ok"}],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", ANSWERS_AND_RESULTS)
+def test_an_answers_text_and_calls_and_a_user_turns_tool_results(shape):
+    """GenAI's parts and Anthropic's blocks: tool results ride in a user turn."""
+    answer, results = ANSWERS_AND_RESULTS[shape]
+    said = [{"role": "assistant", "content": "Looking.", "tool_calls": [CALL]}]
+    assert openai_messages(answer) == said
     assert openai_messages(results) == [{"role": "tool", "tool_call_id": "c1", "content": "ok"}]
-
-
-def test_anthropic_content_blocks():
-    answer = {
-        "role": "assistant",
-        "content": [
-            {"type": "text", "text": "Looking."},
-            {"type": "tool_use", "id": "c1", "name": "lookup", "input": {"id": 1}},
-        ],
-    }
-    assert openai_messages(answer) == [
-        {"role": "assistant", "content": "Looking.", "tool_calls": [CALL]}
-    ]
-    result = {
-        "role": "user",
-        "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "ok"}],
-    }
-    assert openai_messages(result) == [{"role": "tool", "tool_call_id": "c1", "content": "ok"}]
 
 
 def test_bedrock_blocks_with_no_role_are_the_answer():
@@ -69,17 +71,9 @@ def test_bedrock_blocks_with_no_role_are_the_answer():
 
 
 def test_a_langchain_llm_result_is_its_ai_message():
-    message = {
-        "lc": 1,
-        "type": "constructor",
-        "id": ["langchain", "schema", "messages", "AIMessage"],
-        "kwargs": {
-            "content": "",
-            "tool_calls": [{"id": "c1", "name": "lookup", "args": {"id": 1}}],
-        },
-    }
-    result = {"type": "LLMResult", "generations": [[{"text": "", "message": message}]]}
-    assert openai_messages(result) == [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    assert openai_messages(LANGCHAIN_LLM_RESULT) == [
+        {"role": "assistant", "content": None, "tool_calls": [CALL]}
+    ]
 
 
 def test_what_is_no_messages_is_none():
