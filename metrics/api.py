@@ -31,7 +31,11 @@ class SnapshotIn(BaseModel):
     agent: str = Field("", max_length=200)
     since: date | None = None
     until: date | None = None
-    failure_mode: int | None = Field(None, description="Only traces with an incident in this mode.")
+    failure_mode: int | None = Field(
+        None,
+        description="Only traces with an incident in this mode, with the successful runs of "
+        "the same tasks as the answers to prefer (SFT examples, DPO's chosen side).",
+    )
     skill: str = Field("", max_length=200, description="Only traces with this skill in scope.")
     heldout_percent: int = Field(10, ge=0, le=50)
 

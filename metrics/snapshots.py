@@ -35,7 +35,7 @@ from django.db.models import Exists, Max, OuterRef, Prefetch, QuerySet
 from django.http import HttpResponse
 
 from failures.mining import analysis_task_key
-from failures.models import FailureMode
+from failures.models import FailureMode, TraceAnalysis
 from traces.models import Outcome, Step, StepKind, Trace
 from traces.openai_chat import openai_messages, tool_result_text
 from workspaces.errors import InvalidInput, NotFound
@@ -66,10 +66,7 @@ class SnapshotFilter:
 
 
 def _selected(workspace: Workspace, f: SnapshotFilter) -> QuerySet[Trace]:
-    qs = filter_given(
-        Trace.objects.filter(workspace=workspace, status__in=["succeeded", "failed"]),
-        agent=f.agent, started_at__date__gte=f.since, started_at__date__lte=f.until,
-    )  # fmt: skip
+    qs = _in_range(Trace.objects.filter(workspace=workspace, status__in=["succeeded", "failed"]), f)
     if f.failure_mode is not None:
         if not FailureMode.objects.filter(workspace=workspace, pk=f.failure_mode).exists():
             raise NotFound(f"No failure mode {f.failure_mode} in this workspace.")
@@ -83,12 +80,38 @@ def _selected(workspace: Workspace, f: SnapshotFilter) -> QuerySet[Trace]:
                    "WHERE s = %s OR s LIKE %s)"],
             params=[f.skill, like],
         )  # fmt: skip
+    return _loaded(qs)
+
+
+def _in_range(qs: QuerySet[Trace], f: SnapshotFilter) -> QuerySet[Trace]:
+    return filter_given(
+        qs, agent=f.agent, started_at__date__gte=f.since, started_at__date__lte=f.until
+    )
+
+
+def _loaded(qs: QuerySet[Trace]) -> QuerySet[Trace]:
     # An outcome posted for a run decides it; else a hook session's status may be the
     # product's own reading of the session (`traces.claude_code.inferred_status`).
     qs = qs.annotate(outcome_posted=Exists(Outcome.objects.filter(trace_id=OuterRef("pk"))))
     return qs.order_by("started_at", "id").prefetch_related(
         Prefetch("steps", queryset=Step.objects.order_by("index"))
     )
+
+
+def _same_task_successes(
+    workspace: Workspace, f: SnapshotFilter, traces: list[Trace]
+) -> list[Trace]:
+    """A failure mode's runs are its failures: the answers to prefer are the
+    successful runs of the same tasks (as the diagnosis pairs them, by
+    `TraceAnalysis.task_key`), within the snapshot's agent and dates."""
+    keys = {analysis_task_key(t.task_key, t.task) for t in traces} - {""}
+    if not keys:
+        return []
+    succeeded = TraceAnalysis.objects.filter(
+        workspace=workspace, verdict="succeeded", task_key__in=keys
+    ).values("trace_id")
+    qs = Trace.objects.filter(workspace=workspace, status="succeeded", pk__in=succeeded)
+    return list(_loaded(_in_range(qs, f).exclude(pk__in=[t.pk for t in traces])))
 
 
 def _text(value: Any) -> str:
@@ -259,11 +282,14 @@ def snapshot_create(
     traces = list(_selected(workspace, filters)[: MAX_TRACES + 1])
     if len(traces) > MAX_TRACES:
         raise InvalidInput(f"The filter matches more than {MAX_TRACES:,} traces; narrow it.")
+    partners = []
+    if filters.failure_mode is not None:
+        partners = _same_task_successes(workspace, filters, traces)
     seen: set[tuple[str, bool]] = set()
     good: list[tuple[Trace, list[dict[str, Any]], str]] = []
     bad: list[tuple[Trace, list[dict[str, Any]], str]] = []
     duplicates = inferred = incomplete = 0
-    for trace in traces:
+    for trace in traces + partners:
         if _outcome_inferred(trace):
             inferred += 1
             continue
@@ -303,7 +329,8 @@ def snapshot_create(
             "rejected": messages[prompt:],
             "metadata": {"chosen_trace": chosen_trace.external_id, "rejected_trace": trace.external_id},
         })  # fmt: skip
-    counts = {"matched": len(traces), "inferred_left_out": inferred, "incomplete": incomplete,
+    counts = {"matched": len(traces), "same_task_successes": len(partners),
+              "inferred_left_out": inferred, "incomplete": incomplete,
               "duplicates_removed": duplicates, "sft_train": len(train),
               "sft_heldout": len(heldout), "dpo_pairs": len(pairs), "failed_unpaired": len(bad) - len(pairs)}  # fmt: skip
     for _ in range(3):  # two snapshots made at once race for the next version number

@@ -361,3 +361,20 @@ def test_held_out_examples_are_of_tasks_not_trained_on(tenant):
     train, heldout = tasks(snapshot.sft_train), tasks(snapshot.sft_heldout)
     assert train and heldout and not train & heldout
     assert snapshot.counts["sft_train"] + snapshot.counts["sft_heldout"] == 40
+
+
+@pytest.mark.django_db
+def test_a_failure_modes_snapshot_prefers_the_same_tasks_successful_runs(corpus):
+    """A mode holds failed runs: the answers to prefer are the successful runs of
+    the same tasks, which the mode does not hold. They are the SFT examples and the
+    chosen side of each pair."""
+    ws = corpus.workspace
+    mode = FailureMode.objects.create(workspace=ws, label="rate limits")
+    Incident.objects.filter(trace__external_id="bad-1").update(failure_mode=mode)
+    filters = SnapshotFilter(failure_mode=mode.pk, heldout_percent=0)
+    snapshot = snapshot_create(workspace=ws, filters=filters, actor=None)
+    # ok-1 and its duplicate ok-dup ran "Refund order 12" and succeeded.
+    assert snapshot.counts["matched"] == 1 and snapshot.counts["same_task_successes"] == 2
+    assert [e["metadata"]["trace"] for e in _lines(snapshot.sft_train)] == ["ok-1"]
+    (pair,) = _lines(snapshot.dpo_pairs)
+    assert pair["metadata"] == {"chosen_trace": "ok-1", "rejected_trace": "bad-1"}
