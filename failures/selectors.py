@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, timedelta
+from typing import Any
 
 from django.db.models import Count, QuerySet, Sum, Value
 from django.utils import timezone
@@ -51,6 +52,13 @@ def failure_mode_list(
     if not include_merged:
         qs = qs.exclude(status=ModeStatus.MERGED)
     return qs.order_by("-incident_count", "id")
+
+
+def failure_mode_labels(*, workspace: Workspace, ids: list[Any]) -> dict[int, str]:
+    """The labels of those of the workspace's modes (merged ones included)."""
+    wanted = [i for i in ids if isinstance(i, int)]
+    found = FailureMode.objects.filter(workspace=workspace, pk__in=wanted)
+    return dict(found.values_list("pk", "label"))
 
 
 # Two open modes whose centres are this similar (cosine) are offered to a lead to merge.

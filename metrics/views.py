@@ -8,7 +8,11 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from failures.selectors import awaiting_diagnosis_count, failure_mode_list
+from failures.selectors import (
+    awaiting_diagnosis_count,
+    failure_mode_labels,
+    failure_mode_list,
+)
 from skills.trials import HOLDOUT, TREATED
 from traces.selectors import trace_agent_list
 from workspaces.decorators import workspace_view
@@ -304,9 +308,25 @@ def snapshot_page(request: WorkspaceRequest) -> HttpResponse:
         return HttpResponse(status=405)
     else:
         form = SnapshotForm(**form_kwargs)
-    return render(request, "metrics/snapshots.html", {
-        "form": form, "snapshots": snapshot_list(workspace=workspace), "can_make": can_make, "files": list(Snapshot.FILES),
-    }, status=status)  # fmt: skip
+    snapshots = list(snapshot_list(workspace=workspace))
+    modes = failure_mode_labels(
+        workspace=workspace, ids=[s.filters.get("failure_mode") for s in snapshots]
+    )
+    rows = [(snapshot, _filter_words(snapshot.filters, modes)) for snapshot in snapshots]
+    context = {"form": form, "rows": rows, "can_make": can_make, "files": list(Snapshot.FILES)}
+    return render(request, "metrics/snapshots.html", context, status=status)
+
+
+def _filter_words(filters: dict[str, Any], modes: dict[int, str]) -> list[str]:
+    """A snapshot's filter as a person reads it: a failure mode by its label."""
+    words = []
+    for key, value in filters.items():
+        if key == "failure_mode":
+            label = modes.get(value)
+            words.append(f"failure mode: {label}" if label else f"failure mode {value} (deleted)")
+        else:
+            words.append(f"{key}={value}")
+    return words
 
 
 @require_GET

@@ -378,3 +378,14 @@ def test_a_failure_modes_snapshot_prefers_the_same_tasks_successful_runs(corpus)
     assert [e["metadata"]["trace"] for e in _lines(snapshot.sft_train)] == ["ok-1"]
     (pair,) = _lines(snapshot.dpo_pairs)
     assert pair["metadata"] == {"chosen_trace": "ok-1", "rejected_trace": "bad-1"}
+
+
+@pytest.mark.django_db
+def test_the_list_names_a_snapshots_failure_mode_by_its_label(corpus):
+    mode = FailureMode.objects.create(workspace=corpus.workspace, label="rate limits")
+    snapshot_create(
+        workspace=corpus.workspace, filters=SnapshotFilter(failure_mode=mode.pk), actor=None
+    )
+    url = reverse("snapshot_list", kwargs={"slug": corpus.workspace.slug})
+    page = corpus.client_for(corpus.viewer).get(url).content.decode()
+    assert "failure mode: rate limits" in page and "failure_mode=" not in page
