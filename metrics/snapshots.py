@@ -124,9 +124,9 @@ def _text(value: Any) -> str:
 
 def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     """The trace as the agent's conversation in OpenAI's chat format, in the run's
-    order: the system prompt its first model call was sent, the task unless a user turn of the run carries it (a harness's
-    greeting may come before it, as in tau2), then what the agent said, called and
-    was answered. A model call's answer is read from the shape its framework
+    order: the system prompt its first model call was sent, the task unless a user
+    turn of the run carries it (a harness's greeting may come before it, as in
+    tau2), then what the agent said, called and was answered. A model call's answer is read from the shape its framework
     recorded (`traces.openai_chat`); a tool step the answer asked for gives only its
     result. A simulated user's own tool calls (tau2's phone, `user.*`) are left out:
     the agent neither made nor saw them, and a model trained on them would call
