@@ -31,6 +31,15 @@ Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA
   task has a successful run in the set (the issue's target population).
   `discrimination` = failed runs with an incident − successful runs that get
   one when judged as failed (bench/diagnosis.py's leave-one-out check).
+- **tau2-bench dev recorded as model calls only** (`tau2-bench_model_calls`):
+  the same simulations as an application instrumented at its model client alone
+  records them (`as_model_calls`: a model call per agent turn, sent the
+  conversation so far in OpenAI chat messages, answering with its text and tool
+  calls; no tool step, no user step), sent as the API takes them, with the same
+  checks. The same measures, each call at the step of the model call that asked
+  for it; a step is "where the run did what was expected" only when every call
+  made there was expected. The figures should equal the imported runs': what
+  differs is how the run was recorded, not what the agent did.
 
 - **Who&When hand-crafted** (`Who&When/Hand-Crafted/`, Magentic-One teams, the
   failing step labelled the same way), when that folder is beside the
@@ -378,24 +387,97 @@ def compared(action_checks: list[dict[str, Any]]) -> dict[str, list[str] | None]
     }
 
 
+def as_model_calls(
+    sim: dict[str, Any], domain: str, agent: str
+) -> tuple[dict[str, Any], list[tuple[int, str, Any]]]:
+    """A tau2 simulation as an application instrumented at its model client alone
+    records it (OpenLLMetry's or OpenTelemetry's OpenAI instrumentation, no span for
+    the tools it runs): one model call per agent turn, sent the conversation so far
+    in OpenAI chat messages, answering with its text and tool calls; no tool step,
+    no user step. The simulated user's own tool calls (its phone) are not the
+    agent's model's and are left out, with their results. Also returned: the
+    agent's calls as (the model call's step index, tool, arguments), this bench's
+    own record of where each call is (the product derives them itself)."""
+    from hivemind_client.formats import tau2_checks
+
+    history: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    calls: list[tuple[int, str, Any]] = []
+    users: set[str] = set()
+    task = ""
+    for message in sim["messages"]:
+        role, content = message.get("role"), message.get("content")
+        if role == "user":
+            users |= {str(c.get("id")) for c in message.get("tool_calls") or []}
+            if content:
+                history.append({"role": "user", "content": content})
+                task = task or content
+        elif role == "tool":
+            if str(message.get("id")) not in users:
+                history.append(
+                    {"role": "tool", "tool_call_id": message.get("id"), "content": content or ""}
+                )
+        elif role == "assistant":
+            said: dict[str, Any] = {"role": "assistant", "content": content}
+            asked = message.get("tool_calls") or []
+            if asked:
+                said["tool_calls"] = [
+                    {"id": c.get("id"), "type": "function",
+                     "function": {"name": c.get("name"), "arguments": json.dumps(c.get("arguments") or {})}}
+                    for c in asked
+                ]  # fmt: skip
+            calls += [(len(steps), c.get("name"), c.get("arguments") or {}) for c in asked]
+            steps.append(
+                {"kind": "llm_call", "name": agent, "input": list(history), "output": said}
+            )
+            history.append(said)
+    reward = (sim.get("reward_info") or {}).get("reward")
+    trace = {
+        "external_id": f"tau2-{sim.get('id')}"[:200], "agent": agent, "model": agent,
+        "task": task, "task_key": f"{domain}:{sim.get('task_id')}"[:200],
+        "status": "succeeded" if reward == 1.0 else "failed", "reward": reward, "steps": steps,
+        # The run's named checks, as an application posts them with its outcome (the
+        # expected actions among them are withheld below, as for the imported runs).
+        "checks": tau2_checks(sim.get("reward_info") or {}),
+    }  # fmt: skip
+    return trace, calls
+
+
 def tau2(
-    workspace, quick: bool, withhold_actions: bool = True
+    workspace, quick: bool, withhold_actions: bool = True, recorded: str = "steps"
 ) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
+    """`recorded`: "steps" (the product's tau2 importer) or "model-calls" (each run
+    as `as_model_calls` records it, sent as the API takes it)."""
     from diagnosis import measure
 
     from failures.diagnosis.evidence import evidence_kind
     from failures.models import Incident
     from traces.importing import traces_import_file
     from traces.models import Step, Trace
+    from traces.services import trace_ingest_batch
 
     truth: dict[str, dict[str, Any]] = {}
     succeeded_tasks: set[tuple[str, str]] = set()
+    model_calls: dict[str, list[tuple[int, str, Any]]] = {}
     for path in sorted(TAU2.rglob("*.json")):
-        result = traces_import_file(workspace=workspace, fmt="tau2-bench", path=path)
-        if not result.ok:
-            raise SystemExit(f"{path}: {result.error}")
         data = json.loads(path.read_text())
         domain = (data.get("info", {}).get("environment_info") or {}).get("domain_name", "")
+        if recorded == "steps":
+            result = traces_import_file(workspace=workspace, fmt="tau2-bench", path=path)
+            if not result.ok:
+                raise SystemExit(f"{path}: {result.error}")
+        else:
+            agent = str((data.get("info", {}).get("agent_info") or {}).get("llm") or "agent")
+            items = []
+            for sim in data["simulations"]:
+                item, calls = as_model_calls(sim, domain, agent)
+                items.append(item)
+                model_calls[item["external_id"]] = calls
+            for start in range(0, len(items), 50):
+                batch = trace_ingest_batch(workspace=workspace, items=items[start : start + 50])
+                rejected = [r for r in batch.results if r.status == "rejected"]
+                if rejected:
+                    raise SystemExit(f"{path}: {rejected[0]}")
         for sim in data["simulations"]:
             reward_info = sim.get("reward_info") or {}
             task = f"{domain}:{sim.get('task_id')}"
@@ -434,6 +516,8 @@ def tau2(
         .order_by("trace_id", "index").values_list("trace_id", "index", "kind", "name", "input")
     ):  # fmt: skip
         raw[trace_id].append((index, name, data or {}))
+    for external_id, calls in model_calls.items():
+        raw[traces[external_id]] = calls
     halves: dict[str, dict[str, Any]] = {}
     for external_id, t in truth.items():
         if not t["failed"]:
@@ -454,7 +538,10 @@ def tau2(
         h["with_success"] += with_success
         found = incidents.get(trace_id, [])
         h["incidents"] += len(found)
-        matched_steps = {i for i, n, a in agent_calls if (n, a) in expected}
+        # A step where the run did what was expected: every call made there was
+        # expected (a model call that asked for two tools at once is one step).
+        unexpected = {i for i, n, a in agent_calls if (n, a) not in expected}
+        matched_steps = {i for i, n, a in agent_calls if (n, a) in expected} - unexpected
         user_steps = {i for i, n, _ in calls[trace_id] if n.startswith("user.")}
         h["false_incidents"] += sum(s in matched_steps or s in user_steps for s, _, _ in found)
         hit = any(s == culprit for s, _, _ in found if culprit is not None) or any(
@@ -462,7 +549,9 @@ def tau2(
             for _, tool, description in found
         )
         h["named"] += hit
-        if withhold_actions:  # per kind once, on the evidence the product sees
+        if (
+            withhold_actions and recorded == "steps"
+        ):  # per kind once, on the evidence the product sees
             for s, tool, description, kind in evidence[trace_id]:
                 if s < 0 and kind == "check":
                     continue  # a failed check is a verdict on the run, not a step
@@ -492,7 +581,10 @@ def tau2(
 
 
 def print_tau2(
-    halves: dict[str, dict[str, Any]], discrimination: float | None, title: str = ""
+    halves: dict[str, dict[str, Any]],
+    discrimination: float | None,
+    title: str = "",
+    dataset: str = "tau2-bench",
 ) -> str:
     print(f"== tau2-bench dev (failed runs; truth from reward_info.action_checks){title}")
     print(f"{'half':8s} {'failed':>6s} {'w/ truth':>8s} {'named':>7s} {'named|succ':>10s} "
@@ -521,7 +613,7 @@ def print_tau2(
               f"   (best of them on runs with a same-task success: {_pct(best_succ, succ)})")  # fmt: skip
         if name == "measure":
             line = (
-                f"RESULT dataset=tau2-bench half=measure failed={failed:.0f} "
+                f"RESULT dataset={dataset} half=measure failed={failed:.0f} "
                 f"named={_pct(h.get('named', 0), failed)} "
                 f"named_with_success={_pct(h.get('named_with_success', 0), succ)} "
                 f"false_incident_share={_pct(h.get('false_incidents', 0), h.get('incidents', 0))} "
@@ -612,7 +704,7 @@ def main() -> None:
     # (A third run with the expected actions as checks is gone: since 5/8 the
     # tau2 importer never imports them, so it would repeat the second.)
     pairs = trail_pairs() if TRAIL.is_dir() else []
-    sets = (["who", "tau2"] + (["who-hand"] if WHO_HAND.is_dir() else [])
+    sets = (["who", "tau2", "tau2-model-calls"] + (["who-hand"] if WHO_HAND.is_dir() else [])
             + (["trail"] if pairs else []))  # fmt: skip
     for name in sets:
         workspace = Workspace.objects.create(
@@ -626,6 +718,11 @@ def main() -> None:
             elif name == "who-hand":
                 lines.append(print_who(who_and_when(workspace, WHO_HAND),
                                        "who_and_when_hand_crafted") + model_usage(workspace))  # fmt: skip
+            elif name == "tau2-model-calls":
+                halves, discrimination = tau2(workspace, args.quick, recorded="model-calls")
+                lines.append(print_tau2(halves, discrimination,
+                                        ", the same runs recorded as model calls only",
+                                        "tau2-bench_model_calls") + model_usage(workspace))  # fmt: skip
             else:
                 halves, discrimination = tau2(workspace, args.quick)
                 lines.append(print_tau2(halves, discrimination, ": expected actions withheld")

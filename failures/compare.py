@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from traces.models import Step, Trace
+from traces.models import Trace
 from workspaces.models import Workspace
 
 from .diagnosis import offline
@@ -28,6 +28,7 @@ from .diagnosis.facts import StepView
 from .diagnosis.same_task import diverge
 from .mining import analysis_task_key, success_pool, tool_kinds, tool_vocabularies
 from .models import TraceAnalysis
+from .selectors import run_calls
 
 CANDIDATES = 20
 
@@ -74,19 +75,16 @@ class Candidates:
     similarity: dict[int, float] = field(default_factory=dict)
 
 
-def _calls(trace: Trace) -> list[Step]:
-    return [
-        step
-        for step in trace.steps.filter(kind="tool_call").order_by("index")
-        if not step.name.startswith("user.")
-    ]
+def _calls(trace: Trace) -> list[StepView]:
+    """The agent's tool calls, as the diagnosis reads them (`selectors.run_calls`)."""
+    return [s for s in run_calls([trace.pk])[trace.pk] if not s.name.startswith("user.")]
 
 
-def _key(step: Step) -> str:
+def _key(step: StepView) -> str:
     return step.name + " " + json.dumps(step.input, sort_keys=True, default=str)
 
 
-def _side(step: Step) -> Side:
+def _side(step: StepView) -> Side:
     return Side(step.index, step.name, step.input, step.error)
 
 
@@ -120,9 +118,7 @@ def similar_task_runs(*, workspace: Workspace, trace: Trace) -> dict[int, float]
     alike, at least one tool in common), each with its similarity, most alike first."""
     if not trace.task.strip() or not trace.agent:
         return {}
-    tools = set(
-        trace.steps.filter(kind="tool_call").exclude(name="").values_list("name", flat=True)
-    )
+    tools = {s.name for s in _calls(trace) if s.name}
     index = offline.TaskIndex(success_pool(workspace.pk, trace.agent))
     return {n.trace_id: n.score for n in index.nearest(trace.task, tools, exclude=trace.pk)}
 
@@ -160,10 +156,13 @@ def run_comparison(
     candidates = found.ids
     if not candidates:
         return None
-    mine = _calls(trace)
-    views = [StepView(s.index, s.kind, s.name, s.input, None, s.error) for s in mine]
+    mine = views = _calls(trace)
     traces = Trace.objects.filter(workspace=workspace).in_bulk(candidates)
-    runs = {pk: _calls(traces[pk]) for pk in candidates}
+    runs = {
+        pk: [s for s in found_calls if not s.name.startswith("user.")]
+        for pk, found_calls in run_calls(candidates).items()
+        if pk in traces
+    }
     mine_keys = {_key(s) for s in mine if not s.error}
 
     def shared(pk: int) -> int:
@@ -185,9 +184,7 @@ def run_comparison(
     # same closest one), or only the one compared with.
     contrast: dict[str, list[list[StepView]]] = {}
     for pk in candidates if found.same_task and success_pk not in runs else [chosen]:
-        contrast.setdefault(traces[pk].agent, []).append(
-            [StepView(s.index, s.kind, s.name, s.input, None, s.error) for s in runs[pk]]
-        )
+        contrast.setdefault(traces[pk].agent, []).append(runs[pk])
     # Another task's argument values differ because the task does: only the same
     # task's runs are compared value by value (and by the diagnosis's divergence).
     finding = (
@@ -225,7 +222,7 @@ def run_comparison(
     )  # fmt: skip
 
 
-def _align(mine: list[Step], theirs: list[Step], *, by_arguments: bool = True) -> list[Row]:
+def _align(mine: list[StepView], theirs: list[StepView], *, by_arguments: bool = True) -> list[Row]:
     """Calls matched by tool and arguments (runs of one task), or by tool alone (a
     similar task's run, whose values differ with its task)."""
     key = _key if by_arguments else (lambda step: step.name)
@@ -247,7 +244,7 @@ def _align(mine: list[Step], theirs: list[Step], *, by_arguments: bool = True) -
     return rows
 
 
-def _pair_stretch(left: list[Step], right: list[Step]) -> list[Row]:
+def _pair_stretch(left: list[StepView], right: list[StepView]) -> list[Row]:
     """A stretch where the runs differ: calls to the same tool side by side (their
     values compared), in order; the rest of each side by position. A failed run's
     extra call to another tool is not put beside the successful run's call to the

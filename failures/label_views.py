@@ -31,6 +31,7 @@ from .models import (
     SkipReason,
     TraceAnalysis,
 )
+from .selectors import run_calls
 
 # Outputs longer than this are collapsed on the review page.
 LONG = 240
@@ -171,12 +172,7 @@ def _run_context(
     twin = labels.successful_same_task(workspace=workspace, trace=trace)
     twin_calls: list[str] = []
     if twin is not None:
-        from traces.models import Step
-
-        twin_calls = list(
-            Step.objects.filter(trace=twin, kind="tool_call").order_by("index")
-            .values_list("name", flat=True)[:40]
-        )  # fmt: skip
+        twin_calls = [s.name for s in run_calls([twin.pk])[twin.pk]][:40]
     last = request.session.get("last_label")
     last_label = None
     if last:

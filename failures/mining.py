@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -49,6 +50,7 @@ from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import evidence, offline
 from .diagnosis.claude import diagnose_with_model
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
+from .diagnosis.model_calls import with_model_calls
 from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
 from .diagnosis.same_task import task_key as same_task_key
@@ -64,6 +66,7 @@ from .models import (
     TraceAnalysis,
 )
 from .policy import Rule, approved_rules, policy_check
+from .selectors import run_calls
 from .signatures import MAX_TASK_CHARS, normalise
 
 logger = logging.getLogger(__name__)
@@ -113,7 +116,9 @@ DIAGNOSER_VERSION = (
     #     no answer by its turn's end "did not complete"
     # 29: "placeholder" is an assumption only of data ("placeholder values", "as a
     #     placeholder"), not a command's placeholder for a hostname
-    "offline-29"
+    # 30: a run that recorded its tool calls only in its model calls (no tool step)
+    #     has them as calls, at the model call that asked for each
+    "offline-30"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -145,6 +150,12 @@ class TraceRow:
     def key(self) -> str:
         """The run's task, hashed (TraceAnalysis.task_key): runs of one task share it."""
         return analysis_task_key(self.task_key, self.task)
+
+    @cached_property
+    def views(self) -> list[StepView]:
+        """The steps the diagnosis weighs: as stored, with the tool calls of a run
+        that recorded them only in its model calls (`diagnosis.model_calls`)."""
+        return with_model_calls(self.steps)
 
 
 @dataclass
@@ -340,7 +351,7 @@ def traces_diagnose(
         if not changed:
             return result
         for row in changed:
-            row.facts = trace_facts(row.steps)
+            row.facts = trace_facts(row.views)
         _store_facts(workspace_id, changed)
     # A successful run is not weighed against the agent's baseline: the agents of
     # the other runs are the ones whose baseline (and tool vocabulary) is read.
@@ -366,7 +377,7 @@ def traces_diagnose(
     for row in failed_rows:
         if row.id in same_task:
             diverged = same_task_diverge(
-                row.steps, same_task[row.id], kinds, agent=row.agent, vocabulary=vocabulary
+                row.views, same_task[row.id], kinds, agent=row.agent, vocabulary=vocabulary
             )
             if diverged is not None:
                 divergences[row.id] = diverged
@@ -926,13 +937,7 @@ def _same_task_successes(
     chosen = {trace_id for runs in by_key.values() for trace_id, _ in runs}
     if not chosen:
         return {}
-    steps: dict[int, list[StepView]] = defaultdict(list)
-    for trace_id, index, kind, name, step_input, error in (
-        Step.objects.filter(trace_id__in=chosen, kind="tool_call")
-        .order_by("trace_id", "index")
-        .values_list("trace_id", "index", "kind", "name", "input", "error")
-    ):
-        steps[trace_id].append(StepView(index, kind, name, step_input, None, error))
+    steps = run_calls(chosen)
     out: dict[int, dict[str, list[list[StepView]]]] = {}
     for row_id, key in keys.items():
         runs = [(t, a) for t, a in by_key.get(key, []) if t != row_id]

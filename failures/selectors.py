@@ -9,10 +9,12 @@ from django.db.models import Count, QuerySet, Sum, Value
 from django.utils import timezone
 from pgvector.django import CosineDistance
 
-from traces.models import Trace
+from traces.models import Step, Trace
 from workspaces.errors import NotFound
 from workspaces.models import Workspace
 
+from .diagnosis.facts import StepView
+from .diagnosis.model_calls import MODEL_KIND, with_model_calls
 from .models import (
     NOT_CAUSES,
     AgentPolicy,
@@ -31,6 +33,35 @@ from .models import (
     TraceAnalysis,
 )
 from .signatures import normalise
+
+
+def run_calls(trace_ids: set[int] | list[int]) -> dict[int, list[StepView]]:
+    """Each run's tool calls in order (a simulated user's `user.*` calls among
+    them), without their outputs; for a run that recorded its calls only in its
+    model calls, the calls its model answers asked for (`diagnosis.model_calls`).
+    Callers pass the ids of one workspace's runs."""
+    calls: dict[int, list[StepView]] = {t: [] for t in trace_ids}
+    for trace_id, index, kind, name, step_input, error in (
+        Step.objects.filter(trace_id__in=list(calls), kind="tool_call")
+        .order_by("trace_id", "index")
+        .values_list("trace_id", "index", "kind", "name", "input", "error")
+    ):
+        calls[trace_id].append(StepView(index, kind, name, step_input, None, error))
+    bare = [
+        t for t, found in calls.items() if not any(not s.name.startswith("user.") for s in found)
+    ]
+    if bare:
+        models: dict[int, list[StepView]] = {t: [] for t in bare}
+        for trace_id, index, step_input, output in (
+            Step.objects.filter(trace_id__in=bare, kind=MODEL_KIND)
+            .order_by("trace_id", "index")
+            .values_list("trace_id", "index", "input", "output")
+        ):
+            models[trace_id].append(StepView(index, MODEL_KIND, "", step_input, output, ""))
+        for trace_id, steps in models.items():
+            run = sorted(calls[trace_id] + steps, key=lambda s: s.index)
+            calls[trace_id] = [s for s in with_model_calls(run) if s.kind == "tool_call"]
+    return calls
 
 
 def incident_list_for_trace(*, trace: Trace) -> QuerySet[Incident]:

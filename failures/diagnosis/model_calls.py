@@ -1,0 +1,124 @@
+"""Tool calls a run recorded only in its model calls.
+
+An application instrumented at its model client alone (OpenLLMetry's or the
+OpenTelemetry project's OpenAI instrumentation around a loop of its own, an
+SDK's chat spans) records each model call's messages, and no step for the tools
+it ran: the calls are in the model's answers (`tool_calls`, `tool_use` blocks,
+GenAI `tool_call` parts…), their results in the next model call's input. Read
+as it is stored, such a run made no tool call, so the diagnosis had nothing to
+weigh but its model turns, and a same-task comparison saw a successful run that
+"called nothing".
+
+`with_model_calls` adds, for such a run only, a `tool_call` view per call the
+model asked for, at the index of the model call that asked for it (the step a
+lead opens), with the arguments the model gave and the result the next model
+call was sent. A run that recorded any tool step of the agent's is left as it
+is: its tool steps are the calls (the same calls are in its model answers too,
+and would be counted twice).
+
+The result text is what the tool answered; whether it failed is read from it as
+from any unflagged tool output (`facts.silent_error`), since a chat message
+carries no error flag. Nothing is stored: the views exist for the diagnosis.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from traces.openai_chat import openai_messages
+
+from .facts import StepView, silent_error
+
+MODEL_KIND = "llm_call"
+
+
+def _value(stored: Any) -> Any:
+    """A step's value as the diagnosis loads it: outputs come as their JSON text
+    (cut to a length, `mining.OUTPUT_CHARS`); a text that is no longer whole JSON
+    is kept as text."""
+    if isinstance(stored, str) and stored[:1] in ("{", "[", '"'):
+        try:
+            return json.loads(stored)
+        except ValueError:
+            return stored
+    return stored
+
+
+def records_calls(steps: list[StepView]) -> bool:
+    """Whether the run recorded its agent's tool calls as steps (a simulated
+    user's `user.*` calls are not the agent's)."""
+    return any(
+        s.kind in ("tool_call", "tool_result") and s.name and not s.name.startswith("user.")
+        for s in steps
+    )
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return text
+
+
+@dataclass
+class _Call:
+    index: int  # the model call's step
+    id: str
+    name: str
+    arguments: Any
+    result: str | None = None
+
+    def view(self) -> StepView:
+        failed = silent_error(self.result) if self.result else None
+        error = failed[1] or failed[0] if failed else ""
+        return StepView(self.index, "tool_call", self.name, self.arguments, self.result, error)
+
+
+def _results(step: StepView) -> list[dict[str, Any]]:
+    """The tool messages at the end of a model call's input: the results of the
+    calls the previous answer asked for (the history before them was read at
+    earlier calls)."""
+    sent = openai_messages(_value(step.input), role="user") or []
+    trailing: list[dict[str, Any]] = []
+    for message in reversed(sent):
+        if message["role"] != "tool":
+            break
+        trailing.insert(0, message)
+    return trailing
+
+
+def _asked(step: StepView) -> list[dict[str, Any]]:
+    """The tool calls a model call's answer asked for, as OpenAI tool calls."""
+    said = openai_messages(_value(step.output)) or []
+    return [c for m in said if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+
+
+def with_model_calls(steps: list[StepView]) -> list[StepView]:
+    """`steps` with a `tool_call` view after each model call for each tool call
+    its answer asked for, when the run recorded no tool step of the agent's."""
+    if records_calls(steps) or not any(s.kind == MODEL_KIND for s in steps):
+        return steps
+    placed: list[StepView | _Call] = []
+    pending: list[_Call] = []  # asked for, no result seen yet; oldest first
+    for step in steps:
+        if step.kind == MODEL_KIND:
+            for message in _results(step):
+                ref = message["tool_call_id"]
+                call = next((c for c in pending if ref and c.id == ref), None)
+                if call is None and not ref and pending:
+                    call = pending[0]  # a result naming no call answers the oldest
+                if call is not None:
+                    pending.remove(call)
+                    call.result = message["content"]
+        placed.append(step)
+        if step.kind == MODEL_KIND:
+            for raw in _asked(step):
+                function = raw["function"]
+                call = _Call(
+                    step.index, raw["id"], function["name"], _arguments(function["arguments"])
+                )
+                pending.append(call)
+                placed.append(call)
+    return [p.view() if isinstance(p, _Call) else p for p in placed]

@@ -1,0 +1,165 @@
+"""Tool calls a run recorded only in its model calls (an application instrumented at
+its model client alone): the diagnosis, the same-task comparison and the review
+page read them as calls, at the model call that asked for each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from failures.compare import run_comparison
+from failures.diagnosis.facts import StepView, trace_facts
+from failures.diagnosis.model_calls import with_model_calls
+from failures.models import Incident
+from failures.selectors import run_calls
+from tests.factories import ingest, trace_payload
+from traces.importing import traces_import_file
+from traces.models import Trace
+
+LOGS = Path(__file__).resolve().parent.parent / "traces" / "real_logs"
+TASK = "Where is order B2?"
+
+
+def _asked(call_id: str, name: str, arguments: dict) -> dict:
+    return {"role": "assistant", "content": None, "tool_calls": [{
+        "id": call_id, "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)}}]}  # fmt: skip
+
+
+def _model_steps(calls: list[tuple[str, dict, str]], answer: str = "Done.") -> list[dict]:
+    """A loop over the OpenAI SDK as its model client's instrumentation records it:
+    each model call sent the conversation so far, answering with one tool call; the
+    last one answering in words."""
+    history: list[dict] = [{"role": "user", "content": TASK}]
+    steps = []
+    for number, (name, arguments, result) in enumerate(calls):
+        said = _asked(f"call_{number}", name, arguments)
+        steps.append({"kind": "llm_call", "name": "gpt", "input": list(history), "output": said})
+        history += [said, {"role": "tool", "tool_call_id": f"call_{number}", "content": result}]
+    final = {"role": "assistant", "content": answer}
+    steps.append({"kind": "llm_call", "name": "gpt", "input": list(history), "output": final})
+    return steps
+
+
+def _views(steps: list[dict]) -> list[StepView]:
+    return [StepView(s.get("index", i), s["kind"], s.get("name", ""), s.get("input"),
+                     s.get("output"), s.get("error", "")) for i, s in enumerate(steps)]  # fmt: skip
+
+
+def test_calls_asked_for_in_model_answers_are_calls_at_the_model_call_with_their_results():
+    steps = _model_steps([("lookup_order", {"order_id": "B2"}, "Error: order not found: B2"),
+                          ("refund", {"order_id": "B2", "amount": 5}, '{"ok": true}')])  # fmt: skip
+    views = with_model_calls(_views(steps))
+    calls = [(v.index, v.name, v.input, v.output, v.error) for v in views if v.kind == "tool_call"]
+    assert calls == [
+        (0, "lookup_order", {"order_id": "B2"}, "Error: order not found: B2",
+         "Error: order not found: B2"),
+        (1, "refund", {"order_id": "B2", "amount": 5}, '{"ok": true}', ""),
+    ]  # fmt: skip
+    facts = trace_facts(views)
+    assert facts.tools == ["lookup_order", "refund"]
+    assert [(e.step, e.tool) for e in facts.errors] == [(0, "lookup_order")]
+    # Before: a run with no tool step made no call.
+    assert trace_facts(_views(steps)).tools == []
+
+
+def test_anthropic_blocks_and_results_naming_no_call_are_read():
+    """Claude's answer as content blocks, the result in the next user turn's
+    `tool_result` block; a result that names no call answers the oldest waiting."""
+    use = {"role": "assistant", "content": [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "toolu_1", "name": "lookup_order", "input": {"order_id": "A1"}}]}  # fmt: skip
+    back = {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "shipped"}]}  # fmt: skip
+    steps = [
+        {"kind": "llm_call", "input": [{"role": "user", "content": "Where is A1?"}], "output": use},
+        {"kind": "llm_call", "input": [{"role": "user", "content": "Where is A1?"}, use, back],
+         "output": _asked("", "notify", {"to": "me"})},
+        {"kind": "llm_call", "input": [{"role": "tool", "content": "sent"}], "output": "Shipped."},
+    ]  # fmt: skip
+    calls = [(v.index, v.name, v.output) for v in with_model_calls(_views(steps))
+             if v.kind == "tool_call"]  # fmt: skip
+    assert calls == [(0, "lookup_order", "shipped"), (1, "notify", "sent")]
+
+
+def test_a_run_with_tool_steps_is_read_as_stored():
+    """Frameworks that record tool steps record the same calls in their model
+    answers: they are not counted twice. A simulated user's calls are not the
+    agent's, and a model answer cut short is no call."""
+    steps = _model_steps([("lookup_order", {"order_id": "B2"}, "shipped")])
+    with_tool = _views([*steps, {"kind": "tool_call", "name": "lookup_order", "input": {}}])
+    assert with_model_calls(with_tool) is with_tool
+    user = _views([{"kind": "tool_call", "name": "user.toggle_airplane_mode"}, *steps])
+    assert [v.name for v in with_model_calls(user) if v.kind == "tool_call"] == [
+        "user.toggle_airplane_mode", "lookup_order"]  # fmt: skip
+    cut = json.dumps(steps[0]["output"])[:60]
+    assert [v.kind for v in with_model_calls(_views([{**steps[0], "output": cut}]))] == ["llm_call"]
+
+
+@pytest.mark.django_db
+def test_a_failed_run_recorded_only_in_model_calls_is_compared_with_the_tasks_successes(tenant):
+    """Before, no call was read from such runs: the failed run got no incident, and
+    the review page's successful run "made no tool calls"."""
+    read = ("get_order", {"order_id": "B2"}, '{"status": "pending"}')
+    ok = [trace_payload(f"ok-{i}", task=TASK, status="succeeded", steps=_model_steps(
+        [read, ("modify_order", {"order_id": "B2", "item": "blue"}, '{"ok": true}')]))
+        for i in range(3)]  # fmt: skip
+    bad = trace_payload("bad", task=TASK, status="failed", steps=_model_steps(
+        [read, ("cancel_order", {"order_id": "B2"}, '{"ok": true}')]))  # fmt: skip
+    ingest(tenant.workspace, [*ok, bad])
+    incident = Incident.objects.get(trace__external_id="bad")
+    assert (incident.step_index, incident.tool) == (1, "cancel_order")
+    assert "none of the 3 successful runs" in incident.description
+    failed = Trace.objects.get(workspace=tenant.workspace, external_id="bad")
+    comparison = run_comparison(workspace=tenant.workspace, trace=failed)
+    assert comparison is not None
+    shown = [(r.kind, r.failed and r.failed.name, r.success and r.success.name)
+             for r in comparison.rows]  # fmt: skip
+    assert shown == [("same", "get_order", "get_order"), ("pair", "cancel_order", "modify_order")]
+
+
+@pytest.mark.django_db
+def test_openllmetry_model_calls_without_the_applications_tool_spans(
+    tenant, other_tenant, tmp_path
+):
+    """OpenLLMetry's spans of a hand-written loop over the OpenAI SDK, the
+    application's own tool spans left out (an application that traces its model
+    client and its request, not its tools): the calls read from the model calls
+    are the calls its tool spans record, with the arguments the model gave (the
+    application's spans carry none)."""
+    source = LOGS / "openllmetry-openai-0.62.4" / "spans.jsonl"
+    lines = []
+    for line in source.read_text().splitlines():
+        export = json.loads(line)
+        for resource in export["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                scope["spans"] = [s for s in scope["spans"] if s["name"] != "lookup_order"]
+        lines.append(json.dumps(export))
+    bare = tmp_path / "spans.jsonl"
+    bare.write_text("\n".join(lines) + "\n")
+    for workspace, path in ((tenant.workspace, source), (other_tenant.workspace, bare)):
+        result = traces_import_file(workspace=workspace, fmt="otlp-json", path=path)
+        assert result.ok and result.created == 2, result.error
+
+    def calls(workspace) -> dict[str, list[tuple[str, object]]]:  # type: ignore[no-untyped-def]
+        runs = {t.pk: t.task for t in Trace.objects.filter(workspace=workspace)}
+        return {runs[pk]: [(c.name, c.input) for c in found]
+                for pk, found in run_calls(list(runs)).items()}  # fmt: skip
+
+    assert not Trace.objects.filter(workspace=other_tenant.workspace, steps__kind="tool_call")
+    assert calls(tenant.workspace) == {TASK: [("lookup_order", None)],
+                                       "Where is order A1?": [("lookup_order", None)]}  # fmt: skip
+    assert calls(other_tenant.workspace) == {
+        TASK: [("lookup_order", {"order_id": "B2"})],
+        "Where is order A1?": [("lookup_order", {"order_id": "A1"})],
+    }
+    failed = Trace.objects.get(workspace=other_tenant.workspace, task=TASK)
+    first_model_call = failed.steps.filter(kind="llm_call").order_by("index").first()
+    derived = with_model_calls(_views(list(failed.steps.order_by("index").values(
+        "index", "kind", "name", "input", "output", "error"))))  # fmt: skip
+    call = next(v for v in derived if v.kind == "tool_call")
+    assert first_model_call is not None and call.index == first_model_call.index
+    # What the application sent the model back is the call's result, read as a failure.
+    assert call.output == call.error == "error: order not found: B2"
