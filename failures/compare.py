@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from traces.models import Trace
+from traces.models import Step, Trace
 from workspaces.models import Workspace
 
 from .diagnosis import offline
@@ -63,6 +63,9 @@ class Comparison:
     same_task: bool = True  # False: the nearest similar task's run (no run of this task worked)
     similarity: float | None = None  # how alike the two tasks' texts are, when not the same task
     candidate_ids: list[int] = field(default_factory=list)  # the runs one may choose instead
+    # Which runs recorded no tool step, their calls read from their model calls
+    # ("failed", "successful"): numbered by the model call that asked for each.
+    from_model_calls: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -214,11 +217,18 @@ def run_comparison(
         )
     rows = _align(mine, theirs, by_arguments=found.same_task)
     _mark_first(rows, finding.step if finding else None, finding.tool if finding else "")
+    recorded = set(
+        Step.objects.filter(trace_id__in=[trace.pk, chosen], kind="tool_call")
+        .exclude(name__startswith="user.").values_list("trace_id", flat=True).distinct()
+    )  # fmt: skip
     return Comparison(
         success, n, why, rows, finding.description if finding else "",
         same_task=found.same_task,
         similarity=None if found.same_task else found.similarity[chosen],
         candidate_ids=candidates,
+        from_model_calls=[side for side, pk, calls in (("failed", trace.pk, mine),
+                                                       ("successful", chosen, theirs))
+                          if calls and pk not in recorded],
     )  # fmt: skip
 
 

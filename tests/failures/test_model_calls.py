@@ -118,6 +118,18 @@ def test_a_failed_run_recorded_only_in_model_calls_is_compared_with_the_tasks_su
     shown = [(r.kind, r.failed and r.failed.name, r.success and r.success.name)
              for r in comparison.rows]  # fmt: skip
     assert shown == [("same", "get_order", "get_order"), ("pair", "cancel_order", "modify_order")]
+    assert comparison.from_model_calls == ["failed", "successful"]
+    page = tenant.client_for(tenant.viewer).get(
+        f"/w/{tenant.workspace.slug}/traces/{failed.pk}/compare/"
+    )
+    assert page.status_code == 200
+    assert "The failed and the successful runs recorded no tool steps" in page.content.decode()
+    # A run with tool steps says nothing of the kind.
+    ingest(tenant.workspace, [trace_payload("bad-steps", task=TASK, status="failed", steps=[
+        {"kind": "tool_call", "name": "cancel_order", "input": {"order_id": "B2"}}])])  # fmt: skip
+    mixed = run_comparison(workspace=tenant.workspace,
+                           trace=Trace.objects.get(external_id="bad-steps"))  # fmt: skip
+    assert mixed is not None and mixed.from_model_calls == ["successful"]
 
 
 @pytest.mark.django_db
