@@ -388,7 +388,7 @@ def compared(action_checks: list[dict[str, Any]]) -> dict[str, list[str] | None]
 
 
 def as_model_calls(
-    sim: dict[str, Any], domain: str, agent: str
+    sim: dict[str, Any], domain: str, agent: str, tool_spans: bool = False
 ) -> tuple[dict[str, Any], list[tuple[int, str, Any]]]:
     """A tau2 simulation as an application instrumented at its model client alone
     records it (OpenLLMetry's or OpenTelemetry's OpenAI instrumentation, no span for
@@ -396,14 +396,20 @@ def as_model_calls(
     in OpenAI chat messages, answering with its text and tool calls; no tool step,
     no user step. The simulated user's own tool calls (its phone) are not the
     agent's model's and are left out, with their results. Also returned: the
-    agent's calls as (the model call's step index, tool, arguments), this bench's
-    own record of where each call is (the product derives them itself)."""
+    agent's calls as (the step index, tool, arguments), this bench's own record of
+    where each call is (the product derives them itself).
+
+    `tool_spans`: the application also wraps each tool run in a span of its own that
+    carries nothing but the tool's name, and the exception when the tool failed (as
+    OpenLLMetry's and OpenTelemetry's OpenAI examples do): a tool step with no
+    arguments and no result after the model call; the call is that step."""
     from hivemind_client.formats import tau2_checks
 
     history: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     calls: list[tuple[int, str, Any]] = []
     users: set[str] = set()
+    spans: dict[str, dict[str, Any]] = {}
     task = ""
     for message in sim["messages"]:
         role, content = message.get("role"), message.get("content")
@@ -417,6 +423,8 @@ def as_model_calls(
                 history.append(
                     {"role": "tool", "tool_call_id": message.get("id"), "content": content or ""}
                 )
+                if message.get("error") and str(message.get("id")) in spans:
+                    spans[str(message.get("id"))]["error"] = content or "tool raised"
         elif role == "assistant":
             said: dict[str, Any] = {"role": "assistant", "content": content}
             asked = message.get("tool_calls") or []
@@ -426,11 +434,15 @@ def as_model_calls(
                      "function": {"name": c.get("name"), "arguments": json.dumps(c.get("arguments") or {})}}
                     for c in asked
                 ]  # fmt: skip
-            calls += [(len(steps), c.get("name"), c.get("arguments") or {}) for c in asked]
             steps.append(
                 {"kind": "llm_call", "name": agent, "input": list(history), "output": said}
             )
             history.append(said)
+            for c in asked:
+                if tool_spans:
+                    spans[str(c.get("id"))] = {"kind": "tool_call", "name": c.get("name")}
+                    steps.append(spans[str(c.get("id"))])
+                calls.append((len(steps) - 1, c.get("name"), c.get("arguments") or {}))
     reward = (sim.get("reward_info") or {}).get("reward")
     trace = {
         "external_id": f"tau2-{sim.get('id')}"[:200], "agent": agent, "model": agent,
@@ -446,8 +458,9 @@ def as_model_calls(
 def tau2(
     workspace, quick: bool, withhold_actions: bool = True, recorded: str = "steps"
 ) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
-    """`recorded`: "steps" (the product's tau2 importer) or "model-calls" (each run
-    as `as_model_calls` records it, sent as the API takes it)."""
+    """`recorded`: "steps" (the product's tau2 importer), "model-calls" (each run
+    as `as_model_calls` records it, sent as the API takes it) or
+    "model-calls+spans" (the same with a bare span around each tool run)."""
     from diagnosis import measure
 
     from failures.diagnosis.evidence import evidence_kind
@@ -470,7 +483,7 @@ def tau2(
             agent = str((data.get("info", {}).get("agent_info") or {}).get("llm") or "agent")
             items = []
             for sim in data["simulations"]:
-                item, calls = as_model_calls(sim, domain, agent)
+                item, calls = as_model_calls(sim, domain, agent, recorded == "model-calls+spans")
                 items.append(item)
                 model_calls[item["external_id"]] = calls
             for start in range(0, len(items), 50):
@@ -704,11 +717,11 @@ def main() -> None:
     # (A third run with the expected actions as checks is gone: since 5/8 the
     # tau2 importer never imports them, so it would repeat the second.)
     pairs = trail_pairs() if TRAIL.is_dir() else []
-    sets = (["who", "tau2", "tau2-model-calls"] + (["who-hand"] if WHO_HAND.is_dir() else [])
+    sets = (["who", "tau2", "tau2-model-calls", "tau2-model-calls+spans"] + (["who-hand"] if WHO_HAND.is_dir() else [])
             + (["trail"] if pairs else []))  # fmt: skip
     for name in sets:
         workspace = Workspace.objects.create(
-            name=f"truth {name}", slug=f"bench-truth-{name}-{os.getpid()}"
+            name=f"truth {name}", slug=f"bench-truth-{name.replace('+', '-')}-{os.getpid()}"
         )
         try:
             if name == "who":
@@ -718,11 +731,17 @@ def main() -> None:
             elif name == "who-hand":
                 lines.append(print_who(who_and_when(workspace, WHO_HAND),
                                        "who_and_when_hand_crafted") + model_usage(workspace))  # fmt: skip
-            elif name == "tau2-model-calls":
-                halves, discrimination = tau2(workspace, args.quick, recorded="model-calls")
-                lines.append(print_tau2(halves, discrimination,
-                                        ", the same runs recorded as model calls only",
-                                        "tau2-bench_model_calls") + model_usage(workspace))  # fmt: skip
+            elif name.startswith("tau2-model-calls"):
+                spans = name.endswith("+spans")
+                halves, discrimination = tau2(
+                    workspace, args.quick, recorded="model-calls+spans" if spans else "model-calls"
+                )
+                lines.append(print_tau2(
+                    halves, discrimination,
+                    ", the same runs recorded as model calls and bare tool spans" if spans
+                    else ", the same runs recorded as model calls only",
+                    "tau2-bench_model_calls_bare_tool_spans" if spans else "tau2-bench_model_calls",
+                ) + model_usage(workspace))  # fmt: skip
             else:
                 halves, discrimination = tau2(workspace, args.quick)
                 lines.append(print_tau2(halves, discrimination, ": expected actions withheld")

@@ -118,7 +118,8 @@ DIAGNOSER_VERSION = (
     #     placeholder"), not a command's placeholder for a hostname
     # 30: a run that recorded its tool calls only in its model calls (no tool step)
     #     has them as calls, at the model call that asked for each
-    "offline-30"
+    # 31: a tool step that recorded no arguments has those the model asked it with
+    "offline-31"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

@@ -38,7 +38,8 @@ from .signatures import normalise
 def run_calls(trace_ids: set[int] | list[int]) -> dict[int, list[StepView]]:
     """Each run's tool calls in order (a simulated user's `user.*` calls among
     them), without their outputs; for a run that recorded its calls only in its
-    model calls, the calls its model answers asked for (`diagnosis.model_calls`).
+    model calls, the calls its model answers asked for, and for tool steps that
+    recorded no arguments, the arguments the model gave (`diagnosis.model_calls`).
     Callers pass the ids of one workspace's runs."""
     calls: dict[int, list[StepView]] = {t: [] for t in trace_ids}
     for trace_id, index, kind, name, step_input, error in (
@@ -47,9 +48,13 @@ def run_calls(trace_ids: set[int] | list[int]) -> dict[int, list[StepView]]:
         .values_list("trace_id", "index", "kind", "name", "input", "error")
     ):
         calls[trace_id].append(StepView(index, kind, name, step_input, None, error))
+    # Runs with no call of the agent's, or calls that recorded no arguments: their
+    # model calls say what was asked (`with_model_calls`).
     bare = [
-        t for t, found in calls.items() if not any(not s.name.startswith("user.") for s in found)
-    ]
+        t for t, found in calls.items()
+        if not any(not s.name.startswith("user.") for s in found)
+        or any(not s.name.startswith("user.") and s.input in (None, {}) for s in found)
+    ]  # fmt: skip
     if bare:
         models: dict[int, list[StepView]] = {t: [] for t in bare}
         for trace_id, index, step_input, output in (

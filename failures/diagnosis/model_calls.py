@@ -12,9 +12,13 @@ weigh but its model turns, and a same-task comparison saw a successful run that
 `with_model_calls` adds, for such a run only, a `tool_call` view per call the
 model asked for, at the index of the model call that asked for it (the step a
 lead opens), with the arguments the model gave and the result the next model
-call was sent. A run that recorded any tool step of the agent's is left as it
-is: its tool steps are the calls (the same calls are in its model answers too,
-and would be counted twice).
+call was sent. A run that recorded any tool step of the agent's keeps its
+tool steps as the calls (the same calls are in its model answers too, and would
+be counted twice); a tool step that recorded no arguments (an application's own
+span around each tool run, carrying nothing, as in OpenLLMetry's and
+OpenTelemetry's OpenAI examples) gets those the model asked that tool with, so
+that two lookups of different orders are not one call made twice and a
+same-task comparison has arguments to compare.
 
 The result text is what the tool answered; whether it failed is read from it as
 from any unflagged tool output (`facts.silent_error`), since a chat message
@@ -95,14 +99,13 @@ def _asked(step: StepView) -> list[dict[str, Any]]:
     return [c for m in said if m["role"] == "assistant" for c in m.get("tool_calls") or []]
 
 
-def with_model_calls(steps: list[StepView]) -> list[StepView]:
-    """`steps` with a `tool_call` view after each model call for each tool call
-    its answer asked for, when the run recorded no tool step of the agent's."""
-    if records_calls(steps) or not any(s.kind == MODEL_KIND for s in steps):
-        return steps
-    placed: list[StepView | _Call] = []
+def _asked_calls(steps: list[StepView]) -> list[tuple[StepView, list[_Call]]]:
+    """Each step with the calls its model answer asked for (none for other steps),
+    each call with the result a later model call was sent for it."""
+    out: list[tuple[StepView, list[_Call]]] = []
     pending: list[_Call] = []  # asked for, no result seen yet; oldest first
     for step in steps:
+        asked: list[_Call] = []
         if step.kind == MODEL_KIND:
             for message in _results(step):
                 ref = message["tool_call_id"]
@@ -112,13 +115,51 @@ def with_model_calls(steps: list[StepView]) -> list[StepView]:
                 if call is not None:
                     pending.remove(call)
                     call.result = message["content"]
-        placed.append(step)
-        if step.kind == MODEL_KIND:
             for raw in _asked(step):
                 function = raw["function"]
-                call = _Call(
-                    step.index, raw["id"], function["name"], _arguments(function["arguments"])
+                asked.append(
+                    _Call(
+                        step.index, raw["id"], function["name"], _arguments(function["arguments"])
+                    )
                 )
-                pending.append(call)
-                placed.append(call)
-    return [p.view() if isinstance(p, _Call) else p for p in placed]
+            pending += asked
+        out.append((step, asked))
+    return out
+
+
+def _empty(value: Any) -> bool:
+    return value in (None, "", "null", {}, "{}")
+
+
+def _agent_call(step: StepView) -> bool:
+    return step.kind == "tool_call" and bool(step.name) and not step.name.startswith("user.")
+
+
+def with_model_calls(steps: list[StepView]) -> list[StepView]:
+    """`steps` as the diagnosis reads them. A run that recorded no tool step of the
+    agent's gets a `tool_call` view after each model call for each tool call its
+    answer asked for. A run whose tool steps recorded no arguments (an
+    application's own span around each tool, carrying nothing) gets, on each, the
+    arguments the model asked that tool with (the oldest such call not yet
+    matched), and the result it was sent when the step recorded none."""
+    if not any(s.kind == MODEL_KIND for s in steps):
+        return steps
+    if records_calls(steps):
+        if not any(_agent_call(s) and _empty(s.input) for s in steps):
+            return steps
+        waiting: list[_Call] = []
+        filled: list[StepView] = []
+        for step, asked in _asked_calls(steps):
+            waiting += asked
+            call = next((c for c in waiting if c.name == step.name), None)
+            if _agent_call(step) and call is not None:
+                waiting.remove(call)
+                if _empty(step.input):
+                    output = call.result if _empty(step.output) else step.output
+                    step = StepView(step.index, step.kind, step.name, call.arguments, output,
+                                    step.error)  # fmt: skip
+            filled.append(step)
+        return filled
+    return [
+        view for step, asked in _asked_calls(steps) for view in (step, *(c.view() for c in asked))
+    ]

@@ -89,13 +89,33 @@ def test_a_run_with_tool_steps_is_read_as_stored():
     answers: they are not counted twice. A simulated user's calls are not the
     agent's, and a model answer cut short is no call."""
     steps = _model_steps([("lookup_order", {"order_id": "B2"}, "shipped")])
-    with_tool = _views([*steps, {"kind": "tool_call", "name": "lookup_order", "input": {}}])
+    tool = {"kind": "tool_call", "name": "lookup_order", "input": {"order_id": "B2"}}
+    with_tool = _views([*steps, tool])
     assert with_model_calls(with_tool) is with_tool
     user = _views([{"kind": "tool_call", "name": "user.toggle_airplane_mode"}, *steps])
     assert [v.name for v in with_model_calls(user) if v.kind == "tool_call"] == [
         "user.toggle_airplane_mode", "lookup_order"]  # fmt: skip
     cut = json.dumps(steps[0]["output"])[:60]
     assert [v.kind for v in with_model_calls(_views([{**steps[0], "output": cut}]))] == ["llm_call"]
+
+
+def test_a_tool_step_that_recorded_no_arguments_gets_those_the_model_asked_for():
+    """An application's own span around each tool run, carrying nothing: each gets
+    the arguments of the oldest call of its tool the model asked for, and its
+    result when it recorded none. Before, two lookups of different orders were
+    one call made twice."""
+    steps = _model_steps([("lookup_order", {"order_id": "A1"}, "shipped"),
+                          ("lookup_order", {"order_id": "B2"}, "Error: not found")])  # fmt: skip
+    run = [steps[0], {"kind": "tool_call", "name": "lookup_order", "error": ""}, steps[1],
+           {"kind": "tool_call", "name": "lookup_order", "error": "ValueError: not found"},
+           {"kind": "tool_call", "name": "notify", "input": {"to": "me"}}, steps[2]]  # fmt: skip
+    views = with_model_calls(_views(run))
+    calls = [(v.index, v.input, v.output, v.error) for v in views if v.kind == "tool_call"]
+    assert calls == [(1, {"order_id": "A1"}, "shipped", ""),
+                     (3, {"order_id": "B2"}, "Error: not found", "ValueError: not found"),
+                     (4, {"to": "me"}, None, "")]  # fmt: skip
+    assert trace_facts(views).repeats == []
+    assert [t.name for t, _ in trace_facts(_views(run)).repeats] == ["lookup_order"]
 
 
 @pytest.mark.django_db
@@ -139,8 +159,8 @@ def test_openllmetry_model_calls_without_the_applications_tool_spans(
     """OpenLLMetry's spans of a hand-written loop over the OpenAI SDK, the
     application's own tool spans left out (an application that traces its model
     client and its request, not its tools): the calls read from the model calls
-    are the calls its tool spans record, with the arguments the model gave (the
-    application's spans carry none)."""
+    are the calls its tool spans record; in both, each has the arguments the model
+    gave (the application's spans carry none)."""
     source = LOGS / "openllmetry-openai-0.62.4" / "spans.jsonl"
     lines = []
     for line in source.read_text().splitlines():
@@ -161,12 +181,17 @@ def test_openllmetry_model_calls_without_the_applications_tool_spans(
                 for pk, found in run_calls(list(runs)).items()}  # fmt: skip
 
     assert not Trace.objects.filter(workspace=other_tenant.workspace, steps__kind="tool_call")
-    assert calls(tenant.workspace) == {TASK: [("lookup_order", None)],
-                                       "Where is order A1?": [("lookup_order", None)]}  # fmt: skip
-    assert calls(other_tenant.workspace) == {
-        TASK: [("lookup_order", {"order_id": "B2"})],
-        "Where is order A1?": [("lookup_order", {"order_id": "A1"})],
-    }
+    # The application's tool spans carry no arguments: the model's are read for them.
+    assert set(Trace.objects.filter(workspace=tenant.workspace, steps__kind="tool_call")
+               .values_list("steps__input", flat=True)) == {None}  # fmt: skip
+    assert (
+        calls(tenant.workspace)
+        == calls(other_tenant.workspace)
+        == {
+            TASK: [("lookup_order", {"order_id": "B2"})],
+            "Where is order A1?": [("lookup_order", {"order_id": "A1"})],
+        }
+    )
     failed = Trace.objects.get(workspace=other_tenant.workspace, task=TASK)
     first_model_call = failed.steps.filter(kind="llm_call").order_by("index").first()
     derived = with_model_calls(_views(list(failed.steps.order_by("index").values(
