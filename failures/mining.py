@@ -893,7 +893,7 @@ def _check_policy(
     """The run against its agent's approved rules: a broken rule comes first, and
     replaces another finding at the same step."""
     try:
-        broke, spent = policy_check(workspace_id=workspace_id, task=row.task, steps=row.steps,
+        broke, spent = policy_check(workspace_id=workspace_id, task=row.task, steps=row.views,
                                     rules=rules, config=model, kinds=kinds)  # fmt: skip
     except ModelError as exc:
         return found, usage, f"{detail} Policy check failed: {exc}".strip()[:2000]

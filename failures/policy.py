@@ -40,6 +40,7 @@ from .diagnosis.facts import StepView, text_of
 from .diagnosis.offline import Finding
 from .diagnosis.same_task import ToolKinds, changes_state
 from .models import AgentPolicy, PolicyRule, RuleStatus
+from .selectors import run_calls
 
 MAX_POLICY_CHARS = 40_000
 MAX_RULES = 40
@@ -114,6 +115,11 @@ def _fence(text: str) -> str:
 # --- what the product knows of an agent ------------------------------------------------
 
 
+# How many of an agent's latest runs are read for the calls their model calls asked
+# for, when its tool steps do not say (each run's model calls are read whole).
+MODEL_CALL_RUNS = 100
+
+
 def agent_tools(*, workspace: Workspace, agent: str, limit: int = 4000) -> dict[str, list[str]]:
     """The tools this agent's runs called, with the argument names seen (its schema, as
     far as the runs show it); a simulated user's tools are left out."""
@@ -124,7 +130,16 @@ def agent_tools(*, workspace: Workspace, agent: str, limit: int = 4000) -> dict[
         .order_by("-trace_id")
         .values_list("name", "input")[:limit]
     )
-    for name, value in rows:
+    found = [(name, value) for name, value in rows]
+    if not found or any(value in (None, {}) for _, value in found):
+        # Runs that recorded their calls only in their model calls, or tool steps
+        # without arguments: what the model asked for (`selectors.run_calls`).
+        latest = Trace.objects.filter(workspace=workspace, agent=agent).order_by("-started_at")
+        for calls in run_calls(
+            list(latest.values_list("pk", flat=True)[:MODEL_CALL_RUNS])
+        ).values():
+            found += [(c.name, c.input) for c in calls if not c.name.startswith("user.")]
+    for name, value in found:
         keys = tools.setdefault(name[:200], set())
         if isinstance(value, dict):
             keys.update(str(k)[:60] for k in list(value)[:20])
@@ -336,7 +351,7 @@ def check_prompt(task: str, shown: list[StepView], rules: list[Rule]) -> str:
     parts += ["", f"<task>{_fence(task[:3000])}</task>", ""]
     previous = None
     for step in shown:
-        if previous is not None and step.index != previous + 1:
+        if previous is not None and step.index > previous + 1:
             parts.append(f"[steps {previous + 1}–{step.index - 1} left out]")
         previous = step.index
         body = []

@@ -284,3 +284,62 @@ def test_approving_a_rule_checks_the_agents_failed_runs_again(tenant, model):
     assert "checked again against the rules as they now stand" in response.content.decode()
     incident = Incident.objects.get(trace__external_id="bad-1", step_index=5)
     assert incident.stats["method"] == "policy" and incident.description.startswith("Broke R1")
+
+
+def _as_model_calls(run: dict) -> dict:
+    """The same run as an application instrumented at its model client alone records
+    it: a model call per agent turn, its tool calls in the answers and their results
+    in the next call's input; no tool step, no user step."""
+    history: list[dict] = []
+    steps: list[dict] = []
+    for number, step in enumerate(run["steps"]):
+        if step["kind"] == "user_prompt" or step.get("name", "").startswith("user."):
+            history.append({"role": "user", "content": step["input"] if step["kind"] ==
+                            "user_prompt" else step["input"]["text"]})  # fmt: skip
+            continue
+        if step["kind"] == "assistant_message":
+            said = {"role": "assistant", "content": step["output"]}
+        else:
+            said = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"call_{number}", "type": "function",
+                "function": {"name": step["name"], "arguments": json.dumps(step["input"])}}]}  # fmt: skip
+        steps.append({"kind": "llm_call", "name": "gpt", "input": list(history), "output": said})
+        history.append(said)
+        if step["kind"] == "tool_call":
+            history.append({"role": "tool", "tool_call_id": f"call_{number}",
+                            "content": json.dumps(step["output"])})  # fmt: skip
+    steps.append({"kind": "llm_call", "name": "gpt", "input": list(history),
+                  "output": {"role": "assistant", "content": "Cancelled."}})  # fmt: skip
+    return {**run, "steps": steps}
+
+
+def test_a_run_recorded_only_in_model_calls_is_checked_at_the_model_call_that_broke_a_rule(
+    tenant, model
+):
+    """Its tools are offered for drafting with their arguments, and the call the model
+    asked for is checked, named at the model call that asked for it. Before, the
+    agent "had no tool calls" and no run of it was ever sent for a check."""
+    from failures.policy import agent_tools
+
+    model.queue.append((200, tool_call("report_diagnosis", {"incidents": []}), {}))
+    ingest(tenant.workspace, [_as_model_calls(_run("bad-m", "failed", "delivered"))])
+    tools = agent_tools(workspace=tenant.workspace, agent="retail-agent")
+    assert tools["cancel_pending_order"] == ["order_id", "reason"] and "user.reply" not in tools
+    policy = AgentPolicy.objects.create(workspace=tenant.workspace, agent="retail-agent",
+                                        text=POLICY)  # fmt: skip
+    PolicyRule.objects.create(policy=policy, number=1, text="Cancel only pending orders.",
+                              status="approved")  # fmt: skip
+    bad = Trace.objects.get(external_id="bad-m")
+    at = next(s.index for s in bad.steps.filter(kind="llm_call").order_by("index")
+              if "cancel_pending_order" in json.dumps(s.output))  # fmt: skip
+    model.queue += [
+        (200, tool_call("report_diagnosis", {"incidents": []}), {}),
+        (200, tool_call("report_violations", {"violations": [
+            {"step_index": at, "rule": 1, "explanation": "The order was delivered."}]}), {}),
+    ]  # fmt: skip
+    traces_diagnose(workspace_id=tenant.workspace.pk, trace_ids=[bad.pk], force=True)
+    text = model.requests[-1]["body"]["messages"][1]["content"]
+    assert f'<step index="{at}" kind="tool_call" name="cancel_pending_order">' in text
+    assert "left out]" not in text.split(f'<step index="{at}" kind="llm_call"')[1]
+    incident = Incident.objects.get(trace=bad, step_index=at)
+    assert incident.category == "process.policy_violation"
