@@ -80,7 +80,8 @@ class Candidates:
 
 def _calls(trace: Trace) -> list[StepView]:
     """The agent's tool calls, as the diagnosis reads them (`selectors.run_calls`)."""
-    return [s for s in run_calls([trace.pk])[trace.pk] if not s.name.startswith("user.")]
+    found = run_calls(workspace_id=trace.workspace_id, trace_ids=[trace.pk])[trace.pk]
+    return [s for s in found if not s.name.startswith("user.")]
 
 
 def _key(step: StepView) -> str:
@@ -163,7 +164,7 @@ def run_comparison(
     traces = Trace.objects.filter(workspace=workspace).in_bulk(candidates)
     runs = {
         pk: [s for s in found_calls if not s.name.startswith("user.")]
-        for pk, found_calls in run_calls(candidates).items()
+        for pk, found_calls in run_calls(workspace_id=workspace.pk, trace_ids=candidates).items()
         if pk in traces
     }
     mine_keys = {_key(s) for s in mine if not s.error}

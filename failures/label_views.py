@@ -172,7 +172,9 @@ def _run_context(
     twin = labels.successful_same_task(workspace=workspace, trace=trace)
     twin_calls: list[str] = []
     if twin is not None:
-        twin_calls = [s.name for s in run_calls([twin.pk])[twin.pk]][:40]
+        twin_calls = [
+            s.name for s in run_calls(workspace_id=twin.workspace_id, trace_ids=[twin.pk])[twin.pk]
+        ][:40]
     last = request.session.get("last_label")
     last_label = None
     if last:

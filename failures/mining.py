@@ -938,7 +938,7 @@ def _same_task_successes(
     chosen = {trace_id for runs in by_key.values() for trace_id, _ in runs}
     if not chosen:
         return {}
-    steps = run_calls(chosen)
+    steps = run_calls(workspace_id=workspace_id, trace_ids=chosen)
     out: dict[int, dict[str, list[list[StepView]]]] = {}
     for row_id, key in keys.items():
         runs = [(t, a) for t, a in by_key.get(key, []) if t != row_id]

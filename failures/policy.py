@@ -135,9 +135,8 @@ def agent_tools(*, workspace: Workspace, agent: str, limit: int = 4000) -> dict[
         # Runs that recorded their calls only in their model calls, or tool steps
         # without arguments: what the model asked for (`selectors.run_calls`).
         latest = Trace.objects.filter(workspace=workspace, agent=agent).order_by("-started_at")
-        for calls in run_calls(
-            list(latest.values_list("pk", flat=True)[:MODEL_CALL_RUNS])
-        ).values():
+        ids = list(latest.values_list("pk", flat=True)[:MODEL_CALL_RUNS])
+        for calls in run_calls(workspace_id=workspace.pk, trace_ids=ids).values():
             found += [(c.name, c.input) for c in calls if not c.name.startswith("user.")]
     for name, value in found:
         keys = tools.setdefault(name[:200], set())

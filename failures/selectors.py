@@ -35,13 +35,14 @@ from .models import (
 from .signatures import normalise
 
 
-def run_calls(trace_ids: set[int] | list[int]) -> dict[int, list[StepView]]:
+def run_calls(*, workspace_id: int, trace_ids: set[int] | list[int]) -> dict[int, list[StepView]]:
     """Each run's tool calls in order (a simulated user's `user.*` calls among
     them), without their outputs; for a run that recorded its calls only in its
     model calls, the calls its model answers asked for, and for tool steps that
     recorded no arguments, the arguments the model gave (`diagnosis.model_calls`).
-    Callers pass the ids of one workspace's runs."""
-    calls: dict[int, list[StepView]] = {t: [] for t in trace_ids}
+    Runs of another workspace are left out."""
+    mine = Trace.objects.filter(workspace_id=workspace_id, pk__in=list(trace_ids))
+    calls: dict[int, list[StepView]] = {t: [] for t in mine.values_list("pk", flat=True)}
     for trace_id, index, kind, name, step_input, error in (
         Step.objects.filter(trace_id__in=list(calls), kind="tool_call")
         .order_by("trace_id", "index")

@@ -2806,6 +2806,9 @@ def _span_steps(
     for row, repeated in zip(rows, repeated_model_calls(rows), strict=True):
         if repeated:
             row["kind"] = "span"
+    for row, shadowed in zip(rows, shadowed_model_calls(rows), strict=True):
+        if shadowed:
+            row["kind"] = "span"
     holding = {r["parent_index"] for r in rows if r["parent_index"] is not None}
     for row in rows:
         if empty_call_holds_steps(
@@ -2914,6 +2917,48 @@ def nested_model_calls(steps: list[tuple[str, int | None]]) -> list[bool]:
             parent = steps[parent][1]
         nested.append(inside)
     return nested
+
+
+def _carries(value: Any) -> bool:
+    return value is not None and value != "null"
+
+
+def shadowed_model_calls(steps: list[dict[str, Any]]) -> list[bool]:
+    """Which model calls carry no messages (no input, no output) while a model call
+    of the same parent that carries them runs at the same time: the same call seen
+    by a second instrumentation (the Anthropic SDK's own span, with the call's
+    tokens, beside OpenLLMetry's with its messages). Such a step is a framework
+    step, so the call and its tokens count once. Steps are dicts with `kind`,
+    `parent_index`, `input`, `output`, `_start` (seconds) and `duration_ms`; the
+    OTLP receiver applies the same rule in SQL (traces/otlp_store.py)."""
+
+    def window(step: dict[str, Any]) -> tuple[float, float] | None:
+        start, duration = step.get("_start"), step.get("duration_ms")
+        if start is None or duration is None:
+            return None
+        return float(start), float(start) + float(duration) / 1000
+
+    calls = [
+        (i, step.get("parent_index"), window(step))
+        for i, step in enumerate(steps)
+        if step.get("kind") == "llm_call"
+        and (_carries(step.get("input")) or _carries(step.get("output")))
+    ]
+    shadowed = []
+    for i, step in enumerate(steps):
+        mine = window(step)
+        shadowed.append(
+            step.get("kind") == "llm_call"
+            and not _carries(step.get("input"))
+            and not _carries(step.get("output"))
+            and mine is not None
+            and any(
+                j != i and parent == step.get("parent_index") and other is not None
+                and other[0] < mine[1] and mine[0] < other[1]
+                for j, parent, other in calls
+            )
+        )  # fmt: skip
+    return shadowed
 
 
 def repeated_model_calls(steps: list[dict[str, Any]]) -> list[bool]:

@@ -249,6 +249,27 @@ def _renumber_by_time(trace_id: int) -> None:
             """,
             [trace_id],
         )
+        # A model call carrying no messages while one of the same parent that carries
+        # them runs at the same time: the same call seen by a second instrumentation
+        # (the file importer's rule, `formats.shadowed_model_calls`).
+        cursor.execute(
+            """
+            UPDATE traces_step s SET kind = 'span'
+            WHERE s.trace_id = %s AND s.kind = 'llm_call'
+              AND (s.input IS NULL OR s.input = 'null'::jsonb)
+              AND (s.output IS NULL OR s.output = 'null'::jsonb)
+              AND s.started_at IS NOT NULL AND s.duration_ms IS NOT NULL
+              AND EXISTS (SELECT 1 FROM traces_step o
+                          WHERE o.trace_id = s.trace_id AND o.kind = 'llm_call'
+                            AND o.index <> s.index
+                            AND o.parent_index IS NOT DISTINCT FROM s.parent_index
+                            AND ((o.input IS NOT NULL AND o.input <> 'null'::jsonb)
+                                 OR (o.output IS NOT NULL AND o.output <> 'null'::jsonb))
+                            AND o.started_at < s.started_at + s.duration_ms * interval '1 millisecond'
+                            AND s.started_at < o.started_at + o.duration_ms * interval '1 millisecond')
+            """,
+            [trace_id],
+        )
         # A call with no input or output that holds other steps is the application's
         # own structure (the file importer's rule, `formats.empty_call_holds_steps`).
         cursor.execute(

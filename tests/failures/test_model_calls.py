@@ -178,12 +178,15 @@ def test_openllmetry_model_calls_without_the_applications_tool_spans(
     def calls(workspace) -> dict[str, list[tuple[str, object]]]:  # type: ignore[no-untyped-def]
         runs = {t.pk: t.task for t in Trace.objects.filter(workspace=workspace)}
         return {runs[pk]: [(c.name, c.input) for c in found]
-                for pk, found in run_calls(list(runs)).items()}  # fmt: skip
+                for pk, found in run_calls(workspace_id=workspace.pk, trace_ids=list(runs)).items()}  # fmt: skip
 
     assert not Trace.objects.filter(workspace=other_tenant.workspace, steps__kind="tool_call")
     # The application's tool spans carry no arguments: the model's are read for them.
     assert set(Trace.objects.filter(workspace=tenant.workspace, steps__kind="tool_call")
                .values_list("steps__input", flat=True)) == {None}  # fmt: skip
+    # Another workspace's runs are not read.
+    theirs = list(Trace.objects.filter(workspace=tenant.workspace).values_list("pk", flat=True))
+    assert run_calls(workspace_id=other_tenant.workspace.pk, trace_ids=theirs) == {}
     assert (
         calls(tenant.workspace)
         == calls(other_tenant.workspace)

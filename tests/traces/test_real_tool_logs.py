@@ -422,6 +422,30 @@ def test_a_hand_written_loop_over_the_openai_sdk_keeps_its_tool_runs(client, ten
         "ValueError: order not found: B2")  # fmt: skip
 
 
+def test_an_anthropic_loop_traced_at_its_model_client_alone(client, tenant, other_tenant):
+    """A hand-written loop over the Anthropic SDK, its model calls traced by
+    OpenLLMetry's Anthropic instrumentation, its tool run untraced. The SDK records
+    each call too, in a span of its own beside OpenLLMetry's, with the call's
+    tokens and no messages: the same call seen twice, so it is a framework step and
+    the tokens count once (before: four model calls and 540 tokens a run). The tool
+    call, only in the model calls' messages, is read from them, with the error the
+    loop sent back."""
+    from failures.selectors import run_calls
+
+    path = LOGS / "openllmetry-anthropic-0.62.4" / "spans.jsonl"
+    by_file, by_otlp = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    for runs in (by_file, by_otlp):
+        for trace in runs.values():
+            assert (trace.agent, trace.model, trace.total_tokens) == (
+                "order-desk", "scripted-claude", 270)  # fmt: skip
+            assert list(trace.steps.order_by("index").values_list("kind", flat=True)) == [
+                "span", "llm_call", "span", "llm_call", "span"]  # fmt: skip
+        failed = next(t for t in runs.values() if t.task == "Where is order B2?")
+        calls = run_calls(workspace_id=failed.workspace_id, trace_ids=[failed.pk])[failed.pk]
+        assert [(c.index, c.name, c.input, c.error) for c in calls] == [
+            (1, "lookup_order", {"order_id": "B2"}, "Error: order not found: B2")]  # fmt: skip
+
+
 def test_semantic_kernel_genai_spans(client, tenant, other_tenant):
     """Semantic Kernel's own GenAI spans (its OpenAI connector against a scripted
     server): the agent's invocation a framework step, its function-calling loop,
