@@ -37,6 +37,7 @@ from workspaces.models import Workspace
 from workspaces.services import audit_record
 
 from .diagnosis.facts import StepView, text_of
+from .diagnosis.model_calls import sent_since_previous
 from .diagnosis.offline import Finding
 from .diagnosis.same_task import ToolKinds, changes_state
 from .models import AgentPolicy, PolicyRule, RuleStatus
@@ -373,7 +374,7 @@ def policy_check(
 ) -> tuple[list[Finding], tuple[int, int, float | None]]:  # fmt: skip
     """The rule-breaking calls of one failed run, as incidents naming the rule and the
     step. Nothing is asked when the run made no state-changing call."""
-    shown = check_window(steps, kinds)
+    shown = check_window(sent_since_previous(steps), kinds)
     if not shown or not rules:
         return [], (0, 0, 0.0)
     reply = ask_tool(config, system=CHECK_SYSTEM, tool=CHECK_TOOL,

@@ -33,6 +33,7 @@ from workspaces.llm import ModelConfig, ModelError, ask_tool, client_for, usage_
 from .. import taxonomy
 from ..models import DiagnosisSettings
 from .facts import StepView, text_of
+from .model_calls import sent_since_previous
 from .offline import Finding
 
 # Characters per token, for the budget (a conservative estimate for English and code).
@@ -172,6 +173,7 @@ def _fence(text: str) -> str:
 
 
 def build_prompt(task: str, steps: list[StepView], categories: list[taxonomy.Category]) -> str:
+    steps = sent_since_previous(steps)
     shown, gaps = window(steps, settings.HIVEMIND_DIAGNOSIS_TOKEN_BUDGET)
     gap_at = dict(gaps)
     parts = [f"<task>{_fence(task[:4000])}</task>", "", "Categories:"]

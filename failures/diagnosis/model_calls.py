@@ -28,7 +28,7 @@ carries no error flag. Nothing is stored: the views exist for the diagnosis.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from traces.openai_chat import openai_messages
@@ -163,3 +163,28 @@ def with_model_calls(steps: list[StepView]) -> list[StepView]:
     return [
         view for step, asked in _asked_calls(steps) for view in (step, *(c.view() for c in asked))
     ]
+
+
+_ANSWERING = {"assistant", "model", "ai"}
+
+
+def sent_since_previous(steps: list[StepView]) -> list[StepView]:
+    """Each model call's input as what was new to it: a call sent the whole
+    conversation so far (as model-client instrumentations record it) shows the
+    messages after those the previous call was sent, less the previous call's
+    answer, which that step shows as its output. Shown whole, every call repeated
+    the system prompt and the request from the top, and the tool results it was
+    sent fell past the step's cut."""
+    out: list[StepView] = []
+    previous: list[Any] | None = None
+    for step in steps:
+        sent = step.input
+        if step.kind == "llm_call" and isinstance(sent, list):
+            if previous and len(sent) > len(previous) and sent[: len(previous)] == previous:
+                new = sent[len(previous) :]
+                while new and isinstance(new[0], dict) and new[0].get("role") in _ANSWERING:
+                    new = new[1:]
+                step = replace(step, input=new)
+            previous = sent
+        out.append(step)
+    return out

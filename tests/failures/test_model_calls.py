@@ -118,6 +118,24 @@ def test_a_tool_step_that_recorded_no_arguments_gets_those_the_model_asked_for()
     assert [t.name for t, _ in trace_facts(_views(run)).repeats] == ["lookup_order"]
 
 
+def test_a_model_diagnosis_is_shown_what_each_model_call_was_sent_new():
+    """Each model call was sent the whole conversation: the model diagnoser's prompt
+    shows, for each, the messages new to it (the tool result it was sent), not the
+    conversation from the top again, cut before its end."""
+    from failures.diagnosis.claude import build_prompt
+
+    policy = {"role": "system", "content": "Policy: " + "refunds need a receipt. " * 200}
+    steps = _model_steps([("lookup_order", {"order_id": "B2"}, "Error: order not found: B2")])
+    for step in steps:
+        step["input"] = [policy, *step["input"]]
+    prompt = build_prompt(TASK, _views(steps), [])
+    assert "Error: order not found: B2" in prompt
+    assert prompt.count("Policy: refunds") == 1
+    # Before: the second call's input was its whole history, cut in the policy.
+    whole = "\n".join(json.dumps(s["input"])[:2000] for s in steps)
+    assert "Error: order not found" not in whole
+
+
 @pytest.mark.django_db
 def test_a_failed_run_recorded_only_in_model_calls_is_compared_with_the_tasks_successes(tenant):
     """Before, no call was read from such runs: the failed run got no incident, and

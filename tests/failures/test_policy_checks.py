@@ -341,5 +341,7 @@ def test_a_run_recorded_only_in_model_calls_is_checked_at_the_model_call_that_br
     text = model.requests[-1]["body"]["messages"][1]["content"]
     assert f'<step index="{at}" kind="tool_call" name="cancel_pending_order">' in text
     assert "left out]" not in text.split(f'<step index="{at}" kind="llm_call"')[1]
+    # Each model call shows what it was sent new, not the conversation from the top.
+    assert text.count("I ordered it by mistake") == 1 and '\\"status\\": \\"delivered\\"' in text
     incident = Incident.objects.get(trace=bad, step_index=at)
     assert incident.category == "process.policy_violation"
