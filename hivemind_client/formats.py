@@ -2356,16 +2356,33 @@ def span_role(
     return kind, str(name)[:200], step_input, output, tokens
 
 
-def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, str]] | None:
+def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]] | None:
     """OpenInference's indexed messages (`llm.input_messages.N.message.role` and
-    `.content`) as a list of `{"role", "content"}`; None when there are none."""
-    messages = []
+    `.content`) as a list of `{"role", "content"}`, with the tool calls an assistant
+    message made (`.message.tool_calls.K.tool_call.id`, `.function.name`,
+    `.function.arguments`) as OpenAI's `tool_calls` and the call a tool message
+    answers (`.message.tool_call_id`); None when there are none."""
+    messages: list[dict[str, Any]] = []
     for i in range(1000):
-        role, content = (attrs.get(f"{prefix}.{i}.message.role"),
-                         attrs.get(f"{prefix}.{i}.message.content"))  # fmt: skip
-        if role is None and content is None:
+        at = f"{prefix}.{i}.message"
+        role, content = attrs.get(f"{at}.role"), attrs.get(f"{at}.content")
+        calls = []
+        for k in range(1000):
+            call = f"{at}.tool_calls.{k}.tool_call"
+            name = attrs.get(f"{call}.function.name")
+            if name is None:
+                break
+            calls.append({"id": str(attrs.get(f"{call}.id") or ""), "type": "function",
+                          "function": {"name": str(name),
+                                       "arguments": _text(attrs.get(f"{call}.function.arguments") or "{}")}})  # fmt: skip
+        if role is None and content is None and not calls:
             break
-        messages.append({"role": str(role or ""), "content": _text(content)})
+        message: dict[str, Any] = {"role": str(role or ""), "content": _text(content)}
+        if calls:
+            message["tool_calls"] = calls
+        if attrs.get(f"{at}.tool_call_id"):
+            message["tool_call_id"] = str(attrs[f"{at}.tool_call_id"])
+        messages.append(message)
     return messages or None
 
 

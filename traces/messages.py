@@ -40,9 +40,13 @@ def chat_text(value: Any) -> str:
 
 def _recorded_answer(value: Any) -> list[dict[str, Any]] | None:
     """Messages in a framework's own record rather than as chat messages: LangChain's
-    LLMResult and its serialised messages, the AI SDK's list of the calls it made."""
+    LLMResult and its serialised messages, the AI SDK's list of the calls it made, a
+    chat completion response (OpenInference's OpenAI instrumentation)."""
     made_calls = isinstance(value, list) and bool(value) and all(map(_ai_sdk_call, value))
-    if made_calls or (isinstance(value, dict) and isinstance(value.get("generations"), list)):
+    recorded = isinstance(value, dict) and (
+        isinstance(value.get("generations"), list) or isinstance(value.get("choices"), list)
+    )  # LangChain's LLMResult; a chat completion response recorded whole
+    if made_calls or recorded:
         return openai_messages(value)
     listed = [value] if isinstance(value, dict) else value
     if isinstance(listed, list) and listed and all(map(langchain_message, listed)):

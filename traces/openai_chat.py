@@ -8,7 +8,8 @@ blocks text, tool_use, tool_result), Bedrock Converse's (Strands: blocks `text`,
 `toolUse`, `toolResult`, an answer recorded as its blocks alone), the AI SDK's
 (`tool-call` parts; an answer's calls recorded as `toolCallId`, `toolName` and
 `input`) and LangChain's (messages as its instrumentations serialise them; an
-`LLMResult` whose generations hold an `AIMessage`). Each becomes
+`LLMResult` whose generations hold an `AIMessage`); a chat completion response
+recorded whole is its first choice's message. Each becomes
 `{"role", "content", "tool_calls"?}` or `{"role": "tool", "tool_call_id",
 "content"}`, with a call's arguments as a JSON string. Anything else is not
 messages (None): the caller keeps it as text.
@@ -34,6 +35,12 @@ def openai_messages(value: Any, *, role: str = "assistant") -> list[dict[str, An
         return [{"role": role, "content": value}] if value.strip() else []
     if isinstance(value, dict) and isinstance(value.get("generations"), list):
         return _langchain(value["generations"])
+    if isinstance(value, dict) and isinstance(value.get("choices"), list) and value["choices"]:
+        # A chat completion response as recorded whole (OpenInference's output.value):
+        # its first choice's message.
+        choice = value["choices"][0]
+        message = choice.get("message") if isinstance(choice, dict) else None
+        return _message(message) if isinstance(message, dict) and "role" in message else None
     listed = [value] if isinstance(value, dict) else value
     if not isinstance(listed, list) or not listed:
         return None

@@ -171,3 +171,17 @@ def test_any_recorded_value_is_read_without_an_error(value):
     assert messages is None or all(isinstance(m.get("role"), str) for m in messages)
     assert isinstance(tool_result_text(value), str)
     assert isinstance(chat_text(value), str)
+
+
+def test_a_chat_completion_response_recorded_whole_is_its_first_choices_message():
+    """OpenInference's OpenAI instrumentation records a call's answer as the whole
+    response: read as the message it holds, on the trace page as elsewhere."""
+    response = {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt",
+                "choices": [{"index": 0, "finish_reason": "tool_calls",
+                             "message": {"role": "assistant", "content": None, "tool_calls": [CALL]}}],
+                "usage": {"total_tokens": 9}}  # fmt: skip
+    assert openai_messages(response) == [
+        {"role": "assistant", "content": None, "tool_calls": [CALL]}
+    ]
+    assert chat_text(response) == 'assistant: → lookup({"id": 1})'
+    assert openai_messages({"choices": [{"text": "a completion"}]}) is None

@@ -446,6 +446,34 @@ def test_an_anthropic_loop_traced_at_its_model_client_alone(client, tenant, othe
             (1, "lookup_order", {"order_id": "B2"}, "Error: order not found: B2")]  # fmt: skip
 
 
+def test_an_openai_loop_traced_by_openinference_at_its_model_client_alone(
+    client, tenant, other_tenant
+):
+    """OpenInference's OpenAI instrumentation (Arize Phoenix's), a loop whose tool
+    runs untraced: a model call's earlier tool calls and the call each result
+    answers are kept from its indexed messages (before, the assistant turn that
+    called the tool was stored as an empty message and the result named no call),
+    and its answer, recorded as the whole chat completion response, reads as its
+    message. So the run's tool call is read from its model calls (before: none)."""
+    from failures.selectors import run_calls
+    from traces.messages import chat_text
+
+    path = LOGS / "openinference-openai-0.1.66" / "spans.jsonl"
+    by_file, by_otlp = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    for runs in (by_file, by_otlp):
+        failed = next(t for t in runs.values() if t.task == "Where is order B2?")
+        first, second = failed.steps.filter(kind="llm_call").order_by("index")
+        assert second.input[1:] == [
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function",
+             "function": {"name": "lookup_order", "arguments": '{"order_id": "B2"}'}}]},
+            {"role": "tool", "content": "error: order not found: B2", "tool_call_id": "call_1"},
+        ]  # fmt: skip
+        assert chat_text(first.output) == 'assistant: → lookup_order({"order_id": "B2"})'
+        calls = run_calls(workspace_id=failed.workspace_id, trace_ids=[failed.pk])[failed.pk]
+        assert [(c.index, c.name, c.input, c.error) for c in calls] == [
+            (first.index, "lookup_order", {"order_id": "B2"}, "error: order not found: B2")]  # fmt: skip
+
+
 def test_semantic_kernel_genai_spans(client, tenant, other_tenant):
     """Semantic Kernel's own GenAI spans (its OpenAI connector against a scripted
     server): the agent's invocation a framework step, its function-calling loop,
