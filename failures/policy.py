@@ -132,7 +132,7 @@ def agent_tools(*, workspace: Workspace, agent: str, limit: int = 4000) -> dict[
         .values_list("name", "input")[:limit]
     )
     found = [(name, value) for name, value in rows]
-    if not found or any(value in (None, {}) for _, value in found):
+    if not found or any(value is None for _, value in found):
         # Runs that recorded their calls only in their model calls, or tool steps
         # without arguments: what the model asked for (`selectors.run_calls`).
         latest = Trace.objects.filter(workspace=workspace, agent=agent).order_by("-started_at")

@@ -54,7 +54,7 @@ def run_calls(*, workspace_id: int, trace_ids: set[int] | list[int]) -> dict[int
     bare = [
         t for t, found in calls.items()
         if not any(not s.name.startswith("user.") for s in found)
-        or any(not s.name.startswith("user.") and s.input in (None, {}) for s in found)
+        or any(not s.name.startswith("user.") and s.input is None for s in found)
     ]  # fmt: skip
     if bare:
         models: dict[int, list[StepView]] = {t: [] for t in bare}

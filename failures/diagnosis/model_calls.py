@@ -128,7 +128,12 @@ def _asked_calls(steps: list[StepView]) -> list[tuple[StepView, list[_Call]]]:
 
 
 def _empty(value: Any) -> bool:
-    return value in (None, "", "null", {}, "{}")
+    return value in (None, "", "null")
+
+
+def _absent(value: Any) -> bool:
+    """No arguments recorded at all (a call with none records `{}`)."""
+    return value is None or value == "null"
 
 
 def _agent_call(step: StepView) -> bool:
@@ -145,7 +150,7 @@ def with_model_calls(steps: list[StepView]) -> list[StepView]:
     if not any(s.kind == MODEL_KIND for s in steps):
         return steps
     if records_calls(steps):
-        if not any(_agent_call(s) and _empty(s.input) for s in steps):
+        if not any(_agent_call(s) and _absent(s.input) for s in steps):
             return steps
         waiting: list[_Call] = []
         filled: list[StepView] = []
@@ -154,7 +159,7 @@ def with_model_calls(steps: list[StepView]) -> list[StepView]:
             call = next((c for c in waiting if c.name == step.name), None)
             if _agent_call(step) and call is not None:
                 waiting.remove(call)
-                if _empty(step.input):
+                if _absent(step.input):
                     output = call.result if _empty(step.output) else step.output
                     step = StepView(step.index, step.kind, step.name, call.arguments, output,
                                     step.error)  # fmt: skip
