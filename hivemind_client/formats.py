@@ -2358,7 +2358,8 @@ def span_role(
 
 def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]] | None:
     """OpenInference's indexed messages (`llm.input_messages.N.message.role` and
-    `.content`) as a list of `{"role", "content"}`, with the tool calls an assistant
+    `.content`, or the text parts of `.contents.K.message_content`) as a list of
+    `{"role", "content"}`, with the tool calls an assistant
     message made (`.message.tool_calls.K.tool_call.id`, `.function.name`,
     `.function.arguments`) as OpenAI's `tool_calls` and the call a tool message
     answers (`.message.tool_call_id`); None when there are none."""
@@ -2375,6 +2376,19 @@ def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]
             calls.append({"id": str(attrs.get(f"{call}.id") or ""), "type": "function",
                           "function": {"name": str(name),
                                        "arguments": _text(attrs.get(f"{call}.function.arguments") or "{}")}})  # fmt: skip
+        if content is None:  # text given as content parts (`.message.contents.K.*`)
+            texts = []
+            for k in range(1000):
+                part = f"{at}.contents.{k}"
+                if not any(
+                    key.startswith(part + ".")
+                    for key in (f"{part}.message_content.type", f"{part}.tool_call.id")  # fmt: skip
+                    if key in attrs
+                ):
+                    break
+                if attrs.get(f"{part}.message_content.type") == "text":
+                    texts.append(_text(attrs.get(f"{part}.message_content.text")))
+            content = "\n".join(t for t in texts if t) if texts else None
         if role is None and content is None and not calls:
             break
         message: dict[str, Any] = {"role": str(role or ""), "content": _text(content)}

@@ -422,17 +422,23 @@ def test_a_hand_written_loop_over_the_openai_sdk_keeps_its_tool_runs(client, ten
         "ValueError: order not found: B2")  # fmt: skip
 
 
-def test_an_anthropic_loop_traced_at_its_model_client_alone(client, tenant, other_tenant):
+@pytest.mark.parametrize(
+    "folder", ["openllmetry-anthropic-0.62.4", "openinference-anthropic-3.1.0"]
+)
+def test_an_anthropic_loop_traced_at_its_model_client_alone(client, tenant, other_tenant, folder):
     """A hand-written loop over the Anthropic SDK, its model calls traced by
-    OpenLLMetry's Anthropic instrumentation, its tool run untraced. The SDK records
+    OpenLLMetry's or OpenInference's Anthropic instrumentation, its tool run
+    untraced. OpenInference's assistant turn keeps its text, given as content
+    parts, beside its tool call. The SDK records
     each call too, in a span of its own beside OpenLLMetry's, with the call's
     tokens and no messages: the same call seen twice, so it is a framework step and
     the tokens count once (before: four model calls and 540 tokens a run). The tool
     call, only in the model calls' messages, is read from them, with the error the
     loop sent back."""
     from failures.selectors import run_calls
+    from traces.messages import chat_text
 
-    path = LOGS / "openllmetry-anthropic-0.62.4" / "spans.jsonl"
+    path = LOGS / folder / "spans.jsonl"
     by_file, by_otlp = _by_file_and_over_otlp(client, tenant, other_tenant, path)
     for runs in (by_file, by_otlp):
         for trace in runs.values():
@@ -444,6 +450,10 @@ def test_an_anthropic_loop_traced_at_its_model_client_alone(client, tenant, othe
         calls = run_calls(workspace_id=failed.workspace_id, trace_ids=[failed.pk])[failed.pk]
         assert [(c.index, c.name, c.input, c.error) for c in calls] == [
             (1, "lookup_order", {"order_id": "B2"}, "Error: order not found: B2")]  # fmt: skip
+        answer = failed.steps.filter(kind="llm_call").order_by("index").last()
+        said = chat_text(answer.input)
+        assert 'assistant: Let me look that up.\n    → lookup_order({"order_id": "B2"})' in said
+        assert said.endswith("← (toolu_B2) Error: order not found: B2")
 
 
 def test_an_openai_loop_traced_by_openinference_at_its_model_client_alone(
