@@ -126,21 +126,35 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
     """The trace as the agent's conversation in OpenAI's chat format, in the run's
     order: the system prompt its first model call was sent, the task unless a user
     turn of the run carries it (a harness's greeting may come before it, as in
-    tau2), then what the agent said, called and was answered. A model call's answer is read from the shape its framework
+    tau2), then what the agent said, called and was answered; a run that recorded
+    no user step has its user's later turns read from what its model calls were
+    sent. A model call's answer is read from the shape its framework
     recorded (`traces.openai_chat`); a tool step the answer asked for gives only its
     result. A simulated user's own tool calls (tau2's phone, `user.*`) are left out:
     the agent neither made nor saw them, and a model trained on them would call
     tools it does not have."""
     steps = list(trace.steps.all())
-    chat = _Conversation()
-    for message in _system_prompt(steps):
-        chat.add(message)
     # A hook session with no prompt seen is named by its folder: the product's words,
     # not the user's (`traces.claude_code`, `task_from_folder`).
     named = trace.task.strip() and not (trace.metadata or {}).get("task_from_folder")
-    if named and not any(
-        s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps
-    ):
+    # No user step (an application traced at its model client): the user's turns,
+    # its request among them, are read from what the model calls were sent, in
+    # their place; the task is written first only when no call was sent any.
+    from_inputs = not any(s.kind == StepKind.USER_PROMPT for s in steps) and any(
+        m["role"] == "user" and m["content"]
+        for s in steps
+        if s.kind == StepKind.LLM_CALL
+        for m in openai_messages(s.input, role="user") or []
+    )
+    task_added = (
+        bool(named)
+        and not from_inputs
+        and not any(s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps)
+    )
+    chat = _Conversation(users_from_inputs=from_inputs)
+    for message in _system_prompt(steps):
+        chat.add(message)
+    if task_added:
         chat.add({"role": "user", "content": trace.task})
     for step in steps:
         if step.kind == StepKind.USER_PROMPT and _text(step.input):
@@ -171,9 +185,13 @@ class _Conversation:
     """Messages as they are added, with the calls a model answer asked for that
     await their results (`pending`, oldest first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, users_from_inputs: bool = False) -> None:
         self._messages: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
+        # A run that recorded no user step has the user's turns only in what its
+        # model calls were sent: the n-th user message there is the n-th turn.
+        self._users_from_inputs = users_from_inputs
+        self._users_said = 0
 
     def add(self, message: dict[str, Any]) -> None:
         self._messages.append(message)
@@ -211,11 +229,17 @@ class _Conversation:
 
     def model_step(self, step: Step) -> None:
         # Results the calls got that no tool step recorded: in this call's input.
-        for message in openai_messages(step.input, role="user") or []:
+        sent = openai_messages(step.input, role="user") or []
+        for message in sent:
             if message["role"] == "tool" and self._pending:
                 called = message["tool_call_id"]
                 if not (called and self.answer(None, message["content"], called)):
                     self.answer(None, message["content"])
+        if self._users_from_inputs:
+            turns = [m for m in sent if m["role"] == "user" and m["content"]]
+            for message in turns[self._users_said :]:
+                self.add({"role": "user", "content": message["content"]})
+            self._users_said = max(self._users_said, len(turns))
         said = openai_messages(step.output)
         if said is None:
             said = [{"role": "assistant", "content": _text(step.output)}]

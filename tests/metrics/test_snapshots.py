@@ -389,3 +389,57 @@ def test_the_list_names_a_snapshots_failure_mode_by_its_label(corpus):
     url = reverse("snapshot_list", kwargs={"slug": corpus.workspace.slug})
     page = corpus.client_for(corpus.viewer).get(url).content.decode()
     assert "failure mode: rate limits" in page and "failure_mode=" not in page
+
+
+@pytest.mark.django_db
+def test_a_run_traced_at_its_model_client_keeps_the_users_turns(tenant):
+    """A run that recorded no user step (its application traced its model client
+    alone) has its user's turns only in what each model call was sent: they are its
+    conversation's user turns, in their place, as for the same run recorded with
+    user steps. Before, only the request was kept and the agent's turns followed
+    one another, answering nothing."""
+    call = {"id": "call_7", "type": "function",
+            "function": {"name": "get_customer_by_phone", "arguments": '{"phone": "555"}'}}  # fmt: skip
+    turns = [
+        {"role": "assistant", "content": "Hi! How can I help you today?"},
+        {"role": "user", "content": "My phone says No Service."},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_7", "content": '{"customer_id": "C1001"}'},
+        {"role": "assistant", "content": "Is it fixed now?"},
+        {"role": "user", "content": "Yes, thanks."},
+        {"role": "assistant", "content": "Glad to help."},
+    ]
+    model_calls = [{"kind": "llm_call", "name": "gpt", "input": turns[:i], "output": turn}
+                   for i, turn in enumerate(turns) if turn["role"] == "assistant"]  # fmt: skip
+    steps = [{"kind": "assistant_message", "output": turns[0]["content"]},
+             {"kind": "user_prompt", "input": turns[1]["content"]},
+             {"kind": "tool_call", "name": "get_customer_by_phone", "input": {"phone": "555"},
+              "output": {"customer_id": "C1001"}},
+             {"kind": "assistant_message", "output": turns[4]["content"]},
+             {"kind": "user_prompt", "input": turns[5]["content"]},
+             {"kind": "assistant_message", "output": turns[6]["content"]}]  # fmt: skip
+    ingest(workspace=tenant.workspace, items=[
+        {"external_id": name, "agent": "telecom", "task": turns[1]["content"], "status": "succeeded",
+         "task_key": name, "steps": recorded}
+        for name, recorded in (("model-calls", model_calls), ("steps", steps))])  # fmt: skip
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=SnapshotFilter(heldout_percent=0),
+                               actor=None)  # fmt: skip
+    examples = {e["metadata"]["trace"]: e["messages"] for e in _lines(snapshot.sft_train)}
+
+    def shown(messages: list[dict]) -> list[tuple]:
+        return [(m["role"], m.get("content"), [c["function"]["name"] for c in m.get("tool_calls") or []])
+                for m in messages]  # fmt: skip
+
+    assert (
+        shown(examples["model-calls"])
+        == shown(examples["steps"])
+        == [
+            ("assistant", "Hi! How can I help you today?", []),
+            ("user", "My phone says No Service.", []),
+            ("assistant", None, ["get_customer_by_phone"]),
+            ("tool", '{"customer_id": "C1001"}', []),
+            ("assistant", "Is it fixed now?", []),
+            ("user", "Yes, thanks.", []),
+            ("assistant", "Glad to help.", []),
+        ]
+    )
