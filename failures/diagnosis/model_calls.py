@@ -83,13 +83,17 @@ class _Call:
 def _results(step: StepView) -> list[dict[str, Any]]:
     """The tool messages at the end of a model call's input: the results of the
     calls the previous answer asked for (the history before them was read at
-    earlier calls)."""
-    sent = openai_messages(_value(step.input), role="user") or []
+    earlier calls). Only the end is read: a call sent the whole conversation would
+    otherwise be read whole at every call."""
+    sent = _value(step.input)
+    if not isinstance(sent, list):
+        sent = openai_messages(sent, role="user") or []
     trailing: list[dict[str, Any]] = []
-    for message in reversed(sent):
-        if message["role"] != "tool":
+    for raw in reversed(sent):
+        read = openai_messages([raw], role="user") if raw is not None else None
+        if not read or any(m["role"] != "tool" for m in read):
             break
-        trailing.insert(0, message)
+        trailing[:0] = read
     return trailing
 
 
