@@ -202,7 +202,7 @@ def measure(workspace_id: int) -> dict:
 
     from failures.diagnosis import evidence, offline
     from failures.diagnosis.facts import StepView, trace_facts
-    from failures.diagnosis.model_calls import with_model_calls
+    from failures.diagnosis.model_calls import with_model_calls, with_user_turns
     from failures.diagnosis.same_task import diverge as same_task_diverge
     from failures.mining import (
         TraceRow,
@@ -279,7 +279,9 @@ def measure(workspace_id: int) -> dict:
             steps[row[0]].append(StepView(*row[1:]))
         # As the product reads them (mining.TraceRow.views): calls recorded only in
         # model calls are calls.
-        steps = defaultdict(list, {t: with_model_calls(found) for t, found in steps.items()})
+        steps = defaultdict(
+            list, {t: with_model_calls(with_user_turns(found)) for t, found in steps.items()}
+        )
         # Judged as the product judges a failed run: first against successful runs
         # of the same task (this run left out), then by the other methods.
         rows = [TraceRow(t, agents[t], "failed", None, tasks[t], None, task_key=task_keys[t])

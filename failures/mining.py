@@ -50,7 +50,7 @@ from .boilerplate import for_workspace as boilerplate_for
 from .diagnosis import evidence, offline
 from .diagnosis.claude import diagnose_with_model
 from .diagnosis.facts import StepView, TraceFacts, trace_facts
-from .diagnosis.model_calls import with_model_calls
+from .diagnosis.model_calls import with_model_calls, with_user_turns
 from .diagnosis.same_task import ToolKinds
 from .diagnosis.same_task import diverge as same_task_diverge
 from .diagnosis.same_task import task_key as same_task_key
@@ -119,7 +119,8 @@ DIAGNOSER_VERSION = (
     # 30: a run that recorded its tool calls only in its model calls (no tool step)
     #     has them as calls, at the model call that asked for each
     # 31: a tool step that recorded no arguments has those the model asked it with
-    "offline-31"
+    # 32: a run with no user step has the user's turns its model calls were first sent
+    "offline-32"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2
@@ -154,9 +155,10 @@ class TraceRow:
 
     @cached_property
     def views(self) -> list[StepView]:
-        """The steps the diagnosis weighs: as stored, with the tool calls of a run
-        that recorded them only in its model calls (`diagnosis.model_calls`)."""
-        return with_model_calls(self.steps)
+        """The steps the diagnosis weighs: as stored, with the tool calls and user
+        turns of a run that recorded them only in its model calls
+        (`diagnosis.model_calls`)."""
+        return with_model_calls(with_user_turns(self.steps))
 
 
 @dataclass

@@ -144,6 +144,30 @@ def _agent_call(step: StepView) -> bool:
     return step.kind == "tool_call" and bool(step.name) and not step.name.startswith("user.")
 
 
+def with_user_turns(steps: list[StepView]) -> list[StepView]:
+    """`steps` with a `user_prompt` view before each model call for each user turn
+    first sent to it, when the run recorded no user step: the user's words exist
+    only in what its model calls were sent. Read from the messages added to each
+    call's input since the previous call's; a history that does not grow that way
+    (a framework trimming it) adds none rather than count a turn twice."""
+    if any(s.kind == "user_prompt" for s in steps):
+        return steps
+    out: list[StepView] = []
+    previous: list[Any] = []
+    for step in steps:
+        sent = _value(step.input) if step.kind == MODEL_KIND else None
+        if isinstance(sent, list):
+            grown = len(sent) >= len(previous) and sent[: len(previous)] == previous
+            for raw in sent[len(previous) :] if grown else []:
+                for message in openai_messages([raw], role="user") or []:
+                    if message["role"] == "user" and message["content"]:
+                        out.append(StepView(step.index, "user_prompt", "", message["content"],
+                                            None, ""))  # fmt: skip
+            previous = sent
+        out.append(step)
+    return out
+
+
 def with_model_calls(steps: list[StepView]) -> list[StepView]:
     """`steps` as the diagnosis reads them. A run that recorded no tool step of the
     agent's gets a `tool_call` view after each model call for each tool call its

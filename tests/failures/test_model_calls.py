@@ -11,7 +11,7 @@ import pytest
 
 from failures.compare import run_comparison
 from failures.diagnosis.facts import StepView, trace_facts
-from failures.diagnosis.model_calls import with_model_calls
+from failures.diagnosis.model_calls import with_model_calls, with_user_turns
 from failures.models import Incident
 from failures.selectors import run_calls
 from tests.factories import ingest, trace_payload
@@ -134,6 +134,37 @@ def test_a_model_diagnosis_is_shown_what_each_model_call_was_sent_new():
     # Before: the second call's input was its whole history, cut in the policy.
     whole = "\n".join(json.dumps(s["input"])[:2000] for s in steps)
     assert "Error: order not found" not in whole
+
+
+def test_the_users_turns_sent_to_model_calls_are_its_turns():
+    """With no user step, the user's turns are the user messages each model call was
+    sent first: an objection after a call is read as one (before, such a run had no
+    user turn at all). A history that is trimmed, not grown, adds no turn twice."""
+    said = _asked("call_0", "cancel_order", {"order_id": "B2"})
+    history = [{"role": "user", "content": TASK}]
+    steps = [
+        {"kind": "llm_call", "input": list(history), "output": said},
+        {"kind": "llm_call", "input": [*history, said,
+                                       {"role": "tool", "tool_call_id": "call_0", "content": "ok"}],
+         "output": {"role": "assistant", "content": "Cancelled."}},
+        {"kind": "llm_call", "input": [*history, said,
+                                       {"role": "tool", "tool_call_id": "call_0", "content": "ok"},
+                                       {"role": "assistant", "content": "Cancelled."},
+                                       {"role": "user", "content": "No, that's not what I asked."}],
+         "output": {"role": "assistant", "content": "Sorry."}},
+        {"kind": "llm_call", "input": [{"role": "user", "content": "No, that's not what I asked."}],
+         "output": {"role": "assistant", "content": "Sorry again."}},
+    ]  # fmt: skip
+    views = with_model_calls(with_user_turns(_views(steps)))
+    turns = [(v.index, v.input) for v in views if v.kind == "user_prompt"]
+    assert turns == [(0, TASK), (2, "No, that's not what I asked.")]
+    facts = trace_facts(views)
+    assert facts.user_turns == 2 and "site:conversation" in facts.signals
+    assert [(step, after.name) for step, _, after in facts.objections] == [(2, "cancel_order")]
+    assert trace_facts(with_model_calls(_views(steps))).objections == []
+    # A run that recorded its user's turns keeps them as they are.
+    with_user = _views([{"kind": "user_prompt", "input": TASK}, *steps])
+    assert with_user_turns(with_user) is with_user
 
 
 @pytest.mark.django_db
