@@ -205,18 +205,27 @@ def sent_since_previous(steps: list[StepView]) -> list[StepView]:
     """Each model call's input as what was new to it: a call sent the whole
     conversation so far (as model-client instrumentations record it) shows the
     messages after those the previous call was sent, less the previous call's
-    answer, which that step shows as its output. Shown whole, every call repeated
-    the system prompt and the request from the top, and the tool results it was
-    sent fell past the step's cut."""
+    answer, which that step shows as its output, and less a user message a user
+    step shows already. Shown whole, every call repeated the system prompt and the
+    request from the top, and the tool results it was sent fell past the step's
+    cut."""
     out: list[StepView] = []
     previous: list[Any] | None = None
+    users = set()  # what user steps said
     for step in steps:
         sent = step.input
+        if step.kind == "user_prompt" and isinstance(sent, str):
+            users.add(sent)
         if step.kind == "llm_call" and isinstance(sent, list):
+            new = sent
             if previous and len(sent) > len(previous) and sent[: len(previous)] == previous:
                 new = sent[len(previous) :]
                 while new and isinstance(new[0], dict) and new[0].get("role") in _ANSWERING:
                     new = new[1:]
+            new = [m for m in new if not (isinstance(m, dict) and m.get("role") == "user"
+                                          and isinstance(m.get("content"), str)
+                                          and m["content"] in users)]  # fmt: skip
+            if new != sent:
                 step = replace(step, input=new)
             previous = sent
         out.append(step)

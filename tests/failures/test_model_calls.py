@@ -11,7 +11,7 @@ import pytest
 
 from failures.compare import run_comparison
 from failures.diagnosis.facts import StepView, trace_facts
-from failures.diagnosis.model_calls import with_model_calls, with_user_turns
+from failures.diagnosis.model_calls import sent_since_previous, with_model_calls, with_user_turns
 from failures.models import Incident
 from failures.selectors import run_calls
 from tests.factories import ingest, trace_payload
@@ -131,6 +131,14 @@ def test_a_model_diagnosis_is_shown_what_each_model_call_was_sent_new():
     prompt = build_prompt(TASK, _views(steps), [])
     assert "Error: order not found: B2" in prompt
     assert prompt.count("Policy: refunds") == 1
+    # The request a user step shows is not repeated in the call it was sent to; a
+    # message given as content blocks is kept as it is.
+    blocks = {"role": "user", "content": [{"type": "text", "text": TASK}]}
+    shown = sent_since_previous(_views([
+        {"kind": "user_prompt", "input": TASK},
+        {"kind": "llm_call", "input": [{"role": "user", "content": TASK}, blocks], "output": "ok"},
+    ]))  # fmt: skip
+    assert shown[1].input == [blocks]
     # Before: the second call's input was its whole history, cut in the policy.
     whole = "\n".join(json.dumps(s["input"])[:2000] for s in steps)
     assert "Error: order not found" not in whole
