@@ -39,7 +39,11 @@ Two labelled dev sets (the data folder is ../shared/devdata, or HIVEMIND_DEVDATA
   checks. The same measures, each call at the step of the model call that asked
   for it; a step is "where the run did what was expected" only when every call
   made there was expected. The figures should equal the imported runs': what
-  differs is how the run was recorded, not what the agent did.
+  differs is how the run was recorded, not what the agent did. Two more
+  recordings of the same runs: `tau2-bench_model_calls_bare_tool_spans` (a bare
+  span of the application's around each tool run, carrying only its name and
+  failure) and `tau2-bench_otlp_genai` (the model calls as GenAI `chat` spans
+  through the product's OTLP receiver).
 
 - **Who&When hand-crafted** (`Who&When/Hand-Crafted/`, Magentic-One teams, the
   failing step labelled the same way), when that folder is beside the
@@ -455,23 +459,77 @@ def as_model_calls(
     return trace, calls
 
 
+def _genai(message: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI chat message as the OpenTelemetry GenAI conventions record it
+    (`parts` of type text, tool_call, tool_call_response)."""
+    if message["role"] == "tool":
+        return {"role": "tool", "parts": [{"type": "tool_call_response",
+                "id": message["tool_call_id"], "response": message["content"]}]}  # fmt: skip
+    parts: list[dict[str, Any]] = []
+    if message.get("content"):
+        parts.append({"type": "text", "content": message["content"]})
+    for call in message.get("tool_calls") or []:
+        parts.append({"type": "tool_call", "id": call["id"], "name": call["function"]["name"],
+                      "arguments": json.loads(call["function"]["arguments"])})  # fmt: skip
+    return {"role": message["role"], "parts": parts}
+
+
+def as_otlp_export(item: dict[str, Any]) -> tuple[bytes, str]:
+    """A run as `as_model_calls` records it, sent as an OTLP/JSON export of GenAI
+    spans (as the OTLP/HTTP JSON exporter sends them: hex ids): a root span of the
+    application's holding its agent, task key and checks, its status the outcome,
+    and a `chat` span per model call with its messages. Returns the body and the
+    trace id (the run's external id once stored)."""
+    trace_id = hashlib.sha256(item["external_id"].encode()).hexdigest()[:32]
+
+    def value(v: Any) -> dict[str, Any]:
+        return {"boolValue": v} if isinstance(v, bool) else {"stringValue": str(v)}
+
+    def attributes(pairs: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"key": k, "value": value(v)} for k, v in pairs.items()]
+
+    start = 1_790_000_000_000_000_000
+    root = {"traceId": trace_id, "spanId": f"{1:016x}", "name": "handle_request",
+            "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + (len(item["steps"]) + 1) * 10**9),
+            "status": {"code": 2 if item["status"] == "failed" else 1},
+            "attributes": attributes({"gen_ai.agent.name": item["agent"], "hivemind.task.key": item["task_key"],
+                                      **{f"hivemind.check.{c['name']}": c["passed"] for c in item["checks"]}})}  # fmt: skip
+    spans = [root]
+    for turn, step in enumerate(item["steps"]):
+        begin = start + (turn + 1) * 10**9
+        spans.append({"traceId": trace_id, "spanId": f"{turn + 2:016x}", "parentSpanId": f"{1:016x}",
+                      "name": f"chat {item['model']}", "startTimeUnixNano": str(begin),
+                      "endTimeUnixNano": str(begin + 5 * 10**8),
+                      "attributes": attributes({
+                          "gen_ai.operation.name": "chat", "gen_ai.request.model": item["model"],
+                          "gen_ai.input.messages": json.dumps([_genai(m) for m in step["input"]]),
+                          "gen_ai.output.messages": json.dumps([_genai(step["output"])])})})  # fmt: skip
+    body = {"resourceSpans": [{"resource": {"attributes": attributes({"service.name": item["agent"]})},
+                               "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}]}  # fmt: skip
+    return json.dumps(body).encode(), trace_id
+
+
 def tau2(
     workspace, quick: bool, withhold_actions: bool = True, recorded: str = "steps"
 ) -> tuple[dict[str, dict[str, Any]], float | None]:  # type: ignore[no-untyped-def]
     """`recorded`: "steps" (the product's tau2 importer), "model-calls" (each run
     as `as_model_calls` records it, sent as the API takes it) or
-    "model-calls+spans" (the same with a bare span around each tool run)."""
+    "model-calls+spans" (the same with a bare span around each tool run) or "otlp"
+    (the model calls as GenAI spans, through the OTLP receiver, `as_otlp_export`)."""
     from diagnosis import measure
 
     from failures.diagnosis.evidence import evidence_kind
     from failures.models import Incident
     from traces.importing import traces_import_file
     from traces.models import Step, Trace
+    from traces.otlp import decode, to_traces
+    from traces.otlp_store import otlp_ingest
     from traces.services import trace_ingest_batch
 
     truth: dict[str, dict[str, Any]] = {}
     succeeded_tasks: set[tuple[str, str]] = set()
     model_calls: dict[str, list[tuple[int, str, Any]]] = {}
+    aliases: dict[str, str] = {}  # a run's bench name → its OTLP trace id
     for path in sorted(TAU2.rglob("*.json")):
         data = json.loads(path.read_text())
         domain = (data.get("info", {}).get("environment_info") or {}).get("domain_name", "")
@@ -484,9 +542,21 @@ def tau2(
             items = []
             for sim in data["simulations"]:
                 item, calls = as_model_calls(sim, domain, agent, recorded == "model-calls+spans")
+                item["model"] = agent
                 items.append(item)
                 model_calls[item["external_id"]] = calls
-            for start in range(0, len(items), 50):
+            if recorded == "otlp":
+                for item in items:
+                    body, trace_id = as_otlp_export(item)
+                    sent, _ = to_traces(decode(body, "application/json"))
+                    batch = otlp_ingest(workspace=workspace, traces=sent)
+                    if batch.count("rejected"):
+                        raise SystemExit(f"{path}: {batch.results}")
+                    aliases[item["external_id"]] = trace_id
+                    # The root span is step 0: each model call's step is one later.
+                    calls = model_calls[item["external_id"]]
+                    model_calls[item["external_id"]] = [(i + 1, n, a) for i, n, a in calls]
+            for start in range(0, len(items) if recorded != "otlp" else 0, 50):
                 batch = trace_ingest_batch(workspace=workspace, items=items[start : start + 50])
                 rejected = [r for r in batch.results if r.status == "rejected"]
                 if rejected:
@@ -508,6 +578,7 @@ def tau2(
                 "failed": reward_info.get("reward") != 1.0, "checks": checks, "keys": keys,
             }  # fmt: skip
     traces = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "pk"))
+    traces |= {name: traces[trace_id] for name, trace_id in aliases.items()}
     if withhold_actions:
         # The expected actions are this bench's labels: the product does not see them.
         for trace in Trace.objects.filter(workspace=workspace):
@@ -717,7 +788,7 @@ def main() -> None:
     # (A third run with the expected actions as checks is gone: since 5/8 the
     # tau2 importer never imports them, so it would repeat the second.)
     pairs = trail_pairs() if TRAIL.is_dir() else []
-    sets = (["who", "tau2", "tau2-model-calls", "tau2-model-calls+spans"] + (["who-hand"] if WHO_HAND.is_dir() else [])
+    sets = (["who", "tau2", "tau2-model-calls", "tau2-model-calls+spans", "tau2-otlp"] + (["who-hand"] if WHO_HAND.is_dir() else [])
             + (["trail"] if pairs else []))  # fmt: skip
     for name in sets:
         workspace = Workspace.objects.create(
@@ -731,6 +802,11 @@ def main() -> None:
             elif name == "who-hand":
                 lines.append(print_who(who_and_when(workspace, WHO_HAND),
                                        "who_and_when_hand_crafted") + model_usage(workspace))  # fmt: skip
+            elif name == "tau2-otlp":
+                halves, discrimination = tau2(workspace, args.quick, recorded="otlp")
+                lines.append(print_tau2(halves, discrimination,
+                                        ", the same runs as GenAI spans over OTLP",
+                                        "tau2-bench_otlp_genai") + model_usage(workspace))  # fmt: skip
             elif name.startswith("tau2-model-calls"):
                 spans = name.endswith("+spans")
                 halves, discrimination = tau2(
