@@ -179,7 +179,16 @@ Formats (`FORMATS`):
   for `swe-agent`); otherwise unknown. The agent is `<agent_class>/<model>`; the
   external id `openhands-<run folder>-<instance id>` (`#2`, `#3` for an
   instance run again in the same file); a run that ended on an error keeps it
-  in `metadata.error` and as its last step, an error step.
+  in `metadata.error` and as its last step, an error step. Also a conversation
+  the software-agent SDK saved (`persistence_dir`, and the OpenHands CLI's
+  ~/.openhands/conversations): a folder's `base_state.json` files, each read with
+  the `events/event-NNNNN-*.json` beside it as one run, `openhands-<conversation
+  id>`; the agent `OpenHands/<model>`, each model answer's tokens (from the
+  state's usage) on the step it made, the cost when the SDK priced the model. Its
+  outcome is unknown, but failed when the state says the SDK's stuck detection
+  stopped it or it ended on an error (`execution_status` `stuck`, `error`). A
+  ConversationErrorEvent is the run's error step; an ACPToolCallEvent (an agent
+  the SDK drives over ACP) one call however often it is updated.
 
 - `codex-rollout`: a Codex CLI session, one run per file
   (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`; a folder's `rollout-*.jsonl`).
@@ -3750,7 +3759,12 @@ def _native(path: Path) -> Parsed:
 _OPENHANDS_SKIP = {"system", "change_agent_state", "agent_state_changed", "recall", "null",
                    "condensation", "condensation_request"}  # fmt: skip
 _OPENHANDS_SKIP_KINDS = {"SystemPromptEvent", "ConversationStateUpdateEvent", "Condensation",
-                         "CondensationRequest", "CondensationSummaryEvent", "PauseEvent"}  # fmt: skip
+                         "CondensationRequest", "CondensationSummaryEvent", "PauseEvent",
+                         # The SDK's record-keeping: a streamed answer's fragments (the
+                         # answer itself is its event), token ids, a raw completion log,
+                         # a security analyzer's verdicts, a hook's run.
+                         "StreamingDeltaEvent", "TokenEvent", "LLMCompletionLogEvent",
+                         "SecurityAnalysisEvent", "HookExecutionEvent"}  # fmt: skip
 
 
 def _openhands_exit_error(exit_code: Any, output: str) -> str:
@@ -3835,12 +3849,19 @@ def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, 
     return steps
 
 
-def _openhands_v1(history: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
+def _openhands_v1(
+    history: list[Any], path: Path, where: str, tokens: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
     """The OpenHands software-agent SDK's events, told apart by `kind`: MessageEvent,
     ActionEvent (`tool_name`, `action`, `thought`), ObservationEvent and
-    AgentErrorEvent (joined to their action by `tool_call_id` or `action_id`)."""
+    AgentErrorEvent (joined to their action by `tool_call_id` or `action_id`),
+    ConversationErrorEvent (the run's own error) and ACPToolCallEvent (a call of an
+    agent the SDK drives over the Agent Client Protocol, updated under one id).
+    `tokens`: each model answer's tokens by its response id (a saved conversation's
+    state holds them), put on the first step made from that answer."""
     steps: list[dict[str, Any]] = []
     calls: dict[Any, dict[str, Any]] = {}
+    tokens = dict(tokens or {})
     for i, event in enumerate(history):
         here = f"{where}, history[{i}]"
         _need(path, here, event, dict, "an event object")
@@ -3848,54 +3869,91 @@ def _openhands_v1(history: list[Any], path: Path, where: str) -> list[dict[str, 
         stamp = _iso(_epoch(event.get("timestamp")))
         if kind in _OPENHANDS_SKIP_KINDS:
             continue
-        if kind == "MessageEvent":
-            message = _obj(event.get("llm_message"))
-            text = _text(message.get("content"))
-            if message.get("role") == "user" or event.get("source") == "user":
-                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
-            elif text:
-                steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
-            continue
-        if kind == "ActionEvent":
-            thought = "\n".join(
-                t for t in (_text(event.get("reasoning_content")), _text(event.get("thought"))) if t
-            )
-            if thought:
-                steps.append({"kind": "assistant_message", "output": thought, "started_at": stamp})
-            action = _obj(event.get("action"))
-            step = {"kind": "tool_call", "started_at": stamp,
-                    "name": str(event.get("tool_name") or action.get("kind") or "action")[:200],
-                    "input": {k: v for k, v in action.items() if k != "kind"}}  # fmt: skip
-            steps.append(step)
-            for key in (_id(event.get("tool_call_id")), _id(event.get("id"))):
-                if key is not None:
-                    calls[key] = step
-            continue
-        if kind in ("ObservationEvent", "AgentErrorEvent", "UserRejectObservation"):
-            call = calls.get(_id(event.get("tool_call_id"))) or calls.get(
-                _id(event.get("action_id"))
-            )
-            if kind == "ObservationEvent":
-                observation = _obj(event.get("observation"))
-                output = _text(observation.get("content"))
-                error = (output or "tool reported an error") if observation.get("is_error") else (
-                    _openhands_exit_error(observation.get("exit_code"), output))  # fmt: skip
-            else:
-                output = ""
-                error = _text(event.get("error") or event.get("rejection_reason")) or kind
-            if call is None:
-                call = {"kind": "error" if error and not output else "tool_result",
-                        "name": str(event.get("tool_name") or kind)[:200], "started_at": stamp}  # fmt: skip
-                steps.append(call)
-            if output:
-                call["output"] = output
-            if error:
-                call["error"] = error
-            continue
-        # Any other event with text (a kind this reader does not know) is kept as text.
-        if text := _text(event.get("message") or event.get("content")):
-            steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+        first = len(steps)
+        _openhands_v1_event(event, kind, stamp, steps, calls)
+        answered = tokens.pop(str(event.get("llm_response_id") or ""), None)
+        if answered is not None and len(steps) > first:
+            steps[first]["tokens"] = answered
     return steps
+
+
+def _openhands_v1_event(
+    event: dict[str, Any], kind: str, stamp: str | None, steps: list[dict[str, Any]],
+    calls: dict[Any, dict[str, Any]],
+) -> None:  # fmt: skip
+    """The steps one SDK event adds to `steps` (`calls`: the tool steps by id)."""
+    if kind == "MessageEvent":
+        message = _obj(event.get("llm_message"))
+        text = _text(message.get("content"))
+        if message.get("role") == "user" or event.get("source") == "user":
+            steps.append({"kind": "user_prompt", "input": text, "started_at": stamp})
+        elif text:
+            steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
+        return
+    if kind == "ActionEvent":
+        thought = "\n".join(
+            t for t in (_text(event.get("reasoning_content")), _text(event.get("thought"))) if t
+        )
+        if thought:
+            steps.append({"kind": "assistant_message", "output": thought, "started_at": stamp})
+        action = _obj(event.get("action"))
+        step = {"kind": "tool_call", "started_at": stamp,
+                "name": str(event.get("tool_name") or action.get("kind") or "action")[:200],
+                "input": {k: v for k, v in action.items() if k != "kind"}}  # fmt: skip
+        steps.append(step)
+        for key in (_id(event.get("tool_call_id")), _id(event.get("id"))):
+            if key is not None:
+                calls[key] = step
+        return
+    if kind in ("ObservationEvent", "AgentErrorEvent", "UserRejectObservation"):
+        call = calls.get(_id(event.get("tool_call_id"))) or calls.get(_id(event.get("action_id")))
+        if kind == "ObservationEvent":
+            observation = _obj(event.get("observation"))
+            output = _text(observation.get("content"))
+            error = (output or "tool reported an error") if observation.get("is_error") else (
+                _openhands_exit_error(observation.get("exit_code"), output))  # fmt: skip
+        else:
+            output = ""
+            error = _text(event.get("error") or event.get("rejection_reason")) or kind
+        if call is None:
+            call = {"kind": "error" if error and not output else "tool_result",
+                    "name": str(event.get("tool_name") or kind)[:200], "started_at": stamp}  # fmt: skip
+            steps.append(call)
+        if output:
+            call["output"] = output
+        if error:
+            call["error"] = error
+        return
+    if kind == "ConversationErrorEvent":
+        # The run's own error (the model unreachable, a budget, an exception): its last
+        # step, as the classic output's `error`.
+        code, detail = _text(event.get("code")), _text(event.get("detail"))
+        error = ": ".join(t for t in (code, detail) if t) or kind
+        steps.append({"kind": "error", "error": error, "started_at": stamp})
+        return
+    if kind == "ACPToolCallEvent":
+        # One call of an agent driven over ACP, sent again as it progresses (pending,
+        # in progress, completed): the first event makes the step, later ones fill it.
+        key = _id(event.get("tool_call_id"))
+        acp: dict[str, Any] | None = calls.get(("acp", key)) if key is not None else None
+        if acp is None:
+            acp = {"kind": "tool_call", "started_at": stamp,
+                   "name": str(event.get("tool_kind") or event.get("title") or "tool")[:200]}  # fmt: skip
+            steps.append(acp)
+            if key is not None:
+                calls[("acp", key)] = acp
+        if event.get("raw_input") is not None:
+            acp["input"] = event["raw_input"]
+        output = _text(event.get("raw_output") if event.get("raw_output") is not None
+                       else event.get("content"))  # fmt: skip
+        if output:
+            acp["output"] = output
+        if event.get("is_error") is True or event.get("status") == "failed":
+            acp["error"] = output or "the call failed"
+        return
+    # Any other event with text (a kind this reader does not know) is kept as text.
+    if text := _text(event.get("message") or event.get("content")):
+        steps.append({"kind": "assistant_message", "output": text, "started_at": stamp})
 
 
 def _openhands_eval_reports(path: Path) -> dict[str, bool]:
@@ -3916,7 +3974,81 @@ def _openhands_eval_reports(path: Path) -> dict[str, bool]:
     return found
 
 
+# How a saved SDK conversation's state says it ended, where that is a failure: the
+# SDK's stuck detection stopped it (the same action and result, or error, again and
+# again), or it ended on an error. Any other state says nothing of the outcome.
+_OPENHANDS_FAILED_STATES = {
+    "stuck": "OpenHands' stuck detection stopped the conversation: the agent was repeating "
+    "itself without progress",
+    "error": "the conversation ended on an error",
+}
+_OPENHANDS_EVENT_FILE = re.compile(r"event-(\d+)-.*\.json")
+
+
+def _openhands_conversation(path: Path) -> Parsed:
+    """A conversation the OpenHands software-agent SDK saved (`persistence_dir`, as the
+    OpenHands CLI keeps its own under ~/.openhands/conversations): this file,
+    `base_state.json`, holds the agent's settings, the model's usage and how the
+    run ended; its events are the `events/event-NNNNN-<id>.json` files beside it,
+    read in their numbered order. One run, named by the conversation's id."""
+    state = _need(path, "top level", _read_json(path), dict, "a conversation state object")
+    numbered = []
+    for file in (path.parent / "events").glob("event-*.json"):
+        match = _OPENHANDS_EVENT_FILE.fullmatch(file.name)
+        if match and file.is_file():
+            numbered.append((int(match.group(1)), file))
+    if not numbered:
+        raise FormatError(path, "events", "no events/event-*.json files beside this "
+                          "conversation state; its events are not here")  # fmt: skip
+    history = []
+    for _, file in sorted(numbered):
+        history.append(_need(file, "top level", _read_json(file), dict, "an event object"))
+    agent = _obj(state.get("agent"))
+    llm = _obj(agent.get("llm"))
+    model = str(llm.get("model") or "").removeprefix("litellm_proxy/")
+    usage = _obj(_obj(state.get("stats")).get("usage_to_metrics"))
+    tokens: dict[str, int] = {}
+    cost = 0.0
+    for metrics in (_obj(m) for m in usage.values()):
+        spent = metrics.get("accumulated_cost")
+        if isinstance(spent, int | float) and not isinstance(spent, bool) and spent > 0:
+            cost += spent
+        for used in (_obj(u) for u in _list(metrics.get("token_usages"))):
+            counts = [used.get(k) for k in ("prompt_tokens", "completion_tokens")]
+            total = sum(
+                c for c in counts if isinstance(c, int) and not isinstance(c, bool) and c >= 0
+            )
+            if isinstance(used.get("response_id"), str) and used["response_id"] and total:
+                tokens[used["response_id"]] = tokens.get(used["response_id"], 0) + total
+    steps = _openhands_v1(history, path, "events", tokens)
+    status = str(state.get("execution_status") or "")
+    ended = _OPENHANDS_FAILED_STATES.get(status)
+    times = [t for t in (_epoch(e.get("timestamp")) for e in history) if t is not None]
+    if ended and not (steps and steps[-1]["kind"] == "error"):
+        steps.append({"kind": "error", "error": f"{ended} (execution_status: {status})",
+                      "started_at": _iso(max(times)) if times else None})  # fmt: skip
+    conversation = str(state.get("id") or path.parent.name)[:150]
+    task = next((s.get("input", "") for s in steps if s["kind"] == "user_prompt"), "")
+    parsed = Parsed()
+    parsed.traces.append({
+        "external_id": f"openhands-{conversation}"[:200],
+        "agent": f"OpenHands/{model}"[:200] if model else "OpenHands", "model": model[:200],
+        "task": task, "status": "failed" if ended else "unknown",
+        "started_at": _iso(min(times)) if times else None,
+        "ended_at": _iso(max(times)) if times else None,
+        # Zero is what the SDK reports for a model it has no price for: unknown.
+        "cost_usd": cost or None,
+        "metadata": {"conversation_id": conversation, "openhands_events": "v1",
+                     "execution_status": status,
+                     "outcome_from": "execution_status" if ended else ""},
+        "steps": steps,
+    })  # fmt: skip
+    return parsed
+
+
 def _openhands(path: Path) -> Parsed:
+    if path.name == "base_state.json":
+        return _openhands_conversation(path)
     text_start = path.read_bytes()[:4096].lstrip()
     if text_start.startswith(b"[") and _single_json(path):
         data = _read_json(path)
@@ -4294,7 +4426,7 @@ def folder_patterns(fmt: str) -> list[str]:
     return {"claude-transcript": ["*.jsonl"], "codex-rollout": ["rollout-*.jsonl"],
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl", "*.parquet"],
-            "openhands": ["output.jsonl", "trajs/*.json", "*.parquet"],
+            "openhands": ["output.jsonl", "trajs/*.json", "base_state.json", "*.parquet"],
             "atif": ["trajectory.json"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
                 fmt, ["*.json", "*.jsonl", *(["*.parquet"] if fmt in PARQUET_FORMATS else [])])  # fmt: skip
 

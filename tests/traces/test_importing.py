@@ -3,6 +3,7 @@ clear per-file errors; the same parsers in hivemind_client send files over HTTP.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -2031,6 +2032,81 @@ def test_a_saved_openhands_event_stream_imports_and_a_broken_one_says_where(tena
     assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
 
 
+def _sdk_conversation(folder: Path, events: list[dict], status: str = "finished") -> Path:
+    """A conversation as the OpenHands SDK saves it: its state and numbered events."""
+    (folder / "events").mkdir(parents=True)
+    for n, event in enumerate(events):
+        (folder / "events" / f"event-{n:05d}-{event['id']}.json").write_text(json.dumps(event))
+    state = folder / "base_state.json"
+    state.write_text(json.dumps({
+        "id": folder.name, "execution_status": status,
+        "agent": {"kind": "Agent", "llm": {"model": "anthropic/claude-sonnet-4-5"}},
+        "stats": {"usage_to_metrics": {"agent": {"accumulated_cost": 0.031, "token_usages": [
+            {"prompt_tokens": 900, "completion_tokens": 40, "response_id": "resp-1"}]}}},
+    }))  # fmt: skip
+    return state
+
+
+def test_openhands_sdk_events_the_reader_did_not_know(tenant, tmp_path):
+    """A run's own error (ConversationErrorEvent) is its last step; an agent driven
+    over ACP makes one call per id however often it is updated; a streamed answer's
+    fragments and the SDK's other record-keeping make no step."""
+    history = _openhands_v1("x")["history"][:2] + [
+        {"kind": "StreamingDeltaEvent", "id": "d1", "source": "agent", "content": "Let me"},
+        {"kind": "ACPToolCallEvent", "id": "a1", "timestamp": "2025-09-01T10:00:02Z",
+         "llm_response_id": "resp-1", "tool_call_id": "t1", "title": "`pytest -x`",
+         "tool_kind": "execute", "status": "pending", "raw_input": {"command": "pytest -x"}},
+        {"kind": "ACPToolCallEvent", "id": "a2", "tool_call_id": "t1", "title": "`pytest -x`",
+         "tool_kind": "execute", "status": "failed", "is_error": True,
+         "raw_output": "1 failed"},
+        {"kind": "HookExecutionEvent", "id": "h1", "hook_event_type": "PreToolUse",
+         "hook_command": "check.sh", "success": True, "exit_code": 0, "stdout": "ok"},
+        {"kind": "ConversationErrorEvent", "id": "c1", "timestamp": "2025-09-01T10:00:30Z",
+         "source": "environment", "code": "LLMBadRequestError",
+         "detail": "context window exceeded"},
+    ]  # fmt: skip
+    state = _sdk_conversation(tmp_path / "conversations" / "c0ffee", history, status="error")
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=state)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.external_id, trace.status) == ("openhands-c0ffee", "failed")
+    assert trace.agent == "OpenHands/anthropic/claude-sonnet-4-5" and trace.cost_usd == 0.031
+    steps = [(s.kind, s.name, s.input, s.output, s.error, s.tokens)
+             for s in trace.steps.order_by("index")]  # fmt: skip
+    assert steps == [
+        ("user_prompt", "", "Fix it.", None, "", None),
+        ("tool_call", "execute", {"command": "pytest -x"}, "1 failed", "1 failed", 940),
+        ("error", "", None, None, "LLMBadRequestError: context window exceeded", None),
+    ]
+
+
+def test_a_folder_of_openhands_conversations_names_each_in_its_progress(tenant, tmp_path):
+    """Every conversation's state is a `base_state.json`: the progress lines name each
+    by its folder, or a person could not tell which one was refused."""
+    for name in ("c1", "c2"):
+        _sdk_conversation(tmp_path / "conversations" / name, _openhands_v1("x")["history"][:2])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_traces", str(tmp_path), workspace=tenant.workspace.slug,
+                 fmt="openhands", stdout=out, stderr=err)  # fmt: skip
+    assert "1/2 c1/base_state.json: 1 created" in out.getvalue()
+    assert "2/2 c2/base_state.json: 1 created" in out.getvalue()
+
+
+def test_a_broken_openhands_conversation_says_which_file(tenant, tmp_path):
+    state = _sdk_conversation(tmp_path / "c1", _openhands_v1("x")["history"][:2])
+    (state.parent / "events" / "event-00002-zz.json").write_text("{not json")
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=state)
+    assert not result.ok and "event-00002-zz.json" in result.error
+    empty = tmp_path / "c2"
+    empty.mkdir()
+    (empty / "base_state.json").write_text(json.dumps({"id": "c2"}))
+    result = traces_import_file(
+        workspace=tenant.workspace, fmt="openhands", path=empty / "base_state.json"
+    )
+    assert not result.ok and "no events/event-*.json files" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
 def test_older_openhands_output_pairs_each_action_with_its_observation(tenant, tmp_path):
     """Older OpenHands output keeps `history` as `[action, observation]` pairs, with
     no `cause`: the observation answers the action beside it."""
@@ -2092,7 +2168,7 @@ def test_a_folder_with_nothing_of_its_format_says_what_was_looked_for(tenant, tm
                      fmt="claude-transcript")  # fmt: skip
     assert client_import("http://127.0.0.1:9", "hm_unused", "openhands", [tmp_path]) == 2
     assert (
-        "searched for output.jsonl, trajs/*.json or *.parquet files (--format openhands); name a file"
+        "searched for output.jsonl, trajs/*.json, base_state.json or *.parquet files (--format openhands); name a file"
         in (capsys.readouterr().err)
     )
 

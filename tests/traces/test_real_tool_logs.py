@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hivemind_client.formats import files_under
 from traces.importing import traces_import_file
 from traces.models import Trace
 
@@ -67,6 +68,42 @@ def test_mini_swe_agent_trajectories(tenant):
     assert "LimitsExceeded" in stopped.steps.get(kind="error").error
     for path in sorted(folder.glob("*/*.traj.json")):
         again = traces_import_file(workspace=tenant.workspace, fmt="swe-agent", path=path)
+        assert again.unchanged == 1
+
+
+def test_openhands_sdk_conversations_saved_where_the_sdk_keeps_them(tenant):
+    """A folder of conversations (`base_state.json` and `events/` each): a run per
+    conversation, its model's tokens on its steps, and one the SDK's stuck detection
+    stopped failed; a run that finished has no verdict."""
+    folder = LOGS / "openhands-sdk-1.58.2"
+    files = files_under([folder], "openhands")
+    assert [f.parent.name[-2:] for f in files] == ["01", "02"]
+    for path in files:
+        result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=path)
+        assert result.ok and result.created == 1, result.error
+    runs = _runs(tenant.workspace)
+    finished = runs["openhands-7d0c5a52-0000-4000-8000-000000000001"]
+    stuck = runs["openhands-7d0c5a52-0000-4000-8000-000000000002"]
+    assert (finished.status, stuck.status) == ("unknown", "failed")
+    assert finished.agent == stuck.agent == "OpenHands/openai/scripted-gpt"
+    assert finished.task == "Read notes/todo.txt and tell me what is left to do."
+    assert finished.metadata["execution_status"] == "finished"
+    assert stuck.metadata["outcome_from"] == "execution_status"
+    calls = list(finished.steps.filter(kind="tool_call").order_by("index")
+                 .values_list("name", "input", "error", "tokens"))  # fmt: skip
+    assert [(name, args.get("command")) for name, args, *_ in calls] == [
+        ("terminal", "cat notes/todo.txt"), ("terminal", "ls"), ("finish", None),
+    ]  # fmt: skip
+    assert "No such file or directory" in calls[0][2] and calls[1][2] == ""
+    # Each model answer's usage, from the conversation's state, on the call it made.
+    assert [tokens for *_, tokens in calls] == [135, 155, 175]
+    assert finished.total_tokens == 465
+    assert finished.cost_usd is None  # the SDK priced this model at 0: unknown
+    kinds = list(stuck.steps.order_by("index").values_list("kind", flat=True))
+    assert kinds == ["user_prompt", *["tool_call"] * 4, "error"]
+    assert "stuck detection" in stuck.steps.get(kind="error").error
+    for path in files:
+        again = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=path)
         assert again.unchanged == 1
 
 

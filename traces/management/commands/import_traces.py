@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class Command(BaseCommand):
             for path in files:
                 folders.setdefault(path.parent, []).append(path)
             groups = list(folders.values())
+        shown = _shown([group[0] if len(group) == 1 else group[0].parent for group in groups])
         for number, group in enumerate(groups, start=1):
             path = group[0] if len(group) == 1 else group[0].parent
             if options["fmt"] == "claude-hooks":
@@ -88,7 +90,7 @@ class Command(BaseCommand):
                                             agent=options["agent"], results=options["results"],
                                             status=options["status"])  # fmt: skip
             bar = "#" * (20 * number // len(groups))
-            prefix = f"[{bar:<20}] {number}/{len(groups)} {path.name}"
+            prefix = f"[{bar:<20}] {number}/{len(groups)} {shown[path]}"
             if not result.ok:
                 failed += 1
                 self.stderr.write(f"{prefix}: not imported: {result.error}")
@@ -155,3 +157,14 @@ class Command(BaseCommand):
         )  # fmt: skip
         if failed:
             sys.exit(1)
+
+
+def _shown(paths: list[Path]) -> dict[Path, str]:
+    """How each imported path is named in the progress lines: its file name, unless
+    another has the same one (an SDK conversation's `base_state.json`, a run folder's
+    `output.jsonl`), then its path under the folder they all share."""
+    names = [path.name for path in paths]
+    if len(set(names)) == len(names):
+        return {path: path.name for path in paths}
+    root = Path(os.path.commonpath([path.parent for path in paths]))
+    return {path: str(path.relative_to(root)) for path in paths}
