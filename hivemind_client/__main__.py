@@ -1,6 +1,6 @@
 """hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
 doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks |
-install-gemini-hooks}"""
+install-gemini-hooks | install-openhands-hooks}"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from .capture import SOURCES
 from .skills import PullError, pull, pull_index
 
 ENV_HELP = ("The hooks read two variables from the environment the agent runs in:\n"
@@ -55,6 +56,7 @@ def status_main(project: Path) -> int:
         ".codex/hooks.json",
         ".cursor/hooks.json",
         ".gemini/settings.json",
+        ".openhands/hooks.json",
     ):
         path = project / name
         found = path.exists() and "hivemind_client" in path.read_text(errors="replace")
@@ -91,9 +93,7 @@ def main(argv: list | None = None) -> int:
     capture_cmd = commands.add_parser(
         "capture", help="post an agent hook payload from stdin (always exits 0)"
     )
-    capture_cmd.add_argument(
-        "--source", default="claude-code", choices=["claude-code", "codex", "cursor", "gemini-cli"]
-    )
+    capture_cmd.add_argument("--source", default="claude-code", choices=SOURCES)
     merge = commands.add_parser(
         "merge-transcript",
         help="from a hook payload on stdin at a turn's end, import the session's transcript "
@@ -107,9 +107,7 @@ def main(argv: list | None = None) -> int:
         "lines or a JSON array) or a folder of them (one file per event type, chat.json beside)",
     )
     replay.add_argument("path", type=Path)
-    replay.add_argument(
-        "--source", default="claude-code", choices=["claude-code", "codex", "cursor", "gemini-cli"]
-    )
+    replay.add_argument("--source", default="claude-code", choices=SOURCES)
     commands.add_parser("doctor", help="check URL, key, scopes, clock and spool; say what to fix")
     status = commands.add_parser(
         "status", help="what this machine sends, where, and which hooks a project has"
@@ -139,7 +137,7 @@ def main(argv: list | None = None) -> int:
         help="auto: http hooks when this Claude Code has them and --url is known",
     )
     install.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
-    for agent in ("codex", "cursor", "gemini"):
+    for agent in ("codex", "cursor", "gemini", "openhands"):
         other = commands.add_parser(
             f"install-{agent}-hooks", help=f"add the capture hook to the project's {agent} hooks"
         )
@@ -194,6 +192,8 @@ def main(argv: list | None = None) -> int:
             added, where = install.install_codex_hooks(args.project), ".codex/hooks.json"
         elif args.group == "install-gemini-hooks":
             added, where = install.install_gemini_hooks(args.project), ".gemini/settings.json"
+        elif args.group == "install-openhands-hooks":
+            added, where = install.install_openhands_hooks(args.project), ".openhands/hooks.json"
         else:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")

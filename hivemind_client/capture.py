@@ -51,13 +51,17 @@ def spool_path() -> Path:
     return Path(os.environ.get("HIVEMIND_SPOOL", str(default)))
 
 
-SOURCES = ("claude-code", "codex", "cursor", "gemini-cli")
+SOURCES = ("claude-code", "codex", "cursor", "gemini-cli", "openhands")
 
 
-def _post(url: str, key: str, item: dict, timeout: float, *, wait: bool = False) -> bool:
+def _post(
+    url: str, key: str, item: dict, timeout: float, *, wait: bool = False,
+    refusals: list[str] | None = None,
+) -> bool:  # fmt: skip
     """Send one hook payload; whether the server took it (or refused it for good,
-    a 4xx that retrying will not change). `wait`: wait as the server asks on 429
-    and 503 (a replay); a live hook never waits, it spools."""
+    a 4xx that retrying will not change: its status and answer are added to
+    `refusals`, when given). `wait`: wait as the server asks on 429 and 503 (a
+    replay); a live hook never waits, it spools."""
     source = item.get("source", "claude-code")
     request = urllib.request.Request(
         url.rstrip("/") + f"/api/v1/hooks/{source if source in SOURCES else 'claude-code'}",
@@ -73,7 +77,12 @@ def _post(url: str, key: str, item: dict, timeout: float, *, wait: bool = False)
             return 200 <= response.status < 300
     except urllib.error.HTTPError as exc:
         # 4xx will not get better by retrying: drop it rather than spool forever.
-        return 400 <= exc.code < 500 and exc.code not in (408, 429)
+        final = 400 <= exc.code < 500 and exc.code not in (408, 429)
+        if final and refusals is not None:
+            with contextlib.suppress(OSError):
+                answer = exc.read(500).decode("utf-8", "replace").strip()
+            refusals.append(f"HTTP {exc.code}" + (f": {answer}" if answer else ""))
+        return final
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -301,11 +310,21 @@ def replay(path: Path, source: str = "claude-code", url: str = "", key: str = ""
         else:
             logs.append(items)
     sent = 0
+    seen: dict[str, int] = {}
     for payload in session_events(logs, entries):
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
-        item = {"event_id": f"replay-{digest}", "payload": payload, "source": source}
-        if not _post(url, key, item, 10.0, wait=True):
-            print(f"{path}: event {sent + 1} not accepted; stopped after {sent} event(s).",
+        # The same payload again is another event (OpenHands' hooks name no call id:
+        # one command run twice sends two equal PostToolUse payloads); replaying the
+        # log again gives each the same id, so nothing is added twice.
+        seen[digest] = seen.get(digest, 0) + 1
+        again = f"-{seen[digest]}" if seen[digest] > 1 else ""
+        item = {"event_id": f"replay-{digest}{again}", "payload": payload, "source": source}
+        refusals: list[str] = []
+        if not _post(url, key, item, 10.0, wait=True, refusals=refusals) or refusals:
+            why = f" (the server answered {refusals[0]})" if refusals else ""
+            if refusals and refusals[0].startswith("HTTP 404"):
+                why += f"; does this server take {source} hooks? Upgrade it, or check --source"
+            print(f"{path}: event {sent + 1} not accepted{why}; stopped after {sent} event(s).",
                   file=sys.stderr)  # fmt: skip
             return 1
         sent += 1

@@ -3775,6 +3775,18 @@ def _openhands_exit_error(exit_code: Any, output: str) -> str:
     return ""
 
 
+def openhands_tool_result(observation: Any) -> tuple[str, str]:
+    """An OpenHands SDK observation (an ObservationEvent's, a PostToolUse hook's
+    `tool_response`) as its output and error: the text of its content; an error when
+    it says so, or a command's non-zero exit code. Used by the server's OpenHands
+    hooks (traces/claude_code.py) as by the conversation reader."""
+    answer = _obj(observation)
+    output = _text(answer.get("content"))
+    if answer.get("is_error"):
+        return output, output or "tool reported an error"
+    return output, _openhands_exit_error(answer.get("exit_code"), output)
+
+
 def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, Any]]:
     """OpenHands' event stream as `event_to_dict` writes it: actions (`action`,
     `args`) and observations (`observation`, `content`, `extras`, `cause`: the id
@@ -3908,10 +3920,7 @@ def _openhands_v1_event(
     if kind in ("ObservationEvent", "AgentErrorEvent", "UserRejectObservation"):
         call = calls.get(_id(event.get("tool_call_id"))) or calls.get(_id(event.get("action_id")))
         if kind == "ObservationEvent":
-            observation = _obj(event.get("observation"))
-            output = _text(observation.get("content"))
-            error = (output or "tool reported an error") if observation.get("is_error") else (
-                _openhands_exit_error(observation.get("exit_code"), output))  # fmt: skip
+            output, error = openhands_tool_result(event.get("observation"))
         else:
             output = ""
             error = _text(event.get("error") or event.get("rejection_reason")) or kind
@@ -4038,8 +4047,10 @@ def _openhands_conversation(path: Path) -> Parsed:
         "ended_at": _iso(max(times)) if times else None,
         # Zero is what the SDK reports for a model it has no price for: unknown.
         "cost_usd": cost or None,
+        # The session's complete record: where its hooks built the run already
+        # (`openhands-<session>` too), its steps replace theirs (traces/importing.py).
         "metadata": {"conversation_id": conversation, "openhands_events": "v1",
-                     "execution_status": status,
+                     "execution_status": status, "replaces_hook_steps": True,
                      "outcome_from": "execution_status" if ended else ""},
         "steps": steps,
     })  # fmt: skip

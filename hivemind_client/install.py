@@ -179,6 +179,32 @@ def install_gemini_hooks(project: Path) -> list[str]:
     return added
 
 
+# OpenHands' events that make a run (the SDK 1.58's hooks, which the OpenHands CLI,
+# GUI and Cloud run from a project's .openhands/hooks.json): the session's start
+# and end, the prompt, each call when it ends, the turn's end. PreToolUse is left
+# out: its payload names no call id to join it to its PostToolUse.
+OPENHANDS_EVENTS = ["SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd"]
+
+
+def install_openhands_hooks(project: Path) -> list[str]:
+    """Add the capture hook to <project>/.openhands/hooks.json (OpenHands' hooks, in
+    Claude Code's shape: under "hooks", or at the top level when the file already
+    keeps its events there, under the names it already uses)."""
+    path = project / ".openhands" / "hooks.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    hooks = data.setdefault("hooks", {}) if "hooks" in data or not data else data
+    added = []
+    for event in OPENHANDS_EVENTS:
+        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in event).lstrip("_")
+        name = snake if snake in hooks and event not in hooks else event
+        hook = {"type": "command", "command": capture_command("openhands"), "timeout": 5}
+        if _add(hooks, name, hook, "*" if event == "PostToolUse" else None):
+            added.append(event)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return added
+
+
 # The shell, file-edit and MCP events (Cursor 1.7 and later), not postToolUse as
 # well: newer Cursor sends both for one shell command, which would be two steps.
 CURSOR_EVENTS = ["sessionStart", "beforeSubmitPrompt", "afterShellExecution", "afterFileEdit",

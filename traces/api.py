@@ -170,11 +170,11 @@ _HOOK_RESPONSES = {200: TraceBatchOut, 202: TraceBatchOut, 400: ErrorOut, 401: E
                    403: ErrorOut, 413: ErrorOut, 422: TraceBatchOut | ErrorOut, 429: ErrorOut}  # fmt: skip
 
 
-def _hook_body(session_field: str) -> dict[str, Any]:
+def _hook_body(session_field: str, event_field: str = "hook_event_name") -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": [session_field, "hook_event_name"],
+        "type": "object", "required": [session_field, event_field],
         "properties": {session_field: {"type": "string", "minLength": 1},
-                       "hook_event_name": {"type": "string", "minLength": 1}},
+                       event_field: {"type": "string", "minLength": 1}},
         "additionalProperties": True}}}}}  # fmt: skip
 
 
@@ -242,3 +242,18 @@ def cursor_hook(request: ApiRequest) -> Status | HttpResponse:
     MCP calls become tool-call steps; a `stop` with status `error` or `aborted` fails
     the turn. `python -m hivemind_client capture --source cursor` sends them."""
     return _hook(request, "cursor")
+
+
+@router.post(
+    "/hooks/openhands", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    summary="Receive one raw OpenHands hook payload",
+    openapi_extra=_hook_body("session_id", "event_type"),
+)  # fmt: skip
+def openhands_hook(request: ApiRequest) -> Status | HttpResponse:
+    """One trace per OpenHands conversation (`session_id`; agent `openhands`, trace
+    `openhands-<session_id>`): the prompt, each call when it ends (`PostToolUse`; a
+    failed observation, or a command's non-zero exit code, a failed step), the turn's
+    end (`Stop`) and the session's (`SessionEnd`). A `PreToolUse` stores nothing.
+    `python -m hivemind_client capture --source openhands` sends them
+    (`install-openhands-hooks`)."""
+    return _hook(request, "openhands")

@@ -65,7 +65,7 @@ KNOWN_FIELDS = {
     "prompt_id", "effort", "background_tasks", "session_crons",
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor",
-           "gemini-cli": "gemini-cli"}  # fmt: skip
+           "gemini-cli": "gemini-cli", "openhands": "openhands"}  # fmt: skip
 # A call whose PreToolUse had no PostToolUse or PostToolUseFailure by its turn's end:
 # Claude Code before PostToolUseFailure sent nothing for a failed call; 2.x sends
 # nothing for a call a permission rule or the user refused, or that was stopped.
@@ -159,12 +159,19 @@ def hook_ingest(
         payload = from_cursor(payload)
     elif source == "gemini-cli":
         payload = from_gemini(payload)
+    elif source == "openhands":
+        mapped = from_openhands(payload, event_id)
+        if mapped is None:  # a PreToolUse: the call is recorded by its PostToolUse
+            capture_policy_get(workspace=workspace)
+            return BatchResult(results=[], trace_ids=[])
+        payload = mapped
     session = payload.get("session_id")
     event = payload.get("hook_event_name") or infer_event(payload)
     if not isinstance(session, str) or not session or not isinstance(event, str) or not event:
         raise InvalidInput(
             "Hook payloads need a string 'session_id' (Cursor: 'conversation_id') and a "
-            "'hook_event_name' (or the fields of a tool call, a prompt or a stop)."
+            "'hook_event_name' (OpenHands: 'event_type'; or the fields of a tool call, a "
+            "prompt or a stop)."
         )
     agent = payload.get("hivemind_agent")
     policy = capture_policy_get(workspace=workspace)  # read once for the event
@@ -267,6 +274,46 @@ def from_gemini(payload: dict[str, Any]) -> dict[str, Any]:
             out.update(hook_event_name="PostToolUseFailure", error=error)
     elif event == "SessionEnd":
         out["reason"] = payload.get("reason")
+    return out
+
+
+def from_openhands(payload: dict[str, Any], event_id: str = "") -> dict[str, Any] | None:
+    """An OpenHands hook payload (the software-agent SDK's, which the OpenHands CLI,
+    GUI and Cloud run from a project's `.openhands/hooks.json`; seen on the SDK
+    1.58) in the shape of a Claude Code one. Its `event_type` names Claude Code's
+    events; `message` is the prompt; a call is recorded by its `PostToolUse`, which
+    carries its input and its observation (failed when the observation says so, or
+    a command's exit code is not 0: `formats.openhands_tool_result`). Its payloads
+    name no call id, so each PostToolUse is a call of its own, keyed by the event id
+    the capture client gives it (else by the payload), and a PreToolUse is not
+    used: None. The session's end is `SessionEnd`; the turn's, `Stop`."""
+    from hivemind_client.formats import obj, openhands_tool_result
+
+    event = str(payload.get("event_type") or payload.get("hook_event_name") or "")
+    if event == "PreToolUse":
+        return None
+    out: dict[str, Any] = {"session_id": payload.get("session_id"), "hook_event_name": event,
+                           "cwd": payload.get("working_dir") or ""}  # fmt: skip
+    # What Hivemind's own tools add (an agent's name, a replayed log's times).
+    out.update({k: v for k, v in payload.items() if k.startswith("hivemind_")})
+    if event == "UserPromptSubmit":
+        out["prompt"] = payload.get("message")
+    elif event == "PostToolUse":
+        tool = str(payload.get("tool_name") or "")
+        sent = payload.get("tool_input")
+        arguments = (
+            {k: v for k, v in sent.items() if k != "kind"} if isinstance(sent, dict) else sent
+        )
+        output, error = openhands_tool_result(payload.get("tool_response"))
+        key = event_id or key_hash(payload)
+        out.update(tool_name=tool, tool_input=arguments, tool_response=output,
+                   tool_use_id=f"openhands:{key}")  # fmt: skip
+        if error:
+            out.update(hook_event_name="PostToolUseFailure", error=error)
+    elif event in ("Stop", "SessionEnd"):
+        reason = obj(payload.get("metadata")).get("reason")
+        if reason:
+            out["reason"] = reason
     return out
 
 

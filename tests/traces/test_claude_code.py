@@ -286,6 +286,35 @@ def test_the_gemini_installer(tmp_path, capsys):
     assert ".gemini/settings.json: Hivemind installed" in capsys.readouterr().out
 
 
+def test_the_openhands_installer(tmp_path, capsys):
+    """install-openhands-hooks adds the capture hook to .openhands/hooks.json for the
+    events that make a run, once; a file that keeps its events at the top level, in
+    the SDK's snake_case names, keeps them there (a "hooks" key beside them would
+    make OpenHands ignore them)."""
+    from hivemind_client.__main__ import main
+
+    assert main(["install-openhands-hooks", "--project", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / ".openhands" / "hooks.json").read_text())
+    assert sorted(data["hooks"]) == sorted(
+        ["SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd"])  # fmt: skip
+    hook = data["hooks"]["PostToolUse"][0]
+    assert hook["matcher"] == "*" and "--source openhands" in hook["hooks"][0]["command"]
+    main(["install-openhands-hooks", "--project", str(tmp_path)])
+    assert "nothing (already there)" in capsys.readouterr().out
+    main(["status", "--project", str(tmp_path)])
+    assert ".openhands/hooks.json: Hivemind installed" in capsys.readouterr().out
+    mine = {"type": "command", "command": "lint.sh"}
+    other = tmp_path / "other"
+    (other / ".openhands").mkdir(parents=True)
+    (other / ".openhands" / "hooks.json").write_text(
+        json.dumps({"stop": [{"matcher": "*", "hooks": [mine]}]}))  # fmt: skip
+    main(["install-openhands-hooks", "--project", str(other)])
+    data = json.loads((other / ".openhands" / "hooks.json").read_text())
+    assert "hooks" not in data and "Stop" not in data
+    assert data["stop"][0]["hooks"] == [mine] and "--source openhands" in json.dumps(data["stop"])
+    assert "SessionEnd" in data and "PostToolUse" in data
+
+
 def test_codex_and_cursor_installers(tmp_path):
     from hivemind_client.install import install_codex_hooks, install_cursor_hooks
 

@@ -203,6 +203,27 @@ def test_replay_sends_a_folder_in_session_order_over_http(live_server, tmp_path,
     assert replay(lines) == 0
 
 
+def test_a_replayed_openhands_hook_log_keeps_each_repeated_call(live_server, monkeypatch, capsys):
+    """OpenHands' hook payloads name no call: the same command run four times is four
+    equal PostToolUse payloads, and four calls; replaying the log again adds nothing.
+    A server that does not take the source says so, and what it answered."""
+    from hivemind_client.capture import replay
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Replay OpenHands", owner=make_user("replay-openhands"))
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    log = Path(__file__).parent / "real_logs" / "openhands-sdk-1.58.2" / "hooks.jsonl"
+    assert replay(log, "openhands") == 0
+    assert replay(log, "openhands") == 0
+    stuck = Trace.objects.get(workspace=workspace, external_id__endswith="000000000002")
+    assert stuck.steps.filter(kind="tool_call").count() == 4 and stuck.status == "failed"
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url + "/nowhere")
+    assert replay(log, "openhands") == 1
+    assert "the server answered HTTP 404" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not DEVDATA.is_dir(), reason="needs ../shared/devdata")
 @pytest.mark.parametrize(
     "folder", ["applab-nl_dmux", "conneroisu_templar", "getmany-software_llm-guard"]

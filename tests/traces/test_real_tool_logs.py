@@ -107,6 +107,64 @@ def test_openhands_sdk_conversations_saved_where_the_sdk_keeps_them(tenant):
         assert again.unchanged == 1
 
 
+def test_openhands_hooks_make_a_run_that_its_saved_conversation_replaces(
+    client, tenant, other_tenant
+):
+    """The OpenHands SDK 1.58.2's own hook payloads (a project's .openhands/hooks.json),
+    posted to `/api/v1/hooks/openhands` as the capture hook posts them (an event id
+    each): a run per conversation, `openhands-<session>`. Each call is recorded when
+    it ends, the same command run four times four calls; a PreToolUse stores
+    nothing. The stuck conversation failed, read from the session (its last call
+    failed). Importing the conversations the SDK saved then replaces the hook-built
+    steps with the complete record: one run each, not two. Another workspace's key
+    reaches nothing; anonymous is refused."""
+    import uuid
+
+    from django.test import TestCase
+
+    folder = LOGS / "openhands-sdk-1.58.2"
+    lines = [line for line in (folder / "hooks.jsonl").read_text().splitlines() if line]
+    assert client.post("/api/v1/hooks/openhands", lines[0],
+                       content_type="application/json").status_code == 401  # fmt: skip
+    for line in lines:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post(
+                "/api/v1/hooks/openhands", line, content_type="application/json",
+                headers={**tenant.api_headers(), "X-Hivemind-Event-Id": uuid.uuid4().hex},
+            )  # fmt: skip
+        assert response.status_code == 200, response.content
+    runs = _runs(tenant.workspace)
+    finished = runs["openhands-7d0c5a52-0000-4000-8000-000000000001"]
+    stuck = runs["openhands-7d0c5a52-0000-4000-8000-000000000002"]
+    assert (finished.agent, finished.task) == (
+        "openhands", "Read notes/todo.txt and tell me what is left to do.")  # fmt: skip
+    calls = list(stuck.steps.filter(kind="tool_call").order_by("index")
+                 .values_list("name", "input", "error"))  # fmt: skip
+    assert calls == [("terminal", {"command": "cat notes/plan.txt", "is_input": False,
+                                   "timeout": None, "reset": False},
+                      "cat: notes/plan.txt: No such file or directory")] * 4  # fmt: skip
+    assert stuck.status == "failed"
+    assert "its last tool call" in stuck.metadata["inferred_status"]["reason"]
+    assert [n for n, *_ in finished.steps.filter(kind="tool_call").order_by("index")
+            .values_list("name")] == ["terminal", "terminal", "finish"]  # fmt: skip
+    assert finished.status == "succeeded"  # read from the session: nothing failed last
+    for path in files_under([folder], "openhands"):
+        result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=path)
+        assert result.ok and result.updated == 1, result.error
+    runs = _runs(tenant.workspace)
+    assert len(runs) == 2
+    stuck = runs["openhands-7d0c5a52-0000-4000-8000-000000000002"]
+    kinds = list(stuck.steps.order_by("index").values_list("kind", flat=True))
+    assert kinds == ["user_prompt", *["tool_call"] * 4, "error"]
+    assert stuck.step_count == 6 and stuck.total_tokens == 900
+    # Not written over by index: the hooks' turn end and session end are gone too.
+    finished = runs["openhands-7d0c5a52-0000-4000-8000-000000000001"]
+    assert list(finished.steps.order_by("index").values_list("kind", "tokens")) == [
+        ("user_prompt", None), ("tool_call", 135), ("tool_call", 155), ("tool_call", 175)]  # fmt: skip
+    assert finished.step_count == 4 and finished.error_count == 1
+    assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
+
+
 def _span_steps(trace: Trace) -> list[tuple]:
     return list(trace.steps.order_by("index").values_list(
         "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip

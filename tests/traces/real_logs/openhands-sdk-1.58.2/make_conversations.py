@@ -12,8 +12,13 @@ model), through the SDK's LiteLLM client. Two requests:
 - `stuck`: the agent runs the same failing command again and again until the SDK's
   stuck detection stops the conversation (`execution_status` "stuck").
 
+Each conversation also runs the project's hooks (`.openhands/hooks.json` in its
+workspace, loaded with `HookConfig.load` as the CLI loads them, then closed, which
+runs `SessionEnd`): a command hook for every event that appends the payload the
+SDK gives it on stdin to `hooks.jsonl`, one payload a line.
+
 Run in a folder of its own: `python make_conversations.py` writes
-`conversations/` (and a scratch `work/` folder, not kept)."""
+`conversations/` and `hooks.jsonl` (and a scratch `work/` folder, not kept)."""
 
 import json
 import shutil
@@ -22,6 +27,7 @@ import uuid
 from pathlib import Path
 
 from openhands.sdk import LLM, Agent, Conversation
+from openhands.sdk.hooks import HookConfig
 from openhands.sdk.tool import Tool
 from openhands.tools.terminal import TerminalTool
 from pydantic import SecretStr
@@ -63,20 +69,29 @@ def converse(name: str, number: int, request: str, replies: list[dict]) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     (work / "README.md").write_text("Notes live in notes/.\n")
+    (work / ".openhands").mkdir()
+    log = HERE / "hooks.jsonl"
+    record = {"type": "command", "command": f"cat >> {log} && echo >> {log}"}
+    events = ("PreToolUse", "PostToolUse", "UserPromptSubmit", "SessionStart", "SessionEnd", "Stop")
+    (work / ".openhands" / "hooks.json").write_text(json.dumps(
+        {"hooks": {event: [{"matcher": "*", "hooks": [record]}] for event in events}}))  # fmt: skip
     llm = LLM(usage_id="agent", model="openai/scripted-gpt", base_url=BASE,
               api_key=SecretStr("unused"), num_retries=0)  # fmt: skip
     agent = Agent(llm=llm, tools=[Tool(name=TerminalTool.name)])
     conversation = Conversation(
         agent=agent, workspace=str(work), persistence_dir=str(HERE / "conversations"),
         conversation_id=uuid.UUID(f"7d0c5a52-0000-4000-8000-{number:012d}"),
+        hook_config=HookConfig.load(working_dir=work),
     )  # fmt: skip
     conversation.send_message(request)
     conversation.run()
     print(name, conversation.state.execution_status, "replies left:", len(REPLIES))
+    conversation.close()
     shutil.rmtree(work)
 
 
 shutil.rmtree(HERE / "conversations", ignore_errors=True)
+(HERE / "hooks.jsonl").unlink(missing_ok=True)
 converse("finished", 1, "Read notes/todo.txt and tell me what is left to do.", [
     call(1, "terminal", {"command": "cat notes/todo.txt", "is_input": False}),
     call(2, "terminal", {"command": "ls", "is_input": False}),
