@@ -61,9 +61,10 @@ api = HivemindAPI(
         "failure mode, list and read skills, report an outcome.\n"
         "- `GET /.well-known/agent-skills/index.json`: the Agent Skills discovery index "
         "(key with `skills:read`).\n\n"
-        "Agent hooks (`/api/v1/hooks/claude-code`, `/codex`, `/cursor`, `/gemini-cli`) take "
-        "each hook's JSON as it is; `python -m hivemind_client install-claude-hooks` (or "
-        "`install-codex-hooks`, `install-cursor-hooks`, `install-gemini-hooks`) sets them up. "
+        "Agent hooks (`/api/v1/hooks/claude-code`, `/codex`, `/cursor`, `/gemini-cli`, "
+        "`/openhands`) take each hook's JSON as it is; `python -m hivemind_client "
+        "install-claude-hooks` (or `install-codex-hooks`, `install-cursor-hooks`, "
+        "`install-gemini-hooks`, `install-openhands-hooks`) sets them up. "
         "docs/HOOKS.md in the repository has the rules."
     ),
     urls_namespace="api",
