@@ -192,32 +192,62 @@ def capture(stdin_text: str, *, started: float | None = None, source: str = "cla
 TRANSCRIPTS = {
     "codex": ("codex-rollout", ("Stop",), "HIVEMIND_CODEX_ROLLOUT"),
     "claude-code": ("claude-transcript", ("Stop", "SessionEnd"), "HIVEMIND_CLAUDE_TRANSCRIPT"),
+    # OpenHands' saved conversation: the agent's thoughts and each answer's tokens.
+    "openhands": ("openhands", ("Stop", "SessionEnd"), "HIVEMIND_OPENHANDS_CONVERSATION"),
 }
+
+
+def openhands_conversation(payload: dict) -> Path | None:
+    """Where OpenHands saved the conversation of a hook payload: its state file,
+    `<conversations>/<id as hex>/base_state.json`, the conversations folder being
+    HIVEMIND_OPENHANDS_CONVERSATIONS, else the one the OpenHands CLI keeps
+    (`$OH_PERSISTENCE_DIR` or ~/.openhands, then `conversations`); None when it
+    is not there (an SDK application saving elsewhere names it with the variable)."""
+    try:
+        folder = uuid.UUID(str(payload.get("session_id") or "")).hex
+    except ValueError:
+        return None
+    base = os.environ.get("HIVEMIND_OPENHANDS_CONVERSATIONS") or str(
+        Path(os.environ.get("OH_PERSISTENCE_DIR") or Path.home() / ".openhands") / "conversations"
+    )
+    state = Path(base).expanduser() / folder / "base_state.json"
+    return state if state.is_file() else None
 
 
 def merge_transcript_later(payload: dict, source: str) -> bool:
     """At the end of a turn, import the session's transcript (the payload's
     `transcript_path`: Codex's rollout, Claude Code's session transcript and its
-    subagents' beside it) in a process of its own, so the hook returns at once. It
-    merges into the run the hooks built (`<source>-<session id>`, calls matched by
-    their ids; `traces/transcripts.py`); a transcript unchanged since the last
-    import changes nothing. `HIVEMIND_CODEX_ROLLOUT=off` or
-    `HIVEMIND_CLAUDE_TRANSCRIPT=off` turns it off. Returns whether it started."""
+    subagents' beside it; OpenHands' saved conversation, `openhands_conversation`)
+    in a process of its own, so the hook returns at once. It merges into the run
+    the hooks built (`<source>-<session id>`, calls matched by their ids; an
+    OpenHands conversation replaces its steps; `traces/transcripts.py`); a
+    transcript unchanged since the last import changes nothing.
+    `HIVEMIND_CODEX_ROLLOUT=off`, `HIVEMIND_CLAUDE_TRANSCRIPT=off` or
+    `HIVEMIND_OPENHANDS_CONVERSATION=off` turns it off. Returns whether it started."""
     if source not in TRANSCRIPTS:
         return False
     fmt, events, switch = TRANSCRIPTS[source]
-    if payload.get("hook_event_name") not in events:
+    if (payload.get("hook_event_name") or payload.get("event_type")) not in events:
         return False
     if os.environ.get(switch, "on").lower() in ("off", "false", "0", "no"):
         return False
-    transcript = payload.get("transcript_path")
-    if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
-        return False
-    if not Path(transcript).is_file():
-        return False
+    if source == "openhands":
+        state = openhands_conversation(payload)
+        if state is None:
+            return False
+        transcript = str(state)
+    else:
+        transcript = payload.get("transcript_path")
+        if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
+            return False
+        if not Path(transcript).is_file():
+            return False
     # Claude Code keeps a session's subagents in <session>/subagents/agent-<id>.jsonl;
     # imported after the session's own, they nest under the calls that started them.
-    subagents = sorted((Path(transcript[: -len(".jsonl")]) / "subagents").glob("agent-*.jsonl"))
+    subagents = (
+        sorted((Path(transcript[: -len(".jsonl")]) / "subagents").glob("agent-*.jsonl"))
+        if transcript.endswith(".jsonl") else []
+    )  # fmt: skip
     package_parent = str(Path(__file__).resolve().parent.parent)
     paths = [package_parent, *filter(None, [os.environ.get("PYTHONPATH")])]
     subprocess.Popen(  # noqa: S603 (this interpreter, this package, file paths)

@@ -150,20 +150,14 @@ def _import_traces(
         ).values_list("external_id", "metadata")
     )
     todo = []
-    replacing: list[tuple[str, dict[str, Any]]] = []
     for external_id, trace in keyed:
         # A subagent's transcript nests in its parent's trace, with a digest of its own.
         agent = trace["metadata"].get("subagent")
         field = f"import_digest:{agent}" if agent else "import_digest"
-        stored = _obj(existing.get(external_id))
-        if stored.get(field) == trace["metadata"]["import_digest"]:
+        if _obj(existing.get(external_id)).get(field) == trace["metadata"]["import_digest"]:
             result.unchanged += 1
-        elif trace["metadata"].get("replaces_hook_steps") and stored.get("hook_session"):
-            replacing.append((external_id, trace))
         else:
             todo.append(trace)
-    if replacing:
-        _replace_hook_steps(workspace, path, replacing, result)
     for start in range(0, len(todo), CHUNK):
         batch = trace_ingest_merging(workspace=workspace, items=todo[start : start + CHUNK])
         for item in batch.results:
@@ -182,40 +176,6 @@ def _import_traces(
     result.undated = _undated(workspace, [key for key, _ in keyed])
     # Retention counts from arrival: what the next purge takes is older arrivals.
     result.purge_next = retention_preview(workspace_id=workspace.pk)
-
-
-def _replace_hook_steps(
-    workspace: Workspace, path: Path, replacing: list[tuple[str, dict[str, Any]]],
-    result: FileResult,
-) -> None:  # fmt: skip
-    """Runs whose hooks built them, imported from the agent's own complete record of
-    the same session (an OpenHands conversation the SDK saved: every call, thought
-    and token the hooks saw, and more): the hook-built steps are replaced by the
-    record's, under the session's lock, so a hook event waits and is numbered after
-    them. Counts are taken again from the steps the run now has."""
-    from .claude_code import session_lock
-    from .ingest import refresh_aggregates
-    from .models import Step, StepKey
-    from .services import trace_ingest_batch
-
-    for external_id, _ in sorted(replacing, key=lambda pair: pair[0]):
-        session_lock(workspace.pk, external_id)
-    ids = list(Trace.objects.filter(workspace=workspace, external_id__in=[e for e, _ in replacing])
-               .values_list("pk", flat=True))  # fmt: skip
-    Step.objects.filter(trace_id__in=ids).delete()
-    StepKey.objects.filter(trace_id__in=ids).delete()
-    batch = trace_ingest_batch(
-        workspace=workspace, items=[trace for _, trace in replacing], skip_unchanged=False
-    )
-    refresh_aggregates(ids)
-    for item in batch.results:
-        if item.status == "rejected":
-            detail = item.detail or "; ".join(str(e) for e in item.errors)[:500]
-            raise _Rejected(
-                f"{path}: external_id {item.external_id!r}: {detail} Nothing from this file "
-                "was stored."
-            )
-        result.updated += 1
 
 
 def _undated(workspace: Workspace, external_ids: list[str]) -> list[str]:

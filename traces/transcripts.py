@@ -37,6 +37,9 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
         if isinstance(item, dict) and _obj(item.get("metadata")).get("transcript")
     ]  # fmt: skip
     if not transcripts:
+        replaced = _hooked_runs_replaced(workspace, items)
+        if replaced:
+            return _replace_and_write(workspace, items, replaced)
         return trace_ingest_batch(workspace=workspace, items=items)
     with transaction.atomic():
         # The sessions' locks, held from reading their hook steps to writing the
@@ -47,6 +50,55 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
                                 for _, item in transcripts if item.get("external_id")}):  # fmt: skip
             session_lock(workspace.pk, external)
         return _merge_and_write(workspace, items, transcripts)
+
+
+def _hooked_runs_replaced(workspace: Workspace, items: list[Any]) -> dict[int, tuple[str, int]]:
+    """The runs hooks built that items of this batch replace: an agent's complete
+    record of the same session (`metadata.replaces_hook_steps`: an OpenHands
+    conversation the SDK saved, its every call, thought and token). Position in the
+    batch → (the run's stored id, its primary key)."""
+    wanted = {
+        position: stored_external_id(workspace=workspace, external_id=str(item.get("external_id")))
+        for position, item in enumerate(items)
+        if isinstance(item, dict) and item.get("external_id")
+        and _obj(item.get("metadata")).get("replaces_hook_steps")
+    }  # fmt: skip
+    if not wanted:
+        return {}
+    hooked = dict(Trace.objects.filter(
+        workspace=workspace, external_id__in=set(wanted.values()), metadata__hook_session=True,
+    ).values_list("external_id", "pk"))  # fmt: skip
+    return {p: (e, hooked[e]) for p, e in wanted.items() if e in hooked}
+
+
+def _replace_and_write(
+    workspace: Workspace, items: list[Any], replaced: dict[int, tuple[str, int]]
+) -> BatchResult:
+    """Write the batch, the steps of the hook-built runs it replaces deleted first, in
+    one transaction and under each session's lock (a hook event waits, then is
+    numbered after the record's steps). A replacing item refused leaves the run as
+    the hooks built it: nothing of the batch is stored."""
+    with transaction.atomic():
+        for external in sorted({e for e, _ in replaced.values()}):
+            session_lock(workspace.pk, external)
+        pks = [pk for _, pk in replaced.values()]
+        Step.objects.filter(trace_id__in=pks).delete()
+        StepKey.objects.filter(trace_id__in=pks).delete()
+        batch = trace_ingest_batch(workspace=workspace, items=items, skip_unchanged=False)
+        refresh_aggregates(pks)
+        refused = [r for r in batch.results if r.status == "rejected" and r.index in replaced]
+        if refused:
+            transaction.set_rollback(True)
+            detail = (
+                f"traces[{refused[0].index}] could not replace the run its hooks built "
+                f"({refused[0].detail}); nothing of this batch was stored."
+            )
+            return BatchResult(
+                results=[
+                    ItemResult(r.index, r.external_id, "rejected", detail) for r in batch.results
+                ]
+            )
+    return batch
 
 
 # A merge that leaves fewer than this share of a session's stored steps at their

@@ -1009,6 +1009,44 @@ def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
     assert not merge_transcript_later({**payload, "hook_event_name": "PreToolUse"}, "claude-code")
 
 
+def test_openhands_capture_imports_the_saved_conversation_at_the_end_of_a_turn(
+    live_server, tmp_path, monkeypatch
+):
+    """The capture hook, at an OpenHands turn's end (`Stop`) and the session's
+    (`SessionEnd`), imports the conversation OpenHands saved (found by the session's
+    id under HIVEMIND_OPENHANDS_CONVERSATIONS, else ~/.openhands/conversations) in a
+    process of its own, through the API: it replaces the steps the hooks built, in
+    one run, with each model answer's tokens. HIVEMIND_OPENHANDS_CONVERSATION=off
+    leaves it to the person."""
+    import time
+
+    from hivemind_client.capture import merge_transcript_later
+
+    conversations = LOGS / "openhands-sdk-1.58.2" / "conversations"
+    monkeypatch.setenv("HIVEMIND_OPENHANDS_CONVERSATIONS", str(conversations))
+    workspace, payload = _capture_session(
+        live_server, tmp_path, monkeypatch, source="openhands", folder="openhands-sdk-1.58.2",
+        transcript="hooks.jsonl", saved_as="unused.jsonl",
+    )  # fmt: skip
+    deadline = time.monotonic() + 120  # a wait for the other processes, not a measure
+    while time.monotonic() < deadline:
+        runs = _runs(workspace)
+        if all(t.total_tokens for t in runs.values()) and len(runs) == 2:
+            break
+        time.sleep(0.5)
+    finished = runs["openhands-7d0c5a52-0000-4000-8000-000000000001"]
+    assert list(finished.steps.order_by("index").values_list("kind", "tokens")) == [
+        ("user_prompt", None), ("tool_call", 135), ("tool_call", 155), ("tool_call", 175)]  # fmt: skip
+    stuck = runs["openhands-7d0c5a52-0000-4000-8000-000000000002"]
+    assert stuck.status == "failed" and stuck.steps.filter(kind="tool_call").count() == 4
+
+    monkeypatch.setenv("HIVEMIND_OPENHANDS_CONVERSATION", "off")
+    assert not merge_transcript_later(payload, "openhands")
+    monkeypatch.delenv("HIVEMIND_OPENHANDS_CONVERSATION")
+    assert not merge_transcript_later({**payload, "event_type": "PostToolUse"}, "openhands")
+    assert not merge_transcript_later({**payload, "session_id": "not-a-uuid"}, "openhands")
+
+
 def test_codex_cli_rollout_and_exec_output(tenant):
     """Codex CLI 0.171.0's own session rollout and `codex exec --json` output, made
     against a scripted Responses API: the rollout is one run with the request as its
