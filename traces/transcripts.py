@@ -52,11 +52,11 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
         return _merge_and_write(workspace, items, transcripts)
 
 
-def _hooked_runs_replaced(workspace: Workspace, items: list[Any]) -> dict[int, tuple[str, int]]:
+def _hooked_runs_replaced(workspace: Workspace, items: list[Any]) -> dict[int, Trace]:
     """The runs hooks built that items of this batch replace: an agent's complete
     record of the same session (`metadata.replaces_hook_steps`: an OpenHands
     conversation the SDK saved, its every call, thought and token). Position in the
-    batch → (the run's stored id, its primary key)."""
+    batch → the stored run."""
     wanted = {
         position: stored_external_id(workspace=workspace, external_id=str(item.get("external_id")))
         for position, item in enumerate(items)
@@ -65,23 +65,43 @@ def _hooked_runs_replaced(workspace: Workspace, items: list[Any]) -> dict[int, t
     }  # fmt: skip
     if not wanted:
         return {}
-    hooked = dict(Trace.objects.filter(
+    hooked = {t.external_id: t for t in Trace.objects.filter(
         workspace=workspace, external_id__in=set(wanted.values()), metadata__hook_session=True,
-    ).values_list("external_id", "pk"))  # fmt: skip
-    return {p: (e, hooked[e]) for p, e in wanted.items() if e in hooked}
+    ).only("pk", "external_id", "status", "metadata")}  # fmt: skip
+    return {p: hooked[e] for p, e in wanted.items() if e in hooked}
+
+
+def _with_session_status(item: dict[str, Any], stored: Trace) -> dict[str, Any]:
+    """A record that says no outcome, replacing a hook-built run: the status is read
+    from the session as a transcript merge reads it (`transcript_merge`), from the
+    record's steps, where the hooks had read one; else the run keeps its own."""
+    if item.get("status", "unknown") not in ("", "unknown"):
+        return item
+    if stored.status not in ("succeeded", "failed"):
+        return {**item, "status": stored.status}
+    steps = [{**step, "index": step.get("index", position)}
+             for position, step in enumerate(item.get("steps") or []) if isinstance(step, dict)]  # fmt: skip
+    status, reason = session_status(
+        None, steps, turn_failed=bool(stored.metadata.get("turn_failed"))
+    )
+    metadata = {**_obj(item.get("metadata"))}
+    inferred_status(metadata, status, reason)
+    return {**item, "status": status, "metadata": metadata}
 
 
 def _replace_and_write(
-    workspace: Workspace, items: list[Any], replaced: dict[int, tuple[str, int]]
+    workspace: Workspace, items: list[Any], replaced: dict[int, Trace]
 ) -> BatchResult:
     """Write the batch, the steps of the hook-built runs it replaces deleted first, in
     one transaction and under each session's lock (a hook event waits, then is
     numbered after the record's steps). A replacing item refused leaves the run as
     the hooks built it: nothing of the batch is stored."""
+    items = [_with_session_status(item, replaced[p]) if p in replaced else item
+             for p, item in enumerate(items)]  # fmt: skip
     with transaction.atomic():
-        for external in sorted({e for e, _ in replaced.values()}):
+        for external in sorted({t.external_id for t in replaced.values()}):
             session_lock(workspace.pk, external)
-        pks = [pk for _, pk in replaced.values()]
+        pks = [t.pk for t in replaced.values()]
         Step.objects.filter(trace_id__in=pks).delete()
         StepKey.objects.filter(trace_id__in=pks).delete()
         batch = trace_ingest_batch(workspace=workspace, items=items, skip_unchanged=False)

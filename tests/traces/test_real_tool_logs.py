@@ -162,6 +162,9 @@ def test_openhands_hooks_make_a_run_that_its_saved_conversation_replaces(
     assert list(finished.steps.order_by("index").values_list("kind", "tokens")) == [
         ("user_prompt", None), ("tool_call", 135), ("tool_call", 155), ("tool_call", 175)]  # fmt: skip
     assert finished.step_count == 4 and finished.error_count == 1
+    # The record gives no outcome: read from the session again, from its steps.
+    assert finished.status == "succeeded"
+    assert "no failed last call" in finished.metadata["inferred_status"]["reason"]
     assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
 
 
