@@ -168,14 +168,9 @@ def install_gemini_hooks(project: Path) -> list[str]:
     Claude Code's shape)."""
     path = project / ".gemini" / "settings.json"
     data = json.loads(path.read_text()) if path.exists() else {}
-    hooks = data.setdefault("hooks", {})
-    added = []
-    for event in GEMINI_EVENTS:
-        hook = {"type": "command", "command": capture_command("gemini-cli"), "timeout": 5000}
-        if _add(hooks, event, hook, "*" if event == "AfterTool" else None):
-            added.append(event)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    hook = {"type": "command", "command": capture_command("gemini-cli"), "timeout": 5000}
+    added = _add_all(data.setdefault("hooks", {}), {e: e for e in GEMINI_EVENTS}, hook, "AfterTool")
+    _save(path, data)
     return added
 
 
@@ -193,16 +188,29 @@ def install_openhands_hooks(project: Path) -> list[str]:
     path = project / ".openhands" / "hooks.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     hooks = data.setdefault("hooks", {}) if "hooks" in data or not data else data
-    added = []
+    names = {}
     for event in OPENHANDS_EVENTS:
         snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in event).lstrip("_")
-        name = snake if snake in hooks and event not in hooks else event
-        hook = {"type": "command", "command": capture_command("openhands"), "timeout": 5}
-        if _add(hooks, name, hook, "*" if event == "PostToolUse" else None):
+        names[event] = snake if snake in hooks and event not in hooks else event
+    hook = {"type": "command", "command": capture_command("openhands"), "timeout": 5}
+    added = _add_all(hooks, names, hook, "PostToolUse")
+    _save(path, data)
+    return added
+
+
+def _add_all(hooks: dict, names: dict[str, str], hook: dict, tool_event: str) -> list[str]:
+    """`hook` added for each event (under the key `names` gives it) that lacks ours,
+    matching every tool on `tool_event`; the events it was added for."""
+    added = []
+    for event, name in names.items():
+        if _add(hooks, name, dict(hook), "*" if event == tool_event else None):
             added.append(event)
+    return added
+
+
+def _save(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
-    return added
 
 
 # The shell, file-edit and MCP events (Cursor 1.7 and later), not postToolUse as

@@ -106,19 +106,23 @@ def _replace_and_write(
         StepKey.objects.filter(trace_id__in=pks).delete()
         batch = trace_ingest_batch(workspace=workspace, items=items, skip_unchanged=False)
         refresh_aggregates(pks)
-        refused = [r for r in batch.results if r.status == "rejected" and r.index in replaced]
-        if refused:
+        refused = _refused(batch, set(replaced), "could not replace the run its hooks built")
+        if refused is not None:
             transaction.set_rollback(True)
-            detail = (
-                f"traces[{refused[0].index}] could not replace the run its hooks built "
-                f"({refused[0].detail}); nothing of this batch was stored."
-            )
-            return BatchResult(
-                results=[
-                    ItemResult(r.index, r.external_id, "rejected", detail) for r in batch.results
-                ]
-            )
+            return refused
     return batch
+
+
+def _refused(batch: BatchResult, positions: set[int], what: str) -> BatchResult | None:
+    """When an item at one of these positions was refused: every item refused, saying
+    which and why (the caller rolls the batch back); else None."""
+    refused = [r for r in batch.results if r.status == "rejected" and r.index in positions]
+    if not refused:
+        return None
+    detail = f"traces[{refused[0].index}] {what} ({refused[0].detail}); nothing of this batch was stored."
+    return BatchResult(
+        results=[ItemResult(r.index, r.external_id, "rejected", detail) for r in batch.results]
+    )
 
 
 # A merge that leaves fewer than this share of a session's stored steps at their
@@ -170,18 +174,11 @@ def _merge_and_write(
         batch = trace_ingest_batch(workspace=workspace, items=merged_items, skip_unchanged=False)
         _settle_steps(settled)
         refresh_aggregates([pk for pk in replaces.values() if pk])
-        refused = [r for r in batch.results if r.status == "rejected" and replaces.get(r.index)]
-        if refused:
+        merged = {position for position, pk in replaces.items() if pk}
+        refused = _refused(batch, merged, "could not be merged with the trace its hooks built")
+        if refused is not None:
             transaction.set_rollback(True)
-            detail = (
-                f"traces[{refused[0].index}] could not be merged with the trace its hooks "
-                f"built ({refused[0].detail}); nothing of this batch was stored."
-            )
-            return BatchResult(
-                results=[
-                    ItemResult(r.index, r.external_id, "rejected", detail) for r in batch.results
-                ]  # fmt: skip
-            )
+            return refused
     return batch
 
 

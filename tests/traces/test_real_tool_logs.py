@@ -948,6 +948,19 @@ def _capture_session(live_server, tmp_path, monkeypatch, *, source: str, folder:
     return workspace, payload
 
 
+def _waited(read, done):  # type: ignore[no-untyped-def]
+    """`read()` again every half second until `done` says it is done, for at most two
+    minutes (a wait for another process, not a measure); its last value."""
+    import time
+
+    deadline = time.monotonic() + 120
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = read()
+    return value
+
+
 def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_path,
                                                               monkeypatch):  # fmt: skip
     """The capture hook, at a Codex turn's end (`Stop`), imports the session's
@@ -955,17 +968,11 @@ def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_
     they lack, and ends failed at the failing command without anyone importing
     anything (seen end to end with Codex CLI 0.171.0 against `make run`'s server).
     HIVEMIND_CODEX_ROLLOUT=off leaves it to the person."""
-    import time
 
     workspace, payload = _capture_session(live_server, tmp_path, monkeypatch, source="codex",
                                           folder="codex-cli-0.171.0", transcript="rollout.jsonl",
                                           saved_as="rollout.jsonl")  # fmt: skip
-    deadline = time.monotonic() + 120  # a wait for the other process, not a measure
-    while time.monotonic() < deadline:
-        trace = Trace.objects.get(workspace=workspace)
-        if trace.status == "failed":
-            break
-        time.sleep(0.5)
+    trace = _waited(lambda: Trace.objects.get(workspace=workspace), lambda t: t.status == "failed")
     assert trace.status == "failed", trace.metadata.get("inferred_status")
     assert "No such file or directory" in trace.steps.exclude(error="").get().error
 
@@ -985,7 +992,6 @@ def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
     the same session's headless output stands for its transcript (the session file
     is not committed; `claude-transcript` reads both).
     HIVEMIND_CLAUDE_TRANSCRIPT=off leaves it to the person."""
-    import time
 
     from hivemind_client.capture import merge_transcript_later
 
@@ -993,12 +999,7 @@ def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
         live_server, tmp_path, monkeypatch, source="claude-code", folder="claude-code-2.1.332",
         transcript="stream.jsonl", saved_as="b1f7816d-5a4b-4a81-8393-e2e2ada707ba.jsonl",
     )  # fmt: skip
-    deadline = time.monotonic() + 120  # a wait for the other process, not a measure
-    while time.monotonic() < deadline:
-        trace = Trace.objects.get(workspace=workspace)
-        if trace.total_tokens:
-            break
-        time.sleep(0.5)
+    trace = _waited(lambda: Trace.objects.get(workspace=workspace), lambda t: t.total_tokens)
     assert trace.external_id == "claude-code-b1f7816d-5a4b-4a81-8393-e2e2ada707ba"
     assert trace.total_tokens == 270  # the session's two model responses
     reply = "I could not find order B2: orders/B2.json does not exist."
@@ -1021,7 +1022,6 @@ def test_openhands_capture_imports_the_saved_conversation_at_the_end_of_a_turn(
     process of its own, through the API: it replaces the steps the hooks built, in
     one run, with each model answer's tokens. HIVEMIND_OPENHANDS_CONVERSATION=off
     leaves it to the person."""
-    import time
 
     from hivemind_client.capture import merge_transcript_later
 
@@ -1031,12 +1031,8 @@ def test_openhands_capture_imports_the_saved_conversation_at_the_end_of_a_turn(
         live_server, tmp_path, monkeypatch, source="openhands", folder="openhands-sdk-1.58.2",
         transcript="hooks.jsonl", saved_as="unused.jsonl",
     )  # fmt: skip
-    deadline = time.monotonic() + 120  # a wait for the other processes, not a measure
-    while time.monotonic() < deadline:
-        runs = _runs(workspace)
-        if all(t.total_tokens for t in runs.values()) and len(runs) == 2:
-            break
-        time.sleep(0.5)
+    runs = _waited(lambda: _runs(workspace),
+                   lambda r: len(r) == 2 and all(t.total_tokens for t in r.values()))  # fmt: skip
     finished = runs["openhands-7d0c5a52-0000-4000-8000-000000000001"]
     assert list(finished.steps.order_by("index").values_list("kind", "tokens")) == [
         ("user_prompt", None), ("tool_call", 135), ("tool_call", 155), ("tool_call", 175)]  # fmt: skip
