@@ -21,7 +21,7 @@ def chat_text(value: Any) -> str:
     messages = [value] if isinstance(value, dict) else value
     if not isinstance(messages, list) or not messages or not all(map(_is_message, messages)):
         recorded = _recorded_answer(value)
-        return chat_text(recorded) if recorded else _graph_state(value)
+        return chat_text(recorded) if recorded else _graph_state(value) or _tool_node_call(value)
     lines = []
     for message in messages:
         said = [_part_text(part) for part in _parts(message)]
@@ -66,6 +66,22 @@ def _graph_state(value: Any) -> str:
         f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in value.items() if k != "messages"
     ]
     return "\n".join([said, *rest])
+
+
+def _tool_node_call(value: Any) -> str:
+    """What LangGraph's tool node is given for one call (1.x, `__type`
+    "tool_call_with_context"): the call it runs, then the graph's state it runs in."""
+    if not isinstance(value, dict) or value.get("__type") != "tool_call_with_context":
+        return ""
+    call = value.get("tool_call")
+    if not isinstance(call, dict):
+        return ""
+    ref = call.get("id")
+    lines = [f"{_call_text(call)}{f'  ({ref})' if isinstance(ref, str) and ref else ''}"]
+    state = _graph_state(value.get("state"))
+    if state:
+        lines += ["in the state:", "    " + state.replace("\n", "\n    ")]
+    return "\n".join(lines)
 
 
 def _ai_sdk_call(value: Any) -> bool:

@@ -46,3 +46,20 @@ def test_a_langgraph_state_reads_as_its_messages_then_its_other_fields():
 def test_pairs_of_strings_that_name_no_role_are_no_messages():
     assert chat_text([["Alice", "Bob"]]) == ""
     assert chat_text({"messages": [["Alice", "Bob"]]}) == ""
+
+
+def test_langgraphs_tool_node_input_reads_as_the_call_it_runs_in_its_state():
+    given = {
+        "__type": "tool_call_with_context",
+        "tool_call": {"id": "call_1", "name": "lookup_order", "args": {"order_id": "B2"},
+                      "type": "tool_call"},
+        "state": {"messages": [HUMAN, AI], "remaining_steps": 10006},
+    }  # fmt: skip
+    assert chat_text(given) == (
+        '→ lookup_order({"order_id": "B2"})  (call_1)\n'
+        "in the state:\n"
+        "    user: Where is order B2?\n"
+        '    assistant: → lookup_order({"order_id": "B2"})\n'
+        "    remaining_steps: 10006"
+    )
+    assert chat_text({**given, "__type": "something_else"}) == ""
