@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -151,7 +152,7 @@ def chat_messages(trace: Trace) -> list[dict[str, Any]]:
         and not from_inputs
         and not any(s.kind == StepKind.USER_PROMPT and _text(s.input) == trace.task for s in steps)
     )
-    chat = _Conversation(users_from_inputs=from_inputs)
+    chat = _Conversation(users_from_inputs=from_inputs, named=_several_speakers(steps))
     for message in _system_prompt(steps):
         chat.add(message)
     if task_added:
@@ -181,12 +182,37 @@ def _system_prompt(steps: list[Step]) -> list[dict[str, Any]]:
     return leading
 
 
+# What a message's `name` may hold in OpenAI's chat format; what an agent's step
+# name says of no speaker (Claude Code's turn end, a subagent's label).
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_NOT_SPEAKERS = {"assistant", "agent", "model", "turn failed"}
+
+
+def _speaker(step: Step) -> str:
+    """Which agent said a message: the step's name, in the characters OpenAI's `name`
+    allows; "" for a model call (its name is the model's) or a label of the
+    product's (a hook session's turn end, a subagent's start)."""
+    if step.kind != StepKind.ASSISTANT_MESSAGE or not step.name:
+        return ""
+    if step.name.lower() in _NOT_SPEAKERS or step.name.startswith("subagent:"):
+        return ""
+    return _NAME_UNSAFE.sub("_", step.name).strip("_")[:64]
+
+
+def _several_speakers(steps: list[Step]) -> bool:
+    """Whether more than one agent speaks in the run (a group chat: AG2,
+    Magentic-One), so each message says who said it."""
+    return len({name for name in map(_speaker, steps) if name}) > 1
+
+
 class _Conversation:
     """Messages as they are added, with the calls a model answer asked for that
     await their results (`pending`, oldest first)."""
 
-    def __init__(self, *, users_from_inputs: bool = False) -> None:
+    def __init__(self, *, users_from_inputs: bool = False, named: bool = False) -> None:
         self._messages: list[dict[str, Any]] = []
+        # Several agents speak: each of their messages names its speaker (`name`).
+        self._named = named
         self._pending: list[dict[str, Any]] = []
         # A run that recorded no user step has the user's turns only in what its
         # model calls were sent: the n-th user message there is the n-th turn.
@@ -243,11 +269,12 @@ class _Conversation:
         said = openai_messages(step.output)
         if said is None:
             said = [{"role": "assistant", "content": _text(step.output)}]
+        speaker = _speaker(step) if self._named else ""
         for message in said:
             if message["role"] == "assistant" and (message["content"] or message.get("tool_calls")):
                 for number, call in enumerate(message.get("tool_calls") or []):
                     call["id"] = call["id"] or f"call_{step.index}_{number}"
-                self.add(message)
+                self.add({**message, "name": speaker} if speaker else message)
 
     def messages(self) -> list[dict[str, Any]]:
         """The conversation, each call answered: a call whose result no step recorded

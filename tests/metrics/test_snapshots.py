@@ -443,3 +443,26 @@ def test_a_run_traced_at_its_model_client_keeps_the_users_turns(tenant):
             ("assistant", "Glad to help.", []),
         ]
     )
+
+
+def test_a_group_chats_messages_name_their_speakers(tenant):
+    """Several agents speaking in one run (AG2's and Magentic-One's group chats): each
+    message names who said it (`name`, in the characters OpenAI allows), or a model
+    trained on it could not tell its own turns from the others'. A run with one
+    speaker, or only the product's own labels (a hook session's turn end), names none."""
+    chat = [{"kind": "user_prompt", "input": "How much do 4 annual passes save?"},
+            {"kind": "assistant_message", "name": "Ticket Pricing/Expert", "output": "Passes cost $90."},
+            {"kind": "assistant_message", "name": "Verification_Expert", "output": "Checked: $120."}]  # fmt: skip
+    alone = [{"kind": "user_prompt", "input": "Fix the test."},
+             {"kind": "assistant_message", "name": "assistant", "output": "Fixed."},
+             {"kind": "assistant_message", "name": "turn failed", "output": "API error"}]  # fmt: skip
+    ingest(workspace=tenant.workspace, items=[
+        {"external_id": name, "agent": name, "task": steps[0]["input"], "status": "succeeded",
+         "task_key": name, "steps": steps}
+        for name, steps in (("group", chat), ("alone", alone))])  # fmt: skip
+    snapshot = snapshot_create(workspace=tenant.workspace, filters=SnapshotFilter(heldout_percent=0),
+                               actor=None)  # fmt: skip
+    examples = {e["metadata"]["trace"]: e["messages"] for e in _lines(snapshot.sft_train)}
+    assert [m.get("name") for m in examples["group"]] == [
+        None, "Ticket_Pricing_Expert", "Verification_Expert"]  # fmt: skip
+    assert not any("name" in m for m in examples["alone"])
