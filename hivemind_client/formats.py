@@ -190,6 +190,18 @@ Formats (`FORMATS`):
   ConversationErrorEvent is the run's error step; an ACPToolCallEvent (an agent
   the SDK drives over ACP) one call however often it is updated.
 
+- `opencode`: an OpenCode session as `opencode export <session>` writes it (OpenCode
+  1.18 keeps its sessions in a SQLite database; the export is the session's
+  `info` and its `messages`, each an `info` and its `parts`), one run per file,
+  `opencode-<session id>`, agent `opencode`, model `<provider>/<model>`. A user's
+  text is the prompt (text OpenCode added itself, `synthetic`, left out); an
+  assistant's text and reasoning are what it said; a tool part is a call with its
+  input and output, failed when the tool failed (`state.error`) or a command's
+  exit code is not 0, or when it had not finished; each model call's tokens
+  (`step-finish`: input, output, reasoning, cache read and written) go on the
+  first step it made; a message that ended on an error (the model's API, an
+  abort) adds an error step. The outcome is unknown: nothing in the file says it.
+
 - `codex-rollout`: a Codex CLI session, one run per file
   (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`; a folder's `rollout-*.jsonl`).
   Each line is `{"timestamp", "type", "payload"}` (older rollouts: the item with
@@ -4135,6 +4147,124 @@ def _openhands(path: Path) -> Parsed:
     return parsed
 
 
+# --- OpenCode ------------------------------------------------------------------
+
+
+def _opencode_tokens(tokens: Any) -> int | None:
+    """A model call's tokens as OpenCode counts them (input, output, reasoning, and
+    the cache read and written), None when it counted none."""
+    counts = obj(tokens)
+    cache = obj(counts.get("cache"))
+    values = [counts.get("input"), counts.get("output"), counts.get("reasoning"),
+              cache.get("read"), cache.get("write")]  # fmt: skip
+    total = sum(v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0)
+    return total or None
+
+
+def _opencode_tool(part: dict[str, Any], stamp: str | None) -> dict[str, Any]:
+    """One tool part: its call, its output, and its error (the tool's, or a command's
+    non-zero exit code, which OpenCode records as completed)."""
+    state = obj(part.get("state"))
+    output = _text(state.get("output") if state.get("output") is not None
+                   else obj(state.get("metadata")).get("output"))  # fmt: skip
+    if state.get("status") == "error":
+        error = _text(state.get("error")) or "the tool failed"
+    else:
+        error = _openhands_exit_error(obj(state.get("metadata")).get("exit"), output)
+    timing = obj(state.get("time"))
+    start, end = _epoch(timing.get("start")), _epoch(timing.get("end"))
+    step: dict[str, Any] = {"kind": "tool_call", "name": str(part.get("tool") or "tool")[:200],
+                            "input": state.get("input"), "started_at": _iso(start) or stamp}  # fmt: skip
+    if output:
+        step["output"] = output
+    if error:
+        step["error"] = error
+    if start is not None and end is not None and end >= start:
+        step["duration_ms"] = (end - start) * 1000
+    if state.get("status") in ("pending", "running"):
+        step["error"] = "the call had not finished when the session was exported"
+    return step
+
+
+def _opencode(path: Path) -> Parsed:
+    """An OpenCode session as `opencode export <session>` writes it: its `info` (id,
+    title, directory, model, cost, times) and its `messages`, each an `info` (role,
+    model, tokens, an error) with its `parts`. A user's text is a prompt; an
+    assistant's text and reasoning are what it said; a tool part is a call, its state
+    its input, output and error (the tool's, or a command's non-zero exit code);
+    each model call's tokens (`step-finish`) go on the first step it made. A message
+    that ended on an error (the model's API, an abort) adds an error step."""
+    data = _need(path, "top level", _read_json(path), dict, "an exported OpenCode session")
+    info = _need(path, "info", data.get("info"), dict, "the session's info object")
+    messages = _items(path, "", data.get("messages"), '"messages"')
+    steps: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        here = f"messages[{i}]"
+        _need(path, here, message, dict, "a message object")
+        about = obj(message.get("info"))
+        role = about.get("role")
+        stamp = _iso(_epoch(obj(about.get("time")).get("created")))
+        first, pending = len(steps), None
+        for j, part in enumerate(_items(path, f"{here}.", message.get("parts"), '"parts"')):
+            _need(path, f"{here}.parts[{j}]", part, dict, "a part object")
+            kind = part.get("type")
+            if kind == "step-start":
+                pending = len(steps)
+            elif kind == "step-finish":
+                tokens = _opencode_tokens(part.get("tokens"))
+                if tokens and pending is not None and pending < len(steps):
+                    steps[pending]["tokens"] = tokens
+                pending = None
+            elif kind in ("text", "reasoning") and _text(part.get("text")).strip():
+                if part.get("synthetic") or part.get("ignored"):
+                    continue  # text OpenCode added itself (a file's contents, a reminder)
+                text = _text(part.get("text"))
+                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp}
+                             if role == "user" else
+                             {"kind": "assistant_message", "output": text, "started_at": stamp})  # fmt: skip
+            elif kind == "tool":
+                steps.append(_opencode_tool(part, stamp))
+        error = obj(about.get("error"))
+        if error:
+            said = _text(obj(error.get("data")).get("message")) or _text(error.get("name"))
+            steps.append({"kind": "error", "error": said or "the model call failed",
+                          "started_at": stamp})  # fmt: skip
+        if (
+            role == "assistant"
+            and len(steps) > first
+            and not any("tokens" in s for s in steps[first:])
+        ):
+            tokens = _opencode_tokens(about.get("tokens"))
+            if tokens:
+                steps[first]["tokens"] = tokens
+    times = obj(info.get("time"))
+    model = obj(info.get("model"))
+    model_name = "/".join(str(model[k]) for k in ("providerID", "id") if model.get(k))
+    if not model_name:
+        last = next((obj(m.get("info")) for m in reversed(messages) if isinstance(m, dict)
+                     and obj(m.get("info")).get("modelID")), {})  # fmt: skip
+        model_name = "/".join(str(last[k]) for k in ("providerID", "modelID") if last.get(k))
+    session = _text(info.get("id"), 150)
+    if not session:
+        raise FormatError(path, "info.id", "the session has no id")
+    cost = info.get("cost")
+    task = next((s["input"] for s in steps if s["kind"] == "user_prompt"), "")
+    parsed = Parsed()
+    parsed.traces.append({
+        "external_id": f"opencode-{session}"[:200], "agent": "opencode", "model": model_name[:200],
+        "task": task, "status": "unknown",
+        "started_at": _iso(_epoch(times.get("created"))),
+        "ended_at": _iso(_epoch(times.get("updated"))),
+        "cost_usd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) and cost > 0 else None,
+        "metadata": {"session_id": session, "title": _text(info.get("title"), 500),
+                     "directory": _text(info.get("directory"), 500),
+                     **({"parent_session": _text(info["parentID"], 150)} if info.get("parentID") else {}),
+                     "opencode_version": _text(info.get("version"), 50)},
+        "steps": steps,
+    })  # fmt: skip
+    return parsed
+
+
 # --- ATIF (Harbor's Agent Trajectory Interchange Format) ----------------------
 
 
@@ -4335,6 +4465,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "langfuse": _langfuse,
     "langsmith": _langsmith,
     "gemini-session": _gemini_session,
+    "opencode": _opencode,
 }
 
 
@@ -4354,6 +4485,8 @@ OUTCOME_SOURCES: dict[str, str] = {
                  "else failed if not submitted",
     "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
+    "opencode": "none in the file (give one with --status, or send outcomes with the "
+                "outcome API or MCP)",
     "codex-rollout": "none in the file (give one with --status, or send outcomes with the "
                      "outcome API or MCP)",
     "inspect-log": "each sample's scores (C, true or 1 and more pass; every scorer must pass), "

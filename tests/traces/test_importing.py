@@ -2962,3 +2962,42 @@ def test_a_conversation_saved_as_a_json_array_of_messages_is_one_run(tenant, tmp
     steps = _steps(trace, "kind", "name", "error")
     assert steps == [("user_prompt", "", ""), ("assistant_message", "", ""),
                      ("tool_call", "execute_command", "error TS2304: Cannot find name 'x'")]  # fmt: skip
+
+
+def _opencode_export(messages: list[dict]) -> dict:
+    return {"info": {"id": "ses_1", "title": "t", "time": {"created": 1796620681305},
+                     "model": {"id": "claude-sonnet-4-5", "providerID": "anthropic"}, "cost": 0.02},
+            "messages": messages}  # fmt: skip
+
+
+def test_an_opencode_export_keeps_its_errors_and_leaves_out_what_opencode_added(tenant, tmp_path):
+    """A model call that ended on an error (OpenCode's `info.error`) is an error step; a
+    call not finished when the session was exported failed, saying so; text OpenCode
+    added itself (`synthetic`) is not the user's; the model call's tokens, when it
+    recorded no step-finish, are its message's. A file that is no export says so."""
+    user = {"info": {"role": "user"}, "parts": [
+        {"type": "text", "text": "Fix the build."},
+        {"type": "text", "text": "<file>contents</file>", "synthetic": True}]}  # fmt: skip
+    called = {"info": {"role": "assistant", "tokens": {"input": 1000, "output": 50,
+                                                         "cache": {"read": 200}}},
+              "parts": [{"type": "reasoning", "text": "Run the build first."},
+                        {"type": "tool", "tool": "bash", "state": {
+                            "status": "running", "input": {"command": "make"}}}]}  # fmt: skip
+    broke = {"info": {"role": "assistant", "error": {
+        "name": "APIError", "data": {"message": "Overloaded"}}}, "parts": []}  # fmt: skip
+    path = tmp_path / "session.json"
+    path.write_text(json.dumps(_opencode_export([user, called, broke])))
+    result = traces_import_file(workspace=tenant.workspace, fmt="opencode", path=path)
+    assert result.ok and result.created == 1, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    assert (trace.task, trace.model, trace.cost_usd) == (
+        "Fix the build.", "anthropic/claude-sonnet-4-5", 0.02)  # fmt: skip
+    assert [(s.kind, s.output, s.error, s.tokens) for s in trace.steps.order_by("index")] == [
+        ("user_prompt", None, "", None),
+        ("assistant_message", "Run the build first.", "", 1250),
+        ("tool_call", None, "the call had not finished when the session was exported", None),
+        ("error", None, "Overloaded", None),
+    ]
+    path.write_text(json.dumps({"messages": []}))
+    refused = traces_import_file(workspace=tenant.workspace, fmt="opencode", path=path)
+    assert not refused.ok and "info" in refused.error

@@ -168,6 +168,38 @@ def test_openhands_hooks_make_a_run_that_its_saved_conversation_replaces(
     assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
 
 
+def test_opencode_sessions_as_opencode_exports_them(tenant):
+    """OpenCode 1.18.33's `opencode export` of two headless sessions: a run each, its
+    calls with their input, output and error (a command's exit code 1, a read the
+    tool failed), each model call's tokens on the step it made, the outcome unknown
+    (nothing in the file says it); imported again, nothing changes."""
+    folder = LOGS / "opencode-1.18.33"
+    for name in ("finished", "failed"):
+        result = traces_import_file(workspace=tenant.workspace, fmt="opencode",
+                                    path=folder / f"{name}.json")  # fmt: skip
+        assert result.ok and result.created == 1, result.error
+        assert len(result.no_outcome) == 1  # named in the import's summary
+    runs = {t.task.strip('"'): t for t in _runs(tenant.workspace).values()}
+    finished = runs["Read notes/todo.txt and tell me what is left to do."]
+    failed = runs["What does notes/plan.txt say"]
+    assert (finished.agent, finished.model, finished.status) == (
+        "opencode", "scripted/scripted-gpt", "unknown")  # fmt: skip
+    assert finished.external_id.startswith("opencode-ses_")
+    steps = list(finished.steps.order_by("index").values_list("kind", "name", "error", "tokens"))
+    assert [(kind, name, bool(error), tokens) for kind, name, error, tokens in steps] == [
+        ("user_prompt", "", False, None), ("tool_call", "bash", True, 920),
+        ("tool_call", "bash", False, 920), ("assistant_message", "", False, 920)]  # fmt: skip
+    assert steps[1][2] == "cat: notes/todo.txt: No such file or directory\n"  # it exited 1
+    assert finished.total_tokens == 2760  # the session's own count: 2,700 in, 60 out
+    read = failed.steps.get(kind="tool_call")
+    assert (read.name, read.input, read.error) == (
+        "read", {"filePath": "notes/plan.txt"}, "File not found: /tmp/ocgen/project/notes/plan.txt")  # fmt: skip
+    for name in ("finished", "failed"):
+        again = traces_import_file(workspace=tenant.workspace, fmt="opencode",
+                                   path=folder / f"{name}.json")  # fmt: skip
+        assert again.unchanged == 1
+
+
 def _span_steps(trace: Trace) -> list[tuple]:
     return list(trace.steps.order_by("index").values_list(
         "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip
