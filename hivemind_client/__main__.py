@@ -1,6 +1,7 @@
 """hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
 doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks |
-install-gemini-hooks | install-openhands-hooks}"""
+install-gemini-hooks | install-openhands-hooks | install-opencode-plugin |
+send-opencode-session}"""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def status_main(project: Path) -> int:
         ".cursor/hooks.json",
         ".gemini/settings.json",
         ".openhands/hooks.json",
+        ".opencode/plugins/hivemind.js",
     ):
         path = project / name
         found = path.exists() and "hivemind_client" in path.read_text(errors="replace")
@@ -142,6 +144,17 @@ def main(argv: list | None = None) -> int:
             f"install-{agent}-hooks", help=f"add the capture hook to the project's {agent} hooks"
         )
         other.add_argument("--project", default=".", type=Path)
+    plugin = commands.add_parser(
+        "install-opencode-plugin",
+        help="write the OpenCode plugin that sends each session at its turn's end",
+    )
+    plugin.add_argument("--project", default=".", type=Path)
+    opencode = commands.add_parser(
+        "send-opencode-session",
+        help="export an OpenCode session and send it (what the OpenCode plugin runs)",
+    )
+    opencode.add_argument("--opencode", default="opencode", help="the OpenCode binary")
+    opencode.add_argument("--session", required=True)
     args = parser.parse_args(argv)
     if args.group == "capture":
         from .capture import main as capture_main
@@ -151,6 +164,10 @@ def main(argv: list | None = None) -> int:
         from .capture import merge_transcript_main
 
         return merge_transcript_main(args.source, args.url)
+    if args.group == "send-opencode-session":
+        from .capture import send_opencode_session
+
+        return send_opencode_session(args.opencode, args.session)
     if args.group == "doctor":
         from .doctor import main as doctor_main
 
@@ -194,6 +211,9 @@ def main(argv: list | None = None) -> int:
             added, where = install.install_gemini_hooks(args.project), ".gemini/settings.json"
         elif args.group == "install-openhands-hooks":
             added, where = install.install_openhands_hooks(args.project), ".openhands/hooks.json"
+        elif args.group == "install-opencode-plugin":
+            added = install.install_opencode_plugin(args.project)
+            where = ".opencode/plugins/hivemind.js"
         else:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")

@@ -27,6 +27,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -368,4 +369,39 @@ def replay(path: Path, source: str = "claude-code", url: str = "", key: str = ""
             return 1
     print(f"Sent {sent} event(s)" + (f" and {len(transcripts)} transcript(s)" if transcripts else "")
           + f" from {path}.")  # fmt: skip
+    return 0
+
+
+def send_opencode_session(opencode: str, session: str) -> int:
+    """`send-opencode-session`, which the OpenCode plugin `install-opencode-plugin`
+    writes runs at each turn's end (`session.idle`), in a process of its own: the
+    session as `opencode export` writes it (`opencode` is the binary the plugin runs
+    in), sent with `import --format opencode`. The same session sent again updates
+    its run, or changes nothing. Never fails OpenCode: returns 0 unless the export
+    or the send failed, and says why on stderr."""
+    from .importer import SendError, import_file
+
+    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+    if not url or not key or os.environ.get("HIVEMIND_CAPTURE", "true").lower() in (
+        "false", "0", "no", "off"):  # fmt: skip
+        return 0
+    try:
+        exported = subprocess.run(  # noqa: S603 (the OpenCode binary the plugin names)
+            [opencode, "export", session], capture_output=True, timeout=120, check=True,
+            stdin=subprocess.DEVNULL,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"hivemind: opencode export {session} failed ({exc}); nothing sent.", file=sys.stderr)
+        return 1
+    folder = Path(tempfile.mkdtemp(prefix="hivemind-opencode-"))
+    path = folder / f"{session}.json"
+    try:
+        path.write_bytes(exported)
+        import_file(url, key, "opencode", path)
+    except (SendError, ValueError, OSError) as exc:
+        print(f"hivemind: OpenCode session {session} not sent ({exc}).", file=sys.stderr)
+        return 1
+    finally:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
     return 0

@@ -24,6 +24,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 from .capture import HOOK_EVENTS, TRANSCRIPTS, capture_command, client_command
@@ -235,3 +236,46 @@ def install_cursor_hooks(project: Path) -> list[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return added
+
+
+# OpenCode's plugin (a project's .opencode/plugins/): at each turn's end its session,
+# as `opencode export` writes it, is sent by this client in a process of its own.
+OPENCODE_PLUGIN = """\
+// Written by `hivemind install-opencode-plugin` (Hivemind's capture): at each turn's
+// end (session.idle) the session, as `opencode export` writes it, is sent to Hivemind
+// by its client, in a process of its own, so OpenCode never waits on it. It reads
+// HIVEMIND_URL and HIVEMIND_API_KEY from the environment OpenCode runs in;
+// HIVEMIND_CAPTURE=off sends nothing.
+import {{ spawn }} from "node:child_process"
+
+const COMMAND = {command}
+const PYTHONPATH = {pythonpath}
+
+export const HivemindCapture = async () => ({{
+  event: async ({{ event }}) => {{
+    if (event.type !== "session.idle") return
+    const session = event.properties?.sessionID
+    if (!session || !process.env.HIVEMIND_URL || process.env.HIVEMIND_CAPTURE === "off") return
+    const env = {{ ...process.env, PYTHONPATH: [PYTHONPATH, process.env.PYTHONPATH].filter(Boolean).join(":") }}
+    spawn(COMMAND[0], [...COMMAND.slice(1), "--opencode", process.execPath, "--session", session],
+          {{ detached: true, stdio: "ignore", env }}).unref()
+  }},
+}})
+"""
+
+
+def install_opencode_plugin(project: Path) -> list[str]:
+    """Write Hivemind's plugin to <project>/.opencode/plugins/hivemind.js (OpenCode
+    loads a project's plugins from there at start): at each turn's end it sends the
+    session (`send-opencode-session`). Written again, it is the same file."""
+    path = project / ".opencode" / "plugins" / "hivemind.js"
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    command = [sys.executable, "-m", "hivemind_client", "send-opencode-session"]
+    text = OPENCODE_PLUGIN.format(
+        command=json.dumps(command), pythonpath=json.dumps(package_parent)
+    )
+    if path.exists() and path.read_text() == text:
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return ["session.idle"]

@@ -64,7 +64,8 @@ api = HivemindAPI(
         "Agent hooks (`/api/v1/hooks/claude-code`, `/codex`, `/cursor`, `/gemini-cli`, "
         "`/openhands`) take each hook's JSON as it is; `python -m hivemind_client "
         "install-claude-hooks` (or `install-codex-hooks`, `install-cursor-hooks`, "
-        "`install-gemini-hooks`, `install-openhands-hooks`) sets them up. "
+        "`install-gemini-hooks`, `install-openhands-hooks`) sets them up; "
+        "`install-opencode-plugin` makes OpenCode send each session at its turn's end. "
         "docs/HOOKS.md in the repository has the rules."
     ),
     urls_namespace="api",

@@ -315,6 +315,23 @@ def test_the_openhands_installer(tmp_path, capsys):
     assert "SessionEnd" in data and "PostToolUse" in data
 
 
+def test_the_opencode_plugin_installer(tmp_path, capsys):
+    """install-opencode-plugin writes .opencode/plugins/hivemind.js, which OpenCode
+    loads at start: at each turn's end (session.idle) it runs this client's
+    send-opencode-session with the OpenCode binary and the session, detached. Written
+    again it is the same file."""
+    from hivemind_client.__main__ import main
+
+    assert main(["install-opencode-plugin", "--project", str(tmp_path)]) == 0
+    plugin = (tmp_path / ".opencode" / "plugins" / "hivemind.js").read_text()
+    assert '"send-opencode-session"' in plugin and "session.idle" in plugin
+    assert "process.execPath" in plugin and "detached: true" in plugin
+    main(["install-opencode-plugin", "--project", str(tmp_path)])
+    assert "nothing (already there)" in capsys.readouterr().out
+    main(["status", "--project", str(tmp_path)])
+    assert ".opencode/plugins/hivemind.js: Hivemind installed" in capsys.readouterr().out
+
+
 def test_codex_and_cursor_installers(tmp_path):
     from hivemind_client.install import install_codex_hooks, install_cursor_hooks
 

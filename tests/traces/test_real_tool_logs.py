@@ -200,6 +200,37 @@ def test_opencode_sessions_as_opencode_exports_them(tenant):
         assert again.unchanged == 1
 
 
+def test_the_opencode_plugin_sends_the_session_its_binary_exports(
+    live_server, tmp_path, monkeypatch, capsys
+):
+    """What the OpenCode plugin runs at a turn's end: `send-opencode-session` exports
+    the session with the OpenCode binary it is given and sends it through the API (a
+    stand-in binary prints OpenCode 1.18.33's real export here). An export that fails
+    sends nothing and says why."""
+    import stat
+
+    from hivemind_client.capture import send_opencode_session
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="OpenCode capture", owner=make_user("opencode-capture"))
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    exported = LOGS / "opencode-1.18.33" / "failed.json"
+    session = json.loads(exported.read_text())["info"]["id"]
+    binary = tmp_path / "opencode"
+    binary.write_text(f'#!/bin/sh\n[ "$1" = export ] && [ "$2" = {session} ] && cat {exported}\n')
+    binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
+    assert send_opencode_session(str(binary), session) == 0
+    run = Trace.objects.get(workspace=workspace)
+    assert (run.external_id, run.agent) == (f"opencode-{session}", "opencode")
+    assert run.steps.get(kind="tool_call").error.startswith("File not found")
+    assert send_opencode_session(str(binary), session) == 0  # sent again: unchanged
+    assert Trace.objects.filter(workspace=workspace).count() == 1
+    assert send_opencode_session(str(tmp_path / "missing"), session) == 1
+    assert "nothing sent" in capsys.readouterr().err
+
+
 def _span_steps(trace: Trace) -> list[tuple]:
     return list(trace.steps.order_by("index").values_list(
         "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip
