@@ -4052,7 +4052,7 @@ def _openhands_conversation(path: Path) -> Parsed:
     task = next((s.get("input", "") for s in steps if s["kind"] == "user_prompt"), "")
     parsed = Parsed()
     parsed.traces.append({
-        "external_id": f"openhands-{conversation}"[:200],
+        "external_id": f"openhands-{conversation}"[:200], "session_id": conversation,
         "agent": f"OpenHands/{model}"[:200] if model else "OpenHands", "model": model[:200],
         "task": task, "status": "failed" if ended else "unknown",
         "started_at": _iso(min(times)) if times else None,
@@ -4252,6 +4252,7 @@ def _opencode(path: Path) -> Parsed:
     parsed = Parsed()
     parsed.traces.append({
         "external_id": f"opencode-{session}"[:200], "agent": "opencode", "model": model_name[:200],
+        "session_id": session,
         "task": task, "status": "unknown",
         "started_at": _iso(_epoch(times.get("created"))),
         "ended_at": _iso(_epoch(times.get("updated"))),

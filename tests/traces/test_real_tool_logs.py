@@ -86,6 +86,7 @@ def test_openhands_sdk_conversations_saved_where_the_sdk_keeps_them(tenant):
     stuck = runs["openhands-7d0c5a52-0000-4000-8000-000000000002"]
     assert (finished.status, stuck.status) == ("unknown", "failed")
     assert finished.agent == stuck.agent == "OpenHands/openai/scripted-gpt"
+    assert finished.session_id == "7d0c5a52-0000-4000-8000-000000000001"
     assert finished.task == "Read notes/todo.txt and tell me what is left to do."
     assert finished.metadata["execution_status"] == "finished"
     assert stuck.metadata["outcome_from"] == "execution_status"
@@ -184,7 +185,7 @@ def test_opencode_sessions_as_opencode_exports_them(tenant):
     failed = runs["What does notes/plan.txt say"]
     assert (finished.agent, finished.model, finished.status) == (
         "opencode", "scripted/scripted-gpt", "unknown")  # fmt: skip
-    assert finished.external_id.startswith("opencode-ses_")
+    assert finished.external_id == f"opencode-{finished.session_id}"
     steps = list(finished.steps.order_by("index").values_list("kind", "name", "error", "tokens"))
     assert [(kind, name, bool(error), tokens) for kind, name, error, tokens in steps] == [
         ("user_prompt", "", False, None), ("tool_call", "bash", True, 920),
