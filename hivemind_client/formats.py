@@ -186,9 +186,12 @@ Formats (`FORMATS`):
   id>`; the agent `OpenHands/<model>`, each model answer's tokens (from the
   state's usage) on the step it made, the cost when the SDK priced the model. Its
   outcome is unknown, but failed when the state says the SDK's stuck detection
-  stopped it or it ended on an error (`execution_status` `stuck`, `error`). A
-  ConversationErrorEvent is the run's error step; an ACPToolCallEvent (an agent
-  the SDK drives over ACP) one call however often it is updated.
+  stopped it or it ended on an error (`execution_status` `stuck`, `error`). Its
+  events' times, which the SDK writes in the machine's zone without saying which,
+  are read in the importing machine's zone (the capture hook imports it on the
+  machine that ran it). A ConversationErrorEvent is the run's error step; an
+  ACPToolCallEvent (an agent the SDK drives over ACP) one call however often it
+  is updated.
 
 - `opencode`: an OpenCode session as `opencode export <session>` writes it (OpenCode
   1.18 keeps its sessions in a SQLite database; the export is the session's
@@ -2175,6 +2178,23 @@ def _epoch(value: Any) -> float | None:
     return seconds
 
 
+def _local_epoch(value: Any) -> float | None:
+    """`_epoch`, but a time without a zone is in this machine's zone: for a record its
+    tool writes in local time without saying so (an OpenHands SDK conversation's
+    events), read on the machine that ran it (the capture hook imports it there)."""
+    if isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            try:
+                return _epoch(moment.astimezone().isoformat())
+            except (OverflowError, OSError, ValueError):
+                return None
+    return _epoch(value)
+
+
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC).isoformat()
 
@@ -3874,7 +3894,11 @@ def _openhands_v0(history: list[Any], path: Path, where: str) -> list[dict[str, 
 
 
 def _openhands_v1(
-    history: list[Any], path: Path, where: str, tokens: dict[str, int] | None = None
+    history: list[Any],
+    path: Path,
+    where: str,
+    tokens: dict[str, int] | None = None,
+    when: Callable[[Any], float | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The OpenHands software-agent SDK's events, told apart by `kind`: MessageEvent,
     ActionEvent (`tool_name`, `action`, `thought`), ObservationEvent and
@@ -3882,15 +3906,17 @@ def _openhands_v1(
     ConversationErrorEvent (the run's own error) and ACPToolCallEvent (a call of an
     agent the SDK drives over the Agent Client Protocol, updated under one id).
     `tokens`: each model answer's tokens by its response id (a saved conversation's
-    state holds them), put on the first step made from that answer."""
+    state holds them), put on the first step made from that answer. `when` reads an
+    event's time (`_epoch`, unless given)."""
     steps: list[dict[str, Any]] = []
     calls: dict[Any, dict[str, Any]] = {}
     tokens = dict(tokens or {})
+    when = when or _epoch
     for i, event in enumerate(history):
         here = f"{where}, history[{i}]"
         _need(path, here, event, dict, "an event object")
         kind = str(event.get("kind") or "")
-        stamp = _iso(_epoch(event.get("timestamp")))
+        stamp = _iso(when(event.get("timestamp")))
         if kind in _OPENHANDS_SKIP_KINDS:
             continue
         first = len(steps)
@@ -4041,10 +4067,10 @@ def _openhands_conversation(path: Path) -> Parsed:
             )
             if isinstance(used.get("response_id"), str) and used["response_id"] and total:
                 tokens[used["response_id"]] = tokens.get(used["response_id"], 0) + total
-    steps = _openhands_v1(history, path, "events", tokens)
+    steps = _openhands_v1(history, path, "events", tokens, when=_local_epoch)
     status = str(state.get("execution_status") or "")
     ended = _OPENHANDS_FAILED_STATES.get(status)
-    times = [t for t in (_epoch(e.get("timestamp")) for e in history) if t is not None]
+    times = [t for t in (_local_epoch(e.get("timestamp")) for e in history) if t is not None]
     if ended and not (steps and steps[-1]["kind"] == "error"):
         steps.append({"kind": "error", "error": f"{ended} (execution_status: {status})",
                       "started_at": _iso(max(times)) if times else None})  # fmt: skip

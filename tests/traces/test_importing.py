@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -3001,3 +3002,19 @@ def test_an_opencode_export_keeps_its_errors_and_leaves_out_what_opencode_added(
     path.write_text(json.dumps({"messages": []}))
     refused = traces_import_file(workspace=tenant.workspace, fmt="opencode", path=path)
     assert not refused.ok and "info" in refused.error
+
+
+def test_a_saved_openhands_conversations_times_are_the_machines_local_times(tenant, new_york_time):
+    """The OpenHands SDK writes its events' times in the machine's zone without saying
+    which; its saved conversation is imported on the machine that ran it (the capture
+    hook imports it there), so they are read in that zone: 04:42 in New York is 09:42
+    UTC. OpenHands' evaluation output, written in UTC containers, stays read as UTC."""
+    folder = Path(__file__).parent / "real_logs" / "openhands-sdk-1.58.2" / "conversations"
+    state = folder / "7d0c5a52000040008000000000000001" / "base_state.json"
+    first = json.loads(sorted((state.parent / "events").glob("event-00000-*.json"))[0].read_text())
+    result = traces_import_file(workspace=tenant.workspace, fmt="openhands", path=state)
+    assert result.ok, result.error
+    trace = Trace.objects.get(workspace=tenant.workspace)
+    naive = datetime.fromisoformat(first["timestamp"])
+    assert trace.started_at.replace(tzinfo=None) == naive + timedelta(hours=5)
+    assert trace.steps.order_by("index").first().started_at > trace.started_at
