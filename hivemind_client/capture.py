@@ -376,8 +376,9 @@ def send_opencode_session(opencode: str, session: str) -> int:
     """`send-opencode-session`, which the OpenCode plugin `install-opencode-plugin`
     writes runs at each turn's end (`session.idle`), in a process of its own: the
     session as `opencode export` writes it (`opencode` is the binary the plugin runs
-    in), sent with `import --format opencode`. The same session sent again updates
-    its run, or changes nothing. Never fails OpenCode: returns 0 unless the export
+    in), sent with `import --format opencode`, its status read from the session by
+    the server as a hook-built run's is. The same session sent again updates its
+    run, or changes nothing. Never fails OpenCode: returns 0 unless the export
     or the send failed, and says why on stderr."""
     from .importer import SendError, import_file
 
@@ -397,7 +398,7 @@ def send_opencode_session(opencode: str, session: str) -> int:
     path = folder / f"{session}.json"
     try:
         path.write_bytes(exported)
-        import_file(url, key, "opencode", path)
+        import_file(url, key, "opencode", path, status_from_session=True)
     except (SendError, ValueError, OSError) as exc:
         print(f"hivemind: OpenCode session {session} not sent ({exc}).", file=sys.stderr)
         return 1

@@ -73,8 +73,9 @@ class Sent:
 
 
 def import_file(
-    url: str, key: str, fmt: str, path: Path, agent: str = "", status: str = ""
-) -> Sent:
+    url: str, key: str, fmt: str, path: Path, agent: str = "", status: str = "",
+    status_from_session: bool = False,
+) -> Sent:  # fmt: skip
     """Send one file, all or nothing; returns what the server did with it.
 
     Every batch is first checked by the server without storing anything
@@ -84,6 +85,11 @@ def import_file(
     leaves the earlier ones stored; sending the file again completes it, and
     creates nothing twice.)"""
     parsed = parse(fmt, path)
+    if status_from_session:
+        # A live capture's session (OpenCode's plugin): with no outcome, the server
+        # reads one from the session, as for a hook-built run (traces/transcripts.py).
+        for trace in parsed.traces:
+            trace["metadata"] = {**(trace.get("metadata") or {}), "status_from_session": True}
     if agent.strip():
         for trace in parsed.traces:
             trace["agent"] = agent.strip()[:200]

@@ -32,6 +32,7 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
     """`trace_ingest_batch`, with each session transcript merged into the trace its
     hooks built. All or nothing for the merged sessions: if the database refuses
     one, nothing of the batch is stored."""
+    items = [_status_from_session(item) for item in items]
     transcripts = [
         (position, item) for position, item in enumerate(items)
         if isinstance(item, dict) and _obj(item.get("metadata")).get("transcript")
@@ -50,6 +51,24 @@ def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResu
                                 for _, item in transcripts if item.get("external_id")}):  # fmt: skip
             session_lock(workspace.pk, external)
         return _merge_and_write(workspace, items, transcripts)
+
+
+def _status_from_session(item: Any) -> Any:
+    """A session an agent's live capture sent whole, saying no outcome
+    (`metadata.status_from_session`: OpenCode's plugin at a turn's end): its status is
+    read from the session by the rule hook sessions are read by
+    (`claude_code.session_status`), and says so (`inferred_status`), as a hook-built
+    run's; an outcome posted later decides instead."""
+    if not isinstance(item, dict) or not _obj(item.get("metadata")).get("status_from_session"):
+        return item
+    if item.get("status", "unknown") not in ("", "unknown"):
+        return item
+    steps = [{**step, "index": step.get("index", position)}
+             for position, step in enumerate(item.get("steps") or []) if isinstance(step, dict)]  # fmt: skip
+    status, reason = session_status(None, steps, turn_failed=False)
+    metadata = {**_obj(item.get("metadata"))}
+    inferred_status(metadata, status, reason)
+    return {**item, "status": status, "metadata": metadata}
 
 
 def _hooked_runs_replaced(workspace: Workspace, items: list[Any]) -> dict[int, Trace]:

@@ -206,7 +206,8 @@ def test_the_opencode_plugin_sends_the_session_its_binary_exports(
 ):
     """What the OpenCode plugin runs at a turn's end: `send-opencode-session` exports
     the session with the OpenCode binary it is given and sends it through the API (a
-    stand-in binary prints OpenCode 1.18.33's real export here). An export that fails
+    stand-in binary prints OpenCode 1.18.33's real export here); with no outcome, its
+    status is read from the session as a hook-built run's is. An export that fails
     sends nothing and says why."""
     import stat
 
@@ -226,6 +227,9 @@ def test_the_opencode_plugin_sends_the_session_its_binary_exports(
     run = Trace.objects.get(workspace=workspace)
     assert (run.external_id, run.agent) == (f"opencode-{session}", "opencode")
     assert run.steps.get(kind="tool_call").error.startswith("File not found")
+    # Read from the session, as a hook-built run's status is: its last call failed.
+    assert run.status == "failed"
+    assert "its last tool call" in run.metadata["inferred_status"]["reason"]
     assert send_opencode_session(str(binary), session) == 0  # sent again: unchanged
     assert Trace.objects.filter(workspace=workspace).count() == 1
     assert send_opencode_session(str(tmp_path / "missing"), session) == 1
