@@ -14,6 +14,7 @@ transcript are numbered after its steps (`claude_code._Numbering`).
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,13 +124,31 @@ def _replace_and_write(
         pks = [t.pk for t in replaced.values()]
         Step.objects.filter(trace_id__in=pks).delete()
         StepKey.objects.filter(trace_id__in=pks).delete()
-        batch = trace_ingest_batch(workspace=workspace, items=items, skip_unchanged=False)
+        # The replacing items are written whatever their digest (their steps were just
+        # removed); the rest of the batch as any batch, an unchanged trace not again.
+        batch = _in_parts(workspace, items, set(replaced))
         refresh_aggregates(pks)
         refused = _refused(batch, set(replaced), "could not replace the run its hooks built")
         if refused is not None:
             transaction.set_rollback(True)
             return refused
     return batch
+
+
+def _in_parts(workspace: Workspace, items: list[Any], rewritten: set[int]) -> BatchResult:
+    """`trace_ingest_batch` over the items at `rewritten` positions without its skip
+    of unchanged traces, and over the others with it; one result, in batch order."""
+    results: list[ItemResult] = []
+    trace_ids: list[int] = []
+    for positions, skip in ((sorted(rewritten), False),
+                            ([p for p in range(len(items)) if p not in rewritten], True)):  # fmt: skip
+        if not positions:
+            continue
+        part = trace_ingest_batch(workspace=workspace, items=[items[p] for p in positions],
+                                  skip_unchanged=skip)  # fmt: skip
+        results += [replace(r, index=positions[r.index]) for r in part.results]
+        trace_ids += part.trace_ids
+    return BatchResult(results=sorted(results, key=lambda r: r.index), trace_ids=trace_ids)
 
 
 def _refused(batch: BatchResult, positions: set[int], what: str) -> BatchResult | None:

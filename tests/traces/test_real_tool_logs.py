@@ -236,6 +236,33 @@ def test_the_opencode_plugin_sends_the_session_its_binary_exports(
     assert "nothing sent" in capsys.readouterr().err
 
 
+def test_a_batch_that_replaces_a_hook_built_run_still_skips_its_unchanged_traces(client, tenant):
+    """One batch holding a conversation whose hooks built its run and one already
+    stored as sent: the first replaces the hook-built steps, the second is unchanged
+    (not written or analysed again), each result at its place in the batch."""
+    import uuid
+
+    from django.test import TestCase
+
+    from hivemind_client.formats import parse
+    from traces.transcripts import trace_ingest_merging
+
+    folder = LOGS / "openhands-sdk-1.58.2"
+    first, second = [parse("openhands", path).traces[0]
+                     for path in files_under([folder], "openhands")]  # fmt: skip
+    ingest = trace_ingest_merging(workspace=tenant.workspace, items=[second])
+    assert [r.status for r in ingest.results] == ["created"]
+    for line in (folder / "hooks.jsonl").read_text().splitlines():
+        if line and json.loads(line)["session_id"].endswith("01"):
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                client.post("/api/v1/hooks/openhands", line, content_type="application/json",
+                            headers={**tenant.api_headers(), "X-Hivemind-Event-Id": uuid.uuid4().hex})  # fmt: skip
+    batch = trace_ingest_merging(workspace=tenant.workspace, items=[first, second])
+    assert [(r.index, r.status) for r in batch.results] == [(0, "updated"), (1, "unchanged")]
+    run = Trace.objects.get(workspace=tenant.workspace, external_id=first["external_id"])
+    assert run.step_count == 4 and run.total_tokens == 465
+
+
 def _span_steps(trace: Trace) -> list[tuple]:
     return list(trace.steps.order_by("index").values_list(
         "kind", "name", "input", "output", "error", "parent_index"))  # fmt: skip
