@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -376,33 +377,66 @@ def send_opencode_session(opencode: str, session: str) -> int:
     """`send-opencode-session`, which the OpenCode plugin `install-opencode-plugin`
     writes runs at each turn's end (`session.idle`), in a process of its own: the
     session as `opencode export` writes it (`opencode` is the binary the plugin runs
-    in), sent with `import --format opencode`, its status read from the session by
-    the server as a hook-built run's is. The same session sent again updates its
-    run, or changes nothing. Never fails OpenCode: returns 0 unless the export
-    or the send failed, and says why on stderr."""
+    in), with its subagents' sessions beside it (each `task` call's), sent with
+    `import --format opencode`, its status read from the session by the server as a
+    hook-built run's is. A subagent's own session is sent with its parent's, not on
+    its own. The same session sent again updates its run, or changes nothing. Never
+    fails OpenCode: returns 0 unless an export or the send failed, and says why on
+    stderr."""
     from .importer import SendError, import_file
 
     url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
     if not url or not key or os.environ.get("HIVEMIND_CAPTURE", "true").lower() in (
         "false", "0", "no", "off"):  # fmt: skip
         return 0
+    folder = Path(tempfile.mkdtemp(prefix="hivemind-opencode-"))
+    try:
+        exported = _opencode_export(opencode, session, folder)
+        if exported is None:
+            return 1
+        if (exported.get("info") or {}).get("parentID"):
+            return 0  # a subagent's session: its parent's turn end sends it
+        children = _opencode_children(exported)
+        seen = {session}
+        while children:  # subagents of subagents, each exported once
+            child = children.pop()
+            if child in seen or len(seen) > 64:
+                continue
+            seen.add(child)
+            more = _opencode_export(opencode, child, folder)
+            children += _opencode_children(more) if more else []
+        import_file(url, key, "opencode", folder / f"{session}.json", status_from_session=True)
+    except (SendError, ValueError, OSError) as exc:
+        print(f"hivemind: OpenCode session {session} not sent ({exc}).", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def _opencode_export(opencode: str, session: str, folder: Path) -> dict | None:
+    """`opencode export <session>`, written to `<folder>/<session>.json` (the name a
+    parent's export finds its subagent's by); its JSON, or None when it failed."""
     try:
         exported = subprocess.run(  # noqa: S603 (the OpenCode binary the plugin names)
             [opencode, "export", session], capture_output=True, timeout=120, check=True,
             stdin=subprocess.DEVNULL,
         ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError) as exc:
+        data = json.loads(exported)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
         print(f"hivemind: opencode export {session} failed ({exc}); nothing sent.", file=sys.stderr)
-        return 1
-    folder = Path(tempfile.mkdtemp(prefix="hivemind-opencode-"))
-    path = folder / f"{session}.json"
-    try:
-        path.write_bytes(exported)
-        import_file(url, key, "opencode", path, status_from_session=True)
-    except (SendError, ValueError, OSError) as exc:
-        print(f"hivemind: OpenCode session {session} not sent ({exc}).", file=sys.stderr)
-        return 1
-    finally:
-        path.unlink(missing_ok=True)
-        folder.rmdir()
-    return 0
+        return None
+    (folder / f"{session}.json").write_bytes(exported)
+    return data if isinstance(data, dict) else None
+
+
+def _opencode_children(exported: dict) -> list[str]:
+    """The subagents' sessions an exported session's `task` calls started."""
+    return [
+        str(part["state"]["metadata"]["sessionId"])
+        for message in exported.get("messages") or [] if isinstance(message, dict)
+        for part in message.get("parts") or [] if isinstance(part, dict)
+        and part.get("tool") == "task"
+        and isinstance((part.get("state") or {}).get("metadata"), dict)
+        and part["state"]["metadata"].get("sessionId")
+    ]  # fmt: skip

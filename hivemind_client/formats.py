@@ -203,7 +203,10 @@ Formats (`FORMATS`):
   exit code is not 0, or when it had not finished; each model call's tokens
   (`step-finish`: input, output, reasoning, cache read and written) go on the
   first step it made; a message that ended on an error (the model's API, an
-  abort) adds an error step. The outcome is unknown: nothing in the file says it.
+  abort) adds an error step. A subagent's session (the `task` tool's), exported
+  beside its parent's as `<its session id>.json`, is read into the call that
+  started it, and a folder import leaves it to the parent. The outcome is unknown:
+  nothing in the file says it.
 
 - `codex-rollout`: a Codex CLI session, one run per file
   (`~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl`; a folder's `rollout-*.jsonl`).
@@ -4212,20 +4215,51 @@ def _opencode_tool(part: dict[str, Any], stamp: str | None) -> dict[str, Any]:
     return step
 
 
-def _opencode(path: Path) -> Parsed:
-    """An OpenCode session as `opencode export <session>` writes it: its `info` (id,
-    title, directory, model, cost, times) and its `messages`, each an `info` (role,
-    model, tokens, an error) with its `parts`. A user's text is a prompt; an
-    assistant's text and reasoning are what it said; a tool part is a call, its state
-    its input, output and error (the tool's, or a command's non-zero exit code);
-    each model call's tokens (`step-finish`) go on the first step it made. A message
-    that ended on an error (the model's API, an abort) adds an error step."""
-    data = _need(path, "top level", _read_json(path), dict, "an exported OpenCode session")
-    info = _need(path, "info", data.get("info"), dict, "the session's info object")
-    messages = _items(path, "", data.get("messages"), '"messages"')
-    steps: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        here = f"messages[{i}]"
+# A subagent's session exported beside its parent's, named by its id, is read into
+# the parent's run; `opencode_parent` tells a folder import to leave it to the parent.
+_OPENCODE_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+_OPENCODE_PARENT = re.compile(rb'"parentID"\s*:\s*"([^"]+)"')
+_OPENCODE_DEPTH = 8  # subagents of subagents, at most this deep
+
+
+def _opencode_head(path: Path) -> tuple[str, str]:
+    """An exported session's id and the id of the session it is a subagent of ("" for
+    a top-level one), read from the head of the file, where the export writes the
+    session's info."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return "", ""
+    found = [pattern.search(head) for pattern in (_OPENCODE_ID, _OPENCODE_PARENT)]
+    return (found[0].group(1).decode("utf-8", "replace") if found[0] else "",
+            found[1].group(1).decode("utf-8", "replace") if found[1] else "")  # fmt: skip
+
+
+def _opencode_subagents_left_out(files: list[Path]) -> list[Path]:
+    """A folder's OpenCode exports less the subagents' sessions that their parent's
+    export beside them reads into its run (`_opencode_messages`: a subagent's session
+    named by its id, `<session id>.json`)."""
+    heads = {path: _opencode_head(path) for path in files}
+    sessions = {(path.parent, session) for path, (session, _) in heads.items() if session}
+    return [
+        path for path in files
+        if not (heads[path][1] and path.name == f"{heads[path][0]}.json"
+                and (path.parent, heads[path][1]) in sessions)
+    ]  # fmt: skip
+
+
+def _opencode_messages(
+    path: Path, data: dict[str, Any], steps: list[dict[str, Any]], parent: int | None,
+    depth: int,
+) -> None:  # fmt: skip
+    """The steps of one exported session's messages, appended to `steps` (inside the
+    step `parent`, for a subagent's); a `task` call whose subagent's session was
+    exported beside this file (`<session id>.json`) holds that session's steps."""
+    inside = {} if parent is None else {"parent_index": parent}
+    where = "" if parent is None else f"subagent {data.get('info', {}).get('id')}: "
+    for i, message in enumerate(_items(path, where, data.get("messages"), '"messages"')):
+        here = f"{where}messages[{i}]"
         _need(path, here, message, dict, "a message object")
         about = obj(message.get("info"))
         role = about.get("role")
@@ -4245,24 +4279,51 @@ def _opencode(path: Path) -> Parsed:
                 if part.get("synthetic") or part.get("ignored"):
                     continue  # text OpenCode added itself (a file's contents, a reminder)
                 text = _text(part.get("text"))
-                steps.append({"kind": "user_prompt", "input": text, "started_at": stamp}
-                             if role == "user" else
-                             {"kind": "assistant_message", "output": text, "started_at": stamp})  # fmt: skip
+                steps.append({**({"kind": "user_prompt", "input": text} if role == "user"
+                                 else {"kind": "assistant_message", "output": text}),
+                              "started_at": stamp, **inside})  # fmt: skip
             elif kind == "tool":
-                steps.append(_opencode_tool(part, stamp))
+                steps.append({**_opencode_tool(part, stamp), **inside})
+                child = _text(obj(obj(part.get("state")).get("metadata")).get("sessionId"), 150)
+                beside = path.parent / f"{child}.json"
+                if (
+                    part.get("tool") == "task"
+                    and child
+                    and depth < _OPENCODE_DEPTH
+                    and beside.is_file()
+                ):
+                    sub = _need(beside, "top level", _read_json(beside), dict,
+                                "an exported OpenCode session")  # fmt: skip
+                    _opencode_messages(beside, sub, steps, len(steps) - 1, depth + 1)
         error = obj(about.get("error"))
         if error:
             said = _text(obj(error.get("data")).get("message")) or _text(error.get("name"))
             steps.append({"kind": "error", "error": said or "the model call failed",
-                          "started_at": stamp})  # fmt: skip
-        if (
-            role == "assistant"
-            and len(steps) > first
-            and not any("tokens" in s for s in steps[first:])
-        ):
+                          "started_at": stamp, **inside})  # fmt: skip
+        made = steps[first:]
+        if role == "assistant" and made and not any("tokens" in s for s in made):
             tokens = _opencode_tokens(about.get("tokens"))
             if tokens:
                 steps[first]["tokens"] = tokens
+
+
+def _opencode(path: Path) -> Parsed:
+    """An OpenCode session as `opencode export <session>` writes it: its `info` (id,
+    title, directory, model, cost, times) and its `messages`, each an `info` (role,
+    model, tokens, an error) with its `parts`. A user's text is a prompt; an
+    assistant's text and reasoning are what it said; a tool part is a call, its state
+    its input, output and error (the tool's, or a command's non-zero exit code);
+    each model call's tokens (`step-finish`) go on the first step it made. A message
+    that ended on an error (the model's API, an abort) adds an error step. A
+    subagent's session exported beside it (`<session id>.json`, as the `task` call
+    names it) is read into the call that started it, its steps inside that call."""
+    data = _need(path, "top level", _read_json(path), dict, "an exported OpenCode session")
+    info = _need(path, "info", data.get("info"), dict, "the session's info object")
+    messages = _items(path, "", data.get("messages"), '"messages"')
+    steps: list[dict[str, Any]] = []
+    _opencode_messages(path, data, steps, None, 0)
+    for position, step in enumerate(steps):
+        step["index"] = position
     times = obj(info.get("time"))
     model = obj(info.get("model"))
     model_name = "/".join(str(model[k]) for k in ("providerID", "id") if model.get(k))
@@ -4636,4 +4697,7 @@ def files_under(paths: list[Path], fmt: str) -> list[Path]:
                 )
         else:
             found.append(path)
+    if fmt == "opencode":
+        # A subagent's session exported beside its parent's is read with the parent's.
+        found = _opencode_subagents_left_out(found)
     return found

@@ -180,6 +180,9 @@ def test_opencode_sessions_as_opencode_exports_them(tenant):
                                     path=folder / f"{name}.json")  # fmt: skip
         assert result.ok and result.created == 1, result.error
         assert len(result.no_outcome) == 1  # named in the import's summary
+    # A folder import leaves the subagent's session to its parent's export.
+    assert [p.name for p in files_under([folder], "opencode")] == [
+        "failed.json", "finished.json", "subagent.json"]  # fmt: skip
     runs = {t.task.strip('"'): t for t in _runs(tenant.workspace).values()}
     finished = runs["Read notes/todo.txt and tell me what is left to do."]
     failed = runs["What does notes/plan.txt say"]
@@ -199,6 +202,24 @@ def test_opencode_sessions_as_opencode_exports_them(tenant):
         again = traces_import_file(workspace=tenant.workspace, fmt="opencode",
                                    path=folder / f"{name}.json")  # fmt: skip
         assert again.unchanged == 1
+
+
+def test_an_opencode_subagents_session_is_read_into_the_call_that_started_it(tenant):
+    """OpenCode's `task` tool runs a subagent in a session of its own. Exported beside
+    its parent's (`<session id>.json`, the id the call names), its steps are inside
+    that call in the parent's run: one run, not two."""
+    folder = LOGS / "opencode-1.18.33"
+    result = traces_import_file(workspace=tenant.workspace, fmt="opencode",
+                                path=folder / "subagent.json")  # fmt: skip
+    assert result.ok and result.created == 1, result.error
+    run = Trace.objects.get(workspace=tenant.workspace)
+    steps = list(run.steps.order_by("index").values_list("index", "kind", "name", "parent_index"))
+    assert steps == [
+        (0, "user_prompt", "", None), (1, "tool_call", "task", None),
+        (2, "user_prompt", "", 1), (3, "tool_call", "bash", 1),
+        (4, "assistant_message", "", 1), (5, "assistant_message", "", None)]  # fmt: skip
+    assert "No such file or directory" in run.steps.get(index=3).error
+    assert run.total_tokens == 4 * 920  # the subagent's two model calls counted too
 
 
 def test_the_opencode_plugin_sends_the_session_its_binary_exports(
@@ -234,6 +255,18 @@ def test_the_opencode_plugin_sends_the_session_its_binary_exports(
     assert Trace.objects.filter(workspace=workspace).count() == 1
     assert send_opencode_session(str(tmp_path / "missing"), session) == 1
     assert "nothing sent" in capsys.readouterr().err
+    # A subagent's session goes with its parent's: exported beside it, inside its call.
+    parent = json.loads((LOGS / "opencode-1.18.33" / "subagent.json").read_text())["info"]["id"]
+    child = next(p.stem for p in (LOGS / "opencode-1.18.33").glob("ses_*.json"))
+    cases = "".join(f"  {sid}) cat {path} ;;\n" for sid, path in (
+        (parent, LOGS / "opencode-1.18.33" / "subagent.json"),
+        (child, LOGS / "opencode-1.18.33" / f"{child}.json")))  # fmt: skip
+    binary.write_text(f'#!/bin/sh\ncase "$2" in\n{cases}  *) exit 1 ;;\nesac\n')
+    assert send_opencode_session(str(binary), child) == 0  # left to its parent's turn end
+    assert not Trace.objects.filter(workspace=workspace, external_id=f"opencode-{child}").exists()
+    assert send_opencode_session(str(binary), parent) == 0
+    nested = Trace.objects.get(workspace=workspace, external_id=f"opencode-{parent}")
+    assert nested.steps.filter(parent_index=1).count() == 3
 
 
 def test_a_batch_that_replaces_a_hook_built_run_still_skips_its_unchanged_traces(client, tenant):

@@ -4,7 +4,7 @@ script, in place of a model (this machine reaches none): OpenCode's
 script's next turn (its tool calls, or its text); a request without tools (OpenCode's
 title of the session) gets a title. Standard library only.
 
-    python fake_chat_stream.py PORT SCRIPT   # SCRIPT: finished or failed"""
+    python fake_chat_stream.py PORT SCRIPT   # SCRIPT: finished, failed or subagent"""
 
 import json
 import sys
@@ -26,6 +26,15 @@ SCRIPTS = {
     "failed": [
         _call(1, "read", {"filePath": "notes/plan.txt"}),
         {"content": "I could not read notes/plan.txt: it does not exist."},
+    ],
+    # A subagent (OpenCode's `task` tool, its own session) that lists a missing folder
+    # and answers; then the main agent's answer.
+    "subagent": [
+        _call(1, "task", {"description": "Find the plan", "subagent_type": "general",
+                          "prompt": "Find notes/plan.txt and say what it holds."}),
+        _call(2, "bash", {"command": "ls notes", "description": "List the notes"}),
+        {"content": "There is no notes folder."},
+        {"content": "The subagent found no notes folder, so there is no plan."},
     ],
 }
 
