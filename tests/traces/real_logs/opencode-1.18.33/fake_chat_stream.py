@@ -30,8 +30,15 @@ SCRIPTS = {
     # A subagent (OpenCode's `task` tool, its own session) that lists a missing folder
     # and answers; then the main agent's answer.
     "subagent": [
-        _call(1, "task", {"description": "Find the plan", "subagent_type": "general",
-                          "prompt": "Find notes/plan.txt and say what it holds."}),
+        _call(
+            1,
+            "task",
+            {
+                "description": "Find the plan",
+                "subagent_type": "general",
+                "prompt": "Find notes/plan.txt and say what it holds.",
+            },
+        ),
         _call(2, "bash", {"command": "ls notes", "description": "List the notes"}),
         {"content": "There is no notes folder."},
         {"content": "The subagent found no notes folder, so there is no plan."},
