@@ -4251,11 +4251,13 @@ def _opencode_subagents_left_out(files: list[Path]) -> list[Path]:
 
 def _opencode_messages(
     path: Path, data: dict[str, Any], steps: list[dict[str, Any]], parent: int | None,
-    depth: int,
+    depth: int, instruction: str = "",
 ) -> None:  # fmt: skip
     """The steps of one exported session's messages, appended to `steps` (inside the
     step `parent`, for a subagent's); a `task` call whose subagent's session was
-    exported beside this file (`<session id>.json`) holds that session's steps."""
+    exported beside this file (`<session id>.json`) holds that session's steps. A
+    subagent's session opens with the call's prompt as a user message (`instruction`):
+    the call's input holds it, and no person said it, so it is no step."""
     inside = {} if parent is None else {"parent_index": parent}
     where = "" if parent is None else f"subagent {data.get('info', {}).get('id')}: "
     for i, message in enumerate(_items(path, where, data.get("messages"), '"messages"')):
@@ -4279,6 +4281,8 @@ def _opencode_messages(
                 if part.get("synthetic") or part.get("ignored"):
                     continue  # text OpenCode added itself (a file's contents, a reminder)
                 text = _text(part.get("text"))
+                if role == "user" and instruction and text.strip() == instruction.strip():
+                    continue
                 steps.append({**({"kind": "user_prompt", "input": text} if role == "user"
                                  else {"kind": "assistant_message", "output": text}),
                               "started_at": stamp, **inside})  # fmt: skip
@@ -4294,7 +4298,8 @@ def _opencode_messages(
                 ):
                     sub = _need(beside, "top level", _read_json(beside), dict,
                                 "an exported OpenCode session")  # fmt: skip
-                    _opencode_messages(beside, sub, steps, len(steps) - 1, depth + 1)
+                    prompt = _text(obj(obj(part.get("state")).get("input")).get("prompt"))
+                    _opencode_messages(beside, sub, steps, len(steps) - 1, depth + 1, prompt)
         error = obj(about.get("error"))
         if error:
             said = _text(obj(error.get("data")).get("message")) or _text(error.get("name"))

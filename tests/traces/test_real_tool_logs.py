@@ -214,11 +214,13 @@ def test_an_opencode_subagents_session_is_read_into_the_call_that_started_it(ten
     assert result.ok and result.created == 1, result.error
     run = Trace.objects.get(workspace=tenant.workspace)
     steps = list(run.steps.order_by("index").values_list("index", "kind", "name", "parent_index"))
+    # The subagent's session opens with the call's prompt, which no person said: the
+    # call's input holds it.
     assert steps == [
         (0, "user_prompt", "", None), (1, "tool_call", "task", None),
-        (2, "user_prompt", "", 1), (3, "tool_call", "bash", 1),
-        (4, "assistant_message", "", 1), (5, "assistant_message", "", None)]  # fmt: skip
-    assert "No such file or directory" in run.steps.get(index=3).error
+        (2, "tool_call", "bash", 1), (3, "assistant_message", "", 1),
+        (4, "assistant_message", "", None)]  # fmt: skip
+    assert "No such file or directory" in run.steps.get(index=2).error
     assert run.total_tokens == 4 * 920  # the subagent's two model calls counted too
 
 
@@ -266,7 +268,7 @@ def test_the_opencode_plugin_sends_the_session_its_binary_exports(
     assert not Trace.objects.filter(workspace=workspace, external_id=f"opencode-{child}").exists()
     assert send_opencode_session(str(binary), parent) == 0
     nested = Trace.objects.get(workspace=workspace, external_id=f"opencode-{parent}")
-    assert nested.steps.filter(parent_index=1).count() == 3
+    assert nested.steps.filter(parent_index=1).count() == 2
 
 
 def test_a_batch_that_replaces_a_hook_built_run_still_skips_its_unchanged_traces(client, tenant):
