@@ -31,8 +31,10 @@ from .services import BatchResult, ItemResult, stored_external_id, trace_ingest_
 
 def trace_ingest_merging(*, workspace: Workspace, items: list[Any]) -> BatchResult:
     """`trace_ingest_batch`, with each session transcript merged into the trace its
-    hooks built. All or nothing for the merged sessions: if the database refuses
-    one, nothing of the batch is stored."""
+    hooks built, and each complete record of a hook-built session (an OpenHands
+    conversation) replacing its steps; a live capture's session that says no outcome
+    has its status read from it. All or nothing for the merged and replaced
+    sessions: if the database refuses one, nothing of the batch is stored."""
     items = [_status_from_session(item) for item in items]
     transcripts = [
         (position, item) for position, item in enumerate(items)
@@ -64,9 +66,14 @@ def _status_from_session(item: Any) -> Any:
         return item
     if item.get("status", "unknown") not in ("", "unknown"):
         return item
+    return _read_from_session(item, turn_failed=False)
+
+
+def _read_from_session(item: dict[str, Any], *, turn_failed: bool) -> dict[str, Any]:
+    """The item with the status its steps give by the hook sessions' rule, and why."""
     steps = [{**step, "index": step.get("index", position)}
              for position, step in enumerate(item.get("steps") or []) if isinstance(step, dict)]  # fmt: skip
-    status, reason = session_status(None, steps, turn_failed=False)
+    status, reason = session_status(None, steps, turn_failed=turn_failed)
     metadata = {**_obj(item.get("metadata"))}
     inferred_status(metadata, status, reason)
     return {**item, "status": status, "metadata": metadata}
@@ -99,14 +106,7 @@ def _with_session_status(item: dict[str, Any], stored: Trace) -> dict[str, Any]:
         return item
     if stored.status not in ("succeeded", "failed"):
         return {**item, "status": stored.status}
-    steps = [{**step, "index": step.get("index", position)}
-             for position, step in enumerate(item.get("steps") or []) if isinstance(step, dict)]  # fmt: skip
-    status, reason = session_status(
-        None, steps, turn_failed=bool(stored.metadata.get("turn_failed"))
-    )
-    metadata = {**_obj(item.get("metadata"))}
-    inferred_status(metadata, status, reason)
-    return {**item, "status": status, "metadata": metadata}
+    return _read_from_session(item, turn_failed=bool(stored.metadata.get("turn_failed")))
 
 
 def _replace_and_write(
