@@ -81,6 +81,7 @@ def _post(
         # 4xx will not get better by retrying: drop it rather than spool forever.
         final = 400 <= exc.code < 500 and exc.code not in (408, 429)
         if final and refusals is not None:
+            answer = ""
             with contextlib.suppress(OSError):
                 answer = exc.read(500).decode("utf-8", "replace").strip()
             refusals.append(f"HTTP {exc.code}" + (f": {answer}" if answer else ""))
