@@ -247,6 +247,7 @@ OPENCODE_PLUGIN = """\
 // HIVEMIND_URL and HIVEMIND_API_KEY from the environment OpenCode runs in;
 // HIVEMIND_CAPTURE=off sends nothing.
 import {{ spawn }} from "node:child_process"
+import {{ delimiter }} from "node:path"
 
 const COMMAND = {command}
 const PYTHONPATH = {pythonpath}
@@ -256,7 +257,7 @@ export const HivemindCapture = async () => ({{
     if (event.type !== "session.idle") return
     const session = event.properties?.sessionID
     if (!session || !process.env.HIVEMIND_URL || process.env.HIVEMIND_CAPTURE === "off") return
-    const env = {{ ...process.env, PYTHONPATH: [PYTHONPATH, process.env.PYTHONPATH].filter(Boolean).join(":") }}
+    const env = {{ ...process.env, PYTHONPATH: [PYTHONPATH, process.env.PYTHONPATH].filter(Boolean).join(delimiter) }}
     spawn(COMMAND[0], [...COMMAND.slice(1), "--opencode", process.execPath, "--session", session],
           {{ detached: true, stdio: "ignore", env }}).unref()
   }},
