@@ -535,9 +535,17 @@ def _steps(  # type: ignore[no-untyped-def]
         started = _started(workspace, trace_id, this) if event == "SubagentStop" else None
         # The main agent's turn is over: a call it never answered failed.
         unfinished = _unfinished_calls(workspace, trace_id) if event == "Stop" else []
+        said = payload.get("last_assistant_message")
+        if event == "Stop" and not said:
+            # No reply in the payload (Cursor's `stop` follows its `afterAgentResponse`;
+            # OpenHands' and older Claude Code's carry none): the harness saw the turn
+            # end, and the agent said nothing here. No empty "assistant" step.
+            reason = payload.get("reason")
+            return unfinished + [{"index": this, "kind": "span", "name": "turn end",
+                                  "output": {"reason": reason} if reason else None,
+                                  "started_at": now}]  # fmt: skip
         return unfinished + [{"index": this, "kind": "assistant_message", "name": label[:200],
-                              "output": payload.get("last_assistant_message") or "",
-                              "started_at": started or now}]  # fmt: skip
+                              "output": said or "", "started_at": started or now}]  # fmt: skip
     if event == "StopFailure":
         # The turn ended on an error (API error, limit…): the session failed.
         trace["status"] = "failed"

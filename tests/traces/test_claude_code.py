@@ -649,17 +649,21 @@ def test_codex_and_cursor_hooks_make_their_own_traces(client, tenant, other_tena
         {"hook_event_name": "beforeSubmitPrompt", "prompt": "Fix the navbar"},
         {"hook_event_name": "afterShellExecution", "command": "npm test", "output": "1 failing", "duration": 900, "exit_code": 1},
         {"hook_event_name": "afterFileEdit", "file_path": "/w/web/nav.tsx", "edits": [{"old_string": "a", "new_string": "b"}]},
+        {"hook_event_name": "afterAgentResponse", "text": "The navbar is fixed."},
         {"hook_event_name": "stop", "status": "completed", "loop_count": 0},
     ]:  # fmt: skip
         assert send("cursor", {**cursor, **payload}).status_code == 200, payload
     trace = Trace.objects.get(workspace=tenant.workspace, agent="cursor")
     assert trace.task == "Fix the navbar" and trace.status == "succeeded"
-    assert [s.name for s in Step.objects.filter(trace=trace).order_by("index")] == [
-        "",
-        "Shell",
-        "Edit",
-        "assistant",
-    ]
+    # The reply is the agent's one message; the loop's `stop` that follows carries no
+    # words, so it is the harness's turn end, not a second, empty "assistant" step.
+    assert [(s.kind, s.name, s.output) for s in Step.objects.filter(trace=trace).order_by("index")] == [
+        ("user_prompt", "", None),
+        ("tool_call", "Shell", {"output": "1 failing", "exit_code": 1}),
+        ("tool_call", "Edit", {"edits": [{"old_string": "a", "new_string": "b"}]}),
+        ("assistant_message", "assistant", "The navbar is fixed."),
+        ("span", "turn end", None),
+    ]  # fmt: skip
     assert Step.objects.get(trace=trace, name="Shell").error.startswith("exit code 1")
     send(
         "cursor",

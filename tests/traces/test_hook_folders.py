@@ -96,7 +96,8 @@ def test_event_files_merge_into_the_order_of_a_live_session(tenant, tmp_path):
                      ("gh run list", True)]  # fmt: skip
     failed = [s for s in steps if s[4]]
     assert len(failed) == 2 and all(s[4] == UNFINISHED for s in failed)
-    assert steps[-1][2] == "assistant"  # the Stop ends the session
+    # The Stop ends the session; its payload (Claude Code of mid-2025) holds no reply.
+    assert steps[-1][1:3] == ("span", "turn end")
     trace = Trace.objects.get(workspace=tenant.workspace)
     assert trace.status == "failed"  # its last call failed, as a live session says
 
