@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from skills import wellknown
-from traces.otlp_views import otlp_logs_view, otlp_traces
+from traces.otlp_views import otlp_logs_view, otlp_metrics_view, otlp_traces
 from workspaces import views as workspace_views
 
 from .api import api
@@ -53,6 +53,7 @@ urlpatterns = [
     # OTLP/HTTP's standard path, so exporters need only the base URL.
     path("v1/traces", otlp_traces, name="otlp_traces"),
     path("v1/logs", otlp_logs_view, name="otlp_logs"),
+    path("v1/metrics", otlp_metrics_view, name="otlp_metrics"),
     # The client as a wheel, so an agent machine installs it from here (hivemind_client/wheel.py).
     path("client/", client_index, name="client_index"),
     path("client/<str:filename>", client_wheel, name="client_wheel"),

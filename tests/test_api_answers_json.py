@@ -42,6 +42,7 @@ def _routes() -> list[tuple[str, str]]:
     }
     routes.add(("POST", "/v1/traces"))
     routes.add(("POST", "/v1/logs"))
+    routes.add(("POST", "/v1/metrics"))
     return sorted(routes)
 
 
@@ -67,7 +68,7 @@ def _assert_json(response, what: str, protobuf: bool = False) -> None:  # type: 
 
 def test_the_sweep_covers_the_api():
     paths = {path for _, path in ROUTES}
-    assert {"/api/v1/traces", "/api/v1/skills", "/v1/traces", "/v1/logs"} <= paths
+    assert {"/api/v1/traces", "/api/v1/skills", "/v1/traces", "/v1/logs", "/v1/metrics"} <= paths
     assert len(ROUTES) >= 12
 
 
@@ -93,7 +94,7 @@ def test_route_answers_json_to_bad_input(tenant, method, path):
                         response,
                         f"{method} {url}{query} {content_type} {str(body)[:30]!r} "
                         f"auth={authenticated}",
-                        protobuf=path in ("/v1/traces", "/v1/logs")
+                        protobuf=path in ("/v1/traces", "/v1/logs", "/v1/metrics")
                         and ("protobuf" in content_type or not body),
                     )
             if not authenticated:

@@ -122,6 +122,7 @@ def test_infinite_token_count_and_nan_reward_are_not_500(client, tenant):
          json.dumps({"traces": []}), "application/json"),
         ("/v1/traces", "traces.otlp_views.api_key_authenticate", "{}", "application/json"),
         ("/v1/logs", "traces.otlp_views.api_key_authenticate", "{}", "application/json"),
+        ("/v1/metrics", "traces.otlp_views.api_key_authenticate", "{}", "application/json"),
         ("/mcp", "hivemind_web.mcp_server.api_key_authenticate",
          json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), "application/json"),
     ],

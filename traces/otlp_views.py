@@ -1,7 +1,8 @@
 """POST /v1/traces and /v1/logs: the OTLP/HTTP endpoints OpenTelemetry exporters
 send to (logs: Claude Code's own events, `otlp_logs.py`, and GenAI events, a
 model call's messages sent apart from its span, `otlp_genai.py`, and Codex's
-events, `otlp_codex.py`)."""
+events, `otlp_codex.py`). POST /v1/metrics is answered, and its data points
+refused with the reason (`otlp_metrics.py`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from workspaces.models import Scope
 from workspaces.ratelimit import ingest_check
 from workspaces.services import api_key_authenticate
 
-from . import otlp, otlp_codex, otlp_genai, otlp_logs
+from . import otlp, otlp_codex, otlp_genai, otlp_logs, otlp_metrics
 from .body import read_body
 from .claude_code import hooked_sessions
 from .otlp_store import otlp_ingest
@@ -96,6 +97,18 @@ def otlp_logs_view(request: HttpRequest) -> HttpResponse:
     """OTLP logs: Claude Code's and Codex's events, and GenAI events (a model call's
     messages, joined to its span); other records are left out."""
     return _receive(request, _store_events)
+
+
+@csrf_exempt
+@require_POST
+def otlp_metrics_view(request: HttpRequest) -> HttpResponse:
+    """OTLP metrics: checked like any export (key, size, body), then refused by
+    partial success, which tells the exporter why; nothing is stored."""
+    return _receive(request, _refuse_metrics)
+
+
+def _refuse_metrics(workspace: Any, body: bytes, content_type: str) -> bytes:
+    return otlp_metrics.refused(body, content_type)
 
 
 def _receive(request: HttpRequest, store: Callable[[Any, bytes, str], bytes]) -> HttpResponse:

@@ -340,3 +340,44 @@ def test_openllmetry_spans_are_model_calls_tools_and_workflows_by_their_own_attr
         ("tool_call", "get_weather", {"city": "Paris"}, {"error": "city not found"}, None),
     ]
     assert trace.task == "Weather in Paris?"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_are_answered_and_refused_with_the_reason_never_stored(live_server, client, tenant):
+    """An SDK set up with one endpoint for every signal sends metrics too: the export
+    succeeds (no error in the agent's log every minute), every data point is
+    refused by partial success with what to set, and nothing is stored."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("agent")
+    meter.create_counter("gen_ai.client.calls").add(3, {"gen_ai.request.model": "m"})
+    meter.create_histogram("gen_ai.client.token.usage").record(120)
+    data = reader.get_metrics_data()
+    assert data is not None
+    exporter = OTLPMetricExporter(endpoint=f"{live_server.url}/v1/metrics",
+                                  headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert exporter.export(data).name == "SUCCESS"
+    body = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "calls", "sum": {"dataPoints": [{"asInt": "3"}, {"asInt": "4"}]}},
+        {"name": "tokens", "histogram": {"dataPoints": [{"count": "1", "exemplars": [
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174"}]}]}},
+    ]}]}]}  # fmt: skip
+    headers = {"Authorization": f"Bearer {tenant.key}"}
+    response = client.post("/v1/metrics", json.dumps(body), content_type="application/json",
+                           headers=headers)  # fmt: skip
+    assert response.status_code == 200
+    refused = response.json()["partialSuccess"]
+    assert (
+        refused["rejectedDataPoints"] == "3"
+        and "OTEL_METRICS_EXPORTER=none" in refused["errorMessage"]
+    )
+    empty = client.post("/v1/metrics", "{}", content_type="application/json", headers=headers)
+    assert empty.status_code == 200 and empty.json() == {}
+    bad = client.post("/v1/metrics", "{nope", content_type="application/json", headers=headers)
+    assert bad.status_code == 400 and bad.json()["code"] == 3
+    anonymous = client.post("/v1/metrics", json.dumps(body), content_type="application/json")
+    assert anonymous.status_code == 401
+    assert not Trace.objects.exists()
