@@ -2834,10 +2834,6 @@ def _span_steps(
     rows = []
     for order, (span, span_id, parent) in enumerate(flat):
         attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
-        known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
-                                              "traceloop.span.kind", "gen_ai.tool.name",
-                                              "gen_ai.request.model", "llm.request.type",
-                                              "ai.operationId")) or bool(claude_code_span(attrs))  # fmt: skip
         name = span.get("span_name") or span.get("name") or "span"
         events = [(str(obj(e).get("name") or ""), _flat_attributes(obj(e).get("attributes")))
                   for e in _list(span.get("events"))]  # fmt: skip
@@ -2850,7 +2846,7 @@ def _span_steps(
             end = start + duration
         rows.append({
             "_span": span_id, "_parent": parent, "_start": start, "_order": order, "_attrs": attrs,
-            "_bare": not (known or step_input is not None or output is not None or error),
+            "_bare": bare_span(attrs, step_input, output, error),
             "_prompt": attributes_user_prompt(attrs) or events_user_prompt(events),
             "kind": step_kind, "name": str(name)[:200],
             "input": _span_value(step_input), "output": _span_value(output), "error": error,
@@ -2899,6 +2895,20 @@ def empty_call_holds_steps(kind: str, step_input: Any, output: Any, holds: bool)
     and tool calls): a framework step. Used by the file importer and, after each
     export, by the OTLP receiver (traces/otlp_store.py)."""
     return kind == "tool_call" and step_input is None and output is None and holds
+
+
+def bare_span(attrs: dict[str, Any], step_input: Any, output: Any, error: str) -> bool:
+    """A span that carries nothing: no convention's attributes (OpenInference, GenAI,
+    OpenLLMetry, the AI SDK's, Claude Code's), no input, output or error. Such a
+    span is a harness's own (a workflow's message routing, an HTTP handler) unless it
+    holds kept spans or is named as a tool the model was offered or asked for. Used
+    by the file importer (`_without_bare_spans`) and the OTLP receiver
+    (`traces/otlp_store.py`)."""
+    known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
+                                      "traceloop.span.kind", "gen_ai.tool.name",
+                                      "gen_ai.request.model", "llm.request.type",
+                                      "ai.operationId")) or bool(claude_code_span(attrs))  # fmt: skip
+    return not (known or step_input is not None or output is not None or error)
 
 
 def _without_bare_spans(
@@ -3759,8 +3769,26 @@ def _otlp_json(path: Path) -> Parsed:
     for trace_id, run in runs.items():
         if only_agent_creation([span["attributes"] for span in run["spans"]]):
             continue
-        parsed.traces.append(_span_run(path, f"trace {trace_id or '(no id)'}", run))
+        trace = _span_run(path, f"trace {trace_id or '(no id)'}", run)
+        if not says_nothing(trace):
+            parsed.traces.append(trace)
     return parsed
+
+
+# What a run's spans may say of it beside its steps (and its outcome, if known).
+_RUN_FIELDS = ("task", "checks", "session_id", "task_key", "skills_in_scope")
+
+
+def says_nothing(trace: dict[str, Any]) -> bool:
+    """Whether a run read from spans has no step left (every span a harness's own, as
+    a workflow's build on a trace of its own) and says nothing of a run (no task,
+    outcome, checks, session, task key or skills): no run. Used by the file importer
+    and the OTLP receiver alike."""
+    return (
+        not trace.get("steps")
+        and not any(trace.get(f) for f in _RUN_FIELDS)
+        and trace.get("status") in (None, "", "unknown")
+    )
 
 
 def only_agent_creation(span_attributes: list[dict[str, Any]]) -> bool:

@@ -41,7 +41,9 @@ from hivemind_client.formats import (
     GENAI_EVALUATION_EVENT,
     add_check,
     attributes_user_prompt,
+    bare_span,
     crew_task,
+    declared_tools,
     evaluation_check,
     events_user_prompt,
     input_task,
@@ -177,6 +179,7 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
     """One span as a native step."""
     events = [(event.name, _attrs(event.attributes)) for event in span.events]
     kind, name, step_input, output, tokens = span_role(attrs, span.name, events)
+    error = span_error(span)
     return {
         "index": _span_index(span),
         "_span": span.span_id.hex() or f"i{_span_index(span)}",
@@ -185,7 +188,9 @@ def span_step(span: Span, attrs: dict[str, Any]) -> dict[str, Any]:
         "name": str(name)[:200],
         "input": _maybe_json(step_input),
         "output": _maybe_json(output),
-        "error": span_error(span)[:MAX_TEXT],
+        "error": error[:MAX_TEXT],
+        # Carries nothing: kept only where it holds steps or names a tool (otlp_store).
+        "_bare": bare_span(attrs, step_input, output, error),
         "started_at": _time(span.start_time_unix_nano),
         "duration_ms": max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
         if span.end_time_unix_nano
@@ -244,6 +249,7 @@ def _new_trace(trace_id: str, resource: dict[str, Any]) -> dict[str, Any]:
     return {
         "external_id": trace_id, "agent": service_name(resource),
         "steps": [], "skills_in_scope": [], "metadata": {"source": "otlp"},
+        "_declared": set(),
     }  # fmt: skip
 
 
@@ -257,6 +263,7 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
     else:
         trace["steps"][same] = step
     span_run_fields(trace, attrs)
+    trace["_declared"].update(declared_tools(attrs))
     for event in span.events:
         if event.name == GENAI_EVALUATION_EVENT:
             check = evaluation_check(_attrs(event.attributes))

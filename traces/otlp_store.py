@@ -4,6 +4,9 @@ A trace's spans can arrive in several exports (a batch span processor sends a
 span when it ends, so children come before their parents). For each trace,
 under a per-trace lock:
 
+0. a span that carries nothing and holds nothing, a harness's own, is left out, as
+   the file importer leaves it out, and a trace left with no step is no run
+   (`_without_bare_leaves`);
 1. each span id keeps one step (the map is the trace's `metadata.otlp_spans`):
    a retried span updates its step; a parent named before it arrives gets its
    number reserved, so its children can point at it (`parent_index`);
@@ -30,7 +33,12 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F
 
-from hivemind_client.formats import TOOL_EXECUTION_SPANS, nested_model_calls, span_depths
+from hivemind_client.formats import (
+    TOOL_EXECUTION_SPANS,
+    nested_model_calls,
+    says_nothing,
+    span_depths,
+)
 from workspaces.models import PiiPolicy, Workspace
 from workspaces.redaction import Redactor, redactor_for_policy
 
@@ -72,6 +80,13 @@ def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
             )
         }
         for trace in traces:
+            _without_bare_leaves(trace, stored.get(trace["external_id"]))
+        # A trace of harness spans only (a workflow's build, on a trace of its own) is
+        # no run: nothing an agent did, and nothing said of one.
+        traces = [t for t in traces if t["external_id"] in stored or not says_nothing(t)]
+        if not traces:
+            return BatchResult(results=[], trace_ids=[])
+        for trace in traces:
             _number(trace, stored.get(trace["external_id"]))
             _keep_stored(trace, stored.get(trace["external_id"]), workspace)
         batch = trace_ingest_batch(workspace=workspace, items=traces)
@@ -79,6 +94,60 @@ def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
             _renumber_by_time(trace_id)
         refresh_aggregates(batch.trace_ids)
     return batch
+
+
+def _without_bare_leaves(trace: dict[str, Any], stored: Trace | None) -> None:
+    """Leave out the spans that carry nothing (`formats.bare_span`) and hold nothing:
+    a harness's own (a workflow's edge and message spans), as the file importer
+    leaves them out (`formats._without_bare_spans`). Kept: one a stored or sent span
+    names as its parent (spans end children first, so a parent comes in a later
+    export than its children); one sent before (a retry); one named as a tool the
+    model was offered or asked for, by this export's spans, by earlier exports'
+    (their tool names are kept in `metadata.otlp_tools`) or by a stored model
+    call's answer; and any while a model call of the run has no answer yet (its
+    messages come as events over /v1/logs, which may still name the tool)."""
+    declared: set[str] = trace.pop("_declared", set())
+    steps = trace["steps"]
+    bare = [s for s in steps if s.pop("_bare", False)]
+    metadata = stored.metadata if stored is not None else {}
+    tools = declared | set(metadata.get("otlp_tools", []))
+    if declared - set(metadata.get("otlp_tools", [])):
+        trace["metadata"]["otlp_tools"] = sorted(tools)
+    if not bare:
+        return
+    parents = {s.get("_parent") for s in steps}
+    known = metadata.get("otlp_spans", {})
+    leaves = [s for s in bare if s["_span"] not in parents and s["_span"] not in known
+              and s["name"] not in tools]  # fmt: skip
+    if not leaves or any(s["kind"] == "llm_call" and s.get("output") is None for s in steps):
+        return
+    if stored is not None:
+        unanswered, asked = _model_calls_name(stored.pk, sorted({s["name"] for s in leaves}))
+        if unanswered:
+            return
+        leaves = [s for s in leaves if s["name"] not in asked]
+    left_out = {id(s) for s in leaves}
+    trace["steps"] = [s for s in steps if id(s) not in left_out]
+
+
+def _model_calls_name(trace_id: int, names: list[str]) -> tuple[bool, set[str]]:
+    """Whether a stored model call of the run has no answer yet, and which of `names`
+    one names as a JSON string in its answer (the tool calls it asked for)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT EXISTS (SELECT 1 FROM traces_step
+                           WHERE trace_id = %s AND kind = 'llm_call'
+                             AND (output IS NULL OR output = 'null'::jsonb)),
+                   ARRAY(SELECT n FROM unnest(%s::text[]) AS n
+                         WHERE EXISTS (SELECT 1 FROM traces_step
+                                       WHERE trace_id = %s AND kind = 'llm_call'
+                                         AND strpos(output::text, to_jsonb(n)::text) > 0))
+            """,
+            [trace_id, names, trace_id],
+        )
+        unanswered, asked = cursor.fetchone()
+        return bool(unanswered), set(asked)
 
 
 def _number(trace: dict[str, Any], stored: Trace | None) -> None:

@@ -740,6 +740,52 @@ def test_semantic_kernel_genai_spans(client, tenant, other_tenant):
     assert span_role(attrs, "text_completions m")[0] == "llm_call"
 
 
+def test_microsoft_agent_framework_genai_spans(client, tenant, other_tenant):
+    """Microsoft Agent Framework's own GenAI spans, sensitive data on (its OpenAI chat
+    completions client against a scripted server): the agent's invocation a
+    framework step whose summed usage is not counted again; each `chat` a model call
+    with its messages and tokens; the tool a call whose exception, which the
+    framework hands back to the model, is the run's one error; the request the
+    task."""
+    path = LOGS / "agent-framework-1.26.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    for run in runs.values():
+        assert list(run.steps.order_by("index").values_list("kind", "name")) == [
+            ("span", "invoke_agent orders"), ("llm_call", "scripted-gpt"),
+            ("tool_call", "lookup_order"), ("llm_call", "scripted-gpt"),
+        ]  # fmt: skip
+        assert (run.agent, run.model, run.total_tokens) == ("order-maf", "scripted-gpt", 270)
+    failed = runs["Where is order B2?"]
+    assert (failed.error_count, runs["Where is order A1?"].error_count) == (1, 0)
+    call = failed.steps.get(kind="tool_call")
+    assert (call.input, call.error) == ({"order_id": "B2"}, "ValueError: order not found: B2")
+    answer = failed.steps.filter(kind="llm_call").order_by("-index").first()
+    assert answer is not None and "I could not find order B2." in str(answer.output)
+
+
+def test_microsoft_agent_framework_workflow_spans(client, tenant, other_tenant):
+    """The same requests through an Agent Framework workflow (the agent, then a
+    reviewer), sent a span an export as they ended: the workflow's run and each
+    executor's processing are framework steps holding the agents' steps; its edge
+    groups and message sends, spans that carry nothing and hold nothing, are left
+    out, over OTLP as by file, and its build, a trace of its own, is no run."""
+    path = LOGS / "agent-framework-1.26.0" / "workflow_spans.jsonl"
+    by_file, by_otlp = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    for runs in (by_file, by_otlp):
+        failed = next(t for t in runs.values() if t.task == "Where is order B2?")
+        assert list(failed.steps.order_by("index").values_list("kind", "name")) == [
+            ("span", "invoke_workflow Sequential"), ("span", "executor.process orders"),
+            ("span", "invoke_agent orders"), ("llm_call", "scripted-gpt"),
+            ("tool_call", "lookup_order"), ("llm_call", "scripted-gpt"),
+            ("span", "executor.process reviewer"), ("span", "invoke_agent reviewer"),
+            ("llm_call", "scripted-gpt"),
+        ]  # fmt: skip
+        assert failed.steps.get(kind="tool_call").error == "ValueError: order not found: B2"
+        assert (failed.agent, failed.total_tokens, failed.error_count) == ("order-maf", 405, 1)
+
+
 def test_agno_spans(client, tenant, other_tenant):
     """Agno's agent (OpenInference's Agno instrumentation, its OpenAI model against a
     scripted server): the agent's run a framework step holding the request, which is

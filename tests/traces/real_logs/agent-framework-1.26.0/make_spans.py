@@ -7,7 +7,13 @@ framework's own GenAI spans with sensitive data on (`enable_instrumentation`, as
 user turns on to see prompts and tool arguments) and the OpenTelemetry SDK 1.45.2.
 Two requests, the tool raising on one (the framework hands the error back to the
 model). Encoded by the SDK's OTLP encoder and written with protobuf's JSON
-mapping, one run a line. Writes spans.jsonl in the working directory."""
+mapping, one run a line: spans.jsonl in the working directory.
+
+Then the same two requests through a workflow (`agent-framework-orchestrations`'
+`SequentialBuilder`: the agent, then a reviewer agent), whose runtime adds spans of
+its own (the workflow's build on a trace of its own, its run, each executor's
+processing, edge groups, message sends). Written one span a line, in the order they
+ended, as a simple span processor exports them: workflow_spans.jsonl."""
 
 import asyncio
 import sys
@@ -16,6 +22,7 @@ from pathlib import Path
 from agent_framework import Agent, tool
 from agent_framework.observability import enable_instrumentation
 from agent_framework.openai import OpenAIChatCompletionClient
+from agent_framework.orchestrations import SequentialBuilder
 from google.protobuf.json_format import MessageToJson
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -63,6 +70,22 @@ async def main() -> None:
     with open("spans.jsonl", "w") as out:
         out.write("\n".join(lines) + "\n")
     print(len(lines), "exports")
+    exporter.clear()
+    for order in ("A1", "B2"):
+        REPLIES[:] = tool_call_then_answer(order) + [
+            {"role": "assistant", "content": "Reviewed: the answer is right."}
+        ]
+        client = OpenAIChatCompletionClient(model="scripted-gpt", base_url=base_url,
+                                            api_key="unused")  # fmt: skip
+        agent = Agent(client=client, name="orders", instructions="Answer questions about orders.",
+                      tools=[lookup_order])  # fmt: skip
+        reviewer = Agent(client=client, name="reviewer", instructions="Review the answer.")
+        workflow = SequentialBuilder(participants=[agent, reviewer]).build()
+        await workflow.run(f"Where is order {order}?")
+    spans = exporter.get_finished_spans()
+    with open("workflow_spans.jsonl", "w") as out:
+        out.write("".join(MessageToJson(encode_spans([s]), indent=None) + "\n" for s in spans))
+    print(len(spans), "workflow spans")
 
 
 asyncio.run(main())
