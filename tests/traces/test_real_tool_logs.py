@@ -784,6 +784,11 @@ def test_microsoft_agent_framework_workflow_spans(client, tenant, other_tenant):
         ]  # fmt: skip
         assert failed.steps.get(kind="tool_call").error == "ValueError: order not found: B2"
         assert (failed.agent, failed.total_tokens, failed.error_count) == ("order-maf", 405, 1)
+    # The tool names the receiver keeps between exports are its bookkeeping, not shown.
+    failed = next(t for t in by_otlp.values() if t.task == "Where is order B2?")
+    assert failed.metadata["otlp_tools"] == ["lookup_order"]
+    page = other_tenant.client_for(other_tenant.viewer).get(f"/w/globex/traces/{failed.pk}/")
+    assert page.status_code == 200 and "otlp_tools" not in page.content.decode()
 
 
 def test_agno_spans(client, tenant, other_tenant):
