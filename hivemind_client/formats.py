@@ -4386,6 +4386,200 @@ def _opencode(path: Path) -> Parsed:
     return parsed
 
 
+# --- Cline ----------------------------------------------------------------------
+
+# The Cline CLI (3.x) wraps each prompt it sends in the mode it ran in.
+_CLINE_INPUT = re.compile(r"\A\s*<user_input(?:\s[^>]*)?>(.*)</user_input>\s*\Z", re.S)
+_CLINE_DEPTH = 8  # subagents of subagents, at most this deep
+# A session's end (`status` in `<session id>.json`) that says the agent's loop failed.
+_CLINE_FAILED = {"failed": "the Cline session ended on an error", "error": "the Cline session "
+                 "ended on an error"}  # fmt: skip
+
+
+def _cline_prompt(text: str) -> str:
+    found = _CLINE_INPUT.match(text)
+    return found.group(1).strip() if found else text
+
+
+def _cline_result(block: dict[str, Any]) -> tuple[Any, str]:
+    """A tool result's output and error: the Cline CLI's tools answer a list of items,
+    one a command or file (`query`, `result`, `error`, `success`), and an item that
+    did not succeed fails the call (with the others, it is still its output); a
+    subagent's answer is JSON text saying how it finished."""
+    content = block.get("content")
+    if isinstance(content, str) and content[:1] == "{":
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            content = json.loads(content)
+    failed: list[str] = []
+    for item in _list(content):
+        if isinstance(item, dict) and item.get("success") is False:
+            said = _text(item.get("error")) or "failed"
+            failed.append(
+                f"{_text(item.get('query'))[:200]}: {said}" if item.get("query") else said
+            )
+    if isinstance(content, dict) and content.get("finishReason") in ("error", "aborted"):
+        failed.append(f"the subagent ended: {content['finishReason']}")
+    if block.get("is_error") and not failed:
+        failed.append(_text(content if isinstance(content, str) else json.dumps(content))[:2000]
+                      or "the tool failed")  # fmt: skip
+    if isinstance(content, list) and all(
+        isinstance(b, dict) and b.get("type") == "text" for b in content
+    ):
+        content = "\n".join(_text(b.get("text")) for b in content)
+    return content, "\n".join(failed)
+
+
+def _cline_tokens(metrics: Any) -> int:
+    metrics = obj(metrics)
+    return sum(
+        value for key in ("inputTokens", "outputTokens", "cacheReadTokens", "cacheWriteTokens")
+        if isinstance(value := metrics.get(key), int) and not isinstance(value, bool) and value > 0
+    )  # fmt: skip
+
+
+def _cline_messages(
+    path: Path, data: dict[str, Any], steps: list[dict[str, Any]], parent: int | None,
+    depth: int, instruction: str = "",
+) -> None:  # fmt: skip
+    """The steps of one Cline session's messages (`<session id>.messages.json`),
+    appended to `steps` (inside the step `parent`, for a subagent's): a user's text a
+    prompt, its tool results joined to their calls by `tool_use_id`; an assistant's
+    text and thinking what it said, each `tool_use` a call; a message Cline shows as
+    an error (`metadata.displayRole`) an error step; each model answer's tokens
+    (`metrics`) on the first step it made. A `spawn_agent` call holds the subagent's
+    steps, read from its `agent_<id>.messages.json` beside the session's, the one whose
+    opening message is the call's task (which is no user prompt: no person said it)."""
+    inside = {} if parent is None else {"parent_index": parent}
+    where = "" if parent is None else f"subagent {data.get('sessionId')}: "
+    calls: dict[str, dict[str, Any]] = {}
+    for i, message in enumerate(_items(path, where, data.get("messages"), '"messages"')):
+        here = f"{where}messages[{i}]"
+        _need(path, here, message, dict, "a message object")
+        role = message.get("role")
+        stamp = _iso(_epoch(message.get("ts")))
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else _items(
+            path, f"{here}.", content, '"content"')  # fmt: skip
+        first = len(steps)
+        if obj(message.get("metadata")).get("displayRole") == "error":
+            said = "\n".join(_text(obj(b).get("text")) for b in blocks).strip()
+            steps.append({"kind": "error", "error": said or "Cline reported an error",
+                          "started_at": stamp, **inside})  # fmt: skip
+            continue
+        for j, block in enumerate(blocks):
+            _need(path, f"{here}.content[{j}]", block, dict, "a content block")
+            kind = block.get("type")
+            if kind in ("text", "thinking", "reasoning"):
+                text = _text(block.get("text") or block.get("thinking") or block.get("reasoning"))
+                if not text.strip():
+                    continue
+                if role == "user":
+                    text = _cline_prompt(text)
+                    if instruction and text.strip() == instruction.strip():
+                        continue
+                    steps.append({"kind": "user_prompt", "input": text, "started_at": stamp,
+                                  **inside})  # fmt: skip
+                else:
+                    steps.append({"kind": "assistant_message", "output": text,
+                                  "started_at": stamp, **inside})  # fmt: skip
+            elif kind == "tool_use":
+                call = {"kind": "tool_call", "name": _text(block.get("name"))[:200] or "tool",
+                        "input": block.get("input"), "started_at": stamp, **inside}  # fmt: skip
+                steps.append(call)
+                calls[_text(block.get("id"))] = call
+                task = _text(obj(block.get("input")).get("task"))
+                if block.get("name") == "spawn_agent" and task and depth < _CLINE_DEPTH:
+                    sub = _cline_subagent(path, task)
+                    if sub is not None:
+                        _cline_messages(sub[0], sub[1], steps, len(steps) - 1, depth + 1, task)
+            elif kind == "tool_result" and (answered := calls.get(_text(block.get("tool_use_id")))):
+                output, error = _cline_result(block)
+                answered["output"] = output
+                if error:
+                    answered["error"] = error[:10_000]
+                start, end = _epoch(answered.get("started_at")), _epoch(message.get("ts"))
+                if start is not None and end is not None and end >= start:
+                    answered["duration_ms"] = (end - start) * 1000
+        tokens = _cline_tokens(message.get("metrics"))
+        if role == "assistant" and tokens and first < len(steps):
+            steps[first]["tokens"] = tokens
+    for call in calls.values():
+        if call["kind"] == "tool_call" and "output" not in call and "error" not in call:
+            call["error"] = "the call had no result when the session was saved"
+
+
+def _cline_subagent(path: Path, task: str) -> tuple[Path, dict[str, Any]] | None:
+    """The subagent session beside `path` that was given `task`: its opening message."""
+    for beside in sorted(path.parent.glob("agent_*.messages.json")):
+        try:
+            data = _read_json(beside)
+        except FormatError:
+            continue
+        first = next(iter(_list(obj(data).get("messages"))), None)
+        said = [_text(obj(b).get("text")) for b in _list(obj(first).get("content"))]
+        if obj(data).get("agent") == "subagent" and any(t.strip() == task.strip() for t in said):
+            return beside, data
+    return None
+
+
+def _cline_subagents_left_out(files: list[Path]) -> list[Path]:
+    """A folder's Cline sessions less the subagents' (`agent_<id>.messages.json`) that
+    the session beside them reads into its run."""
+    return [p for p in files if not (p.name.startswith("agent_") and any(
+        q.name.endswith(".messages.json") and not q.name.startswith("agent_")
+        for q in p.parent.iterdir()))]  # fmt: skip
+
+
+def _cline(path: Path) -> Parsed:
+    """A Cline CLI session (3.x, `~/.cline/data/sessions/<id>/<id>.messages.json`),
+    read with the session's record beside it (`<id>.json`: its times, model, prompt
+    and how it ended) when there is one. The outcome is unknown (Cline finishing its
+    loop says nothing of the task) unless the session ended on an error: failed."""
+    data = _need(path, "top level", _read_json(path), dict, "a Cline session's messages")
+    session = _text(data.get("sessionId"), 150)
+    if not session or "messages" not in data:
+        raise FormatError(path, "sessionId", "no Cline session here (no sessionId and messages)")
+    steps: list[dict[str, Any]] = []
+    _cline_messages(path, data, steps, None, 0)
+    for position, step in enumerate(steps):
+        step["index"] = position
+    record: dict[str, Any] = {}
+    beside = path.with_name(path.name.replace(".messages.json", ".json"))
+    if beside != path and beside.is_file():
+        with contextlib.suppress(FormatError):
+            record = obj(_read_json(beside))
+    about = obj(record.get("metadata"))
+    info = next((obj(m.get("modelInfo")) for m in reversed(_list(data.get("messages")))
+                 if isinstance(m, dict) and m.get("modelInfo")), {})  # fmt: skip
+    provider = _text(record.get("provider") or info.get("provider"))
+    model = _text(record.get("model") or info.get("id"))
+    model_name = "/".join(part for part in (provider, model) if part)
+    task = _text(about.get("prompt")) or next(
+        (s["input"] for s in steps if s["kind"] == "user_prompt"), "")  # fmt: skip
+    ended = _text(record.get("status"))
+    trace: dict[str, Any] = {
+        "external_id": f"cline-{session}"[:200], "agent": "cline", "model": model_name[:200],
+        "session_id": session, "task": task, "status": "unknown",
+        "started_at": _iso(_epoch(record.get("started_at"))) or next(
+            (s["started_at"] for s in steps if s.get("started_at")), None),
+        "ended_at": _iso(_epoch(record.get("ended_at"))),
+        "metadata": {"session_id": session, "title": _text(about.get("title"), 500),
+                     "directory": _text(record.get("cwd"), 500),
+                     "cline_version": _text(obj(data.get("origin")).get("version"), 50),
+                     **({"session_end": ended} if ended else {})},
+        "steps": steps,
+    }  # fmt: skip
+    if ended in _CLINE_FAILED:
+        trace["status"] = "failed"
+        trace["metadata"]["outcome_from"] = f"the session's record (status: {ended})"
+        if not (steps and steps[-1]["kind"] == "error"):
+            code = record.get("exit_code")
+            steps.append({"kind": "error", "index": len(steps), "started_at": trace["ended_at"],
+                          "error": f"{_CLINE_FAILED[ended]} (exit code {code})"
+                          if isinstance(code, int) else _CLINE_FAILED[ended]})  # fmt: skip
+    return Parsed(traces=[trace])
+
+
 # --- ATIF (Harbor's Agent Trajectory Interchange Format) ----------------------
 
 
@@ -4587,6 +4781,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "langsmith": _langsmith,
     "gemini-session": _gemini_session,
     "opencode": _opencode,
+    "cline": _cline,
 }
 
 
@@ -4608,6 +4803,9 @@ OUTCOME_SOURCES: dict[str, str] = {
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
     "opencode": "none in the file (give one with --status, or send outcomes with the "
                 "outcome API or MCP)",
+    "cline": "failed when the session's record beside it (<id>.json) says it ended on an "
+             "error, else none (give one with --status, or send outcomes with the outcome "
+             "API or MCP)",
     "codex-rollout": "none in the file (give one with --status, or send outcomes with the "
                      "outcome API or MCP)",
     "inspect-log": "each sample's scores (C, true or 1 and more pass; every scorer must pass), "
@@ -4692,7 +4890,7 @@ def folder_patterns(fmt: str) -> list[str]:
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl", "*.parquet"],
             "openhands": ["output.jsonl", "trajs/*.json", "base_state.json", "*.parquet"],
-            "atif": ["trajectory.json"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
+            "atif": ["trajectory.json"], "cline": ["*.messages.json"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
                 fmt, ["*.json", "*.jsonl", *(["*.parquet"] if fmt in PARQUET_FORMATS else [])])  # fmt: skip
 
 
@@ -4733,4 +4931,6 @@ def files_under(paths: list[Path], fmt: str) -> list[Path]:
     if fmt == "opencode":
         # A subagent's session exported beside its parent's is read with the parent's.
         found = _opencode_subagents_left_out(found)
+    if fmt == "cline":
+        found = _cline_subagents_left_out(found)
     return found

@@ -204,6 +204,60 @@ def test_opencode_sessions_as_opencode_exports_them(tenant):
         assert again.unchanged == 1
 
 
+def _cline_file(name: str) -> Path:
+    folder = LOGS / "cline-3.0.65" / name
+    return next(p for p in folder.glob("*.messages.json") if not p.name.startswith("agent_"))
+
+
+def test_cline_sessions_as_the_cline_cli_saves_them(tenant):
+    """The Cline CLI 3.0.65's saved sessions (`<id>.messages.json` with its record
+    `<id>.json` beside it), imported as a folder: a run each, its prompt without the
+    mode wrapper Cline adds, its calls with their input and output, a call failed
+    when one of its commands or files did (with which one and why), each model
+    answer's tokens on the first step it made; a subagent's session inside the call
+    that spawned it; a session that ended on the model API's error failed, the
+    error its last step; the others' outcome unknown. Imported again, nothing
+    changes."""
+    folder = LOGS / "cline-3.0.65"
+    files = files_under([folder], "cline")
+    # The subagent's messages are read with the session that spawned it.
+    assert sorted(p.parent.name for p in files) == ["failed", "finished", "subagent"]
+    for path in files:
+        result = traces_import_file(workspace=tenant.workspace, fmt="cline", path=path)
+        assert result.ok and result.created == 1, result.error
+    runs = {t.task: t for t in _runs(tenant.workspace).values()}
+    finished = runs["Read notes/todo.txt and tell me what is left to do."]
+    assert (finished.agent, finished.model, finished.status) == (
+        "cline", "openai-compatible/scripted-gpt", "unknown")  # fmt: skip
+    assert finished.external_id == f"cline-{finished.session_id}"
+    steps = list(finished.steps.order_by("index").values_list("kind", "name", "error", "tokens"))
+    assert steps == [
+        ("user_prompt", "", "", None),
+        ("tool_call", "run_commands", "cat notes/todo.txt: Command exited with code 1", 920),
+        ("tool_call", "read_files", "/tmp/cline-logs/project/notes/plan.txt: Error reading "
+         "file: ENOENT: no such file or directory, statx '/tmp/cline-logs/project/notes/plan.txt'", 920),
+        ("assistant_message", "", "", 920),
+    ]  # fmt: skip
+    commands = finished.steps.get(name="run_commands")
+    assert commands.input == {"commands": ["cat notes/todo.txt", "ls"]}
+    assert [item["success"] for item in commands.output] == [False, True]
+    subagent = runs["Use a subagent to find the plan"]
+    assert list(subagent.steps.order_by("index").values_list("index", "kind", "name",
+                                                             "parent_index")) == [
+        (0, "user_prompt", "", None), (1, "tool_call", "spawn_agent", None),
+        (2, "tool_call", "run_commands", 1), (3, "assistant_message", "", 1),
+        (4, "assistant_message", "", None),
+    ]  # fmt: skip
+    failed = runs["Say what notes/todo.txt holds"]
+    assert failed.status == "failed"
+    assert failed.metadata["outcome_from"] == "the session's record (status: failed)"
+    last = failed.steps.order_by("-index").first()
+    assert last is not None and last.kind == "error" and "context window" in last.error
+    for path in files:
+        again = traces_import_file(workspace=tenant.workspace, fmt="cline", path=path)
+        assert again.unchanged == 1
+
+
 def test_an_opencode_subagents_session_is_read_into_the_call_that_started_it(tenant):
     """OpenCode's `task` tool runs a subagent in a session of its own. Exported beside
     its parent's (`<session id>.json`, the id the call names), its steps are inside
