@@ -1,7 +1,7 @@
 """hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
 doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks |
 install-gemini-hooks | install-openhands-hooks | install-opencode-plugin |
-send-opencode-session}"""
+install-cline-hooks | send-opencode-session | send-cline-session}"""
 
 from __future__ import annotations
 
@@ -144,6 +144,11 @@ def main(argv: list | None = None) -> int:
             f"install-{agent}-hooks", help=f"add the capture hook to the project's {agent} hooks"
         )
         other.add_argument("--project", default=".", type=Path)
+    cline_hooks = commands.add_parser(
+        "install-cline-hooks",
+        help="write the Cline CLI hooks that send each session when a task ends",
+    )
+    cline_hooks.add_argument("--project", default=".", type=Path)
     plugin = commands.add_parser(
         "install-opencode-plugin",
         help="write the OpenCode plugin that sends each session at its turn's end",
@@ -155,6 +160,15 @@ def main(argv: list | None = None) -> int:
     )
     opencode.add_argument("--opencode", default="opencode", help="the OpenCode binary")
     opencode.add_argument("--session", required=True)
+    cline = commands.add_parser(
+        "send-cline-session",
+        help="send a Cline CLI session (what the hooks install-cline-hooks writes run)",
+    )
+    cline_from = cline.add_mutually_exclusive_group(required=True)
+    cline_from.add_argument("--session", help="the session's id")
+    cline_from.add_argument(
+        "--hook", action="store_true", help="read the hook payload on stdin; send in the background"
+    )
     args = parser.parse_args(argv)
     if args.group == "capture":
         from .capture import main as capture_main
@@ -168,6 +182,10 @@ def main(argv: list | None = None) -> int:
         from .capture import send_opencode_session
 
         return send_opencode_session(args.opencode, args.session)
+    if args.group == "send-cline-session":
+        from .capture import send_cline_hook, send_cline_session
+
+        return send_cline_hook() if args.hook else send_cline_session(args.session)
     if args.group == "doctor":
         from .doctor import main as doctor_main
 
@@ -214,6 +232,13 @@ def main(argv: list | None = None) -> int:
         elif args.group == "install-opencode-plugin":
             added = install.install_opencode_plugin(args.project)
             where = ".opencode/plugins/hivemind.js"
+        elif args.group == "install-cline-hooks":
+            try:
+                added = install.install_cline_hooks(args.project)
+            except ValueError as exc:
+                print(f"hivemind: {exc}", file=sys.stderr)
+                return 2
+            where = ".clinerules/hooks/"
         else:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")
@@ -222,6 +247,8 @@ def main(argv: list | None = None) -> int:
             print(install.CODEX_TRUST_HELP)
         if args.group == "install-gemini-hooks":
             print(install.GEMINI_TRUST_HELP)
+        if args.group == "install-cline-hooks":
+            print(install.CLINE_HUB_HELP)
         return 0
     failed = 0 if args.hook else 1
     session = args.session or (hook_session(sys.stdin) if args.hook else "")

@@ -415,6 +415,83 @@ def send_opencode_session(opencode: str, session: str) -> int:
     return 0
 
 
+def cline_sessions_folder() -> Path:
+    """Where the Cline CLI keeps its sessions: HIVEMIND_CLINE_SESSIONS if set, else
+    `$CLINE_DATA_DIR/sessions`, else `~/.cline/data/sessions` (the CLI's default)."""
+    if folder := os.environ.get("HIVEMIND_CLINE_SESSIONS"):
+        return Path(folder).expanduser()
+    if data := os.environ.get("CLINE_DATA_DIR"):
+        return Path(data).expanduser() / "sessions"
+    return Path.home() / ".cline" / "data" / "sessions"
+
+
+def send_cline_hook() -> int:
+    """`send-cline-session --hook`, what the hooks `install-cline-hooks` writes run
+    (TaskComplete, TaskCancel): the hook payload on stdin names the session
+    (`sessionContext.rootSessionId`); its sending is started in a process of its own
+    (Cline saves the session just after the hook runs), and Cline is told to go on
+    (`{"cancel": false}` on stdout). Never fails the hook."""
+    print(json.dumps({"cancel": False}), flush=True)
+    try:
+        payload = json.loads(sys.stdin.read(MAX_PAYLOAD) or "{}")
+    except ValueError:
+        return 0
+    context = payload.get("sessionContext") if isinstance(payload, dict) else None
+    session = context.get("rootSessionId") if isinstance(context, dict) else None
+    if not isinstance(session, str) or not session or "/" in session or session.startswith("."):
+        return 0
+    if os.environ.get("HIVEMIND_CAPTURE", "true").lower() in ("false", "0", "no", "off"):
+        return 0
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    paths = [package_parent, *filter(None, [os.environ.get("PYTHONPATH")])]
+    with contextlib.suppress(OSError):
+        subprocess.Popen(  # noqa: S603 (this interpreter, this package, a session id)
+            [sys.executable, "-m", "hivemind_client", "send-cline-session", "--session", session],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        )  # fmt: skip
+    return 0
+
+
+def send_cline_session(session: str, settle: float = 0.5, wait: float = 15.0) -> int:
+    """`send-cline-session --session ID`: the Cline CLI session's saved messages
+    (`<sessions>/<id>/<id>.messages.json`, `cline_sessions_folder`), once Cline has
+    stopped writing them (unchanged for `settle` seconds, at most `wait`), sent with
+    `import --format cline`; its subagents' files beside it go into the calls that
+    spawned them. With no outcome in its record, its status is read from the session
+    by the server as a hook-built run's is. The same session sent again updates its
+    run, or changes nothing. Returns 0 unless the file was not there or the send
+    failed, and says why on stderr."""
+    from .importer import SendError, import_file
+
+    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+    if not url or not key or os.environ.get("HIVEMIND_CAPTURE", "true").lower() in (
+        "false", "0", "no", "off"):  # fmt: skip
+        return 0
+    path = cline_sessions_folder() / session / f"{session}.messages.json"
+    deadline = time.monotonic() + wait
+    seen: tuple[float, int] | None = None
+    while time.monotonic() < deadline:
+        try:
+            stat = path.stat()
+        except OSError:
+            time.sleep(settle)
+            continue
+        if seen == (stat.st_mtime, stat.st_size):
+            break
+        seen = (stat.st_mtime, stat.st_size)
+        time.sleep(settle)
+    if seen is None:
+        print(f"hivemind: Cline session {session} not sent (no {path}).", file=sys.stderr)
+        return 1
+    try:
+        import_file(url, key, "cline", path, status_from_session=True)
+    except (SendError, ValueError, OSError) as exc:
+        print(f"hivemind: Cline session {session} not sent ({exc}).", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _opencode_export(opencode: str, session: str, folder: Path) -> dict | None:
     """`opencode export <session>`, written to `<folder>/<session>.json` (the name a
     parent's export finds its subagent's by); its JSON, or None when it failed."""

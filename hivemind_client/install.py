@@ -159,6 +159,12 @@ def install_codex_hooks(project: Path) -> list[str]:
 # ends, the turn's reply, the session's start and end. BeforeTool is left out: its
 # payload names no call id to join it to its AfterTool.
 GEMINI_EVENTS = ["SessionStart", "BeforeAgent", "AfterTool", "AfterAgent", "SessionEnd"]
+CLINE_HUB_HELP = """\
+Cline runs hooks from its hub daemon, which keeps the environment it started with:
+after exporting HIVEMIND_URL and HIVEMIND_API_KEY, run `cline hub stop` (the next
+`cline` starts it again with them)."""
+
+
 GEMINI_TRUST_HELP = """\
 Gemini CLI reads a project's .gemini/settings.json only in a trusted folder (when
 folder trust is on): trust this folder when Gemini CLI asks, or in /permissions."""
@@ -240,6 +246,49 @@ def install_cursor_hooks(project: Path) -> list[str]:
 
 # OpenCode's plugin (a project's .opencode/plugins/): at each turn's end its session,
 # as `opencode export` writes it, is sent by this client in a process of its own.
+CLINE_HOOK = """\
+#!/bin/sh
+# Written by `hivemind install-cline-hooks` (Hivemind's capture): when a task ends
+# ({event}) the Cline session is sent to Hivemind by its client, in a process of its
+# own, so Cline never waits on it. It reads HIVEMIND_URL and HIVEMIND_API_KEY from
+# the environment Cline runs in; HIVEMIND_CAPTURE=off sends nothing.
+PYTHONPATH={pythonpath}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -m hivemind_client \\
+  send-cline-session --hook
+"""
+# The Cline CLI runs a project's hook files, named after their event, from here.
+CLINE_HOOK_EVENTS = ("TaskComplete", "TaskCancel")
+
+
+def install_cline_hooks(project: Path) -> list[str]:
+    """Write Hivemind's hooks to <project>/.clinerules/hooks/TaskComplete and
+    TaskCancel (the Cline CLI runs a project's hook files, named after their event,
+    at a task's end): each sends the session (`send-cline-session --hook`). Written
+    again, they are the same files. A hook file of that name that is not Hivemind's
+    is left as it is: ValueError, saying which (a folder holds one file an event)."""
+    folder = project / ".clinerules" / "hooks"
+    texts = {event: CLINE_HOOK.format(event=event, python=shlex.quote(sys.executable),
+                                      pythonpath=shlex.quote(str(Path(__file__).resolve().parent.parent)))
+             for event in CLINE_HOOK_EVENTS}  # fmt: skip
+    theirs = [e for e in CLINE_HOOK_EVENTS if (folder / e).exists()
+              and "hivemind install-cline-hooks" not in (folder / e).read_text(errors="replace")]  # fmt: skip
+    if theirs:
+        raise ValueError(
+            f"{folder} already has a {' and a '.join(theirs)} hook of its own; Cline runs one "
+            "file an event, so add this line to it instead: "
+            f"{shlex.quote(sys.executable)} -m hivemind_client send-cline-session --hook"
+        )
+    added = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for event, text in texts.items():
+        path = folder / event
+        if path.exists() and path.read_text() == text:
+            continue
+        path.write_text(text)
+        path.chmod(0o755)
+        added.append(event)
+    return added
+
+
 OPENCODE_PLUGIN = """\
 // Written by `hivemind install-opencode-plugin` (Hivemind's capture): at each turn's
 // end (session.idle) the session, as `opencode export` writes it, is sent to Hivemind

@@ -325,6 +325,70 @@ def test_the_opencode_plugin_sends_the_session_its_binary_exports(
     assert nested.steps.filter(parent_index=1).count() == 2
 
 
+def test_the_cline_hooks_send_the_session_cline_saved(live_server, tmp_path, monkeypatch, capsys):
+    """What the hooks `install-cline-hooks` writes run when a task ends: the hook
+    answers Cline at once and starts `send-cline-session` for the payload's session
+    in a process of its own; that sends the session Cline saved (the CLI 3.0.65's
+    real files here) through the API, its status read from the session as a
+    hook-built run's is. A session that is not there sends nothing and says why."""
+    import io
+    import shutil
+    import subprocess
+
+    from hivemind_client import capture
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Cline capture", owner=make_user("cline-capture"))
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    monkeypatch.setenv("HIVEMIND_CLINE_SESSIONS", str(tmp_path / "sessions"))
+    saved = _cline_file("finished")
+    session = saved.name.removesuffix(".messages.json")
+    shutil.copytree(saved.parent, tmp_path / "sessions" / session)
+    started: list[list[str]] = []
+    payload = {"hookName": "agent_end", "sessionContext": {"rootSessionId": session}}
+    with monkeypatch.context() as hook:
+        hook.setattr(subprocess, "Popen", lambda args, **kw: started.append(args))
+        hook.setattr("sys.stdin", io.StringIO(json.dumps(payload)))
+        assert capture.send_cline_hook() == 0
+        assert json.loads(capsys.readouterr().out) == {"cancel": False}  # Cline goes on
+        assert started and started[0][-3:] == ["send-cline-session", "--session", session]
+        for odd in ("{nope", json.dumps({"sessionContext": {"rootSessionId": "../../etc"}}), "[]"):
+            hook.setattr("sys.stdin", io.StringIO(odd))
+            assert capture.send_cline_hook() == 0
+    assert len(started) == 1  # nothing started for a payload naming no session
+    assert capture.send_cline_session(session, settle=0.05) == 0
+    run = Trace.objects.get(workspace=workspace)
+    assert (run.external_id, run.agent, run.step_count) == (f"cline-{session}", "cline", 4)
+    # Read from the session, as a hook-built run's status is: its last call failed.
+    assert run.status == "failed"
+    assert "its last tool call" in run.metadata["inferred_status"]["reason"]
+    assert capture.send_cline_session(session, settle=0.05) == 0  # sent again: unchanged
+    assert Trace.objects.filter(workspace=workspace).count() == 1
+    assert capture.send_cline_session("1796000000000_none", settle=0.05, wait=0.2) == 1
+    assert "not sent (no " in capsys.readouterr().err
+
+
+def test_install_cline_hooks_writes_the_task_end_hooks_once_and_leaves_others_alone(tmp_path):
+    import stat
+
+    from hivemind_client.install import install_cline_hooks
+
+    assert install_cline_hooks(tmp_path) == ["TaskComplete", "TaskCancel"]
+    hook = tmp_path / ".clinerules" / "hooks" / "TaskComplete"
+    assert hook.stat().st_mode & stat.S_IXUSR and "send-cline-session --hook" in hook.read_text()
+    assert "HIVEMIND_API_KEY=" not in hook.read_text()  # the key is never written there
+    assert install_cline_hooks(tmp_path) == []  # written again: the same files
+    other = tmp_path / "other"
+    (other / ".clinerules" / "hooks").mkdir(parents=True)
+    (other / ".clinerules" / "hooks" / "TaskCancel").write_text("#!/bin/sh\necho mine\n")
+    with pytest.raises(ValueError, match="TaskCancel hook of its own"):
+        install_cline_hooks(other)
+    assert (other / ".clinerules" / "hooks" / "TaskCancel").read_text() == "#!/bin/sh\necho mine\n"
+    assert not (other / ".clinerules" / "hooks" / "TaskComplete").exists()
+
+
 def test_a_batch_that_replaces_a_hook_built_run_still_skips_its_unchanged_traces(client, tenant):
     """One batch holding a conversation whose hooks built its run and one already
     stored as sent: the first replaces the hook-built steps, the second is unchanged
