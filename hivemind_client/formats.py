@@ -1444,6 +1444,7 @@ def _claude_transcript(path: Path) -> Parsed:
     models: dict[str, str] = {}
     # Each run's model response being read: its id and the step holding its tokens.
     responses: dict[tuple[str, str], list[Any]] = {}
+    qwen: set[str] = set()
     for where, entry in _json_or_jsonl(path):
         _need(path, where, entry, dict, "a transcript entry")
         kind = entry.get("type")
@@ -1457,6 +1458,8 @@ def _claude_transcript(path: Path) -> Parsed:
             and isinstance(entry.get("model"), str)
         ):
             models[session_id] = entry["model"]
+            if entry.get("qwen_code_version"):
+                qwen.add(session_id)  # Qwen Code's headless stream, in Claude Code's shape
             continue
         if not isinstance(kind, str) or kind not in {"user", "assistant"}:
             continue  # hook notices, snapshots, summaries
@@ -1547,6 +1550,9 @@ def _claude_transcript(path: Path) -> Parsed:
     for trace in traces:  # after its subagents' steps: how the run ended is its last
         if end := ends.get(trace["session_id"]):
             _claude_end(trace, end)
+        if trace["session_id"] in qwen:
+            trace["agent"] = "qwen-code"
+            trace["external_id"] = f"qwen-code-stream-{trace['session_id']}"[:200]
     return Parsed(traces=traces)
 
 
@@ -4386,6 +4392,120 @@ def _opencode(path: Path) -> Parsed:
     return parsed
 
 
+# --- Qwen Code --------------------------------------------------------------------
+
+# The records a Qwen Code chat log holds (`~/.qwen/projects/<project>/chats/<id>.jsonl`).
+_QWEN_RECORDS = {"user", "assistant", "tool_result", "system"}
+
+
+def _qwen_chat_log(path: Path) -> bool:
+    """Whether a file's first line is a Qwen Code chat record (`sessionId`, `type`,
+    `provenance`, its message in Gemini's `parts`)."""
+    try:
+        with path.open("rb") as handle:
+            first = json.loads(handle.readline(1_000_000) or b"null")
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (isinstance(first, dict) and _text(first.get("type")) in _QWEN_RECORDS
+            and "provenance" in first and "sessionId" in first)  # fmt: skip
+
+
+def _qwen_session(path: Path) -> Parsed:
+    """A Qwen Code session as it records it (`~/.qwen/projects/<project>/chats/
+    <session id>.jsonl`, seen on 0.24): a record a line (`sessionId`, `timestamp`,
+    `type`), its message in Gemini's shape (`parts`: text, `functionCall`,
+    `functionResponse`). A user's text is a prompt; the model's text what it said,
+    each `functionCall` a call, its `functionResponse` (joined by id) its output, or
+    its error (a command's non-zero exit code, a missing file: Qwen Code's own
+    `error`, and `toolCallResult.status`); each model answer's tokens
+    (`usageMetadata`) on the first step it made; a failed model request (the
+    `api_error` event Qwen Code records) an error step. The outcome is unknown,
+    unless the session's last record is a failed model request: failed."""
+    lines = _json_or_jsonl(path)
+    records = [(where, line) for where, line in lines if isinstance(line, dict)
+               and _text(line.get("type")) in _QWEN_RECORDS and line.get("sessionId")]  # fmt: skip
+    if not records:
+        raise FormatError(path, "top level", "no Qwen Code chat records (type, sessionId, message)")
+    steps: list[dict[str, Any]] = []
+    calls: dict[str, dict[str, Any]] = {}
+    model, ended_on_error = "", False
+    for where, line in records:
+        kind, stamp = line["type"], _iso(_epoch(line.get("timestamp")))
+        if kind == "system":
+            event = obj(obj(line.get("systemPayload")).get("uiEvent"))
+            if event.get("event.name") == "qwen-code.api_error":
+                said = _text(event.get("error_message")) or "the model request failed"
+                kind_of = _text(event.get("error_type"))
+                steps.append({"kind": "error", "name": "model request", "started_at": stamp,
+                              "error": f"{said} ({kind_of})" if kind_of else said})  # fmt: skip
+                ended_on_error = True
+                model = model or _text(event.get("model"))
+            continue
+        parts = _items(path, f"{where}.message.", obj(line.get("message")).get("parts"), '"parts"')
+        first = len(steps)
+        for j, part in enumerate(parts):
+            _need(path, f"{where}.message.parts[{j}]", part, dict, "a part object")
+            call, answer = obj(part.get("functionCall")), obj(part.get("functionResponse"))
+            if call:
+                step = {"kind": "tool_call", "name": _text(call.get("name"))[:200] or "tool",
+                        "input": call.get("args"), "started_at": stamp}  # fmt: skip
+                steps.append(step)
+                calls[_text(call.get("id"))] = step
+            elif answer and (asked := calls.get(_text(answer.get("id")))) is not None:
+                response = answer.get("response")
+                said = obj(response)
+                asked["output"] = said.get("output", response) if "error" not in said else said
+                result = obj(line.get("toolCallResult"))
+                shown = obj(result.get("resultDisplay"))
+                if shown.get("type") == "shell_result" and isinstance(shown.get("exitCode"), int):
+                    # A command's own output and exit code, not Qwen Code's report of it.
+                    code = shown["exitCode"]
+                    failed = _text(shown.get("output")).strip()
+                    if code != 0:
+                        asked["error"] = (f"{failed}\n(exit code {code})" if failed
+                                          else f"exited with code {code}")[:10_000]  # fmt: skip
+                elif "error" in said or result.get("status") == "error":
+                    asked["error"] = _text(said.get("error") or "the tool call failed")[:10_000]
+                start, end = _epoch(asked.get("started_at")), _epoch(line.get("timestamp"))
+                if start is not None and end is not None and end >= start:
+                    asked["duration_ms"] = (end - start) * 1000
+            elif isinstance(part.get("text"), str) and part["text"].strip():
+                steps.append({"kind": "user_prompt", "input": part["text"], "started_at": stamp}
+                             if kind == "user" else
+                             {"kind": "assistant_message", "output": part["text"],
+                              "started_at": stamp})  # fmt: skip
+        if kind == "assistant":
+            model = _text(line.get("model")) or model
+            used = obj(line.get("usageMetadata")).get("totalTokenCount")
+            if (
+                isinstance(used, int)
+                and not isinstance(used, bool)
+                and used > 0
+                and first < len(steps)
+            ):
+                steps[first]["tokens"] = used
+        if kind in ("user", "assistant", "tool_result") and first < len(steps):
+            ended_on_error = False
+    for position, step in enumerate(steps):
+        step["index"] = position
+    head = records[0][1]
+    session = _text(head.get("sessionId"), 150)
+    times = [t for t in (_epoch(line.get("timestamp")) for _, line in records) if t is not None]
+    trace: dict[str, Any] = {
+        "external_id": f"qwen-code-{session}"[:200], "agent": "qwen-code", "model": model[:200],
+        "session_id": session, "status": "failed" if ended_on_error else "unknown",
+        "task": next((s["input"] for s in steps if s["kind"] == "user_prompt"), ""),
+        "started_at": _iso(min(times)) if times else None,
+        "ended_at": _iso(max(times)) if times else None,
+        "metadata": {"session_id": session, "directory": _text(head.get("cwd"), 500),
+                     "qwen_code_version": _text(head.get("version"), 50)},
+        "steps": steps,
+    }  # fmt: skip
+    if ended_on_error:
+        trace["metadata"]["outcome_from"] = "the session ended on a failed model request"
+    return Parsed(traces=[trace])
+
+
 # --- Cline ----------------------------------------------------------------------
 
 # The Cline CLI (3.x) wraps each prompt it sends in the mode it ran in.
@@ -4782,6 +4902,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "gemini-session": _gemini_session,
     "opencode": _opencode,
     "cline": _cline,
+    "qwen-code": _qwen_session,
 }
 
 
@@ -4803,6 +4924,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
     "opencode": "none in the file (give one with --status, or send outcomes with the "
                 "outcome API or MCP)",
+    "qwen-code": "failed when the session's last record is a failed model request, else "
+                 "none (give one with --status, or send outcomes with the outcome API or MCP)",
     "cline": "failed when the session's record beside it (<id>.json) says it ended on an "
              "error, else none (give one with --status, or send outcomes with the outcome "
              "API or MCP)",
@@ -4881,6 +5004,14 @@ def parse(fmt: str, path: Path) -> Parsed:
             path, "file", f"no {fmt} trace found in this file; is it in the {fmt} format? "
             "(--format names the format)",
         )  # fmt: skip
+    if (
+        fmt != "qwen-code"
+        and not any(_list(obj(t).get("steps")) for t in parsed.traces)
+        and (_qwen_chat_log(path))
+    ):
+        # Its records look like Claude Code's and its messages like Gemini's: read by
+        # those formats it would be runs with no step.
+        raise FormatError(path, "file", "a Qwen Code chat log; import it with --format qwen-code")
     return parsed
 
 
@@ -4890,7 +5021,8 @@ def folder_patterns(fmt: str) -> list[str]:
             "inspect-log": ["*.eval", "*.json"], "swe-agent": ["*.traj", "*.traj.json"],
             "chat-jsonl": ["*.jsonl", "*.parquet"],
             "openhands": ["output.jsonl", "trajs/*.json", "base_state.json", "*.parquet"],
-            "atif": ["trajectory.json"], "cline": ["*.messages.json"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
+            "atif": ["trajectory.json"], "cline": ["*.messages.json"],
+            "qwen-code": ["chats/*.jsonl"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
                 fmt, ["*.json", "*.jsonl", *(["*.parquet"] if fmt in PARQUET_FORMATS else [])])  # fmt: skip
 
 

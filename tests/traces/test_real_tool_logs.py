@@ -258,6 +258,51 @@ def test_cline_sessions_as_the_cline_cli_saves_them(tenant):
         assert again.unchanged == 1
 
 
+def test_qwen_code_sessions_as_qwen_code_records_them(tenant):
+    """Qwen Code 0.24.4's chat records (`~/.qwen/projects/<project>/chats/<id>.jsonl`):
+    a run each, its calls with their input and output, a command's failure its own
+    output and exit code, a missing file Qwen Code's error, each model answer's tokens
+    on the first step it made; a session whose model requests were refused ends
+    failed on that error. Read as Claude Code's or Gemini CLI's records, a chat log
+    was a run with no step: now refused, naming the format. The headless run's
+    stream, in Claude Code's shape, is a run of Qwen Code's too."""
+    from hivemind_client.formats import FormatError, parse
+
+    folder = LOGS / "qwen-code-0.24.4"
+    for name in ("finished", "failed"):
+        result = traces_import_file(workspace=tenant.workspace, fmt="qwen-code",
+                                    path=folder / f"{name}.jsonl")  # fmt: skip
+        assert result.ok and result.created == 1, result.error
+    runs = {t.task: t for t in _runs(tenant.workspace).values()}
+    finished = runs["Read notes/todo.txt and tell me what is left to do."]
+    assert (finished.agent, finished.model, finished.status) == (
+        "qwen-code", "scripted-gpt", "unknown")  # fmt: skip
+    assert finished.external_id == f"qwen-code-{finished.session_id}"
+    steps = list(finished.steps.order_by("index").values_list("kind", "name", "error", "tokens"))
+    assert steps == [
+        ("user_prompt", "", "", None),
+        ("tool_call", "run_shell_command",
+         "cat: notes/todo.txt: No such file or directory\n(exit code 1)", 920),
+        ("tool_call", "read_file", "File not found: /tmp/qwen-logs/project/notes/plan.txt", 920),
+        ("tool_call", "run_shell_command", "", 920),
+        ("assistant_message", "", "", 920),
+    ]  # fmt: skip
+    failed = runs["Say what notes/todo.txt holds"]
+    assert failed.status == "failed"
+    assert failed.metadata["outcome_from"] == "the session ended on a failed model request"
+    assert "maximum context length" in failed.steps.get(kind="error").error
+    for fmt in ("claude-transcript", "gemini-session"):
+        with pytest.raises(
+            FormatError, match="a Qwen Code chat log; import it with --format qwen-code"
+        ):
+            parse(fmt, folder / "finished.jsonl")
+    stream = parse("claude-transcript", folder / "stream.jsonl").traces[0]
+    assert (stream["agent"], stream["external_id"]) == (
+        "qwen-code", f"qwen-code-stream-{finished.session_id}")  # fmt: skip
+    assert [s["name"] for s in stream["steps"] if s["kind"] == "tool_call"] == [
+        "run_shell_command", "read_file", "run_shell_command"]  # fmt: skip
+
+
 def test_an_opencode_subagents_session_is_read_into_the_call_that_started_it(tenant):
     """OpenCode's `task` tool runs a subagent in a session of its own. Exported beside
     its parent's (`<session id>.json`, the id the call names), its steps are inside
