@@ -4453,8 +4453,8 @@ def _qwen_session(path: Path) -> Parsed:
                 calls[_text(call.get("id"))] = step
             elif answer and (asked := calls.get(_text(answer.get("id")))) is not None:
                 response = answer.get("response")
-                said = obj(response)
-                asked["output"] = said.get("output", response) if "error" not in said else said
+                sent = obj(response)
+                asked["output"] = sent.get("output", response) if "error" not in sent else sent
                 result = obj(line.get("toolCallResult"))
                 shown = obj(result.get("resultDisplay"))
                 if shown.get("type") == "shell_result" and isinstance(shown.get("exitCode"), int):
@@ -4464,8 +4464,8 @@ def _qwen_session(path: Path) -> Parsed:
                     if code != 0:
                         asked["error"] = (f"{failed}\n(exit code {code})" if failed
                                           else f"exited with code {code}")[:10_000]  # fmt: skip
-                elif "error" in said or result.get("status") == "error":
-                    asked["error"] = _text(said.get("error") or "the tool call failed")[:10_000]
+                elif "error" in sent or result.get("status") == "error":
+                    asked["error"] = _text(sent.get("error") or "the tool call failed")[:10_000]
                 start, end = _epoch(asked.get("started_at")), _epoch(line.get("timestamp"))
                 if start is not None and end is not None and end >= start:
                     asked["duration_ms"] = (end - start) * 1000
