@@ -4392,6 +4392,116 @@ def _opencode(path: Path) -> Parsed:
     return parsed
 
 
+# --- Continue ---------------------------------------------------------------------
+
+# How Continue marks a call's state (`toolCallStates[].status`): failed, refused, or
+# never finished when the session was saved.
+_CONTINUE_FAILED = {"errored": "", "canceled": "the call was canceled",
+                    "generating": "the call had not finished when the session was saved",
+                    "generated": "the call had not run when the session was saved",
+                    "calling": "the call had not finished when the session was saved"}  # fmt: skip
+
+
+def _continue_text(content: Any) -> str:
+    """A Continue message's content: text, or a list of parts (text and images)."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(_text(obj(part).get("text")) for part in _list(content)
+                     if obj(part).get("type") == "text")  # fmt: skip
+
+
+def _continue(path: Path) -> Parsed:
+    """A Continue session (`~/.continue/sessions/<session id>.json`, as the Continue
+    CLI 1.5 and its IDE extensions save it): its `history`, each item a `message`
+    (role, content, `toolCalls`, `usage`) and the state of each call it made
+    (`toolCallStates`: parsed arguments, status, output). A user's text is a prompt;
+    the assistant's text (and thinking) what it said, each tool call a call, its
+    output the state's (or the `tool` message answering it), failed when Continue
+    says it errored (the output says why: a command's exit code, a missing file) or
+    was canceled, or had not run when the session was saved; each answer's tokens
+    (`usage.total_tokens`) on the first step it made. The outcome is unknown (give
+    one with --status). Continue's own cost figure is not read: it prices models it
+    does not know by a default."""
+    data = _need(path, "top level", _read_json(path), dict, "a Continue session")
+    session = _text(data.get("sessionId"), 150)
+    if not session or not isinstance(data.get("history"), list):
+        raise FormatError(path, "sessionId", "no Continue session here (no sessionId and history)")
+    steps: list[dict[str, Any]] = []
+    calls: dict[str, dict[str, Any]] = {}
+    model = ""
+    for i, item in enumerate(data["history"]):
+        where = f"history[{i}]"
+        _need(path, where, item, dict, "a history item")
+        message = _need(path, f"{where}.message", item.get("message"), dict, "a message")
+        role = message.get("role")
+        text = _continue_text(message.get("content"))
+        first = len(steps)
+        if role == "user" and text.strip():
+            steps.append({"kind": "user_prompt", "input": text})
+        elif role in ("assistant", "thinking") and text.strip():
+            steps.append({"kind": "assistant_message", "output": text})
+        elif role == "tool" and (answered := calls.get(_text(message.get("toolCallId")))):
+            answered.setdefault("output", text)
+        states = {_text(obj(state).get("toolCallId")): obj(state)
+                  for state in _list(item.get("toolCallStates"))}  # fmt: skip
+        for call in _list(message.get("toolCalls")) if role == "assistant" else []:
+            call = obj(call)
+            function = obj(call.get("function"))
+            state = states.get(_text(call.get("id")), {})
+            arguments: Any = state.get("parsedArgs")
+            if arguments is None:
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    with contextlib.suppress(json.JSONDecodeError, RecursionError):
+                        arguments = json.loads(arguments)
+            step: dict[str, Any] = {"kind": "tool_call", "input": arguments,
+                                    "name": _text(function.get("name"))[:200] or "tool"}  # fmt: skip
+            said = "\n".join(_text(obj(out).get("content")) for out in _list(state.get("output")))
+            if said:
+                step["output"] = said
+            status = _text(state.get("status"))
+            if status in _CONTINUE_FAILED:
+                step["error"] = (_CONTINUE_FAILED[status] or said or "the tool call failed")[
+                    :10_000
+                ]
+            steps.append(step)
+            calls[_text(call.get("id"))] = step
+        usage = obj(message.get("usage"))
+        model = _text(usage.get("model")) or model
+        tokens = usage.get("total_tokens")
+        if (
+            isinstance(tokens, int)
+            and not isinstance(tokens, bool)
+            and tokens > 0
+            and first < len(steps)
+        ):
+            steps[first]["tokens"] = tokens
+    for position, step in enumerate(steps):
+        step["index"] = position
+    title = _text(data.get("title"), 500)
+    # The session's own file holds no times; the list beside it (`sessions.json`) says
+    # when each session was created.
+    created = None
+    listing = path.parent / "sessions.json"
+    if listing != path and listing.is_file():
+        with contextlib.suppress(FormatError, ValueError):
+            entry = next((obj(e) for e in _list(_read_json(listing))
+                          if obj(e).get("sessionId") == session), {})  # fmt: skip
+            stamp = entry.get("dateCreated")
+            created = _iso(
+                _epoch(int(stamp) if isinstance(stamp, str) and stamp.isdigit() else stamp)
+            )
+    trace = {
+        "external_id": f"continue-{session}"[:200], "agent": "continue", "model": model[:200],
+        "session_id": session, "status": "unknown", "started_at": created,
+        "task": next((s["input"] for s in steps if s["kind"] == "user_prompt"), ""),
+        "metadata": {"session_id": session, "directory": _text(data.get("workspaceDirectory"), 500),
+                     **({"title": title} if title and title != "Untitled Session" else {})},
+        "steps": steps,
+    }  # fmt: skip
+    return Parsed(traces=[trace])
+
+
 # --- Qwen Code --------------------------------------------------------------------
 
 # The records a Qwen Code chat log holds (`~/.qwen/projects/<project>/chats/<id>.jsonl`).
@@ -4902,6 +5012,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "gemini-session": _gemini_session,
     "opencode": _opencode,
     "cline": _cline,
+    "continue": _continue,
     "qwen-code": _qwen_session,
 }
 
@@ -4923,6 +5034,8 @@ OUTCOME_SOURCES: dict[str, str] = {
     "claude-transcript": "none in the file (send outcomes with the outcome API or MCP)",
     "claude-hooks": "none in the file (send outcomes with the outcome API or MCP)",
     "opencode": "none in the file (give one with --status, or send outcomes with the "
+                "outcome API or MCP)",
+    "continue": "none in the file (give one with --status, or send outcomes with the "
                 "outcome API or MCP)",
     "qwen-code": "failed when the session's last record is a failed model request, else "
                  "none (give one with --status, or send outcomes with the outcome API or MCP)",
@@ -5028,7 +5141,7 @@ def folder_patterns(fmt: str) -> list[str]:
 
 # Files a folder import passes over although their names match: what a tool
 # writes beside its logs (Inspect's log listing, `logs.json`) is not a log.
-_FOLDER_SKIP = {"inspect-log": {"logs.json"}}
+_FOLDER_SKIP = {"inspect-log": {"logs.json"}, "continue": {"sessions.json"}}
 
 
 def _read_elsewhere(fmt: str, path: Path) -> bool:

@@ -2284,6 +2284,9 @@ def test_mutated_samples_of_every_format_never_raise_out_of_the_reader(tmp_path)
                 for fmt, name in (("gemini-session", "gemini-cli-0.61.0/stream.jsonl"),
                                   ("claude-transcript", "claude-code-2.1.332/stream.jsonl"))],
               ("otlp-json", json.loads((REAL_LOGS / "claude-code-2.1.332/otel_traces.json").read_text())),
+              # The Continue CLI's saved session, its calls failed and not.
+              ("continue", json.loads(next((REAL_LOGS / "continue-cli-1.5.47/sessions").glob(
+                  "*-*.json")).read_text())),
               # Qwen Code's chat record of a session whose calls failed.
               ("qwen-code", [json.loads(line) for line in (
                   REAL_LOGS / "qwen-code-0.24.4/finished.jsonl").read_text().splitlines()]),

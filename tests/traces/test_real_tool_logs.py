@@ -303,6 +303,39 @@ def test_qwen_code_sessions_as_qwen_code_records_them(tenant):
         "run_shell_command", "read_file", "run_shell_command"]  # fmt: skip
 
 
+def test_continue_sessions_as_continue_saves_them(tenant):
+    """The Continue CLI 1.5.47's saved session (`~/.continue/sessions/<id>.json`, the
+    format its IDE extensions save too), imported as a folder (the list beside it,
+    `sessions.json`, is no session): its calls with their input (the parsed
+    arguments) and output, failed where Continue says the call errored, with why (a
+    command's exit code, a missing file); each answer's tokens on the first step it
+    made; the session's time from the list; the outcome unknown."""
+    folder = LOGS / "continue-cli-1.5.47" / "sessions"
+    files = files_under([folder], "continue")
+    assert [p.name for p in files] == [p.name for p in folder.glob("*-*.json")]
+    result = traces_import_file(workspace=tenant.workspace, fmt="continue", path=files[0])
+    assert result.ok and result.created == 1, result.error
+    run = Trace.objects.get(workspace=tenant.workspace)
+    assert (run.agent, run.model, run.status, run.task) == (
+        "continue", "scripted-gpt", "unknown", "Read notes/todo.txt and tell me what is left to do.")  # fmt: skip
+    assert run.external_id == f"continue-{run.session_id}" and run.started_at is not None
+    steps = list(
+        run.steps.order_by("index").values_list("kind", "name", "input", "error", "tokens")
+    )
+    assert steps == [
+        ("user_prompt", "", "Read notes/todo.txt and tell me what is left to do.", "", None),
+        ("tool_call", "Bash", {"command": "cat notes/todo.txt"}, "Error executing tool Bash: "
+         "Error (exit code 1): cat: notes/todo.txt: No such file or directory\n", 920),
+        ("tool_call", "Read", {"filepath": "notes/plan.txt"},
+         "Error executing tool Read: File does not exist: notes/plan.txt", 920),
+        ("tool_call", "Bash", {"command": "ls"}, "", 920),
+        ("assistant_message", "", None, "", 920),
+    ]  # fmt: skip
+    assert run.steps.get(index=3).output == "README.md\n"
+    again = traces_import_file(workspace=tenant.workspace, fmt="continue", path=files[0])
+    assert again.unchanged == 1
+
+
 def test_an_opencode_subagents_session_is_read_into_the_call_that_started_it(tenant):
     """OpenCode's `task` tool runs a subagent in a session of its own. Exported beside
     its parent's (`<session id>.json`, the id the call names), its steps are inside
