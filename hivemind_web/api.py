@@ -57,6 +57,9 @@ api = HivemindAPI(
         "(Claude Code's steps by `event.sequence`, Codex's by time); and GenAI events (a model call's messages sent as log records, "
         "e.g. by `opentelemetry-instrumentation-openai-v2`), joined to the call's span by its "
         "span id; other log records are left out.\n"
+        "- `POST /v1/metrics`: answered, every data point refused by OTLP's partial "
+        "success with the reason (Hivemind's figures come from the runs); nothing is "
+        "stored.\n"
         "- `POST /mcp`: the MCP server (streamable HTTP): tools to search failures, show a "
         "failure mode, list and read skills, report an outcome.\n"
         "- `GET /.well-known/agent-skills/index.json`: the Agent Skills discovery index "
@@ -65,7 +68,8 @@ api = HivemindAPI(
         "`/openhands`) take each hook's JSON as it is; `python -m hivemind_client "
         "install-claude-hooks` (or `install-codex-hooks`, `install-cursor-hooks`, "
         "`install-gemini-hooks`, `install-openhands-hooks`) sets them up; "
-        "`install-opencode-plugin` makes OpenCode send each session at its turn's end. "
+        "`install-opencode-plugin` makes OpenCode send each session at its turn's end, "
+        "and `install-cline-hooks` the Cline CLI each session when a task ends. "
         "docs/HOOKS.md in the repository has the rules."
     ),
     urls_namespace="api",
