@@ -2303,6 +2303,11 @@ def _claude_code_tool_input(attrs: dict[str, Any]) -> Any:
     return said or None
 
 
+# Attributes only a workflow runtime's own spans carry: Microsoft Agent Framework's
+# build of a workflow (`workflow.build`, a trace of its own), which no agent did.
+_WORKFLOW_STRUCTURE = ("workflow_builder.name", "workflow.definition")
+
+
 def span_role(
     attrs: dict[str, Any], span_name: str, events: list[tuple[str, dict[str, Any]]] | None = None
 ) -> tuple[str, str, Any, Any, int]:
@@ -2376,7 +2381,8 @@ def span_role(
         # (invoke_agent, Strands' execute_event_loop_cycle) is the framework's own.
         structure = (oi_kind in ("CHAIN", "AGENT") or bool(operation)
                      or loop_kind in ("workflow", "agent") or ai_sdk in _AI_SDK_LOOPS
-                     or bool(claude_code_span(attrs)))  # fmt: skip
+                     or bool(claude_code_span(attrs))
+                     or any(k in attrs for k in _WORKFLOW_STRUCTURE))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
         step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
@@ -2913,18 +2919,24 @@ def bare_span(attrs: dict[str, Any], step_input: Any, output: Any, error: str) -
     known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
                                       "traceloop.span.kind", "gen_ai.tool.name",
                                       "gen_ai.request.model", "llm.request.type",
-                                      "ai.operationId")) or bool(claude_code_span(attrs))  # fmt: skip
+                                      "ai.operationId", *_WORKFLOW_STRUCTURE)) or bool(
+        claude_code_span(attrs))  # fmt: skip
     return not (known or step_input is not None or output is not None or error)
 
 
 def _without_bare_spans(
     rows: list[dict[str, Any]], parent_of: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """A span that carries nothing (no convention's attributes, no input, output or
-    error) is kept when it is named as a tool the run's model was offered or asked
-    for (the application ran the tool under a plain span of its name), or when it
-    holds a kept span (its structure); any other is a harness's own span, left out
-    (TRAIL's, whose logs hold the benchmark's answer)."""
+    """In a run whose spans speak a convention, a span that carries nothing (no
+    convention's attributes, no input, output or error) is kept when it is named as a
+    tool the run's model was offered or asked for (the application ran the tool under
+    a plain span of its name), or when it holds a kept span (its structure); any
+    other is a harness's own span, left out (TRAIL's, whose logs hold the benchmark's
+    answer; a workflow runtime's message routing). In a run where no span speaks one
+    (an application traced with plain OpenTelemetry spans), the spans are its only
+    record: all kept."""
+    if all(r["_bare"] for r in rows):
+        return rows
     tools = set()
     for row in rows:
         tools.update(declared_tools(row["_attrs"]))
@@ -3785,13 +3797,16 @@ def _otlp_json(path: Path) -> Parsed:
 _RUN_FIELDS = ("task", "checks", "session_id", "task_key", "skills_in_scope")
 
 
-def says_nothing(trace: dict[str, Any]) -> bool:
-    """Whether a run read from spans has no step left (every span a harness's own, as
-    a workflow's build on a trace of its own) and says nothing of a run (no task,
-    outcome, checks, session, task key or skills): no run. Used by the file importer
-    and the OTLP receiver alike."""
+def says_nothing(trace: dict[str, Any], whole: bool = True) -> bool:
+    """Whether a run read from spans holds nothing an agent did (no step; or, when
+    `whole`, all its spans here, only the framework's own structure: a workflow's
+    build on a trace of its own) and says nothing of a run (no task, outcome,
+    checks, session, task key or skills): no run. Used by the file importer and the
+    OTLP receiver alike (an export holding a trace's root span holds its last span:
+    spans are exported as they end)."""
+    steps = _list(trace.get("steps"))
     return (
-        not trace.get("steps")
+        (not steps or (whole and all(obj(step).get("kind") == "span" for step in steps)))
         and not any(trace.get(f) for f in _RUN_FIELDS)
         and trace.get("status") in (None, "", "unknown")
     )

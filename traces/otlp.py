@@ -276,6 +276,7 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
         trace["ended_at"] = end
     prompt = user_prompt(span, attrs)
     if not span.parent_span_id:  # the root span speaks for the whole trace
+        trace["_has_root"] = True  # and, ending last, is in the trace's last export
         if span.status.code == Status.STATUS_CODE_ERROR:
             trace["status"] = "failed"
         elif span.status.code == Status.STATUS_CODE_OK:

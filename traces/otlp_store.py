@@ -4,9 +4,11 @@ A trace's spans can arrive in several exports (a batch span processor sends a
 span when it ends, so children come before their parents). For each trace,
 under a per-trace lock:
 
-0. a span that carries nothing and holds nothing, a harness's own, is left out, as
-   the file importer leaves it out, and a trace left with no step is no run
-   (`_without_bare_leaves`);
+0. in a run whose spans speak a convention, a span that carries nothing and holds
+   nothing, a harness's own, is left out, as the file importer leaves it out
+   (`_without_bare_leaves`; a run of plain spans keeps them all), and a trace that
+   holds nothing an agent did and says nothing of a run is no run
+   (`formats.says_nothing`);
 1. each span id keeps one step (the map is the trace's `metadata.otlp_spans`):
    a retried span updates its step; a parent named before it arrives gets its
    number reserved, so its children can point at it (`parent_index`);
@@ -83,7 +85,10 @@ def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
             _without_bare_leaves(trace, stored.get(trace["external_id"]))
         # A trace of harness spans only (a workflow's build, on a trace of its own) is
         # no run: nothing an agent did, and nothing said of one.
-        traces = [t for t in traces if t["external_id"] in stored or not says_nothing(t)]
+        traces = [t for t in traces if t["external_id"] in stored
+                  or not says_nothing(t, whole=t.pop("_has_root", False))]  # fmt: skip
+        for trace in traces:
+            trace.pop("_has_root", None)
         if not traces:
             return BatchResult(results=[], trace_ids=[])
         for trace in traces:
@@ -97,15 +102,20 @@ def otlp_ingest(*, workspace: Workspace, traces: list[dict[str, Any]]) -> BatchR
 
 
 def _without_bare_leaves(trace: dict[str, Any], stored: Trace | None) -> None:
-    """Leave out the spans that carry nothing (`formats.bare_span`) and hold nothing:
-    a harness's own (a workflow's edge and message spans), as the file importer
-    leaves them out (`formats._without_bare_spans`). Kept: one a stored or sent span
-    names as its parent (spans end children first, so a parent comes in a later
-    export than its children); one sent before (a retry); one named as a tool the
-    model was offered or asked for, by this export's spans, by earlier exports'
-    (their tool names are kept in `metadata.otlp_tools`) or by a stored model
-    call's answer; and any while a model call of the run has no answer yet (its
-    messages come as events over /v1/logs, which may still name the tool)."""
+    """In a run whose spans speak a convention, leave out the spans that carry nothing
+    (`formats.bare_span`) and hold nothing: a harness's own (a workflow's edge and
+    message spans), as the file importer leaves them out
+    (`formats._without_bare_spans`). Every span of a run where none speaks one is
+    kept (plain OpenTelemetry spans are its only record); such spans stored before
+    the run's first span that speaks one arrived (spans are exported as they end,
+    so a workflow's routing can come first) are listed in `metadata.otlp_bare` and
+    judged, and deleted, once it has. Kept: one a stored or sent span names as its
+    parent (spans end children first, so a parent comes in a later export than its
+    children); one sent before (a retry); one named as a tool the model was offered
+    or asked for, by this export's spans, by earlier exports' (their tool names are
+    kept in `metadata.otlp_tools`) or by a stored model call's answer; and any while
+    a model call of the run has no answer yet (its messages come as events over
+    /v1/logs, which may still name the tool)."""
     declared: set[str] = trace.pop("_declared", set())
     steps = trace["steps"]
     bare = [s for s in steps if s.pop("_bare", False)]
@@ -113,45 +123,87 @@ def _without_bare_leaves(trace: dict[str, Any], stored: Trace | None) -> None:
     tools = declared | set(metadata.get("otlp_tools", []))
     if declared - set(metadata.get("otlp_tools", [])):
         trace["metadata"]["otlp_tools"] = sorted(tools)
-    if not bare:
+    speaks = len(bare) < len(steps) or bool(metadata.get("otlp_conventions"))
+    if speaks and not metadata.get("otlp_conventions"):
+        trace["metadata"]["otlp_conventions"] = True
+    earlier = set(metadata.get("otlp_bare", []))
+    if not speaks:
+        if bare:
+            trace["metadata"]["otlp_bare"] = sorted(earlier | {s["_span"] for s in bare})
         return
-    parents = {s.get("_parent") for s in steps}
     known = metadata.get("otlp_spans", {})
+    parents = {s.get("_parent") for s in steps}
     leaves = [s for s in bare if s["_span"] not in parents and s["_span"] not in known
               and s["name"] not in tools]  # fmt: skip
-    if not leaves or any(s["kind"] == "llm_call" and s.get("output") is None for s in steps):
+    stale = {known[span]: span for span in earlier if span in known and span not in parents}
+    if (not leaves and not stale) or any(
+        s["kind"] == "llm_call" and s.get("output") is None for s in steps
+    ):
         return
     if stored is not None:
-        unanswered, asked = _model_calls_name(stored.pk, sorted({s["name"] for s in leaves}))
+        unanswered, asked, gone = _stored_bare(
+            stored.pk, sorted({s["name"] for s in leaves}), stale, sorted(tools)
+        )
         if unanswered:
             return
         leaves = [s for s in leaves if s["name"] not in asked]
+        if gone:
+            Step.objects.filter(trace_id=stored.pk, index__in=gone).delete()
+            trace["_forget_spans"] = [stale[index] for index in gone]
+        trace["metadata"]["otlp_bare"] = []  # each judged: deleted, or kept for good
     left_out = {id(s) for s in leaves}
     trace["steps"] = [s for s in steps if id(s) not in left_out]
 
 
-def _model_calls_name(trace_id: int, names: list[str]) -> tuple[bool, set[str]]:
-    """Whether a stored model call of the run has no answer yet, and which of `names`
-    one names as a JSON string in its answer (the tool calls it asked for)."""
+def _stored_bare(
+    trace_id: int, names: list[str], stale: dict[int, str], tools: list[str]
+) -> tuple[bool, set[str], list[int]]:
+    """Whether a stored model call of the run has no answer yet; which of `names` one
+    names as a JSON string in its answer (the tool calls it asked for); and which of
+    the `stale` steps (stored bare spans, by index) still carry nothing, hold no step
+    but such steps, and are neither a tool in `tools` nor one a model call asked for.
+    A parent whose children all go, goes too: asked again until nothing more does
+    (one more pass a level of nesting)."""
+    gone: list[int] = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT EXISTS (SELECT 1 FROM traces_step
-                           WHERE trace_id = %s AND kind = 'llm_call'
-                             AND (output IS NULL OR output = 'null'::jsonb)),
-                   ARRAY(SELECT n FROM unnest(%s::text[]) AS n
-                         WHERE EXISTS (SELECT 1 FROM traces_step
-                                       WHERE trace_id = %s AND kind = 'llm_call'
-                                         AND strpos(output::text, to_jsonb(n)::text) > 0))
-            """,
-            [trace_id, names, trace_id],
-        )
-        unanswered, asked = cursor.fetchone()
-        return bool(unanswered), set(asked)
+        while True:
+            cursor.execute(
+                """
+                SELECT EXISTS (SELECT 1 FROM traces_step
+                               WHERE trace_id = %s AND kind = 'llm_call'
+                                 AND (output IS NULL OR output = 'null'::jsonb)),
+                       ARRAY(SELECT n FROM unnest(%s::text[]) AS n
+                             WHERE EXISTS (SELECT 1 FROM traces_step
+                                           WHERE trace_id = %s AND kind = 'llm_call'
+                                             AND strpos(output::text, to_jsonb(n)::text) > 0)),
+                       ARRAY(SELECT s.index FROM traces_step s
+                             WHERE s.trace_id = %s AND s.index = ANY(%s)
+                               AND s.kind IN ('tool_call', 'span') AND s.error = ''
+                               AND (s.input IS NULL OR s.input = 'null'::jsonb)
+                               AND (s.output IS NULL OR s.output = 'null'::jsonb)
+                               AND s.name <> ALL(%s::text[])
+                               AND NOT EXISTS (SELECT 1 FROM traces_step c
+                                               WHERE c.trace_id = s.trace_id
+                                                 AND c.parent_index = s.index
+                                                 AND c.index <> ALL(%s::int[]))
+                               AND NOT EXISTS (SELECT 1 FROM traces_step m
+                                               WHERE m.trace_id = s.trace_id
+                                                 AND m.kind = 'llm_call'
+                                                 AND strpos(m.output::text,
+                                                            to_jsonb(s.name)::text) > 0))
+                """,
+                [trace_id, names, trace_id, trace_id, list(stale), tools, gone],
+            )  # fmt: skip
+            unanswered, asked, found = cursor.fetchone()
+            if set(found) == set(gone) or len(found) > len(stale):
+                return bool(unanswered), set(asked), list(found)
+            gone = list(found)
 
 
 def _number(trace: dict[str, Any], stored: Trace | None) -> None:
     spans: dict[str, int] = dict(stored.metadata.get("otlp_spans", {})) if stored else {}
+    for span in trace.pop("_forget_spans", []):  # stored bare spans just deleted
+        spans.pop(span, None)
     following = max(spans.values(), default=-1) + 1
 
     def index_of(span: str) -> int:

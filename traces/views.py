@@ -151,7 +151,7 @@ def saved_view_delete_view(request: WorkspaceRequest, pk: int) -> HttpResponse:
 INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "outcome_from", "subagents",
                      "task_from_folder", "propagated_errors", "turn_failed",
                      "inferred_status", "transcript", "tool_use_ids", "import_digest",
-                     "event_costs_usd", "otlp_tools", "replaces_hook_steps",
+                     "event_costs_usd", "otlp_tools", "otlp_conventions", "otlp_bare", "replaces_hook_steps",
                      "status_from_session"}  # fmt: skip
 
 

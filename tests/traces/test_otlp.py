@@ -381,3 +381,35 @@ def test_metrics_are_answered_and_refused_with_the_reason_never_stored(live_serv
     anonymous = client.post("/v1/metrics", json.dumps(body), content_type="application/json")
     assert anonymous.status_code == 401
     assert not Trace.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_run_of_plain_spans_keeps_them_all_by_file_and_over_otlp(client, tenant, tmp_path):
+    """An application traced with plain OpenTelemetry spans (no convention's
+    attributes, no input or output): they are the run's only record, so none is
+    taken for a harness's own span and left out, by file or over OTLP, even sent a
+    span an export."""
+    from traces.importing import traces_import_file
+
+    def span(span_id: str, name: str, parent: str = "", start: int = 0) -> dict:
+        return {"traceId": "7" * 32, "spanId": span_id, "parentSpanId": parent, "name": name,
+                "startTimeUnixNano": str(1_763_719_200_000_000_000 + start),
+                "endTimeUnixNano": str(1_763_719_201_000_000_000 - start)}  # fmt: skip
+
+    spans = [span("a" * 16, "handle_refund"), span("b" * 16, "stripe.refund", "a" * 16, 10_000_000),
+             span("c" * 16, "send_email", "a" * 16, 20_000_000)]  # fmt: skip
+    lines = [{"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]} for s in reversed(spans)]
+    path = tmp_path / "plain.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    assert traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path).created == 1
+    by_file = Trace.objects.get(workspace=tenant.workspace)
+    expected = [("span", "handle_refund"), ("tool_call", "stripe.refund"),
+                ("tool_call", "send_email")]  # fmt: skip
+    assert list(by_file.steps.order_by("index").values_list("kind", "name")) == expected
+    by_file.delete()
+    for line in lines:  # a span an export, children first
+        response = client.post("/v1/traces", json.dumps(line), content_type="application/json",
+                               headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+        assert response.status_code == 200
+    over_otlp = Trace.objects.get(workspace=tenant.workspace)
+    assert list(over_otlp.steps.order_by("index").values_list("kind", "name")) == expected
