@@ -1,7 +1,7 @@
 """hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
 doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks |
 install-gemini-hooks | install-openhands-hooks | install-opencode-plugin |
-install-cline-hooks | send-opencode-session | send-cline-session}"""
+install-cline-hooks | install-qwen-hooks | send-opencode-session | send-cline-session}"""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def main(argv: list | None = None) -> int:
         help="auto: http hooks when this Claude Code has them and --url is known",
     )
     install.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
-    for agent in ("codex", "cursor", "gemini", "openhands"):
+    for agent in ("codex", "cursor", "gemini", "openhands", "qwen"):
         other = commands.add_parser(
             f"install-{agent}-hooks", help=f"add the capture hook to the project's {agent} hooks"
         )
@@ -229,6 +229,8 @@ def main(argv: list | None = None) -> int:
             added, where = install.install_gemini_hooks(args.project), ".gemini/settings.json"
         elif args.group == "install-openhands-hooks":
             added, where = install.install_openhands_hooks(args.project), ".openhands/hooks.json"
+        elif args.group == "install-qwen-hooks":
+            added, where = install.install_qwen_hooks(args.project), ".qwen/settings.json"
         elif args.group == "install-opencode-plugin":
             added = install.install_opencode_plugin(args.project)
             where = ".opencode/plugins/hivemind.js"
@@ -249,6 +251,8 @@ def main(argv: list | None = None) -> int:
             print(install.GEMINI_TRUST_HELP)
         if args.group == "install-cline-hooks":
             print(install.CLINE_HUB_HELP)
+        if args.group == "install-qwen-hooks":
+            print(install.QWEN_TRUST_HELP)
         return 0
     failed = 0 if args.hook else 1
     session = args.session or (hook_session(sys.stdin) if args.hook else "")

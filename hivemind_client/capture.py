@@ -53,7 +53,7 @@ def spool_path() -> Path:
     return Path(os.environ.get("HIVEMIND_SPOOL", str(default)))
 
 
-SOURCES = ("claude-code", "codex", "cursor", "gemini-cli", "openhands")
+SOURCES = ("claude-code", "codex", "cursor", "gemini-cli", "openhands", "qwen-code")
 
 
 def _post(
@@ -197,6 +197,8 @@ TRANSCRIPTS = {
     "claude-code": ("claude-transcript", ("Stop", "SessionEnd"), "HIVEMIND_CLAUDE_TRANSCRIPT"),
     # OpenHands' saved conversation: the agent's thoughts and each answer's tokens.
     "openhands": ("openhands", ("Stop", "SessionEnd"), "HIVEMIND_OPENHANDS_CONVERSATION"),
+    # Qwen Code's chat record (`transcript_path`): each answer's tokens, its text.
+    "qwen-code": ("qwen-code", ("Stop", "SessionEnd"), "HIVEMIND_QWEN_TRANSCRIPT"),
 }
 
 

@@ -4622,8 +4622,11 @@ def _qwen_session(path: Path) -> Parsed:
         "task": next((s["input"] for s in steps if s["kind"] == "user_prompt"), ""),
         "started_at": _iso(min(times)) if times else None,
         "ended_at": _iso(max(times)) if times else None,
+        # The session's complete record: where its hooks built the run already
+        # (`qwen-code-<session>` too), its steps replace theirs (traces/importing.py).
         "metadata": {"session_id": session, "directory": _text(head.get("cwd"), 500),
-                     "qwen_code_version": _text(head.get("version"), 50)},
+                     "qwen_code_version": _text(head.get("version"), 50),
+                     "replaces_hook_steps": True},
         "steps": steps,
     }  # fmt: skip
     if ended_on_error:

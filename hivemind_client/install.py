@@ -181,6 +181,25 @@ def install_gemini_hooks(project: Path) -> list[str]:
     return added
 
 
+QWEN_TRUST_HELP = """\
+Qwen Code loads a project's .qwen/settings.json hooks only in a trusted folder: trust
+this folder when Qwen Code asks (or add the hooks to ~/.qwen/settings.json)."""
+
+
+def install_qwen_hooks(project: Path) -> list[str]:
+    """Add the capture hook to <project>/.qwen/settings.json (Qwen Code's hooks, in
+    Claude Code's shape and with its events); at each turn's end the capture hook
+    imports the session's chat record, which replaces the steps the hooks built."""
+    path = project / ".qwen" / "settings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    hook = {"type": "command", "command": capture_command("qwen-code"), "timeout": 5}
+    hooks = data.setdefault("hooks", {})
+    added = [event for event in HOOK_EVENTS
+             if _add(hooks, event, dict(hook), "*" if event in TOOL_EVENTS else None)]  # fmt: skip
+    _save(path, data)
+    return added
+
+
 # OpenHands' events that make a run (the SDK 1.58's hooks, which the OpenHands CLI,
 # GUI and Cloud run from a project's .openhands/hooks.json): the session's start
 # and end, the prompt, each call when it ends, the turn's end. PreToolUse is left

@@ -234,6 +234,19 @@ def gemini_cli_hook(request: ApiRequest) -> Status | HttpResponse:
 
 
 @router.post(
+    "/hooks/qwen-code", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
+    summary="Receive one raw Qwen Code hook payload", openapi_extra=_hook_body("session_id"),
+)  # fmt: skip
+def qwen_code_hook(request: ApiRequest) -> Status | HttpResponse:
+    """One trace per Qwen Code `session_id` (agent `qwen-code`, trace
+    `qwen-code-<session_id>`). Qwen Code's hook payloads have Claude Code's shape (its
+    follow-up UserPromptSubmit, with no prompt, stores nothing); `python -m
+    hivemind_client capture --source qwen-code` sends them, and at each turn's end
+    imports the session's chat record, which replaces the steps the hooks built."""
+    return _hook(request, "qwen-code")
+
+
+@router.post(
     "/hooks/cursor", auth=ApiKeyAuth(scope=Scope.INGEST), response=_HOOK_RESPONSES,
     summary="Receive one raw Cursor hook payload", openapi_extra=_hook_body("conversation_id"),
 )  # fmt: skip

@@ -65,7 +65,8 @@ KNOWN_FIELDS = {
     "prompt_id", "effort", "background_tasks", "session_crons",
 }  # fmt: skip
 SOURCES = {"claude-code": "claude-code", "codex": "codex", "cursor": "cursor",
-           "gemini-cli": "gemini-cli", "openhands": "openhands"}  # fmt: skip
+           "gemini-cli": "gemini-cli", "openhands": "openhands",
+           "qwen-code": "qwen-code"}  # fmt: skip
 # A call whose PreToolUse had no PostToolUse or PostToolUseFailure by its turn's end:
 # Claude Code before PostToolUseFailure sent nothing for a failed call; 2.x sends
 # nothing for a call a permission rule or the user refused, or that was stopped.
@@ -159,9 +160,11 @@ def hook_ingest(
         payload = from_cursor(payload)
     elif source == "gemini-cli":
         payload = from_gemini(payload)
-    elif source == "openhands":
-        mapped = from_openhands(payload, event_id)
-        if mapped is None:  # a PreToolUse: the call is recorded by its PostToolUse
+    elif source in ("openhands", "qwen-code"):
+        # OpenHands' PreToolUse (its call is recorded by its PostToolUse); Qwen Code's
+        # UserPromptSubmit before a follow-up model request, with no prompt: nothing.
+        mapped = from_openhands(payload, event_id) if source == "openhands" else from_qwen(payload)
+        if mapped is None:
             capture_policy_get(workspace=workspace)
             return BatchResult(results=[], trace_ids=[])
         payload = mapped
@@ -315,6 +318,20 @@ def from_openhands(payload: dict[str, Any], event_id: str = "") -> dict[str, Any
         if reason:
             out["reason"] = reason
     return out
+
+
+def from_qwen(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """A Qwen Code hook payload (seen on 0.24: Claude Code's events and fields, a
+    call's `tool_use_id` on its PreToolUse and its PostToolUse or PostToolUseFailure)
+    as it is, except that Qwen Code fires UserPromptSubmit before every model request,
+    a follow-up's (after tool results) with an empty prompt: only a prompt someone
+    gave is a step; None for the others."""
+    if (
+        payload.get("hook_event_name") == "UserPromptSubmit"
+        and not str(payload.get("prompt") or "").strip()
+    ):
+        return None
+    return payload
 
 
 def from_cursor(payload: dict[str, Any]) -> dict[str, Any]:

@@ -336,6 +336,59 @@ def test_continue_sessions_as_continue_saves_them(tenant):
     assert again.unchanged == 1
 
 
+def test_a_qwen_code_hook_session_and_its_chat_record_make_one_run(client, tenant, other_tenant):
+    """Qwen Code 0.24.4's hook payloads (Claude Code's shape) for a session, sent to
+    its endpoint as the capture hook sends them: one run, `qwen-code-<session>`, its
+    prompt and each call when it ended (two failed); Qwen Code fires
+    UserPromptSubmit before every model request, the follow-ups with no prompt, which
+    make no step. The session's chat record, imported at the turn's end by the
+    capture hook, replaces those steps in the same run, with each answer's tokens."""
+    from django.test import TestCase
+
+    folder = LOGS / "qwen-code-0.24.4"
+    payloads = [json.loads(line) for line in (folder / "hooks.jsonl").read_text().splitlines()
+                if line.strip()]  # fmt: skip
+    for n, payload in enumerate(payloads):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            response = client.post("/api/v1/hooks/qwen-code", json.dumps(payload),
+                                   content_type="application/json",
+                                   headers={**tenant.api_headers(), "X-Hivemind-Event-Id": f"e{n}"})  # fmt: skip
+        assert response.status_code == 200, response.content
+    session = payloads[0]["session_id"]
+    run = Trace.objects.get(workspace=tenant.workspace)
+    assert (run.external_id, run.agent) == (f"qwen-code-{session}", "qwen-code")
+    steps = list(run.steps.order_by("index").values_list("kind", "name"))
+    assert [s for s in steps if s[0] in ("user_prompt", "tool_call")] == [
+        ("user_prompt", ""), ("tool_call", "run_shell_command"), ("tool_call", "read_file"),
+        ("tool_call", "run_shell_command")]  # fmt: skip
+    assert run.steps.filter(kind="tool_call").exclude(error="").count() == 2
+    assert run.task == "Read notes/todo.txt and tell me what is left to do."
+    result = traces_import_file(workspace=tenant.workspace, fmt="qwen-code",
+                                path=folder / "finished.jsonl")  # fmt: skip
+    assert result.ok and result.updated == 1, result.error
+    run = Trace.objects.get(workspace=tenant.workspace)
+    assert run.step_count == 5 and run.total_tokens == 4 * 920
+    assert not Trace.objects.filter(workspace=other_tenant.workspace).exists()
+    anonymous = client.post("/api/v1/hooks/qwen-code", json.dumps(payloads[0]),
+                            content_type="application/json")  # fmt: skip
+    assert anonymous.status_code == 401
+
+
+def test_install_qwen_hooks_adds_the_capture_hook_once(tmp_path):
+    from hivemind_client.install import install_qwen_hooks
+
+    settings = tmp_path / ".qwen" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"model": {"name": "qwen3-coder"}}))
+    added = install_qwen_hooks(tmp_path)
+    assert {"UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop"} <= set(added)
+    data = json.loads(settings.read_text())
+    assert data["model"] == {"name": "qwen3-coder"}  # the rest of the file is kept
+    hook = data["hooks"]["PostToolUse"][0]
+    assert hook["matcher"] == "*" and "capture --source qwen-code" in hook["hooks"][0]["command"]
+    assert install_qwen_hooks(tmp_path) == []
+
+
 def test_an_opencode_subagents_session_is_read_into_the_call_that_started_it(tenant):
     """OpenCode's `task` tool runs a subagent in a session of its own. Exported beside
     its parent's (`<session id>.json`, the id the call names), its steps are inside
