@@ -323,15 +323,23 @@ def from_openhands(payload: dict[str, Any], event_id: str = "") -> dict[str, Any
 def from_qwen(payload: dict[str, Any]) -> dict[str, Any] | None:
     """A Qwen Code hook payload (seen on 0.24: Claude Code's events and fields, a
     call's `tool_use_id` on its PreToolUse and its PostToolUse or PostToolUseFailure)
-    as it is, except that Qwen Code fires UserPromptSubmit before every model request,
-    a follow-up's (after tool results) with an empty prompt: only a prompt someone
-    gave is a step; None for the others."""
+    as it is, less its bookkeeping (`_QWEN_BOOKKEEPING`, not kept as the event's
+    extra fields), except that Qwen Code fires UserPromptSubmit before every model
+    request, a follow-up's (after tool results) with an empty prompt: only a prompt
+    someone gave is a step; None for the others."""
     if (
         payload.get("hook_event_name") == "UserPromptSubmit"
         and not str(payload.get("prompt") or "").strip()
     ):
         return None
-    return payload
+    return {k: v for k, v in payload.items() if k not in _QWEN_BOOKKEEPING}
+
+
+# What Qwen Code's payloads add that says nothing of what the agent did: the
+# provider's call id beside its own, the context window's use, scheduled and
+# background tasks, the prompt as submitted again.
+_QWEN_BOOKKEEPING = {"tool_call_id", "context_usage", "context_limit", "input_tokens", "crons",
+                     "background_tasks", "submitted_prompt", "permission_mode"}  # fmt: skip
 
 
 def from_cursor(payload: dict[str, Any]) -> dict[str, Any]:

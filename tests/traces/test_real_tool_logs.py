@@ -363,6 +363,10 @@ def test_a_qwen_code_hook_session_and_its_chat_record_make_one_run(client, tenan
         ("tool_call", "run_shell_command")]  # fmt: skip
     assert run.steps.filter(kind="tool_call").exclude(error="").count() == 2
     assert run.task == "Read notes/todo.txt and tell me what is left to do."
+    # Qwen Code's bookkeeping (the provider's call ids, the context window's use) is
+    # not kept as the events' extra fields; a notification's words are.
+    extras = [k for k in run.metadata if k.startswith("extra:")]
+    assert extras == ["extra:Notification"], run.metadata
     result = traces_import_file(workspace=tenant.workspace, fmt="qwen-code",
                                 path=folder / "finished.jsonl")  # fmt: skip
     assert result.ok and result.updated == 1, result.error
