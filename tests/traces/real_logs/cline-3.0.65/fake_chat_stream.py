@@ -1,31 +1,25 @@
-"""A local server streaming OpenAI chat completions (server-sent events) from a
-script, in place of a model (this machine reaches none), for the Cline CLI's
-`openai` provider. Each request gets the script's next turn (its tool calls, or its
-text). Script `failed` answers every request with the API's error for a prompt over
-the model's context window. Standard library only.
+"""The Cline CLI's scripts for the streaming server beside this folder
+(`../chat_stream_server.py`, its `openai` provider). Script `failed` refuses every request.
 
-    python fake_chat_stream.py PORT SCRIPT   # SCRIPT: finished, subagent or failed"""
+    python fake_chat_stream.py PORT SCRIPT"""
 
-import json
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-
-def _call(n: int, name: str, arguments: dict) -> dict:
-    return {"tool_calls": [{"id": f"call_{n}", "name": name, "arguments": arguments}]}
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chat_stream_server import call, main  # noqa: E402
 
 SCRIPTS = {
     # Two commands in one call, the first exiting 1; a read of a missing file; the answer.
     "finished": [
-        _call(1, "run_commands", {"commands": ["cat notes/todo.txt", "ls"]}),
-        _call(2, "read_files", {"files": [{"path": "/tmp/cline-logs/project/notes/plan.txt"}]}),
+        call(1, "run_commands", {"commands": ["cat notes/todo.txt", "ls"]}),
+        call(2, "read_files", {"files": [{"path": "/tmp/cline-logs/project/notes/plan.txt"}]}),
         {"content": "There is no notes/todo.txt or notes/plan.txt here; nothing is left to do."},
     ],
     # A subagent (Cline's `spawn_agent`, its own messages file) that lists a missing
     # folder and answers; then the main agent's answer.
     "subagent": [
-        _call(
+        call(
             1,
             "spawn_agent",
             {
@@ -33,60 +27,12 @@ SCRIPTS = {
                 "task": "Find notes/plan.txt and say what it holds.",
             },
         ),
-        _call(2, "run_commands", {"commands": ["ls notes"]}),
+        call(2, "run_commands", {"commands": ["ls notes"]}),
         {"content": "There is no notes folder."},
         {"content": "The subagent found no notes folder, so there is no plan."},
     ],
 }
 
 
-class Scripted(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    script: list | None = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        if self.script is None:
-            error = json.dumps({"error": {
-                "message": "This model's maximum context length is 8192 tokens",
-                "type": "invalid_request_error", "code": "context_length_exceeded"}}).encode()  # fmt: skip
-            self.send_response(400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(error)))
-            self.end_headers()
-            self.wfile.write(error)
-            return
-        turn = self.script.pop(0) if self.script else {"content": "Done."}
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk",
-                "created": 1_780_000_000, "model": "scripted-gpt"}  # fmt: skip
-
-        def send(choice: dict, **extra: object) -> None:
-            chunk = {**base, "choices": [{"index": 0, **choice}], **extra}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.flush()
-
-        if turn.get("content"):
-            send(
-                {"delta": {"role": "assistant", "content": turn["content"]}, "finish_reason": None}
-            )
-        for i, call in enumerate(turn.get("tool_calls", [])):
-            send({"delta": {"role": "assistant", "tool_calls": [{
-                "index": i, "id": call["id"], "type": "function",
-                "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}]},
-                "finish_reason": None})  # fmt: skip
-        send({"delta": {}, "finish_reason": "tool_calls" if turn.get("tool_calls") else "stop"},
-             usage={"prompt_tokens": 900, "completion_tokens": 20, "total_tokens": 920})  # fmt: skip
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.close_connection = True
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 if __name__ == "__main__":
-    Scripted.script = None if sys.argv[2] == "failed" else list(SCRIPTS[sys.argv[2]])
-    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Scripted).serve_forever()
+    main(SCRIPTS)
