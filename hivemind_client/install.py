@@ -95,11 +95,7 @@ def install_claude_hooks(
             hook = {"type": "command", "command": capture_command(), "timeout": 5}
         if _add(hooks, event, hook, "*" if event in TOOL_EVENTS else None):
             added.append(event)
-    skills_dir = (project / ".claude" / "skills").resolve()
-    pull = {"type": "command", "timeout": PULL_BUDGET_SECONDS + 2,
-            "command": client_command(f"skills pull --hook --budget {PULL_BUDGET_SECONDS} "
-                                      f"--dir {json.dumps(str(skills_dir))}")}  # fmt: skip
-    if _add(hooks, "SessionStart", pull):
+    if _add(hooks, "SessionStart", _skills_pull_hook(project / ".claude" / "skills")):
         added.append("SessionStart (skills pull)")
     if hook_type == "http":
         merge = {"type": "command", "timeout": 5,
@@ -189,13 +185,17 @@ this folder when Qwen Code asks (or add the hooks to ~/.qwen/settings.json)."""
 def install_qwen_hooks(project: Path) -> list[str]:
     """Add the capture hook to <project>/.qwen/settings.json (Qwen Code's hooks, in
     Claude Code's shape and with its events); at each turn's end the capture hook
-    imports the session's chat record, which replaces the steps the hooks built."""
+    imports the session's chat record, which replaces the steps the hooks built. At
+    SessionStart the workspace's published skills are pulled into .qwen/skills."""
     path = project / ".qwen" / "settings.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     hook = {"type": "command", "command": capture_command("qwen-code"), "timeout": 5}
     hooks = data.setdefault("hooks", {})
     added = [event for event in HOOK_EVENTS
              if _add(hooks, event, dict(hook), "*" if event in TOOL_EVENTS else None)]  # fmt: skip
+    # The workspace's published skills, where Qwen Code finds a project's (.qwen/skills).
+    if _add(hooks, "SessionStart", _skills_pull_hook(project / ".qwen" / "skills")):
+        added.append("SessionStart (skills pull)")
     _save(path, data)
     return added
 
@@ -232,6 +232,14 @@ def _add_all(hooks: dict, names: dict[str, str], hook: dict, tool_event: str) ->
         if _add(hooks, name, dict(hook), "*" if event == tool_event else None):
             added.append(event)
     return added
+
+
+def _skills_pull_hook(folder: Path) -> dict:
+    """The SessionStart hook that pulls the workspace's published skills into
+    `folder` within the pull's time budget."""
+    return {"type": "command", "timeout": PULL_BUDGET_SECONDS + 2,
+            "command": client_command(f"skills pull --hook --budget {PULL_BUDGET_SECONDS} "
+                                      f"--dir {json.dumps(str(folder.resolve()))}")}  # fmt: skip
 
 
 def _save(path: Path, data: dict) -> None:

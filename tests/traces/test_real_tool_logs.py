@@ -390,6 +390,11 @@ def test_install_qwen_hooks_adds_the_capture_hook_once(tmp_path):
     assert data["model"] == {"name": "qwen3-coder"}  # the rest of the file is kept
     hook = data["hooks"]["PostToolUse"][0]
     assert hook["matcher"] == "*" and "capture --source qwen-code" in hook["hooks"][0]["command"]
+    # The published skills go where Qwen Code finds a project's.
+    assert "SessionStart (skills pull)" in added
+    pulls = [h["command"] for entry in data["hooks"]["SessionStart"] for h in entry["hooks"]
+             if "skills pull" in h["command"]]  # fmt: skip
+    assert len(pulls) == 1 and str((tmp_path / ".qwen" / "skills").resolve()) in pulls[0]
     assert install_qwen_hooks(tmp_path) == []
 
 
