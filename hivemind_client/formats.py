@@ -2303,6 +2303,14 @@ def _claude_code_tool_input(attrs: dict[str, Any]) -> Any:
     return said or None
 
 
+def mastra_value(attrs: dict[str, Any], which: str) -> Any:
+    """A Mastra span's own input or output (`mastra.<span type>.input`, `.output`,
+    seen on Mastra 1.71's OpenTelemetry exporter: an agent run's request and answer,
+    a model step's messages), where no convention's attribute holds it."""
+    kind = attrs.get("mastra.span.type")
+    return attrs.get(f"mastra.{kind}.{which}") if isinstance(kind, str) and kind else None
+
+
 # Attributes only a workflow runtime's own spans carry: Microsoft Agent Framework's
 # build of a workflow (`workflow.build`, a trace of its own), which no agent did.
 _WORKFLOW_STRUCTURE = ("workflow_builder.name", "workflow.definition")
@@ -2390,6 +2398,10 @@ def span_role(
             step_input = _claude_code_prompt(attrs) or None
         output = (_first(attrs, "output.value", "ai.response.text", "ai.response.object")
                   if entity_out is None else entity_out)  # fmt: skip
+        if step_input is None:
+            step_input = mastra_value(attrs, "input")
+        if output is None:
+            output = mastra_value(attrs, "output")
     if events and kind == "tool_call" and step_input is None:
         step_input = next((a.get("content") for n, a in events
                            if n == "gen_ai.tool.message" and a.get("content")), None)  # fmt: skip

@@ -47,6 +47,7 @@ from hivemind_client.formats import (
     evaluation_check,
     events_user_prompt,
     input_task,
+    mastra_value,
     only_agent_creation,
     service_name,
     span_event_error,
@@ -283,7 +284,7 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
             trace["status"] = "succeeded"
         else:
             trace["_root_unset"] = True
-        raw = attrs.get("input.value") or attrs.get("ai.prompt")
+        raw = attrs.get("input.value") or attrs.get("ai.prompt") or mastra_value(attrs, "input")
         task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt
         if task:
             trace["task"] = str(task)[:MAX_TEXT]

@@ -1049,6 +1049,31 @@ def test_microsoft_agent_framework_workflow_spans(client, tenant, other_tenant):
     assert page.status_code == 200 and "otlp_tools" not in page.content.decode()
 
 
+def test_mastra_spans_sent_in_chunks(client, tenant, other_tenant):
+    """Mastra 1.71's OpenTelemetry exporter (OTLP/JSON, which its JavaScript exporter
+    sent in chunks, with no length: `hivemind_web/chunked.py`), read by file and over
+    OTLP alike: the agent's run a framework step whose own input (`mastra.agent_run.
+    input`) is the task; each model call with its answer and tokens; the tool a call
+    whose thrown error is the run's one error."""
+    path = LOGS / "mastra-1.71.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path, json_body=True)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed = runs["Where is order B2?"]
+    assert (failed.agent, failed.model, failed.total_tokens) == (
+        "order-mastra",
+        "scripted-gpt",
+        1840,
+    )
+    assert failed.steps.filter(kind="llm_call").count() == 2
+    tool = failed.steps.get(kind="tool_call")
+    assert (tool.name, tool.input, tool.error) == (
+        "lookupOrder", {"orderId": "B2"}, "Error: order not found: B2")  # fmt: skip
+    assert (failed.error_count, runs["Where is order A1?"].error_count) == (1, 0)
+    root = failed.steps.get(parent_index=None)
+    assert (root.kind, root.input) == ("span", "Where is order B2?")
+
+
 def test_agno_spans(client, tenant, other_tenant):
     """Agno's agent (OpenInference's Agno instrumentation, its OpenAI model against a
     scripted server): the agent's run a framework step holding the request, which is
