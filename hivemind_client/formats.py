@@ -4469,8 +4469,10 @@ def _continue(path: Path) -> Parsed:
             steps.append({"kind": "assistant_message", "output": text})
         elif role == "tool" and (answered := calls.get(_text(message.get("toolCallId")))):
             answered.setdefault("output", text)
-        states = {_text(obj(state).get("toolCallId")): obj(state)
-                  for state in _list(item.get("toolCallStates"))}  # fmt: skip
+        # Continue's `ChatHistoryItem` once held one call's state (`toolCallState`, as
+        # its type definitions still declare it); now a list, one a call.
+        held = _list(item.get("toolCallStates")) or [item.get("toolCallState")]
+        states = {_text(obj(state).get("toolCallId")): obj(state) for state in held if state}
         for call in _list(message.get("toolCalls")) if role == "assistant" else []:
             call = obj(call)
             function = obj(call.get("function"))

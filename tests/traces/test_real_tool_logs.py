@@ -336,6 +336,28 @@ def test_continue_sessions_as_continue_saves_them(tenant):
     assert again.unchanged == 1
 
 
+def test_a_continue_session_that_holds_one_call_state_an_item(tenant, tmp_path):
+    """Continue's history items once held one call's state (`toolCallState`, which its
+    type definitions still declare) rather than a list: the same session saved so
+    reads the same."""
+    from hivemind_client.formats import parse
+
+    saved = next((LOGS / "continue-cli-1.5.47" / "sessions").glob("*-*.json"))
+    data = json.loads(saved.read_text())
+    for item in data["history"]:
+        if item.get("toolCallStates"):
+            item["toolCallState"] = item.pop("toolCallStates")[0]
+    older = tmp_path / saved.name
+    older.write_text(json.dumps(data))
+
+    def steps(path: Path) -> list[tuple]:
+        return [(s["kind"], s.get("name"), s.get("error"))
+                for s in parse("continue", path).traces[0]["steps"]]  # fmt: skip
+
+    assert steps(older) == steps(saved)
+    assert sum(1 for _, _, error in steps(older) if error) == 2
+
+
 def test_a_qwen_code_hook_session_and_its_chat_record_make_one_run(client, tenant, other_tenant):
     """Qwen Code 0.24.4's hook payloads (Claude Code's shape) for a session, sent to
     its endpoint as the capture hook sends them: one run, `qwen-code-<session>`, its
