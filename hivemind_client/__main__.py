@@ -1,7 +1,8 @@
 """hivemind (or python -m hivemind_client) {skills pull | capture | replay | import |
 doctor | status | install-claude-hooks | install-codex-hooks | install-cursor-hooks |
 install-gemini-hooks | install-openhands-hooks | install-opencode-plugin |
-install-cline-hooks | install-qwen-hooks | send-opencode-session | send-cline-session}"""
+install-cline-hooks | install-qwen-hooks | install-aider-hooks | send-opencode-session |
+send-cline-session | send-aider-session}"""
 
 from __future__ import annotations
 
@@ -149,6 +150,24 @@ def main(argv: list | None = None) -> int:
         help="write the Cline CLI hooks that send each session when a task ends",
     )
     cline_hooks.add_argument("--project", default=".", type=Path)
+    aider_hooks = commands.add_parser(
+        "install-aider-hooks",
+        help="set Aider's notifications command, in .aider.conf.yml, to send each session "
+        "at its turn's end",
+    )
+    aider_hooks.add_argument("--project", default=".", type=Path)
+    aider = commands.add_parser(
+        "send-aider-session",
+        help="send the session an Aider chat history ends with (what install-aider-hooks "
+        "sets Aider to run)",
+    )
+    aider.add_argument(
+        "--file", default="", help="the chat history (default: the git repository's "
+        ".aider.chat.history.md)",
+    )  # fmt: skip
+    aider.add_argument(
+        "--hook", action="store_true", help="send in the background and return at once"
+    )
     plugin = commands.add_parser(
         "install-opencode-plugin",
         help="write the OpenCode plugin that sends each session at its turn's end",
@@ -186,6 +205,10 @@ def main(argv: list | None = None) -> int:
         from .capture import send_cline_hook, send_cline_session
 
         return send_cline_hook() if args.hook else send_cline_session(args.session)
+    if args.group == "send-aider-session":
+        from .capture import send_aider_hook, send_aider_session
+
+        return send_aider_hook(args.file) if args.hook else send_aider_session(args.file)
     if args.group == "doctor":
         from .doctor import main as doctor_main
 
@@ -241,6 +264,13 @@ def main(argv: list | None = None) -> int:
                 print(f"hivemind: {exc}", file=sys.stderr)
                 return 2
             where = ".clinerules/hooks/"
+        elif args.group == "install-aider-hooks":
+            try:
+                added = install.install_aider_hooks(args.project)
+            except ValueError as exc:
+                print(f"hivemind: {exc}", file=sys.stderr)
+                return 2
+            where = ".aider.conf.yml"
         else:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")
@@ -253,6 +283,8 @@ def main(argv: list | None = None) -> int:
             print(install.CLINE_HUB_HELP)
         if args.group == "install-qwen-hooks":
             print(install.QWEN_TRUST_HELP)
+        if args.group == "install-aider-hooks":
+            print(install.AIDER_HELP)
         return 0
     failed = 0 if args.hook else 1
     session = args.session or (hook_session(sys.stdin) if args.hook else "")

@@ -444,15 +444,21 @@ def send_cline_hook() -> int:
         return 0
     if os.environ.get("HIVEMIND_CAPTURE", "true").lower() in ("false", "0", "no", "off"):
         return 0
+    _send_later(["send-cline-session", "--session", session])
+    return 0
+
+
+def _send_later(arguments: list[str]) -> None:
+    """Run `python -m hivemind_client ARGUMENTS` in a process of its own, holding none
+    of the caller's pipes, so the agent that ran the hook never waits on the send."""
     package_parent = str(Path(__file__).resolve().parent.parent)
     paths = [package_parent, *filter(None, [os.environ.get("PYTHONPATH")])]
     with contextlib.suppress(OSError):
-        subprocess.Popen(  # noqa: S603 (this interpreter, this package, a session id)
-            [sys.executable, "-m", "hivemind_client", "send-cline-session", "--session", session],
+        subprocess.Popen(  # noqa: S603 (this interpreter, this package, our own arguments)
+            [sys.executable, "-m", "hivemind_client", *arguments],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
         )  # fmt: skip
-    return 0
 
 
 def send_cline_session(session: str, settle: float = 0.5, wait: float = 15.0) -> int:
@@ -491,6 +497,66 @@ def send_cline_session(session: str, settle: float = 0.5, wait: float = 15.0) ->
     except (SendError, ValueError, OSError) as exc:
         print(f"hivemind: Cline session {session} not sent ({exc}).", file=sys.stderr)
         return 1
+    return 0
+
+
+def aider_history_file(given: str = "") -> Path:
+    """The Aider chat history a turn's end sends: the one named (the installed
+    command names the project's), else AIDER_CHAT_HISTORY_FILE, else the
+    `.aider.chat.history.md` of the git repository holding this folder (where Aider
+    keeps it), else of this folder."""
+    if given or (given := os.environ.get("AIDER_CHAT_HISTORY_FILE", "")):
+        return Path(given).expanduser()
+    here = Path.cwd()
+    root = next((p for p in (here, *here.parents) if (p / ".git").exists()), here)
+    return root / ".aider.chat.history.md"
+
+
+def send_aider_hook(history: str = "") -> int:
+    """`send-aider-session --hook`, Aider's notifications command as
+    `install-aider-hooks` sets it (Aider runs it when it waits for the user after the
+    model answered, and waits for it): the sending is started in a process of its
+    own. Never fails."""
+    if os.environ.get("HIVEMIND_CAPTURE", "true").lower() in ("false", "0", "no", "off"):
+        return 0
+    _send_later(["send-aider-session", "--file", str(aider_history_file(history).resolve())])
+    return 0
+
+
+def send_aider_session(history: str = "") -> int:
+    """`send-aider-session`: the last session of an Aider chat history
+    (`aider_history_file`), the one Aider is writing, sent with `import --format
+    aider` as a live capture (with no outcome, its status is read from the session by
+    the server as a hook-built run's is). The same session sent again as it grows
+    updates its run. Returns 0 unless there was nothing to send or the send failed,
+    and says why on stderr."""
+    from .formats import AIDER_SESSION_START
+    from .importer import SendError, import_file
+
+    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+    if not url or not key or os.environ.get("HIVEMIND_CAPTURE", "true").lower() in (
+        "false", "0", "no", "off"):  # fmt: skip
+        return 0
+    path = aider_history_file(history)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        print(f"hivemind: Aider session not sent ({exc}).", file=sys.stderr)
+        return 1
+    starts = list(AIDER_SESSION_START.finditer(text))
+    if not starts:
+        print(f"hivemind: Aider session not sent (no session in {path}).", file=sys.stderr)
+        return 1
+    folder = Path(tempfile.mkdtemp(prefix="hivemind-aider-"))
+    try:
+        last = folder / ".aider.chat.history.md"
+        last.write_text(text[starts[-1].start() :], encoding="utf-8")
+        import_file(url, key, "aider", last, status_from_session=True)
+    except (SendError, ValueError, OSError) as exc:
+        print(f"hivemind: Aider session not sent ({exc}).", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

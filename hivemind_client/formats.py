@@ -4531,6 +4531,257 @@ def _continue(path: Path) -> Parsed:
     return Parsed(traces=[trace])
 
 
+# --- Aider -------------------------------------------------------------------------
+
+# What opens each session of an Aider chat history (`.aider.chat.history.md`, in the
+# project; every session of the project is appended to the one file).
+AIDER_SESSION_START = re.compile(
+    r"^# aider chat started at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[ \t]*$", re.M
+)
+# Aider's own lines (`> `), each ending in a Markdown line break (two spaces); one
+# written in a single piece may run over several lines, its first alone quoted.
+_AIDER_TOKENS = re.compile(r"Tokens: ([\d.]+)([kM]?) sent, ([\d.]+)([kM]?) received\.")
+_AIDER_COST = re.compile(r"Cost: \$([\d.]+) message")
+_AIDER_ADDED = re.compile(r"Added (\d+) lines? of output to the chat\.")
+# A SEARCH/REPLACE block (Aider's diff format: the file's name on the line before the
+# fence; diff-fenced: on the fence's first line), with the markers Aider accepts.
+_AIDER_BLOCK = re.compile(
+    r"^(?P<file>[^\n]*)\n```[^\n]*\n(?P<path2>[^\n<]*\n)?<{5,9} SEARCH>?[ \t]*\n"
+    r"(?P<search>.*?)^={5,9}[ \t]*\n(?P<replace>.*?)^>{5,9} REPLACE[ \t]*$", re.M | re.S,
+)  # fmt: skip
+
+
+def _aider_number(digits: str, unit: str) -> int:
+    return round(float(digits) * {"": 1, "k": 1_000, "M": 1_000_000}[unit])
+
+
+def _aider_segments(body: str) -> list[tuple[str, str]]:
+    """A session's text as Aider wrote it, in order: ("user", a typed input, its
+    lines `#### `), ("aider", one of Aider's own messages, `> `) and ("model", what
+    the model answered, the text between). A message of Aider's written in one piece
+    quotes only its first line and ends at a line ending in a Markdown line break;
+    a quoted line of the model's own (Markdown) is its text."""
+    lines = body.split("\n")
+    segments: list[tuple[str, str]] = []
+
+    def add(kind: str, text: str) -> None:
+        if kind == "model" and segments and segments[-1][0] == "model":
+            segments[-1] = ("model", segments[-1][1] + "\n" + text)
+        elif kind == "user" and segments and segments[-1][0] == "user":
+            segments[-1] = ("user", segments[-1][1] + "\n" + text)
+        else:
+            segments.append((kind, text))
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#### ") and line.endswith("  "):
+            add("user", line[5:].rstrip())
+        elif line.startswith(">") and line.endswith("  "):
+            add("aider", line[1:].strip())
+        elif line.startswith("> "):
+            # Its first line: the rest runs to a line ending in a line break, before
+            # any other line of Aider's or the user's.
+            end = next((j for j in range(i + 1, len(lines))
+                        if lines[j].endswith("  ") or lines[j].startswith(("> ", "#### "))), None)  # fmt: skip
+            if (
+                end is not None
+                and lines[end].endswith("  ")
+                and not lines[end].startswith(("> ", "#### "))
+            ):
+                add("aider", "\n".join([line[2:], *lines[i + 1 : end + 1]]).rstrip())
+                i = end
+            else:
+                add("model", line)
+        else:
+            add("model", line)
+        i += 1
+    return [(kind, text.strip("\n") if kind == "model" else text) for kind, text in segments
+            if kind != "model" or text.strip()]  # fmt: skip
+
+
+def _aider_edits(text: str) -> list[dict[str, Any]]:
+    """The SEARCH/REPLACE blocks of a model's answer (Aider's diff and diff-fenced
+    edit formats), each an `edit` call on its file."""
+    edits = []
+    for match in _AIDER_BLOCK.finditer(text):
+        where = (match["path2"] or match["file"]).strip().strip("*`#: ")
+        edits.append({"kind": "tool_call", "name": "edit", "_block": match.group(0),
+                      "input": {"file": where, "search": match["search"],
+                                "replace": match["replace"]}})  # fmt: skip
+    return edits
+
+
+def _aider_session(started: str, body: str) -> dict[str, Any]:
+    """One session of an Aider chat history as a run (`_aider_history`)."""
+    segments = _aider_segments(body)
+    steps: list[dict[str, Any]] = []
+    model, version, edit_format = "", "", ""
+    cost = 0.0
+    answered: dict[str, Any] | None = None  # the model's last answer
+    edits: list[dict[str, Any]] = []  # its edits
+    ended_on_error = False
+    for position, (kind, text) in enumerate(segments):
+        if kind == "user":
+            steps.append({"kind": "user_prompt", "input": text})
+            answered, edits, ended_on_error = None, [], False
+            continue
+        if kind == "model":
+            answered = {"kind": "assistant_message", "output": text[:MAX_TEXT]}
+            steps.append(answered)
+            edits = _aider_edits(text)
+            steps.extend(edits)
+            ended_on_error = False
+            continue
+        line = text.split("\n", 1)[0]
+        following = segments[position + 1][1] if position + 1 < len(segments) else ""
+        if header := re.match(r"(?:Main )?[Mm]odel: (\S+) with (\S+) edit format", line):
+            model = model or header[1]
+            edit_format = edit_format or header[2]
+        elif header := re.match(r"Aider (v\S+)$", line):
+            version = version or header[1]
+        elif tokens := _AIDER_TOKENS.search(line):
+            if answered is not None and "tokens" not in answered:
+                answered["tokens"] = _aider_number(tokens[1], tokens[2]) + _aider_number(
+                    tokens[3], tokens[4]
+                )
+            if spent := _AIDER_COST.search(line):
+                cost += float(spent[1])
+        elif applied := re.match(r"Applied edit to (.+)$", line):
+            done = [e for e in edits if e["input"]["file"] == applied[1] and "error" not in e]
+            if not done and not any(e["input"]["file"] == applied[1] for e in edits):
+                done = [{"kind": "tool_call", "name": "edit", "input": {"file": applied[1]}}]
+                steps.append(done[0])
+                edits.append(done[0])
+            for edit in done:
+                edit["output"] = line
+        elif line.startswith("The LLM did not conform to the edit format."):
+            failed = [e for e in edits if "output" not in e]
+            if not failed:
+                failed = [{"kind": "tool_call", "name": "edit", "input": None}]
+                steps.extend(failed)
+            for edit in failed:
+                edit["error"] = line
+            ended_on_error = True
+        elif "_block" in (edits[0] if edits else {}) and re.match(
+            r"# \d+ SEARCH/REPLACE blocks? failed to match!", line
+        ):
+            # Which blocks failed, each quoted after why; the others were applied.
+            for edit in edits:
+                at = text.find(edit["_block"].split("\n", 2)[-1].strip())
+                if at == -1:
+                    edit.pop("error", None)
+                    if "were applied successfully" in text:
+                        edit["output"] = (
+                            "applied (Aider: the other blocks were applied successfully)"
+                        )
+                    continue
+                reasons = re.findall(r"^## (\w+: .+)$", text[:at], re.M)
+                edit["error"] = (reasons[-1] if reasons else line)[:10_000]
+                edit.pop("output", None)
+        elif line.startswith("Commit ") and edits:
+            for edit in edits:
+                if "error" not in edit:
+                    edit["output"] = f"{edit.get('output', '')}\n{line}".strip()
+        elif line.startswith("# Fix any errors below, if possible."):
+            # Aider's lint of the files just edited, its command and what it found,
+            # quoted a line each until it asks whether to fix them.
+            found: list[str] = []
+            for later in segments[position + 1 :]:
+                if later[0] != "aider" or later[1].startswith("Attempt to fix lint errors?"):
+                    break
+                found.append(later[1])
+            command = next((f[len("## Running: "):] for f in found
+                            if f.startswith("## Running: ")), "")  # fmt: skip
+            said = [f for f in found if f and not f.startswith("## Running: ")]
+            steps.append({"kind": "tool_call", "name": "lint", "input": {"command": command},
+                          "output": "\n".join(said)[:MAX_TEXT],
+                          "error": (said[0] if said else "the lint found errors")[:10_000]})  # fmt: skip
+            ended_on_error = True
+        elif (added := _AIDER_ADDED.match(line)) and following.startswith(
+            "Attempt to fix test errors?"
+        ):
+            steps.append({"kind": "tool_call", "name": "test", "input": None,
+                          "error": f"the test command failed; Aider gave the model its "
+                                   f"{added[1]} lines of output, which its chat history does "
+                                   "not keep"})  # fmt: skip
+            ended_on_error = True
+        elif running := re.match(r"Running (.+)$", line):
+            steps.append({"kind": "tool_call", "name": "shell",
+                          "input": {"command": running[1]}})  # fmt: skip
+        elif (
+            line.startswith("Error running command:") and steps and steps[-1].get("name") == "shell"
+        ):
+            steps[-1]["error"] = text[:10_000]
+        elif re.match(r"Only \d+ reflections allowed, stopping\.", line) or re.match(
+            r"Model \S+ has hit a token limit!", line
+        ):
+            steps.append({"kind": "error", "name": "aider", "error": line})
+            ended_on_error = True
+        elif line.startswith("litellm.") and not (
+            steps and steps[-1].get("kind") == "error" and steps[-1].get("error") == line
+        ):
+            steps.append({"kind": "error", "name": "model API", "error": line[:10_000]})
+            ended_on_error = True
+    for step in steps:
+        step.pop("_block", None)
+    for position, step in enumerate(steps):
+        step["index"] = position
+    stamp = datetime.strptime(started, "%Y-%m-%d %H:%M:%S").astimezone()  # noqa: DTZ007
+    startup = body.split("\n#### ", 1)[0]
+    digest = hashlib.sha256(f"{started}\n{startup}".encode()).hexdigest()[:16]
+    prompts = [s["input"] for s in steps if s["kind"] == "user_prompt"]
+    return {
+        "external_id": f"aider-{stamp.astimezone(UTC):%Y%m%dT%H%M%SZ}-{digest}",
+        "agent": "aider", "model": model[:200], "status": "failed" if ended_on_error else "unknown",
+        "started_at": stamp.astimezone(UTC).isoformat(),
+        "task": next((p for p in prompts if not p.startswith("/")), prompts[0] if prompts else ""),
+        "metadata": {k: v for k, v in (("aider_version", version), ("edit_format", edit_format)) if v},
+        "steps": steps, **({"cost_usd": round(cost, 6)} if cost else {}),
+    }  # fmt: skip
+
+
+def _aider_history(path: Path) -> Parsed:
+    """An Aider chat history (`.aider.chat.history.md`, which Aider keeps in the
+    project and appends each session to, seen on 0.86): each session, from its
+    `# aider chat started at` line, is a run. What the user typed (`#### `) is a
+    prompt (a command such as `/run` too); the model's answer what it said, each
+    SEARCH/REPLACE block in it an `edit` call on its file, applied or failed as
+    Aider said (`Applied edit to`, the blocks that failed to match and why); Aider's
+    lint of the edited files a `lint` call failing with what it found; its test
+    command, when it failed, a `test` call (the history keeps none of its output); a
+    command the model suggested and Aider ran a `shell` call; the model API's
+    errors, a token limit and Aider giving up on fixing (`Only 3 reflections
+    allowed`) error steps. Each answer's tokens are Aider's rounded count (`Tokens:
+    2.6k sent, 47 received`), the run's cost the sum of its messages' where Aider
+    knew the price. The start is the header's time, read in this machine's time zone
+    (Aider writes local time). The run's id is made of its start and its first
+    lines, so the same session read again, or sent again as it grows, is the same
+    run. The outcome is failed when the session's last turn ended on an error (a
+    failed edit, lint or test, or an error step, with no answer after it), else
+    unknown."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, f"byte {exc.start}", "not UTF-8 text") from None
+    starts = list(AIDER_SESSION_START.finditer(text))
+    if not starts:
+        raise FormatError(
+            path, "file", "no Aider chat history here (no '# aider chat started at' line)"
+        )
+    traces = []
+    for number, start in enumerate(starts):
+        end = starts[number + 1].start() if number + 1 < len(starts) else len(text)
+        try:
+            traces.append(_aider_session(start[1], text[start.end() : end]))
+        except ValueError as exc:
+            line = text.count("\n", 0, start.start()) + 1
+            raise FormatError(
+                path, f"line {line}", f"a session Aider's format does not hold ({exc})"
+            ) from None
+    return Parsed(traces=traces)
+
+
 # --- Qwen Code --------------------------------------------------------------------
 
 # The records a Qwen Code chat log holds (`~/.qwen/projects/<project>/chats/<id>.jsonl`).
@@ -5045,6 +5296,7 @@ FORMATS: dict[str, Callable[[Path], Parsed]] = {
     "opencode": _opencode,
     "cline": _cline,
     "continue": _continue,
+    "aider": _aider_history,
     "qwen-code": _qwen_session,
 }
 
@@ -5069,6 +5321,9 @@ OUTCOME_SOURCES: dict[str, str] = {
                 "outcome API or MCP)",
     "continue": "none in the file (give one with --status, or send outcomes with the "
                 "outcome API or MCP)",
+    "aider": "failed when a session's last turn ended on an error (a failed edit, lint or "
+             "test, a model API error, Aider giving up), else none (give one with --status, "
+             "or send outcomes with the outcome API or MCP)",
     "qwen-code": "failed when the session's last record is a failed model request, else "
                  "none (give one with --status, or send outcomes with the outcome API or MCP)",
     "cline": "failed when the session's record beside it (<id>.json) says it ended on an "
@@ -5167,7 +5422,7 @@ def folder_patterns(fmt: str) -> list[str]:
             "chat-jsonl": ["*.jsonl", "*.parquet"],
             "openhands": ["output.jsonl", "trajs/*.json", "base_state.json", "*.parquet"],
             "atif": ["trajectory.json"], "cline": ["*.messages.json"],
-            "qwen-code": ["chats/*.jsonl"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
+            "qwen-code": ["chats/*.jsonl"], "aider": ["*aider.chat.history.md"], "gemini-session": ["session-*.json", "session-*.jsonl"]}.get(
                 fmt, ["*.json", "*.jsonl", *(["*.parquet"] if fmt in PARQUET_FORMATS else [])])  # fmt: skip
 
 

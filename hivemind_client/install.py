@@ -316,6 +316,52 @@ def install_cline_hooks(project: Path) -> list[str]:
     return added
 
 
+AIDER_MARK = "# Written by `hivemind install-aider-hooks`"
+AIDER_HELP = """\
+Aider runs the notifications command when it waits for you after the model answered;
+the command sends the session Aider is writing (.aider.chat.history.md) in the
+background. A run with --message (no waiting) is not sent: import its history with
+python -m hivemind_client import --format aider .aider.chat.history.md"""
+
+
+def install_aider_hooks(project: Path) -> list[str]:
+    """Turn Aider's notifications on in <project>/.aider.conf.yml (Aider reads a
+    project's, at the git root or in the folder it starts in), their command sending
+    the project's chat history's last session (`send-aider-session --hook`). Aider
+    has no hooks; its notifications command is what it runs at a turn's end. Written
+    again, nothing changes. A notifications command of the file's own, or
+    notifications switched off there, is left as it is: ValueError, saying what to
+    add (Aider runs one command)."""
+    path = project / ".aider.conf.yml"
+    history = (project / ".aider.chat.history.md").resolve()
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    command = (f"PYTHONPATH={shlex.quote(package_parent)}${{PYTHONPATH:+:$PYTHONPATH}} "
+               f"{shlex.quote(sys.executable)} -m hivemind_client send-aider-session --hook "
+               f"--file {shlex.quote(str(history))}")  # fmt: skip
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    theirs = re.search(r"^notifications-command\s*:(.*)$", text, re.M)
+    if theirs and "send-aider-session" not in theirs[1]:
+        raise ValueError(
+            f"{path} has a notifications command of its own; Aider runs one, so add this "
+            f"to it: {command}"
+        )
+    switched = re.search(r"^notifications\s*:\s*(\S*)", text, re.M)
+    if switched and switched[1].strip("'\"").lower() not in ("true", "yes", "on"):
+        raise ValueError(
+            f"{path} switches Aider's notifications off ({switched[0].strip()}); Hivemind's "
+            "capture runs as their command: set it to true and run this again"
+        )
+    if theirs:
+        return []
+    block = (f"{AIDER_MARK}: at each turn's end, send the session to Hivemind.\n"
+             + ("" if switched else "notifications: true\n")
+             + "notifications-command: '" + command.replace("'", "''") + "'\n")  # fmt: skip
+    if text and not text.endswith("\n"):
+        text += "\n"
+    path.write_text(text + block, encoding="utf-8")
+    return ["notifications-command"]
+
+
 OPENCODE_PLUGIN = """\
 // Written by `hivemind install-opencode-plugin` (Hivemind's capture): at each turn's
 // end (session.idle) the session, as `opencode export` writes it, is sent to Hivemind

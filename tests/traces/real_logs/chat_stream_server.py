@@ -1,8 +1,9 @@
 """A local server streaming OpenAI chat completions (server-sent events) from a
 script, in place of a model (this machine reaches none), for the generator scripts
 beside it whose agents stream (OpenCode, the Cline CLI, Qwen Code, the Continue
-CLI). Each request gets the script's next turn (its tool calls, or its text), 900
-prompt and 20 completion tokens each. Standard library only: each agent's folder
+CLI, Aider). Each request gets the script's next turn (its tool calls, or its text),
+900 prompt and 20 completion tokens each; a request that asks for no stream gets it
+as one completion. Standard library only: each agent's folder
 has a `fake_chat_stream.py` naming its scripts, run as
 
     python fake_chat_stream.py PORT SCRIPT
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -27,6 +29,9 @@ class Scripted(BaseHTTPRequestHandler):
     script: list | None = []
     # What a request offering no tools gets (OpenCode asks for a session title so).
     untooled: str | None = None
+    # A request's own answer, outside the script, where this returns one (Aider asks
+    # for a commit message so).
+    aside: Callable[[dict], str | None] | None = None
 
     def do_POST(self) -> None:  # noqa: N802
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -40,10 +45,16 @@ class Scripted(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(error)
             return
-        if self.untooled is not None and not request.get("tools"):
-            turn: dict = {"content": self.untooled}
+        aside = type(self).aside(request) if type(self).aside else None
+        if aside is not None:
+            turn: dict = {"content": aside}
+        elif self.untooled is not None and not request.get("tools"):
+            turn = {"content": self.untooled}
         else:
             turn = self.script.pop(0) if self.script else {"content": "Done."}
+        if not request.get("stream"):
+            self._answer_whole(turn)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -70,13 +81,40 @@ class Scripted(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
         self.close_connection = True
 
+    def _answer_whole(self, turn: dict) -> None:
+        """A request that asked for no stream gets the completion as one JSON body."""
+        message: dict = {"role": "assistant", "content": turn.get("content")}
+        if turn.get("tool_calls"):
+            message["tool_calls"] = [
+                {"id": tool["id"], "type": "function",
+                 "function": {"name": tool["name"], "arguments": json.dumps(tool["arguments"])}}
+                for tool in turn["tool_calls"]
+            ]  # fmt: skip
+        body = json.dumps({
+            "id": "chatcmpl-scripted", "object": "chat.completion", "created": 1_780_000_000,
+            "model": "scripted-gpt",
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if turn.get("tool_calls") else "stop"}],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 20, "total_tokens": 920},
+        }).encode()  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: object) -> None:
         pass
 
 
-def main(scripts: dict[str, list], untooled: str | None = None) -> None:
+def main(
+    scripts: dict[str, list],
+    untooled: str | None = None,
+    aside: Callable[[dict], str | None] | None = None,
+) -> None:
     """Serve `scripts[SCRIPT]` on PORT (the command line's two arguments)."""
     name = sys.argv[2]
     Scripted.script = None if name == "failed" and name not in scripts else list(scripts[name])
     Scripted.untooled = untooled
+    Scripted.aside = aside
     ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Scripted).serve_forever()
