@@ -557,7 +557,37 @@ def send_aider_session(history: str = "") -> int:
         return 1
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    refresh_aider_skills(path.parent)
     return 0
+
+
+def aider_skills(project: Path) -> tuple[Path, Path]:
+    """Where an Aider project's published skills are pulled (a folder a skill) and
+    the one file Aider reads them from (`read` in .aider.conf.yml)."""
+    return project / ".hivemind" / "aider-skills", project / ".hivemind" / "aider-skills.md"
+
+
+def refresh_aider_skills(project: Path, timeout: float = 5.0) -> bool:
+    """Pull the workspace's published skills and write the file Aider reads them from;
+    Aider reads it again for each request, so a skill published now reaches the next
+    one. No session is named: Aider's next session starts with what this turn's end
+    pulled, so skills on trial, whose arm is a session's, are withheld. Returns
+    whether it wrote; a failure is said on stderr and changes nothing."""
+    from .skills import PullError, pull, write_one_file
+
+    url, key = os.environ.get("HIVEMIND_URL", ""), os.environ.get("HIVEMIND_API_KEY", "")
+    if not url or not key:
+        return False
+    folder, one_file = aider_skills(project)
+    os.environ.pop("HIVEMIND_SESSION_ID", None)
+    try:
+        pulled = pull(url=url, key=key, directory=folder, timeout=timeout)
+    except (PullError, OSError, ValueError) as exc:
+        print(f"hivemind: skills not pulled for Aider ({exc}).", file=sys.stderr)
+        return False
+    if not pulled.changed and one_file.exists():
+        return False
+    return write_one_file(folder, one_file)
 
 
 def _opencode_export(opencode: str, session: str, folder: Path) -> dict | None:

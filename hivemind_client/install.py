@@ -320,18 +320,25 @@ AIDER_MARK = "# Written by `hivemind install-aider-hooks`"
 AIDER_HELP = """\
 Aider runs the notifications command when it waits for you after the model answered;
 the command sends the session Aider is writing (.aider.chat.history.md) in the
-background. A run with --message (no waiting) is not sent: import its history with
+background, then pulls the workspace's published skills into
+.hivemind/aider-skills.md, which Aider reads (`read`) with each request. A run with
+--message (no waiting) is not sent: import its history with
 python -m hivemind_client import --format aider .aider.chat.history.md"""
 
 
 def install_aider_hooks(project: Path) -> list[str]:
     """Turn Aider's notifications on in <project>/.aider.conf.yml (Aider reads a
     project's, at the git root or in the folder it starts in), their command sending
-    the project's chat history's last session (`send-aider-session --hook`). Aider
-    has no hooks; its notifications command is what it runs at a turn's end. Written
-    again, nothing changes. A notifications command of the file's own, or
-    notifications switched off there, is left as it is: ValueError, saying what to
-    add (Aider runs one command)."""
+    the project's chat history's last session (`send-aider-session --hook`), and add
+    the file the published skills are pulled into to the files Aider reads
+    (`read`). Aider has no hooks; its notifications command is what it runs at a
+    turn's end. Written again, nothing changes. A notifications command of the file's
+    own, or notifications switched off there, is left as it is: ValueError, saying
+    what to add (Aider runs one command); so is a `read` of the file's own (it may be
+    a list): ValueError, saying which file to add to it, after the rest is written."""
+    from .capture import aider_skills, refresh_aider_skills
+    from .skills import write_one_file
+
     path = project / ".aider.conf.yml"
     history = (project / ".aider.chat.history.md").resolve()
     package_parent = str(Path(__file__).resolve().parent.parent)
@@ -351,15 +358,31 @@ def install_aider_hooks(project: Path) -> list[str]:
             f"{path} switches Aider's notifications off ({switched[0].strip()}); Hivemind's "
             "capture runs as their command: set it to true and run this again"
         )
-    if theirs:
-        return []
-    block = (f"{AIDER_MARK}: at each turn's end, send the session to Hivemind.\n"
-             + ("" if switched else "notifications: true\n")
-             + "notifications-command: '" + command.replace("'", "''") + "'\n")  # fmt: skip
-    if text and not text.endswith("\n"):
-        text += "\n"
-    path.write_text(text + block, encoding="utf-8")
-    return ["notifications-command"]
+    folder, skills_file = aider_skills(project.resolve())
+    added = []
+    block = ""
+    if not theirs:
+        block += (("" if switched else "notifications: true\n")
+                  + "notifications-command: '" + command.replace("'", "''") + "'\n")  # fmt: skip
+        added.append("notifications-command")
+    reads = re.search(r"^read\s*:", text, re.M)
+    if not reads:
+        block += "read: '" + str(skills_file).replace("'", "''") + "'\n"
+        added.append("read")
+    if block:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        mark = f"{AIDER_MARK}: send each session to Hivemind, read its skills.\n"
+        path.write_text(text + mark + block, encoding="utf-8")
+    # Aider reads only the files that are there when it starts.
+    if not refresh_aider_skills(project.resolve()) and not skills_file.exists():
+        write_one_file(folder, skills_file)
+    if reads and str(skills_file) not in text:
+        raise ValueError(
+            f"capture installed, but {path} has a `read` of its own: add the file the "
+            f"published skills are pulled into to it, so Aider reads them: {skills_file}"
+        )
+    return added
 
 
 OPENCODE_PLUGIN = """\

@@ -13,6 +13,7 @@ digest changed, and refuses a file whose bytes do not match its digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -167,3 +168,33 @@ def pull_index(*, url: str, key: str, directory: Path, timeout: float = 10.0) ->
     (directory / STATE_FILE).write_text(json.dumps(
         {"etag": "", "folders": kept, "digests": {n: digests[n] for n in kept}}))  # fmt: skip
     return result
+
+
+ONE_FILE_HEADER = """\
+# Skills published in Hivemind
+
+Written by `hivemind_client` from the skills your team reviewed and published; the
+next pull rewrites this file, so do not edit it. Follow a skill when its description
+fits the task at hand.
+"""
+
+
+def write_one_file(directory: Path, target: Path) -> bool:
+    """The skills a pull wrote into `directory` (a folder a skill, its SKILL.md),
+    joined into one Markdown file at `target`, for an agent that reads a file of
+    conventions rather than a skills folder (Aider's `read`). Returns whether the
+    file changed."""
+    owned = sorted(n for n in _state(directory).get("folders", []) if NAME_RE.match(n))
+    parts = [ONE_FILE_HEADER]
+    for name in owned:
+        with contextlib.suppress(OSError):
+            parts.append(f"\n## Skill: {name}\n\n" + (directory / name / "SKILL.md").read_text(
+                encoding="utf-8", errors="replace").strip() + "\n")  # fmt: skip
+    if len(parts) == 1:
+        parts.append("\nNo skill is published yet.\n")
+    text = "".join(parts)
+    if target.exists() and target.read_text(encoding="utf-8", errors="replace") == text:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return True

@@ -242,17 +242,22 @@ def test_aiders_notifications_command_sends_the_session_it_is_writing(
     assert capture.send_aider_session(str(tmp_path / "none.md")) == 1
 
 
-def test_install_aider_hooks_sets_the_notifications_command_once(tmp_path):
+def test_install_aider_hooks_sets_the_notifications_command_once(tmp_path, monkeypatch):
     from hivemind_client.install import install_aider_hooks
 
+    monkeypatch.delenv("HIVEMIND_URL", raising=False)
     config = tmp_path / ".aider.conf.yml"
     config.write_text("model: sonnet\nauto-commits: false")
-    assert install_aider_hooks(tmp_path) == ["notifications-command"]
+    assert install_aider_hooks(tmp_path) == ["notifications-command", "read"]
     lines = config.read_text().splitlines()
     assert lines[:2] == ["model: sonnet", "auto-commits: false"]  # the file's own kept
     assert lines[3] == "notifications: true"
     assert lines[4].startswith("notifications-command: 'PYTHONPATH=")
     assert "send-aider-session --hook --file" in lines[4] and "HIVEMIND_API_KEY" not in lines[4]
+    skills = tmp_path.resolve() / ".hivemind" / "aider-skills.md"
+    assert lines[5] == f"read: '{skills}'"
+    # Aider reads only files there when it starts: written before any pull.
+    assert "No skill is published yet." in skills.read_text()
     assert install_aider_hooks(tmp_path) == []  # again: nothing changes
     assert config.read_text().count("notifications-command") == 1
     theirs = tmp_path / "theirs"
@@ -266,3 +271,40 @@ def test_install_aider_hooks_sets_the_notifications_command_once(tmp_path):
     with pytest.raises(ValueError, match="switches Aider's notifications off"):
         install_aider_hooks(off)
     assert (off / ".aider.conf.yml").read_text() == "notifications: false\n"
+    reads = tmp_path / "reads"
+    reads.mkdir()
+    (reads / ".aider.conf.yml").write_text("read:\n  - CONVENTIONS.md\n")
+    with pytest.raises(ValueError, match="capture installed, but .* has a `read` of its own"):
+        install_aider_hooks(reads)
+    assert "send-aider-session" in (reads / ".aider.conf.yml").read_text()
+    assert (reads / ".aider.conf.yml").read_text().count("read:") == 1
+
+
+def test_a_turns_end_pulls_the_published_skills_into_the_file_aider_reads(
+    live_server, tenant, tmp_path, monkeypatch
+):
+    """After sending the session, the turn's end pulls the workspace's published
+    skills into the one file Aider reads with each request; a skill retired since is
+    gone from it at the next turn's end. No session is named, so a skill on trial
+    is withheld (its arm is a session's)."""
+    from hivemind_client import capture
+    from skills import review
+    from tests.skills.test_review_and_api import make_skill
+
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", tenant.key)
+    monkeypatch.setenv("HIVEMIND_SESSION_ID", "some-other-session")
+    skill = review.skill_approve(skill=make_skill(tenant.workspace), number=1, actor=tenant.lead)
+    on_trial = make_skill(tenant.workspace, name="on-trial", description="A trial.")
+    review.skill_approve(skill=on_trial, number=1, actor=tenant.lead, rollout="trial")
+    history = tmp_path / ".aider.chat.history.md"
+    history.write_text(HISTORY.read_text())
+    assert capture.send_aider_session(str(history)) == 0
+    one_file = tmp_path / ".hivemind" / "aider-skills.md"
+    text = one_file.read_text()
+    assert f"## Skill: {skill.name}" in text and f"name: {skill.name}" in text
+    assert "on-trial" not in text
+    review.skill_retire(skill=skill, reason="", actor=tenant.lead)
+    assert capture.send_aider_session(str(history)) == 0
+    assert skill.name not in one_file.read_text()
+    assert "No skill is published yet." in one_file.read_text()
