@@ -4540,7 +4540,12 @@ AIDER_SESSION_START = re.compile(
 )
 # Aider's own lines (`> `), each ending in a Markdown line break (two spaces); one
 # written in a single piece may run over several lines, its first alone quoted.
-_AIDER_TOKENS = re.compile(r"Tokens: ([\d.]+)([kM]?) sent, ([\d.]+)([kM]?) received\.")
+# Aider's count of a model answer's tokens (`sent` holds the cache written, not the
+# cache read), rounded as Aider rounds it ("2.6k", "12k").
+_AIDER_TOKENS = re.compile(
+    r"Tokens: ([\d.]+)(k?) sent(?:, [\d.]+k? cache write)?(?:, ([\d.]+)(k?) cache hit)?, "
+    r"([\d.]+)(k?) received\."
+)
 _AIDER_COST = re.compile(r"Cost: \$([\d.]+) message")
 _AIDER_ADDED = re.compile(r"Added (\d+) lines? of output to the chat\.")
 # A SEARCH/REPLACE block (Aider's diff format: the file's name on the line before the
@@ -4551,8 +4556,14 @@ _AIDER_BLOCK = re.compile(
 )  # fmt: skip
 
 
+# The most lines one message of Aider's runs over (an edit's failure quotes the
+# blocks and the file's lines it meant): a quoted line of the model's own is not
+# taken for one past them.
+_AIDER_MESSAGE_LINES = 5_000
+
+
 def _aider_number(digits: str, unit: str) -> int:
-    return round(float(digits) * {"": 1, "k": 1_000, "M": 1_000_000}[unit])
+    return round(float(digits) * (1_000 if unit == "k" else 1))
 
 
 def _aider_segments(body: str) -> list[tuple[str, str]]:
@@ -4582,7 +4593,7 @@ def _aider_segments(body: str) -> list[tuple[str, str]]:
         elif line.startswith("> "):
             # Its first line: the rest runs to a line ending in a line break, before
             # any other line of Aider's or the user's.
-            end = next((j for j in range(i + 1, len(lines))
+            end = next((j for j in range(i + 1, min(len(lines), i + _AIDER_MESSAGE_LINES))
                         if lines[j].endswith("  ") or lines[j].startswith(("> ", "#### "))), None)  # fmt: skip
             if (
                 end is not None
@@ -4642,10 +4653,13 @@ def _aider_session(started: str, body: str) -> dict[str, Any]:
             version = version or header[1]
         elif tokens := _AIDER_TOKENS.search(line):
             if answered is not None and "tokens" not in answered:
-                answered["tokens"] = _aider_number(tokens[1], tokens[2]) + _aider_number(
-                    tokens[3], tokens[4]
+                answered["tokens"] = (
+                    _aider_number(tokens[1], tokens[2])
+                    + (_aider_number(tokens[3], tokens[4]) if tokens[3] else 0)
+                    + _aider_number(tokens[5], tokens[6])
                 )
-            if spent := _AIDER_COST.search(line):
+            # With both kinds of cache counted, the cost is on a line of its own.
+            if spent := _AIDER_COST.search(text):
                 cost += float(spent[1])
         elif applied := re.match(r"Applied edit to (.+)$", line):
             done = [e for e in edits if e["input"]["file"] == applied[1] and "error" not in e]

@@ -93,7 +93,8 @@ def test_a_session_read_as_it_grows_is_the_same_run(tmp_path):
 # its own messages quoted, a message written in one piece quoting its first line
 # only), to show what the real session above does not: one of two blocks failing,
 # the model API failing and retried, a quoted line of the model's own, a command the
-# model suggested, a cost. `|` ends a line as Aider's two trailing spaces do.
+# model suggested, a cost, a count with cache (its cost then on a line of its own).
+# `|` ends a line as Aider's two trailing spaces do.
 MADE_UP = """
 # aider chat started at 2026-11-30 10:00:00
 
@@ -160,7 +161,8 @@ print(sum_)
 >>>>>>> REPLACE
 ```
 
-> Tokens: 13k sent, 40 received. Cost: $0.04 message, $0.09 session.|
+> Tokens: 13k sent, 2.0k cache write, 9.5k cache hit, 40 received.
+Cost: $0.04 message, $0.09 session.|
 > Applied edit to b.py|
 > Run shell command? (Y)es/(N)o/(D)on't ask again [Yes]: y|
 > Running python a.py|
@@ -182,7 +184,7 @@ def test_a_history_aider_writes_with_failed_blocks_retries_and_costs(tmp_path):
         ("tool_call", "edit", "", None),
         ("tool_call", "edit", "SearchReplaceNoExactMatch: This SEARCH block failed to exactly "
                               "match lines in b.py", None),
-        ("assistant_message", "", "", 13_040),
+        ("assistant_message", "", "", 22_540),  # the cache read counted too
         ("tool_call", "edit", "", None),
         ("tool_call", "shell", "", None),
     ]  # fmt: skip
