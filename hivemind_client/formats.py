@@ -4556,6 +4556,8 @@ _AIDER_BLOCK = re.compile(
 )  # fmt: skip
 
 
+# A unified diff (Aider's udiff edit format), from its `---` line to its fence's end.
+_AIDER_UDIFF = re.compile(r"^--- (?:a/)?(.+)\n\+\+\+ .*?(?=^```)", re.M | re.S)
 # The most lines one message of Aider's runs over (an edit's failure quotes the
 # blocks and the file's lines it meant): a quoted line of the model's own is not
 # taken for one past them.
@@ -4612,14 +4614,19 @@ def _aider_segments(body: str) -> list[tuple[str, str]]:
 
 
 def _aider_edits(text: str) -> list[dict[str, Any]]:
-    """The SEARCH/REPLACE blocks of a model's answer (Aider's diff and diff-fenced
-    edit formats), each an `edit` call on its file."""
+    """The edits of a model's answer, each an `edit` call on its file: SEARCH/REPLACE
+    blocks (Aider's diff and diff-fenced edit formats), or unified diffs (udiff). A
+    whole file (the whole format) is known by Aider's `Applied edit` line alone."""
     edits = []
     for match in _AIDER_BLOCK.finditer(text):
         where = (match["path2"] or match["file"]).strip().strip("*`#: ")
         edits.append({"kind": "tool_call", "name": "edit", "_block": match.group(0),
                       "input": {"file": where, "search": match["search"],
                                 "replace": match["replace"]}})  # fmt: skip
+    if not edits:
+        for match in _AIDER_UDIFF.finditer(text):
+            edits.append({"kind": "tool_call", "name": "edit",
+                          "input": {"file": match[1].strip(), "diff": match[0]}})  # fmt: skip
     return edits
 
 
@@ -4632,6 +4639,7 @@ def _aider_session(started: str, body: str) -> dict[str, Any]:
     answered: dict[str, Any] | None = None  # the model's last answer
     edits: list[dict[str, Any]] = []  # its edits
     ended_on_error = False
+    unexplained: list[dict[str, Any]] = []  # edits Aider failed, the reason still to come
     for position, (kind, text) in enumerate(segments):
         if kind == "user":
             steps.append({"kind": "user_prompt", "input": text})
@@ -4640,7 +4648,7 @@ def _aider_session(started: str, body: str) -> dict[str, Any]:
         if kind == "model":
             answered = {"kind": "assistant_message", "output": text[:MAX_TEXT]}
             steps.append(answered)
-            edits = _aider_edits(text)
+            edits, unexplained = _aider_edits(text), []
             steps.extend(edits)
             ended_on_error = False
             continue
@@ -4676,7 +4684,13 @@ def _aider_session(started: str, body: str) -> dict[str, Any]:
                 steps.extend(failed)
             for edit in failed:
                 edit["error"] = line
+            unexplained = [e for e in failed if "_block" not in e]
             ended_on_error = True
+        elif unexplained and line and not line.startswith("https://"):
+            # Why Aider could not apply them (its error's text, after the link).
+            for edit in unexplained:
+                edit["error"], edit["output"] = line.lstrip("# ")[:10_000], text[:MAX_TEXT]
+            unexplained = []
         elif "_block" in (edits[0] if edits else {}) and re.match(
             r"# \d+ SEARCH/REPLACE blocks? failed to match!", line
         ):

@@ -13,6 +13,7 @@ from traces.importing import traces_import_file
 from traces.models import Trace
 
 HISTORY = Path(__file__).parent / "real_logs" / "aider-0.86.2" / ".aider.chat.history.md"
+FORMATS = HISTORY.with_name("formats.aider.chat.history.md")
 
 
 def _steps(trace: dict) -> list[tuple]:
@@ -28,7 +29,7 @@ def test_aider_sessions_as_aider_writes_them(tenant):
     Aider giving up after three fixes, and the model API's token limit, error steps.
     The run that ended on the API's refusal failed; the other's outcome is unknown.
     A folder import finds the file; imported again, nothing changes."""
-    assert files_under([HISTORY.parent], "aider") == [HISTORY]
+    assert files_under([HISTORY.parent], "aider") == [HISTORY, FORMATS]
     result = traces_import_file(workspace=tenant.workspace, fmt="aider", path=HISTORY)
     assert result.ok and result.created == 2, result.error
     first, second = Trace.objects.filter(workspace=tenant.workspace).order_by("started_at")
@@ -73,6 +74,25 @@ def test_aider_sessions_as_aider_writes_them(tenant):
     ]  # fmt: skip
     again = traces_import_file(workspace=tenant.workspace, fmt="aider", path=HISTORY)
     assert again.unchanged == 2
+
+
+def test_aiders_whole_and_udiff_edit_formats():
+    """Aider's other edit formats, as it wrote them: a whole file, an `edit` call known
+    by Aider's `Applied edit` line; a unified diff, an `edit` call holding its diff,
+    failed with Aider's reason when its lines are not in the file."""
+    whole, udiff = parse("aider", FORMATS).traces
+    assert whole["metadata"]["edit_format"] == "whole"
+    assert [(s["kind"], s.get("input"), s.get("error", "")) for s in whole["steps"][1:]] == [
+        ("assistant_message", None, ""),
+        ("tool_call", {"file": "calc.py"}, ""),
+    ]  # fmt: skip
+    assert whole["steps"][2]["output"].startswith("Applied edit to calc.py\nCommit ")
+    edit = udiff["steps"][2]
+    assert (edit["name"], edit["input"]["file"], edit["error"]) == (
+        "edit", "calc.py", "UnifiedDiffNoMatch: hunk failed to apply!")  # fmt: skip
+    assert edit["input"]["diff"].startswith("--- calc.py\n+++ calc.py\n@@ ... @@\n")
+    assert "does not contain these 2 exact lines in a row" in edit["output"]
+    assert udiff["steps"][3]["kind"] == "assistant_message" and udiff["status"] == "unknown"
 
 
 def test_a_session_read_as_it_grows_is_the_same_run(tmp_path):

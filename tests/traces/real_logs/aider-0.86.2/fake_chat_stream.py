@@ -45,6 +45,18 @@ SCRIPTS = {
         ),  # fmt: skip
         edit("The operands were swapped.", "calc.py", "    return b - a\n", "    return a - b\n"),
     ],
+    # Aider's other edit formats, one request each: a whole file (whole), a unified
+    # diff whose lines the file does not hold (udiff).
+    "whole": [
+        {"content": "Rewriting add.\n\ncalc.py\n```\ndef add(a, b):\n    return a + b\n```\n"}
+    ],
+    "udiff": [
+        {
+            "content": "Fixing it.\n\n```diff\n--- calc.py\n+++ calc.py\n@@ ... @@\n def add(a, b):\n"
+            "-    return a - b  # nope\n+    return a + b\n```\n"
+        },
+        {"content": "The file does not hold those lines; I cannot fix it this way."},
+    ],
 }
 
 

@@ -8,6 +8,8 @@
 # question the model API refuses (context window). .aider.chat.history.md is the chat history
 # Aider keeps in the project (`.aider.chat.history.md`), as it wrote it. notify.log
 # records each time Aider ran its notifications command and the folder it ran in.
+# formats.aider.chat.history.md: a request in each of Aider's whole and udiff edit
+# formats, the udiff one failing to apply.
 # Run in an empty folder: AIDER_BIN=/path/to/venv/bin sh make_logs.sh
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,3 +41,16 @@ sleep 1
 printf '/run python3 -c "import calc; print(calc.mul(2, 3))"\nWhat does calc.py do?\n' | aider calc.py
 kill $server
 cp .aider.chat.history.md "$work/.aider.chat.history.md"
+# Aider's other edit formats, a one-shot request each (--message) in a project of
+# their own: formats.aider.chat.history.md.
+mkdir ../formats && cd ../formats
+git init -q && git config user.email dev@example.com && git config user.name Dev
+printf 'def add(a, b):\n    return a - b\n' > calc.py && printf '.aider*\n' > .gitignore
+git add . && git commit -qm init
+for format in whole udiff; do
+  python3 "$here/fake_chat_stream.py" $port $format & server=$!
+  sleep 1
+  aider --edit-format $format --no-auto-test --message "Fix add in calc.py" calc.py
+  kill $server
+done
+cp .aider.chat.history.md "$work/formats.aider.chat.history.md"
