@@ -2927,7 +2927,11 @@ def bare_span(attrs: dict[str, Any], step_input: Any, output: Any, error: str) -
     span is a harness's own (a workflow's message routing, an HTTP handler) unless it
     holds kept spans or is named as a tool the model was offered or asked for. Used
     by the file importer (`_without_bare_spans`) and the OTLP receiver
-    (`traces/otlp_store.py`)."""
+    (`traces/otlp_store.py`). A Mastra `model_chunk` span, a piece of a streamed
+    answer that the model call holding it records whole, carries nothing of its own
+    either."""
+    if attrs.get("mastra.span.type") == "model_chunk":
+        return True
     known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
                                       "traceloop.span.kind", "gen_ai.tool.name",
                                       "gen_ai.request.model", "llm.request.type",
