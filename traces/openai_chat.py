@@ -169,10 +169,14 @@ def _block(block: Any) -> tuple[str, Any] | None:
         answer = next(
             (block[k] for k in ("response", "content", "output", "result") if k in block), ""
         )
-        return (
-            "result",
-            {"role": "tool", "tool_call_id": str(ref), "content": tool_result_text(answer)},
-        )
+        result: dict[str, Any] = {
+            "role": "tool",
+            "tool_call_id": str(ref),
+            "content": tool_result_text(answer),
+        }
+        if block.get("is_error") is True:  # Anthropic's flag on a result that failed
+            result["is_error"] = True
+        return ("result", result)
     if "toolCallId" in block and "toolName" in block:  # the AI SDK's answer, as recorded
         return ("call", _call(block))
     if isinstance(block.get("toolUse"), dict):
@@ -184,10 +188,14 @@ def _block(block: Any) -> tuple[str, Any] | None:
     if isinstance(block.get("toolResult"), dict):
         result = block["toolResult"]
         text = tool_result_text(result.get("content"))
-        return (
-            "result",
-            {"role": "tool", "tool_call_id": str(result.get("toolUseId") or ""), "content": text},
-        )
+        read: dict[str, Any] = {
+            "role": "tool",
+            "tool_call_id": str(result.get("toolUseId") or ""),
+            "content": text,
+        }
+        if result.get("status") == "error":  # Bedrock Converse's flag
+            read["is_error"] = True
+        return ("result", read)
     for key in ("text", "content"):
         if isinstance(block.get(key), str) and kind in (None, "text"):
             return ("text", block[key])

@@ -21,8 +21,10 @@ that two lookups of different orders are not one call made twice and a
 same-task comparison has arguments to compare.
 
 The result text is what the tool answered; whether it failed is read from it as
-from any unflagged tool output (`facts.silent_error`), since a chat message
-carries no error flag. Nothing is stored: the views exist for the diagnosis.
+from any unflagged tool output (`facts.silent_error`), since an OpenAI chat message
+carries no error flag; a result the model was sent flagged as an error (Anthropic's
+`is_error`, Bedrock's `status: error`) failed whatever its text. Nothing is stored:
+the views exist for the diagnosis.
 """
 
 from __future__ import annotations
@@ -73,10 +75,13 @@ class _Call:
     name: str
     arguments: Any
     result: str | None = None
+    flagged: bool = False  # the result came flagged as an error (Anthropic's is_error)
 
     def view(self) -> StepView:
         failed = silent_error(self.result) if self.result else None
         error = failed[1] or failed[0] if failed else ""
+        if self.flagged and not error:
+            error = (self.result or "").strip()[:2000] or "the tool's result was flagged an error"
         return StepView(self.index, "tool_call", self.name, self.arguments, self.result, error)
 
 
@@ -118,7 +123,7 @@ def _asked_calls(steps: list[StepView]) -> list[tuple[StepView, list[_Call]]]:
                     call = pending[0]  # a result naming no call answers the oldest
                 if call is not None:
                     pending.remove(call)
-                    call.result = message["content"]
+                    call.result, call.flagged = message["content"], bool(message.get("is_error"))
             for raw in _asked(step):
                 function = raw["function"]
                 asked.append(

@@ -84,6 +84,32 @@ def test_anthropic_blocks_and_results_naming_no_call_are_read():
     assert calls == [(0, "lookup_order", "shipped"), (1, "notify", "sent")]
 
 
+def test_a_result_sent_flagged_as_an_error_is_a_failed_call_whatever_its_text():
+    """Anthropic's `tool_result` with `is_error` (as OpenInference's Anthropic
+    instrumentation records what was sent) and Bedrock's `toolResult` with
+    `status: error`: the call failed, though its text names no error."""
+    use = {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "lookup_order", "input": {"order_id": "B2"}}]}  # fmt: skip
+    back = {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "No such order.", "is_error": True}]}  # fmt: skip
+    bedrock_use = {"role": "assistant", "content": [
+        {"toolUse": {"toolUseId": "t2", "name": "refund", "input": {"order_id": "B2"}}}]}  # fmt: skip
+    bedrock_back = {"role": "user", "content": [
+        {"toolResult": {"toolUseId": "t2", "content": [{"text": "Refunds are closed."}], "status": "error"}}]}  # fmt: skip
+    first = [{"role": "user", "content": TASK}]
+    steps = [
+        {"kind": "llm_call", "input": first, "output": use},
+        {"kind": "llm_call", "input": [*first, use, back], "output": bedrock_use},
+        {"kind": "llm_call", "input": [*first, use, back, bedrock_use, bedrock_back],
+         "output": "I could not find it."},
+    ]  # fmt: skip
+    calls = [(v.name, v.error) for v in with_model_calls(_views(steps)) if v.kind == "tool_call"]
+    assert calls == [("lookup_order", "No such order."), ("refund", "Refunds are closed.")]
+    back["content"][0].pop("is_error")
+    calls = [(v.name, v.error) for v in with_model_calls(_views(steps)) if v.kind == "tool_call"]
+    assert calls[0] == ("lookup_order", "")  # unflagged, its text names no error
+
+
 def test_a_run_with_tool_steps_is_read_as_stored():
     """Frameworks that record tool steps record the same calls in their model
     answers: they are not counted twice. A simulated user's calls are not the
