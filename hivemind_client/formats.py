@@ -143,7 +143,7 @@ Formats (`FORMATS`):
   spans steps by the endpoint's rule (`span_role`; a tool span whose input is
   the Python call smolagents' instrumentation records has its keyword arguments
   as its input), `service.name` the agent, the root span's status the outcome
-  (left UNSET, the run's `hivemind.check.<name>` checks decide: any failed,
+  (an instrumentation's OK read as UNSET, `root_outcome`; left UNSET, the run's `hivemind.check.<name>` checks decide: any failed,
   failed; all passed, succeeded) and its input the task. Logs lines (`resourceLogs`) beside them are read as
   `/v1/logs` reads them: a model call's GenAI events (its messages) joined to its
   span by span id, a call whose span is not in the file a step of its own.
@@ -2932,12 +2932,34 @@ def bare_span(attrs: dict[str, Any], step_input: Any, output: Any, error: str) -
     either."""
     if attrs.get("mastra.span.type") == "model_chunk":
         return True
-    known = any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
+    return not (speaks_convention(attrs) or step_input is not None or output is not None or error)
+
+
+def speaks_convention(attrs: dict[str, Any]) -> bool:
+    """Whether a span carries a convention's attributes (OpenInference, GenAI,
+    OpenLLMetry, the AI SDK's, Claude Code's, a workflow's structure): an
+    instrumentation's span, not a plain one of the application's."""
+    return any(attrs.get(k) for k in ("openinference.span.kind", "gen_ai.operation.name",
                                       "traceloop.span.kind", "gen_ai.tool.name",
                                       "gen_ai.request.model", "llm.request.type",
                                       "ai.operationId", *_WORKFLOW_STRUCTURE)) or bool(
         claude_code_span(attrs))  # fmt: skip
-    return not (known or step_input is not None or output is not None or error)
+
+
+def root_outcome(status: str, attrs: dict[str, Any]) -> str | None:
+    """The outcome a run's root span's status ("error", "ok", "unset") gives. ERROR:
+    failed (the run raised). OK: succeeded only on a span of the application's own.
+    OpenTelemetry asks instrumentation libraries to leave a span's status unset
+    unless configured otherwise, OK being the application's word that the operation
+    succeeded; yet OpenInference's instrumentations, Mastra and Strands set OK on
+    their agent's span whenever nothing raised, even when its tool failed and it
+    answered that it could not help. On such a span OK is read as unset: the run's
+    checks decide, else it is unknown."""
+    if status == "error":
+        return "failed"
+    if status == "ok" and not (speaks_convention(attrs) or attrs.get("mastra.span.type")):
+        return "succeeded"
+    return None
 
 
 def _without_bare_spans(
@@ -3231,6 +3253,7 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
     root = next((span for span in spans if isinstance(span, dict)
                  and not (span.get("parent_span_id") or span.get("parent_id"))), {})  # fmt: skip
     status = str(root.get("status_code", "")).lower().removeprefix("status_code_")
+    root_attrs = _flat_attributes(root.get("span_attributes") or root.get("attributes"))
     return {
         "external_id": str(trace_id)[:200],
         "agent": str(agent)[:200],
@@ -3241,7 +3264,7 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
         "skills_in_scope": fields.get("skills_in_scope", []),
         "task": task,
         "started_at": _iso(min(starts)) if starts else None,
-        "status": {"error": "failed", "ok": "succeeded"}.get(status)
+        "status": root_outcome(status, root_attrs)
         or status_from_checks(fields.get("checks")) or "unknown",
         "metadata": {"source": str(run.get("_source") or "openinference-json"),
                      **({"propagated_errors": propagated} if propagated else {})},
@@ -5367,7 +5390,8 @@ OUTCOME_SOURCES: dict[str, str] = {
                    "its scorers as checks; a sample that ended on an error and has no score "
                    "fails",
     "ag2-chat": "is_correct (is_corrected in Who&When's hand-crafted logs)",
-    "openinference-json": "the root span's status (ERROR = failed, OK = succeeded), else its "
+    "openinference-json": "the root span's status (ERROR = failed, OK = succeeded on the "
+                          "application's own root span, not an instrumentation's), else its "
                           "hivemind.check.<name> checks (any failed = failed, all passed = "
                           "succeeded); TRAIL's files have none (give one with --status)",
     "gemini-session": "none in the file (give one with --status, or send outcomes with the "
@@ -5376,7 +5400,8 @@ OUTCOME_SOURCES: dict[str, str] = {
                  "--status); feedback_stats are kept as checks",
     "langfuse": "none in the export (give one with --status, or send outcomes with the "
                 "outcome API or MCP); BOOLEAN scores are kept as checks",
-    "otlp-json": "the root span's status (ERROR = failed, OK = succeeded), else its "
+    "otlp-json": "the root span's status (ERROR = failed, OK = succeeded on the "
+                 "application's own root span, not an instrumentation's), else its "
                  "hivemind.check.<name> checks (any failed = failed, all passed = succeeded), "
                  "else unknown (give one with --status)",
     "atif": "the Harbor trial's result.json beside the trajectory (its verifier's reward, "

@@ -49,6 +49,7 @@ from hivemind_client.formats import (
     input_task,
     mastra_value,
     only_agent_creation,
+    root_outcome,
     service_name,
     span_event_error,
     span_role,
@@ -278,11 +279,11 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
     prompt = user_prompt(span, attrs)
     if not span.parent_span_id:  # the root span speaks for the whole trace
         trace["_has_root"] = True  # and, ending last, is in the trace's last export
-        if span.status.code == Status.STATUS_CODE_ERROR:
-            trace["status"] = "failed"
-        elif span.status.code == Status.STATUS_CODE_OK:
-            trace["status"] = "succeeded"
-        else:
+        code = {Status.STATUS_CODE_ERROR: "error", Status.STATUS_CODE_OK: "ok"}
+        outcome = root_outcome(code.get(span.status.code, "unset"), attrs)
+        if outcome:
+            trace["status"] = outcome
+        else:  # unset, or an instrumentation's OK (`formats.root_outcome`)
             trace["_root_unset"] = True
         raw = attrs.get("input.value") or attrs.get("ai.prompt") or mastra_value(attrs, "input")
         task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt

@@ -1495,6 +1495,49 @@ def _otlp_line(trace_id: str, *, failed: bool) -> dict:
                                "scopeSpans": [{"scope": {"name": "app"}, "spans": [root, llm, tool]}]}]}  # fmt: skip
 
 
+def test_ok_on_an_instrumentations_root_span_is_no_outcome_but_on_the_applications_it_is(
+    client, tenant, tmp_path
+):
+    """The root span's OK: an instrumentation sets it on its agent span whenever
+    nothing raised (OpenTelemetry asks libraries to leave it unset), so there it says
+    nothing of the outcome; on the application's own span it is the application's
+    word that the run succeeded. ERROR fails the run either way. The same by file and
+    over OTLP."""
+    lines = {
+        "agent-ok": _otlp_line("2bf7651916cd43dd8448eb211c80319d", failed=False),
+        "app-ok": _otlp_line("3bf7651916cd43dd8448eb211c80319d", failed=False),
+        "app-error": _otlp_line("4bf7651916cd43dd8448eb211c80319d", failed=True),
+    }
+    for name in ("app-ok", "app-error"):  # the root a plain span of the application's
+        root = lines[name]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        root["name"] = "handle_request"
+        root["attributes"] = [a for a in root["attributes"] if a["key"] != "gen_ai.operation.name"]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines.values()) + "\n")
+    result = traces_import_file(workspace=tenant.workspace, fmt="otlp-json", path=path)
+    assert result.ok and result.created == 3, result.error
+    by_file = dict(
+        Trace.objects.filter(workspace=tenant.workspace).values_list("external_id", "status")
+    )
+    Trace.objects.filter(workspace=tenant.workspace).delete()
+    for line in lines.values():
+        response = client.post("/v1/traces", json.dumps(line), content_type="application/json",
+                               headers={"x-hivemind-api-key": tenant.key})  # fmt: skip
+        assert response.status_code == 200
+    over_otlp = dict(
+        Trace.objects.filter(workspace=tenant.workspace).values_list("external_id", "status")
+    )
+    assert (
+        by_file
+        == over_otlp
+        == {
+            "2bf7651916cd43dd8448eb211c80319d": "unknown",
+            "3bf7651916cd43dd8448eb211c80319d": "succeeded",
+            "4bf7651916cd43dd8448eb211c80319d": "failed",
+        }
+    )
+
+
 def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_it(
     tenant, tmp_path
 ):
@@ -1526,7 +1569,9 @@ def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_
         ("tool_call", "payments.refund", 0, "RuntimeError: 429 Too Many Requests", None),
     ]  # fmt: skip
     assert failed.steps.get(index=2).input == {"order": "8812"}
-    assert Trace.objects.get(external_id="1bf7651916cd43dd8448eb211c80319d").status == "succeeded"
+    # The root is an instrumentation's agent span: its OK says nothing raised, not
+    # that the run succeeded (`formats.root_outcome`).
+    assert Trace.objects.get(external_id="1bf7651916cd43dd8448eb211c80319d").status == "unknown"
 
 
 def _phoenix_rows() -> list[dict]:
@@ -1849,7 +1894,7 @@ def test_an_openinference_span_export_with_parent_ids_and_bad_spans(tenant, tmp_
     path.write_text(json.dumps({"trace_id": "t", "spans": spans}) + "\n")
     assert traces_import_file(workspace=tenant.workspace, fmt="openinference-json", path=path).ok
     trace = Trace.objects.get(workspace=tenant.workspace, external_id="t")
-    assert (trace.status, trace.task) == ("succeeded", "Book a table")
+    assert (trace.status, trace.task) == ("unknown", "Book a table")  # an agent span's OK
     assert _steps(trace, "name", "parent_index", "error") == [
         ("agent", None, ""), ("search", 0, "TimeoutError: no answer")]  # fmt: skip
     nested: object = 1

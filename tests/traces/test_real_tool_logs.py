@@ -625,7 +625,8 @@ def test_langgraph_spans_name_the_users_request_and_the_failing_tool(client, ten
     runs = {t.task: t for t in by_file.values()}
     assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
     ok, failed = runs["Where is order A1?"], runs["Where is order B2?"]
-    assert (ok.status, failed.status, ok.agent) == ("succeeded", "failed", "refund-graph")
+    # The graph's span is OpenInference's: its OK says only that nothing raised.
+    assert (ok.status, failed.status, ok.agent) == ("unknown", "failed", "refund-graph")
     assert list(ok.steps.filter(kind="llm_call").values_list("tokens", flat=True)) == [135, 135]
     # The graph, its nodes and its routing are framework steps; the agent's one call
     # is the tool's.
@@ -644,15 +645,16 @@ def test_openai_agents_spans_take_the_task_from_the_models_messages(client, tena
     user's request only in the model call's input messages: by file as over OTLP,
     it is the task (before, the file importer left it empty). Model calls count
     their prompt and completion tokens; the workflow, agent and turn spans are
-    framework steps; the tool's error the SDK handled is the tool's, and the run,
-    which answered, succeeded."""
+    framework steps; the tool's error the SDK handled is the tool's. The SDK's span
+    says OK whenever nothing raised, so the outcome is unknown."""
     path = LOGS / "openai-agents-0.24.0" / "spans.jsonl"
     by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
     runs = {t.task: t for t in by_file.values()}
     assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
     for trace in runs.values():
+        # OK on the SDK's agent span, set though a tool raised on B2: read as unset.
         assert (trace.agent, trace.model, trace.status) == ("orders-agent", "scripted-gpt",
-                                                            "succeeded")  # fmt: skip
+                                                            "unknown")  # fmt: skip
         assert list(trace.steps.filter(kind="llm_call").values_list("tokens", flat=True)) == [
             120,
             120,
@@ -760,7 +762,7 @@ def test_smolagents_spans_by_file_and_over_otlp_are_the_same_runs(client, tenant
     path = LOGS / "smolagents-1.26.0" / "spans.jsonl"
     by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
     for trace in by_file.values():
-        assert (trace.agent, trace.status) == ("support-agent", "succeeded")
+        assert (trace.agent, trace.status) == ("support-agent", "unknown")  # an agent span's OK
         calls = trace.steps.filter(kind="tool_call").order_by("index")
         assert list(calls.values_list("name", flat=True)) == ["lookup_order", "final_answer"]
         assert set(trace.steps.filter(kind="span").values_list("name", flat=True)) == {
@@ -848,7 +850,7 @@ def test_crewai_spans_take_the_task_from_the_crews_tasks(client, tenant, other_t
     for trace in runs.values():
         assert (trace.agent, trace.status, trace.redaction_counts) == (
             "order-crew",
-            "succeeded",
+            "unknown",  # the crew span's OK, set though its tool raised on B2
             {},
         )
         steps = list(trace.steps.order_by("index").values_list("kind", "name"))
