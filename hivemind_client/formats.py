@@ -4814,7 +4814,7 @@ def _aider_history(path: Path) -> Parsed:
     lines, so the same session read again, or sent again as it grows, is the same
     run. The outcome is failed when the session's last turn ended on an error (a
     failed edit, lint or test, or an error step, with no answer after it), else
-    unknown."""
+    unknown. A session with nothing typed in it is no run."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -4828,12 +4828,14 @@ def _aider_history(path: Path) -> Parsed:
     for number, start in enumerate(starts):
         end = starts[number + 1].start() if number + 1 < len(starts) else len(text)
         try:
-            traces.append(_aider_session(start[1], text[start.end() : end]))
+            session = _aider_session(start[1], text[start.end() : end])
         except ValueError as exc:
             line = text.count("\n", 0, start.start()) + 1
             raise FormatError(
                 path, f"line {line}", f"a session Aider's format does not hold ({exc})"
             ) from None
+        if session["steps"]:  # Aider opened and closed with nothing typed is no run
+            traces.append(session)
     return Parsed(traces=traces)
 
 

@@ -215,12 +215,21 @@ def test_a_history_aider_writes_with_failed_blocks_retries_and_costs(tmp_path):
     assert steps[7]["input"] == {"command": "python a.py"}
 
 
-def test_a_file_with_no_aider_session_is_refused(tmp_path):
+def test_a_file_with_no_aider_session_is_refused_and_an_empty_session_is_no_run(tmp_path):
     from hivemind_client.formats import FormatError
 
     path = tmp_path / "notes.md"
     path.write_text("# Notes\n\n#### not a session  \n")
     with pytest.raises(FormatError, match="no Aider chat history here"):
+        parse("aider", path)
+    opened = "\n# aider chat started at 2026-11-30 10:00:00\n\n> Aider v0.86.2  \n"
+    path.write_text(opened + HISTORY.read_text())
+    assert len(parse("aider", path).traces) == 2  # opened and closed: no run
+    path.write_text(opened)
+    with pytest.raises(FormatError, match="no aider trace found"):
+        parse("aider", path)
+    path.write_text(opened.replace("10:00:00", "10:00:61") + "#### hi  \n")
+    with pytest.raises(FormatError, match="line 2: a session Aider's format does not hold"):
         parse("aider", path)
 
 
