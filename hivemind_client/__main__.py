@@ -59,7 +59,10 @@ def status_main(project: Path) -> int:
         ".cursor/hooks.json",
         ".gemini/settings.json",
         ".openhands/hooks.json",
+        ".qwen/settings.json",
         ".opencode/plugins/hivemind.js",
+        ".clinerules/hooks/TaskComplete",
+        ".aider.conf.yml",
     ):
         path = project / name
         found = path.exists() and "hivemind_client" in path.read_text(errors="replace")

@@ -273,7 +273,7 @@ def test_aiders_notifications_command_sends_the_session_it_is_writing(
     assert capture.send_aider_session(str(tmp_path / "none.md")) == 1
 
 
-def test_install_aider_hooks_sets_the_notifications_command_once(tmp_path, monkeypatch):
+def test_install_aider_hooks_sets_the_notifications_command_once(tmp_path, monkeypatch, capsys):
     from hivemind_client.install import install_aider_hooks
 
     monkeypatch.delenv("HIVEMIND_URL", raising=False)
@@ -290,6 +290,10 @@ def test_install_aider_hooks_sets_the_notifications_command_once(tmp_path, monke
     # Aider reads only files there when it starts: written before any pull.
     assert "No skill is published yet." in skills.read_text()
     assert install_aider_hooks(tmp_path) == []  # again: nothing changes
+    from hivemind_client.__main__ import main
+
+    main(["status", "--project", str(tmp_path)])
+    assert ".aider.conf.yml: Hivemind installed" in capsys.readouterr().out
     assert config.read_text().count("notifications-command") == 1
     theirs = tmp_path / "theirs"
     theirs.mkdir()

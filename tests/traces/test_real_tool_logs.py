@@ -532,7 +532,9 @@ def test_the_cline_hooks_send_the_session_cline_saved(live_server, tmp_path, mon
     assert "not sent (no " in capsys.readouterr().err
 
 
-def test_install_cline_hooks_writes_the_task_end_hooks_once_and_leaves_others_alone(tmp_path):
+def test_install_cline_hooks_writes_the_task_end_hooks_once_and_leaves_others_alone(
+    tmp_path, capsys
+):
     import stat
 
     from hivemind_client.install import install_cline_hooks
@@ -542,6 +544,10 @@ def test_install_cline_hooks_writes_the_task_end_hooks_once_and_leaves_others_al
     assert hook.stat().st_mode & stat.S_IXUSR and "send-cline-session --hook" in hook.read_text()
     assert "HIVEMIND_API_KEY=" not in hook.read_text()  # the key is never written there
     assert install_cline_hooks(tmp_path) == []  # written again: the same files
+    from hivemind_client.__main__ import main
+
+    main(["status", "--project", str(tmp_path)])
+    assert ".clinerules/hooks/TaskComplete: Hivemind installed" in capsys.readouterr().out
     other = tmp_path / "other"
     (other / ".clinerules" / "hooks").mkdir(parents=True)
     (other / ".clinerules" / "hooks" / "TaskCancel").write_text("#!/bin/sh\necho mine\n")
