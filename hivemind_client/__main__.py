@@ -240,6 +240,12 @@ def main(argv: list | None = None) -> int:
     if args.group.startswith("install-"):
         from . import install
 
+        # Installers that leave a file of the project's own alone, saying why.
+        refusing = {
+            "install-cline-hooks": (install.install_cline_hooks, ".clinerules/hooks/"),
+            "install-aider-hooks": (install.install_aider_hooks, ".aider.conf.yml"),
+        }
+
         if args.group == "install-claude-hooks":
             try:
                 added, kind = install.install_claude_hooks(
@@ -260,20 +266,13 @@ def main(argv: list | None = None) -> int:
         elif args.group == "install-opencode-plugin":
             added = install.install_opencode_plugin(args.project)
             where = ".opencode/plugins/hivemind.js"
-        elif args.group == "install-cline-hooks":
+        elif args.group in refusing:
+            installer, where = refusing[args.group]
             try:
-                added = install.install_cline_hooks(args.project)
+                added = installer(args.project)
             except ValueError as exc:
                 print(f"hivemind: {exc}", file=sys.stderr)
                 return 2
-            where = ".clinerules/hooks/"
-        elif args.group == "install-aider-hooks":
-            try:
-                added = install.install_aider_hooks(args.project)
-            except ValueError as exc:
-                print(f"hivemind: {exc}", file=sys.stderr)
-                return 2
-            where = ".aider.conf.yml"
         else:
             added, where = install.install_cursor_hooks(args.project), ".cursor/hooks.json"
         print(f"Added Hivemind to {where} for: {', '.join(added) or 'nothing (already there)'}.")
