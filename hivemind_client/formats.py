@@ -2946,6 +2946,18 @@ def speaks_convention(attrs: dict[str, Any]) -> bool:
         claude_code_span(attrs))  # fmt: skip
 
 
+# Why a run whose root span says OK is unknown (shown beside its status).
+ROOT_OK_NO_OUTCOME = (
+    "its root span is an instrumentation's, which says OK whenever nothing raised, not "
+    "whether the run succeeded: post its outcome, or send hivemind.check.<name> checks"
+)
+
+
+def root_ok_ignored(status: str, attrs: dict[str, Any]) -> bool:
+    """Whether a root span's status is an instrumentation's OK (`root_outcome`)."""
+    return status == "ok" and root_outcome(status, attrs) is None
+
+
 def root_outcome(status: str, attrs: dict[str, Any]) -> str | None:
     """The outcome a run's root span's status ("error", "ok", "unset") gives. ERROR:
     failed (the run raised). OK: succeeded only on a span of the application's own.
@@ -3254,6 +3266,12 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
                  and not (span.get("parent_span_id") or span.get("parent_id"))), {})  # fmt: skip
     status = str(root.get("status_code", "")).lower().removeprefix("status_code_")
     root_attrs = _flat_attributes(root.get("span_attributes") or root.get("attributes"))
+    outcome = root_outcome(status, root_attrs) or status_from_checks(fields.get("checks"))
+    unknown_why = (
+        {"inferred_status": {"status": "unknown", "reason": ROOT_OK_NO_OUTCOME}}
+        if not outcome and root_ok_ignored(status, root_attrs)
+        else {}
+    )
     return {
         "external_id": str(trace_id)[:200],
         "agent": str(agent)[:200],
@@ -3264,9 +3282,8 @@ def _span_run(path: Path, where: str, run: dict[str, Any]) -> dict[str, Any]:
         "skills_in_scope": fields.get("skills_in_scope", []),
         "task": task,
         "started_at": _iso(min(starts)) if starts else None,
-        "status": root_outcome(status, root_attrs)
-        or status_from_checks(fields.get("checks")) or "unknown",
-        "metadata": {"source": str(run.get("_source") or "openinference-json"),
+        "status": outcome or "unknown",
+        "metadata": {"source": str(run.get("_source") or "openinference-json"), **unknown_why,
                      **({"propagated_errors": propagated} if propagated else {})},
         "steps": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows],
     }  # fmt: skip

@@ -39,6 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from hivemind_client.formats import (
     GENAI_EVALUATION_EVENT,
+    ROOT_OK_NO_OUTCOME,
     add_check,
     attributes_user_prompt,
     bare_span,
@@ -49,6 +50,7 @@ from hivemind_client.formats import (
     input_task,
     mastra_value,
     only_agent_creation,
+    root_ok_ignored,
     root_outcome,
     service_name,
     span_event_error,
@@ -243,6 +245,12 @@ def to_traces(request: ExportTraceServiceRequest) -> tuple[list[dict[str, Any]],
         unset = trace.pop("_root_unset", False) and "status" not in trace
         if unset and (status := status_from_checks(trace.get("checks"))):
             trace["status"] = status
+        if trace.pop("_root_ok_ignored", False) and "status" not in trace:
+            # Said beside its status on its page (`views._status_reason`).
+            trace["metadata"]["inferred_status"] = {
+                "status": "unknown",
+                "reason": ROOT_OK_NO_OUTCOME,
+            }
     runs = [t for trace_id, t in traces.items() if not only_agent_creation(kinds[trace_id])]
     return runs, span_counts
 
@@ -280,11 +288,13 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
     if not span.parent_span_id:  # the root span speaks for the whole trace
         trace["_has_root"] = True  # and, ending last, is in the trace's last export
         code = {Status.STATUS_CODE_ERROR: "error", Status.STATUS_CODE_OK: "ok"}
-        outcome = root_outcome(code.get(span.status.code, "unset"), attrs)
+        status = code.get(span.status.code, "unset")
+        outcome = root_outcome(status, attrs)
         if outcome:
             trace["status"] = outcome
         else:  # unset, or an instrumentation's OK (`formats.root_outcome`)
             trace["_root_unset"] = True
+            trace["_root_ok_ignored"] = root_ok_ignored(status, attrs)
         raw = attrs.get("input.value") or attrs.get("ai.prompt") or mastra_value(attrs, "input")
         task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt
         if task:

@@ -1519,6 +1519,11 @@ def test_ok_on_an_instrumentations_root_span_is_no_outcome_but_on_the_applicatio
     by_file = dict(
         Trace.objects.filter(workspace=tenant.workspace).values_list("external_id", "status")
     )
+    file_reasons = {
+        t.external_id
+        for t in Trace.objects.filter(workspace=tenant.workspace)
+        if "inferred_status" in t.metadata
+    }
     Trace.objects.filter(workspace=tenant.workspace).delete()
     for line in lines.values():
         response = client.post("/v1/traces", json.dumps(line), content_type="application/json",
@@ -1536,6 +1541,15 @@ def test_ok_on_an_instrumentations_root_span_is_no_outcome_but_on_the_applicatio
             "4bf7651916cd43dd8448eb211c80319d": "failed",
         }
     )
+    # Why the first is unknown is said beside its status on its page, by file too.
+    assert file_reasons == {"2bf7651916cd43dd8448eb211c80319d"}
+    unknown = Trace.objects.get(external_id="2bf7651916cd43dd8448eb211c80319d")
+    assert unknown.metadata["inferred_status"]["status"] == "unknown"
+    client.force_login(tenant.viewer)
+    page = client.get(f"/w/{tenant.workspace.slug}/traces/{unknown.pk}/").content.decode()
+    assert "which says OK whenever nothing raised" in page
+    others = Trace.objects.exclude(pk=unknown.pk).filter(workspace=tenant.workspace)
+    assert [t for t in others if "inferred_status" in t.metadata] == []
 
 
 def test_an_otel_collector_file_export_imports_each_trace_as_the_endpoint_reads_it(
