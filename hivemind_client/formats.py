@@ -4804,7 +4804,9 @@ def _aider_session(started: str, body: str) -> dict[str, Any]:
     digest = hashlib.sha256(f"{started}\n{startup}".encode()).hexdigest()[:16]
     prompts = [s["input"] for s in steps if s["kind"] == "user_prompt"]
     return {
-        "external_id": f"aider-{stamp.astimezone(UTC):%Y%m%dT%H%M%SZ}-{digest}",
+        # The header's own time, not this machine's reading of it: the same session
+        # read where another time zone is set is the same run.
+        "external_id": f"aider-{stamp:%Y%m%dT%H%M%S}-{digest}",
         "agent": "aider", "model": model[:200], "status": "failed" if ended_on_error else "unknown",
         "started_at": stamp.astimezone(UTC).isoformat(),
         "task": next((p for p in prompts if not p.startswith("/")), prompts[0] if prompts else ""),

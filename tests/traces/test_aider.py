@@ -109,6 +109,23 @@ def test_a_session_read_as_it_grows_is_the_same_run(tmp_path):
     assert whole["external_id"] != parse("aider", HISTORY).traces[1]["external_id"]
 
 
+def test_a_session_read_where_another_time_zone_is_set_is_the_same_run(monkeypatch):
+    """Aider writes its local time with no zone: it is read in this machine's zone
+    (its start moves with it), but the run's id is the header's own time."""
+    import time
+
+    here = parse("aider", HISTORY).traces[0]
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        there = parse("aider", HISTORY).traces[0]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert there["external_id"] == here["external_id"]
+    assert there["started_at"] != here["started_at"]
+
+
 # Written as Aider 0.86's `InputOutput` writes its chat history (`append_chat_history`:
 # its own messages quoted, a message written in one piece quoting its first line
 # only), to show what the real session above does not: one of two blocks failing,
