@@ -2349,8 +2349,10 @@ def span_role(
         or ai_sdk == "ai.toolCall"
     ):
         kind = "tool_call"
+        # DSPy's instrumentation names a tool's span by the tool and the method
+        # called ("lookup_order.__call__", "lookup_order.acall"), with no tool name.
         name = _first(attrs, "gen_ai.tool.name", "tool.name", "traceloop.entity.name",
-                      "ai.toolCall.name") or span_name  # fmt: skip
+                      "ai.toolCall.name") or _python_call_removed(span_name)  # fmt: skip
         step_input = _python_call_arguments(_first(
             attrs, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input",
             "ai.toolCall.args",
@@ -2577,7 +2579,8 @@ def input_task(value: Any) -> str:
     is a framework's envelope, the request in it: `task` (smolagents), `input` or
     `question` (LangChain's agents), else the first user message of `messages`
     (LangGraph's `{"messages": [["user", "..."]]}`, OpenAI's role and content,
-    LangChain's serialized messages). An envelope that states no request and holds
+    LangChain's serialized messages), also one level down in a call's keyword
+    arguments gathered under one name (DSPy's `{"input_args": {...}}`). An envelope that states no request and holds
     a framework's state (LlamaIndex's workflow agents record `{"init_state": {...},
     "start_event": ...}`) gives "": the first user message of the run's model
     calls says what was asked. A flat object (a function's arguments) is its
@@ -2590,16 +2593,38 @@ def input_task(value: Any) -> str:
             return value[:100_000]
     if not isinstance(parsed, dict):
         return _text(value, 100_000)
-    for key in _ENVELOPE_TASK_KEYS:
-        if isinstance(parsed.get(key), str) and parsed[key].strip():
-            return parsed[key][:100_000]
-    for message in _list(parsed.get("messages")):
-        role, text = _envelope_message(message)
-        if role in ("user", "human") and text:
-            return text[:100_000]
+    request = _envelope_request(parsed)
+    # A call's keyword arguments gathered under one name (DSPy's modules record
+    # `forward(**input_args)` as `{"input_args": {"question": "..."}}`): the request
+    # in them.
+    if not request and len(parsed) == 1 and isinstance(inner := next(iter(parsed.values())), dict):
+        request = _envelope_request(inner)
+    if request:
+        return request[:100_000]
     if any(isinstance(v, dict | list) and v for v in parsed.values()):
         return ""
     return _text(value, 100_000)
+
+
+def _python_call_removed(span_name: str) -> str:
+    """A span's name without the Python call method it ends in (`.__call__`, `.acall`),
+    where what is left names something."""
+    for suffix in (".__call__", ".acall"):
+        if span_name.endswith(suffix) and len(span_name) > len(suffix):
+            return span_name[: -len(suffix)]
+    return span_name
+
+
+def _envelope_request(parsed: dict[str, Any]) -> str:
+    """The request a framework's input envelope states (`input_task`), or ""."""
+    for key in _ENVELOPE_TASK_KEYS:
+        if isinstance(parsed.get(key), str) and parsed[key].strip():
+            return str(parsed[key])
+    for message in _list(parsed.get("messages")):
+        role, text = _envelope_message(message)
+        if role in ("user", "human") and text:
+            return str(text)
+    return ""
 
 
 CHECK_PREFIX = "hivemind.check."

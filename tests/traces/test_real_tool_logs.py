@@ -1130,6 +1130,29 @@ def test_agno_spans(client, tenant, other_tenant):
     assert errors == [("tool_call", {"order_id": "B2"}, "order not found: B2")]
 
 
+def test_dspy_spans(client, tenant, other_tenant):
+    """A DSPy ReAct module (OpenInference's DSPy instrumentation, its LM against a
+    scripted server in ChatAdapter's text format): the task is the question inside
+    the module's keyword arguments (`{"input_args": {"question": ...}}`; before, the
+    first model call's formatted prompt); each tool call is named by its tool (the
+    span says `lookup_order.__call__`); the tool's error, which DSPy hands back to
+    the model as the observation, is the run's one error; the root span's OK is the
+    instrumentation's, so the outcome is unknown, and says why."""
+    path = LOGS / "dspy-3.4.1" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed = runs["Where is order B2?"]
+    assert (failed.agent, failed.model, failed.status) == ("order-dspy", "scripted-gpt", "unknown")
+    assert "instrumentation" in failed.metadata["inferred_status"]["reason"]
+    assert failed.steps.filter(kind="llm_call").count() == 3
+    assert list(failed.steps.filter(kind="tool_call").order_by("index").values_list(
+        "name", "input")) == [("lookup_order", {"order_id": "B2"}), ("finish", {})]  # fmt: skip
+    errors = list(failed.steps.exclude(error="").values_list("kind", "name", "error"))
+    assert errors == [("tool_call", "lookup_order", "ValueError: order not found: B2")]
+    assert runs["Where is order A1?"].error_count == 0
+
+
 def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant):
     """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
     one run whose failing Bash call ended it (failed, read from the session); its
