@@ -2417,6 +2417,11 @@ def span_role(
     if events and output is None:
         output = next((a.get("message") for n, a in events
                        if n == "gen_ai.choice" and a.get("message") is not None), None)  # fmt: skip
+    if kind != "llm_call" and (entity_in is not None or entity_out is not None):
+        step_input, output = (
+            _langchain_callback_value(step_input),
+            _langchain_callback_value(output),
+        )
     tokens = (_count(attrs.get("llm.token_count.total"))
               or _count(attrs.get("llm.token_count.prompt")) + _count(attrs.get("llm.token_count.completion"))
               or _count(attrs.get("gen_ai.usage.input_tokens")) + _count(attrs.get("gen_ai.usage.output_tokens"))
@@ -2763,6 +2768,47 @@ def _envelope_message(message: Any) -> tuple[str, str]:
 # Python call it wrapped: `{"args": [], "sanitize_inputs_outputs": true, "kwargs":
 # {"order_id": "B2"}}`. The call's arguments are its keyword arguments.
 _PYTHON_CALL = {"args", "kwargs", "sanitize_inputs_outputs"}
+
+
+# OpenLLMetry's LangChain instrumentation records what LangChain's callbacks were
+# given: a chain's or tool's input as `{"inputs": ..., "tags", "metadata", "kwargs"}`
+# (a tool's also as `input_str`), its output as `{"outputs": ...}` or `{"output": ...}`
+# with the callback's `kwargs`.
+_LANGCHAIN_INPUT = {"inputs", "input_str", "tags", "metadata", "kwargs", "serialized"}
+_LANGCHAIN_OUTPUT = {"outputs", "output", "kwargs"}
+
+
+def _langchain_callback_value(value: Any) -> Any:
+    """A span's input or output as OpenLLMetry's LangChain instrumentation records it,
+    without the callback's envelope: the inputs (a tool's arguments, else the text it
+    was called with) or the outputs; a LangChain message serialised there that says
+    only its text (a tool's `ToolMessage`) that text. JSON text in, JSON text (or the
+    text) out; anything else as it is."""
+    if not (isinstance(value, str) and value[:1] == "{" and ('"inputs"' in value
+            or '"input_str"' in value or '"output' in value)):  # fmt: skip
+        return value
+    try:
+        record = json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        return value
+    if not isinstance(record, dict):
+        return value
+    # The callback's own keys (`tags`, `metadata`; `kwargs` on the way out) tell its
+    # envelope from a function's value of the same shape.
+    if (set(record) <= _LANGCHAIN_INPUT and ("inputs" in record or "input_str" in record)
+            and ("tags" in record or "metadata" in record)):  # fmt: skip
+        inner = record.get("inputs")
+        if inner in (None, {}, "") and isinstance(record.get("input_str"), str):
+            return record["input_str"]
+    elif (set(record) <= _LANGCHAIN_OUTPUT and ("outputs" in record or "output" in record)
+            and "kwargs" in record):  # fmt: skip
+        inner = record.get("outputs", record.get("output"))
+    else:
+        return value
+    said = obj(inner.get("kwargs")) if isinstance(inner, dict) and inner.get("lc") == 1 else {}
+    if isinstance(said.get("content"), str) and said["content"] and not said.get("tool_calls"):
+        return said["content"]  # a serialised message that says only its text
+    return inner if isinstance(inner, str) else json.dumps(inner, ensure_ascii=False)
 
 
 def _python_call_arguments(value: Any) -> Any:

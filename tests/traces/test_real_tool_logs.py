@@ -1153,6 +1153,32 @@ def test_dspy_spans(client, tenant, other_tenant):
     assert runs["Where is order A1?"].error_count == 0
 
 
+def test_openllmetry_langgraph_spans(client, tenant, other_tenant):
+    """A LangGraph ReAct agent traced by OpenLLMetry's LangChain instrumentation (its
+    GenAI spans: invoke_agent, execute_task, execute_tool, chat), its ChatOpenAI model
+    against a scripted server: each step's input and output without the LangChain
+    callback's envelope (before: `{"inputs": ..., "tags", "metadata", "kwargs"}`), a
+    tool's arguments its input and its `ToolMessage`'s text its output; the tool's
+    error that ended one run is counted once, on the tool, the run failed."""
+    path = LOGS / "openllmetry-langgraph-0.62.4" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed, passed = runs["Where is order B2?"], runs["Where is order A1?"]
+    assert (failed.status, failed.model, failed.total_tokens, failed.error_count) == (
+        "failed", "scripted-gpt", 135, 1)  # fmt: skip
+    tool = failed.steps.get(kind="tool_call")
+    assert (tool.name, tool.input, tool.error) == (
+        "lookup_order", {"order_id": "B2"}, "ValueError: order not found: B2")  # fmt: skip
+    ok = passed.steps.get(kind="tool_call")
+    assert (ok.input, ok.output) == ({"order_id": "A1"}, "order A1: 2 items, shipped")
+    graph = failed.steps.get(kind="span", name="LangGraph")
+    assert graph.input == {"messages": [["user", "Where is order B2?"]]}
+    answer = passed.steps.filter(kind="span", name="RunnableSequence").order_by("index").last()
+    assert answer.output == "Order A1 has shipped."
+    assert passed.steps.filter(kind="llm_call").count() == 2 and passed.error_count == 0
+
+
 def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant):
     """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
     one run whose failing Bash call ended it (failed, read from the session); its
