@@ -93,7 +93,7 @@ def _mode_figure(skill: Skill) -> dict[str, Any] | None:
     return incidents_per_day_figure(
         counts[skill.source_mode_id],
         last_day=timezone.now().date(),
-        title="Source failure mode: incidents per day, last 60 days",
+        title="Source failure mode:<br>incidents per day, last 60 days",
     )
 
 
