@@ -2394,8 +2394,12 @@ def span_role(
                      or bool(claude_code_span(attrs))
                      or any(k in attrs for k in _WORKFLOW_STRUCTURE))  # fmt: skip
         kind = "span" if structure else "tool_call"
-        name = span_step_name(str(attrs.get("traceloop.entity.name") or span_name))
+        name = span_step_name(
+            str(attrs.get("traceloop.entity.name") or logfire_message(span_name, attrs))
+        )
         step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
+        if step_input is None:
+            step_input = logfire_fields(attrs)
         if step_input is None and claude_code_span(attrs) == "interaction":
             step_input = _claude_code_prompt(attrs) or None
         output = (_first(attrs, "output.value", "ai.response.text", "ai.response.object")
@@ -2976,20 +2980,72 @@ def _span_steps(
         if shadowed:
             row["kind"] = "span"
     holding = {r["parent_index"] for r in rows if r["parent_index"] is not None}
+    asking = {
+        r["parent_index"] for r in rows if r["parent_index"] is not None and r["kind"] == "llm_call"
+    }
     for row in rows:
-        if empty_call_holds_steps(
-            row["kind"], row["input"], row["output"], row["index"] in holding
-        ):
+        if empty_call_holds_steps(row["kind"], row["input"], row["output"],
+                                  row["index"] in holding, row["index"] in asking):  # fmt: skip
             row["kind"] = "span"
     return rows, every
 
 
-def empty_call_holds_steps(kind: str, step_input: Any, output: Any, holds: bool) -> bool:
+def empty_call_holds_steps(
+    kind: str, step_input: Any, output: Any, holds: bool, holds_model_call: bool = False
+) -> bool:
     """A span read as a call that carries no input or output and holds other steps
     is the application's own structure (its request handler's span around the model
-    and tool calls): a framework step. Used by the file importer and, after each
-    export, by the OTLP receiver (traces/otlp_store.py)."""
-    return kind == "tool_call" and step_input is None and output is None and holds
+    and tool calls): a framework step. So is one with no output that holds a model
+    call, whatever it was given (a Logfire span records the fields it was given,
+    `handle_request {question}`, and no result). Used by the file importer and,
+    after each export, by the OTLP receiver (traces/otlp_store.py)."""
+    if kind != "tool_call" or output is not None:
+        return False
+    return (step_input is None and holds) or holds_model_call
+
+
+def logfire_message(span_name: str, attrs: dict[str, Any]) -> str:
+    """A span Pydantic Logfire made (`logfire.span("calling {tool}", tool=...)`) is
+    named by its message template; its message (`logfire.msg`) is that template
+    filled in, what Logfire shows and what the span's writer meant to read. Any
+    other span: its name."""
+    message = attrs.get("logfire.msg")
+    if (
+        attrs.get("logfire.msg_template") == span_name
+        and "{" in span_name
+        and isinstance(message, str)
+    ):
+        return message.strip()[:200] or span_name
+    return span_name
+
+
+def logfire_fields(attrs: dict[str, Any]) -> str | None:
+    """The fields a Logfire span was given (`logfire.span(..., order_id=..., arguments=
+    {...})`, listed in its `logfire.json_schema`), as a JSON object: its input, as
+    Logfire shows them. None for any other span."""
+    schema = attrs.get("logfire.json_schema")
+    if not isinstance(schema, str) or attrs.get("logfire.span_type") != "span":
+        return None
+    try:
+        properties = json.loads(schema).get("properties")
+    except (json.JSONDecodeError, RecursionError, AttributeError):
+        return None
+    if not isinstance(properties, dict):
+        return None
+    fields: dict[str, Any] = {}
+    for key, kind in properties.items():
+        if key not in attrs:
+            continue
+        value = attrs[key]
+        if (
+            isinstance(kind, dict)
+            and kind.get("type") in ("object", "array")
+            and isinstance(value, str)
+        ):
+            with contextlib.suppress(json.JSONDecodeError, RecursionError):
+                value = json.loads(value)
+        fields[key] = value
+    return json.dumps(fields, ensure_ascii=False) if fields else None
 
 
 def bare_span(attrs: dict[str, Any], step_input: Any, output: Any, error: str) -> bool:

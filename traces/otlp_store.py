@@ -391,16 +391,20 @@ def _renumber_by_time(trace_id: int) -> None:
             """,
             [trace_id],
         )
-        # A call with no input or output that holds other steps is the application's
-        # own structure (the file importer's rule, `formats.empty_call_holds_steps`).
+        # A call with no input or output that holds other steps, or with no output
+        # that holds a model call, is the application's own structure (the file
+        # importer's rule, `formats.empty_call_holds_steps`).
         cursor.execute(
             """
             UPDATE traces_step s SET kind = 'span'
             WHERE s.trace_id = %s AND s.kind = 'tool_call'
-              AND (s.input IS NULL OR s.input = 'null'::jsonb)
               AND (s.output IS NULL OR s.output = 'null'::jsonb)
-              AND EXISTS (SELECT 1 FROM traces_step c
-                          WHERE c.trace_id = s.trace_id AND c.parent_index = s.index)
+              AND (((s.input IS NULL OR s.input = 'null'::jsonb)
+                    AND EXISTS (SELECT 1 FROM traces_step c
+                                WHERE c.trace_id = s.trace_id AND c.parent_index = s.index))
+                   OR EXISTS (SELECT 1 FROM traces_step c
+                              WHERE c.trace_id = s.trace_id AND c.parent_index = s.index
+                                AND c.kind = 'llm_call'))
             """,
             [trace_id],
         )

@@ -1179,6 +1179,31 @@ def test_openllmetry_langgraph_spans(client, tenant, other_tenant):
     assert passed.steps.filter(kind="llm_call").count() == 2 and passed.error_count == 0
 
 
+def test_logfire_spans(client, tenant, other_tenant):
+    """A hand-written loop traced by Pydantic Logfire (`instrument_openai`, and the
+    application's own `logfire.span`s): a span is named by its message, the template
+    filled in (before: `{tool}`, `handle_request {question}`), and given the fields it
+    was given as its input (before: none, so a tool span that did not fail was left
+    out as carrying nothing); the request's span, which holds the model calls and
+    records no result, is a framework step; the tool's error is the run's one error."""
+    path = LOGS / "logfire-5.4.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    for order, trace in (("A1", runs["Where is order A1?"]), ("B2", runs["Where is order B2?"])):
+        assert list(trace.steps.order_by("index").values_list("kind", "name", "input")) == [
+            ("span", f"handle_request Where is order {order}?", {"question": f"Where is order {order}?"}),
+            ("llm_call", "scripted-gpt", trace.steps.get(index=1).input),
+            ("tool_call", "lookup_order", {"tool": "lookup_order", "arguments": {"order_id": order}}),
+            ("llm_call", "scripted-gpt", trace.steps.get(index=3).input),
+        ]  # fmt: skip
+        assert (trace.agent, trace.total_tokens) == ("order-logfire", 270)
+    failed = runs["Where is order B2?"]
+    assert list(failed.steps.exclude(error="").values_list("name", "error")) == [
+        ("lookup_order", "ValueError: order not found: B2")]  # fmt: skip
+    assert runs["Where is order A1?"].error_count == 0
+
+
 def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant):
     """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
     one run whose failing Bash call ended it (failed, read from the session); its
