@@ -2382,6 +2382,10 @@ def span_role(
             attrs, "llm.input_messages") or _first(attrs, "input.value", "ai.prompt.messages")  # fmt: skip
         output = _first(attrs, "gen_ai.output.messages", "output.value", "ai.response.text",
                         "ai.response.toolCalls", "ai.response.object")  # fmt: skip
+        if _texts_only(output):
+            # DSPy records a model call's output as its completions' texts; the
+            # messages OpenInference lists beside them say who said each.
+            output = _indexed_messages(attrs, "llm.output_messages") or output
     else:
         # A span that says it is the framework's own structure (an agent run, a
         # chain or graph node, a workflow) holds the agent's calls and is not one;
@@ -2433,6 +2437,17 @@ def span_role(
               or _count(attrs.get("llm.usage.total_tokens"))
               or _count(attrs.get("ai.usage.inputTokens")) + _count(attrs.get("ai.usage.outputTokens")))  # fmt: skip
     return kind, str(name)[:200], step_input, output, tokens
+
+
+def _texts_only(value: Any) -> bool:
+    """JSON text of a list of strings (`["...", "..."]`)?"""
+    if not (isinstance(value, str) and value[:2] == '["'):
+        return False
+    try:
+        parsed = json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    return isinstance(parsed, list) and all(isinstance(item, str) for item in parsed)
 
 
 def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]] | None:

@@ -1135,7 +1135,8 @@ def test_dspy_spans(client, tenant, other_tenant):
     scripted server in ChatAdapter's text format): the task is the question inside
     the module's keyword arguments (`{"input_args": {"question": ...}}`; before, the
     first model call's formatted prompt); each tool call is named by its tool (the
-    span says `lookup_order.__call__`); the tool's error, which DSPy hands back to
+    span says `lookup_order.__call__`); a model call's output the assistant's message
+    OpenInference lists; the tool's error, which DSPy hands back to
     the model as the observation, is the run's one error; the root span's OK is the
     instrumentation's, so the outcome is unknown, and says why."""
     path = LOGS / "dspy-3.4.1" / "spans.jsonl"
@@ -1145,7 +1146,12 @@ def test_dspy_spans(client, tenant, other_tenant):
     failed = runs["Where is order B2?"]
     assert (failed.agent, failed.model, failed.status) == ("order-dspy", "scripted-gpt", "unknown")
     assert "instrumentation" in failed.metadata["inferred_status"]["reason"]
-    assert failed.steps.filter(kind="llm_call").count() == 3
+    calls = list(failed.steps.filter(kind="llm_call").order_by("index"))
+    assert len(calls) == 3
+    # Its answer, as the assistant's message (before: the completions' texts, a list).
+    assert calls[0].output == [{"role": "assistant", "content": (
+        '[[ ## next_thought ## ]]\nI should look up order B2.\n\n[[ ## next_tool_name ## ]]\n'
+        'lookup_order\n\n[[ ## next_tool_args ## ]]\n{"order_id": "B2"}\n\n[[ ## completed ## ]]')}]  # fmt: skip
     assert list(failed.steps.filter(kind="tool_call").order_by("index").values_list(
         "name", "input")) == [("lookup_order", {"order_id": "B2"}), ("finish", {})]  # fmt: skip
     errors = list(failed.steps.exclude(error="").values_list("kind", "name", "error"))
