@@ -2382,6 +2382,9 @@ def span_role(
             attrs, "llm.input_messages") or _first(attrs, "input.value", "ai.prompt.messages")  # fmt: skip
         output = _first(attrs, "gen_ai.output.messages", "output.value", "ai.response.text",
                         "ai.response.toolCalls", "ai.response.object")  # fmt: skip
+        if logfire_agents_span(attrs) == "model":  # the messages sent and the reply, as fields
+            step_input = step_input if step_input is not None else attrs.get("input")
+            output = output if output is not None else attrs.get("output")
         if _texts_only(output):
             # DSPy records a model call's output as its completions' texts; the
             # messages OpenInference lists beside them say who said each.
@@ -2396,18 +2399,21 @@ def span_role(
         structure = (oi_kind in ("CHAIN", "AGENT") or bool(operation)
                      or loop_kind in ("workflow", "agent") or ai_sdk in _AI_SDK_LOOPS
                      or bool(claude_code_span(attrs))
+                     or logfire_agents_span(attrs) == "structure"
                      or any(k in attrs for k in _WORKFLOW_STRUCTURE))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(
             str(attrs.get("traceloop.entity.name") or logfire_message(span_name, attrs))
         )
         step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
-        if step_input is None:
-            step_input = logfire_fields(attrs)
         if step_input is None and claude_code_span(attrs) == "interaction":
             step_input = _claude_code_prompt(attrs) or None
         output = (_first(attrs, "output.value", "ai.response.text", "ai.response.object")
                   if entity_out is None else entity_out)  # fmt: skip
+        if logfire_agents_span(attrs) == "function":  # its arguments and result, as fields
+            step_input, output = attrs.get("input"), attrs.get("output")
+        elif step_input is None:
+            step_input = logfire_fields(attrs)
         if step_input is None:
             step_input = mastra_value(attrs, "input")
         if output is None:
@@ -2496,12 +2502,13 @@ def _indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]
 
 def attributes_user_prompt(attrs: dict[str, Any]) -> str:
     """The first user message a span's attributes carry, in any of the conventions
-    in use: `gen_ai.input.messages`, the AI SDK's `ai.prompt.messages`,
-    indexed `gen_ai.prompt.N.*` and `llm.input_messages.N.message.*`. Used by the file importer and the OTLP
+    in use: `gen_ai.input.messages`, the AI SDK's `ai.prompt.messages`, a Logfire
+    model call's `input` (`logfire_agents_span`), indexed `gen_ai.prompt.N.*` and `llm.input_messages.N.message.*`. Used by the file importer and the OTLP
     receiver alike (which also reads a `gen_ai.user.message` event)."""
     found = _first_user_message(
         attrs.get("gen_ai.input.messages") or attrs.get("ai.prompt.messages")
-    )
+        or (attrs.get("input") if logfire_agents_span(attrs) == "model" else None)
+    )  # fmt: skip
     if found:
         return found
     if claude_code_span(attrs) == "interaction":
@@ -2889,7 +2896,8 @@ def _span_error(span: dict[str, Any]) -> str:
         if text is not None:
             messages.append(text)
     if not messages and str(span.get("status_code", "")).lower() in ("error", "status_code_error"):
-        messages.append(_text(span.get("status_message")) or "span status ERROR")
+        attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
+        messages.append(status_error(_text(span.get("status_message")), attrs))
     # One exception recorded twice (by the framework, then by OpenTelemetry's span
     # context on its way out, as AutoGen's tool spans do) is one error.
     return "\n".join(dict.fromkeys(messages))[:MAX_TEXT]
@@ -3019,11 +3027,61 @@ def empty_call_holds_steps(
     return (step_input is None and holds) or holds_model_call
 
 
+# The spans Logfire's integration of the OpenAI Agents SDK makes
+# (`logfire.instrument_openai_agents`), by their message templates: a function
+# tool's call, a model call, and the SDK's own structure (its trace, an agent's
+# run, a turn, a handoff, a guardrail...).
+_LOGFIRE_AGENTS_FUNCTION = "Function: {name}"
+_LOGFIRE_AGENTS_MODEL = ("Chat completion with ", "Responses API")
+_LOGFIRE_AGENTS_STRUCTURE = (
+    "OpenAI Agents trace: ", "Agent run: ", "Task: ", "Turn ", "Handoff: ", "Guardrail ",
+    "Custom span: ", "MCP: list tools", "OpenAI agents: ", "Text → Speech",
+)  # fmt: skip
+
+
+def logfire_agents_span(attrs: dict[str, Any]) -> str:
+    """What a span Logfire made of an OpenAI Agents SDK run is: "function" (a function
+    tool's call), "model" (a model call), "structure" (the SDK's own: its trace, an
+    agent's run, a turn...), or "" (any other span)."""
+    template = attrs.get("logfire.msg_template")
+    if not isinstance(template, str) or attrs.get("logfire.span_type") != "span":
+        return ""
+    if template.startswith("OpenAI Agents trace: "):  # the run's root, the SDK's trace
+        return "structure"
+    if attrs.get("gen_ai.system") != "openai":
+        return ""
+    if template == _LOGFIRE_AGENTS_FUNCTION:
+        return "function"
+    if template.startswith(_LOGFIRE_AGENTS_MODEL):
+        return "model"
+    return "structure" if template.startswith(_LOGFIRE_AGENTS_STRUCTURE) else ""
+
+
+def status_error(message: str, attrs: dict[str, Any]) -> str:
+    """A span's ERROR status as an error: its message, else the error a Logfire span of
+    an OpenAI Agents SDK run records as a field (`{"message": ..., "data": {"error":
+    ...}}`), else that the status said so. Used by the file importer and the OTLP
+    receiver alike."""
+    if message:
+        return message
+    error = attrs.get("error") if logfire_agents_span(attrs) else None
+    if isinstance(error, str) and error[:1] == "{":
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            error = json.loads(error)
+    if isinstance(error, dict):
+        parts = [_text(error.get("message")), _text(obj(error.get("data")).get("error"))]
+        return ": ".join(p for p in parts if p) or "span status ERROR"
+    return "span status ERROR"
+
+
 def logfire_message(span_name: str, attrs: dict[str, Any]) -> str:
     """A span Pydantic Logfire made (`logfire.span("calling {tool}", tool=...)`) is
     named by its message template; its message (`logfire.msg`) is that template
-    filled in, what Logfire shows and what the span's writer meant to read. Any
-    other span: its name."""
+    filled in, what Logfire shows and what the span's writer meant to read (a
+    function tool's span of an OpenAI Agents SDK run: the tool's name, which its
+    message follows with why it failed). Any other span: its name."""
+    if logfire_agents_span(attrs) == "function" and isinstance(attrs.get("name"), str):
+        return attrs["name"][:200]
     message = attrs.get("logfire.msg")
     if (
         attrs.get("logfire.msg_template") == span_name
@@ -3341,6 +3399,10 @@ def _root_task(row: dict[str, Any]) -> str:
         if row["kind"] != "llm_call"
         else _first(row["_attrs"], "input.value", "ai.prompt")
     )
+    if raw and logfire_fields(row["_attrs"]) is not None:
+        # A Logfire span's fields: a request among them (`question`, `task`...) is the
+        # task, any other field is not (the OTLP endpoint reads them so).
+        return _envelope_request(raw) if isinstance(raw, dict) else ""
     return input_task(raw) if raw else ""
 
 

@@ -56,6 +56,7 @@ from hivemind_client.formats import (
     span_event_error,
     span_role,
     span_run_fields,
+    status_error,
     status_from_checks,
 )
 from workspaces.textsafety import json_too_deep
@@ -220,7 +221,7 @@ def span_error(span: Span) -> str:
         if text is not None:
             messages.append(text)
     if span.status.code == Status.STATUS_CODE_ERROR and not messages:
-        messages.append(span.status.message or "span status ERROR")
+        messages.append(status_error(span.status.message, _attrs(span.attributes)))
     return "\n".join(dict.fromkeys(messages))  # an exception recorded twice is one error
 
 

@@ -1210,6 +1210,37 @@ def test_logfire_spans(client, tenant, other_tenant):
     assert runs["Where is order A1?"].error_count == 0
 
 
+def test_logfire_openai_agents_spans(client, tenant, other_tenant):
+    """The OpenAI Agents SDK traced by Logfire's integration of it: the SDK's trace,
+    task, agent run and turns framework steps (before: its trace, task and agent run
+    calls, named by their templates); each model call with the messages it was sent
+    and its reply (Logfire's `input` and `output` fields; before: none), the task its
+    first user message (before: the trace's fields as JSON); the function tool a call
+    of the tool by its name (before: `Function: lookup_order failed: ...`), its
+    arguments and result, and the error the SDK records as a field (before: 'span
+    status ERROR')."""
+    path = LOGS / "logfire-5.4.0" / "agents_spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed, passed = runs["Where is order B2?"], runs["Where is order A1?"]
+    assert list(failed.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "OpenAI Agents trace: Agent workflow"), ("span", "Task: Agent workflow"),
+        ("span", "Agent run: 'orders'"), ("span", "Turn 1 for agent orders"),
+        ("llm_call", "scripted-gpt"), ("tool_call", "lookup_order"),
+        ("span", "Turn 2 for agent orders"), ("llm_call", "scripted-gpt"),
+    ]  # fmt: skip
+    first = failed.steps.filter(kind="llm_call").order_by("index").first()
+    assert first.input[1] == {"role": "user", "content": "Where is order B2?"}
+    assert first.output[0]["tool_calls"][0]["function"]["name"] == "lookup_order"
+    tool = failed.steps.get(kind="tool_call")
+    assert (tool.input, tool.error) == ({"order_id": "B2"}, (
+        "Error running tool (non-fatal): Tool execution failed. Error details are redacted."))  # fmt: skip
+    ok = passed.steps.get(kind="tool_call")
+    assert (ok.input, ok.output, ok.error) == ({"order_id": "A1"}, "order A1: 2 items, shipped", "")
+    assert (failed.error_count, passed.error_count, failed.total_tokens) == (1, 0, 270)
+
+
 def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant):
     """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
     one run whose failing Bash call ended it (failed, read from the session); its
