@@ -2431,6 +2431,8 @@ def span_role(
     if events and output is None:
         output = next((a.get("message") for n, a in events
                        if n == "gen_ai.choice" and a.get("message") is not None), None)  # fmt: skip
+    if kind == "span":
+        output = _langgraph_sends(output)
     if kind != "llm_call" and (entity_in is not None or entity_out is not None):
         step_input, output = (
             _langchain_callback_value(step_input),
@@ -2635,6 +2637,47 @@ def input_task(value: Any) -> str:
     if any(isinstance(v, dict | list) and v for v in parsed.values()):
         return ""
     return _text(value, 100_000)
+
+
+# LangGraph's conditional edge returns `Send` objects, which instrumentations record
+# as their Python reprs, each holding the whole graph state: `Send(node='tools',
+# arg={'__type': 'tool_call_with_context', 'tool_call': {'name': 'lookup_order',
+# 'args': {...}, ...}, 'state': {...}})`.
+_SEND = re.compile(r"Send\(node='([^']{1,200})', arg=")
+_SEND_TOOL_CALL = re.compile(
+    r"^\{'__type': 'tool_call_with_context', 'tool_call': \{'name': '([^']{1,200})', 'args': (\{[^{}]{0,2000}\})"
+)
+
+
+def _langgraph_sends(value: Any) -> Any:
+    """A framework step's output that is LangGraph's `Send`s (JSON text of a list of
+    their reprs, or one inside `{"outputs": [...]}`) as where each goes: `→ tools:
+    lookup_order({'order_id': 'A1'})` for a tool call, `→ node` otherwise; the graph
+    state each repeats is left out. Anything else as it is."""
+    if not (isinstance(value, str) and "Send(node='" in value[:200]):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        return value
+    wrapped = isinstance(parsed, dict) and set(parsed) <= _LANGCHAIN_OUTPUT and "outputs" in parsed
+    sends = parsed["outputs"] if wrapped else parsed
+    if not (
+        isinstance(sends, list)
+        and sends
+        and all(isinstance(x, str) and _SEND.match(x) for x in sends)
+    ):
+        return value
+    routes = []
+    for send in sends:
+        node = _SEND.match(send)
+        call = _SEND_TOOL_CALL.match(send[node.end() :]) if node else None
+        if node is None:
+            return value
+        routes.append(
+            f"→ {node.group(1)}: {call.group(1)}({call.group(2)})" if call else f"→ {node.group(1)}"
+        )
+    return json.dumps(routes, ensure_ascii=False)
 
 
 def _python_call_removed(span_name: str) -> str:
