@@ -2651,9 +2651,9 @@ _SEND_TOOL_CALL = re.compile(
 
 def _langgraph_sends(value: Any) -> Any:
     """A framework step's output that is LangGraph's `Send`s (JSON text of a list of
-    their reprs, or one inside `{"outputs": [...]}`) as where each goes: `→ tools:
-    lookup_order({'order_id': 'A1'})` for a tool call, `→ node` otherwise; the graph
-    state each repeats is left out. Anything else as it is."""
+    their reprs, or one inside `{"outputs": [...]}`) as where each goes, a line each:
+    `→ tools: lookup_order({'order_id': 'A1'})` for a tool call, `→ node` otherwise;
+    the graph state each repeats is left out. Anything else as it is."""
     if not (isinstance(value, str) and "Send(node='" in value[:200]):
         return value
     try:
@@ -2677,7 +2677,7 @@ def _langgraph_sends(value: Any) -> Any:
         routes.append(
             f"→ {node.group(1)}: {call.group(1)}({call.group(2)})" if call else f"→ {node.group(1)}"
         )
-    return json.dumps(routes, ensure_ascii=False)
+    return "\n".join(routes)
 
 
 def _python_call_removed(span_name: str) -> str:

@@ -647,7 +647,7 @@ def test_langgraph_spans_name_the_users_request_and_the_failing_tool(client, ten
     # The routing's Send, as where it goes (before: its repr, the graph state in it).
     routes = list(ok.steps.filter(name="should_continue").order_by("index").values_list(
         "output", flat=True))  # fmt: skip
-    assert routes == [["→ tools: lookup_order({'order_id': 'A1'})"], "__end__"]
+    assert routes == ["→ tools: lookup_order({'order_id': 'A1'})", "__end__"]
 
 
 def test_openai_agents_spans_take_the_task_from_the_models_messages(client, tenant, other_tenant):
@@ -1188,7 +1188,7 @@ def test_openllmetry_langgraph_spans(client, tenant, other_tenant):
     assert answer.output == "Order A1 has shipped."
     # The conditional edge's Send, as where it goes (before: its repr, the graph state in it).
     route = failed.steps.get(kind="span", name="should_continue")
-    assert route.output == ["→ tools: lookup_order({'order_id': 'B2'})"]
+    assert route.output == "→ tools: lookup_order({'order_id': 'B2'})"
     assert passed.steps.filter(kind="llm_call").count() == 2 and passed.error_count == 0
 
 
