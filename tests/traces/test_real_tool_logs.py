@@ -1248,6 +1248,28 @@ def test_logfire_openai_agents_spans(client, tenant, other_tenant):
     assert (failed.error_count, passed.error_count, failed.total_tokens) == (1, 0, 270)
 
 
+def test_logfire_pydantic_ai_spans(client, tenant, other_tenant):
+    """Pydantic AI traced through Logfire (`instrument_pydantic_ai`): its own GenAI
+    spans, which Logfire's message templates and fields ride along with, read as
+    without Logfire: the agent's run a framework step, the model calls with their
+    messages, the tool a call of the tool with its arguments and result; the tool's
+    error, which ended one run, counted once, on the tool, the run failed."""
+    path = LOGS / "logfire-5.4.0" / "pydantic_ai_spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    passed, failed = runs["Where is order A1?"], runs["Where is order B2?"]
+    assert list(passed.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "invoke_agent agent"), ("llm_call", "scripted-gpt"),
+        ("tool_call", "lookup_order"), ("llm_call", "scripted-gpt"),
+    ]  # fmt: skip
+    ok = passed.steps.get(kind="tool_call")
+    assert (ok.input, ok.output) == ({"order_id": "A1"}, "order A1: 2 items, shipped")
+    assert (failed.status, failed.error_count, passed.error_count) == ("failed", 1, 0)
+    tool = failed.steps.get(kind="tool_call")
+    assert (tool.input, tool.error) == ({"order_id": "B2"}, "ValueError: order not found: B2")
+
+
 def test_claude_code_hooks_then_its_headless_output_make_one_run(client, tenant):
     """Claude Code 2.1.332's own hook payloads, posted as its hooks post them, make
     one run whose failing Bash call ended it (failed, read from the session); its
