@@ -2335,6 +2335,7 @@ def span_role(
     alike."""
     operation = str(attrs.get("gen_ai.operation.name") or "").lower()
     ai_sdk = str(attrs.get("ai.operationId") or "")
+    tokens_said = 0  # a model call's tokens its replies state (Haystack's)
     oi_kind = str(attrs.get("openinference.span.kind") or "").upper()
     loop_kind = str(attrs.get("traceloop.span.kind") or "").lower()
     entity_in, entity_out = (
@@ -2347,18 +2348,19 @@ def span_role(
         or loop_kind == "tool"
         or "gen_ai.tool.name" in attrs
         or ai_sdk == "ai.toolCall"
+        or haystack_span(attrs) == "tool"
     ):
         kind = "tool_call"
         # DSPy's instrumentation names a tool's span by the tool and the method
         # called ("lookup_order.__call__", "lookup_order.acall"), with no tool name.
         name = _first(attrs, "gen_ai.tool.name", "tool.name", "traceloop.entity.name",
-                      "ai.toolCall.name") or _python_call_removed(span_name)  # fmt: skip
+                      "ai.toolCall.name", "haystack.tool.name") or _python_call_removed(span_name)  # fmt: skip
         step_input = _python_call_arguments(_first(
             attrs, "gen_ai.tool.call.arguments", "input.value", "traceloop.entity.input",
-            "ai.toolCall.args",
+            "ai.toolCall.args", "haystack.agent.step.tool.input",
         ))  # fmt: skip
         output = _first(attrs, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
-                        "ai.toolCall.result")  # fmt: skip
+                        "ai.toolCall.result", "haystack.agent.step.tool.output")  # fmt: skip
         if ai_sdk and isinstance(output, str) and output[:1] == '"':  # the AI SDK's JSON text
             with contextlib.suppress(json.JSONDecodeError, RecursionError):
                 output = json.loads(output)
@@ -2370,7 +2372,8 @@ def span_role(
                            for n, a in events if n == "tool.output"), None)  # fmt: skip
     elif (operation in _LLM_OPERATIONS or oi_kind == "LLM" or ai_sdk.endswith(_AI_SDK_MODEL_CALLS)
           or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
-          or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)):  # fmt: skip
+          or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)
+          or haystack_span(attrs) == "llm"):  # fmt: skip
         kind = "llm_call"
         name = (
             _first(attrs, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
@@ -2385,6 +2388,9 @@ def span_role(
         if logfire_agents_span(attrs) == "model":  # the messages sent and the reply, as fields
             step_input = step_input if step_input is not None else attrs.get("input")
             output = output if output is not None else attrs.get("output")
+        if haystack_span(attrs) == "llm":
+            model, step_input, output, tokens_said = _haystack_llm(attrs)
+            name = model or str(attrs.get("haystack.component.name") or span_name)
         if _texts_only(output):
             # DSPy records a model call's output as its completions' texts; the
             # messages OpenInference lists beside them say who said each.
@@ -2400,11 +2406,13 @@ def span_role(
                      or loop_kind in ("workflow", "agent") or ai_sdk in _AI_SDK_LOOPS
                      or bool(claude_code_span(attrs))
                      or logfire_agents_span(attrs) == "structure"
+                     or haystack_span(attrs) == "structure"
                      or any(k in attrs for k in _WORKFLOW_STRUCTURE))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(
-            str(attrs.get("traceloop.entity.name") or logfire_message(span_name, attrs))
-        )
+            str(attrs.get("traceloop.entity.name") or attrs.get("haystack.component.name")
+                or logfire_message(span_name, attrs))
+        )  # fmt: skip
         step_input = _first(attrs, "input.value", "ai.prompt") if entity_in is None else entity_in
         if step_input is None and claude_code_span(attrs) == "interaction":
             step_input = _claude_code_prompt(attrs) or None
@@ -2412,6 +2420,13 @@ def span_role(
                   if entity_out is None else entity_out)  # fmt: skip
         if logfire_agents_span(attrs) == "function":  # its arguments and result, as fields
             step_input, output = attrs.get("input"), attrs.get("output")
+        elif haystack_span(attrs):  # an Agent's run or step, a pipeline's, a component's
+            step_input = haystack_value(_first(attrs, "haystack.agent.input",
+                                               "haystack.pipeline.input_data",
+                                               "haystack.component.input"))  # fmt: skip
+            output = haystack_value(_first(attrs, "haystack.agent.output",
+                                           "haystack.pipeline.output_data",
+                                           "haystack.component.output"))  # fmt: skip
         elif step_input is None:
             step_input = logfire_fields(attrs)
         if step_input is None:
@@ -2443,7 +2458,8 @@ def span_role(
               or _count(attrs.get("gen_ai.usage.input_tokens")) + _count(attrs.get("gen_ai.usage.output_tokens"))
               or _count(attrs.get("gen_ai.usage.prompt_tokens")) + _count(attrs.get("gen_ai.usage.completion_tokens"))
               or _count(attrs.get("llm.usage.total_tokens"))
-              or _count(attrs.get("ai.usage.inputTokens")) + _count(attrs.get("ai.usage.outputTokens")))  # fmt: skip
+              or _count(attrs.get("ai.usage.inputTokens")) + _count(attrs.get("ai.usage.outputTokens"))
+              or (tokens_said if kind == "llm_call" else 0))  # fmt: skip
     return kind, str(name)[:200], step_input, output, tokens
 
 
@@ -2510,6 +2526,7 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
     found = _first_user_message(
         attrs.get("gen_ai.input.messages") or attrs.get("ai.prompt.messages")
         or (attrs.get("input") if logfire_agents_span(attrs) == "model" else None)
+        or _haystack_sent(attrs)
     )  # fmt: skip
     if found:
         return found
@@ -2794,6 +2811,8 @@ def span_run_fields(run: dict[str, Any], attrs: dict[str, Any]) -> None:
             if not any(c["name"] == name for c in checks):
                 checks.append({"name": name, "passed": passed, "detail": ""})
     model = _first(attrs, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+    if not model and haystack_span(attrs) == "llm":  # in its replies' meta
+        model = _haystack_llm(attrs)[0]
     if model and not run.get("model"):
         run["model"] = str(model)[:200]
     skill = attrs.get("gen_ai.skill.name")
@@ -2938,9 +2957,11 @@ def _span_error(span: dict[str, Any]) -> str:
         )
         if text is not None:
             messages.append(text)
+    attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
     if not messages and str(span.get("status_code", "")).lower() in ("error", "status_code_error"):
-        attrs = _flat_attributes(span.get("span_attributes") or span.get("attributes"))
         messages.append(status_error(_text(span.get("status_message")), attrs))
+    if not messages and (said := haystack_error(attrs)):
+        messages.append(said)
     # One exception recorded twice (by the framework, then by OpenTelemetry's span
     # context on its way out, as AutoGen's tool spans do) is one error.
     return "\n".join(dict.fromkeys(messages))[:MAX_TEXT]
@@ -3082,6 +3103,126 @@ _LOGFIRE_AGENTS_STRUCTURE = (
 )  # fmt: skip
 
 
+# Haystack's spans (its OpenTelemetry tracer, `opentelemetry-haystack`; inputs and
+# outputs only with HAYSTACK_CONTENT_TRACING_ENABLED): an Agent's run, its steps, each
+# step's model call and tool calls, and, in a Pipeline, the pipeline's run and each
+# component's.
+_HAYSTACK_LLM = ("haystack.agent.step.llm.input", "haystack.agent.step.llm.output")
+_HAYSTACK_STRUCTURE = ("haystack.agent.max_steps", "haystack.agent.step", "haystack.agent.input",
+                       "haystack.pipeline.execution_mode", "haystack.pipeline.input_data")  # fmt: skip
+
+
+def haystack_span(attrs: dict[str, Any]) -> str:
+    """What a span Haystack traced is: "tool" (a tool's call by an Agent), "llm" (an
+    Agent step's model call, or a chat generator's run as a pipeline's component),
+    "structure" (an Agent's run or step, a pipeline's run, an Agent as a component),
+    "component" (any other component's run: a prompt builder, a retriever), or ""."""
+    if "haystack.tool.name" in attrs:
+        return "tool"
+    if any(key in attrs for key in _HAYSTACK_LLM):
+        return "llm"
+    if any(key in attrs for key in _HAYSTACK_STRUCTURE):
+        return "structure"
+    if "haystack.component.name" not in attrs:
+        return ""
+    kind = str(attrs.get("haystack.component.type") or "")
+    if kind.endswith("Generator"):
+        return "llm"
+    return "structure" if kind == "Agent" else "component"
+
+
+def haystack_messages(value: Any) -> Any:
+    """Haystack's ChatMessages (`{"role", "content": [{"text"}, {"tool_call"},
+    {"tool_call_result"}, ...], "meta"}`) as OpenAI's messages: role and text, an
+    assistant's tool calls as `tool_calls`, a tool's result as a `tool` message naming
+    the call it answers. Anything else as it is."""
+    value = _span_value(value)
+    if not (isinstance(value, list) and value and all(
+            isinstance(m, dict) and isinstance(m.get("content"), list) for m in value)):  # fmt: skip
+        return value
+    messages = []
+    for message in value:
+        texts, calls, answered = [], [], ""
+        for part in message["content"]:
+            part = obj(part)
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part.get("tool_call"), dict):
+                call = part["tool_call"]
+                calls.append({"id": _text(call.get("id")), "type": "function", "function": {
+                    "name": _text(call.get("tool_name")),
+                    "arguments": json.dumps(call.get("arguments") or {}, ensure_ascii=False)}})  # fmt: skip
+            elif isinstance(part.get("tool_call_result"), dict):
+                result = part["tool_call_result"]
+                texts.append(_text(result.get("result")))
+                answered = _text(obj(result.get("origin")).get("id"))
+        out: dict[str, Any] = {"role": _text(message.get("role")), "content": "\n".join(texts)}
+        if calls:
+            out["tool_calls"] = calls
+        if answered:
+            out["tool_call_id"] = answered
+        messages.append(out)
+    return messages
+
+
+def haystack_value(value: Any) -> Any:
+    """A Haystack Agent's, pipeline's or component's input or output with the
+    ChatMessages in it (a list under `messages`, `prompt`, `replies`; one under
+    `last_message`) as OpenAI's messages (`haystack_messages`)."""
+    value = _span_value(value)
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and isinstance(item.get("content"), list) and "role" in item:
+            converted = haystack_messages([item])
+            item = converted[0] if isinstance(converted, list) else item
+        elif isinstance(item, list):
+            item = haystack_messages(item)
+        elif isinstance(item, dict):  # a pipeline's data, by component
+            item = haystack_value(item)
+        out[key] = item
+    return out
+
+
+def _haystack_llm(attrs: dict[str, Any]) -> tuple[str, Any, Any, int]:
+    """A Haystack model call's (model, messages sent, replies, tokens): an Agent step's
+    `haystack.agent.step.llm.*` or a chat generator component's
+    `haystack.component.*`, each `{"messages": [...]}` in and `{"replies": [...]}` out;
+    the model and the tokens are in each reply's `meta`."""
+    sent = _span_value(_first(attrs, "haystack.agent.step.llm.input", "haystack.component.input"))
+    said = _span_value(_first(attrs, "haystack.agent.step.llm.output", "haystack.component.output"))
+    replies = _list(obj(said).get("replies"))
+    metas = [obj(obj(reply).get("meta")) for reply in replies]
+    model = next((m["model"] for m in metas if isinstance(m.get("model"), str) and m["model"]), "")
+    tokens = sum(_count(obj(m.get("usage")).get("total_tokens")) for m in metas)
+    messages = obj(sent).get("messages")
+    return (
+        model,
+        haystack_messages(messages) if messages is not None else sent,
+        haystack_messages(replies) if replies else said,
+        tokens,
+    )
+
+
+def _haystack_sent(attrs: dict[str, Any]) -> Any:
+    """The messages a Haystack Agent, its model call or a component was given."""
+    if not haystack_span(attrs):
+        return None
+    given = _span_value(_first(attrs, "haystack.agent.step.llm.input", "haystack.agent.input",
+                               "haystack.component.input"))  # fmt: skip
+    return obj(given).get("messages")
+
+
+def haystack_error(attrs: dict[str, Any]) -> str:
+    """The error of a tool call Haystack traced as failed (`haystack.tool.error`, with
+    `{"error": ...}` as its output; the span's status says nothing), else ""."""
+    if attrs.get("haystack.tool.error") is not True:
+        return ""
+    output = _span_value(attrs.get("haystack.agent.step.tool.output"))
+    return _text(obj(output).get("error")) or "the tool call failed"
+
+
 def logfire_agents_span(attrs: dict[str, Any]) -> str:
     """What a span Logfire made of an OpenAI Agents SDK run is: "function" (a function
     tool's call), "model" (a model call), "structure" (the SDK's own: its trace, an
@@ -3186,7 +3327,7 @@ def speaks_convention(attrs: dict[str, Any]) -> bool:
                                       "traceloop.span.kind", "gen_ai.tool.name",
                                       "gen_ai.request.model", "llm.request.type",
                                       "ai.operationId", *_WORKFLOW_STRUCTURE)) or bool(
-        claude_code_span(attrs))  # fmt: skip
+        claude_code_span(attrs) or haystack_span(attrs))  # fmt: skip
 
 
 # Why a run whose root span says OK is unknown (shown beside its status).
@@ -3437,6 +3578,10 @@ def _root_task(row: dict[str, Any]) -> str:
     """The task a root span's input states, as the OTLP endpoint reads a root span: a
     model call's by its `input.value` or `ai.prompt` only (its messages are no task
     statement: the first user message among them is, below)."""
+    if haystack_span(row["_attrs"]):
+        # A pipeline's input is its components' (`{"prompt": {"order": ...}}`): the
+        # first user message says what was asked, as the OTLP endpoint reads it.
+        return ""
     raw = (
         row["input"]
         if row["kind"] != "llm_call"

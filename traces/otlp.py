@@ -47,6 +47,7 @@ from hivemind_client.formats import (
     declared_tools,
     evaluation_check,
     events_user_prompt,
+    haystack_error,
     input_task,
     mastra_value,
     only_agent_creation,
@@ -222,6 +223,8 @@ def span_error(span: Span) -> str:
             messages.append(text)
     if span.status.code == Status.STATUS_CODE_ERROR and not messages:
         messages.append(status_error(span.status.message, _attrs(span.attributes)))
+    if not messages and (said := haystack_error(_attrs(span.attributes))):
+        messages.append(said)
     return "\n".join(dict.fromkeys(messages))  # an exception recorded twice is one error
 
 

@@ -1819,3 +1819,65 @@ def test_inspect_runs_stored_under_their_former_ids_are_found_again(tenant):
     again = traces_import_file(workspace=tenant.workspace, fmt="inspect-log", path=path)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2), again.error
     assert sorted(_runs(tenant.workspace)) == sorted(t.external_id for t in runs)
+
+
+def test_haystack_agent_spans(client, tenant, other_tenant):
+    """A Haystack Agent (its OpenTelemetry tracer, content tracing on), its
+    OpenAIChatGenerator against a scripted server: each model call is a call of the
+    model its replies name, with the messages sent and the replies as OpenAI's messages
+    (before: nothing, every span a call named by the span with no input or output);
+    each tool call is named by its tool with its arguments and result; the tool's
+    failure, which Haystack records as `haystack.tool.error` and an `{"error": ...}`
+    output and not in the span's status, is the run's one error; the Agent's run and
+    steps are framework steps."""
+    path = LOGS / "haystack-3.4.1" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed, passed = runs["Where is order B2?"], runs["Where is order A1?"]
+    assert list(failed.steps.order_by("index").values_list("kind", "name")) == [
+        ("span", "haystack.agent.run"), ("span", "haystack.agent.step"),
+        ("llm_call", "scripted-gpt"), ("tool_call", "lookup_order"),
+        ("span", "haystack.agent.step"), ("llm_call", "scripted-gpt"),
+    ]  # fmt: skip
+    assert (failed.agent, failed.model, failed.total_tokens, failed.status) == (
+        "support-agent", "scripted-gpt", 270, "unknown")  # fmt: skip
+    first = failed.steps.get(index=2)
+    assert first.input == [
+        {"role": "system", "content": "You answer questions about orders."},
+        {"role": "user", "content": "Where is order B2?"},
+    ]
+    assert first.output == [{"role": "assistant", "content": "", "tool_calls": [{
+        "id": "call_1", "type": "function",
+        "function": {"name": "lookup_order", "arguments": '{"order_id": "B2"}'}}]}]  # fmt: skip
+    # The tool's result, handed back to the model, is a tool message answering the call.
+    assert failed.steps.get(index=5).input[-1] == {
+        "role": "tool", "tool_call_id": "call_1", "content": "Failed to invoke Tool "
+        "`lookup_order` with parameters {'order_id': 'B2'}. Error: order not found: B2"}  # fmt: skip
+    assert list(failed.steps.exclude(error="").values_list("kind", "name", "input", "error")) == [
+        ("tool_call", "lookup_order", {"order_id": "B2"}, "Failed to invoke Tool `lookup_order` "
+         "with parameters {'order_id': 'B2'}. Error: order not found: B2")]  # fmt: skip
+    ok = passed.steps.get(kind="tool_call")
+    assert (ok.input, ok.output, ok.error) == ({"order_id": "A1"}, "order A1: 2 items, shipped", "")
+    assert passed.error_count == 0
+
+
+def test_haystack_pipeline_spans(client, tenant, other_tenant):
+    """The same Agent as a component of a Haystack Pipeline, after a prompt builder:
+    the pipeline's input is its components' (`{"prompt": {"order": ...}}`), so the task
+    is the first user message (before: that input as JSON); the builder's run is a call
+    named by the component, the Agent component a framework step holding its run."""
+    path = LOGS / "haystack-3.4.1" / "pipeline_spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed = runs["Where is order B2?"]
+    assert list(failed.steps.order_by("index").values_list("kind", "name"))[:4] == [
+        ("span", "haystack.pipeline.run"), ("tool_call", "prompt"), ("span", "agent"),
+        ("span", "haystack.agent.run"),
+    ]  # fmt: skip
+    builder = failed.steps.get(name="prompt")
+    assert builder.output == {"prompt": [{"role": "user", "content": "Where is order B2?"}]}
+    assert failed.steps.get(index=0).input == {"prompt": {"order": "B2"}}
+    assert list(failed.steps.exclude(error="").values_list("name", flat=True)) == ["lookup_order"]
+    assert runs["Where is order A1?"].error_count == 0
