@@ -2311,6 +2311,54 @@ def mastra_value(attrs: dict[str, Any], which: str) -> Any:
     return attrs.get(f"mastra.{kind}.{which}") if isinstance(kind, str) and kind else None
 
 
+# MLflow Tracing's spans (`@mlflow.trace`, its autologging; exported over OTLP when
+# OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set): their type, inputs and outputs as JSON
+# text in `mlflow.*` attributes.
+_MLFLOW_MODEL_SPANS = ("LLM", "CHAT_MODEL")
+_MLFLOW_STRUCTURE = ("AGENT", "CHAIN", "WORKFLOW")
+
+
+def _mlflow_json(value: Any) -> Any:
+    """An `mlflow.*` attribute's value: MLflow writes each as JSON text (a string
+    too: `"CHAT_MODEL"`); a value that is not JSON as it is."""
+    if isinstance(value, str) and value[:1] in '"[{':
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
+            return json.loads(value)
+    return value
+
+
+def mlflow_span(attrs: dict[str, Any]) -> str:
+    """The MLflow span type of a span (`mlflow.spanType`: "LLM", "CHAT_MODEL", "TOOL",
+    "AGENT", "CHAIN", "RETRIEVER", "UNKNOWN"...), or ""."""
+    kind = _mlflow_json(attrs.get("mlflow.spanType"))
+    return kind.upper() if isinstance(kind, str) else ""
+
+
+def mlflow_value(attrs: dict[str, Any], which: str) -> Any:
+    """An MLflow span's inputs or outputs (`which`: "input" or "output"), decoded; a
+    model call's as the messages sent and the reply's messages (OpenAI's chat
+    completion, as MLflow's OpenAI autologging records it)."""
+    if not mlflow_span(attrs):
+        return None
+    value = _mlflow_json(
+        attrs.get("mlflow.spanInputs" if which == "input" else "mlflow.spanOutputs")
+    )
+    if mlflow_span(attrs) not in _MLFLOW_MODEL_SPANS or not isinstance(value, dict):
+        return value
+    if which == "input" and isinstance(value.get("messages"), list):
+        return value["messages"]
+    choices = [obj(c).get("message") for c in _list(value.get("choices"))]
+    said = [{k: v for k, v in m.items() if v is not None} for m in choices if isinstance(m, dict)]
+    return said or value
+
+
+def _mlflow_model_and_tokens(attrs: dict[str, Any]) -> tuple[str, int]:
+    model = _mlflow_json(_first(attrs, "mlflow.llm.model", "model"))
+    usage = obj(_mlflow_json(attrs.get("mlflow.chat.tokenUsage")))
+    return (model if isinstance(model, str) else ""), _count(usage.get("total_tokens")) or (
+        _count(usage.get("input_tokens")) + _count(usage.get("output_tokens")))  # fmt: skip
+
+
 # Attributes only a workflow runtime's own spans carry: Microsoft Agent Framework's
 # build of a workflow (`workflow.build`, a trace of its own), which no agent did.
 _WORKFLOW_STRUCTURE = ("workflow_builder.name", "workflow.definition")
@@ -2349,6 +2397,7 @@ def span_role(
         or "gen_ai.tool.name" in attrs
         or ai_sdk == "ai.toolCall"
         or haystack_span(attrs) == "tool"
+        or mlflow_span(attrs) == "TOOL"
     ):
         kind = "tool_call"
         # DSPy's instrumentation names a tool's span by the tool and the method
@@ -2361,6 +2410,8 @@ def span_role(
         ))  # fmt: skip
         output = _first(attrs, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output",
                         "ai.toolCall.result", "haystack.agent.step.tool.output")  # fmt: skip
+        if mlflow_span(attrs) == "TOOL":
+            step_input, output = mlflow_value(attrs, "input"), mlflow_value(attrs, "output")
         if ai_sdk and isinstance(output, str) and output[:1] == '"':  # the AI SDK's JSON text
             with contextlib.suppress(json.JSONDecodeError, RecursionError):
                 output = json.loads(output)
@@ -2373,7 +2424,7 @@ def span_role(
     elif (operation in _LLM_OPERATIONS or oi_kind == "LLM" or ai_sdk.endswith(_AI_SDK_MODEL_CALLS)
           or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
           or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)
-          or haystack_span(attrs) == "llm"):  # fmt: skip
+          or haystack_span(attrs) == "llm" or mlflow_span(attrs) in _MLFLOW_MODEL_SPANS):  # fmt: skip
         kind = "llm_call"
         name = (
             _first(attrs, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
@@ -2391,6 +2442,10 @@ def span_role(
         if haystack_span(attrs) == "llm":
             model, step_input, output, tokens_said = _haystack_llm(attrs)
             name = model or str(attrs.get("haystack.component.name") or span_name)
+        elif mlflow_span(attrs) in _MLFLOW_MODEL_SPANS:
+            model, tokens_said = _mlflow_model_and_tokens(attrs)
+            name = model or span_name
+            step_input, output = mlflow_value(attrs, "input"), mlflow_value(attrs, "output")
         if _texts_only(output):
             # DSPy records a model call's output as its completions' texts; the
             # messages OpenInference lists beside them say who said each.
@@ -2407,6 +2462,7 @@ def span_role(
                      or bool(claude_code_span(attrs))
                      or logfire_agents_span(attrs) == "structure"
                      or haystack_span(attrs) == "structure"
+                     or mlflow_span(attrs) in _MLFLOW_STRUCTURE
                      or any(k in attrs for k in _WORKFLOW_STRUCTURE))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(
@@ -2433,6 +2489,8 @@ def span_role(
             step_input = mastra_value(attrs, "input")
         if output is None:
             output = mastra_value(attrs, "output")
+        if mlflow_span(attrs):  # an agent's, a chain's or a traced function's
+            step_input, output = mlflow_value(attrs, "input"), mlflow_value(attrs, "output")
     if events and kind == "tool_call" and step_input is None:
         step_input = next((a.get("content") for n, a in events
                            if n == "gen_ai.tool.message" and a.get("content")), None)  # fmt: skip
@@ -2527,6 +2585,7 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
         attrs.get("gen_ai.input.messages") or attrs.get("ai.prompt.messages")
         or (attrs.get("input") if logfire_agents_span(attrs) == "model" else None)
         or _haystack_sent(attrs)
+        or (mlflow_value(attrs, "input") if mlflow_span(attrs) in _MLFLOW_MODEL_SPANS else None)
     )  # fmt: skip
     if found:
         return found
@@ -2813,6 +2872,8 @@ def span_run_fields(run: dict[str, Any], attrs: dict[str, Any]) -> None:
     model = _first(attrs, "gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
     if not model and haystack_span(attrs) == "llm":  # in its replies' meta
         model = _haystack_llm(attrs)[0]
+    if not model and mlflow_span(attrs) in _MLFLOW_MODEL_SPANS:
+        model = _mlflow_model_and_tokens(attrs)[0]
     if model and not run.get("model"):
         run["model"] = str(model)[:200]
     skill = attrs.get("gen_ai.skill.name")
@@ -3327,7 +3388,7 @@ def speaks_convention(attrs: dict[str, Any]) -> bool:
                                       "traceloop.span.kind", "gen_ai.tool.name",
                                       "gen_ai.request.model", "llm.request.type",
                                       "ai.operationId", *_WORKFLOW_STRUCTURE)) or bool(
-        claude_code_span(attrs) or haystack_span(attrs))  # fmt: skip
+        claude_code_span(attrs) or haystack_span(attrs) or mlflow_span(attrs))  # fmt: skip
 
 
 # Why a run whose root span says OK is unknown (shown beside its status).
@@ -3347,7 +3408,7 @@ def root_outcome(status: str, attrs: dict[str, Any]) -> str | None:
     failed (the run raised). OK: succeeded only on a span of the application's own.
     OpenTelemetry asks instrumentation libraries to leave a span's status unset
     unless configured otherwise, OK being the application's word that the operation
-    succeeded; yet OpenInference's instrumentations, Mastra and Strands set OK on
+    succeeded; yet OpenInference's instrumentations, Mastra, Strands and MLflow set OK on
     their agent's span whenever nothing raised, even when its tool failed and it
     answered that it could not help. On such a span OK is read as unset: the run's
     checks decide, else it is unknown."""
@@ -3410,6 +3471,8 @@ def declared_tools(attrs: dict[str, Any]) -> set[str]:
         for call in _list(obj(message).get("tool_calls")):  # OpenAI's shape (GenAI events)
             add(call)
     for definition in _list(_span_value(attrs.get("ai.prompt.tools"))):
+        add(definition)
+    for definition in _list(_mlflow_json(attrs.get("mlflow.chat.tools"))):
         add(definition)
     for i in range(200):
         schema = attrs.get(f"llm.tools.{i}.tool.json_schema")

@@ -50,6 +50,8 @@ from hivemind_client.formats import (
     haystack_error,
     input_task,
     mastra_value,
+    mlflow_span,
+    mlflow_value,
     only_agent_creation,
     root_ok_ignored,
     root_outcome,
@@ -299,7 +301,9 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
         else:  # unset, or an instrumentation's OK (`formats.root_outcome`)
             trace["_root_unset"] = True
             trace["_root_ok_ignored"] = root_ok_ignored(status, attrs)
-        raw = attrs.get("input.value") or attrs.get("ai.prompt") or mastra_value(attrs, "input")
+        raw = (attrs.get("input.value") or attrs.get("ai.prompt") or mastra_value(attrs, "input")
+               or (mlflow_value(attrs, "input") if mlflow_span(attrs) not in ("LLM", "CHAT_MODEL")
+                   else None))  # fmt: skip
         task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt
         if task:
             trace["task"] = str(task)[:MAX_TEXT]

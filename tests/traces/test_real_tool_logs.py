@@ -1881,3 +1881,36 @@ def test_haystack_pipeline_spans(client, tenant, other_tenant):
     assert failed.steps.get(index=0).input == {"prompt": {"order": "B2"}}
     assert list(failed.steps.exclude(error="").values_list("name", flat=True)) == ["lookup_order"]
     assert runs["Where is order A1?"].error_count == 0
+
+
+def test_mlflow_tracing_spans_exported_over_otlp(client, tenant, other_tenant):
+    """A hand-written loop traced by MLflow (`mlflow.openai.autolog()`, the loop and the
+    tool under `@mlflow.trace`), as MLflow's exporter posts it to a collector: each
+    span read by its `mlflow.spanType` with its `mlflow.spanInputs` and
+    `mlflow.spanOutputs` (JSON text), so a model call is a call of its model with the
+    messages sent and the reply, and its tokens (before: a call named `Completions`
+    with nothing in it, left out of the run whose tool failed); the task is the
+    agent's input; MLflow's OK on the root, set whenever nothing raised, is no
+    outcome (before: succeeded)."""
+    path = LOGS / "mlflow-tracing-3.17.2" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed, passed = runs["Where is order B2?"], runs["Where is order A1?"]
+    assert list(failed.steps.order_by("index").values_list("kind", "name", "error")) == [
+        ("span", "handle_request", ""), ("llm_call", "scripted-gpt", ""),
+        ("tool_call", "lookup_order", "ValueError: order not found: B2"),
+        ("llm_call", "scripted-gpt", ""),
+    ]  # fmt: skip
+    assert (failed.agent, failed.model, failed.total_tokens, failed.status) == (
+        "support-agent", "scripted-gpt", 270, "unknown")  # fmt: skip
+    assert "instrumentation" in failed.metadata["inferred_status"]["reason"]
+    call = failed.steps.get(index=1)
+    assert call.input == [{"role": "user", "content": "Where is order B2?"}]
+    assert call.output[0]["tool_calls"][0]["function"] == {
+        "name": "lookup_order", "arguments": '{"order_id": "B2"}'}  # fmt: skip
+    assert failed.steps.get(index=2).input == {"order_id": "B2"}
+    assert failed.steps.get(index=0).output == "I could not find order B2."
+    ok = passed.steps.get(kind="tool_call")
+    assert (ok.input, ok.output, passed.error_count) == (
+        {"order_id": "A1"}, "order A1: 2 items, shipped", 0)  # fmt: skip
