@@ -2359,6 +2359,52 @@ def _mlflow_model_and_tokens(attrs: dict[str, Any]) -> tuple[str, int]:
         _count(usage.get("input_tokens")) + _count(usage.get("output_tokens")))  # fmt: skip
 
 
+# The Langfuse SDK's spans (its Python SDK, built on OpenTelemetry: `@observe`, its
+# OpenAI client and integrations), by `langfuse.observation.type`, with their input
+# and output as JSON text.
+_LANGFUSE_MODEL_SPANS = ("generation",)
+_LANGFUSE_STRUCTURE = ("agent", "chain")
+
+
+def langfuse_span(attrs: dict[str, Any]) -> str:
+    """A Langfuse observation's type ("generation", "tool", "agent", "chain", "span",
+    "retriever", "embedding", "evaluator", "guardrail", "event"), or ""."""
+    kind = attrs.get("langfuse.observation.type")
+    return kind.lower() if isinstance(kind, str) else ""
+
+
+def langfuse_value(attrs: dict[str, Any], which: str) -> Any:
+    """A Langfuse observation's input or output (`which`: "input" or "output"),
+    decoded: a traced function's arguments (`{"args": [...], "kwargs": {...}}`) as its
+    keyword arguments, or its one argument when it took one; a generation's messages
+    sent and its reply as a list of messages."""
+    if not langfuse_span(attrs):
+        return None
+    value = _mlflow_json(attrs.get(f"langfuse.observation.{which}"))
+    if isinstance(value, dict) and set(value) == {"args", "kwargs"}:
+        args, kwargs = _list(value["args"]), obj(value["kwargs"])
+        if not args and kwargs:
+            return kwargs
+        if len(args) == 1 and not kwargs:
+            return args[0]
+        return value
+    if langfuse_span(attrs) in _LANGFUSE_MODEL_SPANS:
+        if which == "input" and isinstance(value, dict) and isinstance(value.get("messages"), list):
+            return value["messages"]
+        if which == "output" and isinstance(value, dict) and "role" in value:
+            return [{k: v for k, v in value.items() if v is not None}]
+    return value
+
+
+def _langfuse_model_and_tokens(attrs: dict[str, Any]) -> tuple[str, int]:
+    model = attrs.get("langfuse.observation.model.name")
+    usage = obj(_mlflow_json(attrs.get("langfuse.observation.usage_details")))
+    tokens = _count(usage.get("total_tokens")) or _count(usage.get("total")) or (
+        _count(usage.get("prompt_tokens") or usage.get("input"))
+        + _count(usage.get("completion_tokens") or usage.get("output")))  # fmt: skip
+    return (model if isinstance(model, str) else ""), tokens
+
+
 # Attributes only a workflow runtime's own spans carry: Microsoft Agent Framework's
 # build of a workflow (`workflow.build`, a trace of its own), which no agent did.
 _WORKFLOW_STRUCTURE = ("workflow_builder.name", "workflow.definition")
@@ -2398,6 +2444,7 @@ def span_role(
         or ai_sdk == "ai.toolCall"
         or haystack_span(attrs) == "tool"
         or mlflow_span(attrs) == "TOOL"
+        or langfuse_span(attrs) == "tool"
     ):
         kind = "tool_call"
         # DSPy's instrumentation names a tool's span by the tool and the method
@@ -2412,6 +2459,8 @@ def span_role(
                         "ai.toolCall.result", "haystack.agent.step.tool.output")  # fmt: skip
         if mlflow_span(attrs) == "TOOL":
             step_input, output = mlflow_value(attrs, "input"), mlflow_value(attrs, "output")
+        elif langfuse_span(attrs) == "tool":
+            step_input, output = langfuse_value(attrs, "input"), langfuse_value(attrs, "output")
         if ai_sdk and isinstance(output, str) and output[:1] == '"':  # the AI SDK's JSON text
             with contextlib.suppress(json.JSONDecodeError, RecursionError):
                 output = json.loads(output)
@@ -2424,7 +2473,8 @@ def span_role(
     elif (operation in _LLM_OPERATIONS or oi_kind == "LLM" or ai_sdk.endswith(_AI_SDK_MODEL_CALLS)
           or str(attrs.get("llm.request.type") or "").lower() in ("chat", "completion")
           or (not operation and not oi_kind and not loop_kind and "gen_ai.request.model" in attrs)
-          or haystack_span(attrs) == "llm" or mlflow_span(attrs) in _MLFLOW_MODEL_SPANS):  # fmt: skip
+          or haystack_span(attrs) == "llm" or mlflow_span(attrs) in _MLFLOW_MODEL_SPANS
+          or langfuse_span(attrs) in _LANGFUSE_MODEL_SPANS):  # fmt: skip
         kind = "llm_call"
         name = (
             _first(attrs, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
@@ -2446,6 +2496,10 @@ def span_role(
             model, tokens_said = _mlflow_model_and_tokens(attrs)
             name = model or span_name
             step_input, output = mlflow_value(attrs, "input"), mlflow_value(attrs, "output")
+        elif langfuse_span(attrs) in _LANGFUSE_MODEL_SPANS:
+            model, tokens_said = _langfuse_model_and_tokens(attrs)
+            name = model or span_name
+            step_input, output = langfuse_value(attrs, "input"), langfuse_value(attrs, "output")
         if _texts_only(output):
             # DSPy records a model call's output as its completions' texts; the
             # messages OpenInference lists beside them say who said each.
@@ -2463,6 +2517,7 @@ def span_role(
                      or logfire_agents_span(attrs) == "structure"
                      or haystack_span(attrs) == "structure"
                      or mlflow_span(attrs) in _MLFLOW_STRUCTURE
+                     or langfuse_span(attrs) in _LANGFUSE_STRUCTURE
                      or any(k in attrs for k in _WORKFLOW_STRUCTURE))  # fmt: skip
         kind = "span" if structure else "tool_call"
         name = span_step_name(
@@ -2491,6 +2546,8 @@ def span_role(
             output = mastra_value(attrs, "output")
         if mlflow_span(attrs):  # an agent's, a chain's or a traced function's
             step_input, output = mlflow_value(attrs, "input"), mlflow_value(attrs, "output")
+        elif langfuse_span(attrs):
+            step_input, output = langfuse_value(attrs, "input"), langfuse_value(attrs, "output")
     if events and kind == "tool_call" and step_input is None:
         step_input = next((a.get("content") for n, a in events
                            if n == "gen_ai.tool.message" and a.get("content")), None)  # fmt: skip
@@ -2586,6 +2643,8 @@ def attributes_user_prompt(attrs: dict[str, Any]) -> str:
         or (attrs.get("input") if logfire_agents_span(attrs) == "model" else None)
         or _haystack_sent(attrs)
         or (mlflow_value(attrs, "input") if mlflow_span(attrs) in _MLFLOW_MODEL_SPANS else None)
+        or (langfuse_value(attrs, "input") if langfuse_span(attrs) in _LANGFUSE_MODEL_SPANS
+            else None)
     )  # fmt: skip
     if found:
         return found
@@ -2874,6 +2933,8 @@ def span_run_fields(run: dict[str, Any], attrs: dict[str, Any]) -> None:
         model = _haystack_llm(attrs)[0]
     if not model and mlflow_span(attrs) in _MLFLOW_MODEL_SPANS:
         model = _mlflow_model_and_tokens(attrs)[0]
+    if not model and langfuse_span(attrs) in _LANGFUSE_MODEL_SPANS:
+        model = _langfuse_model_and_tokens(attrs)[0]
     if model and not run.get("model"):
         run["model"] = str(model)[:200]
     skill = attrs.get("gen_ai.skill.name")
@@ -3388,7 +3449,8 @@ def speaks_convention(attrs: dict[str, Any]) -> bool:
                                       "traceloop.span.kind", "gen_ai.tool.name",
                                       "gen_ai.request.model", "llm.request.type",
                                       "ai.operationId", *_WORKFLOW_STRUCTURE)) or bool(
-        claude_code_span(attrs) or haystack_span(attrs) or mlflow_span(attrs))  # fmt: skip
+        claude_code_span(attrs) or haystack_span(attrs) or mlflow_span(attrs)
+        or langfuse_span(attrs))  # fmt: skip
 
 
 # Why a run whose root span says OK is unknown (shown beside its status).
@@ -3474,6 +3536,10 @@ def declared_tools(attrs: dict[str, Any]) -> set[str]:
         add(definition)
     for definition in _list(_mlflow_json(attrs.get("mlflow.chat.tools"))):
         add(definition)
+    if langfuse_span(attrs) in _LANGFUSE_MODEL_SPANS:
+        sent = _mlflow_json(attrs.get("langfuse.observation.input"))
+        for definition in _list(obj(sent).get("tools")):
+            add(definition)
     for i in range(200):
         schema = attrs.get(f"llm.tools.{i}.tool.json_schema")
         if schema is None:

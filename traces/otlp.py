@@ -49,6 +49,8 @@ from hivemind_client.formats import (
     events_user_prompt,
     haystack_error,
     input_task,
+    langfuse_span,
+    langfuse_value,
     mastra_value,
     mlflow_span,
     mlflow_value,
@@ -303,6 +305,8 @@ def _merge(trace: dict[str, Any], span: Span, attrs: dict[str, Any]) -> None:
             trace["_root_ok_ignored"] = root_ok_ignored(status, attrs)
         raw = (attrs.get("input.value") or attrs.get("ai.prompt") or mastra_value(attrs, "input")
                or (mlflow_value(attrs, "input") if mlflow_span(attrs) not in ("LLM", "CHAT_MODEL")
+                   else None)
+               or (langfuse_value(attrs, "input") if langfuse_span(attrs) != "generation"
                    else None))  # fmt: skip
         task = (input_task(raw) if raw else "") or crew_task(attrs) or prompt
         if task:

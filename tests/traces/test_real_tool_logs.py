@@ -1914,3 +1914,32 @@ def test_mlflow_tracing_spans_exported_over_otlp(client, tenant, other_tenant):
     ok = passed.steps.get(kind="tool_call")
     assert (ok.input, ok.output, passed.error_count) == (
         {"order_id": "A1"}, "order A1: 2 items, shipped", 0)  # fmt: skip
+
+
+def test_langfuse_sdk_spans(client, tenant, other_tenant):
+    """A hand-written loop traced by the Langfuse SDK (`@observe` as an agent and a tool,
+    its OpenAI client for the model calls), its spans sent to a second backend through
+    the TracerProvider Langfuse was given: each span read by its
+    `langfuse.observation.type`, a generation as a call of its model with the messages
+    sent, the reply and its tokens, a tool with its keyword arguments (Langfuse records
+    `{"args": [], "kwargs": {...}}`), the agent a framework step whose one argument is the
+    task (before: each generation a call named `OpenAI-generation` with nothing in it,
+    left out of the run whose tool failed, and no tokens)."""
+    path = LOGS / "langfuse-5.2.0" / "spans.jsonl"
+    by_file, _ = _by_file_and_over_otlp(client, tenant, other_tenant, path)
+    runs = {t.task: t for t in by_file.values()}
+    assert sorted(runs) == ["Where is order A1?", "Where is order B2?"]
+    failed, passed = runs["Where is order B2?"], runs["Where is order A1?"]
+    assert list(failed.steps.order_by("index").values_list("kind", "name", "error")) == [
+        ("span", "handle_request", ""), ("llm_call", "scripted-gpt", ""),
+        ("tool_call", "lookup_order", "order not found: B2"), ("llm_call", "scripted-gpt", ""),
+    ]  # fmt: skip
+    assert (failed.model, failed.total_tokens, failed.status) == ("scripted-gpt", 270, "unknown")
+    call = failed.steps.get(index=1)
+    assert call.input == [{"role": "user", "content": "Where is order B2?"}]
+    assert call.output[0]["tool_calls"][0]["function"]["name"] == "lookup_order"
+    assert failed.steps.get(index=2).input == {"order_id": "B2"}
+    assert failed.steps.get(index=0).output == "I could not find order B2."
+    ok = passed.steps.get(kind="tool_call")
+    assert (ok.input, ok.output, passed.error_count) == (
+        {"order_id": "A1"}, "order A1: 2 items, shipped", 0)  # fmt: skip

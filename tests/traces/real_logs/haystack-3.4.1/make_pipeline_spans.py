@@ -34,17 +34,32 @@ def run(tracer, order):
     tool = Tool(
         name="lookup_order",
         description="Look up an order by its id.",
-        parameters={"type": "object", "properties": {"order_id": {"type": "string"}},
-                    "required": ["order_id"]},
+        parameters={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
         function=lookup_order,
     )
-    generator = OpenAIChatGenerator(api_key=Secret.from_token("none"), model="scripted-gpt",
-                                    api_base_url=base_url)
+    generator = OpenAIChatGenerator(
+        api_key=Secret.from_token("none"), model="scripted-gpt", api_base_url=base_url
+    )
     pipeline = Pipeline()
-    pipeline.add_component("prompt", ChatPromptBuilder(
-        template=[ChatMessage.from_user("Where is order {{ order }}?")], required_variables=["order"]))
-    pipeline.add_component("agent", Agent(chat_generator=generator, tools=[tool],
-                                          system_prompt="You answer questions about orders."))
+    pipeline.add_component(
+        "prompt",
+        ChatPromptBuilder(
+            template=[ChatMessage.from_user("Where is order {{ order }}?")],
+            required_variables=["order"],
+        ),
+    )
+    pipeline.add_component(
+        "agent",
+        Agent(
+            chat_generator=generator,
+            tools=[tool],
+            system_prompt="You answer questions about orders.",
+        ),
+    )
     pipeline.connect("prompt.prompt", "agent.messages")
     pipeline.run({"prompt": {"order": order}})
 

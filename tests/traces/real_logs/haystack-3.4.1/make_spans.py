@@ -36,14 +36,19 @@ def run(tracer, order):
     tool = Tool(
         name="lookup_order",
         description="Look up an order by its id.",
-        parameters={"type": "object", "properties": {"order_id": {"type": "string"}},
-                    "required": ["order_id"]},
+        parameters={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
         function=lookup_order,
     )
-    generator = OpenAIChatGenerator(api_key=Secret.from_token("none"), model="scripted-gpt",
-                                    api_base_url=base_url)
-    agent = Agent(chat_generator=generator, tools=[tool],
-                  system_prompt="You answer questions about orders.")
+    generator = OpenAIChatGenerator(
+        api_key=Secret.from_token("none"), model="scripted-gpt", api_base_url=base_url
+    )
+    agent = Agent(
+        chat_generator=generator, tools=[tool], system_prompt="You answer questions about orders."
+    )
     agent.run(messages=[ChatMessage.from_user(f"Where is order {order}?")])
 
 

@@ -68,8 +68,9 @@ def lookup_order(order_id: str) -> str:
 def handle_request(question: str) -> str:
     messages = [{"role": "user", "content": question}]
     while True:
-        reply = client.chat.completions.create(model="scripted-gpt", messages=messages,
-                                               tools=ORDER_TOOLS)
+        reply = client.chat.completions.create(
+            model="scripted-gpt", messages=messages, tools=ORDER_TOOLS
+        )
         message = reply.choices[0].message
         messages.append(message.model_dump(exclude_none=True))
         if not message.tool_calls:
