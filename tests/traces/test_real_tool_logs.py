@@ -1943,3 +1943,67 @@ def test_langfuse_sdk_spans(client, tenant, other_tenant):
     ok = passed.steps.get(kind="tool_call")
     assert (ok.input, ok.output, passed.error_count) == (
         {"order_id": "A1"}, "order A1: 2 items, shipped", 0)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", [
+    "haystack-3.4.1/spans.jsonl", "haystack-3.4.1/pipeline_spans.jsonl",
+    "mlflow-tracing-3.17.2/spans.jsonl", "langfuse-5.2.0/spans.jsonl",
+])  # fmt: skip
+def test_mutated_framework_spans_are_stored_or_refused_never_a_5xx(client, tenant, path):
+    """A fixed-seed fuzz of the run whose tool failed, posted as OTLP/JSON: values of
+    Haystack's, MLflow's and Langfuse's attributes swapped for others of every JSON
+    type, keys deleted. Each answer is a 200 or a 400 that says why."""
+    import base64
+
+    from tests.mutations import fuzz_otlp_json
+
+    sample = json.loads((LOGS / path).read_text().splitlines()[1])
+    for resource in sample["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64decode(span[key]).hex()
+    response = client.post("/v1/traces", json.dumps(sample), content_type="application/json",
+                           headers={"Authorization": f"Bearer {tenant.key}"})  # fmt: skip
+    assert response.status_code == 200
+    assert Trace.objects.filter(workspace=tenant.workspace).count() == 1
+    fuzz_otlp_json(client, "/v1/traces", sample, tenant.key, runs=30, seed=20261207)
+
+
+def test_every_framework_attribute_of_any_type_is_read_without_raising():
+    """Each attribute of every span in the Haystack, MLflow and Langfuse files, set in
+    turn to a value of every JSON type (and JSON text of the wrong shape): the span is
+    still read as a step (`span_role`), with an error text (`haystack_error`), a task
+    and the tools it declares, never an exception."""
+
+    from hivemind_client.formats import (
+        attributes_user_prompt,
+        declared_tools,
+        haystack_error,
+        span_role,
+        speaks_convention,
+    )
+    from tests.mutations import ODD
+
+    def value(v: dict) -> object:
+        return next(iter(v.values())) if v else None
+
+    odd = [*ODD, '{"messages": 1}', '{"replies": [1, {"meta": 2}]}', '[{"content": [1]}]',
+           '{"args": 1, "kwargs": []}', '"CHAT_MODEL"', '{"choices": [{"message": 1}]}']  # fmt: skip
+    for path in ("haystack-3.4.1/pipeline_spans.jsonl", "mlflow-tracing-3.17.2/spans.jsonl",
+                 "langfuse-5.2.0/spans.jsonl"):  # fmt: skip
+        export = json.loads((LOGS / path).read_text().splitlines()[1])
+        spans = [s for r in export["resourceSpans"] for sc in r["scopeSpans"] for s in sc["spans"]]
+        for span in spans:
+            attrs = {a["key"]: value(a["value"]) for a in span.get("attributes", [])}
+            for key in attrs:
+                for bad in odd:
+                    changed = {**attrs, key: bad}
+                    kind, name, _, _, tokens = span_role(changed, span["name"], [])
+                    assert kind in ("span", "tool_call", "llm_call") and isinstance(name, str)
+                    assert isinstance(tokens, int)
+                    assert isinstance(haystack_error(changed), str)
+                    assert isinstance(attributes_user_prompt(changed), str)
+                    assert isinstance(declared_tools(changed), set)
+                    speaks_convention(changed)
