@@ -848,13 +848,20 @@ def instruction_id(*parts: str) -> str:
 
 _KEEP = {"not", "no", "never", "without", "only", "before", "after", "dont", "cannot"}
 _DROP = {"the", "a", "an", "to", "of", "for", "this", "these", "it", "its", "you", "your", "and",
-         "when", "that", "with", "is", "are", "be", "then", "like", "tasks", "task", "call",
-         "calling", "s", "t"}  # fmt: skip
+         "when", "that", "with", "is", "are", "be", "then", "like", "tasks", "task", "s", "t"}  # fmt: skip
+# Where an instruction stops saying what to do and starts saying why ("…, call `b`
+# next, as the runs that got past it did"): the name is the instruction's, not the
+# reason's; nor its second sentence's.
+_REASON = re.compile(r"(?:,\s*|\s+)(?i:as|because|since|so that)\s|;\s|\s[—–-]\s|[.!]\s+(?=[A-Z])")
 
 
 def name_from(text: str, limit: int = 64) -> str:
     """A skill name that keeps the instruction's meaning: negations stay ("do not
-    call x" → `do-not-x`), and it is cut between words, never inside one."""
+    call x" → `do-not-call-x`), a reason given after the instruction is left out
+    (", as the runs that got past it did"), and it is cut between words, never
+    inside one."""
+    head = _REASON.split(text, maxsplit=1)[0]
+    text = head if re.search(r"[a-z0-9]", head, re.I) else text
     text = text.lower().replace("don't", "do not").replace("doesn't", "does not")
     text = text.replace("can't", "cannot").replace("n't", " not")
     words = [w for w in re.findall(r"[a-z0-9]+", text) if w in _KEEP or w not in _DROP]

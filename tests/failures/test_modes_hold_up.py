@@ -230,12 +230,33 @@ def test_a_mode_of_shell_errors_with_no_agreed_recovery_is_skipped_with_a_reason
 
 def test_names_keep_negations_and_are_cut_between_words():
     assert distill.name_from("Do not call `payments.refund` twice.") == (
-        "do-not-payments-refund-twice"
+        "do-not-call-payments-refund-twice"
     )
     assert "not-exist" in distill.name_from("When the column does not exist, describe it")
     long = distill.name_from("Before calling `update_reservation_flights`, call " * 3)
     assert len(long) <= 64 and not long.endswith("-")
-    assert all(part in "before update reservation flights" for part in long.split("-"))
+    assert all(part in "before calling update reservation flights call" for part in long.split("-"))
+
+
+def test_a_name_is_the_instructions_not_its_reason_or_next_sentence():
+    """A lead's fix often says why after what (the demo's: "…, as the runs that got
+    past it did"); cut at 64 characters, the name was the reason's words."""
+    fix = (
+        "When `fs.write` fails with PermissionError, call `fs.write_tmp` next, "
+        "as the runs that got past it did."
+    )
+    assert distill.name_from(fix) == "fs-write-fails-permissionerror-call-fs-write-tmp-next"
+    assert distill.name_from("Check the SKU first because lookups of unknown SKUs fail") == (
+        "check-sku-first"
+    )
+    refuses = (
+        "Call `inventory.lookup` only when its precondition holds: it refuses with "
+        "“SKU not found”. Check that first with the information you already have."
+    )
+    name = distill.name_from(refuses)
+    assert name.startswith("call-inventory-lookup-only-precondition") and "check" not in name
+    # A text that is all reason still names the skill by its words.
+    assert distill.name_from("As the runs did") == "as-runs-did"
 
 
 # --- itemised instructions -----------------------------------------------------------------
