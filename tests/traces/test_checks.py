@@ -190,6 +190,14 @@ def test_a_mode_of_failed_checks_shows_no_lift_and_the_summary_says_no_step_is_n
     summary = diagnosis_summary(workspace=tenant.workspace)
     at_a_step = summary["diagnosed"] - 3
     assert summary["check_only"] == 3 and summary["at_a_step"] == at_a_step
+    # The page does not count a failed check as a cause: it says what failed, not why.
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/failure-modes/")
+    text = " ".join(
+        page.content.decode().split('id="diagnosis-summary">')[1].split("</p>")[0].split()
+    )
+    assert text.startswith(f"Of 4 failed runs, {at_a_step} ")
+    assert "3 have only a failed check of the outcome" in text and "what failed, not why" in text
+    assert "4 have a cause" not in text and f"{summary['diagnosed']} have a cause" not in text
 
 
 def _root(trace_id: str, checks: dict[str, object], code: int | None = None) -> dict:
