@@ -17,8 +17,11 @@ from traces.models import Trace
 from .models import SkillRunLikeness, TrialRunLikeness
 
 # A trace's incidents that name a cause: symptoms, weak leads and errors a run
-# recovered from are shown on the run, not counted as failures found.
-_CAUSE = "i.kind NOT IN ({})".format(", ".join(f"'{kind}'" for kind in NOT_CAUSES))
+# recovered from are shown on the run, not counted as failures found; nor is a
+# failed check of the outcome (the harness's verdict: what failed, not why).
+_CAUSE = "i.kind NOT IN ({}) AND i.stats ->> 'evidence' IS DISTINCT FROM 'check'".format(
+    ", ".join(f"'{kind}'" for kind in NOT_CAUSES)
+)
 # A decided trace whose status was read from its hook session (traces.claude_code
 # inferred_status) and that no posted outcome decided since.
 INFERRED = """t.status IN ('succeeded', 'failed')

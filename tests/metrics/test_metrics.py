@@ -196,12 +196,19 @@ def test_the_overview_counts_causes_not_symptoms_weak_leads_or_recovered_errors(
         Incident.objects.create(workspace=tenant.workspace, trace=trace, step_index=10 + step,
                                 kind=kind, signature=kind, occurred_at=now)  # fmt: skip
     assert headline() == before
+    # A failed check of the outcome is the harness's verdict, what failed and not why:
+    # InterCode's Overview then said "687 causes of failure found" where 684 were that.
+    Incident.objects.create(workspace=tenant.workspace, trace=bad, step_index=-1,
+                            kind="diagnosis", signature="check", occurred_at=now,
+                            stats={"evidence": "check", "check": "db_match"})  # fmt: skip
+    assert headline() == before
     Incident.objects.create(workspace=tenant.workspace, trace=bad, step_index=20,
                             kind="diagnosis", signature="cause", occurred_at=now)  # fmt: skip
     assert headline() == before + 1
     client.force_login(tenant.lead)
     page = client.get(reverse("overview", args=[tenant.workspace.slug])).content.decode()
     assert f'{before + 1}</div><div class="stat-label">cause' in page
+    assert "failed checks of the outcome" in page
 
 
 def _published(tenant, name="use-the-retry"):

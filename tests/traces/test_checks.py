@@ -198,6 +198,7 @@ def test_a_mode_of_failed_checks_shows_no_lift_and_the_summary_says_no_step_is_n
     assert text.startswith(f"Of 4 failed runs, {at_a_step} ")
     assert "3 have only a failed check of the outcome" in text and "what failed, not why" in text
     assert "4 have a cause" not in text and f"{summary['diagnosed']} have a cause" not in text
+    assert 'id="review-undiagnosed"' in text  # a lead is asked to name the step
 
 
 def _root(trace_id: str, checks: dict[str, object], code: int | None = None) -> dict:
