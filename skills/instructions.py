@@ -13,7 +13,8 @@ never a silent rewrite of the whole body (`instruction_changes`).
 
 Reviewer flags (`instruction_flags`) are computed for every version, drafted
 or edited: an instruction resting on no evidence; a tool named in backticks
-that appears in no evidence; an instruction that contradicts a published skill
+that appears in no evidence and that no recent run of the mode's agents called
+(`skills.services.tools_called`); an instruction that contradicts a published skill
 of the workspace (one says to call a tool the other says not to call).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 SECTIONS = ("Do", "Don't")
@@ -140,15 +142,24 @@ def instruction_changes(
     return changes
 
 
+def named_tools(instructions: list[dict[str, Any]]) -> set[str]:
+    """Every name the instructions give in backticks (a tool, as `instruction_flags` reads them)."""
+    return {tool for item in instructions for tool in _TOOL.findall(str(item.get("text", "")))}
+
+
 def instruction_flags(
     instructions: list[dict[str, Any]],
     evidence_texts: list[str],
     published: list[tuple[str, list[dict[str, Any]]]],
+    called: Iterable[str] = (),
 ) -> list[str]:
-    """Flags a reviewer must read, in words (see the module docstring)."""
+    """Flags a reviewer must read, in words (see the module docstring). `called`: tools
+    the agents' own runs call (a fix that names one, "call `b` next", names a real
+    tool, not one a model made up)."""
     flags = []
     evidence = "\n".join(evidence_texts).lower()
     known_tools = {t.lower() for t in _TOOL.findall("\n".join(evidence_texts))}
+    known_tools |= {t.lower() for t in called}
     for item in instructions:
         if not item.get("because") and not item.get("counts"):
             flags.append(f"Instruction {item['id']} rests on no evidence (added by "
@@ -158,7 +169,7 @@ def instruction_flags(
             low = tool.lower()
             if low not in known_tools and low not in backing and low not in evidence:
                 flags.append(f"Instruction {item['id']} names `{tool}`, which appears in none "
-                             "of the evidence.")  # fmt: skip
+                             "of the evidence and no recent run of its agents called.")  # fmt: skip
     for name, others in published:
         for item in instructions:
             for other in others:

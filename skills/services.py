@@ -15,6 +15,7 @@ from django.utils import timezone
 from failures.models import FailureMode, ModeStatus
 from failures.selectors import mode_incidents_nearest
 from hivemind_web.celery import enqueue
+from traces.models import Step, Trace
 from workspaces.errors import InvalidInput
 from workspaces.llm import model_for
 from workspaces.models import Role, Workspace
@@ -23,7 +24,7 @@ from workspaces.services import audit_record
 
 from . import distill
 from .guard import flags_for
-from .instructions import instruction_flags
+from .instructions import instruction_flags, named_tools
 from .models import Authorship, DistillationJob, JobState, Skill, SkillStatus, SkillVersion
 from .vectors import description_vectors, text_vector
 
@@ -326,7 +327,34 @@ def version_flags(
         for s in skills.select_related("published_version")
         if s.published_version is not None
     ]
-    return flags_for(text, texts) + instruction_flags(instructions, texts, published)
+    agents = {i.trace.agent for i in incidents}
+    called = tools_called(workspace, agents, named_tools(instructions))
+    return flags_for(text, texts) + instruction_flags(instructions, texts, published, called)
+
+
+# How many of an agent's newest runs `tools_called` reads: enough to have seen every
+# tool an agent uses, bounded however many runs the workspace holds.
+RECENT_RUNS = 1000
+
+
+def tools_called(workspace: Workspace, agents: set[str], names: set[str]) -> set[str]:
+    """Of `names`, those a step of one of `agents`' newest runs (RECENT_RUNS each) is
+    named: tools the agents really have."""
+    if not names or not agents:
+        return set()
+    called: set[str] = set()
+    for agent in sorted(agents):
+        recent = Trace.objects.filter(workspace=workspace, agent=agent).order_by("-started_at")
+        called |= set(
+            Step.objects.filter(
+                trace_id__in=recent.values("pk")[:RECENT_RUNS], name__in=sorted(names - called)
+            )
+            .values_list("name", flat=True)
+            .distinct()
+        )
+        if called == names:
+            break
+    return called
 
 
 def _free_name(workspace: Workspace, name: str) -> str:

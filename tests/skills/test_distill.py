@@ -344,3 +344,38 @@ def test_a_skipped_mode_of_same_task_divergences_or_failed_checks_says_what_woul
     assert "failed check of the outcome" in checked and "Label a few" in checked
     other = _why_skip(context({"method": "error"}, "refund"), [])
     assert "separates failed from successful runs" in other and "Label" not in other
+
+
+def test_a_tool_the_agents_runs_call_is_not_flagged_as_named_in_no_evidence(tenant, other_tenant):
+    """A lead's fix names the call that got runs past the error ("call `fs.write_tmp`
+    next"): it is in no failed run's evidence, but the agent's own runs call it, so it
+    is a real tool, not one made up. Every demo skill carried that flag. A tool no
+    recent run of the mode's agents called is still flagged (another agent's runs, or
+    another workspace's, do not count)."""
+    from failures.models import Incident
+    from traces.services import trace_ingest_batch
+
+    def calls(*names: str) -> list[dict]:
+        return [{"kind": "tool_call", "name": n, "input": {}, "output": "ok"} for n in names]
+
+    trace_ingest_batch(workspace=tenant.workspace, items=[
+        trace_payload("failed", agent="data-agent"),
+        trace_payload("ok", agent="data-agent", status="succeeded",
+                      steps=calls("fs.write", "fs.write_tmp")),
+        trace_payload("other", agent="support-agent", status="succeeded", steps=calls("fs.wipe")),
+    ])  # fmt: skip
+    trace_ingest_batch(workspace=other_tenant.workspace, items=[
+        trace_payload("elsewhere", agent="data-agent", status="succeeded", steps=calls("fs.purge")),
+    ])  # fmt: skip
+    failed = tenant.workspace.traces.get(external_id="failed")
+    incident = Incident.objects.create(
+        workspace=tenant.workspace, trace=failed, step_index=1, kind="diagnosis",
+        signature="fs.write failed", tool="fs.write", error_text="PermissionError",
+        occurred_at=failed.started_at,
+    )  # fmt: skip
+    instructions = [{"id": f"i-{tool}", "section": "Do", "because": "5 labelled runs say so",
+                     "text": f"When `fs.write` fails with PermissionError, call `{tool}` next."}
+                    for tool in ("fs.write_tmp", "fs.wipe", "fs.purge")]  # fmt: skip
+    flags = services.version_flags(tenant.workspace, "", instructions, [incident], exclude=None)
+    named = sorted(f.split("`")[1] for f in flags if "appears in none of the evidence" in f)
+    assert named == ["fs.purge", "fs.wipe"], flags
