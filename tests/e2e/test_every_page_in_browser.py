@@ -96,3 +96,39 @@ def test_no_page_is_wider_than_a_phone_and_the_main_pages_pass_axe(live_server, 
     assert visited >= 24, visited
     assert not too_wide, too_wide
     assert not violations, "\n".join(f"{k}: {v}" for k, v in violations.items())
+
+
+# Each section link's text, the lines it is laid out on (a link broken inside its
+# name spans two).
+_LINK_LINES = """() => [...document.querySelectorAll('.mainnav a')].map(a => {
+  const range = document.createRange(); range.selectNodeContents(a);
+  const tops = [...range.getClientRects()].map(r => r.bottom).sort((x, y) => x - y);
+  const lines = tops.filter((t, i) => i === 0 || t - tops[i - 1] > 8).length;
+  return [a.textContent.trim().replace(/\\s+/g, ' '), lines];
+})"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_section_name_breaks_inside_at_any_common_width(live_server, tenant):
+    """At 1280 px the header's links broke inside their names ("Failure / modes",
+    "Review / runs", "Training / data", the Skills count under "Skills"), since the
+    sections and the account links shared one line; now the sections take a line of
+    their own below 1,360 px, and a name is never broken."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", tenant.admin.username)
+        page.fill("input[name=password]", "pw-for-tests-1")
+        page.click("button[type=submit]")
+        broken = {}
+        for width in (1440, 1366, 1280, 1024, 761, 600, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(f"{live_server.url}/w/{tenant.workspace.slug}/")
+            links = page.evaluate(_LINK_LINES)
+            assert len(links) >= 6, links
+            broken[width] = [name for name, lines in links if lines > 1]
+        browser.close()
+    assert broken == {w: [] for w in broken}, broken
