@@ -855,23 +855,42 @@ _DROP = {"the", "a", "an", "to", "of", "for", "this", "these", "it", "its", "you
 _REASON = re.compile(r"(?:,\s*|\s+)(?i:as|because|since|so that)\s|;\s|\s[—–-]\s|[.!]\s+(?=[A-Z])")
 
 
+# A name does not end on a word that needs the next one ("…-call", "…-before").
+_DANGLING = {"call", "calling", "before", "after", "when", "with", "then", "and", "or", "if",
+             "until", "than", "only", "from", "into", "on", "in", "by", "as", "next"}  # fmt: skip
+_NEGATIONS = {"not", "no", "never", "without", "dont", "cannot"}
+# A dotted name outside backticks (an exception's module path,
+# `psycopg.errors.UndefinedColumn`): its last part names it.
+_DOTTED = re.compile(r"(?<![`\w.])(?:[a-z_]\w*\.)+([a-z_]\w*)(?![\w`])")
+
+
 def name_from(text: str, limit: int = 64) -> str:
     """A skill name that keeps the instruction's meaning: negations stay ("do not
     call x" → `do-not-call-x`), a reason given after the instruction is left out
-    (", as the runs that got past it did"), and it is cut between words, never
-    inside one."""
+    (", as the runs that got past it did"), a tool in backticks or an error in quotes
+    is kept whole or left out (never `sql-describe` for `sql.describe_table`), and it is cut between words,
+    never inside one, nor after a word that needs the next ("…-call", "…-do-not")."""
     head = _REASON.split(text, maxsplit=1)[0]
     text = head if re.search(r"[a-z0-9]", head, re.I) else text
     text = text.lower().replace("don't", "do not").replace("doesn't", "does not")
-    text = text.replace("can't", "cannot").replace("n't", " not")
-    words = [w for w in re.findall(r"[a-z0-9]+", text) if w in _KEEP or w not in _DROP]
-    name = ""
-    for word in words:
-        candidate = f"{name}-{word}" if name else word
-        if len(candidate) > limit:
+    text = _DOTTED.sub(r"\1", text.replace("can't", "cannot").replace("n't", " not"))
+    units = []
+    for match in re.finditer(r"`([^`]*)`|“([^”]*)”|[a-z0-9]+", text):
+        quoted = match.group(1) if match.group(1) is not None else match.group(2)
+        if quoted is not None:  # a tool, or the words of an error, whole or not at all
+            units.append("-".join(re.findall(r"[a-z0-9]+", quoted)))
+        elif match.group(0) in _KEEP or match.group(0) not in _DROP:
+            units.append(match.group(0))
+    parts: list[str] = []
+    for unit in filter(None, units):
+        if len("-".join([*parts, unit])) > limit:
             break
-        name = candidate
-    return slugify_name(name or "skill")
+        parts.append(unit)
+    while len(parts) > 1 and (parts[-1] in _DANGLING or parts[-1] in _NEGATIONS):
+        # A negation cut from what it negates goes with its verb ("…-do-not").
+        if parts.pop() in _NEGATIONS and len(parts) > 1 and parts[-1] in {"do", "does", "did"}:
+            parts.pop()
+    return slugify_name("-".join(parts) or "skill")
 
 
 def _quote(text: str, limit: int = 120) -> str:

@@ -245,7 +245,7 @@ def test_a_name_is_the_instructions_not_its_reason_or_next_sentence():
         "When `fs.write` fails with PermissionError, call `fs.write_tmp` next, "
         "as the runs that got past it did."
     )
-    assert distill.name_from(fix) == "fs-write-fails-permissionerror-call-fs-write-tmp-next"
+    assert distill.name_from(fix) == "fs-write-fails-permissionerror-call-fs-write-tmp"
     assert distill.name_from("Check the SKU first because lookups of unknown SKUs fail") == (
         "check-sku-first"
     )
@@ -254,7 +254,18 @@ def test_a_name_is_the_instructions_not_its_reason_or_next_sentence():
         "“SKU not found”. Check that first with the information you already have."
     )
     name = distill.name_from(refuses)
-    assert name.startswith("call-inventory-lookup-only-precondition") and "check" not in name
+    assert name == "call-inventory-lookup-only-precondition-holds-refuses"
+    # A tool in backticks is whole or left out (the demo's were cut to `sql-describe`,
+    # `inventory-normalize`, `crm-get`), an exception's module path is its class, and a
+    # name never ends on a word that needs the next one.
+    sql = ("When `sql.query` fails with psycopg.errors.UndefinedColumn, call "
+           "`sql.describe_table` next, as the runs that got past it did.")  # fmt: skip
+    assert distill.name_from(sql) == "sql-query-fails-undefinedcolumn-call-sql-describe-table"
+    sku = "When `inventory.lookup` fails with SKU not found, call `inventory.normalize_sku` next."
+    assert distill.name_from(sku) == "inventory-lookup-fails-sku-not-found"
+    cut = ("When `crm.search` answers “ReadTimeout”, the action did not happen: do not report "
+           "the task as done until a `crm.search` call succeeds.")  # fmt: skip
+    assert distill.name_from(cut) == "crm-search-answers-readtimeout-action-did-not-happen"
     # A text that is all reason still names the skill by its words.
     assert distill.name_from("As the runs did") == "as-runs-did"
 
