@@ -857,8 +857,12 @@ _REASON = re.compile(r"(?:,\s*|\s+)(?i:as|because|since|so that)\s|;\s|\s[—–
 
 # A name does not end on a word that needs the next one ("…-call", "…-before").
 _DANGLING = {"call", "calling", "before", "after", "when", "with", "then", "and", "or", "if",
-             "until", "than", "only", "from", "into", "on", "in", "by", "as", "next"}  # fmt: skip
+             "until", "than", "only", "from", "into", "on", "in", "by", "as", "next", "do",
+             "does"}  # fmt: skip
 _NEGATIONS = {"not", "no", "never", "without", "dont", "cannot"}
+# Words a name too long for its limit can do without ("`email.send` fails with 550 …":
+# the error says it failed), so the tool an instruction ends on still fits.
+_SPARE = {"fails", "failed", "answers", "returns", "returned", "raises", "next"}
 # A dotted name outside backticks (an exception's module path,
 # `psycopg.errors.UndefinedColumn`): its last part names it.
 _DOTTED = re.compile(r"(?<![`\w.])(?:[a-z_]\w*\.)+([a-z_]\w*)(?![\w`])")
@@ -881,8 +885,11 @@ def name_from(text: str, limit: int = 64) -> str:
             units.append("-".join(re.findall(r"[a-z0-9]+", quoted)))
         elif match.group(0) in _KEEP or match.group(0) not in _DROP:
             units.append(match.group(0))
+    units = [u for u in units if u]
+    if len("-".join(units)) > limit:  # too long: words the error already says go first
+        units = [u for u in units if u not in _SPARE] or units
     parts: list[str] = []
-    for unit in filter(None, units):
+    for unit in units:
         if len("-".join([*parts, unit])) > limit:
             break
         parts.append(unit)

@@ -261,11 +261,17 @@ def test_a_name_is_the_instructions_not_its_reason_or_next_sentence():
     sql = ("When `sql.query` fails with psycopg.errors.UndefinedColumn, call "
            "`sql.describe_table` next, as the runs that got past it did.")  # fmt: skip
     assert distill.name_from(sql) == "sql-query-fails-undefinedcolumn-call-sql-describe-table"
+    # Too long whole, it does without the words the error already says ("fails"), so
+    # the tool the instruction ends on fits.
     sku = "When `inventory.lookup` fails with SKU not found, call `inventory.normalize_sku` next."
-    assert distill.name_from(sku) == "inventory-lookup-fails-sku-not-found"
+    assert distill.name_from(sku) == "inventory-lookup-sku-not-found-call-inventory-normalize-sku"
     cut = ("When `crm.search` answers “ReadTimeout”, the action did not happen: do not report "
            "the task as done until a `crm.search` call succeeds.")  # fmt: skip
-    assert distill.name_from(cut) == "crm-search-answers-readtimeout-action-did-not-happen"
+    assert distill.name_from(cut) == "crm-search-readtimeout-action-did-not-happen-do-not-report"
+    for limit in (44, 50, 52, 55):  # cut before what "do not" negates: the negation goes too
+        assert distill.name_from(cut, limit=limit) == (
+            "crm-search-readtimeout-action-did-not-happen"
+        ), limit
     # A text that is all reason still names the skill by its words.
     assert distill.name_from("As the runs did") == "as-runs-did"
 
