@@ -582,9 +582,8 @@ def undiagnosed_reason(
         first = weak[0].stats
         why += (
             f" A weak lead only ({evidence.describe(str(first.get('evidence_kind')))}): "
-            f"evidence of that kind was right in {round(100 * float(first.get('precision') or 0))}% "
-            f"of {first.get('precision_n')} runs people labelled, below the minimum precision this "
-            "workspace asks of a cause (Diagnosis settings)."
+            f"evidence of that kind was {evidence.precision_words(first)}, below the minimum "
+            "precision this workspace asks of a cause (Diagnosis settings)."
         )
     return why + (f" Symptoms only: {symptoms}." if symptoms else "")
 

@@ -140,7 +140,28 @@ def precision_note(stats: dict[str, Any]) -> dict[str, Any]:
         "evidence_kind": kind,
         "precision": round(found.precision, 3),
         "precision_n": found.incidents,
+        "precision_low": round(found.lower, 3),
+        "precision_high": round(found.upper, 3),
     }
+
+
+def precision_words(stats: dict[str, Any]) -> str:
+    """How often evidence of this kind was right, in words, with its 95% interval when
+    the incident recorded one ("right in 88% (95% interval 53–98%) of 8 findings on
+    public runs people labelled"); "" when it was not measured. The table is measured
+    on public labelled runs (bench/truth.py), never on this workspace's."""
+    precision, n = stats.get("precision"), stats.get("precision_n")
+    if not isinstance(precision, int | float) or not isinstance(n, int) or n <= 0:
+        return ""
+    low, high = stats.get("precision_low"), stats.get("precision_high")
+    interval = (
+        f" (95% interval {round(100 * low)}–{round(100 * high)}%)"
+        if isinstance(low, int | float) and isinstance(high, int | float) else ""
+    )  # fmt: skip
+    return (
+        f"right in {round(100 * precision)}%{interval} of {n} finding{'s' * (n != 1)} "
+        "on public runs people labelled"
+    )
 
 
 def table(min_precision: float) -> list[dict[str, Any]]:

@@ -38,3 +38,11 @@ def codespans(text: str) -> str:
     from django.utils.safestring import mark_safe
 
     return mark_safe(re.sub(r"`([^`\n]{1,200})`", r"<code>\1</code>", escape(text)))  # noqa: S308
+
+
+@register.filter
+def precision_words(stats: dict) -> str:
+    """An incident's measured evidence precision in words (diagnosis/evidence.py)."""
+    from failures.diagnosis.evidence import precision_words as words
+
+    return words(stats if isinstance(stats, dict) else {})

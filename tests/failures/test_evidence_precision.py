@@ -95,15 +95,19 @@ def test_a_kind_of_evidence_below_the_minimum_beyond_sampling_error_is_a_weak_le
         incident = Incident.objects.get(trace__external_id="weak-1")
         assert incident.kind == IncidentKind.WEAK
         assert incident.stats["precision"] == 0.05 and incident.stats["precision_n"] == 40
+        assert (incident.stats["precision_low"], incident.stats["precision_high"]) == (0.014, 0.165)
         analysis = TraceAnalysis.objects.get(trace__external_id="weak-1")
         assert analysis.state == "undiagnosed"
         assert "A weak lead only (a tool error the run ended on)" in analysis.detail
-        assert "right in 5% of 40 runs people labelled" in analysis.detail
+        # With its sampling error, and said to be measured on public runs, not this
+        # workspace's ("88% of 8 runs people labelled" read as this team's own labels).
+        said = "right in 5% (95% interval 1–16%) of 40 findings on public runs people labelled"
+        assert said in analysis.detail
         page = tenant.client_for(tenant.viewer).get(
             f"/w/{tenant.workspace.slug}/traces/{incident.trace_id}/incidents/"
         )
         text = page.content.decode()
-        assert ">weak lead</span>" in text and "right in 5% of 40 runs people labelled" in text
+        assert ">weak lead</span>" in text and said in text
         modes = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/failure-modes/")
         assert "1 failed run undiagnosed" in modes.content.decode()
         assert "(1 with a weak lead, shown on the run)" in modes.content.decode()
