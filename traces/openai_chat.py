@@ -40,7 +40,9 @@ def openai_messages(value: Any, *, role: str = "assistant") -> list[dict[str, An
         # its first choice's message.
         choice = value["choices"][0]
         message = choice.get("message") if isinstance(choice, dict) else None
-        return _message(message) if isinstance(message, dict) and "role" in message else None
+        if isinstance(message, dict) and isinstance(message.get("role"), str):
+            return _message(message)
+        return None
     listed = [value] if isinstance(value, dict) else value
     if not isinstance(listed, list) or not listed:
         return None
@@ -73,6 +75,12 @@ _LANGCHAIN = {
 }
 
 
+def _text_key(value: Any) -> str:
+    """`value` when it is text, else "": a key a lookup can take (a recorded list or
+    object where a name belongs is no name, and cannot be looked up)."""
+    return value if isinstance(value, str) else ""
+
+
 def langchain_message(value: Any) -> dict[str, Any] | None:
     """A LangChain message as instrumentations serialise it, as a message with a
     role: message_to_dict's `{"type", "data"}`, dumpd's constructor (`kwargs`), or
@@ -82,11 +90,11 @@ def langchain_message(value: Any) -> dict[str, Any] | None:
         return {"role": role, "content": value[1]} if role else None
     if not isinstance(value, dict):
         return None
-    if isinstance(value.get("data"), dict) and value.get("type") in _LANGCHAIN:
+    if isinstance(value.get("data"), dict) and _LANGCHAIN.get(_text_key(value.get("type"))):
         fields, kind = value["data"], value["type"]
     elif value.get("type") == "constructor" and isinstance(value.get("kwargs"), dict):
         ids = value.get("id")
-        fields, kind = value["kwargs"], ids[-1] if isinstance(ids, list) and ids else ""
+        fields, kind = value["kwargs"], _text_key(ids[-1]) if isinstance(ids, list) and ids else ""
     else:
         return None
     role = _LANGCHAIN.get(kind)
@@ -127,7 +135,8 @@ def _message(message: dict[str, Any]) -> list[dict[str, Any]]:
     content = message.get("parts", message.get("content"))
     blocks = content if isinstance(content, list) else [] if content is None else [content]
     texts: list[str] = []
-    calls: list[dict[str, Any]] = [_call(c) for c in message.get("tool_calls") or []]
+    listed = message.get("tool_calls")
+    calls: list[dict[str, Any]] = [_call(c) for c in listed] if isinstance(listed, list) else []
     results: list[dict[str, Any]] = []
     for block in blocks:
         read = _block(block)

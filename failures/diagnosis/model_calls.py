@@ -203,7 +203,8 @@ def with_model_calls(steps: list[StepView]) -> list[StepView]:
     ]
 
 
-_ANSWERING = {"assistant", "model", "ai"}
+# A tuple, not a set: a recorded role may be any JSON value, and a list is no key.
+_ANSWERING = ("assistant", "model", "ai")
 
 
 def sent_since_previous(steps: list[StepView]) -> list[StepView]:

@@ -286,3 +286,56 @@ def test_openllmetry_model_calls_without_the_applications_tool_spans(
     assert first_model_call is not None and call.index == first_model_call.index
     # What the application sent the model back is the call's result, read as a failure.
     assert call.output == call.error == "error: order not found: B2"
+
+
+def test_a_role_that_is_a_list_is_no_answer_and_raises_nothing():
+    """A model call's conversation may hold any JSON: a role that was a list raised
+    TypeError (unhashable) in the model diagnosis and the policy checks, which read
+    what each call was sent anew."""
+    first = [{"role": "user", "content": TASK}]
+    shown = sent_since_previous(_views([
+        {"kind": "llm_call", "input": first, "output": "ok"},
+        {"kind": "llm_call", "input": [*first, {"role": ["assistant"]}, {"role": {}}], "output": ""},
+    ]))  # fmt: skip
+    assert shown[1].input == [{"role": ["assistant"]}, {"role": {}}]
+
+
+def _any_steps():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    from tests.traces.test_openai_chat import JSON
+
+    step = st.fixed_dictionaries({
+        "kind": st.sampled_from(["llm_call", "tool_call", "user_prompt", "assistant_message",
+                                 "tool_result", "error", "span"]),
+        "name": st.sampled_from(["", "lookup", "refund", "bash"]),
+        "input": JSON, "output": JSON,
+        "error": st.sampled_from(["", "HTTP 500", "Traceback: ValueError: x"]),
+    })  # fmt: skip
+    return st.lists(step, max_size=6)
+
+
+def test_any_recorded_steps_are_read_by_the_diagnosis_without_an_error():
+    """Whatever a run recorded in its steps (any JSON, as the API stores it): the
+    offline facts, the model calls' views and the model's prompt are built, never an
+    exception (a role or a message type that was a list raised TypeError, and the
+    diagnosis of the run's whole batch failed)."""
+    from hypothesis import HealthCheck, example, given, settings
+
+    from failures.diagnosis.claude import build_prompt
+    from failures.diagnosis.facts import trace_facts
+
+    @settings(max_examples=300, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @given(_any_steps())
+    @example([{"kind": "llm_call", "input": [{"role": "user", "content": "hi"}], "output": ""},
+              {"kind": "llm_call", "input": [{"role": "user", "content": "hi"}, {"role": []}],
+               "output": {"choices": [{"message": {"role": [], "content": "x"}}]}},
+              {"kind": "llm_call", "input": [{"type": [], "data": {}}], "output": ""}])  # fmt: skip
+    def check(steps: list[dict]) -> None:
+        views = _views(steps)
+        trace_facts(with_model_calls(with_user_turns(views)))
+        sent_since_previous(views)
+        assert isinstance(build_prompt(TASK, views, []), str)
+
+    check()

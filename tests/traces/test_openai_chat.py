@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import LANGCHAIN_LLM_RESULT
@@ -165,6 +165,13 @@ JSON = st.recursive(
 
 @settings(max_examples=500, deadline=None, derandomize=True)
 @given(JSON)
+# Found by this test on a fresh clone: a name that is a list or an object where a
+# LangChain type or a role belongs raised TypeError (unhashable), a 500 on the page.
+@example({"type": [], "data": {}})
+@example([{"type": {"a": 1}, "data": {"content": "x"}}])
+@example({"type": "constructor", "kwargs": {}, "id": [["HumanMessage"]]})
+@example({"choices": [{"message": {"role": [], "content": "x"}}]})
+@example({"role": "", "tool_calls": 1})  # not iterable: TypeError, found by a longer run
 def test_any_recorded_value_is_read_without_an_error(value):
     """Whatever a framework sent: messages or None, never an exception."""
     messages = openai_messages(value)
@@ -185,3 +192,29 @@ def test_a_chat_completion_response_recorded_whole_is_its_first_choices_message(
     ]
     assert chat_text(response) == 'assistant: → lookup({"id": 1})'
     assert openai_messages({"choices": [{"text": "a completion"}]}) is None
+
+
+@pytest.mark.django_db
+def test_a_run_recording_a_list_where_a_name_belongs_is_shown_and_diagnosed(tenant):
+    """Sent to the API as it was, this run's page answered 500 and the diagnosis of
+    its whole batch failed (TypeError: unhashable type: 'list', from a LangChain
+    message type that was a list, and from a role that was one in a model call's
+    conversation); now such values are read as no messages or no role, and both work."""
+    from failures.models import TraceAnalysis
+    from tests.factories import ingest, trace_payload
+    from traces.models import Trace
+
+    first = [{"role": "user", "content": "hi"}]
+    odd = trace_payload("odd", steps=[
+        {"kind": "llm_call", "name": "m", "input": [{"type": [], "data": {}}],
+         "output": {"choices": [{"message": {"role": [], "content": "x"}}]}},
+        {"kind": "llm_call", "name": "m", "input": first, "output": "ok"},
+        # The conversation so far, then an answer whose role is a list.
+        {"kind": "llm_call", "name": "m", "input": [*first, {"role": ["assistant"]}], "output": ""},
+        {"kind": "tool_call", "name": "lookup", "input": {"id": 1}, "error": "HTTP 500"},
+    ])  # fmt: skip
+    ingest(tenant.workspace, [odd, trace_payload("plain")])
+    assert TraceAnalysis.objects.filter(trace__workspace=tenant.workspace).count() == 2
+    trace = Trace.objects.get(workspace=tenant.workspace, external_id="odd")
+    page = tenant.client_for(tenant.viewer).get(f"/w/{tenant.workspace.slug}/traces/{trace.pk}/")
+    assert page.status_code == 200
