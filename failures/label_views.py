@@ -169,6 +169,10 @@ def _run_context(
     diagnosed = diagnosed or [
         i.step_index for i in incidents if i.kind == IncidentKind.WEAK and i.step_index >= 0
     ]
+    causes = [i for i in incidents if i.source != "human" and i.kind not in NOT_CAUSES]
+    # Its only causes are failed checks of the outcome: the harness said the run
+    # failed, and nothing named the step (the Failure modes page counts it so too).
+    check_only = bool(causes) and all((i.stats or {}).get("evidence") == "check" for i in causes)
     twin = labels.successful_same_task(workspace=workspace, trace=trace)
     twin_calls: list[str] = []
     if twin is not None:
@@ -185,6 +189,7 @@ def _run_context(
     cats = labels.categories_of(workspace)
     return _header(request, filters) | {
         "trace": trace, "rows": rows, "analysis": TraceAnalysis.objects.filter(trace=trace).first(),
+        "check_only": check_only,
         "previous_url": _run_url(workspace.slug, previous, filters) if previous else "",
         "next_url": _run_url(workspace.slug, following, filters) if following else "",
         "position": position, "total": total, "categories": cats,

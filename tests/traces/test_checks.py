@@ -199,6 +199,13 @@ def test_a_mode_of_failed_checks_shows_no_lift_and_the_summary_says_no_step_is_n
     assert "3 have only a failed check of the outcome" in text and "what failed, not why" in text
     assert "4 have a cause" not in text and f"{summary['diagnosed']} have a cause" not in text
     assert 'id="review-undiagnosed"' in text  # a lead is asked to name the step
+    # Review runs says so of such a run too, not "Diagnosed".
+    run = checks.first().trace_id
+    review = tenant.client_for(tenant.lead).get(
+        f"/w/{tenant.workspace.slug}/failures/review/{run}/"
+    )
+    said = review.content.decode().split('id="review-diagnosis">')[1].split("</dd>")[0]
+    assert said.startswith("Only a failed check of the outcome: what failed, not why")
 
 
 def _root(trace_id: str, checks: dict[str, object], code: int | None = None) -> dict:
