@@ -89,14 +89,17 @@ def review_queue(
     *, workspace: Workspace, agent: str = "", period: str = ""
 ) -> QuerySet[TraceAnalysis]:
     """Failed runs no one has labelled or skipped, most worth a label first:
-    undiagnosed (or diagnosis failed), then those whose best incident is a weak
-    lead or unsure, then those in the largest modes; newest first within each."""
+    those with no step named (undiagnosed, diagnosis failed, or only a failed check
+    of the outcome, which says what failed and not where), then those whose best
+    incident is a weak lead or unsure, then those in the largest modes; newest first
+    within each."""
     causes = Incident.objects.filter(trace_id=OuterRef("trace_id")).exclude(kind__in=NOT_CAUSES)
+    named = causes.exclude(stats__contains={"evidence": "check"})
     rows = (
         TraceAnalysis.objects.filter(workspace=workspace, verdict="failed")
         .exclude(Exists(RunLabel.objects.filter(trace_id=OuterRef("trace_id"))))
         .annotate(
-            best=Subquery(causes.order_by("-confidence").values("confidence")[:1]),
+            best=Subquery(named.order_by("-confidence").values("confidence")[:1]),
             mode_size=Subquery(
                 causes.exclude(failure_mode=None)
                 .order_by("-failure_mode__incident_count")
