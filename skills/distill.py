@@ -407,7 +407,8 @@ def draft_offline(context: Context) -> Draft:
     if not instructions:
         reason = (
             untested_reason(untested) if untested
-            else held_reason(held) if held else _why_skip(context, evidence or candidates)
+            else held_reason(held) if held
+            else _why_skip(context, evidence or candidates, successes=_successes(context))
         )  # fmt: skip
         return Draft(verdict="skip", reason=reason[:4000], held_back=held,
                      merged_into=_merged_into(held, candidates, context.carried),
@@ -805,9 +806,31 @@ def gate(
     return offered, held
 
 
-def _why_skip(context: Context, evidence: list[Any]) -> str:
+def _successes(context: Context) -> int:
+    """How many runs of the mode's agents are known to have succeeded: what the
+    mode's failed runs were set against."""
+    from failures.models import TraceAnalysis
+
+    agents = Incident.objects.filter(pk__in=[i.pk for i in context.incidents]).values(
+        "trace__agent"
+    )
+    return TraceAnalysis.objects.filter(
+        workspace_id=context.mode.workspace_id, agent__in=agents, verdict="succeeded"
+    ).count()
+
+
+def _why_skip(context: Context, evidence: list[Any], *, successes: int | None = None) -> str:
+    """Why nothing was drafted, in words; `successes`: how many runs of the mode's
+    agents succeeded (None: not known)."""
     tools = Counter(i.tool for i in context.incidents if i.tool)
     kinds = {(i.stats or {}).get("evidence") for i in context.incidents}
+    if not evidence and successes == 0:
+        return (
+            "Skipped: no run of these agents is known to have succeeded, so there is nothing "
+            "to set these failed runs against and no instruction could rest on counts. Post "
+            "the outcomes of runs that succeeded (the API or MCP) and draft again, or label a "
+            "few in Review runs with the fix: a draft then rests on your words."
+        )
     if not evidence and kinds <= {"same_task", "same_task_missing"} and tools:
         tool = tools.most_common(1)[0][0]
         return (
@@ -824,10 +847,15 @@ def _why_skip(context: Context, evidence: list[Any]) -> str:
             "then rests on your words."
         )
     if not evidence:
+        compared = (
+            "" if successes is None
+            else f" (set against the {successes} successful run{'s' if successes != 1 else ''}"
+            " of these agents)"
+        )  # fmt: skip
         return (
             "Skipped: nothing in these runs separates failed from successful runs by a 95% "
-            "interval (no pattern, error or repetition shows up in failed runs reliably more "
-            "often), so no instruction could rest on counts."
+            f"interval{compared}: no pattern, error or repetition shows up in failed runs "
+            "reliably more often, so no instruction could rest on counts."
         )
     generic = [t for t in tools if t.lower() in {"bash", "sh", "shell", "python", "sql", "ctf"}]
     if generic:

@@ -257,6 +257,19 @@ def test_undiagnosed_failed_runs_are_counted_and_listed(client, tenant):
     page = client.get(reverse("mode_list", args=[tenant.workspace.slug])).content.decode()
     assert "1 failed run undiagnosed" in page
     assert "quiet" in page
+    assert 'id="undiagnosed-shown"' not in page  # the list is all of them
+
+
+def test_the_modes_page_says_its_list_of_undiagnosed_runs_is_the_newest_only(client, tenant):
+    quiet = [{"kind": "assistant_message", "output": "Done."}]
+    ingest(tenant.workspace, [{"external_id": f"quiet-{i}", "status": "failed", "task": "Summarise",
+                               "steps": quiet} for i in range(23)])  # fmt: skip
+    client.force_login(tenant.viewer)
+    page = client.get(reverse("mode_list", args=[tenant.workspace.slug])).content.decode()
+    assert "23 failed runs undiagnosed" in page
+    assert page.count("quiet-") == 20
+    shown = page.split('id="undiagnosed-shown">')[1].split("</p>")[0]
+    assert shown == "The newest 20 of the 23 undiagnosed runs."
 
 
 # --- Claude -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.utils import timezone
 from failures import modes
 from failures import services as failure_modes
 from failures.embedding import incidents_embed
-from failures.models import FailureMode, Incident, ModeStatus
+from failures.models import NOT_CAUSES, FailureMode, Incident, ModeStatus
 from tests.factories import ingest, split_keys, trace_payload
 from workspaces.errors import PermissionDenied
 from workspaces.models import AuditEvent
@@ -842,3 +842,20 @@ def test_writers_of_a_workspaces_incidents_queue_behind_each_other(tenant, write
     assert not errors, errors
     assert not Incident.objects.filter(workspace_id=ws, embedded_at=None).exists()
     assert Incident.objects.filter(workspace_id=ws).exists() == (writer != "purge")
+
+
+def test_the_modes_page_says_its_list_of_incidents_in_no_mode_is_the_newest_only(client, tenant):
+    """The page lists 20 of the incidents no mode holds; its heading counts them all,
+    and it says the list is the newest of them, not all."""
+    ingest(tenant.workspace, [trace_payload(f"n-{i}") for i in range(23)])
+    now = timezone.now()
+    incidents = Incident.objects.filter(workspace=tenant.workspace).exclude(kind__in=NOT_CAUSES)
+    total = incidents.count()
+    assert total >= 23
+    incidents.update(embedded_at=now, failure_mode=None, embedding=[1.0] + [0.0] * 383)
+    client.force_login(tenant.viewer)
+    page = client.get(reverse("mode_list", args=[tenant.workspace.slug])).content.decode()
+    noise = page.split("Not in any mode")[1]
+    assert f"({total} incidents)" in noise
+    shown = noise.split('id="noise-shown">')[1].split("</p>")[0]
+    assert shown == f"The newest 20 of the {total}; search incidents above to find the others."

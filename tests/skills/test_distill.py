@@ -344,6 +344,39 @@ def test_a_skipped_mode_of_same_task_divergences_or_failed_checks_says_what_woul
     assert "failed check of the outcome" in checked and "Label a few" in checked
     other = _why_skip(context({"method": "error"}, "refund"), [])
     assert "separates failed from successful runs" in other and "Label" not in other
+    counted = _why_skip(context({"method": "error"}, "refund"), [], successes=1)
+    assert "(set against the 1 successful run of these agents)" in counted
+    # With no successful run at all there was nothing to compare: it says so, not
+    # that a comparison found nothing (Who&When: every run failed).
+    alone = _why_skip(context({"evidence": "assumed"}, ""), [], successes=0)
+    assert alone.startswith("Skipped: no run of these agents is known to have succeeded")
+    assert "separates" not in alone and "label a few in Review runs" in alone
+
+
+def test_a_mode_of_agents_with_no_successful_run_is_skipped_as_having_nothing_to_compare(
+    tenant, other_tenant, settings
+):
+    """Drafted for real (offline): a mode whose agent never succeeded says there was
+    nothing to set its runs against, not that a comparison found nothing. Another
+    agent's or another workspace's successes do not count; one of its own does."""
+    from skills.distill import Context, _successes
+
+    settings.ANTHROPIC_API_KEY = ""
+    error = {"kind": "tool_call", "name": "payments.refund", "input": {}, "error": "429 Too Many"}
+    ingest(tenant.workspace, [trace_payload(f"r-{i}", agent="lonely", task_key=key, steps=[error])
+                              for i, key in enumerate(split_keys("r", 12))])  # fmt: skip
+    ingest(tenant.workspace, [trace_payload("ok", agent="other", status="succeeded")])
+    ingest(other_tenant.workspace, [trace_payload("ok", agent="lonely", status="succeeded")])
+    incidents_embed(workspace_id=tenant.workspace.pk)
+    failure_modes.failure_modes_recluster(workspace_id=tenant.workspace.pk)
+    mode = FailureMode.objects.get(workspace=tenant.workspace, incident_count__gt=0)
+    job = run_job(mode)
+    assert job.verdict == "skip"
+    assert job.detail.startswith("Skipped: no run of these agents is known to have succeeded")
+    ingest(tenant.workspace, [trace_payload("won", agent="lonely", status="succeeded")])
+    assert (
+        _successes(Context(mode=mode, incidents=list(mode.incidents.all()), similar_skills=[])) == 1
+    )
 
 
 def test_a_tool_the_agents_runs_call_is_not_flagged_as_named_in_no_evidence(tenant, other_tenant):
