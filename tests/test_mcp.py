@@ -205,3 +205,26 @@ def test_a_session_start_payload_of_a_treated_session_writes_the_trial_skill(
     capsys.readouterr()
     assert hook(treated, "treated") == (0, {skill.name})
     assert "Skills are up to date." in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nul_in_any_tools_text_is_removed_as_the_rest_api_removes_it(live_server, tenant, acme):
+    """PostgreSQL text cannot hold NUL. The REST API's bodies and query strings lose
+    it before any view (workspaces/textsafety.py); a tool's arguments did not, and a
+    search with one answered only "Error executing tool search_failures"."""
+    key = make_key(tenant.workspace, scopes=list(Scope.values))
+    _, results = session(live_server.url, key, [
+        ("search_failures", {"query": "payments\x00 refund 429"}),
+        ("list_skills", {"task": "refund\x00 an order", "session_id": "s\x00"}),
+        ("read_skill", {"name": "respect-rate-limits\x00"}),
+        ("report_outcome", {"session_id": "sess-acme\x00", "status": "failed", "comment": "a\x00b"}),
+        ("label_run", {"run": "acme-1\x00", "step": 0, "category": "process.policy_violation",
+                       "sentence": "Refunded\x00 twice."}),
+    ])  # fmt: skip
+    assert not any("Error executing tool" in text(r) for r in results), [text(r) for r in results]
+    search, skills, skill, report, label = results
+    assert json.loads(text(search))["modes"][0]["label"] == "payments rate limited"
+    assert json.loads(text(skills))["skills"][0]["name"] == "respect-rate-limits"
+    assert not skill.is_error and not report.is_error, (text(skill), text(report))
+    assert Outcome.objects.get(workspace=tenant.workspace).comment == "ab"
+    assert not label.is_error, text(label)

@@ -131,8 +131,13 @@ def _surrogates_paired(data: bytes) -> bool:
     return True
 
 
+# Routes whose bodies are JSON for machines: the REST API, OTLP/HTTP and MCP (whose
+# tools' arguments reach the database as the API's fields do).
+_JSON_ROUTES = ("/api/", "/v1/", "/mcp")
+
+
 class JsonTextMiddleware:
-    """Before any view: cleans uncompressed JSON API bodies (clean_json_bytes), and
+    """Before any view: cleans uncompressed JSON API and MCP bodies (clean_json_bytes), and
     removes NUL characters from query strings and form fields on every route, and
     refuses a path holding one: NUL can reach PostgreSQL by any of these."""
 
@@ -157,7 +162,7 @@ class JsonTextMiddleware:
             request.POST = _clean_querydict(request.POST)
         if (
             request.method in ("POST", "PUT", "PATCH")
-            and request.path.startswith(("/api/", "/v1/"))
+            and request.path.startswith(_JSON_ROUTES)
             and "json" in request.headers.get("Content-Type", "")
             and not request.headers.get("Content-Encoding")
         ):
