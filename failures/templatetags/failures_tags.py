@@ -21,11 +21,17 @@ def category_label(key: str) -> str:
 @register.filter
 def clip(text: str, limit: int) -> str:
     """`text` cut to `limit` characters with one "…", not a second after a value
-    the diagnosis had already cut ("…APN rese……")."""
+    the diagnosis had already cut ("…APN rese……"); a `name` the cut falls inside is
+    closed after the "…", so `codespans` shows it as code, not a stray backtick."""
     text = str(text or "")
     if len(text) <= limit:
         return text
     cut = text[: limit - 1].rstrip()
+    if cut.count("`") % 2:  # cut inside a `name`: the span is closed, or dropped if empty
+        if cut.endswith("`"):
+            cut = cut[:-1].rstrip()
+        else:
+            return cut.rstrip("…") + "…`"
     return cut if cut.endswith("…") else cut + "…"
 
 

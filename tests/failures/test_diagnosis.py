@@ -494,6 +494,12 @@ def test_a_description_cut_for_a_page_ends_in_one_ellipsis():
     assert clip(cut_value, 45) == 'Called `x` with summary="MMS fails, APN rese…'
     assert clip("a long description of what went wrong", 10) == "a long de…"
     assert clip("short", 10) == "short"
+    # A cut inside a `name` closes it: the page shows code, not a stray backtick.
+    said = "called `transfer_to_human_agents` without `get_details_by_id` first"
+    assert clip(said, 56) == "called `transfer_to_human_agents` without `get_details_…`"
+    assert clip(said, 44) == "called `transfer_to_human_agents` without…"
+    assert clip(said, 43) == "called `transfer_to_human_agents` without…"
+    assert clip("call `abcdef` now", 9) == "call `ab…`"
 
 
 def test_a_burst_of_failed_traces_sends_only_so_many_to_claude(fake, tenant, monkeypatch):
