@@ -207,6 +207,16 @@ def test_a_runs_time_names_its_year_when_it_is_not_this_one():
     assert when(None) == ""
 
 
+def test_a_time_under_a_minute_ago_is_just_now_not_0_minutes_ago():
+    from traces.templatetags.trace_tags import ago
+
+    now = timezone.now()
+    assert ago(now - timedelta(seconds=20)) == "just now"
+    assert ago(now + timedelta(seconds=5)) == "just now"  # a clock a little ahead
+    assert ago(now - timedelta(minutes=3, seconds=5)) == "3\xa0minutes ago"
+    assert ago(None) == ""
+
+
 @pytest.mark.django_db
 def test_a_modes_days_name_their_year_when_it_is_not_this_one(data):
     from datetime import UTC, datetime

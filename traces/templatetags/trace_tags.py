@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
@@ -95,6 +95,19 @@ def when(value: Any) -> str:
     local = timezone.localtime(value)
     shown = "M j, H:i T" if local.year == timezone.localtime().year else "M j, Y, H:i T"
     return date_format(local, shown)
+
+
+@register.filter
+def ago(value: Any) -> str:
+    """How long ago, as `timesince` says it ("3 minutes ago"), and "just now" under a
+    minute (not "0 minutes ago"); "" for no time."""
+    from django.utils.timesince import timesince
+
+    if not isinstance(value, datetime):
+        return ""
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value)} ago"
 
 
 @register.filter
