@@ -114,6 +114,9 @@ def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
     low, high = wilson(week.succeeded_7d, week.succeeded_7d + week.failed_7d)
     assert f"success rate, 95% interval {round(100 * low)}–{round(100 * high)}% (" in text
     assert week.succeeded_7d + week.failed_7d > 0
+    # "0 of 126" alone read as "none had an outcome": it says which were counted.
+    known = week.succeeded_7d + week.failed_7d
+    assert f"({week.succeeded_7d} succeeded of {known} with a known outcome" in text
     assert "support-agent: 90% this week, 50% last week, better" in text
     assert "brand new mode" in text
     # Two modes whose names differ after 80 characters (InterCode's) read as two, and
@@ -193,7 +196,7 @@ def test_the_overview_over_two_years_says_which(data):
     # The range before's rate says how many runs it is of (the 7 days before the last 7
     # hold support-agent's 20 successes in 40 runs of 9 days ago).
     week = data.client_for(data.viewer).get("/w/acme/?period=7d").content.decode()
-    assert "before: 50% (20 of 40)" in week
+    assert "before: 50% (20 succeeded of 40)" in week
 
 
 def test_a_runs_time_names_its_year_when_it_is_not_this_one():
