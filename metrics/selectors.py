@@ -97,10 +97,11 @@ def review_queue_count(*, workspace: Workspace) -> int:
 
 
 def modes_new(*, workspace: Workspace, since: date, until: date) -> list[FailureMode]:
-    """Failure modes first seen in the period (merged ones excluded)."""
+    """Failure modes first seen in the period (merged ones, and ones a re-cluster
+    emptied, excluded: neither is on the Failure modes page)."""
     return list(
         FailureMode.objects.filter(workspace=workspace, first_seen__date__gte=since,
-                                   first_seen__date__lte=until)
+                                   first_seen__date__lte=until, incident_count__gt=0)
         .exclude(status=ModeStatus.MERGED)
         .order_by("-first_seen")[:10]
     )  # fmt: skip

@@ -95,7 +95,7 @@ def alerts_sweep(*, workspace: Workspace) -> list[str]:
     """Find new modes, jumps and harmful trials; send each once. Returns the keys sent."""
     sent: list[str] = []
     now = timezone.now()
-    for mode in FailureMode.objects.filter(workspace=workspace, first_seen__gte=now - timedelta(days=1)).exclude(status=ModeStatus.MERGED):  # fmt: skip
+    for mode in FailureMode.objects.filter(workspace=workspace, first_seen__gte=now - timedelta(days=1), incident_count__gt=0).exclude(status=ModeStatus.MERGED):  # fmt: skip
         key = f"mode.new:{mode.pk}"
         if _once(workspace, key):
             alert_send(workspace=workspace, event="mode.new", data={"mode": mode.pk, "label": mode.label,

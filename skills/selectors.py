@@ -144,14 +144,17 @@ def undrafted_modes(*, workspace: Workspace) -> tuple[list[FailureMode], list[Fa
     """Open modes whose last draft did not reach review, most incidents first: those
     held back (none of its instructions held up on runs it was not drafted from, or
     each was unsafe), and those where nothing could be drafted (the evidence grounds
-    no instruction; each says why as `last_detail`)."""
+    no instruction; each says why as `last_detail`). A mode a re-cluster emptied is
+    not among them, as it is not on the Failure modes page."""
     from django.db.models import OuterRef, Subquery
 
     last = DistillationJob.objects.filter(failure_mode=OuterRef("pk")).order_by(
         "-created_at", "-pk"
     )
     modes: list[FailureMode] = list(
-        FailureMode.objects.filter(workspace=workspace, status=ModeStatus.OPEN)
+        FailureMode.objects.filter(
+            workspace=workspace, status=ModeStatus.OPEN, incident_count__gt=0
+        )
         .annotate(last_verdict=Subquery(last.values("verdict")[:1]),
                   last_detail=Subquery(last.values("detail")[:1]))
         .filter(last_verdict="skip")

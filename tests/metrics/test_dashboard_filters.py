@@ -119,6 +119,10 @@ def test_overview_shows_queue_week_over_week_trends_and_new_modes(data):
     assert f"({week.succeeded_7d} succeeded of {known} with a known outcome" in text
     assert "support-agent: 90% this week, 50% last week, better" in text
     assert "brand new mode" in text
+    # A mode a re-cluster emptied is on no other page: not new here either.
+    FailureMode.objects.create(workspace=data.workspace, label="emptied new mode",
+                               incident_count=0, trace_count=0, first_seen=timezone.now())  # fmt: skip
+    assert "emptied new mode" not in data.client_for(data.viewer).get("/w/acme/").content.decode()
     # Two modes whose names differ after 80 characters (InterCode's) read as two, and
     # a backticked name is code, not backticks.
     shared = "`files and output` failed: the files or the output only partly matched the expected command's"

@@ -73,6 +73,9 @@ def test_detected_events_are_sent_once(tenant, hook):
     for days, n in ((1, 6), (2, 6), (9, 2)):
         ModeDailyCount.objects.create(workspace=tenant.workspace, failure_mode=mode, agent="a",
                                       day=today - timedelta(days=days), incidents=n, traces=n)  # fmt: skip
+    # A mode a re-cluster emptied the same day is on no page: no alert for it.
+    FailureMode.objects.create(workspace=tenant.workspace, label="emptied", incident_count=0,
+                               trace_count=0, first_seen=timezone.now())  # fmt: skip
     skill = make_skill(tenant.workspace)
     review.skill_approve(
         skill=skill, number=1, actor=tenant.lead, rollout="trial", holdout_share=0.5

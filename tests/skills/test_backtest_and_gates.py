@@ -394,6 +394,13 @@ def test_the_skills_list_names_modes_that_gave_no_draft_and_what_to_do(tenant, o
     slug = tenant.workspace.slug
     page = tenant.client_for(tenant.viewer).get(reverse("skill_list", args=[slug])).content.decode()
     assert "No draft for 1 failure mode" in page and "<code>db_match</code> failed" in page
+    # A mode a re-cluster emptied is on no other page: not named here either.
+    empty = FailureMode.objects.create(workspace=tenant.workspace, label="emptied mode",
+                                       incident_count=0)  # fmt: skip
+    DistillationJob.objects.create(workspace=tenant.workspace, failure_mode=empty, state="done",
+                                   verdict="skip", detail="Skipped: nothing.")  # fmt: skip
+    page = tenant.client_for(tenant.viewer).get(reverse("skill_list", args=[slug])).content.decode()
+    assert "No draft for 1 failure mode" in page and "emptied mode" not in page
     assert reverse("review_queue", args=[slug]) in page
     assert "nothing could be drafted so far" in page
     assert "drafted automatically once a failure mode has enough incidents" not in page
