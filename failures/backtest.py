@@ -135,7 +135,8 @@ def compare_sides(sides: list[tuple[Any, bool]]) -> dict[str, Any]:
     }  # fmt: skip
     if min(n1, n2) < MIN_SIDE:
         return {**result, "verdict": "untestable",
-                "reason": f"not testable yet: {n1} runs followed it and {n2} did not on the "
+                "reason": f"not testable yet: {n1} run{'s' if n1 != 1 else ''} followed it "
+                          f"and {n2} did not on the "
                           f"backtest half (at least {MIN_SIDE} of each needed)"}  # fmt: skip
     d, low, high = difference_interval(k1, n1, k2, n2)
     result |= {"difference": round(d, 3), "low": round(low, 3), "high": round(high, 3)}

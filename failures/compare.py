@@ -209,11 +209,13 @@ def run_comparison(
             f"compared with {why} ({shared(chosen)} in common)."
         )
     else:
+        common = shared(chosen)
         why = (
             f"No run of this task has succeeded. Compared with a successful run of the "
             f"nearest similar task instead: {n} successful run{'s' if n != 1 else ''} of "
             f"{trace.agent} with a similar task; {why} (task text "
-            f"{found.similarity[chosen]:.0%} alike, {shared(chosen)} calls in common). "
+            f"{found.similarity[chosen]:.0%} alike, {common} call{'s' if common != 1 else ''} "
+            "in common). "
             "Its values can differ because its task does."
         )
     rows = _align(mine, theirs, by_arguments=found.same_task)

@@ -622,8 +622,10 @@ def reason_line(item: dict[str, Any]) -> str:
                 f"{test['followed']} runs that did this succeeded, against "
                 f"{test['other_succeeded']} of {test['other']} that did not.")  # fmt: skip
         if test.get("pairs_won") or test.get("pairs_lost"):
-            line += (f" Same task run both ways: {test['pairs_won']} times only the run that "
-                     f"did it succeeded, {test['pairs_lost']} times only the other.")  # fmt: skip
+            won, lost = test["pairs_won"], test["pairs_lost"]
+            line += (f" Same task run both ways: {won} time{'s' if won != 1 else ''} only the "
+                     f"run that did it succeeded, {lost} time{'s' if lost != 1 else ''} only "
+                     "the other.")  # fmt: skip
         return line
     return str(item.get("because") or "")[:300]
 

@@ -133,6 +133,15 @@ def test_with_no_successful_run_of_the_task_the_nearest_similar_task_is_used_and
     assert comparison.success.external_id == "good-q"  # the most alike task, not the hotel
     assert comparison.similarity is not None and comparison.similarity >= 0.2
     assert "No run of this task has succeeded" in comparison.why and "alike" in comparison.why
+    assert "alike, 0 calls in common)" in comparison.why  # the same tool, other values
+    # One call in common is one call (InterCode's read "1 calls in common").
+    ingest(tenant.workspace, [
+        run("failed-one", "Cancel reservation QQ7 for ann lee, she is sick", "airline:3", "failed",
+            [("get_user_details", {"id": "omar"}), ("cancel_reservation", {"id": "QQ7"})]),
+    ])  # fmt: skip
+    one = Trace.objects.get(workspace=tenant.workspace, external_id="failed-one")
+    single = run_comparison(workspace=tenant.workspace, trace=one)
+    assert single is not None and "alike, 1 call in common)" in single.why, single.why
     # Matched by tool: the first read lines up (its value differs with the task), and
     # the first divergence is the call the failed run never made.
     kinds = [row.kind for row in comparison.rows]

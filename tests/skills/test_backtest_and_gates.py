@@ -46,6 +46,20 @@ def test_too_few_runs_on_a_side_is_untestable_and_errors_cannot_be_backtested():
     assert backtest("missing", "a", "", runs)["verdict"] == "untestable"
     assert "not testable yet: 3 runs" in backtest("missing", "a", "", runs)["reason"]
     assert backtest("error", "a", "", runs)["verdict"] == "untestable"
+    one = [R(["a"], False, "t1")] + [R([], True, "t2")] * 10
+    assert (
+        "not testable yet: 1 run followed it and 10 did not"
+        in backtest("missing", "a", "", one)["reason"]
+    )
+
+
+def test_the_reason_line_counts_one_pair_as_one_time():
+    test = {"verdict": "passed", "followed_succeeded": 9, "followed": 10, "other_succeeded": 2,
+            "other": 10, "pairs_won": 1, "pairs_lost": 0}  # fmt: skip
+    line = distill.reason_line({"backtest": test})
+    assert (
+        "Same task run both ways: 1 time only the run that did it succeeded, 0 times only" in line
+    )
 
 
 def test_newcombe_interval_and_stable_halves():
