@@ -146,21 +146,21 @@ def precision_note(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def precision_words(stats: dict[str, Any]) -> str:
-    """How often evidence of this kind was right, in words, with its 95% interval when
-    the incident recorded one ("right in 88% (95% interval 53–98%) of 8 findings on
-    public runs people labelled"); "" when it was not measured. The table is measured
-    on public labelled runs (bench/truth.py), never on this workspace's."""
+    """How often evidence of this kind was right, in words, with its 95% interval
+    ("right in 88% (95% interval 53–98%) of 8 findings on public runs people
+    labelled"); "" when it was not measured. The table is measured on public labelled
+    runs (bench/truth.py), never on this workspace's. The figures come from the
+    recorded share and count, computed and rounded as the Diagnosis settings page
+    shows the same measurement (the stored ends, rounded to 3 places, read 50% where
+    that page said 51%)."""
     precision, n = stats.get("precision"), stats.get("precision_n")
     if not isinstance(precision, int | float) or not isinstance(n, int) or n <= 0:
         return ""
-    low, high = stats.get("precision_low"), stats.get("precision_high")
-    interval = (
-        f" (95% interval {round(100 * low)}–{round(100 * high)}%)"
-        if isinstance(low, int | float) and isinstance(high, int | float) else ""
-    )  # fmt: skip
+    found = Measured("", min(n, max(0, round(precision * n))), n)
     return (
-        f"right in {round(100 * precision)}%{interval} of {n} finding{'s' * (n != 1)} "
-        "on public runs people labelled"
+        f"right in {round(100 * found.precision)}% (95% interval {round(100 * found.lower)}–"
+        f"{round(100 * found.upper)}%) of {n} finding{'s' * (n != 1)} on public runs people "
+        "labelled"
     )
 
 

@@ -101,7 +101,7 @@ def test_a_kind_of_evidence_below_the_minimum_beyond_sampling_error_is_a_weak_le
         assert "A weak lead only (a tool error the run ended on)" in analysis.detail
         # With its sampling error, and said to be measured on public runs, not this
         # workspace's ("88% of 8 runs people labelled" read as this team's own labels).
-        said = "right in 5% (95% interval 1–16%) of 40 findings on public runs people labelled"
+        said = "right in 5% (95% interval 1–17%) of 40 findings on public runs people labelled"
         assert said in analysis.detail
         page = tenant.client_for(tenant.viewer).get(
             f"/w/{tenant.workspace.slug}/traces/{incident.trace_id}/incidents/"
@@ -260,3 +260,27 @@ def test_the_assumption_named_is_the_one_that_says_what_the_agent_could_not_get(
     ingest(tenant.workspace, [trace_payload("lacking", status="failed", agent="solo", steps=steps)])
     incident = Incident.objects.get(trace__external_id="lacking", stats__method="assumed")
     assert incident.step_index == 3 and "don't have the file" in incident.description
+
+
+def test_an_incidents_precision_reads_as_the_diagnosis_settings_table_reads_it(tenant):
+    """The same measurement, the same figures: the trace page said 50–90% where the
+    Diagnosis settings page said 51–90% (12 of 16; the stored lower end 0.505 was
+    rounded twice)."""
+    from django.template import Context, Template
+
+    stats = {"evidence": "assumed", "precision": 0.75, "precision_n": 16,
+             "precision_low": 0.505, "precision_high": 0.898}  # fmt: skip
+    said = evidence.precision_words(stats)
+    row = evidence.Measured("assumed", 12, 16)
+    table = Template(
+        "{% widthratio e.precision 1 100 %}% (95% interval {% widthratio e.lower 1 100 %}–"
+        "{% widthratio e.upper 1 100 %}%)"
+    ).render(Context({"e": row}))
+    assert said.startswith(f"right in {table} of 16 findings")
+    assert said.startswith("right in 75% (95% interval 51–90%)")
+    # An incident stored before the interval was recorded shows one all the same.
+    older = evidence.precision_words({"precision": 0.464, "precision_n": 28})
+    assert (
+        older == "right in 46% (95% interval 30–64%) of 28 findings on public runs people labelled"
+    )
+    assert evidence.precision_words({"precision": None}) == ""
