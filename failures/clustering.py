@@ -270,11 +270,19 @@ def ctfidf_keywords(docs: dict[int, list[str]], *, top: int = 6) -> dict[int, li
     classes = [c for c in docs if docs[c]]
     if not classes:
         return {}
-    terms_of = CountVectorizer(
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9_.]{2,}\b",
-        stop_words=list(ENGLISH_STOP_WORDS | _SIGNATURE_WORDS),
-        ngram_range=(1, 2),
-    ).build_analyzer()
+    stop = ENGLISH_STOP_WORDS | _SIGNATURE_WORDS
+    tokens = re.compile(r"\w+(?:\.\w+)*").findall
+
+    def terms_of(text: str) -> list[str]:
+        # Words (an ASCII letter, then 2 or more letters, digits, "_" or "."), and pairs
+        # of words next to each other in the text: a pair is never made across a word
+        # left out ("went on with assumed" is no "went assumed").
+        kept = [
+            w if len(w) > 2 and "a" <= w[0] <= "z" and w.isascii() and w not in stop else ""
+            for w in tokens(text.lower())
+        ]
+        pairs = [f"{a} {b}" for a, b in zip(kept, kept[1:], strict=False) if a and b]
+        return [w for w in kept if w] + pairs
 
     def analyse(signatures: list[str]) -> list[str]:
         # Word pairs within one field of one signature, never across two (the end

@@ -88,6 +88,11 @@ def test_keywords_leave_out_the_signatures_fields_and_the_products_own_wording()
     # No word pair across two fields ("… waiting" + task "refund …").
     docs[1] = ["tool: crm | error: read timeout waiting | task: refund the order"] * 3
     assert "waiting refund" not in clustering.ctfidf_keywords(docs)[1]
+    # No word pair across a word left out: Who&When's mode read "went assumed".
+    said = "went on with assumed or made-up data instead of what it could not get"
+    docs[0] = [f"tool: none | error: {said} | task: price of museum passes"] * 3
+    pairs = [k for k in clustering.ctfidf_keywords(docs, top=20)[0] if " " in k]
+    assert pairs == ["museum passes"]  # not "went assumed", "assumed data", "price museum"
 
 
 def test_mode_label_reads_tool_and_error():
