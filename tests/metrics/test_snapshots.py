@@ -72,8 +72,22 @@ def test_snapshot_dedups_splits_and_writes_sft_and_dpo(corpus):
     assert pairs[0]["prompt"] == [{"role": "user", "content": "Refund order 12"}]
     assert counts["failed_unpaired"] == 1
     assert AuditEvent.objects.filter(action="snapshot.create").exists()
+    # The page says why a failed run made no pair (Who&When's 126 failed runs made 0).
+    page = corpus.client_for(corpus.viewer).get(
+        reverse("snapshot_list", kwargs={"slug": corpus.workspace.slug})
+    )
+    said = "1 run at or below reward 0 not paired: no run of the same task above it"
+    assert said in page.content.decode()
+    assert snapshot.filters["min_reward"] == 0
     again = snapshot_create(workspace=corpus.workspace, filters=SnapshotFilter(), actor=corpus.lead)
     assert again.version == snapshot.version + 1
+    unpaired = again.counts["failed_unpaired"]
+    assert "min_reward" not in again.filters and unpaired >= 1
+    page = corpus.client_for(corpus.viewer).get(
+        reverse("snapshot_list", kwargs={"slug": corpus.workspace.slug})
+    )
+    said = f"{unpaired} failed run{'s' if unpaired != 1 else ''} not paired: no successful run"
+    assert said in page.content.decode()
 
 
 @pytest.mark.django_db
