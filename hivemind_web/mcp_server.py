@@ -10,7 +10,8 @@ needs the scope its REST twin needs:
 - `search_failures` / `show_failure_mode`: failures:read;
 - `list_skills` / `read_skill`: skills:read (skills on trial follow the
   session's arm, as in the skills API);
-- `report_outcome`: ingest.
+- `report_outcome`: ingest;
+- `label_run`: failures:write (a reviewer's label, as `POST /api/v1/traces/{id}/labels`).
 """
 
 from __future__ import annotations
