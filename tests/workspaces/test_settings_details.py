@@ -66,3 +66,15 @@ def test_role_change_has_a_button(tenant):
         "data-autosubmit" not in page
         and '<button class="small secondary" type="submit">Change</button>' in page
     )
+
+
+@pytest.mark.django_db
+def test_the_api_keys_section_says_what_every_scope_lets_a_key_do(tenant):
+    """The section explained four scopes of five: `failures:write` (labelling runs,
+    as the MCP tool `label_run` and the labels API do) was offered as a checkbox
+    and said nowhere what it allows."""
+    from workspaces.models import Scope
+
+    text = tenant.client_for(tenant.admin).get("/w/acme/settings/").content.decode()
+    explained = text.split('<section class="card" id="api-keys"', 1)[-1].split("<table", 1)[0]
+    assert [s for s in Scope.values if f"<code>{s}</code> " not in explained] == []
