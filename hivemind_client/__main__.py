@@ -123,7 +123,16 @@ def main(argv: list | None = None) -> int:
         "import", help="send agent log files (tau2-bench, InterCode, SWE-agent, transcripts...)"
     )
     importer.add_argument("paths", nargs="+", type=Path)
-    importer.add_argument("--format", required=True, dest="fmt")
+    importer.add_argument(
+        "--format", required=True, dest="fmt",
+        help="the files' format (tau2-bench, swe-agent, claude-transcript, otlp-json, ...; "
+             "the README's table lists them all, and an unknown one is answered with the list)",
+    )  # fmt: skip
+    importer.add_argument(
+        "--results", type=Path, default=None,
+        help="swe-agent and openhands: a SWE-bench report (a summary with resolved_ids, or a "
+             "report keyed by instance id) with the runs' outcomes, when it is not beside them",
+    )  # fmt: skip
     importer.add_argument("--agent", default="", help="name the agent of every run sent")
     importer.add_argument(
         "--status", choices=["succeeded", "failed"], default="",
@@ -235,8 +244,9 @@ def main(argv: list | None = None) -> int:
             )
             return 2
         return import_main(
-            args.url, args.key, args.fmt, args.paths, agent=args.agent, status=args.status
-        )
+            args.url, args.key, args.fmt, args.paths, agent=args.agent, status=args.status,
+            results=args.results,
+        )  # fmt: skip
     if args.group.startswith("install-"):
         from . import install
 

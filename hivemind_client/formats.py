@@ -1280,6 +1280,25 @@ def swe_outcome_in(report: Path, instance: str) -> SweOutcome:
     return SweOutcome(said, [], str(report)) if said is not None else SweOutcome()
 
 
+# The formats whose runs are SWE-bench instances, so a harness report given apart
+# (`--results`) can say how each went.
+SWE_RESULT_FORMATS = ("swe-agent", "openhands")
+
+
+def apply_swe_results(traces: list[Any], report: Path) -> None:
+    """Give each run the outcome the report (`--results`) says of its instance, with
+    its tests as checks; a run the report does not name keeps what it had."""
+    for trace in traces:
+        if not isinstance(trace, dict):
+            continue
+        metadata = _obj(trace.get("metadata"))
+        outcome = swe_outcome_in(report, str(metadata.get("instance_id") or ""))
+        if outcome.resolved is not None:
+            trace["status"] = "succeeded" if outcome.resolved else "failed"
+            trace["checks"] = outcome.checks or trace.get("checks") or []
+            trace["metadata"] = {**metadata, "outcome_from": outcome.source}
+
+
 def swe_outcome(path: Path, instance: str) -> SweOutcome:
     """What the SWE-bench harness said of one instance, from files beside the run."""
     folders = [path.parent, *list(path.parents)[1:4]]

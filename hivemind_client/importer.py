@@ -24,7 +24,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .formats import FormatError, files_under, give_outcome, no_files_message, parse
+from .formats import (
+    SWE_RESULT_FORMATS,
+    FormatError,
+    apply_swe_results,
+    files_under,
+    give_outcome,
+    no_files_message,
+    parse,
+    swe_outcome_in,
+)
 from .retry import urlopen_waiting
 
 BATCH = 200
@@ -74,7 +83,7 @@ class Sent:
 
 def import_file(
     url: str, key: str, fmt: str, path: Path, agent: str = "", status: str = "",
-    status_from_session: bool = False,
+    status_from_session: bool = False, results: Path | None = None,
 ) -> Sent:  # fmt: skip
     """Send one file, all or nothing; returns what the server did with it.
 
@@ -85,6 +94,8 @@ def import_file(
     leaves the earlier ones stored; sending the file again completes it, and
     creates nothing twice.)"""
     parsed = parse(fmt, path)
+    if results is not None:
+        apply_swe_results(parsed.traces, results)
     if status_from_session:
         # A live capture's session (OpenCode's plugin): with no outcome, the server
         # reads one from the session, as for a hook-built run (traces/transcripts.py).
@@ -123,7 +134,20 @@ def import_file(
     return sent
 
 
-def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "", status: str = "") -> int:
+def main(
+    url: str, key: str, fmt: str, paths: list[Path], agent: str = "", status: str = "",
+    results: Path | None = None,
+) -> int:  # fmt: skip
+    if results is not None and fmt not in SWE_RESULT_FORMATS:
+        print(f"hivemind: --results gives the outcomes of SWE-bench runs "
+              f"({', '.join(SWE_RESULT_FORMATS)}), not of {fmt} runs.", file=sys.stderr)  # fmt: skip
+        return 2
+    if results is not None:
+        try:
+            swe_outcome_in(results, "")  # a report that cannot be read stops the import first
+        except FormatError as exc:
+            print(f"hivemind: --results: {exc}", file=sys.stderr)
+            return 2
     if fmt == "claude-hooks":
         if status:
             print("hivemind: --status does not apply to hook logs (a replayed session's outcome "
@@ -141,7 +165,7 @@ def main(url: str, key: str, fmt: str, paths: list[Path], agent: str = "", statu
     for number, path in enumerate(files, start=1):
         prefix = f"[{number}/{len(files)}] {path}"
         try:
-            sent = import_file(url, key, fmt, path, agent=agent, status=status)
+            sent = import_file(url, key, fmt, path, agent=agent, status=status, results=results)
         except (FormatError, SendError) as exc:
             failed += 1
             print(f"{prefix}: not imported: {exc}", file=sys.stderr)

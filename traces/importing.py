@@ -22,7 +22,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hivemind_client.formats import FormatError, give_outcome, parse
+from hivemind_client.formats import (
+    SWE_RESULT_FORMATS,
+    FormatError,
+    apply_swe_results,
+    give_outcome,
+    parse,
+)
 from hivemind_client.formats import obj as _obj
 from workspaces.errors import InvalidInput
 from workspaces.models import Workspace
@@ -87,8 +93,8 @@ def traces_import_file(
     result = FileResult(path=str(path))
     try:
         parsed = parse(fmt, path)
-        if results is not None and fmt in ("swe-agent", "openhands"):
-            _apply_swe_results(parsed.traces, results)
+        if results is not None and fmt in SWE_RESULT_FORMATS:
+            apply_swe_results(parsed.traces, results)
         result.given_outcome = give_outcome(parsed.traces, status)
     except FormatError as exc:
         result.error = str(exc)
@@ -111,18 +117,6 @@ def traces_import_file(
     except InvalidInput as exc:
         return FileResult(path=str(path), error=f"{path}: {exc}")
     return result
-
-
-def _apply_swe_results(traces: list[Any], results: Path) -> None:
-    from hivemind_client.formats import swe_outcome_in
-
-    for trace in traces:
-        instance = str(_obj(trace.get("metadata")).get("instance_id") or "")
-        outcome = swe_outcome_in(results, instance)
-        if outcome.resolved is not None:
-            trace["status"] = "succeeded" if outcome.resolved else "failed"
-            trace["checks"] = outcome.checks or trace.get("checks") or []
-            trace["metadata"]["outcome_from"] = outcome.source
 
 
 def _import_traces(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
 from tests.failures.test_diagnosis import FORMAT_SAMPLES
@@ -167,6 +168,55 @@ def test_the_client_sends_a_file_all_or_nothing(live_server, tmp_path, capsys):
     path.write_text(json.dumps({"traces": good}))
     assert client_import(live_server.url, key, "native", [path]) == 0
     assert Trace.objects.filter(workspace=workspace).count() == 250
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_takes_a_swe_bench_report_given_apart(live_server, tmp_path, capsys):
+    """`--results`, which the README gives for SWE runs whose report is not beside
+    them, was manage.py's only: the client (an agent machine's importer) answered
+    "unrecognized arguments" and sent the runs with no outcome."""
+    from hivemind_client.__main__ import main as client
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="SWE report", owner=make_user("swe-report"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    run = tmp_path / "run1"
+    for instance in ("astropy__astropy-1", "django__django-2"):
+        (run / instance).mkdir(parents=True)
+        (run / instance / f"{instance}.traj.json").write_text(json.dumps(_mini_traj()))
+    report = tmp_path / "sb-cli-report.json"
+    report.write_text(json.dumps({"resolved_ids": ["astropy__astropy-1"],
+                                  "unresolved_ids": ["django__django-2"]}))  # fmt: skip
+    common = ["import", "--url", live_server.url, "--key", key]
+    assert client([*common, "--format", "swe-agent", "--results", str(report), str(run)]) == 0
+    statuses = dict(Trace.objects.filter(workspace=workspace).values_list("external_id", "status"))
+    assert statuses == {"swe-run1-astropy__astropy-1": "succeeded",
+                        "swe-run1-django__django-2": "failed"}  # fmt: skip
+    outcome_from = Trace.objects.get(external_id="swe-run1-django__django-2").metadata
+    assert outcome_from["outcome_from"] == str(report)
+    # Given with a format whose runs are no SWE-bench instances, or unreadable: said, nothing sent.
+    capsys.readouterr()
+    assert client([*common, "--format", "intercode", "--results", str(report), str(run)]) == 2
+    assert "--results gives the outcomes of SWE-bench runs" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{")
+    assert client([*common, "--format", "swe-agent", "--results",
+                   str(tmp_path / "broken.json"), str(run)]) == 2  # fmt: skip
+    assert "not a readable JSON report" in capsys.readouterr().err
+
+
+def test_manage_py_refuses_a_report_it_could_not_use(tenant, tmp_path):
+    run = tmp_path / "run1" / "astropy__astropy-1"
+    run.mkdir(parents=True)
+    (run / "astropy__astropy-1.traj.json").write_text(json.dumps(_mini_traj()))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(CommandError, match="not of intercode runs"):
+        call_command("import_traces", str(run), workspace=tenant.workspace.slug,
+                     fmt="intercode", results=tmp_path / "broken.json")  # fmt: skip
+    with pytest.raises(CommandError, match="--results: .*not a readable JSON report"):
+        call_command("import_traces", str(run), workspace=tenant.workspace.slug,
+                     fmt="swe-agent", results=tmp_path / "broken.json")  # fmt: skip
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
 
 
 @pytest.mark.parametrize(

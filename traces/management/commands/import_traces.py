@@ -14,8 +14,11 @@ from hivemind_client.formats import (
     FORMATS,
     GIVEN_STATUSES,
     OUTCOME_SOURCES,
+    SWE_RESULT_FORMATS,
+    FormatError,
     files_under,
     no_files_message,
+    swe_outcome_in,
 )
 from traces.importing import traces_import_file, traces_import_hook_logs
 from workspaces.models import Workspace
@@ -57,6 +60,16 @@ class Command(BaseCommand):
         workspace = Workspace.objects.filter(slug=options["workspace"]).first()
         if workspace is None:
             raise CommandError(f"No workspace with the slug {options['workspace']!r}.")
+        if options["results"] is not None and options["fmt"] not in SWE_RESULT_FORMATS:
+            raise CommandError(
+                f"--results gives the outcomes of SWE-bench runs ({', '.join(SWE_RESULT_FORMATS)}), "
+                f"not of {options['fmt']} runs."
+            )
+        if options["results"] is not None:
+            try:
+                swe_outcome_in(options["results"], "")  # unreadable: stop before any file
+            except FormatError as exc:
+                raise CommandError(f"--results: {exc}") from None
         if options["status"] and options["fmt"] == "claude-hooks":
             raise CommandError(
                 "--status does not apply to hook logs: a replayed session's outcome is read "
