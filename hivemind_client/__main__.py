@@ -70,16 +70,25 @@ def status_main(project: Path) -> int:
     return 0
 
 
+URL_HELP = "the Hivemind server, e.g. http://127.0.0.1:8000 (default: HIVEMIND_URL)"
+KEY_HELP = "an API key of the workspace (default: HIVEMIND_API_KEY)"
+
+
 def main(argv: list | None = None) -> int:
     # `hivemind` once installed (hivemind_client/wheel.py), else `python -m hivemind_client`.
     prog = "hivemind" if Path(sys.argv[0]).name == "hivemind" else "python -m hivemind_client"
     parser = argparse.ArgumentParser(prog=prog)
     commands = parser.add_subparsers(dest="group", required=True)
-    skills = commands.add_parser("skills").add_subparsers(dest="command", required=True)
+    skills = commands.add_parser(
+        "skills", help="keep a folder of the published skills in step (skills pull)"
+    ).add_subparsers(dest="command", required=True)
     pull_cmd = skills.add_parser("pull", help="write published skills into a folder")
-    pull_cmd.add_argument("--dir", default=".claude/skills", type=Path)
-    pull_cmd.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
-    pull_cmd.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
+    pull_cmd.add_argument(
+        "--dir", default=".claude/skills", type=Path,
+        help="the folder to keep a skill folder each in (default: .claude/skills)",
+    )  # fmt: skip
+    pull_cmd.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""), help=URL_HELP)
+    pull_cmd.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""), help=KEY_HELP)
     pull_cmd.add_argument(
         "--index",
         action="store_true",
@@ -122,7 +131,10 @@ def main(argv: list | None = None) -> int:
     importer = commands.add_parser(
         "import", help="send agent log files (tau2-bench, InterCode, SWE-agent, transcripts...)"
     )
-    importer.add_argument("paths", nargs="+", type=Path)
+    importer.add_argument(
+        "paths", nargs="+", type=Path,
+        help="files, or folders searched for the files the format names",
+    )  # fmt: skip
     importer.add_argument(
         "--format", required=True, dest="fmt",
         help="the files' format (tau2-bench, swe-agent, claude-transcript, otlp-json, ...; "
@@ -139,8 +151,8 @@ def main(argv: list | None = None) -> int:
         help="the outcome of the runs whose files give none, when you know it from elsewhere "
              "(never over one a file gives)",
     )  # fmt: skip
-    importer.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""))
-    importer.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""))
+    importer.add_argument("--url", default=os.environ.get("HIVEMIND_URL", ""), help=URL_HELP)
+    importer.add_argument("--key", default=os.environ.get("HIVEMIND_API_KEY", ""), help=KEY_HELP)
     install = commands.add_parser(
         "install-claude-hooks", help="add the capture hooks to .claude/settings.json"
     )
