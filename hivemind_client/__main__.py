@@ -323,6 +323,15 @@ def main(argv: list | None = None) -> int:
     except PullError as exc:
         print(f"hivemind: {exc}", file=sys.stderr)
         return failed
+    if result.served == 0 and not args.hook:  # a hook's output goes to the agent: kept short
+        if result.removed:
+            print(f"Removed {len(result.removed)} skill(s) no longer published: "
+                  f"{', '.join(result.removed)}.")  # fmt: skip
+        print(
+            "No skill is published for this session yet: a lead approves skills on the "
+            "Skills page (one on trial is served only to the sessions of its arm)."
+        )
+        return 0
     if not result.changed:
         print("Skills are up to date.")
         return 0

@@ -37,6 +37,7 @@ class PullResult:
     written: list = field(default_factory=list)
     removed: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # names whose folder we do not own
+    served: int | None = None  # skills the server serves this session; None: not asked (304)
 
 
 class PullError(Exception):
@@ -90,6 +91,7 @@ def _apply(directory: Path, state: dict, payload: bytes, etag: str) -> PullResul
             name, _, rest = member.partition("/")
             if rest == "SKILL.md" and NAME_RE.match(name):
                 files[name] = archive.read(member)
+    result.served = len(files)
     for name, content in sorted(files.items()):
         target = directory / name
         if target.exists() and name not in owned:
@@ -150,7 +152,7 @@ def pull_index(*, url: str, key: str, directory: Path, timeout: float = 10.0) ->
                             "nothing was written.")  # fmt: skip
         files[name] = content
     owned = set(state.get("folders", []))
-    result = PullResult(changed=bool(files) or bool(owned - set(digests)))
+    result = PullResult(changed=bool(files) or bool(owned - set(digests)), served=len(digests))
     for name, content in sorted(files.items()):
         target = directory / name
         if target.exists() and name not in owned:

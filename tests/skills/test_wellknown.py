@@ -93,6 +93,20 @@ def test_pull_through_the_index_downloads_only_changed_digests(live_server, tena
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_pull_with_nothing_published_says_so(live_server, tenant, tmp_path):
+    """It said "Wrote 0 skill(s), removed 0." (and, through the index, "Skills are up
+    to date."), which reads as a pull that did nothing wrong: nothing is published."""
+    make_skill(tenant.workspace)  # proposed, never approved
+    env = {"HIVEMIND_URL": live_server.url, "HIVEMIND_API_KEY": tenant.key}
+    for index in ([], ["--index"]):
+        pulled = run_client(["skills", "pull", *index, "--dir", str(tmp_path)], env)
+        assert pulled.returncode == 0, pulled.stderr
+        assert "No skill is published for this session yet" in pulled.stdout, index
+    hook = run_client(["skills", "pull", "--hook", "--dir", str(tmp_path / "h")], env)
+    assert "No skill is published" not in hook.stdout  # a hook's output is the agent's context
+
+
+@pytest.mark.django_db(transaction=True)
 def test_doctor_says_what_to_fix(live_server, tenant, tmp_path):
     ok = run_client(["doctor"], {"HIVEMIND_URL": live_server.url, "HIVEMIND_API_KEY": tenant.key,
                                  "HIVEMIND_SPOOL": str(tmp_path / "spool.jsonl")})  # fmt: skip
