@@ -317,7 +317,7 @@ def replay(path: Path, source: str = "claude-code", url: str = "", key: str = ""
     them (one file per event type, merged by time: `hooklog.session_events`); a
     session transcript in the folder (`chat.json`) is sent after its events and
     completes the trace they built."""
-    from .hooklog import is_transcript, read_items, session_events
+    from .hooklog import is_transcript, read_items, server_dated, session_events
 
     url = url or os.environ.get("HIVEMIND_URL", "")
     key = key or os.environ.get("HIVEMIND_API_KEY", "")
@@ -346,7 +346,8 @@ def replay(path: Path, source: str = "claude-code", url: str = "", key: str = ""
             logs.append(items)
     sent = 0
     seen: dict[str, int] = {}
-    for payload in session_events(logs, entries):
+    events = session_events(logs, entries)
+    for payload in events:
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         # The same payload again is another event (OpenHands' hooks name no call id:
         # one command run twice sends two equal PostToolUse payloads); replaying the
@@ -373,6 +374,15 @@ def replay(path: Path, source: str = "claude-code", url: str = "", key: str = ""
             return 1
     print(f"Sent {sent} event(s)" + (f" and {len(transcripts)} transcript(s)" if transcripts else "")
           + f" from {path}.")  # fmt: skip
+    sessions: dict[str, bool] = {}  # session -> some event of it carries a time
+    for payload in events:
+        session = str(payload.get("session_id") or "")
+        sessions[session] = sessions.get(session, False) or server_dated(payload)
+    undated = [session for session, dated in sessions.items() if not dated]
+    if undated:
+        print(f"{len(undated)} of the {len(sessions)} session(s) carried no time of their own "
+              "(no time in their hook events, no transcript of them): each is dated by its "
+              "arrival, today, and counted on that day in Overview and Metrics.")  # fmt: skip
     return 0
 
 

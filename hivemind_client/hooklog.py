@@ -84,6 +84,16 @@ def _own_time(payload: dict[str, Any]) -> float | None:
     return None
 
 
+def server_dated(payload: dict[str, Any]) -> bool:
+    """Whether the server dates this payload by a time in it: an ISO text in
+    `hivemind_time` or `timestamp` (`traces.claude_code._payload_time`); a time
+    under another name, or as a number, must be written into `hivemind_time`."""
+    return any(
+        isinstance(payload.get(name), str) and _parse_time(payload[name]) is not None
+        for name in ("hivemind_time", "timestamp")
+    )
+
+
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -305,8 +315,11 @@ def _by_time(
         stamp = dated[id(event)]
         if stamp is not None and abs(stamp) != float("inf"):
             current = stamp
-        if _own_time(payload) is None:
-            payload["hivemind_time"] = datetime.fromtimestamp(current, UTC).isoformat()
+        if not server_dated(payload):
+            # Its own time (`time`, `ts`, a number) or the one before it, as the server reads it.
+            own = _own_time(payload)
+            stamp = own if own is not None and abs(own) != float("inf") else current
+            payload["hivemind_time"] = datetime.fromtimestamp(stamp, UTC).isoformat()
         ordered.append(payload)
     return ordered
 

@@ -150,6 +150,11 @@ def _tool_error(response: Any) -> str:
     return ""
 
 
+# The event ids a replayed hook log's events carry: the client's `replay` and the
+# server's own import (traces/importing.py); no live hook sends them.
+REPLAYED_EVENTS = ("replay-", "import-")
+
+
 def hook_ingest(
     *, workspace: Workspace, payload: Any, event_id: str = "", source: str = "claude-code"
 ) -> BatchResult:
@@ -198,10 +203,13 @@ def hook_ingest(
         # One session's events are numbered one at a time, in arrival order.
         session_lock(workspace.pk, trace_id)
         stored = Trace.objects.filter(workspace=workspace, external_id=trace_id).first()
+        replayed = str(event_id).startswith(REPLAYED_EVENTS)
         if stored is None and stamped:
             # A replayed log's session starts when its first event happened, not when
             # the replay reached the server (an undated one is dated by its arrival).
             trace["started_at"] = stamped
+        elif stored is None and replayed:
+            trace["metadata"]["dated_by_arrival"] = True  # said on the trace's page
         numbering = _Numbering(stored)
         subagents = dict(stored.metadata.get("subagents", {})) if stored else {}
         turn_failed = bool(stored and stored.metadata.get("turn_failed"))
@@ -218,6 +226,11 @@ def hook_ingest(
             inferred_status(trace["metadata"], trace["status"], reason)
         elif event == "UserPromptSubmit" and not turn_failed:
             trace["status"] = "running"  # a new turn
+        if replayed and trace.get("status") == "running":
+            # A replayed log sends nothing after its last event: a session it leaves
+            # running ended where nothing says how it went (live hooks, should the
+            # session go on, set it running again).
+            trace["status"] = "unknown"
         if (stored is None or not stored.task) and "task" not in trace:
             folder = str(payload.get("cwd") or "").rstrip("/").rsplit("/", 1)[-1]
             trace["task"] = f"{source} session in {folder}" if folder else f"{source} session"

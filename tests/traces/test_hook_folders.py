@@ -204,6 +204,54 @@ def test_replay_sends_a_folder_in_session_order_over_http(live_server, tmp_path,
     assert replay(lines) == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_replayed_log_leaves_no_session_running_and_says_what_it_dated_by_arrival(
+    live_server, tmp_path, monkeypatch, capsys, client
+):
+    """A hook log replayed by the client left each session its log ends mid-turn
+    "running" (a day, until the silent-session sweep), and dated the sessions with no
+    time by their arrival without a word: Claude Code logs of July 2025 read as this
+    week's runs on the Overview. Now such a session is unknown at once (as the
+    server's own import leaves it), and the replay and the trace page say which runs
+    the arrival dated."""
+    from hivemind_client.capture import replay
+    from tests.factories import make_key, make_user, make_workspace
+    from workspaces.models import Scope
+
+    owner = make_user("replay-dates")
+    workspace = make_workspace(name="Replay dates", owner=owner)
+    monkeypatch.setenv("HIVEMIND_URL", live_server.url)
+    monkeypatch.setenv("HIVEMIND_API_KEY", make_key(workspace, scopes=[Scope.INGEST]))
+    log = tmp_path / "events.jsonl"
+    log.write_text("\n".join(json.dumps(e) for e in [
+        {**_event("UserPromptSubmit", prompt="fix the tests"), "session_id": "ended"},
+        {**_event("Stop"), "session_id": "ended"},
+        {**_event("UserPromptSubmit", prompt="now the docs"), "session_id": "cut"},
+        {**_event("UserPromptSubmit", prompt="dated"), "session_id": "dated",
+         "timestamp": "2025-07-21T18:42:58Z"},
+        # A logger's epoch time under another name: the server read only `timestamp`.
+        {**_event("UserPromptSubmit", prompt="epoch"), "session_id": "epoch", "ts": 1753123378},
+    ]))  # fmt: skip
+    assert replay(log) == 0
+    out = capsys.readouterr().out
+    assert "2 of the 4 session(s) carried no time of their own" in out
+    runs = {t.session_id: t for t in Trace.objects.filter(workspace=workspace)}
+    assert {s: t.status for s, t in runs.items()} == {
+        "ended": "succeeded", "cut": "unknown", "dated": "unknown", "epoch": "unknown"}  # fmt: skip
+    assert runs["dated"].started_at.year == 2025 and runs["epoch"].started_at.year == 2025
+    client.force_login(owner)
+    page = client.get(f"/w/{workspace.slug}/traces/{runs['cut'].pk}/").content.decode()
+    assert "dated by its arrival: nothing in it gave a time of its own" in page
+    page = client.get(f"/w/{workspace.slug}/traces/{runs['dated'].pk}/").content.decode()
+    assert "dated by its arrival" not in page
+    # A live session's next event sets it running again.
+    from traces.claude_code import hook_ingest
+
+    hook_ingest(workspace=workspace, payload={**_event("UserPromptSubmit", prompt="more"),
+                                              "session_id": "cut"}, event_id="live-1")  # fmt: skip
+    assert Trace.objects.get(pk=runs["cut"].pk).status == "running"
+
+
 def test_a_replayed_openhands_hook_log_keeps_each_repeated_call(live_server, monkeypatch, capsys):
     """OpenHands' hook payloads name no call: the same command run four times is four
     equal PostToolUse payloads, and four calls; replaying the log again adds nothing.
