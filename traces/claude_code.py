@@ -231,6 +231,8 @@ def hook_ingest(
             # running ended where nothing says how it went (live hooks, should the
             # session go on, set it running again).
             trace["status"] = "unknown"
+            inferred_status(trace["metadata"], "unknown", "its log ends inside a turn (no Stop "
+                            "or SessionEnd after its last prompt), so nothing says how it went")  # fmt: skip
         if (stored is None or not stored.task) and "task" not in trace:
             folder = str(payload.get("cwd") or "").rstrip("/").rsplit("/", 1)[-1]
             trace["task"] = f"{source} session in {folder}" if folder else f"{source} session"

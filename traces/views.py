@@ -152,7 +152,7 @@ INTERNAL_METADATA = {"hook_session", "hook_steps", "otlp_spans", "outcome_from",
                      "task_from_folder", "propagated_errors", "turn_failed",
                      "inferred_status", "transcript", "tool_use_ids", "import_digest",
                      "event_costs_usd", "otlp_tools", "otlp_conventions", "otlp_bare", "replaces_hook_steps",
-                     "status_from_session"}  # fmt: skip
+                     "status_from_session", "dated_by_arrival", "hook_import_digest"}  # fmt: skip
 
 
 @require_GET

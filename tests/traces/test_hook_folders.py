@@ -242,6 +242,8 @@ def test_a_replayed_log_leaves_no_session_running_and_says_what_it_dated_by_arri
     client.force_login(owner)
     page = client.get(f"/w/{workspace.slug}/traces/{runs['cut'].pk}/").content.decode()
     assert "dated by its arrival: nothing in it gave a time of its own" in page
+    assert "its log ends inside a turn (no Stop or SessionEnd after its last prompt)" in page
+    assert "dated_by_arrival" not in page  # said in words, not as bookkeeping
     page = client.get(f"/w/{workspace.slug}/traces/{runs['dated'].pk}/").content.decode()
     assert "dated by its arrival" not in page
     # A live session's next event sets it running again.
