@@ -235,6 +235,9 @@ def test_a_harmful_skill_is_flagged_on_the_overview_the_skills_list_and_its_tria
     assert 'id="harmful"' in proposed.content.decode()
     page = lead.get(reverse("skill_trial", args=[tenant.workspace.slug, skill.pk])).content.decode()
     assert "<strong>Hurts</strong>" in page and "Withdraw" in page
+    # The decision does not lead to the rollout the trial argues against.
+    assert '<button class="secondary">Roll out to everyone' in page
+    assert "would give every agent a skill that made its runs worse" in page
     # Still served to the treated arm: flagging is not pausing unless the workspace says so.
     assert Skill.objects.get(pk=skill.pk).status == "published"
 
@@ -266,6 +269,8 @@ def test_helpful_and_useless_skills_read_differently_and_a_lead_rolls_out(client
     trial = _run_trial(client, tenant, skill, treated_ok=0.95, holdout_ok=0.3)
     assert trial.verdict == HELPS
     lead = tenant.client_for(tenant.lead)
+    page = lead.get(reverse("skill_trial", args=[tenant.workspace.slug, skill.pk])).content.decode()
+    assert '<button class="primary">Roll out to everyone' in page and 'id="decide-note"' not in page
     response = lead.post(reverse("skill_roll_out", args=[tenant.workspace.slug, skill.pk]))
     assert response.status_code == 302
     skill.refresh_from_db()
@@ -289,6 +294,9 @@ def test_no_effect_reads_no_measurable_change_and_a_lead_rolls_back(client, tena
     with pytest.raises(PermissionDenied):
         review.skill_roll_back_trial(skill=skill, actor=tenant.viewer)
     lead = tenant.client_for(tenant.lead)
+    page = lead.get(reverse("skill_trial", args=[tenant.workspace.slug, skill.pk])).content.decode()
+    assert '<button class="secondary">Roll out to everyone' in page
+    assert "has not shown that v1 helps" in page
     lead.post(reverse("skill_roll_back_trial", args=[tenant.workspace.slug, skill.pk]),
               {"reason": "no effect"})  # fmt: skip
     skill.refresh_from_db()
