@@ -444,7 +444,8 @@ def draft_offline(context: Context) -> Draft:
     ])  # fmt: skip
     return Draft(
         verdict="new",
-        reason=(f"Drafted offline from {len(instructions)} piece(s) of evidence with counts "
+        reason=(f"Drafted offline from {len(instructions)} "
+                f"piece{'s' if len(instructions) != 1 else ''} of evidence with counts "
                 "(no model in use for this workspace)."
                 + (f" {len(held)} more held back (listed on the mode page)."
                    if held else ""))[:4000],

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -131,6 +133,7 @@ def test_offline_distiller_proposes_one_valid_skill_with_evidence(mode, settings
     assert not validate(SkillDoc(version.skill.name, version.description, version.body))
     assert version.evidence.count() == 8
     assert version.skill.status == "proposed" and version.skill.published_version is None
+    assert re.match(r"Drafted offline from (1 piece|(?!1 )\d+ pieces) of evidence ", job.detail)
     assert services.distill_due(workspace_id=mode.workspace_id) == []
     again = run_job(mode)
     assert again.verdict == "skip" and SkillVersion.objects.count() == 1
