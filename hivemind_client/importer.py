@@ -22,6 +22,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .formats import (
@@ -79,6 +80,10 @@ class Sent:
     updated: int = 0
     unchanged: int = 0  # sent again exactly as stored: nothing written
     rejected: list[str] = field(default_factory=list)  # per-trace rejections
+    given: int = 0  # runs that took the outcome given with --status
+    no_outcome: list[str] = field(default_factory=list)  # sent with none
+    not_the_agent: list[str] = field(default_factory=list)  # none: the harness stopped them
+    undated: list[str] = field(default_factory=list)  # created with no time of their own
 
 
 def import_file(
@@ -104,7 +109,7 @@ def import_file(
     if agent.strip():
         for trace in parsed.traces:
             trace["agent"] = agent.strip()[:200]
-    give_outcome(parsed.traces, status)
+    given = give_outcome(parsed.traces, status)
     AGENTS_SEEN[str(path)] = {str(t.get("agent") or "") for t in parsed.traces}
     rejected: list[str] = []
     batches = [parsed.traces[i : i + BATCH] for i in range(0, len(parsed.traces), BATCH)]
@@ -118,7 +123,13 @@ def import_file(
                 rejected.append(f"trace {where}: {item.get('detail', '')}")
     if rejected:
         return Sent(rejected=rejected)
-    sent = Sent()
+    sent = Sent(given=given)
+    for trace in parsed.traces:
+        if str(trace.get("status") or "unknown") == "unknown":
+            outcome_from = str((trace.get("metadata") or {}).get("outcome_from") or "")
+            (sent.not_the_agent if outcome_from.startswith("none (") else sent.no_outcome).append(
+                str(trace.get("external_id") or "")
+            )
     for payload in parsed.hook_payloads:
         event = (
             "import-"
@@ -128,10 +139,55 @@ def import_file(
         sent.updated += 1
     for batch in batches:
         answer = _post(url, key, "/api/v1/traces", {"traces": batch})
+        for item in answer.get("results", []):
+            trace = batch[int(item.get("index", 0))] if item.get("status") == "created" else {}
+            if trace and not trace.get("started_at") and not trace.get("ended_at"):
+                sent.undated.append(str(item.get("external_id") or trace.get("external_id")))
         sent.created += int(answer.get("created", 0))
         sent.updated += int(answer.get("updated", 0))
         sent.unchanged += int(answer.get("unchanged", 0))
     return sent
+
+
+def _runs(names: list[str], shown: int) -> str:
+    return ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
+
+
+def outcome_summary(
+    *, given: int, status: str, no_outcome: list[str], not_the_agent: list[str],
+    undated: list[str], today: str,
+) -> list[str]:  # fmt: skip
+    """What an import says of the runs it could not give an outcome or a time: the
+    same lines from manage.py import_traces and from this client."""
+    lines = []
+    if given:
+        lines.append(f"{given} run{'s' if given != 1 else ''} whose file gave no outcome took "
+                     f"the one given with --status ({status}); each says so on its page.")  # fmt: skip
+    if no_outcome:
+        lines.append(
+            f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
+            "outcome (unknown: nothing reported one, or a session's log ends before it did; "
+            "nothing was guessed): " + _runs(no_outcome, 20)
+            + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, "
+            "import the harness's results beside the runs, or import them again with "
+            "--status failed (or succeeded) if you know it from elsewhere."
+        )  # fmt: skip
+    if not_the_agent:
+        lines.append(
+            f"{len(not_the_agent)} run{'s' if len(not_the_agent) != 1 else ''} stopped by "
+            "the harness, not the agent (a simulated user's or the infrastructure's error): "
+            "imported with no outcome, so they count neither way and are not diagnosed; "
+            "each page says why: " + _runs(not_the_agent, 20) + "."
+        )  # fmt: skip
+    if undated:
+        lines.append(
+            f"{len(undated)} run{'s' if len(undated) != 1 else ''} carried no time of their "
+            f"own (no start, end or step time): each is dated by its import, {today}, and "
+            "counted on that day in Overview and Metrics: " + _runs(undated, 5) + "."
+        )  # fmt: skip
+    return lines
 
 
 def main(
@@ -162,6 +218,7 @@ def main(
         print(f"hivemind: {no_files_message(fmt)}", file=sys.stderr)
         return 2
     failed = 0
+    total = Sent()
     for number, path in enumerate(files, start=1):
         prefix = f"[{number}/{len(files)}] {path}"
         try:
@@ -181,4 +238,13 @@ def main(
         print(f"{prefix}: {sent.created} created, {sent.updated} updated, {sent.unchanged} "
               "unchanged; agents: "
               f"{', '.join(n or '(none)' for n in names) or '(none)'}")  # fmt: skip
+        total.given += sent.given
+        total.no_outcome += sent.no_outcome
+        total.not_the_agent += sent.not_the_agent
+        total.undated += sent.undated
+    today = datetime.now(UTC).strftime("%b %d, %Y").replace(" 0", " ")
+    for line in outcome_summary(given=total.given, status=status, no_outcome=total.no_outcome,
+                                not_the_agent=total.not_the_agent, undated=total.undated,
+                                today=today):  # fmt: skip
+        print(line)
     return 1 if failed else 0

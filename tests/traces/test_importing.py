@@ -171,6 +171,29 @@ def test_the_client_sends_a_file_all_or_nothing(live_server, tmp_path, capsys):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_client_says_which_runs_came_with_no_outcome_or_no_time(live_server, tmp_path, capsys):
+    """manage.py named the runs an import could not give an outcome or a time; the
+    client (an agent machine's importer) printed only its counts."""
+    from hivemind_client.importer import main as client_import
+    from tests.factories import make_key, make_user, make_workspace, trace_payload
+    from workspaces.models import Scope
+
+    workspace = make_workspace(name="Client summary", owner=make_user("client-summary"))
+    key = make_key(workspace, scopes=[Scope.INGEST])
+    bare = {k: v for k, v in trace_payload("bare-run").items() if k not in ("status", "started_at")}
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"traces": [trace_payload("dated-run"), bare]}))
+    assert client_import(live_server.url, key, "native", [path]) == 0
+    out = capsys.readouterr().out
+    assert "1 run came in with no outcome" in out and "bare-run" in out
+    assert "1 run carried no time of their own (no start, end or step time)" in out
+    assert "dated-run" not in out.split("came in with no outcome", 1)[1]
+    # Sent again: nothing new is dated by this arrival.
+    assert client_import(live_server.url, key, "native", [path]) == 0
+    assert "carried no time" not in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_client_takes_a_swe_bench_report_given_apart(live_server, tmp_path, capsys):
     """`--results`, which the README gives for SWE runs whose report is not beside
     them, was manage.py's only: the client (an agent machine's importer) answered

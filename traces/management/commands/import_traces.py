@@ -20,6 +20,7 @@ from hivemind_client.formats import (
     no_files_message,
     swe_outcome_in,
 )
+from hivemind_client.importer import outcome_summary
 from traces.importing import traces_import_file, traces_import_hook_logs
 from workspaces.models import Workspace
 
@@ -126,36 +127,11 @@ class Command(BaseCommand):
             f"{'folders' if options['fmt'] == 'claude-hooks' else 'files'}: {totals[0]} traces created, "
             f"{totals[1]} updated, {totals[2]} unchanged. Diagnosis runs in the worker."
         )
-        if given:
-            self.stdout.write(
-                f"{given} run{'s' if given != 1 else ''} whose file gave no outcome took the one "
-                f"given with --status ({options['status']}); each says so on its page."
-            )
-        if no_outcome:
-            self.stdout.write(
-                f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
-                "outcome (unknown: nothing reported one, or a session's log ends before it did; nothing was guessed): " + ", ".join(no_outcome[:20])
-                + (f" and {len(no_outcome) - 20} more" if len(no_outcome) > 20 else "")
-                + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, "
-                "import the harness's results beside the runs, or import them again with "
-                "--status failed (or succeeded) if you know it from elsewhere."
-            )  # fmt: skip
-        if not_the_agent:
-            self.stdout.write(
-                f"{len(not_the_agent)} run{'s' if len(not_the_agent) != 1 else ''} stopped by "
-                "the harness, not the agent (a simulated user's or the infrastructure's error): "
-                "imported with no outcome, so they count neither way and are not diagnosed; "
-                "each page says why: " + ", ".join(not_the_agent[:20])
-                + (f" and {len(not_the_agent) - 20} more" if len(not_the_agent) > 20 else "") + "."
-            )  # fmt: skip
-        if undated:
-            self.stdout.write(
-                f"{len(undated)} run{'s' if len(undated) != 1 else ''} carried no time of "
-                "their own (no start, end or step time): each is dated by its import, "
-                f"{timezone.now():%b %-d, %Y}, and counted on that day in Overview and Metrics: "
-                + ", ".join(undated[:5])
-                + (f" and {len(undated) - 5} more" if len(undated) > 5 else "") + "."
-            )  # fmt: skip
+        for line in outcome_summary(
+            given=given, status=options["status"], no_outcome=no_outcome,
+            not_the_agent=not_the_agent, undated=undated, today=f"{timezone.now():%b %-d, %Y}",
+        ):  # fmt: skip
+            self.stdout.write(line)
         if agents:
             self.stdout.write("Agents: " + ", ".join(
                 f"{name or '(none)'} ({runs} run{'s' if runs != 1 else ''})"
