@@ -242,11 +242,10 @@ def merge_transcript_later(payload: dict, source: str) -> bool:
             return False
         transcript = str(state)
     else:
-        transcript = payload.get("transcript_path")
-        if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
+        path = payload.get("transcript_path")
+        if not isinstance(path, str) or not path.endswith(".jsonl") or not Path(path).is_file():
             return False
-        if not Path(transcript).is_file():
-            return False
+        transcript = path
     # Claude Code keeps a session's subagents in <session>/subagents/agent-<id>.jsonl;
     # imported after the session's own, they nest under the calls that started them.
     subagents = (
