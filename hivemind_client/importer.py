@@ -169,7 +169,8 @@ def outcome_summary(
         lines.append(
             f"{len(no_outcome)} run{'s' if len(no_outcome) != 1 else ''} came in with no "
             "outcome (unknown: nothing reported one, or a session's log ends before it did; "
-            "nothing was guessed): " + _runs(no_outcome, 20)
+            "nothing was guessed; a run its hooks already gave a status, read from its "
+            "session, keeps it): " + _runs(no_outcome, 20)
             + ". Send their outcomes with POST /api/v1/traces/{external_id}/outcome, "
             "import the harness's results beside the runs, or import them again with "
             "--status failed (or succeeded) if you know it from elsewhere."
