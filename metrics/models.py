@@ -23,6 +23,9 @@ class DailyRollup(models.Model):
     # Of succeeded + failed: outcomes read from a hook session (Claude Code, Codex,
     # Cursor: the agent reported none and no outcome was posted), not reported.
     inferred = models.PositiveIntegerField(default=0, db_default=0)
+    # Runs nothing in them dated (no start, end or step time; a replayed hook log
+    # with no times): counted on the day they arrived (services.UNDATED).
+    undated = models.PositiveIntegerField(default=0, db_default=0)
     steps = models.PositiveIntegerField(default=0)
     step_errors = models.PositiveIntegerField(default=0)
     incidents = models.PositiveIntegerField(default=0)

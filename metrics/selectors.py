@@ -46,6 +46,8 @@ class Overview:
     incidents_7d: int
     # Of succeeded_7d + failed_7d: read from hook sessions, not reported.
     inferred_7d: int
+    # Of traces_7d: dated by their arrival, nothing in them giving a time.
+    undated_7d: int
     agents: int
 
     @property
@@ -76,6 +78,7 @@ def overview_get(
         ok=Sum("succeeded", filter=recent),
         bad=Sum("failed", filter=recent),
         inferred=Sum("inferred", filter=recent),
+        undated=Sum("undated", filter=recent),
         incidents=Sum("incidents", filter=recent),
         agents=Count("agent", distinct=True),
     )
@@ -87,6 +90,7 @@ def overview_get(
         failed_7d=counts["bad"] or 0,
         incidents_7d=counts["incidents"] or 0,
         inferred_7d=counts["inferred"] or 0,
+        undated_7d=counts["undated"] or 0,
         agents=counts["agents"],
     )
 

@@ -27,15 +27,20 @@ _CAUSE = "i.kind NOT IN ({}) AND i.stats ->> 'evidence' IS DISTINCT FROM 'check'
 INFERRED = """t.status IN ('succeeded', 'failed')
     AND t.metadata -> 'inferred_status' ->> 'status' = t.status
     AND NOT EXISTS (SELECT 1 FROM traces_outcome o WHERE o.trace_id = t.id)"""
+# A trace that no time of its own dated: ingest stores its start as its arrival (the
+# same statement's now()), and a hook session replayed from a log with no times is
+# marked so (a live hook session's start is its arrival too, and is true).
+UNDATED = """(t.metadata ? 'dated_by_arrival'
+    OR (t.started_at = t.received_at AND NOT t.metadata ? 'hook_session'))"""
 _REFRESH_SQL = f"""
     INSERT INTO metrics_dailyrollup (workspace_id, day, agent, traces, succeeded, failed,
-                                     unknown, inferred, steps, step_errors, incidents, tokens,
-                                     cost_usd)
+                                     unknown, inferred, undated, steps, step_errors, incidents,
+                                     tokens, cost_usd)
     SELECT t.workspace_id, (t.started_at AT TIME ZONE 'UTC')::date, t.agent, count(*),
            count(*) FILTER (WHERE t.status = 'succeeded'),
            count(*) FILTER (WHERE t.status = 'failed'),
            count(*) FILTER (WHERE t.status NOT IN ('succeeded', 'failed')),
-           count(*) FILTER (WHERE {INFERRED}),
+           count(*) FILTER (WHERE {INFERRED}), count(*) FILTER (WHERE {UNDATED}),
            COALESCE(sum(t.step_count - t.span_count), 0),
            COALESCE(sum(t.error_count - t.span_error_count), 0),
            COALESCE(sum(i.n), 0), COALESCE(sum(t.total_tokens), 0), COALESCE(sum(t.cost_usd), 0)
@@ -47,7 +52,8 @@ _REFRESH_SQL = f"""
     GROUP BY 1, 2, 3
     ON CONFLICT (workspace_id, day, agent) DO UPDATE SET
         traces = EXCLUDED.traces, succeeded = EXCLUDED.succeeded, failed = EXCLUDED.failed,
-        unknown = EXCLUDED.unknown, inferred = EXCLUDED.inferred, steps = EXCLUDED.steps,
+        unknown = EXCLUDED.unknown, inferred = EXCLUDED.inferred, undated = EXCLUDED.undated,
+        steps = EXCLUDED.steps,
         step_errors = EXCLUDED.step_errors,
         incidents = EXCLUDED.incidents, tokens = EXCLUDED.tokens, cost_usd = EXCLUDED.cost_usd
 """

@@ -211,6 +211,31 @@ def test_the_overview_counts_causes_not_symptoms_weak_leads_or_recovered_errors(
     assert "failed checks of the outcome" in page
 
 
+@pytest.mark.django_db
+def test_the_overview_says_how_many_runs_only_their_arrival_dated(tenant, client):
+    """InterCode's 1,763 results and 85 replayed Claude Code sessions carry no time:
+    each is dated by its import, and the Overview read them as this week's runs
+    without a word ("87 traces, Dec 1-7")."""
+    from traces.claude_code import hook_ingest
+
+    now = timezone.now().isoformat()
+    bare = {k: v for k, v in trace_payload("no-time").items() if k != "started_at"}
+    ingest(workspace=tenant.workspace, items=[trace_payload("timed", started_at=now), bare])
+    # A live hook session starts when it arrives: that is its time, not a missing one.
+    hook_ingest(workspace=tenant.workspace, event_id="live-1", payload={
+        "session_id": "live", "hook_event_name": "UserPromptSubmit", "prompt": "go"})  # fmt: skip
+    # The same session replayed from a log with no times is dated by its arrival.
+    hook_ingest(workspace=tenant.workspace, event_id="replay-0123", payload={
+        "session_id": "replayed", "hook_event_name": "UserPromptSubmit", "prompt": "go"})  # fmt: skip
+    rollups_refresh_for_traces(trace_ids=list(
+        Trace.objects.filter(workspace=tenant.workspace).values_list("pk", flat=True)))  # fmt: skip
+    overview = overview_get(workspace=tenant.workspace)
+    assert (overview.traces_7d, overview.undated_7d) == (4, 2)
+    client.force_login(tenant.lead)
+    page = client.get(reverse("overview", args=[tenant.workspace.slug])).content.decode()
+    assert "2 of these dated by their arrival: nothing in them gave a time of their own" in page
+
+
 def _published(tenant, name="use-the-retry"):
     skill = Skill.objects.create(workspace=tenant.workspace, name=name)
     SkillVersion.objects.create(skill=skill, number=1, description="d", body="b", authorship="user")
