@@ -95,6 +95,15 @@ def overview_get(
     )
 
 
+def undated_count(*, workspace: Workspace, since: date, until: date, agent: str = "") -> int:
+    """Runs of the days `since`..`until` (one agent or all) that no time of their own
+    dated: they sit on the day they arrived (`services.UNDATED`)."""
+    qs = DailyRollup.objects.filter(workspace=workspace, day__gte=since, day__lte=until)
+    if agent:
+        qs = qs.filter(agent=agent)
+    return qs.aggregate(n=Sum("undated"))["n"] or 0
+
+
 def review_queue_count(*, workspace: Workspace) -> int:
     """Proposed skills waiting for a lead."""
     return Skill.objects.filter(workspace=workspace, status=SkillStatus.PROPOSED).count()

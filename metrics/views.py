@@ -42,6 +42,7 @@ from .selectors import (
     success_by_period,
     trial_list,
     trial_result,
+    undated_count,
 )
 from .snapshots import SnapshotFilter, snapshot_create, snapshot_file_response
 from .stats import Rate, verdict, wilson
@@ -139,6 +140,9 @@ def metrics_page(request: WorkspaceRequest) -> HttpResponse:
             ),
             "volume_figure": charts.volume_figure(
                 series, unit=unit, partial=flt.partial, colours=colours
+            ),
+            "undated": undated_count(
+                workspace=workspace, since=flt.since, until=flt.until, agent=flt.agent
             ),
             "colours": colours,
             "trends": _trends(workspace, flt),

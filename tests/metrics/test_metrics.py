@@ -234,6 +234,9 @@ def test_the_overview_says_how_many_runs_only_their_arrival_dated(tenant, client
     client.force_login(tenant.lead)
     page = client.get(reverse("overview", args=[tenant.workspace.slug])).content.decode()
     assert "2 of these dated by their arrival: nothing in them gave a time of their own" in page
+    # The volume chart puts them on the day they arrived, and says so.
+    page = client.get(reverse("metrics", args=[tenant.workspace.slug])).content.decode()
+    assert "2 of the traces charted were dated by their arrival" in page
 
 
 def _published(tenant, name="use-the-retry"):
