@@ -444,8 +444,7 @@ def draft_offline(context: Context) -> Draft:
     ])  # fmt: skip
     return Draft(
         verdict="new",
-        reason=(f"Drafted offline from {len(instructions)} "
-                f"piece{'s' if len(instructions) != 1 else ''} of evidence with counts "
+        reason=(f"Drafted offline from {drafted_from(instructions)} "
                 "(no model in use for this workspace)."
                 + (f" {len(held)} more held back (listed on the mode page)."
                    if held else ""))[:4000],
@@ -454,6 +453,28 @@ def draft_offline(context: Context) -> Draft:
         instructions=instructions,
         held_back=held,
     )  # fmt: skip
+
+
+def drafted_from(instructions: list[dict[str, Any]]) -> str:
+    """What an offline draft's instructions rest on, counted by origin: "1 fix people
+    wrote on 5 labelled runs", "2 pieces of evidence with counts", "1 policy rule"."""
+
+    def plural(n: int, one: str, many: str) -> str:
+        return f"{n} {one if n == 1 else many}"
+
+    labels = [i for i in instructions if "labelled_runs" in (i.get("counts") or {})]
+    rules = [i for i in instructions if i.get("kind") == "policy_rule"]
+    counted = len(instructions) - len(labels) - len(rules)
+    parts = []
+    if labels:
+        runs = sum(int(i["counts"]["labelled_runs"]) for i in labels)
+        parts.append(plural(len(labels), "fix", "fixes") + " people wrote on "
+                     + plural(runs, "labelled run", "labelled runs"))  # fmt: skip
+    if rules:
+        parts.append(plural(len(rules), "policy rule", "policy rules") + " a lead approved")
+    if counted:
+        parts.append(plural(counted, "piece", "pieces") + " of evidence with counts")
+    return " and ".join(parts) or "no evidence"
 
 
 def _without(body: str, gone: set[str]) -> str:

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 # agent -> (tasks, tools, failure modes). A failure mode: (tool, error template,
-# probability per trace, the tool that agents which recovered called next). Templates take {n} (a number) and {id} (an order id).
+# probability per trace, the tool that agents which recovered called next).
+# Templates take {n} (a number), {id} (an order id) and {wait} (the seconds a rate
+# limit asks for, which the runs that recovered from it waited).
 DEMO_AGENTS: dict[str, dict[str, Any]] = {
     "checkout-agent": {
         "tasks": [
@@ -22,7 +24,7 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
         "modes": [
             (
                 "payments.refund",
-                "429 Too Many Requests: rate limit exceeded, retry after {n}s",
+                "429 Too Many Requests: rate limit exceeded, retry after {wait}s",
                 0.18,
                 "payments.refund",
             ),
@@ -80,6 +82,46 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
     },
 }
 
+# What the seeded demo lead writes as the fix on the runs each failure stopped
+# (seed_demo), keyed by the failing tool: what the runs that got past it did, in a
+# lead's words. A rate limit is waited out before the retry; the other failures
+# are worked around with another tool, not retried as they were.
+DEMO_FIXES: dict[str, str] = {
+    "payments.refund": (
+        "When `payments.refund` answers 429 Too Many Requests, wait the seconds "
+        "its error names (retry after N s), then call `payments.refund` once more "
+        "with the same input"
+    ),
+    "inventory.lookup": (
+        "When `inventory.lookup` answers SKU not found, call "
+        "`inventory.normalize_sku` on the SKU (SKUs are upper case) and look up "
+        "the SKU it returns"
+    ),
+    "crm.search": (
+        "When `crm.search` times out (ReadTimeout), find the customer with "
+        "`crm.search_by_email` instead of repeating the same search"
+    ),
+    "email.send": (
+        "When `email.send` is rejected with 550 5.1.1 (mailbox unavailable), call "
+        "`crm.get_contact` for the customer's current address instead of sending to "
+        "the same one again"
+    ),
+    "sql.query": (
+        "When `sql.query` fails with UndefinedColumn, call `sql.describe_table` and "
+        "use the column names it lists"
+    ),
+    "fs.write": (
+        "When `fs.write` is denied (PermissionError), write the file with "
+        "`fs.write_tmp` instead of retrying the same path"
+    ),
+}
+
+
+def retry_wait(n: int) -> int:
+    """The seconds a demo rate limit asks for, from the trace's random number (2-29 s:
+    a rate limit's window, not hours)."""
+    return 2 + n % 28
+
 
 def demo_traces(
     *, count: int, seed: int = 7, days: int = 30, now: datetime
@@ -106,17 +148,23 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         steps.append(call)
         steps.append({"kind": "tool_result", "name": tool, "output": {"ok": True}})
     recovered = False
+    # Seconds the run waited after the failing call before its next step (a rate
+    # limit's retry-after, when the run retried).
+    waited, failed_at = 0, len(steps)
     if failed_mode is not None:
         tool, template, _, recovery = failed_mode
+        n = rng.randint(1, 30000)
         steps.append({
             "kind": "tool_call", "name": tool, "input": {"id": order, "amount": rng.randint(5, 500)},
-            "error": template.format(n=rng.randint(1, 30000), id=order),
+            "error": template.format(n=n, id=order, wait=retry_wait(n)),
             "duration_ms": rng.randint(100, 30000),
         })  # fmt: skip
         # Some agents find their way around the failure; the offline distiller
         # learns its "Do" section from what they did next.
         recovered = rng.random() < 0.5
         if recovered:
+            if "{wait}" in template:
+                waited = retry_wait(n)
             steps.append({"kind": "tool_call", "name": recovery, "input": {"id": order},
                           "output": {"ok": True}, "duration_ms": rng.randint(20, 900)})  # fmt: skip
             steps.append({"kind": "assistant_message", "output": "Done, after a workaround."})
@@ -126,7 +174,8 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         steps.append({"kind": "assistant_message", "output": "Done."})
     for index, step in enumerate(steps):
         step["index"] = index
-        step["started_at"] = (started + timedelta(seconds=index * 2)).isoformat()
+        later = waited if index > failed_at else 0
+        step["started_at"] = (started + timedelta(seconds=index * 2 + later)).isoformat()
     return {
         "external_id": f"demo-{agent}-{i:05d}",
         "agent": agent,
@@ -135,7 +184,7 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         "status": "failed" if failed_mode and not recovered else "succeeded",
         "reward": 0.0 if failed_mode and not recovered else 1.0,
         "started_at": started.isoformat(),
-        "ended_at": (started + timedelta(seconds=len(steps) * 2)).isoformat(),
+        "ended_at": (started + timedelta(seconds=len(steps) * 2 + waited)).isoformat(),
         "model": "claude-haiku-4-5",
         "metadata": {"env": "demo"},
         "steps": steps,

@@ -50,3 +50,57 @@ def test_seed_demo_is_idempotent_and_prints_working_credentials(client, settings
     )
     page = client.get(f"/w/demo/skills/{skills.first().pk}/")
     assert page.status_code == 200 and "demo-lead" in page.content.decode()
+    # The rate limit's skill waits before it retries: a retry at once is what the
+    # limit refuses.
+    refund = skills.filter(source_mode__label__contains="429").first()
+    assert refund is not None
+    assert "wait the seconds its error names" in refund.latest_version.body
+    # and says what it rests on: one fix, on the five labelled runs it lists.
+    assert "Drafted offline from 1 fix people wrote on 5 labelled runs" in (
+        refund.latest_version.rationale
+    )
+
+
+def test_demo_rate_limits_ask_for_a_short_wait_which_the_runs_that_recovered_waited():
+    """A demo rate limit names a wait of seconds, not hours, and the runs that got
+    past it waited that long before calling again: the seeded lead's fix (and so the
+    skill drafted from it) says to wait, which a reader of a rate limit expects."""
+    from datetime import UTC, datetime
+
+    from traces.demo import DEMO_FIXES, demo_traces
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    limited = recovered = 0
+    for trace in demo_traces(count=720, now=now):
+        steps = trace["steps"]
+        for i, step in enumerate(steps):
+            if not step.get("error", "").startswith("429 "):
+                continue
+            limited += 1
+            wait = int(re.search(r"retry after (\d+)s", step["error"]).group(1))
+            assert 2 <= wait <= 29
+            after = steps[i + 1]
+            if after.get("name") == "payments.refund":
+                recovered += 1
+                gap = datetime.fromisoformat(after["started_at"]) - datetime.fromisoformat(
+                    step["started_at"]
+                )
+                assert gap.total_seconds() >= wait, (trace["external_id"], wait, gap)
+                assert trace["ended_at"] >= after["started_at"]
+    assert limited and recovered
+    assert "wait the seconds its error names" in DEMO_FIXES["payments.refund"]
+
+
+def test_an_offline_draft_says_what_its_instructions_rest_on():
+    from skills.distill import drafted_from
+
+    label = {"kind": "human_label", "counts": {"runs_with": 5, "labelled_runs": 5}}
+    turned = {"kind": "unexpected", "counts": {"runs_with": 2, "labelled_runs": 2}}
+    rule = {"kind": "policy_rule", "counts": {"runs_with": 3, "rule_runs": 3}}
+    counted = {"kind": "missing", "counts": {"runs_with": 7}}
+    assert drafted_from([label]) == "1 fix people wrote on 5 labelled runs"
+    assert drafted_from([label, turned]) == "2 fixes people wrote on 7 labelled runs"
+    assert drafted_from([rule, counted, counted]) == (
+        "1 policy rule a lead approved and 2 pieces of evidence with counts"
+    )
+    assert drafted_from([counted]) == "1 piece of evidence with counts"

@@ -126,7 +126,7 @@ class Command(BaseCommand):
         labelled are left as they are."""
         from failures.labels import Author, label_save
         from failures.models import RunLabel
-        from traces.demo import DEMO_AGENTS
+        from traces.demo import DEMO_AGENTS, DEMO_FIXES
         from traces.models import Step
 
         User = get_user_model()
@@ -142,8 +142,10 @@ class Command(BaseCommand):
             for tool, template, _, recovery in spec["modes"]:
                 what = template.split(":")[0].split(" (")[0].strip()
                 sentence = f"`{tool}` failed ({what}) and the run stopped there"
-                fix = (f"When `{tool}` fails with {what}, call `{recovery}` next, "
-                       "as the runs that got past it did")  # fmt: skip
+                fix = DEMO_FIXES.get(tool) or (
+                    f"When `{tool}` fails with {what}, call `{recovery}` next, "
+                    "as the runs that got past it did"
+                )
                 steps = (
                     Step.objects.filter(
                         trace__workspace=workspace,
