@@ -9,73 +9,78 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-# agent -> (tasks, tools, failure modes). A failure mode: (tool, error template,
-# probability per trace, the tool that agents which recovered called next).
-# Templates take {n} (a number), {id} (an order id) and {wait} (the seconds a rate
-# limit asks for, which the runs that recovered from it waited).
+# agent -> (tasks, failure modes). A task: (its text, the tools a run of it calls,
+# in order: an agent follows the same procedure for the same kind of task, so its
+# runs differ by their ids and times, not by a random draw of tools). A failure
+# mode: (tool, error template, probability per run of a task whose procedure ends
+# on that tool, the tool that the runs which recovered called next). The failing
+# call is where the run's procedure would have ended: a failed run differs from a
+# successful one of its task by that error alone, the failure the demo is built
+# with. Templates take {n} (a number), {id} (an order id) and {wait} (the seconds
+# a rate limit asks for, which the runs that recovered from it waited).
 DEMO_AGENTS: dict[str, dict[str, Any]] = {
     "checkout-agent": {
         "tasks": [
-            "Refund order {id} for {email}",
-            "Apply discount code to cart {id}",
-            "Check out cart {id} with saved card",
-        ],
-        "tools": ["cart.get", "inventory.lookup", "payments.charge", "payments.refund"],
+            ("Refund order {id} for {email}", ["cart.get", "payments.refund"]),
+            ("Apply discount code to cart {id}", ["cart.get", "inventory.lookup"]),
+            (
+                "Check out cart {id} with saved card",
+                ["cart.get", "inventory.lookup", "payments.charge"],
+            ),
+        ],  # fmt: skip
         "modes": [
             (
                 "payments.refund",
                 "429 Too Many Requests: rate limit exceeded, retry after {wait}s",
-                0.18,
+                0.3,
                 "payments.refund",
             ),
             (
                 "inventory.lookup",
                 "SKU not found: 'sku-{n}' (SKUs are upper case)",
-                0.12,
+                0.3,
                 "inventory.normalize_sku",
             ),
         ],
     },
     "support-agent": {
         "tasks": [
-            "Answer ticket #{id} from {email} about a late delivery",
-            "Find the customer record for {email} and update the address",
-            "Summarise ticket #{id} for the weekly report",
+            ("Answer ticket #{id} from {email} about a late delivery", ["kb.search", "email.send"]),
+            ("Find the customer record for {email}", ["crm.search"]),
+            ("Update the address of {email}", ["crm.search", "crm.update"]),
         ],
-        "tools": ["crm.search", "crm.update", "kb.search", "email.send"],
         "modes": [
             (
                 "crm.search",
                 "ReadTimeout: CRM did not answer within {n} ms",
-                0.16,
+                0.3,
                 "crm.search_by_email",
             ),
             (
                 "email.send",
                 "550 5.1.1 Recipient address rejected: mailbox {id} unavailable",
-                0.08,
+                0.3,
                 "crm.get_contact",
             ),
         ],
     },
     "data-agent": {
         "tasks": [
-            "Build the daily revenue table for {date}",
-            "Export signups since {date} to CSV",
-            "Reconcile payouts for batch {id}",
+            ("Build the daily revenue table for {date}", ["fs.read", "sql.query"]),
+            ("Export signups since {date} to CSV", ["sql.query", "fs.write"]),
+            ("Reconcile payouts for batch {id}", ["http.get", "sql.query"]),
         ],
-        "tools": ["sql.query", "fs.write", "fs.read", "http.get"],
         "modes": [
             (
                 "sql.query",
                 'psycopg.errors.UndefinedColumn: column "created" does not exist (did you mean "created_at"?) line {n}',
-                0.2,
+                0.3,
                 "sql.describe_table",
             ),
             (
                 "fs.write",
                 "PermissionError: [Errno 13] Permission denied: '/data/exports/run_{n}.csv'",
-                0.07,
+                0.3,
                 "fs.write_tmp",
             ),
         ],
@@ -136,16 +141,21 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
     spec = DEMO_AGENTS[agent]
     started = now - timedelta(seconds=rng.randint(0, days * 86400))
     order = rng.randint(1000, 99999)
-    task = rng.choice(spec["tasks"]).format(
-        id=order, email=f"customer{order}@example.com", date=started.date().isoformat()
+    text, procedure = rng.choice(spec["tasks"])
+    email, day = f"customer{order}@example.com", started.date().isoformat()
+    task = text.format(id=order, email=email, date=day)
+    # What the task is about, the same in every call of the run and in every run of
+    # the same task.
+    subject: dict[str, Any] = (
+        {"date": day} if "{date}" in text else {"id": order} if "{id}" in text else {"email": email}
     )
     steps: list[dict[str, Any]] = [{"kind": "user_prompt", "input": task}]
-    failed_mode = next((m for m in spec["modes"] if rng.random() < m[2]), None)
-    for n in range(rng.randint(3, 7)):
-        tool = rng.choice(spec["tools"])
-        call = {"kind": "tool_call", "name": tool, "input": {"id": order, "attempt": n + 1},
-                "duration_ms": rng.randint(20, 900), "tokens": rng.randint(50, 400)}  # fmt: skip
-        steps.append(call)
+    failed_mode = next(
+        (m for m in spec["modes"] if m[0] == procedure[-1] and rng.random() < m[2]), None
+    )
+    for tool in procedure[:-1] if failed_mode else procedure:
+        steps.append({"kind": "tool_call", "name": tool, "input": subject,
+                      "duration_ms": rng.randint(20, 900), "tokens": rng.randint(50, 400)})  # fmt: skip
         steps.append({"kind": "tool_result", "name": tool, "output": {"ok": True}})
     recovered = False
     # Seconds the run waited after the failing call before its next step (a rate
@@ -155,9 +165,9 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         tool, template, _, recovery = failed_mode
         n = rng.randint(1, 30000)
         steps.append({
-            "kind": "tool_call", "name": tool, "input": {"id": order, "amount": rng.randint(5, 500)},
+            "kind": "tool_call", "name": tool, "input": subject,
             "error": template.format(n=n, id=order, wait=retry_wait(n)),
-            "duration_ms": rng.randint(100, 30000),
+            "duration_ms": rng.randint(100, 30000), "tokens": rng.randint(50, 400),
         })  # fmt: skip
         # Some agents find their way around the failure; the offline distiller
         # learns its "Do" section from what they did next.
@@ -165,7 +175,7 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         if recovered:
             if "{wait}" in template:
                 waited = retry_wait(n)
-            steps.append({"kind": "tool_call", "name": recovery, "input": {"id": order},
+            steps.append({"kind": "tool_call", "name": recovery, "input": subject,
                           "output": {"ok": True}, "duration_ms": rng.randint(20, 900)})  # fmt: skip
             steps.append({"kind": "assistant_message", "output": "Done, after a workaround."})
         else:

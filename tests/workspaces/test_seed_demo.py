@@ -104,3 +104,38 @@ def test_an_offline_draft_says_what_its_instructions_rest_on():
         "1 policy rule a lead approved and 2 pieces of evidence with counts"
     )
     assert drafted_from([counted]) == "1 piece of evidence with counts"
+
+
+def test_demo_runs_of_one_task_follow_one_procedure_and_fail_only_at_its_end():
+    """An agent follows the same procedure for the same kind of task, so a failed
+    run differs from the successful runs of its task by the error it ended on alone:
+    the failure the demo was built with, and nothing the diagnosis could mistake for
+    a cause (with tools drawn at random, "never called `email.send`; 7 of 10 similar
+    successful runs did" became the demo's largest failure mode)."""
+    from datetime import UTC, datetime
+
+    from traces.demo import DEMO_AGENTS, demo_traces
+
+    procedures = {
+        (agent, text.split(" ")[0]): tools
+        for agent, spec in DEMO_AGENTS.items()
+        for text, tools in spec["tasks"]
+    }
+    failed_tools: set[str] = set()
+    for trace in demo_traces(count=720, now=datetime(2026, 1, 1, tzinfo=UTC)):
+        procedure = procedures[(trace["agent"], trace["task"].split(" ")[0])]
+        calls = [s for s in trace["steps"] if s["kind"] == "tool_call"]
+        failing = [s for s in calls if s.get("error")]
+        if not failing:
+            assert [s["name"] for s in calls] == procedure, trace["external_id"]
+            continue
+        # The failing call is the procedure's last; a recovered run then calls the
+        # mode's recovery tool.
+        assert [s["name"] for s in calls[: len(procedure)]] == procedure
+        assert calls[len(procedure) - 1] is failing[0] and len(failing) == 1
+        assert len(calls) == len(procedure) + (trace["status"] == "succeeded")
+        # Every call of a run is about the same subject (an order, an address, a day).
+        assert len({str(s["input"]) for s in calls}) == 1
+        failed_tools.add(failing[0]["name"])
+    designed = {mode[0] for spec in DEMO_AGENTS.values() for mode in spec["modes"]}
+    assert failed_tools == designed
