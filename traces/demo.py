@@ -16,8 +16,9 @@ from typing import Any
 # on that tool, the tool that the runs which recovered called next). The failing
 # call is where the run's procedure would have ended: a failed run differs from a
 # successful one of its task by that error alone, the failure the demo is built
-# with. Templates take {n} (a number), {id} (an order id) and {wait} (the seconds
-# a rate limit asks for, which the runs that recovered from it waited).
+# with. Templates take {n} (a number), {id} (an order id), {wait} (the seconds a
+# rate limit asks for, which the runs that recovered from it waited), {ms} (a
+# client's timeout) and {line} (a line of a short query).
 DEMO_AGENTS: dict[str, dict[str, Any]] = {
     "checkout-agent": {
         "tasks": [
@@ -52,7 +53,7 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
         "modes": [
             (
                 "crm.search",
-                "ReadTimeout: CRM did not answer within {n} ms",
+                "ReadTimeout: CRM did not answer within {ms} ms",
                 0.3,
                 "crm.search_by_email",
             ),
@@ -73,7 +74,7 @@ DEMO_AGENTS: dict[str, dict[str, Any]] = {
         "modes": [
             (
                 "sql.query",
-                'psycopg.errors.UndefinedColumn: column "created" does not exist (did you mean "created_at"?) line {n}',
+                'psycopg.errors.UndefinedColumn: column "created" does not exist (did you mean "created_at"?) line {line}',
                 0.3,
                 "sql.describe_table",
             ),
@@ -166,7 +167,9 @@ def _trace(rng: random.Random, agent: str, i: int, days: int, now: datetime) -> 
         n = rng.randint(1, 30000)
         steps.append({
             "kind": "tool_call", "name": tool, "input": subject,
-            "error": template.format(n=n, id=order, wait=retry_wait(n)),
+            "error": template.format(
+                n=n, id=order, wait=retry_wait(n), ms=5000 * (1 + n % 6), line=1 + n % 12
+            ),
             "duration_ms": rng.randint(100, 30000), "tokens": rng.randint(50, 400),
         })  # fmt: skip
         # Some agents find their way around the failure; the offline distiller

@@ -139,3 +139,21 @@ def test_demo_runs_of_one_task_follow_one_procedure_and_fail_only_at_its_end():
         failed_tools.add(failing[0]["name"])
     designed = {mode[0] for spec in DEMO_AGENTS.values() for mode in spec["modes"]}
     assert failed_tools == designed
+
+
+def test_demo_errors_name_numbers_a_reader_would_believe():
+    """A client's timeout of seconds, not 3 ms; a short query's line, not line 20913."""
+    from datetime import UTC, datetime
+
+    from traces.demo import demo_traces
+
+    timeouts, lines = set(), set()
+    for trace in demo_traces(count=720, now=datetime(2026, 1, 1, tzinfo=UTC)):
+        for step in trace["steps"]:
+            error = step.get("error", "")
+            if found := re.search(r"within (\d+) ms", error):
+                timeouts.add(int(found.group(1)))
+            if found := re.search(r"line (\d+)$", error):
+                lines.add(int(found.group(1)))
+    assert timeouts and min(timeouts) >= 5000 and max(timeouts) <= 30000
+    assert lines and max(lines) <= 12
