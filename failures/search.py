@@ -30,7 +30,7 @@ from workspaces.filtering import filter_given
 from workspaces.models import Workspace
 
 from .embedding import query_vector
-from .models import Incident, IncidentText
+from .models import FailureMode, Incident, IncidentText
 
 CANDIDATES = 50
 # Keyword matches ranked per query (the newest).
@@ -152,7 +152,11 @@ def incident_search(
         .in_bulk()
     )
     hits = [SearchHit(incidents[i], scores[i], similarity.get(i)) for i in top if i in incidents]
-    return SearchResult(query, text, filters, understood, hits, _modes_of(hits))
+    # Candidates the words and the meaning both found, and the top hits: the modes
+    # are read from these.
+    agreed = (set(vector_ids) & set(keyword_ids)) | set(top)
+    modes = _modes_of(workspace, base, {i: scores[i] for i in agreed})
+    return SearchResult(query, text, filters, understood, hits, modes)
 
 
 _embedding_pool: tuple[int, ThreadPoolExecutor] | None = None
@@ -327,14 +331,28 @@ def _telling_lexemes(text: str) -> list[str]:
     return [lexeme for lexeme in lexemes if lexeme not in common] or lexemes
 
 
-def _modes_of(hits: list[SearchHit]) -> list[dict]:
-    modes: dict[int | None, dict] = {}
-    for hit in hits:
-        mode = hit.incident.failure_mode
-        key = mode.pk if mode else None
-        entry = modes.setdefault(key, {"mode": mode, "hits": 0, "best": 0.0})
+def _modes_of(
+    workspace: Workspace, base: QuerySet[Incident], scores: dict[int, float]
+) -> list[dict]:
+    """The modes of `scores`' incidents: the top hits and every candidate that both
+    halves found (its words match and its meaning is near), not of the top hits
+    alone. A mode a lead's labels seeded holds a few incidents beside many copies
+    of the same error that are only weak leads or recovered from, and those filled
+    the top hits: "payments refund rate limited" named no mode on the demo, whose
+    rate-limit mode it is. A candidate only one half found is not enough to name
+    its mode: the nearest meanings always include some, however far. Each mode
+    with how many of these incidents it holds and their best score; incidents in
+    no mode are one entry (mode None)."""
+    of = dict(base.filter(pk__in=list(scores)).values_list("id", "failure_mode_id"))
+    modes = FailureMode.objects.filter(
+        workspace=workspace, pk__in={m for m in of.values() if m is not None}
+    ).in_bulk()
+    found: dict[int | None, dict] = {}
+    for incident_id, mode_id in of.items():
+        mode = modes.get(mode_id) if mode_id is not None else None
+        entry = found.setdefault(mode.pk if mode else None, {"mode": mode, "hits": 0, "best": 0.0})
         entry["hits"] += 1
-        entry["best"] = max(entry["best"], hit.score)
+        entry["best"] = max(entry["best"], scores[incident_id])
     # The mode of the best match first: a mode with many weak matches is less
     # likely the answer than the one holding the closest incident.
-    return sorted(modes.values(), key=lambda m: (-m["best"], -m["hits"]))
+    return sorted(found.values(), key=lambda m: (-m["best"], -m["hits"]))

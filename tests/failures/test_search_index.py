@@ -375,3 +375,41 @@ def test_what_a_hit_shows_is_read_with_the_search_and_nothing_after(tenant, rf):
         )
     assert "throttled" in page and len(shown) == 7
     assert not queries.captured_queries, [q["sql"][:120] for q in queries.captured_queries]
+
+
+def test_a_search_names_the_mode_of_a_few_labelled_runs_among_many_weak_copies(tenant):
+    """On the demo, a rate-limit mode a lead's labels seeded holds 5 incidents beside
+    30 copies of the same error that are only weak leads or recovered from: the top
+    hits were all copies, so "payments refund rate limited" named no mode, on the
+    page, the API and MCP. The modes now come from every candidate that the words
+    and the meaning both found; a mode only the meaning's nearest texts reach (an
+    unrelated error) is not named."""
+    from failures.models import FailureMode
+
+    limited = "429 Too Many Requests: rate limit exceeded on refunds"
+    ingest(tenant.workspace, [_failed(i, limited) for i in range(12)])
+    ingest(tenant.workspace, [
+        trace_payload(f"denied-{i}", task="Export signups since Monday", steps=[
+            {"kind": "user_prompt", "input": "Export signups since Monday"},
+            {"kind": "tool_call", "name": "fs.write", "input": {"path": "/data/x.csv"},
+             "error": "PermissionError: [Errno 13] Permission denied: '/data/x.csv'"},
+        ]) for i in range(4)
+    ])  # fmt: skip
+    embedding.incidents_embed(workspace_id=tenant.workspace.pk)
+    refunds = Incident.objects.filter(workspace=tenant.workspace, tool="payments.refund")
+    assert refunds.count() == 12
+    labelled = FailureMode.objects.create(
+        workspace=tenant.workspace, label="payments.refund rate limited", incident_count=3
+    )
+    # The oldest copies: each half reads the newest of a text first.
+    Incident.objects.filter(pk__in=list(refunds.order_by("id").values_list("id", flat=True)[:3]))\
+        .update(failure_mode=labelled)  # fmt: skip
+    denied = FailureMode.objects.create(
+        workspace=tenant.workspace, label="fs.write denied", incident_count=4
+    )
+    Incident.objects.filter(workspace=tenant.workspace, tool="fs.write").update(failure_mode=denied)
+
+    result = incident_search(workspace=tenant.workspace, query="payments refund rate limited", k=3)
+    assert all(h.incident.failure_mode_id is None for h in result.hits)  # copies on top
+    named = [m["mode"] for m in result.modes if m["mode"] is not None]
+    assert named == [labelled]
