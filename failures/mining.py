@@ -120,7 +120,8 @@ DIAGNOSER_VERSION = (
     #     has them as calls, at the model call that asked for each
     # 31: a tool step that recorded no arguments has those the model asked it with
     # 32: a run with no user step has the user's turns its model calls were first sent
-    "offline-32"
+    # 33: an error a run recovered from says the run's next call
+    "offline-33"
 )
 # A failed trace is diagnosed again when its agent's baseline has grown this much.
 BASELINE_GROWTH = 2

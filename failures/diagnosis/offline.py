@@ -593,7 +593,11 @@ def telling_line(text: str, limit: int = 140) -> str:
 
 def recovered(facts: TraceFacts) -> list[Finding]:
     """The errors a tool flagged in a run that succeeded: one finding per distinct
-    error (its first step; the same text again is evidence), with the tool's own text."""
+    error (its first step; the same text again is evidence), with the tool's own text
+    and the run's next call, what an agent that meets the error reads to get past
+    it (a shell's by its command's first words)."""
+    from failures.contrast import command_head, is_generic
+
     findings: dict[str, Finding] = {}
     for error in facts.errors:
         if not error.explicit:
@@ -602,6 +606,9 @@ def recovered(facts: TraceFacts) -> list[Finding]:
         if key in findings:
             findings[key].evidence.append(error.step)
             continue
+        after = next((c for c in facts.calls if c.step > error.step), None)
+        head = command_head(after.command) if after and is_generic(after.name) else ""
+        then = f"; its next call: `{after.name}`{f' ({head})' if head else ''}" if after else ""
         findings[key] = Finding(
             # "Not handled" is not true of an error the run recovered from; a more
             # specific category (a timeout, a missing file) still is.
@@ -610,9 +617,9 @@ def recovered(facts: TraceFacts) -> list[Finding]:
             confidence=1.0,
             description=f"{_who(error.tool)} "
             + ("was refused" if refused(error.text) else "failed")
-            + f", and the run recovered: {telling_line(error.text)}",
+            + f", and the run recovered: {telling_line(error.text)}{then}",
             evidence=[error.step], tool=error.tool, error_text=error.text, source="error",
-            stats={"method": "recovered"},
+            stats={"method": "recovered", **({"next_call": after.name} if after else {})},
         )  # fmt: skip
     return sorted(findings.values(), key=lambda f: f.step)[:MAX_FINDINGS]
 

@@ -407,6 +407,15 @@ def test_an_error_a_run_recovered_from_is_not_called_not_handled():
     assert found[1].category == "environment.missing_dependency"
     assert found[2].category == "" and found[2].tool == ""
     assert found[2].description.startswith("The agent's turn failed, and the run recovered")
+    # What the run did next, which an agent meeting the same error can read.
+    assert found[0].description.endswith("; its next call: `read`")
+    assert found[2].description.endswith("; its next call: `deploy`")
+    assert found[0].stats["next_call"] == "read"
+    shell = recovered(trace_facts([
+        _call(0, "Bash", {"command": "npm test"}, error="sh: jest: command not found"),
+        _call(1, "Bash", {"command": "npm install --save-dev jest"}),
+    ]))  # fmt: skip
+    assert shell[0].description.endswith("; its next call: `Bash` (npm install)")
 
 
 def test_a_shell_calls_command_is_its_command_argument_not_all_its_arguments():
