@@ -73,7 +73,7 @@ def run_set(name: str, workspace, quick: bool, tmp: Path, show: bool) -> str:  #
     from diagnosis import SETS as FORMATS
     from django.conf import settings
 
-    from failures.contrast import is_generic
+    from failures.diagnosis.facts import is_generic
     from failures.embedding import incidents_embed
     from failures.mining import traces_diagnose
     from failures.models import FailureMode, ModeStatus

@@ -384,7 +384,7 @@ def draft_offline(context: Context) -> Draft:
     given about a generic tool (a shell, an interpreter) as if it were the cause,
     and none to wait or retry. A mode with no such evidence is skipped, saying why.
     """
-    from failures.contrast import is_generic
+    from failures.diagnosis.facts import is_generic
 
     evidence = evidence_of(context)
     from failures.signatures import normalise

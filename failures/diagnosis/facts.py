@@ -46,6 +46,41 @@ from traces.errors import BARE_STATUS, ERROR_MESSAGE, decisive_line, error_ends,
 
 from ..signatures import normalise
 
+# Tools that run whatever they are given (a shell, an interpreter, a query
+# console): a failure "in" them says nothing about the tool itself, so no
+# instruction may be about calling or avoiding them; only about what was run.
+GENERIC_TOOLS = frozenset({
+    "bash", "sh", "shell", "zsh", "terminal", "cmd", "powershell", "python", "python3",
+    "ipython", "sql", "exec", "execute", "run", "run_command", "command", "ctf",
+    "computer", "code_interpreter",
+    # The shell tools of coding agents, by the names their logs give them: Terminus'
+    # only tool, OpenHands', Codex's, Gemini CLI's, Cursor's.
+    "bash_command", "execute_bash", "exec_command", "local_shell", "run_shell_command",
+    "run_terminal_cmd", "shell_command", "execute_command",
+    # Ending the run: an error there is about the answer, not a tool's precondition
+    # (Terminus' `mark_task_complete`, Cline's `attempt_completion`).
+    "submit", "finish", "final_answer", "mark_task_complete", "task_complete",
+    "attempt_completion", "complete_task",
+})  # fmt: skip
+
+
+def is_generic(tool: str) -> bool:
+    return tool.lower().rsplit(".", 1)[-1] in GENERIC_TOOLS
+
+
+_WORD = re.compile(r"[A-Za-z_][\w.-]*")
+
+
+def command_head(command: str) -> str:
+    """The first words of a command (`describe`, `show columns`, `git status`)."""
+    words = _WORD.findall(command.strip())[:2]
+    if not words:
+        return ""
+    if words[0].lower() in ("show", "git", "pip", "npm", "docker", "kubectl", "select"):
+        return " ".join(words).lower() if words[0].lower() != "select" else "select"
+    return words[0].lower()
+
+
 _RETURN_CODE = re.compile(
     r"<returncode>\s*(-?\d+)\s*</returncode>|\breturn ?code[\"']?\s*[:=]\s*(-?\d+)"
     r"|\bexit(?:ed)?(?: with)?(?: code| status)[\s:=]+(-?\d+)|\bError (\d+)\s*$"

@@ -36,7 +36,7 @@ import numpy as np
 
 from traces.errors import decisive_line, refused, unanswered
 
-from .facts import ErrorEvent, ToolCall, TraceFacts
+from .facts import ErrorEvent, ToolCall, TraceFacts, command_head, is_generic
 
 Z = 1.645
 MIN_SUCCESSES = 3
@@ -596,8 +596,6 @@ def recovered(facts: TraceFacts) -> list[Finding]:
     error (its first step; the same text again is evidence), with the tool's own text
     and the run's next call, what an agent that meets the error reads to get past
     it (a shell's by its command's first words)."""
-    from failures.contrast import command_head, is_generic
-
     findings: dict[str, Finding] = {}
     for error in facts.errors:
         if not error.explicit:

@@ -423,7 +423,7 @@ def test_a_shell_calls_command_is_its_command_argument_not_all_its_arguments():
     `bash_command` a duration beside its keystrokes, Codex an argv list: a repeated
     call is described by the command, and what a recovering run ran next by its
     first words (before: `{"command": ...}`, whose first word is "command")."""
-    from failures.contrast import command_head, is_generic
+    from failures.diagnosis.facts import command_head, is_generic
 
     bash = {"command": "npm test -- --watch=false", "description": "Run the tests"}
     steps = [_call(i, "Bash", bash, error="exit 1: 3 failing") for i in range(3)]
