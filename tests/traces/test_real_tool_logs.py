@@ -1561,6 +1561,30 @@ def test_codex_cli_hooks_then_its_rollout(client, tenant):
     assert "No such file or directory" in failed.error
 
 
+@pytest.fixture
+def capture_processes(monkeypatch):  # type: ignore[no-untyped-def]
+    """The processes the capture hook starts (a transcript's merge at a turn's end),
+    waited for before the test's database is emptied: one still sending then
+    deadlocked the flush at teardown (a fresh clone's CI, session 61)."""
+    import subprocess
+
+    started: list[subprocess.Popen] = []
+    real = subprocess.Popen
+
+    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
+        process = real(*args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", keep)
+    yield started
+    for process in started:
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def _capture_session(live_server, tmp_path, monkeypatch, *, source: str, folder: str,
                      transcript: str, saved_as: str) -> tuple[object, dict]:  # type: ignore[no-untyped-def]  # fmt: skip
     """A new workspace's key and this server in the environment, then each of the
@@ -1602,7 +1626,7 @@ def _waited(read, done):  # type: ignore[no-untyped-def]
 
 
 def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_path,
-                                                              monkeypatch):  # fmt: skip
+                                                              monkeypatch, capture_processes):  # fmt: skip
     """The capture hook, at a Codex turn's end (`Stop`), imports the session's
     rollout in a process of its own: the run its hooks built gets the exit codes
     they lack, and ends failed at the failing command without anyone importing
@@ -1623,7 +1647,7 @@ def test_codex_capture_merges_the_rollout_at_the_end_of_a_turn(live_server, tmp_
 
 
 def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
-    live_server, tmp_path, monkeypatch
+    live_server, tmp_path, monkeypatch, capture_processes
 ):
     """The capture hook, at a Claude Code turn's end (`Stop`, `SessionEnd`), imports
     the session's transcript in a process of its own: the run its hooks built (the
@@ -1654,7 +1678,7 @@ def test_claude_code_capture_merges_the_transcript_at_the_end_of_a_turn(
 
 
 def test_openhands_capture_imports_the_saved_conversation_at_the_end_of_a_turn(
-    live_server, tmp_path, monkeypatch
+    live_server, tmp_path, monkeypatch, capture_processes
 ):
     """The capture hook, at an OpenHands turn's end (`Stop`) and the session's
     (`SessionEnd`), imports the conversation OpenHands saved (found by the session's
