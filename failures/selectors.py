@@ -266,18 +266,29 @@ def mode_symptoms(*, mode: FailureMode) -> list[dict]:
 
 
 def mode_tasks(*, mode: FailureMode, limit: int = 8) -> list[dict]:
-    """What the agents were trying to do when they hit this mode.
+    """What the agents were trying to do when they hit this mode: each kind of task
+    with how many of the mode's runs had it (`n`, a run with several incidents in
+    the mode counted once) and how many other tasks of the same kind there were
+    (`others`).
 
     Tasks are grouped by their normalised form (ids and numbers masked), so
-    "Refund order 881" and "Refund order 17" count as one kind of task.
+    "Refund order 881" and "Refund order 17" count as one kind of task, shown by
+    the first of its tasks in order.
     """
     groups: dict[tuple[str, str], dict] = {}
-    rows = Trace.objects.filter(incidents__failure_mode=mode).values_list("agent", "task")
+    runs = Incident.objects.filter(failure_mode=mode).values("trace_id")
+    rows = Trace.objects.filter(pk__in=runs).order_by("task", "pk").values_list("agent", "task")
     for agent, task in rows[:2000]:
-        key = (agent, normalise(task))
-        entry = groups.setdefault(key, {"agent": agent, "task": task, "n": 0})
+        entry = groups.setdefault(
+            (agent, normalise(task)), {"agent": agent, "task": task, "n": 0, "tasks": set()}
+        )
         entry["n"] += 1
-    return sorted(groups.values(), key=lambda g: -g["n"])[:limit]
+        entry["tasks"].add(task)
+    kinds = sorted(groups.values(), key=lambda g: -g["n"])[:limit]
+    return [
+        {"agent": g["agent"], "task": g["task"], "n": g["n"], "others": len(g["tasks"]) - 1}
+        for g in kinds
+    ]
 
 
 def mode_example_traces(*, mode: FailureMode, limit: int = 10) -> list[Trace]:

@@ -859,3 +859,33 @@ def test_the_modes_page_says_its_list_of_incidents_in_no_mode_is_the_newest_only
     assert f"({total} incidents)" in noise
     shown = noise.split('id="noise-shown">')[1].split("</p>")[0]
     assert shown == f"The newest 20 of the {total}; search incidents above to find the others."
+
+
+def test_what_the_agents_were_trying_to_do_counts_runs_and_says_when_tasks_differ(tenant):
+    """Five runs on five different carts read as one kind of task, not as one cart
+    five times; a run with two incidents in the mode counts once."""
+    from failures.selectors import mode_tasks
+    from traces.models import Trace
+
+    carts = ["88542", "10433", "27719", "60218"]
+    items = [trace_payload(f"cart-{c}", agent="shop-agent", task=f"Apply discount code to cart {c}")
+             for c in carts]  # fmt: skip
+    items.append(trace_payload("refund-1", agent="shop-agent", task="Refund order 8812"))
+    ingest(workspace=tenant.workspace, items=items)
+    mode = FailureMode.objects.create(workspace=tenant.workspace, label="discount: rejected",
+                                      incident_count=6)  # fmt: skip
+    for trace in Trace.objects.filter(workspace=tenant.workspace):
+        for step in (10, 11) if trace.external_id == "cart-88542" else (10,):
+            Incident.objects.create(workspace=tenant.workspace, trace=trace, step_index=step,
+                                    kind="step_error", signature="x", failure_mode=mode,
+                                    occurred_at=timezone.now())  # fmt: skip
+    tasks = mode_tasks(mode=mode)
+    assert [(t["task"], t["n"], t["others"]) for t in tasks] == [
+        ("Apply discount code to cart 10433", 4, 3),  # the first of the kind, by task
+        ("Refund order 8812", 1, 0),
+    ]
+    url = reverse("mode_detail", args=[tenant.workspace.slug, mode.pk])
+    html = tenant.client_for(tenant.viewer).get(url).content.decode()
+    assert "Apply discount code to cart 10433" in html
+    assert "and 3 similar tasks · 4 runs" in html
+    assert "Refund order 8812</li>" in html  # one run: no count
