@@ -265,11 +265,12 @@ def mode_symptoms(*, mode: FailureMode) -> list[dict]:
     return sorted(({"label": k, "runs": len(v)} for k, v in runs.items()), key=lambda s: -s["runs"])
 
 
-def mode_tasks(*, mode: FailureMode, limit: int = 8) -> list[dict]:
-    """What the agents were trying to do when they hit this mode: each kind of task
-    with how many of the mode's runs had it (`n`, a run with several incidents in
-    the mode counted once) and how many other tasks of the same kind there were
-    (`others`).
+def mode_tasks(*, mode: FailureMode, limit: int = 8) -> dict:
+    """What the agents were trying to do when they hit this mode: the `limit` most
+    common kinds of task (`kinds`), each with how many of the mode's runs had it
+    (`n`, a run with several incidents in the mode counted once) and how many other
+    tasks of the same kind there were (`others`); and the kinds and runs not shown
+    (`more_kinds`, `more_runs`).
 
     Tasks are grouped by their normalised form (ids and numbers masked), so
     "Refund order 881" and "Refund order 17" count as one kind of task, shown by
@@ -284,11 +285,15 @@ def mode_tasks(*, mode: FailureMode, limit: int = 8) -> list[dict]:
         )
         entry["n"] += 1
         entry["tasks"].add(task)
-    kinds = sorted(groups.values(), key=lambda g: -g["n"])[:limit]
-    return [
-        {"agent": g["agent"], "task": g["task"], "n": g["n"], "others": len(g["tasks"]) - 1}
-        for g in kinds
-    ]
+    ranked = sorted(groups.values(), key=lambda g: -g["n"])
+    return {
+        "kinds": [
+            {"agent": g["agent"], "task": g["task"], "n": g["n"], "others": len(g["tasks"]) - 1}
+            for g in ranked[:limit]
+        ],
+        "more_kinds": len(ranked[limit:]),
+        "more_runs": sum(g["n"] for g in ranked[limit:]),
+    }
 
 
 def mode_example_traces(*, mode: FailureMode, limit: int = 10) -> list[Trace]:

@@ -871,6 +871,18 @@ def test_what_the_agents_were_trying_to_do_counts_runs_and_says_when_tasks_diffe
     items = [trace_payload(f"cart-{c}", agent="shop-agent", task=f"Apply discount code to cart {c}")
              for c in carts]  # fmt: skip
     items.append(trace_payload("refund-1", agent="shop-agent", task="Refund order 8812"))
+    chores = [
+        "Cancel the booking",
+        "Ship the parcel",
+        "Email the invoice",
+        "Close the ticket",
+        "Reset the password",
+        "Merge the accounts",
+        "Print the label",
+        "Rate the driver",
+    ]
+    items += [trace_payload(f"chore-{i}", agent="shop-agent", task=task)
+              for i, task in enumerate(chores)]  # fmt: skip
     ingest(workspace=tenant.workspace, items=items)
     mode = FailureMode.objects.create(workspace=tenant.workspace, label="discount: rejected",
                                       incident_count=6)  # fmt: skip
@@ -880,12 +892,14 @@ def test_what_the_agents_were_trying_to_do_counts_runs_and_says_when_tasks_diffe
                                     kind="step_error", signature="x", failure_mode=mode,
                                     occurred_at=timezone.now())  # fmt: skip
     tasks = mode_tasks(mode=mode)
-    assert [(t["task"], t["n"], t["others"]) for t in tasks] == [
+    assert [(t["task"], t["n"], t["others"]) for t in tasks["kinds"][:2]] == [
         ("Apply discount code to cart 10433", 4, 3),  # the first of the kind, by task
-        ("Refund order 8812", 1, 0),
+        ("Cancel the booking", 1, 0),
     ]
+    assert (len(tasks["kinds"]), tasks["more_kinds"], tasks["more_runs"]) == (8, 2, 2)
     url = reverse("mode_detail", args=[tenant.workspace.slug, mode.pk])
     html = tenant.client_for(tenant.viewer).get(url).content.decode()
     assert "Apply discount code to cart 10433" in html
     assert "and 3 similar tasks · 4 runs" in html
-    assert "Refund order 8812</li>" in html  # one run: no count
+    assert "Cancel the booking</li>" in html  # one run: no count
+    assert "And 2 other kinds of task in 2 runs." in html
