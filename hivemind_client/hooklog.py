@@ -17,7 +17,9 @@ missing:
    event), a PostToolUse the time of that call's `tool_result`, a prompt the
    time of the user entry with its text, the k-th Stop the time just before the
    (k+1)-th prompt.
-3. An event with no time follows the event before it in its own file.
+3. An event with no time follows the event before it in its own file. Events
+   after the last dated one of their file (the session went on after its
+   transcript was saved) come after everything dated, in the order of rule 4.
 4. Where nothing gives a time, the causal order of a live session holds:
    SessionStart, prompts, each PreToolUse followed by its PostToolUse (paired
    by tool and input, in order), subagent and notification events, Stop,
@@ -267,8 +269,8 @@ def _by_time(
     events: list[tuple[int, int, dict[str, Any]]], dated: dict[int, float | None]
 ) -> list[dict[str, Any]]:
     """Rules 1-3: by time; an undated event after the one before it in its file, and
-    one after the last dated event of its file after everything dated (the
-    transcript was saved before it happened); the k-th Stop ends the turn before
+    those after the last dated event of their file after everything dated (the
+    transcript was saved before they happened), in causal order; the k-th Stop ends the turn before
     the (k+1)-th prompt, the last Stop comes last."""
     known = [t for t in dated.values() if t is not None]
     latest = max(known)
@@ -284,11 +286,23 @@ def _by_time(
     by_file: dict[int, list[tuple[int, int, dict]]] = defaultdict(list)
     for event in events:
         by_file[event[0]].append(event)
+    # Events after the last dated one of their file happened after the transcript was
+    # saved: nothing dates them, so they follow the causal order of a session (rule
+    # 4: each PreToolUse then its PostToolUse), not their positions in files of
+    # different lengths.
+    tail: list[tuple[int, int, dict]] = []
     for file_events in by_file.values():
         file_events.sort(key=lambda e: e[1])
         last_dated = max(
             (i for i, e in enumerate(file_events) if dated[id(e)] is not None), default=-1
         )
+        tail += [
+            e for i, e in enumerate(file_events)
+            if i > last_dated and dated[id(e)] is None
+            and e[2].get("hook_event_name") not in ("SessionStart", "Stop", "SessionEnd")
+        ]  # fmt: skip
+    after = {id(e): n for n, e in enumerate(_causal(tail))}
+    for file_events in by_file.values():
         previous: tuple[float, int] = (float("-inf"), 0)
         for i, event in enumerate(file_events):
             stamp = dated[id(event)]
@@ -299,8 +313,8 @@ def _by_time(
                 previous = (float("-inf"), i)
             elif name in ("Stop", "SessionEnd"):
                 previous = (float("inf"), i + (10**9 if name == "SessionEnd" else 0))
-            elif i > last_dated:
-                previous = (latest + 0.001, i)
+            elif id(event) in after:
+                previous = (latest + 0.001, after[id(event)])
             else:
                 previous = (previous[0], previous[1] + 1)
             keyed.append(((*previous, RANK.get(name, 4), event[0], event[1]), event))

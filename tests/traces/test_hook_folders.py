@@ -165,6 +165,26 @@ def test_undated_events_follow_the_causal_order_of_a_session():
                      ("SessionEnd", None)]  # fmt: skip
 
 
+def test_calls_logged_after_the_transcript_ends_pair_with_their_results():
+    """A session that went on after its transcript was saved: the calls the transcript
+    dates come first, and each later call is followed by its own PostToolUse, whatever
+    the two files' lengths (conneroisu_templar's session 5e052a87: 116 calls after the
+    transcript replayed as never answered, 87 of them answered in the log)."""
+    transcript = _transcript()  # four Bash calls; two of them failed (no PostToolUse)
+    pre = [_event("PreToolUse", tool_name="Bash", tool_input=_bash(c))
+           for c in ("git status", "ls missing/", "make deploy", "gh run list",
+                     "make test", "make lint")]  # fmt: skip
+    post = [_event("PostToolUse", tool_name="Bash", tool_input=_bash(c),
+                   tool_response={"stdout": "ok"}) for c in ("make test", "make lint")]  # fmt: skip
+    ordered = session_events([post, pre], transcript)
+    calls = [(p["hook_event_name"][:4], p["tool_input"]["command"]) for p in ordered]
+    assert calls == [("PreT", "git status"), ("PreT", "ls missing/"), ("PreT", "make deploy"),
+                     ("PreT", "gh run list"), ("PreT", "make test"), ("Post", "make test"),
+                     ("PreT", "make lint"), ("Post", "make lint")]  # fmt: skip
+    stamps = [p["hivemind_time"] for p in ordered]
+    assert stamps == sorted(stamps)
+
+
 def test_the_command_imports_a_hook_folder_with_its_transcript(tenant, tmp_path, capsys):
     folder = _disler_folder(tmp_path, with_transcript=True)
     call_command("import_traces", str(folder), workspace=tenant.workspace.slug, fmt="claude-hooks")
