@@ -126,10 +126,14 @@ class _TranscriptTimes:
         self.results: dict[str, float] = {}  # tool_use id → time of its result
         self.prompts: dict[str, list[float]] = defaultdict(list)
         self.prompt_times: list[float] = []
+        self.ends: dict[str, float] = {}  # session → time of its transcript's last entry
         for entry in entries:
             if not isinstance(entry, dict):
                 continue
             stamp = _parse_time(entry.get("timestamp"))
+            if stamp is not None and entry.get("sessionId"):
+                session = str(entry["sessionId"])
+                self.ends[session] = max(stamp, self.ends.get(session, stamp))
             message = _obj(entry.get("message"))
             content = message.get("content")
             if stamp is None:
@@ -250,7 +254,7 @@ def session_events(
         if not any(v is not None for v in dated.values()):
             out += [e[2] for e in _causal(events)]
             continue
-        out += _by_time(events, dated)
+        out += _by_time(events, dated, times.ends.get(session))
     return out
 
 
@@ -266,12 +270,16 @@ def _causal(events: list[tuple[int, int, dict[str, Any]]]) -> list[tuple[int, in
 
 
 def _by_time(
-    events: list[tuple[int, int, dict[str, Any]]], dated: dict[int, float | None]
+    events: list[tuple[int, int, dict[str, Any]]],
+    dated: dict[int, float | None],
+    transcript_end: float | None = None,
 ) -> list[dict[str, Any]]:
     """Rules 1-3: by time; an undated event after the one before it in its file, and
     those after the last dated event of their file after everything dated (the
-    transcript was saved before they happened), in causal order; the k-th Stop ends the turn before
-    the (k+1)-th prompt, the last Stop comes last."""
+    transcript was saved before they happened), in causal order, and dated just
+    after the transcript's last entry when a file dated in part goes on past it
+    (a file with no dated event says nothing of when its events happened); the
+    k-th Stop ends the turn before the (k+1)-th prompt, the last Stop comes last."""
     known = [t for t in dated.values() if t is not None]
     latest = max(known)
     prompts = sorted(
@@ -291,16 +299,19 @@ def _by_time(
     # 4: each PreToolUse then its PostToolUse), not their positions in files of
     # different lengths.
     tail: list[tuple[int, int, dict]] = []
+    went_on = False  # a file dated in part goes on past its last dated event
     for file_events in by_file.values():
         file_events.sort(key=lambda e: e[1])
         last_dated = max(
             (i for i, e in enumerate(file_events) if dated[id(e)] is not None), default=-1
         )
-        tail += [
+        later = [
             e for i, e in enumerate(file_events)
             if i > last_dated and dated[id(e)] is None
             and e[2].get("hook_event_name") not in ("SessionStart", "Stop", "SessionEnd")
         ]  # fmt: skip
+        tail += later
+        went_on = went_on or (last_dated >= 0 and bool(later))
     after = {id(e): n for n, e in enumerate(_causal(tail))}
     for file_events in by_file.values():
         previous: tuple[float, int] = (float("-inf"), 0)
@@ -329,6 +340,8 @@ def _by_time(
         stamp = dated[id(event)]
         if stamp is not None and abs(stamp) != float("inf"):
             current = stamp
+        elif id(event) in after and went_on and transcript_end is not None:
+            current = max(current, transcript_end + 0.001)
         if not server_dated(payload):
             # Its own time (`time`, `ts`, a number) or the one before it, as the server reads it.
             own = _own_time(payload)

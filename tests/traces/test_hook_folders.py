@@ -183,6 +183,22 @@ def test_calls_logged_after_the_transcript_ends_pair_with_their_results():
                      ("PreT", "make lint"), ("Post", "make lint")]  # fmt: skip
     stamps = [p["hivemind_time"] for p in ordered]
     assert stamps == sorted(stamps)
+    # Dated after the transcript's last entry (its closing reply at 18:39), not at its
+    # last call: they happened after the transcript was saved.
+    assert stamps[4:] == ["2025-08-11T18:39:00.001000+00:00"] * 4
+
+
+def test_events_no_file_dates_are_not_moved_past_the_transcript():
+    """Notifications in a file with no dated event say nothing of when they happened:
+    they keep the time of the last dated event, as before, and only a file dated in
+    part that goes on past its last dated event dates its rest after the transcript."""
+    post = [_event("PostToolUse", tool_name="Bash", tool_input=_bash("git status"),
+                   tool_response={"stdout": "clean"})]  # fmt: skip
+    notes = [_event("Notification", message="Claude needs your permission")]
+    ordered = session_events([notes, post], _transcript())
+    times = {p["hook_event_name"]: p["hivemind_time"] for p in ordered}
+    assert times == {"PostToolUse": "2025-08-11T18:30:05+00:00",
+                     "Notification": "2025-08-11T18:30:05+00:00"}  # fmt: skip
 
 
 def test_the_command_imports_a_hook_folder_with_its_transcript(tenant, tmp_path, capsys):
