@@ -14,6 +14,7 @@ transcript are numbered after its steps (`claude_code._Numbering`).
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from django.db import connection, transaction
 
 from workspaces.models import Workspace
+from workspaces.redaction import redactor_for_policy
+from workspaces.selectors import pii_policy_get
 
 from .claude_code import inferred_status, key_hash, session_lock, session_status
 from .errors import unanswered
@@ -288,6 +291,13 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
     taken: set[int] = set()
     prompts = [n for n, row in enumerate(old) if row["kind"] == "user_prompt"]
     replies = [n for n, row in enumerate(old) if row["kind"] == "assistant_message"]
+    # The hooks' steps are stored redacted: a transcript's prompt or reply is compared
+    # as it will be stored (the workspace's redaction is deterministic).
+    redactor = redactor_for_policy(pii_policy_get(workspace=workspace))
+
+    def as_stored(value: Any) -> Any:
+        return redactor.value(value, Counter())
+
     for n, step in enumerate(new_steps):
         candidates: list[int] = []
         if step.get("kind") == "tool_call":
@@ -296,10 +306,12 @@ def transcript_merge(*, workspace: Workspace, trace: dict[str, Any]) -> tuple[di
                 if key and f"tool:{key}" in hook_keys:
                     candidates.append(position_of.get(hook_keys[f"tool:{key}"], -1))
         elif step.get("kind") == "user_prompt":
-            candidates = [p for p in prompts if old[p]["input"] == step.get("input")]
+            text = as_stored(step.get("input"))
+            candidates = [p for p in prompts if old[p]["input"] == text]
         elif step.get("kind") == "assistant_message" and step.get("output"):
             # The turn's last reply, which the Stop hook reports, is the transcript's.
-            candidates = [p for p in replies if old[p]["output"] == step.get("output")]
+            text = as_stored(step.get("output"))
+            candidates = [p for p in replies if old[p]["output"] == text]
         found = next((c for c in candidates if c >= 0 and c not in taken), None)
         if found is not None:
             matched[n] = found

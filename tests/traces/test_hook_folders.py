@@ -124,6 +124,22 @@ def test_a_transcript_beside_the_hooks_completes_their_trace(tenant, tmp_path):
     assert _steps(tenant.workspace) == steps
 
 
+def test_a_prompt_holding_pii_is_not_doubled_when_the_transcript_merges(tenant, tmp_path):
+    """The hooks' prompt is stored redacted; the transcript's is compared as it will be
+    stored, so the two are one step (getmany-software_llm-guard's prompt with an IP
+    address was two)."""
+    folder = _disler_folder(tmp_path, with_transcript=True)
+    for name in ("user_prompt_submit.json", "chat.json"):
+        path = folder / name
+        path.write_text(
+            path.read_text().replace("deploy the api", "deploy the api for ops@example.com")
+        )
+    result = traces_import_hook_logs(workspace=tenant.workspace, paths=sorted(folder.iterdir()))
+    assert result.ok, result.error
+    prompts = [s[3] for s in _steps(tenant.workspace) if s[1] == "user_prompt"]
+    assert prompts == ["deploy the api for [EMAIL]"]
+
+
 def test_hook_events_after_an_imported_transcript_never_overwrite_its_steps(tenant, tmp_path):
     path = tmp_path / "session.jsonl"
     path.write_text("\n".join(json.dumps(e) for e in _transcript()))
