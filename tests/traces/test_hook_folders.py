@@ -343,6 +343,26 @@ def test_each_devdata_hook_folder_imports_with_its_transcript_and_again_unchange
         Step.objects.filter(trace=merged).order_by("index").values_list("started_at", flat=True)
     )
     assert steps == sorted(steps)  # in the order the session happened
+    # A call the log or the transcript answers is never replayed as unanswered: at
+    # most the PreToolUse events of the session that no PostToolUse has are.
+    logged: dict[str, list[str]] = {"PreToolUse": [], "PostToolUse": []}
+    for path in paths:
+        for item in json.loads(path.read_text()):
+            name = item.get("hook_event_name")
+            if name in logged and item.get("session_id") == merged.session_id:
+                logged[name].append(json.dumps([item["tool_name"], item["tool_input"]]))
+            content = (item.get("message") or {}).get("content") if path.name == "chat.json" else 0
+            for block in content if isinstance(content, list) else []:
+                if block.get("type") == "tool_use":  # the transcript answers its calls
+                    logged["PostToolUse"].append(json.dumps([block["name"], block["input"]]))
+    unpaired = len(logged["PreToolUse"]) - sum(
+        min(logged["PreToolUse"].count(k), logged["PostToolUse"].count(k))
+        for k in set(logged["PostToolUse"])
+    )
+    never_answered = Step.objects.filter(trace=merged, error=UNFINISHED).count()
+    assert never_answered <= unpaired
+    prompts = list(Step.objects.filter(trace=merged, kind="user_prompt").values_list("input"))
+    assert len(prompts) == len(set(map(str, prompts)))  # the hooks' and the transcript's: one
     again = traces_import_hook_logs(workspace=tenant.workspace, paths=paths)
     assert (again.created, again.updated) == (
         0,
