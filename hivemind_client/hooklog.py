@@ -20,10 +20,12 @@ missing:
 3. An event with no time follows the event before it in its own file. Events
    after the last dated one of their file (the session went on after its
    transcript was saved) come after everything dated, in the order of rule 4.
-4. Where nothing gives a time, the causal order of a live session holds:
+4. Where nothing gives a time, a single file's own order holds, and across
+   files the causal order of a live session:
    SessionStart, prompts, each PreToolUse followed by its PostToolUse (paired
    by tool and input, in order), subagent and notification events, Stop,
-   SessionEnd. A multi-turn session without times then replays as one turn;
+   SessionEnd. A multi-turn session without times, split over files, then
+   replays as one turn;
    its final status is the same, since the status rule reads the last prompt,
    the last tool call and the calls never answered.
 
@@ -259,7 +261,11 @@ def session_events(
 
 
 def _causal(events: list[tuple[int, int, dict[str, Any]]]) -> list[tuple[int, int, dict]]:
-    """Undated events in the order of a live session (rule 4)."""
+    """Undated events in the order of a live session (rule 4). Events of one file
+    only (a JSON-lines log of every event) keep its order: one log's own order is the
+    session's, turns included."""
+    if len({e[0] for e in events}) <= 1:
+        return sorted(events, key=lambda e: e[1])
     ranked = sorted(
         events, key=lambda e: (RANK.get(str(e[2].get("hook_event_name")), 4), e[0], e[1])
     )

@@ -217,6 +217,20 @@ def test_events_no_file_dates_are_not_moved_past_the_transcript():
                      "Notification": "2025-08-11T18:30:05+00:00"}  # fmt: skip
 
 
+def test_one_undated_log_of_every_event_keeps_its_own_order():
+    """A JSON-lines log of every event (one file) is the session's order, its turns
+    included; only events split over files by type are put in a session's causal order."""
+
+    def e(name: str, **fields: object) -> dict:
+        return {"session_id": "c", "hook_event_name": name, **fields}
+
+    log = [e("UserPromptSubmit", prompt="one"), e("PreToolUse", tool_name="T", tool_input=1),
+           e("PostToolUse", tool_name="T", tool_input=1), e("Stop"),
+           e("UserPromptSubmit", prompt="two"), e("PreToolUse", tool_name="T", tool_input=2),
+           e("Stop")]  # fmt: skip
+    assert session_events([log]) == log
+
+
 def test_the_command_imports_a_hook_folder_with_its_transcript(tenant, tmp_path, capsys):
     folder = _disler_folder(tmp_path, with_transcript=True)
     call_command("import_traces", str(folder), workspace=tenant.workspace.slug, fmt="claude-hooks")
