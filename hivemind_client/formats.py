@@ -4428,8 +4428,10 @@ def _native(path: Path) -> Parsed:
     items = _json_or_jsonl(path)
     if len(items) == 1 and isinstance(items[0][1], dict) and "traces" in items[0][1]:
         traces = _need(path, "traces", items[0][1]["traces"], list, '"traces", a list')
-        return Parsed(traces=traces)
-    return Parsed(traces=[item for _, item in items])
+        items = [(f"traces[{i}]", trace) for i, trace in enumerate(traces)]
+    return Parsed(
+        traces=[_need(path, where, item, dict, "a trace object") for where, item in items]
+    )
 
 
 # --- OpenHands ----------------------------------------------------------------
@@ -5986,8 +5988,10 @@ def give_outcome(traces: list[Any], status: str) -> int:
     for trace in traces:
         if isinstance(trace, dict) and trace.get("status", "unknown") in ("", "unknown"):
             trace["status"] = status
-            trace["metadata"] = {**obj(trace.get("metadata")),
-                                 "outcome_from": "given at import (--status)"}  # fmt: skip
+            # Metadata that is no object is left for the server to refuse, not dropped.
+            if isinstance(trace.get("metadata"), dict | None):
+                trace["metadata"] = {**obj(trace.get("metadata")),
+                                     "outcome_from": "given at import (--status)"}  # fmt: skip
             given += 1
     return given
 

@@ -3159,3 +3159,38 @@ def test_a_saved_openhands_conversations_times_are_the_machines_local_times(tena
     naive = datetime.fromisoformat(first["timestamp"])
     assert trace.started_at.replace(tzinfo=None) == naive + timedelta(hours=5)
     assert trace.steps.order_by("index").first().started_at > trace.started_at
+
+
+@pytest.mark.parametrize(
+    "content", [[1, {"external_id": "a"}], {"traces": [{"external_id": "a"}, 5]}]
+)
+def test_a_native_file_holding_something_other_than_traces_is_refused_naming_it(tenant, tmp_path,
+                                                                                 content):  # fmt: skip
+    """An element of a native file (or of its "traces") that is no object is a per-file
+    error naming where it is. Before, the client's importer failed with a traceback
+    (`'int' object has no attribute 'get'`)."""
+    from hivemind_client.formats import FormatError, parse
+    from hivemind_client.importer import import_file
+
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps(content))
+    where = "element \\[0\\]" if isinstance(content, list) else "traces\\[1\\]"
+    with pytest.raises(FormatError, match=f"{where}: expected a trace object, found int"):
+        parse("native", path)
+    with pytest.raises(FormatError, match=where):
+        import_file("http://127.0.0.1:9", "hm_unused", "native", path)
+    result = traces_import_file(workspace=tenant.workspace, fmt="native", path=path)
+    assert not result.ok and "expected a trace object" in result.error
+    assert not Trace.objects.filter(workspace=tenant.workspace).exists()
+
+
+def test_an_outcome_given_at_import_leaves_metadata_that_is_no_object_for_the_server_to_refuse():
+    """`--status` records where the outcome came from in each run's metadata; a run
+    whose metadata is no object keeps it, so the server refuses it by name. Before,
+    it was replaced by `{"outcome_from": …}` and the run stored without a word."""
+    from hivemind_client.formats import give_outcome
+
+    traces = [{"external_id": "a", "metadata": [1]}, {"external_id": "b"}]
+    assert give_outcome(traces, "failed") == 2
+    assert traces[0] == {"external_id": "a", "metadata": [1], "status": "failed"}
+    assert traces[1]["metadata"] == {"outcome_from": "given at import (--status)"}
