@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from django import template
 
 from failures import taxonomy
@@ -16,6 +18,30 @@ def category_label(key: str) -> str:
     group = taxonomy.GROUPS.get(key.split(".", 1)[0], "")
     label = _LABELS.get(key) or key.split(".", 1)[-1].replace("_", " ").capitalize()
     return f"{group}: {label}" if group else label
+
+
+@register.filter
+def lift_figure(value: float, side: str = "") -> str:
+    """A lift, or one end of its 95% interval (`side` "low" or "high"), to one decimal:
+    the ends rounded outward, so the interval shown holds the one computed; and to as
+    many more decimals (up to the three stored) as keep it on its side of 1, since the
+    page judges by the value, not the rounding (a low end of 1.04 reads "1.04", not
+    "1.0", where the mode counts as failing more often; a high end of 0.96, "0.96")."""
+    value = float(value)
+    for places in (1, 2, 3):
+        scale = 10**places
+        scaled = round(value * scale, 6)
+        step = (
+            math.floor(scaled)
+            if side == "low"
+            else math.ceil(scaled)
+            if side == "high"
+            else math.floor(scaled + 0.5)
+        )
+        shown = step / scale
+        if (shown > 1) == (value > 1) and (shown < 1) == (value < 1):
+            break
+    return f"{shown:.{places}f}"
 
 
 @register.filter

@@ -903,3 +903,26 @@ def test_what_the_agents_were_trying_to_do_counts_runs_and_says_when_tasks_diffe
     assert "and 3 similar tasks · 4 runs" in html
     assert "Cancel the booking</li>" in html  # one run: no count
     assert "And 2 other kinds of task in 2 runs." in html
+
+
+def test_a_lift_and_its_interval_read_on_the_side_of_1_they_are_judged_on(client, tenant):
+    """The modes page judges a lift by its stored interval (above 1: it fails more
+    often; wholly below 1: less often; else "may be chance"). Rounded to one decimal,
+    a low end of 1.04 read "1.0" beside a lift shown as not chance, and an interval
+    wholly below 1 read "may be chance"."""
+    lifts = {"above": (1.6, 1.04, 2.345), "below": (0.5, 0.3, 0.96), "across": (1.25, 0.7, 2.2)}
+    for label, (lift, low, high) in lifts.items():
+        FailureMode.objects.create(
+            workspace=tenant.workspace, label=f"mode {label}", centroid=[1.0] + [0.0] * 383,
+            incident_count=3, stats={"lift": lift, "lift_low": low, "lift_high": high,
+                                     "also_in_successes": 0.1, "successes": 10},
+        )  # fmt: skip
+    client.force_login(tenant.viewer)
+    page = client.get(reverse("mode_list", args=[tenant.workspace.slug])).content.decode()
+    cells = {label: page.split(f"mode {label}</a>")[1].split("</tr>")[0] for label in lifts}
+    assert '<span class="good">×1.6</span><div class="small muted">1.04–2.4</div>' in cells["above"]
+    assert (
+        '×0.5</span><div class="small muted">0.3–0.96: runs showing it fail less often'
+        in (cells["below"])
+    )
+    assert '×1.3</span><div class="small muted">0.7–2.2: may be chance' in cells["across"]
