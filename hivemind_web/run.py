@@ -3,9 +3,10 @@
     python -m hivemind_web.run [--port 8000] [--no-demo]
 
 Starts, in order: the embedded PostgreSQL (by loading settings), the embedded
-Redis broker (unless CELERY_BROKER_URL names one), migrations, then a Celery
-worker with beat inside it, the web server (gunicorn) and, beside them, the
-demo seed (a job that runs once; the worker drafts its skills). Ctrl-C (or
+Redis broker (unless CELERY_BROKER_URL names one), then migrations beside a
+Celery worker with beat inside it and the web server (gunicorn), which load
+meanwhile and wait for the schema before they take a task or bind their port;
+then the demo seed (a job that runs once; the worker drafts its skills). Ctrl-C (or
 SIGTERM) stops them in reverse order and waits for each: the web server first,
 so no request enqueues into a stopping broker, the worker after it finishes its
 current task, the broker last (it flushes its append-only file).
@@ -30,6 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .warmup import AWAIT_MIGRATIONS
 
 STOP_TIMEOUT = 20.0
 # A child that dies is restarted after 1, 2, 4 … up to MAX_BACKOFF seconds; one that
@@ -71,17 +74,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                          preexec_fn=die_with_parent)))  # fmt: skip
             print(f"broker: embedded Redis on {socket_path}", flush=True)
         # Hashed, compressed static files (served by WhiteNoise with long caching),
-        # collected while the migrations run: neither waits for the other (the
-        # system checks run once, with the migrations).
+        # collected while the migrations run: neither waits for the other. The
+        # system checks run once, before the files are collected (`prepare_static`),
+        # not on the migrations' path.
         os.environ.setdefault("HIVEMIND_STATIC_MANIFEST", "true")
-        static = _start([python, "manage.py", "collectstatic", "--noinput", "--verbosity", "0",
-                         "--skip-checks"])  # fmt: skip
-        try:
-            _run([python, "manage.py", "migrate", "--noinput"])
-        finally:
-            static.wait()
-        if static.returncode != 0:
-            raise subprocess.CalledProcessError(static.returncode, static.args)
+        static = _start([python, "manage.py", "prepare_static"])
         celery = [python, "-m", "celery", "-A", "hivemind_web"]
         # Beat runs inside the worker's parent (`--beat`): one machine needs one
         # scheduler, and a process of its own would hold a second copy of Django
@@ -92,6 +89,27 @@ def main(argv: list[str] | None = None) -> int:
                                                  f"--concurrency={args.concurrency}",
                                                  "--beat", f"--schedule={beat_file}"]))  # fmt: skip
         children.append(Child.command("web", web_command(args.host, args.port, args.web_workers)))
+        # The worker and the web server load (the app, its templates, the model) while
+        # the migrations run, and wait for the schema before they take a task or
+        # bind their port (warmup.await_migrations). The web server starts once the
+        # static files are collected: it reads their manifest once.
+        os.environ[AWAIT_MIGRATIONS] = "1"
+        web = children.pop()
+        for child in children:  # the broker, the worker
+            child.launch()
+        migrate = _start([python, "manage.py", "migrate", "--noinput", "--skip-checks"])
+        try:
+            if static.wait() == 0:
+                children.append(web)
+                web.launch()
+            if migrate.wait() != 0:
+                raise subprocess.CalledProcessError(migrate.returncode, migrate.args)
+        finally:
+            if migrate.poll() is None:  # stopped early (Ctrl-C, a failed start)
+                migrate.kill()
+                migrate.wait()
+        if static.returncode != 0:
+            raise subprocess.CalledProcessError(static.returncode, static.args)
         if not args.no_demo:
             # Seeded beside the start of the worker and the web server, not before
             # them: the demo fills in while they load, and its skills are drafted
@@ -164,10 +182,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     return parser.parse_args(argv)
-
-
-def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _start(command: list[str]) -> subprocess.Popen[bytes]:

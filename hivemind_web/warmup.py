@@ -9,6 +9,8 @@ share these pages instead of each loading its own copy (the embedding model is
 from __future__ import annotations
 
 import gc
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,30 @@ WORKER_MODULES = (
     "sklearn.feature_extraction.text",
     "sklearn.metrics",
 )
+
+
+# Set by the default run (hivemind_web/run.py), which starts the web server and the
+# worker while its `migrate` runs: each loads what it needs meanwhile, then waits for
+# the schema before it accepts a request or a task.
+AWAIT_MIGRATIONS = "HIVEMIND_AWAIT_MIGRATIONS"
+
+
+def await_migrations(poll: float = 0.2) -> None:
+    """Return once every migration on disk is applied (each app's last one recorded:
+    `migrate` applies them in order, so the rest are too)."""
+    from django.db import DatabaseError, connection
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.recorder import MigrationRecorder
+
+    leaves = set(MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes())
+    recorder = MigrationRecorder(connection)
+    while True:
+        try:
+            if recorder.has_table() and leaves <= set(recorder.applied_migrations()):
+                return
+        except DatabaseError:
+            connection.close()  # the server restarting, or the table being created
+        time.sleep(poll)
 
 
 def warm_process(modules: tuple[str, ...] = ()) -> None:
@@ -59,6 +85,8 @@ def warm_process(modules: tuple[str, ...] = ()) -> None:
     log_redactor()
     for module in modules:
         importlib.import_module(module)
+    if os.environ.get(AWAIT_MIGRATIONS):
+        await_migrations()
     connections.close_all()
     # What is loaded now stays out of the garbage collector's way: collections in
     # a child would otherwise write to (and so copy) every page they scan.

@@ -129,3 +129,109 @@ def test_seed_demo_run_as_its_own_process_skips_the_collections_at_exit(monkeypa
     assert frozen == []
     seed_demo.Command().run_from_argv(["manage.py", "seed_demo"])
     assert frozen == [True]
+
+
+@pytest.mark.django_db
+def test_a_process_started_beside_migrate_waits_until_every_app_is_migrated(monkeypatch):
+    """The default run starts the web server and the worker while `migrate` runs:
+    each loads meanwhile, then waits in warm_process until every app's last
+    migration is recorded, so no request or task meets a table not yet made."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    real = MigrationRecorder.applied_migrations
+    polls: list[int] = []
+
+    def applied(self):  # type: ignore[no-untyped-def]
+        found = real(self)
+        polls.append(len(polls))
+        if len(polls) < 3:  # the traces app's newest migration not applied yet
+            del found[max(key for key in found if key[0] == "traces")]
+        return found
+
+    monkeypatch.setattr(MigrationRecorder, "applied_migrations", applied)
+    monkeypatch.setattr(warmup.gc, "freeze", lambda: None)
+    monkeypatch.setenv(warmup.AWAIT_MIGRATIONS, "1")
+    monkeypatch.setattr(warmup.time, "sleep", lambda seconds: None)
+    warmup.warm_process()
+    assert len(polls) == 3
+    monkeypatch.delenv(warmup.AWAIT_MIGRATIONS)
+    polls.clear()
+    warmup.warm_process()  # run on its own (production's gunicorn): no wait
+    assert polls == []
+
+
+def test_the_default_run_starts_the_web_server_and_the_worker_before_it_migrates(monkeypatch):
+    """Their start (loading the app and the model) overlaps the migrations; the web
+    server's follows the static files (it reads their manifest once), and the demo
+    seed, which writes to the tables, starts after the migrations."""
+    import os
+    import subprocess
+
+    from hivemind_web import run
+
+    events: list[str] = []
+
+    class Done:
+        """A process that ran to its end, saying when it is waited on."""
+
+        def __init__(self, command: list[str]) -> None:
+            self.args, self.name = command, command[2]
+            self.returncode = 0
+            events.append(f"{self.name} started")
+
+        def wait(self) -> int:
+            events.append(f"{self.name} done")
+            return 0
+
+        def poll(self) -> int:
+            return 0
+
+    monkeypatch.setattr(run, "hold_run_lock", lambda *args: None)
+    monkeypatch.setattr(run, "_start_reaper", lambda settings: None)
+    monkeypatch.setattr(run, "_start", Done)
+    monkeypatch.setattr(run.Child, "launch", lambda child: events.append(
+        f"{child.name} ({os.environ.get(warmup.AWAIT_MIGRATIONS)})"))  # fmt: skip
+    monkeypatch.setattr(run, "supervise", lambda children, stopping, on_tick: [
+        child.launch() for child in children if child.name == "demo seed"] and 0)  # fmt: skip
+    monkeypatch.setattr(run.signal, "signal", lambda *args: None)  # pytest keeps its Ctrl-C
+    monkeypatch.delenv(warmup.AWAIT_MIGRATIONS, raising=False)
+    # What main() sets for its children, restored after the test.
+    monkeypatch.setenv("HIVEMIND_PUBLIC_URL", "http://127.0.0.1:8999")
+    monkeypatch.setenv("HIVEMIND_STATIC_MANIFEST", os.environ.get("HIVEMIND_STATIC_MANIFEST", ""))
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")  # no embedded broker
+    monkeypatch.setattr(subprocess, "Popen", None)  # nothing else may start a process
+    try:
+        assert run.main(["--port", "8999"]) == 0
+    finally:
+        os.environ.pop(warmup.AWAIT_MIGRATIONS, None)
+    assert events == [
+        "prepare_static started", "worker (1)", "migrate started",
+        # The web server loads while the migrations run, after the static files.
+        "prepare_static done", "web (1)", "migrate done",
+        "demo seed (1)",
+    ]  # fmt: skip
+
+
+def test_prepare_static_runs_every_system_check_before_it_collects(monkeypatch):
+    """The default run migrates with --skip-checks: the checks run here instead, so a
+    failing one (any tag, not only the static files') still stops the start."""
+    from django.contrib.staticfiles.management.commands import collectstatic
+    from django.core import checks
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    collected: list[dict] = []
+    monkeypatch.setattr(collectstatic.Command, "handle",
+                        lambda self, **options: collected.append(options) or "")  # fmt: skip
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        return [checks.Error("a model is broken", id="tests.E001")]
+
+    registry = checks.registry.registry
+    monkeypatch.setattr(registry, "registered_checks", {*registry.registered_checks, broken})
+    with pytest.raises(SystemCheckError, match="a model is broken"):
+        call_command("prepare_static", skip_checks=False)  # as from the command line
+    assert collected == []
+    monkeypatch.setattr(registry, "registered_checks", registry.registered_checks - {broken})
+    call_command("prepare_static", skip_checks=False)
+    assert len(collected) == 1 and collected[0]["interactive"] is False
