@@ -238,3 +238,36 @@ def test_trace_content_is_escaped(tenant):
         .content.decode()
     )
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_each_trace_list_row_shows_its_run_escaped(tenant):
+    """The list's rows are rendered in Python (`trace_tags.trace_rows`): every cell as
+    the template wrote it, each value escaped."""
+    ok = [{"kind": "tool_call", "name": "crm.search", "input": {"q": "x"}, "tokens": 12_345,
+           "started_at": "2024-03-05T10:00:00Z", "duration_ms": 61_000}]  # fmt: skip
+    ingest(tenant,
+           trace_payload("run-<b>-" + "x" * 40, agent="", task="<i>" + "t" * 80, reward=0.5),
+           trace_payload("ok-run", status="succeeded", steps=ok, cost_usd=0.01234,
+                         started_at="2024-03-05T10:00:00Z", ended_at="2024-03-05T10:01:01Z"))  # fmt: skip
+    html = tenant.client_for(tenant.viewer).get(
+        reverse("trace_list", args=[tenant.workspace.slug])).content.decode()  # fmt: skip
+    trace = Trace.objects.get(external_id__startswith="run-")
+    rows = [row.split("</tr>")[0] for row in html.split("<tr>")]
+    failed = next(row for row in rows if f"/traces/{trace.pk}/" in row)
+    assert f'href="/w/{tenant.workspace.slug}/traces/{trace.pk}/"' in failed
+    assert '<code class="small">run-&lt;b&gt;-xxxxxxx…xxxxxxxxxxxxxx</code>' in failed
+    assert "<td>—</td>" in failed  # no agent
+    assert "<td>&lt;i&gt;" + "t" * 66 + "…</td>" in failed  # 70 characters
+    assert (
+        '<span class="badge badge-bad">Failed</span> <span class="muted small">r=0.50</span>'
+        in (failed)
+    )
+    assert '<td><span class="badge badge-bad">1</span></td>' in failed  # one step errored
+    assert '<span class="muted" title="The agent did not report a cost">—</span>' in failed
+    assert 'title="2026-11-20 10:00:00">Nov 20, 10:00 UTC</td>' in failed
+    succeeded = next(row for row in rows if ">ok-run</code>" in row)
+    assert '<span class="badge badge-ok">Succeeded</span></td>' in succeeded
+    assert '<td><span class="muted">0</span></td>' in succeeded
+    assert "<td>12,345</td>" in succeeded and "<td>$0.0123</td>" in succeeded
+    assert '<td class="small">1 min 1 s</td>' in succeeded
+    assert 'title="2024-03-05 10:00:00">Mar 5, 2024, 10:00 UTC</td>' in succeeded

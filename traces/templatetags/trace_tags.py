@@ -6,8 +6,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import template
+from django.template.defaultfilters import floatformat
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 
 from traces.errors import decisive_line
 from traces.messages import chat_text
@@ -175,3 +180,51 @@ def pair(left: Any, right: Any) -> list[Any]:
 @register.filter
 def is_mapping(value: Any) -> bool:
     return isinstance(value, dict)
+
+
+_NO_COST = mark_safe('<span class="muted" title="The agent did not report a cost">—</span>')
+_NO_TOKENS = mark_safe('<span class="muted">—</span>')
+_NO_ERRORS = mark_safe('<span class="muted">0</span>')
+
+
+@register.simple_tag
+def trace_rows(traces: Any, workspace: Any) -> SafeString:
+    """The trace list's rows (`_trace_results.html`), in Python: the list's hot loop.
+    Through the template engine a row of ten cells took about 1 ms on a slow 2-core
+    machine, 50 a page, most of the page's time; the markup is the template's was."""
+    year = timezone.localtime().year
+
+    def cells(t: Any) -> tuple[Any, ...]:
+        started = timezone.localtime(t.started_at) if t.started_at else None
+        when = "" if started is None else date_format(
+            started, "M j, H:i T" if started.year == year else "M j, Y, H:i T")  # fmt: skip
+        reward = "" if t.reward is None else format_html(
+            ' <span class="muted small">r={}</span>', floatformat(t.reward, 2))  # fmt: skip
+        return (
+            reverse("trace_detail", args=[workspace.slug, t.pk]), t.external_id,
+            middle(t.external_id, 30), t.agent or "—", Truncator(t.task).chars(70),
+            status_badge(t.status), t.get_status_display(), reward, t.step_count,
+            format_html('<span class="badge badge-bad">{}</span>', t.error_count)
+            if t.error_count else _NO_ERRORS,
+            floatformat(t.total_tokens, "g") if t.total_tokens else _NO_TOKENS,
+            _NO_COST if t.cost_usd is None else "$" + floatformat(t.cost_usd, 4),
+            duration(t.duration), "" if started is None else started.strftime("%Y-%m-%d %H:%M:%S"),
+            when,
+        )  # fmt: skip
+
+    return format_html_join(
+        "\n",
+        "      <tr>\n"
+        '        <td><a href="{}" title="{}"><code class="small">{}</code></a></td>\n'
+        "        <td>{}</td>\n"
+        "        <td>{}</td>\n"
+        '        <td><span class="badge {}">{}</span>{}</td>\n'
+        "        <td>{}</td>\n"
+        "        <td>{}</td>\n"
+        "        <td>{}</td>\n"
+        "        <td>{}</td>\n"
+        '        <td class="small">{}</td>\n'
+        '        <td class="small" title="{}">{}</td>\n'
+        "      </tr>",
+        (cells(t) for t in traces),
+    )
